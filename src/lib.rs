@@ -1,1 +1,91 @@
+//! luring: a Lua-scriptable actor runtime for Linux on io_uring.
+//!
+//! Each actor is its own LuaJIT VM running cooperative fibers on its own
+//! io_uring executor. This crate is both the `luring` command and the
+//! library that embeds it:
+//!
+//! ```no_run
+//! let status = luring::Runtime::new()?.run_file("examples/hello.lua", &["a".into()])?;
+//! std::process::exit(status.code());
+//! # Ok::<(), luring::RuntimeError>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod actor;
+pub mod executor;
+pub mod fiber;
+pub mod modules;
+
+use std::path::{Path, PathBuf};
+
+use actor::vm::{Vm, VmConfig};
+
+/// Why a runtime could not run a script.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The script could not be read or compiled. `reason` names the file,
+    /// and the line for syntax errors.
+    #[error("{reason}")]
+    Load { script: PathBuf, reason: String },
+    /// The actor's io_uring could not be created (kernel without io_uring,
+    /// or io_uring disabled by `kernel.io_uring_disabled`).
+    #[error("cannot create the actor's io_uring: {0} (luring needs Linux ≥ 6.1 with io_uring enabled)")]
+    Ring(#[source] std::io::Error),
+    /// The runtime's own Lua code failed to start: a bug in luring.
+    #[error("internal error while starting the Lua VM: {0}")]
+    Boot(String),
+    /// The scheduler failed: a bug in luring.
+    #[error("internal runtime error: {0}")]
+    Internal(String),
+}
+
+/// How a script run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    code: i32,
+}
+
+impl ExitStatus {
+    /// The process exit code: `system.exit(n)` if it was called, else 1 if
+    /// the main fiber panicked, else 0.
+    pub fn code(self) -> i32 {
+        self.code
+    }
+}
+
+/// A luring runtime: runs a Lua program as the main actor.
+pub struct Runtime {
+    _private: (),
+}
+
+impl Runtime {
+    pub fn new() -> Result<Self, RuntimeError> {
+        Ok(Self { _private: () })
+    }
+
+    /// Runs `script` as the main fiber of the main VM, on this thread, until
+    /// nothing can wake any fiber. `args` become `system.arguments[3..]`
+    /// (`arguments[1]` is "luring", `arguments[2]` the script path).
+    pub fn run_file(
+        &self,
+        script: impl AsRef<Path>,
+        args: &[String],
+    ) -> Result<ExitStatus, RuntimeError> {
+        let script = script.as_ref().to_path_buf();
+        let mut arguments = vec!["luring".to_owned(), script.to_string_lossy().into_owned()];
+        arguments.extend(args.iter().cloned());
+        let vm = Vm::new()?;
+        let exit = vm.run_main(&VmConfig {
+            script,
+            arguments,
+            context: "main",
+        })?;
+        let code = match exit.exit_code {
+            Some(code) => code,
+            None if exit.main_panicked => 1,
+            None => 0,
+        };
+        Ok(ExitStatus { code })
+    }
+}

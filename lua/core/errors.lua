@@ -1,0 +1,136 @@
+-- Error values (spec/core.md §7): tables {code=, category=} sharing one
+-- metatable; categories are userdata whose tostring is their name.
+local K = ...
+local rt = K.rt
+local setmetatable, tostring, type, rawget = setmetatable, tostring, type, rawget
+
+local error_mt = { __metatable = 'error_code' }
+local error_methods = {}
+K.error_mt = error_mt
+
+local categories = {}
+local function category(name, message)
+  local c = newproxy(true)
+  local mt = getmetatable(c)
+  mt.__tostring = function() return name end
+  mt.__index = { message = function(_, code) return message(code) end }
+  mt.__metatable = 'error_category'
+  categories[name] = c
+  return c
+end
+
+local function strerror(code) return rt.strerror(code) end
+local system = category('system', strerror)
+local generic = category('generic', strerror)
+
+local core_names = {
+  'invalid_module_name', 'module_not_found', 'root_cannot_import_parent',
+  'cyclic_import', 'leaf_cannot_import_child', 'only_main_fiber_may_import',
+  'bad_root_context', 'bad_index', 'bad_coroutine',
+  'suspension_already_allowed', 'interruption_already_allowed',
+  'forbid_suspend_block', 'interrupted', 'unmatched_scope_cleanup',
+  'channel_closed', 'no_senders', 'internal_module', 'raise_error',
+  'bad_rdf', 'bad_rdf_module', 'bad_rdf_error_category', 'broken_promise',
+  'promise_already_satisfied', 'current_module_not_known',
+}
+local core_messages = {
+  "Cannot have a module with this name",
+  "Module not found",
+  "The root module doesn't have a parent and can't reference one",
+  "The module you're trying to import has a dependency on the current module (and it is partially loaded already)",
+  "A leaf module cannot import child modules",
+  "You can only import modules from the main fiber",
+  "Bad root context",
+  "Requested key wasn't found in the table/userdata",
+  "The fiber coroutine is reserved to the scheduler",
+  "Suspension already allowed",
+  "Interrupt-ability already allowed",
+  "EPERM within a forbid-suspend block",
+  "Fiber interrupted",
+  "scope_cleanup_pop() called w/o a matching scope_cleanup_push()",
+  "Channel closed",
+  "Broadcast the address before attempting to receive on it",
+  "Lua code cannot import this module directly",
+  "std::raise() failed",
+  "Failed to parse RDF",
+  "Parsed RDF doesn't contain a recognized Emilua module",
+  "Parsed RDF module contains an invalid error category",
+  "Broken promise",
+  "Promise already satisfied",
+  "Global _FILE is missing or invalid",
+}
+local core = category('emilua.core', function(code)
+  return core_messages[code] or ''
+end)
+local json_messages = { "ERANGE on json", "Too many levels", "Array too long",
+                        "Reference cycle exists" }
+category('emilua.json.dom', function(code) return json_messages[code] or '' end)
+local asio_misc_messages = { [1] = "Already open", [2] = "End of file",
+                             [3] = "Element not found", [4] = "The descriptor does not fit into the select call's fd_set" }
+category('asio.misc', function(code) return asio_misc_messages[code] or '' end)
+
+local function new(cat, code, arg)
+  return setmetatable({ code = code, category = cat, arg = arg }, error_mt)
+end
+K.new_error = new
+
+error_mt.__tostring = function(e) return e.category:message(e.code) end
+error_mt.__eq = function(a, b)
+  return a.code == b.code and a.category == b.category
+end
+error_mt.__index = error_methods
+function error_methods.togeneric(e)
+  if e.category == system then return new(generic, e.code) end
+  return e
+end
+
+K.core_code = {}
+for i, name in ipairs(core_names) do K.core_code[name] = i end
+
+-- Raising helpers used by every core file. Level 0: no position prefix.
+function K.raise_core(name, extra_key, extra_value)
+  local e = new(core, K.core_code[name])
+  if extra_key then e[extra_key] = extra_value end
+  error(e, 0)
+end
+function K.core_error(name) return new(core, K.core_code[name]) end
+function K.raise_errno(errno, arg)
+  error(new(generic, errno, arg), 0)
+end
+function K.system_error(errno) return new(system, errno) end
+function K.generic_error(errno, arg) return new(generic, errno, arg) end
+
+-- operation_aborted: asio reports it through the system category (ECANCELED).
+K.operation_aborted = function() return new(system, rt.errno.ECANCELED) end
+
+function K.is_interrupted(e)
+  return type(e) == 'table' and getmetatable(e) == 'error_code'
+    and e.category == core and e.code == 13
+end
+
+-- Turns a wrapped Rust error (userdata) into the error table it stands for.
+local decode = rt.decode_error
+function K.normalize_error(e)
+  if type(e) == 'userdata' then
+    local cat, code, arg = decode(e)
+    if code then return new(categories[cat], code, arg) end
+    if cat then return cat end
+  end
+  return e
+end
+
+-- What a panic report prints for an error value (§7 last bullet).
+function K.error_message(e)
+  if type(e) == 'string' then return e end
+  if type(e) == 'table' and getmetatable(e) == 'error_code' then
+    local cat = rawget(e, 'category')
+    if categories[tostring(cat)] == cat then return cat:message(e.code) end
+  end
+  return ''
+end
+
+-- The generic_error module: errno names as generic error objects.
+local generic_error = {}
+for name, value in pairs(rt.errno) do generic_error[name] = new(generic, value) end
+K.builtin_modules.generic_error = generic_error
+K.categories = categories

@@ -1,0 +1,288 @@
+-- require (spec/core.md §6), module environments and the safe globals.
+--
+-- Invariants: each module file is evaluated at most once per VM, in its own
+-- module fiber and in a fresh global table; `loaded[path]` is 'loading'
+-- until that fiber ends, which is how cycles are detected. Module ids are
+-- resolved against the importer's own file (leaf/root rules) and never
+-- above the import root.
+local K = ...
+local rt = K.rt
+local E = rt.errno
+local raise_core, raise_errno = K.raise_core, K.raise_errno
+local current, suspend, wake, check_suspend = K.current, K.suspend, K.wake, K.check_suspend
+local INTERRUPTED = K.INTERRUPTED
+local type, error, setmetatable, pairs = type, error, setmetatable, pairs
+local raw_load, raw_getfenv, raw_setfenv = load, getfenv, setfenv
+local REAL_G = _G
+
+---------------------------------------------------------------------------
+-- Safe globals: what every module environment starts with.
+local safe_names = {
+  'assert', 'error', 'ipairs', 'next', 'pairs', 'rawequal', 'rawget', 'rawset',
+  'select', 'setmetatable', 'getmetatable', 'tonumber', 'tostring', 'type',
+  'unpack', '_VERSION', 'collectgarbage', 'gcinfo', 'newproxy',
+  'string', 'table', 'math', 'bit',
+  -- runtime globals (defined by the other core files)
+  'spawn', 'this_fiber', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop',
+  'pcall', 'xpcall', 'coroutine', 'byte_span',
+}
+
+local function text_only_load(chunk, chunkname, mode, env)
+  if type(chunk) == 'string' and chunk:byte(1) == 27 then
+    return nil, 'binary chunks are refused: load() takes Lua source text only'
+  end
+  if mode ~= nil and mode ~= 't' then
+    return nil, "binary chunks are refused: load() accepts only mode 't'"
+  end
+  if type(chunk) == 'function' then
+    -- A reader may deliver a binary signature in its first piece.
+    local first = true
+    local reader = chunk
+    chunk = function()
+      local piece = reader()
+      if first and type(piece) == 'string' and piece ~= '' then
+        first = false
+        if piece:byte(1) == 27 then
+          error('binary chunks are refused: load() takes Lua source text only', 0)
+        end
+      end
+      return piece
+    end
+  end
+  local fn, err
+  if env == nil then
+    fn, err = raw_load(chunk, chunkname, 't')
+    -- Chunks without an explicit env get the caller's module globals.
+    if fn then raw_setfenv(fn, raw_getfenv(2)) end
+  else
+    fn, err = raw_load(chunk, chunkname, 't', env)
+  end
+  return fn, err
+end
+
+local function user_getfenv(x)
+  if x == nil then x = 1 end
+  if type(x) == 'number' then
+    if x == 0 then return raw_getfenv(0) end
+    x = x + 1
+  end
+  local e = raw_getfenv(x)
+  if e == REAL_G then return nil end
+  return e
+end
+
+local function user_setfenv(x, t)
+  if type(x) == 'number' and x > 0 then x = x + 1 end
+  if x ~= 0 and raw_getfenv(x) == REAL_G then raise_errno(E.EPERM) end
+  return raw_setfenv(x, t)
+end
+
+local safe_os = {
+  time = os.time, clock = os.clock, date = os.date, difftime = os.difftime,
+  getenv = os.getenv,
+}
+
+local function new_env(context, file)
+  local env = {}
+  for i = 1, #safe_names do
+    local n = safe_names[i]
+    env[n] = REAL_G[n]
+  end
+  env.string = setmetatable({}, { __index = string })
+  for k, v in pairs(string) do env.string[k] = v end
+  env.table, env.math, env.bit = {}, {}, {}
+  for k, v in pairs(table) do env.table[k] = v end
+  for k, v in pairs(math) do env.math[k] = v end
+  for k, v in pairs(bit) do env.bit[k] = v end
+  env.os = {}
+  for k, v in pairs(safe_os) do env.os[k] = v end
+  env.print = K.print
+  env.require = K.require
+  env.load = text_only_load
+  env.loadstring = function(s, name) return text_only_load(s, name, 't') end
+  env.getfenv, env.setfenv = user_getfenv, user_setfenv
+  env._G = env
+  env._CONTEXT = context
+  env._FILE = file
+  return env
+end
+K.new_env = new_env
+
+---------------------------------------------------------------------------
+-- Module ids and resolution
+local builtin = K.builtin_modules
+local core_ids = {}
+for _, id in ipairs({ 'ffi', 'generic_error', 'asio_error', 'mutex',
+  'recursive_mutex', 'condition_variable', 'future', 'inbox', 'json', 'time',
+  'filesystem', 'pipe', 'ip', 'file', 'unix', 'stream', 'regex',
+  'serial_port', 'tls', 'system' }) do core_ids[id] = true end
+
+local NAME = '^[%a_][%w_]*$'
+local loaded = {}   -- absolute path -> 'loading' | module value
+
+local function dirname(p) return (p:match('^(.*)/[^/]*$')) or '.' end
+
+-- Returns the directory to look in, or raises the spec's error.
+local function resolve_dir(id, importer)
+  if id:sub(1, 1) == '/' then
+    local parts = {}
+    for part in id:sub(2):gmatch('[^/]*') do parts[#parts + 1] = part end
+    -- gmatch of '[^/]*' yields empty strings between separators
+    local names = {}
+    for i = 1, #parts do
+      if parts[i] ~= '' or (i > 1 and parts[i - 1] ~= '') then names[#names + 1] = parts[i] end
+    end
+    if #names == 0 then raise_core('invalid_module_name') end
+    for i = 1, #names do
+      if not names[i]:match(NAME) then raise_core('invalid_module_name') end
+    end
+    local last = table.remove(names)
+    local dir = importer.root
+    if #names > 0 then dir = dir .. '/' .. table.concat(names, '/') end
+    return dir, last, importer.display_root .. (#names > 0 and ('/' .. table.concat(names, '/')) or '')
+  end
+  local rest, ups = id, 0
+  local dot = false
+  if rest:sub(1, 2) == './' then
+    dot = true
+    rest = rest:sub(3)
+  else
+    while rest:sub(1, 3) == '../' do
+      ups = ups + 1
+      rest = rest:sub(4)
+    end
+  end
+  if not rest:match(NAME) then raise_core('invalid_module_name') end
+  local dir, display = importer.dir, importer.display_dir
+  if dot then
+    if importer.leaf then raise_core('leaf_cannot_import_child') end
+  else
+    if importer.is_root then raise_core('root_cannot_import_parent') end
+    -- A leaf's first '../' names its own directory (a sibling).
+    if importer.leaf then ups = ups - 1 end
+    for _ = 1, ups do
+      if dir == importer.root then raise_core('root_cannot_import_parent') end
+      dir, display = dirname(dir), dirname(display)
+    end
+  end
+  return dir, rest, display
+end
+
+local function is_project_id(id)
+  return id:sub(1, 2) == './' or id:sub(1, 3) == '../' or id:sub(1, 1) == '/'
+end
+
+-- Loads and runs module `path` in a module fiber; returns its globals.
+local function run_module(path, display, info, context)
+  local src, errno = rt.read_file(path)
+  if not src then K.raise_errno_system(errno) end
+  local env = new_env(context, path)
+  local fn, err = raw_load(src, '@' .. display, 't', env)
+  if not fn then error(err, 0) end
+  return env, fn
+end
+
+local function import(id)
+  local f = current()
+  if not f.is_main then raise_core('only_main_fiber_may_import') end
+  check_suspend(f)
+  local importer = f.module_info
+  local dir, name, display_dir = resolve_dir(id, importer)
+  local path, display, is_init = dir .. '/' .. name .. '.lua', display_dir .. '/' .. name .. '.lua', false
+  if rt.file_kind(path) ~= 'file' then
+    path = dir .. '/' .. name .. '/init.lua'
+    display = display_dir .. '/' .. name .. '/init.lua'
+    is_init = true
+    if rt.file_kind(path) ~= 'file' then raise_core('module_not_found', 'module', id) end
+  end
+  local state = loaded[path]
+  if state == 'loading' then raise_core('cyclic_import') end
+  if state ~= nil then return state end
+  loaded[path] = 'loading'
+  local ok, env, fn = K.raw_pcall(run_module, path, display, nil, '')
+  if not ok then
+    loaded[path] = nil
+    error(env, 0)
+  end
+  local info = {
+    root = importer.root, display_root = importer.display_root,
+    dir = is_init and (dir .. '/' .. name) or dir,
+    display_dir = is_init and (display_dir .. '/' .. name) or display_dir,
+    leaf = not is_init, is_root = false,
+  }
+  local mf = K.new_fiber(function()
+    raw_setfenv(0, env)
+    fn()
+    return raw_getfenv(0)
+  end, { n = 0 }, {
+    is_main = true, module = true, module_info = info, locals_owner = f.locals_owner or f,
+  })
+  mf.handle_alive = true
+  mf.joiner = f
+  local r = suspend(f, function()
+    mf.joiner = nil
+    wake(f, INTERRUPTED)
+  end)
+  if r == INTERRUPTED then
+    mf.detached = true
+    loaded[path] = nil
+    raise_core('interrupted')
+  end
+  if not mf.ok then
+    loaded[path] = nil
+    error(mf.err, 0)
+  end
+  local value = mf.results[2]
+  loaded[path] = value
+  return value
+end
+
+function K.require(id)
+  if type(id) ~= 'string' then raise_errno(E.EINVAL, 1) end
+  if is_project_id(id) then return import(id) end
+  local f = current()
+  if not f.is_main then raise_core('only_main_fiber_may_import') end
+  local m = builtin[id]
+  if m then
+    if type(m) == 'function' then
+      m = m()
+      builtin[id] = m
+    end
+    return m
+  end
+  if core_ids[id] then raise_core('module_not_found', 'module', id) end
+  if not id:match('^[%a_][%w_%.%-]*$') then raise_core('invalid_module_name') end
+  raise_core('module_not_found', 'module', id)
+end
+
+function K.raise_errno_system(errno)
+  error(K.system_error(errno), 0)
+end
+
+---------------------------------------------------------------------------
+-- The entry script: the VM's main fiber.
+function K.start_main(path, display, context)
+  local src, errno = rt.read_file(path)
+  if not src then return false, 'cannot read ' .. display .. ': ' .. rt.strerror(errno) end
+  if src:byte(1) == 27 then
+    return false, display .. ': binary chunks are refused: scripts must be Lua source text'
+  end
+  local env = new_env(context, path)
+  local fn, err = raw_load(src, '@' .. display, 't', env)
+  if not fn then return false, err end
+  local dir, display_dir = dirname(path), dirname(display)
+  local info = {
+    root = dir, display_root = display_dir, dir = dir, display_dir = display_dir,
+    leaf = false, is_root = true,
+  }
+  local mf = K.new_fiber(function(...)
+    raw_setfenv(0, env)
+    return fn(...)
+  end, { n = 0 }, { is_main = true, vm_main = true, module_info = info })
+  K.vm_id = K.hexid(mf.co)
+  return true
+end
+
+function K.main_finished(f)
+  K.main_done = true
+end

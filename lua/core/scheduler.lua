@@ -1,0 +1,630 @@
+-- Fibers on LuaJIT coroutines, driven by a FIFO run queue, waiting on the
+-- actor's io_uring.
+--
+-- Invariants:
+-- * One run queue per VM; every wake-up appends (FIFO). A fiber is in the
+--   queue at most once: only `wake`/`schedule` enqueue, and a suspended
+--   fiber is woken exactly once (its interrupter is cleared by the wake).
+-- * A fiber suspends only by yielding SUSPEND from its own coroutine; user
+--   coroutines in between forward the yield (coroutine.resume wrapper) and
+--   are "busy" meanwhile.
+-- * Fiber states: ready (queued) -> running -> suspended | finished.
+--   A finished fiber's coroutine goes back to the pool.
+-- * An op in flight on the ring maps to exactly one waiting callback in
+--   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
+--   empty and nothing is in flight (nothing can wake a fiber any more).
+local K = ...
+local rt = K.rt
+local debug_traceback, getfenv_u, setfenv_u = K.debug.traceback, K.debug.getfenv, K.debug.setfenv
+local co_create, co_resume, co_yield, co_status, co_running =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
+local raw_pcall, raw_xpcall = pcall, xpcall
+local select, type, error, setmetatable, tostring, unpack = select, type, error, setmetatable, tostring, unpack
+local pack = function(...) return { n = select('#', ...), ... } end
+local raise_core, raise_errno = K.raise_core, K.raise_errno
+local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
+local E = rt.errno
+
+-- Sentinels yielded to the scheduler; user code can never produce them.
+local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
+local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
+K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
+
+local function hexid(obj)
+  return (tostring(obj):match('0x%x+')) or tostring(obj)
+end
+K.hexid = hexid
+
+---------------------------------------------------------------------------
+-- Run queue
+local runq, rq_head, rq_tail = {}, 1, 0
+local current            -- fiber record running now (nil in the scheduler)
+local fiber_of = setmetatable({}, { __mode = 'k' })  -- coroutine -> record
+local closing = false    -- VM terminating: stop running fibers
+local vm_report_printed = false
+
+local function schedule(f, a, b)
+  f.w1, f.w2 = a, b
+  f.state = 'ready'
+  rq_tail = rq_tail + 1
+  runq[rq_tail] = f
+end
+
+-- Wake a suspended fiber with (a, b); commits the wake so a later
+-- interrupt() cannot also wake it.
+local function wake(f, a, b)
+  f.interrupter = nil
+  schedule(f, a, b)
+end
+K.wake = wake
+
+function K.current() return current end
+
+---------------------------------------------------------------------------
+-- Scopes: per Lua thread, a flat handler list plus scope boundaries.
+local scopes_of = setmetatable({}, { __mode = 'k' })
+K.main_thread_key = {}
+
+local function thread_scopes()
+  local th = co_running() or K.main_thread_key
+  local s = scopes_of[th]
+  if not s then
+    s = { n = 0, bounds = { 0 }, depth = 1 }
+    scopes_of[th] = s
+  end
+  return s
+end
+
+local report_forced_close
+
+-- Runs handlers above `bound` in reverse, interruption disabled. A raising
+-- handler closes the VM at once.
+local function run_handlers(s, bound)
+  if s.n <= bound then return end
+  local f = current
+  if f then f.int_disabled = f.int_disabled + 1 end
+  while s.n > bound do
+    local h = s[s.n]
+    s[s.n] = nil
+    s.n = s.n - 1
+    local ok = raw_pcall(h)
+    if not ok then
+      report_forced_close(co_running())
+      co_yield(TERMINATE)
+    end
+  end
+  if f then f.int_disabled = f.int_disabled - 1 end
+end
+
+local function open_scope(s)
+  local d = s.depth + 1
+  s.depth = d
+  s.bounds[d] = s.n
+end
+
+local function close_scope(s)
+  local d = s.depth
+  local bound = s.bounds[d]
+  s.bounds[d] = nil
+  s.depth = d - 1
+  run_handlers(s, bound)
+end
+
+function scope_cleanup_push(h)
+  if type(h) ~= 'function' then raise_errno(E.EINVAL, 1) end
+  local s = thread_scopes()
+  s.n = s.n + 1
+  s[s.n] = h
+end
+
+function scope_cleanup_pop(execute)
+  local s = thread_scopes()
+  if s.n <= s.bounds[s.depth] then raise_core('unmatched_scope_cleanup') end
+  local h = s[s.n]
+  s[s.n] = nil
+  s.n = s.n - 1
+  if execute == nil or execute then
+    local f = current
+    if f then f.int_disabled = f.int_disabled + 1 end
+    local ok = raw_pcall(h)
+    if f then f.int_disabled = f.int_disabled - 1 end
+    if not ok then
+      report_forced_close(co_running())
+      co_yield(TERMINATE)
+    end
+  end
+end
+
+local function scope_tail(s, ok, ...)
+  close_scope(s)
+  if not ok then error(normalize_error((...)), 0) end
+end
+
+function scope(f)
+  if type(f) ~= 'function' then raise_errno(E.EINVAL, 1) end
+  local s = thread_scopes()
+  open_scope(s)
+  return scope_tail(s, raw_pcall(f))
+end
+
+---------------------------------------------------------------------------
+-- Suspension points
+local function check_suspend(f)
+  if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
+  if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+end
+K.check_suspend = check_suspend
+
+-- Suspends the current fiber until someone calls wake(f, a, b). The
+-- interrupter (if interruption is enabled) runs when the fiber is
+-- interrupted while waiting. Returns the wake values.
+local function suspend(f, interrupter)
+  if interrupter and f.int_disabled == 0 then f.interrupter = interrupter end
+  f.state = 'suspended'
+  return co_yield(SUSPEND)
+end
+K.suspend = suspend
+
+---------------------------------------------------------------------------
+-- Ring operations: submit, wait for the completion, deliver the result.
+local op_waiters = {}
+local inflight = 0
+local cancel_op = rt.cancel
+
+-- Registers `id` (just submitted) so that its completion calls
+-- `on_done(result)`.
+local function watch_op(id, on_done)
+  op_waiters[id] = on_done
+  inflight = inflight + 1
+end
+K.watch_op = watch_op
+
+-- Waits for ring op `id` from the current fiber and returns the CQE result.
+-- Interruption cancels the op; a cancelled op that nonetheless completed
+-- delivers its real result (never interrupted in the middle).
+function K.await_op(f, id)
+  watch_op(id, function(res) wake(f, res) end)
+  local res = suspend(f, function()
+    f.cancel_requested = true
+    cancel_op(id)
+  end)
+  if f.cancel_requested then
+    f.cancel_requested = nil
+    if res == -E.ECANCELED then raise_core('interrupted') end
+  end
+  return res
+end
+
+---------------------------------------------------------------------------
+-- Fiber records and handles
+local pool, pool_n = {}, 0
+local fiber_handle_base = newproxy(true)
+local fiber_hmt = getmetatable(fiber_handle_base)
+fiber_hmt.__metatable = 'fiber'
+local record_of_handle = function(h) return getfenv_u(h).rec end
+
+local report_panic
+
+local function trampoline(f)
+  while true do
+    local s = { n = 0, bounds = { 0 }, depth = 1 }
+    scopes_of[f.co] = s
+    local r = pack(raw_xpcall(f.fn, f.on_error, unpack(f.args, 1, f.args.n)))
+    f.fn, f.args = nil, nil
+    if r[1] then
+      f.ok = true
+      f.results = r
+    else
+      f.ok = false
+      f.err = normalize_error(r[2])
+    end
+    -- Root scope handlers: always for ordinary and module fibers, only on
+    -- success for the VM main fiber.
+    if f.ok or not f.vm_main then run_handlers(s, 0) end
+    scopes_of[f.co] = nil
+    f = co_yield(FINISHED)
+  end
+end
+
+local function traceback_handler(f)
+  return function(e)
+    e = normalize_error(e)
+    f.traceback = debug_traceback('', 2):gsub('^\n', '')
+    return e
+  end
+end
+
+local function new_fiber(fn, args, opts)
+  local f = {
+    fn = fn, args = args, state = 'new',
+    interrupted = false, int_disabled = 0, susp_forbidden = 0,
+  }
+  if opts then for k, v in pairs(opts) do f[k] = v end end
+  f.on_error = traceback_handler(f)
+  local co
+  if pool_n > 0 then
+    co = pool[pool_n]
+    pool[pool_n] = nil
+    pool_n = pool_n - 1
+  else
+    co = co_create(trampoline)
+  end
+  f.co = co
+  fiber_of[co] = f
+  schedule(f, f)
+  return f
+end
+K.new_fiber = new_fiber
+
+local function make_handle(f)
+  local h = newproxy(fiber_handle_base)
+  setfenv_u(h, { rec = f })
+  f.handle_alive = true
+  return h
+end
+
+local fiber_methods = {}
+
+function fiber_methods.join(h)
+  local t = record_of_handle(h)
+  local f = current
+  if t.detached or t.joined or t.joiner then
+    raise_errno(E.EINVAL, 1)
+  end
+  if t == f then raise_errno(E.EDEADLK) end
+  check_suspend(f)
+  if t.state ~= 'finished' then
+    t.joiner = f
+    local r = suspend(f, function()
+      t.joiner = nil
+      wake(f, INTERRUPTED)
+    end)
+    if r == INTERRUPTED then raise_core('interrupted') end
+  end
+  t.joiner = nil
+  t.joined = true
+  if t.ok then
+    t.caught = false
+    return unpack(t.results, 2, t.results.n)
+  elseif is_interrupted(t.err) then
+    t.caught = true
+    return
+  else
+    t.caught = false
+    error(t.err, 0)
+  end
+end
+
+function fiber_methods.detach(h)
+  local t = record_of_handle(h)
+  if t.detached or t.joined or t.joiner then raise_errno(E.EINVAL, 1) end
+  t.detached = true
+  if t.state == 'finished' and not t.ok and not is_interrupted(t.err) then
+    report_panic(t)
+  end
+end
+
+function fiber_methods.interrupt(h)
+  local t = record_of_handle(h)
+  if t.state == 'finished' then return end
+  t.interrupted = true
+  local i = t.interrupter
+  if i then
+    t.interrupter = nil
+    i()
+  end
+end
+
+local fiber_props = {}
+function fiber_props.interruption_caught(t)
+  if not t.joined or t.caught == nil then raise_errno(E.EINVAL, 1) end
+  return t.caught
+end
+function fiber_props.joinable(t)
+  return not t.detached and not t.joined and not t.joiner
+end
+
+fiber_hmt.__index = function(h, k)
+  local m = fiber_methods[k]
+  if m then return m end
+  local p = fiber_props[k]
+  if p then return p(record_of_handle(h)) end
+  raise_core('bad_index', 'index', 2)
+end
+fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
+fiber_hmt.__gc = function(h)
+  local t = getfenv_u(h).rec
+  if not t.detached and not t.joined then
+    t.detached = true
+    if t.state == 'finished' and not t.ok and not is_interrupted(t.err) then
+      report_panic(t)
+    end
+  end
+end
+
+function spawn(fn, ...)
+  if type(fn) ~= 'function' then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local f = new_fiber(fn, pack(...), nil)
+  return make_handle(f)
+end
+
+---------------------------------------------------------------------------
+-- Reports (stderr; stdout is flushed first by rt.stderr_write)
+local stderr_write = rt.stderr_write
+
+report_panic = function(f)
+  stderr_write('Fiber ' .. hexid(f.co) .. " panicked: '" .. K.error_message(f.err)
+    .. "'\n" .. (f.traceback or 'stack traceback:') .. '\n')
+end
+
+local function report_main_panic(f)
+  stderr_write('Main fiber from VM ' .. K.vm_id .. " panicked: '"
+    .. K.error_message(f.err) .. "'\n" .. (f.traceback or 'stack traceback:') .. '\n')
+end
+
+report_forced_close = function(th)
+  if vm_report_printed then return end
+  vm_report_printed = true
+  stderr_write('VM ' .. K.vm_id
+    .. ' forcibly closed due to error raised on cleanup handler from coroutine '
+    .. hexid(th) .. '\n')
+end
+
+---------------------------------------------------------------------------
+-- The loop
+local function finish(f)
+  f.state = 'finished'
+  f.interrupter = nil
+  fiber_of[f.co] = nil
+  pool_n = pool_n + 1
+  pool[pool_n] = f.co
+  f.co_id = f.co_id or hexid(f.co)
+  if f.vm_main then
+    if not f.ok then
+      K.main_panicked = true
+      report_main_panic(f)
+      vm_report_printed = true
+      closing = true
+    end
+    K.main_finished(f)
+    return
+  end
+  local j = f.joiner
+  if j then
+    wake(j)
+  elseif f.detached or not f.handle_alive then
+    if not f.ok and not is_interrupted(f.err) and not f.module then report_panic(f) end
+  end
+  if f.on_finish then f.on_finish(f) end
+end
+
+local function step(f)
+  current = f
+  f.state = 'running'
+  local a, b = f.w1, f.w2
+  f.w1, f.w2 = nil, nil
+  local ok, sig = co_resume(f.co, a, b)
+  current = nil
+  if sig == FINISHED then
+    finish(f)
+  elseif sig == TERMINATE then
+    closing = true
+  elseif not ok then
+    -- Only the runtime's own code can fail here.
+    stderr_write('luring: internal scheduler error: ' .. tostring(sig) .. '\n')
+    closing = true
+  end
+end
+
+local turn = rt.turn
+local cbuf = {}
+
+-- Runs the VM until nothing can wake a fiber, or it is terminated.
+function K.run()
+  while not closing do
+    local tail = rq_tail
+    while rq_head <= tail do
+      local f = runq[rq_head]
+      runq[rq_head] = nil
+      rq_head = rq_head + 1
+      step(f)
+      if closing then break end
+    end
+    if closing then break end
+    local n = 0
+    if rq_head > rq_tail then
+      if inflight == 0 and not K.external_wakers() then break end
+      n = turn(true, cbuf)
+    elseif inflight > 0 then
+      n = turn(false, cbuf)
+    end
+    for i = 1, 2 * n, 2 do
+      local id, res = cbuf[i], cbuf[i + 1]
+      local cb = op_waiters[id]
+      if cb then
+        op_waiters[id] = nil
+        inflight = inflight - 1
+        cb(res)
+      end
+    end
+  end
+  if not closing and not vm_report_printed then K.report_deadlocks() end
+end
+
+function K.external_wakers() return false end
+
+---------------------------------------------------------------------------
+-- this_fiber
+local this_fiber = {}
+local this_fiber_props = {}
+
+function this_fiber.yield()
+  local f = current
+  check_suspend(f)
+  schedule(f)
+  co_yield(SUSPEND)
+end
+
+function this_fiber.forbid_suspend()
+  current.susp_forbidden = current.susp_forbidden + 1
+end
+function this_fiber.allow_suspend()
+  if current.susp_forbidden == 0 then raise_core('suspension_already_allowed') end
+  current.susp_forbidden = current.susp_forbidden - 1
+end
+function this_fiber.disable_interruption()
+  current.int_disabled = current.int_disabled + 1
+end
+function this_fiber.restore_interruption()
+  if current.int_disabled == 0 then raise_core('interruption_already_allowed') end
+  current.int_disabled = current.int_disabled - 1
+end
+function this_fiber_props.local_()
+  local f = current.locals_owner or current
+  local t = f.local_
+  if not t then
+    t = {}
+    f.local_ = t
+  end
+  return t
+end
+function this_fiber_props.is_main() return current.is_main == true end
+function this_fiber_props.id()
+  if current.module then return K.vm_id end
+  return hexid(current.co)
+end
+
+_G.this_fiber = setmetatable({}, {
+  __index = function(_, k)
+    local m = this_fiber[k]
+    if m then return m end
+    local p = this_fiber_props[k]
+    if p then return p() end
+    raise_core('bad_index', 'index', 2)
+  end,
+  __newindex = function() raise_errno(E.EPERM) end,
+  __metatable = 'this_fiber',
+})
+
+---------------------------------------------------------------------------
+-- Fiber-aware pcall, xpcall and coroutine.*
+local function pcall_tail(s, ok, ...)
+  close_scope(s)
+  if ok then return true, ... end
+  return false, normalize_error((...))
+end
+
+function pcall(fn, ...)
+  local f = current
+  if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+  local s = thread_scopes()
+  open_scope(s)
+  return pcall_tail(s, raw_pcall(fn, ...))
+end
+
+function xpcall(fn, handler, ...)
+  local f = current
+  if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+  local s = thread_scopes()
+  open_scope(s)
+  local h = handler
+  if type(handler) == 'function' then
+    h = function(e) return handler(normalize_error(e)) end
+  end
+  return pcall_tail(s, raw_xpcall(fn, h, ...))
+end
+
+local busy = setmetatable({}, { __mode = 'k' })
+local user_co = setmetatable({}, { __mode = 'k' })
+
+local function resume_tail(co, ok, sig, ...)
+  if ok and (sig == SUSPEND or sig == TERMINATE) then
+    -- The coroutine suspended the whole fiber: forward the yield up and
+    -- resume the coroutine transparently once the fiber is woken.
+    busy[co] = true
+    local a, b = co_yield(sig)
+    busy[co] = nil
+    return resume_tail(co, co_resume(co, a, b))
+  end
+  if ok then return true, sig, ... end
+  return false, normalize_error(sig)
+end
+
+local coroutine_patched = {}
+for k, v in pairs(coroutine) do coroutine_patched[k] = v end
+
+-- A user coroutine's root scope runs when its body ends, on success or error.
+local function scope_tail_co(s, ok, ...)
+  run_handlers(s, 0)
+  if not ok then error(normalize_error((...)), 0) end
+  return ...
+end
+
+function coroutine_patched.create(fn)
+  if type(fn) ~= 'function' then
+    error("bad argument #1 to 'create' (function expected)", 2)
+  end
+  local co
+  co = co_create(function(...)
+    local s = thread_scopes()
+    return scope_tail_co(s, raw_pcall(fn, ...))
+  end)
+  user_co[co] = true
+  return co
+end
+
+function coroutine_patched.resume(co, ...)
+  local f = current
+  if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+  if busy[co] then raise_errno(E.EPERM) end
+  if fiber_of[co] then raise_core('bad_coroutine') end
+  return resume_tail(co, co_resume(co, ...))
+end
+
+function coroutine_patched.yield(...)
+  local th = co_running()
+  if th == nil or fiber_of[th] then raise_core('bad_coroutine') end
+  return co_yield(...)
+end
+
+function coroutine_patched.status(co)
+  if busy[co] then return 'normal' end
+  return co_status(co)
+end
+
+function coroutine_patched.running()
+  local th = co_running()
+  if th == nil or fiber_of[th] then return nil end
+  return th
+end
+
+function coroutine_patched.wrap(fn)
+  local co = coroutine_patched.create(fn)
+  local resume = coroutine_patched.resume
+  return function(...)
+    return (function(ok, ...)
+      if ok then return ... end
+      error((...), 0)
+    end)(resume(co, ...))
+  end
+end
+
+if coroutine_patched.isyieldable then
+  function coroutine_patched.isyieldable()
+    local th = co_running()
+    return th ~= nil and not fiber_of[th]
+  end
+end
+_G.coroutine = coroutine_patched
+
+---------------------------------------------------------------------------
+-- Termination from Lua code (system.exit, forced close).
+function K.terminate_vm()
+  co_yield(TERMINATE)
+end
+
+function K.is_closing() return closing end
+K.schedule = schedule
+K.fiber_of = fiber_of

@@ -1,0 +1,284 @@
+-- mutex, recursive_mutex, condition_variable, future (spec/core.md §4).
+-- VM-local objects; waiters are fiber records in FIFO arrays. Primitives
+-- that ever had a waiter are remembered (in order) so that VM teardown can
+-- report fibers still blocked on them.
+local K = ...
+local E = K.rt.errno
+local raise_core, raise_errno = K.raise_core, K.raise_errno
+local suspend, wake, check_suspend = K.suspend, K.wake, K.check_suspend
+local INTERRUPTED = K.INTERRUPTED
+local setmetatable, getmetatable, type, error = setmetatable, getmetatable, type, error
+local current = K.current
+local hexid = K.hexid
+
+local watched, watched_set = {}, setmetatable({}, { __mode = 'k' })
+local function watch(obj)
+  if not watched_set[obj] then
+    watched_set[obj] = true
+    watched[#watched + 1] = obj
+  end
+end
+
+local function remove_waiter(q, f)
+  for i = 1, #q do
+    if q[i] == f then table.remove(q, i) return true end
+  end
+  return false
+end
+
+local function class(name, methods, props)
+  local mt = { __metatable = name }
+  mt.__index = function(obj, k)
+    local m = methods[k]
+    if m then return m end
+    local p = props and props[k]
+    if p then return p(obj) end
+    raise_core('bad_index', 'index', 2)
+  end
+  mt.__newindex = function() raise_errno(E.EPERM) end
+  return mt
+end
+
+---------------------------------------------------------------------------
+local mutex_methods = {}
+local mutex_mt = class('mutex', mutex_methods)
+local function is_mutex(m) return type(m) == 'table' and getmetatable(m) == 'mutex' and rawget(m, 'q') end
+
+local function mutex_acquire(m, f)
+  if not m.locked then
+    m.locked = true
+    return
+  end
+  local q = m.q
+  q[#q + 1] = f
+  watch(m)
+  suspend(f, nil) -- ownership is handed over by unlock
+end
+
+function mutex_methods.lock(m)
+  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  local f = current()
+  if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
+  mutex_acquire(m, f)
+end
+
+function mutex_methods.try_lock(m)
+  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  if m.locked then return false end
+  m.locked = true
+  return true
+end
+
+local function mutex_release(m)
+  local q = m.q
+  if #q > 0 then
+    wake(table.remove(q, 1))
+  else
+    m.locked = false
+  end
+end
+
+function mutex_methods.unlock(m)
+  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  if not m.locked then raise_errno(E.EPERM) end
+  mutex_release(m)
+end
+
+K.builtin_modules.mutex = {
+  new = function() return setmetatable({ locked = false, q = {} }, mutex_mt) end,
+}
+
+---------------------------------------------------------------------------
+local rmutex_methods = {}
+local rmutex_mt = class('recursive_mutex', rmutex_methods)
+local MAX_LEVELS = 2147483647
+local function is_rmutex(m) return type(m) == 'table' and getmetatable(m) == 'recursive_mutex' end
+
+function rmutex_methods.lock(m)
+  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  local f = current()
+  if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
+  if m.owner == f then
+    if m.levels == MAX_LEVELS then raise_errno(E.EOVERFLOW) end
+    m.levels = m.levels + 1
+    return
+  end
+  if m.owner == nil then
+    m.owner, m.levels = f, 1
+    return
+  end
+  m.q[#m.q + 1] = f
+  watch(m)
+  suspend(f, nil) -- unlock makes us the owner before waking us
+end
+
+function rmutex_methods.try_lock(m)
+  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  local f = current()
+  if m.owner == f then
+    if m.levels == MAX_LEVELS then return false end
+    m.levels = m.levels + 1
+    return true
+  end
+  if m.owner ~= nil then return false end
+  m.owner, m.levels = f, 1
+  return true
+end
+
+function rmutex_methods.unlock(m)
+  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  if m.owner ~= current() then raise_errno(E.EPERM) end
+  m.levels = m.levels - 1
+  if m.levels > 0 then return end
+  if #m.q > 0 then
+    local nxt = table.remove(m.q, 1)
+    m.owner, m.levels = nxt, 1
+    wake(nxt)
+  else
+    m.owner = nil
+  end
+end
+
+K.builtin_modules.recursive_mutex = {
+  new = function() return setmetatable({ levels = 0, q = {} }, rmutex_mt) end,
+}
+
+---------------------------------------------------------------------------
+local cond_methods = {}
+local cond_mt = class('condition_variable', cond_methods)
+local function is_cond(c) return type(c) == 'table' and getmetatable(c) == 'condition_variable' end
+
+function cond_methods.wait(c, m)
+  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  if not is_mutex(m) then raise_errno(E.EINVAL, 2) end
+  if not m.locked then raise_errno(E.EPERM) end
+  local f = current()
+  check_suspend(f)
+  mutex_release(m)
+  local q = c.q
+  q[#q + 1] = f
+  local r = suspend(f, function()
+    remove_waiter(q, f)
+    wake(f, INTERRUPTED)
+  end)
+  -- Always re-acquire before returning or raising.
+  mutex_acquire(m, f)
+  if r == INTERRUPTED then raise_core('interrupted') end
+end
+
+function cond_methods.notify_one(c)
+  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  if #c.q > 0 then wake(table.remove(c.q, 1)) end
+end
+
+function cond_methods.notify_all(c)
+  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  local q = c.q
+  c.q = {}
+  for i = 1, #q do wake(q[i]) end
+end
+
+K.builtin_modules.condition_variable = {
+  new = function() return setmetatable({ q = {} }, cond_mt) end,
+}
+
+---------------------------------------------------------------------------
+-- future: a shared state between a promise (userdata, so that collecting
+-- it unsatisfied can break the future) and a future.
+local getfenv_u, setfenv_u = K.debug.getfenv, K.debug.setfenv
+local BROKEN = {}
+local future_methods, promise_methods = {}, {}
+local future_mt = class('future', future_methods)
+local promise_base = newproxy(true)
+local promise_mt = getmetatable(promise_base)
+promise_mt.__metatable = 'promise'
+promise_mt.__index = function(_, k)
+  local m = promise_methods[k]
+  if m then return m end
+  raise_core('bad_index', 'index', 2)
+end
+promise_mt.__newindex = function() raise_errno(E.EPERM) end
+
+local function satisfy(st, ok, v)
+  st.state = ok and 'value' or 'error'
+  st.value = v
+  local w = st.waiters
+  st.waiters = {}
+  for i = 1, #w do wake(w[i]) end
+end
+
+promise_mt.__gc = function(p)
+  local st = getfenv_u(p).st
+  st.promise_alive = false
+  if st.state == 'pending' then
+    st.state = 'broken'
+    local w = st.waiters
+    st.waiters = {}
+    for i = 1, #w do wake(w[i], BROKEN) end
+  end
+end
+
+local function promise_state(p)
+  if type(p) ~= 'userdata' or getmetatable(p) ~= 'promise' then raise_errno(E.EINVAL, 1) end
+  return getfenv_u(p).st
+end
+
+function promise_methods.set_value(p, v)
+  local st = promise_state(p)
+  if st.state ~= 'pending' then raise_core('promise_already_satisfied') end
+  satisfy(st, true, v)
+end
+
+function promise_methods.set_error(p, e)
+  local st = promise_state(p)
+  if e == nil then raise_errno(E.EINVAL, 2) end
+  if st.state ~= 'pending' then raise_core('promise_already_satisfied') end
+  satisfy(st, false, e)
+end
+
+function future_methods.get(fu)
+  if type(fu) ~= 'table' or getmetatable(fu) ~= 'future' then raise_errno(E.EINVAL, 1) end
+  local st = fu.st
+  local f = current()
+  check_suspend(f)
+  if st.state == 'pending' then
+    local w = st.waiters
+    w[#w + 1] = f
+    watch(fu)
+    local r = suspend(f, function()
+      remove_waiter(st.waiters, f)
+      wake(f, INTERRUPTED)
+    end)
+    if r == INTERRUPTED then raise_core('interrupted') end
+  end
+  if st.state == 'value' then return st.value end
+  if st.state == 'error' then error(st.value, 0) end
+  raise_core('broken_promise')
+end
+
+K.builtin_modules.future = {
+  new = function()
+    local st = { state = 'pending', waiters = {}, promise_alive = true }
+    local p = newproxy(promise_base)
+    setfenv_u(p, { st = st })
+    return p, setmetatable({ st = st }, future_mt)
+  end,
+}
+
+---------------------------------------------------------------------------
+function K.report_deadlocks()
+  local lines = {}
+  for i = 1, #watched do
+    local obj = watched[i]
+    local kind = getmetatable(obj)
+    if (kind == 'mutex' or kind == 'recursive_mutex') and #obj.q > 0 then
+      lines[#lines + 1] = '\tNo scheduled fibers remaining to unlock mutex ' .. hexid(obj)
+    elseif kind == 'future' and #obj.st.waiters > 0 and obj.st.promise_alive then
+      lines[#lines + 1] = '\tUnderlying promise for future ' .. hexid(obj) .. ' is broken'
+    end
+  end
+  if #lines > 0 then
+    K.rt.stderr_write('Possible deadlock(s) detected during VM ' .. K.vm_id
+      .. ' shutdown:\n' .. table.concat(lines, '\n') .. '\n')
+  end
+end

@@ -1,0 +1,78 @@
+-- system (spec/io.md "system"): arguments, environment, exit and the
+-- standard streams as ring-backed streams.
+local K = ...
+local rt = K.rt
+local E = rt.errno
+local raise_core, raise_errno = K.raise_core, K.raise_errno
+local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
+local type, error, setmetatable, getmetatable = type, error, setmetatable, getmetatable
+local tostring, select = tostring, select
+
+-- print writes through the VM's stdout buffer, flushed before any stderr
+-- output, before any ring write to fd 1/2 and before the thread sleeps.
+local stdout_write = rt.stdout_write
+function K.print(...)
+  local n = select('#', ...)
+  local parts = {}
+  for i = 1, n do parts[i] = tostring((select(i, ...))) end
+  stdout_write(table.concat(parts, '\t', 1, n) .. '\n')
+end
+
+local function stream_class(name, fd, readable)
+  local methods, mt = {}, { __metatable = name }
+  mt.__index = function(_, k)
+    local m = methods[k]
+    if m then return m end
+    raise_core('bad_index', 'index', 2)
+  end
+  mt.__newindex = function() raise_errno(E.EPERM) end
+  if readable then
+    function methods.read_some(_, buf)
+      if not K.is_byte_span(buf) then raise_errno(E.EINVAL, 2) end
+      local f = current()
+      check_suspend(f)
+      local res = await_op(f, rt.read(fd, buf))
+      if res < 0 then error(K.system_error(-res), 0) end
+      if res == 0 and #buf > 0 then error(K.new_error(K.categories['asio.misc'], 2), 0) end
+      return res
+    end
+  else
+    function methods.write_some(_, buf)
+      if type(buf) ~= 'string' and not K.is_byte_span(buf) then raise_errno(E.EINVAL, 2) end
+      local f = current()
+      check_suspend(f)
+      local res = await_op(f, rt.write(fd, buf))
+      if res < 0 then error(K.system_error(-res), 0) end
+      return res
+    end
+  end
+  function methods.isatty() return rt.isatty(fd) end
+  return setmetatable({}, mt)
+end
+
+local system = {
+  in_ = stream_class('system.in', 0, true),
+  out = stream_class('system.out', 1, false),
+  err = stream_class('system.err', 2, false),
+}
+
+function system.exit(code, opts)
+  if code == nil then code = 0 end
+  if type(code) ~= 'number' or code % 1 ~= 0 then raise_errno(E.EINVAL, 1) end
+  if opts ~= nil then
+    if type(opts) ~= 'table' then raise_errno(E.EINVAL, 2) end
+    local force = opts.force
+    if force == 1 then raise_errno(E.ENOTSUP) end
+    if force == 2 then rt.quick_exit(code) end
+    if force == 'abort' then rt.abort() end
+    if force ~= nil and force ~= 0 then raise_errno(E.EINVAL, 2) end
+  end
+  rt.set_exit(code)
+  K.terminate_vm()
+end
+
+K.builtin_modules.system = function()
+  system.arguments = K.arguments
+  system.environment = K.environment
+  return system
+end

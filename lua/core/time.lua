@@ -1,0 +1,150 @@
+-- time: sleep, steady/system timers and clocks (spec/core.md §5).
+-- Every wait is an IORING_OP_TIMEOUT on the actor's ring.
+local K = ...
+local rt = K.rt
+local E = rt.errno
+local raise_core, raise_errno = K.raise_core, K.raise_errno
+local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
+local setmetatable, getmetatable, type, error = setmetatable, getmetatable, type, error
+local floor = math.floor
+local MAX_SECONDS = 9.2e9 -- keeps nanoseconds below 2^63
+
+-- Seconds (number) to whole nanoseconds, rounded up to the clock tick.
+local function to_nanos(secs, arg)
+  if type(secs) ~= 'number' then raise_errno(E.EINVAL, arg) end
+  if secs ~= secs or secs < 0 or secs == math.huge then raise_errno(E.EDOM, arg) end
+  if secs > MAX_SECONDS then raise_errno(E.EOVERFLOW, arg) end
+  return math.ceil(secs * 1e9)
+end
+
+local time = {}
+
+function time.sleep(secs)
+  local ns = to_nanos(secs, 1)
+  local f = current()
+  check_suspend(f)
+  await_op(f, rt.sleep(ns))
+end
+
+---------------------------------------------------------------------------
+-- Clocks and time points: a time point is {ns = <integer nanoseconds>}.
+local function clock(name, realtime, with_arith)
+  local tp_methods, tp_mt = {}, { __metatable = name .. '.time_point' }
+  local function tp(ns) return setmetatable({ ns = ns }, tp_mt) end
+  local function is_tp(x) return type(x) == 'table' and getmetatable(x) == tp_mt.__metatable end
+  tp_mt.__index = function(t, k)
+    if k == 'seconds_since_epoch' then return rawget(t, 'ns') / 1e9 end
+    local m = tp_methods[k]
+    if m then return m end
+    raise_core('bad_index', 'index', 2)
+  end
+  tp_mt.__newindex = function() raise_errno(E.EPERM) end
+  local function delta(secs, arg)
+    if type(secs) ~= 'number' then raise_errno(E.EINVAL, arg) end
+    if secs ~= secs or secs == math.huge or secs == -math.huge then raise_errno(E.EDOM, arg) end
+    return floor(secs * 1e9 + 0.5)
+  end
+  if with_arith then
+    function tp_methods.add(t, secs) return tp(rawget(t, 'ns') + delta(secs, 2)) end
+    function tp_methods.sub(t, secs) return tp(rawget(t, 'ns') - delta(secs, 2)) end
+  end
+  tp_mt.__add = function(a, b)
+    if is_tp(a) then return tp(rawget(a, 'ns') + delta(b, 2)) end
+    return tp(rawget(b, 'ns') + delta(a, 1))
+  end
+  tp_mt.__sub = function(a, b)
+    if is_tp(b) then return (rawget(a, 'ns') - rawget(b, 'ns')) / 1e9 end
+    return tp(rawget(a, 'ns') - delta(b, 2))
+  end
+  tp_mt.__eq = function(a, b) return rawget(a, 'ns') == rawget(b, 'ns') end
+  tp_mt.__lt = function(a, b) return rawget(a, 'ns') < rawget(b, 'ns') end
+  tp_mt.__le = function(a, b) return rawget(a, 'ns') <= rawget(b, 'ns') end
+  local c = {
+    now = function() return tp(rt.clock(realtime)) end,
+    epoch = function() return tp(0) end,
+  }
+  return c, tp, is_tp
+end
+
+local steady_clock, steady_tp, is_steady_tp = clock('steady_clock', false, true)
+local system_clock, system_tp, is_system_tp = clock('system_clock', true, true)
+local hr_clock = clock('high_resolution_clock', true, false)
+hr_clock.is_steady = false
+time.steady_clock, time.system_clock, time.high_resolution_clock =
+  steady_clock, system_clock, hr_clock
+
+---------------------------------------------------------------------------
+-- Timers. Each wait() is its own absolute timeout op, so several fibers may
+-- wait on one timer; cancel() and a new expiry abort all of them.
+local function timer_class(name, realtime, now_ns, tp, is_tp)
+  local methods, mt = {}, { __metatable = name }
+  local function check(t)
+    if type(t) ~= 'table' or getmetatable(t) ~= name then raise_errno(E.EINVAL, 1) end
+  end
+  mt.__index = function(t, k)
+    if k == 'expiry' then return tp(rawget(t, 'expiry_ns')) end
+    local m = methods[k]
+    if m then return m end
+    raise_core('bad_index', 'index', 2)
+  end
+  mt.__newindex = function() raise_errno(E.EPERM) end
+
+  local function cancel_all(t)
+    local n = 0
+    for id in pairs(t.pending) do
+      t.aborted[id] = true
+      rt.cancel(id)
+      n = n + 1
+    end
+    t.pending = {}
+    return n
+  end
+
+  function methods.expires_after(t, secs)
+    check(t)
+    local ns = to_nanos(secs, 2)
+    local n = cancel_all(t)
+    t.expiry_ns = now_ns() + ns
+    return n
+  end
+
+  function methods.expires_at(t, point)
+    check(t)
+    if not is_tp(point) then raise_errno(E.EINVAL, 2) end
+    local n = cancel_all(t)
+    t.expiry_ns = rawget(point, 'ns')
+    return n
+  end
+
+  function methods.cancel(t)
+    check(t)
+    return cancel_all(t)
+  end
+
+  function methods.wait(t)
+    check(t)
+    local f = current()
+    check_suspend(f)
+    local id = rt.sleep_until(math.max(t.expiry_ns, 0), realtime)
+    t.pending[id] = true
+    local ok, res = K.raw_pcall(await_op, f, id)
+    t.pending[id] = nil
+    local aborted = t.aborted[id]
+    t.aborted[id] = nil
+    if not ok then error(res, 0) end
+    if aborted and res == -E.ECANCELED then error(K.operation_aborted(), 0) end
+  end
+
+  return {
+    new = function()
+      return setmetatable({ expiry_ns = 0, pending = {}, aborted = {} }, mt)
+    end,
+  }
+end
+
+time.steady_timer = timer_class('steady_timer', false,
+  function() return rt.clock(false) end, steady_tp, is_steady_tp)
+time.system_timer = timer_class('system_timer', true,
+  function() return rt.clock(true) end, system_tp, is_system_tp)
+
+K.builtin_modules.time = time

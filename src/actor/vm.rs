@@ -1,0 +1,369 @@
+//! One actor VM: a LuaJIT state, its executor and the `rt` table through
+//! which the core Lua code (lua/core/) reaches the ring.
+//!
+//! Invariants:
+//! - The VM, its executor and all their state live on one thread.
+//! - `VmState` is the only mutable Rust state a VM has; `rt` functions
+//!   borrow it for the duration of one call and never call back into Lua
+//!   while holding the borrow.
+//! - Standard output written by `print` is buffered here and flushed before
+//!   anything is written to stderr, before any ring write to fd 1 or 2, before
+//!   the thread blocks in the ring, and when the VM ends.
+//! - User code never sees the raw globals: every module gets a fresh
+//!   environment of safe names (lua/core/modules.lua); the `debug` library is
+//!   only reachable by the core code, which captured it before it was removed.
+
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+
+use crate::executor::{Executor, OpBuffer, OpId, Reaped};
+use crate::modules::byte_span::{self, SpanRef};
+use crate::modules::error::{self, ErrorCode};
+use crate::RuntimeError;
+
+/// How the VM ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmExit {
+    /// The code passed to `system.exit`, if it was called.
+    pub exit_code: Option<i32>,
+    /// True when the main fiber ended with an error (its report was printed).
+    pub main_panicked: bool,
+}
+
+pub(crate) struct VmState {
+    executor: Executor,
+    reaped: Reaped,
+    stdout: Vec<u8>,
+    exit_code: Option<i32>,
+}
+
+impl VmState {
+    fn flush_stdout(&mut self) {
+        if self.stdout.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (EPIPE) must not abort the VM: the output is lost
+        // the way a C program's would be.
+        let _ = out.write_all(&self.stdout);
+        let _ = out.flush();
+        self.stdout.clear();
+    }
+}
+
+/// What the entry script gets: its path and `system.arguments`.
+pub struct VmConfig {
+    pub script: PathBuf,
+    pub arguments: Vec<String>,
+    pub context: &'static str,
+}
+
+pub struct Vm {
+    lua: Lua,
+    core: Table,
+}
+
+fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
+    let mut st = lua
+        .app_data_mut::<VmState>()
+        .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
+    Ok(f(&mut st))
+}
+
+fn op_id(n: f64) -> mlua::Result<OpId> {
+    OpId::from_f64(n).ok_or_else(|| error::einval(1))
+}
+
+fn io_err(e: std::io::Error) -> mlua::Error {
+    ErrorCode::from_io(&e).into()
+}
+
+fn errno_table(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    macro_rules! errnos {
+        ($($name:ident),* $(,)?) => { $( t.raw_set(stringify!($name), libc::$name)?; )* };
+    }
+    errnos!(
+        EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, ENOEXEC, EBADF, ECHILD, EAGAIN,
+        ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL,
+        ENFILE, EMFILE, ENOTTY, ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, EPIPE,
+        EDOM, ERANGE, EDEADLK, ENAMETOOLONG, ENOLCK, ENOSYS, ENOTEMPTY, ELOOP,
+        EWOULDBLOCK, ENOMSG, EIDRM, ENOSTR, ENODATA, ETIME, ENOSR, ENOLINK, EPROTO,
+        EBADMSG, EOVERFLOW, EILSEQ, ENOTSOCK, EDESTADDRREQ, EMSGSIZE, EPROTOTYPE,
+        ENOPROTOOPT, EPROTONOSUPPORT, EOPNOTSUPP, ENOTSUP, EAFNOSUPPORT, EADDRINUSE,
+        EADDRNOTAVAIL, ENETDOWN, ENETUNREACH, ENETRESET, ECONNABORTED, ECONNRESET,
+        ENOBUFS, EISCONN, ENOTCONN, ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH, EALREADY,
+        EINPROGRESS, ECANCELED, EOWNERDEAD, ENOTRECOVERABLE,
+    );
+    Ok(t)
+}
+
+fn clock_nanos(realtime: bool) -> f64 {
+    let clock = if realtime {
+        libc::CLOCK_REALTIME
+    } else {
+        libc::CLOCK_MONOTONIC
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the live local `ts`.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
+}
+
+fn op_buffer(v: &Value) -> mlua::Result<OpBuffer> {
+    match v {
+        Value::String(s) => Ok(OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice())),
+        other => byte_span::span_from_value(other)
+            .map(OpBuffer::Span)
+            .ok_or_else(|| error::einval(2)),
+    }
+}
+
+/// Builds the `rt` table of Rust functions the core Lua code calls.
+fn make_rt(lua: &Lua) -> mlua::Result<Table> {
+    let rt = lua.create_table()?;
+    rt.set("errno", errno_table(lua)?)?;
+    rt.set(
+        "strerror",
+        lua.create_function(|_, code: i32| Ok(error::strerror(code)))?,
+    )?;
+    rt.set("decode_error", lua.create_function(error::decode)?)?;
+    rt.set(
+        "sleep",
+        lua.create_function(|lua, ns: f64| {
+            with_state(lua, |st| st.executor.sleep(ns as u64))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "sleep_until",
+        lua.create_function(|lua, (ns, realtime): (f64, bool)| {
+            with_state(lua, |st| st.executor.sleep_until(ns as u64, realtime))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "cancel",
+        lua.create_function(|lua, id: f64| {
+            let id = op_id(id)?;
+            with_state(lua, |st| st.executor.cancel(id))?.map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "read",
+        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+            let span: SpanRef = byte_span::span_from_value(&buf).ok_or_else(|| error::einval(2))?;
+            with_state(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "write",
+        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+            let buf = op_buffer(&buf)?;
+            with_state(lua, |st| {
+                if fd == 1 || fd == 2 {
+                    st.flush_stdout();
+                }
+                st.executor.write(fd, buf)
+            })?
+            .map(OpId::to_f64)
+            .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "turn",
+        lua.create_function(|lua, (block, buf): (bool, Table)| {
+            let reaped = with_state(lua, |st| {
+                if block {
+                    st.flush_stdout();
+                }
+                let mut reaped = std::mem::take(&mut st.reaped);
+                let r = st.executor.turn(block, &mut reaped);
+                (r, reaped)
+            })?;
+            let (result, reaped) = reaped;
+            result.map_err(io_err)?;
+            for (i, (id, res)) in reaped.completions.iter().enumerate() {
+                buf.raw_set(2 * i + 1, id.to_f64())?;
+                buf.raw_set(2 * i + 2, *res)?;
+            }
+            let n = reaped.completions.len();
+            with_state(lua, |st| st.reaped = reaped)?;
+            Ok(n)
+        })?,
+    )?;
+    rt.set(
+        "clock",
+        lua.create_function(|_, realtime: bool| Ok(clock_nanos(realtime)))?,
+    )?;
+    rt.set(
+        "stdout_write",
+        lua.create_function(|lua, s: mlua::String| {
+            with_state(lua, |st| st.stdout.extend_from_slice(&s.as_bytes()))
+        })?,
+    )?;
+    rt.set(
+        "stderr_write",
+        lua.create_function(|lua, s: mlua::String| {
+            with_state(lua, |st| st.flush_stdout())?;
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(&s.as_bytes());
+            let _ = err.flush();
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "read_file",
+        lua.create_function(|lua, path: String| match std::fs::read(&path) {
+            Ok(bytes) => Ok((Value::String(lua.create_string(bytes)?), Value::Nil)),
+            Err(e) => Ok((
+                Value::Nil,
+                Value::Integer(e.raw_os_error().unwrap_or(libc::EIO).into()),
+            )),
+        })?,
+    )?;
+    rt.set(
+        "file_kind",
+        lua.create_function(|_, path: String| {
+            Ok(match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => Some("file"),
+                Ok(m) if m.is_dir() => Some("dir"),
+                Ok(_) => Some("other"),
+                Err(_) => None,
+            })
+        })?,
+    )?;
+    rt.set(
+        "set_exit",
+        lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
+    )?;
+    rt.set(
+        "quick_exit",
+        lua.create_function(|lua, code: i32| -> mlua::Result<()> {
+            with_state(lua, |st| st.flush_stdout())?;
+            std::process::exit(code)
+        })?,
+    )?;
+    rt.set(
+        "abort",
+        lua.create_function(|lua, ()| -> mlua::Result<()> {
+            with_state(lua, |st| st.flush_stdout())?;
+            std::process::abort()
+        })?,
+    )?;
+    rt.set(
+        "isatty",
+        // SAFETY: isatty only inspects the fd number.
+        lua.create_function(|_, fd: RawFd| Ok(unsafe { libc::isatty(fd) } == 1))?,
+    )?;
+    Ok(rt)
+}
+
+impl Vm {
+    /// Creates the VM and runs the core Lua code; no user code runs yet.
+    pub fn new() -> Result<Self, RuntimeError> {
+        // SAFETY: `debug` is loaded only for the runtime's own Lua code, which
+        // captures what it needs; it is removed from the globals before any
+        // user code runs and user environments never include it. `ffi` is not
+        // loaded at all.
+        let lua = unsafe {
+            Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::default())
+        };
+        let executor = Executor::new().map_err(RuntimeError::Ring)?;
+        lua.set_app_data(VmState {
+            executor,
+            reaped: Reaped::default(),
+            stdout: Vec::new(),
+            exit_code: None,
+        });
+        let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        Ok(Self { lua, core })
+    }
+
+    fn boot(lua: &Lua) -> mlua::Result<Table> {
+        let g = lua.globals();
+        let k = lua.create_table()?;
+        k.set("rt", make_rt(lua)?)?;
+        k.set("debug", g.get::<Table>("debug")?)?;
+        k.set("raw_pcall", g.get::<Function>("pcall")?)?;
+        k.set("builtin_modules", lua.create_table()?)?;
+        let span_table = byte_span::register(lua)?;
+        g.set("byte_span", span_table)?;
+        k.set(
+            "is_byte_span",
+            lua.create_function(|_, v: Value| Ok(byte_span::span_from_value(&v).is_some()))?,
+        )?;
+        for (name, src) in crate::fiber::CORE_CHUNKS {
+            lua.load(*src)
+                .set_name(format!("=?{name}"))
+                .call::<()>(k.clone())?;
+        }
+        for name in ["debug", "jit", "io", "package", "dofile", "loadfile", "module"] {
+            g.raw_set(name, Value::Nil)?;
+        }
+        Ok(k)
+    }
+
+    /// Runs `config.script` as the main fiber until nothing can wake a fiber.
+    /// Errors are about the script itself failing to start.
+    pub fn run_main(self, config: &VmConfig) -> Result<VmExit, RuntimeError> {
+        let script = &config.script;
+        let display = script.to_string_lossy().into_owned();
+        let absolute = absolute_path(script);
+        let args = self
+            .lua
+            .create_sequence_from(config.arguments.iter().map(String::as_str))
+            .map_err(lua_boot)?;
+        self.core.set("arguments", args).map_err(lua_boot)?;
+        let env = self.lua.create_table().map_err(lua_boot)?;
+        for (k, v) in std::env::vars_os() {
+            env.set(
+                self.lua.create_string(k.as_encoded_bytes()).map_err(lua_boot)?,
+                self.lua.create_string(v.as_encoded_bytes()).map_err(lua_boot)?,
+            )
+            .map_err(lua_boot)?;
+        }
+        self.core.set("environment", env).map_err(lua_boot)?;
+        let start: Function = self.core.get("start_main").map_err(lua_boot)?;
+        let (ok, err): (bool, Option<String>) = start
+            .call((absolute.to_string_lossy().into_owned(), display, config.context))
+            .map_err(lua_boot)?;
+        if !ok {
+            return Err(RuntimeError::Load {
+                script: script.clone(),
+                reason: err.unwrap_or_default(),
+            });
+        }
+        tracing::debug!(script = %script.display(), "main fiber scheduled");
+        let run: Function = self.core.get("run").map_err(lua_boot)?;
+        run.call::<()>(()).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        let main_panicked = self.core.get::<bool>("main_panicked").unwrap_or(false);
+        let exit_code = with_state(&self.lua, |st| {
+            st.flush_stdout();
+            st.exit_code
+        })
+        .map_err(lua_boot)?;
+        Ok(VmExit {
+            exit_code,
+            main_panicked,
+        })
+    }
+}
+
+fn lua_boot(e: mlua::Error) -> RuntimeError {
+    RuntimeError::Internal(e.to_string())
+}
+
+fn absolute_path(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

@@ -1,0 +1,177 @@
+//! Error values that Rust functions raise into Lua.
+//!
+//! Lua sees runtime errors as tables `{code=, category=}` (spec/core.md §7).
+//! A table cannot cross mlua's Rust boundary as an error value, so Rust code
+//! returns `Err(ErrorCode.into())`; the Lua side turns that wrapped error
+//! back into the table wherever an error can be observed (`pcall`, `xpcall`,
+//! `coroutine.resume`, fiber ends) through [`decode`], exposed to the
+//! runtime's internal Lua as `rt.decode_error`.
+//!
+//! Invariant: every error a Rust function raises on purpose is an
+//! `ErrorCode`; anything else reaching Lua is a bug or an mlua failure and is
+//! shown as its message string.
+
+use mlua::{Lua, MultiValue, Value};
+
+/// Error categories, by the name `tostring(category)` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Category {
+    /// errno values reported unmodified by the OS.
+    System,
+    /// POSIX errno values the runtime itself decides on (EINVAL, EPERM, …).
+    Generic,
+    /// `emilua.core` codes.
+    Core,
+    /// `asio.misc` / asio error codes (operation_aborted lives in `system`
+    /// as ECANCELED in asio; luring keeps the generic one).
+    Json,
+}
+
+impl Category {
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::System => "system",
+            Category::Generic => "generic",
+            Category::Core => "emilua.core",
+            Category::Json => "emilua.json.dom",
+        }
+    }
+}
+
+/// `emilua.core` codes (spec/core.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum CoreError {
+    InvalidModuleName = 1,
+    ModuleNotFound = 2,
+    RootCannotImportParent = 3,
+    CyclicImport = 4,
+    LeafCannotImportChild = 5,
+    OnlyMainFiberMayImport = 6,
+    BadRootContext = 7,
+    BadIndex = 8,
+    BadCoroutine = 9,
+    SuspensionAlreadyAllowed = 10,
+    InterruptionAlreadyAllowed = 11,
+    ForbidSuspendBlock = 12,
+    Interrupted = 13,
+    UnmatchedScopeCleanup = 14,
+    ChannelClosed = 15,
+    NoSenders = 16,
+    InternalModule = 17,
+    BrokenPromise = 22,
+    PromiseAlreadySatisfied = 23,
+    CurrentModuleNotKnown = 24,
+}
+
+/// Which argument an `EINVAL`-style error refers to (`arg=` field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrArg {
+    Index(i32),
+    Name(String),
+}
+
+/// An error value for Lua: category, code and optional `arg`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} error {code}", category.name())]
+pub struct ErrorCode {
+    pub category: Category,
+    pub code: i32,
+    pub arg: Option<ErrArg>,
+}
+
+impl ErrorCode {
+    pub fn generic(errno: i32) -> Self {
+        Self {
+            category: Category::Generic,
+            code: errno,
+            arg: None,
+        }
+    }
+
+    pub fn system(errno: i32) -> Self {
+        Self {
+            category: Category::System,
+            code: errno,
+            arg: None,
+        }
+    }
+
+    /// The OS error of an `io::Error` (EIO when it carries none).
+    pub fn from_io(e: &std::io::Error) -> Self {
+        Self::system(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+
+    pub fn core(code: CoreError) -> Self {
+        Self {
+            category: Category::Core,
+            code: code as i32,
+            arg: None,
+        }
+    }
+
+    pub fn arg(mut self, index: i32) -> Self {
+        self.arg = Some(ErrArg::Index(index));
+        self
+    }
+
+    pub fn arg_name(mut self, name: &str) -> Self {
+        self.arg = Some(ErrArg::Name(name.to_owned()));
+        self
+    }
+}
+
+impl From<ErrorCode> for mlua::Error {
+    fn from(e: ErrorCode) -> Self {
+        mlua::Error::external(e)
+    }
+}
+
+/// Shorthand for the most common raise: generic `EINVAL` naming argument `i`.
+pub fn einval(arg: i32) -> mlua::Error {
+    ErrorCode::generic(libc::EINVAL).arg(arg).into()
+}
+
+fn find_code(e: &mlua::Error) -> Option<&ErrorCode> {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<ErrorCode>(),
+        mlua::Error::CallbackError { cause, .. } => find_code(cause),
+        mlua::Error::WithContext { cause, .. } => find_code(cause),
+        _ => None,
+    }
+}
+
+/// `rt.decode_error(v)`: for a wrapped Rust error, returns
+/// `category_name, code, arg` when it is an [`ErrorCode`], or its message
+/// string otherwise; for any other value returns nothing.
+pub fn decode(lua: &Lua, v: Value) -> mlua::Result<MultiValue> {
+    let Value::Error(err) = v else {
+        return Ok(MultiValue::new());
+    };
+    if let Some(code) = find_code(&err) {
+        let arg = match &code.arg {
+            None => Value::Nil,
+            Some(ErrArg::Index(i)) => Value::Integer((*i).into()),
+            Some(ErrArg::Name(s)) => Value::String(lua.create_string(s)?),
+        };
+        return Ok(MultiValue::from_vec(vec![
+            Value::String(lua.create_string(code.category.name())?),
+            Value::Integer(code.code.into()),
+            arg,
+        ]));
+    }
+    let msg = match &*err {
+        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    Ok(MultiValue::from_vec(vec![Value::String(
+        lua.create_string(msg)?,
+    )]))
+}
+
+/// strerror(3) text of an errno, without the "(os error N)" suffix.
+pub fn strerror(errno: i32) -> String {
+    nix::errno::Errno::from_raw(errno).desc().to_owned()
+}
