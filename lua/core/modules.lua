@@ -121,25 +121,29 @@ local NAME = '^[%a_][%w_]*$'
 local loaded = {}   -- absolute path -> 'loading' | module value
 
 local function dirname(p) return (p:match('^(.*)/[^/]*$')) or '.' end
+-- Display paths (chunk names) are relative to the directory the entry
+-- script was named from; '' stands for that directory itself.
+local function display_dirname(p) return (p:match('^(.*)/[^/]*$')) or '' end
+local function display_join(d, n)
+  if d == '' then return n end
+  return d .. '/' .. n
+end
 
 -- Returns the directory to look in, or raises the spec's error.
 local function resolve_dir(id, importer)
   if id:sub(1, 1) == '/' then
-    local parts = {}
-    for part in id:sub(2):gmatch('[^/]*') do parts[#parts + 1] = part end
-    -- gmatch of '[^/]*' yields empty strings between separators
+    -- '/a/b': every component (split on each '/') must be a valid name
     local names = {}
-    for i = 1, #parts do
-      if parts[i] ~= '' or (i > 1 and parts[i - 1] ~= '') then names[#names + 1] = parts[i] end
-    end
-    if #names == 0 then raise_core('invalid_module_name') end
-    for i = 1, #names do
-      if not names[i]:match(NAME) then raise_core('invalid_module_name') end
+    for part in (id:sub(2) .. '/'):gmatch('([^/]*)/') do
+      if not part:match(NAME) then raise_core('invalid_module_name') end
+      names[#names + 1] = part
     end
     local last = table.remove(names)
-    local dir = importer.root
-    if #names > 0 then dir = dir .. '/' .. table.concat(names, '/') end
-    return dir, last, importer.display_root .. (#names > 0 and ('/' .. table.concat(names, '/')) or '')
+    local dir, display = importer.root, importer.display_root
+    for i = 1, #names do
+      dir, display = dir .. '/' .. names[i], display_join(display, names[i])
+    end
+    return dir, last, display
   end
   local rest, ups = id, 0
   local dot = false
@@ -162,7 +166,7 @@ local function resolve_dir(id, importer)
     if importer.leaf then ups = ups - 1 end
     for _ = 1, ups do
       if dir == importer.root then raise_core('root_cannot_import_parent') end
-      dir, display = dirname(dir), dirname(display)
+      dir, display = dirname(dir), display_dirname(display)
     end
   end
   return dir, rest, display
@@ -188,10 +192,10 @@ local function import(id)
   check_suspend(f)
   local importer = f.module_info
   local dir, name, display_dir = resolve_dir(id, importer)
-  local path, display, is_init = dir .. '/' .. name .. '.lua', display_dir .. '/' .. name .. '.lua', false
+  local path, display, is_init = dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua'), false
   if rt.file_kind(path) ~= 'file' then
     path = dir .. '/' .. name .. '/init.lua'
-    display = display_dir .. '/' .. name .. '/init.lua'
+    display = display_join(display_dir, name .. '/init.lua')
     is_init = true
     if rt.file_kind(path) ~= 'file' then raise_core('module_not_found', 'module', id) end
   end
@@ -207,7 +211,7 @@ local function import(id)
   local info = {
     root = importer.root, display_root = importer.display_root,
     dir = is_init and (dir .. '/' .. name) or dir,
-    display_dir = is_init and (display_dir .. '/' .. name) or display_dir,
+    display_dir = is_init and display_join(display_dir, name) or display_dir,
     leaf = not is_init, is_root = false,
   }
   local mf = K.new_fiber(function()
@@ -270,7 +274,7 @@ function K.start_main(path, display, context)
   local env = new_env(context, path)
   local fn, err = raw_load(src, '@' .. display, 't', env)
   if not fn then return false, err end
-  local dir, display_dir = dirname(path), dirname(display)
+  local dir, display_dir = dirname(path), display_dirname(display)
   local info = {
     root = dir, display_root = display_dir, dir = dir, display_dir = display_dir,
     leaf = false, is_root = true,

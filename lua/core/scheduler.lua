@@ -354,14 +354,70 @@ end
 -- Reports (stderr; stdout is flushed first by rt.stderr_write)
 local stderr_write = rt.stderr_write
 
+-- Panic tracebacks follow spec/core.md §8: the runtime's own frames are
+-- hidden. Leading runtime/C frames (the raise machinery) are dropped, except
+-- that a builtin which reports its errors through an async-op style wrapper
+-- keeps one `[string "?"]: in function '<name>'` frame; runtime frames
+-- between user frames are shown without line information; the frames below
+-- the outermost user frame are the start wrapper's two fixed frames.
+local wrapped_builtins = {
+  join = true, send = true, receive = true, require = true, sleep = true,
+  wait = true, get = true, scope = true, resume = true, read_some = true,
+  write_some = true,
+}
+local RT_FRAME = '\t[string "?"]: in function <[string "?"]:0>'
+
+local function frame_kind(l)
+  if l:find('^\t%[string "%?') then return 'rt' end
+  if l:find('^\t%[C%]') or l:find('^\t%(tail call%)') then return 'c' end
+  return 'user'
+end
+
+local function format_traceback(tb)
+  if not tb then return 'stack traceback:\n' .. "\t[C]: in function ''\n" .. RT_FRAME end
+  local lines = {}
+  for l in tb:gmatch('[^\n]+') do lines[#lines + 1] = l end
+  local first, last
+  for i = 2, #lines do
+    if frame_kind(lines[i]) == 'user' then
+      first = first or i
+      last = i
+    end
+  end
+  local out = { 'stack traceback:' }
+  if first then
+    local prev = lines[first - 1]
+    if first > 2 and frame_kind(prev) == 'rt' then
+      local name = prev:match("in function '([^']+)'")
+      if name and wrapped_builtins[name] then
+        out[#out + 1] = '\t[string "?"]: in function \'' .. name .. "'"
+      end
+    end
+    for i = first, last do
+      local l = lines[i]
+      local k = frame_kind(l)
+      if k == 'rt' then
+        local name = l:match("in function '([^']+)'")
+        l = name and ('\t[string "?"]: in function \'' .. name .. "'") or RT_FRAME
+      elseif k == 'c' then
+        l = l:gsub("'raw_", "'")
+      end
+      out[#out + 1] = l
+    end
+  end
+  out[#out + 1] = "\t[C]: in function ''"
+  out[#out + 1] = RT_FRAME
+  return table.concat(out, '\n')
+end
+
 report_panic = function(f)
   stderr_write('Fiber ' .. hexid(f.co) .. " panicked: '" .. K.error_message(f.err)
-    .. "'\n" .. (f.traceback or 'stack traceback:') .. '\n')
+    .. "'\n" .. format_traceback(f.traceback) .. '\n')
 end
 
 local function report_main_panic(f)
   stderr_write('Main fiber from VM ' .. K.vm_id .. " panicked: '"
-    .. K.error_message(f.err) .. "'\n" .. (f.traceback or 'stack traceback:') .. '\n')
+    .. K.error_message(f.err) .. "'\n" .. format_traceback(f.traceback) .. '\n')
 end
 
 report_forced_close = function(th)
@@ -539,17 +595,20 @@ end
 local busy = setmetatable({}, { __mode = 'k' })
 local user_co = setmetatable({}, { __mode = 'k' })
 
-local function resume_tail(co, ok, sig, ...)
-  if ok and (sig == SUSPEND or sig == TERMINATE) then
-    -- The coroutine suspended the whole fiber: forward the yield up and
-    -- resume the coroutine transparently once the fiber is woken.
-    busy[co] = true
-    local a, b = co_yield(sig)
-    busy[co] = nil
-    return resume_tail(co, co_resume(co, a, b))
+local function resume_tail(co, ok, ...)
+  if ok then
+    local sig = ...
+    if sig == SUSPEND or sig == TERMINATE then
+      -- The coroutine suspended the whole fiber: forward the yield up and
+      -- resume the coroutine transparently once the fiber is woken.
+      busy[co] = true
+      local a, b = co_yield(sig)
+      busy[co] = nil
+      return resume_tail(co, co_resume(co, a, b))
+    end
+    return true, ...
   end
-  if ok then return true, sig, ... end
-  return false, normalize_error(sig)
+  return false, normalize_error((...))
 end
 
 local coroutine_patched = {}

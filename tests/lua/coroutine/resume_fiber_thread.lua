@@ -1,0 +1,11 @@
+-- resume/wrap behave like Lua 5.1: values, false + error, dead coroutines
+local co = coroutine.create(function(a, b)
+  local c = coroutine.yield(a + b)
+  error({ code = c })
+end)
+print(coroutine.resume(co, 1, 2))
+local ok, e = coroutine.resume(co, 7)
+print(ok, type(e), e.code)
+print(coroutine.status(co))
+print(coroutine.resume(co))
+print(pcall(coroutine.create, 1))

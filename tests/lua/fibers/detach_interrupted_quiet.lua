@@ -1,0 +1,10 @@
+-- a fiber ended by interruption is never reported
+local f = spawn(function() this_fiber.yield() print('not reached') end)
+f:interrupt()
+f:detach()
+local g = spawn(function() this_fiber.yield() end)
+g:interrupt()
+this_fiber.yield()
+this_fiber.yield()
+g:detach()
+print('no report above')

@@ -1,0 +1,10 @@
+-- a detached fiber that fails later has its panic printed when it ends
+local f = spawn(function()
+  this_fiber.yield()
+  error('failed later', 0)
+end)
+f:detach()
+print('detached')
+this_fiber.yield()
+this_fiber.yield()
+print('main end')

@@ -1,0 +1,11 @@
+-- collecting the handle of a running fiber: panic printed when it fails
+collectgarbage('stop')
+spawn(function()
+  this_fiber.yield()
+  error('failed after collection', 0)
+end)
+collectgarbage('collect')
+print('collected')
+this_fiber.yield()
+this_fiber.yield()
+print('main end')

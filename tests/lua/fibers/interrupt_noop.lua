@@ -1,0 +1,12 @@
+-- interrupt never errors: finished, joined and detached handles are fine
+local f = spawn(function() return 1 end)
+f:join()
+f:interrupt()
+local g = spawn(function() end)
+g:detach()
+g:interrupt()
+local h = spawn(function() end)
+this_fiber.yield()
+h:interrupt()
+print(select('#', h:join()), h.interruption_caught)
+print('ok')

@@ -1,0 +1,16 @@
+-- interrupting a joiner cancels the join: the target becomes joinable again
+local target = spawn(function()
+  this_fiber.yield()
+  this_fiber.yield()
+  return 'late'
+end)
+local joiner = spawn(function()
+  local ok, e = pcall(target.join, target)
+  print('joiner:', ok, tostring(e))
+end)
+this_fiber.yield()
+print('target joinable during join:', target.joinable)
+joiner:interrupt()
+joiner:join()
+print('target joinable after cancel:', target.joinable)
+print(target:join())

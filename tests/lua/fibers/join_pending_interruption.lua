@@ -1,0 +1,17 @@
+-- join is an interruption point even when the target already finished:
+-- the pending interruption is raised and the target stays joinable
+local target = spawn(function() return 'v' end)
+local joiner = spawn(function()
+  this_fiber.disable_interruption()
+  this_fiber.yield()
+  this_fiber.restore_interruption()
+  print('joiner calls join; target joinable:', target.joinable)
+  target:join()
+  print('not reached')
+end)
+this_fiber.yield()
+joiner:interrupt()
+joiner:join()
+print('joiner caught:', joiner.interruption_caught)
+print('target joinable:', target.joinable)
+print(target:join())

@@ -1,0 +1,15 @@
+-- self-interrupt only sets the flag; the next interruption point raises
+local f
+f = spawn(function()
+  f:interrupt()
+  print('still running')
+  this_fiber.disable_interruption()
+  this_fiber.yield()
+  print('yield with interruption disabled is fine')
+  this_fiber.restore_interruption()
+  print('restore is not an interruption point')
+  this_fiber.yield()
+  print('not reached')
+end)
+f:join()
+print('caught:', f.interruption_caught)

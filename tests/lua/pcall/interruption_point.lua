@@ -1,0 +1,13 @@
+-- pcall/xpcall check a pending interruption before running the function
+local f = spawn(function()
+  pcall(function() print('not run') end)
+end)
+f:interrupt()
+f:join()
+print('pcall fiber caught:', f.interruption_caught)
+local g = spawn(function()
+  xpcall(function() print('not run') end, print)
+end)
+g:interrupt()
+g:join()
+print('xpcall fiber caught:', g.interruption_caught)

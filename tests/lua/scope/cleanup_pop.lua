@@ -1,0 +1,17 @@
+-- scope_cleanup_pop runs the handler unless told not to
+scope_cleanup_push(function() print('first') end)
+scope_cleanup_push(function() print('second') end)
+scope_cleanup_pop(false)
+scope_cleanup_pop()
+print('popped both')
+scope_cleanup_push(function() print('third') end)
+scope_cleanup_pop(true)
+local ok, e = pcall(scope_cleanup_pop)
+print(ok, e.code, tostring(e.category), tostring(e))
+-- pop only sees the innermost scope
+scope_cleanup_push(function() print('outer handler') end)
+scope(function()
+  local ok2, e2 = pcall(scope_cleanup_pop)
+  print('inner pop:', ok2, tostring(e2))
+end)
+print('end of main')

@@ -1,0 +1,23 @@
+-- a user coroutine has its own root scope, run when its body finishes
+local co = coroutine.create(function()
+  scope_cleanup_push(function() print('coroutine root handler') end)
+  coroutine.yield('y')
+  print('coroutine body end')
+end)
+print(coroutine.resume(co))
+print('between resumes')
+print(coroutine.resume(co))
+-- on error too
+local co2 = coroutine.create(function()
+  scope_cleanup_push(function() print('handler of failing coroutine') end)
+  error('co failed', 0)
+end)
+print(coroutine.resume(co2))
+-- handlers pushed in a coroutine do not go to the fiber's scope
+scope(function()
+  local co3 = coroutine.wrap(function()
+    scope_cleanup_push(function() print('co3 handler') end)
+  end)
+  co3()
+  print('end of scope body')
+end)
