@@ -1,0 +1,406 @@
+//! Inside the sandbox: PID 1's lock-down, its reaper loop, and the entry
+//! process.
+//!
+//! Invariants:
+//! - This code runs in a `clone3` copy of the single-threaded supervisor; it
+//!   never returns (every path ends in `_exit`), so nothing of the
+//!   supervisor's state is dropped or reused here.
+//! - Order of the lock-down (each step needs the privileges the previous ones
+//!   leave): parent-death signal → wait for id maps → become uid/gid 0 of
+//!   the new namespace → parent-death signal again (credential changes clear
+//!   it) → stdio and close every other descriptor → new session, hostname →
+//!   tmpfs root with bind-mounted grants, `/proc` if asked, `pivot_root`,
+//!   root read-only → `lo` up if asked → rlimits → not dumpable → drop
+//!   every capability and lock securebits → `no_new_privs` → Landlock →
+//!   seccomp → re-check the supervisor is alive → report Ready → fork the
+//!   entry process.
+//! - PID 1 and the entry process share the same Landlock domain and seccomp
+//!   filters (both inherited by every later thread and child).
+//! - PID 1 keeps only the report pipe; it forwards HUP/INT/QUIT/TERM/USR1/
+//!   USR2/WINCH/CONT to the entry process, reaps every orphan, and when the
+//!   entry process ends it reports its status and exits, which makes the
+//!   kernel kill whatever is left in the PID namespace.
+
+use crate::spawn::{write_record, ChildPlan, Record};
+use crate::{seccomp, sys, EntryContext, ExitStatus};
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+const FORWARDED: [i32; 8] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+const SECCOMP_MARK: u64 = 0x5ECC_0000_0000_0000;
+const SYS_SECCOMP: i32 = 1;
+
+/// The page shared by PID 1 and the entry process where the SIGSYS handler
+/// leaves the offending syscall number.
+static SIGSYS_PAGE: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+
+type StepResult<T> = Result<T, (String, io::Error)>;
+
+fn step<T>(name: &str, r: io::Result<T>) -> StepResult<T> {
+    r.map_err(|e| (name.to_string(), e))
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b).unwrap_or_else(|_| CString::new("/nonexistent").unwrap())
+}
+
+/// Runs in the cloned child. Never returns.
+pub(crate) fn run_child(plan: &mut ChildPlan<'_>) -> ! {
+    let report_w = plan.report_w;
+    match lock_down(plan) {
+        Ok(landlock) => {
+            write_record(report_w, &Record::Ready(landlock));
+            pid1(plan)
+        }
+        Err((step, e)) => {
+            write_record(report_w, &Record::Failed { step, errno: e.raw_os_error().unwrap_or(0) });
+            sys::exit_now(127)
+        }
+    }
+}
+
+fn close_raw(fd: RawFd) {
+    // SAFETY: closing a descriptor this copy of the process does not use again.
+    unsafe { libc::close(fd) };
+}
+
+fn mkdir_p(path: &[u8]) -> io::Result<()> {
+    let mut cur = Vec::with_capacity(path.len());
+    for comp in path.split(|c| *c == b'/').filter(|c| !c.is_empty()) {
+        cur.push(b'/');
+        cur.extend_from_slice(comp);
+        let c = cstr(&cur);
+        // SAFETY: c is NUL-terminated.
+        if unsafe { libc::mkdir(c.as_ptr(), 0o755) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockReport> {
+    let pdeath = || sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+    step("parent-death signal", pdeath())?;
+    close_raw(plan.sync_w);
+    close_raw(plan.lifeline_w);
+    let mut go = [0u8; 1];
+    if step("waiting for id maps", sys::read(plan.sync_r, &mut go))? != 1 {
+        // The supervisor died before writing our maps.
+        sys::exit_now(0);
+    }
+    close_raw(plan.sync_r);
+    // SAFETY: plain syscalls with integer arguments.
+    if unsafe { libc::setresgid(0, 0, 0) } < 0 || unsafe { libc::setresuid(0, 0, 0) } < 0 {
+        return Err(("becoming uid 0 in the user namespace".into(), io::Error::last_os_error()));
+    }
+    step("parent-death signal", pdeath())?;
+
+    // Descriptors: stdio, then close everything not granted.
+    for (i, src) in plan.stdio.iter().enumerate() {
+        step("stdio", sys::dup_to(*src, i as RawFd))?;
+    }
+    let ring_fd = plan.ring.as_ref().map(|r| std::os::fd::AsRawFd::as_raw_fd(r)).unwrap_or(-1);
+    let mut keep: Vec<RawFd> = vec![0, 1, 2, ring_fd, plan.control, plan.report_w, plan.lifeline_r];
+    keep.extend(&plan.grants);
+    keep.sort_unstable();
+    keep.dedup();
+    step("closing inherited descriptors", sys::close_all_except(&keep))?;
+
+    // SAFETY: setsid has no preconditions (PID 1 is not a group leader here).
+    unsafe { libc::setsid() };
+    step("hostname", nix::unistd::sethostname("luring-sandbox").map_err(io::Error::from))?;
+
+    build_root(plan)?;
+
+    if matches!(plan.req.network, crate::Network::Loopback { .. }) {
+        step("bringing lo up", sys::loopback_up())?;
+    }
+
+    let req = plan.req;
+    step("RLIMIT_NOFILE", sys::setrlimit(libc::RLIMIT_NOFILE, req.nofile))?;
+    step("RLIMIT_NPROC (pids limit)", sys::setrlimit(libc::RLIMIT_NPROC, req.pids))?;
+    step("RLIMIT_CORE", sys::setrlimit(libc::RLIMIT_CORE, 0))?;
+    if req.address_space != 0 {
+        step("RLIMIT_AS", sys::setrlimit(libc::RLIMIT_AS, req.address_space))?;
+    }
+    if req.cpu_seconds != 0 {
+        step("RLIMIT_CPU", sys::setrlimit(libc::RLIMIT_CPU, req.cpu_seconds))?;
+    }
+    step("not dumpable", sys::prctl(libc::PR_SET_DUMPABLE, 0, 0))?;
+    drop_capabilities()?;
+    step("no_new_privs", sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0))?;
+
+    let landlock = plan.landlock.apply().map_err(|e| {
+        (format!("Landlock: {e}"), io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    })?;
+    seccomp::install(plan.seccomp)
+        .map_err(|e| (format!("seccomp: {e}"), io::Error::from_raw_os_error(libc::EINVAL)))?;
+
+    // Re-check the supervisor after the last credential change.
+    step("parent-death signal", pdeath())?;
+    if step("lifeline", sys::poll_one(plan.lifeline_r, libc::POLLIN, 0))? != 0 {
+        sys::exit_now(0);
+    }
+    Ok(landlock)
+}
+
+fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
+    let req = plan.req;
+    // Open every source before anything is mounted over it.
+    let mut sources: Vec<(OwnedFd, &[u8], bool, bool)> = Vec::new();
+    for (list, rw) in [(&req.ro_paths, false), (&req.rw_paths, true)] {
+        for p in list {
+            let c = cstr(p.as_bytes());
+            // SAFETY: c is NUL-terminated; O_PATH opens without access checks on content.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err((format!("opening granted path {}", p.to_string_lossy()), io::Error::last_os_error()));
+            }
+            // SAFETY: open returned a new descriptor we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let is_dir = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(true);
+            sources.push((fd, p.as_bytes(), rw, is_dir));
+        }
+    }
+    let staging: &CStr = if std::path::Path::new("/tmp").is_dir() { c"/tmp" } else { c"/mnt" };
+    step(
+        "making mounts private",
+        sys::mount(None, c"/", None, (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong, None),
+    )?;
+    step(
+        "mounting the tmpfs root",
+        sys::mount(
+            Some(c"tmpfs"),
+            staging,
+            Some(c"tmpfs"),
+            (libc::MS_NOSUID | libc::MS_NODEV) as libc::c_ulong,
+            Some(c"mode=0755,size=64k,nr_inodes=4096"),
+        ),
+    )?;
+    let base = staging.to_bytes();
+    for (fd, path, rw, is_dir) in &sources {
+        let mut target = base.to_vec();
+        target.extend_from_slice(path);
+        let t = cstr(&target);
+        if *is_dir {
+            step("creating a mount point", mkdir_p(&target))?;
+        } else {
+            let parent = &target[..target.iter().rposition(|c| *c == b'/').unwrap_or(0)];
+            step("creating a mount point", mkdir_p(parent))?;
+            // SAFETY: t is NUL-terminated.
+            let f = unsafe { libc::open(t.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+            if f < 0 {
+                return Err(("creating a mount point".into(), io::Error::last_os_error()));
+            }
+            close_raw(f);
+        }
+        let src = CString::new(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd))).unwrap();
+        step(
+            &format!("bind-mounting {}", String::from_utf8_lossy(path)),
+            sys::mount(Some(&src), &t, None, (libc::MS_BIND | libc::MS_REC) as libc::c_ulong, None),
+        )?;
+        let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
+        if !rw {
+            attrs |= sys::MOUNT_ATTR_RDONLY;
+        }
+        step("mount_setattr on a grant (Linux 5.12)", sys::mount_setattr(&t, attrs, true))?;
+    }
+    drop(sources);
+    if req.mount_proc {
+        let mut target = base.to_vec();
+        target.extend_from_slice(b"/proc");
+        step("creating /proc", mkdir_p(&target))?;
+        step(
+            "mounting /proc",
+            sys::mount(
+                Some(c"proc"),
+                &cstr(&target),
+                Some(c"proc"),
+                (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong,
+                Some(c"subset=pid"),
+            ),
+        )?;
+    }
+    // SAFETY: staging is NUL-terminated.
+    if unsafe { libc::chdir(staging.as_ptr()) } < 0 {
+        return Err(("chdir to the new root".into(), io::Error::last_os_error()));
+    }
+    step("pivot_root", sys::pivot_root(c".", c"."))?;
+    step("detaching the old root", sys::umount2(c".", libc::MNT_DETACH))?;
+    // SAFETY: "/" is NUL-terminated.
+    if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
+        return Err(("chdir /".into(), io::Error::last_os_error()));
+    }
+    step(
+        "making the root read-only",
+        sys::mount_setattr(c"/", sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false),
+    )?;
+    Ok(())
+}
+
+fn drop_capabilities() -> StepResult<()> {
+    // SECBIT_NOROOT|_LOCKED, NO_SETUID_FIXUP|_LOCKED, KEEP_CAPS_LOCKED,
+    // NO_CAP_AMBIENT_RAISE|_LOCKED.
+    const SECBITS: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
+    step("securebits", sys::prctl(libc::PR_SET_SECUREBITS, SECBITS, 0))?;
+    for cap in 0..64 {
+        if let Err(e) = sys::prctl(libc::PR_CAPBSET_DROP, cap, 0) {
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(("dropping the bounding set".into(), e));
+        }
+    }
+    step(
+        "clearing ambient capabilities",
+        sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0),
+    )?;
+    step("clearing capabilities", sys::capset_clear())
+}
+
+extern "C" fn noop_handler(_: libc::c_int) {}
+
+extern "C" fn sigsys_handler(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo; for SIGSYS the syscall
+    // number is the int at offset 24 (after si_signo/si_errno/si_code, the
+    // padding, and _call_addr).
+    let (code, nr) = unsafe { ((*info).si_code, *(info as *const u8).add(24).cast::<i32>()) };
+    let page = SIGSYS_PAGE.load(Ordering::Relaxed);
+    if code == SYS_SECCOMP && !page.is_null() {
+        // SAFETY: the page is a live shared mapping made before the fork.
+        unsafe { (*page).store(SECCOMP_MARK | nr as u32 as u64, Ordering::SeqCst) };
+    }
+    // Die of SIGSYS: default action, raised again (delivered when the
+    // handler returns and the mask is restored).
+    // SAFETY: async-signal-safe calls with valid arguments.
+    unsafe {
+        libc::signal(libc::SIGSYS, libc::SIG_DFL);
+        libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), libc::SIGSYS);
+    }
+}
+
+fn sigset(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        for sig in sigs {
+            libc::sigaddset(&mut s, *sig);
+        }
+        s
+    }
+}
+
+fn pid1(plan: &mut ChildPlan<'_>) -> ! {
+    let page = match sys::shared_page() {
+        Ok(p) => p as *mut AtomicU64,
+        Err(_) => sys::exit_now(126),
+    };
+    SIGSYS_PAGE.store(page, Ordering::SeqCst);
+    let mut waited: Vec<i32> = FORWARDED.to_vec();
+    waited.push(libc::SIGCHLD);
+    let set = sigset(&waited);
+    // SAFETY: installing a no-op handler (so PID 1 does not drop forwarded
+    // signals) and blocking the set; both are process-local.
+    unsafe {
+        for s in FORWARDED {
+            libc::signal(s, noop_handler as *const () as libc::sighandler_t);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    // SAFETY: single-threaded; the child never returns.
+    let entry_pid = match unsafe { sys::fork_raw() } {
+        Ok(0) => run_entry(plan),
+        Ok(p) => p,
+        Err(_) => sys::exit_now(125),
+    };
+    let report_w = plan.report_w;
+    let _ = sys::close_all_except(&[report_w]);
+    loop {
+        // SAFETY: set is initialised; a null info pointer is allowed.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut status = 0;
+                // SAFETY: status is writable.
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                if pid == entry_pid {
+                    let st = if libc::WIFEXITED(status) {
+                        ExitStatus::Exited(libc::WEXITSTATUS(status))
+                    } else {
+                        let s = libc::WTERMSIG(status);
+                        // SAFETY: the page lives for the process lifetime.
+                        let v = unsafe { (*page).load(Ordering::SeqCst) };
+                        if s == libc::SIGSYS && v & 0xFFFF_0000_0000_0000 == SECCOMP_MARK {
+                            ExitStatus::Seccomp { syscall: v as u32 as i32 }
+                        } else {
+                            ExitStatus::Signaled(s)
+                        }
+                    };
+                    write_record(report_w, &Record::Exit(st));
+                    sys::exit_now(0);
+                }
+            }
+        } else if sig > 0 {
+            // SAFETY: plain kill of our own child.
+            unsafe { libc::kill(entry_pid, sig) };
+        }
+    }
+}
+
+fn run_entry(plan: &mut ChildPlan<'_>) -> ! {
+    // SAFETY: restoring default dispositions and an empty mask in the new
+    // process; installing our SIGSYS handler with SA_SIGINFO.
+    unsafe {
+        for s in FORWARDED {
+            libc::signal(s, libc::SIG_DFL);
+        }
+        let empty = sigset(&[]);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = sigsys_handler as *const () as libc::sighandler_t;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut());
+    }
+    close_raw(plan.report_w);
+    close_raw(plan.lifeline_r);
+    // SAFETY: single-threaded; replacing the (already cleared) environment.
+    unsafe { libc::clearenv() };
+    for (k, v) in &plan.req.env {
+        std::env::set_var(k, v);
+    }
+    let ring = plan.ring.take().expect("ring");
+    // SAFETY: these descriptors were kept open for the sandbox and are owned
+    // by nothing else in this process.
+    let (control, fds) = unsafe {
+        (
+            OwnedFd::from_raw_fd(plan.control),
+            plan.grants.iter().map(|f| OwnedFd::from_raw_fd(*f)).collect(),
+        )
+    };
+    let ctx = EntryContext { ring, control, fds, arg: plan.req.arg.clone() };
+    let entry = plan.entry;
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(ctx))).unwrap_or(101);
+    let _ = io::Write::flush(&mut io::stdout());
+    sys::exit_now(code)
+}

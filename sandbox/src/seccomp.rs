@@ -1,0 +1,422 @@
+//! The seccomp policy of a sandboxed process, built with seccompiler.
+//!
+//! Invariants:
+//! - The policy is four stacked filters; the kernel runs them all and keeps
+//!   the most restrictive verdict (KILL_PROCESS > TRAP > ERRNO > ALLOW), so a
+//!   syscall is allowed only if every filter allows it:
+//!   1. `arch`: a hand-written filter that kills the process for any
+//!      non-x86_64 architecture (32-bit `int 0x80` calls) and for x32 calls
+//!      (syscall number with bit 30 set).
+//!   2. `allow`: the allow-list. Anything not on it gets `SECCOMP_RET_TRAP`:
+//!      SIGSYS, which the sandbox's handler turns into "killed by seccomp:
+//!      syscall N" (see `init.rs`). Syscalls that are on the deny lists
+//!      below are also "allowed" here so that they fail softly there.
+//!   3. `deny`: EPERM for the dangerous syscalls the battery names (mount,
+//!      ptrace, bpf, execve, ...) and for argument-filtered ones: `socket` of
+//!      a family other than AF_UNIX (and AF_INET/AF_INET6 with loopback
+//!      networking), `clone` with a namespace flag, `ioctl` TIOCSTI/TIOCLINUX
+//!      (compared on the low 32 bits, as the tty layer does), and
+//!      `io_uring_register` with an opcode outside the runtime's list.
+//!   4. `clone3`: ENOSYS, so that libc falls back to `clone`, whose flags
+//!      filter 3 can inspect (clone3 passes them in memory).
+//! - Nothing here touches the running process until [`install`].
+//! - Tested on x86_64 only; other architectures refuse to build a policy.
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use std::collections::BTreeMap;
+
+/// What the policy lets through, beyond the fixed allow-list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompPolicy {
+    /// Allow `socket(AF_INET/AF_INET6, ...)` (loopback networking).
+    pub allow_inet: bool,
+    /// `io_uring_register` opcodes allowed (compared on the full 32 bits, so
+    /// `IORING_REGISTER_USE_REGISTERED_RING` variants are denied).
+    pub uring_register_ops: Vec<u32>,
+}
+
+/// Compiled filters in installation order.
+#[derive(Clone, Debug)]
+pub struct CompiledPolicy {
+    pub filters: Vec<(&'static str, BpfProgram)>,
+}
+
+/// Errors from building or installing the seccomp policy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeccompError {
+    #[error("seccomp policy could not be compiled ({0}); this is a bug in luring-sandbox")]
+    Compile(String),
+    #[error("installing the seccomp filter failed: {0}; the kernel needs CONFIG_SECCOMP_FILTER (Linux 3.5)")]
+    Install(String),
+    #[error("the sandbox's seccomp policy is written for x86_64 only")]
+    UnsupportedArch,
+}
+
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+pub const TIOCLINUX: u64 = 0x541C;
+
+/// Syscalls a sandboxed runtime may use. Reviewed one by one: none reaches
+/// outside the process except through a descriptor it holds or a path
+/// Landlock lets it open.
+pub fn allow_list() -> Vec<i64> {
+    use libc::*;
+    vec![
+        // descriptors and I/O
+        SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_pwrite64, SYS_preadv,
+        SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_close, SYS_close_range, SYS_dup, SYS_dup2,
+        SYS_dup3, SYS_fcntl, SYS_lseek, SYS_pipe, SYS_pipe2, SYS_ioctl, SYS_fstat, SYS_newfstatat,
+        SYS_statx, SYS_stat, SYS_lstat, SYS_fstatfs, SYS_statfs, SYS_ftruncate, SYS_fsync,
+        SYS_fdatasync, SYS_sendfile, SYS_splice, SYS_tee, SYS_copy_file_range,
+        // file system (Landlock decides what is reachable)
+        SYS_open, SYS_openat, SYS_openat2, SYS_getdents64, SYS_getcwd, SYS_chdir, SYS_fchdir,
+        SYS_readlink, SYS_readlinkat, SYS_access, SYS_faccessat, SYS_faccessat2, SYS_mkdirat,
+        SYS_mkdir, SYS_unlinkat, SYS_unlink, SYS_rmdir, SYS_renameat, SYS_renameat2,
+        SYS_rename, SYS_symlinkat, SYS_linkat, SYS_fchmod, SYS_umask, SYS_memfd_create,
+        // memory
+        SYS_mmap, SYS_munmap, SYS_mprotect, SYS_mremap, SYS_madvise, SYS_brk, SYS_msync,
+        SYS_mincore, SYS_membarrier,
+        // signals
+        SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_rt_sigpending,
+        SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_sigaltstack, SYS_kill, SYS_tgkill,
+        SYS_tkill, SYS_pidfd_send_signal, SYS_pidfd_open, SYS_signalfd4,
+        // processes and threads (clone filtered by the deny filter)
+        SYS_clone, SYS_fork, SYS_vfork, SYS_wait4, SYS_waitid, SYS_exit, SYS_exit_group,
+        SYS_set_tid_address, SYS_set_robust_list, SYS_get_robust_list, SYS_rseq, SYS_futex,
+        SYS_futex_waitv, SYS_sched_yield, SYS_sched_getaffinity, SYS_sched_setaffinity,
+        SYS_sched_getparam, SYS_sched_getscheduler, SYS_getpid, SYS_gettid, SYS_getppid,
+        SYS_getpgid, SYS_getpgrp, SYS_getsid, SYS_setsid, SYS_setpgid, SYS_getuid, SYS_geteuid,
+        SYS_getgid, SYS_getegid, SYS_getresuid, SYS_getresgid, SYS_getgroups, SYS_capget,
+        SYS_prlimit64, SYS_getrlimit, SYS_setrlimit, SYS_getrusage, SYS_times, SYS_arch_prctl,
+        SYS_prctl, SYS_uname, SYS_sysinfo, SYS_getpriority, SYS_setpriority,
+        // time
+        SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep, SYS_nanosleep,
+        SYS_gettimeofday, SYS_time, SYS_timerfd_create, SYS_timerfd_settime,
+        SYS_timerfd_gettime, SYS_alarm, SYS_getitimer, SYS_setitimer,
+        // waiting
+        SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6, SYS_epoll_create1, SYS_epoll_ctl,
+        SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_pwait2, SYS_eventfd2,
+        // sockets (socket filtered by the deny filter; Landlock scopes the rest)
+        SYS_socket, SYS_socketpair, SYS_connect, SYS_accept, SYS_accept4, SYS_bind, SYS_listen,
+        SYS_shutdown, SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg, SYS_sendmmsg,
+        SYS_recvmmsg, SYS_getsockname, SYS_getpeername, SYS_getsockopt, SYS_setsockopt,
+        // io_uring on the ring the host made (register filtered by the deny filter)
+        SYS_io_uring_enter, SYS_io_uring_register,
+        // tightening only
+        SYS_seccomp, SYS_landlock_create_ruleset, SYS_landlock_add_rule,
+        SYS_landlock_restrict_self,
+        SYS_getrandom,
+    ]
+}
+
+/// Syscalls that fail with EPERM (listed in the battery); also "allowed"
+/// by the allow filter so that they fail softly rather than trap.
+pub fn deny_list() -> Vec<i64> {
+    use libc::*;
+    vec![
+        SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_bpf, SYS_perf_event_open,
+        SYS_userfaultfd, SYS_keyctl, SYS_add_key, SYS_request_key, SYS_init_module,
+        SYS_finit_module, SYS_delete_module, SYS_kexec_load, SYS_kexec_file_load, SYS_mount,
+        SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_setns, SYS_unshare, SYS_execve,
+        SYS_execveat, SYS_io_uring_setup, SYS_open_tree, SYS_move_mount, SYS_fsopen,
+        SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_mount_setattr, SYS_name_to_handle_at,
+        SYS_open_by_handle_at, SYS_pidfd_getfd, SYS_process_madvise, SYS_setuid, SYS_setgid,
+        SYS_setreuid, SYS_setregid, SYS_setresuid, SYS_setresgid, SYS_setgroups,
+        SYS_setfsuid, SYS_setfsgid, SYS_capset, SYS_personality, SYS_acct, SYS_swapon,
+        SYS_swapoff, SYS_reboot, SYS_syslog, SYS_quotactl, SYS_lookup_dcookie, SYS_vhangup,
+        SYS_iopl, SYS_ioperm, SYS_sethostname, SYS_setdomainname,
+    ]
+}
+
+/// Namespace flags that `clone` may not carry.
+pub const CLONE_NS_FLAGS: [u64; 7] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+];
+
+fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, v: u64) -> Result<SeccompCondition, SeccompError> {
+    SeccompCondition::new(arg, len, op, v).map_err(|e| SeccompError::Compile(e.to_string()))
+}
+
+fn rule(c: Vec<SeccompCondition>) -> Result<SeccompRule, SeccompError> {
+    SeccompRule::new(c).map_err(|e| SeccompError::Compile(e.to_string()))
+}
+
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, SeccompError> {
+    let f = SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)
+        .map_err(|e| SeccompError::Compile(e.to_string()))?;
+    f.try_into().map_err(|e: seccompiler::BackendError| SeccompError::Compile(e.to_string()))
+}
+
+fn stmt(code: u16, k: u32) -> seccompiler::sock_filter {
+    seccompiler::sock_filter { code, jt: 0, jf: 0, k }
+}
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> seccompiler::sock_filter {
+    seccompiler::sock_filter { code, jt, jf, k }
+}
+
+/// Filter 1: kill the process for a foreign architecture or an x32 call.
+fn arch_filter() -> BpfProgram {
+    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const JEQ_K: u16 = 0x05 | 0x10;
+    const JSET_K: u16 = 0x05 | 0x40;
+    const RET_K: u16 = 0x06;
+    vec![
+        stmt(LD_W_ABS, 4), // seccomp_data.arch
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(LD_W_ABS, 0), // seccomp_data.nr
+        jump(JSET_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// Builds the four filters of the policy.
+pub fn build(policy: &SeccompPolicy) -> Result<CompiledPolicy, SeccompError> {
+    if !cfg!(target_arch = "x86_64") {
+        return Err(SeccompError::UnsupportedArch);
+    }
+    use SeccompCmpArgLen::{Dword, Qword};
+    use SeccompCmpOp::{Eq, MaskedEq, Ne};
+
+    // 2. allow-list (mismatch: trap)
+    let mut allow: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in allow_list().into_iter().chain(deny_list()).chain([libc::SYS_clone3]) {
+        allow.insert(nr, vec![]);
+    }
+    let allow = compile(allow, SeccompAction::Trap, SeccompAction::Allow)?;
+
+    // 3. deny (match: EPERM)
+    let mut deny: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for nr in deny_list() {
+        deny.insert(nr, vec![]);
+    }
+    let mut families = vec![libc::AF_UNIX as u64];
+    if policy.allow_inet {
+        families.extend([libc::AF_INET as u64, libc::AF_INET6 as u64]);
+    }
+    let mut socket_conds = Vec::new();
+    for f in families {
+        socket_conds.push(cond(0, Dword, Ne, f)?);
+    }
+    deny.insert(libc::SYS_socket, vec![rule(socket_conds)?]);
+    let mut clone_rules = Vec::new();
+    for f in CLONE_NS_FLAGS {
+        clone_rules.push(rule(vec![cond(0, Qword, MaskedEq(f), f)?])?);
+    }
+    deny.insert(libc::SYS_clone, clone_rules);
+    deny.insert(
+        libc::SYS_ioctl,
+        vec![
+            rule(vec![cond(1, Dword, Eq, libc::TIOCSTI)?])?,
+            rule(vec![cond(1, Dword, Eq, TIOCLINUX)?])?,
+        ],
+    );
+    let mut reg_conds = Vec::new();
+    for op in &policy.uring_register_ops {
+        reg_conds.push(cond(1, Dword, Ne, *op as u64)?);
+    }
+    if reg_conds.is_empty() {
+        deny.insert(libc::SYS_io_uring_register, vec![]);
+    } else {
+        deny.insert(libc::SYS_io_uring_register, vec![rule(reg_conds)?]);
+    }
+    let deny = compile(deny, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))?;
+
+    // 4. clone3 → ENOSYS
+    let mut c3: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    c3.insert(libc::SYS_clone3, vec![]);
+    let c3 = compile(c3, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32))?;
+
+    Ok(CompiledPolicy {
+        filters: vec![("allow", allow), ("deny", deny), ("clone3", c3), ("arch", arch_filter())],
+    })
+}
+
+/// Installs every filter on the calling thread (the sandbox is single-threaded
+/// at this point; threads created later inherit them). Sets no_new_privs.
+pub fn install(p: &CompiledPolicy) -> Result<(), SeccompError> {
+    for (name, f) in &p.filters {
+        seccompiler::apply_filter(f).map_err(|e| SeccompError::Install(format!("{name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A tiny classic-BPF interpreter for the subset seccompiler emits, used by
+/// the tests as an oracle of what the kernel will decide.
+#[cfg(test)]
+pub(crate) mod oracle {
+    use seccompiler::sock_filter;
+
+    pub struct Data {
+        pub nr: i32,
+        pub arch: u32,
+        pub args: [u64; 6],
+    }
+
+    fn load(d: &Data, off: u32) -> u32 {
+        match off {
+            0 => d.nr as u32,
+            4 => d.arch,
+            16..=63 => {
+                let i = ((off - 16) / 8) as usize;
+                let hi = (off - 16) % 8 == 4;
+                let v = d.args[i];
+                if hi { (v >> 32) as u32 } else { v as u32 }
+            }
+            _ => panic!("bad offset {off}"),
+        }
+    }
+
+    pub fn run(prog: &[sock_filter], d: &Data) -> u32 {
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = &prog[pc];
+            pc += 1;
+            match i.code {
+                0x20 => a = load(d, i.k),
+                0x54 => a &= i.k,
+                0x06 => return i.k,
+                0x05 => pc += i.k as usize,
+                c if c & 0x07 == 0x05 => {
+                    let t = match c & 0xf0 {
+                        0x10 => a == i.k,
+                        0x20 => a > i.k,
+                        0x30 => a >= i.k,
+                        0x40 => a & i.k != 0,
+                        _ => panic!("op {c:#x}"),
+                    };
+                    pc += if t { i.jt } else { i.jf } as usize;
+                }
+                c => panic!("unsupported bpf code {c:#x}"),
+            }
+        }
+    }
+
+    /// The kernel's combination: lowest action value wins (most restrictive),
+    /// comparing the action part only.
+    pub fn verdict(filters: &[(&str, Vec<sock_filter>)], d: &Data) -> u32 {
+        let rank = |v: u32| -> i64 { (v & 0xffff_0000) as i32 as i64 };
+        filters
+            .iter()
+            .map(|(_, f)| run(f, d))
+            .min_by_key(|v| rank(*v))
+            .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oracle::{verdict, Data};
+    use super::*;
+
+    const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+    const TRAP: u32 = libc::SECCOMP_RET_TRAP;
+    const KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+    fn errno(e: i32) -> u32 {
+        libc::SECCOMP_RET_ERRNO | e as u32
+    }
+
+    fn policy() -> CompiledPolicy {
+        build(&SeccompPolicy { allow_inet: false, uring_register_ops: vec![6, 22, 23] }).unwrap()
+    }
+
+    fn call(p: &CompiledPolicy, nr: i64, args: [u64; 6]) -> u32 {
+        verdict(&p.filters, &Data { nr: nr as i32, arch: AUDIT_ARCH_X86_64, args })
+    }
+
+    #[test]
+    fn allow_list_and_trap_default() {
+        let p = policy();
+        assert_eq!(call(&p, libc::SYS_read, [0; 6]), ALLOW);
+        assert_eq!(call(&p, libc::SYS_io_uring_enter, [0; 6]), ALLOW);
+        // not on any list: trapped (reported as "killed by seccomp")
+        assert_eq!(call(&p, libc::SYS_mknodat, [0; 6]), TRAP);
+        assert_eq!(call(&p, libc::SYS_ptrace + 1000, [0; 6]), TRAP);
+    }
+
+    #[test]
+    fn deny_list_is_eperm() {
+        let p = policy();
+        for nr in deny_list() {
+            assert_eq!(call(&p, nr, [0; 6]), errno(libc::EPERM), "syscall {nr}");
+        }
+        assert_eq!(call(&p, libc::SYS_io_uring_setup, [0; 6]), errno(libc::EPERM));
+        assert_eq!(call(&p, libc::SYS_clone3, [0; 6]), errno(libc::ENOSYS));
+    }
+
+    #[test]
+    fn foreign_arch_and_x32_are_killed() {
+        let p = policy();
+        let d = Data { nr: libc::SYS_read as i32, arch: 0x4000_0003, args: [0; 6] };
+        assert_eq!(verdict(&p.filters, &d), KILL);
+        let d = Data {
+            nr: (libc::SYS_getpid as u32 | X32_SYSCALL_BIT) as i32,
+            arch: AUDIT_ARCH_X86_64,
+            args: [0; 6],
+        };
+        assert_eq!(verdict(&p.filters, &d), KILL);
+    }
+
+    #[test]
+    fn argument_filters() {
+        let p = policy();
+        let unix = libc::AF_UNIX as u64;
+        assert_eq!(call(&p, libc::SYS_socket, [unix, 1, 0, 0, 0, 0]), ALLOW);
+        for fam in [libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK, libc::AF_PACKET] {
+            assert_eq!(call(&p, libc::SYS_socket, [fam as u64, 1, 0, 0, 0, 0]), errno(libc::EPERM));
+        }
+        // high bits do not smuggle AF_UNIX past the comparison
+        assert_eq!(call(&p, libc::SYS_socket, [(1 << 32) | 2, 1, 0, 0, 0, 0]), errno(libc::EPERM));
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(call(&p, libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), ALLOW);
+        for f in CLONE_NS_FLAGS {
+            assert_eq!(call(&p, libc::SYS_clone, [f | 17, 0, 0, 0, 0, 0]), errno(libc::EPERM));
+        }
+        for cmd in [libc::TIOCSTI, libc::TIOCSTI | (1 << 32), TIOCLINUX, TIOCLINUX | (1 << 63)] {
+            assert_eq!(call(&p, libc::SYS_ioctl, [0, cmd, 0, 0, 0, 0]), errno(libc::EPERM));
+        }
+        assert_eq!(call(&p, libc::SYS_ioctl, [0, libc::FIONREAD, 0, 0, 0, 0]), ALLOW);
+        assert_eq!(call(&p, libc::SYS_io_uring_register, [3, 6, 0, 0, 0, 0]), ALLOW);
+        for op in [0u64, 2, 9, 11, 12, 6 | (1 << 31)] {
+            assert_eq!(
+                call(&p, libc::SYS_io_uring_register, [3, op, 0, 0, 0, 0]),
+                errno(libc::EPERM),
+                "register op {op}"
+            );
+        }
+    }
+
+    #[test]
+    fn loopback_allows_inet_only() {
+        let p = build(&SeccompPolicy { allow_inet: true, uring_register_ops: vec![] }).unwrap();
+        assert_eq!(call(&p, libc::SYS_socket, [libc::AF_INET as u64, 1, 0, 0, 0, 0]), ALLOW);
+        assert_eq!(
+            call(&p, libc::SYS_socket, [libc::AF_NETLINK as u64, 1, 0, 0, 0, 0]),
+            errno(libc::EPERM)
+        );
+        assert_eq!(call(&p, libc::SYS_io_uring_register, [3, 6, 0, 0, 0, 0]), errno(libc::EPERM));
+    }
+
+    #[test]
+    fn lists_are_disjoint() {
+        let allow = allow_list();
+        for d in deny_list() {
+            assert!(!allow.contains(&d), "syscall {d} on both lists");
+        }
+    }
+}

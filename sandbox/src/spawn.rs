@@ -1,0 +1,402 @@
+//! Spawning one sandbox, supervisor side: ring, pipes, `clone3` into fresh
+//! namespaces, id maps, and the hand-shake with the child's PID 1.
+//!
+//! Invariants:
+//! - Everything the child needs is prepared before the clone ([`ChildPlan`]);
+//!   the child is a copy of the supervisor and takes its ring by value from
+//!   its copy of the plan, while the supervisor drops its own copy (its
+//!   mapping of the queues) right after the clone and keeps a dup of the fd.
+//! - The child waits on the sync pipe until its id maps are written; EOF on
+//!   that pipe (supervisor died) makes it exit.
+//! - The spawn succeeds only once PID 1 reports `Ready` after the whole
+//!   lock-down; a `Failed` report (or silence for 10 s, or death) makes it
+//!   fail with the step's name, and the child is killed and reaped.
+//! - Sandbox uid/gid: 0 inside, mapped to the supervisor's own uid/gid when
+//!   unprivileged, and to 65534 (nobody) when the supervisor is root, so a
+//!   sandbox never runs as host root.
+
+use crate::init;
+use crate::landlock::{self, LandlockReport, Plan, Rights, Target};
+use crate::seccomp::{self, CompiledPolicy, SeccompPolicy};
+use crate::wire::{self, Reply, SpawnRequest};
+use crate::{lookup_entry, ring, sys, Enforcement, EntryFn, ExitStatus, Network, Requirement};
+use io_uring::IoUring;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// Namespaces every sandbox gets.
+pub const NS_FLAGS: u64 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP) as u64;
+
+/// Supervisor-wide state shared by all spawns.
+pub(crate) struct SupervisorEnv {
+    /// Read end given to every sandbox; the supervisor alone keeps the write
+    /// end, so POLLHUP on it means the supervisor is gone.
+    pub lifeline_r: OwnedFd,
+    pub lifeline_w: OwnedFd,
+    pub devnull: OwnedFd,
+    pub policy_unix: CompiledPolicy,
+    pub policy_inet: CompiledPolicy,
+    pub sandbox_uid: u32,
+    pub sandbox_gid: u32,
+}
+
+impl SupervisorEnv {
+    pub fn new() -> std::io::Result<SupervisorEnv> {
+        let (lifeline_r, lifeline_w) = sys::pipe()?;
+        let devnull: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?.into();
+        let ops = ring::allowed_register_ops();
+        let mk = |inet| {
+            seccomp::build(&SeccompPolicy { allow_inet: inet, uring_register_ops: ops.clone() })
+                .map_err(std::io::Error::other)
+        };
+        // SAFETY: geteuid/getegid have no preconditions.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (sandbox_uid, sandbox_gid) = if euid == 0 { (65534, 65534) } else { (euid, egid) };
+        Ok(SupervisorEnv {
+            lifeline_r,
+            lifeline_w,
+            devnull,
+            policy_unix: mk(false)?,
+            policy_inet: mk(true)?,
+            sandbox_uid,
+            sandbox_gid,
+        })
+    }
+}
+
+/// A sandbox as the supervisor tracks it.
+pub(crate) struct Child {
+    pub pidfd: OwnedFd,
+    pub report_r: OwnedFd,
+    pub status_w: OwnedFd,
+    pub ring_dup: Option<OwnedFd>,
+}
+
+impl Child {
+    /// Reaps PID 1 if it exited and tells the host; true when done.
+    pub fn try_reap(&self) -> bool {
+        let ws = match sys::waitid_pidfd(self.pidfd.as_fd(), libc::WNOHANG) {
+            Ok(Some(ws)) => ws,
+            Ok(None) => return false,
+            Err(_) => {
+                let _ = sys::write_all(self.status_w.as_raw_fd(), &wire::encode_status(ExitStatus::Lost));
+                return true;
+            }
+        };
+        let _ = sys::set_nonblocking(self.report_r.as_raw_fd(), true);
+        let status = match read_record(self.report_r.as_raw_fd()) {
+            Some(Record::Exit(s)) => s,
+            _ => match ws {
+                sys::WaitStatus::Exited(c) => ExitStatus::Exited(c),
+                sys::WaitStatus::Signaled(s) => ExitStatus::Signaled(s),
+            },
+        };
+        let _ = sys::write_all(self.status_w.as_raw_fd(), &wire::encode_status(status));
+        true
+    }
+}
+
+/// Records PID 1 sends to the supervisor on the report pipe.
+pub(crate) enum Record {
+    Ready(LandlockReport),
+    Failed { step: String, errno: i32 },
+    Exit(ExitStatus),
+}
+
+pub(crate) fn write_record(fd: RawFd, r: &Record) {
+    let mut e = wire::Enc::default();
+    match r {
+        Record::Ready(l) => {
+            let flags = (l.fs as u8) | (l.fs_full as u8) << 1 | (l.net as u8) << 2 | (l.scope as u8) << 3;
+            e.u8(1).i32(l.kernel_abi).u8(flags);
+        }
+        Record::Failed { step, errno } => {
+            let s = &step.as_bytes()[..step.len().min(200)];
+            e.u8(2).i32(*errno).bytes(s);
+        }
+        Record::Exit(s) => {
+            e.u8(3);
+            e.0.extend_from_slice(&wire::encode_status(*s));
+        }
+    }
+    let mut framed = vec![e.0.len() as u8];
+    framed.extend_from_slice(&e.0);
+    // One write below PIPE_BUF: atomic.
+    let _ = sys::write_all(fd, &framed);
+}
+
+fn read_record(fd: RawFd) -> Option<Record> {
+    let mut len = [0u8; 1];
+    if sys::read(fd, &mut len).ok()? != 1 {
+        return None;
+    }
+    let mut buf = vec![0u8; len[0] as usize];
+    if sys::read(fd, &mut buf).ok()? != buf.len() {
+        return None;
+    }
+    let mut d = wire::Dec(&buf);
+    match d.u8().ok()? {
+        1 => {
+            let abi = d.i32().ok()?;
+            let f = d.u8().ok()?;
+            Some(Record::Ready(LandlockReport {
+                kernel_abi: abi,
+                fs: f & 1 != 0,
+                fs_full: f & 2 != 0,
+                net: f & 4 != 0,
+                scope: f & 8 != 0,
+            }))
+        }
+        2 => {
+            let errno = d.i32().ok()?;
+            let step = String::from_utf8_lossy(d.bytes().ok()?).into_owned();
+            Some(Record::Failed { step, errno })
+        }
+        3 => Some(Record::Exit(wire::decode_status(d.0.try_into().ok()?))),
+        _ => None,
+    }
+}
+
+/// Everything the child needs, prepared before the clone.
+pub(crate) struct ChildPlan<'a> {
+    pub entry: EntryFn,
+    pub req: &'a SpawnRequest,
+    pub ring: Option<IoUring>,
+    pub control: RawFd,
+    pub grants: Vec<RawFd>,
+    pub stdio: [RawFd; 3],
+    pub report_w: RawFd,
+    pub sync_r: RawFd,
+    pub sync_w: RawFd,
+    pub lifeline_r: RawFd,
+    pub lifeline_w: RawFd,
+    pub seccomp: &'a CompiledPolicy,
+    pub landlock: Plan,
+}
+
+/// Why this system would refuse a user namespace, if it would.
+pub(crate) fn userns_problem() -> Option<String> {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Some("user.max_user_namespaces is 0; raise it (sysctl -w user.max_user_namespaces=10000)".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+            return Some(
+                "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0); \
+                 enable them (sysctl -w kernel.unprivileged_userns_clone=1) or run as root"
+                    .into(),
+            );
+        }
+        if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+            return Some(
+                "AppArmor restricts unprivileged user namespaces \
+                 (kernel.apparmor_restrict_unprivileged_userns=1); give this program an AppArmor \
+                 profile with `userns,` or run as root"
+                    .into(),
+            );
+        }
+    }
+    None
+}
+
+fn err(kind: u8, errno: i32, message: impl Into<String>) -> Reply {
+    Reply::Err { kind, errno, message: message.into() }
+}
+
+fn io_err(step: &str, e: std::io::Error) -> Reply {
+    err(wire::ERR_SETUP, e.raw_os_error().unwrap_or(0), step)
+}
+
+pub(crate) fn decode_enforcement(b: &[u8]) -> Option<Enforcement> {
+    let mut d = wire::Dec(b);
+    let f = d.u16().ok()?;
+    let abi = d.i32().ok()?;
+    let pids = d.u64().ok()?;
+    let uid = d.u32().ok()?;
+    let bit = |i: u32| f & (1 << i) != 0;
+    Some(Enforcement {
+        namespaces: bit(0),
+        capabilities_dropped: bit(1),
+        no_new_privs: bit(2),
+        seccomp: bit(3),
+        ring_restricted: bit(4),
+        landlock: LandlockReport { kernel_abi: abi, fs: bit(5), fs_full: bit(6), net: bit(7), scope: bit(8) },
+        pids_limit: pids,
+        host_uid: uid,
+    })
+}
+
+/// Creates one sandbox. On success returns the supervisor's record, the
+/// reply and the descriptors for the host (pidfd, control, status).
+pub(crate) fn spawn(
+    req: &SpawnRequest,
+    fds: Vec<OwnedFd>,
+    env: &SupervisorEnv,
+    id: u64,
+) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+    let entry = lookup_entry(&req.entry).ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, req.entry.clone()))?;
+    if req.pids < 2 {
+        return Err(err(wire::ERR_SPEC, 0, "limits.pids must be at least 2 (PID 1 and the entry process)"));
+    }
+    if req.nofile < 8 {
+        return Err(err(wire::ERR_SPEC, 0, "limits.nofile must be at least 8"));
+    }
+    for p in req.ro_paths.iter().chain(&req.rw_paths) {
+        if !PathBuf::from(p).is_absolute() {
+            return Err(err(wire::ERR_SPEC, 0, format!("path {p:?} is not absolute")));
+        }
+    }
+    let requirement = if req.landlock_best_effort { Requirement::BestEffort } else { Requirement::Required };
+    landlock::check_supported(requirement).map_err(|e| err(wire::ERR_MISSING, 0, e.to_string()))?;
+
+    let ring = ring::create_restricted(ring::RingSpec { entries: req.ring_entries, fixed_files: req.ring_fixed_files })
+        .map_err(|e| {
+            err(
+                wire::ERR_MISSING,
+                e.raw_os_error().unwrap_or(0),
+                format!("restricted io_uring (Linux 5.19: R_DISABLED, restrictions, sparse files) failed: {e}"),
+            )
+        })?;
+    let (control_host, control_child) = sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
+    let (report_r, report_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+    let (sync_r, sync_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+
+    let mut it = fds.iter();
+    let mut stdio = [0; 3];
+    for (i, k) in req.stdio.iter().enumerate() {
+        stdio[i] = match *k {
+            wire::STDIO_NULL => env.devnull.as_raw_fd(),
+            wire::STDIO_INHERIT => i as RawFd,
+            _ => it.next().map(|f| f.as_raw_fd()).unwrap_or(env.devnull.as_raw_fd()),
+        };
+    }
+    let grants: Vec<RawFd> = it.map(|f| f.as_raw_fd()).collect();
+
+    let mut rules: Vec<(Target, Rights)> = Vec::new();
+    for p in &req.ro_paths {
+        rules.push((Target::Path(p.into()), Rights::ReadOnly));
+    }
+    for p in &req.rw_paths {
+        rules.push((Target::Path(p.into()), Rights::ReadWrite));
+    }
+    for (fd, rw) in grants.iter().zip(&req.grant_rw) {
+        rules.push((Target::Fd(*fd), if *rw { Rights::ReadWrite } else { Rights::ReadOnly }));
+    }
+    if req.mount_proc {
+        rules.push((Target::Path("/proc".into()), Rights::ReadOnly));
+    }
+    let (tcp_bind, tcp_connect, inet) = match &req.network {
+        Network::None => (vec![], vec![], false),
+        Network::Loopback { tcp_bind, tcp_connect } => (tcp_bind.clone(), tcp_connect.clone(), true),
+    };
+    let mut plan = ChildPlan {
+        entry,
+        req,
+        ring: Some(ring),
+        control: control_child.as_raw_fd(),
+        grants,
+        stdio,
+        report_w: report_w.as_raw_fd(),
+        sync_r: sync_r.as_raw_fd(),
+        sync_w: sync_w.as_raw_fd(),
+        lifeline_r: env.lifeline_r.as_raw_fd(),
+        lifeline_w: env.lifeline_w.as_raw_fd(),
+        seccomp: if inet { &env.policy_inet } else { &env.policy_unix },
+        landlock: Plan { rules, tcp_bind, tcp_connect, requirement },
+    };
+
+    // SAFETY: the supervisor is single-threaded; the child never returns
+    // from `init::run_child`.
+    let cloned = unsafe { sys::clone3(NS_FLAGS) };
+    let (pid, pidfd) = match cloned {
+        Ok(sys::Cloned::Child) => init::run_child(&mut plan),
+        Ok(sys::Cloned::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(0);
+            let why = userns_problem().unwrap_or_else(|| format!("clone3 into new namespaces failed: {e}"));
+            let kind = if matches!(errno, libc::EPERM | libc::ENOSPC | libc::EUSERS | libc::EACCES) {
+                wire::ERR_USERNS
+            } else {
+                wire::ERR_SETUP
+            };
+            return Err(err(kind, errno, why));
+        }
+    };
+    // Parent: drop the child's ends and our mapping of its ring.
+    let ring = plan.ring.take().expect("ring");
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own.
+    let ring_dup = unsafe { libc::fcntl(ring.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    drop(ring);
+    drop(plan);
+    drop(control_child);
+    drop(report_w);
+    drop(sync_r);
+    drop(fds);
+    let kill = |msg: Reply| {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::waitid_pidfd(pidfd.as_fd(), 0);
+        msg
+    };
+    if ring_dup < 0 {
+        return Err(kill(io_err("dup ring fd", std::io::Error::last_os_error())));
+    }
+    // SAFETY: fcntl returned a new descriptor we own.
+    let ring_dup = unsafe { OwnedFd::from_raw_fd(ring_dup) };
+
+    let maps = [
+        ("uid_map", format!("0 {} 1\n", env.sandbox_uid)),
+        ("setgroups", "deny\n".to_string()),
+        ("gid_map", format!("0 {} 1\n", env.sandbox_gid)),
+    ];
+    for (file, content) in maps {
+        if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), content) {
+            return Err(kill(io_err(&format!("writing /proc/PID/{file}"), e)));
+        }
+    }
+    if let Err(e) = sys::write_all(sync_w.as_raw_fd(), b"g") {
+        return Err(kill(io_err("sync", e)));
+    }
+    drop(sync_w);
+
+    match sys::poll_one(report_r.as_raw_fd(), libc::POLLIN, 10_000) {
+        Ok(0) => return Err(kill(err(wire::ERR_SETUP, libc::ETIMEDOUT, "sandbox setup timed out"))),
+        Err(e) => return Err(kill(io_err("poll", e))),
+        Ok(_) => {}
+    }
+    let landlock = match read_record(report_r.as_raw_fd()) {
+        Some(Record::Ready(l)) => l,
+        Some(Record::Failed { step, errno }) => {
+            let kind = if step.starts_with("Landlock") { wire::ERR_MISSING } else { wire::ERR_SETUP };
+            return Err(kill(err(kind, errno, step)));
+        }
+        _ => return Err(kill(err(wire::ERR_SETUP, 0, "sandbox died during setup"))),
+    };
+    let (status_r, status_w) = sys::pipe().map_err(|e| kill(io_err("pipe", e)))?;
+    let host_pidfd = pidfd.try_clone().map_err(|e| kill(io_err("dup pidfd", e)))?;
+    let enforcement = Enforcement {
+        namespaces: true,
+        capabilities_dropped: true,
+        no_new_privs: true,
+        landlock,
+        seccomp: true,
+        ring_restricted: true,
+        pids_limit: req.pids,
+        host_uid: env.sandbox_uid,
+    };
+    let reply = Reply::Spawned {
+        id,
+        pid,
+        ring_fd: ring_dup.as_raw_fd(),
+        report: crate::supervisor::encode_enforcement(&enforcement),
+    };
+    let child = Child { pidfd, report_r, status_w, ring_dup: Some(ring_dup) };
+    Ok((child, reply, vec![host_pidfd, control_host, status_r]))
+}

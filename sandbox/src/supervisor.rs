@@ -1,0 +1,378 @@
+//! The supervisor: a fork of the host made before any thread or secret
+//! exists, which creates every sandbox.
+//!
+//! Invariants:
+//! - The host owns one end of a `SOCK_SEQPACKET` pair; the supervisor owns
+//!   the other and serves one request at a time (requests are serialised by
+//!   a mutex on the host side, so each reply answers the last request).
+//! - The supervisor accepts only [`Request`]'s three variants; a malformed
+//!   frame is answered with an error and its descriptors are closed.
+//! - It dies with the host (`PR_SET_PDEATHSIG` + a parent re-check, and EOF
+//!   on the socket), and every sandbox dies with it (each sandbox's PID 1 has
+//!   a parent-death signal and re-checks a lifeline pipe; killing PID 1 tears
+//!   its PID namespace down).
+//! - Per sandbox it keeps: PID 1's pidfd (to reap it), the report pipe from
+//!   PID 1, the status pipe to the host, and until the host says it has its
+//!   copy (ReleaseRing), a dup of the ring fd. No queue mapping.
+//! - It zeroes its copy of argv and environ right after the fork.
+
+use crate::spawn::{self, Child, SupervisorEnv};
+use crate::wire::{self, Reply, Request, SpawnRequest};
+use crate::{
+    sys, Enforcement, Network, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES,
+    STARTED,
+};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// The host's connection to its supervisor.
+#[derive(Debug)]
+pub struct Supervisor {
+    sock: Mutex<OwnedFd>,
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+impl Supervisor {
+    /// Forks the supervisor. Call at the very top of `main`, before any
+    /// thread exists and after every [`crate::register_entry`].
+    pub fn start() -> Result<Supervisor, StartError> {
+        if let Some(n) = sys::thread_count() {
+            if n > 1 {
+                return Err(StartError::ThreadsRunning(n));
+            }
+        }
+        if STARTED.swap(true, Ordering::SeqCst) {
+            return Err(StartError::AlreadyStarted);
+        }
+        // Keep 0, 1 and 2 occupied so that no other descriptor lands there.
+        for fd in 0..3 {
+            // SAFETY: F_GETFD only queries.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+                let f: OwnedFd = f.into();
+                if f.as_raw_fd() != fd {
+                    sys::dup_to(f.as_raw_fd(), fd)?;
+                } else {
+                    std::mem::forget(f);
+                }
+            }
+        }
+        // Make sure the registry lock is not held across the fork.
+        drop(ENTRIES.lock());
+        let (host, sup) = sys::socketpair_seqpacket()?;
+        // SAFETY: getpid has no preconditions.
+        let host_pid = unsafe { libc::getpid() };
+        // SAFETY: we checked that this process is single-threaded; the child
+        // never returns from `serve`.
+        match unsafe { sys::clone3(0) }? {
+            sys::Cloned::Child => {
+                drop(host);
+                serve(sup, host_pid)
+            }
+            sys::Cloned::Parent { pid, pidfd } => {
+                drop(sup);
+                Ok(Supervisor { sock: Mutex::new(host), pid, pidfd })
+            }
+        }
+    }
+
+    /// PID of the supervisor process.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Why this system would refuse a user namespace, if it would.
+    pub fn user_namespace_problem() -> Option<String> {
+        spawn::userns_problem()
+    }
+
+    fn call(&self, req: &Request, fds: &[RawFd]) -> Result<(Reply, Vec<OwnedFd>), SpawnError> {
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = req.encode();
+        if bytes.len() > wire::MAX_FRAME {
+            return Err(SpawnError::InvalidSpec("request larger than 64 KiB".into()));
+        }
+        sys::send_with_fds(sock.as_raw_fd(), &bytes, fds).map_err(gone)?;
+        let mut buf = vec![0u8; wire::MAX_FRAME];
+        let r = sys::recv_with_fds(sock.as_raw_fd(), &mut buf, 0).map_err(gone)?;
+        if r.len == 0 {
+            return Err(SpawnError::SupervisorGone);
+        }
+        let reply = Reply::decode(&buf[..r.len]).map_err(|e| SpawnError::Refused(e.to_string()))?;
+        Ok((reply, r.fds))
+    }
+
+    /// Starts entry point `entry` in a new sandbox described by `spec`.
+    pub fn spawn(&self, entry: &str, arg: &[u8], spec: &SandboxSpec) -> Result<SandboxHandle, SpawnError> {
+        let mut fds: Vec<RawFd> = Vec::new();
+        let mut stdio = [wire::STDIO_NULL; 3];
+        for (i, s) in [&spec.stdin, &spec.stdout, &spec.stderr].into_iter().enumerate() {
+            stdio[i] = match s {
+                Stdio::Null => wire::STDIO_NULL,
+                Stdio::Inherit => wire::STDIO_INHERIT,
+                Stdio::Fd(f) => {
+                    fds.push(f.as_raw_fd());
+                    wire::STDIO_FD
+                }
+            };
+        }
+        fds.extend(spec.fds.iter().map(|g| g.fd.as_raw_fd()));
+        if fds.len() > sys::MAX_FDS {
+            return Err(SpawnError::InvalidSpec(format!("at most {} descriptors per spawn", sys::MAX_FDS)));
+        }
+        let canon = |list: &[std::path::PathBuf]| -> Result<Vec<std::ffi::OsString>, SpawnError> {
+            list.iter()
+                .map(|p| {
+                    std::fs::canonicalize(p)
+                        .map(|c| c.into_os_string())
+                        .map_err(|e| SpawnError::InvalidSpec(format!("path {}: {e}", p.display())))
+                })
+                .collect()
+        };
+        let req = SpawnRequest {
+            entry: entry.to_string(),
+            arg: arg.to_vec(),
+            ro_paths: canon(&spec.ro_paths)?,
+            rw_paths: canon(&spec.rw_paths)?,
+            grant_rw: spec.fds.iter().map(|g| g.access == crate::Access::ReadWrite).collect(),
+            stdio,
+            network: spec.network.clone(),
+            nofile: spec.limits.nofile,
+            pids: spec.limits.pids,
+            address_space: spec.limits.address_space.unwrap_or(0),
+            cpu_seconds: spec.limits.cpu_seconds.unwrap_or(0),
+            env: spec.env.clone(),
+            ring_entries: spec.ring.entries,
+            ring_fixed_files: spec.ring.fixed_files,
+            mount_proc: spec.mount_proc,
+            landlock_best_effort: spec.compat.landlock == crate::Requirement::BestEffort,
+        };
+        for p in req.ro_paths.iter().chain(&req.rw_paths) {
+            if p.as_bytes() == b"/" {
+                return Err(SpawnError::InvalidSpec("granting / is not supported".into()));
+            }
+        }
+        let (reply, mut rfds) = self.call(&Request::Spawn(Box::new(req)), &fds)?;
+        match reply {
+            Reply::Spawned { id, pid, ring_fd, report } => {
+                if rfds.len() != 3 {
+                    return Err(SpawnError::Refused("spawn reply without its three descriptors".into()));
+                }
+                let status = rfds.pop().unwrap();
+                let control = rfds.pop().unwrap();
+                let pidfd = rfds.pop().unwrap();
+                let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd).ok();
+                // The supervisor keeps its dup until told; tell it either way.
+                let _ = self.call(&Request::ReleaseRing { id }, &[]);
+                let enforcement = spawn::decode_enforcement(&report)
+                    .ok_or_else(|| SpawnError::Refused("bad enforcement report".into()))?;
+                Ok(SandboxHandle { id, pid, pidfd, control, ring, status, exit: None, enforcement })
+            }
+            Reply::Err { kind, errno, message } => Err(match kind {
+                wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(message),
+                wire::ERR_MISSING => SpawnError::MissingProtection(message),
+                wire::ERR_USERNS => SpawnError::UserNamespaces(message),
+                wire::ERR_SETUP => SpawnError::Setup { step: message, err: std::io::Error::from_raw_os_error(errno) },
+                wire::ERR_SPEC => SpawnError::InvalidSpec(message),
+                _ => SpawnError::Refused(message),
+            }),
+            Reply::Ok => Err(SpawnError::Refused("unexpected reply".into())),
+        }
+    }
+
+    /// Asks the supervisor to signal sandbox `id`'s PID 1.
+    pub fn signal(&self, id: u64, signal: i32) -> Result<(), SpawnError> {
+        match self.call(&Request::Signal { id, signal }, &[])?.0 {
+            Reply::Ok => Ok(()),
+            Reply::Err { message, .. } => Err(SpawnError::Refused(message)),
+            _ => Err(SpawnError::Refused("unexpected reply".into())),
+        }
+    }
+
+    /// Sends raw bytes (and descriptors) as a request and returns the raw
+    /// reply: for tests of the supervisor's refusal of malformed frames.
+    #[doc(hidden)]
+    pub fn raw_request(&self, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<(Vec<u8>, usize)> {
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        sys::send_with_fds(sock.as_raw_fd(), bytes, fds)?;
+        let mut buf = vec![0u8; wire::MAX_FRAME];
+        let r = sys::recv_with_fds(sock.as_raw_fd(), &mut buf, 0)?;
+        buf.truncate(r.len);
+        Ok((buf, r.fds.len()))
+    }
+
+    /// Raw socket, for tests that send a control message of another type.
+    #[doc(hidden)]
+    pub fn raw_socket(&self) -> RawFd {
+        self.sock.lock().unwrap_or_else(|p| p.into_inner()).as_raw_fd()
+    }
+}
+
+fn gone(e: std::io::Error) -> SpawnError {
+    match e.raw_os_error() {
+        Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN) => SpawnError::SupervisorGone,
+        _ => SpawnError::Io(e),
+    }
+}
+
+/// Overwrites this process's argv and environ strings (the supervisor must
+/// not keep what the host was started with).
+fn zero_argv_environ() {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    // Fields after the parenthesised command name; arg_start is field 48.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
+    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // rest starts at field 3, so field N is f[N - 3].
+    if f.len() < 52 - 3 {
+        return;
+    }
+    let (as_, ae, es, ee) = (f[48 - 3], f[49 - 3], f[50 - 3], f[51 - 3]);
+    for (s, e) in [(as_, ae), (es, ee)] {
+        if s != 0 && e > s && e - s < (1 << 20) {
+            // SAFETY: [s, e) is this process's argument/environment block
+            // as reported by the kernel; it is mapped and writable (it lives
+            // on the initial stack). Nothing reads it as Rust data after this
+            // (std's args/env reading would see empty strings).
+            unsafe { std::ptr::write_bytes(s as *mut u8, 0, (e - s) as usize) };
+        }
+    }
+    let name = b"luring-supervisor";
+    if ae > as_ + name.len() as u64 {
+        // SAFETY: within the argument block zeroed above.
+        unsafe { std::ptr::copy_nonoverlapping(name.as_ptr(), as_ as *mut u8, name.len()) };
+    }
+    // SAFETY: single-threaded; clearenv only touches libc's environ.
+    unsafe { libc::clearenv() };
+}
+
+/// The supervisor process's main loop. Never returns.
+fn serve(sock: OwnedFd, host_pid: i32) -> ! {
+    // Die with the host, and re-check it did not die before the prctl.
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != host_pid {
+        sys::exit_now(0);
+    }
+    zero_argv_environ();
+    let _ = sys::prctl(libc::PR_SET_NAME, b"luring-sv\0".as_ptr() as libc::c_ulong, 0);
+    // SAFETY: geteuid has no preconditions; setgroups with an empty list.
+    if unsafe { libc::geteuid() } == 0 {
+        // Sandboxes inherit supplementary groups; root's must not leak in.
+        // SAFETY: empty list.
+        unsafe { libc::setgroups(0, std::ptr::null()) };
+    }
+    let env = match SupervisorEnv::new() {
+        Ok(e) => e,
+        Err(_) => sys::exit_now(1),
+    };
+    let mut children: HashMap<u64, Child> = HashMap::new();
+    let mut next_id: u64 = 1;
+    let mut buf = vec![0u8; wire::MAX_FRAME];
+    loop {
+        let mut pfds = vec![libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let ids: Vec<u64> = children.keys().copied().collect();
+        for id in &ids {
+            pfds.push(libc::pollfd { fd: children[id].pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        if sys::poll_many(&mut pfds, -1).is_err() {
+            continue;
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if pfds[i + 1].revents != 0 {
+                if let Some(c) = children.get(id) {
+                    if c.try_reap() {
+                        children.remove(id);
+                    }
+                }
+            }
+        }
+        if pfds[0].revents == 0 {
+            continue;
+        }
+        let r = match sys::recv_with_fds(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => shutdown(children),
+        };
+        if r.len == 0 && r.cmsg_count == 0 {
+            // EOF: the host closed its end or died.
+            shutdown(children);
+        }
+        let refuse = |msg: &str| Reply::Err { kind: wire::ERR_REFUSED, errno: 0, message: msg.to_string() };
+        let (reply, out_fds): (Reply, Vec<OwnedFd>) = if r.truncated {
+            (refuse("truncated frame or control data"), vec![])
+        } else if r.foreign_cmsg || r.cmsg_count > 1 {
+            (refuse("unexpected control message (only one SCM_RIGHTS is accepted)"), vec![])
+        } else {
+            match Request::decode(&buf[..r.len]) {
+                Err(e) => (refuse(&e.to_string()), vec![]),
+                Ok(Request::Spawn(req)) => {
+                    if r.fds.len() != req.fd_count() {
+                        (refuse("descriptor count does not match the request"), vec![])
+                    } else {
+                        let id = next_id;
+                        next_id += 1;
+                        match spawn::spawn(&req, r.fds, &env, id) {
+                            Ok((child, reply, fds)) => {
+                                children.insert(id, child);
+                                (reply, fds)
+                            }
+                            Err(reply) => (reply, vec![]),
+                        }
+                    }
+                }
+                Ok(Request::Signal { id, signal }) if r.fds.is_empty() => match children.get(&id) {
+                    Some(c) => match sys::pidfd_send_signal(c.pidfd.as_fd(), signal) {
+                        Ok(()) => (Reply::Ok, vec![]),
+                        Err(e) => (refuse(&format!("signal: {e}")), vec![]),
+                    },
+                    None => (refuse("no such sandbox"), vec![]),
+                },
+                Ok(Request::ReleaseRing { id }) if r.fds.is_empty() => {
+                    if let Some(c) = children.get_mut(&id) {
+                        c.ring_dup = None;
+                    }
+                    (Reply::Ok, vec![])
+                }
+                Ok(_) => (refuse("descriptors attached to a request that takes none"), vec![]),
+            }
+        };
+        // Descriptors of a refused request were owned by `r` and are closed
+        // here at the latest.
+        let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
+        if sys::send_with_fds(sock.as_raw_fd(), &reply.encode(), &raw).is_err() {
+            shutdown(children);
+        }
+    }
+}
+
+fn shutdown(children: HashMap<u64, Child>) -> ! {
+    for c in children.values() {
+        let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+    }
+    for c in children.values() {
+        let _ = sys::waitid_pidfd(c.pidfd.as_fd(), 0);
+    }
+    sys::exit_now(0)
+}
+
+/// Encodes what the host learns about enforcement.
+pub(crate) fn encode_enforcement(e: &Enforcement) -> Vec<u8> {
+    let mut w = wire::Enc::default();
+    let l = &e.landlock;
+    let flags = [e.namespaces, e.capabilities_dropped, e.no_new_privs, e.seccomp, e.ring_restricted, l.fs, l.fs_full, l.net, l.scope]
+        .iter()
+        .enumerate()
+        .fold(0u16, |acc, (i, b)| acc | ((*b as u16) << i));
+    w.u16(flags).i32(l.kernel_abi).u64(e.pids_limit).u32(e.host_uid);
+    w.0
+}
+
+#[allow(dead_code)]
+fn _assert_network_is_clone(n: &Network) -> Network {
+    n.clone()
+}
