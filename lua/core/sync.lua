@@ -103,7 +103,7 @@ function rmutex_methods.lock(m)
     m.levels = m.levels + 1
     return
   end
-  if m.owner == nil then
+  if not m.owner then
     m.owner, m.levels = f, 1
     return
   end
@@ -120,7 +120,7 @@ function rmutex_methods.try_lock(m)
     m.levels = m.levels + 1
     return true
   end
-  if m.owner ~= nil then return false end
+  if m.owner then return false end
   m.owner, m.levels = f, 1
   return true
 end
@@ -135,12 +135,13 @@ function rmutex_methods.unlock(m)
     m.owner, m.levels = nxt, 1
     wake(nxt)
   else
-    m.owner = nil
+    m.owner = false
   end
 end
 
 K.builtin_modules.recursive_mutex = {
-  new = function() return setmetatable({ levels = 0, q = {} }, rmutex_mt) end,
+  -- owner is false (not nil) when unlocked: absent keys go to __index
+  new = function() return setmetatable({ owner = false, levels = 0, q = {} }, rmutex_mt) end,
 }
 
 ---------------------------------------------------------------------------

@@ -1,0 +1,11 @@
+-- get is an interruption point; an interrupted waiter leaves the future
+local promise, future = require('future').new()
+local f = spawn(function()
+  local ok, e = pcall(future.get, future)
+  print(ok, tostring(e))
+end)
+this_fiber.yield()
+f:interrupt()
+f:join()
+promise:set_value('still usable')
+print(future:get())

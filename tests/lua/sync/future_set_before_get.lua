@@ -1,0 +1,8 @@
+-- get after set_value returns at once (no suspension)
+local promise, future = require('future').new()
+print(getmetatable(promise), getmetatable(future))
+promise:set_value('ready')
+spawn(function() print('other fiber') end)
+print(future:get())
+print(future:get())
+this_fiber.yield()

@@ -1,0 +1,12 @@
+-- set_value before interrupt: get returns the value
+local promise, future = require('future').new()
+local f = spawn(function()
+  print('got', future:get())
+  this_fiber.yield()
+  print('not reached')
+end)
+this_fiber.yield()
+promise:set_value('v')
+f:interrupt()
+f:join()
+print('caught:', f.interruption_caught)
