@@ -89,15 +89,29 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
   mt.__newindex = function() raise_errno(E.EPERM) end
 
+  -- Pending waits are kept in wait order, so that cancellation completes
+  -- (and wakes the waiters) in FIFO order.
   local function cancel_all(t)
-    local n = 0
-    for id in pairs(t.pending) do
+    local pending = t.pending
+    local n = #pending
+    if n == 0 then return 0 end
+    for i = 1, n do
+      local id = pending[i]
       t.aborted[id] = true
       rt.cancel(id)
-      n = n + 1
     end
     t.pending = {}
     return n
+  end
+
+  local function forget(t, id)
+    local pending = t.pending
+    for i = 1, #pending do
+      if pending[i] == id then
+        table.remove(pending, i)
+        return
+      end
+    end
   end
 
   function methods.expires_after(t, secs)
@@ -126,9 +140,10 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
     local f = current()
     check_suspend(f)
     local id = rt.sleep_until(math.max(t.expiry_ns, 0), realtime)
-    t.pending[id] = true
+    local pending = t.pending
+    pending[#pending + 1] = id
     local ok, res = K.raw_pcall(await_op, f, id)
-    t.pending[id] = nil
+    forget(t, id)
     local aborted = t.aborted[id]
     t.aborted[id] = nil
     if not ok then error(res, 0) end
