@@ -255,7 +255,10 @@ function K.require(id)
     return m
   end
   if core_ids[id] then raise_core('module_not_found', 'module', id) end
-  if not id:match('^[%a_][%w_%.%-]*$') then raise_core('invalid_module_name') end
+  -- package ids: dot-separated names, each like a project module name
+  if not id:match('^[%a_][%w_]*$') and not id:match('^[%a_][%w_%.]*[%w_]$') then
+    raise_core('invalid_module_name')
+  end
   raise_core('module_not_found', 'module', id)
 end
 

@@ -1,0 +1,8 @@
+-- _CONTEXT is "main" in the entry script and "" in imported modules;
+-- _FILE is the absolute path of the module's own file (a string in luring)
+print(_CONTEXT)
+print(type(_FILE), _FILE:sub(1, 1) == '/', (_FILE:match('[^/]+/[^/]+$')))
+local m = require '/fixtures/context_mod'
+print(string.format('%q', m.context))
+print((m.file:match('[^/]+/[^/]+/[^/]+$')))
+require './helper_mod'
