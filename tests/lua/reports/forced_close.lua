@@ -1,0 +1,11 @@
+-- a raising cleanup handler closes the VM: one report, nothing else
+local m = require('mutex').new()
+m:lock()
+spawn(function() m:lock() end)
+local f = spawn(function()
+  scope_cleanup_push(function() error('cleanup failed') end)
+  error('fiber failed', 0)
+end)
+f:detach()
+this_fiber.yield()
+print('not reached')
