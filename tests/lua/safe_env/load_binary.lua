@@ -1,0 +1,12 @@
+-- load refuses binary chunks with a clear error; text chunks work
+local dumped = string.dump(function() return 1 end)
+print(load(dumped))
+print(loadstring(dumped))
+print(load(function() local s = dumped dumped = nil return s end))
+print(load('return 1', 'x', 'b'))
+local f = assert(load('return 1 + ...'))
+print(f(41))
+local g = assert(loadstring('x_global = 5'))
+g()
+print(x_global)
+print(load('syntax error here'))
