@@ -6,3 +6,5 @@ local m = require '/fixtures/context_mod'
 print(string.format('%q', m.context))
 print((m.file:match('[^/]+/[^/]+/[^/]+$')))
 require './helper_mod'
+-- module fibers report the VM main thread id
+print('module fiber id is the main id:', require('/fixtures/id_mod').id == this_fiber.id)
