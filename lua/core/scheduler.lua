@@ -368,7 +368,9 @@ local wrapped_builtins = {
 local RT_FRAME = '\t[string "?"]: in function <[string "?"]:0>'
 
 local function frame_kind(l)
-  if l:find('^\t%[string "%?') then return 'rt' end
+  -- runtime chunks are named '?<file>' (shown as [string "?<file>"]) or
+  -- '=?<file>' (shown as ?<file>)
+  if l:find('^\t%[string "%?') or l:find('^\t%?') then return 'rt' end
   if l:find('^\t%[C%]') or l:find('^\t%(tail call%)') then return 'c' end
   return 'user'
 end
