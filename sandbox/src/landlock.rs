@@ -58,7 +58,8 @@ impl Rights {
 pub enum Target {
     /// A path inside the sandbox's root (after `pivot_root`).
     Path(PathBuf),
-    /// A granted descriptor (a directory or a file the host handed over).
+    /// A granted descriptor: a rule only if it is a directory (a granted
+    /// open file needs none, and a rule would let its path be re-opened).
     Fd(RawFd),
 }
 
@@ -198,6 +199,11 @@ impl Plan {
                 use std::os::fd::AsFd;
                 is_dir(fd.as_fd())
             };
+            if !dir && matches!(target, Target::Fd(_)) {
+                // A granted open file is usable as it is; a rule would also
+                // let the sandbox re-open its path with other flags.
+                continue;
+            }
             created = created
                 .add_rule(PathBeneath::new(fd, rights.access(dir)))
                 .map_err(|e| LandlockError::Rule { what, err: e.to_string() })?;

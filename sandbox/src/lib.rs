@@ -39,6 +39,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+pub use io_uring;
 pub use io_uring::IoUring;
 pub use ring::RingSpec;
 pub use supervisor::Supervisor;

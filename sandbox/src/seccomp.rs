@@ -76,7 +76,7 @@ pub fn allow_list() -> Vec<i64> {
         SYS_open, SYS_openat, SYS_openat2, SYS_getdents64, SYS_getcwd, SYS_chdir, SYS_fchdir,
         SYS_readlink, SYS_readlinkat, SYS_access, SYS_faccessat, SYS_faccessat2, SYS_mkdirat,
         SYS_mkdir, SYS_unlinkat, SYS_unlink, SYS_rmdir, SYS_renameat, SYS_renameat2,
-        SYS_rename, SYS_symlinkat, SYS_linkat, SYS_fchmod, SYS_umask, SYS_memfd_create,
+        SYS_rename, SYS_symlinkat, SYS_symlink, SYS_linkat, SYS_link, SYS_fchmod, SYS_umask, SYS_memfd_create,
         // memory
         SYS_mmap, SYS_munmap, SYS_mprotect, SYS_mremap, SYS_madvise, SYS_brk, SYS_msync,
         SYS_mincore, SYS_membarrier,

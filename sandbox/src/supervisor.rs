@@ -19,7 +19,7 @@
 use crate::spawn::{self, Child, SupervisorEnv};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{
-    sys, Enforcement, Network, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES,
+    sys, Enforcement, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES,
     STARTED,
 };
 use std::collections::HashMap;
@@ -257,6 +257,11 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     if unsafe { libc::getppid() } != host_pid {
         sys::exit_now(0);
     }
+    // Keep only stdio and our end of the socket: nothing else the host had
+    // open at start-up stays reachable from here (or from a sandbox).
+    let mut keep = [0, 1, 2, sock.as_raw_fd()];
+    keep.sort_unstable();
+    let _ = sys::close_all_except(&keep);
     zero_argv_environ();
     let _ = sys::prctl(libc::PR_SET_NAME, b"luring-sv\0".as_ptr() as libc::c_ulong, 0);
     // SAFETY: geteuid has no preconditions; setgroups with an empty list.
@@ -298,8 +303,9 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => shutdown(children),
         };
-        if r.len == 0 && r.cmsg_count == 0 {
-            // EOF: the host closed its end or died.
+        if r.len == 0 && r.cmsg_count == 0 && pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // EOF: the host closed its end or died. (A zero-byte datagram
+            // without HUP is refused below as malformed.)
             shutdown(children);
         }
         let refuse = |msg: &str| Reply::Err { kind: wire::ERR_REFUSED, errno: 0, message: msg.to_string() };
@@ -370,9 +376,4 @@ pub(crate) fn encode_enforcement(e: &Enforcement) -> Vec<u8> {
         .fold(0u16, |acc, (i, b)| acc | ((*b as u16) << i));
     w.u16(flags).i32(l.kernel_abi).u64(e.pids_limit).u32(e.host_uid);
     w.0
-}
-
-#[allow(dead_code)]
-fn _assert_network_is_clone(n: &Network) -> Network {
-    n.clone()
 }
