@@ -305,7 +305,7 @@ impl Vm {
         )?;
         for (name, src) in crate::fiber::CORE_CHUNKS {
             lua.load(*src)
-                .set_name(format!("=?{name}"))
+                .set_name(format!("?{name}"))
                 .call::<()>(k.clone())?;
         }
         for name in ["debug", "jit", "io", "package", "dofile", "loadfile", "module"] {

@@ -71,10 +71,11 @@ impl RemoteWaker {
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            // EAGAIN: the counter is saturated, the executor is woken anyway.
-            if e.raw_os_error() != Some(libc::EAGAIN) {
+            // EINTR: the write did not happen; any other error is real.
+            if e.raw_os_error() != Some(libc::EINTR) {
                 return Err(e);
             }
+            return self.wake();
         }
         Ok(())
     }
@@ -88,6 +89,8 @@ pub struct Executor {
     eventfd_armed: bool,
     /// Number of SQEs pushed since the last `io_uring_enter`.
     unsubmitted: usize,
+    /// Set by `Drop`: no more re-arming of the eventfd read.
+    closing: bool,
 }
 
 impl Executor {
@@ -103,6 +106,7 @@ impl Executor {
             eventfd: None,
             eventfd_armed: false,
             unsubmitted: 0,
+            closing: false,
         })
     }
 
@@ -229,7 +233,7 @@ impl Executor {
     pub fn remote_waker(&mut self) -> io::Result<RemoteWaker> {
         if self.eventfd.is_none() {
             // SAFETY: eventfd(2) has no memory arguments.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
             if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -245,7 +249,7 @@ impl Executor {
     }
 
     fn arm_eventfd(&mut self) -> io::Result<()> {
-        if self.eventfd_armed {
+        if self.eventfd_armed || self.closing {
             return Ok(());
         }
         let Some((fd, counter)) = self.eventfd.as_mut() else {
@@ -346,6 +350,7 @@ impl Drop for Executor {
         }
         // Cancel everything, then wait until the kernel has let go of every
         // buffer before the slots are dropped.
+        self.closing = true;
         let ids = self.ops.ids();
         for id in ids {
             let _ = self.cancel(id);

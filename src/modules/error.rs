@@ -171,7 +171,12 @@ pub fn decode(lua: &Lua, v: Value) -> mlua::Result<MultiValue> {
     )]))
 }
 
-/// strerror(3) text of an errno, without the "(os error N)" suffix.
+/// The C library's strerror(3) text of an errno (what Emilua prints too),
+/// without the "(os error N)" suffix std adds.
 pub fn strerror(errno: i32) -> String {
-    nix::errno::Errno::from_raw(errno).desc().to_owned()
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
 }

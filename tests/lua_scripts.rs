@@ -1,0 +1,133 @@
+//! Runs every `tests/lua/**/NAME.lua` that has a `NAME.out` beside it with
+//! the `luring` binary and compares stdout+stderr (merged into one pipe, so
+//! their interleaving is real) with `NAME.out`.
+//!
+//! Header lines at the top of a script configure its run:
+//!   `-- exit: N`      expected exit status (default 0)
+//!   `-- args: a b c`  script arguments
+//!   `-- stdin: text`  bytes written to the script's standard input
+//! Hexadecimal ids (`0x…`) are renumbered in order of first appearance
+//! (`0x1`, `0x2`, …), so only their consistency is compared.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("tests/lua is readable")
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|e| e == "lua") && p.with_extension("out").exists() {
+            out.push(p);
+        }
+    }
+}
+
+/// Replaces each distinct `0x<hex>` with `0x1`, `0x2`, … by first appearance.
+pub fn renumber_hex(text: &str) -> String {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'0' && i + 2 < bytes.len() && bytes[i + 1] == b'x' && bytes[i + 2].is_ascii_hexdigit() {
+            let start = i + 2;
+            let mut end = start;
+            while end < bytes.len() && bytes[end].is_ascii_hexdigit() {
+                end += 1;
+            }
+            let key = &text[start..end];
+            let n = seen.len() + 1;
+            let id = *seen.entry(key.to_owned()).or_insert(n);
+            out.push_str(&format!("0x{id}"));
+            i = end;
+        } else {
+            let ch = text[i..].chars().next().expect("char boundary");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+struct Header {
+    exit: i32,
+    args: Vec<String>,
+    stdin: Option<String>,
+}
+
+fn header(src: &str) -> Header {
+    let mut h = Header { exit: 0, args: Vec::new(), stdin: None };
+    for line in src.lines().take_while(|l| l.starts_with("--")) {
+        if let Some(v) = line.strip_prefix("-- exit:") {
+            h.exit = v.trim().parse().expect("-- exit: takes a number");
+        } else if let Some(v) = line.strip_prefix("-- args:") {
+            h.args = v.split_whitespace().map(str::to_owned).collect();
+        } else if let Some(v) = line.strip_prefix("-- stdin:") {
+            h.stdin = Some(v.trim_start().replace("\\n", "\n"));
+        }
+    }
+    h
+}
+
+fn run_case(script: &Path) -> Result<(), Failed> {
+    let src = std::fs::read_to_string(script).map_err(|e| format!("{}: {e}", script.display()))?;
+    let h = header(&src);
+    let expected = std::fs::read_to_string(script.with_extension("out")).map_err(|e| e.to_string())?;
+    let (mut reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
+    let writer: OwnedFd = writer.into();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_luring"));
+    cmd.current_dir(script.parent().expect("script has a directory"))
+        .arg(script.file_name().expect("script has a name"))
+        .args(&h.args)
+        .env_remove("LURING_LOG")
+        .stdout(Stdio::from(writer.as_fd().try_clone_to_owned().map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(writer))
+        .stdin(if h.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start luring: {e}"))?;
+    drop(cmd);
+    if let Some(input) = &h.stdin {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let mut output = String::new();
+    reader.read_to_string(&mut output).map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let output = renumber_hex(&output);
+    let mut problems = Vec::new();
+    if output != expected {
+        problems.push(format!("--- expected output\n{expected}--- actual output\n{output}---"));
+    }
+    if status.code() != Some(h.exit) {
+        problems.push(format!("expected exit status {}, got {status}", h.exit));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua");
+    let mut scripts = Vec::new();
+    collect(&root, &mut scripts);
+    let trials = scripts
+        .into_iter()
+        .map(|p| {
+            let name = p.strip_prefix(&root).expect("under tests/lua").with_extension("");
+            Trial::test(name.to_string_lossy(), move || run_case(&p))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
