@@ -218,7 +218,7 @@ local function import(id)
     raw_setfenv(0, env)
     fn()
     return raw_getfenv(0)
-  end, { n = 0 }, {
+  end, nil, {
     is_main = true, module = true, module_info = info, locals_owner = f.locals_owner or f,
   })
   mf.handle_alive = true
@@ -285,7 +285,7 @@ function K.start_main(path, display, context)
   local mf = K.new_fiber(function(...)
     raw_setfenv(0, env)
     return fn(...)
-  end, { n = 0 }, { is_main = true, vm_main = true, module_info = info })
+  end, nil, { is_main = true, vm_main = true, module_info = info })
   K.vm_id = K.hexid(mf.co)
   return true
 end

@@ -39,7 +39,7 @@ K.hexid = hexid
 -- Run queue
 local runq, rq_head, rq_tail = {}, 1, 0
 local current            -- fiber record running now (nil in the scheduler)
-local fiber_of = setmetatable({}, { __mode = 'k' })  -- coroutine -> record
+local fiber_of = setmetatable({}, { __mode = 'k' })  -- fiber coroutines -> true
 local closing = false    -- VM terminating: stop running fibers
 local vm_report_printed = false
 
@@ -158,8 +158,12 @@ K.check_suspend = check_suspend
 -- Suspends the current fiber until someone calls wake(f, a, b). The
 -- interrupter (if interruption is enabled) runs when the fiber is
 -- interrupted while waiting. Returns the wake values.
-local function suspend(f, interrupter)
-  if interrupter and f.int_disabled == 0 then f.interrupter = interrupter end
+-- `interrupter(f, data)` is a plain function plus its data, so that waiting
+-- allocates no closure.
+local function suspend(f, interrupter, data)
+  if interrupter and f.int_disabled == 0 then
+    f.interrupter, f.idata = interrupter, data
+  end
   f.state = 'suspended'
   return co_yield(SUSPEND)
 end
@@ -182,12 +186,16 @@ K.watch_op = watch_op
 -- Waits for ring op `id` from the current fiber and returns the CQE result.
 -- Interruption cancels the op; a cancelled op that nonetheless completed
 -- delivers its real result (never interrupted in the middle).
+local function cancel_interrupter(f, id)
+  f.cancel_requested = true
+  cancel_op(id)
+end
+
 function K.await_op(f, id)
-  watch_op(id, function(res) wake(f, res) end)
-  local res = suspend(f, function()
-    f.cancel_requested = true
-    cancel_op(id)
-  end)
+  -- A fiber record as waiter means "wake it with the result".
+  op_waiters[id] = f
+  inflight = inflight + 1
+  local res = suspend(f, cancel_interrupter, id)
   if f.cancel_requested then
     f.cancel_requested = nil
     if res == -E.ECANCELED then raise_core('interrupted') end
@@ -201,46 +209,63 @@ local pool, pool_n = {}, 0
 local fiber_handle_base = newproxy(true)
 local fiber_hmt = getmetatable(fiber_handle_base)
 fiber_hmt.__metatable = 'fiber'
-local record_of_handle = function(h) return getfenv_u(h).rec end
+-- A handle's userdata environment is its fiber record.
+local record_of_handle = getfenv_u
 
 local report_panic
 
+-- One error handler for every fiber: it runs on the failing fiber, so
+-- `current` is the record to annotate. Tracebacks are captured at raise time.
+local function on_error(e)
+  e = normalize_error(e)
+  current.traceback = debug_traceback('', 2):gsub('^\n', '')
+  return e
+end
+
+local NO_RESULTS = { n = 1, true }
+
+local function body_done(f, ok, ...)
+  if ok then
+    f.ok = true
+    if select('#', ...) == 0 then
+      f.results = NO_RESULTS
+    else
+      f.results = pack(true, ...)
+    end
+  else
+    f.ok = false
+    f.err = normalize_error((...))
+  end
+end
+
 local function trampoline(f)
   while true do
-    local s = { n = 0, bounds = { 0 }, depth = 1 }
-    scopes_of[f.co] = s
-    local r = pack(raw_xpcall(f.fn, f.on_error, unpack(f.args, 1, f.args.n)))
+    local fn, args = f.fn, f.args
     f.fn, f.args = nil, nil
-    if r[1] then
-      f.ok = true
-      f.results = r
+    if args then
+      body_done(f, raw_xpcall(fn, on_error, unpack(args, 1, args.n)))
     else
-      f.ok = false
-      f.err = normalize_error(r[2])
+      body_done(f, raw_xpcall(fn, on_error))
     end
     -- Root scope handlers: always for ordinary and module fibers, only on
-    -- success for the VM main fiber.
-    if f.ok or not f.vm_main then run_handlers(s, 0) end
-    scopes_of[f.co] = nil
+    -- success for the VM main fiber. Scopes are created lazily.
+    local co = f.co
+    local s = scopes_of[co]
+    if s then
+      if f.ok or not f.vm_main then run_handlers(s, 0) end
+      scopes_of[co] = nil
+    end
     f = co_yield(FINISHED)
   end
 end
 
-local function traceback_handler(f)
-  return function(e)
-    e = normalize_error(e)
-    f.traceback = debug_traceback('', 2):gsub('^\n', '')
-    return e
-  end
-end
-
+-- `args` is nil or a packed argument list.
 local function new_fiber(fn, args, opts)
   local f = {
-    fn = fn, args = args, state = 'new',
+    fn = fn, args = args, state = 'new', co = false,
     interrupted = false, int_disabled = 0, susp_forbidden = 0,
   }
   if opts then for k, v in pairs(opts) do f[k] = v end end
-  f.on_error = traceback_handler(f)
   local co
   if pool_n > 0 then
     co = pool[pool_n]
@@ -248,9 +273,9 @@ local function new_fiber(fn, args, opts)
     pool_n = pool_n - 1
   else
     co = co_create(trampoline)
+    fiber_of[co] = true
   end
   f.co = co
-  fiber_of[co] = f
   schedule(f, f)
   return f
 end
@@ -258,12 +283,17 @@ K.new_fiber = new_fiber
 
 local function make_handle(f)
   local h = newproxy(fiber_handle_base)
-  setfenv_u(h, { rec = f })
+  setfenv_u(h, f)
   f.handle_alive = true
   return h
 end
 
 local fiber_methods = {}
+
+local function join_interrupter(f, t)
+  t.joiner = nil
+  wake(f, INTERRUPTED)
+end
 
 function fiber_methods.join(h)
   local t = record_of_handle(h)
@@ -275,10 +305,7 @@ function fiber_methods.join(h)
   check_suspend(f)
   if t.state ~= 'finished' then
     t.joiner = f
-    local r = suspend(f, function()
-      t.joiner = nil
-      wake(f, INTERRUPTED)
-    end)
+    local r = suspend(f, join_interrupter, t)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
   t.joiner = nil
@@ -311,7 +338,7 @@ function fiber_methods.interrupt(h)
   local i = t.interrupter
   if i then
     t.interrupter = nil
-    i()
+    i(t, t.idata)
   end
 end
 
@@ -333,7 +360,7 @@ fiber_hmt.__index = function(h, k)
 end
 fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
 fiber_hmt.__gc = function(h)
-  local t = getfenv_u(h).rec
+  local t = getfenv_u(h)
   if not t.detached and not t.joined then
     t.detached = true
     if t.state == 'finished' and not t.ok and not is_interrupted(t.err) then
@@ -346,7 +373,7 @@ function spawn(fn, ...)
   if type(fn) ~= 'function' then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
   end
-  local f = new_fiber(fn, pack(...), nil)
+  local f = new_fiber(fn, select('#', ...) > 0 and pack(...) or nil, nil)
   return make_handle(f)
 end
 
@@ -435,10 +462,8 @@ end
 local function finish(f)
   f.state = 'finished'
   f.interrupter = nil
-  fiber_of[f.co] = nil
   pool_n = pool_n + 1
   pool[pool_n] = f.co
-  f.co_id = f.co_id or hexid(f.co)
   if f.vm_main then
     if not f.ok then
       K.main_panicked = true
@@ -500,11 +525,11 @@ function K.run()
     end
     for i = 1, 2 * n, 2 do
       local id, res = cbuf[i], cbuf[i + 1]
-      local cb = op_waiters[id]
-      if cb then
+      local w = op_waiters[id]
+      if w then
         op_waiters[id] = nil
         inflight = inflight - 1
-        cb(res)
+        if type(w) == 'function' then w(res) else wake(w, res) end
       end
     end
   end

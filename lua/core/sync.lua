@@ -149,6 +149,12 @@ local cond_methods = {}
 local cond_mt = class('condition_variable', cond_methods)
 local function is_cond(c) return type(c) == 'table' and getmetatable(c) == 'condition_variable' end
 
+-- An interrupted waiter leaves the queue, so it never steals a notification.
+local function cond_interrupter(f, c)
+  remove_waiter(c.q, f)
+  wake(f, INTERRUPTED)
+end
+
 function cond_methods.wait(c, m)
   if not is_cond(c) then raise_errno(E.EINVAL, 1) end
   if not is_mutex(m) then raise_errno(E.EINVAL, 2) end
@@ -158,10 +164,7 @@ function cond_methods.wait(c, m)
   mutex_release(m)
   local q = c.q
   q[#q + 1] = f
-  local r = suspend(f, function()
-    remove_waiter(q, f)
-    wake(f, INTERRUPTED)
-  end)
+  local r = suspend(f, cond_interrupter, c)
   -- Always re-acquire before returning or raising.
   mutex_acquire(m, f)
   if r == INTERRUPTED then raise_core('interrupted') end
@@ -237,6 +240,11 @@ function promise_methods.set_error(p, e)
   satisfy(st, false, e)
 end
 
+local function future_interrupter(f, st)
+  remove_waiter(st.waiters, f)
+  wake(f, INTERRUPTED)
+end
+
 function future_methods.get(fu)
   if type(fu) ~= 'table' or getmetatable(fu) ~= 'future' then raise_errno(E.EINVAL, 1) end
   local st = fu.st
@@ -246,10 +254,7 @@ function future_methods.get(fu)
     local w = st.waiters
     w[#w + 1] = f
     watch(fu)
-    local r = suspend(f, function()
-      remove_waiter(st.waiters, f)
-      wake(f, INTERRUPTED)
-    end)
+    local r = suspend(f, future_interrupter, st)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
   if st.state == 'value' then return st.value end
