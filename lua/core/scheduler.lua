@@ -261,9 +261,17 @@ end
 
 -- `args` is nil or a packed argument list.
 local function new_fiber(fn, args, opts)
+  -- Every field a record can ever hold is created here (false for
+  -- "unset"), so the table is sized once instead of rehashing as it grows.
   local f = {
     fn = fn, args = args, state = 'new', co = false,
     interrupted = false, int_disabled = 0, susp_forbidden = 0,
+    w1 = false, w2 = false, interrupter = false, idata = false,
+    cancel_requested = false, handle_alive = false, detached = false,
+    joiner = false, joined = false, caught = false,
+    ok = false, results = false, err = false, traceback = false,
+    is_main = false, vm_main = false, module = false, module_info = false,
+    locals_owner = false, local_ = false, on_finish = false,
   }
   if opts then for k, v in pairs(opts) do f[k] = v end end
   local co
@@ -344,7 +352,7 @@ end
 
 local fiber_props = {}
 function fiber_props.interruption_caught(t)
-  if not t.joined or t.caught == nil then raise_errno(E.EINVAL, 1) end
+  if not t.joined then raise_errno(E.EINVAL, 1) end
   return t.caught
 end
 function fiber_props.joinable(t)
