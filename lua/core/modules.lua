@@ -286,7 +286,7 @@ function K.start_main(path, display, context)
     raw_setfenv(0, env)
     return fn(...)
   end, nil, { is_main = true, vm_main = true, module_info = info })
-  K.vm_id = K.hexid(mf.co)
+  K.vm_id = K.hexid(mf)
   return true
 end
 

@@ -9,7 +9,8 @@
 --   coroutines in between forward the yield (coroutine.resume wrapper) and
 --   are "busy" meanwhile.
 -- * Fiber states: ready (queued) -> running -> suspended | finished.
---   A finished fiber's coroutine goes back to the pool.
+--   A fiber takes a pooled coroutine when it first runs; a finished
+--   fiber's coroutine goes back to the pool.
 -- * An op in flight on the ring maps to exactly one waiting callback in
 --   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
 --   empty and nothing is in flight (nothing can wake a fiber any more).
@@ -24,6 +25,8 @@ local pack = function(...) return { n = select('#', ...), ... } end
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
 local E = rt.errno
+-- LURING_LOG=debug: fiber events (fixed at VM start, so free when off).
+local LOG, log = rt.log_enabled, rt.log
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
 local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
@@ -45,7 +48,6 @@ local vm_report_printed = false
 
 local function schedule(f, a, b)
   f.w1, f.w2 = a, b
-  f.state = 'ready'
   rq_tail = rq_tail + 1
   runq[rq_tail] = f
 end
@@ -164,7 +166,6 @@ local function suspend(f, interrupter, data)
   if interrupter and f.int_disabled == 0 then
     f.interrupter, f.idata = interrupter, data
   end
-  f.state = 'suspended'
   return co_yield(SUSPEND)
 end
 K.suspend = suspend
@@ -259,32 +260,36 @@ local function trampoline(f)
   end
 end
 
--- `args` is nil or a packed argument list.
-local function new_fiber(fn, args, opts)
-  -- Every field a record can ever hold is created here (false for
-  -- "unset"), so the table is sized once instead of rehashing as it grows.
-  local f = {
-    fn = fn, args = args, state = 'new', co = false,
-    interrupted = false, int_disabled = 0, susp_forbidden = 0,
-    w1 = false, w2 = false, interrupter = false, idata = false,
-    cancel_requested = false, handle_alive = false, detached = false,
-    joiner = false, joined = false, caught = false,
-    ok = false, results = false, err = false, traceback = false,
-    is_main = false, vm_main = false, module = false, module_info = false,
-    locals_owner = false, local_ = false, on_finish = false,
-  }
-  if opts then for k, v in pairs(opts) do f[k] = v end end
-  local co
+local function take_coroutine()
   if pool_n > 0 then
-    co = pool[pool_n]
+    local co = pool[pool_n]
     pool[pool_n] = nil
     pool_n = pool_n - 1
-  else
-    co = co_create(trampoline)
-    fiber_of[co] = true
+    return co
   end
-  f.co = co
+  local co = co_create(trampoline)
+  fiber_of[co] = true
+  return co
+end
+
+-- `args` is nil or a packed argument list.
+local function new_fiber(fn, args, opts)
+  -- The fields every fiber touches are created here (false for "unset"),
+  -- so the table is sized once (16 hash slots) instead of rehashing as it
+  -- grows; rare fields (detached, err, module data, ...) are added on use.
+  local f = {
+    fn = fn, args = args, co = false, finished = false,
+    interrupted = false, int_disabled = 0, susp_forbidden = 0,
+    w1 = false, w2 = false, interrupter = false, idata = false,
+    handle_alive = false, joiner = false, joined = false,
+    ok = false, results = false,
+  }
+  if opts then for k, v in pairs(opts) do f[k] = v end end
+  -- The coroutine is taken at the first run (see step): fibers that finish
+  -- without suspending reuse one pooled coroutine, however many are queued.
+  if f.vm_main then f.co = take_coroutine() end
   schedule(f, f)
+  if LOG then log('fiber spawned', hexid(f), f.module and 'module' or nil) end
   return f
 end
 K.new_fiber = new_fiber
@@ -311,7 +316,7 @@ function fiber_methods.join(h)
   end
   if t == f then raise_errno(E.EDEADLK) end
   check_suspend(f)
-  if t.state ~= 'finished' then
+  if not t.finished then
     t.joiner = f
     local r = suspend(f, join_interrupter, t)
     if r == INTERRUPTED then raise_core('interrupted') end
@@ -334,15 +339,16 @@ function fiber_methods.detach(h)
   local t = record_of_handle(h)
   if t.detached or t.joined or t.joiner then raise_errno(E.EINVAL, 1) end
   t.detached = true
-  if t.state == 'finished' and not t.ok and not is_interrupted(t.err) then
+  if t.finished and not t.ok and not is_interrupted(t.err) then
     report_panic(t)
   end
 end
 
 function fiber_methods.interrupt(h)
   local t = record_of_handle(h)
-  if t.state == 'finished' then return end
+  if t.finished then return end
   t.interrupted = true
+  if LOG then log('fiber interrupted', hexid(t), t.interrupter and 'while suspended' or nil) end
   local i = t.interrupter
   if i then
     t.interrupter = nil
@@ -371,7 +377,7 @@ fiber_hmt.__gc = function(h)
   local t = getfenv_u(h)
   if not t.detached and not t.joined then
     t.detached = true
-    if t.state == 'finished' and not t.ok and not is_interrupted(t.err) then
+    if t.finished and not t.ok and not is_interrupted(t.err) then
       report_panic(t)
     end
   end
@@ -448,7 +454,7 @@ local function format_traceback(tb)
 end
 
 report_panic = function(f)
-  stderr_write('Fiber ' .. hexid(f.co) .. " panicked: '" .. K.error_message(f.err)
+  stderr_write('Fiber ' .. hexid(f) .. " panicked: '" .. K.error_message(f.err)
     .. "'\n" .. format_traceback(f.traceback) .. '\n')
 end
 
@@ -462,13 +468,15 @@ report_forced_close = function(th)
   vm_report_printed = true
   stderr_write('VM ' .. K.vm_id
     .. ' forcibly closed due to error raised on cleanup handler from coroutine '
-    .. hexid(th) .. '\n')
+    -- a fiber's own thread is named by the fiber's id
+    .. ((current and th == current.co) and hexid(current) or hexid(th)) .. '\n')
 end
 
 ---------------------------------------------------------------------------
 -- The loop
 local function finish(f)
-  f.state = 'finished'
+  f.finished = true
+  if LOG then log('fiber finished', hexid(f), f.ok and 'ok' or K.error_message(f.err)) end
   f.interrupter = nil
   pool_n = pool_n + 1
   pool[pool_n] = f.co
@@ -493,10 +501,12 @@ end
 
 local function step(f)
   current = f
-  f.state = 'running'
-  local a, b = f.w1, f.w2
-  f.w1, f.w2 = nil, nil
-  local ok, sig = co_resume(f.co, a, b)
+  local co = f.co
+  if not co then
+    co = take_coroutine()
+    f.co = co
+  end
+  local ok, sig = co_resume(co, f.w1, f.w2)
   current = nil
   if sig == FINISHED then
     finish(f)
@@ -553,8 +563,13 @@ local this_fiber_props = {}
 
 function this_fiber.yield()
   local f = current
-  check_suspend(f)
-  schedule(f)
+  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) then
+    check_suspend(f)
+  end
+  -- schedule(f), inlined: this is the hottest path of the scheduler.
+  f.w1, f.w2 = nil, nil
+  rq_tail = rq_tail + 1
+  runq[rq_tail] = f
   co_yield(SUSPEND)
 end
 
@@ -584,7 +599,7 @@ end
 function this_fiber_props.is_main() return current.is_main == true end
 function this_fiber_props.id()
   if current.module then return K.vm_id end
-  return hexid(current.co)
+  return hexid(current)
 end
 
 _G.this_fiber = setmetatable({}, {

@@ -261,6 +261,19 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             std::process::abort()
         })?,
     )?;
+    // Fiber events for LURING_LOG; the Lua side calls this only when
+    // `rt.log_enabled` is true.
+    rt.set(
+        "log_enabled",
+        tracing::enabled!(target: "luring::fiber", tracing::Level::DEBUG),
+    )?;
+    rt.set(
+        "log",
+        lua.create_function(|_, (event, fiber, detail): (String, String, Option<String>)| {
+            tracing::debug!(target: "luring::fiber", fiber = %fiber, detail = detail.as_deref().unwrap_or(""), "{event}");
+            Ok(())
+        })?,
+    )?;
     rt.set(
         "isatty",
         // SAFETY: isatty only inspects the fd number.

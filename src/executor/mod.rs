@@ -161,6 +161,7 @@ impl Executor {
     ) -> io::Result<OpId> {
         let (id, slot) = self.ops.insert(slot);
         let entry = build(slot).user_data(id.to_user_data());
+        tracing::trace!(op = id.to_user_data(), opcode = ?entry, "executor: op queued");
         if let Err(e) = self.push(entry) {
             self.ops.remove(id);
             return Err(e);
@@ -222,6 +223,7 @@ impl Executor {
         if !self.ops.mark_cancelling(id) {
             return Ok(());
         }
+        tracing::debug!(op = id.to_user_data(), "executor: cancel requested");
         let entry = opcode::AsyncCancel::new(id.to_user_data())
             .build()
             .user_data(CANCEL_TAG);
@@ -310,6 +312,13 @@ impl Executor {
         if out.woken {
             self.arm_eventfd()?;
         }
+        tracing::debug!(
+            blocked = block && waiting_for_something,
+            completions = out.completions.len(),
+            woken = out.woken,
+            in_flight = self.ops.len(),
+            "executor: turn"
+        );
         Ok(())
     }
 
