@@ -275,6 +275,12 @@ function K.start_main(path, display, context)
     return false, display .. ': binary chunks are refused: scripts must be Lua source text'
   end
   local env = new_env(context, path)
+  -- `arg` as the standalone Lua interpreter sets it: arg[0] is the script,
+  -- arg[1..] its arguments, arg[-1] the interpreter.
+  local a = K.arguments
+  local arg = { [-1] = a[1], [0] = a[2] }
+  for i = 3, #a do arg[i - 2] = a[i] end
+  env.arg = arg
   local fn, err = raw_load(src, '@' .. display, 't', env)
   if not fn then return false, err end
   local dir, display_dir = dirname(path), display_dirname(display)

@@ -1,0 +1,2 @@
+-- imported modules get no `arg`
+seen = tostring(arg)
