@@ -40,7 +40,11 @@ K.hexid = hexid
 
 ---------------------------------------------------------------------------
 -- Run queue
-local runq, rq_head, rq_tail = {}, 1, 0
+-- Fibers woken since the current batch started, in order. The loop swaps
+-- it with `spare` and runs the batch, so both stay plain arrays indexed
+-- from 1 (a head/tail pair that only grows would push LuaJIT into the
+-- table's hash part and rehash over and over).
+local runq, rq_n, spare = {}, 0, {}
 local current            -- fiber record running now (nil in the scheduler)
 local fiber_of = setmetatable({}, { __mode = 'k' })  -- fiber coroutines -> true
 local closing = false    -- VM terminating: stop running fibers
@@ -48,8 +52,8 @@ local vm_report_printed = false
 
 local function schedule(f, a, b)
   f.w1, f.w2 = a, b
-  rq_tail = rq_tail + 1
-  runq[rq_tail] = f
+  rq_n = rq_n + 1
+  runq[rq_n] = f
 end
 
 -- Wake a suspended fiber with (a, b); commits the wake so a later
@@ -281,7 +285,8 @@ local function new_fiber(fn, args, opts)
     fn = fn, args = args, co = false, finished = false,
     interrupted = false, int_disabled = 0, susp_forbidden = 0,
     w1 = false, w2 = false, interrupter = false, idata = false,
-    handle_alive = false, joiner = false, joined = false,
+    handle_alive = false, joiner = false,
+    joined = false, -- false, then 'ok' or 'caught' (ended by interruption)
     ok = false, results = false,
   }
   if opts then for k, v in pairs(opts) do f[k] = v end end
@@ -322,15 +327,14 @@ function fiber_methods.join(h)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
   t.joiner = nil
-  t.joined = true
   if t.ok then
-    t.caught = false
+    t.joined = 'ok'
     return unpack(t.results, 2, t.results.n)
   elseif is_interrupted(t.err) then
-    t.caught = true
+    t.joined = 'caught'
     return
   else
-    t.caught = false
+    t.joined = 'ok'
     error(t.err, 0)
   end
 end
@@ -359,7 +363,7 @@ end
 local fiber_props = {}
 function fiber_props.interruption_caught(t)
   if not t.joined then raise_errno(E.EINVAL, 1) end
-  return t.caught
+  return t.joined == 'caught'
 end
 function fiber_props.joinable(t)
   return not t.detached and not t.joined and not t.joiner
@@ -499,43 +503,48 @@ local function finish(f)
   if f.on_finish then f.on_finish(f) end
 end
 
-local function step(f)
-  current = f
-  local co = f.co
-  if not co then
-    co = take_coroutine()
-    f.co = co
-  end
-  local ok, sig = co_resume(co, f.w1, f.w2)
-  current = nil
-  if sig == FINISHED then
-    finish(f)
-  elseif sig == TERMINATE then
-    closing = true
-  elseif not ok then
-    -- Only the runtime's own code can fail here.
-    stderr_write('luring: internal scheduler error: ' .. tostring(sig) .. '\n')
-    closing = true
-  end
-end
-
 local turn = rt.turn
 local cbuf = {}
 
 -- Runs the VM until nothing can wake a fiber, or it is terminated.
 function K.run()
   while not closing do
-    local tail = rq_tail
-    while rq_head <= tail do
-      local f = runq[rq_head]
-      runq[rq_head] = nil
-      rq_head = rq_head + 1
-      step(f)
-      if closing then break end
+    -- Run the fibers queued so far; keep going with the ones they woke only
+    -- while no ring op is in flight (nothing to reap, nothing to be fair to).
+    while rq_n > 0 do
+      local batch, n = runq, rq_n
+      runq, rq_n = spare, 0
+      for i = 1, n do
+        local f = batch[i]
+        batch[i] = nil
+        -- step f (inlined: the fiber switch is the scheduler's hot path)
+        current = f
+        local co = f.co
+        if not co then
+          co = take_coroutine()
+          f.co = co
+        end
+        local ok, sig = co_resume(co, f.w1, f.w2)
+        current = nil
+        if sig ~= SUSPEND then
+          if sig == FINISHED then
+            finish(f)
+          else
+            -- TERMINATE, or a failure of the runtime's own code.
+            if not ok then
+              stderr_write('luring: internal scheduler error: ' .. tostring(sig) .. '\n')
+            end
+            closing = true
+          end
+          if closing then break end
+        end
+      end
+      spare = batch
+      if closing or inflight > 0 then break end
     end
     if closing then break end
     local n = 0
-    if rq_head > rq_tail then
+    if rq_n == 0 then
       if inflight == 0 and not K.external_wakers() then break end
       n = turn(true, cbuf)
     elseif inflight > 0 then
@@ -568,8 +577,8 @@ function this_fiber.yield()
   end
   -- schedule(f), inlined: this is the hottest path of the scheduler.
   f.w1, f.w2 = nil, nil
-  rq_tail = rq_tail + 1
-  runq[rq_tail] = f
+  rq_n = rq_n + 1
+  runq[rq_n] = f
   co_yield(SUSPEND)
 end
 
