@@ -1,4 +1,5 @@
-//! Runs every `tests/lua/**/NAME.lua` that has a `NAME.out` beside it with
+//! Runs every `tests/lua/**/NAME.lua` (and `examples/**/NAME.lua`, so the
+//! guide's examples stay true) that has a `NAME.out` beside it with
 //! the `luring` binary and compares stdout+stderr (merged into one pipe, so
 //! their interleaving is real) with `NAME.out`.
 //!
@@ -119,13 +120,15 @@ fn run_case(script: &Path) -> Result<(), Failed> {
 
 fn main() {
     let args = Arguments::from_args();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut scripts = Vec::new();
-    collect(&root, &mut scripts);
+    collect(&manifest.join("tests/lua"), &mut scripts);
+    collect(&manifest.join("examples"), &mut scripts);
     let trials = scripts
         .into_iter()
         .map(|p| {
-            let name = p.strip_prefix(&root).expect("under tests/lua").with_extension("");
+            let rel = p.strip_prefix(manifest).expect("under the crate").with_extension("");
+            let name = rel.strip_prefix("tests/lua").unwrap_or(&rel).to_path_buf();
             Trial::test(name.to_string_lossy(), move || run_case(&p))
         })
         .collect();
