@@ -7,6 +7,7 @@
 //!   `-- exit: N`      expected exit status (default 0)
 //!   `-- args: a b c`  script arguments
 //!   `-- stdin: text`  bytes written to the script's standard input
+//!   `-- stdin-open`   standard input is a pipe kept open (never EOF)
 //! Hexadecimal ids (`0x…`) are renumbered in order of first appearance
 //! (`0x1`, `0x2`, …), so only their consistency is compared.
 
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use libtest_mimic::{Arguments, Failed, Trial};
+
+const CASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -64,15 +67,18 @@ struct Header {
     exit: i32,
     args: Vec<String>,
     stdin: Option<String>,
+    stdin_open: bool,
 }
 
 fn header(src: &str) -> Header {
-    let mut h = Header { exit: 0, args: Vec::new(), stdin: None };
+    let mut h = Header { exit: 0, args: Vec::new(), stdin: None, stdin_open: false };
     for line in src.lines().take_while(|l| l.starts_with("--")) {
         if let Some(v) = line.strip_prefix("-- exit:") {
             h.exit = v.trim().parse().expect("-- exit: takes a number");
         } else if let Some(v) = line.strip_prefix("-- args:") {
             h.args = v.split_whitespace().map(str::to_owned).collect();
+        } else if line.trim_end() == "-- stdin-open" {
+            h.stdin_open = true;
         } else if let Some(v) = line.strip_prefix("-- stdin:") {
             h.stdin = Some(v.trim_start().replace("\\n", "\n"));
         }
@@ -93,16 +99,39 @@ fn run_case(script: &Path) -> Result<(), Failed> {
         .env_remove("LURING_LOG")
         .stdout(Stdio::from(writer.as_fd().try_clone_to_owned().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(writer))
-        .stdin(if h.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        .stdin(if h.stdin.is_some() || h.stdin_open { Stdio::piped() } else { Stdio::null() });
     let mut child = cmd.spawn().map_err(|e| format!("cannot start luring: {e}"))?;
     drop(cmd);
+    // Held until the child has exited when the case wants stdin kept open.
+    let mut _open_stdin = None;
     if let Some(input) = &h.stdin {
         let mut stdin = child.stdin.take().expect("stdin is piped");
         stdin.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+    } else if h.stdin_open {
+        _open_stdin = child.stdin.take();
     }
+    // A hung script must fail its case rather than hang the suite: kill it
+    // if it has not finished within the limit.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let pid = child.id() as i32;
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(CASE_TIMEOUT).is_err() {
+            // SAFETY: kill(2) on our own child, which has not been reaped yet
+            // (the main thread reaps it only after this thread reported).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
     let mut output = String::new();
-    reader.read_to_string(&mut output).map_err(|e| e.to_string())?;
+    let read = reader.read_to_string(&mut output);
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().expect("watchdog thread");
     let status = child.wait().map_err(|e| e.to_string())?;
+    read.map_err(|e| e.to_string())?;
+    if timed_out {
+        return Err(format!("did not finish within {CASE_TIMEOUT:?}; output so far:\n{output}").into());
+    }
     let output = renumber_hex(&output);
     let mut problems = Vec::new();
     if output != expected {
