@@ -212,6 +212,17 @@ impl Supervisor {
     }
 }
 
+impl Drop for Supervisor {
+    /// Closing the socket makes the supervisor kill and reap every sandbox
+    /// and exit; wait for that so that it leaves no zombie.
+    fn drop(&mut self) {
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: shutting down our own socket.
+        unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_RDWR) };
+        let _ = sys::waitid_pidfd(self.pidfd.as_fd(), 0);
+    }
+}
+
 fn gone(e: std::io::Error) -> SpawnError {
     match e.raw_os_error() {
         Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN) => SpawnError::SupervisorGone,

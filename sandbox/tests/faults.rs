@@ -1,0 +1,306 @@
+//! Fault cases of SECURITY.md that belong to the sandbox crate: child crash,
+//! SIGKILL of the child, seccomp kill reporting, host death kills every
+//! sandbox, fork bomb stopped by the pids limit, no zombies, signal
+//! forwarding, clear spawn errors. Runs as root and as uid 61000.
+
+mod common;
+
+use common::{recv, Tally};
+use luring_sandbox::*;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+fn crash(_: EntryContext) -> i32 {
+    // SAFETY: deliberately invalid: the test wants a SIGSEGV.
+    unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u8>().wrapping_add(8), 1) };
+    0
+}
+
+fn idle(ctx: EntryContext) -> i32 {
+    let _ = recv(ctx.control.as_raw_fd());
+    0
+}
+
+fn bad_syscall(_: EntryContext) -> i32 {
+    // SAFETY: sysfs(2) is on no list: the filter traps it.
+    unsafe { libc::syscall(libc::SYS_sysfs, 1, 0, 0) };
+    0
+}
+
+fn fork_bomb(ctx: EntryContext) -> i32 {
+    let mut n = 0;
+    let err = loop {
+        // SAFETY: the children only pause; they die with the PID namespace.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            loop {
+                // SAFETY: pause has no preconditions.
+                unsafe { libc::pause() };
+            }
+        }
+        if pid < 0 {
+            break common::errno();
+        }
+        n += 1;
+        if n > 1000 {
+            break 0;
+        }
+    };
+    common::send(ctx.control.as_raw_fd(), format!("{n} {err}").as_bytes());
+    0
+}
+
+fn orphans(_: EntryContext) -> i32 {
+    // Make an orphan that exits at once: PID 1 must reap it.
+    let mut p = [0; 2];
+    // SAFETY: p is writable.
+    unsafe { libc::pipe(p.as_mut_ptr()) };
+    // SAFETY: single-threaded fork; the children only exit.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: as above.
+        let g = unsafe { libc::fork() };
+        if g > 0 {
+            let s = g.to_string();
+            // SAFETY: valid buffer.
+            unsafe { libc::write(p[1], s.as_ptr().cast(), s.len()) };
+        }
+        // SAFETY: leave the child.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: closing our copy of the write end; waiting for our own child.
+    unsafe {
+        libc::close(p[1]);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    let mut buf = [0u8; 16];
+    // SAFETY: valid buffer.
+    let n = unsafe { libc::read(p[0], buf.as_mut_ptr().cast(), 16) };
+    let g = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+    if g.is_empty() {
+        return 2;
+    }
+    // Wait until the orphan is gone from /proc (reaped), up to 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match std::fs::read_to_string(format!("/proc/{g}/stat")) {
+            Err(_) => return 0,
+            Ok(_) if std::time::Instant::now() > deadline => return 1,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+}
+
+fn wait_term(_: EntryContext) -> i32 {
+    // Default SIGTERM action: dies when PID 1 forwards the signal.
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { libc::pause() };
+    }
+}
+
+fn env_check(_: EntryContext) -> i32 {
+    let ok = std::env::var("LURING_TEST").as_deref() == Ok("yes") && std::env::var("HOME").is_err();
+    if ok { 0 } else { 3 }
+}
+
+fn supervisor_children(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default().trim().to_string()
+}
+
+/// Host death: a forked "host" starts a supervisor and three sandboxes and
+/// is then SIGKILLed; every sandbox (and the supervisor) must die. Watched
+/// from here, the host's parent, through pidfds.
+fn host_death(t: &mut Tally) {
+    let mut p = [0; 2];
+    // SAFETY: p is writable.
+    unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) };
+    // SAFETY: the suite process is single-threaded and has no supervisor yet.
+    let host = unsafe { libc::fork() };
+    if host == 0 {
+        let sv = Supervisor::start().expect("start");
+        let mut pids = vec![sv.pid()];
+        let mut handles = Vec::new();
+        for _ in 0..3 {
+            match sv.spawn("idle", b"", &SandboxSpec::default()) {
+                Ok(h) => {
+                    pids.push(h.pid());
+                    handles.push(h);
+                }
+                Err(e) => eprintln!("spawn: {e}"),
+            }
+        }
+        let s = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
+        // SAFETY: valid buffer.
+        unsafe { libc::write(p[1], s.as_ptr().cast(), s.len()) };
+        loop {
+            // SAFETY: pause has no preconditions.
+            unsafe { libc::pause() };
+        }
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(p[1]) };
+    let mut buf = [0u8; 256];
+    // SAFETY: valid buffer.
+    let n = unsafe { libc::read(p[0], buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: closing the read end.
+    unsafe { libc::close(p[0]) };
+    let pids: Vec<i32> = String::from_utf8_lossy(&buf[..n.max(0) as usize])
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let fds: Vec<OwnedFd> = pids
+        .iter()
+        .filter_map(|p| {
+            // SAFETY: pidfd_open with integer arguments.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, *p, 0) };
+            // SAFETY: a new descriptor we own.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        })
+        .collect();
+    // SAFETY: killing and reaping our own child.
+    unsafe {
+        libc::kill(host, libc::SIGKILL);
+        libc::waitpid(host, std::ptr::null_mut(), 0);
+    }
+    let mut dead = 0;
+    for f in &fds {
+        if luring_sandbox::sys::poll_one(f.as_raw_fd(), libc::POLLIN, 5000).unwrap_or(0) != 0 {
+            dead += 1;
+        }
+    }
+    t.check(
+        "host death kills the supervisor and every sandbox",
+        pids.len() == 4 && fds.len() == 4 && dead == 4,
+        &format!("{} pids watched (supervisor + 3 sandboxes), {dead} exited within 5 s", fds.len()),
+    );
+}
+
+fn suite(t: &mut Tally) {
+    host_death(t);
+    let sv = match Supervisor::start() {
+        Ok(s) => s,
+        Err(e) => return t.check("supervisor start", false, &e.to_string()),
+    };
+    let spec = SandboxSpec::default;
+
+    // Child crash: SIGSEGV reported, control socket closes, host goes on.
+    match sv.spawn("crash", b"", &spec()) {
+        Ok(mut h) => {
+            let st = h.wait();
+            let eof = recv(h.control().as_raw_fd()).map(|b| b.is_empty()).unwrap_or(false);
+            t.check("child crash", matches!(st, Ok(ExitStatus::Signaled(libc::SIGSEGV))) && eof, &format!("{st:?}, control socket EOF={eof}"));
+        }
+        Err(e) => t.check("child crash", false, &e.to_string()),
+    }
+
+    // SIGKILL of the child.
+    match sv.spawn("idle", b"", &spec()) {
+        Ok(mut h) => {
+            let k = h.kill();
+            let st = h.wait();
+            let pidfd_ready = luring_sandbox::sys::poll_one(h.pidfd().as_raw_fd(), libc::POLLIN, 5000).unwrap_or(0) != 0;
+            t.check("SIGKILL of the child", k.is_ok() && matches!(st, Ok(ExitStatus::Signaled(libc::SIGKILL))) && pidfd_ready, &format!("{st:?}, pidfd readable={pidfd_ready}"));
+        }
+        Err(e) => t.check("SIGKILL of the child", false, &e.to_string()),
+    }
+
+    // Seccomp violation reported with the syscall number.
+    match sv.spawn("bad_syscall", b"", &spec()) {
+        Ok(mut h) => {
+            let st = h.wait();
+            let ok = matches!(st, Ok(ExitStatus::Seccomp { syscall }) if syscall == libc::SYS_sysfs as i32);
+            t.check("seccomp kill reported as \"killed by seccomp: syscall N\"", ok, &st.map(|s| s.to_string()).unwrap_or_default());
+        }
+        Err(e) => t.check("seccomp kill", false, &e.to_string()),
+    }
+
+    // Fork bomb stopped by the pids limit.
+    let bomb_spec = SandboxSpec { limits: Limits { pids: 16, ..Default::default() }, ..Default::default() };
+    match sv.spawn("fork_bomb", b"", &bomb_spec) {
+        Ok(mut h) => {
+            let st = h.wait();
+            let msg = common::try_recv(h.control().as_raw_fd()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let mut it = msg.split_whitespace().map(|x| x.parse::<i32>().unwrap_or(-1));
+            let (n, err) = (it.next().unwrap_or(-1), it.next().unwrap_or(-1));
+            t.check(
+                "fork bomb stopped by the pids limit (16)",
+                st.as_ref().map(|s| *s == ExitStatus::Exited(0)).unwrap_or(false) && (1..16).contains(&n) && err == libc::EAGAIN,
+                &format!("{n} forks then {}; sandbox {st:?}", common::errname(err)),
+            );
+        }
+        Err(e) => t.check("fork bomb", false, &e.to_string()),
+    }
+
+    // Orphans inside the sandbox are reaped by its PID 1.
+    match sv.spawn("orphans", b"", &SandboxSpec { mount_proc: true, ..Default::default() }) {
+        Ok(mut h) => {
+            let st = h.wait();
+            t.check("no zombies inside: PID 1 reaps orphans", matches!(st, Ok(ExitStatus::Exited(0))), &format!("{st:?}"));
+        }
+        Err(e) => t.check("orphans", false, &e.to_string()),
+    }
+
+    // Signals are forwarded by PID 1 to the entry process.
+    match sv.spawn("wait_term", b"", &spec()) {
+        Ok(mut h) => {
+            let s = h.signal(libc::SIGTERM);
+            let st = h.wait_timeout(5000);
+            t.check("SIGTERM forwarded by PID 1", s.is_ok() && matches!(st, Ok(Some(ExitStatus::Signaled(libc::SIGTERM)))), &format!("{st:?}"));
+        }
+        Err(e) => t.check("signal forwarding", false, &e.to_string()),
+    }
+
+    // Environment: only what the spec lists.
+    let env_spec = SandboxSpec { env: vec![("LURING_TEST".into(), "yes".into())], ..Default::default() };
+    match sv.spawn("env_check", b"", &env_spec) {
+        Ok(mut h) => {
+            let st = h.wait();
+            t.check("environment is exactly the spec's", matches!(st, Ok(ExitStatus::Exited(0))), &format!("{st:?}"));
+        }
+        Err(e) => t.check("environment", false, &e.to_string()),
+    }
+
+    // Clear errors.
+    let e = sv.spawn("nope", b"", &spec()).err().map(|e| e.to_string()).unwrap_or_default();
+    t.check("unknown entry point is named", e.contains("nope") && e.contains("register_entry"), &e);
+    let bad = SandboxSpec { ro_paths: vec!["/does/not/exist".into()], ..Default::default() };
+    let e = sv.spawn("idle", b"", &bad).err().map(|e| e.to_string()).unwrap_or_default();
+    t.check("missing granted path is named", e.contains("/does/not/exist"), &e);
+    let bad = SandboxSpec { limits: Limits { pids: 1, ..Default::default() }, ..Default::default() };
+    let e = sv.spawn("idle", b"", &bad).err().map(|e| e.to_string()).unwrap_or_default();
+    t.check("pids limit below 2 is refused", e.contains("pids"), &e);
+
+    // No zombies on the host: the supervisor has reaped every sandbox.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut kids = supervisor_children(sv.pid());
+    while !kids.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        kids = supervisor_children(sv.pid());
+    }
+    t.check("no zombies on the host (supervisor has no children left)", kids.is_empty(), &format!("children: {kids:?}"));
+
+    // Closing the host's socket ends the supervisor.
+    let sup_pid = sv.pid();
+    // SAFETY: pidfd_open with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, sup_pid, 0) } as i32;
+    drop(sv);
+    let gone = luring_sandbox::sys::poll_one(fd, libc::POLLIN, 5000).unwrap_or(0) != 0;
+    // SAFETY: closing our pidfd.
+    unsafe { libc::close(fd) };
+    t.check("supervisor exits when the host closes its socket", gone, "");
+}
+
+fn main() {
+    for (n, f) in [
+        ("crash", crash as EntryFn),
+        ("idle", idle),
+        ("bad_syscall", bad_syscall),
+        ("fork_bomb", fork_bomb),
+        ("orphans", orphans),
+        ("wait_term", wait_term),
+        ("env_check", env_check),
+    ] {
+        register_entry(n, f).unwrap();
+    }
+    std::process::exit(common::run_as_users(suite));
+}
