@@ -27,8 +27,11 @@ fn bench_dir() -> PathBuf {
 fn raw_lua(script: &str, args: &[String]) {
     let lua = mlua::Lua::new();
     let g = lua.globals();
-    g.set("ARGS", lua.create_sequence_from(args.iter().cloned()).unwrap())
-        .unwrap();
+    g.set(
+        "ARGS",
+        lua.create_sequence_from(args.iter().cloned()).unwrap(),
+    )
+    .unwrap();
     let start = Instant::now();
     g.set(
         "now_ns",
@@ -37,7 +40,10 @@ fn raw_lua(script: &str, args: &[String]) {
     )
     .unwrap();
     let src = std::fs::read_to_string(script).expect("bench script");
-    lua.load(src).set_name(script).exec().expect("raw script runs");
+    lua.load(src)
+        .set_name(script)
+        .exec()
+        .expect("raw script runs");
 }
 
 /// `--raw-ring-sleep0 N`: N IORING_OP_TIMEOUT(0) round trips, one
@@ -56,10 +62,7 @@ fn raw_ring_sleep0(n: u64) {
         let cqe = ring.completion().next().expect("one completion");
         assert_eq!(cqe.result(), -libc::ETIME);
     }
-    println!(
-        "ns_per_op {}",
-        start.elapsed().as_nanos() as f64 / n as f64
-    );
+    println!("ns_per_op {}", start.elapsed().as_nanos() as f64 / n as f64);
 }
 
 struct Run {
@@ -70,6 +73,8 @@ struct Run {
 
 /// Runs a command, returns its `ns_per_op` line (if any), wall time and
 /// peak RSS (from wait4's rusage).
+// The child is reaped by wait4 (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Run {
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let t0 = Instant::now();
@@ -120,7 +125,12 @@ fn repeat(runs: usize, mut make: impl FnMut() -> Command) -> Stats {
     Stats {
         value: median(results.iter().map(|r| r.value).collect()),
         wall_ms: median(results.iter().map(|r| r.wall_ms).collect()),
-        rss_mb: median(results.iter().map(|r| r.max_rss_kb as f64 / 1024.0).collect()),
+        rss_mb: median(
+            results
+                .iter()
+                .map(|r| r.max_rss_kb as f64 / 1024.0)
+                .collect(),
+        ),
     }
 }
 
@@ -144,7 +154,7 @@ fn raw(script: &str, args: &[&str]) -> Command {
 
 /// Syscalls a command makes, counted by `strace -c -f` (None if strace is
 /// missing).
-fn syscalls(mut cmd: Command) -> Option<u64> {
+fn syscalls(cmd: Command) -> Option<u64> {
     let prog = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let out = Command::new("strace")
@@ -189,29 +199,55 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
-    println!("luring core benchmarks: medians of {runs} runs (value per op; peak RSS per process)\n");
+    println!(
+        "luring core benchmarks: medians of {runs} runs (value per op; peak RSS per process)\n"
+    );
     println!("| benchmark | luring | reference | ratio | luring RSS | reference RSS |");
     println!("|---|---|---|---|---|---|");
     let n_spawn = "100000";
     if want("spawn") {
         let ours = repeat(runs, || luring("spawn_join.lua", &["seq", n_spawn]));
         let theirs = repeat(runs, || raw("spawn_join_raw.lua", &["seq", n_spawn]));
-        row("spawn+join 100k, one at a time", "ns", &ours, &theirs, |s| s.value);
+        row(
+            "spawn+join 100k, one at a time",
+            "ns",
+            &ours,
+            &theirs,
+            |s| s.value,
+        );
         let ours = repeat(runs, || luring("spawn_join.lua", &["batch", n_spawn]));
         let theirs = repeat(runs, || raw("spawn_join_raw.lua", &["batch", n_spawn]));
-        row("spawn+join 100k, all live at once", "ns", &ours, &theirs, |s| s.value);
+        row(
+            "spawn+join 100k, all live at once",
+            "ns",
+            &ours,
+            &theirs,
+            |s| s.value,
+        );
     }
     if want("yield") {
         let n = "10000000";
         let ours = repeat(runs, || luring("yield.lua", &[n]));
         let theirs = repeat(runs, || raw("yield_raw.lua", &[n]));
-        row("yield 10M (2 fibers vs coroutine)", "ns", &ours, &theirs, |s| s.value);
+        row(
+            "yield 10M (2 fibers vs coroutine)",
+            "ns",
+            &ours,
+            &theirs,
+            |s| s.value,
+        );
     }
     if want("sleep") {
         let n = "100000";
         let ours = repeat(runs, || luring("sleep0.lua", &[n]));
         let theirs = repeat(runs, || reference("--raw-ring-sleep0", &[n]));
-        row("time.sleep(0) 100k vs raw TIMEOUT", "ns", &ours, &theirs, |s| s.value);
+        row(
+            "time.sleep(0) 100k vs raw TIMEOUT",
+            "ns",
+            &ours,
+            &theirs,
+            |s| s.value,
+        );
         let base = syscalls(luring("empty.lua", &[]));
         let with = syscalls(luring("sleep0.lua", &[n]));
         match (base, with) {
@@ -225,6 +261,8 @@ fn main() {
     if want("startup") {
         let ours = repeat(runs.max(15), || luring("empty.lua", &[]));
         let theirs = repeat(runs.max(15), || raw("empty_raw.lua", &[]));
-        row("startup, empty script (wall)", "ms", &ours, &theirs, |s| s.wall_ms);
+        row("startup, empty script (wall)", "ms", &ours, &theirs, |s| {
+            s.wall_ms
+        });
     }
 }

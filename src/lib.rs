@@ -30,7 +30,9 @@ pub enum RuntimeError {
     Load { script: PathBuf, reason: String },
     /// The actor's io_uring could not be created (kernel without io_uring,
     /// or io_uring disabled by `kernel.io_uring_disabled`).
-    #[error("cannot create the actor's io_uring: {0} (luring needs Linux ≥ 6.1 with io_uring enabled)")]
+    #[error(
+        "cannot create the actor's io_uring: {0} (luring needs Linux ≥ 6.1 with io_uring enabled)"
+    )]
     Ring(#[source] std::io::Error),
     /// The runtime's own Lua code failed to start: a bug in luring.
     #[error("internal error while starting the Lua VM: {0}")]

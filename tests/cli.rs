@@ -37,7 +37,10 @@ fn help_and_version() {
     assert!(help.contains("Usage: luring <SCRIPT> [ARGS]..."), "{help}");
     let out = luring().arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(text(&out.stdout), format!("luring {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        text(&out.stdout),
+        format!("luring {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -101,7 +104,10 @@ fn exit_statuses() {
     assert_eq!(text(&out.stdout), "fine\n");
     assert!(out.stderr.is_empty());
 
-    let exit = scratch("exit.lua", b"spawn(function() require_ = nil end)\nrequire('system').exit(7)\nprint('not reached')\n");
+    let exit = scratch(
+        "exit.lua",
+        b"spawn(function() require_ = nil end)\nrequire('system').exit(7)\nprint('not reached')\n",
+    );
     let out = luring().arg(&exit).output().unwrap();
     assert_eq!(out.status.code(), Some(7));
     assert!(out.stdout.is_empty());
@@ -112,13 +118,23 @@ fn exit_statuses() {
     assert_eq!(text(&out.stdout), "before\n");
     let err = text(&out.stderr);
     assert!(err.starts_with("Main fiber from VM 0x"), "{err}");
-    assert!(err.contains(&format!("panicked: '{}:2: boom'\nstack traceback:\n", panic.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "panicked: '{}:2: boom'\nstack traceback:\n",
+            panic.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_bundled_example_runs_with_arguments() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.lua");
-    let out = luring().arg(example).args(["a", "b", "c"]).output().unwrap();
+    let out = luring()
+        .arg(example)
+        .args(["a", "b", "c"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
@@ -128,11 +144,18 @@ fn the_bundled_example_runs_with_arguments() {
 
 #[test]
 fn logging_is_off_by_default_and_luring_log_shows_fiber_and_executor_events() {
-    let p = scratch("log.lua", b"spawn(function() end):join()\nlocal time = require 'time'\ntime.sleep(0)\n");
+    let p = scratch(
+        "log.lua",
+        b"spawn(function() end):join()\nlocal time = require 'time'\ntime.sleep(0)\n",
+    );
     let quiet = luring().arg(&p).output().unwrap();
     assert!(quiet.status.success());
     assert!(quiet.stderr.is_empty(), "{}", text(&quiet.stderr));
-    let loud = luring().arg(&p).env("LURING_LOG", "debug").output().unwrap();
+    let loud = luring()
+        .arg(&p)
+        .env("LURING_LOG", "debug")
+        .output()
+        .unwrap();
     assert!(loud.status.success());
     let err = text(&loud.stderr);
     assert!(err.contains("fiber spawned"), "{err}");

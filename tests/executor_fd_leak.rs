@@ -7,7 +7,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use luring::executor::{Executor, OpBuffer, Reaped};
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("procfs is mounted").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("procfs is mounted")
+        .count()
 }
 
 #[test]
@@ -19,8 +21,11 @@ fn dropping_an_executor_with_ops_in_flight_leaks_no_fd() {
         let mut ex = Executor::new().expect("ring");
         let waker = ex.remote_waker().expect("eventfd");
         for _ in 0..8 {
-            ex.read(r.as_raw_fd(), OpBuffer::Owned(vec![0; 64].into_boxed_slice()))
-                .expect("read submitted");
+            ex.read(
+                r.as_raw_fd(),
+                OpBuffer::Owned(vec![0; 64].into_boxed_slice()),
+            )
+            .expect("read submitted");
         }
         ex.sleep(60_000_000_000).expect("timer submitted");
         let mut reaped = Reaped::default();

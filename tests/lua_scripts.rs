@@ -43,7 +43,11 @@ pub fn renumber_hex(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'0' && i + 2 < bytes.len() && bytes[i + 1] == b'x' && bytes[i + 2].is_ascii_hexdigit() {
+        if bytes[i] == b'0'
+            && i + 2 < bytes.len()
+            && bytes[i + 1] == b'x'
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
             let start = i + 2;
             let mut end = start;
             while end < bytes.len() && bytes[end].is_ascii_hexdigit() {
@@ -71,7 +75,12 @@ struct Header {
 }
 
 fn header(src: &str) -> Header {
-    let mut h = Header { exit: 0, args: Vec::new(), stdin: None, stdin_open: false };
+    let mut h = Header {
+        exit: 0,
+        args: Vec::new(),
+        stdin: None,
+        stdin_open: false,
+    };
     for line in src.lines().take_while(|l| l.starts_with("--")) {
         if let Some(v) = line.strip_prefix("-- exit:") {
             h.exit = v.trim().parse().expect("-- exit: takes a number");
@@ -89,7 +98,8 @@ fn header(src: &str) -> Header {
 fn run_case(script: &Path) -> Result<(), Failed> {
     let src = std::fs::read_to_string(script).map_err(|e| format!("{}: {e}", script.display()))?;
     let h = header(&src);
-    let expected = std::fs::read_to_string(script.with_extension("out")).map_err(|e| e.to_string())?;
+    let expected =
+        std::fs::read_to_string(script.with_extension("out")).map_err(|e| e.to_string())?;
     let (mut reader, writer) = std::io::pipe().map_err(|e| e.to_string())?;
     let writer: OwnedFd = writer.into();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_luring"));
@@ -97,16 +107,29 @@ fn run_case(script: &Path) -> Result<(), Failed> {
         .arg(script.file_name().expect("script has a name"))
         .args(&h.args)
         .env_remove("LURING_LOG")
-        .stdout(Stdio::from(writer.as_fd().try_clone_to_owned().map_err(|e| e.to_string())?))
+        .stdout(Stdio::from(
+            writer
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| e.to_string())?,
+        ))
         .stderr(Stdio::from(writer))
-        .stdin(if h.stdin.is_some() || h.stdin_open { Stdio::piped() } else { Stdio::null() });
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start luring: {e}"))?;
+        .stdin(if h.stdin.is_some() || h.stdin_open {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start luring: {e}"))?;
     drop(cmd);
     // Held until the child has exited when the case wants stdin kept open.
     let mut _open_stdin = None;
     if let Some(input) = &h.stdin {
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| e.to_string())?;
     } else if h.stdin_open {
         _open_stdin = child.stdin.take();
     }
@@ -130,12 +153,16 @@ fn run_case(script: &Path) -> Result<(), Failed> {
     let status = child.wait().map_err(|e| e.to_string())?;
     read.map_err(|e| e.to_string())?;
     if timed_out {
-        return Err(format!("did not finish within {CASE_TIMEOUT:?}; output so far:\n{output}").into());
+        return Err(
+            format!("did not finish within {CASE_TIMEOUT:?}; output so far:\n{output}").into(),
+        );
     }
     let output = renumber_hex(&output);
     let mut problems = Vec::new();
     if output != expected {
-        problems.push(format!("--- expected output\n{expected}--- actual output\n{output}---"));
+        problems.push(format!(
+            "--- expected output\n{expected}--- actual output\n{output}---"
+        ));
     }
     if status.code() != Some(h.exit) {
         problems.push(format!("expected exit status {}, got {status}", h.exit));
@@ -156,7 +183,10 @@ fn main() {
     let trials = scripts
         .into_iter()
         .map(|p| {
-            let rel = p.strip_prefix(manifest).expect("under the crate").with_extension("");
+            let rel = p
+                .strip_prefix(manifest)
+                .expect("under the crate")
+                .with_extension("");
             let name = rel.strip_prefix("tests/lua").unwrap_or(&rel).to_path_buf();
             Trial::test(name.to_string_lossy(), move || run_case(&p))
         })

@@ -129,6 +129,23 @@ function K.error_message(e)
   return ''
 end
 
+-- Metatable of a runtime object type: `methods`, read-only `props` (each a
+-- function of the object), `bad_index` for any other key, EPERM on
+-- assignment. `mt` may be an existing metatable (e.g. of a newproxy).
+function K.class(name, methods, props, mt)
+  mt = mt or {}
+  mt.__metatable = name
+  mt.__index = function(obj, k)
+    local m = methods[k]
+    if m then return m end
+    local p = props and props[k]
+    if p then return p(obj) end
+    K.raise_core('bad_index', 'index', 2)
+  end
+  mt.__newindex = function() K.raise_errno(rt.errno.EPERM) end
+  return mt
+end
+
 -- The generic_error module: errno names as generic error objects.
 local generic_error = {}
 for name, value in pairs(rt.errno) do generic_error[name] = new(generic, value) end

@@ -26,18 +26,7 @@ local function remove_waiter(q, f)
   return false
 end
 
-local function class(name, methods, props)
-  local mt = { __metatable = name }
-  mt.__index = function(obj, k)
-    local m = methods[k]
-    if m then return m end
-    local p = props and props[k]
-    if p then return p(obj) end
-    raise_core('bad_index', 'index', 2)
-  end
-  mt.__newindex = function() raise_errno(E.EPERM) end
-  return mt
-end
+local class = K.class
 
 ---------------------------------------------------------------------------
 local mutex_methods = {}
@@ -195,13 +184,7 @@ local future_methods, promise_methods = {}, {}
 local future_mt = class('future', future_methods)
 local promise_base = newproxy(true)
 local promise_mt = getmetatable(promise_base)
-promise_mt.__metatable = 'promise'
-promise_mt.__index = function(_, k)
-  local m = promise_methods[k]
-  if m then return m end
-  raise_core('bad_index', 'index', 2)
-end
-promise_mt.__newindex = function() raise_errno(E.EPERM) end
+class('promise', promise_methods, nil, promise_mt)
 
 local function satisfy(st, ok, v)
   st.state = ok and 'value' or 'error'

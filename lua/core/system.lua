@@ -19,13 +19,8 @@ function K.print(...)
 end
 
 local function stream_class(name, fd, readable)
-  local methods, mt = {}, { __metatable = name }
-  mt.__index = function(_, k)
-    local m = methods[k]
-    if m then return m end
-    raise_core('bad_index', 'index', 2)
-  end
-  mt.__newindex = function() raise_errno(E.EPERM) end
+  local methods = {}
+  local mt = K.class(name, methods)
   if readable then
     function methods.read_some(_, buf)
       if not K.is_byte_span(buf) then raise_errno(E.EINVAL, 2) end

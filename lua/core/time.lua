@@ -29,16 +29,12 @@ end
 ---------------------------------------------------------------------------
 -- Clocks and time points: a time point is {ns = <integer nanoseconds>}.
 local function clock(name, realtime, with_arith)
-  local tp_methods, tp_mt = {}, { __metatable = name .. '.time_point' }
+  local tp_methods = {}
+  local tp_mt = K.class(name .. '.time_point', tp_methods, {
+    seconds_since_epoch = function(t) return rawget(t, 'ns') / 1e9 end,
+  })
   local function tp(ns) return setmetatable({ ns = ns }, tp_mt) end
   local function is_tp(x) return type(x) == 'table' and getmetatable(x) == tp_mt.__metatable end
-  tp_mt.__index = function(t, k)
-    if k == 'seconds_since_epoch' then return rawget(t, 'ns') / 1e9 end
-    local m = tp_methods[k]
-    if m then return m end
-    raise_core('bad_index', 'index', 2)
-  end
-  tp_mt.__newindex = function() raise_errno(E.EPERM) end
   local function delta(secs, arg)
     if type(secs) ~= 'number' then raise_errno(E.EINVAL, arg) end
     if secs ~= secs or secs == math.huge or secs == -math.huge then raise_errno(E.EDOM, arg) end
@@ -77,17 +73,13 @@ time.steady_clock, time.system_clock, time.high_resolution_clock =
 -- Timers. Each wait() is its own absolute timeout op, so several fibers may
 -- wait on one timer; cancel() and a new expiry abort all of them.
 local function timer_class(name, realtime, now_ns, tp, is_tp)
-  local methods, mt = {}, { __metatable = name }
+  local methods = {}
+  local mt = K.class(name, methods, {
+    expiry = function(t) return tp(rawget(t, 'expiry_ns')) end,
+  })
   local function check(t)
     if type(t) ~= 'table' or getmetatable(t) ~= name then raise_errno(E.EINVAL, 1) end
   end
-  mt.__index = function(t, k)
-    if k == 'expiry' then return tp(rawget(t, 'expiry_ns')) end
-    local m = methods[k]
-    if m then return m end
-    raise_core('bad_index', 'index', 2)
-  end
-  mt.__newindex = function() raise_errno(E.EPERM) end
 
   -- Pending waits are kept in wait order, so that cancellation completes
   -- (and wakes the waiters) in FIFO order.

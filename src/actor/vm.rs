@@ -87,16 +87,84 @@ fn errno_table(lua: &Lua) -> mlua::Result<Table> {
         ($($name:ident),* $(,)?) => { $( t.raw_set(stringify!($name), libc::$name)?; )* };
     }
     errnos!(
-        EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, ENOEXEC, EBADF, ECHILD, EAGAIN,
-        ENOMEM, EACCES, EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL,
-        ENFILE, EMFILE, ENOTTY, ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, EPIPE,
-        EDOM, ERANGE, EDEADLK, ENAMETOOLONG, ENOLCK, ENOSYS, ENOTEMPTY, ELOOP,
-        EWOULDBLOCK, ENOMSG, EIDRM, ENOSTR, ENODATA, ETIME, ENOSR, ENOLINK, EPROTO,
-        EBADMSG, EOVERFLOW, EILSEQ, ENOTSOCK, EDESTADDRREQ, EMSGSIZE, EPROTOTYPE,
-        ENOPROTOOPT, EPROTONOSUPPORT, EOPNOTSUPP, ENOTSUP, EAFNOSUPPORT, EADDRINUSE,
-        EADDRNOTAVAIL, ENETDOWN, ENETUNREACH, ENETRESET, ECONNABORTED, ECONNRESET,
-        ENOBUFS, EISCONN, ENOTCONN, ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH, EALREADY,
-        EINPROGRESS, ECANCELED, EOWNERDEAD, ENOTRECOVERABLE,
+        EPERM,
+        ENOENT,
+        ESRCH,
+        EINTR,
+        EIO,
+        ENXIO,
+        E2BIG,
+        ENOEXEC,
+        EBADF,
+        ECHILD,
+        EAGAIN,
+        ENOMEM,
+        EACCES,
+        EFAULT,
+        EBUSY,
+        EEXIST,
+        EXDEV,
+        ENODEV,
+        ENOTDIR,
+        EISDIR,
+        EINVAL,
+        ENFILE,
+        EMFILE,
+        ENOTTY,
+        ETXTBSY,
+        EFBIG,
+        ENOSPC,
+        ESPIPE,
+        EROFS,
+        EMLINK,
+        EPIPE,
+        EDOM,
+        ERANGE,
+        EDEADLK,
+        ENAMETOOLONG,
+        ENOLCK,
+        ENOSYS,
+        ENOTEMPTY,
+        ELOOP,
+        EWOULDBLOCK,
+        ENOMSG,
+        EIDRM,
+        ENOSTR,
+        ENODATA,
+        ETIME,
+        ENOSR,
+        ENOLINK,
+        EPROTO,
+        EBADMSG,
+        EOVERFLOW,
+        EILSEQ,
+        ENOTSOCK,
+        EDESTADDRREQ,
+        EMSGSIZE,
+        EPROTOTYPE,
+        ENOPROTOOPT,
+        EPROTONOSUPPORT,
+        EOPNOTSUPP,
+        ENOTSUP,
+        EAFNOSUPPORT,
+        EADDRINUSE,
+        EADDRNOTAVAIL,
+        ENETDOWN,
+        ENETUNREACH,
+        ENETRESET,
+        ECONNABORTED,
+        ECONNRESET,
+        ENOBUFS,
+        EISCONN,
+        ENOTCONN,
+        ETIMEDOUT,
+        ECONNREFUSED,
+        EHOSTUNREACH,
+        EALREADY,
+        EINPROGRESS,
+        ECANCELED,
+        EOWNERDEAD,
+        ENOTRECOVERABLE,
     );
     Ok(t)
 }
@@ -321,7 +389,9 @@ impl Vm {
                 .set_name(format!("?{name}"))
                 .call::<()>(k.clone())?;
         }
-        for name in ["debug", "jit", "io", "package", "dofile", "loadfile", "module"] {
+        for name in [
+            "debug", "jit", "io", "package", "dofile", "loadfile", "module",
+        ] {
             g.raw_set(name, Value::Nil)?;
         }
         Ok(k)
@@ -341,15 +411,23 @@ impl Vm {
         let env = self.lua.create_table().map_err(lua_boot)?;
         for (k, v) in std::env::vars_os() {
             env.set(
-                self.lua.create_string(k.as_encoded_bytes()).map_err(lua_boot)?,
-                self.lua.create_string(v.as_encoded_bytes()).map_err(lua_boot)?,
+                self.lua
+                    .create_string(k.as_encoded_bytes())
+                    .map_err(lua_boot)?,
+                self.lua
+                    .create_string(v.as_encoded_bytes())
+                    .map_err(lua_boot)?,
             )
             .map_err(lua_boot)?;
         }
         self.core.set("environment", env).map_err(lua_boot)?;
         let start: Function = self.core.get("start_main").map_err(lua_boot)?;
         let (ok, err): (bool, Option<String>) = start
-            .call((absolute.to_string_lossy().into_owned(), display, config.context))
+            .call((
+                absolute.to_string_lossy().into_owned(),
+                display,
+                config.context,
+            ))
             .map_err(lua_boot)?;
         if !ok {
             return Err(RuntimeError::Load {
@@ -359,7 +437,8 @@ impl Vm {
         }
         tracing::debug!(script = %script.display(), "main fiber scheduled");
         let run: Function = self.core.get("run").map_err(lua_boot)?;
-        run.call::<()>(()).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        run.call::<()>(())
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
         let main_panicked = self.core.get::<bool>("main_panicked").unwrap_or(false);
         let exit_code = with_state(&self.lua, |st| {
             st.flush_stdout();

@@ -285,16 +285,13 @@ impl Executor {
         out.woken = false;
         let waiting_for_something = !self.ops.is_empty() || self.eventfd_armed;
         if block && waiting_for_something {
-            loop {
-                match self.ring.submit_and_wait(1) {
-                    Ok(_) => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
-                        // A signal interrupted the wait; reap what there is.
-                        break;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => break,
-                    Err(e) => return Err(e),
-                }
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                // A signal interrupted the wait, or the kernel holds back
+                // submissions until overflowed completions are reaped: reap
+                // what there is, the next turn waits again.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+                Err(e) => return Err(e),
             }
             self.unsubmitted = 0;
         } else if self.unsubmitted > 0 || self.ring.submission().cq_overflow() {
@@ -349,7 +346,6 @@ impl Executor {
         }
         n
     }
-
 }
 
 impl Drop for Executor {

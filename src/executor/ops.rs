@@ -100,9 +100,10 @@ impl OpSlot {
                 let (ptr, len) = span.raw_parts();
                 (ptr, len.min(u32::MAX as usize) as u32)
             }
-            Resource::Buffer(OpBuffer::Owned(bytes)) => {
-                (bytes.as_mut_ptr(), bytes.len().min(u32::MAX as usize) as u32)
-            }
+            Resource::Buffer(OpBuffer::Owned(bytes)) => (
+                bytes.as_mut_ptr(),
+                bytes.len().min(u32::MAX as usize) as u32,
+            ),
             _ => (std::ptr::null_mut(), 0),
         }
     }

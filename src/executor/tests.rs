@@ -15,7 +15,11 @@ fn reap_n(ex: &mut Executor, n: usize) -> Vec<(OpId, i32)> {
     let mut all = Vec::new();
     let mut r = Reaped::default();
     while all.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} completions", all.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} completions",
+            all.len()
+        );
         ex.turn(true, &mut r).expect("turn");
         all.extend_from_slice(&r.completions);
     }
@@ -36,7 +40,9 @@ fn cancelling_an_in_flight_read_keeps_its_buffer_until_the_completion() {
     let mut ex = Executor::new().unwrap();
     let (r, w) = pipe();
     let span = SpanRef::new_zeroed(16, 16);
-    let id = ex.read(r.as_raw_fd(), OpBuffer::Span(span.clone())).unwrap();
+    let id = ex
+        .read(r.as_raw_fd(), OpBuffer::Span(span.clone()))
+        .unwrap();
     // Let the kernel start the read (it parks on the empty pipe).
     let mut reaped = Reaped::default();
     ex.turn(false, &mut reaped).unwrap();
@@ -85,7 +91,10 @@ fn ten_thousand_concurrent_timers_overflowing_the_completion_queue() {
     // All due at once so that their CQEs exceed the CQ size (1024) and go
     // through the kernel's overflow list.
     let now = {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: writes one timespec into a live local.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -156,7 +165,10 @@ fn writes_from_owned_bytes_and_spans_reach_the_fd() {
     let mut ex = Executor::new().unwrap();
     let (r, w) = pipe();
     let a = ex
-        .write(w.as_raw_fd(), OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()))
+        .write(
+            w.as_raw_fd(),
+            OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()),
+        )
         .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(a, 3)]);
     let b = ex
@@ -164,7 +176,9 @@ fn writes_from_owned_bytes_and_spans_reach_the_fd() {
         .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(b, 4)]);
     let span = SpanRef::new_zeroed(7, 7);
-    let c = ex.read(r.as_raw_fd(), OpBuffer::Span(span.clone())).unwrap();
+    let c = ex
+        .read(r.as_raw_fd(), OpBuffer::Span(span.clone()))
+        .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(c, 7)]);
     assert_eq!(span.to_vec(), b"abcdefg");
 }
