@@ -177,13 +177,30 @@ local function is_project_id(id)
 end
 
 -- Loads and runs module `path` in a module fiber; returns its globals.
-local function run_module(path, display, info, context)
-  local src, errno = rt.read_file(path)
-  if not src then K.raise_errno_system(errno) end
-  local env = new_env(context, path)
-  local fn, err = raw_load(src, '@' .. display, 't', env)
-  if not fn then error(err, 0) end
-  return env, fn
+-- Reads a whole file with ring ops (openat, read, close) from fiber `f`.
+-- Returns its bytes, or nil and an errno. Interruption is held off for the
+-- few ops this takes, so the fd is always closed.
+local READ_CHUNK = 65536
+local function read_file(f, path)
+  f.int_disabled = f.int_disabled + 1
+  local ok, src, errno = K.raw_pcall(function()
+    local fd = K.await_op(f, rt.open(path))
+    if fd < 0 then return nil, -fd end
+    local parts, offset, buf, err = {}, 0, byte_span.new(READ_CHUNK), nil
+    while true do
+      local n = K.await_op(f, rt.read_at(fd, buf, offset))
+      if n < 0 then err = -n break end
+      if n == 0 then break end
+      parts[#parts + 1] = tostring(buf:slice(1, n))
+      offset = offset + n
+    end
+    K.await_op(f, rt.close(fd))
+    if err then return nil, err end
+    return table.concat(parts)
+  end)
+  f.int_disabled = f.int_disabled - 1
+  if not ok then error(src, 0) end
+  return src, errno
 end
 
 local function import(id)
@@ -192,21 +209,32 @@ local function import(id)
   check_suspend(f)
   local importer = f.module_info
   local dir, name, display_dir = resolve_dir(id, importer)
-  local path, display, is_init = dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua'), false
-  if rt.file_kind(path) ~= 'file' then
-    path = dir .. '/' .. name .. '/init.lua'
-    display = display_join(display_dir, name .. '/init.lua')
-    is_init = true
-    if rt.file_kind(path) ~= 'file' then raise_core('module_not_found', 'module', id) end
+  -- D/name.lua, else D/name/init.lua
+  local candidates = {
+    { dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua'), false },
+    { dir .. '/' .. name .. '/init.lua', display_join(display_dir, name .. '/init.lua'), true },
+  }
+  local path, display, is_init, src
+  for i = 1, 2 do
+    local c = candidates[i]
+    local state = loaded[c[1]]
+    if state == 'loading' then raise_core('cyclic_import') end
+    if state ~= nil then return state end
+    local errno
+    src, errno = read_file(f, c[1])
+    if src then
+      path, display, is_init = c[1], c[2], c[3]
+      break
+    end
+    if errno ~= E.ENOENT and errno ~= E.ENOTDIR then K.raise_errno_system(errno) end
   end
-  local state = loaded[path]
-  if state == 'loading' then raise_core('cyclic_import') end
-  if state ~= nil then return state end
+  if not src then raise_core('module_not_found', 'module', id) end
   loaded[path] = 'loading'
-  local ok, env, fn = K.raw_pcall(run_module, path, display, nil, '')
-  if not ok then
+  local env = new_env('', path)
+  local fn, err = raw_load(src, '@' .. display, 't', env)
+  if not fn then
     loaded[path] = nil
-    error(env, 0)
+    error(err, 0)
   end
   local info = {
     root = importer.root, display_root = importer.display_root,

@@ -235,6 +235,35 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     rt.set(
+        "read_at",
+        lua.create_function(|lua, (fd, buf, offset): (RawFd, Value, f64)| {
+            let span: SpanRef = byte_span::span_from_value(&buf).ok_or_else(|| error::einval(2))?;
+            with_state(lua, |st| {
+                st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
+            })?
+            .map(OpId::to_f64)
+            .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "open",
+        lua.create_function(|lua, path: mlua::String| {
+            let path =
+                std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
+            with_state(lua, |st| st.executor.open(path, libc::O_RDONLY))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "close",
+        lua.create_function(|lua, fd: RawFd| {
+            with_state(lua, |st| st.executor.close(fd))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
         "write",
         lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
             let buf = op_buffer(&buf)?;
@@ -290,6 +319,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
+    // Only for the entry script, read before the scheduler starts; modules
+    // are read with ring ops (lua/core/modules.lua).
     rt.set(
         "read_file",
         lua.create_function(|lua, path: String| match std::fs::read(&path) {
@@ -298,17 +329,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 Value::Nil,
                 Value::Integer(e.raw_os_error().unwrap_or(libc::EIO).into()),
             )),
-        })?,
-    )?;
-    rt.set(
-        "file_kind",
-        lua.create_function(|_, path: String| {
-            Ok(match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => Some("file"),
-                Ok(m) if m.is_dir() => Some("dir"),
-                Ok(_) => Some("other"),
-                Err(_) => None,
-            })
         })?,
     )?;
     rt.set(

@@ -206,6 +206,33 @@ impl Executor {
         })
     }
 
+    /// `pread(2)`: read at `offset` into `buf`.
+    pub fn read_at(&mut self, fd: RawFd, buf: OpBuffer, offset: u64) -> io::Result<OpId> {
+        self.submit(OpSlot::buffer(buf), |slot| {
+            let (ptr, len) = slot.buffer_mut_ptr();
+            opcode::Read::new(types::Fd(fd), ptr, len)
+                .offset(offset)
+                .build()
+        })
+    }
+
+    /// `openat(AT_FDCWD, path, flags | O_CLOEXEC)`. The completion's result is
+    /// the new fd, owned by whoever receives the completion.
+    pub fn open(&mut self, path: std::ffi::CString, flags: i32) -> io::Result<OpId> {
+        self.submit(OpSlot::path_opening_fd(path), |slot| {
+            opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), slot.path_ptr())
+                .flags(flags | libc::O_CLOEXEC)
+                .build()
+        })
+    }
+
+    /// `close(2)` of an fd the caller owns.
+    pub fn close(&mut self, fd: RawFd) -> io::Result<OpId> {
+        self.submit(OpSlot::bare(), |_| {
+            opcode::Close::new(types::Fd(fd)).build()
+        })
+    }
+
     /// `write(2)` at the file's current position from `buf`.
     pub fn write(&mut self, fd: RawFd, buf: OpBuffer) -> io::Result<OpId> {
         self.submit(OpSlot::buffer(buf), |slot| {
@@ -336,7 +363,13 @@ impl Executor {
                     let id = OpId::from_user_data(data);
                     // A cancelled op's result is delivered too: the fiber
                     // must see a real result that beat the cancellation.
-                    if self.ops.remove(id).is_some() {
+                    if let Some(slot) = self.ops.remove(id) {
+                        if self.closing && slot.yields_fd() && cqe.result() >= 0 {
+                            // Nobody will receive this fd any more.
+                            // SAFETY: the kernel just created this fd for
+                            // this op; nothing else knows it.
+                            unsafe { libc::close(cqe.result()) };
+                        }
                         out.completions.push((id, cqe.result()));
                     } else {
                         tracing::warn!(user_data = data, "completion for an unknown op");

@@ -57,32 +57,54 @@ enum Resource {
     None,
     Timespec(Box<Timespec>),
     Buffer(OpBuffer),
+    Path(std::ffi::CString),
 }
 
 pub struct OpSlot {
     resource: Resource,
     cancelling: bool,
+    /// A non-negative result of this op is a new fd that the receiver owns;
+    /// if nobody will receive it (executor closing) the executor closes it.
+    yields_fd: bool,
 }
 
 impl OpSlot {
-    pub fn bare() -> Self {
+    fn with(resource: Resource) -> Self {
         Self {
-            resource: Resource::None,
+            resource,
             cancelling: false,
+            yields_fd: false,
         }
+    }
+
+    pub fn bare() -> Self {
+        Self::with(Resource::None)
     }
 
     pub fn timespec(ts: Timespec) -> Self {
-        Self {
-            resource: Resource::Timespec(Box::new(ts)),
-            cancelling: false,
-        }
+        Self::with(Resource::Timespec(Box::new(ts)))
     }
 
     pub fn buffer(buf: OpBuffer) -> Self {
+        Self::with(Resource::Buffer(buf))
+    }
+
+    /// An op on a path that returns a new fd (openat).
+    pub fn path_opening_fd(path: std::ffi::CString) -> Self {
         Self {
-            resource: Resource::Buffer(buf),
-            cancelling: false,
+            yields_fd: true,
+            ..Self::with(Resource::Path(path))
+        }
+    }
+
+    pub(super) fn yields_fd(&self) -> bool {
+        self.yields_fd
+    }
+
+    pub(super) fn path_ptr(&self) -> *const libc::c_char {
+        match &self.resource {
+            Resource::Path(p) => p.as_ptr(),
+            _ => std::ptr::null(),
         }
     }
 

@@ -199,3 +199,36 @@ fn op_ids_round_trip_through_lua_numbers_and_stale_ids_are_ignored() {
     ex.cancel(id2).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(id2, -libc::ECANCELED)]);
 }
+
+#[test]
+fn open_read_at_and_close_are_ring_ops() {
+    let dir = std::env::temp_dir().join(format!("luring-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data.txt");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let mut ex = Executor::new().unwrap();
+    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let id = ex.open(cpath, libc::O_RDONLY).unwrap();
+    let (done, fd) = reap_n(&mut ex, 1)[0];
+    assert_eq!(done, id);
+    assert!(fd >= 0, "open failed: {fd}");
+    // The fd is close-on-exec.
+    // SAFETY: fcntl(F_GETFD) only reads the fd's flags.
+    assert_eq!(
+        unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC,
+        libc::FD_CLOEXEC
+    );
+    let span = SpanRef::new_zeroed(4, 4);
+    let r = ex.read_at(fd, OpBuffer::Span(span.clone()), 3).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(r, 4)]);
+    assert_eq!(span.to_vec(), b"3456");
+    let c = ex.close(fd).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(c, 0)]);
+    // SAFETY: probing a closed fd number has no effect.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1);
+    let missing =
+        std::ffi::CString::new(dir.join("missing").as_os_str().as_encoded_bytes()).unwrap();
+    let m = ex.open(missing, libc::O_RDONLY).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(m, -libc::ENOENT)]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
