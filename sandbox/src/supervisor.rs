@@ -12,8 +12,9 @@
 //!   a parent-death signal and re-checks a lifeline pipe; killing PID 1 tears
 //!   its PID namespace down).
 //! - Per sandbox it keeps: PID 1's pidfd (to reap it), the report pipe from
-//!   PID 1, the status pipe to the host, and until the host says it has its
-//!   copy (ReleaseRing), a dup of the ring fd. No queue mapping.
+//!   PID 1, the status pipe to the host, and a dup of the ring fd (from
+//!   which the host takes its own with `pidfd_getfd`) until the sandbox
+//!   exits or the host sends ReleaseRing. No queue mapping.
 //! - It zeroes its copy of argv and environ right after the fork.
 
 use crate::spawn::{self, Child, SupervisorEnv};
@@ -165,9 +166,10 @@ impl Supervisor {
                 let status = rfds.pop().unwrap();
                 let control = rfds.pop().unwrap();
                 let pidfd = rfds.pop().unwrap();
+                // The supervisor keeps its dup (no mapping) until the sandbox
+                // exits or it is told with `release_ring`; fetching it costs
+                // no round trip.
                 let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd).ok();
-                // The supervisor keeps its dup until told; tell it either way.
-                let _ = self.call(&Request::ReleaseRing { id }, &[]);
                 let enforcement = spawn::decode_enforcement(&report)
                     .ok_or_else(|| SpawnError::Refused("bad enforcement report".into()))?;
                 Ok(SandboxHandle { id, pid, pidfd, control, ring, status, exit: None, enforcement })
@@ -181,6 +183,16 @@ impl Supervisor {
                 _ => SpawnError::Refused(message),
             }),
             Reply::Ok => Err(SpawnError::Refused("unexpected reply".into())),
+        }
+    }
+
+    /// Tells the supervisor to close its dup of sandbox `id`'s ring fd (it
+    /// otherwise keeps it until the sandbox exits).
+    pub fn release_ring(&self, id: u64) -> Result<(), SpawnError> {
+        match self.call(&Request::ReleaseRing { id }, &[])?.0 {
+            Reply::Ok => Ok(()),
+            Reply::Err { message, .. } => Err(SpawnError::Refused(message)),
+            _ => Err(SpawnError::Refused("unexpected reply".into())),
         }
     }
 
