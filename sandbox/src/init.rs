@@ -66,7 +66,13 @@ pub(crate) fn run_child(plan: &mut ChildPlan<'_>) -> ! {
             pid1(plan)
         }
         Err((step, e)) => {
-            write_record(report_w, &Record::Failed { step, errno: e.raw_os_error().unwrap_or(0) });
+            write_record(
+                report_w,
+                &Record::Failed {
+                    step,
+                    errno: e.raw_os_error().unwrap_or(0),
+                },
+            );
             sys::exit_now(127)
         }
     }
@@ -107,7 +113,10 @@ fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRe
     close_raw(plan.sync_r);
     // SAFETY: plain syscalls with integer arguments.
     if unsafe { libc::setresgid(0, 0, 0) } < 0 || unsafe { libc::setresuid(0, 0, 0) } < 0 {
-        return Err(("becoming uid 0 in the user namespace".into(), io::Error::last_os_error()));
+        return Err((
+            "becoming uid 0 in the user namespace".into(),
+            io::Error::last_os_error(),
+        ));
     }
     step("parent-death signal", pdeath())?;
 
@@ -115,16 +124,34 @@ fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRe
     for (i, src) in plan.stdio.iter().enumerate() {
         step("stdio", sys::dup_to(*src, i as RawFd))?;
     }
-    let ring_fd = plan.ring.as_ref().map(|r| std::os::fd::AsRawFd::as_raw_fd(r)).unwrap_or(-1);
-    let mut keep: Vec<RawFd> = vec![0, 1, 2, ring_fd, plan.control, plan.report_w, plan.lifeline_r];
+    let ring_fd = plan
+        .ring
+        .as_ref()
+        .map(|r| std::os::fd::AsRawFd::as_raw_fd(r))
+        .unwrap_or(-1);
+    let mut keep: Vec<RawFd> = vec![
+        0,
+        1,
+        2,
+        ring_fd,
+        plan.control,
+        plan.report_w,
+        plan.lifeline_r,
+    ];
     keep.extend(&plan.grants);
     keep.sort_unstable();
     keep.dedup();
-    step("closing inherited descriptors", sys::close_all_except(&keep))?;
+    step(
+        "closing inherited descriptors",
+        sys::close_all_except(&keep),
+    )?;
 
     // SAFETY: setsid has no preconditions (PID 1 is not a group leader here).
     unsafe { libc::setsid() };
-    step("hostname", nix::unistd::sethostname("luring-sandbox").map_err(io::Error::from))?;
+    step(
+        "hostname",
+        nix::unistd::sethostname("luring-sandbox").map_err(io::Error::from),
+    )?;
 
     build_root(plan)?;
 
@@ -133,24 +160,43 @@ fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRe
     }
 
     let req = plan.req;
-    step("RLIMIT_NOFILE", sys::setrlimit(libc::RLIMIT_NOFILE, req.nofile))?;
-    step("RLIMIT_NPROC (pids limit)", sys::setrlimit(libc::RLIMIT_NPROC, req.pids))?;
+    step(
+        "RLIMIT_NOFILE",
+        sys::setrlimit(libc::RLIMIT_NOFILE, req.nofile),
+    )?;
+    step(
+        "RLIMIT_NPROC (pids limit)",
+        sys::setrlimit(libc::RLIMIT_NPROC, req.pids),
+    )?;
     step("RLIMIT_CORE", sys::setrlimit(libc::RLIMIT_CORE, 0))?;
     if req.address_space != 0 {
-        step("RLIMIT_AS", sys::setrlimit(libc::RLIMIT_AS, req.address_space))?;
+        step(
+            "RLIMIT_AS",
+            sys::setrlimit(libc::RLIMIT_AS, req.address_space),
+        )?;
     }
     if req.cpu_seconds != 0 {
-        step("RLIMIT_CPU", sys::setrlimit(libc::RLIMIT_CPU, req.cpu_seconds))?;
+        step(
+            "RLIMIT_CPU",
+            sys::setrlimit(libc::RLIMIT_CPU, req.cpu_seconds),
+        )?;
     }
     step("not dumpable", sys::prctl(libc::PR_SET_DUMPABLE, 0, 0))?;
     drop_capabilities()?;
     step("no_new_privs", sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0))?;
 
     let landlock = plan.landlock.apply().map_err(|e| {
-        (format!("Landlock: {e}"), io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        (
+            format!("Landlock: {e}"),
+            io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+        )
     })?;
-    seccomp::install(plan.seccomp)
-        .map_err(|e| (format!("seccomp: {e}"), io::Error::from_raw_os_error(libc::EINVAL)))?;
+    seccomp::install(plan.seccomp).map_err(|e| {
+        (
+            format!("seccomp: {e}"),
+            io::Error::from_raw_os_error(libc::EINVAL),
+        )
+    })?;
 
     // Re-check the supervisor after the last credential change.
     step("parent-death signal", pdeath())?;
@@ -170,7 +216,10 @@ fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
             // SAFETY: c is NUL-terminated; O_PATH opens without access checks on content.
             let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
             if fd < 0 {
-                return Err((format!("opening granted path {}", p.to_string_lossy()), io::Error::last_os_error()));
+                return Err((
+                    format!("opening granted path {}", p.to_string_lossy()),
+                    io::Error::last_os_error(),
+                ));
             }
             // SAFETY: open returned a new descriptor we own.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -178,10 +227,20 @@ fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
             sources.push((fd, p.as_bytes(), rw, is_dir));
         }
     }
-    let staging: &CStr = if std::path::Path::new("/tmp").is_dir() { c"/tmp" } else { c"/mnt" };
+    let staging: &CStr = if std::path::Path::new("/tmp").is_dir() {
+        c"/tmp"
+    } else {
+        c"/mnt"
+    };
     step(
         "making mounts private",
-        sys::mount(None, c"/", None, (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong, None),
+        sys::mount(
+            None,
+            c"/",
+            None,
+            (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong,
+            None,
+        ),
     )?;
     step(
         "mounting the tmpfs root",
@@ -204,22 +263,41 @@ fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
             let parent = &target[..target.iter().rposition(|c| *c == b'/').unwrap_or(0)];
             step("creating a mount point", mkdir_p(parent))?;
             // SAFETY: t is NUL-terminated.
-            let f = unsafe { libc::open(t.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+            let f = unsafe {
+                libc::open(
+                    t.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
             if f < 0 {
                 return Err(("creating a mount point".into(), io::Error::last_os_error()));
             }
             close_raw(f);
         }
-        let src = CString::new(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd))).unwrap();
+        let src = CString::new(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(fd)
+        ))
+        .unwrap();
         step(
             &format!("bind-mounting {}", String::from_utf8_lossy(path)),
-            sys::mount(Some(&src), &t, None, (libc::MS_BIND | libc::MS_REC) as libc::c_ulong, None),
+            sys::mount(
+                Some(&src),
+                &t,
+                None,
+                (libc::MS_BIND | libc::MS_REC) as libc::c_ulong,
+                None,
+            ),
         )?;
         let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
         if !rw {
             attrs |= sys::MOUNT_ATTR_RDONLY;
         }
-        step("mount_setattr on a grant (Linux 5.12)", sys::mount_setattr(&t, attrs, true))?;
+        step(
+            "mount_setattr on a grant (Linux 5.12)",
+            sys::mount_setattr(&t, attrs, true),
+        )?;
     }
     drop(sources);
     if req.mount_proc {
@@ -242,14 +320,21 @@ fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
         return Err(("chdir to the new root".into(), io::Error::last_os_error()));
     }
     step("pivot_root", sys::pivot_root(c".", c"."))?;
-    step("detaching the old root", sys::umount2(c".", libc::MNT_DETACH))?;
+    step(
+        "detaching the old root",
+        sys::umount2(c".", libc::MNT_DETACH),
+    )?;
     // SAFETY: "/" is NUL-terminated.
     if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
         return Err(("chdir /".into(), io::Error::last_os_error()));
     }
     step(
         "making the root read-only",
-        sys::mount_setattr(c"/", sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, false),
+        sys::mount_setattr(
+            c"/",
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            false,
+        ),
     )?;
     Ok(())
 }
@@ -258,7 +343,10 @@ fn drop_capabilities() -> StepResult<()> {
     // SECBIT_NOROOT|_LOCKED, NO_SETUID_FIXUP|_LOCKED, KEEP_CAPS_LOCKED,
     // NO_CAP_AMBIENT_RAISE|_LOCKED.
     const SECBITS: libc::c_ulong = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
-    step("securebits", sys::prctl(libc::PR_SET_SECUREBITS, SECBITS, 0))?;
+    step(
+        "securebits",
+        sys::prctl(libc::PR_SET_SECUREBITS, SECBITS, 0),
+    )?;
     for cap in 0..64 {
         if let Err(e) = sys::prctl(libc::PR_CAPBSET_DROP, cap, 0) {
             if e.raw_os_error() == Some(libc::EINVAL) {
@@ -269,7 +357,11 @@ fn drop_capabilities() -> StepResult<()> {
     }
     step(
         "clearing ambient capabilities",
-        sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0),
+        sys::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+        ),
     )?;
     step("clearing capabilities", sys::capset_clear())
 }
@@ -291,7 +383,11 @@ extern "C" fn sigsys_handler(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut
     // SAFETY: async-signal-safe calls with valid arguments.
     unsafe {
         libc::signal(libc::SIGSYS, libc::SIG_DFL);
-        libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), libc::SIGSYS);
+        libc::syscall(
+            libc::SYS_kill,
+            libc::syscall(libc::SYS_getpid),
+            libc::SIGSYS,
+        );
     }
 }
 
@@ -351,7 +447,9 @@ fn pid1(plan: &mut ChildPlan<'_>) -> ! {
                         // SAFETY: the page lives for the process lifetime.
                         let v = unsafe { (*page).load(Ordering::SeqCst) };
                         if s == libc::SIGSYS && v & 0xFFFF_0000_0000_0000 == SECCOMP_MARK {
-                            ExitStatus::Seccomp { syscall: v as u32 as i32 }
+                            ExitStatus::Seccomp {
+                                syscall: v as u32 as i32,
+                            }
                         } else {
                             ExitStatus::Signaled(s)
                         }
@@ -395,10 +493,18 @@ fn run_entry(plan: &mut ChildPlan<'_>) -> ! {
     let (control, fds) = unsafe {
         (
             OwnedFd::from_raw_fd(plan.control),
-            plan.grants.iter().map(|f| OwnedFd::from_raw_fd(*f)).collect(),
+            plan.grants
+                .iter()
+                .map(|f| OwnedFd::from_raw_fd(*f))
+                .collect(),
         )
     };
-    let ctx = EntryContext { ring, control, fds, arg: plan.req.arg.clone() };
+    let ctx = EntryContext {
+        ring,
+        control,
+        fds,
+        arg: plan.req.arg.clone(),
+    };
     let entry = plan.entry;
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(ctx))).unwrap_or(101);
     let _ = io::Write::flush(&mut io::stdout());

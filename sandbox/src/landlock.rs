@@ -16,8 +16,8 @@
 //!   missing. `BestEffort` enforces what the kernel has and reports it.
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -165,7 +165,9 @@ impl Plan {
             .handle_access(AccessFs::from_all(PINNED_ABI))
             .map_err(map)?;
         if expected.net || level == CompatLevel::HardRequirement {
-            rs = rs.handle_access(AccessNet::from_all(PINNED_ABI)).map_err(map)?;
+            rs = rs
+                .handle_access(AccessNet::from_all(PINNED_ABI))
+                .map_err(map)?;
         }
         if expected.scope || level == CompatLevel::HardRequirement {
             rs = rs.scope(Scope::from_all(PINNED_ABI)).map_err(map)?;
@@ -206,18 +208,27 @@ impl Plan {
             }
             created = created
                 .add_rule(PathBeneath::new(fd, rights.access(dir)))
-                .map_err(|e| LandlockError::Rule { what, err: e.to_string() })?;
+                .map_err(|e| LandlockError::Rule {
+                    what,
+                    err: e.to_string(),
+                })?;
         }
         if expected.net {
             for p in &self.tcp_bind {
                 created = created
                     .add_rule(NetPort::new(*p, AccessNet::BindTcp))
-                    .map_err(|e| LandlockError::Rule { what: format!("tcp bind {p}"), err: e.to_string() })?;
+                    .map_err(|e| LandlockError::Rule {
+                        what: format!("tcp bind {p}"),
+                        err: e.to_string(),
+                    })?;
             }
             for p in &self.tcp_connect {
                 created = created
                     .add_rule(NetPort::new(*p, AccessNet::ConnectTcp))
-                    .map_err(|e| LandlockError::Rule { what: format!("tcp connect {p}"), err: e.to_string() })?;
+                    .map_err(|e| LandlockError::Rule {
+                        what: format!("tcp connect {p}"),
+                        err: e.to_string(),
+                    })?;
             }
         }
         let st = created.restrict_self().map_err(map)?;
@@ -226,11 +237,16 @@ impl Plan {
             RulesetStatus::FullyEnforced => {}
             RulesetStatus::PartiallyEnforced => report.fs_full = false,
             RulesetStatus::NotEnforced => {
-                report = LandlockReport { kernel_abi: expected.kernel_abi, ..Default::default() }
+                report = LandlockReport {
+                    kernel_abi: expected.kernel_abi,
+                    ..Default::default()
+                }
             }
         }
         if self.requirement == Requirement::Required && st.ruleset != RulesetStatus::FullyEnforced {
-            return Err(LandlockError::Unsupported { kernel_abi: expected.kernel_abi });
+            return Err(LandlockError::Unsupported {
+                kernel_abi: expected.kernel_abi,
+            });
         }
         Ok(report)
     }
@@ -261,7 +277,10 @@ mod tests {
 
     #[test]
     fn read_write_covers_every_pinned_right() {
-        assert_eq!(Rights::ReadWrite.access(true), AccessFs::from_all(PINNED_ABI));
+        assert_eq!(
+            Rights::ReadWrite.access(true),
+            AccessFs::from_all(PINNED_ABI)
+        );
         // files only get file rights (Landlock rejects directory rights on files)
         let f = Rights::ReadWrite.access(false);
         assert!(f.contains(AccessFs::WriteFile) && !f.contains(AccessFs::MakeDir));
@@ -269,8 +288,14 @@ mod tests {
 
     #[test]
     fn pinned_abi_handles_net_and_scopes() {
-        assert_eq!(AccessNet::from_all(PINNED_ABI), AccessNet::BindTcp | AccessNet::ConnectTcp);
-        assert_eq!(Scope::from_all(PINNED_ABI), Scope::AbstractUnixSocket | Scope::Signal);
+        assert_eq!(
+            AccessNet::from_all(PINNED_ABI),
+            AccessNet::BindTcp | AccessNet::ConnectTcp
+        );
+        assert_eq!(
+            Scope::from_all(PINNED_ABI),
+            Scope::AbstractUnixSocket | Scope::Signal
+        );
         assert!(AccessFs::from_all(PINNED_ABI).contains(AccessFs::IoctlDev));
     }
 

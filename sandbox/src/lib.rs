@@ -138,7 +138,10 @@ pub enum Network {
     None,
     /// Its own network namespace with `lo` up; AF_INET/AF_INET6 sockets may
     /// be created, and Landlock allows TCP bind/connect on the listed ports.
-    Loopback { tcp_bind: Vec<u16>, tcp_connect: Vec<u16> },
+    Loopback {
+        tcp_bind: Vec<u16>,
+        tcp_connect: Vec<u16>,
+    },
 }
 
 /// Standard stream of the sandbox.
@@ -169,7 +172,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { nofile: 256, pids: 64, address_space: None, cpu_seconds: None }
+        Limits {
+            nofile: 256,
+            pids: 64,
+            address_space: None,
+            cpu_seconds: None,
+        }
     }
 }
 
@@ -231,7 +239,7 @@ pub struct Enforcement {
     pub capabilities_dropped: bool,
     pub no_new_privs: bool,
     pub landlock: landlock::LandlockReport,
-    /// The four seccomp filters (always).
+    /// The five seccomp filters (always).
     pub seccomp: bool,
     /// The ring is restricted (always).
     pub ring_restricted: bool,
@@ -251,16 +259,56 @@ pub struct Protection {
 
 /// Every protection with the kernel it needs (docs/security.md mirrors this).
 pub const PROTECTIONS: &[Protection] = &[
-    Protection { name: "user namespaces (and unprivileged use)", kernel: "3.8", when_missing: "spawn fails: UserNamespaces" },
-    Protection { name: "clone3 with CLONE_PIDFD", kernel: "5.3", when_missing: "spawn fails: Clone" },
-    Protection { name: "pidfd_getfd (host's dup of the ring fd)", kernel: "5.6", when_missing: "handle has no ring fd" },
-    Protection { name: "close_range", kernel: "5.9", when_missing: "spawn fails: Setup" },
-    Protection { name: "io_uring restrictions + R_DISABLED", kernel: "5.10", when_missing: "spawn fails: Ring" },
-    Protection { name: "mount_setattr (read-only binds)", kernel: "5.12", when_missing: "spawn fails: Setup" },
-    Protection { name: "sparse fixed-file table", kernel: "5.19", when_missing: "spawn fails: Ring" },
-    Protection { name: "MsgRingSendFd (capability install)", kernel: "6.0", when_missing: "send_fd fails" },
-    Protection { name: "Landlock ABI 6 (fs + TCP + scoping)", kernel: "6.12", when_missing: "spawn fails unless compat.landlock = BestEffort" },
-    Protection { name: "seccomp filters (SECCOMP_RET_KILL_PROCESS)", kernel: "4.14", when_missing: "spawn fails: Setup" },
+    Protection {
+        name: "user namespaces (and unprivileged use)",
+        kernel: "3.8",
+        when_missing: "spawn fails: UserNamespaces",
+    },
+    Protection {
+        name: "clone3 with CLONE_PIDFD",
+        kernel: "5.3",
+        when_missing: "spawn fails: Clone",
+    },
+    Protection {
+        name: "pidfd_getfd (host's dup of the ring fd)",
+        kernel: "5.6",
+        when_missing: "handle has no ring fd",
+    },
+    Protection {
+        name: "close_range",
+        kernel: "5.9",
+        when_missing: "spawn fails: Setup",
+    },
+    Protection {
+        name: "io_uring restrictions + R_DISABLED",
+        kernel: "5.10",
+        when_missing: "spawn fails: Ring",
+    },
+    Protection {
+        name: "mount_setattr (read-only binds)",
+        kernel: "5.12",
+        when_missing: "spawn fails: Setup",
+    },
+    Protection {
+        name: "sparse fixed-file table",
+        kernel: "5.19",
+        when_missing: "spawn fails: Ring",
+    },
+    Protection {
+        name: "MsgRingSendFd (capability install)",
+        kernel: "6.0",
+        when_missing: "send_fd fails",
+    },
+    Protection {
+        name: "Landlock ABI 6 (fs + TCP + scoping)",
+        kernel: "6.12",
+        when_missing: "spawn fails unless compat.landlock = BestEffort",
+    },
+    Protection {
+        name: "seccomp filters (SECCOMP_RET_KILL_PROCESS)",
+        kernel: "4.14",
+        when_missing: "spawn fails: Setup",
+    },
 ];
 
 /// Errors from [`Supervisor::start`] and [`register_entry`].
@@ -283,7 +331,9 @@ pub enum StartError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpawnError {
-    #[error("no entry point named {0:?}; register it with register_entry before Supervisor::start")]
+    #[error(
+        "no entry point named {0:?}; register it with register_entry before Supervisor::start"
+    )]
     UnknownEntry(String),
     #[error("{0}")]
     MissingProtection(String),
@@ -375,7 +425,11 @@ impl SandboxHandle {
         }
         let mut buf = [0u8; 8];
         let n = sys::read(fd, &mut buf)?;
-        let st = if n == 8 { wire::decode_status(&buf) } else { ExitStatus::Lost };
+        let st = if n == 8 {
+            wire::decode_status(&buf)
+        } else {
+            ExitStatus::Lost
+        };
         self.exit = Some(st);
         Ok(Some(st))
     }

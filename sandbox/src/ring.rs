@@ -34,7 +34,10 @@ pub struct RingSpec {
 
 impl Default for RingSpec {
     fn default() -> Self {
-        RingSpec { entries: 64, fixed_files: 64 }
+        RingSpec {
+            entries: 64,
+            fixed_files: 64,
+        }
     }
 }
 
@@ -80,7 +83,11 @@ pub const IORING_UNREGISTER_PBUF_RING: u32 = 23;
 /// socket) and provided-buffer rings. Enforced twice: by the ring's
 /// restrictions and by seccomp on the syscall's argument.
 pub fn allowed_register_ops() -> Vec<u32> {
-    vec![IORING_REGISTER_FILES_UPDATE, IORING_REGISTER_PBUF_RING, IORING_UNREGISTER_PBUF_RING]
+    vec![
+        IORING_REGISTER_FILES_UPDATE,
+        IORING_REGISTER_PBUF_RING,
+        IORING_UNREGISTER_PBUF_RING,
+    ]
 }
 
 /// SQE flags that are allowed besides the required `FIXED_FILE`.
@@ -94,8 +101,12 @@ pub fn allowed_sqe_flags() -> u8 {
 
 /// Creates the restricted ring described by `spec`.
 pub fn create_restricted(spec: RingSpec) -> io::Result<IoUring> {
-    if spec.entries == 0 || spec.entries > 4096 || spec.fixed_files == 0 || spec.fixed_files > 4096 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "ring entries/fixed_files out of range"));
+    if spec.entries == 0 || spec.entries > 4096 || spec.fixed_files == 0 || spec.fixed_files > 4096
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "ring entries/fixed_files out of range",
+        ));
     }
     let ring = IoUring::builder().setup_r_disabled().build(spec.entries)?;
     ring.submitter().register_files_sparse(spec.fixed_files)?;
@@ -103,7 +114,9 @@ pub fn create_restricted(spec: RingSpec) -> io::Result<IoUring> {
     for op in allowed_register_ops() {
         res.push(Restriction::register_op(op as u8));
     }
-    res.push(Restriction::sqe_flags_required(squeue::Flags::FIXED_FILE.bits()));
+    res.push(Restriction::sqe_flags_required(
+        squeue::Flags::FIXED_FILE.bits(),
+    ));
     res.push(Restriction::sqe_flags_allowed(allowed_sqe_flags()));
     ring.submitter().register_restrictions(&mut res)?;
     ring.submitter().register_enable_rings()?;
@@ -113,9 +126,9 @@ pub fn create_restricted(spec: RingSpec) -> io::Result<IoUring> {
 fn submit_one(host: &mut IoUring, e: squeue::Entry) -> io::Result<i32> {
     // SAFETY: the entry references no memory owned by us (fds and integers only).
     unsafe {
-        host.submission()
-            .push(&e)
-            .map_err(|_| io::Error::new(io::ErrorKind::WouldBlock, "host ring submission queue full"))?;
+        host.submission().push(&e).map_err(|_| {
+            io::Error::new(io::ErrorKind::WouldBlock, "host ring submission queue full")
+        })?;
     }
     host.submit_and_wait(1)?;
     let cqe = host
@@ -139,7 +152,8 @@ pub fn send_fd(
     fd: BorrowedFd<'_>,
     dest_slot: u32,
 ) -> io::Result<()> {
-    host.submitter().register_files_update(host_slot, &[fd.as_raw_fd()])?;
+    host.submitter()
+        .register_files_update(host_slot, &[fd.as_raw_fd()])?;
     let dest = types::DestinationSlot::try_from_slot_target(dest_slot)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "slot out of range"))?;
     let e = opcode::MsgRingSendFd::new(
@@ -156,8 +170,14 @@ pub fn send_fd(
 
 /// Posts a completion with `result` and `user_data` on the sandbox's ring
 /// (a wake-up), from the host's ring.
-pub fn wake(host: &mut IoUring, sandbox_ring: BorrowedFd<'_>, result: i32, user_data: u64) -> io::Result<()> {
-    let e = opcode::MsgRingData::new(types::Fd(sandbox_ring.as_raw_fd()), result, user_data, None).build();
+pub fn wake(
+    host: &mut IoUring,
+    sandbox_ring: BorrowedFd<'_>,
+    result: i32,
+    user_data: u64,
+) -> io::Result<()> {
+    let e = opcode::MsgRingData::new(types::Fd(sandbox_ring.as_raw_fd()), result, user_data, None)
+        .build();
     submit_one(host, e).map(drop)
 }
 

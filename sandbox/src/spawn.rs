@@ -49,15 +49,26 @@ pub(crate) struct SupervisorEnv {
 impl SupervisorEnv {
     pub fn new() -> std::io::Result<SupervisorEnv> {
         let (lifeline_r, lifeline_w) = sys::pipe()?;
-        let devnull: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?.into();
+        let devnull: OwnedFd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?
+            .into();
         let ops = ring::allowed_register_ops();
         let mk = |inet| {
-            seccomp::build(&SeccompPolicy { allow_inet: inet, uring_register_ops: ops.clone() })
-                .map_err(std::io::Error::other)
+            seccomp::build(&SeccompPolicy {
+                allow_inet: inet,
+                uring_register_ops: ops.clone(),
+            })
+            .map_err(std::io::Error::other)
         };
         // SAFETY: geteuid/getegid have no preconditions.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let (sandbox_uid, sandbox_gid) = if euid == 0 { (65534, 65534) } else { (euid, egid) };
+        let (sandbox_uid, sandbox_gid) = if euid == 0 {
+            (65534, 65534)
+        } else {
+            (euid, egid)
+        };
         Ok(SupervisorEnv {
             lifeline_r,
             lifeline_w,
@@ -85,7 +96,10 @@ impl Child {
             Ok(Some(ws)) => ws,
             Ok(None) => return false,
             Err(_) => {
-                let _ = sys::write_all(self.status_w.as_raw_fd(), &wire::encode_status(ExitStatus::Lost));
+                let _ = sys::write_all(
+                    self.status_w.as_raw_fd(),
+                    &wire::encode_status(ExitStatus::Lost),
+                );
                 return true;
             }
         };
@@ -113,7 +127,8 @@ pub(crate) fn write_record(fd: RawFd, r: &Record) {
     let mut e = wire::Enc::default();
     match r {
         Record::Ready(l) => {
-            let flags = (l.fs as u8) | (l.fs_full as u8) << 1 | (l.net as u8) << 2 | (l.scope as u8) << 3;
+            let flags =
+                (l.fs as u8) | (l.fs_full as u8) << 1 | (l.net as u8) << 2 | (l.scope as u8) << 3;
             e.u8(1).i32(l.kernel_abi).u8(flags);
         }
         Record::Failed { step, errno } => {
@@ -182,9 +197,16 @@ pub(crate) struct ChildPlan<'a> {
 
 /// Why this system would refuse a user namespace, if it would.
 pub(crate) fn userns_problem() -> Option<String> {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        return Some("user.max_user_namespaces is 0; raise it (sysctl -w user.max_user_namespaces=10000)".into());
+        return Some(
+            "user.max_user_namespaces is 0; raise it (sysctl -w user.max_user_namespaces=10000)"
+                .into(),
+        );
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -208,7 +230,11 @@ pub(crate) fn userns_problem() -> Option<String> {
 }
 
 fn err(kind: u8, errno: i32, message: impl Into<String>) -> Reply {
-    Reply::Err { kind, errno, message: message.into() }
+    Reply::Err {
+        kind,
+        errno,
+        message: message.into(),
+    }
 }
 
 fn io_err(step: &str, e: std::io::Error) -> Reply {
@@ -228,7 +254,13 @@ pub(crate) fn decode_enforcement(b: &[u8]) -> Option<Enforcement> {
         no_new_privs: bit(2),
         seccomp: bit(3),
         ring_restricted: bit(4),
-        landlock: LandlockReport { kernel_abi: abi, fs: bit(5), fs_full: bit(6), net: bit(7), scope: bit(8) },
+        landlock: LandlockReport {
+            kernel_abi: abi,
+            fs: bit(5),
+            fs_full: bit(6),
+            net: bit(7),
+            scope: bit(8),
+        },
         pids_limit: pids,
         host_uid: uid,
     })
@@ -242,19 +274,32 @@ pub(crate) fn spawn(
     env: &SupervisorEnv,
     id: u64,
 ) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
-    let entry = lookup_entry(&req.entry).ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, req.entry.clone()))?;
+    let entry = lookup_entry(&req.entry)
+        .ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, req.entry.clone()))?;
     if req.pids < 2 {
-        return Err(err(wire::ERR_SPEC, 0, "limits.pids must be at least 2 (PID 1 and the entry process)"));
+        return Err(err(
+            wire::ERR_SPEC,
+            0,
+            "limits.pids must be at least 2 (PID 1 and the entry process)",
+        ));
     }
     if req.nofile < 8 {
         return Err(err(wire::ERR_SPEC, 0, "limits.nofile must be at least 8"));
     }
     for p in req.ro_paths.iter().chain(&req.rw_paths) {
         if !PathBuf::from(p).is_absolute() {
-            return Err(err(wire::ERR_SPEC, 0, format!("path {p:?} is not absolute")));
+            return Err(err(
+                wire::ERR_SPEC,
+                0,
+                format!("path {p:?} is not absolute"),
+            ));
         }
     }
-    let requirement = if req.landlock_best_effort { Requirement::BestEffort } else { Requirement::Required };
+    let requirement = if req.landlock_best_effort {
+        Requirement::BestEffort
+    } else {
+        Requirement::Required
+    };
     landlock::check_supported(requirement).map_err(|e| err(wire::ERR_MISSING, 0, e.to_string()))?;
 
     let ring = ring::create_restricted(ring::RingSpec { entries: req.ring_entries, fixed_files: req.ring_fixed_files })
@@ -265,7 +310,8 @@ pub(crate) fn spawn(
                 format!("restricted io_uring (Linux 5.19: R_DISABLED, restrictions, sparse files) failed: {e}"),
             )
         })?;
-    let (control_host, control_child) = sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
+    let (control_host, control_child) =
+        sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
     let (report_r, report_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
     let (sync_r, sync_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
 
@@ -275,7 +321,10 @@ pub(crate) fn spawn(
         stdio[i] = match *k {
             wire::STDIO_NULL => env.devnull.as_raw_fd(),
             wire::STDIO_INHERIT => i as RawFd,
-            _ => it.next().map(|f| f.as_raw_fd()).unwrap_or(env.devnull.as_raw_fd()),
+            _ => it
+                .next()
+                .map(|f| f.as_raw_fd())
+                .unwrap_or(env.devnull.as_raw_fd()),
         };
     }
     let grants: Vec<RawFd> = it.map(|f| f.as_raw_fd()).collect();
@@ -288,14 +337,24 @@ pub(crate) fn spawn(
         rules.push((Target::Path(p.into()), Rights::ReadWrite));
     }
     for (fd, rw) in grants.iter().zip(&req.grant_rw) {
-        rules.push((Target::Fd(*fd), if *rw { Rights::ReadWrite } else { Rights::ReadOnly }));
+        rules.push((
+            Target::Fd(*fd),
+            if *rw {
+                Rights::ReadWrite
+            } else {
+                Rights::ReadOnly
+            },
+        ));
     }
     if req.mount_proc {
         rules.push((Target::Path("/proc".into()), Rights::ReadOnly));
     }
     let (tcp_bind, tcp_connect, inet) = match &req.network {
         Network::None => (vec![], vec![], false),
-        Network::Loopback { tcp_bind, tcp_connect } => (tcp_bind.clone(), tcp_connect.clone(), true),
+        Network::Loopback {
+            tcp_bind,
+            tcp_connect,
+        } => (tcp_bind.clone(), tcp_connect.clone(), true),
     };
     let mut plan = ChildPlan {
         entry,
@@ -309,8 +368,17 @@ pub(crate) fn spawn(
         sync_w: sync_w.as_raw_fd(),
         lifeline_r: env.lifeline_r.as_raw_fd(),
         lifeline_w: env.lifeline_w.as_raw_fd(),
-        seccomp: if inet { &env.policy_inet } else { &env.policy_unix },
-        landlock: Plan { rules, tcp_bind, tcp_connect, requirement },
+        seccomp: if inet {
+            &env.policy_inet
+        } else {
+            &env.policy_unix
+        },
+        landlock: Plan {
+            rules,
+            tcp_bind,
+            tcp_connect,
+            requirement,
+        },
     };
 
     // SAFETY: the supervisor is single-threaded; the child never returns
@@ -321,8 +389,12 @@ pub(crate) fn spawn(
         Ok(sys::Cloned::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             let errno = e.raw_os_error().unwrap_or(0);
-            let why = userns_problem().unwrap_or_else(|| format!("clone3 into new namespaces failed: {e}"));
-            let kind = if matches!(errno, libc::EPERM | libc::ENOSPC | libc::EUSERS | libc::EACCES) {
+            let why = userns_problem()
+                .unwrap_or_else(|| format!("clone3 into new namespaces failed: {e}"));
+            let kind = if matches!(
+                errno,
+                libc::EPERM | libc::ENOSPC | libc::EUSERS | libc::EACCES
+            ) {
                 wire::ERR_USERNS
             } else {
                 wire::ERR_SETUP
@@ -367,20 +439,32 @@ pub(crate) fn spawn(
     drop(sync_w);
 
     match sys::poll_one(report_r.as_raw_fd(), libc::POLLIN, 10_000) {
-        Ok(0) => return Err(kill(err(wire::ERR_SETUP, libc::ETIMEDOUT, "sandbox setup timed out"))),
+        Ok(0) => {
+            return Err(kill(err(
+                wire::ERR_SETUP,
+                libc::ETIMEDOUT,
+                "sandbox setup timed out",
+            )))
+        }
         Err(e) => return Err(kill(io_err("poll", e))),
         Ok(_) => {}
     }
     let landlock = match read_record(report_r.as_raw_fd()) {
         Some(Record::Ready(l)) => l,
         Some(Record::Failed { step, errno }) => {
-            let kind = if step.starts_with("Landlock") { wire::ERR_MISSING } else { wire::ERR_SETUP };
+            let kind = if step.starts_with("Landlock") {
+                wire::ERR_MISSING
+            } else {
+                wire::ERR_SETUP
+            };
             return Err(kill(err(kind, errno, step)));
         }
         _ => return Err(kill(err(wire::ERR_SETUP, 0, "sandbox died during setup"))),
     };
     let (status_r, status_w) = sys::pipe().map_err(|e| kill(io_err("pipe", e)))?;
-    let host_pidfd = pidfd.try_clone().map_err(|e| kill(io_err("dup pidfd", e)))?;
+    let host_pidfd = pidfd
+        .try_clone()
+        .map_err(|e| kill(io_err("dup pidfd", e)))?;
     let enforcement = Enforcement {
         namespaces: true,
         capabilities_dropped: true,
@@ -397,6 +481,11 @@ pub(crate) fn spawn(
         ring_fd: ring_dup.as_raw_fd(),
         report: crate::supervisor::encode_enforcement(&enforcement),
     };
-    let child = Child { pidfd, report_r, status_w, ring_dup: Some(ring_dup) };
+    let child = Child {
+        pidfd,
+        report_r,
+        status_w,
+        ring_dup: Some(ring_dup),
+    };
     Ok((child, reply, vec![host_pidfd, control_host, status_r]))
 }

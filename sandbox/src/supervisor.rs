@@ -20,8 +20,7 @@
 use crate::spawn::{self, Child, SupervisorEnv};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{
-    sys, Enforcement, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES,
-    STARTED,
+    sys, Enforcement, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED,
 };
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -53,7 +52,10 @@ impl Supervisor {
         for fd in 0..3 {
             // SAFETY: F_GETFD only queries.
             if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-                let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")?;
                 let f: OwnedFd = f.into();
                 if f.as_raw_fd() != fd {
                     sys::dup_to(f.as_raw_fd(), fd)?;
@@ -76,7 +78,11 @@ impl Supervisor {
             }
             sys::Cloned::Parent { pid, pidfd } => {
                 drop(sup);
-                Ok(Supervisor { sock: Mutex::new(host), pid, pidfd })
+                Ok(Supervisor {
+                    sock: Mutex::new(host),
+                    pid,
+                    pidfd,
+                })
             }
         }
     }
@@ -108,10 +114,18 @@ impl Supervisor {
     }
 
     /// Starts entry point `entry` in a new sandbox described by `spec`.
-    pub fn spawn(&self, entry: &str, arg: &[u8], spec: &SandboxSpec) -> Result<SandboxHandle, SpawnError> {
+    pub fn spawn(
+        &self,
+        entry: &str,
+        arg: &[u8],
+        spec: &SandboxSpec,
+    ) -> Result<SandboxHandle, SpawnError> {
         let mut fds: Vec<RawFd> = Vec::new();
         let mut stdio = [wire::STDIO_NULL; 3];
-        for (i, s) in [&spec.stdin, &spec.stdout, &spec.stderr].into_iter().enumerate() {
+        for (i, s) in [&spec.stdin, &spec.stdout, &spec.stderr]
+            .into_iter()
+            .enumerate()
+        {
             stdio[i] = match s {
                 Stdio::Null => wire::STDIO_NULL,
                 Stdio::Inherit => wire::STDIO_INHERIT,
@@ -123,7 +137,10 @@ impl Supervisor {
         }
         fds.extend(spec.fds.iter().map(|g| g.fd.as_raw_fd()));
         if fds.len() > sys::MAX_FDS {
-            return Err(SpawnError::InvalidSpec(format!("at most {} descriptors per spawn", sys::MAX_FDS)));
+            return Err(SpawnError::InvalidSpec(format!(
+                "at most {} descriptors per spawn",
+                sys::MAX_FDS
+            )));
         }
         let canon = |list: &[std::path::PathBuf]| -> Result<Vec<std::ffi::OsString>, SpawnError> {
             list.iter()
@@ -139,7 +156,11 @@ impl Supervisor {
             arg: arg.to_vec(),
             ro_paths: canon(&spec.ro_paths)?,
             rw_paths: canon(&spec.rw_paths)?,
-            grant_rw: spec.fds.iter().map(|g| g.access == crate::Access::ReadWrite).collect(),
+            grant_rw: spec
+                .fds
+                .iter()
+                .map(|g| g.access == crate::Access::ReadWrite)
+                .collect(),
             stdio,
             network: spec.network.clone(),
             nofile: spec.limits.nofile,
@@ -154,14 +175,23 @@ impl Supervisor {
         };
         for p in req.ro_paths.iter().chain(&req.rw_paths) {
             if p.as_bytes() == b"/" {
-                return Err(SpawnError::InvalidSpec("granting / is not supported".into()));
+                return Err(SpawnError::InvalidSpec(
+                    "granting / is not supported".into(),
+                ));
             }
         }
         let (reply, mut rfds) = self.call(&Request::Spawn(Box::new(req)), &fds)?;
         match reply {
-            Reply::Spawned { id, pid, ring_fd, report } => {
+            Reply::Spawned {
+                id,
+                pid,
+                ring_fd,
+                report,
+            } => {
                 if rfds.len() != 3 {
-                    return Err(SpawnError::Refused("spawn reply without its three descriptors".into()));
+                    return Err(SpawnError::Refused(
+                        "spawn reply without its three descriptors".into(),
+                    ));
                 }
                 let status = rfds.pop().unwrap();
                 let control = rfds.pop().unwrap();
@@ -172,13 +202,29 @@ impl Supervisor {
                 let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd).ok();
                 let enforcement = spawn::decode_enforcement(&report)
                     .ok_or_else(|| SpawnError::Refused("bad enforcement report".into()))?;
-                Ok(SandboxHandle { id, pid, pidfd, control, ring, status, exit: None, enforcement })
+                Ok(SandboxHandle {
+                    id,
+                    pid,
+                    pidfd,
+                    control,
+                    ring,
+                    status,
+                    exit: None,
+                    enforcement,
+                })
             }
-            Reply::Err { kind, errno, message } => Err(match kind {
+            Reply::Err {
+                kind,
+                errno,
+                message,
+            } => Err(match kind {
                 wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(message),
                 wire::ERR_MISSING => SpawnError::MissingProtection(message),
                 wire::ERR_USERNS => SpawnError::UserNamespaces(message),
-                wire::ERR_SETUP => SpawnError::Setup { step: message, err: std::io::Error::from_raw_os_error(errno) },
+                wire::ERR_SETUP => SpawnError::Setup {
+                    step: message,
+                    err: std::io::Error::from_raw_os_error(errno),
+                },
                 wire::ERR_SPEC => SpawnError::InvalidSpec(message),
                 _ => SpawnError::Refused(message),
             }),
@@ -220,7 +266,10 @@ impl Supervisor {
     /// Raw socket, for tests that send a control message of another type.
     #[doc(hidden)]
     pub fn raw_socket(&self) -> RawFd {
-        self.sock.lock().unwrap_or_else(|p| p.into_inner()).as_raw_fd()
+        self.sock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_raw_fd()
     }
 }
 
@@ -237,7 +286,9 @@ impl Drop for Supervisor {
 
 fn gone(e: std::io::Error) -> SpawnError {
     match e.raw_os_error() {
-        Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN) => SpawnError::SupervisorGone,
+        Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN) => {
+            SpawnError::SupervisorGone
+        }
         _ => SpawnError::Io(e),
     }
 }
@@ -245,10 +296,17 @@ fn gone(e: std::io::Error) -> SpawnError {
 /// Overwrites this process's argv and environ strings (the supervisor must
 /// not keep what the host was started with).
 fn zero_argv_environ() {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
     // Fields after the parenthesised command name; arg_start is field 48.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
-    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return;
+    };
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
     // rest starts at field 3, so field N is f[N - 3].
     if f.len() < 52 - 3 {
         return;
@@ -286,7 +344,11 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     keep.sort_unstable();
     let _ = sys::close_all_except(&keep);
     zero_argv_environ();
-    let _ = sys::prctl(libc::PR_SET_NAME, b"luring-sv\0".as_ptr() as libc::c_ulong, 0);
+    let _ = sys::prctl(
+        libc::PR_SET_NAME,
+        b"luring-sv\0".as_ptr() as libc::c_ulong,
+        0,
+    );
     // SAFETY: geteuid has no preconditions; setgroups with an empty list.
     if unsafe { libc::geteuid() } == 0 {
         // Sandboxes inherit supplementary groups; root's must not leak in.
@@ -301,10 +363,18 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     let mut next_id: u64 = 1;
     let mut buf = vec![0u8; wire::MAX_FRAME];
     loop {
-        let mut pfds = vec![libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut pfds = vec![libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         let ids: Vec<u64> = children.keys().copied().collect();
         for id in &ids {
-            pfds.push(libc::pollfd { fd: children[id].pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            pfds.push(libc::pollfd {
+                fd: children[id].pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         if sys::poll_many(&mut pfds, -1).is_err() {
             continue;
@@ -326,22 +396,33 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => shutdown(children),
         };
-        if r.len == 0 && r.cmsg_count == 0 && pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        if r.len == 0 && r.cmsg_count == 0 && pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
+        {
             // EOF: the host closed its end or died. (A zero-byte datagram
             // without HUP is refused below as malformed.)
             shutdown(children);
         }
-        let refuse = |msg: &str| Reply::Err { kind: wire::ERR_REFUSED, errno: 0, message: msg.to_string() };
+        let refuse = |msg: &str| Reply::Err {
+            kind: wire::ERR_REFUSED,
+            errno: 0,
+            message: msg.to_string(),
+        };
         let (reply, out_fds): (Reply, Vec<OwnedFd>) = if r.truncated {
             (refuse("truncated frame or control data"), vec![])
         } else if r.foreign_cmsg || r.cmsg_count > 1 {
-            (refuse("unexpected control message (only one SCM_RIGHTS is accepted)"), vec![])
+            (
+                refuse("unexpected control message (only one SCM_RIGHTS is accepted)"),
+                vec![],
+            )
         } else {
             match Request::decode(&buf[..r.len]) {
                 Err(e) => (refuse(&e.to_string()), vec![]),
                 Ok(Request::Spawn(req)) => {
                     if r.fds.len() != req.fd_count() {
-                        (refuse("descriptor count does not match the request"), vec![])
+                        (
+                            refuse("descriptor count does not match the request"),
+                            vec![],
+                        )
                     } else {
                         let id = next_id;
                         next_id += 1;
@@ -367,7 +448,10 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
                     }
                     (Reply::Ok, vec![])
                 }
-                Ok(_) => (refuse("descriptors attached to a request that takes none"), vec![]),
+                Ok(_) => (
+                    refuse("descriptors attached to a request that takes none"),
+                    vec![],
+                ),
             }
         };
         // Descriptors of a refused request were owned by `r` and are closed
@@ -393,10 +477,23 @@ fn shutdown(children: HashMap<u64, Child>) -> ! {
 pub(crate) fn encode_enforcement(e: &Enforcement) -> Vec<u8> {
     let mut w = wire::Enc::default();
     let l = &e.landlock;
-    let flags = [e.namespaces, e.capabilities_dropped, e.no_new_privs, e.seccomp, e.ring_restricted, l.fs, l.fs_full, l.net, l.scope]
-        .iter()
-        .enumerate()
-        .fold(0u16, |acc, (i, b)| acc | ((*b as u16) << i));
-    w.u16(flags).i32(l.kernel_abi).u64(e.pids_limit).u32(e.host_uid);
+    let flags = [
+        e.namespaces,
+        e.capabilities_dropped,
+        e.no_new_privs,
+        e.seccomp,
+        e.ring_restricted,
+        l.fs,
+        l.fs_full,
+        l.net,
+        l.scope,
+    ]
+    .iter()
+    .enumerate()
+    .fold(0u16, |acc, (i, b)| acc | ((*b as u16) << i));
+    w.u16(flags)
+        .i32(l.kernel_abi)
+        .u64(e.pids_limit)
+        .u32(e.host_uid);
     w.0
 }

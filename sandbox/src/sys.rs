@@ -66,7 +66,10 @@ pub unsafe fn clone3(ns_flags: u64) -> io::Result<Cloned> {
     }
     // SAFETY: CLONE_PIDFD made the kernel store a new descriptor we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Cloned::Parent { pid: pid as i32, pidfd })
+    Ok(Cloned::Parent {
+        pid: pid as i32,
+        pidfd,
+    })
 }
 
 /// Plain `fork` via the raw syscall (no atfork handlers).
@@ -98,9 +101,7 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 /// Duplicates descriptor `target_fd` of the process behind `pidfd` into ours.
 pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
-    let fd = cvt(unsafe {
-        libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0)
-    })?;
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) })?;
     // SAFETY: the kernel returned a new (close-on-exec) descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -202,7 +203,12 @@ struct MountAttr {
 /// `mount_setattr(2)` (Linux 5.12): sets mount attributes without touching
 /// the ones locked by a less privileged namespace.
 pub fn mount_setattr(path: &CStr, set: u64, recursive: bool) -> io::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: path is NUL-terminated; attr is a valid mount_attr of that size.
     cvt(unsafe {
@@ -228,7 +234,13 @@ pub fn mount(
     let p = |c: Option<&CStr>| c.map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: all pointers are null or NUL-terminated strings.
     let ret = unsafe {
-        libc::mount(p(src), target.as_ptr(), p(fstype), flags, p(data) as *const libc::c_void)
+        libc::mount(
+            p(src),
+            target.as_ptr(),
+            p(fstype),
+            flags,
+            p(data) as *const libc::c_void,
+        )
     };
     cvt(ret as libc::c_long).map(drop)
 }
@@ -240,8 +252,10 @@ pub fn umount2(target: &CStr, flags: i32) -> io::Result<()> {
 
 pub fn prctl(option: i32, a2: libc::c_ulong, a3: libc::c_ulong) -> io::Result<i32> {
     // SAFETY: prctl options used in this crate take integer arguments only.
-    cvt(unsafe { libc::prctl(option, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong) }
-        as libc::c_long)
+    cvt(
+        unsafe { libc::prctl(option, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong) }
+            as libc::c_long,
+    )
     .map(|r| r as i32)
 }
 
@@ -261,7 +275,10 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Clears the effective, permitted and inheritable capability sets.
 pub fn capset_clear() -> io::Result<()> {
-    let hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let data = [CapData::default(); 2];
     // SAFETY: header and two data words as capset(2) v3 expects.
     cvt(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) })
@@ -270,12 +287,25 @@ pub fn capset_clear() -> io::Result<()> {
 
 /// Returns (effective, permitted, inheritable) as 64-bit masks.
 pub fn capget_self() -> io::Result<(u64, u64, u64)> {
-    let hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and two writable data words as capget(2) v3 expects.
-    cvt(unsafe { libc::syscall(libc::SYS_capget, &hdr as *const CapHeader, data.as_mut_ptr()) })?;
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &hdr as *const CapHeader,
+            data.as_mut_ptr(),
+        )
+    })?;
     let join = |f: fn(&CapData) -> u32| (f(&data[1]) as u64) << 32 | f(&data[0]) as u64;
-    Ok((join(|d| d.effective), join(|d| d.permitted), join(|d| d.inheritable)))
+    Ok((
+        join(|d| d.effective),
+        join(|d| d.permitted),
+        join(|d| d.inheritable),
+    ))
 }
 
 pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -336,7 +366,11 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 
 /// `poll(2)` on one descriptor; returns revents (0 on timeout).
 pub fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
-    let mut p = libc::pollfd { fd, events, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     loop {
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
@@ -371,7 +405,10 @@ pub const MAX_FDS: usize = 64;
 /// Sends one datagram with optional `SCM_RIGHTS` descriptors.
 pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     assert!(fds.len() <= MAX_FDS);
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
     // 8-byte aligned control buffer large enough for MAX_FDS descriptors.
     let mut cbuf = [0u64; (MAX_FDS * 4 + 64) / 8];
     // SAFETY: msghdr is plain data; all-zero is valid.
@@ -427,7 +464,10 @@ pub struct Received {
 /// Receives one datagram; every descriptor that arrives is owned by the
 /// result (and so closed unless the caller keeps it).
 pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], flags: i32) -> io::Result<Received> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cbuf = [0u64; (MAX_FDS * 4 + 256) / 8];
     // SAFETY: msghdr is plain data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -480,7 +520,11 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], flags: i32) -> io::Result<Rece
 pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl with integer arguments.
     let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as i32;
-    let fl = if on { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK };
+    let fl = if on {
+        fl | libc::O_NONBLOCK
+    } else {
+        fl & !libc::O_NONBLOCK
+    };
     // SAFETY: fcntl with integer arguments.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl) } as libc::c_long).map(drop)
 }
@@ -497,7 +541,10 @@ pub fn dup_to(fd: RawFd, target: RawFd) -> io::Result<()> {
 }
 
 pub fn setrlimit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
     // SAFETY: lim is a valid rlimit.
     cvt(unsafe { libc::setrlimit(resource, &lim) } as libc::c_long).map(drop)
 }
@@ -530,8 +577,10 @@ pub fn shared_page() -> io::Result<*mut u64> {
 /// Brings the loopback interface of the current network namespace up.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: plain socket syscall.
-    let s = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
-        as libc::c_long)? as RawFd;
+    let s = cvt(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+            as libc::c_long,
+    )? as RawFd;
     // SAFETY: s is a new descriptor we own.
     let s = unsafe { OwnedFd::from_raw_fd(s) };
     // SAFETY: ifreq is plain data; all-zero is valid.
@@ -544,8 +593,7 @@ pub fn loopback_up() -> io::Result<()> {
     // SAFETY: the flags member of the union was just filled in.
     unsafe { ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
     // SAFETY: SIOCSIFFLAGS reads a valid ifreq.
-    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } as libc::c_long)
-        .map(drop)
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } as libc::c_long).map(drop)
 }
 
 /// Number of threads of the calling process, from `/proc/self/status`.

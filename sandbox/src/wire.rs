@@ -172,13 +172,19 @@ impl Request {
                     Network::None => {
                         e.u8(0);
                     }
-                    Network::Loopback { tcp_bind, tcp_connect } => {
+                    Network::Loopback {
+                        tcp_bind,
+                        tcp_connect,
+                    } => {
                         e.u8(1);
                         ports(&mut e, tcp_bind);
                         ports(&mut e, tcp_connect);
                     }
                 }
-                e.u64(r.nofile).u64(r.pids).u64(r.address_space).u64(r.cpu_seconds);
+                e.u64(r.nofile)
+                    .u64(r.pids)
+                    .u64(r.address_space)
+                    .u64(r.cpu_seconds);
                 e.u32(r.env.len() as u32);
                 for (k, v) in &r.env {
                     e.bytes(k.as_bytes()).bytes(v.as_bytes());
@@ -200,7 +206,8 @@ impl Request {
         let mut d = Dec(buf);
         let r = match d.u8()? {
             T_SPAWN => {
-                let entry = String::from_utf8(d.bytes()?.to_vec()).map_err(|_| DecodeError("entry name"))?;
+                let entry = String::from_utf8(d.bytes()?.to_vec())
+                    .map_err(|_| DecodeError("entry name"))?;
                 let arg = d.bytes()?.to_vec();
                 let mut lists = [Vec::new(), Vec::new()];
                 for l in lists.iter_mut() {
@@ -231,11 +238,15 @@ impl Request {
                             }
                         }
                         let [tcp_bind, tcp_connect] = p;
-                        Network::Loopback { tcp_bind, tcp_connect }
+                        Network::Loopback {
+                            tcp_bind,
+                            tcp_connect,
+                        }
                     }
                     _ => return Err(DecodeError("network kind")),
                 };
-                let (nofile, pids, address_space, cpu_seconds) = (d.u64()?, d.u64()?, d.u64()?, d.u64()?);
+                let (nofile, pids, address_space, cpu_seconds) =
+                    (d.u64()?, d.u64()?, d.u64()?, d.u64()?);
                 let mut env = Vec::new();
                 for _ in 0..d.count()? {
                     let k = OsString::from_vec(d.bytes()?.to_vec());
@@ -264,7 +275,10 @@ impl Request {
                     landlock_best_effort,
                 }))
             }
-            T_SIGNAL => Request::Signal { id: d.u64()?, signal: d.i32()? },
+            T_SIGNAL => Request::Signal {
+                id: d.u64()?,
+                signal: d.i32()?,
+            },
             T_RELEASE => Request::ReleaseRing { id: d.u64()? },
             _ => return Err(DecodeError("unknown request tag")),
         };
@@ -277,9 +291,18 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// Descriptors: pidfd, control socket, status pipe.
-    Spawned { id: u64, pid: i32, ring_fd: i32, report: Vec<u8> },
+    Spawned {
+        id: u64,
+        pid: i32,
+        ring_fd: i32,
+        report: Vec<u8>,
+    },
     Ok,
-    Err { kind: u8, errno: i32, message: String },
+    Err {
+        kind: u8,
+        errno: i32,
+        message: String,
+    },
 }
 
 pub const ERR_REFUSED: u8 = 1;
@@ -293,13 +316,22 @@ impl Reply {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc::default();
         match self {
-            Reply::Spawned { id, pid, ring_fd, report } => {
+            Reply::Spawned {
+                id,
+                pid,
+                ring_fd,
+                report,
+            } => {
                 e.u8(1).u64(*id).i32(*pid).i32(*ring_fd).bytes(report);
             }
             Reply::Ok => {
                 e.u8(2);
             }
-            Reply::Err { kind, errno, message } => {
+            Reply::Err {
+                kind,
+                errno,
+                message,
+            } => {
                 e.u8(3).u8(*kind).i32(*errno).bytes(message.as_bytes());
             }
         }
@@ -308,7 +340,12 @@ impl Reply {
     pub fn decode(buf: &[u8]) -> Result<Reply, DecodeError> {
         let mut d = Dec(buf);
         let r = match d.u8()? {
-            1 => Reply::Spawned { id: d.u64()?, pid: d.i32()?, ring_fd: d.i32()?, report: d.bytes()?.to_vec() },
+            1 => Reply::Spawned {
+                id: d.u64()?,
+                pid: d.i32()?,
+                ring_fd: d.i32()?,
+                report: d.bytes()?.to_vec(),
+            },
             2 => Reply::Ok,
             3 => Reply::Err {
                 kind: d.u8()?,
@@ -359,7 +396,10 @@ mod tests {
             rw_paths: vec![],
             grant_rw: vec![true, false],
             stdio: [STDIO_NULL, STDIO_FD, STDIO_INHERIT],
-            network: Network::Loopback { tcp_bind: vec![8080], tcp_connect: vec![] },
+            network: Network::Loopback {
+                tcp_bind: vec![8080],
+                tcp_connect: vec![],
+            },
             nofile: 64,
             pids: 8,
             address_space: 0,
@@ -410,7 +450,12 @@ mod tests {
 
     #[test]
     fn status_round_trip() {
-        for s in [ExitStatus::Exited(3), ExitStatus::Signaled(9), ExitStatus::Seccomp { syscall: 165 }, ExitStatus::Lost] {
+        for s in [
+            ExitStatus::Exited(3),
+            ExitStatus::Signaled(9),
+            ExitStatus::Seccomp { syscall: 165 },
+            ExitStatus::Lost,
+        ] {
             assert_eq!(decode_status(&encode_status(s)), s);
         }
     }

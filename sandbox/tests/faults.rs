@@ -100,11 +100,18 @@ fn wait_term(_: EntryContext) -> i32 {
 
 fn env_check(_: EntryContext) -> i32 {
     let ok = std::env::var("LURING_TEST").as_deref() == Ok("yes") && std::env::var("HOME").is_err();
-    if ok { 0 } else { 3 }
+    if ok {
+        0
+    } else {
+        3
+    }
 }
 
 fn supervisor_children(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default().trim().to_string()
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// Host death: a forked "host" starts a supervisor and three sandboxes and
@@ -129,7 +136,11 @@ fn host_death(t: &mut Tally) {
                 Err(e) => eprintln!("spawn: {e}"),
             }
         }
-        let s = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
+        let s = pids
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
         // SAFETY: valid buffer.
         unsafe { libc::write(p[1], s.as_ptr().cast(), s.len()) };
         loop {
@@ -171,7 +182,10 @@ fn host_death(t: &mut Tally) {
     t.check(
         "host death kills the supervisor and every sandbox",
         pids.len() == 4 && fds.len() == 4 && dead == 4,
-        &format!("{} pids watched (supervisor + 3 sandboxes), {dead} exited within 5 s", fds.len()),
+        &format!(
+            "{} pids watched (supervisor + 3 sandboxes), {dead} exited within 5 s",
+            fds.len()
+        ),
     );
 }
 
@@ -187,8 +201,14 @@ fn suite(t: &mut Tally) {
     match sv.spawn("crash", b"", &spec()) {
         Ok(mut h) => {
             let st = h.wait();
-            let eof = recv(h.control().as_raw_fd()).map(|b| b.is_empty()).unwrap_or(false);
-            t.check("child crash", matches!(st, Ok(ExitStatus::Signaled(libc::SIGSEGV))) && eof, &format!("{st:?}, control socket EOF={eof}"));
+            let eof = recv(h.control().as_raw_fd())
+                .map(|b| b.is_empty())
+                .unwrap_or(false);
+            t.check(
+                "child crash",
+                matches!(st, Ok(ExitStatus::Signaled(libc::SIGSEGV))) && eof,
+                &format!("{st:?}, control socket EOF={eof}"),
+            );
         }
         Err(e) => t.check("child crash", false, &e.to_string()),
     }
@@ -198,8 +218,15 @@ fn suite(t: &mut Tally) {
         Ok(mut h) => {
             let k = h.kill();
             let st = h.wait();
-            let pidfd_ready = luring_sandbox::sys::poll_one(h.pidfd().as_raw_fd(), libc::POLLIN, 5000).unwrap_or(0) != 0;
-            t.check("SIGKILL of the child", k.is_ok() && matches!(st, Ok(ExitStatus::Signaled(libc::SIGKILL))) && pidfd_ready, &format!("{st:?}, pidfd readable={pidfd_ready}"));
+            let pidfd_ready =
+                luring_sandbox::sys::poll_one(h.pidfd().as_raw_fd(), libc::POLLIN, 5000)
+                    .unwrap_or(0)
+                    != 0;
+            t.check(
+                "SIGKILL of the child",
+                k.is_ok() && matches!(st, Ok(ExitStatus::Signaled(libc::SIGKILL))) && pidfd_ready,
+                &format!("{st:?}, pidfd readable={pidfd_ready}"),
+            );
         }
         Err(e) => t.check("SIGKILL of the child", false, &e.to_string()),
     }
@@ -209,22 +236,40 @@ fn suite(t: &mut Tally) {
         Ok(mut h) => {
             let st = h.wait();
             let ok = matches!(st, Ok(ExitStatus::Seccomp { syscall }) if syscall == libc::SYS_sysfs as i32);
-            t.check("seccomp kill reported as \"killed by seccomp: syscall N\"", ok, &st.map(|s| s.to_string()).unwrap_or_default());
+            t.check(
+                "seccomp kill reported as \"killed by seccomp: syscall N\"",
+                ok,
+                &st.map(|s| s.to_string()).unwrap_or_default(),
+            );
         }
         Err(e) => t.check("seccomp kill", false, &e.to_string()),
     }
 
     // Fork bomb stopped by the pids limit.
-    let bomb_spec = SandboxSpec { limits: Limits { pids: 16, ..Default::default() }, ..Default::default() };
+    let bomb_spec = SandboxSpec {
+        limits: Limits {
+            pids: 16,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     match sv.spawn("fork_bomb", b"", &bomb_spec) {
         Ok(mut h) => {
             let st = h.wait();
-            let msg = common::try_recv(h.control().as_raw_fd()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-            let mut it = msg.split_whitespace().map(|x| x.parse::<i32>().unwrap_or(-1));
+            let msg = common::try_recv(h.control().as_raw_fd())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let mut it = msg
+                .split_whitespace()
+                .map(|x| x.parse::<i32>().unwrap_or(-1));
             let (n, err) = (it.next().unwrap_or(-1), it.next().unwrap_or(-1));
             t.check(
                 "fork bomb stopped by the pids limit (16)",
-                st.as_ref().map(|s| *s == ExitStatus::Exited(0)).unwrap_or(false) && (1..16).contains(&n) && err == libc::EAGAIN,
+                st.as_ref()
+                    .map(|s| *s == ExitStatus::Exited(0))
+                    .unwrap_or(false)
+                    && (1..16).contains(&n)
+                    && err == libc::EAGAIN,
                 &format!("{n} forks then {}; sandbox {st:?}", common::errname(err)),
             );
         }
@@ -232,10 +277,21 @@ fn suite(t: &mut Tally) {
     }
 
     // Orphans inside the sandbox are reaped by its PID 1.
-    match sv.spawn("orphans", b"", &SandboxSpec { mount_proc: true, ..Default::default() }) {
+    match sv.spawn(
+        "orphans",
+        b"",
+        &SandboxSpec {
+            mount_proc: true,
+            ..Default::default()
+        },
+    ) {
         Ok(mut h) => {
             let st = h.wait();
-            t.check("no zombies inside: PID 1 reaps orphans", matches!(st, Ok(ExitStatus::Exited(0))), &format!("{st:?}"));
+            t.check(
+                "no zombies inside: PID 1 reaps orphans",
+                matches!(st, Ok(ExitStatus::Exited(0))),
+                &format!("{st:?}"),
+            );
         }
         Err(e) => t.check("orphans", false, &e.to_string()),
     }
@@ -245,29 +301,69 @@ fn suite(t: &mut Tally) {
         Ok(mut h) => {
             let s = h.signal(libc::SIGTERM);
             let st = h.wait_timeout(5000);
-            t.check("SIGTERM forwarded by PID 1", s.is_ok() && matches!(st, Ok(Some(ExitStatus::Signaled(libc::SIGTERM)))), &format!("{st:?}"));
+            t.check(
+                "SIGTERM forwarded by PID 1",
+                s.is_ok() && matches!(st, Ok(Some(ExitStatus::Signaled(libc::SIGTERM)))),
+                &format!("{st:?}"),
+            );
         }
         Err(e) => t.check("signal forwarding", false, &e.to_string()),
     }
 
     // Environment: only what the spec lists.
-    let env_spec = SandboxSpec { env: vec![("LURING_TEST".into(), "yes".into())], ..Default::default() };
+    let env_spec = SandboxSpec {
+        env: vec![("LURING_TEST".into(), "yes".into())],
+        ..Default::default()
+    };
     match sv.spawn("env_check", b"", &env_spec) {
         Ok(mut h) => {
             let st = h.wait();
-            t.check("environment is exactly the spec's", matches!(st, Ok(ExitStatus::Exited(0))), &format!("{st:?}"));
+            t.check(
+                "environment is exactly the spec's",
+                matches!(st, Ok(ExitStatus::Exited(0))),
+                &format!("{st:?}"),
+            );
         }
         Err(e) => t.check("environment", false, &e.to_string()),
     }
 
     // Clear errors.
-    let e = sv.spawn("nope", b"", &spec()).err().map(|e| e.to_string()).unwrap_or_default();
-    t.check("unknown entry point is named", e.contains("nope") && e.contains("register_entry"), &e);
-    let bad = SandboxSpec { ro_paths: vec!["/does/not/exist".into()], ..Default::default() };
-    let e = sv.spawn("idle", b"", &bad).err().map(|e| e.to_string()).unwrap_or_default();
-    t.check("missing granted path is named", e.contains("/does/not/exist"), &e);
-    let bad = SandboxSpec { limits: Limits { pids: 1, ..Default::default() }, ..Default::default() };
-    let e = sv.spawn("idle", b"", &bad).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = sv
+        .spawn("nope", b"", &spec())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    t.check(
+        "unknown entry point is named",
+        e.contains("nope") && e.contains("register_entry"),
+        &e,
+    );
+    let bad = SandboxSpec {
+        ro_paths: vec!["/does/not/exist".into()],
+        ..Default::default()
+    };
+    let e = sv
+        .spawn("idle", b"", &bad)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    t.check(
+        "missing granted path is named",
+        e.contains("/does/not/exist"),
+        &e,
+    );
+    let bad = SandboxSpec {
+        limits: Limits {
+            pids: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = sv
+        .spawn("idle", b"", &bad)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     t.check("pids limit below 2 is refused", e.contains("pids"), &e);
 
     // No zombies on the host: the supervisor has reaped every sandbox.
@@ -277,7 +373,11 @@ fn suite(t: &mut Tally) {
         std::thread::sleep(std::time::Duration::from_millis(2));
         kids = supervisor_children(sv.pid());
     }
-    t.check("no zombies on the host (supervisor has no children left)", kids.is_empty(), &format!("children: {kids:?}"));
+    t.check(
+        "no zombies on the host (supervisor has no children left)",
+        kids.is_empty(),
+        &format!("children: {kids:?}"),
+    );
 
     // Closing the host's socket ends the supervisor.
     let sup_pid = sv.pid();

@@ -41,7 +41,9 @@ pub fn run_as_users(suite: fn(&mut Tally)) -> i32 {
     if root {
         users.push(Some(UNPRIVILEGED));
     } else {
-        println!("note: not root; running the suite as uid {} only", unsafe { libc::geteuid() });
+        println!("note: not root; running the suite as uid {} only", unsafe {
+            libc::geteuid()
+        });
     }
     let (mut passed, mut failed) = (0, 0);
     for user in users {
@@ -50,7 +52,11 @@ pub fn run_as_users(suite: fn(&mut Tally)) -> i32 {
         failed += f;
     }
     println!("{passed} passed, {failed} failed");
-    if failed == 0 { 0 } else { 1 }
+    if failed == 0 {
+        0
+    } else {
+        1
+    }
 }
 
 fn run_forked(user: Option<u32>, suite: fn(&mut Tally)) -> (u32, u32) {
@@ -65,7 +71,10 @@ fn run_forked(user: Option<u32>, suite: fn(&mut Tally)) -> (u32, u32) {
     assert!(pid >= 0, "fork");
     if pid == 0 {
         drop(r);
-        let mut t = Tally { user: "root".into(), ..Default::default() };
+        let mut t = Tally {
+            user: "root".into(),
+            ..Default::default()
+        };
         if let Some(uid) = user {
             become_user(uid);
             t.user = format!("uid {uid}");
@@ -119,7 +128,9 @@ pub fn become_user(uid: u32) {
 /// Sends one datagram on a SEQPACKET socket.
 pub fn send(fd: i32, data: &[u8]) -> bool {
     // SAFETY: valid buffer.
-    unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) == data.len() as isize }
+    unsafe {
+        libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) == data.len() as isize
+    }
 }
 
 /// Receives one datagram (blocking).
