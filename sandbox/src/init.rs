@@ -127,7 +127,7 @@ fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRe
     let ring_fd = plan
         .ring
         .as_ref()
-        .map(|r| std::os::fd::AsRawFd::as_raw_fd(r))
+        .map(std::os::fd::AsRawFd::as_raw_fd)
         .unwrap_or(-1);
     let mut keep: Vec<RawFd> = vec![
         0,

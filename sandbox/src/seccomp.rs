@@ -371,7 +371,7 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> seccompiler::sock_filter {
 
 /// Filter 1: kill the process for a foreign architecture or an x32 call.
 fn arch_filter() -> BpfProgram {
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const LD_W_ABS: u16 = 0x20;
     const JEQ_K: u16 = 0x05 | 0x10;
     const JSET_K: u16 = 0x05 | 0x40;
     const RET_K: u16 = 0x06;

@@ -344,11 +344,7 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     keep.sort_unstable();
     let _ = sys::close_all_except(&keep);
     zero_argv_environ();
-    let _ = sys::prctl(
-        libc::PR_SET_NAME,
-        b"luring-sv\0".as_ptr() as libc::c_ulong,
-        0,
-    );
+    let _ = sys::prctl(libc::PR_SET_NAME, c"luring-sv".as_ptr() as libc::c_ulong, 0);
     // SAFETY: geteuid has no preconditions; setgroups with an empty list.
     if unsafe { libc::geteuid() } == 0 {
         // Sandboxes inherit supplementary groups; root's must not leak in.
