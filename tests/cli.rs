@@ -162,3 +162,39 @@ fn logging_is_off_by_default_and_luring_log_shows_fiber_and_executor_events() {
     assert!(err.contains("fiber finished"), "{err}");
     assert!(err.contains("executor: turn"), "{err}");
 }
+
+#[test]
+fn print_reaches_a_terminal_at_once_even_when_the_fiber_never_blocks() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+    let p = scratch("spin.lua", b"print('first line')\nwhile true do end\n");
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave: OwnedFd = pty.slave;
+    let mut child = luring()
+        .arg(&p)
+        .stdout(std::process::Stdio::from(slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    // The script spins forever after printing: the line can only arrive
+    // if print flushed it to the terminal.
+    while !String::from_utf8_lossy(&seen).contains("first line") {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ready = nix::poll::poll(&mut fds, 10_000u16).expect("poll");
+        if ready == 0 {
+            child.kill().unwrap();
+            panic!("nothing printed to the terminal within 10 s: {seen:?}");
+        }
+        let n = master.read(&mut buf).expect("read from the pty");
+        assert!(n > 0, "pty closed before the line arrived");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -8,7 +8,8 @@
 //!   while holding the borrow.
 //! - Standard output written by `print` is buffered here and flushed before
 //!   anything is written to stderr, before any ring write to fd 1 or 2, before
-//!   the thread blocks in the ring, and when the VM ends.
+//!   the thread blocks in the ring, when it reaches 64 KiB, after each
+//!   `print` when stdout is a terminal, and when the VM ends.
 //! - User code never sees the raw globals: every module gets a fresh
 //!   environment of safe names (lua/core/modules.lua); the `debug` library is
 //!   only reachable by the core code, which captured it before it was removed.
@@ -37,8 +38,15 @@ pub(crate) struct VmState {
     executor: Executor,
     reaped: Reaped,
     stdout: Vec<u8>,
+    /// A terminal sees each line as it is printed (like C's line-buffered
+    /// stdout); a pipe or file gets bigger writes.
+    stdout_is_tty: bool,
     exit_code: Option<i32>,
 }
+
+/// Buffered `print` output is written once it reaches this size, so a fiber
+/// that prints without ever blocking does not grow the buffer unbounded.
+const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
     fn flush_stdout(&mut self) {
@@ -306,7 +314,12 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     rt.set(
         "stdout_write",
         lua.create_function(|lua, s: mlua::String| {
-            with_state(lua, |st| st.stdout.extend_from_slice(&s.as_bytes()))
+            with_state(lua, |st| {
+                st.stdout.extend_from_slice(&s.as_bytes());
+                if st.stdout_is_tty || st.stdout.len() >= STDOUT_BUFFER_LIMIT {
+                    st.flush_stdout();
+                }
+            })
         })?,
     )?;
     rt.set(
@@ -385,6 +398,7 @@ impl Vm {
             executor,
             reaped: Reaped::default(),
             stdout: Vec::new(),
+            stdout_is_tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             exit_code: None,
         });
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
