@@ -81,6 +81,19 @@ fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R
     Ok(f(&mut st))
 }
 
+/// Submits one op on the VM's executor; Lua gets its id as a number.
+fn submit_op(
+    lua: &Lua,
+    submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
+) -> mlua::Result<f64> {
+    with_state(lua, submit)?.map(OpId::to_f64).map_err(io_err)
+}
+
+/// The byte_span argument number `arg`.
+fn span_arg(v: &Value, arg: i32) -> mlua::Result<SpanRef> {
+    byte_span::span_from_value(v).ok_or_else(|| error::einval(arg))
+}
+
 fn op_id(n: f64) -> mlua::Result<OpId> {
     OpId::from_f64(n).ok_or_else(|| error::einval(1))
 }
@@ -212,18 +225,12 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     rt.set("decode_error", lua.create_function(error::decode)?)?;
     rt.set(
         "sleep",
-        lua.create_function(|lua, ns: f64| {
-            with_state(lua, |st| st.executor.sleep(ns as u64))?
-                .map(OpId::to_f64)
-                .map_err(io_err)
-        })?,
+        lua.create_function(|lua, ns: f64| submit_op(lua, |st| st.executor.sleep(ns as u64)))?,
     )?;
     rt.set(
         "sleep_until",
         lua.create_function(|lua, (ns, realtime): (f64, bool)| {
-            with_state(lua, |st| st.executor.sleep_until(ns as u64, realtime))?
-                .map(OpId::to_f64)
-                .map_err(io_err)
+            submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
         })?,
     )?;
     rt.set(
@@ -236,21 +243,17 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     rt.set(
         "read",
         lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
-            let span: SpanRef = byte_span::span_from_value(&buf).ok_or_else(|| error::einval(2))?;
-            with_state(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))?
-                .map(OpId::to_f64)
-                .map_err(io_err)
+            let span = span_arg(&buf, 2)?;
+            submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
         })?,
     )?;
     rt.set(
         "read_at",
         lua.create_function(|lua, (fd, buf, offset): (RawFd, Value, f64)| {
-            let span: SpanRef = byte_span::span_from_value(&buf).ok_or_else(|| error::einval(2))?;
-            with_state(lua, |st| {
+            let span = span_arg(&buf, 2)?;
+            submit_op(lua, |st| {
                 st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
-            })?
-            .map(OpId::to_f64)
-            .map_err(io_err)
+            })
         })?,
     )?;
     rt.set(
@@ -258,31 +261,23 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, path: mlua::String| {
             let path =
                 std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
-            with_state(lua, |st| st.executor.open(path, libc::O_RDONLY))?
-                .map(OpId::to_f64)
-                .map_err(io_err)
+            submit_op(lua, |st| st.executor.open(path, libc::O_RDONLY))
         })?,
     )?;
     rt.set(
         "close",
-        lua.create_function(|lua, fd: RawFd| {
-            with_state(lua, |st| st.executor.close(fd))?
-                .map(OpId::to_f64)
-                .map_err(io_err)
-        })?,
+        lua.create_function(|lua, fd: RawFd| submit_op(lua, |st| st.executor.close(fd)))?,
     )?;
     rt.set(
         "write",
         lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
             let buf = op_buffer(&buf)?;
-            with_state(lua, |st| {
+            submit_op(lua, |st| {
                 if fd == 1 || fd == 2 {
                     st.flush_stdout();
                 }
                 st.executor.write(fd, buf)
-            })?
-            .map(OpId::to_f64)
-            .map_err(io_err)
+            })
         })?,
     )?;
     rt.set(
