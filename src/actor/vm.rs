@@ -89,11 +89,6 @@ fn submit_op(
     with_state(lua, submit)?.map(OpId::to_f64).map_err(io_err)
 }
 
-/// The byte_span argument number `arg`.
-fn span_arg(v: &Value, arg: i32) -> mlua::Result<SpanRef> {
-    byte_span::span_from_value(v).ok_or_else(|| error::einval(arg))
-}
-
 fn op_id(n: f64) -> mlua::Result<OpId> {
     OpId::from_f64(n).ok_or_else(|| error::einval(1))
 }
@@ -243,14 +238,14 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     rt.set(
         "read",
         lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
-            let span = span_arg(&buf, 2)?;
+            let span = byte_span::span_arg(&buf, 2)?;
             submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
         })?,
     )?;
     rt.set(
         "read_at",
         lua.create_function(|lua, (fd, buf, offset): (RawFd, Value, f64)| {
-            let span = span_arg(&buf, 2)?;
+            let span = byte_span::span_arg(&buf, 2)?;
             submit_op(lua, |st| {
                 st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
             })

@@ -403,7 +403,7 @@ fn enomem() -> mlua::Error {
 
 /// The span that is argument `arg` (the method receiver is argument 1), or
 /// `EINVAL` naming it.
-fn span_arg(v: &Value, arg: i32) -> mlua::Result<SpanRef> {
+pub fn span_arg(v: &Value, arg: i32) -> mlua::Result<SpanRef> {
     span_from_value(v).ok_or_else(|| einval(arg))
 }
 
