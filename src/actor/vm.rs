@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
 
 use crate::executor::{Executor, OpBuffer, OpId, Reaped};
-use crate::modules::byte_span::{self, SpanRef};
+use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::RuntimeError;
 
