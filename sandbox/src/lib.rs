@@ -239,7 +239,7 @@ pub struct Enforcement {
     pub capabilities_dropped: bool,
     pub no_new_privs: bool,
     pub landlock: landlock::LandlockReport,
-    /// The five seccomp filters (always).
+    /// The seccomp filter (always).
     pub seccomp: bool,
     /// The ring is restricted (always).
     pub ring_restricted: bool,

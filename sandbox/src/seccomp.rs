@@ -1,32 +1,38 @@
 //! The seccomp policy of a sandboxed process, built with seccompiler.
 //!
 //! Invariants:
-//! - The policy is five stacked filters; the kernel runs them all and keeps
-//!   the most restrictive verdict (KILL_PROCESS > TRAP > ERRNO > ALLOW), so a
-//!   syscall is allowed only if every filter allows it:
-//!   1. `arch`: a hand-written filter that kills the process for any
-//!      non-x86_64 architecture (32-bit `int 0x80` calls) and for x32 calls
-//!      (syscall number with bit 30 set).
-//!   2. `allow`: the allow-list (a binary search generated here: seccompiler's
-//!      linear chain made installing the policy cost 0.68 ms a spawn). Anything not on it gets `SECCOMP_RET_TRAP`:
-//!      SIGSYS, which the sandbox's handler turns into "killed by seccomp:
-//!      syscall N" (see `init.rs`). Syscalls that are on the deny lists
-//!      below are also "allowed" here so that they fail softly there.
-//!   3. `deny` (binary search) and `args` (seccompiler): EPERM for the
-//!      dangerous syscalls the battery names (mount, ptrace, bpf, execve, ...)
-//!      and for argument-filtered ones: `socket` of
-//!      a family other than AF_UNIX (and AF_INET/AF_INET6 with loopback
-//!      networking), `clone` with a namespace flag, `ioctl` TIOCSTI/TIOCLINUX
-//!      (compared on the low 32 bits, as the tty layer does), and
+//! - The policy is one filter (it was five stacked ones; merged because the
+//!   kernel prepares each filter separately at install time, see
+//!   docs/performance.md). Its verdicts are, in order:
+//!   1. any non-x86_64 architecture (32-bit `int 0x80` calls) and any x32
+//!      call (syscall number with bit 30 set): `SECCOMP_RET_KILL_PROCESS`.
+//!   2. a binary search over every listed syscall number (generated here:
+//!      seccompiler's linear chain made installing the policy cost 0.68 ms
+//!      a spawn); a number on no list gets `SECCOMP_RET_TRAP`: SIGSYS,
+//!      which the sandbox's handler turns into "killed by seccomp: syscall
+//!      N" (see `init.rs`).
+//!   3. the allow-list: ALLOW.
+//!   4. the deny list: EPERM for the dangerous syscalls the battery names
+//!      (mount, ptrace, bpf, execve, ...), so that they fail softly.
+//!   5. argument checks, EPERM when they fail: `socket` of a family other
+//!      than AF_UNIX (and AF_INET/AF_INET6 with loopback networking),
+//!      `clone` with a namespace flag, `ioctl` TIOCSTI/TIOCLINUX (compared
+//!      on the low 32 bits, as the tty layer does), and
 //!      `io_uring_register` with an opcode outside the runtime's list.
-//!   4. `clone3`: ENOSYS, so that libc falls back to `clone`, whose flags
-//!      filter 3 can inspect (clone3 passes them in memory).
+//!   6. `clone3`: ENOSYS, so that libc falls back to `clone`, whose flags
+//!      check 5 can inspect (clone3 passes them in memory).
+//! - The unit tests check the merged filter against the former five stacked
+//!   filters (kept as `build_stacked` under `cfg(test)`) with a BPF
+//!   interpreter, for every syscall number, both foreign encodings, and
+//!   argument samples.
 //! - Nothing here touches the running process until [`install`].
 //! - Tested on x86_64 only; other architectures refuse to build a policy.
 
+use seccompiler::BpfProgram;
+#[cfg(test)]
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
 };
 use std::collections::BTreeMap;
 
@@ -333,6 +339,7 @@ pub const CLONE_NS_FLAGS: [u64; 7] = [
     libc::CLONE_NEWCGROUP as u64,
 ];
 
+#[cfg(test)]
 fn cond(
     arg: u8,
     len: SeccompCmpArgLen,
@@ -342,10 +349,12 @@ fn cond(
     SeccompCondition::new(arg, len, op, v).map_err(|e| SeccompError::Compile(e.to_string()))
 }
 
+#[cfg(test)]
 fn rule(c: Vec<SeccompCondition>) -> Result<SeccompRule, SeccompError> {
     SeccompRule::new(c).map_err(|e| SeccompError::Compile(e.to_string()))
 }
 
+#[cfg(test)]
 fn compile(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     mismatch: SeccompAction,
@@ -369,6 +378,7 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> seccompiler::sock_filter {
     seccompiler::sock_filter { code, jt, jf, k }
 }
 
+#[cfg(test)]
 /// Filter 1: kill the process for a foreign architecture or an x32 call.
 fn arch_filter() -> BpfProgram {
     const LD_W_ABS: u16 = 0x20;
@@ -386,6 +396,7 @@ fn arch_filter() -> BpfProgram {
     ]
 }
 
+#[cfg(test)]
 /// Binary-search filter: arch check, then `nr` in `nrs` → `on_match`,
 /// otherwise `on_miss`. `nrs` must be sorted and deduplicated.
 fn set_filter(nrs: &[u32], on_match: u32, on_miss: u32) -> BpfProgram {
@@ -423,6 +434,7 @@ fn set_filter(nrs: &[u32], on_match: u32, on_miss: u32) -> BpfProgram {
     v
 }
 
+#[cfg(test)]
 fn sorted(v: impl IntoIterator<Item = i64>) -> Vec<u32> {
     let mut v: Vec<u32> = v.into_iter().map(|n| n as u32).collect();
     v.sort_unstable();
@@ -430,14 +442,168 @@ fn sorted(v: impl IntoIterator<Item = i64>) -> Vec<u32> {
     v
 }
 
-/// Builds the five filters of the policy.
+/// Builds the policy: one filter (see the module invariants).
 pub fn build(policy: &SeccompPolicy) -> Result<CompiledPolicy, SeccompError> {
     if !cfg!(target_arch = "x86_64") {
         return Err(SeccompError::UnsupportedArch);
     }
+    Ok(CompiledPolicy {
+        filters: vec![("policy", merged_filter(policy))],
+    })
+}
+
+/// What the merged filter does for one syscall number on a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Allow,
+    Eperm,
+    Enosys,
+    /// Decided on the arguments: `socket`, `clone`, `ioctl`, `io_uring_register`.
+    Args,
+}
+
+/// The merged policy as one filter: arch and x32 check (KILL_PROCESS), then
+/// a binary search over every listed syscall number whose leaves return the
+/// number's verdict or jump to its argument check; anything else traps.
+fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x05 | 0x10;
+    const JGE_K: u16 = 0x05 | 0x30;
+    const JSET_K: u16 = 0x05 | 0x40;
+    const JA: u16 = 0x05;
+    const RET_K: u16 = 0x06;
+    let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    let args_nrs = [
+        libc::SYS_socket,
+        libc::SYS_clone,
+        libc::SYS_ioctl,
+        libc::SYS_io_uring_register,
+    ];
+    let mut table: BTreeMap<u32, Verdict> = BTreeMap::new();
+    for nr in allow_list() {
+        table.insert(nr as u32, Verdict::Allow);
+    }
+    for nr in deny_list() {
+        table.insert(nr as u32, Verdict::Eperm);
+    }
+    table.insert(libc::SYS_clone3 as u32, Verdict::Enosys);
+    for nr in args_nrs {
+        table.insert(nr as u32, Verdict::Args);
+    }
+    let entries: Vec<(u32, Verdict)> = table.into_iter().collect();
+
+    // Argument checks, each a self-contained block ending in RET (seccomp
+    // arguments are 64-bit little-endian: the low word of arg i is at
+    // offset 16 + 8 i). The kernel reads `int` and `unsigned int`
+    // arguments of these four syscalls as 32 bits, so the low word decides.
+    let arg_lo = |i: u32| 16 + 8 * i;
+    let socket = {
+        let mut fams = vec![libc::AF_UNIX as u32];
+        if policy.allow_inet {
+            fams.extend([libc::AF_INET as u32, libc::AF_INET6 as u32]);
+        }
+        let n = fams.len();
+        let mut v = vec![stmt(LD_W_ABS, arg_lo(0))];
+        for (i, f) in fams.iter().enumerate() {
+            // match: jump to the ALLOW after the EPERM
+            v.push(jump(JEQ_K, *f, (n - i) as u8, 0));
+        }
+        v.push(stmt(RET_K, eperm));
+        v.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
+        v
+    };
+    let clone = {
+        let mask = CLONE_NS_FLAGS.iter().fold(0u64, |a, f| a | f);
+        debug_assert!(mask >> 32 == 0);
+        vec![
+            stmt(LD_W_ABS, arg_lo(0)),
+            jump(JSET_K, mask as u32, 0, 1),
+            stmt(RET_K, eperm),
+            stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+        ]
+    };
+    let ioctl = vec![
+        stmt(LD_W_ABS, arg_lo(1)),
+        jump(JEQ_K, libc::TIOCSTI as u32, 1, 0),
+        jump(JEQ_K, TIOCLINUX as u32, 0, 1),
+        stmt(RET_K, eperm),
+        stmt(RET_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    let uring_register = {
+        let ops = &policy.uring_register_ops;
+        let n = ops.len();
+        let mut v = vec![stmt(LD_W_ABS, arg_lo(1))];
+        for (i, op) in ops.iter().enumerate() {
+            v.push(jump(JEQ_K, *op, (n - i) as u8, 0));
+        }
+        v.push(stmt(RET_K, eperm));
+        v.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
+        v
+    };
+    let arg_block = |nr: u32| -> &BpfProgram {
+        match nr as i64 {
+            libc::SYS_socket => &socket,
+            libc::SYS_clone => &clone,
+            libc::SYS_ioctl => &ioctl,
+            _ => &uring_register,
+        }
+    };
+    let ret = |v: Verdict| match v {
+        Verdict::Allow => libc::SECCOMP_RET_ALLOW,
+        Verdict::Eperm => eperm,
+        Verdict::Enosys => enosys,
+        Verdict::Args => unreachable!(),
+    };
+    // Leaves test up to four numbers each; an argument-checked number's
+    // block is inlined right after its test (jumps are forward only and
+    // short: every block is under 256 instructions).
+    fn node(
+        e: &[(u32, Verdict)],
+        ret: &dyn Fn(Verdict) -> u32,
+        arg_block: &dyn Fn(u32) -> BpfProgram,
+    ) -> BpfProgram {
+        if e.len() <= 4 {
+            let mut v = Vec::new();
+            for (nr, verdict) in e {
+                if *verdict == Verdict::Args {
+                    let b = arg_block(*nr);
+                    v.push(jump(JEQ_K, *nr, 0, b.len() as u8));
+                    v.extend(b);
+                } else {
+                    v.push(jump(JEQ_K, *nr, 0, 1));
+                    v.push(stmt(RET_K, ret(*verdict)));
+                }
+            }
+            v.push(stmt(RET_K, libc::SECCOMP_RET_TRAP));
+            return v;
+        }
+        let mid = e.len() / 2;
+        let left = node(&e[..mid], ret, arg_block);
+        let right = node(&e[mid..], ret, arg_block);
+        let mut v = vec![jump(JGE_K, e[mid].0, 0, 1), stmt(JA, left.len() as u32)];
+        v.extend(left);
+        v.extend(right);
+        v
+    }
+    let mut v = vec![
+        stmt(LD_W_ABS, 4), // seccomp_data.arch
+        jump(JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(LD_W_ABS, 0), // seccomp_data.nr
+        jump(JSET_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+    ];
+    v.extend(node(&entries, &ret, &|nr| arg_block(nr).clone()));
+    v
+}
+
+/// The former five stacked filters (arch, allow, deny, args, clone3): the
+/// reference the merged filter is checked against, verdict for verdict.
+#[cfg(test)]
+pub(crate) fn build_stacked(policy: &SeccompPolicy) -> Result<CompiledPolicy, SeccompError> {
     use SeccompCmpArgLen::{Dword, Qword};
     use SeccompCmpOp::{Eq, MaskedEq, Ne};
-
     // 2. allow-list (mismatch: trap), as a binary search over the sorted
     // syscall numbers: seccompiler emits a linear chain, which for ~300
     // syscalls is ~1200 instructions that the kernel emulates per syscall
@@ -742,33 +908,83 @@ mod tests {
         );
     }
 
-    #[test]
-    fn binary_search_allow_filter_is_exact() {
-        let p = policy();
-        let allow = &p.filters.iter().find(|(n, _)| *n == "allow").unwrap().1;
-        let mut set: Vec<i64> = allow_list()
-            .into_iter()
-            .chain(deny_list())
-            .chain([libc::SYS_clone3])
-            .collect();
-        set.sort_unstable();
-        for nr in 0..600i64 {
-            let v = super::oracle::run(
-                allow,
-                &Data {
-                    nr: nr as i32,
-                    arch: AUDIT_ARCH_X86_64,
-                    args: [0; 6],
-                },
-            );
-            let want = if set.binary_search(&nr).is_ok() {
-                ALLOW
-            } else {
-                TRAP
-            };
-            assert_eq!(v, want, "syscall {nr}");
+    /// Argument vectors that exercise every argument check (and some that
+    /// try to smuggle values through the high word).
+    fn arg_samples() -> Vec<[u64; 6]> {
+        let mut words: Vec<u64> = vec![0, 1, 2, 3, 6, 9, 10, 11, 12, 16, 17, 22, 23, 40];
+        words.extend([libc::TIOCSTI, TIOCLINUX, libc::FIONREAD]);
+        words.extend(CLONE_NS_FLAGS);
+        words.push((libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64);
+        words.push(CLONE_NS_FLAGS.iter().fold(0, |a, f| a | f) | 17);
+        let mut w2 = words.clone();
+        for w in &words {
+            w2.push(w | (1 << 32));
+            w2.push(w | (1 << 63));
+            w2.push(w | (1 << 31));
         }
-        assert!(allow.len() < 1000, "{} instructions", allow.len());
+        let mut out = Vec::new();
+        for a in &w2 {
+            out.push([*a, 1, 0, 0, 0, 0]);
+            out.push([3, *a, 0, 0, 0, 0]);
+        }
+        out
+    }
+
+    /// The merged filter decides exactly as the five stacked filters did,
+    /// for every syscall number (also with the x32 bit and a foreign
+    /// architecture) and, for the argument-checked ones, every sample.
+    #[test]
+    fn merged_filter_equals_stacked_policy() {
+        for (inet, ops) in [
+            (false, vec![6u32, 22, 23]),
+            (true, vec![6, 22, 23]),
+            (false, vec![]),
+            (true, vec![6]),
+        ] {
+            let pol = SeccompPolicy {
+                allow_inet: inet,
+                uring_register_ops: ops,
+            };
+            let merged = build(&pol).unwrap();
+            let stacked = build_stacked(&pol).unwrap();
+            assert_eq!(merged.filters.len(), 1);
+            assert_eq!(stacked.filters.len(), 5);
+            let samples = arg_samples();
+            for nr in 0..1024u32 {
+                for (arch, nr) in [
+                    (AUDIT_ARCH_X86_64, nr),
+                    (AUDIT_ARCH_X86_64, nr | X32_SYSCALL_BIT),
+                    (0x4000_0003, nr),
+                ] {
+                    let args: &[[u64; 6]] = if [
+                        libc::SYS_socket,
+                        libc::SYS_clone,
+                        libc::SYS_ioctl,
+                        libc::SYS_io_uring_register,
+                    ]
+                    .contains(&(nr as i64))
+                    {
+                        &samples
+                    } else {
+                        &[[0; 6]]
+                    };
+                    for a in args {
+                        let d = Data {
+                            nr: nr as i32,
+                            arch,
+                            args: *a,
+                        };
+                        assert_eq!(
+                            verdict(&merged.filters, &d),
+                            verdict(&stacked.filters, &d),
+                            "inet {inet} syscall {nr:#x} arch {arch:#x} args {a:x?}"
+                        );
+                    }
+                }
+            }
+            let len = merged.filters[0].1.len();
+            assert!(len < 1000, "{len} instructions");
+        }
     }
 
     #[test]
