@@ -21,11 +21,14 @@
 //!   entry process ends it reports its status and exits, which makes the
 //!   kernel kill whatever is left in the PID namespace.
 
-use crate::spawn::{write_record, ChildPlan, Record};
+use crate::spawn::{
+    make_plan, write_record, ChildPlan, Record, SupervisorEnv, WarmPlan, WARM_UNSHARE,
+};
+use crate::wire;
 use crate::{seccomp, sys, EntryContext, ExitStatus};
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
@@ -62,6 +65,7 @@ pub(crate) fn run_child(plan: &mut ChildPlan<'_>) -> ! {
     let report_w = plan.report_w;
     match lock_down(plan) {
         Ok(landlock) => {
+            pid1_signals();
             write_record(report_w, &Record::Ready(landlock));
             pid1(plan)
         }
@@ -75,6 +79,132 @@ pub(crate) fn run_child(plan: &mut ChildPlan<'_>) -> ! {
             );
             sys::exit_now(127)
         }
+    }
+}
+
+/// Runs in a warm child (cloned into new user and PID namespaces). Never
+/// returns. States: warm (entering the namespaces, then waiting for a spec)
+/// → handed a spec (the same lock-down as a cold PID 1 from the descriptor
+/// step on) → running (Ready reported, entry forked) → exited.
+pub(crate) fn run_warm(w: &mut WarmPlan, env: &SupervisorEnv) -> ! {
+    let report_w = w.report_w;
+    let fail = |(step, e): (String, io::Error)| -> ! {
+        write_record(
+            report_w,
+            &Record::Failed {
+                step,
+                errno: e.raw_os_error().unwrap_or(0),
+            },
+        );
+        sys::exit_now(127)
+    };
+    let pdeath = || sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+    if let Err(e) = step("parent-death signal", pdeath()) {
+        fail(e)
+    }
+    // Drop everything of the supervisor's at once (other sandboxes' pipes,
+    // pidfds and ring dups, the host's socket, the sync and lifeline write
+    // ends): only what this sandbox will use stays.
+    let ring_fd = w.ring.as_ref().map(|r| r.as_raw_fd()).unwrap_or(-1);
+    let mut keep = vec![
+        0,
+        1,
+        2,
+        env.devnull.as_raw_fd(),
+        env.lifeline_r.as_raw_fd(),
+        ring_fd,
+        w.control,
+        w.report_w,
+        w.sync_r,
+        w.spec_r,
+    ];
+    keep.sort_unstable();
+    keep.dedup();
+    if let Err(e) = step(
+        "closing inherited descriptors",
+        sys::close_all_except(&keep),
+    ) {
+        fail(e)
+    }
+    if let Err(e) = enter_user_namespace(w.sync_r) {
+        fail(e)
+    }
+    // The other five namespaces, owned by the new user namespace as they
+    // would be with clone3 (the mount namespace is a copy of the
+    // supervisor's with every inherited mount locked).
+    // SAFETY: plain syscall with integer flags.
+    if unsafe { libc::unshare(WARM_UNSHARE) } < 0 {
+        fail((
+            "unsharing mount, network, IPC, UTS and cgroup namespaces".into(),
+            io::Error::last_os_error(),
+        ))
+    }
+    // Wait for the spec; the supervisor's death (lifeline HUP, or EOF on the
+    // spec socket) ends the wait and this process.
+    let mut pfds = [
+        libc::pollfd {
+            fd: w.spec_r,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: env.lifeline_r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        match sys::poll_many(&mut pfds, -1) {
+            Ok(_) if pfds[1].revents != 0 => sys::exit_now(0),
+            Ok(_) if pfds[0].revents != 0 => break,
+            _ => continue,
+        }
+    }
+    let mut buf = vec![0u8; wire::MAX_FRAME];
+    let r = match sys::recv_with_fds(w.spec_r, &mut buf, 0) {
+        Ok(r) if r.len > 0 && !r.truncated && !r.foreign_cmsg => r,
+        _ => sys::exit_now(0),
+    };
+    close_raw(w.spec_r);
+    let req = match wire::Request::decode(&buf[..r.len]) {
+        Ok(wire::Request::Spawn(req)) if req.fd_count() == r.fds.len() => req,
+        _ => fail((
+            "decoding the spec".into(),
+            io::Error::from_raw_os_error(libc::EINVAL),
+        )),
+    };
+    buf.fill(0);
+    drop(buf);
+    let Some(entry) = crate::lookup_entry(&req.entry) else {
+        fail((
+            "unknown entry".into(),
+            io::Error::from_raw_os_error(libc::EINVAL),
+        ))
+    };
+    let requirement = if req.landlock_best_effort {
+        crate::Requirement::BestEffort
+    } else {
+        crate::Requirement::Required
+    };
+    let mut plan = make_plan(
+        &req,
+        &r.fds,
+        env,
+        entry,
+        requirement,
+        w.ring.take(),
+        w.control,
+        w.report_w,
+    );
+    // The descriptors now belong to the plan (kept or closed by raw number).
+    std::mem::forget(r.fds);
+    match confine(&mut plan) {
+        Ok(landlock) => {
+            pid1_signals();
+            write_record(report_w, &Record::Ready(landlock));
+            pid1(&mut plan)
+        }
+        Err(e) => fail(e),
     }
 }
 
@@ -100,17 +230,16 @@ fn mkdir_p(path: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockReport> {
+/// Parent-death signal, wait for the id maps, become uid/gid 0 of the new
+/// user namespace, parent-death signal again (credential changes clear it).
+fn enter_user_namespace(sync_r: RawFd) -> StepResult<()> {
     let pdeath = || sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
-    step("parent-death signal", pdeath())?;
-    close_raw(plan.sync_w);
-    close_raw(plan.lifeline_w);
     let mut go = [0u8; 1];
-    if step("waiting for id maps", sys::read(plan.sync_r, &mut go))? != 1 {
+    if step("waiting for id maps", sys::read(sync_r, &mut go))? != 1 {
         // The supervisor died before writing our maps.
         sys::exit_now(0);
     }
-    close_raw(plan.sync_r);
+    close_raw(sync_r);
     // SAFETY: plain syscalls with integer arguments.
     if unsafe { libc::setresgid(0, 0, 0) } < 0 || unsafe { libc::setresuid(0, 0, 0) } < 0 {
         return Err((
@@ -119,7 +248,21 @@ fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRe
         ));
     }
     step("parent-death signal", pdeath())?;
+    Ok(())
+}
 
+fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockReport> {
+    let pdeath = || sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+    step("parent-death signal", pdeath())?;
+    close_raw(plan.sync_w);
+    close_raw(plan.lifeline_w);
+    enter_user_namespace(plan.sync_r)?;
+    confine(plan)
+}
+
+/// Everything after entering the namespaces: the spec-dependent lock-down.
+fn confine(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockReport> {
+    let pdeath = || sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     // Descriptors: stdio, then close everything not granted.
     for (i, src) in plan.stdio.iter().enumerate() {
         step("stdio", sys::dup_to(*src, i as RawFd))?;
@@ -403,23 +546,32 @@ fn sigset(sigs: &[i32]) -> libc::sigset_t {
     }
 }
 
-fn pid1(plan: &mut ChildPlan<'_>) -> ! {
-    let page = match sys::shared_page() {
-        Ok(p) => p as *mut AtomicU64,
-        Err(_) => sys::exit_now(126),
-    };
-    SIGSYS_PAGE.store(page, Ordering::SeqCst);
+/// PID 1's signal set-up: no-op handlers for the forwarded signals (a
+/// PID-namespace init drops signals whose action is the default) and the set
+/// blocked for `sigwaitinfo`. Done before `Ready` is reported, so that a
+/// signal the host sends as soon as the spawn returns is forwarded, not lost.
+fn pid1_signals() -> libc::sigset_t {
     let mut waited: Vec<i32> = FORWARDED.to_vec();
     waited.push(libc::SIGCHLD);
     let set = sigset(&waited);
-    // SAFETY: installing a no-op handler (so PID 1 does not drop forwarded
-    // signals) and blocking the set; both are process-local.
+    // SAFETY: installing a no-op handler and blocking the set; both are
+    // process-local.
     unsafe {
         for s in FORWARDED {
             libc::signal(s, noop_handler as *const () as libc::sighandler_t);
         }
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
+    set
+}
+
+fn pid1(plan: &mut ChildPlan<'_>) -> ! {
+    let page = match sys::shared_page() {
+        Ok(p) => p as *mut AtomicU64,
+        Err(_) => sys::exit_now(126),
+    };
+    SIGSYS_PAGE.store(page, Ordering::SeqCst);
+    let set = pid1_signals();
     // SAFETY: single-threaded; the child never returns.
     let entry_pid = match unsafe { sys::fork_raw() } {
         Ok(0) => run_entry(plan),

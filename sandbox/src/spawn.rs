@@ -266,14 +266,8 @@ pub(crate) fn decode_enforcement(b: &[u8]) -> Option<Enforcement> {
     })
 }
 
-/// Creates one sandbox. On success returns the supervisor's record, the
-/// reply and the descriptors for the host (pidfd, control, status).
-pub(crate) fn spawn(
-    req: &SpawnRequest,
-    fds: Vec<OwnedFd>,
-    env: &SupervisorEnv,
-    id: u64,
-) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+/// Checks what the supervisor can check before any process exists.
+fn validate(req: &SpawnRequest) -> Result<(EntryFn, Requirement), Reply> {
     let entry = lookup_entry(&req.entry)
         .ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, req.entry.clone()))?;
     if req.pids < 2 {
@@ -301,20 +295,24 @@ pub(crate) fn spawn(
         Requirement::Required
     };
     landlock::check_supported(requirement).map_err(|e| err(wire::ERR_MISSING, 0, e.to_string()))?;
+    Ok((entry, requirement))
+}
 
-    let ring = ring::create_restricted(ring::RingSpec { entries: req.ring_entries, fixed_files: req.ring_fixed_files })
-        .map_err(|e| {
-            err(
-                wire::ERR_MISSING,
-                e.raw_os_error().unwrap_or(0),
-                format!("restricted io_uring (Linux 5.19: R_DISABLED, restrictions, sparse files) failed: {e}"),
-            )
-        })?;
-    let (control_host, control_child) =
-        sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
-    let (report_r, report_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
-    let (sync_r, sync_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
-
+/// The request-dependent part of a plan, computed where the request's
+/// descriptors live: in the supervisor for a cold spawn, in the warm child
+/// for a warm one. `fds` are the request's descriptors in wire order (the
+/// `STDIO_FD` ones, then the grants).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_plan<'a>(
+    req: &'a SpawnRequest,
+    fds: &[OwnedFd],
+    env: &'a SupervisorEnv,
+    entry: EntryFn,
+    requirement: Requirement,
+    ring: Option<IoUring>,
+    control: RawFd,
+    report_w: RawFd,
+) -> ChildPlan<'a> {
     let mut it = fds.iter();
     let mut stdio = [0; 3];
     for (i, k) in req.stdio.iter().enumerate() {
@@ -356,16 +354,16 @@ pub(crate) fn spawn(
             tcp_connect,
         } => (tcp_bind.clone(), tcp_connect.clone(), true),
     };
-    let mut plan = ChildPlan {
+    ChildPlan {
         entry,
         req,
-        ring: Some(ring),
-        control: control_child.as_raw_fd(),
+        ring,
+        control,
         grants,
         stdio,
-        report_w: report_w.as_raw_fd(),
-        sync_r: sync_r.as_raw_fd(),
-        sync_w: sync_w.as_raw_fd(),
+        report_w,
+        sync_r: -1,
+        sync_w: -1,
         lifeline_r: env.lifeline_r.as_raw_fd(),
         lifeline_w: env.lifeline_w.as_raw_fd(),
         seccomp: if inet {
@@ -379,50 +377,12 @@ pub(crate) fn spawn(
             tcp_connect,
             requirement,
         },
-    };
-
-    // SAFETY: the supervisor is single-threaded; the child never returns
-    // from `init::run_child`.
-    let cloned = unsafe { sys::clone3(NS_FLAGS) };
-    let (pid, pidfd) = match cloned {
-        Ok(sys::Cloned::Child) => init::run_child(&mut plan),
-        Ok(sys::Cloned::Parent { pid, pidfd }) => (pid, pidfd),
-        Err(e) => {
-            let errno = e.raw_os_error().unwrap_or(0);
-            let why = userns_problem()
-                .unwrap_or_else(|| format!("clone3 into new namespaces failed: {e}"));
-            let kind = if matches!(
-                errno,
-                libc::EPERM | libc::ENOSPC | libc::EUSERS | libc::EACCES
-            ) {
-                wire::ERR_USERNS
-            } else {
-                wire::ERR_SETUP
-            };
-            return Err(err(kind, errno, why));
-        }
-    };
-    // Parent: drop the child's ends and our mapping of its ring.
-    let ring = plan.ring.take().expect("ring");
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own.
-    let ring_dup = unsafe { libc::fcntl(ring.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    drop(ring);
-    drop(plan);
-    drop(control_child);
-    drop(report_w);
-    drop(sync_r);
-    drop(fds);
-    let kill = |msg: Reply| {
-        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-        let _ = sys::waitid_pidfd(pidfd.as_fd(), 0);
-        msg
-    };
-    if ring_dup < 0 {
-        return Err(kill(io_err("dup ring fd", std::io::Error::last_os_error())));
     }
-    // SAFETY: fcntl returned a new descriptor we own.
-    let ring_dup = unsafe { OwnedFd::from_raw_fd(ring_dup) };
+}
 
+/// Writes a child's id maps (from the supervisor, which owns the parent
+/// user namespace) and releases it.
+fn write_id_maps(env: &SupervisorEnv, pid: i32, sync_w: OwnedFd) -> Result<(), Reply> {
     let maps = [
         ("uid_map", format!("0 {} 1\n", env.sandbox_uid)),
         ("setgroups", "deny\n".to_string()),
@@ -430,15 +390,39 @@ pub(crate) fn spawn(
     ];
     for (file, content) in maps {
         if let Err(e) = std::fs::write(format!("/proc/{pid}/{file}"), content) {
-            return Err(kill(io_err(&format!("writing /proc/PID/{file}"), e)));
+            return Err(io_err(&format!("writing /proc/PID/{file}"), e));
         }
     }
-    if let Err(e) = sys::write_all(sync_w.as_raw_fd(), b"g") {
-        return Err(kill(io_err("sync", e)));
-    }
-    drop(sync_w);
+    sys::write_all(sync_w.as_raw_fd(), b"g").map_err(|e| io_err("sync", e))
+}
 
-    match sys::poll_one(report_r.as_raw_fd(), libc::POLLIN, 10_000) {
+/// A cloned PID 1, as the supervisor holds it until its `Ready` report.
+struct Started {
+    pid: i32,
+    pidfd: OwnedFd,
+    ring_dup: OwnedFd,
+    control_host: OwnedFd,
+    report_r: OwnedFd,
+}
+
+fn kill_reap(pidfd: &OwnedFd) {
+    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    let _ = sys::waitid_pidfd(pidfd.as_fd(), 0);
+}
+
+/// Waits for PID 1's `Ready` and builds the supervisor's record, the reply
+/// and the host's descriptors (pidfd, control, status).
+fn finish(
+    s: Started,
+    req: &SpawnRequest,
+    env: &SupervisorEnv,
+    id: u64,
+) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+    let kill = |msg: Reply| {
+        kill_reap(&s.pidfd);
+        msg
+    };
+    match sys::poll_one(s.report_r.as_raw_fd(), libc::POLLIN, 10_000) {
         Ok(0) => {
             return Err(kill(err(
                 wire::ERR_SETUP,
@@ -449,7 +433,7 @@ pub(crate) fn spawn(
         Err(e) => return Err(kill(io_err("poll", e))),
         Ok(_) => {}
     }
-    let landlock = match read_record(report_r.as_raw_fd()) {
+    let landlock = match read_record(s.report_r.as_raw_fd()) {
         Some(Record::Ready(l)) => l,
         Some(Record::Failed { step, errno }) => {
             let kind = if step.starts_with("Landlock") {
@@ -462,7 +446,8 @@ pub(crate) fn spawn(
         _ => return Err(kill(err(wire::ERR_SETUP, 0, "sandbox died during setup"))),
     };
     let (status_r, status_w) = sys::pipe().map_err(|e| kill(io_err("pipe", e)))?;
-    let host_pidfd = pidfd
+    let host_pidfd = s
+        .pidfd
         .try_clone()
         .map_err(|e| kill(io_err("dup pidfd", e)))?;
     let enforcement = Enforcement {
@@ -477,15 +462,267 @@ pub(crate) fn spawn(
     };
     let reply = Reply::Spawned {
         id,
-        pid,
-        ring_fd: ring_dup.as_raw_fd(),
+        pid: s.pid,
+        ring_fd: s.ring_dup.as_raw_fd(),
         report: crate::supervisor::encode_enforcement(&enforcement),
     };
     let child = Child {
-        pidfd,
-        report_r,
+        pidfd: s.pidfd,
+        report_r: s.report_r,
         status_w,
-        ring_dup: Some(ring_dup),
+        ring_dup: Some(s.ring_dup),
     };
-    Ok((child, reply, vec![host_pidfd, control_host, status_r]))
+    Ok((child, reply, vec![host_pidfd, s.control_host, status_r]))
+}
+
+fn dup_ring(ring: &IoUring) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
+    let fd = unsafe { libc::fcntl(ring.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fcntl returned a new descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn clone_error(e: std::io::Error) -> Reply {
+    let errno = e.raw_os_error().unwrap_or(0);
+    let why = userns_problem().unwrap_or_else(|| format!("clone3 into new namespaces failed: {e}"));
+    let kind = if matches!(
+        errno,
+        libc::EPERM | libc::ENOSPC | libc::EUSERS | libc::EACCES
+    ) {
+        wire::ERR_USERNS
+    } else {
+        wire::ERR_SETUP
+    };
+    err(kind, errno, why)
+}
+
+/// Creates one sandbox: from the warm child if `warm` holds one with the
+/// request's ring shape (it is consumed either way it is used), otherwise
+/// cold. On success returns the supervisor's record, the reply and the
+/// descriptors for the host (pidfd, control, status).
+pub(crate) fn spawn(
+    req: &SpawnRequest,
+    fds: Vec<OwnedFd>,
+    env: &SupervisorEnv,
+    id: u64,
+    warm: &mut Option<Warm>,
+) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+    let (entry, requirement) = validate(req)?;
+    let shape = ring::RingSpec {
+        entries: req.ring_entries,
+        fixed_files: req.ring_fixed_files,
+    };
+    if warm.as_ref().is_some_and(|w| w.ring_spec == shape) {
+        let w = warm.take().expect("warm child");
+        // The warm child gets its own copies of the descriptors; ours close
+        // when `fds` drops. If it cannot take the spec (it died), fall back
+        // to a cold spawn.
+        if let Some(started) = w.hand_over(req, &fds) {
+            drop(fds);
+            return finish(started, req, env, id);
+        }
+    }
+    spawn_cold(req, fds, env, id, entry, requirement, shape)
+}
+
+fn spawn_cold(
+    req: &SpawnRequest,
+    fds: Vec<OwnedFd>,
+    env: &SupervisorEnv,
+    id: u64,
+    entry: EntryFn,
+    requirement: Requirement,
+    shape: ring::RingSpec,
+) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+    let ring = ring::create_restricted(shape).map_err(ring_error)?;
+    let (control_host, control_child) =
+        sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
+    let (report_r, report_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+    let (sync_r, sync_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+    let mut plan = make_plan(
+        req,
+        &fds,
+        env,
+        entry,
+        requirement,
+        Some(ring),
+        control_child.as_raw_fd(),
+        report_w.as_raw_fd(),
+    );
+    plan.sync_r = sync_r.as_raw_fd();
+    plan.sync_w = sync_w.as_raw_fd();
+
+    // SAFETY: the supervisor is single-threaded; the child never returns
+    // from `init::run_child`.
+    let (pid, pidfd) = match unsafe { sys::clone3(NS_FLAGS) } {
+        Ok(sys::Cloned::Child) => init::run_child(&mut plan),
+        Ok(sys::Cloned::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => return Err(clone_error(e)),
+    };
+    // Parent: drop the child's ends and our mapping of its ring.
+    let ring = plan.ring.take().expect("ring");
+    let ring_dup = dup_ring(&ring);
+    drop(ring);
+    drop(plan);
+    drop(control_child);
+    drop(report_w);
+    drop(sync_r);
+    drop(fds);
+    let ring_dup = match ring_dup {
+        Ok(r) => r,
+        Err(e) => {
+            kill_reap(&pidfd);
+            return Err(io_err("dup ring fd", e));
+        }
+    };
+    if let Err(e) = write_id_maps(env, pid, sync_w) {
+        kill_reap(&pidfd);
+        return Err(e);
+    }
+    finish(
+        Started {
+            pid,
+            pidfd,
+            ring_dup,
+            control_host,
+            report_r,
+        },
+        req,
+        env,
+        id,
+    )
+}
+
+fn ring_error(e: std::io::Error) -> Reply {
+    err(
+        wire::ERR_MISSING,
+        e.raw_os_error().unwrap_or(0),
+        format!(
+            "restricted io_uring (Linux 5.19: R_DISABLED, restrictions, sparse files) failed: {e}"
+        ),
+    )
+}
+
+/// The namespaces a warm child is cloned into; it unshares the rest
+/// ([`WARM_UNSHARE`]) itself, off the supervisor's critical path. The PID
+/// namespace can only be entered by a clone, and the user namespace comes
+/// first so that the others are owned by it.
+pub const WARM_CLONE: u64 = (libc::CLONE_NEWUSER | libc::CLONE_NEWPID) as u64;
+/// The namespaces a warm child unshares: together with [`WARM_CLONE`],
+/// exactly [`NS_FLAGS`].
+pub const WARM_UNSHARE: i32 = libc::CLONE_NEWNS
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP;
+
+/// A sandbox's PID 1 made ahead of its request: cloned into a new user and
+/// PID namespace, id maps written, its restricted ring (default
+/// [`ring::RingSpec`]) created before the clone and inherited. It unshares
+/// its other namespaces, closes every other descriptor and waits for one
+/// spec on `spec_w`'s peer.
+pub(crate) struct Warm {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    ring_dup: OwnedFd,
+    ring_spec: ring::RingSpec,
+    control_host: OwnedFd,
+    report_r: OwnedFd,
+    spec_w: OwnedFd,
+}
+
+/// What a warm child needs, prepared before its clone.
+pub(crate) struct WarmPlan {
+    pub ring: Option<IoUring>,
+    pub control: RawFd,
+    pub report_w: RawFd,
+    pub sync_r: RawFd,
+    pub spec_r: RawFd,
+}
+
+impl Warm {
+    /// Clones the next warm child.
+    pub fn prepare(env: &SupervisorEnv) -> Result<Warm, Reply> {
+        let ring_spec = ring::RingSpec::default();
+        let ring = ring::create_restricted(ring_spec).map_err(ring_error)?;
+        let (control_host, control_child) =
+            sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
+        let (report_r, report_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+        let (sync_r, sync_w) = sys::pipe().map_err(|e| io_err("pipe", e))?;
+        let (spec_w, spec_r) = sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
+        let mut plan = WarmPlan {
+            ring: Some(ring),
+            control: control_child.as_raw_fd(),
+            report_w: report_w.as_raw_fd(),
+            sync_r: sync_r.as_raw_fd(),
+            spec_r: spec_r.as_raw_fd(),
+        };
+        // SAFETY: the supervisor is single-threaded; the child never returns
+        // from `init::run_warm`.
+        let (pid, pidfd) = match unsafe { sys::clone3(WARM_CLONE) } {
+            Ok(sys::Cloned::Child) => init::run_warm(&mut plan, env),
+            Ok(sys::Cloned::Parent { pid, pidfd }) => (pid, pidfd),
+            Err(e) => return Err(clone_error(e)),
+        };
+        let ring = plan.ring.take().expect("ring");
+        let ring_dup = dup_ring(&ring);
+        drop(ring);
+        drop(control_child);
+        drop(report_w);
+        drop(sync_r);
+        drop(spec_r);
+        let ring_dup = match ring_dup {
+            Ok(r) => r,
+            Err(e) => {
+                kill_reap(&pidfd);
+                return Err(io_err("dup ring fd", e));
+            }
+        };
+        if let Err(e) = write_id_maps(env, pid, sync_w) {
+            kill_reap(&pidfd);
+            return Err(e);
+        }
+        Ok(Warm {
+            pid,
+            pidfd,
+            ring_dup,
+            ring_spec,
+            control_host,
+            report_r,
+            spec_w,
+        })
+    }
+
+    /// Hands the spec and its descriptors to the warm child. `None` if the
+    /// child cannot take it (it is then killed and reaped).
+    fn hand_over(self, req: &SpawnRequest, fds: &[OwnedFd]) -> Option<Started> {
+        let mut req = wire::Request::Spawn(Box::new(req.clone()));
+        let mut bytes = req.encode();
+        if let wire::Request::Spawn(r) = &mut req {
+            r.wipe();
+        }
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let sent = sys::send_with_fds(self.spec_w.as_raw_fd(), &bytes, &raw);
+        bytes.fill(0);
+        std::hint::black_box(&bytes);
+        if sent.is_err() {
+            self.kill();
+            return None;
+        }
+        Some(Started {
+            pid: self.pid,
+            pidfd: self.pidfd,
+            ring_dup: self.ring_dup,
+            control_host: self.control_host,
+            report_r: self.report_r,
+        })
+    }
+
+    /// Kills and reaps the warm child.
+    pub fn kill(self) {
+        kill_reap(&self.pidfd);
+    }
 }

@@ -17,7 +17,7 @@
 //!   exits or the host sends ReleaseRing. No queue mapping.
 //! - It zeroes its copy of argv and environ right after the fork.
 
-use crate::spawn::{self, Child, SupervisorEnv};
+use crate::spawn::{self, Child, SupervisorEnv, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{
     sys, Enforcement, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED,
@@ -356,6 +356,10 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         Err(_) => sys::exit_now(1),
     };
     let mut children: HashMap<u64, Child> = HashMap::new();
+    // The next sandbox's PID 1, made while nothing else is pending. After a
+    // failure to make one, no new attempt until the next spawn request.
+    let mut warm: Option<Warm> = None;
+    let mut warm_failed = false;
     let mut next_id: u64 = 1;
     let mut buf = vec![0u8; wire::MAX_FRAME];
     loop {
@@ -372,7 +376,28 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
                 revents: 0,
             });
         }
-        if sys::poll_many(&mut pfds, -1).is_err() {
+        if let Some(w) = &warm {
+            pfds.push(libc::pollfd {
+                fd: w.pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let timeout = if warm.is_none() && !warm_failed {
+            0
+        } else {
+            -1
+        };
+        let ready = match sys::poll_many(&mut pfds, timeout) {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        if ready == 0 {
+            // Idle and no warm child: make one now.
+            match Warm::prepare(&env) {
+                Ok(w) => warm = Some(w),
+                Err(_) => warm_failed = true,
+            }
             continue;
         }
         for (i, id) in ids.iter().enumerate() {
@@ -384,19 +409,27 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
                 }
             }
         }
+        if warm.is_some() && pfds[ids.len() + 1].revents != 0 {
+            // The warm child died before its request (it is killed with the
+            // supervisor only, so this is a failure of its own set-up).
+            if let Some(w) = warm.take() {
+                w.kill();
+            }
+            warm_failed = true;
+        }
         if pfds[0].revents == 0 {
             continue;
         }
         let r = match sys::recv_with_fds(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => shutdown(children),
+            Err(_) => shutdown(children, warm),
         };
         if r.len == 0 && r.cmsg_count == 0 && pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
         {
             // EOF: the host closed its end or died. (A zero-byte datagram
             // without HUP is refused below as malformed.)
-            shutdown(children);
+            shutdown(children, warm);
         }
         let refuse = |msg: &str| Reply::Err {
             kind: wire::ERR_REFUSED,
@@ -413,8 +446,9 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         } else {
             match Request::decode(&buf[..r.len]) {
                 Err(e) => (refuse(&e.to_string()), vec![]),
-                Ok(Request::Spawn(req)) => {
-                    if r.fds.len() != req.fd_count() {
+                Ok(Request::Spawn(mut req)) => {
+                    warm_failed = false;
+                    let out = if r.fds.len() != req.fd_count() {
                         (
                             refuse("descriptor count does not match the request"),
                             vec![],
@@ -422,14 +456,16 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
                     } else {
                         let id = next_id;
                         next_id += 1;
-                        match spawn::spawn(&req, r.fds, &env, id) {
+                        match spawn::spawn(&req, r.fds, &env, id, &mut warm) {
                             Ok((child, reply, fds)) => {
                                 children.insert(id, child);
                                 (reply, fds)
                             }
                             Err(reply) => (reply, vec![]),
                         }
-                    }
+                    };
+                    req.wipe();
+                    out
                 }
                 Ok(Request::Signal { id, signal }) if r.fds.is_empty() => match children.get(&id) {
                     Some(c) => match sys::pidfd_send_signal(c.pidfd.as_fd(), signal) {
@@ -453,13 +489,18 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         // Descriptors of a refused request were owned by `r` and are closed
         // here at the latest.
         let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
+        // No request's bytes stay in memory a later sandbox is cloned from.
+        buf[..r.len].fill(0);
         if sys::send_with_fds(sock.as_raw_fd(), &reply.encode(), &raw).is_err() {
-            shutdown(children);
+            shutdown(children, warm);
         }
     }
 }
 
-fn shutdown(children: HashMap<u64, Child>) -> ! {
+fn shutdown(children: HashMap<u64, Child>, warm: Option<Warm>) -> ! {
+    if let Some(w) = warm {
+        w.kill();
+    }
     for c in children.values() {
         let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
     }

@@ -130,6 +130,27 @@ impl SpawnRequest {
     pub fn fd_count(&self) -> usize {
         self.stdio.iter().filter(|k| **k == STDIO_FD).count() + self.grant_rw.len()
     }
+
+    /// Overwrites the request's bytes (argument, paths, environment) before
+    /// they are freed, so that no later sandbox (a copy of the supervisor's
+    /// memory) finds them in its heap.
+    pub fn wipe(&mut self) {
+        fn zero(v: &mut [u8]) {
+            v.fill(0);
+            std::hint::black_box(v);
+        }
+        zero(&mut self.arg);
+        let take = |s: &mut OsString| std::mem::take(s).into_vec();
+        for p in self.ro_paths.iter_mut().chain(self.rw_paths.iter_mut()) {
+            zero(&mut take(p));
+        }
+        for (k, v) in self.env.iter_mut() {
+            zero(&mut take(k));
+            zero(&mut take(v));
+        }
+        // SAFETY: zero bytes are valid UTF-8.
+        zero(unsafe { self.entry.as_bytes_mut() });
+    }
 }
 
 /// The closed set of requests the supervisor accepts.

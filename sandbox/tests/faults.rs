@@ -107,6 +107,202 @@ fn env_check(_: EntryContext) -> i32 {
     }
 }
 
+/// Reports its seven namespace links on the control socket, then waits for
+/// a byte from the host (so that two probes are alive at once and the
+/// kernel cannot reuse a namespace's inode number between them).
+fn ns_probe(ctx: EntryContext) -> i32 {
+    let mut out = String::new();
+    for ns in ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"] {
+        match std::fs::read_link(format!("/proc/self/ns/{ns}")) {
+            Ok(l) => out.push_str(&format!("{}\n", l.display())),
+            Err(_) => return 2,
+        }
+    }
+    // SAFETY: valid buffer; our control socket.
+    unsafe { libc::write(ctx.control.as_raw_fd(), out.as_ptr().cast(), out.len()) };
+    let mut b = [0u8; 1];
+    // SAFETY: valid buffer.
+    unsafe { libc::read(ctx.control.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+    0
+}
+
+/// Exits 0 if descriptors 0..1023 are exactly the granted set.
+fn fd_exact(ctx: EntryContext) -> i32 {
+    let open: Vec<i32> = (0..1024)
+        // SAFETY: F_GETFD only queries.
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
+        .collect();
+    if open == ctx.expected_fds() && ctx.fds.len() == ctx.arg[0] as usize {
+        0
+    } else {
+        eprintln!("open {open:?} want {:?}", ctx.expected_fds());
+        4
+    }
+}
+
+/// Children of the supervisor, as pids.
+fn children_of(pid: i32) -> Vec<i32> {
+    supervisor_children(pid)
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+/// The supervisor's warm child: its one child that is not in `known`.
+/// Awaited (the supervisor makes it when idle), up to 5 s.
+fn await_warm(sup: i32, known: &[i32]) -> Option<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let w: Vec<i32> = children_of(sup)
+            .into_iter()
+            .filter(|p| !known.contains(p))
+            .collect();
+        if w.len() == 1 {
+            return Some(w[0]);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn read_control(h: &SandboxHandle) -> String {
+    if luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, 5000).unwrap_or(0) == 0
+    {
+        return String::new();
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: valid buffer.
+    let n = unsafe { libc::read(h.control().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
+}
+
+/// The warm sandbox: each spawn takes the supervisor's warm child (its pid
+/// is the handle's), and gets namespaces of its own, distinct from the
+/// previous sandbox's and from the host's; a spec with another ring shape
+/// takes the cold path and leaves the warm child in place; no descriptor of
+/// a previous request reaches the next sandbox.
+fn warm_sandbox(t: &mut Tally, sv: &Supervisor) {
+    let sup = sv.pid();
+    let probe_spec = || SandboxSpec {
+        mount_proc: true,
+        ..Default::default()
+    };
+    let w1 = await_warm(sup, &[]);
+    let a = sv.spawn("ns_probe", b"", &probe_spec());
+    let (mut a, w1) = match (a, w1) {
+        (Ok(a), Some(w)) => (a, w),
+        (a, w) => {
+            return t.check(
+                "warm sandbox: first probe",
+                false,
+                &format!("{:?} warm {w:?}", a.err()),
+            )
+        }
+    };
+    let ns_a = read_control(&a);
+    let w2 = await_warm(sup, &[a.pid()]);
+    let mut b = match sv.spawn("ns_probe", b"", &probe_spec()) {
+        Ok(b) => b,
+        Err(e) => return t.check("warm sandbox: second probe", false, &e.to_string()),
+    };
+    let ns_b = read_control(&b);
+    let host: Vec<String> = ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"]
+        .iter()
+        .map(|n| {
+            std::fs::read_link(format!("/proc/self/ns/{n}"))
+                .map(|l| l.display().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    let la: Vec<&str> = ns_a.lines().collect();
+    let lb: Vec<&str> = ns_b.lines().collect();
+    let fresh = la.len() == 7
+        && lb.len() == 7
+        && la.iter().zip(&lb).all(|(x, y)| x != y)
+        && la.iter().chain(&lb).all(|x| !host.iter().any(|h| h == x));
+    t.check(
+        "warm sandboxes: the handle's pid is the warm child's",
+        a.pid() == w1 && Some(b.pid()) == w2,
+        &format!("a {} (warm {w1}), b {} (warm {w2:?})", a.pid(), b.pid()),
+    );
+    t.check(
+        "two consecutive warm sandboxes have seven namespaces each, none shared with each other or the host",
+        fresh,
+        &format!("a {la:?} b {lb:?}"),
+    );
+    for h in [&a, &b] {
+        // SAFETY: valid buffer; the host's end of the control socket.
+        unsafe { libc::write(h.control().as_raw_fd(), b"x".as_ptr().cast(), 1) };
+    }
+    let (sa, sb) = (a.wait_timeout(5000), b.wait_timeout(5000));
+    t.check(
+        "both probes exit",
+        matches!(sa, Ok(Some(ExitStatus::Exited(0))))
+            && matches!(sb, Ok(Some(ExitStatus::Exited(0)))),
+        &format!("{sa:?} {sb:?}"),
+    );
+
+    // A ring shape other than the warm child's: cold path.
+    let warm = await_warm(sup, &[]);
+    let odd = SandboxSpec {
+        ring: RingSpec {
+            entries: 128,
+            fixed_files: 16,
+        },
+        ..Default::default()
+    };
+    match sv.spawn("env_check", b"", &odd) {
+        Ok(mut h) => {
+            let cold = Some(h.pid()) != warm;
+            let st = h.wait_timeout(5000);
+            let still = warm.is_some_and(|w| children_of(sup).contains(&w));
+            t.check(
+                "incompatible spec (other ring shape) is spawned cold; the warm child stays",
+                cold && still && matches!(st, Ok(Some(ExitStatus::Exited(3)))),
+                &format!("pid {} warm {warm:?} still there {still}, {st:?}", h.pid()),
+            );
+        }
+        Err(e) => t.check("incompatible spec", false, &e.to_string()),
+    }
+
+    // Two consecutive spawns with different grants: each sees exactly its own.
+    let grant = |n: usize| -> Vec<Grant> {
+        (0..n)
+            .map(|_| Grant {
+                fd: std::fs::File::open("/dev/null").unwrap().into(),
+                access: Access::ReadOnly,
+            })
+            .collect()
+    };
+    let mut results = Vec::new();
+    for n in [3usize, 1] {
+        let warm = await_warm(sup, &[]);
+        let spec = SandboxSpec {
+            fds: grant(n),
+            ..Default::default()
+        };
+        match sv.spawn("fd_exact", &[n as u8], &spec) {
+            Ok(mut h) => {
+                let was_warm = Some(h.pid()) == warm;
+                results.push((n, was_warm, h.wait_timeout(5000).ok().flatten()));
+            }
+            Err(e) => {
+                eprintln!("spawn: {e}");
+                results.push((n, false, None))
+            }
+        }
+    }
+    t.check(
+        "two consecutive warm spawns (3 grants, then 1): descriptors = exactly the granted set",
+        results
+            .iter()
+            .all(|(_, w, s)| *w && *s == Some(ExitStatus::Exited(0))),
+        &format!("{results:?}"),
+    );
+}
+
 fn supervisor_children(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
@@ -135,6 +331,10 @@ fn host_death(t: &mut Tally) {
                 }
                 Err(e) => eprintln!("spawn: {e}"),
             }
+        }
+        // The warm child, made once the supervisor is idle.
+        if let Some(w) = await_warm(sv.pid(), &pids[1..]) {
+            pids.push(w);
         }
         let s = pids
             .iter()
@@ -180,10 +380,10 @@ fn host_death(t: &mut Tally) {
         }
     }
     t.check(
-        "host death kills the supervisor and every sandbox",
-        pids.len() == 4 && fds.len() == 4 && dead == 4,
+        "host death kills the supervisor, every sandbox and the warm child",
+        pids.len() == 5 && fds.len() == 5 && dead == 5,
         &format!(
-            "{} pids watched (supervisor + 3 sandboxes), {dead} exited within 5 s",
+            "{} pids watched (supervisor + 3 sandboxes + warm child), {dead} exited within 5 s",
             fds.len()
         ),
     );
@@ -196,6 +396,7 @@ fn suite(t: &mut Tally) {
         Err(e) => return t.check("supervisor start", false, &e.to_string()),
     };
     let spec = SandboxSpec::default;
+    warm_sandbox(t, &sv);
 
     // Child crash: SIGSEGV reported, control socket closes, host goes on.
     match sv.spawn("crash", b"", &spec()) {
@@ -366,17 +567,27 @@ fn suite(t: &mut Tally) {
         .unwrap_or_default();
     t.check("pids limit below 2 is refused", e.contains("pids"), &e);
 
-    // No zombies on the host: the supervisor has reaped every sandbox.
+    // No zombies on the host: the supervisor has reaped every sandbox; its
+    // only child left is the warm one (alive, not a zombie).
+    let state = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim().chars().next()))
+            .flatten()
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    let mut kids = supervisor_children(sv.pid());
-    while !kids.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        kids = supervisor_children(sv.pid());
+    let mut kids = children_of(sv.pid());
+    while (kids.len() > 1 || kids.iter().any(|k| state(*k) == Some('Z')))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::yield_now();
+        kids = children_of(sv.pid());
     }
+    let warm = await_warm(sv.pid(), &[]);
     t.check(
-        "no zombies on the host (supervisor has no children left)",
-        kids.is_empty(),
-        &format!("children: {kids:?}"),
+        "no zombies on the host (supervisor's only child is the warm one)",
+        kids.len() <= 1 && kids.iter().all(|k| state(*k) != Some('Z')) && warm.is_some(),
+        &format!("children: {kids:?}, warm {warm:?}"),
     );
 
     // Closing the host's socket ends the supervisor.
@@ -399,6 +610,8 @@ fn main() {
         ("orphans", orphans),
         ("wait_term", wait_term),
         ("env_check", env_check),
+        ("ns_probe", ns_probe),
+        ("fd_exact", fd_exact),
     ] {
         register_entry(n, f).unwrap();
     }
