@@ -14,6 +14,12 @@
 //!   every capability and lock securebits → `no_new_privs` → Landlock →
 //!   seccomp → re-check the supervisor is alive → report Ready → fork the
 //!   entry process.
+//! - A warm PID 1 (`run_warm`) does the same steps in another order: close
+//!   every descriptor but its own → wait for id maps → uid/gid 0 →
+//!   unshare mount, network, IPC, UTS, cgroup namespaces → wait for one
+//!   spec → from the descriptor step on, exactly the cold lock-down.
+//! - PID 1 sets up signal forwarding before it reports Ready, so no signal
+//!   the host sends after the spawn returns is lost.
 //! - PID 1 and the entry process share the same Landlock domain and seccomp
 //!   filters (both inherited by every later thread and child).
 //! - PID 1 keeps only the report pipe; it forwards HUP/INT/QUIT/TERM/USR1/

@@ -13,7 +13,9 @@
 //!   bind-mounted, `pivot_root`s, closes every descriptor not granted, drops
 //!   all capabilities, sets `no_new_privs`, applies Landlock (`landlock.rs`)
 //!   and seccomp (`seccomp.rs`), then forks the process that runs the
-//!   registered entry point and reaps until it exits.
+//!   registered entry point and reaps until it exits. The supervisor keeps
+//!   the next PID 1 warm (namespaces entered, ring inherited, waiting for
+//!   its spec), so a spawn mostly pays only for the spec-dependent steps.
 //! - The host gets a [`SandboxHandle`]: pidfd, control socket, a dup of the
 //!   sandbox's ring fd (to install capabilities with `MsgRingSendFd`), an exit
 //!   status channel, and the [`Enforcement`] report.

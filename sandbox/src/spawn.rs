@@ -11,6 +11,14 @@
 //! - The spawn succeeds only once PID 1 reports `Ready` after the whole
 //!   lock-down; a `Failed` report (or silence for 10 s, or death) makes it
 //!   fail with the step's name, and the child is killed and reaped.
+//! - Warm children ([`Warm`]): cloned into new user and PID namespaces
+//!   only; the child unshares the other five ([`WARM_UNSHARE`]) itself, so
+//!   every sandbox still gets all seven fresh. States: warm (waiting for
+//!   one spec on its socketpair) → handed a spec (the request's bytes and
+//!   copies of its descriptors, `SCM_RIGHTS`) → running (`Ready`) →
+//!   exited. It is used at most once; if it cannot take the spec, the
+//!   spawn is done cold. From the hand-over on, the supervisor treats it
+//!   exactly as a cold PID 1 (same `Ready` wait, record and reply).
 //! - Sandbox uid/gid: 0 inside, mapped to the supervisor's own uid/gid when
 //!   unprivileged, and to 65534 (nobody) when the supervisor is root, so a
 //!   sandbox never runs as host root.

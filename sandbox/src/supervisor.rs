@@ -15,6 +15,13 @@
 //!   PID 1, the status pipe to the host, and a dup of the ring fd (from
 //!   which the host takes its own with `pidfd_getfd`) until the sandbox
 //!   exits or the host sends ReleaseRing. No queue mapping.
+//! - It keeps at most one warm child (`spawn::Warm`): the next sandbox's
+//!   PID 1, made whenever nothing else is pending (after a failure to make
+//!   one, not again until the next spawn request), used for one spawn
+//!   whose ring shape matches, killed and reaped on shutdown or if it dies
+//!   before its request.
+//! - It zeroes every request's bytes once handled (receive buffer and the
+//!   decoded request), so a later clone of it holds no earlier request.
 //! - It zeroes its copy of argv and environ right after the fork.
 
 use crate::spawn::{self, Child, SupervisorEnv, Warm};
