@@ -90,36 +90,59 @@ impl SupervisorEnv {
 }
 
 /// A sandbox as the supervisor tracks it.
+///
+/// The host learns the entry's exit status exactly once, on `status_w`:
+/// as soon as PID 1's `Exit` record arrives ([`Child::relay_exit`]), which
+/// is before PID 1 and its namespaces are torn down; or, if PID 1 dies
+/// without one (killed, crashed), when it is reaped ([`Child::try_reap`]).
 pub(crate) struct Child {
     pub pidfd: OwnedFd,
     pub report_r: OwnedFd,
     pub status_w: OwnedFd,
     pub ring_dup: Option<OwnedFd>,
+    /// The host has been told the status.
+    pub reported: bool,
 }
 
 impl Child {
-    /// Reaps PID 1 if it exited and tells the host; true when done.
-    pub fn try_reap(&self) -> bool {
+    /// Called when `report_r` is readable after `Ready`: forwards an `Exit`
+    /// record to the host at once.
+    pub fn relay_exit(&mut self) {
+        if self.reported {
+            return;
+        }
+        let _ = sys::set_nonblocking(self.report_r.as_raw_fd(), true);
+        if let Some(Record::Exit(s)) = read_record(self.report_r.as_raw_fd()) {
+            let _ = sys::write_all(self.status_w.as_raw_fd(), &wire::encode_status(s));
+            self.reported = true;
+        }
+    }
+
+    /// Reaps PID 1 if it exited and, unless `relay_exit` already did, tells
+    /// the host; true when done.
+    pub fn try_reap(&mut self) -> bool {
         let ws = match sys::waitid_pidfd(self.pidfd.as_fd(), libc::WNOHANG) {
             Ok(Some(ws)) => ws,
             Ok(None) => return false,
             Err(_) => {
-                let _ = sys::write_all(
-                    self.status_w.as_raw_fd(),
-                    &wire::encode_status(ExitStatus::Lost),
-                );
+                if !self.reported {
+                    let _ = sys::write_all(
+                        self.status_w.as_raw_fd(),
+                        &wire::encode_status(ExitStatus::Lost),
+                    );
+                }
                 return true;
             }
         };
-        let _ = sys::set_nonblocking(self.report_r.as_raw_fd(), true);
-        let status = match read_record(self.report_r.as_raw_fd()) {
-            Some(Record::Exit(s)) => s,
-            _ => match ws {
+        self.relay_exit();
+        if !self.reported {
+            let status = match ws {
                 sys::WaitStatus::Exited(c) => ExitStatus::Exited(c),
                 sys::WaitStatus::Signaled(s) => ExitStatus::Signaled(s),
-            },
-        };
-        let _ = sys::write_all(self.status_w.as_raw_fd(), &wire::encode_status(status));
+            };
+            let _ = sys::write_all(self.status_w.as_raw_fd(), &wire::encode_status(status));
+            self.reported = true;
+        }
         true
     }
 }
@@ -479,6 +502,7 @@ fn finish(
         report_r: s.report_r,
         status_w,
         ring_dup: Some(s.ring_dup),
+        reported: false,
     };
     Ok((child, reply, vec![host_pidfd, s.control_host, status_r]))
 }

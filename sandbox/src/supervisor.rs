@@ -375,10 +375,22 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
             events: libc::POLLIN,
             revents: 0,
         }];
+        // Per child: its pidfd (PID 1 gone), then its report pipe (the
+        // entry's exit record, relayed to the host at once).
         let ids: Vec<u64> = children.keys().copied().collect();
         for id in &ids {
             pfds.push(libc::pollfd {
                 fd: children[id].pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            let report = if children[id].reported {
+                -1
+            } else {
+                children[id].report_r.as_raw_fd()
+            };
+            pfds.push(libc::pollfd {
+                fd: report,
                 events: libc::POLLIN,
                 revents: 0,
             });
@@ -408,15 +420,18 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
             continue;
         }
         for (i, id) in ids.iter().enumerate() {
-            if pfds[i + 1].revents != 0 {
-                if let Some(c) = children.get(id) {
-                    if c.try_reap() {
-                        children.remove(id);
-                    }
+            let (pidfd_ready, report_ready) =
+                (pfds[1 + 2 * i].revents != 0, pfds[2 + 2 * i].revents != 0);
+            if let Some(c) = children.get_mut(id) {
+                if report_ready {
+                    c.relay_exit();
+                }
+                if pidfd_ready && c.try_reap() {
+                    children.remove(id);
                 }
             }
         }
-        if warm.is_some() && pfds[ids.len() + 1].revents != 0 {
+        if warm.is_some() && pfds[2 * ids.len() + 1].revents != 0 {
             // The warm child died before its request (it is killed with the
             // supervisor only, so this is a failure of its own set-up).
             if let Some(w) = warm.take() {
