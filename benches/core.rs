@@ -4,7 +4,7 @@
 //! |----------------------|---------------------------------|-----------------------------------|
 //! | spawn+join (seq)     | `spawn(f):join()` × N           | `resume(create(f))` × N, raw LuaJIT |
 //! | spawn+join (batch)   | N spawns, then N joins          | N creates, then N resumes         |
-//! | yield                | `this_fiber.yield()` × N, 2 fibers | `coroutine.yield()`+resume × N |
+//! | yield                | `this_fiber.yield()` × N, 2 fibers | `coroutine.yield()`+resume × N; and the same resumed from Rust through mlua's `Thread::resume` (the design not taken) |
 //! | sleep(0)             | `time.sleep(0)` × N             | raw io_uring TIMEOUT(0) round trips |
 //! | startup              | `luring empty.lua`              | a process running an empty script in raw LuaJIT |
 //!
@@ -44,6 +44,23 @@ fn raw_lua(script: &str, args: &[String]) {
         .set_name(script)
         .exec()
         .expect("raw script runs");
+}
+
+/// `--mlua-thread-yield N`: the alternative design luring did not take:
+/// a scheduler in Rust resuming a fiber through mlua's `Thread::resume`,
+/// N times (each one resume from Rust plus one `coroutine.yield()`).
+fn mlua_thread_yield(n: u64) {
+    let lua = mlua::Lua::new();
+    let f: mlua::Function = lua
+        .load("return function() while true do coroutine.yield() end end")
+        .eval()
+        .unwrap();
+    let thread = lua.create_thread(f).unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        thread.resume::<()>(()).unwrap();
+    }
+    println!("ns_per_op {}", start.elapsed().as_nanos() as f64 / n as f64);
 }
 
 /// `--raw-ring-sleep0 N`: N IORING_OP_TIMEOUT(0) round trips, one
@@ -187,6 +204,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("--raw-lua") => return raw_lua(&args[2], &args[3..]),
         Some("--raw-ring-sleep0") => return raw_ring_sleep0(args[2].parse().unwrap()),
+        Some("--mlua-thread-yield") => return mlua_thread_yield(args[2].parse().unwrap()),
         _ => {}
     }
     // `cargo bench` passes --bench; a filter argument selects benchmarks.
@@ -234,6 +252,14 @@ fn main() {
             "ns",
             &ours,
             &theirs,
+            |s| s.value,
+        );
+        let rust_driven = repeat(runs, || reference("--mlua-thread-yield", &[n]));
+        row(
+            "yield 10M vs one held mlua Thread resumed from Rust",
+            "ns",
+            &ours,
+            &rust_driven,
             |s| s.value,
         );
     }
