@@ -408,7 +408,11 @@ impl SandboxHandle {
             r => r,
         }
     }
-    /// Waits for the sandbox to end.
+    /// Waits for the sandbox to end: returns the entry process's status as
+    /// soon as PID 1 reports it (or PID 1's own, if it died first, e.g.
+    /// after [`kill`](Self::kill)). PID 1's exit and the tear-down of the
+    /// namespaces may still be finishing then; they cannot be stopped, and
+    /// [`pidfd`](Self::pidfd) becomes readable once PID 1 is gone.
     pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
         self.wait_timeout(-1).map(|s| s.expect("infinite wait"))
     }
