@@ -105,8 +105,17 @@ fn ten_thousand_concurrent_timers_overflowing_the_completion_queue() {
         ids.insert(ex.sleep_until(due, false).unwrap());
     }
     assert_eq!(ex.in_flight(), 10_000);
-    // Sleep past the deadline without reaping, so the CQ really overflows.
-    std::thread::sleep(Duration::from_millis(40));
+    ex.submit_pending().unwrap();
+    // Without reaping, wait until the kernel flags that completions went to
+    // its overflow list: the CQ (1024 entries) really overflowed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ex.ring.submission().cq_overflow() {
+        assert!(
+            Instant::now() < deadline,
+            "the completion queue never overflowed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let done = reap_n(&mut ex, 10_000);
     assert_eq!(done.len(), 10_000);
     for (id, res) in done {
