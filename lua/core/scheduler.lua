@@ -545,7 +545,7 @@ function K.run()
     if closing then break end
     local n = 0
     if rq_n == 0 then
-      if inflight == 0 and not K.external_wakers() then break end
+      if inflight == 0 then break end
       n = turn(true, cbuf)
     elseif inflight > 0 then
       n = turn(false, cbuf)
@@ -562,8 +562,6 @@ function K.run()
   end
   if not closing and not vm_report_printed then K.report_deadlocks() end
 end
-
-function K.external_wakers() return false end
 
 ---------------------------------------------------------------------------
 -- this_fiber

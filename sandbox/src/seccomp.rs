@@ -486,20 +486,26 @@ fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
     // arguments are 64-bit little-endian: the low word of arg i is at
     // offset 16 + 8 i). The kernel reads `int` and `unsigned int`
     // arguments of these four syscalls as 32 bits, so the low word decides.
+    // Allows the call when the low word of argument `arg` is one of
+    // `values`, else EPERM.
+    let allow_if_arg_in = |arg: u32, values: &[u32]| {
+        assert!(values.len() < 200, "too many values for one argument check");
+        let n = values.len();
+        let mut v = vec![stmt(LD_W_ABS, arg_lo(arg))];
+        for (i, value) in values.iter().enumerate() {
+            // match: jump to the ALLOW after the EPERM
+            v.push(jump(JEQ_K, *value, (n - i) as u8, 0));
+        }
+        v.push(stmt(RET_K, eperm));
+        v.push(stmt(RET_K, allow));
+        v
+    };
     let socket = {
         let mut fams = vec![libc::AF_UNIX as u32];
         if policy.allow_inet {
             fams.extend([libc::AF_INET as u32, libc::AF_INET6 as u32]);
         }
-        let n = fams.len();
-        let mut v = vec![stmt(LD_W_ABS, arg_lo(0))];
-        for (i, f) in fams.iter().enumerate() {
-            // match: jump to the ALLOW after the EPERM
-            v.push(jump(JEQ_K, *f, (n - i) as u8, 0));
-        }
-        v.push(stmt(RET_K, eperm));
-        v.push(stmt(RET_K, allow));
-        v
+        allow_if_arg_in(0, &fams)
     };
     let clone = {
         let mask = CLONE_NS_FLAGS.iter().fold(0u64, |a, f| a | f);
@@ -518,18 +524,7 @@ fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
         stmt(RET_K, eperm),
         stmt(RET_K, allow),
     ];
-    let uring_register = {
-        let ops = &policy.uring_register_ops;
-        assert!(ops.len() < 200, "too many io_uring_register opcodes");
-        let n = ops.len();
-        let mut v = vec![stmt(LD_W_ABS, arg_lo(1))];
-        for (i, op) in ops.iter().enumerate() {
-            v.push(jump(JEQ_K, *op, (n - i) as u8, 0));
-        }
-        v.push(stmt(RET_K, eperm));
-        v.push(stmt(RET_K, allow));
-        v
-    };
+    let uring_register = allow_if_arg_in(1, &policy.uring_register_ops);
     let special: [(i64, BpfProgram); 5] = [
         (libc::SYS_socket, socket),
         (libc::SYS_clone, clone),

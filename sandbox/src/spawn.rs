@@ -507,6 +507,24 @@ fn finish(
     Ok((child, reply, vec![host_pidfd, s.control_host, status_r]))
 }
 
+/// The supervisor's side of a clone, once it dropped the child's ends: keep
+/// the dup of the child's ring and write its id maps (which releases it).
+/// On failure the child is killed and reaped.
+fn parent_after_clone(
+    env: &SupervisorEnv,
+    pid: i32,
+    pidfd: &OwnedFd,
+    ring_dup: std::io::Result<OwnedFd>,
+    sync_w: OwnedFd,
+) -> Result<OwnedFd, Reply> {
+    let ring_dup = ring_dup.map_err(|e| {
+        kill_reap(pidfd);
+        io_err("dup ring fd", e)
+    })?;
+    write_id_maps(env, pid, sync_w).inspect_err(|_| kill_reap(pidfd))?;
+    Ok(ring_dup)
+}
+
 fn dup_ring(ring: &IoUring) -> std::io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor we own, or -1.
     let fd = unsafe { libc::fcntl(ring.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
@@ -603,17 +621,7 @@ fn spawn_cold(
     drop(report_w);
     drop(sync_r);
     drop(fds);
-    let ring_dup = match ring_dup {
-        Ok(r) => r,
-        Err(e) => {
-            kill_reap(&pidfd);
-            return Err(io_err("dup ring fd", e));
-        }
-    };
-    if let Err(e) = write_id_maps(env, pid, sync_w) {
-        kill_reap(&pidfd);
-        return Err(e);
-    }
+    let ring_dup = parent_after_clone(env, pid, &pidfd, ring_dup, sync_w)?;
     finish(
         Started {
             pid,
@@ -706,17 +714,7 @@ impl Warm {
         drop(report_w);
         drop(sync_r);
         drop(spec_r);
-        let ring_dup = match ring_dup {
-            Ok(r) => r,
-            Err(e) => {
-                kill_reap(&pidfd);
-                return Err(io_err("dup ring fd", e));
-            }
-        };
-        if let Err(e) = write_id_maps(env, pid, sync_w) {
-            kill_reap(&pidfd);
-            return Err(e);
-        }
+        let ring_dup = parent_after_clone(env, pid, &pidfd, ring_dup, sync_w)?;
         Ok(Warm {
             pid,
             pidfd,
