@@ -253,7 +253,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "open",
-        lua.create_function(|lua, path: mlua::String| {
+        lua.create_function(|lua, path: mlua::LuaString| {
             let path =
                 std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
             submit_op(lua, |st| st.executor.open(path, libc::O_RDONLY))
@@ -303,7 +303,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "stdout_write",
-        lua.create_function(|lua, s: mlua::String| {
+        lua.create_function(|lua, s: mlua::LuaString| {
             with_state(lua, |st| {
                 st.stdout.extend_from_slice(&s.as_bytes());
                 if st.stdout_is_tty || st.stdout.len() >= STDOUT_BUFFER_LIMIT {
@@ -314,7 +314,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "stderr_write",
-        lua.create_function(|lua, s: mlua::String| {
+        lua.create_function(|lua, s: mlua::LuaString| {
             with_state(lua, |st| st.flush_stdout())?;
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(&s.as_bytes());

@@ -411,7 +411,7 @@ pub fn span_arg(v: &Value, arg: i32) -> mlua::Result<SpanRef> {
 /// `nil` meaning empty.
 enum Source {
     Empty,
-    Str(mlua::String),
+    Str(mlua::LuaString),
     Span(SpanRef),
 }
 
