@@ -10,6 +10,10 @@
 //!   `-- stdin-open`   standard input is a pipe kept open (never EOF)
 //! Hexadecimal ids (`0x…`) are renumbered in order of first appearance
 //! (`0x1`, `0x2`, …), so only their consistency is compared.
+//!
+//! Whatever the expected output says, a case fails when the process ended
+//! by a signal, or its output shows a Rust panic or an internal error of
+//! the runtime (`CRASH_MARKERS`): a `.out` file cannot bless a crash.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -20,6 +24,38 @@ use std::process::{Command, Stdio};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 const CASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Output that only a bug in luring can produce: a Rust panic (with or
+/// without unwinding), a failure of the runtime's own Lua code, a LuaJIT
+/// complaint that bypassed the runtime's reports.
+const CRASH_MARKERS: &[&str] = &[
+    "panicked at",
+    "RUST_BACKTRACE",
+    "fatal runtime error",
+    "thread caused non-unwinding panic",
+    "has overflowed its stack",
+    "memory allocation of",
+    "internal scheduler error",
+    "internal runtime error",
+    "internal error",
+    "ERROR in finalizer",
+    "VM handler failed",
+];
+
+/// Why a finished run is a crash whatever its output was expected to be.
+fn crash_problems(status: &std::process::ExitStatus, output: &str) -> Vec<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut problems = Vec::new();
+    if let Some(signal) = status.signal() {
+        problems.push(format!("luring was killed by signal {signal}"));
+    }
+    for marker in CRASH_MARKERS {
+        if output.contains(marker) {
+            problems.push(format!("output shows a crash ({marker:?})"));
+        }
+    }
+    problems
+}
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -157,8 +193,8 @@ fn run_case(script: &Path) -> Result<(), Failed> {
             format!("did not finish within {CASE_TIMEOUT:?}; output so far:\n{output}").into(),
         );
     }
+    let mut problems = crash_problems(&status, &output);
     let output = renumber_hex(&output);
-    let mut problems = Vec::new();
     if output != expected {
         problems.push(format!(
             "--- expected output\n{expected}--- actual output\n{output}---"
@@ -174,22 +210,51 @@ fn run_case(script: &Path) -> Result<(), Failed> {
     }
 }
 
+/// The crash check itself: a signal or a marker fails a case, a clean exit
+/// with ordinary reports does not.
+fn crash_detection() -> Result<(), Failed> {
+    use std::os::unix::process::ExitStatusExt;
+    let clean = std::process::ExitStatus::from_raw(0);
+    let exit_1 = std::process::ExitStatus::from_raw(1 << 8);
+    let sigsegv = std::process::ExitStatus::from_raw(libc::SIGSEGV);
+    let sigabrt_core = std::process::ExitStatus::from_raw(libc::SIGABRT | 0x80);
+    let report = "Fiber 0x1 panicked: 'boom'\nstack traceback:\n";
+    let checks = [
+        (clean, report, 0),
+        (exit_1, report, 0),
+        (sigsegv, "", 1),
+        (sigabrt_core, "", 1),
+        (clean, "thread 'main' panicked at src/x.rs:1:1:\n", 1),
+        (clean, "luring: internal scheduler error: x\n", 1),
+        (exit_1, "luring: internal runtime error: x\n", 1),
+        (clean, "memory allocation of 8 bytes failed\n", 1),
+    ];
+    for (status, output, expected) in checks {
+        let found = crash_problems(&status, output);
+        if found.len() != expected {
+            return Err(format!(
+                "{status} {output:?}: expected {expected} problems, got {found:?}"
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut scripts = Vec::new();
     collect(&manifest.join("tests/lua"), &mut scripts);
     collect(&manifest.join("examples"), &mut scripts);
-    let trials = scripts
-        .into_iter()
-        .map(|p| {
-            let rel = p
-                .strip_prefix(manifest)
-                .expect("under the crate")
-                .with_extension("");
-            let name = rel.strip_prefix("tests/lua").unwrap_or(&rel).to_path_buf();
-            Trial::test(name.to_string_lossy(), move || run_case(&p))
-        })
-        .collect();
+    let mut trials: Vec<Trial> = vec![Trial::test("harness/crash_detection", crash_detection)];
+    trials.extend(scripts.into_iter().map(|p| {
+        let rel = p
+            .strip_prefix(manifest)
+            .expect("under the crate")
+            .with_extension("");
+        let name = rel.strip_prefix("tests/lua").unwrap_or(&rel).to_path_buf();
+        Trial::test(name.to_string_lossy(), move || run_case(&p))
+    }));
     libtest_mimic::run(&args, trials).exit();
 }
