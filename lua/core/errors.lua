@@ -9,6 +9,7 @@ local error_methods = {}
 K.error_mt = error_mt
 
 local categories = {}
+local is_category = {} -- the category userdata the runtime made
 local function category(name, message)
   local c = newproxy(true)
   local mt = getmetatable(c)
@@ -16,6 +17,7 @@ local function category(name, message)
   mt.__index = { message = function(_, code) return message(code) end }
   mt.__metatable = 'error_category'
   categories[name] = c
+  is_category[c] = true
   return c
 end
 
@@ -120,11 +122,18 @@ function K.normalize_error(e)
 end
 
 -- What a panic report prints for an error value (§7 last bullet).
+-- Reports call it from finalizers and the scheduler, so it calls no user
+-- metamethod (a user table may fake __metatable = 'error_code') and cannot
+-- raise whatever the fields hold.
+local raw_pcall = pcall
 function K.error_message(e)
   if type(e) == 'string' then return e end
   if type(e) == 'table' and getmetatable(e) == 'error_code' then
-    local cat = rawget(e, 'category')
-    if categories[tostring(cat)] == cat then return cat:message(e.code) end
+    local cat, code = rawget(e, 'category'), rawget(e, 'code')
+    if is_category[cat] and type(code) == 'number' then
+      local ok, msg = raw_pcall(cat.message, cat, code)
+      if ok and type(msg) == 'string' then return msg end
+    end
   end
   return ''
 end

@@ -19,6 +19,9 @@ local rt = K.rt
 local debug_traceback, getfenv_u, setfenv_u = K.debug.traceback, K.debug.getfenv, K.debug.setfenv
 local co_create, co_resume, co_yield, co_status, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
+-- False inside a finalizer (LuaJIT runs __gc on its own thread) and inside
+-- callbacks from C (table.sort, string.gsub, metamethods called from C).
+local co_isyieldable = coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
 local select, type, error, setmetatable, tostring, unpack = select, type, error, setmetatable, tostring, unpack
 local pack = function(...) return { n = select('#', ...), ... } end
@@ -64,7 +67,16 @@ local function wake(f, a, b)
 end
 K.wake = wake
 
-function K.current() return current end
+-- The running fiber. Finalizers may run where none is (in the scheduler,
+-- while the VM closes): fiber-bound functions then fail with a clear error.
+local function no_fiber()
+  error('no fiber is running here (a __gc finalizer runs outside any fiber)', 0)
+end
+function K.current()
+  local f = current
+  if not f then no_fiber() end
+  return f
+end
 
 ---------------------------------------------------------------------------
 -- Scopes: per Lua thread, a flat handler list plus scope boundaries.
@@ -155,7 +167,16 @@ end
 
 ---------------------------------------------------------------------------
 -- Suspension points
+-- A suspending call where the fiber cannot yield (a finalizer, a callback
+-- from C) fails before it registers anything, so no wake-up can later find
+-- a fiber that never suspended.
+local function check_yieldable()
+  if not co_isyieldable() then error('attempt to yield across C-call boundary', 0) end
+end
+K.check_yieldable = check_yieldable
+
 local function check_suspend(f)
+  check_yieldable()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
 end
@@ -377,12 +398,15 @@ fiber_hmt.__index = function(h, k)
   raise_core('bad_index', 'index', 2)
 end
 fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
+-- Runs at any moment (inside another fiber, in the scheduler, while the VM
+-- closes): it touches only the record, and reports protected.
 fiber_hmt.__gc = function(h)
+  if h == fiber_handle_base then return end -- the prototype has no record
   local t = getfenv_u(h)
   if not t.detached and not t.joined then
     t.detached = true
     if t.finished and not t.ok and not is_interrupted(t.err) then
-      report_panic(t)
+      K.raw_pcall(report_panic, t)
     end
   end
 end
@@ -475,6 +499,24 @@ report_forced_close = function(th)
     -- a fiber's own thread is named by the fiber's id
     .. ((current and th == current.co) and hexid(current) or hexid(th)) .. '\n')
 end
+
+-- An error raised by a __gc finalizer is reported and the VM goes on: the
+-- object is already unreachable, and the code that happened to trigger the
+-- collection is not to blame. LuaJIT calls this on its finalizer thread.
+local function report_finalizer_error(e)
+  stderr_write('Error in __gc finalizer from VM ' .. K.vm_id .. ": '"
+    .. K.error_message(normalize_error(e)) .. "'\n")
+end
+-- LuaJIT mutes VM events while this handler runs, so a finalizer error
+-- raised by a collection that the report itself triggered would be lost:
+-- the collector is held off meanwhile (unless the user had stopped it).
+local gc_control = collectgarbage
+K.jit_attach(function(e)
+  local gc_was_running = gc_control('isrunning')
+  if gc_was_running then gc_control('stop') end
+  K.raw_pcall(report_finalizer_error, e)
+  if gc_was_running then gc_control('restart') end
+end, 'errfin')
 
 ---------------------------------------------------------------------------
 -- The loop
@@ -569,6 +611,7 @@ local this_fiber = {}
 local this_fiber_props = {}
 
 function this_fiber.yield()
+  check_yieldable()
   local f = current
   if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) then
     check_suspend(f)
@@ -614,7 +657,10 @@ _G.this_fiber = setmetatable({}, {
     local m = this_fiber[k]
     if m then return m end
     local p = this_fiber_props[k]
-    if p then return p() end
+    if p then
+      if not current then no_fiber() end
+      return p()
+    end
     raise_core('bad_index', 'index', 2)
   end,
   __newindex = function() raise_errno(E.EPERM) end,

@@ -46,6 +46,7 @@ end
 
 function mutex_methods.lock(m)
   if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  if m.locked then K.check_yieldable() end -- about to suspend
   local f = current()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   mutex_acquire(m, f)
@@ -96,6 +97,7 @@ function rmutex_methods.lock(m)
     m.owner, m.levels = f, 1
     return
   end
+  K.check_yieldable() -- about to suspend
   m.q[#m.q + 1] = f
   watch(m)
   suspend(f, nil) -- unlock makes us the owner before waking us
@@ -194,7 +196,9 @@ local function satisfy(st, ok, v)
   for i = 1, #w do wake(w[i]) end
 end
 
+-- Runs at any moment, also while the VM closes; never on user code.
 promise_mt.__gc = function(p)
+  if p == promise_base then return end -- the prototype has no state
   local st = getfenv_u(p).st
   st.promise_alive = false
   if st.state == 'pending' then

@@ -74,11 +74,66 @@ pub struct Vm {
     core: Table,
 }
 
+/// True while `lua_close` runs the VM's finalizers. mlua's handle to the VM
+/// then has no strong owner left, and every mlua call that needs one (app
+/// data, table and string handles) would panic or touch freed memory, so
+/// Rust callbacks reached from a finalizer at close must check this first.
+pub(crate) fn vm_closing(lua: &Lua) -> bool {
+    lua.weak().try_upgrade().is_none()
+}
+
+/// The error a runtime function raises when a finalizer calls it while the
+/// VM closes: its ring and state are gone.
+fn vm_closed_error() -> mlua::Error {
+    mlua::Error::runtime(
+        "the VM is closing: runtime functions are unavailable in finalizers run at exit",
+    )
+}
+
+/// Wraps a Rust callback so that, called from a finalizer while the VM
+/// closes, it raises `vm_closed_error` instead of reaching mlua handles.
+pub(crate) fn unless_closing<A, R, F>(f: F) -> impl Fn(&Lua, A) -> mlua::Result<R> + 'static
+where
+    F: Fn(&Lua, A) -> mlua::Result<R> + 'static,
+{
+    move |lua, args| {
+        if vm_closing(lua) {
+            return Err(vm_closed_error());
+        }
+        f(lua, args)
+    }
+}
+
 fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
+    if vm_closing(lua) {
+        return Err(vm_closed_error());
+    }
+    // A finalizer that runs while another `rt` call holds the state (a GC
+    // step inside that call) gets an error, not a panic.
     let mut st = lua
-        .app_data_mut::<VmState>()
+        .try_app_data_mut::<VmState>()
+        .map_err(|_| {
+            mlua::Error::runtime(
+                "luring: VM state is busy (runtime function called from a finalizer)",
+            )
+        })?
         .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
     Ok(f(&mut st))
+}
+
+/// Writes straight to fd 1 or 2, for reports and `print` from finalizers run
+/// while the VM closes (its buffered stdout was flushed before the close).
+fn write_unbuffered(to_stderr: bool, bytes: &[u8]) {
+    // A closed stdout or stderr (EPIPE) loses the text, as in C.
+    if to_stderr {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(bytes);
+        let _ = err.flush();
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
 }
 
 /// Submits one op on the VM's executor; Lua gets its id as a number.
@@ -303,9 +358,15 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "stdout_write",
-        lua.create_function(|lua, s: mlua::LuaString| {
+        // `BString` is read straight off the Lua stack: a string handle
+        // could not be read in a finalizer run while the VM closes.
+        lua.create_function(|lua, s: mlua::BString| {
+            if vm_closing(lua) {
+                write_unbuffered(false, &s);
+                return Ok(());
+            }
             with_state(lua, |st| {
-                st.stdout.extend_from_slice(&s.as_bytes());
+                st.stdout.extend_from_slice(&s);
                 if st.stdout_is_tty || st.stdout.len() >= STDOUT_BUFFER_LIMIT {
                     st.flush_stdout();
                 }
@@ -314,11 +375,14 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "stderr_write",
-        lua.create_function(|lua, s: mlua::LuaString| {
-            with_state(lua, |st| st.flush_stdout())?;
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(&s.as_bytes());
-            let _ = err.flush();
+        lua.create_function(|lua, s: mlua::BString| {
+            // Reports must get out: if the state cannot be reached (closing,
+            // or a finalizer inside another `rt` call) the text is written
+            // without flushing the print buffer first.
+            if !vm_closing(lua) {
+                let _ = with_state(lua, |st| st.flush_stdout());
+            }
+            write_unbuffered(true, &s);
             Ok(())
         })?,
     )?;
@@ -401,6 +465,9 @@ impl Vm {
         k.set("rt", make_rt(lua)?)?;
         k.set("debug", g.get::<Table>("debug")?)?;
         k.set("raw_pcall", g.get::<Function>("pcall")?)?;
+        // Errors raised by `__gc` finalizers reach the runtime through this
+        // LuaJIT VM event (lua/core/scheduler.lua reports them).
+        k.set("jit_attach", g.get::<Table>("jit")?.get::<Function>("attach")?)?;
         k.set("builtin_modules", lua.create_table()?)?;
         let span_table = byte_span::register(lua)?;
         g.set("byte_span", span_table)?;

@@ -48,6 +48,7 @@ use mlua::{
     Value,
 };
 
+use crate::actor::vm::unless_closing;
 use crate::modules::error::{einval, CoreError, ErrorCode};
 
 /// Default character set of `trimmed()`.
@@ -259,12 +260,20 @@ impl SpanRef {
 /// The userdata type Lua sees.
 pub struct ByteSpan(pub SpanRef);
 
+// Every function below that takes Lua values is wrapped in `unless_closing`:
+// reading a userdata or string handle inside a finalizer run while the VM
+// closes would panic in mlua. `#bs`, `capacity` and `tostring` read only
+// the span itself and work then too.
+
 /// Creates the global `byte_span` table (new, append, and the metatable) in
 /// `lua` and returns it.
 pub fn register(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
-    table.set("new", lua.create_function(lua_new)?)?;
-    table.set("append", lua.create_function(lua_append_nonmember)?)?;
+    table.set("new", lua.create_function(unless_closing(lua_new))?)?;
+    table.set(
+        "append",
+        lua.create_function(unless_closing(lua_append_nonmember))?,
+    )?;
     lock_metatable(lua)?;
     lua.globals().set("byte_span", &table)?;
     Ok(table)
@@ -313,50 +322,67 @@ impl UserData for ByteSpan {
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_function("slice", lua_slice);
-        methods.add_function("copy", lua_copy);
-        methods.add_function("append", lua_append_member);
-        methods.add_function("starts_with", lua_starts_with);
-        methods.add_function("ends_with", lua_ends_with);
-        methods.add_function("find", |_, args: (Value, Value, Value)| {
-            forward_search(args, find_sub)
-        });
-        methods.add_function("rfind", |_, args: (Value, Value, Value)| {
-            backward_search(args, rfind_sub)
-        });
-        methods.add_function("find_first_of", |_, args: (Value, Value, Value)| {
-            forward_search(args, |hay, set, from| {
-                find_forward(hay, from, &byte_set(set), true)
-            })
-        });
-        methods.add_function("find_last_of", |_, args: (Value, Value, Value)| {
-            backward_search(args, |hay, set, upto| {
-                find_backward(hay, upto, &byte_set(set), true)
-            })
-        });
-        methods.add_function("find_first_not_of", |_, args: (Value, Value, Value)| {
-            forward_search(args, |hay, set, from| {
-                find_forward(hay, from, &byte_set(set), false)
-            })
-        });
-        methods.add_function("find_last_not_of", |_, args: (Value, Value, Value)| {
-            backward_search(args, |hay, set, upto| {
-                find_backward(hay, upto, &byte_set(set), false)
-            })
-        });
-        methods.add_function("trimmed", lua_trimmed);
+        methods.add_function("slice", unless_closing(lua_slice));
+        methods.add_function("copy", unless_closing(lua_copy));
+        methods.add_function("append", unless_closing(lua_append_member));
+        methods.add_function("starts_with", unless_closing(lua_starts_with));
+        methods.add_function("ends_with", unless_closing(lua_ends_with));
+        methods.add_function(
+            "find",
+            unless_closing(|_, args: (Value, Value, Value)| forward_search(args, find_sub)),
+        );
+        methods.add_function(
+            "rfind",
+            unless_closing(|_, args: (Value, Value, Value)| backward_search(args, rfind_sub)),
+        );
+        methods.add_function(
+            "find_first_of",
+            unless_closing(|_, args: (Value, Value, Value)| {
+                forward_search(args, |hay, set, from| {
+                    find_forward(hay, from, &byte_set(set), true)
+                })
+            }),
+        );
+        methods.add_function(
+            "find_last_of",
+            unless_closing(|_, args: (Value, Value, Value)| {
+                backward_search(args, |hay, set, upto| {
+                    find_backward(hay, upto, &byte_set(set), true)
+                })
+            }),
+        );
+        methods.add_function(
+            "find_first_not_of",
+            unless_closing(|_, args: (Value, Value, Value)| {
+                forward_search(args, |hay, set, from| {
+                    find_forward(hay, from, &byte_set(set), false)
+                })
+            }),
+        );
+        methods.add_function(
+            "find_last_not_of",
+            unless_closing(|_, args: (Value, Value, Value)| {
+                backward_search(args, |hay, set, upto| {
+                    find_backward(hay, upto, &byte_set(set), false)
+                })
+            }),
+        );
+        methods.add_function("trimmed", unless_closing(lua_trimmed));
 
         // mlua's generated `__index` looks up `capacity` and the methods
         // above first, and calls this for every other key.
-        methods.add_meta_function(MetaMethod::Index, lua_index);
-        methods.add_meta_function(MetaMethod::NewIndex, lua_newindex);
+        methods.add_meta_function(MetaMethod::Index, unless_closing(lua_index));
+        methods.add_meta_function(MetaMethod::NewIndex, unless_closing(lua_newindex));
         methods.add_meta_method(MetaMethod::Len, |_, this, ()| Ok(this.0.len()));
-        methods.add_meta_function(MetaMethod::Eq, |_, (a, b): (Value, Value)| {
-            Ok(match (span_from_value(&a), span_from_value(&b)) {
-                (Some(a), Some(b)) => a.same_view(&b),
-                _ => false,
-            })
-        });
+        methods.add_meta_function(
+            MetaMethod::Eq,
+            unless_closing(|_, (a, b): (Value, Value)| {
+                Ok(match (span_from_value(&a), span_from_value(&b)) {
+                    (Some(a), Some(b)) => a.same_view(&b),
+                    _ => false,
+                })
+            }),
+        );
         methods.add_meta_method(MetaMethod::ToString, |lua, this, ()| {
             this.0.with_bytes(|b| lua.create_string(b))
         });
