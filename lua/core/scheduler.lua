@@ -79,6 +79,18 @@ function K.current()
 end
 
 ---------------------------------------------------------------------------
+-- C-stack depth. LuaJIT sets no limit of its own on calls that recurse
+-- through C: deeply nested coroutine.resume/wrap or string.gsub callbacks
+-- overflowed the thread's stack and killed the process. The runtime's
+-- wrappers count them and fail past C_DEPTH_LIMIT with 'C stack overflow',
+-- as Lua 5.1 does (LUAI_MAXCCALLS). Every place that catches errors (pcall,
+-- xpcall, scope, resume, a fiber's own xpcall) restores the depth it saw,
+-- so an error unwinding through counted calls leaks nothing.
+local C_DEPTH_LIMIT = 200
+local C_DEPTH = { n = 0 } -- shared with the stripped gsub wrapper
+K.C_DEPTH_LIMIT = C_DEPTH_LIMIT
+
+---------------------------------------------------------------------------
 -- Scopes: per Lua thread, a flat handler list plus scope boundaries.
 local scopes_of = setmetatable({}, { __mode = 'k' })
 K.main_thread_key = {}
@@ -153,7 +165,8 @@ function scope_cleanup_pop(execute)
   end
 end
 
-local function scope_tail(s, ok, ...)
+local function scope_tail(s, depth, ok, ...)
+  C_DEPTH.n = depth
   close_scope(s)
   if not ok then error(normalize_error((...)), 0) end
 end
@@ -162,7 +175,7 @@ function scope(f)
   if type(f) ~= 'function' then raise_errno(E.EINVAL, 1) end
   local s = thread_scopes()
   open_scope(s)
-  return scope_tail(s, raw_pcall(f))
+  return scope_tail(s, C_DEPTH.n, raw_pcall(f))
 end
 
 ---------------------------------------------------------------------------
@@ -273,6 +286,7 @@ local function trampoline(f)
     else
       body_done(f, raw_xpcall(fn, on_error))
     end
+    C_DEPTH.n = 0 -- a fiber's body runs at depth 0; an error may skip the decrements
     -- Root scope handlers: always for ordinary and module fibers, only on
     -- success for the VM main fiber. Scopes are created lazily.
     local co = f.co
@@ -669,7 +683,8 @@ _G.this_fiber = setmetatable({}, {
 
 ---------------------------------------------------------------------------
 -- Fiber-aware pcall, xpcall and coroutine.*
-local function pcall_tail(s, ok, ...)
+local function pcall_tail(s, depth, ok, ...)
+  C_DEPTH.n = depth
   close_scope(s)
   if ok then return true, ... end
   return false, normalize_error((...))
@@ -680,7 +695,7 @@ function pcall(fn, ...)
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   local s = thread_scopes()
   open_scope(s)
-  return pcall_tail(s, raw_pcall(fn, ...))
+  return pcall_tail(s, C_DEPTH.n, raw_pcall(fn, ...))
 end
 
 function xpcall(fn, handler, ...)
@@ -692,13 +707,16 @@ function xpcall(fn, handler, ...)
   if type(handler) == 'function' then
     h = function(e) return handler(normalize_error(e)) end
   end
-  return pcall_tail(s, raw_xpcall(fn, h, ...))
+  return pcall_tail(s, C_DEPTH.n, raw_xpcall(fn, h, ...))
 end
 
 local busy = setmetatable({}, { __mode = 'k' })
 local user_co = setmetatable({}, { __mode = 'k' })
 
-local function resume_tail(co, ok, ...)
+-- `depth` is the C depth of the caller of resume: the resume counted one
+-- more while the coroutine ran.
+local function resume_tail(co, depth, ok, ...)
+  C_DEPTH.n = depth
   if ok then
     local sig = ...
     if sig == SUSPEND or sig == TERMINATE then
@@ -707,7 +725,8 @@ local function resume_tail(co, ok, ...)
       busy[co] = true
       local a, b = co_yield(sig)
       busy[co] = nil
-      return resume_tail(co, co_resume(co, a, b))
+      C_DEPTH.n = depth + 1
+      return resume_tail(co, depth, co_resume(co, a, b))
     end
     return true, ...
   end
@@ -742,7 +761,11 @@ function coroutine_patched.resume(co, ...)
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   if busy[co] then raise_errno(E.EPERM) end
   if fiber_of[co] then raise_core('bad_coroutine') end
-  return resume_tail(co, co_resume(co, ...))
+  local depth = C_DEPTH.n
+  if depth >= C_DEPTH_LIMIT then return false, 'C stack overflow' end
+  if type(co) ~= 'thread' then return resume_tail(co, depth, co_resume(co, ...)) end
+  C_DEPTH.n = depth + 1
+  return resume_tail(co, depth, co_resume(co, ...))
 end
 
 function coroutine_patched.yield(...)
@@ -780,6 +803,55 @@ if coroutine_patched.isyieldable then
   end
 end
 _G.coroutine = coroutine_patched
+
+-- string.gsub calls a function or table replacement from C, so recursion
+-- through it is counted like a resume (also for s:gsub, which reaches the
+-- same table through the string metatable).
+do
+  local gsub, getinfo, format, tonumber = string.gsub, K.debug.getinfo, string.format, tonumber
+  -- Arguments are checked here, in LuaJIT's words and at the caller's line
+  -- (the wrapper must know the replacement's type before gsub runs).
+  local function arg_error(narg, msg)
+    local info = getinfo(2, 'n')
+    local name = info and info.name or '?'
+    if info and info.namewhat == 'method' then
+      narg = narg - 1
+      if narg == 0 then error(format("calling '%s' on bad self (%s)", name, msg), 3) end
+    end
+    error(format("bad argument #%d to '%s' (%s)", narg, name, msg), 3)
+  end
+  local function tail(depth, ...)
+    C_DEPTH.n = depth
+    return ...
+  end
+  local function enter()
+    local depth = C_DEPTH.n
+    if depth >= C_DEPTH_LIMIT then error('C stack overflow', 0) end
+    C_DEPTH.n = depth + 1
+    return depth
+  end
+  -- The replacement is what recurses: it runs counted, and gsub itself is
+  -- tail-called so that its own errors (malformed patterns) point at the
+  -- caller's line as without the wrapper.
+  function string.gsub(s, pattern, repl, n)
+    local ts, tp, tr = type(s), type(pattern), type(repl)
+    if ts ~= 'string' and ts ~= 'number' then arg_error(1, 'string expected, got ' .. ts) end
+    if tp ~= 'string' and tp ~= 'number' then arg_error(2, 'string expected, got ' .. tp) end
+    if n ~= nil and type(n) ~= 'number' then
+      n = tonumber(n) or arg_error(4, 'number expected, got ' .. type(n))
+    end
+    if tr == 'function' then
+      local fn = repl
+      repl = function(...) return tail(enter(), fn(...)) end
+    elseif tr == 'table' then
+      local t = repl
+      repl = setmetatable({}, { __index = function(_, k) return tail(enter(), t[k]) end })
+    elseif tr ~= 'string' and tr ~= 'number' then
+      arg_error(3, 'string/function/table expected')
+    end
+    return gsub(s, pattern, repl, n)
+  end
+end
 
 ---------------------------------------------------------------------------
 -- Termination from Lua code (system.exit, forced close).
