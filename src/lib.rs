@@ -66,9 +66,12 @@ impl Runtime {
         Ok(Self { _private: () })
     }
 
-    /// Runs `script` as the main fiber of the main VM, on this thread, until
-    /// nothing can wake any fiber. `args` become `system.arguments[3..]`
-    /// (`arguments[1]` is "luring", `arguments[2]` the script path).
+    /// Runs `script` as the main fiber of the main VM until nothing can wake
+    /// any fiber, and waits for it. The VM runs on its own thread with a
+    /// stack of known size (`actor::vm::VM_THREAD_STACK_SIZE`), so deep
+    /// recursion ends as a Lua error whatever this thread's stack is.
+    /// `args` become `system.arguments[3..]` (`arguments[1]` is "luring",
+    /// `arguments[2]` the script path).
     pub fn run_file(
         &self,
         script: impl AsRef<Path>,
@@ -77,11 +80,12 @@ impl Runtime {
         let script = script.as_ref().to_path_buf();
         let mut arguments = vec!["luring".to_owned(), script.to_string_lossy().into_owned()];
         arguments.extend(args.iter().cloned());
-        let vm = Vm::new()?;
-        let exit = vm.run_main(&VmConfig {
-            script,
-            arguments,
-            context: "main",
+        let exit = actor::vm::on_vm_thread(move || {
+            Vm::new()?.run_main(&VmConfig {
+                script,
+                arguments,
+                context: "main",
+            })
         })?;
         let code = match exit.exit_code {
             Some(code) => code,

@@ -25,6 +25,32 @@ use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::RuntimeError;
 
+/// Stack size of the OS thread a VM runs on, whatever `ulimit -s` says.
+/// Recursion through C inside LuaJIT is bounded twice: by the runtime's
+/// C-depth limit (200 nested resumes or gsub callbacks, about 2 MiB of stack
+/// at worst) and by LuaJIT's Lua stack limit (65k slots; recursing through
+/// `string.format('%s')`, `load` readers or sort comparators until then
+/// takes up to about 4 MiB). 16 MiB holds both with room to spare; it is
+/// address space, touched only by deep recursion.
+pub const VM_THREAD_STACK_SIZE: usize = 16 << 20;
+
+/// Runs `f` (which creates and runs a VM) on a new thread with a
+/// `VM_THREAD_STACK_SIZE` stack and waits for it.
+pub(crate) fn on_vm_thread<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, RuntimeError> + Send + 'static,
+) -> Result<R, RuntimeError> {
+    let thread = std::thread::Builder::new()
+        .name("luring-vm".into())
+        .stack_size(VM_THREAD_STACK_SIZE)
+        .spawn(f)
+        .map_err(|e| RuntimeError::Internal(format!("cannot start the VM thread: {e}")))?;
+    match thread.join() {
+        Ok(result) => result,
+        // A panic on the VM thread is a bug in luring: let it surface as one.
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// How the VM ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmExit {
