@@ -58,12 +58,20 @@ impl ExitStatus {
 
 /// A luring runtime: runs a Lua program as the main actor.
 pub struct Runtime {
-    _private: (),
+    memory_limit: Option<usize>,
 }
 
 impl Runtime {
     pub fn new() -> Result<Self, RuntimeError> {
-        Ok(Self { _private: () })
+        Ok(Self { memory_limit: None })
+    }
+
+    /// Caps the Lua heap of each VM at `bytes` (default: no cap). A VM that
+    /// reaches its cap gets "not enough memory" errors, which `pcall` can
+    /// catch; other VMs are not affected.
+    pub fn with_memory_limit(mut self, bytes: Option<usize>) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     /// Runs `script` as the main fiber of the main VM until nothing can wake
@@ -80,8 +88,11 @@ impl Runtime {
         let script = script.as_ref().to_path_buf();
         let mut arguments = vec!["luring".to_owned(), script.to_string_lossy().into_owned()];
         arguments.extend(args.iter().cloned());
+        let memory_limit = self.memory_limit;
         let exit = actor::vm::on_vm_thread(move || {
-            Vm::new()?.run_main(&VmConfig {
+            let vm = Vm::new()?;
+            vm.set_memory_limit(memory_limit);
+            vm.run_main(&VmConfig {
                 script,
                 arguments,
                 context: "main",

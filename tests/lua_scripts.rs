@@ -6,6 +6,7 @@
 //! Header lines at the top of a script configure its run:
 //!   `-- exit: N`      expected exit status (default 0)
 //!   `-- args: a b c`  script arguments
+//!   `-- options: --memory-limit 32M`  luring options (before the script)
 //!   `-- stdin: text`  bytes written to the script's standard input
 //!   `-- stdin-open`   standard input is a pipe kept open (never EOF)
 //! Hexadecimal ids (`0x…`) are renumbered in order of first appearance
@@ -106,6 +107,7 @@ pub fn renumber_hex(text: &str) -> String {
 struct Header {
     exit: i32,
     args: Vec<String>,
+    options: Vec<String>,
     stdin: Option<String>,
     stdin_open: bool,
 }
@@ -114,6 +116,7 @@ fn header(src: &str) -> Header {
     let mut h = Header {
         exit: 0,
         args: Vec::new(),
+        options: Vec::new(),
         stdin: None,
         stdin_open: false,
     };
@@ -122,6 +125,8 @@ fn header(src: &str) -> Header {
             h.exit = v.trim().parse().expect("-- exit: takes a number");
         } else if let Some(v) = line.strip_prefix("-- args:") {
             h.args = v.split_whitespace().map(str::to_owned).collect();
+        } else if let Some(v) = line.strip_prefix("-- options:") {
+            h.options = v.split_whitespace().map(str::to_owned).collect();
         } else if line.trim_end() == "-- stdin-open" {
             h.stdin_open = true;
         } else if let Some(v) = line.strip_prefix("-- stdin:") {
@@ -140,6 +145,7 @@ fn run_case(script: &Path) -> Result<(), Failed> {
     let writer: OwnedFd = writer.into();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_luring"));
     cmd.current_dir(script.parent().expect("script has a directory"))
+        .args(&h.options)
         .arg(script.file_name().expect("script has a name"))
         .args(&h.args)
         .env_remove("LURING_LOG")

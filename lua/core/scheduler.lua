@@ -87,6 +87,17 @@ end
 -- xpcall, scope, resume, a fiber's own xpcall) restores the depth it saw,
 -- so an error unwinding through counted calls leaks nothing.
 local C_DEPTH_LIMIT = 200
+-- LuaJIT's allocation failure message (LUA_ERRMEM).
+local NOT_ENOUGH_MEMORY = 'not enough memory'
+-- LuaJIT, unlike Lua 5.2+, does not collect garbage when an allocation
+-- fails: the code that catches the error would likely fail again on the
+-- garbage the failed work left. Where the runtime catches a memory error
+-- it runs a full collection first.
+local emergency_gc
+do
+  local collect = collectgarbage
+  emergency_gc = function() collect() end
+end
 local C_DEPTH = { n = 0 } -- shared with the stripped gsub wrapper
 K.C_DEPTH_LIMIT = C_DEPTH_LIMIT
 
@@ -167,6 +178,7 @@ end
 
 local function scope_tail(s, depth, ok, ...)
   C_DEPTH.n = depth
+  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   close_scope(s)
   if not ok then error(normalize_error((...)), 0) end
 end
@@ -264,6 +276,7 @@ end
 local NO_RESULTS = { n = 1, true }
 
 local function body_done(f, ok, ...)
+  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
     f.ok = true
     if select('#', ...) == 0 then
@@ -532,6 +545,17 @@ K.jit_attach(function(e)
   if gc_was_running then gc_control('restart') end
 end, 'errfin')
 
+-- Out of memory outside any fiber's protection (in the runtime's own code):
+-- the VM cannot go on. The report is built before it is needed, as building
+-- it then could fail too; the exit status is 1, as after a main fiber panic.
+local errmem_report
+function K.report_errmem()
+  if vm_report_printed then return end
+  vm_report_printed = true
+  K.main_panicked = true
+  stderr_write(errmem_report or "VM forcibly closed due to 'LUA_ERRMEM'\n")
+end
+
 ---------------------------------------------------------------------------
 -- The loop
 local function finish(f)
@@ -564,6 +588,7 @@ local cbuf = {}
 
 -- Runs the VM until nothing can wake a fiber, or it is terminated.
 function K.run()
+  errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
   while not closing do
     -- Run the fibers queued so far; keep going with the ones they woke only
     -- while no ring op is in flight (nothing to reap, nothing to be fair to).
@@ -588,7 +613,11 @@ function K.run()
           else
             -- TERMINATE, or a failure of the runtime's own code.
             if not ok then
-              stderr_write('luring: internal scheduler error: ' .. tostring(sig) .. '\n')
+              if sig == NOT_ENOUGH_MEMORY then
+                K.report_errmem()
+              else
+                stderr_write('luring: internal scheduler error: ' .. tostring(sig) .. '\n')
+              end
             end
             closing = true
           end
@@ -685,6 +714,7 @@ _G.this_fiber = setmetatable({}, {
 -- Fiber-aware pcall, xpcall and coroutine.*
 local function pcall_tail(s, depth, ok, ...)
   C_DEPTH.n = depth
+  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   close_scope(s)
   if ok then return true, ... end
   return false, normalize_error((...))
@@ -717,6 +747,7 @@ local user_co = setmetatable({}, { __mode = 'k' })
 -- more while the coroutine ran.
 local function resume_tail(co, depth, ok, ...)
   C_DEPTH.n = depth
+  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
     local sig = ...
     if sig == SUSPEND or sig == TERMINATE then

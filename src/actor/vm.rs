@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
 
+use crate::actor::memory::VmMemory;
 use crate::executor::{Executor, OpBuffer, OpId, Reaped};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
@@ -96,8 +97,10 @@ pub struct VmConfig {
 }
 
 pub struct Vm {
+    // Dropped in this order: the state closes before its allocator goes.
     lua: Lua,
     core: Table,
+    memory: Box<VmMemory>,
 }
 
 /// True while `lua_close` runs the VM's finalizers. mlua's handle to the VM
@@ -283,7 +286,16 @@ fn clock_nanos(realtime: bool) -> f64 {
 
 fn op_buffer(v: &Value) -> mlua::Result<OpBuffer> {
     match v {
-        Value::String(s) => Ok(OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice())),
+        Value::String(s) => {
+            // The copy may be large: failing to allocate it is ENOMEM.
+            let bytes = s.as_bytes();
+            let mut owned = Vec::new();
+            owned
+                .try_reserve_exact(bytes.len())
+                .map_err(|_| io_err(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
+            owned.extend_from_slice(&bytes);
+            Ok(OpBuffer::Owned(owned.into_boxed_slice()))
+        }
         other => byte_span::span_from_value(other)
             .map(OpBuffer::Span)
             .ok_or_else(|| error::einval(2)),
@@ -384,16 +396,23 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "stdout_write",
-        // `BString` is read straight off the Lua stack: a string handle
-        // could not be read in a finalizer run while the VM closes.
-        lua.create_function(|lua, s: mlua::BString| {
-            if vm_closing(lua) {
-                write_unbuffered(false, &s);
-                return Ok(());
-            }
+        // In a finalizer run while the VM closes this fails (with_state):
+        // the string could not even be read then.
+        lua.create_function(|lua, s: mlua::LuaString| {
             with_state(lua, |st| {
-                st.stdout.extend_from_slice(&s);
-                if st.stdout_is_tty || st.stdout.len() >= STDOUT_BUFFER_LIMIT {
+                let bytes = s.as_bytes();
+                // Output that would overflow the buffer goes out directly,
+                // after what is buffered: copying it could fail for lack of
+                // memory, and would not save a write anyway.
+                if st.stdout.len() + bytes.len() > STDOUT_BUFFER_LIMIT
+                    || st.stdout.try_reserve(bytes.len()).is_err()
+                {
+                    st.flush_stdout();
+                    write_unbuffered(false, &bytes);
+                    return;
+                }
+                st.stdout.extend_from_slice(&bytes);
+                if st.stdout_is_tty {
                     st.flush_stdout();
                 }
             })
@@ -473,6 +492,12 @@ impl Vm {
         let lua = unsafe {
             Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::default())
         };
+        let memory = VmMemory::new();
+        // SAFETY: `exec_raw` runs the closure with the live state on this
+        // thread; `memory` is boxed (its address never changes) and the
+        // `Vm` drops it only after the state (field order).
+        unsafe { lua.exec_raw::<()>((), |state| memory.install(state)) }
+            .map_err(|e| RuntimeError::Boot(e.to_string()))?;
         let executor = Executor::new().map_err(RuntimeError::Ring)?;
         lua.set_app_data(VmState {
             executor,
@@ -482,7 +507,15 @@ impl Vm {
             exit_code: None,
         });
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
-        Ok(Self { lua, core })
+        Ok(Self { lua, core, memory })
+    }
+
+    /// Caps the bytes this VM's Lua heap may hold (`None`: no cap, the
+    /// default). Past it, allocations fail as Lua "not enough memory" errors
+    /// in this VM only. Rust-side buffers (byte_span storage, ring buffers)
+    /// are not counted.
+    pub fn set_memory_limit(&self, bytes: Option<usize>) {
+        self.memory.set_limit(bytes);
     }
 
     fn boot(lua: &Lua) -> mlua::Result<Table> {
@@ -493,7 +526,10 @@ impl Vm {
         k.set("raw_pcall", g.get::<Function>("pcall")?)?;
         // Errors raised by `__gc` finalizers reach the runtime through this
         // LuaJIT VM event (lua/core/scheduler.lua reports them).
-        k.set("jit_attach", g.get::<Table>("jit")?.get::<Function>("attach")?)?;
+        k.set(
+            "jit_attach",
+            g.get::<Table>("jit")?.get::<Function>("attach")?,
+        )?;
         k.set("builtin_modules", lua.create_table()?)?;
         let span_table = byte_span::register(lua)?;
         g.set("byte_span", span_table)?;
@@ -554,9 +590,24 @@ impl Vm {
         }
         tracing::debug!(script = %script.display(), "main fiber scheduled");
         let run: Function = self.core.get("run").map_err(lua_boot)?;
-        run.call::<()>(())
-            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
-        let main_panicked = self.core.get::<bool>("main_panicked").unwrap_or(false);
+        let mut closed_for_memory = false;
+        if let Err(e) = run.call::<()>(()) {
+            if !is_memory_error(&e) {
+                return Err(RuntimeError::Internal(e.to_string()));
+            }
+            // The scheduler itself ran out of memory: the VM is closed with
+            // the spec's report (its text was built beforehand).
+            closed_for_memory = true;
+            let reported = self
+                .core
+                .get::<Function>("report_errmem")
+                .and_then(|report| report.call::<()>(()));
+            if reported.is_err() {
+                write_unbuffered(true, b"VM forcibly closed due to 'LUA_ERRMEM'\n");
+            }
+        }
+        let main_panicked =
+            closed_for_memory || self.core.get::<bool>("main_panicked").unwrap_or(false);
         let exit_code = with_state(&self.lua, |st| {
             st.flush_stdout();
             st.exit_code
@@ -566,6 +617,16 @@ impl Vm {
             exit_code,
             main_panicked,
         })
+    }
+}
+
+/// Whether `e` is (or wraps) a Lua allocation failure.
+fn is_memory_error(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } => is_memory_error(cause),
+        mlua::Error::RuntimeError(text) => text.contains("not enough memory"),
+        _ => false,
     }
 }
 

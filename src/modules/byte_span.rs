@@ -614,11 +614,15 @@ fn lua_append_member(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
         // (or be changed by an earlier argument's copy), so such arguments
         // are snapshotted first to get plain concatenation semantics.
         let tail = if tail.iter().any(|s| s.shares_storage_with(&span)) {
-            let mut joined = Vec::with_capacity(total - span.len());
+            // Allocation failure is ENOMEM, never an abort.
+            let joined_len = total - span.len();
+            let joined = SpanRef::try_new_zeroed(joined_len, joined_len).ok_or_else(enomem)?;
+            let mut at = 0;
             for s in &tail {
-                s.with_bytes(|b| joined.extend_from_slice(b));
+                s.write_into(&joined, at);
+                at += s.len();
             }
-            vec![Source::Span(SpanRef::from_bytes(&joined))]
+            vec![Source::Span(joined)]
         } else {
             tail
         };

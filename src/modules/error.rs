@@ -162,8 +162,14 @@ pub fn decode(lua: &Lua, v: Value) -> mlua::Result<MultiValue> {
             arg,
         ]));
     }
-    let msg = match &*err {
-        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+    let cause = match &*err {
+        mlua::Error::CallbackError { cause, .. } => cause,
+        other => other,
+    };
+    // A runtime error's text is the message itself, without mlua's
+    // "runtime error: " label.
+    let msg = match cause {
+        mlua::Error::RuntimeError(text) => text.clone(),
         other => other.to_string(),
     };
     Ok(MultiValue::from_vec(vec![Value::String(

@@ -1,0 +1,11 @@
+-- options: --memory-limit 16M
+-- exit: 1
+-- The script keeps every byte up to its memory limit, so even the
+-- runtime's own bookkeeping cannot allocate: the VM is closed with the
+-- spec's LUA_ERRMEM report (spec/core.md §8) and the process exits with 1,
+-- never with an abort.
+-- a chain of small tables: nothing larger than one of them is left free
+pcall(function() while true do hog = { hog } end end)
+spawn(function() end)
+this_fiber.yield()
+print('unreachable')
