@@ -6,6 +6,13 @@
 //! - `VmState` is the only mutable Rust state a VM has; `rt` functions
 //!   borrow it for the duration of one call and never call back into Lua
 //!   while holding the borrow.
+//! - Finalizers may call Rust functions while `lua_close` runs, when mlua
+//!   has no handle to the VM left: every Rust function that reads a Lua
+//!   handle (string, table, userdata) or the VM state checks `vm_closing`
+//!   first (`unless_closing`, `with_state`) and raises an error instead.
+//!   Only `stderr_write`, `strerror` and `decode_error` work then, so that
+//!   reports still get out.
+//! - The Lua heap's allocator never aborts (actor/memory.rs).
 //! - Standard output written by `print` is buffered here and flushed before
 //!   anything is written to stderr, before any ring write to fd 1 or 2, before
 //!   the thread blocks in the ring, when it reaches 64 KiB, after each
@@ -150,8 +157,9 @@ fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R
     Ok(f(&mut st))
 }
 
-/// Writes straight to fd 1 or 2, for reports and `print` from finalizers run
-/// while the VM closes (its buffered stdout was flushed before the close).
+/// Writes straight to fd 1 or 2: large `print` output, and reports that
+/// cannot reach the VM state (finalizers run while the VM closes, after its
+/// buffered stdout was flushed).
 fn write_unbuffered(to_stderr: bool, bytes: &[u8]) {
     // A closed stdout or stderr (EPIPE) loses the text, as in C.
     if to_stderr {
@@ -330,27 +338,29 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "read",
-        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(unless_closing(|lua, (fd, buf): (RawFd, Value)| {
             let span = byte_span::span_arg(&buf, 2)?;
             submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
-        })?,
+        }))?,
     )?;
     rt.set(
         "read_at",
-        lua.create_function(|lua, (fd, buf, offset): (RawFd, Value, f64)| {
-            let span = byte_span::span_arg(&buf, 2)?;
-            submit_op(lua, |st| {
-                st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
-            })
-        })?,
+        lua.create_function(unless_closing(
+            |lua, (fd, buf, offset): (RawFd, Value, f64)| {
+                let span = byte_span::span_arg(&buf, 2)?;
+                submit_op(lua, |st| {
+                    st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
+                })
+            },
+        ))?,
     )?;
     rt.set(
         "open",
-        lua.create_function(|lua, path: mlua::LuaString| {
+        lua.create_function(unless_closing(|lua, path: mlua::LuaString| {
             let path =
                 std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
             submit_op(lua, |st| st.executor.open(path, libc::O_RDONLY))
-        })?,
+        }))?,
     )?;
     rt.set(
         "close",
@@ -358,7 +368,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "write",
-        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(unless_closing(|lua, (fd, buf): (RawFd, Value)| {
             let buf = op_buffer(&buf)?;
             submit_op(lua, |st| {
                 if fd == 1 || fd == 2 {
@@ -366,7 +376,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 }
                 st.executor.write(fd, buf)
             })
-        })?,
+        }))?,
     )?;
     rt.set(
         "turn",
@@ -420,6 +430,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "stderr_write",
+        // `BString` is read straight off the Lua stack, which also works in
+        // a finalizer run while the VM closes (a string handle would not).
         lua.create_function(|lua, s: mlua::BString| {
             // Reports must get out: if the state cannot be reached (closing,
             // or a finalizer inside another `rt` call) the text is written
