@@ -92,11 +92,21 @@ local NOT_ENOUGH_MEMORY = 'not enough memory'
 -- LuaJIT, unlike Lua 5.2+, does not collect garbage when an allocation
 -- fails: the code that catches the error would likely fail again on the
 -- garbage the failed work left. Where the runtime catches a memory error
--- it runs a full collection first.
+-- it collects first, repeatedly while that still frees a tenth of the
+-- heap: each cycle only halves LuaJIT's string buffer, which a failed
+-- huge string.rep or table.concat leaves at hundreds of megabytes.
 local emergency_gc
 do
   local collect = collectgarbage
-  emergency_gc = function() collect() end
+  emergency_gc = function()
+    local before = collect('count')
+    for _ = 1, 16 do
+      collect()
+      local now = collect('count')
+      if now > before * 0.9 then break end
+      before = now
+    end
+  end
 end
 local C_DEPTH = { n = 0 } -- shared with the stripped gsub wrapper
 K.C_DEPTH_LIMIT = C_DEPTH_LIMIT
