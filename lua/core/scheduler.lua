@@ -664,7 +664,7 @@ local this_fiber = {}
 local this_fiber_props = {}
 
 function this_fiber.yield()
-  check_yieldable()
+  if not co_isyieldable() then check_yieldable() end -- raises (hot path: inlined test)
   local f = current
   if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) then
     check_suspend(f)
