@@ -87,14 +87,16 @@ end
 -- xpcall, scope, resume, a fiber's own xpcall) restores the depth it saw,
 -- so an error unwinding through counted calls leaks nothing.
 local C_DEPTH_LIMIT = 200
--- LuaJIT's allocation failure message (LUA_ERRMEM).
-local NOT_ENOUGH_MEMORY = 'not enough memory'
--- LuaJIT, unlike Lua 5.2+, does not collect garbage when an allocation
--- fails: the code that catches the error would likely fail again on the
--- garbage the failed work left. Where the runtime catches a memory error
--- it collects first, repeatedly while that still frees a tenth of the
--- heap: each cycle only halves LuaJIT's string buffer, which a failed
--- huge string.rep or table.concat leaves at hundreds of megabytes.
+local c_depth = 0
+
+---------------------------------------------------------------------------
+-- Out of memory. LuaJIT, unlike Lua 5.2+, does not collect garbage when an
+-- allocation fails: the code that catches the error would likely fail again
+-- on the garbage the failed work left. Where the runtime catches a memory
+-- error it collects first, repeatedly while that still frees a tenth of the
+-- heap: each cycle only halves LuaJIT's string buffer, which a failed huge
+-- string.rep or table.concat leaves at hundreds of megabytes.
+local NOT_ENOUGH_MEMORY = 'not enough memory' -- LuaJIT's LUA_ERRMEM message
 local emergency_gc
 do
   local collect = collectgarbage
@@ -108,8 +110,6 @@ do
     end
   end
 end
-local C_DEPTH = { n = 0 } -- shared with the stripped gsub wrapper
-K.C_DEPTH_LIMIT = C_DEPTH_LIMIT
 
 ---------------------------------------------------------------------------
 -- Scopes: per Lua thread, a flat handler list plus scope boundaries.
@@ -187,7 +187,7 @@ function scope_cleanup_pop(execute)
 end
 
 local function scope_tail(s, depth, ok, ...)
-  C_DEPTH.n = depth
+  c_depth = depth
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   close_scope(s)
   if not ok then error(normalize_error((...)), 0) end
@@ -197,7 +197,7 @@ function scope(f)
   if type(f) ~= 'function' then raise_errno(E.EINVAL, 1) end
   local s = thread_scopes()
   open_scope(s)
-  return scope_tail(s, C_DEPTH.n, raw_pcall(f))
+  return scope_tail(s, c_depth, raw_pcall(f))
 end
 
 ---------------------------------------------------------------------------
@@ -309,7 +309,7 @@ local function trampoline(f)
     else
       body_done(f, raw_xpcall(fn, on_error))
     end
-    C_DEPTH.n = 0 -- a fiber's body runs at depth 0; an error may skip the decrements
+    c_depth = 0 -- a fiber's body runs at depth 0; an error may skip the decrements
     -- Root scope handlers: always for ordinary and module fibers, only on
     -- success for the VM main fiber. Scopes are created lazily.
     local co = f.co
@@ -723,7 +723,7 @@ _G.this_fiber = setmetatable({}, {
 ---------------------------------------------------------------------------
 -- Fiber-aware pcall, xpcall and coroutine.*
 local function pcall_tail(s, depth, ok, ...)
-  C_DEPTH.n = depth
+  c_depth = depth
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   close_scope(s)
   if ok then return true, ... end
@@ -735,7 +735,7 @@ function pcall(fn, ...)
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   local s = thread_scopes()
   open_scope(s)
-  return pcall_tail(s, C_DEPTH.n, raw_pcall(fn, ...))
+  return pcall_tail(s, c_depth, raw_pcall(fn, ...))
 end
 
 function xpcall(fn, handler, ...)
@@ -747,7 +747,7 @@ function xpcall(fn, handler, ...)
   if type(handler) == 'function' then
     h = function(e) return handler(normalize_error(e)) end
   end
-  return pcall_tail(s, C_DEPTH.n, raw_xpcall(fn, h, ...))
+  return pcall_tail(s, c_depth, raw_xpcall(fn, h, ...))
 end
 
 local busy = setmetatable({}, { __mode = 'k' })
@@ -756,7 +756,7 @@ local user_co = setmetatable({}, { __mode = 'k' })
 -- `depth` is the C depth of the caller of resume: the resume counted one
 -- more while the coroutine ran.
 local function resume_tail(co, depth, ok, ...)
-  C_DEPTH.n = depth
+  c_depth = depth
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
     local sig = ...
@@ -766,7 +766,7 @@ local function resume_tail(co, depth, ok, ...)
       busy[co] = true
       local a, b = co_yield(sig)
       busy[co] = nil
-      C_DEPTH.n = depth + 1
+      c_depth = depth + 1
       return resume_tail(co, depth, co_resume(co, a, b))
     end
     return true, ...
@@ -802,10 +802,10 @@ function coroutine_patched.resume(co, ...)
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   if busy[co] then raise_errno(E.EPERM) end
   if fiber_of[co] then raise_core('bad_coroutine') end
-  local depth = C_DEPTH.n
+  local depth = c_depth
   if depth >= C_DEPTH_LIMIT then return false, 'C stack overflow' end
   if type(co) ~= 'thread' then return resume_tail(co, depth, co_resume(co, ...)) end
-  C_DEPTH.n = depth + 1
+  c_depth = depth + 1
   return resume_tail(co, depth, co_resume(co, ...))
 end
 
@@ -862,13 +862,13 @@ do
     error(format("bad argument #%d to '%s' (%s)", narg, name, msg), 3)
   end
   local function tail(depth, ...)
-    C_DEPTH.n = depth
+    c_depth = depth
     return ...
   end
   local function enter()
-    local depth = C_DEPTH.n
+    local depth = c_depth
     if depth >= C_DEPTH_LIMIT then error('C stack overflow', 0) end
-    C_DEPTH.n = depth + 1
+    c_depth = depth + 1
     return depth
   end
   -- The replacement is what recurses: it runs counted, and gsub itself is
