@@ -151,7 +151,8 @@ mod tests {
             assert!(!a.is_null());
             vm_alloc(ud, a, 10, 0);
             assert_eq!(memory.used.get(), 0);
-            // the system refusing (beyond isize::MAX) is NULL, not an abort
+            // the system refusing (1 PiB, more than any machine here has) is
+            // NULL, not an abort
             memory.set_limit(None);
             assert!(vm_alloc(ud, std::ptr::null_mut(), 0, 1 << 50).is_null());
         }
