@@ -105,9 +105,11 @@ function K.generic_error(errno, arg) return new(generic, errno, arg) end
 -- operation_aborted: asio reports it through the system category (ECANCELED).
 K.operation_aborted = function() return new(system, rt.errno.ECANCELED) end
 
+-- Raw reads: the scheduler and finalizers call it on any error value, and a
+-- user table may fake __metatable = 'error_code' with its own __index.
 function K.is_interrupted(e)
   return type(e) == 'table' and getmetatable(e) == 'error_code'
-    and e.category == core and e.code == 13
+    and rawequal(rawget(e, 'category'), core) and rawget(e, 'code') == 13
 end
 
 -- Turns a wrapped Rust error (userdata) into the error table it stands for.
