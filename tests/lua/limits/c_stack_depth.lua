@@ -49,6 +49,11 @@ local function nested_pcall(n)
   if not ok then error(err, 0) end
 end
 print('pcall', only_ok_err(pcall(nested_pcall, 0)))
+local function nested_xpcall(n)
+  local ok, err = xpcall(nested_xpcall, function(e) return e end, n + 1)
+  if not ok then error(err, 0) end
+end
+print('xpcall', only_ok_err(pcall(nested_xpcall, 0)))
 local function nested_scope(n) scope(function() nested_scope(n + 1) end) end
 print('scope', only_ok_err(pcall(nested_scope, 0)))
 local chain = setmetatable({}, {})
