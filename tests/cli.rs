@@ -34,7 +34,10 @@ fn help_and_version() {
     let out = luring().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = text(&out.stdout);
-    assert!(help.contains("Usage: luring [OPTIONS] <SCRIPT> [ARGS]..."), "{help}");
+    assert!(
+        help.contains("Usage: luring [OPTIONS] <SCRIPT> [ARGS]..."),
+        "{help}"
+    );
     assert!(help.contains("--memory-limit <SIZE>"), "{help}");
     let out = luring().arg("--version").output().unwrap();
     assert!(out.status.success());
