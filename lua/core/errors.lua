@@ -1,14 +1,23 @@
 -- Error values (spec/core.md §7): tables {code=, category=} sharing one
 -- metatable; categories are userdata whose tostring is their name.
+--
+-- Invariant: the runtime's own inspection of an error value (is_interrupted,
+-- error_message, normalize_error) never runs user code: it compares
+-- metatables and categories by identity and reads fields with rawget, so a
+-- forged or hostile value (a table whose __metatable says 'error_code',
+-- raising __index/__eq/__tostring, userdata, threads, ...) cannot raise or
+-- yield there.
 local K = ...
 local rt = K.rt
 local setmetatable, tostring, type, rawget = setmetatable, tostring, type, rawget
+local raw_getmetatable, raw_pcall = K.debug.getmetatable, pcall
 
 local error_mt = { __metatable = 'error_code' }
 local error_methods = {}
 K.error_mt = error_mt
 
 local categories = {}
+local message_of = {}  -- category userdata -> function(code) -> message
 local function category(name, message)
   local c = newproxy(true)
   local mt = getmetatable(c)
@@ -16,6 +25,7 @@ local function category(name, message)
   mt.__index = { message = function(_, code) return message(code) end }
   mt.__metatable = 'error_category'
   categories[name] = c
+  message_of[c] = message
   return c
 end
 
@@ -103,9 +113,13 @@ function K.generic_error(errno, arg) return new(generic, errno, arg) end
 -- operation_aborted: asio reports it through the system category (ECANCELED).
 K.operation_aborted = function() return new(system, rt.errno.ECANCELED) end
 
+local function is_error_code(e)
+  return type(e) == 'table' and raw_getmetatable(e) == error_mt
+end
+K.is_error_code = is_error_code
+
 function K.is_interrupted(e)
-  return type(e) == 'table' and getmetatable(e) == 'error_code'
-    and e.category == core and e.code == 13
+  return is_error_code(e) and rawget(e, 'category') == core and rawget(e, 'code') == 13
 end
 
 -- Turns a wrapped Rust error (userdata) into the error table it stands for.
@@ -122,9 +136,12 @@ end
 -- What a panic report prints for an error value (§7 last bullet).
 function K.error_message(e)
   if type(e) == 'string' then return e end
-  if type(e) == 'table' and getmetatable(e) == 'error_code' then
-    local cat = rawget(e, 'category')
-    if categories[tostring(cat)] == cat then return cat:message(e.code) end
+  if is_error_code(e) then
+    local message, code = message_of[rawget(e, 'category')], rawget(e, 'code')
+    if message and type(code) == 'number' then
+      local ok, text = raw_pcall(message, code)
+      if ok and type(text) == 'string' then return text end
+    end
   end
   return ''
 end

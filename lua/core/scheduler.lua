@@ -17,10 +17,12 @@
 local K = ...
 local rt = K.rt
 local debug_traceback, getfenv_u, setfenv_u = K.debug.traceback, K.debug.getfenv, K.debug.setfenv
-local co_create, co_resume, co_yield, co_status, co_running =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
+local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running,
+  coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
-local select, type, error, setmetatable, tostring, unpack = select, type, error, setmetatable, tostring, unpack
+local select, type, error, setmetatable, tostring, unpack, next =
+  select, type, error, setmetatable, tostring, unpack, next
 local pack = function(...) return { n = select('#', ...), ... } end
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
@@ -47,7 +49,6 @@ K.hexid = hexid
 local runq, rq_n, spare = {}, 0, {}
 local current            -- fiber record running now (nil in the scheduler)
 local fiber_of = setmetatable({}, { __mode = 'k' })  -- fiber coroutines -> true
-local closing = false    -- VM terminating: stop running fibers
 local vm_report_printed = false
 
 local function schedule(f, a, b)
@@ -67,6 +68,73 @@ K.wake = wake
 function K.current() return current end
 
 ---------------------------------------------------------------------------
+-- Wait queues: FIFO doubly linked lists, O(1) push, pop and removal of any
+-- member. The links live in two VM-wide tables keyed by the member (a
+-- fiber record or an op id), so a member is in at most one queue at a
+-- time, and a fiber record gains no fields. A queue whose `owner` is set
+-- is in `waited` (owner -> order of registration) exactly while it has
+-- members: the deadlock report looks only at objects with waiters now.
+local q_next, q_prev = {}, {}
+local q_members, q_peak = 0, 0
+local waited, waited_seq = {}, 0
+K.waited = waited
+
+local function q_new(owner)
+  return { head = false, tail = false, n = 0, owner = owner or false }
+end
+K.q_new = q_new
+
+local function q_push(q, x)
+  local t = q.tail
+  q_prev[x], q_next[x] = t, false
+  if t then
+    q_next[t] = x
+  else
+    q.head = x
+    local o = q.owner
+    if o then
+      waited_seq = waited_seq + 1
+      waited[o] = waited_seq
+    end
+  end
+  q.tail = x
+  q.n = q.n + 1
+  q_members = q_members + 1
+  if q_members > q_peak then q_peak = q_members end
+end
+K.q_push = q_push
+
+local function q_unlink(q, x)
+  local p, n = q_prev[x], q_next[x]
+  q_prev[x], q_next[x] = nil, nil
+  if p then q_next[p] = n else q.head = n end
+  if n then q_prev[n] = p else q.tail = p end
+  q.n = q.n - 1
+  if not q.head and q.owner then waited[q.owner] = nil end
+  q_members = q_members - 1
+  if q_members == 0 and q_peak > 1024 then
+    -- A table never shrinks by itself: drop the capacity a burst left.
+    q_next, q_prev, q_peak = {}, {}, 0
+  end
+end
+
+-- Removes and returns the first member, or false when empty.
+local function q_pop(q)
+  local x = q.head
+  if x then q_unlink(q, x) end
+  return x
+end
+K.q_pop = q_pop
+
+-- Removes `x` if it is in `q` (it must not be in another queue).
+local function q_remove(q, x)
+  if q_prev[x] == nil then return false end
+  q_unlink(q, x)
+  return true
+end
+K.q_remove = q_remove
+
+---------------------------------------------------------------------------
 -- Scopes: per Lua thread, a flat handler list plus scope boundaries.
 local scopes_of = setmetatable({}, { __mode = 'k' })
 K.main_thread_key = {}
@@ -82,6 +150,17 @@ local function thread_scopes()
 end
 
 local report_forced_close
+local closing = false    -- VM terminating: stop running fibers
+
+-- A cleanup handler raised: the VM closes. Where the fiber can yield, it
+-- ends now; elsewhere (inside a C callback) it raises, and the scheduler
+-- stops as soon as the fiber next suspends or ends.
+local function forced_close()
+  report_forced_close(co_running())
+  closing = true
+  if K.can_suspend() then co_yield(TERMINATE) end
+  error('VM closing: a cleanup handler raised', 0)
+end
 
 -- Runs handlers above `bound` in reverse, interruption disabled. A raising
 -- handler closes the VM at once.
@@ -94,10 +173,7 @@ local function run_handlers(s, bound)
     s[s.n] = nil
     s.n = s.n - 1
     local ok = raw_pcall(h)
-    if not ok then
-      report_forced_close(co_running())
-      co_yield(TERMINATE)
-    end
+    if not ok then forced_close() end
   end
   if f then f.int_disabled = f.int_disabled - 1 end
 end
@@ -134,10 +210,7 @@ function scope_cleanup_pop(execute)
     if f then f.int_disabled = f.int_disabled + 1 end
     local ok = raw_pcall(h)
     if f then f.int_disabled = f.int_disabled - 1 end
-    if not ok then
-      report_forced_close(co_running())
-      co_yield(TERMINATE)
-    end
+    if not ok then forced_close() end
   end
 end
 
@@ -155,11 +228,50 @@ end
 
 ---------------------------------------------------------------------------
 -- Suspension points
+--
+-- A fiber can suspend only where LuaJIT can yield all the way up to the
+-- scheduler. It cannot inside a callback called from C (table.sort
+-- comparator, string.gsub function, load reader, __tostring via tostring,
+-- __gc, ...): co_yield would fail there. Every suspending function checks
+-- this BEFORE it registers anything (op, queue entry, exit code), so a
+-- refused suspension changes no state.
+--
+-- `c_resumes` counts user coroutines resumed from such a place and still
+-- running: inside them a yield reaches only the resume wrapper, which could
+-- not forward it, so the fiber cannot suspend either. The count nests with
+-- the C stack (a fiber switch is impossible while it is above zero).
+local c_resumes = 0
+local CANNOT_SUSPEND = 'attempt to yield across C-call boundary: a fiber cannot suspend'
+  .. ' inside a callback called from C (table.sort comparator, string.gsub function,'
+  .. ' load reader, __tostring, __gc, ...); suspend outside of it'
+
+local function can_suspend()
+  return c_resumes == 0 and co_isyieldable()
+end
+K.can_suspend = can_suspend
+
+-- Raises unless the running fiber can suspend here. For functions that
+-- suspend only sometimes (lock, join, get): call right before registering.
+local function check_yieldable()
+  if c_resumes > 0 or not co_isyieldable() then error(CANNOT_SUSPEND, 0) end
+end
+K.check_yieldable = check_yieldable
+
+-- The checks of a function that always suspends (and is an interruption
+-- point): yieldability, forbid_suspend, pending interruption.
 local function check_suspend(f)
+  check_yieldable()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
 end
 K.check_suspend = check_suspend
+
+-- The checks of a function that suspends only sometimes, before it knows.
+local function check_wait(f)
+  if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
+  if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+end
+K.check_wait = check_wait
 
 -- Suspends the current fiber until someone calls wake(f, a, b). The
 -- interrupter (if interruption is enabled) runs when the fiber is
@@ -276,6 +388,16 @@ local function take_coroutine()
   return co
 end
 
+-- The pool keeps at most POOL_MAX idle coroutines; the others are left to
+-- the GC, so memory follows the live fibers, not the peak of the past.
+local POOL_MAX = 128
+local function release_coroutine(co)
+  if pool_n < POOL_MAX then
+    pool_n = pool_n + 1
+    pool[pool_n] = co
+  end
+end
+
 -- `args` is nil or a packed argument list.
 local function new_fiber(fn, args, opts)
   -- The fields every fiber touches are created here (false for "unset"),
@@ -320,8 +442,9 @@ function fiber_methods.join(h)
     raise_errno(E.EINVAL, 1)
   end
   if t == f then raise_errno(E.EDEADLK) end
-  check_suspend(f)
+  check_wait(f)
   if not t.finished then
+    check_yieldable()
     t.joiner = f
     local r = suspend(f, join_interrupter, t)
     if r == INTERRUPTED then raise_core('interrupted') end
@@ -457,14 +580,24 @@ local function format_traceback(tb)
   return table.concat(out, '\n')
 end
 
+-- Reports never raise, whatever the error value: error_message reads it
+-- with raw accesses only, and the text is built under protection (e.g. out
+-- of memory for a huge message), with a fixed fallback.
+local function panic_text(f)
+  return K.error_message(f.err) .. "'\n" .. format_traceback(f.traceback) .. '\n'
+end
+local function write_panic(head, f)
+  local ok, text = raw_pcall(panic_text, f)
+  if not ok then text = "'\n" .. format_traceback(nil) .. '\n' end
+  raw_pcall(stderr_write, head .. text)
+end
+
 report_panic = function(f)
-  stderr_write('Fiber ' .. hexid(f) .. " panicked: '" .. K.error_message(f.err)
-    .. "'\n" .. format_traceback(f.traceback) .. '\n')
+  write_panic('Fiber ' .. hexid(f) .. " panicked: '", f)
 end
 
 local function report_main_panic(f)
-  stderr_write('Main fiber from VM ' .. K.vm_id .. " panicked: '"
-    .. K.error_message(f.err) .. "'\n" .. format_traceback(f.traceback) .. '\n')
+  write_panic('Main fiber from VM ' .. K.vm_id .. " panicked: '", f)
 end
 
 report_forced_close = function(th)
@@ -482,8 +615,8 @@ local function finish(f)
   f.finished = true
   if LOG then log('fiber finished', hexid(f), f.ok and 'ok' or K.error_message(f.err)) end
   f.interrupter = nil
-  pool_n = pool_n + 1
-  pool[pool_n] = f.co
+  release_coroutine(f.co)
+  f.co = false
   if f.vm_main then
     if not f.ok then
       K.main_panicked = true
@@ -500,7 +633,6 @@ local function finish(f)
   elseif f.detached or not f.handle_alive then
     if not f.ok and not is_interrupted(f.err) and not f.module then report_panic(f) end
   end
-  if f.on_finish then f.on_finish(f) end
 end
 
 local turn = rt.turn
@@ -530,9 +662,10 @@ function K.run()
           if sig == FINISHED then
             finish(f)
           else
-            -- TERMINATE, or a failure of the runtime's own code.
+            -- TERMINATE, or a failure of the runtime's own code: the VM
+            -- ends and the process exits 70 (src/lib.rs).
             if not ok then
-              stderr_write('luring: internal scheduler error: ' .. tostring(sig) .. '\n')
+              K.internal_error = type(sig) == 'string' and sig or type(sig)
             end
             closing = true
           end
@@ -570,7 +703,8 @@ local this_fiber_props = {}
 
 function this_fiber.yield()
   local f = current
-  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) then
+  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0)
+    or c_resumes > 0 or not co_isyieldable() then
     check_suspend(f)
   end
   -- schedule(f), inlined: this is the hottest path of the scheduler.
@@ -691,11 +825,26 @@ function coroutine_patched.create(fn)
   return co
 end
 
+-- A coroutine resumed where the fiber cannot suspend cannot suspend it
+-- either (see c_resumes); it still yields to its resumer as usual.
+local function c_resume_tail(ok, ...)
+  c_resumes = c_resumes - 1
+  if ok then return true, ... end
+  return false, normalize_error((...))
+end
+
 function coroutine_patched.resume(co, ...)
   local f = current
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+  if type(co) ~= 'thread' then
+    error("bad argument #1 to 'resume' (coroutine expected)", 2)
+  end
   if busy[co] then raise_errno(E.EPERM) end
   if fiber_of[co] then raise_core('bad_coroutine') end
+  if c_resumes > 0 or not co_isyieldable() then
+    c_resumes = c_resumes + 1
+    return c_resume_tail(co_resume(co, ...))
+  end
   return resume_tail(co, co_resume(co, ...))
 end
 
@@ -727,11 +876,11 @@ function coroutine_patched.wrap(fn)
   end
 end
 
-if coroutine_patched.isyieldable then
-  function coroutine_patched.isyieldable()
-    local th = co_running()
-    return th ~= nil and not fiber_of[th]
-  end
+-- True where coroutine.yield works: inside a user coroutine, outside a C
+-- callback. (A fiber's own coroutine is the scheduler's, not yieldable.)
+function coroutine_patched.isyieldable()
+  local th = co_running()
+  return th ~= nil and not fiber_of[th] and co_isyieldable()
 end
 _G.coroutine = coroutine_patched
 

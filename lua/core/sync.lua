@@ -1,53 +1,52 @@
 -- mutex, recursive_mutex, condition_variable, future (spec/core.md §4).
--- VM-local objects; waiters are fiber records in FIFO arrays. Primitives
--- that ever had a waiter are remembered (in order) so that VM teardown can
--- report fibers still blocked on them.
+--
+-- Invariants: VM-local objects; waiters are fiber records in FIFO wait
+-- queues (K.q_*, O(1) per operation). Mutexes and futures register their
+-- queue's owner, so only objects that have waiters NOW are tracked for the
+-- teardown deadlock report (K.waited). An object is recognised by its
+-- metatable's identity, never by the forgeable getmetatable() string. A
+-- fiber that would block checks that it can suspend before it queues.
 local K = ...
 local E = K.rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local suspend, wake, check_suspend = K.suspend, K.wake, K.check_suspend
+local check_wait, check_yieldable = K.check_wait, K.check_yieldable
+local q_new, q_push, q_pop, q_remove = K.q_new, K.q_push, K.q_pop, K.q_remove
 local INTERRUPTED = K.INTERRUPTED
-local setmetatable, getmetatable, type, error = setmetatable, getmetatable, type, error
+local setmetatable, type, error = setmetatable, type, error
+local raw_getmetatable = K.debug.getmetatable
 local current = K.current
 local hexid = K.hexid
 
-local watched, watched_set = {}, setmetatable({}, { __mode = 'k' })
-local function watch(obj)
-  if not watched_set[obj] then
-    watched_set[obj] = true
-    watched[#watched + 1] = obj
-  end
-end
-
-local function remove_waiter(q, f)
-  for i = 1, #q do
-    if q[i] == f then table.remove(q, i) return true end
-  end
-  return false
-end
-
 local class = K.class
+
+-- The running fiber, for a function that may block.
+local function blocking_fiber()
+  local f = current()
+  if not f then error('cannot block here: no fiber is running', 0) end
+  return f
+end
 
 ---------------------------------------------------------------------------
 local mutex_methods = {}
 local mutex_mt = class('mutex', mutex_methods)
-local function is_mutex(m) return type(m) == 'table' and getmetatable(m) == 'mutex' and rawget(m, 'q') end
+local function is_mutex(m) return raw_getmetatable(m) == mutex_mt end
 
+-- The caller has checked that it can suspend if the mutex is locked.
 local function mutex_acquire(m, f)
   if not m.locked then
     m.locked = true
     return
   end
-  local q = m.q
-  q[#q + 1] = f
-  watch(m)
+  q_push(m.q, f)
   suspend(f, nil) -- ownership is handed over by unlock
 end
 
 function mutex_methods.lock(m)
   if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
-  local f = current()
+  local f = blocking_fiber()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
+  if m.locked then check_yieldable() end
   mutex_acquire(m, f)
 end
 
@@ -59,9 +58,9 @@ function mutex_methods.try_lock(m)
 end
 
 local function mutex_release(m)
-  local q = m.q
-  if #q > 0 then
-    wake(table.remove(q, 1))
+  local nxt = q_pop(m.q)
+  if nxt then
+    wake(nxt)
   else
     m.locked = false
   end
@@ -74,18 +73,22 @@ function mutex_methods.unlock(m)
 end
 
 K.builtin_modules.mutex = {
-  new = function() return setmetatable({ locked = false, q = {} }, mutex_mt) end,
+  new = function()
+    local m = setmetatable({ locked = false, q = false }, mutex_mt)
+    m.q = q_new(m)
+    return m
+  end,
 }
 
 ---------------------------------------------------------------------------
 local rmutex_methods = {}
 local rmutex_mt = class('recursive_mutex', rmutex_methods)
 local MAX_LEVELS = 2147483647
-local function is_rmutex(m) return type(m) == 'table' and getmetatable(m) == 'recursive_mutex' end
+local function is_rmutex(m) return raw_getmetatable(m) == rmutex_mt end
 
 function rmutex_methods.lock(m)
   if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
-  local f = current()
+  local f = blocking_fiber()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if m.owner == f then
     if m.levels == MAX_LEVELS then raise_errno(E.EOVERFLOW) end
@@ -96,14 +99,14 @@ function rmutex_methods.lock(m)
     m.owner, m.levels = f, 1
     return
   end
-  m.q[#m.q + 1] = f
-  watch(m)
+  check_yieldable()
+  q_push(m.q, f)
   suspend(f, nil) -- unlock makes us the owner before waking us
 end
 
 function rmutex_methods.try_lock(m)
   if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
-  local f = current()
+  local f = blocking_fiber()
   if m.owner == f then
     if m.levels == MAX_LEVELS then return false end
     m.levels = m.levels + 1
@@ -119,8 +122,8 @@ function rmutex_methods.unlock(m)
   if m.owner ~= current() then raise_errno(E.EPERM) end
   m.levels = m.levels - 1
   if m.levels > 0 then return end
-  if #m.q > 0 then
-    local nxt = table.remove(m.q, 1)
+  local nxt = q_pop(m.q)
+  if nxt then
     m.owner, m.levels = nxt, 1
     wake(nxt)
   else
@@ -130,17 +133,21 @@ end
 
 K.builtin_modules.recursive_mutex = {
   -- owner is false (not nil) when unlocked: absent keys go to __index
-  new = function() return setmetatable({ owner = false, levels = 0, q = {} }, rmutex_mt) end,
+  new = function()
+    local m = setmetatable({ owner = false, levels = 0, q = false }, rmutex_mt)
+    m.q = q_new(m)
+    return m
+  end,
 }
 
 ---------------------------------------------------------------------------
 local cond_methods = {}
 local cond_mt = class('condition_variable', cond_methods)
-local function is_cond(c) return type(c) == 'table' and getmetatable(c) == 'condition_variable' end
+local function is_cond(c) return raw_getmetatable(c) == cond_mt end
 
 -- An interrupted waiter leaves the queue, so it never steals a notification.
 local function cond_interrupter(f, c)
-  remove_waiter(c.q, f)
+  q_remove(c.q, f)
   wake(f, INTERRUPTED)
 end
 
@@ -148,11 +155,10 @@ function cond_methods.wait(c, m)
   if not is_cond(c) then raise_errno(E.EINVAL, 1) end
   if not is_mutex(m) then raise_errno(E.EINVAL, 2) end
   if not m.locked then raise_errno(E.EPERM) end
-  local f = current()
+  local f = blocking_fiber()
   check_suspend(f)
   mutex_release(m)
-  local q = c.q
-  q[#q + 1] = f
+  q_push(c.q, f)
   local r = suspend(f, cond_interrupter, c)
   -- Always re-acquire before returning or raising.
   mutex_acquire(m, f)
@@ -161,18 +167,22 @@ end
 
 function cond_methods.notify_one(c)
   if not is_cond(c) then raise_errno(E.EINVAL, 1) end
-  if #c.q > 0 then wake(table.remove(c.q, 1)) end
+  local f = q_pop(c.q)
+  if f then wake(f) end
 end
 
 function cond_methods.notify_all(c)
   if not is_cond(c) then raise_errno(E.EINVAL, 1) end
   local q = c.q
-  c.q = {}
-  for i = 1, #q do wake(q[i]) end
+  local f = q_pop(q)
+  while f do
+    wake(f)
+    f = q_pop(q)
+  end
 end
 
 K.builtin_modules.condition_variable = {
-  new = function() return setmetatable({ q = {} }, cond_mt) end,
+  new = function() return setmetatable({ q = q_new() }, cond_mt) end,
 }
 
 ---------------------------------------------------------------------------
@@ -186,12 +196,18 @@ local promise_base = newproxy(true)
 local promise_mt = getmetatable(promise_base)
 class('promise', promise_methods, nil, promise_mt)
 
+local function wake_all(q, a)
+  local f = q_pop(q)
+  while f do
+    wake(f, a)
+    f = q_pop(q)
+  end
+end
+
 local function satisfy(st, ok, v)
   st.state = ok and 'value' or 'error'
   st.value = v
-  local w = st.waiters
-  st.waiters = {}
-  for i = 1, #w do wake(w[i]) end
+  wake_all(st.waiters)
 end
 
 promise_mt.__gc = function(p)
@@ -199,14 +215,12 @@ promise_mt.__gc = function(p)
   st.promise_alive = false
   if st.state == 'pending' then
     st.state = 'broken'
-    local w = st.waiters
-    st.waiters = {}
-    for i = 1, #w do wake(w[i], BROKEN) end
+    wake_all(st.waiters, BROKEN)
   end
 end
 
 local function promise_state(p)
-  if type(p) ~= 'userdata' or getmetatable(p) ~= 'promise' then raise_errno(E.EINVAL, 1) end
+  if raw_getmetatable(p) ~= promise_mt then raise_errno(E.EINVAL, 1) end
   return getfenv_u(p).st
 end
 
@@ -224,19 +238,18 @@ function promise_methods.set_error(p, e)
 end
 
 local function future_interrupter(f, st)
-  remove_waiter(st.waiters, f)
+  q_remove(st.waiters, f)
   wake(f, INTERRUPTED)
 end
 
 function future_methods.get(fu)
-  if type(fu) ~= 'table' or getmetatable(fu) ~= 'future' then raise_errno(E.EINVAL, 1) end
+  if raw_getmetatable(fu) ~= future_mt then raise_errno(E.EINVAL, 1) end
   local st = fu.st
-  local f = current()
-  check_suspend(f)
+  local f = blocking_fiber()
+  check_wait(f)
   if st.state == 'pending' then
-    local w = st.waiters
-    w[#w + 1] = f
-    watch(fu)
+    check_yieldable()
+    q_push(st.waiters, f)
     local r = suspend(f, future_interrupter, st)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
@@ -247,22 +260,29 @@ end
 
 K.builtin_modules.future = {
   new = function()
-    local st = { state = 'pending', waiters = {}, promise_alive = true }
+    local st = { state = 'pending', waiters = false, promise_alive = true }
     local p = newproxy(promise_base)
     setfenv_u(p, { st = st })
-    return p, setmetatable({ st = st }, future_mt)
+    local fu = setmetatable({ st = st }, future_mt)
+    st.waiters = q_new(fu)
+    return p, fu
   end,
 }
 
 ---------------------------------------------------------------------------
+-- Reports the objects fibers are still blocked on, in the order they got
+-- their first current waiter.
 function K.report_deadlocks()
+  local objs = {}
+  for obj in pairs(K.waited) do objs[#objs + 1] = obj end
+  table.sort(objs, function(a, b) return K.waited[a] < K.waited[b] end)
   local lines = {}
-  for i = 1, #watched do
-    local obj = watched[i]
-    local kind = getmetatable(obj)
-    if (kind == 'mutex' or kind == 'recursive_mutex') and #obj.q > 0 then
+  for i = 1, #objs do
+    local obj = objs[i]
+    local mt = raw_getmetatable(obj)
+    if mt == mutex_mt or mt == rmutex_mt then
       lines[#lines + 1] = '\tNo scheduled fibers remaining to unlock mutex ' .. hexid(obj)
-    elseif kind == 'future' and #obj.st.waiters > 0 and obj.st.promise_alive then
+    elseif mt == future_mt and obj.st.promise_alive then
       lines[#lines + 1] = '\tUnderlying promise for future ' .. hexid(obj) .. ' is broken'
     end
   end

@@ -62,6 +62,9 @@ function system.exit(code, opts)
     if force == 'abort' then rt.abort() end
     if force ~= nil and force ~= 0 then raise_errno(E.EINVAL, 2) end
   end
+  -- Terminating yields to the scheduler: where that is impossible (inside
+  -- a C callback) raise before the exit code is set, so nothing changes.
+  K.check_yieldable()
   rt.set_exit(code)
   K.terminate_vm()
 end

@@ -5,7 +5,9 @@ local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
-local setmetatable, getmetatable, type, error = setmetatable, getmetatable, type, error
+local setmetatable, type, error = setmetatable, type, error
+local raw_getmetatable = K.debug.getmetatable
+local q_new, q_push, q_pop, q_remove = K.q_new, K.q_push, K.q_pop, K.q_remove
 local floor = math.floor
 local MAX_SECONDS = 9.2e9 -- keeps nanoseconds below 2^63
 
@@ -34,7 +36,7 @@ local function clock(name, realtime, with_arith)
     seconds_since_epoch = function(t) return rawget(t, 'ns') / 1e9 end,
   })
   local function tp(ns) return setmetatable({ ns = ns }, tp_mt) end
-  local function is_tp(x) return type(x) == 'table' and getmetatable(x) == tp_mt.__metatable end
+  local function is_tp(x) return raw_getmetatable(x) == tp_mt end
   local function delta(secs, arg)
     if type(secs) ~= 'number' then raise_errno(E.EINVAL, arg) end
     if secs ~= secs or secs == math.huge or secs == -math.huge then raise_errno(E.EDOM, arg) end
@@ -78,32 +80,22 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
     expiry = function(t) return tp(rawget(t, 'expiry_ns')) end,
   })
   local function check(t)
-    if type(t) ~= 'table' or getmetatable(t) ~= name then raise_errno(E.EINVAL, 1) end
+    if raw_getmetatable(t) ~= mt then raise_errno(E.EINVAL, 1) end
   end
 
-  -- Pending waits are kept in wait order, so that cancellation completes
-  -- (and wakes the waiters) in FIFO order.
+  -- Pending waits (op ids) are kept in a wait queue, in wait order, so that
+  -- cancellation completes (and wakes the waiters) in FIFO order; a wait
+  -- leaves it in O(1) when its op completes.
   local function cancel_all(t)
     local pending = t.pending
-    local n = #pending
-    if n == 0 then return 0 end
-    for i = 1, n do
-      local id = pending[i]
+    local n = pending.n
+    local id = q_pop(pending)
+    while id do
       t.aborted[id] = true
       rt.cancel(id)
+      id = q_pop(pending)
     end
-    t.pending = {}
     return n
-  end
-
-  local function forget(t, id)
-    local pending = t.pending
-    for i = 1, #pending do
-      if pending[i] == id then
-        table.remove(pending, i)
-        return
-      end
-    end
   end
 
   function methods.expires_after(t, secs)
@@ -132,10 +124,9 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
     local f = current()
     check_suspend(f)
     local id = rt.sleep_until(math.max(t.expiry_ns, 0), realtime)
-    local pending = t.pending
-    pending[#pending + 1] = id
+    q_push(t.pending, id)
     local ok, res = K.raw_pcall(await_op, f, id)
-    forget(t, id)
+    q_remove(t.pending, id)
     local aborted = t.aborted[id]
     t.aborted[id] = nil
     if not ok then error(res, 0) end
@@ -144,7 +135,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
 
   return {
     new = function()
-      return setmetatable({ expiry_ns = 0, pending = {}, aborted = {} }, mt)
+      return setmetatable({ expiry_ns = 0, pending = q_new(), aborted = {} }, mt)
     end,
   }
 end
