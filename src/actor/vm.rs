@@ -461,14 +461,20 @@ impl Vm {
         }
         tracing::debug!(script = %script.display(), "main fiber scheduled");
         let run: Function = self.core.get("run").map_err(lua_boot)?;
-        run.call::<()>(())
-            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
-        let main_panicked = self.core.get::<bool>("main_panicked").unwrap_or(false);
+        let ran = run.call::<()>(());
+        // What the script printed comes before any error message.
         let exit_code = with_state(&self.lua, |st| {
             st.flush_stdout();
             st.exit_code
         })
         .map_err(lua_boot)?;
+        ran.map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        // A fiber coroutine that failed outside its error handler: the
+        // scheduler stopped the VM and left the reason here.
+        if let Ok(Some(reason)) = self.core.get::<Option<String>>("internal_error") {
+            return Err(RuntimeError::Internal(reason));
+        }
+        let main_panicked = self.core.get::<bool>("main_panicked").unwrap_or(false);
         Ok(VmExit {
             exit_code,
             main_panicked,
@@ -482,4 +488,74 @@ fn lua_boot(e: mlua::Error) -> RuntimeError {
 
 fn absolute_path(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `src` as the main script of `vm` (after `sabotage` broke the VM).
+    fn run_script(
+        name: &str,
+        src: &str,
+        sabotage: impl FnOnce(&Vm),
+    ) -> Result<VmExit, RuntimeError> {
+        let dir = std::env::temp_dir().join(format!("luring-vm-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join(name);
+        std::fs::write(&script, src).unwrap();
+        let vm = Vm::new().unwrap();
+        sabotage(&vm);
+        let r = vm.run_main(&VmConfig {
+            script: script.clone(),
+            arguments: vec!["luring".into(), script.to_string_lossy().into_owned()],
+            context: "main",
+        });
+        let _ = std::fs::remove_file(&script);
+        r
+    }
+
+    #[test]
+    fn scheduler_failure_in_a_fiber_coroutine_is_an_internal_error() {
+        // A root-scope handler raising makes the scheduler print a report
+        // that, with a broken VM id, fails outside any error handler.
+        let r = run_script(
+            "internal_fiber.lua",
+            "spawn(function() scope_cleanup_push(function() error('x') end) end)\n",
+            |vm| {
+                vm.lua
+                    .load(
+                        "local K = ...; local start = K.start_main
+                         K.start_main = function(...)
+                           local ok, err = start(...); K.vm_id = {}; return ok, err
+                         end",
+                    )
+                    .call::<()>(vm.core.clone())
+                    .unwrap()
+            },
+        );
+        let err = r.expect_err("internal error");
+        assert!(matches!(err, RuntimeError::Internal(_)), "{err:?}");
+        assert_eq!(err.exit_code(), crate::EXIT_INTERNAL_ERROR);
+    }
+
+    #[test]
+    fn scheduler_failure_in_the_loop_is_an_internal_error() {
+        let r = run_script("internal_loop.lua", "print('ran')\n", |vm| {
+            let f = vm
+                .lua
+                .create_function(|_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime("bug")) })
+                .unwrap();
+            vm.core.set("main_finished", f).unwrap();
+        });
+        let err = r.expect_err("internal error");
+        assert!(err.to_string().contains("bug"), "{err}");
+        assert_eq!(err.exit_code(), crate::EXIT_INTERNAL_ERROR);
+    }
+
+    #[test]
+    fn load_errors_exit_1() {
+        let r = run_script("syntax.lua", "this is not lua\n", |_| {});
+        assert_eq!(r.expect_err("load error").exit_code(), 1);
+    }
 }
