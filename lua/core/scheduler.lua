@@ -48,7 +48,10 @@ K.hexid = hexid
 -- table's hash part and rehash over and over).
 local runq, rq_n, spare = {}, 0, {}
 local current            -- fiber record running now (nil in the scheduler)
-local fiber_of = setmetatable({}, { __mode = 'k' })  -- fiber coroutines -> true
+-- Coroutines created by user code (coroutine.create/wrap); every other
+-- thread is a fiber's or the scheduler's. (Marking the user's rather than
+-- the fibers' keeps no table sized by the peak number of fibers.)
+local user_co = setmetatable({}, { __mode = 'k' })
 local vm_report_printed = false
 
 local function schedule(f, a, b)
@@ -355,23 +358,30 @@ local function body_done(f, ok, ...)
   end
 end
 
+local function run_fiber(f)
+  local fn, args = f.fn, f.args
+  f.fn, f.args = nil, nil
+  if args then
+    body_done(f, raw_xpcall(fn, on_error, unpack(args, 1, args.n)))
+  else
+    body_done(f, raw_xpcall(fn, on_error))
+  end
+  -- Root scope handlers: always for ordinary and module fibers, only on
+  -- success for the VM main fiber. Scopes are created lazily.
+  local co = f.co
+  local s = scopes_of[co]
+  if s then
+    if f.ok or not f.vm_main then run_handlers(s, 0) end
+    scopes_of[co] = nil
+  end
+end
+
+-- A pooled coroutine waits in co_yield(FINISHED) holding nothing of the
+-- fiber it ran (run_fiber's locals are gone, `f` is cleared).
 local function trampoline(f)
   while true do
-    local fn, args = f.fn, f.args
-    f.fn, f.args = nil, nil
-    if args then
-      body_done(f, raw_xpcall(fn, on_error, unpack(args, 1, args.n)))
-    else
-      body_done(f, raw_xpcall(fn, on_error))
-    end
-    -- Root scope handlers: always for ordinary and module fibers, only on
-    -- success for the VM main fiber. Scopes are created lazily.
-    local co = f.co
-    local s = scopes_of[co]
-    if s then
-      if f.ok or not f.vm_main then run_handlers(s, 0) end
-      scopes_of[co] = nil
-    end
+    run_fiber(f)
+    f = nil
     f = co_yield(FINISHED)
   end
 end
@@ -383,9 +393,7 @@ local function take_coroutine()
     pool_n = pool_n - 1
     return co
   end
-  local co = co_create(trampoline)
-  fiber_of[co] = true
-  return co
+  return co_create(trampoline)
 end
 
 -- The pool keeps at most POOL_MAX idle coroutines; the others are left to
@@ -637,6 +645,10 @@ end
 
 local turn = rt.turn
 local cbuf = {}
+-- Tables that held more than this many entries are replaced once empty, so
+-- a burst of fibers or ops leaves no capacity behind.
+local SHRINK_ABOVE = 1024
+local op_peak = 0
 
 -- Runs the VM until nothing can wake a fiber, or it is terminated.
 function K.run()
@@ -672,11 +684,13 @@ function K.run()
           if closing then break end
         end
       end
-      spare = batch
+      -- A drained batch keeps its capacity: only reuse it when small.
+      spare = n <= SHRINK_ABOVE and batch or {}
       if closing or inflight > 0 then break end
     end
     if closing then break end
     local n = 0
+    if inflight > op_peak then op_peak = inflight end
     if rq_n == 0 then
       if inflight == 0 then break end
       n = turn(true, cbuf)
@@ -691,6 +705,9 @@ function K.run()
         inflight = inflight - 1
         if type(w) == 'function' then w(res) else wake(w, res) end
       end
+    end
+    if inflight == 0 and op_peak > SHRINK_ABOVE then
+      op_waiters, op_peak = {}, 0
     end
   end
   if not closing and not vm_report_printed then K.report_deadlocks() end
@@ -784,7 +801,6 @@ function xpcall(fn, handler, ...)
 end
 
 local busy = setmetatable({}, { __mode = 'k' })
-local user_co = setmetatable({}, { __mode = 'k' })
 
 local function resume_tail(co, ok, ...)
   if ok then
@@ -840,7 +856,7 @@ function coroutine_patched.resume(co, ...)
     error("bad argument #1 to 'resume' (coroutine expected)", 2)
   end
   if busy[co] then raise_errno(E.EPERM) end
-  if fiber_of[co] then raise_core('bad_coroutine') end
+  if not user_co[co] then raise_core('bad_coroutine') end
   if c_resumes > 0 or not co_isyieldable() then
     c_resumes = c_resumes + 1
     return c_resume_tail(co_resume(co, ...))
@@ -850,7 +866,7 @@ end
 
 function coroutine_patched.yield(...)
   local th = co_running()
-  if th == nil or fiber_of[th] then raise_core('bad_coroutine') end
+  if not user_co[th] then raise_core('bad_coroutine') end
   return co_yield(...)
 end
 
@@ -861,7 +877,7 @@ end
 
 function coroutine_patched.running()
   local th = co_running()
-  if th == nil or fiber_of[th] then return nil end
+  if not user_co[th] then return nil end
   return th
 end
 
@@ -880,7 +896,7 @@ end
 -- callback. (A fiber's own coroutine is the scheduler's, not yieldable.)
 function coroutine_patched.isyieldable()
   local th = co_running()
-  return th ~= nil and not fiber_of[th] and co_isyieldable()
+  return user_co[th] == true and co_isyieldable()
 end
 _G.coroutine = coroutine_patched
 
@@ -892,4 +908,4 @@ end
 
 function K.is_closing() return closing end
 K.schedule = schedule
-K.fiber_of = fiber_of
+function K.is_fiber_thread(th) return not user_co[th] end
