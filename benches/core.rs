@@ -7,6 +7,8 @@
 //! | yield                | `this_fiber.yield()` × N, 2 fibers | `coroutine.yield()`+resume × N; and the same resumed from Rust through mlua's `Thread::resume` (the design not taken) |
 //! | sleep(0)             | `time.sleep(0)` × N             | raw io_uring TIMEOUT(0) round trips |
 //! | startup              | `luring empty.lua`              | a process running an empty script in raw LuaJIT |
+//! | waiters (mutex)      | 40k fibers blocked on one mutex, from the unlock until all had it | 40k suspended coroutines resumed from an array |
+//! | waiters (timer)      | 40k fibers in one `steady_timer:wait()`, from the expiry until all woke | same |
 //!
 //! The reference LuaJIT is the same vendored build luring links (this binary
 //! re-executes itself with `--raw-lua`), so each process's peak RSS is its
@@ -282,6 +284,20 @@ fn main() {
                 (w.saturating_sub(b)) as f64 / 100_000.0
             ),
             _ => println!("\nsyscalls per sleep: strace not available (apt-get install strace)\n"),
+        }
+    }
+    if want("waiters") {
+        let n = "40000";
+        for mode in ["mutex", "timer"] {
+            let ours = repeat(runs, || luring("waiters.lua", &[mode, n]));
+            let theirs = repeat(runs, || raw("waiters_raw.lua", &[mode, n]));
+            row(
+                &format!("40k waiters on one {mode}, released together (per waiter)"),
+                "ns",
+                &ours,
+                &theirs,
+                |s| s.value,
+            );
         }
     }
     if want("startup") {

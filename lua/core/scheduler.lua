@@ -718,17 +718,24 @@ end
 local this_fiber = {}
 local this_fiber_props = {}
 
+-- The hottest path of the scheduler: instead of asking co_isyieldable (a C
+-- call) first, it queues the fiber and yields under pcall; a refused yield
+-- (inside a C callback) is undone before anything else ran.
 function this_fiber.yield()
   local f = current
-  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0)
-    or c_resumes > 0 or not co_isyieldable() then
+  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) or c_resumes > 0 then
     check_suspend(f)
   end
-  -- schedule(f), inlined: this is the hottest path of the scheduler.
+  -- schedule(f), inlined
   f.w1, f.w2 = nil, nil
-  rq_n = rq_n + 1
-  runq[rq_n] = f
-  co_yield(SUSPEND)
+  local n = rq_n + 1
+  rq_n = n
+  runq[n] = f
+  if not raw_pcall(co_yield, SUSPEND) then
+    runq[n] = nil
+    rq_n = n - 1
+    check_yieldable()
+  end
 end
 
 function this_fiber.forbid_suspend()
