@@ -53,18 +53,23 @@ local current            -- fiber record running now (nil in the scheduler)
 -- the fibers' keeps no table sized by the peak number of fibers.)
 local user_co = setmetatable({}, { __mode = 'k' })
 local vm_report_printed = false
+-- Forbid-suspend levels plus interrupted fibers, over unfinished fibers:
+-- while zero, this_fiber.yield can skip reading those fields.
+local guards = 0
 
-local function schedule(f, a, b)
-  f.w1, f.w2 = a, b
+-- `a` is the value the fiber's suspend returns (one value is enough for
+-- every wake-up: op results, INTERRUPTED, BROKEN).
+local function schedule(f, a)
+  f.w1 = a
   rq_n = rq_n + 1
   runq[rq_n] = f
 end
 
--- Wake a suspended fiber with (a, b); commits the wake so a later
--- interrupt() cannot also wake it.
-local function wake(f, a, b)
+-- Wake a suspended fiber with `a`; commits the wake so a later interrupt()
+-- cannot also wake it.
+local function wake(f, a)
   f.interrupter = nil
-  schedule(f, a, b)
+  schedule(f, a)
 end
 K.wake = wake
 
@@ -276,14 +281,14 @@ local function check_wait(f)
 end
 K.check_wait = check_wait
 
--- Suspends the current fiber until someone calls wake(f, a, b). The
+-- Suspends the current fiber until someone calls wake(f, a). The
 -- interrupter (if interruption is enabled) runs when the fiber is
--- interrupted while waiting. Returns the wake values.
+-- interrupted while waiting. Returns the wake value.
 -- `interrupter(f, data)` is a plain function plus its data, so that waiting
--- allocates no closure.
+-- allocates no closure. The data waits in `w1`, which the wake overwrites.
 local function suspend(f, interrupter, data)
   if interrupter and f.int_disabled == 0 then
-    f.interrupter, f.idata = interrupter, data
+    f.interrupter, f.w1 = interrupter, data
   end
   return co_yield(SUSPEND)
 end
@@ -342,47 +347,48 @@ local function on_error(e)
   return e
 end
 
+-- A fiber's `results`: false while it runs, then the packed results
+-- {n=, true, ...}, or FAILED (and its error value is in `err`).
 local NO_RESULTS = { n = 1, true }
+local FAILED = {}
 
-local function body_done(f, ok, ...)
+local function body_results(ok, ...)
   if ok then
-    f.ok = true
-    if select('#', ...) == 0 then
-      f.results = NO_RESULTS
-    else
-      f.results = pack(true, ...)
-    end
-  else
-    f.ok = false
-    f.err = normalize_error((...))
+    if select('#', ...) == 0 then return NO_RESULTS end
+    return pack(true, ...)
   end
+  return FAILED, normalize_error((...))
 end
 
-local function run_fiber(f)
-  local fn, args = f.fn, f.args
-  f.fn, f.args = nil, nil
-  if args then
-    body_done(f, raw_xpcall(fn, on_error, unpack(args, 1, args.n)))
+-- `job` is the fiber's function, or {n=, fn, args...}.
+local function run_fiber(f, job)
+  local results, err
+  if type(job) == 'table' then
+    results, err = body_results(raw_xpcall(job[1], on_error, unpack(job, 2, job.n)))
   else
-    body_done(f, raw_xpcall(fn, on_error))
+    results, err = body_results(raw_xpcall(job, on_error))
   end
+  if results == FAILED then f.err = err end
   -- Root scope handlers: always for ordinary and module fibers, only on
   -- success for the VM main fiber. Scopes are created lazily.
   local co = f.co
   local s = scopes_of[co]
   if s then
-    if f.ok or not f.vm_main then run_handlers(s, 0) end
+    if results ~= FAILED or not f.vm_main then run_handlers(s, 0) end
     scopes_of[co] = nil
   end
+  -- Only now is the fiber finished for everyone else (join, interrupt).
+  f.results = results
 end
 
--- A pooled coroutine waits in co_yield(FINISHED) holding nothing of the
--- fiber it ran (run_fiber's locals are gone, `f` is cleared).
-local function trampoline(f)
+-- The first resume of a fiber passes its job; `current` is its record. A
+-- pooled coroutine waits in co_yield(FINISHED) holding nothing of the
+-- fiber it ran (run_fiber's locals are gone, `job` is cleared).
+local function trampoline(job)
   while true do
-    run_fiber(f)
-    f = nil
-    f = co_yield(FINISHED)
+    run_fiber(current, job)
+    job = nil
+    job = co_yield(FINISHED)
   end
 end
 
@@ -406,33 +412,46 @@ local function release_coroutine(co)
   end
 end
 
--- `args` is nil or a packed argument list.
-local function new_fiber(fn, args, opts)
-  -- The fields every fiber touches are created here (false for "unset"),
-  -- so the table is sized once (16 hash slots) instead of rehashing as it
-  -- grows; rare fields (detached, err, module data, ...) are added on use.
-  local f = {
-    fn = fn, args = args, co = false, finished = false,
-    interrupted = false, int_disabled = 0, susp_forbidden = 0,
-    w1 = false, w2 = false, interrupter = false, idata = false,
-    handle_alive = false, joiner = false,
-    joined = false, -- false, then 'ok' or 'caught' (ended by interruption)
-    ok = false, results = false,
-  }
+-- A fiber record holds only the fields set so far; the others read as
+-- these defaults. A fiber that runs, waits and finishes uses four fields
+-- (w1, co, results, interrupter), all created with the record, so it is a
+-- table with 4 hash slots (~160 bytes) that never rehashes, instead of one
+-- with room for every field (16 slots, ~450 bytes): memory per fiber is
+-- what makes 100k live fibers cheap. `w1` carries the job to the first
+-- run, then the wake value (or the interrupter's data while suspended).
+-- Rare fields (detached, err, joined, module data, ...) are added on use.
+local record_defaults = {
+  co = false, interrupted = false, int_disabled = 0,
+  susp_forbidden = 0, interrupter = false, joiner = false,
+  joined = false, -- false, then 'ok' or 'caught' (ended by interruption)
+  results = false,
+  ok = false, -- set for module fibers only (lua/core/modules.lua reads it)
+}
+local record_mt = { __index = record_defaults }
+
+-- `job`: the function, or {n=, fn, args...}. The caller makes a handle for
+-- the fiber, or marks it `detached` or `module` (see finish).
+local function new_fiber_job(job, opts)
+  local f = setmetatable({ w1 = job, co = false, results = false, interrupter = false }, record_mt)
   if opts then for k, v in pairs(opts) do f[k] = v end end
   -- The coroutine is taken at the first run (see step): fibers that finish
   -- without suspending reuse one pooled coroutine, however many are queued.
   if f.vm_main then f.co = take_coroutine() end
-  schedule(f, f)
+  rq_n = rq_n + 1 -- schedule(f, job), with w1 already set
+  runq[rq_n] = f
   if LOG then log('fiber spawned', hexid(f), f.module and 'module' or nil) end
   return f
 end
-K.new_fiber = new_fiber
+
+-- `args` is nil or a packed argument list.
+function K.new_fiber(fn, args, opts)
+  if args then return new_fiber_job(pack(fn, unpack(args, 1, args.n)), opts) end
+  return new_fiber_job(fn, opts)
+end
 
 local function make_handle(f)
   local h = newproxy(fiber_handle_base)
   setfenv_u(h, f)
-  f.handle_alive = true
   return h
 end
 
@@ -451,16 +470,17 @@ function fiber_methods.join(h)
   end
   if t == f then raise_errno(E.EDEADLK) end
   check_wait(f)
-  if not t.finished then
+  if t.results == false then
     check_yieldable()
     t.joiner = f
     local r = suspend(f, join_interrupter, t)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
   t.joiner = nil
-  if t.ok then
+  local results = t.results
+  if results ~= FAILED then
     t.joined = 'ok'
-    return unpack(t.results, 2, t.results.n)
+    return unpack(results, 2, results.n)
   elseif is_interrupted(t.err) then
     t.joined = 'caught'
     return
@@ -474,20 +494,21 @@ function fiber_methods.detach(h)
   local t = record_of_handle(h)
   if t.detached or t.joined or t.joiner then raise_errno(E.EINVAL, 1) end
   t.detached = true
-  if t.finished and not t.ok and not is_interrupted(t.err) then
+  if t.results == FAILED and not is_interrupted(t.err) then
     report_panic(t)
   end
 end
 
 function fiber_methods.interrupt(h)
   local t = record_of_handle(h)
-  if t.finished then return end
+  if t.results ~= false then return end
+  if not t.interrupted then guards = guards + 1 end
   t.interrupted = true
   if LOG then log('fiber interrupted', hexid(t), t.interrupter and 'while suspended' or nil) end
   local i = t.interrupter
   if i then
     t.interrupter = nil
-    i(t, t.idata)
+    i(t, t.w1)
   end
 end
 
@@ -512,7 +533,7 @@ fiber_hmt.__gc = function(h)
   local t = getfenv_u(h)
   if not t.detached and not t.joined then
     t.detached = true
-    if t.finished and not t.ok and not is_interrupted(t.err) then
+    if t.results == FAILED and not is_interrupted(t.err) then
       report_panic(t)
     end
   end
@@ -522,7 +543,7 @@ function spawn(fn, ...)
   if type(fn) ~= 'function' then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
   end
-  local f = new_fiber(fn, select('#', ...) > 0 and pack(...) or nil, nil)
+  local f = new_fiber_job(select('#', ...) > 0 and pack(fn, ...) or fn, nil)
   return make_handle(f)
 end
 
@@ -620,13 +641,16 @@ end
 ---------------------------------------------------------------------------
 -- The loop
 local function finish(f)
-  f.finished = true
-  if LOG then log('fiber finished', hexid(f), f.ok and 'ok' or K.error_message(f.err)) end
+  local failed = f.results == FAILED
+  if LOG then log('fiber finished', hexid(f), failed and K.error_message(f.err) or 'ok') end
   f.interrupter = nil
   release_coroutine(f.co)
-  f.co = false
+  f.co, f.w1 = nil, nil -- back to the defaults: frees their slots
+  if f.interrupted then guards = guards - 1 end
+  guards = guards - f.susp_forbidden
+  if f.module then f.ok = not failed end
   if f.vm_main then
-    if not f.ok then
+    if failed then
       K.main_panicked = true
       report_main_panic(f)
       vm_report_printed = true
@@ -638,8 +662,8 @@ local function finish(f)
   local j = f.joiner
   if j then
     wake(j)
-  elseif f.detached or not f.handle_alive then
-    if not f.ok and not is_interrupted(f.err) and not f.module then report_panic(f) end
+  elseif f.detached then
+    if failed and not is_interrupted(f.err) and not f.module then report_panic(f) end
   end
 end
 
@@ -668,7 +692,7 @@ function K.run()
           co = take_coroutine()
           f.co = co
         end
-        local ok, sig = co_resume(co, f.w1, f.w2)
+        local ok, sig = co_resume(co, f.w1)
         current = nil
         if sig ~= SUSPEND then
           if sig == FINISHED then
@@ -723,11 +747,9 @@ local this_fiber_props = {}
 -- (inside a C callback) is undone before anything else ran.
 function this_fiber.yield()
   local f = current
-  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) or c_resumes > 0 then
-    check_suspend(f)
-  end
+  if guards > 0 or c_resumes > 0 then check_suspend(f) end
   -- schedule(f), inlined
-  f.w1, f.w2 = nil, nil
+  f.w1 = nil
   local n = rq_n + 1
   rq_n = n
   runq[n] = f
@@ -740,10 +762,12 @@ end
 
 function this_fiber.forbid_suspend()
   current.susp_forbidden = current.susp_forbidden + 1
+  guards = guards + 1
 end
 function this_fiber.allow_suspend()
   if current.susp_forbidden == 0 then raise_core('suspension_already_allowed') end
   current.susp_forbidden = current.susp_forbidden - 1
+  guards = guards - 1
 end
 function this_fiber.disable_interruption()
   current.int_disabled = current.int_disabled + 1
