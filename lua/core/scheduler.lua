@@ -348,13 +348,17 @@ local function on_error(e)
 end
 
 -- A fiber's `results`: false while it runs, then the packed results
--- {n=, true, ...}, or FAILED (and its error value is in `err`).
+-- {n=, true, ...}; or ONE_RESULT, the value being in `w1` (free once the
+-- fiber finished: one value is the common case, and needs no table); or
+-- FAILED, the error value being in `err`.
 local NO_RESULTS = { n = 1, true }
-local FAILED = {}
+local FAILED, ONE_RESULT = {}, {}
 
 local function body_results(ok, ...)
   if ok then
-    if select('#', ...) == 0 then return NO_RESULTS end
+    local n = select('#', ...)
+    if n == 0 then return NO_RESULTS end
+    if n == 1 then return ONE_RESULT, ... end
     return pack(true, ...)
   end
   return FAILED, normalize_error((...))
@@ -362,13 +366,17 @@ end
 
 -- `job` is the fiber's function, or {n=, fn, args...}.
 local function run_fiber(f, job)
-  local results, err
+  local results, value
   if type(job) == 'table' then
-    results, err = body_results(raw_xpcall(job[1], on_error, unpack(job, 2, job.n)))
+    results, value = body_results(raw_xpcall(job[1], on_error, unpack(job, 2, job.n)))
   else
-    results, err = body_results(raw_xpcall(job, on_error))
+    results, value = body_results(raw_xpcall(job, on_error))
   end
-  if results == FAILED then f.err = err end
+  if results == FAILED then
+    f.err = value
+  elseif results == ONE_RESULT and f.module then
+    results = pack(true, value) -- lua/core/modules.lua reads results[2]
+  end
   -- Root scope handlers: always for ordinary and module fibers, only on
   -- success for the VM main fiber. Scopes are created lazily.
   local co = f.co
@@ -379,6 +387,8 @@ local function run_fiber(f, job)
   end
   -- Only now is the fiber finished for everyone else (join, interrupt).
   f.results = results
+  -- w1 may still hold the job or a stale wake value: drop it
+  if results == ONE_RESULT then f.w1 = value else f.w1 = nil end
 end
 
 -- The first resume of a fiber passes its job; `current` is its record. A
@@ -478,7 +488,10 @@ function fiber_methods.join(h)
   end
   t.joiner = nil
   local results = t.results
-  if results ~= FAILED then
+  if results == ONE_RESULT then
+    t.joined = 'ok'
+    return t.w1
+  elseif results ~= FAILED then
     t.joined = 'ok'
     return unpack(results, 2, results.n)
   elseif is_interrupted(t.err) then
@@ -645,7 +658,7 @@ local function finish(f)
   if LOG then log('fiber finished', hexid(f), failed and K.error_message(f.err) or 'ok') end
   f.interrupter = nil
   release_coroutine(f.co)
-  f.co, f.w1 = nil, nil -- back to the defaults: frees their slots
+  f.co = nil -- back to the default
   if f.interrupted then guards = guards - 1 end
   guards = guards - f.susp_forbidden
   if f.module then f.ok = not failed end
