@@ -350,9 +350,11 @@ end
 -- A fiber's `results`: false while it runs, then the packed results
 -- {n=, true, ...}; or ONE_RESULT, the value being in `w1` (free once the
 -- fiber finished: one value is the common case, and needs no table); or
--- FAILED, the error value being in `err`.
+-- FAILED, the error value being in `err`; after a join, JOINED_OK or
+-- JOINED_CAUGHT.
 local NO_RESULTS = { n = 1, true }
 local FAILED, ONE_RESULT = {}, {}
+local JOINED_OK, JOINED_CAUGHT = {}, {}
 
 local function body_results(ok, ...)
   if ok then
@@ -429,11 +431,11 @@ end
 -- with room for every field (16 slots, ~450 bytes): memory per fiber is
 -- what makes 100k live fibers cheap. `w1` carries the job to the first
 -- run, then the wake value (or the interrupter's data while suspended).
--- Rare fields (detached, err, joined, module data, ...) are added on use.
+-- Rare fields (detached, err, module data, ...) are added on use.
 local record_defaults = {
   co = false, interrupted = false, int_disabled = 0,
-  susp_forbidden = 0, interrupter = false, joiner = false,
-  joined = false, -- false, then 'ok' or 'caught' (ended by interruption)
+  susp_forbidden = 0, interrupter = false,
+  joiner = false, -- module fibers only (lua/core/modules.lua)
   results = false,
   ok = false, -- set for module fibers only (lua/core/modules.lua reads it)
 }
@@ -467,45 +469,57 @@ end
 
 local fiber_methods = {}
 
+-- Fibers waiting in join, by the fiber they join (kept out of the records
+-- so that joining adds no field). Module fibers use the `joiner` field.
+local joiners = {}
+
+local function joined(t)
+  local r = t.results
+  return r == JOINED_OK or r == JOINED_CAUGHT
+end
+
 local function join_interrupter(f, t)
-  t.joiner = nil
+  joiners[t] = nil
   wake(f, INTERRUPTED)
 end
 
+-- A joined fiber's results are handed over and dropped: `results` becomes
+-- JOINED_OK or JOINED_CAUGHT (the fiber ended by an interruption).
 function fiber_methods.join(h)
   local t = record_of_handle(h)
   local f = current
-  if t.detached or t.joined or t.joiner then
+  if t.detached or joined(t) or joiners[t] then
     raise_errno(E.EINVAL, 1)
   end
   if t == f then raise_errno(E.EDEADLK) end
   check_wait(f)
   if t.results == false then
     check_yieldable()
-    t.joiner = f
+    joiners[t] = f
     local r = suspend(f, join_interrupter, t)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
-  t.joiner = nil
+  joiners[t] = nil
   local results = t.results
   if results == ONE_RESULT then
-    t.joined = 'ok'
-    return t.w1
+    local v = t.w1
+    t.results, t.w1 = JOINED_OK, nil
+    return v
   elseif results ~= FAILED then
-    t.joined = 'ok'
+    t.results = JOINED_OK
     return unpack(results, 2, results.n)
   elseif is_interrupted(t.err) then
-    t.joined = 'caught'
+    t.results = JOINED_CAUGHT
     return
   else
-    t.joined = 'ok'
+    t.results = JOINED_OK
     error(t.err, 0)
   end
 end
 
 function fiber_methods.detach(h)
   local t = record_of_handle(h)
-  if t.detached or t.joined or t.joiner then raise_errno(E.EINVAL, 1) end
+  if t.detached or joined(t) or joiners[t] then raise_errno(E.EINVAL, 1) end
   t.detached = true
   if t.results == FAILED and not is_interrupted(t.err) then
     report_panic(t)
@@ -527,11 +541,11 @@ end
 
 local fiber_props = {}
 function fiber_props.interruption_caught(t)
-  if not t.joined then raise_errno(E.EINVAL, 1) end
-  return t.joined == 'caught'
+  if not joined(t) then raise_errno(E.EINVAL, 1) end
+  return t.results == JOINED_CAUGHT
 end
 function fiber_props.joinable(t)
-  return not t.detached and not t.joined and not t.joiner
+  return not t.detached and not joined(t) and not joiners[t]
 end
 
 fiber_hmt.__index = function(h, k)
@@ -544,7 +558,7 @@ end
 fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
 fiber_hmt.__gc = function(h)
   local t = getfenv_u(h)
-  if not t.detached and not t.joined then
+  if not t.detached and not joined(t) then
     t.detached = true
     if t.results == FAILED and not is_interrupted(t.err) then
       report_panic(t)
@@ -672,7 +686,7 @@ local function finish(f)
     K.main_finished(f)
     return
   end
-  local j = f.joiner
+  local j = joiners[f] or f.joiner
   if j then
     wake(j)
   elseif f.detached then
