@@ -8,9 +8,15 @@
 -- * A fiber suspends only by yielding SUSPEND from its own coroutine; user
 --   coroutines in between forward the yield (coroutine.resume wrapper) and
 --   are "busy" meanwhile.
+-- * A suspending function checks that the fiber can yield (not inside a
+--   callback called from C) before it registers anything; a refused
+--   suspension raises and changes no state (see "Suspension points").
 -- * Fiber states: ready (queued) -> running -> suspended | finished.
 --   A fiber takes a pooled coroutine when it first runs; a finished
---   fiber's coroutine goes back to the pool.
+--   fiber's coroutine goes back to the pool (at most POOL_MAX idle ones).
+-- * Nothing grows with history: wait queues are O(1) linked lists, and
+--   tables a burst enlarged are replaced once empty.
+-- * Reports and error inspection never run user code unprotected.
 -- * An op in flight on the ring maps to exactly one waiting callback in
 --   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
 --   empty and nothing is in flight (nothing can wake a fiber any more).
@@ -21,8 +27,8 @@ local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running,
   coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
-local select, type, error, setmetatable, tostring, unpack, next =
-  select, type, error, setmetatable, tostring, unpack, next
+local select, type, error, setmetatable, tostring, unpack =
+  select, type, error, setmetatable, tostring, unpack
 local pack = function(...) return { n = select('#', ...), ... } end
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
@@ -774,7 +780,8 @@ local this_fiber_props = {}
 -- (inside a C callback) is undone before anything else ran.
 function this_fiber.yield()
   local f = current
-  if guards > 0 or c_resumes > 0 then check_suspend(f) end
+  -- (no `f`: a finalizer running in the scheduler's own thread)
+  if guards > 0 or c_resumes > 0 or not f then check_suspend(f) end
   -- schedule(f), inlined
   f.w1 = nil
   local n = rq_n + 1

@@ -20,10 +20,11 @@ local hexid = K.hexid
 
 local class = K.class
 
--- The running fiber, for a function that may block.
+-- The running fiber, for a function that may block. There is none only in
+-- a finalizer run by the scheduler's own thread, which cannot yield.
 local function blocking_fiber()
   local f = current()
-  if not f then error('cannot block here: no fiber is running', 0) end
+  if not f then check_yieldable() end
   return f
 end
 

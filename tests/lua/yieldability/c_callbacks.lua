@@ -24,6 +24,9 @@ local contexts = {
     table.sort({ setmetatable({}, mt), setmetatable({}, mt) })
   end },
   { 'string.gsub callback', function(op) ('x'):gsub('x', function() op() end) end },
+  { 'string.gsub replacement table __index', function(op)
+    ('x'):gsub('x', setmetatable({}, { __index = function() op() end }))
+  end },
   { 'string.format __tostring', function(op)
     string.format('%s', setmetatable({}, { __tostring = function() op() return '' end }))
   end },
