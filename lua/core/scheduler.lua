@@ -40,6 +40,7 @@ local LOG, log = rt.log_enabled, rt.log
 local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
+K.co_yield = co_yield
 
 local function hexid(obj)
   return (tostring(obj):match('0x%x+')) or tostring(obj)
@@ -326,7 +327,10 @@ function K.await_op(f, id)
   -- A fiber record as waiter means "wake it with the result".
   op_waiters[id] = f
   inflight = inflight + 1
-  local res = suspend(f, cancel_interrupter, id)
+  -- suspend(f, cancel_interrupter, id), inlined: one frame less keeps a
+  -- waiting fiber's coroutine within its initial stack
+  if f.int_disabled == 0 then f.interrupter, f.w1 = cancel_interrupter, id end
+  local res = co_yield(SUSPEND)
   if f.cancel_requested then
     f.cancel_requested = nil
     if res == -E.ECANCELED then raise_core('interrupted') end
@@ -372,14 +376,8 @@ local function body_results(ok, ...)
   return FAILED, normalize_error((...))
 end
 
--- `job` is the fiber's function, or {n=, fn, args...}.
-local function run_fiber(f, job)
-  local results, value
-  if type(job) == 'table' then
-    results, value = body_results(raw_xpcall(job[1], on_error, unpack(job, 2, job.n)))
-  else
-    results, value = body_results(raw_xpcall(job, on_error))
-  end
+-- Records the fiber's end: `results`, `err`, root scope handlers.
+local function fiber_done(f, results, value)
   if results == FAILED then
     f.err = value
   elseif results == ONE_RESULT and f.module then
@@ -399,12 +397,18 @@ local function run_fiber(f, job)
   if results == ONE_RESULT then f.w1 = value else f.w1 = nil end
 end
 
--- The first resume of a fiber passes its job; `current` is its record. A
--- pooled coroutine waits in co_yield(FINISHED) holding nothing of the
--- fiber it ran (run_fiber's locals are gone, `job` is cleared).
+-- The first resume of a fiber passes its job (the function, or {n=, fn,
+-- args...}); `current` is its record. The body runs one frame below this
+-- one, so a waiting fiber's stack stays small. A pooled coroutine waits in
+-- co_yield(FINISHED) holding nothing of the fiber it ran (`job` is
+-- cleared; fiber_done's locals are gone).
 local function trampoline(job)
   while true do
-    run_fiber(current, job)
+    if type(job) == 'table' then
+      fiber_done(current, body_results(raw_xpcall(job[1], on_error, unpack(job, 2, job.n))))
+    else
+      fiber_done(current, body_results(raw_xpcall(job, on_error)))
+    end
     job = nil
     job = co_yield(FINISHED)
   end

@@ -12,7 +12,8 @@ local raise_core, raise_errno = K.raise_core, K.raise_errno
 local suspend, wake, check_suspend = K.suspend, K.wake, K.check_suspend
 local check_wait, check_yieldable = K.check_wait, K.check_yieldable
 local q_new, q_push, q_pop, q_remove = K.q_new, K.q_push, K.q_pop, K.q_remove
-local INTERRUPTED = K.INTERRUPTED
+local INTERRUPTED, SUSPEND = K.INTERRUPTED, K.SUSPEND
+local co_yield = K.co_yield -- the raw one (the global is the fiber-aware wrapper)
 local setmetatable, type, error = setmetatable, type, error
 local raw_getmetatable = K.debug.getmetatable
 local current = K.current
@@ -47,8 +48,14 @@ function mutex_methods.lock(m)
   if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
   local f = blocking_fiber()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
-  if m.locked then check_yieldable() end
-  mutex_acquire(m, f)
+  if not m.locked then
+    m.locked = true
+    return
+  end
+  check_yieldable()
+  q_push(m.q, f)
+  -- suspend(f, nil), inlined: a waiting fiber's stack stays small
+  co_yield(SUSPEND) -- ownership is handed over by unlock
 end
 
 function mutex_methods.try_lock(m)
