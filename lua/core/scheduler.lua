@@ -366,18 +366,21 @@ local NO_RESULTS = { n = 1, true }
 local FAILED, ONE_RESULT = {}, {}
 local JOINED_OK, JOINED_CAUGHT = {}, {}
 
-local function body_results(ok, ...)
+local fiber_done
+
+-- Takes the body's xpcall results (the running fiber is `current`).
+local function body_ended(ok, ...)
   if ok then
     local n = select('#', ...)
-    if n == 0 then return NO_RESULTS end
-    if n == 1 then return ONE_RESULT, ... end
-    return pack(true, ...)
+    if n == 0 then return fiber_done(current, NO_RESULTS) end
+    if n == 1 then return fiber_done(current, ONE_RESULT, ...) end
+    return fiber_done(current, pack(true, ...))
   end
-  return FAILED, normalize_error((...))
+  return fiber_done(current, FAILED, normalize_error((...)))
 end
 
 -- Records the fiber's end: `results`, `err`, root scope handlers.
-local function fiber_done(f, results, value)
+fiber_done = function(f, results, value)
   if results == FAILED then
     f.err = value
   elseif results == ONE_RESULT and f.module then
@@ -404,10 +407,12 @@ end
 -- cleared; fiber_done's locals are gone).
 local function trampoline(job)
   while true do
+    -- (few registers below the body's frame: the stack of a waiting fiber
+    -- then rarely outgrows the coroutine's initial one)
     if type(job) == 'table' then
-      fiber_done(current, body_results(raw_xpcall(job[1], on_error, unpack(job, 2, job.n))))
+      body_ended(raw_xpcall(job[1], on_error, unpack(job, 2, job.n)))
     else
-      fiber_done(current, body_results(raw_xpcall(job, on_error)))
+      body_ended(raw_xpcall(job, on_error))
     end
     job = nil
     job = co_yield(FINISHED)
