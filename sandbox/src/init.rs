@@ -395,12 +395,13 @@ fn find_dir_grants(plan: &ChildPlan<'_>) -> StepResult<Vec<DirGrant>> {
             continue;
         }
         let what = format!("granted directory #{index}");
+        // The record that carries this to the host holds 200 bytes: the
+        // advice first, the path last.
         let unreachable = |path: &[u8], e: io::Error| {
             (
                 format!(
-                    "{what}: its path {} does not name it in the sandbox's mount namespace \
-                     (directories are granted by re-attaching them inside the sandbox; grant one \
-                     that is reachable by path, by uid 65534 when the host is root)",
+                    "{what} has no path naming it in the sandbox's mount namespace (grant a \
+                     directory reachable by path, by uid 65534 if the host is root): {}",
                     String::from_utf8_lossy(path)
                 ),
                 e,

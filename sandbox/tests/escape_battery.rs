@@ -2259,6 +2259,7 @@ fn suite(t: &mut Tally) {
     // Case 24: extra descriptors, a second control message, spoofed
     // credentials, malformed frames: refused, extras closed, supervisor alive.
     case24(t, &sv);
+    dir_grant_refusals(t, &sv, &fx.dir, &user);
 
     for n in [&sock_name, &dgram_name] {
         let _ = std::fs::remove_file(fx.dir.join(n));
@@ -2267,6 +2268,42 @@ fn suite(t: &mut Tally) {
     // SAFETY: closing our listener.
     unsafe { libc::close(abs_listener) };
     drop(sibling);
+}
+
+/// Spawns that must be refused with a clear error: a directory as a
+/// standard stream (it would not be re-attached, so `..` from it would
+/// reach the host), and a granted directory that has no path in the
+/// sandbox's mount namespace (deleted after it was opened).
+fn dir_grant_refusals(t: &mut Tally, sv: &Supervisor, fx: &Path, user: &str) {
+    let dir = open_fd(&fx.join("ro"), libc::O_DIRECTORY);
+    let spec = SandboxSpec {
+        stdin: Stdio::Fd(dir),
+        ..Default::default()
+    };
+    let r = sv.spawn("idle", b"", &spec);
+    let detail = format!("{:?}", r.as_ref().map(|h| h.pid()));
+    let ok = matches!(&r, Err(SpawnError::Setup { step, err })
+        if step.contains("standard stream 0 is a directory")
+            && err.raw_os_error() == Some(libc::EISDIR));
+    t.check("directory as stdin refused", ok, &detail);
+
+    let gone = fx.join(format!("gone-{user}"));
+    let _ = std::fs::create_dir(&gone);
+    let fd = open_fd(&gone, libc::O_DIRECTORY);
+    let _ = std::fs::remove_dir(&gone);
+    let spec = SandboxSpec {
+        fds: vec![Grant {
+            fd,
+            access: Access::ReadOnly,
+        }],
+        ..Default::default()
+    };
+    let r = sv.spawn("idle", b"", &spec);
+    let detail = format!("{:?}", r.as_ref().map(|h| h.pid()));
+    let ok = matches!(&r, Err(SpawnError::Setup { step, err })
+        if step.starts_with("granted directory #0 has no path naming it")
+            && err.raw_os_error() == Some(libc::ENOENT));
+    t.check("deleted directory grant refused", ok, &detail);
 }
 
 fn supervisor_fd_count(pid: i32) -> usize {
