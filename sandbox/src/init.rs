@@ -8,9 +8,12 @@
 //! - Order of the lock-down (each step needs the privileges the previous ones
 //!   leave): parent-death signal → wait for id maps → become uid/gid 0 of
 //!   the new namespace → parent-death signal again (credential changes clear
-//!   it) → stdio and close every other descriptor → new session, hostname →
-//!   tmpfs root with bind-mounted grants, `/proc` if asked, `pivot_root`,
-//!   root read-only → `lo` up if asked → rlimits → not dumpable → drop
+//!   it) → stdio (never a directory) and close every other descriptor →
+//!   new session, hostname → tmpfs root with bind-mounted grants, granted
+//!   directories attached at `/.luring-grants/N`, `/proc` if asked,
+//!   `pivot_root`, each granted directory's descriptor replaced by one
+//!   opened through its mount, root read-only → `lo` up if asked →
+//!   rlimits → not dumpable → drop
 //!   every capability and lock securebits → `no_new_privs` → Landlock →
 //!   seccomp → re-check the supervisor is alive → report Ready → fork the
 //!   entry process.
@@ -18,6 +21,15 @@
 //!   every descriptor but its own → wait for id maps → uid/gid 0 →
 //!   unshare mount, network, IPC, UTS, cgroup namespaces → wait for one
 //!   spec → from the descriptor step on, exactly the cold lock-down.
+//! - A granted directory descriptor names a mount of the host's mount
+//!   namespace, from which `..` climbs into the host's tree (and
+//!   `connect`, `stat`, `chdir` through it are not Landlock's to mediate);
+//!   such a mount cannot be cloned from the sandbox's namespace. So the
+//!   directory is found again by the path the descriptor shows, checked to
+//!   be the same device and inode, bind-mounted inside the sandbox's root,
+//!   and the sandbox's descriptor is re-opened through that mount: `..`
+//!   from it walks the sandbox's tree and stops at its root. Spawns that
+//!   grant no directory pay one `fstat` per grant for this.
 //! - PID 1 sets up signal forwarding before it reports Ready, so no signal
 //!   the host sends after the spawn returns is lost.
 //! - PID 1 and the entry process share the same Landlock domain and seccomp

@@ -14,6 +14,12 @@
 //!   slot with `IORING_REGISTER_FILES_UPDATE` and fd -1 instead.
 //! - No SQPOLL, no personalities (registering one is denied), no
 //!   `IOSQE_ASYNC` or `IO_DRAIN`.
+//! - Capabilities sent after the spawn ([`send_fd`]) are open files,
+//!   sockets, pipes: [`check_capability`] refuses a directory or an
+//!   `O_PATH` descriptor, which would name the host's tree (directories
+//!   are granted at spawn, where the sandbox re-attaches them). Any other
+//!   route by which a host hands a running sandbox a descriptor (the
+//!   control socket's `SCM_RIGHTS`) must call it too.
 //! - The process that clones the sandbox keeps no mapping of the queues:
 //!   it drops its `IoUring` after the clone and keeps only a dup of the fd
 //!   (which the host fetches with `pidfd_getfd`; an io_uring fd cannot travel

@@ -16,11 +16,15 @@
 //!      (mount, ptrace, bpf, execve, ...), so that they fail softly.
 //!   5. argument checks, EPERM when they fail: `socket` of a family other
 //!      than AF_UNIX (and AF_INET/AF_INET6 with loopback networking),
-//!      `clone` with a namespace flag, `ioctl` TIOCSTI/TIOCLINUX (compared
-//!      on the low 32 bits, as the tty layer does), and
-//!      `io_uring_register` with an opcode outside the runtime's list.
-//!   6. `clone3`: ENOSYS, so that libc falls back to `clone`, whose flags
-//!      check 5 can inspect (clone3 passes them in memory).
+//!      `socketpair` other than AF_UNIX, `clone` with a namespace flag,
+//!      `ioctl` outside [`IOCTL_ALLOWED`] (compared on the low 32 bits, as
+//!      the tty layer does), `io_uring_register` with an opcode outside the
+//!      runtime's list, and a set-user/group-id bit in the mode of
+//!      `fchmod`, `mkdir`, `mkdirat`, and of `open`/`openat` when the flags
+//!      make the kernel use it (`O_CREAT`, `O_TMPFILE`).
+//!   6. `clone3` and `openat2`: ENOSYS, so that libc falls back to `clone`
+//!      and `openat`, whose flags and mode check 5 can inspect (the newer
+//!      calls pass them in memory).
 //! - The unit tests check the merged filter against the former five stacked
 //!   filters (kept as `build_stacked` under `cfg(test)`) with a BPF
 //!   interpreter, for every syscall number, both foreign encodings, and
