@@ -1627,6 +1627,17 @@ fn run_case(case: u32, info: &Info, ctx: &mut EntryContext, p: &mut Probe) {
             // SAFETY: fchmod on our descriptor.
             let r = unsafe { libc::fchmod(fd, 0o755) };
             p.worked("positive: fchmod 0755", r == 0);
+            // Beneath a read-only directory grant even plain mode bits stay:
+            // its mount is read-only.
+            let ro_fd = openat_keep(ro_dir, "file.txt", libc::O_RDONLY, 0).unwrap_or(-1) as i32;
+            p.denied_with(
+                "fchmod 0600 of a file beneath the read-only dir grant",
+                // SAFETY: fchmod on our descriptor.
+                sys(unsafe { libc::fchmod(ro_fd, 0o600) } as i64),
+                &[libc::EROFS],
+            );
+            // SAFETY: closing our descriptor.
+            unsafe { libc::close(ro_fd) };
             let plain = c("plain");
             let abs_plain = c(&format!("{}/plain", info.rw));
             // SAFETY: each call names a valid path; seccomp refuses them all.
