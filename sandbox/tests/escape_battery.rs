@@ -2123,8 +2123,16 @@ fn suite(t: &mut Tally) {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&rw, std::fs::Permissions::from_mode(0o777));
     }
-    let cases: Vec<u32> = (1..=21).chain(23..=29).filter(|c| *c != 24).collect();
-    for case in cases {
+    // Every case once from the warm sandbox; the directory-grant cases
+    // again cold (another ring shape), whose mount namespace is copied at
+    // the clone rather than ahead of the request.
+    let cases: Vec<(u32, bool)> = (1..=21)
+        .chain(23..=29)
+        .filter(|c| *c != 24)
+        .map(|c| (c, false))
+        .chain([(6, true), (9, true)])
+        .collect();
+    for (case, cold) in cases {
         let mut spec = SandboxSpec {
             ro_paths: vec![ro.clone()],
             rw_paths: vec![rw.clone()],
@@ -2162,6 +2170,19 @@ fn suite(t: &mut Tally) {
         if case == 28 {
             spec.limits.address_space = Some(128 << 20);
         }
+        if case == 6 {
+            // What a previous run of the case made in the rw grant.
+            for n in ["a", "fa", "fsym", "sym"] {
+                let _ = std::fs::remove_file(rw.join(n));
+            }
+            let _ = std::fs::remove_dir(rw.join("d"));
+        }
+        if cold {
+            spec.ring = RingSpec {
+                entries: 32,
+                fixed_files: 64,
+            };
+        }
         let tty_before = pty.as_ref().map(Pty::state);
         let info = Info {
             case,
@@ -2177,7 +2198,7 @@ fn suite(t: &mut Tally) {
             // SAFETY: geteuid has no preconditions.
             host_root: unsafe { libc::geteuid() } == 0,
         };
-        let name = format!("case {case:2}");
+        let name = format!("case {case:2}{}", if cold { " (cold spawn)" } else { "" });
         let mut h = match sv.spawn("probe", &info.encode(), &spec) {
             Ok(h) => h,
             Err(e) => {
@@ -2323,17 +2344,25 @@ fn supervisor_fd_count(pid: i32) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Waits (up to 2 s) until the supervisor's descriptor count equals `want`:
-/// it closes a finished sandbox's descriptors just after reporting its status.
+fn supervisor_children(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| s.split_whitespace().count())
+        .unwrap_or(usize::MAX)
+}
+
+/// Waits (up to 5 s) until the supervisor's descriptor count equals `want`
+/// (it closes a finished sandbox's descriptors just after reporting its
+/// status) or, with `None`, until it is quiet: its only children are the
+/// sibling sandbox and the warm one, and its count is the same twice.
 fn settle_fd_count(pid: i32, want: Option<usize>) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut last = supervisor_fd_count(pid);
     loop {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let now = supervisor_fd_count(pid);
         let done = match want {
             Some(w) => now == w,
-            None => now == last,
+            None => now == last && supervisor_children(pid) == 2,
         };
         if done || std::time::Instant::now() > deadline {
             return now;
