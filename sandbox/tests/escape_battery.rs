@@ -2352,6 +2352,25 @@ fn dir_grant_refusals(t: &mut Tally, sv: &Supervisor, fx: &Path, user: &str) {
         if step.starts_with("granted directory #0 has no path naming it")
             && err.raw_os_error() == Some(libc::ENOENT));
     t.check("deleted directory grant refused", ok, &detail);
+
+    // A path grant beneath the directory where granted directories are
+    // attached (made for the test when the host is root and it is absent).
+    let reserved = Path::new("/.luring-grants");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 && !reserved.exists() {
+        let made = std::fs::create_dir_all(reserved.join("x")).is_ok();
+        let spec = SandboxSpec {
+            ro_paths: vec![reserved.join("x")],
+            ..Default::default()
+        };
+        let r = sv.spawn("idle", b"", &spec);
+        let detail = format!("{:?}", r.as_ref().map(|h| h.pid()));
+        let _ = std::fs::remove_dir_all(reserved);
+        let ok = made
+            && matches!(&r, Err(SpawnError::InvalidSpec(m))
+                if m.contains("where the sandbox attaches granted directories"));
+        t.check("path grant beneath /.luring-grants refused", ok, &detail);
+    }
 }
 
 fn supervisor_fd_count(pid: i32) -> usize {
