@@ -18,7 +18,7 @@
 //!      than AF_UNIX (and AF_INET/AF_INET6 with loopback networking),
 //!      `socketpair` other than AF_UNIX, `clone` with a namespace flag,
 //!      `ioctl` outside [`IOCTL_ALLOWED`] (compared on the low 32 bits, as
-//!      the tty layer does), `io_uring_register` with an opcode outside the
+//!      the tty layer does), `fcntl` outside [`FCNTL_ALLOWED`], `io_uring_register` with an opcode outside the
 //!      runtime's list, and a set-user/group-id bit in the mode of
 //!      `fchmod`, `mkdir`, `mkdirat`, and of `open`/`openat` when the flags
 //!      make the kernel use it (`O_CREAT`, `O_TMPFILE`).
@@ -354,6 +354,34 @@ pub const IOCTL_ALLOWED: [u32; 6] = [
     libc::TIOCGWINSZ as u32,
 ];
 
+/// `fcntl` commands a sandbox may use: descriptor flags, status flags,
+/// record locks, pipe sizes, and queries. Refused (EPERM): `F_SETLEASE`
+/// (a lease on a granted file would stall the host's opens of it),
+/// `F_NOTIFY`, `F_SETOWN`/`F_SETOWN_EX`/`F_SETSIG` (they re-route signals
+/// of a description the host may share), `F_SET_RW_HINT` and
+/// `F_SET_FILE_RW_HINT` (they change the host file's inode), `F_ADD_SEALS`.
+pub const FCNTL_ALLOWED: [u32; 19] = [
+    libc::F_DUPFD as u32,
+    libc::F_GETFD as u32,
+    libc::F_SETFD as u32,
+    libc::F_GETFL as u32,
+    libc::F_SETFL as u32,
+    libc::F_GETLK as u32,
+    libc::F_SETLK as u32,
+    libc::F_SETLKW as u32,
+    libc::F_GETOWN as u32,
+    11, // F_GETSIG
+    16, // F_GETOWN_EX
+    libc::F_OFD_GETLK as u32,
+    libc::F_OFD_SETLK as u32,
+    libc::F_OFD_SETLKW as u32,
+    1025, // F_GETLEASE
+    libc::F_DUPFD_CLOEXEC as u32,
+    libc::F_SETPIPE_SZ as u32,
+    libc::F_GETPIPE_SZ as u32,
+    libc::F_GET_SEALS as u32,
+];
+
 /// Mode bits no file created or changed by a sandbox may carry.
 pub const SET_ID_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
 
@@ -573,7 +601,7 @@ fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
             stmt(RET_K, allow),
         ]
     };
-    let special: [(i64, BpfProgram); 12] = [
+    let special: [(i64, BpfProgram); 13] = [
         (libc::SYS_socket, socket),
         (
             libc::SYS_socketpair,
@@ -581,6 +609,7 @@ fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
         ),
         (libc::SYS_clone, clone),
         (libc::SYS_ioctl, ioctl),
+        (libc::SYS_fcntl, allow_if_arg_in(1, &FCNTL_ALLOWED)),
         (libc::SYS_io_uring_register, uring_register),
         (libc::SYS_fchmod, deny_set_id(1)),
         (libc::SYS_mkdir, deny_set_id(1)),
@@ -706,6 +735,11 @@ pub(crate) fn build_stacked(policy: &SeccompPolicy) -> Result<CompiledPolicy, Se
         ioctl_conds.push(cond(1, Dword, Ne, req as u64)?);
     }
     args.insert(libc::SYS_ioctl, vec![rule(ioctl_conds)?]);
+    let mut fcntl_conds = Vec::new();
+    for cmd in FCNTL_ALLOWED {
+        fcntl_conds.push(cond(1, Dword, Ne, cmd as u64)?);
+    }
+    args.insert(libc::SYS_fcntl, vec![rule(fcntl_conds)?]);
     let set_id = [libc::S_ISUID as u64, libc::S_ISGID as u64];
     for (nr, mode) in [
         (libc::SYS_fchmod, 1u8),
@@ -997,6 +1031,33 @@ mod tests {
             ),
             ALLOW
         );
+        for cmd in FCNTL_ALLOWED {
+            assert_eq!(
+                call(&p, libc::SYS_fcntl, [0, cmd as u64, 0, 0, 0, 0]),
+                ALLOW,
+                "fcntl {cmd}"
+            );
+        }
+        // F_SETOWN, F_SETSIG, F_SETOWN_EX, F_SETLEASE, F_NOTIFY, F_CANCELLK,
+        // F_ADD_SEALS, F_SET_RW_HINT, F_SET_FILE_RW_HINT
+        for cmd in [
+            8u64,
+            10,
+            15,
+            1024,
+            1026,
+            1029,
+            1033,
+            1036,
+            1038,
+            1024 | (1 << 32),
+        ] {
+            assert_eq!(
+                call(&p, libc::SYS_fcntl, [0, cmd, 0, 0, 0, 0]),
+                errno(libc::EPERM),
+                "fcntl {cmd}"
+            );
+        }
         let unix = libc::AF_UNIX as u64;
         assert_eq!(call(&p, libc::SYS_socketpair, [unix, 1, 0, 0, 0, 0]), ALLOW);
         for fam in [libc::AF_INET, libc::AF_NETLINK, libc::AF_TIPC] {
@@ -1102,6 +1163,8 @@ mod tests {
         let mut words: Vec<u64> = vec![0, 1, 2, 3, 6, 9, 10, 11, 12, 16, 17, 22, 23, 40];
         words.extend([libc::TIOCSTI, TIOCLINUX, libc::FIONREAD, libc::TCSETS]);
         words.extend(IOCTL_ALLOWED.iter().map(|r| *r as u64));
+        words.extend(FCNTL_ALLOWED.iter().map(|r| *r as u64));
+        words.extend([8, 10, 15, 1024, 1026, 1036]);
         words.extend([0o4755, 0o2755, 0o755, libc::AF_TIPC as u64]);
         words.extend(CLONE_NS_FLAGS);
         words.push((libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64);
@@ -1179,6 +1242,7 @@ mod tests {
                         libc::SYS_socketpair,
                         libc::SYS_clone,
                         libc::SYS_ioctl,
+                        libc::SYS_fcntl,
                         libc::SYS_io_uring_register,
                         libc::SYS_fchmod,
                         libc::SYS_mkdir,

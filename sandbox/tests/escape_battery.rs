@@ -1748,6 +1748,65 @@ fn run_case(case: u32, info: &Info, ctx: &mut EntryContext, p: &mut Probe) {
                 format!("res={}", errname(-r)),
             );
         }
+        30 => {
+            // fcntl commands that reach past the process (a lease stalls
+            // the host's opens of a granted file, signal re-routing of a
+            // shared description, inode write hints): EPERM.
+            let rw_dir = ctx.fds[2].as_raw_fd();
+            let f = openat_keep(rw_dir, "leased", libc::O_CREAT | libc::O_RDONLY, 0o644)
+                .unwrap_or(-1) as i32;
+            let hint: u64 = 2;
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() } as u64;
+            for (name, fd, cmd, arg) in [
+                (
+                    "F_SETLEASE F_RDLCK",
+                    f,
+                    libc::F_SETLEASE,
+                    libc::F_RDLCK as u64,
+                ),
+                (
+                    "F_NOTIFY on the rw dir",
+                    rw_dir,
+                    libc::F_NOTIFY,
+                    0x4, /* DN_CREATE */
+                ),
+                ("F_SETOWN on stdin", 0, libc::F_SETOWN, me),
+                ("F_SETSIG on stdin", 0, 10, libc::SIGUSR1 as u64),
+                ("F_SET_RW_HINT", f, 1036, &hint as *const u64 as u64),
+                ("F_SET_FILE_RW_HINT", f, 1038, &hint as *const u64 as u64),
+                (
+                    "F_ADD_SEALS",
+                    f,
+                    libc::F_ADD_SEALS,
+                    libc::F_SEAL_WRITE as u64,
+                ),
+            ] {
+                p.denied_with(
+                    name,
+                    // SAFETY: raw fcntl; pointer arguments are valid.
+                    sys(unsafe { libc::syscall(libc::SYS_fcntl, fd, cmd, arg) }),
+                    &[libc::EPERM],
+                );
+            }
+            // SAFETY: flock is plain data; fcntl/pipe with valid arguments.
+            unsafe {
+                let mut lk: libc::flock = std::mem::zeroed();
+                lk.l_type = libc::F_RDLCK as i16;
+                lk.l_whence = libc::SEEK_SET as i16;
+                let r = libc::fcntl(f, libc::F_SETLK, &lk);
+                p.worked("positive: F_SETLK read lock on a granted file", r == 0);
+                let r = libc::fcntl(f, libc::F_DUPFD_CLOEXEC, 3);
+                p.worked("positive: F_DUPFD_CLOEXEC", r >= 0);
+                let r = libc::fcntl(0, libc::F_GETFL);
+                p.worked("positive: F_GETFL", r >= 0);
+                let mut pipe = [0; 2];
+                libc::pipe(pipe.as_mut_ptr());
+                let r = libc::fcntl(pipe[0], libc::F_SETPIPE_SZ, 1 << 16);
+                p.worked("positive: F_SETPIPE_SZ", r >= 0);
+                libc::close(f);
+            }
+        }
         _ => p.fails.push(format!("unknown case {case}")),
     }
 }
@@ -2143,7 +2202,7 @@ fn suite(t: &mut Tally) {
     // again cold (another ring shape), whose mount namespace is copied at
     // the clone rather than ahead of the request.
     let cases: Vec<(u32, bool)> = (1..=21)
-        .chain(23..=29)
+        .chain(23..=30)
         .filter(|c| *c != 24)
         .map(|c| (c, false))
         .chain([(6, true), (9, true)])
