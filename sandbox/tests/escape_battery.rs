@@ -549,6 +549,17 @@ fn run_case(case: u32, info: &Info, ctx: &mut EntryContext, p: &mut Probe) {
                 openat(ro_dir, "file.txt", libc::O_RDONLY).is_ok(),
                 String::new(),
             );
+            // The descriptor is the re-attached one (its link names no
+            // host path).
+            for (fd, want) in [(ro_dir, "/.luring-grants/0"), (rw_dir, "/.luring-grants/2")] {
+                let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                    .map(|p| p.display().to_string());
+                p.ok(
+                    &format!("/proc/self/fd/{fd} names {want}"),
+                    link.as_deref().ok() == Some(want),
+                    format!("{link:?}"),
+                );
+            }
             // `..` from the granted descriptor walks the sandbox's tree and
             // stops at its root.
             let root = stat_at(libc::AT_FDCWD, "/");
