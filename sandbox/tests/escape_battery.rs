@@ -551,7 +551,37 @@ fn run_case(case: u32, info: &Info, ctx: &mut EntryContext, p: &mut Probe) {
             );
             // The descriptor is the re-attached one (its link names no
             // host path).
-            for (fd, want) in [(ro_dir, "/.luring-grants/0"), (rw_dir, "/.luring-grants/2")] {
+            let opath_dir = ctx.fds[3].as_raw_fd();
+            // SAFETY: F_GETFL only queries.
+            let fl = unsafe { libc::fcntl(opath_dir, libc::F_GETFL) };
+            p.ok(
+                "the O_PATH directory grant is still O_PATH",
+                fl >= 0 && fl & libc::O_PATH != 0,
+                format!("{fl:#o}"),
+            );
+            p.ok(
+                "positive: openat(O_PATH dir grant, file.txt)",
+                openat(opath_dir, "file.txt", libc::O_RDONLY).is_ok(),
+                String::new(),
+            );
+            p.ok(
+                "`..` from the O_PATH dir grant is the sandbox's root",
+                same_file(
+                    &stat_at(opath_dir, "../../../.."),
+                    &stat_at(libc::AT_FDCWD, "/"),
+                ),
+                String::new(),
+            );
+            p.denied_with(
+                "fstatat(O_PATH dir grant, ../outside.txt)",
+                stat_at(opath_dir, "../outside.txt").map(|_| 0),
+                &[libc::ENOENT],
+            );
+            for (fd, want) in [
+                (ro_dir, "/.luring-grants/0"),
+                (rw_dir, "/.luring-grants/2"),
+                (opath_dir, "/.luring-grants/3"),
+            ] {
                 let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
                     .map(|p| p.display().to_string());
                 p.ok(
@@ -2234,6 +2264,10 @@ fn suite(t: &mut Tally) {
                 Grant {
                     fd: open_fd(&rw, libc::O_DIRECTORY),
                     access: Access::ReadWrite,
+                },
+                Grant {
+                    fd: open_fd(&ro, libc::O_DIRECTORY | libc::O_PATH),
+                    access: Access::ReadOnly,
                 },
             ],
             mount_proc: true,
