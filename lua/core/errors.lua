@@ -18,6 +18,7 @@ local function category(name, message)
   categories[name] = c
   return c
 end
+K.category = category
 
 local function strerror(code) return rt.strerror(code) end
 local system = category('system', strerror)
