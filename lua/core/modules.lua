@@ -334,6 +334,8 @@ local function read_module(f, rel)
   f.int_disabled = f.int_disabled + 1
   local ok, status, a, b = K.raw_pcall(function()
     local fd = K.await_op(f, rt.open_module(rel))
+    -- ENXIO: a socket, or a device without a driver; never a regular file
+    if fd == -E.ENXIO then return 'special', 'special file' end
     if fd < 0 then return 'errno', -fd end
     local status, a, b
     local st = span_new(STATX_SIZE)
