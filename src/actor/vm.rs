@@ -552,3 +552,36 @@ fn lua_boot(e: mlua::Error) -> RuntimeError {
 fn absolute_path(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After boot the main thread (where the scheduler runs, and any user
+    /// metamethod it might ever trigger) has no globals: a chunk loaded
+    /// there sees nothing, cannot write, and the runtime's own globals hold
+    /// none of what the core code captured.
+    #[test]
+    fn main_thread_has_a_sealed_empty_environment() {
+        let vm = Vm::new().expect("VM boots");
+        let (os, print, load, g): (Value, Value, Value, Value) = vm
+            .lua
+            .load("return os, print, load, _G")
+            .call(())
+            .expect("chunk runs");
+        assert!(os.is_nil() && print.is_nil() && load.is_nil() && g.is_nil());
+        let err = vm
+            .lua
+            .load("leak = true")
+            .exec()
+            .expect_err("writing a global on the main thread fails");
+        assert!(err.to_string().contains("Operation not permitted"), "{err}");
+        let meta = vm
+            .lua
+            .load("return getmetatable(nil)")
+            .call::<Value>(())
+            .expect_err("no library function is reachable either")
+            .to_string();
+        assert!(meta.contains("attempt to call global 'getmetatable'"), "{meta}");
+    }
+}
