@@ -400,8 +400,10 @@ local function import(id)
   for i = 1, 2 do
     local c = candidates[i]
     local rel = s_sub(c[1], root_len + 2)
+    -- a path that resolved before, to a module that is loaded or loading
+    -- (a failed one was forgotten and is read again)
     local known = identity_of[rel]
-    if known then return loaded_module(known) end
+    if known and loaded[known] ~= nil then return loaded_module(known) end
     local status, a, b = read_module(f, rel)
     if status == 'ok' then
       path, display, is_init, src, identity = c[1], c[2], c[3], a, b
