@@ -158,13 +158,13 @@ local function user_setfenv(x, t)
     error("bad argument #2 to 'setfenv' (table expected, got " .. type(t) .. ')', 2)
   end
   if is_runtime_env(env_at(n, 'setfenv')) then raise_errno(E.EPERM) end
-  if n == 0 then
-    raw_setfenv(0, t)
-    return
+  -- level n of the user is level n + 2 seen from raw_setfenv under raw_pcall
+  local ok, r = K.raw_pcall(raw_setfenv, (type(n) == 'number' and n > 0) and n + 2 or n, t)
+  if not ok then
+    -- a C function: LuaJIT's message, without the runtime's position
+    error("'setfenv' cannot change environment of given object", 2)
   end
-  -- level n of the user is level n + 1 seen from here
-  if type(n) == 'number' then n = n + 1 end
-  return (raw_setfenv(n, t))
+  if n ~= 0 then return r end
 end
 
 local function new_env(context, file)
