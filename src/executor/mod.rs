@@ -450,3 +450,6 @@ impl Drop for Executor {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod module_ops_tests;
