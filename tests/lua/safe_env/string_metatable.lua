@@ -3,6 +3,8 @@
 -- module's `string` table changes neither string methods nor the loader.
 print(getmetatable(''), getmetatable('x') == getmetatable(''))
 print(pcall(setmetatable, 'x', {}))
+-- the reported attack: patch `match` in the string metatable's __index
+print(pcall(function() getmetatable('').__index.match = function() return true end end))
 print(('abc'):upper(), ('a,b'):match('(%a),'), ('x'):rep(3), #('abc'):sub(2))
 print(('x').dump, ('x').nonexistent)
 string.upper = function() return 'patched' end
