@@ -17,21 +17,22 @@
 --   builtin module it requires; the string metatable is locked and indexes
 --   a private copy of the string library; getfenv answers nil for runtime
 --   functions and setfenv refuses them; every fiber and coroutine thread
---   carries the globals of the module that started it; the main thread,
---   where user metamethods may run from the scheduler, has an empty, sealed
---   environment. This file calls library functions only through locals
---   captured before any user code ran.
+--   carries the globals of the thread that started it (a module fiber: the
+--   module's); the main thread, where the scheduler runs, has an empty,
+--   sealed environment in case user code ever ran there. This file calls
+--   library functions only through locals captured before any user code
+--   ran.
 local K = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local current, suspend, wake, check_suspend = K.current, K.suspend, K.wake, K.check_suspend
 local INTERRUPTED = K.INTERRUPTED
-local type, error, setmetatable, pairs, ipairs, next, select, rawget, tostring =
-  type, error, setmetatable, pairs, ipairs, next, select, rawget, tostring
+local type, error, setmetatable, pairs, ipairs, next, rawget, tostring =
+  type, error, setmetatable, pairs, ipairs, next, rawget, tostring
 local raw_load, raw_getfenv, raw_setfenv = load, getfenv, setfenv
 local raw_getmetatable = K.debug.getmetatable
-local s_byte, s_sub, s_match, s_gmatch, s_gsub = string.byte, string.sub, string.match, string.gmatch, string.gsub
+local s_byte, s_sub, s_match, s_gmatch = string.byte, string.sub, string.match, string.gmatch
 local t_concat, t_remove = table.concat, table.remove
 local span_new, span_slice
 local REAL_G = _G

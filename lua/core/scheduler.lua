@@ -290,7 +290,7 @@ end
 -- `args` is nil or a packed argument list.
 local function new_fiber(fn, args, opts)
   -- The fields every fiber touches are created here (false for "unset"),
-  -- so the table is sized once (16 hash slots) instead of rehashing as it
+  -- so the table is sized once (32 hash slots) instead of rehashing as it
   -- grows; rare fields (detached, err, module data, ...) are added on use.
   local f = {
     fn = fn, args = args, co = false, finished = false,
@@ -299,6 +299,7 @@ local function new_fiber(fn, args, opts)
     handle_alive = false, joiner = false,
     joined = false, -- false, then 'ok' or 'caught' (ended by interruption)
     ok = false, results = false,
+    env = false, -- globals of the fiber's thread, set when it first runs
   }
   if opts then for k, v in pairs(opts) do f[k] = v end end
   if not f.env then
