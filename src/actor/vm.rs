@@ -13,6 +13,11 @@
 //! - User code never sees the raw globals: every module gets a fresh
 //!   environment of safe names (lua/core/modules.lua); the `debug` library is
 //!   only reachable by the core code, which captured it before it was removed.
+//!   After boot the main thread's environment is an empty, sealed table
+//!   (`seal_main_thread`), so nothing running there can reach them either.
+//! - The import root's `O_PATH` fd lives in `VmState` from the moment the
+//!   entry script is read until the VM ends, after the executor (and so
+//!   after every op that names it) is gone.
 
 use std::io::Write;
 use std::os::fd::RawFd;
