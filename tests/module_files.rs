@@ -13,12 +13,33 @@ use std::time::{Duration, Instant};
 /// A script that hangs fails its test instead of hanging the suite.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A fresh directory for one test: the import root.
-fn root(name: &str) -> PathBuf {
+/// A fresh directory for one test (the import root), removed when dropped.
+struct Root(PathBuf);
+
+impl std::ops::Deref for Root {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Root {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn root(name: &str) -> Root {
     let dir = std::env::temp_dir().join(format!("luring-modfiles-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Root(dir)
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -210,7 +231,7 @@ fn symlink_escape_through_a_parent_directory_link() {
     let outside = root("outside");
     write(&outside, "secret.lua", "print('outside code ran')\n");
     let dir = root("parentlink");
-    symlink(&outside, dir.join("lib")).unwrap();
+    symlink(&*outside, dir.join("lib")).unwrap();
     std::fs::create_dir(dir.join("d")).unwrap();
     symlink("../../", dir.join("d/up")).unwrap();
     write(&dir, "main.lua", &requiring(&["/lib/secret", "/d/up/secret"]));
