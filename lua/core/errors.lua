@@ -10,6 +10,9 @@
 local K = ...
 local rt = K.rt
 local setmetatable, tostring, type, rawget = setmetatable, tostring, type, rawget
+-- Runtime values are recognised by their real metatable, never by the name
+-- `getmetatable` shows (any table can claim that name), and the runtime
+-- never calls a metamethod of a value user code could have built.
 local raw_getmetatable, raw_pcall = K.debug.getmetatable, pcall
 
 local error_mt = { __metatable = 'error_code' }
@@ -28,6 +31,7 @@ local function category(name, message)
   message_of[c] = message
   return c
 end
+K.category = category
 
 local function strerror(code) return rt.strerror(code) end
 local system = category('system', strerror)
@@ -137,8 +141,10 @@ end
 function K.error_message(e)
   if type(e) == 'string' then return e end
   if is_error_code(e) then
+    -- fields of a real error value may still have been replaced
     local message, code = message_of[rawget(e, 'category')], rawget(e, 'code')
-    if message and type(code) == 'number' then
+    if message and type(code) == 'number' and code % 1 == 0
+      and code >= -2147483648 and code <= 2147483647 then
       local ok, text = raw_pcall(message, code)
       if ok and type(text) == 'string' then return text end
     end

@@ -27,8 +27,8 @@ local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running,
   coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
-local select, type, error, setmetatable, tostring, unpack =
-  select, type, error, setmetatable, tostring, unpack
+local select, type, error, setmetatable, tostring, unpack, rawget =
+  select, type, error, setmetatable, tostring, unpack, rawget
 local pack = function(...) return { n = select('#', ...), ... } end
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
@@ -41,6 +41,17 @@ local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 K.co_yield = co_yield
+
+-- Every fiber thread carries the globals of the code that spawned it
+-- (lua/core/modules.lua); the runtime's own globals never. NO_GLOBALS is
+-- the sealed, empty environment of the main thread after boot and of
+-- fibers the runtime starts on its own.
+local REAL_G, raw_getfenv = _G, getfenv
+local NO_GLOBALS = setmetatable({}, {
+  __newindex = function() raise_errno(E.EPERM) end,
+  __metatable = 'no globals',
+})
+K.NO_GLOBALS = NO_GLOBALS
 
 local function hexid(obj)
   return (tostring(obj):match('0x%x+')) or tostring(obj)
@@ -86,30 +97,35 @@ function K.current() return current end
 -- Wait queues: FIFO doubly linked lists, O(1) push, pop and removal of any
 -- member. The links live in two VM-wide tables keyed by the member (a
 -- fiber record or an op id), so a member is in at most one queue at a
--- time, and a fiber record gains no fields. A queue whose `owner` is set
--- is in `waited` (owner -> order of registration) exactly while it has
--- members: the deadlock report looks only at objects with waiters now.
+-- time, and a fiber record gains no fields. A push may name the queue's
+-- `owner` (the object user code holds): the owner is in `waited` (owner ->
+-- order of registration) exactly while the queue has members, so the
+-- deadlock report looks only at objects with waiters now. The queue refers
+-- to its owner only meanwhile: a queue kept in an object's private state
+-- (lua/core/sync.lua, a weak-keyed map) then never keeps that object alive.
 local q_next, q_prev = {}, {}
 local q_members, q_peak = 0, 0
 local waited, waited_seq = {}, 0
 K.waited = waited
 
-local function q_new(owner)
-  return { head = false, tail = false, n = 0, owner = owner or false }
+local function q_new()
+  return { head = false, tail = false, n = 0, owner = false }
 end
 K.q_new = q_new
 
-local function q_push(q, x)
+-- `owner`: nil, or the object to report while `q` has members (the same
+-- one on every push).
+local function q_push(q, x, owner)
   local t = q.tail
   q_prev[x], q_next[x] = t, false
   if t then
     q_next[t] = x
   else
     q.head = x
-    local o = q.owner
-    if o then
+    if owner then
+      q.owner = owner
       waited_seq = waited_seq + 1
-      waited[o] = waited_seq
+      waited[owner] = waited_seq
     end
   end
   q.tail = x
@@ -125,7 +141,10 @@ local function q_unlink(q, x)
   if p then q_next[p] = n else q.head = n end
   if n then q_prev[n] = p else q.tail = p end
   q.n = q.n - 1
-  if not q.head and q.owner then waited[q.owner] = nil end
+  if not q.head and q.owner then
+    waited[q.owner] = nil
+    q.owner = false
+  end
   q_members = q_members - 1
   if q_members == 0 and q_peak > 1024 then
     -- A table never shrinks by itself: drop the capacity a burst left.
@@ -434,6 +453,7 @@ end
 local POOL_MAX = 128
 local function release_coroutine(co)
   if pool_n < POOL_MAX then
+    setfenv_u(co, NO_GLOBALS) -- nothing of its last fiber's module either
     pool_n = pool_n + 1
     pool[pool_n] = co
   end
@@ -447,8 +467,11 @@ end
 -- what makes 100k live fibers cheap. `w1` carries the job to the first
 -- run, then the wake value (or the interrupter's data while suspended).
 -- Rare fields (detached, err, module data, ...) are added on use.
+-- `env`, the globals the fiber's thread gets (those of the thread that
+-- spawned it), is a field only where it differs from the root module's.
 local record_defaults = {
   co = false, interrupted = false, int_disabled = 0,
+  env = NO_GLOBALS, -- the root module's globals once the VM main fiber exists
   susp_forbidden = 0, interrupter = false,
   joiner = false, -- module fibers only (lua/core/modules.lua)
   results = false,
@@ -461,9 +484,23 @@ local record_mt = { __index = record_defaults }
 local function new_fiber_job(job, opts)
   local f = setmetatable({ w1 = job, co = false, results = false, interrupter = false }, record_mt)
   if opts then for k, v in pairs(opts) do f[k] = v end end
+  if f.vm_main then
+    -- the first fiber of the VM (lua/core/modules.lua, K.start_main): its
+    -- globals become the default, so the root module's fibers need no field
+    record_defaults.env = f.env
+    f.env = nil
+  elseif not rawget(f, 'env') then
+    -- the spawning thread's globals (never the runtime's)
+    local env = raw_getfenv(0)
+    if env == REAL_G then env = NO_GLOBALS end
+    if env ~= record_defaults.env then f.env = env end
+  end
   -- The coroutine is taken at the first run (see step): fibers that finish
   -- without suspending reuse one pooled coroutine, however many are queued.
-  if f.vm_main then f.co = take_coroutine() end
+  if f.vm_main then
+    f.co = take_coroutine()
+    setfenv_u(f.co, f.env)
+  end
   rq_n = rq_n + 1 -- schedule(f, job), with w1 already set
   runq[rq_n] = f
   if LOG then log('fiber spawned', hexid(f), f.module and 'module' or nil) end
@@ -733,6 +770,7 @@ function K.run()
         if not co then
           co = take_coroutine()
           f.co = co
+          setfenv_u(co, f.env)
         end
         local ok, sig = co_resume(co, f.w1)
         current = nil
@@ -834,7 +872,8 @@ function this_fiber_props.id()
   return hexid(current)
 end
 
-_G.this_fiber = setmetatable({}, {
+-- Each module gets its own proxy table with this (locked) metatable.
+local this_fiber_mt = {
   __index = function(_, k)
     local m = this_fiber[k]
     if m then return m end
@@ -844,7 +883,8 @@ _G.this_fiber = setmetatable({}, {
   end,
   __newindex = function() raise_errno(E.EPERM) end,
   __metatable = 'this_fiber',
-})
+}
+K.this_fiber_mt = this_fiber_mt
 
 ---------------------------------------------------------------------------
 -- Fiber-aware pcall, xpcall and coroutine.*
@@ -902,7 +942,7 @@ local function scope_tail_co(s, ok, ...)
   return ...
 end
 
-function coroutine_patched.create(fn)
+local function co_create_patched(fn)
   if type(fn) ~= 'function' then
     error("bad argument #1 to 'create' (function expected)", 2)
   end
@@ -914,6 +954,7 @@ function coroutine_patched.create(fn)
   user_co[co] = true
   return co
 end
+coroutine_patched.create = co_create_patched
 
 -- A coroutine resumed where the fiber cannot suspend cannot suspend it
 -- either (see c_resumes); it still yields to its resumer as usual.
@@ -923,7 +964,7 @@ local function c_resume_tail(ok, ...)
   return false, normalize_error((...))
 end
 
-function coroutine_patched.resume(co, ...)
+local function co_resume_patched(co, ...)
   local f = current
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   if type(co) ~= 'thread' then
@@ -937,6 +978,7 @@ function coroutine_patched.resume(co, ...)
   end
   return resume_tail(co, co_resume(co, ...))
 end
+coroutine_patched.resume = co_resume_patched
 
 function coroutine_patched.yield(...)
   local th = co_running()
@@ -956,8 +998,8 @@ function coroutine_patched.running()
 end
 
 function coroutine_patched.wrap(fn)
-  local co = coroutine_patched.create(fn)
-  local resume = coroutine_patched.resume
+  local co = co_create_patched(fn)
+  local resume = co_resume_patched
   return function(...)
     return (function(ok, ...)
       if ok then return ... end

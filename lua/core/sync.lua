@@ -1,11 +1,15 @@
 -- mutex, recursive_mutex, condition_variable, future (spec/core.md §4).
 --
 -- Invariants: VM-local objects; waiters are fiber records in FIFO wait
--- queues (K.q_*, O(1) per operation). Mutexes and futures register their
--- queue's owner, so only objects that have waiters NOW are tracked for the
--- teardown deadlock report (K.waited). An object is recognised by its
--- metatable's identity, never by the forgeable getmetatable() string. A
--- fiber that would block checks that it can suspend before it queues.
+-- queues (K.q_*, O(1) per operation). Mutexes and futures name the object
+-- as their queue's owner on push, so only objects that have waiters NOW
+-- are tracked for the teardown deadlock report (K.waited). An object's
+-- state lives in a private weak-keyed map, never in the object: an object
+-- is recognised by having an entry there (so neither the forgeable
+-- getmetatable() string nor a copied metatable passes), and no state
+-- refers to its object while no fiber waits on it (objects stay
+-- collectable: LuaJIT's weak keys are not ephemerons). A fiber that would
+-- block checks that it can suspend before it queues.
 local K = ...
 local E = K.rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
@@ -29,23 +33,39 @@ local function blocking_fiber()
   return f
 end
 
+-- Instances handed to user code are empty tables with a locked metatable;
+-- their state (wait queues holding fiber records, owners) lives in these
+-- weak-keyed maps, out of user code's reach. A method looks its argument up
+-- here, so a table that only claims a class name is refused with EINVAL.
+local function private_states() return setmetatable({}, { __mode = 'k' }) end
+local function state_lookup(states)
+  return function(obj, arg)
+    local st = states[obj]
+    if not st then raise_errno(E.EINVAL, arg) end
+    return st
+  end
+end
+
 ---------------------------------------------------------------------------
 local mutex_methods = {}
 local mutex_mt = class('mutex', mutex_methods)
-local function is_mutex(m) return raw_getmetatable(m) == mutex_mt end
+local mutex_of = private_states()
+local mutex_state = state_lookup(mutex_of)
 
 -- The caller has checked that it can suspend if the mutex is locked.
-local function mutex_acquire(m, f)
+-- `m` is the state of the mutex `obj`.
+local function mutex_acquire(m, f, obj)
   if not m.locked then
     m.locked = true
     return
   end
-  q_push(m.q, f)
+  q_push(m.q, f, obj)
   suspend(f, nil) -- ownership is handed over by unlock
 end
 
 function mutex_methods.lock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  local obj = m
+  m = mutex_state(obj, 1)
   local f = blocking_fiber()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if not m.locked then
@@ -53,13 +73,13 @@ function mutex_methods.lock(m)
     return
   end
   check_yieldable()
-  q_push(m.q, f)
+  q_push(m.q, f, obj)
   -- suspend(f, nil), inlined: a waiting fiber's stack stays small
   co_yield(SUSPEND) -- ownership is handed over by unlock
 end
 
 function mutex_methods.try_lock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  m = mutex_state(m, 1)
   if m.locked then return false end
   m.locked = true
   return true
@@ -75,15 +95,15 @@ local function mutex_release(m)
 end
 
 function mutex_methods.unlock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  m = mutex_state(m, 1)
   if not m.locked then raise_errno(E.EPERM) end
   mutex_release(m)
 end
 
 K.builtin_modules.mutex = {
   new = function()
-    local m = setmetatable({ locked = false, q = false }, mutex_mt)
-    m.q = q_new(m)
+    local m = setmetatable({}, mutex_mt)
+    mutex_of[m] = { locked = false, q = q_new() }
     return m
   end,
 }
@@ -92,10 +112,12 @@ K.builtin_modules.mutex = {
 local rmutex_methods = {}
 local rmutex_mt = class('recursive_mutex', rmutex_methods)
 local MAX_LEVELS = 2147483647
-local function is_rmutex(m) return raw_getmetatable(m) == rmutex_mt end
+local rmutex_of = private_states()
+local rmutex_state = state_lookup(rmutex_of)
 
 function rmutex_methods.lock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  local obj = m
+  m = rmutex_state(obj, 1)
   local f = blocking_fiber()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if m.owner == f then
@@ -108,12 +130,12 @@ function rmutex_methods.lock(m)
     return
   end
   check_yieldable()
-  q_push(m.q, f)
+  q_push(m.q, f, obj)
   suspend(f, nil) -- unlock makes us the owner before waking us
 end
 
 function rmutex_methods.try_lock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  m = rmutex_state(m, 1)
   local f = blocking_fiber()
   if m.owner == f then
     if m.levels == MAX_LEVELS then return false end
@@ -126,7 +148,7 @@ function rmutex_methods.try_lock(m)
 end
 
 function rmutex_methods.unlock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  m = rmutex_state(m, 1)
   if m.owner ~= current() then raise_errno(E.EPERM) end
   m.levels = m.levels - 1
   if m.levels > 0 then return end
@@ -142,8 +164,8 @@ end
 K.builtin_modules.recursive_mutex = {
   -- owner is false (not nil) when unlocked: absent keys go to __index
   new = function()
-    local m = setmetatable({ owner = false, levels = 0, q = false }, rmutex_mt)
-    m.q = q_new(m)
+    local m = setmetatable({}, rmutex_mt)
+    rmutex_of[m] = { owner = false, levels = 0, q = q_new() }
     return m
   end,
 }
@@ -151,7 +173,8 @@ K.builtin_modules.recursive_mutex = {
 ---------------------------------------------------------------------------
 local cond_methods = {}
 local cond_mt = class('condition_variable', cond_methods)
-local function is_cond(c) return raw_getmetatable(c) == cond_mt end
+local cond_of = private_states()
+local cond_state = state_lookup(cond_of)
 
 -- An interrupted waiter leaves the queue, so it never steals a notification.
 local function cond_interrupter(f, c)
@@ -160,8 +183,9 @@ local function cond_interrupter(f, c)
 end
 
 function cond_methods.wait(c, m)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
-  if not is_mutex(m) then raise_errno(E.EINVAL, 2) end
+  c = cond_state(c, 1)
+  local mutex = m
+  m = mutex_state(mutex, 2)
   if not m.locked then raise_errno(E.EPERM) end
   local f = blocking_fiber()
   check_suspend(f)
@@ -169,18 +193,18 @@ function cond_methods.wait(c, m)
   q_push(c.q, f)
   local r = suspend(f, cond_interrupter, c)
   -- Always re-acquire before returning or raising.
-  mutex_acquire(m, f)
+  mutex_acquire(m, f, mutex)
   if r == INTERRUPTED then raise_core('interrupted') end
 end
 
 function cond_methods.notify_one(c)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  c = cond_state(c, 1)
   local f = q_pop(c.q)
   if f then wake(f) end
 end
 
 function cond_methods.notify_all(c)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  c = cond_state(c, 1)
   local q = c.q
   local f = q_pop(q)
   while f do
@@ -190,7 +214,11 @@ function cond_methods.notify_all(c)
 end
 
 K.builtin_modules.condition_variable = {
-  new = function() return setmetatable({ q = q_new() }, cond_mt) end,
+  new = function()
+    local c = setmetatable({}, cond_mt)
+    cond_of[c] = { q = q_new() }
+    return c
+  end,
 }
 
 ---------------------------------------------------------------------------
@@ -200,6 +228,8 @@ local getfenv_u, setfenv_u = K.debug.getfenv, K.debug.setfenv
 local BROKEN = {}
 local future_methods, promise_methods = {}, {}
 local future_mt = class('future', future_methods)
+local future_of = private_states()
+local future_state = state_lookup(future_of)
 local promise_base = newproxy(true)
 local promise_mt = getmetatable(promise_base)
 class('promise', promise_methods, nil, promise_mt)
@@ -251,13 +281,12 @@ local function future_interrupter(f, st)
 end
 
 function future_methods.get(fu)
-  if raw_getmetatable(fu) ~= future_mt then raise_errno(E.EINVAL, 1) end
-  local st = fu.st
+  local st = future_state(fu, 1)
   local f = blocking_fiber()
   check_wait(f)
   if st.state == 'pending' then
     check_yieldable()
-    q_push(st.waiters, f)
+    q_push(st.waiters, f, fu)
     local r = suspend(f, future_interrupter, st)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
@@ -268,11 +297,11 @@ end
 
 K.builtin_modules.future = {
   new = function()
-    local st = { state = 'pending', waiters = false, promise_alive = true }
+    local st = { state = 'pending', waiters = q_new(), promise_alive = true }
     local p = newproxy(promise_base)
     setfenv_u(p, { st = st })
-    local fu = setmetatable({ st = st }, future_mt)
-    st.waiters = q_new(fu)
+    local fu = setmetatable({}, future_mt)
+    future_of[fu] = st
     return p, fu
   end,
 }
@@ -287,10 +316,10 @@ function K.report_deadlocks()
   local lines = {}
   for i = 1, #objs do
     local obj = objs[i]
-    local mt = raw_getmetatable(obj)
-    if mt == mutex_mt or mt == rmutex_mt then
+    local future = future_of[obj]
+    if mutex_of[obj] or rmutex_of[obj] then
       lines[#lines + 1] = '\tNo scheduled fibers remaining to unlock mutex ' .. hexid(obj)
-    elseif mt == future_mt and obj.st.promise_alive then
+    elseif future and future.promise_alive then
       lines[#lines + 1] = '\tUnderlying promise for future ' .. hexid(obj) .. ' is broken'
     end
   end

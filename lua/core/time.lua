@@ -76,12 +76,17 @@ time.steady_clock, time.system_clock, time.high_resolution_clock =
 -- wait on one timer; cancel() and a new expiry abort all of them.
 local function timer_class(name, realtime, now_ns, tp, is_tp)
   local methods = {}
-  local mt = K.class(name, methods, {
-    expiry = function(t) return tp(rawget(t, 'expiry_ns')) end,
-  })
+  -- A timer handed to user code is an empty table; its state (pending op
+  -- ids, which could cancel any op of the ring) lives here, out of reach.
+  local state_of = setmetatable({}, { __mode = 'k' })
   local function check(t)
-    if raw_getmetatable(t) ~= mt then raise_errno(E.EINVAL, 1) end
+    local st = state_of[t]
+    if not st then raise_errno(E.EINVAL, 1) end
+    return st
   end
+  local mt = K.class(name, methods, {
+    expiry = function(t) return tp(check(t).expiry_ns) end,
+  })
 
   -- Pending waits (op ids) are kept in a wait queue, in wait order, so that
   -- cancellation completes (and wakes the waiters) in FIFO order; a wait
@@ -99,7 +104,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.expires_after(t, secs)
-    check(t)
+    t = check(t)
     local ns = to_nanos(secs, 2)
     local n = cancel_all(t)
     t.expiry_ns = now_ns() + ns
@@ -107,7 +112,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.expires_at(t, point)
-    check(t)
+    t = check(t)
     if not is_tp(point) then raise_errno(E.EINVAL, 2) end
     local n = cancel_all(t)
     t.expiry_ns = rawget(point, 'ns')
@@ -115,12 +120,12 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.cancel(t)
-    check(t)
+    t = check(t)
     return cancel_all(t)
   end
 
   function methods.wait(t)
-    check(t)
+    t = check(t)
     local f = current()
     check_suspend(f)
     local id = rt.sleep_until(math.max(t.expiry_ns, 0), realtime)
@@ -135,7 +140,9 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
 
   return {
     new = function()
-      return setmetatable({ expiry_ns = 0, pending = q_new(), aborted = {} }, mt)
+      local t = setmetatable({}, mt)
+      state_of[t] = { expiry_ns = 0, pending = q_new(), aborted = {} }
+      return t
     end,
   }
 end

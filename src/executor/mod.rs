@@ -29,6 +29,8 @@ use io_uring::{opcode, squeue, types, IoUring};
 
 pub use ops::{OpBuffer, OpId, OpSlot};
 
+use crate::modules::byte_span::SpanRef;
+
 /// user_data of `ASYNC_CANCEL` requests: their own completions are ignored.
 const CANCEL_TAG: u64 = u64::MAX;
 /// user_data of a wake-up posted by another ring with `MSG_RING`.
@@ -226,6 +228,41 @@ impl Executor {
         })
     }
 
+    /// `openat2(dirfd, path, {flags | O_CLOEXEC, resolve})`: the module
+    /// loader opens files beneath the import root with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` (Linux ≥ 5.6). `dirfd` must
+    /// stay open until the completion is reaped (the caller owns it for the
+    /// executor's whole life). The result is a new fd owned by the receiver.
+    pub fn open_beneath(
+        &mut self,
+        dirfd: RawFd,
+        path: std::ffi::CString,
+        flags: i32,
+        resolve: u64,
+    ) -> io::Result<OpId> {
+        let how = types::OpenHow::new()
+            .flags((flags | libc::O_CLOEXEC) as u64)
+            .resolve(resolve);
+        self.submit(OpSlot::path_how_opening_fd(path, how), |slot| {
+            opcode::OpenAt2::new(types::Fd(dirfd), slot.path_ptr(), slot.open_how_ptr()).build()
+        })
+    }
+
+    /// `statx(fd, "", AT_EMPTY_PATH, mask)` into `buf`, which must hold a
+    /// whole `struct statx` (else `EINVAL` without submitting).
+    pub fn statx_fd(&mut self, fd: RawFd, buf: SpanRef, mask: u32) -> io::Result<OpId> {
+        if buf.len() < std::mem::size_of::<libc::statx>() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        self.submit(OpSlot::statx_into(buf), |slot| {
+            let out = slot.statx_ptr();
+            opcode::Statx::new(types::Fd(fd), slot.path_ptr(), out)
+                .flags(libc::AT_EMPTY_PATH)
+                .mask(mask)
+                .build()
+        })
+    }
+
     /// `close(2)` of an fd the caller owns.
     pub fn close(&mut self, fd: RawFd) -> io::Result<OpId> {
         self.submit(OpSlot::bare(), |_| {
@@ -413,3 +450,6 @@ impl Drop for Executor {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod module_ops_tests;

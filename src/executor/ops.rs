@@ -58,6 +58,10 @@ enum Resource {
     Timespec(Box<Timespec>),
     Buffer(OpBuffer),
     Path(std::ffi::CString),
+    /// openat2: the path and the `open_how` the kernel reads.
+    PathHow(std::ffi::CString, Box<io_uring::types::OpenHow>),
+    /// statx of an fd (empty path, `AT_EMPTY_PATH`) into a byte_span.
+    StatxInto(std::ffi::CString, SpanRef),
 }
 
 pub struct OpSlot {
@@ -97,14 +101,43 @@ impl OpSlot {
         }
     }
 
+    /// openat2 relative to a directory fd; returns a new fd.
+    pub fn path_how_opening_fd(path: std::ffi::CString, how: io_uring::types::OpenHow) -> Self {
+        Self {
+            yields_fd: true,
+            ..Self::with(Resource::PathHow(path, Box::new(how)))
+        }
+    }
+
+    /// statx of an fd, written into `buf` (at least `size_of::<libc::statx>()`
+    /// bytes, checked by the caller).
+    pub fn statx_into(buf: SpanRef) -> Self {
+        Self::with(Resource::StatxInto(std::ffi::CString::default(), buf))
+    }
+
     pub(super) fn yields_fd(&self) -> bool {
         self.yields_fd
     }
 
     pub(super) fn path_ptr(&self) -> *const libc::c_char {
         match &self.resource {
-            Resource::Path(p) => p.as_ptr(),
+            Resource::Path(p) | Resource::PathHow(p, _) | Resource::StatxInto(p, _) => p.as_ptr(),
             _ => std::ptr::null(),
+        }
+    }
+
+    pub(super) fn open_how_ptr(&self) -> *const io_uring::types::OpenHow {
+        match &self.resource {
+            Resource::PathHow(_, how) => &**how,
+            _ => std::ptr::null(),
+        }
+    }
+
+    /// Where statx writes its result (null when this is not a statx slot).
+    pub(super) fn statx_ptr(&mut self) -> *mut io_uring::types::statx {
+        match &mut self.resource {
+            Resource::StatxInto(_, span) => span.raw_parts().0.cast(),
+            _ => std::ptr::null_mut(),
         }
     }
 

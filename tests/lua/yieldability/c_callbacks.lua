@@ -6,16 +6,10 @@ local time = require 'time'
 local future = require 'future'
 local ops = require('./ops').list
 
-local function gc_context(op)
-  -- a finalizer runs inside collectgarbage (a C call)
-  local result
-  local u = newproxy(true)
-  getmetatable(u).__gc = function() result = { pcall(op) } end
-  u = nil
-  collectgarbage()
-  collectgarbage()
-  if not result[1] then error(result[2], 0) end
-end
+-- A finalizer is no context user code can create: the safe environment
+-- has no newproxy and LuaJIT ignores __gc on tables. (Should a way to
+-- write finalizers appear, add a '__gc' context here.)
+assert(newproxy == nil, 'user code can create finalizers: test the __gc context')
 
 local contexts = {
   { 'table.sort comparator', function(op) table.sort({ 3, 2, 1 }, function(a, b) op() return a < b end) end },
@@ -34,7 +28,6 @@ local contexts = {
     local fn, err = load(function() op() return nil end)
     error(err, 0)
   end },
-  { '__gc', gc_context },
   { 'xpcall message handler', function(op)
     local _, r = xpcall(function() error('x') end, function() return { pcall(op) } end)
     if not r[1] then error(r[2], 0) end
