@@ -274,7 +274,7 @@ pub const PROTECTIONS: &[Protection] = &[
     Protection {
         name: "pidfd_getfd (host's dup of the ring fd)",
         kernel: "5.6",
-        when_missing: "handle has no ring fd",
+        when_missing: "spawn fails: Handover",
     },
     Protection {
         name: "close_range",
@@ -347,10 +347,27 @@ pub enum SpawnError {
     InvalidSpec(String),
     #[error("the supervisor refused the request: {0}")]
     Refused(String),
+    #[error("the new sandbox could not be handed over to the host ({step}: {err}); it was killed and reaped{}", handover_hint(err))]
+    Handover {
+        step: &'static str,
+        err: std::io::Error,
+    },
     #[error("the supervisor is gone (it exits when the host's socket closes or on a protocol error); start a new one")]
     SupervisorGone,
     #[error("supervisor I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+fn handover_hint(err: &std::io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => {
+            "; the host is at its descriptor limit: close descriptors or raise RLIMIT_NOFILE"
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "; pidfd_getfd was refused (kernel.yama.ptrace_scope = 3 forbids it): lower ptrace_scope"
+        }
+        _ => "",
+    }
 }
 
 /// A running (or finished) sandbox, as seen by the host.
@@ -385,7 +402,9 @@ impl SandboxHandle {
     }
     /// A dup of the sandbox's ring fd (no mapping of its queues), to install
     /// capabilities with [`ring::send_fd`] and wake it with [`ring::wake`].
-    /// `None` if `pidfd_getfd` was refused (e.g. Yama ptrace_scope 3).
+    /// Always `Some` (the `Option` is kept for compatibility): a spawn whose
+    /// ring the host cannot take (or whose identity does not check out)
+    /// fails with [`SpawnError::Handover`] and the sandbox is killed.
     pub fn ring_fd(&self) -> Option<BorrowedFd<'_>> {
         self.ring.as_ref().map(|f| f.as_fd())
     }

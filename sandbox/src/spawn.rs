@@ -99,7 +99,6 @@ pub(crate) struct Child {
     pub pidfd: OwnedFd,
     pub report_r: OwnedFd,
     pub status_w: OwnedFd,
-    pub ring_dup: Option<OwnedFd>,
     /// The host has been told the status.
     pub reported: bool,
 }
@@ -436,19 +435,27 @@ struct Started {
     report_r: OwnedFd,
 }
 
-fn kill_reap(pidfd: &OwnedFd) {
+pub(crate) fn kill_reap(pidfd: &OwnedFd) {
     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
     let _ = sys::waitid_pidfd(pidfd.as_fd(), 0);
 }
 
+/// A sandbox that reported `Ready`, as `spawn` hands it to the serve loop.
+pub(crate) struct Made {
+    /// The supervisor's record.
+    pub child: Child,
+    pub reply: Reply,
+    /// For the host, in this order: pidfd, control socket, status pipe.
+    pub host_fds: Vec<OwnedFd>,
+    /// The supervisor's dup of the ring, whose number the reply names: kept
+    /// open until the host's next request (the host takes its copy with
+    /// `pidfd_getfd` before it sends anything else).
+    pub ring: OwnedFd,
+}
+
 /// Waits for PID 1's `Ready` and builds the supervisor's record, the reply
 /// and the host's descriptors (pidfd, control, status).
-fn finish(
-    s: Started,
-    req: &SpawnRequest,
-    env: &SupervisorEnv,
-    id: u64,
-) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+fn finish(s: Started, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Result<Made, Reply> {
     let kill = |msg: Reply| {
         kill_reap(&s.pidfd);
         msg
@@ -491,20 +498,28 @@ fn finish(
         pids_limit: req.pids,
         host_uid: env.sandbox_uid,
     };
+    let (ring_dev, ring_ino) =
+        sys::file_identity(s.ring_dup.as_fd()).map_err(|e| kill(io_err("fstat ring", e)))?;
     let reply = Reply::Spawned {
         id,
         pid: s.pid,
         ring_fd: s.ring_dup.as_raw_fd(),
+        ring_dev,
+        ring_ino,
         report: crate::supervisor::encode_enforcement(&enforcement),
     };
     let child = Child {
         pidfd: s.pidfd,
         report_r: s.report_r,
         status_w,
-        ring_dup: Some(s.ring_dup),
         reported: false,
     };
-    Ok((child, reply, vec![host_pidfd, s.control_host, status_r]))
+    Ok(Made {
+        child,
+        reply,
+        host_fds: vec![host_pidfd, s.control_host, status_r],
+        ring: s.ring_dup,
+    })
 }
 
 /// The supervisor's side of a clone, once it dropped the child's ends: keep
@@ -551,15 +566,15 @@ fn clone_error(e: std::io::Error) -> Reply {
 
 /// Creates one sandbox: from the warm child if `warm` holds one with the
 /// request's ring shape (it is consumed either way it is used), otherwise
-/// cold. On success returns the supervisor's record, the reply and the
-/// descriptors for the host (pidfd, control, status).
+/// cold. On success returns the supervisor's record, the reply, the
+/// descriptors for the host and the ring dup to keep until the host took it.
 pub(crate) fn spawn(
     req: &SpawnRequest,
     fds: Vec<OwnedFd>,
     env: &SupervisorEnv,
     id: u64,
     warm: &mut Option<Warm>,
-) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+) -> Result<Made, Reply> {
     let (entry, requirement) = validate(req)?;
     let shape = ring::RingSpec {
         entries: req.ring_entries,
@@ -586,7 +601,7 @@ fn spawn_cold(
     entry: EntryFn,
     requirement: Requirement,
     shape: ring::RingSpec,
-) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+) -> Result<Made, Reply> {
     let ring = ring::create_restricted(shape).map_err(ring_error)?;
     let (control_host, control_child) =
         sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;

@@ -5,16 +5,23 @@
 //! - The host owns one end of a `SOCK_SEQPACKET` pair; the supervisor owns
 //!   the other and serves one request at a time (requests are serialised by
 //!   a mutex on the host side, so each reply answers the last request).
-//! - The supervisor accepts only [`Request`]'s three variants; a malformed
+//! - The supervisor accepts only [`Request`]'s three variants (Spawn,
+//!   Signal, Discard); a malformed
 //!   frame is answered with an error and its descriptors are closed.
 //! - It dies with the host (`PR_SET_PDEATHSIG` + a parent re-check, and EOF
 //!   on the socket), and every sandbox dies with it (each sandbox's PID 1 has
 //!   a parent-death signal and re-checks a lifeline pipe; killing PID 1 tears
 //!   its PID namespace down).
 //! - Per sandbox it keeps: PID 1's pidfd (to reap it), the report pipe from
-//!   PID 1, the status pipe to the host, and a dup of the ring fd (from
-//!   which the host takes its own with `pidfd_getfd`) until the sandbox
-//!   exits or the host sends ReleaseRing. No queue mapping.
+//!   PID 1 and the status pipe to the host. No ring, no queue mapping.
+//! - Ring hand-over: a `Spawned` reply names the supervisor's dup of the
+//!   ring by number and by identity (device, inode). The supervisor keeps
+//!   that dup open until the host's next datagram; the host holds its
+//!   socket lock from the request until it has taken the ring with
+//!   `pidfd_getfd` and checked its identity, so the number cannot be
+//!   closed or reused in between, whatever the sandbox or other host
+//!   threads do. If the host cannot take the sandbox over, it sends
+//!   `Discard`, and the supervisor kills and reaps it before answering.
 //! - It keeps at most one warm child (`spawn::Warm`): the next sandbox's
 //!   PID 1, made whenever nothing else is pending (after a failure to make
 //!   one, not again until the next spawn request), used for one spawn
@@ -32,7 +39,7 @@ use crate::{
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The host's connection to its supervisor.
@@ -104,8 +111,13 @@ impl Supervisor {
         spawn::userns_problem()
     }
 
-    fn call(&self, req: &Request, fds: &[RawFd]) -> Result<(Reply, Vec<OwnedFd>), SpawnError> {
-        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+    /// Sends one request and receives its reply on `sock`, which the
+    /// caller holds locked (so the reply answers this request).
+    fn exchange(
+        sock: &OwnedFd,
+        req: &Request,
+        fds: &[RawFd],
+    ) -> Result<(Reply, sys::Received), SpawnError> {
         let bytes = req.encode();
         if bytes.len() > wire::MAX_FRAME {
             return Err(SpawnError::InvalidSpec("request larger than 64 KiB".into()));
@@ -117,7 +129,53 @@ impl Supervisor {
             return Err(SpawnError::SupervisorGone);
         }
         let reply = Reply::decode(&buf[..r.len]).map_err(|e| SpawnError::Refused(e.to_string()))?;
-        Ok((reply, r.fds))
+        Ok((reply, r))
+    }
+
+    fn call(&self, req: &Request) -> Result<Reply, SpawnError> {
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        // Descriptors attached to an Ok or Err reply are closed here.
+        Self::exchange(&sock, req, &[]).map(|(reply, _)| reply)
+    }
+
+    /// Takes the new sandbox over from a `Spawned` reply: its three
+    /// descriptors, and its ring with `pidfd_getfd` while the caller still
+    /// holds the socket (the supervisor keeps the number open until our next
+    /// request), checked to be the ring the supervisor named.
+    fn take_over(
+        &self,
+        r: sys::Received,
+        ring_fd: RawFd,
+        ring_identity: (u64, u64),
+    ) -> Result<[OwnedFd; 4], SpawnError> {
+        let handover = |step: &'static str, err: std::io::Error| SpawnError::Handover { step, err };
+        if r.truncated {
+            return Err(handover(
+                "receiving its descriptors",
+                std::io::Error::other(
+                    "control message truncated (MSG_CTRUNC): the host is probably at its descriptor limit (RLIMIT_NOFILE)",
+                ),
+            ));
+        }
+        let Ok([pidfd, control, status]) = <[OwnedFd; 3]>::try_from(r.fds) else {
+            return Err(handover(
+                "receiving its descriptors",
+                std::io::Error::other("the reply does not carry exactly three descriptors"),
+            ));
+        };
+        let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd)
+            .map_err(|e| handover("taking its ring (pidfd_getfd)", e))?;
+        let identity = sys::file_identity(ring.as_fd())
+            .map_err(|e| handover("checking its ring's identity", e))?;
+        if identity != ring_identity {
+            return Err(handover(
+                "checking its ring's identity",
+                std::io::Error::other(format!(
+                    "descriptor {ring_fd} of the supervisor is not the ring it reported (device/inode {identity:?}, expected {ring_identity:?})"
+                )),
+            ));
+        }
+        Ok([pidfd, control, status, ring])
     }
 
     /// Starts entry point `entry` in a new sandbox described by `spec`.
@@ -187,38 +245,47 @@ impl Supervisor {
                 ));
             }
         }
-        let (reply, mut rfds) = self.call(&Request::Spawn(Box::new(req)), &fds)?;
+        // Held until the sandbox is taken over (or discarded): the supervisor
+        // keeps the ring's number open until our next request.
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        let (reply, r) = Self::exchange(&sock, &Request::Spawn(Box::new(req)), &fds)?;
         match reply {
             Reply::Spawned {
                 id,
                 pid,
                 ring_fd,
+                ring_dev,
+                ring_ino,
                 report,
             } => {
-                if rfds.len() != 3 {
-                    return Err(SpawnError::Refused(
-                        "spawn reply without its three descriptors".into(),
-                    ));
+                test_handover_delay();
+                let taken = self.take_over(r, ring_fd, (ring_dev, ring_ino)).and_then(|fds| {
+                    let enforcement = spawn::decode_enforcement(&report).ok_or_else(|| {
+                        SpawnError::Handover {
+                            step: "reading its enforcement report",
+                            err: std::io::ErrorKind::InvalidData.into(),
+                        }
+                    })?;
+                    Ok((fds, enforcement))
+                });
+                match taken {
+                    Ok(([pidfd, control, status, ring], enforcement)) => Ok(SandboxHandle {
+                        id,
+                        pid,
+                        pidfd,
+                        control,
+                        ring: Some(ring),
+                        status,
+                        exit: None,
+                        enforcement,
+                    }),
+                    Err(e) => {
+                        // Whatever arrived is closed by now; the supervisor
+                        // kills and reaps the sandbox before it answers.
+                        Self::exchange(&sock, &Request::Discard { id }, &[])?;
+                        Err(e)
+                    }
                 }
-                let status = rfds.pop().unwrap();
-                let control = rfds.pop().unwrap();
-                let pidfd = rfds.pop().unwrap();
-                // The supervisor keeps its dup (no mapping) until the sandbox
-                // exits or it is told with `release_ring`; fetching it costs
-                // no round trip.
-                let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd).ok();
-                let enforcement = spawn::decode_enforcement(&report)
-                    .ok_or_else(|| SpawnError::Refused("bad enforcement report".into()))?;
-                Ok(SandboxHandle {
-                    id,
-                    pid,
-                    pidfd,
-                    control,
-                    ring,
-                    status,
-                    exit: None,
-                    enforcement,
-                })
             }
             Reply::Err {
                 kind,
@@ -239,19 +306,9 @@ impl Supervisor {
         }
     }
 
-    /// Tells the supervisor to close its dup of sandbox `id`'s ring fd (it
-    /// otherwise keeps it until the sandbox exits).
-    pub fn release_ring(&self, id: u64) -> Result<(), SpawnError> {
-        match self.call(&Request::ReleaseRing { id }, &[])?.0 {
-            Reply::Ok => Ok(()),
-            Reply::Err { message, .. } => Err(SpawnError::Refused(message)),
-            _ => Err(SpawnError::Refused("unexpected reply".into())),
-        }
-    }
-
     /// Asks the supervisor to signal sandbox `id`'s PID 1.
     pub fn signal(&self, id: u64, signal: i32) -> Result<(), SpawnError> {
-        match self.call(&Request::Signal { id, signal }, &[])?.0 {
+        match self.call(&Request::Signal { id, signal })? {
             Reply::Ok => Ok(()),
             Reply::Err { message, .. } => Err(SpawnError::Refused(message)),
             _ => Err(SpawnError::Refused("unexpected reply".into())),
@@ -288,6 +345,27 @@ impl Drop for Supervisor {
         // SAFETY: shutting down our own socket.
         unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_RDWR) };
         let _ = sys::waitid_pidfd(self.pidfd.as_fd(), 0);
+    }
+}
+
+/// Test hook: a delay (µs) the host waits between receiving a spawn reply
+/// and taking the ring, to widen races in tests.
+static HANDOVER_DELAY_US: AtomicU64 = AtomicU64::new(0);
+
+fn test_handover_delay() {
+    let us = HANDOVER_DELAY_US.load(Ordering::Relaxed);
+    if us != 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+    }
+}
+
+impl Supervisor {
+    /// For tests only: make every spawn of this process wait `delay`
+    /// between the supervisor's reply and taking the sandbox's ring (a slow,
+    /// preempted host).
+    #[doc(hidden)]
+    pub fn set_handover_delay_for_tests(delay: std::time::Duration) {
+        HANDOVER_DELAY_US.store(delay.as_micros() as u64, Ordering::Relaxed);
     }
 }
 
@@ -368,6 +446,8 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     let mut warm: Option<Warm> = None;
     let mut warm_failed = false;
     let mut next_id: u64 = 1;
+    // The ring dup named by the last `Spawned` reply, until the next request.
+    let mut handed_ring: Option<OwnedFd> = None;
     let mut buf = vec![0u8; wire::MAX_FRAME];
     loop {
         let mut pfds = vec![libc::pollfd {
@@ -447,6 +527,10 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => shutdown(children, warm),
         };
+        // The host takes the last spawn's ring before it sends anything
+        // else (it holds its socket lock from request to take-over), so
+        // our copy of that number can go now, not earlier.
+        drop(handed_ring.take());
         if r.len == 0 && r.cmsg_count == 0 && pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
         {
             // EOF: the host closed its end or died. (A zero-byte datagram
@@ -479,9 +563,10 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
                         let id = next_id;
                         next_id += 1;
                         match spawn::spawn(&req, r.fds, &env, id, &mut warm) {
-                            Ok((child, reply, fds)) => {
-                                children.insert(id, child);
-                                (reply, fds)
+                            Ok(made) => {
+                                children.insert(id, made.child);
+                                handed_ring = Some(made.ring);
+                                (made.reply, made.host_fds)
                             }
                             Err(reply) => (reply, vec![]),
                         }
@@ -496,9 +581,11 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
                     },
                     None => (refuse("no such sandbox"), vec![]),
                 },
-                Ok(Request::ReleaseRing { id }) if r.fds.is_empty() => {
-                    if let Some(c) = children.get_mut(&id) {
-                        c.ring_dup = None;
+                Ok(Request::Discard { id }) if r.fds.is_empty() => {
+                    // Killed and reaped before the reply: no zombie, and
+                    // its descriptors here close with the record.
+                    if let Some(c) = children.remove(&id) {
+                        spawn::kill_reap(&c.pidfd);
                     }
                     (Reply::Ok, vec![])
                 }

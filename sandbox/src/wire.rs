@@ -158,12 +158,14 @@ impl SpawnRequest {
 pub enum Request {
     Spawn(Box<SpawnRequest>),
     Signal { id: u64, signal: i32 },
-    ReleaseRing { id: u64 },
+    /// The host could not take over sandbox `id` (its reply's descriptors
+    /// or ring did not arrive): kill and reap it, forget it.
+    Discard { id: u64 },
 }
 
 const T_SPAWN: u8 = 1;
 const T_SIGNAL: u8 = 2;
-const T_RELEASE: u8 = 3;
+const T_DISCARD: u8 = 3;
 
 fn ports(e: &mut Enc, p: &[u16]) {
     e.u32(p.len() as u32);
@@ -216,8 +218,8 @@ impl Request {
             Request::Signal { id, signal } => {
                 e.u8(T_SIGNAL).u64(*id).i32(*signal);
             }
-            Request::ReleaseRing { id } => {
-                e.u8(T_RELEASE).u64(*id);
+            Request::Discard { id } => {
+                e.u8(T_DISCARD).u64(*id);
             }
         }
         e.0
@@ -300,7 +302,7 @@ impl Request {
                 id: d.u64()?,
                 signal: d.i32()?,
             },
-            T_RELEASE => Request::ReleaseRing { id: d.u64()? },
+            T_DISCARD => Request::Discard { id: d.u64()? },
             _ => return Err(DecodeError("unknown request tag")),
         };
         d.end()?;
@@ -311,11 +313,15 @@ impl Request {
 /// Replies from the supervisor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// Descriptors: pidfd, control socket, status pipe.
+    /// Descriptors: pidfd, control socket, status pipe. The ring travels
+    /// apart (`pidfd_getfd` of `ring_fd`, which the supervisor keeps open
+    /// until the host's next request); `ring_dev`/`ring_ino` identify it.
     Spawned {
         id: u64,
         pid: i32,
         ring_fd: i32,
+        ring_dev: u64,
+        ring_ino: u64,
         report: Vec<u8>,
     },
     Ok,
@@ -341,9 +347,17 @@ impl Reply {
                 id,
                 pid,
                 ring_fd,
+                ring_dev,
+                ring_ino,
                 report,
             } => {
-                e.u8(1).u64(*id).i32(*pid).i32(*ring_fd).bytes(report);
+                e.u8(1)
+                    .u64(*id)
+                    .i32(*pid)
+                    .i32(*ring_fd)
+                    .u64(*ring_dev)
+                    .u64(*ring_ino)
+                    .bytes(report);
             }
             Reply::Ok => {
                 e.u8(2);
@@ -365,6 +379,8 @@ impl Reply {
                 id: d.u64()?,
                 pid: d.i32()?,
                 ring_fd: d.i32()?,
+                ring_dev: d.u64()?,
+                ring_ino: d.u64()?,
                 report: d.bytes()?.to_vec(),
             },
             2 => Reply::Ok,
@@ -438,7 +454,7 @@ mod tests {
         for r in [
             Request::Spawn(Box::new(sample())),
             Request::Signal { id: 3, signal: 9 },
-            Request::ReleaseRing { id: 7 },
+            Request::Discard { id: 7 },
         ] {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
         }

@@ -1317,6 +1317,9 @@ fn settle_fd_count(pid: i32, want: Option<usize>) -> usize {
 }
 
 fn case24(t: &mut Tally, sv: &Supervisor) {
+    // Any request first: the supervisor keeps the last spawn's ring dup
+    // until the host's next request.
+    let _ = sv.signal(u64::MAX, 0);
     let before = settle_fd_count(sv.pid(), None);
     let pipe = || {
         let mut f = [0; 2];

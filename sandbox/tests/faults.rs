@@ -140,6 +140,100 @@ fn fd_exact(ctx: EntryContext) -> i32 {
     }
 }
 
+/// Waits for "report" on the control socket, then sends the user_data of
+/// every completion on its ring (e.g. `MsgRingData` from the host), one per
+/// line.
+fn ring_echo(mut ctx: EntryContext) -> i32 {
+    let _ = recv(ctx.control.as_raw_fd());
+    let mut out = String::new();
+    for cqe in ctx.ring.completion() {
+        out.push_str(&format!("{}\n", cqe.user_data()));
+    }
+    common::send(ctx.control.as_raw_fd(), out.as_bytes());
+    0
+}
+
+fn quick(_: EntryContext) -> i32 {
+    0
+}
+
+/// Every handle's ring is its own sandbox's, also when the host is slow to
+/// take it while other threads spawn and short-lived sandboxes exit (their
+/// ring numbers are freed and reused in the supervisor): each handle posts
+/// a token to its ring; each long-lived sandbox must report exactly its own
+/// token, and no handle may lack a ring.
+fn ring_handover(t: &mut Tally, sv: &Supervisor) {
+    const ECHO_THREADS: u64 = 3;
+    const QUICK_THREADS: u64 = 2;
+    const PER_THREAD: u64 = 8;
+    Supervisor::set_handover_delay_for_tests(std::time::Duration::from_millis(3));
+    let results: Vec<(Vec<(u64, SandboxHandle)>, Vec<String>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..ECHO_THREADS + QUICK_THREADS)
+            .map(|th| {
+                s.spawn(move || {
+                    let echo = th < ECHO_THREADS;
+                    let mut kept = Vec::new();
+                    let mut errors = Vec::new();
+                    let mut host = match ring::host_ring(4) {
+                        Ok(r) => r,
+                        Err(e) => return (kept, vec![format!("host ring: {e}")]),
+                    };
+                    for i in 0..PER_THREAD {
+                        let token = (th + 1) << 32 | i;
+                        let entry = if echo { "ring_echo" } else { "quick" };
+                        let mut h = match sv.spawn(entry, b"", &SandboxSpec::default()) {
+                            Ok(h) => h,
+                            Err(e) => {
+                                errors.push(format!("spawn {entry}: {e}"));
+                                continue;
+                            }
+                        };
+                        match h.ring_fd() {
+                            None => errors.push(format!("{entry} #{i}: no ring fd")),
+                            Some(r) => {
+                                if let Err(e) = ring::wake(&mut host, r, 0, token) {
+                                    errors.push(format!("{entry} #{i}: wake: {e}"));
+                                }
+                            }
+                        }
+                        if echo {
+                            kept.push((token, h));
+                        } else if !matches!(h.wait_timeout(30_000), Ok(Some(_))) {
+                            errors.push(format!("quick #{i} did not exit"));
+                        }
+                    }
+                    (kept, errors)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    Supervisor::set_handover_delay_for_tests(std::time::Duration::ZERO);
+    let mut errors: Vec<String> = Vec::new();
+    let mut echoed = 0;
+    for (kept, errs) in results {
+        errors.extend(errs);
+        for (token, mut h) in kept {
+            common::send(h.control().as_raw_fd(), b"report");
+            let got: Vec<u64> = read_control(&h)
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect();
+            if got == [token] {
+                echoed += 1;
+            } else {
+                errors.push(format!("sandbox with token {token:#x} received {got:x?}"));
+            }
+            let _ = h.wait_timeout(30_000);
+        }
+    }
+    t.check(
+        "ring hand-over: with a slow host and concurrent spawns, every handle has its own sandbox's ring",
+        errors.is_empty() && echoed == ECHO_THREADS * PER_THREAD,
+        &format!("{echoed} of {} sandboxes received exactly their own token; {errors:?}", ECHO_THREADS * PER_THREAD),
+    );
+}
+
 /// Children of the supervisor, as pids.
 fn children_of(pid: i32) -> Vec<i32> {
     supervisor_children(pid)
@@ -168,7 +262,7 @@ fn await_warm(sup: i32, known: &[i32]) -> Option<i32> {
 }
 
 fn read_control(h: &SandboxHandle) -> String {
-    if luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, 5000).unwrap_or(0) == 0
+    if luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, 30_000).unwrap_or(0) == 0
     {
         return String::new();
     }
@@ -397,6 +491,7 @@ fn suite(t: &mut Tally) {
     };
     let spec = SandboxSpec::default;
     warm_sandbox(t, &sv);
+    ring_handover(t, &sv);
 
     // Child crash: SIGSEGV reported, control socket closes, host goes on.
     match sv.spawn("crash", b"", &spec()) {
@@ -612,6 +707,8 @@ fn main() {
         ("env_check", env_check),
         ("ns_probe", ns_probe),
         ("fd_exact", fd_exact),
+        ("ring_echo", ring_echo),
+        ("quick", quick),
     ] {
         register_entry(n, f).unwrap();
     }
