@@ -30,6 +30,8 @@
 //! - It zeroes every request's bytes once handled (receive buffer and the
 //!   decoded request), so a later clone of it holds no earlier request.
 //! - It zeroes its copy of argv and environ right after the fork.
+//! - It ignores SIGPIPE (whatever the host's disposition): a write to a
+//!   dropped handle's status pipe fails with EPIPE and changes nothing else.
 
 use crate::spawn::{self, Child, SupervisorEnv, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
@@ -423,6 +425,11 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     if unsafe { libc::getppid() } != host_pid {
         sys::exit_now(0);
     }
+    // A host that dropped a handle closed that sandbox's status pipe: the
+    // write of its status must fail with EPIPE, not kill the supervisor
+    // (and with it every sandbox) when the host left SIGPIPE at SIG_DFL.
+    // SAFETY: setting a disposition in this single-threaded process.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // Keep only stdio and our end of the socket: nothing else the host had
     // open at start-up stays reachable from here (or from a sandbox).
     let mut keep = [0, 1, 2, sock.as_raw_fd()];

@@ -167,7 +167,9 @@ fn ring_handover(t: &mut Tally, sv: &Supervisor) {
     const QUICK_THREADS: u64 = 2;
     const PER_THREAD: u64 = 8;
     Supervisor::set_handover_delay_for_tests(std::time::Duration::from_millis(3));
-    let results: Vec<(Vec<(u64, SandboxHandle)>, Vec<String>)> = std::thread::scope(|s| {
+    /// Per thread: the long-lived handles with their tokens, and errors.
+    type Outcome = (Vec<(u64, SandboxHandle)>, Vec<String>);
+    let results: Vec<Outcome> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..ECHO_THREADS + QUICK_THREADS)
             .map(|th| {
                 s.spawn(move || {
@@ -483,8 +485,214 @@ fn host_death(t: &mut Tally) {
     );
 }
 
+/// Writes datagrams on its control socket until the host goes away.
+fn chatter(ctx: EntryContext) -> i32 {
+    while common::send(ctx.control.as_raw_fd(), b"chatter") {}
+    0
+}
+
+/// Open descriptors of this process among 0..4096 (probed without opening
+/// anything).
+fn open_fds() -> Vec<i32> {
+    (0..4096)
+        // SAFETY: F_GETFD only queries.
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
+        .collect()
+}
+
+/// Awaits `cond` for up to 30 s (generous: the machine may be loaded);
+/// true if it held.
+fn await_cond(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Runs `host` in a forked process (before this process starts its own
+/// supervisor, so the child may start one) and returns its exit code.
+fn in_forked_host(host: fn() -> i32) -> i32 {
+    // SAFETY: the suite process is single-threaded here and has no supervisor yet.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = host();
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // SAFETY: leave the forked host without running the suite's exit path.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+/// A host that restored SIGPIPE's default action and drops handles in the
+/// middle of a conversation: the supervisor must survive and serve the
+/// next spawn. Exit code 0 on success.
+fn sigpipe_host() -> i32 {
+    // SAFETY: setting this process's SIGPIPE disposition before any thread.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let sv = match Supervisor::start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("start: {e}");
+            return 2;
+        }
+    };
+    for round in 0..3 {
+        let Ok(h) = sv.spawn("chatter", b"", &SandboxSpec::default()) else {
+            return 10 + round;
+        };
+        // Mid-conversation: one datagram read, then the handle is dropped
+        // (kill; the status pipe's reader closes before the supervisor
+        // writes the status).
+        if read_control(&h) != "chatter" {
+            return 20 + round;
+        }
+        drop(h);
+        let Ok(h) = sv.spawn("idle", b"", &SandboxSpec::default()) else {
+            return 30 + round;
+        };
+        drop(h);
+    }
+    match sv.spawn("env_check", b"", &SandboxSpec::default()) {
+        Ok(mut h) => match h.wait_timeout(30_000) {
+            Ok(Some(ExitStatus::Exited(3))) => 0,
+            other => {
+                eprintln!("last sandbox: {other:?}");
+                3
+            }
+        },
+        Err(e) => {
+            eprintln!("spawn after dropped handles: {e}");
+            4
+        }
+    }
+}
+
+fn sigpipe(t: &mut Tally) {
+    let code = in_forked_host(sigpipe_host);
+    t.check(
+        "SIGPIPE: a host with SIGPIPE at SIG_DFL drops handles mid-conversation; the supervisor survives and spawns again",
+        code == 0,
+        &format!("forked host exit code {code} (0 = every spawn worked)"),
+    );
+}
+
+/// The host at its descriptor limit cannot receive the spawn reply's
+/// descriptors (MSG_CTRUNC) or take the ring (EMFILE): the spawn fails with
+/// `Handover`, and the sandbox it made (warm or cold) is killed and reaped
+/// before `spawn` returns; no descriptor is left over on either side.
+fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
+    let sup = sv.pid();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is writable.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let supervisor_fds = || {
+        std::fs::read_dir(format!("/proc/{sup}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(usize::MAX)
+    };
+    let cold_spec = || SandboxSpec {
+        ring: RingSpec {
+            entries: 128,
+            fixed_files: 16,
+        },
+        ..Default::default()
+    };
+    for cold in [false, true] {
+        for free in 0..=3usize {
+            let case = format!("{} spawn, {free} descriptors free", if cold { "cold" } else { "warm" });
+            // A settled supervisor: only its warm child, the last ring dup
+            // released (any request does), descriptors counted.
+            let Some(warm) = await_warm(sup, &[]) else {
+                return t.check(&case, false, "no warm child");
+            };
+            let _ = sv.signal(u64::MAX, 0);
+            let sup_before = supervisor_fds();
+            let host_before = open_fds();
+            // The limit that leaves exactly `free` numbers unused below it.
+            let mut limit = 0;
+            let mut unused = 0;
+            while unused < free || host_before.contains(&limit) {
+                if !host_before.contains(&limit) {
+                    unused += 1;
+                }
+                limit += 1;
+            }
+            let spec = if cold { cold_spec() } else { SandboxSpec::default() };
+            let low = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: lim.rlim_max,
+            };
+            // SAFETY: valid rlimit structs; the soft limit is restored at once.
+            let r = unsafe {
+                libc::setrlimit(libc::RLIMIT_NOFILE, &low);
+                let r = sv.spawn("idle", b"", &spec);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                r
+            };
+            let err = match r {
+                Err(e @ SpawnError::Handover { .. }) => e.to_string(),
+                Err(e) => {
+                    t.check(&case, false, &format!("wrong error: {e}"));
+                    continue;
+                }
+                Ok(h) => {
+                    t.check(&case, false, &format!("spawn succeeded (ring {:?})", h.ring_fd()));
+                    continue;
+                }
+            };
+            // Killed and reaped before spawn returned: the warm child (used
+            // by a warm spawn) is no longer the supervisor's child, and no
+            // other child but a new warm one appears.
+            let kids = children_of(sup);
+            let warm_gone = cold || !kids.contains(&warm);
+            let one_child = await_cond(|| children_of(sup).len() == 1);
+            let host_after = open_fds();
+            let _ = sv.signal(u64::MAX, 0);
+            let sup_same = await_cond(|| supervisor_fds() == sup_before);
+            t.check(
+                &format!("host at RLIMIT_NOFILE ({case}): spawn fails, the sandbox is killed and reaped, no descriptor leaks"),
+                warm_gone && one_child && host_after == host_before && sup_same && err.contains("RLIMIT_NOFILE"),
+                &format!(
+                    "{err}; children right after {kids:?} (warm was {warm}), host fds {} -> {}, supervisor fds {sup_before} -> {}",
+                    host_before.len(),
+                    host_after.len(),
+                    supervisor_fds()
+                ),
+            );
+        }
+    }
+    // And the supervisor still serves.
+    let ok = sv
+        .spawn("env_check", b"", &SandboxSpec::default())
+        .map(|mut h| h.wait_timeout(30_000).ok().flatten())
+        .ok()
+        .flatten();
+    t.check(
+        "after the failed spawns the supervisor still serves",
+        ok == Some(ExitStatus::Exited(3)),
+        &format!("{ok:?}"),
+    );
+}
+
 fn suite(t: &mut Tally) {
     host_death(t);
+    sigpipe(t);
     let sv = match Supervisor::start() {
         Ok(s) => s,
         Err(e) => return t.check("supervisor start", false, &e.to_string()),
@@ -492,6 +700,7 @@ fn suite(t: &mut Tally) {
     let spec = SandboxSpec::default;
     warm_sandbox(t, &sv);
     ring_handover(t, &sv);
+    nofile_limit(t, &sv);
 
     // Child crash: SIGSEGV reported, control socket closes, host goes on.
     match sv.spawn("crash", b"", &spec()) {
@@ -709,6 +918,7 @@ fn main() {
         ("fd_exact", fd_exact),
         ("ring_echo", ring_echo),
         ("quick", quick),
+        ("chatter", chatter),
     ] {
         register_entry(n, f).unwrap();
     }
