@@ -451,8 +451,14 @@ impl SandboxHandle {
         let mut buf = [0u8; 8];
         let n = sys::read(fd, &mut buf)?;
         let st = if n == 8 {
-            wire::decode_status(&buf)
+            wire::decode_status(&buf).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("exit status from the supervisor: {e}"),
+                )
+            })?
         } else {
+            // EOF: the supervisor went away without reporting.
             ExitStatus::Lost
         };
         self.exit = Some(st);

@@ -30,7 +30,7 @@ use crate::wire::{self, Reply, SpawnRequest};
 use crate::{lookup_entry, ring, sys, Enforcement, EntryFn, ExitStatus, Network, Requirement};
 use io_uring::IoUring;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::unix::ffi::OsStringExt;
 
 /// Namespaces every sandbox gets.
 pub const NS_FLAGS: u64 = (libc::CLONE_NEWUSER
@@ -147,33 +147,85 @@ impl Child {
 }
 
 /// Records PID 1 sends to the supervisor on the report pipe.
+#[derive(Debug, PartialEq)]
 pub(crate) enum Record {
     Ready(LandlockReport),
     Failed { step: String, errno: i32 },
     Exit(ExitStatus),
 }
 
-pub(crate) fn write_record(fd: RawFd, r: &Record) {
-    let mut e = wire::Enc::default();
+/// Longest step name a `Failed` record carries (cut at a character
+/// boundary), so that a record stays one atomic pipe write.
+const MAX_STEP: usize = 200;
+
+const REC_READY: u8 = 1;
+const REC_FAILED: u8 = 2;
+const REC_EXIT: u8 = 3;
+
+/// A record's bytes (without the length prefix); canonical like every
+/// frame of `wire`.
+pub(crate) fn encode_record(r: &Record) -> wire::Frame {
+    let mut e = wire::Enc::with_capacity(255);
     match r {
         Record::Ready(l) => {
             let flags =
                 (l.fs as u8) | (l.fs_full as u8) << 1 | (l.net as u8) << 2 | (l.scope as u8) << 3;
-            e.u8(1).i32(l.kernel_abi).u8(flags);
+            e.u8(REC_READY).i32(l.kernel_abi).u8(flags);
         }
         Record::Failed { step, errno } => {
-            let s = &step.as_bytes()[..step.len().min(200)];
-            e.u8(2).i32(*errno).bytes(s);
+            let mut cut = step.len().min(MAX_STEP);
+            while !step.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            e.u8(REC_FAILED).i32(*errno).bytes(&step.as_bytes()[..cut]);
         }
         Record::Exit(s) => {
-            e.u8(3);
-            e.0.extend_from_slice(&wire::encode_status(*s));
+            e.u8(REC_EXIT).raw(&wire::encode_status(*s));
         }
     }
-    let mut framed = vec![e.0.len() as u8];
-    framed.extend_from_slice(&e.0);
-    // One write below PIPE_BUF: atomic.
-    let _ = sys::write_all(fd, &framed);
+    e.finish().expect("a record fits in 255 bytes")
+}
+
+pub(crate) fn decode_record(b: &[u8]) -> Result<Record, wire::DecodeError> {
+    let mut d = wire::Dec(b);
+    let r = match d.u8()? {
+        REC_READY => {
+            let abi = d.i32()?;
+            let f = d.u8()?;
+            if f > 0xF {
+                return Err(wire::DecodeError("unknown Landlock flag"));
+            }
+            Record::Ready(LandlockReport {
+                kernel_abi: abi,
+                fs: f & 1 != 0,
+                fs_full: f & 2 != 0,
+                net: f & 4 != 0,
+                scope: f & 8 != 0,
+            })
+        }
+        REC_FAILED => {
+            let errno = d.i32()?;
+            let step = d.text("step name is not UTF-8")?;
+            if step.len() > MAX_STEP {
+                return Err(wire::DecodeError("step name too long"));
+            }
+            Record::Failed { step, errno }
+        }
+        REC_EXIT => Record::Exit(wire::decode_status(d.raw(8)?.try_into().unwrap())?),
+        _ => return Err(wire::DecodeError("unknown record tag")),
+    };
+    d.end()?;
+    Ok(r)
+}
+
+pub(crate) fn write_record(fd: RawFd, r: &Record) {
+    let body = encode_record(r);
+    let mut framed = wire::Enc::with_capacity(256);
+    framed.u8(body.len() as u8).raw(&body);
+    if let Ok(framed) = framed.finish() {
+        // One write below PIPE_BUF: atomic.
+        let _ = sys::write_all(fd, &framed);
+    }
 }
 
 fn read_record(fd: RawFd) -> Option<Record> {
@@ -182,30 +234,13 @@ fn read_record(fd: RawFd) -> Option<Record> {
         return None;
     }
     let mut buf = vec![0u8; len[0] as usize];
-    if sys::read(fd, &mut buf).ok()? != buf.len() {
-        return None;
-    }
-    let mut d = wire::Dec(&buf);
-    match d.u8().ok()? {
-        1 => {
-            let abi = d.i32().ok()?;
-            let f = d.u8().ok()?;
-            Some(Record::Ready(LandlockReport {
-                kernel_abi: abi,
-                fs: f & 1 != 0,
-                fs_full: f & 2 != 0,
-                net: f & 4 != 0,
-                scope: f & 8 != 0,
-            }))
-        }
-        2 => {
-            let errno = d.i32().ok()?;
-            let step = String::from_utf8_lossy(d.bytes().ok()?).into_owned();
-            Some(Record::Failed { step, errno })
-        }
-        3 => Some(Record::Exit(wire::decode_status(d.0.try_into().ok()?))),
+    let r = match sys::read(fd, &mut buf) {
+        Ok(n) if n == buf.len() => decode_record(&buf).ok(),
         _ => None,
-    }
+    };
+    // A failure record may name a granted path.
+    wire::wipe(&mut buf);
+    r
 }
 
 /// Everything the child needs, prepared before the clone.
@@ -223,6 +258,20 @@ pub(crate) struct ChildPlan<'a> {
     pub lifeline_w: RawFd,
     pub seccomp: &'a CompiledPolicy,
     pub landlock: Plan,
+}
+
+impl Drop for ChildPlan<'_> {
+    /// The Landlock rules hold copies of the request's paths: zeroed before
+    /// they are freed (in the supervisor, after the clone; a sandbox never
+    /// drops its plan).
+    fn drop(&mut self) {
+        for (target, _) in self.landlock.rules.iter_mut() {
+            if let Target::Path(p) = target {
+                let mut v = std::mem::take(p).into_os_string().into_vec();
+                wire::wipe(&mut v);
+            }
+        }
+    }
 }
 
 /// Why this system would refuse a user namespace, if it would.
@@ -271,35 +320,11 @@ fn io_err(step: &str, e: std::io::Error) -> Reply {
     err(wire::ERR_SETUP, e.raw_os_error().unwrap_or(0), step)
 }
 
-pub(crate) fn decode_enforcement(b: &[u8]) -> Option<Enforcement> {
-    let mut d = wire::Dec(b);
-    let f = d.u16().ok()?;
-    let abi = d.i32().ok()?;
-    let pids = d.u64().ok()?;
-    let uid = d.u32().ok()?;
-    let bit = |i: u32| f & (1 << i) != 0;
-    Some(Enforcement {
-        namespaces: bit(0),
-        capabilities_dropped: bit(1),
-        no_new_privs: bit(2),
-        seccomp: bit(3),
-        ring_restricted: bit(4),
-        landlock: LandlockReport {
-            kernel_abi: abi,
-            fs: bit(5),
-            fs_full: bit(6),
-            net: bit(7),
-            scope: bit(8),
-        },
-        pids_limit: pids,
-        host_uid: uid,
-    })
-}
-
 /// Checks what the supervisor can check before any process exists.
 fn validate(req: &SpawnRequest) -> Result<(EntryFn, Requirement), Reply> {
-    let entry = lookup_entry(&req.entry)
-        .ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, req.entry.clone()))?;
+    // No request bytes in a reply (the host names the entry itself): the
+    // reply is one more copy to wipe.
+    let entry = lookup_entry(&req.entry).ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, ""))?;
     if req.pids < 2 {
         return Err(err(
             wire::ERR_SPEC,
@@ -310,14 +335,17 @@ fn validate(req: &SpawnRequest) -> Result<(EntryFn, Requirement), Reply> {
     if req.nofile < 8 {
         return Err(err(wire::ERR_SPEC, 0, "limits.nofile must be at least 8"));
     }
-    for p in req.ro_paths.iter().chain(&req.rw_paths) {
-        if !PathBuf::from(p).is_absolute() {
-            return Err(err(
-                wire::ERR_SPEC,
-                0,
-                format!("path {p:?} is not absolute"),
-            ));
-        }
+    if let Some(i) = req
+        .ro_paths
+        .iter()
+        .chain(&req.rw_paths)
+        .position(|p| !std::path::Path::new(p).is_absolute())
+    {
+        return Err(err(
+            wire::ERR_SPEC,
+            0,
+            format!("granted path #{i} (read-only ones first) is not absolute"),
+        ));
     }
     let requirement = if req.landlock_best_effort {
         Requirement::BestEffort
@@ -506,7 +534,7 @@ fn finish(s: Started, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Resul
         ring_fd: s.ring_dup.as_raw_fd(),
         ring_dev,
         ring_ino,
-        report: crate::supervisor::encode_enforcement(&enforcement),
+        enforcement,
     };
     let child = Child {
         pidfd: s.pidfd,
@@ -744,15 +772,12 @@ impl Warm {
     /// Hands the spec and its descriptors to the warm child. `None` if the
     /// child cannot take it (it is then killed and reaped).
     fn hand_over(self, req: &SpawnRequest, fds: &[OwnedFd]) -> Option<Started> {
-        let mut req = wire::Request::Spawn(Box::new(req.clone()));
-        let mut bytes = req.encode();
-        if let wire::Request::Spawn(r) = &mut req {
-            r.wipe();
-        }
+        // Encoded in place into a frame that is zeroed when dropped.
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let sent = sys::send_with_fds(self.spec_w.as_raw_fd(), &bytes, &raw);
-        bytes.fill(0);
-        std::hint::black_box(&bytes);
+        let sent = req
+            .encode()
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| sys::send_with_fds(self.spec_w.as_raw_fd(), &bytes, &raw));
         if sent.is_err() {
             self.kill();
             return None;
@@ -769,5 +794,46 @@ impl Warm {
     /// Kills and reaps the warm child.
     pub fn kill(self) {
         kill_reap(&self.pidfd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tests::{check_canonical, Gen};
+
+    #[test]
+    fn records_are_canonical() {
+        let mut g = Gen(0xA076_1D64_78BD_642F);
+        for _ in 0..200 {
+            let r = match g.below(3) {
+                0 => {
+                    let e = g.enforcement();
+                    Record::Ready(e.landlock)
+                }
+                1 => Record::Failed {
+                    step: g.text(12),
+                    errno: g.next() as i32,
+                },
+                _ => Record::Exit(g.status()),
+            };
+            check_canonical(
+                &r,
+                |r| encode_record(r).to_vec(),
+                |b| decode_record(b).ok(),
+            );
+        }
+    }
+
+    #[test]
+    fn long_steps_are_cut_at_a_character_boundary() {
+        let r = Record::Failed {
+            step: "é".repeat(MAX_STEP),
+            errno: 2,
+        };
+        match decode_record(&encode_record(&r)) {
+            Ok(Record::Failed { step, .. }) => assert_eq!(step.len(), MAX_STEP),
+            other => panic!("{other:?}"),
+        }
     }
 }

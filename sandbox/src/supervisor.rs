@@ -27,8 +27,10 @@
 //!   one, not again until the next spawn request), used for one spawn
 //!   whose ring shape matches, killed and reaped on shutdown or if it dies
 //!   before its request.
-//! - It zeroes every request's bytes once handled (receive buffer and the
-//!   decoded request), so a later clone of it holds no earlier request.
+//! - It zeroes every copy of a request once handled (receive buffer, the
+//!   decoded request, the frame sent to a warm child, the Landlock rules'
+//!   paths, error replies; see `wire`), so a later clone of it holds no
+//!   earlier request. Replies carry no request bytes of their own.
 //! - It zeroes its copy of argv and environ right after the fork.
 //! - It ignores SIGPIPE (whatever the host's disposition): a write to a
 //!   dropped handle's status pipe fails with EPIPE and changes nothing else.
@@ -36,7 +38,7 @@
 use crate::spawn::{self, Child, SupervisorEnv, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{
-    sys, Enforcement, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED,
+    sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED,
 };
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -120,10 +122,12 @@ impl Supervisor {
         req: &Request,
         fds: &[RawFd],
     ) -> Result<(Reply, sys::Received), SpawnError> {
-        let bytes = req.encode();
-        if bytes.len() > wire::MAX_FRAME {
-            return Err(SpawnError::InvalidSpec("request larger than 64 KiB".into()));
-        }
+        let bytes = req.encode().map_err(|e| {
+            SpawnError::InvalidSpec(format!(
+                "{e}: a request holds at most 64 KiB and {} items per list",
+                wire::MAX_LIST
+            ))
+        })?;
         sys::send_with_fds(sock.as_raw_fd(), &bytes, fds).map_err(gone)?;
         let mut buf = vec![0u8; wire::MAX_FRAME];
         let r = sys::recv_with_fds(sock.as_raw_fd(), &mut buf, 0).map_err(gone)?;
@@ -258,20 +262,11 @@ impl Supervisor {
                 ring_fd,
                 ring_dev,
                 ring_ino,
-                report,
+                enforcement,
             } => {
                 test_handover_delay();
-                let taken = self.take_over(r, ring_fd, (ring_dev, ring_ino)).and_then(|fds| {
-                    let enforcement = spawn::decode_enforcement(&report).ok_or_else(|| {
-                        SpawnError::Handover {
-                            step: "reading its enforcement report",
-                            err: std::io::ErrorKind::InvalidData.into(),
-                        }
-                    })?;
-                    Ok((fds, enforcement))
-                });
-                match taken {
-                    Ok(([pidfd, control, status, ring], enforcement)) => Ok(SandboxHandle {
+                match self.take_over(r, ring_fd, (ring_dev, ring_ino)) {
+                    Ok([pidfd, control, status, ring]) => Ok(SandboxHandle {
                         id,
                         pid,
                         pidfd,
@@ -292,17 +287,17 @@ impl Supervisor {
             Reply::Err {
                 kind,
                 errno,
-                message,
+                ref message,
             } => Err(match kind {
-                wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(message),
-                wire::ERR_MISSING => SpawnError::MissingProtection(message),
-                wire::ERR_USERNS => SpawnError::UserNamespaces(message),
+                wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(entry.to_string()),
+                wire::ERR_MISSING => SpawnError::MissingProtection(message.clone()),
+                wire::ERR_USERNS => SpawnError::UserNamespaces(message.clone()),
                 wire::ERR_SETUP => SpawnError::Setup {
-                    step: message,
+                    step: message.clone(),
                     err: std::io::Error::from_raw_os_error(errno),
                 },
-                wire::ERR_SPEC => SpawnError::InvalidSpec(message),
-                _ => SpawnError::Refused(message),
+                wire::ERR_SPEC => SpawnError::InvalidSpec(message.clone()),
+                _ => SpawnError::Refused(message.clone()),
             }),
             Reply::Ok => Err(SpawnError::Refused("unexpected reply".into())),
         }
@@ -312,7 +307,7 @@ impl Supervisor {
     pub fn signal(&self, id: u64, signal: i32) -> Result<(), SpawnError> {
         match self.call(&Request::Signal { id, signal })? {
             Reply::Ok => Ok(()),
-            Reply::Err { message, .. } => Err(SpawnError::Refused(message)),
+            Reply::Err { ref message, .. } => Err(SpawnError::Refused(message.clone())),
             _ => Err(SpawnError::Refused("unexpected reply".into())),
         }
     }
@@ -559,8 +554,9 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         } else {
             match Request::decode(&buf[..r.len]) {
                 Err(e) => (refuse(&e.to_string()), vec![]),
-                Ok(Request::Spawn(mut req)) => {
+                Ok(Request::Spawn(req)) => {
                     warm_failed = false;
+                    // `req` zeroes its bytes when dropped, below.
                     let out = if r.fds.len() != req.fd_count() {
                         (
                             refuse("descriptor count does not match the request"),
@@ -578,7 +574,7 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
                             Err(reply) => (reply, vec![]),
                         }
                     };
-                    req.wipe();
+                    drop(req);
                     out
                 }
                 Ok(Request::Signal { id, signal }) if r.fds.is_empty() => match children.get(&id) {
@@ -606,8 +602,12 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         // here at the latest.
         let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
         // No request's bytes stay in memory a later sandbox is cloned from.
-        buf[..r.len].fill(0);
-        if sys::send_with_fds(sock.as_raw_fd(), &reply.encode(), &raw).is_err() {
+        wire::wipe(&mut buf[..r.len]);
+        let sent = match reply.encode() {
+            Ok(bytes) => sys::send_with_fds(sock.as_raw_fd(), &bytes, &raw),
+            Err(_) => Err(std::io::Error::other("reply too large")),
+        };
+        if sent.is_err() {
             shutdown(children, warm);
         }
     }
@@ -624,29 +624,4 @@ fn shutdown(children: HashMap<u64, Child>, warm: Option<Warm>) -> ! {
         let _ = sys::waitid_pidfd(c.pidfd.as_fd(), 0);
     }
     sys::exit_now(0)
-}
-
-/// Encodes what the host learns about enforcement.
-pub(crate) fn encode_enforcement(e: &Enforcement) -> Vec<u8> {
-    let mut w = wire::Enc::default();
-    let l = &e.landlock;
-    let flags = [
-        e.namespaces,
-        e.capabilities_dropped,
-        e.no_new_privs,
-        e.seccomp,
-        e.ring_restricted,
-        l.fs,
-        l.fs_full,
-        l.net,
-        l.scope,
-    ]
-    .iter()
-    .enumerate()
-    .fold(0u16, |acc, (i, b)| acc | ((*b as u16) << i));
-    w.u16(flags)
-        .i32(l.kernel_abi)
-        .u64(e.pids_limit)
-        .u32(e.host_uid);
-    w.0
 }

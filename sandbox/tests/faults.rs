@@ -491,6 +491,184 @@ fn chatter(ctx: EntryContext) -> i32 {
     0
 }
 
+/// The marker of an earlier request is passed XOR-ed with this, so that the
+/// scanning sandbox's own request does not hold it.
+const MARKER_KEY: u8 = 0x5A;
+
+/// An anonymous private mapping (outside the heap the scan looks at).
+fn scratch(len: usize) -> &'static mut [u8] {
+    // SAFETY: a fresh anonymous mapping, never unmapped, used only here.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        std::slice::from_raw_parts_mut(p.cast(), len)
+    }
+}
+
+/// Scans its own memory (every readable anonymous or writable private
+/// mapping: heap, stack, .data/.bss, anonymous maps; read in place) for the
+/// marker in its argument (XOR-ed with `MARKER_KEY`) and reports the hits
+/// ("hits N ..." on the control socket). The needle lives in a mapping of
+/// its own, which is skipped. (/proc/self/mem is closed to it: it is not
+/// dumpable.)
+fn residue_scan(ctx: EntryContext) -> i32 {
+    let needle_map = scratch(4096);
+    let n = ctx.arg.len();
+    for (d, s) in needle_map.iter_mut().zip(&ctx.arg) {
+        *d = s ^ MARKER_KEY;
+    }
+    let own = needle_map.as_ptr() as u64;
+    // Positive control: the needle reversed, placed on the heap, must be
+    // found (proves the heap is scanned).
+    let control: Vec<u8> = needle_map[..n].iter().rev().copied().collect();
+    let control = std::hint::black_box(control);
+    let mut control_hits = 0;
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut hits = Vec::new();
+    let mut scanned = 0u64;
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (range, perms, name) = (f[0], f[1], f.get(5).copied().unwrap_or(""));
+        let anonymous = name.is_empty() || name.starts_with("[heap") || name.starts_with("[stack") || name.starts_with("[anon");
+        let private_rw = perms.starts_with("rw") && perms.ends_with('p');
+        if !perms.starts_with('r') || name.starts_with("[v") || !(anonymous || private_rw) {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+        if a == own {
+            continue;
+        }
+        // SAFETY: [a, b) is a readable mapping of this process (from its
+        // maps, read after the last mapping change it makes here); it is
+        // only read.
+        let mem = unsafe { std::slice::from_raw_parts(a as *const u8, (b - a) as usize) };
+        scanned += b - a;
+        let needle = &needle_map[..n];
+        for (i, w) in mem.windows(n).enumerate() {
+            if w[0] == needle[0] && w == needle {
+                hits.push(format!("{:#x} {name}", a + i as u64));
+            }
+            if w[0] == control[0] && w == control.as_slice() {
+                control_hits += 1;
+            }
+        }
+    }
+    let report = format!(
+        "hits {} scanned {scanned} {hits:?} (control hits {control_hits})",
+        hits.len()
+    );
+    common::send(ctx.control.as_raw_fd(), report.as_bytes());
+    0
+}
+
+/// No copy of an earlier request (argument, paths, environment, entry name
+/// in an error, a child's failure message naming a path; cold and warm
+/// spawns) is left in the supervisor's memory, which every later sandbox
+/// is cloned from: a later sandbox scans its own memory for the marker.
+fn request_residue(t: &mut Tally, sv: &Supervisor) {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let marker = format!("QZX{pid:x}RESIDUE{nanos:x}MARK");
+    let dir = std::env::temp_dir().join(format!("luring-{marker}"));
+    let _ = std::fs::create_dir_all(&dir);
+    let marked = |cold: bool| SandboxSpec {
+        ro_paths: vec![dir.clone()],
+        env: vec![(format!("K{marker}").into(), format!("V{marker}").into())],
+        ring: if cold {
+            RingSpec {
+                entries: 128,
+                fixed_files: 16,
+            }
+        } else {
+            RingSpec::default()
+        },
+        ..Default::default()
+    };
+    let mut notes = Vec::new();
+    for cold in [false, true] {
+        let _ = await_warm(sv.pid(), &[]);
+        match sv.spawn("env_check", format!("A{marker}").as_bytes(), &marked(cold)) {
+            Ok(mut h) => notes.push(format!("marked spawn: {:?}", h.wait_timeout(30_000))),
+            Err(e) => notes.push(format!("marked spawn failed: {e}")),
+        }
+    }
+    // An error reply that names the request's entry.
+    let e = sv.spawn(&format!("E{marker}"), b"", &SandboxSpec::default());
+    notes.push(format!("unknown entry: {}", e.is_err()));
+    // A failure inside the child whose step names a granted path (root
+    // only: a directory the sandbox's uid 65534 may not enter).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let locked = dir.join(format!("L{marker}"));
+        let inner = locked.join("in");
+        let _ = std::fs::create_dir_all(&inner);
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700));
+        let e = sv.spawn(
+            "env_check",
+            b"",
+            &SandboxSpec {
+                ro_paths: vec![inner],
+                ..Default::default()
+            },
+        );
+        notes.push(format!("child failure: {:?}", e.err().map(|e| e.to_string())));
+    }
+    let key: Vec<u8> = marker.bytes().map(|b| b ^ MARKER_KEY).collect();
+    for cold in [false, true] {
+        let warm = await_warm(sv.pid(), &[]);
+        let spec = SandboxSpec {
+            mount_proc: true,
+            ..marked_free(cold)
+        };
+        let name = format!(
+            "request residue: a later {} sandbox finds no byte of earlier requests in its memory",
+            if cold { "cold" } else { "warm" }
+        );
+        match sv.spawn("residue_scan", &key, &spec) {
+            Ok(mut h) => {
+                let report = read_control(&h);
+                let st = h.wait_timeout(30_000);
+                t.check(
+                    &name,
+                    report.starts_with("hits 0 ")
+                        && !report.contains("(control hits 0)")
+                        && (cold || Some(h.pid()) == warm),
+                    &format!("{report}; {st:?}; earlier: {notes:?}"),
+                );
+            }
+            Err(e) => t.check(&name, false, &e.to_string()),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn marked_free(cold: bool) -> SandboxSpec {
+    SandboxSpec {
+        ring: if cold {
+            RingSpec {
+                entries: 128,
+                fixed_files: 16,
+            }
+        } else {
+            RingSpec::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// Open descriptors of this process among 0..4096 (probed without opening
 /// anything).
 fn open_fds() -> Vec<i32> {
@@ -701,6 +879,7 @@ fn suite(t: &mut Tally) {
     warm_sandbox(t, &sv);
     ring_handover(t, &sv);
     nofile_limit(t, &sv);
+    request_residue(t, &sv);
 
     // Child crash: SIGSEGV reported, control socket closes, host goes on.
     match sv.spawn("crash", b"", &spec()) {
@@ -919,6 +1098,7 @@ fn main() {
         ("ring_echo", ring_echo),
         ("quick", quick),
         ("chatter", chatter),
+        ("residue_scan", residue_scan),
     ] {
         register_entry(n, f).unwrap();
     }
