@@ -319,6 +319,8 @@ pub const PROTECTIONS: &[Protection] = &[
 pub enum StartError {
     #[error("Supervisor::start must run before any thread exists ({0} threads running); call it first thing in main")]
     ThreadsRunning(usize),
+    #[error("Supervisor::start cannot check that no other thread runs: reading /proc/self/status failed ({0}); mount /proc before starting the supervisor")]
+    ThreadCheck(std::io::Error),
     #[error("Supervisor::start was already called")]
     AlreadyStarted,
     #[error("entry point {0:?} registered after Supervisor::start; register entry points first")]

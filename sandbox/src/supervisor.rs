@@ -58,10 +58,12 @@ impl Supervisor {
     /// Forks the supervisor. Call at the very top of `main`, before any
     /// thread exists and after every [`crate::register_entry`].
     pub fn start() -> Result<Supervisor, StartError> {
-        if let Some(n) = sys::thread_count() {
-            if n > 1 {
-                return Err(StartError::ThreadsRunning(n));
-            }
+        // Forking with other threads running would copy their locks and
+        // secrets half-made; if we cannot tell, refuse rather than guess.
+        match sys::thread_count() {
+            Ok(n) if n > 1 => return Err(StartError::ThreadsRunning(n)),
+            Ok(_) => {}
+            Err(e) => return Err(StartError::ThreadCheck(e)),
         }
         if STARTED.swap(true, Ordering::SeqCst) {
             return Err(StartError::AlreadyStarted);

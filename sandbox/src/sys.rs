@@ -596,12 +596,14 @@ pub fn loopback_up() -> io::Result<()> {
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } as libc::c_long).map(drop)
 }
 
-/// Number of threads of the calling process, from `/proc/self/status`.
-pub fn thread_count() -> Option<usize> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Number of threads of the calling process, from `/proc/self/status`
+/// (an error if it cannot be read or has no `Threads:` line).
+pub fn thread_count() -> io::Result<usize> {
+    let s = std::fs::read_to_string("/proc/self/status")?;
     s.lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads: line"))
 }
 
 /// Device and inode of the file behind `fd` (each io_uring instance has an

@@ -758,6 +758,50 @@ fn sigpipe_host() -> i32 {
     }
 }
 
+/// With /proc hidden (a tmpfs over it in a private mount namespace),
+/// `Supervisor::start` cannot count threads: it must refuse, not skip the
+/// check. Exit code 0 when it refused with the clear error.
+fn no_proc_host() -> i32 {
+    // SAFETY: plain syscalls in this single-threaded forked process.
+    unsafe {
+        let flags = if libc::geteuid() == 0 {
+            libc::CLONE_NEWNS
+        } else {
+            libc::CLONE_NEWUSER | libc::CLONE_NEWNS
+        };
+        if libc::unshare(flags) != 0 {
+            eprintln!("unshare: {}", std::io::Error::last_os_error());
+            return 2;
+        }
+        let none = std::ptr::null();
+        if libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, none.cast()) != 0
+            || libc::mount(c"tmpfs".as_ptr(), c"/proc".as_ptr(), c"tmpfs".as_ptr(), 0, none.cast()) != 0
+        {
+            eprintln!("mount: {}", std::io::Error::last_os_error());
+            return 3;
+        }
+    }
+    if std::path::Path::new("/proc/self/status").exists() {
+        return 4;
+    }
+    match Supervisor::start() {
+        Ok(_) => 1,
+        Err(e @ StartError::ThreadCheck(_)) => {
+            let msg = e.to_string();
+            if msg.contains("/proc") {
+                0
+            } else {
+                eprintln!("unclear message: {msg}");
+                5
+            }
+        }
+        Err(e) => {
+            eprintln!("wrong error: {e}");
+            6
+        }
+    }
+}
+
 fn sigpipe(t: &mut Tally) {
     let code = in_forked_host(sigpipe_host);
     t.check(
@@ -871,6 +915,12 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
 fn suite(t: &mut Tally) {
     host_death(t);
     sigpipe(t);
+    let code = in_forked_host(no_proc_host);
+    t.check(
+        "Supervisor::start refuses when /proc is unreadable (the thread check cannot run)",
+        code == 0,
+        &format!("forked host exit code {code} (0 = refused with StartError::ThreadCheck naming /proc, 1 = started)"),
+    );
     let sv = match Supervisor::start() {
         Ok(s) => s,
         Err(e) => return t.check("supervisor start", false, &e.to_string()),
