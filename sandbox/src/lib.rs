@@ -372,6 +372,31 @@ fn handover_hint(err: &std::io::Error) -> &'static str {
     }
 }
 
+/// One datagram from a sandbox's control socket: `buf[..len]` of the
+/// caller's buffer, and the descriptors that came with it.
+#[derive(Debug)]
+pub struct ControlFrame {
+    pub len: usize,
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Why [`SandboxHandle::recv_control`] rejected a datagram. In every case
+/// the datagram is consumed and each descriptor it carried is closed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error("frame from the sandbox truncated (larger than the buffer, or its descriptors did not fit: MSG_CTRUNC, e.g. the host at RLIMIT_NOFILE); dropped, its descriptors closed")]
+    Truncated,
+    #[error("frame from the sandbox carried a control message other than one SCM_RIGHTS (e.g. credentials); rejected, its descriptors closed")]
+    ControlMessage,
+    #[error("frame from the sandbox carried {got} descriptors, more than the {max} allowed; rejected, all closed")]
+    TooManyFds { got: usize, max: usize },
+    #[error("the sandbox's control socket is closed")]
+    Closed,
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// A running (or finished) sandbox, as seen by the host.
 #[derive(Debug)]
 pub struct SandboxHandle {
@@ -413,6 +438,45 @@ impl SandboxHandle {
     /// Readable once the exit status is available.
     pub fn status_fd(&self) -> BorrowedFd<'_> {
         self.status.as_fd()
+    }
+    /// Receives one datagram the sandbox sent on its control socket
+    /// (blocking; poll [`control`](Self::control) first to wait with a
+    /// deadline). The frame is the sandbox's, so it is hostile: it is
+    /// rejected, and every descriptor that came with it closed, if it was
+    /// truncated (larger than `buf`, or descriptors that did not fit:
+    /// `MSG_CTRUNC`), carried a control message other than `SCM_RIGHTS`
+    /// (e.g. credentials), or more than `max_fds` descriptors (several
+    /// `SCM_RIGHTS` messages arrive merged by the kernel, so they count
+    /// together). The descriptors of an accepted frame are close-on-exec.
+    pub fn recv_control(
+        &self,
+        buf: &mut [u8],
+        max_fds: usize,
+    ) -> Result<ControlFrame, ControlError> {
+        let r = sys::recv_with_fds(self.control.as_raw_fd(), buf, 0)?;
+        // On every early return below, `r.fds` is dropped: all closed.
+        if r.truncated {
+            return Err(ControlError::Truncated);
+        }
+        if r.foreign_cmsg || r.cmsg_count > 1 {
+            return Err(ControlError::ControlMessage);
+        }
+        if r.fds.len() > max_fds {
+            return Err(ControlError::TooManyFds {
+                got: r.fds.len(),
+                max: max_fds,
+            });
+        }
+        if r.len == 0
+            && r.cmsg_count == 0
+            && sys::poll_one(self.control.as_raw_fd(), libc::POLLIN, 0)? & libc::POLLHUP != 0
+        {
+            return Err(ControlError::Closed);
+        }
+        Ok(ControlFrame {
+            len: r.len,
+            fds: r.fds,
+        })
     }
     /// What is enforced on this sandbox.
     pub fn enforcement(&self) -> &Enforcement {
