@@ -1282,7 +1282,8 @@ fn suite(t: &mut Tally) {
 
     // Case 24: extra descriptors, a second control message, spoofed
     // credentials, malformed frames: refused, extras closed, supervisor alive.
-    case24(t, &sv);
+    let live: Vec<i32> = sibling.iter().map(|s| s.pid()).collect();
+    case24(t, &sv, &live);
     case24_peer(t, &sv);
 
     drop(path_listener);
@@ -1298,30 +1299,46 @@ fn supervisor_fd_count(pid: i32) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Waits (up to 2 s) until the supervisor's descriptor count equals `want`:
-/// it closes a finished sandbox's descriptors just after reporting its status.
-fn settle_fd_count(pid: i32, want: Option<usize>) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    let mut last = supervisor_fd_count(pid);
+/// The supervisor's descriptor count at rest: awaited (up to 30 s) until
+/// its children are exactly the `live` sandboxes plus its warm child (not
+/// yet under seccomp, so told apart from a sandbox's PID 1 that is still
+/// tearing down), then after one request round trip (answered between two
+/// steps of its loop: the warm child's set-up done, the last spawn's ring
+/// released). Nothing changes it until the next request.
+fn quiesced_fd_count(sv: &Supervisor, live: &[i32]) -> Option<usize> {
+    let sup = sv.pid();
+    let field = |p: i32, key: &str| -> Option<String> {
+        let st = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        st.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let now = supervisor_fd_count(pid);
-        let done = match want {
-            Some(w) => now == w,
-            None => now == last,
-        };
-        if done || std::time::Instant::now() > deadline {
-            return now;
+        let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let others: Vec<i32> = kids.iter().copied().filter(|k| !live.contains(k)).collect();
+        let at_rest = live.iter().all(|l| kids.contains(l))
+            && others.len() == 1
+            && field(others[0], "Seccomp:").as_deref() == Some("0")
+            && field(others[0], "State:").is_some_and(|s| !s.starts_with('Z'));
+        if at_rest {
+            break;
         }
-        last = now;
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    let _ = sv.signal(u64::MAX, 0);
+    Some(supervisor_fd_count(sup))
 }
 
-fn case24(t: &mut Tally, sv: &Supervisor) {
-    // Any request first: the supervisor keeps the last spawn's ring dup
-    // until the host's next request.
-    let _ = sv.signal(u64::MAX, 0);
-    let before = settle_fd_count(sv.pid(), None);
+fn case24(t: &mut Tally, sv: &Supervisor, live: &[i32]) {
+    let before = quiesced_fd_count(sv, live);
     let pipe = || {
         let mut f = [0; 2];
         // SAFETY: f is writable.
@@ -1347,7 +1364,7 @@ fn case24(t: &mut Tally, sv: &Supervisor) {
         libc::close(p[0]);
         libc::close(p[1]);
     }
-    let after = settle_fd_count(sv.pid(), Some(before));
+    let after = quiesced_fd_count(sv, live);
     // The supervisor still works.
     let alive = sv
         .spawn("idle", b"", &SandboxSpec::default())
@@ -1355,10 +1372,10 @@ fn case24(t: &mut Tally, sv: &Supervisor) {
         .unwrap_or(false);
     t.check(
         "case 24",
-        r1 && r2 && r3 && r4 && r5 && before == after && alive,
+        r1 && r2 && r3 && r4 && r5 && before.is_some() && before == after && alive,
         &format!(
             "extra fds refused={r1}, garbage refused={r2}, bad tag refused={r3}, empty refused={r4}, \
-             second cmsg/credentials refused={r5}, supervisor fds {before}->{after} (extras closed), still serving={alive}"
+             second cmsg/credentials refused={r5}, supervisor fds {before:?}->{after:?} (extras closed), still serving={alive}"
         ),
     );
 }

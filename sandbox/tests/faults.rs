@@ -2,12 +2,46 @@
 //! SIGKILL of the child, seccomp kill reporting, host death kills every
 //! sandbox, fork bomb stopped by the pids limit, no zombies, signal
 //! forwarding, clear spawn errors. Runs as root and as uid 61000.
+//!
+//! Timing: nothing here sleeps for a fixed time or races a state check.
+//! Every wait is for a condition (a status, a readable descriptor, a
+//! process state) with a generous deadline (`DEADLINE`, 30 s), so a loaded
+//! machine only makes the suite slower. The supervisor's warm child is
+//! told apart from sandboxes by pid (every spawned sandbox's pid is
+//! recorded), never by counting children while one is still exiting.
 
 mod common;
 
 use common::{recv, Tally};
 use luring_sandbox::*;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long any condition is awaited before the check fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+const DEADLINE_MS: i32 = 30_000;
+
+/// Pids of every sandbox this process spawned (PID 1 in the host's view).
+static SANDBOX_PIDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// `sv.spawn`, recording the sandbox's pid.
+fn spawn(
+    sv: &Supervisor,
+    entry: &str,
+    arg: &[u8],
+    spec: &SandboxSpec,
+) -> Result<SandboxHandle, SpawnError> {
+    let h = sv.spawn(entry, arg, spec)?;
+    SANDBOX_PIDS.lock().unwrap().push(h.pid());
+    Ok(h)
+}
+
+/// Waits for the sandbox's status, up to `DEADLINE`.
+fn wait(h: &mut SandboxHandle) -> std::io::Result<ExitStatus> {
+    h.wait_timeout(DEADLINE_MS)?
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "no exit status within 30 s"))
+}
 
 fn crash(_: EntryContext) -> i32 {
     // SAFETY: deliberately invalid: the test wants a SIGSEGV.
@@ -79,8 +113,8 @@ fn orphans(_: EntryContext) -> i32 {
     if g.is_empty() {
         return 2;
     }
-    // Wait until the orphan is gone from /proc (reaped), up to 5 s.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // Wait until the orphan is gone from /proc (reaped), up to 30 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match std::fs::read_to_string(format!("/proc/{g}/stat")) {
             Err(_) => return 0,
@@ -183,7 +217,7 @@ fn ring_handover(t: &mut Tally, sv: &Supervisor) {
                     for i in 0..PER_THREAD {
                         let token = (th + 1) << 32 | i;
                         let entry = if echo { "ring_echo" } else { "quick" };
-                        let mut h = match sv.spawn(entry, b"", &SandboxSpec::default()) {
+                        let mut h = match spawn(sv, entry, b"", &SandboxSpec::default()) {
                             Ok(h) => h,
                             Err(e) => {
                                 errors.push(format!("spawn {entry}: {e}"));
@@ -200,7 +234,7 @@ fn ring_handover(t: &mut Tally, sv: &Supervisor) {
                         }
                         if echo {
                             kept.push((token, h));
-                        } else if !matches!(h.wait_timeout(30_000), Ok(Some(_))) {
+                        } else if !matches!(h.wait_timeout(DEADLINE_MS), Ok(Some(_))) {
                             errors.push(format!("quick #{i} did not exit"));
                         }
                     }
@@ -226,7 +260,7 @@ fn ring_handover(t: &mut Tally, sv: &Supervisor) {
             } else {
                 errors.push(format!("sandbox with token {token:#x} received {got:x?}"));
             }
-            let _ = h.wait_timeout(30_000);
+            let _ = h.wait_timeout(DEADLINE_MS);
         }
     }
     t.check(
@@ -244,27 +278,62 @@ fn children_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// The supervisor's warm child: its one child that is not in `known`.
-/// Awaited (the supervisor makes it when idle), up to 5 s.
+/// The supervisor's warm child: its one living child that is neither a
+/// sandbox this process spawned nor in `known`. Awaited (the supervisor
+/// makes it when idle), up to `DEADLINE`.
 fn await_warm(sup: i32, known: &[i32]) -> Option<i32> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    let mut found = None;
+    await_cond(|| {
+        let spawned = SANDBOX_PIDS.lock().unwrap().clone();
         let w: Vec<i32> = children_of(sup)
             .into_iter()
-            .filter(|p| !known.contains(p))
+            .filter(|p| !known.contains(p) && !spawned.contains(p) && state(*p) != Some('Z'))
             .collect();
-        if w.len() == 1 {
-            return Some(w[0]);
-        }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        std::thread::yield_now();
+        found = (w.len() == 1).then(|| w[0]);
+        found.is_some()
+    });
+    found
+}
+
+/// Waits until the supervisor is at rest: every sandbox this process
+/// spawned is reaped and its only child is the warm one; then one request
+/// round trip (which the supervisor answers only between two steps of its
+/// loop, so any warm child's set-up is complete and the last spawn's ring
+/// released). Returns the warm child's pid and the supervisor's open
+/// descriptor count, which nothing changes until the next request.
+fn quiesce(sv: &Supervisor) -> Option<(i32, usize)> {
+    let sup = sv.pid();
+    let mut warm = None;
+    let settled = await_cond(|| {
+        let kids = children_of(sup);
+        let spawned = SANDBOX_PIDS.lock().unwrap().clone();
+        warm = (kids.len() == 1 && !spawned.contains(&kids[0]) && state(kids[0]).is_some_and(|c| c != 'Z'))
+            .then(|| kids[0]);
+        warm.is_some()
+    });
+    if !settled {
+        return None;
     }
+    let _ = sv.signal(u64::MAX, 0);
+    Some((warm?, supervisor_fds(sup)))
+}
+
+fn supervisor_fds(sup: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{sup}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(usize::MAX)
+}
+
+/// The state letter of process `p` (`R`, `S`, `Z`, ...), if it exists.
+fn state(p: i32) -> Option<char> {
+    std::fs::read_to_string(format!("/proc/{p}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim().chars().next()))
+        .flatten()
 }
 
 fn read_control(h: &SandboxHandle) -> String {
-    if luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, 30_000).unwrap_or(0) == 0
+    if luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, DEADLINE_MS).unwrap_or(0) == 0
     {
         return String::new();
     }
@@ -286,7 +355,7 @@ fn warm_sandbox(t: &mut Tally, sv: &Supervisor) {
         ..Default::default()
     };
     let w1 = await_warm(sup, &[]);
-    let a = sv.spawn("ns_probe", b"", &probe_spec());
+    let a = spawn(sv, "ns_probe", b"", &probe_spec());
     let (mut a, w1) = match (a, w1) {
         (Ok(a), Some(w)) => (a, w),
         (a, w) => {
@@ -299,7 +368,7 @@ fn warm_sandbox(t: &mut Tally, sv: &Supervisor) {
     };
     let ns_a = read_control(&a);
     let w2 = await_warm(sup, &[a.pid()]);
-    let mut b = match sv.spawn("ns_probe", b"", &probe_spec()) {
+    let mut b = match spawn(sv, "ns_probe", b"", &probe_spec()) {
         Ok(b) => b,
         Err(e) => return t.check("warm sandbox: second probe", false, &e.to_string()),
     };
@@ -332,7 +401,7 @@ fn warm_sandbox(t: &mut Tally, sv: &Supervisor) {
         // SAFETY: valid buffer; the host's end of the control socket.
         unsafe { libc::write(h.control().as_raw_fd(), b"x".as_ptr().cast(), 1) };
     }
-    let (sa, sb) = (a.wait_timeout(5000), b.wait_timeout(5000));
+    let (sa, sb) = (a.wait_timeout(DEADLINE_MS), b.wait_timeout(DEADLINE_MS));
     t.check(
         "both probes exit",
         matches!(sa, Ok(Some(ExitStatus::Exited(0))))
@@ -349,10 +418,10 @@ fn warm_sandbox(t: &mut Tally, sv: &Supervisor) {
         },
         ..Default::default()
     };
-    match sv.spawn("env_check", b"", &odd) {
+    match spawn(sv, "env_check", b"", &odd) {
         Ok(mut h) => {
             let cold = Some(h.pid()) != warm;
-            let st = h.wait_timeout(5000);
+            let st = h.wait_timeout(DEADLINE_MS);
             let still = warm.is_some_and(|w| children_of(sup).contains(&w));
             t.check(
                 "incompatible spec (other ring shape) is spawned cold; the warm child stays",
@@ -379,10 +448,10 @@ fn warm_sandbox(t: &mut Tally, sv: &Supervisor) {
             fds: grant(n),
             ..Default::default()
         };
-        match sv.spawn("fd_exact", &[n as u8], &spec) {
+        match spawn(sv, "fd_exact", &[n as u8], &spec) {
             Ok(mut h) => {
                 let was_warm = Some(h.pid()) == warm;
-                results.push((n, was_warm, h.wait_timeout(5000).ok().flatten()));
+                results.push((n, was_warm, h.wait_timeout(DEADLINE_MS).ok().flatten()));
             }
             Err(e) => {
                 eprintln!("spawn: {e}");
@@ -420,7 +489,7 @@ fn host_death(t: &mut Tally) {
         let mut pids = vec![sv.pid()];
         let mut handles = Vec::new();
         for _ in 0..3 {
-            match sv.spawn("idle", b"", &SandboxSpec::default()) {
+            match spawn(&sv, "idle", b"", &SandboxSpec::default()) {
                 Ok(h) => {
                     pids.push(h.pid());
                     handles.push(h);
@@ -471,7 +540,7 @@ fn host_death(t: &mut Tally) {
     }
     let mut dead = 0;
     for f in &fds {
-        if luring_sandbox::sys::poll_one(f.as_raw_fd(), libc::POLLIN, 5000).unwrap_or(0) != 0 {
+        if luring_sandbox::sys::poll_one(f.as_raw_fd(), libc::POLLIN, DEADLINE_MS).unwrap_or(0) != 0 {
             dead += 1;
         }
     }
@@ -599,13 +668,13 @@ fn request_residue(t: &mut Tally, sv: &Supervisor) {
     let mut notes = Vec::new();
     for cold in [false, true] {
         let _ = await_warm(sv.pid(), &[]);
-        match sv.spawn("env_check", format!("A{marker}").as_bytes(), &marked(cold)) {
-            Ok(mut h) => notes.push(format!("marked spawn: {:?}", h.wait_timeout(30_000))),
+        match spawn(sv, "env_check", format!("A{marker}").as_bytes(), &marked(cold)) {
+            Ok(mut h) => notes.push(format!("marked spawn: {:?}", h.wait_timeout(DEADLINE_MS))),
             Err(e) => notes.push(format!("marked spawn failed: {e}")),
         }
     }
     // An error reply that names the request's entry.
-    let e = sv.spawn(&format!("E{marker}"), b"", &SandboxSpec::default());
+    let e = spawn(sv, &format!("E{marker}"), b"", &SandboxSpec::default());
     notes.push(format!("unknown entry: {}", e.is_err()));
     // A failure inside the child whose step names a granted path (root
     // only: a directory the sandbox's uid 65534 may not enter).
@@ -616,7 +685,7 @@ fn request_residue(t: &mut Tally, sv: &Supervisor) {
         let _ = std::fs::create_dir_all(&inner);
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700));
-        let e = sv.spawn(
+        let e = spawn(sv, 
             "env_check",
             b"",
             &SandboxSpec {
@@ -637,10 +706,10 @@ fn request_residue(t: &mut Tally, sv: &Supervisor) {
             "request residue: a later {} sandbox finds no byte of earlier requests in its memory",
             if cold { "cold" } else { "warm" }
         );
-        match sv.spawn("residue_scan", &key, &spec) {
+        match spawn(sv, "residue_scan", &key, &spec) {
             Ok(mut h) => {
                 let report = read_control(&h);
-                let st = h.wait_timeout(30_000);
+                let st = h.wait_timeout(DEADLINE_MS);
                 t.check(
                     &name,
                     report.starts_with("hits 0 ")
@@ -681,15 +750,15 @@ fn open_fds() -> Vec<i32> {
 /// Awaits `cond` for up to 30 s (generous: the machine may be loaded);
 /// true if it held.
 fn await_cond(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = Instant::now() + DEADLINE;
     loop {
         if cond() {
             return true;
         }
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             return false;
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -728,7 +797,7 @@ fn sigpipe_host() -> i32 {
         }
     };
     for round in 0..3 {
-        let Ok(h) = sv.spawn("chatter", b"", &SandboxSpec::default()) else {
+        let Ok(h) = spawn(&sv, "chatter", b"", &SandboxSpec::default()) else {
             return 10 + round;
         };
         // Mid-conversation: one datagram read, then the handle is dropped
@@ -738,13 +807,13 @@ fn sigpipe_host() -> i32 {
             return 20 + round;
         }
         drop(h);
-        let Ok(h) = sv.spawn("idle", b"", &SandboxSpec::default()) else {
+        let Ok(h) = spawn(&sv, "idle", b"", &SandboxSpec::default()) else {
             return 30 + round;
         };
         drop(h);
     }
-    match sv.spawn("env_check", b"", &SandboxSpec::default()) {
-        Ok(mut h) => match h.wait_timeout(30_000) {
+    match spawn(&sv, "env_check", b"", &SandboxSpec::default()) {
+        Ok(mut h) => match h.wait_timeout(DEADLINE_MS) {
             Ok(Some(ExitStatus::Exited(3))) => 0,
             other => {
                 eprintln!("last sandbox: {other:?}");
@@ -823,11 +892,6 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
     };
     // SAFETY: lim is writable.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    let supervisor_fds = || {
-        std::fs::read_dir(format!("/proc/{sup}/fd"))
-            .map(|d| d.count())
-            .unwrap_or(usize::MAX)
-    };
     let cold_spec = || SandboxSpec {
         ring: RingSpec {
             entries: 128,
@@ -840,11 +904,9 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
             let case = format!("{} spawn, {free} descriptors free", if cold { "cold" } else { "warm" });
             // A settled supervisor: only its warm child, the last ring dup
             // released (any request does), descriptors counted.
-            let Some(warm) = await_warm(sup, &[]) else {
-                return t.check(&case, false, "no warm child");
+            let Some((warm, sup_before)) = quiesce(sv) else {
+                return t.check(&case, false, "the supervisor did not come to rest (one warm child)");
             };
-            let _ = sv.signal(u64::MAX, 0);
-            let sup_before = supervisor_fds();
             let host_before = open_fds();
             // The limit that leaves exactly `free` numbers unused below it.
             let mut limit = 0;
@@ -863,7 +925,7 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
             // SAFETY: valid rlimit structs; the soft limit is restored at once.
             let r = unsafe {
                 libc::setrlimit(libc::RLIMIT_NOFILE, &low);
-                let r = sv.spawn("idle", b"", &spec);
+                let r = spawn(sv, "idle", b"", &spec);
                 libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
                 r
             };
@@ -883,10 +945,9 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
             // other child but a new warm one appears.
             let kids = children_of(sup);
             let warm_gone = cold || !kids.contains(&warm);
-            let one_child = await_cond(|| children_of(sup).len() == 1);
             let host_after = open_fds();
-            let _ = sv.signal(u64::MAX, 0);
-            let sup_same = await_cond(|| supervisor_fds() == sup_before);
+            let rest = quiesce(sv);
+            let (one_child, sup_same) = (rest.is_some(), rest.is_some_and(|(_, n)| n == sup_before));
             t.check(
                 &format!("host at RLIMIT_NOFILE ({case}): spawn fails, the sandbox is killed and reaped, no descriptor leaks"),
                 warm_gone && one_child && host_after == host_before && sup_same && err.contains("RLIMIT_NOFILE"),
@@ -894,7 +955,7 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
                     "{err}; children right after {kids:?} (warm was {warm}), host fds {} -> {}, supervisor fds {sup_before} -> {}",
                     host_before.len(),
                     host_after.len(),
-                    supervisor_fds()
+                    supervisor_fds(sup)
                 ),
             );
         }
@@ -902,7 +963,7 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
     // And the supervisor still serves.
     let ok = sv
         .spawn("env_check", b"", &SandboxSpec::default())
-        .map(|mut h| h.wait_timeout(30_000).ok().flatten())
+        .map(|mut h| h.wait_timeout(DEADLINE_MS).ok().flatten())
         .ok()
         .flatten();
     t.check(
@@ -932,12 +993,14 @@ fn suite(t: &mut Tally) {
     request_residue(t, &sv);
 
     // Child crash: SIGSEGV reported, control socket closes, host goes on.
-    match sv.spawn("crash", b"", &spec()) {
+    match spawn(&sv, "crash", b"", &spec()) {
         Ok(mut h) => {
-            let st = h.wait();
-            let eof = recv(h.control().as_raw_fd())
-                .map(|b| b.is_empty())
-                .unwrap_or(false);
+            let st = wait(&mut h);
+            let eof = read_control(&h).is_empty()
+                && luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, 0)
+                    .unwrap_or(0)
+                    & libc::POLLHUP
+                    != 0;
             t.check(
                 "child crash",
                 matches!(st, Ok(ExitStatus::Signaled(libc::SIGSEGV))) && eof,
@@ -948,12 +1011,12 @@ fn suite(t: &mut Tally) {
     }
 
     // SIGKILL of the child.
-    match sv.spawn("idle", b"", &spec()) {
+    match spawn(&sv, "idle", b"", &spec()) {
         Ok(mut h) => {
             let k = h.kill();
-            let st = h.wait();
+            let st = wait(&mut h);
             let pidfd_ready =
-                luring_sandbox::sys::poll_one(h.pidfd().as_raw_fd(), libc::POLLIN, 5000)
+                luring_sandbox::sys::poll_one(h.pidfd().as_raw_fd(), libc::POLLIN, DEADLINE_MS)
                     .unwrap_or(0)
                     != 0;
             t.check(
@@ -966,9 +1029,9 @@ fn suite(t: &mut Tally) {
     }
 
     // Seccomp violation reported with the syscall number.
-    match sv.spawn("bad_syscall", b"", &spec()) {
+    match spawn(&sv, "bad_syscall", b"", &spec()) {
         Ok(mut h) => {
-            let st = h.wait();
+            let st = wait(&mut h);
             let ok = matches!(st, Ok(ExitStatus::Seccomp { syscall }) if syscall == libc::SYS_sysfs as i32);
             t.check(
                 "seccomp kill reported as \"killed by seccomp: syscall N\"",
@@ -987,9 +1050,9 @@ fn suite(t: &mut Tally) {
         },
         ..Default::default()
     };
-    match sv.spawn("fork_bomb", b"", &bomb_spec) {
+    match spawn(&sv, "fork_bomb", b"", &bomb_spec) {
         Ok(mut h) => {
-            let st = h.wait();
+            let st = wait(&mut h);
             let msg = common::try_recv(h.control().as_raw_fd())
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
@@ -1011,7 +1074,7 @@ fn suite(t: &mut Tally) {
     }
 
     // Orphans inside the sandbox are reaped by its PID 1.
-    match sv.spawn(
+    match spawn(&sv, 
         "orphans",
         b"",
         &SandboxSpec {
@@ -1020,7 +1083,7 @@ fn suite(t: &mut Tally) {
         },
     ) {
         Ok(mut h) => {
-            let st = h.wait();
+            let st = wait(&mut h);
             t.check(
                 "no zombies inside: PID 1 reaps orphans",
                 matches!(st, Ok(ExitStatus::Exited(0))),
@@ -1031,10 +1094,10 @@ fn suite(t: &mut Tally) {
     }
 
     // Signals are forwarded by PID 1 to the entry process.
-    match sv.spawn("wait_term", b"", &spec()) {
+    match spawn(&sv, "wait_term", b"", &spec()) {
         Ok(mut h) => {
             let s = h.signal(libc::SIGTERM);
-            let st = h.wait_timeout(5000);
+            let st = h.wait_timeout(DEADLINE_MS);
             t.check(
                 "SIGTERM forwarded by PID 1",
                 s.is_ok() && matches!(st, Ok(Some(ExitStatus::Signaled(libc::SIGTERM)))),
@@ -1049,9 +1112,9 @@ fn suite(t: &mut Tally) {
         env: vec![("LURING_TEST".into(), "yes".into())],
         ..Default::default()
     };
-    match sv.spawn("env_check", b"", &env_spec) {
+    match spawn(&sv, "env_check", b"", &env_spec) {
         Ok(mut h) => {
-            let st = h.wait();
+            let st = wait(&mut h);
             t.check(
                 "environment is exactly the spec's",
                 matches!(st, Ok(ExitStatus::Exited(0))),
@@ -1100,27 +1163,19 @@ fn suite(t: &mut Tally) {
         .unwrap_or_default();
     t.check("pids limit below 2 is refused", e.contains("pids"), &e);
 
-    // No zombies on the host: the supervisor has reaped every sandbox; its
-    // only child left is the warm one (alive, not a zombie).
-    let state = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim().chars().next()))
-            .flatten()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    let mut kids = children_of(sv.pid());
-    while (kids.len() > 1 || kids.iter().any(|k| state(*k) == Some('Z')))
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::yield_now();
+    // No zombies on the host: the supervisor reaps every sandbox; its only
+    // child left is the warm one (alive, not a zombie). Awaited: a sandbox
+    // whose status was relayed may still be tearing down.
+    let mut kids = Vec::new();
+    let settled = await_cond(|| {
         kids = children_of(sv.pid());
-    }
-    let warm = await_warm(sv.pid(), &[]);
+        let spawned = SANDBOX_PIDS.lock().unwrap().clone();
+        kids.len() == 1 && !spawned.contains(&kids[0]) && state(kids[0]).is_some_and(|c| c != 'Z')
+    });
     t.check(
         "no zombies on the host (supervisor's only child is the warm one)",
-        kids.len() <= 1 && kids.iter().all(|k| state(*k) != Some('Z')) && warm.is_some(),
-        &format!("children: {kids:?}, warm {warm:?}"),
+        settled,
+        &format!("children: {kids:?} (states {:?})", kids.iter().map(|k| state(*k)).collect::<Vec<_>>()),
     );
 
     // Closing the host's socket ends the supervisor.
@@ -1128,7 +1183,7 @@ fn suite(t: &mut Tally) {
     // SAFETY: pidfd_open with integer arguments.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, sup_pid, 0) } as i32;
     drop(sv);
-    let gone = luring_sandbox::sys::poll_one(fd, libc::POLLIN, 5000).unwrap_or(0) != 0;
+    let gone = luring_sandbox::sys::poll_one(fd, libc::POLLIN, DEADLINE_MS).unwrap_or(0) != 0;
     // SAFETY: closing our pidfd.
     unsafe { libc::close(fd) };
     t.check("supervisor exits when the host closes its socket", gone, "");
