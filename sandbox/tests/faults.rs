@@ -806,11 +806,11 @@ fn sigpipe_host() -> i32 {
         if read_control(&h) != "chatter" {
             return 20 + round;
         }
-        drop(h);
+        drop_and_await_reap(h);
         let Ok(h) = spawn(&sv, "idle", b"", &SandboxSpec::default()) else {
             return 30 + round;
         };
-        drop(h);
+        drop_and_await_reap(h);
     }
     match spawn(&sv, "env_check", b"", &SandboxSpec::default()) {
         Ok(mut h) => match h.wait_timeout(DEADLINE_MS) {
@@ -869,6 +869,16 @@ fn no_proc_host() -> i32 {
             6
         }
     }
+}
+
+/// Drops the handle (which kills the sandbox and closes the status pipe's
+/// read end), then waits until the supervisor has reaped PID 1: it writes
+/// the status to the closed pipe right after reaping, so by then a SIGPIPE
+/// would have been raised.
+fn drop_and_await_reap(h: SandboxHandle) {
+    let pid = h.pid();
+    drop(h);
+    await_cond(|| state(pid).is_none());
 }
 
 fn sigpipe(t: &mut Tally) {
