@@ -28,6 +28,7 @@
 
 mod init;
 pub mod landlock;
+mod plan;
 pub mod ring;
 pub mod seccomp;
 mod spawn;

@@ -35,7 +35,8 @@
 //! - It ignores SIGPIPE (whatever the host's disposition): a write to a
 //!   dropped handle's status pipe fails with EPIPE and changes nothing else.
 
-use crate::spawn::{self, Child, SupervisorEnv, Warm};
+use crate::plan::SupervisorEnv;
+use crate::spawn::{self, Child, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{
     sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED,
