@@ -314,11 +314,7 @@ mod tests {
                 },
                 _ => Record::Exit(g.status()),
             };
-            check_canonical(
-                &r,
-                |r| encode_record(r).to_vec(),
-                |b| decode_record(b).ok(),
-            );
+            check_canonical(&r, |r| encode_record(r).to_vec(), |b| decode_record(b).ok());
         }
     }
 

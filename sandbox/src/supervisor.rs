@@ -38,9 +38,7 @@
 use crate::plan::SupervisorEnv;
 use crate::spawn::{self, Child, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
-use crate::{
-    sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED,
-};
+use crate::{sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -194,66 +192,7 @@ impl Supervisor {
         arg: &[u8],
         spec: &SandboxSpec,
     ) -> Result<SandboxHandle, SpawnError> {
-        let mut fds: Vec<RawFd> = Vec::new();
-        let mut stdio = [wire::STDIO_NULL; 3];
-        for (i, s) in [&spec.stdin, &spec.stdout, &spec.stderr]
-            .into_iter()
-            .enumerate()
-        {
-            stdio[i] = match s {
-                Stdio::Null => wire::STDIO_NULL,
-                Stdio::Inherit => wire::STDIO_INHERIT,
-                Stdio::Fd(f) => {
-                    fds.push(f.as_raw_fd());
-                    wire::STDIO_FD
-                }
-            };
-        }
-        fds.extend(spec.fds.iter().map(|g| g.fd.as_raw_fd()));
-        if fds.len() > sys::MAX_FDS {
-            return Err(SpawnError::InvalidSpec(format!(
-                "at most {} descriptors per spawn",
-                sys::MAX_FDS
-            )));
-        }
-        let canon = |list: &[std::path::PathBuf]| -> Result<Vec<std::ffi::OsString>, SpawnError> {
-            list.iter()
-                .map(|p| {
-                    std::fs::canonicalize(p)
-                        .map(|c| c.into_os_string())
-                        .map_err(|e| SpawnError::InvalidSpec(format!("path {}: {e}", p.display())))
-                })
-                .collect()
-        };
-        let req = SpawnRequest {
-            entry: entry.to_string(),
-            arg: arg.to_vec(),
-            ro_paths: canon(&spec.ro_paths)?,
-            rw_paths: canon(&spec.rw_paths)?,
-            grant_rw: spec
-                .fds
-                .iter()
-                .map(|g| g.access == crate::Access::ReadWrite)
-                .collect(),
-            stdio,
-            network: spec.network.clone(),
-            nofile: spec.limits.nofile,
-            pids: spec.limits.pids,
-            address_space: spec.limits.address_space.unwrap_or(0),
-            cpu_seconds: spec.limits.cpu_seconds.unwrap_or(0),
-            env: spec.env.clone(),
-            ring_entries: spec.ring.entries,
-            ring_fixed_files: spec.ring.fixed_files,
-            mount_proc: spec.mount_proc,
-            landlock_best_effort: spec.compat.landlock == crate::Requirement::BestEffort,
-        };
-        for p in req.ro_paths.iter().chain(&req.rw_paths) {
-            if p.as_bytes() == b"/" {
-                return Err(SpawnError::InvalidSpec(
-                    "granting / is not supported".into(),
-                ));
-            }
-        }
+        let (req, fds) = spawn_request(entry, arg, spec)?;
         // Held until the sandbox is taken over (or discarded): the supervisor
         // keeps the ring's number open until our next request.
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
@@ -291,17 +230,7 @@ impl Supervisor {
                 kind,
                 errno,
                 ref message,
-            } => Err(match kind {
-                wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(entry.to_string()),
-                wire::ERR_MISSING => SpawnError::MissingProtection(message.clone()),
-                wire::ERR_USERNS => SpawnError::UserNamespaces(message.clone()),
-                wire::ERR_SETUP => SpawnError::Setup {
-                    step: message.clone(),
-                    err: std::io::Error::from_raw_os_error(errno),
-                },
-                wire::ERR_SPEC => SpawnError::InvalidSpec(message.clone()),
-                _ => SpawnError::Refused(message.clone()),
-            }),
+            } => Err(spawn_error(kind, errno, message, entry)),
             Reply::Ok => Err(SpawnError::Refused("unexpected reply".into())),
         }
     }
@@ -369,6 +298,95 @@ impl Supervisor {
     }
 }
 
+/// The request for a spawn, and the descriptors that travel with it
+/// (the `Stdio::Fd` ones in order, then the grants).
+fn spawn_request(
+    entry: &str,
+    arg: &[u8],
+    spec: &SandboxSpec,
+) -> Result<(SpawnRequest, Vec<RawFd>), SpawnError> {
+    let mut fds: Vec<RawFd> = Vec::new();
+    let mut stdio = [wire::STDIO_NULL; 3];
+    for (i, s) in [&spec.stdin, &spec.stdout, &spec.stderr]
+        .into_iter()
+        .enumerate()
+    {
+        stdio[i] = match s {
+            Stdio::Null => wire::STDIO_NULL,
+            Stdio::Inherit => wire::STDIO_INHERIT,
+            Stdio::Fd(f) => {
+                fds.push(f.as_raw_fd());
+                wire::STDIO_FD
+            }
+        };
+    }
+    fds.extend(spec.fds.iter().map(|g| g.fd.as_raw_fd()));
+    if fds.len() > sys::MAX_FDS {
+        return Err(SpawnError::InvalidSpec(format!(
+            "at most {} descriptors per spawn",
+            sys::MAX_FDS
+        )));
+    }
+    let canon = |list: &[std::path::PathBuf]| -> Result<Vec<std::ffi::OsString>, SpawnError> {
+        list.iter()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .map(|c| c.into_os_string())
+                    .map_err(|e| SpawnError::InvalidSpec(format!("path {}: {e}", p.display())))
+            })
+            .collect()
+    };
+    let req = SpawnRequest {
+        entry: entry.to_string(),
+        arg: arg.to_vec(),
+        ro_paths: canon(&spec.ro_paths)?,
+        rw_paths: canon(&spec.rw_paths)?,
+        grant_rw: spec
+            .fds
+            .iter()
+            .map(|g| g.access == crate::Access::ReadWrite)
+            .collect(),
+        stdio,
+        network: spec.network.clone(),
+        nofile: spec.limits.nofile,
+        pids: spec.limits.pids,
+        address_space: spec.limits.address_space.unwrap_or(0),
+        cpu_seconds: spec.limits.cpu_seconds.unwrap_or(0),
+        env: spec.env.clone(),
+        ring_entries: spec.ring.entries,
+        ring_fixed_files: spec.ring.fixed_files,
+        mount_proc: spec.mount_proc,
+        landlock_best_effort: spec.compat.landlock == crate::Requirement::BestEffort,
+    };
+    if req
+        .ro_paths
+        .iter()
+        .chain(&req.rw_paths)
+        .any(|p| p.as_bytes() == b"/")
+    {
+        return Err(SpawnError::InvalidSpec(
+            "granting / is not supported".into(),
+        ));
+    }
+    Ok((req, fds))
+}
+
+/// The error for a refused spawn (the supervisor's replies carry no request
+/// bytes: the entry's name comes from the caller).
+fn spawn_error(kind: u8, errno: i32, message: &str, entry: &str) -> SpawnError {
+    match kind {
+        wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(entry.to_string()),
+        wire::ERR_MISSING => SpawnError::MissingProtection(message.to_string()),
+        wire::ERR_USERNS => SpawnError::UserNamespaces(message.to_string()),
+        wire::ERR_SETUP => SpawnError::Setup {
+            step: message.to_string(),
+            err: std::io::Error::from_raw_os_error(errno),
+        },
+        wire::ERR_SPEC => SpawnError::InvalidSpec(message.to_string()),
+        _ => SpawnError::Refused(message.to_string()),
+    }
+}
+
 fn gone(e: std::io::Error) -> SpawnError {
     match e.raw_os_error() {
         Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN) => {
@@ -417,6 +435,57 @@ fn zero_argv_environ() {
 
 /// The supervisor process's main loop. Never returns.
 fn serve(sock: OwnedFd, host_pid: i32) -> ! {
+    detach_from_host(&sock, host_pid);
+    let env = match SupervisorEnv::new() {
+        Ok(e) => e,
+        Err(_) => sys::exit_now(1),
+    };
+    let mut state = State {
+        env,
+        children: HashMap::new(),
+        warm: None,
+        warm_failed: false,
+        next_id: 1,
+        handed_ring: None,
+    };
+    let mut buf = vec![0u8; wire::MAX_FRAME];
+    loop {
+        let revents = state.wait_for_request(sock.as_raw_fd());
+        let r = match sys::recv_with_fds(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => state.shutdown(),
+        };
+        // The host takes the last spawn's ring before it sends anything
+        // else (it holds its socket lock from request to take-over), so
+        // our copy of that number can go now, not earlier.
+        drop(state.handed_ring.take());
+        if r.len == 0 && r.cmsg_count == 0 && revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // EOF: the host closed its end or died. (A zero-byte datagram
+            // without HUP is refused below as malformed.)
+            state.shutdown();
+        }
+        let len = r.len;
+        let (reply, out_fds) = state.handle(&buf[..len], r);
+        // Descriptors of a refused request were owned by `r` and are closed
+        // by now.
+        let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
+        // No request's bytes stay in memory a later sandbox is cloned from.
+        wire::wipe(&mut buf[..len]);
+        let sent = match reply.encode() {
+            Ok(bytes) => sys::send_with_fds(sock.as_raw_fd(), &bytes, &raw),
+            Err(_) => Err(std::io::Error::other("reply too large")),
+        };
+        if sent.is_err() {
+            state.shutdown();
+        }
+    }
+}
+
+/// The supervisor's first steps: die with the host, ignore SIGPIPE, keep
+/// nothing of the host's but stdio and `sock`, forget argv and environ,
+/// drop root's supplementary groups.
+fn detach_from_host(sock: &OwnedFd, host_pid: i32) {
     // Die with the host, and re-check it did not die before the prctl.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     // SAFETY: getppid has no preconditions.
@@ -441,190 +510,185 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         // SAFETY: empty list.
         unsafe { libc::setgroups(0, std::ptr::null()) };
     }
-    let env = match SupervisorEnv::new() {
-        Ok(e) => e,
-        Err(_) => sys::exit_now(1),
-    };
-    let mut children: HashMap<u64, Child> = HashMap::new();
-    // The next sandbox's PID 1, made while nothing else is pending. After a
-    // failure to make one, no new attempt until the next spawn request.
-    let mut warm: Option<Warm> = None;
-    let mut warm_failed = false;
-    let mut next_id: u64 = 1;
-    // The ring dup named by the last `Spawned` reply, until the next request.
-    let mut handed_ring: Option<OwnedFd> = None;
-    let mut buf = vec![0u8; wire::MAX_FRAME];
-    loop {
-        let mut pfds = vec![libc::pollfd {
-            fd: sock.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // Per child: its pidfd (PID 1 gone), then its report pipe (the
-        // entry's exit record, relayed to the host at once).
-        let ids: Vec<u64> = children.keys().copied().collect();
-        for id in &ids {
-            pfds.push(libc::pollfd {
-                fd: children[id].pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            let report = if children[id].reported {
-                -1
-            } else {
-                children[id].report_r.as_raw_fd()
-            };
-            pfds.push(libc::pollfd {
-                fd: report,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let Some(w) = &warm {
-            pfds.push(libc::pollfd {
-                fd: w.pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        let timeout = if warm.is_none() && !warm_failed {
-            0
-        } else {
-            -1
-        };
-        let ready = match sys::poll_many(&mut pfds, timeout) {
-            Ok(n) => n,
-            Err(_) => continue,
-        };
-        if ready == 0 {
-            // Idle and no warm child: make one now.
-            match Warm::prepare(&env) {
-                Ok(w) => warm = Some(w),
-                Err(_) => warm_failed = true,
-            }
-            continue;
-        }
-        for (i, id) in ids.iter().enumerate() {
-            let (pidfd_ready, report_ready) =
-                (pfds[1 + 2 * i].revents != 0, pfds[2 + 2 * i].revents != 0);
-            if let Some(c) = children.get_mut(id) {
-                if report_ready {
-                    c.relay_exit();
-                }
-                if pidfd_ready && c.try_reap() {
-                    children.remove(id);
-                }
-            }
-        }
-        if warm.is_some() && pfds[2 * ids.len() + 1].revents != 0 {
-            // The warm child died before its request (it is killed with the
-            // supervisor only, so this is a failure of its own set-up).
-            if let Some(w) = warm.take() {
-                w.kill();
-            }
-            warm_failed = true;
-        }
-        if pfds[0].revents == 0 {
-            continue;
-        }
-        let r = match sys::recv_with_fds(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => shutdown(children, warm),
-        };
-        // The host takes the last spawn's ring before it sends anything
-        // else (it holds its socket lock from request to take-over), so
-        // our copy of that number can go now, not earlier.
-        drop(handed_ring.take());
-        if r.len == 0 && r.cmsg_count == 0 && pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
-        {
-            // EOF: the host closed its end or died. (A zero-byte datagram
-            // without HUP is refused below as malformed.)
-            shutdown(children, warm);
-        }
-        let refuse = |msg: &str| Reply::Err {
-            kind: wire::ERR_REFUSED,
-            errno: 0,
-            message: msg.to_string(),
-        };
-        let (reply, out_fds): (Reply, Vec<OwnedFd>) = if r.truncated {
-            (refuse("truncated frame or control data"), vec![])
-        } else if r.foreign_cmsg || r.cmsg_count > 1 {
-            (
-                refuse("unexpected control message (only one SCM_RIGHTS is accepted)"),
-                vec![],
-            )
-        } else {
-            match Request::decode(&buf[..r.len]) {
-                Err(e) => (refuse(&e.to_string()), vec![]),
-                Ok(Request::Spawn(req)) => {
-                    warm_failed = false;
-                    // `req` zeroes its bytes when dropped, below.
-                    let out = if r.fds.len() != req.fd_count() {
-                        (
-                            refuse("descriptor count does not match the request"),
-                            vec![],
-                        )
-                    } else {
-                        let id = next_id;
-                        next_id += 1;
-                        match spawn::spawn(&req, r.fds, &env, id, &mut warm) {
-                            Ok(made) => {
-                                children.insert(id, made.child);
-                                handed_ring = Some(made.ring);
-                                (made.reply, made.host_fds)
-                            }
-                            Err(reply) => (reply, vec![]),
-                        }
-                    };
-                    drop(req);
-                    out
-                }
-                Ok(Request::Signal { id, signal }) if r.fds.is_empty() => match children.get(&id) {
-                    Some(c) => match sys::pidfd_send_signal(c.pidfd.as_fd(), signal) {
-                        Ok(()) => (Reply::Ok, vec![]),
-                        Err(e) => (refuse(&format!("signal: {e}")), vec![]),
-                    },
-                    None => (refuse("no such sandbox"), vec![]),
-                },
-                Ok(Request::Discard { id }) if r.fds.is_empty() => {
-                    // Killed and reaped before the reply: no zombie, and
-                    // its descriptors here close with the record.
-                    if let Some(c) = children.remove(&id) {
-                        spawn::kill_reap(&c.pidfd);
-                    }
-                    (Reply::Ok, vec![])
-                }
-                Ok(_) => (
-                    refuse("descriptors attached to a request that takes none"),
-                    vec![],
-                ),
-            }
-        };
-        // Descriptors of a refused request were owned by `r` and are closed
-        // here at the latest.
-        let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
-        // No request's bytes stay in memory a later sandbox is cloned from.
-        wire::wipe(&mut buf[..r.len]);
-        let sent = match reply.encode() {
-            Ok(bytes) => sys::send_with_fds(sock.as_raw_fd(), &bytes, &raw),
-            Err(_) => Err(std::io::Error::other("reply too large")),
-        };
-        if sent.is_err() {
-            shutdown(children, warm);
-        }
+}
+
+/// What the supervisor holds between requests.
+struct State {
+    env: SupervisorEnv,
+    children: HashMap<u64, Child>,
+    /// The next sandbox's PID 1, made while nothing else is pending.
+    warm: Option<Warm>,
+    /// Making a warm child failed: no new attempt until the next spawn
+    /// request.
+    warm_failed: bool,
+    next_id: u64,
+    /// The ring dup named by the last `Spawned` reply, until the next
+    /// request.
+    handed_ring: Option<OwnedFd>,
+}
+
+fn refuse(msg: &str) -> Reply {
+    Reply::Err {
+        kind: wire::ERR_REFUSED,
+        errno: 0,
+        message: msg.to_string(),
     }
 }
 
-fn shutdown(children: HashMap<u64, Child>, warm: Option<Warm>) -> ! {
-    if let Some(w) = warm {
-        w.kill();
+impl State {
+    /// Serves sandbox events (exit records, PID 1 gone, the warm child
+    /// dying) and makes a warm child while idle, until the host's socket
+    /// is readable; returns its poll events.
+    fn wait_for_request(&mut self, sock: RawFd) -> i16 {
+        loop {
+            let mut pfds = vec![libc::pollfd {
+                fd: sock,
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // Per child: its pidfd (PID 1 gone), then its report pipe (the
+            // entry's exit record, relayed to the host at once).
+            let ids: Vec<u64> = self.children.keys().copied().collect();
+            for id in &ids {
+                let c = &self.children[id];
+                let report = if c.reported {
+                    -1
+                } else {
+                    c.report_r.as_raw_fd()
+                };
+                for fd in [c.pidfd.as_raw_fd(), report] {
+                    pfds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            if let Some(w) = &self.warm {
+                pfds.push(libc::pollfd {
+                    fd: w.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            let timeout = if self.warm.is_none() && !self.warm_failed {
+                0
+            } else {
+                -1
+            };
+            let ready = match sys::poll_many(&mut pfds, timeout) {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            if ready == 0 {
+                // Idle and no warm child: make one now.
+                match Warm::prepare(&self.env) {
+                    Ok(w) => self.warm = Some(w),
+                    Err(_) => self.warm_failed = true,
+                }
+                continue;
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let (pidfd_ready, report_ready) =
+                    (pfds[1 + 2 * i].revents != 0, pfds[2 + 2 * i].revents != 0);
+                if let Some(c) = self.children.get_mut(id) {
+                    if report_ready {
+                        c.relay_exit();
+                    }
+                    if pidfd_ready && c.try_reap() {
+                        self.children.remove(id);
+                    }
+                }
+            }
+            if self.warm.is_some() && pfds[2 * ids.len() + 1].revents != 0 {
+                // The warm child died before its request (it is killed with
+                // the supervisor only, so this is a failure of its own set-up).
+                if let Some(w) = self.warm.take() {
+                    w.kill();
+                }
+                self.warm_failed = true;
+            }
+            if pfds[0].revents != 0 {
+                return pfds[0].revents;
+            }
+        }
     }
-    for c in children.values() {
-        let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+
+    /// Answers one datagram (`bytes`, received as `r`): the reply and the
+    /// descriptors that go with it. `r`'s descriptors are consumed.
+    fn handle(&mut self, bytes: &[u8], r: sys::Received) -> (Reply, Vec<OwnedFd>) {
+        if r.truncated {
+            return (refuse("truncated frame or control data"), vec![]);
+        }
+        if r.foreign_cmsg || r.cmsg_count > 1 {
+            return (
+                refuse("unexpected control message (only one SCM_RIGHTS is accepted)"),
+                vec![],
+            );
+        }
+        match Request::decode(bytes) {
+            Err(e) => (refuse(&e.to_string()), vec![]),
+            Ok(Request::Spawn(req)) => self.spawn(&req, r.fds),
+            Ok(_) if !r.fds.is_empty() => (
+                refuse("descriptors attached to a request that takes none"),
+                vec![],
+            ),
+            Ok(Request::Signal { id, signal }) => (self.signal(id, signal), vec![]),
+            Ok(Request::Discard { id }) => (self.discard(id), vec![]),
+        }
     }
-    for c in children.values() {
-        let _ = sys::waitid_pidfd(c.pidfd.as_fd(), 0);
+
+    /// A spawn request (its bytes are zeroed when the caller drops it).
+    fn spawn(&mut self, req: &SpawnRequest, fds: Vec<OwnedFd>) -> (Reply, Vec<OwnedFd>) {
+        self.warm_failed = false;
+        if fds.len() != req.fd_count() {
+            return (
+                refuse("descriptor count does not match the request"),
+                vec![],
+            );
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        match spawn::spawn(req, fds, &self.env, id, &mut self.warm) {
+            Ok(made) => {
+                self.children.insert(id, made.child);
+                self.handed_ring = Some(made.ring);
+                (made.reply, made.host_fds)
+            }
+            Err(reply) => (reply, vec![]),
+        }
     }
-    sys::exit_now(0)
+
+    fn signal(&self, id: u64, signal: i32) -> Reply {
+        match self.children.get(&id) {
+            Some(c) => match sys::pidfd_send_signal(c.pidfd.as_fd(), signal) {
+                Ok(()) => Reply::Ok,
+                Err(e) => refuse(&format!("signal: {e}")),
+            },
+            None => refuse("no such sandbox"),
+        }
+    }
+
+    /// The host could not take sandbox `id` over: killed and reaped before
+    /// the reply (no zombie); its descriptors here close with the record.
+    fn discard(&mut self, id: u64) -> Reply {
+        if let Some(c) = self.children.remove(&id) {
+            spawn::kill_reap(&c.pidfd);
+        }
+        Reply::Ok
+    }
+
+    /// Kills and reaps every sandbox and the warm child, then exits.
+    fn shutdown(self) -> ! {
+        if let Some(w) = self.warm {
+            w.kill();
+        }
+        for c in self.children.values() {
+            let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+        }
+        for c in self.children.values() {
+            let _ = sys::waitid_pidfd(c.pidfd.as_fd(), 0);
+        }
+        sys::exit_now(0)
+    }
 }

@@ -366,7 +366,8 @@ impl SpawnRequest {
             }
             _ => return Err(DecodeError("network kind")),
         };
-        (r.nofile, r.pids, r.address_space, r.cpu_seconds) = (d.u64()?, d.u64()?, d.u64()?, d.u64()?);
+        (r.nofile, r.pids, r.address_space, r.cpu_seconds) =
+            (d.u64()?, d.u64()?, d.u64()?, d.u64()?);
         let n = d.count()?;
         r.env = Vec::with_capacity(n);
         for _ in 0..n {
@@ -391,10 +392,15 @@ impl Drop for SpawnRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     Spawn(Box<SpawnRequest>),
-    Signal { id: u64, signal: i32 },
+    Signal {
+        id: u64,
+        signal: i32,
+    },
     /// The host could not take over sandbox `id` (its reply's descriptors
     /// or ring did not arrive): kill and reap it, forget it.
-    Discard { id: u64 },
+    Discard {
+        id: u64,
+    },
 }
 
 const T_SPAWN: u8 = 1;
@@ -779,12 +785,18 @@ pub(crate) mod tests {
         let bytes = enc(value);
         assert_eq!(dec(&bytes).as_ref(), Some(value), "round trip of {value:?}");
         for n in 0..bytes.len() {
-            assert!(dec(&bytes[..n]).is_none(), "prefix {n} of {value:?} accepted");
+            assert!(
+                dec(&bytes[..n]).is_none(),
+                "prefix {n} of {value:?} accepted"
+            );
         }
         for extra in [0u8, 1, 0xff] {
             let mut longer = bytes.clone();
             longer.push(extra);
-            assert!(dec(&longer).is_none(), "trailing {extra} after {value:?} accepted");
+            assert!(
+                dec(&longer).is_none(),
+                "trailing {extra} after {value:?} accepted"
+            );
         }
         let mut m = bytes.clone();
         for i in 0..bytes.len() {
@@ -823,7 +835,11 @@ pub(crate) mod tests {
         let mut g = Gen(0xD1B5_4A32_D192_ED03);
         for _ in 0..60 {
             let r = g.reply();
-            check_canonical(&r, |r| r.encode().unwrap().to_vec(), |b| Reply::decode(b).ok());
+            check_canonical(
+                &r,
+                |r| r.encode().unwrap().to_vec(),
+                |b| Reply::decode(b).ok(),
+            );
         }
     }
 
@@ -846,7 +862,10 @@ pub(crate) mod tests {
         e.u8(T_SIGNAL).u64(1).i32(9);
         assert!(Request::decode(&e.finish().unwrap()).is_ok());
         // A boolean of 2 (mount_proc) is not "false".
-        let mut r = Request::Spawn(Box::new(Gen(3).spawn())).encode().unwrap().to_vec();
+        let mut r = Request::Spawn(Box::new(Gen(3).spawn()))
+            .encode()
+            .unwrap()
+            .to_vec();
         let last = r.len() - 2;
         r[last] = 2;
         assert_eq!(
@@ -861,9 +880,21 @@ pub(crate) mod tests {
         // status carrying a value.
         let mut e = Enc::with_capacity(64);
         e.u8(R_ERR).u8(9).i32(0).bytes(b"x");
-        assert_eq!(Reply::decode(&e.finish().unwrap()), Err(DecodeError("error kind")));
+        assert_eq!(
+            Reply::decode(&e.finish().unwrap()),
+            Err(DecodeError("error kind"))
+        );
         let mut e = Enc::with_capacity(64);
-        e.u8(R_SPAWNED).u64(1).i32(2).i32(3).u64(4).u64(5).u16(1 << 9).i32(6).u64(7).u32(8);
+        e.u8(R_SPAWNED)
+            .u64(1)
+            .i32(2)
+            .i32(3)
+            .u64(4)
+            .u64(5)
+            .u16(1 << 9)
+            .i32(6)
+            .u64(7)
+            .u32(8);
         assert!(Reply::decode(&e.finish().unwrap()).is_err());
         assert!(decode_status(&encode_status(ExitStatus::Lost)).is_ok());
         let mut lost = encode_status(ExitStatus::Lost);
@@ -926,6 +957,9 @@ pub(crate) mod tests {
         r.env = vec![("k".into(), "v".into())];
         r.wipe();
         assert!(r.entry.bytes().all(|b| b == 0) && r.arg.iter().all(|b| *b == 0));
-        assert!(r.ro_paths.iter().all(|p| p.is_empty()) && r.env.iter().all(|(k, v)| k.is_empty() && v.is_empty()));
+        assert!(
+            r.ro_paths.iter().all(|p| p.is_empty())
+                && r.env.iter().all(|(k, v)| k.is_empty() && v.is_empty())
+        );
     }
 }

@@ -39,8 +39,9 @@ fn spawn(
 
 /// Waits for the sandbox's status, up to `DEADLINE`.
 fn wait(h: &mut SandboxHandle) -> std::io::Result<ExitStatus> {
-    h.wait_timeout(DEADLINE_MS)?
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "no exit status within 30 s"))
+    h.wait_timeout(DEADLINE_MS)?.ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, "no exit status within 30 s")
+    })
 }
 
 fn crash(_: EntryContext) -> i32 {
@@ -307,8 +308,10 @@ fn quiesce(sv: &Supervisor) -> Option<(i32, usize)> {
     let settled = await_cond(|| {
         let kids = children_of(sup);
         let spawned = SANDBOX_PIDS.lock().unwrap().clone();
-        warm = (kids.len() == 1 && !spawned.contains(&kids[0]) && state(kids[0]).is_some_and(|c| c != 'Z'))
-            .then(|| kids[0]);
+        warm = (kids.len() == 1
+            && !spawned.contains(&kids[0])
+            && state(kids[0]).is_some_and(|c| c != 'Z'))
+        .then(|| kids[0]);
         warm.is_some()
     });
     if !settled {
@@ -333,7 +336,9 @@ fn state(p: i32) -> Option<char> {
 }
 
 fn read_control(h: &SandboxHandle) -> String {
-    if luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, DEADLINE_MS).unwrap_or(0) == 0
+    if luring_sandbox::sys::poll_one(h.control().as_raw_fd(), libc::POLLIN, DEADLINE_MS)
+        .unwrap_or(0)
+        == 0
     {
         return String::new();
     }
@@ -540,7 +545,8 @@ fn host_death(t: &mut Tally) {
     }
     let mut dead = 0;
     for f in &fds {
-        if luring_sandbox::sys::poll_one(f.as_raw_fd(), libc::POLLIN, DEADLINE_MS).unwrap_or(0) != 0 {
+        if luring_sandbox::sys::poll_one(f.as_raw_fd(), libc::POLLIN, DEADLINE_MS).unwrap_or(0) != 0
+        {
             dead += 1;
         }
     }
@@ -605,13 +611,21 @@ fn residue_scan(ctx: EntryContext) -> i32 {
     for line in maps.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (range, perms, name) = (f[0], f[1], f.get(5).copied().unwrap_or(""));
-        let anonymous = name.is_empty() || name.starts_with("[heap") || name.starts_with("[stack") || name.starts_with("[anon");
+        let anonymous = name.is_empty()
+            || name.starts_with("[heap")
+            || name.starts_with("[stack")
+            || name.starts_with("[anon");
         let private_rw = perms.starts_with("rw") && perms.ends_with('p');
         if !perms.starts_with('r') || name.starts_with("[v") || !(anonymous || private_rw) {
             continue;
         }
-        let Some((a, b)) = range.split_once('-') else { continue };
-        let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap(),
+            u64::from_str_radix(b, 16).unwrap(),
+        );
         if a == own {
             continue;
         }
@@ -668,7 +682,12 @@ fn request_residue(t: &mut Tally, sv: &Supervisor) {
     let mut notes = Vec::new();
     for cold in [false, true] {
         let _ = await_warm(sv.pid(), &[]);
-        match spawn(sv, "env_check", format!("A{marker}").as_bytes(), &marked(cold)) {
+        match spawn(
+            sv,
+            "env_check",
+            format!("A{marker}").as_bytes(),
+            &marked(cold),
+        ) {
             Ok(mut h) => notes.push(format!("marked spawn: {:?}", h.wait_timeout(DEADLINE_MS))),
             Err(e) => notes.push(format!("marked spawn failed: {e}")),
         }
@@ -685,7 +704,8 @@ fn request_residue(t: &mut Tally, sv: &Supervisor) {
         let _ = std::fs::create_dir_all(&inner);
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700));
-        let e = spawn(sv, 
+        let e = spawn(
+            sv,
             "env_check",
             b"",
             &SandboxSpec {
@@ -693,7 +713,10 @@ fn request_residue(t: &mut Tally, sv: &Supervisor) {
                 ..Default::default()
             },
         );
-        notes.push(format!("child failure: {:?}", e.err().map(|e| e.to_string())));
+        notes.push(format!(
+            "child failure: {:?}",
+            e.err().map(|e| e.to_string())
+        ));
     }
     let key: Vec<u8> = marker.bytes().map(|b| b ^ MARKER_KEY).collect();
     for cold in [false, true] {
@@ -843,8 +866,20 @@ fn no_proc_host() -> i32 {
             return 2;
         }
         let none = std::ptr::null();
-        if libc::mount(none, c"/".as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, none.cast()) != 0
-            || libc::mount(c"tmpfs".as_ptr(), c"/proc".as_ptr(), c"tmpfs".as_ptr(), 0, none.cast()) != 0
+        if libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            none.cast(),
+        ) != 0
+            || libc::mount(
+                c"tmpfs".as_ptr(),
+                c"/proc".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                none.cast(),
+            ) != 0
         {
             eprintln!("mount: {}", std::io::Error::last_os_error());
             return 3;
@@ -911,11 +946,18 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
     };
     for cold in [false, true] {
         for free in 0..=3usize {
-            let case = format!("{} spawn, {free} descriptors free", if cold { "cold" } else { "warm" });
+            let case = format!(
+                "{} spawn, {free} descriptors free",
+                if cold { "cold" } else { "warm" }
+            );
             // A settled supervisor: only its warm child, the last ring dup
             // released (any request does), descriptors counted.
             let Some((warm, sup_before)) = quiesce(sv) else {
-                return t.check(&case, false, "the supervisor did not come to rest (one warm child)");
+                return t.check(
+                    &case,
+                    false,
+                    "the supervisor did not come to rest (one warm child)",
+                );
             };
             let host_before = open_fds();
             // The limit that leaves exactly `free` numbers unused below it.
@@ -927,7 +969,11 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
                 }
                 limit += 1;
             }
-            let spec = if cold { cold_spec() } else { SandboxSpec::default() };
+            let spec = if cold {
+                cold_spec()
+            } else {
+                SandboxSpec::default()
+            };
             let low = libc::rlimit {
                 rlim_cur: limit as libc::rlim_t,
                 rlim_max: lim.rlim_max,
@@ -946,7 +992,11 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
                     continue;
                 }
                 Ok(h) => {
-                    t.check(&case, false, &format!("spawn succeeded (ring {:?})", h.ring_fd()));
+                    t.check(
+                        &case,
+                        false,
+                        &format!("spawn succeeded (ring {:?})", h.ring_fd()),
+                    );
                     continue;
                 }
             };
@@ -957,7 +1007,8 @@ fn nofile_limit(t: &mut Tally, sv: &Supervisor) {
             let warm_gone = cold || !kids.contains(&warm);
             let host_after = open_fds();
             let rest = quiesce(sv);
-            let (one_child, sup_same) = (rest.is_some(), rest.is_some_and(|(_, n)| n == sup_before));
+            let (one_child, sup_same) =
+                (rest.is_some(), rest.is_some_and(|(_, n)| n == sup_before));
             t.check(
                 &format!("host at RLIMIT_NOFILE ({case}): spawn fails, the sandbox is killed and reaped, no descriptor leaks"),
                 warm_gone && one_child && host_after == host_before && sup_same && err.contains("RLIMIT_NOFILE"),
@@ -1084,7 +1135,8 @@ fn suite(t: &mut Tally) {
     }
 
     // Orphans inside the sandbox are reaped by its PID 1.
-    match spawn(&sv, 
+    match spawn(
+        &sv,
         "orphans",
         b"",
         &SandboxSpec {
@@ -1185,7 +1237,10 @@ fn suite(t: &mut Tally) {
     t.check(
         "no zombies on the host (supervisor's only child is the warm one)",
         settled,
-        &format!("children: {kids:?} (states {:?})", kids.iter().map(|k| state(*k)).collect::<Vec<_>>()),
+        &format!(
+            "children: {kids:?} (states {:?})",
+            kids.iter().map(|k| state(*k)).collect::<Vec<_>>()
+        ),
     );
 
     // Closing the host's socket ends the supervisor.
