@@ -5,9 +5,10 @@
 //! - The host owns one end of a `SOCK_SEQPACKET` pair; the supervisor owns
 //!   the other and serves one request at a time (requests are serialised by
 //!   a mutex on the host side, so each reply answers the last request).
-//! - The supervisor accepts only [`Request`]'s three variants (Spawn,
-//!   Signal, Discard); a malformed
-//!   frame is answered with an error and its descriptors are closed.
+//! - The supervisor accepts only [`Request`]'s four variants (Spawn,
+//!   Signal, Discard, Taken); a malformed frame is answered with an error
+//!   and its descriptors are closed. Every request but Taken gets exactly
+//!   one reply; Taken gets none.
 //! - It dies with the host (`PR_SET_PDEATHSIG` + a parent re-check, and EOF
 //!   on the socket), and every sandbox dies with it (each sandbox's PID 1 has
 //!   a parent-death signal and re-checks a lifeline pipe; killing PID 1 tears
@@ -20,8 +21,11 @@
 //!   socket lock from the request until it has taken the ring with
 //!   `pidfd_getfd` and checked its identity, so the number cannot be
 //!   closed or reused in between, whatever the sandbox or other host
-//!   threads do. If the host cannot take the sandbox over, it sends
-//!   `Discard`, and the supervisor kills and reaps it before answering.
+//!   threads do. Then the host sends `Taken` (no reply, no round trip) and
+//!   the supervisor drops its dup, so it holds no ring (and no capability
+//!   installed in one) of a running sandbox. If the host cannot take the
+//!   sandbox over, it sends `Discard`, and the supervisor kills and reaps
+//!   it before answering.
 //! - It keeps at most one warm child (`spawn::Warm`): the next sandbox's
 //!   PID 1, made whenever nothing else is pending (after a failure to make
 //!   one, not again until the next spawn request), used for one spawn
@@ -208,16 +212,24 @@ impl Supervisor {
             } => {
                 test_handover_delay();
                 match self.take_over(r, ring_fd, (ring_dev, ring_ino)) {
-                    Ok([pidfd, control, status, ring]) => Ok(SandboxHandle {
-                        id,
-                        pid,
-                        pidfd,
-                        control,
-                        ring: Some(ring),
-                        status,
-                        exit: None,
-                        enforcement,
-                    }),
+                    Ok([pidfd, control, status, ring]) => {
+                        // One-way: the supervisor drops its copy. If this
+                        // fails the supervisor is gone (the next call says
+                        // so) and drops everything anyway.
+                        if let Ok(taken) = (Request::Taken { id }).encode() {
+                            let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
+                        }
+                        Ok(SandboxHandle {
+                            id,
+                            pid,
+                            pidfd,
+                            control,
+                            ring: Some(ring),
+                            status,
+                            exit: None,
+                            enforcement,
+                        })
+                    }
                     Err(e) => {
                         // Whatever arrived is closed by now; the supervisor
                         // kills and reaps the sandbox before it answers.
@@ -246,6 +258,7 @@ impl Supervisor {
 
     /// Sends raw bytes (and descriptors) as a request and returns the raw
     /// reply: for tests of the supervisor's refusal of malformed frames.
+    /// (A well-formed `Taken` frame gets no reply: this would block.)
     #[doc(hidden)]
     pub fn raw_request(&self, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<(Vec<u8>, usize)> {
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
@@ -466,7 +479,12 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
             state.shutdown();
         }
         let len = r.len;
-        let (reply, out_fds) = state.handle(&buf[..len], r);
+        let handled = state.handle(&buf[..len], r);
+        let Some((reply, out_fds)) = handled else {
+            // `Taken`: no reply.
+            wire::wipe(&mut buf[..len]);
+            continue;
+        };
         // Descriptors of a refused request were owned by `r` and are closed
         // by now.
         let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
@@ -615,19 +633,24 @@ impl State {
     }
 
     /// Answers one datagram (`bytes`, received as `r`): the reply and the
-    /// descriptors that go with it. `r`'s descriptors are consumed.
-    fn handle(&mut self, bytes: &[u8], r: sys::Received) -> (Reply, Vec<OwnedFd>) {
+    /// descriptors that go with it, or nothing for `Taken`. `r`'s
+    /// descriptors are consumed.
+    fn handle(&mut self, bytes: &[u8], r: sys::Received) -> Option<(Reply, Vec<OwnedFd>)> {
         if r.truncated {
-            return (refuse("truncated frame or control data"), vec![]);
+            return Some((refuse("truncated frame or control data"), vec![]));
         }
         if r.foreign_cmsg || r.cmsg_count > 1 {
-            return (
+            return Some((
                 refuse("unexpected control message (only one SCM_RIGHTS is accepted)"),
                 vec![],
-            );
+            ));
         }
-        match Request::decode(bytes) {
+        Some(match Request::decode(bytes) {
             Err(e) => (refuse(&e.to_string()), vec![]),
+            // Never answered (whatever came with it is closed): the host
+            // waits for no reply, so one would answer its next request.
+            // The ring it acknowledges was dropped on receipt already.
+            Ok(Request::Taken { .. }) => return None,
             Ok(Request::Spawn(req)) => self.spawn(&req, r.fds),
             Ok(_) if !r.fds.is_empty() => (
                 refuse("descriptors attached to a request that takes none"),
@@ -635,7 +658,7 @@ impl State {
             ),
             Ok(Request::Signal { id, signal }) => (self.signal(id, signal), vec![]),
             Ok(Request::Discard { id }) => (self.discard(id), vec![]),
-        }
+        })
     }
 
     /// A spawn request (its bytes are zeroed when the caller drops it).

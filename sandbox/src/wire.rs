@@ -14,7 +14,7 @@
 //!   [`MAX_LIST`] items, lengths are exact, nothing trails. The encoder
 //!   refuses values the decoder would reject (so round trips are exact).
 //! - The decoder never allocates more than the frame's own length.
-//! - The request set is closed: [`Request`] has three variants.
+//! - The request set is closed: [`Request`] has four variants.
 //! - No copy of a request outlives its use unwiped: frames are built in a
 //!   [`Frame`] of fixed capacity (never reallocated, zeroed on drop),
 //!   decoded byte fields are exact-size allocations, lists are allocated at
@@ -401,11 +401,19 @@ pub enum Request {
     Discard {
         id: u64,
     },
+    /// The host holds its copy of sandbox `id`'s ring: the supervisor drops
+    /// its own. The one request without a reply (sent with the socket still
+    /// locked, so it adds no round trip and cannot be mistaken for another
+    /// request's answer).
+    Taken {
+        id: u64,
+    },
 }
 
 const T_SPAWN: u8 = 1;
 const T_SIGNAL: u8 = 2;
 const T_DISCARD: u8 = 3;
+const T_TAKEN: u8 = 4;
 
 fn ports(e: &mut Enc, p: &[u16]) {
     e.count(p.len());
@@ -425,6 +433,9 @@ impl Request {
             Request::Discard { id } => {
                 e.u8(T_DISCARD).u64(*id);
             }
+            Request::Taken { id } => {
+                e.u8(T_TAKEN).u64(*id);
+            }
         }
         e.finish()
     }
@@ -438,6 +449,7 @@ impl Request {
                 signal: d.i32()?,
             },
             T_DISCARD => Request::Discard { id: d.u64()? },
+            T_TAKEN => Request::Taken { id: d.u64()? },
             _ => return Err(DecodeError("unknown request tag")),
         };
         d.end()?;
@@ -744,13 +756,14 @@ pub(crate) mod tests {
             }
         }
         pub fn request(&mut self) -> Request {
-            match self.below(3) {
+            match self.below(4) {
                 0 => Request::Spawn(Box::new(self.spawn())),
                 1 => Request::Signal {
                     id: self.next(),
                     signal: self.next() as i32,
                 },
-                _ => Request::Discard { id: self.next() },
+                2 => Request::Discard { id: self.next() },
+                _ => Request::Taken { id: self.next() },
             }
         }
         pub fn reply(&mut self) -> Reply {

@@ -271,6 +271,42 @@ fn ring_handover(t: &mut Tally, sv: &Supervisor) {
     );
 }
 
+/// A capability installed in a sandbox's ring dies with the sandbox and
+/// its handle: the supervisor keeps no copy of the ring once the host has
+/// taken it (even when the host sends nothing more). A pipe's write end
+/// installed with `send_fd`: its reader sees EOF once the handle is dropped.
+fn capability_released(t: &mut Tally, sv: &Supervisor) {
+    let name =
+        "a capability in a dropped sandbox's ring is released (the supervisor keeps no ring)";
+    let h = match spawn(sv, "idle", b"", &SandboxSpec::default()) {
+        Ok(h) => h,
+        Err(e) => return t.check(name, false, &format!("spawn: {e}")),
+    };
+    let mut p = [0; 2];
+    // SAFETY: p is writable.
+    unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) };
+    // SAFETY: new descriptors we own.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+    let sent = ring::host_ring(4).and_then(|mut host| {
+        let ring = h
+            .ring_fd()
+            .ok_or_else(|| std::io::Error::other("no ring"))?;
+        ring::send_fd(&mut host, 0, ring, std::os::fd::AsFd::as_fd(&w), 0)
+    });
+    drop(w);
+    drop(h);
+    let revents =
+        luring_sandbox::sys::poll_one(r.as_raw_fd(), libc::POLLIN, DEADLINE_MS).unwrap_or(0);
+    t.check(
+        name,
+        sent.is_ok() && revents & libc::POLLHUP != 0,
+        &format!(
+            "installed: {sent:?}; reader POLLHUP within 30 s: {}",
+            revents & libc::POLLHUP != 0
+        ),
+    );
+}
+
 /// Children of the supervisor, as pids.
 fn children_of(pid: i32) -> Vec<i32> {
     supervisor_children(pid)
@@ -1049,6 +1085,7 @@ fn suite(t: &mut Tally) {
     };
     let spec = SandboxSpec::default;
     warm_sandbox(t, &sv);
+    capability_released(t, &sv);
     ring_handover(t, &sv);
     nofile_limit(t, &sv);
     request_residue(t, &sv);
