@@ -190,6 +190,11 @@ impl Supervisor {
     }
 
     /// Starts entry point `entry` in a new sandbox described by `spec`.
+    ///
+    /// Returns once the sandbox is locked down and the host holds its
+    /// descriptors and ring. If the host cannot take it over (e.g. at its
+    /// `RLIMIT_NOFILE`), the sandbox is killed and reaped and the error is
+    /// [`SpawnError::Handover`]; no descriptor is left behind on either side.
     pub fn spawn(
         &self,
         entry: &str,
@@ -197,8 +202,9 @@ impl Supervisor {
         spec: &SandboxSpec,
     ) -> Result<SandboxHandle, SpawnError> {
         let (req, fds) = spawn_request(entry, arg, spec)?;
-        // Held until the sandbox is taken over (or discarded): the supervisor
-        // keeps the ring's number open until our next request.
+        // Held until the sandbox is taken over (`Taken` sent) or discarded:
+        // the supervisor keeps the ring's number open until our next
+        // datagram, so no other thread's request may come in between.
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         let (reply, r) = Self::exchange(&sock, &Request::Spawn(Box::new(req)), &fds)?;
         match reply {
@@ -232,8 +238,9 @@ impl Supervisor {
                     }
                     Err(e) => {
                         // Whatever arrived is closed by now; the supervisor
-                        // kills and reaps the sandbox before it answers.
-                        Self::exchange(&sock, &Request::Discard { id }, &[])?;
+                        // kills and reaps the sandbox before it answers (if
+                        // it cannot answer it is gone, and so is the sandbox).
+                        let _ = Self::exchange(&sock, &Request::Discard { id }, &[]);
                         Err(e)
                     }
                 }
