@@ -185,7 +185,8 @@ local function read_file(f, path)
   f.int_disabled = f.int_disabled + 1
   local ok, src, errno = K.raw_pcall(function()
     local fd = K.await_op(f, rt.open(path))
-    if fd < 0 then return nil, -fd end
+    -- an fd object on success, a negative errno on failure
+    if type(fd) == 'number' then return nil, -fd end
     local parts, offset, buf, err = {}, 0, byte_span.new(READ_CHUNK), nil
     while true do
       local n = K.await_op(f, rt.read_at(fd, buf, offset))

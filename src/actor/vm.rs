@@ -6,21 +6,26 @@
 //! - `VmState` is the only mutable Rust state a VM has; `rt` functions
 //!   borrow it for the duration of one call and never call back into Lua
 //!   while holding the borrow.
-//! - Standard output written by `print` is buffered here and flushed before
-//!   anything is written to stderr, before any ring write to fd 1 or 2, before
-//!   the thread blocks in the ring, when it reaches 64 KiB, after each
-//!   `print` when stdout is a terminal, and when the VM ends.
+//! - Standard output written by `print` is buffered here and handed to the
+//!   executor's ordered output queue (written through the ring, never by a
+//!   blocking write on this thread) before anything is written to stderr,
+//!   before any ring write to fd 1 or 2, before the thread blocks in the
+//!   ring, when it reaches 64 KiB, after each `print` when stdout is a
+//!   terminal (then submitted at once), and when the VM ends, which waits
+//!   until all output was written.
+//! - Lua holds fds as `LuaFd` userdata owning a reference to the fd, never
+//!   as numbers; fds 0, 1 and 2 are borrowed for the program's life.
 //! - User code never sees the raw globals: every module gets a fresh
 //!   environment of safe names (lua/core/modules.lua); the `debug` library is
 //!   only reachable by the core code, which captured it before it was removed.
 
-use std::io::Write;
+use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
-use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+use mlua::{AnyUserData, Function, Lua, LuaOptions, StdLib, Table, UserData, Value};
 
-use crate::executor::{Executor, OpBuffer, OpId, Reaped};
+use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::RuntimeError;
@@ -49,17 +54,47 @@ pub(crate) struct VmState {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
-    fn flush_stdout(&mut self) {
+    /// Moves buffered `print` output to the executor's output queue; with
+    /// `submit_now` its write is handed to the kernel at once.
+    fn flush_stdout(&mut self, submit_now: bool) -> std::io::Result<()> {
         if self.stdout.is_empty() {
-            return;
+            return Ok(());
         }
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (EPIPE) must not abort the VM: the output is lost
-        // the way a C program's would be.
-        let _ = out.write_all(&self.stdout);
-        let _ = out.flush();
+        let queued = self
+            .executor
+            .write_output(StdStream::Out, &self.stdout, submit_now);
         self.stdout.clear();
+        queued
     }
+
+    /// Writes everything buffered or queued for stdout and stderr, waiting
+    /// for the streams (the VM is ending or exiting).
+    fn finish_output(&mut self) -> std::io::Result<()> {
+        self.flush_stdout(true)?;
+        self.executor.finish_output()
+    }
+}
+
+/// An fd as Lua holds it: a reference to the fd that ops clone while they
+/// run. `rt.close` takes it out (later uses fail with EBADF); garbage
+/// collection drops it.
+struct LuaFd(RefCell<Option<OpFd>>);
+
+impl UserData for LuaFd {}
+
+fn fd_arg(v: &Value) -> mlua::Result<OpFd> {
+    let closed = || mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1));
+    let ud = match v {
+        Value::UserData(ud) => ud,
+        _ => return Err(closed()),
+    };
+    let fd = ud.borrow::<LuaFd>().map_err(|_| closed())?;
+    let fd = fd.0.borrow().clone();
+    fd.ok_or_else(closed)
+}
+
+fn push_fd(lua: &Lua, fd: OpFd) -> mlua::Result<AnyUserData> {
+    lua.create_userdata(LuaFd(RefCell::new(Some(fd))))
 }
 
 /// What the entry script gets: its path and `system.arguments`.
@@ -94,6 +129,10 @@ fn op_id(n: f64) -> mlua::Result<OpId> {
 }
 
 fn io_err(e: std::io::Error) -> mlua::Error {
+    if let Some(dropped) = e.get_ref().and_then(|e| e.downcast_ref::<CompletionsDropped>()) {
+        // Not a Lua-catchable I/O error: the VM cannot go on.
+        return mlua::Error::runtime(format!("luring: {dropped}"));
+    }
     ErrorCode::from_io(&e).into()
 }
 
@@ -223,6 +262,22 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, ns: f64| submit_op(lua, |st| st.executor.sleep(ns as u64)))?,
     )?;
     rt.set(
+        "yield_op",
+        lua.create_function(|lua, ()| submit_op(lua, |st| st.executor.yield_now()))?,
+    )?;
+    rt.set(
+        "stdio_fd",
+        lua.create_function(|lua, n: i64| {
+            let stream = match n {
+                0 => StdStream::In,
+                1 => StdStream::Out,
+                2 => StdStream::Err,
+                _ => return Err(error::einval(1)),
+            };
+            push_fd(lua, OpFd::Std(stream))
+        })?,
+    )?;
+    rt.set(
         "sleep_until",
         lua.create_function(|lua, (ns, realtime): (f64, bool)| {
             submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
@@ -237,17 +292,19 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "read",
-        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
             let span = byte_span::span_arg(&buf, 2)?;
-            submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
+            submit_op(lua, |st| st.executor.read(&fd, OpBuffer::Span(span)))
         })?,
     )?;
     rt.set(
         "read_at",
-        lua.create_function(|lua, (fd, buf, offset): (RawFd, Value, f64)| {
+        lua.create_function(|lua, (fd, buf, offset): (Value, Value, f64)| {
+            let fd = fd_arg(&fd)?;
             let span = byte_span::span_arg(&buf, 2)?;
             submit_op(lua, |st| {
-                st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
+                st.executor.read_at(&fd, OpBuffer::Span(span), offset as u64)
             })
         })?,
     )?;
@@ -261,17 +318,24 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "close",
-        lua.create_function(|lua, fd: RawFd| submit_op(lua, |st| st.executor.close(fd)))?,
+        lua.create_function(|lua, fd: AnyUserData| {
+            let fd = fd
+                .borrow::<LuaFd>()
+                .ok()
+                .and_then(|fd| fd.0.borrow_mut().take())
+                .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1)))?;
+            submit_op(lua, |st| st.executor.close(fd))
+        })?,
     )?;
     rt.set(
         "write",
-        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
             let buf = op_buffer(&buf)?;
             submit_op(lua, |st| {
-                if fd == 1 || fd == 2 {
-                    st.flush_stdout();
-                }
-                st.executor.write(fd, buf)
+                // Earlier print output goes first.
+                st.flush_stdout(false)?;
+                st.executor.write(&fd, buf)
             })
         })?,
     )?;
@@ -279,18 +343,24 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         "turn",
         lua.create_function(|lua, (block, buf): (bool, Table)| {
             let reaped = with_state(lua, |st| {
-                if block {
-                    st.flush_stdout();
-                }
                 let mut reaped = std::mem::take(&mut st.reaped);
-                let r = st.executor.turn(block, &mut reaped);
+                let r = if block {
+                    st.flush_stdout(false)
+                } else {
+                    Ok(())
+                };
+                let r = r.and_then(|()| st.executor.turn(block, &mut reaped));
                 (r, reaped)
             })?;
-            let (result, reaped) = reaped;
+            let (result, mut reaped) = reaped;
             result.map_err(io_err)?;
-            for (i, (id, res)) in reaped.completions.iter().enumerate() {
-                buf.raw_set(2 * i + 1, id.to_f64())?;
-                buf.raw_set(2 * i + 2, *res)?;
+            for (i, c) in reaped.completions.iter_mut().enumerate() {
+                buf.raw_set(2 * i + 1, c.id.to_f64())?;
+                match c.fd.take() {
+                    // An opened fd reaches Lua only as an owned object.
+                    Some(fd) => buf.raw_set(2 * i + 2, push_fd(lua, OpFd::owned(fd))?)?,
+                    None => buf.raw_set(2 * i + 2, c.result)?,
+                }
             }
             let n = reaped.completions.len();
             with_state(lua, |st| st.reaped = reaped)?;
@@ -307,19 +377,22 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             with_state(lua, |st| {
                 st.stdout.extend_from_slice(&s.as_bytes());
                 if st.stdout_is_tty || st.stdout.len() >= STDOUT_BUFFER_LIMIT {
-                    st.flush_stdout();
+                    st.flush_stdout(st.stdout_is_tty)
+                } else {
+                    Ok(())
                 }
-            })
+            })?
+            .map_err(io_err)
         })?,
     )?;
     rt.set(
         "stderr_write",
         lua.create_function(|lua, s: mlua::LuaString| {
-            with_state(lua, |st| st.flush_stdout())?;
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(&s.as_bytes());
-            let _ = err.flush();
-            Ok(())
+            with_state(lua, |st| {
+                st.flush_stdout(false)?;
+                st.executor.write_output(StdStream::Err, &s.as_bytes(), true)
+            })?
+            .map_err(io_err)
         })?,
     )?;
     // Only for the entry script, read before the scheduler starts; modules
@@ -341,14 +414,15 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     rt.set(
         "quick_exit",
         lua.create_function(|lua, code: i32| -> mlua::Result<()> {
-            with_state(lua, |st| st.flush_stdout())?;
+            // Output that cannot be written is lost, as on any exit.
+            let _ = with_state(lua, VmState::finish_output)?;
             std::process::exit(code)
         })?,
     )?;
     rt.set(
         "abort",
         lua.create_function(|lua, ()| -> mlua::Result<()> {
-            with_state(lua, |st| st.flush_stdout())?;
+            let _ = with_state(lua, VmState::finish_output)?;
             std::process::abort()
         })?,
     )?;
@@ -367,8 +441,12 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "isatty",
-        // SAFETY: isatty only inspects the fd number.
-        lua.create_function(|_, fd: RawFd| Ok(unsafe { libc::isatty(fd) } == 1))?,
+        lua.create_function(|_, fd: Value| {
+            let fd: RawFd = fd_arg(&fd)?.raw();
+            // SAFETY: isatty only inspects the fd, which `fd_arg`'s clone
+            // keeps open.
+            Ok(unsafe { libc::isatty(fd) } == 1)
+        })?,
     )?;
     Ok(rt)
 }
@@ -461,14 +539,18 @@ impl Vm {
         }
         tracing::debug!(script = %script.display(), "main fiber scheduled");
         let run: Function = self.core.get("run").map_err(lua_boot)?;
-        run.call::<()>(())
-            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        let ran = run.call::<()>(());
+        // Everything printed reaches its stream before the VM is gone, even
+        // when the scheduler failed.
+        let flushed = with_state(&self.lua, VmState::finish_output).map_err(lua_boot)?;
+        ran.map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        if let Err(e) = flushed {
+            if e.get_ref().is_some_and(|e| e.is::<CompletionsDropped>()) {
+                return Err(RuntimeError::Internal(e.to_string()));
+            }
+        }
         let main_panicked = self.core.get::<bool>("main_panicked").unwrap_or(false);
-        let exit_code = with_state(&self.lua, |st| {
-            st.flush_stdout();
-            st.exit_code
-        })
-        .map_err(lua_boot)?;
+        let exit_code = with_state(&self.lua, |st| st.exit_code).map_err(lua_boot)?;
         Ok(VmExit {
             exit_code,
             main_panicked,

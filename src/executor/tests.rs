@@ -1,4 +1,4 @@
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -21,9 +21,13 @@ fn reap_n(ex: &mut Executor, n: usize) -> Vec<(OpId, i32)> {
             all.len()
         );
         ex.turn(true, &mut r).expect("turn");
-        all.extend_from_slice(&r.completions);
+        all.extend(r.completions.iter().map(|c| (c.id, c.result)));
     }
     all
+}
+
+fn owned(fd: OwnedFd) -> OpFd {
+    OpFd::owned(fd)
 }
 
 #[test]
@@ -39,10 +43,9 @@ fn timer_expires_with_etime() {
 fn cancelling_an_in_flight_read_keeps_its_buffer_until_the_completion() {
     let mut ex = Executor::new().unwrap();
     let (r, w) = pipe();
+    let r_op = owned(r.try_clone().unwrap());
     let span = SpanRef::new_zeroed(16, 16);
-    let id = ex
-        .read(r.as_raw_fd(), OpBuffer::Span(span.clone()))
-        .unwrap();
+    let id = ex.read(&r_op, OpBuffer::Span(span.clone())).unwrap();
     // Let the kernel start the read (it parks on the empty pipe).
     let mut reaped = Reaped::default();
     ex.turn(false, &mut reaped).unwrap();
@@ -155,6 +158,9 @@ fn one_ring_wakes_another_with_msg_ring() {
     target.sleep(60_000_000_000).unwrap();
     let t = std::thread::spawn(move || {
         let mut sender = Executor::new().unwrap();
+        // SAFETY: the target ring outlives this thread, which is joined
+        // before the target executor is dropped.
+        let target_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(target_fd) };
         sender.post_wake(target_fd).unwrap();
         let mut r = Reaped::default();
         sender.turn(false, &mut r).unwrap();
@@ -173,21 +179,17 @@ fn one_ring_wakes_another_with_msg_ring() {
 fn writes_from_owned_bytes_and_spans_reach_the_fd() {
     let mut ex = Executor::new().unwrap();
     let (r, w) = pipe();
+    let (r, w) = (owned(r), owned(w));
     let a = ex
-        .write(
-            w.as_raw_fd(),
-            OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()),
-        )
+        .write(&w, OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()))
         .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(a, 3)]);
     let b = ex
-        .write(w.as_raw_fd(), OpBuffer::Span(SpanRef::from_bytes(b"defg")))
+        .write(&w, OpBuffer::Span(SpanRef::from_bytes(b"defg")))
         .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(b, 4)]);
     let span = SpanRef::new_zeroed(7, 7);
-    let c = ex
-        .read(r.as_raw_fd(), OpBuffer::Span(span.clone()))
-        .unwrap();
+    let c = ex.read(&r, OpBuffer::Span(span.clone())).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(c, 7)]);
     assert_eq!(span.to_vec(), b"abcdefg");
 }
@@ -218,9 +220,12 @@ fn open_read_at_and_close_are_ring_ops() {
     let mut ex = Executor::new().unwrap();
     let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let id = ex.open(cpath, libc::O_RDONLY).unwrap();
-    let (done, fd) = reap_n(&mut ex, 1)[0];
-    assert_eq!(done, id);
-    assert!(fd >= 0, "open failed: {fd}");
+    let opened = reap_n_completions(&mut ex, 1).pop().unwrap();
+    assert_eq!(opened.id, id);
+    assert!(opened.result >= 0, "open failed: {}", opened.result);
+    let owned_fd = opened.fd.expect("the completion carries the new fd");
+    let fd = owned_fd.as_raw_fd();
+    assert_eq!(fd, opened.result);
     // The fd is close-on-exec.
     // SAFETY: fcntl(F_GETFD) only reads the fd's flags.
     assert_eq!(
@@ -228,10 +233,11 @@ fn open_read_at_and_close_are_ring_ops() {
         libc::FD_CLOEXEC
     );
     let span = SpanRef::new_zeroed(4, 4);
-    let r = ex.read_at(fd, OpBuffer::Span(span.clone()), 3).unwrap();
+    let file = owned(owned_fd);
+    let r = ex.read_at(&file, OpBuffer::Span(span.clone()), 3).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(r, 4)]);
     assert_eq!(span.to_vec(), b"3456");
-    let c = ex.close(fd).unwrap();
+    let c = ex.close(file).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(c, 0)]);
     // SAFETY: probing a closed fd number has no effect.
     assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1);
@@ -240,4 +246,326 @@ fn open_read_at_and_close_are_ring_ops() {
     let m = ex.open(missing, libc::O_RDONLY).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(m, -libc::ENOENT)]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Like `reap_n`, keeping the whole completions (with their fds).
+fn reap_n_completions(ex: &mut Executor, n: usize) -> Vec<Completion> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut all = Vec::new();
+    let mut r = Reaped::default();
+    while all.len() < n {
+        assert!(Instant::now() < deadline, "only {} of {n}", all.len());
+        ex.turn(true, &mut r).expect("turn");
+        all.append(&mut r.completions);
+    }
+    all
+}
+
+fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only inspects the fd table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+// ---- fd ownership -------------------------------------------------------
+
+#[test]
+fn an_op_keeps_its_fd_alive_after_the_caller_closed_it() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let raw = r.as_raw_fd();
+    let r = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let read = ex.read(&r, OpBuffer::Span(span.clone())).unwrap();
+    // The caller lets go of the fd while the read is queued (not even
+    // submitted yet): the read still holds it, so the number stays open
+    // and cannot be handed to a new fd.
+    let close = ex.close(r).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(close, 0)]);
+    assert!(fd_is_open(raw), "closed under a pending read");
+    let (other_r, _other_w) = pipe();
+    assert_ne!(other_r.as_raw_fd(), raw, "the number was reused");
+    // The read acts on the original pipe.
+    nix::unistd::write(&w, b"original").unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(read, 8)]);
+    assert_eq!(span.to_vec(), b"original");
+    // Completed: the last reference went with the slot, the fd is closed.
+    assert!(!fd_is_open(raw));
+}
+
+#[test]
+fn no_op_acts_on_a_reused_fd_number_when_the_caller_drops_its_fd() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let raw = r.as_raw_fd();
+    let r = owned(r);
+    let span = SpanRef::new_zeroed(4, 4);
+    let read = ex.read(&r, OpBuffer::Span(span.clone())).unwrap();
+    // As if Lua's fd object were garbage collected with the op queued.
+    drop(r);
+    // New fds get other numbers while the op owns `raw`.
+    let fresh: Vec<(OwnedFd, OwnedFd)> = (0..4).map(|_| pipe()).collect();
+    for (a, b) in &fresh {
+        assert_ne!(a.as_raw_fd(), raw);
+        assert_ne!(b.as_raw_fd(), raw);
+    }
+    nix::unistd::write(&w, b"mine").unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(read, 4)]);
+    assert_eq!(span.to_vec(), b"mine");
+    assert!(!fd_is_open(raw));
+}
+
+#[test]
+fn closing_the_last_reference_closes_through_the_ring_exactly_once() {
+    let mut ex = Executor::new().unwrap();
+    let (r, _w) = pipe();
+    let raw = r.as_raw_fd();
+    let c = ex.close(owned(r)).unwrap();
+    // Queued, not yet run: the number is still owned by the close op.
+    assert!(fd_is_open(raw));
+    assert_eq!(reap_n(&mut ex, 1), vec![(c, 0)]);
+    assert!(!fd_is_open(raw));
+    // The number is free again; the completed close op must not close its
+    // new owner.
+    let (again, _w2) = pipe();
+    drop(ex);
+    assert!(fd_is_open(again.as_raw_fd()));
+}
+
+#[test]
+fn standard_streams_are_borrowed_and_cannot_be_closed() {
+    let mut ex = Executor::new().unwrap();
+    for s in [StdStream::In, StdStream::Out, StdStream::Err] {
+        let e = ex.close(OpFd::Std(s)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+    assert!(fd_is_open(0) || fd_is_open(1));
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn an_opened_fd_that_nobody_receives_is_closed() {
+    let mut ex = Executor::new().unwrap();
+    let path = std::ffi::CString::new("/proc/self/status").unwrap();
+    let id = ex.open(path, libc::O_RDONLY).unwrap();
+    let c = reap_n_completions(&mut ex, 1).pop().unwrap();
+    assert_eq!(c.id, id);
+    let raw = c.fd.as_ref().expect("fd").as_raw_fd();
+    assert!(fd_is_open(raw));
+    drop(c);
+    assert!(!fd_is_open(raw));
+}
+
+// ---- op ids ---------------------------------------------------------------
+
+#[test]
+fn op_ids_never_repeat_across_a_generation_wrap() {
+    let mut ex = Executor::new().unwrap();
+    let first = ex.yield_now().unwrap();
+    reap_n(&mut ex, 1);
+    // The freed slot is about to issue its last generation.
+    ex.ops.age_free_slots(ops::MAX_GENERATION - 1);
+    let last = ex.yield_now().unwrap();
+    assert_eq!(last.to_user_data() >> 32, u64::from(ops::MAX_GENERATION));
+    assert_eq!(OpId::from_f64(last.to_f64()), Some(last));
+    assert!(last.to_f64() < (1u64 << 53) as f64);
+    // A stale id of that slot is held (say by Lua) while the slot completes.
+    assert_eq!(reap_n(&mut ex, 1), vec![(last, 0)]);
+    let mut seen = std::collections::HashSet::from([first, last]);
+    let long = ex.sleep(60_000_000_000).unwrap();
+    assert!(seen.insert(long), "an id was issued twice");
+    for _ in 0..1000 {
+        let id = ex.yield_now().unwrap();
+        assert!(seen.insert(id), "an id was issued twice");
+        reap_n(&mut ex, 1);
+    }
+    // The stale id names nothing: cancelling it leaves the timer alone.
+    ex.cancel(last).unwrap();
+    ex.cancel(first).unwrap();
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    assert_eq!(ex.in_flight(), 1);
+}
+
+#[test]
+fn forged_ids_are_rejected() {
+    assert_eq!(OpId::from_user_data(0), None, "generation 0 is never issued");
+    assert_eq!(OpId::from_user_data(CANCEL_TAG), None);
+    assert_eq!(OpId::from_user_data(WAKE_TAG), None);
+    assert_eq!(OpId::from_f64(f64::NAN), None);
+    assert_eq!(OpId::from_f64((1u64 << 53) as f64), None);
+    assert_eq!(OpId::from_f64(-1.0), None);
+}
+
+// ---- NOP yield --------------------------------------------------------------
+
+#[test]
+fn a_yield_completes_after_what_was_queued_before_it_and_cancelling_it_wins() {
+    let mut ex = Executor::new().unwrap();
+    let a = ex.yield_now().unwrap();
+    let b = ex.yield_now().unwrap();
+    assert_eq!(reap_n(&mut ex, 2), vec![(a, 0), (b, 0)]);
+    let c = ex.yield_now().unwrap();
+    ex.cancel(c).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(c, -libc::ECANCELED)]);
+    // Submitted and run before the cancel: still reported cancelled.
+    let d = ex.yield_now().unwrap();
+    ex.submit_pending().unwrap();
+    ex.cancel(d).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(d, -libc::ECANCELED)]);
+    assert_eq!(ex.in_flight(), 0);
+}
+
+// ---- dropped completions ----------------------------------------------------
+
+#[test]
+fn a_dropped_completion_fails_every_turn_instead_of_waiting_forever() {
+    let mut ex = Executor::new().unwrap();
+    let lost = ex.sleep(1_000_000).unwrap();
+    let _forever = ex.sleep(3600 * 1_000_000_000).unwrap();
+    ex.faults.drop_cqe_of = Some(lost);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = Reaped::default();
+    let err = loop {
+        assert!(Instant::now() < deadline, "the dropped completion went unnoticed");
+        match ex.turn(true, &mut r) {
+            Ok(()) => assert!(r.completions.is_empty()),
+            Err(e) => break e,
+        }
+    };
+    let dropped = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<CompletionsDropped>())
+        .expect("a CompletionsDropped error");
+    assert_eq!(dropped.count, 1);
+    assert!(err.to_string().contains("dropped 1 io_uring completion"), "{err}");
+    // It stays failed, even without blocking.
+    assert!(ex.turn(false, &mut r).is_err());
+    // Dropping waits for the kernel (a drained NOP), not for the lost CQE,
+    // and does not hang on the hour-long timer.
+    let start = Instant::now();
+    drop(ex);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn the_kernels_dropped_counter_is_what_is_checked() {
+    // No fault injected: a healthy ring reports nothing dropped.
+    let mut ex = Executor::new().unwrap();
+    assert_eq!(ex.ring.completion().overflow(), 0);
+    let id = ex.yield_now().unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 0)]);
+    assert!(ex.check_dropped().is_ok());
+}
+
+// ---- EBUSY --------------------------------------------------------------------
+
+#[test]
+fn ebusy_on_submit_reaps_to_make_room_and_loses_nothing() {
+    let mut ex = Executor::new().unwrap();
+    // Completions waiting in the CQ, as when the kernel answers EBUSY.
+    let early: Vec<OpId> = (0..100).map(|_| ex.yield_now().unwrap()).collect();
+    ex.submit_pending().unwrap();
+    ex.faults.ebusy = 3;
+    // More than the SQ holds: pushing must submit, and meets EBUSY.
+    let late: Vec<OpId> = (0..300).map(|_| ex.yield_now().unwrap()).collect();
+    assert_eq!(ex.faults.ebusy, 0, "EBUSY was never met");
+    let done = reap_n(&mut ex, 400);
+    let ids: Vec<OpId> = done.iter().map(|d| d.0).collect();
+    let expected: Vec<OpId> = early.iter().chain(&late).copied().collect();
+    assert_eq!(ids, expected, "lost, repeated or reordered completions");
+    assert!(done.iter().all(|d| d.1 == 0));
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn ebusy_in_a_blocking_turn_does_not_hang() {
+    let mut ex = Executor::new().unwrap();
+    let id = ex.yield_now().unwrap();
+    ex.faults.ebusy = 2;
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 0)]);
+}
+
+#[test]
+fn ebusy_that_never_clears_is_an_error_not_a_spin() {
+    let mut ex = Executor::new().unwrap();
+    ex.faults.ebusy = u32::MAX;
+    let start = Instant::now();
+    let err = (0..300)
+        .map(|_| ex.yield_now())
+        .find_map(Result::err)
+        .expect("submitting through a ring that refuses everything fails");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.kind(), io::ErrorKind::ResourceBusy, "{err}");
+    ex.faults.ebusy = 0;
+    // Nothing was lost: every op that was accepted completes.
+    let n = ex.in_flight();
+    assert_eq!(reap_n(&mut ex, n).len(), n);
+}
+
+// ---- Drop error paths -------------------------------------------------------
+
+/// An executor with a read parked on a pipe, holding `fd` and `span`.
+fn executor_with_parked_read(fd: &OpFd, span: &SpanRef) -> Executor {
+    let mut ex = Executor::new().unwrap();
+    ex.read(fd, OpBuffer::Span(span.clone())).unwrap();
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    ex
+}
+
+fn refs(fd: &OpFd) -> usize {
+    match fd {
+        OpFd::Owned(rc) => std::rc::Rc::strong_count(rc),
+        OpFd::Std(_) => 0,
+    }
+}
+
+#[test]
+fn dropping_waits_for_cancelled_ops_then_frees_them() {
+    let (r, _w) = pipe();
+    let fd = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let ex = executor_with_parked_read(&fd, &span);
+    assert_eq!(refs(&fd), 2);
+    drop(ex);
+    assert_eq!(refs(&fd), 1, "the completed op released its fd");
+}
+
+#[test]
+fn a_ring_failing_while_dropping_leaks_instead_of_freeing() {
+    let (r, _w) = pipe();
+    let fd = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let mut ex = executor_with_parked_read(&fd, &span);
+    ex.faults.enter_errno = Some(libc::EIO);
+    let start = Instant::now();
+    drop(ex);
+    assert!(start.elapsed() < Duration::from_secs(5), "drop hung");
+    // The read may still be in the kernel: its fd and buffer were leaked.
+    assert_eq!(refs(&fd), 2);
+}
+
+#[test]
+fn a_cancel_that_cannot_be_pushed_while_dropping_leaks_instead_of_hanging() {
+    let (r, _w) = pipe();
+    let fd = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let mut ex = executor_with_parked_read(&fd, &span);
+    // A full SQ and a failing enter: the cancel request cannot be queued.
+    let capacity = ex.ring.submission().capacity();
+    while ex.ring.submission().len() < capacity {
+        // SAFETY: a NOP carries no pointer and no fd.
+        let nop = opcode::Nop::new().build().user_data(CANCEL_TAG);
+        unsafe { ex.ring.submission().push(&nop).unwrap() };
+    }
+    ex.faults.enter_errno = Some(libc::EIO);
+    let start = Instant::now();
+    drop(ex);
+    assert!(start.elapsed() < Duration::from_secs(5), "drop hung");
+    assert_eq!(refs(&fd), 2);
 }
