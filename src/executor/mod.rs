@@ -139,6 +139,11 @@ struct Faults {
     /// Discard the next CQE of this op and count it as dropped.
     drop_cqe_of: Option<OpId>,
     dropped: u32,
+    /// Where output for stdout and stderr goes instead of fds 1 and 2.
+    output_targets: Option<[OpFd; 2]>,
+    /// Make the next `n` runtime output writes write nothing and report
+    /// `-EAGAIN`, as a full non-blocking stream would.
+    output_eagain: u32,
 }
 
 pub struct Executor {
@@ -639,7 +644,7 @@ impl Executor {
         slot.completed();
         match slot.kind {
             SlotKind::Output { .. } | SlotKind::OutputPoll { .. } => {
-                self.output_completed(slot, result);
+                self.output_completed(id, slot, result);
             }
             kind => {
                 if self.output.is_active(id) {

@@ -51,6 +51,8 @@ pub(crate) struct OutputQueue {
     resume: Option<OpSlot>,
     /// Bytes of runtime output queued or in the kernel.
     backlog: usize,
+    /// Test hook: the op whose (empty) write reports `-EAGAIN`.
+    fake_eagain: Option<OpId>,
 }
 
 impl OutputQueue {
@@ -68,6 +70,15 @@ impl OutputQueue {
 }
 
 impl Executor {
+    /// The fd output for `stream` goes to.
+    fn stream_fd(&self, stream: StdStream) -> OpFd {
+        #[cfg(test)]
+        if let Some(targets) = &self.faults.output_targets {
+            return targets[stream as usize - 1].clone();
+        }
+        OpFd::Std(stream)
+    }
+
     /// Queues runtime output (`print`, error reports) for `stream`, after
     /// everything queued before. With `submit_now` the write is handed to
     /// the kernel at once (a terminal sees each line as it is printed);
@@ -147,7 +158,7 @@ impl Executor {
         buf: OpBuffer,
     ) -> io::Result<OpId> {
         let slot = OpSlot::buffer(buf)
-            .on_fd(&OpFd::Std(stream))
+            .on_fd(&self.stream_fd(stream))
             .kind(SlotKind::Deferred);
         let Some((id, _)) = self.ops.insert(slot) else {
             return Err(io::Error::new(
@@ -179,7 +190,7 @@ impl Executor {
             match next {
                 Queued::Bytes { stream, data } => {
                     let slot = OpSlot::buffer(OpBuffer::Owned(data.into_boxed_slice()))
-                        .on_fd(&OpFd::Std(stream))
+                        .on_fd(&self.stream_fd(stream))
                         .kind(SlotKind::Output { stream, offset: 0 });
                     return self.submit_output_slot(slot);
                 }
@@ -214,12 +225,22 @@ impl Executor {
     /// Submits a runtime output chunk: its write, or its wait for room.
     fn submit_output_slot(&mut self, slot: OpSlot) -> io::Result<()> {
         let len = slot.buffer_len();
+        #[cfg(test)]
+        let fake_eagain = matches!(slot.kind, SlotKind::Output { .. }) && self.faults.output_eagain > 0;
+        #[cfg(test)]
+        if fake_eagain {
+            self.faults.output_eagain -= 1;
+        }
+        #[cfg(not(test))]
+        let fake_eagain = false;
         let id = match slot.kind {
             // SAFETY: the SQE names one of the standard streams and points
             // into the slot's own buffer.
             SlotKind::Output { offset, .. } => unsafe {
                 self.submit(slot, |slot| {
                     let (ptr, n) = slot.buffer_mut_ptr(offset);
+                    // (a test's simulated EAGAIN writes nothing)
+                    let n = if fake_eagain { 0 } else { n };
                     opcode::Write::new(types::Fd(slot.raw_fd()), ptr, n)
                         .offset(u64::MAX)
                         .build()
@@ -236,6 +257,9 @@ impl Executor {
         match id {
             Ok(id) => {
                 self.output.active = Some(id);
+                if fake_eagain {
+                    self.output.fake_eagain = Some(id);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -247,8 +271,14 @@ impl Executor {
     }
 
     /// A runtime output op completed: note what comes next.
-    pub(super) fn output_completed(&mut self, mut slot: OpSlot, result: i32) {
+    pub(super) fn output_completed(&mut self, id: OpId, mut slot: OpSlot, result: i32) {
         self.output.active = None;
+        let result = if self.output.fake_eagain == Some(id) {
+            self.output.fake_eagain = None;
+            -libc::EAGAIN
+        } else {
+            result
+        };
         let len = slot.buffer_len();
         let (stream, offset) = match slot.kind {
             SlotKind::Output { stream, offset } | SlotKind::OutputPoll { stream, offset } => {
@@ -264,7 +294,10 @@ impl Executor {
                 offset: offset + n as usize,
             }),
             (true, n) if n > 0 => None,
-            (true, n) if n == -libc::EAGAIN => Some(SlotKind::OutputPoll { stream, offset }),
+            (true, n) if n == -libc::EAGAIN => {
+                tracing::debug!(?stream, "output stream full (EAGAIN): waiting for POLLOUT");
+                Some(SlotKind::OutputPoll { stream, offset })
+            }
             (true, n) if n == -libc::EINTR => Some(SlotKind::Output { stream, offset }),
             (true, n) => {
                 tracing::debug!(?stream, errno = -n, "output to a standard stream lost");

@@ -569,3 +569,121 @@ fn a_cancel_that_cannot_be_pushed_while_dropping_leaks_instead_of_hanging() {
     assert!(start.elapsed() < Duration::from_secs(5), "drop hung");
     assert_eq!(refs(&fd), 2);
 }
+
+// ---- ordered output -------------------------------------------------------------
+
+/// An executor whose stdout and stderr output goes to one pipe's write end;
+/// returns the read end.
+fn executor_with_output_pipe() -> (Executor, OwnedFd) {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let w = owned(w);
+    ex.faults.output_targets = Some([w.clone(), w]);
+    (ex, r)
+}
+
+fn read_available(r: &OwnedFd) -> Vec<u8> {
+    nix::fcntl::fcntl(r, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = nix::unistd::read(r, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+fn owned_bytes(b: &[u8]) -> OpBuffer {
+    OpBuffer::Owned(b.to_vec().into_boxed_slice())
+}
+
+#[test]
+fn output_keeps_its_order_across_streams_and_user_writes() {
+    let (mut ex, r) = executor_with_output_pipe();
+    ex.write_output(StdStream::Out, b"a1\n", false).unwrap();
+    ex.write_output(StdStream::Err, b"e1\n", true).unwrap();
+    let u1 = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"u1\n")).unwrap();
+    ex.write_output(StdStream::Out, b"a2\n", false).unwrap();
+    ex.write_output(StdStream::Out, b"a3\n", false).unwrap();
+    let u2 = ex.write(&OpFd::Std(StdStream::Err), owned_bytes(b"u2\n")).unwrap();
+    ex.write_output(StdStream::Err, b"e2\n", false).unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(ex.output_backlog(), 0);
+    assert_eq!(read_available(&r), b"a1\ne1\nu1\na2\na3\nu2\ne2\n");
+    // The user writes' completions were kept for the next turn.
+    let mut done = reap_n(&mut ex, 2);
+    done.sort_by_key(|d| d.0.to_user_data());
+    let mut expected = vec![(u1, 3), (u2, 3)];
+    expected.sort_by_key(|d| d.0.to_user_data());
+    assert_eq!(done, expected);
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn a_stream_nobody_reads_blocks_no_turn_and_loses_nothing() {
+    let (mut ex, r) = executor_with_output_pipe();
+    // Four times what a pipe holds, in odd-sized pieces.
+    let mut expected = Vec::new();
+    for i in 0..8000u32 {
+        let line = format!("{i:05} {}\n", "z".repeat((i % 97) as usize));
+        expected.extend_from_slice(line.as_bytes());
+        ex.write_output(StdStream::Out, line.as_bytes(), false).unwrap();
+    }
+    assert!(expected.len() > 4 * 65536);
+    // Timers keep completing while the pipe is full.
+    for _ in 0..3 {
+        let t = ex.sleep(1_000_000).unwrap();
+        assert_eq!(reap_n(&mut ex, 1), vec![(t, -libc::ETIME)]);
+    }
+    assert!(ex.output_backlog() > 0, "the pipe cannot have taken everything");
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut all).unwrap();
+        all
+    });
+    ex.finish_output().unwrap();
+    // Closing the write end (the executor holds it) ends the reader.
+    drop(ex);
+    assert_eq!(reader.join().unwrap(), expected);
+}
+
+#[test]
+fn eagain_from_a_stream_waits_for_room_and_retries() {
+    let (mut ex, r) = executor_with_output_pipe();
+    ex.faults.output_eagain = 3;
+    ex.write_output(StdStream::Out, b"first\n", true).unwrap();
+    ex.write_output(StdStream::Err, b"second\n", true).unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(ex.faults.output_eagain, 0, "the EAGAIN path never ran");
+    assert_eq!(read_available(&r), b"first\nsecond\n");
+}
+
+#[test]
+fn a_queued_user_write_cancelled_before_its_turn_never_runs() {
+    let (mut ex, r) = executor_with_output_pipe();
+    ex.write_output(StdStream::Out, b"runtime\n", false).unwrap();
+    let queued = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"never\n")).unwrap();
+    let after = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"after\n")).unwrap();
+    ex.cancel(queued).unwrap();
+    let mut done = reap_n(&mut ex, 2);
+    done.sort_by_key(|d| d.0.to_user_data());
+    let mut expected = vec![(queued, -libc::ECANCELED), (after, 6)];
+    expected.sort_by_key(|d| d.0.to_user_data());
+    assert_eq!(done, expected);
+    ex.finish_output().unwrap();
+    assert_eq!(read_available(&r), b"runtime\nafter\n");
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn output_to_a_closed_pipe_is_dropped_and_user_writes_see_epipe() {
+    let (mut ex, r) = executor_with_output_pipe();
+    drop(r);
+    ex.write_output(StdStream::Out, &[b'x'; 100_000], true).unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(ex.output_backlog(), 0);
+    let u = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"late\n")).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(u, -libc::EPIPE)]);
+}

@@ -1,0 +1,152 @@
+//! Standard output and error are written through the ring: a stdout pipe
+//! that nobody reads stalls no fiber, and print output, error reports and
+//! `system.out:write_some` reach the streams complete and in order.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("luring-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const LINES: usize = 20_000;
+
+const SCRIPT: &str = r#"
+local time = require 'time'
+local system = require 'system'
+spawn(function()
+  -- about 1 MiB: far more than the pipe holds, printed without blocking
+  for i = 1, 20000 do print(('line %05d %s'):format(i, ('x'):rep(40))) end
+  spawn(function() error('report from a detached fiber') end):detach()
+  print('after spawn')
+end):detach()
+local ticks = 0
+for _ = 1, 20 do time.sleep(0.002); ticks = ticks + 1 end
+time.sleep(0)
+print('timers ran ' .. ticks)
+-- Opening this FIFO is the signal the test waits for.
+require './marker'
+print('main done')
+-- (a non-blocking stdout may refuse a user write with EAGAIN: only the
+-- runtime's own output retries)
+if system.arguments[3] ~= 'nonblocking' then system.out:write_some('bye\n') end
+"#;
+
+#[test]
+fn a_stdout_pipe_nobody_reads_stalls_no_fiber_and_loses_nothing() {
+    blocked_stdout(false);
+}
+
+#[test]
+fn a_non_blocking_stdout_pipe_nobody_reads_stalls_no_fiber_and_loses_nothing() {
+    // The write end is O_NONBLOCK (shared with whoever set it): ring writes
+    // then fail with EAGAIN and the runtime waits for POLLOUT.
+    blocked_stdout(true);
+}
+
+fn blocked_stdout(nonblocking: bool) {
+    let dir = scratch_dir(if nonblocking { "stdout-ring-nb" } else { "stdout-ring" });
+    std::fs::write(dir.join("main.lua"), SCRIPT).unwrap();
+    let fifo = dir.join("marker.lua");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (out_r, out_w) = std::io::pipe().unwrap();
+    if nonblocking {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        fcntl(&out_w, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+    }
+    let err_w = out_w.try_clone().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
+        .arg("main.lua")
+        .args(nonblocking.then_some("nonblocking"))
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(out_w)
+        .stderr(err_w)
+        .spawn()
+        .unwrap();
+    // Without reading stdout, wait until the script opens the FIFO: it got
+    // there only if its timers ran while the pipe was full.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let marker: OwnedFd = loop {
+        use nix::fcntl::{open, OFlag};
+        match open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => break fd,
+            Err(nix::errno::Errno::ENXIO) => {}
+            Err(e) => panic!("opening the FIFO: {e}"),
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("luring exited before reaching the marker: {status}");
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the timers fiber was stalled by the blocked stdout");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // The pipe is really full: the script's output is waiting on it.
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into the live local.
+    assert_eq!(unsafe { libc::ioctl(out_r.as_raw_fd(), libc::FIONREAD, &mut queued) }, 0);
+    assert!(queued >= 4096, "stdout was not blocked ({queued} bytes in the pipe)");
+    nix::unistd::write(&marker, b"return 1\n").unwrap();
+    drop(marker);
+    let mut output = Vec::new();
+    (&out_r).read_to_end(&mut output).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let output = String::from_utf8(output).unwrap();
+    let mut lines = output.lines();
+    for i in 1..=LINES {
+        let expected = format!("line {i:05} {}", "x".repeat(40));
+        assert_eq!(lines.next(), Some(expected.as_str()), "line {i}");
+    }
+    let rest: Vec<&str> = lines.collect();
+    assert_eq!(rest[0], "after spawn");
+    assert!(
+        rest[1].starts_with("Fiber ") && rest[1].contains("report from a detached fiber"),
+        "{rest:?}"
+    );
+    let tail: Vec<&str> = rest
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with('\t') && !l.starts_with("stack traceback"))
+        .skip(2)
+        .collect();
+    let mut expected = vec!["timers ran 20", "main done"];
+    if !nonblocking {
+        expected.push("bye");
+    }
+    assert_eq!(tail, expected, "{rest:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn output_to_a_closed_pipe_is_lost_without_stopping_the_vm() {
+    let dir = scratch_dir("stdout-epipe");
+    std::fs::write(
+        dir.join("main.lua"),
+        "local time = require 'time'\n\
+         local system = require 'system'\n\
+         for i = 1, 5000 do print(('%05d %s'):format(i, ('y'):rep(60))) end\n\
+         time.sleep(0.01)\n\
+         system.exit(7)\n",
+    )
+    .unwrap();
+    let (out_r, out_w) = std::io::pipe().unwrap();
+    drop(out_r);
+    let status = Command::new(env!("CARGO_BIN_EXE_luring"))
+        .arg("main.lua")
+        .current_dir(&dir)
+        .stdout(out_w)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
