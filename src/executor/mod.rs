@@ -146,6 +146,13 @@ struct Faults {
     output_eagain: u32,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Test hook: dropped completions the next executor created on this
+    /// thread starts with (for testing a whole VM).
+    pub(crate) static DROPPED_AT_START: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 pub struct Executor {
     ring: IoUring,
     ops: ops::OpTable,
@@ -194,7 +201,10 @@ impl Executor {
             dropped: 0,
             output: output::OutputQueue::default(),
             #[cfg(test)]
-            faults: Faults::default(),
+            faults: Faults {
+                dropped: DROPPED_AT_START.take(),
+                ..Faults::default()
+            },
         })
     }
 

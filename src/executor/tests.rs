@@ -687,3 +687,32 @@ fn output_to_a_closed_pipe_is_dropped_and_user_writes_see_epipe() {
     let u = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"late\n")).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(u, -libc::EPIPE)]);
 }
+
+#[test]
+fn a_vm_whose_ring_dropped_a_completion_ends_with_a_clear_internal_error() {
+    use crate::actor::vm::{Vm, VmConfig};
+    let dir = std::env::temp_dir().join(format!("luring-dropped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("main.lua");
+    std::fs::write(
+        &script,
+        "local time = require 'time'\ntime.sleep(0.001)\nerror('not reached')\n",
+    )
+    .unwrap();
+    DROPPED_AT_START.set(1);
+    let vm = Vm::new().unwrap();
+    let start = Instant::now();
+    let result = vm.run_main(&VmConfig {
+        script,
+        arguments: vec![],
+        context: "main",
+    });
+    assert!(start.elapsed() < Duration::from_secs(5));
+    match result {
+        Err(crate::RuntimeError::Internal(msg)) => {
+            assert!(msg.contains("dropped 1 io_uring completion"), "{msg}")
+        }
+        other => panic!("expected an internal error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
