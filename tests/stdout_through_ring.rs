@@ -150,3 +150,44 @@ fn output_to_a_closed_pipe_is_lost_without_stopping_the_vm() {
     assert_eq!(status.code(), Some(7));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn every_line_printed_reaches_a_terminal_at_once_even_when_the_fiber_never_blocks() {
+    use std::os::fd::AsFd;
+    let dir = scratch_dir("stdout-pty");
+    // Several lines in a row: each must be written before the next print
+    // returns, not only the first one.
+    std::fs::write(
+        dir.join("spin.lua"),
+        "for i = 1, 50 do print('line ' .. i) end\nprint('last line')\nwhile true do end\n",
+    )
+    .unwrap();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
+        .arg("spin.lua")
+        .current_dir(&dir)
+        .stdout(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("last line") {
+        let mut fds = [nix::poll::PollFd::new(master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let ready = nix::poll::poll(&mut fds, 10_000u16).expect("poll");
+        if ready == 0 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("not every line reached the terminal within 10 s: {:?}", String::from_utf8_lossy(&seen));
+        }
+        let n = master.read(&mut buf).expect("read from the pty");
+        assert!(n > 0, "pty closed before the lines arrived");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen).replace('\r', "");
+    let expected: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+    assert!(text.starts_with(&expected), "{text:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

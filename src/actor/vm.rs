@@ -11,8 +11,9 @@
 //!   blocking write on this thread) before anything is written to stderr,
 //!   before any ring write to fd 1 or 2, before the thread blocks in the
 //!   ring, when it reaches 64 KiB, after each `print` when stdout is a
-//!   terminal (then submitted at once), and when the VM ends, which waits
-//!   until all output was written.
+//!   terminal (which then waits until the line was written, like C's
+//!   line-buffered stdout), and when the VM ends, which waits until all
+//!   output was written.
 //! - Lua holds fds as `LuaFd` userdata owning a reference to the fd, never
 //!   as numbers; fds 0, 1 and 2 are borrowed for the program's life.
 //! - User code never sees the raw globals: every module gets a fresh
@@ -376,8 +377,13 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, s: mlua::LuaString| {
             with_state(lua, |st| {
                 st.stdout.extend_from_slice(&s.as_bytes());
-                if st.stdout_is_tty || st.stdout.len() >= STDOUT_BUFFER_LIMIT {
-                    st.flush_stdout(st.stdout_is_tty)
+                if st.stdout_is_tty {
+                    // Line-buffered like C's stdout on a terminal: the line
+                    // is written before print returns (only a terminal can
+                    // stall this; a pipe never does).
+                    st.finish_output()
+                } else if st.stdout.len() >= STDOUT_BUFFER_LIMIT {
+                    st.flush_stdout(true)
                 } else {
                     Ok(())
                 }

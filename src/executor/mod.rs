@@ -698,11 +698,10 @@ impl Executor {
             loop {
                 match self.enter(1) {
                     Ok(()) => {}
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::EINTR | libc::EBUSY | libc::EBADR)
-                        ) => {}
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+                    // The kernel may answer EBADR without waiting from now
+                    // on: let the cancelled ops finish without spinning hot.
+                    Err(e) if e.raw_os_error() == Some(libc::EBADR) => std::thread::yield_now(),
                     Err(e) => return Err(e),
                 }
                 let mut cq = self.ring.completion();
