@@ -521,10 +521,11 @@ impl Executor {
     /// completion available.
     pub fn turn(&mut self, block: bool, out: &mut Reaped) -> io::Result<()> {
         out.completions.clear();
-        out.woken = std::mem::take(&mut self.stash_woken);
-        out.completions.append(&mut self.stash);
+        out.woken = false;
         self.check_dropped()?;
         self.pump_output()?;
+        // Completions reaped while making room to submit come first.
+        self.unstash(out);
         // Stashed completions are ready now: do not sleep on top of them.
         let block = block && out.completions.is_empty() && !out.woken;
         let waiting_for_something = !self.ops.is_empty() || self.eventfd_armed;
@@ -535,10 +536,10 @@ impl Executor {
                 // next turn waits again.
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 // Completions wait in the overflow list (older kernels):
-                // reaping below makes room, then the SQ is submitted again.
+                // reaping makes room, then the SQ is submitted again.
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                     self.reap(out);
-                    self.submit_pending()?;
+                    self.submit_in_turn(out)?;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EBADR) => {
                     self.dropped = self.dropped.max(1);
@@ -546,13 +547,13 @@ impl Executor {
                 Err(e) => return Err(e),
             }
         } else if !self.ring.submission().is_empty() || self.ring.submission().cq_overflow() {
-            self.submit_pending()?;
+            self.submit_in_turn(out)?;
         }
         self.reap(out);
         // Completions held in the kernel's overflow list are flushed by an
         // enter with GETEVENTS, which `submit` issues when the flag is set.
         while self.ring.submission().cq_overflow() {
-            self.submit_pending()?;
+            self.submit_in_turn(out)?;
             if self.reap(out) == 0 {
                 break;
             }
@@ -564,7 +565,7 @@ impl Executor {
         // Output writes that completed may have left the next one to start.
         self.pump_output()?;
         if !self.ring.submission().is_empty() {
-            self.submit_pending()?;
+            self.submit_in_turn(out)?;
         }
         tracing::debug!(
             blocked = block && waiting_for_something,
@@ -574,6 +575,21 @@ impl Executor {
             "executor: turn"
         );
         Ok(())
+    }
+
+    /// Moves stashed completions to `out`, after those already there (the
+    /// stash holds what was reaped since).
+    fn unstash(&mut self, out: &mut Reaped) {
+        out.woken |= std::mem::take(&mut self.stash_woken);
+        out.completions.append(&mut self.stash);
+    }
+
+    /// `submit_pending` inside a turn: whatever it had to reap joins `out`
+    /// in order.
+    fn submit_in_turn(&mut self, out: &mut Reaped) -> io::Result<()> {
+        let submitted = self.submit_pending();
+        self.unstash(out);
+        submitted
     }
 
     /// Fails for good once the kernel dropped a completion.

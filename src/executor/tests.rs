@@ -482,11 +482,21 @@ fn ebusy_on_submit_reaps_to_make_room_and_loses_nothing() {
 }
 
 #[test]
-fn ebusy_in_a_blocking_turn_does_not_hang() {
+fn ebusy_in_a_blocking_turn_does_not_hang_nor_reorder() {
     let mut ex = Executor::new().unwrap();
     let id = ex.yield_now().unwrap();
     ex.faults.ebusy = 2;
     assert_eq!(reap_n(&mut ex, 1), vec![(id, 0)]);
+    // Completions in the CQ, more SQEs queued, and the blocking enter and
+    // the retry both meet EBUSY: everything arrives once, in ring order.
+    let first: Vec<OpId> = (0..100).map(|_| ex.yield_now().unwrap()).collect();
+    ex.submit_pending().unwrap();
+    let then: Vec<OpId> = (0..10).map(|_| ex.yield_now().unwrap()).collect();
+    ex.faults.ebusy = 3;
+    let got: Vec<OpId> = reap_n(&mut ex, 110).into_iter().map(|d| d.0).collect();
+    assert_eq!(ex.faults.ebusy, 0);
+    let expected: Vec<OpId> = first.into_iter().chain(then).collect();
+    assert_eq!(got, expected);
 }
 
 #[test]
