@@ -50,7 +50,7 @@ pub(crate) use ops::{OpSlot, SlotKind};
 /// completions are ignored.
 const CANCEL_TAG: u64 = u64::MAX;
 /// user_data of a wake-up posted by another ring with `MSG_RING`.
-pub const WAKE_TAG: u64 = u64::MAX - 1;
+pub(crate) const WAKE_TAG: u64 = u64::MAX - 1;
 /// user_data of the executor's own eventfd read.
 const EVENTFD_TAG: u64 = u64::MAX - 2;
 /// user_data of the drained NOP `Drop` waits for after dropped completions.
