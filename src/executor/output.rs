@@ -32,7 +32,7 @@ use super::{Executor, OpBuffer, OpFd, OpId, OpSlot, SlotKind, StdStream};
 
 /// Runtime output waiting beyond this size makes the writer wait for the
 /// streams (stalling the VM) instead of growing without bound.
-pub const OUTPUT_BACKLOG_LIMIT: usize = 16 << 20;
+pub(crate) const OUTPUT_BACKLOG_LIMIT: usize = 16 << 20;
 
 enum Queued {
     /// Runtime output (adjacent chunks to one stream are merged).

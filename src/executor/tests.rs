@@ -726,3 +726,24 @@ fn a_vm_whose_ring_dropped_a_completion_ends_with_a_clear_internal_error() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn output_beyond_the_backlog_limit_waits_for_the_stream_instead_of_growing() {
+    let (mut ex, r) = executor_with_output_pipe();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut all).unwrap();
+        all
+    });
+    let piece: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let pieces = output::OUTPUT_BACKLOG_LIMIT / piece.len() + 4;
+    for _ in 0..pieces {
+        ex.write_output(StdStream::Out, &piece, false).unwrap();
+        assert!(ex.output_backlog() <= output::OUTPUT_BACKLOG_LIMIT);
+    }
+    ex.finish_output().unwrap();
+    drop(ex);
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), pieces * piece.len());
+    assert!(got.chunks(piece.len()).all(|c| c == piece.as_slice()));
+}
