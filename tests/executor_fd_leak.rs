@@ -107,3 +107,29 @@ fn fds_opened_by_ops_nobody_reaps_are_closed_on_drop() {
     drop(ex);
     assert_eq!(open_fds(), before);
 }
+
+#[test]
+fn a_vm_that_imports_modules_leaves_no_fd_open() {
+    let _lock = FD_COUNTING.lock().unwrap();
+    let dir = std::env::temp_dir().join(format!("luring-fd-leak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("a_directory.lua")).unwrap();
+    let mut main = String::from("local n = 0\n");
+    for i in 0..20 {
+        std::fs::write(dir.join(format!("m{i}.lua")), format!("value = {i}\n")).unwrap();
+        main.push_str(&format!("n = n + require('./m{i}').value\n"));
+    }
+    // Failing imports: a missing file, and a directory (opens, read fails).
+    main.push_str("assert(not pcall(require, './missing'))\n");
+    main.push_str("assert(not pcall(require, './a_directory'))\n");
+    main.push_str("assert(n == 190)\n");
+    std::fs::write(dir.join("main.lua"), main).unwrap();
+    let before = open_fds();
+    let status = luring::Runtime::new()
+        .unwrap()
+        .run_file(dir.join("main.lua"), &[])
+        .unwrap();
+    assert_eq!(status.code(), 0);
+    assert_eq!(open_fds(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
