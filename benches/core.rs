@@ -285,13 +285,9 @@ fn main() {
         let n = "100000";
         let ours = repeat(runs, || luring("sleep0.lua", &[n]));
         let nop = repeat(runs, || reference("--raw-ring-nop", &[n]));
-        row(
-            "time.sleep(0) 100k vs raw NOP",
-            "ns",
-            &ours,
-            &nop,
-            |s| s.value,
-        );
+        row("time.sleep(0) 100k vs raw NOP", "ns", &ours, &nop, |s| {
+            s.value
+        });
         let timeout = repeat(runs, || reference("--raw-ring-sleep0", &[n]));
         row(
             "time.sleep(0) 100k vs raw TIMEOUT(0)",

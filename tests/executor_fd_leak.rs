@@ -102,7 +102,10 @@ fn fds_opened_by_ops_nobody_reaps_are_closed_on_drop() {
     while reaped.completions.is_empty() {
         ex.turn(true, &mut reaped).expect("turn");
     }
-    assert!(reaped.completions[0].fd.as_ref().is_some_and(|fd| fd.as_raw_fd() >= 0));
+    assert!(reaped.completions[0]
+        .fd
+        .as_ref()
+        .is_some_and(|fd| fd.as_raw_fd() >= 0));
     drop(reaped);
     drop(ex);
     assert_eq!(open_fds(), before);

@@ -51,7 +51,11 @@ fn a_non_blocking_stdout_pipe_nobody_reads_stalls_no_fiber_and_loses_nothing() {
 }
 
 fn blocked_stdout(nonblocking: bool) {
-    let dir = scratch_dir(if nonblocking { "stdout-ring-nb" } else { "stdout-ring" });
+    let dir = scratch_dir(if nonblocking {
+        "stdout-ring-nb"
+    } else {
+        "stdout-ring"
+    });
     std::fs::write(dir.join("main.lua"), SCRIPT).unwrap();
     let fifo = dir.join("marker.lua");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -75,7 +79,11 @@ fn blocked_stdout(nonblocking: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let marker: OwnedFd = loop {
         use nix::fcntl::{open, OFlag};
-        match open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK, nix::sys::stat::Mode::empty()) {
+        match open(
+            &fifo,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK,
+            nix::sys::stat::Mode::empty(),
+        ) {
             Ok(fd) => break fd,
             Err(nix::errno::Errno::ENXIO) => {}
             Err(e) => panic!("opening the FIFO: {e}"),
@@ -92,8 +100,14 @@ fn blocked_stdout(nonblocking: bool) {
     // The pipe is really full: the script's output is waiting on it.
     let mut queued: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int into the live local.
-    assert_eq!(unsafe { libc::ioctl(out_r.as_raw_fd(), libc::FIONREAD, &mut queued) }, 0);
-    assert!(queued >= 4096, "stdout was not blocked ({queued} bytes in the pipe)");
+    assert_eq!(
+        unsafe { libc::ioctl(out_r.as_raw_fd(), libc::FIONREAD, &mut queued) },
+        0
+    );
+    assert!(
+        queued >= 4096,
+        "stdout was not blocked ({queued} bytes in the pipe)"
+    );
     nix::unistd::write(&marker, b"return 1\n").unwrap();
     drop(marker);
     let mut output = Vec::new();
@@ -173,12 +187,18 @@ fn every_line_printed_reaches_a_terminal_at_once_even_when_the_fiber_never_block
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("last line") {
-        let mut fds = [nix::poll::PollFd::new(master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let ready = nix::poll::poll(&mut fds, 10_000u16).expect("poll");
         if ready == 0 {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!("not every line reached the terminal within 10 s: {:?}", String::from_utf8_lossy(&seen));
+            panic!(
+                "not every line reached the terminal within 10 s: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
         }
         let n = master.read(&mut buf).expect("read from the pty");
         assert!(n > 0, "pty closed before the lines arrived");

@@ -130,7 +130,10 @@ fn op_id(n: f64) -> mlua::Result<OpId> {
 }
 
 fn io_err(e: std::io::Error) -> mlua::Error {
-    if let Some(dropped) = e.get_ref().and_then(|e| e.downcast_ref::<CompletionsDropped>()) {
+    if let Some(dropped) = e
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<CompletionsDropped>())
+    {
         // Not a Lua-catchable I/O error: the VM cannot go on.
         return mlua::Error::runtime(format!("luring: {dropped}"));
     }
@@ -305,7 +308,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             let fd = fd_arg(&fd)?;
             let span = byte_span::span_arg(&buf, 2)?;
             submit_op(lua, |st| {
-                st.executor.read_at(&fd, OpBuffer::Span(span), offset as u64)
+                st.executor
+                    .read_at(&fd, OpBuffer::Span(span), offset as u64)
             })
         })?,
     )?;
@@ -396,7 +400,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, s: mlua::LuaString| {
             with_state(lua, |st| {
                 st.flush_stdout(false)?;
-                st.executor.write_output(StdStream::Err, &s.as_bytes(), true)
+                st.executor
+                    .write_output(StdStream::Err, &s.as_bytes(), true)
             })?
             .map_err(io_err)
         })?,

@@ -169,9 +169,15 @@ impl Executor {
         self.output.queue.push_back(Queued::User(id));
         if let Err(e) = self.pump_output() {
             // If it was not handed to the kernel, it never will be.
-            if self.ops.get_mut(id).is_some_and(|s| s.kind == SlotKind::Deferred) {
+            if self
+                .ops
+                .get_mut(id)
+                .is_some_and(|s| s.kind == SlotKind::Deferred)
+            {
                 self.ops.remove(id);
-                self.output.queue.retain(|q| !matches!(q, Queued::User(u) if *u == id));
+                self.output
+                    .queue
+                    .retain(|q| !matches!(q, Queued::User(u) if *u == id));
             }
             return Err(e);
         }
@@ -226,7 +232,8 @@ impl Executor {
     fn submit_output_slot(&mut self, slot: OpSlot) -> io::Result<()> {
         let len = slot.buffer_len();
         #[cfg(test)]
-        let fake_eagain = matches!(slot.kind, SlotKind::Output { .. }) && self.faults.output_eagain > 0;
+        let fake_eagain =
+            matches!(slot.kind, SlotKind::Output { .. }) && self.faults.output_eagain > 0;
         #[cfg(test)]
         if fake_eagain {
             self.faults.output_eagain -= 1;

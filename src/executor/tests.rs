@@ -389,7 +389,11 @@ fn op_ids_never_repeat_across_a_generation_wrap() {
 
 #[test]
 fn forged_ids_are_rejected() {
-    assert_eq!(OpId::from_user_data(0), None, "generation 0 is never issued");
+    assert_eq!(
+        OpId::from_user_data(0),
+        None,
+        "generation 0 is never issued"
+    );
     assert_eq!(OpId::from_user_data(CANCEL_TAG), None);
     assert_eq!(OpId::from_user_data(WAKE_TAG), None);
     assert_eq!(OpId::from_f64(f64::NAN), None);
@@ -427,7 +431,10 @@ fn a_dropped_completion_fails_every_turn_instead_of_waiting_forever() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut r = Reaped::default();
     let err = loop {
-        assert!(Instant::now() < deadline, "the dropped completion went unnoticed");
+        assert!(
+            Instant::now() < deadline,
+            "the dropped completion went unnoticed"
+        );
         match ex.turn(true, &mut r) {
             Ok(()) => assert!(r.completions.is_empty()),
             Err(e) => break e,
@@ -438,7 +445,10 @@ fn a_dropped_completion_fails_every_turn_instead_of_waiting_forever() {
         .and_then(|e| e.downcast_ref::<CompletionsDropped>())
         .expect("a CompletionsDropped error");
     assert_eq!(dropped.count, 1);
-    assert!(err.to_string().contains("dropped 1 io_uring completion"), "{err}");
+    assert!(
+        err.to_string().contains("dropped 1 io_uring completion"),
+        "{err}"
+    );
     // It stays failed, even without blocking.
     assert!(ex.turn(false, &mut r).is_err());
     // Dropping waits for the kernel (a drained NOP), not for the lost CQE,
@@ -593,7 +603,11 @@ fn executor_with_output_pipe() -> (Executor, OwnedFd) {
 }
 
 fn read_available(r: &OwnedFd) -> Vec<u8> {
-    nix::fcntl::fcntl(r, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
+    nix::fcntl::fcntl(
+        r,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
     let mut all = Vec::new();
     let mut buf = [0u8; 65536];
     while let Ok(n) = nix::unistd::read(r, &mut buf) {
@@ -614,10 +628,14 @@ fn output_keeps_its_order_across_streams_and_user_writes() {
     let (mut ex, r) = executor_with_output_pipe();
     ex.write_output(StdStream::Out, b"a1\n", false).unwrap();
     ex.write_output(StdStream::Err, b"e1\n", true).unwrap();
-    let u1 = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"u1\n")).unwrap();
+    let u1 = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"u1\n"))
+        .unwrap();
     ex.write_output(StdStream::Out, b"a2\n", false).unwrap();
     ex.write_output(StdStream::Out, b"a3\n", false).unwrap();
-    let u2 = ex.write(&OpFd::Std(StdStream::Err), owned_bytes(b"u2\n")).unwrap();
+    let u2 = ex
+        .write(&OpFd::Std(StdStream::Err), owned_bytes(b"u2\n"))
+        .unwrap();
     ex.write_output(StdStream::Err, b"e2\n", false).unwrap();
     ex.finish_output().unwrap();
     assert_eq!(ex.output_backlog(), 0);
@@ -639,7 +657,8 @@ fn a_stream_nobody_reads_blocks_no_turn_and_loses_nothing() {
     for i in 0..8000u32 {
         let line = format!("{i:05} {}\n", "z".repeat((i % 97) as usize));
         expected.extend_from_slice(line.as_bytes());
-        ex.write_output(StdStream::Out, line.as_bytes(), false).unwrap();
+        ex.write_output(StdStream::Out, line.as_bytes(), false)
+            .unwrap();
     }
     assert!(expected.len() > 4 * 65536);
     // Timers keep completing while the pipe is full.
@@ -647,7 +666,10 @@ fn a_stream_nobody_reads_blocks_no_turn_and_loses_nothing() {
         let t = ex.sleep(1_000_000).unwrap();
         assert_eq!(reap_n(&mut ex, 1), vec![(t, -libc::ETIME)]);
     }
-    assert!(ex.output_backlog() > 0, "the pipe cannot have taken everything");
+    assert!(
+        ex.output_backlog() > 0,
+        "the pipe cannot have taken everything"
+    );
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
         std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut all).unwrap();
@@ -673,9 +695,14 @@ fn eagain_from_a_stream_waits_for_room_and_retries() {
 #[test]
 fn a_queued_user_write_cancelled_before_its_turn_never_runs() {
     let (mut ex, r) = executor_with_output_pipe();
-    ex.write_output(StdStream::Out, b"runtime\n", false).unwrap();
-    let queued = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"never\n")).unwrap();
-    let after = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"after\n")).unwrap();
+    ex.write_output(StdStream::Out, b"runtime\n", false)
+        .unwrap();
+    let queued = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"never\n"))
+        .unwrap();
+    let after = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"after\n"))
+        .unwrap();
     ex.cancel(queued).unwrap();
     let mut done = reap_n(&mut ex, 2);
     done.sort_by_key(|d| d.0.to_user_data());
@@ -691,10 +718,13 @@ fn a_queued_user_write_cancelled_before_its_turn_never_runs() {
 fn output_to_a_closed_pipe_is_dropped_and_user_writes_see_epipe() {
     let (mut ex, r) = executor_with_output_pipe();
     drop(r);
-    ex.write_output(StdStream::Out, &[b'x'; 100_000], true).unwrap();
+    ex.write_output(StdStream::Out, &[b'x'; 100_000], true)
+        .unwrap();
     ex.finish_output().unwrap();
     assert_eq!(ex.output_backlog(), 0);
-    let u = ex.write(&OpFd::Std(StdStream::Out), owned_bytes(b"late\n")).unwrap();
+    let u = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"late\n"))
+        .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(u, -libc::EPIPE)]);
 }
 
