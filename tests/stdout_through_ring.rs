@@ -3,7 +3,7 @@
 //! `system.out:write_some` reach the streams complete and in order.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ local ticks = 0
 for _ = 1, 20 do time.sleep(0.002); ticks = ticks + 1 end
 time.sleep(0)
 print('timers ran ' .. ticks)
--- Opening this FIFO is the signal the test waits for.
+-- Opening this module is the signal the test waits for (inotify).
 require './marker'
 print('main done')
 -- (a non-blocking stdout may refuse a user write with EAGAIN: only the
@@ -57,8 +57,13 @@ fn blocked_stdout(nonblocking: bool) {
         "stdout-ring"
     });
     std::fs::write(dir.join("main.lua"), SCRIPT).unwrap();
-    let fifo = dir.join("marker.lua");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Module files must be regular files (a FIFO is refused unopened), so
+    // the script's progress is seen as the open of a regular file.
+    let marker = dir.join("marker.lua");
+    std::fs::write(&marker, "return 1\n").unwrap();
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+    inotify.add_watch(&marker, AddWatchFlags::IN_OPEN).unwrap();
     let (out_r, out_w) = std::io::pipe().unwrap();
     if nonblocking {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -74,19 +79,19 @@ fn blocked_stdout(nonblocking: bool) {
         .stderr(err_w)
         .spawn()
         .unwrap();
-    // Without reading stdout, wait until the script opens the FIFO: it got
-    // there only if its timers ran while the pipe was full.
+    // Without reading stdout, wait until the script opens the marker: it
+    // got there only if its timers ran while the pipe was full.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let marker: OwnedFd = loop {
-        use nix::fcntl::{open, OFlag};
-        match open(
-            &fifo,
-            OFlag::O_WRONLY | OFlag::O_NONBLOCK,
-            nix::sys::stat::Mode::empty(),
-        ) {
-            Ok(fd) => break fd,
-            Err(nix::errno::Errno::ENXIO) => {}
-            Err(e) => panic!("opening the FIFO: {e}"),
+    loop {
+        let mut fds = [nix::poll::PollFd::new(
+            inotify.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(&mut fds, 50u16).expect("poll");
+        match inotify.read_events() {
+            Ok(events) if !events.is_empty() => break,
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+            Err(e) => panic!("reading inotify events: {e}"),
         }
         if let Some(status) = child.try_wait().unwrap() {
             panic!("luring exited before reaching the marker: {status}");
@@ -95,8 +100,7 @@ fn blocked_stdout(nonblocking: bool) {
             child.kill().unwrap();
             panic!("the timers fiber was stalled by the blocked stdout");
         }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    }
     // The pipe is really full: the script's output is waiting on it.
     let mut queued: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int into the live local.
@@ -108,8 +112,6 @@ fn blocked_stdout(nonblocking: bool) {
         queued >= 4096,
         "stdout was not blocked ({queued} bytes in the pipe)"
     );
-    nix::unistd::write(&marker, b"return 1\n").unwrap();
-    drop(marker);
     let mut output = Vec::new();
     (&out_r).read_to_end(&mut output).unwrap();
     let status = child.wait().unwrap();

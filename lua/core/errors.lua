@@ -3,14 +3,20 @@
 local K = ...
 local rt = K.rt
 local setmetatable, tostring, type, rawget = setmetatable, tostring, type, rawget
+-- Runtime values are recognised by their real metatable, never by the name
+-- `getmetatable` shows (any table can claim that name), and the runtime
+-- never calls a metamethod of a value user code could have built.
+local raw_getmetatable = K.debug.getmetatable
 
 local error_mt = { __metatable = 'error_code' }
 local error_methods = {}
 K.error_mt = error_mt
 
 local categories = {}
+local is_category = {}   -- category userdata -> true
 local function category(name, message)
   local c = newproxy(true)
+  is_category[c] = true
   local mt = getmetatable(c)
   mt.__tostring = function() return name end
   mt.__index = { message = function(_, code) return message(code) end }
@@ -18,6 +24,7 @@ local function category(name, message)
   categories[name] = c
   return c
 end
+K.category = category
 
 local function strerror(code) return rt.strerror(code) end
 local system = category('system', strerror)
@@ -104,8 +111,8 @@ function K.generic_error(errno, arg) return new(generic, errno, arg) end
 K.operation_aborted = function() return new(system, rt.errno.ECANCELED) end
 
 function K.is_interrupted(e)
-  return type(e) == 'table' and getmetatable(e) == 'error_code'
-    and e.category == core and e.code == 13
+  return type(e) == 'table' and raw_getmetatable(e) == error_mt
+    and rawget(e, 'category') == core and rawget(e, 'code') == 13
 end
 
 -- Turns a wrapped Rust error (userdata) into the error table it stands for.
@@ -122,9 +129,13 @@ end
 -- What a panic report prints for an error value (§7 last bullet).
 function K.error_message(e)
   if type(e) == 'string' then return e end
-  if type(e) == 'table' and getmetatable(e) == 'error_code' then
-    local cat = rawget(e, 'category')
-    if categories[tostring(cat)] == cat then return cat:message(e.code) end
+  if type(e) == 'table' and raw_getmetatable(e) == error_mt then
+    -- fields of a real error value may still have been replaced
+    local cat, code = rawget(e, 'category'), rawget(e, 'code')
+    if is_category[cat] and type(code) == 'number' and code % 1 == 0
+      and code >= -2147483648 and code <= 2147483647 then
+      return cat:message(code)
+    end
   end
   return ''
 end

@@ -33,6 +33,17 @@ local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 
+-- Every fiber thread carries the globals of the code that spawned it
+-- (lua/core/modules.lua); the runtime's own globals never. NO_GLOBALS is
+-- the sealed, empty environment of the main thread after boot and of
+-- fibers the runtime starts on its own.
+local REAL_G, raw_getfenv = _G, getfenv
+local NO_GLOBALS = setmetatable({}, {
+  __newindex = function() raise_errno(E.EPERM) end,
+  __metatable = 'no globals',
+})
+K.NO_GLOBALS = NO_GLOBALS
+
 local function hexid(obj)
   return (tostring(obj):match('0x%x+')) or tostring(obj)
 end
@@ -279,7 +290,7 @@ end
 -- `args` is nil or a packed argument list.
 local function new_fiber(fn, args, opts)
   -- The fields every fiber touches are created here (false for "unset"),
-  -- so the table is sized once (16 hash slots) instead of rehashing as it
+  -- so the table is sized once (32 hash slots) instead of rehashing as it
   -- grows; rare fields (detached, err, module data, ...) are added on use.
   local f = {
     fn = fn, args = args, co = false, finished = false,
@@ -288,11 +299,20 @@ local function new_fiber(fn, args, opts)
     handle_alive = false, joiner = false,
     joined = false, -- false, then 'ok' or 'caught' (ended by interruption)
     ok = false, results = false,
+    env = false, -- globals of the fiber's thread, set when it first runs
   }
   if opts then for k, v in pairs(opts) do f[k] = v end end
+  if not f.env then
+    -- the spawning thread's globals (never the runtime's)
+    local env = raw_getfenv(0)
+    f.env = env == REAL_G and NO_GLOBALS or env
+  end
   -- The coroutine is taken at the first run (see step): fibers that finish
   -- without suspending reuse one pooled coroutine, however many are queued.
-  if f.vm_main then f.co = take_coroutine() end
+  if f.vm_main then
+    f.co = take_coroutine()
+    setfenv_u(f.co, f.env)
+  end
   schedule(f, f)
   if LOG then log('fiber spawned', hexid(f), f.module and 'module' or nil) end
   return f
@@ -523,6 +543,7 @@ function K.run()
         if not co then
           co = take_coroutine()
           f.co = co
+          setfenv_u(co, f.env)
         end
         local ok, sig = co_resume(co, f.w1, f.w2)
         current = nil
@@ -609,7 +630,8 @@ function this_fiber_props.id()
   return hexid(current)
 end
 
-_G.this_fiber = setmetatable({}, {
+-- Each module gets its own proxy table with this (locked) metatable.
+local this_fiber_mt = {
   __index = function(_, k)
     local m = this_fiber[k]
     if m then return m end
@@ -619,7 +641,8 @@ _G.this_fiber = setmetatable({}, {
   end,
   __newindex = function() raise_errno(E.EPERM) end,
   __metatable = 'this_fiber',
-})
+}
+K.this_fiber_mt = this_fiber_mt
 
 ---------------------------------------------------------------------------
 -- Fiber-aware pcall, xpcall and coroutine.*
@@ -678,7 +701,7 @@ local function scope_tail_co(s, ok, ...)
   return ...
 end
 
-function coroutine_patched.create(fn)
+local function co_create_patched(fn)
   if type(fn) ~= 'function' then
     error("bad argument #1 to 'create' (function expected)", 2)
   end
@@ -690,14 +713,16 @@ function coroutine_patched.create(fn)
   user_co[co] = true
   return co
 end
+coroutine_patched.create = co_create_patched
 
-function coroutine_patched.resume(co, ...)
+local function co_resume_patched(co, ...)
   local f = current
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   if busy[co] then raise_errno(E.EPERM) end
   if fiber_of[co] then raise_core('bad_coroutine') end
   return resume_tail(co, co_resume(co, ...))
 end
+coroutine_patched.resume = co_resume_patched
 
 function coroutine_patched.yield(...)
   local th = co_running()
@@ -717,8 +742,8 @@ function coroutine_patched.running()
 end
 
 function coroutine_patched.wrap(fn)
-  local co = coroutine_patched.create(fn)
-  local resume = coroutine_patched.resume
+  local co = co_create_patched(fn)
+  local resume = co_resume_patched
   return function(...)
     return (function(ok, ...)
       if ok then return ... end

@@ -28,10 +28,24 @@ end
 
 local class = K.class
 
+-- Instances handed to user code are empty tables with a locked metatable;
+-- their state (wait queues holding fiber records, owners) lives in these
+-- weak-keyed maps, out of user code's reach. A method looks its argument up
+-- here, so a table that only claims a class name is refused with EINVAL.
+local function private_states() return setmetatable({}, { __mode = 'k' }) end
+local function state_lookup(states)
+  return function(obj, arg)
+    local st = states[obj]
+    if not st then raise_errno(E.EINVAL, arg) end
+    return st
+  end
+end
+
 ---------------------------------------------------------------------------
 local mutex_methods = {}
 local mutex_mt = class('mutex', mutex_methods)
-local function is_mutex(m) return type(m) == 'table' and getmetatable(m) == 'mutex' and rawget(m, 'q') end
+local mutex_of = private_states()
+local mutex_state = state_lookup(mutex_of)
 
 local function mutex_acquire(m, f)
   if not m.locked then
@@ -45,14 +59,14 @@ local function mutex_acquire(m, f)
 end
 
 function mutex_methods.lock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  m = mutex_state(m, 1)
   local f = current()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   mutex_acquire(m, f)
 end
 
 function mutex_methods.try_lock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  m = mutex_state(m, 1)
   if m.locked then return false end
   m.locked = true
   return true
@@ -68,23 +82,28 @@ local function mutex_release(m)
 end
 
 function mutex_methods.unlock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  m = mutex_state(m, 1)
   if not m.locked then raise_errno(E.EPERM) end
   mutex_release(m)
 end
 
 K.builtin_modules.mutex = {
-  new = function() return setmetatable({ locked = false, q = {} }, mutex_mt) end,
+  new = function()
+    local m = setmetatable({}, mutex_mt)
+    mutex_of[m] = { kind = 'mutex', locked = false, q = {} }
+    return m
+  end,
 }
 
 ---------------------------------------------------------------------------
 local rmutex_methods = {}
 local rmutex_mt = class('recursive_mutex', rmutex_methods)
 local MAX_LEVELS = 2147483647
-local function is_rmutex(m) return type(m) == 'table' and getmetatable(m) == 'recursive_mutex' end
+local rmutex_of = private_states()
+local rmutex_state = state_lookup(rmutex_of)
 
 function rmutex_methods.lock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  m = rmutex_state(m, 1)
   local f = current()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if m.owner == f then
@@ -102,7 +121,7 @@ function rmutex_methods.lock(m)
 end
 
 function rmutex_methods.try_lock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  m = rmutex_state(m, 1)
   local f = current()
   if m.owner == f then
     if m.levels == MAX_LEVELS then return false end
@@ -115,7 +134,7 @@ function rmutex_methods.try_lock(m)
 end
 
 function rmutex_methods.unlock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  m = rmutex_state(m, 1)
   if m.owner ~= current() then raise_errno(E.EPERM) end
   m.levels = m.levels - 1
   if m.levels > 0 then return end
@@ -130,13 +149,18 @@ end
 
 K.builtin_modules.recursive_mutex = {
   -- owner is false (not nil) when unlocked: absent keys go to __index
-  new = function() return setmetatable({ owner = false, levels = 0, q = {} }, rmutex_mt) end,
+  new = function()
+    local m = setmetatable({}, rmutex_mt)
+    rmutex_of[m] = { kind = 'recursive_mutex', owner = false, levels = 0, q = {} }
+    return m
+  end,
 }
 
 ---------------------------------------------------------------------------
 local cond_methods = {}
 local cond_mt = class('condition_variable', cond_methods)
-local function is_cond(c) return type(c) == 'table' and getmetatable(c) == 'condition_variable' end
+local cond_of = private_states()
+local cond_state = state_lookup(cond_of)
 
 -- An interrupted waiter leaves the queue, so it never steals a notification.
 local function cond_interrupter(f, c)
@@ -145,8 +169,8 @@ local function cond_interrupter(f, c)
 end
 
 function cond_methods.wait(c, m)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
-  if not is_mutex(m) then raise_errno(E.EINVAL, 2) end
+  c = cond_state(c, 1)
+  m = mutex_state(m, 2)
   if not m.locked then raise_errno(E.EPERM) end
   local f = current()
   check_suspend(f)
@@ -160,19 +184,23 @@ function cond_methods.wait(c, m)
 end
 
 function cond_methods.notify_one(c)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  c = cond_state(c, 1)
   if #c.q > 0 then wake(table.remove(c.q, 1)) end
 end
 
 function cond_methods.notify_all(c)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  c = cond_state(c, 1)
   local q = c.q
   c.q = {}
   for i = 1, #q do wake(q[i]) end
 end
 
 K.builtin_modules.condition_variable = {
-  new = function() return setmetatable({ q = {} }, cond_mt) end,
+  new = function()
+    local c = setmetatable({}, cond_mt)
+    cond_of[c] = { q = {} }
+    return c
+  end,
 }
 
 ---------------------------------------------------------------------------
@@ -182,6 +210,8 @@ local getfenv_u, setfenv_u = K.debug.getfenv, K.debug.setfenv
 local BROKEN = {}
 local future_methods, promise_methods = {}, {}
 local future_mt = class('future', future_methods)
+local future_of = private_states()
+local future_state = state_lookup(future_of)
 local promise_base = newproxy(true)
 local promise_mt = getmetatable(promise_base)
 class('promise', promise_methods, nil, promise_mt)
@@ -206,7 +236,7 @@ promise_mt.__gc = function(p)
 end
 
 local function promise_state(p)
-  if type(p) ~= 'userdata' or getmetatable(p) ~= 'promise' then raise_errno(E.EINVAL, 1) end
+  if type(p) ~= 'userdata' or K.debug.getmetatable(p) ~= promise_mt then raise_errno(E.EINVAL, 1) end
   return getfenv_u(p).st
 end
 
@@ -229,14 +259,13 @@ local function future_interrupter(f, st)
 end
 
 function future_methods.get(fu)
-  if type(fu) ~= 'table' or getmetatable(fu) ~= 'future' then raise_errno(E.EINVAL, 1) end
-  local st = fu.st
+  local st = future_state(fu, 1)
   local f = current()
   check_suspend(f)
   if st.state == 'pending' then
     local w = st.waiters
     w[#w + 1] = f
-    watch(fu)
+    watch(st)
     local r = suspend(f, future_interrupter, st)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
@@ -247,10 +276,12 @@ end
 
 K.builtin_modules.future = {
   new = function()
-    local st = { state = 'pending', waiters = {}, promise_alive = true }
+    local st = { kind = 'future', state = 'pending', waiters = {}, promise_alive = true }
     local p = newproxy(promise_base)
     setfenv_u(p, { st = st })
-    return p, setmetatable({ st = st }, future_mt)
+    local fu = setmetatable({}, future_mt)
+    future_of[fu] = st
+    return p, fu
   end,
 }
 
@@ -259,10 +290,10 @@ function K.report_deadlocks()
   local lines = {}
   for i = 1, #watched do
     local obj = watched[i]
-    local kind = getmetatable(obj)
+    local kind = obj.kind
     if (kind == 'mutex' or kind == 'recursive_mutex') and #obj.q > 0 then
       lines[#lines + 1] = '\tNo scheduled fibers remaining to unlock mutex ' .. hexid(obj)
-    elseif kind == 'future' and #obj.st.waiters > 0 and obj.st.promise_alive then
+    elseif kind == 'future' and #obj.waiters > 0 and obj.promise_alive then
       lines[#lines + 1] = '\tUnderlying promise for future ' .. hexid(obj) .. ' is broken'
     end
   end

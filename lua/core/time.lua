@@ -77,12 +77,17 @@ time.steady_clock, time.system_clock, time.high_resolution_clock =
 -- wait on one timer; cancel() and a new expiry abort all of them.
 local function timer_class(name, realtime, now_ns, tp, is_tp)
   local methods = {}
-  local mt = K.class(name, methods, {
-    expiry = function(t) return tp(rawget(t, 'expiry_ns')) end,
-  })
+  -- A timer handed to user code is an empty table; its state (pending op
+  -- ids, which could cancel any op of the ring) lives here, out of reach.
+  local state_of = setmetatable({}, { __mode = 'k' })
   local function check(t)
-    if type(t) ~= 'table' or getmetatable(t) ~= name then raise_errno(E.EINVAL, 1) end
+    local st = state_of[t]
+    if not st then raise_errno(E.EINVAL, 1) end
+    return st
   end
+  local mt = K.class(name, methods, {
+    expiry = function(t) return tp(check(t).expiry_ns) end,
+  })
 
   -- Pending waits are kept in wait order, so that cancellation completes
   -- (and wakes the waiters) in FIFO order.
@@ -110,7 +115,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.expires_after(t, secs)
-    check(t)
+    t = check(t)
     local ns = to_nanos(secs, 2)
     local n = cancel_all(t)
     t.expiry_ns = now_ns() + ns
@@ -118,7 +123,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.expires_at(t, point)
-    check(t)
+    t = check(t)
     if not is_tp(point) then raise_errno(E.EINVAL, 2) end
     local n = cancel_all(t)
     t.expiry_ns = rawget(point, 'ns')
@@ -126,12 +131,12 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.cancel(t)
-    check(t)
+    t = check(t)
     return cancel_all(t)
   end
 
   function methods.wait(t)
-    check(t)
+    t = check(t)
     local f = current()
     check_suspend(f)
     -- An expiry already past needs no kernel timer (see time.sleep).
@@ -149,7 +154,9 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
 
   return {
     new = function()
-      return setmetatable({ expiry_ns = 0, pending = {}, aborted = {} }, mt)
+      local t = setmetatable({}, mt)
+      state_of[t] = { expiry_ns = 0, pending = {}, aborted = {} }
+      return t
     end,
   }
 end

@@ -115,12 +115,22 @@ pub struct Compat {
 }
 
 /// A granted descriptor.
+///
+/// A directory is re-attached inside the sandbox: it is bind-mounted at
+/// `/.luring-grants/N` (N: its index in [`SandboxSpec::fds`]; nosuid,
+/// nodev, noexec, read-only unless [`Access::ReadWrite`]) and the sandbox's
+/// descriptor is opened through that mount, so `..` from it (also through
+/// `/proc/self/fd/N/..`, `fchdir`, `connect`, `stat`) never leaves the
+/// sandbox's tree. The directory must be reachable by the path its
+/// descriptor shows (by uid 65534 when the host is root), or the spawn
+/// fails. Directories can be granted only here, at spawn:
+/// [`ring::send_fd`] refuses them later.
 #[derive(Debug)]
 pub struct Grant {
     pub fd: OwnedFd,
-    /// For a directory (or a path re-opened through `/proc/self/fd`): what
-    /// Landlock allows beneath it. An open file keeps the rights it was
-    /// opened with either way.
+    /// For a directory: what Landlock allows beneath it (and whether its
+    /// mount is read-only). An open file keeps the rights it was opened
+    /// with either way.
     pub access: Access,
 }
 
@@ -190,12 +200,14 @@ pub struct SandboxSpec {
     pub ro_paths: Vec<PathBuf>,
     /// Host paths bind-mounted read-write at the same path.
     pub rw_paths: Vec<PathBuf>,
-    /// Descriptors handed over (they appear in [`EntryContext::fds`]).
+    /// Descriptors handed over (they appear in [`EntryContext::fds`]);
+    /// see [`Grant`] for what happens to a directory.
     pub fds: Vec<Grant>,
     pub network: Network,
     pub limits: Limits,
     /// The environment of the entry process (nothing else is inherited).
     pub env: Vec<(OsString, OsString)>,
+    /// Standard streams; a directory here makes the spawn fail.
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,

@@ -312,11 +312,22 @@ fn validate(req: &SpawnRequest) -> Result<(EntryFn, Requirement), Reply> {
         return Err(err(wire::ERR_SPEC, 0, "limits.nofile must be at least 8"));
     }
     for p in req.ro_paths.iter().chain(&req.rw_paths) {
-        if !PathBuf::from(p).is_absolute() {
+        let p = PathBuf::from(p);
+        if !p.is_absolute() {
             return Err(err(
                 wire::ERR_SPEC,
                 0,
                 format!("path {p:?} is not absolute"),
+            ));
+        }
+        if p.starts_with(init::GRANT_MOUNTS) {
+            return Err(err(
+                wire::ERR_SPEC,
+                0,
+                format!(
+                    "path {p:?} is beneath {}, where the sandbox attaches granted directories",
+                    init::GRANT_MOUNTS
+                ),
             ));
         }
     }

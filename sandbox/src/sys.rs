@@ -603,3 +603,48 @@ pub fn thread_count() -> Option<usize> {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// `fstat(2)` of a descriptor.
+pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: st is writable storage of the right size.
+    cvt(unsafe { libc::fstat(fd, st.as_mut_ptr()) } as libc::c_long)?;
+    // SAFETY: fstat succeeded, so st is initialised.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Whether `st` describes a directory.
+pub fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// The file status flags of a descriptor (`F_GETFL`).
+pub fn status_flags(fd: RawFd) -> io::Result<i32> {
+    // SAFETY: fcntl with integer arguments.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long).map(|f| f as i32)
+}
+
+/// `open(2)` of a path, close-on-exec, as an owned descriptor.
+pub fn open_path(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated; the mode is ignored without O_CREAT.
+    let fd = cvt(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0) } as libc::c_long)?;
+    // SAFETY: open returned a new descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The path a descriptor names, as `/proc/self/fd/N` shows it (relative to
+/// the caller's mount namespace root; " (deleted)" appended if unlinked).
+pub fn fd_path(fd: RawFd) -> io::Result<Vec<u8>> {
+    let link = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: link is NUL-terminated; buf is writable for its length.
+    let n = cvt(
+        unsafe { libc::readlink(link.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+            as libc::c_long,
+    )? as usize;
+    if n >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    Ok(buf)
+}

@@ -2,4 +2,5 @@
 //! runs one actor, the main VM; `spawn_vm`, the inbox and channels come with
 //! the actors work.
 
+pub(crate) mod module_files;
 pub mod vm;

@@ -19,9 +19,15 @@
 //! - User code never sees the raw globals: every module gets a fresh
 //!   environment of safe names (lua/core/modules.lua); the `debug` library is
 //!   only reachable by the core code, which captured it before it was removed.
+//!   After boot the main thread's environment is an empty, sealed table
+//!   (`seal_main_thread`), so nothing running there can reach them either.
+//! - The import root's `O_PATH` fd lives in `VmState` from the moment the
+//!   entry script is read until the VM ends, after the executor (and so
+//!   after every op that names it) is gone.
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use mlua::{AnyUserData, Function, Lua, LuaOptions, StdLib, Table, UserData, Value};
@@ -48,6 +54,11 @@ pub(crate) struct VmState {
     /// stdout); a pipe or file gets bigger writes.
     stdout_is_tty: bool,
     exit_code: Option<i32>,
+    /// `O_PATH` fd of the import root, set when the entry script is read.
+    /// Every op that opens a module holds a clone of it in its slot, so it
+    /// cannot be closed under the op; declared after `executor` as well, so
+    /// the VM's own reference is closed last (fields drop in order).
+    import_root: Option<OpFd>,
 }
 
 /// Buffered `print` output is written once it reaches this size, so a fiber
@@ -406,18 +417,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             .map_err(io_err)
         })?,
     )?;
-    // Only for the entry script, read before the scheduler starts; modules
-    // are read with ring ops (lua/core/modules.lua).
-    rt.set(
-        "read_file",
-        lua.create_function(|lua, path: String| match std::fs::read(&path) {
-            Ok(bytes) => Ok((Value::String(lua.create_string(bytes)?), Value::Nil)),
-            Err(e) => Ok((
-                Value::Nil,
-                Value::Integer(e.raw_os_error().unwrap_or(libc::EIO).into()),
-            )),
-        })?,
-    )?;
+    add_module_file_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
@@ -462,6 +462,75 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     Ok(rt)
 }
 
+/// The rt functions of the module loader (lua/core/modules.lua): the entry
+/// script is read before the scheduler starts; modules with ring ops
+/// beneath the import root (see `module_files`).
+fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    use super::module_files::{self, FileInfo};
+    rt.set("max_code_bytes", module_files::MAX_CODE_BYTES)?;
+    // read_entry(absolute path) -> source, identity | nil, reason
+    rt.set(
+        "read_entry",
+        lua.create_function(|lua, path: mlua::LuaString| {
+            let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
+            match module_files::read_entry(&path) {
+                Ok(entry) => {
+                    with_state(lua, |st| st.import_root = Some(OpFd::owned(entry.root)))?;
+                    Ok((
+                        Value::String(lua.create_string(&entry.source)?),
+                        Value::String(lua.create_string(&entry.identity)?),
+                    ))
+                }
+                Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
+            }
+        })?,
+    )?;
+    // open_module(path relative to the import root) -> op id; the result is
+    // an fd object or -errno (EXDEV: the path leads outside the root).
+    rt.set(
+        "open_module",
+        lua.create_function(|lua, path: mlua::LuaString| {
+            let path =
+                std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
+            submit_op(lua, |st| {
+                let root = st
+                    .import_root
+                    .as_ref()
+                    .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))?;
+                st.executor.open_beneath(
+                    root,
+                    path,
+                    module_files::CODE_OPEN_FLAGS,
+                    module_files::MODULE_RESOLVE,
+                )
+            })
+        })?,
+    )?;
+    // statx(fd object, byte_span of rt.statx_size bytes) -> op id
+    rt.set("statx_size", std::mem::size_of::<libc::statx>())?;
+    rt.set(
+        "statx",
+        lua.create_function(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
+            let span = byte_span::span_arg(&buf, 2)?;
+            submit_op(lua, |st| {
+                st.executor.statx_fd(&fd, span, module_files::STATX_MASK)
+            })
+        })?,
+    )?;
+    // stat_info(byte_span filled by statx) -> kind, size, identity
+    rt.set(
+        "stat_info",
+        lua.create_function(|_, buf: Value| {
+            let span = byte_span::span_arg(&buf, 1)?;
+            let info =
+                FileInfo::from_statx_bytes(&span.to_vec()).ok_or_else(|| error::einval(1))?;
+            Ok((info.kind.name(), info.size as f64, info.identity))
+        })?,
+    )?;
+    Ok(())
+}
+
 impl Vm {
     /// Creates the VM and runs the core Lua code; no user code runs yet.
     pub fn new() -> Result<Self, RuntimeError> {
@@ -479,6 +548,7 @@ impl Vm {
             stdout: Vec::new(),
             stdout_is_tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             exit_code: None,
+            import_root: None,
         });
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
         Ok(Self { lua, core })
@@ -502,11 +572,26 @@ impl Vm {
                 .set_name(format!("?{name}"))
                 .call::<()>(k.clone())?;
         }
+        // What the core code captured is all it needs; none of this is ever
+        // reachable from user code, and removing it leaves less to find if
+        // that ever failed.
         for name in [
-            "debug", "jit", "io", "package", "dofile", "loadfile", "module",
+            "debug",
+            "jit",
+            "io",
+            "package",
+            "dofile",
+            "loadfile",
+            "module",
+            "require",
+            "load",
+            "loadstring",
+            "os",
         ] {
             g.raw_set(name, Value::Nil)?;
         }
+        g.get::<Table>("string")?.raw_set("dump", Value::Nil)?;
+        k.get::<Function>("seal_main_thread")?.call::<()>(())?;
         Ok(k)
     }
 
@@ -575,4 +660,40 @@ fn lua_boot(e: mlua::Error) -> RuntimeError {
 
 fn absolute_path(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After boot the main thread (where the scheduler runs, and any user
+    /// metamethod it might ever trigger) has no globals: a chunk loaded
+    /// there sees nothing, cannot write, and the runtime's own globals hold
+    /// none of what the core code captured.
+    #[test]
+    fn main_thread_has_a_sealed_empty_environment() {
+        let vm = Vm::new().expect("VM boots");
+        let (os, print, load, g): (Value, Value, Value, Value) = vm
+            .lua
+            .load("return os, print, load, _G")
+            .call(())
+            .expect("chunk runs");
+        assert!(os.is_nil() && print.is_nil() && load.is_nil() && g.is_nil());
+        let err = vm
+            .lua
+            .load("leak = true")
+            .exec()
+            .expect_err("writing a global on the main thread fails");
+        assert!(err.to_string().contains("Operation not permitted"), "{err}");
+        let meta = vm
+            .lua
+            .load("return getmetatable(nil)")
+            .call::<Value>(())
+            .expect_err("no library function is reachable either")
+            .to_string();
+        assert!(
+            meta.contains("attempt to call global 'getmetatable'"),
+            "{meta}"
+        );
+    }
 }

@@ -46,6 +46,8 @@ use io_uring::{opcode, squeue, types, IoUring};
 pub use ops::{OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind};
 
+use crate::modules::byte_span::SpanRef;
+
 /// user_data of `ASYNC_CANCEL` requests and `MSG_RING` posts: their own
 /// completions are ignored.
 const CANCEL_TAG: u64 = u64::MAX;
@@ -71,8 +73,9 @@ pub struct Completion {
     pub id: OpId,
     /// The CQE result (negative errno on failure).
     pub result: i32,
-    /// For an op that opens an fd (`open`) and succeeded: the new fd, now
-    /// owned by whoever receives this completion (closed if dropped).
+    /// For an op that opens an fd (`open`, `open_beneath`) and succeeded:
+    /// the new fd, now owned by whoever receives this completion (closed if
+    /// dropped).
     pub fd: Option<OwnedFd>,
 }
 
@@ -382,6 +385,61 @@ impl Executor {
             self.submit(OpSlot::path(path).kind(SlotKind::OpensFd), |slot| {
                 opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), slot.path_ptr())
                     .flags(flags | libc::O_CLOEXEC)
+                    .build()
+            })
+        }
+    }
+
+    /// `openat2(dir, path, {flags | O_CLOEXEC, resolve})`: the module
+    /// loader opens files beneath the import root with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` (Linux ≥ 5.6). The slot
+    /// holds `dir` until the completion is reaped, so it cannot be closed
+    /// under the op. The completion carries the new fd in
+    /// [`Completion::fd`].
+    pub fn open_beneath(
+        &mut self,
+        dir: &OpFd,
+        path: std::ffi::CString,
+        flags: i32,
+        resolve: u64,
+    ) -> io::Result<OpId> {
+        let how = types::OpenHow::new()
+            .flags((flags | libc::O_CLOEXEC) as u64)
+            .resolve(resolve);
+        // SAFETY: the SQE names the slot's fd and points at its own path
+        // and open_how.
+        unsafe {
+            self.submit(
+                OpSlot::path_how(path, how)
+                    .on_fd(dir)
+                    .kind(SlotKind::OpensFd),
+                |slot| {
+                    opcode::OpenAt2::new(
+                        types::Fd(slot.raw_fd()),
+                        slot.path_ptr(),
+                        slot.open_how_ptr(),
+                    )
+                    .build()
+                },
+            )
+        }
+    }
+
+    /// `statx(fd, "", AT_EMPTY_PATH, mask)` into `buf`, which must hold a
+    /// whole `struct statx` (else `EINVAL` without submitting). The slot
+    /// holds `fd` until the completion is reaped.
+    pub fn statx_fd(&mut self, fd: &OpFd, buf: SpanRef, mask: u32) -> io::Result<OpId> {
+        if buf.len() < std::mem::size_of::<libc::statx>() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: the SQE names the slot's fd and points at its own empty
+        // path and statx buffer (long enough, checked above).
+        unsafe {
+            self.submit(OpSlot::statx_into(buf).on_fd(fd), |slot| {
+                let out = slot.statx_ptr();
+                opcode::Statx::new(types::Fd(slot.raw_fd()), slot.path_ptr(), out)
+                    .flags(libc::AT_EMPTY_PATH)
+                    .mask(mask)
                     .build()
             })
         }
@@ -784,3 +842,6 @@ impl Drop for Executor {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod module_ops_tests;

@@ -120,6 +120,10 @@ enum Resource {
     Timespec(Box<Timespec>),
     Buffer(OpBuffer),
     Path(CString),
+    /// openat2: the path and the `open_how` the kernel reads.
+    PathHow(CString, Box<io_uring::types::OpenHow>),
+    /// statx of the slot's fd (empty path, `AT_EMPTY_PATH`) into a byte_span.
+    StatxInto(CString, SpanRef),
 }
 
 /// What the executor does with an op's completion besides delivering it.
@@ -192,6 +196,17 @@ impl OpSlot {
         }
     }
 
+    /// openat2 relative to the slot's directory fd (see `on_fd`).
+    pub(crate) fn path_how(path: CString, how: io_uring::types::OpenHow) -> Self {
+        Self::with(Resource::PathHow(path, Box::new(how)))
+    }
+
+    /// statx of the slot's fd (see `on_fd`), written into `buf` (at least
+    /// `size_of::<libc::statx>()` bytes, checked by the caller).
+    pub(crate) fn statx_into(buf: SpanRef) -> Self {
+        Self::with(Resource::StatxInto(CString::default(), buf))
+    }
+
     pub(crate) fn kind(mut self, kind: SlotKind) -> Self {
         self.kind = kind;
         self
@@ -216,8 +231,23 @@ impl OpSlot {
 
     pub(crate) fn path_ptr(&self) -> *const libc::c_char {
         match &self.resource {
-            Resource::Path(p) => p.as_ptr(),
+            Resource::Path(p) | Resource::PathHow(p, _) | Resource::StatxInto(p, _) => p.as_ptr(),
             _ => std::ptr::null(),
+        }
+    }
+
+    pub(crate) fn open_how_ptr(&self) -> *const io_uring::types::OpenHow {
+        match &self.resource {
+            Resource::PathHow(_, how) => &**how,
+            _ => std::ptr::null(),
+        }
+    }
+
+    /// Where statx writes its result (null when this is not a statx slot).
+    pub(crate) fn statx_ptr(&mut self) -> *mut io_uring::types::statx {
+        match &mut self.resource {
+            Resource::StatxInto(_, span) => span.raw_parts().0.cast(),
+            _ => std::ptr::null_mut(),
         }
     }
 
