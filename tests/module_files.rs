@@ -157,9 +157,7 @@ fn device_modules_are_refused_before_any_read() {
     assert_eq!(code, 0, "{out}");
     let expected: String = ids
         .iter()
-        .map(|id| {
-            format!("{id}\tfalse\tluring.module\t2\t{id}\tcharacter device\t{NOT_REGULAR}\n")
-        })
+        .map(|id| format!("{id}\tfalse\tluring.module\t2\t{id}\tcharacter device\t{NOT_REGULAR}\n"))
         .collect();
     assert_eq!(out, expected);
 }
@@ -234,7 +232,11 @@ fn symlink_escape_through_a_parent_directory_link() {
     symlink(&*outside, dir.join("lib")).unwrap();
     std::fs::create_dir(dir.join("d")).unwrap();
     symlink("../../", dir.join("d/up")).unwrap();
-    write(&dir, "main.lua", &requiring(&["/lib/secret", "/d/up/secret"]));
+    write(
+        &dir,
+        "main.lua",
+        &requiring(&["/lib/secret", "/d/up/secret"]),
+    );
     let (code, out) = run(&dir, "main.lua");
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("outside code ran"), "{out}");
