@@ -11,10 +11,15 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod actor;
+pub(crate) mod actor;
+/// The per-actor io_uring executor. Not part of the embedding API: public
+/// (and hidden) only so that `tests/executor_fd_leak.rs` can count the
+/// process's fds in a test binary of its own. Its API is safe: ops take
+/// owned buffers and fds, never raw pointers or bare fd numbers.
+#[doc(hidden)]
 pub mod executor;
-pub mod fiber;
-pub mod modules;
+pub(crate) mod fiber;
+pub(crate) mod modules;
 
 use std::path::{Path, PathBuf};
 

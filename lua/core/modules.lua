@@ -335,9 +335,10 @@ local function read_module(f, rel)
   f.int_disabled = f.int_disabled + 1
   local ok, status, a, b = K.raw_pcall(function()
     local fd = K.await_op(f, rt.open_module(rel))
+    -- an fd object on success, a negative errno on failure;
     -- ENXIO: a socket, or a device without a driver; never a regular file
     if fd == -E.ENXIO then return 'special', 'special file' end
-    if fd < 0 then return 'errno', -fd end
+    if type(fd) == 'number' then return 'errno', -fd end
     local status, a, b
     local st = span_new(STATX_SIZE)
     local res = K.await_op(f, rt.statx(fd, st))

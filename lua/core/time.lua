@@ -1,5 +1,6 @@
 -- time: sleep, steady/system timers and clocks (spec/core.md §5).
--- Every wait is an IORING_OP_TIMEOUT on the actor's ring.
+-- Every wait is an IORING_OP_TIMEOUT on the actor's ring, except waits that
+-- are already due: those are an IORING_OP_NOP (rt.yield_op).
 local K = ...
 local rt = K.rt
 local E = rt.errno
@@ -25,7 +26,9 @@ function time.sleep(secs)
   local ns = to_nanos(secs, 1)
   local f = current()
   check_suspend(f)
-  await_op(f, rt.sleep(ns))
+  -- Nothing to wait for: a NOP still lets every other ready fiber and
+  -- completion go first, without arming a kernel timer.
+  await_op(f, ns == 0 and rt.yield_op() or rt.sleep(ns))
 end
 
 ---------------------------------------------------------------------------
@@ -128,7 +131,9 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
     t = check(t)
     local f = current()
     check_suspend(f)
-    local id = rt.sleep_until(math.max(t.expiry_ns, 0), realtime)
+    -- An expiry already past needs no kernel timer (see time.sleep).
+    local expiry = t.expiry_ns
+    local id = expiry <= now_ns() and rt.yield_op() or rt.sleep_until(expiry, realtime)
     q_push(t.pending, id)
     local ok, res = K.raw_pcall(await_op, f, id)
     q_remove(t.pending, id)

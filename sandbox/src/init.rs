@@ -39,7 +39,7 @@
 //!   entry process ends it reports its status and exits, which makes the
 //!   kernel kill whatever is left in the PID namespace.
 
-use crate::spawn::{
+use crate::plan::{
     make_plan, write_record, ChildPlan, Record, SupervisorEnv, WarmPlan, WARM_UNSHARE,
 };
 use crate::wire;

@@ -596,12 +596,25 @@ pub fn loopback_up() -> io::Result<()> {
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } as libc::c_long).map(drop)
 }
 
-/// Number of threads of the calling process, from `/proc/self/status`.
-pub fn thread_count() -> Option<usize> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Number of threads of the calling process, from `/proc/self/status`
+/// (an error if it cannot be read or has no `Threads:` line).
+pub fn thread_count() -> io::Result<usize> {
+    let s = std::fs::read_to_string("/proc/self/status")?;
     s.lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads: line"))
+}
+
+/// Device and inode of the file behind `fd` (each io_uring instance has an
+/// inode of its own): identifies a file across processes.
+pub fn file_identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let mut st = MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: st points to writable stat storage.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } as libc::c_long)?;
+    // SAFETY: fstat succeeded and filled it in.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// `fstat(2)` of a descriptor.

@@ -2410,7 +2410,9 @@ fn suite(t: &mut Tally) {
 
     // Case 24: extra descriptors, a second control message, spoofed
     // credentials, malformed frames: refused, extras closed, supervisor alive.
-    case24(t, &sv);
+    let live: Vec<i32> = sibling.iter().map(|s| s.pid()).collect();
+    case24(t, &sv, &live);
+    case24_peer(t, &sv);
     dir_grant_refusals(t, &sv, &fx.dir, &user);
 
     for n in [&sock_name, &dgram_name] {
@@ -2483,35 +2485,46 @@ fn supervisor_fd_count(pid: i32) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn supervisor_children(pid: i32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| s.split_whitespace().count())
-        .unwrap_or(usize::MAX)
-}
-
-/// Waits (up to 5 s) until the supervisor's descriptor count equals `want`
-/// (it closes a finished sandbox's descriptors just after reporting its
-/// status) or, with `None`, until it is quiet: its only children are the
-/// sibling sandbox and the warm one, and its count is the same twice.
-fn settle_fd_count(pid: i32, want: Option<usize>) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut last = supervisor_fd_count(pid);
+/// The supervisor's descriptor count at rest: awaited (up to 30 s) until
+/// its children are exactly the `live` sandboxes plus its warm child (not
+/// yet under seccomp, so told apart from a sandbox's PID 1 that is still
+/// tearing down), then after one request round trip (answered between two
+/// steps of its loop: the warm child's set-up done, the last spawn's ring
+/// released). Nothing changes it until the next request.
+fn quiesced_fd_count(sv: &Supervisor, live: &[i32]) -> Option<usize> {
+    let sup = sv.pid();
+    let field = |p: i32, key: &str| -> Option<String> {
+        let st = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        st.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let now = supervisor_fd_count(pid);
-        let done = match want {
-            Some(w) => now == w,
-            None => now == last && supervisor_children(pid) == 2,
-        };
-        if done || std::time::Instant::now() > deadline {
-            return now;
+        let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let others: Vec<i32> = kids.iter().copied().filter(|k| !live.contains(k)).collect();
+        let at_rest = live.iter().all(|l| kids.contains(l))
+            && others.len() == 1
+            && field(others[0], "Seccomp:").as_deref() == Some("0")
+            && field(others[0], "State:").is_some_and(|s| !s.starts_with('Z'));
+        if at_rest {
+            break;
         }
-        last = now;
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    let _ = sv.signal(u64::MAX, 0);
+    Some(supervisor_fd_count(sup))
 }
 
-fn case24(t: &mut Tally, sv: &Supervisor) {
-    let before = settle_fd_count(sv.pid(), None);
+fn case24(t: &mut Tally, sv: &Supervisor, live: &[i32]) {
+    let before = quiesced_fd_count(sv, live);
     let pipe = || {
         let mut f = [0; 2];
         // SAFETY: f is writable.
@@ -2537,7 +2550,7 @@ fn case24(t: &mut Tally, sv: &Supervisor) {
         libc::close(p[0]);
         libc::close(p[1]);
     }
-    let after = settle_fd_count(sv.pid(), Some(before));
+    let after = quiesced_fd_count(sv, live);
     // The supervisor still works.
     let alive = sv
         .spawn("idle", b"", &SandboxSpec::default())
@@ -2545,10 +2558,10 @@ fn case24(t: &mut Tally, sv: &Supervisor) {
         .unwrap_or(false);
     t.check(
         "case 24",
-        r1 && r2 && r3 && r4 && r5 && before == after && alive,
+        r1 && r2 && r3 && r4 && r5 && before.is_some() && before == after && alive,
         &format!(
             "extra fds refused={r1}, garbage refused={r2}, bad tag refused={r3}, empty refused={r4}, \
-             second cmsg/credentials refused={r5}, supervisor fds {before}->{after} (extras closed), still serving={alive}"
+             second cmsg/credentials refused={r5}, supervisor fds {before:?}->{after:?} (extras closed), still serving={alive}"
         ),
     );
 }
@@ -2605,9 +2618,202 @@ fn two_cmsgs(sv: &Supervisor, a: i32, b: i32) -> bool {
     }
 }
 
+/// Case 24 from the sandbox's side: hostile frames on its control socket,
+/// one per "step" from the host (see `case24_peer`).
+fn peer_frames(ctx: EntryContext) -> i32 {
+    let ctl = ctx.control.as_raw_fd();
+    let mut p = [0; 2];
+    // SAFETY: p is writable.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return 2;
+    }
+    // SAFETY: getpid/getuid/getgid have no preconditions.
+    let own = unsafe {
+        libc::ucred {
+            pid: libc::getpid(),
+            uid: libc::getuid(),
+            gid: libc::getgid(),
+        }
+    };
+    let spoofed = libc::ucred {
+        pid: 1,
+        uid: 0,
+        gid: 0,
+    };
+    let step = || recv(ctl).is_some_and(|b| b == b"step");
+    // 1: more descriptors than the host takes.
+    if !step() || send_cmsgs(ctl, b"extra", &[&[p[0], p[1], p[0]]], None).is_err() {
+        return 3;
+    }
+    // 2: two SCM_RIGHTS messages in one datagram.
+    if !step() || send_cmsgs(ctl, b"two", &[&[p[0]], &[p[1]]], None).is_err() {
+        return 4;
+    }
+    // 3: spoofed credentials (PID 1's pid, with no capability to claim it).
+    if !step() {
+        return 5;
+    }
+    let spoof = match send_cmsgs(ctl, b"spoof", &[&[p[0]]], Some(spoofed)) {
+        Ok(()) => "sent".to_string(),
+        Err(e) => errname(e),
+    };
+    send(ctl, format!("spoof {spoof}").as_bytes());
+    // 4: its own credentials with a descriptor (the host passes credentials now).
+    if !step() || send_cmsgs(ctl, b"creds", &[&[p[0]]], Some(own)).is_err() {
+        return 6;
+    }
+    // 5: a frame larger than the host's buffer, with a descriptor.
+    if !step() || send_cmsgs(ctl, &[7u8; 4096], &[&[p[0]]], None).is_err() {
+        return 7;
+    }
+    // 6: a well-formed frame with one descriptor (positive control).
+    if !step() || send_cmsgs(ctl, b"ok", &[&[p[0]]], None).is_err() {
+        return 8;
+    }
+    0
+}
+
+/// Sends `data` with one `SCM_RIGHTS` message per entry of `rights` and
+/// optionally `SCM_CREDENTIALS`; the errno on failure.
+fn send_cmsgs(
+    sock: i32,
+    data: &[u8],
+    rights: &[&[i32]],
+    creds: Option<libc::ucred>,
+) -> Result<(), i32> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 64];
+    // SAFETY: the control messages are built inside an aligned buffer that
+    // is large enough for them (at most a few descriptors and one ucred).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        let cred_len = std::mem::size_of::<libc::ucred>() as u32;
+        let mut total = 0usize;
+        for r in rights {
+            total += libc::CMSG_SPACE(std::mem::size_of_val(*r) as u32) as usize;
+        }
+        if creds.is_some() {
+            total += libc::CMSG_SPACE(cred_len) as usize;
+        }
+        msg.msg_controllen = total;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        for r in rights {
+            let bytes = std::mem::size_of_val(*r) as u32;
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(r.as_ptr(), libc::CMSG_DATA(c).cast(), r.len());
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        if let Some(cr) = creds {
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_CREDENTIALS;
+            (*c).cmsg_len = libc::CMSG_LEN(cred_len) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), cr);
+        }
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// Open descriptors of this process among 0..4096 (probed, none opened).
+fn open_fds() -> Vec<i32> {
+    (0..4096)
+        // SAFETY: F_GETFD only queries.
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
+        .collect()
+}
+
+/// Case 24 with the frames coming FROM a sandboxed peer, read by the host
+/// with `SandboxHandle::recv_control`: extra descriptors, a second
+/// `SCM_RIGHTS`, credentials (spoofed ones are refused by the kernel;
+/// genuine ones, passed because the host enabled `SO_PASSCRED`, make the
+/// frame rejected), a truncated frame: each rejected with every descriptor
+/// closed on the host (its descriptor set is unchanged); a well-formed
+/// frame is accepted.
+fn case24_peer(t: &mut Tally, sv: &Supervisor) {
+    let name = "case 24 from the sandbox: hostile control frames rejected, extras closed";
+    let h = match sv.spawn("peer_frames", b"", &SandboxSpec::default()) {
+        Ok(h) => h,
+        Err(e) => return t.check(name, false, &format!("spawn: {e}")),
+    };
+    let ctl = h.control().as_raw_fd();
+    let passcred = |on: i32| {
+        // SAFETY: setting an int socket option on our own socket.
+        unsafe {
+            libc::setsockopt(
+                ctl,
+                libc::SOL_SOCKET,
+                libc::SO_PASSCRED,
+                (&on as *const i32).cast(),
+                std::mem::size_of::<i32>() as u32,
+            )
+        }
+    };
+    let baseline = open_fds();
+    let mut buf = [0u8; 1024];
+    let mut out = Vec::new();
+    let mut ok = true;
+    let next = |buf: &mut [u8], max: usize| {
+        send(ctl, b"step");
+        if luring_sandbox::sys::poll_one(ctl, libc::POLLIN, 30_000).unwrap_or(0) == 0 {
+            return Err(None);
+        }
+        h.recv_control(buf, max).map_err(Some)
+    };
+    let r1 = next(&mut buf, 2);
+    ok &= matches!(r1, Err(Some(ControlError::TooManyFds { got: 3, max: 2 })));
+    out.push(format!("3 fds (max 2): {r1:?}"));
+    let r2 = next(&mut buf, 1);
+    ok &= matches!(
+        r2,
+        Err(Some(ControlError::TooManyFds { .. })) | Err(Some(ControlError::ControlMessage))
+    );
+    out.push(format!("two SCM_RIGHTS: {r2:?}"));
+    let r3 = next(&mut buf, 1);
+    let spoof = match &r3 {
+        Ok(f) if f.fds.is_empty() => String::from_utf8_lossy(&buf[..f.len]).into_owned(),
+        other => format!("{other:?}"),
+    };
+    ok &= spoof == "spoof EPERM";
+    out.push(format!("spoofed credentials: {spoof}"));
+    passcred(1);
+    let r4 = next(&mut buf, 1);
+    passcred(0);
+    ok &= matches!(r4, Err(Some(ControlError::ControlMessage)));
+    out.push(format!("credentials: {r4:?}"));
+    let r5 = next(&mut buf, 1);
+    ok &= matches!(r5, Err(Some(ControlError::Truncated)));
+    out.push(format!("4 KiB into 1 KiB: {r5:?}"));
+    let rejected_closed = open_fds() == baseline;
+    let r6 = next(&mut buf, 1);
+    let accepted = matches!(&r6, Ok(f) if f.fds.len() == 1 && &buf[..f.len] == b"ok");
+    drop(r6);
+    let mut h = h;
+    let st = h.wait_timeout(30_000);
+    ok &= accepted && rejected_closed && open_fds() == baseline;
+    t.check(
+        name,
+        ok && matches!(st, Ok(Some(ExitStatus::Exited(0)))),
+        &format!(
+            "{}; host descriptors unchanged after the rejected frames={rejected_closed}; well-formed frame accepted={accepted}; sandbox {st:?}",
+            out.join("; ")
+        ),
+    );
+}
+
 fn main() {
     register_entry("probe", probe).unwrap();
     register_entry("idle", idle).unwrap();
+    register_entry("peer_frames", peer_frames).unwrap();
     let fx = Fixture::new();
     let code = common::run_as_users(suite);
     let _ = std::fs::remove_dir_all(&fx.dir);

@@ -6,10 +6,16 @@
 //! - `VmState` is the only mutable Rust state a VM has; `rt` functions
 //!   borrow it for the duration of one call and never call back into Lua
 //!   while holding the borrow.
-//! - Standard output written by `print` is buffered here and flushed before
-//!   anything is written to stderr, before any ring write to fd 1 or 2, before
-//!   the thread blocks in the ring, when it reaches 64 KiB, after each
-//!   `print` when stdout is a terminal, and when the VM ends.
+//! - Standard output written by `print` is buffered here and handed to the
+//!   executor's ordered output queue (written through the ring, never by a
+//!   blocking write on this thread) before anything is written to stderr,
+//!   before any ring write to fd 1 or 2, before the thread blocks in the
+//!   ring, when it reaches 64 KiB, after each `print` when stdout is a
+//!   terminal (which then waits until the line was written, like C's
+//!   line-buffered stdout), and when the VM ends, which waits until all
+//!   output was written.
+//! - Lua holds fds as `LuaFd` userdata owning a reference to the fd, never
+//!   as numbers; fds 0, 1 and 2 are borrowed for the program's life.
 //! - User code never sees the raw globals: every module gets a fresh
 //!   environment of safe names (lua/core/modules.lua); the `debug` library is
 //!   only reachable by the core code, which captured it before it was removed.
@@ -19,14 +25,14 @@
 //!   entry script is read until the VM ends, after the executor (and so
 //!   after every op that names it) is gone.
 
-use std::io::Write;
+use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+use mlua::{AnyUserData, Function, Lua, LuaOptions, StdLib, Table, UserData, Value};
 
-use crate::executor::{Executor, OpBuffer, OpId, Reaped};
+use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::RuntimeError;
@@ -49,9 +55,10 @@ pub(crate) struct VmState {
     stdout_is_tty: bool,
     exit_code: Option<i32>,
     /// `O_PATH` fd of the import root, set when the entry script is read.
-    /// Declared after `executor` so it is closed only once every op that
-    /// names it has completed (fields drop in order).
-    import_root: Option<std::os::fd::OwnedFd>,
+    /// Every op that opens a module holds a clone of it in its slot, so it
+    /// cannot be closed under the op; declared after `executor` as well, so
+    /// the VM's own reference is closed last (fields drop in order).
+    import_root: Option<OpFd>,
 }
 
 /// Buffered `print` output is written once it reaches this size, so a fiber
@@ -59,17 +66,47 @@ pub(crate) struct VmState {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
-    fn flush_stdout(&mut self) {
+    /// Moves buffered `print` output to the executor's output queue; with
+    /// `submit_now` its write is handed to the kernel at once.
+    fn flush_stdout(&mut self, submit_now: bool) -> std::io::Result<()> {
         if self.stdout.is_empty() {
-            return;
+            return Ok(());
         }
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (EPIPE) must not abort the VM: the output is lost
-        // the way a C program's would be.
-        let _ = out.write_all(&self.stdout);
-        let _ = out.flush();
+        let queued = self
+            .executor
+            .write_output(StdStream::Out, &self.stdout, submit_now);
         self.stdout.clear();
+        queued
     }
+
+    /// Writes everything buffered or queued for stdout and stderr, waiting
+    /// for the streams (the VM is ending or exiting).
+    fn finish_output(&mut self) -> std::io::Result<()> {
+        self.flush_stdout(true)?;
+        self.executor.finish_output()
+    }
+}
+
+/// An fd as Lua holds it: a reference to the fd that ops clone while they
+/// run. `rt.close` takes it out (later uses fail with EBADF); garbage
+/// collection drops it.
+struct LuaFd(RefCell<Option<OpFd>>);
+
+impl UserData for LuaFd {}
+
+fn fd_arg(v: &Value) -> mlua::Result<OpFd> {
+    let closed = || mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1));
+    let ud = match v {
+        Value::UserData(ud) => ud,
+        _ => return Err(closed()),
+    };
+    let fd = ud.borrow::<LuaFd>().map_err(|_| closed())?;
+    let fd = fd.0.borrow().clone();
+    fd.ok_or_else(closed)
+}
+
+fn push_fd(lua: &Lua, fd: OpFd) -> mlua::Result<AnyUserData> {
+    lua.create_userdata(LuaFd(RefCell::new(Some(fd))))
 }
 
 /// What the entry script gets: its path and `system.arguments`.
@@ -104,6 +141,13 @@ fn op_id(n: f64) -> mlua::Result<OpId> {
 }
 
 fn io_err(e: std::io::Error) -> mlua::Error {
+    if let Some(dropped) = e
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<CompletionsDropped>())
+    {
+        // Not a Lua-catchable I/O error: the VM cannot go on.
+        return mlua::Error::runtime(format!("luring: {dropped}"));
+    }
     ErrorCode::from_io(&e).into()
 }
 
@@ -233,6 +277,22 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, ns: f64| submit_op(lua, |st| st.executor.sleep(ns as u64)))?,
     )?;
     rt.set(
+        "yield_op",
+        lua.create_function(|lua, ()| submit_op(lua, |st| st.executor.yield_now()))?,
+    )?;
+    rt.set(
+        "stdio_fd",
+        lua.create_function(|lua, n: i64| {
+            let stream = match n {
+                0 => StdStream::In,
+                1 => StdStream::Out,
+                2 => StdStream::Err,
+                _ => return Err(error::einval(1)),
+            };
+            push_fd(lua, OpFd::Std(stream))
+        })?,
+    )?;
+    rt.set(
         "sleep_until",
         lua.create_function(|lua, (ns, realtime): (f64, bool)| {
             submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
@@ -247,17 +307,20 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "read",
-        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
             let span = byte_span::span_arg(&buf, 2)?;
-            submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
+            submit_op(lua, |st| st.executor.read(&fd, OpBuffer::Span(span)))
         })?,
     )?;
     rt.set(
         "read_at",
-        lua.create_function(|lua, (fd, buf, offset): (RawFd, Value, f64)| {
+        lua.create_function(|lua, (fd, buf, offset): (Value, Value, f64)| {
+            let fd = fd_arg(&fd)?;
             let span = byte_span::span_arg(&buf, 2)?;
             submit_op(lua, |st| {
-                st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
+                st.executor
+                    .read_at(&fd, OpBuffer::Span(span), offset as u64)
             })
         })?,
     )?;
@@ -271,17 +334,24 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "close",
-        lua.create_function(|lua, fd: RawFd| submit_op(lua, |st| st.executor.close(fd)))?,
+        lua.create_function(|lua, fd: AnyUserData| {
+            let fd = fd
+                .borrow::<LuaFd>()
+                .ok()
+                .and_then(|fd| fd.0.borrow_mut().take())
+                .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1)))?;
+            submit_op(lua, |st| st.executor.close(fd))
+        })?,
     )?;
     rt.set(
         "write",
-        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
             let buf = op_buffer(&buf)?;
             submit_op(lua, |st| {
-                if fd == 1 || fd == 2 {
-                    st.flush_stdout();
-                }
-                st.executor.write(fd, buf)
+                // Earlier print output goes first.
+                st.flush_stdout(false)?;
+                st.executor.write(&fd, buf)
             })
         })?,
     )?;
@@ -289,18 +359,24 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         "turn",
         lua.create_function(|lua, (block, buf): (bool, Table)| {
             let reaped = with_state(lua, |st| {
-                if block {
-                    st.flush_stdout();
-                }
                 let mut reaped = std::mem::take(&mut st.reaped);
-                let r = st.executor.turn(block, &mut reaped);
+                let r = if block {
+                    st.flush_stdout(false)
+                } else {
+                    Ok(())
+                };
+                let r = r.and_then(|()| st.executor.turn(block, &mut reaped));
                 (r, reaped)
             })?;
-            let (result, reaped) = reaped;
+            let (result, mut reaped) = reaped;
             result.map_err(io_err)?;
-            for (i, (id, res)) in reaped.completions.iter().enumerate() {
-                buf.raw_set(2 * i + 1, id.to_f64())?;
-                buf.raw_set(2 * i + 2, *res)?;
+            for (i, c) in reaped.completions.iter_mut().enumerate() {
+                buf.raw_set(2 * i + 1, c.id.to_f64())?;
+                match c.fd.take() {
+                    // An opened fd reaches Lua only as an owned object.
+                    Some(fd) => buf.raw_set(2 * i + 2, push_fd(lua, OpFd::owned(fd))?)?,
+                    None => buf.raw_set(2 * i + 2, c.result)?,
+                }
             }
             let n = reaped.completions.len();
             with_state(lua, |st| st.reaped = reaped)?;
@@ -316,20 +392,29 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, s: mlua::LuaString| {
             with_state(lua, |st| {
                 st.stdout.extend_from_slice(&s.as_bytes());
-                if st.stdout_is_tty || st.stdout.len() >= STDOUT_BUFFER_LIMIT {
-                    st.flush_stdout();
+                if st.stdout_is_tty {
+                    // Line-buffered like C's stdout on a terminal: the line
+                    // is written before print returns (only a terminal can
+                    // stall this; a pipe never does).
+                    st.finish_output()
+                } else if st.stdout.len() >= STDOUT_BUFFER_LIMIT {
+                    st.flush_stdout(true)
+                } else {
+                    Ok(())
                 }
-            })
+            })?
+            .map_err(io_err)
         })?,
     )?;
     rt.set(
         "stderr_write",
         lua.create_function(|lua, s: mlua::LuaString| {
-            with_state(lua, |st| st.flush_stdout())?;
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(&s.as_bytes());
-            let _ = err.flush();
-            Ok(())
+            with_state(lua, |st| {
+                st.flush_stdout(false)?;
+                st.executor
+                    .write_output(StdStream::Err, &s.as_bytes(), true)
+            })?
+            .map_err(io_err)
         })?,
     )?;
     add_module_file_rt(lua, &rt)?;
@@ -340,14 +425,15 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     rt.set(
         "quick_exit",
         lua.create_function(|lua, code: i32| -> mlua::Result<()> {
-            with_state(lua, |st| st.flush_stdout())?;
+            // Output that cannot be written is lost, as on any exit.
+            let _ = with_state(lua, VmState::finish_output)?;
             std::process::exit(code)
         })?,
     )?;
     rt.set(
         "abort",
         lua.create_function(|lua, ()| -> mlua::Result<()> {
-            with_state(lua, |st| st.flush_stdout())?;
+            let _ = with_state(lua, VmState::finish_output)?;
             std::process::abort()
         })?,
     )?;
@@ -366,8 +452,12 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "isatty",
-        // SAFETY: isatty only inspects the fd number.
-        lua.create_function(|_, fd: RawFd| Ok(unsafe { libc::isatty(fd) } == 1))?,
+        lua.create_function(|_, fd: Value| {
+            let fd: RawFd = fd_arg(&fd)?.raw();
+            // SAFETY: isatty only inspects the fd, which `fd_arg`'s clone
+            // keeps open.
+            Ok(unsafe { libc::isatty(fd) } == 1)
+        })?,
     )?;
     Ok(rt)
 }
@@ -385,7 +475,7 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
             match module_files::read_entry(&path) {
                 Ok(entry) => {
-                    with_state(lua, |st| st.import_root = Some(entry.root))?;
+                    with_state(lua, |st| st.import_root = Some(OpFd::owned(entry.root)))?;
                     Ok((
                         Value::String(lua.create_string(&entry.source)?),
                         Value::String(lua.create_string(&entry.identity)?),
@@ -396,7 +486,7 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         })?,
     )?;
     // open_module(path relative to the import root) -> op id; the result is
-    // an fd or -errno (EXDEV: the path leads outside the root).
+    // an fd object or -errno (EXDEV: the path leads outside the root).
     rt.set(
         "open_module",
         lua.create_function(|lua, path: mlua::LuaString| {
@@ -406,7 +496,6 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let root = st
                     .import_root
                     .as_ref()
-                    .map(std::os::fd::AsRawFd::as_raw_fd)
                     .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))?;
                 st.executor.open_beneath(
                     root,
@@ -417,14 +506,15 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             })
         })?,
     )?;
-    // statx(fd, byte_span of rt.statx_size bytes) -> op id
+    // statx(fd object, byte_span of rt.statx_size bytes) -> op id
     rt.set("statx_size", std::mem::size_of::<libc::statx>())?;
     rt.set(
         "statx",
-        lua.create_function(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
             let span = byte_span::span_arg(&buf, 2)?;
             submit_op(lua, |st| {
-                st.executor.statx_fd(fd, span, module_files::STATX_MASK)
+                st.executor.statx_fd(&fd, span, module_files::STATX_MASK)
             })
         })?,
     )?;
@@ -546,19 +636,22 @@ impl Vm {
         tracing::debug!(script = %script.display(), "main fiber scheduled");
         let run: Function = self.core.get("run").map_err(lua_boot)?;
         let ran = run.call::<()>(());
-        // What the script printed comes before any error message.
-        let exit_code = with_state(&self.lua, |st| {
-            st.flush_stdout();
-            st.exit_code
-        })
-        .map_err(lua_boot)?;
+        // Everything printed reaches its stream before the VM is gone, even
+        // when the scheduler failed, and before any error message.
+        let flushed = with_state(&self.lua, VmState::finish_output).map_err(lua_boot)?;
         ran.map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        if let Err(e) = flushed {
+            if e.get_ref().is_some_and(|e| e.is::<CompletionsDropped>()) {
+                return Err(RuntimeError::Internal(e.to_string()));
+            }
+        }
         // A fiber coroutine that failed outside its error handler: the
         // scheduler stopped the VM and left the reason here.
         if let Ok(Some(reason)) = self.core.get::<Option<String>>("internal_error") {
             return Err(RuntimeError::Internal(reason));
         }
         let main_panicked = self.core.get::<bool>("main_panicked").unwrap_or(false);
+        let exit_code = with_state(&self.lua, |st| st.exit_code).map_err(lua_boot)?;
         Ok(VmExit {
             exit_code,
             main_panicked,

@@ -1,20 +1,20 @@
 //! The ring ops the module loader uses: `open_beneath` (openat2 with
 //! RESOLVE_BENEATH) and `statx_fd`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::actor::module_files::{FileInfo, FileKind, CODE_OPEN_FLAGS, MODULE_RESOLVE};
 
-fn run_one(ex: &mut Executor, id: OpId) -> i32 {
+fn run_one(ex: &mut Executor, id: OpId) -> Completion {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut r = Reaped::default();
     loop {
         assert!(Instant::now() < deadline, "op never completed");
         ex.turn(true, &mut r).expect("turn");
-        if let Some(&(_, res)) = r.completions.iter().find(|(done, _)| *done == id) {
-            return res;
+        if let Some(i) = r.completions.iter().position(|c| c.id == id) {
+            return r.completions.swap_remove(i);
         }
     }
 }
@@ -35,16 +35,24 @@ fn open_dir(path: &std::path::Path) -> OwnedFd {
     .unwrap()
 }
 
-fn open_beneath(ex: &mut Executor, root: &OwnedFd, path: &str) -> i32 {
+/// The opened fd, owned (the completion hands it over), or the errno.
+fn open_beneath(ex: &mut Executor, root: &OpFd, path: &str) -> Result<OwnedFd, i32> {
     let id = ex
         .open_beneath(
-            root.as_raw_fd(),
+            root,
             std::ffi::CString::new(path).unwrap(),
             CODE_OPEN_FLAGS,
             MODULE_RESOLVE,
         )
         .unwrap();
-    run_one(ex, id)
+    let done = run_one(ex, id);
+    match done.fd {
+        Some(fd) => Ok(fd),
+        None => {
+            assert!(done.result < 0, "{path}: a result without an fd");
+            Err(-done.result)
+        }
+    }
 }
 
 #[test]
@@ -56,22 +64,24 @@ fn open_beneath_stays_beneath_the_directory() {
     std::os::unix::fs::symlink("../out.lua", dir.join("root/rel_out.lua")).unwrap();
     std::os::unix::fs::symlink(dir.join("root/in.lua"), dir.join("root/abs_in.lua")).unwrap();
     std::os::unix::fs::symlink("in.lua", dir.join("root/rel_in.lua")).unwrap();
-    let root = open_dir(&dir.join("root"));
+    let root = OpFd::owned(open_dir(&dir.join("root")));
     let mut ex = Executor::new().unwrap();
     for ok in ["in.lua", "rel_in.lua"] {
-        let fd = open_beneath(&mut ex, &root, ok);
-        assert!(fd >= 0, "{ok}: {fd}");
-        // SAFETY: the completion handed us this new fd; nothing else owns it.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        if let Err(errno) = open_beneath(&mut ex, &root, ok) {
+            panic!("{ok}: errno {errno}");
+        }
     }
     for escape in ["../out.lua", "rel_out.lua", "abs_in.lua", "/etc/passwd"] {
         assert_eq!(
-            open_beneath(&mut ex, &root, escape),
-            -libc::EXDEV,
+            open_beneath(&mut ex, &root, escape).err(),
+            Some(libc::EXDEV),
             "{escape}"
         );
     }
-    assert_eq!(open_beneath(&mut ex, &root, "missing.lua"), -libc::ENOENT);
+    assert_eq!(
+        open_beneath(&mut ex, &root, "missing.lua").err(),
+        Some(libc::ENOENT)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -85,26 +95,21 @@ fn statx_fd_reports_type_size_and_identity() {
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .unwrap();
-    let root = open_dir(&dir);
+    let root = OpFd::owned(open_dir(&dir));
     let mut ex = Executor::new().unwrap();
     let mut infos = Vec::new();
     for name in ["a.lua", "b.lua", "p"] {
-        let fd = open_beneath(&mut ex, &root, name);
-        assert!(fd >= 0, "{name}: {fd}");
-        // SAFETY: the completion handed us this new fd; nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = OpFd::owned(
+            open_beneath(&mut ex, &root, name).unwrap_or_else(|e| panic!("{name}: errno {e}")),
+        );
         let buf = SpanRef::new_zeroed(
             std::mem::size_of::<libc::statx>(),
             std::mem::size_of::<libc::statx>(),
         );
         let id = ex
-            .statx_fd(
-                fd.as_raw_fd(),
-                buf.clone(),
-                crate::actor::module_files::STATX_MASK,
-            )
+            .statx_fd(&fd, buf.clone(), crate::actor::module_files::STATX_MASK)
             .unwrap();
-        assert_eq!(run_one(&mut ex, id), 0);
+        assert_eq!(run_one(&mut ex, id).result, 0);
         infos.push(FileInfo::from_statx_bytes(&buf.to_vec()).unwrap());
     }
     assert_eq!((infos[0].kind, infos[0].size), (FileKind::Regular, 5));
@@ -113,8 +118,49 @@ fn statx_fd_reports_type_size_and_identity() {
     assert_ne!(infos[0].identity, infos[2].identity);
     // A buffer too small for a statx is refused before anything is submitted.
     let small = SpanRef::new_zeroed(8, 8);
-    let err = ex.statx_fd(0, small, 0).unwrap_err();
+    let err = ex
+        .statx_fd(&OpFd::Std(StdStream::In), small, 0)
+        .unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    assert_eq!(ex.in_flight(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The directory an `open_beneath` resolves from and the file a `statx_fd`
+/// looks at are held by the op's slot: dropping the caller's last reference
+/// before the ring even sees the op closes nothing under it.
+#[test]
+fn module_ops_hold_their_fds_until_completion() {
+    let dir = scratch("hold");
+    std::fs::write(dir.join("m.lua"), "abc").unwrap();
+    let mut ex = Executor::new().unwrap();
+    let root = OpFd::owned(open_dir(&dir));
+    let id = ex
+        .open_beneath(
+            &root,
+            std::ffi::CString::new("m.lua").unwrap(),
+            CODE_OPEN_FLAGS,
+            MODULE_RESOLVE,
+        )
+        .unwrap();
+    drop(root);
+    let opened = run_one(&mut ex, id);
+    let file = OpFd::owned(
+        opened
+            .fd
+            .unwrap_or_else(|| panic!("open: {}", opened.result)),
+    );
+    let buf = SpanRef::new_zeroed(
+        std::mem::size_of::<libc::statx>(),
+        std::mem::size_of::<libc::statx>(),
+    );
+    let id = ex
+        .statx_fd(&file, buf.clone(), crate::actor::module_files::STATX_MASK)
+        .unwrap();
+    drop(file);
+    assert_eq!(run_one(&mut ex, id).result, 0);
+    let info = FileInfo::from_statx_bytes(&buf.to_vec()).unwrap();
+    assert_eq!((info.kind, info.size), (FileKind::Regular, 3));
     assert_eq!(ex.in_flight(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
