@@ -1,6 +1,8 @@
 -- mutexes, recursive mutexes, condition variables, futures and timers that
 -- had waiters are collected once dropped: nothing keeps them for the
--- deadlock report after their waiters left
+-- deadlock report after their waiters left, and neither does their private
+-- state (LuaJIT's weak keys are not ephemerons: a state referring to its
+-- object would keep it for ever)
 local time = require 'time'
 local mutex = require 'mutex'
 local recursive_mutex = require 'recursive_mutex'
@@ -69,3 +71,16 @@ print('futures alive:', count())
   alive[t] = true
 end end)()
 print('timers alive:', count())
+
+-- never waited on; a future even while its promise is still held
+local promises = {}
+;(function() for i = 1, N do
+  alive[mutex.new()] = true
+  alive[recursive_mutex.new()] = true
+  alive[condition_variable.new()] = true
+  local p, fu = future.new()
+  promises[i] = p
+  alive[fu] = true
+  if i % 10 == 0 then alive[time.steady_timer.new()] = true end
+end end)()
+print('unused objects alive:', count(), 'promises held:', #promises)
