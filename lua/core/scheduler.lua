@@ -363,8 +363,14 @@ local pool, pool_n = {}, 0
 local fiber_handle_base = newproxy(true)
 local fiber_hmt = getmetatable(fiber_handle_base)
 fiber_hmt.__metatable = 'fiber'
--- A handle's userdata environment is its fiber record.
-local record_of_handle = getfenv_u
+-- A handle's userdata environment is its fiber record. Anything else gets
+-- EINVAL: the env of another value (a user function's globals, ...) must
+-- never be taken for a record.
+local raw_getmetatable = K.debug.getmetatable
+local function record_of_handle(h)
+  if raw_getmetatable(h) ~= fiber_hmt then raise_errno(E.EINVAL, 1) end
+  return getfenv_u(h)
+end
 
 local report_panic
 
