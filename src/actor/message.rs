@@ -259,11 +259,11 @@ pub trait Capabilities {
     /// `Some(Err(MessageError::FdClosed))` for a closed or lent descriptor
     /// (top level: `EBUSY`; inside a table: unsupported member); any other
     /// error aborts the copy. Use [`dup_fd_for_message`] to copy an fd.
-    fn from_userdata(&self, userdata: &AnyUserData) -> Option<Result<Message, MessageError>>;
+    fn capability_of(&self, userdata: &AnyUserData) -> Option<Result<Message, MessageError>>;
 
     /// Builds the receiver's object for a [`Message::Fd`] or
     /// [`Message::Address`] member (a `file_descriptor`, a tx-channel).
-    fn to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value>;
+    fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value>;
 }
 
 /// Hooks for a VM with no capability types: every userdata is unsupported
@@ -273,11 +273,11 @@ pub trait Capabilities {
 pub struct NoCapabilities;
 
 impl Capabilities for NoCapabilities {
-    fn from_userdata(&self, _: &AnyUserData) -> Option<Result<Message, MessageError>> {
+    fn capability_of(&self, _: &AnyUserData) -> Option<Result<Message, MessageError>> {
         None
     }
 
-    fn to_lua(&self, _: &Lua, _: Message) -> mlua::Result<Value> {
+    fn capability_to_lua(&self, _: &Lua, _: Message) -> mlua::Result<Value> {
         Err(ErrorCode::generic(libc::ENOTSUP).into())
     }
 }
@@ -326,7 +326,7 @@ pub fn from_lua(
             what: "table with a metatable",
         }),
         Value::Table(t) => copy.table_tree(t.clone()),
-        Value::UserData(ud) => match caps.from_userdata(ud) {
+        Value::UserData(ud) => match caps.capability_of(ud) {
             None => Err(MessageError::Unsupported { what: "userdata" }),
             Some(Ok(m)) if m.is_capability() => Ok(m),
             Some(Ok(_)) => Err(MessageError::Unsupported { what: "userdata" }),
@@ -443,7 +443,7 @@ impl Copier<'_> {
             }
             Value::Table(t) if t.has_metatable() => Member::Unsupported,
             Value::Table(t) => Member::Table(t),
-            Value::UserData(ud) => match self.caps.from_userdata(&ud) {
+            Value::UserData(ud) => match self.caps.capability_of(&ud) {
                 Some(Ok(m)) if m.is_capability() => {
                     self.count_member()?;
                     Member::Leaf(m)
@@ -674,7 +674,7 @@ pub fn to_lua(
             Message::Bool(b) => Value::Boolean(b),
             Message::Number(n) => Value::Number(n),
             Message::String(s) => Value::String(lua.create_string(s)?),
-            cap @ (Message::Fd(_) | Message::Address(_)) => caps.to_lua(lua, cap)?,
+            cap @ (Message::Fd(_) | Message::Address(_)) => caps.capability_to_lua(lua, cap)?,
             Message::Array(_) | Message::Object(_) => unreachable!("containers are opened"),
         })
     }
