@@ -316,9 +316,7 @@ pub fn from_lua(
     match value {
         Value::Nil => Err(MessageError::NotSendable { what: "nil" }),
         Value::Function(_) => Err(MessageError::NotSendable { what: "function" }),
-        Value::Thread(_) => Err(MessageError::NotSendable {
-            what: "coroutine",
-        }),
+        Value::Thread(_) => Err(MessageError::NotSendable { what: "coroutine" }),
         Value::LightUserData(_) => Err(MessageError::NotSendable {
             what: "light userdata",
         }),
@@ -548,7 +546,9 @@ impl Copier<'_> {
                 }
                 match member {
                     Member::Leaf(m) => {
-                        items.try_reserve(1).map_err(|_| MessageError::OutOfMemory)?;
+                        items
+                            .try_reserve(1)
+                            .map_err(|_| MessageError::OutOfMemory)?;
                         items.push(m);
                     }
                     Member::Table(t) => return Ok(Step::Descend(t)),
@@ -586,7 +586,9 @@ impl Copier<'_> {
         self.on_path.insert(root.to_pointer() as usize);
         let mut stack = vec![self.open(root)?];
         loop {
-            let top = stack.last_mut().expect("stack holds the level being copied");
+            let top = stack
+                .last_mut()
+                .expect("stack holds the level being copied");
             match self.step(top)? {
                 Step::Descend(child) => {
                     if stack.len() >= self.limits.max_depth {
@@ -612,7 +614,9 @@ impl Copier<'_> {
                     };
                     match &mut parent.kind {
                         LevelKind::Array { items, .. } => {
-                            items.try_reserve(1).map_err(|_| MessageError::OutOfMemory)?;
+                            items
+                                .try_reserve(1)
+                                .map_err(|_| MessageError::OutOfMemory)?;
                             items.push(msg);
                         }
                         LevelKind::Object {
@@ -654,7 +658,11 @@ pub fn to_lua(
         children: Children,
         slot: Slot,
     }
-    fn open(lua: &Lua, msg: Message, slot: Slot) -> mlua::Result<Result<Building, (Message, Slot)>> {
+    fn open(
+        lua: &Lua,
+        msg: Message,
+        slot: Slot,
+    ) -> mlua::Result<Result<Building, (Message, Slot)>> {
         Ok(Ok(match msg {
             Message::Array(items) => Building {
                 table: lua.create_table_with_capacity(items.len(), 0)?,

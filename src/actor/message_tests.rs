@@ -132,7 +132,10 @@ fn top_level_nil_function_coroutine_light_userdata_are_einval() {
         "return coroutine.create(function() end)",
     ] {
         let e = copy(&lua, src).unwrap_err();
-        assert!(matches!(e, MessageError::NotSendable { .. }), "{src}: {e:?}");
+        assert!(
+            matches!(e, MessageError::NotSendable { .. }),
+            "{src}: {e:?}"
+        );
         assert_eq!(code(&e), generic(libc::EINVAL), "{src}");
     }
     let light = Value::LightUserData(mlua::LightUserData(std::ptr::null_mut()));
@@ -147,10 +150,17 @@ fn top_level_scalars_are_copied() {
     assert_eq!(copy(&lua, "return false").unwrap(), Message::Bool(false));
     assert_eq!(copy(&lua, "return 42").unwrap(), n(42.0));
     assert_eq!(copy(&lua, "return -0.5").unwrap(), n(-0.5));
-    assert_eq!(copy(&lua, "return 2^53 + 2").unwrap(), n(9007199254740994.0));
+    assert_eq!(
+        copy(&lua, "return 2^53 + 2").unwrap(),
+        n(9007199254740994.0)
+    );
     assert_eq!(copy(&lua, "return 1/0").unwrap(), n(f64::INFINITY));
     assert_eq!(copy(&lua, "return -1/0").unwrap(), n(f64::NEG_INFINITY));
-    assert!(copy(&lua, "return 0/0").unwrap().as_number().unwrap().is_nan());
+    assert!(copy(&lua, "return 0/0")
+        .unwrap()
+        .as_number()
+        .unwrap()
+        .is_nan());
     let neg_zero = copy(&lua, "return -0.0").unwrap().as_number().unwrap();
     assert_eq!(neg_zero.to_bits(), (-0.0f64).to_bits());
     assert_eq!(copy(&lua, "return ''").unwrap(), s(""));
@@ -190,8 +200,13 @@ fn top_level_unknown_userdata_is_enotsup() {
     // An fd userdata with no hooks connected is unknown too.
     let (_r, w) = pipe();
     set_fd(&lua, "fd", Some(w));
-    let e = from_lua(&lua, &eval(&lua, "return fd"), &NoCapabilities, &Limits::DEFAULT)
-        .unwrap_err();
+    let e = from_lua(
+        &lua,
+        &eval(&lua, "return fd"),
+        &NoCapabilities,
+        &Limits::DEFAULT,
+    )
+    .unwrap_err();
     assert_eq!(code(&e), generic(libc::ENOTSUP));
 }
 
@@ -344,7 +359,10 @@ fn object_keeps_only_string_keys_and_drops_unsupported_values() {
 fn empty_table_and_tables_with_only_ignored_keys_are_empty_objects() {
     let lua = lua();
     assert_eq!(copy(&lua, "return {}").unwrap(), empty_object());
-    assert_eq!(copy(&lua, "return {[0] = 1, [-1] = 2}").unwrap(), empty_object());
+    assert_eq!(
+        copy(&lua, "return {[0] = 1, [-1] = 2}").unwrap(),
+        empty_object()
+    );
     assert_eq!(copy(&lua, "return {f = print}").unwrap(), empty_object());
 }
 
@@ -409,9 +427,17 @@ fn message_errors_reach_lua_in_their_categories() {
     let cases = [
         (MessageError::ReferenceCycle, "emilua.json.dom", 4),
         (MessageError::TooDeep { limit: 1 }, "emilua.json.dom", 2),
-        (MessageError::ArrayTooLong { limit: 1 }, "emilua.json.dom", 3),
+        (
+            MessageError::ArrayTooLong { limit: 1 },
+            "emilua.json.dom",
+            3,
+        ),
         (MessageError::FdClosed, "generic", libc::EBUSY),
-        (MessageError::TooLarge { limit: 1 }, "generic", libc::EMSGSIZE),
+        (
+            MessageError::TooLarge { limit: 1 },
+            "generic",
+            libc::EMSGSIZE,
+        ),
         (
             MessageError::FdDup(std::io::Error::from_raw_os_error(libc::EMFILE)),
             "system",
@@ -433,16 +459,16 @@ fn message_errors_reach_lua_in_their_categories() {
 fn depth_up_to_the_limit_is_copied_and_one_more_is_too_many_levels() {
     let lua = lua();
     let limit = Limits::DEFAULT.max_depth;
-    let nest = |levels: usize| format!("local t = {{}} for i = 2, {levels} do t = {{t}} end return t");
+    let nest =
+        |levels: usize| format!("local t = {{}} for i = 2, {levels} do t = {{t}} end return t");
     let msg = copy(&lua, &nest(limit)).unwrap();
     assert_eq!(msg.summary().depth, limit);
     let e = copy(&lua, &nest(limit + 1)).unwrap_err();
     assert!(matches!(e, MessageError::TooDeep { limit: l } if l == limit));
     assert_eq!(code(&e), json(json_code::TOO_MANY_LEVELS));
     // Objects count the same way.
-    let nest_obj = |levels: usize| {
-        format!("local t = {{}} for i = 2, {levels} do t = {{x = t}} end return t")
-    };
+    let nest_obj =
+        |levels: usize| format!("local t = {{}} for i = 2, {levels} do t = {{x = t}} end return t");
     assert_eq!(copy(&lua, &nest_obj(limit)).unwrap().summary().depth, limit);
     assert!(matches!(
         copy(&lua, &nest_obj(limit + 1)).unwrap_err(),
@@ -493,7 +519,10 @@ fn array_one_past_the_default_limit_is_array_too_long() {
     let msg = copy(&lua, &src).unwrap();
     assert_eq!(msg.as_array().unwrap().len(), len);
     assert_eq!(msg.as_array().unwrap()[len - 1], n(len as f64));
-    let src = format!("local t = {{}} for i = 1, {} do t[i] = true end return t", len + 1);
+    let src = format!(
+        "local t = {{}} for i = 1, {} do t[i] = true end return t",
+        len + 1
+    );
     assert!(matches!(
         copy(&lua, &src).unwrap_err(),
         MessageError::ArrayTooLong { .. }
@@ -813,12 +842,18 @@ fn fd_arrives_as_a_new_object_through_the_hooks() {
     let v = to_lua(&lua, msg, &TestCaps, &Limits::DEFAULT).unwrap();
     let t = v.as_table().unwrap();
     let ud: AnyUserData = t.raw_get(1).unwrap();
-    assert!(same_file(ud.borrow::<TestFd>().unwrap().0.as_ref().unwrap(), &r));
+    assert!(same_file(
+        ud.borrow::<TestFd>().unwrap().0.as_ref().unwrap(),
+        &r
+    ));
     drop((t.clone(), ud));
     drop(v);
     lua.gc_collect().unwrap();
     lua.gc_collect().unwrap();
-    assert!(!writers_alive(&r), "the Lua object's fd was not closed by GC");
+    assert!(
+        !writers_alive(&r),
+        "the Lua object's fd was not closed by GC"
+    );
 }
 
 #[test]
@@ -853,30 +888,35 @@ fn in_child_process(name: &str, test: impl FnOnce()) {
 
 #[test]
 fn dup_failure_reports_its_errno() {
-    in_child_process("actor::message::tests::dup_failure_reports_its_errno", || {
-        let lua = lua();
-        let (_r, w) = pipe();
-        set_fd(&lua, "fd", Some(w));
-        let limit = libc::rlimit {
-            rlim_cur: 64,
-            rlim_max: 64,
-        };
-        // SAFETY: plain syscall on a valid struct; this process runs only
-        // this test.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
-        let mut hoard = Vec::new();
-        while let Ok(f) = std::fs::File::open("/dev/null") {
-            hoard.push(f);
-        }
-        let e = copy(&lua, "return fd").unwrap_err();
-        assert!(matches!(&e, MessageError::FdDup(io) if io.raw_os_error() == Some(libc::EMFILE)));
-        assert_eq!(code(&e), ErrorCode::system(libc::EMFILE));
-        // Inside a table the failure is not silently dropped either.
-        let e = copy(&lua, "return {1, fd}").unwrap_err();
-        assert!(matches!(e, MessageError::FdDup(_)));
-        let e = copy(&lua, "return {x = fd}").unwrap_err();
-        assert!(matches!(e, MessageError::FdDup(_)));
-    });
+    in_child_process(
+        "actor::message::tests::dup_failure_reports_its_errno",
+        || {
+            let lua = lua();
+            let (_r, w) = pipe();
+            set_fd(&lua, "fd", Some(w));
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            // SAFETY: plain syscall on a valid struct; this process runs only
+            // this test.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+            let mut hoard = Vec::new();
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                hoard.push(f);
+            }
+            let e = copy(&lua, "return fd").unwrap_err();
+            assert!(
+                matches!(&e, MessageError::FdDup(io) if io.raw_os_error() == Some(libc::EMFILE))
+            );
+            assert_eq!(code(&e), ErrorCode::system(libc::EMFILE));
+            // Inside a table the failure is not silently dropped either.
+            let e = copy(&lua, "return {1, fd}").unwrap_err();
+            assert!(matches!(e, MessageError::FdDup(_)));
+            let e = copy(&lua, "return {x = fd}").unwrap_err();
+            assert!(matches!(e, MessageError::FdDup(_)));
+        },
+    );
 }
 
 // ---- the rest --------------------------------------------------------------
