@@ -965,3 +965,48 @@ fn equality_of_deep_messages_does_not_recurse() {
 fn benchmark_body_runs() {
     assert!(bench_copy_ten_fields(100).is_ok());
 }
+
+#[test]
+fn cdata_and_error_values_are_enotsup_at_top_level_and_unsupported_inside() {
+    let lua = lua();
+    // LuaJIT parses 1LL as a 64-bit integer cdata (mlua's Value::Other).
+    let e = copy(&lua, "return 1LL").unwrap_err();
+    assert_eq!(code(&e), generic(libc::ENOTSUP));
+    assert_eq!(
+        copy(&lua, "return {1, 2LL, 3}").unwrap(),
+        Message::array([n(1.0)])
+    );
+    let err = Value::Error(Box::new(mlua::Error::runtime("boom")));
+    let e = from_lua(&lua, &err, &TestCaps, &Limits::DEFAULT).unwrap_err();
+    assert_eq!(code(&e), generic(libc::ENOTSUP));
+}
+
+#[test]
+fn a_hook_returning_a_non_capability_counts_as_unsupported() {
+    struct Confused;
+    impl Capabilities for Confused {
+        fn capability_of(&self, _: &AnyUserData) -> Option<Result<Message, MessageError>> {
+            Some(Ok(Message::from("not a capability")))
+        }
+        fn capability_to_lua(&self, _: &Lua, _: Message) -> mlua::Result<Value> {
+            unreachable!()
+        }
+    }
+    let lua = lua();
+    let e = from_lua(
+        &lua,
+        &eval(&lua, "return opaque()"),
+        &Confused,
+        &Limits::DEFAULT,
+    )
+    .unwrap_err();
+    assert_eq!(code(&e), generic(libc::ENOTSUP));
+    let msg = from_lua(
+        &lua,
+        &eval(&lua, "return {1, opaque(), 3}"),
+        &Confused,
+        &Limits::DEFAULT,
+    )
+    .unwrap();
+    assert_eq!(msg, Message::array([n(1.0)]));
+}
