@@ -878,12 +878,23 @@ fn in_child_process(name: &str, test: impl FnOnce()) {
         test();
         return;
     }
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([name, "--exact", "--test-threads=1", "--nocapture"])
         .env(CHILD, "1")
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "child test {name} failed: {status}");
+    assert!(
+        out.status.success(),
+        "child test {name} failed: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A filter that matched nothing would pass silently.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "child test {name} did not run"
+    );
 }
 
 #[test]
