@@ -2,5 +2,6 @@
 //! runs one actor, the main VM; `spawn_vm`, the inbox and channels come with
 //! the actors work.
 
+pub mod message;
 pub(crate) mod module_files;
 pub mod vm;
