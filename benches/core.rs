@@ -5,8 +5,10 @@
 //! | spawn+join (seq)     | `spawn(f):join()` × N           | `resume(create(f))` × N, raw LuaJIT |
 //! | spawn+join (batch)   | N spawns, then N joins          | N creates, then N resumes         |
 //! | yield                | `this_fiber.yield()` × N, 2 fibers | `coroutine.yield()`+resume × N; and the same resumed from Rust through mlua's `Thread::resume` (the design not taken) |
-//! | sleep(0)             | `time.sleep(0)` × N             | raw io_uring TIMEOUT(0) round trips |
+//! | sleep(0)             | `time.sleep(0)` × N (an IORING_OP_NOP) | raw io_uring NOP round trips; and raw TIMEOUT(0) round trips (what sleep(0) cost before) |
 //! | startup              | `luring empty.lua`              | a process running an empty script in raw LuaJIT |
+//! | waiters (mutex)      | 40k fibers blocked on one mutex, from the unlock until all had it | 40k suspended coroutines resumed from an array |
+//! | waiters (timer)      | 40k fibers in one `steady_timer:wait()`, from the expiry until all woke | same |
 //!
 //! The reference LuaJIT is the same vendored build luring links (this binary
 //! re-executes itself with `--raw-lua`), so each process's peak RSS is its
@@ -78,6 +80,23 @@ fn raw_ring_sleep0(n: u64) {
         ring.submit_and_wait(1).expect("enter");
         let cqe = ring.completion().next().expect("one completion");
         assert_eq!(cqe.result(), -libc::ETIME);
+    }
+    println!("ns_per_op {}", start.elapsed().as_nanos() as f64 / n as f64);
+}
+
+/// `--raw-ring-nop N`: N IORING_OP_NOP round trips, one `submit_and_wait(1)`
+/// each: the floor for a `time.sleep(0)` that arms no timer.
+fn raw_ring_nop(n: u64) {
+    use io_uring::{opcode, IoUring};
+    let mut ring = IoUring::new(256).expect("ring");
+    let start = Instant::now();
+    for i in 0..n {
+        let sqe = opcode::Nop::new().build().user_data(i);
+        // SAFETY: a NOP carries no pointer.
+        unsafe { ring.submission().push(&sqe).expect("sq has room") };
+        ring.submit_and_wait(1).expect("enter");
+        let cqe = ring.completion().next().expect("one completion");
+        assert_eq!(cqe.result(), 0);
     }
     println!("ns_per_op {}", start.elapsed().as_nanos() as f64 / n as f64);
 }
@@ -204,6 +223,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("--raw-lua") => return raw_lua(&args[2], &args[3..]),
         Some("--raw-ring-sleep0") => return raw_ring_sleep0(args[2].parse().unwrap()),
+        Some("--raw-ring-nop") => return raw_ring_nop(args[2].parse().unwrap()),
         Some("--mlua-thread-yield") => return mlua_thread_yield(args[2].parse().unwrap()),
         _ => {}
     }
@@ -266,12 +286,16 @@ fn main() {
     if want("sleep") {
         let n = "100000";
         let ours = repeat(runs, || luring("sleep0.lua", &[n]));
-        let theirs = repeat(runs, || reference("--raw-ring-sleep0", &[n]));
+        let nop = repeat(runs, || reference("--raw-ring-nop", &[n]));
+        row("time.sleep(0) 100k vs raw NOP", "ns", &ours, &nop, |s| {
+            s.value
+        });
+        let timeout = repeat(runs, || reference("--raw-ring-sleep0", &[n]));
         row(
-            "time.sleep(0) 100k vs raw TIMEOUT",
+            "time.sleep(0) 100k vs raw TIMEOUT(0)",
             "ns",
             &ours,
-            &theirs,
+            &timeout,
             |s| s.value,
         );
         let base = syscalls(luring("empty.lua", &[]));
@@ -282,6 +306,20 @@ fn main() {
                 (w.saturating_sub(b)) as f64 / 100_000.0
             ),
             _ => println!("\nsyscalls per sleep: strace not available (apt-get install strace)\n"),
+        }
+    }
+    if want("waiters") {
+        let n = "40000";
+        for mode in ["mutex", "timer"] {
+            let ours = repeat(runs, || luring("waiters.lua", &[mode, n]));
+            let theirs = repeat(runs, || raw("waiters_raw.lua", &[mode, n]));
+            row(
+                &format!("40k waiters on one {mode}, released together (per waiter)"),
+                "ns",
+                &ours,
+                &theirs,
+                |s| s.value,
+            );
         }
     }
     if want("startup") {

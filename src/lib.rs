@@ -11,10 +11,15 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod actor;
+pub(crate) mod actor;
+/// The per-actor io_uring executor. Not part of the embedding API: public
+/// (and hidden) only so that `tests/executor_fd_leak.rs` can count the
+/// process's fds in a test binary of its own. Its API is safe: ops take
+/// owned buffers and fds, never raw pointers or bare fd numbers.
+#[doc(hidden)]
 pub mod executor;
-pub mod fiber;
-pub mod modules;
+pub(crate) mod fiber;
+pub(crate) mod modules;
 
 use std::path::{Path, PathBuf};
 
@@ -37,9 +42,25 @@ pub enum RuntimeError {
     /// The runtime's own Lua code failed to start: a bug in luring.
     #[error("internal error while starting the Lua VM: {0}")]
     Boot(String),
-    /// The scheduler failed: a bug in luring.
+    /// The scheduler failed: a bug in luring. The VM stopped at once (no
+    /// more fibers ran); the process exits [`EXIT_INTERNAL_ERROR`].
     #[error("internal runtime error: {0}")]
     Internal(String),
+}
+
+/// Process exit status for a runtime bug (`EX_SOFTWARE` from sysexits.h).
+pub const EXIT_INTERNAL_ERROR: i32 = 70;
+
+impl RuntimeError {
+    /// The process exit status the `luring` command uses for this error:
+    /// 1 when the script could not start (unreadable, syntax error, no
+    /// io_uring), [`EXIT_INTERNAL_ERROR`] (70) for a bug in luring itself.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::Load { .. } | RuntimeError::Ring(_) => 1,
+            RuntimeError::Boot(_) | RuntimeError::Internal(_) => EXIT_INTERNAL_ERROR,
+        }
+    }
 }
 
 /// How a script run ended.

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.code() as u8),
         Err(e) => {
             eprintln!("luring: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code() as u8)
         }
     }
 }

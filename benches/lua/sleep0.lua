@@ -1,4 +1,4 @@
--- N time.sleep(0) calls: each is an IORING_OP_TIMEOUT round trip.
+-- N time.sleep(0) calls: each is an IORING_OP_NOP round trip (no timer).
 local time = require 'time'
 local n = tonumber(require('system').arguments[3])
 local now = time.steady_clock.now

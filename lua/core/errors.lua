@@ -1,15 +1,26 @@
 -- Error values (spec/core.md §7): tables {code=, category=} sharing one
 -- metatable; categories are userdata whose tostring is their name.
+--
+-- Invariant: the runtime's own inspection of an error value (is_interrupted,
+-- error_message, normalize_error) never runs user code: it compares
+-- metatables and categories by identity and reads fields with rawget, so a
+-- forged or hostile value (a table whose __metatable says 'error_code',
+-- raising __index/__eq/__tostring, userdata, threads, ...) cannot raise or
+-- yield there.
 local K = ...
 local rt = K.rt
 local setmetatable, tostring, type, rawget = setmetatable, tostring, type, rawget
+-- Runtime values are recognised by their real metatable, never by the name
+-- `getmetatable` shows (any table can claim that name), and the runtime
+-- never calls a metamethod of a value user code could have built.
+local raw_getmetatable, raw_pcall = K.debug.getmetatable, pcall
 
 local error_mt = { __metatable = 'error_code' }
 local error_methods = {}
 K.error_mt = error_mt
 
 local categories = {}
-local is_category = {} -- the category userdata the runtime made
+local message_of = {}  -- category userdata -> function(code) -> message
 local function category(name, message)
   local c = newproxy(true)
   local mt = getmetatable(c)
@@ -17,9 +28,10 @@ local function category(name, message)
   mt.__index = { message = function(_, code) return message(code) end }
   mt.__metatable = 'error_category'
   categories[name] = c
-  is_category[c] = true
+  message_of[c] = message
   return c
 end
+K.category = category
 
 local function strerror(code) return rt.strerror(code) end
 local system = category('system', strerror)
@@ -105,11 +117,13 @@ function K.generic_error(errno, arg) return new(generic, errno, arg) end
 -- operation_aborted: asio reports it through the system category (ECANCELED).
 K.operation_aborted = function() return new(system, rt.errno.ECANCELED) end
 
--- Raw reads: the scheduler and finalizers call it on any error value, and a
--- user table may fake __metatable = 'error_code' with its own __index.
+local function is_error_code(e)
+  return type(e) == 'table' and raw_getmetatable(e) == error_mt
+end
+K.is_error_code = is_error_code
+
 function K.is_interrupted(e)
-  return type(e) == 'table' and getmetatable(e) == 'error_code'
-    and rawequal(rawget(e, 'category'), core) and rawget(e, 'code') == 13
+  return is_error_code(e) and rawget(e, 'category') == core and rawget(e, 'code') == 13
 end
 
 -- Turns a wrapped Rust error (userdata) into the error table it stands for.
@@ -127,14 +141,15 @@ end
 -- Reports call it from finalizers and the scheduler, so it calls no user
 -- metamethod (a user table may fake __metatable = 'error_code') and cannot
 -- raise whatever the fields hold.
-local raw_pcall = pcall
 function K.error_message(e)
   if type(e) == 'string' then return e end
-  if type(e) == 'table' and getmetatable(e) == 'error_code' then
-    local cat, code = rawget(e, 'category'), rawget(e, 'code')
-    if is_category[cat] and type(code) == 'number' then
-      local ok, msg = raw_pcall(cat.message, cat, code)
-      if ok and type(msg) == 'string' then return msg end
+  if is_error_code(e) then
+    -- fields of a real error value may still have been replaced
+    local message, code = message_of[rawget(e, 'category')], rawget(e, 'code')
+    if message and type(code) == 'number' and code % 1 == 0
+      and code >= -2147483648 and code <= 2147483647 then
+      local ok, text = raw_pcall(message, code)
+      if ok and type(text) == 'string' then return text end
     end
   end
   return ''

@@ -1,35 +1,108 @@
 -- require (spec/core.md §6), module environments and the safe globals.
 --
--- Invariants: each module file is evaluated at most once per VM, in its own
--- module fiber and in a fresh global table; `loaded[path]` is 'loading'
--- until that fiber ends, which is how cycles are detected. Module ids are
--- resolved against the importer's own file (leaf/root rules) and never
--- above the import root.
+-- Invariants:
+-- * Each module file is evaluated at most once per VM, in its own module
+--   fiber and in a fresh global table. A file is known by its identity
+--   (device:inode from statx), so two paths to one file are one module;
+--   `loaded[identity]` is 'loading' until that fiber ends (the entry script
+--   stays 'loading' for ever), which is how cycles are detected.
+-- * Module files are opened by the kernel beneath the import root
+--   (openat2 RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS on the root's O_PATH
+--   fd, src/actor/module_files.rs); only regular files of at most
+--   rt.max_code_bytes are read, with O_NONBLOCK, so nothing can hang the
+--   actor. Ids are also checked as text (leaf/root rules, name syntax).
+-- * User code never reaches the runtime's own tables: REAL_G, the library
+--   tables it holds and every function env of the runtime stay private.
+--   Each module gets its own copies of the library tables and of every
+--   builtin module it requires; the string metatable is locked and indexes
+--   a private copy of the string library; getfenv answers nil for runtime
+--   functions and setfenv refuses them; every fiber and coroutine thread
+--   carries the globals of the thread that started it (a module fiber: the
+--   module's); the main thread, where the scheduler runs, has an empty,
+--   sealed environment in case user code ever ran there. This file calls
+--   library functions only through locals captured before any user code
+--   ran.
 local K = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local current, suspend, wake, check_suspend = K.current, K.suspend, K.wake, K.check_suspend
 local INTERRUPTED = K.INTERRUPTED
-local type, error, setmetatable, pairs = type, error, setmetatable, pairs
+local type, error, setmetatable, pairs, ipairs, next, rawget, tostring =
+  type, error, setmetatable, pairs, ipairs, next, rawget, tostring
 local raw_load, raw_getfenv, raw_setfenv = load, getfenv, setfenv
+local raw_getmetatable = K.debug.getmetatable
+local s_byte, s_sub, s_match, s_gmatch = string.byte, string.sub, string.match, string.gmatch
+local t_concat, t_remove = table.concat, table.remove
+local span_new, span_slice
 local REAL_G = _G
+local NO_GLOBALS = K.NO_GLOBALS
 
 ---------------------------------------------------------------------------
--- Safe globals: what every module environment starts with.
+-- Safe globals: what every module environment starts with. Values are
+-- snapshotted now, so nothing done to REAL_G later can change them.
 local safe_names = {
   'assert', 'error', 'ipairs', 'next', 'pairs', 'rawequal', 'rawget', 'rawset',
   'select', 'setmetatable', 'getmetatable', 'tonumber', 'tostring', 'type',
-  'unpack', '_VERSION', 'collectgarbage', 'gcinfo', 'newproxy',
-  'string', 'table', 'math', 'bit',
+  'unpack', '_VERSION', 'collectgarbage', 'gcinfo',
   -- runtime globals (defined by the other core files)
-  'spawn', 'this_fiber', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop',
-  'pcall', 'xpcall', 'coroutine', 'byte_span',
+  'spawn', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'pcall', 'xpcall',
 }
+local safe_values = {}
+for i = 1, #safe_names do
+  local n = safe_names[i]
+  safe_values[n] = REAL_G[n]
+end
 
+local function shallow_copy(t, except)
+  local c = {}
+  for k, v in pairs(t) do
+    if k ~= except then c[k] = v end
+  end
+  return c
+end
+
+-- Library tables: each module gets its own shallow copy of these snapshots
+-- (changing `string.format` in one module changes nothing elsewhere).
+-- `string.dump` is left out: bytecode never loads, and dumping runtime
+-- functions serves no one.
+local library_snapshots = {
+  string = shallow_copy(string, 'dump'),
+  table = shallow_copy(table),
+  math = shallow_copy(math),
+  bit = shallow_copy(bit),
+  coroutine = shallow_copy(coroutine),
+  byte_span = shallow_copy(byte_span),
+  os = {
+    time = os.time, clock = os.clock, date = os.date, difftime = os.difftime,
+    getenv = os.getenv,
+  },
+}
+span_new = byte_span.new
+span_slice = span_new(0).slice
+
+-- String methods ('x':upper()) index a private copy of the string library
+-- through a locked metatable: no module can change what another module's
+-- (or the runtime's) string methods do.
+do
+  local string_mt = raw_getmetatable('')
+  string_mt.__index = shallow_copy(library_snapshots.string)
+  string_mt.__metatable = 'string'
+end
+
+local function is_runtime_env(e)
+  return e == REAL_G or e == NO_GLOBALS
+end
+K.is_runtime_env = is_runtime_env
+
+local BINARY_REFUSED = 'binary chunks are refused: load() takes Lua source text only'
+
+-- load/loadstring: source text only. Without an env the chunk gets the
+-- calling thread's globals (Lua 5.1 semantics), which are always the
+-- module's own (or NO_GLOBALS on the main thread).
 local function text_only_load(chunk, chunkname, mode, env)
-  if type(chunk) == 'string' and chunk:byte(1) == 27 then
-    return nil, 'binary chunks are refused: load() takes Lua source text only'
+  if type(chunk) == 'string' and s_byte(chunk, 1) == 27 then
+    return nil, BINARY_REFUSED
   end
   if mode ~= nil and mode ~= 't' then
     return nil, "binary chunks are refused: load() accepts only mode 't'"
@@ -42,61 +115,77 @@ local function text_only_load(chunk, chunkname, mode, env)
       local piece = reader()
       if first and type(piece) == 'string' and piece ~= '' then
         first = false
-        if piece:byte(1) == 27 then
-          error('binary chunks are refused: load() takes Lua source text only', 0)
-        end
+        if s_byte(piece, 1) == 27 then error(BINARY_REFUSED, 0) end
       end
       return piece
     end
   end
-  local fn, err
-  if env == nil then
-    fn, err = raw_load(chunk, chunkname, 't')
-    -- Chunks without an explicit env get the caller's module globals.
-    if fn then raw_setfenv(fn, raw_getfenv(2)) end
-  else
-    fn, err = raw_load(chunk, chunkname, 't', env)
+  if env == nil then return raw_load(chunk, chunkname, 't') end
+  return raw_load(chunk, chunkname, 't', env)
+end
+
+-- getfenv/setfenv as user code sees them: a function or level whose env is
+-- the runtime's answers nil and cannot be changed. `level_arg` checks the
+-- argument like Lua does and returns the user's level (or the function).
+local function level_arg(x, name)
+  if x == nil then return 1 end
+  if type(x) == 'function' then return x end
+  if type(x) ~= 'number' then
+    error("bad argument #1 to '" .. name .. "' (number expected, got " .. type(x) .. ')', 3)
   end
-  return fn, err
+  if x < 0 then error("bad argument #1 to '" .. name .. "' (level must be non-negative)", 3) end
+  if x % 1 ~= 0 then error("bad argument #1 to '" .. name .. "' (level must be an integer)", 3) end
+  return x
+end
+
+-- The env at the user's level `n` (or of function `n`). Frames between
+-- raw_getfenv and the user: raw_pcall, env_at, user_getfenv/user_setfenv.
+local function env_at(n, name)
+  if type(n) == 'number' and n > 0 then n = n + 3 end
+  local ok, e = K.raw_pcall(raw_getfenv, n)
+  if not ok then error("bad argument #1 to '" .. name .. "' (invalid level)", 3) end
+  return e
 end
 
 local function user_getfenv(x)
-  if x == nil then x = 1 end
-  if type(x) == 'number' then
-    if x == 0 then return raw_getfenv(0) end
-    x = x + 1
-  end
-  local e = raw_getfenv(x)
-  if e == REAL_G then return nil end
+  local e = env_at(level_arg(x, 'getfenv'), 'getfenv')
+  if is_runtime_env(e) then return nil end
   return e
 end
 
 local function user_setfenv(x, t)
-  if type(x) == 'number' and x > 0 then x = x + 1 end
-  if x ~= 0 and raw_getfenv(x) == REAL_G then raise_errno(E.EPERM) end
-  return raw_setfenv(x, t)
+  local n = level_arg(x, 'setfenv')
+  if type(t) ~= 'table' then
+    error("bad argument #2 to 'setfenv' (table expected, got " .. type(t) .. ')', 2)
+  end
+  if is_runtime_env(env_at(n, 'setfenv')) then raise_errno(E.EPERM) end
+  -- level n of the user is level n + 2 seen from raw_setfenv under raw_pcall
+  local ok, r = K.raw_pcall(raw_setfenv, (type(n) == 'number' and n > 0) and n + 2 or n, t)
+  if not ok then
+    -- a C function: LuaJIT's message, without the runtime's position
+    error("'setfenv' cannot change environment of given object", 2)
+  end
+  if n ~= 0 then return r end
 end
 
-local safe_os = {
-  time = os.time, clock = os.clock, date = os.date, difftime = os.difftime,
-  getenv = os.getenv,
-}
+-- newproxy without its sharing form: newproxy(u) gives the new userdata
+-- the metatable of `u`, a runtime object's too (a route to forging one).
+-- newproxy() / newproxy(false): plain userdata; newproxy(true): userdata
+-- with a fresh metatable (user finalizers); anything else is EINVAL.
+local raw_newproxy = newproxy
+local function safe_newproxy(with_metatable)
+  if with_metatable == nil or with_metatable == false then return raw_newproxy() end
+  if with_metatable == true then return raw_newproxy(true) end
+  raise_errno(E.EINVAL, 1)
+end
 
 local function new_env(context, file)
   local env = {}
-  for i = 1, #safe_names do
-    local n = safe_names[i]
-    env[n] = REAL_G[n]
-  end
-  env.string = setmetatable({}, { __index = string })
-  for k, v in pairs(string) do env.string[k] = v end
-  env.table, env.math, env.bit = {}, {}, {}
-  for k, v in pairs(table) do env.table[k] = v end
-  for k, v in pairs(math) do env.math[k] = v end
-  for k, v in pairs(bit) do env.bit[k] = v end
-  env.os = {}
-  for k, v in pairs(safe_os) do env.os[k] = v end
+  for k, v in pairs(safe_values) do env[k] = v end
+  for name, lib in pairs(library_snapshots) do env[name] = shallow_copy(lib) end
+  env.this_fiber = setmetatable({}, K.this_fiber_mt)
   env.print = K.print
+  env.newproxy = safe_newproxy
   env.require = K.require
   env.load = text_only_load
   env.loadstring = function(s, name) return text_only_load(s, name, 't') end
@@ -109,8 +198,72 @@ end
 K.new_env = new_env
 
 ---------------------------------------------------------------------------
--- Module ids and resolution
+-- Errors of the module files themselves (luring extension, category
+-- 'luring.module'); each carries `module = <id>`.
+local MAX_CODE_BYTES = rt.max_code_bytes
+local module_messages = {
+  "The module's path leads outside the import root (through an absolute symlink or one that climbs out with '..')",
+  "A module must be a regular file, not a FIFO, socket or device (see the error's file_type)",
+  "The module is larger than the " .. (MAX_CODE_BYTES / 1048576) .. " MiB limit",
+}
+local module_category = K.category('luring.module', function(code)
+  return module_messages[code] or ''
+end)
+local function raise_module(code, id, field, value)
+  local e = K.new_error(module_category, code)
+  e.module = id
+  if field then e[field] = value end
+  error(e, 0)
+end
+local ESCAPES_ROOT, NOT_REGULAR_FILE, TOO_LARGE = 1, 2, 3
+
+---------------------------------------------------------------------------
+-- Builtin modules: each importing module gets its own deep copy (cached per
+-- module), so no module can change what `require 'time'` gives another one.
+-- Metatables are shared, and every one of them is locked (`__metatable`).
 local builtin = K.builtin_modules
+local builtin_value = {}   -- id -> canonical value (never handed out)
+
+local function deep_copy(v, seen)
+  if type(v) ~= 'table' then return v end
+  local c = seen[v]
+  if c then return c end
+  c = {}
+  seen[v] = c
+  for k, x in next, v do c[deep_copy(k, seen)] = deep_copy(x, seen) end
+  local mt = raw_getmetatable(v)
+  if mt then
+    if rawget(mt, '__metatable') == nil then
+      error('luring: builtin module value with an unlocked metatable', 0)
+    end
+    setmetatable(c, mt)
+  end
+  return c
+end
+
+local function builtin_for(info, id)
+  local m = builtin_value[id]
+  if m == nil then
+    m = builtin[id]
+    if m == nil then return nil end
+    if type(m) == 'function' then m = m() end
+    builtin_value[id] = m
+  end
+  local mine = info.builtins
+  if not mine then
+    mine = {}
+    info.builtins = mine
+  end
+  local c = mine[id]
+  if c == nil then
+    c = deep_copy(m, {})
+    mine[id] = c
+  end
+  return c
+end
+
+---------------------------------------------------------------------------
+-- Module ids and resolution
 local core_ids = {}
 for _, id in ipairs({ 'ffi', 'generic_error', 'asio_error', 'mutex',
   'recursive_mutex', 'condition_variable', 'future', 'inbox', 'json', 'time',
@@ -118,12 +271,13 @@ for _, id in ipairs({ 'ffi', 'generic_error', 'asio_error', 'mutex',
   'serial_port', 'tls', 'system' }) do core_ids[id] = true end
 
 local NAME = '^[%a_][%w_]*$'
-local loaded = {}   -- absolute path -> 'loading' | module value
+local loaded = {}       -- identity -> 'loading' | module value
+local identity_of = {}  -- path below the root that resolved -> identity
 
-local function dirname(p) return (p:match('^(.*)/[^/]*$')) or '.' end
+local function dirname(p) return (s_match(p, '^(.*)/[^/]*$')) or '.' end
 -- Display paths (chunk names) are relative to the directory the entry
 -- script was named from; '' stands for that directory itself.
-local function display_dirname(p) return (p:match('^(.*)/[^/]*$')) or '' end
+local function display_dirname(p) return (s_match(p, '^(.*)/[^/]*$')) or '' end
 local function display_join(d, n)
   if d == '' then return n end
   return d .. '/' .. n
@@ -131,14 +285,14 @@ end
 
 -- Returns the directory to look in, or raises the spec's error.
 local function resolve_dir(id, importer)
-  if id:sub(1, 1) == '/' then
+  if s_sub(id, 1, 1) == '/' then
     -- '/a/b': every component (split on each '/') must be a valid name
     local names = {}
-    for part in (id:sub(2) .. '/'):gmatch('([^/]*)/') do
-      if not part:match(NAME) then raise_core('invalid_module_name') end
+    for part in s_gmatch(s_sub(id, 2) .. '/', '([^/]*)/') do
+      if not s_match(part, NAME) then raise_core('invalid_module_name') end
       names[#names + 1] = part
     end
-    local last = table.remove(names)
+    local last = t_remove(names)
     local dir, display = importer.root, importer.display_root
     for i = 1, #names do
       dir, display = dir .. '/' .. names[i], display_join(display, names[i])
@@ -147,16 +301,16 @@ local function resolve_dir(id, importer)
   end
   local rest, ups = id, 0
   local dot = false
-  if rest:sub(1, 2) == './' then
+  if s_sub(rest, 1, 2) == './' then
     dot = true
-    rest = rest:sub(3)
+    rest = s_sub(rest, 3)
   else
-    while rest:sub(1, 3) == '../' do
+    while s_sub(rest, 1, 3) == '../' do
       ups = ups + 1
-      rest = rest:sub(4)
+      rest = s_sub(rest, 4)
     end
   end
-  if not rest:match(NAME) then raise_core('invalid_module_name') end
+  if not s_match(rest, NAME) then raise_core('invalid_module_name') end
   local dir, display = importer.dir, importer.display_dir
   if dot then
     if importer.leaf then raise_core('leaf_cannot_import_child') end
@@ -173,34 +327,75 @@ local function resolve_dir(id, importer)
 end
 
 local function is_project_id(id)
-  return id:sub(1, 2) == './' or id:sub(1, 3) == '../' or id:sub(1, 1) == '/'
+  local c = s_sub(id, 1, 1)
+  return c == '/' or s_sub(id, 1, 2) == './' or s_sub(id, 1, 3) == '../'
 end
 
--- Loads and runs module `path` in a module fiber; returns its globals.
--- Reads a whole file with ring ops (openat, read, close) from fiber `f`.
--- Returns its bytes, or nil and an errno. Interruption is held off for the
--- few ops this takes, so the fd is always closed.
+-- Opens `rel` (a path below the import root) with ring ops from fiber `f`
+-- and reads it if it is a new regular file within the size bound.
+-- Returns one of
+--   'ok', source, identity      a new module's text
+--   'known', identity           a file already loaded (or loading)
+--   'errno', errno              the OS refused (ENOENT, EXDEV, ...)
+--   'special', file_type        not a regular file
+--   'too_large'
+-- Interruption is held off for the few ops this takes, so the fd is
+-- always closed.
 local READ_CHUNK = 65536
-local function read_file(f, path)
+local STATX_SIZE = rt.statx_size
+local function read_module(f, rel)
   f.int_disabled = f.int_disabled + 1
-  local ok, src, errno = K.raw_pcall(function()
-    local fd = K.await_op(f, rt.open(path))
-    if fd < 0 then return nil, -fd end
-    local parts, offset, buf, err = {}, 0, byte_span.new(READ_CHUNK), nil
-    while true do
-      local n = K.await_op(f, rt.read_at(fd, buf, offset))
-      if n < 0 then err = -n break end
-      if n == 0 then break end
-      parts[#parts + 1] = tostring(buf:slice(1, n))
-      offset = offset + n
+  local ok, status, a, b = K.raw_pcall(function()
+    local fd = K.await_op(f, rt.open_module(rel))
+    -- an fd object on success, a negative errno on failure;
+    -- ENXIO: a socket, or a device without a driver; never a regular file
+    if fd == -E.ENXIO then return 'special', 'special file' end
+    if type(fd) == 'number' then return 'errno', -fd end
+    local status, a, b
+    local st = span_new(STATX_SIZE)
+    local res = K.await_op(f, rt.statx(fd, st))
+    if res < 0 then
+      status, a = 'errno', -res
+    else
+      local kind, size, identity = rt.stat_info(st)
+      if loaded[identity] ~= nil then
+        status, a = 'known', identity
+      elseif kind == 'directory' then
+        status, a = 'errno', E.EISDIR
+      elseif kind ~= 'file' then
+        status, a = 'special', kind
+      elseif size > MAX_CODE_BYTES then
+        status = 'too_large'
+      else
+        -- The size is a hint: the bound holds even if the file grows.
+        local parts, offset, buf = {}, 0, span_new(READ_CHUNK)
+        while true do
+          local n = K.await_op(f, rt.read_at(fd, buf, offset))
+          if n < 0 then status, a = 'errno', -n break end
+          if n == 0 then status, a, b = 'ok', t_concat(parts), identity break end
+          offset = offset + n
+          if offset > MAX_CODE_BYTES then status = 'too_large' break end
+          parts[#parts + 1] = tostring(span_slice(buf, 1, n))
+        end
+      end
     end
     K.await_op(f, rt.close(fd))
-    if err then return nil, err end
-    return table.concat(parts)
+    return status, a, b
   end)
   f.int_disabled = f.int_disabled - 1
-  if not ok then error(src, 0) end
-  return src, errno
+  if not ok then error(status, 0) end
+  return status, a, b
+end
+
+function K.raise_errno_system(errno)
+  error(K.system_error(errno), 0)
+end
+
+-- The module at identity `key`, or the cyclic_import error.
+local function loaded_module(key)
+  local state = loaded[key]
+  if state == 'loading' then raise_core('cyclic_import') end
+  return state
 end
 
 local function import(id)
@@ -214,28 +409,41 @@ local function import(id)
     { dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua'), false },
     { dir .. '/' .. name .. '/init.lua', display_join(display_dir, name .. '/init.lua'), true },
   }
-  local path, display, is_init, src
+  local root_len = #importer.root
+  local path, display, is_init, src, identity
   for i = 1, 2 do
     local c = candidates[i]
-    local state = loaded[c[1]]
-    if state == 'loading' then raise_core('cyclic_import') end
-    if state ~= nil then return state end
-    local errno
-    src, errno = read_file(f, c[1])
-    if src then
-      path, display, is_init = c[1], c[2], c[3]
+    local rel = s_sub(c[1], root_len + 2)
+    -- a path that resolved before, to a module that is loaded or loading
+    -- (a failed one was forgotten and is read again)
+    local known = identity_of[rel]
+    if known and loaded[known] ~= nil then return loaded_module(known) end
+    local status, a, b = read_module(f, rel)
+    if status == 'ok' then
+      path, display, is_init, src, identity = c[1], c[2], c[3], a, b
       break
+    elseif status == 'known' then
+      identity_of[rel] = a
+      return loaded_module(a)
+    elseif status == 'special' then
+      raise_module(NOT_REGULAR_FILE, id, 'file_type', a)
+    elseif status == 'too_large' then
+      raise_module(TOO_LARGE, id)
+    elseif a == E.EXDEV then
+      raise_module(ESCAPES_ROOT, id)
+    elseif a ~= E.ENOENT and a ~= E.ENOTDIR then
+      K.raise_errno_system(a)
     end
-    if errno ~= E.ENOENT and errno ~= E.ENOTDIR then K.raise_errno_system(errno) end
   end
   if not src then raise_core('module_not_found', 'module', id) end
-  loaded[path] = 'loading'
+  loaded[identity] = 'loading'
   local env = new_env('', path)
   local fn, err = raw_load(src, '@' .. display, 't', env)
   if not fn then
-    loaded[path] = nil
+    loaded[identity] = nil
     error(err, 0)
   end
+  identity_of[s_sub(path, root_len + 2)] = identity
   local info = {
     root = importer.root, display_root = importer.display_root,
     dir = is_init and (dir .. '/' .. name) or dir,
@@ -243,11 +451,11 @@ local function import(id)
     leaf = not is_init, is_root = false,
   }
   local mf = K.new_fiber(function()
-    raw_setfenv(0, env)
     fn()
     return raw_getfenv(0)
   end, nil, {
     is_main = true, module = true, module_info = info, locals_owner = f.locals_owner or f,
+    env = env,
   })
   mf.handle_alive = true
   mf.joiner = f
@@ -257,15 +465,15 @@ local function import(id)
   end)
   if r == INTERRUPTED then
     mf.detached = true
-    loaded[path] = nil
+    loaded[identity] = nil
     raise_core('interrupted')
   end
   if not mf.ok then
-    loaded[path] = nil
+    loaded[identity] = nil
     error(mf.err, 0)
   end
   local value = mf.results[2]
-  loaded[path] = value
+  loaded[identity] = value
   return value
 end
 
@@ -274,32 +482,23 @@ function K.require(id)
   if is_project_id(id) then return import(id) end
   local f = current()
   if not f.is_main then raise_core('only_main_fiber_may_import') end
-  local m = builtin[id]
-  if m then
-    if type(m) == 'function' then
-      m = m()
-      builtin[id] = m
-    end
-    return m
-  end
+  local m = builtin_for(f.module_info, id)
+  if m ~= nil then return m end
   if core_ids[id] then raise_core('module_not_found', 'module', id) end
   -- package ids: dot-separated names, each like a project module name
-  if not id:match('^[%a_][%w_]*$') and not id:match('^[%a_][%w_%.]*[%w_]$') then
+  if not s_match(id, '^[%a_][%w_]*$') and not s_match(id, '^[%a_][%w_%.]*[%w_]$') then
     raise_core('invalid_module_name')
   end
   raise_core('module_not_found', 'module', id)
 end
 
-function K.raise_errno_system(errno)
-  error(K.system_error(errno), 0)
-end
-
 ---------------------------------------------------------------------------
--- The entry script: the VM's main fiber.
+-- The entry script: the VM's main fiber. It is the root module: it stays
+-- 'loading' for ever, so importing it from anywhere is a cycle.
 function K.start_main(path, display, context)
-  local src, errno = rt.read_file(path)
-  if not src then return false, 'cannot read ' .. display .. ': ' .. rt.strerror(errno) end
-  if src:byte(1) == 27 then
+  local src, identity = rt.read_entry(path)
+  if not src then return false, 'cannot read ' .. display .. ': ' .. identity end
+  if s_byte(src, 1) == 27 then
     return false, display .. ': binary chunks are refused: scripts must be Lua source text'
   end
   local env = new_env(context, path)
@@ -312,18 +511,26 @@ function K.start_main(path, display, context)
   local fn, err = raw_load(src, '@' .. display, 't', env)
   if not fn then return false, err end
   local dir, display_dir = dirname(path), display_dirname(display)
+  loaded[identity] = 'loading'
+  identity_of[s_sub(path, #dir + 2)] = identity
   local info = {
     root = dir, display_root = display_dir, dir = dir, display_dir = display_dir,
     leaf = false, is_root = true,
   }
-  local mf = K.new_fiber(function(...)
-    raw_setfenv(0, env)
-    return fn(...)
-  end, nil, { is_main = true, vm_main = true, module_info = info })
+  local mf = K.new_fiber(fn, nil, {
+    is_main = true, vm_main = true, module_info = info, env = env,
+  })
   K.vm_id = K.hexid(mf)
   return true
 end
 
 function K.main_finished(f)
   K.main_done = true
+end
+
+-- Called once every core chunk has run: from now on the main thread (where
+-- the scheduler runs, and with it any user metamethod it triggers) has an
+-- empty, sealed environment instead of the runtime's globals.
+function K.seal_main_thread()
+  raw_setfenv(0, NO_GLOBALS)
 end

@@ -8,22 +8,29 @@
 -- * A fiber suspends only by yielding SUSPEND from its own coroutine; user
 --   coroutines in between forward the yield (coroutine.resume wrapper) and
 --   are "busy" meanwhile.
+-- * A suspending function checks that the fiber can yield (not inside a
+--   callback called from C) before it registers anything; a refused
+--   suspension raises and changes no state (see "Suspension points").
 -- * Fiber states: ready (queued) -> running -> suspended | finished.
 --   A fiber takes a pooled coroutine when it first runs; a finished
---   fiber's coroutine goes back to the pool.
+--   fiber's coroutine goes back to the pool (at most POOL_MAX idle ones).
+-- * Nothing grows with history: wait queues are O(1) linked lists, and
+--   tables a burst enlarged are replaced once empty.
+-- * Reports and error inspection never run user code unprotected.
 -- * An op in flight on the ring maps to exactly one waiting callback in
 --   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
 --   empty and nothing is in flight (nothing can wake a fiber any more).
 local K = ...
 local rt = K.rt
 local debug_traceback, getfenv_u, setfenv_u = K.debug.traceback, K.debug.getfenv, K.debug.setfenv
-local co_create, co_resume, co_yield, co_status, co_running =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
--- False inside a finalizer (LuaJIT runs __gc on its own thread) and inside
--- callbacks from C (table.sort, string.gsub, metamethods called from C).
-local co_isyieldable = coroutine.isyieldable
+-- co_isyieldable is false inside a finalizer and inside callbacks from C
+-- (table.sort, string.gsub, metamethods called from C).
+local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running,
+  coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
-local select, type, error, setmetatable, tostring, unpack = select, type, error, setmetatable, tostring, unpack
+local select, type, error, setmetatable, tostring, unpack, rawget =
+  select, type, error, setmetatable, tostring, unpack, rawget
 local pack = function(...) return { n = select('#', ...), ... } end
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
@@ -35,6 +42,18 @@ local LOG, log = rt.log_enabled, rt.log
 local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
+K.co_yield = co_yield
+
+-- Every fiber thread carries the globals of the code that spawned it
+-- (lua/core/modules.lua); the runtime's own globals never. NO_GLOBALS is
+-- the sealed, empty environment of the main thread after boot and of
+-- fibers the runtime starts on its own.
+local REAL_G, raw_getfenv = _G, getfenv
+local NO_GLOBALS = setmetatable({}, {
+  __newindex = function() raise_errno(E.EPERM) end,
+  __metatable = 'no globals',
+})
+K.NO_GLOBALS = NO_GLOBALS
 
 local function hexid(obj)
   return (tostring(obj):match('0x%x+')) or tostring(obj)
@@ -49,21 +68,28 @@ K.hexid = hexid
 -- table's hash part and rehash over and over).
 local runq, rq_n, spare = {}, 0, {}
 local current            -- fiber record running now (nil in the scheduler)
-local fiber_of = setmetatable({}, { __mode = 'k' })  -- fiber coroutines -> true
-local closing = false    -- VM terminating: stop running fibers
+-- Coroutines created by user code (coroutine.create/wrap); every other
+-- thread is a fiber's or the scheduler's. (Marking the user's rather than
+-- the fibers' keeps no table sized by the peak number of fibers.)
+local user_co = setmetatable({}, { __mode = 'k' })
 local vm_report_printed = false
+-- Forbid-suspend levels plus interrupted fibers, over unfinished fibers:
+-- while zero, this_fiber.yield can skip reading those fields.
+local guards = 0
 
-local function schedule(f, a, b)
-  f.w1, f.w2 = a, b
+-- `a` is the value the fiber's suspend returns (one value is enough for
+-- every wake-up: op results, INTERRUPTED, BROKEN).
+local function schedule(f, a)
+  f.w1 = a
   rq_n = rq_n + 1
   runq[rq_n] = f
 end
 
--- Wake a suspended fiber with (a, b); commits the wake so a later
--- interrupt() cannot also wake it.
-local function wake(f, a, b)
+-- Wake a suspended fiber with `a`; commits the wake so a later interrupt()
+-- cannot also wake it.
+local function wake(f, a)
   f.interrupter = nil
-  schedule(f, a, b)
+  schedule(f, a)
 end
 K.wake = wake
 
@@ -77,6 +103,12 @@ function K.current()
   if not f then no_fiber() end
   return f
 end
+-- The running fiber or nil, for callers that raise their own error.
+function K.fiber_or_nil() return current end
+
+-- Set once the loop has ended for good: what is spawned then never runs.
+local run_over = false
+local VM_CLOSING = 'the VM is closing: runtime functions are unavailable in finalizers run at exit'
 
 ---------------------------------------------------------------------------
 -- C-stack depth. LuaJIT sets no limit of its own on calls that recurse
@@ -112,6 +144,81 @@ do
 end
 
 ---------------------------------------------------------------------------
+-- Wait queues: FIFO doubly linked lists, O(1) push, pop and removal of any
+-- member. The links live in two VM-wide tables keyed by the member (a
+-- fiber record or an op id), so a member is in at most one queue at a
+-- time, and a fiber record gains no fields. A push may name the queue's
+-- `owner` (the object user code holds): the owner is in `waited` (owner ->
+-- order of registration) exactly while the queue has members, so the
+-- deadlock report looks only at objects with waiters now. The queue refers
+-- to its owner only meanwhile: a queue kept in an object's private state
+-- (lua/core/sync.lua, a weak-keyed map) then never keeps that object alive.
+local q_next, q_prev = {}, {}
+local q_members, q_peak = 0, 0
+local waited, waited_seq = {}, 0
+K.waited = waited
+
+local function q_new()
+  return { head = false, tail = false, n = 0, owner = false }
+end
+K.q_new = q_new
+
+-- `owner`: nil, or the object to report while `q` has members (the same
+-- one on every push).
+local function q_push(q, x, owner)
+  local t = q.tail
+  q_prev[x], q_next[x] = t, false
+  if t then
+    q_next[t] = x
+  else
+    q.head = x
+    if owner then
+      q.owner = owner
+      waited_seq = waited_seq + 1
+      waited[owner] = waited_seq
+    end
+  end
+  q.tail = x
+  q.n = q.n + 1
+  q_members = q_members + 1
+  if q_members > q_peak then q_peak = q_members end
+end
+K.q_push = q_push
+
+local function q_unlink(q, x)
+  local p, n = q_prev[x], q_next[x]
+  q_prev[x], q_next[x] = nil, nil
+  if p then q_next[p] = n else q.head = n end
+  if n then q_prev[n] = p else q.tail = p end
+  q.n = q.n - 1
+  if not q.head and q.owner then
+    waited[q.owner] = nil
+    q.owner = false
+  end
+  q_members = q_members - 1
+  if q_members == 0 and q_peak > 1024 then
+    -- A table never shrinks by itself: drop the capacity a burst left.
+    q_next, q_prev, q_peak = {}, {}, 0
+  end
+end
+
+-- Removes and returns the first member, or false when empty.
+local function q_pop(q)
+  local x = q.head
+  if x then q_unlink(q, x) end
+  return x
+end
+K.q_pop = q_pop
+
+-- Removes `x` if it is in `q` (it must not be in another queue).
+local function q_remove(q, x)
+  if q_prev[x] == nil then return false end
+  q_unlink(q, x)
+  return true
+end
+K.q_remove = q_remove
+
+---------------------------------------------------------------------------
 -- Scopes: per Lua thread, a flat handler list plus scope boundaries.
 local scopes_of = setmetatable({}, { __mode = 'k' })
 K.main_thread_key = {}
@@ -127,6 +234,17 @@ local function thread_scopes()
 end
 
 local report_forced_close
+local closing = false    -- VM terminating: stop running fibers
+
+-- A cleanup handler raised: the VM closes. Where the fiber can yield, it
+-- ends now; elsewhere (inside a C callback) it raises, and the scheduler
+-- stops as soon as the fiber next suspends or ends.
+local function forced_close()
+  report_forced_close(co_running())
+  closing = true
+  if K.can_suspend() then co_yield(TERMINATE) end
+  error('VM closing: a cleanup handler raised', 0)
+end
 
 -- Runs handlers above `bound` in reverse, interruption disabled. A raising
 -- handler closes the VM at once.
@@ -139,10 +257,7 @@ local function run_handlers(s, bound)
     s[s.n] = nil
     s.n = s.n - 1
     local ok = raw_pcall(h)
-    if not ok then
-      report_forced_close(co_running())
-      co_yield(TERMINATE)
-    end
+    if not ok then forced_close() end
   end
   if f then f.int_disabled = f.int_disabled - 1 end
 end
@@ -179,10 +294,7 @@ function scope_cleanup_pop(execute)
     if f then f.int_disabled = f.int_disabled + 1 end
     local ok = raw_pcall(h)
     if f then f.int_disabled = f.int_disabled - 1 end
-    if not ok then
-      report_forced_close(co_running())
-      co_yield(TERMINATE)
-    end
+    if not ok then forced_close() end
   end
 end
 
@@ -202,29 +314,62 @@ end
 
 ---------------------------------------------------------------------------
 -- Suspension points
--- A suspending call where the fiber cannot yield (a finalizer, a callback
--- from C) fails before it registers anything, so no wake-up can later find
--- a fiber that never suspended.
+--
+-- A fiber can suspend only where LuaJIT can yield all the way up to the
+-- scheduler. It cannot inside a callback called from C (table.sort
+-- comparator, string.gsub function, load reader, __tostring via tostring,
+-- __gc, ...): co_yield would fail there. Every suspending function checks
+-- this BEFORE it registers anything (op, queue entry, exit code), so a
+-- refused suspension changes no state.
+--
+-- `c_resumes` counts user coroutines resumed from such a place and still
+-- running: inside them a yield reaches only the resume wrapper, which could
+-- not forward it, so the fiber cannot suspend either. The count nests with
+-- the C stack (a fiber switch is impossible while it is above zero).
+local c_resumes = 0
+local CANNOT_SUSPEND = 'attempt to yield across C-call boundary: a fiber cannot suspend'
+  .. ' inside a callback called from C (table.sort comparator, string.gsub function,'
+  .. ' load reader, __tostring, __gc, ...); suspend outside of it'
+
+local function can_suspend()
+  return c_resumes == 0 and co_isyieldable()
+end
+K.can_suspend = can_suspend
+
+-- Raises unless the running fiber can suspend here. For functions that
+-- suspend only sometimes (lock, join, get): call right before registering.
 local function check_yieldable()
-  if not co_isyieldable() then error('attempt to yield across C-call boundary', 0) end
+  if c_resumes > 0 or not co_isyieldable() then error(CANNOT_SUSPEND, 0) end
 end
 K.check_yieldable = check_yieldable
 
+-- The checks of a function that always suspends (and is an interruption
+-- point): yieldability, forbid_suspend, pending interruption.
 local function check_suspend(f)
   check_yieldable()
+  if not f then no_fiber() end
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
 end
 K.check_suspend = check_suspend
 
--- Suspends the current fiber until someone calls wake(f, a, b). The
+-- The checks of a function that suspends only sometimes, before it knows.
+local function check_wait(f)
+  -- (no `f`: a finalizer running in the scheduler's own thread)
+  if not f then check_yieldable() no_fiber() end
+  if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
+  if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+end
+K.check_wait = check_wait
+
+-- Suspends the current fiber until someone calls wake(f, a). The
 -- interrupter (if interruption is enabled) runs when the fiber is
--- interrupted while waiting. Returns the wake values.
+-- interrupted while waiting. Returns the wake value.
 -- `interrupter(f, data)` is a plain function plus its data, so that waiting
--- allocates no closure.
+-- allocates no closure. The data waits in `w1`, which the wake overwrites.
 local function suspend(f, interrupter, data)
   if interrupter and f.int_disabled == 0 then
-    f.interrupter, f.idata = interrupter, data
+    f.interrupter, f.w1 = interrupter, data
   end
   return co_yield(SUSPEND)
 end
@@ -256,7 +401,10 @@ function K.await_op(f, id)
   -- A fiber record as waiter means "wake it with the result".
   op_waiters[id] = f
   inflight = inflight + 1
-  local res = suspend(f, cancel_interrupter, id)
+  -- suspend(f, cancel_interrupter, id), inlined: one frame less keeps a
+  -- waiting fiber's coroutine within its initial stack
+  if f.int_disabled == 0 then f.interrupter, f.w1 = cancel_interrupter, id end
+  local res = co_yield(SUSPEND)
   if f.cancel_requested then
     f.cancel_requested = nil
     if res == -E.ECANCELED then raise_core('interrupted') end
@@ -270,8 +418,14 @@ local pool, pool_n = {}, 0
 local fiber_handle_base = newproxy(true)
 local fiber_hmt = getmetatable(fiber_handle_base)
 fiber_hmt.__metatable = 'fiber'
--- A handle's userdata environment is its fiber record.
-local record_of_handle = getfenv_u
+-- A handle's userdata environment is its fiber record. Anything else gets
+-- EINVAL: the env of another value (a user function's globals, ...) must
+-- never be taken for a record.
+local raw_getmetatable = K.debug.getmetatable
+local function record_of_handle(h)
+  if raw_getmetatable(h) ~= fiber_hmt then raise_errno(E.EINVAL, 1) end
+  return getfenv_u(h)
+end
 
 local report_panic
 
@@ -283,42 +437,70 @@ local function on_error(e)
   return e
 end
 
+-- A fiber's `results`: false while it runs, then the packed results
+-- {n=, true, ...}; or ONE_RESULT, the value being in `w1` (free once the
+-- fiber finished: one value is the common case, and needs no table); or
+-- FAILED, the error value being in `err`; after a join, JOINED_OK or
+-- JOINED_CAUGHT.
 local NO_RESULTS = { n = 1, true }
+local FAILED, ONE_RESULT = {}, {}
+local JOINED_OK, JOINED_CAUGHT = {}, {}
 
-local function body_done(f, ok, ...)
+local fiber_done
+
+-- Takes the body's xpcall results (the running fiber is `current`). A
+-- fiber's body runs at C depth 0 and an error may have skipped the
+-- wrappers' decrements, so the depth is reset before the root scope
+-- handlers run.
+local function body_ended(ok, ...)
+  c_depth = 0
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
-    f.ok = true
-    if select('#', ...) == 0 then
-      f.results = NO_RESULTS
-    else
-      f.results = pack(true, ...)
-    end
-  else
-    f.ok = false
-    f.err = normalize_error((...))
+    local n = select('#', ...)
+    if n == 0 then return fiber_done(current, NO_RESULTS) end
+    if n == 1 then return fiber_done(current, ONE_RESULT, ...) end
+    return fiber_done(current, pack(true, ...))
   end
+  return fiber_done(current, FAILED, normalize_error((...)))
 end
 
-local function trampoline(f)
+-- Records the fiber's end: `results`, `err`, root scope handlers.
+fiber_done = function(f, results, value)
+  if results == FAILED then
+    f.err = value
+  elseif results == ONE_RESULT and f.module then
+    results = pack(true, value) -- lua/core/modules.lua reads results[2]
+  end
+  -- Root scope handlers: always for ordinary and module fibers, only on
+  -- success for the VM main fiber. Scopes are created lazily.
+  local co = f.co
+  local s = scopes_of[co]
+  if s then
+    if results ~= FAILED or not f.vm_main then run_handlers(s, 0) end
+    scopes_of[co] = nil
+  end
+  -- Only now is the fiber finished for everyone else (join, interrupt).
+  f.results = results
+  -- w1 may still hold the job or a stale wake value: drop it
+  if results == ONE_RESULT then f.w1 = value else f.w1 = nil end
+end
+
+-- The first resume of a fiber passes its job (the function, or {n=, fn,
+-- args...}); `current` is its record. The body runs one frame below this
+-- one, so a waiting fiber's stack stays small. A pooled coroutine waits in
+-- co_yield(FINISHED) holding nothing of the fiber it ran (`job` is
+-- cleared; fiber_done's locals are gone).
+local function trampoline(job)
   while true do
-    local fn, args = f.fn, f.args
-    f.fn, f.args = nil, nil
-    if args then
-      body_done(f, raw_xpcall(fn, on_error, unpack(args, 1, args.n)))
+    -- (few registers below the body's frame: the stack of a waiting fiber
+    -- then rarely outgrows the coroutine's initial one)
+    if type(job) == 'table' then
+      body_ended(raw_xpcall(job[1], on_error, unpack(job, 2, job.n)))
     else
-      body_done(f, raw_xpcall(fn, on_error))
+      body_ended(raw_xpcall(job, on_error))
     end
-    c_depth = 0 -- a fiber's body runs at depth 0; an error may skip the decrements
-    -- Root scope handlers: always for ordinary and module fibers, only on
-    -- success for the VM main fiber. Scopes are created lazily.
-    local co = f.co
-    local s = scopes_of[co]
-    if s then
-      if f.ok or not f.vm_main then run_handlers(s, 0) end
-      scopes_of[co] = nil
-    end
-    f = co_yield(FINISHED)
+    job = nil
+    job = co_yield(FINISHED)
   end
 end
 
@@ -329,102 +511,159 @@ local function take_coroutine()
     pool_n = pool_n - 1
     return co
   end
-  local co = co_create(trampoline)
-  fiber_of[co] = true
-  return co
+  return co_create(trampoline)
 end
 
--- `args` is nil or a packed argument list.
-local function new_fiber(fn, args, opts)
-  -- The fields every fiber touches are created here (false for "unset"),
-  -- so the table is sized once (16 hash slots) instead of rehashing as it
-  -- grows; rare fields (detached, err, module data, ...) are added on use.
-  local f = {
-    fn = fn, args = args, co = false, finished = false,
-    interrupted = false, int_disabled = 0, susp_forbidden = 0,
-    w1 = false, w2 = false, interrupter = false, idata = false,
-    handle_alive = false, joiner = false,
-    joined = false, -- false, then 'ok' or 'caught' (ended by interruption)
-    ok = false, results = false,
-  }
+-- The pool keeps at most POOL_MAX idle coroutines; the others are left to
+-- the GC, so memory follows the live fibers, not the peak of the past.
+local POOL_MAX = 128
+local function release_coroutine(co)
+  if pool_n < POOL_MAX then
+    setfenv_u(co, NO_GLOBALS) -- nothing of its last fiber's module either
+    pool_n = pool_n + 1
+    pool[pool_n] = co
+  end
+end
+
+-- A fiber record holds only the fields set so far; the others read as
+-- these defaults. A fiber that runs, waits and finishes uses four fields
+-- (w1, co, results, interrupter), all created with the record, so it is a
+-- table with 4 hash slots (~160 bytes) that never rehashes, instead of one
+-- with room for every field (16 slots, ~450 bytes): memory per fiber is
+-- what makes 100k live fibers cheap. `w1` carries the job to the first
+-- run, then the wake value (or the interrupter's data while suspended).
+-- Rare fields (detached, err, module data, ...) are added on use.
+-- `env`, the globals the fiber's thread gets (those of the thread that
+-- spawned it), is a field only where it differs from the root module's.
+local record_defaults = {
+  co = false, interrupted = false, int_disabled = 0,
+  env = NO_GLOBALS, -- the root module's globals once the VM main fiber exists
+  susp_forbidden = 0, interrupter = false,
+  joiner = false, -- module fibers only (lua/core/modules.lua)
+  results = false,
+  ok = false, -- set for module fibers only (lua/core/modules.lua reads it)
+}
+local record_mt = { __index = record_defaults }
+
+-- `job`: the function, or {n=, fn, args...}. The caller makes a handle for
+-- the fiber, or marks it `detached` or `module` (see finish).
+local function new_fiber_job(job, opts)
+  local f = setmetatable({ w1 = job, co = false, results = false, interrupter = false }, record_mt)
   if opts then for k, v in pairs(opts) do f[k] = v end end
+  if f.vm_main then
+    -- the first fiber of the VM (lua/core/modules.lua, K.start_main): its
+    -- globals become the default, so the root module's fibers need no field
+    record_defaults.env = f.env
+    f.env = nil
+  elseif not rawget(f, 'env') then
+    -- the spawning thread's globals (never the runtime's)
+    local env = raw_getfenv(0)
+    if env == REAL_G then env = NO_GLOBALS end
+    if env ~= record_defaults.env then f.env = env end
+  end
   -- The coroutine is taken at the first run (see step): fibers that finish
   -- without suspending reuse one pooled coroutine, however many are queued.
-  if f.vm_main then f.co = take_coroutine() end
-  schedule(f, f)
+  if f.vm_main then
+    f.co = take_coroutine()
+    setfenv_u(f.co, f.env)
+  end
+  rq_n = rq_n + 1 -- schedule(f, job), with w1 already set
+  runq[rq_n] = f
   if LOG then log('fiber spawned', hexid(f), f.module and 'module' or nil) end
   return f
 end
-K.new_fiber = new_fiber
+
+-- `args` is nil or a packed argument list.
+function K.new_fiber(fn, args, opts)
+  if args then return new_fiber_job(pack(fn, unpack(args, 1, args.n)), opts) end
+  return new_fiber_job(fn, opts)
+end
 
 local function make_handle(f)
   local h = newproxy(fiber_handle_base)
   setfenv_u(h, f)
-  f.handle_alive = true
   return h
 end
 
 local fiber_methods = {}
 
+-- Fibers waiting in join, by the fiber they join (kept out of the records
+-- so that joining adds no field). Module fibers use the `joiner` field.
+local joiners = {}
+
+local function joined(t)
+  local r = t.results
+  return r == JOINED_OK or r == JOINED_CAUGHT
+end
+
 local function join_interrupter(f, t)
-  t.joiner = nil
+  joiners[t] = nil
   wake(f, INTERRUPTED)
 end
 
+-- A joined fiber's results are handed over and dropped: `results` becomes
+-- JOINED_OK or JOINED_CAUGHT (the fiber ended by an interruption).
 function fiber_methods.join(h)
   local t = record_of_handle(h)
   local f = current
-  if t.detached or t.joined or t.joiner then
+  if t.detached or joined(t) or joiners[t] then
     raise_errno(E.EINVAL, 1)
   end
   if t == f then raise_errno(E.EDEADLK) end
-  check_suspend(f)
-  if not t.finished then
-    t.joiner = f
+  check_wait(f)
+  if t.results == false then
+    check_yieldable()
+    joiners[t] = f
     local r = suspend(f, join_interrupter, t)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
-  t.joiner = nil
-  if t.ok then
-    t.joined = 'ok'
-    return unpack(t.results, 2, t.results.n)
+  joiners[t] = nil
+  local results = t.results
+  if results == ONE_RESULT then
+    local v = t.w1
+    t.results, t.w1 = JOINED_OK, nil
+    return v
+  elseif results ~= FAILED then
+    t.results = JOINED_OK
+    return unpack(results, 2, results.n)
   elseif is_interrupted(t.err) then
-    t.joined = 'caught'
+    t.results = JOINED_CAUGHT
     return
   else
-    t.joined = 'ok'
+    t.results = JOINED_OK
     error(t.err, 0)
   end
 end
 
 function fiber_methods.detach(h)
   local t = record_of_handle(h)
-  if t.detached or t.joined or t.joiner then raise_errno(E.EINVAL, 1) end
+  if t.detached or joined(t) or joiners[t] then raise_errno(E.EINVAL, 1) end
   t.detached = true
-  if t.finished and not t.ok and not is_interrupted(t.err) then
+  if t.results == FAILED and not is_interrupted(t.err) then
     report_panic(t)
   end
 end
 
 function fiber_methods.interrupt(h)
   local t = record_of_handle(h)
-  if t.finished then return end
+  if t.results ~= false then return end
+  if not t.interrupted then guards = guards + 1 end
   t.interrupted = true
   if LOG then log('fiber interrupted', hexid(t), t.interrupter and 'while suspended' or nil) end
   local i = t.interrupter
   if i then
     t.interrupter = nil
-    i(t, t.idata)
+    i(t, t.w1)
   end
 end
 
 local fiber_props = {}
 function fiber_props.interruption_caught(t)
-  if not t.joined then raise_errno(E.EINVAL, 1) end
-  return t.joined == 'caught'
+  if not joined(t) then raise_errno(E.EINVAL, 1) end
+  return t.results == JOINED_CAUGHT
 end
 function fiber_props.joinable(t)
-  return not t.detached and not t.joined and not t.joiner
+  return not t.detached and not joined(t) and not joiners[t]
 end
 
 fiber_hmt.__index = function(h, k)
@@ -440,10 +679,10 @@ fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
 fiber_hmt.__gc = function(h)
   if h == fiber_handle_base then return end -- the prototype has no record
   local t = getfenv_u(h)
-  if not t.detached and not t.joined then
+  if not t.detached and not joined(t) then
     t.detached = true
-    if t.finished and not t.ok and not is_interrupted(t.err) then
-      K.raw_pcall(report_panic, t)
+    if t.results == FAILED and not is_interrupted(t.err) then
+      report_panic(t)
     end
   end
 end
@@ -452,7 +691,9 @@ function spawn(fn, ...)
   if type(fn) ~= 'function' then
     error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
   end
-  local f = new_fiber(fn, select('#', ...) > 0 and pack(...) or nil, nil)
+  -- (a finalizer run while the VM closes: the fiber could never run)
+  if run_over then error(VM_CLOSING, 0) end
+  local f = new_fiber_job(select('#', ...) > 0 and pack(fn, ...) or fn, nil)
   return make_handle(f)
 end
 
@@ -518,14 +759,24 @@ local function format_traceback(tb)
   return table.concat(out, '\n')
 end
 
+-- Reports never raise, whatever the error value: error_message reads it
+-- with raw accesses only, and the text is built under protection (e.g. out
+-- of memory for a huge message), with a fixed fallback.
+local function panic_text(f)
+  return K.error_message(f.err) .. "'\n" .. format_traceback(f.traceback) .. '\n'
+end
+local function write_panic(head, f)
+  local ok, text = raw_pcall(panic_text, f)
+  if not ok then text = "'\n" .. format_traceback(nil) .. '\n' end
+  raw_pcall(stderr_write, head .. text)
+end
+
 report_panic = function(f)
-  stderr_write('Fiber ' .. hexid(f) .. " panicked: '" .. K.error_message(f.err)
-    .. "'\n" .. format_traceback(f.traceback) .. '\n')
+  write_panic('Fiber ' .. hexid(f) .. " panicked: '", f)
 end
 
 local function report_main_panic(f)
-  stderr_write('Main fiber from VM ' .. K.vm_id .. " panicked: '"
-    .. K.error_message(f.err) .. "'\n" .. format_traceback(f.traceback) .. '\n')
+  write_panic('Main fiber from VM ' .. K.vm_id .. " panicked: '", f)
 end
 
 report_forced_close = function(th)
@@ -569,13 +820,16 @@ end
 ---------------------------------------------------------------------------
 -- The loop
 local function finish(f)
-  f.finished = true
-  if LOG then log('fiber finished', hexid(f), f.ok and 'ok' or K.error_message(f.err)) end
+  local failed = f.results == FAILED
+  if LOG then log('fiber finished', hexid(f), failed and K.error_message(f.err) or 'ok') end
   f.interrupter = nil
-  pool_n = pool_n + 1
-  pool[pool_n] = f.co
+  release_coroutine(f.co)
+  f.co = nil -- back to the default
+  if f.interrupted then guards = guards - 1 end
+  guards = guards - f.susp_forbidden
+  if f.module then f.ok = not failed end
   if f.vm_main then
-    if not f.ok then
+    if failed then
       K.main_panicked = true
       report_main_panic(f)
       vm_report_printed = true
@@ -584,21 +838,25 @@ local function finish(f)
     K.main_finished(f)
     return
   end
-  local j = f.joiner
+  local j = joiners[f] or f.joiner
   if j then
     wake(j)
-  elseif f.detached or not f.handle_alive then
-    if not f.ok and not is_interrupted(f.err) and not f.module then report_panic(f) end
+  elseif f.detached then
+    if failed and not is_interrupted(f.err) and not f.module then report_panic(f) end
   end
-  if f.on_finish then f.on_finish(f) end
 end
 
 local turn = rt.turn
 local cbuf = {}
+-- Tables that held more than this many entries are replaced once empty, so
+-- a burst of fibers or ops leaves no capacity behind.
+local SHRINK_ABOVE = 1024
+local op_peak = 0
 
 -- Runs the VM until nothing can wake a fiber, or it is terminated.
 function K.run()
   errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
+  K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
   while not closing do
     -- Run the fibers queued so far; keep going with the ones they woke only
     -- while no ring op is in flight (nothing to reap, nothing to be fair to).
@@ -614,19 +872,23 @@ function K.run()
         if not co then
           co = take_coroutine()
           f.co = co
+          setfenv_u(co, f.env)
         end
-        local ok, sig = co_resume(co, f.w1, f.w2)
+        local ok, sig = co_resume(co, f.w1)
         current = nil
         if sig ~= SUSPEND then
           if sig == FINISHED then
             finish(f)
           else
-            -- TERMINATE, or a failure of the runtime's own code.
+            -- TERMINATE, or a failure of the runtime's own code: the VM
+            -- ends and the process exits 70 (src/lib.rs).
             if not ok then
               if sig == NOT_ENOUGH_MEMORY then
+                -- out of memory in the runtime's own code: exit 1 with the
+                -- LUA_ERRMEM report, not an internal error
                 K.report_errmem()
               else
-                stderr_write('luring: internal scheduler error: ' .. tostring(sig) .. '\n')
+                K.internal_error = type(sig) == 'string' and sig or type(sig)
               end
             end
             closing = true
@@ -634,11 +896,13 @@ function K.run()
           if closing then break end
         end
       end
-      spare = batch
+      -- A drained batch keeps its capacity: only reuse it when small.
+      spare = n <= SHRINK_ABOVE and batch or {}
       if closing or inflight > 0 then break end
     end
     if closing then break end
     local n = 0
+    if inflight > op_peak then op_peak = inflight end
     if rq_n == 0 then
       if inflight == 0 then break end
       n = turn(true, cbuf)
@@ -654,8 +918,12 @@ function K.run()
         if type(w) == 'function' then w(res) else wake(w, res) end
       end
     end
+    if inflight == 0 and op_peak > SHRINK_ABOVE then
+      op_waiters, op_peak = {}, 0
+    end
   end
   if not closing and not vm_report_printed then K.report_deadlocks() end
+  run_over = true
 end
 
 ---------------------------------------------------------------------------
@@ -663,25 +931,33 @@ end
 local this_fiber = {}
 local this_fiber_props = {}
 
+-- The hottest path of the scheduler: instead of asking co_isyieldable (a C
+-- call) first, it queues the fiber and yields under pcall; a refused yield
+-- (inside a C callback) is undone before anything else ran.
 function this_fiber.yield()
-  if not co_isyieldable() then check_yieldable() end -- raises (hot path: inlined test)
   local f = current
-  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) then
-    check_suspend(f)
+  -- (no `f`: a finalizer running in the scheduler's own thread)
+  if guards > 0 or c_resumes > 0 or not f then check_suspend(f) end
+  -- schedule(f), inlined
+  f.w1 = nil
+  local n = rq_n + 1
+  rq_n = n
+  runq[n] = f
+  if not raw_pcall(co_yield, SUSPEND) then
+    runq[n] = nil
+    rq_n = n - 1
+    check_yieldable()
   end
-  -- schedule(f), inlined: this is the hottest path of the scheduler.
-  f.w1, f.w2 = nil, nil
-  rq_n = rq_n + 1
-  runq[rq_n] = f
-  co_yield(SUSPEND)
 end
 
 function this_fiber.forbid_suspend()
   current.susp_forbidden = current.susp_forbidden + 1
+  guards = guards + 1
 end
 function this_fiber.allow_suspend()
   if current.susp_forbidden == 0 then raise_core('suspension_already_allowed') end
   current.susp_forbidden = current.susp_forbidden - 1
+  guards = guards - 1
 end
 function this_fiber.disable_interruption()
   current.int_disabled = current.int_disabled + 1
@@ -705,7 +981,8 @@ function this_fiber_props.id()
   return hexid(current)
 end
 
-_G.this_fiber = setmetatable({}, {
+-- Each module gets its own proxy table with this (locked) metatable.
+local this_fiber_mt = {
   __index = function(_, k)
     local m = this_fiber[k]
     if m then return m end
@@ -718,7 +995,8 @@ _G.this_fiber = setmetatable({}, {
   end,
   __newindex = function() raise_errno(E.EPERM) end,
   __metatable = 'this_fiber',
-})
+}
+K.this_fiber_mt = this_fiber_mt
 
 ---------------------------------------------------------------------------
 -- Fiber-aware pcall, xpcall and coroutine.*
@@ -751,7 +1029,6 @@ function xpcall(fn, handler, ...)
 end
 
 local busy = setmetatable({}, { __mode = 'k' })
-local user_co = setmetatable({}, { __mode = 'k' })
 
 -- `depth` is the C depth of the caller of resume: the resume counted one
 -- more while the coroutine ran.
@@ -784,7 +1061,7 @@ local function scope_tail_co(s, ok, ...)
   return ...
 end
 
-function coroutine_patched.create(fn)
+local function co_create_patched(fn)
   if type(fn) ~= 'function' then
     error("bad argument #1 to 'create' (function expected)", 2)
   end
@@ -796,22 +1073,40 @@ function coroutine_patched.create(fn)
   user_co[co] = true
   return co
 end
+coroutine_patched.create = co_create_patched
 
-function coroutine_patched.resume(co, ...)
+-- A coroutine resumed where the fiber cannot suspend cannot suspend it
+-- either (see c_resumes); it still yields to its resumer as usual.
+local function c_resume_tail(depth, ok, ...)
+  c_depth = depth
+  c_resumes = c_resumes - 1
+  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
+  if ok then return true, ... end
+  return false, normalize_error((...))
+end
+
+local function co_resume_patched(co, ...)
   local f = current
   if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
+  if type(co) ~= 'thread' then
+    error("bad argument #1 to 'resume' (coroutine expected)", 2)
+  end
   if busy[co] then raise_errno(E.EPERM) end
-  if fiber_of[co] then raise_core('bad_coroutine') end
+  if not user_co[co] then raise_core('bad_coroutine') end
   local depth = c_depth
   if depth >= C_DEPTH_LIMIT then return false, 'C stack overflow' end
-  if type(co) ~= 'thread' then return resume_tail(co, depth, co_resume(co, ...)) end
   c_depth = depth + 1
+  if c_resumes > 0 or not co_isyieldable() then
+    c_resumes = c_resumes + 1
+    return c_resume_tail(depth, co_resume(co, ...))
+  end
   return resume_tail(co, depth, co_resume(co, ...))
 end
+coroutine_patched.resume = co_resume_patched
 
 function coroutine_patched.yield(...)
   local th = co_running()
-  if th == nil or fiber_of[th] then raise_core('bad_coroutine') end
+  if not user_co[th] then raise_core('bad_coroutine') end
   return co_yield(...)
 end
 
@@ -822,13 +1117,13 @@ end
 
 function coroutine_patched.running()
   local th = co_running()
-  if th == nil or fiber_of[th] then return nil end
+  if not user_co[th] then return nil end
   return th
 end
 
 function coroutine_patched.wrap(fn)
-  local co = coroutine_patched.create(fn)
-  local resume = coroutine_patched.resume
+  local co = co_create_patched(fn)
+  local resume = co_resume_patched
   return function(...)
     return (function(ok, ...)
       if ok then return ... end
@@ -837,11 +1132,11 @@ function coroutine_patched.wrap(fn)
   end
 end
 
-if coroutine_patched.isyieldable then
-  function coroutine_patched.isyieldable()
-    local th = co_running()
-    return th ~= nil and not fiber_of[th]
-  end
+-- True where coroutine.yield works: inside a user coroutine, outside a C
+-- callback. (A fiber's own coroutine is the scheduler's, not yieldable.)
+function coroutine_patched.isyieldable()
+  local th = co_running()
+  return user_co[th] == true and co_isyieldable()
 end
 _G.coroutine = coroutine_patched
 
@@ -902,4 +1197,4 @@ end
 
 function K.is_closing() return closing end
 K.schedule = schedule
-K.fiber_of = fiber_of
+function K.is_fiber_thread(th) return not user_co[th] end

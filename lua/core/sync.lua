@@ -1,92 +1,124 @@
 -- mutex, recursive_mutex, condition_variable, future (spec/core.md §4).
--- VM-local objects; waiters are fiber records in FIFO arrays. Primitives
--- that ever had a waiter are remembered (in order) so that VM teardown can
--- report fibers still blocked on them.
+--
+-- Invariants: VM-local objects; waiters are fiber records in FIFO wait
+-- queues (K.q_*, O(1) per operation). Mutexes and futures name the object
+-- as their queue's owner on push, so only objects that have waiters NOW
+-- are tracked for the teardown deadlock report (K.waited). An object's
+-- state lives in a private weak-keyed map, never in the object: an object
+-- is recognised by having an entry there (so neither the forgeable
+-- getmetatable() string nor a copied metatable passes), and no state
+-- refers to its object while no fiber waits on it (objects stay
+-- collectable: LuaJIT's weak keys are not ephemerons). A fiber that would
+-- block checks that it can suspend before it queues.
 local K = ...
 local E = K.rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local suspend, wake, check_suspend = K.suspend, K.wake, K.check_suspend
-local INTERRUPTED = K.INTERRUPTED
-local setmetatable, getmetatable, type, error = setmetatable, getmetatable, type, error
-local current = K.current
+local check_wait, check_yieldable = K.check_wait, K.check_yieldable
+local q_new, q_push, q_pop, q_remove = K.q_new, K.q_push, K.q_pop, K.q_remove
+local INTERRUPTED, SUSPEND = K.INTERRUPTED, K.SUSPEND
+local co_yield = K.co_yield -- the raw one (the global is the fiber-aware wrapper)
+local setmetatable, type, error = setmetatable, type, error
+local raw_getmetatable = K.debug.getmetatable
+local current, fiber_or_nil = K.current, K.fiber_or_nil
 local hexid = K.hexid
 
-local watched, watched_set = {}, setmetatable({}, { __mode = 'k' })
-local function watch(obj)
-  if not watched_set[obj] then
-    watched_set[obj] = true
-    watched[#watched + 1] = obj
-  end
-end
-
-local function remove_waiter(q, f)
-  for i = 1, #q do
-    if q[i] == f then table.remove(q, i) return true end
-  end
-  return false
-end
-
 local class = K.class
+
+-- The running fiber, for a function that may block. There is none only in
+-- a finalizer run by the scheduler's own thread, which cannot yield.
+local function blocking_fiber()
+  local f = fiber_or_nil()
+  if not f then check_yieldable() end
+  return f
+end
+
+-- Instances handed to user code are empty tables with a locked metatable;
+-- their state (wait queues holding fiber records, owners) lives in these
+-- weak-keyed maps, out of user code's reach. A method looks its argument up
+-- here, so a table that only claims a class name is refused with EINVAL.
+local function private_states() return setmetatable({}, { __mode = 'k' }) end
+local function state_lookup(states)
+  return function(obj, arg)
+    local st = states[obj]
+    if not st then raise_errno(E.EINVAL, arg) end
+    return st
+  end
+end
 
 ---------------------------------------------------------------------------
 local mutex_methods = {}
 local mutex_mt = class('mutex', mutex_methods)
-local function is_mutex(m) return type(m) == 'table' and getmetatable(m) == 'mutex' and rawget(m, 'q') end
+local mutex_of = private_states()
+local mutex_state = state_lookup(mutex_of)
 
-local function mutex_acquire(m, f)
+-- The caller has checked that it can suspend if the mutex is locked.
+-- `m` is the state of the mutex `obj`.
+local function mutex_acquire(m, f, obj)
   if not m.locked then
     m.locked = true
     return
   end
-  local q = m.q
-  q[#q + 1] = f
-  watch(m)
+  q_push(m.q, f, obj)
   suspend(f, nil) -- ownership is handed over by unlock
 end
 
 function mutex_methods.lock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
-  if m.locked then K.check_yieldable() end -- about to suspend
-  local f = current()
+  local obj = m
+  m = mutex_state(obj, 1)
+  local f = blocking_fiber()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
-  mutex_acquire(m, f)
+  if not m.locked then
+    m.locked = true
+    return
+  end
+  check_yieldable()
+  q_push(m.q, f, obj)
+  -- suspend(f, nil), inlined: a waiting fiber's stack stays small
+  co_yield(SUSPEND) -- ownership is handed over by unlock
 end
 
 function mutex_methods.try_lock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  m = mutex_state(m, 1)
   if m.locked then return false end
   m.locked = true
   return true
 end
 
 local function mutex_release(m)
-  local q = m.q
-  if #q > 0 then
-    wake(table.remove(q, 1))
+  local nxt = q_pop(m.q)
+  if nxt then
+    wake(nxt)
   else
     m.locked = false
   end
 end
 
 function mutex_methods.unlock(m)
-  if not is_mutex(m) then raise_errno(E.EINVAL, 1) end
+  m = mutex_state(m, 1)
   if not m.locked then raise_errno(E.EPERM) end
   mutex_release(m)
 end
 
 K.builtin_modules.mutex = {
-  new = function() return setmetatable({ locked = false, q = {} }, mutex_mt) end,
+  new = function()
+    local m = setmetatable({}, mutex_mt)
+    mutex_of[m] = { locked = false, q = q_new() }
+    return m
+  end,
 }
 
 ---------------------------------------------------------------------------
 local rmutex_methods = {}
 local rmutex_mt = class('recursive_mutex', rmutex_methods)
 local MAX_LEVELS = 2147483647
-local function is_rmutex(m) return type(m) == 'table' and getmetatable(m) == 'recursive_mutex' end
+local rmutex_of = private_states()
+local rmutex_state = state_lookup(rmutex_of)
 
 function rmutex_methods.lock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
-  local f = current()
+  local obj = m
+  m = rmutex_state(obj, 1)
+  local f = blocking_fiber()
   if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
   if m.owner == f then
     if m.levels == MAX_LEVELS then raise_errno(E.EOVERFLOW) end
@@ -97,15 +129,14 @@ function rmutex_methods.lock(m)
     m.owner, m.levels = f, 1
     return
   end
-  K.check_yieldable() -- about to suspend
-  m.q[#m.q + 1] = f
-  watch(m)
+  check_yieldable()
+  q_push(m.q, f, obj)
   suspend(f, nil) -- unlock makes us the owner before waking us
 end
 
 function rmutex_methods.try_lock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
-  local f = current()
+  m = rmutex_state(m, 1)
+  local f = blocking_fiber()
   if m.owner == f then
     if m.levels == MAX_LEVELS then return false end
     m.levels = m.levels + 1
@@ -117,12 +148,12 @@ function rmutex_methods.try_lock(m)
 end
 
 function rmutex_methods.unlock(m)
-  if not is_rmutex(m) then raise_errno(E.EINVAL, 1) end
+  m = rmutex_state(m, 1)
   if m.owner ~= current() then raise_errno(E.EPERM) end
   m.levels = m.levels - 1
   if m.levels > 0 then return end
-  if #m.q > 0 then
-    local nxt = table.remove(m.q, 1)
+  local nxt = q_pop(m.q)
+  if nxt then
     m.owner, m.levels = nxt, 1
     wake(nxt)
   else
@@ -132,49 +163,62 @@ end
 
 K.builtin_modules.recursive_mutex = {
   -- owner is false (not nil) when unlocked: absent keys go to __index
-  new = function() return setmetatable({ owner = false, levels = 0, q = {} }, rmutex_mt) end,
+  new = function()
+    local m = setmetatable({}, rmutex_mt)
+    rmutex_of[m] = { owner = false, levels = 0, q = q_new() }
+    return m
+  end,
 }
 
 ---------------------------------------------------------------------------
 local cond_methods = {}
 local cond_mt = class('condition_variable', cond_methods)
-local function is_cond(c) return type(c) == 'table' and getmetatable(c) == 'condition_variable' end
+local cond_of = private_states()
+local cond_state = state_lookup(cond_of)
 
 -- An interrupted waiter leaves the queue, so it never steals a notification.
 local function cond_interrupter(f, c)
-  remove_waiter(c.q, f)
+  q_remove(c.q, f)
   wake(f, INTERRUPTED)
 end
 
 function cond_methods.wait(c, m)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
-  if not is_mutex(m) then raise_errno(E.EINVAL, 2) end
+  c = cond_state(c, 1)
+  local mutex = m
+  m = mutex_state(mutex, 2)
   if not m.locked then raise_errno(E.EPERM) end
-  local f = current()
+  local f = blocking_fiber()
   check_suspend(f)
   mutex_release(m)
-  local q = c.q
-  q[#q + 1] = f
+  q_push(c.q, f)
   local r = suspend(f, cond_interrupter, c)
   -- Always re-acquire before returning or raising.
-  mutex_acquire(m, f)
+  mutex_acquire(m, f, mutex)
   if r == INTERRUPTED then raise_core('interrupted') end
 end
 
 function cond_methods.notify_one(c)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
-  if #c.q > 0 then wake(table.remove(c.q, 1)) end
+  c = cond_state(c, 1)
+  local f = q_pop(c.q)
+  if f then wake(f) end
 end
 
 function cond_methods.notify_all(c)
-  if not is_cond(c) then raise_errno(E.EINVAL, 1) end
+  c = cond_state(c, 1)
   local q = c.q
-  c.q = {}
-  for i = 1, #q do wake(q[i]) end
+  local f = q_pop(q)
+  while f do
+    wake(f)
+    f = q_pop(q)
+  end
 end
 
 K.builtin_modules.condition_variable = {
-  new = function() return setmetatable({ q = {} }, cond_mt) end,
+  new = function()
+    local c = setmetatable({}, cond_mt)
+    cond_of[c] = { q = q_new() }
+    return c
+  end,
 }
 
 ---------------------------------------------------------------------------
@@ -184,16 +228,24 @@ local getfenv_u, setfenv_u = K.debug.getfenv, K.debug.setfenv
 local BROKEN = {}
 local future_methods, promise_methods = {}, {}
 local future_mt = class('future', future_methods)
+local future_of = private_states()
+local future_state = state_lookup(future_of)
 local promise_base = newproxy(true)
 local promise_mt = getmetatable(promise_base)
 class('promise', promise_methods, nil, promise_mt)
 
+local function wake_all(q, a)
+  local f = q_pop(q)
+  while f do
+    wake(f, a)
+    f = q_pop(q)
+  end
+end
+
 local function satisfy(st, ok, v)
   st.state = ok and 'value' or 'error'
   st.value = v
-  local w = st.waiters
-  st.waiters = {}
-  for i = 1, #w do wake(w[i]) end
+  wake_all(st.waiters)
 end
 
 -- Runs at any moment, also while the VM closes; never on user code.
@@ -203,14 +255,12 @@ promise_mt.__gc = function(p)
   st.promise_alive = false
   if st.state == 'pending' then
     st.state = 'broken'
-    local w = st.waiters
-    st.waiters = {}
-    for i = 1, #w do wake(w[i], BROKEN) end
+    wake_all(st.waiters, BROKEN)
   end
 end
 
 local function promise_state(p)
-  if type(p) ~= 'userdata' or getmetatable(p) ~= 'promise' then raise_errno(E.EINVAL, 1) end
+  if raw_getmetatable(p) ~= promise_mt then raise_errno(E.EINVAL, 1) end
   return getfenv_u(p).st
 end
 
@@ -228,19 +278,17 @@ function promise_methods.set_error(p, e)
 end
 
 local function future_interrupter(f, st)
-  remove_waiter(st.waiters, f)
+  q_remove(st.waiters, f)
   wake(f, INTERRUPTED)
 end
 
 function future_methods.get(fu)
-  if type(fu) ~= 'table' or getmetatable(fu) ~= 'future' then raise_errno(E.EINVAL, 1) end
-  local st = fu.st
-  local f = current()
-  check_suspend(f)
+  local st = future_state(fu, 1)
+  local f = blocking_fiber()
+  check_wait(f)
   if st.state == 'pending' then
-    local w = st.waiters
-    w[#w + 1] = f
-    watch(fu)
+    check_yieldable()
+    q_push(st.waiters, f, fu)
     local r = suspend(f, future_interrupter, st)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
@@ -251,22 +299,29 @@ end
 
 K.builtin_modules.future = {
   new = function()
-    local st = { state = 'pending', waiters = {}, promise_alive = true }
+    local st = { state = 'pending', waiters = q_new(), promise_alive = true }
     local p = newproxy(promise_base)
     setfenv_u(p, { st = st })
-    return p, setmetatable({ st = st }, future_mt)
+    local fu = setmetatable({}, future_mt)
+    future_of[fu] = st
+    return p, fu
   end,
 }
 
 ---------------------------------------------------------------------------
+-- Reports the objects fibers are still blocked on, in the order they got
+-- their first current waiter.
 function K.report_deadlocks()
+  local objs = {}
+  for obj in pairs(K.waited) do objs[#objs + 1] = obj end
+  table.sort(objs, function(a, b) return K.waited[a] < K.waited[b] end)
   local lines = {}
-  for i = 1, #watched do
-    local obj = watched[i]
-    local kind = getmetatable(obj)
-    if (kind == 'mutex' or kind == 'recursive_mutex') and #obj.q > 0 then
+  for i = 1, #objs do
+    local obj = objs[i]
+    local future = future_of[obj]
+    if mutex_of[obj] or rmutex_of[obj] then
       lines[#lines + 1] = '\tNo scheduled fibers remaining to unlock mutex ' .. hexid(obj)
-    elseif kind == 'future' and #obj.st.waiters > 0 and obj.st.promise_alive then
+    elseif future and future.promise_alive then
       lines[#lines + 1] = '\tUnderlying promise for future ' .. hexid(obj) .. ' is broken'
     end
   end

@@ -8,8 +8,10 @@ local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
 local type, error, setmetatable, getmetatable = type, error, setmetatable, getmetatable
 local tostring, select = tostring, select
 
--- print writes through the VM's stdout buffer, flushed before any stderr
--- output, before any ring write to fd 1/2 and before the thread sleeps.
+-- print writes through the VM's stdout buffer, which goes to the executor's
+-- ordered output queue (ring writes, never a blocking write) before any
+-- stderr output, before any ring write to fd 1/2 and before the thread
+-- sleeps. Streams hold their fd as an owned object (rt.stdio_fd).
 local stdout_write = rt.stdout_write
 function K.print(...)
   local n = select('#', ...)
@@ -46,9 +48,9 @@ local function stream_class(name, fd, readable)
 end
 
 local system = {
-  in_ = stream_class('system.in', 0, true),
-  out = stream_class('system.out', 1, false),
-  err = stream_class('system.err', 2, false),
+  in_ = stream_class('system.in', rt.stdio_fd(0), true),
+  out = stream_class('system.out', rt.stdio_fd(1), false),
+  err = stream_class('system.err', rt.stdio_fd(2), false),
 }
 
 function system.exit(code, opts)
@@ -62,6 +64,9 @@ function system.exit(code, opts)
     if force == 'abort' then rt.abort() end
     if force ~= nil and force ~= 0 then raise_errno(E.EINVAL, 2) end
   end
+  -- Terminating yields to the scheduler: where that is impossible (inside
+  -- a C callback) raise before the exit code is set, so nothing changes.
+  K.check_yieldable()
   rt.set_exit(code)
   K.terminate_vm()
 end

@@ -1,11 +1,14 @@
 -- time: sleep, steady/system timers and clocks (spec/core.md §5).
--- Every wait is an IORING_OP_TIMEOUT on the actor's ring.
+-- Every wait is an IORING_OP_TIMEOUT on the actor's ring, except waits that
+-- are already due: those are an IORING_OP_NOP (rt.yield_op).
 local K = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
-local setmetatable, getmetatable, type, error = setmetatable, getmetatable, type, error
+local setmetatable, type, error = setmetatable, type, error
+local raw_getmetatable = K.debug.getmetatable
+local q_new, q_push, q_pop, q_remove = K.q_new, K.q_push, K.q_pop, K.q_remove
 local floor = math.floor
 local MAX_SECONDS = 9.2e9 -- keeps nanoseconds below 2^63
 
@@ -23,7 +26,9 @@ function time.sleep(secs)
   local ns = to_nanos(secs, 1)
   local f = current()
   check_suspend(f)
-  await_op(f, rt.sleep(ns))
+  -- Nothing to wait for: a NOP still lets every other ready fiber and
+  -- completion go first, without arming a kernel timer.
+  await_op(f, ns == 0 and rt.yield_op() or rt.sleep(ns))
 end
 
 ---------------------------------------------------------------------------
@@ -34,7 +39,7 @@ local function clock(name, realtime, with_arith)
     seconds_since_epoch = function(t) return rawget(t, 'ns') / 1e9 end,
   })
   local function tp(ns) return setmetatable({ ns = ns }, tp_mt) end
-  local function is_tp(x) return type(x) == 'table' and getmetatable(x) == tp_mt.__metatable end
+  local function is_tp(x) return raw_getmetatable(x) == tp_mt end
   local function delta(secs, arg)
     if type(secs) ~= 'number' then raise_errno(E.EINVAL, arg) end
     if secs ~= secs or secs == math.huge or secs == -math.huge then raise_errno(E.EDOM, arg) end
@@ -74,40 +79,35 @@ time.steady_clock, time.system_clock, time.high_resolution_clock =
 -- wait on one timer; cancel() and a new expiry abort all of them.
 local function timer_class(name, realtime, now_ns, tp, is_tp)
   local methods = {}
-  local mt = K.class(name, methods, {
-    expiry = function(t) return tp(rawget(t, 'expiry_ns')) end,
-  })
+  -- A timer handed to user code is an empty table; its state (pending op
+  -- ids, which could cancel any op of the ring) lives here, out of reach.
+  local state_of = setmetatable({}, { __mode = 'k' })
   local function check(t)
-    if type(t) ~= 'table' or getmetatable(t) ~= name then raise_errno(E.EINVAL, 1) end
+    local st = state_of[t]
+    if not st then raise_errno(E.EINVAL, 1) end
+    return st
   end
+  local mt = K.class(name, methods, {
+    expiry = function(t) return tp(check(t).expiry_ns) end,
+  })
 
-  -- Pending waits are kept in wait order, so that cancellation completes
-  -- (and wakes the waiters) in FIFO order.
+  -- Pending waits (op ids) are kept in a wait queue, in wait order, so that
+  -- cancellation completes (and wakes the waiters) in FIFO order; a wait
+  -- leaves it in O(1) when its op completes.
   local function cancel_all(t)
     local pending = t.pending
-    local n = #pending
-    if n == 0 then return 0 end
-    for i = 1, n do
-      local id = pending[i]
+    local n = pending.n
+    local id = q_pop(pending)
+    while id do
       t.aborted[id] = true
       rt.cancel(id)
+      id = q_pop(pending)
     end
-    t.pending = {}
     return n
   end
 
-  local function forget(t, id)
-    local pending = t.pending
-    for i = 1, #pending do
-      if pending[i] == id then
-        table.remove(pending, i)
-        return
-      end
-    end
-  end
-
   function methods.expires_after(t, secs)
-    check(t)
+    t = check(t)
     local ns = to_nanos(secs, 2)
     local n = cancel_all(t)
     t.expiry_ns = now_ns() + ns
@@ -115,7 +115,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.expires_at(t, point)
-    check(t)
+    t = check(t)
     if not is_tp(point) then raise_errno(E.EINVAL, 2) end
     local n = cancel_all(t)
     t.expiry_ns = rawget(point, 'ns')
@@ -123,19 +123,20 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
   end
 
   function methods.cancel(t)
-    check(t)
+    t = check(t)
     return cancel_all(t)
   end
 
   function methods.wait(t)
-    check(t)
+    t = check(t)
     local f = current()
     check_suspend(f)
-    local id = rt.sleep_until(math.max(t.expiry_ns, 0), realtime)
-    local pending = t.pending
-    pending[#pending + 1] = id
+    -- An expiry already past needs no kernel timer (see time.sleep).
+    local expiry = t.expiry_ns
+    local id = expiry <= now_ns() and rt.yield_op() or rt.sleep_until(expiry, realtime)
+    q_push(t.pending, id)
     local ok, res = K.raw_pcall(await_op, f, id)
-    forget(t, id)
+    q_remove(t.pending, id)
     local aborted = t.aborted[id]
     t.aborted[id] = nil
     if not ok then error(res, 0) end
@@ -144,7 +145,9 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
 
   return {
     new = function()
-      return setmetatable({ expiry_ns = 0, pending = {}, aborted = {} }, mt)
+      local t = setmetatable({}, mt)
+      state_of[t] = { expiry_ns = 0, pending = q_new(), aborted = {} }
+      return t
     end,
   }
 end

@@ -8,9 +8,12 @@
 //! - Order of the lock-down (each step needs the privileges the previous ones
 //!   leave): parent-death signal → wait for id maps → become uid/gid 0 of
 //!   the new namespace → parent-death signal again (credential changes clear
-//!   it) → stdio and close every other descriptor → new session, hostname →
-//!   tmpfs root with bind-mounted grants, `/proc` if asked, `pivot_root`,
-//!   root read-only → `lo` up if asked → rlimits → not dumpable → drop
+//!   it) → stdio (never a directory) and close every other descriptor →
+//!   new session, hostname → tmpfs root with bind-mounted grants, granted
+//!   directories attached at `/.luring-grants/N`, `/proc` if asked,
+//!   `pivot_root`, each granted directory's descriptor replaced by one
+//!   opened through its mount, root read-only → `lo` up if asked →
+//!   rlimits → not dumpable → drop
 //!   every capability and lock securebits → `no_new_privs` → Landlock →
 //!   seccomp → re-check the supervisor is alive → report Ready → fork the
 //!   entry process.
@@ -18,6 +21,15 @@
 //!   every descriptor but its own → wait for id maps → uid/gid 0 →
 //!   unshare mount, network, IPC, UTS, cgroup namespaces → wait for one
 //!   spec → from the descriptor step on, exactly the cold lock-down.
+//! - A granted directory descriptor names a mount of the host's mount
+//!   namespace, from which `..` climbs into the host's tree (and
+//!   `connect`, `stat`, `chdir` through it are not Landlock's to mediate);
+//!   such a mount cannot be cloned from the sandbox's namespace. So the
+//!   directory is found again by the path the descriptor shows, checked to
+//!   be the same device and inode, bind-mounted inside the sandbox's root,
+//!   and the sandbox's descriptor is re-opened through that mount: `..`
+//!   from it walks the sandbox's tree and stops at its root. Spawns that
+//!   grant no directory pay one `fstat` per grant for this.
 //! - PID 1 sets up signal forwarding before it reports Ready, so no signal
 //!   the host sends after the spawn returns is lost.
 //! - PID 1 and the entry process share the same Landlock domain and seccomp
@@ -27,7 +39,7 @@
 //!   entry process ends it reports its status and exits, which makes the
 //!   kernel kill whatever is left in the PID namespace.
 
-use crate::spawn::{
+use crate::plan::{
     make_plan, write_record, ChildPlan, Record, SupervisorEnv, WarmPlan, WARM_UNSHARE,
 };
 use crate::wire;
@@ -272,6 +284,17 @@ fn confine(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRepo
     // Descriptors: stdio, then close everything not granted.
     for (i, src) in plan.stdio.iter().enumerate() {
         step("stdio", sys::dup_to(*src, i as RawFd))?;
+        // A directory as a standard stream would be a directory grant that
+        // is not re-attached inside the sandbox (`..` from it reaches the host).
+        if sys::fstat(i as RawFd).is_ok_and(|st| sys::is_dir(&st)) {
+            return Err((
+                format!(
+                    "standard stream {i} is a directory; grant directories through \
+                     SandboxSpec.fds"
+                ),
+                io::Error::from_raw_os_error(libc::EISDIR),
+            ));
+        }
     }
     let ring_fd = plan
         .ring
@@ -355,8 +378,133 @@ fn confine(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRepo
     Ok(landlock)
 }
 
+/// Where granted directories are attached inside the sandbox's root, one
+/// mount point per grant, named by its index in [`crate::SandboxSpec::fds`].
+pub(crate) const GRANT_MOUNTS: &str = "/.luring-grants";
+
+/// A granted directory descriptor, found again in the sandbox's own mount
+/// namespace (the descriptor itself names a mount of the host's, from which
+/// `..` climbs into the host's tree, and which cannot be cloned from here).
+struct DirGrant {
+    /// The grant's descriptor number, replaced after `pivot_root` by one
+    /// opened through the attached clone.
+    fd: RawFd,
+    index: usize,
+    /// The same directory (same device and inode), opened by path here.
+    source: OwnedFd,
+    rw: bool,
+    o_path: bool,
+}
+
+/// Finds every granted directory by its path in this mount namespace and
+/// checks it is the very directory granted. Runs before the staging tmpfs
+/// hides anything. Grants that are not directories need nothing.
+fn find_dir_grants(plan: &ChildPlan<'_>) -> StepResult<Vec<DirGrant>> {
+    let mut found = Vec::new();
+    for (index, fd) in plan.grants.iter().copied().enumerate() {
+        let st = step("fstat of a granted descriptor", sys::fstat(fd))?;
+        if !sys::is_dir(&st) {
+            continue;
+        }
+        let what = format!("granted directory #{index}");
+        // The record that carries this to the host holds 200 bytes: the
+        // advice first, the path last.
+        let unreachable = |path: &[u8], e: io::Error| {
+            (
+                format!(
+                    "{what} has no path naming it in the sandbox's mount namespace (grant a \
+                     directory reachable by path, by uid 65534 if the host is root): {}",
+                    String::from_utf8_lossy(path)
+                ),
+                e,
+            )
+        };
+        let path = step(&format!("{what}: reading its path"), sys::fd_path(fd))?;
+        if path.first() != Some(&b'/') || path.ends_with(b" (deleted)") {
+            return Err(unreachable(
+                &path,
+                io::Error::from_raw_os_error(libc::ENOENT),
+            ));
+        }
+        let source = sys::open_path(&cstr(&path), libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(|e| unreachable(&path, e))?;
+        let here = step(&format!("{what}: fstat"), sys::fstat(source.as_raw_fd()))?;
+        if (here.st_dev, here.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(unreachable(
+                &path,
+                io::Error::from_raw_os_error(libc::EXDEV),
+            ));
+        }
+        let flags = step(&format!("{what}: F_GETFL"), sys::status_flags(fd))?;
+        found.push(DirGrant {
+            fd,
+            index,
+            source,
+            rw: plan.req.grant_rw.get(index).copied().unwrap_or(false),
+            o_path: flags & libc::O_PATH != 0,
+        });
+    }
+    Ok(found)
+}
+
+fn grant_mount_point(index: usize) -> Vec<u8> {
+    format!("{GRANT_MOUNTS}/{index}").into_bytes()
+}
+
+/// Bind-mounts `source` (a descriptor opened in this mount namespace) on
+/// `target`, recursively, then sets nosuid, nodev, noexec and, unless
+/// `rw`, read-only on every mount of the copy.
+fn attach(source: &OwnedFd, target: &[u8], rw: bool, what: &str) -> StepResult<()> {
+    let t = cstr(target);
+    let src = CString::new(format!("/proc/self/fd/{}", source.as_raw_fd())).unwrap();
+    step(
+        &format!("bind-mounting {what}"),
+        sys::mount(
+            Some(&src),
+            &t,
+            None,
+            (libc::MS_BIND | libc::MS_REC) as libc::c_ulong,
+            None,
+        ),
+    )?;
+    let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
+    if !rw {
+        attrs |= sys::MOUNT_ATTR_RDONLY;
+    }
+    step(
+        "mount_setattr on a grant (Linux 5.12)",
+        sys::mount_setattr(&t, attrs, true),
+    )
+}
+
+/// After `pivot_root`: each granted directory's descriptor is replaced by
+/// one opened through its clone in the sandbox's root, so `..` from it
+/// walks the sandbox's tree and stops at the sandbox's root.
+fn reopen_dir_grants(grants: &[DirGrant]) -> StepResult<()> {
+    for g in grants {
+        let access = if g.o_path {
+            libc::O_PATH
+        } else {
+            libc::O_RDONLY
+        };
+        let fresh = step(
+            "opening a granted directory through its mount",
+            sys::open_path(
+                &cstr(&grant_mount_point(g.index)),
+                access | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            ),
+        )?;
+        step(
+            "replacing a granted directory's descriptor",
+            sys::dup_to(fresh.as_raw_fd(), g.fd),
+        )?;
+    }
+    Ok(())
+}
+
 fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
     let req = plan.req;
+    let dir_grants = find_dir_grants(plan)?;
     // Open every source before anything is mounted over it.
     let mut sources: Vec<(OwnedFd, &[u8], bool, bool)> = Vec::new();
     for (list, rw) in [(&req.ro_paths, false), (&req.rw_paths, true)] {
@@ -424,31 +572,21 @@ fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
             }
             close_raw(f);
         }
-        let src = CString::new(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(fd)
-        ))
-        .unwrap();
-        step(
-            &format!("bind-mounting {}", String::from_utf8_lossy(path)),
-            sys::mount(
-                Some(&src),
-                &t,
-                None,
-                (libc::MS_BIND | libc::MS_REC) as libc::c_ulong,
-                None,
-            ),
-        )?;
-        let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
-        if !rw {
-            attrs |= sys::MOUNT_ATTR_RDONLY;
-        }
-        step(
-            "mount_setattr on a grant (Linux 5.12)",
-            sys::mount_setattr(&t, attrs, true),
-        )?;
+        drop(t);
+        attach(fd, &target, *rw, &String::from_utf8_lossy(path))?;
     }
     drop(sources);
+    for g in &dir_grants {
+        let mut target = base.to_vec();
+        target.extend_from_slice(&grant_mount_point(g.index));
+        step("creating a grant's mount point", mkdir_p(&target))?;
+        attach(
+            &g.source,
+            &target,
+            g.rw,
+            &format!("granted directory #{}", g.index),
+        )?;
+    }
     if req.mount_proc {
         let mut target = base.to_vec();
         target.extend_from_slice(b"/proc");
@@ -473,6 +611,8 @@ fn build_root(plan: &ChildPlan<'_>) -> StepResult<()> {
         "detaching the old root",
         sys::umount2(c".", libc::MNT_DETACH),
     )?;
+    reopen_dir_grants(&dir_grants)?;
+    drop(dir_grants);
     // SAFETY: "/" is NUL-terminated.
     if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
         return Err(("chdir /".into(), io::Error::last_os_error()));

@@ -28,6 +28,7 @@
 
 mod init;
 pub mod landlock;
+mod plan;
 pub mod ring;
 pub mod seccomp;
 mod spawn;
@@ -115,12 +116,22 @@ pub struct Compat {
 }
 
 /// A granted descriptor.
+///
+/// A directory is re-attached inside the sandbox: it is bind-mounted at
+/// `/.luring-grants/N` (N: its index in [`SandboxSpec::fds`]; nosuid,
+/// nodev, noexec, read-only unless [`Access::ReadWrite`]) and the sandbox's
+/// descriptor is opened through that mount, so `..` from it (also through
+/// `/proc/self/fd/N/..`, `fchdir`, `connect`, `stat`) never leaves the
+/// sandbox's tree. The directory must be reachable by the path its
+/// descriptor shows (by uid 65534 when the host is root), or the spawn
+/// fails. Directories can be granted only here, at spawn:
+/// [`ring::send_fd`] refuses them later.
 #[derive(Debug)]
 pub struct Grant {
     pub fd: OwnedFd,
-    /// For a directory (or a path re-opened through `/proc/self/fd`): what
-    /// Landlock allows beneath it. An open file keeps the rights it was
-    /// opened with either way.
+    /// For a directory: what Landlock allows beneath it (and whether its
+    /// mount is read-only). An open file keeps the rights it was opened
+    /// with either way.
     pub access: Access,
 }
 
@@ -190,12 +201,14 @@ pub struct SandboxSpec {
     pub ro_paths: Vec<PathBuf>,
     /// Host paths bind-mounted read-write at the same path.
     pub rw_paths: Vec<PathBuf>,
-    /// Descriptors handed over (they appear in [`EntryContext::fds`]).
+    /// Descriptors handed over (they appear in [`EntryContext::fds`]);
+    /// see [`Grant`] for what happens to a directory.
     pub fds: Vec<Grant>,
     pub network: Network,
     pub limits: Limits,
     /// The environment of the entry process (nothing else is inherited).
     pub env: Vec<(OsString, OsString)>,
+    /// Standard streams; a directory here makes the spawn fail.
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,
@@ -274,7 +287,7 @@ pub const PROTECTIONS: &[Protection] = &[
     Protection {
         name: "pidfd_getfd (host's dup of the ring fd)",
         kernel: "5.6",
-        when_missing: "handle has no ring fd",
+        when_missing: "spawn fails: Handover",
     },
     Protection {
         name: "close_range",
@@ -319,6 +332,8 @@ pub const PROTECTIONS: &[Protection] = &[
 pub enum StartError {
     #[error("Supervisor::start must run before any thread exists ({0} threads running); call it first thing in main")]
     ThreadsRunning(usize),
+    #[error("Supervisor::start cannot check that no other thread runs: reading /proc/self/status failed ({0}); mount /proc before starting the supervisor")]
+    ThreadCheck(std::io::Error),
     #[error("Supervisor::start was already called")]
     AlreadyStarted,
     #[error("entry point {0:?} registered after Supervisor::start; register entry points first")]
@@ -347,9 +362,51 @@ pub enum SpawnError {
     InvalidSpec(String),
     #[error("the supervisor refused the request: {0}")]
     Refused(String),
+    #[error("the new sandbox could not be handed over to the host ({step}: {err}); it was killed and reaped{}", handover_hint(err))]
+    Handover {
+        step: &'static str,
+        err: std::io::Error,
+    },
     #[error("the supervisor is gone (it exits when the host's socket closes or on a protocol error); start a new one")]
     SupervisorGone,
     #[error("supervisor I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn handover_hint(err: &std::io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => {
+            "; the host is at its descriptor limit: close descriptors or raise RLIMIT_NOFILE"
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "; pidfd_getfd was refused (kernel.yama.ptrace_scope = 3 forbids it): lower ptrace_scope"
+        }
+        _ => "",
+    }
+}
+
+/// One datagram from a sandbox's control socket: `buf[..len]` of the
+/// caller's buffer, and the descriptors that came with it.
+#[derive(Debug)]
+pub struct ControlFrame {
+    pub len: usize,
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Why [`SandboxHandle::recv_control`] rejected a datagram. In every case
+/// the datagram is consumed and each descriptor it carried is closed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error("frame from the sandbox truncated (larger than the buffer, or its descriptors did not fit: MSG_CTRUNC, e.g. the host at RLIMIT_NOFILE); dropped, its descriptors closed")]
+    Truncated,
+    #[error("frame from the sandbox carried a control message other than one SCM_RIGHTS (e.g. credentials); rejected, its descriptors closed")]
+    ControlMessage,
+    #[error("frame from the sandbox carried {got} descriptors, more than the {max} allowed; rejected, all closed")]
+    TooManyFds { got: usize, max: usize },
+    #[error("the sandbox's control socket is closed")]
+    Closed,
+    #[error("control socket: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -385,13 +442,54 @@ impl SandboxHandle {
     }
     /// A dup of the sandbox's ring fd (no mapping of its queues), to install
     /// capabilities with [`ring::send_fd`] and wake it with [`ring::wake`].
-    /// `None` if `pidfd_getfd` was refused (e.g. Yama ptrace_scope 3).
+    /// Always `Some` (the `Option` is kept for compatibility): a spawn whose
+    /// ring the host cannot take (or whose identity does not check out)
+    /// fails with [`SpawnError::Handover`] and the sandbox is killed.
     pub fn ring_fd(&self) -> Option<BorrowedFd<'_>> {
         self.ring.as_ref().map(|f| f.as_fd())
     }
     /// Readable once the exit status is available.
     pub fn status_fd(&self) -> BorrowedFd<'_> {
         self.status.as_fd()
+    }
+    /// Receives one datagram the sandbox sent on its control socket
+    /// (blocking; poll [`control`](Self::control) first to wait with a
+    /// deadline). The frame is the sandbox's, so it is hostile: it is
+    /// rejected, and every descriptor that came with it closed, if it was
+    /// truncated (larger than `buf`, or descriptors that did not fit:
+    /// `MSG_CTRUNC`), carried a control message other than `SCM_RIGHTS`
+    /// (e.g. credentials), or more than `max_fds` descriptors (several
+    /// `SCM_RIGHTS` messages arrive merged by the kernel, so they count
+    /// together). The descriptors of an accepted frame are close-on-exec.
+    pub fn recv_control(
+        &self,
+        buf: &mut [u8],
+        max_fds: usize,
+    ) -> Result<ControlFrame, ControlError> {
+        let r = sys::recv_with_fds(self.control.as_raw_fd(), buf, 0)?;
+        // On every early return below, `r.fds` is dropped: all closed.
+        if r.truncated {
+            return Err(ControlError::Truncated);
+        }
+        if r.foreign_cmsg || r.cmsg_count > 1 {
+            return Err(ControlError::ControlMessage);
+        }
+        if r.fds.len() > max_fds {
+            return Err(ControlError::TooManyFds {
+                got: r.fds.len(),
+                max: max_fds,
+            });
+        }
+        if r.len == 0
+            && r.cmsg_count == 0
+            && sys::poll_one(self.control.as_raw_fd(), libc::POLLIN, 0)? & libc::POLLHUP != 0
+        {
+            return Err(ControlError::Closed);
+        }
+        Ok(ControlFrame {
+            len: r.len,
+            fds: r.fds,
+        })
     }
     /// What is enforced on this sandbox.
     pub fn enforcement(&self) -> &Enforcement {
@@ -432,8 +530,14 @@ impl SandboxHandle {
         let mut buf = [0u8; 8];
         let n = sys::read(fd, &mut buf)?;
         let st = if n == 8 {
-            wire::decode_status(&buf)
+            wire::decode_status(&buf).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("exit status from the supervisor: {e}"),
+                )
+            })?
         } else {
+            // EOF: the supervisor went away without reporting.
             ExitStatus::Lost
         };
         self.exit = Some(st);

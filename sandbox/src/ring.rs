@@ -14,6 +14,12 @@
 //!   slot with `IORING_REGISTER_FILES_UPDATE` and fd -1 instead.
 //! - No SQPOLL, no personalities (registering one is denied), no
 //!   `IOSQE_ASYNC` or `IO_DRAIN`.
+//! - Capabilities sent after the spawn ([`send_fd`]) are open files,
+//!   sockets, pipes: [`check_capability`] refuses a directory or an
+//!   `O_PATH` descriptor, which would name the host's tree (directories
+//!   are granted at spawn, where the sandbox re-attaches them). Any other
+//!   route by which a host hands a running sandbox a descriptor (the
+//!   control socket's `SCM_RIGHTS`) must call it too.
 //! - The process that clones the sandbox keeps no mapping of the queues:
 //!   it drops its `IoUring` after the clone and keeps only a dup of the fd
 //!   (which the host fetches with `pidfd_getfd`; an io_uring fd cannot travel
@@ -141,10 +147,36 @@ fn submit_one(host: &mut IoUring, e: squeue::Entry) -> io::Result<i32> {
     Ok(cqe.result())
 }
 
+/// Refuses a descriptor that would reach past itself once inside a
+/// sandbox: a directory (`..` from it climbs the host's tree, and
+/// `connect`, `stat` or `chdir` through it are not mediated by Landlock)
+/// or an `O_PATH` descriptor (it names a path rather than an open file).
+/// Directories can be granted only at spawn ([`crate::SandboxSpec::fds`]),
+/// where the sandbox re-attaches them inside its own root.
+pub fn check_capability(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let st = crate::sys::fstat(fd.as_raw_fd())?;
+    if crate::sys::is_dir(&st) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a directory descriptor cannot be sent to a running sandbox (`..` from it would \
+             reach the host's tree); grant directories at spawn in SandboxSpec.fds",
+        ));
+    }
+    if crate::sys::status_flags(fd.as_raw_fd())? & libc::O_PATH != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an O_PATH descriptor cannot be sent to a running sandbox; open the file itself \
+             and send that",
+        ));
+    }
+    Ok(())
+}
+
 /// Installs `fd` into slot `dest_slot` of a sandbox's fixed-file table, from
 /// the host's ring `host` (which must have a file table with `host_slot`
 /// free; the slot is cleared again afterwards). The host ring must not have
 /// other operations in flight (this helper waits for one completion).
+/// Directories and `O_PATH` descriptors are refused ([`check_capability`]).
 pub fn send_fd(
     host: &mut IoUring,
     host_slot: u32,
@@ -152,6 +184,7 @@ pub fn send_fd(
     fd: BorrowedFd<'_>,
     dest_slot: u32,
 ) -> io::Result<()> {
+    check_capability(fd)?;
     host.submitter()
         .register_files_update(host_slot, &[fd.as_raw_fd()])?;
     let dest = types::DestinationSlot::try_from_slot_target(dest_slot)

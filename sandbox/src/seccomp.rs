@@ -16,11 +16,15 @@
 //!      (mount, ptrace, bpf, execve, ...), so that they fail softly.
 //!   5. argument checks, EPERM when they fail: `socket` of a family other
 //!      than AF_UNIX (and AF_INET/AF_INET6 with loopback networking),
-//!      `clone` with a namespace flag, `ioctl` TIOCSTI/TIOCLINUX (compared
-//!      on the low 32 bits, as the tty layer does), and
-//!      `io_uring_register` with an opcode outside the runtime's list.
-//!   6. `clone3`: ENOSYS, so that libc falls back to `clone`, whose flags
-//!      check 5 can inspect (clone3 passes them in memory).
+//!      `socketpair` other than AF_UNIX, `clone` with a namespace flag,
+//!      `ioctl` outside [`IOCTL_ALLOWED`] (compared on the low 32 bits, as
+//!      the tty layer does), `fcntl` outside [`FCNTL_ALLOWED`], `io_uring_register` with an opcode outside the
+//!      runtime's list, and a set-user/group-id bit in the mode of
+//!      `fchmod`, `mkdir`, `mkdirat`, and of `open`/`openat` when the flags
+//!      make the kernel use it (`O_CREAT`, `O_TMPFILE`).
+//!   6. `clone3` and `openat2`: ENOSYS, so that libc falls back to `clone`
+//!      and `openat`, whose flags and mode check 5 can inspect (the newer
+//!      calls pass them in memory).
 //! - The unit tests check the merged filter against the former five stacked
 //!   filters (kept as `build_stacked` under `cfg(test)`) with a BPF
 //!   interpreter, for every syscall number, both foreign encodings, and
@@ -112,7 +116,6 @@ pub fn allow_list() -> Vec<i64> {
         // file system (Landlock decides what is reachable)
         SYS_open,
         SYS_openat,
-        SYS_openat2,
         SYS_getdents64,
         SYS_getcwd,
         SYS_chdir,
@@ -136,7 +139,6 @@ pub fn allow_list() -> Vec<i64> {
         SYS_link,
         SYS_fchmod,
         SYS_umask,
-        SYS_memfd_create,
         // memory
         SYS_mmap,
         SYS_munmap,
@@ -325,8 +327,67 @@ pub fn deny_list() -> Vec<i64> {
         SYS_ioperm,
         SYS_sethostname,
         SYS_setdomainname,
+        // Landlock does not mediate mode changes: by path never, by
+        // descriptor only without set-id bits (the argument check).
+        SYS_chmod,
+        SYS_fchmodat,
+        SYS_fchmodat2,
+        // An anonymous file in memory outside RLIMIT_AS (the sandbox's
+        // address-space limit would not bound it).
+        SYS_memfd_create,
     ]
 }
+
+/// `ioctl` requests a sandbox may make (compared on the low 32 bits, as the
+/// kernel's tty and socket layers do): queries and this process's own
+/// descriptor flags. Everything else (TCSETS*, TIOCSWINSZ, TIOCSCTTY,
+/// TIOCSETD, TIOCSTI, TIOCLINUX, TIOCCONS, ...) is EPERM, so an inherited
+/// terminal cannot be reconfigured or written into. FIONBIO changes the
+/// open file description, which an inherited descriptor shares with the
+/// host, exactly as `fcntl(F_SETFL)` does (see docs/security.md).
+pub const IOCTL_ALLOWED: [u32; 6] = [
+    libc::FIONREAD as u32,
+    libc::FIONBIO as u32,
+    libc::FIOCLEX as u32,
+    libc::FIONCLEX as u32,
+    libc::TCGETS as u32,
+    libc::TIOCGWINSZ as u32,
+];
+
+/// `fcntl` commands a sandbox may use: descriptor flags, status flags,
+/// record locks, pipe sizes, and queries. Refused (EPERM): `F_SETLEASE`
+/// (a lease on a granted file would stall the host's opens of it),
+/// `F_NOTIFY`, `F_SETOWN`/`F_SETOWN_EX`/`F_SETSIG` (they re-route signals
+/// of a description the host may share), `F_SET_RW_HINT` and
+/// `F_SET_FILE_RW_HINT` (they change the host file's inode), `F_ADD_SEALS`.
+pub const FCNTL_ALLOWED: [u32; 19] = [
+    libc::F_DUPFD as u32,
+    libc::F_GETFD as u32,
+    libc::F_SETFD as u32,
+    libc::F_GETFL as u32,
+    libc::F_SETFL as u32,
+    libc::F_GETLK as u32,
+    libc::F_SETLK as u32,
+    libc::F_SETLKW as u32,
+    libc::F_GETOWN as u32,
+    11, // F_GETSIG
+    16, // F_GETOWN_EX
+    libc::F_OFD_GETLK as u32,
+    libc::F_OFD_SETLK as u32,
+    libc::F_OFD_SETLKW as u32,
+    1025, // F_GETLEASE
+    libc::F_DUPFD_CLOEXEC as u32,
+    libc::F_SETPIPE_SZ as u32,
+    libc::F_GETPIPE_SZ as u32,
+    libc::F_GET_SEALS as u32,
+];
+
+/// Mode bits no file created or changed by a sandbox may carry.
+pub const SET_ID_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+
+/// `open`/`openat` flags under which the kernel uses the mode argument
+/// (`O_CREAT` and `__O_TMPFILE`, as its `WILL_CREATE`).
+pub const CREATE_FLAGS: u32 = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32;
 
 /// Namespace flags that `clone` may not carry.
 pub const CLONE_NS_FLAGS: [u64; 7] = [
@@ -517,20 +578,48 @@ fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
             stmt(RET_K, allow),
         ]
     };
-    let ioctl = vec![
-        stmt(LD_W_ABS, arg_lo(1)),
-        jump(JEQ_K, libc::TIOCSTI as u32, 1, 0),
-        jump(JEQ_K, TIOCLINUX as u32, 0, 1),
-        stmt(RET_K, eperm),
-        stmt(RET_K, allow),
-    ];
+    let ioctl = allow_if_arg_in(1, &IOCTL_ALLOWED);
     let uring_register = allow_if_arg_in(1, &policy.uring_register_ops);
-    let special: [(i64, BpfProgram); 5] = [
+    // EPERM when the mode argument carries a set-id bit (`umode_t`: the
+    // low word decides).
+    let deny_set_id = |mode: u32| {
+        vec![
+            stmt(LD_W_ABS, arg_lo(mode)),
+            jump(JSET_K, SET_ID_BITS, 0, 1),
+            stmt(RET_K, eperm),
+            stmt(RET_K, allow),
+        ]
+    };
+    // The same, only when the flags make the kernel use the mode.
+    let deny_set_id_on_create = |flags: u32, mode: u32| {
+        vec![
+            stmt(LD_W_ABS, arg_lo(flags)),
+            jump(JSET_K, CREATE_FLAGS, 0, 3),
+            stmt(LD_W_ABS, arg_lo(mode)),
+            jump(JSET_K, SET_ID_BITS, 0, 1),
+            stmt(RET_K, eperm),
+            stmt(RET_K, allow),
+        ]
+    };
+    let special: [(i64, BpfProgram); 13] = [
         (libc::SYS_socket, socket),
+        (
+            libc::SYS_socketpair,
+            allow_if_arg_in(0, &[libc::AF_UNIX as u32]),
+        ),
         (libc::SYS_clone, clone),
         (libc::SYS_ioctl, ioctl),
+        (libc::SYS_fcntl, allow_if_arg_in(1, &FCNTL_ALLOWED)),
         (libc::SYS_io_uring_register, uring_register),
+        (libc::SYS_fchmod, deny_set_id(1)),
+        (libc::SYS_mkdir, deny_set_id(1)),
+        (libc::SYS_mkdirat, deny_set_id(2)),
+        (libc::SYS_open, deny_set_id_on_create(1, 2)),
+        (libc::SYS_openat, deny_set_id_on_create(2, 3)),
         (libc::SYS_clone3, vec![stmt(RET_K, enosys)]),
+        // Its mode lives in a struct seccomp cannot read; libc falls back
+        // to openat on ENOSYS.
+        (libc::SYS_openat2, vec![stmt(RET_K, enosys)]),
     ];
 
     // Bitmaps per 32-number chunk.
@@ -601,7 +690,7 @@ fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
 #[cfg(test)]
 pub(crate) fn build_stacked(policy: &SeccompPolicy) -> Result<CompiledPolicy, SeccompError> {
     use SeccompCmpArgLen::{Dword, Qword};
-    use SeccompCmpOp::{Eq, MaskedEq, Ne};
+    use SeccompCmpOp::{MaskedEq, Ne};
     // 2. allow-list (mismatch: trap), as a binary search over the sorted
     // syscall numbers: seccompiler emits a linear chain, which for ~300
     // syscalls is ~1200 instructions that the kernel emulates per syscall
@@ -611,7 +700,7 @@ pub(crate) fn build_stacked(policy: &SeccompPolicy) -> Result<CompiledPolicy, Se
             allow_list()
                 .into_iter()
                 .chain(deny_list())
-                .chain([libc::SYS_clone3]),
+                .chain([libc::SYS_clone3, libc::SYS_openat2]),
         ),
         libc::SECCOMP_RET_ALLOW,
         libc::SECCOMP_RET_TRAP,
@@ -638,12 +727,47 @@ pub(crate) fn build_stacked(policy: &SeccompPolicy) -> Result<CompiledPolicy, Se
     }
     args.insert(libc::SYS_clone, clone_rules);
     args.insert(
-        libc::SYS_ioctl,
-        vec![
-            rule(vec![cond(1, Dword, Eq, libc::TIOCSTI)?])?,
-            rule(vec![cond(1, Dword, Eq, TIOCLINUX)?])?,
-        ],
+        libc::SYS_socketpair,
+        vec![rule(vec![cond(0, Dword, Ne, libc::AF_UNIX as u64)?])?],
     );
+    let mut ioctl_conds = Vec::new();
+    for req in IOCTL_ALLOWED {
+        ioctl_conds.push(cond(1, Dword, Ne, req as u64)?);
+    }
+    args.insert(libc::SYS_ioctl, vec![rule(ioctl_conds)?]);
+    let mut fcntl_conds = Vec::new();
+    for cmd in FCNTL_ALLOWED {
+        fcntl_conds.push(cond(1, Dword, Ne, cmd as u64)?);
+    }
+    args.insert(libc::SYS_fcntl, vec![rule(fcntl_conds)?]);
+    let set_id = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+    for (nr, mode) in [
+        (libc::SYS_fchmod, 1u8),
+        (libc::SYS_mkdir, 1),
+        (libc::SYS_mkdirat, 2),
+    ] {
+        let mut rules = Vec::new();
+        for bit in set_id {
+            rules.push(rule(vec![cond(mode, Dword, MaskedEq(bit), bit)?])?);
+        }
+        args.insert(nr, rules);
+    }
+    let create = [
+        libc::O_CREAT as u64,
+        (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64,
+    ];
+    for (nr, flags, mode) in [(libc::SYS_open, 1u8, 2u8), (libc::SYS_openat, 2, 3)] {
+        let mut rules = Vec::new();
+        for f in create {
+            for bit in set_id {
+                rules.push(rule(vec![
+                    cond(flags, Dword, MaskedEq(f), f)?,
+                    cond(mode, Dword, MaskedEq(bit), bit)?,
+                ])?);
+            }
+        }
+        args.insert(nr, rules);
+    }
     let mut reg_conds = Vec::new();
     for op in &policy.uring_register_ops {
         reg_conds.push(cond(1, Dword, Ne, *op as u64)?);
@@ -659,9 +783,9 @@ pub(crate) fn build_stacked(policy: &SeccompPolicy) -> Result<CompiledPolicy, Se
         SeccompAction::Errno(libc::EPERM as u32),
     )?;
 
-    // 4. clone3 → ENOSYS
+    // 4. clone3, openat2 → ENOSYS
     let c3 = set_filter(
-        &[libc::SYS_clone3 as u32],
+        &sorted([libc::SYS_clone3, libc::SYS_openat2]),
         libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
         libc::SECCOMP_RET_ALLOW,
     );
@@ -869,10 +993,132 @@ mod tests {
                 errno(libc::EPERM)
             );
         }
+        for req in IOCTL_ALLOWED {
+            assert_eq!(
+                call(&p, libc::SYS_ioctl, [0, req as u64, 0, 0, 0, 0]),
+                ALLOW,
+                "ioctl {req:#x}"
+            );
+        }
+        // terminal reconfiguration: TCSETS, TCSETSW, TCSETSF, TIOCSWINSZ,
+        // TIOCSCTTY, TIOCSETD, TIOCSPGRP, TIOCCONS, TIOCVHANGUP, TCFLSH
+        for req in [
+            libc::TCSETS,
+            libc::TCSETSW,
+            libc::TCSETSF,
+            libc::TIOCSWINSZ,
+            libc::TIOCSCTTY,
+            libc::TIOCSETD,
+            libc::TIOCSPGRP,
+            libc::TIOCCONS,
+            0x5437,
+            libc::TCFLSH,
+            libc::FIOASYNC,
+            libc::TCSETS | (1 << 32),
+        ] {
+            assert_eq!(
+                call(&p, libc::SYS_ioctl, [0, req, 0, 0, 0, 0]),
+                errno(libc::EPERM),
+                "ioctl {req:#x}"
+            );
+        }
+        // high bits do not change a request the tty layer reads as 32 bits
         assert_eq!(
-            call(&p, libc::SYS_ioctl, [0, libc::FIONREAD, 0, 0, 0, 0]),
+            call(
+                &p,
+                libc::SYS_ioctl,
+                [0, libc::TCGETS | (1 << 32), 0, 0, 0, 0]
+            ),
             ALLOW
         );
+        for cmd in FCNTL_ALLOWED {
+            assert_eq!(
+                call(&p, libc::SYS_fcntl, [0, cmd as u64, 0, 0, 0, 0]),
+                ALLOW,
+                "fcntl {cmd}"
+            );
+        }
+        // F_SETOWN, F_SETSIG, F_SETOWN_EX, F_SETLEASE, F_NOTIFY, F_CANCELLK,
+        // F_ADD_SEALS, F_SET_RW_HINT, F_SET_FILE_RW_HINT
+        for cmd in [
+            8u64,
+            10,
+            15,
+            1024,
+            1026,
+            1029,
+            1033,
+            1036,
+            1038,
+            1024 | (1 << 32),
+        ] {
+            assert_eq!(
+                call(&p, libc::SYS_fcntl, [0, cmd, 0, 0, 0, 0]),
+                errno(libc::EPERM),
+                "fcntl {cmd}"
+            );
+        }
+        let unix = libc::AF_UNIX as u64;
+        assert_eq!(call(&p, libc::SYS_socketpair, [unix, 1, 0, 0, 0, 0]), ALLOW);
+        for fam in [libc::AF_INET, libc::AF_NETLINK, libc::AF_TIPC] {
+            assert_eq!(
+                call(&p, libc::SYS_socketpair, [fam as u64, 1, 0, 0, 0, 0]),
+                errno(libc::EPERM)
+            );
+        }
+        // set-id bits: chmod by descriptor, directory creation, file creation
+        for mode in [0o4755u64, 0o2755, 0o6000, 0o4000 | (1 << 32)] {
+            assert_eq!(
+                call(&p, libc::SYS_fchmod, [3, mode, 0, 0, 0, 0]),
+                errno(libc::EPERM)
+            );
+            assert_eq!(
+                call(&p, libc::SYS_mkdir, [0, mode, 0, 0, 0, 0]),
+                errno(libc::EPERM)
+            );
+            assert_eq!(
+                call(&p, libc::SYS_mkdirat, [3, 0, mode, 0, 0, 0]),
+                errno(libc::EPERM)
+            );
+            for flags in [
+                libc::O_CREAT | libc::O_WRONLY,
+                libc::O_TMPFILE | libc::O_RDWR,
+            ] {
+                let f = flags as u64;
+                assert_eq!(
+                    call(&p, libc::SYS_open, [0, f, mode, 0, 0, 0]),
+                    errno(libc::EPERM)
+                );
+                assert_eq!(
+                    call(&p, libc::SYS_openat, [3, 0, f, mode, 0, 0]),
+                    errno(libc::EPERM)
+                );
+            }
+            // without O_CREAT/O_TMPFILE the kernel ignores the mode
+            assert_eq!(
+                call(
+                    &p,
+                    libc::SYS_openat,
+                    [3, 0, libc::O_RDONLY as u64, mode, 0, 0]
+                ),
+                ALLOW
+            );
+        }
+        for mode in [0o755u64, 0o1777, 0o644] {
+            assert_eq!(call(&p, libc::SYS_fchmod, [3, mode, 0, 0, 0, 0]), ALLOW);
+            assert_eq!(call(&p, libc::SYS_mkdirat, [3, 0, mode, 0, 0, 0]), ALLOW);
+            let creat = (libc::O_CREAT | libc::O_WRONLY) as u64;
+            assert_eq!(call(&p, libc::SYS_openat, [3, 0, creat, mode, 0, 0]), ALLOW);
+        }
+        for nr in [
+            libc::SYS_chmod,
+            libc::SYS_fchmodat,
+            libc::SYS_fchmodat2,
+            libc::SYS_memfd_create,
+        ] {
+            assert_eq!(call(&p, nr, [0, 0o644, 0, 0, 0, 0]), errno(libc::EPERM));
+        }
+        assert_eq!(call(&p, libc::SYS_openat2, [0; 6]), errno(libc::ENOSYS));
         assert_eq!(
             call(&p, libc::SYS_io_uring_register, [3, 6, 0, 0, 0, 0]),
             ALLOW
@@ -915,7 +1161,11 @@ mod tests {
     /// try to smuggle values through the high word).
     fn arg_samples() -> Vec<[u64; 6]> {
         let mut words: Vec<u64> = vec![0, 1, 2, 3, 6, 9, 10, 11, 12, 16, 17, 22, 23, 40];
-        words.extend([libc::TIOCSTI, TIOCLINUX, libc::FIONREAD]);
+        words.extend([libc::TIOCSTI, TIOCLINUX, libc::FIONREAD, libc::TCSETS]);
+        words.extend(IOCTL_ALLOWED.iter().map(|r| *r as u64));
+        words.extend(FCNTL_ALLOWED.iter().map(|r| *r as u64));
+        words.extend([8, 10, 15, 1024, 1026, 1036]);
+        words.extend([0o4755, 0o2755, 0o755, libc::AF_TIPC as u64]);
         words.extend(CLONE_NS_FLAGS);
         words.push((libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64);
         words.push(CLONE_NS_FLAGS.iter().fold(0, |a, f| a | f) | 17);
@@ -929,6 +1179,34 @@ mod tests {
         for a in &w2 {
             out.push([*a, 1, 0, 0, 0, 0]);
             out.push([3, *a, 0, 0, 0, 0]);
+        }
+        // flags and mode pairs for open (args 1, 2) and openat (2, 3)
+        let flags = [
+            0u64,
+            libc::O_RDWR as u64,
+            libc::O_CREAT as u64,
+            (libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY) as u64,
+            libc::O_TMPFILE as u64,
+            (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64,
+            libc::O_DIRECTORY as u64,
+            (libc::O_CREAT as u64) << 32,
+        ];
+        let modes = [
+            0u64,
+            0o644,
+            0o755,
+            0o1777,
+            0o4755,
+            0o2755,
+            0o6000,
+            0o4000 << 32,
+            0o4000 | (1 << 32),
+        ];
+        for f in flags {
+            for m in modes {
+                out.push([0, f, m, 0, 0, 0]);
+                out.push([3, 0, f, m, 0, 0]);
+            }
         }
         out
     }
@@ -961,9 +1239,16 @@ mod tests {
                 ] {
                     let args: &[[u64; 6]] = if [
                         libc::SYS_socket,
+                        libc::SYS_socketpair,
                         libc::SYS_clone,
                         libc::SYS_ioctl,
+                        libc::SYS_fcntl,
                         libc::SYS_io_uring_register,
+                        libc::SYS_fchmod,
+                        libc::SYS_mkdir,
+                        libc::SYS_mkdirat,
+                        libc::SYS_open,
+                        libc::SYS_openat,
                     ]
                     .contains(&(nr as i64))
                     {

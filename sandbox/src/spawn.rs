@@ -2,7 +2,7 @@
 //! namespaces, id maps, and the hand-shake with the child's PID 1.
 //!
 //! Invariants:
-//! - Everything the child needs is prepared before the clone ([`ChildPlan`]);
+//! - Everything the child needs is prepared before the clone (`plan::ChildPlan`);
 //!   the child is a copy of the supervisor and takes its ring by value from
 //!   its copy of the plan, while the supervisor drops its own copy (its
 //!   mapping of the queues) right after the clone and keeps a dup of the fd.
@@ -12,7 +12,7 @@
 //!   lock-down; a `Failed` report (or silence for 10 s, or death) makes it
 //!   fail with the step's name, and the child is killed and reaped.
 //! - Warm children ([`Warm`]): cloned into new user and PID namespaces
-//!   only; the child unshares the other five ([`WARM_UNSHARE`]) itself, so
+//!   only; the child unshares the other five ([`crate::plan::WARM_UNSHARE`]) itself, so
 //!   every sandbox still gets all seven fresh. States: warm (waiting for
 //!   one spec on its socketpair) → handed a spec (the request's bytes and
 //!   copies of its descriptors, `SCM_RIGHTS`) → running (`Ready`) →
@@ -24,70 +24,14 @@
 //!   sandbox never runs as host root.
 
 use crate::init;
-use crate::landlock::{self, LandlockReport, Plan, Rights, Target};
-use crate::seccomp::{self, CompiledPolicy, SeccompPolicy};
+use crate::landlock;
+use crate::plan::{
+    decode_record, make_plan, Record, SupervisorEnv, WarmPlan, NS_FLAGS, WARM_CLONE,
+};
 use crate::wire::{self, Reply, SpawnRequest};
-use crate::{lookup_entry, ring, sys, Enforcement, EntryFn, ExitStatus, Network, Requirement};
+use crate::{lookup_entry, ring, sys, Enforcement, EntryFn, ExitStatus, Requirement};
 use io_uring::IoUring;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
-
-/// Namespaces every sandbox gets.
-pub const NS_FLAGS: u64 = (libc::CLONE_NEWUSER
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP) as u64;
-
-/// Supervisor-wide state shared by all spawns.
-pub(crate) struct SupervisorEnv {
-    /// Read end given to every sandbox; the supervisor alone keeps the write
-    /// end, so POLLHUP on it means the supervisor is gone.
-    pub lifeline_r: OwnedFd,
-    pub lifeline_w: OwnedFd,
-    pub devnull: OwnedFd,
-    pub policy_unix: CompiledPolicy,
-    pub policy_inet: CompiledPolicy,
-    pub sandbox_uid: u32,
-    pub sandbox_gid: u32,
-}
-
-impl SupervisorEnv {
-    pub fn new() -> std::io::Result<SupervisorEnv> {
-        let (lifeline_r, lifeline_w) = sys::pipe()?;
-        let devnull: OwnedFd = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")?
-            .into();
-        let ops = ring::allowed_register_ops();
-        let mk = |inet| {
-            seccomp::build(&SeccompPolicy {
-                allow_inet: inet,
-                uring_register_ops: ops.clone(),
-            })
-            .map_err(std::io::Error::other)
-        };
-        // SAFETY: geteuid/getegid have no preconditions.
-        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let (sandbox_uid, sandbox_gid) = if euid == 0 {
-            (65534, 65534)
-        } else {
-            (euid, egid)
-        };
-        Ok(SupervisorEnv {
-            lifeline_r,
-            lifeline_w,
-            devnull,
-            policy_unix: mk(false)?,
-            policy_inet: mk(true)?,
-            sandbox_uid,
-            sandbox_gid,
-        })
-    }
-}
 
 /// A sandbox as the supervisor tracks it.
 ///
@@ -99,7 +43,6 @@ pub(crate) struct Child {
     pub pidfd: OwnedFd,
     pub report_r: OwnedFd,
     pub status_w: OwnedFd,
-    pub ring_dup: Option<OwnedFd>,
     /// The host has been told the status.
     pub reported: bool,
 }
@@ -147,83 +90,19 @@ impl Child {
     }
 }
 
-/// Records PID 1 sends to the supervisor on the report pipe.
-pub(crate) enum Record {
-    Ready(LandlockReport),
-    Failed { step: String, errno: i32 },
-    Exit(ExitStatus),
-}
-
-pub(crate) fn write_record(fd: RawFd, r: &Record) {
-    let mut e = wire::Enc::default();
-    match r {
-        Record::Ready(l) => {
-            let flags =
-                (l.fs as u8) | (l.fs_full as u8) << 1 | (l.net as u8) << 2 | (l.scope as u8) << 3;
-            e.u8(1).i32(l.kernel_abi).u8(flags);
-        }
-        Record::Failed { step, errno } => {
-            let s = &step.as_bytes()[..step.len().min(200)];
-            e.u8(2).i32(*errno).bytes(s);
-        }
-        Record::Exit(s) => {
-            e.u8(3);
-            e.0.extend_from_slice(&wire::encode_status(*s));
-        }
-    }
-    let mut framed = vec![e.0.len() as u8];
-    framed.extend_from_slice(&e.0);
-    // One write below PIPE_BUF: atomic.
-    let _ = sys::write_all(fd, &framed);
-}
-
 fn read_record(fd: RawFd) -> Option<Record> {
     let mut len = [0u8; 1];
     if sys::read(fd, &mut len).ok()? != 1 {
         return None;
     }
     let mut buf = vec![0u8; len[0] as usize];
-    if sys::read(fd, &mut buf).ok()? != buf.len() {
-        return None;
-    }
-    let mut d = wire::Dec(&buf);
-    match d.u8().ok()? {
-        1 => {
-            let abi = d.i32().ok()?;
-            let f = d.u8().ok()?;
-            Some(Record::Ready(LandlockReport {
-                kernel_abi: abi,
-                fs: f & 1 != 0,
-                fs_full: f & 2 != 0,
-                net: f & 4 != 0,
-                scope: f & 8 != 0,
-            }))
-        }
-        2 => {
-            let errno = d.i32().ok()?;
-            let step = String::from_utf8_lossy(d.bytes().ok()?).into_owned();
-            Some(Record::Failed { step, errno })
-        }
-        3 => Some(Record::Exit(wire::decode_status(d.0.try_into().ok()?))),
+    let r = match sys::read(fd, &mut buf) {
+        Ok(n) if n == buf.len() => decode_record(&buf).ok(),
         _ => None,
-    }
-}
-
-/// Everything the child needs, prepared before the clone.
-pub(crate) struct ChildPlan<'a> {
-    pub entry: EntryFn,
-    pub req: &'a SpawnRequest,
-    pub ring: Option<IoUring>,
-    pub control: RawFd,
-    pub grants: Vec<RawFd>,
-    pub stdio: [RawFd; 3],
-    pub report_w: RawFd,
-    pub sync_r: RawFd,
-    pub sync_w: RawFd,
-    pub lifeline_r: RawFd,
-    pub lifeline_w: RawFd,
-    pub seccomp: &'a CompiledPolicy,
-    pub landlock: Plan,
+    };
+    // A failure record may name a granted path.
+    wire::wipe(&mut buf);
+    r
 }
 
 /// Why this system would refuse a user namespace, if it would.
@@ -272,35 +151,11 @@ fn io_err(step: &str, e: std::io::Error) -> Reply {
     err(wire::ERR_SETUP, e.raw_os_error().unwrap_or(0), step)
 }
 
-pub(crate) fn decode_enforcement(b: &[u8]) -> Option<Enforcement> {
-    let mut d = wire::Dec(b);
-    let f = d.u16().ok()?;
-    let abi = d.i32().ok()?;
-    let pids = d.u64().ok()?;
-    let uid = d.u32().ok()?;
-    let bit = |i: u32| f & (1 << i) != 0;
-    Some(Enforcement {
-        namespaces: bit(0),
-        capabilities_dropped: bit(1),
-        no_new_privs: bit(2),
-        seccomp: bit(3),
-        ring_restricted: bit(4),
-        landlock: LandlockReport {
-            kernel_abi: abi,
-            fs: bit(5),
-            fs_full: bit(6),
-            net: bit(7),
-            scope: bit(8),
-        },
-        pids_limit: pids,
-        host_uid: uid,
-    })
-}
-
 /// Checks what the supervisor can check before any process exists.
 fn validate(req: &SpawnRequest) -> Result<(EntryFn, Requirement), Reply> {
-    let entry = lookup_entry(&req.entry)
-        .ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, req.entry.clone()))?;
+    // No request bytes in a reply (the host names the entry itself): the
+    // reply is one more copy to wipe.
+    let entry = lookup_entry(&req.entry).ok_or_else(|| err(wire::ERR_UNKNOWN_ENTRY, 0, ""))?;
     if req.pids < 2 {
         return Err(err(
             wire::ERR_SPEC,
@@ -311,12 +166,24 @@ fn validate(req: &SpawnRequest) -> Result<(EntryFn, Requirement), Reply> {
     if req.nofile < 8 {
         return Err(err(wire::ERR_SPEC, 0, "limits.nofile must be at least 8"));
     }
-    for p in req.ro_paths.iter().chain(&req.rw_paths) {
-        if !PathBuf::from(p).is_absolute() {
+    // Errors name a grant by position only: replies carry no request bytes.
+    for (i, p) in req.ro_paths.iter().chain(&req.rw_paths).enumerate() {
+        let p = std::path::Path::new(p);
+        if !p.is_absolute() {
             return Err(err(
                 wire::ERR_SPEC,
                 0,
-                format!("path {p:?} is not absolute"),
+                format!("granted path #{i} (read-only ones first) is not absolute"),
+            ));
+        }
+        if p.starts_with(init::GRANT_MOUNTS) {
+            return Err(err(
+                wire::ERR_SPEC,
+                0,
+                format!(
+                    "granted path #{i} (read-only ones first) is beneath {}, where the sandbox attaches granted directories",
+                    init::GRANT_MOUNTS
+                ),
             ));
         }
     }
@@ -327,88 +194,6 @@ fn validate(req: &SpawnRequest) -> Result<(EntryFn, Requirement), Reply> {
     };
     landlock::check_supported(requirement).map_err(|e| err(wire::ERR_MISSING, 0, e.to_string()))?;
     Ok((entry, requirement))
-}
-
-/// The request-dependent part of a plan, computed where the request's
-/// descriptors live: in the supervisor for a cold spawn, in the warm child
-/// for a warm one. `fds` are the request's descriptors in wire order (the
-/// `STDIO_FD` ones, then the grants).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn make_plan<'a>(
-    req: &'a SpawnRequest,
-    fds: &[OwnedFd],
-    env: &'a SupervisorEnv,
-    entry: EntryFn,
-    requirement: Requirement,
-    ring: Option<IoUring>,
-    control: RawFd,
-    report_w: RawFd,
-) -> ChildPlan<'a> {
-    let mut it = fds.iter();
-    let mut stdio = [0; 3];
-    for (i, k) in req.stdio.iter().enumerate() {
-        stdio[i] = match *k {
-            wire::STDIO_NULL => env.devnull.as_raw_fd(),
-            wire::STDIO_INHERIT => i as RawFd,
-            _ => it
-                .next()
-                .map(|f| f.as_raw_fd())
-                .unwrap_or(env.devnull.as_raw_fd()),
-        };
-    }
-    let grants: Vec<RawFd> = it.map(|f| f.as_raw_fd()).collect();
-
-    let mut rules: Vec<(Target, Rights)> = Vec::new();
-    for p in &req.ro_paths {
-        rules.push((Target::Path(p.into()), Rights::ReadOnly));
-    }
-    for p in &req.rw_paths {
-        rules.push((Target::Path(p.into()), Rights::ReadWrite));
-    }
-    for (fd, rw) in grants.iter().zip(&req.grant_rw) {
-        rules.push((
-            Target::Fd(*fd),
-            if *rw {
-                Rights::ReadWrite
-            } else {
-                Rights::ReadOnly
-            },
-        ));
-    }
-    if req.mount_proc {
-        rules.push((Target::Path("/proc".into()), Rights::ReadOnly));
-    }
-    let (tcp_bind, tcp_connect, inet) = match &req.network {
-        Network::None => (vec![], vec![], false),
-        Network::Loopback {
-            tcp_bind,
-            tcp_connect,
-        } => (tcp_bind.clone(), tcp_connect.clone(), true),
-    };
-    ChildPlan {
-        entry,
-        req,
-        ring,
-        control,
-        grants,
-        stdio,
-        report_w,
-        sync_r: -1,
-        sync_w: -1,
-        lifeline_r: env.lifeline_r.as_raw_fd(),
-        lifeline_w: env.lifeline_w.as_raw_fd(),
-        seccomp: if inet {
-            &env.policy_inet
-        } else {
-            &env.policy_unix
-        },
-        landlock: Plan {
-            rules,
-            tcp_bind,
-            tcp_connect,
-            requirement,
-        },
-    }
 }
 
 /// Writes a child's id maps (from the supervisor, which owns the parent
@@ -436,19 +221,27 @@ struct Started {
     report_r: OwnedFd,
 }
 
-fn kill_reap(pidfd: &OwnedFd) {
+pub(crate) fn kill_reap(pidfd: &OwnedFd) {
     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
     let _ = sys::waitid_pidfd(pidfd.as_fd(), 0);
 }
 
+/// A sandbox that reported `Ready`, as `spawn` hands it to the serve loop.
+pub(crate) struct Made {
+    /// The supervisor's record.
+    pub child: Child,
+    pub reply: Reply,
+    /// For the host, in this order: pidfd, control socket, status pipe.
+    pub host_fds: Vec<OwnedFd>,
+    /// The supervisor's dup of the ring, whose number the reply names: kept
+    /// open until the host's next request (the host takes its copy with
+    /// `pidfd_getfd` before it sends anything else).
+    pub ring: OwnedFd,
+}
+
 /// Waits for PID 1's `Ready` and builds the supervisor's record, the reply
 /// and the host's descriptors (pidfd, control, status).
-fn finish(
-    s: Started,
-    req: &SpawnRequest,
-    env: &SupervisorEnv,
-    id: u64,
-) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+fn finish(s: Started, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Result<Made, Reply> {
     let kill = |msg: Reply| {
         kill_reap(&s.pidfd);
         msg
@@ -491,20 +284,28 @@ fn finish(
         pids_limit: req.pids,
         host_uid: env.sandbox_uid,
     };
+    let (ring_dev, ring_ino) =
+        sys::file_identity(s.ring_dup.as_fd()).map_err(|e| kill(io_err("fstat ring", e)))?;
     let reply = Reply::Spawned {
         id,
         pid: s.pid,
         ring_fd: s.ring_dup.as_raw_fd(),
-        report: crate::supervisor::encode_enforcement(&enforcement),
+        ring_dev,
+        ring_ino,
+        enforcement,
     };
     let child = Child {
         pidfd: s.pidfd,
         report_r: s.report_r,
         status_w,
-        ring_dup: Some(s.ring_dup),
         reported: false,
     };
-    Ok((child, reply, vec![host_pidfd, s.control_host, status_r]))
+    Ok(Made {
+        child,
+        reply,
+        host_fds: vec![host_pidfd, s.control_host, status_r],
+        ring: s.ring_dup,
+    })
 }
 
 /// The supervisor's side of a clone, once it dropped the child's ends: keep
@@ -551,15 +352,15 @@ fn clone_error(e: std::io::Error) -> Reply {
 
 /// Creates one sandbox: from the warm child if `warm` holds one with the
 /// request's ring shape (it is consumed either way it is used), otherwise
-/// cold. On success returns the supervisor's record, the reply and the
-/// descriptors for the host (pidfd, control, status).
+/// cold. On success returns the supervisor's record, the reply, the
+/// descriptors for the host and the ring dup to keep until the host took it.
 pub(crate) fn spawn(
     req: &SpawnRequest,
     fds: Vec<OwnedFd>,
     env: &SupervisorEnv,
     id: u64,
     warm: &mut Option<Warm>,
-) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+) -> Result<Made, Reply> {
     let (entry, requirement) = validate(req)?;
     let shape = ring::RingSpec {
         entries: req.ring_entries,
@@ -586,7 +387,7 @@ fn spawn_cold(
     entry: EntryFn,
     requirement: Requirement,
     shape: ring::RingSpec,
-) -> Result<(Child, Reply, Vec<OwnedFd>), Reply> {
+) -> Result<Made, Reply> {
     let ring = ring::create_restricted(shape).map_err(ring_error)?;
     let (control_host, control_child) =
         sys::socketpair_seqpacket().map_err(|e| io_err("socketpair", e))?;
@@ -646,19 +447,6 @@ fn ring_error(e: std::io::Error) -> Reply {
     )
 }
 
-/// The namespaces a warm child is cloned into; it unshares the rest
-/// ([`WARM_UNSHARE`]) itself, off the supervisor's critical path. The PID
-/// namespace can only be entered by a clone, and the user namespace comes
-/// first so that the others are owned by it.
-pub const WARM_CLONE: u64 = (libc::CLONE_NEWUSER | libc::CLONE_NEWPID) as u64;
-/// The namespaces a warm child unshares: together with [`WARM_CLONE`],
-/// exactly [`NS_FLAGS`].
-pub const WARM_UNSHARE: i32 = libc::CLONE_NEWNS
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP;
-
 /// A sandbox's PID 1 made ahead of its request: cloned into a new user and
 /// PID namespace, id maps written, its restricted ring (default
 /// [`ring::RingSpec`]) created before the clone and inherited. It unshares
@@ -672,15 +460,6 @@ pub(crate) struct Warm {
     control_host: OwnedFd,
     report_r: OwnedFd,
     spec_w: OwnedFd,
-}
-
-/// What a warm child needs, prepared before its clone.
-pub(crate) struct WarmPlan {
-    pub ring: Option<IoUring>,
-    pub control: RawFd,
-    pub report_w: RawFd,
-    pub sync_r: RawFd,
-    pub spec_r: RawFd,
 }
 
 impl Warm {
@@ -729,15 +508,12 @@ impl Warm {
     /// Hands the spec and its descriptors to the warm child. `None` if the
     /// child cannot take it (it is then killed and reaped).
     fn hand_over(self, req: &SpawnRequest, fds: &[OwnedFd]) -> Option<Started> {
-        let mut req = wire::Request::Spawn(Box::new(req.clone()));
-        let mut bytes = req.encode();
-        if let wire::Request::Spawn(r) = &mut req {
-            r.wipe();
-        }
+        // Encoded in place into a frame that is zeroed when dropped.
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let sent = sys::send_with_fds(self.spec_w.as_raw_fd(), &bytes, &raw);
-        bytes.fill(0);
-        std::hint::black_box(&bytes);
+        let sent = req
+            .encode()
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| sys::send_with_fds(self.spec_w.as_raw_fd(), &bytes, &raw));
         if sent.is_err() {
             self.kill();
             return None;

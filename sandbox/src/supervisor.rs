@@ -5,34 +5,48 @@
 //! - The host owns one end of a `SOCK_SEQPACKET` pair; the supervisor owns
 //!   the other and serves one request at a time (requests are serialised by
 //!   a mutex on the host side, so each reply answers the last request).
-//! - The supervisor accepts only [`Request`]'s three variants; a malformed
-//!   frame is answered with an error and its descriptors are closed.
+//! - The supervisor accepts only [`Request`]'s four variants (Spawn,
+//!   Signal, Discard, Taken); a malformed frame is answered with an error
+//!   and its descriptors are closed. Every request but Taken gets exactly
+//!   one reply; Taken gets none.
 //! - It dies with the host (`PR_SET_PDEATHSIG` + a parent re-check, and EOF
 //!   on the socket), and every sandbox dies with it (each sandbox's PID 1 has
 //!   a parent-death signal and re-checks a lifeline pipe; killing PID 1 tears
 //!   its PID namespace down).
 //! - Per sandbox it keeps: PID 1's pidfd (to reap it), the report pipe from
-//!   PID 1, the status pipe to the host, and a dup of the ring fd (from
-//!   which the host takes its own with `pidfd_getfd`) until the sandbox
-//!   exits or the host sends ReleaseRing. No queue mapping.
+//!   PID 1 and the status pipe to the host. No ring, no queue mapping.
+//! - Ring hand-over: a `Spawned` reply names the supervisor's dup of the
+//!   ring by number and by identity (device, inode). The supervisor keeps
+//!   that dup open until the host's next datagram; the host holds its
+//!   socket lock from the request until it has taken the ring with
+//!   `pidfd_getfd` and checked its identity, so the number cannot be
+//!   closed or reused in between, whatever the sandbox or other host
+//!   threads do. Then the host sends `Taken` (no reply, no round trip) and
+//!   the supervisor drops its dup, so it holds no ring (and no capability
+//!   installed in one) of a running sandbox. If the host cannot take the
+//!   sandbox over, it sends `Discard`, and the supervisor kills and reaps
+//!   it before answering.
 //! - It keeps at most one warm child (`spawn::Warm`): the next sandbox's
 //!   PID 1, made whenever nothing else is pending (after a failure to make
 //!   one, not again until the next spawn request), used for one spawn
 //!   whose ring shape matches, killed and reaped on shutdown or if it dies
 //!   before its request.
-//! - It zeroes every request's bytes once handled (receive buffer and the
-//!   decoded request), so a later clone of it holds no earlier request.
+//! - It zeroes every copy of a request once handled (receive buffer, the
+//!   decoded request, the frame sent to a warm child, the Landlock rules'
+//!   paths, error replies; see `wire`), so a later clone of it holds no
+//!   earlier request. Replies carry no request bytes of their own.
 //! - It zeroes its copy of argv and environ right after the fork.
+//! - It ignores SIGPIPE (whatever the host's disposition): a write to a
+//!   dropped handle's status pipe fails with EPIPE and changes nothing else.
 
-use crate::spawn::{self, Child, SupervisorEnv, Warm};
+use crate::plan::SupervisorEnv;
+use crate::spawn::{self, Child, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
-use crate::{
-    sys, Enforcement, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED,
-};
+use crate::{sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The host's connection to its supervisor.
@@ -47,10 +61,12 @@ impl Supervisor {
     /// Forks the supervisor. Call at the very top of `main`, before any
     /// thread exists and after every [`crate::register_entry`].
     pub fn start() -> Result<Supervisor, StartError> {
-        if let Some(n) = sys::thread_count() {
-            if n > 1 {
-                return Err(StartError::ThreadsRunning(n));
-            }
+        // Forking with other threads running would copy their locks and
+        // secrets half-made; if we cannot tell, refuse rather than guess.
+        match sys::thread_count() {
+            Ok(n) if n > 1 => return Err(StartError::ThreadsRunning(n)),
+            Ok(_) => {}
+            Err(e) => return Err(StartError::ThreadCheck(e)),
         }
         if STARTED.swap(true, Ordering::SeqCst) {
             return Err(StartError::AlreadyStarted);
@@ -104,12 +120,19 @@ impl Supervisor {
         spawn::userns_problem()
     }
 
-    fn call(&self, req: &Request, fds: &[RawFd]) -> Result<(Reply, Vec<OwnedFd>), SpawnError> {
-        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        let bytes = req.encode();
-        if bytes.len() > wire::MAX_FRAME {
-            return Err(SpawnError::InvalidSpec("request larger than 64 KiB".into()));
-        }
+    /// Sends one request and receives its reply on `sock`, which the
+    /// caller holds locked (so the reply answers this request).
+    fn exchange(
+        sock: &OwnedFd,
+        req: &Request,
+        fds: &[RawFd],
+    ) -> Result<(Reply, sys::Received), SpawnError> {
+        let bytes = req.encode().map_err(|e| {
+            SpawnError::InvalidSpec(format!(
+                "{e}: a request holds at most 64 KiB and {} items per list",
+                wire::MAX_LIST
+            ))
+        })?;
         sys::send_with_fds(sock.as_raw_fd(), &bytes, fds).map_err(gone)?;
         let mut buf = vec![0u8; wire::MAX_FRAME];
         let r = sys::recv_with_fds(sock.as_raw_fd(), &mut buf, 0).map_err(gone)?;
@@ -117,149 +140,132 @@ impl Supervisor {
             return Err(SpawnError::SupervisorGone);
         }
         let reply = Reply::decode(&buf[..r.len]).map_err(|e| SpawnError::Refused(e.to_string()))?;
-        Ok((reply, r.fds))
+        Ok((reply, r))
+    }
+
+    fn call(&self, req: &Request) -> Result<Reply, SpawnError> {
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        // Descriptors attached to an Ok or Err reply are closed here.
+        Self::exchange(&sock, req, &[]).map(|(reply, _)| reply)
+    }
+
+    /// Takes the new sandbox over from a `Spawned` reply: its three
+    /// descriptors, and its ring with `pidfd_getfd` while the caller still
+    /// holds the socket (the supervisor keeps the number open until our next
+    /// request), checked to be the ring the supervisor named.
+    fn take_over(
+        &self,
+        r: sys::Received,
+        ring_fd: RawFd,
+        ring_identity: (u64, u64),
+    ) -> Result<[OwnedFd; 4], SpawnError> {
+        let handover = |step: &'static str, err: std::io::Error| SpawnError::Handover { step, err };
+        if r.truncated {
+            return Err(handover(
+                "receiving its descriptors",
+                std::io::Error::other(
+                    "control message truncated (MSG_CTRUNC): the host is probably at its descriptor limit (RLIMIT_NOFILE)",
+                ),
+            ));
+        }
+        let Ok([pidfd, control, status]) = <[OwnedFd; 3]>::try_from(r.fds) else {
+            return Err(handover(
+                "receiving its descriptors",
+                std::io::Error::other("the reply does not carry exactly three descriptors"),
+            ));
+        };
+        let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd)
+            .map_err(|e| handover("taking its ring (pidfd_getfd)", e))?;
+        let identity = sys::file_identity(ring.as_fd())
+            .map_err(|e| handover("checking its ring's identity", e))?;
+        if identity != ring_identity {
+            return Err(handover(
+                "checking its ring's identity",
+                std::io::Error::other(format!(
+                    "descriptor {ring_fd} of the supervisor is not the ring it reported (device/inode {identity:?}, expected {ring_identity:?})"
+                )),
+            ));
+        }
+        Ok([pidfd, control, status, ring])
     }
 
     /// Starts entry point `entry` in a new sandbox described by `spec`.
+    ///
+    /// Returns once the sandbox is locked down and the host holds its
+    /// descriptors and ring. If the host cannot take it over (e.g. at its
+    /// `RLIMIT_NOFILE`), the sandbox is killed and reaped and the error is
+    /// [`SpawnError::Handover`]; no descriptor is left behind on either side.
     pub fn spawn(
         &self,
         entry: &str,
         arg: &[u8],
         spec: &SandboxSpec,
     ) -> Result<SandboxHandle, SpawnError> {
-        let mut fds: Vec<RawFd> = Vec::new();
-        let mut stdio = [wire::STDIO_NULL; 3];
-        for (i, s) in [&spec.stdin, &spec.stdout, &spec.stderr]
-            .into_iter()
-            .enumerate()
-        {
-            stdio[i] = match s {
-                Stdio::Null => wire::STDIO_NULL,
-                Stdio::Inherit => wire::STDIO_INHERIT,
-                Stdio::Fd(f) => {
-                    fds.push(f.as_raw_fd());
-                    wire::STDIO_FD
-                }
-            };
-        }
-        fds.extend(spec.fds.iter().map(|g| g.fd.as_raw_fd()));
-        if fds.len() > sys::MAX_FDS {
-            return Err(SpawnError::InvalidSpec(format!(
-                "at most {} descriptors per spawn",
-                sys::MAX_FDS
-            )));
-        }
-        let canon = |list: &[std::path::PathBuf]| -> Result<Vec<std::ffi::OsString>, SpawnError> {
-            list.iter()
-                .map(|p| {
-                    std::fs::canonicalize(p)
-                        .map(|c| c.into_os_string())
-                        .map_err(|e| SpawnError::InvalidSpec(format!("path {}: {e}", p.display())))
-                })
-                .collect()
-        };
-        let req = SpawnRequest {
-            entry: entry.to_string(),
-            arg: arg.to_vec(),
-            ro_paths: canon(&spec.ro_paths)?,
-            rw_paths: canon(&spec.rw_paths)?,
-            grant_rw: spec
-                .fds
-                .iter()
-                .map(|g| g.access == crate::Access::ReadWrite)
-                .collect(),
-            stdio,
-            network: spec.network.clone(),
-            nofile: spec.limits.nofile,
-            pids: spec.limits.pids,
-            address_space: spec.limits.address_space.unwrap_or(0),
-            cpu_seconds: spec.limits.cpu_seconds.unwrap_or(0),
-            env: spec.env.clone(),
-            ring_entries: spec.ring.entries,
-            ring_fixed_files: spec.ring.fixed_files,
-            mount_proc: spec.mount_proc,
-            landlock_best_effort: spec.compat.landlock == crate::Requirement::BestEffort,
-        };
-        for p in req.ro_paths.iter().chain(&req.rw_paths) {
-            if p.as_bytes() == b"/" {
-                return Err(SpawnError::InvalidSpec(
-                    "granting / is not supported".into(),
-                ));
-            }
-        }
-        let (reply, mut rfds) = self.call(&Request::Spawn(Box::new(req)), &fds)?;
+        let (req, fds) = spawn_request(entry, arg, spec)?;
+        // Held until the sandbox is taken over (`Taken` sent) or discarded:
+        // the supervisor keeps the ring's number open until our next
+        // datagram, so no other thread's request may come in between.
+        let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        let (reply, r) = Self::exchange(&sock, &Request::Spawn(Box::new(req)), &fds)?;
         match reply {
             Reply::Spawned {
                 id,
                 pid,
                 ring_fd,
-                report,
+                ring_dev,
+                ring_ino,
+                enforcement,
             } => {
-                if rfds.len() != 3 {
-                    return Err(SpawnError::Refused(
-                        "spawn reply without its three descriptors".into(),
-                    ));
+                test_handover_delay();
+                match self.take_over(r, ring_fd, (ring_dev, ring_ino)) {
+                    Ok([pidfd, control, status, ring]) => {
+                        // One-way: the supervisor drops its copy. If this
+                        // fails the supervisor is gone (the next call says
+                        // so) and drops everything anyway.
+                        if let Ok(taken) = (Request::Taken { id }).encode() {
+                            let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
+                        }
+                        Ok(SandboxHandle {
+                            id,
+                            pid,
+                            pidfd,
+                            control,
+                            ring: Some(ring),
+                            status,
+                            exit: None,
+                            enforcement,
+                        })
+                    }
+                    Err(e) => {
+                        // Whatever arrived is closed by now; the supervisor
+                        // kills and reaps the sandbox before it answers (if
+                        // it cannot answer it is gone, and so is the sandbox).
+                        let _ = Self::exchange(&sock, &Request::Discard { id }, &[]);
+                        Err(e)
+                    }
                 }
-                let status = rfds.pop().unwrap();
-                let control = rfds.pop().unwrap();
-                let pidfd = rfds.pop().unwrap();
-                // The supervisor keeps its dup (no mapping) until the sandbox
-                // exits or it is told with `release_ring`; fetching it costs
-                // no round trip.
-                let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd).ok();
-                let enforcement = spawn::decode_enforcement(&report)
-                    .ok_or_else(|| SpawnError::Refused("bad enforcement report".into()))?;
-                Ok(SandboxHandle {
-                    id,
-                    pid,
-                    pidfd,
-                    control,
-                    ring,
-                    status,
-                    exit: None,
-                    enforcement,
-                })
             }
             Reply::Err {
                 kind,
                 errno,
-                message,
-            } => Err(match kind {
-                wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(message),
-                wire::ERR_MISSING => SpawnError::MissingProtection(message),
-                wire::ERR_USERNS => SpawnError::UserNamespaces(message),
-                wire::ERR_SETUP => SpawnError::Setup {
-                    step: message,
-                    err: std::io::Error::from_raw_os_error(errno),
-                },
-                wire::ERR_SPEC => SpawnError::InvalidSpec(message),
-                _ => SpawnError::Refused(message),
-            }),
+                ref message,
+            } => Err(spawn_error(kind, errno, message, entry)),
             Reply::Ok => Err(SpawnError::Refused("unexpected reply".into())),
-        }
-    }
-
-    /// Tells the supervisor to close its dup of sandbox `id`'s ring fd (it
-    /// otherwise keeps it until the sandbox exits).
-    pub fn release_ring(&self, id: u64) -> Result<(), SpawnError> {
-        match self.call(&Request::ReleaseRing { id }, &[])?.0 {
-            Reply::Ok => Ok(()),
-            Reply::Err { message, .. } => Err(SpawnError::Refused(message)),
-            _ => Err(SpawnError::Refused("unexpected reply".into())),
         }
     }
 
     /// Asks the supervisor to signal sandbox `id`'s PID 1.
     pub fn signal(&self, id: u64, signal: i32) -> Result<(), SpawnError> {
-        match self.call(&Request::Signal { id, signal }, &[])?.0 {
+        match self.call(&Request::Signal { id, signal })? {
             Reply::Ok => Ok(()),
-            Reply::Err { message, .. } => Err(SpawnError::Refused(message)),
+            Reply::Err { ref message, .. } => Err(SpawnError::Refused(message.clone())),
             _ => Err(SpawnError::Refused("unexpected reply".into())),
         }
     }
 
     /// Sends raw bytes (and descriptors) as a request and returns the raw
     /// reply: for tests of the supervisor's refusal of malformed frames.
+    /// (A well-formed `Taken` frame gets no reply: this would block.)
     #[doc(hidden)]
     pub fn raw_request(&self, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<(Vec<u8>, usize)> {
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
@@ -288,6 +294,116 @@ impl Drop for Supervisor {
         // SAFETY: shutting down our own socket.
         unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_RDWR) };
         let _ = sys::waitid_pidfd(self.pidfd.as_fd(), 0);
+    }
+}
+
+/// Test hook: a delay (µs) the host waits between receiving a spawn reply
+/// and taking the ring, to widen races in tests.
+static HANDOVER_DELAY_US: AtomicU64 = AtomicU64::new(0);
+
+fn test_handover_delay() {
+    let us = HANDOVER_DELAY_US.load(Ordering::Relaxed);
+    if us != 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+    }
+}
+
+impl Supervisor {
+    /// For tests only: make every spawn of this process wait `delay`
+    /// between the supervisor's reply and taking the sandbox's ring (a slow,
+    /// preempted host).
+    #[doc(hidden)]
+    pub fn set_handover_delay_for_tests(delay: std::time::Duration) {
+        HANDOVER_DELAY_US.store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The request for a spawn, and the descriptors that travel with it
+/// (the `Stdio::Fd` ones in order, then the grants).
+fn spawn_request(
+    entry: &str,
+    arg: &[u8],
+    spec: &SandboxSpec,
+) -> Result<(SpawnRequest, Vec<RawFd>), SpawnError> {
+    let mut fds: Vec<RawFd> = Vec::new();
+    let mut stdio = [wire::STDIO_NULL; 3];
+    for (i, s) in [&spec.stdin, &spec.stdout, &spec.stderr]
+        .into_iter()
+        .enumerate()
+    {
+        stdio[i] = match s {
+            Stdio::Null => wire::STDIO_NULL,
+            Stdio::Inherit => wire::STDIO_INHERIT,
+            Stdio::Fd(f) => {
+                fds.push(f.as_raw_fd());
+                wire::STDIO_FD
+            }
+        };
+    }
+    fds.extend(spec.fds.iter().map(|g| g.fd.as_raw_fd()));
+    if fds.len() > sys::MAX_FDS {
+        return Err(SpawnError::InvalidSpec(format!(
+            "at most {} descriptors per spawn",
+            sys::MAX_FDS
+        )));
+    }
+    let canon = |list: &[std::path::PathBuf]| -> Result<Vec<std::ffi::OsString>, SpawnError> {
+        list.iter()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .map(|c| c.into_os_string())
+                    .map_err(|e| SpawnError::InvalidSpec(format!("path {}: {e}", p.display())))
+            })
+            .collect()
+    };
+    let req = SpawnRequest {
+        entry: entry.to_string(),
+        arg: arg.to_vec(),
+        ro_paths: canon(&spec.ro_paths)?,
+        rw_paths: canon(&spec.rw_paths)?,
+        grant_rw: spec
+            .fds
+            .iter()
+            .map(|g| g.access == crate::Access::ReadWrite)
+            .collect(),
+        stdio,
+        network: spec.network.clone(),
+        nofile: spec.limits.nofile,
+        pids: spec.limits.pids,
+        address_space: spec.limits.address_space.unwrap_or(0),
+        cpu_seconds: spec.limits.cpu_seconds.unwrap_or(0),
+        env: spec.env.clone(),
+        ring_entries: spec.ring.entries,
+        ring_fixed_files: spec.ring.fixed_files,
+        mount_proc: spec.mount_proc,
+        landlock_best_effort: spec.compat.landlock == crate::Requirement::BestEffort,
+    };
+    if req
+        .ro_paths
+        .iter()
+        .chain(&req.rw_paths)
+        .any(|p| p.as_bytes() == b"/")
+    {
+        return Err(SpawnError::InvalidSpec(
+            "granting / is not supported".into(),
+        ));
+    }
+    Ok((req, fds))
+}
+
+/// The error for a refused spawn (the supervisor's replies carry no request
+/// bytes: the entry's name comes from the caller).
+fn spawn_error(kind: u8, errno: i32, message: &str, entry: &str) -> SpawnError {
+    match kind {
+        wire::ERR_UNKNOWN_ENTRY => SpawnError::UnknownEntry(entry.to_string()),
+        wire::ERR_MISSING => SpawnError::MissingProtection(message.to_string()),
+        wire::ERR_USERNS => SpawnError::UserNamespaces(message.to_string()),
+        wire::ERR_SETUP => SpawnError::Setup {
+            step: message.to_string(),
+            err: std::io::Error::from_raw_os_error(errno),
+        },
+        wire::ERR_SPEC => SpawnError::InvalidSpec(message.to_string()),
+        _ => SpawnError::Refused(message.to_string()),
     }
 }
 
@@ -339,12 +455,73 @@ fn zero_argv_environ() {
 
 /// The supervisor process's main loop. Never returns.
 fn serve(sock: OwnedFd, host_pid: i32) -> ! {
+    detach_from_host(&sock, host_pid);
+    let env = match SupervisorEnv::new() {
+        Ok(e) => e,
+        Err(_) => sys::exit_now(1),
+    };
+    let mut state = State {
+        env,
+        children: HashMap::new(),
+        warm: None,
+        warm_failed: false,
+        next_id: 1,
+        handed_ring: None,
+    };
+    let mut buf = vec![0u8; wire::MAX_FRAME];
+    loop {
+        let revents = state.wait_for_request(sock.as_raw_fd());
+        let r = match sys::recv_with_fds(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => state.shutdown(),
+        };
+        // The host takes the last spawn's ring before it sends anything
+        // else (it holds its socket lock from request to take-over), so
+        // our copy of that number can go now, not earlier.
+        drop(state.handed_ring.take());
+        if r.len == 0 && r.cmsg_count == 0 && revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // EOF: the host closed its end or died. (A zero-byte datagram
+            // without HUP is refused below as malformed.)
+            state.shutdown();
+        }
+        let len = r.len;
+        let handled = state.handle(&buf[..len], r);
+        let Some((reply, out_fds)) = handled else {
+            // `Taken`: no reply.
+            wire::wipe(&mut buf[..len]);
+            continue;
+        };
+        // Descriptors of a refused request were owned by `r` and are closed
+        // by now.
+        let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
+        // No request's bytes stay in memory a later sandbox is cloned from.
+        wire::wipe(&mut buf[..len]);
+        let sent = match reply.encode() {
+            Ok(bytes) => sys::send_with_fds(sock.as_raw_fd(), &bytes, &raw),
+            Err(_) => Err(std::io::Error::other("reply too large")),
+        };
+        if sent.is_err() {
+            state.shutdown();
+        }
+    }
+}
+
+/// The supervisor's first steps: die with the host, ignore SIGPIPE, keep
+/// nothing of the host's but stdio and `sock`, forget argv and environ,
+/// drop root's supplementary groups.
+fn detach_from_host(sock: &OwnedFd, host_pid: i32) {
     // Die with the host, and re-check it did not die before the prctl.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } != host_pid {
         sys::exit_now(0);
     }
+    // A host that dropped a handle closed that sandbox's status pipe: the
+    // write of its status must fail with EPIPE, not kill the supervisor
+    // (and with it every sandbox) when the host left SIGPIPE at SIG_DFL.
+    // SAFETY: setting a disposition in this single-threaded process.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // Keep only stdio and our end of the socket: nothing else the host had
     // open at start-up stays reachable from here (or from a sandbox).
     let mut keep = [0, 1, 2, sock.as_raw_fd()];
@@ -358,201 +535,190 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         // SAFETY: empty list.
         unsafe { libc::setgroups(0, std::ptr::null()) };
     }
-    let env = match SupervisorEnv::new() {
-        Ok(e) => e,
-        Err(_) => sys::exit_now(1),
-    };
-    let mut children: HashMap<u64, Child> = HashMap::new();
-    // The next sandbox's PID 1, made while nothing else is pending. After a
-    // failure to make one, no new attempt until the next spawn request.
-    let mut warm: Option<Warm> = None;
-    let mut warm_failed = false;
-    let mut next_id: u64 = 1;
-    let mut buf = vec![0u8; wire::MAX_FRAME];
-    loop {
-        let mut pfds = vec![libc::pollfd {
-            fd: sock.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // Per child: its pidfd (PID 1 gone), then its report pipe (the
-        // entry's exit record, relayed to the host at once).
-        let ids: Vec<u64> = children.keys().copied().collect();
-        for id in &ids {
-            pfds.push(libc::pollfd {
-                fd: children[id].pidfd.as_raw_fd(),
+}
+
+/// What the supervisor holds between requests.
+struct State {
+    env: SupervisorEnv,
+    children: HashMap<u64, Child>,
+    /// The next sandbox's PID 1, made while nothing else is pending.
+    warm: Option<Warm>,
+    /// Making a warm child failed: no new attempt until the next spawn
+    /// request.
+    warm_failed: bool,
+    next_id: u64,
+    /// The ring dup named by the last `Spawned` reply, until the next
+    /// request.
+    handed_ring: Option<OwnedFd>,
+}
+
+fn refuse(msg: &str) -> Reply {
+    Reply::Err {
+        kind: wire::ERR_REFUSED,
+        errno: 0,
+        message: msg.to_string(),
+    }
+}
+
+impl State {
+    /// Serves sandbox events (exit records, PID 1 gone, the warm child
+    /// dying) and makes a warm child while idle, until the host's socket
+    /// is readable; returns its poll events.
+    fn wait_for_request(&mut self, sock: RawFd) -> i16 {
+        loop {
+            let mut pfds = vec![libc::pollfd {
+                fd: sock,
                 events: libc::POLLIN,
                 revents: 0,
-            });
-            let report = if children[id].reported {
-                -1
+            }];
+            // Per child: its pidfd (PID 1 gone), then its report pipe (the
+            // entry's exit record, relayed to the host at once).
+            let ids: Vec<u64> = self.children.keys().copied().collect();
+            for id in &ids {
+                let c = &self.children[id];
+                let report = if c.reported {
+                    -1
+                } else {
+                    c.report_r.as_raw_fd()
+                };
+                for fd in [c.pidfd.as_raw_fd(), report] {
+                    pfds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            if let Some(w) = &self.warm {
+                pfds.push(libc::pollfd {
+                    fd: w.pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            let timeout = if self.warm.is_none() && !self.warm_failed {
+                0
             } else {
-                children[id].report_r.as_raw_fd()
+                -1
             };
-            pfds.push(libc::pollfd {
-                fd: report,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let Some(w) = &warm {
-            pfds.push(libc::pollfd {
-                fd: w.pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        let timeout = if warm.is_none() && !warm_failed {
-            0
-        } else {
-            -1
-        };
-        let ready = match sys::poll_many(&mut pfds, timeout) {
-            Ok(n) => n,
-            Err(_) => continue,
-        };
-        if ready == 0 {
-            // Idle and no warm child: make one now.
-            match Warm::prepare(&env) {
-                Ok(w) => warm = Some(w),
-                Err(_) => warm_failed = true,
-            }
-            continue;
-        }
-        for (i, id) in ids.iter().enumerate() {
-            let (pidfd_ready, report_ready) =
-                (pfds[1 + 2 * i].revents != 0, pfds[2 + 2 * i].revents != 0);
-            if let Some(c) = children.get_mut(id) {
-                if report_ready {
-                    c.relay_exit();
+            let ready = match sys::poll_many(&mut pfds, timeout) {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            if ready == 0 {
+                // Idle and no warm child: make one now.
+                match Warm::prepare(&self.env) {
+                    Ok(w) => self.warm = Some(w),
+                    Err(_) => self.warm_failed = true,
                 }
-                if pidfd_ready && c.try_reap() {
-                    children.remove(id);
+                continue;
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let (pidfd_ready, report_ready) =
+                    (pfds[1 + 2 * i].revents != 0, pfds[2 + 2 * i].revents != 0);
+                if let Some(c) = self.children.get_mut(id) {
+                    if report_ready {
+                        c.relay_exit();
+                    }
+                    if pidfd_ready && c.try_reap() {
+                        self.children.remove(id);
+                    }
                 }
             }
-        }
-        if warm.is_some() && pfds[2 * ids.len() + 1].revents != 0 {
-            // The warm child died before its request (it is killed with the
-            // supervisor only, so this is a failure of its own set-up).
-            if let Some(w) = warm.take() {
-                w.kill();
+            if self.warm.is_some() && pfds[2 * ids.len() + 1].revents != 0 {
+                // The warm child died before its request (it is killed with
+                // the supervisor only, so this is a failure of its own set-up).
+                if let Some(w) = self.warm.take() {
+                    w.kill();
+                }
+                self.warm_failed = true;
             }
-            warm_failed = true;
+            if pfds[0].revents != 0 {
+                return pfds[0].revents;
+            }
         }
-        if pfds[0].revents == 0 {
-            continue;
+    }
+
+    /// Answers one datagram (`bytes`, received as `r`): the reply and the
+    /// descriptors that go with it, or nothing for `Taken`. `r`'s
+    /// descriptors are consumed.
+    fn handle(&mut self, bytes: &[u8], r: sys::Received) -> Option<(Reply, Vec<OwnedFd>)> {
+        if r.truncated {
+            return Some((refuse("truncated frame or control data"), vec![]));
         }
-        let r = match sys::recv_with_fds(sock.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => shutdown(children, warm),
-        };
-        if r.len == 0 && r.cmsg_count == 0 && pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0
-        {
-            // EOF: the host closed its end or died. (A zero-byte datagram
-            // without HUP is refused below as malformed.)
-            shutdown(children, warm);
-        }
-        let refuse = |msg: &str| Reply::Err {
-            kind: wire::ERR_REFUSED,
-            errno: 0,
-            message: msg.to_string(),
-        };
-        let (reply, out_fds): (Reply, Vec<OwnedFd>) = if r.truncated {
-            (refuse("truncated frame or control data"), vec![])
-        } else if r.foreign_cmsg || r.cmsg_count > 1 {
-            (
+        if r.foreign_cmsg || r.cmsg_count > 1 {
+            return Some((
                 refuse("unexpected control message (only one SCM_RIGHTS is accepted)"),
                 vec![],
-            )
-        } else {
-            match Request::decode(&buf[..r.len]) {
-                Err(e) => (refuse(&e.to_string()), vec![]),
-                Ok(Request::Spawn(mut req)) => {
-                    warm_failed = false;
-                    let out = if r.fds.len() != req.fd_count() {
-                        (
-                            refuse("descriptor count does not match the request"),
-                            vec![],
-                        )
-                    } else {
-                        let id = next_id;
-                        next_id += 1;
-                        match spawn::spawn(&req, r.fds, &env, id, &mut warm) {
-                            Ok((child, reply, fds)) => {
-                                children.insert(id, child);
-                                (reply, fds)
-                            }
-                            Err(reply) => (reply, vec![]),
-                        }
-                    };
-                    req.wipe();
-                    out
-                }
-                Ok(Request::Signal { id, signal }) if r.fds.is_empty() => match children.get(&id) {
-                    Some(c) => match sys::pidfd_send_signal(c.pidfd.as_fd(), signal) {
-                        Ok(()) => (Reply::Ok, vec![]),
-                        Err(e) => (refuse(&format!("signal: {e}")), vec![]),
-                    },
-                    None => (refuse("no such sandbox"), vec![]),
-                },
-                Ok(Request::ReleaseRing { id }) if r.fds.is_empty() => {
-                    if let Some(c) = children.get_mut(&id) {
-                        c.ring_dup = None;
-                    }
-                    (Reply::Ok, vec![])
-                }
-                Ok(_) => (
-                    refuse("descriptors attached to a request that takes none"),
-                    vec![],
-                ),
+            ));
+        }
+        Some(match Request::decode(bytes) {
+            Err(e) => (refuse(&e.to_string()), vec![]),
+            // Never answered (whatever came with it is closed): the host
+            // waits for no reply, so one would answer its next request.
+            // The ring it acknowledges was dropped on receipt already.
+            Ok(Request::Taken { .. }) => return None,
+            Ok(Request::Spawn(req)) => self.spawn(&req, r.fds),
+            Ok(_) if !r.fds.is_empty() => (
+                refuse("descriptors attached to a request that takes none"),
+                vec![],
+            ),
+            Ok(Request::Signal { id, signal }) => (self.signal(id, signal), vec![]),
+            Ok(Request::Discard { id }) => (self.discard(id), vec![]),
+        })
+    }
+
+    /// A spawn request (its bytes are zeroed when the caller drops it).
+    fn spawn(&mut self, req: &SpawnRequest, fds: Vec<OwnedFd>) -> (Reply, Vec<OwnedFd>) {
+        self.warm_failed = false;
+        if fds.len() != req.fd_count() {
+            return (
+                refuse("descriptor count does not match the request"),
+                vec![],
+            );
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        match spawn::spawn(req, fds, &self.env, id, &mut self.warm) {
+            Ok(made) => {
+                self.children.insert(id, made.child);
+                self.handed_ring = Some(made.ring);
+                (made.reply, made.host_fds)
             }
-        };
-        // Descriptors of a refused request were owned by `r` and are closed
-        // here at the latest.
-        let raw: Vec<RawFd> = out_fds.iter().map(|f| f.as_raw_fd()).collect();
-        // No request's bytes stay in memory a later sandbox is cloned from.
-        buf[..r.len].fill(0);
-        if sys::send_with_fds(sock.as_raw_fd(), &reply.encode(), &raw).is_err() {
-            shutdown(children, warm);
+            Err(reply) => (reply, vec![]),
         }
     }
-}
 
-fn shutdown(children: HashMap<u64, Child>, warm: Option<Warm>) -> ! {
-    if let Some(w) = warm {
-        w.kill();
+    fn signal(&self, id: u64, signal: i32) -> Reply {
+        match self.children.get(&id) {
+            Some(c) => match sys::pidfd_send_signal(c.pidfd.as_fd(), signal) {
+                Ok(()) => Reply::Ok,
+                Err(e) => refuse(&format!("signal: {e}")),
+            },
+            None => refuse("no such sandbox"),
+        }
     }
-    for c in children.values() {
-        let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
-    }
-    for c in children.values() {
-        let _ = sys::waitid_pidfd(c.pidfd.as_fd(), 0);
-    }
-    sys::exit_now(0)
-}
 
-/// Encodes what the host learns about enforcement.
-pub(crate) fn encode_enforcement(e: &Enforcement) -> Vec<u8> {
-    let mut w = wire::Enc::default();
-    let l = &e.landlock;
-    let flags = [
-        e.namespaces,
-        e.capabilities_dropped,
-        e.no_new_privs,
-        e.seccomp,
-        e.ring_restricted,
-        l.fs,
-        l.fs_full,
-        l.net,
-        l.scope,
-    ]
-    .iter()
-    .enumerate()
-    .fold(0u16, |acc, (i, b)| acc | ((*b as u16) << i));
-    w.u16(flags)
-        .i32(l.kernel_abi)
-        .u64(e.pids_limit)
-        .u32(e.host_uid);
-    w.0
+    /// The host could not take sandbox `id` over: killed and reaped before
+    /// the reply (no zombie); its descriptors here close with the record.
+    fn discard(&mut self, id: u64) -> Reply {
+        if let Some(c) = self.children.remove(&id) {
+            spawn::kill_reap(&c.pidfd);
+        }
+        Reply::Ok
+    }
+
+    /// Kills and reaps every sandbox and the warm child, then exits.
+    fn shutdown(self) -> ! {
+        if let Some(w) = self.warm {
+            w.kill();
+        }
+        for c in self.children.values() {
+            let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
+        }
+        for c in self.children.values() {
+            let _ = sys::waitid_pidfd(c.pidfd.as_fd(), 0);
+        }
+        sys::exit_now(0)
+    }
 }

@@ -596,10 +596,68 @@ pub fn loopback_up() -> io::Result<()> {
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) } as libc::c_long).map(drop)
 }
 
-/// Number of threads of the calling process, from `/proc/self/status`.
-pub fn thread_count() -> Option<usize> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Number of threads of the calling process, from `/proc/self/status`
+/// (an error if it cannot be read or has no `Threads:` line).
+pub fn thread_count() -> io::Result<usize> {
+    let s = std::fs::read_to_string("/proc/self/status")?;
     s.lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads: line"))
+}
+
+/// Device and inode of the file behind `fd` (each io_uring instance has an
+/// inode of its own): identifies a file across processes.
+pub fn file_identity(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let mut st = MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: st points to writable stat storage.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } as libc::c_long)?;
+    // SAFETY: fstat succeeded and filled it in.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// `fstat(2)` of a descriptor.
+pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    let mut st = MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: st is writable storage of the right size.
+    cvt(unsafe { libc::fstat(fd, st.as_mut_ptr()) } as libc::c_long)?;
+    // SAFETY: fstat succeeded, so st is initialised.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Whether `st` describes a directory.
+pub fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// The file status flags of a descriptor (`F_GETFL`).
+pub fn status_flags(fd: RawFd) -> io::Result<i32> {
+    // SAFETY: fcntl with integer arguments.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long).map(|f| f as i32)
+}
+
+/// `open(2)` of a path, close-on-exec, as an owned descriptor.
+pub fn open_path(path: &CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: path is NUL-terminated; the mode is ignored without O_CREAT.
+    let fd = cvt(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0) } as libc::c_long)?;
+    // SAFETY: open returned a new descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The path a descriptor names, as `/proc/self/fd/N` shows it (relative to
+/// the caller's mount namespace root; " (deleted)" appended if unlinked).
+pub fn fd_path(fd: RawFd) -> io::Result<Vec<u8>> {
+    let link = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: link is NUL-terminated; buf is writable for its length.
+    let n = cvt(
+        unsafe { libc::readlink(link.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+            as libc::c_long,
+    )? as usize;
+    if n >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    Ok(buf)
 }

@@ -3,4 +3,6 @@
 //! the actors work.
 
 mod memory;
+pub mod message;
+pub(crate) mod module_files;
 pub mod vm;

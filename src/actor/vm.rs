@@ -11,24 +11,39 @@
 //!   handle (string, table, userdata) or the VM state checks `vm_closing`
 //!   first (`unless_closing`, `with_state`) and raises an error instead.
 //!   Only `stderr_write`, `strerror` and `decode_error` work then, so that
-//!   reports still get out.
-//! - The Lua heap's allocator never aborts (actor/memory.rs).
-//! - Standard output written by `print` is buffered here and flushed before
-//!   anything is written to stderr, before any ring write to fd 1 or 2, before
-//!   the thread blocks in the ring, when it reaches 64 KiB, after each
-//!   `print` when stdout is a terminal, and when the VM ends.
+//!   reports still get out (written straight to fd 2: the output queue was
+//!   drained when the VM ended).
+//! - The Lua heap's allocator never aborts (actor/memory.rs), and neither
+//!   does output: a copy the print buffer or the output queue has no memory
+//!   for is written straight to its stream once the queue is drained.
+//! - Standard output written by `print` is buffered here and handed to the
+//!   executor's ordered output queue (written through the ring, never by a
+//!   blocking write on this thread) before anything is written to stderr,
+//!   before any ring write to fd 1 or 2, before the thread blocks in the
+//!   ring, when it reaches 64 KiB, after each `print` when stdout is a
+//!   terminal (which then waits until the line was written, like C's
+//!   line-buffered stdout), and when the VM ends, which waits until all
+//!   output was written.
+//! - Lua holds fds as `LuaFd` userdata owning a reference to the fd, never
+//!   as numbers; fds 0, 1 and 2 are borrowed for the program's life.
 //! - User code never sees the raw globals: every module gets a fresh
 //!   environment of safe names (lua/core/modules.lua); the `debug` library is
 //!   only reachable by the core code, which captured it before it was removed.
+//!   After boot the main thread's environment is an empty, sealed table
+//!   (`seal_main_thread`), so nothing running there can reach them either.
+//! - The import root's `O_PATH` fd lives in `VmState` from the moment the
+//!   entry script is read until the VM ends, after the executor (and so
+//!   after every op that names it) is gone.
 
-use std::io::Write;
+use std::cell::RefCell;
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+use mlua::{AnyUserData, Function, Lua, LuaOptions, StdLib, Table, UserData, Value};
 
 use crate::actor::memory::VmMemory;
-use crate::executor::{Executor, OpBuffer, OpId, Reaped};
+use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::RuntimeError;
@@ -76,6 +91,16 @@ pub(crate) struct VmState {
     /// stdout); a pipe or file gets bigger writes.
     stdout_is_tty: bool,
     exit_code: Option<i32>,
+    /// `O_PATH` fd of the import root, set when the entry script is read.
+    /// Every op that opens a module holds a clone of it in its slot, so it
+    /// cannot be closed under the op; declared after `executor` as well, so
+    /// the VM's own reference is closed last (fields drop in order).
+    import_root: Option<OpFd>,
+    /// Set once the VM has ended and its output was drained (`Vm::drop`):
+    /// finalizers that run after that (mlua's last collection, then
+    /// `lua_close`) get `vm_closed_error` from every `rt` function, and
+    /// their reports are written straight to fd 2.
+    ended: bool,
 }
 
 /// Buffered `print` output is written once it reaches this size, so a fiber
@@ -83,17 +108,67 @@ pub(crate) struct VmState {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
-    fn flush_stdout(&mut self) {
+    /// Moves buffered `print` output to the executor's output queue; with
+    /// `submit_now` its write is handed to the kernel at once.
+    fn flush_stdout(&mut self, submit_now: bool) -> std::io::Result<()> {
         if self.stdout.is_empty() {
-            return;
+            return Ok(());
         }
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (EPIPE) must not abort the VM: the output is lost
-        // the way a C program's would be.
-        let _ = out.write_all(&self.stdout);
-        let _ = out.flush();
+        let buffered = std::mem::take(&mut self.stdout);
+        let queued = self.write_stream(StdStream::Out, &buffered, submit_now);
+        // keep the buffer's capacity
+        self.stdout = buffered;
         self.stdout.clear();
+        queued
     }
+
+    /// Queues runtime output for `stream`. When the queue has no memory for
+    /// a copy, it waits until everything queued was written and writes
+    /// `bytes` straight to the stream: output keeps its order, and running
+    /// out of memory never aborts the process.
+    fn write_stream(
+        &mut self,
+        stream: StdStream,
+        bytes: &[u8],
+        submit_now: bool,
+    ) -> std::io::Result<()> {
+        match self.executor.write_output(stream, bytes, submit_now) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                self.executor.finish_output()?;
+                write_direct(stream, bytes)
+            }
+            queued => queued,
+        }
+    }
+
+    /// Writes everything buffered or queued for stdout and stderr, waiting
+    /// for the streams (the VM is ending or exiting).
+    fn finish_output(&mut self) -> std::io::Result<()> {
+        self.flush_stdout(true)?;
+        self.executor.finish_output()
+    }
+}
+
+/// An fd as Lua holds it: a reference to the fd that ops clone while they
+/// run. `rt.close` takes it out (later uses fail with EBADF); garbage
+/// collection drops it.
+struct LuaFd(RefCell<Option<OpFd>>);
+
+impl UserData for LuaFd {}
+
+fn fd_arg(v: &Value) -> mlua::Result<OpFd> {
+    let closed = || mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1));
+    let ud = match v {
+        Value::UserData(ud) => ud,
+        _ => return Err(closed()),
+    };
+    let fd = ud.borrow::<LuaFd>().map_err(|_| closed())?;
+    let fd = fd.0.borrow().clone();
+    fd.ok_or_else(closed)
+}
+
+fn push_fd(lua: &Lua, fd: OpFd) -> mlua::Result<AnyUserData> {
+    lua.create_userdata(LuaFd(RefCell::new(Some(fd))))
 }
 
 /// What the entry script gets: its path and `system.arguments`.
@@ -154,23 +229,43 @@ fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R
             )
         })?
         .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
+    if st.ended {
+        return Err(vm_closed_error());
+    }
     Ok(f(&mut st))
 }
 
-/// Writes straight to fd 1 or 2: large `print` output, and reports that
-/// cannot reach the VM state (finalizers run while the VM closes, after its
-/// buffered stdout was flushed).
-fn write_unbuffered(to_stderr: bool, bytes: &[u8]) {
-    // A closed stdout or stderr (EPIPE) loses the text, as in C.
-    if to_stderr {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(bytes);
-        let _ = err.flush();
-    } else {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(bytes);
-        let _ = out.flush();
+/// Writes `bytes` to fd 1 or 2 with plain `write` calls, outside the output
+/// queue: for reports while the VM closes (the queue was drained), and for
+/// output the queue had no memory for (after draining it). Waits for room
+/// on a non-blocking stream; an error such as `EPIPE` (nobody reads) drops
+/// the rest, the way a C program's output to a closed pipe is lost.
+fn write_direct(stream: StdStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    let fd = stream as RawFd;
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live slice; fd 1 and 2 stay open for the
+        // program's life (they are borrowed, never closed by the runtime).
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n >= 0 {
+            bytes = &bytes[n as usize..];
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EAGAIN) => {
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd, count 1.
+                unsafe { libc::poll(&mut pfd, 1, -1) };
+            }
+            _ => return Err(err),
+        }
     }
+    Ok(())
 }
 
 /// Submits one op on the VM's executor; Lua gets its id as a number.
@@ -186,6 +281,13 @@ fn op_id(n: f64) -> mlua::Result<OpId> {
 }
 
 fn io_err(e: std::io::Error) -> mlua::Error {
+    if let Some(dropped) = e
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<CompletionsDropped>())
+    {
+        // Not a Lua-catchable I/O error: the VM cannot go on.
+        return mlua::Error::runtime(format!("luring: {dropped}"));
+    }
     ErrorCode::from_io(&e).into()
 }
 
@@ -324,6 +426,22 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, ns: f64| submit_op(lua, |st| st.executor.sleep(ns as u64)))?,
     )?;
     rt.set(
+        "yield_op",
+        lua.create_function(|lua, ()| submit_op(lua, |st| st.executor.yield_now()))?,
+    )?;
+    rt.set(
+        "stdio_fd",
+        lua.create_function(|lua, n: i64| {
+            let stream = match n {
+                0 => StdStream::In,
+                1 => StdStream::Out,
+                2 => StdStream::Err,
+                _ => return Err(error::einval(1)),
+            };
+            push_fd(lua, OpFd::Std(stream))
+        })?,
+    )?;
+    rt.set(
         "sleep_until",
         lua.create_function(|lua, (ns, realtime): (f64, bool)| {
             submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
@@ -338,18 +456,21 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "read",
-        lua.create_function(unless_closing(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(unless_closing(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
             let span = byte_span::span_arg(&buf, 2)?;
-            submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
+            submit_op(lua, |st| st.executor.read(&fd, OpBuffer::Span(span)))
         }))?,
     )?;
     rt.set(
         "read_at",
         lua.create_function(unless_closing(
-            |lua, (fd, buf, offset): (RawFd, Value, f64)| {
+            |lua, (fd, buf, offset): (Value, Value, f64)| {
+                let fd = fd_arg(&fd)?;
                 let span = byte_span::span_arg(&buf, 2)?;
                 submit_op(lua, |st| {
-                    st.executor.read_at(fd, OpBuffer::Span(span), offset as u64)
+                    st.executor
+                        .read_at(&fd, OpBuffer::Span(span), offset as u64)
                 })
             },
         ))?,
@@ -364,17 +485,24 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "close",
-        lua.create_function(|lua, fd: RawFd| submit_op(lua, |st| st.executor.close(fd)))?,
+        lua.create_function(unless_closing(|lua, fd: AnyUserData| {
+            let fd = fd
+                .borrow::<LuaFd>()
+                .ok()
+                .and_then(|fd| fd.0.borrow_mut().take())
+                .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1)))?;
+            submit_op(lua, |st| st.executor.close(fd))
+        }))?,
     )?;
     rt.set(
         "write",
-        lua.create_function(unless_closing(|lua, (fd, buf): (RawFd, Value)| {
+        lua.create_function(unless_closing(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
             let buf = op_buffer(&buf)?;
             submit_op(lua, |st| {
-                if fd == 1 || fd == 2 {
-                    st.flush_stdout();
-                }
-                st.executor.write(fd, buf)
+                // Earlier print output goes first.
+                st.flush_stdout(false)?;
+                st.executor.write(&fd, buf)
             })
         }))?,
     )?;
@@ -382,18 +510,24 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         "turn",
         lua.create_function(|lua, (block, buf): (bool, Table)| {
             let reaped = with_state(lua, |st| {
-                if block {
-                    st.flush_stdout();
-                }
                 let mut reaped = std::mem::take(&mut st.reaped);
-                let r = st.executor.turn(block, &mut reaped);
+                let r = if block {
+                    st.flush_stdout(false)
+                } else {
+                    Ok(())
+                };
+                let r = r.and_then(|()| st.executor.turn(block, &mut reaped));
                 (r, reaped)
             })?;
-            let (result, reaped) = reaped;
+            let (result, mut reaped) = reaped;
             result.map_err(io_err)?;
-            for (i, (id, res)) in reaped.completions.iter().enumerate() {
-                buf.raw_set(2 * i + 1, id.to_f64())?;
-                buf.raw_set(2 * i + 2, *res)?;
+            for (i, c) in reaped.completions.iter_mut().enumerate() {
+                buf.raw_set(2 * i + 1, c.id.to_f64())?;
+                match c.fd.take() {
+                    // An opened fd reaches Lua only as an owned object.
+                    Some(fd) => buf.raw_set(2 * i + 2, push_fd(lua, OpFd::owned(fd))?)?,
+                    None => buf.raw_set(2 * i + 2, c.result)?,
+                }
             }
             let n = reaped.completions.len();
             with_state(lua, |st| st.reaped = reaped)?;
@@ -411,21 +545,28 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, s: mlua::LuaString| {
             with_state(lua, |st| {
                 let bytes = s.as_bytes();
-                // Output that would overflow the buffer goes out directly,
-                // after what is buffered: copying it could fail for lack of
-                // memory, and would not save a write anyway.
-                if st.stdout.len() + bytes.len() > STDOUT_BUFFER_LIMIT
-                    || st.stdout.try_reserve(bytes.len()).is_err()
+                // Big output skips the print buffer (copying it there would
+                // not save a write), and so does output the buffer has no
+                // memory for: it goes to the queue after what is buffered.
+                if bytes.len() >= STDOUT_BUFFER_LIMIT || st.stdout.try_reserve(bytes.len()).is_err()
                 {
-                    st.flush_stdout();
-                    write_unbuffered(false, &bytes);
-                    return;
+                    st.flush_stdout(false)?;
+                    st.write_stream(StdStream::Out, &bytes, true)?;
+                } else {
+                    st.stdout.extend_from_slice(&bytes);
                 }
-                st.stdout.extend_from_slice(&bytes);
                 if st.stdout_is_tty {
-                    st.flush_stdout();
+                    // Line-buffered like C's stdout on a terminal: the line
+                    // is written before print returns (only a terminal can
+                    // stall this; a pipe never does).
+                    st.finish_output()
+                } else if st.stdout.len() >= STDOUT_BUFFER_LIMIT {
+                    st.flush_stdout(true)
+                } else {
+                    Ok(())
                 }
-            })
+            })?
+            .map_err(io_err)
         })?,
     )?;
     rt.set(
@@ -433,28 +574,29 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         // `BString` is read straight off the Lua stack, which also works in
         // a finalizer run while the VM closes (a string handle would not).
         lua.create_function(|lua, s: mlua::BString| {
-            // Reports must get out: if the state cannot be reached (closing,
-            // or a finalizer inside another `rt` call) the text is written
-            // without flushing the print buffer first.
-            if !vm_closing(lua) {
-                let _ = with_state(lua, |st| st.flush_stdout());
+            if vm_closing(lua) {
+                // The queue was drained when the VM ended; a lost report
+                // (EPIPE) is lost as in C.
+                let _ = write_direct(StdStream::Err, &s);
+                return Ok(());
             }
-            write_unbuffered(true, &s);
-            Ok(())
+            let queued = with_state(lua, |st| {
+                st.flush_stdout(false)?;
+                st.write_stream(StdStream::Err, &s, true)
+            });
+            match queued {
+                Ok(result) => result.map_err(io_err),
+                // The VM has ended (finalizers run by the last collection
+                // before `lua_close`), or a finalizer inside another `rt`
+                // call (the state is borrowed): the report still gets out.
+                Err(_) => {
+                    let _ = write_direct(StdStream::Err, &s);
+                    Ok(())
+                }
+            }
         })?,
     )?;
-    // Only for the entry script, read before the scheduler starts; modules
-    // are read with ring ops (lua/core/modules.lua).
-    rt.set(
-        "read_file",
-        lua.create_function(|lua, path: String| match std::fs::read(&path) {
-            Ok(bytes) => Ok((Value::String(lua.create_string(bytes)?), Value::Nil)),
-            Err(e) => Ok((
-                Value::Nil,
-                Value::Integer(e.raw_os_error().unwrap_or(libc::EIO).into()),
-            )),
-        })?,
-    )?;
+    add_module_file_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
@@ -462,14 +604,15 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     rt.set(
         "quick_exit",
         lua.create_function(|lua, code: i32| -> mlua::Result<()> {
-            with_state(lua, |st| st.flush_stdout())?;
+            // Output that cannot be written is lost, as on any exit.
+            let _ = with_state(lua, VmState::finish_output)?;
             std::process::exit(code)
         })?,
     )?;
     rt.set(
         "abort",
         lua.create_function(|lua, ()| -> mlua::Result<()> {
-            with_state(lua, |st| st.flush_stdout())?;
+            let _ = with_state(lua, VmState::finish_output)?;
             std::process::abort()
         })?,
     )?;
@@ -488,10 +631,83 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     )?;
     rt.set(
         "isatty",
-        // SAFETY: isatty only inspects the fd number.
-        lua.create_function(|_, fd: RawFd| Ok(unsafe { libc::isatty(fd) } == 1))?,
+        lua.create_function(unless_closing(|_, fd: Value| {
+            let fd: RawFd = fd_arg(&fd)?.raw();
+            // SAFETY: isatty only inspects the fd, which `fd_arg`'s clone
+            // keeps open.
+            Ok(unsafe { libc::isatty(fd) } == 1)
+        }))?,
     )?;
     Ok(rt)
+}
+
+/// The rt functions of the module loader (lua/core/modules.lua): the entry
+/// script is read before the scheduler starts; modules with ring ops
+/// beneath the import root (see `module_files`).
+fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    use super::module_files::{self, FileInfo};
+    rt.set("max_code_bytes", module_files::MAX_CODE_BYTES)?;
+    // read_entry(absolute path) -> source, identity | nil, reason
+    rt.set(
+        "read_entry",
+        lua.create_function(unless_closing(|lua, path: mlua::LuaString| {
+            let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
+            match module_files::read_entry(&path) {
+                Ok(entry) => {
+                    with_state(lua, |st| st.import_root = Some(OpFd::owned(entry.root)))?;
+                    Ok((
+                        Value::String(lua.create_string(&entry.source)?),
+                        Value::String(lua.create_string(&entry.identity)?),
+                    ))
+                }
+                Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
+            }
+        }))?,
+    )?;
+    // open_module(path relative to the import root) -> op id; the result is
+    // an fd object or -errno (EXDEV: the path leads outside the root).
+    rt.set(
+        "open_module",
+        lua.create_function(unless_closing(|lua, path: mlua::LuaString| {
+            let path =
+                std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
+            submit_op(lua, |st| {
+                let root = st
+                    .import_root
+                    .as_ref()
+                    .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))?;
+                st.executor.open_beneath(
+                    root,
+                    path,
+                    module_files::CODE_OPEN_FLAGS,
+                    module_files::MODULE_RESOLVE,
+                )
+            })
+        }))?,
+    )?;
+    // statx(fd object, byte_span of rt.statx_size bytes) -> op id
+    rt.set("statx_size", std::mem::size_of::<libc::statx>())?;
+    rt.set(
+        "statx",
+        lua.create_function(unless_closing(|lua, (fd, buf): (Value, Value)| {
+            let fd = fd_arg(&fd)?;
+            let span = byte_span::span_arg(&buf, 2)?;
+            submit_op(lua, |st| {
+                st.executor.statx_fd(&fd, span, module_files::STATX_MASK)
+            })
+        }))?,
+    )?;
+    // stat_info(byte_span filled by statx) -> kind, size, identity
+    rt.set(
+        "stat_info",
+        lua.create_function(unless_closing(|_, buf: Value| {
+            let span = byte_span::span_arg(&buf, 1)?;
+            let info =
+                FileInfo::from_statx_bytes(&span.to_vec()).ok_or_else(|| error::einval(1))?;
+            Ok((info.kind.name(), info.size as f64, info.identity))
+        }))?,
+    )?;
+    Ok(())
 }
 
 impl Vm {
@@ -517,6 +733,8 @@ impl Vm {
             stdout: Vec::new(),
             stdout_is_tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             exit_code: None,
+            import_root: None,
+            ended: false,
         });
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
         Ok(Self { lua, core, memory })
@@ -547,18 +765,35 @@ impl Vm {
         g.set("byte_span", span_table)?;
         k.set(
             "is_byte_span",
-            lua.create_function(|_, v: Value| Ok(byte_span::span_from_value(&v).is_some()))?,
+            lua.create_function(unless_closing(|_, v: Value| {
+                Ok(byte_span::span_from_value(&v).is_some())
+            }))?,
         )?;
         for (name, src) in crate::fiber::CORE_CHUNKS {
             lua.load(*src)
                 .set_name(format!("?{name}"))
                 .call::<()>(k.clone())?;
         }
+        // What the core code captured is all it needs; none of this is ever
+        // reachable from user code, and removing it leaves less to find if
+        // that ever failed.
         for name in [
-            "debug", "jit", "io", "package", "dofile", "loadfile", "module",
+            "debug",
+            "jit",
+            "io",
+            "package",
+            "dofile",
+            "loadfile",
+            "module",
+            "require",
+            "load",
+            "loadstring",
+            "os",
         ] {
             g.raw_set(name, Value::Nil)?;
         }
+        g.get::<Table>("string")?.raw_set("dump", Value::Nil)?;
+        k.get::<Function>("seal_main_thread")?.call::<()>(())?;
         Ok(k)
     }
 
@@ -602,33 +837,71 @@ impl Vm {
         }
         tracing::debug!(script = %script.display(), "main fiber scheduled");
         let run: Function = self.core.get("run").map_err(lua_boot)?;
-        let mut closed_for_memory = false;
-        if let Err(e) = run.call::<()>(()) {
-            if !is_memory_error(&e) {
+        let ran = match run.call::<()>(()) {
+            // The scheduler itself ran out of memory: the VM is closed with
+            // the spec's report (its text was built beforehand) and exit
+            // status 1, not as an internal error.
+            Err(e) if is_memory_error(&e) => {
+                let reported = self
+                    .core
+                    .get::<Function>("report_errmem")
+                    .and_then(|report| report.call::<()>(()))
+                    .is_ok();
+                Ok(Some(reported))
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(None),
+        };
+        // Everything printed reaches its stream before the VM is gone, even
+        // when the scheduler failed, and before any error message.
+        let flushed = with_state(&self.lua, VmState::finish_output).map_err(lua_boot)?;
+        let closed_for_memory = match ran.map_err(|e| RuntimeError::Internal(e.to_string()))? {
+            Some(reported) => {
+                if !reported {
+                    // Even that call found no memory: write the report the
+                    // scheduler built beforehand (reading it allocates
+                    // nothing in the Lua heap).
+                    let text = self
+                        .core
+                        .get::<mlua::BString>("errmem_report")
+                        .map(Vec::from)
+                        .unwrap_or_else(|_| b"VM forcibly closed due to 'LUA_ERRMEM'\n".to_vec());
+                    let _ = write_direct(StdStream::Err, &text);
+                }
+                true
+            }
+            None => false,
+        };
+        if let Err(e) = flushed {
+            if e.get_ref().is_some_and(|e| e.is::<CompletionsDropped>()) {
                 return Err(RuntimeError::Internal(e.to_string()));
             }
-            // The scheduler itself ran out of memory: the VM is closed with
-            // the spec's report (its text was built beforehand).
-            closed_for_memory = true;
-            let reported = self
-                .core
-                .get::<Function>("report_errmem")
-                .and_then(|report| report.call::<()>(()));
-            if reported.is_err() {
-                write_unbuffered(true, b"VM forcibly closed due to 'LUA_ERRMEM'\n");
-            }
+        }
+        // A fiber coroutine that failed outside its error handler: the
+        // scheduler stopped the VM and left the reason here.
+        if let Ok(Some(reason)) = self.core.get::<Option<String>>("internal_error") {
+            return Err(RuntimeError::Internal(reason));
         }
         let main_panicked =
             closed_for_memory || self.core.get::<bool>("main_panicked").unwrap_or(false);
-        let exit_code = with_state(&self.lua, |st| {
-            st.flush_stdout();
-            st.exit_code
-        })
-        .map_err(lua_boot)?;
+        let exit_code = with_state(&self.lua, |st| st.exit_code).map_err(lua_boot)?;
         Ok(VmExit {
             exit_code,
             main_panicked,
         })
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // Output queued after `run_main` drained the queue (a finalizer's
+        // report) is written before the VM closes. Finalizers that run
+        // after this (dropping `Lua` first runs a full collection, then
+        // `lua_close`) find the VM ended: reports go straight to fd 2.
+        let _ = with_state(&self.lua, |st| {
+            let _ = st.finish_output();
+            st.ended = true;
+        });
     }
 }
 
@@ -648,4 +921,105 @@ fn lua_boot(e: mlua::Error) -> RuntimeError {
 
 fn absolute_path(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `src` as the main script of `vm` (after `sabotage` broke the VM).
+    fn run_script(
+        name: &str,
+        src: &str,
+        sabotage: impl FnOnce(&Vm),
+    ) -> Result<VmExit, RuntimeError> {
+        let dir = std::env::temp_dir().join(format!("luring-vm-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join(name);
+        std::fs::write(&script, src).unwrap();
+        let vm = Vm::new().unwrap();
+        sabotage(&vm);
+        let r = vm.run_main(&VmConfig {
+            script: script.clone(),
+            arguments: vec!["luring".into(), script.to_string_lossy().into_owned()],
+            context: "main",
+        });
+        let _ = std::fs::remove_file(&script);
+        r
+    }
+
+    #[test]
+    fn scheduler_failure_in_a_fiber_coroutine_is_an_internal_error() {
+        // A root-scope handler raising makes the scheduler print a report
+        // that, with a broken VM id, fails outside any error handler.
+        let r = run_script(
+            "internal_fiber.lua",
+            "spawn(function() scope_cleanup_push(function() error('x') end) end)\n",
+            |vm| {
+                vm.lua
+                    .load(
+                        "local K = ...; local start = K.start_main
+                         K.start_main = function(...)
+                           local ok, err = start(...); K.vm_id = {}; return ok, err
+                         end",
+                    )
+                    .call::<()>(vm.core.clone())
+                    .unwrap()
+            },
+        );
+        let err = r.expect_err("internal error");
+        assert!(matches!(err, RuntimeError::Internal(_)), "{err:?}");
+        assert_eq!(err.exit_code(), crate::EXIT_INTERNAL_ERROR);
+    }
+
+    #[test]
+    fn scheduler_failure_in_the_loop_is_an_internal_error() {
+        let r = run_script("internal_loop.lua", "print('ran')\n", |vm| {
+            let f = vm
+                .lua
+                .create_function(|_, ()| -> mlua::Result<()> { Err(mlua::Error::runtime("bug")) })
+                .unwrap();
+            vm.core.set("main_finished", f).unwrap();
+        });
+        let err = r.expect_err("internal error");
+        assert!(err.to_string().contains("bug"), "{err}");
+        assert_eq!(err.exit_code(), crate::EXIT_INTERNAL_ERROR);
+    }
+
+    #[test]
+    fn load_errors_exit_1() {
+        let r = run_script("syntax.lua", "this is not lua\n", |_| {});
+        assert_eq!(r.expect_err("load error").exit_code(), 1);
+    }
+
+    /// After boot the main thread (where the scheduler runs, and any user
+    /// metamethod it might ever trigger) has no globals: a chunk loaded
+    /// there sees nothing, cannot write, and the runtime's own globals hold
+    /// none of what the core code captured.
+    #[test]
+    fn main_thread_has_a_sealed_empty_environment() {
+        let vm = Vm::new().expect("VM boots");
+        let (os, print, load, g): (Value, Value, Value, Value) = vm
+            .lua
+            .load("return os, print, load, _G")
+            .call(())
+            .expect("chunk runs");
+        assert!(os.is_nil() && print.is_nil() && load.is_nil() && g.is_nil());
+        let err = vm
+            .lua
+            .load("leak = true")
+            .exec()
+            .expect_err("writing a global on the main thread fails");
+        assert!(err.to_string().contains("Operation not permitted"), "{err}");
+        let meta = vm
+            .lua
+            .load("return getmetatable(nil)")
+            .call::<Value>(())
+            .expect_err("no library function is reachable either")
+            .to_string();
+        assert!(
+            meta.contains("attempt to call global 'getmetatable'"),
+            "{meta}"
+        );
+    }
 }

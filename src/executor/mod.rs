@@ -3,52 +3,101 @@
 //! Invariants:
 //! - An `Executor` lives on one thread and is never `Send`; only a
 //!   [`RemoteWaker`] crosses threads.
-//! - Every operation submitted to the ring has exactly one [`OpSlot`] in
+//! - Every operation submitted to the ring has exactly one `OpSlot` in
 //!   `ops`, which owns everything the kernel may read or write (timespecs,
-//!   buffers, fds) until the operation's completion has been reaped.
-//!   Slot states: `InFlight` → (`cancel`) `Cancelling` → freed on completion.
-//!   A slot is never freed before its completion arrives, whatever the
-//!   caller does; the kernel never writes into freed memory.
+//!   buffers, paths) and the fd it acts on ([`OpFd`]) until the operation's
+//!   completion has been reaped. Slot states: `Deferred` (queued behind
+//!   earlier output, not submitted) → `InFlight` → (`cancel`) `Cancelling` →
+//!   freed on completion. A slot is never freed before its completion
+//!   arrives, whatever the caller does; the kernel never writes into freed
+//!   memory nor acts on an fd number that was closed and reused.
+//! - The only way to hand the kernel an SQE is [`Executor::submit`], an
+//!   `unsafe fn` whose caller promises that the SQE points only into the
+//!   slot's own resources; the safe methods (one per op) uphold that.
+//! - Completions are returned to the caller as [`Completion`]s in the order
+//!   the ring produced them; cancellation requests, wake-ups and the
+//!   runtime's own output writes have reserved user_data values or slot
+//!   kinds and are consumed here. Completions reaped outside `turn` (while
+//!   making room to submit, or while waiting for output) are stashed and
+//!   returned by the next `turn`, never lost.
+//! - A completion the kernel dropped (its overflow list could not allocate:
+//!   the CQ `overflow` counter grew, or `io_uring_enter` said `EBADR`)
+//!   poisons the executor: some op will never complete and nobody can tell
+//!   which, so every later `turn` fails with [`CompletionsDropped`] instead
+//!   of leaving a fiber waiting forever.
 //! - `Drop` cancels every in-flight op and waits for all their completions
-//!   before the owned resources are released.
-//! - Completions are returned to the caller as `(OpId, result)` in the order
-//!   the ring produced them; cancellation requests and wake-ups have reserved
-//!   user_data values and are consumed here.
+//!   (after a drop, for a drained NOP that completes only once everything
+//!   submitted before it did) before the owned resources are released; if
+//!   the ring fails on the way, the resources are leaked, never freed early.
 //! - Cross-thread wake-ups arrive either as an `IORING_OP_MSG_RING` posted by
 //!   another ring ([`Executor::post_wake`]) or as a write to the executor's
 //!   eventfd, whose read is kept armed on the ring while a `RemoteWaker`
 //!   exists. Both surface as [`Reaped::woken`].
 
 mod ops;
+mod output;
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-pub use ops::{OpBuffer, OpId, OpSlot};
+pub use ops::{OpBuffer, OpFd, OpId, StdStream};
+pub(crate) use ops::{OpSlot, SlotKind};
 
-/// user_data of `ASYNC_CANCEL` requests: their own completions are ignored.
+use crate::modules::byte_span::SpanRef;
+
+/// user_data of `ASYNC_CANCEL` requests and `MSG_RING` posts: their own
+/// completions are ignored.
 const CANCEL_TAG: u64 = u64::MAX;
 /// user_data of a wake-up posted by another ring with `MSG_RING`.
-pub const WAKE_TAG: u64 = u64::MAX - 1;
+pub(crate) const WAKE_TAG: u64 = u64::MAX - 1;
 /// user_data of the executor's own eventfd read.
 const EVENTFD_TAG: u64 = u64::MAX - 2;
+/// user_data of the drained NOP `Drop` waits for after dropped completions.
+const DRAIN_TAG: u64 = u64::MAX - 3;
 
 /// Ring sizing; the completion queue is larger so that bursts of timers
 /// rarely reach the overflow list (which is survived anyway).
 const SQ_ENTRIES: u32 = 256;
 const CQ_ENTRIES: u32 = 1024;
 
+/// Consecutive `EBUSY` answers, with nothing left to reap, after which
+/// submitting gives up instead of spinning.
+const EBUSY_RETRIES: u32 = 64;
+
+/// One reaped operation.
+#[derive(Debug)]
+pub struct Completion {
+    pub id: OpId,
+    /// The CQE result (negative errno on failure).
+    pub result: i32,
+    /// For an op that opens an fd (`open`, `open_beneath`) and succeeded:
+    /// the new fd, now owned by whoever receives this completion (closed if
+    /// dropped).
+    pub fd: Option<OwnedFd>,
+}
+
 /// What one turn of the ring produced.
 #[derive(Default, Debug)]
 pub struct Reaped {
-    /// `(op, result)` pairs; `result` is the CQE result (negative errno).
-    pub completions: Vec<(OpId, i32)>,
+    /// Completions in the order the ring produced them.
+    pub completions: Vec<Completion>,
     /// True when another thread or ring asked this executor to look at its
     /// inbox.
     pub woken: bool,
+}
+
+/// The kernel dropped completions: the executor cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the kernel dropped {count} io_uring completion(s) because it could not allocate \
+     memory for its overflow list; the operations they belonged to can no longer be \
+     told apart, so this VM stops (free memory, or run fewer concurrent operations)"
+)]
+pub struct CompletionsDropped {
+    pub count: u32,
 }
 
 /// A handle another thread uses to wake this executor.
@@ -61,24 +110,50 @@ impl RemoteWaker {
     /// Wake the executor from a thread that has no ring of its own.
     pub fn wake(&self) -> io::Result<()> {
         let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
-        let n = unsafe {
-            libc::write(
-                self.eventfd.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
-        if n < 0 {
+        loop {
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
+            let n = unsafe {
+                libc::write(
+                    self.eventfd.as_raw_fd(),
+                    (&one as *const u64).cast(),
+                    std::mem::size_of::<u64>(),
+                )
+            };
+            if n >= 0 {
+                return Ok(());
+            }
             let e = io::Error::last_os_error();
             // EINTR: the write did not happen; any other error is real.
             if e.raw_os_error() != Some(libc::EINTR) {
                 return Err(e);
             }
-            return self.wake();
         }
-        Ok(())
     }
+}
+
+/// Failures a test injects into the ring's syscalls.
+#[cfg(test)]
+#[derive(Default)]
+struct Faults {
+    /// Answer the next `n` enters with `EBUSY` without entering.
+    ebusy: u32,
+    /// Answer every enter with this errno.
+    enter_errno: Option<i32>,
+    /// Discard the next CQE of this op and count it as dropped.
+    drop_cqe_of: Option<OpId>,
+    dropped: u32,
+    /// Where output for stdout and stderr goes instead of fds 1 and 2.
+    output_targets: Option<[OpFd; 2]>,
+    /// Make the next `n` runtime output writes write nothing and report
+    /// `-EAGAIN`, as a full non-blocking stream would.
+    output_eagain: u32,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: dropped completions the next executor created on this
+    /// thread starts with (for testing a whole VM).
+    pub(crate) static DROPPED_AT_START: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 pub struct Executor {
@@ -87,10 +162,20 @@ pub struct Executor {
     /// Eventfd plus the 8-byte buffer its armed read fills; created lazily.
     eventfd: Option<(Arc<OwnedFd>, Box<u64>)>,
     eventfd_armed: bool,
-    /// Number of SQEs pushed since the last `io_uring_enter`.
-    unsubmitted: usize,
     /// Set by `Drop`: no more re-arming of the eventfd read.
     closing: bool,
+    /// Completions reaped outside `turn`, returned by the next one.
+    stash: Vec<Completion>,
+    stash_woken: bool,
+    /// CQEs copied out of the ring before they are dispatched (dispatching
+    /// may push new SQEs).
+    cqes: Vec<(u64, i32)>,
+    /// Completions the kernel dropped so far (0 unless poisoned).
+    dropped: u32,
+    /// The runtime's ordered writes to stdout and stderr.
+    output: output::OutputQueue,
+    #[cfg(test)]
+    faults: Faults,
 }
 
 impl Executor {
@@ -99,14 +184,30 @@ impl Executor {
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
             .build(SQ_ENTRIES)?;
+        if !ring.params().is_feature_nodrop() {
+            // Without NODROP an overflowing CQ silently loses completions.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring lacks IORING_FEAT_NODROP (Linux ≥ 5.5 is needed)",
+            ));
+        }
         tracing::debug!(fd = ring.as_raw_fd(), "executor ring created");
         Ok(Self {
             ring,
             ops: ops::OpTable::default(),
             eventfd: None,
             eventfd_armed: false,
-            unsubmitted: 0,
             closing: false,
+            stash: Vec::new(),
+            stash_woken: false,
+            cqes: Vec::new(),
+            dropped: 0,
+            output: output::OutputQueue::default(),
+            #[cfg(test)]
+            faults: Faults {
+                dropped: DROPPED_AT_START.take(),
+                ..Faults::default()
+            },
         })
     }
 
@@ -115,7 +216,8 @@ impl Executor {
         self.ring.as_raw_fd()
     }
 
-    /// Operations whose completion has not been reaped yet.
+    /// Operations whose completion has not been reaped yet (including the
+    /// runtime's own output writes).
     pub fn in_flight(&self) -> usize {
         self.ops.len()
     }
@@ -123,46 +225,88 @@ impl Executor {
     /// Push an SQE, submitting first when the submission queue is full.
     fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
         loop {
-            // SAFETY: every pointer in `entry` refers to memory owned by an
+            // SAFETY: every caller builds `entry` from memory owned by an
             // OpSlot (or by `self`) that outlives the operation's completion.
             let pushed = unsafe { self.ring.submission().push(&entry) };
             if pushed.is_ok() {
-                self.unsubmitted += 1;
                 return Ok(());
             }
             self.submit_pending()?;
         }
     }
 
+    /// `io_uring_enter`: submit the SQ and wait for `want` completions.
+    fn enter(&mut self, want: usize) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            if let Some(errno) = self.faults.enter_errno {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            if self.faults.ebusy > 0 {
+                self.faults.ebusy -= 1;
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+            }
+        }
+        self.ring.submitter().submit_and_wait(want).map(|_| ())
+    }
+
+    /// Hands every queued SQE to the kernel without waiting.
     fn submit_pending(&mut self) -> io::Result<()> {
+        let mut stalled = 0;
         loop {
-            match self.ring.submit() {
-                Ok(_) => {
-                    self.unsubmitted = 0;
-                    return Ok(());
+            let Err(e) = self.enter(0) else {
+                return self.check_dropped();
+            };
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                // The kernel takes no submissions while completions wait in
+                // its overflow list (older kernels): make room in the CQ by
+                // reaping into the stash; the next enter flushes the list.
+                Some(libc::EBUSY) => {
+                    if self.reap_into_stash()? > 0 {
+                        stalled = 0;
+                    } else {
+                        stalled += 1;
+                        if stalled >= EBUSY_RETRIES {
+                            return Err(io::Error::new(
+                                io::ErrorKind::ResourceBusy,
+                                "io_uring keeps refusing submissions (EBUSY) with an empty \
+                                 completion queue",
+                            ));
+                        }
+                    }
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                // The kernel holds back submissions while completions sit in
-                // the overflow list: the next reap drains them, retry after.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    return Ok(());
+                Some(libc::EBADR) => {
+                    self.dropped = self.dropped.max(1);
+                    return self.check_dropped();
                 }
-                Err(e) => return Err(e),
+                _ => return Err(e),
             }
         }
     }
 
     /// Submit an operation whose SQE is built from the slot's own resources.
     /// The slot is kept until the completion arrives.
-    pub fn submit(
+    ///
+    /// # Safety
+    /// Every pointer and fd number in the SQE `build` returns must refer to
+    /// resources owned by the slot it is given (or to the process's standard
+    /// streams), which live until the completion is reaped.
+    pub(crate) unsafe fn submit(
         &mut self,
         slot: OpSlot,
         build: impl FnOnce(&mut OpSlot) -> squeue::Entry,
     ) -> io::Result<OpId> {
-        let (id, slot) = self.ops.insert(slot);
+        let Some((id, slot)) = self.ops.insert(slot) else {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "the executor ran out of operation ids",
+            ));
+        };
         let entry = build(slot).user_data(id.to_user_data());
         tracing::trace!(op = id.to_user_data(), opcode = ?entry, "executor: op queued");
         if let Err(e) = self.push(entry) {
+            // Nothing was handed to the kernel: the slot can go.
             self.ops.remove(id);
             return Err(e);
         }
@@ -189,72 +333,193 @@ impl Executor {
         let ts = types::Timespec::new()
             .sec(nanos / 1_000_000_000)
             .nsec((nanos % 1_000_000_000) as u32);
-        self.submit(OpSlot::timespec(ts), |slot| {
-            opcode::Timeout::new(slot.timespec_ptr())
-                .flags(flags)
-                .build()
-        })
+        // SAFETY: the SQE points at the slot's own boxed timespec.
+        unsafe {
+            self.submit(OpSlot::timespec(ts), |slot| {
+                opcode::Timeout::new(slot.timespec_ptr())
+                    .flags(flags)
+                    .build()
+            })
+        }
+    }
+
+    /// An op that completes (with 0) as soon as the ring runs it, after the
+    /// completions already queued: a turn of the loop without a timer.
+    /// Cancelling it always wins (-ECANCELED), without a kernel request.
+    pub fn yield_now(&mut self) -> io::Result<OpId> {
+        // SAFETY: a NOP carries no pointer and no fd.
+        unsafe {
+            self.submit(OpSlot::bare().kind(SlotKind::Yield), |_| {
+                opcode::Nop::new().build()
+            })
+        }
     }
 
     /// `read(2)` at the file's current position into `buf`.
-    pub fn read(&mut self, fd: RawFd, buf: OpBuffer) -> io::Result<OpId> {
-        self.submit(OpSlot::buffer(buf), |slot| {
-            let (ptr, len) = slot.buffer_mut_ptr();
-            opcode::Read::new(types::Fd(fd), ptr, len)
-                .offset(u64::MAX)
-                .build()
-        })
+    pub fn read(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
+        self.read_at_offset(fd, buf, u64::MAX)
     }
 
     /// `pread(2)`: read at `offset` into `buf`.
-    pub fn read_at(&mut self, fd: RawFd, buf: OpBuffer, offset: u64) -> io::Result<OpId> {
-        self.submit(OpSlot::buffer(buf), |slot| {
-            let (ptr, len) = slot.buffer_mut_ptr();
-            opcode::Read::new(types::Fd(fd), ptr, len)
-                .offset(offset)
-                .build()
-        })
+    pub fn read_at(&mut self, fd: &OpFd, buf: OpBuffer, offset: u64) -> io::Result<OpId> {
+        self.read_at_offset(fd, buf, offset.min(i64::MAX as u64))
     }
 
-    /// `openat(AT_FDCWD, path, flags | O_CLOEXEC)`. The completion's result is
-    /// the new fd, owned by whoever receives the completion.
+    fn read_at_offset(&mut self, fd: &OpFd, buf: OpBuffer, offset: u64) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                opcode::Read::new(types::Fd(slot.raw_fd()), ptr, len)
+                    .offset(offset)
+                    .build()
+            })
+        }
+    }
+
+    /// `openat(AT_FDCWD, path, flags | O_CLOEXEC)`. The completion carries
+    /// the new fd in [`Completion::fd`].
     pub fn open(&mut self, path: std::ffi::CString, flags: i32) -> io::Result<OpId> {
-        self.submit(OpSlot::path_opening_fd(path), |slot| {
-            opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), slot.path_ptr())
-                .flags(flags | libc::O_CLOEXEC)
-                .build()
-        })
+        // SAFETY: the SQE points at the slot's own path.
+        unsafe {
+            self.submit(OpSlot::path(path).kind(SlotKind::OpensFd), |slot| {
+                opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), slot.path_ptr())
+                    .flags(flags | libc::O_CLOEXEC)
+                    .build()
+            })
+        }
     }
 
-    /// `close(2)` of an fd the caller owns.
-    pub fn close(&mut self, fd: RawFd) -> io::Result<OpId> {
-        self.submit(OpSlot::bare(), |_| {
-            opcode::Close::new(types::Fd(fd)).build()
-        })
+    /// `openat2(dir, path, {flags | O_CLOEXEC, resolve})`: the module
+    /// loader opens files beneath the import root with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` (Linux ≥ 5.6). The slot
+    /// holds `dir` until the completion is reaped, so it cannot be closed
+    /// under the op. The completion carries the new fd in
+    /// [`Completion::fd`].
+    pub fn open_beneath(
+        &mut self,
+        dir: &OpFd,
+        path: std::ffi::CString,
+        flags: i32,
+        resolve: u64,
+    ) -> io::Result<OpId> {
+        let how = types::OpenHow::new()
+            .flags((flags | libc::O_CLOEXEC) as u64)
+            .resolve(resolve);
+        // SAFETY: the SQE names the slot's fd and points at its own path
+        // and open_how.
+        unsafe {
+            self.submit(
+                OpSlot::path_how(path, how)
+                    .on_fd(dir)
+                    .kind(SlotKind::OpensFd),
+                |slot| {
+                    opcode::OpenAt2::new(
+                        types::Fd(slot.raw_fd()),
+                        slot.path_ptr(),
+                        slot.open_how_ptr(),
+                    )
+                    .build()
+                },
+            )
+        }
     }
 
-    /// `write(2)` at the file's current position from `buf`.
-    pub fn write(&mut self, fd: RawFd, buf: OpBuffer) -> io::Result<OpId> {
-        self.submit(OpSlot::buffer(buf), |slot| {
-            let (ptr, len) = slot.buffer_mut_ptr();
-            opcode::Write::new(types::Fd(fd), ptr, len)
-                .offset(u64::MAX)
-                .build()
-        })
+    /// `statx(fd, "", AT_EMPTY_PATH, mask)` into `buf`, which must hold a
+    /// whole `struct statx` (else `EINVAL` without submitting). The slot
+    /// holds `fd` until the completion is reaped.
+    pub fn statx_fd(&mut self, fd: &OpFd, buf: SpanRef, mask: u32) -> io::Result<OpId> {
+        if buf.len() < std::mem::size_of::<libc::statx>() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: the SQE names the slot's fd and points at its own empty
+        // path and statx buffer (long enough, checked above).
+        unsafe {
+            self.submit(OpSlot::statx_into(buf).on_fd(fd), |slot| {
+                let out = slot.statx_ptr();
+                opcode::Statx::new(types::Fd(slot.raw_fd()), slot.path_ptr(), out)
+                    .flags(libc::AT_EMPTY_PATH)
+                    .mask(mask)
+                    .build()
+            })
+        }
+    }
+
+    /// Closes the caller's reference to `fd`. When it is the last one the
+    /// fd is closed with `IORING_OP_CLOSE`; when in-flight ops still hold it,
+    /// it closes when the last of them completes (the op completes with 0 at
+    /// once). Closing a standard stream is refused with `EBADF`.
+    pub fn close(&mut self, fd: OpFd) -> io::Result<OpId> {
+        match fd {
+            OpFd::Std(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
+            OpFd::Owned(rc) => match std::rc::Rc::try_unwrap(rc) {
+                // SAFETY: the SQE names the fd the slot owns; the slot
+                // forgets it when the close completes.
+                Ok(owned) => unsafe {
+                    self.submit(OpSlot::closing(owned), |slot| {
+                        opcode::Close::new(types::Fd(slot.raw_fd())).build()
+                    })
+                },
+                Err(shared) => {
+                    drop(shared);
+                    // SAFETY: a NOP carries no pointer and no fd.
+                    unsafe { self.submit(OpSlot::bare(), |_| opcode::Nop::new().build()) }
+                }
+            },
+        }
+    }
+
+    /// `write(2)` at the file's current position from `buf`. Writes to the
+    /// standard output and error streams are queued behind the runtime's
+    /// own buffered output to them (see [`Executor::write_output`]), so the
+    /// two never interleave out of order.
+    pub fn write(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
+        if let OpFd::Std(stream @ (StdStream::Out | StdStream::Err)) = fd {
+            return self.write_std_in_order(*stream, buf);
+        }
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                opcode::Write::new(types::Fd(slot.raw_fd()), ptr, len)
+                    .offset(u64::MAX)
+                    .build()
+            })
+        }
     }
 
     /// Ask the kernel to cancel `id`. The op keeps owning its resources until
     /// its (cancelled or completed) CQE is reaped. Unknown or already
     /// cancelled ids are ignored.
     pub fn cancel(&mut self, id: OpId) -> io::Result<()> {
-        if !self.ops.mark_cancelling(id) {
+        let Some(slot) = self.ops.get_mut(id) else {
+            return Ok(());
+        };
+        if slot.cancelling {
             return Ok(());
         }
+        slot.cancelling = true;
         tracing::debug!(op = id.to_user_data(), "executor: cancel requested");
-        let entry = opcode::AsyncCancel::new(id.to_user_data())
-            .build()
-            .user_data(CANCEL_TAG);
-        self.push(entry)
+        match slot.kind {
+            // The NOP's completion is reported as cancelled when reaped.
+            SlotKind::Yield => Ok(()),
+            // Never handed to the kernel: complete it here.
+            SlotKind::Deferred => {
+                self.ops.remove(id);
+                self.stash.push(Completion {
+                    id,
+                    result: -libc::ECANCELED,
+                    fd: None,
+                });
+                Ok(())
+            }
+            _ => {
+                let entry = opcode::AsyncCancel::new(id.to_user_data())
+                    .build()
+                    .user_data(CANCEL_TAG);
+                self.push(entry)
+            }
+        }
     }
 
     /// A handle other threads use to wake this executor; arms the eventfd
@@ -284,6 +549,8 @@ impl Executor {
         let Some((fd, counter)) = self.eventfd.as_mut() else {
             return Ok(());
         };
+        // The eventfd and its counter live in `self` until `Drop` has seen
+        // this read complete.
         let entry = opcode::Read::new(
             types::Fd(fd.as_raw_fd()),
             (&mut **counter as *mut u64).cast(),
@@ -297,11 +564,14 @@ impl Executor {
     }
 
     /// Post a wake-up to another executor's ring with `IORING_OP_MSG_RING`.
-    pub fn post_wake(&mut self, target_ring_fd: RawFd) -> io::Result<()> {
-        let entry = opcode::MsgRingData::new(types::Fd(target_ring_fd), 0, WAKE_TAG, None)
+    /// Submitted before this returns: the kernel resolves the target fd
+    /// while `target` is still borrowed.
+    pub fn post_wake(&mut self, target: BorrowedFd<'_>) -> io::Result<()> {
+        let entry = opcode::MsgRingData::new(types::Fd(target.as_raw_fd()), 0, WAKE_TAG, None)
             .build()
             .user_data(CANCEL_TAG);
-        self.push(entry)
+        self.push(entry)?;
+        self.submit_pending()
     }
 
     /// One turn: submit everything queued and, when `block`, wait for at
@@ -310,31 +580,50 @@ impl Executor {
     pub fn turn(&mut self, block: bool, out: &mut Reaped) -> io::Result<()> {
         out.completions.clear();
         out.woken = false;
+        self.check_dropped()?;
+        self.pump_output()?;
+        // Completions reaped while making room to submit come first.
+        self.unstash(out);
+        // Stashed completions are ready now: do not sleep on top of them.
+        let block = block && out.completions.is_empty() && !out.woken;
         let waiting_for_something = !self.ops.is_empty() || self.eventfd_armed;
         if block && waiting_for_something {
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                // A signal interrupted the wait, or the kernel holds back
-                // submissions until overflowed completions are reaped: reap
-                // what there is, the next turn waits again.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+            match self.enter(1) {
+                Ok(()) => {}
+                // A signal interrupted the wait: reap what there is, the
+                // next turn waits again.
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                // Completions wait in the overflow list (older kernels):
+                // reaping makes room, then the SQ is submitted again.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    self.reap(out);
+                    self.submit_in_turn(out)?;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBADR) => {
+                    self.dropped = self.dropped.max(1);
+                }
                 Err(e) => return Err(e),
             }
-            self.unsubmitted = 0;
-        } else if self.unsubmitted > 0 || self.ring.submission().cq_overflow() {
-            self.submit_pending()?;
+        } else if !self.ring.submission().is_empty() || self.ring.submission().cq_overflow() {
+            self.submit_in_turn(out)?;
         }
         self.reap(out);
         // Completions held in the kernel's overflow list are flushed by an
         // enter with GETEVENTS, which `submit` issues when the flag is set.
         while self.ring.submission().cq_overflow() {
-            self.submit_pending()?;
+            self.submit_in_turn(out)?;
             if self.reap(out) == 0 {
                 break;
             }
         }
+        self.check_dropped()?;
         if out.woken {
             self.arm_eventfd()?;
+        }
+        // Output writes that completed may have left the next one to start.
+        self.pump_output()?;
+        if !self.ring.submission().is_empty() {
+            self.submit_in_turn(out)?;
         }
         tracing::debug!(
             blocked = block && waiting_for_something,
@@ -346,38 +635,194 @@ impl Executor {
         Ok(())
     }
 
+    /// Moves stashed completions to `out`, after those already there (the
+    /// stash holds what was reaped since).
+    fn unstash(&mut self, out: &mut Reaped) {
+        out.woken |= std::mem::take(&mut self.stash_woken);
+        out.completions.append(&mut self.stash);
+    }
+
+    /// `submit_pending` inside a turn: whatever it had to reap joins `out`
+    /// in order.
+    fn submit_in_turn(&mut self, out: &mut Reaped) -> io::Result<()> {
+        let submitted = self.submit_pending();
+        self.unstash(out);
+        submitted
+    }
+
+    /// Fails for good once the kernel dropped a completion.
+    fn check_dropped(&mut self) -> io::Result<()> {
+        let counted = self.ring.completion().overflow();
+        #[cfg(test)]
+        let counted = counted + self.faults.dropped;
+        self.dropped = self.dropped.max(counted);
+        if self.dropped == 0 {
+            return Ok(());
+        }
+        Err(io::Error::other(CompletionsDropped {
+            count: self.dropped,
+        }))
+    }
+
+    /// Reaps outside `turn`: completions are kept for the next turn.
+    fn reap_into_stash(&mut self) -> io::Result<usize> {
+        let mut out = Reaped {
+            completions: std::mem::take(&mut self.stash),
+            woken: false,
+        };
+        let before = out.completions.len();
+        self.reap(&mut out);
+        let n = out.completions.len() - before;
+        self.stash = out.completions;
+        self.stash_woken |= out.woken;
+        Ok(n + usize::from(out.woken))
+    }
+
+    /// Copies every available CQE out of the ring, then dispatches them.
+    /// Returns the number of CQEs seen.
     fn reap(&mut self, out: &mut Reaped) -> usize {
-        let mut n = 0;
-        let mut cq = self.ring.completion();
-        cq.sync();
-        for cqe in &mut cq {
-            n += 1;
-            match cqe.user_data() {
-                CANCEL_TAG => {}
-                WAKE_TAG => out.woken = true,
-                EVENTFD_TAG => {
-                    self.eventfd_armed = false;
-                    out.woken = true;
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        {
+            let mut cq = self.ring.completion();
+            cq.sync();
+            cqes.extend((&mut cq).map(|cqe| (cqe.user_data(), cqe.result())));
+        }
+        let n = cqes.len();
+        for &(data, result) in &cqes {
+            self.dispatch(data, result, out);
+        }
+        self.cqes = cqes;
+        n
+    }
+
+    fn dispatch(&mut self, data: u64, result: i32, out: &mut Reaped) {
+        match data {
+            CANCEL_TAG | DRAIN_TAG => return,
+            WAKE_TAG => {
+                out.woken = true;
+                return;
+            }
+            EVENTFD_TAG => {
+                self.eventfd_armed = false;
+                out.woken = true;
+                return;
+            }
+            _ => {}
+        }
+        let Some(id) = OpId::from_user_data(data) else {
+            tracing::warn!(user_data = data, "completion with a foreign user_data");
+            return;
+        };
+        #[cfg(test)]
+        if self.faults.drop_cqe_of == Some(id) {
+            // As if the kernel had dropped it: the slot stays in flight.
+            self.faults.drop_cqe_of = None;
+            self.faults.dropped += 1;
+            return;
+        }
+        let Some(mut slot) = self.ops.remove(id) else {
+            tracing::warn!(user_data = data, "completion for an unknown op");
+            return;
+        };
+        slot.completed();
+        match slot.kind {
+            SlotKind::Output { .. } | SlotKind::OutputPoll { .. } => {
+                self.output_completed(id, slot, result);
+            }
+            kind => {
+                if self.output.is_active(id) {
+                    self.output.user_write_done();
                 }
-                data => {
-                    let id = OpId::from_user_data(data);
-                    // A cancelled op's result is delivered too: the fiber
-                    // must see a real result that beat the cancellation.
-                    if let Some(slot) = self.ops.remove(id) {
-                        if self.closing && slot.yields_fd() && cqe.result() >= 0 {
-                            // Nobody will receive this fd any more.
-                            // SAFETY: the kernel just created this fd for
-                            // this op; nothing else knows it.
-                            unsafe { libc::close(cqe.result()) };
-                        }
-                        out.completions.push((id, cqe.result()));
-                    } else {
-                        tracing::warn!(user_data = data, "completion for an unknown op");
-                    }
+                let result = if kind == SlotKind::Yield && slot.cancelling {
+                    -libc::ECANCELED
+                } else {
+                    result
+                };
+                let fd = (kind == SlotKind::OpensFd && result >= 0).then(|| {
+                    // SAFETY: the kernel just created this fd for this op;
+                    // nothing else knows it.
+                    unsafe { OwnedFd::from_raw_fd(result) }
+                });
+                // A cancelled op's result is delivered too: the fiber must
+                // see a real result that beat the cancellation.
+                out.completions.push(Completion { id, result, fd });
+            }
+        }
+    }
+
+    /// Gives up on the ring: everything the kernel may still use is leaked.
+    fn leak_everything(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.ops));
+        std::mem::forget(self.eventfd.take());
+        self.eventfd_armed = false;
+    }
+
+    /// Waits until every op submitted so far completed, even if its CQE
+    /// was dropped: a NOP with `IO_DRAIN` starts only after all earlier
+    /// SQEs completed. Its own CQE may be dropped too, then another is sent.
+    fn drain_all(&mut self) -> io::Result<()> {
+        loop {
+            let before = self.ring.completion().overflow();
+            let entry = opcode::Nop::new()
+                .build()
+                .flags(squeue::Flags::IO_DRAIN)
+                .user_data(DRAIN_TAG);
+            self.push(entry)?;
+            loop {
+                match self.enter(1) {
+                    Ok(()) => {}
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => {}
+                    // The kernel may answer EBADR without waiting from now
+                    // on: let the cancelled ops finish without spinning hot.
+                    Err(e) if e.raw_os_error() == Some(libc::EBADR) => std::thread::yield_now(),
+                    Err(e) => return Err(e),
+                }
+                let mut cq = self.ring.completion();
+                cq.sync();
+                let drained = cq.any(|cqe| cqe.user_data() == DRAIN_TAG);
+                // Consume the rest; nobody receives them any more.
+                (&mut cq).for_each(drop);
+                drop(cq);
+                if drained {
+                    return Ok(());
+                }
+                if self.ring.completion().overflow() != before {
+                    break;
                 }
             }
         }
-        n
+    }
+
+    /// `Drop` without giving up: cancel everything and wait for it.
+    fn shut_down(&mut self) -> io::Result<()> {
+        self.closing = true;
+        for id in self.ops.ids() {
+            self.cancel(id)?;
+        }
+        if self.eventfd_armed {
+            let entry = opcode::AsyncCancel::new(EVENTFD_TAG)
+                .build()
+                .user_data(CANCEL_TAG);
+            self.push(entry)?;
+        }
+        // Deferred ops were completed by `cancel`; nothing else to wait for.
+        self.stash.clear();
+        let mut reaped = Reaped::default();
+        while !self.ops.is_empty() || self.eventfd_armed {
+            if let Err(e) = self.turn(true, &mut reaped) {
+                if e.get_ref().is_some_and(|e| e.is::<CompletionsDropped>()) {
+                    // Some completions never come: wait for the kernel to
+                    // be done with everything instead.
+                    self.drain_all()?;
+                    self.ops = ops::OpTable::default();
+                    self.eventfd_armed = false;
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -386,30 +831,17 @@ impl Drop for Executor {
         if self.ops.is_empty() && !self.eventfd_armed {
             return;
         }
-        // Cancel everything, then wait until the kernel has let go of every
-        // buffer before the slots are dropped.
-        self.closing = true;
-        let ids = self.ops.ids();
-        for id in ids {
-            let _ = self.cancel(id);
-        }
-        if self.eventfd_armed {
-            let entry = opcode::AsyncCancel::new(EVENTFD_TAG)
-                .build()
-                .user_data(CANCEL_TAG);
-            let _ = self.push(entry);
-        }
-        let mut reaped = Reaped::default();
-        while !self.ops.is_empty() || self.eventfd_armed {
-            if self.turn(true, &mut reaped).is_err() {
-                // The ring is unusable: leak the slots rather than free
-                // memory the kernel may still write into.
-                std::mem::forget(std::mem::take(&mut self.ops));
-                return;
-            }
+        if let Err(e) = self.shut_down() {
+            // The ring is unusable: leak the slots rather than free memory
+            // (or close fds) the kernel may still use.
+            tracing::error!(error = %e, "executor: ring failed while closing; leaking its ops");
+            self.leak_everything();
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod module_ops_tests;

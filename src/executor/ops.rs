@@ -1,9 +1,23 @@
 //! Operation slots: what an in-flight io_uring operation owns.
 //!
-//! Invariants: a slot's resources stay at a stable address from submission
-//! until the slot is removed, which happens only when its completion is
-//! reaped (or, on executor drop, after every completion arrived). Ids carry a
-//! generation so a stale id never names a reused slot.
+//! Invariants:
+//! - A slot's resources (buffers, timespecs, paths, fds) stay at a stable
+//!   address and alive from submission until the slot is removed, which
+//!   happens only when its completion is reaped (or, on executor drop, after
+//!   every completion arrived).
+//! - An op never names a bare fd number: its slot holds an [`OpFd`] (a
+//!   reference to an owned fd, or one of the process's standard streams), so
+//!   the number cannot be closed and reused while the kernel may still act on
+//!   it.
+//! - Ids are unique for the table's life: a slot's generation grows with
+//!   every use, and a slot whose generation reached [`MAX_GENERATION`] is
+//!   retired (never reused), so no id is ever issued twice and a stale id
+//!   held by Lua never names a later op. Ids fit in 53 bits (exact as Lua
+//!   numbers): 32 bits of index, 21 of generation.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
 use io_uring::types::Timespec;
 
@@ -17,22 +31,29 @@ pub struct OpId {
     generation: u32,
 }
 
-const GENERATION_BITS: u32 = 20;
-const GENERATION_MASK: u32 = (1 << GENERATION_BITS) - 1;
+const GENERATION_BITS: u32 = 21;
+/// The last generation a slot is used with before it is retired.
+pub(crate) const MAX_GENERATION: u32 = (1 << GENERATION_BITS) - 1;
 
 impl OpId {
     pub fn to_user_data(self) -> u64 {
         (u64::from(self.generation) << 32) | u64::from(self.index)
     }
 
-    pub fn from_user_data(data: u64) -> Self {
-        Self {
-            index: data as u32,
-            generation: ((data >> 32) as u32) & GENERATION_MASK,
+    /// The id packed in `data`, or `None` for values no op id can have
+    /// (generation 0 or beyond 21 bits: reserved tags, forged numbers).
+    pub fn from_user_data(data: u64) -> Option<Self> {
+        let generation = data >> 32;
+        if generation == 0 || generation > u64::from(MAX_GENERATION) {
+            return None;
         }
+        Some(Self {
+            index: data as u32,
+            generation: generation as u32,
+        })
     }
 
-    /// The id as a Lua number (exact: fewer than 53 bits are used).
+    /// The id as a Lua number (exact: fewer than 54 bits are used).
     pub fn to_f64(self) -> f64 {
         self.to_user_data() as f64
     }
@@ -41,7 +62,7 @@ impl OpId {
         if !(n >= 0.0 && n < (1u64 << 53) as f64) || n.fract() != 0.0 {
             return None;
         }
-        Some(Self::from_user_data(n as u64))
+        Self::from_user_data(n as u64)
     }
 }
 
@@ -53,111 +74,247 @@ pub enum OpBuffer {
     Owned(Box<[u8]>),
 }
 
+impl OpBuffer {
+    fn len(&self) -> usize {
+        match self {
+            OpBuffer::Span(span) => span.len(),
+            OpBuffer::Owned(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// The fd an op acts on, kept alive by the op's slot until its completion.
+#[derive(Clone, Debug)]
+pub enum OpFd {
+    /// An fd the runtime owns; closing the last reference closes it, which
+    /// cannot happen while an op holds a clone.
+    Owned(Rc<OwnedFd>),
+    /// fd 0, 1 or 2: the process's standard streams, borrowed for the
+    /// program's life (the runtime never closes them).
+    Std(StdStream),
+}
+
+impl OpFd {
+    pub fn owned(fd: OwnedFd) -> Self {
+        OpFd::Owned(Rc::new(fd))
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        match self {
+            OpFd::Owned(fd) => fd.as_raw_fd(),
+            OpFd::Std(s) => *s as RawFd,
+        }
+    }
+}
+
+/// The process's standard streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdStream {
+    In = 0,
+    Out = 1,
+    Err = 2,
+}
+
 enum Resource {
     None,
     Timespec(Box<Timespec>),
     Buffer(OpBuffer),
-    Path(std::ffi::CString),
+    Path(CString),
+    /// openat2: the path and the `open_how` the kernel reads.
+    PathHow(CString, Box<io_uring::types::OpenHow>),
+    /// statx of the slot's fd (empty path, `AT_EMPTY_PATH`) into a byte_span.
+    StatxInto(CString, SpanRef),
+}
+
+/// What the executor does with an op's completion besides delivering it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotKind {
+    /// Delivered to the caller as is.
+    Plain,
+    /// A NOP standing for "let everything else run first": cancelling it
+    /// needs no kernel request, and a cancelled one reports `-ECANCELED`.
+    Yield,
+    /// A non-negative result is a new fd that the receiver owns.
+    OpensFd,
+    /// Created but not submitted: a write to a standard stream queued
+    /// behind earlier output (see `output.rs`).
+    Deferred,
+    /// The runtime's own write of buffered output; never delivered.
+    Output { stream: StdStream, offset: usize },
+    /// Waiting for a standard stream to accept more output (after
+    /// `-EAGAIN`); its buffer is the output still to write.
+    OutputPoll { stream: StdStream, offset: usize },
 }
 
 pub struct OpSlot {
     resource: Resource,
-    cancelling: bool,
-    /// A non-negative result of this op is a new fd that the receiver owns;
-    /// if nobody will receive it (executor closing) the executor closes it.
-    yields_fd: bool,
+    /// The fd the op acts on; released when the slot is removed.
+    fd: Option<OpFd>,
+    /// An fd a close op hands to the kernel: forgotten (not closed again)
+    /// when the close completes.
+    closing_fd: Option<OwnedFd>,
+    pub(crate) kind: SlotKind,
+    pub(crate) cancelling: bool,
 }
 
 impl OpSlot {
     fn with(resource: Resource) -> Self {
         Self {
             resource,
+            fd: None,
+            closing_fd: None,
+            kind: SlotKind::Plain,
             cancelling: false,
-            yields_fd: false,
         }
     }
 
-    pub fn bare() -> Self {
+    pub(crate) fn bare() -> Self {
         Self::with(Resource::None)
     }
 
-    pub fn timespec(ts: Timespec) -> Self {
+    pub(crate) fn timespec(ts: Timespec) -> Self {
         Self::with(Resource::Timespec(Box::new(ts)))
     }
 
-    pub fn buffer(buf: OpBuffer) -> Self {
+    pub(crate) fn buffer(buf: OpBuffer) -> Self {
         Self::with(Resource::Buffer(buf))
     }
 
-    /// An op on a path that returns a new fd (openat).
-    pub fn path_opening_fd(path: std::ffi::CString) -> Self {
+    pub(crate) fn path(path: CString) -> Self {
+        Self::with(Resource::Path(path))
+    }
+
+    pub(crate) fn on_fd(mut self, fd: &OpFd) -> Self {
+        self.fd = Some(fd.clone());
+        self
+    }
+
+    pub(crate) fn closing(fd: OwnedFd) -> Self {
         Self {
-            yields_fd: true,
-            ..Self::with(Resource::Path(path))
+            closing_fd: Some(fd),
+            ..Self::with(Resource::None)
         }
     }
 
-    pub(super) fn yields_fd(&self) -> bool {
-        self.yields_fd
+    /// openat2 relative to the slot's directory fd (see `on_fd`).
+    pub(crate) fn path_how(path: CString, how: io_uring::types::OpenHow) -> Self {
+        Self::with(Resource::PathHow(path, Box::new(how)))
     }
 
-    pub(super) fn path_ptr(&self) -> *const libc::c_char {
+    /// statx of the slot's fd (see `on_fd`), written into `buf` (at least
+    /// `size_of::<libc::statx>()` bytes, checked by the caller).
+    pub(crate) fn statx_into(buf: SpanRef) -> Self {
+        Self::with(Resource::StatxInto(CString::default(), buf))
+    }
+
+    pub(crate) fn kind(mut self, kind: SlotKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The raw number of the fd this slot keeps alive (-1 without one).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        match (&self.fd, &self.closing_fd) {
+            (Some(fd), _) => fd.raw(),
+            (None, Some(fd)) => fd.as_raw_fd(),
+            _ => -1,
+        }
+    }
+
+    /// Called when the op's completion was reaped: a close op's fd number
+    /// now belongs to the kernel's past, so it must not be closed again.
+    pub(crate) fn completed(&mut self) {
+        if let Some(fd) = self.closing_fd.take() {
+            let _ = fd.into_raw_fd();
+        }
+    }
+
+    pub(crate) fn path_ptr(&self) -> *const libc::c_char {
         match &self.resource {
-            Resource::Path(p) => p.as_ptr(),
+            Resource::Path(p) | Resource::PathHow(p, _) | Resource::StatxInto(p, _) => p.as_ptr(),
             _ => std::ptr::null(),
         }
     }
 
-    pub(super) fn timespec_ptr(&self) -> *const Timespec {
+    pub(crate) fn open_how_ptr(&self) -> *const io_uring::types::OpenHow {
+        match &self.resource {
+            Resource::PathHow(_, how) => &**how,
+            _ => std::ptr::null(),
+        }
+    }
+
+    /// Where statx writes its result (null when this is not a statx slot).
+    pub(crate) fn statx_ptr(&mut self) -> *mut io_uring::types::statx {
+        match &mut self.resource {
+            Resource::StatxInto(_, span) => span.raw_parts().0.cast(),
+            _ => std::ptr::null_mut(),
+        }
+    }
+
+    pub(crate) fn timespec_ptr(&self) -> *const Timespec {
         match &self.resource {
             Resource::Timespec(ts) => &**ts,
             _ => std::ptr::null(),
         }
     }
 
-    /// Pointer and length of the owned buffer (null, 0 when there is none).
-    pub(super) fn buffer_mut_ptr(&mut self) -> (*mut u8, u32) {
-        match &mut self.resource {
-            Resource::Buffer(OpBuffer::Span(span)) => {
-                let (ptr, len) = span.raw_parts();
-                (ptr, len.min(u32::MAX as usize) as u32)
-            }
-            Resource::Buffer(OpBuffer::Owned(bytes)) => (
-                bytes.as_mut_ptr(),
-                bytes.len().min(u32::MAX as usize) as u32,
-            ),
-            _ => (std::ptr::null_mut(), 0),
+    pub(crate) fn buffer_len(&self) -> usize {
+        match &self.resource {
+            Resource::Buffer(b) => b.len(),
+            _ => 0,
         }
+    }
+
+    /// Pointer and length of the owned buffer from byte `skip` on (null, 0
+    /// when there is none).
+    pub(crate) fn buffer_mut_ptr(&mut self, skip: usize) -> (*mut u8, u32) {
+        let (ptr, len) = match &mut self.resource {
+            Resource::Buffer(OpBuffer::Span(span)) => span.raw_parts(),
+            Resource::Buffer(OpBuffer::Owned(bytes)) => (bytes.as_mut_ptr(), bytes.len()),
+            _ => return (std::ptr::null_mut(), 0),
+        };
+        let skip = skip.min(len);
+        // SAFETY: `skip <= len`, so the result points into (or one past the
+        // end of) the same live allocation.
+        let ptr = unsafe { ptr.add(skip) };
+        (ptr, (len - skip).min(u32::MAX as usize) as u32)
     }
 }
 
+/// The slots of every op not yet reaped, indexed by `OpId::index`.
 #[derive(Default)]
-pub(super) struct OpTable {
+pub(crate) struct OpTable {
+    /// (generation of the last id issued for this index, slot if live).
     slots: Vec<(u32, Option<OpSlot>)>,
+    /// Indexes whose slot is empty and whose generation can still grow.
     free: Vec<u32>,
     live: usize,
 }
 
 impl OpTable {
-    pub fn insert(&mut self, slot: OpSlot) -> (OpId, &mut OpSlot) {
+    /// Stores `slot` under a new id; `None` when 2^32 indexes were retired
+    /// (2^53 ops: unreachable in practice).
+    pub fn insert(&mut self, slot: OpSlot) -> Option<(OpId, &mut OpSlot)> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
+                let i = u32::try_from(self.slots.len()).ok()?;
                 self.slots.push((0, None));
-                (self.slots.len() - 1) as u32
+                i
             }
         };
         let entry = &mut self.slots[index as usize];
-        entry.0 = (entry.0 + 1) & GENERATION_MASK;
+        debug_assert!(entry.0 < MAX_GENERATION && entry.1.is_none());
+        entry.0 += 1;
         self.live += 1;
         let id = OpId {
             index,
             generation: entry.0,
         };
-        (id, entry.1.insert(slot))
+        Some((id, entry.1.insert(slot)))
     }
 
-    fn get_mut(&mut self, id: OpId) -> Option<&mut OpSlot> {
+    pub fn get_mut(&mut self, id: OpId) -> Option<&mut OpSlot> {
         match self.slots.get_mut(id.index as usize) {
             Some((generation, Some(slot))) if *generation == id.generation => Some(slot),
             _ => None,
@@ -166,21 +323,15 @@ impl OpTable {
 
     pub fn remove(&mut self, id: OpId) -> Option<OpSlot> {
         self.get_mut(id)?;
-        let slot = self.slots[id.index as usize].1.take();
-        self.free.push(id.index);
+        let (generation, slot) = &mut self.slots[id.index as usize];
+        let slot = slot.take();
+        // A slot that issued its last generation is never reused: no id
+        // repeats.
+        if *generation < MAX_GENERATION {
+            self.free.push(id.index);
+        }
         self.live -= 1;
         slot
-    }
-
-    /// Marks `id` as being cancelled; false when it is unknown or already so.
-    pub fn mark_cancelling(&mut self, id: OpId) -> bool {
-        match self.get_mut(id) {
-            Some(slot) if !slot.cancelling => {
-                slot.cancelling = true;
-                true
-            }
-            _ => false,
-        }
     }
 
     pub fn ids(&self) -> Vec<OpId> {
@@ -201,5 +352,13 @@ impl OpTable {
 
     pub fn is_empty(&self) -> bool {
         self.live == 0
+    }
+
+    /// Test hook: make the next id of every free slot `generation + 1`.
+    #[cfg(test)]
+    pub fn age_free_slots(&mut self, generation: u32) {
+        for &i in &self.free {
+            self.slots[i as usize].0 = generation;
+        }
     }
 }

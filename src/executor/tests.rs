@@ -1,4 +1,4 @@
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -21,9 +21,13 @@ fn reap_n(ex: &mut Executor, n: usize) -> Vec<(OpId, i32)> {
             all.len()
         );
         ex.turn(true, &mut r).expect("turn");
-        all.extend_from_slice(&r.completions);
+        all.extend(r.completions.iter().map(|c| (c.id, c.result)));
     }
     all
+}
+
+fn owned(fd: OwnedFd) -> OpFd {
+    OpFd::owned(fd)
 }
 
 #[test]
@@ -39,10 +43,9 @@ fn timer_expires_with_etime() {
 fn cancelling_an_in_flight_read_keeps_its_buffer_until_the_completion() {
     let mut ex = Executor::new().unwrap();
     let (r, w) = pipe();
+    let r_op = owned(r.try_clone().unwrap());
     let span = SpanRef::new_zeroed(16, 16);
-    let id = ex
-        .read(r.as_raw_fd(), OpBuffer::Span(span.clone()))
-        .unwrap();
+    let id = ex.read(&r_op, OpBuffer::Span(span.clone())).unwrap();
     // Let the kernel start the read (it parks on the empty pipe).
     let mut reaped = Reaped::default();
     ex.turn(false, &mut reaped).unwrap();
@@ -155,6 +158,9 @@ fn one_ring_wakes_another_with_msg_ring() {
     target.sleep(60_000_000_000).unwrap();
     let t = std::thread::spawn(move || {
         let mut sender = Executor::new().unwrap();
+        // SAFETY: the target ring outlives this thread, which is joined
+        // before the target executor is dropped.
+        let target_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(target_fd) };
         sender.post_wake(target_fd).unwrap();
         let mut r = Reaped::default();
         sender.turn(false, &mut r).unwrap();
@@ -173,21 +179,17 @@ fn one_ring_wakes_another_with_msg_ring() {
 fn writes_from_owned_bytes_and_spans_reach_the_fd() {
     let mut ex = Executor::new().unwrap();
     let (r, w) = pipe();
+    let (r, w) = (owned(r), owned(w));
     let a = ex
-        .write(
-            w.as_raw_fd(),
-            OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()),
-        )
+        .write(&w, OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()))
         .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(a, 3)]);
     let b = ex
-        .write(w.as_raw_fd(), OpBuffer::Span(SpanRef::from_bytes(b"defg")))
+        .write(&w, OpBuffer::Span(SpanRef::from_bytes(b"defg")))
         .unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(b, 4)]);
     let span = SpanRef::new_zeroed(7, 7);
-    let c = ex
-        .read(r.as_raw_fd(), OpBuffer::Span(span.clone()))
-        .unwrap();
+    let c = ex.read(&r, OpBuffer::Span(span.clone())).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(c, 7)]);
     assert_eq!(span.to_vec(), b"abcdefg");
 }
@@ -218,9 +220,12 @@ fn open_read_at_and_close_are_ring_ops() {
     let mut ex = Executor::new().unwrap();
     let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let id = ex.open(cpath, libc::O_RDONLY).unwrap();
-    let (done, fd) = reap_n(&mut ex, 1)[0];
-    assert_eq!(done, id);
-    assert!(fd >= 0, "open failed: {fd}");
+    let opened = reap_n_completions(&mut ex, 1).pop().unwrap();
+    assert_eq!(opened.id, id);
+    assert!(opened.result >= 0, "open failed: {}", opened.result);
+    let owned_fd = opened.fd.expect("the completion carries the new fd");
+    let fd = owned_fd.as_raw_fd();
+    assert_eq!(fd, opened.result);
     // The fd is close-on-exec.
     // SAFETY: fcntl(F_GETFD) only reads the fd's flags.
     assert_eq!(
@@ -228,10 +233,11 @@ fn open_read_at_and_close_are_ring_ops() {
         libc::FD_CLOEXEC
     );
     let span = SpanRef::new_zeroed(4, 4);
-    let r = ex.read_at(fd, OpBuffer::Span(span.clone()), 3).unwrap();
+    let file = owned(owned_fd);
+    let r = ex.read_at(&file, OpBuffer::Span(span.clone()), 3).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(r, 4)]);
     assert_eq!(span.to_vec(), b"3456");
-    let c = ex.close(fd).unwrap();
+    let c = ex.close(file).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(c, 0)]);
     // SAFETY: probing a closed fd number has no effect.
     assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1);
@@ -240,4 +246,589 @@ fn open_read_at_and_close_are_ring_ops() {
     let m = ex.open(missing, libc::O_RDONLY).unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(m, -libc::ENOENT)]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Like `reap_n`, keeping the whole completions (with their fds).
+fn reap_n_completions(ex: &mut Executor, n: usize) -> Vec<Completion> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut all = Vec::new();
+    let mut r = Reaped::default();
+    while all.len() < n {
+        assert!(Instant::now() < deadline, "only {} of {n}", all.len());
+        ex.turn(true, &mut r).expect("turn");
+        all.append(&mut r.completions);
+    }
+    all
+}
+
+fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only inspects the fd table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+// ---- fd ownership -------------------------------------------------------
+
+#[test]
+fn an_op_keeps_its_fd_alive_after_the_caller_closed_it() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let raw = r.as_raw_fd();
+    let r = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let read = ex.read(&r, OpBuffer::Span(span.clone())).unwrap();
+    // The caller lets go of the fd while the read is queued (not even
+    // submitted yet): the read still holds it, so the number stays open
+    // and cannot be handed to a new fd.
+    let close = ex.close(r).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(close, 0)]);
+    assert!(fd_is_open(raw), "closed under a pending read");
+    let (other_r, _other_w) = pipe();
+    assert_ne!(other_r.as_raw_fd(), raw, "the number was reused");
+    // The read acts on the original pipe.
+    nix::unistd::write(&w, b"original").unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(read, 8)]);
+    assert_eq!(span.to_vec(), b"original");
+    // Completed: the last reference went with the slot, the fd is closed.
+    assert!(!fd_is_open(raw));
+}
+
+#[test]
+fn no_op_acts_on_a_reused_fd_number_when_the_caller_drops_its_fd() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let raw = r.as_raw_fd();
+    let r = owned(r);
+    let span = SpanRef::new_zeroed(4, 4);
+    let read = ex.read(&r, OpBuffer::Span(span.clone())).unwrap();
+    // As if Lua's fd object were garbage collected with the op queued.
+    drop(r);
+    // New fds get other numbers while the op owns `raw`.
+    let fresh: Vec<(OwnedFd, OwnedFd)> = (0..4).map(|_| pipe()).collect();
+    for (a, b) in &fresh {
+        assert_ne!(a.as_raw_fd(), raw);
+        assert_ne!(b.as_raw_fd(), raw);
+    }
+    nix::unistd::write(&w, b"mine").unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(read, 4)]);
+    assert_eq!(span.to_vec(), b"mine");
+    assert!(!fd_is_open(raw));
+}
+
+#[test]
+fn closing_the_last_reference_closes_through_the_ring_exactly_once() {
+    let mut ex = Executor::new().unwrap();
+    let (r, _w) = pipe();
+    let raw = r.as_raw_fd();
+    let c = ex.close(owned(r)).unwrap();
+    // Queued, not yet run: the number is still owned by the close op.
+    assert!(fd_is_open(raw));
+    assert_eq!(reap_n(&mut ex, 1), vec![(c, 0)]);
+    assert!(!fd_is_open(raw));
+    // The number is free again; the completed close op must not close its
+    // new owner.
+    let (again, _w2) = pipe();
+    drop(ex);
+    assert!(fd_is_open(again.as_raw_fd()));
+}
+
+#[test]
+fn standard_streams_are_borrowed_and_cannot_be_closed() {
+    let mut ex = Executor::new().unwrap();
+    for s in [StdStream::In, StdStream::Out, StdStream::Err] {
+        let e = ex.close(OpFd::Std(s)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+    assert!(fd_is_open(0) || fd_is_open(1));
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn an_opened_fd_that_nobody_receives_is_closed() {
+    let mut ex = Executor::new().unwrap();
+    let path = std::ffi::CString::new("/proc/self/status").unwrap();
+    let id = ex.open(path, libc::O_RDONLY).unwrap();
+    let c = reap_n_completions(&mut ex, 1).pop().unwrap();
+    assert_eq!(c.id, id);
+    let raw = c.fd.as_ref().expect("fd").as_raw_fd();
+    assert!(fd_is_open(raw));
+    drop(c);
+    assert!(!fd_is_open(raw));
+}
+
+// ---- op ids ---------------------------------------------------------------
+
+#[test]
+fn op_ids_never_repeat_across_a_generation_wrap() {
+    let mut ex = Executor::new().unwrap();
+    let first = ex.yield_now().unwrap();
+    reap_n(&mut ex, 1);
+    // The freed slot is about to issue its last generation.
+    ex.ops.age_free_slots(ops::MAX_GENERATION - 1);
+    let last = ex.yield_now().unwrap();
+    assert_eq!(last.to_user_data() >> 32, u64::from(ops::MAX_GENERATION));
+    assert_eq!(OpId::from_f64(last.to_f64()), Some(last));
+    assert!(last.to_f64() < (1u64 << 53) as f64);
+    // A stale id of that slot is held (say by Lua) while the slot completes.
+    assert_eq!(reap_n(&mut ex, 1), vec![(last, 0)]);
+    let mut seen = std::collections::HashSet::from([first, last]);
+    let long = ex.sleep(60_000_000_000).unwrap();
+    assert!(seen.insert(long), "an id was issued twice");
+    for _ in 0..1000 {
+        let id = ex.yield_now().unwrap();
+        assert!(seen.insert(id), "an id was issued twice");
+        reap_n(&mut ex, 1);
+    }
+    // The stale id names nothing: cancelling it leaves the timer alone.
+    ex.cancel(last).unwrap();
+    ex.cancel(first).unwrap();
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    assert_eq!(ex.in_flight(), 1);
+}
+
+#[test]
+fn forged_ids_are_rejected() {
+    assert_eq!(
+        OpId::from_user_data(0),
+        None,
+        "generation 0 is never issued"
+    );
+    assert_eq!(OpId::from_user_data(CANCEL_TAG), None);
+    assert_eq!(OpId::from_user_data(WAKE_TAG), None);
+    assert_eq!(OpId::from_f64(f64::NAN), None);
+    assert_eq!(OpId::from_f64((1u64 << 53) as f64), None);
+    assert_eq!(OpId::from_f64(-1.0), None);
+}
+
+// ---- NOP yield --------------------------------------------------------------
+
+#[test]
+fn a_yield_completes_after_what_was_queued_before_it_and_cancelling_it_wins() {
+    let mut ex = Executor::new().unwrap();
+    let a = ex.yield_now().unwrap();
+    let b = ex.yield_now().unwrap();
+    assert_eq!(reap_n(&mut ex, 2), vec![(a, 0), (b, 0)]);
+    let c = ex.yield_now().unwrap();
+    ex.cancel(c).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(c, -libc::ECANCELED)]);
+    // Submitted and run before the cancel: still reported cancelled.
+    let d = ex.yield_now().unwrap();
+    ex.submit_pending().unwrap();
+    ex.cancel(d).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(d, -libc::ECANCELED)]);
+    assert_eq!(ex.in_flight(), 0);
+}
+
+// ---- dropped completions ----------------------------------------------------
+
+#[test]
+fn a_dropped_completion_fails_every_turn_instead_of_waiting_forever() {
+    let mut ex = Executor::new().unwrap();
+    let lost = ex.sleep(1_000_000).unwrap();
+    let _forever = ex.sleep(3600 * 1_000_000_000).unwrap();
+    ex.faults.drop_cqe_of = Some(lost);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = Reaped::default();
+    let err = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped completion went unnoticed"
+        );
+        match ex.turn(true, &mut r) {
+            Ok(()) => assert!(r.completions.is_empty()),
+            Err(e) => break e,
+        }
+    };
+    let dropped = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<CompletionsDropped>())
+        .expect("a CompletionsDropped error");
+    assert_eq!(dropped.count, 1);
+    assert!(
+        err.to_string().contains("dropped 1 io_uring completion"),
+        "{err}"
+    );
+    // It stays failed, even without blocking.
+    assert!(ex.turn(false, &mut r).is_err());
+    // Dropping waits for the kernel (a drained NOP), not for the lost CQE,
+    // and does not hang on the hour-long timer.
+    let start = Instant::now();
+    drop(ex);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn the_kernels_dropped_counter_is_what_is_checked() {
+    // No fault injected: a healthy ring reports nothing dropped.
+    let mut ex = Executor::new().unwrap();
+    assert_eq!(ex.ring.completion().overflow(), 0);
+    let id = ex.yield_now().unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 0)]);
+    assert!(ex.check_dropped().is_ok());
+}
+
+// ---- EBUSY --------------------------------------------------------------------
+
+#[test]
+fn ebusy_on_submit_reaps_to_make_room_and_loses_nothing() {
+    let mut ex = Executor::new().unwrap();
+    // Completions waiting in the CQ, as when the kernel answers EBUSY.
+    let early: Vec<OpId> = (0..100).map(|_| ex.yield_now().unwrap()).collect();
+    ex.submit_pending().unwrap();
+    ex.faults.ebusy = 3;
+    // More than the SQ holds: pushing must submit, and meets EBUSY.
+    let late: Vec<OpId> = (0..300).map(|_| ex.yield_now().unwrap()).collect();
+    assert_eq!(ex.faults.ebusy, 0, "EBUSY was never met");
+    let done = reap_n(&mut ex, 400);
+    let ids: Vec<OpId> = done.iter().map(|d| d.0).collect();
+    let expected: Vec<OpId> = early.iter().chain(&late).copied().collect();
+    assert_eq!(ids, expected, "lost, repeated or reordered completions");
+    assert!(done.iter().all(|d| d.1 == 0));
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn ebusy_in_a_blocking_turn_does_not_hang_nor_reorder() {
+    let mut ex = Executor::new().unwrap();
+    let id = ex.yield_now().unwrap();
+    ex.faults.ebusy = 2;
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 0)]);
+    // Completions in the CQ, more SQEs queued, and the blocking enter and
+    // the retry both meet EBUSY: everything arrives once, in ring order.
+    let first: Vec<OpId> = (0..100).map(|_| ex.yield_now().unwrap()).collect();
+    ex.submit_pending().unwrap();
+    let then: Vec<OpId> = (0..10).map(|_| ex.yield_now().unwrap()).collect();
+    ex.faults.ebusy = 3;
+    let got: Vec<OpId> = reap_n(&mut ex, 110).into_iter().map(|d| d.0).collect();
+    assert_eq!(ex.faults.ebusy, 0);
+    let expected: Vec<OpId> = first.into_iter().chain(then).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn ebusy_that_never_clears_is_an_error_not_a_spin() {
+    let mut ex = Executor::new().unwrap();
+    ex.faults.ebusy = u32::MAX;
+    let start = Instant::now();
+    let err = (0..300)
+        .map(|_| ex.yield_now())
+        .find_map(Result::err)
+        .expect("submitting through a ring that refuses everything fails");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.kind(), io::ErrorKind::ResourceBusy, "{err}");
+    ex.faults.ebusy = 0;
+    // Nothing was lost: every op that was accepted completes.
+    let n = ex.in_flight();
+    assert_eq!(reap_n(&mut ex, n).len(), n);
+}
+
+// ---- Drop error paths -------------------------------------------------------
+
+/// An executor with a read parked on a pipe, holding `fd` and `span`.
+fn executor_with_parked_read(fd: &OpFd, span: &SpanRef) -> Executor {
+    let mut ex = Executor::new().unwrap();
+    ex.read(fd, OpBuffer::Span(span.clone())).unwrap();
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    ex
+}
+
+fn refs(fd: &OpFd) -> usize {
+    match fd {
+        OpFd::Owned(rc) => std::rc::Rc::strong_count(rc),
+        OpFd::Std(_) => 0,
+    }
+}
+
+#[test]
+fn dropping_waits_for_cancelled_ops_then_frees_them() {
+    let (r, _w) = pipe();
+    let fd = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let ex = executor_with_parked_read(&fd, &span);
+    assert_eq!(refs(&fd), 2);
+    drop(ex);
+    assert_eq!(refs(&fd), 1, "the completed op released its fd");
+}
+
+#[test]
+fn a_ring_failing_while_dropping_leaks_instead_of_freeing() {
+    let (r, _w) = pipe();
+    let fd = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let mut ex = executor_with_parked_read(&fd, &span);
+    ex.faults.enter_errno = Some(libc::EIO);
+    let start = Instant::now();
+    drop(ex);
+    assert!(start.elapsed() < Duration::from_secs(5), "drop hung");
+    // The read may still be in the kernel: its fd and buffer were leaked.
+    assert_eq!(refs(&fd), 2);
+}
+
+#[test]
+fn a_cancel_that_cannot_be_pushed_while_dropping_leaks_instead_of_hanging() {
+    let (r, _w) = pipe();
+    let fd = owned(r);
+    let span = SpanRef::new_zeroed(8, 8);
+    let mut ex = executor_with_parked_read(&fd, &span);
+    // A full SQ and a failing enter: the cancel request cannot be queued.
+    let capacity = ex.ring.submission().capacity();
+    while ex.ring.submission().len() < capacity {
+        // SAFETY: a NOP carries no pointer and no fd.
+        let nop = opcode::Nop::new().build().user_data(CANCEL_TAG);
+        unsafe { ex.ring.submission().push(&nop).unwrap() };
+    }
+    ex.faults.enter_errno = Some(libc::EIO);
+    let start = Instant::now();
+    drop(ex);
+    assert!(start.elapsed() < Duration::from_secs(5), "drop hung");
+    assert_eq!(refs(&fd), 2);
+}
+
+// ---- ordered output -------------------------------------------------------------
+
+/// An executor whose stdout and stderr output goes to one pipe's write end;
+/// returns the read end.
+fn executor_with_output_pipe() -> (Executor, OwnedFd) {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let w = owned(w);
+    ex.faults.output_targets = Some([w.clone(), w]);
+    (ex, r)
+}
+
+fn read_available(r: &OwnedFd) -> Vec<u8> {
+    nix::fcntl::fcntl(
+        r,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = nix::unistd::read(r, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+fn owned_bytes(b: &[u8]) -> OpBuffer {
+    OpBuffer::Owned(b.to_vec().into_boxed_slice())
+}
+
+#[test]
+fn output_keeps_its_order_across_streams_and_user_writes() {
+    let (mut ex, r) = executor_with_output_pipe();
+    ex.write_output(StdStream::Out, b"a1\n", false).unwrap();
+    ex.write_output(StdStream::Err, b"e1\n", true).unwrap();
+    let u1 = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"u1\n"))
+        .unwrap();
+    ex.write_output(StdStream::Out, b"a2\n", false).unwrap();
+    ex.write_output(StdStream::Out, b"a3\n", false).unwrap();
+    let u2 = ex
+        .write(&OpFd::Std(StdStream::Err), owned_bytes(b"u2\n"))
+        .unwrap();
+    ex.write_output(StdStream::Err, b"e2\n", false).unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(ex.output_backlog(), 0);
+    assert_eq!(read_available(&r), b"a1\ne1\nu1\na2\na3\nu2\ne2\n");
+    // The user writes' completions were kept for the next turn.
+    let mut done = reap_n(&mut ex, 2);
+    done.sort_by_key(|d| d.0.to_user_data());
+    let mut expected = vec![(u1, 3), (u2, 3)];
+    expected.sort_by_key(|d| d.0.to_user_data());
+    assert_eq!(done, expected);
+    assert_eq!(ex.in_flight(), 0);
+}
+
+/// Address space that is readable but backed by nothing: more than half
+/// of x86-64's 128 TiB user space, so no copy of it can ever be allocated,
+/// whatever the overcommit policy.
+struct UncopyableBytes {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl UncopyableBytes {
+    fn new() -> Self {
+        let len = 80usize << 40;
+        // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+        Self { ptr, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is readable for `len` bytes while `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len) }
+    }
+}
+
+impl Drop for UncopyableBytes {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` made.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+#[test]
+fn output_the_queue_has_no_memory_for_is_enomem_and_queues_nothing() {
+    let (mut ex, r) = executor_with_output_pipe();
+    let huge = UncopyableBytes::new();
+    ex.write_output(StdStream::Out, b"before\n", false).unwrap();
+    // appended to the queued chunk of the same stream, and as a new chunk
+    for stream in [StdStream::Out, StdStream::Err] {
+        let err = ex.write_output(stream, huge.bytes(), false).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
+    }
+    assert_eq!(ex.output_backlog(), b"before\n".len());
+    ex.write_output(StdStream::Out, b"after\n", false).unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(read_available(&r), b"before\nafter\n");
+}
+
+#[test]
+fn a_stream_nobody_reads_blocks_no_turn_and_loses_nothing() {
+    let (mut ex, r) = executor_with_output_pipe();
+    // Four times what a pipe holds, in odd-sized pieces.
+    let mut expected = Vec::new();
+    for i in 0..8000u32 {
+        let line = format!("{i:05} {}\n", "z".repeat((i % 97) as usize));
+        expected.extend_from_slice(line.as_bytes());
+        ex.write_output(StdStream::Out, line.as_bytes(), false)
+            .unwrap();
+    }
+    assert!(expected.len() > 4 * 65536);
+    // Timers keep completing while the pipe is full.
+    for _ in 0..3 {
+        let t = ex.sleep(1_000_000).unwrap();
+        assert_eq!(reap_n(&mut ex, 1), vec![(t, -libc::ETIME)]);
+    }
+    assert!(
+        ex.output_backlog() > 0,
+        "the pipe cannot have taken everything"
+    );
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut all).unwrap();
+        all
+    });
+    ex.finish_output().unwrap();
+    // Closing the write end (the executor holds it) ends the reader.
+    drop(ex);
+    assert_eq!(reader.join().unwrap(), expected);
+}
+
+#[test]
+fn eagain_from_a_stream_waits_for_room_and_retries() {
+    let (mut ex, r) = executor_with_output_pipe();
+    ex.faults.output_eagain = 3;
+    ex.write_output(StdStream::Out, b"first\n", true).unwrap();
+    ex.write_output(StdStream::Err, b"second\n", true).unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(ex.faults.output_eagain, 0, "the EAGAIN path never ran");
+    assert_eq!(read_available(&r), b"first\nsecond\n");
+}
+
+#[test]
+fn a_queued_user_write_cancelled_before_its_turn_never_runs() {
+    let (mut ex, r) = executor_with_output_pipe();
+    ex.write_output(StdStream::Out, b"runtime\n", false)
+        .unwrap();
+    let queued = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"never\n"))
+        .unwrap();
+    let after = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"after\n"))
+        .unwrap();
+    ex.cancel(queued).unwrap();
+    let mut done = reap_n(&mut ex, 2);
+    done.sort_by_key(|d| d.0.to_user_data());
+    let mut expected = vec![(queued, -libc::ECANCELED), (after, 6)];
+    expected.sort_by_key(|d| d.0.to_user_data());
+    assert_eq!(done, expected);
+    ex.finish_output().unwrap();
+    assert_eq!(read_available(&r), b"runtime\nafter\n");
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn output_to_a_closed_pipe_is_dropped_and_user_writes_see_epipe() {
+    let (mut ex, r) = executor_with_output_pipe();
+    drop(r);
+    ex.write_output(StdStream::Out, &[b'x'; 100_000], true)
+        .unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(ex.output_backlog(), 0);
+    let u = ex
+        .write(&OpFd::Std(StdStream::Out), owned_bytes(b"late\n"))
+        .unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(u, -libc::EPIPE)]);
+}
+
+#[test]
+fn a_vm_whose_ring_dropped_a_completion_ends_with_a_clear_internal_error() {
+    use crate::actor::vm::{Vm, VmConfig};
+    let dir = std::env::temp_dir().join(format!("luring-dropped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("main.lua");
+    std::fs::write(
+        &script,
+        "local time = require 'time'\ntime.sleep(0.001)\nerror('not reached')\n",
+    )
+    .unwrap();
+    DROPPED_AT_START.set(1);
+    let vm = Vm::new().unwrap();
+    let start = Instant::now();
+    let result = vm.run_main(&VmConfig {
+        script,
+        arguments: vec![],
+        context: "main",
+    });
+    assert!(start.elapsed() < Duration::from_secs(5));
+    match result {
+        Err(crate::RuntimeError::Internal(msg)) => {
+            assert!(msg.contains("dropped 1 io_uring completion"), "{msg}")
+        }
+        other => panic!("expected an internal error, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn output_beyond_the_backlog_limit_waits_for_the_stream_instead_of_growing() {
+    let (mut ex, r) = executor_with_output_pipe();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut all).unwrap();
+        all
+    });
+    let piece: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let pieces = output::OUTPUT_BACKLOG_LIMIT / piece.len() + 4;
+    for _ in 0..pieces {
+        ex.write_output(StdStream::Out, &piece, false).unwrap();
+        assert!(ex.output_backlog() <= output::OUTPUT_BACKLOG_LIMIT);
+    }
+    ex.finish_output().unwrap();
+    drop(ex);
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), pieces * piece.len());
+    assert!(got.chunks(piece.len()).all(|c| c == piece.as_slice()));
 }

@@ -10,6 +10,9 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub const UNPRIVILEGED: u32 = 61000;
+/// The unprivileged user's one supplementary group (like `docker`): the
+/// escape battery proves a root:61001 0660 socket stays out of reach.
+pub const SUPPLEMENTARY_GID: u32 = 61001;
 
 /// Results of one suite run.
 #[derive(Default)]
@@ -112,13 +115,15 @@ fn run_forked(user: Option<u32>, suite: fn(&mut Tally)) -> (u32, u32) {
     )
 }
 
-/// Drops to uid/gid `uid` with no supplementary groups, staying dumpable (a
+/// Drops to uid/gid `uid` with one supplementary group
+/// ([`SUPPLEMENTARY_GID`]), staying dumpable (a
 /// setuid transition clears it, which would hide /proc/PID/uid_map of our
 /// own children from us; an ordinary unprivileged user is dumpable).
 pub fn become_user(uid: u32) {
     // SAFETY: plain credential syscalls on the calling process.
     unsafe {
-        assert_eq!(libc::setgroups(0, std::ptr::null()), 0, "setgroups");
+        let groups = [SUPPLEMENTARY_GID];
+        assert_eq!(libc::setgroups(1, groups.as_ptr()), 0, "setgroups");
         assert_eq!(libc::setresgid(uid, uid, uid), 0, "setresgid");
         assert_eq!(libc::setresuid(uid, uid, uid), 0, "setresuid");
         libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
@@ -187,6 +192,10 @@ pub fn errname(e: i32) -> String {
         libc::EAFNOSUPPORT => "EAFNOSUPPORT",
         libc::ENXIO => "ENXIO",
         libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EISDIR => "EISDIR",
+        libc::ENOMEM => "ENOMEM",
+        libc::EFBIG => "EFBIG",
+        libc::ENOSPC => "ENOSPC",
         _ => return format!("errno {e}"),
     };
     n.to_string()

@@ -1,0 +1,3 @@
+local fuzz = this_fiber.local_.fuzz
+this_fiber.local_.fuzz = nil
+fuzz('leaf')

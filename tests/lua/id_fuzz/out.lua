@@ -1,0 +1,1 @@
+../safe_env/fixtures/outside_marker.lua

@@ -1,0 +1,1 @@
+entry_self_import.lua
