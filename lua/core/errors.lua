@@ -72,6 +72,12 @@ end)
 local json_messages = { "ERANGE on json", "Too many levels", "Array too long",
                         "Reference cycle exists" }
 category('emilua.json.dom', function(code) return json_messages[code] or '' end)
+-- Emilua's JSON lexer category (trial.protocol), with a message for every code.
+local json_syntax_messages = { "unexpected token", "invalid key", "invalid value",
+  "incompatible type", "unbalanced end array bracket",
+  "unbalanced end object bracket", "expected end array bracket",
+  "expected end object bracket", "insufficient tokens" }
+category('trial.protocol.json', function(code) return json_syntax_messages[code] or '' end)
 local asio_misc_messages = { [1] = "Already open", [2] = "End of file",
                              [3] = "Element not found", [4] = "The descriptor does not fit into the select call's fd_set" }
 category('asio.misc', function(code) return asio_misc_messages[code] or '' end)

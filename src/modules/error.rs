@@ -23,9 +23,12 @@ pub enum Category {
     Generic,
     /// `emilua.core` codes.
     Core,
-    /// `asio.misc` / asio error codes (operation_aborted lives in `system`
-    /// as ECANCELED in asio; luring keeps the generic one).
+    /// `emilua.json.dom`: a value that cannot cross between Lua and JSON
+    /// (see [`JsonDomError`]).
     Json,
+    /// `trial.protocol.json`: malformed JSON text or writer misuse (see
+    /// [`JsonSyntaxError`]); Emilua's name for its JSON lexer's errors.
+    JsonSyntax,
 }
 
 impl Category {
@@ -35,6 +38,7 @@ impl Category {
             Category::Generic => "generic",
             Category::Core => "emilua.core",
             Category::Json => "emilua.json.dom",
+            Category::JsonSyntax => "trial.protocol.json",
         }
     }
 }
@@ -64,6 +68,35 @@ pub enum CoreError {
     BrokenPromise = 22,
     PromiseAlreadySatisfied = 23,
     CurrentModuleNotKnown = 24,
+}
+
+/// `emilua.json.dom` codes (lua/core/errors.lua has their messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum JsonDomError {
+    /// A number JSON cannot hold (NaN, ±inf, or a literal beyond f64).
+    OutOfRange = 1,
+    TooManyLevels = 2,
+    ArrayTooLong = 3,
+    CycleExists = 4,
+}
+
+/// `trial.protocol.json` codes, numbered as Emilua's JSON lexer numbers
+/// them (lua/core/errors.lua has their messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum JsonSyntaxError {
+    UnexpectedToken = 1,
+    InvalidKey = 2,
+    InvalidValue = 3,
+    IncompatibleType = 4,
+    UnbalancedEndArray = 5,
+    UnbalancedEndObject = 6,
+    ExpectedEndArray = 7,
+    ExpectedEndObject = 8,
+    InsufficientTokens = 9,
 }
 
 /// Which argument an `EINVAL`-style error refers to (`arg=` field).
@@ -107,6 +140,22 @@ impl ErrorCode {
     pub fn core(code: CoreError) -> Self {
         Self {
             category: Category::Core,
+            code: code as i32,
+            arg: None,
+        }
+    }
+
+    pub fn json(code: JsonDomError) -> Self {
+        Self {
+            category: Category::Json,
+            code: code as i32,
+            arg: None,
+        }
+    }
+
+    pub fn json_syntax(code: JsonSyntaxError) -> Self {
+        Self {
+            category: Category::JsonSyntax,
             code: code as i32,
             arg: None,
         }

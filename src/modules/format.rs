@@ -1,0 +1,6 @@
+//! The `format` global.
+use mlua::Lua;
+
+pub(crate) fn register(_lua: &Lua) -> mlua::Result<()> {
+    Ok(())
+}

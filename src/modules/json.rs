@@ -1,0 +1,838 @@
+//! The `json` builtin module (Emilua's `json`): `encode`, `decode`,
+//! `is_array`, `into_array`, `null`, `writer.new`, the `__tojson` hook and
+//! the error categories `dom_ecat` / `lexer_ecat`.
+//!
+//! Invariants:
+//! - Nothing here calls a metamethod of a user value except `__tojson`, and
+//!   that one only while no Rust borrow of a writer is held: tables are read
+//!   with raw access (`raw_get`, `raw_len`, raw `next`), metatables are read
+//!   raw (`__metatable` does not hide them), so `__index`, `__pairs`, `__len`
+//!   or `__eq` can neither run nor lie.
+//! - `json.null` is one userdata and every decoded array shares one
+//!   metatable; both are created once per VM (named registry values) and are
+//!   locked (`getmetatable` answers a name), so the deep copy each importing
+//!   module gets of the module table shares them and `v == json.null` holds
+//!   across modules.
+//! - Depth is bounded: `decode` by serde_json's recursion limit
+//!   ([`MAX_DEPTH`] levels), `encode` by the same number of nested tables
+//!   and `__tojson` calls together (counted per thread, so a `__tojson` that
+//!   re-enters `encode` is bounded too). Deeper input is "Too many levels",
+//!   never a stack overflow.
+//! - A writer only ever holds valid JSON: every token is checked against
+//!   the container it goes into before a byte is written, literals are
+//!   validated, strings must be UTF-8, numbers finite. A failed call writes
+//!   nothing; `generate` refuses an unfinished document.
+
+use std::cell::{Cell, RefCell};
+
+use mlua::{
+    AnyUserData, Function, Lua, LuaString, MetaMethod, MultiValue, Table, UserData,
+    UserDataMethods, Value,
+};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use crate::modules::error::{einval, CoreError, ErrorCode, JsonDomError, JsonSyntaxError};
+
+/// Containers nested deeper than this are refused ("Too many levels"), by
+/// `decode` (serde_json's recursion limit, which counts the same way) and by
+/// `encode`/the writer.
+pub const MAX_DEPTH: usize = 127;
+
+const NULL_KEY: &str = "luring.json.null";
+const ARRAY_MT_KEY: &str = "luring.json.array_mt";
+
+// ---------------------------------------------------------------------------
+// Registration
+
+/// `json.null`: compares equal only to itself, `tostring` gives "null".
+struct JsonNull;
+
+impl UserData for JsonNull {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_function(MetaMethod::Index, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::core(CoreError::BadIndex).into())
+        });
+        methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::generic(libc::EPERM).into())
+        });
+        methods.add_meta_function(MetaMethod::ToString, |_, ()| Ok("null"));
+    }
+}
+
+/// Puts `json` into `k.builtin_modules`. The table is built on first
+/// `require` (the error categories exist by then).
+pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
+    let null = lua.create_userdata(JsonNull)?;
+    super::name_userdata_metatable(lua, null.clone(), c"json-null")?;
+    lua.set_named_registry_value(NULL_KEY, null)?;
+    let array_mt = lua.create_table()?;
+    array_mt.raw_set("__metatable", "json.array")?;
+    lua.set_named_registry_value(ARRAY_MT_KEY, array_mt)?;
+    let probe = lua.create_userdata(JsonWriter::new(None))?;
+    super::name_userdata_metatable(lua, probe, c"json.writer")?;
+
+    let k2 = k.clone();
+    let build = lua.create_function(move |lua, ()| {
+        let m = lua.create_table()?;
+        m.raw_set("null", null_value(lua)?)?;
+        m.raw_set("encode", lua.create_function(lua_encode)?)?;
+        m.raw_set("decode", lua.create_function(lua_decode)?)?;
+        m.raw_set("is_array", lua.create_function(lua_is_array)?)?;
+        m.raw_set("into_array", lua.create_function(lua_into_array)?)?;
+        let writer = lua.create_table()?;
+        writer.raw_set(
+            "new",
+            lua.create_function(|lua, ()| lua.create_userdata(JsonWriter::new(None)))?,
+        )?;
+        m.raw_set("writer", writer)?;
+        let categories: Table = k2.raw_get("categories")?;
+        m.raw_set("dom_ecat", categories.raw_get::<Value>("emilua.json.dom")?)?;
+        m.raw_set("lexer_ecat", categories.raw_get::<Value>("trial.protocol.json")?)?;
+        Ok(m)
+    })?;
+    k.get::<Table>("builtin_modules")?.raw_set("json", build)
+}
+
+fn null_value(lua: &Lua) -> mlua::Result<AnyUserData> {
+    lua.named_registry_value(NULL_KEY)
+}
+
+fn array_mt(lua: &Lua) -> mlua::Result<Table> {
+    lua.named_registry_value(ARRAY_MT_KEY)
+}
+
+fn dom(code: JsonDomError) -> mlua::Error {
+    ErrorCode::json(code).into()
+}
+
+fn syntax(code: JsonSyntaxError) -> mlua::Error {
+    ErrorCode::json_syntax(code).into()
+}
+
+// ---------------------------------------------------------------------------
+// is_array / into_array
+
+/// `json.is_array(v)`: true for a table tagged by `into_array` or `decode`.
+fn lua_is_array(lua: &Lua, v: Value) -> mlua::Result<bool> {
+    match v {
+        Value::Table(t) => {
+            let mt = array_mt(lua)?;
+            Ok(t.metatable().is_some_and(|m| m == mt))
+        }
+        _ => Ok(false),
+    }
+}
+
+/// `json.into_array([t])`: tags `t` (or a new table) as a JSON array. A
+/// table with another metatable is refused (EINVAL): its metatable stays.
+fn lua_into_array(lua: &Lua, args: MultiValue) -> mlua::Result<Table> {
+    let mt = array_mt(lua)?;
+    match args.into_iter().next() {
+        None => {
+            let t = lua.create_table()?;
+            t.set_metatable(Some(mt))?;
+            Ok(t)
+        }
+        Some(Value::Table(t)) => match t.metatable() {
+            None => {
+                t.set_metatable(Some(mt))?;
+                Ok(t)
+            }
+            Some(m) if m == mt => Ok(t),
+            Some(_) => Err(einval(1)),
+        },
+        Some(_) => Err(einval(1)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The writer
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Array { empty: bool },
+    Object { empty: bool, expect_key: bool },
+}
+
+/// An incremental JSON generator (Emilua's `json.writer`): keeps track of
+/// the containers it is in and writes separators itself.
+pub struct JsonWriter {
+    out: Vec<u8>,
+    stack: Vec<Frame>,
+    /// A whole top-level value has been written.
+    done: bool,
+    /// `generate` was called: the writer is spent.
+    spent: bool,
+    indent: Option<Vec<u8>>,
+}
+
+/// What a token is, for the checks before it is written.
+#[derive(PartialEq, Eq)]
+enum Token {
+    /// A string: a key in key position, a value elsewhere.
+    Str,
+    /// Any other value, or the start of a container.
+    Other,
+}
+
+impl JsonWriter {
+    fn new(indent: Option<Vec<u8>>) -> Self {
+        Self {
+            out: Vec::new(),
+            stack: Vec::new(),
+            done: false,
+            spent: false,
+            indent,
+        }
+    }
+
+    fn level(&self) -> usize {
+        self.stack.len()
+    }
+
+    fn newline(&mut self, level: usize) {
+        if let Some(indent) = &self.indent {
+            self.out.push(b'\n');
+            for _ in 0..level {
+                self.out.extend_from_slice(indent);
+            }
+        }
+    }
+
+    /// Checks that `token` may come next; returns true when it is a key.
+    fn check(&self, token: &Token) -> mlua::Result<bool> {
+        if self.spent {
+            return Err(einval(1));
+        }
+        match self.stack.last() {
+            None if self.done => Err(syntax(JsonSyntaxError::UnexpectedToken)),
+            None | Some(Frame::Array { .. }) => Ok(false),
+            Some(Frame::Object {
+                expect_key: true, ..
+            }) => {
+                if *token == Token::Str {
+                    Ok(true)
+                } else {
+                    Err(syntax(JsonSyntaxError::InvalidKey))
+                }
+            }
+            Some(Frame::Object { .. }) => Ok(false),
+        }
+    }
+
+    /// Writes the separator before a token that `check` accepted.
+    fn separate(&mut self, is_key: bool) {
+        let level = self.stack.len();
+        match self.stack.last_mut() {
+            None => {}
+            Some(Frame::Array { empty }) => {
+                let first = std::mem::replace(empty, false);
+                if !first {
+                    self.out.push(b',');
+                }
+                self.newline(level);
+            }
+            Some(Frame::Object { empty, .. }) if is_key => {
+                let first = std::mem::replace(empty, false);
+                if !first {
+                    self.out.push(b',');
+                }
+                self.newline(level);
+            }
+            Some(Frame::Object { .. }) => {}
+        }
+    }
+
+    /// Bookkeeping after a complete value (or key) was written.
+    fn finish(&mut self, was_key: bool) {
+        let spaced = self.indent.is_some();
+        match self.stack.last_mut() {
+            None => self.done = true,
+            Some(Frame::Array { .. }) => {}
+            Some(Frame::Object { expect_key, .. }) => {
+                *expect_key = !was_key;
+                if was_key {
+                    self.out.push(b':');
+                    if spaced {
+                        self.out.push(b' ');
+                    }
+                }
+            }
+        }
+    }
+
+    fn string(&mut self, s: &[u8]) -> mlua::Result<()> {
+        let text = std::str::from_utf8(s).map_err(|_| ErrorCode::generic(libc::EILSEQ))?;
+        let is_key = self.check(&Token::Str)?;
+        self.separate(is_key);
+        serde_json::to_writer(&mut self.out, text).map_err(mlua::Error::external)?;
+        self.finish(is_key);
+        Ok(())
+    }
+
+    fn number(&mut self, n: f64) -> mlua::Result<()> {
+        if !n.is_finite() {
+            return Err(dom(JsonDomError::OutOfRange));
+        }
+        let is_key = self.check(&Token::Other)?;
+        self.separate(is_key);
+        write_number(&mut self.out, n);
+        self.finish(is_key);
+        Ok(())
+    }
+
+    fn raw_token(&mut self, text: &[u8]) -> mlua::Result<()> {
+        let is_key = self.check(&Token::Other)?;
+        self.separate(is_key);
+        self.out.extend_from_slice(text);
+        self.finish(is_key);
+        Ok(())
+    }
+
+    fn begin(&mut self, array: bool) -> mlua::Result<()> {
+        let is_key = self.check(&Token::Other)?;
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(dom(JsonDomError::TooManyLevels));
+        }
+        self.separate(is_key);
+        if array {
+            self.out.push(b'[');
+            self.stack.push(Frame::Array { empty: true });
+        } else {
+            self.out.push(b'{');
+            self.stack.push(Frame::Object {
+                empty: true,
+                expect_key: true,
+            });
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, array: bool) -> mlua::Result<()> {
+        if self.spent {
+            return Err(einval(1));
+        }
+        let empty = match (self.stack.last(), array) {
+            (Some(Frame::Array { empty }), true) => *empty,
+            (
+                Some(Frame::Object {
+                    empty,
+                    expect_key: true,
+                }),
+                false,
+            ) => *empty,
+            // a key without its value
+            (Some(Frame::Object { .. }), false) => {
+                return Err(syntax(JsonSyntaxError::UnexpectedToken))
+            }
+            (_, true) => return Err(syntax(JsonSyntaxError::UnbalancedEndArray)),
+            (_, false) => return Err(syntax(JsonSyntaxError::UnbalancedEndObject)),
+        };
+        self.stack.pop();
+        if !empty {
+            self.newline(self.stack.len());
+        }
+        self.out.push(if array { b']' } else { b'}' });
+        self.finish(false);
+        Ok(())
+    }
+
+    /// A raw JSON text: checked to be one valid JSON value (a string in key
+    /// position) so the output stays valid.
+    fn literal(&mut self, raw: &[u8]) -> mlua::Result<()> {
+        let parsed: serde_json::Value =
+            serde_json::from_slice(raw).map_err(|e| syntax(syntax_code(&e)))?;
+        let is_key = self.check(if parsed.is_string() {
+            &Token::Str
+        } else {
+            &Token::Other
+        })?;
+        let nested = match &parsed {
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => 1,
+            _ => 0,
+        };
+        if self.stack.len() + nested > MAX_DEPTH {
+            return Err(dom(JsonDomError::TooManyLevels));
+        }
+        self.separate(is_key);
+        self.out.extend_from_slice(raw);
+        self.finish(is_key);
+        Ok(())
+    }
+
+    fn generate(&mut self) -> mlua::Result<Vec<u8>> {
+        if self.spent {
+            return Err(einval(1));
+        }
+        if !self.done {
+            return Err(syntax(JsonSyntaxError::InsufficientTokens));
+        }
+        self.spent = true;
+        Ok(std::mem::take(&mut self.out))
+    }
+}
+
+/// A finite number as JSON: integral values up to 2^63 without a fraction
+/// ("3", not "3.0"), anything else in the shortest form that reads back as
+/// the same double.
+fn write_number(out: &mut Vec<u8>, n: f64) {
+    const I64_BOUND: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if n.fract() == 0.0 && n.abs() < I64_BOUND {
+        out.extend_from_slice((n as i64).to_string().as_bytes());
+    } else {
+        // serde_json writes finite doubles in the shortest round-trip form
+        // ("0.1", "1e300"); it cannot fail on a Vec.
+        let _ = serde_json::to_writer(&mut *out, &n);
+    }
+}
+
+fn writer_arg(v: &Value) -> mlua::Result<AnyUserData> {
+    match v {
+        Value::UserData(ud) if ud.is::<JsonWriter>() => Ok(ud.clone()),
+        _ => Err(einval(1)),
+    }
+}
+
+fn with_writer<R>(
+    ud: &AnyUserData,
+    f: impl FnOnce(&mut JsonWriter) -> mlua::Result<R>,
+) -> mlua::Result<R> {
+    let mut w = ud.borrow_mut::<JsonWriter>().map_err(|_| einval(1))?;
+    f(&mut w)
+}
+
+/// `writer:value(v)` for one scalar (or `json.null`).
+fn write_scalar(lua: &Lua, w: &AnyUserData, v: &Value, arg: i32) -> mlua::Result<()> {
+    match v {
+        Value::Boolean(b) => with_writer(w, |w| w.raw_token(if *b { b"true" } else { b"false" })),
+        Value::Integer(i) => with_writer(w, |w| w.number(*i as f64)),
+        Value::Number(n) => with_writer(w, |w| w.number(*n)),
+        Value::String(s) => with_writer(w, |w| w.string(&s.as_bytes())),
+        Value::UserData(ud) if *ud == null_value(lua)? => with_writer(w, |w| w.raw_token(b"null")),
+        _ => Err(einval(arg)),
+    }
+}
+
+impl UserData for JsonWriter {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_function("value", |lua, (this, v): (Value, Value)| {
+            let w = writer_arg(&this)?;
+            write_scalar(lua, &w, &v, 2)
+        });
+        methods.add_function("begin_object", |_, this: Value| {
+            with_writer(&writer_arg(&this)?, |w| w.begin(false))
+        });
+        methods.add_function("end_object", |_, this: Value| {
+            with_writer(&writer_arg(&this)?, |w| w.end(false))
+        });
+        methods.add_function("begin_array", |_, this: Value| {
+            with_writer(&writer_arg(&this)?, |w| w.begin(true))
+        });
+        methods.add_function("end_array", |_, this: Value| {
+            with_writer(&writer_arg(&this)?, |w| w.end(true))
+        });
+        methods.add_function("literal", |_, (this, raw): (Value, Value)| {
+            let w = writer_arg(&this)?;
+            let Value::String(raw) = raw else {
+                return Err(einval(2));
+            };
+            with_writer(&w, |w| w.literal(&raw.as_bytes()))
+        });
+        methods.add_function("generate", |lua, this: Value| {
+            let bytes = with_writer(&writer_arg(&this)?, |w| w.generate())?;
+            lua.create_string(bytes)
+        });
+        // mlua's generated `__index` looks up the methods above first and
+        // calls this for every other key.
+        methods.add_meta_function(MetaMethod::Index, |_, (this, key): (Value, Value)| {
+            let w = writer_arg(&this)?;
+            match key {
+                Value::String(s) if s.as_bytes() == b"level" => {
+                    with_writer(&w, |w| Ok(w.level()))
+                }
+                _ => Err(ErrorCode::core(CoreError::BadIndex).into()),
+            }
+        });
+        methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::generic(libc::EPERM).into())
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// encode
+
+thread_local! {
+    /// Tables and `__tojson` calls the encoders on this thread are inside,
+    /// across re-entrant `encode` calls.
+    static ENCODE_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts one level of encoder recursion for as long as it lives.
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter() -> mlua::Result<DepthGuard> {
+        ENCODE_DEPTH.with(|d| {
+            if d.get() >= MAX_DEPTH {
+                Err(dom(JsonDomError::TooManyLevels))
+            } else {
+                d.set(d.get() + 1);
+                Ok(DepthGuard)
+            }
+        })
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        ENCODE_DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// One encode call: the writer, the `visited` table shared with `__tojson`
+/// and the `state` table handed to it (made when first needed).
+struct Encoder<'a> {
+    lua: &'a Lua,
+    writer: AnyUserData,
+    visited: Table,
+    state: RefCell<Option<Table>>,
+    indent: Option<LuaString>,
+    null: AnyUserData,
+    array_mt: Table,
+}
+
+impl Encoder<'_> {
+    fn state(&self) -> mlua::Result<Table> {
+        if let Some(s) = &*self.state.borrow() {
+            return Ok(s.clone());
+        }
+        let s = self.lua.create_table()?;
+        s.raw_set("writer", self.writer.clone())?;
+        s.raw_set("visited", self.visited.clone())?;
+        s.raw_set("indent", self.indent.clone())?;
+        *self.state.borrow_mut() = Some(s.clone());
+        Ok(s)
+    }
+
+    fn enter(&self, t: &Table) -> mlua::Result<()> {
+        if self.visited.raw_get::<Value>(t)? != Value::Nil {
+            return Err(dom(JsonDomError::CycleExists));
+        }
+        self.visited.raw_set(t, true)
+    }
+
+    fn leave(&self, t: &Table) -> mlua::Result<()> {
+        self.visited.raw_set(t, Value::Nil)
+    }
+
+    fn write(&self, f: impl FnOnce(&mut JsonWriter) -> mlua::Result<()>) -> mlua::Result<()> {
+        with_writer(&self.writer, f)
+    }
+
+    fn is_null(&self, ud: &AnyUserData) -> bool {
+        *ud == self.null
+    }
+
+    /// A top-level value or an array element: anything that has no JSON form
+    /// is an error (EINVAL).
+    fn value(&self, v: &Value) -> mlua::Result<()> {
+        match v {
+            Value::Table(t) => self.table(t),
+            Value::UserData(ud) if self.is_null(ud) => self.write(|w| w.raw_token(b"null")),
+            Value::Boolean(_) | Value::Integer(_) | Value::Number(_) | Value::String(_) => {
+                write_scalar(self.lua, &self.writer, v, 1)
+            }
+            _ => Err(ErrorCode::generic(libc::EINVAL).into()),
+        }
+    }
+
+    fn table(&self, t: &Table) -> mlua::Result<()> {
+        let _depth = DepthGuard::enter()?;
+        if let Some(tojson) = tojson_hook(t)? {
+            self.enter(t)?;
+            tojson.call::<()>((t.clone(), self.state()?))?;
+            return self.leave(t);
+        }
+        self.enter(t)?;
+        if t.metatable().is_some_and(|m| m == self.array_mt) || t.raw_len() > 0 {
+            self.write(|w| w.begin(true))?;
+            // ipairs order: 1, 2, ... up to the first nil
+            let mut i: i64 = 1;
+            loop {
+                let v: Value = t.raw_get(i)?;
+                if v == Value::Nil {
+                    break;
+                }
+                self.value(&v)?;
+                i += 1;
+            }
+            self.write(|w| w.end(true))?;
+        } else {
+            self.write(|w| w.begin(false))?;
+            // String keys only, in byte order so the output is stable.
+            let mut members: Vec<(LuaString, Value)> = Vec::new();
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                if let Value::String(k) = k {
+                    members.push((k, v));
+                }
+            }
+            members.sort_by(|a, b| a.0.as_bytes().cmp(&b.0.as_bytes()));
+            for (k, v) in &members {
+                self.member(k, v)?;
+            }
+            self.write(|w| w.end(false))?;
+        }
+        self.leave(t)
+    }
+
+    /// An object member: values without a JSON form (functions, threads,
+    /// userdata other than `json.null`) are left out, as Emilua does.
+    fn member(&self, k: &LuaString, v: &Value) -> mlua::Result<()> {
+        match v {
+            Value::Boolean(_) | Value::Integer(_) | Value::Number(_) | Value::String(_) => {
+                self.write(|w| w.string(&k.as_bytes()))?;
+                write_scalar(self.lua, &self.writer, v, 1)
+            }
+            Value::UserData(ud) if self.is_null(ud) => {
+                self.write(|w| w.string(&k.as_bytes()))?;
+                self.write(|w| w.raw_token(b"null"))
+            }
+            Value::Table(t) => {
+                self.write(|w| w.string(&k.as_bytes()))?;
+                self.table(t)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The `__tojson` of `t`'s real metatable, read raw.
+fn tojson_hook(t: &Table) -> mlua::Result<Option<Function>> {
+    let Some(mt) = t.metatable() else {
+        return Ok(None);
+    };
+    match mt.raw_get::<Value>("__tojson")? {
+        Value::Nil => Ok(None),
+        Value::Function(f) => Ok(Some(f)),
+        _ => Err(ErrorCode::generic(libc::EINVAL).into()),
+    }
+}
+
+/// `json.encode(v[, opts])`: the JSON text of `v`; with `opts.state` (the
+/// state a `__tojson` received) it writes `v` into that state's writer and
+/// returns nothing.
+fn lua_encode(lua: &Lua, (v, opts): (Value, Value)) -> mlua::Result<Option<LuaString>> {
+    let opts = match opts {
+        Value::Nil => None,
+        Value::Table(t) => Some(t),
+        _ => return Err(einval(2)),
+    };
+    let state = match &opts {
+        Some(o) => match o.raw_get::<Value>("state")? {
+            Value::Nil => None,
+            Value::Table(s) => Some(s),
+            _ => return Err(einval(2)),
+        },
+        None => None,
+    };
+    let null = null_value(lua)?;
+    if let Some(state) = state {
+        let writer = match state.raw_get::<Value>("writer")? {
+            Value::UserData(ud) if ud.is::<JsonWriter>() => ud,
+            _ => return Err(einval(2)),
+        };
+        let Value::Table(visited) = state.raw_get::<Value>("visited")? else {
+            return Err(einval(2));
+        };
+        let indent = match state.raw_get::<Value>("indent")? {
+            Value::String(s) => Some(s),
+            _ => None,
+        };
+        let enc = Encoder {
+            lua,
+            writer,
+            visited,
+            state: RefCell::new(Some(state)),
+            indent,
+            null,
+            array_mt: array_mt(lua)?,
+        };
+        enc.value(&v)?;
+        return Ok(None);
+    }
+    let indent = match &opts {
+        Some(o) => match o.raw_get::<Value>("indent")? {
+            Value::Nil => None,
+            Value::String(s) => Some(s),
+            _ => return Err(einval(2)),
+        },
+        None => None,
+    };
+    let writer = lua.create_userdata(JsonWriter::new(
+        indent.as_ref().map(|s| s.as_bytes().to_vec()),
+    ))?;
+    let enc = Encoder {
+        lua,
+        writer: writer.clone(),
+        visited: lua.create_table()?,
+        state: RefCell::new(None),
+        indent,
+        null,
+        array_mt: array_mt(lua)?,
+    };
+    enc.value(&v)?;
+    let bytes = with_writer(&writer, |w| w.generate())?;
+    Ok(Some(lua.create_string(bytes)?))
+}
+
+// ---------------------------------------------------------------------------
+// decode
+
+/// Builds Lua values straight from serde_json's parser.
+#[derive(Clone, Copy)]
+struct LuaSeed<'a> {
+    lua: &'a Lua,
+    cx: &'a DecodeCx,
+}
+
+struct DecodeCx {
+    null: AnyUserData,
+    array_mt: Table,
+    /// A Lua or dom error met while building, reported instead of the
+    /// serde_json error it had to be wrapped in.
+    failure: RefCell<Option<mlua::Error>>,
+}
+
+impl LuaSeed<'_> {
+    fn fail<E: serde::de::Error>(&self, e: mlua::Error) -> E {
+        *self.cx.failure.borrow_mut() = Some(e);
+        E::custom("luring: value could not be built")
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for LuaSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LuaSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v as f64))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v as f64))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Number(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.lua
+            .create_string(v)
+            .map(Value::String)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        Ok(Value::UserData(self.cx.null.clone()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let t = self.lua.create_table().map_err(|e| self.fail(e))?;
+        t.set_metatable(Some(self.cx.array_mt.clone()))
+            .map_err(|e| self.fail(e))?;
+        let mut n: i64 = 0;
+        while let Some(v) = seq.next_element_seed(self)? {
+            if n == i64::from(i32::MAX) {
+                return Err(self.fail(dom(JsonDomError::ArrayTooLong)));
+            }
+            n += 1;
+            t.raw_set(n, v).map_err(|e| self.fail(e))?;
+        }
+        Ok(Value::Table(t))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let t = self.lua.create_table().map_err(|e| self.fail(e))?;
+        while let Some(k) = map.next_key_seed(self)? {
+            let v = map.next_value_seed(self)?;
+            // a repeated key: the last one wins
+            t.raw_set(k, v).map_err(|e| self.fail(e))?;
+        }
+        Ok(Value::Table(t))
+    }
+}
+
+/// The `trial.protocol.json` code closest to what serde_json reports.
+fn syntax_code(e: &serde_json::Error) -> JsonSyntaxError {
+    use serde_json::error::Category;
+    if e.classify() == Category::Eof {
+        return JsonSyntaxError::InsufficientTokens;
+    }
+    let msg = e.to_string();
+    if msg.starts_with("expected `,` or `]`") {
+        JsonSyntaxError::ExpectedEndArray
+    } else if msg.starts_with("expected `,` or `}`") {
+        JsonSyntaxError::ExpectedEndObject
+    } else if msg.starts_with("key must be a string") || msg.starts_with("expected `:`") {
+        JsonSyntaxError::InvalidKey
+    } else if msg.starts_with("invalid")
+        || msg.starts_with("control character")
+        || msg.starts_with("lone leading surrogate")
+        || msg.starts_with("unexpected end of hex escape")
+        || msg.starts_with("number out of range")
+    {
+        JsonSyntaxError::InvalidValue
+    } else {
+        JsonSyntaxError::UnexpectedToken
+    }
+}
+
+/// `json.decode(text)`: the Lua value of one JSON text. Arrays come back
+/// tagged (`is_array`), `null` as `json.null`, numbers as Lua numbers.
+fn lua_decode(lua: &Lua, text: Value) -> mlua::Result<Value> {
+    let Value::String(text) = text else {
+        return Err(einval(1));
+    };
+    let bytes = text.as_bytes();
+    let cx = DecodeCx {
+        null: null_value(lua)?,
+        array_mt: array_mt(lua)?,
+        failure: RefCell::new(None),
+    };
+    let seed = LuaSeed { lua, cx: &cx };
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let result = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match result {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            if let Some(failure) = cx.failure.borrow_mut().take() {
+                return Err(failure);
+            }
+            let msg = e.to_string();
+            if msg.starts_with("recursion limit exceeded") {
+                Err(dom(JsonDomError::TooManyLevels))
+            } else if msg.starts_with("number out of range") {
+                Err(dom(JsonDomError::OutOfRange))
+            } else {
+                Err(syntax(syntax_code(&e)))
+            }
+        }
+    }
+}
