@@ -40,6 +40,30 @@ pub const MAX_DEPTH: usize = 127;
 
 const NULL_KEY: &str = "luring.json.null";
 const ARRAY_MT_KEY: &str = "luring.json.array_mt";
+const RAW_PCALL_KEY: &str = "luring.json.raw_pcall";
+/// `{value}`: what a `__tojson` raised, on its way out of `encode`.
+const PENDING_KEY: &str = "luring.json.pending_error";
+
+/// `json.encode` as user code sees it. An error a `__tojson` raises must
+/// reach the caller unchanged (a table stays that table), but mlua turns a
+/// Lua error that crosses a Rust function into a message string. So the
+/// Rust encoder calls `__tojson` under the raw `pcall`, parks what it raised
+/// and fails; this wrapper raises the parked value again.
+const ENCODE_WRAPPER: &str = r#"
+local rust_encode, raw_pcall, take_pending, error = ...
+return function(value, opts)
+  local ok, r = raw_pcall(rust_encode, value, opts)
+  if ok then return r end
+  local parked, original = take_pending()
+  if parked then error(original, 0) end
+  error(r, 0)
+end
+"#;
+
+/// The Rust error that stands for a parked `__tojson` error.
+#[derive(Debug, thiserror::Error)]
+#[error("json: __tojson raised an error")]
+struct TojsonRaised;
 
 // ---------------------------------------------------------------------------
 // Registration
@@ -70,12 +94,29 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     lua.set_named_registry_value(ARRAY_MT_KEY, array_mt)?;
     let probe = lua.create_userdata(JsonWriter::new(None))?;
     super::name_userdata_metatable(lua, probe, c"json.writer")?;
+    let raw_pcall: Function = k.get("raw_pcall")?;
+    lua.set_named_registry_value(RAW_PCALL_KEY, raw_pcall.clone())?;
+    let take_pending = lua.create_function(|lua, ()| {
+        let pending: Value = lua.named_registry_value(PENDING_KEY)?;
+        lua.set_named_registry_value(PENDING_KEY, Value::Nil)?;
+        match pending {
+            Value::Table(t) => Ok((true, t.raw_get::<Value>(1)?)),
+            _ => Ok((false, Value::Nil)),
+        }
+    })?;
+    let error: Function = lua.globals().get("error")?;
+    let encode: Function = lua.load(ENCODE_WRAPPER).set_name("=json.encode").call((
+        lua.create_function(lua_encode)?,
+        raw_pcall,
+        take_pending,
+        error,
+    ))?;
 
     let k2 = k.clone();
     let build = lua.create_function(move |lua, ()| {
         let m = lua.create_table()?;
         m.raw_set("null", null_value(lua)?)?;
-        m.raw_set("encode", lua.create_function(lua_encode)?)?;
+        m.raw_set("encode", encode.clone())?;
         m.raw_set("decode", lua.create_function(lua_decode)?)?;
         m.raw_set("is_array", lua.create_function(lua_is_array)?)?;
         m.raw_set("into_array", lua.create_function(lua_into_array)?)?;
@@ -148,10 +189,22 @@ fn lua_into_array(lua: &Lua, args: MultiValue) -> mlua::Result<Table> {
 // ---------------------------------------------------------------------------
 // The writer
 
+/// One open container of a writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Frame {
-    Array { empty: bool },
-    Object { empty: bool, expect_key: bool },
+struct Frame {
+    array: bool,
+    /// Complete values in it (elements, or members' values).
+    count: usize,
+    /// An object waits for a key (not for a member's value).
+    expect_key: bool,
+}
+
+/// Where a writer is: how deep, and how many values are complete there
+/// (at the top level: 0 or 1). `__tojson` must advance it by one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    depth: usize,
+    count: usize,
 }
 
 /// An incremental JSON generator (Emilua's `json.writer`): keeps track of
@@ -199,6 +252,19 @@ impl JsonWriter {
         }
     }
 
+    fn position(&self) -> Position {
+        match self.stack.last() {
+            None => Position {
+                depth: 0,
+                count: usize::from(self.done),
+            },
+            Some(f) => Position {
+                depth: self.stack.len(),
+                count: f.count,
+            },
+        }
+    }
+
     /// Checks that `token` may come next; returns true when it is a key.
     fn check(&self, token: &Token) -> mlua::Result<bool> {
         if self.spent {
@@ -206,40 +272,29 @@ impl JsonWriter {
         }
         match self.stack.last() {
             None if self.done => Err(syntax(JsonSyntaxError::UnexpectedToken)),
-            None | Some(Frame::Array { .. }) => Ok(false),
-            Some(Frame::Object {
-                expect_key: true, ..
-            }) => {
+            Some(f) if !f.array && f.expect_key => {
                 if *token == Token::Str {
                     Ok(true)
                 } else {
                     Err(syntax(JsonSyntaxError::InvalidKey))
                 }
             }
-            Some(Frame::Object { .. }) => Ok(false),
+            _ => Ok(false),
         }
     }
 
     /// Writes the separator before a token that `check` accepted.
     fn separate(&mut self, is_key: bool) {
         let level = self.stack.len();
-        match self.stack.last_mut() {
-            None => {}
-            Some(Frame::Array { empty }) => {
-                let first = std::mem::replace(empty, false);
-                if !first {
-                    self.out.push(b',');
-                }
-                self.newline(level);
+        let Some(f) = self.stack.last() else {
+            return;
+        };
+        // an element, or a member's key (its value follows the ':')
+        if f.array || is_key {
+            if f.count > 0 {
+                self.out.push(b',');
             }
-            Some(Frame::Object { empty, .. }) if is_key => {
-                let first = std::mem::replace(empty, false);
-                if !first {
-                    self.out.push(b',');
-                }
-                self.newline(level);
-            }
-            Some(Frame::Object { .. }) => {}
+            self.newline(level);
         }
     }
 
@@ -248,15 +303,16 @@ impl JsonWriter {
         let spaced = self.indent.is_some();
         match self.stack.last_mut() {
             None => self.done = true,
-            Some(Frame::Array { .. }) => {}
-            Some(Frame::Object { expect_key, .. }) => {
-                *expect_key = !was_key;
-                if was_key {
-                    self.out.push(b':');
-                    if spaced {
-                        self.out.push(b' ');
-                    }
+            Some(f) if was_key => {
+                f.expect_key = false;
+                self.out.push(b':');
+                if spaced {
+                    self.out.push(b' ');
                 }
+            }
+            Some(f) => {
+                f.count += 1;
+                f.expect_key = !f.array;
             }
         }
     }
@@ -295,16 +351,12 @@ impl JsonWriter {
             return Err(dom(JsonDomError::TooManyLevels));
         }
         self.separate(is_key);
-        if array {
-            self.out.push(b'[');
-            self.stack.push(Frame::Array { empty: true });
-        } else {
-            self.out.push(b'{');
-            self.stack.push(Frame::Object {
-                empty: true,
-                expect_key: true,
-            });
-        }
+        self.out.push(if array { b'[' } else { b'{' });
+        self.stack.push(Frame {
+            array,
+            count: 0,
+            expect_key: !array,
+        });
         Ok(())
     }
 
@@ -312,21 +364,12 @@ impl JsonWriter {
         if self.spent {
             return Err(einval(1));
         }
-        let empty = match (self.stack.last(), array) {
-            (Some(Frame::Array { empty }), true) => *empty,
-            (
-                Some(Frame::Object {
-                    empty,
-                    expect_key: true,
-                }),
-                false,
-            ) => *empty,
+        let empty = match self.stack.last() {
+            Some(f) if f.array == array && (array || f.expect_key) => f.count == 0,
             // a key without its value
-            (Some(Frame::Object { .. }), false) => {
-                return Err(syntax(JsonSyntaxError::UnexpectedToken))
-            }
-            (_, true) => return Err(syntax(JsonSyntaxError::UnbalancedEndArray)),
-            (_, false) => return Err(syntax(JsonSyntaxError::UnbalancedEndObject)),
+            Some(f) if !f.array && !array => return Err(syntax(JsonSyntaxError::UnexpectedToken)),
+            _ if array => return Err(syntax(JsonSyntaxError::UnbalancedEndArray)),
+            _ => return Err(syntax(JsonSyntaxError::UnbalancedEndObject)),
         };
         self.stack.pop();
         if !empty {
@@ -340,18 +383,13 @@ impl JsonWriter {
     /// A raw JSON text: checked to be one valid JSON value (a string in key
     /// position) so the output stays valid.
     fn literal(&mut self, raw: &[u8]) -> mlua::Result<()> {
-        let parsed: serde_json::Value =
-            serde_json::from_slice(raw).map_err(|e| syntax(syntax_code(&e)))?;
+        let parsed: serde_json::Value = serde_json::from_slice(raw).map_err(|e| parse_error(&e))?;
         let is_key = self.check(if parsed.is_string() {
             &Token::Str
         } else {
             &Token::Other
         })?;
-        let nested = match &parsed {
-            serde_json::Value::Array(_) | serde_json::Value::Object(_) => 1,
-            _ => 0,
-        };
-        if self.stack.len() + nested > MAX_DEPTH {
+        if self.stack.len() + nesting(&parsed) > MAX_DEPTH {
             return Err(dom(JsonDomError::TooManyLevels));
         }
         self.separate(is_key);
@@ -369,6 +407,16 @@ impl JsonWriter {
         }
         self.spent = true;
         Ok(std::mem::take(&mut self.out))
+    }
+}
+
+/// How many containers deep a parsed value is (serde_json parsed it, so at
+/// most its recursion limit).
+fn nesting(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(nesting).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -551,7 +599,27 @@ impl Encoder<'_> {
         let _depth = DepthGuard::enter()?;
         if let Some(tojson) = tojson_hook(t)? {
             self.enter(t)?;
-            tojson.call::<()>((t.clone(), self.state()?))?;
+            let before = with_writer(&self.writer, |w| Ok(w.position()))?;
+            let raw_pcall: Function = self.lua.named_registry_value(RAW_PCALL_KEY)?;
+            let (ok, raised): (bool, Value) = raw_pcall.call((tojson, t.clone(), self.state()?))?;
+            if !ok {
+                let parked = self.lua.create_table()?;
+                parked.raw_set(1, raised)?;
+                self.lua.set_named_registry_value(PENDING_KEY, parked)?;
+                return Err(mlua::Error::external(TojsonRaised));
+            }
+            let after = with_writer(&self.writer, |w| Ok(w.position()))?;
+            // exactly one value, every container it opened closed again
+            if after.depth > before.depth {
+                return Err(syntax(JsonSyntaxError::InsufficientTokens));
+            }
+            if after.depth < before.depth || after.count != before.count + 1 {
+                return Err(syntax(if after.count <= before.count {
+                    JsonSyntaxError::InsufficientTokens
+                } else {
+                    JsonSyntaxError::UnexpectedToken
+                }));
+            }
             return self.leave(t);
         }
         self.enter(t)?;
@@ -804,6 +872,18 @@ fn syntax_code(e: &serde_json::Error) -> JsonSyntaxError {
     }
 }
 
+/// The error value for a text serde_json refused.
+fn parse_error(e: &serde_json::Error) -> mlua::Error {
+    let msg = e.to_string();
+    if msg.starts_with("recursion limit exceeded") {
+        dom(JsonDomError::TooManyLevels)
+    } else if msg.starts_with("number out of range") {
+        dom(JsonDomError::OutOfRange)
+    } else {
+        syntax(syntax_code(e))
+    }
+}
+
 /// `json.decode(text)`: the Lua value of one JSON text. Arrays come back
 /// tagged (`is_array`), `null` as `json.null`, numbers as Lua numbers.
 fn lua_decode(lua: &Lua, text: Value) -> mlua::Result<Value> {
@@ -825,14 +905,7 @@ fn lua_decode(lua: &Lua, text: Value) -> mlua::Result<Value> {
             if let Some(failure) = cx.failure.borrow_mut().take() {
                 return Err(failure);
             }
-            let msg = e.to_string();
-            if msg.starts_with("recursion limit exceeded") {
-                Err(dom(JsonDomError::TooManyLevels))
-            } else if msg.starts_with("number out of range") {
-                Err(dom(JsonDomError::OutOfRange))
-            } else {
-                Err(syntax(syntax_code(&e)))
-            }
+            Err(parse_error(&e))
         }
     }
 }
