@@ -23,8 +23,10 @@ use crate::modules::error::einval;
 #[cfg(test)]
 use crate::modules::error::ErrorCode;
 
-/// Largest width or precision a spec may ask for.
-pub const MAX_WIDTH: usize = 65536;
+/// Largest width or precision a spec may ask for. Rust's formatter takes a
+/// precision of at most 65535, and `{:g}` asks it for up to 4 digits more
+/// than the spec's precision.
+pub const MAX_WIDTH: usize = 60_000;
 
 /// One argument of `format`, after the type check.
 enum Arg {
@@ -774,6 +776,11 @@ mod tests {
         assert_eq!((e.code, e.arg), (libc::EINVAL, Some(crate::modules::error::ErrArg::Index(1))));
         let e = format_for_test("{:.99999999999999999999999f}", vec![num(1.0)]).unwrap_err();
         assert_eq!(e.code, libc::EINVAL);
-        assert_eq!(f("{:65536}", vec![num(1.0)]).len(), MAX_WIDTH);
+        assert_eq!(f("{:60000}", vec![num(1.0)]).len(), MAX_WIDTH);
+        assert!(format_for_test("{:60001}", vec![num(1.0)]).is_err());
+        // the largest precision, with the most digits %g adds to it
+        assert_eq!(f("{:#.60000g}", vec![num(1e-4)]).len(), "0.000".len() + 60_000);
+        assert_eq!(f("{:.60000f}", vec![num(-1.5)]).len(), "-1.".len() + 60_000);
+        assert_eq!(f("{:.60000e}", vec![num(1e300)]).len(), "1.e+300".len() + 60_000);
     }
 }
