@@ -510,23 +510,33 @@ impl UserData for JsonWriter {
 // ---------------------------------------------------------------------------
 // encode
 
+/// `__tojson` calls nested in each other (through `json.encode` called
+/// from a `__tojson`) beyond this are "Too many levels": each one costs a
+/// Rust-to-Lua-to-Rust round trip of stack, far more than a plain table.
+pub const MAX_TOJSON_NESTING: usize = 16;
+
 thread_local! {
     /// Tables and `__tojson` calls the encoders on this thread are inside,
     /// across re-entrant `encode` calls.
     static ENCODE_DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// The `__tojson` calls among them.
+    static TOJSON_DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Counts one level of encoder recursion for as long as it lives.
-struct DepthGuard;
+struct DepthGuard(&'static std::thread::LocalKey<Cell<usize>>);
 
 impl DepthGuard {
-    fn enter() -> mlua::Result<DepthGuard> {
-        ENCODE_DEPTH.with(|d| {
-            if d.get() >= MAX_DEPTH {
+    fn enter(
+        counter: &'static std::thread::LocalKey<Cell<usize>>,
+        limit: usize,
+    ) -> mlua::Result<DepthGuard> {
+        counter.with(|d| {
+            if d.get() >= limit {
                 Err(dom(JsonDomError::TooManyLevels))
             } else {
                 d.set(d.get() + 1);
-                Ok(DepthGuard)
+                Ok(DepthGuard(counter))
             }
         })
     }
@@ -534,7 +544,7 @@ impl DepthGuard {
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        ENCODE_DEPTH.with(|d| d.set(d.get() - 1));
+        self.0.with(|d| d.set(d.get() - 1));
     }
 }
 
@@ -596,8 +606,9 @@ impl Encoder<'_> {
     }
 
     fn table(&self, t: &Table) -> mlua::Result<()> {
-        let _depth = DepthGuard::enter()?;
+        let _depth = DepthGuard::enter(&ENCODE_DEPTH, MAX_DEPTH)?;
         if let Some(tojson) = tojson_hook(t)? {
+            let _nesting = DepthGuard::enter(&TOJSON_DEPTH, MAX_TOJSON_NESTING)?;
             self.enter(t)?;
             let before = with_writer(&self.writer, |w| Ok(w.position()))?;
             let raw_pcall: Function = self.lua.named_registry_value(RAW_PCALL_KEY)?;
@@ -906,6 +917,148 @@ fn lua_decode(lua: &Lua, text: Value) -> mlua::Result<Value> {
                 return Err(failure);
             }
             Err(parse_error(&e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare VM with the json module table (no scheduler, no categories).
+    fn json_vm() -> (Lua, Table) {
+        let lua = Lua::new();
+        let k = lua.create_table().unwrap();
+        k.set("builtin_modules", lua.create_table().unwrap()).unwrap();
+        k.set("categories", lua.create_table().unwrap()).unwrap();
+        k.set("raw_pcall", lua.globals().get::<Function>("pcall").unwrap())
+            .unwrap();
+        register(&lua, &k).unwrap();
+        let build: Function = k
+            .get::<Table>("builtin_modules")
+            .unwrap()
+            .get("json")
+            .unwrap();
+        let json: Table = build.call(()).unwrap();
+        lua.globals().set("json", json.clone()).unwrap();
+        (lua, json)
+    }
+
+    fn error_code(e: &mlua::Error) -> Option<ErrorCode> {
+        match e {
+            mlua::Error::ExternalError(inner) => inner.downcast_ref::<ErrorCode>().cloned(),
+            mlua::Error::CallbackError { cause, .. } => error_code(cause),
+            _ => None,
+        }
+    }
+
+    /// The deepest documents both ways, and an endless `__tojson` chain,
+    /// fit in a small thread stack: depth is bounded before the stack is.
+    /// Runs `src` in a fresh json VM on a thread with Rust's default
+    /// stack (2 MiB, what `std::thread::spawn` gives an actor thread).
+    fn on_default_stack(src: String) -> Result<(), String> {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let (lua, _) = json_vm();
+                lua.load(src).exec().map_err(|e| {
+                    error_code(&e).map_or_else(|| e.to_string(), |c| format!("{}:{}", c.category.name(), c.code))
+                })
+            })
+            .expect("thread starts")
+            .join()
+            .expect("no stack overflow")
+    }
+
+    /// The deepest documents both ways, and the deepest `__tojson` nesting
+    /// with the deepest tables inside, fit in a default thread stack even
+    /// in a debug build: depth is bounded before the stack is.
+    #[test]
+    fn maximum_depth_fits_a_default_thread_stack() {
+        let n = MAX_DEPTH;
+        on_default_stack(format!(
+            "local s = string.rep('[', {n}) .. string.rep(']', {n})
+             assert(#json.encode(json.decode(s)) == 2 * {n})"
+        ))
+        .expect("the deepest document round-trips");
+        // __tojson levels, each wrapping tables, up to both limits
+        let per = (MAX_DEPTH - MAX_TOJSON_NESTING) / MAX_TOJSON_NESTING;
+        let script = |rest: usize| format!(
+            "local function wrap(t, n)
+               for _ = 1, n do t = {{ t }} end
+               return t
+             end
+             local function chain(left)
+               if left == 0 then return wrap({{}}, {rest}) end
+               return setmetatable({{}}, {{ __tojson = function(_, state)
+                 json.encode(wrap(chain(left - 1), {per}), {{ state = state }}) end }})
+             end
+             local text = json.encode(chain({m}))",
+            m = MAX_TOJSON_NESTING,
+        );
+        let rest = MAX_DEPTH - MAX_TOJSON_NESTING * (per + 1) - 1;
+        on_default_stack(script(rest)).expect("the deepest legal nesting encodes");
+        assert_eq!(
+            on_default_stack(script(rest + 1)),
+            Err("emilua.json.dom:2".to_string()),
+            "one table more is too deep"
+        );
+        let endless = "local function chain()
+               return setmetatable({}, { __tojson = function(_, state)
+                 json.encode(chain(), { state = state }) end })
+             end
+             json.encode(chain())"
+            .to_string();
+        assert_eq!(
+            on_default_stack(endless),
+            Err("emilua.json.dom:2".to_string()),
+            "an endless __tojson chain stops with Too many levels"
+        );
+        let fresh = "local function chain()
+               return setmetatable({}, { __tojson = function(_, state)
+                 state.writer:value(json.encode(chain())) end })
+             end
+             json.encode(chain())"
+            .to_string();
+        assert_eq!(on_default_stack(fresh), Err("emilua.json.dom:2".to_string()));
+    }
+
+    #[test]
+    fn decoded_arrays_and_null_are_the_registered_ones() {
+        let (lua, json) = json_vm();
+        let v: Table = lua.load("return json.decode('[null]')").eval().unwrap();
+        assert_eq!(v.metatable(), Some(array_mt(&lua).unwrap()));
+        let null: AnyUserData = v.raw_get(1).unwrap();
+        assert_eq!(null, json.get::<AnyUserData>("null").unwrap());
+    }
+
+    #[test]
+    fn writer_never_holds_invalid_json() {
+        let mut w = JsonWriter::new(None);
+        w.begin(false).unwrap();
+        assert!(w.number(1.0).is_err(), "a key must be a string");
+        w.string(b"k").unwrap();
+        assert!(w.end(false).is_err(), "a key needs its value");
+        assert!(w.literal(b"[1,").is_err());
+        w.literal(b"[1, {\"a\": null}]").unwrap();
+        assert!(w.generate().is_err(), "unfinished");
+        w.end(false).unwrap();
+        let out = w.generate().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out).expect("valid JSON");
+        assert_eq!(out, b"{\"k\":[1, {\"a\": null}]}");
+    }
+
+    #[test]
+    fn numbers_are_integers_when_integral() {
+        let mut out = Vec::new();
+        for n in [0.0, -0.0, 1.0, -1.0, 2f64.powi(53), 0.5, 1e300, -1e-7] {
+            out.clear();
+            write_number(&mut out, n);
+            let back: f64 = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, n, "{}", String::from_utf8_lossy(&out));
+            if n.fract() == 0.0 && n.abs() < 1e15 {
+                assert!(!out.contains(&b'.') && !out.contains(&b'e'));
+            }
         }
     }
 }

@@ -78,6 +78,13 @@ end))
 try(setmetatable({}, { __tojson = 'not a function' }))
 try(setmetatable({}, { __tojson = true }))
 
+print('__tojson nesting is bounded (16 levels)')
+local function nested(n)
+    if n == 0 then return 'leaf' end
+    return custom(function(_, state) json.encode(nested(n - 1), { state = state }) end)
+end
+try(nested(16))
+try(nested(17))
 print('endless __tojson recursion is bounded')
 local function chain()
     return custom(function(_, state) json.encode(chain(), { state = state }) end)
