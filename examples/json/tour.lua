@@ -28,5 +28,5 @@ print(ok, err, err.category == json.lexer_ecat)
 
 -- format: {fmt}-style, a global
 print(format('{} and {:>5}|', 'a', 'b'))
-print(format('{:.2f} {:#x} {:08.3f} {:+}', 3.14159, 255, -2.5, 7))
+print(format('{:.2f} {:X} {:08.3f} {:+}', 3.14159, 255, -2.5, 7))
 print(format('{1}{0}{1} {name:*^9}', 'cad', 'abra', { 'name', 'mid' }))

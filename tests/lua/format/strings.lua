@@ -1,4 +1,6 @@
 -- strings and booleans: alignment, fill, precision, debug form
+-- the test harness renumbers 0x... ids, so a 0x prefix is shown as 0_x
+local function hexsafe(s) return (s:gsub('0x', '0_x')) end
 print(format('[{:10}]', 'left'))
 print(format('[{:<10}]', 'left'))
 print(format('[{:>10}]', 'right'))
@@ -18,4 +20,4 @@ print(format('{:?}', 'bad \255 byte'))
 print(format('[{:>8?}]', 'x'))
 print(format('{} {}', true, false))
 print(format('[{:>6}] [{:<7}] [{:^7s}]', true, false, true))
-print(format('{:d} {:d} {:#x} {:05b}', true, false, true, true))
+print(hexsafe(format('{:d} {:d} {:#x} {:05b}', true, false, true, true)))
