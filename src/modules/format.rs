@@ -16,17 +16,23 @@
 //!   missing argument or spec that does not fit its argument is EINVAL
 //!   (arg 1: the format string; arg n: the n-th argument of `format`), and
 //!   nothing is returned.
+//! - One call adds at most [`MAX_GROWTH`] bytes (padding, digits) to the
+//!   text it was given, else it fails with ENOMEM before growing further.
 
 use mlua::{Lua, LuaString, MultiValue, Value};
 
-use crate::modules::error::einval;
-#[cfg(test)]
-use crate::modules::error::ErrorCode;
+use crate::modules::error::{einval, ErrorCode};
 
 /// Largest width or precision a spec may ask for. Rust's formatter takes a
 /// precision of at most 65535, and `{:g}` asks it for up to 4 digits more
 /// than the spec's precision.
 pub const MAX_WIDTH: usize = 60_000;
+
+/// What one call may add beyond the text it was given (the format string
+/// and the string arguments): padding and digits. Without it, a short
+/// format string of many `{:60000}` fields could allocate gigabytes
+/// outside the Lua heap.
+pub const MAX_GROWTH: usize = 16 * 1024 * 1024;
 
 /// One argument of `format`, after the type check.
 enum Arg {
@@ -327,8 +333,23 @@ fn render(fmt: &[u8], args: &Args) -> mlua::Result<Vec<u8>> {
         indexing: Indexing::Unknown,
         args,
     };
+    let given: usize = fmt.len()
+        + args
+            .values
+            .iter()
+            .map(|a| match a {
+                Arg::Str(s) => s.len(),
+                _ => 0,
+            })
+            .sum::<usize>();
+    let budget = given.saturating_add(MAX_GROWTH);
     let mut out = Vec::with_capacity(fmt.len());
     while let Some(c) = p.peek() {
+        // one field adds at most ~2 * MAX_WIDTH + 330 bytes beyond its
+        // argument, so checking between fields bounds the overshoot
+        if out.len() > budget {
+            return Err(ErrorCode::generic(libc::ENOMEM).into());
+        }
         p.pos += 1;
         match c {
             b'{' if p.peek() == Some(b'{') => {
@@ -367,6 +388,9 @@ fn render(fmt: &[u8], args: &Args) -> mlua::Result<Vec<u8>> {
             }
             other => out.push(other),
         }
+    }
+    if out.len() > budget {
+        return Err(ErrorCode::generic(libc::ENOMEM).into());
     }
     Ok(out)
 }

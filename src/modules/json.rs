@@ -42,6 +42,11 @@ use crate::modules::error::{einval, CoreError, ErrorCode, JsonDomError, JsonSynt
 /// `encode`/the writer.
 pub const MAX_DEPTH: usize = 127;
 
+/// Longest `opts.indent`: indentation is repeated per level on every line,
+/// so its length multiplies the output (at most 127 levels × this much
+/// per element).
+pub const MAX_INDENT: usize = 16;
+
 const NULL_KEY: &str = "luring.json.null";
 const ARRAY_MT_KEY: &str = "luring.json.array_mt";
 const RAW_PCALL_KEY: &str = "luring.json.raw_pcall";
@@ -750,7 +755,7 @@ fn lua_encode(lua: &Lua, (v, opts): (Value, Value)) -> mlua::Result<Option<LuaSt
     let indent = match &opts {
         Some(o) => match o.raw_get::<Value>("indent")? {
             Value::Nil => None,
-            Value::String(s) => Some(s),
+            Value::String(s) if s.as_bytes().len() <= MAX_INDENT => Some(s),
             _ => return Err(einval(2)),
         },
         None => None,

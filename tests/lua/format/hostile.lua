@@ -36,3 +36,8 @@ print('big inputs')
 try(string.rep('{}', 5000), unpack((function() local t = {} for i = 1, 5000 do t[i] = i end return t end)()))
 try(string.rep('{{', 100000))
 try('{:.60000f}', 1e300)
+print('growth beyond the given text is bounded (16 MiB)')
+try(string.rep('{0:60000}', 270), 1)         -- 16.2e6 bytes: within
+try(string.rep('{0:60000}', 300), 1)         -- 18e6 bytes: refused
+try(string.rep('{0:.60000f}', 300), 1)
+try('{}', string.rep('x', 20 * 1024 * 1024))  -- its own text does not count
