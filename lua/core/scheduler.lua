@@ -19,6 +19,9 @@ local rt = K.rt
 local debug_traceback, getfenv_u, setfenv_u = K.debug.traceback, K.debug.getfenv, K.debug.setfenv
 local co_create, co_resume, co_yield, co_status, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running
+-- false inside a C or Rust call (a table.sort comparator, __tojson, ...),
+-- where a yield would fail after the fiber had registered its wait
+local co_isyieldable = coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
 local select, type, error, setmetatable, tostring, unpack = select, type, error, setmetatable, tostring, unpack
 local pack = function(...) return { n = select('#', ...), ... } end
@@ -167,7 +170,7 @@ end
 ---------------------------------------------------------------------------
 -- Suspension points
 local function check_suspend(f)
-  if f.susp_forbidden > 0 then raise_core('forbid_suspend_block') end
+  if f.susp_forbidden > 0 or not co_isyieldable() then raise_core('forbid_suspend_block') end
   if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
 end
 K.check_suspend = check_suspend
@@ -591,7 +594,7 @@ local this_fiber_props = {}
 
 function this_fiber.yield()
   local f = current
-  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) then
+  if f.susp_forbidden > 0 or (f.interrupted and f.int_disabled == 0) or not co_isyieldable() then
     check_suspend(f)
   end
   -- schedule(f), inlined: this is the hottest path of the scheduler.
