@@ -2,7 +2,7 @@
 -- metatable; categories are userdata whose tostring is their name.
 local K = ...
 local rt = K.rt
-local setmetatable, tostring, type, rawget = setmetatable, tostring, type, rawget
+local setmetatable, tostring, type, rawget, pairs = setmetatable, tostring, type, rawget, pairs
 -- Runtime values are recognised by their real metatable, never by the name
 -- `getmetatable` shows (any table can claim that name), and the runtime
 -- never calls a metamethod of a value user code could have built.
@@ -125,8 +125,12 @@ end
 local decode = rt.decode_error
 function K.normalize_error(e)
   if type(e) == 'userdata' then
-    local cat, code, arg = decode(e)
-    if code then return new(categories[cat], code, arg) end
+    local cat, code, arg, fields = decode(e)
+    if code then
+      local err = new(categories[cat], code, arg)
+      if fields then for k, v in pairs(fields) do err[k] = v end end
+      return err
+    end
     if cat then return cat end
   end
   return e

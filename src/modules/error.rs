@@ -106,13 +106,24 @@ pub enum ErrArg {
     Name(String),
 }
 
-/// An error value for Lua: category, code and optional `arg`.
+/// The value of an extra field of an error (`path`, `line`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrField {
+    Int(i64),
+    Str(String),
+    /// Becomes a Lua sequence.
+    List(Vec<ErrField>),
+}
+
+/// An error value for Lua: category, code, optional `arg` and extra fields.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} error {code}", category.name())]
 pub struct ErrorCode {
     pub category: Category,
     pub code: i32,
     pub arg: Option<ErrArg>,
+    /// More fields of the Lua error table, e.g. where a JSON text is wrong.
+    pub fields: Vec<(&'static str, ErrField)>,
 }
 
 impl ErrorCode {
@@ -121,6 +132,7 @@ impl ErrorCode {
             category: Category::Generic,
             code: errno,
             arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -129,6 +141,7 @@ impl ErrorCode {
             category: Category::System,
             code: errno,
             arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -142,6 +155,7 @@ impl ErrorCode {
             category: Category::Core,
             code: code as i32,
             arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -150,6 +164,7 @@ impl ErrorCode {
             category: Category::Json,
             code: code as i32,
             arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -158,6 +173,7 @@ impl ErrorCode {
             category: Category::JsonSyntax,
             code: code as i32,
             arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -168,6 +184,12 @@ impl ErrorCode {
 
     pub fn arg_name(mut self, name: &str) -> Self {
         self.arg = Some(ErrArg::Name(name.to_owned()));
+        self
+    }
+
+    /// Adds field `name` to the error table Lua sees.
+    pub fn field(mut self, name: &'static str, value: ErrField) -> Self {
+        self.fields.push((name, value));
         self
     }
 }
@@ -192,9 +214,24 @@ fn find_code(e: &mlua::Error) -> Option<&ErrorCode> {
     }
 }
 
+fn field_value(lua: &Lua, f: &ErrField) -> mlua::Result<Value> {
+    Ok(match f {
+        ErrField::Int(i) => Value::Number(*i as f64),
+        ErrField::Str(s) => Value::String(lua.create_string(s)?),
+        ErrField::List(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, field_value(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
 /// `rt.decode_error(v)`: for a wrapped Rust error, returns
-/// `category_name, code, arg` when it is an [`ErrorCode`], or its message
-/// string otherwise; for any other value returns nothing.
+/// `category_name, code, arg, fields` (a table, or nil when there are none)
+/// when it is an [`ErrorCode`], or its message string otherwise; for any
+/// other value returns nothing.
 pub fn decode(lua: &Lua, v: Value) -> mlua::Result<MultiValue> {
     let Value::Error(err) = v else {
         return Ok(MultiValue::new());
@@ -205,10 +242,20 @@ pub fn decode(lua: &Lua, v: Value) -> mlua::Result<MultiValue> {
             Some(ErrArg::Index(i)) => Value::Integer((*i).into()),
             Some(ErrArg::Name(s)) => Value::String(lua.create_string(s)?),
         };
+        let fields = if code.fields.is_empty() {
+            Value::Nil
+        } else {
+            let t = lua.create_table()?;
+            for (name, f) in &code.fields {
+                t.raw_set(*name, field_value(lua, f)?)?;
+            }
+            Value::Table(t)
+        };
         return Ok(MultiValue::from_vec(vec![
             Value::String(lua.create_string(code.category.name())?),
             Value::Integer(code.code.into()),
             arg,
+            fields,
         ]));
     }
     let msg = match &*err {

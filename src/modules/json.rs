@@ -35,7 +35,9 @@ use mlua::{
 };
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::modules::error::{einval, CoreError, ErrorCode, JsonDomError, JsonSyntaxError};
+use crate::modules::error::{
+    einval, CoreError, ErrField, ErrorCode, JsonDomError, JsonSyntaxError,
+};
 
 /// Containers nested deeper than this are refused ("Too many levels"), by
 /// `decode` (serde_json's recursion limit, which counts the same way) and by
@@ -392,7 +394,7 @@ impl JsonWriter {
     /// A raw JSON text: checked to be one valid JSON value (a string in key
     /// position) so the output stays valid.
     fn literal(&mut self, raw: &[u8]) -> mlua::Result<()> {
-        let parsed: serde_json::Value = serde_json::from_slice(raw).map_err(|e| parse_error(&e))?;
+        let parsed: serde_json::Value = serde_json::from_slice(raw).map_err(|e| parse_error(&e, None))?;
         let is_key = self.check(if parsed.is_string() {
             &Token::Str
         } else {
@@ -790,9 +792,18 @@ struct LuaSeed<'a> {
 struct DecodeCx {
     null: AnyUserData,
     array_mt: Table,
+    /// Keys and (1-based) indices down to the value being parsed: the
+    /// `path` field of a range error, as Emilua gives it.
+    path: RefCell<Vec<ErrField>>,
     /// A Lua or dom error met while building, reported instead of the
     /// serde_json error it had to be wrapped in.
     failure: RefCell<Option<mlua::Error>>,
+}
+
+impl DecodeCx {
+    fn path(&self) -> ErrField {
+        ErrField::List(self.path.borrow().clone())
+    }
 }
 
 impl LuaSeed<'_> {
@@ -848,23 +859,37 @@ impl<'de> Visitor<'de> for LuaSeed<'_> {
         t.set_metatable(Some(self.cx.array_mt.clone()))
             .map_err(|e| self.fail(e))?;
         let mut n: i64 = 0;
-        while let Some(v) = seq.next_element_seed(self)? {
+        self.cx.path.borrow_mut().push(ErrField::Int(1));
+        loop {
+            if let Some(top) = self.cx.path.borrow_mut().last_mut() {
+                *top = ErrField::Int(n + 1);
+            }
+            let Some(v) = seq.next_element_seed(self)? else {
+                break;
+            };
             if n == i64::from(i32::MAX) {
-                return Err(self.fail(dom(JsonDomError::ArrayTooLong)));
+                let e = ErrorCode::json(JsonDomError::ArrayTooLong).field("path", self.cx.path());
+                return Err(self.fail(e.into()));
             }
             n += 1;
             t.raw_set(n, v).map_err(|e| self.fail(e))?;
         }
+        self.cx.path.borrow_mut().pop();
         Ok(Value::Table(t))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let t = self.lua.create_table().map_err(|e| self.fail(e))?;
+        self.cx.path.borrow_mut().push(ErrField::Str(String::new()));
         while let Some(k) = map.next_key_seed(self)? {
+            if let (Value::String(key), Some(top)) = (&k, self.cx.path.borrow_mut().last_mut()) {
+                *top = ErrField::Str(String::from_utf8_lossy(&key.as_bytes()).into_owned());
+            }
             let v = map.next_value_seed(self)?;
             // a repeated key: the last one wins
             t.raw_set(k, v).map_err(|e| self.fail(e))?;
         }
+        self.cx.path.borrow_mut().pop();
         Ok(Value::Table(t))
     }
 }
@@ -894,15 +919,26 @@ fn syntax_code(e: &serde_json::Error) -> JsonSyntaxError {
     }
 }
 
-/// The error value for a text serde_json refused.
-fn parse_error(e: &serde_json::Error) -> mlua::Error {
+/// The error value for a text serde_json refused. A range error names
+/// the value (`path`, when known); a syntax error where the text went
+/// wrong (`line`, `column`, 1-based; a luring addition).
+fn parse_error(e: &serde_json::Error, path: Option<ErrField>) -> mlua::Error {
     let msg = e.to_string();
     if msg.starts_with("recursion limit exceeded") {
+        // no path: building it for hostile nesting would cost what the
+        // limit saves (Emilua leaves it out too)
         dom(JsonDomError::TooManyLevels)
     } else if msg.starts_with("number out of range") {
-        dom(JsonDomError::OutOfRange)
+        let err = ErrorCode::json(JsonDomError::OutOfRange);
+        match path {
+            Some(p) => err.field("path", p).into(),
+            None => err.into(),
+        }
     } else {
-        syntax(syntax_code(e))
+        ErrorCode::json_syntax(syntax_code(e))
+            .field("line", ErrField::Int(e.line() as i64))
+            .field("column", ErrField::Int(e.column() as i64))
+            .into()
     }
 }
 
@@ -916,6 +952,7 @@ fn lua_decode(lua: &Lua, text: Value) -> mlua::Result<Value> {
     let cx = DecodeCx {
         null: null_value(lua)?,
         array_mt: array_mt(lua)?,
+        path: RefCell::new(Vec::new()),
         failure: RefCell::new(None),
     };
     let seed = LuaSeed { lua, cx: &cx };
@@ -927,7 +964,7 @@ fn lua_decode(lua: &Lua, text: Value) -> mlua::Result<Value> {
             if let Some(failure) = cx.failure.borrow_mut().take() {
                 return Err(failure);
             }
-            Err(parse_error(&e))
+            Err(parse_error(&e, Some(cx.path())))
         }
     }
 }

@@ -6,7 +6,14 @@ local function try(s)
     local shown = string.format('%q', tostring(s):sub(1, 40))
     shown = shown:gsub('[\128-\255]', function(c) return '\\' .. c:byte() end)
     print(shown, tostring(r), r.category, r.code, r.arg)
-    print('', r.category == json.lexer_ecat, r.category == json.dom_ecat)
+    local path = 'nil'
+    if r.path then
+        local parts = {}
+        for i, p in ipairs(r.path) do parts[i] = type(p) .. ' ' .. tostring(p) end
+        path = '{' .. table.concat(parts, ', ') .. '}'
+    end
+    print('', r.category == json.lexer_ecat, r.category == json.dom_ecat,
+          'line', r.line, 'column', r.column, 'path', path)
 end
 
 print('arguments')
@@ -58,6 +65,11 @@ print('dom errors')
 try('1e400')
 try('-1e400')
 try('[1e999]')
+try('[1, 2, {"a": [0, 1e400]}]')
+try('{"x": {"y": -1e999}}')
+try('{"k": [1], "": {"": 1e400}}')
+try('[1,\n 2,\n x]')
+try('{\n"a": 1,\n"b" 2}')
 try(string.rep('[', 127) .. string.rep(']', 127):sub(2))  -- unbalanced, 127 deep
 print(#json.encode(json.decode(string.rep('[', 127) .. string.rep(']', 127))))
 try(string.rep('[', 128) .. string.rep(']', 128))
