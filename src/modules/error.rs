@@ -276,3 +276,45 @@ pub fn strerror(errno: i32) -> String {
         None => text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_gives_extra_fields_as_a_table() {
+        let lua = Lua::new();
+        let err: mlua::Error = ErrorCode::json(JsonDomError::OutOfRange)
+            .field(
+                "path",
+                ErrField::List(vec![ErrField::Int(3), ErrField::Str("a".into())]),
+            )
+            .field("line", ErrField::Int(7))
+            .into();
+        let out = decode(&lua, Value::Error(Box::new(err))).unwrap();
+        let v: Vec<Value> = out.into_iter().collect();
+        assert_eq!(
+            v[0].as_string().unwrap().to_str().unwrap(),
+            "emilua.json.dom"
+        );
+        assert_eq!(v[1], Value::Integer(1));
+        assert_eq!(v[2], Value::Nil);
+        let fields = v[3].as_table().unwrap();
+        assert_eq!(fields.get::<i64>("line").unwrap(), 7);
+        let path: Vec<Value> = fields
+            .get::<mlua::Table>("path")
+            .unwrap()
+            .sequence_values()
+            .collect::<mlua::Result<_>>()
+            .unwrap();
+        assert_eq!(path.len(), 2);
+        assert_eq!(path[0], Value::Number(3.0));
+
+        let plain: mlua::Error = ErrorCode::generic(libc::EINVAL).arg(1).into();
+        let out: Vec<Value> = decode(&lua, Value::Error(Box::new(plain)))
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(out[3], Value::Nil, "no fields: nil, not an empty table");
+    }
+}

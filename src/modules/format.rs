@@ -406,9 +406,7 @@ fn format_arg(out: &mut Vec<u8>, arg: &Arg, spec: &Spec) -> Result<(), FieldErro
     match arg {
         Arg::Str(s) => format_str(out, s, spec),
         Arg::Bool(b) => match spec.kind {
-            None | Some(b's') => {
-                format_str(out, if *b { b"true" } else { b"false" }, spec)
-            }
+            None | Some(b's') => format_str(out, if *b { b"true" } else { b"false" }, spec),
             Some(b'b' | b'B' | b'c' | b'd' | b'o' | b'x' | b'X') => {
                 format_num(out, f64::from(u8::from(*b)), spec)
             }
@@ -581,7 +579,11 @@ fn format_num(out: &mut Vec<u8>, n: f64, spec: &Spec) -> Result<(), FieldError> 
         Some(b'e' | b'E' | b'f' | b'F' | b'g' | b'G') | None => {
             if !n.is_finite() {
                 let t = if n.is_nan() { "nan" } else { "inf" };
-                let t = if upper { t.to_ascii_uppercase() } else { t.to_owned() };
+                let t = if upper {
+                    t.to_ascii_uppercase()
+                } else {
+                    t.to_owned()
+                };
                 let mut body = sign_text(negative, spec.sign).to_owned();
                 body.push_str(&t);
                 // '0' never pads a non-number with zeros
@@ -791,20 +793,32 @@ mod tests {
     #[test]
     fn integer_presentation_of_a_fraction_names_the_argument() {
         let e = format_for_test("{:x}", vec![num(1.5)]).unwrap_err();
-        assert_eq!((e.code, e.arg), (libc::EINVAL, Some(crate::modules::error::ErrArg::Index(2))));
+        assert_eq!(
+            (e.code, e.arg),
+            (libc::EINVAL, Some(crate::modules::error::ErrArg::Index(2)))
+        );
     }
 
     #[test]
     fn widths_beyond_the_cap_are_refused_before_allocating() {
         let e = format_for_test("{:999999999}", vec![num(1.0)]).unwrap_err();
-        assert_eq!((e.code, e.arg), (libc::EINVAL, Some(crate::modules::error::ErrArg::Index(1))));
+        assert_eq!(
+            (e.code, e.arg),
+            (libc::EINVAL, Some(crate::modules::error::ErrArg::Index(1)))
+        );
         let e = format_for_test("{:.99999999999999999999999f}", vec![num(1.0)]).unwrap_err();
         assert_eq!(e.code, libc::EINVAL);
         assert_eq!(f("{:60000}", vec![num(1.0)]).len(), MAX_WIDTH);
         assert!(format_for_test("{:60001}", vec![num(1.0)]).is_err());
         // the largest precision, with the most digits %g adds to it
-        assert_eq!(f("{:#.60000g}", vec![num(1e-4)]).len(), "0.000".len() + 60_000);
+        assert_eq!(
+            f("{:#.60000g}", vec![num(1e-4)]).len(),
+            "0.000".len() + 60_000
+        );
         assert_eq!(f("{:.60000f}", vec![num(-1.5)]).len(), "-1.".len() + 60_000);
-        assert_eq!(f("{:.60000e}", vec![num(1e300)]).len(), "1.e+300".len() + 60_000);
+        assert_eq!(
+            f("{:.60000e}", vec![num(1e300)]).len(),
+            "1.e+300".len() + 60_000
+        );
     }
 }

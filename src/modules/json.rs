@@ -139,7 +139,10 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
         m.raw_set("writer", writer)?;
         let categories: Table = k2.raw_get("categories")?;
         m.raw_set("dom_ecat", categories.raw_get::<Value>("emilua.json.dom")?)?;
-        m.raw_set("lexer_ecat", categories.raw_get::<Value>("trial.protocol.json")?)?;
+        m.raw_set(
+            "lexer_ecat",
+            categories.raw_get::<Value>("trial.protocol.json")?,
+        )?;
         Ok(m)
     })?;
     k.get::<Table>("builtin_modules")?.raw_set("json", build)
@@ -394,7 +397,8 @@ impl JsonWriter {
     /// A raw JSON text: checked to be one valid JSON value (a string in key
     /// position) so the output stays valid.
     fn literal(&mut self, raw: &[u8]) -> mlua::Result<()> {
-        let parsed: serde_json::Value = serde_json::from_slice(raw).map_err(|e| parse_error(&e, None))?;
+        let parsed: serde_json::Value =
+            serde_json::from_slice(raw).map_err(|e| parse_error(&e, None))?;
         let is_key = self.check(if parsed.is_string() {
             &Token::Str
         } else {
@@ -506,9 +510,7 @@ impl UserData for JsonWriter {
         methods.add_meta_function(MetaMethod::Index, |_, (this, key): (Value, Value)| {
             let w = writer_arg(&this)?;
             match key {
-                Value::String(s) if s.as_bytes() == b"level" => {
-                    with_writer(&w, |w| Ok(w.level()))
-                }
+                Value::String(s) if s.as_bytes() == b"level" => with_writer(&w, |w| Ok(w.level())),
                 _ => Err(ErrorCode::core(CoreError::BadIndex).into()),
             }
         });
@@ -977,7 +979,8 @@ mod tests {
     fn json_vm() -> (Lua, Table) {
         let lua = Lua::new();
         let k = lua.create_table().unwrap();
-        k.set("builtin_modules", lua.create_table().unwrap()).unwrap();
+        k.set("builtin_modules", lua.create_table().unwrap())
+            .unwrap();
         k.set("categories", lua.create_table().unwrap()).unwrap();
         k.set("raw_pcall", lua.globals().get::<Function>("pcall").unwrap())
             .unwrap();
@@ -1010,7 +1013,10 @@ mod tests {
             .spawn(move || {
                 let (lua, _) = json_vm();
                 lua.load(src).exec().map_err(|e| {
-                    error_code(&e).map_or_else(|| e.to_string(), |c| format!("{}:{}", c.category.name(), c.code))
+                    error_code(&e).map_or_else(
+                        || e.to_string(),
+                        |c| format!("{}:{}", c.category.name(), c.code),
+                    )
                 })
             })
             .expect("thread starts")
@@ -1031,8 +1037,9 @@ mod tests {
         .expect("the deepest document round-trips");
         // __tojson levels, each wrapping tables, up to both limits
         let per = (MAX_DEPTH - MAX_TOJSON_NESTING) / MAX_TOJSON_NESTING;
-        let script = |rest: usize| format!(
-            "local function wrap(t, n)
+        let script = |rest: usize| {
+            format!(
+                "local function wrap(t, n)
                for _ = 1, n do t = {{ t }} end
                return t
              end
@@ -1042,8 +1049,9 @@ mod tests {
                  json.encode(wrap(chain(left - 1), {per}), {{ state = state }}) end }})
              end
              local text = json.encode(chain({m}))",
-            m = MAX_TOJSON_NESTING,
-        );
+                m = MAX_TOJSON_NESTING,
+            )
+        };
         let rest = MAX_DEPTH - MAX_TOJSON_NESTING * (per + 1) - 1;
         on_default_stack(script(rest)).expect("the deepest legal nesting encodes");
         assert_eq!(
@@ -1068,7 +1076,10 @@ mod tests {
              end
              json.encode(chain())"
             .to_string();
-        assert_eq!(on_default_stack(fresh), Err("emilua.json.dom:2".to_string()));
+        assert_eq!(
+            on_default_stack(fresh),
+            Err("emilua.json.dom:2".to_string())
+        );
     }
 
     #[test]
