@@ -433,8 +433,7 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         "stat_info",
         lua.create_function(|_, buf: Value| {
             let span = byte_span::span_arg(&buf, 1)?;
-            let info =
-                FileInfo::from_statx_bytes(&span.to_vec()).ok_or_else(|| error::einval(1))?;
+            let info = FileInfo::from_statx_bytes(&span.to_vec()).ok_or_else(|| error::einval(1))?;
             Ok((info.kind.name(), info.size as f64, info.identity))
         })?,
     )?;
@@ -487,17 +486,8 @@ impl Vm {
         // reachable from user code, and removing it leaves less to find if
         // that ever failed.
         for name in [
-            "debug",
-            "jit",
-            "io",
-            "package",
-            "dofile",
-            "loadfile",
-            "module",
-            "require",
-            "load",
-            "loadstring",
-            "os",
+            "debug", "jit", "io", "package", "dofile", "loadfile", "module", "require", "load",
+            "loadstring", "os",
         ] {
             g.raw_set(name, Value::Nil)?;
         }
@@ -598,9 +588,6 @@ mod tests {
             .call::<Value>(())
             .expect_err("no library function is reachable either")
             .to_string();
-        assert!(
-            meta.contains("attempt to call global 'getmetatable'"),
-            "{meta}"
-        );
+        assert!(meta.contains("attempt to call global 'getmetatable'"), "{meta}");
     }
 }

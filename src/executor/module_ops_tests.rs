@@ -65,11 +65,7 @@ fn open_beneath_stays_beneath_the_directory() {
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
     }
     for escape in ["../out.lua", "rel_out.lua", "abs_in.lua", "/etc/passwd"] {
-        assert_eq!(
-            open_beneath(&mut ex, &root, escape),
-            -libc::EXDEV,
-            "{escape}"
-        );
+        assert_eq!(open_beneath(&mut ex, &root, escape), -libc::EXDEV, "{escape}");
     }
     assert_eq!(open_beneath(&mut ex, &root, "missing.lua"), -libc::ENOENT);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -80,11 +76,7 @@ fn statx_fd_reports_type_size_and_identity() {
     let dir = scratch("statx");
     std::fs::write(dir.join("a.lua"), "hello").unwrap();
     std::fs::hard_link(dir.join("a.lua"), dir.join("b.lua")).unwrap();
-    nix::unistd::mkfifo(
-        &dir.join("p"),
-        nix::sys::stat::Mode::from_bits_truncate(0o600),
-    )
-    .unwrap();
+    nix::unistd::mkfifo(&dir.join("p"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let root = open_dir(&dir);
     let mut ex = Executor::new().unwrap();
     let mut infos = Vec::new();
@@ -98,11 +90,7 @@ fn statx_fd_reports_type_size_and_identity() {
             std::mem::size_of::<libc::statx>(),
         );
         let id = ex
-            .statx_fd(
-                fd.as_raw_fd(),
-                buf.clone(),
-                crate::actor::module_files::STATX_MASK,
-            )
+            .statx_fd(fd.as_raw_fd(), buf.clone(), crate::actor::module_files::STATX_MASK)
             .unwrap();
         assert_eq!(run_one(&mut ex, id), 0);
         infos.push(FileInfo::from_statx_bytes(&buf.to_vec()).unwrap());
