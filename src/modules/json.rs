@@ -662,19 +662,20 @@ impl Encoder<'_> {
             self.write(|w| w.end(true))?;
         } else {
             self.write(|w| w.begin(false))?;
-            // String keys only, in byte order so the output is stable.
-            let mut members: Vec<(LuaString, Value)> = Vec::new();
+            // String keys only, in byte order so the output is stable. The
+            // keys are copied out: a Rust-side handle per member would
+            // exhaust LuaJIT's handle stack on a big table.
+            let mut keys: Vec<Vec<u8>> = Vec::new();
             for pair in t.pairs::<Value, Value>() {
-                let (k, v) = pair?;
-                if let Value::String(k) = k {
-                    members.push((k, v));
+                if let (Value::String(k), _) = pair? {
+                    keys.push(k.as_bytes().to_vec());
                 }
             }
-            // (`sort_by_key` cannot return the borrowed bytes)
-            #[allow(clippy::unnecessary_sort_by)]
-            members.sort_by(|a, b| a.0.as_bytes().cmp(&b.0.as_bytes()));
-            for (k, v) in &members {
-                self.member(k, v)?;
+            keys.sort_unstable();
+            for k in &keys {
+                let key = self.lua.create_string(k)?;
+                let v: Value = t.raw_get(&key)?;
+                self.member(&key, &v)?;
             }
             self.write(|w| w.end(false))?;
         }

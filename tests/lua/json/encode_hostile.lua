@@ -63,3 +63,10 @@ print(#json.encode(big))
 local many = {}
 for i = 1, 100000 do many[i] = i end
 print(#json.encode(many))
+-- big objects: no Rust-side handle per member (LuaJIT has few of them)
+local wide = {}
+for i = 1, 100000 do wide['k' .. i] = { i } end
+local text = json.encode({ wide = wide })
+print(#text)
+local back = json.decode(text)
+print(back.wide.k100000[1], json.is_array(back.wide.k1))
