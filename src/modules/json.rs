@@ -21,7 +21,7 @@
 //!   never a stack overflow: the deepest legal case fits a 2 MiB thread
 //!   stack in a debug build (tested).
 //! - An error a `__tojson` raises reaches the caller of `encode` as the
-//!   same value (see [`ENCODE_WRAPPER`]).
+//!   same value (see `ENCODE_WRAPPER`).
 //! - A writer only ever holds valid JSON: every token is checked against
 //!   the container it goes into before a byte is written, literals are
 //!   validated, strings must be UTF-8, numbers finite. A failed call writes

@@ -1,7 +1,7 @@
 //! Lua-facing modules implemented in Rust. Modules written in Lua live in
 //! `lua/core/` and are listed in `crate::fiber::CORE_CHUNKS`.
 //!
-//! Each module registers itself from its own file; [`register`] is the one
+//! Each module registers itself from its own file; `register` is the one
 //! hook the VM's boot calls (before the core Lua chunks run, so globals set
 //! here are in the snapshot lua/core/modules.lua takes of the safe names).
 
