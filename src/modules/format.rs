@@ -132,6 +132,20 @@ struct Spec {
     kind: Option<u8>,
 }
 
+impl Spec {
+    /// `{}`: no spec at all.
+    const PLAIN: Spec = Spec {
+        fill: ' ',
+        align: None,
+        sign: Sign::Minus,
+        alternate: false,
+        zero: false,
+        width: 0,
+        precision: None,
+        kind: None,
+    };
+}
+
 /// A cursor over the format string.
 struct Parser<'a> {
     s: &'a [u8],
@@ -246,16 +260,7 @@ impl Parser<'_> {
     }
 
     fn spec(&mut self) -> mlua::Result<Spec> {
-        let mut spec = Spec {
-            fill: ' ',
-            align: None,
-            sign: Sign::Minus,
-            alternate: false,
-            zero: false,
-            width: 0,
-            precision: None,
-            kind: None,
-        };
+        let mut spec = Spec::PLAIN;
         let align_of = |c: u8| match c {
             b'<' => Some(Align::Left),
             b'>' => Some(Align::Right),
@@ -368,16 +373,7 @@ fn render(fmt: &[u8], args: &Args) -> mlua::Result<Vec<u8>> {
                         p.pos += 1;
                         p.spec()?
                     }
-                    Some(b'}') => Spec {
-                        fill: ' ',
-                        align: None,
-                        sign: Sign::Minus,
-                        alternate: false,
-                        zero: false,
-                        width: 0,
-                        precision: None,
-                        kind: None,
-                    },
+                    Some(b'}') => Spec::PLAIN,
                     _ => return Err(bad_format()),
                 };
                 p.pos += 1; // the closing '}'
