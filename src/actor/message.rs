@@ -153,7 +153,6 @@ impl Default for Limits {
     }
 }
 
-/// `emilua.json.dom` codes (lua/core/errors.lua keeps their messages).
 
 /// Why a value could not be copied into a message.
 #[derive(Debug, thiserror::Error)]
