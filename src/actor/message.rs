@@ -153,7 +153,6 @@ impl Default for Limits {
     }
 }
 
-
 /// Why a value could not be copied into a message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
