@@ -10,8 +10,8 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let elapsed = luring::actor::message::bench_copy_ten_fields(iterations)
-        .expect("the benchmark table copies");
+    let elapsed =
+        luring::bench::bench_copy_ten_fields(iterations).expect("the benchmark table copies");
     println!(
         "message copy, 10-field table, Lua -> Message -> Lua: {:.1} ns per round trip ({iterations} iterations)",
         elapsed.as_nanos() as f64 / iterations as f64

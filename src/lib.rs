@@ -21,6 +21,18 @@ pub mod executor;
 pub(crate) mod fiber;
 pub(crate) mod modules;
 
+/// Owned message values: what actors exchange, deep-copied out of one VM
+/// and built anew in another (spec/actors.md §4).
+pub use actor::message::{
+    ActorAddress, Limits as MessageLimits, Message, MessageError, Summary as MessageSummary,
+};
+
+/// Benchmark hooks, not part of the embedding API.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::actor::message::bench_copy_ten_fields;
+}
+
 use std::path::{Path, PathBuf};
 
 use actor::vm::{Vm, VmConfig};

@@ -9,7 +9,7 @@
 -- yield there.
 local K = ...
 local rt = K.rt
-local setmetatable, tostring, type, rawget = setmetatable, tostring, type, rawget
+local setmetatable, tostring, type, rawget, pairs = setmetatable, tostring, type, rawget, pairs
 -- Runtime values are recognised by their real metatable, never by the name
 -- `getmetatable` shows (any table can claim that name), and the runtime
 -- never calls a metamethod of a value user code could have built.
@@ -79,6 +79,12 @@ end)
 local json_messages = { "ERANGE on json", "Too many levels", "Array too long",
                         "Reference cycle exists" }
 category('emilua.json.dom', function(code) return json_messages[code] or '' end)
+-- Emilua's JSON lexer category (trial.protocol), with a message for every code.
+local json_syntax_messages = { "unexpected token", "invalid key", "invalid value",
+  "incompatible type", "unbalanced end array bracket",
+  "unbalanced end object bracket", "expected end array bracket",
+  "expected end object bracket", "insufficient tokens" }
+category('trial.protocol.json', function(code) return json_syntax_messages[code] or '' end)
 local asio_misc_messages = { [1] = "Already open", [2] = "End of file",
                              [3] = "Element not found", [4] = "The descriptor does not fit into the select call's fd_set" }
 category('asio.misc', function(code) return asio_misc_messages[code] or '' end)
@@ -130,8 +136,12 @@ end
 local decode = rt.decode_error
 function K.normalize_error(e)
   if type(e) == 'userdata' then
-    local cat, code, arg = decode(e)
-    if code then return new(categories[cat], code, arg) end
+    local cat, code, arg, fields = decode(e)
+    if code then
+      local err = new(categories[cat], code, arg)
+      if fields then for k, v in pairs(fields) do err[k] = v end end
+      return err
+    end
     if cat then return cat end
   end
   return e

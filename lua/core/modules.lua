@@ -47,6 +47,7 @@ local safe_names = {
   'unpack', '_VERSION', 'collectgarbage', 'gcinfo',
   -- runtime globals (defined by the other core files)
   'spawn', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'pcall', 'xpcall',
+  'format',
 }
 local safe_values = {}
 for i = 1, #safe_names do

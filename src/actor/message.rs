@@ -46,7 +46,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use mlua::{AnyUserData, Lua, Table, Value};
 
-use crate::modules::error::{Category, ErrorCode};
+use crate::modules::error::{ErrorCode, JsonDomError};
 
 /// A message value: what one actor sends another.
 ///
@@ -153,13 +153,6 @@ impl Default for Limits {
     }
 }
 
-/// `emilua.json.dom` codes (lua/core/errors.lua keeps their messages).
-pub mod json_code {
-    pub const TOO_MANY_LEVELS: i32 = 2;
-    pub const ARRAY_TOO_LONG: i32 = 3;
-    pub const REFERENCE_CYCLE: i32 = 4;
-}
-
 /// Why a value could not be copied into a message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -206,19 +199,14 @@ impl MessageError {
     /// The error value Lua code sees, or `None` for [`MessageError::Lua`]
     /// (which travels as the Lua error itself). `send` adds `arg`.
     pub fn to_error_code(&self) -> Option<ErrorCode> {
-        let json = |code| ErrorCode {
-            category: Category::Json,
-            code,
-            arg: None,
-        };
         Some(match self {
             MessageError::NotSendable { .. } => ErrorCode::generic(libc::EINVAL),
             MessageError::Unsupported { .. } => ErrorCode::generic(libc::ENOTSUP),
             MessageError::FdClosed => ErrorCode::generic(libc::EBUSY),
             MessageError::FdDup(e) => ErrorCode::from_io(e),
-            MessageError::TooDeep { .. } => json(json_code::TOO_MANY_LEVELS),
-            MessageError::ArrayTooLong { .. } => json(json_code::ARRAY_TOO_LONG),
-            MessageError::ReferenceCycle => json(json_code::REFERENCE_CYCLE),
+            MessageError::TooDeep { .. } => ErrorCode::json(JsonDomError::TooManyLevels),
+            MessageError::ArrayTooLong { .. } => ErrorCode::json(JsonDomError::ArrayTooLong),
+            MessageError::ReferenceCycle => ErrorCode::json(JsonDomError::CycleExists),
             MessageError::TooManyMembers { .. } | MessageError::TooLarge { .. } => {
                 ErrorCode::generic(libc::EMSGSIZE)
             }
@@ -285,6 +273,8 @@ impl Capabilities for NoCapabilities {
 /// The fd member for a `file_descriptor` being sent: `None` (closed or
 /// lent, the Lua object reads `-1`) is [`MessageError::FdClosed`]; otherwise
 /// a close-on-exec duplicate (`F_DUPFD_CLOEXEC`), or the dup's errno.
+// Called by the file_descriptor capability of spawn_vm's channels (next).
+#[allow(dead_code)]
 pub fn dup_fd_for_message(fd: Option<BorrowedFd<'_>>) -> Result<Message, MessageError> {
     let fd = fd.ok_or(MessageError::FdClosed)?;
     fd.try_clone_to_owned()

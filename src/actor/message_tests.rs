@@ -8,7 +8,7 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use proptest::prelude::*;
 
 use super::*;
-use crate::modules::error::{self, Category, ErrorCode};
+use crate::modules::error::{self, ErrorCode, JsonDomError};
 
 /// A stand-in for the runtime's `file_descriptor` object: `None` is a
 /// closed (or lent) descriptor, which Lua would show as -1.
@@ -76,14 +76,6 @@ fn code(e: &MessageError) -> ErrorCode {
 
 fn generic(errno: i32) -> ErrorCode {
     ErrorCode::generic(errno)
-}
-
-fn json(code: i32) -> ErrorCode {
-    ErrorCode {
-        category: Category::Json,
-        code,
-        arg: None,
-    }
 }
 
 /// A pipe whose read end tells whether any write end is still open.
@@ -417,7 +409,11 @@ fn reference_cycle_is_the_json_error_4() {
     ] {
         let e = copy(&lua, src).unwrap_err();
         assert!(matches!(e, MessageError::ReferenceCycle), "{src}: {e:?}");
-        assert_eq!(code(&e), json(json_code::REFERENCE_CYCLE), "{src}");
+        assert_eq!(
+            code(&e),
+            ErrorCode::json(JsonDomError::CycleExists),
+            "{src}"
+        );
     }
 }
 
@@ -465,7 +461,7 @@ fn depth_up_to_the_limit_is_copied_and_one_more_is_too_many_levels() {
     assert_eq!(msg.summary().depth, limit);
     let e = copy(&lua, &nest(limit + 1)).unwrap_err();
     assert!(matches!(e, MessageError::TooDeep { limit: l } if l == limit));
-    assert_eq!(code(&e), json(json_code::TOO_MANY_LEVELS));
+    assert_eq!(code(&e), ErrorCode::json(JsonDomError::TooManyLevels));
     // Objects count the same way.
     let nest_obj =
         |levels: usize| format!("local t = {{}} for i = 2, {levels} do t = {{x = t}} end return t");
@@ -503,7 +499,7 @@ fn array_longer_than_the_limit_is_array_too_long() {
     );
     let e = copy_with(&lua, "return {1, 2, 3, 4}", limits).unwrap_err();
     assert!(matches!(e, MessageError::ArrayTooLong { limit: 3 }));
-    assert_eq!(code(&e), json(json_code::ARRAY_TOO_LONG));
+    assert_eq!(code(&e), ErrorCode::json(JsonDomError::ArrayTooLong));
     // A 4th element that would end the array anyway is not "too long".
     assert!(copy_with(&lua, "return {1, 2, 3, print}", limits).is_ok());
     // Nested arrays too, and table elements count.

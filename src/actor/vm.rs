@@ -763,6 +763,7 @@ impl Vm {
         k.set("builtin_modules", lua.create_table()?)?;
         let span_table = byte_span::register(lua)?;
         g.set("byte_span", span_table)?;
+        crate::modules::register(lua, &k)?;
         k.set(
             "is_byte_span",
             lua.create_function(unless_closing(|_, v: Value| {

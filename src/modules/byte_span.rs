@@ -297,23 +297,7 @@ fn lock_metatable(lua: &Lua) -> mlua::Result<()> {
     // Creating a value makes mlua build (once per VM) the metatable that all
     // `ByteSpan` userdata share.
     let probe = push_span(lua, SpanRef::new_zeroed(0, 0))?;
-    // SAFETY: `exec_raw` pushes `probe` (stack: [.., probe]) and runs the
-    // closure in protected mode with at least 3 free slots. We push at most
-    // 3 values (metatable, key, value), `lua_rawset` pops key and value, and
-    // we pop the metatable and `probe`, leaving the stack as we found it, so
-    // the call returns no values. `lua_pushstring` copies the NUL-terminated
-    // literals.
-    unsafe {
-        lua.exec_raw::<()>(probe, |state| {
-            if mlua::ffi::lua_getmetatable(state, -1) != 0 {
-                mlua::ffi::lua_pushstring(state, c"__metatable".as_ptr());
-                mlua::ffi::lua_pushstring(state, c"byte_span".as_ptr());
-                mlua::ffi::lua_rawset(state, -3);
-                mlua::ffi::lua_pop(state, 1);
-            }
-            mlua::ffi::lua_pop(state, 1);
-        })
-    }
+    super::name_userdata_metatable(lua, probe, c"byte_span")
 }
 
 impl UserData for ByteSpan {

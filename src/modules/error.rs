@@ -23,9 +23,12 @@ pub enum Category {
     Generic,
     /// `emilua.core` codes.
     Core,
-    /// `asio.misc` / asio error codes (operation_aborted lives in `system`
-    /// as ECANCELED in asio; luring keeps the generic one).
+    /// `emilua.json.dom`: a value that cannot cross between Lua and JSON
+    /// (see [`JsonDomError`]).
     Json,
+    /// `trial.protocol.json`: malformed JSON text or writer misuse (see
+    /// [`JsonSyntaxError`]); Emilua's name for its JSON lexer's errors.
+    JsonSyntax,
 }
 
 impl Category {
@@ -35,6 +38,7 @@ impl Category {
             Category::Generic => "generic",
             Category::Core => "emilua.core",
             Category::Json => "emilua.json.dom",
+            Category::JsonSyntax => "trial.protocol.json",
         }
     }
 }
@@ -66,6 +70,35 @@ pub enum CoreError {
     CurrentModuleNotKnown = 24,
 }
 
+/// `emilua.json.dom` codes (lua/core/errors.lua has their messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum JsonDomError {
+    /// A number JSON cannot hold (NaN, ±inf, or a literal beyond f64).
+    OutOfRange = 1,
+    TooManyLevels = 2,
+    ArrayTooLong = 3,
+    CycleExists = 4,
+}
+
+/// `trial.protocol.json` codes, numbered as Emilua's JSON lexer numbers
+/// them (lua/core/errors.lua has their messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum JsonSyntaxError {
+    UnexpectedToken = 1,
+    InvalidKey = 2,
+    InvalidValue = 3,
+    IncompatibleType = 4,
+    UnbalancedEndArray = 5,
+    UnbalancedEndObject = 6,
+    ExpectedEndArray = 7,
+    ExpectedEndObject = 8,
+    InsufficientTokens = 9,
+}
+
 /// Which argument an `EINVAL`-style error refers to (`arg=` field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrArg {
@@ -73,13 +106,24 @@ pub enum ErrArg {
     Name(String),
 }
 
-/// An error value for Lua: category, code and optional `arg`.
+/// The value of an extra field of an error (`path`, `line`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrField {
+    Int(i64),
+    Str(String),
+    /// Becomes a Lua sequence.
+    List(Vec<ErrField>),
+}
+
+/// An error value for Lua: category, code, optional `arg` and extra fields.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} error {code}", category.name())]
 pub struct ErrorCode {
     pub category: Category,
     pub code: i32,
     pub arg: Option<ErrArg>,
+    /// More fields of the Lua error table, e.g. where a JSON text is wrong.
+    pub fields: Vec<(&'static str, ErrField)>,
 }
 
 impl ErrorCode {
@@ -88,6 +132,7 @@ impl ErrorCode {
             category: Category::Generic,
             code: errno,
             arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -96,6 +141,7 @@ impl ErrorCode {
             category: Category::System,
             code: errno,
             arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -109,6 +155,25 @@ impl ErrorCode {
             category: Category::Core,
             code: code as i32,
             arg: None,
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn json(code: JsonDomError) -> Self {
+        Self {
+            category: Category::Json,
+            code: code as i32,
+            arg: None,
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn json_syntax(code: JsonSyntaxError) -> Self {
+        Self {
+            category: Category::JsonSyntax,
+            code: code as i32,
+            arg: None,
+            fields: Vec::new(),
         }
     }
 
@@ -119,6 +184,12 @@ impl ErrorCode {
 
     pub fn arg_name(mut self, name: &str) -> Self {
         self.arg = Some(ErrArg::Name(name.to_owned()));
+        self
+    }
+
+    /// Adds field `name` to the error table Lua sees.
+    pub fn field(mut self, name: &'static str, value: ErrField) -> Self {
+        self.fields.push((name, value));
         self
     }
 }
@@ -143,9 +214,24 @@ fn find_code(e: &mlua::Error) -> Option<&ErrorCode> {
     }
 }
 
+fn field_value(lua: &Lua, f: &ErrField) -> mlua::Result<Value> {
+    Ok(match f {
+        ErrField::Int(i) => Value::Number(*i as f64),
+        ErrField::Str(s) => Value::String(lua.create_string(s)?),
+        ErrField::List(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, field_value(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
 /// `rt.decode_error(v)`: for a wrapped Rust error, returns
-/// `category_name, code, arg` when it is an [`ErrorCode`], or its message
-/// string otherwise; for any other value returns nothing.
+/// `category_name, code, arg, fields` (a table, or nil when there are none)
+/// when it is an [`ErrorCode`], or its message string otherwise; for any
+/// other value returns nothing.
 pub fn decode(lua: &Lua, v: Value) -> mlua::Result<MultiValue> {
     let Value::Error(err) = v else {
         return Ok(MultiValue::new());
@@ -156,10 +242,20 @@ pub fn decode(lua: &Lua, v: Value) -> mlua::Result<MultiValue> {
             Some(ErrArg::Index(i)) => Value::Integer((*i).into()),
             Some(ErrArg::Name(s)) => Value::String(lua.create_string(s)?),
         };
+        let fields = if code.fields.is_empty() {
+            Value::Nil
+        } else {
+            let t = lua.create_table()?;
+            for (name, f) in &code.fields {
+                t.raw_set(*name, field_value(lua, f)?)?;
+            }
+            Value::Table(t)
+        };
         return Ok(MultiValue::from_vec(vec![
             Value::String(lua.create_string(code.category.name())?),
             Value::Integer(code.code.into()),
             arg,
+            fields,
         ]));
     }
     let cause = match &*err {
@@ -184,5 +280,47 @@ pub fn strerror(errno: i32) -> String {
     match text.rfind(" (os error ") {
         Some(cut) => text[..cut].to_owned(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_gives_extra_fields_as_a_table() {
+        let lua = Lua::new();
+        let err: mlua::Error = ErrorCode::json(JsonDomError::OutOfRange)
+            .field(
+                "path",
+                ErrField::List(vec![ErrField::Int(3), ErrField::Str("a".into())]),
+            )
+            .field("line", ErrField::Int(7))
+            .into();
+        let out = decode(&lua, Value::Error(Box::new(err))).unwrap();
+        let v: Vec<Value> = out.into_iter().collect();
+        assert_eq!(
+            v[0].as_string().unwrap().to_str().unwrap(),
+            "emilua.json.dom"
+        );
+        assert_eq!(v[1], Value::Integer(1));
+        assert_eq!(v[2], Value::Nil);
+        let fields = v[3].as_table().unwrap();
+        assert_eq!(fields.get::<i64>("line").unwrap(), 7);
+        let path: Vec<Value> = fields
+            .get::<mlua::Table>("path")
+            .unwrap()
+            .sequence_values()
+            .collect::<mlua::Result<_>>()
+            .unwrap();
+        assert_eq!(path.len(), 2);
+        assert_eq!(path[0], Value::Number(3.0));
+
+        let plain: mlua::Error = ErrorCode::generic(libc::EINVAL).arg(1).into();
+        let out: Vec<Value> = decode(&lua, Value::Error(Box::new(plain)))
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(out[3], Value::Nil, "no fields: nil, not an empty table");
     }
 }
