@@ -19,6 +19,7 @@
 //! - One call adds at most [`MAX_GROWTH`] bytes (padding, digits) to the
 //!   text it was given, else it fails with ENOMEM before growing further.
 
+use crate::actor::vm::unless_closing;
 use mlua::{Lua, LuaString, MultiValue, Value};
 
 use crate::modules::error::{einval, ErrorCode};
@@ -723,7 +724,7 @@ fn shortest_form(m: f64, alternate: bool) -> String {
 
 pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
     lua.globals()
-        .raw_set("format", lua.create_function(lua_format)?)
+        .raw_set("format", lua.create_function(unless_closing(lua_format))?)
 }
 
 /// Used by tests: formats with plain Rust values.

@@ -27,6 +27,7 @@
 //!   validated, strings must be UTF-8, numbers finite. A failed call writes
 //!   nothing; `generate` refuses an unfinished document.
 
+use crate::actor::vm::unless_closing;
 use std::cell::{Cell, RefCell};
 
 use mlua::{
@@ -107,17 +108,17 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     super::name_userdata_metatable(lua, probe, c"json.writer")?;
     let raw_pcall: Function = k.get("raw_pcall")?;
     lua.set_named_registry_value(RAW_PCALL_KEY, raw_pcall.clone())?;
-    let take_pending = lua.create_function(|lua, ()| {
+    let take_pending = lua.create_function(unless_closing(|lua, ()| {
         let pending: Value = lua.named_registry_value(PENDING_KEY)?;
         lua.set_named_registry_value(PENDING_KEY, Value::Nil)?;
         match pending {
             Value::Table(t) => Ok((true, t.raw_get::<Value>(1)?)),
             _ => Ok((false, Value::Nil)),
         }
-    })?;
+    }))?;
     let error: Function = lua.globals().get("error")?;
     let encode: Function = lua.load(ENCODE_WRAPPER).set_name("=json.encode").call((
-        lua.create_function(lua_encode)?,
+        lua.create_function(unless_closing(lua_encode))?,
         raw_pcall,
         take_pending,
         error,
@@ -128,13 +129,21 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
         let m = lua.create_table()?;
         m.raw_set("null", null_value(lua)?)?;
         m.raw_set("encode", encode.clone())?;
-        m.raw_set("decode", lua.create_function(lua_decode)?)?;
-        m.raw_set("is_array", lua.create_function(lua_is_array)?)?;
-        m.raw_set("into_array", lua.create_function(lua_into_array)?)?;
+        m.raw_set("decode", lua.create_function(unless_closing(lua_decode))?)?;
+        m.raw_set(
+            "is_array",
+            lua.create_function(unless_closing(lua_is_array))?,
+        )?;
+        m.raw_set(
+            "into_array",
+            lua.create_function(unless_closing(lua_into_array))?,
+        )?;
         let writer = lua.create_table()?;
         writer.raw_set(
             "new",
-            lua.create_function(|lua, ()| lua.create_userdata(JsonWriter::new(None)))?,
+            lua.create_function(unless_closing(|lua, ()| {
+                lua.create_userdata(JsonWriter::new(None))
+            }))?,
         )?;
         m.raw_set("writer", writer)?;
         let categories: Table = k2.raw_get("categories")?;
@@ -478,42 +487,60 @@ fn write_scalar(lua: &Lua, w: &AnyUserData, v: &Value, arg: i32) -> mlua::Result
 
 impl UserData for JsonWriter {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_function("value", |lua, (this, v): (Value, Value)| {
-            let w = writer_arg(&this)?;
-            write_scalar(lua, &w, &v, 2)
-        });
-        methods.add_function("begin_object", |_, this: Value| {
-            with_writer(&writer_arg(&this)?, |w| w.begin(false))
-        });
-        methods.add_function("end_object", |_, this: Value| {
-            with_writer(&writer_arg(&this)?, |w| w.end(false))
-        });
-        methods.add_function("begin_array", |_, this: Value| {
-            with_writer(&writer_arg(&this)?, |w| w.begin(true))
-        });
-        methods.add_function("end_array", |_, this: Value| {
-            with_writer(&writer_arg(&this)?, |w| w.end(true))
-        });
-        methods.add_function("literal", |_, (this, raw): (Value, Value)| {
-            let w = writer_arg(&this)?;
-            let Value::String(raw) = raw else {
-                return Err(einval(2));
-            };
-            with_writer(&w, |w| w.literal(&raw.as_bytes()))
-        });
-        methods.add_function("generate", |lua, this: Value| {
-            let bytes = with_writer(&writer_arg(&this)?, |w| w.generate())?;
-            lua.create_string(bytes)
-        });
+        methods.add_function(
+            "value",
+            unless_closing(|lua, (this, v): (Value, Value)| {
+                let w = writer_arg(&this)?;
+                write_scalar(lua, &w, &v, 2)
+            }),
+        );
+        methods.add_function(
+            "begin_object",
+            unless_closing(|_, this: Value| with_writer(&writer_arg(&this)?, |w| w.begin(false))),
+        );
+        methods.add_function(
+            "end_object",
+            unless_closing(|_, this: Value| with_writer(&writer_arg(&this)?, |w| w.end(false))),
+        );
+        methods.add_function(
+            "begin_array",
+            unless_closing(|_, this: Value| with_writer(&writer_arg(&this)?, |w| w.begin(true))),
+        );
+        methods.add_function(
+            "end_array",
+            unless_closing(|_, this: Value| with_writer(&writer_arg(&this)?, |w| w.end(true))),
+        );
+        methods.add_function(
+            "literal",
+            unless_closing(|_, (this, raw): (Value, Value)| {
+                let w = writer_arg(&this)?;
+                let Value::String(raw) = raw else {
+                    return Err(einval(2));
+                };
+                with_writer(&w, |w| w.literal(&raw.as_bytes()))
+            }),
+        );
+        methods.add_function(
+            "generate",
+            unless_closing(|lua, this: Value| {
+                let bytes = with_writer(&writer_arg(&this)?, |w| w.generate())?;
+                lua.create_string(bytes)
+            }),
+        );
         // mlua's generated `__index` looks up the methods above first and
         // calls this for every other key.
-        methods.add_meta_function(MetaMethod::Index, |_, (this, key): (Value, Value)| {
-            let w = writer_arg(&this)?;
-            match key {
-                Value::String(s) if s.as_bytes() == b"level" => with_writer(&w, |w| Ok(w.level())),
-                _ => Err(ErrorCode::core(CoreError::BadIndex).into()),
-            }
-        });
+        methods.add_meta_function(
+            MetaMethod::Index,
+            unless_closing(|_, (this, key): (Value, Value)| {
+                let w = writer_arg(&this)?;
+                match key {
+                    Value::String(s) if s.as_bytes() == b"level" => {
+                        with_writer(&w, |w| Ok(w.level()))
+                    }
+                    _ => Err(ErrorCode::core(CoreError::BadIndex).into()),
+                }
+            }),
+        );
         methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
             Err(ErrorCode::generic(libc::EPERM).into())
         });
