@@ -8,7 +8,7 @@
 //! | sleep(0)             | `time.sleep(0)` × N (an IORING_OP_NOP) | raw io_uring NOP round trips; and raw TIMEOUT(0) round trips (what sleep(0) cost before) |
 //! | startup              | `luring empty.lua`              | a process running an empty script in raw LuaJIT |
 //! | waiters (mutex)      | 40k fibers blocked on one mutex, from the unlock until all had it | 40k suspended coroutines resumed from an array |
-//! | waiters (timer)      | 40k fibers in one `steady_timer:wait()`, from the expiry until all woke | same |
+//! | waiters (timer)      | 40k fibers in one `steady_timer:wait()` (they share one kernel timeout), from the expiry until all woke | same |
 //!
 //! The reference LuaJIT is the same vendored build luring links (this binary
 //! re-executes itself with `--raw-lua`), so each process's peak RSS is its
