@@ -5,9 +5,9 @@
 -- * One run queue per VM; every wake-up appends (FIFO). A fiber is in the
 --   queue at most once: only `wake`/`schedule` enqueue, and a suspended
 --   fiber is woken exactly once (its interrupter is cleared by the wake).
--- * A fiber suspends only by yielding SUSPEND from its own coroutine; user
---   coroutines in between forward the yield (coroutine.resume wrapper) and
---   are "busy" meanwhile.
+-- * A fiber suspends only by yielding SUSPEND (or YIELDED: queue me again)
+--   from its own coroutine; user coroutines in between forward the yield
+--   (coroutine.resume wrapper) and are "busy" meanwhile.
 -- * A suspending function checks that the fiber can yield (not inside a
 --   callback called from C) before it registers anything; a refused
 --   suspension raises and changes no state (see "Suspension points").
@@ -37,7 +37,8 @@ local E = rt.errno
 local LOG, log = rt.log_enabled, rt.log
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
-local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
+-- YIELDED: suspended and to be queued again at once (this_fiber.yield).
+local SUSPEND, FINISHED, TERMINATE, YIELDED = {}, {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 K.co_yield = co_yield
@@ -781,7 +782,11 @@ function K.run()
         local ok, sig = co_resume(co, f.w1)
         current = nil
         if sig ~= SUSPEND then
-          if sig == FINISHED then
+          if sig == YIELDED then
+            -- this_fiber.yield: queued again (its stale w1 is ignored)
+            rq_n = rq_n + 1
+            runq[rq_n] = f
+          elseif sig == FINISHED then
             finish(f)
           else
             -- TERMINATE, or a failure of the runtime's own code: the VM
@@ -828,23 +833,21 @@ end
 local this_fiber = {}
 local this_fiber_props = {}
 
--- The hottest path of the scheduler: instead of asking co_isyieldable (a C
--- call) first, it queues the fiber and yields under pcall; a refused yield
--- (inside a C callback) is undone before anything else ran.
+-- The hottest path of the scheduler. It registers nothing before it
+-- yields: the scheduler re-queues a fiber that yields YIELDED. So a yield
+-- LuaJIT refuses (inside a C callback) leaves nothing to undo, and neither
+-- a co_isyieldable C call nor a pcall around the yield is needed (each
+-- cost ~10% of a yield). LuaJIT's refusal is a string located at the
+-- co_yield call below; normalize_error shows CANNOT_SUSPEND instead.
 function this_fiber.yield()
-  local f = current
-  -- (no `f`: a finalizer running in the scheduler's own thread)
-  if guards > 0 or c_resumes > 0 or not f then check_suspend(f) end
-  -- schedule(f), inlined
-  f.w1 = nil
-  local n = rq_n + 1
-  rq_n = n
-  runq[n] = f
-  if not raw_pcall(co_yield, SUSPEND) then
-    runq[n] = nil
-    rq_n = n - 1
-    check_yieldable()
-  end
+  -- (no `current`: a finalizer running in the scheduler's own thread)
+  if guards > 0 or c_resumes > 0 or not current then check_suspend(current) end
+  co_yield(YIELDED) -- keep this call on the line before `end` (see below)
+end
+do
+  local at = K.debug.getinfo(this_fiber.yield, 'S')
+  K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
+    .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
 end
 
 function this_fiber.forbid_suspend()
@@ -925,7 +928,7 @@ local busy = setmetatable({}, { __mode = 'k' })
 local function resume_tail(co, ok, ...)
   if ok then
     local sig = ...
-    if sig == SUSPEND or sig == TERMINATE then
+    if sig == SUSPEND or sig == YIELDED or sig == TERMINATE then
       -- The coroutine suspended the whole fiber: forward the yield up and
       -- resume the coroutine transparently once the fiber is woken.
       busy[co] = true
