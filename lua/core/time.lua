@@ -12,6 +12,7 @@ local raw_getmetatable = K.debug.getmetatable
 local q_new, q_push, q_pop, q_remove = K.q_new, K.q_push, K.q_pop, K.q_remove
 local wake, watch_op, co_yield = K.wake, K.watch_op, K.co_yield
 local SUSPEND, INTERRUPTED = K.SUSPEND, K.INTERRUPTED
+local W1, INTERRUPTER = K.W1, K.INTERRUPTER -- fiber record fields
 local floor = math.floor
 local MAX_SECONDS = 9.2e9 -- keeps nanoseconds below 2^63
 
@@ -177,7 +178,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
     q_push(g.waiters, f)
     -- suspend(f, leave_group, g), inlined: a waiting fiber's stack stays
     -- small
-    if f.int_disabled == 0 then f.interrupter, f.w1 = leave_group, g end
+    if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_group, g end
     local res = co_yield(SUSPEND)
     if res == INTERRUPTED then raise_core('interrupted') end
     if g.aborted and res == -E.ECANCELED then error(K.operation_aborted(), 0) end
