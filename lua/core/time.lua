@@ -81,17 +81,19 @@ time.steady_clock, time.system_clock, time.high_resolution_clock =
 ---------------------------------------------------------------------------
 -- Timers. All the fibers waiting on a timer for its current expiry share
 -- one kernel op (an absolute IORING_OP_TIMEOUT, or a NOP if the expiry had
--- passed when it was armed): a "wait group" {id, waiters, st, aborted,
--- done}. The first wait arms it; later waits join its FIFO queue; its
--- completion wakes them all in wait order with its result. A new expiry
--- or cancel() detaches the group from the timer (st.group), marks it
--- aborted and cancels its op: its waiters then see operation_aborted
--- (unless the timeout had already fired), and the next wait arms a new
--- group. An interrupted waiter leaves the queue at once; when the last one
--- leaves a pending group, its op is cancelled too, so no kernel timer
--- outlives its waiters (and the VM can end). The group refers to the
--- timer's private state, never to the timer object, so an unreferenced
--- timer is collected; its waiters still wake at its expiry.
+-- passed when it was armed): a "wait group" {id, waiters, st, aborted}.
+-- The first wait arms it; later waits join its FIFO queue; its completion
+-- wakes them all in wait order with its result. A new expiry or cancel()
+-- detaches the group from the timer (st.group), marks it aborted and
+-- cancels its op: its waiters then see operation_aborted (unless the
+-- timeout had already fired), and the next wait arms a new group. An
+-- interrupted waiter leaves the queue at once; when the last one leaves a
+-- pending group, its op is cancelled too, so no kernel timer outlives its
+-- waiters (and the VM can end). A group's op id is cancelled only while
+-- its completion is still to come (the id may name another op later).
+-- The group refers to the timer's private state, never to the timer
+-- object: the waiting fibers' stacks keep the timer, and it is collected
+-- once they left, even while its cancelled op is still in flight.
 local function timer_class(name, realtime, now_ns, tp, is_tp)
   local methods = {}
   -- A timer handed to user code is an empty table; its state (the wait
@@ -119,7 +121,6 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
 
   -- The group's op completed (or was cancelled): wake every waiter, FIFO.
   local function group_done(g, res)
-    g.done = true
     local st = g.st
     if st.group == g then st.group = false end
     local q = g.waiters
@@ -171,7 +172,7 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
       -- An expiry already past needs no kernel timer (see time.sleep).
       local expiry = st.expiry_ns
       local id = expiry <= now_ns() and rt.yield_op() or rt.sleep_until(expiry, realtime)
-      g = { id = id, waiters = q_new(), st = st, aborted = false, done = false }
+      g = { id = id, waiters = q_new(), st = st, aborted = false }
       st.group = g
       watch_op(id, function(res) group_done(g, res) end)
     end
