@@ -41,12 +41,12 @@ local LOG, log = rt.log_enabled, rt.log
 local SUSPEND, FINISHED, TERMINATE, YIELDED = {}, {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
+K.co_yield = co_yield
 
 -- The four busiest fields of a fiber record live in its array part, named
 -- by these indices (see "Fiber records and handles").
 local W1, CO, RESULTS, INTERRUPTER = 1, 2, 3, 4
 K.W1, K.RESULTS, K.INTERRUPTER = W1, RESULTS, INTERRUPTER
-K.co_yield = co_yield
 
 -- Every fiber thread carries the globals of the code that spawned it
 -- (lua/core/modules.lua); the runtime's own globals never. NO_GLOBALS is
