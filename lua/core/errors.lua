@@ -132,10 +132,18 @@ function K.is_interrupted(e)
   return is_error_code(e) and rawget(e, 'category') == core and rawget(e, 'code') == 13
 end
 
--- Turns a wrapped Rust error (userdata) into the error table it stands for.
+-- Strings LuaJIT raises on the runtime's behalf (with the runtime's own
+-- location), by the message to show instead; see K.rename_error.
+local renamed = {}
+function K.rename_error(raw, message) renamed[raw] = message end
+
+-- Turns a wrapped Rust error (userdata) into the error table it stands for
+-- and a renamed LuaJIT message into its replacement.
 local decode = rt.decode_error
 function K.normalize_error(e)
-  if type(e) == 'userdata' then
+  local t = type(e)
+  if t == 'string' then return renamed[e] or e end
+  if t == 'userdata' then
     local cat, code, arg, fields = decode(e)
     if code then
       local err = new(categories[cat], code, arg)

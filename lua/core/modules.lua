@@ -473,7 +473,7 @@ local function import(id)
     loaded[identity] = nil
     error(mf.err, 0)
   end
-  local value = mf.results[2]
+  local value = mf[K.RESULTS][2]
   loaded[identity] = value
   return value
 end

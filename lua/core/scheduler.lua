@@ -5,9 +5,9 @@
 -- * One run queue per VM; every wake-up appends (FIFO). A fiber is in the
 --   queue at most once: only `wake`/`schedule` enqueue, and a suspended
 --   fiber is woken exactly once (its interrupter is cleared by the wake).
--- * A fiber suspends only by yielding SUSPEND from its own coroutine; user
---   coroutines in between forward the yield (coroutine.resume wrapper) and
---   are "busy" meanwhile.
+-- * A fiber suspends only by yielding SUSPEND (or YIELDED: queue me again)
+--   from its own coroutine; user coroutines in between forward the yield
+--   (coroutine.resume wrapper) and are "busy" meanwhile.
 -- * A suspending function checks that the fiber can yield (not inside a
 --   callback called from C) before it registers anything; a refused
 --   suspension raises and changes no state (see "Suspension points").
@@ -39,10 +39,16 @@ local E = rt.errno
 local LOG, log = rt.log_enabled, rt.log
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
-local SUSPEND, FINISHED, TERMINATE = {}, {}, {}
+-- YIELDED: suspended and to be queued again at once (this_fiber.yield).
+local SUSPEND, FINISHED, TERMINATE, YIELDED = {}, {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 K.co_yield = co_yield
+
+-- The four busiest fields of a fiber record live in its array part, named
+-- by these indices (see "Fiber records and handles").
+local W1, CO, RESULTS, INTERRUPTER = 1, 2, 3, 4
+K.W1, K.RESULTS, K.INTERRUPTER = W1, RESULTS, INTERRUPTER
 
 -- Every fiber thread carries the globals of the code that spawned it
 -- (lua/core/modules.lua); the runtime's own globals never. NO_GLOBALS is
@@ -80,7 +86,7 @@ local guards = 0
 -- `a` is the value the fiber's suspend returns (one value is enough for
 -- every wake-up: op results, INTERRUPTED, BROKEN).
 local function schedule(f, a)
-  f.w1 = a
+  f[W1] = a
   rq_n = rq_n + 1
   runq[rq_n] = f
 end
@@ -88,7 +94,7 @@ end
 -- Wake a suspended fiber with `a`; commits the wake so a later interrupt()
 -- cannot also wake it.
 local function wake(f, a)
-  f.interrupter = nil
+  f[INTERRUPTER] = false
   schedule(f, a)
 end
 K.wake = wake
@@ -369,7 +375,7 @@ K.check_wait = check_wait
 -- allocates no closure. The data waits in `w1`, which the wake overwrites.
 local function suspend(f, interrupter, data)
   if interrupter and f.int_disabled == 0 then
-    f.interrupter, f.w1 = interrupter, data
+    f[INTERRUPTER], f[W1] = interrupter, data
   end
   return co_yield(SUSPEND)
 end
@@ -403,7 +409,7 @@ function K.await_op(f, id)
   inflight = inflight + 1
   -- suspend(f, cancel_interrupter, id), inlined: one frame less keeps a
   -- waiting fiber's coroutine within its initial stack
-  if f.int_disabled == 0 then f.interrupter, f.w1 = cancel_interrupter, id end
+  if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = cancel_interrupter, id end
   local res = co_yield(SUSPEND)
   if f.cancel_requested then
     f.cancel_requested = nil
@@ -473,16 +479,16 @@ fiber_done = function(f, results, value)
   end
   -- Root scope handlers: always for ordinary and module fibers, only on
   -- success for the VM main fiber. Scopes are created lazily.
-  local co = f.co
+  local co = f[CO]
   local s = scopes_of[co]
   if s then
     if results ~= FAILED or not f.vm_main then run_handlers(s, 0) end
     scopes_of[co] = nil
   end
   -- Only now is the fiber finished for everyone else (join, interrupt).
-  f.results = results
+  f[RESULTS] = results
   -- w1 may still hold the job or a stale wake value: drop it
-  if results == ONE_RESULT then f.w1 = value else f.w1 = nil end
+  if results == ONE_RESULT then f[W1] = value else f[W1] = nil end
 end
 
 -- The first resume of a fiber passes its job (the function, or {n=, fn,
@@ -525,37 +531,45 @@ local function release_coroutine(co)
   end
 end
 
--- A fiber record holds only the fields set so far; the others read as
--- these defaults. A fiber that runs, waits and finishes uses four fields
--- (w1, co, results, interrupter), all created with the record, so it is a
--- table with 4 hash slots (~160 bytes) that never rehashes, instead of one
--- with room for every field (16 slots, ~450 bytes): memory per fiber is
--- what makes 100k live fibers cheap. `w1` carries the job to the first
--- run, then the wake value (or the interrupter's data while suspended).
--- Rare fields (detached, err, module data, ...) are added on use.
--- `env`, the globals the fiber's thread gets (those of the thread that
--- spawned it), is a field only where it differs from the root module's.
+-- A fiber record: memory per fiber is what makes 100k live fibers cheap.
+-- The four fields every fiber uses are the array part, [W1], [CO],
+-- [RESULTS], [INTERRUPTER] (false when unset), created with the record:
+-- LuaJIT allocates a small array part together with the table header, so
+-- the record is ONE 104-byte allocation that never grows for a fiber that
+-- runs, waits and finishes (as 4 named fields, a 64-byte header plus a
+-- 96-byte hash part: two allocations, 80 bytes more with malloc's
+-- rounding). `w1` carries the job to the first run, then the wake value
+-- (or the interrupter's data while suspended), then a single result.
+-- Rare fields (detached, err, module data, ...) are named, added on use
+-- (a hash part then), and read as these defaults until set. `env`, the
+-- globals the fiber's thread gets (those of the thread that spawned it),
+-- is a field only where it differs from the root module's.
 local record_defaults = {
-  co = false, interrupted = false, int_disabled = 0,
+  interrupted = false, int_disabled = 0,
   env = NO_GLOBALS, -- the root module's globals once the VM main fiber exists
-  susp_forbidden = 0, interrupter = false,
+  susp_forbidden = 0,
   joiner = false, -- module fibers only (lua/core/modules.lua)
-  results = false,
   ok = false, -- set for module fibers only (lua/core/modules.lua reads it)
+  [CO] = false, [RESULTS] = false, [INTERRUPTER] = false,
 }
 local record_mt = { __index = record_defaults }
 
 -- `job`: the function, or {n=, fn, args...}. The caller makes a handle for
 -- the fiber, or marks it `detached` or `module` (see finish).
 local function new_fiber_job(job, opts)
-  local f = setmetatable({ w1 = job, co = false, results = false, interrupter = false }, record_mt)
-  if opts then for k, v in pairs(opts) do f[k] = v end end
-  if f.vm_main then
+  -- [W1], [CO], [RESULTS], [INTERRUPTER]
+  local f = setmetatable({ job, false, false, false }, record_mt)
+  local vm_main = false
+  if opts then
+    for k, v in pairs(opts) do f[k] = v end
+    vm_main = f.vm_main
+  end
+  if vm_main then
     -- the first fiber of the VM (lua/core/modules.lua, K.start_main): its
     -- globals become the default, so the root module's fibers need no field
     record_defaults.env = f.env
     f.env = nil
-  elseif not rawget(f, 'env') then
+  elseif not (opts and rawget(f, 'env')) then
     -- the spawning thread's globals (never the runtime's)
     local env = raw_getfenv(0)
     if env == REAL_G then env = NO_GLOBALS end
@@ -563,9 +577,10 @@ local function new_fiber_job(job, opts)
   end
   -- The coroutine is taken at the first run (see step): fibers that finish
   -- without suspending reuse one pooled coroutine, however many are queued.
-  if f.vm_main then
-    f.co = take_coroutine()
-    setfenv_u(f.co, f.env)
+  if vm_main then
+    local co = take_coroutine()
+    f[CO] = co
+    setfenv_u(co, f.env)
   end
   rq_n = rq_n + 1 -- schedule(f, job), with w1 already set
   runq[rq_n] = f
@@ -592,7 +607,7 @@ local fiber_methods = {}
 local joiners = {}
 
 local function joined(t)
-  local r = t.results
+  local r = t[RESULTS]
   return r == JOINED_OK or r == JOINED_CAUGHT
 end
 
@@ -611,26 +626,26 @@ function fiber_methods.join(h)
   end
   if t == f then raise_errno(E.EDEADLK) end
   check_wait(f)
-  if t.results == false then
+  if t[RESULTS] == false then
     check_yieldable()
     joiners[t] = f
     local r = suspend(f, join_interrupter, t)
     if r == INTERRUPTED then raise_core('interrupted') end
   end
   joiners[t] = nil
-  local results = t.results
+  local results = t[RESULTS]
   if results == ONE_RESULT then
-    local v = t.w1
-    t.results, t.w1 = JOINED_OK, nil
+    local v = t[W1]
+    t[RESULTS], t[W1] = JOINED_OK, nil
     return v
   elseif results ~= FAILED then
-    t.results = JOINED_OK
+    t[RESULTS] = JOINED_OK
     return unpack(results, 2, results.n)
   elseif is_interrupted(t.err) then
-    t.results = JOINED_CAUGHT
+    t[RESULTS] = JOINED_CAUGHT
     return
   else
-    t.results = JOINED_OK
+    t[RESULTS] = JOINED_OK
     error(t.err, 0)
   end
 end
@@ -639,28 +654,28 @@ function fiber_methods.detach(h)
   local t = record_of_handle(h)
   if t.detached or joined(t) or joiners[t] then raise_errno(E.EINVAL, 1) end
   t.detached = true
-  if t.results == FAILED and not is_interrupted(t.err) then
+  if t[RESULTS] == FAILED and not is_interrupted(t.err) then
     report_panic(t)
   end
 end
 
 function fiber_methods.interrupt(h)
   local t = record_of_handle(h)
-  if t.results ~= false then return end
+  if t[RESULTS] ~= false then return end
   if not t.interrupted then guards = guards + 1 end
   t.interrupted = true
-  if LOG then log('fiber interrupted', hexid(t), t.interrupter and 'while suspended' or nil) end
-  local i = t.interrupter
+  if LOG then log('fiber interrupted', hexid(t), t[INTERRUPTER] and 'while suspended' or nil) end
+  local i = t[INTERRUPTER]
   if i then
-    t.interrupter = nil
-    i(t, t.w1)
+    t[INTERRUPTER] = false
+    i(t, t[W1])
   end
 end
 
 local fiber_props = {}
 function fiber_props.interruption_caught(t)
   if not joined(t) then raise_errno(E.EINVAL, 1) end
-  return t.results == JOINED_CAUGHT
+  return t[RESULTS] == JOINED_CAUGHT
 end
 function fiber_props.joinable(t)
   return not t.detached and not joined(t) and not joiners[t]
@@ -681,7 +696,7 @@ fiber_hmt.__gc = function(h)
   local t = getfenv_u(h)
   if not t.detached and not joined(t) then
     t.detached = true
-    if t.results == FAILED and not is_interrupted(t.err) then
+    if t[RESULTS] == FAILED and not is_interrupted(t.err) then
       report_panic(t)
     end
   end
@@ -785,7 +800,7 @@ report_forced_close = function(th)
   stderr_write('VM ' .. K.vm_id
     .. ' forcibly closed due to error raised on cleanup handler from coroutine '
     -- a fiber's own thread is named by the fiber's id
-    .. ((current and th == current.co) and hexid(current) or hexid(th)) .. '\n')
+    .. ((current and th == current[CO]) and hexid(current) or hexid(th)) .. '\n')
 end
 
 -- An error raised by a __gc finalizer is reported and the VM goes on: the
@@ -820,11 +835,11 @@ end
 ---------------------------------------------------------------------------
 -- The loop
 local function finish(f)
-  local failed = f.results == FAILED
+  local failed = f[RESULTS] == FAILED
   if LOG then log('fiber finished', hexid(f), failed and K.error_message(f.err) or 'ok') end
-  f.interrupter = nil
-  release_coroutine(f.co)
-  f.co = nil -- back to the default
+  f[INTERRUPTER] = false
+  release_coroutine(f[CO])
+  f[CO] = false
   if f.interrupted then guards = guards - 1 end
   guards = guards - f.susp_forbidden
   if f.module then f.ok = not failed end
@@ -868,16 +883,20 @@ function K.run()
         batch[i] = nil
         -- step f (inlined: the fiber switch is the scheduler's hot path)
         current = f
-        local co = f.co
+        local co = f[CO]
         if not co then
           co = take_coroutine()
-          f.co = co
+          f[CO] = co
           setfenv_u(co, f.env)
         end
-        local ok, sig = co_resume(co, f.w1)
+        local ok, sig = co_resume(co, f[W1])
         current = nil
         if sig ~= SUSPEND then
-          if sig == FINISHED then
+          if sig == YIELDED then
+            -- this_fiber.yield: queued again (its stale w1 is ignored)
+            rq_n = rq_n + 1
+            runq[rq_n] = f
+          elseif sig == FINISHED then
             finish(f)
           else
             -- TERMINATE, or a failure of the runtime's own code: the VM
@@ -931,23 +950,21 @@ end
 local this_fiber = {}
 local this_fiber_props = {}
 
--- The hottest path of the scheduler: instead of asking co_isyieldable (a C
--- call) first, it queues the fiber and yields under pcall; a refused yield
--- (inside a C callback) is undone before anything else ran.
+-- The hottest path of the scheduler. It registers nothing before it
+-- yields: the scheduler re-queues a fiber that yields YIELDED. So a yield
+-- LuaJIT refuses (inside a C callback) leaves nothing to undo, and neither
+-- a co_isyieldable C call nor a pcall around the yield is needed (each
+-- cost ~10% of a yield). LuaJIT's refusal is a string located at the
+-- co_yield call below; normalize_error shows CANNOT_SUSPEND instead.
 function this_fiber.yield()
-  local f = current
-  -- (no `f`: a finalizer running in the scheduler's own thread)
-  if guards > 0 or c_resumes > 0 or not f then check_suspend(f) end
-  -- schedule(f), inlined
-  f.w1 = nil
-  local n = rq_n + 1
-  rq_n = n
-  runq[n] = f
-  if not raw_pcall(co_yield, SUSPEND) then
-    runq[n] = nil
-    rq_n = n - 1
-    check_yieldable()
-  end
+  -- (no `current`: a finalizer running in the scheduler's own thread)
+  if guards > 0 or c_resumes > 0 or not current then check_suspend(current) end
+  co_yield(YIELDED) -- keep this call on the line before `end` (see below)
+end
+do
+  local at = K.debug.getinfo(this_fiber.yield, 'S')
+  K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
+    .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
 end
 
 function this_fiber.forbid_suspend()
@@ -1037,7 +1054,7 @@ local function resume_tail(co, depth, ok, ...)
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
     local sig = ...
-    if sig == SUSPEND or sig == TERMINATE then
+    if sig == SUSPEND or sig == YIELDED or sig == TERMINATE then
       -- The coroutine suspended the whole fiber: forward the yield up and
       -- resume the coroutine transparently once the fiber is woken.
       busy[co] = true

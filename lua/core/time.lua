@@ -1,6 +1,7 @@
 -- time: sleep, steady/system timers and clocks (spec/core.md §5).
 -- Every wait is an IORING_OP_TIMEOUT on the actor's ring, except waits that
--- are already due: those are an IORING_OP_NOP (rt.yield_op).
+-- are already due: those are an IORING_OP_NOP (rt.yield_op). The waits on
+-- one timer's expiry share one op (see "Timers").
 local K = ...
 local rt = K.rt
 local E = rt.errno
@@ -9,6 +10,9 @@ local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
 local setmetatable, type, error = setmetatable, type, error
 local raw_getmetatable = K.debug.getmetatable
 local q_new, q_push, q_pop, q_remove = K.q_new, K.q_push, K.q_pop, K.q_remove
+local wake, watch_op, co_yield = K.wake, K.watch_op, K.co_yield
+local SUSPEND, INTERRUPTED = K.SUSPEND, K.INTERRUPTED
+local W1, INTERRUPTER = K.W1, K.INTERRUPTER -- fiber record fields
 local floor = math.floor
 local MAX_SECONDS = 9.2e9 -- keeps nanoseconds below 2^63
 
@@ -75,12 +79,26 @@ time.steady_clock, time.system_clock, time.high_resolution_clock =
   steady_clock, system_clock, hr_clock
 
 ---------------------------------------------------------------------------
--- Timers. Each wait() is its own absolute timeout op, so several fibers may
--- wait on one timer; cancel() and a new expiry abort all of them.
+-- Timers. All the fibers waiting on a timer for its current expiry share
+-- one kernel op (an absolute IORING_OP_TIMEOUT, or a NOP if the expiry had
+-- passed when it was armed): a "wait group" {id, waiters, st, aborted}.
+-- The first wait arms it; later waits join its FIFO queue; its completion
+-- wakes them all in wait order with its result. A new expiry or cancel()
+-- detaches the group from the timer (st.group), marks it aborted and
+-- cancels its op: its waiters then see operation_aborted (unless the
+-- timeout had already fired), and the next wait arms a new group. An
+-- interrupted waiter leaves the queue at once; when the last one leaves a
+-- pending group, its op is cancelled too, so no kernel timer outlives its
+-- waiters (and the VM can end). A group's op id is cancelled only while
+-- its completion is still to come (the id may name another op later).
+-- The group refers to the timer's private state, never to the timer
+-- object: the waiting fibers' stacks keep the timer, and it is collected
+-- once they left, even while its cancelled op is still in flight.
 local function timer_class(name, realtime, now_ns, tp, is_tp)
   local methods = {}
-  -- A timer handed to user code is an empty table; its state (pending op
-  -- ids, which could cancel any op of the ring) lives here, out of reach.
+  -- A timer handed to user code is an empty table; its state (the wait
+  -- group, whose op id could cancel any op of the ring) lives here, out of
+  -- reach.
   local state_of = setmetatable({}, { __mode = 'k' })
   local function check(t)
     local st = state_of[t]
@@ -91,62 +109,86 @@ local function timer_class(name, realtime, now_ns, tp, is_tp)
     expiry = function(t) return tp(check(t).expiry_ns) end,
   })
 
-  -- Pending waits (op ids) are kept in a wait queue, in wait order, so that
-  -- cancellation completes (and wakes the waiters) in FIFO order; a wait
-  -- leaves it in O(1) when its op completes.
-  local function cancel_all(t)
-    local pending = t.pending
-    local n = pending.n
-    local id = q_pop(pending)
-    while id do
-      t.aborted[id] = true
-      rt.cancel(id)
-      id = q_pop(pending)
+  -- Aborts the waits on the current expiry; returns how many there were.
+  local function cancel_all(st)
+    local g = st.group
+    if not g then return 0 end
+    st.group = false
+    g.aborted = true
+    rt.cancel(g.id)
+    return g.waiters.n
+  end
+
+  -- The group's op completed (or was cancelled): wake every waiter, FIFO.
+  local function group_done(g, res)
+    local st = g.st
+    if st.group == g then st.group = false end
+    local q = g.waiters
+    local f = q_pop(q)
+    while f do
+      wake(f, res)
+      f = q_pop(q)
     end
-    return n
+  end
+
+  -- A waiter interrupted while its group is pending (group_done clears
+  -- the interrupter of those it wakes).
+  local function leave_group(f, g)
+    q_remove(g.waiters, f)
+    wake(f, INTERRUPTED)
+    if g.waiters.n == 0 and not g.aborted then
+      g.aborted = true
+      if g.st.group == g then g.st.group = false end
+      rt.cancel(g.id)
+    end
   end
 
   function methods.expires_after(t, secs)
-    t = check(t)
+    local st = check(t)
     local ns = to_nanos(secs, 2)
-    local n = cancel_all(t)
-    t.expiry_ns = now_ns() + ns
+    local n = cancel_all(st)
+    st.expiry_ns = now_ns() + ns
     return n
   end
 
   function methods.expires_at(t, point)
-    t = check(t)
+    local st = check(t)
     if not is_tp(point) then raise_errno(E.EINVAL, 2) end
-    local n = cancel_all(t)
-    t.expiry_ns = rawget(point, 'ns')
+    local n = cancel_all(st)
+    st.expiry_ns = rawget(point, 'ns')
     return n
   end
 
   function methods.cancel(t)
-    t = check(t)
-    return cancel_all(t)
+    return cancel_all(check(t))
   end
 
   function methods.wait(t)
-    t = check(t)
+    local st = check(t)
     local f = current()
     check_suspend(f)
-    -- An expiry already past needs no kernel timer (see time.sleep).
-    local expiry = t.expiry_ns
-    local id = expiry <= now_ns() and rt.yield_op() or rt.sleep_until(expiry, realtime)
-    q_push(t.pending, id)
-    local ok, res = K.raw_pcall(await_op, f, id)
-    q_remove(t.pending, id)
-    local aborted = t.aborted[id]
-    t.aborted[id] = nil
-    if not ok then error(res, 0) end
-    if aborted and res == -E.ECANCELED then error(K.operation_aborted(), 0) end
+    local g = st.group
+    if not g then
+      -- An expiry already past needs no kernel timer (see time.sleep).
+      local expiry = st.expiry_ns
+      local id = expiry <= now_ns() and rt.yield_op() or rt.sleep_until(expiry, realtime)
+      g = { id = id, waiters = q_new(), st = st, aborted = false }
+      st.group = g
+      watch_op(id, function(res) group_done(g, res) end)
+    end
+    q_push(g.waiters, f)
+    -- suspend(f, leave_group, g), inlined: a waiting fiber's stack stays
+    -- small
+    if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_group, g end
+    local res = co_yield(SUSPEND)
+    if res == INTERRUPTED then raise_core('interrupted') end
+    if g.aborted and res == -E.ECANCELED then error(K.operation_aborted(), 0) end
   end
 
   return {
     new = function()
       local t = setmetatable({}, mt)
-      state_of[t] = { expiry_ns = 0, pending = q_new(), aborted = {} }
+      state_of[t] = { expiry_ns = 0, group = false }
       return t
     end,
   }

@@ -1,6 +1,6 @@
 -- what one fiber costs, counted by the Lua heap (collectgarbage('count')),
 -- with generous bounds: a queued fiber with its own closure (record,
--- handle, closure) stays under 450 bytes; a fiber suspended on a mutex
+-- handle, closure) stays under 300 bytes; a fiber suspended on a mutex
 -- (plus its own coroutine and queue links) under 1100 bytes, one in
 -- time.sleep under 1000 bytes
 local time = require 'time'
@@ -19,7 +19,7 @@ end
 local queued = per_fiber(function(hs)
   for i = 1, N do hs[i] = spawn(function() return i end) end
 end)
-print('queued fiber under 450 bytes:', queued < 450)
+print('queued fiber under 300 bytes:', queued < 300)
 this_fiber.yield()
 
 local m = mutex.new()
