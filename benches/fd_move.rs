@@ -36,8 +36,14 @@ fn dup_close(fd: RawFd, n: u32) -> Duration {
 fn rings() -> (IoUring, IoUring) {
     let sender = IoUring::new(8).expect("sender ring");
     let receiver = IoUring::new(8).expect("receiver ring");
-    sender.submitter().register_files_sparse(1).expect("sparse table");
-    receiver.submitter().register_files_sparse(1).expect("sparse table");
+    sender
+        .submitter()
+        .register_files_sparse(1)
+        .expect("sparse table");
+    receiver
+        .submitter()
+        .register_files_sparse(1)
+        .expect("sparse table");
     (sender, receiver)
 }
 
@@ -63,7 +69,11 @@ fn submit(ring: &mut IoUring, entries: &[squeue::Entry], wait: usize) -> Vec<i32
     let results: Vec<i32> = ring.completion().map(|c| c.result()).collect();
     assert_eq!(results.len(), wait);
     for r in &results {
-        assert!(*r >= 0, "op failed: {}", std::io::Error::from_raw_os_error(-r));
+        assert!(
+            *r >= 0,
+            "op failed: {}",
+            std::io::Error::from_raw_os_error(-r)
+        );
     }
     results
 }
@@ -113,7 +123,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<u32>().ok());
+    let mut args = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse::<u32>().ok());
     let n = args.next().unwrap_or(100_000);
     let runs = args.next().unwrap_or(5).max(1);
     let (r, _w) = std::io::pipe().expect("pipe");
@@ -126,7 +138,16 @@ fn main() {
         full.push(per_move(msg_ring_full(fd, n)));
     }
     println!("fd move, {n} moves x {runs} runs, median ns per move:");
-    println!("  dup + close (reference, used by messages): {:8.1}", median(dup));
-    println!("  MSG_RING slot->slot:                       {:8.1}", median(slot));
-    println!("  MSG_RING full (register, send, install):   {:8.1}", median(full));
+    println!(
+        "  dup + close (reference, used by messages): {:8.1}",
+        median(dup)
+    );
+    println!(
+        "  MSG_RING slot->slot:                       {:8.1}",
+        median(slot)
+    );
+    println!(
+        "  MSG_RING full (register, send, install):   {:8.1}",
+        median(full)
+    );
 }

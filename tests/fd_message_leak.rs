@@ -32,7 +32,10 @@ fn a_failing_dup_reports_its_errno_and_leaks_nothing() {
         rlim_max: 0,
     };
     // SAFETY: one live rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) },
+        0
+    );
     let r = luring::bench::fd_message_round_trips(1, &mut || {
         // No new descriptor may be created: dup fails (EINVAL, as
         // F_DUPFD_CLOEXEC's lower bound 0 is not below the limit).

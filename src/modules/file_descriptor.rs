@@ -54,7 +54,9 @@ fn busy() -> mlua::Error {
 /// The `file_descriptor` behind argument `index`, or `EINVAL`.
 pub(crate) fn arg(v: &Value, index: i32) -> mlua::Result<mlua::UserDataRef<FileDescriptor>> {
     match v {
-        Value::UserData(ud) => ud.borrow::<FileDescriptor>().map_err(|_| error::einval(index)),
+        Value::UserData(ud) => ud
+            .borrow::<FileDescriptor>()
+            .map_err(|_| error::einval(index)),
         _ => Err(error::einval(index)),
     }
 }
@@ -69,8 +71,9 @@ fn dup_cloexec(fd: &OpFd) -> std::io::Result<OwnedFd> {
     match fd {
         OpFd::Owned(fd) => fd.as_fd().try_clone_to_owned(),
         // SAFETY: fd 0, 1 and 2 stay open for the program's life.
-        OpFd::Std(s) => unsafe { std::os::fd::BorrowedFd::borrow_raw(*s as i32) }
-            .try_clone_to_owned(),
+        OpFd::Std(s) => {
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(*s as i32) }.try_clone_to_owned()
+        }
     }
 }
 
@@ -182,14 +185,25 @@ pub fn message_round_trips(n: usize, before_sending: &mut dyn FnMut()) -> Result
     let caps = FdCapabilities;
     before_sending();
     for i in 0..n {
-        let msg = from_lua(&lua, &Value::UserData(sent.clone()), &caps, &Limits::DEFAULT)
-            .map_err(|e| e.to_string())?;
+        let msg = from_lua(
+            &lua,
+            &Value::UserData(sent.clone()),
+            &caps,
+            &Limits::DEFAULT,
+        )
+        .map_err(|e| e.to_string())?;
         let got = to_lua(&lua, msg, &caps, &Limits::DEFAULT).map_err(|e| e.to_string())?;
         let Value::UserData(got) = got else {
             return Err("the copy is not a userdata".into());
         };
         let got = got.borrow::<FileDescriptor>().map_err(|e| e.to_string())?;
-        if got.raw() < 0 || got.raw() == sent.borrow::<FileDescriptor>().map_err(|e| e.to_string())?.raw() {
+        if got.raw() < 0
+            || got.raw()
+                == sent
+                    .borrow::<FileDescriptor>()
+                    .map_err(|e| e.to_string())?
+                    .raw()
+        {
             return Err(format!("round trip {i}: not a new descriptor"));
         }
         drop(got);

@@ -43,20 +43,23 @@ fn an_fd_arrives_usable_and_the_sender_keeps_its_own() {
     let got = round_trip(&lua, &sent).expect("an fd is sendable");
     assert_ne!(raw_of(&got), raw_of(&sent));
     assert!(raw_of(&sent) >= 0, "the sender's object is untouched");
-    let flags = fcntl(
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(raw_of(&got)) },
-        FcntlArg::F_GETFD,
-    )
-    .unwrap();
+    // SAFETY: `got` owns this descriptor and lives until the end of the test.
+    let got_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw_of(&got)) };
+    let flags = fcntl(got_fd, FcntlArg::F_GETFD).unwrap();
     assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
     assert_eq!(
         lua.load("return getmetatable(...), tostring(...)")
             .call::<(String, String)>(got.clone())
             .unwrap(),
-        ("file_descriptor".to_owned(), format!("/dev/fd/{}", raw_of(&got)))
+        (
+            "file_descriptor".to_owned(),
+            format!("/dev/fd/{}", raw_of(&got))
+        )
     );
     // Write into the received copy, read from the other end.
-    let Value::UserData(ud) = &got else { unreachable!() };
+    let Value::UserData(ud) = &got else {
+        unreachable!()
+    };
     let fd = ud.borrow::<FileDescriptor>().unwrap().op_fd().unwrap();
     let OpFd::Owned(fd) = fd else { unreachable!() };
     std::fs::File::from(fd.as_fd().try_clone_to_owned().unwrap())
@@ -72,12 +75,16 @@ fn fds_inside_tables_arrive_as_new_objects() {
     let lua = vm();
     let (r, w) = pipe();
     let t = lua.create_table().unwrap();
-    t.set("reader", push(&lua, OpFd::owned(r)).unwrap()).unwrap();
+    t.set("reader", push(&lua, OpFd::owned(r)).unwrap())
+        .unwrap();
     let list = lua.create_table().unwrap();
-    list.raw_set(1, push(&lua, OpFd::owned(w)).unwrap()).unwrap();
+    list.raw_set(1, push(&lua, OpFd::owned(w)).unwrap())
+        .unwrap();
     t.set("list", list).unwrap();
     let got = round_trip(&lua, &Value::Table(t.clone())).unwrap();
-    let Value::Table(got) = got else { panic!("a table") };
+    let Value::Table(got) = got else {
+        panic!("a table")
+    };
     let reader: Value = got.get("reader").unwrap();
     let writer: Value = got.get::<mlua::Table>("list").unwrap().raw_get(1).unwrap();
     assert_ne!(raw_of(&reader), raw_of(&t.get::<Value>("reader").unwrap()));
@@ -89,7 +96,9 @@ fn a_closed_fd_is_ebusy_at_top_level_and_dropped_inside_tables() {
     let lua = vm();
     let (r, _w) = pipe();
     let fd = push(&lua, OpFd::owned(r)).unwrap();
-    lua.load("local fd = ...; fd:close()").call::<()>(fd.clone()).unwrap();
+    lua.load("local fd = ...; fd:close()")
+        .call::<()>(fd.clone())
+        .unwrap();
     let err = round_trip(&lua, &Value::UserData(fd.clone())).unwrap_err();
     assert!(matches!(err, MessageError::FdClosed), "{err:?}");
     assert_eq!(
@@ -133,4 +142,40 @@ fn other_userdata_is_not_a_capability() {
         .capability_to_lua(&lua, Message::Bool(true))
         .unwrap_err();
     assert!(err.to_string().contains("95"), "{err}");
+}
+
+/// Whether the pipe still has a reader: checked through the write end, so
+/// a descriptor number reused by a parallel test cannot fool it.
+fn has_reader(w: &OwnedFd) -> bool {
+    match std::fs::File::from(w.try_clone().unwrap()).write(b"x") {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => false,
+        Err(e) => panic!("write: {e}"),
+    }
+}
+
+#[test]
+fn closing_the_object_leaves_the_fd_to_an_op_that_still_holds_it() {
+    let lua = vm();
+    let (r, w) = pipe();
+    let fd = push(&lua, OpFd::owned(r)).unwrap();
+    // What a ring op's slot keeps while it is in flight.
+    let in_flight = fd.borrow::<FileDescriptor>().unwrap().op_fd().unwrap();
+    lua.load("local fd = ...; fd:close(); assert(tostring(fd) == '/dev/fd/-1')")
+        .call::<()>(fd.clone())
+        .unwrap();
+    assert!(has_reader(&w), "the op's reference keeps the fd open");
+    drop(in_flight);
+    assert!(!has_reader(&w), "the last reference closed it");
+}
+
+#[test]
+fn garbage_collection_closes_the_fd() {
+    let lua = vm();
+    let (r, w) = pipe();
+    drop(push(&lua, OpFd::owned(r)).unwrap());
+    assert!(has_reader(&w));
+    lua.gc_collect().unwrap();
+    lua.gc_collect().unwrap();
+    assert!(!has_reader(&w));
 }

@@ -15,7 +15,7 @@
 //! - Pipes are created close-on-exec and blocking (the ring waits on them;
 //!   a non-blocking fd would make reads fail with `EAGAIN`).
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Lua, Table, Value};
 
 use crate::actor::vm::{submit_read, submit_write, unless_closing};
 use crate::executor::OpFd;
@@ -51,16 +51,15 @@ fn holder_fd(v: &Value) -> mlua::Result<OpFd> {
 
 fn primitives(lua: &Lua) -> mlua::Result<Table> {
     let p = lua.create_table()?;
-    let f = |func: Function| func;
     p.raw_set(
         "pair",
-        f(lua.create_function(unless_closing(|lua, ()| {
+        lua.create_function(unless_closing(|lua, ()| {
             let (r, w) = std::io::pipe().map_err(|e| ErrorCode::from_io(&e))?;
             Ok((
                 push(lua, OpFd::owned(r.into()))?,
                 push(lua, OpFd::owned(w.into()))?,
             ))
-        }))?),
+        }))?,
     )?;
     p.raw_set(
         "read",
