@@ -179,3 +179,20 @@ fn garbage_collection_closes_the_fd() {
     lua.gc_collect().unwrap();
     assert!(!has_reader(&w));
 }
+
+#[test]
+fn dup_makes_a_close_on_exec_copy() {
+    let lua = vm();
+    let (r, _w) = pipe();
+    let fd = push(&lua, OpFd::owned(r)).unwrap();
+    let copy: Value = lua
+        .load("local fd = ...; return fd:dup()")
+        .call(fd.clone())
+        .unwrap();
+    let original = raw_of(&Value::UserData(fd));
+    assert!(raw_of(&copy) >= 0 && raw_of(&copy) != original);
+    // SAFETY: `copy` owns this descriptor and lives until the end of the test.
+    let copy_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw_of(&copy)) };
+    let flags = fcntl(copy_fd, FcntlArg::F_GETFD).unwrap();
+    assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
+}
