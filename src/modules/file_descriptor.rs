@@ -26,7 +26,7 @@ use mlua::{AnyUserData, Lua, MetaMethod, UserData, UserDataMethods, Value};
 use crate::actor::message::{dup_fd_for_message, Capabilities, Message, MessageError};
 use crate::actor::vm::unless_closing;
 use crate::executor::OpFd;
-use crate::modules::error::{self, ErrorCode};
+use crate::modules::error::{self, CoreError, ErrorCode};
 
 /// The Lua `file_descriptor` object. `None`: closed or handed on.
 pub(crate) struct FileDescriptor(RefCell<Option<OpFd>>);
@@ -112,6 +112,14 @@ impl UserData for FileDescriptor {
                 }),
             );
         }
+        // Like every runtime object: an unknown key is an error, fields
+        // cannot be set.
+        methods.add_meta_function(MetaMethod::Index, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::core(CoreError::BadIndex).into())
+        });
+        methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::generic(libc::EPERM).into())
+        });
         // Works in finalizers at VM close too: it reads only the object.
         methods.add_meta_method(MetaMethod::ToString, |_, this, ()| {
             Ok(format!("/dev/fd/{}", this.raw()))

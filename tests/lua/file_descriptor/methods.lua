@@ -25,6 +25,9 @@ print('cap_set:', try(copy.cap_set, copy, {}))
 print('close non-fd:', try(copy.close, {}))
 print('dup non-fd:', try(copy.dup, 'x'))
 print('close nothing:', try(copy.close))
+print('unknown key:', try(function() return copy.nope end))
+print('set field:', try(function() copy.close = nil end))
+print('metatable locked:', getmetatable(copy), try(setmetatable, copy, {}))
 
 -- the duplicate still reads what the write end writes
 local r2 = pipe.read_stream.new(copy)
