@@ -135,7 +135,21 @@ pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
 
 /// The fd half of a VM's message [`Capabilities`]. Channel capabilities
 /// delegate here for userdata they do not recognise (and for
-/// [`Message::Fd`] members), so both kinds travel in one message.
+/// [`Message::Fd`] members), so both kinds travel in one message:
+///
+/// ```ignore
+/// impl Capabilities for VmCapabilities {
+///     fn capability_of(&self, ud: &AnyUserData) -> Option<Result<Message, MessageError>> {
+///         self.channel_of(ud).or_else(|| FdCapabilities.fd_of(ud))
+///     }
+///     fn capability_to_lua(&self, lua: &Lua, cap: Message) -> mlua::Result<Value> {
+///         match cap {
+///             Message::Fd(fd) => FdCapabilities.fd_to_lua(lua, fd),
+///             other => self.channel_to_lua(lua, other),
+///         }
+///     }
+/// }
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FdCapabilities;
 
