@@ -276,6 +276,23 @@ fn submit_op(
     with_state(lua, submit)?.map(OpId::to_f64).map_err(io_err)
 }
 
+/// Ring reads and writes for Rust modules (src/modules/): Lua gets the op
+/// id to wait for. The op's slot holds a clone of `fd` and the buffer until
+/// its completion.
+pub(crate) fn submit_read(lua: &Lua, fd: &OpFd, span: byte_span::SpanRef) -> mlua::Result<f64> {
+    submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
+}
+
+/// See [`submit_read`]; `buf` is a string (copied) or a byte_span.
+pub(crate) fn submit_write(lua: &Lua, fd: &OpFd, buf: &Value) -> mlua::Result<f64> {
+    let buf = op_buffer(buf)?;
+    submit_op(lua, |st| {
+        // Earlier print output goes first (the fd may be a copy of stdout).
+        st.flush_stdout(false)?;
+        st.executor.write(fd, buf)
+    })
+}
+
 fn op_id(n: f64) -> mlua::Result<OpId> {
     OpId::from_f64(n).ok_or_else(|| error::einval(1))
 }

@@ -11,14 +11,19 @@ use mlua::{AnyUserData, Lua, Table};
 
 pub mod byte_span;
 pub mod error;
+pub mod file_descriptor;
 pub mod format;
 pub mod json;
+pub mod pipe;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
-/// the `format` global and the builtin module `json` (in `k.builtin_modules`).
+/// the `format` global, the `file_descriptor` type and the builtin modules
+/// `json` and `pipe` (in `k.builtin_modules`).
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     format::register(lua)?;
     json::register(lua, k)?;
+    file_descriptor::register(lua)?;
+    pipe::register(lua, k)?;
     Ok(())
 }
 
