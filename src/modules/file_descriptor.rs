@@ -137,7 +137,7 @@ pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
 /// delegate here for userdata they do not recognise (and for
 /// [`Message::Fd`] members), so both kinds travel in one message:
 ///
-/// ```ignore
+/// ```text
 /// impl Capabilities for VmCapabilities {
 ///     fn capability_of(&self, ud: &AnyUserData) -> Option<Result<Message, MessageError>> {
 ///         self.channel_of(ud).or_else(|| FdCapabilities.fd_of(ud))
