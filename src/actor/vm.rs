@@ -770,10 +770,8 @@ impl Vm {
                 Ok(byte_span::span_from_value(&v).is_some())
             }))?,
         )?;
-        for (name, src) in crate::fiber::CORE_CHUNKS {
-            lua.load(*src)
-                .set_name(format!("?{name}"))
-                .call::<()>(k.clone())?;
+        for chunk in crate::fiber::CORE_CHUNKS {
+            chunk.load(lua)?.call::<()>(k.clone())?;
         }
         // What the core code captured is all it needs; none of this is ever
         // reachable from user code, and removing it leaves less to find if
