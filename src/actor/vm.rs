@@ -506,9 +506,17 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             })
         }))?,
     )?;
+    // turn(block) -> n, id1, result1: one turn of the ring (`Executor::turn`),
+    // n completions. The first comes back as return values (one is the
+    // common case, and returning it is cheaper than storing it); those after
+    // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
+    // A result is the CQE's result, or for an op that opened an fd, the fd
+    // object (an opened fd reaches Lua only as an owned object).
+    let completions = lua.create_table()?;
+    rt.set("completions", &completions)?;
     rt.set(
         "turn",
-        lua.create_function(|lua, (block, buf): (bool, Table)| {
+        lua.create_function(move |lua, block: bool| {
             let reaped = with_state(lua, |st| {
                 let mut reaped = std::mem::take(&mut st.reaped);
                 let r = if block {
@@ -521,17 +529,27 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             })?;
             let (result, mut reaped) = reaped;
             result.map_err(io_err)?;
+            // No borrow of the state is held from here on: creating Lua
+            // values may run finalizers, which may call `rt` functions.
+            let mut first = (Value::Nil, Value::Nil);
             for (i, c) in reaped.completions.iter_mut().enumerate() {
-                buf.raw_set(2 * i + 1, c.id.to_f64())?;
-                match c.fd.take() {
-                    // An opened fd reaches Lua only as an owned object.
-                    Some(fd) => buf.raw_set(2 * i + 2, push_fd(lua, OpFd::owned(fd))?)?,
-                    None => buf.raw_set(2 * i + 2, c.result)?,
+                let id = Value::Number(c.id.to_f64());
+                let result = match c.fd.take() {
+                    Some(fd) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),
+                    None => Value::Integer(c.result.into()),
+                };
+                if i == 0 {
+                    first = (id, result);
+                } else {
+                    completions.raw_set(2 * i + 1, id)?;
+                    completions.raw_set(2 * i + 2, result)?;
                 }
             }
             let n = reaped.completions.len();
+            // Hand the (emptied) vector back: its capacity is reused.
+            reaped.completions.clear();
             with_state(lua, |st| st.reaped = reaped)?;
-            Ok(n)
+            Ok((n, first.0, first.1))
         })?,
     )?;
     rt.set(
