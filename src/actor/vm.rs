@@ -11,7 +11,8 @@
 //!   handle (string, table, userdata) or the VM state checks `vm_closing`
 //!   first (`unless_closing`, `with_state`) and raises an error instead.
 //!   (The few that hold the state themselves, `borrow_state`, read no Lua
-//!   handle and fail on `ended`, which is set before `lua_close`.) Only `stderr_write`, `strerror` and `decode_error` work then, so that
+//!   handle and fail on `ended`, which is set before `lua_close`.) Only
+//!   `stderr_write`, `strerror` and `decode_error` work then, so that
 //!   reports still get out (written straight to fd 2: the output queue was
 //!   drained when the VM ended).
 //! - The Lua heap's allocator never aborts (actor/memory.rs), and neither

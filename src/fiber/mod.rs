@@ -78,7 +78,10 @@ impl CoreChunk {
                 ),
             }
         } else {
-            tracing::debug!(chunk = self.name, "no precompiled core chunk; compiling its source");
+            tracing::debug!(
+                chunk = self.name,
+                "no precompiled core chunk; compiling its source"
+            );
         }
         self.load_source(lua)
     }
@@ -106,7 +109,11 @@ mod tests {
         let lua = Lua::new();
         for chunk in CORE_CHUNKS {
             assert!(!chunk.bytecode.is_empty(), "{}: no bytecode", chunk.name);
-            assert!(chunk.compiled_from == chunk.source, "{}: stale bytecode", chunk.name);
+            assert!(
+                chunk.compiled_from == chunk.source,
+                "{}: stale bytecode",
+                chunk.name
+            );
             let loaded = lua
                 .load(chunk.bytecode)
                 .set_mode(ChunkMode::Binary)
