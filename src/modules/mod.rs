@@ -1,5 +1,6 @@
 //! Lua-facing modules implemented in Rust. Modules written in Lua live in
-//! `lua/core/` and are listed in `crate::fiber::CORE_CHUNKS`.
+//! `lua/core/` and are listed in `crate::fiber::CORE_CHUNKS` (precompiled
+//! by build.rs).
 //!
 //! Each module registers itself from its own file; `register` is the one
 //! hook the VM's boot calls (before the core Lua chunks run, so globals set
