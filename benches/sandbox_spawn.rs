@@ -19,6 +19,10 @@
 //! kworkers (network namespace and ring tear-down) is not in it. It varies
 //! less with other load than the latency does.
 //!
+//! `SANDBOX_SPAWN_LURING_ONLY=1` skips bwrap and unshare, so that
+//! `perf stat -e task-clock` over the bench counts luring's processes only
+//! (to compare two builds' CPU cost per spawn).
+//!
 //! Run with `benches/sandbox_spawn.sh` (installs bubblewrap if missing) or
 //! `cargo bench --bench sandbox_spawn`.
 
@@ -95,6 +99,7 @@ fn main() {
         .unwrap_or(200)
         .max(50);
 
+    let luring_only = std::env::var_os("SANDBOX_SPAWN_LURING_ONLY").is_some_and(|v| v == "1");
     let spec = SandboxSpec::default();
     println!(
         "sandbox_spawn: {n} runs each, kernel {}",
@@ -142,6 +147,9 @@ fn main() {
             "  luring-sandbox CPU per spawn {:.3} ms (host + supervisor + sandboxes)",
             cpu.as_secs_f64() * 1e3 / n as f64
         );
+        if luring_only {
+            continue;
+        }
         let bwrap = run_cmd(
             &[
                 "bwrap",
