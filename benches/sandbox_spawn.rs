@@ -12,6 +12,17 @@
 //! before each spawn, the same for all three tools: the latency of one spawn
 //! on a quiet machine).
 //!
+//! Each round also prints luring's CPU time per spawn: this process's
+//! user + system time plus the supervisor's, including every sandbox it
+//! reaped (`/proc/PID/stat` utime, stime, cutime, cstime; clock-tick
+//! resolution, so ±10 ms over the round). Kernel work done later in
+//! kworkers (network namespace and ring tear-down) is not in it. It varies
+//! less with other load than the latency does.
+//!
+//! `SANDBOX_SPAWN_LURING_ONLY=1` skips bwrap and unshare, so that
+//! `perf stat -e task-clock` over the bench counts luring's processes only
+//! (to compare two builds' CPU cost per spawn).
+//!
 //! Run with `benches/sandbox_spawn.sh` (installs bubblewrap if missing) or
 //! `cargo bench --bench sandbox_spawn`.
 
@@ -27,6 +38,28 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     (ms(v[v.len() / 2]), ms(v[v.len() * 9 / 10]))
+}
+
+/// CPU time so far of this process (not of its reaped children: those are
+/// bwrap and unshare) and of the supervisor `sv_pid` with every sandbox it
+/// reaped.
+fn luring_cpu(sv_pid: i32) -> Duration {
+    let ticks = |path: &str, fields: &[usize]| -> u64 {
+        let stat = std::fs::read_to_string(path).unwrap_or_default();
+        // Fields are counted from 1; the command name (field 2) may hold
+        // spaces, so count from the state (field 3) after its ')'.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        fields
+            .iter()
+            .filter_map(|i| f.get(i - 3)?.parse::<u64>().ok())
+            .sum()
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let t = ticks("/proc/self/stat", &[14, 15])
+        + ticks(&format!("/proc/{sv_pid}/stat"), &[14, 15, 16, 17]);
+    Duration::from_secs_f64(t as f64 / hz)
 }
 
 /// Idle time before each spawn in the isolated round.
@@ -66,6 +99,7 @@ fn main() {
         .unwrap_or(200)
         .max(50);
 
+    let luring_only = std::env::var_os("SANDBOX_SPAWN_LURING_ONLY").is_some_and(|v| v == "1");
     let spec = SandboxSpec::default();
     println!(
         "sandbox_spawn: {n} runs each, kernel {}",
@@ -85,7 +119,11 @@ fn main() {
         println!("{round}:");
         let mut ours = Vec::with_capacity(n);
         let mut ready = Vec::with_capacity(n);
+        let mut cpu_start = Duration::ZERO;
         for i in 0..n + 5 {
+            if i == 5 {
+                cpu_start = luring_cpu(sv.pid());
+            }
             if let Some(g) = gap {
                 std::thread::sleep(g);
             }
@@ -100,10 +138,18 @@ fn main() {
                 ready.push(r);
             }
         }
+        let cpu = luring_cpu(sv.pid()).saturating_sub(cpu_start);
         let (m, p90) = stats(ours);
         let (rm, rp90) = stats(ready);
         println!("  luring-sandbox spawn->exit   median {m:.3} ms  p90 {p90:.3} ms");
         println!("  luring-sandbox spawn returns median {rm:.3} ms  p90 {rp90:.3} ms (locked down, entry being forked)");
+        println!(
+            "  luring-sandbox CPU per spawn {:.3} ms (host + supervisor + sandboxes)",
+            cpu.as_secs_f64() * 1e3 / n as f64
+        );
+        if luring_only {
+            continue;
+        }
         let bwrap = run_cmd(
             &[
                 "bwrap",
