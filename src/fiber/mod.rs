@@ -24,6 +24,7 @@ pub const CORE_CHUNKS: &[(&str, &str)] = &[
     ("scheduler", include_str!("../../lua/core/scheduler.lua")),
     ("sync", include_str!("../../lua/core/sync.lua")),
     ("time", include_str!("../../lua/core/time.lua")),
+    ("actors", include_str!("../../lua/core/actors.lua")),
     ("modules", include_str!("../../lua/core/modules.lua")),
     ("system", include_str!("../../lua/core/system.lua")),
 ];

@@ -1,0 +1,275 @@
+//! The Lua side of actor messaging: tx-channel handles, the inbox object
+//! and the `rt` functions lua/core/actors.lua builds `send`, `receive` and
+//! `close` from (spec/actors.md §2–4).
+//!
+//! Invariants:
+//! - A tx-channel handle holds an `ActorAddress` (an `Arc` of the small
+//!   mailbox record), never the addressed VM; `close` drops it at once, GC
+//!   or the VM's teardown drops it otherwise.
+//! - The inbox object holds this VM's mailbox without counting as a sender;
+//!   dropping it (GC after the main fiber ended, or teardown) closes the
+//!   inbox.
+//! - No function here calls a user metamethod: messages are read with raw
+//!   access (message.rs), methods are looked up in tables the core code
+//!   registered, and every callback that touches Lua handles refuses to run
+//!   while the VM closes (`unless_closing`).
+//! - Same-thread delivery is an in-memory hand-off: no syscall.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use mlua::{AnyUserData, Function, Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
+
+use super::mailbox::{ActorAddress, Envelope, Mailbox, Taken};
+use super::message::{self, Capabilities, Limits, Message, MessageError, NoCapabilities};
+use super::vm::{unless_closing, with_state};
+use crate::modules::error::{self, CoreError, ErrField, ErrorCode};
+
+const TX_METHODS: &str = "luring.tx_methods";
+const RX_METHODS: &str = "luring.rx_methods";
+
+/// A tx-channel handle. `None` once closed.
+pub(crate) struct ChannelHandle(RefCell<Option<ActorAddress>>);
+
+impl ChannelHandle {
+    pub(crate) fn new(address: ActorAddress) -> Self {
+        Self(RefCell::new(Some(address)))
+    }
+}
+
+/// The `inbox` object of a VM.
+pub(crate) struct InboxHandle(Arc<Mailbox>);
+
+impl Drop for InboxHandle {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+fn bad_index() -> mlua::Error {
+    ErrorCode::core(CoreError::BadIndex)
+        .field("index", ErrField::Int(2))
+        .into()
+}
+
+fn method(lua: &Lua, registry_key: &str, key: &Value) -> mlua::Result<Function> {
+    let methods: Table = lua.named_registry_value(registry_key)?;
+    match methods.raw_get::<Value>(key.clone())? {
+        Value::Function(f) => Ok(f),
+        _ => Err(bad_index()),
+    }
+}
+
+impl UserData for ChannelHandle {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_function(
+            MetaMethod::Index,
+            unless_closing(|lua, (_, key): (Value, Value)| method(lua, TX_METHODS, &key)),
+        );
+        methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::generic(libc::EPERM).into())
+        });
+        methods.add_meta_function(
+            MetaMethod::Eq,
+            unless_closing(|_, (a, b): (AnyUserData, AnyUserData)| {
+                if a.to_pointer() == b.to_pointer() {
+                    return Ok(true);
+                }
+                let (a, b) = (a.borrow::<ChannelHandle>()?, b.borrow::<ChannelHandle>()?);
+                let (a, b) = (a.0.borrow(), b.0.borrow());
+                Ok(matches!((&*a, &*b), (Some(a), Some(b)) if a.same_actor(b)))
+            }),
+        );
+    }
+}
+
+impl UserData for InboxHandle {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_function(
+            MetaMethod::Index,
+            unless_closing(|lua, (_, key): (Value, Value)| method(lua, RX_METHODS, &key)),
+        );
+        methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::generic(libc::EPERM).into())
+        });
+    }
+}
+
+/// Channels and the inbox inside messages; everything else goes to
+/// `others` (the `file_descriptor` hooks plug in there).
+pub(crate) struct ActorCapabilities<'a> {
+    pub own: &'a Arc<Mailbox>,
+    pub others: &'a dyn Capabilities,
+}
+
+impl Capabilities for ActorCapabilities<'_> {
+    fn capability_of(&self, ud: &AnyUserData) -> Option<Result<Message, MessageError>> {
+        if let Ok(handle) = ud.borrow::<ChannelHandle>() {
+            // A closed handle addresses nothing: unsupported, like a closed fd.
+            return handle
+                .0
+                .borrow()
+                .as_ref()
+                .map(|a| Ok(Message::Address(a.clone())));
+        }
+        if ud.is::<InboxHandle>() {
+            return Some(Ok(Message::Address(ActorAddress::new(self.own.clone()))));
+        }
+        self.others.capability_of(ud)
+    }
+
+    fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value> {
+        match capability {
+            Message::Address(a) => Ok(Value::UserData(lua.create_userdata(ChannelHandle::new(a))?)),
+            other => self.others.capability_to_lua(lua, other),
+        }
+    }
+}
+
+fn own_mailbox(lua: &Lua) -> mlua::Result<Arc<Mailbox>> {
+    with_state(lua, |st| st.mailbox.clone())
+}
+
+fn channel_closed() -> mlua::Error {
+    ErrorCode::core(CoreError::ChannelClosed).into()
+}
+
+/// Registers the userdata names and the actor functions of `rt`.
+pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    let probe = lua.create_userdata(ChannelHandle(RefCell::new(None)))?;
+    crate::modules::name_userdata_metatable(lua, probe, c"tx-channel")?;
+    // The probe must not close this VM's inbox: give it a mailbox of its own.
+    let probe = lua.create_userdata(InboxHandle(Mailbox::new()))?;
+    crate::modules::name_userdata_metatable(lua, probe, c"rx-channel")?;
+
+    rt.set(
+        "set_actor_methods",
+        lua.create_function(|lua, (tx, rx): (Table, Table)| {
+            lua.set_named_registry_value(TX_METHODS, tx)?;
+            lua.set_named_registry_value(RX_METHODS, rx)
+        })?,
+    )?;
+    // chan_send(handle, value, send id) -> true queued | false closed
+    rt.set(
+        "chan_send",
+        lua.create_function(unless_closing(
+            |lua, (handle, value, id): (Value, Value, u64)| {
+                let Value::UserData(ud) = handle else {
+                    return Err(error::einval(1));
+                };
+                let handle = ud.borrow::<ChannelHandle>().map_err(|_| error::einval(1))?;
+                let dest = match &*handle.0.borrow() {
+                    Some(a) => a.mailbox.clone(),
+                    None => return Err(channel_closed()),
+                };
+                drop(handle);
+                if dest.is_closed() {
+                    return Ok(false);
+                }
+                let own = own_mailbox(lua)?;
+                let caps = ActorCapabilities {
+                    own: &own,
+                    others: &NoCapabilities,
+                };
+                let msg = message::from_lua(lua, &value, &caps, &Limits::default())?;
+                let env = Envelope {
+                    msg,
+                    sender: own,
+                    send_id: id,
+                };
+                if dest.post(env).is_err() {
+                    return Ok(false);
+                }
+                with_state(lua, |st| st.sent_to.insert(id, dest))?;
+                Ok(true)
+            },
+        ))?,
+    )?;
+    rt.set(
+        "chan_close",
+        lua.create_function(unless_closing(|_, handle: AnyUserData| {
+            let handle = handle
+                .borrow::<ChannelHandle>()
+                .map_err(|_| error::einval(1))?;
+            handle.0.borrow_mut().take();
+            Ok(())
+        }))?,
+    )?;
+    // chan_withdraw(send id) -> true when the message was still queued
+    rt.set(
+        "chan_withdraw",
+        lua.create_function(unless_closing(|lua, id: u64| {
+            let (own, dest) =
+                with_state(lua, |st| (st.mailbox.clone(), st.sent_to.get(&id).cloned()))?;
+            let Some(dest) = dest else { return Ok(false) };
+            let withdrawn = dest.withdraw(&own, id);
+            if withdrawn {
+                with_state(lua, |st| st.sent_to.remove(&id))?;
+            }
+            Ok(withdrawn)
+        }))?,
+    )?;
+    // actor_receipts(buf) -> n; buf[2i-1], buf[2i] = send id, delivered
+    rt.set(
+        "actor_receipts",
+        lua.create_function(unless_closing(|lua, buf: Table| {
+            let receipts = with_state(lua, |st| {
+                let mut receipts = std::mem::take(&mut st.receipts);
+                st.mailbox.take_receipts(&mut receipts);
+                for (id, _) in &receipts {
+                    st.sent_to.remove(id);
+                }
+                receipts
+            })?;
+            for (i, (id, ok)) in receipts.iter().enumerate() {
+                buf.raw_set(2 * i + 1, *id)?;
+                buf.raw_set(2 * i + 2, *ok)?;
+            }
+            let n = receipts.len();
+            with_state(lua, |st| {
+                let mut receipts = receipts;
+                receipts.clear();
+                st.receipts = receipts;
+            })?;
+            Ok(n)
+        }))?,
+    )?;
+    // inbox_take() -> 1, message | 2 (closed) | 3 (no senders) | 0 (nothing)
+    rt.set(
+        "inbox_take",
+        lua.create_function(unless_closing(|lua, ()| {
+            let own = own_mailbox(lua)?;
+            Ok(match own.take() {
+                Taken::Message(env) => {
+                    let caps = ActorCapabilities {
+                        own: &own,
+                        others: &NoCapabilities,
+                    };
+                    let v = message::to_lua(lua, env.msg, &caps, &Limits::default())?;
+                    (1, v)
+                }
+                Taken::Closed => (2, Value::Nil),
+                Taken::NoSenders => (3, Value::Nil),
+                Taken::Nothing => (0, Value::Nil),
+            })
+        }))?,
+    )?;
+    rt.set(
+        "inbox_closed",
+        lua.create_function(unless_closing(|lua, ()| Ok(own_mailbox(lua)?.is_closed())))?,
+    )?;
+    rt.set(
+        "inbox_close",
+        lua.create_function(unless_closing(|lua, ()| {
+            own_mailbox(lua)?.close();
+            Ok(())
+        }))?,
+    )?;
+    rt.set(
+        "inbox_object",
+        lua.create_function(unless_closing(|lua, ()| {
+            lua.create_userdata(InboxHandle(own_mailbox(lua)?))
+        }))?,
+    )?;
+    Ok(())
+}
