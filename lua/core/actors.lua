@@ -148,7 +148,7 @@ local function bool_option(opts, name)
 end
 
 function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
-  local module
+  local module, new_thread, new_master = nil, false, false
   if type(arg) == 'string' then
     module = arg
   elseif type(arg) == 'table' then
@@ -158,19 +158,29 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
     if type(module) ~= 'string' then raise_errno(E.EINVAL, 'module') end
     local subprocess = arg.subprocess
     local inherit = bool_option(arg, 'inherit_context')
-    local new_master = bool_option(arg, 'new_master')
+    local master = bool_option(arg, 'new_master')
     if subprocess ~= nil then
-      if inherit ~= nil or new_master ~= nil then raise_errno(E.EINVAL, 1) end
+      if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
       raise_errno(E.ENOTSUP)
     end
-    if inherit == false or new_master then raise_errno(E.ENOTSUP) end
+    new_thread = inherit == false
+    new_master = master == true
     local hint = arg.concurrency_hint
-    if hint ~= nil and hint ~= 'safe' and type(hint) ~= 'number' then
+    if hint ~= nil and hint ~= 'safe' and (type(hint) ~= 'number' or hint % 1 ~= 0) then
       raise_errno(E.EINVAL, 'concurrency_hint')
     end
   else
     raise_errno(E.EINVAL, 1)
   end
   if module == '' then raise_core('invalid_module_name') end
-  return K.spawn_module(module, getfenv(2))
+  return K.spawn_module(module, getfenv(2), new_thread, new_master)
+end
+
+-- Each actor owns one ring and one run queue, driven by exactly one
+-- thread: a second thread in the same context would have nothing it could
+-- run. Use spawn_vm{inherit_context=false} for parallelism.
+function spawn_context_threads(n) -- luacheck: ignore (a global, like Emilua's)
+  if type(n) ~= 'number' then raise_errno(E.EINVAL, 1) end
+  if n <= 0 then return end
+  raise_errno(E.ENOTSUP)
 end

@@ -47,7 +47,7 @@ local safe_names = {
   'unpack', '_VERSION', 'collectgarbage', 'gcinfo',
   -- runtime globals (defined by the other core files)
   'spawn', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'pcall', 'xpcall',
-  'format', 'spawn_vm',
+  'format', 'spawn_vm', 'spawn_context_threads',
 }
 local safe_values = {}
 for i = 1, #safe_names do
@@ -541,7 +541,7 @@ end
 -- root and started in a new VM by rt.spawn_vm.
 local function ends_with_init(p) return s_match(p, '/init%.lua$') ~= nil end
 
-function K.spawn_module(id, env)
+function K.spawn_module(id, env, new_thread, new_master)
   local rec = module_of_env[env]
   if not rec then raise_core('current_module_not_known') end
   local info = rec.info
@@ -561,7 +561,7 @@ function K.spawn_module(id, env)
   for i = 1, #candidates do
     local c = candidates[i]
     local h, status, detail = rt.spawn_vm(s_sub(c[1], root_len + 2), c[1], c[2], c[3],
-      info.root, info.display_root)
+      info.root, info.display_root, new_thread, new_master)
     if h then return h end
     if h == false then error(status, 0) end
     if status == 'special' then

@@ -22,7 +22,7 @@ use mlua::{AnyUserData, Function, Lua, MetaMethod, Table, UserData, UserDataMeth
 
 use super::mailbox::{ActorAddress, Envelope, Mailbox, Taken};
 use super::message::{self, Capabilities, Limits, Message, MessageError, NoCapabilities};
-use super::vm::{unless_closing, with_state};
+use super::vm::{unless_closing, with_state, VmState};
 use crate::modules::error::{self, CoreError, ErrField, ErrorCode};
 
 const TX_METHODS: &str = "luring.tx_methods";
@@ -126,6 +126,12 @@ impl Capabilities for ActorCapabilities<'_> {
     }
 }
 
+/// The hooks for userdata that is not a channel: where `file_descriptor`
+/// objects plug in (they are not message capabilities yet).
+fn fd_capabilities() -> &'static dyn Capabilities {
+    &NoCapabilities
+}
+
 fn own_mailbox(lua: &Lua) -> mlua::Result<Arc<Mailbox>> {
     with_state(lua, |st| st.mailbox.clone())
 }
@@ -169,7 +175,7 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let own = own_mailbox(lua)?;
                 let caps = ActorCapabilities {
                     own: &own,
-                    others: &NoCapabilities,
+                    others: fd_capabilities(),
                 };
                 let msg = message::from_lua(lua, &value, &caps, &Limits::default())?;
                 let env = Envelope {
@@ -177,6 +183,9 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     sender: own,
                     send_id: id,
                 };
+                // What this VM printed comes out before the receiver can
+                // react, on whatever thread it runs.
+                with_state(lua, VmState::flush_if_output)?;
                 if dest.post(env).is_err() {
                     return Ok(false);
                 }
@@ -239,11 +248,13 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         "inbox_take",
         lua.create_function(unless_closing(|lua, ()| {
             let own = own_mailbox(lua)?;
+            // The receipt may let the sender print on another thread.
+            with_state(lua, VmState::flush_if_output)?;
             Ok(match own.take() {
                 Taken::Message(env) => {
                     let caps = ActorCapabilities {
                         own: &own,
-                        others: &NoCapabilities,
+                        others: fd_capabilities(),
                     };
                     let v = message::to_lua(lua, env.msg, &caps, &Limits::default())?;
                     (1, v)

@@ -26,6 +26,7 @@
 
 use std::cell::RefCell;
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use mlua::{Function, Lua, Table, Value};
@@ -33,7 +34,8 @@ use mlua::{Function, Lua, Table, Value};
 use super::channels::ChannelHandle;
 use super::mailbox::{ActorAddress, Mailbox};
 use super::module_files::{self, EntryError};
-use super::vm::{with_state, Ran, Step, Vm, VmExit};
+use super::process::{Process, Sleep, ThreadSignal};
+use super::vm::{with_state, Ran, Step, Vm, VmExit, VM_THREAD_STACK_SIZE};
 use crate::executor::OpFd;
 use crate::modules::error;
 use crate::RuntimeError;
@@ -43,11 +45,10 @@ struct Hosted {
     step: Function,
     poll: Function,
     mailbox: Arc<Mailbox>,
-    master: bool,
 }
 
 impl Hosted {
-    fn new(vm: Vm, master: bool) -> Result<Self, RuntimeError> {
+    fn new(vm: Vm) -> Result<Self, RuntimeError> {
         let (step, poll) = vm
             .step_functions()
             .map_err(|e| RuntimeError::Boot(e.to_string()))?;
@@ -57,7 +58,6 @@ impl Hosted {
             step,
             poll,
             mailbox,
-            master,
         })
     }
 
@@ -69,170 +69,322 @@ impl Hosted {
         self.vm.step(&self.step, block)
     }
 
-    /// Tears the VM down: inbox closed first, then the Lua state.
-    fn end(self, ran: Ran) -> Result<VmExit, RuntimeError> {
+    /// Tears the VM down (inbox closed first, then the Lua state) and
+    /// records how it ended in the process outcome.
+    fn end(self, ran: Ran, process: &Process) {
+        let master = self.vm.is_master();
         let exit = self.vm.finish(ran);
         self.mailbox.close();
         drop(self.vm);
-        exit
+        let mut outcome = process.lock_outcome();
+        match exit {
+            Ok(exit) => {
+                if master && exit.main_panicked {
+                    outcome.master_panicked = true;
+                }
+                if let Some(code) = exit.exit_code {
+                    outcome.exit_code.get_or_insert(code);
+                    drop(outcome);
+                    process.end();
+                }
+            }
+            Err(e) => {
+                outcome.failure.get_or_insert(e.to_string());
+                drop(outcome);
+                process.end();
+            }
+        }
     }
+}
+
+/// The process and thread a host thread belongs to.
+struct HostContext {
+    process: Arc<Process>,
 }
 
 thread_local! {
     /// VMs spawned on this thread since the host last looked.
     static SPAWNED: RefCell<Vec<Hosted>> = const { RefCell::new(Vec::new()) };
+    static CONTEXT: RefCell<Option<HostContext>> = const { RefCell::new(None) };
 }
 
-/// Runs `master` and every actor it spawns on this thread until the
-/// process is over; returns how the master ended (with the code of a
-/// `system.exit` called in any actor).
+/// Runs `master` and every actor it spawns until the process is over;
+/// returns how the process ended: the code of a `system.exit` called in
+/// any actor, or whether the master's main fiber failed.
 pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
-    let mut vms = vec![Hosted::new(master, true)?];
-    let mut master_exit: Option<VmExit> = None;
-    let mut exit_code: Option<i32> = None;
-    let mut collected = false;
-    let result = (|| -> Result<(), RuntimeError> {
-        loop {
-            let several = vms.len() > 1;
-            let mut progress = false;
-            let mut i = 0;
-            while i < vms.len() {
-                let outcome = vms[i].run_once(false);
-                if several {
-                    vms[i].vm.flush_output();
-                }
-                match outcome {
-                    Ok(Step::Ready) => progress = true,
-                    Ok(Step::Idle) => {}
-                    Ok(Step::Done) | Err(_) => {
-                        let ran = outcome.map(|_| None).or_else(|ran| ran);
-                        let h = vms.remove(i);
-                        let master = h.master;
-                        let exit = h.end(ran)?;
-                        if master {
-                            master_exit = Some(exit);
-                        }
-                        if let Some(code) = exit.exit_code {
-                            exit_code = Some(code);
-                            return Ok(());
-                        }
-                        progress = true;
-                        continue;
-                    }
-                }
-                i += 1;
-            }
-            SPAWNED.with_borrow_mut(|spawned| {
-                if !spawned.is_empty() {
-                    progress = true;
-                    vms.append(spawned);
-                }
-            });
-            if vms.is_empty() {
-                return Ok(());
-            }
-            if progress || vms.iter().any(|h| h.mailbox.is_pending()) {
-                collected = false;
-                continue;
-            }
-            // Every VM is idle.
-            let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].vm.in_flight()).collect();
-            match waiting.as_slice() {
-                [] => {
-                    if collected {
-                        // Nothing can ever wake any of them.
-                        for h in &vms {
-                            h.vm.report_stuck();
-                        }
-                        return Ok(());
-                    }
-                    // Unreferenced handles may be the last senders of an inbox.
-                    for h in &vms {
-                        h.vm.collect_garbage();
-                    }
-                    collected = true;
-                }
-                [only] => {
-                    let h = &vms[*only];
-                    let outcome = h.vm.step(&h.step, true);
-                    if several {
-                        h.vm.flush_output();
-                    }
-                    if let Err(ran) = outcome {
-                        let h = vms.remove(*only);
-                        let master = h.master;
-                        let exit = h.end(ran)?;
-                        if master {
-                            master_exit = Some(exit);
-                        }
-                    }
-                }
-                many => sleep_in_rings(many.iter().map(|&i| vms[i].vm.ring_fd())),
+    let process = Process::new();
+    let signal = process.add_thread().map_err(RuntimeError::Ring)?;
+    master.set_master(true);
+    let hosted = Hosted::new(master)?;
+    host_thread(&process, &signal, hosted);
+    // Wait until the actors on other threads are done too.
+    while !process.is_over() {
+        sleep_on(&[signal.eventfd()]);
+        signal.awake(&process);
+    }
+    loop {
+        let joins = std::mem::take(&mut *process.joins.lock().unwrap_or_else(|e| e.into_inner()));
+        if joins.is_empty() {
+            break;
+        }
+        for j in joins {
+            if j.join().is_err() {
+                process
+                    .lock_outcome()
+                    .failure
+                    .get_or_insert_with(|| "an actor thread panicked".into());
             }
         }
-    })();
-    // Teardown, newest first (the master last).
-    let mut failure = result.err();
-    while let Some(h) = vms.pop() {
-        let master = h.master;
-        match h.end(Ok(None)) {
-            Ok(exit) if master => master_exit = Some(exit),
-            Ok(_) => {}
-            Err(e) => failure = failure.or(Some(e)),
-        }
     }
-    SPAWNED.with_borrow_mut(|spawned| {
-        while let Some(h) = spawned.pop() {
-            let _ = h.end(Ok(None));
-        }
-    });
-    if let Some(e) = failure {
-        return Err(e);
+    let outcome = std::mem::take(&mut *process.lock_outcome());
+    if let Some(reason) = outcome.failure {
+        return Err(RuntimeError::Internal(reason));
     }
-    let mut exit = master_exit.unwrap_or(VmExit {
-        exit_code: None,
-        main_panicked: false,
-    });
-    if exit_code.is_some() {
-        exit.exit_code = exit_code;
-    }
-    Ok(exit)
+    Ok(VmExit {
+        exit_code: outcome.exit_code,
+        main_panicked: outcome.master_panicked,
+    })
 }
 
-/// Sleeps until one of the rings has a completion.
-fn sleep_in_rings(fds: impl Iterator<Item = std::os::fd::RawFd>) {
+/// Runs the VMs of this thread until they are all done or the process is
+/// over, then tears down what is left.
+fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted) {
+    CONTEXT.with_borrow_mut(|c| {
+        *c = Some(HostContext {
+            process: process.clone(),
+        })
+    });
+    first.mailbox.set_signal(signal.clone());
+    let mut vms = vec![first];
+    let mut collected = false;
+    loop {
+        if process.is_over() {
+            break;
+        }
+        let several = vms.len() > 1 || process.several_threads();
+        let mut progress = false;
+        let mut i = 0;
+        while i < vms.len() {
+            let outcome = vms[i].run_once(false);
+            if several {
+                vms[i].vm.flush_output();
+            }
+            match outcome {
+                Ok(Step::Ready) => progress = true,
+                Ok(Step::Idle) => {}
+                Ok(Step::Done) | Err(_) => {
+                    let ran = outcome.map(|_| None).or_else(|ran| ran);
+                    vms.remove(i).end(ran, process);
+                    progress = true;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        SPAWNED.with_borrow_mut(|spawned| {
+            if !spawned.is_empty() {
+                progress = true;
+                for h in spawned.iter() {
+                    h.mailbox.set_signal(signal.clone());
+                }
+                vms.append(spawned);
+            }
+        });
+        if vms.is_empty() || process.is_over() {
+            break;
+        }
+        if progress || vms.iter().any(|h| h.mailbox.is_pending()) {
+            collected = false;
+            continue;
+        }
+        // Every VM of this thread is idle.
+        let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].vm.in_flight()).collect();
+        if waiting.len() == 1 && !process.several_threads() {
+            // Alone in the process: sleep in the ring itself.
+            let h = &vms[waiting[0]];
+            let outcome = h.vm.step(&h.step, true);
+            if several {
+                h.vm.flush_output();
+            }
+            if let Err(ran) = outcome {
+                vms.remove(waiting[0]).end(ran, process);
+            }
+            continue;
+        }
+        if waiting.is_empty() && !collected {
+            // Unreferenced handles may be the last senders of an inbox.
+            for h in &vms {
+                h.vm.collect_garbage();
+            }
+            collected = true;
+            continue;
+        }
+        let has_work = || vms.iter().any(|h| h.mailbox.is_pending());
+        match signal.prepare_sleep(process, waiting.is_empty(), has_work) {
+            Sleep::Wait => {}
+            Sleep::Retry => continue,
+            Sleep::Over => break,
+        }
+        let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].vm.ring_fd()).collect();
+        fds.push(signal.eventfd());
+        sleep_on(&fds);
+        signal.awake(process);
+    }
+    // Teardown, newest first. VMs left behind without an exit or a failure
+    // can never be woken: report what they were blocked on.
+    let quiet = {
+        let o = process.lock_outcome();
+        o.exit_code.is_none() && o.failure.is_none()
+    };
+    SPAWNED.with_borrow_mut(|spawned| vms.append(spawned));
+    while let Some(h) = vms.pop() {
+        if quiet {
+            h.vm.report_stuck();
+        }
+        h.end(Ok(None), process);
+    }
+    CONTEXT.with_borrow_mut(|c| *c = None);
+    process.leave(signal);
+}
+
+/// Sleeps until one of `fds` is readable (a ring with completions, the
+/// thread's eventfd). EINTR just returns: the caller looks again.
+fn sleep_on(fds: &[RawFd]) {
     let mut pfds: Vec<libc::pollfd> = fds
-        .map(|fd| libc::pollfd {
+        .iter()
+        .map(|&fd| libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
         })
         .collect();
-    // SAFETY: `pfds` is a live array of `pfds.len()` pollfds. EINTR just
-    // returns to the loop, which steps every VM again.
+    // SAFETY: `pfds` is a live array of `pfds.len()` pollfds.
     unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
 }
 
-fn lua_err(e: RuntimeError) -> mlua::Error {
-    mlua::Error::runtime(e.to_string())
+/// What a new actor thread reports back to the spawner.
+enum Started {
+    /// The spawner's handle, counted as a sender before the actor runs.
+    Ok(ActorAddress),
+    /// The module does not compile: raised in the caller as is.
+    Load(String),
+    Failed(String),
+}
+
+/// Creates a worker VM on a new thread, waiting until it started.
+fn spawn_thread(start: WorkerStart) -> mlua::Result<Result<ActorAddress, String>> {
+    let process = CONTEXT
+        .with_borrow(|c| c.as_ref().map(|c| c.process.clone()))
+        .ok_or_else(|| mlua::Error::runtime("luring: spawn_vm outside a host thread"))?;
+    let signal = process
+        .add_thread()
+        .map_err(|e| mlua::Error::from(error::ErrorCode::from_io(&e)))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Started>(1);
+    let thread_process = process.clone();
+    let thread_signal = signal.clone();
+    let spawned = std::thread::Builder::new()
+        .name("luring-actor".into())
+        .stack_size(VM_THREAD_STACK_SIZE)
+        .spawn(move || {
+            let (process, signal) = (thread_process, thread_signal);
+            let hosted = match start.start() {
+                Ok(Ok(h)) => h,
+                Ok(Err(text)) => {
+                    let _ = tx.send(Started::Load(text));
+                    process.leave(&signal);
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Started::Failed(e));
+                    process.leave(&signal);
+                    return;
+                }
+            };
+            let _ = tx.send(Started::Ok(ActorAddress::new(hosted.mailbox.clone())));
+            drop(tx);
+            host_thread(&process, &signal, hosted);
+        });
+    let handle = match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            process.leave(&signal);
+            return Err(error::ErrorCode::from_io(&e).into());
+        }
+    };
+    process
+        .joins
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(handle);
+    match rx.recv() {
+        Ok(Started::Ok(address)) => Ok(Ok(address)),
+        Ok(Started::Load(text)) => Ok(Err(text)),
+        Ok(Started::Failed(e)) => Err(mlua::Error::runtime(e)),
+        Err(_) => Err(mlua::Error::runtime(
+            "luring: the actor thread failed to start",
+        )),
+    }
+}
+
+/// Everything a worker needs to start, owned (it may move to a new thread).
+struct WorkerStart {
+    src: Vec<u8>,
+    identity: String,
+    path: Vec<u8>,
+    display: Vec<u8>,
+    root_path: Vec<u8>,
+    display_root: Vec<u8>,
+    is_init: bool,
+    root: std::os::fd::OwnedFd,
+    memory_limit: Option<usize>,
+    master: bool,
+}
+
+impl WorkerStart {
+    /// Boots the VM and queues its main fiber. `Ok(Err(text))`: the module
+    /// does not compile.
+    fn start(self) -> Result<Result<Hosted, String>, String> {
+        let worker = Vm::new().map_err(|e| e.to_string())?;
+        let started = worker
+            .start_worker(
+                &self.src,
+                &self.identity,
+                &self.path,
+                &self.display,
+                &self.root_path,
+                &self.display_root,
+                self.is_init,
+                OpFd::owned(self.root),
+                self.memory_limit,
+            )
+            .map_err(|e| e.to_string())?;
+        if let Err(text) = started {
+            return Ok(Err(text));
+        }
+        worker.set_master(self.master);
+        Hosted::new(worker).map(Ok).map_err(|e| e.to_string())
+    }
 }
 
 /// `rt.spawn_vm`.
 pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
-    // spawn_vm(rel, path, display, is_init, root, display_root)
+    // spawn_vm(rel, path, display, is_init, root, display_root, new_thread,
+    //          new_master)
     //   -> handle | nil, 'errno', errno | nil, 'special', kind
     //   | nil, 'too_large' | false, load error text
     rt.set(
         "spawn_vm",
         lua.create_function(super::vm::unless_closing(
             |lua,
-             (rel, path, display, is_init, root_path, display_root): (
+             (rel, path, display, is_init, root_path, display_root, new_thread, new_master): (
                 mlua::BString,
                 mlua::BString,
                 mlua::BString,
                 bool,
                 mlua::BString,
                 mlua::BString,
+                bool,
+                bool,
             )| {
                 let rel = CString::new(Vec::from(rel)).map_err(|_| error::einval(1))?;
                 let root_fd = with_state(lua, |st| st.import_root.clone())?.ok_or_else(|| {
@@ -272,29 +424,52 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let worker_root = root
                     .try_clone_to_owned()
                     .map_err(|e| mlua::Error::from(error::ErrorCode::from_io(&e)))?;
-                let memory_limit = with_state(lua, |st| st.memory_limit)?;
-                let worker = Vm::new().map_err(lua_err)?;
-                let started = worker.start_worker(
-                    &src,
-                    &identity,
-                    &path,
-                    &display,
-                    &root_path,
-                    &display_root,
-                    is_init,
-                    OpFd::owned(worker_root),
-                    memory_limit,
-                )?;
-                if let Err(text) = started {
-                    return Ok((
-                        Value::Boolean(false),
-                        Value::String(lua.create_string(text)?),
-                        Value::Nil,
-                    ));
+                let (memory_limit, is_master) = with_state(lua, |st| (st.memory_limit, st.master))?;
+                if new_master && !is_master {
+                    return Err(error::ErrorCode::generic(libc::EPERM).into());
                 }
-                let hosted = Hosted::new(worker, false).map_err(lua_err)?;
-                let address = ActorAddress::new(hosted.mailbox.clone());
-                SPAWNED.with_borrow_mut(|spawned| spawned.push(hosted));
+                let start = WorkerStart {
+                    src,
+                    identity,
+                    path: path.to_vec(),
+                    display: display.to_vec(),
+                    root_path: root_path.to_vec(),
+                    display_root: display_root.to_vec(),
+                    is_init,
+                    root: worker_root,
+                    memory_limit,
+                    master: new_master,
+                };
+                let address = if new_thread {
+                    match spawn_thread(start)? {
+                        Ok(address) => address,
+                        Err(text) => {
+                            return Ok((
+                                Value::Boolean(false),
+                                Value::String(lua.create_string(text)?),
+                                Value::Nil,
+                            ));
+                        }
+                    }
+                } else {
+                    match start.start().map_err(mlua::Error::runtime)? {
+                        Ok(hosted) => {
+                            let address = ActorAddress::new(hosted.mailbox.clone());
+                            SPAWNED.with_borrow_mut(|spawned| spawned.push(hosted));
+                            address
+                        }
+                        Err(text) => {
+                            return Ok((
+                                Value::Boolean(false),
+                                Value::String(lua.create_string(text)?),
+                                Value::Nil,
+                            ));
+                        }
+                    }
+                };
+                if new_master {
+                    with_state(lua, |st| st.master = false)?;
+                }
                 let handle = lua.create_userdata(ChannelHandle::new(address))?;
                 Ok((Value::UserData(handle), Value::Nil, Value::Nil))
             },

@@ -14,12 +14,15 @@
 //!   look at (a message, a receipt, the sender count reaching zero, the
 //!   inbox closing); the host clears it before it polls the VM.
 //! - Locks are held only for queue operations: no Lua runs under them.
+//! - Setting `pending` wakes the owning thread only when it sleeps
+//!   (process.rs): same-thread hand-offs never make a syscall.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use super::message::Message;
+use super::process::ThreadSignal;
 
 /// One message waiting in an inbox, with where its receipt goes.
 pub(crate) struct Envelope {
@@ -41,6 +44,9 @@ pub(crate) struct Mailbox {
     state: Mutex<MailboxState>,
     senders: AtomicUsize,
     pending: AtomicBool,
+    /// The host thread of the VM, once it is hosted: woken when `pending`
+    /// is set while it sleeps.
+    signal: OnceLock<Arc<ThreadSignal>>,
 }
 
 /// What `Mailbox::take` found.
@@ -62,7 +68,17 @@ impl Mailbox {
     }
 
     fn mark_pending(&self) {
-        self.pending.store(true, Ordering::Release);
+        // SeqCst: pairs with the sleeper's state store, then flag load
+        // (process.rs `prepare_sleep`).
+        self.pending.store(true, Ordering::SeqCst);
+        if let Some(signal) = self.signal.get() {
+            signal.wake();
+        }
+    }
+
+    /// Ties the mailbox to the thread that hosts its VM.
+    pub(crate) fn set_signal(&self, signal: Arc<ThreadSignal>) {
+        let _ = self.signal.set(signal);
     }
 
     /// Clears and returns the "look at me" flag.
@@ -71,7 +87,7 @@ impl Mailbox {
     }
 
     pub(crate) fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
+        self.pending.load(Ordering::SeqCst)
     }
 
     /// Queues `env`; gives it back when the inbox is closed (the sender

@@ -8,4 +8,5 @@ pub(crate) mod mailbox;
 mod memory;
 pub mod message;
 pub(crate) mod module_files;
+pub(crate) mod process;
 pub mod vm;

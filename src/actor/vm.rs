@@ -113,6 +113,9 @@ pub(crate) struct VmState {
     pub(crate) receipts: Vec<(u64, bool)>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
     pub(crate) memory_limit: Option<usize>,
+    /// The master VM owns process-wide state (spec/actors.md §1
+    /// `new_master`): its main fiber's failure makes the exit status 1.
+    pub(crate) master: bool,
 }
 
 /// Buffered `print` output is written once it reaches this size, so a fiber
@@ -120,6 +123,14 @@ pub(crate) struct VmState {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
+    /// Writes what this VM printed before another actor can react to a
+    /// message from it (that actor may print on another thread).
+    pub(crate) fn flush_if_output(&mut self) {
+        if !self.stdout.is_empty() || self.executor.output_backlog() > 0 {
+            let _ = self.finish_output();
+        }
+    }
+
     /// Moves buffered `print` output to the executor's output queue; with
     /// `submit_now` its write is handed to the kernel at once.
     fn flush_stdout(&mut self, submit_now: bool) -> std::io::Result<()> {
@@ -769,6 +780,7 @@ impl Vm {
             sent_to: HashMap::new(),
             receipts: Vec::new(),
             memory_limit: None,
+            master: false,
         });
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
         Ok(Self { lua, core, memory })
@@ -976,11 +988,15 @@ impl Vm {
     /// Writes what this VM printed and waits until it was written, so that
     /// several VMs on one thread keep their output in the order it was made.
     pub(crate) fn flush_output(&self) {
-        let _ = with_state(&self.lua, |st| {
-            if !st.stdout.is_empty() || st.executor.output_backlog() > 0 {
-                let _ = st.finish_output();
-            }
-        });
+        let _ = with_state(&self.lua, VmState::flush_if_output);
+    }
+
+    pub(crate) fn is_master(&self) -> bool {
+        with_state(&self.lua, |st| st.master).unwrap_or(false)
+    }
+
+    pub(crate) fn set_master(&self, master: bool) {
+        let _ = with_state(&self.lua, |st| st.master = master);
     }
 
     /// A VM ended while others could still not run: report what its fibers
