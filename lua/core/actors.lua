@@ -148,7 +148,7 @@ local function bool_option(opts, name)
 end
 
 function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
-  local module, new_thread, new_master = nil, false, false
+  local module, new_thread, new_master, monitor = nil, false, false, false
   if type(arg) == 'string' then
     module = arg
   elseif type(arg) == 'table' then
@@ -165,6 +165,7 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
     end
     new_thread = inherit == false
     new_master = master == true
+    monitor = bool_option(arg, 'monitor') == true
     local hint = arg.concurrency_hint
     if hint ~= nil and hint ~= 'safe' and (type(hint) ~= 'number' or hint % 1 ~= 0) then
       raise_errno(E.EINVAL, 'concurrency_hint')
@@ -173,7 +174,7 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
     raise_errno(E.EINVAL, 1)
   end
   if module == '' then raise_core('invalid_module_name') end
-  return K.spawn_module(module, getfenv(2), new_thread, new_master)
+  return K.spawn_module(module, getfenv(2), new_thread, new_master, monitor)
 end
 
 -- Each actor owns one ring and one run queue, driven by exactly one

@@ -541,7 +541,7 @@ end
 -- root and started in a new VM by rt.spawn_vm.
 local function ends_with_init(p) return s_match(p, '/init%.lua$') ~= nil end
 
-function K.spawn_module(id, env, new_thread, new_master)
+function K.spawn_module(id, env, new_thread, new_master, monitor)
   local rec = module_of_env[env]
   if not rec then raise_core('current_module_not_known') end
   local info = rec.info
@@ -561,7 +561,7 @@ function K.spawn_module(id, env, new_thread, new_master)
   for i = 1, #candidates do
     local c = candidates[i]
     local h, status, detail = rt.spawn_vm(s_sub(c[1], root_len + 2), c[1], c[2], c[3],
-      info.root, info.display_root, new_thread, new_master)
+      info.root, info.display_root, new_thread, new_master, monitor)
     if h then return h end
     if h == false then error(status, 0) end
     if status == 'special' then

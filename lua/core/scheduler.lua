@@ -846,6 +846,9 @@ local function finish(f)
   if f.vm_main then
     if failed then
       K.main_panicked = true
+      -- for a monitor of this VM (src/actor/host.rs)
+      local ok, text = raw_pcall(K.error_message, f.err)
+      K.main_error = ok and type(text) == 'string' and text or '?'
       report_main_panic(f)
       vm_report_printed = true
       closing = true

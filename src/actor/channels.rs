@@ -180,7 +180,7 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let msg = message::from_lua(lua, &value, &caps, &Limits::default())?;
                 let env = Envelope {
                     msg,
-                    sender: own,
+                    sender: Some(own),
                     send_id: id,
                 };
                 // What this VM printed comes out before the receiver can

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use mlua::{Function, Lua, Table, Value};
 
 use super::channels::ChannelHandle;
-use super::mailbox::{ActorAddress, Mailbox};
+use super::mailbox::{ActorAddress, Envelope, Mailbox};
+use super::message::Message;
 use super::module_files::{self, EntryError};
 use super::process::{Process, Sleep, ThreadSignal};
 use super::vm::{with_state, Ran, Step, Vm, VmExit, VM_THREAD_STACK_SIZE};
@@ -74,8 +75,17 @@ impl Hosted {
     fn end(self, ran: Ran, process: &Process) {
         let master = self.vm.is_master();
         let exit = self.vm.finish(ran);
+        let monitor = self.vm.take_monitor();
         self.mailbox.close();
         drop(self.vm);
+        if let Some((to, main_done, error)) = monitor {
+            let notice = monitor_notice(&self.mailbox, &exit, main_done, error);
+            let _ = to.mailbox.post(Envelope {
+                msg: notice,
+                sender: None,
+                send_id: 0,
+            });
+        }
         let mut outcome = process.lock_outcome();
         match exit {
             Ok(exit) => {
@@ -95,6 +105,38 @@ impl Hosted {
             }
         }
     }
+}
+
+/// The message a monitor gets when the VM it watches ends
+/// (docs/guide/actors.md "Monitors"): `{ monitor = 'ended', actor = <its
+/// address>, reason = 'normal' | 'panic' | 'killed', error = <text> }`.
+fn monitor_notice(
+    mailbox: &Arc<Mailbox>,
+    exit: &Result<VmExit, RuntimeError>,
+    main_done: bool,
+    error: Option<String>,
+) -> Message {
+    let mut members: Vec<(&str, Message)> = vec![
+        ("monitor", "ended".into()),
+        (
+            "actor",
+            Message::Address(ActorAddress::new(mailbox.clone())),
+        ),
+    ];
+    let panicked = matches!(exit, Ok(e) if e.main_panicked);
+    let reason = match (panicked, error) {
+        (true, Some(text)) => {
+            members.push(("error", text.into()));
+            "panic"
+        }
+        // Closed for lack of memory, or by an error in a cleanup handler.
+        (true, None) => "killed",
+        (false, _) if main_done && exit.is_ok() => "normal",
+        // Torn down before its main fiber finished (the process ended).
+        (false, _) => "killed",
+    };
+    members.push(("reason", reason.into()));
+    Message::object(members)
 }
 
 /// The process and thread a host thread belongs to.
@@ -338,6 +380,8 @@ struct WorkerStart {
     root: std::os::fd::OwnedFd,
     memory_limit: Option<usize>,
     master: bool,
+    /// The spawner's inbox, when it monitors the new VM.
+    monitor: Option<ActorAddress>,
 }
 
 impl WorkerStart {
@@ -362,6 +406,7 @@ impl WorkerStart {
             return Ok(Err(text));
         }
         worker.set_master(self.master);
+        worker.set_monitor(self.monitor);
         Hosted::new(worker).map(Ok).map_err(|e| e.to_string())
     }
 }
@@ -369,20 +414,31 @@ impl WorkerStart {
 /// `rt.spawn_vm`.
 pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     // spawn_vm(rel, path, display, is_init, root, display_root, new_thread,
-    //          new_master)
+    //          new_master, monitor)
     //   -> handle | nil, 'errno', errno | nil, 'special', kind
     //   | nil, 'too_large' | false, load error text
     rt.set(
         "spawn_vm",
         lua.create_function(super::vm::unless_closing(
             |lua,
-             (rel, path, display, is_init, root_path, display_root, new_thread, new_master): (
+             (
+                rel,
+                path,
+                display,
+                is_init,
+                root_path,
+                display_root,
+                new_thread,
+                new_master,
+                monitor,
+            ): (
                 mlua::BString,
                 mlua::BString,
                 mlua::BString,
                 bool,
                 mlua::BString,
                 mlua::BString,
+                bool,
                 bool,
                 bool,
             )| {
@@ -439,6 +495,11 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     root: worker_root,
                     memory_limit,
                     master: new_master,
+                    monitor: if monitor {
+                        Some(ActorAddress::new(with_state(lua, |st| st.mailbox.clone())?))
+                    } else {
+                        None
+                    },
                 };
                 let address = if new_thread {
                     match spawn_thread(start)? {

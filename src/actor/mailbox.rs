@@ -27,7 +27,9 @@ use super::process::ThreadSignal;
 /// One message waiting in an inbox, with where its receipt goes.
 pub(crate) struct Envelope {
     pub msg: Message,
-    pub sender: Arc<Mailbox>,
+    /// `None`: a message from the runtime (a monitor's notice), which no
+    /// one waits to see taken.
+    pub sender: Option<Arc<Mailbox>>,
     pub send_id: u64,
 }
 
@@ -113,7 +115,9 @@ impl Mailbox {
         match st.queue.pop_front() {
             Some(env) => {
                 drop(st);
-                env.sender.receipt(env.send_id, true);
+                if let Some(sender) = &env.sender {
+                    sender.receipt(env.send_id, true);
+                }
                 Taken::Message(env)
             }
             None if self.senders.load(Ordering::Acquire) == 0 => Taken::NoSenders,
@@ -129,10 +133,9 @@ impl Mailbox {
     /// yet. O(queued messages).
     pub(crate) fn withdraw(&self, sender: &Arc<Mailbox>, send_id: u64) -> bool {
         let mut st = self.lock();
-        let at = st
-            .queue
-            .iter()
-            .position(|e| e.send_id == send_id && Arc::ptr_eq(&e.sender, sender));
+        let at = st.queue.iter().position(|e| {
+            e.send_id == send_id && e.sender.as_ref().is_some_and(|s| Arc::ptr_eq(s, sender))
+        });
         match at {
             Some(i) => {
                 st.queue.remove(i);
@@ -154,7 +157,9 @@ impl Mailbox {
             std::mem::take(&mut st.queue)
         };
         for env in queued {
-            env.sender.receipt(env.send_id, false);
+            if let Some(sender) = &env.sender {
+                sender.receipt(env.send_id, false);
+            }
         }
         self.mark_pending();
     }
@@ -222,7 +227,7 @@ mod tests {
     fn env(sender: &Arc<Mailbox>, id: u64) -> Envelope {
         Envelope {
             msg: Message::Number(id as f64),
-            sender: sender.clone(),
+            sender: Some(sender.clone()),
             send_id: id,
         }
     }

@@ -116,6 +116,9 @@ pub(crate) struct VmState {
     /// The master VM owns process-wide state (spec/actors.md §1
     /// `new_master`): its main fiber's failure makes the exit status 1.
     pub(crate) master: bool,
+    /// The inbox to tell when this VM ends (`spawn_vm{monitor = true}`);
+    /// it counts as a sender of that inbox meanwhile.
+    pub(crate) monitor: Option<crate::actor::mailbox::ActorAddress>,
 }
 
 /// Buffered `print` output is written once it reaches this size, so a fiber
@@ -781,6 +784,7 @@ impl Vm {
             receipts: Vec::new(),
             memory_limit: None,
             master: false,
+            monitor: None,
         });
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
         Ok(Self { lua, core, memory })
@@ -993,6 +997,21 @@ impl Vm {
 
     pub(crate) fn is_master(&self) -> bool {
         with_state(&self.lua, |st| st.master).unwrap_or(false)
+    }
+
+    /// Takes what a monitor of this VM needs: where to tell, and the
+    /// main fiber's state (finished, its error if it failed).
+    pub(crate) fn take_monitor(
+        &self,
+    ) -> Option<(crate::actor::mailbox::ActorAddress, bool, Option<String>)> {
+        let monitor = with_state(&self.lua, |st| st.monitor.take()).ok()??;
+        let main_done = self.core.get::<bool>("main_done").unwrap_or(false);
+        let error = self.core.get::<Option<String>>("main_error").ok().flatten();
+        Some((monitor, main_done, error))
+    }
+
+    pub(crate) fn set_monitor(&self, monitor: Option<crate::actor::mailbox::ActorAddress>) {
+        let _ = with_state(&self.lua, |st| st.monitor = monitor);
     }
 
     pub(crate) fn set_master(&self, master: bool) {
