@@ -178,6 +178,12 @@ pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
             }
         }
     }
+    if std::env::var_os("LURING_REPORT_WAKEUPS").is_some() {
+        eprintln!(
+            "luring: {} cross-thread wake-ups",
+            super::process::WAKEUPS.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     let outcome = std::mem::take(&mut *process.lock_outcome());
     if let Some(reason) = outcome.failure {
         return Err(RuntimeError::Internal(reason));

@@ -18,6 +18,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Wake-up writes made so far by this process (benches/actors.rs reads it
+/// through `LURING_REPORT_WAKEUPS`).
+pub(crate) static WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 const RUNNING: u8 = 0;
 const SLEEPING: u8 = 1;
 const STUCK: u8 = 2;
@@ -156,6 +160,7 @@ impl ThreadSignal {
     }
 
     fn kick(&self) {
+        WAKEUPS.fetch_add(1, Ordering::Relaxed);
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to our eventfd. A full
         // counter (EAGAIN) already means "woken".
