@@ -19,10 +19,14 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lua").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/lua")
+        .join(name)
 }
 
 /// Runs luring; returns (stdout, stderr, peak RSS in kB).
+// The child is reaped by `wait4` (for its own rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn luring(name: &str, args: &[&str], wakeups: bool) -> (String, String, i64) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_luring"));
     c.arg(script(name)).args(args);
@@ -36,15 +40,28 @@ fn luring(name: &str, args: &[&str], wakeups: bool) -> (String, String, i64) {
         .expect("luring runs");
     let (mut out, mut err) = (String::new(), String::new());
     use std::io::Read;
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let mut status = 0;
     // SAFETY: rusage is plain integers; all-zero is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits for our own child, writing into the live locals; the
     // `Child` is not waited for again.
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{name} failed: {err}");
+    assert!(
+        pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{name} failed: {err}"
+    );
     (out, err, usage.ru_maxrss)
 }
 
@@ -109,8 +126,14 @@ fn main() {
     let (mut same, mut threads, mut cb, mut tput, mut cb_tput, mut wake, mut spawn) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..runs {
-        same.push(value(&luring("actors_pingpong.lua", &[&ns], false).0, "ns_per_op"));
-        threads.push(value(&luring("actors_pingpong.lua", &[&ns, "thread"], false).0, "ns_per_op"));
+        same.push(value(
+            &luring("actors_pingpong.lua", &[&ns], false).0,
+            "ns_per_op",
+        ));
+        threads.push(value(
+            &luring("actors_pingpong.lua", &[&ns, "thread"], false).0,
+            "ns_per_op",
+        ));
         cb.push(crossbeam_ping_pong(n));
         let (out, err, _) = luring("actors_throughput.lua", &[&ns], true);
         tput.push(value(&out, "msgs_per_s"));
@@ -120,7 +143,10 @@ fn main() {
             .expect("wake-up count");
         wake.push(wakeups / n as f64);
         cb_tput.push(crossbeam_throughput(n));
-        spawn.push(value(&luring("actors_spawn.lua", &[&spawn_n], false).0, "ns_per_op"));
+        spawn.push(value(
+            &luring("actors_spawn.lua", &[&spawn_n], false).0,
+            "ns_per_op",
+        ));
     }
     // RSS: peak with 1 actor and with spawn_n alive.
     let (_, _, rss_one) = luring("actors_spawn.lua", &["1"], false);
@@ -132,6 +158,9 @@ fn main() {
     println!("ping-pong same thread:  {:8.0} ns/round trip   (crossbeam 2 threads {:6.0} ns, ratio {:.2})", same, cb, same / cb);
     println!("ping-pong two threads:  {:8.0} ns/round trip   (crossbeam 2 threads {:6.0} ns, ratio {:.2})", threads, cb, threads / cb);
     println!("throughput other thread: {:8.0} msgs/s   (crossbeam {:.0} msgs/s); wake-ups per message {:.4}", median(tput), median(cb_tput), median(wake));
-    println!("spawn_vm + first round trip: {:8.0} ns/actor ({spawn_n} actors)", median(spawn));
+    println!(
+        "spawn_vm + first round trip: {:8.0} ns/actor ({spawn_n} actors)",
+        median(spawn)
+    );
     println!("RSS per idle actor: {per_actor_kb:.0} kB ({spawn_n} alive)");
 }
