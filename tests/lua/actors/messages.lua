@@ -40,4 +40,10 @@ local inner = { 'x' }
 local c2 = { inner } inner[2] = c2
 local ok, e = pcall(w.send, w, c2)
 print('nested cycle', ok, tostring(e))
+
+-- nesting past the message depth limit
+local deepest = {}
+t = deepest
+for _ = 1, 100000 do t.n = {} t = t.n end
+print('too deep', pcall(w.send, w, deepest))
 w:send('stop')
