@@ -93,6 +93,11 @@ function rx_methods.close(_)
   rt.inbox_close()
 end
 
+-- Unknown keys of a channel or the inbox: bad_index (the method tables
+-- are the objects' __index; their own lookups end here).
+local function no_such_key() raise_core('bad_index', 'index', 2) end
+setmetatable(tx_methods, { __index = no_such_key, __metatable = false })
+setmetatable(rx_methods, { __index = no_such_key, __metatable = false })
 rt.set_actor_methods(tx_methods, rx_methods)
 
 K.builtin_modules.inbox = function()

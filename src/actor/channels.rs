@@ -18,15 +18,13 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use mlua::{AnyUserData, Function, Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
+use mlua::{AnyUserData, Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
 
 use super::mailbox::{ActorAddress, Envelope, Mailbox, Taken};
 use super::message::{self, Capabilities, Limits, Message, MessageError, NoCapabilities};
 use super::vm::{unless_closing, with_state, VmState};
-use crate::modules::error::{self, CoreError, ErrField, ErrorCode};
+use crate::modules::error::{self, CoreError, ErrorCode};
 
-const TX_METHODS: &str = "luring.tx_methods";
-const RX_METHODS: &str = "luring.rx_methods";
 
 /// A tx-channel handle. `None` once closed.
 pub(crate) struct ChannelHandle(RefCell<Option<ActorAddress>>);
@@ -46,26 +44,31 @@ impl Drop for InboxHandle {
     }
 }
 
-fn bad_index() -> mlua::Error {
-    ErrorCode::core(CoreError::BadIndex)
-        .field("index", ErrField::Int(2))
-        .into()
-}
-
-fn method(lua: &Lua, registry_key: &str, key: &Value) -> mlua::Result<Function> {
-    let methods: Table = lua.named_registry_value(registry_key)?;
-    match methods.raw_get::<Value>(key.clone())? {
-        Value::Function(f) => Ok(f),
-        _ => Err(bad_index()),
+/// Makes `methods` the `__index` of every userdata of `probe`'s type: a
+/// method lookup is then a plain table read (the table's own `__index`,
+/// set by the core code, raises `bad_index` for unknown keys).
+fn set_index_table(lua: &Lua, probe: AnyUserData, methods: Table) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` pushes `probe` and `methods` (stack: [.., probe,
+    // methods]) and runs the closure in protected mode with room for 3
+    // more values. We push the metatable and a key, `lua_rawset` pops key
+    // and value (a copy of `methods`), then we pop the metatable and both
+    // arguments, leaving the stack as we found it.
+    unsafe {
+        lua.exec_raw::<()>((probe, methods), |state| {
+            if mlua::ffi::lua_getmetatable(state, -2) != 0 {
+                mlua::ffi::lua_pushstring(state, c"__index".as_ptr());
+                mlua::ffi::lua_pushvalue(state, -3);
+                mlua::ffi::lua_rawset(state, -3);
+                mlua::ffi::lua_pop(state, 1);
+            }
+            mlua::ffi::lua_pop(state, 2);
+        })
     }
 }
 
 impl UserData for ChannelHandle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_meta_function(
-            MetaMethod::Index,
-            unless_closing(|lua, (_, key): (Value, Value)| method(lua, TX_METHODS, &key)),
-        );
+        // `__index` is the core code's method table (`set_actor_methods`).
         methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
             Err(ErrorCode::generic(libc::EPERM).into())
         });
@@ -85,10 +88,6 @@ impl UserData for ChannelHandle {
 
 impl UserData for InboxHandle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_meta_function(
-            MetaMethod::Index,
-            unless_closing(|lua, (_, key): (Value, Value)| method(lua, RX_METHODS, &key)),
-        );
         methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
             Err(ErrorCode::generic(libc::EPERM).into())
         });
@@ -151,8 +150,10 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     rt.set(
         "set_actor_methods",
         lua.create_function(|lua, (tx, rx): (Table, Table)| {
-            lua.set_named_registry_value(TX_METHODS, tx)?;
-            lua.set_named_registry_value(RX_METHODS, rx)
+            let probe = lua.create_userdata(ChannelHandle(RefCell::new(None)))?;
+            set_index_table(lua, probe, tx)?;
+            let probe = lua.create_userdata(InboxHandle(Mailbox::new()))?;
+            set_index_table(lua, probe, rx)
         })?,
     )?;
     // chan_send(handle, value, send id) -> true queued | false closed
