@@ -892,8 +892,11 @@ local finish_run = K.finish_run
 -- `block` and nothing is queued. Returns STEP_DONE once nothing can wake a
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
-function K.step(block)
+-- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
+-- delivers first).
+function K.step(block, poll)
   if run_over then return STEP_DONE end
+  if poll then K.actor_poll() end
   if not errmem_report then
     errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
     K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails

@@ -44,30 +44,22 @@ use crate::RuntimeError;
 struct Hosted {
     vm: Vm,
     step: Function,
-    poll: Function,
     mailbox: Arc<Mailbox>,
 }
 
 impl Hosted {
     fn new(vm: Vm) -> Result<Self, RuntimeError> {
-        let (step, poll) = vm
-            .step_functions()
+        let step = vm
+            .step_function()
             .map_err(|e| RuntimeError::Boot(e.to_string()))?;
         let mailbox = vm.mailbox();
-        Ok(Self {
-            vm,
-            step,
-            poll,
-            mailbox,
-        })
+        Ok(Self { vm, step, mailbox })
     }
 
     /// Polls the mailbox if touched, then steps.
     fn run_once(&self, block: bool) -> Result<Step, Ran> {
-        if self.mailbox.take_pending() {
-            self.vm.poll_mailbox(&self.poll)?;
-        }
-        self.vm.step(&self.step, block)
+        let poll = self.mailbox.take_pending();
+        self.vm.step(&self.step, block, poll)
     }
 
     /// Tears the VM down (inbox closed first, then the Lua state) and
@@ -250,7 +242,7 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         if waiting.len() == 1 && !process.several_threads() {
             // Alone in the process: sleep in the ring itself.
             let h = &vms[waiting[0]];
-            let outcome = h.vm.step(&h.step, true);
+            let outcome = h.run_once(true);
             if several {
                 h.vm.flush_output();
             }

@@ -954,24 +954,20 @@ impl Vm {
         with_state(&self.lua, |st| st.executor.in_flight() > 0).unwrap_or(false)
     }
 
-    /// The scheduler's step and poll functions, looked up once.
-    pub(crate) fn step_functions(&self) -> mlua::Result<(Function, Function)> {
-        Ok((self.core.get("step")?, self.core.get("actor_poll")?))
+    /// The scheduler's step function, looked up once.
+    pub(crate) fn step_function(&self) -> mlua::Result<Function> {
+        self.core.get("step")
     }
 
-    /// Runs one scheduler step (`block`: may sleep in this VM's ring).
-    pub(crate) fn step(&self, step: &Function, block: bool) -> Result<Step, Ran> {
-        match step.call::<i32>(block) {
+    /// Runs one scheduler step (`block`: may sleep in this VM's ring;
+    /// `poll`: deliver what other actors left in the mailbox first).
+    pub(crate) fn step(&self, step: &Function, block: bool, poll: bool) -> Result<Step, Ran> {
+        match step.call::<i32>((block, poll)) {
             Ok(0) => Ok(Step::Done),
             Ok(1) => Ok(Step::Ready),
             Ok(_) => Ok(Step::Idle),
             Err(e) => Err(self.scheduler_failed(e)),
         }
-    }
-
-    /// Delivers what other actors left in this VM's mailbox.
-    pub(crate) fn poll_mailbox(&self, poll: &Function) -> Result<(), Ran> {
-        poll.call::<()>(()).map_err(|e| self.scheduler_failed(e))
     }
 
     fn scheduler_failed(&self, e: mlua::Error) -> Ran {
