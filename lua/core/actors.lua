@@ -72,8 +72,11 @@ local rx_methods = {}
 function rx_methods.receive(_)
   local f = fiber_or_nil()
   check_suspend(f)
-  if rt.inbox_closed() then raise_core('channel_closed') end
-  if receiver then raise_errno(E.EBUSY) end
+  if receiver then
+    if rt.inbox_closed() then raise_core('channel_closed') end
+    raise_errno(E.EBUSY)
+  end
+  -- (a closed inbox answers 2 before anything else)
   local kind, v = rt.inbox_take()
   if kind == 1 then return v end
   if kind == 2 then raise_core('channel_closed') end
@@ -116,8 +119,10 @@ end
 ---------------------------------------------------------------------------
 -- What other actors left in the mailbox (called by the host before a step).
 local rbuf = {}
+local mailbox_poll = rt.mailbox_poll
 function K.actor_poll()
-  local n = rt.actor_receipts(rbuf)
+  local r = receiver
+  local n, kind, v = mailbox_poll(rbuf, r and true or false)
   for i = 1, 2 * n, 2 do
     local id, ok = rbuf[i], rbuf[i + 1]
     rbuf[i], rbuf[i + 1] = nil, nil
@@ -128,9 +133,7 @@ function K.actor_poll()
       wake(f, ok or CLOSED)
     end
   end
-  local r = receiver
   if r then
-    local kind, v = rt.inbox_take()
     if kind ~= 0 then
       receiver = false
       K.actor_waits = K.actor_waits - 1

@@ -25,7 +25,6 @@ use super::message::{self, Capabilities, Limits, Message, MessageError, NoCapabi
 use super::vm::{unless_closing, with_state, VmState};
 use crate::modules::error::{self, CoreError, ErrorCode};
 
-
 /// A tx-channel handle. `None` once closed.
 pub(crate) struct ChannelHandle(RefCell<Option<ActorAddress>>);
 
@@ -139,6 +138,25 @@ fn channel_closed() -> mlua::Error {
     ErrorCode::core(CoreError::ChannelClosed).into()
 }
 
+/// What `receive` finds in the inbox: 1 and the message (its sender gets
+/// its receipt), 2 closed, 3 no senders, 0 nothing yet.
+fn take(lua: &Lua, own: &Arc<Mailbox>) -> mlua::Result<(i32, Value)> {
+    // The receipt may let the sender print on another thread.
+    with_state(lua, VmState::flush_if_output)?;
+    Ok(match own.take() {
+        Taken::Message(env) => {
+            let caps = ActorCapabilities {
+                own,
+                others: fd_capabilities(),
+            };
+            (1, message::to_lua(lua, env.msg, &caps, &Limits::default())?)
+        }
+        Taken::Closed => (2, Value::Nil),
+        Taken::NoSenders => (3, Value::Nil),
+        Taken::Nothing => (0, Value::Nil),
+    })
+}
+
 /// Registers the userdata names and the actor functions of `rt`.
 pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     let probe = lua.create_userdata(ChannelHandle(RefCell::new(None)))?;
@@ -219,17 +237,19 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             Ok(withdrawn)
         }))?,
     )?;
-    // actor_receipts(buf) -> n; buf[2i-1], buf[2i] = send id, delivered
+    // mailbox_poll(buf, receiving) -> n, kind, message: the receipts that
+    // arrived (buf[2i-1], buf[2i] = send id, delivered), then, when a fiber
+    // is receiving, what inbox_take would return.
     rt.set(
-        "actor_receipts",
-        lua.create_function(unless_closing(|lua, buf: Table| {
-            let receipts = with_state(lua, |st| {
+        "mailbox_poll",
+        lua.create_function(unless_closing(|lua, (buf, receiving): (Table, bool)| {
+            let (receipts, own) = with_state(lua, |st| {
                 let mut receipts = std::mem::take(&mut st.receipts);
                 st.mailbox.take_receipts(&mut receipts);
                 for (id, _) in &receipts {
                     st.sent_to.remove(id);
                 }
-                receipts
+                (receipts, st.mailbox.clone())
             })?;
             for (i, (id, ok)) in receipts.iter().enumerate() {
                 buf.raw_set(2 * i + 1, *id)?;
@@ -241,30 +261,18 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 receipts.clear();
                 st.receipts = receipts;
             })?;
-            Ok(n)
+            let (kind, v) = if receiving {
+                take(lua, &own)?
+            } else {
+                (0, Value::Nil)
+            };
+            Ok((n, kind, v))
         }))?,
     )?;
     // inbox_take() -> 1, message | 2 (closed) | 3 (no senders) | 0 (nothing)
     rt.set(
         "inbox_take",
-        lua.create_function(unless_closing(|lua, ()| {
-            let own = own_mailbox(lua)?;
-            // The receipt may let the sender print on another thread.
-            with_state(lua, VmState::flush_if_output)?;
-            Ok(match own.take() {
-                Taken::Message(env) => {
-                    let caps = ActorCapabilities {
-                        own: &own,
-                        others: fd_capabilities(),
-                    };
-                    let v = message::to_lua(lua, env.msg, &caps, &Limits::default())?;
-                    (1, v)
-                }
-                Taken::Closed => (2, Value::Nil),
-                Taken::NoSenders => (3, Value::Nil),
-                Taken::Nothing => (0, Value::Nil),
-            })
-        }))?,
+        lua.create_function(unless_closing(|lua, ()| take(lua, &own_mailbox(lua)?)))?,
     )?;
     rt.set(
         "inbox_closed",
