@@ -23,6 +23,8 @@ pub(crate) mod modules;
 
 /// Owned message values: what actors exchange, deep-copied out of one VM
 /// and built anew in another (spec/actors.md §4).
+pub use modules::file_descriptor::FdCapabilities;
+
 pub use actor::message::{
     ActorAddress, Limits as MessageLimits, Message, MessageError, Summary as MessageSummary,
 };
@@ -31,6 +33,7 @@ pub use actor::message::{
 #[doc(hidden)]
 pub mod bench {
     pub use crate::actor::message::bench_copy_ten_fields;
+    pub use crate::modules::file_descriptor::message_round_trips as fd_message_round_trips;
 }
 
 use std::path::{Path, PathBuf};

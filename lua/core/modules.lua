@@ -442,7 +442,13 @@ local function import(id)
   if not src then raise_core('module_not_found', 'module', id) end
   loaded[identity] = 'loading'
   local env = new_env('', path)
-  local fn, err = raw_load(src, '@' .. display, 't', env)
+  local fn, err
+  if s_byte(src, 1) == 27 then
+    -- (LuaJIT's own refusal does not say which file)
+    err = display .. ': binary chunks are refused: modules must be Lua source text'
+  else
+    fn, err = raw_load(src, '@' .. display, 't', env)
+  end
   if not fn then
     loaded[identity] = nil
     error(err, 0)

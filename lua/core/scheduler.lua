@@ -865,7 +865,8 @@ local function finish(f)
 end
 
 local turn = rt.turn
-local cbuf = {}
+-- completions after the first of a turn (see rt.turn)
+local cbuf = rt.completions
 -- Tables that held more than this many entries are replaced once empty, so
 -- a burst of fibers or ops leaves no capacity behind.
 local SHRINK_ABOVE = 1024
@@ -949,7 +950,7 @@ function K.step(block, poll)
     if closing or inflight > 0 then break end
   end
   if closing then finish_run() return STEP_DONE end
-  local n = 0
+  local n, id, res = 0, nil, nil
   if inflight > op_peak then op_peak = inflight end
   if rq_n == 0 then
     if inflight == 0 then
@@ -957,12 +958,13 @@ function K.step(block, poll)
       finish_run()
       return STEP_DONE
     end
-    n = turn(block, cbuf)
+    n, id, res = turn(block)
   elseif inflight > 0 then
-    n = turn(false, cbuf)
+    n, id, res = turn(false)
   end
+  -- the first completion comes as return values, the rest in cbuf
   for i = 1, 2 * n, 2 do
-    local id, res = cbuf[i], cbuf[i + 1]
+    if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
     local w = op_waiters[id]
     if w then
       op_waiters[id] = nil

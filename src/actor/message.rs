@@ -251,8 +251,6 @@ impl Capabilities for NoCapabilities {
 /// The fd member for a `file_descriptor` being sent: `None` (closed or
 /// lent, the Lua object reads `-1`) is [`MessageError::FdClosed`]; otherwise
 /// a close-on-exec duplicate (`F_DUPFD_CLOEXEC`), or the dup's errno.
-// Called by the file_descriptor capability of spawn_vm's channels (next).
-#[allow(dead_code)]
 pub fn dup_fd_for_message(fd: Option<BorrowedFd<'_>>) -> Result<Message, MessageError> {
     let fd = fd.ok_or(MessageError::FdClosed)?;
     fd.try_clone_to_owned()

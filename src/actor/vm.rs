@@ -10,7 +10,9 @@
 //!   has no handle to the VM left: every Rust function that reads a Lua
 //!   handle (string, table, userdata) or the VM state checks `vm_closing`
 //!   first (`unless_closing`, `with_state`) and raises an error instead.
-//!   Only `stderr_write`, `strerror` and `decode_error` work then, so that
+//!   (The few that hold the state themselves, `borrow_state`, read no Lua
+//!   handle and fail on `ended`, which is set before `lua_close`.) Only
+//!   `stderr_write`, `strerror` and `decode_error` work then, so that
 //!   reports still get out (written straight to fd 2: the output queue was
 //!   drained when the VM ended).
 //! - The Lua heap's allocator never aborts (actor/memory.rs), and neither
@@ -88,7 +90,6 @@ pub struct VmExit {
 
 pub(crate) struct VmState {
     executor: Executor,
-    reaped: Reaped,
     stdout: Vec<u8>,
     /// A terminal sees each line as it is printed (like C's line-buffered
     /// stdout); a pipe or file gets bigger writes.
@@ -257,20 +258,32 @@ where
     }
 }
 
+/// The VM state. The app data holds it for `with_state`; the hottest `rt`
+/// functions (`yield_op`, `sleep`, `turn`) hold it too and borrow it
+/// directly, skipping the app-data lookup.
+type SharedState = std::rc::Rc<RefCell<VmState>>;
+
 pub(crate) fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
     if vm_closing(lua) {
         return Err(vm_closed_error());
     }
+    let state = lua
+        .try_app_data_ref::<SharedState>()
+        .ok()
+        .flatten()
+        .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
+    borrow_state(&state, f)
+}
+
+/// `with_state` for a function that holds the state: it works without the
+/// VM's handle (also while `lua_close` runs finalizers, where `ended` makes
+/// it fail).
+fn borrow_state<R>(state: &RefCell<VmState>, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
     // A finalizer that runs while another `rt` call holds the state (a GC
     // step inside that call) gets an error, not a panic.
-    let mut st = lua
-        .try_app_data_mut::<VmState>()
-        .map_err(|_| {
-            mlua::Error::runtime(
-                "luring: VM state is busy (runtime function called from a finalizer)",
-            )
-        })?
-        .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
+    let mut st = state.try_borrow_mut().map_err(|_| {
+        mlua::Error::runtime("luring: VM state is busy (runtime function called from a finalizer)")
+    })?;
     if st.ended {
         return Err(vm_closed_error());
     }
@@ -316,6 +329,23 @@ fn submit_op(
     submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
 ) -> mlua::Result<f64> {
     with_state(lua, submit)?.map(OpId::to_f64).map_err(io_err)
+}
+
+/// Ring reads and writes for Rust modules (src/modules/): Lua gets the op
+/// id to wait for. The op's slot holds a clone of `fd` and the buffer until
+/// its completion.
+pub(crate) fn submit_read(lua: &Lua, fd: &OpFd, span: byte_span::SpanRef) -> mlua::Result<f64> {
+    submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
+}
+
+/// See [`submit_read`]; `buf` is a string (copied) or a byte_span.
+pub(crate) fn submit_write(lua: &Lua, fd: &OpFd, buf: &Value) -> mlua::Result<f64> {
+    let buf = op_buffer(buf)?;
+    submit_op(lua, |st| {
+        // Earlier print output goes first (the fd may be a copy of stdout).
+        st.flush_stdout(false)?;
+        st.executor.write(fd, buf)
+    })
 }
 
 fn op_id(n: f64) -> mlua::Result<OpId> {
@@ -456,6 +486,10 @@ fn op_buffer(v: &Value) -> mlua::Result<OpBuffer> {
 
 /// Builds the `rt` table of Rust functions the core Lua code calls.
 fn make_rt(lua: &Lua) -> mlua::Result<Table> {
+    let state: SharedState = lua
+        .app_data_ref::<SharedState>()
+        .map(|state| state.clone())
+        .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
     let rt = lua.create_table()?;
     rt.set("errno", errno_table(lua)?)?;
     rt.set(
@@ -463,13 +497,23 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|_, code: i32| Ok(error::strerror(code)))?,
     )?;
     rt.set("decode_error", lua.create_function(error::decode)?)?;
+    let held = state.clone();
     rt.set(
         "sleep",
-        lua.create_function(|lua, ns: f64| submit_op(lua, |st| st.executor.sleep(ns as u64)))?,
+        lua.create_function(move |_, ns: f64| {
+            borrow_state(&held, |st| st.executor.sleep(ns as u64))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
     )?;
+    let held = state.clone();
     rt.set(
         "yield_op",
-        lua.create_function(|lua, ()| submit_op(lua, |st| st.executor.yield_now()))?,
+        lua.create_function(move |_, ()| {
+            borrow_state(&held, |st| st.executor.yield_now())?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
     )?;
     rt.set(
         "stdio_fd",
@@ -548,32 +592,52 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             })
         }))?,
     )?;
+    // turn(block) -> n, id1, result1: one turn of the ring (`Executor::turn`),
+    // n completions. The first comes back as return values (one is the
+    // common case, and returning it is cheaper than storing it); those after
+    // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
+    // A result is the CQE's result, or for an op that opened an fd, the fd
+    // object (an opened fd reaches Lua only as an owned object).
+    let completions = lua.create_table()?;
+    rt.set("completions", &completions)?;
+    // The vector completions are reaped into, kept for its capacity. (A
+    // `turn` reached from a finalizer run by this one gets a new one.)
+    let reaped_buffer = std::cell::Cell::new(Reaped::default());
     rt.set(
         "turn",
-        lua.create_function(|lua, (block, buf): (bool, Table)| {
-            let reaped = with_state(lua, |st| {
-                let mut reaped = std::mem::take(&mut st.reaped);
-                let r = if block {
-                    st.flush_stdout(false)
-                } else {
-                    Ok(())
-                };
-                let r = r.and_then(|()| st.executor.turn(block, &mut reaped));
-                (r, reaped)
-            })?;
-            let (result, mut reaped) = reaped;
-            result.map_err(io_err)?;
+        lua.create_function(move |lua, block: bool| {
+            // It stores Lua values below: never while the VM closes.
+            if vm_closing(lua) {
+                return Err(vm_closed_error());
+            }
+            let mut reaped = reaped_buffer.take();
+            borrow_state(&state, |st| {
+                if block {
+                    st.flush_stdout(false)?;
+                }
+                st.executor.turn(block, &mut reaped)
+            })?
+            .map_err(io_err)?;
+            // No borrow of the state is held from here on: creating Lua
+            // values may run finalizers, which may call `rt` functions.
+            let mut first = (Value::Nil, Value::Nil);
             for (i, c) in reaped.completions.iter_mut().enumerate() {
-                buf.raw_set(2 * i + 1, c.id.to_f64())?;
-                match c.fd.take() {
-                    // An opened fd reaches Lua only as an owned object.
-                    Some(fd) => buf.raw_set(2 * i + 2, push_fd(lua, OpFd::owned(fd))?)?,
-                    None => buf.raw_set(2 * i + 2, c.result)?,
+                let id = Value::Number(c.id.to_f64());
+                let result = match c.fd.take() {
+                    Some(fd) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),
+                    None => Value::Integer(c.result.into()),
+                };
+                if i == 0 {
+                    first = (id, result);
+                } else {
+                    completions.raw_set(2 * i + 1, id)?;
+                    completions.raw_set(2 * i + 2, result)?;
                 }
             }
             let n = reaped.completions.len();
-            with_state(lua, |st| st.reaped = reaped)?;
-            Ok(n)
+            reaped.completions.clear();
+            reaped_buffer.set(reaped);
+            Ok((n, first.0, first.1))
         })?,
     )?;
     rt.set(
@@ -771,9 +835,8 @@ impl Vm {
         unsafe { lua.exec_raw::<()>((), |state| memory.install(state)) }
             .map_err(|e| RuntimeError::Boot(e.to_string()))?;
         let executor = Executor::new().map_err(RuntimeError::Ring)?;
-        lua.set_app_data(VmState {
+        let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
-            reaped: Reaped::default(),
             stdout: Vec::new(),
             stdout_is_tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             exit_code: None,
@@ -785,7 +848,8 @@ impl Vm {
             memory_limit: None,
             master: false,
             monitor: None,
-        });
+        }));
+        lua.set_app_data(state);
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
         Ok(Self { lua, core, memory })
     }
@@ -821,10 +885,8 @@ impl Vm {
                 Ok(byte_span::span_from_value(&v).is_some())
             }))?,
         )?;
-        for (name, src) in crate::fiber::CORE_CHUNKS {
-            lua.load(*src)
-                .set_name(format!("?{name}"))
-                .call::<()>(k.clone())?;
+        for chunk in crate::fiber::CORE_CHUNKS {
+            chunk.load(lua)?.call::<()>(k.clone())?;
         }
         // What the core code captured is all it needs; none of this is ever
         // reachable from user code, and removing it leaves less to find if

@@ -16,15 +16,135 @@
 //! - fiber coroutines are pooled: a finished fiber's coroutine runs the
 //!   next spawned function.
 
-/// The core Lua sources, run in this order with the runtime's internal
-/// table as their only argument. Chunk name `?` keeps runtime frames
-/// recognisable in tracebacks (`[string "?"]`).
-pub const CORE_CHUNKS: &[(&str, &str)] = &[
-    ("errors", include_str!("../../lua/core/errors.lua")),
-    ("scheduler", include_str!("../../lua/core/scheduler.lua")),
-    ("sync", include_str!("../../lua/core/sync.lua")),
-    ("time", include_str!("../../lua/core/time.lua")),
-    ("actors", include_str!("../../lua/core/actors.lua")),
-    ("modules", include_str!("../../lua/core/modules.lua")),
-    ("system", include_str!("../../lua/core/system.lua")),
+use mlua::{chunk::ChunkMode, Function, Lua};
+
+/// One core Lua chunk: its source and the bytecode build.rs compiled from it.
+pub struct CoreChunk {
+    pub name: &'static str,
+    source: &'static str,
+    /// Empty when the build could not precompile (cross-compiling).
+    bytecode: &'static [u8],
+    /// The source build.rs compiled, to check that `bytecode` is not stale.
+    #[cfg(test)]
+    compiled_from: &'static str,
+}
+
+macro_rules! core_chunk {
+    ($name:literal) => {
+        CoreChunk {
+            name: $name,
+            source: include_str!(concat!("../../lua/core/", $name, ".lua")),
+            bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".ljbc")),
+            #[cfg(test)]
+            compiled_from: include_str!(concat!(env!("OUT_DIR"), "/", $name, ".lua")),
+        }
+    };
+}
+
+/// The core Lua chunks, run in this order with the runtime's internal table
+/// as their only argument. Chunk name `?<name>` keeps runtime frames
+/// recognisable in tracebacks (`[string "?<name>"]`).
+pub const CORE_CHUNKS: &[CoreChunk] = &[
+    core_chunk!("errors"),
+    core_chunk!("scheduler"),
+    core_chunk!("sync"),
+    core_chunk!("time"),
+    core_chunk!("actors"),
+    core_chunk!("modules"),
+    core_chunk!("system"),
 ];
+
+impl CoreChunk {
+    /// The chunk name build.rs gave the bytecode (it keeps its debug info).
+    pub fn chunk_name(&self) -> String {
+        format!("?{}", self.name)
+    }
+
+    /// The chunk's main function: its precompiled bytecode (the runtime's
+    /// own, trusted; user code is only ever loaded as text), or, when there
+    /// is none or this LuaJIT refuses it, its source compiled now.
+    pub fn load(&self, lua: &Lua) -> mlua::Result<Function> {
+        if !self.bytecode.is_empty() {
+            let loaded = lua
+                .load(self.bytecode)
+                .set_name(self.chunk_name())
+                .set_mode(ChunkMode::Binary)
+                .into_function();
+            match loaded {
+                Ok(function) => return Ok(function),
+                Err(e) => tracing::warn!(
+                    chunk = self.name,
+                    error = %e,
+                    "precompiled core chunk refused; compiling its source instead"
+                ),
+            }
+        } else {
+            tracing::debug!(
+                chunk = self.name,
+                "no precompiled core chunk; compiling its source"
+            );
+        }
+        self.load_source(lua)
+    }
+
+    fn load_source(&self, lua: &Lua) -> mlua::Result<Function> {
+        lua.load(self.source)
+            .set_name(self.chunk_name())
+            .set_mode(ChunkMode::Text)
+            .into_function()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded bytecode was compiled from the embedded source (a
+    /// stale dump would run old code), keeps its debug info (chunk name and
+    /// line numbers, which tracebacks need) and loads in this build's LuaJIT
+    /// (else boot would silently fall back to the source). The dump itself
+    /// is not byte-for-byte reproducible: LuaJIT writes table templates in
+    /// the order of its per-state string hashes.
+    #[test]
+    fn core_bytecode_is_fresh_loads_and_keeps_debug_info() {
+        let lua = Lua::new();
+        for chunk in CORE_CHUNKS {
+            assert!(!chunk.bytecode.is_empty(), "{}: no bytecode", chunk.name);
+            assert!(
+                chunk.compiled_from == chunk.source,
+                "{}: stale bytecode",
+                chunk.name
+            );
+            let loaded = lua
+                .load(chunk.bytecode)
+                .set_mode(ChunkMode::Binary)
+                .into_function()
+                .unwrap_or_else(|e| panic!("{}: {e}", chunk.name));
+            assert_eq!(
+                loaded.info().source.as_deref(),
+                Some(chunk.chunk_name().as_str())
+            );
+            assert_eq!(
+                loaded.dump(false).len(),
+                chunk.load_source(&lua).unwrap().dump(false).len(),
+                "{}: the dump lacks what compiling the source keeps",
+                chunk.name
+            );
+        }
+    }
+
+    /// A dump this LuaJIT refuses (another format version) falls back to
+    /// the source.
+    #[test]
+    fn refused_bytecode_falls_back_to_source() {
+        let lua = Lua::new();
+        let chunk = CoreChunk {
+            name: "errors",
+            source: CORE_CHUNKS[0].source,
+            bytecode: b"\x1bLJ\x7f\x00garbage",
+            compiled_from: CORE_CHUNKS[0].source,
+        };
+        let function = chunk.load(&lua).unwrap();
+        assert_eq!(function.info().source.as_deref(), Some("?errors"));
+    }
+}

@@ -1,5 +1,6 @@
 //! Lua-facing modules implemented in Rust. Modules written in Lua live in
-//! `lua/core/` and are listed in `crate::fiber::CORE_CHUNKS`.
+//! `lua/core/` and are listed in `crate::fiber::CORE_CHUNKS` (precompiled
+//! by build.rs).
 //!
 //! Each module registers itself from its own file; `register` is the one
 //! hook the VM's boot calls (before the core Lua chunks run, so globals set
@@ -11,14 +12,19 @@ use mlua::{AnyUserData, Lua, Table};
 
 pub mod byte_span;
 pub mod error;
+pub mod file_descriptor;
 pub mod format;
 pub mod json;
+pub mod pipe;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
-/// the `format` global and the builtin module `json` (in `k.builtin_modules`).
+/// the `format` global, the `file_descriptor` type and the builtin modules
+/// `json` and `pipe` (in `k.builtin_modules`).
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     format::register(lua)?;
     json::register(lua, k)?;
+    file_descriptor::register(lua)?;
+    pipe::register(lua, k)?;
     Ok(())
 }
 

@@ -1,0 +1,64 @@
+//! Precompiles the runtime's own Lua code (`lua/core/*.lua`) to LuaJIT
+//! bytecode, so that a VM's boot loads it instead of parsing ~90 KB of
+//! source (most of the start-up time of an empty script).
+//!
+//! Invariants:
+//! - Only the runtime's own, trusted sources are compiled here; user code is
+//!   always loaded as text (lua/core/modules.lua refuses binary chunks).
+//! - Every `lua/core/NAME.lua` gets `$OUT_DIR/NAME.ljbc`. The dump keeps
+//!   debug info: chunk name `?NAME` and line numbers, which tracebacks and
+//!   their filter (lua/core/scheduler.lua) rely on.
+//! - The bytecode comes from the same vendored LuaJIT, built for the host.
+//!   Its format depends on the build (GC64, endianness), so when cross-
+//!   compiling the file is left empty and the runtime compiles the source
+//!   at boot; a dump the runtime's LuaJIT refuses falls back the same way
+//!   (src/fiber/mod.rs).
+
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let core_dir = Path::new("lua/core");
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed={}", core_dir.display());
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let cross = std::env::var("HOST").ok() != std::env::var("TARGET").ok();
+    if cross {
+        println!(
+            "cargo::warning=cross-compiling: the core Lua chunks are compiled at each VM start \
+             (bytecode built on the host may not match the target's LuaJIT)"
+        );
+    }
+    let lua = mlua::Lua::new();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(core_dir)
+        .expect("lua/core is readable")
+        .map(|entry| entry.expect("lua/core is readable").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "lua"))
+        .collect();
+    sources.sort();
+    for path in sources {
+        let name = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .expect("core chunk names are UTF-8");
+        let source = std::fs::read(&path).expect("core chunk is readable");
+        // What was compiled, for the test that the bytecode is not stale.
+        std::fs::write(out_dir.join(format!("{name}.lua")), &source).expect("OUT_DIR is writable");
+        let bytecode = if cross {
+            Vec::new()
+        } else {
+            lua.load(source)
+                .set_name(chunk_name(name))
+                .into_function()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .dump(false)
+        };
+        std::fs::write(out_dir.join(format!("{name}.ljbc")), bytecode)
+            .expect("OUT_DIR is writable");
+    }
+}
+
+/// The chunk name of a core chunk (shown as `[string "?NAME"]`); must match
+/// `CoreChunk::chunk_name` in src/fiber/mod.rs.
+fn chunk_name(name: &str) -> String {
+    format!("?{name}")
+}
