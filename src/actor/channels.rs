@@ -14,6 +14,10 @@
 //!   registered, and every callback that touches Lua handles refuses to run
 //!   while the VM closes (`unless_closing`).
 //! - Same-thread delivery is an in-memory hand-off: no syscall.
+//! - A `file_descriptor` in a message travels as a close-on-exec duplicate
+//!   owned by the message (`FdCapabilities`, after the channel kinds): the
+//!   sender keeps its object, an emptied one is `EBUSY`, and a message
+//!   dropped undelivered closes its copies.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -21,9 +25,10 @@ use std::sync::Arc;
 use mlua::{AnyUserData, Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
 
 use super::mailbox::{ActorAddress, Envelope, Mailbox, Taken};
-use super::message::{self, Capabilities, Limits, Message, MessageError, NoCapabilities};
+use super::message::{self, Capabilities, Limits, Message, MessageError};
 use super::vm::{unless_closing, with_state, VmState};
 use crate::modules::error::{self, CoreError, ErrorCode};
+use crate::modules::file_descriptor::FdCapabilities;
 
 /// A tx-channel handle. `None` once closed.
 pub(crate) struct ChannelHandle(RefCell<Option<ActorAddress>>);
@@ -124,10 +129,10 @@ impl Capabilities for ActorCapabilities<'_> {
     }
 }
 
-/// The hooks for userdata that is not a channel: where `file_descriptor`
-/// objects plug in (they are not message capabilities yet).
+/// The hooks for userdata that is not a channel: `file_descriptor` objects
+/// travel as a close-on-exec duplicate (the sender keeps its own).
 fn fd_capabilities() -> &'static dyn Capabilities {
-    &NoCapabilities
+    &FdCapabilities
 }
 
 fn own_mailbox(lua: &Lua) -> mlua::Result<Arc<Mailbox>> {
