@@ -110,8 +110,9 @@ impl Runtime {
         self
     }
 
-    /// Runs `script` as the main fiber of the main VM until nothing can wake
-    /// any fiber, and waits for it. The VM runs on its own thread with a
+    /// Runs `script` as the main fiber of the master VM until every actor
+    /// it spawned has ended or none can ever be woken (or `system.exit` ran
+    /// in any of them), and waits for it. The VM runs on its own thread with a
     /// stack of known size (`actor::vm::VM_THREAD_STACK_SIZE`), so deep
     /// recursion ends as a Lua error whatever this thread's stack is.
     /// `args` become `system.arguments[3..]` (`arguments[1]` is "luring",

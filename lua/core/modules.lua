@@ -47,7 +47,7 @@ local safe_names = {
   'unpack', '_VERSION', 'collectgarbage', 'gcinfo',
   -- runtime globals (defined by the other core files)
   'spawn', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'pcall', 'xpcall',
-  'format',
+  'format', 'spawn_vm', 'spawn_context_threads',
 }
 local safe_values = {}
 for i = 1, #safe_names do
@@ -327,6 +327,9 @@ local function resolve_dir(id, importer)
   return dir, rest, display
 end
 
+-- Module env -> { info, path, display }: what spawn_vm resolves against.
+local module_of_env = setmetatable({}, { __mode = 'k' })
+
 local function is_project_id(id)
   local c = s_sub(id, 1, 1)
   return c == '/' or s_sub(id, 1, 2) == './' or s_sub(id, 1, 3) == '../'
@@ -457,6 +460,7 @@ local function import(id)
     display_dir = is_init and display_join(display_dir, name) or display_dir,
     leaf = not is_init, is_root = false,
   }
+  module_of_env[env] = { info = info, path = path, display = display }
   local mf = K.new_fiber(function()
     fn()
     return raw_getfenv(0)
@@ -524,6 +528,7 @@ function K.start_main(path, display, context)
     root = dir, display_root = display_dir, dir = dir, display_dir = display_dir,
     leaf = false, is_root = true,
   }
+  module_of_env[env] = { info = info, path = path, display = display }
   local mf = K.new_fiber(fn, nil, {
     is_main = true, vm_main = true, module_info = info, env = env,
   })
@@ -533,6 +538,70 @@ end
 
 function K.main_finished(f)
   K.main_done = true
+  K.actors_main_finished()
+end
+
+---------------------------------------------------------------------------
+-- Workers (spawn_vm, lua/core/actors.lua). The entry module is resolved
+-- like `require` from the calling module `env`, read beneath the import
+-- root and started in a new VM by rt.spawn_vm.
+local function ends_with_init(p) return s_match(p, '/init%.lua$') ~= nil end
+
+function K.spawn_module(id, env, new_thread, new_master, monitor)
+  local rec = module_of_env[env]
+  if not rec then raise_core('current_module_not_known') end
+  local info = rec.info
+  local root_len = #info.root
+  local candidates
+  if id == '.' then
+    candidates = { { rec.path, rec.display, ends_with_init(rec.path) } }
+  elseif is_project_id(id) then
+    local dir, name, display_dir = resolve_dir(id, info)
+    candidates = {
+      { dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua'), false },
+      { dir .. '/' .. name .. '/init.lua', display_join(display_dir, name .. '/init.lua'), true },
+    }
+  else
+    raise_core('invalid_module_name')
+  end
+  for i = 1, #candidates do
+    local c = candidates[i]
+    local h, status, detail = rt.spawn_vm(s_sub(c[1], root_len + 2), c[1], c[2], c[3],
+      info.root, info.display_root, new_thread, new_master, monitor)
+    if h then return h end
+    if h == false then error(status, 0) end
+    if status == 'special' then
+      raise_module(NOT_REGULAR_FILE, id, 'file_type', detail)
+    elseif status == 'too_large' then
+      raise_module(TOO_LARGE, id)
+    elseif detail == E.EXDEV then
+      raise_module(ESCAPES_ROOT, id)
+    elseif detail ~= E.ENOENT and detail ~= E.ENOTDIR then
+      K.raise_errno_system(detail)
+    end
+  end
+  raise_core('module_not_found', 'module', id)
+end
+
+-- In the new VM: `src` (read from `path`) becomes its main fiber, with
+-- _CONTEXT 'worker'; it is a leaf unless it is an init.lua.
+function K.start_worker(src, identity, path, display, root, display_root, is_init)
+  local env = new_env('worker', path)
+  local fn, err = raw_load(src, '@' .. display, 't', env)
+  if not fn then return false, err end
+  loaded[identity] = 'loading'
+  identity_of[s_sub(path, #root + 2)] = identity
+  local info = {
+    root = root, display_root = display_root,
+    dir = dirname(path), display_dir = display_dirname(display),
+    leaf = not is_init, is_root = false,
+  }
+  module_of_env[env] = { info = info, path = path, display = display }
+  local mf = K.new_fiber(fn, nil, {
+    is_main = true, vm_main = true, module_info = info, env = env,
+  })
+  K.vm_id = K.hexid(mf)
+  return true
 end
 
 -- Called once every core chunk has run: from now on the main thread (where

@@ -846,6 +846,9 @@ local function finish(f)
   if f.vm_main then
     if failed then
       K.main_panicked = true
+      -- for a monitor of this VM (src/actor/host.rs)
+      local ok, text = raw_pcall(K.error_message, f.err)
+      K.main_error = ok and type(text) == 'string' and text or '?'
       report_main_panic(f)
       vm_report_printed = true
       closing = true
@@ -869,82 +872,119 @@ local cbuf = rt.completions
 local SHRINK_ABOVE = 1024
 local op_peak = 0
 
--- Runs the VM until nothing can wake a fiber, or it is terminated.
-function K.run()
-  errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
-  K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
-  while not closing do
-    -- Run the fibers queued so far; keep going with the ones they woke only
-    -- while no ring op is in flight (nothing to reap, nothing to be fair to).
-    while rq_n > 0 do
-      local batch, n = runq, rq_n
-      runq, rq_n = spare, 0
-      for i = 1, n do
-        local f = batch[i]
-        batch[i] = nil
-        -- step f (inlined: the fiber switch is the scheduler's hot path)
-        current = f
-        local co = f[CO]
-        if not co then
-          co = take_coroutine()
-          f[CO] = co
-          setfenv_u(co, f.env)
-        end
-        local ok, sig = co_resume(co, f[W1])
-        current = nil
-        if sig ~= SUSPEND then
-          if sig == YIELDED then
-            -- this_fiber.yield: queued again (its stale w1 is ignored)
-            rq_n = rq_n + 1
-            runq[rq_n] = f
-          elseif sig == FINISHED then
-            finish(f)
-          else
-            -- TERMINATE, or a failure of the runtime's own code: the VM
-            -- ends and the process exits 70 (src/lib.rs).
-            if not ok then
-              if sig == NOT_ENOUGH_MEMORY then
-                -- out of memory in the runtime's own code: exit 1 with the
-                -- LUA_ERRMEM report, not an internal error
-                K.report_errmem()
-              else
-                K.internal_error = type(sig) == 'string' and sig or type(sig)
-              end
-            end
-            closing = true
-          end
-          if closing then break end
-        end
-      end
-      -- A drained batch keeps its capacity: only reuse it when small.
-      spare = n <= SHRINK_ABOVE and batch or {}
-      if closing or inflight > 0 then break end
-    end
-    if closing then break end
-    local n, id, res = 0, nil, nil
-    if inflight > op_peak then op_peak = inflight end
-    if rq_n == 0 then
-      if inflight == 0 then break end
-      n, id, res = turn(true)
-    elseif inflight > 0 then
-      n, id, res = turn(false)
-    end
-    -- the first completion comes as return values, the rest in cbuf
-    for i = 1, 2 * n, 2 do
-      if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
-      local w = op_waiters[id]
-      if w then
-        op_waiters[id] = nil
-        inflight = inflight - 1
-        if type(w) == 'function' then w(res) else wake(w, res) end
-      end
-    end
-    if inflight == 0 and op_peak > SHRINK_ABOVE then
-      op_waiters, op_peak = {}, 0
-    end
-  end
+-- Fibers blocked on other actors (send, receive): lua/core/actors.lua
+-- counts them. While it is non-zero an idle VM is not done: a message or
+-- receipt may still wake it.
+K.actor_waits = 0
+
+-- Results of K.step, for the thread host (src/actor/host.rs).
+local STEP_DONE, STEP_READY, STEP_IDLE = 0, 1, 2
+
+-- The VM is over: report what fibers stayed blocked on.
+function K.finish_run()
+  if run_over then return end
   if not closing and not vm_report_printed then K.report_deadlocks() end
   run_over = true
+end
+local finish_run = K.finish_run
+
+-- One step of the VM: runs the queued fibers (and the ones they wake while
+-- no ring op is in flight), then reaps the ring, sleeping in it only when
+-- `block` and nothing is queued. Returns STEP_DONE once nothing can wake a
+-- fiber any more (or the VM was terminated), STEP_READY when fibers are
+-- queued, STEP_IDLE when waiting for ops or other actors.
+-- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
+-- delivers first).
+function K.step(block, poll)
+  if run_over then return STEP_DONE end
+  if poll then K.actor_poll() end
+  if not errmem_report then
+    errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
+    K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
+  end
+  if closing then finish_run() return STEP_DONE end
+  -- Run the fibers queued so far; keep going with the ones they woke only
+  -- while no ring op is in flight (nothing to reap, nothing to be fair to).
+  while rq_n > 0 do
+    local batch, n = runq, rq_n
+    runq, rq_n = spare, 0
+    for i = 1, n do
+      local f = batch[i]
+      batch[i] = nil
+      -- step f (inlined: the fiber switch is the scheduler's hot path)
+      current = f
+      local co = f[CO]
+      if not co then
+        co = take_coroutine()
+        f[CO] = co
+        setfenv_u(co, f.env)
+      end
+      local ok, sig = co_resume(co, f[W1])
+      current = nil
+      if sig ~= SUSPEND then
+        if sig == YIELDED then
+          -- this_fiber.yield: queued again (its stale w1 is ignored)
+          rq_n = rq_n + 1
+          runq[rq_n] = f
+        elseif sig == FINISHED then
+          finish(f)
+        else
+          -- TERMINATE, or a failure of the runtime's own code: the VM
+          -- ends and the process exits 70 (src/lib.rs).
+          if not ok then
+            if sig == NOT_ENOUGH_MEMORY then
+              -- out of memory in the runtime's own code: exit 1 with the
+              -- LUA_ERRMEM report, not an internal error
+              K.report_errmem()
+            else
+              K.internal_error = type(sig) == 'string' and sig or type(sig)
+            end
+          end
+          closing = true
+        end
+        if closing then break end
+      end
+    end
+    -- A drained batch keeps its capacity: only reuse it when small.
+    spare = n <= SHRINK_ABOVE and batch or {}
+    if closing or inflight > 0 then break end
+  end
+  if closing then finish_run() return STEP_DONE end
+  local n, id, res = 0, nil, nil
+  if inflight > op_peak then op_peak = inflight end
+  if rq_n == 0 then
+    if inflight == 0 then
+      if K.actor_waits > 0 then return STEP_IDLE end
+      finish_run()
+      return STEP_DONE
+    end
+    n, id, res = turn(block)
+  elseif inflight > 0 then
+    n, id, res = turn(false)
+  end
+  -- the first completion comes as return values, the rest in cbuf
+  for i = 1, 2 * n, 2 do
+    if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
+    local w = op_waiters[id]
+    if w then
+      op_waiters[id] = nil
+      inflight = inflight - 1
+      if type(w) == 'function' then w(res) else wake(w, res) end
+    end
+  end
+  if inflight == 0 and op_peak > SHRINK_ABOVE then
+    op_waiters, op_peak = {}, 0
+  end
+  if rq_n > 0 then return STEP_READY end
+  return STEP_IDLE
+end
+
+-- Runs the VM alone until nothing can wake a fiber, or it is terminated.
+function K.run()
+  local step = K.step
+  repeat
+    local r = step(true)
+  until r == STEP_DONE or (r == STEP_IDLE and inflight == 0 and rq_n == 0)
 end
 
 ---------------------------------------------------------------------------

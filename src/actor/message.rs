@@ -74,34 +74,12 @@ pub enum Message {
     /// A file descriptor capability, owned by the message. The receiver gets
     /// it as a `file_descriptor` object; dropping the message closes it.
     Fd(OwnedFd),
-    /// A channel address (tx-channel or inbox). Not constructible yet: the
-    /// channel work fills [`ActorAddress`] in.
+    /// A channel address (tx-channel or inbox); it counts as a sender of
+    /// that actor while it lives.
     Address(ActorAddress),
 }
 
-/// The address of an actor's inbox, as carried in a message.
-///
-/// Placeholder: uninhabited until the channel work gives it a body (a
-/// handle that counts as a sender of the addressed VM). Keeping the variant
-/// now fixes the shape of [`Message`] and of the IPC encoding (tag kind 5,
-/// one fd), so code matching on messages already handles it.
-pub struct ActorAddress {
-    never: Never,
-}
-
-enum Never {}
-
-impl std::fmt::Debug for ActorAddress {
-    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.never {}
-    }
-}
-
-impl ActorAddress {
-    fn unreachable(&self) -> ! {
-        match self.never {}
-    }
-}
+pub use super::mailbox::ActorAddress;
 
 /// Bounds on what one [`from_lua`] copy may build.
 ///
@@ -818,7 +796,7 @@ impl Message {
                 Message::Bool(_) | Message::Number(_) => {}
                 Message::String(s) => summary.payload_bytes += s.len(),
                 Message::Fd(_) => summary.fds += 1,
-                Message::Address(a) => a.unreachable(),
+                Message::Address(_) => {}
                 Message::Array(items) => {
                     summary.depth = summary.depth.max(depth + 1);
                     stack.extend(items.iter().map(|m| (m, depth + 1)));
@@ -848,7 +826,7 @@ impl PartialEq for Message {
                 (Message::Number(a), Message::Number(b)) if a == b => {}
                 (Message::String(a), Message::String(b)) if a == b => {}
                 (Message::Fd(a), Message::Fd(b)) if a.as_raw_fd() == b.as_raw_fd() => {}
-                (Message::Address(a), _) | (_, Message::Address(a)) => a.unreachable(),
+                (Message::Address(a), Message::Address(b)) if a.same_actor(b) => {}
                 (Message::Array(a), Message::Array(b)) if a.len() == b.len() => {
                     pending.extend(a.iter().zip(b));
                 }

@@ -1,8 +1,12 @@
-//! Actors: one Lua VM per actor with its own executor. For now the process
-//! runs one actor, the main VM; `spawn_vm`, the inbox and channels come with
-//! the actors work.
+//! Actors: one Lua VM per actor with its own executor; `spawn_vm`, the
+//! inbox and tx-channels connect them (host.rs runs the VMs of a thread,
+//! mailbox.rs is the shared inbox record, channels.rs the Lua objects).
 
+pub(crate) mod channels;
+pub(crate) mod host;
+pub(crate) mod mailbox;
 mod memory;
 pub mod message;
 pub(crate) mod module_files;
+pub(crate) mod process;
 pub mod vm;

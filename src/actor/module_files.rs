@@ -187,6 +187,17 @@ pub(crate) fn read_entry(path: &Path) -> Result<EntryScript, EntryError> {
         OFlag::from_bits_retain(CODE_OPEN_FLAGS | libc::O_CLOEXEC),
         Mode::empty(),
     )?;
+    let (source, identity) = read_code_file(file)?;
+    Ok(EntryScript {
+        source,
+        identity,
+        root,
+    })
+}
+
+/// Reads a code file opened for reading: it must be a regular file within
+/// `MAX_CODE_BYTES`. Returns its text and identity.
+fn read_code_file(file: OwnedFd) -> Result<(Vec<u8>, String), EntryError> {
     let info = fd_info(&file)?;
     match info.kind {
         FileKind::Regular => {}
@@ -203,9 +214,35 @@ pub(crate) fn read_entry(path: &Path) -> Result<EntryScript, EntryError> {
     if source.len() as u64 > MAX_CODE_BYTES {
         return Err(EntryError::TooLarge);
     }
-    Ok(EntryScript {
-        source,
-        identity: info.identity,
-        root,
-    })
+    Ok((source, info.identity))
+}
+
+/// Reads the code file `rel` beneath the import root `root` (a worker's
+/// entry module, spawn_vm): symlinks may not lead outside the root
+/// (`EXDEV`). Runs synchronously in the spawning VM, as spawn_vm must.
+pub(crate) fn read_beneath(
+    root: std::os::fd::BorrowedFd<'_>,
+    rel: &std::ffi::CStr,
+) -> Result<(Vec<u8>, String), EntryError> {
+    // SAFETY: open_how is plain integers; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (CODE_OPEN_FLAGS | libc::O_CLOEXEC) as u64;
+    how.resolve = MODULE_RESOLVE;
+    // SAFETY: `rel` is NUL-terminated, `how` is a live open_how whose size
+    // is passed, and `root` is borrowed for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: openat2 returned a new fd that nothing else owns.
+    let file = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    read_code_file(file)
 }

@@ -38,12 +38,15 @@
 //!   after every op that names it) is gone.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mlua::{AnyUserData, Function, Lua, LuaOptions, StdLib, Table, UserData, Value};
 
+use crate::actor::mailbox::Mailbox;
 use crate::actor::memory::VmMemory;
 use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
 use crate::modules::byte_span;
@@ -96,12 +99,27 @@ pub(crate) struct VmState {
     /// Every op that opens a module holds a clone of it in its slot, so it
     /// cannot be closed under the op; declared after `executor` as well, so
     /// the VM's own reference is closed last (fields drop in order).
-    import_root: Option<OpFd>,
+    pub(crate) import_root: Option<OpFd>,
     /// Set once the VM has ended and its output was drained (`Vm::drop`):
     /// finalizers that run after that (mlua's last collection, then
     /// `lua_close`) get `vm_closed_error` from every `rt` function, and
     /// their reports are written straight to fd 2.
     ended: bool,
+    /// This VM's inbox as other actors address it.
+    pub(crate) mailbox: Arc<Mailbox>,
+    /// Where each unfinished send of this VM went (send id -> inbox), so an
+    /// interrupted send can withdraw its message.
+    pub(crate) sent_to: HashMap<u64, Arc<Mailbox>>,
+    /// Spare buffer for rendezvous receipts.
+    pub(crate) receipts: Vec<(u64, bool)>,
+    /// The heap cap of this VM, which the VMs it spawns inherit.
+    pub(crate) memory_limit: Option<usize>,
+    /// The master VM owns process-wide state (spec/actors.md §1
+    /// `new_master`): its main fiber's failure makes the exit status 1.
+    pub(crate) master: bool,
+    /// The inbox to tell when this VM ends (`spawn_vm{monitor = true}`);
+    /// it counts as a sender of that inbox meanwhile.
+    pub(crate) monitor: Option<crate::actor::mailbox::ActorAddress>,
 }
 
 /// Buffered `print` output is written once it reaches this size, so a fiber
@@ -109,6 +127,14 @@ pub(crate) struct VmState {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
+    /// Writes what this VM printed before another actor can react to a
+    /// message from it (that actor may print on another thread).
+    pub(crate) fn flush_if_output(&mut self) {
+        if !self.stdout.is_empty() || self.executor.output_backlog() > 0 {
+            let _ = self.finish_output();
+        }
+    }
+
     /// Moves buffered `print` output to the executor's output queue; with
     /// `submit_now` its write is handed to the kernel at once.
     fn flush_stdout(&mut self, submit_now: bool) -> std::io::Result<()> {
@@ -186,6 +212,22 @@ pub struct Vm {
     memory: Box<VmMemory>,
 }
 
+/// What one scheduler step left (`K.step` in lua/core/scheduler.lua).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Fibers are queued: step again soon.
+    Ready,
+    /// Waiting for ring ops or for other actors.
+    Idle,
+    /// Nothing can wake a fiber of this VM any more (or it was terminated).
+    Done,
+}
+
+/// How a VM's scheduler ended: `Ok(None)` normally, `Ok(Some(reported))`
+/// when it ran out of memory (and whether the report got out), `Err` for a
+/// failure of the runtime's own code.
+pub(crate) type Ran = Result<Option<bool>, mlua::Error>;
+
 /// True while `lua_close` runs the VM's finalizers. mlua's handle to the VM
 /// then has no strong owner left, and every mlua call that needs one (app
 /// data, table and string handles) would panic or touch freed memory, so
@@ -221,7 +263,7 @@ where
 /// directly, skipping the app-data lookup.
 type SharedState = std::rc::Rc<RefCell<VmState>>;
 
-fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
+pub(crate) fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
     if vm_closing(lua) {
         return Err(vm_closed_error());
     }
@@ -661,6 +703,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     add_module_file_rt(lua, &rt)?;
+    super::channels::add_rt(lua, &rt)?;
+    super::host::add_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
@@ -798,6 +842,12 @@ impl Vm {
             exit_code: None,
             import_root: None,
             ended: false,
+            mailbox: Mailbox::new(),
+            sent_to: HashMap::new(),
+            receipts: Vec::new(),
+            memory_limit: None,
+            master: false,
+            monitor: None,
         }));
         lua.set_app_data(state);
         let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
@@ -810,6 +860,7 @@ impl Vm {
     /// are not counted.
     pub fn set_memory_limit(&self, bytes: Option<usize>) {
         self.memory.set_limit(bytes);
+        let _ = with_state(&self.lua, |st| st.memory_limit = bytes);
     }
 
     fn boot(lua: &Lua) -> mlua::Result<Table> {
@@ -860,15 +911,20 @@ impl Vm {
         Ok(k)
     }
 
-    /// Runs `config.script` as the main fiber until nothing can wake a fiber.
+    /// Runs `config.script` as the main fiber of the process's master VM
+    /// until every actor has finished or can never be woken.
     /// Errors are about the script itself failing to start.
     pub fn run_main(self, config: &VmConfig) -> Result<VmExit, RuntimeError> {
-        let script = &config.script;
-        let display = script.to_string_lossy().into_owned();
-        let absolute = absolute_path(script);
+        self.start_main(config)?;
+        tracing::debug!(script = %config.script.display(), "main fiber scheduled");
+        super::host::run(self)
+    }
+
+    /// Sets `system.arguments` and `system.environment`.
+    fn set_process_info(&self, arguments: &[String]) -> Result<(), RuntimeError> {
         let args = self
             .lua
-            .create_sequence_from(config.arguments.iter().map(String::as_str))
+            .create_sequence_from(arguments.iter().map(String::as_str))
             .map_err(lua_boot)?;
         self.core.set("arguments", args).map_err(lua_boot)?;
         let env = self.lua.create_table().map_err(lua_boot)?;
@@ -883,7 +939,15 @@ impl Vm {
             )
             .map_err(lua_boot)?;
         }
-        self.core.set("environment", env).map_err(lua_boot)?;
+        self.core.set("environment", env).map_err(lua_boot)
+    }
+
+    /// Loads the entry script and queues its main fiber.
+    fn start_main(&self, config: &VmConfig) -> Result<(), RuntimeError> {
+        let script = &config.script;
+        let display = script.to_string_lossy().into_owned();
+        let absolute = absolute_path(script);
+        self.set_process_info(&config.arguments)?;
         let start: Function = self.core.get("start_main").map_err(lua_boot)?;
         let (ok, err): (bool, Option<String>) = start
             .call((
@@ -898,23 +962,136 @@ impl Vm {
                 reason: err.unwrap_or_default(),
             });
         }
-        tracing::debug!(script = %script.display(), "main fiber scheduled");
-        let run: Function = self.core.get("run").map_err(lua_boot)?;
-        let ran = match run.call::<()>(()) {
-            // The scheduler itself ran out of memory: the VM is closed with
-            // the spec's report (its text was built beforehand) and exit
-            // status 1, not as an internal error.
-            Err(e) if is_memory_error(&e) => {
-                let reported = self
-                    .core
-                    .get::<Function>("report_errmem")
-                    .and_then(|report| report.call::<()>(()))
-                    .is_ok();
-                Ok(Some(reported))
-            }
-            Err(e) => Err(e),
-            Ok(()) => Ok(None),
-        };
+        Ok(())
+    }
+
+    /// Starts a worker VM (spawn_vm): `src` was read from `path` beneath
+    /// the spawner's import root `root_fd`, which this VM inherits.
+    /// `Err(text)`: the module does not compile.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_worker(
+        &self,
+        src: &[u8],
+        identity: &str,
+        path: &[u8],
+        display: &[u8],
+        root: &[u8],
+        display_root: &[u8],
+        is_init: bool,
+        root_fd: OpFd,
+        memory_limit: Option<usize>,
+    ) -> mlua::Result<Result<(), String>> {
+        self.set_memory_limit(memory_limit);
+        self.set_process_info(&[])
+            .map_err(|e| mlua::Error::runtime(e.to_string()))?;
+        with_state(&self.lua, |st| st.import_root = Some(root_fd))?;
+        let lua = &self.lua;
+        let start: Function = self.core.get("start_worker")?;
+        let (ok, err): (bool, Option<String>) = start.call((
+            lua.create_string(src)?,
+            identity,
+            lua.create_string(path)?,
+            lua.create_string(display)?,
+            lua.create_string(root)?,
+            lua.create_string(display_root)?,
+            is_init,
+        ))?;
+        Ok(if ok {
+            Ok(())
+        } else {
+            Err(err.unwrap_or_default())
+        })
+    }
+
+    pub(crate) fn mailbox(&self) -> Arc<Mailbox> {
+        with_state(&self.lua, |st| st.mailbox.clone())
+            .expect("VM state is present until the VM ends")
+    }
+
+    pub(crate) fn ring_fd(&self) -> RawFd {
+        with_state(&self.lua, |st| st.executor.ring_fd()).unwrap_or(-1)
+    }
+
+    pub(crate) fn in_flight(&self) -> bool {
+        with_state(&self.lua, |st| st.executor.in_flight() > 0).unwrap_or(false)
+    }
+
+    /// The scheduler's step function, looked up once.
+    pub(crate) fn step_function(&self) -> mlua::Result<Function> {
+        self.core.get("step")
+    }
+
+    /// Runs one scheduler step (`block`: may sleep in this VM's ring;
+    /// `poll`: deliver what other actors left in the mailbox first).
+    pub(crate) fn step(&self, step: &Function, block: bool, poll: bool) -> Result<Step, Ran> {
+        match step.call::<i32>((block, poll)) {
+            Ok(0) => Ok(Step::Done),
+            Ok(1) => Ok(Step::Ready),
+            Ok(_) => Ok(Step::Idle),
+            Err(e) => Err(self.scheduler_failed(e)),
+        }
+    }
+
+    fn scheduler_failed(&self, e: mlua::Error) -> Ran {
+        if is_memory_error(&e) {
+            // The scheduler itself ran out of memory: the VM is closed
+            // with the spec's report (its text was built beforehand) and
+            // exit status 1, not as an internal error.
+            let reported = self
+                .core
+                .get::<Function>("report_errmem")
+                .and_then(|report| report.call::<()>(()))
+                .is_ok();
+            return Ok(Some(reported));
+        }
+        Err(e)
+    }
+
+    /// Writes what this VM printed and waits until it was written, so that
+    /// several VMs on one thread keep their output in the order it was made.
+    pub(crate) fn flush_output(&self) {
+        let _ = with_state(&self.lua, VmState::flush_if_output);
+    }
+
+    pub(crate) fn is_master(&self) -> bool {
+        with_state(&self.lua, |st| st.master).unwrap_or(false)
+    }
+
+    /// Takes what a monitor of this VM needs: where to tell, and the
+    /// main fiber's state (finished, its error if it failed).
+    pub(crate) fn take_monitor(
+        &self,
+    ) -> Option<(crate::actor::mailbox::ActorAddress, bool, Option<String>)> {
+        let monitor = with_state(&self.lua, |st| st.monitor.take()).ok()??;
+        let main_done = self.core.get::<bool>("main_done").unwrap_or(false);
+        let error = self.core.get::<Option<String>>("main_error").ok().flatten();
+        Some((monitor, main_done, error))
+    }
+
+    pub(crate) fn set_monitor(&self, monitor: Option<crate::actor::mailbox::ActorAddress>) {
+        let _ = with_state(&self.lua, |st| st.monitor = monitor);
+    }
+
+    pub(crate) fn set_master(&self, master: bool) {
+        let _ = with_state(&self.lua, |st| st.master = master);
+    }
+
+    /// A VM ended while others could still not run: report what its fibers
+    /// were blocked on.
+    pub(crate) fn report_stuck(&self) {
+        if let Ok(f) = self.core.get::<Function>("finish_run") {
+            let _ = f.call::<()>(());
+        }
+    }
+
+    /// Collects garbage (handles nobody references may be the last senders
+    /// of some inbox).
+    pub(crate) fn collect_garbage(&self) {
+        let _ = self.lua.gc_collect();
+    }
+
+    /// After the scheduler stopped: flushes output and says how the VM ended.
+    pub(crate) fn finish(&self, ran: Ran) -> Result<VmExit, RuntimeError> {
         // Everything printed reaches its stream before the VM is gone, even
         // when the scheduler failed, and before any error message.
         let flushed = with_state(&self.lua, VmState::finish_output).map_err(lua_boot)?;

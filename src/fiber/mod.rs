@@ -49,6 +49,7 @@ pub const CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("scheduler"),
     core_chunk!("sync"),
     core_chunk!("time"),
+    core_chunk!("actors"),
     core_chunk!("modules"),
     core_chunk!("system"),
 ];

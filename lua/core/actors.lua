@@ -1,0 +1,195 @@
+-- Actors (spec/actors.md §1–3): the `spawn_vm` global, tx-channel methods
+-- and the `inbox` module. Messages are copied by Rust
+-- (src/actor/channels.rs, message.rs); this file keeps the fibers waiting
+-- on them.
+--
+-- Invariants:
+-- - A fiber blocked in send is in `sends` (send id -> fiber) until its
+--   receipt arrives or its interrupter withdrew the message; one blocked
+--   in receive is `receiver`. K.actor_waits counts both, so the scheduler
+--   does not call an idle VM done while they may still be woken.
+-- - Every wait checks suspendability before registering (check_suspend).
+-- - The runtime holds the inbox object only while the main fiber runs;
+--   then a collection closes it once user code drops it too.
+local K = ...
+local rt = K.rt
+local E = rt.errno
+local raise_core, raise_errno = K.raise_core, K.raise_errno
+local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
+local fiber_or_nil = K.fiber_or_nil
+local INTERRUPTED = K.INTERRUPTED
+local select, type, getfenv = select, type, getfenv
+
+local CLOSED, NO_SENDERS, GOT = {}, {}, {}
+
+---------------------------------------------------------------------------
+-- tx-channel
+local sends = {}      -- send id -> fiber
+local send_seq = 0
+
+local function send_interrupter(f, id)
+  -- A message already taken by a receiver cannot be withdrawn: the send
+  -- succeeds when its receipt arrives.
+  if rt.chan_withdraw(id) then
+    sends[id] = nil
+    K.actor_waits = K.actor_waits - 1
+    wake(f, INTERRUPTED)
+  end
+end
+
+local tx_methods = {}
+function tx_methods.send(self, ...)
+  local f = fiber_or_nil()
+  check_suspend(f)
+  if select('#', ...) < 1 then raise_errno(E.EINVAL) end
+  send_seq = send_seq + 1
+  local id = send_seq
+  if not rt.chan_send(self, (...), id) then raise_core('channel_closed') end
+  sends[id] = f
+  K.actor_waits = K.actor_waits + 1
+  local r = suspend(f, send_interrupter, id)
+  if r == INTERRUPTED then raise_core('interrupted') end
+  if r == CLOSED then raise_core('channel_closed') end
+end
+function tx_methods.close(self)
+  rt.chan_close(self)
+end
+
+---------------------------------------------------------------------------
+-- inbox
+local receiver = false     -- the fiber blocked in receive
+local received             -- what it gets, with the wake value GOT
+local inbox_obj            -- the runtime's reference (while main runs)
+local inbox_required = false
+
+local function receive_interrupter(f)
+  receiver = false
+  K.actor_waits = K.actor_waits - 1
+  wake(f, INTERRUPTED)
+end
+
+local rx_methods = {}
+function rx_methods.receive(_)
+  local f = fiber_or_nil()
+  check_suspend(f)
+  if receiver then
+    if rt.inbox_closed() then raise_core('channel_closed') end
+    raise_errno(E.EBUSY)
+  end
+  -- (a closed inbox answers 2 before anything else)
+  local kind, v = rt.inbox_take()
+  if kind == 1 then return v end
+  if kind == 2 then raise_core('channel_closed') end
+  if kind == 3 then raise_core('no_senders') end
+  receiver = f
+  K.actor_waits = K.actor_waits + 1
+  local r = suspend(f, receive_interrupter)
+  if r == GOT then
+    v, received = received, nil
+    return v
+  end
+  if r == INTERRUPTED then raise_core('interrupted') end
+  if r == CLOSED then raise_core('channel_closed') end
+  raise_core('no_senders')
+end
+function rx_methods.close(_)
+  rt.inbox_close()
+end
+
+-- Unknown keys of a channel or the inbox: bad_index (the method tables
+-- are the objects' __index; their own lookups end here).
+local function no_such_key() raise_core('bad_index', 'index', 2) end
+setmetatable(tx_methods, { __index = no_such_key, __metatable = false })
+setmetatable(rx_methods, { __index = no_such_key, __metatable = false })
+rt.set_actor_methods(tx_methods, rx_methods)
+
+K.builtin_modules.inbox = function()
+  inbox_required = true
+  if not inbox_obj then inbox_obj = rt.inbox_object() end
+  return inbox_obj
+end
+
+-- The main fiber ended: an inbox never required closes now; otherwise the
+-- runtime lets go of it (a collection closes it once nobody holds it).
+function K.actors_main_finished()
+  if not inbox_required then rt.inbox_close() end
+  inbox_obj = nil
+end
+
+---------------------------------------------------------------------------
+-- What other actors left in the mailbox (called by the host before a step).
+local rbuf = {}
+local mailbox_poll = rt.mailbox_poll
+function K.actor_poll()
+  local r = receiver
+  local n, kind, v = mailbox_poll(rbuf, r and true or false)
+  for i = 1, 2 * n, 2 do
+    local id, ok = rbuf[i], rbuf[i + 1]
+    rbuf[i], rbuf[i + 1] = nil, nil
+    local f = sends[id]
+    if f then
+      sends[id] = nil
+      K.actor_waits = K.actor_waits - 1
+      wake(f, ok or CLOSED)
+    end
+  end
+  if r then
+    if kind ~= 0 then
+      receiver = false
+      K.actor_waits = K.actor_waits - 1
+      if kind == 1 then
+        received = v
+        wake(r, GOT)
+      else
+        wake(r, kind == 2 and CLOSED or NO_SENDERS)
+      end
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- spawn_vm(module | options)
+local function bool_option(opts, name)
+  local v = opts[name]
+  if v ~= nil and type(v) ~= 'boolean' then raise_errno(E.EINVAL, name) end
+  return v
+end
+
+function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
+  local module, new_thread, new_master, monitor = nil, false, false, false
+  if type(arg) == 'string' then
+    module = arg
+  elseif type(arg) == 'table' then
+    if K.debug.getmetatable(arg) ~= nil then raise_errno(E.EINVAL, 1) end
+    module = arg.module
+    if module == nil then module = '' end
+    if type(module) ~= 'string' then raise_errno(E.EINVAL, 'module') end
+    local subprocess = arg.subprocess
+    local inherit = bool_option(arg, 'inherit_context')
+    local master = bool_option(arg, 'new_master')
+    if subprocess ~= nil then
+      if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
+      raise_errno(E.ENOTSUP)
+    end
+    new_thread = inherit == false
+    new_master = master == true
+    monitor = bool_option(arg, 'monitor') == true
+    local hint = arg.concurrency_hint
+    if hint ~= nil and hint ~= 'safe' and (type(hint) ~= 'number' or hint % 1 ~= 0) then
+      raise_errno(E.EINVAL, 'concurrency_hint')
+    end
+  else
+    raise_errno(E.EINVAL, 1)
+  end
+  if module == '' then raise_core('invalid_module_name') end
+  return K.spawn_module(module, getfenv(2), new_thread, new_master, monitor)
+end
+
+-- Each actor owns one ring and one run queue, driven by exactly one
+-- thread: a second thread in the same context would have nothing it could
+-- run. Use spawn_vm{inherit_context=false} for parallelism.
+function spawn_context_threads(n) -- luacheck: ignore (a global, like Emilua's)
+  if type(n) ~= 'number' then raise_errno(E.EINVAL, 1) end
+  if n <= 0 then return end
+  raise_errno(E.ENOTSUP)
+end

@@ -1,0 +1,538 @@
+//! The thread host: runs every actor VM placed on one OS thread.
+//!
+//! Invariants:
+//! - Each VM keeps its own Lua state, ring and run queue; the host only
+//!   calls their scheduler steps (`K.step`) in turn, in spawn order.
+//! - A step never sleeps while another VM on the thread could run: steps
+//!   run with `block = false` (reaping a ring's completions reads shared
+//!   memory, no syscall) and the host sleeps in one place when every VM is
+//!   idle: in the one VM's ring when only one has ops in flight, else in
+//!   `poll(2)` on the rings that do (a ring fd is readable once it has
+//!   completions; the rings are set up without `DEFER_TASKRUN`, so task work
+//!   runs without the ring's own thread entering it first).
+//! - A VM whose mailbox was touched (message, receipt, last sender gone,
+//!   inbox closed) is polled before its next step; messages between VMs on
+//!   one thread never make a syscall.
+//! - Output: with several VMs on the thread, each VM's output is written
+//!   (and waited for) at the end of the step that made it, so the streams
+//!   show it in the order the VMs ran.
+//! - A VM that is done is torn down at once: its inbox closes first (its
+//!   queued senders get `channel_closed`), then its Lua state closes, which
+//!   drops its channel handles (other inboxes may see `no_senders`).
+//! - The process ends when every VM is done, when `system.exit` ran in any
+//!   of them (that code wins), or when none can ever be woken: every VM
+//!   idle, no op in flight, no mailbox touched even after a full garbage
+//!   collection in each VM.
+
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use mlua::{Function, Lua, Table, Value};
+
+use super::channels::ChannelHandle;
+use super::mailbox::{ActorAddress, Envelope, Mailbox};
+use super::message::Message;
+use super::module_files::{self, EntryError};
+use super::process::{Process, Sleep, ThreadSignal};
+use super::vm::{with_state, Ran, Step, Vm, VmExit, VM_THREAD_STACK_SIZE};
+use crate::executor::OpFd;
+use crate::modules::error;
+use crate::RuntimeError;
+
+struct Hosted {
+    vm: Vm,
+    step: Function,
+    mailbox: Arc<Mailbox>,
+}
+
+impl Hosted {
+    fn new(vm: Vm) -> Result<Self, RuntimeError> {
+        let step = vm
+            .step_function()
+            .map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        let mailbox = vm.mailbox();
+        Ok(Self { vm, step, mailbox })
+    }
+
+    /// Polls the mailbox if touched, then steps.
+    fn run_once(&self, block: bool) -> Result<Step, Ran> {
+        let poll = self.mailbox.take_pending();
+        self.vm.step(&self.step, block, poll)
+    }
+
+    /// Tears the VM down (inbox closed first, then the Lua state) and
+    /// records how it ended in the process outcome.
+    fn end(self, ran: Ran, process: &Process) {
+        let master = self.vm.is_master();
+        let exit = self.vm.finish(ran);
+        let monitor = self.vm.take_monitor();
+        self.mailbox.close();
+        drop(self.vm);
+        if let Some((to, main_done, error)) = monitor {
+            let notice = monitor_notice(&self.mailbox, &exit, main_done, error);
+            let _ = to.mailbox.post(Envelope {
+                msg: notice,
+                sender: None,
+                send_id: 0,
+            });
+        }
+        let mut outcome = process.lock_outcome();
+        match exit {
+            Ok(exit) => {
+                if master && exit.main_panicked {
+                    outcome.master_panicked = true;
+                }
+                if let Some(code) = exit.exit_code {
+                    outcome.exit_code.get_or_insert(code);
+                    drop(outcome);
+                    process.end();
+                }
+            }
+            Err(e) => {
+                outcome.failure.get_or_insert(e.to_string());
+                drop(outcome);
+                process.end();
+            }
+        }
+    }
+}
+
+/// The message a monitor gets when the VM it watches ends
+/// (docs/guide/actors.md "Monitors"): `{ monitor = 'ended', actor = <its
+/// address>, reason = 'normal' | 'panic' | 'killed', error = <text> }`.
+fn monitor_notice(
+    mailbox: &Arc<Mailbox>,
+    exit: &Result<VmExit, RuntimeError>,
+    main_done: bool,
+    error: Option<String>,
+) -> Message {
+    let mut members: Vec<(&str, Message)> = vec![
+        ("monitor", "ended".into()),
+        (
+            "actor",
+            Message::Address(ActorAddress::new(mailbox.clone())),
+        ),
+    ];
+    let panicked = matches!(exit, Ok(e) if e.main_panicked);
+    let reason = match (panicked, error) {
+        (true, Some(text)) => {
+            members.push(("error", text.into()));
+            "panic"
+        }
+        // Closed for lack of memory, or by an error in a cleanup handler.
+        (true, None) => "killed",
+        (false, _) if main_done && exit.is_ok() => "normal",
+        // Torn down before its main fiber finished (the process ended).
+        (false, _) => "killed",
+    };
+    members.push(("reason", reason.into()));
+    Message::object(members)
+}
+
+/// The process and thread a host thread belongs to.
+struct HostContext {
+    process: Arc<Process>,
+}
+
+thread_local! {
+    /// VMs spawned on this thread since the host last looked.
+    static SPAWNED: RefCell<Vec<Hosted>> = const { RefCell::new(Vec::new()) };
+    static CONTEXT: RefCell<Option<HostContext>> = const { RefCell::new(None) };
+}
+
+/// Runs `master` and every actor it spawns until the process is over;
+/// returns how the process ended: the code of a `system.exit` called in
+/// any actor, or whether the master's main fiber failed.
+pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
+    let process = Process::new();
+    let signal = process.add_thread().map_err(RuntimeError::Ring)?;
+    master.set_master(true);
+    let hosted = Hosted::new(master)?;
+    host_thread(&process, &signal, hosted);
+    // Wait until the actors on other threads are done too.
+    while !process.is_over() {
+        sleep_on(&[signal.eventfd()]);
+        signal.awake(&process);
+    }
+    loop {
+        let joins = std::mem::take(&mut *process.joins.lock().unwrap_or_else(|e| e.into_inner()));
+        if joins.is_empty() {
+            break;
+        }
+        for j in joins {
+            if j.join().is_err() {
+                process
+                    .lock_outcome()
+                    .failure
+                    .get_or_insert_with(|| "an actor thread panicked".into());
+            }
+        }
+    }
+    if std::env::var_os("LURING_REPORT_WAKEUPS").is_some() {
+        eprintln!(
+            "luring: {} cross-thread wake-ups",
+            super::process::WAKEUPS.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    let outcome = std::mem::take(&mut *process.lock_outcome());
+    if let Some(reason) = outcome.failure {
+        return Err(RuntimeError::Internal(reason));
+    }
+    Ok(VmExit {
+        exit_code: outcome.exit_code,
+        main_panicked: outcome.master_panicked,
+    })
+}
+
+/// Runs the VMs of this thread until they are all done or the process is
+/// over, then tears down what is left.
+fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted) {
+    CONTEXT.with_borrow_mut(|c| {
+        *c = Some(HostContext {
+            process: process.clone(),
+        })
+    });
+    first.mailbox.set_signal(signal.clone());
+    let mut vms = vec![first];
+    let mut collected = false;
+    loop {
+        if process.is_over() {
+            break;
+        }
+        let several = vms.len() > 1 || process.several_threads();
+        let mut progress = false;
+        let mut i = 0;
+        while i < vms.len() {
+            let outcome = vms[i].run_once(false);
+            if several {
+                vms[i].vm.flush_output();
+            }
+            match outcome {
+                Ok(Step::Ready) => progress = true,
+                Ok(Step::Idle) => {}
+                Ok(Step::Done) | Err(_) => {
+                    let ran = outcome.map(|_| None).or_else(|ran| ran);
+                    vms.remove(i).end(ran, process);
+                    progress = true;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        SPAWNED.with_borrow_mut(|spawned| {
+            if !spawned.is_empty() {
+                progress = true;
+                for h in spawned.iter() {
+                    h.mailbox.set_signal(signal.clone());
+                }
+                vms.append(spawned);
+            }
+        });
+        if vms.is_empty() || process.is_over() {
+            break;
+        }
+        if progress || vms.iter().any(|h| h.mailbox.is_pending()) {
+            collected = false;
+            continue;
+        }
+        // Every VM of this thread is idle.
+        let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].vm.in_flight()).collect();
+        if waiting.len() == 1 && !process.several_threads() {
+            // Alone in the process: sleep in the ring itself.
+            let h = &vms[waiting[0]];
+            let outcome = h.run_once(true);
+            if several {
+                h.vm.flush_output();
+            }
+            if let Err(ran) = outcome {
+                vms.remove(waiting[0]).end(ran, process);
+            }
+            continue;
+        }
+        if waiting.is_empty() && !collected {
+            // Unreferenced handles may be the last senders of an inbox.
+            for h in &vms {
+                h.vm.collect_garbage();
+            }
+            collected = true;
+            continue;
+        }
+        let has_work = || vms.iter().any(|h| h.mailbox.is_pending());
+        match signal.prepare_sleep(process, waiting.is_empty(), has_work) {
+            Sleep::Wait => {}
+            Sleep::Retry => continue,
+            Sleep::Over => break,
+        }
+        let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].vm.ring_fd()).collect();
+        fds.push(signal.eventfd());
+        sleep_on(&fds);
+        signal.awake(process);
+    }
+    // Teardown, newest first. VMs left behind without an exit or a failure
+    // can never be woken: report what they were blocked on.
+    let quiet = {
+        let o = process.lock_outcome();
+        o.exit_code.is_none() && o.failure.is_none()
+    };
+    SPAWNED.with_borrow_mut(|spawned| vms.append(spawned));
+    while let Some(h) = vms.pop() {
+        if quiet {
+            h.vm.report_stuck();
+        }
+        h.end(Ok(None), process);
+    }
+    CONTEXT.with_borrow_mut(|c| *c = None);
+    process.leave(signal);
+}
+
+/// Sleeps until one of `fds` is readable (a ring with completions, the
+/// thread's eventfd). EINTR just returns: the caller looks again.
+fn sleep_on(fds: &[RawFd]) {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `pfds` is a live array of `pfds.len()` pollfds.
+    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+}
+
+/// What a new actor thread reports back to the spawner.
+enum Started {
+    /// The spawner's handle, counted as a sender before the actor runs.
+    Ok(ActorAddress),
+    /// The module does not compile: raised in the caller as is.
+    Load(String),
+    Failed(String),
+}
+
+/// Creates a worker VM on a new thread, waiting until it started.
+fn spawn_thread(start: WorkerStart) -> mlua::Result<Result<ActorAddress, String>> {
+    let process = CONTEXT
+        .with_borrow(|c| c.as_ref().map(|c| c.process.clone()))
+        .ok_or_else(|| mlua::Error::runtime("luring: spawn_vm outside a host thread"))?;
+    let signal = process
+        .add_thread()
+        .map_err(|e| mlua::Error::from(error::ErrorCode::from_io(&e)))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Started>(1);
+    let thread_process = process.clone();
+    let thread_signal = signal.clone();
+    let spawned = std::thread::Builder::new()
+        .name("luring-actor".into())
+        .stack_size(VM_THREAD_STACK_SIZE)
+        .spawn(move || {
+            let (process, signal) = (thread_process, thread_signal);
+            let hosted = match start.start() {
+                Ok(Ok(h)) => h,
+                Ok(Err(text)) => {
+                    let _ = tx.send(Started::Load(text));
+                    process.leave(&signal);
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Started::Failed(e));
+                    process.leave(&signal);
+                    return;
+                }
+            };
+            let _ = tx.send(Started::Ok(ActorAddress::new(hosted.mailbox.clone())));
+            drop(tx);
+            host_thread(&process, &signal, hosted);
+        });
+    let handle = match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            process.leave(&signal);
+            return Err(error::ErrorCode::from_io(&e).into());
+        }
+    };
+    process
+        .joins
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(handle);
+    match rx.recv() {
+        Ok(Started::Ok(address)) => Ok(Ok(address)),
+        Ok(Started::Load(text)) => Ok(Err(text)),
+        Ok(Started::Failed(e)) => Err(mlua::Error::runtime(e)),
+        Err(_) => Err(mlua::Error::runtime(
+            "luring: the actor thread failed to start",
+        )),
+    }
+}
+
+/// Everything a worker needs to start, owned (it may move to a new thread).
+struct WorkerStart {
+    src: Vec<u8>,
+    identity: String,
+    path: Vec<u8>,
+    display: Vec<u8>,
+    root_path: Vec<u8>,
+    display_root: Vec<u8>,
+    is_init: bool,
+    root: std::os::fd::OwnedFd,
+    memory_limit: Option<usize>,
+    master: bool,
+    /// The spawner's inbox, when it monitors the new VM.
+    monitor: Option<ActorAddress>,
+}
+
+impl WorkerStart {
+    /// Boots the VM and queues its main fiber. `Ok(Err(text))`: the module
+    /// does not compile.
+    fn start(self) -> Result<Result<Hosted, String>, String> {
+        let worker = Vm::new().map_err(|e| e.to_string())?;
+        let started = worker
+            .start_worker(
+                &self.src,
+                &self.identity,
+                &self.path,
+                &self.display,
+                &self.root_path,
+                &self.display_root,
+                self.is_init,
+                OpFd::owned(self.root),
+                self.memory_limit,
+            )
+            .map_err(|e| e.to_string())?;
+        if let Err(text) = started {
+            return Ok(Err(text));
+        }
+        worker.set_master(self.master);
+        worker.set_monitor(self.monitor);
+        Hosted::new(worker).map(Ok).map_err(|e| e.to_string())
+    }
+}
+
+/// `rt.spawn_vm`.
+pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    // spawn_vm(rel, path, display, is_init, root, display_root, new_thread,
+    //          new_master, monitor)
+    //   -> handle | nil, 'errno', errno | nil, 'special', kind
+    //   | nil, 'too_large' | false, load error text
+    rt.set(
+        "spawn_vm",
+        lua.create_function(super::vm::unless_closing(
+            |lua,
+             (
+                rel,
+                path,
+                display,
+                is_init,
+                root_path,
+                display_root,
+                new_thread,
+                new_master,
+                monitor,
+            ): (
+                mlua::BString,
+                mlua::BString,
+                mlua::BString,
+                bool,
+                mlua::BString,
+                mlua::BString,
+                bool,
+                bool,
+                bool,
+            )| {
+                let rel = CString::new(Vec::from(rel)).map_err(|_| error::einval(1))?;
+                let root_fd = with_state(lua, |st| st.import_root.clone())?.ok_or_else(|| {
+                    mlua::Error::from(error::ErrorCode::core(
+                        error::CoreError::CurrentModuleNotKnown,
+                    ))
+                })?;
+                // SAFETY: `root_fd` (a clone of the VM's reference) keeps the
+                // fd open for as long as `root` is used.
+                let root = unsafe { std::os::fd::BorrowedFd::borrow_raw(root_fd.raw()) };
+                let (src, identity) = match module_files::read_beneath(root, &rel) {
+                    Ok(read) => read,
+                    Err(EntryError::Os(errno)) => {
+                        return Ok((
+                            Value::Nil,
+                            Value::String(lua.create_string("errno")?),
+                            Value::Integer(errno.into()),
+                        ));
+                    }
+                    Err(EntryError::NotRegular(kind)) => {
+                        return Ok((
+                            Value::Nil,
+                            Value::String(lua.create_string("special")?),
+                            Value::String(lua.create_string(kind.name())?),
+                        ));
+                    }
+                    Err(EntryError::TooLarge) => {
+                        return Ok((
+                            Value::Nil,
+                            Value::String(lua.create_string("too_large")?),
+                            Value::Nil,
+                        ));
+                    }
+                };
+                // The worker's own reference to the root: a new fd, so that
+                // nothing is shared between the VMs.
+                let worker_root = root
+                    .try_clone_to_owned()
+                    .map_err(|e| mlua::Error::from(error::ErrorCode::from_io(&e)))?;
+                let (memory_limit, is_master) = with_state(lua, |st| (st.memory_limit, st.master))?;
+                if new_master && !is_master {
+                    return Err(error::ErrorCode::generic(libc::EPERM).into());
+                }
+                let start = WorkerStart {
+                    src,
+                    identity,
+                    path: path.to_vec(),
+                    display: display.to_vec(),
+                    root_path: root_path.to_vec(),
+                    display_root: display_root.to_vec(),
+                    is_init,
+                    root: worker_root,
+                    memory_limit,
+                    master: new_master,
+                    monitor: if monitor {
+                        Some(ActorAddress::new(with_state(lua, |st| st.mailbox.clone())?))
+                    } else {
+                        None
+                    },
+                };
+                let address = if new_thread {
+                    match spawn_thread(start)? {
+                        Ok(address) => address,
+                        Err(text) => {
+                            return Ok((
+                                Value::Boolean(false),
+                                Value::String(lua.create_string(text)?),
+                                Value::Nil,
+                            ));
+                        }
+                    }
+                } else {
+                    match start.start().map_err(mlua::Error::runtime)? {
+                        Ok(hosted) => {
+                            let address = ActorAddress::new(hosted.mailbox.clone());
+                            SPAWNED.with_borrow_mut(|spawned| spawned.push(hosted));
+                            address
+                        }
+                        Err(text) => {
+                            return Ok((
+                                Value::Boolean(false),
+                                Value::String(lua.create_string(text)?),
+                                Value::Nil,
+                            ));
+                        }
+                    }
+                };
+                if new_master {
+                    with_state(lua, |st| st.master = false)?;
+                }
+                let handle = lua.create_userdata(ChannelHandle::new(address))?;
+                Ok((Value::UserData(handle), Value::Nil, Value::Nil))
+            },
+        ))?,
+    )?;
+    Ok(())
+}

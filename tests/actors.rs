@@ -1,0 +1,182 @@
+//! Actor scale tests: many actors spawned and joined, many messages across
+//! threads with none lost or duplicated, teardown with every kind of
+//! object alive. Each runs the `luring` binary on a script written to a
+//! temporary directory and checks its output and exit status.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn script(name: &str, src: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("luring-actors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, src).unwrap();
+    path
+}
+
+/// Runs the script; fails the test if it takes longer than `deadline`.
+fn run(path: &PathBuf, args: &[&str], deadline: Duration) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
+        .arg(path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("{} did not finish within {deadline:?}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_thousand_actors_spawned_and_joined() {
+    let path = script(
+        "thousand.lua",
+        r#"
+local inbox = require 'inbox'
+if _CONTEXT == 'worker' then
+  local m = inbox:receive()
+  m.back:send(m.i)
+  return
+end
+local n = 1000
+local seen = {}
+for i = 1, n do
+  local w = spawn_vm({ module = '.', monitor = true })
+  w:send({ back = inbox, i = i })
+end
+local replies, ended = 0, 0
+while replies < n or ended < n do
+  local m = inbox:receive()
+  if type(m) == 'table' then
+    assert(m.monitor == 'ended' and m.reason == 'normal', m.reason)
+    ended = ended + 1
+  else
+    assert(not seen[m], 'duplicate reply')
+    seen[m] = true
+    replies = replies + 1
+  end
+end
+print('replies', replies, 'ended', ended)
+"#,
+    );
+    let (code, out, err) = run(&path, &[], Duration::from_secs(300));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "replies\t1000\tended\t1000\n", "")
+    );
+}
+
+#[test]
+fn messages_across_threads_arrive_once_each() {
+    // 16 fibers of an actor on another thread send N tagged messages
+    // concurrently; the receiver checks each tag arrives exactly once.
+    let path = script(
+        "across.lua",
+        r#"
+local inbox = require 'inbox'
+local FIBERS = 16
+if _CONTEXT == 'worker' then
+  local m = inbox:receive()
+  local fibers = {}
+  for f = 1, FIBERS do
+    fibers[f] = spawn(function()
+      for i = f, m.n, FIBERS do m.back:send(i) end
+    end)
+  end
+  for f = 1, FIBERS do fibers[f]:join() end
+  return
+end
+local n = tonumber(require('system').arguments[3])
+local w = spawn_vm({ module = '.', inherit_context = false })
+w:send({ back = inbox, n = n })
+local seen, count = {}, 0
+for _ = 1, n do
+  local i = inbox:receive()
+  assert(not seen[i], 'duplicate ' .. i)
+  seen[i] = true
+  count = count + 1
+end
+w = nil
+collectgarbage()
+-- nothing more: every sender is gone
+local ok, e = pcall(inbox.receive, inbox)
+print(count, ok, tostring(e))
+"#,
+    );
+    let (code, out, err) = run(&path, &["50000"], Duration::from_secs(300));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            0,
+            "50000\tfalse\tBroadcast the address before attempting to receive on it\n",
+            ""
+        )
+    );
+}
+
+#[test]
+fn teardown_with_every_object_kind_alive() {
+    // system.exit from a worker on another thread while other actors hold
+    // channels, queued messages, blocked sends and receives, timers,
+    // mutexes, futures, byte_spans and coroutines.
+    let path = script(
+        "teardown.lua",
+        r#"
+local inbox = require 'inbox'
+local time = require 'time'
+local mutex = require 'mutex'
+local function hold_everything()
+  local keep = {
+    span = byte_span.new(64), co = coroutine.create(function() end),
+    mutex = mutex.new(), timer = time.steady_timer.new(),
+  }
+  keep.mutex:lock()
+  spawn(function() keep.mutex:lock() end)
+  spawn(function() time.sleep(3600) end)
+  return keep
+end
+if _CONTEXT == 'worker' then
+  local m = inbox:receive()
+  local keep = hold_everything()
+  if m.role == 'exit' then
+    -- a moment for the others to block (exit ends them wherever they are)
+    time.sleep(0.05)
+    require('system').exit(5)
+  end
+  -- blocked sending to the main actor, which never receives again
+  spawn(function() m.back:send({ queued = true }) end)
+  inbox:receive()
+  return
+end
+local keep = hold_everything()
+local workers = {}
+for i = 1, 4 do
+  workers[i] = spawn_vm({ module = '.', inherit_context = i % 2 == 0 })
+  workers[i]:send({ back = inbox, role = 'hold' })
+end
+local e = spawn_vm({ module = '.', inherit_context = false })
+e:send({ back = inbox, role = 'exit' })
+spawn(function() workers[1]:send('never taken?') end)
+time.sleep(3600)
+"#,
+    );
+    let (code, _out, err) = run(&path, &[], Duration::from_secs(60));
+    assert_eq!(code, 5, "stderr: {err}");
+    assert!(!err.contains("panicked at"), "{err}");
+}

@@ -1,0 +1,1 @@
+value = 'child of pkg, context "' .. _CONTEXT .. '"'

@@ -1,0 +1,1 @@
+value = 'sibling module'
