@@ -218,6 +218,20 @@ local function raise_module(code, id, field, value)
 end
 local ESCAPES_ROOT, NOT_REGULAR_FILE, TOO_LARGE = 1, 2, 3
 
+-- A candidate file that could not be read: raises why, unless it is merely
+-- absent (then the caller tries the next candidate).
+local function raise_unreadable(id, status, detail)
+  if status == 'special' then
+    raise_module(NOT_REGULAR_FILE, id, 'file_type', detail)
+  elseif status == 'too_large' then
+    raise_module(TOO_LARGE, id)
+  elseif detail == E.EXDEV then
+    raise_module(ESCAPES_ROOT, id)
+  elseif detail ~= E.ENOENT and detail ~= E.ENOTDIR then
+    K.raise_errno_system(detail)
+  end
+end
+
 ---------------------------------------------------------------------------
 -- Builtin modules: each importing module gets its own deep copy (cached per
 -- module), so no module can change what `require 'time'` gives another one.
@@ -429,14 +443,8 @@ local function import(id)
     elseif status == 'known' then
       identity_of[rel] = a
       return loaded_module(a)
-    elseif status == 'special' then
-      raise_module(NOT_REGULAR_FILE, id, 'file_type', a)
-    elseif status == 'too_large' then
-      raise_module(TOO_LARGE, id)
-    elseif a == E.EXDEV then
-      raise_module(ESCAPES_ROOT, id)
-    elseif a ~= E.ENOENT and a ~= E.ENOTDIR then
-      K.raise_errno_system(a)
+    else
+      raise_unreadable(id, status, a)
     end
   end
   if not src then raise_core('module_not_found', 'module', id) end
@@ -570,15 +578,7 @@ function K.spawn_module(id, env, new_thread, new_master, monitor)
       info.root, info.display_root, new_thread, new_master, monitor)
     if h then return h end
     if h == false then error(status, 0) end
-    if status == 'special' then
-      raise_module(NOT_REGULAR_FILE, id, 'file_type', detail)
-    elseif status == 'too_large' then
-      raise_module(TOO_LARGE, id)
-    elseif detail == E.EXDEV then
-      raise_module(ESCAPES_ROOT, id)
-    elseif detail ~= E.ENOENT and detail ~= E.ENOTDIR then
-      K.raise_errno_system(detail)
-    end
+    raise_unreadable(id, status, detail)
   end
   raise_core('module_not_found', 'module', id)
 end
