@@ -40,7 +40,8 @@ local LOG, log = rt.log_enabled, rt.log
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
 -- YIELDED: suspended and to be queued again at once (this_fiber.yield).
-local SUSPEND, FINISHED, TERMINATE, YIELDED = {}, {}, {}, {}
+-- NOP_WAIT: suspended until the next ring turn's NOP completes (sleep(0)).
+local SUSPEND, FINISHED, TERMINATE, YIELDED, NOP_WAIT = {}, {}, {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 K.co_yield = co_yield
@@ -872,6 +873,28 @@ local cbuf = rt.completions
 local SHRINK_ABOVE = 1024
 local op_peak = 0
 
+-- sleep(0) waiters: fibers that yielded NOP_WAIT queue in `nop_q` (FIFO).
+-- The next turn submits one IORING_OP_NOP for the whole group and moves
+-- the group to `nop_groups[nop id]`; its completion wakes the group in
+-- order. So sleep(0) itself calls no Rust function, and any number of
+-- them in one batch cost one NOP in the same io_uring_enter as the turn.
+local nop_q, nop_groups = q_new(), {}
+-- An interrupted waiter leaves its group at once (the group's NOP still
+-- completes, and may then wake nobody).
+local function leave_nop(f, q)
+  q_remove(q, f)
+  wake(f, INTERRUPTED)
+end
+local function nop_done(res, id)
+  local q = nop_groups[id]
+  nop_groups[id] = nil
+  local f = q_pop(q)
+  while f do
+    wake(f, res)
+    f = q_pop(q)
+  end
+end
+
 -- Fibers blocked on other actors (send, receive): lua/core/actors.lua
 -- counts them. While it is non-zero an idle VM is not done: a message or
 -- receipt may still wake it.
@@ -926,6 +949,10 @@ function K.step(block, poll)
           -- this_fiber.yield: queued again (its stale w1 is ignored)
           rq_n = rq_n + 1
           runq[rq_n] = f
+        elseif sig == NOP_WAIT then
+          -- sleep(0): joins the group the next turn's NOP wakes
+          q_push(nop_q, f)
+          if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_nop, nop_q end
         elseif sig == FINISHED then
           finish(f)
         else
@@ -947,20 +974,27 @@ function K.step(block, poll)
     end
     -- A drained batch keeps its capacity: only reuse it when small.
     spare = n <= SHRINK_ABOVE and batch or {}
-    if closing or inflight > 0 then break end
+    if closing or inflight > 0 or nop_q.head then break end
   end
   if closing then finish_run() return STEP_DONE end
-  local n, id, res = 0, nil, nil
+  local n, id, res, nop_id = 0, nil, nil, nil
+  local nops = nop_q.head and true or false
   if inflight > op_peak then op_peak = inflight end
   if rq_n == 0 then
-    if inflight == 0 then
+    if inflight == 0 and not nops then
       if K.actor_waits > 0 then return STEP_IDLE end
       finish_run()
       return STEP_DONE
     end
-    n, id, res = turn(block)
-  elseif inflight > 0 then
-    n, id, res = turn(false)
+    n, id, res, nop_id = turn(block, nops)
+  elseif inflight > 0 or nops then
+    n, id, res, nop_id = turn(false, nops)
+  end
+  if nop_id then
+    -- The waiting group is the NOP's: later sleep(0)s form a new one.
+    nop_groups[nop_id], nop_q = nop_q, q_new()
+    op_waiters[nop_id] = nop_done
+    inflight = inflight + 1
   end
   -- the first completion comes as return values, the rest in cbuf
   for i = 1, 2 * n, 2 do
@@ -969,7 +1003,7 @@ function K.step(block, poll)
     if w then
       op_waiters[id] = nil
       inflight = inflight - 1
-      if type(w) == 'function' then w(res) else wake(w, res) end
+      if type(w) == 'function' then w(res, id) else wake(w, res) end
     end
   end
   if inflight == 0 and op_peak > SHRINK_ABOVE then
@@ -984,7 +1018,7 @@ function K.run()
   local step = K.step
   repeat
     local r = step(true)
-  until r == STEP_DONE or (r == STEP_IDLE and inflight == 0 and rq_n == 0)
+  until r == STEP_DONE or (r == STEP_IDLE and inflight == 0 and rq_n == 0 and not nop_q.head)
 end
 
 ---------------------------------------------------------------------------
@@ -1005,6 +1039,25 @@ function this_fiber.yield()
 end
 do
   local at = K.debug.getinfo(this_fiber.yield, 'S')
+  K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
+    .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
+end
+
+-- time.sleep(0) (lua/core/time.lua): like this_fiber.yield it registers
+-- nothing before it yields, so a refused yield leaves nothing to undo; the
+-- scheduler puts the fiber in the NOP group (see nop_q).
+local function nop_woken(res)
+  if res == INTERRUPTED then raise_core('interrupted') end
+end
+function K.sleep0()
+  if guards > 0 or c_resumes > 0 or not current then
+    if not current then no_fiber() end
+    check_suspend(current)
+  end
+  return nop_woken(co_yield(NOP_WAIT)) -- keep on the line before `end`
+end
+do
+  local at = K.debug.getinfo(K.sleep0, 'S')
   K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
     .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
 end
@@ -1096,7 +1149,7 @@ local function resume_tail(co, depth, ok, ...)
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
     local sig = ...
-    if sig == SUSPEND or sig == YIELDED or sig == TERMINATE then
+    if sig == SUSPEND or sig == YIELDED or sig == NOP_WAIT or sig == TERMINATE then
       -- The coroutine suspended the whole fiber: forward the yield up and
       -- resume the coroutine transparently once the fiber is woken.
       busy[co] = true
