@@ -874,24 +874,25 @@ local SHRINK_ABOVE = 1024
 local op_peak = 0
 
 -- sleep(0) waiters: fibers that yielded NOP_WAIT queue in `nop_q` (FIFO).
--- The next turn submits one IORING_OP_NOP for the whole group and moves
--- the group to `nop_groups[nop id]`; its completion wakes the group in
--- order. So sleep(0) itself calls no Rust function, and any number of
--- them in one batch cost one NOP in the same io_uring_enter as the turn.
-local nop_q, nop_groups = q_new(), {}
+-- The next turn submits one IORING_OP_NOP for the whole group, which then
+-- becomes `nop_wait` (the two queues swap: no allocation per turn); the
+-- NOP's completion wakes that group in order. So sleep(0) itself calls no
+-- Rust function, and any number of them in one batch cost one NOP in the
+-- same io_uring_enter as the turn. One group at a time is in flight (a
+-- NOP completes at submission, so the next group rarely waits a turn).
+local nop_q, nop_wait, nop_in_flight = q_new(), q_new(), false
 -- An interrupted waiter leaves its group at once (the group's NOP still
 -- completes, and may then wake nobody).
 local function leave_nop(f, q)
   q_remove(q, f)
   wake(f, INTERRUPTED)
 end
-local function nop_done(res, id)
-  local q = nop_groups[id]
-  nop_groups[id] = nil
-  local f = q_pop(q)
+local function nop_done(res)
+  nop_in_flight = false
+  local f = q_pop(nop_wait)
   while f do
     wake(f, res)
-    f = q_pop(q)
+    f = q_pop(nop_wait)
   end
 end
 
@@ -978,7 +979,7 @@ function K.step(block, poll)
   end
   if closing then finish_run() return STEP_DONE end
   local n, id, res, nop_id = 0, nil, nil, nil
-  local nops = nop_q.head and true or false
+  local nops = nop_q.head and not nop_in_flight
   if inflight > op_peak then op_peak = inflight end
   if rq_n == 0 then
     if inflight == 0 and not nops then
@@ -992,7 +993,7 @@ function K.step(block, poll)
   end
   if nop_id then
     -- The waiting group is the NOP's: later sleep(0)s form a new one.
-    nop_groups[nop_id], nop_q = nop_q, q_new()
+    nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
     op_waiters[nop_id] = nop_done
     inflight = inflight + 1
   end
@@ -1003,7 +1004,7 @@ function K.step(block, poll)
     if w then
       op_waiters[id] = nil
       inflight = inflight - 1
-      if type(w) == 'function' then w(res, id) else wake(w, res) end
+      if type(w) == 'function' then w(res) else wake(w, res) end
     end
   end
   if inflight == 0 and op_peak > SHRINK_ABOVE then
