@@ -918,8 +918,10 @@ local finish_run = K.finish_run
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
 -- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
--- delivers first).
-function K.step(block, poll)
+-- delivers first). `alone`: the only VM of a single-threaded process: the
+-- step goes on turning while fibers are ready and rt.turn says the host
+-- has nothing to do (saves a call from Rust per turn).
+function K.step(block, poll, alone)
   if run_over then return STEP_DONE end
   if poll then K.actor_poll() end
   if not errmem_report then
@@ -927,89 +929,97 @@ function K.step(block, poll)
     K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
   end
   if closing then finish_run() return STEP_DONE end
-  -- Run the fibers queued so far; keep going with the ones they woke only
-  -- while no ring op is in flight (nothing to reap, nothing to be fair to).
-  while rq_n > 0 do
-    local batch, n = runq, rq_n
-    runq, rq_n = spare, 0
-    for i = 1, n do
-      local f = batch[i]
-      batch[i] = nil
-      -- step f (inlined: the fiber switch is the scheduler's hot path)
-      current = f
-      local co = f[CO]
-      if not co then
-        co = take_coroutine()
-        f[CO] = co
-        setfenv_u(co, f.env)
-      end
-      local ok, sig = co_resume(co, f[W1])
-      current = nil
-      if sig ~= SUSPEND then
-        if sig == YIELDED then
-          -- this_fiber.yield: queued again (its stale w1 is ignored)
-          rq_n = rq_n + 1
-          runq[rq_n] = f
-        elseif sig == NOP_WAIT then
-          -- sleep(0): joins the group the next turn's NOP wakes
-          q_push(nop_q, f)
-          if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_nop, nop_q end
-        elseif sig == FINISHED then
-          finish(f)
-        else
-          -- TERMINATE, or a failure of the runtime's own code: the VM
-          -- ends and the process exits 70 (src/lib.rs).
-          if not ok then
-            if sig == NOT_ENOUGH_MEMORY then
-              -- out of memory in the runtime's own code: exit 1 with the
-              -- LUA_ERRMEM report, not an internal error
-              K.report_errmem()
-            else
-              K.internal_error = type(sig) == 'string' and sig or type(sig)
-            end
-          end
-          closing = true
+  local host_wanted
+  repeat
+    -- Run the fibers queued so far; keep going with the ones they woke only
+    -- while no ring op is in flight (nothing to reap, nothing to be fair to).
+    while rq_n > 0 do
+      local batch, n = runq, rq_n
+      runq, rq_n = spare, 0
+      for i = 1, n do
+        local f = batch[i]
+        batch[i] = nil
+        -- step f (inlined: the fiber switch is the scheduler's hot path)
+        current = f
+        local co = f[CO]
+        if not co then
+          co = take_coroutine()
+          f[CO] = co
+          setfenv_u(co, f.env)
         end
-        if closing then break end
+        local ok, sig = co_resume(co, f[W1])
+        current = nil
+        if sig ~= SUSPEND then
+          if sig == YIELDED then
+            -- this_fiber.yield: queued again (its stale w1 is ignored)
+            rq_n = rq_n + 1
+            runq[rq_n] = f
+          elseif sig == NOP_WAIT then
+            -- sleep(0): joins the group the next turn's NOP wakes
+            q_push(nop_q, f)
+            if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_nop, nop_q end
+          elseif sig == FINISHED then
+            finish(f)
+          else
+            -- TERMINATE, or a failure of the runtime's own code: the VM
+            -- ends and the process exits 70 (src/lib.rs).
+            if not ok then
+              if sig == NOT_ENOUGH_MEMORY then
+                -- out of memory in the runtime's own code: exit 1 with the
+                -- LUA_ERRMEM report, not an internal error
+                K.report_errmem()
+              else
+                K.internal_error = type(sig) == 'string' and sig or type(sig)
+              end
+            end
+            closing = true
+          end
+          if closing then break end
+        end
+      end
+      -- A drained batch keeps its capacity: only reuse it when small.
+      spare = n <= SHRINK_ABOVE and batch or {}
+      if closing or inflight > 0 or nop_q.head then break end
+    end
+    if closing then finish_run() return STEP_DONE end
+    local n, id, res, nop_id = 0, nil, nil, nil
+    local nops = nop_q.head and not nop_in_flight
+    if inflight > op_peak then op_peak = inflight end
+    if rq_n == 0 then
+      if inflight == 0 and not nops then
+        if K.actor_waits > 0 then return STEP_IDLE end
+        finish_run()
+        return STEP_DONE
+      end
+      n, id, res, nop_id, host_wanted = turn(block, nops)
+    elseif inflight > 0 or nops then
+      n, id, res, nop_id, host_wanted = turn(false, nops)
+    else
+      host_wanted = true
+    end
+    if nop_id then
+      -- The waiting group is the NOP's: later sleep(0)s form a new one.
+      nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
+      op_waiters[nop_id] = nop_done
+      inflight = inflight + 1
+    end
+    -- the first completion comes as return values, the rest in cbuf
+    for i = 1, 2 * n, 2 do
+      if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
+      local w = op_waiters[id]
+      if w then
+        op_waiters[id] = nil
+        inflight = inflight - 1
+        if type(w) == 'function' then w(res) else wake(w, res) end
       end
     end
-    -- A drained batch keeps its capacity: only reuse it when small.
-    spare = n <= SHRINK_ABOVE and batch or {}
-    if closing or inflight > 0 or nop_q.head then break end
-  end
-  if closing then finish_run() return STEP_DONE end
-  local n, id, res, nop_id = 0, nil, nil, nil
-  local nops = nop_q.head and not nop_in_flight
-  if inflight > op_peak then op_peak = inflight end
-  if rq_n == 0 then
-    if inflight == 0 and not nops then
-      if K.actor_waits > 0 then return STEP_IDLE end
-      finish_run()
-      return STEP_DONE
+    if inflight == 0 and op_peak > SHRINK_ABOVE then
+      op_waiters, op_peak = {}, 0
     end
-    n, id, res, nop_id = turn(block, nops)
-  elseif inflight > 0 or nops then
-    n, id, res, nop_id = turn(false, nops)
-  end
-  if nop_id then
-    -- The waiting group is the NOP's: later sleep(0)s form a new one.
-    nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
-    op_waiters[nop_id] = nop_done
-    inflight = inflight + 1
-  end
-  -- the first completion comes as return values, the rest in cbuf
-  for i = 1, 2 * n, 2 do
-    if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
-    local w = op_waiters[id]
-    if w then
-      op_waiters[id] = nil
-      inflight = inflight - 1
-      if type(w) == 'function' then w(res) else wake(w, res) end
-    end
-  end
-  if inflight == 0 and op_peak > SHRINK_ABOVE then
-    op_waiters, op_peak = {}, 0
-  end
+    -- Only the first turn may sleep: the host must look before any later
+    -- one could (what the fibers did since may need it).
+    block = false
+  until not alone or host_wanted or rq_n == 0
   if rq_n > 0 then return STEP_READY end
   return STEP_IDLE
 end

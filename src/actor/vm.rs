@@ -592,10 +592,12 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             })
         }))?,
     )?;
-    // turn(block, nop) -> n, id1, result1, nop_id: one turn of the ring
+    // turn(block, nop) -> n, id1, result1, nop_id, host_wanted: one turn of the ring
     // (`Executor::turn`), n completions. With `nop` it first queues one
     // IORING_OP_NOP (`nop_id`, submitted by the same io_uring_enter): the
-    // scheduler's group of sleep(0) waiters wakes on its completion. The first comes back as return values (one is the
+    // scheduler's group of sleep(0) waiters wakes on its completion.
+    // `host_wanted`: the mailbox was touched or the thread host has work
+    // (`host::host_has_work`): a step must return to the host now. The first comes back as return values (one is the
     // common case, and returning it is cheaper than storing it); those after
     // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
     // A result is the CQE's result, or for an op that opened an fd, the fd
@@ -613,7 +615,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 return Err(vm_closed_error());
             }
             let mut reaped = reaped_buffer.take();
-            let nop_id = borrow_state(&state, |st| {
+            let (nop_id, mailbox_touched) = borrow_state(&state, |st| {
                 let nop_id = if nop {
                     Some(st.executor.yield_now()?)
                 } else {
@@ -623,7 +625,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                     st.flush_stdout(false)?;
                 }
                 st.executor.turn(block, &mut reaped)?;
-                Ok::<_, std::io::Error>(nop_id)
+                Ok::<_, std::io::Error>((nop_id, st.mailbox.is_pending()))
             })?
             .map_err(io_err)?;
             // No borrow of the state is held from here on: creating Lua
@@ -645,7 +647,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             let n = reaped.completions.len();
             reaped.completions.clear();
             reaped_buffer.set(reaped);
-            Ok((n, first.0, first.1, nop_id.map(OpId::to_f64)))
+            let host_wanted = mailbox_touched || crate::actor::host::host_has_work();
+            Ok((n, first.0, first.1, nop_id.map(OpId::to_f64), host_wanted))
         })?,
     )?;
     rt.set(
@@ -1031,8 +1034,14 @@ impl Vm {
 
     /// Runs one scheduler step (`block`: may sleep in this VM's ring;
     /// `poll`: deliver what other actors left in the mailbox first).
-    pub(crate) fn step(&self, step: &Function, block: bool, poll: bool) -> Result<Step, Ran> {
-        match step.call::<i32>((block, poll)) {
+    pub(crate) fn step(
+        &self,
+        step: &Function,
+        block: bool,
+        poll: bool,
+        alone: bool,
+    ) -> Result<Step, Ran> {
+        match step.call::<i32>((block, poll, alone)) {
             Ok(0) => Ok(Step::Done),
             Ok(1) => Ok(Step::Ready),
             Ok(_) => Ok(Step::Idle),
