@@ -5,7 +5,8 @@
 -- * One run queue per VM; every wake-up appends (FIFO). A fiber is in the
 --   queue at most once: only `wake`/`schedule` enqueue, and a suspended
 --   fiber is woken exactly once (its interrupter is cleared by the wake).
--- * A fiber suspends only by yielding SUSPEND (or YIELDED: queue me again)
+-- * A fiber suspends only by yielding SUSPEND (or YIELDED: queue me again;
+--   NOP_WAIT: join the sleep(0) group the next turn's NOP wakes)
 --   from its own coroutine; user coroutines in between forward the yield
 --   (coroutine.resume wrapper) and are "busy" meanwhile.
 -- * A suspending function checks that the fiber can yield (not inside a
