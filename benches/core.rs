@@ -6,7 +6,7 @@
 //! | spawn+join (batch)   | N spawns, then N joins          | N creates, then N resumes         |
 //! | spawn+join (closures) | the same, each fiber its own closure (captures its index, returns it); peak RSS is the memory per live fiber | the same with coroutines |
 //! | yield                | `this_fiber.yield()` × N, 2 fibers | `coroutine.yield()`+resume × N; and the same resumed from Rust through mlua's `Thread::resume` (the design not taken) |
-//! | sleep(0)             | `time.sleep(0)` × N (an IORING_OP_NOP) | raw io_uring NOP round trips; and raw TIMEOUT(0) round trips (what sleep(0) cost before) |
+//! | sleep(0)             | `time.sleep(0)` × N, one fiber (each wakes on an IORING_OP_NOP the scheduler submits per turn for all its sleep(0) waiters; ≤ 1 syscall per sleep, strace count printed) | raw io_uring NOP round trips; and raw TIMEOUT(0) round trips (what sleep(0) cost before) |
 //! | startup              | `luring empty.lua`              | a process running an empty script in raw LuaJIT |
 //! | waiters (mutex)      | 40k fibers blocked on one mutex, from the unlock until all had it | 40k suspended coroutines resumed from an array |
 //! | waiters (timer)      | 40k fibers in one `steady_timer:wait()` (they share one kernel timeout), from the expiry until all woke | same |

@@ -5,7 +5,8 @@
 -- * One run queue per VM; every wake-up appends (FIFO). A fiber is in the
 --   queue at most once: only `wake`/`schedule` enqueue, and a suspended
 --   fiber is woken exactly once (its interrupter is cleared by the wake).
--- * A fiber suspends only by yielding SUSPEND (or YIELDED: queue me again)
+-- * A fiber suspends only by yielding SUSPEND (or YIELDED: queue me again;
+--   NOP_WAIT: join the sleep(0) group the next turn's NOP wakes)
 --   from its own coroutine; user coroutines in between forward the yield
 --   (coroutine.resume wrapper) and are "busy" meanwhile.
 -- * A suspending function checks that the fiber can yield (not inside a
@@ -40,7 +41,8 @@ local LOG, log = rt.log_enabled, rt.log
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
 -- YIELDED: suspended and to be queued again at once (this_fiber.yield).
-local SUSPEND, FINISHED, TERMINATE, YIELDED = {}, {}, {}, {}
+-- NOP_WAIT: suspended until the next ring turn's NOP completes (sleep(0)).
+local SUSPEND, FINISHED, TERMINATE, YIELDED, NOP_WAIT = {}, {}, {}, {}, {}
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 K.co_yield = co_yield
@@ -872,6 +874,29 @@ local cbuf = rt.completions
 local SHRINK_ABOVE = 1024
 local op_peak = 0
 
+-- sleep(0) waiters: fibers that yielded NOP_WAIT queue in `nop_q` (FIFO).
+-- The next turn submits one IORING_OP_NOP for the whole group, which then
+-- becomes `nop_wait` (the two queues swap: no allocation per turn); the
+-- NOP's completion wakes that group in order. So sleep(0) itself calls no
+-- Rust function, and any number of them in one batch cost one NOP in the
+-- same io_uring_enter as the turn. One group at a time is in flight (a
+-- NOP completes at submission, so the next group rarely waits a turn).
+local nop_q, nop_wait, nop_in_flight = q_new(), q_new(), false
+-- An interrupted waiter leaves its group at once (the group's NOP still
+-- completes, and may then wake nobody).
+local function leave_nop(f, q)
+  q_remove(q, f)
+  wake(f, INTERRUPTED)
+end
+local function nop_done(res)
+  nop_in_flight = false
+  local f = q_pop(nop_wait)
+  while f do
+    wake(f, res)
+    f = q_pop(nop_wait)
+  end
+end
+
 -- Fibers blocked on other actors (send, receive): lua/core/actors.lua
 -- counts them. While it is non-zero an idle VM is not done: a message or
 -- receipt may still wake it.
@@ -894,8 +919,10 @@ local finish_run = K.finish_run
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
 -- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
--- delivers first).
-function K.step(block, poll)
+-- delivers first). `alone`: the only VM of a single-threaded process: the
+-- step goes on turning while fibers are ready and rt.turn says the host
+-- has nothing to do (saves a call from Rust per turn).
+function K.step(block, poll, alone)
   if run_over then return STEP_DONE end
   if poll then K.actor_poll() end
   if not errmem_report then
@@ -903,78 +930,97 @@ function K.step(block, poll)
     K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
   end
   if closing then finish_run() return STEP_DONE end
-  -- Run the fibers queued so far; keep going with the ones they woke only
-  -- while no ring op is in flight (nothing to reap, nothing to be fair to).
-  while rq_n > 0 do
-    local batch, n = runq, rq_n
-    runq, rq_n = spare, 0
-    for i = 1, n do
-      local f = batch[i]
-      batch[i] = nil
-      -- step f (inlined: the fiber switch is the scheduler's hot path)
-      current = f
-      local co = f[CO]
-      if not co then
-        co = take_coroutine()
-        f[CO] = co
-        setfenv_u(co, f.env)
-      end
-      local ok, sig = co_resume(co, f[W1])
-      current = nil
-      if sig ~= SUSPEND then
-        if sig == YIELDED then
-          -- this_fiber.yield: queued again (its stale w1 is ignored)
-          rq_n = rq_n + 1
-          runq[rq_n] = f
-        elseif sig == FINISHED then
-          finish(f)
-        else
-          -- TERMINATE, or a failure of the runtime's own code: the VM
-          -- ends and the process exits 70 (src/lib.rs).
-          if not ok then
-            if sig == NOT_ENOUGH_MEMORY then
-              -- out of memory in the runtime's own code: exit 1 with the
-              -- LUA_ERRMEM report, not an internal error
-              K.report_errmem()
-            else
-              K.internal_error = type(sig) == 'string' and sig or type(sig)
-            end
-          end
-          closing = true
+  local host_wanted
+  repeat
+    -- Run the fibers queued so far; keep going with the ones they woke only
+    -- while no ring op is in flight (nothing to reap, nothing to be fair to).
+    while rq_n > 0 do
+      local batch, n = runq, rq_n
+      runq, rq_n = spare, 0
+      for i = 1, n do
+        local f = batch[i]
+        batch[i] = nil
+        -- step f (inlined: the fiber switch is the scheduler's hot path)
+        current = f
+        local co = f[CO]
+        if not co then
+          co = take_coroutine()
+          f[CO] = co
+          setfenv_u(co, f.env)
         end
-        if closing then break end
+        local ok, sig = co_resume(co, f[W1])
+        current = nil
+        if sig ~= SUSPEND then
+          if sig == YIELDED then
+            -- this_fiber.yield: queued again (its stale w1 is ignored)
+            rq_n = rq_n + 1
+            runq[rq_n] = f
+          elseif sig == NOP_WAIT then
+            -- sleep(0): joins the group the next turn's NOP wakes
+            q_push(nop_q, f)
+            if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_nop, nop_q end
+          elseif sig == FINISHED then
+            finish(f)
+          else
+            -- TERMINATE, or a failure of the runtime's own code: the VM
+            -- ends and the process exits 70 (src/lib.rs).
+            if not ok then
+              if sig == NOT_ENOUGH_MEMORY then
+                -- out of memory in the runtime's own code: exit 1 with the
+                -- LUA_ERRMEM report, not an internal error
+                K.report_errmem()
+              else
+                K.internal_error = type(sig) == 'string' and sig or type(sig)
+              end
+            end
+            closing = true
+          end
+          if closing then break end
+        end
+      end
+      -- A drained batch keeps its capacity: only reuse it when small.
+      spare = n <= SHRINK_ABOVE and batch or {}
+      if closing or inflight > 0 or nop_q.head then break end
+    end
+    if closing then finish_run() return STEP_DONE end
+    local n, id, res, nop_id = 0, nil, nil, nil
+    local nops = nop_q.head and not nop_in_flight
+    if inflight > op_peak then op_peak = inflight end
+    if rq_n == 0 then
+      if inflight == 0 and not nops then
+        if K.actor_waits > 0 then return STEP_IDLE end
+        finish_run()
+        return STEP_DONE
+      end
+      n, id, res, nop_id, host_wanted = turn(block, nops)
+    elseif inflight > 0 or nops then
+      n, id, res, nop_id, host_wanted = turn(false, nops)
+    else
+      host_wanted = true
+    end
+    if nop_id then
+      -- The waiting group is the NOP's: later sleep(0)s form a new one.
+      nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
+      op_waiters[nop_id] = nop_done
+      inflight = inflight + 1
+    end
+    -- the first completion comes as return values, the rest in cbuf
+    for i = 1, 2 * n, 2 do
+      if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
+      local w = op_waiters[id]
+      if w then
+        op_waiters[id] = nil
+        inflight = inflight - 1
+        if type(w) == 'function' then w(res) else wake(w, res) end
       end
     end
-    -- A drained batch keeps its capacity: only reuse it when small.
-    spare = n <= SHRINK_ABOVE and batch or {}
-    if closing or inflight > 0 then break end
-  end
-  if closing then finish_run() return STEP_DONE end
-  local n, id, res = 0, nil, nil
-  if inflight > op_peak then op_peak = inflight end
-  if rq_n == 0 then
-    if inflight == 0 then
-      if K.actor_waits > 0 then return STEP_IDLE end
-      finish_run()
-      return STEP_DONE
+    if inflight == 0 and op_peak > SHRINK_ABOVE then
+      op_waiters, op_peak = {}, 0
     end
-    n, id, res = turn(block)
-  elseif inflight > 0 then
-    n, id, res = turn(false)
-  end
-  -- the first completion comes as return values, the rest in cbuf
-  for i = 1, 2 * n, 2 do
-    if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
-    local w = op_waiters[id]
-    if w then
-      op_waiters[id] = nil
-      inflight = inflight - 1
-      if type(w) == 'function' then w(res) else wake(w, res) end
-    end
-  end
-  if inflight == 0 and op_peak > SHRINK_ABOVE then
-    op_waiters, op_peak = {}, 0
-  end
+    -- Only the first turn may sleep: the host must look before any later
+    -- one could (what the fibers did since may need it).
+    block = false
+  until not alone or host_wanted or rq_n == 0
   if rq_n > 0 then return STEP_READY end
   return STEP_IDLE
 end
@@ -984,7 +1030,7 @@ function K.run()
   local step = K.step
   repeat
     local r = step(true)
-  until r == STEP_DONE or (r == STEP_IDLE and inflight == 0 and rq_n == 0)
+  until r == STEP_DONE or (r == STEP_IDLE and inflight == 0 and rq_n == 0 and not nop_q.head)
 end
 
 ---------------------------------------------------------------------------
@@ -1005,6 +1051,25 @@ function this_fiber.yield()
 end
 do
   local at = K.debug.getinfo(this_fiber.yield, 'S')
+  K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
+    .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
+end
+
+-- time.sleep(0) (lua/core/time.lua): like this_fiber.yield it registers
+-- nothing before it yields, so a refused yield leaves nothing to undo; the
+-- scheduler puts the fiber in the NOP group (see nop_q).
+local function nop_woken(res)
+  if res == INTERRUPTED then raise_core('interrupted') end
+end
+function K.sleep0()
+  if guards > 0 or c_resumes > 0 or not current then
+    if not current then no_fiber() end
+    check_suspend(current)
+  end
+  return nop_woken(co_yield(NOP_WAIT)) -- keep on the line before `end`
+end
+do
+  local at = K.debug.getinfo(K.sleep0, 'S')
   K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
     .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
 end
@@ -1096,7 +1161,7 @@ local function resume_tail(co, depth, ok, ...)
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
     local sig = ...
-    if sig == SUSPEND or sig == YIELDED or sig == TERMINATE then
+    if sig == SUSPEND or sig == YIELDED or sig == NOP_WAIT or sig == TERMINATE then
       -- The coroutine suspended the whole fiber: forward the yield up and
       -- resume the coroutine transparently once the fiber is woken.
       busy[co] = true

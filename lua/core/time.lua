@@ -1,6 +1,7 @@
 -- time: sleep, steady/system timers and clocks (spec/core.md §5).
 -- Every wait is an IORING_OP_TIMEOUT on the actor's ring, except waits that
--- are already due: those are an IORING_OP_NOP (rt.yield_op). The waits on
+-- are already due: those are an IORING_OP_NOP (sleep(0): one NOP per
+-- scheduler turn for all of them, K.sleep0; rt.yield_op). The waits on
 -- one timer's expiry share one op (see "Timers").
 local K = ...
 local rt = K.rt
@@ -26,12 +27,15 @@ end
 
 local time = {}
 
+local sleep0 = K.sleep0
 function time.sleep(secs)
+  -- Nothing to wait for: a NOP still lets every other ready fiber and
+  -- completion go first, without arming a kernel timer. The scheduler
+  -- submits one NOP per turn for all the sleep(0)s of its batch.
+  if secs == 0 then return sleep0() end
   local ns = to_nanos(secs, 1)
   local f = current()
   check_suspend(f)
-  -- Nothing to wait for: a NOP still lets every other ready fiber and
-  -- completion go first, without arming a kernel timer.
   await_op(f, ns == 0 and rt.yield_op() or rt.sleep(ns))
 end
 

@@ -56,10 +56,13 @@ impl Hosted {
         Ok(Self { vm, step, mailbox })
     }
 
-    /// Polls the mailbox if touched, then steps.
-    fn run_once(&self, block: bool) -> Result<Step, Ran> {
+    /// Polls the mailbox if touched, then steps. `alone`: the only VM of a
+    /// single-threaded process, so the step may go on while fibers are
+    /// ready and neither its mailbox nor the host needs a look (one call
+    /// into Lua per turn costs as much as the scheduler's own work).
+    fn run_once(&self, block: bool, alone: bool) -> Result<Step, Ran> {
         let poll = self.mailbox.take_pending();
-        self.vm.step(&self.step, block, poll)
+        self.vm.step(&self.step, block, poll, alone)
     }
 
     /// Tears the VM down (inbox closed first, then the Lua state) and
@@ -142,6 +145,18 @@ thread_local! {
     static CONTEXT: RefCell<Option<HostContext>> = const { RefCell::new(None) };
 }
 
+/// Whether the host must look before the running VM's next step: a VM was
+/// spawned on this thread, another thread runs or the process is over.
+/// (K.step keeps stepping a VM alone on its thread until then, see
+/// `run_once`.)
+pub(crate) fn host_has_work() -> bool {
+    SPAWNED.with_borrow(|spawned| !spawned.is_empty())
+        || CONTEXT.with_borrow(|c| {
+            c.as_ref()
+                .is_none_or(|c| c.process.is_over() || c.process.several_threads())
+        })
+}
+
 /// Runs `master` and every actor it spawns until the process is over;
 /// returns how the process ended: the code of a `system.exit` called in
 /// any actor, or whether the master's main fiber failed.
@@ -205,7 +220,7 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         let mut progress = false;
         let mut i = 0;
         while i < vms.len() {
-            let outcome = vms[i].run_once(false);
+            let outcome = vms[i].run_once(false, !several);
             if several {
                 vms[i].vm.flush_output();
             }
@@ -242,7 +257,7 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         if waiting.len() == 1 && !process.several_threads() {
             // Alone in the process: sleep in the ring itself.
             let h = &vms[waiting[0]];
-            let outcome = h.run_once(true);
+            let outcome = h.run_once(true, !several);
             if several {
                 h.vm.flush_output();
             }

@@ -592,8 +592,12 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             })
         }))?,
     )?;
-    // turn(block) -> n, id1, result1: one turn of the ring (`Executor::turn`),
-    // n completions. The first comes back as return values (one is the
+    // turn(block, nop) -> n, id1, result1, nop_id, host_wanted: one turn of the ring
+    // (`Executor::turn`), n completions. With `nop` it first queues one
+    // IORING_OP_NOP (`nop_id`, submitted by the same io_uring_enter): the
+    // scheduler's group of sleep(0) waiters wakes on its completion.
+    // `host_wanted`: the mailbox was touched or the thread host has work
+    // (`host::host_has_work`): a step must return to the host now. The first comes back as return values (one is the
     // common case, and returning it is cheaper than storing it); those after
     // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
     // A result is the CQE's result, or for an op that opened an fd, the fd
@@ -605,17 +609,23 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     let reaped_buffer = std::cell::Cell::new(Reaped::default());
     rt.set(
         "turn",
-        lua.create_function(move |lua, block: bool| {
+        lua.create_function(move |lua, (block, nop): (bool, bool)| {
             // It stores Lua values below: never while the VM closes.
             if vm_closing(lua) {
                 return Err(vm_closed_error());
             }
             let mut reaped = reaped_buffer.take();
-            borrow_state(&state, |st| {
+            let (nop_id, mailbox_touched) = borrow_state(&state, |st| {
+                let nop_id = if nop {
+                    Some(st.executor.yield_now()?)
+                } else {
+                    None
+                };
                 if block {
                     st.flush_stdout(false)?;
                 }
-                st.executor.turn(block, &mut reaped)
+                st.executor.turn(block, &mut reaped)?;
+                Ok::<_, std::io::Error>((nop_id, st.mailbox.is_pending()))
             })?
             .map_err(io_err)?;
             // No borrow of the state is held from here on: creating Lua
@@ -637,7 +647,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             let n = reaped.completions.len();
             reaped.completions.clear();
             reaped_buffer.set(reaped);
-            Ok((n, first.0, first.1))
+            let host_wanted = mailbox_touched || crate::actor::host::host_has_work();
+            Ok((n, first.0, first.1, nop_id.map(OpId::to_f64), host_wanted))
         })?,
     )?;
     rt.set(
@@ -1023,8 +1034,14 @@ impl Vm {
 
     /// Runs one scheduler step (`block`: may sleep in this VM's ring;
     /// `poll`: deliver what other actors left in the mailbox first).
-    pub(crate) fn step(&self, step: &Function, block: bool, poll: bool) -> Result<Step, Ran> {
-        match step.call::<i32>((block, poll)) {
+    pub(crate) fn step(
+        &self,
+        step: &Function,
+        block: bool,
+        poll: bool,
+        alone: bool,
+    ) -> Result<Step, Ran> {
+        match step.call::<i32>((block, poll, alone)) {
             Ok(0) => Ok(Step::Done),
             Ok(1) => Ok(Step::Ready),
             Ok(_) => Ok(Step::Idle),
