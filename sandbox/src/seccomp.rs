@@ -673,8 +673,8 @@ fn merged_filter(policy: &SeccompPolicy) -> BpfProgram {
         v.push(jmp(JEQ_K, *nr as u32, To::Block(*b), To::Next));
     }
     v.push(st(ALU_RSH_K, 5)); // A = nr >> 5
-    // Dispatch: one JEQ per chunk, each followed by its leaf; a miss skips
-    // the leaf (after the last chunk: trap).
+                              // Dispatch: one JEQ per chunk, each followed by its leaf; a miss skips
+                              // the leaf (after the last chunk: trap).
     let n_chunks = chunks.len();
     for (i, (c, (am, dm))) in chunks.iter().enumerate() {
         let mut leaf = vec![st(TXA, 0)];

@@ -248,7 +248,14 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         if vms.is_empty() || process.is_over() {
             break;
         }
-        if progress || vms.iter().any(|h| h.mailbox.is_pending()) {
+        // A flush after a step may have reaped completions into a VM's
+        // stash: that VM must step again before anyone sleeps (its ring
+        // shows nothing for them).
+        if progress
+            || vms
+                .iter()
+                .any(|h| h.mailbox.is_pending() || h.vm.has_stashed())
+        {
             collected = false;
             continue;
         }

@@ -1027,6 +1027,12 @@ impl Vm {
         with_state(&self.lua, |st| st.executor.in_flight() > 0).unwrap_or(false)
     }
 
+    /// Completions already reaped (by an output flush) that the next step
+    /// delivers: the VM is not idle, whatever its ring shows.
+    pub(crate) fn has_stashed(&self) -> bool {
+        with_state(&self.lua, |st| st.executor.has_stashed()).unwrap_or(false)
+    }
+
     /// The scheduler's step function, looked up once.
     pub(crate) fn step_function(&self) -> mlua::Result<Function> {
         self.core.get("step")

@@ -222,6 +222,13 @@ impl Executor {
         self.ops.len()
     }
 
+    /// Completions reaped outside a turn (while waiting for output or for
+    /// room to submit) wait in the stash for the next turn: the ring shows
+    /// nothing for them, so whoever decides to sleep must look here first.
+    pub fn has_stashed(&self) -> bool {
+        !self.stash.is_empty() || self.stash_woken
+    }
+
     /// Push an SQE, submitting first when the submission queue is full.
     fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
         loop {

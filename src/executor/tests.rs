@@ -649,6 +649,26 @@ fn output_keeps_its_order_across_streams_and_user_writes() {
     assert_eq!(ex.in_flight(), 0);
 }
 
+/// Regression (a host thread slept for ever): a completion reaped while
+/// output was flushed is in no ring any more, so `has_stashed` must say so
+/// until a turn delivers it, while `in_flight` is already 0.
+#[test]
+fn completions_reaped_by_an_output_flush_are_reported_until_a_turn_delivers_them() {
+    let (mut ex, r) = executor_with_output_pipe();
+    let nop = ex.yield_now().unwrap();
+    ex.write_output(StdStream::Out, b"flushed\n", false)
+        .unwrap();
+    ex.finish_output().unwrap();
+    assert_eq!(read_available(&r), b"flushed\n");
+    assert_eq!(ex.in_flight(), 0, "the NOP's slot was reaped by the flush");
+    assert!(ex.has_stashed(), "its completion waits for the next turn");
+    let mut out = Reaped::default();
+    ex.turn(false, &mut out).unwrap();
+    assert_eq!(out.completions.len(), 1);
+    assert_eq!(out.completions[0].id, nop);
+    assert!(!ex.has_stashed());
+}
+
 /// Address space that is readable but backed by nothing: more than half
 /// of x86-64's 128 TiB user space, so no copy of it can ever be allocated,
 /// whatever the overcommit policy.
