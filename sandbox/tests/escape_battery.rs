@@ -188,12 +188,9 @@ fn fixed_flags() -> squeue::Flags {
     squeue::Flags::FIXED_FILE
 }
 
-fn connect_unix(path: &[u8]) -> Result<i64, i32> {
-    // SAFETY: socket with integer arguments.
-    let s = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if s < 0 {
-        return Err(errno());
-    }
+/// A pathname (or, with a leading NUL, abstract) unix socket address and
+/// its length.
+fn unix_addr(path: &[u8]) -> (libc::sockaddr_un, u32) {
     // SAFETY: sockaddr_un is plain data.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as u16;
@@ -201,42 +198,42 @@ fn connect_unix(path: &[u8]) -> Result<i64, i32> {
         *d = *s as libc::c_char;
     }
     let len = (std::mem::size_of::<libc::sa_family_t>() + path.len()) as u32;
-    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
-    let r =
-        sys(unsafe { libc::connect(s, &addr as *const _ as *const libc::sockaddr, len) } as i64);
+    (addr, len)
+}
+
+/// Runs `op` on a new unix socket of `kind` and the address of `path`,
+/// then closes the socket.
+fn with_unix_socket(
+    kind: i32,
+    path: &[u8],
+    op: impl FnOnce(i32, *const libc::sockaddr, u32) -> i64,
+) -> Result<i64, i32> {
+    // SAFETY: socket with integer arguments.
+    let s = unsafe { libc::socket(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(errno());
+    }
+    let (addr, len) = unix_addr(path);
+    let r = sys(op(s, &addr as *const _ as *const libc::sockaddr, len));
     // SAFETY: closing our socket.
     unsafe { libc::close(s) };
     r
 }
 
+fn connect_unix(path: &[u8]) -> Result<i64, i32> {
+    with_unix_socket(libc::SOCK_STREAM, path, |s, addr, len| {
+        // SAFETY: addr points to a valid sockaddr_un of `len` bytes.
+        unsafe { libc::connect(s, addr, len) as i64 }
+    })
+}
+
 /// Sends one datagram to a pathname unix socket.
 fn sendto_unix(path: &[u8]) -> Result<i64, i32> {
-    // SAFETY: socket with integer arguments.
-    let s = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if s < 0 {
-        return Err(errno());
-    }
-    // SAFETY: sockaddr_un is plain data.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as u16;
-    for (d, s) in addr.sun_path.iter_mut().zip(path) {
-        *d = *s as libc::c_char;
-    }
-    let len = (std::mem::size_of::<libc::sa_family_t>() + path.len()) as u32;
-    // SAFETY: addr is a valid sockaddr_un of `len` bytes; the payload is valid.
-    let r = sys(unsafe {
-        libc::sendto(
-            s,
-            b"escaped".as_ptr().cast(),
-            7,
-            0,
-            &addr as *const _ as *const libc::sockaddr,
-            len,
-        )
-    } as i64);
-    // SAFETY: closing our socket.
-    unsafe { libc::close(s) };
-    r
+    with_unix_socket(libc::SOCK_DGRAM, path, |s, addr, len| {
+        // SAFETY: addr points to a valid sockaddr_un of `len` bytes; the
+        // payload is a live 7-byte literal.
+        unsafe { libc::sendto(s, b"escaped".as_ptr().cast(), 7, 0, addr, len) as i64 }
+    })
 }
 
 /// Runs `f` in a forked child and returns how it ended (wait status).
