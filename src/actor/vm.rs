@@ -89,7 +89,7 @@ pub struct VmExit {
 }
 
 pub(crate) struct VmState {
-    executor: Executor,
+    pub(crate) executor: Executor,
     stdout: Vec<u8>,
     /// A terminal sees each line as it is printed (like C's line-buffered
     /// stdout); a pipe or file gets bigger writes.
@@ -324,7 +324,7 @@ fn write_direct(stream: StdStream, mut bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Submits one op on the VM's executor; Lua gets its id as a number.
-fn submit_op(
+pub(crate) fn submit_op(
     lua: &Lua,
     submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
 ) -> mlua::Result<f64> {

@@ -14,6 +14,7 @@ pub mod byte_span;
 pub mod error;
 pub mod file_descriptor;
 pub mod format;
+pub mod io_object;
 pub mod json;
 pub mod pipe;
 

@@ -1,0 +1,116 @@
+//! The shared path of every I/O module (pipe, and the socket, file and
+//! file-system modules built on it): how a module's Lua code is loaded, the
+//! descriptor "holders" its objects keep, and the submit helpers that hand
+//! a ring op its fd and buffer.
+//!
+//! Invariants:
+//! - A module's Lua code (`lua/<name>.lua`) is compiled on its first
+//!   `require`, with `(K, P, IO)`: the core table, the module's Rust
+//!   primitives and the shared object machinery of lua/io_object.lua, which
+//!   is built once per VM and cached in `K.io_object`. VMs that never use
+//!   I/O modules pay nothing at boot.
+//! - An I/O object holds its descriptor in a private `file_descriptor`
+//!   userdata (a "holder") that user code never sees; `release()` moves the
+//!   descriptor into a new user-visible `file_descriptor`, `new(fd)` and
+//!   `assign(fd)` move it out of the user's object (which becomes inert).
+//! - Every op's slot holds a clone of the descriptor and owns its buffer (a
+//!   byte_span reference or a copy of the string) until its completion, so
+//!   closing or collecting an object with an op in flight frees neither
+//!   under the kernel.
+
+use mlua::{Lua, Table, Value};
+
+use crate::actor::vm::unless_closing;
+use crate::executor::OpFd;
+use crate::modules::error::ErrorCode;
+use crate::modules::file_descriptor::{self, push};
+
+pub(crate) use crate::actor::vm::{submit_read, submit_write};
+
+const IO_OBJECT_LUA: &str = include_str!("../../lua/io_object.lua");
+
+/// Builds the Rust primitives of a module (a table of functions).
+pub(crate) type Primitives = fn(&Lua) -> mlua::Result<Table>;
+
+/// Puts module `name` into `k.builtin_modules`: its Lua `source` runs on
+/// the first `require` with `(K, primitives(lua), IO)` and returns the
+/// module table.
+pub(crate) fn register_lua_module(
+    lua: &Lua,
+    k: &Table,
+    name: &'static str,
+    source: &'static str,
+    primitives: Primitives,
+) -> mlua::Result<()> {
+    // The boot-time globals (the main thread's environment is sealed empty
+    // afterwards); user code never reaches this table.
+    let globals = lua.globals();
+    let k2 = k.clone();
+    let build = lua.create_function(unless_closing(move |lua, ()| {
+        let io = io_object(lua, &k2, &globals)?;
+        let prims = primitives(lua)?;
+        lua.load(source)
+            .set_name(format!("?{name}"))
+            .set_environment(globals.clone())
+            .call::<Table>((k2.clone(), prims, io))
+    }))?;
+    k.get::<Table>("builtin_modules")?.raw_set(name, build)
+}
+
+/// The VM's lua/io_object.lua table, built on first use.
+fn io_object(lua: &Lua, k: &Table, globals: &Table) -> mlua::Result<Table> {
+    if let Value::Table(t) = k.raw_get("io_object")? {
+        return Ok(t);
+    }
+    let t: Table = lua
+        .load(IO_OBJECT_LUA)
+        .set_name("?io_object")
+        .set_environment(globals.clone())
+        .call((k.clone(), holder_primitives(lua)?))?;
+    k.raw_set("io_object", &t)?;
+    Ok(t)
+}
+
+/// The descriptor of holder argument `v` for an op. Holders are private;
+/// an emptied one means the object was closed: `EBADF`.
+pub(crate) fn holder_fd(v: &Value) -> mlua::Result<OpFd> {
+    file_descriptor::arg(v, 1)?
+        .op_fd()
+        .ok_or_else(|| ErrorCode::system(libc::EBADF).into())
+}
+
+/// `close`, `release` and `adopt` of holders (lua/io_object.lua's `H`).
+fn holder_primitives(lua: &Lua) -> mlua::Result<Table> {
+    let h = lua.create_table()?;
+    // release(holder) -> file_descriptor owning what the holder held.
+    h.raw_set(
+        "release",
+        lua.create_function(unless_closing(|lua, holder: Value| {
+            let fd = file_descriptor::arg(&holder, 1)?
+                .take()
+                .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF)))?;
+            push(lua, fd)
+        }))?,
+    )?;
+    // close(holder): drops the object's reference (ops in flight keep
+    // theirs until they complete).
+    h.raw_set(
+        "close",
+        lua.create_function(unless_closing(|_, holder: Value| {
+            drop(file_descriptor::arg(&holder, 1)?.take());
+            Ok(())
+        }))?,
+    )?;
+    // adopt(file_descriptor, arg index) -> a new holder; the user's object
+    // is emptied. Not a file_descriptor: EINVAL; emptied: EBUSY.
+    h.raw_set(
+        "adopt",
+        lua.create_function(unless_closing(|lua, (fd, index): (Value, i32)| {
+            let fd = file_descriptor::arg(&fd, index)?
+                .take()
+                .ok_or_else(|| mlua::Error::from(ErrorCode::generic(libc::EBUSY)))?;
+            push(lua, fd)
+        }))?,
+    )?;
+    Ok(h)
+}
