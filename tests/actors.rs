@@ -84,8 +84,8 @@ print('replies', replies, 'ended', ended)
 
 #[test]
 fn messages_across_threads_arrive_once_each() {
-    // 16 fibers of an actor on another thread send N tagged messages
-    // concurrently; the receiver checks each tag arrives exactly once.
+    // 16 fibers of an actor on another thread send 1,000,000 tagged
+    // messages concurrently; the receiver checks each tag arrives exactly once.
     let path = script(
         "across.lua",
         r#"
@@ -119,12 +119,12 @@ local ok, e = pcall(inbox.receive, inbox)
 print(count, ok, tostring(e))
 "#,
     );
-    let (code, out, err) = run(&path, &["50000"], Duration::from_secs(300));
+    let (code, out, err) = run(&path, &["1000000"], Duration::from_secs(600));
     assert_eq!(
         (code, out.as_str(), err.as_str()),
         (
             0,
-            "50000\tfalse\tBroadcast the address before attempting to receive on it\n",
+            "1000000\tfalse\tBroadcast the address before attempting to receive on it\n",
             ""
         )
     );
