@@ -284,8 +284,9 @@ fn uring_server(port: u16) {
 // Load generator.
 
 /// One client connection: at most one message in flight, whose send and
-/// receive are both submitted when it starts. The record is boxed and is
-/// dropped only when no op points into it any more.
+/// receive are both submitted when it starts. The records' vector never
+/// changes once ops start (so they do not move), and is dropped only when no
+/// op points into it any more.
 struct ClientConn {
     stream: TcpStream,
     out: [u8; MESSAGE_LEN],
@@ -310,7 +311,7 @@ struct LoadResult {
 /// zero (see `Drop`).
 struct Load {
     ring: io_uring::IoUring,
-    clients: Vec<Box<ClientConn>>,
+    clients: Vec<ClientConn>,
     outstanding: usize,
 }
 
@@ -481,7 +482,7 @@ impl Drop for Load {
 /// Drives `conns` connections against 127.0.0.1:`port` for a warm-up and
 /// then `measure`. Errors say what the server did wrong.
 fn run_load(port: u16, conns: usize, measure: Duration) -> Result<LoadResult, String> {
-    let mut clients: Vec<Box<ClientConn>> = Vec::with_capacity(conns);
+    let mut clients: Vec<ClientConn> = Vec::with_capacity(conns);
     for i in 0..conns {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .map_err(|e| format!("connection {i} to port {port}: {e}"))?;
@@ -490,7 +491,7 @@ fn run_load(port: u16, conns: usize, measure: Duration) -> Result<LoadResult, St
         for (k, b) in out.iter_mut().enumerate() {
             *b = (k as u8).wrapping_mul(31).wrapping_add(i as u8);
         }
-        clients.push(Box::new(ClientConn {
+        clients.push(ClientConn {
             stream,
             out,
             inp: [0; MESSAGE_LEN],
@@ -498,7 +499,7 @@ fn run_load(port: u16, conns: usize, measure: Duration) -> Result<LoadResult, St
             got: 0,
             started: Instant::now(),
             seq: 0,
-        }));
+        });
     }
     let ring = io_uring::IoUring::new(4 * conns.next_power_of_two().max(8) as u32)
         .map_err(|e| format!("io_uring_setup: {e}"))?;
@@ -532,7 +533,7 @@ struct Running {
 /// on `port`. With `wrapped`, `cmd` is a counter whose only child is the
 /// server.
 fn start_server(mut cmd: Command, port: u16, wrapped: bool) -> Result<Running, String> {
-    if usable_cpus() > SERVER_CPU.max(LOAD_CPU) {
+    if usable_cpus() >= 2 {
         pin_command(&mut cmd, SERVER_CPU);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
@@ -749,7 +750,7 @@ fn main() {
     let conns: usize = env_or("LURING_BENCH_CONNS", 50usize).max(1);
     let runs = io_common::runs();
     let counter = Counter::pick();
-    let pinned = usable_cpus() > SERVER_CPU.max(LOAD_CPU) && pin_current_thread(LOAD_CPU);
+    let pinned = usable_cpus() >= 2 && pin_current_thread(LOAD_CPU);
     println!(
         "echo: {conns} connections x {MESSAGE_LEN}-byte messages, {secs} s per run, {runs} runs; \
          server on CPU {SERVER_CPU}, load generator (one io_uring thread) on CPU {LOAD_CPU}{}",
