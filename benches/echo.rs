@@ -250,6 +250,10 @@ fn uring_server(port: u16) {
                     };
                     uring_recv(&mut ring, &mut conns, i);
                 }
+                if res == -libc::EINVAL {
+                    eprintln!("io-uring server: multishot accept refused (EINVAL): Linux 5.19 or later is needed");
+                    std::process::exit(1);
+                }
                 if !cqueue::more(flags) {
                     push(&mut ring, accept.clone());
                 }
@@ -571,13 +575,13 @@ fn start_server(mut cmd: Command, port: u16, wrapped: bool) -> Result<Running, S
     })
 }
 
-/// Stops the server with SIGTERM (SIGKILL if it lingers) and reaps what we
-/// spawned.
+/// Stops the server with SIGTERM (SIGKILL if it is still there 5 s later)
+/// and reaps what we spawned.
 fn stop_server(mut running: Running) {
     // SAFETY: signals a process we started and have not reaped yet (or the
     // counter's child, which it has not reaped while it is alive).
     unsafe { libc::kill(running.server_pid, libc::SIGTERM) };
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match running.process.try_wait() {
             Ok(Some(_)) | Err(_) => return,
