@@ -1,0 +1,854 @@
+//! TCP echo benchmark (issue 9): the same load against three servers in the
+//! same run.
+//!
+//! | server | what runs on 127.0.0.1:PORT, pinned to CPU 0 |
+//! |---|---|
+//! | luring | `luring examples/echo_server.lua PORT` (skipped, saying why, until that script exists) |
+//! | tokio | this binary re-executed as `--serve tokio PORT`: a current-thread runtime, one task per connection, `read` + `write_all` |
+//! | io-uring | this binary re-executed as `--serve uring PORT`: one ring, multishot accept, one recv or send in flight per connection, one `io_uring_enter` per loop turn |
+//!
+//! The load generator runs in this process, pinned to CPU 1: one thread and
+//! one io_uring ring (no SQPOLL) driving CONNS connections (50); each sends
+//! a 64-byte message (its sequence number and a pattern), waits for all 64
+//! bytes to come back, checks them and sends the next. All connections'
+//! sends and receives are submitted in batches with one `io_uring_enter` per
+//! loop turn, so the client spends far less CPU per message than a
+//! thread-per-connection client would. A warm-up (a tenth of the run, at
+//! most 1 s) is not counted; then for SECS seconds every echoed message
+//! counts and its latency (send submitted → whole echo reaped) goes into a
+//! sorted sample for p50/p99.
+//!
+//! Syscalls per echoed message are counted in a separate, shorter pass per
+//! server (the counter slows the server): the server is started under
+//! `perf stat -e raw_syscalls:sys_enter` (or `strace -f -c` when perf cannot
+//! count that tracepoint), loaded for SYSCALL_SECS, stopped with SIGTERM, and
+//! every system call of all its threads over its whole life (start-up and
+//! accepts included) is divided by every message it echoed.
+//!
+//! Settings (environment): LURING_BENCH_SECS (10), LURING_BENCH_RUNS (5),
+//! LURING_BENCH_CONNS (50), LURING_BENCH_SYSCALL_SECS (min(SECS, 3)),
+//! LURING_BENCH_SYSCALL_COUNTER (`perf`, `strace` or `none`; default perf if
+//! it works, else strace). Arguments select servers: `luring`, `tokio`,
+//! `uring` (default all).
+//!
+//! Run: `cargo bench --bench echo` or e.g.
+//! `LURING_BENCH_SECS=1 LURING_BENCH_RUNS=1 cargo bench --bench echo -- tokio uring`.
+
+#[path = "io_common/mod.rs"]
+mod io_common;
+
+use io_common::{env_or, median, pin_command, pin_current_thread, usable_cpus};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MESSAGE_LEN: usize = 64;
+const SERVER_CPU: usize = 0;
+const LOAD_CPU: usize = 1;
+/// How long a server may take to start listening, and how long the load may
+/// go without any completion before the run is declared stuck.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Server {
+    Luring,
+    Tokio,
+    Uring,
+}
+
+impl Server {
+    const ALL: [Server; 3] = [Server::Luring, Server::Tokio, Server::Uring];
+
+    fn name(self) -> &'static str {
+        match self {
+            Server::Luring => "luring",
+            Server::Tokio => "tokio",
+            Server::Uring => "uring",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Server::Luring => "luring (echo_server.lua)",
+            Server::Tokio => "tokio (current thread)",
+            Server::Uring => "io-uring (plain)",
+        }
+    }
+
+    /// The command that serves on `port`, or why it cannot run here.
+    fn command(self, port: u16) -> Result<Command, String> {
+        match self {
+            Server::Luring => {
+                let script = echo_script();
+                if !script.exists() {
+                    return Err(format!("{} does not exist yet", script.display()));
+                }
+                let mut c = Command::new(io_common::luring_bin());
+                c.arg(script).arg(port.to_string());
+                Ok(c)
+            }
+            Server::Tokio | Server::Uring => {
+                let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+                let mut c = Command::new(exe);
+                c.args(["--serve", self.name(), &port.to_string()]);
+                Ok(c)
+            }
+        }
+    }
+}
+
+fn echo_script() -> PathBuf {
+    io_common::repo().join("examples/echo_server.lua")
+}
+
+// ---------------------------------------------------------------------------
+// Reference servers (run in a re-executed copy of this binary).
+
+fn serve(kind: &str, port: u16) {
+    match kind {
+        "tokio" => tokio_server(port),
+        "uring" => uring_server(port),
+        other => {
+            eprintln!("unknown server {other:?}: use tokio or uring");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Current-thread tokio runtime, one task per connection.
+fn tokio_server(port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("tokio server binds");
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if socket.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// One connection of the io-uring server. Exactly one op (recv or send) is
+/// in flight for it at any time, and it is dropped (closing the socket) only
+/// when that op has completed, so the buffer outlives every op that uses it.
+struct UringConn {
+    socket: OwnedFd,
+    buf: Box<[u8; 4096]>,
+    len: usize,
+    sent: usize,
+}
+
+const OP_RECV: u64 = 0;
+const OP_SEND: u64 = 1;
+const ACCEPT_TOKEN: u64 = u64::MAX;
+
+fn token(conn: usize, op: u64) -> u64 {
+    ((conn as u64) << 1) | op
+}
+
+/// Pushes `sqe`, submitting first when the queue is full.
+fn push(ring: &mut io_uring::IoUring, sqe: io_uring::squeue::Entry) {
+    loop {
+        // SAFETY: every entry built in this file points into a buffer owned
+        // by a connection record that lives until the entry's completion.
+        if unsafe { ring.submission().push(&sqe) }.is_ok() {
+            return;
+        }
+        ring.submit().expect("io_uring_enter");
+    }
+}
+
+fn uring_recv(ring: &mut io_uring::IoUring, conns: &mut [Option<UringConn>], i: usize) {
+    use io_uring::{opcode, types};
+    let c = conns[i].as_mut().expect("live connection");
+    let sqe = opcode::Recv::new(
+        types::Fd(c.socket.as_raw_fd()),
+        c.buf.as_mut_ptr(),
+        c.buf.len() as u32,
+    )
+    .build()
+    .user_data(token(i, OP_RECV));
+    push(ring, sqe);
+}
+
+fn uring_send(ring: &mut io_uring::IoUring, conns: &mut [Option<UringConn>], i: usize) {
+    use io_uring::{opcode, types};
+    let c = conns[i].as_mut().expect("live connection");
+    let rest = &c.buf[c.sent..c.len];
+    let sqe = opcode::Send::new(
+        types::Fd(c.socket.as_raw_fd()),
+        rest.as_ptr(),
+        rest.len() as u32,
+    )
+    .build()
+    .user_data(token(i, OP_SEND));
+    push(ring, sqe);
+}
+
+fn uring_server(port: u16) {
+    use io_uring::{cqueue, opcode, types};
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("io-uring server binds");
+    let mut ring = io_uring::IoUring::new(1024).expect("io_uring_setup");
+    let accept = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+        .build()
+        .user_data(ACCEPT_TOKEN);
+    push(&mut ring, accept.clone());
+    let mut conns: Vec<Option<UringConn>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut reaped: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
+    loop {
+        ring.submit_and_wait(1).expect("io_uring_enter");
+        reaped.extend(
+            ring.completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for (data, res, flags) in reaped.drain(..) {
+            if data == ACCEPT_TOKEN {
+                if res >= 0 {
+                    // SAFETY: a successful accept completion carries a new
+                    // descriptor that nothing else owns.
+                    let socket = unsafe { OwnedFd::from_raw_fd(res) };
+                    let stream = TcpStream::from(socket);
+                    let _ = stream.set_nodelay(true);
+                    let conn = UringConn {
+                        socket: stream.into(),
+                        buf: Box::new([0; 4096]),
+                        len: 0,
+                        sent: 0,
+                    };
+                    let i = match free.pop() {
+                        Some(i) => {
+                            conns[i] = Some(conn);
+                            i
+                        }
+                        None => {
+                            conns.push(Some(conn));
+                            conns.len() - 1
+                        }
+                    };
+                    uring_recv(&mut ring, &mut conns, i);
+                }
+                if res == -libc::EINVAL {
+                    eprintln!("io-uring server: multishot accept refused (EINVAL): Linux 5.19 or later is needed");
+                    std::process::exit(1);
+                }
+                if !cqueue::more(flags) {
+                    push(&mut ring, accept.clone());
+                }
+                continue;
+            }
+            let i = (data >> 1) as usize;
+            let op = data & 1;
+            if res <= 0 {
+                // EOF, reset or error: no op is in flight for it any more.
+                conns[i] = None;
+                free.push(i);
+                continue;
+            }
+            let c = conns[i].as_mut().expect("completion for a live connection");
+            if op == OP_RECV {
+                c.len = res as usize;
+                c.sent = 0;
+                uring_send(&mut ring, &mut conns, i);
+            } else {
+                c.sent += res as usize;
+                if c.sent < c.len {
+                    uring_send(&mut ring, &mut conns, i);
+                } else {
+                    uring_recv(&mut ring, &mut conns, i);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Load generator.
+
+/// One client connection: at most one message in flight, whose send and
+/// receive are both submitted when it starts. The records' vector never
+/// changes once ops start (so they do not move), and is dropped only when no
+/// op points into it any more.
+struct ClientConn {
+    stream: TcpStream,
+    out: [u8; MESSAGE_LEN],
+    inp: [u8; MESSAGE_LEN],
+    sent: usize,
+    got: usize,
+    started: Instant,
+    seq: u64,
+}
+
+struct LoadResult {
+    /// Messages echoed in the measured window, per second.
+    msgs_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    /// Every message echoed, warm-up included.
+    total_messages: u64,
+}
+
+/// The load generator's ring and connections. `outstanding` counts the ops
+/// submitted and not yet reaped; the connections are only dropped once it is
+/// zero (see `Drop`).
+struct Load {
+    ring: io_uring::IoUring,
+    clients: Vec<ClientConn>,
+    outstanding: usize,
+}
+
+impl Load {
+    fn send(&mut self, i: usize) {
+        use io_uring::{opcode, types};
+        let c = &self.clients[i];
+        let rest = &c.out[c.sent..];
+        let sqe = opcode::Send::new(
+            types::Fd(c.stream.as_raw_fd()),
+            rest.as_ptr(),
+            rest.len() as u32,
+        )
+        .build()
+        .user_data(token(i, OP_SEND));
+        push(&mut self.ring, sqe);
+        self.outstanding += 1;
+    }
+
+    fn recv(&mut self, i: usize) {
+        use io_uring::{opcode, types};
+        let c = &mut self.clients[i];
+        let rest = &mut c.inp[c.got..];
+        let sqe = opcode::Recv::new(
+            types::Fd(c.stream.as_raw_fd()),
+            rest.as_mut_ptr(),
+            rest.len() as u32,
+        )
+        .build()
+        .user_data(token(i, OP_RECV));
+        push(&mut self.ring, sqe);
+        self.outstanding += 1;
+    }
+
+    fn start_message(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.seq += 1;
+        c.out[..8].copy_from_slice(&c.seq.to_le_bytes());
+        c.sent = 0;
+        c.got = 0;
+        c.started = Instant::now();
+        self.send(i);
+        self.recv(i);
+    }
+
+    /// Submits what is queued, waits up to 1 s for a completion, and moves
+    /// every completion into `reaped`.
+    fn turn(&mut self, reaped: &mut Vec<(u64, i32)>) -> Result<(), String> {
+        use io_uring::types;
+        let wait_limit = types::Timespec::new().sec(1);
+        let args = types::SubmitArgs::new().timespec(&wait_limit);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+            Err(e) => return Err(format!("io_uring_enter: {e}")),
+        }
+        let before = reaped.len();
+        reaped.extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+        self.outstanding -= reaped.len() - before;
+        Ok(())
+    }
+
+    /// Runs the load: a warm-up, then `measure`; then lets every message in
+    /// flight finish.
+    fn run(&mut self, measure: Duration) -> Result<LoadResult, String> {
+        let conns = self.clients.len();
+        let warm_up = (measure / 10).min(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let (measure_from, stop_at) = (t0 + warm_up, t0 + warm_up + measure);
+        let mut latencies_ns: Vec<u64> = Vec::with_capacity(1 << 20);
+        let mut total_messages = 0u64;
+        let mut busy = conns;
+        for i in 0..conns {
+            self.start_message(i);
+        }
+        let mut last_progress = Instant::now();
+        let mut reaped: Vec<(u64, i32)> = Vec::with_capacity(4 * conns);
+        while busy > 0 {
+            self.turn(&mut reaped)?;
+            let now = Instant::now();
+            if reaped.is_empty() {
+                if now - last_progress > PATIENCE {
+                    return Err(format!("no echo for {PATIENCE:?}: the server stopped answering"));
+                }
+                continue;
+            }
+            last_progress = now;
+            for (data, res) in reaped.drain(..) {
+                let i = (data >> 1) as usize;
+                if res < 0 {
+                    let err = std::io::Error::from_raw_os_error(-res);
+                    return Err(format!("connection {i}: {err}"));
+                }
+                let c = &mut self.clients[i];
+                if data & 1 == OP_SEND {
+                    c.sent += res as usize;
+                    if c.sent < MESSAGE_LEN {
+                        self.send(i);
+                        continue;
+                    }
+                } else {
+                    if res == 0 {
+                        return Err(format!("connection {i}: the server closed it"));
+                    }
+                    c.got += res as usize;
+                    if c.got < MESSAGE_LEN {
+                        self.recv(i);
+                        continue;
+                    }
+                }
+                if c.sent < MESSAGE_LEN || c.got < MESSAGE_LEN {
+                    continue; // the other half of this message is still in flight
+                }
+                if c.inp != c.out {
+                    return Err(format!("connection {i}: the echo differs from the message sent"));
+                }
+                total_messages += 1;
+                if now >= measure_from && now < stop_at {
+                    latencies_ns.push((now - c.started).as_nanos() as u64);
+                }
+                if now < stop_at {
+                    self.start_message(i);
+                } else {
+                    busy -= 1;
+                }
+            }
+        }
+        let measured = latencies_ns.len();
+        if measured == 0 {
+            return Err("no message was echoed in the measured window".into());
+        }
+        latencies_ns.sort_unstable();
+        let pct = |p: f64| latencies_ns[((measured - 1) as f64 * p).round() as usize] as f64 / 1e3;
+        Ok(LoadResult {
+            msgs_per_s: measured as f64 / measure.as_secs_f64(),
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            total_messages,
+        })
+    }
+}
+
+impl Drop for Load {
+    /// After an error, ops may still point into the connections: shutting
+    /// the sockets down completes them; the records are leaked rather than
+    /// freed under an op that did not complete in time.
+    fn drop(&mut self) {
+        if self.outstanding == 0 {
+            return;
+        }
+        for c in &self.clients {
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+        let deadline = Instant::now() + PATIENCE;
+        let mut reaped = Vec::new();
+        while self.outstanding > 0 && Instant::now() < deadline {
+            if self.turn(&mut reaped).is_err() {
+                break;
+            }
+            reaped.clear();
+        }
+        if self.outstanding > 0 {
+            std::mem::forget(std::mem::take(&mut self.clients));
+        }
+    }
+}
+
+/// Drives `conns` connections against 127.0.0.1:`port` for a warm-up and
+/// then `measure`. Errors say what the server did wrong.
+fn run_load(port: u16, conns: usize, measure: Duration) -> Result<LoadResult, String> {
+    let mut clients: Vec<ClientConn> = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("connection {i} to port {port}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut out = [0u8; MESSAGE_LEN];
+        for (k, b) in out.iter_mut().enumerate() {
+            *b = (k as u8).wrapping_mul(31).wrapping_add(i as u8);
+        }
+        clients.push(ClientConn {
+            stream,
+            out,
+            inp: [0; MESSAGE_LEN],
+            sent: 0,
+            got: 0,
+            started: Instant::now(),
+            seq: 0,
+        });
+    }
+    let ring = io_uring::IoUring::new(4 * conns.next_power_of_two().max(8) as u32)
+        .map_err(|e| format!("io_uring_setup: {e}"))?;
+    let mut load = Load {
+        ring,
+        clients,
+        outstanding: 0,
+    };
+    load.run(measure)
+}
+
+// ---------------------------------------------------------------------------
+// Server processes.
+
+/// A port that was free a moment ago (the kernel picked it).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A started server: `process` is what we spawned (the server itself, or
+/// the syscall counter wrapping it), `server_pid` the server.
+struct Running {
+    process: Child,
+    server_pid: libc::pid_t,
+}
+
+/// Starts `cmd` pinned to SERVER_CPU and waits until it accepts connections
+/// on `port`. With `wrapped`, `cmd` is a counter whose only child is the
+/// server.
+fn start_server(mut cmd: Command, port: u16, wrapped: bool) -> Result<Running, String> {
+    if usable_cpus() >= 2 {
+        pin_command(&mut cmd, SERVER_CPU);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    let mut process = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = process.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!("the server exited before listening ({status})"));
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = process.kill();
+            let _ = process.wait();
+            return Err(format!("the server did not listen on port {port} within {PATIENCE:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let server_pid = if wrapped {
+        let pid = process.id();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .map_err(|e| format!("children of the counter: {e}"))?;
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("the syscall counter has no child process")?
+    } else {
+        process.id() as libc::pid_t
+    };
+    Ok(Running {
+        process,
+        server_pid,
+    })
+}
+
+/// Stops the server with SIGTERM (SIGKILL if it is still there 5 s later)
+/// and reaps what we spawned.
+fn stop_server(mut running: Running) {
+    // SAFETY: signals a process we started and have not reaped yet (or the
+    // counter's child, which it has not reaped while it is alive).
+    unsafe { libc::kill(running.server_pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match running.process.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() > deadline => {
+                // SAFETY: as above.
+                unsafe { libc::kill(running.server_pid, libc::SIGKILL) };
+                let _ = running.process.kill();
+                let _ = running.process.wait();
+                return;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Syscall counting.
+
+#[derive(Clone, Copy, PartialEq)]
+enum Counter {
+    Perf,
+    Strace,
+    None,
+}
+
+impl Counter {
+    fn pick() -> Counter {
+        match std::env::var("LURING_BENCH_SYSCALL_COUNTER").as_deref() {
+            Ok("perf") => Counter::Perf,
+            Ok("strace") => Counter::Strace,
+            Ok("none") => Counter::None,
+            Ok(other) => {
+                eprintln!("LURING_BENCH_SYSCALL_COUNTER={other:?}: use perf, strace or none");
+                std::process::exit(2)
+            }
+            Err(_) => {
+                let works = |cmd: &mut Command| {
+                    cmd.stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                };
+                if works(Command::new("perf").args(["stat", "-e", "raw_syscalls:sys_enter", "--", "true"])) {
+                    Counter::Perf
+                } else if works(Command::new("strace").args(["-c", "-o", "/dev/null", "true"])) {
+                    Counter::Strace
+                } else {
+                    Counter::None
+                }
+            }
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Counter::Perf => "perf stat -e raw_syscalls:sys_enter (all threads, whole server life)",
+            Counter::Strace => "strace -f -c (all threads, whole server life)",
+            Counter::None => "not counted (neither perf nor strace works here)",
+        }
+    }
+
+    /// `server` wrapped in the counter, writing its report to `report`.
+    fn wrap(self, server: &Command, report: &std::path::Path) -> Command {
+        let mut cmd = match self {
+            Counter::Perf => {
+                let mut c = Command::new("perf");
+                c.args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-o"])
+                    .arg(report)
+                    .arg("--");
+                c
+            }
+            Counter::Strace => {
+                let mut c = Command::new("strace");
+                c.args(["-f", "-c", "-o"]).arg(report).arg("--");
+                c
+            }
+            Counter::None => unreachable!("nothing to wrap"),
+        };
+        cmd.arg(server.get_program()).args(server.get_args());
+        cmd
+    }
+
+    /// The total number of system calls in the counter's report.
+    fn parse(self, report: &str) -> Option<u64> {
+        match self {
+            // CSV: "12345,,raw_syscalls:sys_enter,..."
+            Counter::Perf => report
+                .lines()
+                .find(|l| l.contains("raw_syscalls:sys_enter"))
+                .and_then(|l| l.split(',').next()?.trim().parse().ok()),
+            // "100.00  0.001234  1  2345  [errors]  total": calls is the 4th column.
+            Counter::Strace => report
+                .lines()
+                .find(|l| l.trim_end().ends_with(" total"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok()),
+            Counter::None => None,
+        }
+    }
+}
+
+/// Starts `server` under the counter, loads it for `secs`, and returns the
+/// server's system calls per echoed message.
+fn count_syscalls(
+    server: Server,
+    counter: Counter,
+    conns: usize,
+    secs: Duration,
+    scratch: &std::path::Path,
+) -> Result<f64, String> {
+    let port = free_port();
+    let report = scratch.join(format!("syscalls-{}.txt", server.name()));
+    let mut cmd = counter.wrap(&server.command(port)?, &report);
+    // The counter reports the SIGTERM that ends the server; the server's own
+    // errors were already shown by the measured runs.
+    cmd.stderr(Stdio::null());
+    let running = start_server(cmd, port, true)?;
+    let load = run_load(port, conns, secs);
+    stop_server(running);
+    let load = load?;
+    let text = std::fs::read_to_string(&report)
+        .map_err(|e| format!("no report from the syscall counter ({e})"))?;
+    let calls = counter
+        .parse(&text)
+        .ok_or_else(|| format!("cannot read the syscall count in:\n{text}"))?;
+    Ok(calls as f64 / load.total_messages as f64)
+}
+
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Figures {
+    msgs_per_s: Vec<f64>,
+    p50_us: Vec<f64>,
+    p99_us: Vec<f64>,
+    syscalls_per_msg: Option<f64>,
+    skipped: Option<String>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        let (Some(kind), Some(port)) = (args.get(2), args.get(3).and_then(|p| p.parse().ok()))
+        else {
+            eprintln!("usage: echo --serve tokio|uring PORT");
+            std::process::exit(2)
+        };
+        serve(kind, port);
+        return;
+    }
+    let selected: Vec<Server> = {
+        let names: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
+        let mut chosen = Vec::new();
+        for name in &names {
+            match Server::ALL.iter().find(|s| s.name() == name.as_str()) {
+                Some(s) => chosen.push(*s),
+                None => {
+                    eprintln!("unknown server {name:?}: choose among luring, tokio, uring");
+                    std::process::exit(2)
+                }
+            }
+        }
+        if chosen.is_empty() {
+            Server::ALL.to_vec()
+        } else {
+            chosen
+        }
+    };
+    let secs: f64 = env_or("LURING_BENCH_SECS", 10.0);
+    let syscall_secs: f64 = env_or("LURING_BENCH_SYSCALL_SECS", secs.min(3.0));
+    let conns: usize = env_or("LURING_BENCH_CONNS", 50usize).max(1);
+    let runs = io_common::runs();
+    let counter = Counter::pick();
+    let pinned = usable_cpus() >= 2 && pin_current_thread(LOAD_CPU);
+    println!(
+        "echo: {conns} connections x {MESSAGE_LEN}-byte messages, {secs} s per run, {runs} runs; \
+         server on CPU {SERVER_CPU}, load generator (one io_uring thread) on CPU {LOAD_CPU}{}",
+        if pinned { "" } else { " -- NOT pinned: fewer than 2 CPUs usable" }
+    );
+    println!("syscalls: {}, separate {syscall_secs} s pass", counter.describe());
+
+    let scratch = io_common::TempDir::new("echo");
+    let mut figures: Vec<(Server, Figures)> =
+        selected.iter().map(|s| (*s, Figures::default())).collect();
+    for run in 1..=runs {
+        // Servers take turns within each run so that machine noise spreads
+        // over all of them.
+        for (server, fig) in figures.iter_mut() {
+            if fig.skipped.is_some() {
+                continue;
+            }
+            let port = free_port();
+            let outcome = server
+                .command(port)
+                .and_then(|cmd| start_server(cmd, port, false))
+                .and_then(|running| {
+                    let load = run_load(port, conns, Duration::from_secs_f64(secs));
+                    stop_server(running);
+                    load
+                });
+            match outcome {
+                Ok(r) => {
+                    eprintln!(
+                        "run {run}/{runs} {:<8} {:>10.0} msgs/s  p50 {:>7.1} us  p99 {:>7.1} us",
+                        server.name(),
+                        r.msgs_per_s,
+                        r.p50_us,
+                        r.p99_us
+                    );
+                    fig.msgs_per_s.push(r.msgs_per_s);
+                    fig.p50_us.push(r.p50_us);
+                    fig.p99_us.push(r.p99_us);
+                }
+                Err(why) => {
+                    println!("{}: skipped: {why}", server.label());
+                    fig.skipped = Some(why);
+                }
+            }
+            let _ = std::io::stdout().flush();
+        }
+    }
+    if counter != Counter::None {
+        for (server, fig) in figures.iter_mut() {
+            if fig.skipped.is_some() {
+                continue;
+            }
+            match count_syscalls(
+                *server,
+                counter,
+                conns,
+                Duration::from_secs_f64(syscall_secs),
+                scratch.path(),
+            ) {
+                Ok(v) => fig.syscalls_per_msg = Some(v),
+                Err(why) => println!("{}: syscall count failed: {why}", server.label()),
+            }
+        }
+    }
+
+    let tokio = figures
+        .iter()
+        .find(|(s, f)| *s == Server::Tokio && f.skipped.is_none())
+        .map(|(_, f)| (median(f.msgs_per_s.clone()), median(f.p99_us.clone())));
+    println!();
+    println!(
+        "| server | msgs/s | p50 | p99 | syscalls/msg | msgs/s vs tokio | p99 vs tokio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (server, fig) in &figures {
+        if let Some(why) = &fig.skipped {
+            println!("| {} | skipped: {why} | | | | | |", server.label());
+            continue;
+        }
+        let (rate, p50, p99) = (
+            median(fig.msgs_per_s.clone()),
+            median(fig.p50_us.clone()),
+            median(fig.p99_us.clone()),
+        );
+        let syscalls = fig
+            .syscalls_per_msg
+            .map_or("—".to_owned(), |v| format!("{v:.3}"));
+        let (vs_rate, vs_p99) = tokio.map_or(("—".to_owned(), "—".to_owned()), |(tr, tp)| {
+            (format!("{:.2}×", rate / tr), format!("{:.2}×", p99 / tp))
+        });
+        println!(
+            "| {} | {rate:.0} | {p50:.1} µs | {p99:.1} µs | {syscalls} | {vs_rate} | {vs_p99} |",
+            server.label()
+        );
+    }
+    println!("(medians of {runs} runs)");
+}
