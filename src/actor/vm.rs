@@ -194,6 +194,16 @@ fn fd_arg(v: &Value) -> mlua::Result<OpFd> {
     fd.ok_or_else(closed)
 }
 
+/// io-fs: the fd an op opened (`rt.turn` delivers it as a `LuaFd`), taken
+/// out of that value so a module can hand it on as its own object; `None`
+/// for anything else or an emptied one.
+pub(crate) fn take_opened_fd(v: &Value) -> Option<OpFd> {
+    match v {
+        Value::UserData(ud) => ud.borrow::<LuaFd>().ok()?.0.borrow_mut().take(),
+        _ => None,
+    }
+}
+
 fn push_fd(lua: &Lua, fd: OpFd) -> mlua::Result<AnyUserData> {
     lua.create_userdata(LuaFd(RefCell::new(Some(fd))))
 }

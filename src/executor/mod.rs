@@ -36,8 +36,9 @@
 
 mod ops;
 mod output;
-// io-fs: the blocking helper pool.
+// io-fs: the blocking helper pool and the file system ops.
 pub(crate) mod blocking;
+mod fs;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

@@ -124,7 +124,9 @@ enum Resource {
     PathHow(CString, Box<io_uring::types::OpenHow>),
     /// statx of the slot's fd (empty path, `AT_EMPTY_PATH`) into a byte_span.
     StatxInto(CString, SpanRef),
-    // --- io-fs: the blocking pool ---
+    // --- io-fs ---
+    /// Two paths (renameat, linkat, symlinkat).
+    Paths(CString, CString),
     /// A blocking-pool job: the read of its eventfd fills the counter.
     Job(Box<u64>, std::sync::Arc<super::blocking::JobCell>),
 }
@@ -213,6 +215,25 @@ impl OpSlot {
         Self::with(Resource::StatxInto(CString::default(), buf))
     }
 
+    /// io-fs: an op on two paths (`fs.rs`).
+    pub(crate) fn paths(first: CString, second: CString) -> Self {
+        Self::with(Resource::Paths(first, second))
+    }
+
+    /// io-fs: the second path of a two-path op (null otherwise).
+    pub(crate) fn second_path_ptr(&self) -> *const libc::c_char {
+        match &self.resource {
+            Resource::Paths(_, p) => p.as_ptr(),
+            _ => std::ptr::null(),
+        }
+    }
+
+    /// io-fs: statx of `path` (relative to the cwd) into `buf` (at least
+    /// `size_of::<libc::statx>()` bytes, checked by the caller).
+    pub(crate) fn statx_path_into(path: CString, buf: SpanRef) -> Self {
+        Self::with(Resource::StatxInto(path, buf))
+    }
+
     /// io-fs: the eventfd read of a blocking-pool job (`blocking.rs`).
     pub(crate) fn job(cell: std::sync::Arc<super::blocking::JobCell>) -> Self {
         Self::with(Resource::Job(Box::new(0), cell))
@@ -258,7 +279,10 @@ impl OpSlot {
 
     pub(crate) fn path_ptr(&self) -> *const libc::c_char {
         match &self.resource {
-            Resource::Path(p) | Resource::PathHow(p, _) | Resource::StatxInto(p, _) => p.as_ptr(),
+            Resource::Path(p)
+            | Resource::PathHow(p, _)
+            | Resource::StatxInto(p, _)
+            | Resource::Paths(p, _) => p.as_ptr(),
             _ => std::ptr::null(),
         }
     }

@@ -1,0 +1,168 @@
+//! File system ring ops (io-fs): open with a mode, statx of a path, mkdir,
+//! rename, unlink, symlink, link, fsync, fallocate, ftruncate and
+//! positioned writes.
+//!
+//! Invariants: those of every op (see `ops.rs`): each path is a `CString`
+//! owned by the op's slot, each fd an [`OpFd`] clone held by the slot, and
+//! each output buffer a byte_span the slot keeps alive, until the
+//! completion is reaped. Paths are resolved relative to the process's
+//! current directory (`AT_FDCWD`), as the same calls made directly would.
+
+use std::ffi::CString;
+use std::io;
+
+use io_uring::{opcode, types};
+
+use super::{Executor, OpBuffer, OpFd, OpId, OpSlot, SlotKind};
+use crate::modules::byte_span::SpanRef;
+
+const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
+
+impl Executor {
+    /// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`; the completion
+    /// carries the new fd.
+    pub fn open_mode(&mut self, path: CString, flags: i32, mode: u32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own path.
+        unsafe {
+            self.submit(OpSlot::path(path).kind(SlotKind::OpensFd), |slot| {
+                opcode::OpenAt::new(CWD, slot.path_ptr())
+                    .flags(flags | libc::O_CLOEXEC)
+                    .mode(mode)
+                    .build()
+            })
+        }
+    }
+
+    /// `statx(AT_FDCWD, path, flags, mask)` into `buf`, which must hold a
+    /// whole `struct statx` (else `EINVAL` without submitting).
+    pub fn statx_path(
+        &mut self,
+        path: CString,
+        flags: i32,
+        mask: u32,
+        buf: SpanRef,
+    ) -> io::Result<OpId> {
+        if buf.len() < std::mem::size_of::<libc::statx>() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: the SQE points at the slot's own path and statx buffer
+        // (long enough, checked above).
+        unsafe {
+            self.submit(OpSlot::statx_path_into(path, buf), |slot| {
+                let out = slot.statx_ptr();
+                opcode::Statx::new(CWD, slot.path_ptr(), out)
+                    .flags(flags)
+                    .mask(mask)
+                    .build()
+            })
+        }
+    }
+
+    /// `mkdirat(AT_FDCWD, path, mode)`.
+    pub fn mkdir(&mut self, path: CString, mode: u32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own path.
+        unsafe {
+            self.submit(OpSlot::path(path), |slot| {
+                opcode::MkDirAt::new(CWD, slot.path_ptr()).mode(mode).build()
+            })
+        }
+    }
+
+    /// `unlinkat(AT_FDCWD, path, flags)` (`AT_REMOVEDIR` for directories).
+    pub fn unlink(&mut self, path: CString, flags: i32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own path.
+        unsafe {
+            self.submit(OpSlot::path(path), |slot| {
+                opcode::UnlinkAt::new(CWD, slot.path_ptr())
+                    .flags(flags)
+                    .build()
+            })
+        }
+    }
+
+    /// `renameat2(AT_FDCWD, from, AT_FDCWD, to, flags)`.
+    pub fn rename(&mut self, from: CString, to: CString, flags: u32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own two paths.
+        unsafe {
+            self.submit(OpSlot::paths(from, to), |slot| {
+                opcode::RenameAt::new(CWD, slot.path_ptr(), CWD, slot.second_path_ptr())
+                    .flags(flags)
+                    .build()
+            })
+        }
+    }
+
+    /// `symlinkat(target, AT_FDCWD, link)`.
+    pub fn symlink(&mut self, target: CString, link: CString) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own two paths.
+        unsafe {
+            self.submit(OpSlot::paths(target, link), |slot| {
+                opcode::SymlinkAt::new(CWD, slot.path_ptr(), slot.second_path_ptr()).build()
+            })
+        }
+    }
+
+    /// `linkat(AT_FDCWD, existing, AT_FDCWD, new, 0)`.
+    pub fn hard_link(&mut self, existing: CString, new: CString) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own two paths.
+        unsafe {
+            self.submit(OpSlot::paths(existing, new), |slot| {
+                opcode::LinkAt::new(CWD, slot.path_ptr(), CWD, slot.second_path_ptr()).build()
+            })
+        }
+    }
+
+    /// `fsync(fd)` (`fdatasync` when `data_only`).
+    pub fn fsync(&mut self, fd: &OpFd, data_only: bool) -> io::Result<OpId> {
+        let flags = if data_only {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        // SAFETY: the SQE names the slot's fd.
+        unsafe {
+            self.submit(OpSlot::bare().on_fd(fd), |slot| {
+                opcode::Fsync::new(types::Fd(slot.raw_fd()))
+                    .flags(flags)
+                    .build()
+            })
+        }
+    }
+
+    /// `fallocate(fd, mode, offset, len)`.
+    pub fn fallocate(&mut self, fd: &OpFd, mode: i32, offset: u64, len: u64) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd.
+        unsafe {
+            self.submit(OpSlot::bare().on_fd(fd), |slot| {
+                opcode::Fallocate::new(types::Fd(slot.raw_fd()), len)
+                    .offset(offset)
+                    .mode(mode)
+                    .build()
+            })
+        }
+    }
+
+    /// `ftruncate(fd, len)` (Linux ≥ 6.9).
+    pub fn ftruncate(&mut self, fd: &OpFd, len: u64) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd.
+        unsafe {
+            self.submit(OpSlot::bare().on_fd(fd), |slot| {
+                opcode::Ftruncate::new(types::Fd(slot.raw_fd()), len).build()
+            })
+        }
+    }
+
+    /// `pwrite(2)`: write `buf` at `offset`.
+    pub fn write_at(&mut self, fd: &OpFd, buf: OpBuffer, offset: u64) -> io::Result<OpId> {
+        let offset = offset.min(i64::MAX as u64);
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                opcode::Write::new(types::Fd(slot.raw_fd()), ptr, len)
+                    .offset(offset)
+                    .build()
+            })
+        }
+    }
+}
