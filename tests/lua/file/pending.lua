@@ -1,0 +1,70 @@
+-- ops in flight on files (a FIFO keeps reads waiting): interruption,
+-- cancel(), close(), release() -> EBUSY, and no fd left behind
+local file = require 'file'
+local fs = require 'filesystem'
+local F = file.open_flag
+local dir = fs.temp_directory_path() / ('luring-file-' .. tostring({}):match('0x(%x+)'))
+fs.create_directory(dir)
+local fifo = dir / 'fifo'
+fs.mkfifo(fifo, fs.mode(6, 0, 0))
+local function fds()
+  local n = 0
+  for _ in fs.directory_iterator('/proc/self/fd') do n = n + 1 end
+  return n
+end
+local before = fds()
+local function report(label, ok, e)
+  if ok then print(label, 'ok', e) return end
+  print(label, tostring(e.category), tostring(e))
+end
+
+-- (an open is a ring op too, but the kernel's io_uring openat never waits
+-- for a FIFO's other end: it cannot be kept in flight here)
+
+-- reads in flight
+local r = file.stream.new()
+r:open(fifo, F.read_write)
+local function reader(label)
+  return spawn(function()
+    local buf = byte_span.new(8)
+    local ok, n = pcall(r.read_some, r, buf)
+    if ok then print(label, 'read', tostring(buf:slice(1, n))) return end
+    report(label, ok, n)
+  end)
+end
+f = reader('interrupted read:')
+this_fiber.yield()
+f:interrupt()
+f:join()
+f = reader('cancelled read:')
+this_fiber.yield()
+print('release while reading:', pcall(r.release, r))
+r:cancel()
+f:join()
+local w = file.stream.new()
+w:open(fifo, F.write_only)
+w:write_some('kept')
+reader('next read:'):join()
+f = reader('closed under:')
+this_fiber.yield()
+r:close()
+f:join()
+w:close()
+
+-- a blocking-pool job in flight (copying from a FIFO waits for a writer)
+f = spawn(function() report('interrupted copy:', pcall(fs.copy_file, fifo, dir / 'copy')) end)
+this_fiber.yield()
+f:interrupt()
+f:join()
+-- let the abandoned job finish: give its open (if it started) a writer
+local unblock = file.stream.new()
+unblock:open(fifo, F.read_write)
+unblock:close()
+
+fs.remove_all(dir)
+-- the abandoned job ends on its pool thread, on its own time: wait for
+-- its fds (the FIFO, its eventfd) to go, with a deadline
+local time = require 'time'
+local tries = 0
+while fds() ~= before and tries < 1000 do time.sleep(0.01) tries = tries + 1 end
+print('fds leaked:', fds() - before)
