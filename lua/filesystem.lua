@@ -393,7 +393,16 @@ function fs.create_directories(p)
     if e ~= '' then
       cur = (cur == '' and e) or join(cur, e)
       if e ~= '/' and e ~= '..' and e ~= '.' then
-        created = fs.create_directory(cur) or created
+        local ok, res = pcall(fs.create_directory, cur)
+        if not ok then
+          -- An element that exists but is no directory: ENOTDIR, as
+          -- std::filesystem says, unless it is the last one.
+          if type(res) == 'table' and res == K.system_error(E.EEXIST) and i < #els then
+            error(K.system_error(E.ENOTDIR), 0)
+          end
+          error(res, 0)
+        end
+        created = res or created
       end
     end
   end
