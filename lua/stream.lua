@@ -20,9 +20,9 @@ local function count_arg(n, len, arg)
   return n
 end
 
-local function check_stream(s, method)
+local function check_stream(s, method, arg)
   local ok, m = pcall(function() return s[method] end)
-  if not ok or m == nil then raise_errno(E.EINVAL, 1) end
+  if not ok or m == nil then raise_errno(E.EINVAL, arg or 1) end
 end
 
 local function write_at_least(s, buf, n)
@@ -85,7 +85,7 @@ local function new_scanner(opts)
   if type(opts) ~= 'table' then raise_errno(E.EINVAL, 1) end
   local s = opts.stream
   if s == nil then raise_errno(E.EINVAL, 'stream') end
-  check_stream(s, 'read_some')
+  check_stream(s, 'read_some', 'stream')
   local st = {
     stream = s, buf = '', record_end = nil, record = nil,
     rs = opts.record_separator == nil and '\n' or opts.record_separator,
