@@ -25,7 +25,8 @@ local paths = IO.paths
 ---------------------------------------------------------------------------
 -- filesystem.path
 local path_methods, path_props = {}, {}
-local path_mt = K.class('filesystem.path', path_methods, path_props)
+-- The metatable _FILE already has (lua/core/modules.lua): filled here.
+local path_mt = K.class('filesystem.path', path_methods, path_props, K.path_mt)
 
 local function mkpath(s)
   local p = setmetatable({}, path_mt)
@@ -235,7 +236,6 @@ fs.path = {
   from_generic = path_new,
   from_system = path_new,
 }
-K.filesystem_path = path_new
 
 ---------------------------------------------------------------------------
 -- Status

@@ -97,8 +97,9 @@ function IO.run_free(submit, ...)
   return res
 end
 
--- filesystem.path objects -> their string (filled by lua/filesystem.lua).
-IO.paths = setmetatable({}, { __mode = 'k' })
+-- filesystem.path objects -> their string (lua/core/modules.lua, which
+-- makes _FILE, and lua/filesystem.lua fill it).
+IO.paths = K.path_strings
 
 -- Argument `arg` as a path string: a string or a filesystem.path. NUL
 -- bytes are refused by the primitives (EINVAL too).
