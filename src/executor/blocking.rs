@@ -135,7 +135,10 @@ impl Pool {
             tracing::warn!("{}", BlockingPoolFull { queued: q.jobs.len() });
             return Err(io::Error::from_raw_os_error(libc::EAGAIN));
         }
-        if q.idle == 0 && q.threads < self.max_threads {
+        // One more thread while the jobs waiting (this one included)
+        // outnumber the idle threads (a woken thread counts as idle until
+        // it takes a job, so this errs towards more threads, up to the cap).
+        if q.jobs.len() + 1 > q.idle && q.threads < self.max_threads {
             let pool = Arc::clone(self);
             let spawned = std::thread::Builder::new()
                 .name("luring-blocking".into())
