@@ -100,6 +100,11 @@ print('directory_iterator', try(fs.directory_iterator, locked))
 print('remove', try(fs.remove, locked / 'f'))
 print('copy_file', try(fs.copy_file, locked / 'f', fs.temp_directory_path() / 'x'))
 print('canonical', try(fs.canonical, locked / 'f'))
+local function walk(opts)
+  return function() for _ in fs.recursive_directory_iterator(locked.parent_path, opts) do end end
+end
+print('recursive', try(walk()))
+print('recursive skip', try(walk({ skip_permission_denied = true })))
 "#;
 
 #[test]
@@ -138,7 +143,9 @@ fn permission_denied_is_eacces() {
                     directory_iterator\tsystem: Permission denied\n\
                     remove\tsystem: Permission denied\n\
                     copy_file\tsystem: Permission denied\n\
-                    canonical\tsystem: Permission denied\n";
+                    canonical\tsystem: Permission denied\n\
+                    recursive\tsystem: Permission denied\n\
+                    recursive skip\tok\n";
     assert_eq!(text(&out.stdout), expected, "stderr: {}", text(&out.stderr));
     assert_eq!(std::fs::read(locked.join("f")).unwrap(), b"secret");
     assert!(!locked.join("new").exists() && !locked.join("d").exists());

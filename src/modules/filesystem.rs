@@ -189,7 +189,12 @@ fn copy_file(from: &Path, to: &Path, existing: u8) -> io::Result<Message> {
 }
 
 /// Removes `path` and everything beneath it (symlinks are removed, never
-/// followed); the number of entries removed, 0 when it did not exist.
+/// followed); the number of entries removed, 0 when it did not exist. The
+/// removal itself is `std::fs::remove_dir_all`, which walks with
+/// `openat`/`unlinkat` relative to directory fds and `O_NOFOLLOW`, so a
+/// directory swapped for a symlink mid-walk cannot redirect it outside the
+/// tree; the count comes from a walk before it (exact unless the tree
+/// changes meanwhile).
 fn remove_all(path: &Path) -> io::Result<u64> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -200,12 +205,25 @@ fn remove_all(path: &Path) -> io::Result<u64> {
         std::fs::remove_file(path)?;
         return Ok(1);
     }
-    let mut count = 0;
-    for entry in std::fs::read_dir(path)? {
-        count += remove_all(&entry?.path())?;
+    let count = count_tree(path).unwrap_or(0);
+    std::fs::remove_dir_all(path)?;
+    Ok(count)
+}
+
+/// Entries in the tree at `path` (itself included), symlinks not followed.
+fn count_tree(path: &Path) -> io::Result<u64> {
+    let mut count = 1;
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            count += 1;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
     }
-    std::fs::remove_dir(path)?;
-    Ok(count + 1)
+    Ok(count)
 }
 
 /// realpath of the longest prefix that exists, the rest appended as is

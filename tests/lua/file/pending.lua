@@ -7,9 +7,15 @@ local dir = fs.temp_directory_path() / ('luring-file-' .. tostring({}):match('0x
 fs.create_directory(dir)
 local fifo = dir / 'fifo'
 fs.mkfifo(fifo, fs.mode(6, 0, 0))
+-- Open fds, without eventfds: each blocking-pool job has one, which its
+-- pool thread lets go of a moment after the job completed (the listing
+-- below is such a job).
 local function fds()
   local n = 0
-  for _ in fs.directory_iterator('/proc/self/fd') do n = n + 1 end
+  for e in fs.directory_iterator('/proc/self/fd') do
+    local ok, target = pcall(fs.read_symlink, e.path)
+    if ok and tostring(target) ~= 'anon_inode:[eventfd]' then n = n + 1 end
+  end
   return n
 end
 local before = fds()
@@ -50,6 +56,32 @@ this_fiber.yield()
 r:close()
 f:join()
 w:close()
+
+-- writes in flight: a FIFO whose buffer is full
+local wr = file.stream.new()
+wr:open(fifo, F.read_write)
+local chunk = string.rep('x', 65536)
+local filled = 0
+local filler = spawn(function()
+  while true do filled = filled + wr:write_some(chunk) end
+end)
+-- the filler is stuck once the pipe buffer is full (its write pending)
+local last = -1
+while last ~= filled do last = filled this_fiber.yield() this_fiber.yield() end
+filler:interrupt()
+print('interrupted write:', pcall(filler.join, filler), filled > 0)
+local function writer(label)
+  return spawn(function() report(label, pcall(wr.write_some, wr, chunk)) end)
+end
+f = writer('cancelled write:')
+this_fiber.yield()
+print('release while writing:', pcall(wr.release, wr))
+wr:cancel()
+f:join()
+f = writer('closed under write:')
+this_fiber.yield()
+wr:close()
+f:join()
 
 -- a blocking-pool job in flight (copying from a FIFO waits for a writer)
 f = spawn(function() report('interrupted copy:', pcall(fs.copy_file, fifo, dir / 'copy')) end)

@@ -93,4 +93,12 @@ print('chdir:', fs.current_working_directory() == fs.canonical(dir), fs.exists('
 fs.current_working_directory(cwd)
 print('back:', fs.current_working_directory() == cwd)
 
+-- remove_all removes symlinks, never what they point to
+fs.create_directories(dir / 'outside')
+write(dir / 'outside/keep', 'kept')
+fs.create_directories(dir / 'tree/sub')
+fs.create_directory_symlink('../../outside', dir / 'tree/sub/link')
+print('remove_all tree:', fs.remove_all(dir / 'tree'), fs.exists(dir / 'tree'), read(dir / 'outside/keep'))
+print('remove_all a file:', fs.remove_all(dir / 'outside/keep'))
+
 print('remove_all:', fs.remove_all(dir), fs.exists(dir), fs.remove_all(dir))
