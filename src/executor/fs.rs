@@ -166,3 +166,109 @@ impl Executor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each op against a scratch directory, checked with std (the Lua
+    //! tests cover them through the modules).
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::executor::{Completion, Reaped};
+
+    fn run(ex: &mut Executor, id: OpId) -> Completion {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut r = Reaped::default();
+        loop {
+            assert!(Instant::now() < deadline, "op never completed");
+            ex.turn(true, &mut r).unwrap();
+            if let Some(i) = r.completions.iter().position(|c| c.id == id) {
+                return r.completions.swap_remove(i);
+            }
+        }
+    }
+
+    fn c(p: &std::path::Path) -> CString {
+        CString::new(p.to_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn file_system_ops_do_what_their_syscalls_do() {
+        let dir = std::env::temp_dir().join(format!("luring-fsops-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let mut ex = Executor::new().unwrap();
+
+        let id = ex.mkdir(c(&dir.join("d")), 0o750).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("d")).unwrap().mode() & 0o777, 0o750 & !umask());
+        let id = ex.mkdir(c(&dir.join("d")), 0o750).unwrap();
+        assert_eq!(run(&mut ex, id).result, -libc::EEXIST);
+
+        let id = ex
+            .open_mode(c(&dir.join("f")), libc::O_RDWR | libc::O_CREAT, 0o600)
+            .unwrap();
+        let opened = run(&mut ex, id);
+        let fd = OpFd::owned(opened.fd.expect("the new fd"));
+        let id = ex
+            .write_at(&fd, OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()), 5)
+            .unwrap();
+        assert_eq!(run(&mut ex, id).result, 3);
+        assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"\0\0\0\0\0abc");
+        let id = ex.fallocate(&fd, 0, 0, 4096).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 4096);
+        let id = ex.ftruncate(&fd, 2).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 2);
+        for data_only in [false, true] {
+            let id = ex.fsync(&fd, data_only).unwrap();
+            assert_eq!(run(&mut ex, id).result, 0);
+        }
+
+        let buf = SpanRef::new_zeroed(
+            std::mem::size_of::<libc::statx>(),
+            std::mem::size_of::<libc::statx>(),
+        );
+        let id = ex
+            .statx_path(c(&dir.join("f")), 0, libc::STATX_SIZE, buf.clone())
+            .unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        let bytes = buf.to_vec();
+        // SAFETY: the kernel wrote a whole statx into `bytes`; any bit
+        // pattern is a valid statx.
+        let sx: libc::statx = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        assert_eq!(sx.stx_size, 2);
+        let short = SpanRef::new_zeroed(8, 8);
+        let refused = ex.statx_path(c(&dir.join("f")), 0, libc::STATX_SIZE, short);
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+
+        let id = ex.symlink(c(std::path::Path::new("f")), c(&dir.join("s"))).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::read_link(dir.join("s")).unwrap(), std::path::Path::new("f"));
+        let id = ex.hard_link(c(&dir.join("f")), c(&dir.join("h"))).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("f")).unwrap().nlink(), 2);
+        let id = ex.rename(c(&dir.join("h")), c(&dir.join("d/h")), 0).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert!(dir.join("d/h").exists() && !dir.join("h").exists());
+        let id = ex.unlink(c(&dir.join("d")), libc::AT_REMOVEDIR).unwrap();
+        assert_eq!(run(&mut ex, id).result, -libc::ENOTEMPTY);
+        let id = ex.unlink(c(&dir.join("d/h")), 0).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        let id = ex.unlink(c(&dir.join("d")), libc::AT_REMOVEDIR).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert!(!dir.join("d").exists());
+        drop(fd);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The process's umask, read without changing it (other tests run in
+    /// parallel).
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    }
+}
