@@ -239,6 +239,7 @@ fs.path = {
 
 ---------------------------------------------------------------------------
 -- Status
+local lister -- (directory listings, defined with the iterators below)
 local STATX_SIZE = P.statx_size
 
 -- The statx table of `p`, or nil, errno (ENOENT, ENOTDIR: "not found").
@@ -317,7 +318,12 @@ function fs.last_write_time(p, t)
 end
 function fs.is_empty(p)
   local t = stat_or_raise(p, false)
-  if t.type == 'directory' then return #run_free(P.list_dir, path_arg(p, 1)) == 0 end
+  if t.type == 'directory' then
+    local next_entry = lister(path_arg(p, 1))
+    local empty = next_entry() == nil
+    next_entry(true)
+    return empty
+  end
   return t.size == 0
 end
 function fs.equivalent(a, b)
@@ -509,30 +515,47 @@ local entry_mt = K.class('filesystem.directory_entry', {}, {
   depth = function(e) return e[3] end,
 })
 
+-- An iterator over the entries of directory `s` (full path), listed in
+-- batches (one blocking-pool job each) as the loop goes.
+function lister(s)
+  local handle = run_free(P.open_dir, s)
+  local batch, i = {}, 0
+  return function(stop)
+    if stop then
+      if handle then P.close_dir(handle) handle = nil end
+      return nil
+    end
+    i = i + 1
+    if batch[i] == nil then
+      if not handle then return nil end
+      batch, i = run_free(P.read_dir, handle), 1
+      if batch[1] == nil then handle = nil return nil end
+    end
+    return batch[i]
+  end
+end
+
 -- for entry in directory_iterator(p) do ... entry.path, entry.type end
 function fs.directory_iterator(p)
   local s = path_arg(p, 1)
-  local list = run_free(P.list_dir, s)
-  local i = 0
+  local next_entry = lister(s)
   return function()
-    i = i + 1
-    local e = list[i]
+    local e = next_entry()
     if e then return setmetatable({ mkpath(join(s, e.name)), e.type, 0 }, entry_mt) end
   end
 end
 
 -- Depth first; opts: {follow_directory_symlink=, skip_permission_denied=}.
--- Each directory is listed when the walk enters it.
+-- A directory is opened when the walk enters it.
 function fs.recursive_directory_iterator(p, opts)
   local s = path_arg(p, 1)
   if opts ~= nil and type(opts) ~= 'table' then raise_errno(E.EINVAL, 2) end
   opts = opts or {}
-  local stack = { { dir = s, list = run_free(P.list_dir, s), i = 0, depth = 0 } }
+  local stack = { { dir = s, next = lister(s), depth = 0 } }
   return function()
     while #stack > 0 do
       local top = stack[#stack]
-      top.i = top.i + 1
-      local e = top.list[top.i]
+      local e = top.next()
       if not e then
         stack[#stack] = nil
       else
@@ -543,12 +566,12 @@ function fs.recursive_directory_iterator(p, opts)
           descend = t ~= nil and t.type == 'directory'
         end
         if descend then
-          local ok, list = pcall(run_free, P.list_dir, full)
+          local ok, next_entry = pcall(lister, full)
           if ok then
-            stack[#stack + 1] = { dir = full, list = list, i = 0, depth = top.depth + 1 }
-          elseif not (opts.skip_permission_denied and type(list) == 'table'
-                      and list.code == E.EACCES) then
-            error(list, 0)
+            stack[#stack + 1] = { dir = full, next = next_entry, depth = top.depth + 1 }
+          elseif not (opts.skip_permission_denied and type(next_entry) == 'table'
+                      and next_entry.code == E.EACCES) then
+            error(next_entry, 0)
           end
         end
         return setmetatable({ mkpath(full), e.type, top.depth }, entry_mt)

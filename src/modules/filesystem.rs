@@ -17,12 +17,17 @@
 //!   interrupted caller leaves nothing behind (see `io_object`).
 //! - A statx result is written into a byte_span the op's slot keeps alive;
 //!   `stat_fields` reads it only after the completion.
+//! - A directory being iterated is a `DirStream` userdata sharing its
+//!   `ReadDir` with the batch job in flight (if any); the directory closes
+//!   at the end of the listing, on `close_dir`, or when both are gone.
+//!   Nothing on the VM's thread ever waits for its lock.
 
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use mlua::{Lua, Table, Value};
 
@@ -31,7 +36,7 @@ use crate::actor::vm::{submit_op, unless_closing};
 use crate::executor::blocking::{JobOutput, JobResult};
 use crate::modules::byte_span;
 use crate::modules::error::{einval, ErrorCode};
-use crate::modules::io_object;
+use crate::modules::io_object::{self, LuaBuilder};
 
 const FILESYSTEM_LUA: &str = include_str!("../../lua/filesystem.lua");
 
@@ -133,15 +138,45 @@ fn entry_type(ft: std::fs::FileType) -> &'static str {
     }
 }
 
+fn entry_message(entry: &std::fs::DirEntry) -> Message {
+    let kind = entry.file_type().map(entry_type).unwrap_or("unknown");
+    Message::object([
+        ("name", Message::from(entry.file_name().as_bytes())),
+        ("type", Message::from(kind)),
+    ])
+}
+
 fn list_dir(path: &Path) -> io::Result<Message> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(path)? {
-        let entry = entry?;
-        let kind = entry.file_type().map(entry_type).unwrap_or("unknown");
-        entries.push(Message::object([
-            ("name", Message::from(entry.file_name().as_bytes())),
-            ("type", Message::from(kind)),
-        ]));
+        entries.push(entry_message(&entry?));
+    }
+    Ok(Message::array(entries))
+}
+
+/// An open directory being listed in batches (`directory_iterator`): each
+/// batch is a job of its own, so memory stays bounded whatever the
+/// directory's size and a loop that breaks early lists no more. The
+/// directory fd closes when the listing ends or the object is collected.
+#[derive(Clone)]
+struct DirStream(Arc<Mutex<Option<std::fs::ReadDir>>>);
+
+impl mlua::UserData for DirStream {}
+
+/// Entries per batch of a directory listing.
+const DIR_BATCH: usize = 256;
+
+fn next_batch(dir: &DirStream) -> io::Result<Message> {
+    let mut guard = dir.0.lock().unwrap_or_else(|e| e.into_inner());
+    let mut entries = Vec::new();
+    if let Some(rd) = guard.as_mut() {
+        for entry in rd.by_ref().take(DIR_BATCH) {
+            entries.push(entry_message(&entry?));
+        }
+        if entries.len() < DIR_BATCH {
+            // The end: close the directory now, not at collection.
+            *guard = None;
+        }
     }
     Ok(Message::array(entries))
 }
@@ -385,6 +420,44 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     prim!("list_dir", |lua, path: Value| {
         let path = os_path(&path_arg(&path, 1)?);
         run_job(lua, move || list_dir(&path))
+    });
+    // open_dir(path) -> op id; the result is a directory stream object.
+    prim!("open_dir", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        submit_op(lua, |st| {
+            st.executor.run_blocking(move || match std::fs::read_dir(&path) {
+                Ok(rd) => {
+                    let dir = DirStream(Arc::new(Mutex::new(Some(rd))));
+                    Ok(Box::new(LuaBuilder(Box::new(move |lua: &Lua| {
+                        lua.create_userdata(dir).map(Value::UserData)
+                    }))) as JobOutput)
+                }
+                Err(e) => Err(errno_of(&e)),
+            })
+        })
+    });
+    // read_dir(stream) -> op id; the result is the next batch of entries
+    // (an empty array at the end).
+    prim!("read_dir", |lua, dir: Value| {
+        let dir = match &dir {
+            Value::UserData(ud) => ud.borrow::<DirStream>().map_err(|_| einval(1))?.clone(),
+            _ => return Err(einval(1)),
+        };
+        run_job(lua, move || next_batch(&dir))
+    });
+    // close_dir(stream): closes the directory now unless a batch is being
+    // read (then it closes when that job and the object are gone); never
+    // waits.
+    prim!("close_dir", |_, dir: Value| {
+        if let Value::UserData(ud) = &dir {
+            if let Ok(dir) = ud.borrow::<DirStream>() {
+                if let Ok(mut guard) = dir.0.try_lock() {
+                    *guard = None;
+                }
+                return Ok(());
+            }
+        }
+        Err(einval(1))
     });
     prim!("canonical", |lua, path: Value| {
         let path = os_path(&path_arg(&path, 1)?);

@@ -19,7 +19,9 @@
 //!   under the kernel.
 //! - A blocking-pool job (`Executor::run_blocking`) returns a
 //!   [`Message`](crate::actor::message::Message) (or a bare `OwnedFd`):
-//!   `rt.turn` builds it as the op's Lua result ([`job_output_to_lua`]), so
+//!   or a [`LuaBuilder`] (any other owned state, made into a Lua value on
+//!   the VM's thread): `rt.turn` builds it as the op's Lua result
+//!   ([`job_output_to_lua`]), so
 //!   a waiter that was interrupted simply never looks at it and the
 //!   collector frees it (an fd in it is a `file_descriptor` object, closed
 //!   when collected). Nothing is kept by op id.
@@ -34,6 +36,11 @@ use crate::modules::file_descriptor::{self, push};
 pub(crate) use crate::actor::vm::{submit_read, submit_write};
 
 const IO_OBJECT_LUA: &str = include_str!("../../lua/io_object.lua");
+
+/// A blocking job's output that becomes a Lua value on the VM's thread (a
+/// userdata owning what the job made, say). Dropped unbuilt, the closure
+/// and everything it captured are dropped.
+pub(crate) struct LuaBuilder(pub Box<dyn FnOnce(&Lua) -> mlua::Result<Value> + Send>);
 
 /// The Lua value of a blocking job's output (see the invariants).
 pub(crate) fn job_output_to_lua(
@@ -50,6 +57,10 @@ pub(crate) fn job_output_to_lua(
                 &Limits::default(),
             )
         }
+        Err(other) => other,
+    };
+    let output = match output.downcast::<LuaBuilder>() {
+        Ok(builder) => return (builder.0)(lua),
         Err(other) => other,
     };
     match output.downcast::<std::os::fd::OwnedFd>() {
