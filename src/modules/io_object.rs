@@ -40,7 +40,10 @@ const IO_OBJECT_LUA: &str = include_str!("../../lua/io_object.lua");
 /// A blocking job's output that becomes a Lua value on the VM's thread (a
 /// userdata owning what the job made, say). Dropped unbuilt, the closure
 /// and everything it captured are dropped.
-pub(crate) struct LuaBuilder(pub Box<dyn FnOnce(&Lua) -> mlua::Result<Value> + Send>);
+pub(crate) struct LuaBuilder(pub BuildLua);
+
+/// See [`LuaBuilder`].
+pub(crate) type BuildLua = Box<dyn FnOnce(&Lua) -> mlua::Result<Value> + Send>;
 
 /// The Lua value of a blocking job's output (see the invariants).
 pub(crate) fn job_output_to_lua(
