@@ -447,6 +447,15 @@ end
 function fs.chmod(p, mode) run_free(P.chmod, path_arg(p, 1), mode_arg(mode, 2), false) end
 function fs.lchmod(p, mode) run_free(P.chmod, path_arg(p, 1), mode_arg(mode, 2), true) end
 function fs.mkfifo(p, mode) run_free(P.mkfifo, path_arg(p, 1), mode_arg(mode, 2)) end
+-- chown(p, uid, gid) / lchown: -1 leaves that id unchanged
+function fs.chown(p, uid, gid) run_free(P.chown, path_arg(p, 1), uid, gid, false) end
+function fs.lchown(p, uid, gid) run_free(P.chown, path_arg(p, 1), uid, gid, true) end
+-- mknod(p, mode, dev): mode is a file type (filesystem.file_type_bits) or'd
+-- with permission bits; dev from makedev(major, minor) for devices.
+function fs.mknod(p, mode, dev) run_free(P.mknod, path_arg(p, 1), mode, dev or 0) end
+fs.makedev = P.makedev
+fs.file_type_bits = { character = P.S_IFCHR, block = P.S_IFBLK, fifo = P.S_IFIFO,
+                      regular = P.S_IFREG, socket = P.S_IFSOCK }
 -- umask(mask) -> the previous mask (process-wide)
 function fs.umask(mask) return P.umask(mode_arg(mask, 1)) end
 -- mode(user, group, other) -> permission bits from three digits 0..7

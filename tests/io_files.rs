@@ -151,3 +151,40 @@ fn permission_denied_is_eacces() {
     assert!(!locked.join("new").exists() && !locked.join("d").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn chown_lchown_and_mknod_change_what_they_say() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: chown to another user and mknod of a device need root");
+        return;
+    }
+    let dir = scratch("chown");
+    let script = dir.join("own.lua");
+    std::fs::write(
+        &script,
+        r#"
+local fs = require 'filesystem'
+local d = fs.path.new(require('system').arguments[3])
+fs.mknod(d / 'null2', bit.bor(fs.file_type_bits.character, fs.mode(6, 6, 6)), fs.makedev(1, 3))
+fs.mknod(d / 'plain', bit.bor(fs.file_type_bits.regular, fs.mode(6, 4, 0)))
+fs.chown(d / 'plain', 65534, -1)
+fs.create_symlink('plain', d / 'link')
+fs.lchown(d / 'link', 123, 456)
+print('ok')
+"#,
+    )
+    .unwrap();
+    let out = luring().arg(&script).arg(&dir).output().unwrap();
+    assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
+    let null2 = std::fs::metadata(dir.join("null2")).unwrap();
+    assert!(null2.file_type().is_char_device());
+    assert_eq!(null2.rdev(), libc::makedev(1, 3));
+    let plain = std::fs::metadata(dir.join("plain")).unwrap();
+    assert!(plain.is_file());
+    assert_eq!((plain.uid(), plain.gid(), plain.mode() & 0o777), (65534, 0, 0o640));
+    let link = std::fs::symlink_metadata(dir.join("link")).unwrap();
+    assert_eq!((link.uid(), link.gid()), (123, 456));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -320,6 +320,34 @@ fn mknod_fifo(path: &Path, mode: u32) -> io::Result<Message> {
     Ok(Message::Bool(true))
 }
 
+fn fchownat(path: &Path, uid: u32, gid: u32, nofollow: bool) -> io::Result<Message> {
+    let c = cstring(path)?;
+    let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    // SAFETY: `c` is a live NUL-terminated string.
+    if unsafe { libc::fchownat(libc::AT_FDCWD, c.as_ptr(), uid, gid, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Message::Bool(true))
+}
+
+fn mknodat(path: &Path, mode: u32, dev: u64) -> io::Result<Message> {
+    let c = cstring(path)?;
+    // SAFETY: `c` is a live NUL-terminated string.
+    if unsafe { libc::mknodat(libc::AT_FDCWD, c.as_ptr(), mode, dev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Message::Bool(true))
+}
+
+/// A uid or gid argument: 0..2^32-2, or -1 for "leave unchanged".
+fn id_arg(v: &Value, arg: i32) -> mlua::Result<u32> {
+    let n = number_arg(v, arg)?;
+    if n == -1.0 {
+        return Ok(u32::MAX);
+    }
+    Ok(count_arg(v, arg, u64::from(u32::MAX - 1))? as u32)
+}
+
 fn set_mtime(path: &Path, sec: i64, nsec: i64) -> io::Result<Message> {
     let c = cstring(path)?;
     let times = [
@@ -501,6 +529,42 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
             run_job(lua, move || fchmodat(&path, mode, nofollow))
         }
     );
+    prim!(
+        "chown",
+        |lua, (path, uid, gid, nofollow): (Value, Value, Value, bool)| {
+            let path = os_path(&path_arg(&path, 1)?);
+            let uid = id_arg(&uid, 2)?;
+            let gid = id_arg(&gid, 3)?;
+            run_job(lua, move || fchownat(&path, uid, gid, nofollow))
+        }
+    );
+    // mknod(path, mode, dev): mode = file type bits | permission bits.
+    prim!("mknod", |lua, (path, mode, dev): (Value, Value, Value)| {
+        let path = os_path(&path_arg(&path, 1)?);
+        let mode = count_arg(&mode, 2, u64::from(u32::MAX))? as u32;
+        let kind = mode & libc::S_IFMT;
+        let known = [libc::S_IFREG, libc::S_IFCHR, libc::S_IFBLK, libc::S_IFIFO, libc::S_IFSOCK];
+        if mode & !(libc::S_IFMT | 0o7777) != 0 || (kind != 0 && !known.contains(&kind)) {
+            return Err(einval(2));
+        }
+        let dev = count_arg(&dev, 3, (1u64 << 53) - 1)?;
+        run_job(lua, move || mknodat(&path, mode, dev))
+    });
+    prim!("makedev", |_, (major, minor): (Value, Value)| {
+        let major = count_arg(&major, 1, u64::from(u32::MAX))? as u32;
+        let minor = count_arg(&minor, 2, u64::from(u32::MAX))? as u32;
+        let dev = libc::makedev(major, minor);
+        // Lua numbers are exact below 2^53.
+        if dev >= 1 << 53 {
+            return Err(einval(1));
+        }
+        Ok(dev as f64)
+    });
+    p.raw_set("S_IFCHR", libc::S_IFCHR)?;
+    p.raw_set("S_IFBLK", libc::S_IFBLK)?;
+    p.raw_set("S_IFIFO", libc::S_IFIFO)?;
+    p.raw_set("S_IFREG", libc::S_IFREG)?;
+    p.raw_set("S_IFSOCK", libc::S_IFSOCK)?;
     prim!("mkfifo", |lua, (path, mode): (Value, Value)| {
         let path = os_path(&path_arg(&path, 1)?);
         let mode = mode_arg(&mode, 2)?;

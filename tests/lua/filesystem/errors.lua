@@ -88,6 +88,13 @@ print('copy_file two options', try(fs.copy_file, file_, dir / 'z', { skip_existi
 print('copy_file bad options', try(fs.copy_file, file_, dir / 'z', 42))
 print('recursive options', try(fs.recursive_directory_iterator, dir, 'x'))
 print('umask bad', try(fs.umask, 'x'))
+print('chown uid not a number', try(fs.chown, file_, 'root', 0))
+print('chown gid too big', try(fs.chown, file_, 0, 2^32))
+print('chown missing', try(fs.chown, missing, 0, 0))
+print('mknod unknown type bits', try(fs.mknod, dir / 'n', 0x10000000, 0))
+print('mknod directory type', try(fs.mknod, dir / 'n', 16384 + 493, 0))
+print('mknod existing', try(fs.mknod, file_, fs.file_type_bits.fifo + 384))
+print('makedev negative', try(fs.makedev, -1, 0))
 
 print('-- umask and the working directory belong to the master VM')
 spawn_vm('.'):send(inbox)
