@@ -25,16 +25,37 @@ local function open(mt)
     local st = state_of(self, mt)
     path = IO.path_arg(path, 2)
     if st.holder then error(IO.already_open(), 0) end
+    st.open_aborted = nil
     local fd = P.adopt_opened(IO.run_op_unheld(st, P.open, path, flags))
     if st.holder then
       fd:close()
       error(IO.already_open(), 0)
+    end
+    -- close()/cancel() came while the open ran and it finished anyway (an
+    -- openat the kernel had already started is not cancelled): the caller
+    -- asked for no open object.
+    if st.open_aborted then
+      st.open_aborted = nil
+      fd:close()
+      error(K.operation_aborted(), 0)
     end
     st.holder = fd
   end
 end
 stream_methods.open = open(stream_mt)
 ra_methods.open = open(ra_mt)
+
+-- close() and cancel() also abort an open in progress.
+for _, methods in ipairs{ stream_methods, ra_methods } do
+  for _, name in ipairs{ 'close', 'cancel' } do
+    local common = methods[name]
+    methods[name] = function(self)
+      local st = state_of(self)
+      if st.npending > 0 and not st.holder then st.open_aborted = true end
+      return common(self)
+    end
+  end
+end
 
 local function check_offset(off, arg)
   if type(off) ~= 'number' or off < 0 or off % 1 ~= 0 then raise_errno(E.EINVAL, arg) end

@@ -313,7 +313,7 @@ function fs.last_write_time(p, t)
     raise_errno(E.EINVAL, 2)
   end
   local sec = math.floor(t)
-  local nsec = math.floor((t - sec) * 1e9)
+  local nsec = math.min(math.floor((t - sec) * 1e9), 999999999)
   run_free(P.set_mtime, path_arg(p, 1), sec, nsec)
 end
 function fs.is_empty(p)

@@ -24,8 +24,21 @@ local function report(label, ok, e)
   print(label, tostring(e.category), tostring(e))
 end
 
--- (an open is a ring op too, but the kernel's io_uring openat never waits
--- for a FIFO's other end: it cannot be kept in flight here)
+-- an open in flight (a ring openat; the kernel's never waits for a FIFO's
+-- other end, so it is in flight only briefly): close() or cancel() under
+-- it leaves the object closed, whether the kernel cancelled the open or had
+-- already done it (the new fd is closed then)
+for _, how in ipairs{ 'close', 'cancel' } do
+  local o = file.stream.new()
+  local f = spawn(function()
+    report(how .. ' under open:', pcall(o.open, o, dir / ('new-' .. how), bit.bor(F.write_only, F.create)))
+  end)
+  this_fiber.yield()
+  print('release while opening:', pcall(o.release, o))
+  o[how](o)
+  f:join()
+  print('open after ' .. how .. ':', o.is_open)
+end
 
 -- reads in flight
 local r = file.stream.new()
