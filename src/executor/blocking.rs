@@ -31,6 +31,8 @@
 //!   [`MAX_THREADS`] threads and at most [`MAX_QUEUED`] jobs waiting; a job
 //!   beyond that is refused with `EAGAIN` rather than queued unbounded.
 //! - A job that panics completes with `EIO`; the pool thread survives.
+//! - Pool threads block every signal, so they never take one meant for the
+//!   actors (or a signalfd).
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -157,6 +159,7 @@ impl Pool {
     }
 
     fn work(&self) {
+        block_signals();
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let Some((cell, job)) = q.jobs.pop_front() else {
@@ -175,6 +178,19 @@ impl Pool {
             drop(cell);
             q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         }
+    }
+}
+
+/// Pool threads take no signals: a process-directed signal must reach a
+/// thread that handles it (or stay pending for a signalfd), never a helper
+/// busy in a `readdir`.
+fn block_signals() {
+    // SAFETY: `set` is a live local sigset_t that sigfillset initialises
+    // before pthread_sigmask reads it; a null old-set pointer is allowed.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

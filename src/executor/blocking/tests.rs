@@ -256,3 +256,27 @@ fn dropping_the_executor_with_a_job_in_flight_neither_hangs_nor_leaks() {
     });
     assert_eq!(finished.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn pool_threads_block_every_signal() {
+    let pool = Pool::new(1, 8);
+    let mut ex = Executor::new().unwrap();
+    let id = ex
+        .run_blocking_on(
+            &pool,
+            job(|| {
+                // SAFETY: reads this thread's mask into a live local set.
+                let blocked = unsafe {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+                    [libc::SIGINT, libc::SIGTERM, libc::SIGCHLD, libc::SIGUSR1]
+                        .iter()
+                        .all(|&s| libc::sigismember(&set, s) == 1)
+                };
+                Ok(Box::new(blocked) as JobOutput)
+            }),
+        )
+        .unwrap();
+    let c = wait_for(&mut ex, id);
+    assert!(*c.output.unwrap().downcast::<bool>().unwrap());
+}
