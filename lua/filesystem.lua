@@ -15,8 +15,8 @@ local K, P, IO = ...
 local E = K.rt.errno
 local raise_errno = K.raise_errno
 local run_free, path_arg = IO.run_free, IO.path_arg
-local type, error, tostring, setmetatable = type, error, tostring, setmetatable
-local sfind, ssub, sbyte, srep = string.find, string.sub, string.byte, string.rep
+local type, error, setmetatable = type, error, setmetatable
+local sfind, ssub, sbyte = string.find, string.sub, string.byte
 local tconcat = table.concat
 
 local fs = {}
