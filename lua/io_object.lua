@@ -68,6 +68,48 @@ function IO.run_op(st, submit, ...)
   return res
 end
 
+-- An op of an object that has no descriptor yet (an open): tracked in
+-- `pending` like any op, so close()/cancel() abort it and release() is
+-- EBUSY meanwhile. Returns the result (an fd object for an open).
+function IO.run_op_unheld(st, submit, ...)
+  local f = current()
+  check_suspend(f)
+  local id = submit(...)
+  st.pending[id] = true
+  st.npending = st.npending + 1
+  local ok, res = raw_pcall(await_op, f, id)
+  st.pending[id] = nil
+  st.npending = st.npending - 1
+  if not ok then error(res, 0) end
+  if type(res) == 'number' and res < 0 then IO.raise_result(res) end
+  return res
+end
+
+-- An op that belongs to no object (a file system call): submit, wait,
+-- return the result (a number, or a job's Lua value) or raise.
+function IO.run_free(submit, ...)
+  local f = current()
+  check_suspend(f)
+  local id = submit(...)
+  local ok, res = raw_pcall(await_op, f, id)
+  if not ok then error(res, 0) end
+  if type(res) == 'number' and res < 0 then IO.raise_result(res) end
+  return res
+end
+
+-- filesystem.path objects -> their string (lua/core/modules.lua, which
+-- makes _FILE, and lua/filesystem.lua fill it).
+IO.paths = K.path_strings
+
+-- Argument `arg` as a path string: a string or a filesystem.path. NUL
+-- bytes are refused by the primitives (EINVAL too).
+function IO.path_arg(v, arg)
+  if type(v) == 'string' then return v end
+  local s = IO.paths[v]
+  if s then return s end
+  raise_errno(E.EINVAL, arg)
+end
+
 function IO.cancel_all(st)
   for id in next, st.pending do rt.cancel(id) end
 end

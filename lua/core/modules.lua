@@ -193,7 +193,7 @@ local function new_env(context, file)
   env.getfenv, env.setfenv = user_getfenv, user_setfenv
   env._G = env
   env._CONTEXT = context
-  env._FILE = file
+  env._FILE = K.file_path(file)
   return env
 end
 K.new_env = new_env
@@ -275,6 +275,33 @@ local function builtin_for(info, id)
     mine[id] = c
   end
   return c
+end
+
+-- _FILE is a filesystem.path (spec/core.md §6). The path class is
+-- lua/filesystem.lua, loaded on first use only: until then a path object
+-- has the shared metatable K.path_mt, whose metamethods load the module
+-- (which fills K.path_mt with the real ones) and apply the real one.
+K.path_strings = setmetatable({}, { __mode = 'k' })
+local path_mt = { __metatable = 'filesystem.path' }
+K.path_mt = path_mt
+local function load_filesystem()
+  if builtin_value.filesystem == nil then builtin_value.filesystem = builtin.filesystem() end
+end
+for _, event in ipairs{ '__index', '__newindex', '__div', '__concat', '__eq', '__lt', '__le' } do
+  local stub
+  stub = function(a, b, c)
+    load_filesystem()
+    local real = path_mt[event]
+    if real == stub then error('luring: filesystem.path class missing', 0) end
+    return real(a, b, c)
+  end
+  path_mt[event] = stub
+end
+path_mt.__tostring = function(p) return K.path_strings[p] end
+function K.file_path(s)
+  local p = setmetatable({}, path_mt)
+  K.path_strings[p] = s
+  return p
 end
 
 ---------------------------------------------------------------------------

@@ -36,6 +36,9 @@
 
 mod ops;
 mod output;
+// io-fs: the blocking helper pool and the file system ops.
+pub(crate) mod blocking;
+mod fs;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -77,6 +80,9 @@ pub struct Completion {
     /// the new fd, now owned by whoever receives this completion (closed if
     /// dropped).
     pub fd: Option<OwnedFd>,
+    /// For a blocking-pool job that succeeded (`run_blocking`): what the
+    /// job returned, owned by whoever receives this completion.
+    pub output: Option<blocking::JobOutput>,
 }
 
 /// What one turn of the ring produced.
@@ -517,6 +523,7 @@ impl Executor {
                     id,
                     result: -libc::ECANCELED,
                     fd: None,
+                    output: None,
                 });
                 Ok(())
             }
@@ -751,9 +758,23 @@ impl Executor {
                     // nothing else knows it.
                     unsafe { OwnedFd::from_raw_fd(result) }
                 });
+                let (result, output) = if kind == SlotKind::Job && result >= 0 {
+                    match slot.take_job_result() {
+                        Some(Ok(output)) => (0, Some(output)),
+                        Some(Err(errno)) => (-errno, None),
+                        None => (-libc::EIO, None),
+                    }
+                } else {
+                    (result, None)
+                };
                 // A cancelled op's result is delivered too: the fiber must
                 // see a real result that beat the cancellation.
-                out.completions.push(Completion { id, result, fd });
+                out.completions.push(Completion {
+                    id,
+                    result,
+                    fd,
+                    output,
+                });
             }
         }
     }

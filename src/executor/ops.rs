@@ -124,6 +124,11 @@ enum Resource {
     PathHow(CString, Box<io_uring::types::OpenHow>),
     /// statx of the slot's fd (empty path, `AT_EMPTY_PATH`) into a byte_span.
     StatxInto(CString, SpanRef),
+    // --- io-fs ---
+    /// Two paths (renameat, linkat, symlinkat).
+    Paths(CString, CString),
+    /// A blocking-pool job: the read of its eventfd fills the counter.
+    Job(Box<u64>, std::sync::Arc<super::blocking::JobCell>),
 }
 
 /// What the executor does with an op's completion besides delivering it.
@@ -144,6 +149,9 @@ pub(crate) enum SlotKind {
     /// Waiting for a standard stream to accept more output (after
     /// `-EAGAIN`); its buffer is the output still to write.
     OutputPoll { stream: StdStream, offset: usize },
+    /// io-fs: a blocking-pool job's eventfd read; a completed one delivers
+    /// the job's output (`blocking.rs`).
+    Job,
 }
 
 pub struct OpSlot {
@@ -207,6 +215,46 @@ impl OpSlot {
         Self::with(Resource::StatxInto(CString::default(), buf))
     }
 
+    /// io-fs: an op on two paths (`fs.rs`).
+    pub(crate) fn paths(first: CString, second: CString) -> Self {
+        Self::with(Resource::Paths(first, second))
+    }
+
+    /// io-fs: the second path of a two-path op (null otherwise).
+    pub(crate) fn second_path_ptr(&self) -> *const libc::c_char {
+        match &self.resource {
+            Resource::Paths(_, p) => p.as_ptr(),
+            _ => std::ptr::null(),
+        }
+    }
+
+    /// io-fs: statx of `path` (relative to the cwd) into `buf` (at least
+    /// `size_of::<libc::statx>()` bytes, checked by the caller).
+    pub(crate) fn statx_path_into(path: CString, buf: SpanRef) -> Self {
+        Self::with(Resource::StatxInto(path, buf))
+    }
+
+    /// io-fs: the eventfd read of a blocking-pool job (`blocking.rs`).
+    pub(crate) fn job(cell: std::sync::Arc<super::blocking::JobCell>) -> Self {
+        Self::with(Resource::Job(Box::new(0), cell))
+    }
+
+    /// The job's eventfd and the counter its read fills.
+    pub(crate) fn job_read_parts(&mut self) -> (RawFd, *mut u8) {
+        match &mut self.resource {
+            Resource::Job(counter, cell) => (cell.eventfd(), (&mut **counter as *mut u64).cast()),
+            _ => (-1, std::ptr::null_mut()),
+        }
+    }
+
+    /// The job's result once its read completed.
+    pub(crate) fn take_job_result(&mut self) -> Option<super::blocking::JobResult> {
+        match &self.resource {
+            Resource::Job(_, cell) => cell.take(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn kind(mut self, kind: SlotKind) -> Self {
         self.kind = kind;
         self
@@ -231,7 +279,10 @@ impl OpSlot {
 
     pub(crate) fn path_ptr(&self) -> *const libc::c_char {
         match &self.resource {
-            Resource::Path(p) | Resource::PathHow(p, _) | Resource::StatxInto(p, _) => p.as_ptr(),
+            Resource::Path(p)
+            | Resource::PathHow(p, _)
+            | Resource::StatxInto(p, _)
+            | Resource::Paths(p, _) => p.as_ptr(),
             _ => std::ptr::null(),
         }
     }

@@ -17,6 +17,10 @@ pub mod format;
 pub mod io_object;
 pub mod json;
 pub mod pipe;
+// io-fs
+pub mod file;
+pub mod filesystem;
+pub mod stream;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
 /// the `format` global, the `file_descriptor` type and the builtin modules
@@ -26,6 +30,10 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     json::register(lua, k)?;
     file_descriptor::register(lua)?;
     pipe::register(lua, k)?;
+    // io-fs
+    file::register(lua, k)?;
+    filesystem::register(lua, k)?;
+    stream::register(lua, k)?;
     Ok(())
 }
 

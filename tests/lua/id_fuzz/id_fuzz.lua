@@ -12,7 +12,7 @@ allowed.system = {
   [generic_error.EISDIR.code] = true, [generic_error.ELOOP.code] = true,
   [generic_error.ENAMETOOLONG.code] = true,
 }
-local root = _FILE:match('^(.*)/[^/]*$')
+local root = tostring(_FILE):match('^(.*)/[^/]*$')
 local prefixes = { '', './', '../', '../../', '/', '//', './/', '/./', '/../' }
 local parts = { 'a', 'b', 'pkg', 'c', 'out', 'outdir', 'outside_marker', 'abs', 'cyc',
   'bad', 'init', 'leaf', '..', '.', '', 'a-b', 'A', '_', 'a\0b', 'fixtures', 'id_fuzz' }
@@ -35,8 +35,8 @@ local function fuzz(where)
     tried = tried + 1
     local ok, e = pcall(require, id)
     if ok then
-      if type(e) ~= 'table' or e.escaped or type(e._FILE) ~= 'string'
-        or e._FILE:sub(1, #root + 1) ~= root .. '/' then
+      if type(e) ~= 'table' or e.escaped or getmetatable(e._FILE) ~= 'filesystem.path'
+        or tostring(e._FILE):sub(1, #root + 1) ~= root .. '/' then
         unexpected[#unexpected + 1] = 'loaded outside: ' .. id
       end
       loaded = loaded + 1

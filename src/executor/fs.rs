@@ -1,0 +1,274 @@
+//! File system ring ops (io-fs): open with a mode, statx of a path, mkdir,
+//! rename, unlink, symlink, link, fsync, fallocate, ftruncate and
+//! positioned writes.
+//!
+//! Invariants: those of every op (see `ops.rs`): each path is a `CString`
+//! owned by the op's slot, each fd an [`OpFd`] clone held by the slot, and
+//! each output buffer a byte_span the slot keeps alive, until the
+//! completion is reaped. Paths are resolved relative to the process's
+//! current directory (`AT_FDCWD`), as the same calls made directly would.
+
+use std::ffi::CString;
+use std::io;
+
+use io_uring::{opcode, types};
+
+use super::{Executor, OpBuffer, OpFd, OpId, OpSlot, SlotKind};
+use crate::modules::byte_span::SpanRef;
+
+const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
+
+impl Executor {
+    /// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`; the completion
+    /// carries the new fd.
+    pub fn open_mode(&mut self, path: CString, flags: i32, mode: u32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own path.
+        unsafe {
+            self.submit(OpSlot::path(path).kind(SlotKind::OpensFd), |slot| {
+                opcode::OpenAt::new(CWD, slot.path_ptr())
+                    .flags(flags | libc::O_CLOEXEC)
+                    .mode(mode)
+                    .build()
+            })
+        }
+    }
+
+    /// `statx(AT_FDCWD, path, flags, mask)` into `buf`, which must hold a
+    /// whole `struct statx` (else `EINVAL` without submitting).
+    pub fn statx_path(
+        &mut self,
+        path: CString,
+        flags: i32,
+        mask: u32,
+        buf: SpanRef,
+    ) -> io::Result<OpId> {
+        if buf.len() < std::mem::size_of::<libc::statx>() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: the SQE points at the slot's own path and statx buffer
+        // (long enough, checked above).
+        unsafe {
+            self.submit(OpSlot::statx_path_into(path, buf), |slot| {
+                let out = slot.statx_ptr();
+                opcode::Statx::new(CWD, slot.path_ptr(), out)
+                    .flags(flags)
+                    .mask(mask)
+                    .build()
+            })
+        }
+    }
+
+    /// `mkdirat(AT_FDCWD, path, mode)`.
+    pub fn mkdir(&mut self, path: CString, mode: u32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own path.
+        unsafe {
+            self.submit(OpSlot::path(path), |slot| {
+                opcode::MkDirAt::new(CWD, slot.path_ptr()).mode(mode).build()
+            })
+        }
+    }
+
+    /// `unlinkat(AT_FDCWD, path, flags)` (`AT_REMOVEDIR` for directories).
+    pub fn unlink(&mut self, path: CString, flags: i32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own path.
+        unsafe {
+            self.submit(OpSlot::path(path), |slot| {
+                opcode::UnlinkAt::new(CWD, slot.path_ptr())
+                    .flags(flags)
+                    .build()
+            })
+        }
+    }
+
+    /// `renameat2(AT_FDCWD, from, AT_FDCWD, to, flags)`.
+    pub fn rename(&mut self, from: CString, to: CString, flags: u32) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own two paths.
+        unsafe {
+            self.submit(OpSlot::paths(from, to), |slot| {
+                opcode::RenameAt::new(CWD, slot.path_ptr(), CWD, slot.second_path_ptr())
+                    .flags(flags)
+                    .build()
+            })
+        }
+    }
+
+    /// `symlinkat(target, AT_FDCWD, link)`.
+    pub fn symlink(&mut self, target: CString, link: CString) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own two paths.
+        unsafe {
+            self.submit(OpSlot::paths(target, link), |slot| {
+                opcode::SymlinkAt::new(CWD, slot.path_ptr(), slot.second_path_ptr()).build()
+            })
+        }
+    }
+
+    /// `linkat(AT_FDCWD, existing, AT_FDCWD, new, 0)`.
+    pub fn hard_link(&mut self, existing: CString, new: CString) -> io::Result<OpId> {
+        // SAFETY: the SQE points at the slot's own two paths.
+        unsafe {
+            self.submit(OpSlot::paths(existing, new), |slot| {
+                opcode::LinkAt::new(CWD, slot.path_ptr(), CWD, slot.second_path_ptr()).build()
+            })
+        }
+    }
+
+    /// `fsync(fd)` (`fdatasync` when `data_only`).
+    pub fn fsync(&mut self, fd: &OpFd, data_only: bool) -> io::Result<OpId> {
+        let flags = if data_only {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        // SAFETY: the SQE names the slot's fd.
+        unsafe {
+            self.submit(OpSlot::bare().on_fd(fd), |slot| {
+                opcode::Fsync::new(types::Fd(slot.raw_fd()))
+                    .flags(flags)
+                    .build()
+            })
+        }
+    }
+
+    /// `fallocate(fd, mode, offset, len)`.
+    pub fn fallocate(&mut self, fd: &OpFd, mode: i32, offset: u64, len: u64) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd.
+        unsafe {
+            self.submit(OpSlot::bare().on_fd(fd), |slot| {
+                opcode::Fallocate::new(types::Fd(slot.raw_fd()), len)
+                    .offset(offset)
+                    .mode(mode)
+                    .build()
+            })
+        }
+    }
+
+    /// `ftruncate(fd, len)` (Linux ≥ 6.9).
+    pub fn ftruncate(&mut self, fd: &OpFd, len: u64) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd.
+        unsafe {
+            self.submit(OpSlot::bare().on_fd(fd), |slot| {
+                opcode::Ftruncate::new(types::Fd(slot.raw_fd()), len).build()
+            })
+        }
+    }
+
+    /// `pwrite(2)`: write `buf` at `offset`.
+    pub fn write_at(&mut self, fd: &OpFd, buf: OpBuffer, offset: u64) -> io::Result<OpId> {
+        let offset = offset.min(i64::MAX as u64);
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                opcode::Write::new(types::Fd(slot.raw_fd()), ptr, len)
+                    .offset(offset)
+                    .build()
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each op against a scratch directory, checked with std (the Lua
+    //! tests cover them through the modules).
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::executor::{Completion, Reaped};
+
+    fn run(ex: &mut Executor, id: OpId) -> Completion {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut r = Reaped::default();
+        loop {
+            assert!(Instant::now() < deadline, "op never completed");
+            ex.turn(true, &mut r).unwrap();
+            if let Some(i) = r.completions.iter().position(|c| c.id == id) {
+                return r.completions.swap_remove(i);
+            }
+        }
+    }
+
+    fn c(p: &std::path::Path) -> CString {
+        CString::new(p.to_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn file_system_ops_do_what_their_syscalls_do() {
+        let dir = std::env::temp_dir().join(format!("luring-fsops-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let mut ex = Executor::new().unwrap();
+
+        let id = ex.mkdir(c(&dir.join("d")), 0o750).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("d")).unwrap().mode() & 0o777, 0o750 & !umask());
+        let id = ex.mkdir(c(&dir.join("d")), 0o750).unwrap();
+        assert_eq!(run(&mut ex, id).result, -libc::EEXIST);
+
+        let id = ex
+            .open_mode(c(&dir.join("f")), libc::O_RDWR | libc::O_CREAT, 0o600)
+            .unwrap();
+        let opened = run(&mut ex, id);
+        let fd = OpFd::owned(opened.fd.expect("the new fd"));
+        let id = ex
+            .write_at(&fd, OpBuffer::Owned(b"abc".to_vec().into_boxed_slice()), 5)
+            .unwrap();
+        assert_eq!(run(&mut ex, id).result, 3);
+        assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"\0\0\0\0\0abc");
+        let id = ex.fallocate(&fd, 0, 0, 4096).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 4096);
+        let id = ex.ftruncate(&fd, 2).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 2);
+        for data_only in [false, true] {
+            let id = ex.fsync(&fd, data_only).unwrap();
+            assert_eq!(run(&mut ex, id).result, 0);
+        }
+
+        let buf = SpanRef::new_zeroed(
+            std::mem::size_of::<libc::statx>(),
+            std::mem::size_of::<libc::statx>(),
+        );
+        let id = ex
+            .statx_path(c(&dir.join("f")), 0, libc::STATX_SIZE, buf.clone())
+            .unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        let bytes = buf.to_vec();
+        // SAFETY: the kernel wrote a whole statx into `bytes`; any bit
+        // pattern is a valid statx.
+        let sx: libc::statx = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        assert_eq!(sx.stx_size, 2);
+        let short = SpanRef::new_zeroed(8, 8);
+        let refused = ex.statx_path(c(&dir.join("f")), 0, libc::STATX_SIZE, short);
+        assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+
+        let id = ex.symlink(c(std::path::Path::new("f")), c(&dir.join("s"))).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::read_link(dir.join("s")).unwrap(), std::path::Path::new("f"));
+        let id = ex.hard_link(c(&dir.join("f")), c(&dir.join("h"))).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert_eq!(std::fs::metadata(dir.join("f")).unwrap().nlink(), 2);
+        let id = ex.rename(c(&dir.join("h")), c(&dir.join("d/h")), 0).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert!(dir.join("d/h").exists() && !dir.join("h").exists());
+        let id = ex.unlink(c(&dir.join("d")), libc::AT_REMOVEDIR).unwrap();
+        assert_eq!(run(&mut ex, id).result, -libc::ENOTEMPTY);
+        let id = ex.unlink(c(&dir.join("d/h")), 0).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        let id = ex.unlink(c(&dir.join("d")), libc::AT_REMOVEDIR).unwrap();
+        assert_eq!(run(&mut ex, id).result, 0);
+        assert!(!dir.join("d").exists());
+        drop(fd);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The process's umask, read without changing it (other tests run in
+    /// parallel).
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    }
+}

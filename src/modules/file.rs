@@ -1,0 +1,158 @@
+//! The `file` builtin module (spec/io.md "file"): `file.stream`,
+//! `file.random_access`, the `*_at` helpers and `file.open_flag`. Objects
+//! and waits are Lua (lua/file.lua on lua/io_object.lua); this file gives
+//! that code its primitives: the open (a ring `openat`, so unlike Emilua
+//! it suspends), reads and writes at the position or at an offset,
+//! `ftruncate` and `statx` as ring ops, and `lseek` (no I/O: a plain call).
+//!
+//! Invariants: those of `io_object` (private holders; every op owns its fd
+//! and buffer until its completion). Open flags are limited to the
+//! `open_flag` set (anything else is `EINVAL` before the kernel sees it),
+//! files are always opened close-on-exec, and created files get mode 0666
+//! minus the process umask.
+
+use mlua::{Lua, Table, Value};
+
+use crate::actor::vm::{submit_op, unless_closing};
+use crate::executor::OpBuffer;
+use crate::modules::byte_span;
+use crate::modules::error::{einval, ErrorCode};
+use crate::modules::filesystem::{count_arg, path_arg};
+use crate::modules::io_object::{self, holder_fd, submit_read, submit_write};
+
+const FILE_LUA: &str = include_str!("../../lua/file.lua");
+
+/// The flags `file.open_flag` names.
+const OPEN_FLAGS: &[(&str, i32)] = &[
+    ("append", libc::O_APPEND),
+    ("create", libc::O_CREAT),
+    ("exclusive", libc::O_EXCL),
+    ("read_only", libc::O_RDONLY),
+    ("read_write", libc::O_RDWR),
+    ("sync_all_on_write", libc::O_SYNC),
+    ("truncate", libc::O_TRUNC),
+    ("write_only", libc::O_WRONLY),
+];
+
+pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
+    io_object::register_lua_module(lua, k, "file", FILE_LUA, primitives)
+}
+
+/// Offsets are byte counts below 2^53 (exact as Lua numbers).
+const MAX_OFFSET: u64 = (1 << 53) - 1;
+
+fn open_flags_arg(v: &Value, arg: i32) -> mlua::Result<i32> {
+    let allowed = OPEN_FLAGS.iter().fold(0, |acc, (_, f)| acc | f);
+    let flags = count_arg(v, arg, i32::MAX as u64)? as i32;
+    let access = flags & libc::O_ACCMODE;
+    if flags & !allowed != 0 || access == libc::O_ACCMODE {
+        return Err(einval(arg));
+    }
+    Ok(flags)
+}
+
+fn primitives(lua: &Lua) -> mlua::Result<Table> {
+    let p = lua.create_table()?;
+    let flags = lua.create_table()?;
+    for (name, value) in OPEN_FLAGS {
+        flags.raw_set(*name, *value)?;
+    }
+    p.raw_set("open_flag", flags)?;
+    macro_rules! prim {
+        ($name:literal, $f:expr) => {
+            p.raw_set($name, lua.create_function(unless_closing($f))?)?;
+        };
+    }
+    // open(path, flags) -> op id; the completion is the fd object.
+    prim!("open", |lua, (path, flags): (Value, Value)| {
+        let path = path_arg(&path, 2)?;
+        let flags = open_flags_arg(&flags, 3)?;
+        submit_op(lua, |st| st.executor.open_mode(path, flags, 0o666))
+    });
+    // adopt_opened(result of open) -> the object's holder.
+    prim!("adopt_opened", |lua, opened: Value| {
+        let fd = crate::actor::vm::take_opened_fd(&opened)
+            .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF)))?;
+        crate::modules::file_descriptor::push(lua, fd)
+    });
+    prim!("read", |lua, (holder, buf): (Value, Value)| {
+        let fd = holder_fd(&holder)?;
+        submit_read(lua, &fd, byte_span::span_arg(&buf, 2)?)
+    });
+    prim!("write", |lua, (holder, buf): (Value, Value)| {
+        let fd = holder_fd(&holder)?;
+        submit_write(lua, &fd, &buf)
+    });
+    // read_at(holder, offset, buf), write_at(holder, offset, buf)
+    prim!(
+        "read_at",
+        |lua, (holder, offset, buf): (Value, Value, Value)| {
+            let fd = holder_fd(&holder)?;
+            let offset = count_arg(&offset, 2, MAX_OFFSET)?;
+            let span = byte_span::span_arg(&buf, 3)?;
+            submit_op(lua, |st| {
+                st.executor.read_at(&fd, OpBuffer::Span(span), offset)
+            })
+        }
+    );
+    prim!(
+        "write_at",
+        |lua, (holder, offset, buf): (Value, Value, Value)| {
+            let fd = holder_fd(&holder)?;
+            let offset = count_arg(&offset, 2, MAX_OFFSET)?;
+            let buf = match &buf {
+                Value::String(s) => OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice()),
+                other => OpBuffer::Span(byte_span::span_arg(other, 3)?),
+            };
+            submit_op(lua, |st| st.executor.write_at(&fd, buf, offset))
+        }
+    );
+    prim!("ftruncate", |lua, (holder, len): (Value, Value)| {
+        let fd = holder_fd(&holder)?;
+        let len = count_arg(&len, 2, MAX_OFFSET)?;
+        submit_op(lua, |st| st.executor.ftruncate(&fd, len))
+    });
+    prim!("fstat", |lua, (holder, buf): (Value, Value)| {
+        let fd = holder_fd(&holder)?;
+        let span = byte_span::span_arg(&buf, 2)?;
+        submit_op(lua, |st| {
+            st.executor.statx_fd(&fd, span, libc::STATX_BASIC_STATS)
+        })
+    });
+    p.raw_set("statx_size", std::mem::size_of::<libc::statx>())?;
+    prim!("stat_size", |_, buf: Value| {
+        let bytes = byte_span::span_arg(&buf, 1)?.to_vec();
+        if bytes.len() < std::mem::size_of::<libc::statx>() {
+            return Err(einval(1));
+        }
+        // SAFETY: `bytes` holds a whole `statx` (checked) the kernel wrote;
+        // any bit pattern is a valid `statx`.
+        let sx: libc::statx = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        Ok(sx.stx_size as f64)
+    });
+    // seek(holder, offset, whence) -> new offset: lseek does no I/O.
+    prim!(
+        "seek",
+        |_, (holder, offset, whence): (Value, Value, Value)| {
+            let fd = holder_fd(&holder)?;
+            let whence = match whence {
+                Value::String(s) if &*s.as_bytes() == b"set" => libc::SEEK_SET,
+                Value::String(s) if &*s.as_bytes() == b"cur" => libc::SEEK_CUR,
+                Value::String(s) if &*s.as_bytes() == b"end" => libc::SEEK_END,
+                _ => return Err(einval(3)),
+            };
+            let offset = match offset {
+                Value::Integer(i) => i,
+                Value::Number(n) if n.fract() == 0.0 && n.abs() <= MAX_OFFSET as f64 => n as i64,
+                _ => return Err(einval(2)),
+            };
+            // SAFETY: lseek only names the fd, which `fd` keeps open.
+            let pos = unsafe { libc::lseek(fd.raw(), offset, whence) };
+            if pos < 0 {
+                return Err(ErrorCode::from_io(&std::io::Error::last_os_error()).into());
+            }
+            Ok(pos as f64)
+        }
+    );
+    Ok(p)
+}

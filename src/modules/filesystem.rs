@@ -1,0 +1,614 @@
+//! The `filesystem` builtin module (spec/io.md "filesystem"), asynchronous:
+//! every call that touches the file system suspends the calling fiber
+//! instead of blocking the VM's thread (Emilua blocks it). Calls the kernel
+//! has a ring op for (statx, mkdirat, unlinkat, renameat, symlinkat,
+//! linkat) are ring ops (`src/executor/fs.rs`); the others (directory
+//! listings, realpath, copies, chmod, statvfs, readlink, mknod, truncate)
+//! are jobs on the blocking pool (`src/executor/blocking.rs`). The paths
+//! and the composed calls are Lua (lua/filesystem.lua); this file gives it
+//! its primitives.
+//!
+//! Invariants:
+//! - A path reaches the kernel only as a `CString` made here: a path with
+//!   a NUL byte is `EINVAL` naming the caller's argument, before anything
+//!   is submitted.
+//! - A job owns copies of its paths (it runs on another thread); its
+//!   output is a `Message` built into the Lua result by `rt.turn`, so an
+//!   interrupted caller leaves nothing behind (see `io_object`).
+//! - A statx result is written into a byte_span the op's slot keeps alive;
+//!   `stat_fields` reads it only after the completion.
+//! - A directory being iterated is a `DirStream` userdata sharing its
+//!   `ReadDir` with the batch job in flight (if any); the directory closes
+//!   at the end of the listing, on `close_dir`, or when both are gone.
+//!   Nothing on the VM's thread ever waits for its lock.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use mlua::{Lua, Table, Value};
+
+use crate::actor::message::Message;
+use crate::actor::vm::{submit_op, unless_closing};
+use crate::executor::blocking::{JobOutput, JobResult};
+use crate::modules::byte_span;
+use crate::modules::error::{einval, ErrorCode};
+use crate::modules::io_object::{self, LuaBuilder};
+
+const FILESYSTEM_LUA: &str = include_str!("../../lua/filesystem.lua");
+
+pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
+    io_object::register_lua_module(lua, k, "filesystem", FILESYSTEM_LUA, primitives)
+}
+
+/// Argument `arg` as a path for the kernel: a string without NUL bytes.
+pub(crate) fn path_arg(v: &Value, arg: i32) -> mlua::Result<CString> {
+    match v {
+        Value::String(s) => CString::new(s.as_bytes().to_vec()).map_err(|_| einval(arg)),
+        _ => Err(einval(arg)),
+    }
+}
+
+fn os_path(c: &CString) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(c.as_bytes()))
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn done(msg: Message) -> JobResult {
+    Ok(Box::new(msg) as JobOutput)
+}
+
+/// Submits `job` on the blocking pool; Lua waits for the op id.
+fn run_job(
+    lua: &Lua,
+    job: impl FnOnce() -> Result<Message, io::Error> + Send + 'static,
+) -> mlua::Result<f64> {
+    submit_op(lua, |st| {
+        st.executor.run_blocking(move || match job() {
+            Ok(msg) => done(msg),
+            Err(e) => Err(errno_of(&e)),
+        })
+    })
+}
+
+/// The file type names of `filesystem.file_type` (std::filesystem's).
+fn type_name(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "regular",
+        libc::S_IFDIR => "directory",
+        libc::S_IFLNK => "symlink",
+        libc::S_IFBLK => "block",
+        libc::S_IFCHR => "character",
+        libc::S_IFIFO => "fifo",
+        libc::S_IFSOCK => "socket",
+        _ => "unknown",
+    }
+}
+
+/// A statx buffer's fields as a table.
+fn stat_fields(lua: &Lua, span: &byte_span::SpanRef) -> mlua::Result<Table> {
+    let bytes = span.to_vec();
+    if bytes.len() < std::mem::size_of::<libc::statx>() {
+        return Err(einval(1));
+    }
+    // SAFETY: `bytes` holds at least one `statx` (checked above) that the
+    // kernel wrote; `read_unaligned` copes with the Vec's alignment, and
+    // every bit pattern is a valid `statx` (plain integers).
+    let sx: libc::statx = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let t = lua.create_table()?;
+    t.set("type", type_name(u32::from(sx.stx_mode)))?;
+    t.set("mode", u32::from(sx.stx_mode) & 0o7777)?;
+    t.set("size", sx.stx_size as f64)?;
+    t.set("nlink", sx.stx_nlink)?;
+    t.set("ino", sx.stx_ino as f64)?;
+    t.set("dev_major", sx.stx_dev_major)?;
+    t.set("dev_minor", sx.stx_dev_minor)?;
+    t.set("uid", sx.stx_uid)?;
+    t.set("gid", sx.stx_gid)?;
+    t.set("mtime_sec", sx.stx_mtime.tv_sec as f64)?;
+    t.set("mtime_nsec", sx.stx_mtime.tv_nsec)?;
+    Ok(t)
+}
+
+/// `d_type`-like names of a directory entry's type (no extra stat).
+fn entry_type(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_dir() {
+        "directory"
+    } else if ft.is_file() {
+        "regular"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block"
+    } else if ft.is_char_device() {
+        "character"
+    } else {
+        "unknown"
+    }
+}
+
+fn entry_message(entry: &std::fs::DirEntry) -> Message {
+    let kind = entry.file_type().map(entry_type).unwrap_or("unknown");
+    Message::object([
+        ("name", Message::from(entry.file_name().as_bytes())),
+        ("type", Message::from(kind)),
+    ])
+}
+
+fn list_dir(path: &Path) -> io::Result<Message> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        entries.push(entry_message(&entry?));
+    }
+    Ok(Message::array(entries))
+}
+
+/// An open directory being listed in batches (`directory_iterator`): each
+/// batch is a job of its own, so memory stays bounded whatever the
+/// directory's size and a loop that breaks early lists no more. The
+/// directory fd closes when the listing ends or the object is collected.
+#[derive(Clone)]
+struct DirStream(Arc<Mutex<Option<std::fs::ReadDir>>>);
+
+impl mlua::UserData for DirStream {}
+
+/// Entries per batch of a directory listing.
+const DIR_BATCH: usize = 256;
+
+fn next_batch(dir: &DirStream) -> io::Result<Message> {
+    let mut guard = dir.0.lock().unwrap_or_else(|e| e.into_inner());
+    let mut entries = Vec::new();
+    if let Some(rd) = guard.as_mut() {
+        for entry in rd.by_ref().take(DIR_BATCH) {
+            entries.push(entry_message(&entry?));
+        }
+        if entries.len() < DIR_BATCH {
+            // The end: close the directory now, not at collection.
+            *guard = None;
+        }
+    }
+    Ok(Message::array(entries))
+}
+
+/// What `copy_file` does when the target exists (std::filesystem's
+/// copy_options): 0 fail with EEXIST, 1 skip, 2 overwrite, 3 overwrite
+/// when the source is newer.
+fn copy_file(from: &Path, to: &Path, existing: u8) -> io::Result<Message> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let src = std::fs::File::open(from)?;
+    let meta = src.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    match std::fs::metadata(to) {
+        Ok(target) => {
+            if target.dev() == meta.dev() && target.ino() == meta.ino() {
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            }
+            match existing {
+                1 => return Ok(Message::Bool(false)),
+                2 => {}
+                3 if (meta.mtime(), meta.mtime_nsec()) <= (target.mtime(), target.mtime_nsec()) => {
+                    return Ok(Message::Bool(false));
+                }
+                3 => {}
+                _ => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(meta.permissions().mode() & 0o7777);
+    if existing == 0 {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
+    }
+    let mut dst = options.open(to)?;
+    // copy_file_range in the kernel where it can.
+    io::copy(&mut &src, &mut dst)?;
+    dst.set_permissions(meta.permissions())?;
+    Ok(Message::Bool(true))
+}
+
+/// Removes `path` and everything beneath it (symlinks are removed, never
+/// followed); the number of entries removed, 0 when it did not exist. The
+/// removal itself is `std::fs::remove_dir_all`, which walks with
+/// `openat`/`unlinkat` relative to directory fds and `O_NOFOLLOW`, so a
+/// directory swapped for a symlink mid-walk cannot redirect it outside the
+/// tree; the count comes from a walk before it (exact unless the tree
+/// changes meanwhile).
+fn remove_all(path: &Path) -> io::Result<u64> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        std::fs::remove_file(path)?;
+        return Ok(1);
+    }
+    let count = count_tree(path).unwrap_or(0);
+    std::fs::remove_dir_all(path)?;
+    Ok(count)
+}
+
+/// Entries in the tree at `path` (itself included), symlinks not followed.
+fn count_tree(path: &Path) -> io::Result<u64> {
+    let mut count = 1;
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            count += 1;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// realpath of the longest prefix that exists, the rest appended as is
+/// (Lua normalizes it lexically).
+fn weakly_canonical(path: &Path) -> io::Result<PathBuf> {
+    let parts: Vec<_> = path.components().collect();
+    for cut in (1..=parts.len()).rev() {
+        let prefix: PathBuf = parts[..cut].iter().collect();
+        match std::fs::canonicalize(&prefix) {
+            Ok(mut real) => {
+                real.extend(&parts[cut..]);
+                return Ok(real);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(path.to_path_buf())
+}
+
+fn cstring(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn space(path: &Path) -> io::Result<Message> {
+    let c = cstring(path)?;
+    // SAFETY: statvfs fills the zeroed local struct; `c` is a live
+    // NUL-terminated string.
+    let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut vfs) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let unit = vfs.f_frsize as f64;
+    Ok(Message::object([
+        ("capacity", Message::from(vfs.f_blocks as f64 * unit)),
+        ("free", Message::from(vfs.f_bfree as f64 * unit)),
+        ("available", Message::from(vfs.f_bavail as f64 * unit)),
+    ]))
+}
+
+fn fchmodat(path: &Path, mode: u32, nofollow: bool) -> io::Result<Message> {
+    let c = cstring(path)?;
+    let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    // SAFETY: `c` is a live NUL-terminated string.
+    if unsafe { libc::fchmodat(libc::AT_FDCWD, c.as_ptr(), mode, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Message::Bool(true))
+}
+
+fn mknod_fifo(path: &Path, mode: u32) -> io::Result<Message> {
+    let c = cstring(path)?;
+    // SAFETY: `c` is a live NUL-terminated string.
+    if unsafe { libc::mkfifoat(libc::AT_FDCWD, c.as_ptr(), mode) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Message::Bool(true))
+}
+
+fn fchownat(path: &Path, uid: u32, gid: u32, nofollow: bool) -> io::Result<Message> {
+    let c = cstring(path)?;
+    let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    // SAFETY: `c` is a live NUL-terminated string.
+    if unsafe { libc::fchownat(libc::AT_FDCWD, c.as_ptr(), uid, gid, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Message::Bool(true))
+}
+
+fn mknodat(path: &Path, mode: u32, dev: u64) -> io::Result<Message> {
+    let c = cstring(path)?;
+    // SAFETY: `c` is a live NUL-terminated string.
+    if unsafe { libc::mknodat(libc::AT_FDCWD, c.as_ptr(), mode, dev) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Message::Bool(true))
+}
+
+/// A uid or gid argument: 0..2^32-2, or -1 for "leave unchanged".
+fn id_arg(v: &Value, arg: i32) -> mlua::Result<u32> {
+    let n = number_arg(v, arg)?;
+    if n == -1.0 {
+        return Ok(u32::MAX);
+    }
+    Ok(count_arg(v, arg, u64::from(u32::MAX - 1))? as u32)
+}
+
+fn set_mtime(path: &Path, sec: i64, nsec: i64) -> io::Result<Message> {
+    let c = cstring(path)?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+    ];
+    // SAFETY: `c` is a live NUL-terminated string, `times` two live timespecs.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Message::Bool(true))
+}
+
+fn number_arg(v: &Value, arg: i32) -> mlua::Result<f64> {
+    match v {
+        Value::Integer(i) => Ok(*i as f64),
+        Value::Number(n) if n.is_finite() => Ok(*n),
+        _ => Err(einval(arg)),
+    }
+}
+
+/// A non-negative integer that fits the kernel's type (`max`).
+pub(crate) fn count_arg(v: &Value, arg: i32, max: u64) -> mlua::Result<u64> {
+    let n = number_arg(v, arg)?;
+    if n < 0.0 || n.fract() != 0.0 || n > max as f64 {
+        return Err(einval(arg));
+    }
+    Ok(n as u64)
+}
+
+fn mode_arg(v: &Value, arg: i32) -> mlua::Result<u32> {
+    Ok(count_arg(v, arg, 0o7777)? as u32)
+}
+
+/// Process-wide state (the working directory, the umask) belongs to the
+/// master VM (spec/actors.md §1): other actors get `EPERM`.
+fn require_master(lua: &Lua) -> mlua::Result<()> {
+    if crate::actor::vm::with_state(lua, |st| st.master)? {
+        Ok(())
+    } else {
+        Err(ErrorCode::generic(libc::EPERM).into())
+    }
+}
+
+fn primitives(lua: &Lua) -> mlua::Result<Table> {
+    let p = lua.create_table()?;
+    macro_rules! prim {
+        ($name:literal, $f:expr) => {
+            p.raw_set($name, lua.create_function(unless_closing($f))?)?;
+        };
+    }
+    // statx(path, nofollow, span) -> op id: fills span (a statx).
+    prim!("statx", |lua, (path, nofollow, buf): (Value, bool, Value)| {
+        let path = path_arg(&path, 1)?;
+        let span = byte_span::span_arg(&buf, 3)?;
+        let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+        submit_op(lua, |st| {
+            st.executor
+                .statx_path(path, flags, libc::STATX_BASIC_STATS, span)
+        })
+    });
+    prim!("stat_fields", |lua, buf: Value| {
+        stat_fields(lua, &byte_span::span_arg(&buf, 1)?)
+    });
+    p.raw_set("statx_size", std::mem::size_of::<libc::statx>())?;
+    prim!("mkdir", |lua, (path, mode): (Value, Value)| {
+        let path = path_arg(&path, 1)?;
+        let mode = mode_arg(&mode, 2)?;
+        submit_op(lua, |st| st.executor.mkdir(path, mode))
+    });
+    prim!("unlink", |lua, (path, dir): (Value, bool)| {
+        let path = path_arg(&path, 1)?;
+        let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
+        submit_op(lua, |st| st.executor.unlink(path, flags))
+    });
+    prim!("rename", |lua, (from, to): (Value, Value)| {
+        let from = path_arg(&from, 1)?;
+        let to = path_arg(&to, 2)?;
+        submit_op(lua, |st| st.executor.rename(from, to, 0))
+    });
+    prim!("symlink", |lua, (target, link): (Value, Value)| {
+        let target = path_arg(&target, 1)?;
+        let link = path_arg(&link, 2)?;
+        submit_op(lua, |st| st.executor.symlink(target, link))
+    });
+    prim!("link", |lua, (existing, new): (Value, Value)| {
+        let existing = path_arg(&existing, 1)?;
+        let new = path_arg(&new, 2)?;
+        submit_op(lua, |st| st.executor.hard_link(existing, new))
+    });
+    // Jobs on the blocking pool.
+    prim!("list_dir", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        run_job(lua, move || list_dir(&path))
+    });
+    // open_dir(path) -> op id; the result is a directory stream object.
+    prim!("open_dir", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        submit_op(lua, |st| {
+            st.executor.run_blocking(move || match std::fs::read_dir(&path) {
+                Ok(rd) => {
+                    let dir = DirStream(Arc::new(Mutex::new(Some(rd))));
+                    Ok(Box::new(LuaBuilder(Box::new(move |lua: &Lua| {
+                        lua.create_userdata(dir).map(Value::UserData)
+                    }))) as JobOutput)
+                }
+                Err(e) => Err(errno_of(&e)),
+            })
+        })
+    });
+    // read_dir(stream) -> op id; the result is the next batch of entries
+    // (an empty array at the end).
+    prim!("read_dir", |lua, dir: Value| {
+        let dir = match &dir {
+            Value::UserData(ud) => ud.borrow::<DirStream>().map_err(|_| einval(1))?.clone(),
+            _ => return Err(einval(1)),
+        };
+        run_job(lua, move || next_batch(&dir))
+    });
+    // close_dir(stream): closes the directory now unless a batch is being
+    // read (then it closes when that job and the object are gone); never
+    // waits.
+    prim!("close_dir", |_, dir: Value| {
+        if let Value::UserData(ud) = &dir {
+            if let Ok(dir) = ud.borrow::<DirStream>() {
+                if let Ok(mut guard) = dir.0.try_lock() {
+                    *guard = None;
+                }
+                return Ok(());
+            }
+        }
+        Err(einval(1))
+    });
+    prim!("canonical", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        run_job(lua, move || {
+            std::fs::canonicalize(&path).map(|p| Message::from(p.as_os_str().as_bytes()))
+        })
+    });
+    prim!("weakly_canonical", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        run_job(lua, move || {
+            weakly_canonical(&path).map(|p| Message::from(p.as_os_str().as_bytes()))
+        })
+    });
+    prim!(
+        "copy_file",
+        |lua, (from, to, existing): (Value, Value, u8)| {
+            let from = os_path(&path_arg(&from, 1)?);
+            let to = os_path(&path_arg(&to, 2)?);
+            run_job(lua, move || copy_file(&from, &to, existing))
+        }
+    );
+    prim!("remove_all", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        run_job(lua, move || remove_all(&path).map(|n| Message::from(n as f64)))
+    });
+    prim!("read_symlink", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        run_job(lua, move || {
+            std::fs::read_link(&path).map(|p| Message::from(p.as_os_str().as_bytes()))
+        })
+    });
+    prim!("space", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        run_job(lua, move || space(&path))
+    });
+    prim!(
+        "chmod",
+        |lua, (path, mode, nofollow): (Value, Value, bool)| {
+            let path = os_path(&path_arg(&path, 1)?);
+            let mode = mode_arg(&mode, 2)?;
+            run_job(lua, move || fchmodat(&path, mode, nofollow))
+        }
+    );
+    prim!(
+        "chown",
+        |lua, (path, uid, gid, nofollow): (Value, Value, Value, bool)| {
+            let path = os_path(&path_arg(&path, 1)?);
+            let uid = id_arg(&uid, 2)?;
+            let gid = id_arg(&gid, 3)?;
+            run_job(lua, move || fchownat(&path, uid, gid, nofollow))
+        }
+    );
+    // mknod(path, mode, dev): mode = file type bits | permission bits.
+    prim!("mknod", |lua, (path, mode, dev): (Value, Value, Value)| {
+        let path = os_path(&path_arg(&path, 1)?);
+        let mode = count_arg(&mode, 2, u64::from(u32::MAX))? as u32;
+        let kind = mode & libc::S_IFMT;
+        let known = [libc::S_IFREG, libc::S_IFCHR, libc::S_IFBLK, libc::S_IFIFO, libc::S_IFSOCK];
+        if mode & !(libc::S_IFMT | 0o7777) != 0 || (kind != 0 && !known.contains(&kind)) {
+            return Err(einval(2));
+        }
+        let dev = count_arg(&dev, 3, (1u64 << 53) - 1)?;
+        run_job(lua, move || mknodat(&path, mode, dev))
+    });
+    prim!("makedev", |_, (major, minor): (Value, Value)| {
+        let major = count_arg(&major, 1, u64::from(u32::MAX))? as u32;
+        let minor = count_arg(&minor, 2, u64::from(u32::MAX))? as u32;
+        let dev = libc::makedev(major, minor);
+        // Lua numbers are exact below 2^53.
+        if dev >= 1 << 53 {
+            return Err(einval(1));
+        }
+        Ok(dev as f64)
+    });
+    p.raw_set("S_IFCHR", libc::S_IFCHR)?;
+    p.raw_set("S_IFBLK", libc::S_IFBLK)?;
+    p.raw_set("S_IFIFO", libc::S_IFIFO)?;
+    p.raw_set("S_IFREG", libc::S_IFREG)?;
+    p.raw_set("S_IFSOCK", libc::S_IFSOCK)?;
+    prim!("mkfifo", |lua, (path, mode): (Value, Value)| {
+        let path = os_path(&path_arg(&path, 1)?);
+        let mode = mode_arg(&mode, 2)?;
+        run_job(lua, move || mknod_fifo(&path, mode))
+    });
+    prim!("truncate", |lua, (path, len): (Value, Value)| {
+        let path = os_path(&path_arg(&path, 1)?);
+        let len = count_arg(&len, 2, i64::MAX as u64)?;
+        run_job(lua, move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)?
+                .set_len(len)
+                .map(|()| Message::Bool(true))
+        })
+    });
+    prim!(
+        "set_mtime",
+        |lua, (path, sec, nsec): (Value, Value, Value)| {
+            let path = os_path(&path_arg(&path, 1)?);
+            let sec = number_arg(&sec, 2)? as i64;
+            let nsec = count_arg(&nsec, 3, 999_999_999)? as i64;
+            run_job(lua, move || set_mtime(&path, sec, nsec))
+        }
+    );
+    // Process-wide state: plain syscalls that never wait for a disk.
+    prim!("getcwd", |lua, ()| {
+        let cwd = std::env::current_dir().map_err(|e| ErrorCode::from_io(&e))?;
+        lua.create_string(cwd.as_os_str().as_bytes())
+    });
+    prim!("chdir", |lua, path: Value| {
+        let path = os_path(&path_arg(&path, 1)?);
+        require_master(lua)?;
+        std::env::set_current_dir(path).map_err(|e| ErrorCode::from_io(&e).into())
+    });
+    prim!("umask", |lua, mask: Value| {
+        let mask = mode_arg(&mask, 1)?;
+        require_master(lua)?;
+        // SAFETY: umask has no memory arguments and cannot fail.
+        Ok(unsafe { libc::umask(mask as libc::mode_t) })
+    });
+    prim!("temp_dir", |lua, ()| {
+        let dir = std::env::temp_dir();
+        lua.create_string(dir.as_os_str().as_bytes())
+    });
+    Ok(p)
+}

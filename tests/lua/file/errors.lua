@@ -1,0 +1,68 @@
+-- every error a file object's user can meet
+local file = require 'file'
+local fs = require 'filesystem'
+local F = file.open_flag
+local function try(f, ...)
+  local ok, e = pcall(f, ...)
+  if ok then return 'ok', e end
+  if type(e) ~= 'table' then return 'error: ' .. tostring(e) end
+  return tostring(e.category) .. ': ' .. tostring(e) .. (e.arg and (' (arg ' .. e.arg .. ')') or '')
+end
+local dir = fs.temp_directory_path() / ('luring-file-' .. tostring({}):match('0x(%x+)'))
+fs.create_directory(dir)
+local p = dir / 'f'
+local s = file.stream.new()
+
+print('missing:', try(s.open, s, dir / 'missing', F.read_only))
+print('under a file (ENOTDIR):', try(function()
+  local w = file.stream.new()
+  w:open(p, bit.bor(F.write_only, F.create))
+  w:close()
+  s:open(p / 'x', F.read_only)
+end))
+print('exclusive existing:', try(s.open, s, p, bit.bor(F.write_only, F.create, F.exclusive)))
+print('directory for writing:', try(s.open, s, dir, F.write_only))
+print('NUL in path:', try(s.open, s, 'a\0b', F.read_only))
+print('path not a string:', try(s.open, s, 42, F.read_only))
+print('flags not a number:', try(s.open, s, p, 'r'))
+print('unknown flag bits:', try(s.open, s, p, 0x40000000))
+print('both write_only and read_write:', try(s.open, s, p, bit.bor(F.write_only, F.read_write)))
+print('still closed:', s.is_open)
+
+local buf = byte_span.new(4)
+print('read closed:', try(s.read_some, s, buf))
+print('write closed:', try(s.write_some, s, 'x'))
+print('seek closed:', try(s.seek, s, 0))
+print('size closed:', try(s.size, s))
+print('resize closed:', try(s.resize, s, 1))
+print('release closed:', try(s.release, s))
+
+s:open(p, F.read_write)
+print('open twice:', try(s.open, s, p, F.read_only))
+print('read non-span:', try(s.read_some, s, 'x'))
+print('write number:', try(s.write_some, s, 7))
+print('seek bad whence:', try(s.seek, s, 0, 'middle'))
+print('seek fractional:', try(s.seek, s, 0.5))
+print('seek before start:', try(s.seek, s, -1))
+print('resize negative:', try(s.resize, s, -1))
+print('resize fractional:', try(s.resize, s, 1.5))
+print('other class:', try(file.random_access.new().read_some_at, s, 0, buf))
+print('forged self:', try(s.read_some, setmetatable({}, {}), buf))
+print('assign field:', try(function() s.is_open = false end))
+print('unknown method:', try(function() return s.nope end))
+
+local ra = file.random_access.new()
+ra:open(p, F.read_write)
+print('negative offset:', try(ra.read_some_at, ra, -1, buf))
+print('fractional offset:', try(ra.write_some_at, ra, 0.5, 'x'))
+print('offset not a number:', try(ra.read_some_at, ra, '0', buf))
+print('offset beyond 2^53:', try(ra.read_some_at, ra, 2^60, buf))
+print('read_at_least_at n > #buf:', try(file.read_at_least_at, ra, 0, buf, 5))
+print('read_at_least_at no n:', try(file.read_at_least_at, ra, 0, buf))
+print('write_at_least_at negative n:', try(file.write_at_least_at, ra, 0, 'ab', -1))
+print('write_all_at bad buffer:', try(file.write_all_at, ra, 0, {}))
+ra:close()
+print('read_some_at closed:', try(ra.read_some_at, ra, 0, buf))
+print('write_all_at closed:', try(file.write_all_at, ra, 0, 'x'))
+s:close()
+fs.remove_all(dir)
