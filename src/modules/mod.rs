@@ -17,6 +17,7 @@ pub mod format;
 pub mod io_object;
 pub mod json;
 pub mod pipe;
+pub mod stdio;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
 /// the `format` global, the `file_descriptor` type and the builtin modules
