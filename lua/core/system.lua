@@ -72,6 +72,8 @@ function system.exit(code, opts)
 end
 
 K.builtin_modules.system = function()
+  -- The process calls (spawn, signals, ids) are compiled on first use.
+  for name, value in next, K.load_system_process() do system[name] = value end
   system.arguments = K.arguments
   system.environment = K.environment
   return system

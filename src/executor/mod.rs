@@ -36,6 +36,8 @@
 
 mod ops;
 mod output;
+// system: child processes (io-proc)
+mod process;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

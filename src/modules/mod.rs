@@ -18,6 +18,9 @@ pub mod io_object;
 pub mod json;
 pub mod pipe;
 pub mod stdio;
+// system: process calls, signals, spawn (io-proc)
+pub mod subprocess;
+pub mod system;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
 /// the `format` global, the `file_descriptor` type and the builtin modules
@@ -27,6 +30,7 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     json::register(lua, k)?;
     file_descriptor::register(lua)?;
     pipe::register(lua, k)?;
+    system::register(lua, k)?;
     Ok(())
 }
 
