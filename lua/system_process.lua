@@ -47,7 +47,7 @@ local SIGINFO_SIZE = P.signalfd_siginfo_size
 local function change(self, op, sig, arg)
   local st = IO.state_of(self, set_mt)
   if op ~= 'clear' and type(sig) ~= 'number' then raise_errno(E.EINVAL, arg) end
-  P.set_mask(st.registration, st.holder, op, sig)
+  P.set_mask(st.registration, st.holder, op, sig, arg or 1)
 end
 
 function set_methods.add(self, sig) change(self, 'add', sig, 2) end

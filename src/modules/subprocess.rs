@@ -22,9 +22,9 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, OnceLock};
 
-use mlua::{AnyUserData, Lua, Table, UserData, Value};
+use mlua::{Lua, Table, UserData, Value};
 
-use crate::actor::vm::{submit_op, unless_closing};
+use crate::actor::vm::{submit_op, unless_closing, with_state, VmState};
 use crate::executor::OpFd;
 use crate::modules::error::{self, ErrorCode};
 use crate::modules::file_descriptor;
@@ -536,6 +536,9 @@ pub(crate) fn add_primitives(lua: &Lua, p: &Table) -> mlua::Result<()> {
         lua.create_function(unless_closing(|lua, opts: Table| {
             let mut dev_null = None;
             let plan = plan_from(&opts, &mut dev_null)?;
+            // What this VM printed reaches a shared stdout before anything
+            // the child writes there.
+            with_state(lua, VmState::flush_if_output)?;
             let (pidfd, pid) = spawn(&plan).map_err(|e| ErrorCode::from_io(&e))?;
             let gc_signal = opts.raw_get::<i32>("signal_on_gcreaper")?;
             lua.create_userdata(Subprocess {
@@ -602,6 +605,5 @@ pub(crate) fn add_primitives(lua: &Lua, p: &Table) -> mlua::Result<()> {
             Ok(())
         })?,
     )?;
-    let _: Option<AnyUserData> = None;
     Ok(())
 }

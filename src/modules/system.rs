@@ -476,20 +476,21 @@ fn add_signal_set_primitives(lua: &Lua, p: &Table) -> mlua::Result<()> {
             Ok((push(lua, fd)?, lua.create_userdata(registration)?))
         }))?,
     )?;
-    // set_mask(registration, holder, "add" | "remove" | "clear", sig)
+    // set_mask(registration, holder, "add" | "remove" | "clear", sig,
+    // index of `sig` among the caller's arguments)
     p.raw_set(
         "set_mask",
         lua.create_function(unless_closing(
-            |_, (reg, holder, op, sig): (mlua::AnyUserData, Value, String, Value)| {
+            |_, (reg, holder, op, sig, index): (mlua::AnyUserData, Value, String, Value, i32)| {
                 let reg = reg.borrow::<SignalRegistration>()?;
                 let fd = holder_fd(&holder)?;
                 let old = reg.mask.get();
                 let mask = match op.as_str() {
                     "clear" => 0,
                     _ => {
-                        let sig = signal_arg(&sig, 1)?;
+                        let sig = signal_arg(&sig, index)?;
                         if !waitable(sig) {
-                            return Err(error::einval(1));
+                            return Err(error::einval(index));
                         }
                         if op == "add" {
                             old | bit(sig)
