@@ -328,6 +328,16 @@ fn plan_from(opts: &Table, dev_null: &mut Option<OpFd>) -> mlua::Result<Plan> {
     })
 }
 
+/// The kernel's `struct sigaction` (x86-64 and aarch64 layout) for
+/// `rt_sigaction`.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
 fn null_terminated(list: &[CString]) -> Vec<*const libc::c_char> {
     list.iter()
         .map(|s| s.as_ptr())
@@ -360,11 +370,23 @@ unsafe fn child(
         // Default dispositions and an empty mask: the runtime's choices
         // (SIGPIPE ignored, signal sets' signals blocked) are not the
         // program's.
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
+        // The raw syscall: glibc's wrapper refuses signals 32 and 33,
+        // which the child may have inherited as ignored.
+        let action = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
         for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &action, std::ptr::null_mut());
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &action as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
             }
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
