@@ -68,6 +68,7 @@ pub const VM_THREAD_STACK_SIZE: usize = 16 << 20;
 pub(crate) fn on_vm_thread<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, RuntimeError> + Send + 'static,
 ) -> Result<R, RuntimeError> {
+    crate::modules::system::start_signal_watcher();
     let thread = std::thread::Builder::new()
         .name("luring-vm".into())
         .stack_size(VM_THREAD_STACK_SIZE)

@@ -126,11 +126,14 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Blocks the waitable signals in the calling thread and starts the
-/// watcher that gives them their default action while no set waits for
-/// them. Call it once, before the process has any other thread (every
-/// thread created afterwards inherits the mask); the `luring` command does
-/// this first thing.
+/// Blocks the waitable signals in the calling thread and creates the
+/// watcher's signalfd, which gives them their default action while no set
+/// waits for them. Call it once, before the process has any other thread
+/// (every thread created afterwards inherits the mask); the `luring`
+/// command does this first thing. It starts no thread itself (a
+/// supervisor may still be forked after it): the watcher thread starts
+/// with the first VM thread ([`start_signal_watcher`]); signals that
+/// arrive before that wait for it.
 pub fn prepare_process_signals() -> std::io::Result<()> {
     if PREPARED.load(Ordering::Acquire) {
         return Ok(());
@@ -147,15 +150,30 @@ pub fn prepare_process_signals() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: the kernel just created `fd` for us.
-    let watcher = unsafe { OwnedFd::from_raw_fd(fd) };
-    let raw = watcher.as_raw_fd();
-    registry().watcher = Some(watcher);
-    std::thread::Builder::new()
-        .name("luring-signals".into())
-        .stack_size(64 << 10)
-        .spawn(move || watch_signals(raw))?;
+    registry().watcher = Some(unsafe { OwnedFd::from_raw_fd(fd) });
     PREPARED.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Starts the watcher thread once, if the process was prepared (called
+/// before a VM thread is created).
+pub(crate) fn start_signal_watcher() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    if !PREPARED.load(Ordering::Acquire) {
+        return;
+    }
+    STARTED.call_once(|| {
+        let Some(raw) = registry().watcher.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        let started = std::thread::Builder::new()
+            .name("luring-signals".into())
+            .stack_size(64 << 10)
+            .spawn(move || watch_signals(raw));
+        if let Err(e) = started {
+            tracing::error!(error = %e, "no signal watcher: signals no set holds stay pending");
+        }
+    });
 }
 
 /// The watcher thread: each signal read gets its default action (or the
