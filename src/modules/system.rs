@@ -213,17 +213,24 @@ struct SignalRegistration {
 impl mlua::UserData for SignalRegistration {}
 
 impl SignalRegistration {
-    /// Changes the set's mask to `mask`: its signalfd first, then the
-    /// registry (a signal is never held by neither).
+    /// Changes the set's mask to `mask`. The watcher lets go of a signal
+    /// before the set's signalfd takes it, and takes it back only after
+    /// the signalfd let go: the two never both read one signal (the
+    /// watcher would give it its default action under the set's nose).
     fn set_mask(&self, fd: &OpFd, mask: u64) -> mlua::Result<()> {
+        let old = self.mask.get();
+        let (added, removed) = (mask & !old, old & !mask);
+        registry().change(added, 0);
         let set = sigset_of(signals_in(mask));
         // SAFETY: `fd` is the set's live signalfd (held by `OpFd`); the
         // kernel copies the mask.
         if unsafe { libc::signalfd(fd.raw(), &set, 0) } < 0 {
-            return Err(ErrorCode::from_io(&std::io::Error::last_os_error()).into());
+            let e = std::io::Error::last_os_error();
+            registry().change(0, added);
+            return Err(ErrorCode::from_io(&e).into());
         }
-        let old = self.mask.replace(mask);
-        registry().change(mask & !old, old & !mask);
+        self.mask.set(mask);
+        registry().change(0, removed);
         Ok(())
     }
 }
