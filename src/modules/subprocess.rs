@@ -394,10 +394,12 @@ unsafe fn child(
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         // Move the error pipe and every source out of 0-9, so that
         // installing one never overwrites another.
-        let err = libc::fcntl(err, libc::F_DUPFD_CLOEXEC, 10);
-        if err < 0 {
-            libc::_exit(127);
+        let moved_err = libc::fcntl(err, libc::F_DUPFD_CLOEXEC, 10);
+        if moved_err < 0 {
+            // Reported through the original (nothing was installed yet).
+            fail(err);
         }
+        let err = moved_err;
         if plan.new_session && libc::setsid() < 0 {
             fail(err);
         }

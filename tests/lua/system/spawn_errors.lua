@@ -9,6 +9,8 @@ end
 try('missing program', { program = '/nonexistent/program' })
 try('not executable', { program = '/etc/passwd' })
 try('directory', { program = '/' })
+-- failures in the child after the fork, before exec, are reported too
+try('group that cannot exist', { program = '/bin/true', process_group = 2147483647 })
 try('bad cwd', { program = '/bin/true', working_directory = '/nonexistent' })
 try('not a table', 'ls')
 try('program type', { program = 42 })
