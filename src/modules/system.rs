@@ -314,12 +314,13 @@ fn id_list(lua: &Lua, ids: &[libc::gid_t]) -> mlua::Result<Table> {
 
 fn id_arg(v: &Value, index: i32) -> mlua::Result<u32> {
     match v {
+        // -1: "leave unchanged" for setres*id.
+        Value::Integer(-1) => Ok(u32::MAX),
+        Value::Number(n) if *n == -1.0 => Ok(u32::MAX),
         Value::Integer(i) => u32::try_from(*i).map_err(|_| error::einval(index)),
         Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n <= u32::MAX as f64 => {
             Ok(*n as u32)
         }
-        // -1: "leave unchanged" for setres*id.
-        Value::Number(n) if *n == -1.0 => Ok(u32::MAX),
         _ => Err(error::einval(index)),
     }
 }
