@@ -39,8 +39,8 @@ fn run(name: &str, src: &str) -> (Option<i32>, Option<i32>, String) {
         std::thread::sleep(Duration::from_millis(5));
     };
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (status.code(), status.signal(), text)
 }
 
@@ -120,6 +120,9 @@ fn an_embedder_without_prepared_signals_gets_enotsup() {
         "local S = require('system').signal\nlocal ok, e = pcall(S.set.new, S.SIGUSR1)\n\
          if not ok and e.code == require('generic_error').ENOTSUP.code then require('system').exit(3) end\n",
     );
-    let status = luring::Runtime::new().unwrap().run_file(&path, &[]).unwrap();
+    let status = luring::Runtime::new()
+        .unwrap()
+        .run_file(&path, &[])
+        .unwrap();
     assert_eq!(status.code(), 3);
 }

@@ -158,7 +158,10 @@ fn reap_in_background(pidfd: OwnedFd) {
         std::mem::forget(pidfd);
         return;
     };
-    r.queue.lock().unwrap_or_else(|e| e.into_inner()).push(pidfd);
+    r.queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(pidfd);
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live local to the live eventfd.
     unsafe { libc::write(r.wake.as_raw_fd(), (&raw const one).cast(), 8) };
@@ -279,7 +282,9 @@ fn plan_from(opts: &Table, dev_null: &mut Option<OpFd>) -> mlua::Result<Plan> {
                 let fd = file_descriptor::arg(&v, 1)
                     .map_err(|_| bad(name))?
                     .op_fd()
-                    .ok_or_else(|| mlua::Error::from(ErrorCode::generic(libc::EBUSY).arg_name(name)))?;
+                    .ok_or_else(|| {
+                        mlua::Error::from(ErrorCode::generic(libc::EBUSY).arg_name(name))
+                    })?;
                 installs.push(Install {
                     target,
                     source: fd.raw(),
@@ -297,7 +302,9 @@ fn plan_from(opts: &Table, dev_null: &mut Option<OpFd>) -> mlua::Result<Plan> {
         let fd = file_descriptor::arg(&v, 1)
             .map_err(|_| bad("extra_fds"))?
             .op_fd()
-            .ok_or_else(|| mlua::Error::from(ErrorCode::generic(libc::EBUSY).arg_name("extra_fds")))?;
+            .ok_or_else(|| {
+                mlua::Error::from(ErrorCode::generic(libc::EBUSY).arg_name("extra_fds"))
+            })?;
         installs.push(Install {
             target,
             source: fd.raw(),

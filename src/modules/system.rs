@@ -284,13 +284,8 @@ fn set_disposition(lua: &Lua, v: Value, handler: libc::sighandler_t) -> mlua::Re
 }
 
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    let loader = io_object::lua_chunk_loader(
-        lua,
-        k,
-        "system_process",
-        SYSTEM_PROCESS_LUA,
-        primitives,
-    )?;
+    let loader =
+        io_object::lua_chunk_loader(lua, k, "system_process", SYSTEM_PROCESS_LUA, primitives)?;
     k.raw_set("load_system_process", loader)
 }
 
@@ -301,9 +296,9 @@ fn signal_numbers(lua: &Lua) -> mlua::Result<Table> {
     }
     signals!(
         SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGKILL, SIGUSR1,
-        SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGCHLD, SIGCONT, SIGSTOP,
-        SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH,
-        SIGIO, SIGPWR, SIGSYS,
+        SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP,
+        SIGTTIN, SIGTTOU, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR,
+        SIGSYS,
     );
     Ok(t)
 }
@@ -318,9 +313,7 @@ fn id_arg(v: &Value, index: i32) -> mlua::Result<u32> {
         Value::Integer(-1) => Ok(u32::MAX),
         Value::Number(n) if *n == -1.0 => Ok(u32::MAX),
         Value::Integer(i) => u32::try_from(*i).map_err(|_| error::einval(index)),
-        Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n <= u32::MAX as f64 => {
-            Ok(*n as u32)
-        }
+        Value::Number(n) if n.fract() == 0.0 && *n >= 0.0 && *n <= u32::MAX as f64 => Ok(*n as u32),
         _ => Err(error::einval(index)),
     }
 }
@@ -548,6 +541,9 @@ fn add_signal_set_primitives(lua: &Lua, p: &Table) -> mlua::Result<()> {
             Ok(signo as f64)
         }))?,
     )?;
-    p.raw_set("signalfd_siginfo_size", std::mem::size_of::<libc::signalfd_siginfo>())?;
+    p.raw_set(
+        "signalfd_siginfo_size",
+        std::mem::size_of::<libc::signalfd_siginfo>(),
+    )?;
     Ok(())
 }
