@@ -34,6 +34,17 @@ for _, name in next, {
   system[name] = P[name]
 end
 
+-- The standard streams' [B] extras: dup() -> file_descriptor (a
+-- close-on-exec copy), tcgetpgrp() and tcsetpgrp(pgid).
+for n, methods in next, K.system_stream_methods do
+  function methods.dup() return P.std_dup(n) end
+  function methods.tcgetpgrp() return P.tcgetpgrp(n) end
+  function methods.tcsetpgrp(_, pgid)
+    if type(pgid) ~= 'number' then raise_errno(E.EINVAL, 2) end
+    P.tcsetpgrp(n, pgid)
+  end
+end
+
 ---------------------------------------------------------------------------
 -- system.signal
 local signal = {}

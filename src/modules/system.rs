@@ -469,9 +469,49 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         "ignore",
         lua.create_function(|lua, sig: Value| set_disposition(lua, sig, libc::SIG_IGN))?,
     )?;
+    add_std_stream_primitives(lua, &p)?;
     add_signal_set_primitives(lua, &p)?;
     crate::modules::subprocess::add_primitives(lua, &p)?;
     Ok(p)
+}
+
+/// `std_dup(n)`, `tcgetpgrp(n)` and `tcsetpgrp(n, pgid)` for the standard
+/// stream `n` (0, 1 or 2; the Lua side passes only those).
+fn add_std_stream_primitives(lua: &Lua, p: &Table) -> mlua::Result<()> {
+    fn std_fd(n: i32) -> mlua::Result<RawFd> {
+        if (0..=2).contains(&n) {
+            Ok(n)
+        } else {
+            Err(error::einval(1))
+        }
+    }
+    p.raw_set(
+        "std_dup",
+        lua.create_function(unless_closing(|lua, n: i32| {
+            // SAFETY: duplicating a standard stream (open for the program's
+            // life) into a new close-on-exec fd; checked below.
+            let fd = check(unsafe { libc::fcntl(std_fd(n)?, libc::F_DUPFD_CLOEXEC, 3) })?;
+            // SAFETY: the kernel just created `fd` for us.
+            push(lua, OpFd::owned(unsafe { OwnedFd::from_raw_fd(fd) }))
+        }))?,
+    )?;
+    p.raw_set(
+        "tcgetpgrp",
+        lua.create_function(|_, n: i32| {
+            // SAFETY: no pointer argument.
+            Ok(check(unsafe { libc::tcgetpgrp(std_fd(n)?) })? as f64)
+        })?,
+    )?;
+    p.raw_set(
+        "tcsetpgrp",
+        lua.create_function(|_, (n, pgid): (i32, Value)| {
+            let pgid = pid_arg(&pgid, 2)?;
+            // SAFETY: no pointer argument.
+            check(unsafe { libc::tcsetpgrp(std_fd(n)?, pgid) })?;
+            Ok(())
+        })?,
+    )?;
+    Ok(())
 }
 
 /// Primitives of `signal.set` (lua/system_process.lua): `set_new() ->
