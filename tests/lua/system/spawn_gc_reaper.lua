@@ -22,7 +22,7 @@ collectgarbage()
 print('default SIGTERM:', gone(pid))
 
 -- a child that ignores SIGTERM: signal_on_gcreaper = SIGKILL still ends it
-p = system.spawn{ program = '/bin/sh', arguments = { 'sh', '-c', 'trap "" TERM; sleep 1000' },
+p = system.spawn{ program = '/bin/sh', arguments = { 'sh', '-c', 'trap "" TERM; exec sleep 1000' },
                   signal_on_gcreaper = system.signal.SIGKILL }
 pid = p.pid
 p = nil
