@@ -24,6 +24,9 @@ pub(crate) mod modules;
 /// Owned message values: what actors exchange, deep-copied out of one VM
 /// and built anew in another (spec/actors.md §4).
 pub use modules::file_descriptor::FdCapabilities;
+/// Call first thing in `main` (before any thread exists) so that Lua's
+/// `system.signal.set` can wait for signals; see its docs.
+pub use modules::system::prepare_process_signals;
 
 pub use actor::message::{
     ActorAddress, Limits as MessageLimits, Message, MessageError, Summary as MessageSummary,

@@ -54,6 +54,11 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: every thread inherits the blocked mask
+    // that signal sets need (a failure only disables signal sets).
+    if let Err(e) = luring::prepare_process_signals() {
+        eprintln!("luring: signal sets are unavailable: {e}");
+    }
     let cli = Cli::parse();
     init_logging();
     let result = luring::Runtime::new().and_then(|rt| {

@@ -20,8 +20,13 @@ function K.print(...)
   stdout_write(table.concat(parts, '\t', 1, n) .. '\n')
 end
 
-local function stream_class(name, fd, readable)
+-- fd number -> the stream's methods; lua/system_process.lua adds dup,
+-- tcgetpgrp and tcsetpgrp on first `require`.
+K.system_stream_methods = {}
+
+local function stream_class(name, fd, readable, n)
   local methods = {}
+  K.system_stream_methods[n] = methods
   local mt = K.class(name, methods)
   if readable then
     function methods.read_some(_, buf)
@@ -48,9 +53,9 @@ local function stream_class(name, fd, readable)
 end
 
 local system = {
-  in_ = stream_class('system.in', rt.stdio_fd(0), true),
-  out = stream_class('system.out', rt.stdio_fd(1), false),
-  err = stream_class('system.err', rt.stdio_fd(2), false),
+  in_ = stream_class('system.in', rt.stdio_fd(0), true, 0),
+  out = stream_class('system.out', rt.stdio_fd(1), false, 1),
+  err = stream_class('system.err', rt.stdio_fd(2), false, 2),
 }
 
 function system.exit(code, opts)
@@ -72,6 +77,8 @@ function system.exit(code, opts)
 end
 
 K.builtin_modules.system = function()
+  -- The process calls (spawn, signals, ids) are compiled on first use.
+  for name, value in next, K.load_system_process() do system[name] = value end
   system.arguments = K.arguments
   system.environment = K.environment
   return system

@@ -26,8 +26,8 @@
 //!   terminal (which then waits until the line was written, like C's
 //!   line-buffered stdout), and when the VM ends, which waits until all
 //!   output was written.
-//! - Lua holds fds as `LuaFd` userdata owning a reference to the fd, never
-//!   as numbers; fds 0, 1 and 2 are borrowed for the program's life.
+//! - The I/O primitives of `rt` (fd objects, the standard streams, reads
+//!   and writes) live in src/modules/stdio.rs, with their invariants.
 //! - User code never sees the raw globals: every module gets a fresh
 //!   environment of safe names (lua/core/modules.lua); the `debug` library is
 //!   only reachable by the core code, which captured it before it was removed.
@@ -44,13 +44,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mlua::{AnyUserData, Function, Lua, LuaOptions, StdLib, Table, UserData, Value};
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
 
 use crate::actor::mailbox::Mailbox;
 use crate::actor::memory::VmMemory;
 use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
+use crate::modules::stdio::{fd_arg, op_buffer, push_fd};
 use crate::RuntimeError;
 
 /// Stack size of the OS thread a VM runs on, whatever `ulimit -s` says.
@@ -67,6 +68,7 @@ pub const VM_THREAD_STACK_SIZE: usize = 16 << 20;
 pub(crate) fn on_vm_thread<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, RuntimeError> + Send + 'static,
 ) -> Result<R, RuntimeError> {
+    crate::modules::system::start_signal_watcher();
     let thread = std::thread::Builder::new()
         .name("luring-vm".into())
         .stack_size(VM_THREAD_STACK_SIZE)
@@ -137,7 +139,7 @@ impl VmState {
 
     /// Moves buffered `print` output to the executor's output queue; with
     /// `submit_now` its write is handed to the kernel at once.
-    fn flush_stdout(&mut self, submit_now: bool) -> std::io::Result<()> {
+    pub(crate) fn flush_stdout(&mut self, submit_now: bool) -> std::io::Result<()> {
         if self.stdout.is_empty() {
             return Ok(());
         }
@@ -174,38 +176,6 @@ impl VmState {
         self.flush_stdout(true)?;
         self.executor.finish_output()
     }
-}
-
-/// An fd as Lua holds it: a reference to the fd that ops clone while they
-/// run. `rt.close` takes it out (later uses fail with EBADF); garbage
-/// collection drops it.
-struct LuaFd(RefCell<Option<OpFd>>);
-
-impl UserData for LuaFd {}
-
-fn fd_arg(v: &Value) -> mlua::Result<OpFd> {
-    let closed = || mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1));
-    let ud = match v {
-        Value::UserData(ud) => ud,
-        _ => return Err(closed()),
-    };
-    let fd = ud.borrow::<LuaFd>().map_err(|_| closed())?;
-    let fd = fd.0.borrow().clone();
-    fd.ok_or_else(closed)
-}
-
-/// io-fs: the fd an op opened (`rt.turn` delivers it as a `LuaFd`), taken
-/// out of that value so a module can hand it on as its own object; `None`
-/// for anything else or an emptied one.
-pub(crate) fn take_opened_fd(v: &Value) -> Option<OpFd> {
-    match v {
-        Value::UserData(ud) => ud.borrow::<LuaFd>().ok()?.0.borrow_mut().take(),
-        _ => None,
-    }
-}
-
-fn push_fd(lua: &Lua, fd: OpFd) -> mlua::Result<AnyUserData> {
-    lua.create_userdata(LuaFd(RefCell::new(Some(fd))))
 }
 
 /// What the entry script gets: its path and `system.arguments`.
@@ -362,7 +332,7 @@ fn op_id(n: f64) -> mlua::Result<OpId> {
     OpId::from_f64(n).ok_or_else(|| error::einval(1))
 }
 
-fn io_err(e: std::io::Error) -> mlua::Error {
+pub(crate) fn io_err(e: std::io::Error) -> mlua::Error {
     if let Some(dropped) = e
         .get_ref()
         .and_then(|e| e.downcast_ref::<CompletionsDropped>())
@@ -476,24 +446,6 @@ fn clock_nanos(realtime: bool) -> f64 {
     ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
 }
 
-fn op_buffer(v: &Value) -> mlua::Result<OpBuffer> {
-    match v {
-        Value::String(s) => {
-            // The copy may be large: failing to allocate it is ENOMEM.
-            let bytes = s.as_bytes();
-            let mut owned = Vec::new();
-            owned
-                .try_reserve_exact(bytes.len())
-                .map_err(|_| io_err(std::io::Error::from_raw_os_error(libc::ENOMEM)))?;
-            owned.extend_from_slice(&bytes);
-            Ok(OpBuffer::Owned(owned.into_boxed_slice()))
-        }
-        other => byte_span::span_from_value(other)
-            .map(OpBuffer::Span)
-            .ok_or_else(|| error::einval(2)),
-    }
-}
-
 /// Builds the `rt` table of Rust functions the core Lua code calls.
 fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     let state: SharedState = lua
@@ -526,18 +478,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     rt.set(
-        "stdio_fd",
-        lua.create_function(|lua, n: i64| {
-            let stream = match n {
-                0 => StdStream::In,
-                1 => StdStream::Out,
-                2 => StdStream::Err,
-                _ => return Err(error::einval(1)),
-            };
-            push_fd(lua, OpFd::Std(stream))
-        })?,
-    )?;
-    rt.set(
         "sleep_until",
         lua.create_function(|lua, (ns, realtime): (f64, bool)| {
             submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
@@ -549,58 +489,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             let id = op_id(id)?;
             with_state(lua, |st| st.executor.cancel(id))?.map_err(io_err)
         })?,
-    )?;
-    rt.set(
-        "read",
-        lua.create_function(unless_closing(|lua, (fd, buf): (Value, Value)| {
-            let fd = fd_arg(&fd)?;
-            let span = byte_span::span_arg(&buf, 2)?;
-            submit_op(lua, |st| st.executor.read(&fd, OpBuffer::Span(span)))
-        }))?,
-    )?;
-    rt.set(
-        "read_at",
-        lua.create_function(unless_closing(
-            |lua, (fd, buf, offset): (Value, Value, f64)| {
-                let fd = fd_arg(&fd)?;
-                let span = byte_span::span_arg(&buf, 2)?;
-                submit_op(lua, |st| {
-                    st.executor
-                        .read_at(&fd, OpBuffer::Span(span), offset as u64)
-                })
-            },
-        ))?,
-    )?;
-    rt.set(
-        "open",
-        lua.create_function(unless_closing(|lua, path: mlua::LuaString| {
-            let path =
-                std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
-            submit_op(lua, |st| st.executor.open(path, libc::O_RDONLY))
-        }))?,
-    )?;
-    rt.set(
-        "close",
-        lua.create_function(unless_closing(|lua, fd: AnyUserData| {
-            let fd = fd
-                .borrow::<LuaFd>()
-                .ok()
-                .and_then(|fd| fd.0.borrow_mut().take())
-                .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF).arg(1)))?;
-            submit_op(lua, |st| st.executor.close(fd))
-        }))?,
-    )?;
-    rt.set(
-        "write",
-        lua.create_function(unless_closing(|lua, (fd, buf): (Value, Value)| {
-            let fd = fd_arg(&fd)?;
-            let buf = op_buffer(&buf)?;
-            submit_op(lua, |st| {
-                // Earlier print output goes first.
-                st.flush_stdout(false)?;
-                st.executor.write(&fd, buf)
-            })
-        }))?,
     )?;
     // turn(block, nop) -> n, id1, result1, nop_id, host_wanted: one turn of the ring
     // (`Executor::turn`), n completions. With `nop` it first queues one
@@ -735,6 +623,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             }
         })?,
     )?;
+    crate::modules::stdio::add_rt(lua, &rt)?;
     add_module_file_rt(lua, &rt)?;
     super::channels::add_rt(lua, &rt)?;
     super::host::add_rt(lua, &rt)?;
@@ -769,15 +658,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             tracing::debug!(target: "luring::fiber", fiber = %fiber, detail = detail.as_deref().unwrap_or(""), "{event}");
             Ok(())
         })?,
-    )?;
-    rt.set(
-        "isatty",
-        lua.create_function(unless_closing(|_, fd: Value| {
-            let fd: RawFd = fd_arg(&fd)?.raw();
-            // SAFETY: isatty only inspects the fd, which `fd_arg`'s clone
-            // keeps open.
-            Ok(unsafe { libc::isatty(fd) } == 1)
-        }))?,
     )?;
     Ok(rt)
 }

@@ -39,6 +39,8 @@ mod output;
 // io-fs: the blocking helper pool and the file system ops.
 pub(crate) mod blocking;
 mod fs;
+// system: child processes (io-proc)
+mod process;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

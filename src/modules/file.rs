@@ -71,7 +71,7 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     });
     // adopt_opened(result of open) -> the object's holder.
     prim!("adopt_opened", |lua, opened: Value| {
-        let fd = crate::actor::vm::take_opened_fd(&opened)
+        let fd = crate::modules::stdio::take_opened_fd(&opened)
             .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF)))?;
         crate::modules::file_descriptor::push(lua, fd)
     });

@@ -87,19 +87,33 @@ pub(crate) fn register_lua_module(
     source: &'static str,
     primitives: Primitives,
 ) -> mlua::Result<()> {
+    let build = lua_chunk_loader(lua, k, name, source, primitives)?;
+    k.get::<Table>("builtin_modules")?.raw_set(name, build)
+}
+
+/// A function that compiles and runs `source` with `(K, primitives(lua),
+/// IO)` when called and returns what it returns: the lazy loader behind
+/// `register_lua_module`, also for code merged into a core module on first
+/// use (lua/system_process.lua).
+pub(crate) fn lua_chunk_loader(
+    lua: &Lua,
+    k: &Table,
+    name: &'static str,
+    source: &'static str,
+    primitives: Primitives,
+) -> mlua::Result<mlua::Function> {
     // The boot-time globals (the main thread's environment is sealed empty
     // afterwards); user code never reaches this table.
     let globals = lua.globals();
     let k2 = k.clone();
-    let build = lua.create_function(unless_closing(move |lua, ()| {
+    lua.create_function(unless_closing(move |lua, ()| {
         let io = io_object(lua, &k2, &globals)?;
         let prims = primitives(lua)?;
         lua.load(source)
             .set_name(format!("?{name}"))
             .set_environment(globals.clone())
             .call::<Table>((k2.clone(), prims, io))
-    }))?;
-    k.get::<Table>("builtin_modules")?.raw_set(name, build)
+    }))
 }
 
 /// The VM's lua/io_object.lua table, built on first use.

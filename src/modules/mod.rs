@@ -21,6 +21,10 @@ pub mod pipe;
 pub mod file;
 pub mod filesystem;
 pub mod stream;
+pub mod stdio;
+// system: process calls, signals, spawn (io-proc)
+pub mod subprocess;
+pub mod system;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
 /// the `format` global, the `file_descriptor` type and the builtin modules
@@ -34,6 +38,7 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     file::register(lua, k)?;
     filesystem::register(lua, k)?;
     stream::register(lua, k)?;
+    system::register(lua, k)?;
     Ok(())
 }
 
