@@ -36,6 +36,8 @@
 
 mod ops;
 mod output;
+// io-net: socket ops
+pub(crate) mod socket;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -174,6 +176,8 @@ pub struct Executor {
     dropped: u32,
     /// The runtime's ordered writes to stdout and stderr.
     output: output::OutputQueue,
+    // io-net: extra data of completed socket ops, until taken (socket.rs).
+    socket_outputs: socket::SocketOutputs,
     #[cfg(test)]
     faults: Faults,
 }
@@ -203,6 +207,7 @@ impl Executor {
             cqes: Vec::new(),
             dropped: 0,
             output: output::OutputQueue::default(),
+            socket_outputs: socket::SocketOutputs::default(),
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -733,6 +738,8 @@ impl Executor {
             return;
         };
         slot.completed();
+        // io-net: an accepted fd, a received message's sender and fds.
+        self.socket_outputs.completed(id, &mut slot, result);
         match slot.kind {
             SlotKind::Output { .. } | SlotKind::OutputPoll { .. } => {
                 self.output_completed(id, slot, result);

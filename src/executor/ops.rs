@@ -124,6 +124,8 @@ enum Resource {
     PathHow(CString, Box<io_uring::types::OpenHow>),
     /// statx of the slot's fd (empty path, `AT_EMPTY_PATH`) into a byte_span.
     StatxInto(CString, SpanRef),
+    // io-net: a socket op's address, msghdr and buffers (socket.rs).
+    Socket(Box<super::socket::SocketResource>),
 }
 
 /// What the executor does with an op's completion besides delivering it.
@@ -205,6 +207,18 @@ impl OpSlot {
     /// `size_of::<libc::statx>()` bytes, checked by the caller).
     pub(crate) fn statx_into(buf: SpanRef) -> Self {
         Self::with(Resource::StatxInto(CString::default(), buf))
+    }
+
+    // io-net: socket ops (socket.rs).
+    pub(crate) fn socket(resource: Box<super::socket::SocketResource>) -> Self {
+        Self::with(Resource::Socket(resource))
+    }
+
+    pub(crate) fn socket_resource(&mut self) -> Option<&mut super::socket::SocketResource> {
+        match &mut self.resource {
+            Resource::Socket(r) => Some(r),
+            _ => None,
+        }
     }
 
     pub(crate) fn kind(mut self, kind: SlotKind) -> Self {
