@@ -68,6 +68,33 @@ function IO.run_op(st, submit, ...)
   return res
 end
 
+-- io-net: IO.run_op for an op whose completion carries more than its
+-- result (an accepted fd, a received message's sender and fds): `take(id)`
+-- fetches that data once. It is called after every wait, returned or
+-- raised, so data of an op whose fiber was interrupted is dropped (its fds
+-- closed) at once. Returns the result followed by what `take` returned.
+function IO.run_op_taking(st, take, submit, ...)
+  local f = current()
+  check_suspend(f)
+  local holder = st.holder
+  if not holder then error(K.system_error(E.EBADF), 0) end
+  local id = submit(holder, ...)
+  st.pending[id] = true
+  st.npending = st.npending + 1
+  local ok, res = raw_pcall(await_op, f, id)
+  st.pending[id] = nil
+  st.npending = st.npending - 1
+  if not ok then
+    take(id)
+    error(res, 0)
+  end
+  if type(res) == 'number' and res < 0 then
+    take(id)
+    IO.raise_result(res)
+  end
+  return res, take(id)
+end
+
 function IO.cancel_all(st)
   for id in next, st.pending do rt.cancel(id) end
 end

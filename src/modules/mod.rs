@@ -17,6 +17,9 @@ pub mod format;
 pub mod io_object;
 pub mod json;
 pub mod pipe;
+// io-net: sockets
+pub mod ip;
+pub(crate) mod socket;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
 /// the `format` global, the `file_descriptor` type and the builtin modules
@@ -26,6 +29,8 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     json::register(lua, k)?;
     file_descriptor::register(lua)?;
     pipe::register(lua, k)?;
+    // io-net: sockets
+    ip::register(lua, k)?;
     Ok(())
 }
 
