@@ -20,6 +20,7 @@ pub mod pipe;
 // io-net: sockets
 pub mod ip;
 pub(crate) mod socket;
+pub mod unix;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
 /// the `format` global, the `file_descriptor` type and the builtin modules
@@ -31,6 +32,7 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     pipe::register(lua, k)?;
     // io-net: sockets
     ip::register(lua, k)?;
+    unix::register(lua, k)?;
     Ok(())
 }
 
