@@ -19,7 +19,9 @@
 //!   is dropped (its fds closed) with the executor.
 //! - `recvmsg` always uses `MSG_CMSG_CLOEXEC`, walks every control message,
 //!   and when the kernel reports `MSG_CTRUNC` closes every fd that did
-//!   arrive and reports the truncation instead of returning them.
+//!   arrive and reports the truncation instead of returning them; so it
+//!   does when more fds arrived than were asked for (they fit in the
+//!   control buffer's alignment padding).
 //! - `send`/`sendmsg` always add `MSG_NOSIGNAL`: a peer that went away is
 //!   `EPIPE`, never a signal.
 
@@ -86,6 +88,9 @@ pub(crate) struct SocketResource {
     buffer: Option<OpBuffer>,
     /// fds a sendmsg passes, kept open until its completion.
     _passed: Vec<OpFd>,
+    /// The most fds a recvmsg returns (its control buffer, rounded up to
+    /// alignment, may hold one more).
+    max_fds: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -129,6 +134,7 @@ impl SocketResource {
             control: Vec::new(),
             buffer: None,
             _passed: Vec::new(),
+            max_fds: 0,
         })
     }
 
@@ -168,7 +174,10 @@ impl SocketResource {
             }),
             SocketOpKind::RecvMsg if result >= 0 => {
                 let mut fds = self.received_fds();
-                let fds_truncated = self.msg.msg_flags & libc::MSG_CTRUNC != 0;
+                // More than asked for fit in the alignment padding: as
+                // truncated as if the kernel had dropped them.
+                let fds_truncated =
+                    self.msg.msg_flags & libc::MSG_CTRUNC != 0 || fds.len() > self.max_fds;
                 if fds_truncated {
                     fds.clear();
                 }
@@ -379,6 +388,7 @@ impl Executor {
         let mut res = SocketResource::new(SocketOpKind::RecvMsg, SockAddr::empty());
         res.buffer = Some(buf);
         res.control = vec![0u64; control_words(maxfds)];
+        res.max_fds = maxfds;
         // The box's contents never move: the pointers stay valid in the slot.
         res.wire_msghdr(true);
         // SAFETY: the SQE names the slot's fd and points at the slot's own
