@@ -601,7 +601,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     // common case, and returning it is cheaper than storing it); those after
     // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
     // A result is the CQE's result, or for an op that opened an fd, the fd
-    // object (an opened fd reaches Lua only as an owned object).
+    // object (an opened fd reaches Lua only as an owned object), or for a
+    // blocking-pool job the Lua value of its output.
     let completions = lua.create_table()?;
     rt.set("completions", &completions)?;
     // The vector completions are reaped into, kept for its capacity. (A
@@ -633,9 +634,20 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             let mut first = (Value::Nil, Value::Nil);
             for (i, c) in reaped.completions.iter_mut().enumerate() {
                 let id = Value::Number(c.id.to_f64());
-                let result = match c.fd.take() {
-                    Some(fd) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),
-                    None => Value::Integer(c.result.into()),
+                let result = match (c.fd.take(), c.output.take()) {
+                    (Some(fd), _) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),
+                    // io-fs: a blocking-pool job's output.
+                    // A failure to build it fails that op only: the other
+                    // completions of this turn must still be delivered.
+                    (None, Some(output)) => {
+                        crate::modules::io_object::job_output_to_lua(lua, output).unwrap_or_else(
+                            |e| {
+                                tracing::warn!(error = %e, "blocking job output not delivered");
+                                Value::Integer(i64::from(-libc::ENOMEM))
+                            },
+                        )
+                    }
+                    (None, None) => Value::Integer(c.result.into()),
                 };
                 if i == 0 {
                     first = (id, result);

@@ -38,6 +38,8 @@ mod ops;
 mod output;
 // io-net: socket ops
 pub(crate) mod socket;
+// io-fs: the blocking helper pool.
+pub(crate) mod blocking;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -79,6 +81,9 @@ pub struct Completion {
     /// the new fd, now owned by whoever receives this completion (closed if
     /// dropped).
     pub fd: Option<OwnedFd>,
+    /// For a blocking-pool job that succeeded (`run_blocking`): what the
+    /// job returned, owned by whoever receives this completion.
+    pub output: Option<blocking::JobOutput>,
 }
 
 /// What one turn of the ring produced.
@@ -522,6 +527,7 @@ impl Executor {
                     id,
                     result: -libc::ECANCELED,
                     fd: None,
+                    output: None,
                 });
                 Ok(())
             }
@@ -758,9 +764,23 @@ impl Executor {
                     // nothing else knows it.
                     unsafe { OwnedFd::from_raw_fd(result) }
                 });
+                let (result, output) = if kind == SlotKind::Job && result >= 0 {
+                    match slot.take_job_result() {
+                        Some(Ok(output)) => (0, Some(output)),
+                        Some(Err(errno)) => (-errno, None),
+                        None => (-libc::EIO, None),
+                    }
+                } else {
+                    (result, None)
+                };
                 // A cancelled op's result is delivered too: the fiber must
                 // see a real result that beat the cancellation.
-                out.completions.push(Completion { id, result, fd });
+                out.completions.push(Completion {
+                    id,
+                    result,
+                    fd,
+                    output,
+                });
             }
         }
     }

@@ -126,6 +126,9 @@ enum Resource {
     StatxInto(CString, SpanRef),
     // io-net: a socket op's address, msghdr and buffers (socket.rs).
     Socket(Box<super::socket::SocketResource>),
+    // --- io-fs: the blocking pool ---
+    /// A blocking-pool job: the read of its eventfd fills the counter.
+    Job(Box<u64>, std::sync::Arc<super::blocking::JobCell>),
 }
 
 /// What the executor does with an op's completion besides delivering it.
@@ -146,6 +149,9 @@ pub(crate) enum SlotKind {
     /// Waiting for a standard stream to accept more output (after
     /// `-EAGAIN`); its buffer is the output still to write.
     OutputPoll { stream: StdStream, offset: usize },
+    /// io-fs: a blocking-pool job's eventfd read; a completed one delivers
+    /// the job's output (`blocking.rs`).
+    Job,
 }
 
 pub struct OpSlot {
@@ -217,6 +223,27 @@ impl OpSlot {
     pub(crate) fn socket_resource(&mut self) -> Option<&mut super::socket::SocketResource> {
         match &mut self.resource {
             Resource::Socket(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// io-fs: the eventfd read of a blocking-pool job (`blocking.rs`).
+    pub(crate) fn job(cell: std::sync::Arc<super::blocking::JobCell>) -> Self {
+        Self::with(Resource::Job(Box::new(0), cell))
+    }
+
+    /// The job's eventfd and the counter its read fills.
+    pub(crate) fn job_read_parts(&mut self) -> (RawFd, *mut u8) {
+        match &mut self.resource {
+            Resource::Job(counter, cell) => (cell.eventfd(), (&mut **counter as *mut u64).cast()),
+            _ => (-1, std::ptr::null_mut()),
+        }
+    }
+
+    /// The job's result once its read completed.
+    pub(crate) fn take_job_result(&mut self) -> Option<super::blocking::JobResult> {
+        match &self.resource {
+            Resource::Job(_, cell) => cell.take(),
             _ => None,
         }
     }

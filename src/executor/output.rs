@@ -226,6 +226,7 @@ impl Executor {
                             id,
                             result: -e.raw_os_error().unwrap_or(libc::EIO),
                             fd: None,
+                            output: None,
                         });
                         continue;
                     }

@@ -17,6 +17,12 @@
 //!   byte_span reference or a copy of the string) until its completion, so
 //!   closing or collecting an object with an op in flight frees neither
 //!   under the kernel.
+//! - A blocking-pool job (`Executor::run_blocking`) returns a
+//!   [`Message`](crate::actor::message::Message) (or a bare `OwnedFd`):
+//!   `rt.turn` builds it as the op's Lua result ([`job_output_to_lua`]), so
+//!   a waiter that was interrupted simply never looks at it and the
+//!   collector frees it (an fd in it is a `file_descriptor` object, closed
+//!   when collected). Nothing is kept by op id.
 
 use mlua::{Lua, Table, Value};
 
@@ -28,6 +34,31 @@ use crate::modules::file_descriptor::{self, push};
 pub(crate) use crate::actor::vm::{submit_read, submit_write};
 
 const IO_OBJECT_LUA: &str = include_str!("../../lua/io_object.lua");
+
+/// The Lua value of a blocking job's output (see the invariants).
+pub(crate) fn job_output_to_lua(
+    lua: &Lua,
+    output: crate::executor::blocking::JobOutput,
+) -> mlua::Result<Value> {
+    use crate::actor::message::{self, Limits, Message};
+    let output = match output.downcast::<Message>() {
+        Ok(msg) => {
+            return message::to_lua(
+                lua,
+                *msg,
+                &file_descriptor::FdCapabilities,
+                &Limits::default(),
+            )
+        }
+        Err(other) => other,
+    };
+    match output.downcast::<std::os::fd::OwnedFd>() {
+        Ok(fd) => push(lua, OpFd::owned(*fd)).map(Value::UserData),
+        Err(_) => Err(mlua::Error::runtime(
+            "luring: a blocking job returned a value of no known type",
+        )),
+    }
+}
 
 /// Builds the Rust primitives of a module (a table of functions).
 pub(crate) type Primitives = fn(&Lua) -> mlua::Result<Table>;
