@@ -18,7 +18,7 @@ local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
 local error, type, setmetatable, select = error, type, setmetatable, select
 local sbyte, ssub, sfind, smatch, srep = string.byte, string.sub, string.find, string.match, string.rep
-local tonumber, tostring = tonumber, tostring
+local tonumber, tostring, pairs = tonumber, tostring, pairs
 
 ---------------------------------------------------------------------------
 -- ip.address
@@ -434,6 +434,77 @@ function ip.connect(sock, results, condition)
   end
   if st.holder then tcp_socket_methods.close(sock) end
   error(last, 0)
+end
+
+---------------------------------------------------------------------------
+-- Name resolution: getaddrinfo/getnameinfo run on the blocking helper pool
+-- (src/executor/blocking.rs), never on this thread; the fiber waits for the
+-- job's ring op like for any other, and interrupting it cancels that op.
+local netdb_messages = {
+  [1] = 'Host not found (authoritative)',
+  [2] = 'Host not found (non-authoritative), try again later',
+  [3] = 'A non-recoverable error occurred during database lookup',
+  [4] = 'The query is valid, but it does not have associated data',
+}
+local addrinfo_messages = { [1] = 'Service not found', [2] = 'Socket type not supported' }
+local categories = {
+  ['asio.netdb'] = K.categories['asio.netdb']
+    or K.category('asio.netdb', function(code) return netdb_messages[code] or '' end),
+  ['asio.addrinfo'] = K.categories['asio.addrinfo']
+    or K.category('asio.addrinfo', function(code) return addrinfo_messages[code] or '' end),
+  system = K.categories.system,
+}
+
+local function run_job(submit, ...)
+  local f = K.current()
+  K.check_suspend(f)
+  local res = K.await_op(f, submit(...))
+  if type(res) == 'number' then IO.raise_result(res) end
+  if res.category then error(K.new_error(categories[res.category], res.code), 0) end
+  return res
+end
+
+ip.address_info_flag = {
+  address_configured = P.AI_ADDRCONFIG,
+  all_matching = P.AI_ALL,
+  canonical_name = P.AI_CANONNAME,
+  numeric_host = P.AI_NUMERICHOST,
+  numeric_service = P.AI_NUMERICSERV,
+  passive = P.AI_PASSIVE,
+  v4_mapped = P.AI_V4MAPPED,
+}
+
+local function resolver(socktype, family)
+  return function(host, service, flags)
+    if host ~= nil and type(host) ~= 'string' then raise_errno(E.EINVAL, 1) end
+    if service ~= nil and type(service) ~= 'string' and type(service) ~= 'number' then
+      raise_errno(E.EINVAL, 2)
+    end
+    if flags ~= nil and type(flags) ~= 'number' then raise_errno(E.EINVAL, 3) end
+    local list = run_job(P.resolve, host, service, family, socktype, flags or 0)
+    local out = {}
+    for i = 1, #list do
+      local addr, port = decode(list[i].endpoint)
+      out[i] = { address = addr, port = port, canonical_name = list[i].canonical_name }
+    end
+    return out
+  end
+end
+
+local function name_info(ni_flags)
+  return function(addr, port)
+    local ep = endpoint(addr, port, 1)
+    local r = run_job(P.name_info, ep, ni_flags)
+    return r.host, r.service
+  end
+end
+
+for name, socktype in pairs{ tcp = P.SOCK_STREAM, udp = P.SOCK_DGRAM } do
+  local t = ip[name]
+  t.get_address_info = resolver(socktype, P.AF_UNSPEC)
+  t.get_address_v4_info = resolver(socktype, P.AF_INET)
+  t.get_address_v6_info = resolver(socktype, P.AF_INET6)
+  t.get_name_info = name_info(name == 'udp' and P.NI_DGRAM or 0)
 end
 
 return ip

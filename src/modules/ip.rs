@@ -131,6 +131,7 @@ fn decode(addr: &SockAddr) -> Option<(IpAddr, u16, u32)> {
 
 fn primitives(lua: &Lua) -> mlua::Result<Table> {
     let p = socket::common(lua)?;
+    add_resolver(lua, &p)?;
     // parse(text) -> bytes, scope | nil
     p.raw_set(
         "parse",
@@ -193,4 +194,186 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
 
 fn bstr(b: &[u8]) -> mlua::BString {
     mlua::BString::from(b.to_vec())
+}
+
+/// How a name-resolution failure reaches Lua: asio's category and code
+/// (`asio.netdb`, `asio.addrinfo`, or `system` with an errno).
+fn addrinfo_error(code: i32) -> (&'static str, i32) {
+    // glibc's EAI_ADDRFAMILY (the libc crate lacks it).
+    const EAI_ADDRFAMILY: i32 = -9;
+    match code {
+        libc::EAI_AGAIN => ("asio.netdb", 2),
+        libc::EAI_FAIL => ("asio.netdb", 3),
+        libc::EAI_NONAME | libc::EAI_NODATA | EAI_ADDRFAMILY => ("asio.netdb", 1),
+        libc::EAI_SERVICE => ("asio.addrinfo", 1),
+        libc::EAI_SOCKTYPE => ("asio.addrinfo", 2),
+        libc::EAI_BADFLAGS => ("system", libc::EINVAL),
+        libc::EAI_FAMILY => ("system", libc::EAFNOSUPPORT),
+        libc::EAI_MEMORY => ("system", libc::ENOMEM),
+        _ => (
+            "system",
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO),
+        ),
+    }
+}
+
+fn error_message(category: &str, code: i32) -> crate::actor::message::Message {
+    use crate::actor::message::Message;
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(b"category".to_vec(), Message::String(category.as_bytes().to_vec()));
+    m.insert(b"code".to_vec(), Message::Number(code.into()));
+    Message::Object(m)
+}
+
+/// `getaddrinfo`, run on the blocking pool: an array of
+/// `{endpoint = packed, canonical_name = name}`, or `{category, code}`.
+fn get_address_info(
+    host: Option<std::ffi::CString>,
+    service: Option<std::ffi::CString>,
+    family: i32,
+    socktype: i32,
+    flags: i32,
+) -> crate::actor::message::Message {
+    use crate::actor::message::Message;
+    // SAFETY: addrinfo is plain old data; all-zero is an empty hint.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = family;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = flags;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    let ptr = |s: &Option<std::ffi::CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: host and service are live NUL-terminated strings or null;
+    // hints is a live addrinfo; `list` receives a list we free below.
+    let code = unsafe { libc::getaddrinfo(ptr(&host), ptr(&service), &hints, &mut list) };
+    if code != 0 {
+        let (category, code) = addrinfo_error(code);
+        return error_message(category, code);
+    }
+    let mut out = Vec::new();
+    let mut canonical = Vec::new();
+    let mut node = list;
+    while !node.is_null() {
+        // SAFETY: `node` is an element of the list getaddrinfo returned,
+        // not yet freed.
+        let ai = unsafe { &*node };
+        if !ai.ai_canonname.is_null() && canonical.is_empty() {
+            // SAFETY: ai_canonname is a NUL-terminated string of the list.
+            canonical = unsafe { std::ffi::CStr::from_ptr(ai.ai_canonname) }.to_bytes().to_vec();
+        }
+        let len = (ai.ai_addrlen as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+        if !ai.ai_addr.is_null() && (ai.ai_family == libc::AF_INET || ai.ai_family == libc::AF_INET6) {
+            // SAFETY: ai_addr points at ai_addrlen bytes of the list.
+            let bytes = unsafe { std::slice::from_raw_parts(ai.ai_addr.cast::<u8>(), len) }.to_vec();
+            let mut m = std::collections::BTreeMap::new();
+            m.insert(b"endpoint".to_vec(), Message::String(bytes));
+            out.push(m);
+        }
+        node = ai.ai_next;
+    }
+    // SAFETY: `list` came from getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    Message::Array(
+        out.into_iter()
+            .map(|mut m| {
+                m.insert(b"canonical_name".to_vec(), Message::String(canonical.clone()));
+                Message::Object(m)
+            })
+            .collect(),
+    )
+}
+
+/// `getnameinfo`, run on the blocking pool: `{host, service}` or
+/// `{category, code}`.
+fn get_name_info(addr: SockAddr, flags: i32) -> crate::actor::message::Message {
+    use crate::actor::message::Message;
+    let mut host = [0 as libc::c_char; 1025];
+    let mut service = [0 as libc::c_char; 32];
+    // SAFETY: the address is `addr.len` live bytes; libc writes
+    // NUL-terminated strings of at most the given lengths into the live
+    // buffers.
+    let code = unsafe {
+        libc::getnameinfo(
+            (&addr.storage as *const libc::sockaddr_storage).cast(),
+            addr.len,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            service.as_mut_ptr(),
+            service.len() as libc::socklen_t,
+            flags,
+        )
+    };
+    if code != 0 {
+        let (category, code) = addrinfo_error(code);
+        return error_message(category, code);
+    }
+    // SAFETY: getnameinfo succeeded: both buffers hold NUL-terminated
+    // strings.
+    let text = |b: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(b.as_ptr()) }.to_bytes().to_vec();
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(b"host".to_vec(), Message::String(text(&host)));
+    m.insert(b"service".to_vec(), Message::String(text(&service)));
+    Message::Object(m)
+}
+
+fn cstring_arg(v: &Value, index: i32) -> mlua::Result<Option<std::ffi::CString>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::String(s) => std::ffi::CString::new(s.as_bytes().to_vec())
+            .map(Some)
+            .map_err(|_| einval(index)),
+        Value::Integer(_) | Value::Number(_) => {
+            let port = port_arg(v, index)?;
+            Ok(Some(std::ffi::CString::new(port.to_string()).expect("digits")))
+        }
+        _ => Err(einval(index)),
+    }
+}
+
+/// `resolve` and `name_info` primitives: both run on the blocking pool
+/// (never on the actor's thread); the op's result is the job's table.
+pub(crate) fn add_resolver(lua: &Lua, p: &Table) -> mlua::Result<()> {
+    use crate::actor::vm::submit_op;
+    // resolve(host|nil, service|nil, family, socktype, flags) -> op id
+    p.raw_set(
+        "resolve",
+        lua.create_function(unless_closing(
+            |lua, (host, service, family, socktype, flags): (Value, Value, i32, i32, i32)| {
+                let host = cstring_arg(&host, 1)?;
+                let service = cstring_arg(&service, 2)?;
+                if host.is_none() && service.is_none() {
+                    return Err(einval(1));
+                }
+                submit_op(lua, move |st| {
+                    st.executor.run_blocking(move || {
+                        Ok(Box::new(get_address_info(host, service, family, socktype, flags)))
+                    })
+                })
+            },
+        ))?,
+    )?;
+    // name_info(packed endpoint, flags) -> op id
+    p.raw_set(
+        "name_info",
+        lua.create_function(unless_closing(|lua, (ep, flags): (Value, i32)| {
+            let addr = endpoint_arg(&ep, 1)?;
+            submit_op(lua, move |st| {
+                st.executor
+                    .run_blocking(move || Ok(Box::new(get_name_info(addr, flags))))
+            })
+        }))?,
+    )?;
+    for (name, value) in [
+        ("AI_ADDRCONFIG", libc::AI_ADDRCONFIG),
+        ("AI_ALL", libc::AI_ALL),
+        ("AI_CANONNAME", libc::AI_CANONNAME),
+        ("AI_NUMERICHOST", libc::AI_NUMERICHOST),
+        ("AI_NUMERICSERV", libc::AI_NUMERICSERV),
+        ("AI_PASSIVE", libc::AI_PASSIVE),
+        ("AI_V4MAPPED", libc::AI_V4MAPPED),
+        ("AF_UNSPEC", libc::AF_UNSPEC),
+        ("NI_DGRAM", libc::NI_DGRAM),
+    ] {
+        p.raw_set(name, value)?;
+    }
+    Ok(())
 }
