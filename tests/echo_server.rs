@@ -50,7 +50,8 @@ fn echo_once(port: u16, payload: &[u8]) {
     assert_eq!(got, payload);
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut rest = Vec::new();
-    s.read_to_end(&mut rest).expect("the server closes after EOF");
+    s.read_to_end(&mut rest)
+        .expect("the server closes after EOF");
     assert!(rest.is_empty(), "nothing after the echo");
 }
 

@@ -220,9 +220,8 @@ impl SocketResource {
                 let data = unsafe { libc::CMSG_DATA(cmsg) };
                 for i in 0..data_len / std::mem::size_of::<libc::c_int>() {
                     // SAFETY: index i is within the data_len bytes above.
-                    let raw = unsafe {
-                        std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i))
-                    };
+                    let raw =
+                        unsafe { std::ptr::read_unaligned(data.cast::<libc::c_int>().add(i)) };
                     if raw >= 0 {
                         // SAFETY: the kernel installed this fd for us just
                         // now; nothing else owns it.
@@ -339,7 +338,8 @@ impl Executor {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let with_name = to.is_some();
-        let mut res = SocketResource::new(SocketOpKind::SendMsg, to.unwrap_or_else(SockAddr::empty));
+        let mut res =
+            SocketResource::new(SocketOpKind::SendMsg, to.unwrap_or_else(SockAddr::empty));
         res.buffer = Some(buf);
         res.control = vec![0u64; control_words(fds.len())];
         // The box's contents never move: the pointers stay valid in the slot.
@@ -381,7 +381,13 @@ impl Executor {
     /// `recvmsg(fd, {from, buf, room for maxfds fds}, flags |
     /// MSG_CMSG_CLOEXEC)`; the sender, fds and flags come as
     /// [`SocketOutput::Received`]. `maxfds` at most [`MAX_FDS_PER_MESSAGE`].
-    pub fn recv_msg(&mut self, fd: &OpFd, buf: OpBuffer, maxfds: usize, flags: i32) -> io::Result<OpId> {
+    pub fn recv_msg(
+        &mut self,
+        fd: &OpFd,
+        buf: OpBuffer,
+        maxfds: usize,
+        flags: i32,
+    ) -> io::Result<OpId> {
         if maxfds > MAX_FDS_PER_MESSAGE {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
@@ -405,4 +411,3 @@ impl Executor {
         }
     }
 }
-

@@ -55,7 +55,9 @@ fn parse(text: &[u8]) -> Option<(IpAddr, u32)> {
 fn bytes_to_ip(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
         4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?))),
-        16 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?))),
+        16 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(bytes).ok()?,
+        ))),
         _ => None,
     }
 }
@@ -89,7 +91,12 @@ fn sockaddr_of(ip: IpAddr, port: u16, scope: u32) -> SockAddr {
             };
             // SAFETY: sockaddr_storage is larger than and aligned for
             // sockaddr_in.
-            unsafe { std::ptr::write((&mut addr.storage as *mut libc::sockaddr_storage).cast(), sin) };
+            unsafe {
+                std::ptr::write(
+                    (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+                    sin,
+                )
+            };
             addr.len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         }
         IpAddr::V6(a) => {
@@ -97,12 +104,19 @@ fn sockaddr_of(ip: IpAddr, port: u16, scope: u32) -> SockAddr {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: port.to_be(),
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: a.octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.octets(),
+                },
                 sin6_scope_id: scope,
             };
             // SAFETY: sockaddr_storage is larger than and aligned for
             // sockaddr_in6.
-            unsafe { std::ptr::write((&mut addr.storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            unsafe {
+                std::ptr::write(
+                    (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+                    sin6,
+                )
+            };
             addr.len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         }
     }
@@ -123,7 +137,11 @@ fn decode(addr: &SockAddr) -> Option<(IpAddr, u16, u32)> {
             // SAFETY: the storage holds a whole sockaddr_in6 (length checked).
             let sin6 = unsafe { std::ptr::read_unaligned(base.cast::<libc::sockaddr_in6>()) };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some((IpAddr::V6(ip), u16::from_be(sin6.sin6_port), sin6.sin6_scope_id))
+            Some((
+                IpAddr::V6(ip),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_scope_id,
+            ))
         }
         _ => None,
     }
@@ -212,7 +230,9 @@ fn addrinfo_error(code: i32) -> (&'static str, i32) {
         libc::EAI_MEMORY => ("system", libc::ENOMEM),
         _ => (
             "system",
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO),
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
         ),
     }
 }
@@ -220,7 +240,10 @@ fn addrinfo_error(code: i32) -> (&'static str, i32) {
 fn error_message(category: &str, code: i32) -> crate::actor::message::Message {
     use crate::actor::message::Message;
     let mut m = std::collections::BTreeMap::new();
-    m.insert(b"category".to_vec(), Message::String(category.as_bytes().to_vec()));
+    m.insert(
+        b"category".to_vec(),
+        Message::String(category.as_bytes().to_vec()),
+    );
     m.insert(b"code".to_vec(), Message::Number(code.into()));
     Message::Object(m)
 }
@@ -258,12 +281,17 @@ fn get_address_info(
         let ai = unsafe { &*node };
         if !ai.ai_canonname.is_null() && canonical.is_empty() {
             // SAFETY: ai_canonname is a NUL-terminated string of the list.
-            canonical = unsafe { std::ffi::CStr::from_ptr(ai.ai_canonname) }.to_bytes().to_vec();
+            canonical = unsafe { std::ffi::CStr::from_ptr(ai.ai_canonname) }
+                .to_bytes()
+                .to_vec();
         }
         let len = (ai.ai_addrlen as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
-        if !ai.ai_addr.is_null() && (ai.ai_family == libc::AF_INET || ai.ai_family == libc::AF_INET6) {
+        if !ai.ai_addr.is_null()
+            && (ai.ai_family == libc::AF_INET || ai.ai_family == libc::AF_INET6)
+        {
             // SAFETY: ai_addr points at ai_addrlen bytes of the list.
-            let bytes = unsafe { std::slice::from_raw_parts(ai.ai_addr.cast::<u8>(), len) }.to_vec();
+            let bytes =
+                unsafe { std::slice::from_raw_parts(ai.ai_addr.cast::<u8>(), len) }.to_vec();
             let mut m = std::collections::BTreeMap::new();
             m.insert(b"endpoint".to_vec(), Message::String(bytes));
             out.push(m);
@@ -275,7 +303,10 @@ fn get_address_info(
     Message::Array(
         out.into_iter()
             .map(|mut m| {
-                m.insert(b"canonical_name".to_vec(), Message::String(canonical.clone()));
+                m.insert(
+                    b"canonical_name".to_vec(),
+                    Message::String(canonical.clone()),
+                );
                 Message::Object(m)
             })
             .collect(),
@@ -308,7 +339,11 @@ fn get_name_info(addr: SockAddr, flags: i32) -> crate::actor::message::Message {
     }
     // SAFETY: getnameinfo succeeded: both buffers hold NUL-terminated
     // strings.
-    let text = |b: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(b.as_ptr()) }.to_bytes().to_vec();
+    let text = |b: &[libc::c_char]| {
+        unsafe { std::ffi::CStr::from_ptr(b.as_ptr()) }
+            .to_bytes()
+            .to_vec()
+    };
     let mut m = std::collections::BTreeMap::new();
     m.insert(b"host".to_vec(), Message::String(text(&host)));
     m.insert(b"service".to_vec(), Message::String(text(&service)));
@@ -323,7 +358,9 @@ fn cstring_arg(v: &Value, index: i32) -> mlua::Result<Option<std::ffi::CString>>
             .map_err(|_| einval(index)),
         Value::Integer(_) | Value::Number(_) => {
             let port = port_arg(v, index)?;
-            Ok(Some(std::ffi::CString::new(port.to_string()).expect("digits")))
+            Ok(Some(
+                std::ffi::CString::new(port.to_string()).expect("digits"),
+            ))
         }
         _ => Err(einval(index)),
     }
@@ -345,7 +382,9 @@ pub(crate) fn add_resolver(lua: &Lua, p: &Table) -> mlua::Result<()> {
                 }
                 submit_op(lua, move |st| {
                     st.executor.run_blocking(move || {
-                        Ok(Box::new(get_address_info(host, service, family, socktype, flags)))
+                        Ok(Box::new(get_address_info(
+                            host, service, family, socktype, flags,
+                        )))
                     })
                 })
             },

@@ -89,7 +89,10 @@ pub(crate) fn push_endpoint(lua: &Lua, addr: &SockAddr) -> mlua::Result<Value> {
     let len = (addr.len as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
     // SAFETY: `len` bytes of the live storage (bounded above).
     let bytes = unsafe {
-        std::slice::from_raw_parts((&addr.storage as *const libc::sockaddr_storage).cast::<u8>(), len)
+        std::slice::from_raw_parts(
+            (&addr.storage as *const libc::sockaddr_storage).cast::<u8>(),
+            len,
+        )
     };
     Ok(Value::String(lua.create_string(bytes)?))
 }
@@ -200,7 +203,10 @@ fn set_option(fd: &OpFd, name: &[u8], a: &Value, b: &Value) -> mlua::Result<()> 
                 l_onoff: libc::c_int::from(*on),
                 l_linger: secs,
             };
-            set((&v as *const libc::linger).cast(), std::mem::size_of_val(&v))?;
+            set(
+                (&v as *const libc::linger).cast(),
+                std::mem::size_of_val(&v),
+            )?;
         }
     }
     Ok(())
@@ -213,12 +219,17 @@ fn get_option(fd: &OpFd, name: &[u8]) -> mlua::Result<mlua::MultiValue> {
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into the live buffer;
     // the fd is kept open by `fd`.
-    check(unsafe { libc::getsockopt(fd.raw(), level, optname, buf.as_mut_ptr().cast(), &mut len) })?;
+    check(unsafe {
+        libc::getsockopt(fd.raw(), level, optname, buf.as_mut_ptr().cast(), &mut len)
+    })?;
     let int_at = |i: usize| i32::from_ne_bytes(buf[i..i + 4].try_into().expect("4 bytes"));
     let values = match kind {
         OptKind::Bool => vec![Value::Boolean(int_at(0) != 0)],
         OptKind::Int => vec![Value::Integer(int_at(0).into())],
-        OptKind::Linger => vec![Value::Boolean(int_at(0) != 0), Value::Integer(int_at(4).into())],
+        OptKind::Linger => vec![
+            Value::Boolean(int_at(0) != 0),
+            Value::Integer(int_at(4).into()),
+        ],
     };
     Ok(mlua::MultiValue::from_vec(values))
 }
@@ -282,7 +293,13 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
             // SAFETY: the kernel writes one int into the live `domain`.
             check(unsafe {
-                libc::getsockopt(fd.raw(), libc::SOL_SOCKET, libc::SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len)
+                libc::getsockopt(
+                    fd.raw(),
+                    libc::SOL_SOCKET,
+                    libc::SO_DOMAIN,
+                    (&mut domain as *mut libc::c_int).cast(),
+                    &mut len,
+                )
             })?;
             Ok(domain)
         }))?,
@@ -293,7 +310,13 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             let fd = holder_fd(&holder)?;
             let addr = endpoint_arg(&ep, 2)?;
             // SAFETY: the address is `addr.len` live bytes; fd kept open.
-            check(unsafe { libc::bind(fd.raw(), (&addr.storage as *const libc::sockaddr_storage).cast(), addr.len) })?;
+            check(unsafe {
+                libc::bind(
+                    fd.raw(),
+                    (&addr.storage as *const libc::sockaddr_storage).cast(),
+                    addr.len,
+                )
+            })?;
             Ok(())
         }))?,
     )?;
@@ -301,7 +324,11 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
         "listen",
         lua.create_function(unless_closing(|_, (holder, backlog): (Value, Value)| {
             let fd = holder_fd(&holder)?;
-            let backlog = if backlog.is_nil() { libc::SOMAXCONN } else { int_value(&backlog, 2)? };
+            let backlog = if backlog.is_nil() {
+                libc::SOMAXCONN
+            } else {
+                int_value(&backlog, 2)?
+            };
             // SAFETY: listen(2) has no memory arguments; fd kept open.
             check(unsafe { libc::listen(fd.raw(), backlog) })?;
             Ok(())
@@ -322,7 +349,13 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
                 endpoint_arg(&ep, 2)?
             };
             // SAFETY: the address is `addr.len` live bytes; fd kept open.
-            check(unsafe { libc::connect(fd.raw(), (&addr.storage as *const libc::sockaddr_storage).cast(), addr.len) })?;
+            check(unsafe {
+                libc::connect(
+                    fd.raw(),
+                    (&addr.storage as *const libc::sockaddr_storage).cast(),
+                    addr.len,
+                )
+            })?;
             Ok(())
         }))?,
     )?;
@@ -344,21 +377,25 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
     // recv(holder, span, flags) / send(holder, buf, flags) -> op id
     p.raw_set(
         "recv",
-        lua.create_function(unless_closing(|lua, (holder, buf, flags): (Value, Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            let span = byte_span::span_arg(&buf, 2)?;
-            let flags = flags_arg(&flags, 3)?;
-            submit_op(lua, |st| st.executor.recv(&fd, OpBuffer::Span(span), flags))
-        }))?,
+        lua.create_function(unless_closing(
+            |lua, (holder, buf, flags): (Value, Value, Value)| {
+                let fd = holder_fd(&holder)?;
+                let span = byte_span::span_arg(&buf, 2)?;
+                let flags = flags_arg(&flags, 3)?;
+                submit_op(lua, |st| st.executor.recv(&fd, OpBuffer::Span(span), flags))
+            },
+        ))?,
     )?;
     p.raw_set(
         "send",
-        lua.create_function(unless_closing(|lua, (holder, buf, flags): (Value, Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            let buf = write_buffer(&buf, 2)?;
-            let flags = flags_arg(&flags, 3)?;
-            submit_op(lua, |st| st.executor.send(&fd, buf, flags))
-        }))?,
+        lua.create_function(unless_closing(
+            |lua, (holder, buf, flags): (Value, Value, Value)| {
+                let fd = holder_fd(&holder)?;
+                let buf = write_buffer(&buf, 2)?;
+                let flags = flags_arg(&flags, 3)?;
+                submit_op(lua, |st| st.executor.send(&fd, buf, flags))
+            },
+        ))?,
     )?;
     // send_msg(holder, buf, endpoint|nil, fds|nil, flags) -> op id
     p.raw_set(
@@ -367,7 +404,11 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             |lua, (holder, buf, ep, fds, flags): (Value, Value, Value, Value, Value)| {
                 let fd = holder_fd(&holder)?;
                 let buf = write_buffer(&buf, 2)?;
-                let to = if ep.is_nil() { None } else { Some(endpoint_arg(&ep, 3)?) };
+                let to = if ep.is_nil() {
+                    None
+                } else {
+                    Some(endpoint_arg(&ep, 3)?)
+                };
                 let passed = fds_arg(&fds, 3)?;
                 let flags = flags_arg(&flags, 4)?;
                 submit_op(lua, |st| st.executor.send_msg(&fd, buf, to, passed, flags))
@@ -381,12 +422,19 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             |lua, (holder, buf, maxfds, flags): (Value, Value, Value, Value)| {
                 let fd = holder_fd(&holder)?;
                 let span = byte_span::span_arg(&buf, 2)?;
-                let maxfds = if maxfds.is_nil() { 0 } else { int_value(&maxfds, 3)? };
+                let maxfds = if maxfds.is_nil() {
+                    0
+                } else {
+                    int_value(&maxfds, 3)?
+                };
                 if !(0..=MAX_FDS_PER_MESSAGE as i32).contains(&maxfds) {
                     return Err(einval(3));
                 }
                 let flags = flags_arg(&flags, 4)?;
-                submit_op(lua, |st| st.executor.recv_msg(&fd, OpBuffer::Span(span), maxfds as usize, flags))
+                submit_op(lua, |st| {
+                    st.executor
+                        .recv_msg(&fd, OpBuffer::Span(span), maxfds as usize, flags)
+                })
             },
         ))?,
     )?;
@@ -408,13 +456,20 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
                     out.push(Value::UserData(push(lua, OpFd::owned(fd))?));
                     out.push(push_endpoint(lua, &peer)?);
                 }
-                SocketOutput::Received { from, fds, flags, fds_truncated } => {
+                SocketOutput::Received {
+                    from,
+                    fds,
+                    flags,
+                    fds_truncated,
+                } => {
                     out.push(Value::String(lua.create_string("received")?));
-                    out.push(if from.len as usize > std::mem::size_of::<libc::sa_family_t>() {
-                        push_endpoint(lua, &from)?
-                    } else {
-                        Value::Nil
-                    });
+                    out.push(
+                        if from.len as usize > std::mem::size_of::<libc::sa_family_t>() {
+                            push_endpoint(lua, &from)?
+                        } else {
+                            Value::Nil
+                        },
+                    );
                     let t = lua.create_table_with_capacity(fds.len(), 0)?;
                     for (i, fd) in fds.into_iter().enumerate() {
                         t.raw_set(i + 1, push(lua, OpFd::owned(fd))?)?;
@@ -488,7 +543,14 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(unless_closing(|lua, kind: i32| {
             let mut fds = [-1; 2];
             // SAFETY: socketpair writes two ints into the live array.
-            check(unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+            check(unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    kind | libc::SOCK_CLOEXEC,
+                    0,
+                    fds.as_mut_ptr(),
+                )
+            })?;
             // SAFETY: the kernel just created both fds; nothing else owns them.
             let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
             Ok((push(lua, OpFd::owned(a))?, push(lua, OpFd::owned(b))?))
@@ -519,4 +581,3 @@ fn fds_arg(v: &Value, index: i32) -> mlua::Result<Vec<OpFd>> {
     }
     Ok(fds)
 }
-

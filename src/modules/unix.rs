@@ -35,7 +35,11 @@ fn sockaddr_of(path: &[u8], index: i32) -> mlua::Result<SockAddr> {
         sun_path: [0; 108],
     };
     // A pathname needs room for its terminating NUL.
-    let room = if abstract_name { sun.sun_path.len() } else { sun.sun_path.len() - 1 };
+    let room = if abstract_name {
+        sun.sun_path.len()
+    } else {
+        sun.sun_path.len() - 1
+    };
     if path.len() > room {
         return Err(ErrorCode::system(libc::ENAMETOOLONG).into());
     }
@@ -44,7 +48,12 @@ fn sockaddr_of(path: &[u8], index: i32) -> mlua::Result<SockAddr> {
     }
     let mut addr = SockAddr::empty();
     // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un.
-    unsafe { std::ptr::write((&mut addr.storage as *mut libc::sockaddr_storage).cast(), sun) };
+    unsafe {
+        std::ptr::write(
+            (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+            sun,
+        )
+    };
     // Pathnames count their NUL; abstract names exactly their bytes.
     addr.len = (PATH_OFFSET + path.len() + usize::from(!abstract_name)) as libc::socklen_t;
     Ok(addr)
