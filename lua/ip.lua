@@ -415,12 +415,13 @@ ip.udp = { socket = IO.constructor(udp_mt) }
 -- Tries each {address=, port=} of `results` in order until one connects;
 -- returns that address and port. `condition(address, port)`, when given,
 -- may skip an endpoint by returning false. Every failure closes the socket
--- before the next try; the last failure is raised.
+-- before the next try; the last failure is raised (asio.misc not_found
+-- when no endpoint was tried).
 function ip.connect(sock, results, condition)
   local st = state_of(sock, tcp_socket_mt)
   if type(results) ~= 'table' then raise_errno(E.EINVAL, 2) end
   if condition ~= nil and type(condition) ~= 'function' then raise_errno(E.EINVAL, 3) end
-  local last = K.system_error(E.ENOENT)
+  local last = K.new_error(K.categories['asio.misc'], 3) -- not_found
   for i = 1, #results do
     local r = results[i]
     if type(r) ~= 'table' then raise_errno(E.EINVAL, 2) end
