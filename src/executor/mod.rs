@@ -37,7 +37,7 @@
 mod ops;
 mod output;
 // io-net: socket ops
-pub(crate) mod socket;
+pub mod socket;
 // io-fs: the blocking helper pool.
 pub(crate) mod blocking;
 
