@@ -16,8 +16,8 @@ local rt = K.rt
 local E = rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
-local error, type, setmetatable, select = error, type, setmetatable, select
-local sbyte, ssub, sfind, smatch, srep = string.byte, string.sub, string.find, string.match, string.rep
+local error, type, setmetatable = error, type, setmetatable
+local sbyte, ssub, smatch, srep = string.byte, string.sub, string.match, string.rep
 local tonumber, tostring, pairs = tonumber, tostring, pairs
 
 ---------------------------------------------------------------------------

@@ -250,10 +250,19 @@ fn flags_arg(v: &Value, index: i32) -> mlua::Result<i32> {
     Ok(flags)
 }
 
-/// A write buffer argument: a string (copied) or a byte_span.
+/// A write buffer argument: a string (copied; a copy that cannot be
+/// allocated is `ENOMEM`) or a byte_span.
 fn write_buffer(v: &Value, index: i32) -> mlua::Result<OpBuffer> {
     match v {
-        Value::String(s) => Ok(OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice())),
+        Value::String(s) => {
+            let bytes = s.as_bytes();
+            let mut owned = Vec::new();
+            owned
+                .try_reserve_exact(bytes.len())
+                .map_err(|_| mlua::Error::from(ErrorCode::system(libc::ENOMEM)))?;
+            owned.extend_from_slice(&bytes);
+            Ok(OpBuffer::Owned(owned.into_boxed_slice()))
+        }
         other => byte_span::span_from_value(other)
             .map(OpBuffer::Span)
             .ok_or_else(|| einval(index)),

@@ -81,3 +81,25 @@ c2:connect('127.0.0.1', acc2.local_port)
 f:interrupt()
 f:join()
 print('accept completed before the interrupt:', got and got.is_open, f.interruption_caught)
+
+-- connect pending on a full accept queue (backlog 0: one connection
+-- waits, later SYNs are dropped): interrupted, then closed under it
+local full = ip.tcp.acceptor.new()
+full:open('v4')
+full:bind('127.0.0.1', 0)
+full:listen(0)
+local queued = {}
+for i = 1, 1 do
+  queued[i] = ip.tcp.socket.new()
+  queued[i]:connect('127.0.0.1', full.local_port)
+end
+local s3 = ip.tcp.socket.new()
+f = spawn(function() outcome('connect interrupted:', s3.connect, s3, '127.0.0.1', full.local_port) end)
+this_fiber.yield()
+f:interrupt()
+f:join()
+local s4 = ip.tcp.socket.new()
+f = spawn(function() outcome('connect closed under it:', s4.connect, s4, '127.0.0.1', full.local_port) end)
+this_fiber.yield()
+s4:close()
+f:join()
