@@ -42,6 +42,16 @@ end
 function IO.eof() return K.new_error(K.categories['asio.misc'], 2) end
 function IO.already_open() return K.new_error(K.categories['asio.misc'], 1) end
 
+-- An op the kernel ran blocking on an io-wq worker (a send to a full
+-- datagram receiver, a read of a regular file) ends with EINTR when it is
+-- cancelled: for the fiber that is `interrupted` when it was interrupted,
+-- else operation_aborted, as for any cancelled op. Other results pass.
+function IO.cancelled_result(f, res)
+  if res ~= -E.EINTR then return res end
+  if f.interrupted and f.int_disabled == 0 then K.raise_core('interrupted') end
+  return -E.ECANCELED
+end
+
 -- Raises the error of a negative CQE result.
 function IO.raise_result(res)
   if res == -E.ECANCELED then error(K.operation_aborted(), 0) end
@@ -64,7 +74,7 @@ function IO.run_op(st, submit, ...)
   st.pending[id] = nil
   st.npending = st.npending - 1
   if not ok then error(res, 0) end
-  if type(res) == 'number' and res < 0 then IO.raise_result(res) end
+  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
   return res
 end
 
@@ -90,7 +100,7 @@ function IO.run_op_taking(st, take, submit, ...)
   end
   if type(res) == 'number' and res < 0 then
     take(id)
-    IO.raise_result(res)
+    IO.raise_result(IO.cancelled_result(f, res))
   end
   return res, take(id)
 end

@@ -139,16 +139,15 @@ local function socket_class(name, sock_type, is_stream)
     IO.check_write_buffer(buf)
     return run_op(st, P.send_msg, buf, nil, check_fds(fds, 3))
   end
-  -- Opens the socket when it is closed (as ip sockets do).
+  -- Opens the socket when it is closed (as ip sockets do). A unix connect
+  -- never waits: it succeeds at once, or the listener's backlog is full
+  -- and it raises EAGAIN (the kernel's wait for room could not be
+  -- cancelled; see connect_now in src/modules/socket.rs).
   function methods.connect(self, path)
     local st = state_of(self, mt)
     local ep = path_arg(path, 2)
     if not st.holder then st.holder = P.socket(P.AF_UNIX, sock_type) end
-    if sock_type == P.SOCK_DGRAM then
-      P.connect_now(st.holder, ep)
-    else
-      run_op(st, P.connect, ep)
-    end
+    P.connect_now(st.holder, ep, sock_type ~= P.SOCK_DGRAM)
   end
   local class = IO.constructor(mt)
   function class.pair()

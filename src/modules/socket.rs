@@ -343,30 +343,51 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         }))?,
     )?;
-    // connect_now(holder, endpoint): the synchronous connect of datagram
-    // sockets (no peer to wait for); an empty endpoint disconnects.
+    // connect_now(holder, endpoint|nil, nonblocking): a connect that does
+    // not wait. Datagram sockets have no peer to wait for (nil endpoint:
+    // disconnect). Unix stream and seqpacket sockets connect at once or
+    // find the listener's backlog full: with `nonblocking` that is EAGAIN
+    // instead of a wait (such a wait, run by the kernel on an io-wq
+    // worker, could not be cancelled: an interrupted fiber, or the VM's
+    // teardown, would hang on it).
     p.raw_set(
         "connect_now",
-        lua.create_function(unless_closing(|_, (holder, ep): (Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            let addr = if ep.is_nil() {
-                let mut a = SockAddr::empty();
-                a.storage.ss_family = libc::AF_UNSPEC as libc::sa_family_t;
-                a.len = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
-                a
-            } else {
-                endpoint_arg(&ep, 2)?
-            };
-            // SAFETY: the address is `addr.len` live bytes; fd kept open.
-            check(unsafe {
-                libc::connect(
-                    fd.raw(),
-                    (&addr.storage as *const libc::sockaddr_storage).cast(),
-                    addr.len,
-                )
-            })?;
-            Ok(())
-        }))?,
+        lua.create_function(unless_closing(
+            |_, (holder, ep, nonblocking): (Value, Value, Option<bool>)| {
+                let fd = holder_fd(&holder)?;
+                let addr = if ep.is_nil() {
+                    let mut a = SockAddr::empty();
+                    a.storage.ss_family = libc::AF_UNSPEC as libc::sa_family_t;
+                    a.len = std::mem::size_of::<libc::sa_family_t>() as libc::socklen_t;
+                    a
+                } else {
+                    endpoint_arg(&ep, 2)?
+                };
+                let nonblocking = nonblocking.unwrap_or(false);
+                // SAFETY: fcntl on the fd `fd` keeps open; no memory arguments.
+                let flags = check(unsafe { libc::fcntl(fd.raw(), libc::F_GETFL) })?;
+                if nonblocking {
+                    // SAFETY: as above.
+                    check(unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+                }
+                // SAFETY: the address is `addr.len` live bytes; fd kept open.
+                let ret = unsafe {
+                    libc::connect(
+                        fd.raw(),
+                        (&addr.storage as *const libc::sockaddr_storage).cast(),
+                        addr.len,
+                    )
+                };
+                let connected = check(ret);
+                if nonblocking {
+                    // Back to blocking: the ring waits on it from now on.
+                    // SAFETY: as above.
+                    check(unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, flags) })?;
+                }
+                connected?;
+                Ok(())
+            },
+        ))?,
     )?;
     p.raw_set(
         "connect",

@@ -97,3 +97,49 @@ print('accept unlistened:', try(again.accept, again))
 print('read_some on seqpacket:', try(function() return q.read_some end))
 print('stream method on datagram:', try(c.read_some, d1, buf))
 print('receive_from on stream:', try(function() return c.receive_from end))
+
+-- pending ops: accept and connect (on a full backlog) interrupted and
+-- closed under them
+local function outcome(label, fn, ...)
+  local ok, e = pcall(fn, ...)
+  print(label, ok and 'ok' or (tostring(e.category) .. ': ' .. tostring(e)))
+end
+local full = unix.stream_acceptor.new()
+full:open()
+full:bind(name .. 'full')
+full:listen(0)
+f = spawn(function() outcome('accept interrupted:', full.accept, full) end)
+this_fiber.yield()
+f:interrupt()
+f:join()
+f = spawn(function() outcome('accept cancelled:', full.accept, full) end)
+this_fiber.yield()
+full:cancel()
+f:join()
+local first = unix.stream_socket.new()
+first:connect(name .. 'full')
+-- the backlog is full: connect does not wait (a kernel wait for room
+-- could not be cancelled), it raises EAGAIN
+local waiting = unix.stream_socket.new()
+outcome('connect on a full backlog:', waiting.connect, waiting, name .. 'full')
+print('the queued one is accepted:', getmetatable(full:accept()))
+outcome('connect again:', waiting.connect, waiting, name .. 'full')
+
+-- a datagram send_to a full receiver waits (on a kernel worker): it is
+-- interrupted, and aborted by close()
+local receiver = unix.datagram_socket.new()
+receiver:open()
+receiver:bind(name .. 'rcv')
+local sender = unix.datagram_socket.new()
+sender:open()
+local function flood()
+  while true do sender:send_to('x', name .. 'rcv') end
+end
+f = spawn(function() outcome('send_to interrupted:', flood) end)
+for _ = 1, 20 do this_fiber.yield() end
+f:interrupt()
+f:join()
+f = spawn(function() outcome('send_to closed under it:', flood) end)
+for _ = 1, 5 do this_fiber.yield() end
+sender:close()
+f:join()
