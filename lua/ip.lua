@@ -314,6 +314,27 @@ function tcp_socket_methods.send(self, buf, flags)
   return run_op(st, P.send, buf, check_flags(flags, 3))
 end
 
+-- wait('read'|'write'|'error'): suspends until the socket is ready for it
+-- (a one-shot ring poll).
+function tcp_socket_methods.wait(self, what)
+  local st = state_of(self, tcp_socket_mt)
+  if what ~= 'read' and what ~= 'write' and what ~= 'error' then raise_errno(E.EINVAL, 2) end
+  run_op(st, P.wait, what)
+end
+
+-- io_control('bytes_readable') -> bytes that can be read without waiting.
+function tcp_socket_methods.io_control(self, what)
+  local st = state_of(self, tcp_socket_mt)
+  if what ~= 'bytes_readable' then raise_errno(E.EINVAL, 2) end
+  return P.bytes_readable(holder_of(st))
+end
+
+-- Dissolves the connection (connect to AF_UNSPEC); the socket stays open.
+function tcp_socket_methods.disconnect(self)
+  local st = state_of(self, tcp_socket_mt)
+  P.connect_now(holder_of(st), nil)
+end
+
 function tcp_socket_methods.shutdown(self, what)
   local st = state_of(self, tcp_socket_mt)
   P.shutdown(holder_of(st), what or 'both')

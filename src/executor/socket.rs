@@ -298,6 +298,17 @@ impl Executor {
         }
     }
 
+    /// One-shot `IORING_OP_POLL_ADD` of `events` (`POLLIN`, `POLLOUT`,
+    /// ...); completes with the events that are ready.
+    pub fn poll(&mut self, fd: &OpFd, events: u32) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd and points at nothing.
+        unsafe {
+            self.submit(OpSlot::bare().on_fd(fd), |slot| {
+                opcode::PollAdd::new(types::Fd(slot.raw_fd()), events).build()
+            })
+        }
+    }
+
     /// `send(fd, buf, flags | MSG_NOSIGNAL)`.
     pub fn send(&mut self, fd: &OpFd, buf: OpBuffer, flags: i32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.

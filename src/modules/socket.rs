@@ -397,6 +397,34 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             submit_op(lua, |st| st.executor.connect(&fd, addr))
         }))?,
     )?;
+    // wait(holder, "read"|"write"|"error") -> op id of a one-shot poll
+    p.raw_set(
+        "wait",
+        lua.create_function(unless_closing(|lua, (holder, what): (Value, Value)| {
+            let fd = holder_fd(&holder)?;
+            let events = match &what {
+                Value::String(s) => match &*s.as_bytes() {
+                    b"read" => libc::POLLIN,
+                    b"write" => libc::POLLOUT,
+                    b"error" => libc::POLLERR | libc::POLLPRI,
+                    _ => return Err(einval(2)),
+                },
+                _ => return Err(einval(2)),
+            };
+            submit_op(lua, |st| st.executor.poll(&fd, events as u32))
+        }))?,
+    )?;
+    // bytes_readable(holder) -> bytes waiting to be read (FIONREAD)
+    p.raw_set(
+        "bytes_readable",
+        lua.create_function(unless_closing(|_, holder: Value| {
+            let fd = holder_fd(&holder)?;
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int into the live `n`; fd kept open.
+            check(unsafe { libc::ioctl(fd.raw(), libc::FIONREAD, &mut n) })?;
+            Ok(n)
+        }))?,
+    )?;
     p.raw_set(
         "accept",
         lua.create_function(unless_closing(|lua, holder: Value| {
