@@ -617,8 +617,8 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
     Ok(p)
 }
 
-/// A Lua sequence of `file_descriptor`s (or of I/O objects' holders) to
-/// pass: each is held open (an `OpFd` clone) until the sendmsg completes.
+/// A Lua sequence of `file_descriptor`s to pass: each is held open (an
+/// `OpFd` clone) until the sendmsg completes.
 fn fds_arg(v: &Value, index: i32) -> mlua::Result<Vec<OpFd>> {
     let t = match v {
         Value::Nil => return Ok(Vec::new()),
@@ -632,10 +632,12 @@ fn fds_arg(v: &Value, index: i32) -> mlua::Result<Vec<OpFd>> {
     let mut fds = Vec::with_capacity(n);
     for i in 1..=n {
         let v: Value = t.raw_get(i)?;
-        let fd = file_descriptor::arg(&v, index)?
-            .op_fd()
-            .ok_or_else(|| mlua::Error::from(ErrorCode::generic(libc::EBUSY).arg(index)))?;
-        fds.push(fd);
+        // An emptied object, or a borrowed standard stream (never handed
+        // on, as in messages): EBUSY.
+        match file_descriptor::arg(&v, index)?.op_fd() {
+            Some(fd @ OpFd::Owned(_)) => fds.push(fd),
+            _ => return Err(ErrorCode::generic(libc::EBUSY).arg(index).into()),
+        }
     }
     Ok(fds)
 }
