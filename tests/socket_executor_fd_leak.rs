@@ -96,3 +96,33 @@ fn send_msg_refuses_more_than_253_fds_and_recv_msg_more_than_253_slots() {
     assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     assert_eq!(ex.in_flight(), 0);
 }
+
+#[test]
+fn multishot_accept_stays_armed_and_its_queued_connections_close_with_the_executor() {
+    let _lock = FD_COUNTING.lock().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().unwrap().port();
+    let listener = OpFd::owned(OwnedFd::from(listener));
+    let before = open_fds();
+    let mut ex = Executor::new().expect("ring");
+    let id = ex.accept_multi(&listener).expect("accept");
+    let clients: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut accepted = 0;
+    let mut reaped = Reaped::default();
+    while accepted < 3 {
+        ex.turn(true, &mut reaped).expect("turn");
+        accepted += reaped
+            .completions
+            .iter()
+            .filter(|c| c.id == id && c.result >= 0)
+            .count();
+        assert!(Instant::now() < deadline, "only {accepted} accepted");
+    }
+    assert_eq!(ex.in_flight(), 1, "still armed after three connections");
+    drop(ex);
+    drop(clients);
+    assert_eq!(open_fds(), before);
+}

@@ -176,7 +176,7 @@ pub struct Executor {
     stash_woken: bool,
     /// CQEs copied out of the ring before they are dispatched (dispatching
     /// may push new SQEs).
-    cqes: Vec<(u64, i32)>,
+    cqes: Vec<(u64, i32, u32)>,
     /// Completions the kernel dropped so far (0 unless poisoned).
     dropped: u32,
     /// The runtime's ordered writes to stdout and stderr.
@@ -704,17 +704,17 @@ impl Executor {
         {
             let mut cq = self.ring.completion();
             cq.sync();
-            cqes.extend((&mut cq).map(|cqe| (cqe.user_data(), cqe.result())));
+            cqes.extend((&mut cq).map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
         }
         let n = cqes.len();
-        for &(data, result) in &cqes {
-            self.dispatch(data, result, out);
+        for &(data, result, flags) in &cqes {
+            self.dispatch(data, result, flags, out);
         }
         self.cqes = cqes;
         n
     }
 
-    fn dispatch(&mut self, data: u64, result: i32, out: &mut Reaped) {
+    fn dispatch(&mut self, data: u64, result: i32, flags: u32, out: &mut Reaped) {
         match data {
             CANCEL_TAG | DRAIN_TAG => return,
             WAKE_TAG => {
@@ -739,6 +739,20 @@ impl Executor {
             self.faults.dropped += 1;
             return;
         }
+        // io-net: a CQE of a multishot op that goes on (socket.rs): its
+        // slot stays in flight for the next ones.
+        if io_uring::cqueue::more(flags) {
+            if let Some(slot) = self.ops.get_mut(id) {
+                self.socket_outputs.completed(id, slot, result);
+                out.completions.push(Completion {
+                    id,
+                    result,
+                    fd: None,
+                    output: None,
+                });
+            }
+            return;
+        }
         let Some(mut slot) = self.ops.remove(id) else {
             tracing::warn!(user_data = data, "completion for an unknown op");
             return;
@@ -746,6 +760,7 @@ impl Executor {
         slot.completed();
         // io-net: an accepted fd, a received message's sender and fds.
         self.socket_outputs.completed(id, &mut slot, result);
+        self.socket_outputs.ended(id);
         match slot.kind {
             SlotKind::Output { .. } | SlotKind::OutputPoll { .. } => {
                 self.output_completed(id, slot, result);

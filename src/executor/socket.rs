@@ -9,6 +9,8 @@
 //!   the fiber that started it. fds passed with `sendmsg` are held as
 //!   [`OpFd`] clones by the slot until the completion, so their numbers
 //!   cannot be closed and reused while the kernel reads them.
+//! - A multishot accept's slot stays in flight while its CQEs say more
+//!   will come (`IORING_CQE_F_MORE`); each CQE queues its output in order.
 //! - What a completion carries beyond its result (an accepted connection's
 //!   fd and peer address, a received message's sender, fds and flags) is
 //!   turned into a [`SocketOutput`] when the CQE is dispatched (fds become
@@ -25,7 +27,7 @@
 //! - `send`/`sendmsg` always add `MSG_NOSIGNAL`: a peer that went away is
 //!   `EPIPE`, never a signal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -97,6 +99,8 @@ pub(crate) struct SocketResource {
 enum SocketOpKind {
     Connect,
     Accept,
+    /// Multishot accept: one CQE per connection while it stays armed.
+    AcceptMulti,
     SendMsg,
     RecvMsg,
 }
@@ -166,7 +170,7 @@ impl SocketResource {
     /// Builds the output of a completed op with result `result`.
     fn output(&mut self, result: i32) -> Option<SocketOutput> {
         match self.op {
-            SocketOpKind::Accept if result >= 0 => Some(SocketOutput::Accepted {
+            SocketOpKind::Accept | SocketOpKind::AcceptMulti if result >= 0 => Some(SocketOutput::Accepted {
                 // SAFETY: the kernel just created this fd for this accept;
                 // nothing else knows it.
                 fd: unsafe { OwnedFd::from_raw_fd(result) },
@@ -236,17 +240,30 @@ impl SocketResource {
     }
 }
 
-/// The extra data of completed socket ops, by op id.
+/// The extra data of completed socket ops, by op id (in CQE order: a
+/// multishot op queues one per CQE).
 #[derive(Default)]
-pub(crate) struct SocketOutputs(HashMap<OpId, SocketOutput>);
+pub(crate) struct SocketOutputs {
+    queued: HashMap<OpId, VecDeque<SocketOutput>>,
+    /// Ops whose outputs nobody will take (a closed acceptor's multishot
+    /// accept until its last CQE): dropped as they come.
+    discarded: HashSet<OpId>,
+}
 
 impl SocketOutputs {
     /// Called for every dispatched completion: keeps what the socket op of
     /// `slot` produced, if any.
     pub(crate) fn completed(&mut self, id: OpId, slot: &mut OpSlot, result: i32) {
         if let Some(output) = slot.socket_resource().and_then(|r| r.output(result)) {
-            self.0.insert(id, output);
+            if !self.discarded.contains(&id) {
+                self.queued.entry(id).or_default().push_back(output);
+            }
         }
+    }
+
+    /// The op's last CQE was dispatched.
+    pub(crate) fn ended(&mut self, id: OpId) {
+        self.discarded.remove(&id);
     }
 }
 
@@ -263,7 +280,46 @@ fn control_words(maxfds: usize) -> usize {
 impl Executor {
     /// The extra data of completed op `id` (taken once).
     pub(crate) fn take_socket_output(&mut self, id: OpId) -> Option<SocketOutput> {
-        self.socket_outputs.0.remove(&id)
+        let queue = self.socket_outputs.queued.get_mut(&id)?;
+        let output = queue.pop_front();
+        if queue.is_empty() {
+            self.socket_outputs.queued.remove(&id);
+        }
+        output
+    }
+
+    /// Outputs of op `id` not taken yet (a multishot accept's queue).
+    pub(crate) fn socket_outputs_queued(&self, id: OpId) -> usize {
+        self.socket_outputs.queued.get(&id).map_or(0, VecDeque::len)
+    }
+
+    /// Drops (closes) every output of op `id` not taken yet, and those it
+    /// still produces until its last CQE.
+    pub(crate) fn drop_socket_outputs(&mut self, id: OpId) {
+        self.socket_outputs.queued.remove(&id);
+        if self.ops.get_mut(id).is_some() {
+            self.socket_outputs.discarded.insert(id);
+        }
+    }
+
+    /// Whether op `id` has not finished (a multishot op stays armed).
+    pub(crate) fn op_in_flight(&mut self, id: OpId) -> bool {
+        self.ops.get_mut(id).is_some()
+    }
+
+    /// Multishot `accept4(fd, NULL, SOCK_CLOEXEC)`: a CQE per connection
+    /// (each an [`SocketOutput::Accepted`] with an empty peer address)
+    /// while it stays armed; it ends with an error CQE (or on cancel).
+    pub fn accept_multi(&mut self, fd: &OpFd) -> io::Result<OpId> {
+        let res = SocketResource::new(SocketOpKind::AcceptMulti, SockAddr::empty());
+        // SAFETY: the SQE names the slot's fd and points at nothing.
+        unsafe {
+            self.submit(OpSlot::socket(res).on_fd(fd), |slot| {
+                opcode::AcceptMulti::new(types::Fd(slot.raw_fd()))
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build()
+            })
+        }
     }
 
     /// `connect(fd, addr)`.

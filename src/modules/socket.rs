@@ -432,6 +432,37 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             submit_op(lua, |st| st.executor.accept(&fd))
         }))?,
     )?;
+    // Multishot accept (lua/ip.lua's acceptor): accept_multi(holder) -> op
+    // id; queued(id) -> connections waiting to be taken; in_flight(id) ->
+    // still armed; drop_outputs(id) closes those nobody will take.
+    p.raw_set(
+        "accept_multi",
+        lua.create_function(unless_closing(|lua, holder: Value| {
+            let fd = holder_fd(&holder)?;
+            submit_op(lua, |st| st.executor.accept_multi(&fd))
+        }))?,
+    )?;
+    p.raw_set(
+        "queued",
+        lua.create_function(unless_closing(|lua, id: f64| {
+            let id = OpId::from_f64(id).ok_or_else(|| einval(1))?;
+            with_state(lua, |st| st.executor.socket_outputs_queued(id))
+        }))?,
+    )?;
+    p.raw_set(
+        "in_flight",
+        lua.create_function(unless_closing(|lua, id: f64| {
+            let id = OpId::from_f64(id).ok_or_else(|| einval(1))?;
+            with_state(lua, |st| st.executor.op_in_flight(id))
+        }))?,
+    )?;
+    p.raw_set(
+        "drop_outputs",
+        lua.create_function(unless_closing(|lua, id: f64| {
+            let id = OpId::from_f64(id).ok_or_else(|| einval(1))?;
+            with_state(lua, |st| st.executor.drop_socket_outputs(id))
+        }))?,
+    )?;
     // recv(holder, span, flags) / send(holder, buf, flags) -> op id
     p.raw_set(
         "recv",
