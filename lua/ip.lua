@@ -454,11 +454,12 @@ function acceptor_methods.accept(self)
   local st = state_of(self, acceptor_mt)
   multishot_state(st)
   while true do
-    local holder = take_queued(st)
-    if holder then return IO.new_object(tcp_socket_mt, holder) end
+    -- an interruption point even when a connection is already queued
     local f = K.current()
     K.check_suspend(f)
     local h = holder_of(st)
+    local holder = take_queued(st)
+    if holder then return IO.new_object(tcp_socket_mt, holder) end
     if st.multi and not P.in_flight(st.multi) then st.multi = nil end
     if not st.multi then
       st.multi = P.accept_multi(h)
