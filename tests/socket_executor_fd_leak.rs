@@ -40,10 +40,7 @@ fn wait(ex: &mut Executor, id: OpId) -> i32 {
 
 fn pair() -> (OpFd, OpFd) {
     let (a, b) = UnixStream::pair().expect("socketpair");
-    (
-        OpFd::owned(OwnedFd::from(a)),
-        OpFd::owned(OwnedFd::from(b)),
-    )
+    (OpFd::owned(OwnedFd::from(a)), OpFd::owned(OwnedFd::from(b)))
 }
 
 #[test]

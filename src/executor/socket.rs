@@ -170,12 +170,14 @@ impl SocketResource {
     /// Builds the output of a completed op with result `result`.
     fn output(&mut self, result: i32) -> Option<SocketOutput> {
         match self.op {
-            SocketOpKind::Accept | SocketOpKind::AcceptMulti if result >= 0 => Some(SocketOutput::Accepted {
-                // SAFETY: the kernel just created this fd for this accept;
-                // nothing else knows it.
-                fd: unsafe { OwnedFd::from_raw_fd(result) },
-                peer: self.addr,
-            }),
+            SocketOpKind::Accept | SocketOpKind::AcceptMulti if result >= 0 => {
+                Some(SocketOutput::Accepted {
+                    // SAFETY: the kernel just created this fd for this accept;
+                    // nothing else knows it.
+                    fd: unsafe { OwnedFd::from_raw_fd(result) },
+                    peer: self.addr,
+                })
+            }
             SocketOpKind::RecvMsg if result >= 0 => {
                 let mut fds = self.received_fds();
                 // More than asked for fit in the alignment padding: as

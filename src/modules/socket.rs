@@ -368,7 +368,9 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
                 let flags = check(unsafe { libc::fcntl(fd.raw(), libc::F_GETFL) })?;
                 if nonblocking {
                     // SAFETY: as above.
-                    check(unsafe { libc::fcntl(fd.raw(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+                    check(unsafe {
+                        libc::fcntl(fd.raw(), libc::F_SETFL, flags | libc::O_NONBLOCK)
+                    })?;
                 }
                 // SAFETY: the address is `addr.len` live bytes; fd kept open.
                 let ret = unsafe {
