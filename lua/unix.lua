@@ -7,10 +7,10 @@
 -- - fds travel only as file_descriptor objects: send_with_fds holds each
 --   one open until the sendmsg completes (the sender keeps its objects);
 --   receive_with_fds gets owned, close-on-exec descriptors.
--- - Ops whose completion carries more than a count (accept, every
---   receive with fds or a sender) run through IO.run_op_taking, so an
---   interrupted receive closes the fds it got and an interrupted accept
---   the connection, never leaking them.
+-- - Receives with fds or a sender run through IO.run_op_taking, so an
+--   interrupted receive closes the fds it got, never leaking them;
+--   acceptors accept on a multishot ring accept (IO.multishot_acceptor in
+--   lua/io_object.lua, with its invariants).
 -- - When the kernel truncated the control data (more fds came than
 --   `maxfds` had room for: MSG_CTRUNC), the fds that did arrive are closed
 --   and the receive raises EMSGSIZE; the error's `bytes` field says how
@@ -198,12 +198,8 @@ local function acceptor_class(name, sock_type, socket_mt)
     if backlog ~= nil and type(backlog) ~= 'number' then raise_errno(E.EINVAL, 2) end
     P.listen(holder_of(st), backlog)
   end
-  function methods.accept(self)
-    local st = state_of(self, mt)
-    local _, kind, holder = run_op_taking(st, P.take, P.accept)
-    if kind ~= 'accepted' then raise_errno(E.EIO) end
-    return IO.new_object(socket_mt, holder)
-  end
+  -- accept() on a multishot ring accept (IO.multishot_acceptor)
+  IO.multishot_acceptor(P, methods, mt, socket_mt)
   return IO.constructor(mt)
 end
 

@@ -143,3 +143,27 @@ f = spawn(function() outcome('send_to closed under it:', flood) end)
 for _ = 1, 5 do this_fiber.yield() end
 sender:close()
 f:join()
+
+-- acceptors queue connections (multishot accept) until accept() takes
+-- them, in order
+local macc = unix.seqpacket_acceptor.new()
+macc:open()
+macc:bind(name .. 'multi')
+macc:listen()
+f = spawn(function() return macc:accept() end)
+local m0 = unix.seqpacket_socket.new()
+m0:connect(name .. 'multi')
+f:join()
+for i = 1, 3 do
+  local m = unix.seqpacket_socket.new()
+  m:connect(name .. 'multi')
+  m:send('conn ' .. i)
+end
+local got = {}
+for i = 1, 3 do
+  local s = macc:accept()
+  got[i] = tostring(buf:slice(1, s:receive(buf)))
+end
+print('queued unix connections:', table.concat(got, ', '))
+print('release armed:', try(macc.release, macc))
+macc:close()
