@@ -21,6 +21,7 @@ local raise_errno = K.raise_errno
 local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
 local is_byte_span, raw_pcall = K.is_byte_span, K.raw_pcall
 local type, error, setmetatable, next = type, error, setmetatable, next
+local newproxy, getmetatable, pcall = newproxy, getmetatable, pcall
 
 local IO = {}
 local states = setmetatable({}, { __mode = 'k' })
@@ -41,6 +42,16 @@ end
 
 function IO.eof() return K.new_error(K.categories['asio.misc'], 2) end
 function IO.already_open() return K.new_error(K.categories['asio.misc'], 1) end
+
+-- An op the kernel ran blocking on an io-wq worker (a send to a full
+-- datagram receiver, a read of a regular file) ends with EINTR when it is
+-- cancelled: for the fiber that is `interrupted` when it was interrupted,
+-- else operation_aborted, as for any cancelled op. Other results pass.
+function IO.cancelled_result(f, res)
+  if res ~= -E.EINTR then return res end
+  if f.interrupted and f.int_disabled == 0 then K.raise_core('interrupted') end
+  return -E.ECANCELED
+end
 
 -- Raises the error of a negative CQE result.
 function IO.raise_result(res)
@@ -64,7 +75,7 @@ function IO.run_op(st, submit, ...)
   st.pending[id] = nil
   st.npending = st.npending - 1
   if not ok then error(res, 0) end
-  if type(res) == 'number' and res < 0 then IO.raise_result(res) end
+  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
   return res
 end
 
@@ -81,8 +92,35 @@ function IO.run_op_unheld(st, submit, ...)
   st.pending[id] = nil
   st.npending = st.npending - 1
   if not ok then error(res, 0) end
-  if type(res) == 'number' and res < 0 then IO.raise_result(res) end
+  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
   return res
+end
+
+-- IO.run_op for an op whose completion carries more than its result (an
+-- accepted fd, a received message's sender and fds): `take(id)` fetches
+-- that data once. It is called after every wait, returned or raised, so
+-- data of an op whose fiber was interrupted is dropped (its fds closed) at
+-- once. Returns the result followed by what `take` returned.
+function IO.run_op_taking(st, take, submit, ...)
+  local f = current()
+  check_suspend(f)
+  local holder = st.holder
+  if not holder then error(K.system_error(E.EBADF), 0) end
+  local id = submit(holder, ...)
+  st.pending[id] = true
+  st.npending = st.npending + 1
+  local ok, res = raw_pcall(await_op, f, id)
+  st.pending[id] = nil
+  st.npending = st.npending - 1
+  if not ok then
+    take(id)
+    error(res, 0)
+  end
+  if type(res) == 'number' and res < 0 then
+    take(id)
+    IO.raise_result(IO.cancelled_result(f, res))
+  end
+  return res, take(id)
 end
 
 -- An op that belongs to no object (a file system call): submit, wait,
@@ -93,7 +131,7 @@ function IO.run_free(submit, ...)
   local id = submit(...)
   local ok, res = raw_pcall(await_op, f, id)
   if not ok then error(res, 0) end
-  if type(res) == 'number' and res < 0 then IO.raise_result(res) end
+  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
   return res
 end
 
@@ -166,6 +204,170 @@ function IO.check_read_buffer(buf, arg)
 end
 function IO.check_write_buffer(buf, arg)
   if type(buf) ~= 'string' and not is_byte_span(buf) then raise_errno(E.EINVAL, arg or 2) end
+end
+
+---------------------------------------------------------------------------
+-- io-net: acceptors of the socket modules (lua/ip.lua, lua/unix.lua).
+-- accept() runs on one multishot ring accept per acceptor, armed by the
+-- first accept() and kept armed: every connection the kernel accepts is
+-- queued (in Rust, under the op's id) until an accept() takes it, so a loop
+-- of accepts costs no submission per connection.
+--
+-- Invariants:
+-- - st.multi is the armed op (nil: none); st.ids lists it after the ended
+--   ops whose connections were not all taken yet; accept() takes from them
+--   in that order (the kernel's order).
+-- - While fibers wait (st.waiters, FIFO), one K.watch_op registration
+--   (st.watching) waits for the op's next CQE. The op itself keeps nothing
+--   alive: with nobody waiting there is no registration, and the VM can
+--   end (teardown cancels the op). When the last waiter leaves
+--   (interrupted), the op is cancelled for the same reason ('idle': the
+--   next accept() re-arms).
+-- - close() cancels the op and drops every connection it queued or still
+--   queues (closes them, as closing a listener drops its backlog);
+--   release() with an op armed is EBUSY (cancel() first); an acceptor
+--   collected while armed does what close() does (st.guard's __gc).
+-- - A connection the peer aborted before it was accepted ends the
+--   multishot op with ECONNABORTED: skipped (re-armed) unless
+--   enable_connection_aborted is set (asio's behaviour).
+-- `P` is the socket primitives (src/modules/socket.rs); `methods` and `mt`
+-- the acceptor class, `socket_mt` the class of accepted sockets.
+function IO.multishot_acceptor(P, methods, mt, socket_mt)
+  local READY = {}
+  local INTERRUPTED = K.INTERRUPTED
+  local wake, suspend, watch_op, cancel_op = K.wake, K.suspend, K.watch_op, rt.cancel
+  local tremove = table.remove
+
+  -- The next queued connection's holder, or nil.
+  local function take_queued(st)
+    local ids = st.ids
+    while ids[1] do
+      local _, holder = P.take(ids[1])
+      if holder then return holder end
+      if ids[1] == st.multi then return nil end
+      tremove(ids, 1) -- ended and drained
+    end
+  end
+
+  local function discard_all(st)
+    for i = 1, #st.ids do P.drop_outputs(st.ids[i]) end
+    st.ids = {}
+  end
+
+  -- The op's next CQE arrived (K.watch_op callback of state `st`).
+  local function multi_cqe(st, res)
+    st.watching = false
+    local id = st.multi
+    if id and not P.in_flight(id) then st.multi = nil end
+    local waiters = st.waiters
+    if res < 0 then
+      -- the op ended: every waiter learns how (after an idle cancel they
+      -- simply try again)
+      local value = res
+      if res == -E.ECANCELED and st.disarm == 'idle' then value = READY end
+      st.disarm = nil
+      st.waiters = {}
+      for i = 1, #waiters do wake(waiters[i], value) end
+      return
+    end
+    -- one waiter per queued connection (several CQEs may have come at once)
+    local n = 0
+    for i = 1, #st.ids do n = n + P.queued(st.ids[i]) end
+    while n > 0 and waiters[1] do
+      wake(tremove(waiters, 1), READY)
+      n = n - 1
+    end
+    if waiters[1] and st.multi then
+      st.watching = true
+      watch_op(st.multi, st.on_cqe)
+    end
+  end
+
+  -- Interrupter of a waiting accept().
+  local function leave_accept(f, st)
+    local waiters = st.waiters
+    for i = 1, #waiters do
+      if waiters[i] == f then tremove(waiters, i) break end
+    end
+    wake(f, INTERRUPTED)
+    if not waiters[1] and st.watching and st.multi and not st.disarm then
+      st.disarm = 'idle'
+      cancel_op(st.multi)
+    end
+  end
+
+  local function multishot_state(st)
+    if st.ids then return end
+    st.ids, st.waiters = {}, {}
+    st.on_cqe = function(res) multi_cqe(st, res) end
+    local guard = newproxy(true)
+    getmetatable(guard).__gc = function()
+      if st.multi then pcall(cancel_op, st.multi) end
+      for i = 1, #st.ids do pcall(P.drop_outputs, st.ids[i]) end
+    end
+    st.guard = guard
+  end
+
+  function methods.accept(self)
+    local st = IO.state_of(self, mt)
+    multishot_state(st)
+    while true do
+      -- an interruption point even when a connection is already queued
+      local f = K.current()
+      K.check_suspend(f)
+      local h = st.holder
+      if not h then error(K.system_error(E.EBADF), 0) end
+      local holder = take_queued(st)
+      if holder then return IO.new_object(socket_mt, holder) end
+      if st.multi and not P.in_flight(st.multi) then st.multi = nil end
+      if not st.multi then
+        st.multi = P.accept_multi(h)
+        st.ids[#st.ids + 1] = st.multi
+        st.disarm = nil
+      end
+      if not st.watching then
+        st.watching = true
+        watch_op(st.multi, st.on_cqe)
+      end
+      local waiters = st.waiters
+      waiters[#waiters + 1] = f
+      st.npending = st.npending + 1
+      local r = suspend(f, leave_accept, st)
+      st.npending = st.npending - 1
+      if r == INTERRUPTED then K.raise_core('interrupted') end
+      if r ~= READY and not (r == -E.ECONNABORTED and not st.connection_aborted) then
+        IO.raise_result(r)
+      end
+    end
+  end
+
+  -- close() and cancel() reach the armed op too (it is not in st.pending
+  -- while nobody waits).
+  local common_close, common_cancel, common_release =
+    methods.close, methods.cancel, methods.release
+  function methods.close(self)
+    local st = IO.state_of(self, mt)
+    if st.multi then
+      st.disarm = 'user'
+      cancel_op(st.multi)
+    end
+    if st.ids then discard_all(st) end
+    common_close(self)
+  end
+  function methods.cancel(self)
+    local st = IO.state_of(self, mt)
+    if st.multi then
+      st.disarm = 'user'
+      cancel_op(st.multi)
+    end
+    common_cancel(self)
+  end
+  function methods.release(self)
+    local st = IO.state_of(self, mt)
+    if st.multi and P.in_flight(st.multi) then raise_errno(E.EBUSY) end
+    if st.ids then discard_all(st) end
+    return common_release(self)
+  end
 end
 
 IO.class = K.class

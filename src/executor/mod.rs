@@ -36,6 +36,8 @@
 
 mod ops;
 mod output;
+// io-net: socket ops
+pub mod socket;
 // io-fs: the blocking helper pool and the file system ops.
 pub(crate) mod blocking;
 mod fs;
@@ -177,11 +179,13 @@ pub struct Executor {
     stash_woken: bool,
     /// CQEs copied out of the ring before they are dispatched (dispatching
     /// may push new SQEs).
-    cqes: Vec<(u64, i32)>,
+    cqes: Vec<(u64, i32, u32)>,
     /// Completions the kernel dropped so far (0 unless poisoned).
     dropped: u32,
     /// The runtime's ordered writes to stdout and stderr.
     output: output::OutputQueue,
+    // io-net: extra data of completed socket ops, until taken (socket.rs).
+    socket_outputs: socket::SocketOutputs,
     #[cfg(test)]
     faults: Faults,
 }
@@ -211,6 +215,7 @@ impl Executor {
             cqes: Vec::new(),
             dropped: 0,
             output: output::OutputQueue::default(),
+            socket_outputs: socket::SocketOutputs::default(),
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -702,17 +707,17 @@ impl Executor {
         {
             let mut cq = self.ring.completion();
             cq.sync();
-            cqes.extend((&mut cq).map(|cqe| (cqe.user_data(), cqe.result())));
+            cqes.extend((&mut cq).map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
         }
         let n = cqes.len();
-        for &(data, result) in &cqes {
-            self.dispatch(data, result, out);
+        for &(data, result, flags) in &cqes {
+            self.dispatch(data, result, flags, out);
         }
         self.cqes = cqes;
         n
     }
 
-    fn dispatch(&mut self, data: u64, result: i32, out: &mut Reaped) {
+    fn dispatch(&mut self, data: u64, result: i32, flags: u32, out: &mut Reaped) {
         match data {
             CANCEL_TAG | DRAIN_TAG => return,
             WAKE_TAG => {
@@ -737,11 +742,28 @@ impl Executor {
             self.faults.dropped += 1;
             return;
         }
+        // io-net: a CQE of a multishot op that goes on (socket.rs): its
+        // slot stays in flight for the next ones.
+        if io_uring::cqueue::more(flags) {
+            if let Some(slot) = self.ops.get_mut(id) {
+                self.socket_outputs.completed(id, slot, result);
+                out.completions.push(Completion {
+                    id,
+                    result,
+                    fd: None,
+                    output: None,
+                });
+            }
+            return;
+        }
         let Some(mut slot) = self.ops.remove(id) else {
             tracing::warn!(user_data = data, "completion for an unknown op");
             return;
         };
         slot.completed();
+        // io-net: an accepted fd, a received message's sender and fds.
+        self.socket_outputs.completed(id, &mut slot, result);
+        self.socket_outputs.ended(id);
         match slot.kind {
             SlotKind::Output { .. } | SlotKind::OutputPoll { .. } => {
                 self.output_completed(id, slot, result);

@@ -127,6 +127,9 @@ enum Resource {
     // --- io-fs ---
     /// Two paths (renameat, linkat, symlinkat).
     Paths(CString, CString),
+    // io-net: a socket op's address, msghdr and buffers (socket.rs).
+    Socket(Box<super::socket::SocketResource>),
+    // --- io-fs: the blocking pool ---
     /// A blocking-pool job: the read of its eventfd fills the counter.
     Job(Box<u64>, std::sync::Arc<super::blocking::JobCell>),
 }
@@ -232,6 +235,18 @@ impl OpSlot {
     /// `size_of::<libc::statx>()` bytes, checked by the caller).
     pub(crate) fn statx_path_into(path: CString, buf: SpanRef) -> Self {
         Self::with(Resource::StatxInto(path, buf))
+    }
+
+    // io-net: socket ops (socket.rs).
+    pub(crate) fn socket(resource: Box<super::socket::SocketResource>) -> Self {
+        Self::with(Resource::Socket(resource))
+    }
+
+    pub(crate) fn socket_resource(&mut self) -> Option<&mut super::socket::SocketResource> {
+        match &mut self.resource {
+            Resource::Socket(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// io-fs: the eventfd read of a blocking-pool job (`blocking.rs`).

@@ -25,6 +25,10 @@ pub mod stdio;
 // system: process calls, signals, spawn (io-proc)
 pub mod subprocess;
 pub mod system;
+// io-net: sockets
+pub mod ip;
+pub(crate) mod socket;
+pub mod unix;
 
 /// Registers the Rust modules that are not part of the core `rt` table:
 /// the `format` global, the `file_descriptor` type and the builtin modules
@@ -39,6 +43,9 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     filesystem::register(lua, k)?;
     stream::register(lua, k)?;
     system::register(lua, k)?;
+    // io-net: sockets
+    ip::register(lua, k)?;
+    unix::register(lua, k)?;
     Ok(())
 }
 

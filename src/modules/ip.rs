@@ -1,0 +1,418 @@
+//! The `ip` builtin module (spec/io.md "ip"): addresses, TCP acceptors and
+//! sockets, UDP sockets. The objects and their waits are Lua (lua/ip.lua);
+//! this file adds the address primitives to the shared socket primitives
+//! (`socket::common`).
+//!
+//! Invariants: those of `socket` and `io_object`. An `ip.address` is, on
+//! the Lua side, its raw bytes (4 for IPv4, 16 for IPv6) plus a scope id;
+//! only `parse` here (or the kernel, through an endpoint) makes them, and
+//! `ip_endpoint` checks their length again before packing an endpoint.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use mlua::{Lua, Table, Value};
+
+use crate::actor::vm::unless_closing;
+use crate::executor::socket::SockAddr;
+use crate::modules::error::{einval, ErrorCode};
+use crate::modules::io_object;
+use crate::modules::socket::{self, endpoint_arg, push_endpoint};
+
+const IP_LUA: &str = include_str!("../../lua/ip.lua");
+
+pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
+    io_object::register_lua_module(lua, k, "ip", IP_LUA, primitives)
+}
+
+/// `text` as an address: dotted IPv4 or IPv6 with an optional `%scope`
+/// (a number or an interface name).
+fn parse(text: &[u8]) -> Option<(IpAddr, u32)> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (addr, scope) = match text.split_once('%') {
+        Some((a, s)) => (a, Some(s)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr.parse().ok()?;
+    let scope = match (ip, scope) {
+        (_, None) => 0,
+        (IpAddr::V4(_), Some(_)) => return None,
+        (IpAddr::V6(_), Some(s)) => match s.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let name = std::ffi::CString::new(s).ok()?;
+                // SAFETY: `name` is a live NUL-terminated string.
+                let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+                if index == 0 {
+                    return None;
+                }
+                index
+            }
+        },
+    };
+    Some((ip, scope))
+}
+
+fn bytes_to_ip(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?))),
+        16 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(bytes).ok()?,
+        ))),
+        _ => None,
+    }
+}
+
+fn ip_bytes(lua: &Lua, ip: IpAddr) -> mlua::Result<Value> {
+    Ok(Value::String(match ip {
+        IpAddr::V4(a) => lua.create_string(a.octets())?,
+        IpAddr::V6(a) => lua.create_string(a.octets())?,
+    }))
+}
+
+fn port_arg(v: &Value, index: i32) -> mlua::Result<u16> {
+    match v {
+        Value::Integer(i) => u16::try_from(*i).map_err(|_| einval(index)),
+        Value::Number(n) if n.fract() == 0.0 && (0.0..=65535.0).contains(n) => Ok(*n as u16),
+        _ => Err(einval(index)),
+    }
+}
+
+fn sockaddr_of(ip: IpAddr, port: u16, scope: u32) -> SockAddr {
+    let mut addr = SockAddr::empty();
+    match ip {
+        IpAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in.
+            unsafe {
+                std::ptr::write(
+                    (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+                    sin,
+                )
+            };
+            addr.len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        }
+        IpAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.octets(),
+                },
+                sin6_scope_id: scope,
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in6.
+            unsafe {
+                std::ptr::write(
+                    (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+                    sin6,
+                )
+            };
+            addr.len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        }
+    }
+    addr
+}
+
+/// (ip, port, scope) of an AF_INET/AF_INET6 endpoint.
+fn decode(addr: &SockAddr) -> Option<(IpAddr, u16, u32)> {
+    let base = (&addr.storage as *const libc::sockaddr_storage).cast::<u8>();
+    match addr.family() {
+        libc::AF_INET if addr.len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the storage holds a whole sockaddr_in (length checked).
+            let sin = unsafe { std::ptr::read_unaligned(base.cast::<libc::sockaddr_in>()) };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some((IpAddr::V4(ip), u16::from_be(sin.sin_port), 0))
+        }
+        libc::AF_INET6 if addr.len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the storage holds a whole sockaddr_in6 (length checked).
+            let sin6 = unsafe { std::ptr::read_unaligned(base.cast::<libc::sockaddr_in6>()) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some((
+                IpAddr::V6(ip),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_scope_id,
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn primitives(lua: &Lua) -> mlua::Result<Table> {
+    let p = socket::common(lua)?;
+    add_resolver(lua, &p)?;
+    // parse(text) -> bytes, scope | nil
+    p.raw_set(
+        "parse",
+        lua.create_function(|lua, text: Value| {
+            let Value::String(text) = text else {
+                return Err(einval(1));
+            };
+            match parse(&text.as_bytes()) {
+                Some((ip, scope)) => Ok((ip_bytes(lua, ip)?, Value::Integer(scope.into()))),
+                None => Ok((Value::Nil, Value::Nil)),
+            }
+        })?,
+    )?;
+    // format(bytes, scope) -> text
+    p.raw_set(
+        "format",
+        lua.create_function(|_, (bytes, scope): (mlua::LuaString, u32)| {
+            let ip = bytes_to_ip(&bytes.as_bytes()).ok_or_else(|| einval(1))?;
+            Ok(match ip {
+                IpAddr::V6(a) if scope != 0 => format!("{a}%{scope}"),
+                ip => ip.to_string(),
+            })
+        })?,
+    )?;
+    // ip_endpoint(bytes, port, scope) -> packed endpoint
+    p.raw_set(
+        "ip_endpoint",
+        lua.create_function(|lua, (bytes, port, scope): (Value, Value, Option<u32>)| {
+            let Value::String(bytes) = bytes else {
+                return Err(einval(1));
+            };
+            let ip = bytes_to_ip(&bytes.as_bytes()).ok_or_else(|| einval(1))?;
+            let port = port_arg(&port, 2)?;
+            push_endpoint(lua, &sockaddr_of(ip, port, scope.unwrap_or(0)))
+        })?,
+    )?;
+    // ip_decode(packed endpoint) -> bytes, port, scope
+    p.raw_set(
+        "ip_decode",
+        lua.create_function(|lua, ep: Value| {
+            let addr = endpoint_arg(&ep, 1)?;
+            let (ip, port, scope) = decode(&addr).ok_or_else(|| einval(1))?;
+            Ok((ip_bytes(lua, ip)?, port, scope))
+        })?,
+    )?;
+    p.raw_set(
+        "host_name",
+        lua.create_function(unless_closing(|_, ()| {
+            let mut buf = [0u8; 256];
+            // SAFETY: gethostname writes at most buf.len() bytes into it.
+            if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } < 0 {
+                return Err(ErrorCode::from_io(&std::io::Error::last_os_error()).into());
+            }
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            Ok(bstr(&buf[..end]))
+        }))?,
+    )?;
+    Ok(p)
+}
+
+fn bstr(b: &[u8]) -> mlua::BString {
+    mlua::BString::from(b.to_vec())
+}
+
+/// How a name-resolution failure reaches Lua: asio's category and code
+/// (`asio.netdb`, `asio.addrinfo`, or `system` with an errno).
+fn addrinfo_error(code: i32) -> (&'static str, i32) {
+    // glibc's EAI_ADDRFAMILY (the libc crate lacks it).
+    const EAI_ADDRFAMILY: i32 = -9;
+    match code {
+        libc::EAI_AGAIN => ("asio.netdb", 2),
+        libc::EAI_FAIL => ("asio.netdb", 3),
+        libc::EAI_NONAME | libc::EAI_NODATA | EAI_ADDRFAMILY => ("asio.netdb", 1),
+        libc::EAI_SERVICE => ("asio.addrinfo", 1),
+        libc::EAI_SOCKTYPE => ("asio.addrinfo", 2),
+        libc::EAI_BADFLAGS => ("system", libc::EINVAL),
+        libc::EAI_FAMILY => ("system", libc::EAFNOSUPPORT),
+        libc::EAI_MEMORY => ("system", libc::ENOMEM),
+        _ => (
+            "system",
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        ),
+    }
+}
+
+fn error_message(category: &str, code: i32) -> crate::actor::message::Message {
+    use crate::actor::message::Message;
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(
+        b"category".to_vec(),
+        Message::String(category.as_bytes().to_vec()),
+    );
+    m.insert(b"code".to_vec(), Message::Number(code.into()));
+    Message::Object(m)
+}
+
+/// `getaddrinfo`, run on the blocking pool: an array of
+/// `{endpoint = packed, canonical_name = name}`, or `{category, code}`.
+fn get_address_info(
+    host: Option<std::ffi::CString>,
+    service: Option<std::ffi::CString>,
+    family: i32,
+    socktype: i32,
+    flags: i32,
+) -> crate::actor::message::Message {
+    use crate::actor::message::Message;
+    // SAFETY: addrinfo is plain old data; all-zero is an empty hint.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = family;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = flags;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    let ptr = |s: &Option<std::ffi::CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: host and service are live NUL-terminated strings or null;
+    // hints is a live addrinfo; `list` receives a list we free below.
+    let code = unsafe { libc::getaddrinfo(ptr(&host), ptr(&service), &hints, &mut list) };
+    if code != 0 {
+        let (category, code) = addrinfo_error(code);
+        return error_message(category, code);
+    }
+    let mut out = Vec::new();
+    let mut canonical = Vec::new();
+    let mut node = list;
+    while !node.is_null() {
+        // SAFETY: `node` is an element of the list getaddrinfo returned,
+        // not yet freed.
+        let ai = unsafe { &*node };
+        if !ai.ai_canonname.is_null() && canonical.is_empty() {
+            // SAFETY: ai_canonname is a NUL-terminated string of the list.
+            canonical = unsafe { std::ffi::CStr::from_ptr(ai.ai_canonname) }
+                .to_bytes()
+                .to_vec();
+        }
+        let len = (ai.ai_addrlen as usize).min(std::mem::size_of::<libc::sockaddr_storage>());
+        if !ai.ai_addr.is_null()
+            && (ai.ai_family == libc::AF_INET || ai.ai_family == libc::AF_INET6)
+        {
+            // SAFETY: ai_addr points at ai_addrlen bytes of the list.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(ai.ai_addr.cast::<u8>(), len) }.to_vec();
+            let mut m = std::collections::BTreeMap::new();
+            m.insert(b"endpoint".to_vec(), Message::String(bytes));
+            out.push(m);
+        }
+        node = ai.ai_next;
+    }
+    // SAFETY: `list` came from getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    Message::Array(
+        out.into_iter()
+            .map(|mut m| {
+                m.insert(
+                    b"canonical_name".to_vec(),
+                    Message::String(canonical.clone()),
+                );
+                Message::Object(m)
+            })
+            .collect(),
+    )
+}
+
+/// `getnameinfo`, run on the blocking pool: `{host, service}` or
+/// `{category, code}`.
+fn get_name_info(addr: SockAddr, flags: i32) -> crate::actor::message::Message {
+    use crate::actor::message::Message;
+    let mut host = [0 as libc::c_char; 1025];
+    let mut service = [0 as libc::c_char; 32];
+    // SAFETY: the address is `addr.len` live bytes; libc writes
+    // NUL-terminated strings of at most the given lengths into the live
+    // buffers.
+    let code = unsafe {
+        libc::getnameinfo(
+            (&addr.storage as *const libc::sockaddr_storage).cast(),
+            addr.len,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            service.as_mut_ptr(),
+            service.len() as libc::socklen_t,
+            flags,
+        )
+    };
+    if code != 0 {
+        let (category, code) = addrinfo_error(code);
+        return error_message(category, code);
+    }
+    // SAFETY: getnameinfo succeeded: both buffers hold NUL-terminated
+    // strings.
+    let text = |b: &[libc::c_char]| {
+        unsafe { std::ffi::CStr::from_ptr(b.as_ptr()) }
+            .to_bytes()
+            .to_vec()
+    };
+    let mut m = std::collections::BTreeMap::new();
+    m.insert(b"host".to_vec(), Message::String(text(&host)));
+    m.insert(b"service".to_vec(), Message::String(text(&service)));
+    Message::Object(m)
+}
+
+fn cstring_arg(v: &Value, index: i32) -> mlua::Result<Option<std::ffi::CString>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::String(s) => std::ffi::CString::new(s.as_bytes().to_vec())
+            .map(Some)
+            .map_err(|_| einval(index)),
+        Value::Integer(_) | Value::Number(_) => {
+            let port = port_arg(v, index)?;
+            Ok(Some(
+                std::ffi::CString::new(port.to_string()).expect("digits"),
+            ))
+        }
+        _ => Err(einval(index)),
+    }
+}
+
+/// `resolve` and `name_info` primitives: both run on the blocking pool
+/// (never on the actor's thread); the op's result is the job's table.
+pub(crate) fn add_resolver(lua: &Lua, p: &Table) -> mlua::Result<()> {
+    use crate::actor::vm::submit_op;
+    // resolve(host|nil, service|nil, family, socktype, flags) -> op id
+    p.raw_set(
+        "resolve",
+        lua.create_function(unless_closing(
+            |lua, (host, service, family, socktype, flags): (Value, Value, i32, i32, i32)| {
+                let host = cstring_arg(&host, 1)?;
+                let service = cstring_arg(&service, 2)?;
+                if host.is_none() && service.is_none() {
+                    return Err(einval(1));
+                }
+                submit_op(lua, move |st| {
+                    st.executor.run_blocking(move || {
+                        Ok(Box::new(get_address_info(
+                            host, service, family, socktype, flags,
+                        )))
+                    })
+                })
+            },
+        ))?,
+    )?;
+    // name_info(packed endpoint, flags) -> op id
+    p.raw_set(
+        "name_info",
+        lua.create_function(unless_closing(|lua, (ep, flags): (Value, i32)| {
+            let addr = endpoint_arg(&ep, 1)?;
+            submit_op(lua, move |st| {
+                st.executor
+                    .run_blocking(move || Ok(Box::new(get_name_info(addr, flags))))
+            })
+        }))?,
+    )?;
+    for (name, value) in [
+        ("AI_ADDRCONFIG", libc::AI_ADDRCONFIG),
+        ("AI_ALL", libc::AI_ALL),
+        ("AI_CANONNAME", libc::AI_CANONNAME),
+        ("AI_NUMERICHOST", libc::AI_NUMERICHOST),
+        ("AI_NUMERICSERV", libc::AI_NUMERICSERV),
+        ("AI_PASSIVE", libc::AI_PASSIVE),
+        ("AI_V4MAPPED", libc::AI_V4MAPPED),
+        ("AF_UNSPEC", libc::AF_UNSPEC),
+        ("NI_DGRAM", libc::NI_DGRAM),
+    ] {
+        p.raw_set(name, value)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+-- ip.tcp.socket wait (ring poll), io_control('bytes_readable'), disconnect
+local ip = require 'ip'
+local function try(f, ...)
+  local ok, e = pcall(f, ...)
+  if ok then return 'ok', e end
+  return tostring(e.category) .. ': ' .. tostring(e) .. (e.arg and (' (arg ' .. e.arg .. ')') or '')
+end
+local acc = ip.tcp.acceptor.new()
+acc:open('v4') acc:bind('127.0.0.1', 0) acc:listen()
+local f = spawn(function() return acc:accept() end)
+local c = ip.tcp.socket.new()
+c:connect('127.0.0.1', acc.local_port)
+local s = f:join()
+print('writable:', try(c.wait, c, 'write'))
+local w = spawn(function() s:wait('read') return s:io_control('bytes_readable') end)
+this_fiber.yield()
+c:write_some('12345')
+print('readable, bytes:', w:join())
+local w2 = spawn(function() print('wait interrupted:', try(s.wait, s, 'read')) end)
+s:read_some(byte_span.new(5))
+this_fiber.yield()
+w2:interrupt() w2:join()
+print('bad what:', try(s.wait, s, 'sideways'))
+print('io_control bad:', try(s.io_control, s, 'nope'))
+
+local w3 = spawn(function() print('wait closed under it:', try(s.wait, s, 'read')) end)
+this_fiber.yield()
+s:close()
+w3:join()
+print('wait closed:', try(s.wait, s, 'read'))
+c:disconnect()
+print('after disconnect:', try(function() return c.remote_port end), c.is_open)
