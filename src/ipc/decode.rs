@@ -155,8 +155,11 @@ pub fn decode(
     };
     let mut fd_slots = Vec::new();
     if let FdMode::FixedSlots { table_size } = mode {
-        // fd_count ≤ 253: a small allocation, and the bytes are checked
-        // as each slot is read.
+        if 4 * fd_count > reader.remaining() {
+            return Err(FrameError::Truncated {
+                what: "the fixed-file slot list",
+            });
+        }
         fd_slots.reserve_exact(fd_count);
         for _ in 0..fd_count {
             let bytes = reader.take(4, "the fixed-file slot list")?;
