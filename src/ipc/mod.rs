@@ -36,6 +36,7 @@
 mod decode;
 mod encode;
 mod message;
+mod receive;
 mod value;
 
 #[cfg(test)]
@@ -44,6 +45,7 @@ mod tests;
 pub use decode::{decode, decode_with_fds, Decoded, FdMode, ReceivedFrame};
 pub use encode::{encode, FdPlacement};
 pub use message::{encode_message, message_fds, Frame};
+pub use receive::{receive_packet, ReceiveError, ReceivedPacket, CONTROL_SPACE};
 pub use value::{IpAddress, Value};
 
 /// First four bytes of every frame.

@@ -920,3 +920,151 @@ proptest! {
         }
     }
 }
+
+// ---- receiving packets (SECURITY.md case 24, MSG_CTRUNC / MSG_TRUNC) ----
+
+mod receiving {
+    use std::io::IoSlice;
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+    use nix::sys::socket::{
+        sendmsg, setsockopt, socketpair, sockopt, AddressFamily, ControlMessage, MsgFlags,
+        SockFlag, SockType,
+    };
+
+    use super::super::receive::receive_with_control;
+    use super::super::*;
+    use super::{pipe, scm, write_end_closed};
+
+    fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair")
+    }
+
+    fn send(socket: &OwnedFd, bytes: &[u8], fds: &[OwnedFd]) {
+        let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        let control = [ControlMessage::ScmRights(&raw)];
+        let control: &[ControlMessage] = if fds.is_empty() { &[] } else { &control };
+        sendmsg::<()>(
+            socket.as_raw_fd(),
+            &[IoSlice::new(bytes)],
+            control,
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("sendmsg");
+    }
+
+    /// `copies` duplicates of a pipe's write end, and its read end.
+    fn write_ends(copies: usize) -> (OwnedFd, Vec<OwnedFd>) {
+        let (read, write) = pipe();
+        let dups = (0..copies).map(|_| write.try_clone().expect("dup")).collect();
+        (read, dups)
+    }
+
+    #[test]
+    fn a_frame_and_its_fds_arrive_close_on_exec() {
+        let (tx, rx) = seqpacket_pair();
+        let (read, writes) = write_ends(2);
+        let frame = scm(&Value::Array(vec![Value::Fd(0), Value::Fd(1)]));
+        send(&tx, &frame, &writes);
+        drop(writes);
+        let mut buf = vec![0; MAX_FRAME_BYTES];
+        let packet = receive_packet(rx.as_fd(), &mut buf).unwrap().expect("a packet");
+        assert_eq!(&buf[..packet.len], &frame[..]);
+        for fd in &packet.fds {
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            assert_ne!(flags & libc::FD_CLOEXEC, 0, "received fds are close-on-exec");
+        }
+        let received = decode_with_fds(&buf[..packet.len], packet.fds).unwrap();
+        assert_eq!(received.fds.len(), 2);
+        drop(received);
+        assert!(write_end_closed(&read));
+    }
+
+    #[test]
+    fn credentials_with_a_frame_are_refused_and_its_fds_closed() {
+        let (tx, rx) = seqpacket_pair();
+        // A receiver that (wrongly) asks for credentials gets them with
+        // every packet; the frame is refused rather than trusted.
+        setsockopt(&rx, sockopt::PassCred, &true).expect("SO_PASSCRED");
+        let (read, writes) = write_ends(3);
+        send(&tx, &scm(&Value::Bool(true)), &writes);
+        drop(writes);
+        let mut buf = vec![0; MAX_FRAME_BYTES];
+        let error = receive_packet(rx.as_fd(), &mut buf).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ReceiveError::UnexpectedControlMessage {
+                    level: libc::SOL_SOCKET,
+                    kind: libc::SCM_CREDENTIALS
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(write_end_closed(&read), "the frame's fds were closed");
+    }
+
+    #[test]
+    fn truncated_control_data_is_detected_and_nothing_leaks() {
+        let (tx, rx) = seqpacket_pair();
+        let (read, writes) = write_ends(MAX_FDS);
+        send(&tx, &scm(&Value::Bool(true)), &writes);
+        drop(writes);
+        let mut buf = vec![0; MAX_FRAME_BYTES];
+        // Room for a header and one fd: the kernel installs what fits,
+        // sets MSG_CTRUNC and drops the rest.
+        let error = receive_with_control(rx.as_fd(), &mut buf, 24).unwrap_err();
+        assert!(matches!(error, ReceiveError::ControlTruncated), "{error:?}");
+        assert!(write_end_closed(&read), "installed and dropped fds are all closed");
+    }
+
+    #[test]
+    fn the_full_fd_allowance_fits_the_control_space() {
+        let (tx, rx) = seqpacket_pair();
+        let (read, writes) = write_ends(MAX_FDS);
+        let frame = scm(&Value::Array((0..MAX_FDS as u32).map(Value::Fd).collect()));
+        send(&tx, &frame, &writes);
+        drop(writes);
+        let mut buf = vec![0; MAX_FRAME_BYTES];
+        let packet = receive_packet(rx.as_fd(), &mut buf).unwrap().expect("a packet");
+        assert_eq!(packet.fds.len(), MAX_FDS);
+        let received = decode_with_fds(&buf[..packet.len], packet.fds).unwrap();
+        drop(received);
+        assert!(write_end_closed(&read));
+    }
+
+    #[test]
+    fn an_oversize_packet_is_refused_with_its_fds_closed() {
+        let (tx, rx) = seqpacket_pair();
+        let (read, writes) = write_ends(1);
+        send(&tx, &vec![0x55; 4096], &writes);
+        drop(writes);
+        let mut buf = vec![0; 1024];
+        let error = receive_packet(rx.as_fd(), &mut buf).unwrap_err();
+        assert!(
+            matches!(error, ReceiveError::PacketTooLarge { limit: 1024 }),
+            "{error:?}"
+        );
+        assert!(write_end_closed(&read));
+    }
+
+    #[test]
+    fn a_zero_length_packet_or_end_of_stream_means_the_peer_is_gone() {
+        let (tx, rx) = seqpacket_pair();
+        let (read, writes) = write_ends(1);
+        send(&tx, &[], &writes);
+        drop(writes);
+        let mut buf = vec![0; 64];
+        assert!(receive_packet(rx.as_fd(), &mut buf).unwrap().is_none());
+        assert!(write_end_closed(&read), "fds with a zero-length packet are closed");
+        drop(tx);
+        assert!(receive_packet(rx.as_fd(), &mut buf).unwrap().is_none());
+    }
+}
