@@ -20,7 +20,10 @@ fn round_trips(message: &Message, iterations: u64) -> (f64, usize) {
         frame_len = frame.bytes.len();
         black_box(decode(&frame.bytes, FdMode::ScmRights, 0).expect("decodes"));
     }
-    (start.elapsed().as_nanos() as f64 / iterations as f64, frame_len)
+    (
+        start.elapsed().as_nanos() as f64 / iterations as f64,
+        frame_len,
+    )
 }
 
 fn main() {

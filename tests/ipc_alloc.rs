@@ -60,10 +60,22 @@ fn decoding_allocates_per_byte_present_not_per_byte_claimed() {
     let fixed = FdMode::FixedSlots { table_size: 1024 };
     let cases: Vec<(&str, Vec<u8>, FdMode)> = vec![
         // array / object claiming the table bound, with 3 bytes present
-        ("array claim", frame(0, 0, &[0x07, 0x80, 0x20, 2, 2, 2]), FdMode::ScmRights),
-        ("object claim", frame(0, 0, &[0x08, 0x80, 0x20, 0, 2, 0]), FdMode::ScmRights),
+        (
+            "array claim",
+            frame(0, 0, &[0x07, 0x80, 0x20, 2, 2, 2]),
+            FdMode::ScmRights,
+        ),
+        (
+            "object claim",
+            frame(0, 0, &[0x08, 0x80, 0x20, 0, 2, 0]),
+            FdMode::ScmRights,
+        ),
         // a string claiming 64 KiB, 2 bytes present
-        ("string claim", frame(0, 0, &[0x05, 0x80, 0x80, 0x04, b'a', b'b']), FdMode::ScmRights),
+        (
+            "string claim",
+            frame(0, 0, &[0x05, 0x80, 0x80, 0x04, b'a', b'b']),
+            FdMode::ScmRights,
+        ),
         // claims the bytes can hold, then a bad tag
         (
             "nested claims",
@@ -73,7 +85,11 @@ fn decoding_allocates_per_byte_present_not_per_byte_claimed() {
         // 253 fixed slots claimed, 4 bytes present
         ("slot claim", frame(0x01, 253, &[0, 0, 0, 0]), fixed),
         // 50,000 levels of nesting
-        ("deep", frame(0, 0, &[0x07, 0x01].repeat(50_000)), FdMode::ScmRights),
+        (
+            "deep",
+            frame(0, 0, &[0x07, 0x01].repeat(50_000)),
+            FdMode::ScmRights,
+        ),
     ];
     for (name, packet, mode) in cases {
         let (bytes, error) = requested_by_decode(&packet, mode, 0);

@@ -340,9 +340,11 @@ impl<'p> TreeReader<'p> {
             }) = stack.last_mut()
             {
                 let offset = self.reader.pos;
-                let next_key = self.reader.bytes(MAX_KEY_BYTES, "an object key", |len, limit| {
-                    FrameError::KeyTooLong { len, limit }
-                })?;
+                let next_key =
+                    self.reader
+                        .bytes(MAX_KEY_BYTES, "an object key", |len, limit| {
+                            FrameError::KeyTooLong { len, limit }
+                        })?;
                 if let Some(previous) = previous_key {
                     if next_key == *previous {
                         return Err(FrameError::DuplicateKey { offset });
@@ -391,9 +393,11 @@ impl<'p> TreeReader<'p> {
             ))),
             tag::INTEGER => Value::Integer(i64::from_le_bytes(self.reader.array("an integer")?)),
             tag::STRING | tag::BYTES => {
-                let bytes = self.reader.bytes(MAX_STRING_BYTES, "a string", |len, limit| {
-                    FrameError::StringTooLong { len, limit }
-                })?;
+                let bytes = self
+                    .reader
+                    .bytes(MAX_STRING_BYTES, "a string", |len, limit| {
+                        FrameError::StringTooLong { len, limit }
+                    })?;
                 if tag == tag::STRING {
                     Value::String(Cow::Borrowed(bytes))
                 } else {

@@ -92,7 +92,12 @@ impl<'m> Caps<'m> {
             Message::Object(members) => Value::Object(
                 members
                     .iter()
-                    .map(|(key, item)| Ok((Cow::Borrowed(key.as_slice()), self.convert(item, depth + 1)?)))
+                    .map(|(key, item)| {
+                        Ok((
+                            Cow::Borrowed(key.as_slice()),
+                            self.convert(item, depth + 1)?,
+                        ))
+                    })
                     .collect::<Result<_, FrameError>>()?,
             ),
             Message::Fd(fd) => {

@@ -152,7 +152,9 @@ pub enum FrameError {
     KeyTooLong { len: usize, limit: usize },
     #[error("object key at byte {offset} repeats the previous key")]
     DuplicateKey { offset: usize },
-    #[error("object key at byte {offset} is not after the previous key in byte order (keys are sorted)")]
+    #[error(
+        "object key at byte {offset} is not after the previous key in byte order (keys are sorted)"
+    )]
     KeysOutOfOrder { offset: usize },
     #[error("{count} fds in one frame, over the limit of {limit} (SCM_MAX_FD)")]
     TooManyFds { count: usize, limit: usize },
@@ -176,6 +178,8 @@ pub enum FrameError {
     SlotOutOfRange { slot: u32, table_size: u32 },
     #[error("fixed-file slot {slot} is named twice in one frame")]
     DuplicateSlot { slot: u32 },
-    #[error("{slots} fixed-file slots were given for a message with {fds} fds; install one slot per fd")]
+    #[error(
+        "{slots} fixed-file slots were given for a message with {fds} fds; install one slot per fd"
+    )]
     SlotCountMismatch { slots: usize, fds: usize },
 }

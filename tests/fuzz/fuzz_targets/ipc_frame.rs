@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (mode, scm_fds) = if mode_byte & 1 == 0 {
-        (FdMode::ScmRights, packet.get(6).map_or(0, |&n| usize::from(n)))
+        (
+            FdMode::ScmRights,
+            packet.get(6).map_or(0, |&n| usize::from(n)),
+        )
     } else {
         let table_size = u32::from(mode_byte >> 1) + 1;
         (FdMode::FixedSlots { table_size }, 0)

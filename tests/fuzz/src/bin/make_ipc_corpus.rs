@@ -47,7 +47,10 @@ fn main() -> std::io::Result<()> {
         ("true", Value::Bool(true)),
         ("false", Value::Bool(false)),
         ("float", Value::Float(0.1)),
-        ("float-nan", Value::Float(f64::from_bits(0x7ff8_0000_0000_0001))),
+        (
+            "float-nan",
+            Value::Float(f64::from_bits(0x7ff8_0000_0000_0001)),
+        ),
         ("float-neg-inf", Value::Float(f64::NEG_INFINITY)),
         ("integer", Value::Integer(i64::MIN)),
         ("string-empty", s("")),
@@ -56,7 +59,10 @@ fn main() -> std::io::Result<()> {
         ("bytes", Value::Bytes(Cow::Borrowed(b"\x00\x01\xfe\xff"))),
         ("array-empty", Value::Array(vec![])),
         ("object-empty", Value::Object(BTreeMap::new())),
-        ("ipv4", Value::Ip(IpAddress::V4(Ipv4Addr::new(127, 0, 0, 1)))),
+        (
+            "ipv4",
+            Value::Ip(IpAddress::V4(Ipv4Addr::new(127, 0, 0, 1))),
+        ),
         (
             "ipv6-scoped",
             Value::Ip(IpAddress::V6 {
@@ -77,21 +83,32 @@ fn main() -> std::io::Result<()> {
         (
             "nested-mixed",
             object(vec![
-                ("", Value::Array(vec![Value::Fd(0), Value::Channel(0), Value::Fd(1)])),
+                (
+                    "",
+                    Value::Array(vec![Value::Fd(0), Value::Channel(0), Value::Fd(1)]),
+                ),
                 ("ab", object(vec![("a", Value::Bytes(Cow::Borrowed(b"z")))])),
-                ("b", Value::Array(vec![Value::Integer(7), Value::Float(-0.0)])),
+                (
+                    "b",
+                    Value::Array(vec![Value::Integer(7), Value::Float(-0.0)]),
+                ),
             ]),
         ),
         ("deep-max", nested(ipc::MAX_DEPTH)),
         (
             "wide-array",
-            Value::Array((0..300).map(|i| Value::Integer(i)).collect()),
+            Value::Array((0..300).map(Value::Integer).collect()),
         ),
         (
             "wide-object",
             Value::Object(
                 (0..200u32)
-                    .map(|i| (Cow::Owned(i.to_be_bytes().to_vec()), Value::Bool(i % 2 == 0)))
+                    .map(|i| {
+                        (
+                            Cow::Owned(i.to_be_bytes().to_vec()),
+                            Value::Bool(i % 2 == 0),
+                        )
+                    })
                     .collect(),
             ),
         ),
