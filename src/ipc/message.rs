@@ -1,11 +1,13 @@
-//! [`Message`] → frame: what the transport calls to send an in-process
-//! message across a process boundary.
+//! [`Message`] ↔ frame: what the transport calls to send an in-process
+//! message across a process boundary, and to deliver a received frame to
+//! an in-process actor.
 
 use std::borrow::Cow;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{
-    encode, FdPlacement, FrameError, Value, MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_TABLE_MEMBERS,
+    encode, FdPlacement, FrameError, ReceivedFrame, Value, MAX_CHANNELS, MAX_DEPTH, MAX_FDS,
+    MAX_TABLE_MEMBERS,
 };
 use crate::actor::message::{ActorAddress, Message};
 
@@ -120,6 +122,95 @@ impl<'m> Caps<'m> {
                 self.channels.push(address);
                 Value::Channel(self.channels.len() as u32 - 1)
             }
+        })
+    }
+}
+
+impl ReceivedFrame<'_> {
+    /// The in-process message this frame stands for: fd `k` becomes
+    /// `Message::Fd(self.fds[k])`, channel `k` becomes
+    /// `Message::Address(channels[k])` (the transport's channel table for
+    /// this frame, one address per channel member), floats become
+    /// numbers, strings are copied out of the packet.
+    ///
+    /// Kinds `Message` cannot hold yet are refused
+    /// ([`FrameError::NoMessageForm`]): byte spans, `ip.address`, and
+    /// integers beyond ±2^53 (which a Lua number would round). On any
+    /// error every fd and address is dropped (closed / released).
+    pub fn into_message(self, channels: Vec<ActorAddress>) -> Result<Message, FrameError> {
+        if channels.len() != self.channel_count {
+            return Err(FrameError::ChannelTableMismatch {
+                named: self.channel_count,
+                given: channels.len(),
+            });
+        }
+        let mut parts = Parts {
+            fds: self.fds.into_iter().map(Some).collect(),
+            channels: channels.into_iter().map(Some).collect(),
+        };
+        parts.message(self.value, 0)
+    }
+}
+
+/// Capabilities not yet placed in the message being built.
+struct Parts {
+    fds: Vec<Option<OwnedFd>>,
+    channels: Vec<Option<ActorAddress>>,
+}
+
+/// Integers a Lua number (an f64) holds exactly.
+const EXACT_INTEGER_LIMIT: i64 = 1 << 53;
+
+impl Parts {
+    /// Recursion stops at [`MAX_DEPTH`] (decoded values are never deeper).
+    fn message(&mut self, value: Value<'_>, depth: usize) -> Result<Message, FrameError> {
+        Ok(match value {
+            Value::Bool(b) => Message::Bool(b),
+            Value::Float(f) => Message::Number(f),
+            Value::Integer(i) if (-EXACT_INTEGER_LIMIT..=EXACT_INTEGER_LIMIT).contains(&i) => {
+                Message::Number(i as f64)
+            }
+            Value::Integer(_) => {
+                return Err(FrameError::NoMessageForm {
+                    kind: "integer beyond ±2^53",
+                })
+            }
+            Value::String(s) => Message::String(s.into_owned()),
+            Value::Bytes(_) => return Err(FrameError::NoMessageForm { kind: "byte span" }),
+            Value::Ip(_) => return Err(FrameError::NoMessageForm { kind: "ip.address" }),
+            Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => {
+                return Err(FrameError::TooDeep { limit: MAX_DEPTH })
+            }
+            Value::Array(items) => Message::Array(
+                items
+                    .into_iter()
+                    .map(|item| self.message(item, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(members) => Message::Object(
+                members
+                    .into_iter()
+                    .map(|(key, item)| Ok((key.into_owned(), self.message(item, depth + 1)?)))
+                    .collect::<Result<_, FrameError>>()?,
+            ),
+            Value::Fd(index) => Message::Fd(
+                self.fds
+                    .get_mut(index as usize)
+                    .and_then(Option::take)
+                    .ok_or(FrameError::FdReference {
+                        index,
+                        expected: index,
+                    })?,
+            ),
+            Value::Channel(index) => Message::Address(
+                self.channels
+                    .get_mut(index as usize)
+                    .and_then(Option::take)
+                    .ok_or(FrameError::ChannelReference {
+                        index,
+                        expected: index,
+                    })?,
+            ),
         })
     }
 }

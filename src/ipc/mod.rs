@@ -182,4 +182,8 @@ pub enum FrameError {
         "{slots} fixed-file slots were given for a message with {fds} fds; install one slot per fd"
     )]
     SlotCountMismatch { slots: usize, fds: usize },
+    #[error("the frame names {named} channels but the transport gave {given} addresses for them")]
+    ChannelTableMismatch { named: usize, given: usize },
+    #[error("a {kind} cannot be delivered as an in-process message (luring::Message has no form for it yet)")]
+    NoMessageForm { kind: &'static str },
 }

@@ -1131,3 +1131,120 @@ mod receiving {
         assert!(receive_packet(rx.as_fd(), &mut buf).unwrap().is_none());
     }
 }
+
+// ---- frames delivered as in-process messages ----
+
+mod delivery {
+    use std::borrow::Cow;
+    use std::os::fd::{AsRawFd, OwnedFd};
+
+    use super::super::*;
+    use super::{object, pipe, s, scm, write_end_closed};
+    use crate::actor::mailbox::Mailbox;
+    use crate::{ActorAddress, Message};
+
+    /// What a receiver would get for `frame`: duplicates of its fds.
+    fn received_fds(frame: &Frame<'_>) -> Vec<OwnedFd> {
+        frame
+            .fds
+            .iter()
+            .map(|fd| fd.try_clone_to_owned().expect("dup"))
+            .collect()
+    }
+
+    #[test]
+    fn a_message_survives_the_round_trip_with_its_capabilities() {
+        let (_read, write) = pipe();
+        let inbox = Mailbox::new();
+        let address = ActorAddress::new(inbox.clone());
+        let message = Message::object([
+            ("fd", Message::Fd(write)),
+            (
+                "list",
+                Message::array([
+                    Message::from(1.5),
+                    Message::from("two"),
+                    Message::from(true),
+                ]),
+            ),
+            ("reply", Message::Address(address)),
+            ("nested", Message::object([("deeper", Message::array([]))])),
+        ]);
+        let frame = encode_message(&message, FdPlacement::ScmRights).unwrap();
+        let fds = received_fds(&frame);
+        let fd_number = fds[0].as_raw_fd();
+        let channels: Vec<ActorAddress> = frame.channels.iter().map(|&a| a.clone()).collect();
+        let received = decode_with_fds(&frame.bytes, fds).unwrap();
+        let delivered = received.into_message(channels).unwrap();
+
+        assert_eq!(
+            delivered
+                .get("fd")
+                .and_then(Message::as_fd)
+                .map(|fd| fd.as_raw_fd()),
+            Some(fd_number)
+        );
+        match delivered.get("reply") {
+            Some(Message::Address(a)) => assert!(a.same_actor(&ActorAddress::new(inbox))),
+            other => panic!("reply is {other:?}"),
+        }
+        let list = delivered.get("list").and_then(Message::as_array).unwrap();
+        assert_eq!(
+            list,
+            &[
+                Message::from(1.5),
+                Message::from("two"),
+                Message::from(true)
+            ][..]
+        );
+        assert_eq!(
+            delivered.get("nested"),
+            Some(&Message::object([("deeper", Message::array([]))]))
+        );
+        assert_eq!(delivered.summary(), message.summary());
+    }
+
+    #[test]
+    fn exact_integers_become_numbers() {
+        for (i, n) in [(0i64, 0.0), (-7, -7.0), (1 << 53, 9007199254740992.0)] {
+            let frame = scm(&Value::Integer(i));
+            let delivered = decode_with_fds(&frame, vec![])
+                .unwrap()
+                .into_message(vec![]);
+            assert_eq!(delivered.unwrap(), Message::Number(n));
+        }
+    }
+
+    #[test]
+    fn kinds_without_a_message_form_are_refused_and_fds_closed() {
+        let values = [
+            Value::Bytes(Cow::Borrowed(b"raw")),
+            Value::Ip(IpAddress::V4([10, 0, 0, 1].into())),
+            Value::Integer((1 << 53) + 1),
+            Value::Integer(i64::MIN),
+        ];
+        for value in values {
+            let (read, write) = pipe();
+            // The fd comes first in key order, so it is taken before the
+            // refusal; it must still be closed.
+            let frame = scm(&object(vec![("a", Value::Fd(0)), ("b", value.clone())]));
+            let received = decode_with_fds(&frame, vec![write]).unwrap();
+            let error = received.into_message(vec![]).unwrap_err();
+            assert!(
+                matches!(error, FrameError::NoMessageForm { .. }),
+                "{value:?}: {error:?}"
+            );
+            assert!(write_end_closed(&read), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn the_channel_table_must_match_the_frame() {
+        let frame = scm(&Value::Array(vec![Value::Channel(0), s("x")]));
+        let received = decode_with_fds(&frame, vec![]).unwrap();
+        assert_eq!(
+            received.into_message(vec![]).unwrap_err(),
+            FrameError::ChannelTableMismatch { named: 1, given: 0 }
+        );
+    }
+}
