@@ -32,6 +32,11 @@
 //!   decoder rejects. Fds and channels in a frame are the caller's: a
 //!   rejected frame's received descriptors are closed by whoever owns them
 //!   ([`decode_with_fds`] takes ownership and closes them on every error).
+//!
+//! Files: `encode.rs` and `decode.rs` (value ↔ bytes), `value.rs` (the
+//! tree), `message.rs` ([`crate::Message`] → frame and
+//! [`ReceivedFrame::into_message`] back), `receive.rs` (`recvmsg` with the
+//! control-message checks).
 
 mod decode;
 mod encode;
