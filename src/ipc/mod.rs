@@ -36,7 +36,7 @@
 //! Files: `encode.rs` and `decode.rs` (value ↔ bytes), `value.rs` (the
 //! tree), `message.rs` ([`crate::Message`] → frame and
 //! [`ReceivedFrame::into_message`] back), `receive.rs` (`recvmsg` with the
-//! control-message checks).
+//! control-message checks, and `send_frame`).
 
 mod decode;
 mod encode;
@@ -50,7 +50,7 @@ mod tests;
 pub use decode::{decode, decode_with_fds, Decoded, FdMode, ReceivedFrame};
 pub use encode::{encode, FdPlacement};
 pub use message::{encode_message, message_fds, Frame};
-pub use receive::{receive_packet, ReceiveError, ReceivedPacket, CONTROL_SPACE};
+pub use receive::{receive_packet, send_frame, ReceiveError, ReceivedPacket, CONTROL_SPACE};
 pub use value::{IpAddress, Value};
 
 /// First four bytes of every frame.

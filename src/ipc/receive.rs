@@ -1,5 +1,7 @@
 //! Receiving one packet and its descriptors from a `SOCK_SEQPACKET`
-//! socket, with the control-message checks SECURITY.md case 24 asks for.
+//! socket, with the control-message checks SECURITY.md case 24 asks for;
+//! and sending one frame (plain syscalls: the sandboxed-actor transport
+//! may do the same through its ring).
 //!
 //! Invariants: every descriptor the kernel installed while receiving
 //! (`SCM_RIGHTS`, and `SCM_PIDFD` should the socket ask for pidfds) is
@@ -158,4 +160,27 @@ pub(super) fn receive_with_control(
         len: received as usize,
         fds,
     }))
+}
+
+/// Sends `frame` as one packet, its fds in one `SCM_RIGHTS` message. A
+/// gone peer is `EPIPE`, never `SIGPIPE` (Linux raises none for
+/// SEQPACKET; `MSG_NOSIGNAL` says so explicitly). A
+/// `SOCK_SEQPACKET` send is all or nothing; whether it blocks is the
+/// socket's mode. The sender keeps its descriptors (the receiver gets
+/// copies).
+pub fn send_frame(socket: BorrowedFd<'_>, frame: &super::Frame<'_>) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+    let raw: Vec<RawFd> = frame.fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let control: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[std::io::IoSlice::new(&frame.bytes)],
+        control,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map(drop)
+    .map_err(std::io::Error::from)
 }

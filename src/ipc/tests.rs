@@ -1286,3 +1286,94 @@ proptest! {
         prop_assert_eq!(received.into_message(vec![]).unwrap(), message);
     }
 }
+
+// ---- a message over a real socket pair ----
+
+mod over_a_socket {
+    use std::os::fd::{AsFd, OwnedFd};
+
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+    use super::super::*;
+    use super::{pipe, write_end_closed};
+    use crate::Message;
+
+    fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .expect("socketpair")
+    }
+
+    #[test]
+    fn send_frame_then_receive_delivers_the_message_and_a_usable_fd() {
+        let (tx, rx) = seqpacket_pair();
+        let (read, write) = pipe();
+        let message = Message::object([
+            ("out", Message::Fd(write)),
+            ("text", Message::from("hello")),
+        ]);
+        let frame = encode_message(&message, FdPlacement::ScmRights).unwrap();
+        send_frame(tx.as_fd(), &frame).unwrap();
+        drop(frame);
+        drop(message); // the sender's copy of the write end
+
+        let mut buf = vec![0; MAX_FRAME_BYTES];
+        let packet = receive_packet(rx.as_fd(), &mut buf)
+            .unwrap()
+            .expect("a packet");
+        let delivered = decode_with_fds(&buf[..packet.len], packet.fds)
+            .unwrap()
+            .into_message(vec![])
+            .unwrap();
+        assert_eq!(delivered.get("text"), Some(&Message::from("hello")));
+        let out = delivered
+            .get("out")
+            .and_then(Message::as_fd)
+            .expect("an fd");
+        assert_eq!(nix::unistd::write(out, b"through").unwrap(), 7);
+        let mut got = [0u8; 7];
+        assert_eq!(nix::unistd::read(&read, &mut got).unwrap(), 7);
+        assert_eq!(&got, b"through");
+        drop(delivered);
+        assert!(
+            write_end_closed(&read),
+            "the received copy closes with the message"
+        );
+    }
+
+    fn sigpipe_pending_on_this_thread() -> bool {
+        // SAFETY: sigpending and sigismember only write and read `set`,
+        // which lives on this stack.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            assert_eq!(libc::sigpending(&mut set), 0);
+            libc::sigismember(&set, libc::SIGPIPE) == 1
+        }
+    }
+
+    #[test]
+    fn sending_to_a_gone_peer_is_epipe_not_sigpipe() {
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+
+        let (tx, rx) = seqpacket_pair();
+        drop(rx);
+        let message = Message::from(true);
+        let frame = encode_message(&message, FdPlacement::ScmRights).unwrap();
+        // Rust ignores SIGPIPE, which would hide one (and an embedder may
+        // not); a blocked signal stays pending even when ignored, so block
+        // it on this thread and look.
+        let mut pipe_only = SigSet::empty();
+        pipe_only.add(Signal::SIGPIPE);
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&pipe_only), None).unwrap();
+        let result = send_frame(tx.as_fd(), &frame);
+        let raised = sigpipe_pending_on_this_thread();
+        // Unblocking discards a pending, ignored SIGPIPE.
+        pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&pipe_only), None).unwrap();
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EPIPE));
+        assert!(!raised, "send_frame raised SIGPIPE");
+    }
+}
