@@ -36,7 +36,7 @@ use super::mailbox::{ActorAddress, Envelope, Mailbox};
 use super::message::Message;
 use super::module_files::{self, EntryError};
 use super::process::{Process, Sleep, ThreadSignal};
-use super::vm::{with_state, Ran, Step, Vm, VmExit, VM_THREAD_STACK_SIZE};
+use super::vm::{with_state, Ran, SharedState, Step, Vm, VmExit, VmState, VM_THREAD_STACK_SIZE};
 use crate::executor::OpFd;
 use crate::modules::error;
 use crate::RuntimeError;
@@ -45,24 +45,58 @@ struct Hosted {
     vm: Vm,
     step: Function,
     mailbox: Arc<Mailbox>,
+    /// The VM's state, read between steps without a Lua call.
+    state: SharedState,
+    ring_fd: RawFd,
+    /// The last step left fibers queued (a new VM starts so: its main
+    /// fiber is queued).
+    ready: bool,
 }
 
 impl Hosted {
     fn new(vm: Vm) -> Result<Self, RuntimeError> {
-        let step = vm
-            .step_function()
-            .map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        let boot = |e: mlua::Error| RuntimeError::Boot(e.to_string());
+        let step = vm.step_function().map_err(boot)?;
+        let state = vm.shared_state().map_err(boot)?;
+        let ring_fd = vm.ring_fd();
         let mailbox = vm.mailbox();
-        Ok(Self { vm, step, mailbox })
+        Ok(Self {
+            vm,
+            step,
+            mailbox,
+            state,
+            ring_fd,
+            ready: true,
+        })
     }
 
     /// Polls the mailbox if touched, then steps. `alone`: the only VM of a
     /// single-threaded process, so the step may go on while fibers are
     /// ready and neither its mailbox nor the host needs a look (one call
     /// into Lua per turn costs as much as the scheduler's own work).
-    fn run_once(&self, block: bool, alone: bool) -> Result<Step, Ran> {
+    fn run_once(&mut self, block: bool, alone: bool) -> Result<Step, Ran> {
         let poll = self.mailbox.take_pending();
-        self.vm.step(&self.step, block, poll, alone)
+        let outcome = self.vm.step(&self.step, block, poll, alone);
+        self.ready = matches!(outcome, Ok(Step::Ready));
+        outcome
+    }
+
+    /// Whether a step could do anything: fibers are queued, the mailbox
+    /// was touched or the ring (or its stash) holds completions. An idle
+    /// VM is not stepped: that is one call into Lua saved per VM and host
+    /// round, which with many actors on a thread made every host round
+    /// O(actors) Lua calls.
+    fn wants_step(&self) -> bool {
+        self.ready || self.mailbox.is_pending() || self.with_state(VmState::has_completions)
+    }
+
+    fn in_flight(&self) -> bool {
+        self.with_state(|st| st.in_flight())
+    }
+
+    /// Between steps no Lua runs, so the state is free; `false` if not.
+    fn with_state(&self, f: impl FnOnce(&mut VmState) -> bool) -> bool {
+        self.state.try_borrow_mut().map(|mut st| f(&mut st)).unwrap_or(false)
     }
 
     /// Tears the VM down (inbox closed first, then the Lua state) and
@@ -220,6 +254,10 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         let mut progress = false;
         let mut i = 0;
         while i < vms.len() {
+            if !vms[i].wants_step() {
+                i += 1;
+                continue;
+            }
             let outcome = vms[i].run_once(false, !several);
             if several {
                 vms[i].vm.flush_output();
@@ -251,19 +289,15 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         // A flush after a step may have reaped completions into a VM's
         // stash: that VM must step again before anyone sleeps (its ring
         // shows nothing for them).
-        if progress
-            || vms
-                .iter()
-                .any(|h| h.mailbox.is_pending() || h.vm.has_stashed())
-        {
+        if progress || vms.iter().any(Hosted::wants_step) {
             collected = false;
             continue;
         }
         // Every VM of this thread is idle.
-        let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].vm.in_flight()).collect();
+        let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].in_flight()).collect();
         if waiting.len() == 1 && !process.several_threads() {
             // Alone in the process: sleep in the ring itself.
-            let h = &vms[waiting[0]];
+            let h = &mut vms[waiting[0]];
             let outcome = h.run_once(true, !several);
             if several {
                 h.vm.flush_output();
@@ -275,8 +309,10 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         }
         if waiting.is_empty() && !collected {
             // Unreferenced handles may be the last senders of an inbox.
-            for h in &vms {
+            for h in &mut vms {
                 h.vm.collect_garbage();
+                // Finalizers may have woken fibers: look at every VM again.
+                h.ready = true;
             }
             collected = true;
             continue;
@@ -287,7 +323,7 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
             Sleep::Retry => continue,
             Sleep::Over => break,
         }
-        let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].vm.ring_fd()).collect();
+        let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].ring_fd).collect();
         fds.push(signal.eventfd());
         sleep_on(&fds);
         signal.awake(process);

@@ -127,6 +127,17 @@ pub(crate) struct VmState {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
+    /// Ring operations whose completion has not been reaped yet.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.executor.in_flight() > 0
+    }
+
+    /// A step would find completions to deliver (see
+    /// `Executor::has_completions`).
+    pub(crate) fn has_completions(&mut self) -> bool {
+        self.executor.has_completions()
+    }
+
     /// Writes what this VM printed before another actor can react to a
     /// message from it (that actor may print on another thread).
     pub(crate) fn flush_if_output(&mut self) {
@@ -261,7 +272,7 @@ where
 /// The VM state. The app data holds it for `with_state`; the hottest `rt`
 /// functions (`yield_op`, `sleep`, `turn`) hold it too and borrow it
 /// directly, skipping the app-data lookup.
-type SharedState = std::rc::Rc<RefCell<VmState>>;
+pub(crate) type SharedState = std::rc::Rc<RefCell<VmState>>;
 
 pub(crate) fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
     if vm_closing(lua) {
@@ -1023,14 +1034,16 @@ impl Vm {
         with_state(&self.lua, |st| st.executor.ring_fd()).unwrap_or(-1)
     }
 
-    pub(crate) fn in_flight(&self) -> bool {
-        with_state(&self.lua, |st| st.executor.in_flight() > 0).unwrap_or(false)
-    }
 
-    /// Completions already reaped (by an output flush) that the next step
-    /// delivers: the VM is not idle, whatever its ring shows.
-    pub(crate) fn has_stashed(&self) -> bool {
-        with_state(&self.lua, |st| st.executor.has_stashed()).unwrap_or(false)
+    /// The VM's state, for the thread host's checks between steps (no Lua
+    /// runs then, so it is never borrowed elsewhere).
+    pub(crate) fn shared_state(&self) -> mlua::Result<SharedState> {
+        self.lua
+            .try_app_data_ref::<SharedState>()
+            .ok()
+            .flatten()
+            .map(|state| state.clone())
+            .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))
     }
 
     /// The scheduler's step function, looked up once.

@@ -229,6 +229,25 @@ impl Executor {
         !self.stash.is_empty() || self.stash_woken
     }
 
+    /// Whether a turn would deliver something now: completions in the CQ,
+    /// in the kernel's overflow list or in the stash, or dropped ones (the
+    /// turn then fails). Reads the rings' shared memory only: no syscall.
+    /// (Completions still in task work show up in the CQ, or wake a poll
+    /// of the ring fd, once the kernel ran it.)
+    pub fn has_completions(&mut self) -> bool {
+        if self.has_stashed() {
+            return true;
+        }
+        {
+            let mut cq = self.ring.completion();
+            cq.sync();
+            if !cq.is_empty() || cq.overflow() > 0 {
+                return true;
+            }
+        }
+        self.ring.submission().cq_overflow()
+    }
+
     /// Push an SQE, submitting first when the submission queue is full.
     fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
         loop {
