@@ -122,6 +122,13 @@ pub(crate) struct VmState {
     pub(crate) monitor: Option<crate::actor::mailbox::ActorAddress>,
 }
 
+/// Whether fd 1 is a terminal, asked once per process (every VM would
+/// otherwise make the same `ioctl`).
+fn stdout_is_tty() -> bool {
+    static IS_TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IS_TTY.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stdout()))
+}
+
 /// Buffered `print` output is written once it reaches this size, so a fiber
 /// that prints without ever blocking does not grow the buffer unbounded.
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
@@ -860,7 +867,7 @@ impl Vm {
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
-            stdout_is_tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            stdout_is_tty: stdout_is_tty(),
             exit_code: None,
             import_root: None,
             ended: false,
@@ -887,6 +894,17 @@ impl Vm {
 
     fn boot(lua: &Lua) -> mlua::Result<Table> {
         let g = lua.globals();
+        // Boot runs each core chunk once, in every new VM: the JIT would
+        // only record traces of its setup loops (and map code memory for
+        // them). It is back on before any user code runs.
+        let jit = g.get::<Table>("jit")?;
+        jit.get::<Function>("off")?.call::<()>(())?;
+        let k = Self::boot_core(lua, &g)?;
+        jit.get::<Function>("on")?.call::<()>(())?;
+        Ok(k)
+    }
+
+    fn boot_core(lua: &Lua, g: &Table) -> mlua::Result<Table> {
         let k = lua.create_table()?;
         k.set("rt", make_rt(lua)?)?;
         k.set("debug", g.get::<Table>("debug")?)?;

@@ -58,10 +58,13 @@ const EVENTFD_TAG: u64 = u64::MAX - 2;
 /// user_data of the drained NOP `Drop` waits for after dropped completions.
 const DRAIN_TAG: u64 = u64::MAX - 3;
 
-/// Ring sizing; the completion queue is larger so that bursts of timers
-/// rarely reach the overflow list (which is survived anyway).
-const SQ_ENTRIES: u32 = 256;
-const CQ_ENTRIES: u32 = 1024;
+/// Ring sizing. Every actor has a ring, so it starts small (kernel memory
+/// and set-up time grow with it): a full SQ is submitted and refilled
+/// (`push`), and CQEs beyond the CQ wait in the kernel's overflow list
+/// (`NODROP`), which a turn flushes. The CQ is larger than the SQ so that
+/// bursts of timers rarely get there.
+const SQ_ENTRIES: u32 = 64;
+const CQ_ENTRIES: u32 = 256;
 
 /// Consecutive `EBUSY` answers, with nothing left to reap, after which
 /// submitting gives up instead of spinning.
