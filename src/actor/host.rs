@@ -202,7 +202,7 @@ pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
     host_thread(&process, &signal, hosted);
     // Wait until the actors on other threads are done too.
     while !process.is_over() {
-        sleep_on(&[signal.eventfd()]);
+        sleep_on(&[signal.eventfd()], None);
         signal.awake(&process);
     }
     loop {
@@ -246,18 +246,27 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
     first.mailbox.set_signal(signal.clone());
     let mut vms = vec![first];
     let mut collected = false;
+    // Slept once, not stuck, since the last progress (see `IDLE_GC_DELAY`).
+    let mut idle_waited = false;
+    // A mailbox was touched since this thread last looked for work
+    // without finding any (see `spin_for_work`).
+    let mut traffic = false;
     loop {
         if process.is_over() {
             break;
         }
         let several = vms.len() > 1 || process.several_threads();
         let mut progress = false;
+        // A mailbox was touched: a message, a receipt or no_senders came
+        // (the step may still end idle, its fibers waiting again).
+        let mut touched = false;
         let mut i = 0;
         while i < vms.len() {
             if !vms[i].wants_step() {
                 i += 1;
                 continue;
             }
+            touched |= vms[i].mailbox.is_pending();
             let outcome = vms[i].run_once(false, !several);
             if several {
                 vms[i].vm.flush_output();
@@ -289,11 +298,23 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         // A flush after a step may have reaped completions into a VM's
         // stash: that VM must step again before anyone sleeps (its ring
         // shows nothing for them).
+        traffic |= touched;
+        if touched {
+            collected = false;
+            idle_waited = false;
+        }
         if progress || vms.iter().any(Hosted::wants_step) {
             collected = false;
+            idle_waited = false;
             continue;
         }
         // Every VM of this thread is idle.
+        if traffic && process.several_threads() {
+            traffic = false;
+            if spin_for_work(&vms, process) {
+                continue;
+            }
+        }
         let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].in_flight()).collect();
         if waiting.len() == 1 && !process.several_threads() {
             // Alone in the process: sleep in the ring itself.
@@ -307,7 +328,16 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
             }
             continue;
         }
-        if waiting.is_empty() && !collected {
+        // Nothing in flight: only another thread can wake this one, or a
+        // collection that drops the last sender of some inbox (unreferenced
+        // handles). The thread first sleeps a little without counting as
+        // stuck: a thread between two messages would otherwise trace every
+        // VM's heap at each sleep (most of a cross-thread round trip).
+        let mut timeout = None;
+        if waiting.is_empty() && !collected && !idle_waited {
+            idle_waited = true;
+            timeout = Some(IDLE_GC_DELAY);
+        } else if waiting.is_empty() && !collected {
             // Unreferenced handles may be the last senders of an inbox.
             for h in &mut vms {
                 h.vm.collect_garbage();
@@ -318,14 +348,15 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
             continue;
         }
         let has_work = || vms.iter().any(|h| h.mailbox.is_pending());
-        match signal.prepare_sleep(process, waiting.is_empty(), has_work) {
+        let stuck = waiting.is_empty() && timeout.is_none();
+        match signal.prepare_sleep(process, stuck, has_work) {
             Sleep::Wait => {}
             Sleep::Retry => continue,
             Sleep::Over => break,
         }
         let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].ring_fd).collect();
         fds.push(signal.eventfd());
-        sleep_on(&fds);
+        sleep_on(&fds, timeout);
         signal.awake(process);
     }
     // Teardown, newest first. VMs left behind without an exit or a failure
@@ -345,9 +376,53 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
     process.leave(signal);
 }
 
+/// How long a thread with nothing in flight sleeps before it collects
+/// garbage in its VMs and counts as stuck (which may end the process).
+/// Short against a program's life, long against the gap between two
+/// messages.
+const IDLE_GC_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long an idle host thread that just exchanged messages keeps
+/// looking for work before it sleeps. Waking a sleeping thread costs an
+/// eventfd write and 10-60 µs of an idle vCPU here; a partner on another
+/// core usually answers within a few µs. Bounded, and only after traffic:
+/// an idle process does not spin (tests/lua/actors/idle_cpu.lua).
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Looks for up to `SPIN` until a VM of this thread has something to do,
+/// with atomics, the rings' shared memory and the vDSO clock; after the
+/// first rounds it yields the CPU between looks (`sched_yield`, not a
+/// wake-up: it returns at once when nothing else wants this core), so a
+/// partner that shares the core still gets to answer. Messages sent
+/// meanwhile cost their sender no wake-up: this thread still counts as
+/// running.
+fn spin_for_work(vms: &[Hosted], process: &Process) -> bool {
+    let deadline = std::time::Instant::now() + SPIN;
+    let mut round = 0u32;
+    loop {
+        for _ in 0..64 {
+            if vms.iter().any(|h| h.mailbox.is_pending()) {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if process.is_over() || vms.iter().any(Hosted::wants_step) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        round += 1;
+        if round > 8 {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// Sleeps until one of `fds` is readable (a ring with completions, the
-/// thread's eventfd). EINTR just returns: the caller looks again.
-fn sleep_on(fds: &[RawFd]) {
+/// thread's eventfd) or `timeout` passed. EINTR just returns: the caller
+/// looks again.
+fn sleep_on(fds: &[RawFd], timeout: Option<std::time::Duration>) {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {
@@ -356,8 +431,9 @@ fn sleep_on(fds: &[RawFd]) {
             revents: 0,
         })
         .collect();
+    let timeout_ms = timeout.map_or(-1, |t| t.as_millis().max(1) as libc::c_int);
     // SAFETY: `pfds` is a live array of `pfds.len()` pollfds.
-    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
 }
 
 /// What a new actor thread reports back to the spawner.
