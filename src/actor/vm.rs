@@ -731,6 +731,33 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             }
         })?,
     )?;
+    // environment() -> a new table of the process's environment variables
+    rt.set(
+        "environment",
+        lua.create_function(unless_closing(|lua, ()| {
+            let env = lua.create_table()?;
+            for (k, v) in std::env::vars_os() {
+                env.raw_set(
+                    lua.create_string(k.as_encoded_bytes())?,
+                    lua.create_string(v.as_encoded_bytes())?,
+                )?;
+            }
+            Ok(env)
+        }))?,
+    )?;
+    // core_chunk(name, env) -> the main function of the lazy core chunk
+    // `name` (crate::fiber::LAZY_CORE_CHUNKS), with function environment
+    // `env` (the runtime's globals).
+    rt.set(
+        "core_chunk",
+        lua.create_function(unless_closing(|lua, (name, env): (mlua::BString, Table)| {
+            let chunk = crate::fiber::LAZY_CORE_CHUNKS
+                .iter()
+                .find(|c| c.name.as_bytes() == name.as_slice())
+                .ok_or_else(|| error::einval(1))?;
+            chunk.load_with(lua, Some(&env))
+        }))?,
+    )?;
     add_module_file_rt(lua, &rt)?;
     super::channels::add_rt(lua, &rt)?;
     super::host::add_rt(lua, &rt)?;
@@ -960,26 +987,14 @@ impl Vm {
         super::host::run(self)
     }
 
-    /// Sets `system.arguments` and `system.environment`.
+    /// Sets `system.arguments` (`system.environment` is built when the
+    /// `system` module is first required: `rt.environment`).
     fn set_process_info(&self, arguments: &[String]) -> Result<(), RuntimeError> {
         let args = self
             .lua
             .create_sequence_from(arguments.iter().map(String::as_str))
             .map_err(lua_boot)?;
-        self.core.set("arguments", args).map_err(lua_boot)?;
-        let env = self.lua.create_table().map_err(lua_boot)?;
-        for (k, v) in std::env::vars_os() {
-            env.set(
-                self.lua
-                    .create_string(k.as_encoded_bytes())
-                    .map_err(lua_boot)?,
-                self.lua
-                    .create_string(v.as_encoded_bytes())
-                    .map_err(lua_boot)?,
-            )
-            .map_err(lua_boot)?;
-        }
-        self.core.set("environment", env).map_err(lua_boot)
+        self.core.set("arguments", args).map_err(lua_boot)
     }
 
     /// Loads the entry script and queues its main fiber.
