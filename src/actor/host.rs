@@ -90,6 +90,15 @@ impl Hosted {
         self.ready || self.mailbox.is_pending() || self.with_state(VmState::has_completions)
     }
 
+    /// Writes what the VM printed in its step (several VMs share the
+    /// thread's streams: output keeps the order the VMs ran in).
+    fn flush_output(&self) {
+        self.with_state(|st| {
+            st.flush_if_output();
+            false
+        });
+    }
+
     fn in_flight(&self) -> bool {
         self.with_state(|st| st.in_flight())
     }
@@ -269,7 +278,7 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
             touched |= vms[i].mailbox.is_pending();
             let outcome = vms[i].run_once(false, !several);
             if several {
-                vms[i].vm.flush_output();
+                vms[i].flush_output();
             }
             match outcome {
                 Ok(Step::Ready) => progress = true,
@@ -321,7 +330,7 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
             let h = &mut vms[waiting[0]];
             let outcome = h.run_once(true, !several);
             if several {
-                h.vm.flush_output();
+                h.flush_output();
             }
             if let Err(ran) = outcome {
                 vms.remove(waiting[0]).end(ran, process);

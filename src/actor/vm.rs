@@ -296,7 +296,7 @@ pub(crate) fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlu
 /// `with_state` for a function that holds the state: it works without the
 /// VM's handle (also while `lua_close` runs finalizers, where `ended` makes
 /// it fail).
-fn borrow_state<R>(state: &RefCell<VmState>, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
+pub(crate) fn borrow_state<R>(state: &RefCell<VmState>, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
     // A finalizer that runs while another `rt` call holds the state (a GC
     // step inside that call) gets an error, not a panic.
     let mut st = state.try_borrow_mut().map_err(|_| {
@@ -508,6 +508,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         .app_data_ref::<SharedState>()
         .map(|state| state.clone())
         .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
+    let held_for_channels = state.clone();
     let rt = lua.create_table()?;
     rt.set("errno", errno_table(lua)?)?;
     rt.set(
@@ -759,7 +760,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         }))?,
     )?;
     add_module_file_rt(lua, &rt)?;
-    super::channels::add_rt(lua, &rt)?;
+    super::channels::add_rt(lua, &rt, &held_for_channels)?;
     super::host::add_rt(lua, &rt)?;
     rt.set(
         "set_exit",
@@ -1114,12 +1115,6 @@ impl Vm {
             return Ok(Some(reported));
         }
         Err(e)
-    }
-
-    /// Writes what this VM printed and waits until it was written, so that
-    /// several VMs on one thread keep their output in the order it was made.
-    pub(crate) fn flush_output(&self) {
-        let _ = with_state(&self.lua, VmState::flush_if_output);
     }
 
     pub(crate) fn is_master(&self) -> bool {
