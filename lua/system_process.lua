@@ -164,7 +164,7 @@ function system.spawn(opts)
   end
   local env = rawget(opts, 'environment')
   local envp = {}
-  if env == nil then env = K.environment end
+  if env == nil then env = rt.environment() end
   if type(env) ~= 'table' then bad('environment') end
   for k, v in next, env do
     if type(k) ~= 'string' or type(v) ~= 'string' or k:find('=', 1, true) then

@@ -180,6 +180,18 @@ local function safe_newproxy(with_metatable)
   raise_errno(E.EINVAL, 1)
 end
 
+-- print writes through the VM's stdout buffer, which goes to the executor's
+-- ordered output queue (ring writes, never a blocking write) before any
+-- stderr output, before any ring write to fd 1/2 and before the thread
+-- sleeps.
+local stdout_write, select = rt.stdout_write, select
+function K.print(...)
+  local n = select('#', ...)
+  local parts = {}
+  for i = 1, n do parts[i] = tostring((select(i, ...))) end
+  stdout_write(t_concat(parts, '\t', 1, n) .. '\n')
+end
+
 local function new_env(context, file)
   local env = {}
   for k, v in pairs(safe_values) do env[k] = v end
@@ -238,6 +250,30 @@ end
 -- Metatables are shared, and every one of them is locked (`__metatable`).
 local builtin = K.builtin_modules
 local builtin_value = {}   -- id -> canonical value (never handed out)
+
+-- Builtin modules whose core chunk (lua/core/<chunk>.lua) a VM loads when
+-- one of them is first required: most actors never use them, and every
+-- VM would otherwise load and keep their code. The chunk runs like the
+-- boot chunks (the runtime's globals as its env, K as its argument) and
+-- replaces these loaders with the modules it defines.
+local lazy_chunks = {
+  mutex = 'sync', recursive_mutex = 'sync', condition_variable = 'sync', future = 'sync',
+  time = 'time', system = 'system',
+}
+local chunk_loaded = {}
+for id, chunk in pairs(lazy_chunks) do
+  local function loader()
+    if not chunk_loaded[chunk] then
+      chunk_loaded[chunk] = true
+      rt.core_chunk(chunk, REAL_G)(K)
+    end
+    local m = builtin[id]
+    if m == loader then error('luring: core chunk ' .. chunk .. ' did not define ' .. id, 0) end
+    if type(m) == 'function' then m = m() end
+    return m
+  end
+  builtin[id] = loader
+end
 
 local function deep_copy(v, seen)
   if type(v) ~= 'table' then return v end

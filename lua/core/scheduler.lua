@@ -908,7 +908,9 @@ local STEP_DONE, STEP_READY, STEP_IDLE = 0, 1, 2
 -- The VM is over: report what fibers stayed blocked on.
 function K.finish_run()
   if run_over then return end
-  if not closing and not vm_report_printed then K.report_deadlocks() end
+  -- (no report_deadlocks: the sync chunk never loaded, so no mutex or
+  -- future exists)
+  if not closing and not vm_report_printed and K.report_deadlocks then K.report_deadlocks() end
   run_over = true
 end
 local finish_run = K.finish_run

@@ -1,24 +1,14 @@
 -- system (spec/io.md "system"): arguments, environment, exit and the
--- standard streams as ring-backed streams.
+-- standard streams as ring-backed streams. Loaded when a module of the VM
+-- first requires 'system' (a lazy core chunk, see modules.lua). Streams
+-- hold their fd as an owned object (rt.stdio_fd); `print` is in
+-- modules.lua.
 local K = ...
 local rt = K.rt
 local E = rt.errno
-local raise_core, raise_errno = K.raise_core, K.raise_errno
+local raise_errno = K.raise_errno
 local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
-local type, error, setmetatable, getmetatable = type, error, setmetatable, getmetatable
-local tostring, select = tostring, select
-
--- print writes through the VM's stdout buffer, which goes to the executor's
--- ordered output queue (ring writes, never a blocking write) before any
--- stderr output, before any ring write to fd 1/2 and before the thread
--- sleeps. Streams hold their fd as an owned object (rt.stdio_fd).
-local stdout_write = rt.stdout_write
-function K.print(...)
-  local n = select('#', ...)
-  local parts = {}
-  for i = 1, n do parts[i] = tostring((select(i, ...))) end
-  stdout_write(table.concat(parts, '\t', 1, n) .. '\n')
-end
+local type, error, setmetatable = type, error, setmetatable
 
 -- fd number -> the stream's methods; lua/system_process.lua adds dup,
 -- tcgetpgrp and tcsetpgrp on first `require`.
@@ -80,6 +70,6 @@ K.builtin_modules.system = function()
   -- The process calls (spawn, signals, ids) are compiled on first use.
   for name, value in next, K.load_system_process() do system[name] = value end
   system.arguments = K.arguments
-  system.environment = K.environment
+  system.environment = rt.environment()
   return system
 end

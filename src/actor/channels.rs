@@ -26,7 +26,7 @@ use mlua::{AnyUserData, Lua, MetaMethod, Table, UserData, UserDataMethods, Value
 
 use super::mailbox::{ActorAddress, Envelope, Mailbox, Taken};
 use super::message::{self, Capabilities, Limits, Message, MessageError};
-use super::vm::{unless_closing, with_state, VmState};
+use super::vm::{borrow_state, unless_closing, with_state, SharedState, VmState};
 use crate::modules::error::{self, CoreError, ErrorCode};
 use crate::modules::file_descriptor::FdCapabilities;
 
@@ -145,9 +145,9 @@ fn channel_closed() -> mlua::Error {
 
 /// What `receive` finds in the inbox: 1 and the message (its sender gets
 /// its receipt), 2 closed, 3 no senders, 0 nothing yet.
-fn take(lua: &Lua, own: &Arc<Mailbox>) -> mlua::Result<(i32, Value)> {
+fn take(lua: &Lua, state: &SharedState, own: &Arc<Mailbox>) -> mlua::Result<(i32, Value)> {
     // The receipt may let the sender print on another thread.
-    with_state(lua, VmState::flush_if_output)?;
+    borrow_state(state, VmState::flush_if_output)?;
     Ok(match own.take() {
         Taken::Message(env) => {
             let caps = ActorCapabilities {
@@ -162,8 +162,11 @@ fn take(lua: &Lua, own: &Arc<Mailbox>) -> mlua::Result<(i32, Value)> {
     })
 }
 
-/// Registers the userdata names and the actor functions of `rt`.
-pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+/// Registers the userdata names and the actor functions of `rt`. The
+/// functions a message passes through hold the VM state (`state`) and
+/// borrow it directly: looking it up in the app data at each step was
+/// about a tenth of a same-thread round trip.
+pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<()> {
     let probe = lua.create_userdata(ChannelHandle(RefCell::new(None)))?;
     crate::modules::name_userdata_metatable(lua, probe, c"tx-channel")?;
     // The probe must not close this VM's inbox: give it a mailbox of its own.
@@ -180,10 +183,11 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         })?,
     )?;
     // chan_send(handle, value, send id) -> true queued | false closed
+    let held = state.clone();
     rt.set(
         "chan_send",
         lua.create_function(unless_closing(
-            |lua, (handle, value, id): (Value, Value, u64)| {
+            move |lua, (handle, value, id): (Value, Value, u64)| {
                 let Value::UserData(ud) = handle else {
                     return Err(error::einval(1));
                 };
@@ -196,7 +200,7 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 if dest.is_closed() {
                     return Ok(false);
                 }
-                let own = own_mailbox(lua)?;
+                let own = borrow_state(&held, |st| st.mailbox.clone())?;
                 let caps = ActorCapabilities {
                     own: &own,
                     others: fd_capabilities(),
@@ -209,11 +213,11 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 };
                 // What this VM printed comes out before the receiver can
                 // react, on whatever thread it runs.
-                with_state(lua, VmState::flush_if_output)?;
+                borrow_state(&held, VmState::flush_if_output)?;
                 if dest.post(env).is_err() {
                     return Ok(false);
                 }
-                with_state(lua, |st| st.sent_to.insert(id, dest))?;
+                borrow_state(&held, |st| st.sent_to.insert(id, dest))?;
                 Ok(true)
             },
         ))?,
@@ -245,10 +249,11 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     // mailbox_poll(buf, receiving) -> n, kind, message: the receipts that
     // arrived (buf[2i-1], buf[2i] = send id, delivered), then, when a fiber
     // is receiving, what inbox_take would return.
+    let held = state.clone();
     rt.set(
         "mailbox_poll",
-        lua.create_function(unless_closing(|lua, (buf, receiving): (Table, bool)| {
-            let (receipts, own) = with_state(lua, |st| {
+        lua.create_function(unless_closing(move |lua, (buf, receiving): (Table, bool)| {
+            let (receipts, own) = borrow_state(&held, |st| {
                 let mut receipts = std::mem::take(&mut st.receipts);
                 st.mailbox.take_receipts(&mut receipts);
                 for (id, _) in &receipts {
@@ -261,13 +266,13 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 buf.raw_set(2 * i + 2, *ok)?;
             }
             let n = receipts.len();
-            with_state(lua, |st| {
+            borrow_state(&held, |st| {
                 let mut receipts = receipts;
                 receipts.clear();
                 st.receipts = receipts;
             })?;
             let (kind, v) = if receiving {
-                take(lua, &own)?
+                take(lua, &held, &own)?
             } else {
                 (0, Value::Nil)
             };
@@ -275,9 +280,13 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         }))?,
     )?;
     // inbox_take() -> 1, message | 2 (closed) | 3 (no senders) | 0 (nothing)
+    let held = state.clone();
     rt.set(
         "inbox_take",
-        lua.create_function(unless_closing(|lua, ()| take(lua, &own_mailbox(lua)?)))?,
+        lua.create_function(unless_closing(move |lua, ()| {
+            let own = borrow_state(&held, |st| st.mailbox.clone())?;
+            take(lua, &held, &own)
+        }))?,
     )?;
     rt.set(
         "inbox_closed",

@@ -36,7 +36,7 @@ use super::mailbox::{ActorAddress, Envelope, Mailbox};
 use super::message::Message;
 use super::module_files::{self, EntryError};
 use super::process::{Process, Sleep, ThreadSignal};
-use super::vm::{with_state, Ran, Step, Vm, VmExit, VM_THREAD_STACK_SIZE};
+use super::vm::{with_state, Ran, SharedState, Step, Vm, VmExit, VmState, VM_THREAD_STACK_SIZE};
 use crate::executor::OpFd;
 use crate::modules::error;
 use crate::RuntimeError;
@@ -45,24 +45,67 @@ struct Hosted {
     vm: Vm,
     step: Function,
     mailbox: Arc<Mailbox>,
+    /// The VM's state, read between steps without a Lua call.
+    state: SharedState,
+    ring_fd: RawFd,
+    /// The last step left fibers queued (a new VM starts so: its main
+    /// fiber is queued).
+    ready: bool,
 }
 
 impl Hosted {
     fn new(vm: Vm) -> Result<Self, RuntimeError> {
-        let step = vm
-            .step_function()
-            .map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        let boot = |e: mlua::Error| RuntimeError::Boot(e.to_string());
+        let step = vm.step_function().map_err(boot)?;
+        let state = vm.shared_state().map_err(boot)?;
+        let ring_fd = vm.ring_fd();
         let mailbox = vm.mailbox();
-        Ok(Self { vm, step, mailbox })
+        Ok(Self {
+            vm,
+            step,
+            mailbox,
+            state,
+            ring_fd,
+            ready: true,
+        })
     }
 
     /// Polls the mailbox if touched, then steps. `alone`: the only VM of a
     /// single-threaded process, so the step may go on while fibers are
     /// ready and neither its mailbox nor the host needs a look (one call
     /// into Lua per turn costs as much as the scheduler's own work).
-    fn run_once(&self, block: bool, alone: bool) -> Result<Step, Ran> {
+    fn run_once(&mut self, block: bool, alone: bool) -> Result<Step, Ran> {
         let poll = self.mailbox.take_pending();
-        self.vm.step(&self.step, block, poll, alone)
+        let outcome = self.vm.step(&self.step, block, poll, alone);
+        self.ready = matches!(outcome, Ok(Step::Ready));
+        outcome
+    }
+
+    /// Whether a step could do anything: fibers are queued, the mailbox
+    /// was touched or the ring (or its stash) holds completions. An idle
+    /// VM is not stepped: that is one call into Lua saved per VM and host
+    /// round, which with many actors on a thread made every host round
+    /// O(actors) Lua calls.
+    fn wants_step(&self) -> bool {
+        self.ready || self.mailbox.is_pending() || self.with_state(VmState::has_completions)
+    }
+
+    /// Writes what the VM printed in its step (several VMs share the
+    /// thread's streams: output keeps the order the VMs ran in).
+    fn flush_output(&self) {
+        self.with_state(|st| {
+            st.flush_if_output();
+            false
+        });
+    }
+
+    fn in_flight(&self) -> bool {
+        self.with_state(|st| st.in_flight())
+    }
+
+    /// Between steps no Lua runs, so the state is free; `false` if not.
+    fn with_state(&self, f: impl FnOnce(&mut VmState) -> bool) -> bool {
+        self.state.try_borrow_mut().map(|mut st| f(&mut st)).unwrap_or(false)
     }
 
     /// Tears the VM down (inbox closed first, then the Lua state) and
@@ -168,7 +211,7 @@ pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
     host_thread(&process, &signal, hosted);
     // Wait until the actors on other threads are done too.
     while !process.is_over() {
-        sleep_on(&[signal.eventfd()]);
+        sleep_on(&[signal.eventfd()], None);
         signal.awake(&process);
     }
     loop {
@@ -212,17 +255,30 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
     first.mailbox.set_signal(signal.clone());
     let mut vms = vec![first];
     let mut collected = false;
+    // Slept once, not stuck, since the last progress (see `IDLE_GC_DELAY`).
+    let mut idle_waited = false;
+    // A mailbox was touched since this thread last looked for work
+    // without finding any (see `spin_for_work`).
+    let mut traffic = false;
     loop {
         if process.is_over() {
             break;
         }
         let several = vms.len() > 1 || process.several_threads();
         let mut progress = false;
+        // A mailbox was touched: a message, a receipt or no_senders came
+        // (the step may still end idle, its fibers waiting again).
+        let mut touched = false;
         let mut i = 0;
         while i < vms.len() {
+            if !vms[i].wants_step() {
+                i += 1;
+                continue;
+            }
+            touched |= vms[i].mailbox.is_pending();
             let outcome = vms[i].run_once(false, !several);
             if several {
-                vms[i].vm.flush_output();
+                vms[i].flush_output();
             }
             match outcome {
                 Ok(Step::Ready) => progress = true,
@@ -251,45 +307,65 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         // A flush after a step may have reaped completions into a VM's
         // stash: that VM must step again before anyone sleeps (its ring
         // shows nothing for them).
-        if progress
-            || vms
-                .iter()
-                .any(|h| h.mailbox.is_pending() || h.vm.has_stashed())
-        {
+        traffic |= touched;
+        if touched {
             collected = false;
+            idle_waited = false;
+        }
+        if progress || vms.iter().any(Hosted::wants_step) {
+            collected = false;
+            idle_waited = false;
             continue;
         }
         // Every VM of this thread is idle.
-        let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].vm.in_flight()).collect();
+        if traffic && process.several_threads() {
+            traffic = false;
+            if spin_for_work(&vms, process) {
+                continue;
+            }
+        }
+        let waiting: Vec<usize> = (0..vms.len()).filter(|&i| vms[i].in_flight()).collect();
         if waiting.len() == 1 && !process.several_threads() {
             // Alone in the process: sleep in the ring itself.
-            let h = &vms[waiting[0]];
+            let h = &mut vms[waiting[0]];
             let outcome = h.run_once(true, !several);
             if several {
-                h.vm.flush_output();
+                h.flush_output();
             }
             if let Err(ran) = outcome {
                 vms.remove(waiting[0]).end(ran, process);
             }
             continue;
         }
-        if waiting.is_empty() && !collected {
+        // Nothing in flight: only another thread can wake this one, or a
+        // collection that drops the last sender of some inbox (unreferenced
+        // handles). The thread first sleeps a little without counting as
+        // stuck: a thread between two messages would otherwise trace every
+        // VM's heap at each sleep (most of a cross-thread round trip).
+        let mut timeout = None;
+        if waiting.is_empty() && !collected && !idle_waited {
+            idle_waited = true;
+            timeout = Some(IDLE_GC_DELAY);
+        } else if waiting.is_empty() && !collected {
             // Unreferenced handles may be the last senders of an inbox.
-            for h in &vms {
+            for h in &mut vms {
                 h.vm.collect_garbage();
+                // Finalizers may have woken fibers: look at every VM again.
+                h.ready = true;
             }
             collected = true;
             continue;
         }
         let has_work = || vms.iter().any(|h| h.mailbox.is_pending());
-        match signal.prepare_sleep(process, waiting.is_empty(), has_work) {
+        let stuck = waiting.is_empty() && timeout.is_none();
+        match signal.prepare_sleep(process, stuck, has_work) {
             Sleep::Wait => {}
             Sleep::Retry => continue,
             Sleep::Over => break,
         }
-        let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].vm.ring_fd()).collect();
+        let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].ring_fd).collect();
         fds.push(signal.eventfd());
-        sleep_on(&fds);
+        sleep_on(&fds, timeout);
         signal.awake(process);
     }
     // Teardown, newest first. VMs left behind without an exit or a failure
@@ -309,9 +385,53 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
     process.leave(signal);
 }
 
+/// How long a thread with nothing in flight sleeps before it collects
+/// garbage in its VMs and counts as stuck (which may end the process).
+/// Short against a program's life, long against the gap between two
+/// messages.
+const IDLE_GC_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long an idle host thread that just exchanged messages keeps
+/// looking for work before it sleeps. Waking a sleeping thread costs an
+/// eventfd write and 10-60 µs of an idle vCPU here; a partner on another
+/// core usually answers within a few µs. Bounded, and only after traffic:
+/// an idle process does not spin (tests/lua/actors/idle_cpu.lua).
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Looks for up to `SPIN` until a VM of this thread has something to do,
+/// with atomics, the rings' shared memory and the vDSO clock; after the
+/// first rounds it yields the CPU between looks (`sched_yield`, not a
+/// wake-up: it returns at once when nothing else wants this core), so a
+/// partner that shares the core still gets to answer. Messages sent
+/// meanwhile cost their sender no wake-up: this thread still counts as
+/// running.
+fn spin_for_work(vms: &[Hosted], process: &Process) -> bool {
+    let deadline = std::time::Instant::now() + SPIN;
+    let mut round = 0u32;
+    loop {
+        for _ in 0..64 {
+            if vms.iter().any(|h| h.mailbox.is_pending()) {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if process.is_over() || vms.iter().any(Hosted::wants_step) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        round += 1;
+        if round > 8 {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// Sleeps until one of `fds` is readable (a ring with completions, the
-/// thread's eventfd). EINTR just returns: the caller looks again.
-fn sleep_on(fds: &[RawFd]) {
+/// thread's eventfd) or `timeout` passed. EINTR just returns: the caller
+/// looks again.
+fn sleep_on(fds: &[RawFd], timeout: Option<std::time::Duration>) {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {
@@ -320,8 +440,9 @@ fn sleep_on(fds: &[RawFd]) {
             revents: 0,
         })
         .collect();
+    let timeout_ms = timeout.map_or(-1, |t| t.as_millis().max(1) as libc::c_int);
     // SAFETY: `pfds` is a live array of `pfds.len()` pollfds.
-    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+    unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
 }
 
 /// What a new actor thread reports back to the spawner.

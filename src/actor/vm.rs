@@ -124,11 +124,29 @@ pub(crate) struct VmState {
     pub(crate) monitor: Option<crate::actor::mailbox::ActorAddress>,
 }
 
+/// Whether fd 1 is a terminal, asked once per process (every VM would
+/// otherwise make the same `ioctl`).
+fn stdout_is_tty() -> bool {
+    static IS_TTY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IS_TTY.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stdout()))
+}
+
 /// Buffered `print` output is written once it reaches this size, so a fiber
 /// that prints without ever blocking does not grow the buffer unbounded.
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
+    /// Ring operations whose completion has not been reaped yet.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.executor.in_flight() > 0
+    }
+
+    /// A step would find completions to deliver (see
+    /// `Executor::has_completions`).
+    pub(crate) fn has_completions(&mut self) -> bool {
+        self.executor.has_completions()
+    }
+
     /// Writes what this VM printed before another actor can react to a
     /// message from it (that actor may print on another thread).
     pub(crate) fn flush_if_output(&mut self) {
@@ -241,7 +259,7 @@ where
 /// The VM state. The app data holds it for `with_state`; the hottest `rt`
 /// functions (`yield_op`, `sleep`, `turn`) hold it too and borrow it
 /// directly, skipping the app-data lookup.
-type SharedState = std::rc::Rc<RefCell<VmState>>;
+pub(crate) type SharedState = std::rc::Rc<RefCell<VmState>>;
 
 pub(crate) fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
     if vm_closing(lua) {
@@ -258,7 +276,7 @@ pub(crate) fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlu
 /// `with_state` for a function that holds the state: it works without the
 /// VM's handle (also while `lua_close` runs finalizers, where `ended` makes
 /// it fail).
-fn borrow_state<R>(state: &RefCell<VmState>, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
+pub(crate) fn borrow_state<R>(state: &RefCell<VmState>, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
     // A finalizer that runs while another `rt` call holds the state (a GC
     // step inside that call) gets an error, not a panic.
     let mut st = state.try_borrow_mut().map_err(|_| {
@@ -452,6 +470,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         .app_data_ref::<SharedState>()
         .map(|state| state.clone())
         .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
+    let held_for_channels = state.clone();
     let rt = lua.create_table()?;
     rt.set("errno", errno_table(lua)?)?;
     rt.set(
@@ -624,8 +643,35 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     crate::modules::stdio::add_rt(lua, &rt)?;
+    // environment() -> a new table of the process's environment variables
+    rt.set(
+        "environment",
+        lua.create_function(unless_closing(|lua, ()| {
+            let env = lua.create_table()?;
+            for (k, v) in std::env::vars_os() {
+                env.raw_set(
+                    lua.create_string(k.as_encoded_bytes())?,
+                    lua.create_string(v.as_encoded_bytes())?,
+                )?;
+            }
+            Ok(env)
+        }))?,
+    )?;
+    // core_chunk(name, env) -> the main function of the lazy core chunk
+    // `name` (crate::fiber::LAZY_CORE_CHUNKS), with function environment
+    // `env` (the runtime's globals).
+    rt.set(
+        "core_chunk",
+        lua.create_function(unless_closing(|lua, (name, env): (mlua::BString, Table)| {
+            let chunk = crate::fiber::LAZY_CORE_CHUNKS
+                .iter()
+                .find(|c| c.name.as_bytes() == name.as_slice())
+                .ok_or_else(|| error::einval(1))?;
+            chunk.load_with(lua, Some(&env))
+        }))?,
+    )?;
     add_module_file_rt(lua, &rt)?;
-    super::channels::add_rt(lua, &rt)?;
+    super::channels::add_rt(lua, &rt, &held_for_channels)?;
     super::host::add_rt(lua, &rt)?;
     rt.set(
         "set_exit",
@@ -751,7 +797,7 @@ impl Vm {
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
-            stdout_is_tty: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            stdout_is_tty: stdout_is_tty(),
             exit_code: None,
             import_root: None,
             ended: false,
@@ -778,6 +824,17 @@ impl Vm {
 
     fn boot(lua: &Lua) -> mlua::Result<Table> {
         let g = lua.globals();
+        // Boot runs each core chunk once, in every new VM: the JIT would
+        // only record traces of its setup loops (and map code memory for
+        // them). It is back on before any user code runs.
+        let jit = g.get::<Table>("jit")?;
+        jit.get::<Function>("off")?.call::<()>(())?;
+        let k = Self::boot_core(lua, &g)?;
+        jit.get::<Function>("on")?.call::<()>(())?;
+        Ok(k)
+    }
+
+    fn boot_core(lua: &Lua, g: &Table) -> mlua::Result<Table> {
         let k = lua.create_table()?;
         k.set("rt", make_rt(lua)?)?;
         k.set("debug", g.get::<Table>("debug")?)?;
@@ -833,26 +890,14 @@ impl Vm {
         super::host::run(self)
     }
 
-    /// Sets `system.arguments` and `system.environment`.
+    /// Sets `system.arguments` (`system.environment` is built when the
+    /// `system` module is first required: `rt.environment`).
     fn set_process_info(&self, arguments: &[String]) -> Result<(), RuntimeError> {
         let args = self
             .lua
             .create_sequence_from(arguments.iter().map(String::as_str))
             .map_err(lua_boot)?;
-        self.core.set("arguments", args).map_err(lua_boot)?;
-        let env = self.lua.create_table().map_err(lua_boot)?;
-        for (k, v) in std::env::vars_os() {
-            env.set(
-                self.lua
-                    .create_string(k.as_encoded_bytes())
-                    .map_err(lua_boot)?,
-                self.lua
-                    .create_string(v.as_encoded_bytes())
-                    .map_err(lua_boot)?,
-            )
-            .map_err(lua_boot)?;
-        }
-        self.core.set("environment", env).map_err(lua_boot)
+        self.core.set("arguments", args).map_err(lua_boot)
     }
 
     /// Loads the entry script and queues its main fiber.
@@ -925,14 +970,16 @@ impl Vm {
         with_state(&self.lua, |st| st.executor.ring_fd()).unwrap_or(-1)
     }
 
-    pub(crate) fn in_flight(&self) -> bool {
-        with_state(&self.lua, |st| st.executor.in_flight() > 0).unwrap_or(false)
-    }
 
-    /// Completions already reaped (by an output flush) that the next step
-    /// delivers: the VM is not idle, whatever its ring shows.
-    pub(crate) fn has_stashed(&self) -> bool {
-        with_state(&self.lua, |st| st.executor.has_stashed()).unwrap_or(false)
+    /// The VM's state, for the thread host's checks between steps (no Lua
+    /// runs then, so it is never borrowed elsewhere).
+    pub(crate) fn shared_state(&self) -> mlua::Result<SharedState> {
+        self.lua
+            .try_app_data_ref::<SharedState>()
+            .ok()
+            .flatten()
+            .map(|state| state.clone())
+            .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))
     }
 
     /// The scheduler's step function, looked up once.
@@ -970,12 +1017,6 @@ impl Vm {
             return Ok(Some(reported));
         }
         Err(e)
-    }
-
-    /// Writes what this VM printed and waits until it was written, so that
-    /// several VMs on one thread keep their output in the order it was made.
-    pub(crate) fn flush_output(&self) {
-        let _ = with_state(&self.lua, VmState::flush_if_output);
     }
 
     pub(crate) fn is_master(&self) -> bool {

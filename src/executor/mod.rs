@@ -65,10 +65,13 @@ const EVENTFD_TAG: u64 = u64::MAX - 2;
 /// user_data of the drained NOP `Drop` waits for after dropped completions.
 const DRAIN_TAG: u64 = u64::MAX - 3;
 
-/// Ring sizing; the completion queue is larger so that bursts of timers
-/// rarely reach the overflow list (which is survived anyway).
-const SQ_ENTRIES: u32 = 256;
-const CQ_ENTRIES: u32 = 1024;
+/// Ring sizing. Every actor has a ring, so it starts small (kernel memory
+/// and set-up time grow with it): a full SQ is submitted and refilled
+/// (`push`), and CQEs beyond the CQ wait in the kernel's overflow list
+/// (`NODROP`), which a turn flushes. The CQ is larger than the SQ so that
+/// bursts of timers rarely get there.
+const SQ_ENTRIES: u32 = 64;
+const CQ_ENTRIES: u32 = 256;
 
 /// Consecutive `EBUSY` answers, with nothing left to reap, after which
 /// submitting gives up instead of spinning.
@@ -240,6 +243,25 @@ impl Executor {
     /// nothing for them, so whoever decides to sleep must look here first.
     pub fn has_stashed(&self) -> bool {
         !self.stash.is_empty() || self.stash_woken
+    }
+
+    /// Whether a turn would deliver something now: completions in the CQ,
+    /// in the kernel's overflow list or in the stash, or dropped ones (the
+    /// turn then fails). Reads the rings' shared memory only: no syscall.
+    /// (Completions still in task work show up in the CQ, or wake a poll
+    /// of the ring fd, once the kernel ran it.)
+    pub fn has_completions(&mut self) -> bool {
+        if self.has_stashed() {
+            return true;
+        }
+        {
+            let mut cq = self.ring.completion();
+            cq.sync();
+            if !cq.is_empty() || cq.overflow() > 0 {
+                return true;
+            }
+        }
+        self.ring.submission().cq_overflow()
     }
 
     /// Push an SQE, submitting first when the submission queue is full.

@@ -91,7 +91,7 @@ fn a_timer_that_fires_while_being_cancelled_reports_one_result() {
 #[test]
 fn ten_thousand_concurrent_timers_overflowing_the_completion_queue() {
     let mut ex = Executor::new().unwrap();
-    // All due at once so that their CQEs exceed the CQ size (1024) and go
+    // All due at once so that their CQEs exceed the CQ size (CQ_ENTRIES) and go
     // through the kernel's overflow list.
     let now = {
         let mut ts = libc::timespec {
@@ -110,7 +110,7 @@ fn ten_thousand_concurrent_timers_overflowing_the_completion_queue() {
     assert_eq!(ex.in_flight(), 10_000);
     ex.submit_pending().unwrap();
     // Without reaping, wait until the kernel flags that completions went to
-    // its overflow list: the CQ (1024 entries) really overflowed.
+    // its overflow list: the CQ (CQ_ENTRIES) really overflowed.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ex.ring.submission().cq_overflow() {
         assert!(

@@ -41,18 +41,30 @@ macro_rules! core_chunk {
     };
 }
 
-/// The core Lua chunks, run in this order with the runtime's internal table
-/// as their only argument. Chunk name `?<name>` keeps runtime frames
-/// recognisable in tracebacks (`[string "?<name>"]`).
+/// The core Lua chunks every VM runs at boot, in this order, with the
+/// runtime's internal table as their only argument. Chunk name `?<name>`
+/// keeps runtime frames recognisable in tracebacks (`[string "?<name>"]`).
 pub const CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("errors"),
     core_chunk!("scheduler"),
-    core_chunk!("sync"),
-    core_chunk!("time"),
     core_chunk!("actors"),
     core_chunk!("modules"),
+];
+
+/// Core chunks that only define builtin modules: a VM loads one when one of
+/// its modules is first required (`rt.core_chunk`, lua/core/modules.lua),
+/// so an actor that never uses them neither loads nor keeps their code.
+pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
+    core_chunk!("sync"),
+    core_chunk!("time"),
     core_chunk!("system"),
 ];
+
+/// Every core chunk, the lazy ones included.
+#[cfg(test)]
+fn all_core_chunks() -> impl Iterator<Item = &'static CoreChunk> {
+    CORE_CHUNKS.iter().chain(LAZY_CORE_CHUNKS)
+}
 
 impl CoreChunk {
     /// The chunk name build.rs gave the bytecode (it keeps its debug info).
@@ -64,12 +76,22 @@ impl CoreChunk {
     /// own, trusted; user code is only ever loaded as text), or, when there
     /// is none or this LuaJIT refuses it, its source compiled now.
     pub fn load(&self, lua: &Lua) -> mlua::Result<Function> {
+        self.load_with(lua, None)
+    }
+
+    /// [`load`](Self::load) with the function environment `env` (the
+    /// runtime's globals for a lazy chunk, which is loaded while a user
+    /// fiber runs and must not get that fiber's globals).
+    pub fn load_with(&self, lua: &Lua, env: Option<&mlua::Table>) -> mlua::Result<Function> {
+        let chunk = |code: &'static [u8], mode| {
+            let chunk = lua.load(code).set_name(self.chunk_name()).set_mode(mode);
+            match env {
+                Some(env) => chunk.set_environment(env.clone()),
+                None => chunk,
+            }
+        };
         if !self.bytecode.is_empty() {
-            let loaded = lua
-                .load(self.bytecode)
-                .set_name(self.chunk_name())
-                .set_mode(ChunkMode::Binary)
-                .into_function();
+            let loaded = chunk(self.bytecode, ChunkMode::Binary).into_function();
             match loaded {
                 Ok(function) => return Ok(function),
                 Err(e) => tracing::warn!(
@@ -84,9 +106,10 @@ impl CoreChunk {
                 "no precompiled core chunk; compiling its source"
             );
         }
-        self.load_source(lua)
+        chunk(self.source.as_bytes(), ChunkMode::Text).into_function()
     }
 
+    #[cfg(test)]
     fn load_source(&self, lua: &Lua) -> mlua::Result<Function> {
         lua.load(self.source)
             .set_name(self.chunk_name())
@@ -108,7 +131,7 @@ mod tests {
     #[test]
     fn core_bytecode_is_fresh_loads_and_keeps_debug_info() {
         let lua = Lua::new();
-        for chunk in CORE_CHUNKS {
+        for chunk in all_core_chunks() {
             assert!(!chunk.bytecode.is_empty(), "{}: no bytecode", chunk.name);
             assert!(
                 chunk.compiled_from == chunk.source,
