@@ -19,6 +19,8 @@ pub(crate) mod actor;
 #[doc(hidden)]
 pub mod executor;
 pub(crate) mod fiber;
+/// The IPC wire format: messages as `SOCK_SEQPACKET` frames (docs/ipc.md).
+pub mod ipc;
 pub(crate) mod modules;
 
 /// Owned message values: what actors exchange, deep-copied out of one VM

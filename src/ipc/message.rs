@@ -1,0 +1,120 @@
+//! [`Message`] → frame: what the transport calls to send an in-process
+//! message across a process boundary.
+
+use std::borrow::Cow;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use super::{
+    encode, FdPlacement, FrameError, Value, MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_TABLE_MEMBERS,
+};
+use crate::actor::message::{ActorAddress, Message};
+
+/// A message encoded for one `sendmsg`, borrowing its capabilities from the
+/// message (which must outlive the send).
+#[derive(Debug)]
+pub struct Frame<'m> {
+    /// The packet.
+    pub bytes: Vec<u8>,
+    /// The descriptors, fd `k` as `fds[k]`: attach them in this order with
+    /// `SCM_RIGHTS`, or (fixed-slot placement) they are the ones that were
+    /// installed in the slots given to [`encode_message`], in order.
+    pub fds: Vec<BorrowedFd<'m>>,
+    /// The channel table: `Value::Channel(k)` is `channels[k]`; the
+    /// transport maps each address to something the receiver can use.
+    pub channels: Vec<&'m ActorAddress>,
+}
+
+/// Encodes `message` as a frame. Its fds and addresses become the frame's
+/// fd list and channel table in member order (arrays by index, objects by
+/// key). Numbers become [`Value::Float`], strings [`Value::String`].
+///
+/// With [`FdPlacement::FixedSlots`], `slots[k]` must hold a copy of the
+/// `k`-th descriptor of [`message_fds`] (the same order), already installed
+/// in the receiver's table.
+pub fn encode_message<'m>(
+    message: &'m Message,
+    fds: FdPlacement<'_>,
+) -> Result<Frame<'m>, FrameError> {
+    let mut caps = Caps::default();
+    let value = caps.convert(message, 0)?;
+    let bytes = encode(&value, fds)?;
+    Ok(Frame {
+        bytes,
+        fds: caps.fds,
+        channels: caps.channels,
+    })
+}
+
+/// The descriptors of `message` in frame order (fd `k` of its frame is the
+/// `k`-th): a transport using fixed slots installs them in this order
+/// before calling [`encode_message`] with the slots.
+pub fn message_fds(message: &Message) -> Result<Vec<BorrowedFd<'_>>, FrameError> {
+    let mut caps = Caps::default();
+    caps.convert(message, 0)?;
+    Ok(caps.fds)
+}
+
+#[derive(Default)]
+struct Caps<'m> {
+    fds: Vec<BorrowedFd<'m>>,
+    channels: Vec<&'m ActorAddress>,
+}
+
+impl<'m> Caps<'m> {
+    /// Borrows `message` as a [`Value`]. Recursion stops at
+    /// [`MAX_DEPTH`], the bound the encoder enforces anyway.
+    fn convert(&mut self, message: &'m Message, depth: usize) -> Result<Value<'m>, FrameError> {
+        Ok(match message {
+            Message::Bool(b) => Value::Bool(*b),
+            Message::Number(n) => Value::Float(*n),
+            Message::String(s) => Value::String(Cow::Borrowed(s)),
+            Message::Array(_) | Message::Object(_) if depth >= MAX_DEPTH => {
+                return Err(FrameError::TooDeep { limit: MAX_DEPTH });
+            }
+            Message::Array(items) if items.len() > MAX_TABLE_MEMBERS => {
+                return Err(FrameError::TableTooLarge {
+                    count: items.len(),
+                    limit: MAX_TABLE_MEMBERS,
+                });
+            }
+            Message::Object(members) if members.len() > MAX_TABLE_MEMBERS => {
+                return Err(FrameError::TableTooLarge {
+                    count: members.len(),
+                    limit: MAX_TABLE_MEMBERS,
+                });
+            }
+            Message::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| self.convert(item, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Message::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(key, item)| Ok((Cow::Borrowed(key.as_slice()), self.convert(item, depth + 1)?)))
+                    .collect::<Result<_, FrameError>>()?,
+            ),
+            Message::Fd(fd) => {
+                if self.fds.len() == MAX_FDS {
+                    return Err(FrameError::TooManyFds {
+                        count: MAX_FDS + 1,
+                        limit: MAX_FDS,
+                    });
+                }
+                self.fds.push(fd.as_fd());
+                Value::Fd(self.fds.len() as u32 - 1)
+            }
+            Message::Address(address) => {
+                if self.channels.len() == MAX_CHANNELS {
+                    return Err(FrameError::TooManyChannels {
+                        count: MAX_CHANNELS + 1,
+                        limit: MAX_CHANNELS,
+                    });
+                }
+                self.channels.push(address);
+                Value::Channel(self.channels.len() as u32 - 1)
+            }
+        })
+    }
+}
