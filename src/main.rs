@@ -54,8 +54,15 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, while this is the only thread: the supervisor
+    // of sandboxed actors is a fork of this process. If it cannot start,
+    // sandboxed spawns fail with the reason; everything else works.
+    let supervisor = luring::start_supervisor();
     let cli = Cli::parse();
     init_logging();
+    if let Err(e) = supervisor {
+        tracing::debug!(error = %e, "no sandbox supervisor");
+    }
     let result = luring::Runtime::new().and_then(|rt| {
         rt.with_memory_limit(cli.memory_limit)
             .run_file(&cli.script, &cli.args)
