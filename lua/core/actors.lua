@@ -171,6 +171,9 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
       if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
       raise_errno(E.ENOTSUP)
     end
+    -- Not yet spawned from Lua (docs/guide/sandboxes.md): refused, never
+    -- run unsandboxed as an unknown key would be.
+    if arg.sandbox ~= nil then raise_errno(E.ENOTSUP, 'sandbox') end
     new_thread = inherit == false
     new_master = master == true
     monitor = bool_option(arg, 'monitor') == true
@@ -182,6 +185,9 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
     raise_errno(E.EINVAL, 1)
   end
   if module == '' then raise_core('invalid_module_name') end
+  -- A sandboxed actor's ring is the only one it may have (seccomp denies
+  -- io_uring_setup): it cannot host more VMs.
+  if K.sandboxed then raise_errno(E.ENOTSUP) end
   return K.spawn_module(module, getfenv(2), new_thread, new_master, monitor)
 end
 

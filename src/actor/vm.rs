@@ -968,6 +968,7 @@ impl Vm {
     /// modules only) until it ends.
     pub(crate) fn run_sandboxed(self, display: &str, source: &[u8]) -> Result<VmExit, RuntimeError> {
         self.set_process_info(&[])?;
+        self.core.set("sandboxed", true).map_err(lua_boot)?;
         let lua = &self.lua;
         // As in-process: a module is a leaf unless it is an init.lua.
         let is_init = display == "init.lua" || display.ends_with("/init.lua");
