@@ -191,6 +191,124 @@ fn bad_boot_messages_end_the_sandbox(sv: &Supervisor) {
     assert_eq!(status, ExitStatus::Exited(sbx::EXIT_BAD_BOOT));
 }
 
+/// Spawns `source` (stdout to a pipe) and sends it `frames` (raw packets),
+/// then closes the host's sending side; returns what it printed.
+fn run_with_frames(sv: &Supervisor, source: &str, frames: &[Vec<u8>]) -> Ran {
+    let (mut out_r, out_w) = pipe();
+    let (mut err_r, err_w) = pipe();
+    let spec = SandboxSpec {
+        stdout: Stdio::Fd(out_w),
+        stderr: Stdio::Fd(err_w),
+        ..SandboxSpec::default()
+    };
+    let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    drop(spec);
+    send_boot(h.control(), "case.lua", source.as_bytes()).expect("boot");
+    let control = std::os::fd::AsRawFd::as_raw_fd(&h.control());
+    for f in frames {
+        luring_sandbox::sys::send_with_fds(control, f, &[]).expect("send frame");
+    }
+    // SAFETY: shutdown on a socket the handle owns; no memory involved.
+    assert_eq!(unsafe { libc::shutdown(control, libc::SHUT_WR) }, 0);
+    let status = h.wait_timeout(10_000).unwrap().expect("ended within 10 s");
+    drop(h);
+    let mut stdout = String::new();
+    out_r.read_to_string(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    err_r.read_to_string(&mut stderr).unwrap();
+    Ran {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn frame(msg: &luring::Message) -> Vec<u8> {
+    luring::ipc::encode_message(msg, luring::ipc::FdPlacement::FixedSlots(&[]))
+        .expect("encode")
+        .bytes
+}
+
+const RECEIVE_ALL: &str = r#"
+    local inbox = require 'inbox'
+    while true do
+      local ok, m = pcall(inbox.receive, inbox)
+      if not ok then print('ended:', tostring(m)) break end
+      if type(m) == 'table' then
+        print('got table', m.greeting, m.n, #m.list, m.list[2], m.nested.deep)
+      else
+        print('got', m)
+      end
+    end
+    print('again:', select(2, pcall(inbox.receive, inbox)))
+"#;
+
+fn messages_from_the_host_reach_the_inbox(sv: &Supervisor) {
+    use luring::Message as M;
+    let table = M::object([
+        ("greeting", M::from("hello")),
+        ("n", M::from(42.5)),
+        ("list", M::array([M::from(true), M::from("two")])),
+        ("nested", M::object([("deep", M::from("down"))])),
+    ]);
+    let r = run_with_frames(sv, RECEIVE_ALL, &[frame(&M::from("first")), frame(&table)]);
+    assert_eq!(r.status, ExitStatus::Exited(0), "stderr: {}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "got\tfirst\ngot table\thello\t42.5\t2\ttwo\tdown\n\
+         ended:\tBroadcast the address before attempting to receive on it\n\
+         again:\tBroadcast the address before attempting to receive on it\n",
+        "stderr: {}",
+        r.stderr
+    );
+    // The same through the library's sender.
+    let (mut out_r, out_w) = pipe();
+    let spec = SandboxSpec {
+        stdout: Stdio::Fd(out_w),
+        ..SandboxSpec::default()
+    };
+    let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    drop(spec);
+    send_boot(
+        h.control(),
+        "case.lua",
+        b"print(require('inbox'):receive())",
+    )
+    .unwrap();
+    sbx::send_message(h.control(), &M::from("via send_message")).unwrap();
+    assert_eq!(h.wait_timeout(10_000).unwrap(), Some(ExitStatus::Exited(0)));
+    drop(h);
+    let mut out = String::new();
+    out_r.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "via send_message\n");
+}
+
+fn a_malformed_frame_closes_the_inbox(sv: &Supervisor) {
+    use luring::Message as M;
+    let mut bad_version = frame(&M::from("x"));
+    bad_version[4] = 99;
+    let mut scm_mode = frame(&M::from("x"));
+    scm_mode[5] = 0;
+    for bad in [
+        b"garbage that is no frame".to_vec(),
+        bad_version,
+        scm_mode,
+        frame(&M::from("ok"))[..13].to_vec(),
+    ] {
+        let r = run_with_frames(
+            sv,
+            RECEIVE_ALL,
+            &[frame(&M::from("before")), bad, frame(&M::from("after"))],
+        );
+        assert_eq!(r.status, ExitStatus::Exited(0), "stderr: {}", r.stderr);
+        assert_eq!(
+            r.stdout, "got\tbefore\nended:\tChannel closed\nagain:\tChannel closed\n",
+            "stderr: {}",
+            r.stderr
+        );
+    }
+}
+
 fn main() {
     if let Some(problem) = Supervisor::user_namespace_problem() {
         println!("skipped: this system refuses user namespaces ({problem})");
@@ -211,6 +329,14 @@ fn main() {
         (
             "bad_boot_messages_end_the_sandbox",
             bad_boot_messages_end_the_sandbox,
+        ),
+        (
+            "messages_from_the_host_reach_the_inbox",
+            messages_from_the_host_reach_the_inbox,
+        ),
+        (
+            "a_malformed_frame_closes_the_inbox",
+            a_malformed_frame_closes_the_inbox,
         ),
     ];
     let mut failed = 0;

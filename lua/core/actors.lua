@@ -19,6 +19,7 @@ local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
 local fiber_or_nil = K.fiber_or_nil
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
+local span_new = byte_span.new
 
 local CLOSED, NO_SENDERS, GOT = {}, {}, {}
 
@@ -62,6 +63,33 @@ local received             -- what it gets, with the wake value GOT
 local inbox_obj            -- the runtime's reference (while main runs)
 local inbox_required = false
 
+-- A sandboxed VM's inbox is fed by its host over the control socket: a
+-- frame is read (ring RECV) only while a fiber receives; EOF means the
+-- host is gone (no_senders); a frame that breaks a rule closes the inbox.
+local host_receiving = false
+local host_gone = false
+local frame_buf
+local function receive_from_host(f)
+  if host_gone then raise_core('no_senders') end
+  host_receiving = true
+  frame_buf = frame_buf or span_new(rt.max_frame_bytes)
+  local buf = frame_buf
+  local ok, n = K.raw_pcall(K.await_op, f, rt.control_recv(buf))
+  host_receiving = false
+  if not ok then error(n, 0) end
+  if n < 0 then K.raise_errno_system(-n) end
+  if n == 0 then
+    host_gone = true
+    raise_core('no_senders')
+  end
+  local good, v = rt.control_decode(buf, n)
+  if not good then
+    rt.inbox_close()
+    raise_core('channel_closed')
+  end
+  return v
+end
+
 local function receive_interrupter(f)
   receiver = false
   K.actor_waits = K.actor_waits - 1
@@ -72,7 +100,7 @@ local rx_methods = {}
 function rx_methods.receive(_)
   local f = fiber_or_nil()
   check_suspend(f)
-  if receiver then
+  if receiver or host_receiving then
     if rt.inbox_closed() then raise_core('channel_closed') end
     raise_errno(E.EBUSY)
   end
@@ -80,6 +108,7 @@ function rx_methods.receive(_)
   local kind, v = rt.inbox_take()
   if kind == 1 then return v end
   if kind == 2 then raise_core('channel_closed') end
+  if K.sandboxed then return receive_from_host(f) end
   if kind == 3 then raise_core('no_senders') end
   receiver = f
   K.actor_waits = K.actor_waits + 1

@@ -208,3 +208,118 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         }
     }
 }
+
+/// Why a frame from the host was refused (the sandbox's inbox then closes:
+/// its only channel broke a rule).
+fn frame_to_message(value: crate::ipc::Value<'_>) -> Result<Message, &'static str> {
+    use crate::ipc::Value as W;
+    Ok(match value {
+        W::Bool(b) => Message::Bool(b),
+        W::Float(f) => Message::Number(f),
+        // Lua numbers are doubles (the encoder only writes floats).
+        W::Integer(i) => Message::Number(i as f64),
+        W::String(s) | W::Bytes(s) => Message::String(s.into_owned()),
+        W::Array(items) => Message::array(
+            items
+                .into_iter()
+                .map(frame_to_message)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        W::Object(members) => {
+            let mut out = Vec::with_capacity(members.len());
+            for (k, v) in members {
+                out.push((k.into_owned(), frame_to_message(v)?));
+            }
+            Message::object(out)
+        }
+        W::Fd(_) | W::Channel(_) => return Err("capabilities in frames are not supported yet"),
+        W::Ip(_) => return Err("ip.address values are not supported yet"),
+    })
+}
+
+use crate::actor::message::{self, Message, NoCapabilities};
+use crate::executor::{OpBuffer, OpFd};
+use crate::modules::byte_span;
+use mlua::{Lua, Table, Value};
+
+/// The rt functions of a sandboxed VM's inbox (lua/core/actors.lua): the
+/// host's frames are read from the control socket with a ring `RECV` on
+/// [`CONTROL_SLOT`], only while a fiber receives.
+pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    use super::vm::{submit_op, unless_closing};
+    rt.set("max_frame_bytes", crate::ipc::MAX_FRAME_BYTES)?;
+    // control_recv(byte_span) -> op id; the result is the frame's length
+    // (above the span's: truncated), 0 when the host is gone, or -errno.
+    rt.set(
+        "control_recv",
+        lua.create_function(unless_closing(|lua, buf: Value| {
+            let span = byte_span::span_arg(&buf, 1)?;
+            submit_op(lua, |st| {
+                if !st.executor.is_fixed_only() {
+                    return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+                }
+                st.executor
+                    .recv_datagram(&OpFd::Fixed(CONTROL_SLOT), OpBuffer::Span(span))
+            })
+        }))?,
+    )?;
+    // control_decode(byte_span, n) -> true, message | false, reason
+    rt.set(
+        "control_decode",
+        lua.create_function(unless_closing(|lua, (buf, n): (Value, usize)| {
+            let span = byte_span::span_arg(&buf, 1)?;
+            if n > span.len() {
+                return Ok((
+                    false,
+                    Value::String(lua.create_string(
+                        "frame from the host larger than the frame limit (truncated)",
+                    )?),
+                ));
+            }
+            let bytes = span.to_vec();
+            let table_size = luring_sandbox::RingSpec::default().fixed_files;
+            let decoded = match crate::ipc::decode(
+                &bytes[..n],
+                crate::ipc::FdMode::FixedSlots { table_size },
+                0,
+            ) {
+                Ok(d) => d,
+                Err(e) => {
+                    return Ok((false, Value::String(lua.create_string(e.to_string())?)));
+                }
+            };
+            match frame_to_message(decoded.value) {
+                Ok(msg) => Ok((
+                    true,
+                    message::to_lua(lua, msg, &NoCapabilities, &message::Limits::default())?,
+                )),
+                Err(reason) => Ok((false, Value::String(lua.create_string(reason)?))),
+            }
+        }))?,
+    )?;
+    Ok(())
+}
+
+/// Why [`send_message`] refused a message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("file descriptors and channels cannot be sent to a sandboxed actor yet")]
+    Capabilities,
+    #[error(transparent)]
+    Frame(#[from] crate::ipc::FrameError),
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sends `msg` to a sandboxed VM as one frame on the host's end of its
+/// control socket (blocking). Messages with capabilities are refused for
+/// now (they will travel through the host ring, `FLAG_FIXED_SLOTS`).
+pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendError> {
+    let frame = crate::ipc::encode_message(msg, crate::ipc::FdPlacement::FixedSlots(&[]))?;
+    if !frame.fds.is_empty() || !frame.channels.is_empty() {
+        return Err(SendError::Capabilities);
+    }
+    luring_sandbox::sys::send_with_fds(control.as_raw_fd(), &frame.bytes, &[])?;
+    Ok(())
+}

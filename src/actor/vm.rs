@@ -738,6 +738,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     add_module_file_rt(lua, &rt)?;
     super::channels::add_rt(lua, &rt)?;
     super::host::add_rt(lua, &rt)?;
+    super::sandboxed::add_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,

@@ -486,6 +486,22 @@ impl Executor {
         }
     }
 
+    /// `recv(2)` of one datagram into `buf` with `MSG_TRUNC`: the result
+    /// is the datagram's real length, so a result above `buf`'s length
+    /// means it was truncated (the caller must reject it). 0 is a
+    /// zero-byte datagram or the peer's end closed (`SOCK_SEQPACKET`).
+    pub fn recv_datagram(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                on_target!(slot, |t| opcode::Recv::new(t, ptr, len)
+                    .flags(libc::MSG_TRUNC)
+                    .build())
+            })
+        }
+    }
+
     /// `openat(AT_FDCWD, path, flags | O_CLOEXEC)`. The completion carries
     /// the new fd in [`Completion::fd`].
     pub fn open(&mut self, path: std::ffi::CString, flags: i32) -> io::Result<OpId> {
