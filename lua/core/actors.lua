@@ -128,6 +128,23 @@ end
 -- Unknown keys of a channel or the inbox: bad_index (the method tables
 -- are the objects' __index; their own lookups end here).
 local function no_such_key() raise_core('bad_index', 'index', 2) end
+---------------------------------------------------------------------------
+-- A sandboxed actor's channel (spawn_vm{ sandbox = {} }): send writes one
+-- frame (not a rendezvous: it completes once the packet is written).
+local ipc_methods = {}
+function ipc_methods.send(self, ...)
+  local f = fiber_or_nil()
+  check_suspend(f)
+  if select('#', ...) < 1 then raise_errno(E.EINVAL) end
+  local n = K.await_op(f, rt.sandbox_send(self, (...)))
+  if n < 0 then K.raise_errno_system(-n) end
+end
+function ipc_methods.close(self) rt.sandbox_close(self) end
+function ipc_methods.kill(self, signo) rt.sandbox_kill(self, signo) end
+setmetatable(ipc_methods, { __index = function() raise_core('bad_index', 'index', 2) end,
+  __metatable = false })
+rt.set_sandbox_methods(ipc_methods)
+
 setmetatable(tx_methods, { __index = no_such_key, __metatable = false })
 setmetatable(rx_methods, { __index = no_such_key, __metatable = false })
 rt.set_actor_methods(tx_methods, rx_methods)
@@ -200,9 +217,22 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
       if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
       raise_errno(E.ENOTSUP)
     end
-    -- Not yet spawned from Lua (docs/guide/sandboxes.md): refused, never
-    -- run unsandboxed as an unknown key would be.
-    if arg.sandbox ~= nil then raise_errno(E.ENOTSUP, 'sandbox') end
+    local sandbox = arg.sandbox
+    if sandbox ~= nil then
+      if type(sandbox) ~= 'table' or K.debug.getmetatable(sandbox) ~= nil then
+        raise_errno(E.EINVAL, 'sandbox')
+      end
+      -- No option is supported yet: any key is refused, naming it, rather
+      -- than ignored (nothing may be granted silently).
+      local key = next(sandbox)
+      if key ~= nil then
+        raise_errno(E.EINVAL, 'sandbox/' .. (type(key) == 'string' and key or '?'))
+      end
+      if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
+      if module == '' then raise_core('invalid_module_name') end
+      if K.sandboxed then raise_errno(E.ENOTSUP) end
+      return K.spawn_sandboxed_module(module, getfenv(2), bool_option(arg, 'monitor') == true)
+    end
     new_thread = inherit == false
     new_master = master == true
     monitor = bool_option(arg, 'monitor') == true

@@ -323,3 +323,279 @@ pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendEr
     luring_sandbox::sys::send_with_fds(control.as_raw_fd(), &frame.bytes, &[])?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Host side: `spawn_vm{ module = ..., sandbox = {} }`.
+
+use std::cell::RefCell;
+use std::os::fd::{AsFd, OwnedFd};
+
+use luring_sandbox::{ExitStatus, SandboxHandle, SandboxSpec, Stdio};
+use mlua::{MetaMethod, UserData, UserDataMethods};
+
+use super::mailbox::{ActorAddress, Envelope};
+use super::module_files::{self, EntryError};
+use super::vm::with_state;
+use crate::modules::error::{self, ErrorCode};
+
+/// A sandboxed actor as its spawner's VM holds it. Invariants: the VM's
+/// state owns a [`SandboxKiller`] for every sandbox it spawned (so the
+/// sandbox dies when the VM ends, unless it ended first); the Lua object
+/// owns the host's end of the control socket (`None` once closed).
+pub(crate) struct SandboxChannel {
+    control: RefCell<Option<OpFd>>,
+    /// `None` only in the probe that names the metatable.
+    pidfd: Option<OwnedFd>,
+}
+
+/// SIGKILLs a sandbox when dropped (a sandbox that already ended is left
+/// alone: its pidfd then answers `ESRCH`).
+pub(crate) struct SandboxKiller(OwnedFd);
+
+impl Drop for SandboxKiller {
+    fn drop(&mut self) {
+        let _ = luring_sandbox::sys::pidfd_send_signal(self.0.as_fd(), libc::SIGKILL);
+    }
+}
+
+impl SandboxChannel {
+    /// Ends the host's sending side: the sandbox's receive sees EOF
+    /// (`no_senders`) once it has read what was already sent, even though
+    /// the [`SandboxHandle`] still holds its own copy of the socket.
+    fn close(&self) {
+        if let Some(fd) = self.control.borrow_mut().take() {
+            // SAFETY: shutdown on a socket `fd` keeps open; no memory.
+            unsafe { libc::shutdown(fd.raw(), libc::SHUT_WR) };
+        }
+    }
+}
+
+impl Drop for SandboxChannel {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl UserData for SandboxChannel {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `__index` is the core code's method table (`set_sandbox_methods`).
+        methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::generic(libc::EPERM).into())
+        });
+    }
+}
+
+fn channel_arg(v: &Value) -> mlua::Result<mlua::UserDataRef<SandboxChannel>> {
+    match v {
+        Value::UserData(ud) => ud.borrow::<SandboxChannel>().map_err(|_| error::einval(1)),
+        _ => Err(error::einval(1)),
+    }
+}
+
+/// The monitor notice of a sandboxed actor (docs/guide/sandboxes.md):
+/// `{ monitor = 'ended', sandbox = true, reason = 'exited' | 'killed' |
+/// 'seccomp' | 'lost', code | signal | syscall = n }`.
+fn sandbox_notice(status: ExitStatus) -> Message {
+    let mut members: Vec<(&str, Message)> =
+        vec![("monitor", "ended".into()), ("sandbox", true.into())];
+    match status {
+        ExitStatus::Exited(code) => {
+            members.push(("reason", "exited".into()));
+            members.push(("code", f64::from(code).into()));
+        }
+        ExitStatus::Signaled(signal) => {
+            members.push(("reason", "killed".into()));
+            members.push(("signal", f64::from(signal).into()));
+        }
+        ExitStatus::Seccomp { syscall } => {
+            members.push(("reason", "seccomp".into()));
+            members.push(("syscall", f64::from(syscall).into()));
+        }
+        ExitStatus::Lost => members.push(("reason", "lost".into())),
+    }
+    Message::object(members)
+}
+
+/// Waits for the sandbox to end on a thread of its own and tells
+/// `monitor`, which counts it as a sender meanwhile. The thread counts as
+/// a running thread of the process (it can still wake the monitor), so
+/// the process is not over before it posted and left.
+fn watch(mut handle: SandboxHandle, monitor: ActorAddress) -> std::io::Result<()> {
+    let process = super::host::current_process()
+        .ok_or_else(|| std::io::Error::other("spawn_vm outside a host thread"))?;
+    let signal = process.add_thread()?;
+    let thread_process = process.clone();
+    let thread_signal = signal.clone();
+    let spawned = std::thread::Builder::new()
+        .name("luring-sandbox-watch".into())
+        .spawn(move || {
+            let status = handle.wait().unwrap_or(ExitStatus::Lost);
+            let _ = monitor.mailbox.post(Envelope {
+                msg: sandbox_notice(status),
+                sender: None,
+                send_id: 0,
+            });
+            drop(monitor);
+            thread_process.leave(&thread_signal);
+        });
+    match spawned {
+        Ok(join) => {
+            process
+                .joins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(join);
+            Ok(())
+        }
+        Err(e) => {
+            process.leave(&signal);
+            Err(e)
+        }
+    }
+}
+
+/// Host-side rt functions: `spawn_sandboxed`, `sandbox_send`,
+/// `sandbox_close`, `sandbox_kill`, `set_sandbox_methods`.
+pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    use super::vm::{submit_op, unless_closing};
+    let probe = lua.create_userdata(SandboxChannel {
+        control: RefCell::new(None),
+        pidfd: None,
+    })?;
+    crate::modules::name_userdata_metatable(lua, probe, c"ipc_actor_channel")?;
+    rt.set(
+        "set_sandbox_methods",
+        lua.create_function(|lua, methods: Table| {
+            let probe = lua.create_userdata(SandboxChannel {
+                control: RefCell::new(None),
+                pidfd: None,
+            })?;
+            super::channels::set_index_table(lua, probe, methods)
+        })?,
+    )?;
+    // spawn_sandboxed(rel, display, monitor) -> handle | nil, 'errno', errno
+    //   | nil, 'special', kind | nil, 'too_large'
+    rt.set(
+        "spawn_sandboxed",
+        lua.create_function(unless_closing(
+            |lua, (rel, display, monitor): (mlua::BString, mlua::BString, bool)| {
+                let rel = std::ffi::CString::new(Vec::from(rel)).map_err(|_| error::einval(1))?;
+                let root_fd = with_state(lua, |st| st.import_root.clone())?.ok_or_else(|| {
+                    mlua::Error::from(ErrorCode::core(error::CoreError::CurrentModuleNotKnown))
+                })?;
+                // SAFETY: `root_fd` (a clone of the VM's reference) keeps the
+                // fd open for as long as `root` is used.
+                let root = unsafe { BorrowedFd::borrow_raw(root_fd.raw()) };
+                let fail = |what: &str, detail: Value| -> mlua::Result<(Value, Value, Value)> {
+                    Ok((Value::Nil, Value::String(lua.create_string(what)?), detail))
+                };
+                let (source, _identity) = match module_files::read_beneath(root, &rel) {
+                    Ok(read) => read,
+                    Err(EntryError::Os(errno)) => {
+                        return fail("errno", Value::Integer(errno.into()))
+                    }
+                    Err(EntryError::NotRegular(kind)) => {
+                        return fail("special", Value::String(lua.create_string(kind.name())?))
+                    }
+                    Err(EntryError::TooLarge) => return fail("too_large", Value::Nil),
+                };
+                let sv = supervisor().map_err(|e| {
+                    mlua::Error::runtime(format!("spawn_vm: no sandbox can be started: {e}"))
+                })?;
+                let share = |fd: i32| -> mlua::Result<Stdio> {
+                    // SAFETY: fds 1 and 2 stay open for the program's life.
+                    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                    fd.try_clone_to_owned()
+                        .map(Stdio::Fd)
+                        .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))
+                };
+                let spec = SandboxSpec {
+                    stdout: share(1)?,
+                    stderr: share(2)?,
+                    ..SandboxSpec::default()
+                };
+                let handle = sv.spawn(VM_ENTRY, &[], &spec).map_err(|e| {
+                    mlua::Error::runtime(format!("spawn_vm: cannot start the sandbox: {e}"))
+                })?;
+                let display = String::from_utf8_lossy(&display).into_owned();
+                send_boot(handle.control(), &display, &source).map_err(|e| {
+                    mlua::Error::runtime(format!("spawn_vm: cannot send the module: {e}"))
+                })?;
+                let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
+                let control = handle.control().try_clone_to_owned().map_err(io)?;
+                let pidfd = handle.pidfd().try_clone_to_owned().map_err(io)?;
+                let killer = SandboxKiller(handle.pidfd().try_clone_to_owned().map_err(io)?);
+                if monitor {
+                    let address = ActorAddress::new(with_state(lua, |st| st.mailbox.clone())?);
+                    // On failure the handle was dropped, which killed it.
+                    watch(handle, address).map_err(io)?;
+                    with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
+                } else {
+                    // Dropping the handle at the VM's end kills the sandbox.
+                    with_state(lua, |st| {
+                        st.sandboxes.push(Box::new(handle));
+                        st.sandboxes.push(Box::new(killer));
+                    })?;
+                }
+                let ch = lua.create_userdata(SandboxChannel {
+                    control: RefCell::new(Some(OpFd::owned(control))),
+                    pidfd: Some(pidfd),
+                })?;
+                Ok((Value::UserData(ch), Value::Nil, Value::Nil))
+            },
+        ))?,
+    )?;
+    // sandbox_send(channel, message) -> op id (the result: bytes sent or
+    // -errno)
+    rt.set(
+        "sandbox_send",
+        lua.create_function(unless_closing(|lua, (ch, msg): (Value, Value)| {
+            let control = channel_arg(&ch)?.control.borrow().clone().ok_or_else(|| {
+                mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
+            })?;
+            let msg = message::from_lua(lua, &msg, &NoCapabilities, &message::Limits::default())?;
+            let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&[]))
+                .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+            if !frame.fds.is_empty() || !frame.channels.is_empty() {
+                return Err(ErrorCode::generic(libc::ENOTSUP).into());
+            }
+            let bytes = frame.bytes.into_boxed_slice();
+            submit_op(lua, |st| {
+                st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
+            })
+        }))?,
+    )?;
+    rt.set(
+        "sandbox_close",
+        lua.create_function(unless_closing(|_, ch: Value| {
+            channel_arg(&ch)?.close();
+            Ok(())
+        }))?,
+    )?;
+    // sandbox_kill(channel, signo)
+    rt.set(
+        "sandbox_kill",
+        lua.create_function(unless_closing(|_, (ch, signo): (Value, Option<i32>)| {
+            let ch = channel_arg(&ch)?;
+            let signo = signo.unwrap_or(libc::SIGKILL);
+            if !(1..=64).contains(&signo) {
+                return Err(error::einval(2));
+            }
+            let pidfd = ch.pidfd.as_ref().ok_or_else(|| error::einval(1))?;
+            luring_sandbox::sys::pidfd_send_signal(pidfd.as_fd(), signo)
+                .or_else(|e| {
+                    if e.raw_os_error() == Some(libc::ESRCH) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))?;
+            if signo == libc::SIGKILL {
+                ch.close();
+            }
+            Ok(())
+        }))?,
+    )?;
+    Ok(())
+}

@@ -120,6 +120,9 @@ pub(crate) struct VmState {
     /// The inbox to tell when this VM ends (`spawn_vm{monitor = true}`);
     /// it counts as a sender of that inbox meanwhile.
     pub(crate) monitor: Option<crate::actor::mailbox::ActorAddress>,
+    /// What keeps this VM's sandboxed actors on a leash: dropped with the
+    /// VM, each kills its sandbox (`actor/sandboxed.rs`).
+    pub(crate) sandboxes: Vec<Box<dyn std::any::Any>>,
 }
 
 /// Buffered `print` output is written once it reaches this size, so a fiber
@@ -739,6 +742,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     super::channels::add_rt(lua, &rt)?;
     super::host::add_rt(lua, &rt)?;
     super::sandboxed::add_rt(lua, &rt)?;
+    super::sandboxed::add_host_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
@@ -892,9 +896,19 @@ impl Vm {
             memory_limit: None,
             master: false,
             monitor: None,
+            sandboxes: Vec::new(),
         }));
         lua.set_app_data(state);
-        let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        let core = match Self::boot(&lua) {
+            Ok(core) => core,
+            Err(e) => {
+                // The state frees its memory through `memory`'s allocator:
+                // it must close first (locals drop in reverse order).
+                drop(lua);
+                drop(memory);
+                return Err(RuntimeError::Boot(e.to_string()));
+            }
+        };
         Ok(Self { lua, core, memory })
     }
 

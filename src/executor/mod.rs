@@ -502,6 +502,20 @@ impl Executor {
         }
     }
 
+    /// `send(2)` of `buf` as one datagram (`MSG_NOSIGNAL`: a closed peer
+    /// is `-EPIPE`, never a signal).
+    pub fn send_datagram(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                on_target!(slot, |t| opcode::Send::new(t, ptr, len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build())
+            })
+        }
+    }
+
     /// `openat(AT_FDCWD, path, flags | O_CLOEXEC)`. The completion carries
     /// the new fd in [`Completion::fd`].
     pub fn open(&mut self, path: std::ffi::CString, flags: i32) -> io::Result<OpId> {
