@@ -211,7 +211,13 @@ fn vm_entry(ctx: EntryContext) -> i32 {
 
 /// Why a frame from the host was refused (the sandbox's inbox then closes:
 /// its only channel broke a rule).
-fn frame_to_message(value: crate::ipc::Value<'_>) -> Result<Message, &'static str> {
+/// `host`: inside a sandbox, the marker mailbox a channel member becomes
+/// (the only address a sandbox can be sent: its spawner's inbox, reached
+/// through the control socket); `None` refuses channels.
+fn frame_to_message(
+    value: crate::ipc::Value<'_>,
+    host: Option<&Arc<super::mailbox::Mailbox>>,
+) -> Result<Message, &'static str> {
     use crate::ipc::Value as W;
     Ok(match value {
         W::Bool(b) => Message::Bool(b),
@@ -222,17 +228,21 @@ fn frame_to_message(value: crate::ipc::Value<'_>) -> Result<Message, &'static st
         W::Array(items) => Message::array(
             items
                 .into_iter()
-                .map(frame_to_message)
+                .map(|v| frame_to_message(v, host))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         W::Object(members) => {
             let mut out = Vec::with_capacity(members.len());
             for (k, v) in members {
-                out.push((k.into_owned(), frame_to_message(v)?));
+                out.push((k.into_owned(), frame_to_message(v, host)?));
             }
             Message::object(out)
         }
-        W::Fd(_) | W::Channel(_) => return Err("capabilities in frames are not supported yet"),
+        W::Channel(_) => match host {
+            Some(host) => Message::Address(ActorAddress::new(host.clone())),
+            None => return Err("channels cannot be sent to the host yet"),
+        },
+        W::Fd(_) => return Err("file descriptors in frames are not supported yet"),
         W::Ip(_) => return Err("ip.address values are not supported yet"),
     })
 }
@@ -241,6 +251,37 @@ use crate::actor::message::{self, Message, NoCapabilities};
 use crate::executor::{OpBuffer, OpFd};
 use crate::modules::byte_span;
 use mlua::{Lua, Table, Value};
+
+/// Inside a sandbox: the mailbox that stands for "the host" in decoded
+/// messages; [`HostChannelCaps`] turns it into a channel object that
+/// sends on the control socket.
+fn host_marker() -> &'static Arc<super::mailbox::Mailbox> {
+    static MARKER: OnceLock<Arc<super::mailbox::Mailbox>> = OnceLock::new();
+    MARKER.get_or_init(super::mailbox::Mailbox::new)
+}
+
+struct HostChannelCaps;
+
+impl message::Capabilities for HostChannelCaps {
+    fn capability_of(
+        &self,
+        _: &mlua::AnyUserData,
+    ) -> Option<Result<Message, message::MessageError>> {
+        None
+    }
+
+    fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value> {
+        match capability {
+            Message::Address(a) if Arc::ptr_eq(&a.mailbox, host_marker()) => {
+                Ok(Value::UserData(lua.create_userdata(SandboxChannel {
+                    control: RefCell::new(Some(OpFd::Fixed(CONTROL_SLOT))),
+                    pidfd: None,
+                })?))
+            }
+            _ => Ok(Value::Nil),
+        }
+    }
+}
 
 /// The rt functions of a sandboxed VM's inbox (lua/core/actors.lua): the
 /// host's frames are read from the control socket with a ring `RECV` on
@@ -288,10 +329,10 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     return Ok((false, Value::String(lua.create_string(e.to_string())?)));
                 }
             };
-            match frame_to_message(decoded.value) {
+            match frame_to_message(decoded.value, Some(host_marker())) {
                 Ok(msg) => Ok((
                     true,
-                    message::to_lua(lua, msg, &NoCapabilities, &message::Limits::default())?,
+                    message::to_lua(lua, msg, &HostChannelCaps, &message::Limits::default())?,
                 )),
                 Err(reason) => Ok((false, Value::String(lua.create_string(reason)?))),
             }
@@ -329,6 +370,7 @@ pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendEr
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use luring_sandbox::{ExitStatus, SandboxHandle, SandboxSpec, Stdio};
 use mlua::{MetaMethod, UserData, UserDataMethods};
@@ -363,7 +405,8 @@ impl SandboxChannel {
     /// (`no_senders`) once it has read what was already sent, even though
     /// the [`SandboxHandle`] still holds its own copy of the socket.
     fn close(&self) {
-        if let Some(fd) = self.control.borrow_mut().take() {
+        // (A sandbox's channel to its host, a fixed slot, just lets go.)
+        if let Some(fd @ OpFd::Owned(_)) = self.control.borrow_mut().take() {
             // SAFETY: shutdown on a socket `fd` keeps open; no memory.
             unsafe { libc::shutdown(fd.raw(), libc::SHUT_WR) };
         }
@@ -416,26 +459,35 @@ fn sandbox_notice(status: ExitStatus) -> Message {
     Message::object(members)
 }
 
-/// Waits for the sandbox to end on a thread of its own and tells
-/// `monitor`, which counts it as a sender meanwhile. The thread counts as
-/// a running thread of the process (it can still wake the monitor), so
-/// the process is not over before it posted and left.
-fn watch(mut handle: SandboxHandle, monitor: ActorAddress) -> std::io::Result<()> {
+/// The host's side of one sandbox, on a thread of its own: reads the
+/// sandbox's frames (one at a time: the next is read only once the
+/// spawner took the previous one, so a flood costs the host one message)
+/// and posts them to the spawner's inbox, and tells `monitor` how the
+/// sandbox ended. The thread counts as a running thread of the process
+/// (it can still wake the spawner) and holds an address of the spawner's
+/// inbox (a sender) until the sandbox is gone.
+fn serve_sandbox(
+    handle: SandboxHandle,
+    spawner: ActorAddress,
+    monitor: Option<ActorAddress>,
+) -> std::io::Result<()> {
     let process = super::host::current_process()
         .ok_or_else(|| std::io::Error::other("spawn_vm outside a host thread"))?;
     let signal = process.add_thread()?;
     let thread_process = process.clone();
     let thread_signal = signal.clone();
     let spawned = std::thread::Builder::new()
-        .name("luring-sandbox-watch".into())
+        .name("luring-sandbox".into())
         .spawn(move || {
-            let status = handle.wait().unwrap_or(ExitStatus::Lost);
-            let _ = monitor.mailbox.post(Envelope {
-                msg: sandbox_notice(status),
-                sender: None,
-                send_id: 0,
-            });
-            drop(monitor);
+            let status = relay(handle, &spawner, &thread_process, &thread_signal);
+            if let Some(monitor) = monitor {
+                let _ = monitor.mailbox.post(Envelope {
+                    msg: sandbox_notice(status),
+                    sender: None,
+                    send_id: 0,
+                });
+            }
+            drop(spawner);
             thread_process.leave(&thread_signal);
         });
     match spawned {
@@ -452,6 +504,123 @@ fn watch(mut handle: SandboxHandle, monitor: ActorAddress) -> std::io::Result<()
             Err(e)
         }
     }
+}
+
+/// Relays the sandbox's frames to `spawner` until the sandbox ended;
+/// returns how it ended.
+fn relay(
+    mut handle: SandboxHandle,
+    spawner: &ActorAddress,
+    process: &super::process::Process,
+    signal: &Arc<super::process::ThreadSignal>,
+) -> ExitStatus {
+    let receipts = super::mailbox::Mailbox::new();
+    receipts.set_signal(signal.clone());
+    let mut buf = vec![0u8; crate::ipc::MAX_FRAME_BYTES];
+    let mut awaiting: Option<u64> = None;
+    let mut next_id = 0u64;
+    let mut reading = true;
+    let mut ended = false;
+    let mut got = Vec::new();
+    loop {
+        // A sandbox that ended may have left frames in the socket: they
+        // are relayed first (its end is closed now, so EOF follows them).
+        if ended && !reading {
+            return handle.wait().unwrap_or(ExitStatus::Lost);
+        }
+        let control = if reading && awaiting.is_none() {
+            handle.control().as_raw_fd()
+        } else {
+            -1
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd: if ended {
+                    -1
+                } else {
+                    handle.status_fd().as_raw_fd()
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: control,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signal.eventfd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Publish "sleeping" first, so that a receipt posted from now on
+        // writes the eventfd (a running thread is not woken).
+        let sleep = matches!(
+            signal.prepare_sleep(process, false, || receipts.is_pending()),
+            super::process::Sleep::Wait
+        );
+        // Once the sandbox ended, everything it sent is in the socket
+        // already (others may hold its end open: no EOF to wait for).
+        let draining = ended && awaiting.is_none();
+        if sleep {
+            // SAFETY: three live pollfds; a negative fd is ignored by poll.
+            unsafe { libc::poll(fds.as_mut_ptr(), 3, if draining { 0 } else { -1 }) };
+            if draining && fds[1].revents == 0 {
+                reading = false;
+            }
+        }
+        signal.awake(process);
+        if receipts.take_pending() {
+            receipts.take_receipts(&mut got);
+            if got.drain(..).any(|(id, _)| Some(id) == awaiting) {
+                awaiting = None;
+            }
+        }
+        if !sleep {
+            continue;
+        }
+        if fds[1].revents != 0 {
+            match handle.recv_control(&mut buf, 0) {
+                Ok(frame) if frame.len == 0 => reading = false,
+                Ok(frame) => match frame_from_sandbox(&buf[..frame.len]) {
+                    Ok(msg) => {
+                        next_id += 1;
+                        let env = Envelope {
+                            msg,
+                            sender: Some(receipts.clone()),
+                            send_id: next_id,
+                        };
+                        if spawner.mailbox.post(env).is_ok() {
+                            awaiting = Some(next_id);
+                        }
+                    }
+                    Err(reason) => {
+                        // The one channel that broke a rule closes.
+                        tracing::debug!(%reason, "sandbox frame rejected; its channel closes");
+                        reading = false;
+                    }
+                },
+                Err(luring_sandbox::ControlError::Closed) => reading = false,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sandbox frame rejected; its channel closes");
+                    reading = false;
+                }
+            }
+        }
+        if fds[0].revents != 0 {
+            ended = true;
+        }
+    }
+}
+
+/// A frame from the sandbox as a message: plain values only (its
+/// capabilities, if any, have nowhere to go yet).
+fn frame_from_sandbox(packet: &[u8]) -> Result<Message, String> {
+    let table_size = luring_sandbox::RingSpec::default().fixed_files;
+    let decoded = crate::ipc::decode(packet, crate::ipc::FdMode::FixedSlots { table_size }, 0)
+        .map_err(|e| e.to_string())?;
+    frame_to_message(decoded.value, None).map_err(str::to_owned)
 }
 
 /// Host-side rt functions: `spawn_sandboxed`, `sandbox_send`,
@@ -525,18 +694,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let control = handle.control().try_clone_to_owned().map_err(io)?;
                 let pidfd = handle.pidfd().try_clone_to_owned().map_err(io)?;
                 let killer = SandboxKiller(handle.pidfd().try_clone_to_owned().map_err(io)?);
-                if monitor {
-                    let address = ActorAddress::new(with_state(lua, |st| st.mailbox.clone())?);
-                    // On failure the handle was dropped, which killed it.
-                    watch(handle, address).map_err(io)?;
-                    with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
-                } else {
-                    // Dropping the handle at the VM's end kills the sandbox.
-                    with_state(lua, |st| {
-                        st.sandboxes.push(Box::new(handle));
-                        st.sandboxes.push(Box::new(killer));
-                    })?;
-                }
+                let own = with_state(lua, |st| st.mailbox.clone())?;
+                let monitor = monitor.then(|| ActorAddress::new(own.clone()));
+                // On failure the handle was dropped, which killed it.
+                serve_sandbox(handle, ActorAddress::new(own), monitor).map_err(io)?;
+                with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
                     pidfd: Some(pidfd),
@@ -553,10 +715,24 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let control = channel_arg(&ch)?.control.borrow().clone().ok_or_else(|| {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
-            let msg = message::from_lua(lua, &msg, &NoCapabilities, &message::Limits::default())?;
+            let own = with_state(lua, |st| st.mailbox.clone())?;
+            let caps = super::channels::ActorCapabilities {
+                own: &own,
+                others: &NoCapabilities,
+            };
+            let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
             let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&[]))
                 .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
-            if !frame.fds.is_empty() || !frame.channels.is_empty() {
+            // The one address a sandbox can be sent: the sender's inbox
+            // (its replies come back on the control socket); from inside
+            // a sandbox, none.
+            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
+            if !frame.fds.is_empty()
+                || frame
+                    .channels
+                    .iter()
+                    .any(|a| sandboxed || !Arc::ptr_eq(&a.mailbox, &own))
+            {
                 return Err(ErrorCode::generic(libc::ENOTSUP).into());
             }
             let bytes = frame.bytes.into_boxed_slice();
