@@ -396,7 +396,13 @@ pub(crate) struct SandboxKiller(OwnedFd);
 
 impl Drop for SandboxKiller {
     fn drop(&mut self) {
-        let _ = luring_sandbox::sys::pidfd_send_signal(self.0.as_fd(), libc::SIGKILL);
+        if luring_sandbox::sys::pidfd_send_signal(self.0.as_fd(), libc::SIGKILL).is_ok() {
+            // PID 1's exit kills and waits for every process of the
+            // sandbox before its pidfd turns readable: after this, nothing
+            // of the sandbox runs (and sees its channel close). Bounded,
+            // in case the kernel takes unusually long.
+            let _ = luring_sandbox::sys::poll_one(self.0.as_raw_fd(), libc::POLLIN, 1000);
+        }
     }
 }
 

@@ -1245,6 +1245,9 @@ impl Drop for Vm {
         // `lua_close`) find the VM ended: reports go straight to fd 2.
         let _ = with_state(&self.lua, |st| {
             let _ = st.finish_output();
+            // Sandboxes die with the VM, before its objects (their channels)
+            // are collected: none sees its channel close first.
+            st.sandboxes.clear();
             st.ended = true;
         });
     }
