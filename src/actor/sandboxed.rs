@@ -774,6 +774,8 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 })
                 .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))?;
             if signo == libc::SIGKILL {
+                // Gone before its channel closes (see SandboxKiller).
+                let _ = luring_sandbox::sys::poll_one(pidfd.as_raw_fd(), libc::POLLIN, 1000);
                 ch.close();
             }
             Ok(())
