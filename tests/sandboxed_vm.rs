@@ -309,6 +309,79 @@ fn a_malformed_frame_closes_the_inbox(sv: &Supervisor) {
     }
 }
 
+/// `0x…` ids renumbered by first appearance (as tests/lua_scripts.rs does).
+fn renumber_hex(text: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("0x") {
+        out.push_str(&rest[..i]);
+        let digits: String = rest[i + 2..]
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect();
+        if digits.is_empty() {
+            out.push_str("0x");
+            rest = &rest[i + 2..];
+            continue;
+        }
+        let n = match seen.iter().position(|d| *d == digits) {
+            Some(n) => n + 1,
+            None => {
+                seen.push(digits.clone());
+                seen.len()
+            }
+        };
+        out.push_str(&format!("0x{n}"));
+        rest = &rest[i + 2 + digits.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The Lua scripts of tests/lua/sandboxed, run by an unprivileged user
+/// (uid/gid 65534): same output as when root runs them. Skipped unless
+/// this test runs as root (it must switch users).
+fn lua_scripts_as_an_unprivileged_user(_: &Supervisor) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: not root, cannot switch to an unprivileged user");
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/sandboxed");
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lua") && p.with_extension("out").exists())
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 5, "sandboxed scripts found: {scripts:?}");
+    for script in scripts {
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_luring"))
+            .arg(script.file_name().unwrap())
+            .current_dir(&dir)
+            .uid(65534)
+            .gid(65534)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .spawn()
+            .unwrap();
+        let mut output = String::new();
+        reader.read_to_string(&mut output).unwrap();
+        let status = child.wait().unwrap();
+        let expected = std::fs::read_to_string(script.with_extension("out")).unwrap();
+        assert_eq!(
+            renumber_hex(&output),
+            expected,
+            "{} as uid 65534 ({status})",
+            script.display()
+        );
+    }
+}
+
 fn main() {
     if let Some(problem) = Supervisor::user_namespace_problem() {
         println!("skipped: this system refuses user namespaces ({problem})");
@@ -339,8 +412,12 @@ fn main() {
             a_malformed_frame_closes_the_inbox,
         ),
     ];
+    let unprivileged: (&str, Case) = (
+        "lua_scripts_as_an_unprivileged_user",
+        lua_scripts_as_an_unprivileged_user,
+    );
     let mut failed = 0;
-    for (name, case) in cases {
+    for (name, case) in cases.iter().chain([&unprivileged]) {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
