@@ -230,3 +230,47 @@ fn dropping_the_executor_with_a_read_in_flight_returns() {
     // Drop cancels (ASYNC_CANCEL carries the required flag) and waits.
     drop(rig.ex);
 }
+
+/// The executor's refusals only make errors clear: the ring itself refuses
+/// the same ops (`-EACCES`), flag or no flag, so a bug in the executor's
+/// checks could not open a path or reach an fd number either.
+#[test]
+fn the_restricted_ring_itself_refuses_what_the_executor_refuses() {
+    let mut ring = create_restricted(RingSpec::default()).unwrap();
+    let path = std::ffi::CString::new("/etc/passwd").unwrap();
+    let (r, _w) = pipe();
+    let mut buf = [0u8; 8];
+    let entries = [
+        // openat on the cwd, with and without FIXED_FILE
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .build()
+            .user_data(1),
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .build()
+            .flags(squeue::Flags::FIXED_FILE)
+            .user_data(2),
+        // a read naming an fd number rather than a slot
+        opcode::Read::new(types::Fd(r.as_raw_fd()), buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(3),
+        // MSG_RING and IO_DRAIN, which the executor never uses there
+        opcode::MsgRingData::new(types::Fd(r.as_raw_fd()), 0, 0, None)
+            .build()
+            .flags(squeue::Flags::FIXED_FILE)
+            .user_data(4),
+        opcode::Nop::new()
+            .build()
+            .flags(squeue::Flags::FIXED_FILE | squeue::Flags::IO_DRAIN)
+            .user_data(5),
+    ];
+    // One at a time: a refused SQE ends the kernel's submission batch.
+    let mut got = Vec::new();
+    for e in &entries {
+        // SAFETY: `path` and `buf` outlive the submission and its
+        // completion, reaped right below.
+        unsafe { ring.submission().push(e).unwrap() };
+        ring.submit_and_wait(1).unwrap();
+        got.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+    }
+    assert_eq!(got, (1..=5).map(|u| (u, -libc::EACCES)).collect::<Vec<_>>());
+}
