@@ -1,372 +1,4 @@
-//! A Lua actor VM inside a luring sandbox (`luring-sandbox`).
-//!
-//! Invariants:
-//! - [`VM_ENTRY`] is registered with `luring_sandbox::register_entry`
-//!   before the supervisor is forked ([`start_supervisor`], first thing in
-//!   `main`); the supervisor is kept process-wide and used by every VM.
-//! - Inside the sandbox the VM runs on the ring the supervisor made for it
-//!   (restricted, `IOSQE_FIXED_FILE` required) through a fixed-only
-//!   executor: fixed slot [`CONTROL_SLOT`] is the control socket,
-//!   [`STDOUT_SLOT`] and [`STDERR_SLOT`] the sandbox's stdout and stderr
-//!   (granted at spawn: the host's own, as `"share"`). The sandbox puts
-//!   them in its own table with `IORING_REGISTER_FILES_UPDATE`, the one
-//!   register opcode its ring allows besides buffer rings.
-//! - The module's code is the first thing on the control socket (the boot
-//!   message, [`send_boot`]): a header datagram, then the source in chunks
-//!   of at most [`BOOT_CHUNK`] bytes, at most `MAX_CODE_BYTES` in all. The
-//!   sandbox reads it with blocking `recvmsg` before its VM exists (no
-//!   fiber can run yet, so blocking the thread is harmless); anything that
-//!   breaks the format, or carries descriptors, makes the sandbox exit
-//!   [`EXIT_BAD_BOOT`] with every received descriptor closed.
-//! - The sandboxed VM has no import root: `require` finds builtin modules
-//!   only (a project path fails with `EPERM`), and its environment is the
-//!   safe one every luring VM has (no `io`, `ffi`, `debug`, binary chunks).
-
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::OnceLock;
-
-use luring_sandbox::{EntryContext, StartError, Supervisor};
-
-use super::module_files::MAX_CODE_BYTES;
-use super::vm::{on_vm_thread, Vm};
-use crate::executor::{Executor, FixedStdio};
-use crate::RuntimeError;
-
-/// The name the sandboxed VM's entry point is registered under.
-pub const VM_ENTRY: &str = "luring-vm";
-
-/// Fixed-file slots of a sandboxed VM's ring.
-pub const CONTROL_SLOT: u32 = 0;
-pub const STDOUT_SLOT: u32 = 1;
-pub const STDERR_SLOT: u32 = 2;
-/// First slot free for capabilities the host installs later.
-pub const FIRST_CAPABILITY_SLOT: u32 = 3;
-
-/// Exit status of a sandbox whose boot message was malformed.
-pub const EXIT_BAD_BOOT: i32 = 65;
-/// Exit status of a sandbox whose VM could not start (its reason is
-/// written to its stderr).
-pub const EXIT_START_FAILED: i32 = 66;
-
-const BOOT_MAGIC: &[u8; 8] = b"LRNGBT01";
-/// Largest datagram of the boot message.
-pub const BOOT_CHUNK: usize = 64 * 1024;
-/// Longest display name of the module.
-const MAX_DISPLAY: usize = 4096;
-
-static SUPERVISOR: OnceLock<Result<Supervisor, String>> = OnceLock::new();
-
-/// Registers the sandboxed VM's entry point and forks the supervisor.
-/// Call first thing in `main`, before any thread exists. Idempotent after
-/// success. When the supervisor cannot start (e.g. threads already run),
-/// the reason is kept: sandboxed spawns then fail with it, everything else
-/// works.
-pub fn start_supervisor() -> Result<(), String> {
-    let r = SUPERVISOR.get_or_init(|| {
-        match luring_sandbox::register_entry(VM_ENTRY, vm_entry) {
-            Ok(()) | Err(StartError::DuplicateEntry(_)) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        Supervisor::start().map_err(|e| e.to_string())
-    });
-    r.as_ref().map(drop).map_err(Clone::clone)
-}
-
-/// The process's supervisor, or why there is none.
-pub fn supervisor() -> Result<&'static Supervisor, String> {
-    match SUPERVISOR.get() {
-        Some(Ok(s)) => Ok(s),
-        Some(Err(e)) => Err(format!("the sandbox supervisor did not start: {e}")),
-        None => Err("the sandbox supervisor was not started (call \
-                     luring::start_supervisor first thing in main)"
-            .into()),
-    }
-}
-
-/// Why a boot message was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BootError {
-    #[error("module source of {0} bytes is larger than the {MAX_CODE_BYTES}-byte limit")]
-    TooLarge(u64),
-    #[error("module name longer than {MAX_DISPLAY} bytes")]
-    NameTooLong,
-    #[error("malformed boot message: {0}")]
-    Malformed(&'static str),
-    #[error("control socket: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// Sends the module `source` (shown as `display` in messages) on the
-/// host's end of a sandbox's control socket (blocking).
-pub fn send_boot(control: BorrowedFd<'_>, display: &str, source: &[u8]) -> Result<(), BootError> {
-    if source.len() as u64 > MAX_CODE_BYTES {
-        return Err(BootError::TooLarge(source.len() as u64));
-    }
-    if display.len() > MAX_DISPLAY {
-        return Err(BootError::NameTooLong);
-    }
-    let mut header = Vec::with_capacity(20 + display.len());
-    header.extend_from_slice(BOOT_MAGIC);
-    header.extend_from_slice(&(source.len() as u64).to_le_bytes());
-    header.extend_from_slice(&(display.len() as u32).to_le_bytes());
-    header.extend_from_slice(display.as_bytes());
-    let fd = control.as_raw_fd();
-    luring_sandbox::sys::send_with_fds(fd, &header, &[])?;
-    for chunk in source.chunks(BOOT_CHUNK) {
-        luring_sandbox::sys::send_with_fds(fd, chunk, &[])?;
-    }
-    Ok(())
-}
-
-/// One boot datagram: its bytes, refused if it carried descriptors or a
-/// control message, or was truncated (the descriptors are closed).
-fn recv_boot_datagram(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, BootError> {
-    let r = luring_sandbox::sys::recv_with_fds(control.as_raw_fd(), buf, 0)?;
-    if r.truncated {
-        return Err(BootError::Malformed("datagram truncated"));
-    }
-    if r.cmsg_count > 0 || !r.fds.is_empty() {
-        return Err(BootError::Malformed("descriptors or control messages"));
-    }
-    if r.len == 0 {
-        return Err(BootError::Malformed("empty datagram or closed socket"));
-    }
-    Ok(r.len)
-}
-
-/// Reads the boot message: (display name, source).
-pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError> {
-    let mut buf = vec![0u8; BOOT_CHUNK];
-    let n = recv_boot_datagram(control, &mut buf)?;
-    let h = &buf[..n];
-    if n < 20 || &h[..8] != BOOT_MAGIC {
-        return Err(BootError::Malformed("bad header"));
-    }
-    let len = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-    let name_len = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes")) as usize;
-    if len > MAX_CODE_BYTES {
-        return Err(BootError::TooLarge(len));
-    }
-    if name_len > MAX_DISPLAY || 20 + name_len != n {
-        return Err(BootError::Malformed("bad module name length"));
-    }
-    let display = String::from_utf8_lossy(&h[20..]).into_owned();
-    let mut source = Vec::new();
-    // Grown as data arrives: a claimed length allocates nothing.
-    while (source.len() as u64) < len {
-        let n = recv_boot_datagram(control, &mut buf)?;
-        if (source.len() + n) as u64 > len {
-            return Err(BootError::Malformed("more source than announced"));
-        }
-        source.extend_from_slice(&buf[..n]);
-    }
-    Ok((display, source))
-}
-
-/// The entry point inside the sandbox: installs the control socket and
-/// stdio in the ring's table, reads the module, runs it as a worker VM.
-/// Returns the VM's exit code.
-fn vm_entry(ctx: EntryContext) -> i32 {
-    let EntryContext { ring, control, .. } = ctx;
-    let table = [control.as_raw_fd(), 1, 2];
-    if let Err(e) = ring.submitter().register_files_update(CONTROL_SLOT, &table) {
-        eprintln!("luring sandbox: cannot install the control socket and stdio in the ring: {e}");
-        return EXIT_START_FAILED;
-    }
-    let (display, source) = match recv_boot(std::os::fd::AsFd::as_fd(&control)) {
-        Ok(boot) => boot,
-        Err(e) => {
-            eprintln!("luring sandbox: {e}");
-            return EXIT_BAD_BOOT;
-        }
-    };
-    let stdio = FixedStdio {
-        stdout: STDOUT_SLOT,
-        stderr: STDERR_SLOT,
-    };
-    let result = on_vm_thread(move || {
-        // The table holds the control socket now; this process keeps its
-        // own copy open too, for the entry's lifetime.
-        let _control = control;
-        let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
-        let vm = Vm::with_executor(executor)?;
-        vm.run_sandboxed(&display, &source)
-    });
-    match result {
-        Ok(exit) => match exit.exit_code {
-            Some(code) => code,
-            None if exit.main_panicked => 1,
-            None => 0,
-        },
-        Err(e) => {
-            eprintln!("luring sandbox: {e}");
-            match e {
-                RuntimeError::Load { .. } => 1,
-                _ => EXIT_START_FAILED,
-            }
-        }
-    }
-}
-
-/// Why a frame from the host was refused (the sandbox's inbox then closes:
-/// its only channel broke a rule).
-/// `host`: inside a sandbox, the marker mailbox a channel member becomes
-/// (the only address a sandbox can be sent: its spawner's inbox, reached
-/// through the control socket); `None` refuses channels.
-fn frame_to_message(
-    value: crate::ipc::Value<'_>,
-    host: Option<&Arc<super::mailbox::Mailbox>>,
-) -> Result<Message, &'static str> {
-    use crate::ipc::Value as W;
-    Ok(match value {
-        W::Bool(b) => Message::Bool(b),
-        W::Float(f) => Message::Number(f),
-        // Lua numbers are doubles (the encoder only writes floats).
-        W::Integer(i) => Message::Number(i as f64),
-        W::String(s) | W::Bytes(s) => Message::String(s.into_owned()),
-        W::Array(items) => Message::array(
-            items
-                .into_iter()
-                .map(|v| frame_to_message(v, host))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        W::Object(members) => {
-            let mut out = Vec::with_capacity(members.len());
-            for (k, v) in members {
-                out.push((k.into_owned(), frame_to_message(v, host)?));
-            }
-            Message::object(out)
-        }
-        W::Channel(_) => match host {
-            Some(host) => Message::Address(ActorAddress::new(host.clone())),
-            None => return Err("channels cannot be sent to the host yet"),
-        },
-        W::Fd(_) => return Err("file descriptors in frames are not supported yet"),
-        W::Ip(_) => return Err("ip.address values are not supported yet"),
-    })
-}
-
-use crate::actor::message::{self, Message, NoCapabilities};
-use crate::executor::{OpBuffer, OpFd};
-use crate::modules::byte_span;
-use mlua::{Lua, Table, Value};
-
-/// Inside a sandbox: the mailbox that stands for "the host" in decoded
-/// messages; [`HostChannelCaps`] turns it into a channel object that
-/// sends on the control socket.
-fn host_marker() -> &'static Arc<super::mailbox::Mailbox> {
-    static MARKER: OnceLock<Arc<super::mailbox::Mailbox>> = OnceLock::new();
-    MARKER.get_or_init(super::mailbox::Mailbox::new)
-}
-
-struct HostChannelCaps;
-
-impl message::Capabilities for HostChannelCaps {
-    fn capability_of(
-        &self,
-        _: &mlua::AnyUserData,
-    ) -> Option<Result<Message, message::MessageError>> {
-        None
-    }
-
-    fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value> {
-        match capability {
-            Message::Address(a) if Arc::ptr_eq(&a.mailbox, host_marker()) => {
-                Ok(Value::UserData(lua.create_userdata(SandboxChannel {
-                    control: RefCell::new(Some(OpFd::Fixed(CONTROL_SLOT))),
-                    pidfd: None,
-                })?))
-            }
-            _ => Ok(Value::Nil),
-        }
-    }
-}
-
-/// The rt functions of a sandboxed VM's inbox (lua/core/actors.lua): the
-/// host's frames are read from the control socket with a ring `RECV` on
-/// [`CONTROL_SLOT`], only while a fiber receives.
-pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
-    use super::vm::{submit_op, unless_closing};
-    rt.set("max_frame_bytes", crate::ipc::MAX_FRAME_BYTES)?;
-    // control_recv(byte_span) -> op id; the result is the frame's length
-    // (above the span's: truncated), 0 when the host is gone, or -errno.
-    rt.set(
-        "control_recv",
-        lua.create_function(unless_closing(|lua, buf: Value| {
-            let span = byte_span::span_arg(&buf, 1)?;
-            submit_op(lua, |st| {
-                if !st.executor.is_fixed_only() {
-                    return Err(std::io::Error::from_raw_os_error(libc::EPERM));
-                }
-                st.executor
-                    .recv_datagram(&OpFd::Fixed(CONTROL_SLOT), OpBuffer::Span(span))
-            })
-        }))?,
-    )?;
-    // control_decode(byte_span, n) -> true, message | false, reason
-    rt.set(
-        "control_decode",
-        lua.create_function(unless_closing(|lua, (buf, n): (Value, usize)| {
-            let span = byte_span::span_arg(&buf, 1)?;
-            if n > span.len() {
-                return Ok((
-                    false,
-                    Value::String(lua.create_string(
-                        "frame from the host larger than the frame limit (truncated)",
-                    )?),
-                ));
-            }
-            let bytes = span.to_vec();
-            let table_size = luring_sandbox::RingSpec::default().fixed_files;
-            let decoded = match crate::ipc::decode(
-                &bytes[..n],
-                crate::ipc::FdMode::FixedSlots { table_size },
-                0,
-            ) {
-                Ok(d) => d,
-                Err(e) => {
-                    return Ok((false, Value::String(lua.create_string(e.to_string())?)));
-                }
-            };
-            match frame_to_message(decoded.value, Some(host_marker())) {
-                Ok(msg) => Ok((
-                    true,
-                    message::to_lua(lua, msg, &HostChannelCaps, &message::Limits::default())?,
-                )),
-                Err(reason) => Ok((false, Value::String(lua.create_string(reason)?))),
-            }
-        }))?,
-    )?;
-    Ok(())
-}
-
-/// Why [`send_message`] refused a message.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    #[error("file descriptors and channels cannot be sent to a sandboxed actor yet")]
-    Capabilities,
-    #[error(transparent)]
-    Frame(#[from] crate::ipc::FrameError),
-    #[error("control socket: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// Sends `msg` to a sandboxed VM as one frame on the host's end of its
-/// control socket (blocking). Messages with capabilities are refused for
-/// now (they will travel through the host ring, `FLAG_FIXED_SLOTS`).
-pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendError> {
-    let frame = crate::ipc::encode_message(msg, crate::ipc::FdPlacement::FixedSlots(&[]))?;
-    if !frame.fds.is_empty() || !frame.channels.is_empty() {
-        return Err(SendError::Capabilities);
-    }
-    luring_sandbox::sys::send_with_fds(control.as_raw_fd(), &frame.bytes, &[])?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// Host side: `spawn_vm{ module = ..., sandbox = {} }`.
+//! Host side of sandboxed actors: spawning, the channel, the relay thread.
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
@@ -375,19 +7,25 @@ use std::sync::Arc;
 use luring_sandbox::{ExitStatus, SandboxHandle, SandboxSpec, Stdio};
 use mlua::{MetaMethod, UserData, UserDataMethods};
 
-use super::mailbox::{ActorAddress, Envelope};
-use super::module_files::{self, EntryError};
-use super::vm::with_state;
+use super::{frame_to_message, send_boot, supervisor, VM_ENTRY};
+use crate::actor::mailbox::{ActorAddress, Envelope};
+use crate::actor::message::{self, Message, NoCapabilities};
+use crate::actor::module_files::{self, EntryError};
+use crate::actor::vm::with_state;
+use crate::executor::{OpBuffer, OpFd};
 use crate::modules::error::{self, ErrorCode};
+use mlua::{Lua, Table, Value};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// A sandboxed actor as its spawner's VM holds it. Invariants: the VM's
 /// state owns a [`SandboxKiller`] for every sandbox it spawned (so the
 /// sandbox dies when the VM ends, unless it ended first); the Lua object
 /// owns the host's end of the control socket (`None` once closed).
 pub(crate) struct SandboxChannel {
-    control: RefCell<Option<OpFd>>,
-    /// `None` only in the probe that names the metatable.
-    pidfd: Option<OwnedFd>,
+    pub(super) control: RefCell<Option<OpFd>>,
+    /// `None` in the probe that names the metatable, and for a sandbox's
+    /// channel to its host.
+    pub(super) pidfd: Option<OwnedFd>,
 }
 
 /// SIGKILLs a sandbox when dropped (a sandbox that already ended is left
@@ -477,7 +115,7 @@ fn serve_sandbox(
     spawner: ActorAddress,
     monitor: Option<ActorAddress>,
 ) -> std::io::Result<()> {
-    let process = super::host::current_process()
+    let process = crate::actor::host::current_process()
         .ok_or_else(|| std::io::Error::other("spawn_vm outside a host thread"))?;
     let signal = process.add_thread()?;
     let thread_process = process.clone();
@@ -517,10 +155,10 @@ fn serve_sandbox(
 fn relay(
     mut handle: SandboxHandle,
     spawner: &ActorAddress,
-    process: &super::process::Process,
-    signal: &Arc<super::process::ThreadSignal>,
+    process: &crate::actor::process::Process,
+    signal: &Arc<crate::actor::process::ThreadSignal>,
 ) -> ExitStatus {
-    let receipts = super::mailbox::Mailbox::new();
+    let receipts = crate::actor::mailbox::Mailbox::new();
     receipts.set_signal(signal.clone());
     let mut buf = vec![0u8; crate::ipc::MAX_FRAME_BYTES];
     let mut awaiting: Option<u64> = None;
@@ -564,7 +202,7 @@ fn relay(
         // writes the eventfd (a running thread is not woken).
         let sleep = matches!(
             signal.prepare_sleep(process, false, || receipts.is_pending()),
-            super::process::Sleep::Wait
+            crate::actor::process::Sleep::Wait
         );
         // Once the sandbox ended, everything it sent is in the socket
         // already (others may hold its end open: no EOF to wait for).
@@ -632,7 +270,7 @@ fn frame_from_sandbox(packet: &[u8]) -> Result<Message, String> {
 /// Host-side rt functions: `spawn_sandboxed`, `sandbox_send`,
 /// `sandbox_close`, `sandbox_kill`, `set_sandbox_methods`.
 pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
-    use super::vm::{submit_op, unless_closing};
+    use crate::actor::vm::{submit_op, unless_closing};
     let probe = lua.create_userdata(SandboxChannel {
         control: RefCell::new(None),
         pidfd: None,
@@ -645,7 +283,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 control: RefCell::new(None),
                 pidfd: None,
             })?;
-            super::channels::set_index_table(lua, probe, methods)
+            crate::actor::channels::set_index_table(lua, probe, methods)
         })?,
     )?;
     // spawn_sandboxed(rel, display, monitor) -> handle | nil, 'errno', errno
@@ -722,7 +360,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
             let own = with_state(lua, |st| st.mailbox.clone())?;
-            let caps = super::channels::ActorCapabilities {
+            let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
                 others: &NoCapabilities,
             };
@@ -781,5 +419,29 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             Ok(())
         }))?,
     )?;
+    Ok(())
+}
+
+/// Why [`send_message`] refused a message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("file descriptors and channels cannot be sent to a sandboxed actor yet")]
+    Capabilities,
+    #[error(transparent)]
+    Frame(#[from] crate::ipc::FrameError),
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sends `msg` to a sandboxed VM as one frame on the host's end of its
+/// control socket (blocking). Messages with capabilities are refused for
+/// now (they will travel through the host ring, `FLAG_FIXED_SLOTS`).
+pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendError> {
+    let frame = crate::ipc::encode_message(msg, crate::ipc::FdPlacement::FixedSlots(&[]))?;
+    if !frame.fds.is_empty() || !frame.channels.is_empty() {
+        return Err(SendError::Capabilities);
+    }
+    luring_sandbox::sys::send_with_fds(control.as_raw_fd(), &frame.bytes, &[])?;
     Ok(())
 }
