@@ -41,6 +41,16 @@ pub mod bench {
     pub use crate::modules::file_descriptor::message_round_trips as fd_message_round_trips;
 }
 
+/// Sandboxed actors: the entry point and supervisor (call
+/// [`start_supervisor`] first thing in `main`).
+pub use actor::sandboxed::start_supervisor;
+/// The sandboxed VM's boot protocol and slots, public for tests and
+/// benchmarks only.
+#[doc(hidden)]
+pub mod sandbox_internals {
+    pub use crate::actor::sandboxed::*;
+}
+
 use std::path::{Path, PathBuf};
 
 use actor::vm::{Vm, VmConfig};

@@ -54,6 +54,10 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // Before anything else, while this is the only thread: the supervisor
+    // of sandboxed actors is a fork of this process. If it cannot start,
+    // sandboxed spawns fail with the reason; everything else works.
+    let supervisor = luring::start_supervisor();
     // Before any thread exists: every thread inherits the blocked mask
     // that signal sets need (a failure only disables signal sets).
     if let Err(e) = luring::prepare_process_signals() {
@@ -61,6 +65,9 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     init_logging();
+    if let Err(e) = supervisor {
+        tracing::debug!(error = %e, "no sandbox supervisor");
+    }
     let result = luring::Runtime::new().and_then(|rt| {
         rt.with_memory_limit(cli.memory_limit)
             .run_file(&cli.script, &cli.args)

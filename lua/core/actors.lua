@@ -19,6 +19,7 @@ local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
 local fiber_or_nil = K.fiber_or_nil
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
+local span_new = byte_span.new
 
 local CLOSED, NO_SENDERS, GOT = {}, {}, {}
 
@@ -62,6 +63,33 @@ local received             -- what it gets, with the wake value GOT
 local inbox_obj            -- the runtime's reference (while main runs)
 local inbox_required = false
 
+-- A sandboxed VM's inbox is fed by its host over the control socket: a
+-- frame is read (ring RECV) only while a fiber receives; EOF means the
+-- host is gone (no_senders); a frame that breaks a rule closes the inbox.
+local host_receiving = false
+local host_gone = false
+local frame_buf
+local function receive_from_host(f)
+  if host_gone then raise_core('no_senders') end
+  host_receiving = true
+  frame_buf = frame_buf or span_new(rt.max_frame_bytes)
+  local buf = frame_buf
+  local ok, n = K.raw_pcall(K.await_op, f, rt.control_recv(buf))
+  host_receiving = false
+  if not ok then error(n, 0) end
+  if n < 0 then K.raise_errno_system(-n) end
+  if n == 0 then
+    host_gone = true
+    raise_core('no_senders')
+  end
+  local good, v = rt.control_decode(buf, n)
+  if not good then
+    rt.inbox_close()
+    raise_core('channel_closed')
+  end
+  return v
+end
+
 local function receive_interrupter(f)
   receiver = false
   K.actor_waits = K.actor_waits - 1
@@ -72,7 +100,7 @@ local rx_methods = {}
 function rx_methods.receive(_)
   local f = fiber_or_nil()
   check_suspend(f)
-  if receiver then
+  if receiver or host_receiving then
     if rt.inbox_closed() then raise_core('channel_closed') end
     raise_errno(E.EBUSY)
   end
@@ -80,6 +108,7 @@ function rx_methods.receive(_)
   local kind, v = rt.inbox_take()
   if kind == 1 then return v end
   if kind == 2 then raise_core('channel_closed') end
+  if K.sandboxed then return receive_from_host(f) end
   if kind == 3 then raise_core('no_senders') end
   receiver = f
   K.actor_waits = K.actor_waits + 1
@@ -99,6 +128,23 @@ end
 -- Unknown keys of a channel or the inbox: bad_index (the method tables
 -- are the objects' __index; their own lookups end here).
 local function no_such_key() raise_core('bad_index', 'index', 2) end
+---------------------------------------------------------------------------
+-- A sandboxed actor's channel (spawn_vm{ sandbox = {} }): send writes one
+-- frame (not a rendezvous: it completes once the packet is written).
+local ipc_methods = {}
+function ipc_methods.send(self, ...)
+  local f = fiber_or_nil()
+  check_suspend(f)
+  if select('#', ...) < 1 then raise_errno(E.EINVAL) end
+  local n = K.await_op(f, rt.sandbox_send(self, (...)))
+  if n < 0 then K.raise_errno_system(-n) end
+end
+function ipc_methods.close(self) rt.sandbox_close(self) end
+function ipc_methods.kill(self, signo) rt.sandbox_kill(self, signo) end
+setmetatable(ipc_methods, { __index = function() raise_core('bad_index', 'index', 2) end,
+  __metatable = false })
+rt.set_sandbox_methods(ipc_methods)
+
 setmetatable(tx_methods, { __index = no_such_key, __metatable = false })
 setmetatable(rx_methods, { __index = no_such_key, __metatable = false })
 rt.set_actor_methods(tx_methods, rx_methods)
@@ -171,6 +217,22 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
       if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
       raise_errno(E.ENOTSUP)
     end
+    local sandbox = arg.sandbox
+    if sandbox ~= nil then
+      if type(sandbox) ~= 'table' or K.debug.getmetatable(sandbox) ~= nil then
+        raise_errno(E.EINVAL, 'sandbox')
+      end
+      -- No option is supported yet: any key is refused, naming it, rather
+      -- than ignored (nothing may be granted silently).
+      local key = next(sandbox)
+      if key ~= nil then
+        raise_errno(E.EINVAL, 'sandbox/' .. (type(key) == 'string' and key or '?'))
+      end
+      if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
+      if module == '' then raise_core('invalid_module_name') end
+      if K.sandboxed then raise_errno(E.ENOTSUP) end
+      return K.spawn_sandboxed_module(module, getfenv(2), bool_option(arg, 'monitor') == true)
+    end
     new_thread = inherit == false
     new_master = master == true
     monitor = bool_option(arg, 'monitor') == true
@@ -182,6 +244,9 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
     raise_errno(E.EINVAL, 1)
   end
   if module == '' then raise_core('invalid_module_name') end
+  -- A sandboxed actor's ring is the only one it may have (seccomp denies
+  -- io_uring_setup): it cannot host more VMs.
+  if K.sandboxed then raise_errno(E.ENOTSUP) end
   return K.spawn_module(module, getfenv(2), new_thread, new_master, monitor)
 end
 

@@ -646,6 +646,34 @@ function K.spawn_module(id, env, new_thread, new_master, monitor)
   raise_core('module_not_found', 'module', id)
 end
 
+-- spawn_vm{ module = id, sandbox = {} }: resolved as for an in-process
+-- spawn, read here and sent to a new sandbox (which has no file access).
+function K.spawn_sandboxed_module(id, env, monitor)
+  local rec = module_of_env[env]
+  if not rec then raise_core('current_module_not_known') end
+  local info = rec.info
+  local root_len = #info.root
+  local candidates
+  if id == '.' then
+    candidates = { { rec.path, rec.display } }
+  elseif is_project_id(id) then
+    local dir, name, display_dir = resolve_dir(id, info)
+    candidates = {
+      { dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua') },
+      { dir .. '/' .. name .. '/init.lua', display_join(display_dir, name .. '/init.lua') },
+    }
+  else
+    raise_core('invalid_module_name')
+  end
+  for i = 1, #candidates do
+    local c = candidates[i]
+    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor)
+    if h then return h end
+    raise_unreadable(id, status, detail)
+  end
+  raise_core('module_not_found', 'module', id)
+end
+
 -- In the new VM: `src` (read from `path`) becomes its main fiber, with
 -- _CONTEXT 'worker'; it is a leaf unless it is an init.lua.
 function K.start_worker(src, identity, path, display, root, display_root, is_init)

@@ -188,6 +188,11 @@ thread_local! {
     static CONTEXT: RefCell<Option<HostContext>> = const { RefCell::new(None) };
 }
 
+/// The process of the host thread this runs on (`None` outside one).
+pub(crate) fn current_process() -> Option<Arc<Process>> {
+    CONTEXT.with_borrow(|c| c.as_ref().map(|c| c.process.clone()))
+}
+
 /// Whether the host must look before the running VM's next step: a VM was
 /// spawned on this thread, another thread runs or the process is over.
 /// (K.step keeps stepping a VM alone on its thread until then, see

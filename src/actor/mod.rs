@@ -9,4 +9,5 @@ mod memory;
 pub mod message;
 pub(crate) mod module_files;
 pub(crate) mod process;
+pub mod sandboxed;
 pub mod vm;

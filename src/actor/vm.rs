@@ -122,6 +122,9 @@ pub(crate) struct VmState {
     /// The inbox to tell when this VM ends (`spawn_vm{monitor = true}`);
     /// it counts as a sender of that inbox meanwhile.
     pub(crate) monitor: Option<crate::actor::mailbox::ActorAddress>,
+    /// What keeps this VM's sandboxed actors on a leash: dropped with the
+    /// VM, each kills its sandbox (`actor/sandboxed.rs`).
+    pub(crate) sandboxes: Vec<Box<dyn std::any::Any>>,
 }
 
 /// Whether fd 1 is a terminal, asked once per process (every VM would
@@ -673,6 +676,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     add_module_file_rt(lua, &rt)?;
     super::channels::add_rt(lua, &rt, &held_for_channels)?;
     super::host::add_rt(lua, &rt)?;
+    super::sandboxed::add_rt(lua, &rt)?;
+    super::sandboxed::add_host_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
@@ -739,10 +744,16 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let path =
                 std::ffi::CString::new(path.as_bytes().to_vec()).map_err(|_| error::einval(1))?;
             submit_op(lua, |st| {
+                // A sandboxed VM has no import root and no file access.
+                let no_root = if st.executor.is_fixed_only() {
+                    libc::EPERM
+                } else {
+                    libc::EBADF
+                };
                 let root = st
                     .import_root
                     .as_ref()
-                    .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))?;
+                    .ok_or_else(|| std::io::Error::from_raw_os_error(no_root))?;
                 st.executor.open_beneath(
                     root,
                     path,
@@ -780,6 +791,11 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 impl Vm {
     /// Creates the VM and runs the core Lua code; no user code runs yet.
     pub fn new() -> Result<Self, RuntimeError> {
+        Self::with_executor(Executor::new().map_err(RuntimeError::Ring)?)
+    }
+
+    /// [`Vm::new`] on a given executor (a sandboxed VM's fixed-only one).
+    pub(crate) fn with_executor(executor: Executor) -> Result<Self, RuntimeError> {
         // SAFETY: `debug` is loaded only for the runtime's own Lua code, which
         // captures what it needs; it is removed from the globals before any
         // user code runs and user environments never include it. `ffi` is not
@@ -793,7 +809,6 @@ impl Vm {
         // `Vm` drops it only after the state (field order).
         unsafe { lua.exec_raw::<()>((), |state| memory.install(state)) }
             .map_err(|e| RuntimeError::Boot(e.to_string()))?;
-        let executor = Executor::new().map_err(RuntimeError::Ring)?;
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
@@ -807,9 +822,19 @@ impl Vm {
             memory_limit: None,
             master: false,
             monitor: None,
+            sandboxes: Vec::new(),
         }));
         lua.set_app_data(state);
-        let core = Self::boot(&lua).map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        let core = match Self::boot(&lua) {
+            Ok(core) => core,
+            Err(e) => {
+                // The state frees its memory through `memory`'s allocator:
+                // it must close first (locals drop in reverse order).
+                drop(lua);
+                drop(memory);
+                return Err(RuntimeError::Boot(e.to_string()));
+            }
+        };
         Ok(Self { lua, core, memory })
     }
 
@@ -887,6 +912,41 @@ impl Vm {
     pub fn run_main(self, config: &VmConfig) -> Result<VmExit, RuntimeError> {
         self.start_main(config)?;
         tracing::debug!(script = %config.script.display(), "main fiber scheduled");
+        super::host::run(self)
+    }
+
+    /// Runs `source` as the main fiber of a sandboxed process's only VM
+    /// (`_CONTEXT` 'worker', no import root: `require` finds builtin
+    /// modules only) until it ends.
+    pub(crate) fn run_sandboxed(self, display: &str, source: &[u8]) -> Result<VmExit, RuntimeError> {
+        self.set_process_info(&[])?;
+        self.core.set("sandboxed", true).map_err(lua_boot)?;
+        let lua = &self.lua;
+        // As in-process: a module is a leaf unless it is an init.lua.
+        let is_init = display == "init.lua" || display.ends_with("/init.lua");
+        let path = if is_init {
+            "/sandbox/module/init.lua"
+        } else {
+            "/sandbox/module.lua"
+        };
+        let start: Function = self.core.get("start_worker").map_err(lua_boot)?;
+        let (ok, err): (bool, Option<String>) = start
+            .call((
+                lua.create_string(source).map_err(lua_boot)?,
+                format!("sandbox:{display}"),
+                path,
+                display,
+                "/sandbox",
+                "",
+                is_init,
+            ))
+            .map_err(lua_boot)?;
+        if !ok {
+            return Err(RuntimeError::Load {
+                script: PathBuf::from(display),
+                reason: err.unwrap_or_default(),
+            });
+        }
         super::host::run(self)
     }
 
@@ -1106,6 +1166,9 @@ impl Drop for Vm {
         // `lua_close`) find the VM ended: reports go straight to fd 2.
         let _ = with_state(&self.lua, |st| {
             let _ = st.finish_output();
+            // Sandboxes die with the VM, before its objects (their channels)
+            // are collected: none sees its channel close first.
+            st.sandboxes.clear();
             st.ended = true;
         });
     }

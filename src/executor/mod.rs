@@ -29,6 +29,13 @@
 //!   (after a drop, for a drained NOP that completes only once everything
 //!   submitted before it did) before the owned resources are released; if
 //!   the ring fails on the way, the resources are leaked, never freed early.
+//! - A fixed-only executor ([`Executor::on_restricted_ring`]) runs on a
+//!   sandboxed actor's ring, whose restrictions require `IOSQE_FIXED_FILE`
+//!   on every SQE: it sets that flag on everything it pushes and refuses,
+//!   before anything reaches the kernel, every op that names a path, an fd
+//!   number or opens a new fd (`EPERM`); stdout and stderr are fixed slots.
+//!   The kernel's restrictions are the protection; the refusal only makes
+//!   the error clear and immediate.
 //! - Cross-thread wake-ups arrive either as an `IORING_OP_MSG_RING` posted by
 //!   another ring ([`Executor::post_wake`]) or as a write to the executor's
 //!   eventfd, whose read is kept armed on the ring while a `RemoteWaker`
@@ -51,7 +58,25 @@ use std::sync::Arc;
 use io_uring::{opcode, squeue, types, IoUring};
 
 pub use ops::{OpBuffer, OpFd, OpId, StdStream};
-pub(crate) use ops::{OpSlot, SlotKind};
+pub(crate) use ops::{OpSlot, SlotKind, Target};
+
+/// Builds an SQE on what the slot names: `$t` is bound to a
+/// `types::Fd` or a `types::Fixed` (which sets `IOSQE_FIXED_FILE`).
+macro_rules! on_target {
+    ($slot:expr, |$t:ident| $build:expr) => {
+        match $slot.target() {
+            $crate::executor::Target::Fd(fd) => {
+                let $t = ::io_uring::types::Fd(fd);
+                $build
+            }
+            $crate::executor::Target::Fixed(index) => {
+                let $t = ::io_uring::types::Fixed(index);
+                $build
+            }
+        }
+    };
+}
+pub(crate) use on_target;
 
 use crate::modules::byte_span::SpanRef;
 
@@ -72,6 +97,14 @@ const DRAIN_TAG: u64 = u64::MAX - 3;
 /// bursts of timers rarely get there.
 const SQ_ENTRIES: u32 = 64;
 const CQ_ENTRIES: u32 = 256;
+
+/// The fixed-file slots a fixed-only executor writes standard output and
+/// standard error to (installed before the executor starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedStdio {
+    pub stdout: u32,
+    pub stderr: u32,
+}
 
 /// Consecutive `EBUSY` answers, with nothing left to reap, after which
 /// submitting gives up instead of spinning.
@@ -189,6 +222,8 @@ pub struct Executor {
     output: output::OutputQueue,
     // io-net: extra data of completed socket ops, until taken (socket.rs).
     socket_outputs: socket::SocketOutputs,
+    /// Set on a sandboxed actor's restricted ring: only fixed files.
+    fixed_only: Option<FixedStdio>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -207,7 +242,39 @@ impl Executor {
             ));
         }
         tracing::debug!(fd = ring.as_raw_fd(), "executor ring created");
-        Ok(Self {
+        Ok(Self::with_ring(ring, None))
+    }
+
+    /// An executor on a sandboxed actor's ring, made by the host: created
+    /// disabled, restricted (opcode allow-list, `IOSQE_FIXED_FILE`
+    /// required; see `luring_sandbox::ring`) and enabled before it reaches
+    /// here. Every op runs on fixed files: stdout and stderr go to the
+    /// slots `stdio` names; ops that need a path, an fd number or a new fd
+    /// are refused with `EPERM`; cross-thread wake-ups (eventfd, `MSG_RING`
+    /// from this ring) are not available. `ring` must be this process's
+    /// only user of those queues.
+    pub fn on_restricted_ring(ring: IoUring, stdio: FixedStdio) -> io::Result<Self> {
+        if !ring.params().is_feature_nodrop() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring lacks IORING_FEAT_NODROP (Linux ≥ 5.5 is needed)",
+            ));
+        }
+        tracing::debug!(
+            fd = ring.as_raw_fd(),
+            ?stdio,
+            "executor adopted a restricted ring"
+        );
+        Ok(Self::with_ring(ring, Some(stdio)))
+    }
+
+    /// True on a sandboxed actor's restricted ring.
+    pub fn is_fixed_only(&self) -> bool {
+        self.fixed_only.is_some()
+    }
+
+    fn with_ring(ring: IoUring, fixed_only: Option<FixedStdio>) -> Self {
+        Self {
             ring,
             ops: ops::OpTable::default(),
             eventfd: None,
@@ -219,12 +286,13 @@ impl Executor {
             dropped: 0,
             output: output::OutputQueue::default(),
             socket_outputs: socket::SocketOutputs::default(),
+            fixed_only,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
                 ..Faults::default()
             },
-        })
+        }
     }
 
     /// The ring's fd, the address other rings post `MSG_RING` wake-ups to.
@@ -266,6 +334,13 @@ impl Executor {
 
     /// Push an SQE, submitting first when the submission queue is full.
     fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        // The restricted ring refuses (-EACCES) any SQE without the flag;
+        // ops without an fd ignore it. Plain fds never get here (`submit`).
+        let entry = if self.fixed_only.is_some() {
+            entry.flags(squeue::Flags::FIXED_FILE)
+        } else {
+            entry
+        };
         loop {
             // SAFETY: every caller builds `entry` from memory owned by an
             // OpSlot (or by `self`) that outlives the operation's completion.
@@ -339,6 +414,7 @@ impl Executor {
         slot: OpSlot,
         build: impl FnOnce(&mut OpSlot) -> squeue::Entry,
     ) -> io::Result<OpId> {
+        self.check_reach(&slot)?;
         let Some((id, slot)) = self.ops.insert(slot) else {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
@@ -353,6 +429,26 @@ impl Executor {
             return Err(e);
         }
         Ok(id)
+    }
+
+    /// Refuses an op this executor's ring cannot run: a fixed slot given to
+    /// an op that builds its SQE on an fd number, or (fixed-only) anything
+    /// reaching outside the fixed-file table.
+    fn check_reach(&self, slot: &OpSlot) -> io::Result<()> {
+        if !slot.accepts_fixed && matches!(slot.target(), Target::Fixed(_)) {
+            tracing::debug!("executor: refused a fixed slot for an op that takes an fd number");
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        if self.fixed_only.is_some() {
+            if let Some(why) = slot.reaches_outside_table() {
+                tracing::debug!(
+                    why,
+                    "executor: op refused on a restricted (fixed-file only) ring"
+                );
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+        }
+        Ok(())
     }
 
     /// Relative timeout (`IORING_OP_TIMEOUT`); completes with `-ETIME` on
@@ -410,11 +506,41 @@ impl Executor {
     fn read_at_offset(&mut self, fd: &OpFd, buf: OpBuffer, offset: u64) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
-                opcode::Read::new(types::Fd(slot.raw_fd()), ptr, len)
+                on_target!(slot, |t| opcode::Read::new(t, ptr, len)
                     .offset(offset)
-                    .build()
+                    .build())
+            })
+        }
+    }
+
+    /// `recv(2)` of one datagram into `buf` with `MSG_TRUNC`: the result
+    /// is the datagram's real length, so a result above `buf`'s length
+    /// means it was truncated (the caller must reject it). 0 is a
+    /// zero-byte datagram or the peer's end closed (`SOCK_SEQPACKET`).
+    pub fn recv_datagram(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                on_target!(slot, |t| opcode::Recv::new(t, ptr, len)
+                    .flags(libc::MSG_TRUNC)
+                    .build())
+            })
+        }
+    }
+
+    /// `send(2)` of `buf` as one datagram (`MSG_NOSIGNAL`: a closed peer
+    /// is `-EPIPE`, never a signal).
+    pub fn send_datagram(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
+                let (ptr, len) = slot.buffer_mut_ptr(0);
+                on_target!(slot, |t| opcode::Send::new(t, ptr, len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build())
             })
         }
     }
@@ -493,7 +619,8 @@ impl Executor {
     /// once). Closing a standard stream is refused with `EBADF`.
     pub fn close(&mut self, fd: OpFd) -> io::Result<OpId> {
         match fd {
-            OpFd::Std(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
+            // Slots of a sandbox's table are the host's to manage for now.
+            OpFd::Std(_) | OpFd::Fixed(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
             OpFd::Owned(rc) => match std::rc::Rc::try_unwrap(rc) {
                 // SAFETY: the SQE names the fd the slot owns; the slot
                 // forgets it when the close completes.
@@ -521,11 +648,11 @@ impl Executor {
         }
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
-                opcode::Write::new(types::Fd(slot.raw_fd()), ptr, len)
+                on_target!(slot, |t| opcode::Write::new(t, ptr, len)
                     .offset(u64::MAX)
-                    .build()
+                    .build())
             })
         }
     }
@@ -568,6 +695,10 @@ impl Executor {
     /// A handle other threads use to wake this executor; arms the eventfd
     /// read on first use.
     pub fn remote_waker(&mut self) -> io::Result<RemoteWaker> {
+        if self.fixed_only.is_some() {
+            // Its read would name the eventfd by number.
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
         if self.eventfd.is_none() {
             // SAFETY: eventfd(2) has no memory arguments.
             let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
@@ -610,6 +741,10 @@ impl Executor {
     /// Submitted before this returns: the kernel resolves the target fd
     /// while `target` is still borrowed.
     pub fn post_wake(&mut self, target: BorrowedFd<'_>) -> io::Result<()> {
+        if self.fixed_only.is_some() {
+            // MSG_RING is not on a restricted ring's allow-list.
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
         let entry = opcode::MsgRingData::new(types::Fd(target.as_raw_fd()), 0, WAKE_TAG, None)
             .build()
             .user_data(CANCEL_TAG);
@@ -836,6 +971,11 @@ impl Executor {
     /// was dropped: a NOP with `IO_DRAIN` starts only after all earlier
     /// SQEs completed. Its own CQE may be dropped too, then another is sent.
     fn drain_all(&mut self) -> io::Result<()> {
+        if self.fixed_only.is_some() {
+            // IO_DRAIN is not on a restricted ring's allowed flags: the
+            // caller leaks what is in flight instead.
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
         loop {
             let before = self.ring.completion().overflow();
             let entry = opcode::Nop::new()
@@ -919,3 +1059,6 @@ mod tests;
 
 #[cfg(test)]
 mod module_ops_tests;
+
+#[cfg(test)]
+mod restricted_tests;

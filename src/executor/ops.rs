@@ -90,8 +90,14 @@ pub enum OpFd {
     /// cannot happen while an op holds a clone.
     Owned(Rc<OwnedFd>),
     /// fd 0, 1 or 2: the process's standard streams, borrowed for the
-    /// program's life (the runtime never closes them).
+    /// program's life (the runtime never closes them). A fixed-only
+    /// executor maps stdout and stderr to fixed slots instead.
     Std(StdStream),
+    /// A slot of the ring's fixed-file table (a sandboxed actor's
+    /// capabilities live there). The kernel takes its own reference to the
+    /// slot's file when an op is issued, so replacing or clearing the slot
+    /// meanwhile cannot free the file under the op.
+    Fixed(u32),
 }
 
 impl OpFd {
@@ -103,8 +109,18 @@ impl OpFd {
         match self {
             OpFd::Owned(fd) => fd.as_raw_fd(),
             OpFd::Std(s) => *s as RawFd,
+            // Never used as an fd number: ops that accept a slot build
+            // their SQE from `OpSlot::target`, the others are refused.
+            OpFd::Fixed(_) => -1,
         }
     }
+}
+
+/// What an SQE names: an fd number, or a slot of the fixed-file table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Fd(RawFd),
+    Fixed(u32),
 }
 
 /// The process's standard streams.
@@ -166,6 +182,9 @@ pub struct OpSlot {
     closing_fd: Option<OwnedFd>,
     pub(crate) kind: SlotKind,
     pub(crate) cancelling: bool,
+    /// Set by `on_target`: the op builds its SQE from `target`, so its fd
+    /// may be a fixed slot.
+    pub(crate) accepts_fixed: bool,
 }
 
 impl OpSlot {
@@ -176,6 +195,7 @@ impl OpSlot {
             closing_fd: None,
             kind: SlotKind::Plain,
             cancelling: false,
+            accepts_fixed: false,
         }
     }
 
@@ -198,6 +218,47 @@ impl OpSlot {
     pub(crate) fn on_fd(mut self, fd: &OpFd) -> Self {
         self.fd = Some(fd.clone());
         self
+    }
+
+    /// Like `on_fd`, for an op whose SQE is built from [`OpSlot::target`]
+    /// (so `fd` may be a fixed slot).
+    pub(crate) fn on_target(mut self, fd: &OpFd) -> Self {
+        self.fd = Some(fd.clone());
+        self.accepts_fixed = true;
+        self
+    }
+
+    /// What the op's SQE names (`Fd(-1)` without an fd).
+    pub(crate) fn target(&self) -> Target {
+        match &self.fd {
+            Some(OpFd::Fixed(slot)) => Target::Fixed(*slot),
+            _ => Target::Fd(self.raw_fd()),
+        }
+    }
+
+    /// Why a fixed-only executor (a sandboxed actor's restricted ring, on
+    /// which every SQE carries `IOSQE_FIXED_FILE`) cannot run this op:
+    /// it names a path, an fd number outside the fixed-file table, or
+    /// opens a new fd. `None` when it can.
+    pub(crate) fn reaches_outside_table(&self) -> Option<&'static str> {
+        if self.kind == SlotKind::OpensFd {
+            return Some("it opens a new descriptor");
+        }
+        match &self.resource {
+            Resource::Path(_) | Resource::PathHow(..) | Resource::Paths(..) => {
+                return Some("it names a path");
+            }
+            Resource::StatxInto(..) => return Some("statx is not on the ring's allow-list"),
+            Resource::Job(..) => return Some("blocking-pool jobs complete through an eventfd"),
+            _ => {}
+        }
+        if self.closing_fd.is_some() {
+            return Some("it closes an fd number");
+        }
+        match &self.fd {
+            None | Some(OpFd::Fixed(_)) => None,
+            Some(_) => Some("it names an fd outside the ring's fixed-file table"),
+        }
     }
 
     pub(crate) fn closing(fd: OwnedFd) -> Self {

@@ -28,9 +28,9 @@
 use std::collections::VecDeque;
 use std::io;
 
-use io_uring::{opcode, types};
+use io_uring::opcode;
 
-use super::{Executor, OpBuffer, OpFd, OpId, OpSlot, SlotKind, StdStream};
+use super::{on_target, Executor, OpBuffer, OpFd, OpId, OpSlot, SlotKind, StdStream};
 
 /// Runtime output waiting beyond this size makes the writer wait for the
 /// streams (stalling the VM) instead of growing without bound.
@@ -72,8 +72,16 @@ impl OutputQueue {
 }
 
 impl Executor {
-    /// The fd output for `stream` goes to.
+    /// The fd output for `stream` goes to: its fixed slot on a fixed-only
+    /// executor.
     fn stream_fd(&self, stream: StdStream) -> OpFd {
+        if let Some(fixed) = self.fixed_only {
+            return match stream {
+                StdStream::Out => OpFd::Fixed(fixed.stdout),
+                StdStream::Err => OpFd::Fixed(fixed.stderr),
+                StdStream::In => OpFd::Std(stream),
+            };
+        }
         #[cfg(test)]
         if let Some(targets) = &self.faults.output_targets {
             return targets[stream as usize - 1].clone();
@@ -167,7 +175,7 @@ impl Executor {
         buf: OpBuffer,
     ) -> io::Result<OpId> {
         let slot = OpSlot::buffer(buf)
-            .on_fd(&self.stream_fd(stream))
+            .on_target(&self.stream_fd(stream))
             .kind(SlotKind::Deferred);
         let Some((id, _)) = self.ops.insert(slot) else {
             return Err(io::Error::new(
@@ -205,7 +213,7 @@ impl Executor {
             match next {
                 Queued::Bytes { stream, data } => {
                     let slot = OpSlot::buffer(OpBuffer::Owned(data.into_boxed_slice()))
-                        .on_fd(&self.stream_fd(stream))
+                        .on_target(&self.stream_fd(stream))
                         .kind(SlotKind::Output { stream, offset: 0 });
                     return self.submit_output_slot(slot);
                 }
@@ -216,10 +224,10 @@ impl Executor {
                     };
                     slot.kind = SlotKind::Plain;
                     let (ptr, len) = slot.buffer_mut_ptr(0);
-                    let entry = opcode::Write::new(types::Fd(slot.raw_fd()), ptr, len)
+                    let entry = on_target!(slot, |t| opcode::Write::new(t, ptr, len)
                         .offset(u64::MAX)
-                        .build()
-                        .user_data(id.to_user_data());
+                        .build())
+                    .user_data(id.to_user_data());
                     if let Err(e) = self.push(entry) {
                         self.ops.remove(id);
                         self.stash.push(super::Completion {
@@ -258,15 +266,16 @@ impl Executor {
                     let (ptr, n) = slot.buffer_mut_ptr(offset);
                     // (a test's simulated EAGAIN writes nothing)
                     let n = if fake_eagain { 0 } else { n };
-                    opcode::Write::new(types::Fd(slot.raw_fd()), ptr, n)
+                    on_target!(slot, |t| opcode::Write::new(t, ptr, n)
                         .offset(u64::MAX)
-                        .build()
+                        .build())
                 })
             },
             // SAFETY: the SQE names one of the standard streams.
             SlotKind::OutputPoll { .. } => unsafe {
                 self.submit(slot, |slot| {
-                    opcode::PollAdd::new(types::Fd(slot.raw_fd()), libc::POLLOUT as u32).build()
+                    on_target!(slot, |t| opcode::PollAdd::new(t, libc::POLLOUT as u32)
+                        .build())
                 })
             },
             _ => unreachable!("only output slots are resubmitted"),

@@ -74,6 +74,8 @@ fn dup_cloexec(fd: &OpFd) -> std::io::Result<OwnedFd> {
         OpFd::Std(s) => {
             unsafe { std::os::fd::BorrowedFd::borrow_raw(*s as i32) }.try_clone_to_owned()
         }
+        // A fixed slot has no fd number in this process.
+        OpFd::Fixed(_) => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
     }
 }
 
@@ -84,7 +86,7 @@ impl UserData for FileDescriptor {
             unless_closing(|_, this: Value| {
                 let this = arg(&this, 1)?;
                 // A borrowed standard stream is not ours to close.
-                if matches!(*this.0.borrow(), None | Some(OpFd::Std(_))) {
+                if matches!(*this.0.borrow(), None | Some(OpFd::Std(_) | OpFd::Fixed(_))) {
                     return Err(busy());
                 }
                 // Closes now unless an op in flight still holds a clone; then
@@ -163,7 +165,7 @@ impl FdCapabilities {
         Some(match &*fd {
             Some(OpFd::Owned(owned)) => dup_fd_for_message(Some(owned.as_fd())),
             // The standard streams are borrowed, never handed on.
-            Some(OpFd::Std(_)) | None => dup_fd_for_message(None),
+            Some(OpFd::Std(_) | OpFd::Fixed(_)) | None => dup_fd_for_message(None),
         })
     }
 

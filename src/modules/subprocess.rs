@@ -112,7 +112,8 @@ impl Drop for Subprocess {
         // Ops in flight may hold the pidfd too: the reaper gets its own.
         let dup = match &self.pidfd {
             OpFd::Owned(fd) => fd.try_clone(),
-            OpFd::Std(_) => return,
+            // A pidfd is always owned; nothing to reap otherwise.
+            OpFd::Std(_) | OpFd::Fixed(_) => return,
         };
         if let Ok(fd) = dup {
             reap_in_background(fd);

@@ -1,0 +1,447 @@
+//! Host side of sandboxed actors: spawning, the channel, the relay thread.
+
+use std::cell::RefCell;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use luring_sandbox::{ExitStatus, SandboxHandle, SandboxSpec, Stdio};
+use mlua::{MetaMethod, UserData, UserDataMethods};
+
+use super::{frame_to_message, send_boot, supervisor, VM_ENTRY};
+use crate::actor::mailbox::{ActorAddress, Envelope};
+use crate::actor::message::{self, Message, NoCapabilities};
+use crate::actor::module_files::{self, EntryError};
+use crate::actor::vm::with_state;
+use crate::executor::{OpBuffer, OpFd};
+use crate::modules::error::{self, ErrorCode};
+use mlua::{Lua, Table, Value};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// A sandboxed actor as its spawner's VM holds it. Invariants: the VM's
+/// state owns a [`SandboxKiller`] for every sandbox it spawned (so the
+/// sandbox dies when the VM ends, unless it ended first); the Lua object
+/// owns the host's end of the control socket (`None` once closed).
+pub(crate) struct SandboxChannel {
+    pub(super) control: RefCell<Option<OpFd>>,
+    /// `None` in the probe that names the metatable, and for a sandbox's
+    /// channel to its host.
+    pub(super) pidfd: Option<OwnedFd>,
+}
+
+/// SIGKILLs a sandbox when dropped (a sandbox that already ended is left
+/// alone: its pidfd then answers `ESRCH`).
+pub(crate) struct SandboxKiller(OwnedFd);
+
+impl Drop for SandboxKiller {
+    fn drop(&mut self) {
+        if luring_sandbox::sys::pidfd_send_signal(self.0.as_fd(), libc::SIGKILL).is_ok() {
+            // PID 1's exit kills and waits for every process of the
+            // sandbox before its pidfd turns readable: after this, nothing
+            // of the sandbox runs (and sees its channel close). Bounded,
+            // in case the kernel takes unusually long.
+            let _ = luring_sandbox::sys::poll_one(self.0.as_raw_fd(), libc::POLLIN, 1000);
+        }
+    }
+}
+
+impl SandboxChannel {
+    /// Ends the host's sending side: the sandbox's receive sees EOF
+    /// (`no_senders`) once it has read what was already sent, even though
+    /// the [`SandboxHandle`] still holds its own copy of the socket.
+    fn close(&self) {
+        // (A sandbox's channel to its host, a fixed slot, just lets go.)
+        if let Some(fd @ OpFd::Owned(_)) = self.control.borrow_mut().take() {
+            // SAFETY: shutdown on a socket `fd` keeps open; no memory.
+            unsafe { libc::shutdown(fd.raw(), libc::SHUT_WR) };
+        }
+    }
+}
+
+impl Drop for SandboxChannel {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl UserData for SandboxChannel {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `__index` is the core code's method table (`set_sandbox_methods`).
+        methods.add_meta_function(MetaMethod::NewIndex, |_, ()| -> mlua::Result<()> {
+            Err(ErrorCode::generic(libc::EPERM).into())
+        });
+    }
+}
+
+fn channel_arg(v: &Value) -> mlua::Result<mlua::UserDataRef<SandboxChannel>> {
+    match v {
+        Value::UserData(ud) => ud.borrow::<SandboxChannel>().map_err(|_| error::einval(1)),
+        _ => Err(error::einval(1)),
+    }
+}
+
+/// The monitor notice of a sandboxed actor (docs/guide/sandboxes.md):
+/// `{ monitor = 'ended', sandbox = true, reason = 'exited' | 'killed' |
+/// 'seccomp' | 'lost', code | signal | syscall = n }`.
+fn sandbox_notice(status: ExitStatus) -> Message {
+    let mut members: Vec<(&str, Message)> =
+        vec![("monitor", "ended".into()), ("sandbox", true.into())];
+    match status {
+        ExitStatus::Exited(code) => {
+            members.push(("reason", "exited".into()));
+            members.push(("code", f64::from(code).into()));
+        }
+        ExitStatus::Signaled(signal) => {
+            members.push(("reason", "killed".into()));
+            members.push(("signal", f64::from(signal).into()));
+        }
+        ExitStatus::Seccomp { syscall } => {
+            members.push(("reason", "seccomp".into()));
+            members.push(("syscall", f64::from(syscall).into()));
+        }
+        ExitStatus::Lost => members.push(("reason", "lost".into())),
+    }
+    Message::object(members)
+}
+
+/// The host's side of one sandbox, on a thread of its own: reads the
+/// sandbox's frames (one at a time: the next is read only once the
+/// spawner took the previous one, so a flood costs the host one message)
+/// and posts them to the spawner's inbox, and tells `monitor` how the
+/// sandbox ended. The thread counts as a running thread of the process
+/// (it can still wake the spawner) and holds an address of the spawner's
+/// inbox (a sender) until the sandbox is gone.
+fn serve_sandbox(
+    handle: SandboxHandle,
+    spawner: ActorAddress,
+    monitor: Option<ActorAddress>,
+) -> std::io::Result<()> {
+    let process = crate::actor::host::current_process()
+        .ok_or_else(|| std::io::Error::other("spawn_vm outside a host thread"))?;
+    let signal = process.add_thread()?;
+    let thread_process = process.clone();
+    let thread_signal = signal.clone();
+    let spawned = std::thread::Builder::new()
+        .name("luring-sandbox".into())
+        .spawn(move || {
+            let status = relay(handle, &spawner, &thread_process, &thread_signal);
+            if let Some(monitor) = monitor {
+                let _ = monitor.mailbox.post(Envelope {
+                    msg: sandbox_notice(status),
+                    sender: None,
+                    send_id: 0,
+                });
+            }
+            drop(spawner);
+            thread_process.leave(&thread_signal);
+        });
+    match spawned {
+        Ok(join) => {
+            process
+                .joins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(join);
+            Ok(())
+        }
+        Err(e) => {
+            process.leave(&signal);
+            Err(e)
+        }
+    }
+}
+
+/// Relays the sandbox's frames to `spawner` until the sandbox ended;
+/// returns how it ended.
+fn relay(
+    mut handle: SandboxHandle,
+    spawner: &ActorAddress,
+    process: &crate::actor::process::Process,
+    signal: &Arc<crate::actor::process::ThreadSignal>,
+) -> ExitStatus {
+    let receipts = crate::actor::mailbox::Mailbox::new();
+    receipts.set_signal(signal.clone());
+    let mut buf = vec![0u8; crate::ipc::MAX_FRAME_BYTES];
+    let mut awaiting: Option<u64> = None;
+    let mut next_id = 0u64;
+    let mut reading = true;
+    let mut ended = false;
+    let mut got = Vec::new();
+    loop {
+        // A sandbox that ended may have left frames in the socket: they
+        // are relayed first (its end is closed now, so EOF follows them).
+        if ended && !reading {
+            return handle.wait().unwrap_or(ExitStatus::Lost);
+        }
+        let control = if reading && awaiting.is_none() {
+            handle.control().as_raw_fd()
+        } else {
+            -1
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd: if ended {
+                    -1
+                } else {
+                    handle.status_fd().as_raw_fd()
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: control,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signal.eventfd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Publish "sleeping" first, so that a receipt posted from now on
+        // writes the eventfd (a running thread is not woken).
+        let sleep = matches!(
+            signal.prepare_sleep(process, false, || receipts.is_pending()),
+            crate::actor::process::Sleep::Wait
+        );
+        // Once the sandbox ended, everything it sent is in the socket
+        // already (others may hold its end open: no EOF to wait for).
+        let draining = ended && awaiting.is_none();
+        if sleep {
+            // SAFETY: three live pollfds; a negative fd is ignored by poll.
+            unsafe { libc::poll(fds.as_mut_ptr(), 3, if draining { 0 } else { -1 }) };
+            if draining && fds[1].revents == 0 {
+                reading = false;
+            }
+        }
+        signal.awake(process);
+        if receipts.take_pending() {
+            receipts.take_receipts(&mut got);
+            if got.drain(..).any(|(id, _)| Some(id) == awaiting) {
+                awaiting = None;
+            }
+        }
+        if !sleep {
+            continue;
+        }
+        if fds[1].revents != 0 {
+            match handle.recv_control(&mut buf, 0) {
+                Ok(frame) if frame.len == 0 => reading = false,
+                Ok(frame) => match frame_from_sandbox(&buf[..frame.len]) {
+                    Ok(msg) => {
+                        next_id += 1;
+                        let env = Envelope {
+                            msg,
+                            sender: Some(receipts.clone()),
+                            send_id: next_id,
+                        };
+                        if spawner.mailbox.post(env).is_ok() {
+                            awaiting = Some(next_id);
+                        }
+                    }
+                    Err(reason) => {
+                        // The one channel that broke a rule closes.
+                        tracing::debug!(%reason, "sandbox frame rejected; its channel closes");
+                        reading = false;
+                    }
+                },
+                Err(luring_sandbox::ControlError::Closed) => reading = false,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sandbox frame rejected; its channel closes");
+                    reading = false;
+                }
+            }
+        }
+        if fds[0].revents != 0 {
+            ended = true;
+        }
+    }
+}
+
+/// A frame from the sandbox as a message: plain values only (its
+/// capabilities, if any, have nowhere to go yet).
+fn frame_from_sandbox(packet: &[u8]) -> Result<Message, String> {
+    let table_size = luring_sandbox::RingSpec::default().fixed_files;
+    let decoded = crate::ipc::decode(packet, crate::ipc::FdMode::FixedSlots { table_size }, 0)
+        .map_err(|e| e.to_string())?;
+    frame_to_message(decoded.value, None).map_err(str::to_owned)
+}
+
+/// Host-side rt functions: `spawn_sandboxed`, `sandbox_send`,
+/// `sandbox_close`, `sandbox_kill`, `set_sandbox_methods`.
+pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    use crate::actor::vm::{submit_op, unless_closing};
+    let probe = lua.create_userdata(SandboxChannel {
+        control: RefCell::new(None),
+        pidfd: None,
+    })?;
+    crate::modules::name_userdata_metatable(lua, probe, c"ipc_actor_channel")?;
+    rt.set(
+        "set_sandbox_methods",
+        lua.create_function(|lua, methods: Table| {
+            let probe = lua.create_userdata(SandboxChannel {
+                control: RefCell::new(None),
+                pidfd: None,
+            })?;
+            crate::actor::channels::set_index_table(lua, probe, methods)
+        })?,
+    )?;
+    // spawn_sandboxed(rel, display, monitor) -> handle | nil, 'errno', errno
+    //   | nil, 'special', kind | nil, 'too_large'
+    rt.set(
+        "spawn_sandboxed",
+        lua.create_function(unless_closing(
+            |lua, (rel, display, monitor): (mlua::BString, mlua::BString, bool)| {
+                let rel = std::ffi::CString::new(Vec::from(rel)).map_err(|_| error::einval(1))?;
+                let root_fd = with_state(lua, |st| st.import_root.clone())?.ok_or_else(|| {
+                    mlua::Error::from(ErrorCode::core(error::CoreError::CurrentModuleNotKnown))
+                })?;
+                // SAFETY: `root_fd` (a clone of the VM's reference) keeps the
+                // fd open for as long as `root` is used.
+                let root = unsafe { BorrowedFd::borrow_raw(root_fd.raw()) };
+                let fail = |what: &str, detail: Value| -> mlua::Result<(Value, Value, Value)> {
+                    Ok((Value::Nil, Value::String(lua.create_string(what)?), detail))
+                };
+                let (source, _identity) = match module_files::read_beneath(root, &rel) {
+                    Ok(read) => read,
+                    Err(EntryError::Os(errno)) => {
+                        return fail("errno", Value::Integer(errno.into()))
+                    }
+                    Err(EntryError::NotRegular(kind)) => {
+                        return fail("special", Value::String(lua.create_string(kind.name())?))
+                    }
+                    Err(EntryError::TooLarge) => return fail("too_large", Value::Nil),
+                };
+                let sv = supervisor().map_err(|e| {
+                    mlua::Error::runtime(format!("spawn_vm: no sandbox can be started: {e}"))
+                })?;
+                let share = |fd: i32| -> mlua::Result<Stdio> {
+                    // SAFETY: fds 1 and 2 stay open for the program's life.
+                    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                    fd.try_clone_to_owned()
+                        .map(Stdio::Fd)
+                        .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))
+                };
+                let spec = SandboxSpec {
+                    stdout: share(1)?,
+                    stderr: share(2)?,
+                    ..SandboxSpec::default()
+                };
+                let handle = sv.spawn(VM_ENTRY, &[], &spec).map_err(|e| {
+                    mlua::Error::runtime(format!("spawn_vm: cannot start the sandbox: {e}"))
+                })?;
+                let display = String::from_utf8_lossy(&display).into_owned();
+                send_boot(handle.control(), &display, &source).map_err(|e| {
+                    mlua::Error::runtime(format!("spawn_vm: cannot send the module: {e}"))
+                })?;
+                let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
+                let control = handle.control().try_clone_to_owned().map_err(io)?;
+                let pidfd = handle.pidfd().try_clone_to_owned().map_err(io)?;
+                let killer = SandboxKiller(handle.pidfd().try_clone_to_owned().map_err(io)?);
+                let own = with_state(lua, |st| st.mailbox.clone())?;
+                let monitor = monitor.then(|| ActorAddress::new(own.clone()));
+                // On failure the handle was dropped, which killed it.
+                serve_sandbox(handle, ActorAddress::new(own), monitor).map_err(io)?;
+                with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
+                let ch = lua.create_userdata(SandboxChannel {
+                    control: RefCell::new(Some(OpFd::owned(control))),
+                    pidfd: Some(pidfd),
+                })?;
+                Ok((Value::UserData(ch), Value::Nil, Value::Nil))
+            },
+        ))?,
+    )?;
+    // sandbox_send(channel, message) -> op id (the result: bytes sent or
+    // -errno)
+    rt.set(
+        "sandbox_send",
+        lua.create_function(unless_closing(|lua, (ch, msg): (Value, Value)| {
+            let control = channel_arg(&ch)?.control.borrow().clone().ok_or_else(|| {
+                mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
+            })?;
+            let own = with_state(lua, |st| st.mailbox.clone())?;
+            let caps = crate::actor::channels::ActorCapabilities {
+                own: &own,
+                others: &NoCapabilities,
+            };
+            let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
+            let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&[]))
+                .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+            // The one address a sandbox can be sent: the sender's inbox
+            // (its replies come back on the control socket); from inside
+            // a sandbox, none.
+            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
+            if !frame.fds.is_empty()
+                || frame
+                    .channels
+                    .iter()
+                    .any(|a| sandboxed || !Arc::ptr_eq(&a.mailbox, &own))
+            {
+                return Err(ErrorCode::generic(libc::ENOTSUP).into());
+            }
+            let bytes = frame.bytes.into_boxed_slice();
+            submit_op(lua, |st| {
+                st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
+            })
+        }))?,
+    )?;
+    rt.set(
+        "sandbox_close",
+        lua.create_function(unless_closing(|_, ch: Value| {
+            channel_arg(&ch)?.close();
+            Ok(())
+        }))?,
+    )?;
+    // sandbox_kill(channel, signo)
+    rt.set(
+        "sandbox_kill",
+        lua.create_function(unless_closing(|_, (ch, signo): (Value, Option<i32>)| {
+            let ch = channel_arg(&ch)?;
+            let signo = signo.unwrap_or(libc::SIGKILL);
+            if !(1..=64).contains(&signo) {
+                return Err(error::einval(2));
+            }
+            let pidfd = ch.pidfd.as_ref().ok_or_else(|| error::einval(1))?;
+            luring_sandbox::sys::pidfd_send_signal(pidfd.as_fd(), signo)
+                .or_else(|e| {
+                    if e.raw_os_error() == Some(libc::ESRCH) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))?;
+            if signo == libc::SIGKILL {
+                // Gone before its channel closes (see SandboxKiller).
+                let _ = luring_sandbox::sys::poll_one(pidfd.as_raw_fd(), libc::POLLIN, 1000);
+                ch.close();
+            }
+            Ok(())
+        }))?,
+    )?;
+    Ok(())
+}
+
+/// Why [`send_message`] refused a message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("file descriptors and channels cannot be sent to a sandboxed actor yet")]
+    Capabilities,
+    #[error(transparent)]
+    Frame(#[from] crate::ipc::FrameError),
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sends `msg` to a sandboxed VM as one frame on the host's end of its
+/// control socket (blocking). Messages with capabilities are refused for
+/// now (they will travel through the host ring, `FLAG_FIXED_SLOTS`).
+pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendError> {
+    let frame = crate::ipc::encode_message(msg, crate::ipc::FdPlacement::FixedSlots(&[]))?;
+    if !frame.fds.is_empty() || !frame.channels.is_empty() {
+        return Err(SendError::Capabilities);
+    }
+    luring_sandbox::sys::send_with_fds(control.as_raw_fd(), &frame.bytes, &[])?;
+    Ok(())
+}

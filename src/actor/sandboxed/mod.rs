@@ -1,0 +1,264 @@
+//! A Lua actor VM inside a luring sandbox (`luring-sandbox`).
+//!
+//! Invariants:
+//! - [`VM_ENTRY`] is registered with `luring_sandbox::register_entry`
+//!   before the supervisor is forked ([`start_supervisor`], first thing in
+//!   `main`); the supervisor is kept process-wide and used by every VM.
+//! - Inside the sandbox the VM runs on the ring the supervisor made for it
+//!   (restricted, `IOSQE_FIXED_FILE` required) through a fixed-only
+//!   executor: fixed slot [`CONTROL_SLOT`] is the control socket,
+//!   [`STDOUT_SLOT`] and [`STDERR_SLOT`] the sandbox's stdout and stderr
+//!   (granted at spawn: the host's own, as `"share"`). The sandbox puts
+//!   them in its own table with `IORING_REGISTER_FILES_UPDATE`, the one
+//!   register opcode its ring allows besides buffer rings.
+//! - The module's code is the first thing on the control socket (the boot
+//!   message, [`send_boot`]): a header datagram, then the source in chunks
+//!   of at most [`BOOT_CHUNK`] bytes, at most `MAX_CODE_BYTES` in all. The
+//!   sandbox reads it with blocking `recvmsg` before its VM exists (no
+//!   fiber can run yet, so blocking the thread is harmless); anything that
+//!   breaks the format, or carries descriptors, makes the sandbox exit
+//!   [`EXIT_BAD_BOOT`] with every received descriptor closed.
+//! - The sandboxed VM has no import root: `require` finds builtin modules
+//!   only (a project path fails with `EPERM`), and its environment is the
+//!   safe one every luring VM has (no `io`, `ffi`, `debug`, binary chunks).
+//! - Host side (`host.rs`): `spawn_vm{ sandbox = {} }` spawns through the
+//!   supervisor and returns a channel; the spawning VM's state holds a
+//!   killer per sandbox (it dies with the VM); one relay thread per sandbox
+//!   brings its frames to the spawner's inbox, one at a time, and reports
+//!   how it ended to a monitor. Sandbox side (`inside.rs`): the inbox reads
+//!   the host's frames with a ring `RECV` on [`CONTROL_SLOT`].
+
+mod host;
+mod inside;
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::{Arc, OnceLock};
+
+pub(crate) use host::add_host_rt;
+pub use host::{send_message, SendError};
+pub(crate) use inside::add_rt;
+
+use super::mailbox::{ActorAddress, Mailbox};
+use crate::actor::message::Message;
+
+use luring_sandbox::{EntryContext, StartError, Supervisor};
+
+use super::module_files::MAX_CODE_BYTES;
+use super::vm::{on_vm_thread, Vm};
+use crate::executor::{Executor, FixedStdio};
+use crate::RuntimeError;
+
+/// The name the sandboxed VM's entry point is registered under.
+pub const VM_ENTRY: &str = "luring-vm";
+
+/// Fixed-file slots of a sandboxed VM's ring.
+pub const CONTROL_SLOT: u32 = 0;
+pub const STDOUT_SLOT: u32 = 1;
+pub const STDERR_SLOT: u32 = 2;
+/// First slot free for capabilities the host installs later.
+pub const FIRST_CAPABILITY_SLOT: u32 = 3;
+
+/// Exit status of a sandbox whose boot message was malformed.
+pub const EXIT_BAD_BOOT: i32 = 65;
+/// Exit status of a sandbox whose VM could not start (its reason is
+/// written to its stderr).
+pub const EXIT_START_FAILED: i32 = 66;
+
+const BOOT_MAGIC: &[u8; 8] = b"LRNGBT01";
+/// Largest datagram of the boot message.
+pub const BOOT_CHUNK: usize = 64 * 1024;
+/// Longest display name of the module.
+const MAX_DISPLAY: usize = 4096;
+
+static SUPERVISOR: OnceLock<Result<Supervisor, String>> = OnceLock::new();
+
+/// Registers the sandboxed VM's entry point and forks the supervisor.
+/// Call first thing in `main`, before any thread exists. Idempotent after
+/// success. When the supervisor cannot start (e.g. threads already run),
+/// the reason is kept: sandboxed spawns then fail with it, everything else
+/// works.
+pub fn start_supervisor() -> Result<(), String> {
+    let r = SUPERVISOR.get_or_init(|| {
+        match luring_sandbox::register_entry(VM_ENTRY, vm_entry) {
+            Ok(()) | Err(StartError::DuplicateEntry(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        Supervisor::start().map_err(|e| e.to_string())
+    });
+    r.as_ref().map(drop).map_err(Clone::clone)
+}
+
+/// The process's supervisor, or why there is none.
+pub fn supervisor() -> Result<&'static Supervisor, String> {
+    match SUPERVISOR.get() {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(e)) => Err(format!("the sandbox supervisor did not start: {e}")),
+        None => Err("the sandbox supervisor was not started (call \
+                     luring::start_supervisor first thing in main)"
+            .into()),
+    }
+}
+
+/// Why a boot message was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BootError {
+    #[error("module source of {0} bytes is larger than the {MAX_CODE_BYTES}-byte limit")]
+    TooLarge(u64),
+    #[error("module name longer than {MAX_DISPLAY} bytes")]
+    NameTooLong,
+    #[error("malformed boot message: {0}")]
+    Malformed(&'static str),
+    #[error("control socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Sends the module `source` (shown as `display` in messages) on the
+/// host's end of a sandbox's control socket (blocking).
+pub fn send_boot(control: BorrowedFd<'_>, display: &str, source: &[u8]) -> Result<(), BootError> {
+    if source.len() as u64 > MAX_CODE_BYTES {
+        return Err(BootError::TooLarge(source.len() as u64));
+    }
+    if display.len() > MAX_DISPLAY {
+        return Err(BootError::NameTooLong);
+    }
+    let mut header = Vec::with_capacity(20 + display.len());
+    header.extend_from_slice(BOOT_MAGIC);
+    header.extend_from_slice(&(source.len() as u64).to_le_bytes());
+    header.extend_from_slice(&(display.len() as u32).to_le_bytes());
+    header.extend_from_slice(display.as_bytes());
+    let fd = control.as_raw_fd();
+    luring_sandbox::sys::send_with_fds(fd, &header, &[])?;
+    for chunk in source.chunks(BOOT_CHUNK) {
+        luring_sandbox::sys::send_with_fds(fd, chunk, &[])?;
+    }
+    Ok(())
+}
+
+/// One boot datagram: its bytes, refused if it carried descriptors or a
+/// control message, or was truncated (the descriptors are closed).
+fn recv_boot_datagram(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, BootError> {
+    let r = luring_sandbox::sys::recv_with_fds(control.as_raw_fd(), buf, 0)?;
+    if r.truncated {
+        return Err(BootError::Malformed("datagram truncated"));
+    }
+    if r.cmsg_count > 0 || !r.fds.is_empty() {
+        return Err(BootError::Malformed("descriptors or control messages"));
+    }
+    if r.len == 0 {
+        return Err(BootError::Malformed("empty datagram or closed socket"));
+    }
+    Ok(r.len)
+}
+
+/// Reads the boot message: (display name, source).
+pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError> {
+    let mut buf = vec![0u8; BOOT_CHUNK];
+    let n = recv_boot_datagram(control, &mut buf)?;
+    let h = &buf[..n];
+    if n < 20 || &h[..8] != BOOT_MAGIC {
+        return Err(BootError::Malformed("bad header"));
+    }
+    let len = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+    let name_len = u32::from_le_bytes(h[16..20].try_into().expect("4 bytes")) as usize;
+    if len > MAX_CODE_BYTES {
+        return Err(BootError::TooLarge(len));
+    }
+    if name_len > MAX_DISPLAY || 20 + name_len != n {
+        return Err(BootError::Malformed("bad module name length"));
+    }
+    let display = String::from_utf8_lossy(&h[20..]).into_owned();
+    let mut source = Vec::new();
+    // Grown as data arrives: a claimed length allocates nothing.
+    while (source.len() as u64) < len {
+        let n = recv_boot_datagram(control, &mut buf)?;
+        if (source.len() + n) as u64 > len {
+            return Err(BootError::Malformed("more source than announced"));
+        }
+        source.extend_from_slice(&buf[..n]);
+    }
+    Ok((display, source))
+}
+
+/// The entry point inside the sandbox: installs the control socket and
+/// stdio in the ring's table, reads the module, runs it as a worker VM.
+/// Returns the VM's exit code.
+fn vm_entry(ctx: EntryContext) -> i32 {
+    let EntryContext { ring, control, .. } = ctx;
+    let table = [control.as_raw_fd(), 1, 2];
+    if let Err(e) = ring.submitter().register_files_update(CONTROL_SLOT, &table) {
+        eprintln!("luring sandbox: cannot install the control socket and stdio in the ring: {e}");
+        return EXIT_START_FAILED;
+    }
+    let (display, source) = match recv_boot(std::os::fd::AsFd::as_fd(&control)) {
+        Ok(boot) => boot,
+        Err(e) => {
+            eprintln!("luring sandbox: {e}");
+            return EXIT_BAD_BOOT;
+        }
+    };
+    let stdio = FixedStdio {
+        stdout: STDOUT_SLOT,
+        stderr: STDERR_SLOT,
+    };
+    let result = on_vm_thread(move || {
+        // The table holds the control socket now; this process keeps its
+        // own copy open too, for the entry's lifetime.
+        let _control = control;
+        let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
+        let vm = Vm::with_executor(executor)?;
+        vm.run_sandboxed(&display, &source)
+    });
+    match result {
+        Ok(exit) => match exit.exit_code {
+            Some(code) => code,
+            None if exit.main_panicked => 1,
+            None => 0,
+        },
+        Err(e) => {
+            eprintln!("luring sandbox: {e}");
+            match e {
+                RuntimeError::Load { .. } => 1,
+                _ => EXIT_START_FAILED,
+            }
+        }
+    }
+}
+
+/// Why a frame from the host was refused (the sandbox's inbox then closes:
+/// its only channel broke a rule).
+/// `host`: inside a sandbox, the marker mailbox a channel member becomes
+/// (the only address a sandbox can be sent: its spawner's inbox, reached
+/// through the control socket); `None` refuses channels.
+pub(super) fn frame_to_message(
+    value: crate::ipc::Value<'_>,
+    host: Option<&Arc<Mailbox>>,
+) -> Result<Message, &'static str> {
+    use crate::ipc::Value as W;
+    Ok(match value {
+        W::Bool(b) => Message::Bool(b),
+        W::Float(f) => Message::Number(f),
+        // Lua numbers are doubles (the encoder only writes floats).
+        W::Integer(i) => Message::Number(i as f64),
+        W::String(s) | W::Bytes(s) => Message::String(s.into_owned()),
+        W::Array(items) => Message::array(
+            items
+                .into_iter()
+                .map(|v| frame_to_message(v, host))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        W::Object(members) => {
+            let mut out = Vec::with_capacity(members.len());
+            for (k, v) in members {
+                out.push((k.into_owned(), frame_to_message(v, host)?));
+            }
+            Message::object(out)
+        }
+        W::Channel(_) => match host {
+            Some(host) => Message::Address(ActorAddress::new(host.clone())),
+            None => return Err("channels cannot be sent to the host yet"),
+        },
+        W::Fd(_) => return Err("file descriptors in frames are not supported yet"),
+        W::Ip(_) => return Err("ip.address values are not supported yet"),
+    })
+}

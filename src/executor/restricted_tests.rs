@@ -1,0 +1,276 @@
+//! The fixed-only executor on a restricted ring made the way the
+//! supervisor makes a sandbox's (`luring_sandbox::ring::create_restricted`):
+//! what a sandboxed VM needs works, everything reaching outside the
+//! fixed-file table is refused before it reaches the kernel.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use luring_sandbox::ring::{create_restricted, RingSpec};
+
+use super::*;
+use crate::modules::byte_span::SpanRef;
+
+const STDOUT_SLOT: u32 = 1;
+const STDERR_SLOT: u32 = 2;
+const DATA_SLOT: u32 = 5;
+
+struct Rig {
+    ex: Executor,
+    /// Read ends of the pipes installed as stdout and stderr.
+    out: std::io::PipeReader,
+    err: std::io::PipeReader,
+}
+
+/// A restricted ring with pipes in the stdout and stderr slots (and
+/// `extra` in `DATA_SLOT`), adopted by a fixed-only executor.
+fn rig(extra: Option<&OwnedFd>) -> Rig {
+    let ring = create_restricted(RingSpec::default()).expect("restricted ring");
+    let (out, out_w) = std::io::pipe().unwrap();
+    let (err, err_w) = std::io::pipe().unwrap();
+    let sub = ring.submitter();
+    sub.register_files_update(STDOUT_SLOT, &[out_w.as_raw_fd()])
+        .unwrap();
+    sub.register_files_update(STDERR_SLOT, &[err_w.as_raw_fd()])
+        .unwrap();
+    if let Some(fd) = extra {
+        sub.register_files_update(DATA_SLOT, &[fd.as_raw_fd()])
+            .unwrap();
+    }
+    // The table holds its own references: the pipes' write ends can go.
+    drop((out_w, err_w));
+    let ex = Executor::on_restricted_ring(
+        ring,
+        FixedStdio {
+            stdout: STDOUT_SLOT,
+            stderr: STDERR_SLOT,
+        },
+    )
+    .expect("executor on a restricted ring");
+    assert!(ex.is_fixed_only());
+    Rig { ex, out, err }
+}
+
+fn reap_n(ex: &mut Executor, n: usize) -> Vec<(OpId, i32)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut all = Vec::new();
+    let mut r = Reaped::default();
+    while all.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} completions",
+            all.len()
+        );
+        ex.turn(true, &mut r).expect("turn");
+        all.extend(r.completions.iter().map(|c| (c.id, c.result)));
+    }
+    all
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let (r, w) = std::io::pipe().unwrap();
+    (r.into(), w.into())
+}
+
+#[test]
+fn timers_and_yields_run_on_a_restricted_ring() {
+    let mut rig = rig(None);
+    let timer = rig.ex.sleep(1_000_000).unwrap();
+    let nop = rig.ex.yield_now().unwrap();
+    let mut done = reap_n(&mut rig.ex, 2);
+    done.sort_by_key(|(id, _)| *id == timer);
+    assert_eq!(done, vec![(nop, 0), (timer, -libc::ETIME)]);
+}
+
+#[test]
+fn reads_and_writes_on_fixed_slots() {
+    let (r, w) = pipe();
+    let mut rig = rig(Some(&w));
+    let slot = OpFd::Fixed(DATA_SLOT);
+    let id = rig
+        .ex
+        .write(&slot, OpBuffer::Owned(b"through the table".to_vec().into()))
+        .unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 17)]);
+    drop(w);
+    let mut got = vec![0; 17];
+    std::fs::File::from(r).read_exact(&mut got).unwrap();
+    assert_eq!(got, b"through the table");
+
+    // A read on a slot, and its cancellation (ASYNC_CANCEL on the ring).
+    let (r2, mut w2) = std::io::pipe().unwrap();
+    let r2: OwnedFd = r2.into();
+    let mut rig = self::rig(Some(&r2));
+    let span = SpanRef::new_zeroed(8, 8);
+    let id = rig
+        .ex
+        .read(&OpFd::Fixed(DATA_SLOT), OpBuffer::Span(span.clone()))
+        .unwrap();
+    w2.write_all(b"abc").unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 3)]);
+    assert_eq!(&span.to_vec()[..3], b"abc");
+    let id = rig
+        .ex
+        .read(&OpFd::Fixed(DATA_SLOT), OpBuffer::Span(span))
+        .unwrap();
+    let mut r = Reaped::default();
+    rig.ex.turn(false, &mut r).unwrap();
+    rig.ex.cancel(id).unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, -libc::ECANCELED)]);
+}
+
+#[test]
+fn output_goes_to_the_stdio_slots_in_order() {
+    let mut rig = rig(None);
+    rig.ex
+        .write_output(StdStream::Out, b"one\n", false)
+        .unwrap();
+    rig.ex
+        .write_output(StdStream::Err, b"two\n", false)
+        .unwrap();
+    let user = rig
+        .ex
+        .write(
+            &OpFd::Std(StdStream::Out),
+            OpBuffer::Owned(b"three\n".to_vec().into()),
+        )
+        .unwrap();
+    rig.ex.finish_output().unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(user, 6)]);
+    drop(rig.ex);
+    let mut out = String::new();
+    rig.out.read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    rig.err.read_to_string(&mut err).unwrap();
+    assert_eq!((out.as_str(), err.as_str()), ("one\nthree\n", "two\n"));
+}
+
+#[test]
+fn ops_reaching_outside_the_table_are_refused_with_eperm() {
+    let mut rig = rig(None);
+    let eperm = |r: io::Result<OpId>| r.unwrap_err().raw_os_error();
+    let path = || std::ffi::CString::new("/etc/passwd").unwrap();
+    assert_eq!(
+        eperm(rig.ex.open(path(), libc::O_RDONLY)),
+        Some(libc::EPERM)
+    );
+    let (r, _w) = pipe();
+    let plain = OpFd::owned(r);
+    assert_eq!(
+        eperm(rig.ex.read(&plain, OpBuffer::Owned(vec![0; 4].into()))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        eperm(rig.ex.open_beneath(&plain, path(), libc::O_RDONLY, 0)),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        eperm(rig.ex.read(
+            &OpFd::Std(StdStream::In),
+            OpBuffer::Owned(vec![0; 4].into())
+        )),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        rig.ex.remote_waker().unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    let other = IoUring::new(2).unwrap();
+    assert_eq!(
+        rig.ex
+            .post_wake(std::os::fd::AsFd::as_fd(&unsafe_borrow(&other)))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        rig.ex
+            .close(OpFd::Fixed(DATA_SLOT))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EBADF)
+    );
+    // Nothing was handed to the kernel, nothing is left in flight.
+    assert_eq!(rig.ex.in_flight(), 0);
+}
+
+/// The ring's fd as an `OwnedFd` dup (post_wake borrows an fd).
+fn unsafe_borrow(ring: &IoUring) -> OwnedFd {
+    // SAFETY: the ring's fd is open for `ring`'s life; dup makes our own.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(ring.as_raw_fd()) }
+        .try_clone_to_owned()
+        .unwrap()
+}
+
+#[test]
+fn a_fixed_slot_is_refused_by_ops_that_take_an_fd_number() {
+    let mut ex = Executor::new().unwrap();
+    let span = SpanRef::new_zeroed(512, 512);
+    assert_eq!(
+        ex.statx_fd(&OpFd::Fixed(0), span, 0)
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EBADF)
+    );
+    assert_eq!(ex.in_flight(), 0);
+}
+
+#[test]
+fn dropping_the_executor_with_a_read_in_flight_returns() {
+    let (r, _w) = pipe();
+    let mut rig = rig(Some(&r));
+    let _id = rig
+        .ex
+        .read(&OpFd::Fixed(DATA_SLOT), OpBuffer::Owned(vec![0; 4].into()))
+        .unwrap();
+    let mut reaped = Reaped::default();
+    rig.ex.turn(false, &mut reaped).unwrap();
+    assert_eq!(rig.ex.in_flight(), 1);
+    // Drop cancels (ASYNC_CANCEL carries the required flag) and waits.
+    drop(rig.ex);
+}
+
+/// The executor's refusals only make errors clear: the ring itself refuses
+/// the same ops (`-EACCES`), flag or no flag, so a bug in the executor's
+/// checks could not open a path or reach an fd number either.
+#[test]
+fn the_restricted_ring_itself_refuses_what_the_executor_refuses() {
+    let mut ring = create_restricted(RingSpec::default()).unwrap();
+    let path = std::ffi::CString::new("/etc/passwd").unwrap();
+    let (r, _w) = pipe();
+    let mut buf = [0u8; 8];
+    let entries = [
+        // openat on the cwd, with and without FIXED_FILE
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .build()
+            .user_data(1),
+        opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+            .build()
+            .flags(squeue::Flags::FIXED_FILE)
+            .user_data(2),
+        // a read naming an fd number rather than a slot
+        opcode::Read::new(types::Fd(r.as_raw_fd()), buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(3),
+        // MSG_RING and IO_DRAIN, which the executor never uses there
+        opcode::MsgRingData::new(types::Fd(r.as_raw_fd()), 0, 0, None)
+            .build()
+            .flags(squeue::Flags::FIXED_FILE)
+            .user_data(4),
+        opcode::Nop::new()
+            .build()
+            .flags(squeue::Flags::FIXED_FILE | squeue::Flags::IO_DRAIN)
+            .user_data(5),
+    ];
+    // One at a time: a refused SQE ends the kernel's submission batch.
+    let mut got = Vec::new();
+    for e in &entries {
+        // SAFETY: `path` and `buf` outlive the submission and its
+        // completion, reaped right below.
+        unsafe { ring.submission().push(e).unwrap() };
+        ring.submit_and_wait(1).unwrap();
+        got.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+    }
+    assert_eq!(got, (1..=5).map(|u| (u, -libc::EACCES)).collect::<Vec<_>>());
+}

@@ -1,0 +1,14 @@
+-- A round trip: the spawner sends its inbox in the message; the sandboxed
+-- actor's send on it arrives in the spawner's inbox (one frame each way).
+local inbox = require 'inbox'
+local ch = spawn_vm{ module = '/fixtures/echo', sandbox = {}, monitor = true }
+for i = 1, 3 do
+  ch:send{ text = 'ping ' .. i, n = i, reply = inbox }
+  local r = inbox:receive()
+  print(r.echo, r.n, r.reply_is)
+end
+-- Only this VM's own inbox can be sent to a sandbox for now.
+print('other address:', pcall(ch.send, ch, { reply = spawn_vm('/fixtures/idle') }))
+ch:close()
+local notice = inbox:receive()
+print(notice.monitor, notice.reason, notice.code)
