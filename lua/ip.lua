@@ -313,6 +313,102 @@ function tcp_socket_methods.send(self, buf, flags)
   return run_op(st, P.send, buf, check_flags(flags, 3))
 end
 
+-- send_file(file, offset, n[, n_per_send[, head[, tail]]]) -> bytes sent
+-- (Emilua's signature; there Windows only). Sends `head`, then `n` bytes of
+-- `file` (a file.random_access or file.stream; its position is neither
+-- used nor moved) from `offset`, then `tail`. The file's bytes move by
+-- ring splices, file -> a private pipe -> socket, never through Lua memory;
+-- `n_per_send` caps one splice (default and most: the pipe's 64 KiB). The
+-- end of the file before `n` bytes ends the transfer early: the count
+-- returned says how far it got. The pipe is made per call and closed
+-- before the call returns or raises. Each splice is an op of both the
+-- socket and the file: interrupting the fiber or
+-- close()/cancel() of either object ends the call (bytes already in the
+-- pipe are then dropped: the stream is cut, as for an interrupted
+-- write_all); release() of either is EBUSY meanwhile.
+local SPLICE_CHUNK = 65536
+
+local function file_state(file, arg)
+  local ok, fst = K.raw_pcall(state_of, file)
+  if not ok then raise_errno(E.EINVAL, arg) end
+  local class = fst.mt.__metatable
+  if class ~= 'file.random_access' and class ~= 'file.stream' then raise_errno(E.EINVAL, arg) end
+  return fst
+end
+
+local function count_arg(v, arg, min)
+  if type(v) ~= 'number' or v < min or v % 1 ~= 0 or v >= 2 ^ 53 then raise_errno(E.EINVAL, arg) end
+  return v
+end
+
+local function write_all(st, buf)
+  local len, done = #buf, 0
+  if type(buf) == 'string' then buf = byte_span.append(buf) end
+  while done < len do
+    done = done + run_op(st, P.send, buf:slice(done + 1))
+  end
+  return done
+end
+
+local function splice_file(st, fst, offset, n, chunk)
+  -- close()/cancel() of either object between two splices aborts the rest
+  local cancels, file_cancels = st.cancels, fst.cancels
+  local function check_cancel()
+    if st.cancels ~= cancels or fst.cancels ~= file_cancels then
+      error(K.operation_aborted(), 0)
+    end
+  end
+  -- both objects are busy for the whole call: release() is EBUSY
+  st.npending, fst.npending = st.npending + 1, fst.npending + 1
+  local both = { st, fst }
+  local r, w = P.splice_pipe()
+  local ok, res = K.raw_pcall(function()
+    local sent = 0
+    while sent < n do
+      local want = n - sent
+      if want > chunk then want = chunk end
+      local got = IO.run_op_tracked(both, P.splice, holder_of(fst), offset + sent, w, want)
+      check_cancel()
+      if got == 0 then break end -- the end of the file
+      local out = 0
+      while out < got do
+        out = out + IO.run_op_tracked(both, P.splice, r, nil, holder_of(st), got - out)
+        check_cancel()
+      end
+      sent = sent + got
+    end
+    return sent
+  end)
+  r:close()
+  w:close()
+  st.npending, fst.npending = st.npending - 1, fst.npending - 1
+  if not ok then error(res, 0) end
+  return res
+end
+
+function tcp_socket_methods.send_file(self, file, offset, n, n_per_send, head, tail)
+  local st = state_of(self, tcp_socket_mt)
+  local fst = file_state(file, 2)
+  count_arg(offset, 3, 0)
+  count_arg(n, 4, 0)
+  local chunk = SPLICE_CHUNK
+  if n_per_send ~= nil then
+    chunk = count_arg(n_per_send, 5, 1)
+    if chunk > SPLICE_CHUNK then chunk = SPLICE_CHUNK end
+  end
+  if head ~= nil then IO.check_write_buffer(head, 6) end
+  if tail ~= nil then IO.check_write_buffer(tail, 7) end
+  holder_of(st)
+  holder_of(fst)
+  local total = 0
+  if head then total = total + write_all(st, head) end
+  local sent = 0
+  if n > 0 then sent = splice_file(st, fst, offset, n, chunk) end
+  total = total + sent
+  if tail and sent == n then total = total + write_all(st, tail) end
+  return total
+end
+
 -- wait('read'|'write'|'error'): suspends until the socket is ready for it
 -- (a one-shot ring poll).
 function tcp_socket_methods.wait(self, what)

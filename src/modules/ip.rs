@@ -12,10 +12,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use mlua::{Lua, Table, Value};
 
-use crate::actor::vm::unless_closing;
+use crate::actor::vm::{submit_op, unless_closing};
 use crate::executor::socket::SockAddr;
 use crate::modules::error::{einval, ErrorCode};
-use crate::modules::io_object;
+use crate::executor::OpFd;
+use crate::modules::file_descriptor;
+use crate::modules::io_object::{self, holder_fd};
 use crate::modules::socket::{self, endpoint_arg, push_endpoint};
 
 const IP_LUA: &str = include_str!("../../lua/ip.lua");
@@ -150,6 +152,7 @@ fn decode(addr: &SockAddr) -> Option<(IpAddr, u16, u32)> {
 fn primitives(lua: &Lua) -> mlua::Result<Table> {
     let p = socket::common(lua)?;
     add_resolver(lua, &p)?;
+    add_send_file(lua, &p)?;
     // parse(text) -> bytes, scope | nil
     p.raw_set(
         "parse",
@@ -414,5 +417,44 @@ pub(crate) fn add_resolver(lua: &Lua, p: &Table) -> mlua::Result<()> {
     ] {
         p.raw_set(name, value)?;
     }
+    Ok(())
+}
+
+/// io-finish: the primitives of `send_file` (lua/ip.lua): a private pipe
+/// per call and ring splices through it.
+fn add_send_file(lua: &Lua, p: &Table) -> mlua::Result<()> {
+    // splice_pipe() -> read holder, write holder (close-on-exec, blocking:
+    // the ring waits on them).
+    p.raw_set(
+        "splice_pipe",
+        lua.create_function(unless_closing(|lua, ()| {
+            let (r, w) = std::io::pipe().map_err(|e| ErrorCode::from_io(&e))?;
+            Ok((
+                file_descriptor::push(lua, OpFd::owned(r.into()))?,
+                file_descriptor::push(lua, OpFd::owned(w.into()))?,
+            ))
+        }))?,
+    )?;
+    // splice(in holder, in offset | nil, out holder, len) -> op id
+    p.raw_set(
+        "splice",
+        lua.create_function(unless_closing(
+            |lua, (input, offset, output, len): (Value, Option<f64>, Value, f64)| {
+                let input = holder_fd(&input)?;
+                let output = holder_fd(&output)?;
+                let offset = match offset {
+                    None => None,
+                    Some(o) if o >= 0.0 && o.fract() == 0.0 && o < 2f64.powi(63) => Some(o as u64),
+                    Some(_) => return Err(einval(2)),
+                };
+                if !(len >= 1.0 && len.fract() == 0.0 && len <= f64::from(u32::MAX)) {
+                    return Err(einval(4));
+                }
+                submit_op(lua, |st| {
+                    st.executor.splice(&input, offset, &output, len as u32)
+                })
+            },
+        ))?,
+    )?;
     Ok(())
 }
