@@ -199,6 +199,8 @@ end
 
 ---------------------------------------------------------------------------
 -- shared socket methods
+local multicast_setters
+
 local function family_arg(v, arg)
   if v == 'v4' then return P.AF_INET end
   if v == 'v6' then return P.AF_INET6 end
@@ -211,6 +213,53 @@ local function holder_of(st)
   if not st.holder then error(K.system_error(E.EBADF), 0) end
   return st.holder
 end
+
+-- io-finish: UDP multicast options that take addresses (set only, as in
+-- asio). join_multicast_group/leave_multicast_group(group[, interface]):
+-- `group` a multicast address; `interface` for an IPv4 group the address
+-- of a local interface (default: any, the kernel picks by route), for an
+-- IPv6 group an interface index (default: the group's scope id, else 0).
+-- multicast_interface(interface): the outgoing interface, an IPv4 address
+-- or an IPv6 interface index.
+local function multicast_group(what)
+  return function(holder, group, interface)
+    local g = addr_arg(group, 3)
+    local is_multicast = #g.b == 4 and sbyte(g.b, 1) >= 224 and sbyte(g.b, 1) <= 239
+      or #g.b == 16 and sbyte(g.b, 1) == 0xff
+    if not is_multicast then raise_errno(E.EINVAL, 3) end
+    local iface
+    if #g.b == 4 then
+      if interface ~= nil then
+        local i = addr_arg(interface, 4)
+        if #i.b ~= 4 then raise_errno(E.EINVAL, 4) end
+        iface = i.b
+      end
+    else
+      if interface == nil then
+        iface = g.scope
+      elseif type(interface) == 'number' and interface >= 0 and interface % 1 == 0
+          and interface < 2 ^ 32 then
+        iface = interface
+      else
+        raise_errno(E.EINVAL, 4)
+      end
+    end
+    P.multicast(holder, what, g.b, iface)
+  end
+end
+multicast_setters = {
+  join_multicast_group = multicast_group('join'),
+  leave_multicast_group = multicast_group('leave'),
+  multicast_interface = function(holder, interface)
+    if type(interface) == 'number' then
+      if interface < 0 or interface % 1 ~= 0 or interface >= 2 ^ 32 then raise_errno(E.EINVAL, 3) end
+      return P.multicast(holder, 'interface', nil, interface)
+    end
+    local i = addr_arg(interface, 3)
+    if #i.b ~= 4 then raise_errno(E.EINVAL, 3) end
+    P.multicast(holder, 'interface', nil, i.b)
+  end,
+}
 
 -- open, bind, options and local endpoint for a class of socket type
 -- `sock_type`, metatable `mt`.
@@ -231,6 +280,9 @@ local function socket_methods(mt_ref, sock_type)
   function methods.set_option(self, name, a, b)
     local st = state_of(self, mt_ref.mt)
     if type(name) ~= 'string' then raise_errno(E.EINVAL, 2) end
+    if multicast_setters[name] and sock_type == P.SOCK_DGRAM then
+      return multicast_setters[name](holder_of(st), a, b)
+    end
     if name == 'enable_connection_aborted' then
       if type(a) ~= 'boolean' then raise_errno(E.EINVAL, 3) end
       holder_of(st)

@@ -153,6 +153,7 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     let p = socket::common(lua)?;
     add_resolver(lua, &p)?;
     add_send_file(lua, &p)?;
+    add_multicast(lua, &p)?;
     // parse(text) -> bytes, scope | nil
     p.raw_set(
         "parse",
@@ -453,6 +454,125 @@ fn add_send_file(lua: &Lua, p: &Table) -> mlua::Result<()> {
                 submit_op(lua, |st| {
                     st.executor.splice(&input, offset, &output, len as u32)
                 })
+            },
+        ))?,
+    )?;
+    Ok(())
+}
+
+/// io-finish: multicast group membership and the outgoing interface.
+/// `multicast(holder, what, group bytes | nil, interface)`, where `what` is
+/// `"join"`, `"leave"` (`group` 4 or 16 bytes, already checked to be
+/// multicast by lua/ip.lua; `interface` for IPv4 the 4 bytes of a local
+/// address or nil for any, for IPv6 an interface index) or `"interface"`
+/// (no group; `interface` 4 bytes for IPv4 or an index for IPv6, told apart
+/// by the socket's family).
+fn add_multicast(lua: &Lua, p: &Table) -> mlua::Result<()> {
+    p.raw_set(
+        "multicast",
+        lua.create_function(unless_closing(
+            |_, (holder, what, group, interface): (Value, mlua::LuaString, Value, Value)| {
+                let fd = holder_fd(&holder)?;
+                let what = what.as_bytes();
+                let group = match &group {
+                    Value::Nil => None,
+                    Value::String(g) => Some(g.as_bytes().to_vec()),
+                    _ => return Err(einval(3)),
+                };
+                let v4_interface = |v: &Value| -> mlua::Result<libc::in_addr> {
+                    Ok(match v {
+                        Value::Nil => libc::in_addr { s_addr: 0 },
+                        Value::String(b) => {
+                            let b = <[u8; 4]>::try_from(&*b.as_bytes()).map_err(|_| einval(4))?;
+                            libc::in_addr {
+                                s_addr: u32::from_ne_bytes(b),
+                            }
+                        }
+                        _ => return Err(einval(4)),
+                    })
+                };
+                let index = |v: &Value| -> mlua::Result<u32> {
+                    match v {
+                        Value::Nil => Ok(0),
+                        Value::Integer(i) => u32::try_from(*i).map_err(|_| einval(4)),
+                        Value::Number(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(n) => {
+                            Ok(*n as u32)
+                        }
+                        _ => Err(einval(4)),
+                    }
+                };
+                let set = |level: i32, name: i32, ptr: *const libc::c_void, len: usize| {
+                    // SAFETY: `ptr` points at a live value of `len` bytes; the
+                    // fd is kept open by `fd`.
+                    let ret = unsafe {
+                        libc::setsockopt(fd.raw(), level, name, ptr, len as libc::socklen_t)
+                    };
+                    if ret < 0 {
+                        Err(mlua::Error::from(ErrorCode::from_io(&std::io::Error::last_os_error())))
+                    } else {
+                        Ok(())
+                    }
+                };
+                match (&*what, group.as_deref()) {
+                    (b"join" | b"leave", Some(g)) if g.len() == 4 => {
+                        let mreq = libc::ip_mreq {
+                            imr_multiaddr: libc::in_addr {
+                                s_addr: u32::from_ne_bytes(g.try_into().expect("4 bytes")),
+                            },
+                            imr_interface: v4_interface(&interface)?,
+                        };
+                        let name = if &*what == b"join" {
+                            libc::IP_ADD_MEMBERSHIP
+                        } else {
+                            libc::IP_DROP_MEMBERSHIP
+                        };
+                        set(
+                            libc::IPPROTO_IP,
+                            name,
+                            (&mreq as *const libc::ip_mreq).cast(),
+                            std::mem::size_of_val(&mreq),
+                        )
+                    }
+                    (b"join" | b"leave", Some(g)) if g.len() == 16 => {
+                        let mreq = libc::ipv6_mreq {
+                            ipv6mr_multiaddr: libc::in6_addr {
+                                s6_addr: g.try_into().expect("16 bytes"),
+                            },
+                            ipv6mr_interface: index(&interface)?,
+                        };
+                        let name = if &*what == b"join" {
+                            libc::IPV6_ADD_MEMBERSHIP
+                        } else {
+                            libc::IPV6_DROP_MEMBERSHIP
+                        };
+                        set(
+                            libc::IPPROTO_IPV6,
+                            name,
+                            (&mreq as *const libc::ipv6_mreq).cast(),
+                            std::mem::size_of_val(&mreq),
+                        )
+                    }
+                    (b"interface", None) => {
+                        if matches!(interface, Value::String(_)) {
+                            let addr = v4_interface(&interface)?;
+                            set(
+                                libc::IPPROTO_IP,
+                                libc::IP_MULTICAST_IF,
+                                (&addr as *const libc::in_addr).cast(),
+                                std::mem::size_of_val(&addr),
+                            )
+                        } else {
+                            let index = index(&interface)? as libc::c_int;
+                            set(
+                                libc::IPPROTO_IPV6,
+                                libc::IPV6_MULTICAST_IF,
+                                (&index as *const libc::c_int).cast(),
+                                std::mem::size_of_val(&index),
+                            )
+                        }
+                    }
+                    _ => Err(einval(2)),
+                }
             },
         ))?,
     )?;
