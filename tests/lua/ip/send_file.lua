@@ -158,7 +158,12 @@ local function stuck(label, act)
   c:close()
   s:close()
 end
+-- the per-call pipe is closed by the call itself, not left to the
+-- collector: no fd more right after an interrupted transfer
+collectgarbage()
+local fds_before_stuck = fds()
 stuck('interrupted:', function(sender) sender:interrupt() end)
+print('no fd more after an interrupted send_file:', fds() == fds_before_stuck)
 stuck('socket closed:', function(_, c) c:close() end)
 stuck('socket cancelled:', function(_, c) c:cancel() end)
 stuck('release meanwhile:', function(sender, c)
