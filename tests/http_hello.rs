@@ -139,14 +139,23 @@ fn raw_requests_keep_alive_split_body_and_close() {
     assert_eq!(r.status, "HTTP/1.1 200 OK");
     assert_eq!(r.body, HELLO);
     assert_eq!(r.header("Connection"), None, "kept alive");
-    send(&mut conn, b"GET /two HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\n\r\n");
+    send(
+        &mut conn,
+        b"GET /two HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\n\r\n",
+    );
     assert_eq!(read_response(&mut conn).body, HELLO);
     let head = read_response(&mut conn); // HEAD: no body
     assert_eq!(head.status, "HTTP/1.1 200 OK");
     assert_eq!(head.header("Content-Length"), Some("0"));
 
     // A request split across several writes: no answer before it is whole.
-    let pieces: [&[u8]; 5] = [b"GE", b"T /split HT", b"TP/1.1\r\nHo", b"st: x\r", b"\n\r\n"];
+    let pieces: [&[u8]; 5] = [
+        b"GE",
+        b"T /split HT",
+        b"TP/1.1\r\nHo",
+        b"st: x\r",
+        b"\n\r\n",
+    ];
     conn.get_ref()
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
@@ -164,7 +173,10 @@ fn raw_requests_keep_alive_split_body_and_close() {
     assert_eq!(read_response(&mut conn).body, HELLO);
 
     // A body (split from its headers) is read and skipped.
-    send(&mut conn, b"POST /form HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello");
+    send(
+        &mut conn,
+        b"POST /form HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello",
+    );
     send(&mut conn, b" body");
     send(&mut conn, b"!GET /after HTTP/1.1\r\n\r\n");
     assert_eq!(read_response(&mut conn).body, HELLO);
@@ -179,7 +191,10 @@ fn raw_requests_keep_alive_split_body_and_close() {
 
     // HTTP/1.0 closes unless asked to keep alive.
     let mut conn = connect(server.port);
-    send(&mut conn, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    send(
+        &mut conn,
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
     assert_eq!(read_response(&mut conn).header("Connection"), None);
     send(&mut conn, b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(read_response(&mut conn).header("Connection"), Some("close"));
@@ -195,11 +210,26 @@ fn malformed_requests_get_400_and_a_close() {
         ("garbage", b"GARBAGE\r\n\r\n".to_vec()),
         ("no version", b"GET /\r\n\r\n".to_vec()),
         ("HTTP/2.0", b"GET / HTTP/2.0\r\n\r\n".to_vec()),
-        ("bad header", b"GET / HTTP/1.1\r\nno colon here\r\n\r\n".to_vec()),
-        ("space before colon", b"GET / HTTP/1.1\r\nX : y\r\n\r\n".to_vec()),
-        ("bad length", b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec()),
-        ("huge length", b"GET / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n".to_vec()),
-        ("chunked", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec()),
+        (
+            "bad header",
+            b"GET / HTTP/1.1\r\nno colon here\r\n\r\n".to_vec(),
+        ),
+        (
+            "space before colon",
+            b"GET / HTTP/1.1\r\nX : y\r\n\r\n".to_vec(),
+        ),
+        (
+            "bad length",
+            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        ),
+        (
+            "huge length",
+            b"GET / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n".to_vec(),
+        ),
+        (
+            "chunked",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+        ),
         ("line too long", long_header.into_bytes()),
         ("too many headers", many_headers.into_bytes()),
     ];

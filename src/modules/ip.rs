@@ -14,8 +14,8 @@ use mlua::{Lua, Table, Value};
 
 use crate::actor::vm::{submit_op, unless_closing};
 use crate::executor::socket::SockAddr;
-use crate::modules::error::{einval, ErrorCode};
 use crate::executor::OpFd;
+use crate::modules::error::{einval, ErrorCode};
 use crate::modules::file_descriptor;
 use crate::modules::io_object::{self, holder_fd};
 use crate::modules::socket::{self, endpoint_arg, push_endpoint};
@@ -495,7 +495,9 @@ fn add_multicast(lua: &Lua, p: &Table) -> mlua::Result<()> {
                     match v {
                         Value::Nil => Ok(0),
                         Value::Integer(i) => u32::try_from(*i).map_err(|_| einval(4)),
-                        Value::Number(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(n) => {
+                        Value::Number(n)
+                            if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(n) =>
+                        {
                             Ok(*n as u32)
                         }
                         _ => Err(einval(4)),
@@ -508,7 +510,9 @@ fn add_multicast(lua: &Lua, p: &Table) -> mlua::Result<()> {
                         libc::setsockopt(fd.raw(), level, name, ptr, len as libc::socklen_t)
                     };
                     if ret < 0 {
-                        Err(mlua::Error::from(ErrorCode::from_io(&std::io::Error::last_os_error())))
+                        Err(mlua::Error::from(ErrorCode::from_io(
+                            &std::io::Error::last_os_error(),
+                        )))
                     } else {
                         Ok(())
                     }
