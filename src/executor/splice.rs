@@ -46,3 +46,57 @@ impl Executor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::executor::{Completion, Reaped};
+
+    fn run(ex: &mut Executor, id: OpId) -> Completion {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut r = Reaped::default();
+        loop {
+            assert!(Instant::now() < deadline, "op never completed");
+            ex.turn(true, &mut r).unwrap();
+            if let Some(i) = r.completions.iter().position(|c| c.id == id) {
+                return r.completions.swap_remove(i);
+            }
+        }
+    }
+
+    /// The slot holds both fds: the caller's references can go at once.
+    #[test]
+    fn splice_moves_bytes_at_an_offset_and_holds_both_fds() {
+        let path = std::env::temp_dir().join(format!("luring-splice-{}", std::process::id()));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(b"0123456789")
+            .unwrap();
+        let file = OpFd::owned(std::fs::File::open(&path).unwrap().into());
+        std::fs::remove_file(&path).unwrap();
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let writer = OpFd::owned(writer.into());
+        let mut ex = Executor::new().unwrap();
+        let id = ex.splice(&file, Some(3), &writer, 4).unwrap();
+        drop((file, writer));
+        assert_eq!(run(&mut ex, id).result, 4);
+        // the slot released the write end with the completion: EOF after
+        // the four bytes
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"3456");
+    }
+
+    #[test]
+    fn an_offset_beyond_i64_is_einval_without_submitting() {
+        let (r, w) = std::io::pipe().unwrap();
+        let (r, w) = (OpFd::owned(r.into()), OpFd::owned(w.into()));
+        let mut ex = Executor::new().unwrap();
+        let err = ex.splice(&r, Some(u64::MAX), &w, 1).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(ex.in_flight(), 0);
+    }
+}
