@@ -2,7 +2,7 @@
 //! (when installed) and raw HTTP/1.1 requests with 200, honours
 //! keep-alive and `Connection: close`, reassembles a request that arrives
 //! in pieces, skips a request body, and answers malformed requests with
-//! 400 and a close; then it is killed by PID.
+//! 400 and a close, leaving no fd behind; then it is killed by PID.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -201,9 +201,35 @@ fn raw_requests_keep_alive_split_body_and_close() {
     assert_closed(&mut conn);
 }
 
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the server runs")
+        .count()
+}
+
+/// Waits (generous deadline) until the server holds `want` fds.
+fn await_fd_count(pid: u32, want: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = fd_count(pid);
+        if n == want || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn malformed_requests_get_400_and_a_close() {
     let server = start();
+    let pid = server.child.id();
+    // One full exchange first; once the server closed it, the fds the
+    // server keeps are settled.
+    let mut conn = connect(server.port);
+    send(&mut conn, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    read_response(&mut conn);
+    assert_closed(&mut conn);
+    let baseline = fd_count(pid);
     let long_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(10_000));
     let many_headers = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(101));
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -249,4 +275,10 @@ fn malformed_requests_get_400_and_a_close() {
     let mut conn = connect(server.port);
     send(&mut conn, b"GET / HTTP/1.1\r\n\r\n");
     assert_eq!(read_response(&mut conn).body, HELLO);
+    drop(conn);
+    assert_eq!(
+        await_fd_count(pid, baseline),
+        baseline,
+        "every connection's fd was closed"
+    );
 }
