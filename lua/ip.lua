@@ -424,7 +424,8 @@ local function splice_file(st, fst, offset, n, chunk)
       if got == 0 then break end -- the end of the file
       local out = 0
       while out < got do
-        out = out + IO.run_op_tracked(both, P.splice, r, nil, holder_of(st), got - out)
+        -- w rides along: closing it while this splice waits would block
+        out = out + IO.run_op_tracked(both, P.splice, r, nil, holder_of(st), got - out, w)
         check_cancel()
       end
       sent = sent + got

@@ -7,6 +7,12 @@
 //! number can be closed and reused under the kernel. The kernel runs a
 //! splice that would block on one of its io-wq workers; cancelling it there
 //! interrupts the wait (the op ends with `-EINTR` or `-ECANCELED`).
+//! A splice out of a pipe holds the pipe's lock while it waits (for room
+//! in a socket), and closing either end of that pipe takes the lock: so a
+//! splice out of a pipe also keeps the pipe's other end (`keep`) until its
+//! completion, or a close of it (say by a VM's teardown, which closes its
+//! objects before its executor cancels their ops) would block the thread
+//! until the peer reads.
 
 use std::io;
 
@@ -17,6 +23,7 @@ use super::{Executor, OpFd, OpId, OpSlot};
 impl Executor {
     /// `splice(input, input_offset, output, -1, len, 0)`; `input_offset`
     /// `None` reads at the input's position (a pipe must have `None`).
+    /// `keep` is held open until the completion too (see the module doc).
     /// An offset beyond `i64::MAX` is `EINVAL` without submitting.
     pub fn splice(
         &mut self,
@@ -24,6 +31,7 @@ impl Executor {
         input_offset: Option<u64>,
         output: &OpFd,
         len: u32,
+        keep: Option<&OpFd>,
     ) -> io::Result<OpId> {
         let off_in = match input_offset {
             None => -1,
@@ -33,7 +41,7 @@ impl Executor {
         };
         // SAFETY: the SQE names the slot's two fds and points at nothing.
         unsafe {
-            self.submit(OpSlot::other_fd(input).on_fd(output), |slot| {
+            self.submit(OpSlot::other_fd(input, keep).on_fd(output), |slot| {
                 opcode::Splice::new(
                     types::Fd(slot.other_raw_fd()),
                     off_in,
@@ -80,7 +88,7 @@ mod tests {
         let (mut reader, writer) = std::io::pipe().unwrap();
         let writer = OpFd::owned(writer.into());
         let mut ex = Executor::new().unwrap();
-        let id = ex.splice(&file, Some(3), &writer, 4).unwrap();
+        let id = ex.splice(&file, Some(3), &writer, 4, None).unwrap();
         drop((file, writer));
         assert_eq!(run(&mut ex, id).result, 4);
         // the slot released the write end with the completion: EOF after
@@ -95,7 +103,7 @@ mod tests {
         let (r, w) = std::io::pipe().unwrap();
         let (r, w) = (OpFd::owned(r.into()), OpFd::owned(w.into()));
         let mut ex = Executor::new().unwrap();
-        let err = ex.splice(&r, Some(u64::MAX), &w, 1).unwrap_err();
+        let err = ex.splice(&r, Some(u64::MAX), &w, 1, None).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
         assert_eq!(ex.in_flight(), 0);
     }

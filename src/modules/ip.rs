@@ -436,13 +436,20 @@ fn add_send_file(lua: &Lua, p: &Table) -> mlua::Result<()> {
             ))
         }))?,
     )?;
-    // splice(in holder, in offset | nil, out holder, len) -> op id
+    // splice(in holder, in offset | nil, out holder, len[, keep holder])
+    // -> op id; `keep` (the pipe's other end) stays open until the
+    // completion (src/executor/splice.rs says why).
     p.raw_set(
         "splice",
         lua.create_function(unless_closing(
-            |lua, (input, offset, output, len): (Value, Option<f64>, Value, f64)| {
+            |lua, (input, offset, output, len, keep): (Value, Option<f64>, Value, f64, Value)| {
                 let input = holder_fd(&input)?;
                 let output = holder_fd(&output)?;
+                let keep = if keep.is_nil() {
+                    None
+                } else {
+                    Some(holder_fd(&keep)?)
+                };
                 let offset = match offset {
                     None => None,
                     Some(o) if o >= 0.0 && o.fract() == 0.0 && o < 2f64.powi(63) => Some(o as u64),
@@ -452,7 +459,8 @@ fn add_send_file(lua: &Lua, p: &Table) -> mlua::Result<()> {
                     return Err(einval(4));
                 }
                 submit_op(lua, |st| {
-                    st.executor.splice(&input, offset, &output, len as u32)
+                    st.executor
+                        .splice(&input, offset, &output, len as u32, keep.as_ref())
                 })
             },
         ))?,
