@@ -135,7 +135,10 @@ enum Resource {
     // --- io-finish: splice ---
     /// The other fd of a two-fd op (splice's input; the slot's fd is its
     /// output), and one more fd kept open (only held) until the completion.
-    OtherFd { other: OpFd, _keep: Option<OpFd> },
+    OtherFd {
+        other: OpFd,
+        _keep: Option<OpFd>,
+    },
 }
 
 /// What the executor does with an op's completion besides delivering it.
