@@ -123,6 +123,31 @@ function IO.run_op_taking(st, take, submit, ...)
   return res, take(id)
 end
 
+-- io-finish: an op that acts on several objects (send_file's splice from
+-- a file into the socket's pipe): submitted with `submit(...)` (no holder
+-- prepended) and tracked in the `pending` set of each state of `states`,
+-- so close()/cancel() of any of them aborts it and release() of any is
+-- EBUSY meanwhile. Returns the result (>= 0) or raises, as IO.run_op.
+function IO.run_op_tracked(states, submit, ...)
+  local f = current()
+  check_suspend(f)
+  local id = submit(...)
+  for i = 1, #states do
+    local st = states[i]
+    st.pending[id] = true
+    st.npending = st.npending + 1
+  end
+  local ok, res = raw_pcall(await_op, f, id)
+  for i = 1, #states do
+    local st = states[i]
+    st.pending[id] = nil
+    st.npending = st.npending - 1
+  end
+  if not ok then error(res, 0) end
+  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
+  return res
+end
+
 -- An op that belongs to no object (a file system call): submit, wait,
 -- return the result (a number, or a job's Lua value) or raise.
 function IO.run_free(submit, ...)
@@ -148,7 +173,10 @@ function IO.path_arg(v, arg)
   raise_errno(E.EINVAL, arg)
 end
 
+-- Also counts the cancellations in st.cancels, so an operation made of
+-- several ops (send_file) sees one that came between its ops.
 function IO.cancel_all(st)
+  st.cancels = (st.cancels or 0) + 1
   for id in next, st.pending do rt.cancel(id) end
 end
 

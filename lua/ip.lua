@@ -199,6 +199,8 @@ end
 
 ---------------------------------------------------------------------------
 -- shared socket methods
+local multicast_setters
+
 local function family_arg(v, arg)
   if v == 'v4' then return P.AF_INET end
   if v == 'v6' then return P.AF_INET6 end
@@ -211,6 +213,53 @@ local function holder_of(st)
   if not st.holder then error(K.system_error(E.EBADF), 0) end
   return st.holder
 end
+
+-- io-finish: UDP multicast options that take addresses (set only, as in
+-- asio). join_multicast_group/leave_multicast_group(group[, interface]):
+-- `group` a multicast address; `interface` for an IPv4 group the address
+-- of a local interface (default: any, the kernel picks by route), for an
+-- IPv6 group an interface index (default: the group's scope id, else 0).
+-- multicast_interface(interface): the outgoing interface, an IPv4 address
+-- or an IPv6 interface index.
+local function multicast_group(what)
+  return function(holder, group, interface)
+    local g = addr_arg(group, 3)
+    local is_multicast = #g.b == 4 and sbyte(g.b, 1) >= 224 and sbyte(g.b, 1) <= 239
+      or #g.b == 16 and sbyte(g.b, 1) == 0xff
+    if not is_multicast then raise_errno(E.EINVAL, 3) end
+    local iface
+    if #g.b == 4 then
+      if interface ~= nil then
+        local i = addr_arg(interface, 4)
+        if #i.b ~= 4 then raise_errno(E.EINVAL, 4) end
+        iface = i.b
+      end
+    else
+      if interface == nil then
+        iface = g.scope
+      elseif type(interface) == 'number' and interface >= 0 and interface % 1 == 0
+          and interface < 2 ^ 32 then
+        iface = interface
+      else
+        raise_errno(E.EINVAL, 4)
+      end
+    end
+    P.multicast(holder, what, g.b, iface)
+  end
+end
+multicast_setters = {
+  join_multicast_group = multicast_group('join'),
+  leave_multicast_group = multicast_group('leave'),
+  multicast_interface = function(holder, interface)
+    if type(interface) == 'number' then
+      if interface < 0 or interface % 1 ~= 0 or interface >= 2 ^ 32 then raise_errno(E.EINVAL, 3) end
+      return P.multicast(holder, 'interface', nil, interface)
+    end
+    local i = addr_arg(interface, 3)
+    if #i.b ~= 4 then raise_errno(E.EINVAL, 3) end
+    P.multicast(holder, 'interface', nil, i.b)
+  end,
+}
 
 -- open, bind, options and local endpoint for a class of socket type
 -- `sock_type`, metatable `mt`.
@@ -231,6 +280,9 @@ local function socket_methods(mt_ref, sock_type)
   function methods.set_option(self, name, a, b)
     local st = state_of(self, mt_ref.mt)
     if type(name) ~= 'string' then raise_errno(E.EINVAL, 2) end
+    if multicast_setters[name] and sock_type == P.SOCK_DGRAM then
+      return multicast_setters[name](holder_of(st), a, b)
+    end
     if name == 'enable_connection_aborted' then
       if type(a) ~= 'boolean' then raise_errno(E.EINVAL, 3) end
       holder_of(st)
@@ -311,6 +363,103 @@ function tcp_socket_methods.send(self, buf, flags)
   local st = state_of(self, tcp_socket_mt)
   IO.check_write_buffer(buf)
   return run_op(st, P.send, buf, check_flags(flags, 3))
+end
+
+-- send_file(file, offset, n[, n_per_send[, head[, tail]]]) -> bytes sent
+-- (Emilua's signature; there Windows only). Sends `head`, then `n` bytes of
+-- `file` (a file.random_access or file.stream; its position is neither
+-- used nor moved) from `offset`, then `tail`. The file's bytes move by
+-- ring splices, file -> a private pipe -> socket, never through Lua memory;
+-- `n_per_send` caps one splice (default and most: the pipe's 64 KiB). The
+-- end of the file before `n` bytes ends the transfer early: the count
+-- returned says how far it got. The pipe is made per call and closed
+-- before the call returns or raises. Each splice is an op of both the
+-- socket and the file: interrupting the fiber or
+-- close()/cancel() of either object ends the call (bytes already in the
+-- pipe are then dropped: the stream is cut, as for an interrupted
+-- write_all); release() of either is EBUSY meanwhile.
+local SPLICE_CHUNK = 65536
+
+local function file_state(file, arg)
+  local ok, fst = K.raw_pcall(state_of, file)
+  if not ok then raise_errno(E.EINVAL, arg) end
+  local class = fst.mt.__metatable
+  if class ~= 'file.random_access' and class ~= 'file.stream' then raise_errno(E.EINVAL, arg) end
+  return fst
+end
+
+local function count_arg(v, arg, min)
+  if type(v) ~= 'number' or v < min or v % 1 ~= 0 or v >= 2 ^ 53 then raise_errno(E.EINVAL, arg) end
+  return v
+end
+
+local function write_all(st, buf)
+  local len, done = #buf, 0
+  if type(buf) == 'string' then buf = byte_span.append(buf) end
+  while done < len do
+    done = done + run_op(st, P.send, buf:slice(done + 1))
+  end
+  return done
+end
+
+local function splice_file(st, fst, offset, n, chunk)
+  -- close()/cancel() of either object between two splices aborts the rest
+  local cancels, file_cancels = st.cancels, fst.cancels
+  local function check_cancel()
+    if st.cancels ~= cancels or fst.cancels ~= file_cancels then
+      error(K.operation_aborted(), 0)
+    end
+  end
+  -- both objects are busy for the whole call: release() is EBUSY
+  st.npending, fst.npending = st.npending + 1, fst.npending + 1
+  local both = { st, fst }
+  local r, w = P.splice_pipe()
+  local ok, res = K.raw_pcall(function()
+    local sent = 0
+    while sent < n do
+      local want = n - sent
+      if want > chunk then want = chunk end
+      local got = IO.run_op_tracked(both, P.splice, holder_of(fst), offset + sent, w, want)
+      check_cancel()
+      if got == 0 then break end -- the end of the file
+      local out = 0
+      while out < got do
+        -- w rides along: closing it while this splice waits would block
+        out = out + IO.run_op_tracked(both, P.splice, r, nil, holder_of(st), got - out, w)
+        check_cancel()
+      end
+      sent = sent + got
+    end
+    return sent
+  end)
+  r:close()
+  w:close()
+  st.npending, fst.npending = st.npending - 1, fst.npending - 1
+  if not ok then error(res, 0) end
+  return res
+end
+
+function tcp_socket_methods.send_file(self, file, offset, n, n_per_send, head, tail)
+  local st = state_of(self, tcp_socket_mt)
+  local fst = file_state(file, 2)
+  count_arg(offset, 3, 0)
+  count_arg(n, 4, 0)
+  local chunk = SPLICE_CHUNK
+  if n_per_send ~= nil then
+    chunk = count_arg(n_per_send, 5, 1)
+    if chunk > SPLICE_CHUNK then chunk = SPLICE_CHUNK end
+  end
+  if head ~= nil then IO.check_write_buffer(head, 6) end
+  if tail ~= nil then IO.check_write_buffer(tail, 7) end
+  holder_of(st)
+  holder_of(fst)
+  local total = 0
+  if head then total = total + write_all(st, head) end
+  local sent = 0
+  if n > 0 then sent = splice_file(st, fst, offset, n, chunk) end
+  total = total + sent
+  if tail and sent == n then total = total + write_all(st, tail) end
+  return total
 end
 
 -- wait('read'|'write'|'error'): suspends until the socket is ready for it

@@ -19,12 +19,13 @@ local K, P, IO = ...
 local E = K.rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
-local error, type, getmetatable, tostring = error, type, getmetatable, tostring
+local error, type = error, type
 
+-- A path argument (a string or a real filesystem.path: IO.path_arg reads
+-- the path's string from the private map, never calling a metamethod) as
+-- a packed endpoint.
 local function path_arg(v, arg)
-  if type(v) == 'string' then return P.unix_endpoint(v, arg) end
-  if getmetatable(v) == 'filesystem.path' then return P.unix_endpoint(tostring(v), arg) end
-  raise_errno(E.EINVAL, arg)
+  return P.unix_endpoint(IO.path_arg(v, arg), arg)
 end
 
 local function holder_of(st)

@@ -50,6 +50,8 @@ pub(crate) mod blocking;
 mod fs;
 // system: child processes (io-proc)
 mod process;
+// io-finish: splice (send_file)
+mod splice;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

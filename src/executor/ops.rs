@@ -148,6 +148,13 @@ enum Resource {
     // --- io-fs: the blocking pool ---
     /// A blocking-pool job: the read of its eventfd fills the counter.
     Job(Box<u64>, std::sync::Arc<super::blocking::JobCell>),
+    // --- io-finish: splice ---
+    /// The other fd of a two-fd op (splice's input; the slot's fd is its
+    /// output), and one more fd kept open (only held) until the completion.
+    OtherFd {
+        other: OpFd,
+        _keep: Option<OpFd>,
+    },
 }
 
 /// What the executor does with an op's completion besides delivering it.
@@ -328,6 +335,23 @@ impl OpSlot {
         match &self.resource {
             Resource::Job(_, cell) => cell.take(),
             _ => None,
+        }
+    }
+
+    /// io-finish: an op on two fds (`splice.rs`); `other` and `keep` are
+    /// held like the slot's own fd until the completion.
+    pub(crate) fn other_fd(other: &OpFd, keep: Option<&OpFd>) -> Self {
+        Self::with(Resource::OtherFd {
+            other: other.clone(),
+            _keep: keep.cloned(),
+        })
+    }
+
+    /// The raw number of the other fd (-1 without one).
+    pub(crate) fn other_raw_fd(&self) -> RawFd {
+        match &self.resource {
+            Resource::OtherFd { other, .. } => other.raw(),
+            _ => -1,
         }
     }
 

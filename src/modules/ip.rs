@@ -12,10 +12,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use mlua::{Lua, Table, Value};
 
-use crate::actor::vm::unless_closing;
+use crate::actor::vm::{submit_op, unless_closing};
 use crate::executor::socket::SockAddr;
+use crate::executor::OpFd;
 use crate::modules::error::{einval, ErrorCode};
-use crate::modules::io_object;
+use crate::modules::file_descriptor;
+use crate::modules::io_object::{self, holder_fd};
 use crate::modules::socket::{self, endpoint_arg, push_endpoint};
 
 const IP_LUA: &str = include_str!("../../lua/ip.lua");
@@ -150,6 +152,8 @@ fn decode(addr: &SockAddr) -> Option<(IpAddr, u16, u32)> {
 fn primitives(lua: &Lua) -> mlua::Result<Table> {
     let p = socket::common(lua)?;
     add_resolver(lua, &p)?;
+    add_send_file(lua, &p)?;
+    add_multicast(lua, &p)?;
     // parse(text) -> bytes, scope | nil
     p.raw_set(
         "parse",
@@ -414,5 +418,175 @@ pub(crate) fn add_resolver(lua: &Lua, p: &Table) -> mlua::Result<()> {
     ] {
         p.raw_set(name, value)?;
     }
+    Ok(())
+}
+
+/// io-finish: the primitives of `send_file` (lua/ip.lua): a private pipe
+/// per call and ring splices through it.
+fn add_send_file(lua: &Lua, p: &Table) -> mlua::Result<()> {
+    // splice_pipe() -> read holder, write holder (close-on-exec, blocking:
+    // the ring waits on them).
+    p.raw_set(
+        "splice_pipe",
+        lua.create_function(unless_closing(|lua, ()| {
+            let (r, w) = std::io::pipe().map_err(|e| ErrorCode::from_io(&e))?;
+            Ok((
+                file_descriptor::push(lua, OpFd::owned(r.into()))?,
+                file_descriptor::push(lua, OpFd::owned(w.into()))?,
+            ))
+        }))?,
+    )?;
+    // splice(in holder, in offset | nil, out holder, len[, keep holder])
+    // -> op id; `keep` (the pipe's other end) stays open until the
+    // completion (src/executor/splice.rs says why).
+    p.raw_set(
+        "splice",
+        lua.create_function(unless_closing(
+            |lua, (input, offset, output, len, keep): (Value, Option<f64>, Value, f64, Value)| {
+                let input = holder_fd(&input)?;
+                let output = holder_fd(&output)?;
+                let keep = if keep.is_nil() {
+                    None
+                } else {
+                    Some(holder_fd(&keep)?)
+                };
+                let offset = match offset {
+                    None => None,
+                    Some(o) if o >= 0.0 && o.fract() == 0.0 && o < 2f64.powi(63) => Some(o as u64),
+                    Some(_) => return Err(einval(2)),
+                };
+                if !(len >= 1.0 && len.fract() == 0.0 && len <= f64::from(u32::MAX)) {
+                    return Err(einval(4));
+                }
+                submit_op(lua, |st| {
+                    st.executor
+                        .splice(&input, offset, &output, len as u32, keep.as_ref())
+                })
+            },
+        ))?,
+    )?;
+    Ok(())
+}
+
+/// io-finish: multicast group membership and the outgoing interface.
+/// `multicast(holder, what, group bytes | nil, interface)`, where `what` is
+/// `"join"`, `"leave"` (`group` 4 or 16 bytes, already checked to be
+/// multicast by lua/ip.lua; `interface` for IPv4 the 4 bytes of a local
+/// address or nil for any, for IPv6 an interface index) or `"interface"`
+/// (no group; `interface` 4 bytes for IPv4 or an index for IPv6, told apart
+/// by the socket's family).
+fn add_multicast(lua: &Lua, p: &Table) -> mlua::Result<()> {
+    p.raw_set(
+        "multicast",
+        lua.create_function(unless_closing(
+            |_, (holder, what, group, interface): (Value, mlua::LuaString, Value, Value)| {
+                let fd = holder_fd(&holder)?;
+                let what = what.as_bytes();
+                let group = match &group {
+                    Value::Nil => None,
+                    Value::String(g) => Some(g.as_bytes().to_vec()),
+                    _ => return Err(einval(3)),
+                };
+                let v4_interface = |v: &Value| -> mlua::Result<libc::in_addr> {
+                    Ok(match v {
+                        Value::Nil => libc::in_addr { s_addr: 0 },
+                        Value::String(b) => {
+                            let b = <[u8; 4]>::try_from(&*b.as_bytes()).map_err(|_| einval(4))?;
+                            libc::in_addr {
+                                s_addr: u32::from_ne_bytes(b),
+                            }
+                        }
+                        _ => return Err(einval(4)),
+                    })
+                };
+                let index = |v: &Value| -> mlua::Result<u32> {
+                    match v {
+                        Value::Nil => Ok(0),
+                        Value::Integer(i) => u32::try_from(*i).map_err(|_| einval(4)),
+                        Value::Number(n)
+                            if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(n) =>
+                        {
+                            Ok(*n as u32)
+                        }
+                        _ => Err(einval(4)),
+                    }
+                };
+                let set = |level: i32, name: i32, ptr: *const libc::c_void, len: usize| {
+                    // SAFETY: `ptr` points at a live value of `len` bytes; the
+                    // fd is kept open by `fd`.
+                    let ret = unsafe {
+                        libc::setsockopt(fd.raw(), level, name, ptr, len as libc::socklen_t)
+                    };
+                    if ret < 0 {
+                        Err(mlua::Error::from(ErrorCode::from_io(
+                            &std::io::Error::last_os_error(),
+                        )))
+                    } else {
+                        Ok(())
+                    }
+                };
+                match (&*what, group.as_deref()) {
+                    (b"join" | b"leave", Some(g)) if g.len() == 4 => {
+                        let mreq = libc::ip_mreq {
+                            imr_multiaddr: libc::in_addr {
+                                s_addr: u32::from_ne_bytes(g.try_into().expect("4 bytes")),
+                            },
+                            imr_interface: v4_interface(&interface)?,
+                        };
+                        let name = if &*what == b"join" {
+                            libc::IP_ADD_MEMBERSHIP
+                        } else {
+                            libc::IP_DROP_MEMBERSHIP
+                        };
+                        set(
+                            libc::IPPROTO_IP,
+                            name,
+                            (&mreq as *const libc::ip_mreq).cast(),
+                            std::mem::size_of_val(&mreq),
+                        )
+                    }
+                    (b"join" | b"leave", Some(g)) if g.len() == 16 => {
+                        let mreq = libc::ipv6_mreq {
+                            ipv6mr_multiaddr: libc::in6_addr {
+                                s6_addr: g.try_into().expect("16 bytes"),
+                            },
+                            ipv6mr_interface: index(&interface)?,
+                        };
+                        let name = if &*what == b"join" {
+                            libc::IPV6_ADD_MEMBERSHIP
+                        } else {
+                            libc::IPV6_DROP_MEMBERSHIP
+                        };
+                        set(
+                            libc::IPPROTO_IPV6,
+                            name,
+                            (&mreq as *const libc::ipv6_mreq).cast(),
+                            std::mem::size_of_val(&mreq),
+                        )
+                    }
+                    (b"interface", None) => {
+                        if matches!(interface, Value::String(_)) {
+                            let addr = v4_interface(&interface)?;
+                            set(
+                                libc::IPPROTO_IP,
+                                libc::IP_MULTICAST_IF,
+                                (&addr as *const libc::in_addr).cast(),
+                                std::mem::size_of_val(&addr),
+                            )
+                        } else {
+                            let index = index(&interface)? as libc::c_int;
+                            set(
+                                libc::IPPROTO_IPV6,
+                                libc::IPV6_MULTICAST_IF,
+                                (&index as *const libc::c_int).cast(),
+                                std::mem::size_of_val(&index),
+                            )
+                        }
+                    }
+                    _ => Err(einval(2)),
+                }
+            },
+        ))?,
+    )?;
     Ok(())
 }

@@ -91,6 +91,19 @@ print('too long:', try(again.bind, again, ('x'):rep(200)))
 print('NUL in path:', try(again.bind, again, 'a\0b'))
 print('empty path:', try(again.bind, again, ''))
 print('path number:', try(again.bind, again, 3))
+-- only real filesystem.path objects pass as paths: a table that claims the
+-- class is refused, its __tostring never called
+local forged = setmetatable({}, { __metatable = 'filesystem.path',
+  __tostring = function() print('forged __tostring called') return name .. 'forged' end })
+print('forged path:', try(again.bind, again, forged))
+local fs = require 'filesystem'
+local fspath = fs.temp_directory_path() / ('luring-unix-' .. tostring({}):sub(8))
+local fsock = unix.datagram_socket.new()
+fsock:open()
+print('filesystem.path:', try(fsock.bind, fsock, fspath))
+print('bound to it:', fsock.local_path == tostring(fspath))
+fsock:close()
+print('removed:', fs.remove(fspath))
 print('bind closed:', try(unix.stream_acceptor.new().bind, unix.stream_acceptor.new(), name))
 print('open twice:', try(again.open, again))
 print('accept unlistened:', try(again.accept, again))
