@@ -337,8 +337,15 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
             if several {
                 h.flush_output();
             }
-            if let Err(ran) = outcome {
-                vms.remove(waiting[0]).end(ran, process);
+            // Done here too (the VM ended while it slept, e.g. system.exit
+            // with an op left in flight): a VM that is over is never
+            // stepped again (it would answer Done at once, forever).
+            match outcome {
+                Ok(Step::Ready | Step::Idle) => {}
+                Ok(Step::Done) | Err(_) => {
+                    let ran = outcome.map(|_| None).or_else(|ran| ran);
+                    vms.remove(waiting[0]).end(ran, process);
+                }
             }
             continue;
         }
