@@ -311,6 +311,31 @@ pub(crate) fn submit_op(
     with_state(lua, submit)?.map(OpId::to_f64).map_err(io_err)
 }
 
+/// The VM state held by a per-message primitive (socket recv and send), the
+/// way `sleep` and `yield_op` hold it: `submit` skips the app-data lookup of
+/// [`submit_op`]. Like them it reads no Lua handle itself and fails once the
+/// VM `ended`.
+#[derive(Clone)]
+pub(crate) struct HeldState(SharedState);
+
+impl HeldState {
+    pub(crate) fn of(lua: &Lua) -> mlua::Result<Self> {
+        lua.app_data_ref::<SharedState>()
+            .map(|state| HeldState(state.clone()))
+            .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))
+    }
+
+    /// [`submit_op`] on the held state.
+    pub(crate) fn submit(
+        &self,
+        submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
+    ) -> mlua::Result<f64> {
+        borrow_state(&self.0, submit)?
+            .map(OpId::to_f64)
+            .map_err(io_err)
+    }
+}
+
 /// Ring reads and writes for Rust modules (src/modules/): Lua gets the op
 /// id to wait for. The op's slot holds a clone of `fd` and the buffer until
 /// its completion.
