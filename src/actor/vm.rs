@@ -10,8 +10,10 @@
 //!   has no handle to the VM left: every Rust function that reads a Lua
 //!   handle (string, table, userdata) or the VM state checks `vm_closing`
 //!   first (`unless_closing`, `with_state`) and raises an error instead.
-//!   (The few that hold the state themselves, `borrow_state`, read no Lua
-//!   handle and fail on `ended`, which is set before `lua_close`.) Only
+//!   (The few that hold the state themselves, `borrow_state` and
+//!   `HeldState`, fail on `ended`, which is set before `lua_close`; those
+//!   that also read Lua handles, socket recv and send, check `vm_closing`
+//!   like any other.) Only
 //!   `stderr_write`, `strerror` and `decode_error` work then, so that
 //!   reports still get out (written straight to fd 2: the output queue was
 //!   drained when the VM ended).
