@@ -226,12 +226,20 @@ function IO.constructor(mt)
   }
 end
 
--- Argument checks shared by read and write methods.
+-- Argument checks shared by read and write methods. A byte_span's locked
+-- metatable answers getmetatable() with 'byte_span': checking that first
+-- spares the common case a call into Rust. A userdata made by newproxy can
+-- claim that name too; it passes here, but every primitive converts its
+-- buffer itself and refuses anything but a byte_span (EINVAL, same
+-- argument), so the check stays exact in what it lets reach the kernel.
 function IO.check_read_buffer(buf, arg)
+  if getmetatable(buf) == 'byte_span' and type(buf) == 'userdata' then return end
   if not is_byte_span(buf) then raise_errno(E.EINVAL, arg or 2) end
 end
 function IO.check_write_buffer(buf, arg)
-  if type(buf) ~= 'string' and not is_byte_span(buf) then raise_errno(E.EINVAL, arg or 2) end
+  local t = type(buf)
+  if t == 'string' or (t == 'userdata' and getmetatable(buf) == 'byte_span') then return end
+  if not is_byte_span(buf) then raise_errno(E.EINVAL, arg or 2) end
 end
 
 ---------------------------------------------------------------------------

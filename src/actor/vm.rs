@@ -10,8 +10,10 @@
 //!   has no handle to the VM left: every Rust function that reads a Lua
 //!   handle (string, table, userdata) or the VM state checks `vm_closing`
 //!   first (`unless_closing`, `with_state`) and raises an error instead.
-//!   (The few that hold the state themselves, `borrow_state`, read no Lua
-//!   handle and fail on `ended`, which is set before `lua_close`.) Only
+//!   (The few that hold the state themselves, `borrow_state` and
+//!   `HeldState`, fail on `ended`, which is set before `lua_close`; those
+//!   that also read Lua handles, socket recv and send, check `vm_closing`
+//!   like any other.) Only
 //!   `stderr_write`, `strerror` and `decode_error` work then, so that
 //!   reports still get out (written straight to fd 2: the output queue was
 //!   drained when the VM ended).
@@ -330,6 +332,31 @@ pub(crate) fn submit_op(
     submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
 ) -> mlua::Result<f64> {
     with_state(lua, submit)?.map(OpId::to_f64).map_err(io_err)
+}
+
+/// The VM state held by a per-message primitive (socket recv and send), the
+/// way `sleep` and `yield_op` hold it: `submit` skips the app-data lookup of
+/// [`submit_op`]. Like them it reads no Lua handle itself and fails once the
+/// VM `ended`.
+#[derive(Clone)]
+pub(crate) struct HeldState(SharedState);
+
+impl HeldState {
+    pub(crate) fn of(lua: &Lua) -> mlua::Result<Self> {
+        lua.app_data_ref::<SharedState>()
+            .map(|state| HeldState(state.clone()))
+            .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))
+    }
+
+    /// [`submit_op`] on the held state.
+    pub(crate) fn submit(
+        &self,
+        submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
+    ) -> mlua::Result<f64> {
+        borrow_state(&self.0, submit)?
+            .map(OpId::to_f64)
+            .map_err(io_err)
+    }
 }
 
 /// Ring reads and writes for Rust modules (src/modules/): Lua gets the op

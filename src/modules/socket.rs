@@ -22,7 +22,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use mlua::{Lua, Table, Value};
 
-use crate::actor::vm::{submit_op, unless_closing, with_state};
+use crate::actor::vm::{submit_op, unless_closing, with_state, HeldState};
 use crate::executor::socket::{SockAddr, SocketOutput, MAX_FDS_PER_MESSAGE};
 use crate::executor::{OpBuffer, OpFd, OpId};
 use crate::modules::byte_span;
@@ -466,25 +466,28 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
         }))?,
     )?;
     // recv(holder, span, flags) / send(holder, buf, flags) -> op id
+    // recv and send run once per message of a stream: they hold the state.
+    let held = HeldState::of(lua)?;
     p.raw_set(
         "recv",
         lua.create_function(unless_closing(
-            |lua, (holder, buf, flags): (Value, Value, Value)| {
+            move |_, (holder, buf, flags): (Value, Value, Value)| {
                 let fd = holder_fd(&holder)?;
                 let span = byte_span::span_arg(&buf, 2)?;
                 let flags = flags_arg(&flags, 3)?;
-                submit_op(lua, |st| st.executor.recv(&fd, OpBuffer::Span(span), flags))
+                held.submit(|st| st.executor.recv(&fd, OpBuffer::Span(span), flags))
             },
         ))?,
     )?;
+    let held = HeldState::of(lua)?;
     p.raw_set(
         "send",
         lua.create_function(unless_closing(
-            |lua, (holder, buf, flags): (Value, Value, Value)| {
+            move |_, (holder, buf, flags): (Value, Value, Value)| {
                 let fd = holder_fd(&holder)?;
                 let buf = write_buffer(&buf, 2)?;
                 let flags = flags_arg(&flags, 3)?;
-                submit_op(lua, |st| st.executor.send(&fd, buf, flags))
+                held.submit(|st| st.executor.send(&fd, buf, flags))
             },
         ))?,
     )?;
