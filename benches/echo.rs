@@ -398,7 +398,9 @@ impl Load {
             let now = Instant::now();
             if reaped.is_empty() {
                 if now - last_progress > PATIENCE {
-                    return Err(format!("no echo for {PATIENCE:?}: the server stopped answering"));
+                    return Err(format!(
+                        "no echo for {PATIENCE:?}: the server stopped answering"
+                    ));
                 }
                 continue;
             }
@@ -430,7 +432,9 @@ impl Load {
                     continue; // the other half of this message is still in flight
                 }
                 if c.inp != c.out {
-                    return Err(format!("connection {i}: the echo differs from the message sent"));
+                    return Err(format!(
+                        "connection {i}: the echo differs from the message sent"
+                    ));
                 }
                 total_messages += 1;
                 if now >= measure_from && now < stop_at {
@@ -541,7 +545,9 @@ fn start_server(mut cmd: Command, port: u16, wrapped: bool) -> Result<Running, S
         pin_command(&mut cmd, SERVER_CPU);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
-    let mut process = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let mut process = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(status) = process.try_wait().map_err(|e| e.to_string())? {
@@ -553,7 +559,9 @@ fn start_server(mut cmd: Command, port: u16, wrapped: bool) -> Result<Running, S
         if Instant::now() > deadline {
             let _ = process.kill();
             let _ = process.wait();
-            return Err(format!("the server did not listen on port {port} within {PATIENCE:?}"));
+            return Err(format!(
+                "the server did not listen on port {port} within {PATIENCE:?}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -624,7 +632,13 @@ impl Counter {
                         .status()
                         .is_ok_and(|s| s.success())
                 };
-                if works(Command::new("perf").args(["stat", "-e", "raw_syscalls:sys_enter", "--", "true"])) {
+                if works(Command::new("perf").args([
+                    "stat",
+                    "-e",
+                    "raw_syscalls:sys_enter",
+                    "--",
+                    "true",
+                ])) {
                     Counter::Perf
                 } else if works(Command::new("strace").args(["-c", "-o", "/dev/null", "true"])) {
                     Counter::Strace
@@ -732,7 +746,11 @@ fn main() {
         return;
     }
     let selected: Vec<Server> = {
-        let names: Vec<&String> = args.iter().skip(1).filter(|a| !a.starts_with('-')).collect();
+        let names: Vec<&String> = args
+            .iter()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
         let mut chosen = Vec::new();
         for name in &names {
             match Server::ALL.iter().find(|s| s.name() == name.as_str()) {
@@ -758,9 +776,16 @@ fn main() {
     println!(
         "echo: {conns} connections x {MESSAGE_LEN}-byte messages, {secs} s per run, {runs} runs; \
          server on CPU {SERVER_CPU}, load generator (one io_uring thread) on CPU {LOAD_CPU}{}",
-        if pinned { "" } else { " -- NOT pinned: fewer than 2 CPUs usable" }
+        if pinned {
+            ""
+        } else {
+            " -- NOT pinned: fewer than 2 CPUs usable"
+        }
     );
-    println!("syscalls: {}, separate {syscall_secs} s pass", counter.describe());
+    println!(
+        "syscalls: {}, separate {syscall_secs} s pass",
+        counter.describe()
+    );
 
     let scratch = io_common::TempDir::new("echo");
     let mut figures: Vec<(Server, Figures)> =
@@ -825,9 +850,7 @@ fn main() {
         .find(|(s, f)| *s == Server::Tokio && f.skipped.is_none())
         .map(|(_, f)| (median(f.msgs_per_s.clone()), median(f.p99_us.clone())));
     println!();
-    println!(
-        "| server | msgs/s | p50 | p99 | syscalls/msg | msgs/s vs tokio | p99 vs tokio |"
-    );
+    println!("| server | msgs/s | p50 | p99 | syscalls/msg | msgs/s vs tokio | p99 vs tokio |");
     println!("|---|---|---|---|---|---|---|");
     for (server, fig) in &figures {
         if let Some(why) = &fig.skipped {

@@ -132,7 +132,11 @@ fn main() {
         println!("| luring file.stream, 64 KiB reads | — | — |");
     } else {
         let l = gbps(luring_secs);
-        let verdict = if l / cat >= 0.90 { "≥ 0.90 ✔" } else { "< 0.90 ✘" };
+        let verdict = if l / cat >= 0.90 {
+            "≥ 0.90 ✔"
+        } else {
+            "< 0.90 ✘"
+        };
         println!(
             "| luring file.stream, 64 KiB reads | {l:.3} | {:.2}× ({verdict}) |",
             l / cat

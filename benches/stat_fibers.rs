@@ -101,7 +101,10 @@ fn main() {
     let paths: Vec<CString> = (1..=n)
         .map(|i| CString::new(file_name(dir.path(), i).as_os_str().as_bytes()).expect("no NUL"))
         .collect();
-    println!("stat_fibers: {n} files in {}, {runs} runs", dir.path().display());
+    println!(
+        "stat_fibers: {n} files in {}, {runs} runs",
+        dir.path().display()
+    );
 
     let luring = io_common::probe_module("filesystem");
     if let Err(why) = &luring {
@@ -117,7 +120,11 @@ fn main() {
         if luring.is_ok() && luring_failed.is_none() {
             match luring_stats(dir.path(), n, expected_sum) {
                 Ok(r) => {
-                    eprint!(", luring {:.1} ms with {} ticks", r.elapsed_s * 1e3, r.ticks);
+                    eprint!(
+                        ", luring {:.1} ms with {} ticks",
+                        r.elapsed_s * 1e3,
+                        r.ticks
+                    );
                     elapsed.push(r.elapsed_s);
                     ticks.push(r.ticks);
                 }
@@ -131,7 +138,9 @@ fn main() {
     }
     let blocking = median(blocking);
     println!();
-    println!("| {n} stats | elapsed | µs per stat | ticks of a 1 ms sleeper meanwhile | vs blocking |");
+    println!(
+        "| {n} stats | elapsed | µs per stat | ticks of a 1 ms sleeper meanwhile | vs blocking |"
+    );
     println!("|---|---|---|---|---|");
     println!(
         "| blocking statx, one thread (Rust) | {:.1} ms | {:.2} | — (the thread is blocked) | 1.00× |",

@@ -42,7 +42,10 @@ fn await_fd_count(expected: usize) {
         if now == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "{now} fds open, {expected} expected");
+        assert!(
+            Instant::now() < deadline,
+            "{now} fds open, {expected} expected"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

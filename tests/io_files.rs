@@ -39,7 +39,9 @@ fn copy_file_example_copies_every_byte() {
     let dir = scratch("copy");
     let src = dir.join("src.bin");
     // Not a multiple of the 64 KiB buffer, with every byte value.
-    let data: Vec<u8> = (0..(3 * 65536 + 1234)).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let data: Vec<u8> = (0..(3 * 65536 + 1234))
+        .map(|i: u32| (i * 7 % 251) as u8)
+        .collect();
     std::fs::write(&src, &data).unwrap();
     let dst = dir.join("dst.bin");
     std::fs::write(&dst, vec![b'x'; 1 << 20]).unwrap(); // truncated by the copy
@@ -67,12 +69,19 @@ fn copy_file_example_reports_what_failed() {
         "{}",
         text(&out.stdout)
     );
-    assert!(!dir.join("dst").exists(), "nothing is created when the source is missing");
+    assert!(
+        !dir.join("dst").exists(),
+        "nothing is created when the source is missing"
+    );
 
     std::fs::write(dir.join("src"), b"data").unwrap();
     let out = copy(&dir.join("src"), &dir.join("no/such/dir"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("cannot open destination"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("cannot open destination"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = luring().arg(example()).arg("only-one").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -135,7 +144,12 @@ fn permission_denied_is_eacces() {
     };
     let out = cmd.arg(&script).arg(&locked).output().unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let expected = "open\tsystem: Permission denied\n\
                     create\tsystem: Permission denied\n\
                     status\tsystem: Permission denied\n\
@@ -183,7 +197,10 @@ print('ok')
     assert_eq!(null2.rdev(), libc::makedev(1, 3));
     let plain = std::fs::metadata(dir.join("plain")).unwrap();
     assert!(plain.is_file());
-    assert_eq!((plain.uid(), plain.gid(), plain.mode() & 0o777), (65534, 0, 0o640));
+    assert_eq!(
+        (plain.uid(), plain.gid(), plain.mode() & 0o777),
+        (65534, 0, 0o640)
+    );
     let link = std::fs::symlink_metadata(dir.join("link")).unwrap();
     assert_eq!((link.uid(), link.gid()), (123, 456));
     std::fs::remove_dir_all(&dir).unwrap();

@@ -105,8 +105,12 @@ impl TempDir {
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!("luring-bench-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e} (set LURING_BENCH_DIR)", dir.display()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            panic!(
+                "cannot create {}: {e} (set LURING_BENCH_DIR)",
+                dir.display()
+            )
+        });
         TempDir(dir)
     }
 

@@ -252,32 +252,34 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
     let held = state.clone();
     rt.set(
         "mailbox_poll",
-        lua.create_function(unless_closing(move |lua, (buf, receiving): (Table, bool)| {
-            let (receipts, own) = borrow_state(&held, |st| {
-                let mut receipts = std::mem::take(&mut st.receipts);
-                st.mailbox.take_receipts(&mut receipts);
-                for (id, _) in &receipts {
-                    st.sent_to.remove(id);
+        lua.create_function(unless_closing(
+            move |lua, (buf, receiving): (Table, bool)| {
+                let (receipts, own) = borrow_state(&held, |st| {
+                    let mut receipts = std::mem::take(&mut st.receipts);
+                    st.mailbox.take_receipts(&mut receipts);
+                    for (id, _) in &receipts {
+                        st.sent_to.remove(id);
+                    }
+                    (receipts, st.mailbox.clone())
+                })?;
+                for (i, (id, ok)) in receipts.iter().enumerate() {
+                    buf.raw_set(2 * i + 1, *id)?;
+                    buf.raw_set(2 * i + 2, *ok)?;
                 }
-                (receipts, st.mailbox.clone())
-            })?;
-            for (i, (id, ok)) in receipts.iter().enumerate() {
-                buf.raw_set(2 * i + 1, *id)?;
-                buf.raw_set(2 * i + 2, *ok)?;
-            }
-            let n = receipts.len();
-            borrow_state(&held, |st| {
-                let mut receipts = receipts;
-                receipts.clear();
-                st.receipts = receipts;
-            })?;
-            let (kind, v) = if receiving {
-                take(lua, &held, &own)?
-            } else {
-                (0, Value::Nil)
-            };
-            Ok((n, kind, v))
-        }))?,
+                let n = receipts.len();
+                borrow_state(&held, |st| {
+                    let mut receipts = receipts;
+                    receipts.clear();
+                    st.receipts = receipts;
+                })?;
+                let (kind, v) = if receiving {
+                    take(lua, &held, &own)?
+                } else {
+                    (0, Value::Nil)
+                };
+                Ok((n, kind, v))
+            },
+        ))?,
     )?;
     // inbox_take() -> 1, message | 2 (closed) | 3 (no senders) | 0 (nothing)
     let held = state.clone();

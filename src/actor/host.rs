@@ -105,7 +105,10 @@ impl Hosted {
 
     /// Between steps no Lua runs, so the state is free; `false` if not.
     fn with_state(&self, f: impl FnOnce(&mut VmState) -> bool) -> bool {
-        self.state.try_borrow_mut().map(|mut st| f(&mut st)).unwrap_or(false)
+        self.state
+            .try_borrow_mut()
+            .map(|mut st| f(&mut st))
+            .unwrap_or(false)
     }
 
     /// Tears the VM down (inbox closed first, then the Lua state) and

@@ -281,7 +281,10 @@ pub(crate) fn with_state<R>(lua: &Lua, f: impl FnOnce(&mut VmState) -> R) -> mlu
 /// `with_state` for a function that holds the state: it works without the
 /// VM's handle (also while `lua_close` runs finalizers, where `ended` makes
 /// it fail).
-pub(crate) fn borrow_state<R>(state: &RefCell<VmState>, f: impl FnOnce(&mut VmState) -> R) -> mlua::Result<R> {
+pub(crate) fn borrow_state<R>(
+    state: &RefCell<VmState>,
+    f: impl FnOnce(&mut VmState) -> R,
+) -> mlua::Result<R> {
     // A finalizer that runs while another `rt` call holds the state (a GC
     // step inside that call) gets an error, not a panic.
     let mut st = state.try_borrow_mut().map_err(|_| {
@@ -586,14 +589,13 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                     // io-fs: a blocking-pool job's output.
                     // A failure to build it fails that op only: the other
                     // completions of this turn must still be delivered.
-                    (None, Some(output)) => {
-                        crate::modules::io_object::job_output_to_lua(lua, output).unwrap_or_else(
-                            |e| {
-                                tracing::warn!(error = %e, "blocking job output not delivered");
-                                Value::Integer(i64::from(-libc::ENOMEM))
-                            },
-                        )
-                    }
+                    (None, Some(output)) => crate::modules::io_object::job_output_to_lua(
+                        lua, output,
+                    )
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "blocking job output not delivered");
+                        Value::Integer(i64::from(-libc::ENOMEM))
+                    }),
                     (None, None) => Value::Integer(c.result.into()),
                 };
                 if i == 0 {
@@ -692,13 +694,15 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     // `env` (the runtime's globals).
     rt.set(
         "core_chunk",
-        lua.create_function(unless_closing(|lua, (name, env): (mlua::BString, Table)| {
-            let chunk = crate::fiber::LAZY_CORE_CHUNKS
-                .iter()
-                .find(|c| c.name.as_bytes() == name.as_slice())
-                .ok_or_else(|| error::einval(1))?;
-            chunk.load_with(lua, Some(&env))
-        }))?,
+        lua.create_function(unless_closing(
+            |lua, (name, env): (mlua::BString, Table)| {
+                let chunk = crate::fiber::LAZY_CORE_CHUNKS
+                    .iter()
+                    .find(|c| c.name.as_bytes() == name.as_slice())
+                    .ok_or_else(|| error::einval(1))?;
+                chunk.load_with(lua, Some(&env))
+            },
+        ))?,
     )?;
     add_module_file_rt(lua, &rt)?;
     super::channels::add_rt(lua, &rt, &held_for_channels)?;
@@ -945,7 +949,11 @@ impl Vm {
     /// Runs `source` as the main fiber of a sandboxed process's only VM
     /// (`_CONTEXT` 'worker', no import root: `require` finds builtin
     /// modules only) until it ends.
-    pub(crate) fn run_sandboxed(self, display: &str, source: &[u8]) -> Result<VmExit, RuntimeError> {
+    pub(crate) fn run_sandboxed(
+        self,
+        display: &str,
+        source: &[u8],
+    ) -> Result<VmExit, RuntimeError> {
         self.set_process_info(&[])?;
         self.core.set("sandboxed", true).map_err(lua_boot)?;
         let lua = &self.lua;
@@ -1056,7 +1064,6 @@ impl Vm {
     pub(crate) fn ring_fd(&self) -> RawFd {
         with_state(&self.lua, |st| st.executor.ring_fd()).unwrap_or(-1)
     }
-
 
     /// The VM's state, for the thread host's checks between steps (no Lua
     /// runs then, so it is never borrowed elsewhere).

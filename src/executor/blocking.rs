@@ -134,7 +134,12 @@ impl Pool {
     ) -> io::Result<OpId> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.jobs.len() >= self.max_queued {
-            tracing::warn!("{}", BlockingPoolFull { queued: q.jobs.len() });
+            tracing::warn!(
+                "{}",
+                BlockingPoolFull {
+                    queued: q.jobs.len()
+                }
+            );
             return Err(io::Error::from_raw_os_error(libc::EAGAIN));
         }
         // One more thread while the jobs waiting (this one included)

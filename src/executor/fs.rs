@@ -63,7 +63,9 @@ impl Executor {
         // SAFETY: the SQE points at the slot's own path.
         unsafe {
             self.submit(OpSlot::path(path), |slot| {
-                opcode::MkDirAt::new(CWD, slot.path_ptr()).mode(mode).build()
+                opcode::MkDirAt::new(CWD, slot.path_ptr())
+                    .mode(mode)
+                    .build()
             })
         }
     }
@@ -202,7 +204,10 @@ mod tests {
 
         let id = ex.mkdir(c(&dir.join("d")), 0o750).unwrap();
         assert_eq!(run(&mut ex, id).result, 0);
-        assert_eq!(std::fs::metadata(dir.join("d")).unwrap().mode() & 0o777, 0o750 & !umask());
+        assert_eq!(
+            std::fs::metadata(dir.join("d")).unwrap().mode() & 0o777,
+            0o750 & !umask()
+        );
         let id = ex.mkdir(c(&dir.join("d")), 0o750).unwrap();
         assert_eq!(run(&mut ex, id).result, -libc::EEXIST);
 
@@ -244,13 +249,20 @@ mod tests {
         let refused = ex.statx_path(c(&dir.join("f")), 0, libc::STATX_SIZE, short);
         assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EINVAL));
 
-        let id = ex.symlink(c(std::path::Path::new("f")), c(&dir.join("s"))).unwrap();
+        let id = ex
+            .symlink(c(std::path::Path::new("f")), c(&dir.join("s")))
+            .unwrap();
         assert_eq!(run(&mut ex, id).result, 0);
-        assert_eq!(std::fs::read_link(dir.join("s")).unwrap(), std::path::Path::new("f"));
+        assert_eq!(
+            std::fs::read_link(dir.join("s")).unwrap(),
+            std::path::Path::new("f")
+        );
         let id = ex.hard_link(c(&dir.join("f")), c(&dir.join("h"))).unwrap();
         assert_eq!(run(&mut ex, id).result, 0);
         assert_eq!(std::fs::metadata(dir.join("f")).unwrap().nlink(), 2);
-        let id = ex.rename(c(&dir.join("h")), c(&dir.join("d/h")), 0).unwrap();
+        let id = ex
+            .rename(c(&dir.join("h")), c(&dir.join("d/h")), 0)
+            .unwrap();
         assert_eq!(run(&mut ex, id).result, 0);
         assert!(dir.join("d/h").exists() && !dir.join("h").exists());
         let id = ex.unlink(c(&dir.join("d")), libc::AT_REMOVEDIR).unwrap();

@@ -95,18 +95,20 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
             })
         }
     );
-    prim!(
-        "write_at",
-        |lua, (holder, offset, buf): (Value, Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            let offset = count_arg(&offset, 2, MAX_OFFSET)?;
-            let buf = match &buf {
-                Value::String(s) => OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice()),
-                other => OpBuffer::Span(byte_span::span_arg(other, 3)?),
-            };
-            submit_op(lua, |st| st.executor.write_at(&fd, buf, offset))
-        }
-    );
+    prim!("write_at", |lua,
+                       (holder, offset, buf): (
+        Value,
+        Value,
+        Value
+    )| {
+        let fd = holder_fd(&holder)?;
+        let offset = count_arg(&offset, 2, MAX_OFFSET)?;
+        let buf = match &buf {
+            Value::String(s) => OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice()),
+            other => OpBuffer::Span(byte_span::span_arg(other, 3)?),
+        };
+        submit_op(lua, |st| st.executor.write_at(&fd, buf, offset))
+    });
     prim!("ftruncate", |lua, (holder, len): (Value, Value)| {
         let fd = holder_fd(&holder)?;
         let len = count_arg(&len, 2, MAX_OFFSET)?;

@@ -303,7 +303,11 @@ fn space(path: &Path) -> io::Result<Message> {
 
 fn fchmodat(path: &Path, mode: u32, nofollow: bool) -> io::Result<Message> {
     let c = cstring(path)?;
-    let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
     // SAFETY: `c` is a live NUL-terminated string.
     if unsafe { libc::fchmodat(libc::AT_FDCWD, c.as_ptr(), mode, flags) } != 0 {
         return Err(io::Error::last_os_error());
@@ -322,7 +326,11 @@ fn mknod_fifo(path: &Path, mode: u32) -> io::Result<Message> {
 
 fn fchownat(path: &Path, uid: u32, gid: u32, nofollow: bool) -> io::Result<Message> {
     let c = cstring(path)?;
-    let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
     // SAFETY: `c` is a live NUL-terminated string.
     if unsafe { libc::fchownat(libc::AT_FDCWD, c.as_ptr(), uid, gid, flags) } != 0 {
         return Err(io::Error::last_os_error());
@@ -406,15 +414,22 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         };
     }
     // statx(path, nofollow, span) -> op id: fills span (a statx).
-    prim!("statx", |lua, (path, nofollow, buf): (Value, bool, Value)| {
-        let path = path_arg(&path, 1)?;
-        let span = byte_span::span_arg(&buf, 3)?;
-        let flags = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
-        submit_op(lua, |st| {
-            st.executor
-                .statx_path(path, flags, libc::STATX_BASIC_STATS, span)
-        })
-    });
+    prim!(
+        "statx",
+        |lua, (path, nofollow, buf): (Value, bool, Value)| {
+            let path = path_arg(&path, 1)?;
+            let span = byte_span::span_arg(&buf, 3)?;
+            let flags = if nofollow {
+                libc::AT_SYMLINK_NOFOLLOW
+            } else {
+                0
+            };
+            submit_op(lua, |st| {
+                st.executor
+                    .statx_path(path, flags, libc::STATX_BASIC_STATS, span)
+            })
+        }
+    );
     prim!("stat_fields", |lua, buf: Value| {
         stat_fields(lua, &byte_span::span_arg(&buf, 1)?)
     });
@@ -453,15 +468,16 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     prim!("open_dir", |lua, path: Value| {
         let path = os_path(&path_arg(&path, 1)?);
         submit_op(lua, |st| {
-            st.executor.run_blocking(move || match std::fs::read_dir(&path) {
-                Ok(rd) => {
-                    let dir = DirStream(Arc::new(Mutex::new(Some(rd))));
-                    Ok(Box::new(LuaBuilder(Box::new(move |lua: &Lua| {
-                        lua.create_userdata(dir).map(Value::UserData)
-                    }))) as JobOutput)
-                }
-                Err(e) => Err(errno_of(&e)),
-            })
+            st.executor
+                .run_blocking(move || match std::fs::read_dir(&path) {
+                    Ok(rd) => {
+                        let dir = DirStream(Arc::new(Mutex::new(Some(rd))));
+                        Ok(Box::new(LuaBuilder(Box::new(move |lua: &Lua| {
+                            lua.create_userdata(dir).map(Value::UserData)
+                        }))) as JobOutput)
+                    }
+                    Err(e) => Err(errno_of(&e)),
+                })
         })
     });
     // read_dir(stream) -> op id; the result is the next batch of entries
@@ -509,7 +525,9 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     );
     prim!("remove_all", |lua, path: Value| {
         let path = os_path(&path_arg(&path, 1)?);
-        run_job(lua, move || remove_all(&path).map(|n| Message::from(n as f64)))
+        run_job(lua, move || {
+            remove_all(&path).map(|n| Message::from(n as f64))
+        })
     });
     prim!("read_symlink", |lua, path: Value| {
         let path = os_path(&path_arg(&path, 1)?);
@@ -529,21 +547,30 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
             run_job(lua, move || fchmodat(&path, mode, nofollow))
         }
     );
-    prim!(
-        "chown",
-        |lua, (path, uid, gid, nofollow): (Value, Value, Value, bool)| {
-            let path = os_path(&path_arg(&path, 1)?);
-            let uid = id_arg(&uid, 2)?;
-            let gid = id_arg(&gid, 3)?;
-            run_job(lua, move || fchownat(&path, uid, gid, nofollow))
-        }
-    );
+    prim!("chown", |lua,
+                    (path, uid, gid, nofollow): (
+        Value,
+        Value,
+        Value,
+        bool
+    )| {
+        let path = os_path(&path_arg(&path, 1)?);
+        let uid = id_arg(&uid, 2)?;
+        let gid = id_arg(&gid, 3)?;
+        run_job(lua, move || fchownat(&path, uid, gid, nofollow))
+    });
     // mknod(path, mode, dev): mode = file type bits | permission bits.
     prim!("mknod", |lua, (path, mode, dev): (Value, Value, Value)| {
         let path = os_path(&path_arg(&path, 1)?);
         let mode = count_arg(&mode, 2, u64::from(u32::MAX))? as u32;
         let kind = mode & libc::S_IFMT;
-        let known = [libc::S_IFREG, libc::S_IFCHR, libc::S_IFBLK, libc::S_IFIFO, libc::S_IFSOCK];
+        let known = [
+            libc::S_IFREG,
+            libc::S_IFCHR,
+            libc::S_IFBLK,
+            libc::S_IFIFO,
+            libc::S_IFSOCK,
+        ];
         if mode & !(libc::S_IFMT | 0o7777) != 0 || (kind != 0 && !known.contains(&kind)) {
             return Err(einval(2));
         }

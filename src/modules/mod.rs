@@ -20,8 +20,8 @@ pub mod pipe;
 // io-fs
 pub mod file;
 pub mod filesystem;
-pub mod stream;
 pub mod stdio;
+pub mod stream;
 // system: process calls, signals, spawn (io-proc)
 pub mod subprocess;
 pub mod system;

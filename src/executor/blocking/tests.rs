@@ -206,7 +206,11 @@ fn a_full_queue_refuses_with_eagain_and_leaves_no_op() {
 #[test]
 fn jobs_run_on_up_to_max_threads_at_once() {
     let pool = Pool::new(3, 16);
-    assert_eq!(pool.queue.lock().unwrap().threads, 0, "threads before the first job");
+    assert_eq!(
+        pool.queue.lock().unwrap().threads,
+        0,
+        "threads before the first job"
+    );
     let mut ex = Executor::new().unwrap();
     let barrier = Arc::new(std::sync::Barrier::new(3));
     let ids: Vec<OpId> = (0..3)
