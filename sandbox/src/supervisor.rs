@@ -27,8 +27,9 @@
 //!   sandbox over, it sends `Discard`, and the supervisor kills and reaps
 //!   it before answering.
 //! - It keeps at most one warm child (`spawn::Warm`): the next sandbox's
-//!   PID 1, made whenever nothing else is pending (after a failure to make
-//!   one, not again until the next spawn request), used for one spawn
+//!   PID 1, made whenever nothing else is pending once a first sandbox was
+//!   asked for (after a failure to make one, not again until the next
+//!   spawn request), used for one spawn
 //!   whose ring shape matches, killed and reaped on shutdown or if it dies
 //!   before its request.
 //! - It zeroes every copy of a request once handled (receive buffer, the
@@ -464,7 +465,9 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         env,
         children: HashMap::new(),
         warm: None,
-        warm_failed: false,
+        // Nothing warm until the first spawn request: a host that never
+        // spawns a sandbox pays for no namespaces.
+        warm_paused: true,
         next_id: 1,
         handed_ring: None,
     };
@@ -543,9 +546,10 @@ struct State {
     children: HashMap<u64, Child>,
     /// The next sandbox's PID 1, made while nothing else is pending.
     warm: Option<Warm>,
-    /// Making a warm child failed: no new attempt until the next spawn
-    /// request.
-    warm_failed: bool,
+    /// No warm child is made until the next spawn request: set at start
+    /// (a host that never spawns a sandbox pays for no namespaces) and when
+    /// making one failed.
+    warm_paused: bool,
     next_id: u64,
     /// The ring dup named by the last `Spawned` reply, until the next
     /// request.
@@ -596,7 +600,7 @@ impl State {
                     revents: 0,
                 });
             }
-            let timeout = if self.warm.is_none() && !self.warm_failed {
+            let timeout = if self.warm.is_none() && !self.warm_paused {
                 0
             } else {
                 -1
@@ -609,7 +613,7 @@ impl State {
                 // Idle and no warm child: make one now.
                 match Warm::prepare(&self.env) {
                     Ok(w) => self.warm = Some(w),
-                    Err(_) => self.warm_failed = true,
+                    Err(_) => self.warm_paused = true,
                 }
                 continue;
             }
@@ -631,7 +635,7 @@ impl State {
                 if let Some(w) = self.warm.take() {
                     w.kill();
                 }
-                self.warm_failed = true;
+                self.warm_paused = true;
             }
             if pfds[0].revents != 0 {
                 return pfds[0].revents;
@@ -670,7 +674,7 @@ impl State {
 
     /// A spawn request (its bytes are zeroed when the caller drops it).
     fn spawn(&mut self, req: &SpawnRequest, fds: Vec<OwnedFd>) -> (Reply, Vec<OwnedFd>) {
-        self.warm_failed = false;
+        self.warm_paused = false;
         if fds.len() != req.fd_count() {
             return (
                 refuse("descriptor count does not match the request"),

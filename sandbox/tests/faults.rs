@@ -395,6 +395,29 @@ fn warm_sandbox(t: &mut Tally, sv: &Supervisor) {
         mount_proc: true,
         ..Default::default()
     };
+    // Nothing warm before the first spawn request (a host that never
+    // spawns pays for no namespaces). The supervisor answers a request only
+    // between two steps of its loop, so after this round trip an eager warm
+    // child would exist already.
+    let _ = sv.signal(u64::MAX, 0);
+    let before = children_of(sup);
+    t.check(
+        "no warm child before the first spawn request",
+        before.is_empty(),
+        &format!("supervisor children {before:?}"),
+    );
+    // The first spawn is cold; a warm child is made after it.
+    match spawn(sv, "env_check", b"", &SandboxSpec::default()) {
+        Ok(mut h) => {
+            let st = h.wait_timeout(DEADLINE_MS);
+            t.check(
+                "the first sandbox is spawned cold",
+                matches!(st, Ok(Some(ExitStatus::Exited(3)))),
+                &format!("{st:?}"),
+            );
+        }
+        Err(e) => return t.check("the first sandbox is spawned cold", false, &e.to_string()),
+    }
     let w1 = await_warm(sup, &[]);
     let a = spawn(sv, "ns_probe", b"", &probe_spec());
     let (mut a, w1) = match (a, w1) {
