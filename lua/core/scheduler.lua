@@ -135,18 +135,27 @@ local c_depth = 0
 -- on the garbage the failed work left. Where the runtime catches a memory
 -- error it collects first, repeatedly while that still frees a tenth of the
 -- heap: each cycle only halves LuaJIT's string buffer, which a failed huge
--- string.rep or table.concat leaves at hundreds of megabytes.
+-- string.rep or table.concat leaves at hundreds of megabytes. A collection
+-- can itself fail for want of memory (LuaJIT resizes its string table
+-- while sweeping, before the garbage is freed): caught, and the next cycle
+-- goes on from where that one stopped.
 local NOT_ENOUGH_MEMORY = 'not enough memory' -- LuaJIT's LUA_ERRMEM message
 local emergency_gc
 do
   local collect = collectgarbage
-  emergency_gc = function()
+  local function cycles()
     local before = collect('count')
     for _ = 1, 16 do
-      collect()
+      raw_pcall(collect)
       local now = collect('count')
       if now > before * 0.9 then break end
       before = now
+    end
+  end
+  emergency_gc = function()
+    -- Never raises: a failed step is retried by the next attempt.
+    for _ = 1, 4 do
+      if raw_pcall(cycles) then return end
     end
   end
 end

@@ -880,14 +880,10 @@ impl Vm {
 
     fn boot(lua: &Lua) -> mlua::Result<Table> {
         let g = lua.globals();
-        // Boot runs each core chunk once, in every new VM: the JIT would
-        // only record traces of its setup loops (and map code memory for
-        // them). It is back on before any user code runs.
-        let jit = g.get::<Table>("jit")?;
-        jit.get::<Function>("off")?.call::<()>(())?;
-        let k = Self::boot_core(lua, &g)?;
-        jit.get::<Function>("on")?.call::<()>(())?;
-        Ok(k)
+        // (Turning the JIT off while the core chunks run saved ~10 kB per
+        // VM, but left VMs near their memory limit unable to recover from
+        // a refusal: tests/lua/limits/memory_limit failed most runs.)
+        Self::boot_core(lua, &g)
     }
 
     fn boot_core(lua: &Lua, g: &Table) -> mlua::Result<Table> {
