@@ -10,10 +10,12 @@
 -- - The holder is a private `file_descriptor` user code never sees; ops
 --   clone its descriptor into their slot, so closing an object with ops in
 --   flight never closes the fd under the kernel.
--- - Every op id is in `pending` from submission until its completion was
+-- - Every op id is tracked from submission until its completion was
 --   delivered, even when the wait raised (interruption): `release()` of an
 --   object with an op pending is EBUSY, `close()`/`cancel()` cancel them
---   all and each completes with `operation_aborted`.
+--   all and each completes with `operation_aborted`. The common single op
+--   is tracked in the field `solo` (false: none), sparing a table insert
+--   per op; further ops meanwhile go to the set `pending`. `npending` counts both.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno
@@ -26,6 +28,16 @@ local newproxy, getmetatable, pcall = newproxy, getmetatable, pcall
 local IO = {}
 local states = setmetatable({}, { __mode = 'k' })
 
+-- Tracks op `id` of state `st` until `untrack` (see the invariants).
+local function track(st, id)
+  if not st.solo then st.solo = id else st.pending[id] = true end
+  st.npending = st.npending + 1
+end
+local function untrack(st, id)
+  if st.solo == id then st.solo = false else st.pending[id] = nil end
+  st.npending = st.npending - 1
+end
+
 -- The state of `obj`; with `mt`, `obj` must be of that class (EINVAL).
 function IO.state_of(obj, mt)
   local st = states[obj]
@@ -36,7 +48,7 @@ end
 -- A new object of class `mt` holding `holder` (nil: not open).
 function IO.new_object(mt, holder)
   local obj = setmetatable({}, mt)
-  states[obj] = { mt = mt, holder = holder, pending = {}, npending = 0 }
+  states[obj] = { mt = mt, holder = holder, solo = false, pending = {}, npending = 0 }
   return obj
 end
 
@@ -62,35 +74,31 @@ end
 -- Submits an op with `submit(holder, ...)` (a Rust primitive returning the
 -- op id) and waits for it; returns the CQE result (>= 0) or raises. The
 -- wait may raise (interrupted): the op is finished either way, so it
--- leaves `pending` before anything is raised.
+-- is untracked before anything is raised.
 function IO.run_op(st, submit, ...)
   local f = current()
   check_suspend(f)
   local holder = st.holder
   if not holder then error(K.system_error(E.EBADF), 0) end
   local id = submit(holder, ...)
-  st.pending[id] = true
-  st.npending = st.npending + 1
+  track(st, id)
   local ok, res = raw_pcall(await_op, f, id)
-  st.pending[id] = nil
-  st.npending = st.npending - 1
+  untrack(st, id)
   if not ok then error(res, 0) end
   if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
   return res
 end
 
--- An op of an object that has no descriptor yet (an open): tracked in
--- `pending` like any op, so close()/cancel() abort it and release() is
+-- An op of an object that has no descriptor yet (an open): tracked like
+-- any op, so close()/cancel() abort it and release() is
 -- EBUSY meanwhile. Returns the result (an fd object for an open).
 function IO.run_op_unheld(st, submit, ...)
   local f = current()
   check_suspend(f)
   local id = submit(...)
-  st.pending[id] = true
-  st.npending = st.npending + 1
+  track(st, id)
   local ok, res = raw_pcall(await_op, f, id)
-  st.pending[id] = nil
-  st.npending = st.npending - 1
+  untrack(st, id)
   if not ok then error(res, 0) end
   if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
   return res
@@ -107,11 +115,9 @@ function IO.run_op_taking(st, take, submit, ...)
   local holder = st.holder
   if not holder then error(K.system_error(E.EBADF), 0) end
   local id = submit(holder, ...)
-  st.pending[id] = true
-  st.npending = st.npending + 1
+  track(st, id)
   local ok, res = raw_pcall(await_op, f, id)
-  st.pending[id] = nil
-  st.npending = st.npending - 1
+  untrack(st, id)
   if not ok then
     take(id)
     error(res, 0)
@@ -125,7 +131,7 @@ end
 
 -- io-finish: an op that acts on several objects (send_file's splice from
 -- a file into the socket's pipe): submitted with `submit(...)` (no holder
--- prepended) and tracked in the `pending` set of each state of `states`,
+-- prepended) and tracked in each state of `states`,
 -- so close()/cancel() of any of them aborts it and release() of any is
 -- EBUSY meanwhile. Returns the result (>= 0) or raises, as IO.run_op.
 function IO.run_op_tracked(states, submit, ...)
@@ -134,14 +140,12 @@ function IO.run_op_tracked(states, submit, ...)
   local id = submit(...)
   for i = 1, #states do
     local st = states[i]
-    st.pending[id] = true
-    st.npending = st.npending + 1
+    track(st, id)
   end
   local ok, res = raw_pcall(await_op, f, id)
   for i = 1, #states do
     local st = states[i]
-    st.pending[id] = nil
-    st.npending = st.npending - 1
+    untrack(st, id)
   end
   if not ok then error(res, 0) end
   if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
@@ -177,6 +181,7 @@ end
 -- several ops (send_file) sees one that came between its ops.
 function IO.cancel_all(st)
   st.cancels = (st.cancels or 0) + 1
+  if st.solo then rt.cancel(st.solo) end
   for id in next, st.pending do rt.cancel(id) end
 end
 
@@ -377,7 +382,7 @@ function IO.multishot_acceptor(P, methods, mt, socket_mt)
     end
   end
 
-  -- close() and cancel() reach the armed op too (it is not in st.pending
+  -- close() and cancel() reach the armed op too (it is not tracked
   -- while nobody waits).
   local common_close, common_cancel, common_release =
     methods.close, methods.cancel, methods.release

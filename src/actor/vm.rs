@@ -337,7 +337,8 @@ pub(crate) fn submit_op(
     with_state(lua, submit)?.map(OpId::to_f64).map_err(io_err)
 }
 
-/// The VM state held by a per-message primitive (socket recv and send), the
+/// The VM state held by a per-message primitive (socket recv and send, file
+/// stream read and write), the
 /// way `sleep` and `yield_op` hold it: `submit` skips the app-data lookup of
 /// [`submit_op`]. Like them it reads no Lua handle itself and fails once the
 /// VM `ended`.
@@ -359,6 +360,21 @@ impl HeldState {
         borrow_state(&self.0, submit)?
             .map(OpId::to_f64)
             .map_err(io_err)
+    }
+
+    /// [`submit_read`] on the held state.
+    pub(crate) fn read(&self, fd: &OpFd, span: byte_span::SpanRef) -> mlua::Result<f64> {
+        self.submit(|st| st.executor.read(fd, OpBuffer::Span(span)))
+    }
+
+    /// [`submit_write`] on the held state.
+    pub(crate) fn write(&self, fd: &OpFd, buf: &Value) -> mlua::Result<f64> {
+        let buf = op_buffer(buf)?;
+        self.submit(|st| {
+            // Earlier print output goes first (the fd may be a copy of stdout).
+            st.flush_stdout(false)?;
+            st.executor.write(fd, buf)
+        })
     }
 }
 

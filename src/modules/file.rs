@@ -13,12 +13,12 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::actor::vm::{submit_op, unless_closing};
+use crate::actor::vm::{submit_op, unless_closing, HeldState};
 use crate::executor::OpBuffer;
 use crate::modules::byte_span;
 use crate::modules::error::{einval, ErrorCode};
 use crate::modules::filesystem::{count_arg, path_arg};
-use crate::modules::io_object::{self, holder_fd, submit_read, submit_write};
+use crate::modules::io_object::{self, holder_fd};
 
 const FILE_LUA: &str = include_str!("../../lua/file.lua");
 
@@ -75,13 +75,16 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
             .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF)))?;
         crate::modules::file_descriptor::push(lua, fd)
     });
-    prim!("read", |lua, (holder, buf): (Value, Value)| {
+    // read and write run once per chunk of a stream: they hold the state.
+    let held = HeldState::of(lua)?;
+    prim!("read", move |_, (holder, buf): (Value, Value)| {
         let fd = holder_fd(&holder)?;
-        submit_read(lua, &fd, byte_span::span_arg(&buf, 2)?)
+        held.read(&fd, byte_span::span_arg(&buf, 2)?)
     });
-    prim!("write", |lua, (holder, buf): (Value, Value)| {
+    let held = HeldState::of(lua)?;
+    prim!("write", move |_, (holder, buf): (Value, Value)| {
         let fd = holder_fd(&holder)?;
-        submit_write(lua, &fd, &buf)
+        held.write(&fd, &buf)
     });
     // read_at(holder, offset, buf), write_at(holder, offset, buf)
     prim!(
