@@ -71,37 +71,48 @@ function IO.raise_result(res)
   error(K.system_error(-res), 0)
 end
 
--- Submits an op with `submit(holder, ...)` (a Rust primitive returning the
--- op id) and waits for it; returns the CQE result (>= 0) or raises. The
--- wait may raise (interrupted): the op is finished either way, so it
--- is untracked before anything is raised.
-function IO.run_op(st, submit, ...)
-  local f = current()
-  check_suspend(f)
+-- The holder of an open object; a closed one is EBADF.
+local function held(st)
   local holder = st.holder
   if not holder then error(K.system_error(E.EBADF), 0) end
-  local id = submit(holder, ...)
+  return holder
+end
+
+-- Waits for op `id` from fiber `f`, tracked in `st` meanwhile. The wait
+-- may raise (interrupted): the op is finished either way, so it is
+-- untracked before anything is raised. Returns what raw_pcall gives.
+local function await_tracked(f, st, id)
   track(st, id)
   local ok, res = raw_pcall(await_op, f, id)
   untrack(st, id)
+  return ok, res
+end
+
+-- The outcome of a wait: the result (>= 0, or a job's Lua value), or the
+-- error raised.
+local function result_of(f, ok, res)
   if not ok then error(res, 0) end
   if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
   return res
 end
 
+-- Submits an op with `submit(holder, ...)` (a Rust primitive returning the
+-- op id) and waits for it; returns the CQE result (>= 0) or raises.
+function IO.run_op(st, submit, ...)
+  local f = current()
+  check_suspend(f)
+  local id = submit(held(st), ...)
+  return result_of(f, await_tracked(f, st, id))
+end
+
 -- An op of an object that has no descriptor yet (an open): tracked like
--- any op, so close()/cancel() abort it and release() is
--- EBUSY meanwhile. Returns the result (an fd object for an open).
+-- any op, so close()/cancel() abort it and release() is EBUSY meanwhile.
+-- Returns the result (an fd object for an open).
 function IO.run_op_unheld(st, submit, ...)
   local f = current()
   check_suspend(f)
   local id = submit(...)
-  track(st, id)
-  local ok, res = raw_pcall(await_op, f, id)
-  untrack(st, id)
-  if not ok then error(res, 0) end
-  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
-  return res
+  return result_of(f, await_tracked(f, st, id))
 end
 
 -- IO.run_op for an op whose completion carries more than its result (an
@@ -112,44 +123,26 @@ end
 function IO.run_op_taking(st, take, submit, ...)
   local f = current()
   check_suspend(f)
-  local holder = st.holder
-  if not holder then error(K.system_error(E.EBADF), 0) end
-  local id = submit(holder, ...)
-  track(st, id)
-  local ok, res = raw_pcall(await_op, f, id)
-  untrack(st, id)
-  if not ok then
-    take(id)
-    error(res, 0)
-  end
-  if type(res) == 'number' and res < 0 then
-    take(id)
-    IO.raise_result(IO.cancelled_result(f, res))
-  end
-  return res, take(id)
+  local id = submit(held(st), ...)
+  local ok, res = await_tracked(f, st, id)
+  if ok and not (type(res) == 'number' and res < 0) then return res, take(id) end
+  take(id)
+  return result_of(f, ok, res)
 end
 
--- io-finish: an op that acts on several objects (send_file's splice from
--- a file into the socket's pipe): submitted with `submit(...)` (no holder
--- prepended) and tracked in each state of `states`,
--- so close()/cancel() of any of them aborts it and release() of any is
--- EBUSY meanwhile. Returns the result (>= 0) or raises, as IO.run_op.
+-- An op that acts on several objects (send_file's splice from a file into
+-- the socket's pipe): submitted with `submit(...)` (no holder prepended)
+-- and tracked in each state of `states`, so close()/cancel() of any of
+-- them aborts it and release() of any is EBUSY meanwhile. Returns the
+-- result (>= 0) or raises, as IO.run_op.
 function IO.run_op_tracked(states, submit, ...)
   local f = current()
   check_suspend(f)
   local id = submit(...)
-  for i = 1, #states do
-    local st = states[i]
-    track(st, id)
-  end
+  for i = 1, #states do track(states[i], id) end
   local ok, res = raw_pcall(await_op, f, id)
-  for i = 1, #states do
-    local st = states[i]
-    untrack(st, id)
-  end
-  if not ok then error(res, 0) end
-  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
-  return res
+  for i = 1, #states do untrack(states[i], id) end
+  return result_of(f, ok, res)
 end
 
 -- An op that belongs to no object (a file system call): submit, wait,
@@ -158,10 +151,7 @@ function IO.run_free(submit, ...)
   local f = current()
   check_suspend(f)
   local id = submit(...)
-  local ok, res = raw_pcall(await_op, f, id)
-  if not ok then error(res, 0) end
-  if type(res) == 'number' and res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
-  return res
+  return result_of(f, raw_pcall(await_op, f, id))
 end
 
 -- filesystem.path objects -> their string (lua/core/modules.lua, which
