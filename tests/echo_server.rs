@@ -3,43 +3,13 @@
 //! holds exactly the fds it held before them (no fd leaked per
 //! connection); then it is killed by PID.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
-        .arg(format!("{root}/examples/echo_server.lua"))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("luring starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the server prints its port");
-    let port = line
-        .trim()
-        .strip_prefix("listening on 127.0.0.1:")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Server { child, port }
-}
+mod example_server;
+use example_server::{fd_count, start};
 
 fn echo_once(port: u16, payload: &[u8]) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -53,12 +23,6 @@ fn echo_once(port: u16, payload: &[u8]) {
     s.read_to_end(&mut rest)
         .expect("the server closes after EOF");
     assert!(rest.is_empty(), "nothing after the echo");
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the server runs")
-        .count()
 }
 
 /// Waits (generous deadline) until the server holds `want` fds.
@@ -75,7 +39,7 @@ fn await_fd_count(pid: u32, want: usize) -> usize {
 
 #[test]
 fn echo_server_echoes_and_leaks_no_fd_after_1000_connections() {
-    let server = start();
+    let server = start("echo_server.lua");
     let pid = server.child.id();
     echo_once(server.port, b"hello, echo");
     // A payload bigger than one read of the server's 4 KiB buffer.

@@ -6,41 +6,11 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
-        .arg(format!("{root}/examples/http_hello.lua"))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("luring starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the server prints its port");
-    let port = line
-        .trim()
-        .strip_prefix("listening on 127.0.0.1:")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Server { child, port }
-}
+mod example_server;
+use example_server::{fd_count, start};
 
 const HELLO: &str = "Hello from luring!\n";
 
@@ -113,7 +83,7 @@ fn send(conn: &mut BufReader<TcpStream>, bytes: &[u8]) {
 
 #[test]
 fn curl_gets_200() {
-    let server = start();
+    let server = start("http_hello.lua");
     let Ok(out) = Command::new("curl")
         .args(["-sS", "-i", "--max-time", "30"])
         .arg(format!("http://127.0.0.1:{}/", server.port))
@@ -131,7 +101,7 @@ fn curl_gets_200() {
 
 #[test]
 fn raw_requests_keep_alive_split_body_and_close() {
-    let server = start();
+    let server = start("http_hello.lua");
     let mut conn = connect(server.port);
     // Two requests on one connection, then a pipelined pair.
     send(&mut conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -201,12 +171,6 @@ fn raw_requests_keep_alive_split_body_and_close() {
     assert_closed(&mut conn);
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the server runs")
-        .count()
-}
-
 /// Waits (generous deadline) until the server holds `want` fds.
 fn await_fd_count(pid: u32, want: usize) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -221,7 +185,7 @@ fn await_fd_count(pid: u32, want: usize) -> usize {
 
 #[test]
 fn malformed_requests_get_400_and_a_close() {
-    let server = start();
+    let server = start("http_hello.lua");
     let pid = server.child.id();
     // One full exchange first; once the server closed it, the fds the
     // server keeps are settled.
