@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-
 use std::time::{Duration, Instant};
 
 mod example_server;
