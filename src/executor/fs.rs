@@ -174,22 +174,9 @@ mod tests {
     //! Each op against a scratch directory, checked with std (the Lua
     //! tests cover them through the modules).
     use std::os::unix::fs::MetadataExt;
-    use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::executor::{Completion, Reaped};
-
-    fn run(ex: &mut Executor, id: OpId) -> Completion {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut r = Reaped::default();
-        loop {
-            assert!(Instant::now() < deadline, "op never completed");
-            ex.turn(true, &mut r).unwrap();
-            if let Some(i) = r.completions.iter().position(|c| c.id == id) {
-                return r.completions.swap_remove(i);
-            }
-        }
-    }
+    use crate::executor::test_support::await_one as run;
 
     fn c(p: &std::path::Path) -> CString {
         CString::new(p.to_str().unwrap()).unwrap()

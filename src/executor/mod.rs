@@ -1057,6 +1057,8 @@ impl Drop for Executor {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

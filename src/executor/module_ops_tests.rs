@@ -2,22 +2,10 @@
 //! RESOLVE_BENEATH) and `statx_fd`.
 
 use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
 
+use super::test_support::await_one as run_one;
 use super::*;
 use crate::actor::module_files::{FileInfo, FileKind, CODE_OPEN_FLAGS, MODULE_RESOLVE};
-
-fn run_one(ex: &mut Executor, id: OpId) -> Completion {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut r = Reaped::default();
-    loop {
-        assert!(Instant::now() < deadline, "op never completed");
-        ex.turn(true, &mut r).expect("turn");
-        if let Some(i) = r.completions.iter().position(|c| c.id == id) {
-            return r.completions.swap_remove(i);
-        }
-    }
-}
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("luring-modops-{}-{name}", std::process::id()));

@@ -58,22 +58,9 @@ impl Executor {
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::executor::{Completion, Reaped};
-
-    fn run(ex: &mut Executor, id: OpId) -> Completion {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut r = Reaped::default();
-        loop {
-            assert!(Instant::now() < deadline, "op never completed");
-            ex.turn(true, &mut r).unwrap();
-            if let Some(i) = r.completions.iter().position(|c| c.id == id) {
-                return r.completions.swap_remove(i);
-            }
-        }
-    }
+    use crate::executor::test_support::await_one as run;
 
     /// The slot holds both fds: the caller's references can go at once.
     #[test]

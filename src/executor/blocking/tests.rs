@@ -7,31 +7,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::executor::{Completion, Reaped};
+use crate::executor::test_support::{await_all as wait_all, await_one as wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn wait_for(ex: &mut Executor, id: OpId) -> Completion {
-    wait_all(ex, &[id]).pop().unwrap()
-}
-
-/// The completions of `ids`, in that order.
-fn wait_all(ex: &mut Executor, ids: &[OpId]) -> Vec<Completion> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut got: Vec<Completion> = Vec::new();
-    let mut r = Reaped::default();
-    while got.len() < ids.len() {
-        assert!(Instant::now() < deadline, "op never completed");
-        ex.turn(true, &mut r).expect("turn");
-        got.extend(r.completions.drain(..).filter(|c| ids.contains(&c.id)));
-    }
-    ids.iter()
-        .map(|id| {
-            let i = got.iter().position(|c| c.id == *id).unwrap();
-            got.swap_remove(i)
-        })
-        .collect()
-}
 
 /// Polls `cond` (set by another thread) until it holds.
 fn await_condition(what: &str, cond: impl Fn() -> bool) {
