@@ -138,6 +138,25 @@ pub(crate) fn holder_fd(v: &Value) -> mlua::Result<OpFd> {
         .ok_or_else(|| ErrorCode::system(libc::EBADF).into())
 }
 
+/// The primitive `read(holder, buf) -> op id`: a ring read of the
+/// holder's descriptor into byte_span `buf` (argument 2).
+pub(crate) fn holder_read(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.create_function(unless_closing(|lua, (holder, buf): (Value, Value)| {
+        let fd = holder_fd(&holder)?;
+        let span = crate::modules::byte_span::span_arg(&buf, 2)?;
+        submit_read(lua, &fd, span)
+    }))
+}
+
+/// The primitive `write(holder, buf) -> op id`: a ring write of a string
+/// (copied) or byte_span to the holder's descriptor.
+pub(crate) fn holder_write(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.create_function(unless_closing(|lua, (holder, buf): (Value, Value)| {
+        let fd = holder_fd(&holder)?;
+        submit_write(lua, &fd, &buf)
+    }))
+}
+
 /// `close`, `release` and `adopt` of holders (lua/io_object.lua's `H`).
 fn holder_primitives(lua: &Lua) -> mlua::Result<Table> {
     let h = lua.create_table()?;

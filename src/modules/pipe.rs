@@ -7,14 +7,13 @@
 //! buffer), and pipes are created close-on-exec and blocking (the ring
 //! waits on them; a non-blocking fd would make reads fail with `EAGAIN`).
 
-use mlua::{Lua, Table, Value};
+use mlua::{Lua, Table};
 
 use crate::actor::vm::unless_closing;
 use crate::executor::OpFd;
-use crate::modules::byte_span;
 use crate::modules::error::ErrorCode;
 use crate::modules::file_descriptor::push;
-use crate::modules::io_object::{self, holder_fd, submit_read, submit_write};
+use crate::modules::io_object;
 
 const PIPE_LUA: &str = include_str!("../../lua/pipe.lua");
 
@@ -34,20 +33,7 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
             ))
         }))?,
     )?;
-    p.raw_set(
-        "read",
-        lua.create_function(unless_closing(|lua, (holder, buf): (Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            let span = byte_span::span_arg(&buf, 2)?;
-            submit_read(lua, &fd, span)
-        }))?,
-    )?;
-    p.raw_set(
-        "write",
-        lua.create_function(unless_closing(|lua, (holder, buf): (Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            submit_write(lua, &fd, &buf)
-        }))?,
-    )?;
+    p.raw_set("read", io_object::holder_read(lua)?)?;
+    p.raw_set("write", io_object::holder_write(lua)?)?;
     Ok(p)
 }

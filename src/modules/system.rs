@@ -37,7 +37,7 @@ use crate::executor::OpFd;
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::modules::file_descriptor::push;
-use crate::modules::io_object::{self, holder_fd, submit_read};
+use crate::modules::io_object::{self, holder_fd};
 
 const SYSTEM_PROCESS_LUA: &str = include_str!("../../lua/system_process.lua");
 
@@ -562,14 +562,7 @@ fn add_signal_set_primitives(lua: &Lua, p: &Table) -> mlua::Result<()> {
             },
         ))?,
     )?;
-    p.raw_set(
-        "set_read",
-        lua.create_function(unless_closing(|lua, (holder, buf): (Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            let span = byte_span::span_arg(&buf, 2)?;
-            submit_read(lua, &fd, span)
-        }))?,
-    )?;
+    p.raw_set("set_read", io_object::holder_read(lua)?)?;
     p.raw_set(
         "signo",
         lua.create_function(unless_closing(|_, buf: Value| {
