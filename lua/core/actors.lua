@@ -201,6 +201,99 @@ local function bool_option(opts, name)
   return v
 end
 
+-- spawn_vm{ sandbox = {...} } options (docs/guide/sandboxes.md): checked
+-- here into a plain table for rt.spawn_sandboxed. An unknown key or a bad
+-- value is EINVAL naming it ('sandbox/memory'): nothing is granted, or
+-- weakened, silently.
+local MAX_INT = 2^53
+local function count_in(v, lo, hi)
+  return type(v) == 'number' and v % 1 == 0 and v >= lo and v <= hi
+end
+
+local function plain_table(v)
+  return type(v) == 'table' and K.debug.getmetatable(v) == nil
+end
+
+-- A list of 1..n (no other key) whose members pass `check`, or nil.
+local function list_of(v, check, max)
+  if not plain_table(v) then return nil end
+  local n = #v
+  if n > max then return nil end
+  for k in pairs(v) do
+    if not count_in(k, 1, n) then return nil end
+  end
+  for i = 1, n do
+    if not check(v[i]) then return nil end
+  end
+  return v
+end
+
+local function absolute_path(p)
+  return type(p) == 'string' and p:sub(1, 1) == '/' and not p:find('\0', 1, true)
+    and #p < 4096
+end
+
+local function port(p) return count_in(p, 0, 65535) end
+
+local MAX_PATHS, MAX_PORTS = 64, 64
+local sandbox_checks = {
+  read_only = function(v) return list_of(v, absolute_path, MAX_PATHS) end,
+  read_write = function(v) return list_of(v, absolute_path, MAX_PATHS) end,
+  network = function(v)
+    if v == 'none' then return false end
+    if v == 'loopback' then return { tcp_bind = {}, tcp_connect = {} } end
+    if not plain_table(v) then return nil end
+    local out = {}
+    for k, ports in pairs(v) do
+      if k ~= 'tcp_bind' and k ~= 'tcp_connect' then return nil end
+      out[k] = list_of(ports, port, MAX_PORTS)
+      if not out[k] then return nil end
+    end
+    out.tcp_bind = out.tcp_bind or {}
+    out.tcp_connect = out.tcp_connect or {}
+    return out
+  end,
+  limits = function(v)
+    if not plain_table(v) then return nil end
+    for k, n in pairs(v) do
+      if k == 'open_files' then
+        if not count_in(n, 16, 65536) then return nil end
+      elseif k == 'processes' then
+        if not count_in(n, 4, 4096) then return nil end
+      else
+        return nil
+      end
+    end
+    return { open_files = v.open_files, processes = v.processes }
+  end,
+  memory = function(v) return count_in(v, 2^20, MAX_INT) and v or nil end,
+  cpu_seconds = function(v) return count_in(v, 1, 2^31) and v or nil end,
+  allow_weaker = function(v)
+    local names = { landlock = true }
+    return list_of(v, function(n) return names[n] == true end, 8)
+  end,
+}
+
+local function sandbox_options(sandbox)
+  local out = {}
+  for key, value in pairs(sandbox) do
+    local check = type(key) == 'string' and sandbox_checks[key]
+    if not check then
+      raise_errno(E.EINVAL, 'sandbox/' .. (type(key) == 'string' and key or '?'))
+    end
+    local v = check(value)
+    if v == nil then raise_errno(E.EINVAL, 'sandbox/' .. key) end
+    out[key] = v
+  end
+  if out.network == false then out.network = nil end
+  if out.allow_weaker then
+    local weaker = {}
+    for _, name in ipairs(out.allow_weaker) do weaker[name] = true end
+    out.allow_weaker = weaker
+  end
+  return out
+end
+
 function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
   local module, new_thread, new_master, monitor = nil, false, false, false
   if type(arg) == 'string' then
@@ -222,16 +315,12 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
       if type(sandbox) ~= 'table' or K.debug.getmetatable(sandbox) ~= nil then
         raise_errno(E.EINVAL, 'sandbox')
       end
-      -- No option is supported yet: any key is refused, naming it, rather
-      -- than ignored (nothing may be granted silently).
-      local key = next(sandbox)
-      if key ~= nil then
-        raise_errno(E.EINVAL, 'sandbox/' .. (type(key) == 'string' and key or '?'))
-      end
+      local options = sandbox_options(sandbox)
       if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
       if module == '' then raise_core('invalid_module_name') end
       if K.sandboxed then raise_errno(E.ENOTSUP) end
-      return K.spawn_sandboxed_module(module, getfenv(2), bool_option(arg, 'monitor') == true)
+      return K.spawn_sandboxed_module(module, getfenv(2), bool_option(arg, 'monitor') == true,
+        options)
     end
     new_thread = inherit == false
     new_master = master == true

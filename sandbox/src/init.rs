@@ -350,7 +350,13 @@ fn confine(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRepo
     if req.cpu_seconds != 0 {
         step(
             "RLIMIT_CPU",
-            sys::setrlimit(libc::RLIMIT_CPU, req.cpu_seconds),
+            // Soft limit first: SIGXCPU names the cause; the hard limit a
+            // second later (SIGKILL) stops an entry that ignores it.
+            sys::setrlimit_soft_hard(
+                libc::RLIMIT_CPU,
+                req.cpu_seconds,
+                req.cpu_seconds.saturating_add(1),
+            ),
         )?;
     }
     step("not dumpable", sys::prctl(libc::PR_SET_DUMPABLE, 0, 0))?;

@@ -541,9 +541,18 @@ pub fn dup_to(fd: RawFd, target: RawFd) -> io::Result<()> {
 }
 
 pub fn setrlimit(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
+    setrlimit_soft_hard(resource, value, value)
+}
+
+/// `setrlimit` with distinct soft and hard limits.
+pub fn setrlimit_soft_hard(
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+) -> io::Result<()> {
     let lim = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
+        rlim_cur: soft,
+        rlim_max: hard,
     };
     // SAFETY: lim is a valid rlimit.
     cvt(unsafe { libc::setrlimit(resource, &lim) } as libc::c_long).map(drop)

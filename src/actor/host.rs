@@ -132,6 +132,7 @@ impl Hosted {
             Ok(exit) => {
                 if master && exit.main_panicked {
                     outcome.master_panicked = true;
+                    outcome.master_out_of_memory = exit.out_of_memory;
                 }
                 if let Some(code) = exit.exit_code {
                     outcome.exit_code.get_or_insert(code);
@@ -249,6 +250,7 @@ pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
     Ok(VmExit {
         exit_code: outcome.exit_code,
         main_panicked: outcome.master_panicked,
+        out_of_memory: outcome.master_out_of_memory,
     })
 }
 

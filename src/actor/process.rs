@@ -33,6 +33,8 @@ pub(crate) struct Outcome {
     pub exit_code: Option<i32>,
     /// The master VM's main fiber failed.
     pub master_panicked: bool,
+    /// ... with "not enough memory" (a sandboxed VM reports it).
+    pub master_out_of_memory: bool,
     /// A runtime failure on some host thread (exit 70).
     pub failure: Option<String>,
 }

@@ -90,6 +90,8 @@ pub struct VmExit {
     pub exit_code: Option<i32>,
     /// True when the main fiber ended with an error (its report was printed).
     pub main_panicked: bool,
+    /// True when that error, or the runtime's own, was "not enough memory".
+    pub out_of_memory: bool,
 }
 
 pub(crate) struct VmState {
@@ -1196,10 +1198,18 @@ impl Vm {
         }
         let main_panicked =
             closed_for_memory || self.core.get::<bool>("main_panicked").unwrap_or(false);
+        let out_of_memory = closed_for_memory
+            || self
+                .core
+                .get::<Option<mlua::BString>>("main_error")
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.as_slice() == b"not enough memory");
         let exit_code = with_state(&self.lua, |st| st.exit_code).map_err(lua_boot)?;
         Ok(VmExit {
             exit_code,
             main_panicked,
+            out_of_memory,
         })
     }
 }

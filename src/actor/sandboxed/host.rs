@@ -4,10 +4,17 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use luring_sandbox::{ExitStatus, SandboxHandle, SandboxSpec, Stdio};
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
+use luring_sandbox::{
+    Compat, ExitStatus, Limits, Network, Requirement, SandboxHandle, SandboxSpec, Stdio,
+};
 use mlua::{MetaMethod, UserData, UserDataMethods};
 
-use super::{frame_to_message, send_boot, supervisor, VM_ENTRY};
+use super::{
+    frame_to_message, send_boot, supervisor, BootOptions, ADDRESS_SPACE_HEADROOM, VM_ENTRY,
+};
 use crate::actor::mailbox::{ActorAddress, Envelope};
 use crate::actor::message::{self, Message, NoCapabilities};
 use crate::actor::module_files::{self, EntryError};
@@ -86,9 +93,15 @@ fn sandbox_notice(status: ExitStatus) -> Message {
     let mut members: Vec<(&str, Message)> =
         vec![("monitor", "ended".into()), ("sandbox", true.into())];
     match status {
+        ExitStatus::Exited(super::EXIT_OUT_OF_MEMORY) => {
+            members.push(("reason", "memory".into()));
+        }
         ExitStatus::Exited(code) => {
             members.push(("reason", "exited".into()));
             members.push(("code", f64::from(code).into()));
+        }
+        ExitStatus::Signaled(libc::SIGXCPU) => {
+            members.push(("reason", "cpu_budget".into()));
         }
         ExitStatus::Signaled(signal) => {
             members.push(("reason", "killed".into()));
@@ -267,6 +280,77 @@ fn frame_from_sandbox(packet: &[u8]) -> Result<Message, String> {
     frame_to_message(decoded.value, None).map_err(str::to_owned)
 }
 
+/// The spec of a sandbox from the options `spawn_vm` checked
+/// (lua/core/actors.lua `sandbox_options`; the checks here only guard
+/// against a core bug), and what the sandboxed VM itself is told.
+fn spec_of_options(options: &Table) -> mlua::Result<(SandboxSpec, BootOptions)> {
+    let bad = |what: &str| mlua::Error::runtime(format!("spawn_vm: bad sandbox option {what}"));
+    let paths = |key: &str| -> mlua::Result<Vec<PathBuf>> {
+        let Some(list) = options.get::<Option<Table>>(key)? else {
+            return Ok(Vec::new());
+        };
+        list.sequence_values::<mlua::BString>()
+            .map(|p| {
+                let p = p?;
+                Ok(PathBuf::from(std::ffi::OsString::from_vec(Vec::from(p))))
+            })
+            .collect()
+    };
+    let ports = |t: &Table, key: &str| -> mlua::Result<Vec<u16>> {
+        t.get::<Table>(key)?.sequence_values::<u16>().collect()
+    };
+    let network = match options.get::<Option<Table>>("network")? {
+        None => Network::None,
+        Some(t) => Network::Loopback {
+            tcp_bind: ports(&t, "tcp_bind")?,
+            tcp_connect: ports(&t, "tcp_connect")?,
+        },
+    };
+    let mut limits = Limits::default();
+    if let Some(t) = options.get::<Option<Table>>("limits")? {
+        if let Some(n) = t.get::<Option<u64>>("open_files")? {
+            limits.nofile = n;
+        }
+        if let Some(n) = t.get::<Option<u64>>("processes")? {
+            limits.pids = n;
+        }
+    }
+    let memory = options.get::<Option<f64>>("memory")?;
+    if let Some(bytes) = memory {
+        if !(bytes >= 1.0 && bytes.fract() == 0.0 && bytes < 2f64.powi(53)) {
+            return Err(bad("memory"));
+        }
+        // The Lua heap's limit is the real one; RLIMIT_AS is a backstop
+        // against memory taken outside it, so it leaves room for the
+        // process's own mappings (code, thread stacks, the ring).
+        limits.address_space = Some((bytes as u64).saturating_add(ADDRESS_SPACE_HEADROOM));
+    }
+    limits.cpu_seconds = options.get::<Option<u64>>("cpu_seconds")?;
+    let mut compat = Compat::default();
+    if let Some(weaker) = options.get::<Option<Table>>("allow_weaker")? {
+        for pair in weaker.pairs::<String, bool>() {
+            match pair?.0.as_str() {
+                "landlock" => compat.landlock = Requirement::BestEffort,
+                other => return Err(bad(other)),
+            }
+        }
+    }
+    let spec = SandboxSpec {
+        ro_paths: paths("read_only")?,
+        rw_paths: paths("read_write")?,
+        network,
+        limits,
+        compat,
+        ..SandboxSpec::default()
+    };
+    Ok((
+        spec,
+        BootOptions {
+            memory_limit: memory.map(|b| b as u64),
+        },
+    ))
+}
+
 /// Host-side rt functions: `spawn_sandboxed`, `sandbox_send`,
 /// `sandbox_close`, `sandbox_kill`, `set_sandbox_methods`.
 pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
@@ -291,7 +375,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     rt.set(
         "spawn_sandboxed",
         lua.create_function(unless_closing(
-            |lua, (rel, display, monitor): (mlua::BString, mlua::BString, bool)| {
+            |lua, (rel, display, monitor, options): (mlua::BString, mlua::BString, bool, Table)| {
                 let rel = std::ffi::CString::new(Vec::from(rel)).map_err(|_| error::einval(1))?;
                 let root_fd = with_state(lua, |st| st.import_root.clone())?.ok_or_else(|| {
                     mlua::Error::from(ErrorCode::core(error::CoreError::CurrentModuleNotKnown))
@@ -322,12 +406,10 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                         .map(Stdio::Fd)
                         .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))
                 };
-                let spec = SandboxSpec {
-                    stdout: share(1)?,
-                    stderr: share(2)?,
-                    ..SandboxSpec::default()
-                };
-                let handle = sv.spawn(VM_ENTRY, &[], &spec).map_err(|e| {
+                let (mut spec, boot) = spec_of_options(&options)?;
+                spec.stdout = share(1)?;
+                spec.stderr = share(2)?;
+                let handle = sv.spawn(VM_ENTRY, &boot.encode(), &spec).map_err(|e| {
                     mlua::Error::runtime(format!("spawn_vm: cannot start the sandbox: {e}"))
                 })?;
                 let display = String::from_utf8_lossy(&display).into_owned();

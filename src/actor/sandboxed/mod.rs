@@ -64,6 +64,43 @@ pub const EXIT_BAD_BOOT: i32 = 65;
 /// written to its stderr).
 pub const EXIT_START_FAILED: i32 = 66;
 
+/// Exit status of a sandboxed VM that ran out of its memory limit (the
+/// main fiber's error, or the runtime's own, was "not enough memory");
+/// the host reports it as `reason = 'memory'`.
+pub const EXIT_OUT_OF_MEMORY: i32 = 67;
+
+/// `RLIMIT_AS` of a sandbox with a memory limit: the limit plus this, for
+/// the process's own mappings (code, thread stacks, the ring's queues).
+pub(crate) const ADDRESS_SPACE_HEADROOM: u64 = 1 << 30;
+
+/// What the sandboxed VM itself is told at spawn (the spawn request's
+/// argument bytes): its Lua heap's memory limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BootOptions {
+    pub(crate) memory_limit: Option<u64>,
+}
+
+impl BootOptions {
+    const LEN: usize = 8;
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        self.memory_limit.unwrap_or(0).to_le_bytes().to_vec()
+    }
+
+    /// `None` for anything but what [`encode`](Self::encode) makes or
+    /// nothing (no option: what an embedding that spawns the entry itself
+    /// sends).
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() {
+            return Some(Self::default());
+        }
+        let limit = u64::from_le_bytes(bytes.get(..Self::LEN)?.try_into().ok()?);
+        (bytes.len() == Self::LEN).then_some(BootOptions {
+            memory_limit: (limit != 0).then_some(limit),
+        })
+    }
+}
+
 const BOOT_MAGIC: &[u8; 8] = b"LRNGBT01";
 /// Largest datagram of the boot message.
 pub const BOOT_CHUNK: usize = 64 * 1024;
@@ -184,7 +221,13 @@ pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError
 /// stdio in the ring's table, reads the module, runs it as a worker VM.
 /// Returns the VM's exit code.
 fn vm_entry(ctx: EntryContext) -> i32 {
-    let EntryContext { ring, control, .. } = ctx;
+    let EntryContext {
+        ring, control, arg, ..
+    } = ctx;
+    let Some(options) = BootOptions::decode(&arg) else {
+        eprintln!("luring sandbox: malformed spawn options");
+        return EXIT_BAD_BOOT;
+    };
     let table = [control.as_raw_fd(), 1, 2];
     if let Err(e) = ring.submitter().register_files_update(CONTROL_SLOT, &table) {
         eprintln!("luring sandbox: cannot install the control socket and stdio in the ring: {e}");
@@ -207,11 +250,15 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         let _control = control;
         let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
         let vm = Vm::with_executor(executor)?;
+        if let Some(limit) = options.memory_limit {
+            vm.set_memory_limit(Some(usize::try_from(limit).unwrap_or(usize::MAX)));
+        }
         vm.run_sandboxed(&display, &source)
     });
     match result {
         Ok(exit) => match exit.exit_code {
             Some(code) => code,
+            None if exit.main_panicked && exit.out_of_memory => EXIT_OUT_OF_MEMORY,
             None if exit.main_panicked => 1,
             None => 0,
         },
