@@ -26,7 +26,13 @@ local function open(mt)
     path = IO.path_arg(path, 2)
     if st.holder then error(IO.already_open(), 0) end
     st.open_aborted = nil
-    local fd = P.adopt_opened(IO.run_op_unheld(st, P.open, path, flags))
+    -- In a sandbox the open is a plain call, installed in the ring's table.
+    local fd = P.open_local(path, flags)
+    if fd then
+      st.holder = fd
+      return
+    end
+    fd = P.adopt_opened(IO.run_op_unheld(st, P.open, path, flags))
     if st.holder then
       fd:close()
       error(IO.already_open(), 0)

@@ -623,6 +623,12 @@ impl Executor {
         match fd {
             // Slots of a sandbox's table are the host's to manage for now.
             OpFd::Std(_) | OpFd::Fixed(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
+            // The slot is cleared when the last reference goes.
+            OpFd::Slot(rc) => {
+                drop(rc);
+                // SAFETY: a NOP carries no pointer and no fd.
+                unsafe { self.submit(OpSlot::bare(), |_| opcode::Nop::new().build()) }
+            }
             OpFd::Owned(rc) => match std::rc::Rc::try_unwrap(rc) {
                 // SAFETY: the SQE names the fd the slot owns; the slot
                 // forgets it when the close completes.

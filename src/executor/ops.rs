@@ -98,6 +98,10 @@ pub enum OpFd {
     /// slot's file when an op is issued, so replacing or clearing the slot
     /// meanwhile cannot free the file under the op.
     Fixed(u32),
+    /// A slot of a sandboxed ring's table that this process filled and
+    /// owns (a path it opened, a socket it made): the slot is cleared when
+    /// the last reference (the object's, or an op's) goes.
+    Slot(Rc<crate::actor::sandboxed::OwnedSlot>),
 }
 
 impl OpFd {
@@ -111,7 +115,7 @@ impl OpFd {
             OpFd::Std(s) => *s as RawFd,
             // Never used as an fd number: ops that accept a slot build
             // their SQE from `OpSlot::target`, the others are refused.
-            OpFd::Fixed(_) => -1,
+            OpFd::Fixed(_) | OpFd::Slot(_) => -1,
         }
     }
 }
@@ -239,6 +243,7 @@ impl OpSlot {
     pub(crate) fn target(&self) -> Target {
         match &self.fd {
             Some(OpFd::Fixed(slot)) => Target::Fixed(*slot),
+            Some(OpFd::Slot(slot)) => Target::Fixed(slot.index()),
             _ => Target::Fd(self.raw_fd()),
         }
     }
@@ -263,7 +268,7 @@ impl OpSlot {
             return Some("it closes an fd number");
         }
         match &self.fd {
-            None | Some(OpFd::Fixed(_)) => None,
+            None | Some(OpFd::Fixed(_) | OpFd::Slot(_)) => None,
             Some(_) => Some("it names an fd outside the ring's fixed-file table"),
         }
     }

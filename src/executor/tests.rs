@@ -542,6 +542,7 @@ fn refs(fd: &OpFd) -> usize {
     match fd {
         OpFd::Owned(rc) => std::rc::Rc::strong_count(rc),
         OpFd::Std(_) | OpFd::Fixed(_) => 0,
+        OpFd::Slot(rc) => std::rc::Rc::strong_count(rc),
     }
 }
 

@@ -14,7 +14,7 @@
 use mlua::{Lua, Table, Value};
 
 use crate::actor::vm::{submit_op, unless_closing, HeldState};
-use crate::executor::OpBuffer;
+use crate::executor::{OpBuffer, OpFd};
 use crate::modules::byte_span;
 use crate::modules::error::{einval, ErrorCode};
 use crate::modules::filesystem::{count_arg, path_arg};
@@ -68,6 +68,32 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         let path = path_arg(&path, 2)?;
         let flags = open_flags_arg(&flags, 3)?;
         submit_op(lua, |st| st.executor.open_mode(path, flags, 0o666))
+    });
+    // open_local(path, flags) -> the object's holder, or nil outside a
+    // sandbox (`open` is the way there). Inside, a ring openat is refused
+    // (the ring reaches its fixed-file table only), so the open is a plain
+    // openat, confined by Landlock and the sandbox's root, and the file
+    // goes to a slot of the table (docs/guide/sandboxes.md).
+    prim!("open_local", |lua, (path, flags): (Value, Value)| {
+        let path = path_arg(&path, 2)?;
+        let flags = open_flags_arg(&flags, 3)?;
+        let Some(ring_fd) = crate::actor::vm::with_state(lua, |st| {
+            st.executor.is_fixed_only().then(|| st.executor.ring_fd())
+        })?
+        else {
+            return Ok(Value::Nil);
+        };
+        let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
+        // SAFETY: `path` is a NUL-terminated string alive for the call.
+        let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags | libc::O_CLOEXEC, 0o666) };
+        if fd < 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        // SAFETY: openat just made `fd`; nothing else owns it.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let slot = crate::actor::sandboxed::slots::install_local(ring_fd, fd).map_err(io)?;
+        let holder = crate::modules::file_descriptor::push(lua, OpFd::Slot(std::rc::Rc::new(slot)))?;
+        Ok(Value::UserData(holder))
     });
     // adopt_opened(result of open) -> the object's holder.
     prim!("adopt_opened", |lua, opened: Value| {

@@ -75,7 +75,7 @@ fn dup_cloexec(fd: &OpFd) -> std::io::Result<OwnedFd> {
             unsafe { std::os::fd::BorrowedFd::borrow_raw(*s as i32) }.try_clone_to_owned()
         }
         // A fixed slot has no fd number in this process.
-        OpFd::Fixed(_) => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        OpFd::Fixed(_) | OpFd::Slot(_) => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
     }
 }
 
@@ -165,7 +165,9 @@ impl FdCapabilities {
         Some(match &*fd {
             Some(OpFd::Owned(owned)) => dup_fd_for_message(Some(owned.as_fd())),
             // The standard streams are borrowed, never handed on.
-            Some(OpFd::Std(_) | OpFd::Fixed(_)) | None => dup_fd_for_message(None),
+            Some(OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_)) | None => {
+                dup_fd_for_message(None)
+            }
         })
     }
 

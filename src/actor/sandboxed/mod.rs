@@ -30,6 +30,7 @@
 
 mod host;
 mod inside;
+pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::{Arc, OnceLock};
@@ -37,6 +38,7 @@ use std::sync::{Arc, OnceLock};
 pub(crate) use host::add_host_rt;
 pub use host::{send_message, SendError};
 pub(crate) use inside::add_rt;
+pub use slots::OwnedSlot;
 
 use super::mailbox::{ActorAddress, Mailbox};
 use crate::actor::message::Message;
@@ -248,6 +250,7 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         // The table holds the control socket now; this process keeps its
         // own copy open too, for the entry's lifetime.
         let _control = control;
+        slots::init_local(luring_sandbox::RingSpec::default().fixed_files);
         let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
         let vm = Vm::with_executor(executor)?;
         if let Some(limit) = options.memory_limit {
