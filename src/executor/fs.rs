@@ -13,7 +13,7 @@ use std::io;
 
 use io_uring::{opcode, types};
 
-use super::{Executor, OpBuffer, OpFd, OpId, OpSlot, SlotKind};
+use super::{on_target, Executor, OpBuffer, OpFd, OpId, OpSlot, SlotKind};
 use crate::modules::byte_span::SpanRef;
 
 const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
@@ -123,10 +123,8 @@ impl Executor {
         };
         // SAFETY: the SQE names the slot's fd.
         unsafe {
-            self.submit(OpSlot::bare().on_fd(fd), |slot| {
-                opcode::Fsync::new(types::Fd(slot.raw_fd()))
-                    .flags(flags)
-                    .build()
+            self.submit(OpSlot::bare().on_target(fd), |slot| {
+                on_target!(slot, |t| opcode::Fsync::new(t).flags(flags).build())
             })
         }
     }
@@ -148,8 +146,8 @@ impl Executor {
     pub fn ftruncate(&mut self, fd: &OpFd, len: u64) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd.
         unsafe {
-            self.submit(OpSlot::bare().on_fd(fd), |slot| {
-                opcode::Ftruncate::new(types::Fd(slot.raw_fd()), len).build()
+            self.submit(OpSlot::bare().on_target(fd), |slot| {
+                on_target!(slot, |t| opcode::Ftruncate::new(t, len).build())
             })
         }
     }
@@ -159,11 +157,11 @@ impl Executor {
         let offset = offset.min(i64::MAX as u64);
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
-                opcode::Write::new(types::Fd(slot.raw_fd()), ptr, len)
+                on_target!(slot, |t| opcode::Write::new(t, ptr, len)
                     .offset(offset)
-                    .build()
+                    .build())
             })
         }
     }

@@ -66,7 +66,11 @@ pub(crate) use ops::{OpSlot, SlotKind, Target};
 /// `types::Fd` or a `types::Fixed` (which sets `IOSQE_FIXED_FILE`).
 macro_rules! on_target {
     ($slot:expr, |$t:ident| $build:expr) => {
-        match $slot.target() {
+        $crate::executor::on_target!(@at $slot.target(), |$t| $build)
+    };
+    // `target` read before the slot's resources are borrowed.
+    (@at $target:expr, |$t:ident| $build:expr) => {
+        match $target {
             $crate::executor::Target::Fd(fd) => {
                 let $t = ::io_uring::types::Fd(fd);
                 $build

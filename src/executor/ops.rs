@@ -115,7 +115,9 @@ impl OpFd {
             OpFd::Std(s) => *s as RawFd,
             // Never used as an fd number: ops that accept a slot build
             // their SQE from `OpSlot::target`, the others are refused.
-            OpFd::Fixed(_) | OpFd::Slot(_) => -1,
+            OpFd::Fixed(_) => -1,
+            // Plain calls (bind, lseek...) use the sandbox's own fd.
+            OpFd::Slot(slot) => slot.raw_fd(),
         }
     }
 }

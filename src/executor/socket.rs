@@ -28,10 +28,12 @@
 //!   `EPIPE`, never a signal.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::on_target;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use io_uring::{opcode, types};
+use io_uring::opcode;
 
 use super::ops::{OpBuffer, OpFd, OpId, OpSlot};
 use super::Executor;
@@ -319,10 +321,10 @@ impl Executor {
         let res = SocketResource::new(SocketOpKind::AcceptMulti, SockAddr::empty());
         // SAFETY: the SQE names the slot's fd and points at nothing.
         unsafe {
-            self.submit(OpSlot::socket(res).on_fd(fd), |slot| {
-                opcode::AcceptMulti::new(types::Fd(slot.raw_fd()))
+            self.submit(OpSlot::socket(res).on_target(fd), |slot| {
+                on_target!(slot, |t| opcode::AcceptMulti::new(t)
                     .flags(libc::SOCK_CLOEXEC)
-                    .build()
+                    .build())
             })
         }
     }
@@ -333,10 +335,10 @@ impl Executor {
         // SAFETY: the SQE names the slot's fd and points at the slot's own
         // boxed address.
         unsafe {
-            self.submit(OpSlot::socket(res).on_fd(fd), |slot| {
-                let raw = slot.raw_fd();
+            self.submit(OpSlot::socket(res).on_target(fd), |slot| {
+                let target = slot.target();
                 let r = slot.socket_resource().expect("socket slot");
-                opcode::Connect::new(types::Fd(raw), r.addr.as_ptr(), r.addr.len).build()
+                on_target!(@at target, |t| opcode::Connect::new(t, r.addr.as_ptr(), r.addr.len).build())
             })
         }
     }
@@ -348,13 +350,13 @@ impl Executor {
         // SAFETY: the SQE names the slot's fd and points at the slot's own
         // boxed address and its length.
         unsafe {
-            self.submit(OpSlot::socket(res).on_fd(fd), |slot| {
-                let raw = slot.raw_fd();
+            self.submit(OpSlot::socket(res).on_target(fd), |slot| {
+                let target = slot.target();
                 let r = slot.socket_resource().expect("socket slot");
                 let len: *mut libc::socklen_t = &mut r.addr.len;
-                opcode::Accept::new(types::Fd(raw), r.addr.as_mut_ptr(), len)
+                on_target!(@at target, |t| opcode::Accept::new(t, r.addr.as_mut_ptr(), len)
                     .flags(libc::SOCK_CLOEXEC)
-                    .build()
+                    .build())
             })
         }
     }
@@ -364,8 +366,8 @@ impl Executor {
     pub fn poll(&mut self, fd: &OpFd, events: u32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points at nothing.
         unsafe {
-            self.submit(OpSlot::bare().on_fd(fd), |slot| {
-                opcode::PollAdd::new(types::Fd(slot.raw_fd()), events).build()
+            self.submit(OpSlot::bare().on_target(fd), |slot| {
+                on_target!(slot, |t| opcode::PollAdd::new(t, events).build())
             })
         }
     }
@@ -374,11 +376,11 @@ impl Executor {
     pub fn send(&mut self, fd: &OpFd, buf: OpBuffer, flags: i32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
-                opcode::Send::new(types::Fd(slot.raw_fd()), ptr, len)
+                on_target!(slot, |t| opcode::Send::new(t, ptr, len)
                     .flags(flags | libc::MSG_NOSIGNAL)
-                    .build()
+                    .build())
             })
         }
     }
@@ -387,11 +389,11 @@ impl Executor {
     pub fn recv(&mut self, fd: &OpFd, buf: OpBuffer, flags: i32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
-                opcode::Recv::new(types::Fd(slot.raw_fd()), ptr, len)
+                on_target!(slot, |t| opcode::Recv::new(t, ptr, len)
                     .flags(flags)
-                    .build()
+                    .build())
             })
         }
     }
@@ -440,12 +442,12 @@ impl Executor {
         // (wired after the box reached the slot) and its buffer; the passed
         // fds are held open by the slot.
         unsafe {
-            self.submit(OpSlot::socket(res).on_fd(fd), |slot| {
-                let raw = slot.raw_fd();
+            self.submit(OpSlot::socket(res).on_target(fd), |slot| {
+                let target = slot.target();
                 let r = slot.socket_resource().expect("socket slot");
-                opcode::SendMsg::new(types::Fd(raw), &r.msg)
+                on_target!(@at target, |t| opcode::SendMsg::new(t, &r.msg)
                     .flags((flags | libc::MSG_NOSIGNAL) as u32)
-                    .build()
+                    .build())
             })
         }
     }
@@ -473,12 +475,12 @@ impl Executor {
         // msghdr, whose pointers lead only into the same boxed resource and
         // its buffer.
         unsafe {
-            self.submit(OpSlot::socket(res).on_fd(fd), |slot| {
-                let raw = slot.raw_fd();
+            self.submit(OpSlot::socket(res).on_target(fd), |slot| {
+                let target = slot.target();
                 let r = slot.socket_resource().expect("socket slot");
-                opcode::RecvMsg::new(types::Fd(raw), &mut r.msg)
+                on_target!(@at target, |t| opcode::RecvMsg::new(t, &mut r.msg)
                     .flags((flags | libc::MSG_CMSG_CLOEXEC) as u32)
-                    .build()
+                    .build())
             })
         }
     }

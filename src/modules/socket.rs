@@ -277,7 +277,7 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
         "socket",
         lua.create_function(unless_closing(|lua, (domain, kind): (i32, i32)| {
             let fd = new_socket(domain, kind)?;
-            push(lua, OpFd::owned(fd))
+            push(lua, crate::actor::sandboxed::slots::adopt(lua, fd)?)
         }))?,
     )?;
     p.raw_set("AF_INET", libc::AF_INET)?;
@@ -547,7 +547,10 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             match output {
                 SocketOutput::Accepted { fd, peer } => {
                     out.push(Value::String(lua.create_string("accepted")?));
-                    out.push(Value::UserData(push(lua, OpFd::owned(fd))?));
+                    out.push(Value::UserData(push(
+                        lua,
+                        crate::actor::sandboxed::slots::adopt(lua, fd)?,
+                    )?));
                     out.push(push_endpoint(lua, &peer)?);
                 }
                 SocketOutput::Received {
@@ -566,7 +569,10 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
                     );
                     let t = lua.create_table_with_capacity(fds.len(), 0)?;
                     for (i, fd) in fds.into_iter().enumerate() {
-                        t.raw_set(i + 1, push(lua, OpFd::owned(fd))?)?;
+                        t.raw_set(
+                            i + 1,
+                            push(lua, crate::actor::sandboxed::slots::adopt(lua, fd)?)?,
+                        )?;
                     }
                     out.push(Value::Table(t));
                     out.push(Value::Integer(flags.into()));

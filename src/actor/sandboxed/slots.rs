@@ -7,10 +7,13 @@
 //!   half is the kernel's file-alloc range, where the host's ring installs
 //!   capabilities (`MsgRingSendFd` with `IORING_FILE_INDEX_ALLOC`). The two
 //!   never pick the same slot.
-//! - A descriptor the sandbox opens by syscall lives as a plain fd only
-//!   until [`install_local`] put it in a free LOCAL slot
-//!   (`IORING_REGISTER_FILES_UPDATE`); the plain fd is then closed, so the
-//!   slot is the only way to reach the file.
+//! - A descriptor the sandbox opens by syscall (`openat`, `socket`,
+//!   `accept` results) is put by [`install_local`] in a free LOCAL slot
+//!   (`IORING_REGISTER_FILES_UPDATE`), where ring ops reach it. The
+//!   [`OwnedSlot`] keeps the plain fd as well, for the calls that are not
+//!   ring ops (`bind`, `listen`, socket options, `lseek`); both name the
+//!   sandbox's own file, so keeping it grants nothing more. Both go
+//!   together.
 //! - An [`OwnedSlot`] is the one owner of its slot: when the last
 //!   reference goes (ops in flight hold clones, see `OpFd::Slot`) the slot
 //!   is cleared (fd -1) and only then handed out again, so an op never
@@ -108,11 +111,18 @@ pub(crate) fn init_local(fixed_files: u32) {
 pub struct OwnedSlot {
     ring_fd: RawFd,
     slot: u32,
+    /// The same file as a plain fd (closed after the slot is cleared).
+    fd: OwnedFd,
 }
 
 impl OwnedSlot {
     pub fn index(&self) -> u32 {
         self.slot
+    }
+
+    /// The plain fd, for calls that are not ring ops.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 
@@ -130,8 +140,8 @@ impl Drop for OwnedSlot {
     }
 }
 
-/// Installs `fd` in a free LOCAL slot of `ring_fd` and closes it: `EMFILE`
-/// when every LOCAL slot is taken, `EPERM` outside a sandbox.
+/// Installs `fd` in a free LOCAL slot of `ring_fd`: `EMFILE` when every
+/// LOCAL slot is taken, `EPERM` outside a sandbox (`fd` is closed then).
 pub(crate) fn install_local(ring_fd: RawFd, fd: OwnedFd) -> io::Result<OwnedSlot> {
     let slot = LOCAL
         .with(|l| l.borrow_mut().as_mut().map(LocalSlots::take))
@@ -145,8 +155,22 @@ pub(crate) fn install_local(ring_fd: RawFd, fd: OwnedFd) -> io::Result<OwnedSlot
         });
         return Err(e);
     }
-    drop(fd);
-    Ok(OwnedSlot { ring_fd, slot })
+    Ok(OwnedSlot { ring_fd, slot, fd })
+}
+
+/// `fd` as the object it becomes: a LOCAL slot on a sandboxed VM's ring
+/// (which reaches nothing else), the fd itself elsewhere.
+pub(crate) fn adopt(lua: &mlua::Lua, fd: OwnedFd) -> mlua::Result<crate::executor::OpFd> {
+    use crate::executor::OpFd;
+    let ring_fd = crate::actor::vm::with_state(lua, |st| {
+        st.executor.is_fixed_only().then(|| st.executor.ring_fd())
+    })?;
+    match ring_fd {
+        None => Ok(OpFd::owned(fd)),
+        Some(ring_fd) => install_local(ring_fd, fd)
+            .map(|slot| OpFd::Slot(std::rc::Rc::new(slot)))
+            .map_err(|e| crate::modules::error::ErrorCode::from_io(&e).into()),
+    }
 }
 
 #[cfg(test)]
