@@ -19,6 +19,31 @@ use crate::modules::byte_span::SpanRef;
 const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
 
 impl Executor {
+    /// On a fixed-only executor (a sandbox, whose ring reaches its
+    /// fixed-file table only): runs `call` on the slot's own resources as
+    /// a plain syscall on this thread (confined like any syscall there, by
+    /// Landlock and the sandbox's root; the paths are local) and delivers
+    /// its result (`-errno` on failure) through a NOP, so the caller sees
+    /// an ordinary completion. Callers use it only when
+    /// [`is_fixed_only`](Executor::is_fixed_only).
+    ///
+    /// # Safety
+    /// `call` touches only the slot's own resources.
+    pub(crate) unsafe fn run_inline(
+        &mut self,
+        mut slot: OpSlot,
+        call: impl FnOnce(&mut OpSlot) -> libc::c_long,
+    ) -> io::Result<OpId> {
+        let ret = call(&mut slot);
+        slot.inline_result = Some(if ret < 0 {
+            -io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+        } else {
+            ret as i32
+        });
+        // SAFETY: a NOP carries no pointer and no fd.
+        unsafe { self.submit(slot, |_| opcode::Nop::new().build()) }
+    }
+
     /// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`; the completion
     /// carries the new fd.
     pub fn open_mode(&mut self, path: CString, flags: i32, mode: u32) -> io::Result<OpId> {
@@ -45,6 +70,16 @@ impl Executor {
         if buf.len() < std::mem::size_of::<libc::statx>() {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        if self.is_fixed_only() {
+            // SAFETY: the call writes one statx into the slot's own buffer
+            // (long enough, checked above) and reads its own path.
+            return unsafe {
+                self.run_inline(OpSlot::statx_path_into(path, buf), |slot| {
+                    let out = slot.statx_ptr().cast::<libc::statx>();
+                    libc::statx(libc::AT_FDCWD, slot.path_ptr(), flags, mask, out).into()
+                })
+            };
+        }
         // SAFETY: the SQE points at the slot's own path and statx buffer
         // (long enough, checked above).
         unsafe {
@@ -60,6 +95,14 @@ impl Executor {
 
     /// `mkdirat(AT_FDCWD, path, mode)`.
     pub fn mkdir(&mut self, path: CString, mode: u32) -> io::Result<OpId> {
+        if self.is_fixed_only() {
+            // SAFETY: the call reads the slot's own path.
+            return unsafe {
+                self.run_inline(OpSlot::path(path), |slot| {
+                    libc::mkdirat(libc::AT_FDCWD, slot.path_ptr(), mode).into()
+                })
+            };
+        }
         // SAFETY: the SQE points at the slot's own path.
         unsafe {
             self.submit(OpSlot::path(path), |slot| {
@@ -72,6 +115,14 @@ impl Executor {
 
     /// `unlinkat(AT_FDCWD, path, flags)` (`AT_REMOVEDIR` for directories).
     pub fn unlink(&mut self, path: CString, flags: i32) -> io::Result<OpId> {
+        if self.is_fixed_only() {
+            // SAFETY: the call reads the slot's own path.
+            return unsafe {
+                self.run_inline(OpSlot::path(path), |slot| {
+                    libc::unlinkat(libc::AT_FDCWD, slot.path_ptr(), flags).into()
+                })
+            };
+        }
         // SAFETY: the SQE points at the slot's own path.
         unsafe {
             self.submit(OpSlot::path(path), |slot| {
@@ -84,6 +135,21 @@ impl Executor {
 
     /// `renameat2(AT_FDCWD, from, AT_FDCWD, to, flags)`.
     pub fn rename(&mut self, from: CString, to: CString, flags: u32) -> io::Result<OpId> {
+        if self.is_fixed_only() {
+            // SAFETY: the call reads the slot's own two paths.
+            return unsafe {
+                self.run_inline(OpSlot::paths(from, to), |slot| {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        slot.path_ptr(),
+                        libc::AT_FDCWD,
+                        slot.second_path_ptr(),
+                        flags,
+                    )
+                })
+            };
+        }
         // SAFETY: the SQE points at the slot's own two paths.
         unsafe {
             self.submit(OpSlot::paths(from, to), |slot| {
@@ -96,6 +162,15 @@ impl Executor {
 
     /// `symlinkat(target, AT_FDCWD, link)`.
     pub fn symlink(&mut self, target: CString, link: CString) -> io::Result<OpId> {
+        if self.is_fixed_only() {
+            // SAFETY: the call reads the slot's own two paths.
+            return unsafe {
+                self.run_inline(OpSlot::paths(target, link), |slot| {
+                    libc::symlinkat(slot.path_ptr(), libc::AT_FDCWD, slot.second_path_ptr())
+                        .into()
+                })
+            };
+        }
         // SAFETY: the SQE points at the slot's own two paths.
         unsafe {
             self.submit(OpSlot::paths(target, link), |slot| {
@@ -106,6 +181,21 @@ impl Executor {
 
     /// `linkat(AT_FDCWD, existing, AT_FDCWD, new, 0)`.
     pub fn hard_link(&mut self, existing: CString, new: CString) -> io::Result<OpId> {
+        if self.is_fixed_only() {
+            // SAFETY: the call reads the slot's own two paths.
+            return unsafe {
+                self.run_inline(OpSlot::paths(existing, new), |slot| {
+                    libc::linkat(
+                        libc::AT_FDCWD,
+                        slot.path_ptr(),
+                        libc::AT_FDCWD,
+                        slot.second_path_ptr(),
+                        0,
+                    )
+                    .into()
+                })
+            };
+        }
         // SAFETY: the SQE points at the slot's own two paths.
         unsafe {
             self.submit(OpSlot::paths(existing, new), |slot| {

@@ -445,7 +445,7 @@ impl Executor {
             tracing::debug!("executor: refused a fixed slot for an op that takes an fd number");
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
-        if self.fixed_only.is_some() {
+        if self.fixed_only.is_some() && slot.inline_result.is_none() {
             if let Some(why) = slot.reaches_outside_table() {
                 tracing::debug!(
                     why,
@@ -941,6 +941,7 @@ impl Executor {
                 if self.output.is_active(id) {
                     self.output.user_write_done();
                 }
+                let result = slot.inline_result.unwrap_or(result);
                 let result = if kind == SlotKind::Yield && slot.cancelling {
                     -libc::ECANCELED
                 } else {
