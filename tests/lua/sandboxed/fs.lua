@@ -1,8 +1,7 @@
 -- The filesystem module inside a sandbox works on granted paths (its
 -- calls run there as plain syscalls); the calls the sandbox's seccomp
 -- policy does not allow (chmod by path, chown, mknod/mkfifo, setting
--- times) are refused
--- with EPERM; nothing outside the grants is visible.
+-- times) are refused with EPERM; nothing outside the grants is visible.
 local inbox = require 'inbox'
 local filesystem = require 'filesystem'
 local rw

@@ -2,6 +2,8 @@
 -- Lua heap limit (reason 'memory'), an endless loop its CPU-time budget
 -- (reason 'cpu_budget'). A memory error that the actor caught is not a
 -- memory death: it goes on and ends normally ('exited', code 0).
+-- limits.open_files bounds the files it may hold (EMFILE), as does the
+-- ring's table (29 slots of its own: docs/guide/sandboxes.md).
 local inbox = require 'inbox'
 local function run(what, sandbox)
   local ch = spawn_vm{ module = '/fixtures/hog', sandbox = sandbox, monitor = true }
@@ -17,3 +19,16 @@ end
 run('memory', { memory = 32 * 2^20 })
 run('cpu', { cpu_seconds = 1 })
 run('caught', { memory = 32 * 2^20 })
+local filesystem = require 'filesystem'
+local dir = tostring(filesystem.current_working_directory()) .. '/fixtures/granted'
+local function files(sandbox)
+  sandbox.read_only = { dir }
+  local ch = spawn_vm{ module = '/fixtures/hog', sandbox = sandbox }
+  ch:send{ what = 'files', path = dir .. '/data.txt', reply = inbox }
+  local m = inbox:receive()
+  print('files', m.n < 16 and 'fewer than 16' or m.n, m.err)
+  print('files again', inbox:receive().again == m.n)
+  ch:close()
+end
+files{ limits = { open_files = 16 } }
+files{}
