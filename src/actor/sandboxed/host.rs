@@ -280,6 +280,18 @@ fn frame_from_sandbox(packet: &[u8]) -> Result<Message, String> {
     frame_to_message(decoded.value, None).map_err(str::to_owned)
 }
 
+/// The error `spawn_vm` raises when the supervisor refused a sandbox. A
+/// protection the kernel lacks is named, with the Lua way to opt down.
+fn spawn_error_message(e: &luring_sandbox::SpawnError) -> String {
+    match e {
+        luring_sandbox::SpawnError::MissingProtection(what) => format!(
+            "spawn_vm: cannot start the sandbox: {what} (from Lua: \
+             sandbox = {{ allow_weaker = {{ 'landlock' }} }} runs it with what the kernel has)"
+        ),
+        e => format!("spawn_vm: cannot start the sandbox: {e}"),
+    }
+}
+
 /// The spec of a sandbox from the options `spawn_vm` checked
 /// (lua/core/actors.lua `sandbox_options`; the checks here only guard
 /// against a core bug), and what the sandboxed VM itself is told.
@@ -409,9 +421,9 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let (mut spec, boot) = spec_of_options(&options)?;
                 spec.stdout = share(1)?;
                 spec.stderr = share(2)?;
-                let handle = sv.spawn(VM_ENTRY, &boot.encode(), &spec).map_err(|e| {
-                    mlua::Error::runtime(format!("spawn_vm: cannot start the sandbox: {e}"))
-                })?;
+                let handle = sv
+                    .spawn(VM_ENTRY, &boot.encode(), &spec)
+                    .map_err(|e| mlua::Error::runtime(spawn_error_message(&e)))?;
                 let display = String::from_utf8_lossy(&display).into_owned();
                 send_boot(handle.control(), &display, &source).map_err(|e| {
                     mlua::Error::runtime(format!("spawn_vm: cannot send the module: {e}"))
@@ -526,4 +538,24 @@ pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendEr
     }
     luring_sandbox::sys::send_with_fds(control.as_raw_fd(), &frame.bytes, &[])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_protection_names_it_and_the_lua_opt_down() {
+        let e = luring_sandbox::SpawnError::MissingProtection(
+            "Landlock ABI 6 (Linux 6.12) is required but the kernel offers ABI 3".into(),
+        );
+        let msg = spawn_error_message(&e);
+        assert!(msg.contains("Landlock ABI 6"), "{msg}");
+        assert!(msg.contains("allow_weaker = { 'landlock' }"), "{msg}");
+        let e = luring_sandbox::SpawnError::InvalidSpec("path /x: gone".into());
+        assert_eq!(
+            spawn_error_message(&e),
+            "spawn_vm: cannot start the sandbox: invalid spec: path /x: gone"
+        );
+    }
 }

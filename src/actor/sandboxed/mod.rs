@@ -312,3 +312,24 @@ pub(super) fn frame_to_message(
         W::Ip(_) => return Err("ip.address values are not supported yet"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BootOptions;
+
+    #[test]
+    fn boot_options_round_trip_and_refuse_anything_else() {
+        for o in [
+            BootOptions::default(),
+            BootOptions {
+                memory_limit: Some(64 << 20),
+            },
+        ] {
+            assert_eq!(BootOptions::decode(&o.encode()), Some(o));
+        }
+        // No bytes at all: no option (an embedding that spawns the entry).
+        assert_eq!(BootOptions::decode(&[]), Some(BootOptions::default()));
+        assert_eq!(BootOptions::decode(&[1, 2, 3]), None);
+        assert_eq!(BootOptions::decode(&[0; 9]), None);
+    }
+}
