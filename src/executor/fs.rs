@@ -36,7 +36,9 @@ impl Executor {
     ) -> io::Result<OpId> {
         let ret = call(&mut slot);
         slot.inline_result = Some(if ret < 0 {
-            -io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+            -io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO)
         } else {
             ret as i32
         });
@@ -166,8 +168,7 @@ impl Executor {
             // SAFETY: the call reads the slot's own two paths.
             return unsafe {
                 self.run_inline(OpSlot::paths(target, link), |slot| {
-                    libc::symlinkat(slot.path_ptr(), libc::AT_FDCWD, slot.second_path_ptr())
-                        .into()
+                    libc::symlinkat(slot.path_ptr(), libc::AT_FDCWD, slot.second_path_ptr()).into()
                 })
             };
         }

@@ -32,10 +32,13 @@
 //! - A fixed-only executor ([`Executor::on_restricted_ring`]) runs on a
 //!   sandboxed actor's ring, whose restrictions require `IOSQE_FIXED_FILE`
 //!   on every SQE: it sets that flag on everything it pushes and refuses,
-//!   before anything reaches the kernel, every op that names a path, an fd
-//!   number or opens a new fd (`EPERM`); stdout and stderr are fixed slots.
-//!   The kernel's restrictions are the protection; the refusal only makes
-//!   the error clear and immediate.
+//!   before anything reaches the kernel, every op that names an fd number
+//!   or opens a new fd (`EPERM`); stdout and stderr are fixed slots. The
+//!   kernel's restrictions are the protection; the refusal only makes the
+//!   error clear and immediate. Path ops (mkdir, unlink, rename, links,
+//!   statx) and blocking-pool jobs run there as plain syscalls on the
+//!   VM's thread instead (`run_inline`: confined by the sandbox's root,
+//!   Landlock and seccomp), their result delivered by a NOP.
 //! - Cross-thread wake-ups arrive either as an `IORING_OP_MSG_RING` posted by
 //!   another ring ([`Executor::post_wake`]) or as a write to the executor's
 //!   eventfd, whose read is kept armed on the ring while a `RemoteWaker`
@@ -255,8 +258,8 @@ impl Executor {
     /// disabled, restricted (opcode allow-list, `IOSQE_FIXED_FILE`
     /// required; see `luring_sandbox::ring`) and enabled before it reaches
     /// here. Every op runs on fixed files: stdout and stderr go to the
-    /// slots `stdio` names; ops that need a path, an fd number or a new fd
-    /// are refused with `EPERM`; cross-thread wake-ups (eventfd, `MSG_RING`
+    /// slots `stdio` names; ops that need an fd number or a new fd are
+    /// refused with `EPERM` (path ops and jobs run as plain syscalls); cross-thread wake-ups (eventfd, `MSG_RING`
     /// from this ring) are not available. `ring` must be this process's
     /// only user of those queues.
     pub fn on_restricted_ring(ring: IoUring, stdio: FixedStdio) -> io::Result<Self> {

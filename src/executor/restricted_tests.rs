@@ -274,3 +274,74 @@ fn the_restricted_ring_itself_refuses_what_the_executor_refuses() {
     }
     assert_eq!(got, (1..=5).map(|u| (u, -libc::EACCES)).collect::<Vec<_>>());
 }
+
+#[test]
+fn path_ops_and_jobs_run_as_plain_calls_and_complete_on_the_ring() {
+    let mut rig = rig(None);
+    let dir = std::env::temp_dir().join(format!("luring-inline-{}", std::process::id()));
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let id = rig.ex.mkdir(c(&dir), 0o700).unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 0)]);
+    assert!(dir.is_dir());
+    // The syscall's errno is the completion's result.
+    let id = rig.ex.mkdir(c(&dir), 0o700).unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, -libc::EEXIST)]);
+    let size = std::mem::size_of::<libc::statx>();
+    let span = SpanRef::new_zeroed(size, size);
+    let id = rig
+        .ex
+        .statx_path(c(&dir), 0, libc::STATX_BASIC_STATS, span.clone())
+        .unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 0)]);
+    // SAFETY: the span holds one whole statx the kernel wrote; any bit
+    // pattern is a valid statx.
+    let sx: libc::statx = unsafe { std::ptr::read_unaligned(span.to_vec().as_ptr().cast()) };
+    assert_eq!(u32::from(sx.stx_mode) & libc::S_IFMT, libc::S_IFDIR);
+    // A job runs here and its output comes with the completion.
+    let id = rig.ex.run_blocking(|| Ok(Box::new(7u32) as _)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = Reaped::default();
+    while r.completions.is_empty() {
+        assert!(Instant::now() < deadline, "job completion");
+        rig.ex.turn(false, &mut r).unwrap();
+    }
+    let mut done = r.completions.remove(0);
+    assert_eq!((done.id, done.result), (id, 0));
+    let output = done.output.take().expect("job output");
+    assert_eq!(*output.downcast::<u32>().unwrap(), 7);
+    let id = rig.ex.unlink(c(&dir), libc::AT_REMOVEDIR).unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 0)]);
+    assert!(!dir.exists());
+}
+
+#[test]
+fn a_local_slot_is_usable_by_ring_ops_and_cleared_with_its_last_reference() {
+    use crate::actor::sandboxed::slots;
+    let mut rig = rig(None);
+    slots::init_local(RingSpec::default().fixed_files);
+    let (r, w) = pipe();
+    let slot = slots::install_local(rig.ex.ring_fd(), w).unwrap();
+    assert_eq!(slot.index(), 3);
+    let fd = OpFd::Slot(std::rc::Rc::new(slot));
+    let id = rig
+        .ex
+        .write(&fd, OpBuffer::Owned(b"local".to_vec().into()))
+        .unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 5)]);
+    // The object lets go: the slot is cleared (EOF for the reader, once
+    // the plain fd closed too) and handed out again.
+    let id = rig.ex.close(fd).unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 0)]);
+    let mut got = Vec::new();
+    std::fs::File::from(r).read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"local");
+    // The cleared slot reaches nothing: a write on it fails.
+    let id = rig
+        .ex
+        .write(&OpFd::Fixed(3), OpBuffer::Owned(b"x".to_vec().into()))
+        .unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, -libc::EBADF)]);
+    let (_r2, w2) = pipe();
+    let again = slots::install_local(rig.ex.ring_fd(), w2).unwrap();
+    assert_eq!(again.index(), 3);
+}

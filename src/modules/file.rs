@@ -85,14 +85,22 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         };
         let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
         // SAFETY: `path` is a NUL-terminated string alive for the call.
-        let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags | libc::O_CLOEXEC, 0o666) };
+        let fd = unsafe {
+            libc::openat(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                flags | libc::O_CLOEXEC,
+                0o666,
+            )
+        };
         if fd < 0 {
             return Err(io(std::io::Error::last_os_error()));
         }
         // SAFETY: openat just made `fd`; nothing else owns it.
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         let slot = crate::actor::sandboxed::slots::install_local(ring_fd, fd).map_err(io)?;
-        let holder = crate::modules::file_descriptor::push(lua, OpFd::Slot(std::rc::Rc::new(slot)))?;
+        let holder =
+            crate::modules::file_descriptor::push(lua, OpFd::Slot(std::rc::Rc::new(slot)))?;
         Ok(Value::UserData(holder))
     });
     // adopt_opened(result of open) -> the object's holder.

@@ -165,9 +165,7 @@ impl FdCapabilities {
         Some(match &*fd {
             Some(OpFd::Owned(owned)) => dup_fd_for_message(Some(owned.as_fd())),
             // The standard streams are borrowed, never handed on.
-            Some(OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_)) | None => {
-                dup_fd_for_message(None)
-            }
+            Some(OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_)) | None => dup_fd_for_message(None),
         })
     }
 

@@ -57,7 +57,9 @@ fn update_slot(ring_fd: RawFd, slot: u32, fd: RawFd) -> io::Result<()> {
     match r {
         1 => Ok(()),
         r if r < 0 => Err(io::Error::last_os_error()),
-        _ => Err(io::Error::other("IORING_REGISTER_FILES_UPDATE updated no slot")),
+        _ => Err(io::Error::other(
+            "IORING_REGISTER_FILES_UPDATE updated no slot",
+        )),
     }
 }
 
