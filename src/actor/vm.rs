@@ -1198,13 +1198,16 @@ impl Vm {
         }
         let main_panicked =
             closed_for_memory || self.core.get::<bool>("main_panicked").unwrap_or(false);
+        // (Read only after a panic: near the memory limit even this read
+        // may fail, and its error allocates in Rust.)
         let out_of_memory = closed_for_memory
-            || self
-                .core
-                .get::<Option<mlua::BString>>("main_error")
-                .ok()
-                .flatten()
-                .is_some_and(|e| e.as_slice() == b"not enough memory");
+            || (main_panicked
+                && self
+                    .core
+                    .get::<Option<mlua::BString>>("main_error")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|e| e.as_slice() == b"not enough memory"));
         let exit_code = with_state(&self.lua, |st| st.exit_code).map_err(lua_boot)?;
         Ok(VmExit {
             exit_code,

@@ -35,15 +35,21 @@ impl Executor {
         call: impl FnOnce(&mut OpSlot) -> libc::c_long,
     ) -> io::Result<OpId> {
         let ret = call(&mut slot);
-        slot.inline_result = Some(if ret < 0 {
+        let result = if ret < 0 {
             -io::Error::last_os_error()
                 .raw_os_error()
                 .unwrap_or(libc::EIO)
         } else {
             ret as i32
-        });
+        };
+        self.inline_results.try_reserve(1)?;
+        self.submitting_inline = true;
         // SAFETY: a NOP carries no pointer and no fd.
-        unsafe { self.submit(slot, |_| opcode::Nop::new().build()) }
+        let id = unsafe { self.submit(slot, |_| opcode::Nop::new().build()) };
+        self.submitting_inline = false;
+        let id = id?;
+        self.inline_results.push((id, result));
+        Ok(id)
     }
 
     /// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`; the completion

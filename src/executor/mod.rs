@@ -233,6 +233,13 @@ pub struct Executor {
     socket_outputs: socket::SocketOutputs,
     /// Set on a sandboxed actor's restricted ring: only fixed files.
     fixed_only: Option<FixedStdio>,
+    /// Ops a fixed-only executor ran as plain syscalls (`run_inline`),
+    /// with their results, until their NOPs complete. (Kept here, not in
+    /// `OpSlot`: every slot of every executor would grow for it.)
+    inline_results: Vec<(OpId, i32)>,
+    /// Set while `run_inline` submits its NOP: the slot's resources were
+    /// used by the syscall already, the SQE reaches nothing.
+    submitting_inline: bool,
     #[cfg(test)]
     faults: Faults,
 }
@@ -296,6 +303,8 @@ impl Executor {
             output: output::OutputQueue::default(),
             socket_outputs: socket::SocketOutputs::default(),
             fixed_only,
+            inline_results: Vec::new(),
+            submitting_inline: false,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -448,7 +457,7 @@ impl Executor {
             tracing::debug!("executor: refused a fixed slot for an op that takes an fd number");
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
-        if self.fixed_only.is_some() && slot.inline_result.is_none() {
+        if self.fixed_only.is_some() && !self.submitting_inline {
             if let Some(why) = slot.reaches_outside_table() {
                 tracing::debug!(
                     why,
@@ -944,7 +953,10 @@ impl Executor {
                 if self.output.is_active(id) {
                     self.output.user_write_done();
                 }
-                let result = slot.inline_result.unwrap_or(result);
+                let result = match self.inline_results.iter().position(|(i, _)| *i == id) {
+                    Some(k) => self.inline_results.swap_remove(k).1,
+                    None => result,
+                };
                 let result = if kind == SlotKind::Yield && slot.cancelling {
                     -libc::ECANCELED
                 } else {

@@ -198,9 +198,6 @@ pub struct OpSlot {
     /// Set by `on_target`: the op builds its SQE from `target`, so its fd
     /// may be a fixed slot.
     pub(crate) accepts_fixed: bool,
-    /// A fixed-only executor ran the op as a plain syscall (`run_inline`):
-    /// its result, delivered by a NOP.
-    pub(crate) inline_result: Option<i32>,
 }
 
 impl OpSlot {
@@ -212,7 +209,6 @@ impl OpSlot {
             kind: SlotKind::Plain,
             cancelling: false,
             accepts_fixed: false,
-            inline_result: None,
         }
     }
 
