@@ -2,6 +2,8 @@
 -- Lua heap limit (reason 'memory'), an endless loop its CPU-time budget
 -- (reason 'cpu_budget'). A memory error that the actor caught is not a
 -- memory death: it goes on and ends normally ('exited', code 0).
+-- Memory outside the Lua heap (byte_span storage) is bounded by
+-- RLIMIT_AS, the memory limit + 1 GiB: ENOMEM, the actor goes on.
 -- limits.open_files bounds the files it may hold (EMFILE), as does the
 -- ring's table (29 slots of its own: docs/guide/sandboxes.md).
 local inbox = require 'inbox'
@@ -32,3 +34,8 @@ local function files(sandbox)
 end
 files{ limits = { open_files = 16 } }
 files{}
+local ch = spawn_vm{ module = '/fixtures/hog', sandbox = { memory = 32 * 2^20 } }
+ch:send{ what = 'spans', reply = inbox }
+local m = inbox:receive()
+print('spans', m.ok, m.err, m.n >= 1 and m.n <= 4)
+ch:close()
