@@ -10,7 +10,6 @@
 use mlua::{Lua, Table};
 
 use crate::actor::vm::unless_closing;
-use crate::executor::OpFd;
 use crate::modules::error::ErrorCode;
 use crate::modules::file_descriptor::push;
 use crate::modules::io_object;
@@ -27,9 +26,11 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         "pair",
         lua.create_function(unless_closing(|lua, ()| {
             let (r, w) = std::io::pipe().map_err(|e| ErrorCode::from_io(&e))?;
+            // In a sandbox both ends go to LOCAL slots of its ring.
+            let adopt = crate::actor::sandboxed::slots::adopt;
             Ok((
-                push(lua, OpFd::owned(r.into()))?,
-                push(lua, OpFd::owned(w.into()))?,
+                push(lua, adopt(lua, r.into())?)?,
+                push(lua, adopt(lua, w.into())?)?,
             ))
         }))?,
     )?;

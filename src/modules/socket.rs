@@ -653,7 +653,8 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             })?;
             // SAFETY: the kernel just created both fds; nothing else owns them.
             let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-            Ok((push(lua, OpFd::owned(a))?, push(lua, OpFd::owned(b))?))
+            let adopt = crate::actor::sandboxed::slots::adopt;
+            Ok((push(lua, adopt(lua, a)?)?, push(lua, adopt(lua, b)?)?))
         }))?,
     )?;
     Ok(p)

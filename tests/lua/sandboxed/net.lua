@@ -2,7 +2,8 @@
 -- socket can even be made; with network = { tcp_bind, tcp_connect } the
 -- sandbox has a loopback interface of its own where a TCP echo works on
 -- the granted ports, and Landlock refuses the other ports; nothing
--- outside the sandbox is reachable (no route).
+-- outside the sandbox is reachable (no route). Pipes and unix socket
+-- pairs work in every sandbox.
 local inbox = require 'inbox'
 local function run(sandbox)
   local ch = spawn_vm{ module = '/fixtures/net', sandbox = sandbox }
