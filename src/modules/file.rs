@@ -11,6 +11,8 @@
 //! files are always opened close-on-exec, and created files get mode 0666
 //! minus the process umask.
 
+use std::os::fd::AsRawFd;
+
 use mlua::{Lua, Table, Value};
 
 use crate::actor::vm::{submit_op, unless_closing, HeldState};
@@ -84,12 +86,15 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
             return Ok(Value::Nil);
         };
         let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
+        // O_NONBLOCK: this call blocks the VM's thread, so a FIFO must not
+        // make it wait for a peer (a writer without a reader gets ENXIO);
+        // the flag is cleared once the file is open.
         // SAFETY: `path` is a NUL-terminated string alive for the call.
         let fd = unsafe {
             libc::openat(
                 libc::AT_FDCWD,
                 path.as_ptr(),
-                flags | libc::O_CLOEXEC,
+                flags | libc::O_CLOEXEC | libc::O_NONBLOCK,
                 0o666,
             )
         };
@@ -98,6 +103,10 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         }
         // SAFETY: openat just made `fd`; nothing else owns it.
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // SAFETY: fcntl on the fd `fd` owns; no memory arguments.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_ACCMODE) } < 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
         let slot = crate::actor::sandboxed::slots::install_local(ring_fd, fd).map_err(io)?;
         let holder =
             crate::modules::file_descriptor::push(lua, OpFd::Slot(std::rc::Rc::new(slot)))?;

@@ -1,7 +1,8 @@
 -- The file module inside a sandbox: a path granted read-only can be
 -- opened and read; nothing else is reachable (no such file in the
 -- sandbox's root, or Landlock's refusal); a read-only grant cannot be
--- written; a path granted read-write can be created and written.
+-- written; a path granted read-write can be created and written; a
+-- FIFO opens without waiting for a peer.
 local inbox = require 'inbox'
 local filesystem = require 'filesystem'
 local dir = tostring(filesystem.current_working_directory()) .. '/fixtures/granted'
@@ -37,9 +38,12 @@ run({ read_only = { dir .. '/data.txt' } }, { read = { dir .. '/data.txt' } })
 print('-- nothing granted')
 run({}, { read = { dir .. '/data.txt', '/' } })
 print('-- read-write grant')
+filesystem.mkfifo(rw .. '/fifo', 438)
+filesystem.chmod(rw .. '/fifo', 438)
 run({ read_write = { rw }, read_only = { dir } }, {
   write = { rw .. '/new.txt', dir .. '/new.txt' },
   read = { rw .. '/new.txt' },
+  fifo = rw .. '/fifo',
 })
 local file = require 'file'
 local f = file.stream.new()
