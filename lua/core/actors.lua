@@ -205,7 +205,7 @@ end
 -- here into a plain table for rt.spawn_sandboxed. An unknown key or a bad
 -- value is EINVAL naming it ('sandbox/memory'): nothing is granted, or
 -- weakened, silently.
-local MAX_INT = 2^53
+local MAX_INT = 2^53 - 1
 local function count_in(v, lo, hi)
   return type(v) == 'number' and v % 1 == 0 and v >= lo and v <= hi
 end

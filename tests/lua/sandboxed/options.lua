@@ -34,6 +34,7 @@ local cases = {
   sb{ memory = '1G' },
   sb{ memory = 1000 },
   sb{ memory = 2^60 },
+  sb{ memory = 2^53 },
   sb{ memory = -1 },
   sb{ cpu_seconds = 0 },
   sb{ cpu_seconds = 0.5 },
