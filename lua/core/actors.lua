@@ -96,6 +96,7 @@ local function receive_interrupter(f)
   wake(f, INTERRUPTED)
 end
 
+local inbox_take, inbox_unstash = rt.inbox_take, rt.inbox_unstash
 local rx_methods = {}
 function rx_methods.receive(_)
   local f = fiber_or_nil()
@@ -105,8 +106,9 @@ function rx_methods.receive(_)
     raise_errno(E.EBUSY)
   end
   -- (a closed inbox answers 2 before anything else)
-  local kind, v = rt.inbox_take()
+  local kind, v = inbox_take()
   if kind == 1 then return v end
+  if kind == 4 then return inbox_unstash() end
   if kind == 2 then raise_core('channel_closed') end
   if K.sandboxed then return receive_from_host(f) end
   if kind == 3 then raise_core('no_senders') end
@@ -180,6 +182,9 @@ function K.actor_poll()
     end
   end
   if r then
+    -- (after the receipts: a message that fails to build wakes no one,
+    -- but the senders whose receipts came are woken)
+    if kind == 4 then kind, v = 1, inbox_unstash() end
     if kind ~= 0 then
       receiver = false
       K.actor_waits = K.actor_waits - 1

@@ -141,6 +141,11 @@ fn stdout_is_tty() -> bool {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
+    /// Set once the VM ended (see the field).
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended
+    }
+
     /// Ring operations whose completion has not been reaped yet.
     pub(crate) fn in_flight(&self) -> bool {
         self.executor.in_flight() > 0

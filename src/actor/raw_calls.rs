@@ -1,0 +1,245 @@
+//! The receive side of actor messaging as raw `lua_CFunction`s: the two
+//! `rt` calls a message passes through on its way into a VM
+//! (`mailbox_poll`, `inbox_take`), without mlua's callback frame and
+//! argument conversion (together about a third of a same-thread round
+//! trip, docs/performance.md "Actors").
+//!
+//! Invariants:
+//! - Each function holds the VM state through its upvalue 1, a userdata
+//!   (`Slot`) whose `__gc` lets go of the state; after that (finalizers run
+//!   by `lua_close`) the functions raise the "VM is closing" error, and so
+//!   they do once the VM `ended`, like `borrow_state`.
+//! - No Lua API call that can raise (allocation: strings, table slots) runs
+//!   while a `VmState` borrow is held; an error unwinds through these
+//!   frames only where they own nothing but plain data and message bytes
+//!   (dropped on the way, like in any mlua callback).
+//! - A message that is not a boolean, number or string is not built here:
+//!   it waits in the slot's `stash` and the caller gets kind 4, then calls
+//!   `rt.inbox_unstash` (an mlua function) to build its tables. Nothing
+//!   else runs in between.
+
+use std::cell::Cell;
+use std::ffi::{c_int, CStr};
+use std::rc::Rc;
+
+use mlua::ffi;
+use mlua::{Lua, Table};
+
+use super::mailbox::Taken;
+use super::message::Message;
+use super::vm::{SharedState, VmState};
+
+/// A message taken from the inbox that needs mlua to be built (tables,
+/// channels, fds): see the module invariants.
+pub(crate) type Stash = Rc<Cell<Option<Message>>>;
+
+/// Upvalue 1 of every function here (a full userdata).
+struct Slot {
+    state: Option<SharedState>,
+    stash: Stash,
+}
+
+/// What a take found: a kind for Lua (0 nothing, 2 closed, 3 no senders,
+/// 4 stashed) or a scalar message to push (kind 1).
+enum Got {
+    Kind(c_int),
+    Scalar(Message),
+}
+
+const VM_CLOSED: &CStr =
+    c"the VM is closing: runtime functions are unavailable in finalizers run at exit";
+const STATE_BUSY: &CStr = c"luring: VM state is busy (runtime function called from a finalizer)";
+
+unsafe extern "C-unwind" fn slot_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: this `__gc` is only set on the userdata `register` made,
+    // which holds an initialised `Slot`; `state` is taken out, never read
+    // after (the functions see `None` and raise).
+    unsafe {
+        let slot = ffi::lua_touserdata(l, 1) as *mut Slot;
+        if !slot.is_null() {
+            drop((*slot).state.take());
+            (*slot).stash.set(None);
+        }
+    }
+    0
+}
+
+/// Raises `msg` as a Lua error. Callers own nothing that needs a drop.
+unsafe fn raise(l: *mut ffi::lua_State, msg: &'static CStr) -> ! {
+    // SAFETY: the caller's frame owns nothing to drop (see above); the
+    // string is static.
+    unsafe {
+        ffi::lua_pushstring(l, msg.as_ptr());
+        ffi::lua_error(l)
+    }
+}
+
+/// The slot of the running function.
+unsafe fn slot<'a>(l: *mut ffi::lua_State) -> &'a Slot {
+    // SAFETY: every function here is a closure made by `register` with the
+    // `Slot` userdata as upvalue 1; the userdata lives while the closure
+    // is running (the closure references it).
+    unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot) }
+}
+
+/// Borrows the state of `slot` for `f` (no Lua runs inside `f`).
+fn with_state<R>(slot: &Slot, f: impl FnOnce(&mut VmState) -> R) -> Result<R, &'static CStr> {
+    let state = slot.state.as_ref().ok_or(VM_CLOSED)?;
+    let mut st = state.try_borrow_mut().map_err(|_| STATE_BUSY)?;
+    if st.is_ended() {
+        return Err(VM_CLOSED);
+    }
+    Ok(f(&mut st))
+}
+
+/// What `receive` finds in the inbox; a message's sender gets its receipt.
+fn take(slot: &Slot, st: &mut VmState) -> Got {
+    // The receipt may let the sender print on another thread.
+    st.flush_if_output();
+    match st.mailbox.take() {
+        Taken::Message(env) => match env.msg {
+            m @ (Message::Bool(_) | Message::Number(_) | Message::String(_)) => Got::Scalar(m),
+            other => {
+                slot.stash.set(Some(other));
+                Got::Kind(4)
+            }
+        },
+        Taken::Closed => Got::Kind(2),
+        Taken::NoSenders => Got::Kind(3),
+        Taken::Nothing => Got::Kind(0),
+    }
+}
+
+/// Pushes kind and value (2 values).
+unsafe fn push_got(l: *mut ffi::lua_State, got: Got) {
+    // SAFETY: the caller made room for 2 values (`lua_checkstack` or the
+    // 20 slots LuaJIT guarantees a C function); `lua_pushlstring` copies
+    // the bytes, which are dropped afterwards (or while an out-of-memory
+    // error unwinds).
+    unsafe {
+        match got {
+            Got::Kind(kind) => {
+                ffi::lua_pushinteger(l, kind as ffi::lua_Integer);
+                ffi::lua_pushnil(l);
+            }
+            Got::Scalar(m) => {
+                ffi::lua_pushinteger(l, 1);
+                match m {
+                    Message::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
+                    Message::Number(n) => ffi::lua_pushnumber(l, n),
+                    Message::String(s) => {
+                        ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+                    }
+                    _ => unreachable!("only scalars are pushed here"),
+                }
+            }
+        }
+    }
+}
+
+/// `inbox_take() -> 1, message | 2 (closed) | 3 (no senders) | 0
+/// (nothing) | 4 (call inbox_unstash for the message)`
+unsafe extern "C-unwind" fn inbox_take(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `slot`; `raise` runs with nothing to drop here (the
+    // error is a static string).
+    unsafe {
+        let slot = slot(l);
+        let got = match with_state(slot, |st| take(slot, st)) {
+            Ok(got) => got,
+            Err(msg) => raise(l, msg),
+        };
+        push_got(l, got);
+    }
+    2
+}
+
+/// `mailbox_poll(buf, receiving) -> n, kind, message`: the receipts that
+/// arrived (buf[2i-1], buf[2i] = send id, delivered), then, when a fiber
+/// is receiving, what `inbox_take` would return.
+unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `slot`; argument 1 is checked to be a table before any
+    // write; the receipts vector is plain data (lost with an error, like
+    // the mlua version lost them).
+    unsafe {
+        let slot = slot(l);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            raise(l, c"bad argument #1 to 'mailbox_poll' (table expected)");
+        }
+        let receiving = ffi::lua_toboolean(l, 2) != 0;
+        let receipts = match with_state(slot, |st| {
+            let mut receipts = std::mem::take(&mut st.receipts);
+            st.mailbox.take_receipts(&mut receipts);
+            for (id, _) in &receipts {
+                st.sent_to.remove(id);
+            }
+            receipts
+        }) {
+            Ok(r) => r,
+            Err(msg) => raise(l, msg),
+        };
+        let n = receipts.len();
+        for (i, &(id, ok)) in receipts.iter().enumerate() {
+            ffi::lua_pushnumber(l, id as f64);
+            ffi::lua_rawseti(l, 1, (2 * i + 1) as ffi::lua_Integer);
+            ffi::lua_pushboolean(l, ok as c_int);
+            ffi::lua_rawseti(l, 1, (2 * i + 2) as ffi::lua_Integer);
+        }
+        // Keep the vector's capacity for the next poll.
+        let got = with_state(slot, move |st| {
+            let mut receipts = receipts;
+            receipts.clear();
+            st.receipts = receipts;
+            if receiving {
+                take(slot, st)
+            } else {
+                Got::Kind(0)
+            }
+        });
+        let got = match got {
+            Ok(got) => got,
+            Err(msg) => raise(l, msg),
+        };
+        ffi::lua_pushnumber(l, n as f64);
+        push_got(l, got);
+    }
+    3
+}
+
+/// Adds `mailbox_poll` and `inbox_take` to `rt`, holding `state`; returns
+/// the stash `rt.inbox_unstash` empties.
+pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<Stash> {
+    const _: () = assert!(std::mem::align_of::<Slot>() <= 8);
+    let stash: Stash = Rc::new(Cell::new(None));
+    let slot = Slot {
+        state: Some(state.clone()),
+        stash: stash.clone(),
+    };
+    // SAFETY: `exec_raw` pushes `rt` (stack: [rt]) and runs this in
+    // protected mode with room for 3 more values. The metatable is made
+    // before the userdata, so that the `Slot` is written only once nothing
+    // can fail before its `__gc` is set; each closure takes a copy of the
+    // userdata as its upvalue; the stack ends as it started, [rt], popped
+    // by the closing `lua_pop`.
+    unsafe {
+        lua.exec_raw::<()>(rt, |l| {
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushcfunction(l, slot_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            let ud = ffi::lua_newuserdata(l, std::mem::size_of::<Slot>()) as *mut Slot;
+            std::ptr::write(ud, slot);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setmetatable(l, -2);
+            let fns: [(&CStr, ffi::lua_CFunction); 2] = [
+                (c"mailbox_poll", mailbox_poll),
+                (c"inbox_take", inbox_take),
+            ];
+            for (name, f) in fns {
+                ffi::lua_pushvalue(l, -1);
+                ffi::lua_pushcclosure(l, f, 1);
+                ffi::lua_setfield(l, -4, name.as_ptr());
+            }
+            ffi::lua_pop(l, 3);
+        })?;
+    }
+    Ok(stash)
+}
