@@ -38,6 +38,11 @@ local function send_interrupter(f, id)
   end
 end
 
+-- handle -> its address box (src/actor/raw_calls.rs): scalars go out
+-- through chan_send_fast; dropped when the handle is closed or collected.
+local boxes = setmetatable({}, { __mode = 'k' })
+local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
+
 local tx_methods = {}
 function tx_methods.send(self, ...)
   local f = fiber_or_nil()
@@ -45,7 +50,15 @@ function tx_methods.send(self, ...)
   if select('#', ...) < 1 then raise_errno(E.EINVAL) end
   send_seq = send_seq + 1
   local id = send_seq
-  if not rt.chan_send(self, (...), id) then raise_core('channel_closed') end
+  local box = boxes[self]
+  if box == nil then
+    box = chan_box(self)
+    if box then boxes[self] = box end
+  end
+  local queued
+  if box then queued = chan_send_fast(box, (...), id) end
+  if queued == nil then queued = rt.chan_send(self, (...), id) end
+  if not queued then raise_core('channel_closed') end
   sends[id] = f
   K.actor_waits = K.actor_waits + 1
   local r = suspend(f, send_interrupter, id)
@@ -54,6 +67,7 @@ function tx_methods.send(self, ...)
 end
 function tx_methods.close(self)
   rt.chan_close(self)
+  boxes[self] = nil
 end
 
 ---------------------------------------------------------------------------

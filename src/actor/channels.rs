@@ -203,6 +203,22 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
             },
         ))?,
     )?;
+    // chan_box(handle) -> the address box chan_send_fast takes (raw_calls.rs)
+    // | false when the handle is closed
+    rt.set(
+        "chan_box",
+        lua.create_function(unless_closing(|lua, handle: Value| {
+            let Value::UserData(ud) = handle else {
+                return Err(error::einval(1));
+            };
+            let handle = ud.borrow::<ChannelHandle>().map_err(|_| error::einval(1))?;
+            let dest = match &*handle.0.borrow() {
+                Some(a) => a.mailbox.clone(),
+                None => return Ok(Value::Boolean(false)),
+            };
+            super::raw_calls::new_addr_box(lua, dest)
+        }))?,
+    )?;
     rt.set(
         "chan_close",
         lua.create_function(unless_closing(|_, handle: AnyUserData| {

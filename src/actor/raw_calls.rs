@@ -1,8 +1,8 @@
-//! The receive side of actor messaging as raw `lua_CFunction`s: the two
-//! `rt` calls a message passes through on its way into a VM
-//! (`mailbox_poll`, `inbox_take`), without mlua's callback frame and
-//! argument conversion (together about a third of a same-thread round
-//! trip, docs/performance.md "Actors").
+//! The `rt` calls a message passes through as raw `lua_CFunction`s:
+//! `chan_send_fast` (out of the sender), `mailbox_poll` and `inbox_take`
+//! (into the receiver), without mlua's callback frame and argument
+//! conversion (together about a third of a same-thread round trip,
+//! docs/performance.md "Actors").
 //!
 //! Invariants:
 //! - Each function holds the VM state through its upvalue 1, a userdata
@@ -17,16 +17,25 @@
 //!   it waits in the slot's `stash` and the caller gets kind 4, then calls
 //!   `rt.inbox_unstash` (an mlua function) to build its tables. Nothing
 //!   else runs in between.
+//! - `chan_send_fast` copies booleans, numbers and strings up to the
+//!   message limits; for anything else (and a closed handle) it answers
+//!   nil and the caller uses the mlua `rt.chan_send`, which owns every
+//!   error path. It addresses an inbox through an address box (`AddrBox`, a
+//!   userdata only `rt.chan_box` makes, checked by its metatable): the
+//!   inbox's `Arc`, which is not a sender (only the tx-channel handle it
+//!   was made from counts as one); the core code drops its box when it
+//!   closes the handle.
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use mlua::ffi;
 use mlua::{Lua, Table};
 
-use super::mailbox::Taken;
-use super::message::Message;
+use super::mailbox::{Envelope, Mailbox, Taken};
+use super::message::{Limits, Message};
 use super::vm::{SharedState, VmState};
 
 /// A message taken from the inbox that needs mlua to be built (tables,
@@ -205,7 +214,118 @@ unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
     3
 }
 
-/// Adds `mailbox_poll` and `inbox_take` to `rt`, holding `state`; returns
+/// The inbox a tx-channel handle addressed when its box was made (a
+/// full userdata, metatable `ADDR_BOX_KEY` in the registry).
+struct AddrBox(Option<Arc<Mailbox>>);
+
+/// Registry key of the address boxes' metatable.
+const ADDR_BOX_KEY: &CStr = c"luring.addr_box";
+
+unsafe extern "C-unwind" fn addr_box_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: set only on boxes `new_addr_box` initialised; the `Arc` is
+    // taken out once.
+    unsafe {
+        let b = ffi::lua_touserdata(l, 1) as *mut AddrBox;
+        if !b.is_null() {
+            drop((*b).0.take());
+        }
+    }
+    0
+}
+
+/// A new address box for `inbox` (what `rt.chan_box` returns).
+pub(crate) fn new_addr_box(lua: &Lua, inbox: Arc<Mailbox>) -> mlua::Result<mlua::Value> {
+    const _: () = assert!(std::mem::align_of::<AddrBox>() <= 8);
+    // SAFETY: `exec_raw` runs this in protected mode with room for 3
+    // values: the metatable is fetched before the userdata is made, so the
+    // box is written right after its allocation, before anything else can
+    // fail; the box is left on the stack as the result.
+    unsafe {
+        lua.exec_raw::<mlua::Value>((), |l| {
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, ADDR_BOX_KEY.as_ptr());
+            let b = ffi::lua_newuserdata(l, std::mem::size_of::<AddrBox>()) as *mut AddrBox;
+            std::ptr::write(b, AddrBox(Some(inbox)));
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_remove(l, -2);
+        })
+    }
+}
+
+/// The scalar message argument `idx` holds, if it is one that
+/// `chan_send_fast` copies.
+unsafe fn scalar_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
+    // SAFETY: reads a stack slot of the running function; `lua_tolstring`
+    // on a string allocates nothing and the bytes are copied at once.
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TBOOLEAN => Some(Message::Bool(ffi::lua_toboolean(l, idx) != 0)),
+            ffi::LUA_TNUMBER => Some(Message::Number(ffi::lua_tonumber(l, idx))),
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(l, idx, &mut len);
+                if p.is_null() || len > Limits::DEFAULT.max_payload_bytes {
+                    return None;
+                }
+                Some(Message::String(
+                    std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec(),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `chan_send_fast(box, value, send id) -> true queued | false closed |
+/// nil (use rt.chan_send)`
+unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: argument 1 is read as an `AddrBox` only after its metatable
+    // was found to be the boxes' (upvalue 2); see `slot` and `raise` (the
+    // message is moved into the closure, so nothing is left to drop when
+    // `raise` runs).
+    unsafe {
+        let slot = slot(l);
+        let is_box = ffi::lua_getmetatable(l, 1) != 0
+            && ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
+        if !is_box {
+            raise(l, c"bad argument #1 to 'chan_send_fast' (address box expected)");
+        }
+        ffi::lua_settop(l, 3);
+        let dest = match &(*(ffi::lua_touserdata(l, 1) as *const AddrBox)).0 {
+            Some(dest) => dest,
+            None => return 0,
+        };
+        let Some(msg) = scalar_at(l, 2) else { return 0 };
+        let id = ffi::lua_tonumber(l, 3) as u64;
+        if dest.is_closed() {
+            ffi::lua_pushboolean(l, 0);
+            return 1;
+        }
+        let queued = with_state(slot, move |st| {
+            // What this VM printed comes out before the receiver can
+            // react, on whatever thread it runs.
+            st.flush_if_output();
+            let env = Envelope {
+                msg,
+                sender: Some(st.mailbox.clone()),
+                send_id: id,
+            };
+            if dest.post(env).is_err() {
+                return false;
+            }
+            st.sent_to.insert(id, dest.clone());
+            true
+        });
+        match queued {
+            Ok(q) => ffi::lua_pushboolean(l, q as c_int),
+            Err(msg) => raise(l, msg),
+        }
+    }
+    1
+}
+
+/// Adds `chan_send_fast`, `mailbox_poll` and `inbox_take` to `rt`,
+/// holding `state`; returns
 /// the stash `rt.inbox_unstash` empties.
 pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<Stash> {
     const _: () = assert!(std::mem::align_of::<Slot>() <= 8);
@@ -215,13 +335,23 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
         stash: stash.clone(),
     };
     // SAFETY: `exec_raw` pushes `rt` (stack: [rt]) and runs this in
-    // protected mode with room for 3 more values. The metatable is made
-    // before the userdata, so that the `Slot` is written only once nothing
-    // can fail before its `__gc` is set; each closure takes a copy of the
-    // userdata as its upvalue; the stack ends as it started, [rt], popped
-    // by the closing `lua_pop`.
+    // protected mode with room for 3 more values (`lua_checkstack` for
+    // the rest). Each metatable is made before its userdata, so that the
+    // `Slot` is written right after the allocation, before anything else
+    // can fail; each closure takes copies of the slot and the address
+    // boxes' metatable as its upvalues; everything pushed is popped.
     unsafe {
         lua.exec_raw::<()>(rt, |l| {
+            ffi::lua_checkstack(l, 8);
+            // the address boxes' metatable, also in the registry
+            ffi::lua_createtable(l, 0, 2);
+            ffi::lua_pushcfunction(l, addr_box_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, ADDR_BOX_KEY.as_ptr());
+            // stack: [rt, box_mt]
             ffi::lua_createtable(l, 0, 1);
             ffi::lua_pushcfunction(l, slot_gc);
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
@@ -229,16 +359,19 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
             std::ptr::write(ud, slot);
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
-            let fns: [(&CStr, ffi::lua_CFunction); 2] = [
+            // stack: [rt, box_mt, slot_mt, slot]
+            let fns: [(&CStr, ffi::lua_CFunction); 3] = [
+                (c"chan_send_fast", chan_send_fast),
                 (c"mailbox_poll", mailbox_poll),
                 (c"inbox_take", inbox_take),
             ];
             for (name, f) in fns {
                 ffi::lua_pushvalue(l, -1);
-                ffi::lua_pushcclosure(l, f, 1);
-                ffi::lua_setfield(l, -4, name.as_ptr());
+                ffi::lua_pushvalue(l, -4);
+                ffi::lua_pushcclosure(l, f, 2);
+                ffi::lua_setfield(l, -5, name.as_ptr());
             }
-            ffi::lua_pop(l, 3);
+            ffi::lua_pop(l, 4);
         })?;
     }
     Ok(stash)
