@@ -40,7 +40,6 @@
 //!   after every op that names it) is gone.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -113,7 +112,7 @@ pub(crate) struct VmState {
     pub(crate) mailbox: Arc<Mailbox>,
     /// Where each unfinished send of this VM went (send id -> inbox), so an
     /// interrupted send can withdraw its message.
-    pub(crate) sent_to: HashMap<u64, Arc<Mailbox>>,
+    pub(crate) sent_to: crate::actor::mailbox::SendIdMap<Arc<Mailbox>>,
     /// Spare buffer for rendezvous receipts.
     pub(crate) receipts: Vec<(u64, bool)>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
@@ -869,7 +868,7 @@ impl Vm {
             import_root: None,
             ended: false,
             mailbox: Mailbox::new(),
-            sent_to: HashMap::new(),
+            sent_to: Default::default(),
             receipts: Vec::new(),
             memory_limit: None,
             master: false,
