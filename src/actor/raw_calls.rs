@@ -376,3 +376,70 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
     }
     Ok(stash)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::vm::Vm;
+    use mlua::Function;
+
+    fn rt_fn(vm: &Vm, name: &str) -> Function {
+        let (_, core) = vm.lua_and_core();
+        core.get::<Table>("rt").unwrap().get(name).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_inbox_has_no_senders_and_misuse_raises() {
+        let vm = Vm::new().unwrap();
+        let take = rt_fn(&vm, "inbox_take");
+        let (kind, v): (i32, mlua::Value) = take.call(()).unwrap();
+        assert_eq!((kind, v.is_nil()), (3, true));
+        let (lua, _) = vm.lua_and_core();
+        let err = rt_fn(&vm, "chan_send_fast")
+            .call::<()>((lua.create_table().unwrap(), 1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("address box expected"), "{err}");
+        let err = rt_fn(&vm, "mailbox_poll")
+            .call::<()>((1, true))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table expected"), "{err}");
+    }
+
+    /// A raw function called while the state is borrowed (a finalizer
+    /// inside another rt call) raises instead of touching it.
+    #[test]
+    fn a_busy_state_raises() {
+        let vm = Vm::new().unwrap();
+        let state = vm.shared_state().unwrap();
+        let _busy = state.borrow_mut();
+        let err = rt_fn(&vm, "inbox_take").call::<()>(()).unwrap_err().to_string();
+        assert!(err.contains("VM state is busy"), "{err}");
+        let (lua, _) = vm.lua_and_core();
+        let err = rt_fn(&vm, "mailbox_poll")
+            .call::<()>((lua.create_table().unwrap(), true))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("VM state is busy"), "{err}");
+    }
+
+    /// After the slot let go of the state (its `__gc` at `lua_close`) or
+    /// once the VM ended, the functions raise the closing error.
+    #[test]
+    fn a_released_or_ended_state_is_refused() {
+        let released = Slot {
+            state: None,
+            stash: Rc::new(Cell::new(None)),
+        };
+        assert_eq!(with_state(&released, |_| ()).unwrap_err(), VM_CLOSED);
+        let vm = Vm::new().unwrap();
+        let held = Slot {
+            state: Some(vm.shared_state().unwrap()),
+            stash: Rc::new(Cell::new(None)),
+        };
+        assert!(with_state(&held, |_| ()).is_ok());
+        drop(vm);
+        assert_eq!(with_state(&held, |_| ()).unwrap_err(), VM_CLOSED);
+    }
+}

@@ -1092,6 +1092,12 @@ impl Vm {
             .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))
     }
 
+    /// The Lua state and the core table, for unit tests of `rt` functions.
+    #[cfg(test)]
+    pub(crate) fn lua_and_core(&self) -> (&Lua, &Table) {
+        (&self.lua, &self.core)
+    }
+
     /// The scheduler's step function, looked up once.
     pub(crate) fn step_function(&self) -> mlua::Result<Function> {
         self.core.get("step")
