@@ -182,17 +182,24 @@ end
 -- What other actors left in the mailbox (called by the host before a step).
 local rbuf = {}
 local mailbox_poll = rt.mailbox_poll
+local function receipt(id, ok)
+  local f = sends[id]
+  if f then
+    sends[id] = nil
+    K.actor_waits = K.actor_waits - 1
+    wake(f, ok or CLOSED)
+  end
+end
 function K.actor_poll()
   local r = receiver
-  local n, kind, v = mailbox_poll(rbuf, r and true or false)
-  for i = 1, 2 * n, 2 do
-    local id, ok = rbuf[i], rbuf[i + 1]
-    rbuf[i], rbuf[i + 1] = nil, nil
-    local f = sends[id]
-    if f then
-      sends[id] = nil
-      K.actor_waits = K.actor_waits - 1
-      wake(f, ok or CLOSED)
+  -- the first receipt comes as return values, the rest in rbuf
+  local n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
+  if n > 0 then
+    receipt(id, ok)
+    for i = 1, 2 * (n - 1), 2 do
+      id, ok = rbuf[i], rbuf[i + 1]
+      rbuf[i], rbuf[i + 1] = nil, nil
+      receipt(id, ok)
     end
   end
   if r then

@@ -162,9 +162,10 @@ unsafe extern "C-unwind" fn inbox_take(l: *mut ffi::lua_State) -> c_int {
     2
 }
 
-/// `mailbox_poll(buf, receiving) -> n, kind, message`: the receipts that
-/// arrived (buf[2i-1], buf[2i] = send id, delivered), then, when a fiber
-/// is receiving, what `inbox_take` would return.
+/// `mailbox_poll(buf, receiving) -> n, kind, message[, id, delivered]`:
+/// how many receipts arrived, then, when a fiber is receiving, what
+/// `inbox_take` would return; the first receipt follows as two values,
+/// the others are in buf (buf[2i-1], buf[2i] = send id, delivered).
 unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: see `slot`; argument 1 is checked to be a table before any
     // write; the receipts vector is plain data (lost with an error, like
@@ -187,7 +188,8 @@ unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
             Err(msg) => raise(l, msg),
         };
         let n = receipts.len();
-        for (i, &(id, ok)) in receipts.iter().enumerate() {
+        let first = receipts.first().copied();
+        for (i, &(id, ok)) in receipts.iter().skip(1).enumerate() {
             ffi::lua_pushnumber(l, id as f64);
             ffi::lua_rawseti(l, 1, (2 * i + 1) as ffi::lua_Integer);
             ffi::lua_pushboolean(l, ok as c_int);
@@ -210,8 +212,15 @@ unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
         };
         ffi::lua_pushnumber(l, n as f64);
         push_got(l, got);
+        match first {
+            Some((id, ok)) => {
+                ffi::lua_pushnumber(l, id as f64);
+                ffi::lua_pushboolean(l, ok as c_int);
+                5
+            }
+            None => 3,
+        }
     }
-    3
 }
 
 /// The inbox a tx-channel handle addressed when its box was made (a
