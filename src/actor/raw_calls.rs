@@ -297,7 +297,10 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
         let is_box = ffi::lua_getmetatable(l, 1) != 0
             && ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
         if !is_box {
-            raise(l, c"bad argument #1 to 'chan_send_fast' (address box expected)");
+            raise(
+                l,
+                c"bad argument #1 to 'chan_send_fast' (address box expected)",
+            );
         }
         ffi::lua_settop(l, 3);
         let dest = match &(*(ffi::lua_touserdata(l, 1) as *const AddrBox)).0 {
@@ -423,7 +426,10 @@ mod tests {
         let vm = Vm::new().unwrap();
         let state = vm.shared_state().unwrap();
         let _busy = state.borrow_mut();
-        let err = rt_fn(&vm, "inbox_take").call::<()>(()).unwrap_err().to_string();
+        let err = rt_fn(&vm, "inbox_take")
+            .call::<()>(())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("VM state is busy"), "{err}");
         let (lua, _) = vm.lua_and_core();
         let err = rt_fn(&vm, "mailbox_poll")
