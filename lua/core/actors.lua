@@ -38,6 +38,11 @@ local function send_interrupter(f, id)
   end
 end
 
+-- handle -> its address box (src/actor/raw_calls.rs): scalars go out
+-- through chan_send_fast; dropped when the handle is closed or collected.
+local boxes = setmetatable({}, { __mode = 'k' })
+local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
+
 local tx_methods = {}
 function tx_methods.send(self, ...)
   local f = fiber_or_nil()
@@ -45,7 +50,15 @@ function tx_methods.send(self, ...)
   if select('#', ...) < 1 then raise_errno(E.EINVAL) end
   send_seq = send_seq + 1
   local id = send_seq
-  if not rt.chan_send(self, (...), id) then raise_core('channel_closed') end
+  local box = boxes[self]
+  if box == nil then
+    box = chan_box(self)
+    if box then boxes[self] = box end
+  end
+  local queued
+  if box then queued = chan_send_fast(box, (...), id) end
+  if queued == nil then queued = rt.chan_send(self, (...), id) end
+  if not queued then raise_core('channel_closed') end
   sends[id] = f
   K.actor_waits = K.actor_waits + 1
   local r = suspend(f, send_interrupter, id)
@@ -54,6 +67,7 @@ function tx_methods.send(self, ...)
 end
 function tx_methods.close(self)
   rt.chan_close(self)
+  boxes[self] = nil
 end
 
 ---------------------------------------------------------------------------
@@ -96,6 +110,7 @@ local function receive_interrupter(f)
   wake(f, INTERRUPTED)
 end
 
+local inbox_take, inbox_unstash = rt.inbox_take, rt.inbox_unstash
 local rx_methods = {}
 function rx_methods.receive(_)
   local f = fiber_or_nil()
@@ -105,8 +120,9 @@ function rx_methods.receive(_)
     raise_errno(E.EBUSY)
   end
   -- (a closed inbox answers 2 before anything else)
-  local kind, v = rt.inbox_take()
+  local kind, v = inbox_take()
   if kind == 1 then return v end
+  if kind == 4 then return inbox_unstash() end
   if kind == 2 then raise_core('channel_closed') end
   if K.sandboxed then return receive_from_host(f) end
   if kind == 3 then raise_core('no_senders') end
@@ -166,20 +182,30 @@ end
 -- What other actors left in the mailbox (called by the host before a step).
 local rbuf = {}
 local mailbox_poll = rt.mailbox_poll
+local function receipt(id, ok)
+  local f = sends[id]
+  if f then
+    sends[id] = nil
+    K.actor_waits = K.actor_waits - 1
+    wake(f, ok or CLOSED)
+  end
+end
 function K.actor_poll()
   local r = receiver
-  local n, kind, v = mailbox_poll(rbuf, r and true or false)
-  for i = 1, 2 * n, 2 do
-    local id, ok = rbuf[i], rbuf[i + 1]
-    rbuf[i], rbuf[i + 1] = nil, nil
-    local f = sends[id]
-    if f then
-      sends[id] = nil
-      K.actor_waits = K.actor_waits - 1
-      wake(f, ok or CLOSED)
+  -- the first receipt comes as return values, the rest in rbuf
+  local n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
+  if n > 0 then
+    receipt(id, ok)
+    for i = 1, 2 * (n - 1), 2 do
+      id, ok = rbuf[i], rbuf[i + 1]
+      rbuf[i], rbuf[i + 1] = nil, nil
+      receipt(id, ok)
     end
   end
   if r then
+    -- (after the receipts: a message that fails to build wakes no one,
+    -- but the senders whose receipts came are woken)
+    if kind == 4 then kind, v = 1, inbox_unstash() end
     if kind ~= 0 then
       receiver = false
       K.actor_waits = K.actor_waits - 1

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use mlua::{AnyUserData, Lua, MetaMethod, Table, UserData, UserDataMethods, Value};
 
-use super::mailbox::{ActorAddress, Envelope, Mailbox, Taken};
+use super::mailbox::{ActorAddress, Envelope, Mailbox};
 use super::message::{self, Capabilities, Limits, Message, MessageError};
 use super::vm::{borrow_state, unless_closing, with_state, SharedState, VmState};
 use crate::modules::error::{self, CoreError, ErrorCode};
@@ -143,25 +143,6 @@ fn channel_closed() -> mlua::Error {
     ErrorCode::core(CoreError::ChannelClosed).into()
 }
 
-/// What `receive` finds in the inbox: 1 and the message (its sender gets
-/// its receipt), 2 closed, 3 no senders, 0 nothing yet.
-fn take(lua: &Lua, state: &SharedState, own: &Arc<Mailbox>) -> mlua::Result<(i32, Value)> {
-    // The receipt may let the sender print on another thread.
-    borrow_state(state, VmState::flush_if_output)?;
-    Ok(match own.take() {
-        Taken::Message(env) => {
-            let caps = ActorCapabilities {
-                own,
-                others: fd_capabilities(),
-            };
-            (1, message::to_lua(lua, env.msg, &caps, &Limits::default())?)
-        }
-        Taken::Closed => (2, Value::Nil),
-        Taken::NoSenders => (3, Value::Nil),
-        Taken::Nothing => (0, Value::Nil),
-    })
-}
-
 /// Registers the userdata names and the actor functions of `rt`. The
 /// functions a message passes through hold the VM state (`state`) and
 /// borrow it directly: looking it up in the app data at each step was
@@ -222,6 +203,22 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
             },
         ))?,
     )?;
+    // chan_box(handle) -> the address box chan_send_fast takes (raw_calls.rs)
+    // | false when the handle is closed
+    rt.set(
+        "chan_box",
+        lua.create_function(unless_closing(|lua, handle: Value| {
+            let Value::UserData(ud) = handle else {
+                return Err(error::einval(1));
+            };
+            let handle = ud.borrow::<ChannelHandle>().map_err(|_| error::einval(1))?;
+            let dest = match &*handle.0.borrow() {
+                Some(a) => a.mailbox.clone(),
+                None => return Ok(Value::Boolean(false)),
+            };
+            super::raw_calls::new_addr_box(lua, dest)
+        }))?,
+    )?;
     rt.set(
         "chan_close",
         lua.create_function(unless_closing(|_, handle: AnyUserData| {
@@ -246,48 +243,23 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
             Ok(withdrawn)
         }))?,
     )?;
-    // mailbox_poll(buf, receiving) -> n, kind, message: the receipts that
-    // arrived (buf[2i-1], buf[2i] = send id, delivered), then, when a fiber
-    // is receiving, what inbox_take would return.
+    // mailbox_poll and inbox_take are raw C functions (raw_calls.rs); a
+    // message they cannot build alone (tables, channels, fds) is built by
+    // inbox_unstash() -> message.
+    let stash = super::raw_calls::register(lua, rt, state)?;
     let held = state.clone();
     rt.set(
-        "mailbox_poll",
-        lua.create_function(unless_closing(
-            move |lua, (buf, receiving): (Table, bool)| {
-                let (receipts, own) = borrow_state(&held, |st| {
-                    let mut receipts = std::mem::take(&mut st.receipts);
-                    st.mailbox.take_receipts(&mut receipts);
-                    for (id, _) in &receipts {
-                        st.sent_to.remove(id);
-                    }
-                    (receipts, st.mailbox.clone())
-                })?;
-                for (i, (id, ok)) in receipts.iter().enumerate() {
-                    buf.raw_set(2 * i + 1, *id)?;
-                    buf.raw_set(2 * i + 2, *ok)?;
-                }
-                let n = receipts.len();
-                borrow_state(&held, |st| {
-                    let mut receipts = receipts;
-                    receipts.clear();
-                    st.receipts = receipts;
-                })?;
-                let (kind, v) = if receiving {
-                    take(lua, &held, &own)?
-                } else {
-                    (0, Value::Nil)
-                };
-                Ok((n, kind, v))
-            },
-        ))?,
-    )?;
-    // inbox_take() -> 1, message | 2 (closed) | 3 (no senders) | 0 (nothing)
-    let held = state.clone();
-    rt.set(
-        "inbox_take",
+        "inbox_unstash",
         lua.create_function(unless_closing(move |lua, ()| {
+            let msg = stash
+                .take()
+                .ok_or_else(|| mlua::Error::runtime("luring: no message to unstash"))?;
             let own = borrow_state(&held, |st| st.mailbox.clone())?;
-            take(lua, &held, &own)
+            let caps = ActorCapabilities {
+                own: &own,
+                others: fd_capabilities(),
+            };
+            message::to_lua(lua, msg, &caps, &Limits::default())
         }))?,
     )?;
     rt.set(

@@ -40,7 +40,6 @@
 //!   after every op that names it) is gone.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -115,7 +114,7 @@ pub(crate) struct VmState {
     pub(crate) mailbox: Arc<Mailbox>,
     /// Where each unfinished send of this VM went (send id -> inbox), so an
     /// interrupted send can withdraw its message.
-    pub(crate) sent_to: HashMap<u64, Arc<Mailbox>>,
+    pub(crate) sent_to: crate::actor::mailbox::SendIdMap<Arc<Mailbox>>,
     /// Spare buffer for rendezvous receipts.
     pub(crate) receipts: Vec<(u64, bool)>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
@@ -143,6 +142,11 @@ fn stdout_is_tty() -> bool {
 const STDOUT_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl VmState {
+    /// Set once the VM ended (see the field).
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended
+    }
+
     /// Ring operations whose completion has not been reaped yet.
     pub(crate) fn in_flight(&self) -> bool {
         self.executor.in_flight() > 0
@@ -866,7 +870,7 @@ impl Vm {
             import_root: None,
             ended: false,
             mailbox: Mailbox::new(),
-            sent_to: HashMap::new(),
+            sent_to: Default::default(),
             receipts: Vec::new(),
             memory_limit: None,
             master: false,
@@ -1088,6 +1092,12 @@ impl Vm {
             .flatten()
             .map(|state| state.clone())
             .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))
+    }
+
+    /// The Lua state and the core table, for unit tests of `rt` functions.
+    #[cfg(test)]
+    pub(crate) fn lua_and_core(&self) -> (&Lua, &Table) {
+        (&self.lua, &self.core)
     }
 
     /// The scheduler's step function, looked up once.

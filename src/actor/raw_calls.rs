@@ -1,0 +1,460 @@
+//! The `rt` calls a message passes through as raw `lua_CFunction`s:
+//! `chan_send_fast` (out of the sender), `mailbox_poll` and `inbox_take`
+//! (into the receiver), without mlua's callback frame and argument
+//! conversion (together about a third of a same-thread round trip,
+//! docs/performance.md "Actors").
+//!
+//! Invariants:
+//! - Each function holds the VM state through its upvalue 1, a userdata
+//!   (`Slot`) whose `__gc` lets go of the state; after that (finalizers run
+//!   by `lua_close`) the functions raise the "VM is closing" error, and so
+//!   they do once the VM `ended`, like `borrow_state`.
+//! - No Lua API call that can raise (allocation: strings, table slots) runs
+//!   while a `VmState` borrow is held; an error unwinds through these
+//!   frames only where they own nothing but plain data and message bytes
+//!   (dropped on the way, like in any mlua callback).
+//! - A message that is not a boolean, number or string is not built here:
+//!   it waits in the slot's `stash` and the caller gets kind 4, then calls
+//!   `rt.inbox_unstash` (an mlua function) to build its tables. Nothing
+//!   else runs in between.
+//! - `chan_send_fast` copies booleans, numbers and strings up to the
+//!   message limits; for anything else (and a closed handle) it answers
+//!   nil and the caller uses the mlua `rt.chan_send`, which owns every
+//!   error path. It addresses an inbox through an address box (`AddrBox`, a
+//!   userdata only `rt.chan_box` makes, checked by its metatable): the
+//!   inbox's `Arc`, which is not a sender (only the tx-channel handle it
+//!   was made from counts as one); the core code drops its box when it
+//!   closes the handle.
+
+use std::cell::Cell;
+use std::ffi::{c_int, CStr};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mlua::ffi;
+use mlua::{Lua, Table};
+
+use super::mailbox::{Envelope, Mailbox, Taken};
+use super::message::{Limits, Message};
+use super::vm::{SharedState, VmState};
+
+/// A message taken from the inbox that needs mlua to be built (tables,
+/// channels, fds): see the module invariants.
+pub(crate) type Stash = Rc<Cell<Option<Message>>>;
+
+/// Upvalue 1 of every function here (a full userdata).
+struct Slot {
+    state: Option<SharedState>,
+    stash: Stash,
+}
+
+/// What a take found: a kind for Lua (0 nothing, 2 closed, 3 no senders,
+/// 4 stashed) or a scalar message to push (kind 1).
+enum Got {
+    Kind(c_int),
+    Scalar(Message),
+}
+
+const VM_CLOSED: &CStr =
+    c"the VM is closing: runtime functions are unavailable in finalizers run at exit";
+const STATE_BUSY: &CStr = c"luring: VM state is busy (runtime function called from a finalizer)";
+
+unsafe extern "C-unwind" fn slot_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: this `__gc` is only set on the userdata `register` made,
+    // which holds an initialised `Slot`; `state` is taken out, never read
+    // after (the functions see `None` and raise).
+    unsafe {
+        let slot = ffi::lua_touserdata(l, 1) as *mut Slot;
+        if !slot.is_null() {
+            drop((*slot).state.take());
+            (*slot).stash.set(None);
+        }
+    }
+    0
+}
+
+/// Raises `msg` as a Lua error. Callers own nothing that needs a drop.
+unsafe fn raise(l: *mut ffi::lua_State, msg: &'static CStr) -> ! {
+    // SAFETY: the caller's frame owns nothing to drop (see above); the
+    // string is static.
+    unsafe {
+        ffi::lua_pushstring(l, msg.as_ptr());
+        ffi::lua_error(l)
+    }
+}
+
+/// The slot of the running function.
+unsafe fn slot<'a>(l: *mut ffi::lua_State) -> &'a Slot {
+    // SAFETY: every function here is a closure made by `register` with the
+    // `Slot` userdata as upvalue 1; the userdata lives while the closure
+    // is running (the closure references it).
+    unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot) }
+}
+
+/// Borrows the state of `slot` for `f` (no Lua runs inside `f`).
+fn with_state<R>(slot: &Slot, f: impl FnOnce(&mut VmState) -> R) -> Result<R, &'static CStr> {
+    let state = slot.state.as_ref().ok_or(VM_CLOSED)?;
+    let mut st = state.try_borrow_mut().map_err(|_| STATE_BUSY)?;
+    if st.is_ended() {
+        return Err(VM_CLOSED);
+    }
+    Ok(f(&mut st))
+}
+
+/// What `receive` finds in the inbox; a message's sender gets its receipt.
+fn take(slot: &Slot, st: &mut VmState) -> Got {
+    // The receipt may let the sender print on another thread.
+    st.flush_if_output();
+    match st.mailbox.take() {
+        Taken::Message(env) => match env.msg {
+            m @ (Message::Bool(_) | Message::Number(_) | Message::String(_)) => Got::Scalar(m),
+            other => {
+                slot.stash.set(Some(other));
+                Got::Kind(4)
+            }
+        },
+        Taken::Closed => Got::Kind(2),
+        Taken::NoSenders => Got::Kind(3),
+        Taken::Nothing => Got::Kind(0),
+    }
+}
+
+/// Pushes kind and value (2 values).
+unsafe fn push_got(l: *mut ffi::lua_State, got: Got) {
+    // SAFETY: the caller made room for 2 values (`lua_checkstack` or the
+    // 20 slots LuaJIT guarantees a C function); `lua_pushlstring` copies
+    // the bytes, which are dropped afterwards (or while an out-of-memory
+    // error unwinds).
+    unsafe {
+        match got {
+            Got::Kind(kind) => {
+                ffi::lua_pushinteger(l, kind as ffi::lua_Integer);
+                ffi::lua_pushnil(l);
+            }
+            Got::Scalar(m) => {
+                ffi::lua_pushinteger(l, 1);
+                match m {
+                    Message::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
+                    Message::Number(n) => ffi::lua_pushnumber(l, n),
+                    Message::String(s) => {
+                        ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+                    }
+                    _ => unreachable!("only scalars are pushed here"),
+                }
+            }
+        }
+    }
+}
+
+/// `inbox_take() -> 1, message | 2 (closed) | 3 (no senders) | 0
+/// (nothing) | 4 (call inbox_unstash for the message)`
+unsafe extern "C-unwind" fn inbox_take(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `slot`; `raise` runs with nothing to drop here (the
+    // error is a static string).
+    unsafe {
+        let slot = slot(l);
+        let got = match with_state(slot, |st| take(slot, st)) {
+            Ok(got) => got,
+            Err(msg) => raise(l, msg),
+        };
+        push_got(l, got);
+    }
+    2
+}
+
+/// `mailbox_poll(buf, receiving) -> n, kind, message[, id, delivered]`:
+/// how many receipts arrived, then, when a fiber is receiving, what
+/// `inbox_take` would return; the first receipt follows as two values,
+/// the others are in buf (buf[2i-1], buf[2i] = send id, delivered).
+unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `slot`; argument 1 is checked to be a table before any
+    // write; the receipts vector is plain data (lost with an error, like
+    // the mlua version lost them).
+    unsafe {
+        let slot = slot(l);
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            raise(l, c"bad argument #1 to 'mailbox_poll' (table expected)");
+        }
+        let receiving = ffi::lua_toboolean(l, 2) != 0;
+        let receipts = match with_state(slot, |st| {
+            let mut receipts = std::mem::take(&mut st.receipts);
+            st.mailbox.take_receipts(&mut receipts);
+            for (id, _) in &receipts {
+                st.sent_to.remove(id);
+            }
+            receipts
+        }) {
+            Ok(r) => r,
+            Err(msg) => raise(l, msg),
+        };
+        let n = receipts.len();
+        let first = receipts.first().copied();
+        for (i, &(id, ok)) in receipts.iter().skip(1).enumerate() {
+            ffi::lua_pushnumber(l, id as f64);
+            ffi::lua_rawseti(l, 1, (2 * i + 1) as ffi::lua_Integer);
+            ffi::lua_pushboolean(l, ok as c_int);
+            ffi::lua_rawseti(l, 1, (2 * i + 2) as ffi::lua_Integer);
+        }
+        // Keep the vector's capacity for the next poll.
+        let got = with_state(slot, move |st| {
+            let mut receipts = receipts;
+            receipts.clear();
+            st.receipts = receipts;
+            if receiving {
+                take(slot, st)
+            } else {
+                Got::Kind(0)
+            }
+        });
+        let got = match got {
+            Ok(got) => got,
+            Err(msg) => raise(l, msg),
+        };
+        ffi::lua_pushnumber(l, n as f64);
+        push_got(l, got);
+        match first {
+            Some((id, ok)) => {
+                ffi::lua_pushnumber(l, id as f64);
+                ffi::lua_pushboolean(l, ok as c_int);
+                5
+            }
+            None => 3,
+        }
+    }
+}
+
+/// The inbox a tx-channel handle addressed when its box was made (a
+/// full userdata, metatable `ADDR_BOX_KEY` in the registry).
+struct AddrBox(Option<Arc<Mailbox>>);
+
+/// Registry key of the address boxes' metatable.
+const ADDR_BOX_KEY: &CStr = c"luring.addr_box";
+
+unsafe extern "C-unwind" fn addr_box_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: set only on boxes `new_addr_box` initialised; the `Arc` is
+    // taken out once.
+    unsafe {
+        let b = ffi::lua_touserdata(l, 1) as *mut AddrBox;
+        if !b.is_null() {
+            drop((*b).0.take());
+        }
+    }
+    0
+}
+
+/// A new address box for `inbox` (what `rt.chan_box` returns).
+pub(crate) fn new_addr_box(lua: &Lua, inbox: Arc<Mailbox>) -> mlua::Result<mlua::Value> {
+    const _: () = assert!(std::mem::align_of::<AddrBox>() <= 8);
+    // SAFETY: `exec_raw` runs this in protected mode with room for 3
+    // values: the metatable is fetched before the userdata is made, so the
+    // box is written right after its allocation, before anything else can
+    // fail; the box is left on the stack as the result.
+    unsafe {
+        lua.exec_raw::<mlua::Value>((), |l| {
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, ADDR_BOX_KEY.as_ptr());
+            let b = ffi::lua_newuserdata(l, std::mem::size_of::<AddrBox>()) as *mut AddrBox;
+            std::ptr::write(b, AddrBox(Some(inbox)));
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_remove(l, -2);
+        })
+    }
+}
+
+/// The scalar message argument `idx` holds, if it is one that
+/// `chan_send_fast` copies.
+unsafe fn scalar_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
+    // SAFETY: reads a stack slot of the running function; `lua_tolstring`
+    // on a string allocates nothing and the bytes are copied at once.
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TBOOLEAN => Some(Message::Bool(ffi::lua_toboolean(l, idx) != 0)),
+            ffi::LUA_TNUMBER => Some(Message::Number(ffi::lua_tonumber(l, idx))),
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(l, idx, &mut len);
+                if p.is_null() || len > Limits::DEFAULT.max_payload_bytes {
+                    return None;
+                }
+                Some(Message::String(
+                    std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec(),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `chan_send_fast(box, value, send id) -> true queued | false closed |
+/// nil (use rt.chan_send)`
+unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: argument 1 is read as an `AddrBox` only after its metatable
+    // was found to be the boxes' (upvalue 2); see `slot` and `raise` (the
+    // message is moved into the closure, so nothing is left to drop when
+    // `raise` runs).
+    unsafe {
+        let slot = slot(l);
+        let is_box = ffi::lua_getmetatable(l, 1) != 0
+            && ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
+        if !is_box {
+            raise(
+                l,
+                c"bad argument #1 to 'chan_send_fast' (address box expected)",
+            );
+        }
+        ffi::lua_settop(l, 3);
+        let dest = match &(*(ffi::lua_touserdata(l, 1) as *const AddrBox)).0 {
+            Some(dest) => dest,
+            None => return 0,
+        };
+        let Some(msg) = scalar_at(l, 2) else { return 0 };
+        let id = ffi::lua_tonumber(l, 3) as u64;
+        if dest.is_closed() {
+            ffi::lua_pushboolean(l, 0);
+            return 1;
+        }
+        let queued = with_state(slot, move |st| {
+            // What this VM printed comes out before the receiver can
+            // react, on whatever thread it runs.
+            st.flush_if_output();
+            let env = Envelope {
+                msg,
+                sender: Some(st.mailbox.clone()),
+                send_id: id,
+            };
+            if dest.post(env).is_err() {
+                return false;
+            }
+            st.sent_to.insert(id, dest.clone());
+            true
+        });
+        match queued {
+            Ok(q) => ffi::lua_pushboolean(l, q as c_int),
+            Err(msg) => raise(l, msg),
+        }
+    }
+    1
+}
+
+/// Adds `chan_send_fast`, `mailbox_poll` and `inbox_take` to `rt`,
+/// holding `state`; returns
+/// the stash `rt.inbox_unstash` empties.
+pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<Stash> {
+    const _: () = assert!(std::mem::align_of::<Slot>() <= 8);
+    let stash: Stash = Rc::new(Cell::new(None));
+    let slot = Slot {
+        state: Some(state.clone()),
+        stash: stash.clone(),
+    };
+    // SAFETY: `exec_raw` pushes `rt` (stack: [rt]) and runs this in
+    // protected mode with room for 3 more values (`lua_checkstack` for
+    // the rest). Each metatable is made before its userdata, so that the
+    // `Slot` is written right after the allocation, before anything else
+    // can fail; each closure takes copies of the slot and the address
+    // boxes' metatable as its upvalues; everything pushed is popped.
+    unsafe {
+        lua.exec_raw::<()>(rt, |l| {
+            ffi::lua_checkstack(l, 8);
+            // the address boxes' metatable, also in the registry
+            ffi::lua_createtable(l, 0, 2);
+            ffi::lua_pushcfunction(l, addr_box_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, ADDR_BOX_KEY.as_ptr());
+            // stack: [rt, box_mt]
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushcfunction(l, slot_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            let ud = ffi::lua_newuserdata(l, std::mem::size_of::<Slot>()) as *mut Slot;
+            std::ptr::write(ud, slot);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setmetatable(l, -2);
+            // stack: [rt, box_mt, slot_mt, slot]
+            let fns: [(&CStr, ffi::lua_CFunction); 3] = [
+                (c"chan_send_fast", chan_send_fast),
+                (c"mailbox_poll", mailbox_poll),
+                (c"inbox_take", inbox_take),
+            ];
+            for (name, f) in fns {
+                ffi::lua_pushvalue(l, -1);
+                ffi::lua_pushvalue(l, -4);
+                ffi::lua_pushcclosure(l, f, 2);
+                ffi::lua_setfield(l, -5, name.as_ptr());
+            }
+            ffi::lua_pop(l, 4);
+        })?;
+    }
+    Ok(stash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::vm::Vm;
+    use mlua::Function;
+
+    fn rt_fn(vm: &Vm, name: &str) -> Function {
+        let (_, core) = vm.lua_and_core();
+        core.get::<Table>("rt").unwrap().get(name).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_inbox_has_no_senders_and_misuse_raises() {
+        let vm = Vm::new().unwrap();
+        let take = rt_fn(&vm, "inbox_take");
+        let (kind, v): (i32, mlua::Value) = take.call(()).unwrap();
+        assert_eq!((kind, v.is_nil()), (3, true));
+        let (lua, _) = vm.lua_and_core();
+        let err = rt_fn(&vm, "chan_send_fast")
+            .call::<()>((lua.create_table().unwrap(), 1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("address box expected"), "{err}");
+        let err = rt_fn(&vm, "mailbox_poll")
+            .call::<()>((1, true))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("table expected"), "{err}");
+    }
+
+    /// A raw function called while the state is borrowed (a finalizer
+    /// inside another rt call) raises instead of touching it.
+    #[test]
+    fn a_busy_state_raises() {
+        let vm = Vm::new().unwrap();
+        let state = vm.shared_state().unwrap();
+        let _busy = state.borrow_mut();
+        let err = rt_fn(&vm, "inbox_take")
+            .call::<()>(())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("VM state is busy"), "{err}");
+        let (lua, _) = vm.lua_and_core();
+        let err = rt_fn(&vm, "mailbox_poll")
+            .call::<()>((lua.create_table().unwrap(), true))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("VM state is busy"), "{err}");
+    }
+
+    /// After the slot let go of the state (its `__gc` at `lua_close`) or
+    /// once the VM ended, the functions raise the closing error.
+    #[test]
+    fn a_released_or_ended_state_is_refused() {
+        let released = Slot {
+            state: None,
+            stash: Rc::new(Cell::new(None)),
+        };
+        assert_eq!(with_state(&released, |_| ()).unwrap_err(), VM_CLOSED);
+        let vm = Vm::new().unwrap();
+        let held = Slot {
+            state: Some(vm.shared_state().unwrap()),
+            stash: Rc::new(Cell::new(None)),
+        };
+        assert!(with_state(&held, |_| ()).is_ok());
+        drop(vm);
+        assert_eq!(with_state(&held, |_| ()).unwrap_err(), VM_CLOSED);
+    }
+}
