@@ -28,8 +28,10 @@
 //! Settings (environment): LURING_BENCH_SECS (10), LURING_BENCH_RUNS (5),
 //! LURING_BENCH_CONNS (50), LURING_BENCH_SYSCALL_SECS (min(SECS, 3)),
 //! LURING_BENCH_SYSCALL_COUNTER (`perf`, `strace` or `none`; default perf if
-//! it works, else strace). Arguments select servers: `luring`, `tokio`,
-//! `uring` (default all).
+//! it works, else strace), LURING_BENCH_REF_BIN (another `luring` binary,
+//! say main's, served as `luring-ref` in the same runs: an A/B within one
+//! run). Arguments select servers: `luring`, `luring-ref`, `tokio`, `uring`
+//! (default all; `luring-ref` only when LURING_BENCH_REF_BIN is set).
 //!
 //! Run: `cargo bench --bench echo` or e.g.
 //! `LURING_BENCH_SECS=1 LURING_BENCH_RUNS=1 cargo bench --bench echo -- tokio uring`.
@@ -55,16 +57,23 @@ const PATIENCE: Duration = Duration::from_secs(20);
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Server {
     Luring,
+    LuringRef,
     Tokio,
     Uring,
 }
 
 impl Server {
-    const ALL: [Server; 3] = [Server::Luring, Server::Tokio, Server::Uring];
+    const ALL: [Server; 4] = [
+        Server::Luring,
+        Server::LuringRef,
+        Server::Tokio,
+        Server::Uring,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Server::Luring => "luring",
+            Server::LuringRef => "luring-ref",
             Server::Tokio => "tokio",
             Server::Uring => "uring",
         }
@@ -73,6 +82,7 @@ impl Server {
     fn label(self) -> &'static str {
         match self {
             Server::Luring => "luring (echo_server.lua)",
+            Server::LuringRef => "luring-ref (LURING_BENCH_REF_BIN)",
             Server::Tokio => "tokio (current thread)",
             Server::Uring => "io-uring (plain)",
         }
@@ -81,12 +91,17 @@ impl Server {
     /// The command that serves on `port`, or why it cannot run here.
     fn command(self, port: u16) -> Result<Command, String> {
         match self {
-            Server::Luring => {
+            Server::Luring | Server::LuringRef => {
                 let script = echo_script();
                 if !script.exists() {
                     return Err(format!("{} does not exist yet", script.display()));
                 }
-                let mut c = Command::new(io_common::luring_bin());
+                let bin = match self {
+                    Server::LuringRef => io_common::reference_bin()
+                        .ok_or("LURING_BENCH_REF_BIN is not set")?,
+                    _ => io_common::luring_bin().into(),
+                };
+                let mut c = Command::new(bin);
                 c.arg(script).arg(port.to_string());
                 Ok(c)
             }
@@ -756,13 +771,19 @@ fn main() {
             match Server::ALL.iter().find(|s| s.name() == name.as_str()) {
                 Some(s) => chosen.push(*s),
                 None => {
-                    eprintln!("unknown server {name:?}: choose among luring, tokio, uring");
+                    eprintln!(
+                        "unknown server {name:?}: choose among luring, luring-ref, tokio, uring"
+                    );
                     std::process::exit(2)
                 }
             }
         }
         if chosen.is_empty() {
-            Server::ALL.to_vec()
+            let with_ref = io_common::reference_bin().is_some();
+            Server::ALL
+                .into_iter()
+                .filter(|s| *s != Server::LuringRef || with_ref)
+                .collect()
         } else {
             chosen
         }

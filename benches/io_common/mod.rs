@@ -25,6 +25,13 @@ pub fn luring_bin() -> &'static str {
     env!("CARGO_BIN_EXE_luring")
 }
 
+/// A second `luring` binary to measure beside this one in the same runs
+/// (`LURING_BENCH_REF_BIN`, say a copy of main's build): an A/B that shares
+/// the machine's noise.
+pub fn reference_bin() -> Option<PathBuf> {
+    std::env::var_os("LURING_BENCH_REF_BIN").map(PathBuf::from)
+}
+
 /// An environment setting parsed as `T`, or `default` when unset. A value
 /// that does not parse stops the bench with a message naming the variable.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

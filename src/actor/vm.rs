@@ -395,7 +395,8 @@ impl HeldState {
         self.submit_inline(inline, |st| st.executor.read(fd, OpBuffer::Span(span)))
     }
 
-    /// [`submit_write`] on the held state, maybe completed inline.
+    /// A ring write of a string (copied) or byte_span on the held state,
+    /// maybe completed inline.
     pub(crate) fn write(
         &self,
         inline: bool,
@@ -418,15 +419,6 @@ pub(crate) fn submit_read(lua: &Lua, fd: &OpFd, span: byte_span::SpanRef) -> mlu
     submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
 }
 
-/// See [`submit_read`]; `buf` is a string (copied) or a byte_span.
-pub(crate) fn submit_write(lua: &Lua, fd: &OpFd, buf: &Value) -> mlua::Result<f64> {
-    let buf = op_buffer(buf)?;
-    submit_op(lua, |st| {
-        // Earlier print output goes first (the fd may be a copy of stdout).
-        st.flush_stdout(false)?;
-        st.executor.write(fd, buf)
-    })
-}
 
 fn op_id(n: f64) -> mlua::Result<OpId> {
     OpId::from_f64(n).ok_or_else(|| error::einval(1))
