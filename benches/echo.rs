@@ -25,6 +25,10 @@
 //! every system call of all its threads over its whole life (start-up and
 //! accepts included) is divided by every message it echoed.
 //!
+//! Server CPU per message: the server's user + system time over its whole
+//! life in a measured run (`getrusage` of the reaped child), divided by
+//! every message it echoed; steadier than msgs/s when the machine is shared.
+//!
 //! Settings (environment): LURING_BENCH_SECS (10), LURING_BENCH_RUNS (5),
 //! LURING_BENCH_CONNS (50), LURING_BENCH_SYSCALL_SECS (min(SECS, 3)),
 //! LURING_BENCH_SYSCALL_COUNTER (`perf`, `strace` or `none`; default perf if
@@ -745,6 +749,7 @@ struct Figures {
     msgs_per_s: Vec<f64>,
     p50_us: Vec<f64>,
     p99_us: Vec<f64>,
+    cpu_us_per_msg: Vec<f64>,
     syscalls_per_msg: Option<f64>,
     skipped: Option<String>,
 }
@@ -819,6 +824,7 @@ fn main() {
                 continue;
             }
             let port = free_port();
+            let cpu0 = io_common::children_cpu();
             let outcome = server
                 .command(port)
                 .and_then(|cmd| start_server(cmd, port, false))
@@ -829,13 +835,16 @@ fn main() {
                 });
             match outcome {
                 Ok(r) => {
+                    let cpu_us = (io_common::children_cpu() - cpu0) * 1e6 / r.total_messages as f64;
                     eprintln!(
-                        "run {run}/{runs} {:<8} {:>10.0} msgs/s  p50 {:>7.1} us  p99 {:>7.1} us",
+                        "run {run}/{runs} {:<10} {:>10.0} msgs/s  p50 {:>7.1} us  p99 {:>7.1} us  \
+                         CPU {cpu_us:.2} us/msg",
                         server.name(),
                         r.msgs_per_s,
                         r.p50_us,
                         r.p99_us
                     );
+                    fig.cpu_us_per_msg.push(cpu_us);
                     fig.msgs_per_s.push(r.msgs_per_s);
                     fig.p50_us.push(r.p50_us);
                     fig.p99_us.push(r.p99_us);
@@ -871,11 +880,13 @@ fn main() {
         .find(|(s, f)| *s == Server::Tokio && f.skipped.is_none())
         .map(|(_, f)| (median(f.msgs_per_s.clone()), median(f.p99_us.clone())));
     println!();
-    println!("| server | msgs/s | p50 | p99 | syscalls/msg | msgs/s vs tokio | p99 vs tokio |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| server | msgs/s | p50 | p99 | syscalls/msg | server CPU/msg | msgs/s vs tokio | p99 vs tokio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (server, fig) in &figures {
         if let Some(why) = &fig.skipped {
-            println!("| {} | skipped: {why} | | | | | |", server.label());
+            println!("| {} | skipped: {why} | | | | | | |", server.label());
             continue;
         }
         let (rate, p50, p99) = (
@@ -890,8 +901,9 @@ fn main() {
             (format!("{:.2}×", rate / tr), format!("{:.2}×", p99 / tp))
         });
         println!(
-            "| {} | {rate:.0} | {p50:.1} µs | {p99:.1} µs | {syscalls} | {vs_rate} | {vs_p99} |",
-            server.label()
+            "| {} | {rate:.0} | {p50:.1} µs | {p99:.1} µs | {syscalls} | {:.2} µs | {vs_rate} | {vs_p99} |",
+            server.label(),
+            median(fig.cpu_us_per_msg.clone())
         );
     }
     println!("(medians of {runs} runs)");

@@ -51,19 +51,9 @@ fn dev_null() -> Stdio {
     )
 }
 
-/// CPU seconds (user + system) of every waited child so far.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage writes one `rusage` into the zeroed local.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid `who` and a valid out pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(ru.ru_utime) + secs(ru.ru_stime)
-}
-
 /// Wall and CPU seconds of `cat FILE > /dev/null`.
 fn time_cat(path: &Path) -> (f64, f64) {
-    let cpu0 = children_cpu();
+    let cpu0 = io_common::children_cpu();
     let t0 = Instant::now();
     let status = Command::new("cat")
         .arg(path)
@@ -72,13 +62,13 @@ fn time_cat(path: &Path) -> (f64, f64) {
         .expect("cat runs");
     let secs = t0.elapsed().as_secs_f64();
     assert!(status.success(), "cat failed: {status}");
-    (secs, children_cpu() - cpu0)
+    (secs, io_common::children_cpu() - cpu0)
 }
 
 /// Wall and CPU seconds of `BIN read_file.lua FILE`; checks it read `size`
 /// bytes.
 fn time_luring(bin: &Path, path: &Path, size: u64) -> Result<(f64, f64), String> {
-    let cpu0 = children_cpu();
+    let cpu0 = io_common::children_cpu();
     let t0 = Instant::now();
     let out = Command::new(bin)
         .arg(io_common::lua_script("read_file.lua"))
@@ -87,7 +77,7 @@ fn time_luring(bin: &Path, path: &Path, size: u64) -> Result<(f64, f64), String>
         .output()
         .map_err(|e| format!("cannot run luring: {e}"))?;
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = children_cpu() - cpu0;
+    let cpu = io_common::children_cpu() - cpu0;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let read: Option<u64> = stdout
         .lines()
