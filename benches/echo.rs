@@ -101,8 +101,9 @@ impl Server {
                     return Err(format!("{} does not exist yet", script.display()));
                 }
                 let bin = match self {
-                    Server::LuringRef => io_common::reference_bin()
-                        .ok_or("LURING_BENCH_REF_BIN is not set")?,
+                    Server::LuringRef => {
+                        io_common::reference_bin().ok_or("LURING_BENCH_REF_BIN is not set")?
+                    }
                     _ => io_common::luring_bin().into(),
                 };
                 let mut c = Command::new(bin);

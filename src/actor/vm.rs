@@ -419,7 +419,6 @@ pub(crate) fn submit_read(lua: &Lua, fd: &OpFd, span: byte_span::SpanRef) -> mlu
     submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
 }
 
-
 fn op_id(n: f64) -> mlua::Result<OpId> {
     OpId::from_f64(n).ok_or_else(|| error::einval(1))
 }

@@ -899,7 +899,11 @@ fn other_completions_send_an_inline_op_through_the_turn() {
     assert!(ex.has_stashed());
     let mut reaped = Reaped::default();
     ex.turn(false, &mut reaped).unwrap();
-    let got: Vec<_> = reaped.completions.iter().map(|c| (c.id, c.result)).collect();
+    let got: Vec<_> = reaped
+        .completions
+        .iter()
+        .map(|c| (c.id, c.result))
+        .collect();
     assert_eq!(got, vec![(nop, 0), (id, 3)]);
     // With completions stashed, nothing is even submitted: the stash is
     // delivered first, then the op in the ring's order.
@@ -915,6 +919,10 @@ fn other_completions_send_an_inline_op_through_the_turn() {
     assert_eq!(ex.complete_inline(id).unwrap(), None);
     assert_eq!(ex.in_flight(), 1, "the read waits in the SQ");
     ex.turn(false, &mut reaped).unwrap();
-    let got: Vec<_> = reaped.completions.iter().map(|c| (c.id, c.result)).collect();
+    let got: Vec<_> = reaped
+        .completions
+        .iter()
+        .map(|c| (c.id, c.result))
+        .collect();
     assert_eq!(got, vec![(nop1, 0), (nop2, 0), (id, 1)]);
 }

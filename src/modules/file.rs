@@ -81,38 +81,32 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     // hold the state, and with `inline` (lua/io_object.lua
     // IO.run_op_inline) a read of cached data or a buffered write
     // completes during its submission (`HeldState::submit_inline`).
+    type ChunkArgs = (bool, Value, Value);
+    type ChunkAtArgs = (bool, Value, Value, Value);
     let held = HeldState::of(lua)?;
-    prim!(
-        "read",
-        move |_, (inline, holder, buf): (bool, Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            held.read(inline, &fd, byte_span::span_arg(&buf, 2)?)
-        }
-    );
+    prim!("read", move |_, (inline, holder, buf): ChunkArgs| {
+        let fd = holder_fd(&holder)?;
+        held.read(inline, &fd, byte_span::span_arg(&buf, 2)?)
+    });
     let held = HeldState::of(lua)?;
-    prim!(
-        "write",
-        move |_, (inline, holder, buf): (bool, Value, Value)| {
-            let fd = holder_fd(&holder)?;
-            held.write(inline, &fd, &buf)
-        }
-    );
+    prim!("write", move |_, (inline, holder, buf): ChunkArgs| {
+        let fd = holder_fd(&holder)?;
+        held.write(inline, &fd, &buf)
+    });
     let held = HeldState::of(lua)?;
     prim!(
         "read_at",
-        move |_, (inline, holder, offset, buf): (bool, Value, Value, Value)| {
+        move |_, (inline, holder, offset, buf): ChunkAtArgs| {
             let fd = holder_fd(&holder)?;
             let offset = count_arg(&offset, 2, MAX_OFFSET)?;
-            let span = byte_span::span_arg(&buf, 3)?;
-            held.submit_inline(inline, |st| {
-                st.executor.read_at(&fd, OpBuffer::Span(span), offset)
-            })
+            let span = OpBuffer::Span(byte_span::span_arg(&buf, 3)?);
+            held.submit_inline(inline, |st| st.executor.read_at(&fd, span, offset))
         }
     );
     let held = HeldState::of(lua)?;
     prim!(
         "write_at",
-        move |_, (inline, holder, offset, buf): (bool, Value, Value, Value)| {
+        move |_, (inline, holder, offset, buf): ChunkAtArgs| {
             let fd = holder_fd(&holder)?;
             let offset = count_arg(&offset, 2, MAX_OFFSET)?;
             let buf = match &buf {
