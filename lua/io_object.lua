@@ -16,6 +16,8 @@
 --   all and each completes with `operation_aborted`. The common single op
 --   is tracked in the field `solo` (false: none), sparing a table insert
 --   per op; further ops meanwhile go to the set `pending`. `npending` counts both.
+--   An op that completed during its submission (IO.run_op_inline) was
+--   never pending: its result is in hand before anything could track it.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno

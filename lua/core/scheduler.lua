@@ -21,6 +21,7 @@
 -- * An op in flight on the ring maps to exactly one waiting callback in
 --   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
 --   empty and nothing is in flight (nothing can wake a fiber any more).
+--   An op completed inline (K.may_complete_inline) never reaches them.
 local K = ...
 local rt = K.rt
 local debug_traceback, getfenv_u, setfenv_u = K.debug.traceback, K.debug.getfenv, K.debug.setfenv
