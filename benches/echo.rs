@@ -25,11 +25,17 @@
 //! every system call of all its threads over its whole life (start-up and
 //! accepts included) is divided by every message it echoed.
 //!
+//! Server CPU per message: the server's user + system time over its whole
+//! life in a measured run (`getrusage` of the reaped child), divided by
+//! every message it echoed; steadier than msgs/s when the machine is shared.
+//!
 //! Settings (environment): LURING_BENCH_SECS (10), LURING_BENCH_RUNS (5),
 //! LURING_BENCH_CONNS (50), LURING_BENCH_SYSCALL_SECS (min(SECS, 3)),
 //! LURING_BENCH_SYSCALL_COUNTER (`perf`, `strace` or `none`; default perf if
-//! it works, else strace). Arguments select servers: `luring`, `tokio`,
-//! `uring` (default all).
+//! it works, else strace), LURING_BENCH_REF_BIN (another `luring` binary,
+//! say main's, served as `luring-ref` in the same runs: an A/B within one
+//! run). Arguments select servers: `luring`, `luring-ref`, `tokio`, `uring`
+//! (default all; `luring-ref` only when LURING_BENCH_REF_BIN is set).
 //!
 //! Run: `cargo bench --bench echo` or e.g.
 //! `LURING_BENCH_SECS=1 LURING_BENCH_RUNS=1 cargo bench --bench echo -- tokio uring`.
@@ -55,16 +61,23 @@ const PATIENCE: Duration = Duration::from_secs(20);
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Server {
     Luring,
+    LuringRef,
     Tokio,
     Uring,
 }
 
 impl Server {
-    const ALL: [Server; 3] = [Server::Luring, Server::Tokio, Server::Uring];
+    const ALL: [Server; 4] = [
+        Server::Luring,
+        Server::LuringRef,
+        Server::Tokio,
+        Server::Uring,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Server::Luring => "luring",
+            Server::LuringRef => "luring-ref",
             Server::Tokio => "tokio",
             Server::Uring => "uring",
         }
@@ -73,6 +86,7 @@ impl Server {
     fn label(self) -> &'static str {
         match self {
             Server::Luring => "luring (echo_server.lua)",
+            Server::LuringRef => "luring-ref (LURING_BENCH_REF_BIN)",
             Server::Tokio => "tokio (current thread)",
             Server::Uring => "io-uring (plain)",
         }
@@ -81,12 +95,18 @@ impl Server {
     /// The command that serves on `port`, or why it cannot run here.
     fn command(self, port: u16) -> Result<Command, String> {
         match self {
-            Server::Luring => {
+            Server::Luring | Server::LuringRef => {
                 let script = echo_script();
                 if !script.exists() {
                     return Err(format!("{} does not exist yet", script.display()));
                 }
-                let mut c = Command::new(io_common::luring_bin());
+                let bin = match self {
+                    Server::LuringRef => {
+                        io_common::reference_bin().ok_or("LURING_BENCH_REF_BIN is not set")?
+                    }
+                    _ => io_common::luring_bin().into(),
+                };
+                let mut c = Command::new(bin);
                 c.arg(script).arg(port.to_string());
                 Ok(c)
             }
@@ -730,6 +750,7 @@ struct Figures {
     msgs_per_s: Vec<f64>,
     p50_us: Vec<f64>,
     p99_us: Vec<f64>,
+    cpu_us_per_msg: Vec<f64>,
     syscalls_per_msg: Option<f64>,
     skipped: Option<String>,
 }
@@ -756,13 +777,19 @@ fn main() {
             match Server::ALL.iter().find(|s| s.name() == name.as_str()) {
                 Some(s) => chosen.push(*s),
                 None => {
-                    eprintln!("unknown server {name:?}: choose among luring, tokio, uring");
+                    eprintln!(
+                        "unknown server {name:?}: choose among luring, luring-ref, tokio, uring"
+                    );
                     std::process::exit(2)
                 }
             }
         }
         if chosen.is_empty() {
-            Server::ALL.to_vec()
+            let with_ref = io_common::reference_bin().is_some();
+            Server::ALL
+                .into_iter()
+                .filter(|s| *s != Server::LuringRef || with_ref)
+                .collect()
         } else {
             chosen
         }
@@ -798,6 +825,7 @@ fn main() {
                 continue;
             }
             let port = free_port();
+            let cpu0 = io_common::children_cpu();
             let outcome = server
                 .command(port)
                 .and_then(|cmd| start_server(cmd, port, false))
@@ -808,13 +836,16 @@ fn main() {
                 });
             match outcome {
                 Ok(r) => {
+                    let cpu_us = (io_common::children_cpu() - cpu0) * 1e6 / r.total_messages as f64;
                     eprintln!(
-                        "run {run}/{runs} {:<8} {:>10.0} msgs/s  p50 {:>7.1} us  p99 {:>7.1} us",
+                        "run {run}/{runs} {:<10} {:>10.0} msgs/s  p50 {:>7.1} us  p99 {:>7.1} us  \
+                         CPU {cpu_us:.2} us/msg",
                         server.name(),
                         r.msgs_per_s,
                         r.p50_us,
                         r.p99_us
                     );
+                    fig.cpu_us_per_msg.push(cpu_us);
                     fig.msgs_per_s.push(r.msgs_per_s);
                     fig.p50_us.push(r.p50_us);
                     fig.p99_us.push(r.p99_us);
@@ -850,11 +881,13 @@ fn main() {
         .find(|(s, f)| *s == Server::Tokio && f.skipped.is_none())
         .map(|(_, f)| (median(f.msgs_per_s.clone()), median(f.p99_us.clone())));
     println!();
-    println!("| server | msgs/s | p50 | p99 | syscalls/msg | msgs/s vs tokio | p99 vs tokio |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| server | msgs/s | p50 | p99 | syscalls/msg | server CPU/msg | msgs/s vs tokio | p99 vs tokio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (server, fig) in &figures {
         if let Some(why) = &fig.skipped {
-            println!("| {} | skipped: {why} | | | | | |", server.label());
+            println!("| {} | skipped: {why} | | | | | | |", server.label());
             continue;
         }
         let (rate, p50, p99) = (
@@ -869,8 +902,9 @@ fn main() {
             (format!("{:.2}×", rate / tr), format!("{:.2}×", p99 / tp))
         });
         println!(
-            "| {} | {rate:.0} | {p50:.1} µs | {p99:.1} µs | {syscalls} | {vs_rate} | {vs_p99} |",
-            server.label()
+            "| {} | {rate:.0} | {p50:.1} µs | {p99:.1} µs | {syscalls} | {:.2} µs | {vs_rate} | {vs_p99} |",
+            server.label(),
+            median(fig.cpu_us_per_msg.clone())
         );
     }
     println!("(medians of {runs} runs)");

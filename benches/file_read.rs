@@ -5,13 +5,16 @@
 //! |---|---|
 //! | luring | `luring benches/lua/read_file.lua FILE`: `file.stream`, `read_some` into one 64 KiB `byte_span` until end of file (skipped, saying why, while `require 'file'` fails) |
 //! | reference | `cat FILE > /dev/null` |
+//! | luring-ref | as luring, with the binary `LURING_BENCH_REF_BIN` names (say a copy of main's build; only when set): an A/B in the same runs |
 //!
 //! The file (1 GiB of a byte pattern; `LURING_BENCH_FILE_BYTES` changes the
 //! size) is written to a temporary directory (`LURING_BENCH_DIR` or the
 //! system's), read once by `cat` to warm the cache, and removed at the end.
 //! Each run times both programs once, alternating; the table gives the
 //! medians of RUNS runs (`LURING_BENCH_RUNS`, default 5) in GB/s (10^9
-//! bytes per second, start-up included) and luring / cat (target ≥ 0.90).
+//! bytes per second, start-up included) and luring / cat (target ≥ 0.90),
+//! and the median CPU time (user + system, from `getrusage` of the waited
+//! child), steadier than wall time on a machine shared with other work.
 //!
 //! Run: `cargo bench --bench file_read`, or for a quick check
 //! `LURING_BENCH_FILE_BYTES=67108864 LURING_BENCH_RUNS=1 cargo bench --bench file_read`.
@@ -48,8 +51,9 @@ fn dev_null() -> Stdio {
     )
 }
 
-/// Seconds `cat FILE > /dev/null` takes.
-fn time_cat(path: &Path) -> f64 {
+/// Wall and CPU seconds of `cat FILE > /dev/null`.
+fn time_cat(path: &Path) -> (f64, f64) {
+    let cpu0 = io_common::children_cpu();
     let t0 = Instant::now();
     let status = Command::new("cat")
         .arg(path)
@@ -58,26 +62,29 @@ fn time_cat(path: &Path) -> f64 {
         .expect("cat runs");
     let secs = t0.elapsed().as_secs_f64();
     assert!(status.success(), "cat failed: {status}");
-    secs
+    (secs, io_common::children_cpu() - cpu0)
 }
 
-/// Seconds `luring read_file.lua FILE` takes; checks it read `size` bytes.
-fn time_luring(path: &Path, size: u64) -> Result<f64, String> {
+/// Wall and CPU seconds of `BIN read_file.lua FILE`; checks it read `size`
+/// bytes.
+fn time_luring(bin: &Path, path: &Path, size: u64) -> Result<(f64, f64), String> {
+    let cpu0 = io_common::children_cpu();
     let t0 = Instant::now();
-    let out = Command::new(io_common::luring_bin())
+    let out = Command::new(bin)
         .arg(io_common::lua_script("read_file.lua"))
         .arg(path)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run luring: {e}"))?;
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = io_common::children_cpu() - cpu0;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let read: Option<u64> = stdout
         .lines()
         .find_map(|l| l.strip_prefix("bytes"))
         .and_then(|v| v.trim().parse().ok());
     match read {
-        Some(n) if out.status.success() && n == size => Ok(secs),
+        Some(n) if out.status.success() && n == size => Ok((secs, cpu)),
         _ => Err(format!(
             "read_file.lua failed ({}), expected to read {size} bytes:\n{stdout}{}",
             out.status,
@@ -102,45 +109,81 @@ fn main() {
     if let Err(why) = &luring {
         println!("luring: skipped: {why}");
     }
-    let (mut cat_secs, mut luring_secs) = (Vec::new(), Vec::new());
-    let mut luring_failed = None;
+    // The luring binaries measured: this build, and the reference if set.
+    let mut readers: Vec<Reader> = Vec::new();
+    if luring.is_ok() {
+        readers.push(Reader::new(
+            "luring file.stream, 64 KiB reads",
+            io_common::luring_bin().into(),
+        ));
+        if let Some(bin) = io_common::reference_bin() {
+            readers.push(Reader::new("luring-ref (LURING_BENCH_REF_BIN)", bin));
+        }
+    }
+    let (mut cat_secs, mut cat_cpu) = (Vec::new(), Vec::new());
     for run in 1..=runs {
-        let cat = time_cat(&path);
+        let (cat, cpu) = time_cat(&path);
         cat_secs.push(cat);
+        cat_cpu.push(cpu);
         eprint!("run {run}/{runs}: cat {:.3} GB/s", size as f64 / cat / 1e9);
-        if luring.is_ok() && luring_failed.is_none() {
-            match time_luring(&path, size) {
-                Ok(secs) => {
-                    luring_secs.push(secs);
-                    eprint!(", luring {:.3} GB/s", size as f64 / secs / 1e9);
+        for r in readers.iter_mut().filter(|r| r.failed.is_none()) {
+            match time_luring(&r.bin, &path, size) {
+                Ok((secs, cpu)) => {
+                    r.secs.push(secs);
+                    r.cpu.push(cpu);
+                    eprint!(", {} {:.3} GB/s", r.label, size as f64 / secs / 1e9);
                 }
-                Err(why) => luring_failed = Some(why),
+                Err(why) => r.failed = Some(why),
             }
         }
         eprintln!();
     }
-    if let Some(why) = &luring_failed {
-        println!("luring: failed: {why}");
-    }
-    let gbps = |secs: Vec<f64>| size as f64 / median(secs) / 1e9;
-    let cat = gbps(cat_secs);
+    let gbps = |secs: &[f64]| size as f64 / median(secs.to_vec()) / 1e9;
+    let cat = gbps(&cat_secs);
+    let cat_cpu = median(cat_cpu);
     println!();
-    println!("| reader | GB/s | vs cat |");
-    println!("|---|---|---|");
-    println!("| cat | {cat:.3} | 1.00× |");
-    if luring_secs.is_empty() {
-        println!("| luring file.stream, 64 KiB reads | — | — |");
-    } else {
-        let l = gbps(luring_secs);
+    println!("| reader | GB/s | vs cat | CPU s | vs cat's CPU |");
+    println!("|---|---|---|---|---|");
+    println!("| cat | {cat:.3} | 1.00× | {cat_cpu:.3} | 1.00× |");
+    for r in &readers {
+        if let Some(why) = &r.failed {
+            println!("| {} | failed: {why} | | | |", r.label);
+            continue;
+        }
+        let l = gbps(&r.secs);
         let verdict = if l / cat >= 0.90 {
             "≥ 0.90 ✔"
         } else {
             "< 0.90 ✘"
         };
+        let cpu = median(r.cpu.clone());
         println!(
-            "| luring file.stream, 64 KiB reads | {l:.3} | {:.2}× ({verdict}) |",
-            l / cat
+            "| {} | {l:.3} | {:.2}× ({verdict}) | {cpu:.3} | {:.2}× |",
+            r.label,
+            l / cat,
+            cat_cpu / cpu
         );
     }
-    println!("(medians of {runs} runs; whole-process wall time)");
+    println!("(medians of {runs} runs; GB/s from whole-process wall time; CPU = user + system)");
+}
+
+/// One luring binary's measurements.
+struct Reader {
+    label: &'static str,
+    bin: std::path::PathBuf,
+    secs: Vec<f64>,
+    cpu: Vec<f64>,
+    failed: Option<String>,
+}
+
+impl Reader {
+    fn new(label: &'static str, bin: std::path::PathBuf) -> Self {
+        Reader {
+            label,
+            bin,
+            secs: Vec::new(),
+            cpu: Vec::new(),
+            failed: None,
+        }
+    }
 }

@@ -11,7 +11,7 @@
 local K, P, IO = ...
 local E = K.rt.errno
 local raise_errno = K.raise_errno
-local state_of, run_op = IO.state_of, IO.run_op
+local state_of, run_op, run_op_inline = IO.state_of, IO.run_op, IO.run_op_inline
 local type, error = type, error
 
 local props = IO.common_props()
@@ -89,7 +89,7 @@ stream_methods.resize, ra_methods.resize = resize(stream_mt), resize(ra_mt)
 function stream_methods.read_some(self, buf)
   local st = state_of(self, stream_mt)
   IO.check_read_buffer(buf)
-  local n = run_op(st, P.read, buf)
+  local n = run_op_inline(st, P.read, buf)
   if n == 0 and #buf > 0 then error(IO.eof(), 0) end
   return n
 end
@@ -97,7 +97,7 @@ end
 function stream_methods.write_some(self, buf)
   local st = state_of(self, stream_mt)
   IO.check_write_buffer(buf)
-  return run_op(st, P.write, buf)
+  return run_op_inline(st, P.write, buf)
 end
 
 -- seek(offset[, whence = "set"]) -> new offset; "set", "cur" or "end".
@@ -111,7 +111,7 @@ function ra_methods.read_some_at(self, off, buf)
   local st = state_of(self, ra_mt)
   check_offset(off, 2)
   IO.check_read_buffer(buf, 3)
-  local n = run_op(st, P.read_at, off, buf)
+  local n = run_op_inline(st, P.read_at, off, buf)
   if n == 0 and #buf > 0 then error(IO.eof(), 0) end
   return n
 end
@@ -120,7 +120,7 @@ function ra_methods.write_some_at(self, off, buf)
   local st = state_of(self, ra_mt)
   check_offset(off, 2)
   IO.check_write_buffer(buf, 3)
-  return run_op(st, P.write_at, off, buf)
+  return run_op_inline(st, P.write_at, off, buf)
 end
 
 local file = {

@@ -16,11 +16,14 @@
 --   all and each completes with `operation_aborted`. The common single op
 --   is tracked in the field `solo` (false: none), sparing a table insert
 --   per op; further ops meanwhile go to the set `pending`. `npending` counts both.
+--   An op that completed during its submission (IO.run_op_inline) was
+--   never pending: its result is in hand before anything could track it.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno
 local raise_errno = K.raise_errno
 local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
+local may_complete_inline = K.may_complete_inline
 local is_byte_span, raw_pcall = K.is_byte_span, K.raw_pcall
 local type, error, setmetatable, next = type, error, setmetatable, next
 local newproxy, getmetatable, pcall = newproxy, getmetatable, pcall
@@ -102,6 +105,21 @@ function IO.run_op(st, submit, ...)
   local f = current()
   check_suspend(f)
   local id = submit(held(st), ...)
+  return result_of(f, await_tracked(f, st, id))
+end
+
+-- IO.run_op for an op that may complete during its own submission (a
+-- read of cached file data, a buffered write): `submit(inline, holder,
+-- ...)` returns the op id and, when `inline` was true and the op already
+-- completed, its result. The fiber then goes on without suspending: the
+-- scheduler allows that only while no other fiber is ready, and for a
+-- bounded number of ops between two ring turns (K.may_complete_inline).
+-- The op was never pending, so nothing is tracked.
+function IO.run_op_inline(st, submit, ...)
+  local f = current()
+  check_suspend(f)
+  local id, res = submit(may_complete_inline(), held(st), ...)
+  if res then return result_of(f, true, res) end
   return result_of(f, await_tracked(f, st, id))
 end
 

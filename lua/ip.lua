@@ -15,6 +15,7 @@ local rt = K.rt
 local E = rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
+local run_op_inline = IO.run_op_inline
 local error, type, setmetatable = error, type, setmetatable
 local sbyte, ssub, smatch, srep = string.byte, string.sub, string.match, string.rep
 local tonumber, tostring, pairs = tonumber, tostring, pairs
@@ -350,7 +351,7 @@ end
 function tcp_socket_methods.write_some(self, buf)
   local st = state_of(self, tcp_socket_mt)
   IO.check_write_buffer(buf)
-  return run_op(st, P.send, buf)
+  return run_op_inline(st, P.send, buf)
 end
 
 function tcp_socket_methods.receive(self, buf, flags)
@@ -362,7 +363,7 @@ end
 function tcp_socket_methods.send(self, buf, flags)
   local st = state_of(self, tcp_socket_mt)
   IO.check_write_buffer(buf)
-  return run_op(st, P.send, buf, check_flags(flags, 3))
+  return run_op_inline(st, P.send, buf, check_flags(flags, 3))
 end
 
 -- send_file(file, offset, n[, n_per_send[, head[, tail]]]) -> bytes sent
@@ -397,7 +398,7 @@ local function write_all(st, buf)
   local len, done = #buf, 0
   if type(buf) == 'string' then buf = byte_span.append(buf) end
   while done < len do
-    done = done + run_op(st, P.send, buf:slice(done + 1))
+    done = done + run_op_inline(st, P.send, buf:slice(done + 1))
   end
   return done
 end
@@ -543,7 +544,7 @@ end
 function udp_methods.send(self, buf, flags)
   local st = state_of(self, udp_mt)
   IO.check_write_buffer(buf)
-  return run_op(st, P.send, buf, check_flags(flags, 3))
+  return run_op_inline(st, P.send, buf, check_flags(flags, 3))
 end
 
 function udp_methods.receive_from(self, buf, flags)

@@ -3,7 +3,7 @@
 -- (src/modules/pipe.rs gives the primitives P; lua/io_object.lua the
 -- shared object machinery IO and its invariants).
 local K, P, IO = ...
-local state_of, run_op = IO.state_of, IO.run_op
+local state_of, run_op, run_op_inline = IO.state_of, IO.run_op, IO.run_op_inline
 local error = error
 
 local props = IO.common_props()
@@ -23,7 +23,7 @@ end
 function write_methods.write_some(self, buf)
   local st = state_of(self, write_mt)
   IO.check_write_buffer(buf)
-  return run_op(st, P.write, buf)
+  return run_op_inline(st, P.write, buf)
 end
 
 local pipe = {

@@ -19,6 +19,7 @@ local K, P, IO = ...
 local E = K.rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
+local run_op_inline = IO.run_op_inline
 local error, type = error, type
 
 -- A path argument (a string or a real filesystem.path: IO.path_arg reads
@@ -103,7 +104,7 @@ local function socket_class(name, sock_type, is_stream)
   function methods.send(self, buf, flags)
     local st = state_of(self, mt)
     IO.check_write_buffer(buf)
-    return run_op(st, P.send, buf, check_flags(flags, 3))
+    return run_op_inline(st, P.send, buf, check_flags(flags, 3))
   end
   if is_stream then
     function methods.read_some(self, buf)
@@ -114,7 +115,7 @@ local function socket_class(name, sock_type, is_stream)
     function methods.write_some(self, buf)
       local st = state_of(self, mt)
       IO.check_write_buffer(buf)
-      return run_op(st, P.send, buf)
+      return run_op_inline(st, P.send, buf)
     end
   end
   -- receive_with_fds(buf, maxfds) -> n, fds (and the sender's path for

@@ -25,6 +25,24 @@ pub fn luring_bin() -> &'static str {
     env!("CARGO_BIN_EXE_luring")
 }
 
+/// A second `luring` binary to measure beside this one in the same runs
+/// (`LURING_BENCH_REF_BIN`, say a copy of main's build): an A/B that shares
+/// the machine's noise.
+pub fn reference_bin() -> Option<PathBuf> {
+    std::env::var_os("LURING_BENCH_REF_BIN").map(PathBuf::from)
+}
+
+/// CPU seconds (user + system) of every child this process waited for so
+/// far: the difference around a child's life is its CPU time.
+pub fn children_cpu() -> f64 {
+    // SAFETY: getrusage writes one `rusage` into the zeroed local.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
 /// An environment setting parsed as `T`, or `default` when unset. A value
 /// that does not parse stops the bench with a message naming the variable.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -21,6 +21,7 @@
 -- * An op in flight on the ring maps to exactly one waiting callback in
 --   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
 --   empty and nothing is in flight (nothing can wake a fiber any more).
+--   An op completed inline (K.may_complete_inline) never reaches them.
 local K = ...
 local rt = K.rt
 local debug_traceback, getfenv_u, setfenv_u = K.debug.traceback, K.debug.getfenv, K.debug.setfenv
@@ -75,6 +76,8 @@ K.hexid = hexid
 -- from 1 (a head/tail pair that only grows would push LuaJIT into the
 -- table's hash part and rehash over and over).
 local runq, rq_n, spare = {}, 0, {}
+-- Fibers of the batch being run that come after the running one.
+local batch_rest = 0
 local current            -- fiber record running now (nil in the scheduler)
 -- Coroutines created by user code (coroutine.create/wrap); every other
 -- thread is a fiber's or the scheduler's. (Marking the user's rather than
@@ -906,6 +909,22 @@ local function nop_done(res)
   end
 end
 
+-- Inline completion (lua/io_object.lua IO.run_op_inline): an op that
+-- completes during its own submission may hand its result straight back
+-- to the running fiber, sparing it a suspend, a ring turn and a resume.
+-- Only while nobody else could run in between (no fiber ready, no sleep(0)
+-- group waiting; the executor checks that no other completion and no
+-- message came) and at most INLINE_BUDGET times between two ring turns,
+-- so a fiber looping on such ops still lets the VM turn (timers, the host
+-- and other actors on this thread get their look).
+local INLINE_BUDGET = 32
+local inline_left = INLINE_BUDGET
+function K.may_complete_inline()
+  if rq_n > 0 or batch_rest > 0 or inline_left <= 0 or nop_q.head then return false end
+  inline_left = inline_left - 1
+  return true
+end
+
 -- Fibers blocked on other actors (send, receive): lua/core/actors.lua
 -- counts them. While it is non-zero an idle VM is not done: a message or
 -- receipt may still wake it.
@@ -951,6 +970,7 @@ function K.step(block, poll, alone)
       for i = 1, n do
         local f = batch[i]
         batch[i] = nil
+        batch_rest = n - i
         -- step f (inlined: the fiber switch is the scheduler's hot path)
         current = f
         local co = f[CO]
@@ -1009,6 +1029,7 @@ function K.step(block, poll, alone)
     else
       host_wanted = true
     end
+    inline_left, batch_rest = INLINE_BUDGET, 0
     if nop_id then
       -- The waiting group is the NOP's: later sleep(0)s form a new one.
       nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true

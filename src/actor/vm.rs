@@ -368,15 +368,49 @@ impl HeldState {
             .map_err(io_err)
     }
 
-    /// [`submit_read`] on the held state.
-    pub(crate) fn read(&self, fd: &OpFd, span: byte_span::SpanRef) -> mlua::Result<f64> {
-        self.submit(|st| st.executor.read(fd, OpBuffer::Span(span)))
+    /// [`HeldState::submit`], and with `inline` (the scheduler allows it:
+    /// lua/core/scheduler.lua `K.may_complete_inline`) an attempt to finish
+    /// the op at once (`Executor::complete_inline`): returns its id and,
+    /// when that worked, its result, which the caller then has instead of
+    /// a wait. Not while the mailbox has news: a turn must see it first.
+    pub(crate) fn submit_inline(
+        &self,
+        inline: bool,
+        submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
+    ) -> mlua::Result<(f64, Option<i32>)> {
+        borrow_state(&self.0, |st| {
+            let id = submit(st)?;
+            let result = if inline && !st.mailbox.is_pending() {
+                st.executor.complete_inline(id)?
+            } else {
+                None
+            };
+            Ok((id.to_f64(), result))
+        })?
+        .map_err(io_err)
     }
 
-    /// [`submit_write`] on the held state.
-    pub(crate) fn write(&self, fd: &OpFd, buf: &Value) -> mlua::Result<f64> {
+    /// [`submit_read`] on the held state, maybe completed inline (see
+    /// [`HeldState::submit_inline`]).
+    pub(crate) fn read(
+        &self,
+        inline: bool,
+        fd: &OpFd,
+        span: byte_span::SpanRef,
+    ) -> mlua::Result<(f64, Option<i32>)> {
+        self.submit_inline(inline, |st| st.executor.read(fd, OpBuffer::Span(span)))
+    }
+
+    /// A ring write of a string (copied) or byte_span on the held state,
+    /// maybe completed inline.
+    pub(crate) fn write(
+        &self,
+        inline: bool,
+        fd: &OpFd,
+        buf: &Value,
+    ) -> mlua::Result<(f64, Option<i32>)> {
         let buf = op_buffer(buf)?;
-        self.submit(|st| {
+        self.submit_inline(inline, |st| {
             // Earlier print output goes first (the fd may be a copy of stdout).
             st.flush_stdout(false)?;
             st.executor.write(fd, buf)
@@ -389,16 +423,6 @@ impl HeldState {
 /// its completion.
 pub(crate) fn submit_read(lua: &Lua, fd: &OpFd, span: byte_span::SpanRef) -> mlua::Result<f64> {
     submit_op(lua, |st| st.executor.read(fd, OpBuffer::Span(span)))
-}
-
-/// See [`submit_read`]; `buf` is a string (copied) or a byte_span.
-pub(crate) fn submit_write(lua: &Lua, fd: &OpFd, buf: &Value) -> mlua::Result<f64> {
-    let buf = op_buffer(buf)?;
-    submit_op(lua, |st| {
-        // Earlier print output goes first (the fd may be a copy of stdout).
-        st.flush_stdout(false)?;
-        st.executor.write(fd, buf)
-    })
 }
 
 fn op_id(n: f64) -> mlua::Result<OpId> {

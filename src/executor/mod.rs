@@ -469,6 +469,34 @@ impl Executor {
         Ok(())
     }
 
+    /// Submits everything queued (one `io_uring_enter`, no wait) and, when
+    /// op `id` completed during that submission (a read of cached file
+    /// data does) and nothing else did, takes its result: the op is over
+    /// and its slot freed, as if a turn had delivered it. Otherwise every
+    /// completion reaped waits in the stash for the next turn, `id`'s too,
+    /// and `None` is returned. Completions already stashed, or one that
+    /// carries an fd or a job's output, are left for the turn as well.
+    pub fn complete_inline(&mut self, id: OpId) -> io::Result<Option<i32>> {
+        if self.has_stashed() {
+            return Ok(None);
+        }
+        self.submit_pending()?;
+        self.reap_into_stash()?;
+        match self.stash.as_slice() {
+            [only]
+                if only.id == id
+                    && !self.stash_woken
+                    && only.fd.is_none()
+                    && only.output.is_none() =>
+            {
+                let result = only.result;
+                self.stash.clear();
+                Ok(Some(result))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Relative timeout (`IORING_OP_TIMEOUT`); completes with `-ETIME` on
     /// expiry.
     pub fn sleep(&mut self, nanos: u64) -> io::Result<OpId> {

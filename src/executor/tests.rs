@@ -853,3 +853,77 @@ fn output_beyond_the_backlog_limit_waits_for_the_stream_instead_of_growing() {
     assert_eq!(got.len(), pieces * piece.len());
     assert!(got.chunks(piece.len()).all(|c| c == piece.as_slice()));
 }
+
+/// A read with data ready completes during its submission: `complete_inline`
+/// hands back its result and the op is over (slot freed, buffer filled).
+#[test]
+fn a_read_with_data_ready_completes_inline() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    nix::unistd::write(&w, b"hello").unwrap();
+    let span = SpanRef::new_zeroed(16, 16);
+    let id = ex.read(&owned(r), OpBuffer::Span(span.clone())).unwrap();
+    assert_eq!(ex.complete_inline(id).unwrap(), Some(5));
+    assert_eq!(ex.in_flight(), 0);
+    assert!(!ex.has_stashed());
+    assert_eq!(&span.to_vec()[..5], b"hello");
+}
+
+/// A read that must wait is submitted but not completed: it stays in
+/// flight and a later turn delivers it, as for any op.
+#[test]
+fn a_read_that_must_wait_is_left_to_a_turn() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let id = ex
+        .read(&owned(r), OpBuffer::Span(SpanRef::new_zeroed(16, 16)))
+        .unwrap();
+    assert_eq!(ex.complete_inline(id).unwrap(), None);
+    assert_eq!(ex.in_flight(), 1);
+    nix::unistd::write(&w, b"late").unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 4)]);
+}
+
+/// When another op completed in the same submission (or completions wait
+/// in the stash), nothing is taken inline: every completion, the op's own
+/// included, is delivered by the next turn in the ring's order.
+#[test]
+fn other_completions_send_an_inline_op_through_the_turn() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    nix::unistd::write(&w, b"abc").unwrap();
+    let nop = ex.yield_now().unwrap();
+    let id = ex
+        .read(&owned(r), OpBuffer::Span(SpanRef::new_zeroed(16, 16)))
+        .unwrap();
+    assert_eq!(ex.complete_inline(id).unwrap(), None);
+    assert!(ex.has_stashed());
+    let mut reaped = Reaped::default();
+    ex.turn(false, &mut reaped).unwrap();
+    let got: Vec<_> = reaped
+        .completions
+        .iter()
+        .map(|c| (c.id, c.result))
+        .collect();
+    assert_eq!(got, vec![(nop, 0), (id, 3)]);
+    // With completions stashed, nothing is even submitted: the stash is
+    // delivered first, then the op in the ring's order.
+    let (r2, w2) = pipe();
+    nix::unistd::write(&w2, b"x").unwrap();
+    let nop1 = ex.yield_now().unwrap();
+    let nop2 = ex.yield_now().unwrap();
+    assert_eq!(ex.complete_inline(nop2).unwrap(), None);
+    assert!(ex.has_stashed());
+    let id = ex
+        .read(&owned(r2), OpBuffer::Span(SpanRef::new_zeroed(4, 4)))
+        .unwrap();
+    assert_eq!(ex.complete_inline(id).unwrap(), None);
+    assert_eq!(ex.in_flight(), 1, "the read waits in the SQ");
+    ex.turn(false, &mut reaped).unwrap();
+    let got: Vec<_> = reaped
+        .completions
+        .iter()
+        .map(|c| (c.id, c.result))
+        .collect();
+    assert_eq!(got, vec![(nop1, 0), (nop2, 0), (id, 1)]);
+}

@@ -118,43 +118,47 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
             .ok_or_else(|| mlua::Error::from(ErrorCode::system(libc::EBADF)))?;
         crate::modules::file_descriptor::push(lua, fd)
     });
-    // read and write run once per chunk of a stream: they hold the state.
+    // read(inline, holder, buf), write(inline, holder, buf),
+    // read_at(inline, holder, offset, buf), write_at(inline, holder,
+    // offset, buf) -> op id[, result]: they run once per chunk, so they
+    // hold the state, and with `inline` (lua/io_object.lua
+    // IO.run_op_inline) a read of cached data or a buffered write
+    // completes during its submission (`HeldState::submit_inline`).
+    type ChunkArgs = (bool, Value, Value);
+    type ChunkAtArgs = (bool, Value, Value, Value);
     let held = HeldState::of(lua)?;
-    prim!("read", move |_, (holder, buf): (Value, Value)| {
+    prim!("read", move |_, (inline, holder, buf): ChunkArgs| {
         let fd = holder_fd(&holder)?;
-        held.read(&fd, byte_span::span_arg(&buf, 2)?)
+        held.read(inline, &fd, byte_span::span_arg(&buf, 2)?)
     });
     let held = HeldState::of(lua)?;
-    prim!("write", move |_, (holder, buf): (Value, Value)| {
+    prim!("write", move |_, (inline, holder, buf): ChunkArgs| {
         let fd = holder_fd(&holder)?;
-        held.write(&fd, &buf)
+        held.write(inline, &fd, &buf)
     });
-    // read_at(holder, offset, buf), write_at(holder, offset, buf)
+    let held = HeldState::of(lua)?;
     prim!(
         "read_at",
-        |lua, (holder, offset, buf): (Value, Value, Value)| {
+        move |_, (inline, holder, offset, buf): ChunkAtArgs| {
             let fd = holder_fd(&holder)?;
             let offset = count_arg(&offset, 2, MAX_OFFSET)?;
-            let span = byte_span::span_arg(&buf, 3)?;
-            submit_op(lua, |st| {
-                st.executor.read_at(&fd, OpBuffer::Span(span), offset)
-            })
+            let span = OpBuffer::Span(byte_span::span_arg(&buf, 3)?);
+            held.submit_inline(inline, |st| st.executor.read_at(&fd, span, offset))
         }
     );
-    prim!("write_at", |lua,
-                       (holder, offset, buf): (
-        Value,
-        Value,
-        Value
-    )| {
-        let fd = holder_fd(&holder)?;
-        let offset = count_arg(&offset, 2, MAX_OFFSET)?;
-        let buf = match &buf {
-            Value::String(s) => OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice()),
-            other => OpBuffer::Span(byte_span::span_arg(other, 3)?),
-        };
-        submit_op(lua, |st| st.executor.write_at(&fd, buf, offset))
-    });
+    let held = HeldState::of(lua)?;
+    prim!(
+        "write_at",
+        move |_, (inline, holder, offset, buf): ChunkAtArgs| {
+            let fd = holder_fd(&holder)?;
+            let offset = count_arg(&offset, 2, MAX_OFFSET)?;
+            let buf = match &buf {
+                Value::String(s) => OpBuffer::Owned(s.as_bytes().to_vec().into_boxed_slice()),
+                other => OpBuffer::Span(byte_span::span_arg(other, 3)?),
+            };
+            held.submit_inline(inline, |st| st.executor.write_at(&fd, buf, offset))
+        }
+    );
     prim!("ftruncate", |lua, (holder, len): (Value, Value)| {
         let fd = holder_fd(&holder)?;
         let len = count_arg(&len, 2, MAX_OFFSET)?;

@@ -28,12 +28,12 @@
 
 use mlua::{Lua, Table, Value};
 
-use crate::actor::vm::unless_closing;
+use crate::actor::vm::{unless_closing, HeldState};
 use crate::executor::OpFd;
 use crate::modules::error::ErrorCode;
 use crate::modules::file_descriptor::{self, push};
 
-pub(crate) use crate::actor::vm::{submit_read, submit_write};
+pub(crate) use crate::actor::vm::submit_read;
 
 const IO_OBJECT_LUA: &str = include_str!("../../lua/io_object.lua");
 
@@ -148,13 +148,19 @@ pub(crate) fn holder_read(lua: &Lua) -> mlua::Result<mlua::Function> {
     }))
 }
 
-/// The primitive `write(holder, buf) -> op id`: a ring write of a string
-/// (copied) or byte_span to the holder's descriptor.
+/// The primitive `write(inline, holder, buf) -> op id[, result]`: a ring
+/// write of a string (copied) or byte_span to the holder's descriptor. A
+/// write usually completes during its submission (room in the pipe), so
+/// with `inline` (lua/io_object.lua IO.run_op_inline) it may come back
+/// done (`HeldState::submit_inline`).
 pub(crate) fn holder_write(lua: &Lua) -> mlua::Result<mlua::Function> {
-    lua.create_function(unless_closing(|lua, (holder, buf): (Value, Value)| {
-        let fd = holder_fd(&holder)?;
-        submit_write(lua, &fd, &buf)
-    }))
+    let held = HeldState::of(lua)?;
+    lua.create_function(unless_closing(
+        move |_, (inline, holder, buf): (bool, Value, Value)| {
+            let fd = holder_fd(&holder)?;
+            held.write(inline, &fd, &buf)
+        },
+    ))
 }
 
 /// `close`, `release` and `adopt` of holders (lua/io_object.lua's `H`).

@@ -465,8 +465,13 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
             with_state(lua, |st| st.executor.drop_socket_outputs(id))
         }))?,
     )?;
-    // recv(holder, span, flags) / send(holder, buf, flags) -> op id
-    // recv and send run once per message of a stream: they hold the state.
+    // recv(holder, span, flags) -> op id; send(inline, holder, buf, flags)
+    // -> op id[, result]: a send usually completes during its submission
+    // (room in the socket buffer), so with `inline` (lua/io_object.lua
+    // IO.run_op_inline) it may come back done. A receive usually waits for
+    // the peer: trying it inline would mostly cost a second
+    // `io_uring_enter`, so it never is. Both run once per message of a
+    // stream: they hold the state.
     let held = HeldState::of(lua)?;
     p.raw_set(
         "recv",
@@ -483,11 +488,11 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
     p.raw_set(
         "send",
         lua.create_function(unless_closing(
-            move |_, (holder, buf, flags): (Value, Value, Value)| {
+            move |_, (inline, holder, buf, flags): (bool, Value, Value, Value)| {
                 let fd = holder_fd(&holder)?;
                 let buf = write_buffer(&buf, 2)?;
                 let flags = flags_arg(&flags, 3)?;
-                held.submit(|st| st.executor.send(&fd, buf, flags))
+                held.submit_inline(inline, |st| st.executor.send(&fd, buf, flags))
             },
         ))?,
     )?;
