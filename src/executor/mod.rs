@@ -59,7 +59,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-pub use ops::{OpBuffer, OpFd, OpId, StdStream};
+pub use ops::{GrantedSlot, OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind, Target};
 
 /// Builds an SQE on what the slot names: `$t` is bound to a
@@ -91,6 +91,15 @@ pub(crate) const WAKE_TAG: u64 = u64::MAX - 1;
 const EVENTFD_TAG: u64 = u64::MAX - 2;
 /// user_data of the drained NOP `Drop` waits for after dropped completions.
 const DRAIN_TAG: u64 = u64::MAX - 3;
+/// user_data of the `MSG_RING` that installs an fd in another ring's
+/// table ([`Executor::send_fd_to_ring`]).
+const SEND_FD_TAG: u64 = u64::MAX - 4;
+/// The slot of this ring's own table that an fd passes through on its way
+/// to another ring ([`Executor::send_fd_to_ring`]).
+const SEND_FD_SLOT: u32 = 0;
+/// `IORING_MSG_RING_CQE_SKIP` (linux/io_uring.h): the target ring gets no
+/// CQE for a `MSG_RING`.
+const IORING_MSG_RING_CQE_SKIP: u32 = 1;
 
 /// Ring sizing. Every actor has a ring, so it starts small (kernel memory
 /// and set-up time grow with it): a full SQ is submitted and refilled
@@ -226,6 +235,11 @@ pub struct Executor {
     socket_outputs: socket::SocketOutputs,
     /// Set on a sandboxed actor's restricted ring: only fixed files.
     fixed_only: Option<FixedStdio>,
+    /// Whether this ring has its one-slot table for `send_fd_to_ring`
+    /// (registered on first use: most VMs never send a sandbox an fd).
+    send_table: bool,
+    /// The CQE result of the `send_fd_to_ring` under way.
+    sent_fd: Option<i32>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -289,6 +303,8 @@ impl Executor {
             output: output::OutputQueue::default(),
             socket_outputs: socket::SocketOutputs::default(),
             fixed_only,
+            send_table: false,
+            sent_fd: None,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -623,6 +639,13 @@ impl Executor {
         match fd {
             // Slots of a sandbox's table are the host's to manage for now.
             OpFd::Std(_) | OpFd::Fixed(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
+            // The slot is cleared when the last reference goes (now, or
+            // when the last op holding it completes).
+            OpFd::Granted(slot) => {
+                drop(slot);
+                // SAFETY: a NOP carries no pointer and no fd.
+                unsafe { self.submit(OpSlot::bare(), |_| opcode::Nop::new().build()) }
+            }
             OpFd::Owned(rc) => match std::rc::Rc::try_unwrap(rc) {
                 // SAFETY: the SQE names the fd the slot owns; the slot
                 // forgets it when the close completes.
@@ -754,6 +777,67 @@ impl Executor {
         self.submit_pending()
     }
 
+    /// Installs `fd` in a free slot of the file-alloc range of the ring
+    /// `target`'s fixed-file table (`IORING_OP_MSG_RING` /
+    /// `IORING_MSG_SEND_FD` with `IORING_FILE_INDEX_ALLOC`, Linux 6.0) and
+    /// returns that slot. The target ring gets no completion for it
+    /// (`IORING_MSG_RING_CQE_SKIP`). `fd` passes through slot 0 of this
+    /// ring's own table, registered on first use and emptied again before
+    /// this returns; `target` shares the open file, the caller keeps `fd`.
+    ///
+    /// Waits (blocking the thread) for the one completion, which the kernel
+    /// posts at once or after one trip through its worker threads; other
+    /// completions reaped meanwhile wait for the next turn. A full range is
+    /// `ENFILE`; a restricted ring cannot do this (`EPERM`).
+    pub fn send_fd_to_ring(&mut self, fd: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<u32> {
+        if self.fixed_only.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        if !self.send_table {
+            self.ring.submitter().register_files_sparse(1)?;
+            self.send_table = true;
+        }
+        self.ring
+            .submitter()
+            .register_files_update(SEND_FD_SLOT, &[fd.as_raw_fd()])?;
+        let entry = opcode::MsgRingSendFd::new(
+            types::Fd(target.as_raw_fd()),
+            types::Fixed(SEND_FD_SLOT),
+            types::DestinationSlot::auto_target(),
+            0,
+        )
+        .opcode_flags(IORING_MSG_RING_CQE_SKIP)
+        .build()
+        .user_data(SEND_FD_TAG);
+        self.sent_fd = None;
+        let waited = self.push(entry).and_then(|()| self.wait_sent_fd());
+        // Empty the passing slot whatever happened (the MSG_RING holds its
+        // own reference to the file while it runs).
+        let cleared = self.ring.submitter().register_files_update(SEND_FD_SLOT, &[-1]);
+        let result = waited?;
+        cleared?;
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        Ok(result as u32)
+    }
+
+    /// Submits and waits until the `SEND_FD_TAG` completion was reaped.
+    fn wait_sent_fd(&mut self) -> io::Result<i32> {
+        loop {
+            if let Some(result) = self.sent_fd.take() {
+                return Ok(result);
+            }
+            match self.enter(1) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e),
+            }
+            self.reap_into_stash()?;
+        }
+    }
+
     /// One turn: submit everything queued and, when `block`, wait for at
     /// least one completion in the same `io_uring_enter`; then reap every
     /// completion available.
@@ -879,6 +963,10 @@ impl Executor {
     fn dispatch(&mut self, data: u64, result: i32, flags: u32, out: &mut Reaped) {
         match data {
             CANCEL_TAG | DRAIN_TAG => return,
+            SEND_FD_TAG => {
+                self.sent_fd = Some(result);
+                return;
+            }
             WAKE_TAG => {
                 out.woken = true;
                 return;

@@ -541,7 +541,7 @@ fn executor_with_parked_read(fd: &OpFd, span: &SpanRef) -> Executor {
 fn refs(fd: &OpFd) -> usize {
     match fd {
         OpFd::Owned(rc) => std::rc::Rc::strong_count(rc),
-        OpFd::Std(_) | OpFd::Fixed(_) => 0,
+        OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Granted(_) => 0,
     }
 }
 

@@ -30,6 +30,7 @@
 
 mod host;
 mod inside;
+pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::{Arc, OnceLock};
