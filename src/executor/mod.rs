@@ -789,7 +789,11 @@ impl Executor {
     /// posts at once or after one trip through its worker threads; other
     /// completions reaped meanwhile wait for the next turn. A full range is
     /// `ENFILE`; a restricted ring cannot do this (`EPERM`).
-    pub fn send_fd_to_ring(&mut self, fd: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<u32> {
+    pub fn send_fd_to_ring(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        target: BorrowedFd<'_>,
+    ) -> io::Result<u32> {
         if self.fixed_only.is_some() {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
@@ -813,7 +817,10 @@ impl Executor {
         let waited = self.push(entry).and_then(|()| self.wait_sent_fd());
         // Empty the passing slot whatever happened (the MSG_RING holds its
         // own reference to the file while it runs).
-        let cleared = self.ring.submitter().register_files_update(SEND_FD_SLOT, &[-1]);
+        let cleared = self
+            .ring
+            .submitter()
+            .register_files_update(SEND_FD_SLOT, &[-1]);
         let result = waited?;
         cleared?;
         if result < 0 {

@@ -360,12 +360,13 @@ impl Executor {
     }
 
     /// One-shot `IORING_OP_POLL_ADD` of `events` (`POLLIN`, `POLLOUT`,
-    /// ...); completes with the events that are ready.
+    /// ...); completes with the events that are ready. `fd` may be a
+    /// fixed slot (as for `send` and `recv`).
     pub fn poll(&mut self, fd: &OpFd, events: u32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points at nothing.
         unsafe {
-            self.submit(OpSlot::bare().on_fd(fd), |slot| {
-                opcode::PollAdd::new(types::Fd(slot.raw_fd()), events).build()
+            self.submit(OpSlot::bare().on_target(fd), |slot| {
+                crate::executor::on_target!(slot, |t| opcode::PollAdd::new(t, events).build())
             })
         }
     }
@@ -374,11 +375,11 @@ impl Executor {
     pub fn send(&mut self, fd: &OpFd, buf: OpBuffer, flags: i32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
-                opcode::Send::new(types::Fd(slot.raw_fd()), ptr, len)
+                crate::executor::on_target!(slot, |t| opcode::Send::new(t, ptr, len)
                     .flags(flags | libc::MSG_NOSIGNAL)
-                    .build()
+                    .build())
             })
         }
     }
@@ -387,11 +388,11 @@ impl Executor {
     pub fn recv(&mut self, fd: &OpFd, buf: OpBuffer, flags: i32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_fd(fd), |slot| {
+            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
-                opcode::Recv::new(types::Fd(slot.raw_fd()), ptr, len)
+                crate::executor::on_target!(slot, |t| opcode::Recv::new(t, ptr, len)
                     .flags(flags)
-                    .build()
+                    .build())
             })
         }
     }

@@ -9,7 +9,7 @@ use mlua::{MetaMethod, UserData, UserDataMethods};
 
 use super::{frame_to_message, send_boot, supervisor, VM_ENTRY};
 use crate::actor::mailbox::{ActorAddress, Envelope};
-use crate::actor::message::{self, Message, NoCapabilities};
+use crate::actor::message::{self, Message};
 use crate::actor::module_files::{self, EntryError};
 use crate::actor::vm::with_state;
 use crate::executor::{OpBuffer, OpFd};
@@ -26,6 +26,11 @@ pub(crate) struct SandboxChannel {
     /// `None` in the probe that names the metatable, and for a sandbox's
     /// channel to its host.
     pub(super) pidfd: Option<OwnedFd>,
+    /// The host's dup of the sandbox's ring fd, the target of the
+    /// `MsgRingSendFd` that installs a sent capability; `None` when the
+    /// supervisor could not hand it over (fds cannot be sent then), in the
+    /// probe, and for a sandbox's channel to its host.
+    pub(super) ring: Option<OwnedFd>,
 }
 
 /// SIGKILLs a sandbox when dropped (a sandbox that already ended is left
@@ -274,14 +279,22 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     let probe = lua.create_userdata(SandboxChannel {
         control: RefCell::new(None),
         pidfd: None,
+        ring: None,
     })?;
     crate::modules::name_userdata_metatable(lua, probe, c"ipc_actor_channel")?;
+    rt.set(
+        "set_builtin_loader",
+        lua.create_function(|lua, loader: mlua::Function| {
+            lua.set_named_registry_value(crate::modules::ip::BUILTIN_LOADER, loader)
+        })?,
+    )?;
     rt.set(
         "set_sandbox_methods",
         lua.create_function(|lua, methods: Table| {
             let probe = lua.create_userdata(SandboxChannel {
                 control: RefCell::new(None),
                 pidfd: None,
+                ring: None,
             })?;
             crate::actor::channels::set_index_table(lua, probe, methods)
         })?,
@@ -337,6 +350,10 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
                 let control = handle.control().try_clone_to_owned().map_err(io)?;
                 let pidfd = handle.pidfd().try_clone_to_owned().map_err(io)?;
+                let ring = match handle.ring_fd() {
+                    Some(fd) => Some(fd.try_clone_to_owned().map_err(io)?),
+                    None => None,
+                };
                 let killer = SandboxKiller(handle.pidfd().try_clone_to_owned().map_err(io)?);
                 let own = with_state(lua, |st| st.mailbox.clone())?;
                 let monitor = monitor.then(|| ActorAddress::new(own.clone()));
@@ -346,43 +363,107 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
                     pidfd: Some(pidfd),
+                    ring,
                 })?;
                 Ok((Value::UserData(ch), Value::Nil, Value::Nil))
             },
         ))?,
     )?;
     // sandbox_send(channel, message) -> op id (the result: bytes sent or
-    // -errno)
+    // -errno), and the slots the message's fds were installed in (a table,
+    // or nil): if the send fails or is interrupted, Lua hands them to
+    // sandbox_clear_slots (the frame that named them never left).
     rt.set(
         "sandbox_send",
         lua.create_function(unless_closing(|lua, (ch, msg): (Value, Value)| {
-            let control = channel_arg(&ch)?.control.borrow().clone().ok_or_else(|| {
+            let ch = channel_arg(&ch)?;
+            let control = ch.control.borrow().clone().ok_or_else(|| {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
             let own = with_state(lua, |st| st.mailbox.clone())?;
             let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
-                others: &NoCapabilities,
+                others: &super::SandboxCapabilities,
             };
             let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
-            let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&[]))
+            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
+            let fds = crate::ipc::message_fds(&msg)
                 .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+            if !fds.is_empty() && sandboxed {
+                // (fds from a sandbox to its host: not yet.)
+                return Err(mlua::Error::runtime(
+                    "send: a sandboxed actor cannot send file descriptors to its host yet",
+                ));
+            }
+            let slots = match (fds.is_empty(), &ch.ring) {
+                (true, _) => Vec::new(),
+                (false, None) => {
+                    return Err(mlua::Error::runtime(
+                        "send: this sandbox's ring was not handed to the host, so no file \
+                         descriptor can be installed in it",
+                    ))
+                }
+                (false, Some(ring)) => install_fds(lua, &fds, ring.as_fd())?,
+            };
+            let ring_fd = ch.ring.as_ref().map(AsRawFd::as_raw_fd);
+            let undo = |slots: &[u32]| {
+                if let Some(ring) = ring_fd {
+                    clear_slots(ring, slots);
+                }
+            };
+            let frame =
+                match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots))
+                {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        undo(&slots);
+                        return Err(mlua::Error::runtime(format!("send: {e}")));
+                    }
+                };
             // The one address a sandbox can be sent: the sender's inbox
             // (its replies come back on the control socket); from inside
             // a sandbox, none.
-            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
-            if !frame.fds.is_empty()
-                || frame
-                    .channels
-                    .iter()
-                    .any(|a| sandboxed || !Arc::ptr_eq(&a.mailbox, &own))
+            if frame
+                .channels
+                .iter()
+                .any(|a| sandboxed || !Arc::ptr_eq(&a.mailbox, &own))
             {
+                undo(&slots);
                 return Err(ErrorCode::generic(libc::ENOTSUP).into());
             }
             let bytes = frame.bytes.into_boxed_slice();
-            submit_op(lua, |st| {
+            let id = match submit_op(lua, |st| {
                 st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
-            })
+            }) {
+                Ok(id) => id,
+                Err(e) => {
+                    undo(&slots);
+                    return Err(e);
+                }
+            };
+            let slots = if slots.is_empty() {
+                Value::Nil
+            } else {
+                Value::Table(lua.create_sequence_from(slots)?)
+            };
+            Ok((id, slots))
+        }))?,
+    )?;
+    // sandbox_clear_slots(channel, slots): empties slots installed for a
+    // frame that was not sent.
+    rt.set(
+        "sandbox_clear_slots",
+        lua.create_function(unless_closing(|_, (ch, mut slots): (Value, Vec<u32>)| {
+            let ch = channel_arg(&ch)?;
+            let table = luring_sandbox::RingSpec::default().fixed_files;
+            let host_slots = luring_sandbox::ring::host_slots(table);
+            if let Some(ring) = &ch.ring {
+                // Only the range the host installs in: never stdio or the
+                // control socket, whatever the caller passes.
+                slots.retain(|slot| host_slots.contains(slot));
+                clear_slots(ring.as_raw_fd(), &slots);
+            }
+            Ok(())
         }))?,
     )?;
     rt.set(
@@ -420,6 +501,55 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         }))?,
     )?;
     Ok(())
+}
+
+/// Installs each of `fds` in the sandbox ring `ring`'s table from this
+/// VM's ring and returns their slots, in order. Directories and `O_PATH`
+/// descriptors are refused; on any failure the slots already filled are
+/// emptied again, so nothing is left behind.
+fn install_fds(lua: &Lua, fds: &[BorrowedFd<'_>], ring: BorrowedFd<'_>) -> mlua::Result<Vec<u32>> {
+    let mut slots = Vec::with_capacity(fds.len());
+    for fd in fds {
+        let installed = luring_sandbox::ring::check_capability(*fd)
+            .map_err(|e| format!("send: {e}"))
+            .and_then(|()| {
+                with_state(lua, |st| st.executor.send_fd_to_ring(*fd, ring))
+                    .map_err(|e| format!("send: {e}"))?
+                    .map_err(|e| install_error(&e))
+            });
+        match installed {
+            Ok(slot) => slots.push(slot),
+            Err(reason) => {
+                clear_slots(ring.as_raw_fd(), &slots);
+                return Err(mlua::Error::runtime(reason));
+            }
+        }
+    }
+    Ok(slots)
+}
+
+fn install_error(e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(libc::ENFILE) {
+        let table = luring_sandbox::RingSpec::default().fixed_files;
+        let range = luring_sandbox::ring::host_slots(table);
+        format!(
+            "send: the sandboxed actor holds {} received descriptors already, all its \
+             table allows; it must close some before it can be sent more (nothing was sent)",
+            range.len()
+        )
+    } else {
+        format!("send: cannot install the descriptor in the sandbox's ring: {e}")
+    }
+}
+
+/// Empties `slots` of the sandbox ring `ring`'s table (best effort: a
+/// sandbox that is gone has no table left to tidy).
+fn clear_slots(ring: std::os::fd::RawFd, slots: &[u32]) {
+    for &slot in slots {
+        if let Err(e) = super::slots::clear_slot(ring, slot) {
+            tracing::debug!(slot, error = %e, "clearing a slot of a sandbox's table failed");
+        }
+    }
 }
 
 /// Why [`send_message`] refused a message.

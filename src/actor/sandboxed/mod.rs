@@ -40,7 +40,7 @@ pub use host::{send_message, SendError};
 pub(crate) use inside::add_rt;
 
 use super::mailbox::{ActorAddress, Mailbox};
-use crate::actor::message::Message;
+use crate::actor::message::{self, Message};
 
 use luring_sandbox::{EntryContext, StartError, Supervisor};
 
@@ -226,6 +226,41 @@ fn vm_entry(ctx: EntryContext) -> i32 {
     }
 }
 
+/// The message hooks of a channel between a sandboxed actor and its host
+/// (besides channels, which `ActorCapabilities` handles): a
+/// `file_descriptor` travels as a duplicate (the sender keeps its own; the
+/// transport installs the duplicate in the receiver's table), a
+/// `byte_span` as its bytes, an `ip.address` as its address.
+pub(crate) struct SandboxCapabilities;
+
+impl message::Capabilities for SandboxCapabilities {
+    fn capability_of(
+        &self,
+        userdata: &mlua::AnyUserData,
+    ) -> Option<Result<Message, message::MessageError>> {
+        if let Ok(span) = userdata.borrow::<crate::modules::byte_span::ByteSpan>() {
+            return Some(Ok(Message::Bytes(span.0.to_vec())));
+        }
+        crate::modules::file_descriptor::FdCapabilities.fd_of(userdata)
+    }
+
+    fn capability_to_lua(&self, lua: &mlua::Lua, capability: Message) -> mlua::Result<mlua::Value> {
+        crate::modules::file_descriptor::FdCapabilities.capability_to_lua(lua, capability)
+    }
+
+    fn object_of(
+        &self,
+        lua: &mlua::Lua,
+        table: &mlua::Table,
+    ) -> Option<Result<Message, message::MessageError>> {
+        match crate::modules::ip::address_of(lua, table) {
+            Ok(Some(address)) => Some(Ok(Message::Ip(address))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+}
+
 /// Why a frame from the host was refused (the sandbox's inbox then closes:
 /// its only channel broke a rule).
 /// `host`: inside a sandbox, the marker mailbox a channel member becomes
@@ -241,7 +276,9 @@ pub(super) fn frame_to_message(
         W::Float(f) => Message::Number(f),
         // Lua numbers are doubles (the encoder only writes floats).
         W::Integer(i) => Message::Number(i as f64),
-        W::String(s) | W::Bytes(s) => Message::String(s.into_owned()),
+        W::String(s) => Message::String(s.into_owned()),
+        W::Bytes(b) => Message::Bytes(b.into_owned()),
+        W::Ip(address) => Message::Ip(address),
         W::Array(items) => Message::array(
             items
                 .into_iter()
@@ -260,6 +297,5 @@ pub(super) fn frame_to_message(
             None => return Err("channels cannot be sent to the host yet"),
         },
         W::Fd(_) => return Err("file descriptors in frames are not supported yet"),
-        W::Ip(_) => return Err("ip.address values are not supported yet"),
     })
 }
