@@ -37,8 +37,8 @@ pub(crate) fn address_of(lua: &Lua, t: &Table) -> mlua::Result<Option<crate::ipc
     let Value::Function(parts) = lua.named_registry_value::<Value>(CODEC_PARTS)? else {
         return Ok(None);
     };
-    let (bytes, scope): (Value, Value) = parts.call(t.clone())?;
-    let (Value::String(bytes), Some(scope)) = (bytes, scope.as_u32()) else {
+    let (bytes, scope): (Option<mlua::LuaString>, Option<u32>) = parts.call(t.clone())?;
+    let (Some(bytes), Some(scope)) = (bytes, scope) else {
         return Ok(None);
     };
     Ok(match bytes_to_ip(&bytes.as_bytes()) {

@@ -510,13 +510,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 fn install_fds(lua: &Lua, fds: &[BorrowedFd<'_>], ring: BorrowedFd<'_>) -> mlua::Result<Vec<u32>> {
     let mut slots = Vec::with_capacity(fds.len());
     for fd in fds {
-        let installed = luring_sandbox::ring::check_capability(*fd)
-            .map_err(|e| format!("send: {e}"))
-            .and_then(|()| {
-                with_state(lua, |st| st.executor.send_fd_to_ring(*fd, ring))
-                    .map_err(|e| format!("send: {e}"))?
-                    .map_err(|e| install_error(&e))
-            });
+        let installed = refuse_reaching(*fd).and_then(|()| {
+            with_state(lua, |st| st.executor.send_fd_to_ring(*fd, ring))
+                .map_err(|e| format!("send: {e}"))?
+                .map_err(|e| install_error(&e))
+        });
         match installed {
             Ok(slot) => slots.push(slot),
             Err(reason) => {
@@ -528,13 +526,36 @@ fn install_fds(lua: &Lua, fds: &[BorrowedFd<'_>], ring: BorrowedFd<'_>) -> mlua:
     Ok(slots)
 }
 
+/// Refuses what would reach past itself inside the sandbox
+/// (`luring_sandbox::ring::check_capability`), in the words of a Lua user.
+fn refuse_reaching(fd: BorrowedFd<'_>) -> Result<(), String> {
+    let Err(e) = luring_sandbox::ring::check_capability(fd) else {
+        return Ok(());
+    };
+    let is_dir = luring_sandbox::sys::fstat(fd.as_raw_fd())
+        .map(|st| luring_sandbox::sys::is_dir(&st))
+        .unwrap_or(false);
+    Err(if is_dir {
+        "send: a directory cannot be sent to a sandboxed actor (`..` from it would reach \
+         the host's tree); grant paths when the sandbox is spawned"
+            .to_owned()
+    } else if e.kind() == std::io::ErrorKind::InvalidInput {
+        "send: an O_PATH descriptor cannot be sent to a sandboxed actor; open the file \
+         itself and send that"
+            .to_owned()
+    } else {
+        format!("send: {e}")
+    })
+}
+
 fn install_error(e: &std::io::Error) -> String {
     if e.raw_os_error() == Some(libc::ENFILE) {
         let table = luring_sandbox::RingSpec::default().fixed_files;
         let range = luring_sandbox::ring::host_slots(table);
         format!(
-            "send: the sandboxed actor holds {} received descriptors already, all its \
-             table allows; it must close some before it can be sent more (nothing was sent)",
+            "send: the sandboxed actor's table of received descriptors is full ({} slots, \
+             counting this message's); it must close some before it is sent more (nothing \
+             was sent)",
             range.len()
         )
     } else {
