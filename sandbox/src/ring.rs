@@ -54,7 +54,7 @@ impl Default for RingSpec {
 }
 
 /// SQE opcodes the sandbox may submit: I/O on capabilities, waiting,
-/// cancellation. Never: openat/statx/socket/uring_cmd (reach beyond the
+/// cancellation, turning a slot into a plain fd (to send it back). Never: openat/statx/socket/uring_cmd (reach beyond the
 /// table), splice/tee (take a second, non-fixed fd), read/write_fixed
 /// (need registered buffers, which are not allowed).
 pub fn allowed_ops() -> Vec<u8> {
@@ -78,6 +78,12 @@ pub fn allowed_ops() -> Vec<u8> {
         opcode::Connect::CODE,
         opcode::Shutdown::CODE,
         opcode::Fsync::CODE,
+        // A plain fd for a slot the sandbox holds (Linux 6.8), so that it
+        // can hand a capability back by SCM_RIGHTS on its control socket.
+        // It reaches nothing new: the file is already the sandbox's, and
+        // the slots it holds are what the host sent it and what it opened
+        // itself under Landlock.
+        opcode::FixedFdInstall::CODE,
     ]
 }
 

@@ -94,6 +94,8 @@ const DRAIN_TAG: u64 = u64::MAX - 3;
 /// user_data of the `MSG_RING` that installs an fd in another ring's
 /// table ([`Executor::send_fd_to_ring`]).
 const SEND_FD_TAG: u64 = u64::MAX - 4;
+/// user_data of the `FIXED_FD_INSTALL` of [`Executor::fd_of_slot`].
+const FD_OF_SLOT_TAG: u64 = u64::MAX - 5;
 /// The slot of this ring's own table that an fd passes through on its way
 /// to another ring ([`Executor::send_fd_to_ring`]).
 const SEND_FD_SLOT: u32 = 0;
@@ -238,8 +240,8 @@ pub struct Executor {
     /// Whether this ring has its one-slot table for `send_fd_to_ring`
     /// (registered on first use: most VMs never send a sandbox an fd).
     send_table: bool,
-    /// The CQE result of the `send_fd_to_ring` under way.
-    sent_fd: Option<i32>,
+    /// The CQE result of the `send_fd_to_ring` or `fd_of_slot` under way.
+    sync_result: Option<i32>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -304,7 +306,7 @@ impl Executor {
             socket_outputs: socket::SocketOutputs::default(),
             fixed_only,
             send_table: false,
-            sent_fd: None,
+            sync_result: None,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -813,8 +815,8 @@ impl Executor {
         .opcode_flags(IORING_MSG_RING_CQE_SKIP)
         .build()
         .user_data(SEND_FD_TAG);
-        self.sent_fd = None;
-        let waited = self.push(entry).and_then(|()| self.wait_sent_fd());
+        self.sync_result = None;
+        let waited = self.push(entry).and_then(|()| self.wait_sync_result());
         // Empty the passing slot whatever happened (the MSG_RING holds its
         // own reference to the file while it runs).
         let cleared = self
@@ -829,10 +831,40 @@ impl Executor {
         Ok(result as u32)
     }
 
-    /// Submits and waits until the `SEND_FD_TAG` completion was reaped.
-    fn wait_sent_fd(&mut self) -> io::Result<i32> {
+    /// A plain, close-on-exec fd for the fixed slot `fd` names
+    /// (`IORING_OP_FIXED_FD_INSTALL`, Linux 6.8), on a fixed-only ring: a
+    /// sandboxed actor sends it by `SCM_RIGHTS`. Waits (blocking the
+    /// thread) for the one completion, as `send_fd_to_ring` does. `EBADF`
+    /// for a descriptor that is not a slot, `EPERM` on another ring.
+    pub fn fd_of_slot(&mut self, fd: &OpFd) -> io::Result<OwnedFd> {
+        if self.fixed_only.is_none() {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        let slot = match fd {
+            OpFd::Fixed(slot) => *slot,
+            OpFd::Granted(granted) => granted.index(),
+            OpFd::Owned(_) | OpFd::Std(_) => return Err(io::Error::from_raw_os_error(libc::EBADF)),
+        };
+        let entry = opcode::FixedFdInstall::new(types::Fixed(slot), 0)
+            .build()
+            .user_data(FD_OF_SLOT_TAG);
+        self.sync_result = None;
+        self.push(entry)?;
+        let result = self.wait_sync_result()?;
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        // SAFETY: the kernel just installed this descriptor in our table
+        // for us; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(result) })
+    }
+
+    /// Submits and waits until the completion of the synchronous op under
+    /// way (`SEND_FD_TAG`, `FD_OF_SLOT_TAG`) was reaped; other completions
+    /// wait in the stash.
+    fn wait_sync_result(&mut self) -> io::Result<i32> {
         loop {
-            if let Some(result) = self.sent_fd.take() {
+            if let Some(result) = self.sync_result.take() {
                 return Ok(result);
             }
             match self.enter(1) {
@@ -970,8 +1002,8 @@ impl Executor {
     fn dispatch(&mut self, data: u64, result: i32, flags: u32, out: &mut Reaped) {
         match data {
             CANCEL_TAG | DRAIN_TAG => return,
-            SEND_FD_TAG => {
-                self.sent_fd = Some(result);
+            SEND_FD_TAG | FD_OF_SLOT_TAG => {
+                self.sync_result = Some(result);
                 return;
             }
             WAKE_TAG => {

@@ -397,8 +397,8 @@ impl Executor {
         }
     }
 
-    /// `sendmsg(fd, {to, buf, SCM_RIGHTS fds}, flags | MSG_NOSIGNAL)`.
-    /// `fds`: at most [`MAX_FDS_PER_MESSAGE`] (else `EINVAL`).
+    /// `sendmsg(fd, {to, buf, SCM_RIGHTS fds}, flags | MSG_NOSIGNAL)`; `fd`
+    /// may be a fixed slot, the passed `fds` are fd numbers. `fds`: at most [`MAX_FDS_PER_MESSAGE`] (else `EINVAL`).
     pub fn send_msg(
         &mut self,
         fd: &OpFd,
@@ -441,12 +441,12 @@ impl Executor {
         // (wired after the box reached the slot) and its buffer; the passed
         // fds are held open by the slot.
         unsafe {
-            self.submit(OpSlot::socket(res).on_fd(fd), |slot| {
-                let raw = slot.raw_fd();
+            self.submit(OpSlot::socket(res).on_target(fd), |slot| {
                 let r = slot.socket_resource().expect("socket slot");
-                opcode::SendMsg::new(types::Fd(raw), &r.msg)
+                let msg: *const libc::msghdr = &r.msg;
+                crate::executor::on_target!(slot, |t| opcode::SendMsg::new(t, msg)
                     .flags((flags | libc::MSG_NOSIGNAL) as u32)
-                    .build()
+                    .build())
             })
         }
     }

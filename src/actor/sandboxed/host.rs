@@ -7,7 +7,7 @@ use std::sync::Arc;
 use luring_sandbox::{ExitStatus, SandboxHandle, SandboxSpec, Stdio};
 use mlua::{MetaMethod, UserData, UserDataMethods};
 
-use super::{frame_to_message, send_boot, supervisor, VM_ENTRY};
+use super::{send_boot, supervisor, VM_ENTRY};
 use crate::actor::mailbox::{ActorAddress, Envelope};
 use crate::actor::message::{self, Message};
 use crate::actor::module_files::{self, EntryError};
@@ -230,9 +230,9 @@ fn relay(
             continue;
         }
         if fds[1].revents != 0 {
-            match handle.recv_control(&mut buf, 0) {
+            match handle.recv_control(&mut buf, crate::ipc::MAX_FDS) {
                 Ok(frame) if frame.len == 0 => reading = false,
-                Ok(frame) => match frame_from_sandbox(&buf[..frame.len]) {
+                Ok(frame) => match frame_from_sandbox(&buf[..frame.len], frame.fds) {
                     Ok(msg) => {
                         next_id += 1;
                         let env = Envelope {
@@ -263,13 +263,16 @@ fn relay(
     }
 }
 
-/// A frame from the sandbox as a message: plain values only (its
-/// capabilities, if any, have nowhere to go yet).
-fn frame_from_sandbox(packet: &[u8]) -> Result<Message, String> {
-    let table_size = luring_sandbox::RingSpec::default().fixed_files;
-    let decoded = crate::ipc::decode(packet, crate::ipc::FdMode::FixedSlots { table_size }, 0)
-        .map_err(|e| e.to_string())?;
-    frame_to_message(decoded.value, None).map_err(str::to_owned)
+/// A frame from the sandbox as a message: its descriptors came with it by
+/// `SCM_RIGHTS` (`recv_control` checked the control data and closes extras
+/// and truncated ones) and become fd members; channels have nowhere to go
+/// yet. On any error every descriptor is closed.
+fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, String> {
+    let received = crate::ipc::decode_with_fds(packet, fds).map_err(|e| e.to_string())?;
+    if received.channel_count > 0 {
+        return Err("channels cannot be sent to the host yet".into());
+    }
+    received.into_message(Vec::new()).map_err(|e| e.to_string())
 }
 
 /// Host-side rt functions: `spawn_sandboxed`, `sandbox_send`,
@@ -381,20 +384,17 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
             let own = with_state(lua, |st| st.mailbox.clone())?;
+            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
+            if sandboxed {
+                return send_to_host(lua, &control, &own, &msg).map(|id| (id, Value::Nil));
+            }
             let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
                 others: &super::SandboxCapabilities,
             };
             let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
-            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
             let fds = crate::ipc::message_fds(&msg)
                 .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
-            if !fds.is_empty() && sandboxed {
-                // (fds from a sandbox to its host: not yet.)
-                return Err(mlua::Error::runtime(
-                    "send: a sandboxed actor cannot send file descriptors to its host yet",
-                ));
-            }
             let slots = match (fds.is_empty(), &ch.ring) {
                 (true, _) => Vec::new(),
                 (false, None) => {
@@ -421,12 +421,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     }
                 };
             // The one address a sandbox can be sent: the sender's inbox
-            // (its replies come back on the control socket); from inside
-            // a sandbox, none.
+            // (its replies come back on the control socket).
             if frame
                 .channels
                 .iter()
-                .any(|a| sandboxed || !Arc::ptr_eq(&a.mailbox, &own))
+                .any(|a| !Arc::ptr_eq(&a.mailbox, &own))
             {
                 undo(&slots);
                 return Err(ErrorCode::generic(libc::ENOTSUP).into());
@@ -501,6 +500,100 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         }))?,
     )?;
     Ok(())
+}
+
+/// Inside a sandbox: sends `msg` to the host as one frame on the control
+/// socket (a ring `SENDMSG` on its slot). Each `file_descriptor` in it is
+/// turned into a plain fd of this process (`fd_of_slot`) and attached by
+/// `SCM_RIGHTS`; the op holds those fds and closes them once it completed.
+/// No channel can be sent (`ENOTSUP`). Returns the op id.
+fn send_to_host(
+    lua: &Lua,
+    control: &OpFd,
+    own: &Arc<crate::actor::mailbox::Mailbox>,
+    msg: &Value,
+) -> mlua::Result<f64> {
+    use crate::actor::vm::submit_op;
+    let caps = crate::actor::channels::ActorCapabilities {
+        own,
+        others: &ToHostCapabilities { lua },
+    };
+    let mut msg = message::from_lua(lua, msg, &caps, &message::Limits::default())?;
+    let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::ScmRights)
+        .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+    if !frame.channels.is_empty() {
+        return Err(ErrorCode::generic(libc::ENOTSUP).into());
+    }
+    let bytes = frame.bytes.into_boxed_slice();
+    let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
+    submit_op(lua, |st| {
+        st.executor
+            .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)
+    })
+}
+
+/// Inside a sandbox, the hooks of a message to the host: a received
+/// `file_descriptor` (a slot) becomes a plain fd of this process, to
+/// travel by `SCM_RIGHTS`; byte spans and addresses as everywhere
+/// ([`super::SandboxCapabilities`]).
+struct ToHostCapabilities<'l> {
+    lua: &'l Lua,
+}
+
+impl message::Capabilities for ToHostCapabilities<'_> {
+    fn capability_of(
+        &self,
+        userdata: &mlua::AnyUserData,
+    ) -> Option<Result<Message, message::MessageError>> {
+        if let Ok(fd) = userdata.borrow::<crate::modules::file_descriptor::FileDescriptor>() {
+            return Some(match fd.op_fd() {
+                Some(slot @ OpFd::Granted(_)) => {
+                    match with_state(self.lua, |st| st.executor.fd_of_slot(&slot)) {
+                        Ok(Ok(plain)) => Ok(Message::Fd(plain)),
+                        Ok(Err(e)) => Err(message::MessageError::FdDup(e)),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                // Closed, or a slot that is not the actor's to give (stdio).
+                _ => Err(message::MessageError::FdClosed),
+            });
+        }
+        super::SandboxCapabilities.capability_of(userdata)
+    }
+
+    fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value> {
+        super::SandboxCapabilities.capability_to_lua(lua, capability)
+    }
+
+    fn object_of(
+        &self,
+        lua: &Lua,
+        table: &Table,
+    ) -> Option<Result<Message, message::MessageError>> {
+        super::SandboxCapabilities.object_of(lua, table)
+    }
+}
+
+/// Takes the fds out of `msg` in frame order (pre-order: arrays by index,
+/// objects by key, as `encode_message` numbers them), leaving `false` in
+/// their place.
+fn take_fds(msg: &mut Message) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    let mut stack = vec![msg];
+    while let Some(m) = stack.pop() {
+        match m {
+            Message::Fd(_) => {
+                if let Message::Fd(fd) = std::mem::replace(m, Message::Bool(false)) {
+                    fds.push(fd);
+                }
+            }
+            // Reversed so the stack pops them in member order.
+            Message::Array(items) => stack.extend(items.iter_mut().rev()),
+            Message::Object(members) => stack.extend(members.values_mut().rev()),
+            _ => {}
+        }
+    }
+    fds
 }
 
 /// Installs each of `fds` in the sandbox ring `ring`'s table from this

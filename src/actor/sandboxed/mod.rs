@@ -33,13 +33,12 @@ mod inside;
 pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 pub(crate) use host::add_host_rt;
 pub use host::{send_message, SendError};
 pub(crate) use inside::add_rt;
 
-use super::mailbox::{ActorAddress, Mailbox};
 use crate::actor::message::{self, Message};
 
 use luring_sandbox::{EntryContext, StartError, Supervisor};
@@ -259,43 +258,4 @@ impl message::Capabilities for SandboxCapabilities {
             Err(e) => Some(Err(e.into())),
         }
     }
-}
-
-/// Why a frame from the host was refused (the sandbox's inbox then closes:
-/// its only channel broke a rule).
-/// `host`: inside a sandbox, the marker mailbox a channel member becomes
-/// (the only address a sandbox can be sent: its spawner's inbox, reached
-/// through the control socket); `None` refuses channels.
-pub(super) fn frame_to_message(
-    value: crate::ipc::Value<'_>,
-    host: Option<&Arc<Mailbox>>,
-) -> Result<Message, &'static str> {
-    use crate::ipc::Value as W;
-    Ok(match value {
-        W::Bool(b) => Message::Bool(b),
-        W::Float(f) => Message::Number(f),
-        // Lua numbers are doubles (the encoder only writes floats).
-        W::Integer(i) => Message::Number(i as f64),
-        W::String(s) => Message::String(s.into_owned()),
-        W::Bytes(b) => Message::Bytes(b.into_owned()),
-        W::Ip(address) => Message::Ip(address),
-        W::Array(items) => Message::array(
-            items
-                .into_iter()
-                .map(|v| frame_to_message(v, host))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        W::Object(members) => {
-            let mut out = Vec::with_capacity(members.len());
-            for (k, v) in members {
-                out.push((k.into_owned(), frame_to_message(v, host)?));
-            }
-            Message::object(out)
-        }
-        W::Channel(_) => match host {
-            Some(host) => Message::Address(ActorAddress::new(host.clone())),
-            None => return Err("channels cannot be sent to the host yet"),
-        },
-        W::Fd(_) => return Err("file descriptors in frames are not supported yet"),
-    })
 }

@@ -52,4 +52,17 @@ ch:send{ op = 'unix', socket = b:release(), reply = inbox }
 a:write_some('ping')
 print('unix:', tostring(buf:slice(1, a:read_some(buf))))
 print('unix reply:', show(inbox:receive()))
+
+-- and back: a descriptor the sandbox holds travels to the host by
+-- SCM_RIGHTS and arrives as a file_descriptor of the host
+local back_r, back_w = pipe.pair()
+local spare_r, spare_w = pipe.pair()
+ch:send{ op = 'give_back', fd = back_w:release(), dead = spare_w:release(), reply = inbox }
+local got = inbox:receive()
+print('returned:', getmetatable(got.back), tostring(got.span))
+print('sandbox wrote:', tostring(buf:slice(1, back_r:read_some(buf))))
+local again = pipe.write_stream.new(got.back)
+again:write_some('and so does the host')
+print('host wrote:', tostring(buf:slice(1, back_r:read_some(buf))))
+print('a closed one:', show(inbox:receive()))
 ch:close()
