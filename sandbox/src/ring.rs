@@ -169,7 +169,16 @@ pub fn create_restricted(spec: RingSpec) -> io::Result<IoUring> {
     }
     let ring = IoUring::builder().setup_r_disabled().build(spec.entries)?;
     ring.submitter().register_files_sparse(spec.fixed_files)?;
-    let mut res: Vec<Restriction> = allowed_ops().into_iter().map(Restriction::sqe_op).collect();
+    // An opcode the kernel does not know makes the restrictions EINVAL:
+    // leave out what it lacks (FIXED_FD_INSTALL before Linux 6.8; the
+    // sandbox then cannot send descriptors back, and says so).
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    let mut res: Vec<Restriction> = allowed_ops()
+        .into_iter()
+        .filter(|&op| op != opcode::FixedFdInstall::CODE || probe.is_supported(op))
+        .map(Restriction::sqe_op)
+        .collect();
     for op in allowed_register_ops() {
         res.push(Restriction::register_op(op as u8));
     }
