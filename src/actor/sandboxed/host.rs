@@ -670,7 +670,7 @@ fn clear_slots(ring: std::os::fd::RawFd, slots: &[u32]) {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    #[error("file descriptors and channels cannot be sent to a sandboxed actor yet")]
+    #[error("file descriptors and channels cannot be sent through this blocking helper; a VM's channel (`ch:send` in Lua) installs descriptors with its ring")]
     Capabilities,
     #[error(transparent)]
     Frame(#[from] crate::ipc::FrameError),
@@ -679,8 +679,8 @@ pub enum SendError {
 }
 
 /// Sends `msg` to a sandboxed VM as one frame on the host's end of its
-/// control socket (blocking). Messages with capabilities are refused for
-/// now (they will travel through the host ring, `FLAG_FIXED_SLOTS`).
+/// control socket (blocking). Messages with capabilities are refused: only
+/// a VM's channel installs descriptors (from its ring, `FLAG_FIXED_SLOTS`).
 pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendError> {
     let frame = crate::ipc::encode_message(msg, crate::ipc::FdPlacement::FixedSlots(&[]))?;
     if !frame.fds.is_empty() || !frame.channels.is_empty() {
