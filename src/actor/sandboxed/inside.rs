@@ -70,25 +70,17 @@ fn grant_slots(ring_fd: i32, slots: &[u32], table_size: u32) -> (Vec<OpFd>, Opti
     (granted, reason)
 }
 
-/// Why a host frame could not be delivered.
-struct Refused(String);
-
-impl From<mlua::Error> for Refused {
-    fn from(e: mlua::Error) -> Self {
-        Refused(e.to_string())
-    }
-}
-
 /// Builds a host frame's value in `lua`: fd `k` becomes a
 /// `file_descriptor` owning `granted[k]`, a channel the channel to the
 /// host, a byte span a `byte_span`, an `ip.address` an address object.
-/// Recursion is bounded by the decoder's depth limit. Fds not placed yet
-/// stay in `granted` (their slots are emptied when it is dropped).
+/// Recursion is bounded by the decoder's depth limit. On an error the fds
+/// not placed yet stay in `granted` (their slots are emptied when it is
+/// dropped) and those placed are collected with their objects.
 fn wire_to_lua(
     lua: &Lua,
     value: crate::ipc::Value<'_>,
     granted: &mut [Option<OpFd>],
-) -> Result<Value, Refused> {
+) -> mlua::Result<Value> {
     use crate::ipc::Value as W;
     Ok(match value {
         W::Bool(b) => Value::Boolean(b),
@@ -125,7 +117,8 @@ fn wire_to_lua(
             let fd = granted
                 .get_mut(k as usize)
                 .and_then(Option::take)
-                .ok_or_else(|| Refused(format!("frame from the host names fd {k} twice")))?;
+                // The decoder lets each fd be referenced exactly once.
+                .ok_or_else(|| mlua::Error::runtime("luring: a host frame's fd used twice"))?;
             Value::UserData(crate::modules::file_descriptor::push(lua, fd)?)
         }
     })
@@ -186,10 +179,8 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 return refuse(reason);
             }
             let mut granted: Vec<Option<OpFd>> = granted.into_iter().map(Some).collect();
-            match wire_to_lua(lua, decoded.value, &mut granted) {
-                Ok(v) => Ok((true, v)),
-                Err(Refused(reason)) => refuse(reason),
-            }
+            // (Out of memory and the like are raised, as for any receive.)
+            Ok((true, wire_to_lua(lua, decoded.value, &mut granted)?))
         }))?,
     )?;
     Ok(())
