@@ -32,6 +32,12 @@ local function new_address(bytes, scope)
   return a
 end
 
+-- Messages to and from sandboxed actors read and make addresses here.
+P.set_codec(function(v)
+  local s = addresses[v]
+  if s then return s.b, s.scope end
+end, new_address)
+
 local function parse_or_raise(text, arg)
   if type(text) ~= 'string' then raise_errno(E.EINVAL, arg) end
   local bytes, scope = P.parse(text)

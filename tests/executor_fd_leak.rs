@@ -56,7 +56,7 @@ fn r_raw(fd: &OpFd) -> std::os::fd::BorrowedFd<'_> {
             use std::os::fd::AsFd;
             fd.as_fd()
         }
-        OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) => unreachable!(),
+        OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_) => unreachable!(),
     }
 }
 

@@ -308,6 +308,62 @@ fn a_malformed_frame_closes_the_inbox(sv: &Supervisor) {
     }
 }
 
+/// A frame whose value is `{ fd = <fd 0> }`, fd 0 said to be in `slot`.
+fn frame_naming_slot(slot: u32) -> Vec<u8> {
+    use luring::ipc::{encode, FdPlacement, Value};
+    let value = Value::Object(
+        [(b"fd".as_slice().into(), Value::Fd(0))]
+            .into_iter()
+            .collect(),
+    );
+    encode(&value, FdPlacement::FixedSlots(&[slot])).expect("encode")
+}
+
+const USE_FD: &str = r#"
+    local inbox = require 'inbox'
+    local pipe = require 'pipe'
+    while true do
+      local ok, m = pcall(inbox.receive, inbox)
+      if not ok then print('ended:', tostring(m)) break end
+      print('fd:', getmetatable(m.fd), pcall(function()
+        local r = pipe.read_stream.new(m.fd)
+        return r:read_some(byte_span.new(1))
+      end))
+    end
+    print('stdout still works')
+"#;
+
+/// A frame naming slots the host never filled reaches nothing: an empty
+/// slot of the host's range arrives as a file_descriptor that fails with
+/// EBADF; a slot outside that range (the control socket, stdout) or
+/// outside the table is refused (the inbox closes) and left as it was.
+fn forged_slots_reach_nothing(sv: &Supervisor) {
+    let r = run_with_frames(sv, USE_FD, &[frame_naming_slot(40)]);
+    assert_eq!(r.status, ExitStatus::Exited(0), "stderr: {}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "fd:\tfile_descriptor\tfalse\tBad file descriptor\n\
+         ended:\tBroadcast the address before attempting to receive on it\n\
+         stdout still works\n",
+        "stderr: {}",
+        r.stderr
+    );
+    for slot in [0, 1, 2, 5, 31, 64, 1000] {
+        let r = run_with_frames(sv, USE_FD, &[frame_naming_slot(slot)]);
+        assert_eq!(
+            r.status,
+            ExitStatus::Exited(0),
+            "slot {slot}; stderr: {}",
+            r.stderr
+        );
+        assert_eq!(
+            r.stdout, "ended:\tChannel closed\nstdout still works\n",
+            "slot {slot}; stderr: {}",
+            r.stderr
+        );
+    }
+}
+
 /// `0x…` ids renumbered by first appearance (as tests/lua_scripts.rs does).
 fn renumber_hex(text: &str) -> String {
     let mut seen: Vec<String> = Vec::new();
@@ -410,6 +466,7 @@ fn main() {
             "a_malformed_frame_closes_the_inbox",
             a_malformed_frame_closes_the_inbox,
         ),
+        ("forged_slots_reach_nothing", forged_slots_reach_nothing),
     ];
     let unprivileged: (&str, Case) = (
         "lua_scripts_as_an_unprivileged_user",

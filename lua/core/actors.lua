@@ -152,7 +152,17 @@ function ipc_methods.send(self, ...)
   local f = fiber_or_nil()
   check_suspend(f)
   if select('#', ...) < 1 then raise_errno(E.EINVAL) end
-  local n = K.await_op(f, rt.sandbox_send(self, (...)))
+  local id, slots = rt.sandbox_send(self, (...))
+  if not slots then
+    local n = K.await_op(f, id)
+    if n < 0 then K.raise_errno_system(-n) end
+    return
+  end
+  -- The message's fds sit in the sandbox's table already: a frame that
+  -- never left (interrupted, failed) takes them out again.
+  local ok, n = K.raw_pcall(K.await_op, f, id)
+  if not ok or n < 0 then rt.sandbox_clear_slots(self, slots) end
+  if not ok then error(n, 0) end
   if n < 0 then K.raise_errno_system(-n) end
 end
 function ipc_methods.close(self) rt.sandbox_close(self) end

@@ -275,6 +275,17 @@ for id, chunk in pairs(lazy_chunks) do
   builtin[id] = loader
 end
 
+-- Loads builtin module `id` once (its canonical value): the runtime's Rust
+-- side needs the ip module's address class to deliver a received
+-- ip.address to a VM that has not required 'ip'.
+rt.set_builtin_loader(function(id)
+  if builtin_value[id] == nil then
+    local m = builtin[id]
+    if type(m) == 'function' then m = m() end
+    builtin_value[id] = m
+  end
+end)
+
 local function deep_copy(v, seen)
   if type(v) ~= 'table' then return v end
   local c = seen[v]

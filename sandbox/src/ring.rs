@@ -12,6 +12,12 @@
 //!   ignore the flag, so they still work (measured by the battery, case 2).
 //!   `IORING_OP_CLOSE` refuses `FIXED_FILE` (EBADF), so the sandbox clears a
 //!   slot with `IORING_REGISTER_FILES_UPDATE` and fd -1 instead.
+//! - The upper half of the table, [`host_slots`], is the file-alloc range
+//!   (`IORING_REGISTER_FILE_ALLOC_RANGE`, set before the ring is enabled;
+//!   restrictions forbid that register op afterwards): the host installs
+//!   capabilities there with `MsgRingSendFd` and `IORING_FILE_INDEX_ALLOC`,
+//!   so the kernel picks the slot. The lower half (after stdio and the
+//!   control socket) is the sandbox's own, for descriptors it opens itself.
 //! - No SQPOLL, no personalities (registering one is denied), no
 //!   `IOSQE_ASYNC` or `IO_DRAIN`.
 //! - Capabilities sent after the spawn ([`send_fd`]) are open files,
@@ -48,7 +54,7 @@ impl Default for RingSpec {
 }
 
 /// SQE opcodes the sandbox may submit: I/O on capabilities, waiting,
-/// cancellation. Never: openat/statx/socket/uring_cmd (reach beyond the
+/// cancellation, turning a slot into a plain fd (to send it back). Never: openat/statx/socket/uring_cmd (reach beyond the
 /// table), splice/tee (take a second, non-fixed fd), read/write_fixed
 /// (need registered buffers, which are not allowed).
 pub fn allowed_ops() -> Vec<u8> {
@@ -72,6 +78,12 @@ pub fn allowed_ops() -> Vec<u8> {
         opcode::Connect::CODE,
         opcode::Shutdown::CODE,
         opcode::Fsync::CODE,
+        // A plain fd for a slot the sandbox holds (Linux 6.8), so that it
+        // can hand a capability back by SCM_RIGHTS on its control socket.
+        // It reaches nothing new: the file is already the sandbox's, and
+        // the slots it holds are what the host sent it and what it opened
+        // itself under Landlock.
+        opcode::FixedFdInstall::CODE,
     ]
 }
 
@@ -83,6 +95,47 @@ pub const IORING_REGISTER_RESTRICTIONS: u32 = 11;
 pub const IORING_REGISTER_ENABLE_RINGS: u32 = 12;
 pub const IORING_REGISTER_PBUF_RING: u32 = 22;
 pub const IORING_UNREGISTER_PBUF_RING: u32 = 23;
+pub const IORING_REGISTER_FILE_ALLOC_RANGE: u32 = 25;
+
+/// The slots `[start, end)` of a table of `fixed_files` slots that the
+/// kernel allocates from when the host installs a capability
+/// (`IORING_FILE_INDEX_ALLOC`): the upper half.
+pub fn host_slots(fixed_files: u32) -> std::ops::Range<u32> {
+    fixed_files / 2..fixed_files
+}
+
+/// `struct io_uring_file_index_range` (linux/io_uring.h).
+#[repr(C)]
+struct FileIndexRange {
+    off: u32,
+    len: u32,
+    resv: u64,
+}
+
+/// Sets the range of `ring`'s table that `IORING_FILE_INDEX_ALLOC` picks
+/// from (Linux 6.0).
+pub fn set_file_alloc_range(ring: BorrowedFd<'_>, range: std::ops::Range<u32>) -> io::Result<()> {
+    let arg = FileIndexRange {
+        off: range.start,
+        len: range.end.saturating_sub(range.start),
+        resv: 0,
+    };
+    // SAFETY: `arg` is a live, correctly laid out io_uring_file_index_range
+    // that the kernel only reads during the call; nr_args is 0 as required.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.as_raw_fd(),
+            IORING_REGISTER_FILE_ALLOC_RANGE,
+            &arg as *const FileIndexRange,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// `io_uring_register` opcodes the sandbox may use: update its own table
 /// (to clear a slot, or to place a descriptor it received over the control
@@ -116,7 +169,16 @@ pub fn create_restricted(spec: RingSpec) -> io::Result<IoUring> {
     }
     let ring = IoUring::builder().setup_r_disabled().build(spec.entries)?;
     ring.submitter().register_files_sparse(spec.fixed_files)?;
-    let mut res: Vec<Restriction> = allowed_ops().into_iter().map(Restriction::sqe_op).collect();
+    // An opcode the kernel does not know makes the restrictions EINVAL:
+    // leave out what it lacks (FIXED_FD_INSTALL before Linux 6.8; the
+    // sandbox then cannot send descriptors back, and says so).
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    let mut res: Vec<Restriction> = allowed_ops()
+        .into_iter()
+        .filter(|&op| op != opcode::FixedFdInstall::CODE || probe.is_supported(op))
+        .map(Restriction::sqe_op)
+        .collect();
     for op in allowed_register_ops() {
         res.push(Restriction::register_op(op as u8));
     }
@@ -125,6 +187,13 @@ pub fn create_restricted(spec: RingSpec) -> io::Result<IoUring> {
     ));
     res.push(Restriction::sqe_flags_allowed(allowed_sqe_flags()));
     ring.submitter().register_restrictions(&mut res)?;
+    // Still allowed: restrictions apply once the ring is enabled.
+    let fd = ring.as_raw_fd();
+    // SAFETY: `ring` owns `fd` and outlives the call.
+    set_file_alloc_range(
+        unsafe { BorrowedFd::borrow_raw(fd) },
+        host_slots(spec.fixed_files),
+    )?;
     ring.submitter().register_enable_rings()?;
     Ok(ring)
 }

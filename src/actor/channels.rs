@@ -127,6 +127,10 @@ impl Capabilities for ActorCapabilities<'_> {
             other => self.others.capability_to_lua(lua, other),
         }
     }
+
+    fn object_of(&self, lua: &Lua, table: &Table) -> Option<Result<Message, MessageError>> {
+        self.others.object_of(lua, table)
+    }
 }
 
 /// The hooks for userdata that is not a channel: `file_descriptor` objects

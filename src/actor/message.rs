@@ -35,7 +35,10 @@
 //!
 //! Not representable: `nil` (it cannot be sent and ends arrays), functions,
 //! coroutines, light userdata, tables with metatables, userdata the hooks do
-//! not recognise (byte spans, sockets, sync primitives, fiber handles).
+//! not recognise (sockets, sync primitives, fiber handles). Byte spans and
+//! `ip.address` values have variants ([`Message::Bytes`], [`Message::Ip`])
+//! but only the hooks of a channel to a sandboxed actor produce them: an
+//! in-process channel refuses them, as Emilua's do.
 //!
 //! Messages built by hand in Rust may nest deeper than [`Limits::max_depth`];
 //! [`to_lua`] refuses those. Dropping a message recurses once per level, as
@@ -77,6 +80,11 @@ pub enum Message {
     /// A channel address (tx-channel or inbox); it counts as a sender of
     /// that actor while it lives.
     Address(ActorAddress),
+    /// A `byte_span`'s bytes; the receiver gets a new byte_span holding
+    /// them (messages to and from sandboxed actors only).
+    Bytes(Vec<u8>),
+    /// An `ip.address` (messages to and from sandboxed actors only).
+    Ip(crate::ipc::IpAddress),
 }
 
 pub use super::mailbox::ActorAddress;
@@ -230,6 +238,15 @@ pub trait Capabilities {
     /// Builds the receiver's object for a [`Message::Fd`] or
     /// [`Message::Address`] member (a `file_descriptor`, a tx-channel).
     fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value>;
+
+    /// Called for each table with a metatable met in a value being sent
+    /// (plain tables never get here): `Some(Ok(m))` makes it the member `m`
+    /// (an [`Message::Ip`] for an `ip.address`), `None` leaves the usual
+    /// rule (refused at the top level, unsupported inside a table). The
+    /// table's metamethods must not run.
+    fn object_of(&self, _lua: &Lua, _table: &Table) -> Option<Result<Message, MessageError>> {
+        None
+    }
 }
 
 /// Hooks for a VM with no capability types: every userdata is unsupported
@@ -286,13 +303,20 @@ pub fn from_lua(
         Value::LightUserData(_) => Err(MessageError::NotSendable {
             what: "light userdata",
         }),
-        Value::Table(t) if t.has_metatable() => Err(MessageError::NotSendable {
-            what: "table with a metatable",
-        }),
+        Value::Table(t) if t.has_metatable() => match caps.object_of(lua, t) {
+            Some(Ok(m)) if m.is_hook_member() => Ok(m),
+            Some(Err(e)) => Err(e),
+            _ => Err(MessageError::NotSendable {
+                what: "table with a metatable",
+            }),
+        },
         Value::Table(t) => copy.table_tree(t.clone()),
         Value::UserData(ud) => match caps.capability_of(ud) {
             None => Err(MessageError::Unsupported { what: "userdata" }),
-            Some(Ok(m)) if m.is_capability() => Ok(m),
+            Some(Ok(m)) if m.is_hook_member() => {
+                copy.charge_hook_member(&m)?;
+                Ok(m)
+            }
             Some(Ok(_)) => Err(MessageError::Unsupported { what: "userdata" }),
             Some(Err(e)) => Err(e),
         },
@@ -368,6 +392,20 @@ impl Copier<'_> {
         Ok(())
     }
 
+    /// Charges a byte span's bytes (which its hook copied) to the budget.
+    fn charge_hook_member(&mut self, member: &Message) -> Result<(), MessageError> {
+        if let Message::Bytes(bytes) = member {
+            let total = self.payload_bytes.saturating_add(bytes.len());
+            if total > self.limits.max_payload_bytes {
+                return Err(MessageError::TooLarge {
+                    limit: self.limits.max_payload_bytes,
+                });
+            }
+            self.payload_bytes = total;
+        }
+        Ok(())
+    }
+
     /// Copies script-controlled bytes after charging them to the budget.
     fn copy_bytes(&mut self, bytes: &[u8]) -> Result<Vec<u8>, MessageError> {
         let total = self.payload_bytes.saturating_add(bytes.len());
@@ -405,11 +443,19 @@ impl Copier<'_> {
                 self.count_member()?;
                 Member::Leaf(Message::String(self.copy_bytes(&s.as_bytes())?))
             }
-            Value::Table(t) if t.has_metatable() => Member::Unsupported,
+            Value::Table(t) if t.has_metatable() => match self.caps.object_of(self.lua, &t) {
+                Some(Ok(m)) if m.is_hook_member() => {
+                    self.count_member()?;
+                    Member::Leaf(m)
+                }
+                Some(Err(e)) => return Err(e),
+                _ => Member::Unsupported,
+            },
             Value::Table(t) => Member::Table(t),
             Value::UserData(ud) => match self.caps.capability_of(&ud) {
-                Some(Ok(m)) if m.is_capability() => {
+                Some(Ok(m)) if m.is_hook_member() => {
                     self.count_member()?;
+                    self.charge_hook_member(&m)?;
                     Member::Leaf(m)
                 }
                 Some(Ok(_)) | None | Some(Err(MessageError::FdClosed)) => Member::Unsupported,
@@ -649,6 +695,11 @@ pub fn to_lua(
             Message::Number(n) => Value::Number(n),
             Message::String(s) => Value::String(lua.create_string(s)?),
             cap @ (Message::Fd(_) | Message::Address(_)) => caps.capability_to_lua(lua, cap)?,
+            Message::Bytes(bytes) => Value::UserData(crate::modules::byte_span::push_span(
+                lua,
+                crate::modules::byte_span::SpanRef::from_bytes(&bytes),
+            )?),
+            Message::Ip(address) => crate::modules::ip::address_to_lua(lua, address)?,
             Message::Array(_) | Message::Object(_) => unreachable!("containers are opened"),
         })
     }
@@ -734,6 +785,15 @@ impl Message {
         matches!(self, Message::Fd(_) | Message::Address(_))
     }
 
+    /// Whether [`Capabilities`] hooks may produce this member: a
+    /// capability, a byte span or an `ip.address`.
+    pub fn is_hook_member(&self) -> bool {
+        matches!(
+            self,
+            Message::Fd(_) | Message::Address(_) | Message::Bytes(_) | Message::Ip(_)
+        )
+    }
+
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Message::Bool(b) => Some(*b),
@@ -794,9 +854,9 @@ impl Message {
             summary.members += 1;
             match msg {
                 Message::Bool(_) | Message::Number(_) => {}
-                Message::String(s) => summary.payload_bytes += s.len(),
+                Message::String(s) | Message::Bytes(s) => summary.payload_bytes += s.len(),
                 Message::Fd(_) => summary.fds += 1,
-                Message::Address(_) => {}
+                Message::Address(_) | Message::Ip(_) => {}
                 Message::Array(items) => {
                     summary.depth = summary.depth.max(depth + 1);
                     stack.extend(items.iter().map(|m| (m, depth + 1)));
@@ -825,6 +885,8 @@ impl PartialEq for Message {
                 (Message::Bool(a), Message::Bool(b)) if a == b => {}
                 (Message::Number(a), Message::Number(b)) if a == b => {}
                 (Message::String(a), Message::String(b)) if a == b => {}
+                (Message::Bytes(a), Message::Bytes(b)) if a == b => {}
+                (Message::Ip(a), Message::Ip(b)) if a == b => {}
                 (Message::Fd(a), Message::Fd(b)) if a.as_raw_fd() == b.as_raw_fd() => {}
                 (Message::Address(a), Message::Address(b)) if a.same_actor(b) => {}
                 (Message::Array(a), Message::Array(b)) if a.len() == b.len() => {

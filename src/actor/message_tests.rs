@@ -1017,3 +1017,95 @@ fn a_hook_returning_a_non_capability_counts_as_unsupported() {
     .unwrap();
     assert_eq!(msg, Message::array([n(1.0)]));
 }
+
+/// Hooks of a channel to a sandbox, in miniature: a marked table is an
+/// address (`object_of`), an `Opaque` userdata a byte span.
+struct ValueCaps;
+impl Capabilities for ValueCaps {
+    fn capability_of(&self, ud: &AnyUserData) -> Option<Result<Message, MessageError>> {
+        ud.is::<Opaque>()
+            .then(|| Ok(Message::Bytes(vec![b'x'; 10])))
+    }
+
+    fn capability_to_lua(&self, _: &Lua, _: Message) -> mlua::Result<Value> {
+        Err(ErrorCode::generic(libc::ENOTSUP).into())
+    }
+
+    fn object_of(&self, _: &Lua, t: &Table) -> Option<Result<Message, MessageError>> {
+        let marked: bool = t.raw_get("is_address").ok()?;
+        marked.then(|| {
+            Ok(Message::Ip(crate::ipc::IpAddress::V4(
+                std::net::Ipv4Addr::LOCALHOST,
+            )))
+        })
+    }
+}
+
+#[test]
+fn hooks_make_byte_spans_and_addresses_and_charge_their_bytes() {
+    let lua = lua();
+    let value = eval(
+        &lua,
+        "local a = setmetatable({ is_address = true }, {}) \
+         return { span = opaque(), at = a, other = setmetatable({}, {}), list = { a, opaque() } }",
+    );
+    let msg = from_lua(&lua, &value, &ValueCaps, &Limits::DEFAULT).unwrap();
+    let ip = Message::Ip(crate::ipc::IpAddress::V4(std::net::Ipv4Addr::LOCALHOST));
+    let bytes = || Message::Bytes(vec![b'x'; 10]);
+    assert_eq!(
+        msg,
+        Message::object([
+            (
+                "at",
+                Message::Ip(crate::ipc::IpAddress::V4(std::net::Ipv4Addr::LOCALHOST))
+            ),
+            ("list", Message::array([ip, bytes()])),
+            ("span", bytes()),
+        ])
+    );
+    assert_eq!(msg.summary().payload_bytes, 2 + 4 + 4 + 10 + 10);
+    // A byte span counts against the byte budget.
+    let small = Limits::new(256, 1 << 20, 1 << 21, 15);
+    assert!(matches!(
+        from_lua(
+            &lua,
+            &eval(&lua, "return { opaque(), opaque() }"),
+            &ValueCaps,
+            &small
+        ),
+        Err(MessageError::TooLarge { limit: 15 })
+    ));
+    // Other tables with a metatable keep their rule.
+    assert!(matches!(
+        from_lua(
+            &lua,
+            &eval(&lua, "return setmetatable({}, {})"),
+            &ValueCaps,
+            &Limits::DEFAULT
+        ),
+        Err(MessageError::NotSendable { .. })
+    ));
+}
+
+#[test]
+fn byte_spans_arrive_as_byte_spans() {
+    let lua = lua();
+    let span_table = crate::modules::byte_span::register(&lua).unwrap();
+    drop(span_table);
+    let v = to_lua(
+        &lua,
+        Message::array([Message::Bytes(b"a\0b".to_vec()), s("a\0b")]),
+        &TestCaps,
+        &Limits::DEFAULT,
+    )
+    .unwrap();
+    lua.globals().set("v", v).unwrap();
+    let (kind, text, len, plain): (String, String, i64, String) = lua
+        .load("return getmetatable(v[1]), tostring(v[1]), #v[1], type(v[2])")
+        .eval()
+        .unwrap();
+    assert_eq!(
+        (kind.as_str(), text.as_str(), len, plain.as_str()),
+        ("byte_span", "a\0b", 3, "string")
+    );
+}

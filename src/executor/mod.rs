@@ -62,7 +62,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-pub use ops::{OpBuffer, OpFd, OpId, StdStream};
+pub use ops::{GrantedSlot, OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind, Target};
 
 /// Builds an SQE on what the slot names: `$t` is bound to a
@@ -98,6 +98,17 @@ pub(crate) const WAKE_TAG: u64 = u64::MAX - 1;
 const EVENTFD_TAG: u64 = u64::MAX - 2;
 /// user_data of the drained NOP `Drop` waits for after dropped completions.
 const DRAIN_TAG: u64 = u64::MAX - 3;
+/// user_data of the `MSG_RING` that installs an fd in another ring's
+/// table ([`Executor::send_fd_to_ring`]).
+const SEND_FD_TAG: u64 = u64::MAX - 4;
+/// user_data of the `FIXED_FD_INSTALL` of [`Executor::fd_of_slot`].
+const FD_OF_SLOT_TAG: u64 = u64::MAX - 5;
+/// The slot of this ring's own table that an fd passes through on its way
+/// to another ring ([`Executor::send_fd_to_ring`]).
+const SEND_FD_SLOT: u32 = 0;
+/// `IORING_MSG_RING_CQE_SKIP` (linux/io_uring.h): the target ring gets no
+/// CQE for a `MSG_RING`.
+const IORING_MSG_RING_CQE_SKIP: u32 = 1;
 
 /// Ring sizing. Every actor has a ring, so it starts small (kernel memory
 /// and set-up time grow with it): a full SQ is submitted and refilled
@@ -240,6 +251,11 @@ pub struct Executor {
     /// Set while `run_inline` submits its NOP: the slot's resources were
     /// used by the syscall already, the SQE reaches nothing.
     submitting_inline: bool,
+    /// Whether this ring has its one-slot table for `send_fd_to_ring`
+    /// (registered on first use: most VMs never send a sandbox an fd).
+    send_table: bool,
+    /// The CQE result of the `send_fd_to_ring` or `fd_of_slot` under way.
+    sync_result: Option<i32>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -305,6 +321,8 @@ impl Executor {
             fixed_only,
             inline_results: Vec::new(),
             submitting_inline: false,
+            send_table: false,
+            sync_result: None,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -667,9 +685,10 @@ impl Executor {
         match fd {
             // Slots of a sandbox's table are the host's to manage for now.
             OpFd::Std(_) | OpFd::Fixed(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
-            // The slot is cleared when the last reference goes.
-            OpFd::Slot(rc) => {
-                drop(rc);
+            // The slot is cleared when the last reference goes (now, or
+            // when the last op holding it completes).
+            OpFd::Slot(_) | OpFd::Granted(_) => {
+                drop(fd);
                 // SAFETY: a NOP carries no pointer and no fd.
                 unsafe { self.submit(OpSlot::bare(), |_| opcode::Nop::new().build()) }
             }
@@ -804,6 +823,105 @@ impl Executor {
         self.submit_pending()
     }
 
+    /// Installs `fd` in a free slot of the file-alloc range of the ring
+    /// `target`'s fixed-file table (`IORING_OP_MSG_RING` /
+    /// `IORING_MSG_SEND_FD` with `IORING_FILE_INDEX_ALLOC`, Linux 6.0) and
+    /// returns that slot. The target ring gets no completion for it
+    /// (`IORING_MSG_RING_CQE_SKIP`). `fd` passes through slot 0 of this
+    /// ring's own table, registered on first use and emptied again before
+    /// this returns; `target` shares the open file, the caller keeps `fd`.
+    ///
+    /// Waits (blocking the thread) for the one completion, which the kernel
+    /// posts at once or after one trip through its worker threads; other
+    /// completions reaped meanwhile wait for the next turn. A full range is
+    /// `ENFILE`; a restricted ring cannot do this (`EPERM`).
+    pub fn send_fd_to_ring(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        target: BorrowedFd<'_>,
+    ) -> io::Result<u32> {
+        if self.fixed_only.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        if !self.send_table {
+            self.ring.submitter().register_files_sparse(1)?;
+            self.send_table = true;
+        }
+        self.ring
+            .submitter()
+            .register_files_update(SEND_FD_SLOT, &[fd.as_raw_fd()])?;
+        let entry = opcode::MsgRingSendFd::new(
+            types::Fd(target.as_raw_fd()),
+            types::Fixed(SEND_FD_SLOT),
+            types::DestinationSlot::auto_target(),
+            0,
+        )
+        .opcode_flags(IORING_MSG_RING_CQE_SKIP)
+        .build()
+        .user_data(SEND_FD_TAG);
+        self.sync_result = None;
+        let waited = self.push(entry).and_then(|()| self.wait_sync_result());
+        // Empty the passing slot whatever happened (the MSG_RING holds its
+        // own reference to the file while it runs).
+        let cleared = self
+            .ring
+            .submitter()
+            .register_files_update(SEND_FD_SLOT, &[-1]);
+        let result = waited?;
+        cleared?;
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        Ok(result as u32)
+    }
+
+    /// A plain, close-on-exec fd for the fixed slot `fd` names
+    /// (`IORING_OP_FIXED_FD_INSTALL`, Linux 6.8), on a fixed-only ring: a
+    /// sandboxed actor sends it by `SCM_RIGHTS`. Waits (blocking the
+    /// thread) for the one completion, as `send_fd_to_ring` does. `EBADF`
+    /// for a descriptor that is not a slot, `EPERM` on another ring.
+    pub fn fd_of_slot(&mut self, fd: &OpFd) -> io::Result<OwnedFd> {
+        if self.fixed_only.is_none() {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+        let slot = match fd {
+            OpFd::Fixed(slot) => *slot,
+            OpFd::Granted(granted) => granted.index(),
+            OpFd::Slot(local) => local.index(),
+            OpFd::Owned(_) | OpFd::Std(_) => return Err(io::Error::from_raw_os_error(libc::EBADF)),
+        };
+        let entry = opcode::FixedFdInstall::new(types::Fixed(slot), 0)
+            .build()
+            .user_data(FD_OF_SLOT_TAG);
+        self.sync_result = None;
+        self.push(entry)?;
+        let result = self.wait_sync_result()?;
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
+        }
+        // SAFETY: the kernel just installed this descriptor in our table
+        // for us; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(result) })
+    }
+
+    /// Submits and waits until the completion of the synchronous op under
+    /// way (`SEND_FD_TAG`, `FD_OF_SLOT_TAG`) was reaped; other completions
+    /// wait in the stash.
+    fn wait_sync_result(&mut self) -> io::Result<i32> {
+        loop {
+            if let Some(result) = self.sync_result.take() {
+                return Ok(result);
+            }
+            match self.enter(1) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(e),
+            }
+            self.reap_into_stash()?;
+        }
+    }
+
     /// One turn: submit everything queued and, when `block`, wait for at
     /// least one completion in the same `io_uring_enter`; then reap every
     /// completion available.
@@ -929,6 +1047,10 @@ impl Executor {
     fn dispatch(&mut self, data: u64, result: i32, flags: u32, out: &mut Reaped) {
         match data {
             CANCEL_TAG | DRAIN_TAG => return,
+            SEND_FD_TAG | FD_OF_SLOT_TAG => {
+                self.sync_result = Some(result);
+                return;
+            }
             WAKE_TAG => {
                 out.woken = true;
                 return;

@@ -102,6 +102,40 @@ pub enum OpFd {
     /// owns (a path it opened, a socket it made): the slot is cleared when
     /// the last reference (the object's, or an op's) goes.
     Slot(Rc<crate::actor::sandboxed::OwnedSlot>),
+    /// A slot of a sandboxed ring's table holding a capability the host
+    /// installed: like `Fixed`, but the slot is cleared when the last
+    /// reference (the `file_descriptor`, the I/O object, an op in flight)
+    /// goes.
+    Granted(Rc<GrantedSlot>),
+}
+
+/// Ownership of one slot of this process's fixed-file table (a capability
+/// the host sent a sandboxed VM). Dropping it clears the slot.
+#[derive(Debug)]
+pub struct GrantedSlot {
+    /// The ring whose table holds the slot. A sandbox has one ring for its
+    /// whole life (seccomp denies io_uring_setup), so this number never
+    /// names another ring.
+    ring_fd: RawFd,
+    index: u32,
+}
+
+impl GrantedSlot {
+    pub(crate) fn new(ring_fd: RawFd, index: u32) -> Self {
+        GrantedSlot { ring_fd, index }
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+impl Drop for GrantedSlot {
+    fn drop(&mut self) {
+        if let Err(e) = crate::actor::sandboxed::slots::clear_slot(self.ring_fd, self.index) {
+            tracing::debug!(slot = self.index, error = %e, "clearing a granted fixed-file slot failed");
+        }
+    }
 }
 
 impl OpFd {
@@ -115,7 +149,7 @@ impl OpFd {
             OpFd::Std(s) => *s as RawFd,
             // Never used as an fd number: ops that accept a slot build
             // their SQE from `OpSlot::target`, the others are refused.
-            OpFd::Fixed(_) => -1,
+            OpFd::Fixed(_) | OpFd::Granted(_) => -1,
             // Plain calls (bind, lseek...) use the sandbox's own fd.
             OpFd::Slot(slot) => slot.raw_fd(),
         }
@@ -246,6 +280,7 @@ impl OpSlot {
         match &self.fd {
             Some(OpFd::Fixed(slot)) => Target::Fixed(*slot),
             Some(OpFd::Slot(slot)) => Target::Fixed(slot.index()),
+            Some(OpFd::Granted(slot)) => Target::Fixed(slot.index),
             _ => Target::Fd(self.raw_fd()),
         }
     }
@@ -270,7 +305,7 @@ impl OpSlot {
             return Some("it closes an fd number");
         }
         match &self.fd {
-            None | Some(OpFd::Fixed(_) | OpFd::Slot(_)) => None,
+            None | Some(OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_)) => None,
             Some(_) => Some("it names an fd outside the ring's fixed-file table"),
         }
     }

@@ -4,7 +4,7 @@
 //! fixed-file table is refused before it reaches the kernel.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use luring_sandbox::ring::{create_restricted, RingSpec};
@@ -344,4 +344,123 @@ fn a_local_slot_is_usable_by_ring_ops_and_cleared_with_its_last_reference() {
     let (_r2, w2) = pipe();
     let again = slots::install_local(rig.ex.ring_fd(), w2).unwrap();
     assert_eq!(again.index(), 3);
+}
+
+// ---- capabilities installed by a host ring (MSG_RING send-fd) ----
+
+/// A host executor installs descriptors in a restricted ring's allocation
+/// range (the upper half of its table, set before the ring was enabled):
+/// each lands in a distinct slot of that range, is usable there, and the
+/// sender keeps its own. When the range is full the next install is
+/// `ENFILE`; a `GrantedSlot` dropped frees its slot for the next one.
+#[test]
+fn host_installs_land_in_the_allocation_range_until_it_is_full() {
+    let (data_r, data_w) = pipe();
+    let mut rig = rig(None);
+    let mut host = Executor::new().expect("host executor");
+    // SAFETY: the rig's executor owns the ring fd for the whole test.
+    let target = unsafe { BorrowedFd::borrow_raw(rig.ex.ring_fd()) };
+    let range = luring_sandbox::ring::host_slots(RingSpec::default().fixed_files);
+    let mut granted = Vec::new();
+    for _ in 0..range.len() {
+        let slot = host
+            .send_fd_to_ring(data_w.as_fd(), target)
+            .expect("an install");
+        assert!(range.contains(&slot), "slot {slot} outside {range:?}");
+        assert!(!granted
+            .iter()
+            .any(|g: &OpFd| matches!(g, OpFd::Granted(s) if s.index() == slot)));
+        granted.push(OpFd::Granted(std::rc::Rc::new(GrantedSlot::new(
+            rig.ex.ring_fd(),
+            slot,
+        ))));
+    }
+    let full = host.send_fd_to_ring(data_w.as_fd(), target).unwrap_err();
+    assert_eq!(full.raw_os_error(), Some(libc::ENFILE));
+
+    // Usable through its slot inside; the sender's copy still works.
+    let id = rig
+        .ex
+        .write(&granted[3], OpBuffer::Owned(Box::from(&b"inside"[..])))
+        .unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 6)]);
+    nix::unistd::write(&data_w, b"!").unwrap();
+    let mut got = [0u8; 7];
+    let mut reader = std::fs::File::from(data_r);
+    reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"inside!");
+
+    // Dropping a granted slot empties it: the next install fits again.
+    let freed = match granted.remove(7) {
+        OpFd::Granted(s) => s.index(),
+        _ => unreachable!(),
+    };
+    let slot = host.send_fd_to_ring(data_w.as_fd(), target).unwrap();
+    assert_eq!(slot, freed);
+    drop(granted);
+    // An emptied slot reaches nothing.
+    let id = rig
+        .ex
+        .write(
+            &OpFd::Fixed(range.start),
+            OpBuffer::Owned(Box::from(&b"x"[..])),
+        )
+        .unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, -libc::EBADF)]);
+}
+
+/// A directory cannot be sent; a fixed-only executor cannot install into
+/// another ring; only a fixed-only executor turns a slot into a plain fd,
+/// and only a slot.
+#[test]
+fn refusals_of_the_install_paths() {
+    let mut rig = rig(None);
+    let dir = std::fs::File::open("/").unwrap();
+    assert!(luring_sandbox::ring::check_capability(dir.as_fd()).is_err());
+    let (r, _w) = pipe();
+    // SAFETY: the rig's executor owns the ring fd for the whole test.
+    let target = unsafe { BorrowedFd::borrow_raw(rig.ex.ring_fd()) };
+    let err = rig.ex.send_fd_to_ring(r.as_fd(), target).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    let mut host = Executor::new().unwrap();
+    assert_eq!(
+        host.fd_of_slot(&OpFd::Fixed(1)).unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        rig.ex
+            .fd_of_slot(&OpFd::owned(r))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EBADF)
+    );
+}
+
+/// A slot turned into a plain fd (`FIXED_FD_INSTALL`, on the restricted
+/// ring's allow-list) is the same open file: what is written through the
+/// plain fd comes out of the slot's pipe.
+#[test]
+fn a_slot_becomes_a_plain_fd_of_the_same_file() {
+    let (data_r, data_w) = pipe();
+    let mut rig = rig(Some(&data_w));
+    drop(data_w);
+    let plain = rig
+        .ex
+        .fd_of_slot(&OpFd::Fixed(DATA_SLOT))
+        .expect("a plain fd");
+    // SAFETY: F_GETFD on a descriptor we own.
+    let flags = unsafe { libc::fcntl(plain.as_raw_fd(), libc::F_GETFD) };
+    assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    nix::unistd::write(&plain, b"plain").unwrap();
+    let mut got = [0u8; 5];
+    std::fs::File::from(data_r).read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"plain");
+    // An empty slot gives no fd.
+    assert_eq!(
+        rig.ex
+            .fd_of_slot(&OpFd::Fixed(40))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EBADF)
+    );
 }

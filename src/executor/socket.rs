@@ -362,7 +362,8 @@ impl Executor {
     }
 
     /// One-shot `IORING_OP_POLL_ADD` of `events` (`POLLIN`, `POLLOUT`,
-    /// ...); completes with the events that are ready.
+    /// ...); completes with the events that are ready. `fd` may be a
+    /// fixed slot (as for `send` and `recv`).
     pub fn poll(&mut self, fd: &OpFd, events: u32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points at nothing.
         unsafe {
@@ -398,8 +399,8 @@ impl Executor {
         }
     }
 
-    /// `sendmsg(fd, {to, buf, SCM_RIGHTS fds}, flags | MSG_NOSIGNAL)`.
-    /// `fds`: at most [`MAX_FDS_PER_MESSAGE`] (else `EINVAL`).
+    /// `sendmsg(fd, {to, buf, SCM_RIGHTS fds}, flags | MSG_NOSIGNAL)`; `fd`
+    /// may be a fixed slot, the passed `fds` are fd numbers. `fds`: at most [`MAX_FDS_PER_MESSAGE`] (else `EINVAL`).
     pub fn send_msg(
         &mut self,
         fd: &OpFd,

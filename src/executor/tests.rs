@@ -543,6 +543,7 @@ fn refs(fd: &OpFd) -> usize {
         OpFd::Owned(rc) => std::rc::Rc::strong_count(rc),
         OpFd::Std(_) | OpFd::Fixed(_) => 0,
         OpFd::Slot(rc) => std::rc::Rc::strong_count(rc),
+        OpFd::Granted(rc) => std::rc::Rc::strong_count(rc),
     }
 }
 

@@ -70,6 +70,8 @@ impl<'m> Caps<'m> {
             Message::Bool(b) => Value::Bool(*b),
             Message::Number(n) => Value::Float(*n),
             Message::String(s) => Value::String(Cow::Borrowed(s)),
+            Message::Bytes(b) => Value::Bytes(Cow::Borrowed(b)),
+            Message::Ip(address) => Value::Ip(*address),
             Message::Array(_) | Message::Object(_) if depth >= MAX_DEPTH => {
                 return Err(FrameError::TooDeep { limit: MAX_DEPTH });
             }
@@ -133,9 +135,9 @@ impl ReceivedFrame<'_> {
     /// this frame, one address per channel member), floats become
     /// numbers, strings are copied out of the packet.
     ///
-    /// Kinds `Message` cannot hold yet are refused
-    /// ([`FrameError::NoMessageForm`]): byte spans, `ip.address`, and
-    /// integers beyond ±2^53 (which a Lua number would round). On any
+    /// Byte spans and `ip.address` values become [`Message::Bytes`] and
+    /// [`Message::Ip`]; integers beyond ±2^53 (which a Lua number would
+    /// round) are refused ([`FrameError::NoMessageForm`]). On any
     /// error every fd and address is dropped (closed / released).
     pub fn into_message(self, channels: Vec<ActorAddress>) -> Result<Message, FrameError> {
         if channels.len() != self.channel_count {
@@ -176,8 +178,8 @@ impl Parts {
                 })
             }
             Value::String(s) => Message::String(s.into_owned()),
-            Value::Bytes(_) => return Err(FrameError::NoMessageForm { kind: "byte span" }),
-            Value::Ip(_) => return Err(FrameError::NoMessageForm { kind: "ip.address" }),
+            Value::Bytes(b) => Message::Bytes(b.into_owned()),
+            Value::Ip(address) => Message::Ip(address),
             Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => {
                 return Err(FrameError::TooDeep { limit: MAX_DEPTH })
             }

@@ -1216,13 +1216,35 @@ mod delivery {
     }
 
     #[test]
-    fn kinds_without_a_message_form_are_refused_and_fds_closed() {
-        let values = [
-            Value::Bytes(Cow::Borrowed(b"raw")),
+    fn byte_spans_and_addresses_become_their_message_forms() {
+        let address = IpAddress::V6 {
+            address: "fe80::1".parse().unwrap(),
+            scope_id: 3,
+        };
+        let frame = scm(&Value::Array(vec![
+            Value::Bytes(Cow::Borrowed(b"raw\0")),
             Value::Ip(IpAddress::V4([10, 0, 0, 1].into())),
-            Value::Integer((1 << 53) + 1),
-            Value::Integer(i64::MIN),
-        ];
+            Value::Ip(address),
+        ]));
+        let delivered = decode_with_fds(&frame, vec![])
+            .unwrap()
+            .into_message(vec![])
+            .unwrap();
+        assert_eq!(
+            delivered,
+            Message::array([
+                Message::Bytes(b"raw\0".to_vec()),
+                Message::Ip(IpAddress::V4([10, 0, 0, 1].into())),
+                Message::Ip(address),
+            ])
+        );
+        // A byte span is not a string, nor the reverse.
+        assert_ne!(Message::Bytes(b"x".to_vec()), Message::from("x"));
+    }
+
+    #[test]
+    fn kinds_without_a_message_form_are_refused_and_fds_closed() {
+        let values = [Value::Integer((1 << 53) + 1), Value::Integer(i64::MIN)];
         for value in values {
             let (read, write) = pipe();
             // The fd comes first in key order, so it is taken before the
@@ -1262,6 +1284,12 @@ fn any_message() -> impl Strategy<Value = Message> {
             .prop_filter("NaN", |n| !n.is_nan())
             .prop_map(Message::Number),
         proptest::collection::vec(any::<u8>(), 0..12).prop_map(Message::String),
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Message::Bytes),
+        any::<[u8; 4]>().prop_map(|a| Message::Ip(IpAddress::V4(a.into()))),
+        (any::<[u8; 16]>(), any::<u32>()).prop_map(|(a, scope_id)| Message::Ip(IpAddress::V6 {
+            address: a.into(),
+            scope_id
+        })),
     ];
     leaf.prop_recursive(5, 48, 6, |inner| {
         prop_oneof![

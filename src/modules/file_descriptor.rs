@@ -76,6 +76,8 @@ fn dup_cloexec(fd: &OpFd) -> std::io::Result<OwnedFd> {
         }
         // A fixed slot has no fd number in this process.
         OpFd::Fixed(_) | OpFd::Slot(_) => Err(std::io::Error::from_raw_os_error(libc::EBADF)),
+        // A sandbox cannot turn a slot into a second slot or an fd number.
+        OpFd::Granted(_) => Err(std::io::Error::from_raw_os_error(libc::ENOTSUP)),
     }
 }
 
@@ -165,7 +167,9 @@ impl FdCapabilities {
         Some(match &*fd {
             Some(OpFd::Owned(owned)) => dup_fd_for_message(Some(owned.as_fd())),
             // The standard streams are borrowed, never handed on.
-            Some(OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_)) | None => dup_fd_for_message(None),
+            Some(OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_)) | None => {
+                dup_fd_for_message(None)
+            }
         })
     }
 

@@ -22,6 +22,57 @@ use crate::modules::socket::{self, endpoint_arg, push_endpoint};
 
 const IP_LUA: &str = include_str!("../../lua/ip.lua");
 
+/// Registry keys of lua/ip.lua's address reader and constructor
+/// (`P.set_codec`, run when the module is first loaded).
+const CODEC_PARTS: &str = "luring.ip.parts";
+const CODEC_NEW: &str = "luring.ip.new";
+/// Registry key of the function that loads a builtin module once
+/// (lua/core/modules.lua sets it).
+pub(crate) const BUILTIN_LOADER: &str = "luring.builtin_loader";
+
+/// The `ip.address` that table `t` is, if it is one. No `ip.address` can
+/// exist before lua/ip.lua ran, so an unset reader means "not one". Reads
+/// the module's own weak table: none of `t`'s metamethods runs.
+pub(crate) fn address_of(lua: &Lua, t: &Table) -> mlua::Result<Option<crate::ipc::IpAddress>> {
+    let Value::Function(parts) = lua.named_registry_value::<Value>(CODEC_PARTS)? else {
+        return Ok(None);
+    };
+    let (bytes, scope): (Option<mlua::LuaString>, Option<u32>) = parts.call(t.clone())?;
+    let (Some(bytes), Some(scope)) = (bytes, scope) else {
+        return Ok(None);
+    };
+    Ok(match bytes_to_ip(&bytes.as_bytes()) {
+        Some(IpAddr::V4(a)) => Some(crate::ipc::IpAddress::V4(a)),
+        Some(IpAddr::V6(address)) => Some(crate::ipc::IpAddress::V6 {
+            address,
+            scope_id: scope,
+        }),
+        None => None,
+    })
+}
+
+/// A new `ip.address` object in `lua` (the `ip` module is loaded if this
+/// VM has not loaded it yet).
+pub(crate) fn address_to_lua(lua: &Lua, address: crate::ipc::IpAddress) -> mlua::Result<Value> {
+    let mut new = lua.named_registry_value::<Value>(CODEC_NEW)?;
+    if new.is_nil() {
+        let loader: mlua::Function = lua.named_registry_value(BUILTIN_LOADER)?;
+        loader.call::<()>("ip")?;
+        new = lua.named_registry_value::<Value>(CODEC_NEW)?;
+    }
+    let Value::Function(new) = new else {
+        return Err(mlua::Error::runtime(
+            "luring: the ip module gave no address constructor",
+        ));
+    };
+    match address {
+        crate::ipc::IpAddress::V4(a) => new.call((lua.create_string(a.octets())?, 0)),
+        crate::ipc::IpAddress::V6 { address, scope_id } => {
+            new.call((lua.create_string(address.octets())?, scope_id))
+        }
+    }
+}
+
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     io_object::register_lua_module(lua, k, "ip", IP_LUA, primitives)
 }
@@ -154,6 +205,16 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     add_resolver(lua, &p)?;
     add_send_file(lua, &p)?;
     add_multicast(lua, &p)?;
+    // set_codec(parts, new): lua/ip.lua hands over how to read an
+    // ip.address (parts(v) -> bytes, scope | nil) and make one
+    // (new(bytes, scope)), for messages to and from sandboxed actors.
+    p.raw_set(
+        "set_codec",
+        lua.create_function(|lua, (parts, new): (mlua::Function, mlua::Function)| {
+            lua.set_named_registry_value(CODEC_PARTS, parts)?;
+            lua.set_named_registry_value(CODEC_NEW, new)
+        })?,
+    )?;
     // parse(text) -> bytes, scope | nil
     p.raw_set(
         "parse",

@@ -12,11 +12,9 @@ use luring_sandbox::{
 };
 use mlua::{MetaMethod, UserData, UserDataMethods};
 
-use super::{
-    frame_to_message, send_boot, supervisor, BootOptions, ADDRESS_SPACE_HEADROOM, VM_ENTRY,
-};
+use super::{send_boot, supervisor, BootOptions, ADDRESS_SPACE_HEADROOM, VM_ENTRY};
 use crate::actor::mailbox::{ActorAddress, Envelope};
-use crate::actor::message::{self, Message, NoCapabilities};
+use crate::actor::message::{self, Message};
 use crate::actor::module_files::{self, EntryError};
 use crate::actor::vm::with_state;
 use crate::executor::{OpBuffer, OpFd};
@@ -33,6 +31,11 @@ pub(crate) struct SandboxChannel {
     /// `None` in the probe that names the metatable, and for a sandbox's
     /// channel to its host.
     pub(super) pidfd: Option<OwnedFd>,
+    /// The host's dup of the sandbox's ring fd, the target of the
+    /// `MsgRingSendFd` that installs a sent capability; `None` when the
+    /// supervisor could not hand it over (fds cannot be sent then), in the
+    /// probe, and for a sandbox's channel to its host.
+    pub(super) ring: Option<OwnedFd>,
 }
 
 /// SIGKILLs a sandbox when dropped (a sandbox that already ended is left
@@ -238,9 +241,9 @@ fn relay(
             continue;
         }
         if fds[1].revents != 0 {
-            match handle.recv_control(&mut buf, 0) {
+            match handle.recv_control(&mut buf, crate::ipc::MAX_FDS) {
                 Ok(frame) if frame.len == 0 => reading = false,
-                Ok(frame) => match frame_from_sandbox(&buf[..frame.len]) {
+                Ok(frame) => match frame_from_sandbox(&buf[..frame.len], frame.fds) {
                     Ok(msg) => {
                         next_id += 1;
                         let env = Envelope {
@@ -271,13 +274,16 @@ fn relay(
     }
 }
 
-/// A frame from the sandbox as a message: plain values only (its
-/// capabilities, if any, have nowhere to go yet).
-fn frame_from_sandbox(packet: &[u8]) -> Result<Message, String> {
-    let table_size = luring_sandbox::RingSpec::default().fixed_files;
-    let decoded = crate::ipc::decode(packet, crate::ipc::FdMode::FixedSlots { table_size }, 0)
-        .map_err(|e| e.to_string())?;
-    frame_to_message(decoded.value, None).map_err(str::to_owned)
+/// A frame from the sandbox as a message: its descriptors came with it by
+/// `SCM_RIGHTS` (`recv_control` checked the control data and closes extras
+/// and truncated ones) and become fd members; channels have nowhere to go
+/// yet. On any error every descriptor is closed.
+fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, String> {
+    let received = crate::ipc::decode_with_fds(packet, fds).map_err(|e| e.to_string())?;
+    if received.channel_count > 0 {
+        return Err("channels cannot be sent to the host yet".into());
+    }
+    received.into_message(Vec::new()).map_err(|e| e.to_string())
 }
 
 /// The error `spawn_vm` raises when the supervisor refused a sandbox. A
@@ -370,14 +376,22 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     let probe = lua.create_userdata(SandboxChannel {
         control: RefCell::new(None),
         pidfd: None,
+        ring: None,
     })?;
     crate::modules::name_userdata_metatable(lua, probe, c"ipc_actor_channel")?;
+    rt.set(
+        "set_builtin_loader",
+        lua.create_function(|lua, loader: mlua::Function| {
+            lua.set_named_registry_value(crate::modules::ip::BUILTIN_LOADER, loader)
+        })?,
+    )?;
     rt.set(
         "set_sandbox_methods",
         lua.create_function(|lua, methods: Table| {
             let probe = lua.create_userdata(SandboxChannel {
                 control: RefCell::new(None),
                 pidfd: None,
+                ring: None,
             })?;
             crate::actor::channels::set_index_table(lua, probe, methods)
         })?,
@@ -431,6 +445,10 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
                 let control = handle.control().try_clone_to_owned().map_err(io)?;
                 let pidfd = handle.pidfd().try_clone_to_owned().map_err(io)?;
+                let ring = match handle.ring_fd() {
+                    Some(fd) => Some(fd.try_clone_to_owned().map_err(io)?),
+                    None => None,
+                };
                 let killer = SandboxKiller(handle.pidfd().try_clone_to_owned().map_err(io)?);
                 let own = with_state(lua, |st| st.mailbox.clone())?;
                 let monitor = monitor.then(|| ActorAddress::new(own.clone()));
@@ -440,43 +458,103 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
                     pidfd: Some(pidfd),
+                    ring,
                 })?;
                 Ok((Value::UserData(ch), Value::Nil, Value::Nil))
             },
         ))?,
     )?;
     // sandbox_send(channel, message) -> op id (the result: bytes sent or
-    // -errno)
+    // -errno), and the slots the message's fds were installed in (a table,
+    // or nil): if the send fails or is interrupted, Lua hands them to
+    // sandbox_clear_slots (the frame that named them never left).
     rt.set(
         "sandbox_send",
         lua.create_function(unless_closing(|lua, (ch, msg): (Value, Value)| {
-            let control = channel_arg(&ch)?.control.borrow().clone().ok_or_else(|| {
+            let ch = channel_arg(&ch)?;
+            let control = ch.control.borrow().clone().ok_or_else(|| {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
             let own = with_state(lua, |st| st.mailbox.clone())?;
+            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
+            if sandboxed {
+                return send_to_host(lua, &control, &own, &msg).map(|id| (id, Value::Nil));
+            }
             let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
-                others: &NoCapabilities,
+                others: &super::SandboxCapabilities,
             };
             let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
-            let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&[]))
+            let fds = crate::ipc::message_fds(&msg)
                 .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+            let slots = match (fds.is_empty(), &ch.ring) {
+                (true, _) => Vec::new(),
+                (false, None) => {
+                    return Err(mlua::Error::runtime(
+                        "send: this sandbox's ring was not handed to the host, so no file \
+                         descriptor can be installed in it",
+                    ))
+                }
+                (false, Some(ring)) => install_fds(lua, &fds, ring.as_fd())?,
+            };
+            let ring_fd = ch.ring.as_ref().map(AsRawFd::as_raw_fd);
+            let undo = |slots: &[u32]| {
+                if let Some(ring) = ring_fd {
+                    clear_slots(ring, slots);
+                }
+            };
+            let frame =
+                match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots))
+                {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        undo(&slots);
+                        return Err(mlua::Error::runtime(format!("send: {e}")));
+                    }
+                };
             // The one address a sandbox can be sent: the sender's inbox
-            // (its replies come back on the control socket); from inside
-            // a sandbox, none.
-            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
-            if !frame.fds.is_empty()
-                || frame
-                    .channels
-                    .iter()
-                    .any(|a| sandboxed || !Arc::ptr_eq(&a.mailbox, &own))
+            // (its replies come back on the control socket).
+            if frame
+                .channels
+                .iter()
+                .any(|a| !Arc::ptr_eq(&a.mailbox, &own))
             {
+                undo(&slots);
                 return Err(ErrorCode::generic(libc::ENOTSUP).into());
             }
             let bytes = frame.bytes.into_boxed_slice();
-            submit_op(lua, |st| {
+            let id = match submit_op(lua, |st| {
                 st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
-            })
+            }) {
+                Ok(id) => id,
+                Err(e) => {
+                    undo(&slots);
+                    return Err(e);
+                }
+            };
+            let slots = if slots.is_empty() {
+                Value::Nil
+            } else {
+                Value::Table(lua.create_sequence_from(slots)?)
+            };
+            Ok((id, slots))
+        }))?,
+    )?;
+    // sandbox_clear_slots(channel, slots): empties slots installed for a
+    // frame that was not sent.
+    rt.set(
+        "sandbox_clear_slots",
+        lua.create_function(unless_closing(|_, (ch, mut slots): (Value, Vec<u32>)| {
+            let ch = channel_arg(&ch)?;
+            let table = luring_sandbox::RingSpec::default().fixed_files;
+            let host_slots = luring_sandbox::ring::host_slots(table);
+            if let Some(ring) = &ch.ring {
+                // Only the range the host installs in: never stdio or the
+                // control socket, whatever the caller passes.
+                slots.retain(|slot| host_slots.contains(slot));
+                clear_slots(ring.as_raw_fd(), &slots);
+            }
+            Ok(())
         }))?,
     )?;
     rt.set(
@@ -516,11 +594,175 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
+/// Inside a sandbox: sends `msg` to the host as one frame on the control
+/// socket (a ring `SENDMSG` on its slot). Each `file_descriptor` in it is
+/// turned into a plain fd of this process (`fd_of_slot`) and attached by
+/// `SCM_RIGHTS`; the op holds those fds and closes them once it completed.
+/// No channel can be sent (`ENOTSUP`). Returns the op id.
+fn send_to_host(
+    lua: &Lua,
+    control: &OpFd,
+    own: &Arc<crate::actor::mailbox::Mailbox>,
+    msg: &Value,
+) -> mlua::Result<f64> {
+    use crate::actor::vm::submit_op;
+    let caps = crate::actor::channels::ActorCapabilities {
+        own,
+        others: &ToHostCapabilities { lua },
+    };
+    let mut msg = message::from_lua(lua, msg, &caps, &message::Limits::default())?;
+    let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::ScmRights)
+        .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+    if !frame.channels.is_empty() {
+        return Err(ErrorCode::generic(libc::ENOTSUP).into());
+    }
+    let bytes = frame.bytes.into_boxed_slice();
+    let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
+    submit_op(lua, |st| {
+        st.executor
+            .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)
+    })
+}
+
+/// Inside a sandbox, the hooks of a message to the host: a received
+/// `file_descriptor` (a slot) becomes a plain fd of this process, to
+/// travel by `SCM_RIGHTS`; byte spans and addresses as everywhere
+/// ([`super::SandboxCapabilities`]).
+struct ToHostCapabilities<'l> {
+    lua: &'l Lua,
+}
+
+impl message::Capabilities for ToHostCapabilities<'_> {
+    fn capability_of(
+        &self,
+        userdata: &mlua::AnyUserData,
+    ) -> Option<Result<Message, message::MessageError>> {
+        if let Ok(fd) = userdata.borrow::<crate::modules::file_descriptor::FileDescriptor>() {
+            return Some(match fd.op_fd() {
+                Some(slot @ OpFd::Granted(_)) => {
+                    match with_state(self.lua, |st| st.executor.fd_of_slot(&slot)) {
+                        Ok(Ok(plain)) => Ok(Message::Fd(plain)),
+                        Ok(Err(e)) => Err(message::MessageError::FdDup(e)),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                // Closed, or a slot that is not the actor's to give (stdio).
+                _ => Err(message::MessageError::FdClosed),
+            });
+        }
+        super::SandboxCapabilities.capability_of(userdata)
+    }
+
+    fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value> {
+        super::SandboxCapabilities.capability_to_lua(lua, capability)
+    }
+
+    fn object_of(
+        &self,
+        lua: &Lua,
+        table: &Table,
+    ) -> Option<Result<Message, message::MessageError>> {
+        super::SandboxCapabilities.object_of(lua, table)
+    }
+}
+
+/// Takes the fds out of `msg` in frame order (pre-order: arrays by index,
+/// objects by key, as `encode_message` numbers them), leaving `false` in
+/// their place.
+fn take_fds(msg: &mut Message) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    let mut stack = vec![msg];
+    while let Some(m) = stack.pop() {
+        match m {
+            Message::Fd(_) => {
+                if let Message::Fd(fd) = std::mem::replace(m, Message::Bool(false)) {
+                    fds.push(fd);
+                }
+            }
+            // Reversed so the stack pops them in member order.
+            Message::Array(items) => stack.extend(items.iter_mut().rev()),
+            Message::Object(members) => stack.extend(members.values_mut().rev()),
+            _ => {}
+        }
+    }
+    fds
+}
+
+/// Installs each of `fds` in the sandbox ring `ring`'s table from this
+/// VM's ring and returns their slots, in order. Directories and `O_PATH`
+/// descriptors are refused; on any failure the slots already filled are
+/// emptied again, so nothing is left behind.
+fn install_fds(lua: &Lua, fds: &[BorrowedFd<'_>], ring: BorrowedFd<'_>) -> mlua::Result<Vec<u32>> {
+    let mut slots = Vec::with_capacity(fds.len());
+    for fd in fds {
+        let installed = refuse_reaching(*fd).and_then(|()| {
+            with_state(lua, |st| st.executor.send_fd_to_ring(*fd, ring))
+                .map_err(|e| format!("send: {e}"))?
+                .map_err(|e| install_error(&e))
+        });
+        match installed {
+            Ok(slot) => slots.push(slot),
+            Err(reason) => {
+                clear_slots(ring.as_raw_fd(), &slots);
+                return Err(mlua::Error::runtime(reason));
+            }
+        }
+    }
+    Ok(slots)
+}
+
+/// Refuses what would reach past itself inside the sandbox
+/// (`luring_sandbox::ring::check_capability`), in the words of a Lua user.
+fn refuse_reaching(fd: BorrowedFd<'_>) -> Result<(), String> {
+    let Err(e) = luring_sandbox::ring::check_capability(fd) else {
+        return Ok(());
+    };
+    let is_dir = luring_sandbox::sys::fstat(fd.as_raw_fd())
+        .map(|st| luring_sandbox::sys::is_dir(&st))
+        .unwrap_or(false);
+    Err(if is_dir {
+        "send: a directory cannot be sent to a sandboxed actor (`..` from it would reach \
+         the host's tree); grant paths when the sandbox is spawned"
+            .to_owned()
+    } else if e.kind() == std::io::ErrorKind::InvalidInput {
+        "send: an O_PATH descriptor cannot be sent to a sandboxed actor; open the file \
+         itself and send that"
+            .to_owned()
+    } else {
+        format!("send: {e}")
+    })
+}
+
+fn install_error(e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(libc::ENFILE) {
+        let table = luring_sandbox::RingSpec::default().fixed_files;
+        let range = luring_sandbox::ring::host_slots(table);
+        format!(
+            "send: the sandboxed actor's table of received descriptors is full ({} slots, \
+             counting this message's); it must close some before it is sent more (nothing \
+             was sent)",
+            range.len()
+        )
+    } else {
+        format!("send: cannot install the descriptor in the sandbox's ring: {e}")
+    }
+}
+
+/// Empties `slots` of the sandbox ring `ring`'s table (best effort: a
+/// sandbox that is gone has no table left to tidy).
+fn clear_slots(ring: std::os::fd::RawFd, slots: &[u32]) {
+    for &slot in slots {
+        if let Err(e) = super::slots::clear_slot(ring, slot) {
+            tracing::debug!(slot, error = %e, "clearing a slot of a sandbox's table failed");
+        }
+    }
+}
+
 /// Why [`send_message`] refused a message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    #[error("file descriptors and channels cannot be sent to a sandboxed actor yet")]
+    #[error("file descriptors and channels cannot be sent through this blocking helper; a VM's channel (`ch:send` in Lua) installs descriptors with its ring")]
     Capabilities,
     #[error(transparent)]
     Frame(#[from] crate::ipc::FrameError),
@@ -529,8 +771,8 @@ pub enum SendError {
 }
 
 /// Sends `msg` to a sandboxed VM as one frame on the host's end of its
-/// control socket (blocking). Messages with capabilities are refused for
-/// now (they will travel through the host ring, `FLAG_FIXED_SLOTS`).
+/// control socket (blocking). Messages with capabilities are refused: only
+/// a VM's channel installs descriptors (from its ring, `FLAG_FIXED_SLOTS`).
 pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendError> {
     let frame = crate::ipc::encode_message(msg, crate::ipc::FdPlacement::FixedSlots(&[]))?;
     if !frame.fds.is_empty() || !frame.channels.is_empty() {

@@ -1,15 +1,16 @@
 //! Inside a sandbox: the inbox fed by the host's frames.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use mlua::{Lua, Table, Value};
 
 use super::host::SandboxChannel;
-use super::{frame_to_message, CONTROL_SLOT};
+use super::CONTROL_SLOT;
 use crate::actor::mailbox::Mailbox;
-use crate::actor::message::{self, Message};
-use crate::executor::{OpBuffer, OpFd};
+use crate::actor::message::{self, Capabilities as _, Message};
+use crate::executor::{GrantedSlot, OpBuffer, OpFd};
 use crate::modules::byte_span;
 
 /// Inside a sandbox: the mailbox that stands for "the host" in decoded
@@ -36,11 +37,91 @@ impl message::Capabilities for HostChannelCaps {
                 Ok(Value::UserData(lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::Fixed(CONTROL_SLOT))),
                     pidfd: None,
+                    ring: None,
                 })?))
             }
             _ => Ok(Value::Nil),
         }
     }
+}
+
+/// Takes ownership of the fixed-file slots a host frame names. A slot
+/// outside the range the host installs in (stdio, the control socket, the
+/// sandbox's own) is never the host's to name: the frame is refused
+/// (second member) and such a slot is left alone; the slots that were in
+/// range are owned (and so emptied when dropped) either way.
+fn grant_slots(ring_fd: i32, slots: &[u32], table_size: u32) -> (Vec<OpFd>, Option<String>) {
+    let host_slots = luring_sandbox::ring::host_slots(table_size);
+    let mut granted = Vec::with_capacity(slots.len());
+    let mut reason = None;
+    for &slot in slots {
+        if host_slots.contains(&slot) {
+            granted.push(OpFd::Granted(Rc::new(GrantedSlot::new(ring_fd, slot))));
+        } else {
+            reason.get_or_insert_with(|| {
+                format!(
+                    "frame from the host names fixed-file slot {slot}, outside the slots \
+                     {}..{} it installs capabilities in",
+                    host_slots.start, host_slots.end
+                )
+            });
+        }
+    }
+    (granted, reason)
+}
+
+/// Builds a host frame's value in `lua`: fd `k` becomes a
+/// `file_descriptor` owning `granted[k]`, a channel the channel to the
+/// host, a byte span a `byte_span`, an `ip.address` an address object.
+/// Recursion is bounded by the decoder's depth limit. On an error the fds
+/// not placed yet stay in `granted` (their slots are emptied when it is
+/// dropped) and those placed are collected with their objects.
+fn wire_to_lua(
+    lua: &Lua,
+    value: crate::ipc::Value<'_>,
+    granted: &mut [Option<OpFd>],
+) -> mlua::Result<Value> {
+    use crate::ipc::Value as W;
+    Ok(match value {
+        W::Bool(b) => Value::Boolean(b),
+        W::Float(f) => Value::Number(f),
+        // Lua numbers are doubles (the encoder writes floats).
+        W::Integer(i) => Value::Number(i as f64),
+        W::String(s) => Value::String(lua.create_string(&*s)?),
+        W::Bytes(b) => Value::UserData(byte_span::push_span(
+            lua,
+            byte_span::SpanRef::from_bytes(&b),
+        )?),
+        W::Ip(address) => crate::modules::ip::address_to_lua(lua, address)?,
+        W::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.into_iter().enumerate() {
+                t.raw_set(i + 1, wire_to_lua(lua, item, granted)?)?;
+            }
+            Value::Table(t)
+        }
+        W::Object(members) => {
+            let t = lua.create_table_with_capacity(0, members.len())?;
+            for (key, item) in members {
+                t.raw_set(lua.create_string(&*key)?, wire_to_lua(lua, item, granted)?)?;
+            }
+            Value::Table(t)
+        }
+        W::Channel(_) => HostChannelCaps.capability_to_lua(
+            lua,
+            Message::Address(crate::actor::mailbox::ActorAddress::new(
+                host_marker().clone(),
+            )),
+        )?,
+        W::Fd(k) => {
+            let fd = granted
+                .get_mut(k as usize)
+                .and_then(Option::take)
+                // The decoder lets each fd be referenced exactly once.
+                .ok_or_else(|| mlua::Error::runtime("luring: a host frame's fd used twice"))?;
+            Value::UserData(crate::modules::file_descriptor::push(lua, fd)?)
+        }
+    })
 }
 
 /// The rt functions of a sandboxed VM's inbox (lua/core/actors.lua): the
@@ -79,23 +160,27 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             }
             let bytes = span.to_vec();
             let table_size = luring_sandbox::RingSpec::default().fixed_files;
+            let refuse = |reason: String| -> mlua::Result<(bool, Value)> {
+                Ok((false, Value::String(lua.create_string(reason)?)))
+            };
             let decoded = match crate::ipc::decode(
                 &bytes[..n],
                 crate::ipc::FdMode::FixedSlots { table_size },
                 0,
             ) {
                 Ok(d) => d,
-                Err(e) => {
-                    return Ok((false, Value::String(lua.create_string(e.to_string())?)));
-                }
+                Err(e) => return refuse(e.to_string()),
             };
-            match frame_to_message(decoded.value, Some(host_marker())) {
-                Ok(msg) => Ok((
-                    true,
-                    message::to_lua(lua, msg, &HostChannelCaps, &message::Limits::default())?,
-                )),
-                Err(reason) => Ok((false, Value::String(lua.create_string(reason)?))),
+            // Each slot the frame names is this VM's from now on: owned
+            // before anything else can fail, so every path empties it.
+            let ring_fd = crate::actor::vm::with_state(lua, |st| st.executor.ring_fd())?;
+            let (granted, reason) = grant_slots(ring_fd, &decoded.fd_slots, table_size);
+            if let Some(reason) = reason {
+                return refuse(reason);
             }
+            let mut granted: Vec<Option<OpFd>> = granted.into_iter().map(Some).collect();
+            // (Out of memory and the like are raised, as for any receive.)
+            Ok((true, wire_to_lua(lua, decoded.value, &mut granted)?))
         }))?,
     )?;
     Ok(())

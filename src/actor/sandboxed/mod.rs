@@ -33,15 +33,14 @@ mod inside;
 pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 pub(crate) use host::add_host_rt;
 pub use host::{send_message, SendError};
 pub(crate) use inside::add_rt;
 pub use slots::OwnedSlot;
 
-use super::mailbox::{ActorAddress, Mailbox};
-use crate::actor::message::Message;
+use crate::actor::message::{self, Message};
 
 use luring_sandbox::{EntryContext, StartError, Supervisor};
 
@@ -275,42 +274,39 @@ fn vm_entry(ctx: EntryContext) -> i32 {
     }
 }
 
-/// Why a frame from the host was refused (the sandbox's inbox then closes:
-/// its only channel broke a rule).
-/// `host`: inside a sandbox, the marker mailbox a channel member becomes
-/// (the only address a sandbox can be sent: its spawner's inbox, reached
-/// through the control socket); `None` refuses channels.
-pub(super) fn frame_to_message(
-    value: crate::ipc::Value<'_>,
-    host: Option<&Arc<Mailbox>>,
-) -> Result<Message, &'static str> {
-    use crate::ipc::Value as W;
-    Ok(match value {
-        W::Bool(b) => Message::Bool(b),
-        W::Float(f) => Message::Number(f),
-        // Lua numbers are doubles (the encoder only writes floats).
-        W::Integer(i) => Message::Number(i as f64),
-        W::String(s) | W::Bytes(s) => Message::String(s.into_owned()),
-        W::Array(items) => Message::array(
-            items
-                .into_iter()
-                .map(|v| frame_to_message(v, host))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        W::Object(members) => {
-            let mut out = Vec::with_capacity(members.len());
-            for (k, v) in members {
-                out.push((k.into_owned(), frame_to_message(v, host)?));
-            }
-            Message::object(out)
+/// The message hooks of a channel between a sandboxed actor and its host
+/// (besides channels, which `ActorCapabilities` handles): a
+/// `file_descriptor` travels as a duplicate (the sender keeps its own; the
+/// transport installs the duplicate in the receiver's table), a
+/// `byte_span` as its bytes, an `ip.address` as its address.
+pub(crate) struct SandboxCapabilities;
+
+impl message::Capabilities for SandboxCapabilities {
+    fn capability_of(
+        &self,
+        userdata: &mlua::AnyUserData,
+    ) -> Option<Result<Message, message::MessageError>> {
+        if let Ok(span) = userdata.borrow::<crate::modules::byte_span::ByteSpan>() {
+            return Some(Ok(Message::Bytes(span.0.to_vec())));
         }
-        W::Channel(_) => match host {
-            Some(host) => Message::Address(ActorAddress::new(host.clone())),
-            None => return Err("channels cannot be sent to the host yet"),
-        },
-        W::Fd(_) => return Err("file descriptors in frames are not supported yet"),
-        W::Ip(_) => return Err("ip.address values are not supported yet"),
-    })
+        crate::modules::file_descriptor::FdCapabilities.fd_of(userdata)
+    }
+
+    fn capability_to_lua(&self, lua: &mlua::Lua, capability: Message) -> mlua::Result<mlua::Value> {
+        crate::modules::file_descriptor::FdCapabilities.capability_to_lua(lua, capability)
+    }
+
+    fn object_of(
+        &self,
+        lua: &mlua::Lua,
+        table: &mlua::Table,
+    ) -> Option<Result<Message, message::MessageError>> {
+        match crate::modules::ip::address_of(lua, table) {
+            Ok(Some(address)) => Some(Ok(Message::Ip(address))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e.into())),
+        }
+    }
 }
 
 #[cfg(test)]
