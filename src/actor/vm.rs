@@ -907,12 +907,15 @@ impl Vm {
         k.set("rt", make_rt(lua)?)?;
         k.set("debug", g.get::<Table>("debug")?)?;
         k.set("raw_pcall", g.get::<Function>("pcall")?)?;
+        k.set("raw_error", g.get::<Function>("error")?)?;
         // Errors raised by `__gc` finalizers reach the runtime through this
         // LuaJIT VM event (lua/core/scheduler.lua reports them).
         k.set(
             "jit_attach",
             g.get::<Table>("jit")?.get::<Function>("attach")?,
         )?;
+        // `jit.off(f)`: no traces for `f` (code that runs once per VM).
+        k.set("jit_off", g.get::<Table>("jit")?.get::<Function>("off")?)?;
         k.set("builtin_modules", lua.create_table()?)?;
         let span_table = byte_span::register(lua)?;
         g.set("byte_span", span_table)?;
