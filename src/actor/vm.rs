@@ -846,10 +846,10 @@ impl Vm {
         // SAFETY: `debug` is loaded only for the runtime's own Lua code, which
         // captures what it needs; it is removed from the globals before any
         // user code runs and user environments never include it. `ffi` is not
-        // loaded at all.
-        let lua = unsafe {
-            Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::default())
-        };
+        // loaded at all, nor are `io` and `package`: nothing uses them (boot
+        // removed them from the globals anyway), and every VM paid for them.
+        let libs = (StdLib::ALL_SAFE ^ StdLib::IO ^ StdLib::PACKAGE) | StdLib::DEBUG;
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
         let memory = VmMemory::new();
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
