@@ -67,7 +67,8 @@ fn all_core_chunks() -> impl Iterator<Item = &'static CoreChunk> {
 }
 
 impl CoreChunk {
-    /// The chunk name build.rs gave the bytecode (it keeps its debug info).
+    /// The chunk name build.rs compiled the chunk under. A stripped dump
+    /// does not carry it: loading gives it again (tracebacks need it).
     pub fn chunk_name(&self) -> String {
         format!("?{}", self.name)
     }

@@ -1026,6 +1026,8 @@ mod tests {
         k.set("categories", lua.create_table().unwrap()).unwrap();
         k.set("raw_pcall", lua.globals().get::<Function>("pcall").unwrap())
             .unwrap();
+        k.set("raw_error", lua.globals().get::<Function>("error").unwrap())
+            .unwrap();
         register(&lua, &k).unwrap();
         let build: Function = k
             .get::<Table>("builtin_modules")
