@@ -5,9 +5,13 @@
 //! Invariants:
 //! - Only the runtime's own, trusted sources are compiled here; user code is
 //!   always loaded as text (lua/core/modules.lua refuses binary chunks).
-//! - Every `lua/core/NAME.lua` gets `$OUT_DIR/NAME.ljbc`. The dump keeps
-//!   debug info: chunk name `?NAME` and line numbers, which tracebacks and
-//!   their filter (lua/core/scheduler.lua) rely on.
+//! - Every `lua/core/NAME.lua` gets `$OUT_DIR/NAME.ljbc`, stripped of debug
+//!   info (line numbers, local and upvalue names: ~1/3 of the dump and
+//!   ~16 kB of every VM's heap). The chunk name `?NAME`, which tracebacks
+//!   and their filter (lua/core/scheduler.lua) rely on, is given again when
+//!   the runtime loads it (src/fiber/mod.rs); runtime frames show line 0.
+//!   `LURING_CORE_DEBUG_INFO=1` at build time keeps it all (for debugging
+//!   the runtime's own Lua code).
 //! - The bytecode comes from the same vendored LuaJIT, built for the host.
 //!   Its format depends on the build (GC64, endianness), so when cross-
 //!   compiling the file is left empty and the runtime compiles the source
@@ -19,6 +23,13 @@ use std::path::{Path, PathBuf};
 fn main() {
     let core_dir = Path::new("lua/core");
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=LURING_CORE_DEBUG_INFO");
+    let keep_debug_info = std::env::var_os("LURING_CORE_DEBUG_INFO").is_some_and(|v| v != "0");
+    // For the test that checks what the dump kept (src/fiber/mod.rs).
+    println!(
+        "cargo::rustc-env=LURING_CORE_STRIPPED={}",
+        if keep_debug_info { "0" } else { "1" }
+    );
     println!("cargo::rerun-if-changed={}", core_dir.display());
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let cross = std::env::var("HOST").ok() != std::env::var("TARGET").ok();
@@ -29,6 +40,13 @@ fn main() {
         );
     }
     let lua = mlua::Lua::new();
+    // `string.dump(f, strip)`: LuaJIT's `lua_dump` (mlua's `Function::dump`)
+    // always keeps debug info.
+    let string_dump: mlua::Function = lua
+        .globals()
+        .get::<mlua::Table>("string")
+        .and_then(|string| string.get("dump"))
+        .expect("string.dump exists");
     let mut sources: Vec<PathBuf> = std::fs::read_dir(core_dir)
         .expect("lua/core is readable")
         .map(|entry| entry.expect("lua/core is readable").path())
@@ -46,11 +64,16 @@ fn main() {
         let bytecode = if cross {
             Vec::new()
         } else {
-            lua.load(source)
+            let function = lua
+                .load(source)
                 .set_name(chunk_name(name))
                 .into_function()
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-                .dump(false)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            string_dump
+                .call::<mlua::LuaString>((function, !keep_debug_info))
+                .expect("string.dump of a Lua function")
+                .as_bytes()
+                .to_vec()
         };
         std::fs::write(out_dir.join(format!("{name}.ljbc")), bytecode)
             .expect("OUT_DIR is writable");

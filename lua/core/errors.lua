@@ -190,8 +190,11 @@ function K.class(name, methods, props, mt)
   return mt
 end
 
--- The generic_error module: errno names as generic error objects.
-local generic_error = {}
-for name, value in pairs(rt.errno) do generic_error[name] = new(generic, value) end
-K.builtin_modules.generic_error = generic_error
+-- The generic_error module: errno names as generic error objects, built
+-- on first require (~80 objects every VM would otherwise keep).
+K.builtin_modules.generic_error = function()
+  local generic_error = {}
+  for name, value in pairs(rt.errno) do generic_error[name] = new(generic, value) end
+  return generic_error
+end
 K.categories = categories

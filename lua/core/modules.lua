@@ -62,6 +62,10 @@ local function shallow_copy(t, except)
   end
   return c
 end
+-- Its loop gets hot during boot (the library snapshots below): a trace
+-- compiled there gave every VM a machine-code area (mprotect calls, ~8 kB
+-- of RSS, an unwinder registration) for code that runs once per module.
+K.jit_off(shallow_copy)
 
 -- Library tables: each module gets its own shallow copy of these snapshots
 -- (changing `string.format` in one module changes nothing elsewhere).

@@ -1081,11 +1081,15 @@ function this_fiber.yield()
   if guards > 0 or c_resumes > 0 or not current then check_suspend(current) end
   co_yield(YIELDED) -- keep this call on the line before `end` (see below)
 end
-do
-  local at = K.debug.getinfo(this_fiber.yield, 'S')
-  K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
-    .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
+-- The refusal LuaJIT raises at the co_yield call on the line before `f`'s
+-- `end`. The core bytecode is stripped of line info (build.rs): LuaJIT
+-- then names line 0, for every line of this chunk alike.
+local function yield_refusal_at(f)
+  local at = K.debug.getinfo(f, 'S')
+  local line = at.lastlinedefined > 0 and at.lastlinedefined - 1 or 0
+  return at.short_src .. ':' .. line .. ': attempt to yield across C-call boundary'
 end
+K.rename_error(yield_refusal_at(this_fiber.yield), CANNOT_SUSPEND)
 
 -- time.sleep(0) (lua/core/time.lua): like this_fiber.yield it registers
 -- nothing before it yields, so a refused yield leaves nothing to undo; the
@@ -1100,11 +1104,7 @@ function K.sleep0()
   end
   return nop_woken(co_yield(NOP_WAIT)) -- keep on the line before `end`
 end
-do
-  local at = K.debug.getinfo(K.sleep0, 'S')
-  K.rename_error(at.short_src .. ':' .. (at.lastlinedefined - 1)
-    .. ': attempt to yield across C-call boundary', CANNOT_SUSPEND)
-end
+K.rename_error(yield_refusal_at(K.sleep0), CANNOT_SUSPEND)
 
 function this_fiber.forbid_suspend()
   current.susp_forbidden = current.susp_forbidden + 1

@@ -876,10 +876,10 @@ impl Vm {
         // SAFETY: `debug` is loaded only for the runtime's own Lua code, which
         // captures what it needs; it is removed from the globals before any
         // user code runs and user environments never include it. `ffi` is not
-        // loaded at all.
-        let lua = unsafe {
-            Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::default())
-        };
+        // loaded at all, nor are `io` and `package`: nothing uses them (boot
+        // removed them from the globals anyway), and every VM paid for them.
+        let libs = (StdLib::ALL_SAFE ^ StdLib::IO ^ StdLib::PACKAGE) | StdLib::DEBUG;
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
         let memory = VmMemory::new();
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
@@ -937,12 +937,15 @@ impl Vm {
         k.set("rt", make_rt(lua)?)?;
         k.set("debug", g.get::<Table>("debug")?)?;
         k.set("raw_pcall", g.get::<Function>("pcall")?)?;
+        k.set("raw_error", g.get::<Function>("error")?)?;
         // Errors raised by `__gc` finalizers reach the runtime through this
         // LuaJIT VM event (lua/core/scheduler.lua reports them).
         k.set(
             "jit_attach",
             g.get::<Table>("jit")?.get::<Function>("attach")?,
         )?;
+        // `jit.off(f)`: no traces for `f` (code that runs once per VM).
+        k.set("jit_off", g.get::<Table>("jit")?.get::<Function>("off")?)?;
         k.set("builtin_modules", lua.create_table()?)?;
         let span_table = byte_span::register(lua)?;
         g.set("byte_span", span_table)?;

@@ -67,7 +67,8 @@ fn all_core_chunks() -> impl Iterator<Item = &'static CoreChunk> {
 }
 
 impl CoreChunk {
-    /// The chunk name build.rs gave the bytecode (it keeps its debug info).
+    /// The chunk name build.rs compiled the chunk under. A stripped dump
+    /// does not carry it: loading gives it again (tracebacks need it).
     pub fn chunk_name(&self) -> String {
         format!("?{}", self.name)
     }
@@ -123,13 +124,16 @@ mod tests {
     use super::*;
 
     /// The embedded bytecode was compiled from the embedded source (a
-    /// stale dump would run old code), keeps its debug info (chunk name and
-    /// line numbers, which tracebacks need) and loads in this build's LuaJIT
-    /// (else boot would silently fall back to the source). The dump itself
-    /// is not byte-for-byte reproducible: LuaJIT writes table templates in
-    /// the order of its per-state string hashes.
+    /// stale dump would run old code), is stripped of debug info unless the
+    /// build kept it (build.rs, `LURING_CORE_DEBUG_INFO`), loads in this
+    /// build's LuaJIT (else boot would silently fall back to the source)
+    /// and, loaded as the runtime loads it, carries its chunk name (which
+    /// tracebacks and their filter need). The dump itself is not
+    /// byte-for-byte reproducible: LuaJIT writes table templates in the
+    /// order of its per-state string hashes.
     #[test]
-    fn core_bytecode_is_fresh_loads_and_keeps_debug_info() {
+    fn core_bytecode_is_fresh_loads_and_has_its_chunk_name() {
+        let stripped = env!("LURING_CORE_STRIPPED") == "1";
         let lua = Lua::new();
         for chunk in all_core_chunks() {
             assert!(!chunk.bytecode.is_empty(), "{}: no bytecode", chunk.name);
@@ -143,15 +147,25 @@ mod tests {
                 .set_mode(ChunkMode::Binary)
                 .into_function()
                 .unwrap_or_else(|e| panic!("{}: {e}", chunk.name));
+            // The header: ESC 'L' 'J', version, flags (BCDUMP_F_STRIP = 2).
             assert_eq!(
-                loaded.info().source.as_deref(),
-                Some(chunk.chunk_name().as_str())
-            );
-            assert_eq!(
-                loaded.dump(false).len(),
-                chunk.load_source(&lua).unwrap().dump(false).len(),
-                "{}: the dump lacks what compiling the source keeps",
+                chunk.bytecode[4] & 2 != 0,
+                stripped,
+                "{}: debug info stripped",
                 chunk.name
+            );
+            if !stripped {
+                assert_eq!(
+                    loaded.dump(false).len(),
+                    chunk.load_source(&lua).unwrap().dump(false).len(),
+                    "{}: the dump lacks what compiling the source keeps",
+                    chunk.name
+                );
+            }
+            let function = chunk.load(&lua).unwrap();
+            assert_eq!(
+                function.info().source.as_deref(),
+                Some(chunk.chunk_name().as_str())
             );
         }
     }

@@ -95,9 +95,23 @@ impl UserData for JsonNull {
     }
 }
 
-/// Puts `json` into `k.builtin_modules`. The table is built on first
-/// `require` (the error categories exist by then).
+/// Puts `json` into `k.builtin_modules`. Everything it needs (the module
+/// table, `json.null`, the array metatable, the userdata metatables, the
+/// encode wrapper) is built on first `require`: most VMs never use JSON,
+/// and each would otherwise pay for it at boot.
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
+    let k2 = k.clone();
+    // The boot-time globals: the encode wrapper is runtime code, whose
+    // environment must not be the requiring module's (getfenv hides it).
+    let globals = lua.globals();
+    let build = lua.create_function(unless_closing(move |lua, ()| {
+        build_module(lua, &k2, &globals)
+    }))?;
+    k.get::<Table>("builtin_modules")?.raw_set("json", build)
+}
+
+/// The `json` module table (called once per VM: modules.lua caches it).
+fn build_module(lua: &Lua, k: &Table, globals: &Table) -> mlua::Result<Table> {
     let null = lua.create_userdata(JsonNull)?;
     super::name_userdata_metatable(lua, null.clone(), c"json-null")?;
     lua.set_named_registry_value(NULL_KEY, null)?;
@@ -116,45 +130,45 @@ pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
             _ => Ok((false, Value::Nil)),
         }
     }))?;
-    let error: Function = lua.globals().get("error")?;
-    let encode: Function = lua.load(ENCODE_WRAPPER).set_name("=json.encode").call((
-        lua.create_function(unless_closing(lua_encode))?,
-        raw_pcall,
-        take_pending,
-        error,
-    ))?;
+    let error: Function = k.get("raw_error")?;
+    let encode: Function = lua
+        .load(ENCODE_WRAPPER)
+        .set_name("=json.encode")
+        .set_environment(globals.clone())
+        .call((
+            lua.create_function(unless_closing(lua_encode))?,
+            raw_pcall,
+            take_pending,
+            error,
+        ))?;
 
-    let k2 = k.clone();
-    let build = lua.create_function(move |lua, ()| {
-        let m = lua.create_table()?;
-        m.raw_set("null", null_value(lua)?)?;
-        m.raw_set("encode", encode.clone())?;
-        m.raw_set("decode", lua.create_function(unless_closing(lua_decode))?)?;
-        m.raw_set(
-            "is_array",
-            lua.create_function(unless_closing(lua_is_array))?,
-        )?;
-        m.raw_set(
-            "into_array",
-            lua.create_function(unless_closing(lua_into_array))?,
-        )?;
-        let writer = lua.create_table()?;
-        writer.raw_set(
-            "new",
-            lua.create_function(unless_closing(|lua, ()| {
-                lua.create_userdata(JsonWriter::new(None))
-            }))?,
-        )?;
-        m.raw_set("writer", writer)?;
-        let categories: Table = k2.raw_get("categories")?;
-        m.raw_set("dom_ecat", categories.raw_get::<Value>("emilua.json.dom")?)?;
-        m.raw_set(
-            "lexer_ecat",
-            categories.raw_get::<Value>("trial.protocol.json")?,
-        )?;
-        Ok(m)
-    })?;
-    k.get::<Table>("builtin_modules")?.raw_set("json", build)
+    let m = lua.create_table()?;
+    m.raw_set("null", null_value(lua)?)?;
+    m.raw_set("encode", encode)?;
+    m.raw_set("decode", lua.create_function(unless_closing(lua_decode))?)?;
+    m.raw_set(
+        "is_array",
+        lua.create_function(unless_closing(lua_is_array))?,
+    )?;
+    m.raw_set(
+        "into_array",
+        lua.create_function(unless_closing(lua_into_array))?,
+    )?;
+    let writer = lua.create_table()?;
+    writer.raw_set(
+        "new",
+        lua.create_function(unless_closing(|lua, ()| {
+            lua.create_userdata(JsonWriter::new(None))
+        }))?,
+    )?;
+    m.raw_set("writer", writer)?;
+    let categories: Table = k.raw_get("categories")?;
+    m.raw_set("dom_ecat", categories.raw_get::<Value>("emilua.json.dom")?)?;
+    m.raw_set(
+        "lexer_ecat",
+        categories.raw_get::<Value>("trial.protocol.json")?,
+    )?;
+    Ok(m)
 }
 
 fn null_value(lua: &Lua) -> mlua::Result<AnyUserData> {
@@ -1011,6 +1025,8 @@ mod tests {
             .unwrap();
         k.set("categories", lua.create_table().unwrap()).unwrap();
         k.set("raw_pcall", lua.globals().get::<Function>("pcall").unwrap())
+            .unwrap();
+        k.set("raw_error", lua.globals().get::<Function>("error").unwrap())
             .unwrap();
         register(&lua, &k).unwrap();
         let build: Function = k
