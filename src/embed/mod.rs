@@ -295,7 +295,7 @@ impl crate::Runtime {
     ///
     /// ```
     /// let runtime = luring::Runtime::builder().build()?;
-    /// runtime.spawn(luring::ActorSpec::source("exit.lua", "system.exit(3)"))?;
+    /// runtime.spawn(luring::ActorSpec::source("exit.lua", "require('system').exit(3)"))?;
     /// let ended = runtime.wait_timeout(std::time::Duration::from_secs(30));
     /// assert_eq!(ended.unwrap()?.map(|s| s.code()), Some(3));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
