@@ -73,7 +73,9 @@ fn file_actors_use_their_directory_as_import_root() {
 #[test]
 fn load_errors_are_returned() {
     let rt = runtime();
-    let syntax = rt.spawn(ActorSpec::source("bad.lua", "local = 1")).unwrap_err();
+    let syntax = rt
+        .spawn(ActorSpec::source("bad.lua", "local = 1"))
+        .unwrap_err();
     assert!(
         matches!(&syntax, SpawnError::Load { reason, .. } if reason.contains("bad.lua:1")),
         "{syntax}"
@@ -85,7 +87,9 @@ fn load_errors_are_returned() {
         matches!(&file, SpawnError::Load { reason, .. } if reason.contains("broken.lua:1")),
         "{file}"
     );
-    let missing = rt.spawn(ActorSpec::file(fixtures().join("nope.lua"))).unwrap_err();
+    let missing = rt
+        .spawn(ActorSpec::file(fixtures().join("nope.lua")))
+        .unwrap_err();
     assert!(missing.to_string().contains("No such file"), "{missing}");
     let module = rt.spawn(ActorSpec::module("workers/nope")).unwrap_err();
     assert!(module.to_string().contains("module not found"), "{module}");
@@ -96,7 +100,9 @@ fn load_errors_are_returned() {
     let err = rt.spawn(ActorSpec::source("../x.lua", "")).unwrap_err();
     assert!(matches!(err, SpawnError::InvalidName(_)), "{err}");
     // A binary chunk is refused like by the `luring` command.
-    let err = rt.spawn(ActorSpec::source("bin.lua", b"\x1bLJ\x02".to_vec())).unwrap_err();
+    let err = rt
+        .spawn(ActorSpec::source("bin.lua", b"\x1bLJ\x02".to_vec()))
+        .unwrap_err();
     assert!(matches!(err, SpawnError::Load { .. }), "{err}");
     // Nothing else changed: the runtime still spawns.
     let ok = rt.spawn(ActorSpec::source("fine.lua", "return")).unwrap();
@@ -151,7 +157,10 @@ fn lua_senders_wait_until_rust_takes_the_message() {
     assert_eq!(second.as_str(), Some("second"));
     // The actor ended after its second send was taken: its channel (the
     // last address) is gone.
-    assert_eq!(replies.recv_timeout(DEADLINE), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(
+        replies.recv_timeout(DEADLINE),
+        Err(RecvTimeoutError::Disconnected)
+    );
 }
 
 /// A Rust mailbox dropped while a Lua fiber sends to it: the fiber gets
@@ -196,12 +205,16 @@ fn shutdown_ends_actors_mid_receive_and_mid_sleep() {
     ];
     let mut actors = Vec::new();
     for (name, src) in scripts {
-        let a = rt.spawn(ActorSpec::source(name, src).monitor(&watch)).unwrap();
+        let a = rt
+            .spawn(ActorSpec::source(name, src).monitor(&watch))
+            .unwrap();
         a.send(ready.address().into()).unwrap();
         actors.push(a);
     }
     for _ in 0..actors.len() {
-        ready.recv_timeout(DEADLINE).expect("each actor started waiting");
+        ready
+            .recv_timeout(DEADLINE)
+            .expect("each actor started waiting");
     }
     assert!(rt.is_running());
     assert_eq!(rt.shutdown().unwrap(), None);
