@@ -12,7 +12,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub(crate) mod actor;
+#[deny(missing_docs)]
 mod embed;
+/// The guide's examples compile (docs/guide/embedding.md).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/embedding.md")]
+struct EmbeddingGuide;
 /// The per-actor io_uring executor. Not part of the embedding API: public
 /// (and hidden) only so that `tests/executor_fd_leak.rs` can count the
 /// process's fds in a test binary of its own. Its API is safe: ops take

@@ -87,11 +87,17 @@ pub struct Mailbox {
 }
 
 /// Receiving failed: no sender is left and nothing is queued.
+///
+/// ```
+/// let mailbox = luring::Mailbox::new();
+/// drop(mailbox.address()); // the only sender is gone
+/// assert_eq!(mailbox.recv(), Err(luring::RecvError));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the mailbox has no senders left and no message queued")]
 pub struct RecvError;
 
-/// Why [`Mailbox::try_recv`] returned no message.
+/// Why [`Mailbox::try_recv`] returned no message (see [`Mailbox::new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TryRecvError {
     /// Nothing is queued now.
@@ -102,7 +108,8 @@ pub enum TryRecvError {
     Disconnected,
 }
 
-/// Why [`Mailbox::recv_timeout`] returned no message.
+/// Why [`Mailbox::recv_timeout`] returned no message (see
+/// [`Mailbox::recv_timeout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvTimeoutError {
     /// No message came before the deadline.
@@ -154,11 +161,47 @@ impl Mailbox {
     }
 
     /// Takes the oldest message if one is queued, without waiting.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let mailbox = runtime.mailbox();
+    /// let actor = runtime.spawn(luring::ActorSpec::source(
+    ///     "one.lua",
+    ///     "require('inbox'):receive():send(1)",
+    /// ))?;
+    /// actor.send(mailbox.address().into())?;
+    /// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    /// let message = loop {
+    ///     match mailbox.try_recv() {
+    ///         Ok(m) => break m,
+    ///         Err(luring::TryRecvError::Empty) if std::time::Instant::now() < deadline => {
+    ///             std::thread::yield_now()
+    ///         }
+    ///         Err(e) => panic!("{e}"),
+    ///     }
+    /// };
+    /// assert_eq!(message.as_number(), Some(1.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn try_recv(&self) -> Result<Message, TryRecvError> {
         self.take()
     }
 
     /// Waits for a message (blocking this thread).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let mailbox = runtime.mailbox();
+    /// let actor = runtime.spawn(luring::ActorSpec::source(
+    ///     "greet.lua",
+    ///     "require('inbox'):receive():send('hello')",
+    /// ))?;
+    /// actor.send(mailbox.address().into())?;
+    /// assert_eq!(mailbox.recv()?.as_str(), Some("hello"));
+    /// // The actor ended and its channel with it: no sender is left.
+    /// assert_eq!(mailbox.recv(), Err(luring::RecvError));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv(&self) -> Result<Message, RecvError> {
         self.wait(None).map_err(|_| RecvError)
     }

@@ -273,12 +273,28 @@ impl crate::Runtime {
     }
 
     /// A new Rust-side mailbox (the same as [`Mailbox::new`](crate::Mailbox::new)).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let mailbox = runtime.mailbox();
+    /// let address: luring::ActorAddress = mailbox.address();
+    /// # drop(address);
+    /// # Ok::<(), luring::RuntimeError>(())
+    /// ```
     pub fn mailbox(&self) -> crate::Mailbox {
         crate::Mailbox::new()
     }
 
     /// Whether the runtime still runs (no shutdown, no `system.exit`, no
     /// failure yet).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// assert!(runtime.is_running());
+    /// runtime.shutdown()?;
+    /// assert!(!runtime.is_running());
+    /// # Ok::<(), luring::RuntimeError>(())
+    /// ```
     pub fn is_running(&self) -> bool {
         self.embedded.get().is_none_or(|e| !e.process.is_over())
     }
@@ -286,6 +302,16 @@ impl crate::Runtime {
     /// Waits until the runtime ended by itself: `system.exit` in some actor
     /// (`Ok(Some(status))`), a runtime failure (`Err`), or a `shutdown`
     /// from another thread (`Ok(None)`); then joins its threads.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// runtime.spawn(luring::ActorSpec::source(
+    ///     "main.lua",
+    ///     "require('time').sleep(0.01); require('system').exit(0)",
+    /// ))?;
+    /// assert_eq!(runtime.wait()?.map(|s| s.code()), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(&self) -> Result<Option<ExitStatus>, RuntimeError> {
         self.embedded()?.finish(false)
     }
@@ -327,6 +353,18 @@ impl crate::Runtime {
     /// Returns `Some(status)` when `system.exit` had ended the runtime
     /// already, `None` when this call ended it. Dropping the runtime does
     /// the same.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let watch = runtime.mailbox();
+    /// runtime.spawn(
+    ///     luring::ActorSpec::source("sleeps.lua", "require('time').sleep(3600)").monitor(&watch),
+    /// )?;
+    /// assert_eq!(runtime.shutdown()?, None);
+    /// let notice = watch.recv()?;
+    /// assert_eq!(luring::ActorEnded::from_message(&notice).unwrap().reason, "killed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(&self) -> Result<Option<ExitStatus>, RuntimeError> {
         match self.embedded.get() {
             Some(e) => e.finish(true),
@@ -345,6 +383,20 @@ impl Drop for crate::Runtime {
 ///
 /// While any handle (or any other address of the actor) lives, the actor's
 /// `inbox:receive()` waits instead of raising `no_senders`.
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let printer = runtime.spawn(luring::ActorSpec::source(
+///     "printer.lua",
+///     "local inbox = require 'inbox'; print(inbox:receive())",
+/// ))?;
+/// assert_eq!(printer.name(), "printer.lua");
+/// let from_another_thread = printer.clone();
+/// std::thread::spawn(move || from_another_thread.send("hi".into()))
+///     .join()
+///     .unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct ActorHandle {
     address: ActorAddress,
@@ -353,6 +405,16 @@ pub struct ActorHandle {
 
 /// A message could not be delivered: the actor's inbox is closed (the
 /// actor ended, or closed it). The message comes back.
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let watch = runtime.mailbox();
+/// let actor = runtime.spawn(luring::ActorSpec::source("done.lua", "return").monitor(&watch))?;
+/// watch.recv_timeout(std::time::Duration::from_secs(30))?; // it ended
+/// let luring::SendError(message) = actor.send("too late".into()).unwrap_err();
+/// assert_eq!(message.as_str(), Some("too late"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(thiserror::Error)]
 #[error(
     "the actor's inbox is closed (the actor ended or closed it); the message was not delivered"
@@ -407,6 +469,13 @@ impl std::fmt::Debug for ActorHandle {
 }
 
 /// Why [`Runtime::spawn`](crate::Runtime::spawn) started no actor.
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let err = runtime.spawn(luring::ActorSpec::module("../outside")).unwrap_err();
+/// assert!(matches!(err, luring::SpawnError::InvalidName(_)));
+/// # Ok::<(), luring::RuntimeError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpawnError {
@@ -438,6 +507,16 @@ pub enum SpawnError {
 
 /// How an actor ended, read from a monitor notice (see
 /// [`ActorSpec::monitor`]).
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let watch = runtime.mailbox();
+/// runtime.spawn(luring::ActorSpec::source("ok.lua", "return").monitor(&watch))?;
+/// let ended = luring::ActorEnded::from_message(&watch.recv()?).unwrap();
+/// assert_eq!((ended.reason.as_str(), ended.error), ("normal", None));
+/// assert!(luring::ActorEnded::from_message(&"other".into()).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ActorEnded {

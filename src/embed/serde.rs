@@ -34,7 +34,13 @@ use crate::Message;
 /// Largest integer every smaller one of which f64 holds exactly (2^53).
 const MAX_EXACT: u64 = 1 << 53;
 
-/// A value could not be converted to or from a [`Message`].
+/// A value could not be converted to or from a [`Message`]; its text says
+/// what and why.
+///
+/// ```
+/// let err = luring::to_value(&vec![Some(1), None]).unwrap_err();
+/// assert!(err.to_string().contains("cannot hold nil"), "{err}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConvertError(String);

@@ -56,6 +56,13 @@ impl ActorSpec {
 
     /// The Lua file at `path`; its directory is its import root (as for the
     /// `luring` command).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let err = runtime.spawn(luring::ActorSpec::file("no/such/file.lua")).unwrap_err();
+    /// assert!(err.to_string().contains("No such file"), "{err}");
+    /// # Ok::<(), luring::RuntimeError>(())
+    /// ```
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Self::new(Kind::File(path.into()))
     }
@@ -73,12 +80,34 @@ impl ActorSpec {
     /// The module `name` beneath the runtime's import root: `a/b` is
     /// `a/b.lua`, or else `a/b/init.lua` (a leading `/` is allowed, as in
     /// Lua's `spawn_vm('/a/b')`).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().import_root("tests/embedding").build()?;
+    /// let echo = runtime.spawn(luring::ActorSpec::module("workers/echo"))?;
+    /// assert_eq!(echo.name(), "workers/echo");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn module(name: impl Into<String>) -> Self {
         Self::new(Kind::Module(name.into()))
     }
 
     /// Caps this actor's Lua heap (overrides the runtime's setting; `None`:
     /// no cap).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let watch = runtime.mailbox();
+    /// runtime.spawn(
+    ///     luring::ActorSpec::source("bomb.lua", "local t = {} while true do t[#t + 1] = {} end")
+    ///         .memory_limit(Some(4 << 20))
+    ///         .monitor(&watch),
+    /// )?;
+    /// let ended = luring::ActorEnded::from_message(&watch.recv()?).unwrap();
+    /// // Its main fiber failed with "not enough memory", or the VM was
+    /// // closed for lack of memory; other actors are not affected.
+    /// assert!(matches!(ended.reason.as_str(), "panic" | "killed"), "{ended:?}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn memory_limit(mut self, bytes: Option<usize>) -> Self {
         self.memory_limit = Some(bytes);
         self
