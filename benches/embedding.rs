@@ -80,5 +80,8 @@ fn main() {
     let (a, b) = (median(ours.clone()), median(reference.clone()));
     println!("Rust -> Lua actor -> Rust round trip: median {a:.0} ns ({ours:.0?})");
     println!("crossbeam ping-pong between two threads: median {b:.0} ns ({reference:.0?})");
-    println!("ratio luring / crossbeam: {:.2}x ({n} round trips per run)", a / b);
+    println!(
+        "ratio luring / crossbeam: {:.2}x ({n} round trips per run)",
+        a / b
+    );
 }
