@@ -289,3 +289,29 @@ fn handles_are_send_sync_clone() {
     }
     assert_eq!(seen.len(), 4000);
 }
+
+/// `wait` on one thread returns when another thread shuts the runtime
+/// down; `Runtime::new()` starts the embedded runtime on first use.
+#[test]
+fn wait_returns_when_another_thread_shuts_down() {
+    let rt = std::sync::Arc::new(Runtime::new().unwrap());
+    let ready = rt.mailbox();
+    let actor = rt
+        .spawn(ActorSpec::source(
+            "idle.lua",
+            "local inbox = require 'inbox'; inbox:receive():send(1); inbox:receive()",
+        ))
+        .unwrap();
+    actor.send(ready.address().into()).unwrap();
+    ready.recv_timeout(DEADLINE).unwrap();
+    assert!(
+        rt.wait_timeout(Duration::from_millis(10)).is_none(),
+        "still running"
+    );
+    let waiter = {
+        let rt = rt.clone();
+        std::thread::spawn(move || rt.wait().map(|s| s.map(|s| s.code())))
+    };
+    assert_eq!(rt.shutdown().unwrap(), None);
+    assert_eq!(waiter.join().unwrap().unwrap(), None);
+}
