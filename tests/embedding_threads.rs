@@ -315,3 +315,39 @@ fn wait_returns_when_another_thread_shuts_down() {
     assert_eq!(rt.shutdown().unwrap(), None);
     assert_eq!(waiter.join().unwrap().unwrap(), None);
 }
+
+/// An `OwnedFd` travels as a capability: Rust → Lua (a file_descriptor
+/// object) → Rust, still the same open pipe.
+#[test]
+fn file_descriptors_travel_both_ways() {
+    use std::io::{Read, Write};
+    let rt = runtime();
+    let replies = rt.mailbox();
+    let actor = rt
+        .spawn(ActorSpec::source(
+            "fd.lua",
+            "local m = require('inbox'):receive()
+             m.reply:send({ kind = type(m.fd), fd = m.fd })",
+        ))
+        .unwrap();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    actor
+        .send(Message::object([
+            ("fd", std::os::fd::OwnedFd::from(reader).into()),
+            ("reply", replies.address().into()),
+        ]))
+        .unwrap();
+    let mut back = replies.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(back.get("kind").unwrap().as_str(), Some("userdata"));
+    let Message::Object(members) = &mut back else {
+        panic!("an object")
+    };
+    let Some(Message::Fd(fd)) = members.remove(&b"fd"[..]) else {
+        panic!("an fd")
+    };
+    writer.write_all(b"through lua").unwrap();
+    drop(writer);
+    let mut text = String::new();
+    std::fs::File::from(fd).read_to_string(&mut text).unwrap();
+    assert_eq!(text, "through lua");
+}
