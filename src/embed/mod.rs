@@ -35,6 +35,12 @@ pub use spec::ActorSpec;
 /// Settings of an embedded [`Runtime`](crate::Runtime); see
 /// [`Runtime::builder`](crate::Runtime::builder).
 ///
+/// Threads: each actor spawned from Rust runs on an OS thread of its own
+/// (named `luring-actor`, with a 16 MiB stack of address space so deep Lua
+/// recursion ends as a Lua error); actors it spawns with `spawn_vm` share
+/// that thread unless they ask for `inherit_context = false`. There is no
+/// thread pool to size yet.
+///
 /// ```
 /// let runtime = luring::Runtime::builder()
 ///     .memory_limit(Some(64 << 20))
