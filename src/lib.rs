@@ -12,6 +12,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub(crate) mod actor;
+#[deny(missing_docs)]
+mod embed;
+/// The guide's examples compile (docs/guide/embedding.md).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide/embedding.md")]
+struct EmbeddingGuide;
 /// The per-actor io_uring executor. Not part of the embedding API: public
 /// (and hidden) only so that `tests/executor_fd_leak.rs` can count the
 /// process's fds in a test binary of its own. Its API is safe: ops take
@@ -33,6 +39,9 @@ pub use modules::system::prepare_process_signals;
 pub use actor::message::{
     ActorAddress, Limits as MessageLimits, Message, MessageError, Summary as MessageSummary,
 };
+pub use embed::mailbox::{Mailbox, RecvError, RecvTimeoutError, TryRecvError};
+pub use embed::serde::{from_value, to_value, ConvertError};
+pub use embed::{ActorEnded, ActorHandle, ActorSpec, RuntimeBuilder, SendError, SpawnError};
 
 /// Benchmark hooks, not part of the embedding API.
 #[doc(hidden)]
@@ -107,14 +116,30 @@ impl ExitStatus {
     }
 }
 
-/// A luring runtime: runs a Lua program as the main actor.
+/// A luring runtime: runs a Lua program as the main actor
+/// ([`run_file`](Runtime::run_file), the `luring` command), or actors
+/// started from Rust ([`builder`](Runtime::builder),
+/// [`spawn`](Runtime::spawn); docs/guide/embedding.md).
+///
+/// `Send + Sync`: share it by reference or in an `Arc`. Dropping it shuts
+/// it down ([`shutdown`](Runtime::shutdown)).
 pub struct Runtime {
     memory_limit: Option<usize>,
+    import_root: Option<PathBuf>,
+    /// Started by `builder().build()`, or on first use.
+    embedded: std::sync::OnceLock<embed::Embedded>,
 }
 
 impl Runtime {
+    /// A runtime with default settings (the same as
+    /// `Runtime::builder().build()`, except that nothing is opened until it
+    /// is first used).
     pub fn new() -> Result<Self, RuntimeError> {
-        Ok(Self { memory_limit: None })
+        Ok(Self {
+            memory_limit: None,
+            import_root: None,
+            embedded: std::sync::OnceLock::new(),
+        })
     }
 
     /// Caps the Lua heap of each VM at `bytes` (default: no cap). A VM that

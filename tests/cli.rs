@@ -131,6 +131,27 @@ fn exit_statuses() {
     );
 }
 
+/// The `luring` command keeps ending the process for forced exits (an
+/// embedding application's runtime does not: tests/embedding_threads.rs).
+#[test]
+fn forced_exits_end_the_process() {
+    use std::os::unix::process::ExitStatusExt;
+    let quick = scratch(
+        "quick.lua",
+        b"print('out')\nrequire('system').exit(9, {force = 2})\nprint('not reached')\n",
+    );
+    let out = luring().arg(&quick).output().unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    assert_eq!(text(&out.stdout), "out\n");
+    let abort = scratch(
+        "abort.lua",
+        b"require('system').exit(0, {force = 'abort'})\nprint('not reached')\n",
+    );
+    let out = luring().arg(&abort).output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT));
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn the_bundled_example_runs_with_arguments() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello.lua");

@@ -55,9 +55,11 @@ function system.exit(code, opts)
     if type(opts) ~= 'table' then raise_errno(E.EINVAL, 2) end
     local force = opts.force
     if force == 1 then raise_errno(E.ENOTSUP) end
-    if force == 2 then rt.quick_exit(code) end
-    if force == 'abort' then rt.abort() end
-    if force ~= nil and force ~= 0 then raise_errno(E.EINVAL, 2) end
+    -- quick_exit and abort return only inside an embedding application,
+    -- where they end the runtime like a plain exit (abort: code 134).
+    if force == 2 then rt.quick_exit(code)
+    elseif force == 'abort' then code = rt.abort()
+    elseif force ~= nil and force ~= 0 then raise_errno(E.EINVAL, 2) end
   end
   -- Terminating yields to the scheduler: where that is impossible (inside
   -- a C callback) raise before the exit code is set, so nothing changes.

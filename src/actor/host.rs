@@ -389,7 +389,7 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
     // can never be woken: report what they were blocked on.
     let quiet = {
         let o = process.lock_outcome();
-        o.exit_code.is_none() && o.failure.is_none()
+        o.exit_code.is_none() && o.failure.is_none() && !o.shut_down
     };
     SPAWNED.with_borrow_mut(|spawned| vms.append(spawned));
     while let Some(h) = vms.pop() {
@@ -476,9 +476,29 @@ fn spawn_thread(start: WorkerStart) -> mlua::Result<Result<ActorAddress, String>
     let process = CONTEXT
         .with_borrow(|c| c.as_ref().map(|c| c.process.clone()))
         .ok_or_else(|| mlua::Error::runtime("luring: spawn_vm outside a host thread"))?;
-    let signal = process
-        .add_thread()
-        .map_err(|e| mlua::Error::from(error::ErrorCode::from_io(&e)))?;
+    match spawn_thread_in(&process, start) {
+        Ok(started) => Ok(started),
+        Err(ThreadFailed::Os(e)) => Err(error::ErrorCode::from_io(&e).into()),
+        Err(ThreadFailed::Boot(text)) => Err(mlua::Error::runtime(text)),
+    }
+}
+
+/// Why `spawn_thread_in` started no actor.
+pub(crate) enum ThreadFailed {
+    /// No eventfd or no thread (the OS refused).
+    Os(std::io::Error),
+    /// The VM failed to boot (a bug in luring, or no io_uring).
+    Boot(String),
+}
+
+/// Creates a worker VM of `process` on a new thread, waiting until it
+/// started; works from any thread (an embedding application's too).
+/// `Ok(Err(text))`: the module does not compile.
+pub(crate) fn spawn_thread_in(
+    process: &Arc<Process>,
+    start: WorkerStart,
+) -> Result<Result<ActorAddress, String>, ThreadFailed> {
+    let signal = process.add_thread().map_err(ThreadFailed::Os)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Started>(1);
     let thread_process = process.clone();
     let thread_signal = signal.clone();
@@ -492,54 +512,72 @@ fn spawn_thread(start: WorkerStart) -> mlua::Result<Result<ActorAddress, String>
                 Ok(Err(text)) => {
                     let _ = tx.send(Started::Load(text));
                     process.leave(&signal);
+                    process.forget(&signal);
                     return;
                 }
                 Err(e) => {
                     let _ = tx.send(Started::Failed(e));
                     process.leave(&signal);
+                    process.forget(&signal);
                     return;
                 }
             };
             let _ = tx.send(Started::Ok(ActorAddress::new(hosted.mailbox.clone())));
             drop(tx);
             host_thread(&process, &signal, hosted);
+            process.forget(&signal);
         });
     let handle = match spawned {
         Ok(h) => h,
         Err(e) => {
             process.leave(&signal);
-            return Err(error::ErrorCode::from_io(&e).into());
+            process.forget(&signal);
+            return Err(ThreadFailed::Os(e));
         }
     };
-    process
-        .joins
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(handle);
+    {
+        let mut joins = process.joins.lock().unwrap_or_else(|e| e.into_inner());
+        // Threads whose actors ended are joined here, so a long-lived
+        // process does not keep a handle per thread it ever started.
+        let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *joins)
+            .into_iter()
+            .partition(|j| j.is_finished());
+        *joins = running;
+        joins.push(handle);
+        drop(joins);
+        for j in done {
+            if j.join().is_err() {
+                process
+                    .lock_outcome()
+                    .failure
+                    .get_or_insert_with(|| "an actor thread panicked".into());
+            }
+        }
+    }
     match rx.recv() {
         Ok(Started::Ok(address)) => Ok(Ok(address)),
         Ok(Started::Load(text)) => Ok(Err(text)),
-        Ok(Started::Failed(e)) => Err(mlua::Error::runtime(e)),
-        Err(_) => Err(mlua::Error::runtime(
-            "luring: the actor thread failed to start",
+        Ok(Started::Failed(e)) => Err(ThreadFailed::Boot(e)),
+        Err(_) => Err(ThreadFailed::Boot(
+            "luring: the actor thread failed to start".into(),
         )),
     }
 }
 
 /// Everything a worker needs to start, owned (it may move to a new thread).
-struct WorkerStart {
-    src: Vec<u8>,
-    identity: String,
-    path: Vec<u8>,
-    display: Vec<u8>,
-    root_path: Vec<u8>,
-    display_root: Vec<u8>,
-    is_init: bool,
-    root: std::os::fd::OwnedFd,
-    memory_limit: Option<usize>,
-    master: bool,
+pub(crate) struct WorkerStart {
+    pub(crate) src: Vec<u8>,
+    pub(crate) identity: String,
+    pub(crate) path: Vec<u8>,
+    pub(crate) display: Vec<u8>,
+    pub(crate) root_path: Vec<u8>,
+    pub(crate) display_root: Vec<u8>,
+    pub(crate) is_init: bool,
+    pub(crate) root: std::os::fd::OwnedFd,
+    pub(crate) memory_limit: Option<usize>,
+    pub(crate) master: bool,
     /// The spawner's inbox, when it monitors the new VM.
-    monitor: Option<ActorAddress>,
+    pub(crate) monitor: Option<ActorAddress>,
 }
 
 impl WorkerStart {

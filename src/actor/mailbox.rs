@@ -16,6 +16,8 @@
 //! - Locks are held only for queue operations: no Lua runs under them.
 //! - Setting `pending` wakes the owning thread only when it sleeps
 //!   (process.rs): same-thread hand-offs never make a syscall.
+//! - A mailbox read by Rust code (the embedding API) has a `Waiter` instead
+//!   of a host thread: it is notified only while a Rust receiver waits.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -75,6 +77,15 @@ pub(crate) struct Mailbox {
     /// The host thread of the VM, once it is hosted: woken when `pending`
     /// is set while it sleeps.
     signal: OnceLock<Arc<ThreadSignal>>,
+    /// The Rust receiver of an embedding application's mailbox (instead of
+    /// a host thread): notified when `pending` is set while it waits.
+    waiter: OnceLock<Arc<dyn Waiter>>,
+}
+
+/// How a mailbox read outside the host threads (by Rust code) is woken.
+pub(crate) trait Waiter: Send + Sync {
+    /// Called after `pending` was set (SeqCst); cheap when nobody waits.
+    fn notify(&self);
 }
 
 /// What `Mailbox::take` found.
@@ -101,7 +112,14 @@ impl Mailbox {
         self.pending.store(true, Ordering::SeqCst);
         if let Some(signal) = self.signal.get() {
             signal.wake();
+        } else if let Some(waiter) = self.waiter.get() {
+            waiter.notify();
         }
+    }
+
+    /// Ties the mailbox to a Rust receiver (the embedding API).
+    pub(crate) fn set_waiter(&self, waiter: Arc<dyn Waiter>) {
+        let _ = self.waiter.set(waiter);
     }
 
     /// Ties the mailbox to the thread that hosts its VM.

@@ -37,9 +37,15 @@ pub(crate) struct Outcome {
     pub master_out_of_memory: bool,
     /// A runtime failure on some host thread (exit 70).
     pub failure: Option<String>,
+    /// The embedding application shut the runtime down: the VMs left are
+    /// torn down without a "blocked on" report.
+    pub shut_down: bool,
 }
 
 pub(crate) struct Process {
+    /// Run by an embedding application (`Runtime::builder`): `system.exit`
+    /// ends the runtime, never the host process.
+    pub(crate) embedded: bool,
     running: AtomicUsize,
     threads: AtomicUsize,
     over: AtomicBool,
@@ -50,7 +56,17 @@ pub(crate) struct Process {
 
 impl Process {
     pub(crate) fn new() -> Arc<Self> {
+        Self::with_mode(false)
+    }
+
+    /// A process for an embedding application (see `embedded`).
+    pub(crate) fn new_embedded() -> Arc<Self> {
+        Self::with_mode(true)
+    }
+
+    fn with_mode(embedded: bool) -> Arc<Self> {
         Arc::new(Self {
+            embedded,
             running: AtomicUsize::new(0),
             threads: AtomicUsize::new(0),
             over: AtomicBool::new(false),
@@ -106,6 +122,13 @@ impl Process {
         for s in self.lock_signals().iter() {
             s.kick();
         }
+    }
+
+    /// Drops a thread's signal from the list once it left for good (an
+    /// embedding runtime starts threads for as long as it lives: their
+    /// eventfds must not pile up).
+    pub(crate) fn forget(&self, signal: &Arc<ThreadSignal>) {
+        self.lock_signals().retain(|s| !Arc::ptr_eq(s, signal));
     }
 
     /// A running thread stops counting (stuck, or leaving for good); the

@@ -82,6 +82,16 @@ pub(crate) fn on_vm_thread<R: Send + 'static>(
     }
 }
 
+/// The exit code an embedding application sees for `system.exit(code,
+/// {force = 'abort'})` (128 + SIGABRT, what a shell reports for an abort).
+pub(crate) const EMBEDDED_ABORT_CODE: i32 = 128 + libc::SIGABRT;
+
+/// This VM runs in an embedding application's runtime: `system.exit` must
+/// not end the host process.
+fn embedded() -> bool {
+    super::host::current_process().is_some_and(|p| p.embedded)
+}
+
 /// How the VM ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmExit {
@@ -759,18 +769,28 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
     )?;
+    // quick_exit(code) and abort() end the host process, except in an
+    // embedding application (`Runtime::builder`): there they return (abort
+    // with exit code 134, as 128 + SIGABRT) and system.exit ends the
+    // runtime like a plain exit, reported to the application.
     rt.set(
         "quick_exit",
         lua.create_function(|lua, code: i32| -> mlua::Result<()> {
             // Output that cannot be written is lost, as on any exit.
             let _ = with_state(lua, VmState::finish_output)?;
+            if embedded() {
+                return Ok(());
+            }
             std::process::exit(code)
         })?,
     )?;
     rt.set(
         "abort",
-        lua.create_function(|lua, ()| -> mlua::Result<()> {
+        lua.create_function(|lua, ()| -> mlua::Result<i32> {
             let _ = with_state(lua, VmState::finish_output)?;
+            if embedded() {
+                return Ok(EMBEDDED_ABORT_CODE);
+            }
             std::process::abort()
         })?,
     )?;

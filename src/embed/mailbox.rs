@@ -1,0 +1,374 @@
+//! A mailbox read by Rust code: the receiving end an embedding application
+//! hands to Lua actors as an ordinary tx-channel.
+//!
+//! Invariants:
+//! - It is the runtime's own inbox record (`actor::mailbox::Mailbox`), so
+//!   Lua's `ch:send(x)` to it is a rendezvous like any other: the Lua
+//!   sender is released when Rust takes the message.
+//! - A notifier (a sender posting, the last address dropped) sets `pending`
+//!   (SeqCst), then reads `waiting` (SeqCst); a receiver adds itself to
+//!   `waiting` (SeqCst), then reads `pending` before it sleeps. One of the
+//!   two sees the other, so no wake-up is lost, and a message posted while
+//!   nobody waits costs its sender one atomic load here.
+//! - Dropping the [`Mailbox`] closes the inbox: queued Lua senders get
+//!   `channel_closed`, later sends fail at once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::actor::mailbox::{self as inbox, Taken, Waiter};
+use crate::{ActorAddress, Message};
+
+/// Wakes Rust receivers: blocked threads (condvar) and async tasks (wakers).
+#[derive(Default)]
+struct RustWaiter {
+    /// Receivers that are (about to be) asleep.
+    waiting: AtomicUsize,
+    wakers: Mutex<Vec<Waker>>,
+    condvar: Condvar,
+}
+
+impl RustWaiter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waker>> {
+        self.wakers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Waiter for RustWaiter {
+    fn notify(&self) {
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let wakers = std::mem::take(&mut *self.lock());
+        // Taking the lock above ordered this after any receiver's check of
+        // `pending`: a receiver that saw nothing is in `wait` by now.
+        self.condvar.notify_all();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// A mailbox Rust code receives from: Lua actors see its
+/// [`address`](Mailbox::address) as an ordinary channel (`ch:send(x)`).
+///
+/// Lua's `send` to it is a rendezvous: the Lua fiber resumes once Rust took
+/// the message with one of the `recv` methods. Messages arrive in the order
+/// each sender sent them.
+///
+/// Receiving reports [`RecvError`] (disconnected) once no address of the
+/// mailbox is left anywhere (Rust values, Lua channels, messages in flight)
+/// and nothing is queued: keep an address, or send one in a message,
+/// before receiving. Dropping the mailbox closes it: Lua senders get
+/// `channel_closed`.
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let replies = runtime.mailbox();
+/// let actor = runtime.spawn(luring::ActorSpec::source(
+///     "double.lua",
+///     "local m = require('inbox'):receive(); m.reply:send(m.n * 2)",
+/// ))?;
+/// actor.send(luring::Message::object([
+///     ("n", 21.into()),
+///     ("reply", replies.address().into()),
+/// ]))?;
+/// let answer = replies.recv_timeout(std::time::Duration::from_secs(30))?;
+/// assert_eq!(answer.as_number(), Some(42.0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Mailbox {
+    inner: Arc<inbox::Mailbox>,
+    waiter: Arc<RustWaiter>,
+}
+
+/// Receiving failed: no sender is left and nothing is queued.
+///
+/// ```
+/// let mailbox = luring::Mailbox::new();
+/// drop(mailbox.address()); // the only sender is gone
+/// assert_eq!(mailbox.recv(), Err(luring::RecvError));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the mailbox has no senders left and no message queued")]
+pub struct RecvError;
+
+/// Why [`Mailbox::try_recv`] returned no message (see [`Mailbox::new`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// Nothing is queued now.
+    #[error("no message is queued")]
+    Empty,
+    /// No sender is left and nothing is queued.
+    #[error("the mailbox has no senders left and no message queued")]
+    Disconnected,
+}
+
+/// Why [`Mailbox::recv_timeout`] returned no message (see
+/// [`Mailbox::recv_timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvTimeoutError {
+    /// No message came before the deadline.
+    #[error("no message came in time")]
+    Timeout,
+    /// No sender is left and nothing is queued.
+    #[error("the mailbox has no senders left and no message queued")]
+    Disconnected,
+}
+
+impl Default for Mailbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Mailbox {
+    /// A new, empty mailbox. It needs no runtime: any actor of any runtime
+    /// may send to its address.
+    ///
+    /// ```
+    /// let mailbox = luring::Mailbox::new();
+    /// assert_eq!(mailbox.try_recv(), Err(luring::TryRecvError::Disconnected));
+    /// let _address = mailbox.address();
+    /// assert_eq!(mailbox.try_recv(), Err(luring::TryRecvError::Empty));
+    /// ```
+    pub fn new() -> Self {
+        let inner = inbox::Mailbox::new();
+        let waiter = Arc::new(RustWaiter::default());
+        inner.set_waiter(waiter.clone());
+        Self { inner, waiter }
+    }
+
+    /// An address of this mailbox, to put in a [`Message`]
+    /// (`Message::from(address)`); Lua receives it as a tx-channel. Each
+    /// address counts as a sender while it lives.
+    pub fn address(&self) -> ActorAddress {
+        ActorAddress::new(self.inner.clone())
+    }
+
+    fn take(&self) -> Result<Message, TryRecvError> {
+        self.inner.take_pending();
+        match self.inner.take() {
+            Taken::Message(envelope) => Ok(envelope.msg),
+            Taken::Nothing => Err(TryRecvError::Empty),
+            // Closed only when dropped, which needs `&mut self`: no sender.
+            Taken::NoSenders | Taken::Closed => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// Takes the oldest message if one is queued, without waiting.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let mailbox = runtime.mailbox();
+    /// let actor = runtime.spawn(luring::ActorSpec::source(
+    ///     "one.lua",
+    ///     "require('inbox'):receive():send(1)",
+    /// ))?;
+    /// actor.send(mailbox.address().into())?;
+    /// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    /// let message = loop {
+    ///     match mailbox.try_recv() {
+    ///         Ok(m) => break m,
+    ///         Err(luring::TryRecvError::Empty) if std::time::Instant::now() < deadline => {
+    ///             std::thread::yield_now()
+    ///         }
+    ///         Err(e) => panic!("{e}"),
+    ///     }
+    /// };
+    /// assert_eq!(message.as_number(), Some(1.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv(&self) -> Result<Message, TryRecvError> {
+        self.take()
+    }
+
+    /// Waits for a message (blocking this thread).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let mailbox = runtime.mailbox();
+    /// let actor = runtime.spawn(luring::ActorSpec::source(
+    ///     "greet.lua",
+    ///     "require('inbox'):receive():send('hello')",
+    /// ))?;
+    /// actor.send(mailbox.address().into())?;
+    /// assert_eq!(mailbox.recv()?.as_str(), Some("hello"));
+    /// // The actor ended and its channel with it: no sender is left.
+    /// assert_eq!(mailbox.recv(), Err(luring::RecvError));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv(&self) -> Result<Message, RecvError> {
+        self.wait(None).map_err(|_| RecvError)
+    }
+
+    /// Waits for a message at most `timeout` (blocking this thread).
+    ///
+    /// ```
+    /// let mailbox = luring::Mailbox::new();
+    /// let _keep = mailbox.address();
+    /// let waited = mailbox.recv_timeout(std::time::Duration::from_millis(1));
+    /// assert_eq!(waited, Err(luring::RecvTimeoutError::Timeout));
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
+        self.wait(Some(Instant::now() + timeout))
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> Result<Message, RecvTimeoutError> {
+        loop {
+            match self.take() {
+                Ok(m) => return Ok(m),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            let mut guard = self.waiter.lock();
+            self.waiter.waiting.fetch_add(1, Ordering::SeqCst);
+            let mut timed_out = false;
+            if !self.inner.is_pending() {
+                match deadline {
+                    None => {
+                        guard = self
+                            .waiter
+                            .condvar
+                            .wait(guard)
+                            .unwrap_or_else(|e| e.into_inner());
+                    }
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let (g, result) = self
+                            .waiter
+                            .condvar
+                            .wait_timeout(guard, left)
+                            .unwrap_or_else(|e| e.into_inner());
+                        guard = g;
+                        timed_out = result.timed_out();
+                    }
+                }
+            }
+            self.waiter.waiting.fetch_sub(1, Ordering::SeqCst);
+            drop(guard);
+            if timed_out {
+                // A message may have come with the deadline.
+                return match self.take() {
+                    Ok(m) => Ok(m),
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+                };
+            }
+        }
+    }
+
+    /// Waits for a message without blocking the thread: works with any
+    /// executor (it registers the task's `std::task::Waker`; no tokio
+    /// dependency).
+    ///
+    /// ```
+    /// # let runtime = luring::Runtime::builder().build()?;
+    /// let mailbox = runtime.mailbox();
+    /// let actor = runtime.spawn(luring::ActorSpec::source(
+    ///     "hello.lua",
+    ///     "require('inbox'):receive():send('hello')",
+    /// ))?;
+    /// actor.send(mailbox.address().into())?;
+    /// // Any executor; here a minimal one from the standard library.
+    /// let message = block_on(mailbox.recv_async())?;
+    /// assert_eq!(message.as_str(), Some("hello"));
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark {
+    /// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
+    /// #     }
+    /// #     let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_async(&self) -> impl Future<Output = Result<Message, RecvError>> + Send + '_ {
+        Recv {
+            mailbox: self,
+            registered: false,
+        }
+    }
+}
+
+/// The future of [`Mailbox::recv_async`].
+struct Recv<'a> {
+    mailbox: &'a Mailbox,
+    /// Counted in `waiting` (until it completes or is dropped).
+    registered: bool,
+}
+
+impl Recv<'_> {
+    fn unregister(&mut self) {
+        if std::mem::take(&mut self.registered) {
+            self.mailbox.waiter.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Future for Recv<'_> {
+    type Output = Result<Message, RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.mailbox.take() {
+                Ok(m) => {
+                    self.unregister();
+                    return Poll::Ready(Ok(m));
+                }
+                Err(TryRecvError::Disconnected) => {
+                    self.unregister();
+                    return Poll::Ready(Err(RecvError));
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            let waiter = &self.mailbox.waiter;
+            if !self.registered {
+                waiter.waiting.fetch_add(1, Ordering::SeqCst);
+                self.registered = true;
+            }
+            {
+                let mut wakers = waiter.lock();
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+            }
+            if !self.mailbox.inner.is_pending() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl Drop for Recv<'_> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mailbox({:p})", Arc::as_ptr(&self.inner))
+    }
+}
+
+impl From<ActorAddress> for Message {
+    fn from(address: ActorAddress) -> Self {
+        Message::Address(address)
+    }
+}

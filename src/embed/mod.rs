@@ -1,0 +1,552 @@
+//! The embedding API: a running [`Runtime`](crate::Runtime) inside a Rust
+//! application, actors spawned from Rust, and Rust-side mailboxes.
+//!
+//! Invariants:
+//! - An embedded runtime is one actor `Process` (marked `embedded`) with no
+//!   master VM. The runtime itself is registered as one of its threads and
+//!   never counts as stuck, so the process does not end when every actor
+//!   waits for a message from Rust; it ends on `shutdown`, on drop, on
+//!   `system.exit` in any actor, or on a runtime failure.
+//! - Every actor spawned from Rust gets its own host thread (host.rs
+//!   `spawn_thread_in`); actors it spawns from Lua follow `spawn_vm`'s rules.
+//! - `spawning` is held while a thread is added and while the runtime is
+//!   ended: no thread is started after `shutdown` began, so `shutdown`
+//!   joins every thread the runtime ever started.
+//! - A message from Rust (`ActorHandle::send`) has no sender: it is queued
+//!   at once (no rendezvous) and costs the receiver's thread at most one
+//!   wake-up per sleep (the `ThreadSignal` rule).
+
+pub(crate) mod mailbox;
+pub(crate) mod serde;
+mod spec;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::actor::host::{self, ThreadFailed};
+use crate::actor::mailbox::Envelope;
+use crate::actor::process::{Process, ThreadSignal};
+use crate::{ActorAddress, ExitStatus, Message, RuntimeError};
+
+pub use spec::ActorSpec;
+
+/// Settings of an embedded [`Runtime`](crate::Runtime); see
+/// [`Runtime::builder`](crate::Runtime::builder).
+///
+/// Threads: each actor spawned from Rust runs on an OS thread of its own
+/// (named `luring-actor`, with a 16 MiB stack of address space so deep Lua
+/// recursion ends as a Lua error); actors it spawns with `spawn_vm` share
+/// that thread unless they ask for `inherit_context = false`. There is no
+/// thread pool to size yet.
+///
+/// ```
+/// let runtime = luring::Runtime::builder()
+///     .memory_limit(Some(64 << 20))
+///     .import_root(".")
+///     .build()?;
+/// # Ok::<(), luring::RuntimeError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeBuilder {
+    pub(crate) memory_limit: Option<usize>,
+    pub(crate) import_root: Option<PathBuf>,
+}
+
+impl RuntimeBuilder {
+    /// Caps the Lua heap of each actor VM at `bytes` (default: no cap).
+    /// Past it, allocations fail as Lua "not enough memory" errors in that
+    /// VM only. [`ActorSpec::memory_limit`] overrides it per actor.
+    pub fn memory_limit(mut self, bytes: Option<usize>) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// The directory beneath which [`ActorSpec::module`] and
+    /// [`ActorSpec::source`] actors find their modules (`require`).
+    /// Default: the current directory when the runtime is built.
+    /// [`ActorSpec::file`] actors use their file's directory, like the
+    /// `luring` command.
+    pub fn import_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.import_root = Some(dir.into());
+        self
+    }
+
+    /// Starts the runtime: no thread yet, actors get theirs when spawned.
+    /// Fails when the import root cannot be opened as a directory or no
+    /// eventfd is available.
+    pub fn build(self) -> Result<crate::Runtime, RuntimeError> {
+        let runtime = crate::Runtime {
+            memory_limit: self.memory_limit,
+            embedded: std::sync::OnceLock::new(),
+            import_root: self.import_root.clone(),
+        };
+        runtime.embedded()?;
+        Ok(runtime)
+    }
+}
+
+/// The state of an embedded runtime.
+pub(crate) struct Embedded {
+    process: Arc<Process>,
+    /// The runtime's own place among the process's threads: it keeps the
+    /// process from ending while actors wait for Rust, and its eventfd
+    /// becomes readable (and stays so: nobody reads it) when the process
+    /// ends.
+    signal: Arc<ThreadSignal>,
+    root: OwnedFd,
+    root_path: PathBuf,
+    memory_limit: Option<usize>,
+    spawning: Mutex<()>,
+    /// How it ended, once every thread was joined.
+    ended: Mutex<Option<Result<Option<i32>, String>>>,
+    sources: std::sync::atomic::AtomicU64,
+}
+
+impl Embedded {
+    pub(crate) fn new(
+        memory_limit: Option<usize>,
+        import_root: Option<&std::path::Path>,
+    ) -> Result<Self, RuntimeError> {
+        let dir = match import_root {
+            Some(dir) => dir.to_path_buf(),
+            None => PathBuf::from("."),
+        };
+        let root_path = std::path::absolute(&dir).map_err(|e| RuntimeError::Load {
+            script: dir.clone(),
+            reason: format!("the import root {} is not usable: {e}", dir.display()),
+        })?;
+        let root = nix::fcntl::open(
+            &root_path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::Load {
+            script: dir.clone(),
+            reason: format!("cannot open the import root {}: {e}", dir.display()),
+        })?;
+        crate::modules::system::start_signal_watcher();
+        let process = Process::new_embedded();
+        let signal = process
+            .add_thread()
+            .map_err(|e| RuntimeError::Internal(format!("cannot create an eventfd: {e}")))?;
+        Ok(Self {
+            process,
+            signal,
+            root,
+            root_path,
+            memory_limit,
+            spawning: Mutex::new(()),
+            ended: Mutex::new(None),
+            sources: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn spawn(&self, spec: ActorSpec) -> Result<ActorHandle, SpawnError> {
+        let name: Arc<str> = spec.name().into();
+        let start = spec.into_start(self)?;
+        let _spawning = self.spawning.lock().unwrap_or_else(|e| e.into_inner());
+        if self.process.is_over() {
+            return Err(SpawnError::Ended);
+        }
+        match host::spawn_thread_in(&self.process, start) {
+            Ok(Ok(address)) => Ok(ActorHandle { address, name }),
+            Ok(Err(reason)) => Err(SpawnError::Load {
+                name: name.to_string(),
+                reason,
+            }),
+            Err(ThreadFailed::Os(e)) => Err(SpawnError::Os(e)),
+            Err(ThreadFailed::Boot(text)) => Err(SpawnError::Boot(text)),
+        }
+    }
+
+    /// Waits until the process is over (or `deadline` passed: false).
+    fn wait_over(&self, deadline: Option<Instant>) -> bool {
+        while !self.process.is_over() {
+            let timeout_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int
+                }
+            };
+            let mut pfd = libc::pollfd {
+                fd: self.signal.eventfd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one live pollfd; the eventfd lives as long as `self`.
+            unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        }
+        true
+    }
+
+    /// Ends every actor (see `Runtime::shutdown`), joins every thread and
+    /// says how the runtime ended.
+    fn finish(&self, shut_down: bool) -> Result<Option<ExitStatus>, RuntimeError> {
+        if shut_down {
+            let _spawning = self.spawning.lock().unwrap_or_else(|e| e.into_inner());
+            self.process.lock_outcome().shut_down = true;
+            self.process.end();
+        }
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.is_none() {
+            self.wait_over(None);
+            loop {
+                let joins = std::mem::take(
+                    &mut *self.process.joins.lock().unwrap_or_else(|e| e.into_inner()),
+                );
+                if joins.is_empty() {
+                    break;
+                }
+                for j in joins {
+                    if j.join().is_err() {
+                        self.process
+                            .lock_outcome()
+                            .failure
+                            .get_or_insert_with(|| "an actor thread panicked".into());
+                    }
+                }
+            }
+            self.process.forget(&self.signal);
+            let outcome = self.process.lock_outcome();
+            *ended = Some(match &outcome.failure {
+                Some(reason) => Err(reason.clone()),
+                None => Ok(outcome.exit_code),
+            });
+        }
+        match ended.as_ref().expect("set above") {
+            Ok(code) => Ok(code.map(|code| ExitStatus { code })),
+            Err(reason) => Err(RuntimeError::Internal(reason.clone())),
+        }
+    }
+}
+
+impl crate::Runtime {
+    /// Settings for a runtime embedded in a Rust application; `build()`
+    /// starts it.
+    ///
+    /// Call [`start_supervisor`](crate::start_supervisor) and
+    /// [`prepare_process_signals`](crate::prepare_process_signals) first
+    /// thing in `main`, while the process has one thread: the sandbox
+    /// supervisor is a fork of the process (forking later would copy other
+    /// threads' locks in whatever state they are), and every thread must
+    /// inherit the blocked signal mask that Lua's `system.signal` sets need.
+    /// Without them, sandboxed actors and signal sets are unavailable;
+    /// everything else works.
+    ///
+    /// luring logs through the `tracing` crate: its events (targets
+    /// `luring::*`) go to whatever subscriber the application installed;
+    /// luring never installs one itself (the `luring` command does).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let actor = runtime.spawn(luring::ActorSpec::source("idle.lua", "require('inbox'):receive()"))?;
+    /// assert_eq!(runtime.shutdown()?, None); // ended by shutdown, not by system.exit
+    /// assert!(actor.send("late".into()).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    pub(crate) fn embedded(&self) -> Result<&Embedded, RuntimeError> {
+        if let Some(e) = self.embedded.get() {
+            return Ok(e);
+        }
+        let e = Embedded::new(self.memory_limit, self.import_root.as_deref())?;
+        Ok(self.embedded.get_or_init(|| e))
+    }
+
+    /// Starts an actor on a new thread of this runtime. Returns once its
+    /// module compiled and its main fiber is queued; compile and read
+    /// errors come back as [`SpawnError::Load`].
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let err = runtime.spawn(luring::ActorSpec::source("bad.lua", "this is not lua")).unwrap_err();
+    /// assert!(matches!(err, luring::SpawnError::Load { .. }), "{err}");
+    /// # Ok::<(), luring::RuntimeError>(())
+    /// ```
+    pub fn spawn(&self, spec: ActorSpec) -> Result<ActorHandle, SpawnError> {
+        self.embedded().map_err(SpawnError::Runtime)?.spawn(spec)
+    }
+
+    /// A new Rust-side mailbox (the same as [`Mailbox::new`](crate::Mailbox::new)).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let mailbox = runtime.mailbox();
+    /// let address: luring::ActorAddress = mailbox.address();
+    /// # drop(address);
+    /// # Ok::<(), luring::RuntimeError>(())
+    /// ```
+    pub fn mailbox(&self) -> crate::Mailbox {
+        crate::Mailbox::new()
+    }
+
+    /// Whether the runtime still runs (no shutdown, no `system.exit`, no
+    /// failure yet).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// assert!(runtime.is_running());
+    /// runtime.shutdown()?;
+    /// assert!(!runtime.is_running());
+    /// # Ok::<(), luring::RuntimeError>(())
+    /// ```
+    pub fn is_running(&self) -> bool {
+        self.embedded.get().is_none_or(|e| !e.process.is_over())
+    }
+
+    /// Waits until the runtime ended by itself: `system.exit` in some actor
+    /// (`Ok(Some(status))`), a runtime failure (`Err`), or a `shutdown`
+    /// from another thread (`Ok(None)`); then joins its threads.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// runtime.spawn(luring::ActorSpec::source(
+    ///     "main.lua",
+    ///     "require('time').sleep(0.01); require('system').exit(0)",
+    /// ))?;
+    /// assert_eq!(runtime.wait()?.map(|s| s.code()), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(&self) -> Result<Option<ExitStatus>, RuntimeError> {
+        self.embedded()?.finish(false)
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`: `None` if the runtime
+    /// still runs then.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// runtime.spawn(luring::ActorSpec::source("exit.lua", "require('system').exit(3)"))?;
+    /// let ended = runtime.wait_timeout(std::time::Duration::from_secs(30));
+    /// assert_eq!(ended.unwrap()?.map(|s| s.code()), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Option<Result<Option<ExitStatus>, RuntimeError>> {
+        let embedded = match self.embedded() {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
+        };
+        if !embedded.wait_over(Some(Instant::now() + timeout)) {
+            return None;
+        }
+        Some(embedded.finish(false))
+    }
+
+    /// Ends every actor and joins every thread of the runtime; later calls
+    /// (and `wait`) return the same result. How: the process is marked over
+    /// and each host thread is woken (one eventfd write each); each thread
+    /// then tears its VMs down at once, whatever they wait for (a receive,
+    /// a sleep, I/O): its inbox closes first (queued senders get
+    /// `channel_closed`), then its Lua state closes, which cancels its ring
+    /// operations and closes its descriptors; monitors get a notice with
+    /// reason `killed`. No cleanup handler (`scope_cleanup_push`) of a
+    /// fiber that was still waiting runs.
+    ///
+    /// Returns `Some(status)` when `system.exit` had ended the runtime
+    /// already, `None` when this call ended it. Dropping the runtime does
+    /// the same.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let watch = runtime.mailbox();
+    /// runtime.spawn(
+    ///     luring::ActorSpec::source("sleeps.lua", "require('time').sleep(3600)").monitor(&watch),
+    /// )?;
+    /// assert_eq!(runtime.shutdown()?, None);
+    /// let notice = watch.recv()?;
+    /// assert_eq!(luring::ActorEnded::from_message(&notice).unwrap().reason, "killed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self) -> Result<Option<ExitStatus>, RuntimeError> {
+        match self.embedded.get() {
+            Some(e) => e.finish(true),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for crate::Runtime {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// A handle to an actor started from Rust: `Send + Sync + Clone`.
+///
+/// While any handle (or any other address of the actor) lives, the actor's
+/// `inbox:receive()` waits instead of raising `no_senders`.
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let printer = runtime.spawn(luring::ActorSpec::source(
+///     "printer.lua",
+///     "local inbox = require 'inbox'; print(inbox:receive())",
+/// ))?;
+/// assert_eq!(printer.name(), "printer.lua");
+/// let from_another_thread = printer.clone();
+/// std::thread::spawn(move || from_another_thread.send("hi".into()))
+///     .join()
+///     .unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ActorHandle {
+    address: ActorAddress,
+    name: Arc<str>,
+}
+
+/// A message could not be delivered: the actor's inbox is closed (the
+/// actor ended, or closed it). The message comes back.
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let watch = runtime.mailbox();
+/// let actor = runtime.spawn(luring::ActorSpec::source("done.lua", "return").monitor(&watch))?;
+/// watch.recv_timeout(std::time::Duration::from_secs(30))?; // it ended
+/// let luring::SendError(message) = actor.send("too late".into()).unwrap_err();
+/// assert_eq!(message.as_str(), Some("too late"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(thiserror::Error)]
+#[error(
+    "the actor's inbox is closed (the actor ended or closed it); the message was not delivered"
+)]
+pub struct SendError(pub Message);
+
+impl std::fmt::Debug for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl ActorHandle {
+    /// Queues `message` in the actor's inbox. It does not wait for the
+    /// actor to take it (Rust is not a fiber: there is no rendezvous this
+    /// way); messages from one Rust thread arrive in order.
+    pub fn send(&self, message: Message) -> Result<(), SendError> {
+        self.address
+            .mailbox
+            .post(Envelope {
+                msg: message,
+                sender: None,
+                send_id: 0,
+            })
+            .map_err(|envelope| SendError(envelope.msg))
+    }
+
+    /// The actor's address, to put in a message (another actor receives
+    /// it as a tx-channel).
+    pub fn address(&self) -> ActorAddress {
+        self.address.clone()
+    }
+
+    /// Whether the actor's inbox is closed (sends fail).
+    pub fn is_closed(&self) -> bool {
+        self.address.mailbox.is_closed()
+    }
+
+    /// The name the actor was spawned as (its file, source name or module).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for ActorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorHandle")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+/// Why [`Runtime::spawn`](crate::Runtime::spawn) started no actor.
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let err = runtime.spawn(luring::ActorSpec::module("../outside")).unwrap_err();
+/// assert!(matches!(err, luring::SpawnError::InvalidName(_)));
+/// # Ok::<(), luring::RuntimeError>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The module could not be read or does not compile.
+    #[error("cannot load {name}: {reason}")]
+    Load {
+        /// What was spawned (file, source name or module).
+        name: String,
+        /// The reason, with the line for syntax errors.
+        reason: String,
+    },
+    /// A source name or module name is not valid (empty, absolute, `..`,
+    /// a NUL byte or characters other than letters, digits and `_`).
+    #[error("invalid actor name {0:?}: use names like `filters/auth` (letters, digits, _)")]
+    InvalidName(String),
+    /// The runtime has ended (shutdown, `system.exit` or a failure).
+    #[error("the runtime has ended")]
+    Ended,
+    /// The runtime could not start.
+    #[error(transparent)]
+    Runtime(RuntimeError),
+    /// The OS refused a thread or an eventfd.
+    #[error("cannot start the actor's thread: {0}")]
+    Os(#[source] std::io::Error),
+    /// The VM did not boot (no io_uring, or a bug in luring).
+    #[error("cannot start the actor's VM: {0}")]
+    Boot(String),
+}
+
+/// How an actor ended, read from a monitor notice (see
+/// [`ActorSpec::monitor`]).
+///
+/// ```
+/// let runtime = luring::Runtime::builder().build()?;
+/// let watch = runtime.mailbox();
+/// runtime.spawn(luring::ActorSpec::source("ok.lua", "return").monitor(&watch))?;
+/// let ended = luring::ActorEnded::from_message(&watch.recv()?).unwrap();
+/// assert_eq!((ended.reason.as_str(), ended.error), ("normal", None));
+/// assert!(luring::ActorEnded::from_message(&"other".into()).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActorEnded {
+    /// `normal` (its main fiber returned), `panic` (it raised an error) or
+    /// `killed` (torn down: shutdown, `system.exit` elsewhere, or out of
+    /// memory).
+    pub reason: String,
+    /// The error of a `panic`.
+    pub error: Option<String>,
+}
+
+impl ActorEnded {
+    /// Reads a monitor notice (`{monitor = 'ended', reason = …}`); `None`
+    /// for any other message.
+    pub fn from_message(message: &Message) -> Option<Self> {
+        if message.get("monitor")?.as_str()? != "ended" {
+            return None;
+        }
+        Some(Self {
+            reason: message.get("reason")?.as_str()?.to_owned(),
+            error: message
+                .get("error")
+                .and_then(|e| e.as_bytes())
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+        })
+    }
+}
