@@ -411,6 +411,8 @@ fn kind(m: &Message) -> &'static str {
         Message::Object(_) => "a table",
         Message::Fd(_) => "a file descriptor",
         Message::Address(_) => "a channel",
+        Message::Bytes(_) => "a byte span",
+        Message::Ip(_) => "an ip address",
     }
 }
 
@@ -503,7 +505,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
 
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.0 {
-            Message::String(bytes) => visitor.visit_byte_buf(bytes),
+            Message::String(bytes) | Message::Bytes(bytes) => visitor.visit_byte_buf(bytes),
             Message::Array(items) => visitor.visit_seq(SeqAccess(items.into_iter())),
             other => Err(ConvertError(format!(
                 "expected a string, found {}",
