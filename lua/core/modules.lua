@@ -648,7 +648,9 @@ end
 
 -- spawn_vm{ module = id, sandbox = {} }: resolved as for an in-process
 -- spawn, read here and sent to a new sandbox (which has no file access).
-function K.spawn_sandboxed_module(id, env, monitor)
+-- `subprocess`: the checked plan of Emilua's form (environment, stdio), or
+-- nil for `sandbox = {}`.
+function K.spawn_sandboxed_module(id, env, monitor, subprocess)
   local rec = module_of_env[env]
   if not rec then raise_core('current_module_not_known') end
   local info = rec.info
@@ -667,7 +669,8 @@ function K.spawn_sandboxed_module(id, env, monitor)
   end
   for i = 1, #candidates do
     local c = candidates[i]
-    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor)
+    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor,
+      subprocess)
     if h then return h end
     raise_unreadable(id, status, detail)
   end
