@@ -190,6 +190,18 @@ fn relay(
         if ended && !reading {
             return handle.wait().unwrap_or(ExitStatus::Lost);
         }
+        if process.is_over() {
+            // The process is ending (`system.exit`, a failed master): its
+            // threads are being joined, so this one must end too, and a
+            // sandbox still running (a detached one) ends with it. (Before
+            // this check the loop spun here: `prepare_sleep` answers
+            // `Retry` forever once the process is over.)
+            let _ = handle.kill();
+            return match handle.wait_timeout(1000) {
+                Ok(Some(status)) => status,
+                _ => ExitStatus::Lost,
+            };
+        }
         let control = if reading && awaiting.is_none() {
             handle.control().as_raw_fd()
         } else {
