@@ -21,6 +21,7 @@ local notice = inbox:receive()
 -- (printed once the sandbox ended: its own line is out already)
 print(kind, pid_type, pid_ok)
 print(r.context, r.nargs, r.greeting, r.empty, r.path)
+print('stdin:', r.stdin)
 print(notice.monitor, notice.reason, notice.code)
 
 -- No environment, stdout and stderr not given: /dev/null (its print and
