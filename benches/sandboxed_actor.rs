@@ -122,7 +122,11 @@ fn main() {
     .map(|k| (k, Vec::new()))
     .collect();
     let mut push = |k: &str, v: f64| {
-        rows.iter_mut().find(|(name, _)| *name == k).unwrap().1.push(v);
+        rows.iter_mut()
+            .find(|(name, _)| *name == k)
+            .unwrap()
+            .1
+            .push(v);
     };
     let mut have_bwrap = true;
     for _ in 0..runs {
@@ -158,7 +162,9 @@ fn main() {
         let v = &rows.iter().find(|(name, _)| *name == k).unwrap().1;
         (!v.is_empty()).then(|| median(v.clone()))
     };
-    println!("sandboxed actors, medians of {runs} runs; spawn: {spawns} per run; ping-pong: N = {n}");
+    println!(
+        "sandboxed actors, medians of {runs} runs; spawn: {spawns} per run; ping-pong: N = {n}"
+    );
     for round in ["b2b", "spaced"] {
         let l = get(&format!("luring {round} median")).unwrap();
         let lp = get(&format!("luring {round} p90")).unwrap();

@@ -166,7 +166,10 @@ fn modules() -> Dir {
 fn run_script(dir: &Path, name: &str, script: &str) {
     let path = dir.join(name);
     std::fs::write(&path, script).unwrap();
-    let status = luring::Runtime::new().unwrap().run_file(&path, &[]).unwrap();
+    let status = luring::Runtime::new()
+        .unwrap()
+        .run_file(&path, &[])
+        .unwrap();
     assert_eq!(status.code(), 42, "{name} failed (its output is above)");
 }
 
