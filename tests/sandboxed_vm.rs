@@ -395,17 +395,29 @@ fn runs(pid: i32) -> bool {
 
 /// A detached sandbox outlives the VM that spawned it, never the process:
 /// killing the host (SIGKILL, no clean-up at all) ends it through the
-/// supervisor's death.
+/// supervisor's death. As this user, and as uid 65534 when run as root.
 fn a_detached_sandbox_dies_with_the_host(_: &Supervisor) {
+    detached_sandbox_dies_with_host_as(None);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        detached_sandbox_dies_with_host_as(Some(65534));
+    }
+}
+
+fn detached_sandbox_dies_with_host_as(uid: Option<u32>) {
     use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/sandboxed/fixtures");
-    let mut host = std::process::Command::new(env!("CARGO_BIN_EXE_luring"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_luring"));
+    command
         .arg("detached_forever.lua")
         .current_dir(&dir)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(std::process::Stdio::piped());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut host = command.spawn().unwrap();
     let mut line = String::new();
     std::io::BufReader::new(host.stdout.take().unwrap())
         .read_line(&mut line)
@@ -414,7 +426,10 @@ fn a_detached_sandbox_dies_with_the_host(_: &Supervisor) {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("a PID, got {line:?}"));
-    assert!(runs(pid), "the detached sandbox {pid} should run");
+    assert!(
+        runs(pid),
+        "the detached sandbox {pid} should run (uid {uid:?})"
+    );
     assert!(
         host.try_wait().unwrap().is_none(),
         "the host should wait for its detached sandbox"
