@@ -90,7 +90,7 @@ fn hostile_entry(ctx: EntryContext) -> i32 {
     };
     let control = ctx.control.as_raw_fd();
     let text = String::from_utf8_lossy(&source);
-    let result = match text.trim() {
+    let result: std::io::Result<i32> = match text.trim() {
         // One datagram past the frame bound, then a valid frame: the host
         // rejects the first, closes that channel and never reads the second.
         "huge" => (|| {
@@ -127,7 +127,7 @@ fn hostile_entry(ctx: EntryContext) -> i32 {
         })(),
         _ => Ok(91),
     };
-    result.unwrap_or_else(|_: std::io::Error| 92)
+    result.unwrap_or(92)
 }
 
 fn fd_count() -> usize {
