@@ -37,8 +37,11 @@ pub(crate) struct SandboxChannel {
     /// The host's dup of the sandbox's ring fd, the target of the
     /// `MsgRingSendFd` that installs a sent capability; `None` when the
     /// supervisor could not hand it over (fds cannot be sent then), in the
-    /// probe, and for a sandbox's channel to its host.
-    pub(super) ring: Option<OwnedFd>,
+    /// probe, and for a sandbox's channel to its host. The relay thread
+    /// empties it once the sandbox ended: the sandbox's ring (and every
+    /// file in its table, such as a pipe given as its stdout) must not
+    /// outlive it because the host kept a reference.
+    pub(super) ring: Option<SharedRing>,
 }
 
 /// What a spawner holds of a sandbox it supervises.
@@ -48,6 +51,15 @@ pub(crate) struct DirectChild {
     pid: i32,
     /// Shared with the VM's [`SandboxKiller`]: cleared by `detach()`.
     supervised: Rc<Cell<bool>>,
+}
+
+/// The host's reference to a sandbox's ring, shared by its channel and its
+/// relay thread (which empties it when the sandbox ended). Users hold the
+/// lock while they use the fd, so it is never closed under them.
+pub(crate) type SharedRing = Arc<std::sync::Mutex<Option<OwnedFd>>>;
+
+fn lock_ring(ring: &SharedRing) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
+    ring.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// SIGKILLs a sandbox when dropped, unless it was detached (a sandbox that
@@ -148,6 +160,7 @@ fn serve_sandbox(
     handle: SandboxHandle,
     spawner: ActorAddress,
     monitor: Option<ActorAddress>,
+    ring: Option<SharedRing>,
 ) -> std::io::Result<()> {
     let process = crate::actor::host::current_process()
         .ok_or_else(|| std::io::Error::other("spawn_vm outside a host thread"))?;
@@ -158,6 +171,9 @@ fn serve_sandbox(
         .name("luring-sandbox".into())
         .spawn(move || {
             let status = relay(handle, &spawner, &thread_process, &thread_signal);
+            if let Some(ring) = &ring {
+                lock_ring(ring).take();
+            }
             if let Some(monitor) = monitor {
                 let _ = monitor.mailbox.post(Envelope {
                     msg: sandbox_notice(status),
@@ -490,7 +506,9 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let control = handle.control().try_clone_to_owned().map_err(io)?;
                 let pidfd = handle.pidfd().try_clone_to_owned().map_err(io)?;
                 let ring = match handle.ring_fd() {
-                    Some(fd) => Some(fd.try_clone_to_owned().map_err(io)?),
+                    Some(fd) => Some(Arc::new(std::sync::Mutex::new(Some(
+                        fd.try_clone_to_owned().map_err(io)?,
+                    )))),
                     None => None,
                 };
                 let pid = handle.pid();
@@ -502,7 +520,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let own = with_state(lua, |st| st.mailbox.clone())?;
                 let monitor = monitor.then(|| ActorAddress::new(own.clone()));
                 // On failure the handle was dropped, which killed it.
-                serve_sandbox(handle, ActorAddress::new(own), monitor).map_err(io)?;
+                serve_sandbox(handle, ActorAddress::new(own), monitor, ring.clone()).map_err(io)?;
                 with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
@@ -540,7 +558,9 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
             let fds = crate::ipc::message_fds(&msg)
                 .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
-            let slots = match (fds.is_empty(), &ch.ring) {
+            // Held until the frame is submitted: the ring fd stays open.
+            let ring = ch.ring.as_ref().map(lock_ring);
+            let slots = match (fds.is_empty(), ring.as_deref()) {
                 (true, _) => Vec::new(),
                 (false, None) => {
                     return Err(mlua::Error::runtime(
@@ -548,9 +568,17 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                          descriptor can be installed in it",
                     ))
                 }
-                (false, Some(ring)) => install_fds(lua, &fds, ring.as_fd())?,
+                (false, Some(None)) => {
+                    return Err(mlua::Error::runtime(
+                        "send: the sandboxed actor has ended: no file descriptor can be \
+                         installed in it",
+                    ))
+                }
+                (false, Some(Some(ring))) => install_fds(lua, &fds, ring.as_fd())?,
             };
-            let ring_fd = ch.ring.as_ref().map(AsRawFd::as_raw_fd);
+            let ring_fd = ring
+                .as_deref()
+                .and_then(|r| r.as_ref().map(AsRawFd::as_raw_fd));
             let undo = |slots: &[u32]| {
                 if let Some(ring) = ring_fd {
                     clear_slots(ring, slots);
@@ -601,7 +629,13 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let ch = channel_arg(&ch)?;
             let table = luring_sandbox::RingSpec::default().fixed_files;
             let host_slots = luring_sandbox::ring::host_slots(table);
-            if let Some(ring) = &ch.ring {
+            if let Some(ring) = ch
+                .ring
+                .as_ref()
+                .map(lock_ring)
+                .as_deref()
+                .and_then(Option::as_ref)
+            {
                 // Only the range the host installs in: never stdio or the
                 // control socket, whatever the caller passes.
                 slots.retain(|slot| host_slots.contains(slot));
