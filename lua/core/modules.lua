@@ -663,9 +663,7 @@ end
 
 -- spawn_vm{ module = id, sandbox = {} }: resolved as for an in-process
 -- spawn, read here and sent to a new sandbox (which has no file access).
--- `options`: the checked `sandbox = {...}` options; `subprocess`: the
--- checked plan of Emilua's form (environment, stdio). Exactly one is set.
-function K.spawn_sandboxed_module(id, env, monitor, options, subprocess)
+function K.spawn_sandboxed_module(id, env, monitor, options)
   local rec = module_of_env[env]
   if not rec then raise_core('current_module_not_known') end
   local info = rec.info
@@ -684,8 +682,7 @@ function K.spawn_sandboxed_module(id, env, monitor, options, subprocess)
   end
   for i = 1, #candidates do
     local c = candidates[i]
-    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor,
-      options, subprocess)
+    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor, options)
     if h then return h end
     raise_unreadable(id, status, detail)
   end
