@@ -437,6 +437,70 @@ fn lua_scripts_as_an_unprivileged_user(_: &Supervisor) {
     }
 }
 
+/// Whether `pid` runs (a zombie counts as ended).
+fn runs(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| !stat[i + 1..].trim_start().starts_with('Z')),
+    }
+}
+
+/// A detached sandbox outlives the VM that spawned it, never the process:
+/// killing the host (SIGKILL, no clean-up at all) ends it through the
+/// supervisor's death. As this user, and as uid 65534 when run as root.
+fn a_detached_sandbox_dies_with_the_host(_: &Supervisor) {
+    detached_sandbox_dies_with_host_as(None);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        detached_sandbox_dies_with_host_as(Some(65534));
+    }
+}
+
+fn detached_sandbox_dies_with_host_as(uid: Option<u32>) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/sandboxed/fixtures");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_luring"));
+    command
+        .arg("detached_forever.lua")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut host = command.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a PID, got {line:?}"));
+    assert!(
+        runs(pid),
+        "the detached sandbox {pid} should run (uid {uid:?})"
+    );
+    assert!(
+        host.try_wait().unwrap().is_none(),
+        "the host should wait for its detached sandbox"
+    );
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while runs(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the detached sandbox {pid} still runs 30 s after its host died"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn main() {
     if let Some(problem) = Supervisor::user_namespace_problem() {
         println!("skipped: this system refuses user namespaces ({problem})");
@@ -467,6 +531,10 @@ fn main() {
             a_malformed_frame_closes_the_inbox,
         ),
         ("forged_slots_reach_nothing", forged_slots_reach_nothing),
+        (
+            "a_detached_sandbox_dies_with_the_host",
+            a_detached_sandbox_dies_with_the_host,
+        ),
     ];
     let unprivileged: (&str, Case) = (
         "lua_scripts_as_an_unprivileged_user",

@@ -167,9 +167,14 @@ function ipc_methods.send(self, ...)
 end
 function ipc_methods.close(self) rt.sandbox_close(self) end
 function ipc_methods.kill(self, signo) rt.sandbox_kill(self, signo) end
-setmetatable(ipc_methods, { __index = function() raise_core('bad_index', 'index', 2) end,
-  __metatable = false })
-rt.set_sandbox_methods(ipc_methods)
+function ipc_methods.detach(self) rt.sandbox_detach(self) end
+local sandbox_child_pid = rt.sandbox_child_pid
+rt.set_sandbox_methods(function(self, key)
+  local m = ipc_methods[key]
+  if m then return m end
+  if key == 'child_pid' then return sandbox_child_pid(self) end
+  raise_core('bad_index', 'index', 2)
+end)
 
 setmetatable(tx_methods, { __index = no_such_key, __metatable = false })
 setmetatable(rx_methods, { __index = no_such_key, __metatable = false })
@@ -330,6 +335,46 @@ local function sandbox_options(sandbox)
   return out
 end
 
+-- Emilua's `subprocess = {...}` checked and copied (spec/actors.md §5). It
+-- runs in the same sandbox as `sandbox = {}`, which always makes every
+-- namespace: the newns_* flags are checked, never needed. Unknown keys are
+-- refused, naming them (nothing is ignored).
+local newns_flags = { newns_uts = true, newns_ipc = true, newns_pid = true,
+  newns_user = true, newns_net = true, newns_mount = true }
+local function subprocess_plan(opts)
+  if type(opts) ~= 'table' or K.debug.getmetatable(opts) ~= nil then
+    raise_errno(E.EINVAL, 'subprocess')
+  end
+  local plan = { environment = {} }
+  for key, v in next, opts do
+    local name = 'subprocess/' .. (type(key) == 'string' and key or '?')
+    if newns_flags[key] then
+      if type(v) ~= 'boolean' then raise_errno(E.EINVAL, name) end
+    elseif key == 'environment' then
+      if type(v) ~= 'table' or K.debug.getmetatable(v) ~= nil then raise_errno(E.EINVAL, name) end
+      for k, x in next, v do
+        if type(k) ~= 'string' or type(x) ~= 'string' or k == '' or k:find('=', 1, true)
+          or k:find('\0', 1, true) or x:find('\0', 1, true) then
+          raise_errno(E.EINVAL, name)
+        end
+        plan.environment[k] = x
+      end
+    elseif key == 'stdin' or key == 'stdout' or key == 'stderr' then
+      -- 'share', a file_descriptor (checked by the runtime) or nil
+      if type(v) == 'string' and v ~= 'share' then raise_errno(E.EINVAL, name) end
+      if type(v) ~= 'string' and type(v) ~= 'userdata' then raise_errno(E.EINVAL, name) end
+      plan[key] = v
+    elseif key == 'init' then
+      -- Init scripts (root-run setup in the child) are not provided: the
+      -- sandbox's set-up is luring's own.
+      raise_errno(E.ENOTSUP, name)
+    else
+      raise_errno(E.EINVAL, name)
+    end
+  end
+  return plan
+end
+
 function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
   local module, new_thread, new_master, monitor = nil, false, false, false
   if type(arg) == 'string' then
@@ -343,8 +388,12 @@ function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
     local inherit = bool_option(arg, 'inherit_context')
     local master = bool_option(arg, 'new_master')
     if subprocess ~= nil then
-      if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
-      raise_errno(E.ENOTSUP)
+      if inherit ~= nil or master ~= nil or arg.sandbox ~= nil then raise_errno(E.EINVAL, 1) end
+      local plan = subprocess_plan(subprocess)
+      if module == '' then raise_core('invalid_module_name') end
+      if K.sandboxed then raise_errno(E.ENOTSUP) end
+      return K.spawn_sandboxed_module(module, getfenv(2), bool_option(arg, 'monitor') == true,
+        nil, plan)
     end
     local sandbox = arg.sandbox
     if sandbox ~= nil then

@@ -663,7 +663,9 @@ end
 
 -- spawn_vm{ module = id, sandbox = {} }: resolved as for an in-process
 -- spawn, read here and sent to a new sandbox (which has no file access).
-function K.spawn_sandboxed_module(id, env, monitor, options)
+-- `options`: the checked `sandbox = {...}` options; `subprocess`: the
+-- checked plan of Emilua's form (environment, stdio). Exactly one is set.
+function K.spawn_sandboxed_module(id, env, monitor, options, subprocess)
   local rec = module_of_env[env]
   if not rec then raise_core('current_module_not_known') end
   local info = rec.info
@@ -682,7 +684,8 @@ function K.spawn_sandboxed_module(id, env, monitor, options)
   end
   for i = 1, #candidates do
     local c = candidates[i]
-    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor, options)
+    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor,
+      options, subprocess)
     if h then return h end
     raise_unreadable(id, status, detail)
   end

@@ -50,8 +50,13 @@ impl Drop for InboxHandle {
 
 /// Makes `methods` the `__index` of every userdata of `probe`'s type: a
 /// method lookup is then a plain table read (the table's own `__index`,
-/// set by the core code, raises `bad_index` for unknown keys).
-pub(crate) fn set_index_table(lua: &Lua, probe: AnyUserData, methods: Table) -> mlua::Result<()> {
+/// set by the core code, raises `bad_index` for unknown keys). `methods`
+/// may also be a function (an object with properties).
+pub(crate) fn set_index_table(
+    lua: &Lua,
+    probe: AnyUserData,
+    methods: impl mlua::IntoLua,
+) -> mlua::Result<()> {
     // SAFETY: `exec_raw` pushes `probe` and `methods` (stack: [.., probe,
     // methods]) and runs the closure in protected mode with room for 3
     // more values. We push the metatable and a key, `lua_rawset` pops key

@@ -1,7 +1,8 @@
 //! Host side of sandboxed actors: spawning, the channel, the relay thread.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use std::os::unix::ffi::OsStringExt;
@@ -24,13 +25,15 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// A sandboxed actor as its spawner's VM holds it. Invariants: the VM's
 /// state owns a [`SandboxKiller`] for every sandbox it spawned (so the
-/// sandbox dies when the VM ends, unless it ended first); the Lua object
-/// owns the host's end of the control socket (`None` once closed).
+/// sandbox dies when the VM ends, unless it ended first or was detached);
+/// the Lua object owns the host's end of the control socket (`None` once
+/// closed).
 pub(crate) struct SandboxChannel {
     pub(super) control: RefCell<Option<OpFd>>,
-    /// `None` in the probe that names the metatable, and for a sandbox's
-    /// channel to its host.
-    pub(super) pidfd: Option<OwnedFd>,
+    /// The sandbox as a direct child of this VM: `None` in the probe that
+    /// names the metatable, for a sandbox's channel to its host, and once
+    /// detached (or killed with SIGKILL).
+    pub(super) child: RefCell<Option<DirectChild>>,
     /// The host's dup of the sandbox's ring fd, the target of the
     /// `MsgRingSendFd` that installs a sent capability; `None` when the
     /// supervisor could not hand it over (fds cannot be sent then), in the
@@ -39,6 +42,15 @@ pub(crate) struct SandboxChannel {
     /// file in its table, such as a pipe given as its stdout) must not
     /// outlive it because the host kept a reference.
     pub(super) ring: Option<SharedRing>,
+}
+
+/// What a spawner holds of a sandbox it supervises.
+pub(crate) struct DirectChild {
+    pidfd: OwnedFd,
+    /// PID of the sandbox's PID 1 in the host's PID namespace.
+    pid: i32,
+    /// Shared with the VM's [`SandboxKiller`]: cleared by `detach()`.
+    supervised: Rc<Cell<bool>>,
 }
 
 /// The host's reference to a sandbox's ring, shared by its channel and its
@@ -50,18 +62,24 @@ fn lock_ring(ring: &SharedRing) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
     ring.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// SIGKILLs a sandbox when dropped (a sandbox that already ended is left
-/// alone: its pidfd then answers `ESRCH`).
-pub(crate) struct SandboxKiller(OwnedFd);
+/// SIGKILLs a sandbox when dropped, unless it was detached (a sandbox that
+/// already ended is left alone: its pidfd then answers `ESRCH`).
+pub(crate) struct SandboxKiller {
+    pidfd: OwnedFd,
+    supervised: Rc<Cell<bool>>,
+}
 
 impl Drop for SandboxKiller {
     fn drop(&mut self) {
-        if luring_sandbox::sys::pidfd_send_signal(self.0.as_fd(), libc::SIGKILL).is_ok() {
+        if !self.supervised.get() {
+            return;
+        }
+        if luring_sandbox::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL).is_ok() {
             // PID 1's exit kills and waits for every process of the
             // sandbox before its pidfd turns readable: after this, nothing
             // of the sandbox runs (and sees its channel close). Bounded,
             // in case the kernel takes unusually long.
-            let _ = luring_sandbox::sys::poll_one(self.0.as_raw_fd(), libc::POLLIN, 1000);
+            let _ = luring_sandbox::sys::poll_one(self.pidfd.as_raw_fd(), libc::POLLIN, 1000);
         }
     }
 }
@@ -203,6 +221,18 @@ fn relay(
         // are relayed first (its end is closed now, so EOF follows them).
         if ended && !reading {
             return handle.wait().unwrap_or(ExitStatus::Lost);
+        }
+        if process.is_over() {
+            // The process is ending (`system.exit`, a failed master): its
+            // threads are being joined, so this one must end too, and a
+            // sandbox still running (a detached one) ends with it. (Before
+            // this check the loop spun here: `prepare_sleep` answers
+            // `Retry` forever once the process is over.)
+            let _ = handle.kill();
+            return match handle.wait_timeout(1000) {
+                Ok(Some(status)) => status,
+                _ => ExitStatus::Lost,
+            };
         }
         let control = if reading && awaiting.is_none() {
             handle.control().as_raw_fd()
@@ -391,7 +421,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     use crate::actor::vm::{submit_op, unless_closing};
     let probe = lua.create_userdata(SandboxChannel {
         control: RefCell::new(None),
-        pidfd: None,
+        child: RefCell::new(None),
         ring: None,
     })?;
     crate::modules::name_userdata_metatable(lua, probe, c"ipc_actor_channel")?;
@@ -403,21 +433,31 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     )?;
     rt.set(
         "set_sandbox_methods",
-        lua.create_function(|lua, methods: Table| {
+        // The channel's `__index`: a function (for the `child_pid`
+        // property).
+        lua.create_function(|lua, index: mlua::Function| {
             let probe = lua.create_userdata(SandboxChannel {
                 control: RefCell::new(None),
-                pidfd: None,
+                child: RefCell::new(None),
                 ring: None,
             })?;
-            crate::actor::channels::set_index_table(lua, probe, methods)
+            crate::actor::channels::set_index_table(lua, probe, index)
         })?,
     )?;
-    // spawn_sandboxed(rel, display, monitor) -> handle | nil, 'errno', errno
-    //   | nil, 'special', kind | nil, 'too_large'
+    // spawn_sandboxed(rel, display, monitor, subprocess) -> handle
+    //   | nil, 'errno', errno | nil, 'special', kind | nil, 'too_large'
+    // (`subprocess`: the plan lua/core/actors.lua checked, or nil)
     rt.set(
         "spawn_sandboxed",
         lua.create_function(unless_closing(
-            |lua, (rel, display, monitor, options): (mlua::BString, mlua::BString, bool, Table)| {
+            |lua,
+             (rel, display, monitor, options, subprocess): (
+                mlua::BString,
+                mlua::BString,
+                bool,
+                Option<Table>,
+                Option<Table>,
+            )| {
                 let rel = std::ffi::CString::new(Vec::from(rel)).map_err(|_| error::einval(1))?;
                 let root_fd = with_state(lua, |st| st.import_root.clone())?.ok_or_else(|| {
                     mlua::Error::from(ErrorCode::core(error::CoreError::CurrentModuleNotKnown))
@@ -441,16 +481,20 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let sv = supervisor().map_err(|e| {
                     mlua::Error::runtime(format!("spawn_vm: no sandbox can be started: {e}"))
                 })?;
-                let share = |fd: i32| -> mlua::Result<Stdio> {
-                    // SAFETY: fds 1 and 2 stay open for the program's life.
-                    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-                    fd.try_clone_to_owned()
-                        .map(Stdio::Fd)
-                        .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))
+                let (spec, boot) = match (&subprocess, options) {
+                    (Some(plan), _) => (subprocess_spec(plan)?, BootOptions::default()),
+                    (None, Some(options)) => {
+                        let (mut spec, boot) = spec_of_options(&options)?;
+                        spec.stdout = share_std(1)?;
+                        spec.stderr = share_std(2)?;
+                        (spec, boot)
+                    }
+                    (None, None) => {
+                        return Err(mlua::Error::runtime(
+                            "spawn_sandboxed: neither sandbox options nor a subprocess plan",
+                        ))
+                    }
                 };
-                let (mut spec, boot) = spec_of_options(&options)?;
-                spec.stdout = share(1)?;
-                spec.stderr = share(2)?;
                 let handle = sv
                     .spawn(VM_ENTRY, &boot.encode(), &spec)
                     .map_err(|e| mlua::Error::runtime(spawn_error_message(&e)))?;
@@ -467,7 +511,12 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     )))),
                     None => None,
                 };
-                let killer = SandboxKiller(handle.pidfd().try_clone_to_owned().map_err(io)?);
+                let pid = handle.pid();
+                let supervised = Rc::new(Cell::new(true));
+                let killer = SandboxKiller {
+                    pidfd: handle.pidfd().try_clone_to_owned().map_err(io)?,
+                    supervised: supervised.clone(),
+                };
                 let own = with_state(lua, |st| st.mailbox.clone())?;
                 let monitor = monitor.then(|| ActorAddress::new(own.clone()));
                 // On failure the handle was dropped, which killed it.
@@ -475,7 +524,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
-                    pidfd: Some(pidfd),
+                    child: RefCell::new(Some(DirectChild {
+                        pidfd,
+                        pid,
+                        supervised,
+                    })),
                     ring,
                 })?;
                 Ok((Value::UserData(ch), Value::Nil, Value::Nil))
@@ -598,16 +651,24 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             Ok(())
         }))?,
     )?;
-    // sandbox_kill(channel, signo)
+    // sandbox_kill(channel, signo): closed -> channel_closed; not a direct
+    // child (a channel to the host, or detached) -> EPERM.
     rt.set(
         "sandbox_kill",
         lua.create_function(unless_closing(|_, (ch, signo): (Value, Option<i32>)| {
             let ch = channel_arg(&ch)?;
+            if ch.control.borrow().is_none() {
+                return Err(ErrorCode::core(error::CoreError::ChannelClosed).into());
+            }
+            let child = ch.child.borrow();
+            let pidfd = &child
+                .as_ref()
+                .ok_or_else(|| mlua::Error::from(ErrorCode::generic(libc::EPERM)))?
+                .pidfd;
             let signo = signo.unwrap_or(libc::SIGKILL);
             if !(1..=64).contains(&signo) {
                 return Err(error::einval(2));
             }
-            let pidfd = ch.pidfd.as_ref().ok_or_else(|| error::einval(1))?;
             luring_sandbox::sys::pidfd_send_signal(pidfd.as_fd(), signo)
                 .or_else(|e| {
                     if e.raw_os_error() == Some(libc::ESRCH) {
@@ -620,9 +681,33 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             if signo == libc::SIGKILL {
                 // Gone before its channel closes (see SandboxKiller).
                 let _ = luring_sandbox::sys::poll_one(pidfd.as_raw_fd(), libc::POLLIN, 1000);
+                drop(child);
                 ch.close();
             }
             Ok(())
+        }))?,
+    )?;
+    // sandbox_detach(channel): the VM stops supervising the sandbox (no
+    // SIGKILL when it ends); not a direct child -> EINVAL.
+    rt.set(
+        "sandbox_detach",
+        lua.create_function(unless_closing(|_, ch: Value| {
+            let child = channel_arg(&ch)?
+                .child
+                .borrow_mut()
+                .take()
+                .ok_or_else(|| error::einval(1))?;
+            child.supervised.set(false);
+            Ok(())
+        }))?,
+    )?;
+    // sandbox_child_pid(channel) -> pid; not a direct child -> EINVAL.
+    rt.set(
+        "sandbox_child_pid",
+        lua.create_function(unless_closing(|_, ch: Value| {
+            let ch = channel_arg(&ch)?;
+            let child = ch.child.borrow();
+            Ok(child.as_ref().ok_or_else(|| error::einval(1))?.pid)
         }))?,
     )?;
     Ok(())
@@ -790,6 +875,66 @@ fn clear_slots(ring: std::os::fd::RawFd, slots: &[u32]) {
             tracing::debug!(slot, error = %e, "clearing a slot of a sandbox's table failed");
         }
     }
+}
+
+/// A dup of the host's standard stream `fd` (`"share"`).
+fn share_std(fd: i32) -> mlua::Result<Stdio> {
+    // SAFETY: fds 0, 1 and 2 stay open for the program's life.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    fd.try_clone_to_owned()
+        .map(Stdio::Fd)
+        .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))
+}
+
+/// The sandbox of Emilua's `subprocess = {...}` form, from the plan
+/// lua/core/actors.lua checked (a fresh table: raw reads). The namespace
+/// flags are not in it: every sandbox gets every namespace.
+fn subprocess_spec(plan: &Table) -> mlua::Result<SandboxSpec> {
+    let mut env = Vec::new();
+    let environment: Table = plan.raw_get("environment")?;
+    for pair in environment.pairs::<mlua::BString, mlua::BString>() {
+        let (k, v) = pair?;
+        use std::os::unix::ffi::OsStringExt;
+        env.push((
+            std::ffi::OsString::from_vec(k.into()),
+            std::ffi::OsString::from_vec(v.into()),
+        ));
+    }
+    let mut stdio = Vec::with_capacity(3);
+    for (std_fd, name) in [(0, "stdin"), (1, "stdout"), (2, "stderr")] {
+        let bad = |errno| {
+            mlua::Error::from(ErrorCode::generic(errno).arg_name(&format!("subprocess/{name}")))
+        };
+        stdio.push(match plan.raw_get::<Value>(name)? {
+            Value::Nil => Stdio::Null,
+            Value::String(_) => share_std(std_fd)?,
+            v => {
+                let fd = crate::modules::file_descriptor::arg(&v, 1)
+                    .map_err(|_| bad(libc::EINVAL))?
+                    .op_fd()
+                    .ok_or_else(|| bad(libc::EBUSY))?;
+                if matches!(fd, OpFd::Fixed(_)) {
+                    // (A slot of a sandbox's ring: no descriptor here.)
+                    return Err(bad(libc::EBADF));
+                }
+                // SAFETY: `fd` (a reference the object shares) keeps the
+                // descriptor open while it is duplicated.
+                let raw = unsafe { BorrowedFd::borrow_raw(fd.raw()) };
+                Stdio::Fd(
+                    raw.try_clone_to_owned()
+                        .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))?,
+                )
+            }
+        });
+    }
+    let [stdin, stdout, stderr]: [Stdio; 3] = stdio.try_into().expect("three streams");
+    Ok(SandboxSpec {
+        env,
+        stdin,
+        stdout,
+        stderr,
+        ..SandboxSpec::default()
+    })
 }
 
 /// Why [`send_message`] refused a message.

@@ -36,7 +36,7 @@ impl message::Capabilities for HostChannelCaps {
             Message::Address(a) if Arc::ptr_eq(&a.mailbox, host_marker()) => {
                 Ok(Value::UserData(lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::Fixed(CONTROL_SLOT))),
-                    pidfd: None,
+                    child: RefCell::new(None),
                     ring: None,
                 })?))
             }

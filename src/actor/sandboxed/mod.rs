@@ -23,7 +23,10 @@
 //!   safe one every luring VM has (no `io`, `ffi`, `debug`, binary chunks).
 //! - Host side (`host.rs`): `spawn_vm{ sandbox = {} }` spawns through the
 //!   supervisor and returns a channel; the spawning VM's state holds a
-//!   killer per sandbox (it dies with the VM); one relay thread per sandbox
+//!   killer per sandbox (it dies with the VM unless `detach()`ed; a
+//!   detached one still ends when the process does: its relay kills it
+//!   once the process is over, and the supervisor's death ends it if the
+//!   host dies); one relay thread per sandbox
 //!   brings its frames to the spawner's inbox, one at a time, and reports
 //!   how it ended to a monitor. Sandbox side (`inside.rs`): the inbox reads
 //!   the host's frames with a ring `RECV` on [`CONTROL_SLOT`].

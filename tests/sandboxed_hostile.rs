@@ -1,0 +1,363 @@
+//! The message DoS cases of SECURITY.md for sandboxed actors, with a
+//! hostile sandbox: this binary registers its own entry under the
+//! sandboxed VM's name before the supervisor starts, so `spawn_vm{ sandbox
+//! = {} }` in a script run here starts code that writes raw datagrams on
+//! its control socket (what a sandbox whose VM was taken over could do).
+//! The module's text picks the behaviour. Scripts run in this process
+//! (`Runtime::run_file`), so the host's descriptors and memory can be
+//! measured; a script reports success with exit code 42.
+//!
+//! Runs without the libtest harness: the supervisor must be forked before
+//! any thread exists.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use luring::sandbox_internals::{self as sbx, recv_boot};
+use luring::Message;
+use luring_sandbox::{EntryContext, Supervisor};
+
+/// One valid frame carrying `msg`.
+fn frame(msg: &Message) -> Vec<u8> {
+    luring::ipc::encode_message(msg, luring::ipc::FdPlacement::FixedSlots(&[]))
+        .expect("encodable")
+        .bytes
+        .to_vec()
+}
+
+fn send(control: RawFd, bytes: &[u8]) -> std::io::Result<()> {
+    luring_sandbox::sys::send_with_fds(control, bytes, &[])
+}
+
+/// `bytes` with `fds` attached as two `SCM_RIGHTS` control messages (the
+/// kernel merges them for the receiver).
+fn send_fd_spray(control: RawFd, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
+    let (a, b) = fds.split_at(fds.len() / 2);
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = |n: usize| unsafe { libc::CMSG_SPACE((n * 4) as u32) } as usize;
+    let mut cbuf = vec![0u64; (space(a.len()) + space(b.len())).div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut _,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; every pointer set below points
+    // into `iov`, `cbuf` (8-byte aligned, sized with CMSG_SPACE for both
+    // messages) or `bytes`, all alive until sendmsg returns; each header
+    // comes from CMSG_FIRSTHDR/CMSG_NXTHDR of that msghdr, and its data
+    // area holds exactly `part.len()` fds.
+    let r = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space(a.len()) + space(b.len());
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        for part in [a, b] {
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN((part.len() * 4) as u32) as usize;
+            std::ptr::copy_nonoverlapping(
+                part.as_ptr(),
+                libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+                part.len(),
+            );
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        libc::sendmsg(control, &msg, 0)
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads (and drops) what the host sends until it closes its side.
+fn until_host_closes(control: RawFd) {
+    let mut buf = vec![0u8; 256 * 1024];
+    while let Ok(r) = luring_sandbox::sys::recv_with_fds(control, &mut buf, 0) {
+        if r.len == 0 && r.cmsg_count == 0 {
+            return;
+        }
+    }
+}
+
+/// The hostile sandbox. Exit codes tell the script which branch ran.
+fn hostile_entry(ctx: EntryContext) -> i32 {
+    let (_, source) = match recv_boot(ctx.control.as_fd()) {
+        Ok(boot) => boot,
+        Err(_) => return 90,
+    };
+    let control = ctx.control.as_raw_fd();
+    let text = String::from_utf8_lossy(&source);
+    let result: std::io::Result<i32> = match text.trim() {
+        // One datagram past the frame bound, then a valid frame: the host
+        // rejects the first, closes that channel and never reads the second.
+        "huge" => (|| {
+            send(control, &vec![0x55u8; luring::ipc::MAX_FRAME_BYTES + 1])?;
+            send(control, &frame(&Message::from("after the huge frame")))?;
+            until_host_closes(control);
+            Ok(7)
+        })(),
+        // A valid frame with 253 descriptors in two control messages, then
+        // a valid plain frame.
+        "fd_spray" => (|| {
+            let fds = vec![1; 253];
+            send_fd_spray(control, &frame(&Message::from("sprayed")), &fds)?;
+            send(control, &frame(&Message::from("after the spray")))?;
+            until_host_closes(control);
+            Ok(8)
+        })(),
+        "good" => (|| {
+            send(control, &frame(&Message::from("still here")))?;
+            until_host_closes(control);
+            Ok(0)
+        })(),
+        // 20,000 frames of 16 KiB (320 MB) as fast as the host lets it.
+        "flood" => (|| {
+            let f = frame(&Message::from("x".repeat(16 * 1024).as_str()));
+            for _ in 0..20_000 {
+                send(control, &f)?;
+            }
+            Ok(0)
+        })(),
+        // Sends until killed.
+        "sends_forever" => (|| loop {
+            send(control, &frame(&Message::from("more")))?;
+        })(),
+        _ => Ok(91),
+    };
+    result.unwrap_or(92)
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A `/proc/self/status` field in kB.
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A directory with the hostile modules (each file's text is its mode).
+fn modules() -> Dir {
+    let dir = std::env::temp_dir().join(format!("luring-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mode in ["huge", "fd_spray", "good", "flood", "sends_forever"] {
+        std::fs::write(dir.join(format!("{mode}.lua")), mode).unwrap();
+    }
+    Dir(dir)
+}
+
+/// Runs `script` (from `dir`) in this process; it must exit 42.
+fn run_script(dir: &Path, name: &str, script: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    let status = luring::Runtime::new()
+        .unwrap()
+        .run_file(&path, &[])
+        .unwrap();
+    assert_eq!(status.code(), 42, "{name} failed (its output is above)");
+}
+
+const CHECK: &str = r#"
+local inbox = require 'inbox'
+local system = require 'system'
+local function expect(what, got, want)
+  if got ~= want then
+    print(what .. ': got ' .. tostring(got) .. ', expected ' .. tostring(want))
+    system.exit(1)
+  end
+end
+"#;
+
+/// A frame over the bound closes that sandbox's channel only: the frame
+/// after it is never delivered, the monitor still reports how the sandbox
+/// ended, and another sandbox's messages still arrive.
+fn huge_frame(dir: &Path) {
+    let before = fd_count();
+    run_script(
+        dir,
+        "huge_main.lua",
+        &format!(
+            "{CHECK}
+local bad = spawn_vm{{ module = '/huge', sandbox = {{}}, monitor = true }}
+bad:close() -- the sandbox ends once it sees this
+local n = inbox:receive()
+expect('first message', type(n), 'table')
+expect('reason', n.reason, 'exited')
+expect('code', n.code, 7)
+local good = spawn_vm{{ module = '/good', sandbox = {{}} }}
+expect('other sandbox', inbox:receive(), 'still here')
+system.exit(42)
+"
+        ),
+    );
+    assert_eq!(fd_count(), before, "descriptors leaked");
+}
+
+/// A frame carrying 253 descriptors (over the bound, in two control
+/// messages) is rejected with every descriptor closed; the channel closes.
+fn fd_spray(dir: &Path) {
+    let before = fd_count();
+    run_script(
+        dir,
+        "spray_main.lua",
+        &format!(
+            "{CHECK}
+local bad = spawn_vm{{ module = '/fd_spray', sandbox = {{}}, monitor = true }}
+bad:close()
+local n = inbox:receive()
+expect('first message', type(n), 'table')
+expect('reason', n.reason, 'exited')
+expect('code', n.code, 8)
+system.exit(42)
+"
+        ),
+    );
+    assert_eq!(fd_count(), before, "descriptors leaked");
+}
+
+/// A sandbox sending 320 MB as fast as it can: every message arrives and
+/// the host's memory stays flat (it holds one frame at a time).
+fn flood_memory(dir: &Path) {
+    // Reset the peak RSS (VmHWM) so that it measures this case only.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before = status_kb("VmRSS:");
+    run_script(
+        dir,
+        "flood_main.lua",
+        &format!(
+            "{CHECK}
+local ch = spawn_vm{{ module = '/flood', sandbox = {{}}, monitor = true }}
+for i = 1, 20000 do
+  local m = inbox:receive()
+  if #m ~= 16384 then expect('message ' .. i, #m, 16384) end
+end
+local n = inbox:receive()
+expect('reason', n.reason, 'exited')
+expect('code', n.code, 0)
+system.exit(42)
+"
+        ),
+    );
+    let peak = status_kb("VmHWM:");
+    println!("flood: RSS before {before} kB, peak {peak} kB (peak reset: {reset})");
+    // Generous: 320 MB went through; the host may grow by 64 MB at most.
+    assert!(
+        peak < before + 64 * 1024,
+        "host memory grew under a flood: {before} kB -> peak {peak} kB"
+    );
+}
+
+/// Children of `pid` that are zombies.
+fn zombie_children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // "pid (comm) S ppid ...": comm may hold spaces, the last ')' ends it.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(pid) && state == Some("Z") {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// A sandbox killed while it is blocked sending: the spawner sees its
+/// channel closed and the monitor's report; the supervisor reaps it.
+fn crash_mid_send(dir: &Path, sv: &Supervisor) {
+    let before = fd_count();
+    run_script(
+        dir,
+        "crash_main.lua",
+        &format!(
+            "{CHECK}
+local ch = spawn_vm{{ module = '/sends_forever', sandbox = {{}}, monitor = true }}
+expect('first', inbox:receive(), 'more')
+-- It is blocked in sendmsg now (the host reads one frame at a time).
+ch:kill()
+local ok, e = pcall(ch.send, ch, 'x')
+expect('send after kill', tostring(e), 'Channel closed')
+local n = inbox:receive()
+while n == 'more' do n = inbox:receive() end -- the frames already read
+expect('reason', n.reason, 'killed')
+expect('signal', n.signal, 9)
+system.exit(42)
+"
+        ),
+    );
+    assert_eq!(fd_count(), before, "descriptors leaked");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let zombies = zombie_children(sv.pid());
+        if zombies.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "zombies of the supervisor after 30 s: {zombies:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn main() {
+    if let Some(problem) = Supervisor::user_namespace_problem() {
+        println!("skipped: this system refuses user namespaces ({problem})");
+        return;
+    }
+    luring_sandbox::register_entry(sbx::VM_ENTRY, hostile_entry).expect("register");
+    luring::start_supervisor().expect("supervisor");
+    let sv = sbx::supervisor().expect("supervisor");
+    let dir = modules();
+    // A first run warms what the runtime keeps for the process's life, so
+    // descriptor counts compare like with like.
+    run_script(&dir.0, "warm.lua", "require('system').exit(42)");
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let cases: &[(&str, &dyn Fn())] = &[
+        ("huge_frame", &|| huge_frame(&dir.0)),
+        ("fd_spray", &|| fd_spray(&dir.0)),
+        ("crash_mid_send", &|| crash_mid_send(&dir.0, sv)),
+        ("flood_memory", &|| flood_memory(&dir.0)),
+    ];
+    let mut failed = 0;
+    for (name, case) in cases {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(case)) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
