@@ -20,7 +20,7 @@ use luring_sandbox::{EntryContext, Supervisor};
 
 /// One valid frame carrying `msg`.
 fn frame(msg: &Message) -> Vec<u8> {
-    luring::ipc::encode_message(msg, luring::ipc::FdPlacement::FixedSlots(&[]))
+    luring::ipc::encode_message(msg, luring::ipc::FdPlacement::ScmRights)
         .expect("encodable")
         .bytes
         .to_vec()
