@@ -40,8 +40,8 @@ pub use actor::message::{
     ActorAddress, Limits as MessageLimits, Message, MessageError, Summary as MessageSummary,
 };
 pub use embed::mailbox::{Mailbox, RecvError, RecvTimeoutError, TryRecvError};
-pub use embed::serde::{from_value, to_value, ConvertError};
 pub use embed::module::{Module, ModuleError, ModuleResult};
+pub use embed::serde::{from_value, to_value, ConvertError};
 pub use embed::{ActorEnded, ActorHandle, ActorSpec, RuntimeBuilder, SendError, SpawnError};
 
 /// Benchmark hooks, not part of the embedding API.

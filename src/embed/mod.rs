@@ -83,10 +83,12 @@ impl RuntimeBuilder {
     /// ([`RuntimeError::Module`]).
     ///
     /// ```
-    /// let err = luring::Runtime::builder()
+    /// let Err(err) = luring::Runtime::builder()
     ///     .module("json", luring::Module::new())
     ///     .build()
-    ///     .unwrap_err();
+    /// else {
+    ///     panic!("a module named json was accepted")
+    /// };
     /// assert!(matches!(err, luring::RuntimeError::Module { .. }), "{err}");
     /// ```
     pub fn module(mut self, name: &str, module: module::Module) -> Self {

@@ -317,7 +317,9 @@ pub(crate) fn check(modules: Vec<(String, Module)>) -> Result<HostModules, Runti
     let mut checked = BTreeMap::new();
     for (name, module) in modules {
         let word_ok = |w: &str| {
-            w.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            w.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         };
         if !name.split('.').all(word_ok) {
