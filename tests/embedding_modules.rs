@@ -190,6 +190,42 @@ fn arguments_that_cannot_be_converted_are_lua_errors_and_the_function_does_not_r
     assert_eq!(*ran.lock().unwrap(), 0, "count never ran");
 }
 
+fn too_deep() -> Message {
+    let mut m = Message::from(1.0);
+    for _ in 0..300 {
+        m = Message::array([m]);
+    }
+    m
+}
+
+#[test]
+fn a_result_lua_cannot_take_is_an_error_of_the_call() {
+    let module = Module::new()
+        .function("deep", |_| Ok(too_deep()))
+        .async_function("deep_later", |_| Ok(too_deep()));
+    let runtime = Runtime::builder().module("m", module).build().unwrap();
+    let answer = run(
+        &runtime,
+        "deep.lua",
+        "local m = require 'm'
+         local r = require('inbox'):receive()
+         local a, ea = pcall(m.deep)
+         local b, eb = pcall(m.deep_later)
+         r.reply:send({ tostring(a), tostring(ea), tostring(b), tostring(eb) })",
+    );
+    let got = texts(&answer);
+    assert_eq!(got[0], "false");
+    assert!(
+        got[1].starts_with("the result of m.deep cannot go to Lua: "),
+        "{got:?}"
+    );
+    assert_eq!(got[2], "false");
+    assert!(
+        got[3].starts_with("the result of m.deep_later cannot go to Lua: "),
+        "{got:?}"
+    );
+}
+
 #[test]
 fn an_interrupted_async_call_raises_interrupted_and_its_result_is_dropped() {
     // The job blocks until the test lets it go, then returns the write end

@@ -395,7 +395,11 @@ fn plain(lua: &Lua, entry: &Entry, qualified: Arc<str>) -> mlua::Result<Function
             // Scalars skip the general copier (a third of a call's cost).
             Message::Number(n) => Ok(Value::Number(n)),
             Message::Bool(b) => Ok(Value::Boolean(b)),
-            other => message::to_lua(lua, other, &FdCapabilities, &Limits::default()),
+            other => {
+                message::to_lua(lua, other, &FdCapabilities, &Limits::default()).map_err(|e| {
+                    mlua::Error::runtime(format!("the result of {qualified} cannot go to Lua: {e}"))
+                })
+            }
         }
     })
 }
