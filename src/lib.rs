@@ -40,6 +40,7 @@ pub use actor::message::{
     ActorAddress, Limits as MessageLimits, Message, MessageError, Summary as MessageSummary,
 };
 pub use embed::mailbox::{Mailbox, RecvError, RecvTimeoutError, TryRecvError};
+pub use embed::module::{Module, ModuleError, ModuleResult};
 pub use embed::serde::{from_value, to_value, ConvertError};
 pub use embed::{ActorEnded, ActorHandle, ActorSpec, RuntimeBuilder, SendError, SpawnError};
 
@@ -85,6 +86,17 @@ pub enum RuntimeError {
     /// more fibers ran); the process exits [`EXIT_INTERNAL_ERROR`].
     #[error("internal runtime error: {0}")]
     Internal(String),
+    /// A Rust module given to
+    /// [`RuntimeBuilder::module`](crate::RuntimeBuilder::module) was
+    /// refused by `build()`: an invalid name, the name of a builtin module,
+    /// or a name given twice.
+    #[error("cannot register the Rust module {name:?}: {reason}")]
+    Module {
+        /// The module's name.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// Process exit status for a runtime bug (`EX_SOFTWARE` from sysexits.h).
@@ -96,7 +108,7 @@ impl RuntimeError {
     /// io_uring), [`EXIT_INTERNAL_ERROR`] (70) for a bug in luring itself.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RuntimeError::Load { .. } | RuntimeError::Ring(_) => 1,
+            RuntimeError::Load { .. } | RuntimeError::Ring(_) | RuntimeError::Module { .. } => 1,
             RuntimeError::Boot(_) | RuntimeError::Internal(_) => EXIT_INTERNAL_ERROR,
         }
     }

@@ -307,10 +307,25 @@ local function deep_copy(v, seen)
   return c
 end
 
+-- Rust modules of an embedding application (src/embed/module.rs): an
+-- asynchronous function comes from Rust as one that queues a job and
+-- returns its op id; the fiber waits for the op like for any other.
+local function host_async(submit)
+  return function(...)
+    local f = current()
+    check_suspend(f)
+    local r = K.await_op(f, submit(...))
+    if type(r) ~= 'table' then raise_errno(-r) end
+    if r[1] then return r[2] end
+    error(r[2], 0)
+  end
+end
+
 local function builtin_for(info, id)
   local m = builtin_value[id]
   if m == nil then
     m = builtin[id]
+    if m == nil then m = rt.host_module(id, host_async) end
     if m == nil then return nil end
     if type(m) == 'function' then m = m() end
     builtin_value[id] = m

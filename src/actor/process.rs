@@ -52,6 +52,9 @@ pub(crate) struct Process {
     signals: Mutex<Vec<Arc<ThreadSignal>>>,
     pub(crate) outcome: Mutex<Outcome>,
     pub(crate) joins: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The Rust modules of an embedding application, set by `build()`
+    /// before any actor starts.
+    pub(crate) host_modules: std::sync::OnceLock<crate::embed::module::HostModules>,
 }
 
 impl Process {
@@ -73,6 +76,7 @@ impl Process {
             signals: Mutex::new(Vec::new()),
             outcome: Mutex::new(Outcome::default()),
             joins: Mutex::new(Vec::new()),
+            host_modules: std::sync::OnceLock::new(),
         })
     }
 

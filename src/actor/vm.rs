@@ -761,6 +761,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         ))?,
     )?;
     add_module_file_rt(lua, &rt)?;
+    crate::embed::module::add_rt(lua, &rt)?;
     super::channels::add_rt(lua, &rt, &held_for_channels)?;
     super::host::add_rt(lua, &rt)?;
     super::sandboxed::add_rt(lua, &rt)?;

@@ -17,6 +17,7 @@
 //!   wake-up per sleep (the `ThreadSignal` rule).
 
 pub(crate) mod mailbox;
+pub(crate) mod module;
 pub(crate) mod serde;
 mod spec;
 
@@ -52,6 +53,7 @@ pub use spec::ActorSpec;
 pub struct RuntimeBuilder {
     pub(crate) memory_limit: Option<usize>,
     pub(crate) import_root: Option<PathBuf>,
+    pub(crate) modules: Vec<(String, module::Module)>,
 }
 
 impl RuntimeBuilder {
@@ -73,16 +75,41 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Registers a Rust [`Module`](crate::Module) that the scripts of every
+    /// actor of this runtime load with `require 'name'` (not sandboxed
+    /// actors: they run in another process). `build()` refuses a name that
+    /// is not like `game` or `game.world`, the name of a builtin module
+    /// (`time`, `json`, …) and a name given twice
+    /// ([`RuntimeError::Module`]).
+    ///
+    /// ```
+    /// let Err(err) = luring::Runtime::builder()
+    ///     .module("json", luring::Module::new())
+    ///     .build()
+    /// else {
+    ///     panic!("a module named json was accepted")
+    /// };
+    /// assert!(matches!(err, luring::RuntimeError::Module { .. }), "{err}");
+    /// ```
+    pub fn module(mut self, name: &str, module: module::Module) -> Self {
+        self.modules.push((name.to_owned(), module));
+        self
+    }
+
     /// Starts the runtime: no thread yet, actors get theirs when spawned.
-    /// Fails when the import root cannot be opened as a directory or no
-    /// eventfd is available.
+    /// Fails when the import root cannot be opened as a directory, no
+    /// eventfd is available, or a module is refused (see
+    /// [`module`](Self::module)).
     pub fn build(self) -> Result<crate::Runtime, RuntimeError> {
+        let modules = module::check(self.modules)?;
         let runtime = crate::Runtime {
             memory_limit: self.memory_limit,
             embedded: std::sync::OnceLock::new(),
             import_root: self.import_root.clone(),
         };
-        runtime.embedded()?;
+        let embedded = runtime.embedded()?;
+        // Before any actor exists: every VM sees the same set.
+        let _ = embedded.process.host_modules.set(modules);
         Ok(runtime)
     }
 }

@@ -1,0 +1,476 @@
+//! Rust modules for Lua: [`RuntimeBuilder::module`](crate::RuntimeBuilder::module)
+//! registers a [`Module`] that every actor of the runtime can `require`.
+//!
+//! Invariants:
+//! - The modules of a runtime are fixed at `build()` (checked there: valid
+//!   names, no clash with a builtin module, no name twice) and stored in
+//!   its `Process`; a VM builds a module's Lua table on its first `require`
+//!   (`rt.host_module`, called by lua/core/modules.lua only for names that
+//!   are no builtin module). Sandboxed actors run in another process and
+//!   never see them.
+//! - A plain function runs on the calling actor's thread, inside the Lua
+//!   call. An asynchronous function is a job on [`module_pool`] (bounded
+//!   threads and queue, the blocking pool's machinery): the fiber waits for
+//!   the job's ring op like for any op, so the actor's ring never blocks;
+//!   interrupting the fiber cancels the op and whoever finishes last drops
+//!   the job's result (executor/blocking.rs).
+//! - Every call of a Rust function is under `catch_unwind`: a panic becomes
+//!   a Lua error in the calling fiber only. Its error (or panic) text is
+//!   raised as a Lua string; nothing of it outlives the call.
+//! - Arguments are copied out of Lua as [`Message`]s with the rules of
+//!   messages between actors (no nil, no functions); a value that cannot
+//!   be copied is a Lua error naming the argument, and the function does not
+//!   run.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::actor::message::{self, Limits};
+use crate::actor::vm::{submit_op, unless_closing};
+use crate::executor::blocking::{JobOutput, Pool, MAX_QUEUED, MAX_THREADS};
+use crate::modules::file_descriptor::FdCapabilities;
+use crate::modules::io_object::LuaBuilder;
+use crate::{Message, RuntimeError};
+
+/// What a Rust function of a [`Module`] returns.
+pub type ModuleResult = Result<Message, ModuleError>;
+
+type HostFn = dyn Fn(Vec<Message>) -> ModuleResult + Send + Sync;
+
+#[derive(Clone)]
+struct Entry {
+    on_pool: bool,
+    function: Arc<HostFn>,
+}
+
+/// A set of Rust functions that Lua scripts `require` by the name given to
+/// [`RuntimeBuilder::module`](crate::RuntimeBuilder::module).
+///
+/// A function takes its Lua arguments as [`Message`]s (copied like a
+/// message between actors: numbers, strings, booleans, plain tables,
+/// channels, file descriptors; never `nil` or functions) and returns one
+/// `Message`, or a [`ModuleError`] that the Lua caller gets as an error
+/// with its text. A panic is caught and becomes an error of the calling
+/// fiber only.
+///
+/// - [`function`](Self::function) / [`typed`](Self::typed): plain; runs on
+///   the actor's thread while Lua waits (keep it short: the actor's other
+///   fibers wait too).
+/// - [`async_function`](Self::async_function) /
+///   [`async_typed`](Self::async_typed): runs on a helper thread; only the
+///   calling fiber waits, the actor goes on with its other fibers.
+///
+/// `Module` is `Send + Sync + Clone`: every actor of the runtime, on any
+/// thread, calls the same functions.
+///
+/// ```
+/// use luring::{ActorSpec, Message, Module, ModuleError, Runtime};
+///
+/// let math = Module::new()
+///     .function("sum", |args| {
+///         let mut total = 0.0;
+///         for a in &args {
+///             total += a.as_number().ok_or("sum: numbers only")?;
+///         }
+///         Ok(total.into())
+///     })
+///     .typed("greet", |(name,): (String,)| Ok(format!("hello, {name}")))
+///     .async_function("slow_double", |args| {
+///         let n = args.first().and_then(Message::as_number).ok_or("a number, please")?;
+///         std::thread::sleep(std::time::Duration::from_millis(10));
+///         Ok((2.0 * n).into())
+///     });
+/// let runtime = Runtime::builder().module("math", math).build()?;
+/// let replies = runtime.mailbox();
+/// let actor = runtime.spawn(ActorSpec::source("use_math.lua", r#"
+///     local math = require 'math'
+///     local m = require('inbox'):receive()
+///     local ok, err = pcall(math.sum, 1, 'x')
+///     m.reply:send({ math.sum(1, 2, 3), math.greet('Lua'), math.slow_double(21), err })
+/// "#))?;
+/// actor.send(Message::object([("reply", replies.address().into())]))?;
+/// let answer = replies.recv_timeout(std::time::Duration::from_secs(30))?;
+/// let answer = answer.as_array().unwrap();
+/// assert_eq!(answer[0].as_number(), Some(6.0));
+/// assert_eq!(answer[1].as_str(), Some("hello, Lua"));
+/// assert_eq!(answer[2].as_number(), Some(42.0));
+/// assert_eq!(answer[3].as_str(), Some("sum: numbers only"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Module {
+    functions: BTreeMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Module {
+    /// An empty module.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(mut self, name: &str, on_pool: bool, function: Arc<HostFn>) -> Self {
+        self.functions
+            .insert(name.to_owned(), Entry { on_pool, function });
+        self
+    }
+
+    /// A plain function: it runs on the calling actor's thread, inside the
+    /// Lua call. A second function of the same name replaces the first.
+    ///
+    /// ```
+    /// let m = luring::Module::new().function("answer", |_args| Ok(42.0.into()));
+    /// assert_eq!(m.function_names().collect::<Vec<_>>(), ["answer"]);
+    /// ```
+    pub fn function(
+        self,
+        name: &str,
+        f: impl Fn(Vec<Message>) -> ModuleResult + Send + Sync + 'static,
+    ) -> Self {
+        self.add(name, false, Arc::new(f))
+    }
+
+    /// A plain function with serde types: the Lua arguments, as a
+    /// sequence, are read as `A` with [`from_value`](crate::from_value)
+    /// (a tuple such as `(String, f64)`; `(T,)` for one argument) and the
+    /// result converted with [`to_value`](crate::to_value). Arguments that
+    /// do not fit `A` are a Lua error (`bad arguments to 'module.name'`).
+    ///
+    /// ```
+    /// let m = luring::Module::new().typed("add", |(a, b): (i64, i64)| Ok(a + b));
+    /// # drop(m);
+    /// ```
+    pub fn typed<A, R>(
+        self,
+        name: &str,
+        f: impl Fn(A) -> Result<R, ModuleError> + Send + Sync + 'static,
+    ) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+    {
+        self.add(name, false, Arc::new(typed_fn(f)))
+    }
+
+    /// An asynchronous function: the calling fiber suspends while `f` runs
+    /// on a helper thread of luring's module pool (at most 4 threads for
+    /// the whole process, 1,024 calls queued; past that the call fails
+    /// with `EAGAIN`); the actor's other fibers go on. Interrupting the
+    /// fiber raises `interrupted` in it at once; `f` still finishes on
+    /// its thread and its result is dropped.
+    ///
+    /// Use it for work that blocks or computes for a while. To drive an
+    /// async Rust future from here, block on it inside `f` with the
+    /// executor of your choice (`futures::executor::block_on`, or a
+    /// `tokio::runtime::Handle::block_on` of a runtime running elsewhere).
+    ///
+    /// ```
+    /// let m = luring::Module::new().async_function("fetch", |_args| {
+    ///     Ok("pretend this came from the network".into())
+    /// });
+    /// # drop(m);
+    /// ```
+    pub fn async_function(
+        self,
+        name: &str,
+        f: impl Fn(Vec<Message>) -> ModuleResult + Send + Sync + 'static,
+    ) -> Self {
+        self.add(name, true, Arc::new(f))
+    }
+
+    /// [`async_function`](Self::async_function) with serde types, like
+    /// [`typed`](Self::typed).
+    ///
+    /// ```
+    /// let m = luring::Module::new()
+    ///     .async_typed("checksum", |(text,): (String,)| Ok(text.bytes().map(u32::from).sum::<u32>()));
+    /// # drop(m);
+    /// ```
+    pub fn async_typed<A, R>(
+        self,
+        name: &str,
+        f: impl Fn(A) -> Result<R, ModuleError> + Send + Sync + 'static,
+    ) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+    {
+        self.add(name, true, Arc::new(typed_fn(f)))
+    }
+
+    /// The names of the module's functions, in order.
+    pub fn function_names(&self) -> impl Iterator<Item = &str> {
+        self.functions.keys().map(String::as_str)
+    }
+}
+
+fn typed_fn<A, R>(
+    f: impl Fn(A) -> Result<R, ModuleError> + Send + Sync + 'static,
+) -> impl Fn(Vec<Message>) -> ModuleResult + Send + Sync + 'static
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    move |args| {
+        let args = crate::from_value::<A>(Message::Array(args))
+            .map_err(|e| ModuleError::new(format!("bad arguments: {e}")))?;
+        let result = f(args)?;
+        crate::to_value(&result)
+            .map_err(|e| ModuleError::new(format!("the result cannot go to Lua: {e}")))
+    }
+}
+
+/// The error a Rust function of a [`Module`] returns; the Lua caller gets
+/// its text as the error value (a string).
+///
+/// ```
+/// let e: luring::ModuleError = "no such user".into();
+/// assert_eq!(e.to_string(), "no such user");
+/// let e = luring::ModuleError::new(format!("{} is out of range", 7));
+/// assert_eq!(e.message(), "7 is out of range");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleError(String);
+
+impl ModuleError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ModuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ModuleError {}
+
+impl From<String> for ModuleError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for ModuleError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
+impl From<crate::ConvertError> for ModuleError {
+    fn from(e: crate::ConvertError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// The modules of a runtime, by name.
+pub(crate) type HostModules = Arc<BTreeMap<String, Module>>;
+
+/// Builtin module names (lua/core/modules.lua `core_ids`, and the modules
+/// it defines): a Rust module may not take one.
+const BUILTIN_MODULES: &[&str] = &[
+    "ffi",
+    "generic_error",
+    "asio_error",
+    "mutex",
+    "recursive_mutex",
+    "condition_variable",
+    "future",
+    "inbox",
+    "json",
+    "time",
+    "filesystem",
+    "pipe",
+    "ip",
+    "file",
+    "unix",
+    "stream",
+    "regex",
+    "serial_port",
+    "tls",
+    "system",
+];
+
+/// Checks the modules given to the builder (see the invariants).
+pub(crate) fn check(modules: Vec<(String, Module)>) -> Result<HostModules, RuntimeError> {
+    let refuse = |name: &str, reason: String| RuntimeError::Module {
+        name: name.to_owned(),
+        reason,
+    };
+    let mut checked = BTreeMap::new();
+    for (name, module) in modules {
+        let word_ok = |w: &str| {
+            w.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !name.split('.').all(word_ok) {
+            return Err(refuse(
+                &name,
+                "a module name is one or more words of letters, digits and _ (not starting \
+                 with a digit) joined by dots, like `game` or `game.world`"
+                    .into(),
+            ));
+        }
+        if BUILTIN_MODULES.contains(&name.as_str()) {
+            return Err(refuse(
+                &name,
+                "it is the name of a builtin module; choose another name".into(),
+            ));
+        }
+        if checked.insert(name.clone(), module).is_some() {
+            return Err(refuse(&name, "it was registered twice".into()));
+        }
+    }
+    Ok(Arc::new(checked))
+}
+
+/// The process-wide pool asynchronous functions run on: separate from the
+/// blocking pool, so slow module calls never hold up file system jobs.
+fn module_pool() -> &'static Arc<Pool> {
+    static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
+    POOL.get_or_init(|| Pool::new(MAX_THREADS, MAX_QUEUED))
+}
+
+/// Adds `rt.host_module(id, make_async) -> module table | nil`: builds the
+/// Lua table of the runtime's module `id`; each asynchronous function is
+/// a Rust function that queues its job and returns the op id, passed
+/// through `make_async` (Lua, lua/core/modules.lua), which awaits it.
+pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    rt.set(
+        "host_module",
+        lua.create_function(unless_closing(
+            |lua, (id, make_async): (mlua::BString, Function)| {
+                let Some(process) = crate::actor::host::current_process() else {
+                    return Ok(Value::Nil);
+                };
+                let Some(modules) = process.host_modules.get() else {
+                    return Ok(Value::Nil);
+                };
+                let Some((name, module)) = std::str::from_utf8(&id)
+                    .ok()
+                    .and_then(|id| modules.get_key_value(id))
+                else {
+                    return Ok(Value::Nil);
+                };
+                let table = lua.create_table()?;
+                for (fname, entry) in &module.functions {
+                    let qualified: Arc<str> = format!("{name}.{fname}").into();
+                    let function = if entry.on_pool {
+                        make_async.call::<Function>(async_submitter(lua, entry, qualified)?)?
+                    } else {
+                        plain(lua, entry, qualified)?
+                    };
+                    table.raw_set(fname.as_str(), function)?;
+                }
+                Ok(Value::Table(table))
+            },
+        ))?,
+    )
+}
+
+fn plain(lua: &Lua, entry: &Entry, qualified: Arc<str>) -> mlua::Result<Function> {
+    let function = entry.function.clone();
+    lua.create_function(move |lua, args: MultiValue| {
+        let args = arguments(lua, &qualified, args)?;
+        match call(&function, &qualified, args).map_err(mlua::Error::runtime)? {
+            // Scalars skip the general copier (a third of a call's cost).
+            Message::Number(n) => Ok(Value::Number(n)),
+            Message::Bool(b) => Ok(Value::Boolean(b)),
+            other => {
+                message::to_lua(lua, other, &FdCapabilities, &Limits::default()).map_err(|e| {
+                    mlua::Error::runtime(format!("the result of {qualified} cannot go to Lua: {e}"))
+                })
+            }
+        }
+    })
+}
+
+/// A Rust function that queues the call on the module pool and returns
+/// its op id; its result arrives as `{true, value}` or `{false, message}`.
+fn async_submitter(lua: &Lua, entry: &Entry, qualified: Arc<str>) -> mlua::Result<Function> {
+    let function = entry.function.clone();
+    lua.create_function(move |lua, args: MultiValue| {
+        let args = arguments(lua, &qualified, args)?;
+        let function = function.clone();
+        let qualified = qualified.clone();
+        let job = move || {
+            let outcome = call(&function, &qualified, args);
+            let build = move |lua: &Lua| {
+                let result = lua.create_table()?;
+                let converted = outcome.and_then(|m| {
+                    message::to_lua(lua, m, &FdCapabilities, &Limits::default())
+                        .map_err(|e| format!("the result of {qualified} cannot go to Lua: {e}"))
+                });
+                match converted {
+                    Ok(value) => {
+                        result.raw_set(1, true)?;
+                        result.raw_set(2, value)?;
+                    }
+                    Err(text) => {
+                        result.raw_set(1, false)?;
+                        result.raw_set(2, text)?;
+                    }
+                }
+                Ok(Value::Table(result))
+            };
+            Ok(Box::new(LuaBuilder(Box::new(build))) as JobOutput)
+        };
+        submit_op(lua, |st| {
+            st.executor.run_blocking_on(module_pool(), Box::new(job))
+        })
+    })
+}
+
+/// Copies the Lua arguments out as messages.
+fn arguments(lua: &Lua, qualified: &str, args: MultiValue) -> mlua::Result<Vec<Message>> {
+    args.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            // Numbers and booleans copy as from_lua would, without it.
+            match v {
+                Value::Number(n) => return Ok(Message::Number(*n)),
+                Value::Integer(n) => return Ok(Message::Number(*n as f64)),
+                Value::Boolean(b) => return Ok(Message::Bool(*b)),
+                _ => {}
+            }
+            message::from_lua(lua, v, &FdCapabilities, &Limits::default()).map_err(|e| {
+                mlua::Error::runtime(format!("bad argument #{} to '{qualified}' ({e})", i + 1))
+            })
+        })
+        .collect()
+}
+
+/// Runs `function` with panics caught; the error text for Lua otherwise.
+fn call(function: &Arc<HostFn>, qualified: &str, args: Vec<Message>) -> Result<Message, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| function(args))) {
+        Ok(Ok(message)) => Ok(message),
+        Ok(Err(e)) => Err(e.0),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic value".into());
+            Err(format!("the Rust function {qualified} panicked: {what}"))
+        }
+    }
+}
