@@ -627,18 +627,35 @@ pub enum KillError {
 /// runtime.spawn(luring::ActorSpec::source("ok.lua", "return").monitor(&watch))?;
 /// let ended = luring::ActorEnded::from_message(&watch.recv()?).unwrap();
 /// assert_eq!((ended.reason.as_str(), ended.error), ("normal", None));
+/// assert!(!ended.sandboxed);
 /// assert!(luring::ActorEnded::from_message(&"other".into()).is_none());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ActorEnded {
-    /// `normal` (its main fiber returned), `panic` (it raised an error) or
-    /// `killed` (torn down: shutdown, `system.exit` elsewhere, or out of
-    /// memory).
+    /// In-process actors: `normal` (its main fiber returned), `panic` (it
+    /// raised an error) or `killed` (torn down: shutdown, `system.exit`
+    /// elsewhere, or out of memory).
+    ///
+    /// Sandboxed actors ([`ActorSpec::sandbox`]): `exited` (with
+    /// [`code`](Self::code): 0 when its main fiber returned, 1 when it
+    /// raised an error, or its `system.exit` code), `memory` (its memory
+    /// limit), `cpu_budget` (its CPU seconds), `killed` (with
+    /// [`signal`](Self::signal): [`ActorHandle::kill`], shutdown),
+    /// `seccomp` (a forbidden system call, with [`syscall`](Self::syscall))
+    /// or `lost` (its status could not be read).
     pub reason: String,
     /// The error of a `panic`.
     pub error: Option<String>,
+    /// Whether the notice is a sandboxed actor's.
+    pub sandboxed: bool,
+    /// The exit code of `exited`.
+    pub code: Option<i32>,
+    /// The signal of `killed` (sandboxed actors).
+    pub signal: Option<i32>,
+    /// The system call number of `seccomp`.
+    pub syscall: Option<i64>,
 }
 
 impl ActorEnded {
@@ -648,12 +665,17 @@ impl ActorEnded {
         if message.get("monitor")?.as_str()? != "ended" {
             return None;
         }
+        let number = |key: &str| message.get(key).and_then(|m| m.as_number());
         Some(Self {
             reason: message.get("reason")?.as_str()?.to_owned(),
             error: message
                 .get("error")
                 .and_then(|e| e.as_bytes())
                 .map(|b| String::from_utf8_lossy(b).into_owned()),
+            sandboxed: matches!(message.get("sandbox"), Some(Message::Bool(true))),
+            code: number("code").map(|n| n as i32),
+            signal: number("signal").map(|n| n as i32),
+            syscall: number("syscall").map(|n| n as i64),
         })
     }
 }

@@ -193,6 +193,11 @@ impl SandboxLink {
     /// full). On failure the message comes back whole.
     pub(crate) fn send(&self, msg: Message) -> Result<(), (Message, DeliveryError)> {
         let refused = |msg, e: String| Err((msg, DeliveryError::Refused(e)));
+        // (Its socket's other end may outlive it in the supervisor: a send
+        // would succeed and reach nobody.)
+        if self.has_ended() {
+            return Err((msg, DeliveryError::Closed));
+        }
         let slots = {
             let fds = match crate::ipc::message_fds(&msg) {
                 Ok(fds) => fds,

@@ -131,9 +131,12 @@ impl ActorSpec {
     /// sent), as Lua's `spawn_vm{ sandbox = {...} }`. The module's text is
     /// read here and sent to the sandbox. Needs
     /// [`start_supervisor`](crate::start_supervisor) first thing in
-    /// `main`. Its monitor notice has reason `normal`-like `exited` (with
-    /// `code`), `killed` (with `signal`), `seccomp` (with `syscall`),
-    /// `memory`, `cpu_budget` or `lost` (see [`ActorEnded`](crate::ActorEnded)).
+    /// `main`. Its monitor notice says why it ended: `exited` (with its
+    /// code), `memory`, `cpu_budget`, `killed`, `seccomp` or `lost` (see
+    /// [`ActorEnded`](crate::ActorEnded)). Its stdout and stderr are the
+    /// host's. Dropping its handles does not end it; the runtime's
+    /// shutdown, [`ActorHandle::kill`](crate::ActorHandle::kill) or its own
+    /// end do.
     ///
     /// ```
     /// // No supervisor in this doctest: a clear error, nothing started.
