@@ -26,7 +26,9 @@ end
 "#;
 
 fn ended(watch: &Mailbox) -> ActorEnded {
-    let notice = watch.recv_timeout(WAIT).expect("a monitor notice within 30 s");
+    let notice = watch
+        .recv_timeout(WAIT)
+        .expect("a monitor notice within 30 s");
     ActorEnded::from_message(&notice).expect("a monitor notice")
 }
 
@@ -41,16 +43,30 @@ fn round_trip() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
     let plugin = runtime
-        .spawn(sandboxed("doubler.lua", DOUBLER, SandboxOptions::new(), &mb))
+        .spawn(sandboxed(
+            "doubler.lua",
+            DOUBLER,
+            SandboxOptions::new(),
+            &mb,
+        ))
         .unwrap();
     assert!(plugin.is_sandboxed());
     for n in [1.0, 21.0, -4.5] {
         plugin
-            .send(Message::object([("n", n.into()), ("reply", mb.address().into())]))
+            .send(Message::object([
+                ("n", n.into()),
+                ("reply", mb.address().into()),
+            ]))
             .unwrap();
         let reply = mb.recv_timeout(WAIT).unwrap();
-        assert_eq!(reply.get("doubled").and_then(|d| d.as_number()), Some(n * 2.0));
-        assert_eq!(reply.get("context").and_then(|c| c.as_str()), Some("worker"));
+        assert_eq!(
+            reply.get("doubled").and_then(|d| d.as_number()),
+            Some(n * 2.0)
+        );
+        assert_eq!(
+            reply.get("context").and_then(|c| c.as_str()),
+            Some("worker")
+        );
     }
     plugin.send("stop".into()).unwrap();
     let end = ended(&mb);
@@ -67,7 +83,10 @@ fn round_trip() {
 fn wait_until(mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + WAIT;
     while !condition() {
-        assert!(std::time::Instant::now() < deadline, "condition not met in 30 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -125,7 +144,13 @@ fn temp_dir(what: &str) -> std::path::PathBuf {
 fn monitor_reasons() {
     let runtime = Runtime::builder().build().unwrap();
     let cases: &[(&str, &str, SandboxOptions, &str, Option<i32>)] = &[
-        ("returns.lua", "return", SandboxOptions::new(), "exited", Some(0)),
+        (
+            "returns.lua",
+            "return",
+            SandboxOptions::new(),
+            "exited",
+            Some(0),
+        ),
         (
             "exits.lua",
             "require('system').exit(3)",
@@ -133,8 +158,20 @@ fn monitor_reasons() {
             "exited",
             Some(3),
         ),
-        ("crashes.lua", "error('boom')", SandboxOptions::new(), "exited", Some(1)),
-        ("syntax.lua", "this is not lua", SandboxOptions::new(), "exited", Some(1)),
+        (
+            "crashes.lua",
+            "error('boom')",
+            SandboxOptions::new(),
+            "exited",
+            Some(1),
+        ),
+        (
+            "syntax.lua",
+            "this is not lua",
+            SandboxOptions::new(),
+            "exited",
+            Some(1),
+        ),
         (
             "bomb.lua",
             "local t = {} while true do t[#t + 1] = string.rep('x', 1e5) .. #t end",
@@ -160,7 +197,11 @@ fn monitor_reasons() {
     }
     for ((name, _, _, reason, code), mb) in cases.iter().zip(&watches) {
         let end = ended(mb);
-        assert_eq!((end.reason.as_str(), end.code), (*reason, *code), "{name}: {end:?}");
+        assert_eq!(
+            (end.reason.as_str(), end.code),
+            (*reason, *code),
+            "{name}: {end:?}"
+        );
         assert!(end.sandboxed);
     }
 }
@@ -227,7 +268,10 @@ fn bad_options() {
         (SandboxOptions::new().cpu_seconds(0), "cpu_seconds"),
         (SandboxOptions::new().open_files(3), "open_files"),
         (SandboxOptions::new().processes(1 << 20), "processes"),
-        (SandboxOptions::new().read_only("relative/path"), "read_only"),
+        (
+            SandboxOptions::new().read_only("relative/path"),
+            "read_only",
+        ),
         (SandboxOptions::new().read_write("/a\0b"), "read_write"),
         (
             SandboxOptions::new().network_loopback(0..100, []),
@@ -263,7 +307,10 @@ fn bad_options() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("SandboxOptions::memory"), "{err}");
-    assert!(mb.try_recv().is_err(), "nothing was started by the bad options");
+    assert!(
+        mb.try_recv().is_err(),
+        "nothing was started by the bad options"
+    );
 }
 
 /// Messages a sandbox cannot be sent: a directory, a channel other than
@@ -272,21 +319,38 @@ fn refused_messages() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
     let plugin = runtime
-        .spawn(sandboxed("doubler.lua", DOUBLER, SandboxOptions::new(), &mb))
+        .spawn(sandboxed(
+            "doubler.lua",
+            DOUBLER,
+            SandboxOptions::new(),
+            &mb,
+        ))
         .unwrap();
     let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
     let (back, why) = plugin
         .send_checked(Message::object([("dir", Message::Fd(dir))]))
         .unwrap_err();
-    assert!(matches!(&why, DeliveryError::Refused(r) if r.contains("directory")), "{why}");
-    assert!(matches!(back.get("dir"), Some(Message::Fd(_))), "the fd came back");
+    assert!(
+        matches!(&why, DeliveryError::Refused(r) if r.contains("directory")),
+        "{why}"
+    );
+    assert!(
+        matches!(back.get("dir"), Some(Message::Fd(_))),
+        "the fd came back"
+    );
     let other = runtime.mailbox();
     let (_, why) = plugin
         .send_checked(Message::object([("reply", other.address().into())]))
         .unwrap_err();
-    assert!(matches!(&why, DeliveryError::Refused(r) if r.contains("replies")), "{why}");
+    assert!(
+        matches!(&why, DeliveryError::Refused(r) if r.contains("replies")),
+        "{why}"
+    );
     plugin
-        .send(Message::object([("n", 2.into()), ("reply", mb.address().into())]))
+        .send(Message::object([
+            ("n", 2.into()),
+            ("reply", mb.address().into()),
+        ]))
         .unwrap();
     let reply = mb.recv_timeout(WAIT).unwrap();
     assert_eq!(reply.get("doubled").and_then(|d| d.as_number()), Some(4.0));

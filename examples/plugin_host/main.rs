@@ -44,7 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut running = Vec::new();
     let mut rows = Vec::new();
     for path in &plugins {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         match start(&runtime, path, &name, &options, &input) {
             Ok(mailbox) => running.push((name, mailbox)),
             Err(e) => rows.push(Row {
@@ -140,8 +144,16 @@ fn print_table(rows: &[Row]) {
     };
     let (w_plugin, w_ended) = (width(|r| &r.plugin, "plugin"), width(|r| &r.ended, "ended"));
     println!("{:<w_plugin$} | {:<w_ended$} | reply", "plugin", "ended");
-    println!("{}-+-{}-+-{}", "-".repeat(w_plugin), "-".repeat(w_ended), "-".repeat(5));
+    println!(
+        "{}-+-{}-+-{}",
+        "-".repeat(w_plugin),
+        "-".repeat(w_ended),
+        "-".repeat(5)
+    );
     for r in rows {
-        println!("{:<w_plugin$} | {:<w_ended$} | {}", r.plugin, r.ended, r.reply);
+        println!(
+            "{:<w_plugin$} | {:<w_ended$} | {}",
+            r.plugin, r.ended, r.reply
+        );
     }
 }

@@ -611,7 +611,9 @@ pub enum SpawnError {
 #[non_exhaustive]
 pub enum KillError {
     /// Only sandboxed actors can be killed one by one.
-    #[error("only a sandboxed actor can be killed alone; Runtime::shutdown ends in-process actors")]
+    #[error(
+        "only a sandboxed actor can be killed alone; Runtime::shutdown ends in-process actors"
+    )]
     NotSandboxed,
     /// The kernel refused the signal.
     #[error("cannot kill the sandbox: {0}")]

@@ -128,7 +128,10 @@ impl SandboxOptions {
     /// The reason these options are refused, naming the option (the ranges
     /// of docs/guide/sandboxes.md).
     pub(crate) fn check(&self) -> Result<(), String> {
-        for (name, list) in [("read_only", &self.read_only), ("read_write", &self.read_write)] {
+        for (name, list) in [
+            ("read_only", &self.read_only),
+            ("read_write", &self.read_write),
+        ] {
             if list.len() > MAX_PATHS {
                 return Err(format!("{name}: more than {MAX_PATHS} paths"));
             }
@@ -179,7 +182,9 @@ pub(crate) struct SandboxLink {
 #[non_exhaustive]
 pub enum DeliveryError {
     /// The actor's inbox or control socket is closed (it ended).
-    #[error("the actor's inbox is closed (the actor ended or closed it); the message was not delivered")]
+    #[error(
+        "the actor's inbox is closed (the actor ended or closed it); the message was not delivered"
+    )]
     Closed,
     /// The message cannot go to this actor (a directory or `O_PATH`
     /// descriptor, a channel other than its replies mailbox, a full table
@@ -228,31 +233,35 @@ impl SandboxLink {
                 host::clear_slots(ring.as_raw_fd(), slots);
             }
         };
-        let sent = match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots))
-        {
-            Err(e) => Err(DeliveryError::Refused(format!("send: {e}"))),
-            Ok(frame) => {
-                let foreign = frame
-                    .channels
-                    .iter()
-                    .any(|a| !self.replies.as_ref().is_some_and(|r| r.same_actor(a)));
-                if foreign {
-                    Err(DeliveryError::Refused(
-                        "send: the only address a sandboxed actor can be sent is its replies \
+        let sent =
+            match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots)) {
+                Err(e) => Err(DeliveryError::Refused(format!("send: {e}"))),
+                Ok(frame) => {
+                    let foreign = frame
+                        .channels
+                        .iter()
+                        .any(|a| !self.replies.as_ref().is_some_and(|r| r.same_actor(a)));
+                    if foreign {
+                        Err(DeliveryError::Refused(
+                            "send: the only address a sandboxed actor can be sent is its replies \
                          mailbox (ActorSpec::replies_to)"
-                            .into(),
-                    ))
-                } else {
-                    luring_sandbox::sys::send_with_fds(self.control.as_raw_fd(), &frame.bytes, &[])
+                                .into(),
+                        ))
+                    } else {
+                        luring_sandbox::sys::send_with_fds(
+                            self.control.as_raw_fd(),
+                            &frame.bytes,
+                            &[],
+                        )
                         .map_err(|e| match e.raw_os_error() {
                             Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => {
                                 DeliveryError::Closed
                             }
                             _ => DeliveryError::Refused(format!("send: control socket: {e}")),
                         })
+                    }
                 }
-            }
-        };
+            };
         match sent {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -400,8 +409,14 @@ pub(crate) fn spawn(
         })?;
     crate::actor::sandboxed::send_boot(handle.control(), display, source)
         .map_err(|e| SpawnError::Sandbox(format!("cannot send the module: {e}")))?;
-    let control = handle.control().try_clone_to_owned().map_err(SpawnError::Os)?;
-    let pidfd = handle.pidfd().try_clone_to_owned().map_err(SpawnError::Os)?;
+    let control = handle
+        .control()
+        .try_clone_to_owned()
+        .map_err(SpawnError::Os)?;
+    let pidfd = handle
+        .pidfd()
+        .try_clone_to_owned()
+        .map_err(SpawnError::Os)?;
     let ring = match handle.ring_fd() {
         Some(fd) => Some(fd.try_clone_to_owned().map_err(SpawnError::Os)?),
         None => None,
