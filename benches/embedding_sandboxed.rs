@@ -70,7 +70,10 @@ fn main() {
         local.push(round_trips(&rt, n, false).as_nanos() as f64 / f64::from(n));
     }
     let (s, l) = (median(sandboxed), median(local));
-    println!("sandboxed round trip: median {:.2} µs ({runs} runs of {n})", s / 1000.0);
+    println!(
+        "sandboxed round trip: median {:.2} µs ({runs} runs of {n})",
+        s / 1000.0
+    );
     println!("in-process round trip: median {:.2} µs", l / 1000.0);
     println!("ratio sandboxed / in-process: {:.1}x", s / l);
 }
