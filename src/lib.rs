@@ -42,7 +42,10 @@ pub use actor::message::{
 pub use embed::mailbox::{Mailbox, RecvError, RecvTimeoutError, TryRecvError};
 pub use embed::module::{Module, ModuleError, ModuleResult};
 pub use embed::serde::{from_value, to_value, ConvertError};
-pub use embed::{ActorEnded, ActorHandle, ActorSpec, RuntimeBuilder, SendError, SpawnError};
+pub use embed::{
+    ActorEnded, ActorHandle, ActorSpec, DeliveryError, KillError, RuntimeBuilder, SandboxOptions,
+    SendError, SpawnError,
+};
 
 /// Benchmark hooks, not part of the embedding API.
 #[doc(hidden)]

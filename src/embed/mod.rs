@@ -18,6 +18,7 @@
 
 pub(crate) mod mailbox;
 pub(crate) mod module;
+pub(crate) mod sandboxed;
 pub(crate) mod serde;
 mod spec;
 
@@ -31,6 +32,7 @@ use crate::actor::mailbox::Envelope;
 use crate::actor::process::{Process, ThreadSignal};
 use crate::{ActorAddress, ExitStatus, Message, RuntimeError};
 
+pub use sandboxed::{DeliveryError, SandboxOptions};
 pub use spec::ActorSpec;
 
 /// Settings of an embedded [`Runtime`](crate::Runtime); see
@@ -172,15 +174,36 @@ impl Embedded {
         })
     }
 
-    fn spawn(&self, spec: ActorSpec) -> Result<ActorHandle, SpawnError> {
+    fn spawn(&self, mut spec: ActorSpec) -> Result<ActorHandle, SpawnError> {
         let name: Arc<str> = spec.name().into();
+        let (sandbox, replies) = spec.take_sandbox()?;
         let start = spec.into_start(self)?;
+        if let Some(options) = sandbox {
+            let _spawning = self.spawning.lock().unwrap_or_else(|e| e.into_inner());
+            if self.process.is_over() {
+                return Err(SpawnError::Ended);
+            }
+            let display = String::from_utf8_lossy(&start.display).into_owned();
+            return sandboxed::spawn(
+                &self.process,
+                name,
+                &display,
+                &start.src,
+                &options,
+                replies,
+                start.monitor,
+            );
+        }
         let _spawning = self.spawning.lock().unwrap_or_else(|e| e.into_inner());
         if self.process.is_over() {
             return Err(SpawnError::Ended);
         }
         match host::spawn_thread_in(&self.process, start) {
-            Ok(Ok(address)) => Ok(ActorHandle { address, name }),
+            Ok(Ok(address)) => Ok(ActorHandle {
+                address,
+                name,
+                sandbox: None,
+            }),
             Ok(Err(reason)) => Err(SpawnError::Load {
                 name: name.to_string(),
                 reason,
@@ -434,6 +457,8 @@ impl Drop for crate::Runtime {
 pub struct ActorHandle {
     address: ActorAddress,
     name: Arc<str>,
+    /// A sandboxed actor: its control socket, ring and pidfd.
+    sandbox: Option<Arc<sandboxed::SandboxLink>>,
 }
 
 /// A message could not be delivered: the actor's inbox is closed (the
@@ -464,7 +489,37 @@ impl ActorHandle {
     /// Queues `message` in the actor's inbox. It does not wait for the
     /// actor to take it (Rust is not a fiber: there is no rendezvous this
     /// way); messages from one Rust thread arrive in order.
+    ///
+    /// To a sandboxed actor the message travels as one frame on its control
+    /// socket (this blocks while the socket is full); each `OwnedFd` in it
+    /// is installed in the sandbox's table as a capability. Any failure
+    /// gives the message back as [`SendError`]; [`send_checked`](Self::send_checked)
+    /// says why.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
+        self.send_checked(message)
+            .map_err(|(message, _)| SendError(message))
+    }
+
+    /// [`send`](Self::send), saying why a message was not delivered: the
+    /// actor ended ([`DeliveryError::Closed`]), or the message cannot go to
+    /// it ([`DeliveryError::Refused`]: for a sandboxed actor a directory or
+    /// `O_PATH` descriptor, a channel other than its replies mailbox, a full
+    /// table of descriptors). The message comes back whole, descriptors
+    /// included.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let actor = runtime.spawn(luring::ActorSpec::source("idle.lua", "return"))?;
+    /// runtime.shutdown()?;
+    /// let (message, why) = actor.send_checked("late".into()).unwrap_err();
+    /// assert!(matches!(why, luring::DeliveryError::Closed));
+    /// assert_eq!(message.as_str(), Some("late"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_checked(&self, message: Message) -> Result<(), (Message, DeliveryError)> {
+        if let Some(link) = &self.sandbox {
+            return link.send(message);
+        }
         self.address
             .mailbox
             .post(Envelope {
@@ -472,17 +527,48 @@ impl ActorHandle {
                 sender: None,
                 send_id: 0,
             })
-            .map_err(|envelope| SendError(envelope.msg))
+            .map_err(|envelope| (envelope.msg, DeliveryError::Closed))
+    }
+
+    /// Kills a sandboxed actor at once (`SIGKILL` to its sandbox) and
+    /// returns once nothing of it runs (waiting at most a second); its
+    /// monitor gets reason `killed` with signal 9. Killing one that already
+    /// ended does nothing. An in-process actor cannot be killed alone (its
+    /// VM shares a thread with others): that is [`KillError::NotSandboxed`],
+    /// and [`Runtime::shutdown`](crate::Runtime::shutdown) ends them all.
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let actor = runtime.spawn(luring::ActorSpec::source("idle.lua", "return"))?;
+    /// assert!(matches!(actor.kill(), Err(luring::KillError::NotSandboxed)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kill(&self) -> Result<(), KillError> {
+        match &self.sandbox {
+            Some(link) => link.kill().map_err(KillError::Os),
+            None => Err(KillError::NotSandboxed),
+        }
+    }
+
+    /// Whether the actor runs in a sandbox.
+    pub fn is_sandboxed(&self) -> bool {
+        self.sandbox.is_some()
     }
 
     /// The actor's address, to put in a message (another actor receives
-    /// it as a tx-channel).
+    /// it as a tx-channel). A sandboxed actor has no inbox in this process:
+    /// its address is a closed one (sends to it fail); use
+    /// [`send`](Self::send).
     pub fn address(&self) -> ActorAddress {
         self.address.clone()
     }
 
-    /// Whether the actor's inbox is closed (sends fail).
+    /// Whether the actor's inbox is closed (sends fail); for a sandboxed
+    /// actor, whether its sandbox ended.
     pub fn is_closed(&self) -> bool {
+        if let Some(link) = &self.sandbox {
+            return link.has_ended();
+        }
         self.address.mailbox.is_closed()
     }
 
@@ -536,6 +622,29 @@ pub enum SpawnError {
     /// The VM did not boot (no io_uring, or a bug in luring).
     #[error("cannot start the actor's VM: {0}")]
     Boot(String),
+    /// A [`SandboxOptions`] value is out of range (the option is named).
+    #[error("invalid sandbox option {0}")]
+    InvalidSandboxOption(String),
+    /// The sandbox could not start: no supervisor
+    /// ([`start_supervisor`](crate::start_supervisor) was not called first
+    /// thing in `main`), a protection the kernel lacks, a granted path that
+    /// does not exist.
+    #[error("cannot start the sandbox: {0}")]
+    Sandbox(String),
+}
+
+/// Why [`ActorHandle::kill`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KillError {
+    /// Only sandboxed actors can be killed one by one.
+    #[error(
+        "only a sandboxed actor can be killed alone; Runtime::shutdown ends in-process actors"
+    )]
+    NotSandboxed,
+    /// The kernel refused the signal.
+    #[error("cannot kill the sandbox: {0}")]
+    Os(#[source] std::io::Error),
 }
 
 /// How an actor ended, read from a monitor notice (see
@@ -547,18 +656,35 @@ pub enum SpawnError {
 /// runtime.spawn(luring::ActorSpec::source("ok.lua", "return").monitor(&watch))?;
 /// let ended = luring::ActorEnded::from_message(&watch.recv()?).unwrap();
 /// assert_eq!((ended.reason.as_str(), ended.error), ("normal", None));
+/// assert!(!ended.sandboxed);
 /// assert!(luring::ActorEnded::from_message(&"other".into()).is_none());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ActorEnded {
-    /// `normal` (its main fiber returned), `panic` (it raised an error) or
-    /// `killed` (torn down: shutdown, `system.exit` elsewhere, or out of
-    /// memory).
+    /// In-process actors: `normal` (its main fiber returned), `panic` (it
+    /// raised an error) or `killed` (torn down: shutdown, `system.exit`
+    /// elsewhere, or out of memory).
+    ///
+    /// Sandboxed actors ([`ActorSpec::sandbox`]): `exited` (with
+    /// [`code`](Self::code): 0 when its main fiber returned, 1 when it
+    /// raised an error, or its `system.exit` code), `memory` (its memory
+    /// limit), `cpu_budget` (its CPU seconds), `killed` (with
+    /// [`signal`](Self::signal): [`ActorHandle::kill`], shutdown),
+    /// `seccomp` (a forbidden system call, with [`syscall`](Self::syscall))
+    /// or `lost` (its status could not be read).
     pub reason: String,
     /// The error of a `panic`.
     pub error: Option<String>,
+    /// Whether the notice is a sandboxed actor's.
+    pub sandboxed: bool,
+    /// The exit code of `exited`.
+    pub code: Option<i32>,
+    /// The signal of `killed` (sandboxed actors).
+    pub signal: Option<i32>,
+    /// The system call number of `seccomp`.
+    pub syscall: Option<i64>,
 }
 
 impl ActorEnded {
@@ -568,12 +694,17 @@ impl ActorEnded {
         if message.get("monitor")?.as_str()? != "ended" {
             return None;
         }
+        let number = |key: &str| message.get(key).and_then(|m| m.as_number());
         Some(Self {
             reason: message.get("reason")?.as_str()?.to_owned(),
             error: message
                 .get("error")
                 .and_then(|e| e.as_bytes())
                 .map(|b| String::from_utf8_lossy(b).into_owned()),
+            sandboxed: matches!(message.get("sandbox"), Some(Message::Bool(true))),
+            code: number("code").map(|n| n as i32),
+            signal: number("signal").map(|n| n as i32),
+            syscall: number("syscall").map(|n| n as i64),
         })
     }
 }

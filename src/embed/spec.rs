@@ -36,6 +36,8 @@ pub struct ActorSpec {
     kind: Kind,
     memory_limit: Option<Option<usize>>,
     monitor: Option<ActorAddress>,
+    sandbox: Option<super::SandboxOptions>,
+    replies: Option<ActorAddress>,
 }
 
 #[derive(Debug)]
@@ -51,6 +53,8 @@ impl ActorSpec {
             kind,
             memory_limit: None,
             monitor: None,
+            sandbox: None,
+            replies: None,
         }
     }
 
@@ -120,6 +124,60 @@ impl ActorSpec {
     pub fn monitor(mut self, mailbox: &crate::Mailbox) -> Self {
         self.monitor = Some(mailbox.address());
         self
+    }
+
+    /// Runs the actor in a sandbox of its own (a separate process that
+    /// reaches nothing but what `options` grant and the descriptors it is
+    /// sent), as Lua's `spawn_vm{ sandbox = {...} }`. The module's text is
+    /// read here and sent to the sandbox. Needs
+    /// [`start_supervisor`](crate::start_supervisor) first thing in
+    /// `main`. Its monitor notice says why it ended: `exited` (with its
+    /// code), `memory`, `cpu_budget`, `killed`, `seccomp` or `lost` (see
+    /// [`ActorEnded`](crate::ActorEnded)). Its stdout and stderr are the
+    /// host's. Dropping its handles does not end it; the runtime's
+    /// shutdown, [`ActorHandle::kill`](crate::ActorHandle::kill) or its own
+    /// end do.
+    ///
+    /// ```
+    /// // No supervisor in this doctest: a clear error, nothing started.
+    /// let runtime = luring::Runtime::builder().build()?;
+    /// let err = runtime
+    ///     .spawn(luring::ActorSpec::source("p.lua", "return").sandbox(luring::SandboxOptions::new()))
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("start_supervisor"), "{err}");
+    /// # Ok::<(), luring::RuntimeError>(())
+    /// ```
+    pub fn sandbox(mut self, options: super::SandboxOptions) -> Self {
+        self.sandbox = Some(options);
+        self
+    }
+
+    /// Where a sandboxed actor's messages go: everything it sends on its
+    /// channel to the host (the address it was sent, or the one its inbox
+    /// messages name) arrives in `mailbox`. Messages sent to it may carry
+    /// this address (the sandbox sees it as its channel to the host), and
+    /// no other.
+    pub fn replies_to(mut self, mailbox: &crate::Mailbox) -> Self {
+        self.replies = Some(mailbox.address());
+        self
+    }
+
+    /// The sandbox options and replies address (in-process actors have no
+    /// use for `replies_to`; sandboxed ones take their memory limit from
+    /// their options).
+    pub(crate) fn take_sandbox(
+        &mut self,
+    ) -> Result<(Option<super::SandboxOptions>, Option<ActorAddress>), SpawnError> {
+        match (&self.sandbox, &self.replies, &self.memory_limit) {
+            (None, Some(_), _) => Err(SpawnError::InvalidSandboxOption(
+                "replies_to: only a sandboxed actor has replies (an in-process actor is sent                  the mailbox's address in a message)"
+                    .into(),
+            )),
+            (Some(_), _, Some(_)) => Err(SpawnError::InvalidSandboxOption(
+                "memory_limit: use SandboxOptions::memory for a sandboxed actor".into(),
+            )),
+            _ => Ok((self.sandbox.take(), self.replies.take())),
+        }
     }
 
     pub(crate) fn name(&self) -> String {

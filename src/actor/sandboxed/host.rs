@@ -18,6 +18,7 @@ use crate::actor::mailbox::{ActorAddress, Envelope};
 use crate::actor::message::{self, Message};
 use crate::actor::module_files::{self, EntryError};
 use crate::actor::vm::with_state;
+use crate::embed::sandboxed::SandboxOptions;
 use crate::executor::{OpBuffer, OpFd};
 use crate::modules::error::{self, ErrorCode};
 use mlua::{Lua, Table, Value};
@@ -156,14 +157,13 @@ fn sandbox_notice(status: ExitStatus) -> Message {
 /// sandbox ended. The thread counts as a running thread of the process
 /// (it can still wake the spawner) and holds an address of the spawner's
 /// inbox (a sender) until the sandbox is gone.
-fn serve_sandbox(
+pub(crate) fn serve_sandbox(
+    process: Arc<crate::actor::process::Process>,
     handle: SandboxHandle,
     spawner: ActorAddress,
     monitor: Option<ActorAddress>,
     ring: Option<SharedRing>,
 ) -> std::io::Result<()> {
-    let process = crate::actor::host::current_process()
-        .ok_or_else(|| std::io::Error::other("spawn_vm outside a host thread"))?;
     let signal = process.add_thread()?;
     let thread_process = process.clone();
     let thread_signal = signal.clone();
@@ -334,7 +334,7 @@ fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, Strin
 
 /// The error `spawn_vm` raises when the supervisor refused a sandbox. A
 /// protection the kernel lacks is named, with the Lua way to opt down.
-fn spawn_error_message(e: &luring_sandbox::SpawnError) -> String {
+pub(crate) fn spawn_error_message(e: &luring_sandbox::SpawnError) -> String {
     match e {
         luring_sandbox::SpawnError::MissingProtection(what) => format!(
             "spawn_vm: cannot start the sandbox: {what} (from Lua: \
@@ -344,10 +344,11 @@ fn spawn_error_message(e: &luring_sandbox::SpawnError) -> String {
     }
 }
 
-/// The spec of a sandbox from the options `spawn_vm` checked
+/// The typed options of a sandbox from the table `spawn_vm` checked
 /// (lua/core/actors.lua `sandbox_options`; the checks here only guard
-/// against a core bug), and what the sandboxed VM itself is told.
-fn spec_of_options(options: &Table) -> mlua::Result<(SandboxSpec, BootOptions)> {
+/// against a core bug). Rust builds the same struct itself
+/// ([`crate::SandboxOptions`]); both end in [`spec_of_options`].
+fn options_of_table(options: &Table) -> mlua::Result<SandboxOptions> {
     let bad = |what: &str| mlua::Error::runtime(format!("spawn_vm: bad sandbox option {what}"));
     let paths = |key: &str| -> mlua::Result<Vec<PathBuf>> {
         let Some(list) = options.get::<Option<Table>>(key)? else {
@@ -363,56 +364,77 @@ fn spec_of_options(options: &Table) -> mlua::Result<(SandboxSpec, BootOptions)> 
     let ports = |t: &Table, key: &str| -> mlua::Result<Vec<u16>> {
         t.get::<Table>(key)?.sequence_values::<u16>().collect()
     };
-    let network = match options.get::<Option<Table>>("network")? {
-        None => Network::None,
-        Some(t) => Network::Loopback {
-            tcp_bind: ports(&t, "tcp_bind")?,
-            tcp_connect: ports(&t, "tcp_connect")?,
-        },
-    };
-    let mut limits = Limits::default();
-    if let Some(t) = options.get::<Option<Table>>("limits")? {
-        if let Some(n) = t.get::<Option<u64>>("open_files")? {
-            limits.nofile = n;
-        }
-        if let Some(n) = t.get::<Option<u64>>("processes")? {
-            limits.pids = n;
-        }
+    let mut out = SandboxOptions::new();
+    out.read_only = paths("read_only")?;
+    out.read_write = paths("read_write")?;
+    if let Some(t) = options.get::<Option<Table>>("network")? {
+        out.network = Some((ports(&t, "tcp_bind")?, ports(&t, "tcp_connect")?));
     }
-    let memory = options.get::<Option<f64>>("memory")?;
-    if let Some(bytes) = memory {
+    if let Some(t) = options.get::<Option<Table>>("limits")? {
+        out.open_files = t.get::<Option<u64>>("open_files")?;
+        out.processes = t.get::<Option<u64>>("processes")?;
+    }
+    if let Some(bytes) = options.get::<Option<f64>>("memory")? {
         if !(bytes >= 1.0 && bytes.fract() == 0.0 && bytes < 2f64.powi(53)) {
             return Err(bad("memory"));
         }
-        // The Lua heap's limit is the real one; RLIMIT_AS is a backstop
-        // against memory taken outside it, so it leaves room for the
-        // process's own mappings (code, thread stacks, the ring).
-        limits.address_space = Some((bytes as u64).saturating_add(ADDRESS_SPACE_HEADROOM));
+        out.memory = Some(bytes as u64);
     }
-    limits.cpu_seconds = options.get::<Option<u64>>("cpu_seconds")?;
-    let mut compat = Compat::default();
+    out.cpu_seconds = options.get::<Option<u64>>("cpu_seconds")?;
     if let Some(weaker) = options.get::<Option<Table>>("allow_weaker")? {
         for pair in weaker.pairs::<String, bool>() {
             match pair?.0.as_str() {
-                "landlock" => compat.landlock = Requirement::BestEffort,
+                "landlock" => out.allow_weaker_landlock = true,
                 other => return Err(bad(other)),
             }
         }
     }
+    Ok(out)
+}
+
+/// The spec of a sandbox from its options (checked by their maker: Lua's
+/// `sandbox_options` or [`SandboxOptions::check`]), and what the sandboxed
+/// VM itself is told. The one place options become a [`SandboxSpec`].
+pub(crate) fn spec_of_options(options: &SandboxOptions) -> (SandboxSpec, BootOptions) {
+    let network = match &options.network {
+        None => Network::None,
+        Some((bind, connect)) => Network::Loopback {
+            tcp_bind: bind.clone(),
+            tcp_connect: connect.clone(),
+        },
+    };
+    let mut limits = Limits::default();
+    if let Some(n) = options.open_files {
+        limits.nofile = n;
+    }
+    if let Some(n) = options.processes {
+        limits.pids = n;
+    }
+    if let Some(bytes) = options.memory {
+        // The Lua heap's limit is the real one; RLIMIT_AS is a backstop
+        // against memory taken outside it, so it leaves room for the
+        // process's own mappings (code, thread stacks, the ring).
+        limits.address_space = Some(bytes.saturating_add(ADDRESS_SPACE_HEADROOM));
+    }
+    limits.cpu_seconds = options.cpu_seconds;
+    let mut compat = Compat::default();
+    if options.allow_weaker_landlock {
+        compat.landlock = Requirement::BestEffort;
+    }
     let spec = SandboxSpec {
-        ro_paths: paths("read_only")?,
-        rw_paths: paths("read_write")?,
+        ro_paths: options.read_only.clone(),
+        rw_paths: options.read_write.clone(),
         network,
         limits,
         compat,
         ..SandboxSpec::default()
     };
-    Ok((
+    (
         spec,
         BootOptions {
-            memory_limit: memory.map(|b| b as u64),
+            memory_limit: options.memory,
         },
-    ))
+    )
 }
 
 /// Host-side rt functions: `spawn_sandboxed`, `sandbox_send`,
@@ -484,7 +506,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let (spec, boot) = match (&subprocess, options) {
                     (Some(plan), _) => (subprocess_spec(plan)?, BootOptions::default()),
                     (None, Some(options)) => {
-                        let (mut spec, boot) = spec_of_options(&options)?;
+                        let (mut spec, boot) = spec_of_options(&options_of_table(&options)?);
                         spec.stdout = share_std(1)?;
                         spec.stderr = share_std(2)?;
                         (spec, boot)
@@ -520,7 +542,17 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let own = with_state(lua, |st| st.mailbox.clone())?;
                 let monitor = monitor.then(|| ActorAddress::new(own.clone()));
                 // On failure the handle was dropped, which killed it.
-                serve_sandbox(handle, ActorAddress::new(own), monitor, ring.clone()).map_err(io)?;
+                let process = crate::actor::host::current_process().ok_or_else(|| {
+                    mlua::Error::runtime("spawn_vm: sandboxes are spawned from a host thread")
+                })?;
+                serve_sandbox(
+                    process,
+                    handle,
+                    ActorAddress::new(own),
+                    monitor,
+                    ring.clone(),
+                )
+                .map_err(io)?;
                 with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
@@ -832,7 +864,7 @@ fn install_fds(lua: &Lua, fds: &[BorrowedFd<'_>], ring: BorrowedFd<'_>) -> mlua:
 
 /// Refuses what would reach past itself inside the sandbox
 /// (`luring_sandbox::ring::check_capability`), in the words of a Lua user.
-fn refuse_reaching(fd: BorrowedFd<'_>) -> Result<(), String> {
+pub(crate) fn refuse_reaching(fd: BorrowedFd<'_>) -> Result<(), String> {
     let Err(e) = luring_sandbox::ring::check_capability(fd) else {
         return Ok(());
     };
@@ -852,7 +884,7 @@ fn refuse_reaching(fd: BorrowedFd<'_>) -> Result<(), String> {
     })
 }
 
-fn install_error(e: &std::io::Error) -> String {
+pub(crate) fn install_error(e: &std::io::Error) -> String {
     if e.raw_os_error() == Some(libc::ENFILE) {
         let table = luring_sandbox::RingSpec::default().fixed_files;
         let range = luring_sandbox::ring::host_slots(table);
@@ -869,7 +901,7 @@ fn install_error(e: &std::io::Error) -> String {
 
 /// Empties `slots` of the sandbox ring `ring`'s table (best effort: a
 /// sandbox that is gone has no table left to tidy).
-fn clear_slots(ring: std::os::fd::RawFd, slots: &[u32]) {
+pub(crate) fn clear_slots(ring: std::os::fd::RawFd, slots: &[u32]) {
     for &slot in slots {
         if let Err(e) = super::slots::clear_slot(ring, slot) {
             tracing::debug!(slot, error = %e, "clearing a slot of a sandbox's table failed");

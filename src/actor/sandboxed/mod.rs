@@ -31,7 +31,7 @@
 //!   how it ended to a monitor. Sandbox side (`inside.rs`): the inbox reads
 //!   the host's frames with a ring `RECV` on [`CONTROL_SLOT`].
 
-mod host;
+pub(crate) mod host;
 mod inside;
 pub(crate) mod slots;
 

@@ -1,0 +1,416 @@
+//! Sandboxed actors spawned from Rust through the public API only:
+//! round trips, a descriptor arriving usable, every monitor reason a
+//! plugin can provoke, kill, and refused options and messages. Runs
+//! without the libtest harness (the supervisor is forked before any thread
+//! exists); as root it runs itself again as uid 65534.
+
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use luring::{
+    ActorEnded, ActorSpec, DeliveryError, KillError, Mailbox, Message, Runtime, SandboxOptions,
+    SpawnError,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+const UNPRIVILEGED_RUN: &str = "LURING_TEST_UNPRIVILEGED_RUN";
+
+/// A plugin that answers `{n, reply}` with `n * 2` and ends on `'stop'`.
+const DOUBLER: &str = r#"
+local inbox = require 'inbox'
+while true do
+  local m = inbox:receive()
+  if m == 'stop' then return end
+  m.reply:send{ doubled = m.n * 2, context = _CONTEXT }
+end
+"#;
+
+fn ended(watch: &Mailbox) -> ActorEnded {
+    let notice = watch
+        .recv_timeout(WAIT)
+        .expect("a monitor notice within 30 s");
+    ActorEnded::from_message(&notice).expect("a monitor notice")
+}
+
+fn sandboxed(name: &str, source: &str, options: SandboxOptions, mb: &Mailbox) -> ActorSpec {
+    ActorSpec::source(name, source)
+        .sandbox(options)
+        .replies_to(mb)
+        .monitor(mb)
+}
+
+fn round_trip() {
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let plugin = runtime
+        .spawn(sandboxed(
+            "doubler.lua",
+            DOUBLER,
+            SandboxOptions::new(),
+            &mb,
+        ))
+        .unwrap();
+    assert!(plugin.is_sandboxed());
+    for n in [1.0, 21.0, -4.5] {
+        plugin
+            .send(Message::object([
+                ("n", n.into()),
+                ("reply", mb.address().into()),
+            ]))
+            .unwrap();
+        let reply = mb.recv_timeout(WAIT).unwrap();
+        assert_eq!(
+            reply.get("doubled").and_then(|d| d.as_number()),
+            Some(n * 2.0)
+        );
+        assert_eq!(
+            reply.get("context").and_then(|c| c.as_str()),
+            Some("worker")
+        );
+    }
+    plugin.send("stop".into()).unwrap();
+    let end = ended(&mb);
+    assert!(end.sandboxed, "{end:?}");
+    assert_eq!((end.reason.as_str(), end.code), ("exited", Some(0)));
+    // Its control socket is gone: sends fail and the message comes back.
+    wait_until(|| plugin.is_closed());
+    let (back, why) = plugin.send_checked("late".into()).unwrap_err();
+    assert!(matches!(why, DeliveryError::Closed), "{why}");
+    assert_eq!(back.as_str(), Some("late"));
+    assert_eq!(runtime.shutdown().unwrap(), None);
+}
+
+fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A read-only descriptor sent from Rust is installed in the sandbox's
+/// table and reads the file; writing through it fails.
+fn fd_capability_arrives_usable() {
+    let dir = temp_dir("fd");
+    let path = dir.join("input.txt");
+    std::fs::write(&path, "words from the host").unwrap();
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let source = r#"
+        local file = require 'file'
+        local m = require('inbox'):receive()
+        local s = file.stream.new(m.input)
+        local buf = byte_span.new(64)
+        local n = s:read_some(buf)
+        local wrote = pcall(s.write_some, s, 'x')
+        m.reply:send{ text = tostring(buf:slice(1, n)), wrote = wrote }
+    "#;
+    let plugin = runtime
+        .spawn(sandboxed("reader.lua", source, SandboxOptions::new(), &mb))
+        .unwrap();
+    let fd: OwnedFd = std::fs::File::open(&path).unwrap().into();
+    plugin
+        .send(Message::object([
+            ("input", Message::Fd(fd)),
+            ("reply", mb.address().into()),
+        ]))
+        .unwrap();
+    let reply = mb.recv_timeout(WAIT).unwrap();
+    assert_eq!(
+        reply.get("text").and_then(|t| t.as_str()),
+        Some("words from the host")
+    );
+    assert!(matches!(reply.get("wrote"), Some(Message::Bool(false))));
+    assert_eq!(ended(&mb).code, Some(0));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn temp_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "luring-emb-sbx-{what}-{}-{}",
+        std::process::id(),
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() }
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    dir
+}
+
+/// Each way a plugin can end, as its monitor tells it.
+fn monitor_reasons() {
+    let runtime = Runtime::builder().build().unwrap();
+    let cases: &[(&str, &str, SandboxOptions, &str, Option<i32>)] = &[
+        (
+            "returns.lua",
+            "return",
+            SandboxOptions::new(),
+            "exited",
+            Some(0),
+        ),
+        (
+            "exits.lua",
+            "require('system').exit(3)",
+            SandboxOptions::new(),
+            "exited",
+            Some(3),
+        ),
+        (
+            "crashes.lua",
+            "error('boom')",
+            SandboxOptions::new(),
+            "exited",
+            Some(1),
+        ),
+        (
+            "syntax.lua",
+            "this is not lua",
+            SandboxOptions::new(),
+            "exited",
+            Some(1),
+        ),
+        (
+            "bomb.lua",
+            "local t = {} while true do t[#t + 1] = string.rep('x', 1e5) .. #t end",
+            SandboxOptions::new().memory(8 << 20),
+            "memory",
+            None,
+        ),
+        (
+            "loops.lua",
+            "while true do end",
+            SandboxOptions::new().cpu_seconds(1),
+            "cpu_budget",
+            None,
+        ),
+    ];
+    let mut watches = Vec::new();
+    for (name, source, options, _, _) in cases {
+        let mb = runtime.mailbox();
+        runtime
+            .spawn(sandboxed(name, source, options.clone(), &mb))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        watches.push(mb);
+    }
+    for ((name, _, _, reason, code), mb) in cases.iter().zip(&watches) {
+        let end = ended(mb);
+        assert_eq!(
+            (end.reason.as_str(), end.code),
+            (*reason, *code),
+            "{name}: {end:?}"
+        );
+        assert!(end.sandboxed);
+    }
+}
+
+/// `kill` ends a plugin at once (reason `killed`, SIGKILL); a second kill
+/// does nothing; an in-process actor cannot be killed alone.
+fn kill() {
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let plugin = runtime
+        .spawn(sandboxed(
+            "idle.lua",
+            "require('inbox'):receive()",
+            SandboxOptions::new(),
+            &mb,
+        ))
+        .unwrap();
+    assert!(!plugin.is_closed());
+    plugin.kill().unwrap();
+    let end = ended(&mb);
+    assert_eq!(
+        (end.reason.as_str(), end.signal),
+        ("killed", Some(libc::SIGKILL))
+    );
+    assert!(plugin.is_closed());
+    plugin.kill().unwrap();
+    let local = runtime
+        .spawn(ActorSpec::source("local.lua", "require('inbox'):receive()"))
+        .unwrap();
+    let err = local.kill().unwrap_err();
+    assert!(matches!(err, KillError::NotSandboxed), "{err}");
+    assert!(err.to_string().contains("shutdown"), "{err}");
+}
+
+/// A plugin still running when the runtime shuts down is killed, and its
+/// monitor told.
+fn shutdown_kills_plugins() {
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let plugin = runtime
+        .spawn(sandboxed(
+            "sleeps.lua",
+            "require('time').sleep(3600)",
+            SandboxOptions::new(),
+            &mb,
+        ))
+        .unwrap();
+    assert_eq!(runtime.shutdown().unwrap(), None);
+    assert_eq!(ended(&mb).reason, "killed");
+    assert!(plugin.is_closed());
+    let err = runtime
+        .spawn(sandboxed("late.lua", "return", SandboxOptions::new(), &mb))
+        .unwrap_err();
+    assert!(matches!(err, SpawnError::Ended), "{err}");
+}
+
+/// Options out of range, a granted path that does not exist, options that
+/// do not go together: a clear error naming the option, nothing started.
+fn bad_options() {
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let bad: &[(SandboxOptions, &str)] = &[
+        (SandboxOptions::new().memory(1000), "memory"),
+        (SandboxOptions::new().cpu_seconds(0), "cpu_seconds"),
+        (SandboxOptions::new().open_files(3), "open_files"),
+        (SandboxOptions::new().processes(1 << 20), "processes"),
+        (
+            SandboxOptions::new().read_only("relative/path"),
+            "read_only",
+        ),
+        (SandboxOptions::new().read_write("/a\0b"), "read_write"),
+        (
+            SandboxOptions::new().network_loopback(0..100, []),
+            "network",
+        ),
+    ];
+    for (options, named) in bad {
+        let err = runtime
+            .spawn(sandboxed("p.lua", "return", options.clone(), &mb))
+            .unwrap_err();
+        assert!(matches!(err, SpawnError::InvalidSandboxOption(_)), "{err}");
+        assert!(err.to_string().contains(named), "{named}: {err}");
+    }
+    let err = runtime
+        .spawn(sandboxed(
+            "p.lua",
+            "return",
+            SandboxOptions::new().read_only("/no/such/path/luring"),
+            &mb,
+        ))
+        .unwrap_err();
+    assert!(matches!(err, SpawnError::Sandbox(_)), "{err}");
+    assert!(err.to_string().contains("/no/such/path/luring"), "{err}");
+    let err = runtime
+        .spawn(ActorSpec::source("p.lua", "return").replies_to(&mb))
+        .unwrap_err();
+    assert!(err.to_string().contains("replies_to"), "{err}");
+    let err = runtime
+        .spawn(
+            ActorSpec::source("p.lua", "return")
+                .sandbox(SandboxOptions::new())
+                .memory_limit(Some(1 << 20)),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("SandboxOptions::memory"), "{err}");
+    assert!(
+        mb.try_recv().is_err(),
+        "nothing was started by the bad options"
+    );
+}
+
+/// Messages a sandbox cannot be sent: a directory, a channel other than
+/// its replies mailbox. They come back whole; the plugin still works.
+fn refused_messages() {
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let plugin = runtime
+        .spawn(sandboxed(
+            "doubler.lua",
+            DOUBLER,
+            SandboxOptions::new(),
+            &mb,
+        ))
+        .unwrap();
+    let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
+    let (back, why) = plugin
+        .send_checked(Message::object([("dir", Message::Fd(dir))]))
+        .unwrap_err();
+    assert!(
+        matches!(&why, DeliveryError::Refused(r) if r.contains("directory")),
+        "{why}"
+    );
+    assert!(
+        matches!(back.get("dir"), Some(Message::Fd(_))),
+        "the fd came back"
+    );
+    let other = runtime.mailbox();
+    let (_, why) = plugin
+        .send_checked(Message::object([("reply", other.address().into())]))
+        .unwrap_err();
+    assert!(
+        matches!(&why, DeliveryError::Refused(r) if r.contains("replies")),
+        "{why}"
+    );
+    plugin
+        .send(Message::object([
+            ("n", 2.into()),
+            ("reply", mb.address().into()),
+        ]))
+        .unwrap();
+    let reply = mb.recv_timeout(WAIT).unwrap();
+    assert_eq!(reply.get("doubled").and_then(|d| d.as_number()), Some(4.0));
+    plugin.kill().unwrap();
+}
+
+fn run_unprivileged() {
+    use std::os::unix::process::CommandExt;
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(UNPRIVILEGED_RUN, "1")
+        .uid(65534)
+        .gid(65534)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the suite as uid 65534: {status}");
+}
+
+type Case = fn();
+
+fn main() {
+    if let Some(problem) = luring_sandbox::Supervisor::user_namespace_problem() {
+        println!("skipped: this system refuses user namespaces ({problem})");
+        return;
+    }
+    luring::start_supervisor().expect("supervisor");
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let mut cases: Vec<(&str, Case)> = vec![
+        ("round_trip", round_trip),
+        ("fd_capability_arrives_usable", fd_capability_arrives_usable),
+        ("monitor_reasons", monitor_reasons),
+        ("kill", kill),
+        ("shutdown_kills_plugins", shutdown_kills_plugins),
+        ("bad_options", bad_options),
+        ("refused_messages", refused_messages),
+    ];
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && std::env::var_os(UNPRIVILEGED_RUN).is_none() {
+        cases.push(("all_of_the_above_as_uid_65534", run_unprivileged));
+    }
+    let who = if root { "root" } else { "unprivileged" };
+    let (mut passed, mut failed) = (0, 0);
+    for (name, case) in cases {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        match std::panic::catch_unwind(case) {
+            Ok(()) => {
+                println!("test {name} ({who}) ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ({who}) ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
