@@ -376,6 +376,7 @@ local function subprocess_plan(opts)
 end
 
 function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
+  K.leave_alone() -- the new VM must get its turns (even while this one spins)
   local module, new_thread, new_master, monitor = nil, false, false, false
   if type(arg) == 'string' then
     module = arg

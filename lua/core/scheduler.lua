@@ -952,8 +952,13 @@ local finish_run = K.finish_run
 -- delivers first). `alone`: the only VM of a single-threaded process: the
 -- step goes on turning while fibers are ready and rt.turn says the host
 -- has nothing to do (saves a call from Rust per turn).
+local step_alone = false
+-- A VM spawned during an alone step (spawn_vm calls this): from now on the
+-- step returns to the host between batches.
+function K.leave_alone() step_alone = false end
 function K.step(block, poll, alone)
   if run_over then return STEP_DONE end
+  step_alone = alone
   if poll then K.actor_poll() end
   if not errmem_report then
     errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
@@ -963,7 +968,8 @@ function K.step(block, poll, alone)
   local host_wanted
   repeat
     -- Run the fibers queued so far; keep going with the ones they woke only
-    -- while no ring op is in flight (nothing to reap, nothing to be fair to).
+    -- while alone and no ring op is in flight (nothing to reap, nothing to
+    -- be fair to).
     while rq_n > 0 do
       local batch, n = runq, rq_n
       runq, rq_n = spare, 0
@@ -1011,7 +1017,10 @@ function K.step(block, poll, alone)
       end
       -- A drained batch keeps its capacity: only reuse it when small.
       spare = n <= SHRINK_ABOVE and batch or {}
-      if closing or inflight > 0 or nop_q.head then break end
+      -- Not alone: the host must look between batches (other VMs of this
+      -- thread, a shutdown, a kill), or a fiber that only yields would
+      -- keep it out for ever.
+      if closing or inflight > 0 or nop_q.head or not step_alone then break end
     end
     if closing then finish_run() return STEP_DONE end
     local n, id, res, nop_id = 0, nil, nil, nil
@@ -1052,7 +1061,7 @@ function K.step(block, poll, alone)
     -- Only the first turn may sleep: the host must look before any later
     -- one could (what the fibers did since may need it).
     block = false
-  until not alone or host_wanted or rq_n == 0
+  until not step_alone or host_wanted or rq_n == 0
   if rq_n > 0 then return STEP_READY end
   return STEP_IDLE
 end
