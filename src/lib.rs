@@ -10,23 +10,44 @@
 //! # Ok::<(), luring::RuntimeError>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
+// The default build's public surface is the embedding API only, all of it
+// documented. The `internals` feature (tests, benches and fuzz targets enable
+// it through the crate's dev-dependency on itself) also makes the modules
+// below public, hidden from the docs.
+#![cfg_attr(not(feature = "internals"), deny(missing_docs))]
 
+// Without `internals`, code that only tests and benches reach is unused.
+#[cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 pub(crate) mod actor;
-#[deny(missing_docs)]
 mod embed;
 /// The guide's examples compile (docs/guide/embedding.md).
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/embedding.md")]
 struct EmbeddingGuide;
 /// The per-actor io_uring executor. Not part of the embedding API: public
-/// (and hidden) only so that `tests/executor_fd_leak.rs` can count the
-/// process's fds in a test binary of its own. Its API is safe: ops take
-/// owned buffers and fds, never raw pointers or bare fd numbers.
+/// (and hidden) with the `internals` feature only, so that
+/// `tests/executor_fd_leak.rs` can count the process's fds in a test binary
+/// of its own. Its API is safe: ops take owned buffers and fds, never raw
+/// pointers or bare fd numbers.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod executor;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+pub(crate) mod executor;
 pub(crate) mod fiber;
 /// The IPC wire format: messages as `SOCK_SEQPACKET` frames (docs/ipc.md).
+/// Internal: a Rust host reaches plugins through [`ActorHandle`] and
+/// [`Message`], never through frames; the format may change between
+/// versions. Public (hidden) with the `internals` feature for tests,
+/// benches and fuzz targets.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod ipc;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+pub(crate) mod ipc;
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) mod modules;
 
 /// Owned message values: what actors exchange, deep-copied out of one VM
@@ -48,6 +69,7 @@ pub use embed::{
 };
 
 /// Benchmark hooks, not part of the embedding API.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod bench {
     pub use crate::actor::message::bench_copy_ten_fields;
@@ -59,6 +81,7 @@ pub mod bench {
 pub use actor::sandboxed::start_supervisor;
 /// The sandboxed VM's boot protocol and slots, public for tests and
 /// benchmarks only.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod sandbox_internals {
     pub use crate::actor::sandboxed::*;
@@ -75,7 +98,12 @@ pub enum RuntimeError {
     /// The script could not be read or compiled. `reason` names the file,
     /// and the line for syntax errors.
     #[error("{reason}")]
-    Load { script: PathBuf, reason: String },
+    Load {
+        /// The script's path, as given.
+        script: PathBuf,
+        /// What went wrong, for people.
+        reason: String,
+    },
     /// The actor's io_uring could not be created (kernel without io_uring,
     /// or io_uring disabled by `kernel.io_uring_disabled`).
     #[error(

@@ -64,6 +64,7 @@ use crate::modules::error::{ErrorCode, JsonDomError};
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Message {
+    /// A Lua boolean.
     Bool(bool),
     /// Lua numbers are doubles; NaN and the infinities travel unchanged.
     Number(f64),
@@ -146,11 +147,17 @@ pub enum MessageError {
     /// nil, a function, a coroutine, light userdata or a table with a
     /// metatable was sent (`EINVAL`).
     #[error("a {what} cannot be sent in a message; send booleans, numbers, strings, plain tables, channels or file descriptors")]
-    NotSendable { what: &'static str },
+    NotSendable {
+        /// The kind of value, as Lua names it.
+        what: &'static str,
+    },
     /// Userdata that is not a capability (byte_span, socket, …) was sent
     /// (`ENOTSUP`).
     #[error("this {what} cannot be sent in a message; send its contents, or release() an I/O object into a file_descriptor")]
-    Unsupported { what: &'static str },
+    Unsupported {
+        /// The kind of userdata.
+        what: &'static str,
+    },
     /// The file_descriptor was closed or is lent to an operation (`EBUSY`).
     #[error("the file_descriptor is closed or busy; send it when it holds an open descriptor")]
     FdClosed,
@@ -159,20 +166,32 @@ pub enum MessageError {
     FdDup(#[source] std::io::Error),
     /// Tables nest deeper than the limit (json code 2, "Too many levels").
     #[error("the message nests tables more than {limit} levels deep (or they form a very deep chain); flatten it")]
-    TooDeep { limit: usize },
+    TooDeep {
+        /// The limit that was passed.
+        limit: usize,
+    },
     /// An array is longer than the limit (json code 3, "Array too long").
     #[error("an array in the message has more than {limit} elements; send it in parts")]
-    ArrayTooLong { limit: usize },
+    ArrayTooLong {
+        /// The limit that was passed.
+        limit: usize,
+    },
     /// A table contains itself (json code 4, "Reference cycle exists").
     #[error("the message contains a reference cycle (a table inside itself); break the cycle before sending")]
     ReferenceCycle,
     /// More values than the limit; shared sub-tables count once per
     /// reference (`EMSGSIZE`).
     #[error("the message has more than {limit} values (a sub-table referenced twice is copied twice); send it in parts")]
-    TooManyMembers { limit: usize },
+    TooManyMembers {
+        /// The limit that was passed.
+        limit: usize,
+    },
     /// More string bytes than the limit (`EMSGSIZE`).
     #[error("the message holds more than {limit} bytes of strings; send it in parts")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit that was passed.
+        limit: usize,
+    },
     /// The copy could not allocate (`ENOMEM`).
     #[error("out of memory while copying the message")]
     OutOfMemory,
@@ -787,6 +806,8 @@ impl Message {
 
     /// Whether [`Capabilities`] hooks may produce this member: a
     /// capability, a byte span or an `ip.address`.
+    /// True for members that only a VM can turn back into Lua values
+    /// (file descriptors, actor addresses, byte spans, IP addresses).
     pub fn is_hook_member(&self) -> bool {
         matches!(
             self,
@@ -794,6 +815,7 @@ impl Message {
         )
     }
 
+    /// The boolean, if this is one.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Message::Bool(b) => Some(*b),
@@ -801,6 +823,7 @@ impl Message {
         }
     }
 
+    /// The number, if this is one.
     pub fn as_number(&self) -> Option<f64> {
         match self {
             Message::Number(n) => Some(*n),
@@ -808,6 +831,7 @@ impl Message {
         }
     }
 
+    /// The string's bytes, if this is a string.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Message::String(s) => Some(s),
@@ -820,6 +844,7 @@ impl Message {
         self.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
     }
 
+    /// The elements, if this is an array.
     pub fn as_array(&self) -> Option<&[Message]> {
         match self {
             Message::Array(items) => Some(items),
@@ -827,6 +852,7 @@ impl Message {
         }
     }
 
+    /// The members by key, if this is an object.
     pub fn as_object(&self) -> Option<&BTreeMap<Vec<u8>, Message>> {
         match self {
             Message::Object(members) => Some(members),
@@ -839,6 +865,7 @@ impl Message {
         self.as_object()?.get(key.as_ref())
     }
 
+    /// The file descriptor, borrowed, if this is one.
     pub fn as_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
             Message::Fd(fd) => Some(fd.as_fd()),
