@@ -53,9 +53,9 @@ use crate::modules::error::{ErrorCode, JsonDomError};
 
 /// A message value: what one actor sends another.
 ///
-/// Built by [`from_lua`] from a Lua value, by an embedder from Rust values
-/// (`Message::from("text")`, [`Message::object`], …), and turned into Lua by
-/// [`to_lua`]. It owns all it holds and is `Send`.
+/// Built by the runtime from a Lua value, by an embedder from Rust values
+/// (`Message::from("text")`, [`Message::object`], …), and turned back into
+/// Lua by the receiving VM. It owns all it holds and is `Send`.
 ///
 /// Arrays are Lua sequences (`t[1]`, `t[2]`, …); objects are tables with
 /// string keys (byte strings, not necessarily UTF-8). An empty array and an
@@ -90,7 +90,7 @@ pub enum Message {
 
 pub use super::mailbox::ActorAddress;
 
-/// Bounds on what one [`from_lua`] copy may build.
+/// Bounds on what one copy of a Lua value into a [`Message`] may build.
 ///
 /// Worst-case memory of one message is about
 /// `max_members * size_of::<Message>()` (32 bytes) plus map overhead plus
@@ -799,15 +799,13 @@ impl Message {
     }
 
     /// Whether this is a capability leaf (an fd or an address), the only
-    /// kinds [`Capabilities`] hooks produce and consume.
+    /// kinds a VM's capability hooks produce and consume.
     pub fn is_capability(&self) -> bool {
         matches!(self, Message::Fd(_) | Message::Address(_))
     }
 
-    /// Whether [`Capabilities`] hooks may produce this member: a
+    /// Whether a VM's capability hooks may produce this member: a
     /// capability, a byte span or an `ip.address`.
-    /// True for members that only a VM can turn back into Lua values
-    /// (file descriptors, actor addresses, byte spans, IP addresses).
     pub fn is_hook_member(&self) -> bool {
         matches!(
             self,

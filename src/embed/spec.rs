@@ -119,8 +119,8 @@ impl ActorSpec {
 
     /// Puts a notice in `mailbox` when the actor ends (read it with
     /// [`ActorEnded::from_message`](crate::ActorEnded::from_message)). The
-    /// notice is the one Lua monitors get: `{monitor = 'ended', actor =
-    /// <address>, reason = 'normal' | 'panic' | 'killed', error = <text>}`.
+    /// notice is the one Lua monitors get:
+    /// `{monitor = 'ended', actor = <address>, reason = 'normal' | 'panic' | 'killed', error = <text>}`.
     pub fn monitor(mut self, mailbox: &crate::Mailbox) -> Self {
         self.monitor = Some(mailbox.address());
         self

@@ -137,7 +137,7 @@ pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
     super::name_userdata_metatable(lua, probe, c"file_descriptor")
 }
 
-/// The fd half of a VM's message [`Capabilities`]. Channel capabilities
+/// The fd half of a VM's message capabilities. Channel capabilities
 /// delegate here for userdata they do not recognise (and for
 /// [`Message::Fd`] members), so both kinds travel in one message:
 ///

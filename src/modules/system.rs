@@ -132,7 +132,7 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 /// (every thread created afterwards inherits the mask); the `luring`
 /// command does this first thing. It starts no thread itself (a
 /// supervisor may still be forked after it): the watcher thread starts
-/// with the first VM thread ([`start_signal_watcher`]); signals that
+/// with the first VM thread (`start_signal_watcher`); signals that
 /// arrive before that wait for it.
 pub fn prepare_process_signals() -> std::io::Result<()> {
     if PREPARED.load(Ordering::Acquire) {
