@@ -284,7 +284,8 @@ impl From<crate::ConvertError> for ModuleError {
 pub(crate) type HostModules = Arc<BTreeMap<String, Module>>;
 
 /// Builtin module names (lua/core/modules.lua `core_ids`, and the modules
-/// it defines): a Rust module may not take one.
+/// it defines): a Rust module may not take one. A unit test below checks
+/// that this list and `core_ids` name the same modules.
 const BUILTIN_MODULES: &[&str] = &[
     "ffi",
     "generic_error",
@@ -472,5 +473,32 @@ fn call(function: &Arc<HostFn>, qualified: &str, args: Vec<Message>) -> Result<M
                 .unwrap_or_else(|| "a non-text panic value".into());
             Err(format!("the Rust function {qualified} panicked: {what}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BUILTIN_MODULES;
+
+    /// The builtin names a Rust module may not take are exactly the ones
+    /// the Lua module loader treats as builtin (`core_ids`).
+    #[test]
+    fn builtin_names_match_the_lua_loader() {
+        let loader = include_str!("../../lua/core/modules.lua");
+        let start = loader
+            .find("local core_ids = {}")
+            .expect("modules.lua defines core_ids");
+        let list = &loader[start..];
+        let open = list.find("ipairs({").expect("core_ids is filled by a loop") + "ipairs({".len();
+        let close = open + list[open..].find('}').expect("the loop's list ends");
+        let mut in_lua: Vec<&str> = list[open..close]
+            .split(',')
+            .map(|id| id.trim().trim_matches('\''))
+            .filter(|id| !id.is_empty())
+            .collect();
+        let mut in_rust = BUILTIN_MODULES.to_vec();
+        in_lua.sort_unstable();
+        in_rust.sort_unstable();
+        assert_eq!(in_rust, in_lua);
     }
 }
