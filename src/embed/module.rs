@@ -443,21 +443,23 @@ fn async_submitter(lua: &Lua, entry: &Entry, qualified: Arc<str>) -> mlua::Resul
 
 /// Copies the Lua arguments out as messages.
 fn arguments(lua: &Lua, qualified: &str, args: MultiValue) -> mlua::Result<Vec<Message>> {
-    args.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            // Numbers and booleans copy as from_lua would, without it.
-            match v {
-                Value::Number(n) => return Ok(Message::Number(*n)),
-                Value::Integer(n) => return Ok(Message::Number(*n as f64)),
-                Value::Boolean(b) => return Ok(Message::Bool(*b)),
-                _ => {}
-            }
-            message::from_lua(lua, v, &FdCapabilities, &Limits::default()).map_err(|e| {
+    // A plain loop into a vector of the right size: `collect` into a
+    // `Result<Vec<_>>` grew the vector and moved each message twice (a
+    // fifth of a call's cost in `perf`).
+    let mut messages = Vec::with_capacity(args.len());
+    for (i, v) in args.iter().enumerate() {
+        // Numbers and booleans copy as from_lua would, without it.
+        let message = match v {
+            Value::Number(n) => Message::Number(*n),
+            Value::Integer(n) => Message::Number(*n as f64),
+            Value::Boolean(b) => Message::Bool(*b),
+            _ => message::from_lua(lua, v, &FdCapabilities, &Limits::default()).map_err(|e| {
                 mlua::Error::runtime(format!("bad argument #{} to '{qualified}' ({e})", i + 1))
-            })
-        })
-        .collect()
+            })?,
+        };
+        messages.push(message);
+    }
+    Ok(messages)
 }
 
 /// Runs `function` with panics caught; the error text for Lua otherwise.
