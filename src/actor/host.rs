@@ -409,33 +409,38 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
 const IDLE_GC_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// How long an idle host thread that just exchanged messages keeps
-/// looking for work before it sleeps. Waking a sleeping thread costs an
-/// eventfd write and 10-60 µs of an idle vCPU here; a partner on another
-/// core usually answers within a few µs. Bounded, and only after traffic:
-/// an idle process does not spin (tests/lua/actors/idle_cpu.lua).
-const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+/// looking for work before it sleeps (and a blocking Rust `Mailbox`
+/// receive looks for its message). Waking a sleeping thread costs an
+/// eventfd write (or a futex wake) and 10-60 µs of an idle vCPU here; a
+/// partner on another core usually answers within a few µs. Bounded, and
+/// only after traffic: an idle process does not spin
+/// (tests/lua/actors/idle_cpu.lua).
+pub(crate) const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
-/// Looks for up to `SPIN` until a VM of this thread has something to do,
-/// with atomics, the rings' shared memory and the vDSO clock; after the
-/// first rounds it yields the CPU between looks (`sched_yield`, not a
-/// wake-up: it returns at once when nothing else wants this core), so a
-/// partner that shares the core still gets to answer. Messages sent
-/// meanwhile cost their sender no wake-up: this thread still counts as
-/// running.
-fn spin_for_work(vms: &[Hosted], process: &Process) -> bool {
-    let deadline = std::time::Instant::now() + SPIN;
+/// Looks until `until` (at most) for `ready` (cheap: checked in tight
+/// rounds of 64) or `ready_slow` (checked between rounds); true when one
+/// held. After the first rounds it yields the CPU between looks
+/// (`sched_yield`, not a wake-up: it returns at once when nothing else
+/// wants this core), so a partner that shares the core still gets to
+/// answer. Whatever a partner posts meanwhile costs it no wake-up: the
+/// looking thread still counts as running.
+pub(crate) fn spin_until(
+    until: std::time::Instant,
+    ready: impl Fn() -> bool,
+    ready_slow: impl Fn() -> bool,
+) -> bool {
     let mut round = 0u32;
     loop {
         for _ in 0..64 {
-            if vms.iter().any(|h| h.mailbox.is_pending()) {
+            if ready() {
                 return true;
             }
             std::hint::spin_loop();
         }
-        if process.is_over() || vms.iter().any(Hosted::wants_step) {
+        if ready_slow() {
             return true;
         }
-        if std::time::Instant::now() >= deadline {
+        if std::time::Instant::now() >= until {
             return false;
         }
         round += 1;
@@ -443,6 +448,16 @@ fn spin_for_work(vms: &[Hosted], process: &Process) -> bool {
             std::thread::yield_now();
         }
     }
+}
+
+/// Looks for up to `SPIN` until a VM of this thread has something to do
+/// (with atomics, the rings' shared memory and the vDSO clock).
+fn spin_for_work(vms: &[Hosted], process: &Process) -> bool {
+    spin_until(
+        std::time::Instant::now() + SPIN,
+        || vms.iter().any(|h| h.mailbox.is_pending()),
+        || process.is_over() || vms.iter().any(Hosted::wants_step),
+    )
 }
 
 /// Sleeps until one of `fds` is readable (a ring with completions, the

@@ -53,10 +53,6 @@ impl Waiter for RustWaiter {
     }
 }
 
-/// How long a blocking receive looks for a message before it sleeps (the
-/// actor host's own bound, `actor::host`, is the same).
-const RECV_SPIN: Duration = Duration::from_micros(50);
-
 /// A mailbox Rust code receives from: Lua actors see its
 /// [`address`](Mailbox::address) as an ordinary channel (`ch:send(x)`).
 ///
@@ -273,35 +269,17 @@ impl Mailbox {
         }
     }
 
-    /// Looks for a message for up to [`RECV_SPIN`] (or until `deadline`)
-    /// before the caller sleeps: an actor on another thread usually answers
-    /// within a few µs, and sleeping costs a futex wake-up on each side
-    /// (8–9 µs a round trip here). Nobody is told this thread waits, so a
-    /// message posted meanwhile costs its sender no wake-up. After the
-    /// first rounds the CPU is yielded between looks, so an actor sharing
-    /// this core still gets to answer.
+    /// Looks for a message for up to the actor host's spin bound (or until
+    /// `deadline`) before the caller sleeps: an actor on another thread
+    /// usually answers within a few µs, and sleeping costs a futex wake-up
+    /// on each side (8–9 µs a round trip here). Nobody is told this thread
+    /// waits, so a message posted meanwhile costs its sender no wake-up.
     fn spin_until_pending(&self, deadline: Option<Instant>) -> bool {
-        let started = Instant::now();
-        let end = match deadline {
-            Some(d) => d.min(started + RECV_SPIN),
-            None => started + RECV_SPIN,
-        };
-        let mut round = 0u32;
-        loop {
-            for _ in 0..64 {
-                if self.inner.is_pending() {
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            round += 1;
-            if round > 8 {
-                std::thread::yield_now();
-            }
+        let mut until = Instant::now() + crate::actor::host::SPIN;
+        if let Some(d) = deadline {
+            until = until.min(d);
         }
+        crate::actor::host::spin_until(until, || self.inner.is_pending(), || false)
     }
 
     /// Waits for a message without blocking the thread: works with any
