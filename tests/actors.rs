@@ -3,16 +3,14 @@
 //! object alive. Each runs the `luring` binary on a script written to a
 //! temporary directory and checks its output and exit status.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn script(name: &str, src: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("luring-actors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, src).unwrap();
-    path
+    scratch::scratch_file("actors", name, src)
 }
 
 /// Runs the script; fails the test if it takes longer than `deadline`.

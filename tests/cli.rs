@@ -1,5 +1,7 @@
 //! The `luring` command line: exit statuses, load errors, help, logging.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -10,11 +12,7 @@ fn luring() -> Command {
 }
 
 fn scratch(name: &str, contents: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("luring-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, contents).unwrap();
-    p
+    scratch::scratch_file("cli", name, contents)
 }
 
 fn text(b: &[u8]) -> String {

@@ -4,6 +4,8 @@
 //! to the set, whichever thread's VM waits. An embedder that did not call
 //! `prepare_process_signals` gets ENOTSUP from `signal.set.new`.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -11,11 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn script(name: &str, src: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("luring-signals-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, src).unwrap();
-    p
+    scratch::scratch_file("signals", name, src)
 }
 
 /// Runs `src` and returns (exit code, signal, output); the process is

@@ -4,15 +4,13 @@
 //! `signal_on_gcreaper`; a child spawned with `pdeathsig` dies with a
 //! luring that was killed outright.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn script(name: &str, src: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("luring-spawn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, src).unwrap();
-    p
+    scratch::scratch_file("spawn", name, src)
 }
 
 /// True once `pid` no longer runs (gone, or a zombie of whoever adopted it).

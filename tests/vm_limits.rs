@@ -3,6 +3,8 @@
 //! script does there, luring ends with a Lua error or a report and an exit
 //! status, never with a signal or a Rust abort.
 
+#[path = "support/scratch.rs"]
+mod scratch;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -13,11 +15,7 @@ use std::process::{Command, Output};
 const ADDRESS_SPACE: u64 = 512 << 20;
 
 fn script(name: &str, source: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("luring-vm-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, source).unwrap();
-    path
+    scratch::scratch_file("vm-limits", name, source)
 }
 
 /// Runs luring on `source` with `resource` limited to `limit` bytes.
