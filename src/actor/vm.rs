@@ -1319,7 +1319,12 @@ mod tests {
         src: &str,
         sabotage: impl FnOnce(&Vm),
     ) -> Result<VmExit, RuntimeError> {
-        let dir = std::env::temp_dir().join(format!("luring-vm-test-{}", std::process::id()));
+        // A directory per call: the tests run in parallel, so none may
+        // remove a shared one.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("luring-vm-test-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let script = dir.join(name);
         std::fs::write(&script, src).unwrap();
@@ -1330,7 +1335,7 @@ mod tests {
             arguments: vec!["luring".into(), script.to_string_lossy().into_owned()],
             context: "main",
         });
-        let _ = std::fs::remove_file(&script);
+        let _ = std::fs::remove_dir_all(&dir);
         r
     }
 
