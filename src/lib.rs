@@ -128,6 +128,15 @@ pub enum RuntimeError {
         /// Why it was refused.
         reason: String,
     },
+    /// A [`RuntimeBuilder`](crate::RuntimeBuilder) setting is out of range
+    /// (the setting is named).
+    #[error("invalid runtime setting {name}: {reason}")]
+    Setting {
+        /// The builder method.
+        name: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// Process exit status for a runtime bug (`EX_SOFTWARE` from sysexits.h).
@@ -139,7 +148,10 @@ impl RuntimeError {
     /// io_uring), [`EXIT_INTERNAL_ERROR`] (70) for a bug in luring itself.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RuntimeError::Load { .. } | RuntimeError::Ring(_) | RuntimeError::Module { .. } => 1,
+            RuntimeError::Load { .. }
+            | RuntimeError::Ring(_)
+            | RuntimeError::Module { .. }
+            | RuntimeError::Setting { .. } => 1,
             RuntimeError::Boot(_) | RuntimeError::Internal(_) => EXIT_INTERNAL_ERROR,
         }
     }
@@ -169,6 +181,8 @@ impl ExitStatus {
 pub struct Runtime {
     memory_limit: Option<usize>,
     import_root: Option<PathBuf>,
+    /// Host threads shared by actors spawned from Rust (`None`: one each).
+    threads: Option<usize>,
     /// Started by `builder().build()`, or on first use.
     embedded: std::sync::OnceLock<embed::Embedded>,
 }
@@ -181,6 +195,7 @@ impl Runtime {
         Ok(Self {
             memory_limit: None,
             import_root: None,
+            threads: None,
             embedded: std::sync::OnceLock::new(),
         })
     }

@@ -19,6 +19,11 @@
 //! - A VM that is done is torn down at once: its inbox closes first (its
 //!   queued senders get `channel_closed`), then its Lua state closes, which
 //!   drops its channel handles (other inboxes may see `no_senders`).
+//! - A pool thread (a `Lane`) also boots the VMs other threads hand it,
+//!   between two rounds of steps; it leaves only when it has no VM and no
+//!   start waiting (checked under the lane's lock, so a start handed to it
+//!   is either booted or sees the lane closed and takes a new thread), and
+//!   answers `Ended` to the starts still waiting when the process ends.
 //! - The process ends when every VM is done, when `system.exit` ran in any
 //!   of them (that code wins), or when none can ever be woken: every VM
 //!   idle, no op in flight, no mailbox touched even after a full garbage
@@ -189,9 +194,109 @@ struct HostContext {
 thread_local! {
     /// VMs spawned on this thread since the host last looked.
     static SPAWNED: RefCell<Vec<Hosted>> = const { RefCell::new(Vec::new()) };
+    /// The lane this host thread serves, if it is one.
+    static LANE: RefCell<Option<Arc<Lane>>> = const { RefCell::new(None) };
     static CONTEXT: RefCell<Option<HostContext>> = const { RefCell::new(None) };
 }
 
+/// A host thread that other threads hand new actors to: one thread of an
+/// embedded runtime's pool (`RuntimeBuilder::threads`). The thread boots
+/// each start between two rounds of steps and answers its spawner.
+pub(crate) struct Lane {
+    /// Starts waiting for the thread; `None` once it left for good (it had
+    /// no VM left, or the process is over): the lane's next actor needs a
+    /// new thread.
+    starts: std::sync::Mutex<Option<Vec<LaneStart>>>,
+    signal: Arc<ThreadSignal>,
+}
+
+/// A start handed to a lane, with where its report goes.
+type LaneStart = (WorkerStart, std::sync::mpsc::SyncSender<Started>);
+
+/// What a spawn on a new thread gives: the actor (or its load error) and
+/// the thread's lane, when it was asked for one.
+type NewThread = (Result<ActorAddress, String>, Option<Arc<Lane>>);
+
+impl Lane {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<LaneStart>>> {
+        self.starts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn has_starts(&self) -> bool {
+        self.lock().as_ref().is_some_and(|q| !q.is_empty())
+    }
+
+    /// Boots the waiting starts on this (the lane's) thread; true if any.
+    fn boot_waiting(&self, vms: &mut Vec<Hosted>) -> bool {
+        let waiting = match self.lock().as_mut() {
+            Some(q) if !q.is_empty() => std::mem::take(q),
+            _ => return false,
+        };
+        for (start, reply) in waiting {
+            let _ = reply.send(match start.start() {
+                Ok(Ok(hosted)) => {
+                    hosted.mailbox.set_signal(self.signal.clone());
+                    let address = ActorAddress::new(hosted.mailbox.clone());
+                    vms.push(hosted);
+                    Started::Ok(address)
+                }
+                Ok(Err(text)) => Started::Load(text),
+                Err(text) => Started::Failed(text),
+            });
+        }
+        true
+    }
+
+    /// The thread leaves unless a start came in meanwhile; true if it
+    /// may go. Starts that wait when `ended` (the process is over) are
+    /// answered `Ended`.
+    fn close(&self, ended: bool) -> bool {
+        let mut starts = self.lock();
+        if !ended && starts.as_ref().is_some_and(|q| !q.is_empty()) {
+            return false;
+        }
+        for (_, reply) in starts.take().into_iter().flatten() {
+            let _ = reply.send(Started::Ended);
+        }
+        true
+    }
+}
+
+/// Starts an actor on the pool thread of `slot`, or on a new thread that
+/// becomes the slot's lane when there is none or it left. Works from any
+/// thread; from the lane's own thread it boots the VM right there.
+pub(crate) fn spawn_on_lane(
+    process: &Arc<Process>,
+    slot: &mut Option<Arc<Lane>>,
+    start: WorkerStart,
+) -> Result<Result<ActorAddress, String>, ThreadFailed> {
+    if let Some(lane) = slot.as_ref() {
+        let own = LANE.with_borrow(|l| l.as_ref().is_some_and(|l| Arc::ptr_eq(l, lane)));
+        if own {
+            // Waiting for our own thread would never end.
+            return Ok(match start.start().map_err(ThreadFailed::Boot)? {
+                Ok(hosted) => {
+                    hosted.mailbox.set_signal(lane.signal.clone());
+                    let address = ActorAddress::new(hosted.mailbox.clone());
+                    SPAWNED.with_borrow_mut(|s| s.push(hosted));
+                    Ok(address)
+                }
+                Err(text) => Err(text),
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Started>(1);
+        let mut starts = lane.lock();
+        if let Some(queue) = starts.as_mut() {
+            queue.push((start, tx));
+            drop(starts);
+            lane.signal.wake();
+            return started(rx.recv());
+        }
+    }
+    let (started, lane) = spawn_host_thread(process, start, true)?;
+    *slot = lane;
+    Ok(started)
+}
 /// The process of the host thread this runs on (`None` outside one).
 pub(crate) fn current_process() -> Option<Arc<Process>> {
     CONTEXT.with_borrow(|c| c.as_ref().map(|c| c.process.clone()))
@@ -217,7 +322,7 @@ pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
     let signal = process.add_thread().map_err(RuntimeError::Ring)?;
     master.set_master(true);
     let hosted = Hosted::new(master)?;
-    host_thread(&process, &signal, hosted);
+    host_thread(&process, &signal, hosted, None);
     // Wait until the actors on other threads are done too.
     while !process.is_over() {
         sleep_on(&[signal.eventfd()], None);
@@ -256,12 +361,18 @@ pub(crate) fn run(master: Vm) -> Result<VmExit, RuntimeError> {
 
 /// Runs the VMs of this thread until they are all done or the process is
 /// over, then tears down what is left.
-fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted) {
+fn host_thread(
+    process: &Arc<Process>,
+    signal: &Arc<ThreadSignal>,
+    first: Hosted,
+    lane: Option<Arc<Lane>>,
+) {
     CONTEXT.with_borrow_mut(|c| {
         *c = Some(HostContext {
             process: process.clone(),
         })
     });
+    LANE.with_borrow_mut(|l| l.clone_from(&lane));
     first.mailbox.set_signal(signal.clone());
     let mut vms = vec![first];
     let mut collected = false;
@@ -311,8 +422,18 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
                 vms.append(spawned);
             }
         });
-        if vms.is_empty() || process.is_over() {
+        if let Some(lane) = &lane {
+            progress |= lane.boot_waiting(&mut vms);
+        }
+        if process.is_over() {
             break;
+        }
+        if vms.is_empty() {
+            // A pool thread leaves only with no start waiting for it.
+            if lane.as_ref().is_none_or(|lane| lane.close(false)) {
+                break;
+            }
+            continue;
         }
         // A flush after a step may have reaped completions into a VM's
         // stash: that VM must step again before anyone sleeps (its ring
@@ -373,7 +494,10 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
             collected = true;
             continue;
         }
-        let has_work = || vms.iter().any(|h| h.mailbox.is_pending());
+        let has_work = || {
+            vms.iter().any(|h| h.mailbox.is_pending())
+                || lane.as_ref().is_some_and(|lane| lane.has_starts())
+        };
         let stuck = waiting.is_empty() && timeout.is_none();
         match signal.prepare_sleep(process, stuck, has_work) {
             Sleep::Wait => {}
@@ -391,6 +515,10 @@ fn host_thread(process: &Arc<Process>, signal: &Arc<ThreadSignal>, first: Hosted
         let o = process.lock_outcome();
         o.exit_code.is_none() && o.failure.is_none() && !o.shut_down
     };
+    if let Some(lane) = &lane {
+        lane.close(true);
+    }
+    LANE.with_borrow_mut(|l| *l = None);
     SPAWNED.with_borrow_mut(|spawned| vms.append(spawned));
     while let Some(h) = vms.pop() {
         if quiet {
@@ -484,6 +612,8 @@ enum Started {
     /// The module does not compile: raised in the caller as is.
     Load(String),
     Failed(String),
+    /// The process ended before the lane's thread booted it.
+    Ended,
 }
 
 /// Creates a worker VM on a new thread, waiting until it started.
@@ -495,6 +625,7 @@ fn spawn_thread(start: WorkerStart) -> mlua::Result<Result<ActorAddress, String>
         Ok(started) => Ok(started),
         Err(ThreadFailed::Os(e)) => Err(error::ErrorCode::from_io(&e).into()),
         Err(ThreadFailed::Boot(text)) => Err(mlua::Error::runtime(text)),
+        Err(ThreadFailed::Ended) => Err(mlua::Error::runtime("luring: the process has ended")),
     }
 }
 
@@ -504,6 +635,8 @@ pub(crate) enum ThreadFailed {
     Os(std::io::Error),
     /// The VM failed to boot (a bug in luring, or no io_uring).
     Boot(String),
+    /// The process ended first (a pool thread was handed the start).
+    Ended,
 }
 
 /// Creates a worker VM of `process` on a new thread, waiting until it
@@ -513,10 +646,27 @@ pub(crate) fn spawn_thread_in(
     process: &Arc<Process>,
     start: WorkerStart,
 ) -> Result<Result<ActorAddress, String>, ThreadFailed> {
+    spawn_host_thread(process, start, false).map(|(started, _)| started)
+}
+
+/// `spawn_thread_in`; with `as_lane`, the new thread also serves a
+/// [`Lane`] (returned once the VM started).
+fn spawn_host_thread(
+    process: &Arc<Process>,
+    start: WorkerStart,
+    as_lane: bool,
+) -> Result<NewThread, ThreadFailed> {
     let signal = process.add_thread().map_err(ThreadFailed::Os)?;
+    let lane = as_lane.then(|| {
+        Arc::new(Lane {
+            starts: std::sync::Mutex::new(Some(Vec::new())),
+            signal: signal.clone(),
+        })
+    });
     let (tx, rx) = std::sync::mpsc::sync_channel::<Started>(1);
     let thread_process = process.clone();
     let thread_signal = signal.clone();
+    let thread_lane = lane.clone();
     let spawned = std::thread::Builder::new()
         .name("luring-actor".into())
         .stack_size(VM_THREAD_STACK_SIZE)
@@ -539,7 +689,7 @@ pub(crate) fn spawn_thread_in(
             };
             let _ = tx.send(Started::Ok(ActorAddress::new(hosted.mailbox.clone())));
             drop(tx);
-            host_thread(&process, &signal, hosted);
+            host_thread(&process, &signal, hosted, thread_lane);
             process.forget(&signal);
         });
     let handle = match spawned {
@@ -569,10 +719,21 @@ pub(crate) fn spawn_thread_in(
             }
         }
     }
-    match rx.recv() {
+    let started = started(rx.recv())?;
+    // A VM that did not start left its thread at once: no lane to keep.
+    let lane = lane.filter(|_| started.is_ok());
+    Ok((started, lane))
+}
+
+/// What the spawner makes of its new actor's report.
+fn started(
+    report: Result<Started, std::sync::mpsc::RecvError>,
+) -> Result<Result<ActorAddress, String>, ThreadFailed> {
+    match report {
         Ok(Started::Ok(address)) => Ok(Ok(address)),
         Ok(Started::Load(text)) => Ok(Err(text)),
         Ok(Started::Failed(e)) => Err(ThreadFailed::Boot(e)),
+        Ok(Started::Ended) => Err(ThreadFailed::Ended),
         Err(_) => Err(ThreadFailed::Boot(
             "luring: the actor thread failed to start".into(),
         )),

@@ -8,7 +8,9 @@
 //!   waits for a message from Rust; it ends on `shutdown`, on drop, on
 //!   `system.exit` in any actor, or on a runtime failure.
 //! - Every actor spawned from Rust gets its own host thread (host.rs
-//!   `spawn_thread_in`); actors it spawns from Lua follow `spawn_vm`'s rules.
+//!   `spawn_thread_in`), or, with `RuntimeBuilder::threads(n)`, the next of
+//!   `n` pool threads in turn (host.rs `Lane`); actors it spawns from Lua
+//!   follow `spawn_vm`'s rules.
 //! - `spawning` is held while a thread is added and while the runtime is
 //!   ended: no thread is started after `shutdown` began, so `shutdown`
 //!   joins every thread the runtime ever started.
@@ -38,11 +40,12 @@ pub use spec::ActorSpec;
 /// Settings of an embedded [`Runtime`](crate::Runtime); see
 /// [`Runtime::builder`](crate::Runtime::builder).
 ///
-/// Threads: each actor spawned from Rust runs on an OS thread of its own
-/// (named `luring-actor`, with a 16 MiB stack of address space so deep Lua
-/// recursion ends as a Lua error); actors it spawns with `spawn_vm` share
-/// that thread unless they ask for `inherit_context = false`. There is no
-/// thread pool to size yet.
+/// Threads: by default each actor spawned from Rust runs on an OS thread
+/// of its own; with [`threads`](Self::threads) they share a fixed number.
+/// Host threads are named `luring-actor` and have a 16 MiB stack of
+/// address space so deep Lua recursion ends as a Lua error; actors spawned
+/// with `spawn_vm` share their spawner's thread unless they ask for
+/// `inherit_context = false`.
 ///
 /// ```
 /// let runtime = luring::Runtime::builder()
@@ -55,6 +58,7 @@ pub use spec::ActorSpec;
 pub struct RuntimeBuilder {
     pub(crate) memory_limit: Option<usize>,
     pub(crate) import_root: Option<PathBuf>,
+    pub(crate) threads: Option<usize>,
     pub(crate) modules: Vec<(String, module::Module)>,
 }
 
@@ -74,6 +78,37 @@ impl RuntimeBuilder {
     /// `luring` command.
     pub fn import_root(mut self, dir: impl Into<PathBuf>) -> Self {
         self.import_root = Some(dir.into());
+        self
+    }
+
+    /// Runs the actors spawned with [`Runtime::spawn`](crate::Runtime::spawn)
+    /// on at most `n` host threads, placed in turn (the first on thread 1,
+    /// the `n`+1st on thread 1 again), instead of one thread per actor (the
+    /// default). Actors on one thread run their ready fibers in turn and
+    /// never run at the same time, like actors that `spawn_vm` placed on
+    /// the same thread; a thread whose actors all ended leaves, and the
+    /// next actor placed there starts a new one. Sandboxed actors run in
+    /// their own process and are not counted. `build()` refuses `0`
+    /// ([`RuntimeError::Setting`]).
+    ///
+    /// ```
+    /// let runtime = luring::Runtime::builder().threads(2).build()?;
+    /// let replies = runtime.mailbox();
+    /// for n in 0..10 {
+    ///     let actor = runtime.spawn(luring::ActorSpec::source(
+    ///         "echo.lua",
+    ///         "local m = require('inbox'):receive(); m.to:send(m.n)",
+    ///     ))?;
+    ///     let to = luring::Message::Address(replies.address());
+    ///     actor.send(luring::Message::object([("n", n.into()), ("to", to)]))?;
+    /// }
+    /// let mut got: Vec<f64> = (0..10).map(|_| replies.recv().unwrap().as_number().unwrap()).collect();
+    /// got.sort_by(f64::total_cmp);
+    /// assert_eq!(got, (0..10).map(f64::from).collect::<Vec<_>>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
         self
     }
 
@@ -104,8 +139,15 @@ impl RuntimeBuilder {
     /// [`module`](Self::module)).
     pub fn build(self) -> Result<crate::Runtime, RuntimeError> {
         let modules = module::check(self.modules)?;
+        if self.threads == Some(0) {
+            return Err(RuntimeError::Setting {
+                name: "threads",
+                reason: "an embedded runtime needs at least one thread for its actors".into(),
+            });
+        }
         let runtime = crate::Runtime {
             memory_limit: self.memory_limit,
+            threads: self.threads,
             embedded: std::sync::OnceLock::new(),
             import_root: self.import_root.clone(),
         };
@@ -114,6 +156,14 @@ impl RuntimeBuilder {
         let _ = embedded.process.host_modules.set(modules);
         Ok(runtime)
     }
+}
+
+/// The host threads that actors spawned from Rust share, in spawn order.
+#[derive(Default)]
+struct Pool {
+    /// One per thread of the pool; `None` until its first actor.
+    lanes: Vec<Option<Arc<host::Lane>>>,
+    next: usize,
 }
 
 /// The state of an embedded runtime.
@@ -127,7 +177,9 @@ pub(crate) struct Embedded {
     root: OwnedFd,
     root_path: PathBuf,
     memory_limit: Option<usize>,
-    spawning: Mutex<()>,
+    /// Held while a thread is added; the pool's threads when there is a
+    /// pool (`RuntimeBuilder::threads`), else empty.
+    spawning: Mutex<Pool>,
     /// How it ended, once every thread was joined.
     ended: Mutex<Option<Result<Option<i32>, String>>>,
     sources: std::sync::atomic::AtomicU64,
@@ -137,6 +189,7 @@ impl Embedded {
     pub(crate) fn new(
         memory_limit: Option<usize>,
         import_root: Option<&std::path::Path>,
+        threads: Option<usize>,
     ) -> Result<Self, RuntimeError> {
         let dir = match import_root {
             Some(dir) => dir.to_path_buf(),
@@ -168,7 +221,10 @@ impl Embedded {
             root,
             root_path,
             memory_limit,
-            spawning: Mutex::new(()),
+            spawning: Mutex::new(Pool {
+                lanes: vec![None; threads.unwrap_or(0)],
+                next: 0,
+            }),
             ended: Mutex::new(None),
             sources: std::sync::atomic::AtomicU64::new(0),
         })
@@ -194,11 +250,18 @@ impl Embedded {
                 start.monitor,
             );
         }
-        let _spawning = self.spawning.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = self.spawning.lock().unwrap_or_else(|e| e.into_inner());
         if self.process.is_over() {
             return Err(SpawnError::Ended);
         }
-        match host::spawn_thread_in(&self.process, start) {
+        let started = if pool.lanes.is_empty() {
+            host::spawn_thread_in(&self.process, start)
+        } else {
+            let at = pool.next % pool.lanes.len();
+            pool.next = at + 1;
+            host::spawn_on_lane(&self.process, &mut pool.lanes[at], start)
+        };
+        match started {
             Ok(Ok(address)) => Ok(ActorHandle {
                 address,
                 name,
@@ -210,6 +273,7 @@ impl Embedded {
             }),
             Err(ThreadFailed::Os(e)) => Err(SpawnError::Os(e)),
             Err(ThreadFailed::Boot(text)) => Err(SpawnError::Boot(text)),
+            Err(ThreadFailed::Ended) => Err(SpawnError::Ended),
         }
     }
 
@@ -310,7 +374,7 @@ impl crate::Runtime {
         if let Some(e) = self.embedded.get() {
             return Ok(e);
         }
-        let e = Embedded::new(self.memory_limit, self.import_root.as_deref())?;
+        let e = Embedded::new(self.memory_limit, self.import_root.as_deref(), self.threads)?;
         Ok(self.embedded.get_or_init(|| e))
     }
 
