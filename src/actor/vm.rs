@@ -317,6 +317,21 @@ pub(crate) fn borrow_state<R>(
 /// output the queue had no memory for (after draining it). Waits for room
 /// on a non-blocking stream; an error such as `EPIPE` (nobody reads) drops
 /// the rest, the way a C program's output to a closed pipe is lost.
+/// The runtime's reports (a fiber's panic, a deadlock, a VM closed for
+/// memory) from an embedded runtime's actors go to the application's
+/// `tracing` subscriber (target `luring::actor`, level ERROR), when it
+/// installed a global one: stderr belongs to the application. True when
+/// the report went there; else it goes to stderr as under `luring`.
+fn report_to_host(text: &[u8]) -> bool {
+    if !tracing::dispatcher::has_been_set()
+        || !super::host::current_process().is_some_and(|p| p.embedded)
+    {
+        return false;
+    }
+    tracing::error!(target: "luring::actor", "{}", String::from_utf8_lossy(text).trim_end());
+    true
+}
+
 fn write_direct(stream: StdStream, mut bytes: &[u8]) -> std::io::Result<()> {
     let fd = stream as RawFd;
     while !bytes.is_empty() {
@@ -708,6 +723,9 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         // `BString` is read straight off the Lua stack, which also works in
         // a finalizer run while the VM closes (a string handle would not).
         lua.create_function(|lua, s: mlua::BString| {
+            if report_to_host(&s) {
+                return Ok(());
+            }
             if vm_closing(lua) {
                 // The queue was drained when the VM ended; a lost report
                 // (EPIPE) is lost as in C.
@@ -1238,7 +1256,9 @@ impl Vm {
                         .get::<mlua::BString>("errmem_report")
                         .map(Vec::from)
                         .unwrap_or_else(|_| b"VM forcibly closed due to 'LUA_ERRMEM'\n".to_vec());
-                    let _ = write_direct(StdStream::Err, &text);
+                    if !report_to_host(&text) {
+                        let _ = write_direct(StdStream::Err, &text);
+                    }
                 }
                 true
             }

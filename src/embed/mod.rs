@@ -357,7 +357,10 @@ impl crate::Runtime {
     ///
     /// luring logs through the `tracing` crate: its events (targets
     /// `luring::*`) go to whatever subscriber the application installed;
-    /// luring never installs one itself (the `luring` command does).
+    /// luring never installs one itself (the `luring` command does). With a
+    /// global subscriber installed, the reports about actors (a fiber's
+    /// panic, a VM closed for memory) go there too (ERROR, target
+    /// `luring::actor`) instead of stderr.
     ///
     /// ```
     /// let runtime = luring::Runtime::builder().build()?;
