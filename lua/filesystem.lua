@@ -302,19 +302,48 @@ function fs.file_size(p)
   return t.size
 end
 function fs.hard_link_count(p) return stat_or_raise(p, false).nlink end
--- last_write_time(p) -> seconds (a number with the nanoseconds as the
--- fraction); last_write_time(p, seconds) sets it.
+-- filesystem.clock lives in the time chunk (its time points share the
+-- clocks' code); that chunk loads on first use.
+local function time_chunk()
+  local t = K.builtin_modules.time
+  if type(t) == 'function' then t() end
+end
+time_chunk()
+fs.clock = K.file_clock
+local file_tp, is_file_tp = K.file_tp, K.is_file_tp
+
+-- last_write_time(p) -> filesystem.clock.time_point; last_write_time(p, t)
+-- sets it from a filesystem.clock.time_point or (luring) a number of
+-- seconds since the epoch.
 function fs.last_write_time(p, t)
   if t == nil then
     local st = stat_or_raise(p, false)
-    return st.mtime_sec + st.mtime_nsec / 1e9
+    return file_tp(st.mtime_sec * 1e9 + st.mtime_nsec)
   end
-  if type(t) ~= 'number' or t ~= t or t == math.huge or t == -math.huge then
-    raise_errno(E.EINVAL, 2)
+  local sec, nsec
+  if is_file_tp(t) then
+    local ns = rawget(t, 'ns')
+    sec = math.floor(ns / 1e9)
+    nsec = math.max(0, math.min(ns - sec * 1e9, 999999999))
+  else
+    if type(t) ~= 'number' or t ~= t or t == math.huge or t == -math.huge then
+      raise_errno(E.EINVAL, 2)
+    end
+    sec = math.floor(t)
+    nsec = math.min(math.floor((t - sec) * 1e9), 999999999)
   end
-  local sec = math.floor(t)
-  local nsec = math.min(math.floor((t - sec) * 1e9), 999999999)
   run_free(P.set_mtime, path_arg(p, 1), sec, nsec)
+end
+-- Linux file capabilities (the security.capability attribute) are read and
+-- written as a system.linux_capabilities object in Emilua; luring has no
+-- such object yet, so both say so instead of being missing.
+function fs.cap_get_file(p)
+  path_arg(p, 1)
+  raise_errno(E.ENOTSUP)
+end
+function fs.cap_set_file(p)
+  path_arg(p, 1)
+  raise_errno(E.ENOTSUP)
 end
 function fs.is_empty(p)
   local t = stat_or_raise(p, false)
@@ -556,12 +585,57 @@ end
 
 -- Depth first; opts: {follow_directory_symlink=, skip_permission_denied=}.
 -- A directory is opened when the walk enters it.
+-- for entry in recursive_directory_iterator(p[, opts]) do ... end
+-- The second result controls the walk from inside the loop:
+-- it:disable_recursion_pending() keeps the loop out of the directory just
+-- returned, it:pop() leaves the directory being listed (its parent's next
+-- entry comes next), it.depth and it.recursion_pending describe the last
+-- entry. A directory is opened when the loop moves on from its entry, so
+-- both calls take effect before any of its entries is read.
+local walk_of = setmetatable({}, { __mode = 'k' })
+local walker_methods = {}
+local walker_mt = K.class('filesystem.recursive_directory_iterator', walker_methods, {
+  depth = function(it) return walk_of[it].depth end,
+  recursion_pending = function(it) return walk_of[it].pending ~= nil end,
+})
+local function walk(it)
+  local w = walk_of[it]
+  if not w then raise_errno(E.EINVAL, 1) end
+  return w
+end
+function walker_methods.disable_recursion_pending(it)
+  walk(it).pending = nil
+end
+function walker_methods.pop(it)
+  local w = walk(it)
+  w.pending = nil
+  local top = w.stack[#w.stack]
+  if top then
+    top.next(true)
+    w.stack[#w.stack] = nil
+  end
+end
+
 function fs.recursive_directory_iterator(p, opts)
   local s = path_arg(p, 1)
   if opts ~= nil and type(opts) ~= 'table' then raise_errno(E.EINVAL, 2) end
   opts = opts or {}
-  local stack = { { dir = s, next = lister(s), depth = 0 } }
+  local w = { stack = { { dir = s, next = lister(s), depth = 0 } }, pending = nil, depth = 0 }
+  local it = setmetatable({}, walker_mt)
+  walk_of[it] = w
+  local stack = w.stack
   return function()
+    local pending = w.pending
+    if pending then
+      w.pending = nil
+      local ok, next_entry = pcall(lister, pending.dir)
+      if ok then
+        stack[#stack + 1] = { dir = pending.dir, next = next_entry, depth = pending.depth }
+      elseif not (opts.skip_permission_denied and type(next_entry) == 'table'
+                  and next_entry.code == E.EACCES) then
+        error(next_entry, 0)
+      end
+    end
     while #stack > 0 do
       local top = stack[#stack]
       local e = top.next()
@@ -574,19 +648,12 @@ function fs.recursive_directory_iterator(p, opts)
           local t = stat(full, false)
           descend = t ~= nil and t.type == 'directory'
         end
-        if descend then
-          local ok, next_entry = pcall(lister, full)
-          if ok then
-            stack[#stack + 1] = { dir = full, next = next_entry, depth = top.depth + 1 }
-          elseif not (opts.skip_permission_denied and type(next_entry) == 'table'
-                      and next_entry.code == E.EACCES) then
-            error(next_entry, 0)
-          end
-        end
+        if descend then w.pending = { dir = full, depth = top.depth + 1 } end
+        w.depth = top.depth
         return setmetatable({ mkpath(full), e.type, top.depth }, entry_mt)
       end
     end
-  end
+  end, it
 end
 
 return fs

@@ -72,7 +72,7 @@ local function clock(name, realtime, with_arith)
     now = function() return tp(rt.clock(realtime)) end,
     epoch = function() return tp(0) end,
   }
-  return c, tp, is_tp
+  return c, tp, is_tp, tp_methods
 end
 
 local steady_clock, steady_tp, is_steady_tp = clock('steady_clock', false, true)
@@ -81,6 +81,20 @@ local hr_clock = clock('high_resolution_clock', true, false)
 hr_clock.is_steady = false
 time.steady_clock, time.system_clock, time.high_resolution_clock =
   steady_clock, system_clock, hr_clock
+
+-- filesystem.clock (spec/io.md): file times, for filesystem.last_write_time.
+-- Its epoch is the Unix epoch (Emilua leaves it unspecified), so converting
+-- to and from system_clock keeps the count.
+local file_clock, file_tp, is_file_tp, file_tp_methods = clock('filesystem.clock', true, true)
+function file_clock.from_system(t)
+  if not is_system_tp(t) then raise_errno(E.EINVAL, 1) end
+  return file_tp(rawget(t, 'ns'))
+end
+function file_tp_methods.to_system(t)
+  if not is_file_tp(t) then raise_errno(E.EINVAL, 1) end
+  return system_tp(rawget(t, 'ns'))
+end
+K.file_clock, K.file_tp, K.is_file_tp = file_clock, file_tp, is_file_tp
 
 ---------------------------------------------------------------------------
 -- Timers. All the fibers waiting on a timer for its current expiry share

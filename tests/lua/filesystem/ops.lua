@@ -57,7 +57,7 @@ print('absolute:', tostring(fs.absolute('/x/y')), fs.absolute('x').is_absolute,
 fs.chmod(dir / 'a/f.txt', fs.mode(6, 4, 0))
 print('chmod:', string.format('%o', fs.status(dir / 'a/f.txt').mode), string.format('%o', fs.mode(7, 5, 1)))
 fs.last_write_time(dir / 'a/f.txt', 1000000000.5)
-print('last_write_time:', fs.last_write_time(dir / 'a/f.txt'))
+print('last_write_time:', fs.last_write_time(dir / 'a/f.txt').seconds_since_epoch)
 fs.resize_file(dir / 'a/f.txt', 3)
 print('resize_file:', fs.file_size(dir / 'a/f.txt'), read(dir / 'a/f.txt'))
 
