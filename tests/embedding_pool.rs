@@ -258,6 +258,77 @@ fn a_rust_function_on_a_pool_thread_can_spawn_there() {
 }
 
 #[test]
+fn pool_threads_spawning_at_once_do_not_wait_for_each_other() {
+    let _serial = serial();
+    let before = actor_threads();
+    // Two pool threads whose actors spawn through a Rust function while a
+    // plain thread spawns too. A spawn from a pool thread must not wait
+    // for the other pool thread (which may be waiting for it).
+    let slot: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
+    let replies = luring::Mailbox::new();
+    let (in_fn, to) = (slot.clone(), replies.address());
+    let module = Module::new().function("spawn_echo", move |args| {
+        let n = args
+            .first()
+            .and_then(Message::as_number)
+            .ok_or("a number")?;
+        let runtime = in_fn.get().ok_or("no runtime yet")?;
+        let actor = runtime
+            .spawn(ActorSpec::source("once.lua", ANSWER_ONCE))
+            .map_err(|e| e.to_string())?;
+        let to = Message::Address(to.clone());
+        actor
+            .send(Message::object([("n", n.into()), ("to", to)]))
+            .map_err(|_| "the echo ended")?;
+        Ok(true.into())
+    });
+    let runtime = Arc::new(
+        Runtime::builder()
+            .threads(2)
+            .module("spawner", module)
+            .build()
+            .unwrap(),
+    );
+    slot.set(runtime.clone()).ok().unwrap();
+    for base in [0, 100] {
+        runtime
+            .spawn(ActorSpec::source(
+                "parent.lua",
+                format!(
+                    "local spawner = require 'spawner'
+                    for i = 1, 25 do spawner.spawn_echo({base} + i) end"
+                ),
+            ))
+            .unwrap();
+    }
+    let from_rust = {
+        let (runtime, to) = (runtime.clone(), replies.address());
+        std::thread::spawn(move || {
+            for n in 201..=225u32 {
+                let actor = runtime
+                    .spawn(ActorSpec::source("once.lua", ANSWER_ONCE))
+                    .unwrap();
+                let to = Message::Address(to.clone());
+                actor
+                    .send(Message::object([("n", n.into()), ("to", to)]))
+                    .unwrap();
+            }
+        })
+    };
+    let got = sorted_numbers(&replies, 75);
+    from_rust.join().unwrap();
+    let expected: Vec<f64> = (1..=25)
+        .chain(101..=125)
+        .chain(201..=225)
+        .map(f64::from)
+        .collect();
+    assert_eq!(got, expected);
+    assert!(actor_threads() - before <= 2);
+    runtime.shutdown().unwrap();
+    await_actor_threads(before);
+}
+
+#[test]
 fn shutdown_ends_every_pool_thread() {
     let _serial = serial();
     let before = actor_threads();

@@ -262,41 +262,73 @@ impl Lane {
     }
 }
 
-/// Starts an actor on the pool thread of `slot`, or on a new thread that
-/// becomes the slot's lane when there is none or it left. Works from any
-/// thread; from the lane's own thread it boots the VM right there.
-pub(crate) fn spawn_on_lane(
+/// The lane this thread serves, if it is a pool thread.
+pub(crate) fn current_lane() -> Option<Arc<Lane>> {
+    LANE.with_borrow(|l| l.clone())
+}
+
+/// Whether this is a host thread (of any process): a spawn from here must
+/// not wait for a pool thread, which may itself wait for this one.
+pub(crate) fn on_host_thread() -> bool {
+    CONTEXT.with_borrow(|c| c.is_some())
+}
+
+/// Boots `start` right here, on the thread that serves `lane` (a Rust
+/// function called from one of its actors spawns): waiting for our own
+/// thread would never end.
+pub(crate) fn boot_here(
+    lane: &Lane,
+    start: WorkerStart,
+) -> Result<Result<ActorAddress, String>, ThreadFailed> {
+    Ok(match start.start().map_err(ThreadFailed::Boot)? {
+        Ok(hosted) => {
+            hosted.mailbox.set_signal(lane.signal.clone());
+            let address = ActorAddress::new(hosted.mailbox.clone());
+            SPAWNED.with_borrow_mut(|s| s.push(hosted));
+            Ok(address)
+        }
+        Err(text) => Err(text),
+    })
+}
+
+/// A start handed to a pool thread.
+pub(crate) enum Handed {
+    /// Queued on the slot's running thread: wait for its report with
+    /// `wait_started`, holding no lock the pool threads may need.
+    Queued(std::sync::mpsc::Receiver<Started>),
+    /// The slot had no thread (or it left): a new one started the actor.
+    Started(Result<ActorAddress, String>),
+}
+
+/// Hands `start` to the pool thread of `slot`, or starts a new thread that
+/// becomes the slot's lane when there is none or it left.
+pub(crate) fn hand_to_lane(
     process: &Arc<Process>,
     slot: &mut Option<Arc<Lane>>,
     start: WorkerStart,
-) -> Result<Result<ActorAddress, String>, ThreadFailed> {
+) -> Result<Handed, ThreadFailed> {
     if let Some(lane) = slot.as_ref() {
-        let own = LANE.with_borrow(|l| l.as_ref().is_some_and(|l| Arc::ptr_eq(l, lane)));
-        if own {
-            // Waiting for our own thread would never end.
-            return Ok(match start.start().map_err(ThreadFailed::Boot)? {
-                Ok(hosted) => {
-                    hosted.mailbox.set_signal(lane.signal.clone());
-                    let address = ActorAddress::new(hosted.mailbox.clone());
-                    SPAWNED.with_borrow_mut(|s| s.push(hosted));
-                    Ok(address)
-                }
-                Err(text) => Err(text),
-            });
-        }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Started>(1);
         let mut starts = lane.lock();
         if let Some(queue) = starts.as_mut() {
             queue.push((start, tx));
             drop(starts);
             lane.signal.wake();
-            return started(rx.recv());
+            return Ok(Handed::Queued(rx));
         }
     }
     let (started, lane) = spawn_host_thread(process, start, true)?;
     *slot = lane;
-    Ok(started)
+    Ok(Handed::Started(started))
 }
+
+/// Waits for the report of a start handed to a pool thread.
+pub(crate) fn wait_started(
+    report: std::sync::mpsc::Receiver<Started>,
+) -> Result<Result<ActorAddress, String>, ThreadFailed> {
+    started(report.recv())
+}
+
 /// The process of the host thread this runs on (`None` outside one).
 pub(crate) fn current_process() -> Option<Arc<Process>> {
     CONTEXT.with_borrow(|c| c.as_ref().map(|c| c.process.clone()))
@@ -606,7 +638,7 @@ fn sleep_on(fds: &[RawFd], timeout: Option<std::time::Duration>) {
 }
 
 /// What a new actor thread reports back to the spawner.
-enum Started {
+pub(crate) enum Started {
     /// The spawner's handle, counted as a sender before the actor runs.
     Ok(ActorAddress),
     /// The module does not compile: raised in the caller as is.

@@ -87,8 +87,10 @@ impl RuntimeBuilder {
     /// default). Actors on one thread run their ready fibers in turn and
     /// never run at the same time, like actors that `spawn_vm` placed on
     /// the same thread; a thread whose actors all ended leaves, and the
-    /// next actor placed there starts a new one. Sandboxed actors run in
-    /// their own process and are not counted. `build()` refuses `0`
+    /// next actor placed there starts a new one. An actor spawned by a
+    /// Rust function (see [`module`](Self::module)) that runs on a pool
+    /// thread goes on that same thread. Sandboxed actors run in their own
+    /// process and are not counted. `build()` refuses `0`
     /// ([`RuntimeError::Setting`]).
     ///
     /// ```
@@ -256,10 +258,31 @@ impl Embedded {
         }
         let started = if pool.lanes.is_empty() {
             host::spawn_thread_in(&self.process, start)
+        } else if let Some(own) = host::current_lane()
+            .filter(|own| pool.lanes.iter().flatten().any(|l| Arc::ptr_eq(l, own)))
+        {
+            // A Rust function on one of our pool threads: the actor goes on
+            // that thread, which never waits for another pool thread (two
+            // of them waiting for each other would never end).
+            host::boot_here(&own, start)
+        } else if host::on_host_thread() {
+            // Another runtime's actor thread: a new thread of its own,
+            // which waits for nobody.
+            host::spawn_thread_in(&self.process, start)
         } else {
             let at = pool.next % pool.lanes.len();
             pool.next = at + 1;
-            host::spawn_on_lane(&self.process, &mut pool.lanes[at], start)
+            match host::hand_to_lane(&self.process, &mut pool.lanes[at], start) {
+                Ok(host::Handed::Queued(report)) => {
+                    // The pool thread may be running an actor that spawns
+                    // too (it needs this lock): wait without it. A shutdown
+                    // meanwhile answers `Ended`.
+                    drop(pool);
+                    host::wait_started(report)
+                }
+                Ok(host::Handed::Started(started)) => Ok(started),
+                Err(e) => Err(e),
+            }
         };
         match started {
             Ok(Ok(address)) => Ok(ActorHandle {
