@@ -244,10 +244,12 @@ fn a_rust_function_on_a_pool_thread_can_spawn_there() {
             .unwrap(),
     );
     slot.set(runtime.clone()).ok().unwrap();
-    runtime
+    // The parent stays (its handle lives) so the thread does not leave
+    // before it is counted.
+    let _parent = runtime
         .spawn(ActorSpec::source(
             "parent.lua",
-            "assert(require('spawner').spawn_echo(7))",
+            "assert(require('spawner').spawn_echo(7)); require('inbox'):receive()",
         ))
         .unwrap();
     let got = replies.recv_timeout(DEADLINE).expect("the child's reply");
