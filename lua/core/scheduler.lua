@@ -930,6 +930,13 @@ end
 -- receipt may still wake it.
 K.actor_waits = 0
 
+-- Sandboxes whose frames this VM's ring reads (src/actor/sandboxed/
+-- ring_relay.rs; their ops are Rust's, not counted in `inflight`): as
+-- rt.turn last said, plus those spawned since. They do not keep the VM
+-- alive, but a fiber waiting for a message needs the ring turned for them.
+local relays = 0
+function K.relay_started() relays = relays + 1 end
+
 -- Results of K.step, for the thread host (src/actor/host.rs).
 local STEP_DONE, STEP_READY, STEP_IDLE = 0, 1, 2
 
@@ -1028,13 +1035,16 @@ function K.step(block, poll, alone)
     if inflight > op_peak then op_peak = inflight end
     if rq_n == 0 then
       if inflight == 0 and not nops then
-        if K.actor_waits > 0 then return STEP_IDLE end
-        finish_run()
-        return STEP_DONE
+        if K.actor_waits == 0 then
+          finish_run()
+          return STEP_DONE
+        end
+        -- A sandbox's frames come through this ring: turn for them.
+        if relays == 0 then return STEP_IDLE end
       end
-      n, id, res, nop_id, host_wanted = turn(block, nops)
+      n, id, res, nop_id, host_wanted, relays = turn(block, nops)
     elseif inflight > 0 or nops then
-      n, id, res, nop_id, host_wanted = turn(false, nops)
+      n, id, res, nop_id, host_wanted, relays = turn(false, nops)
     else
       host_wanted = true
     end

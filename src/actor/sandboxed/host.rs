@@ -13,6 +13,7 @@ use luring_sandbox::{
 };
 use mlua::{MetaMethod, UserData, UserDataMethods};
 
+use super::ring_relay::RingRelay;
 use super::{send_boot, supervisor, BootOptions, ADDRESS_SPACE_HEADROOM, VM_ENTRY};
 use crate::actor::mailbox::{ActorAddress, Envelope};
 use crate::actor::message::{self, Message};
@@ -59,7 +60,7 @@ pub(crate) struct DirectChild {
 /// lock while they use the fd, so it is never closed under them.
 pub(crate) type SharedRing = Arc<std::sync::Mutex<Option<OwnedFd>>>;
 
-fn lock_ring(ring: &SharedRing) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
+pub(super) fn lock_ring(ring: &SharedRing) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
     ring.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -123,7 +124,7 @@ fn channel_arg(v: &Value) -> mlua::Result<mlua::UserDataRef<SandboxChannel>> {
 /// The monitor notice of a sandboxed actor (docs/guide/sandboxes.md):
 /// `{ monitor = 'ended', sandbox = true, reason = 'exited' | 'killed' |
 /// 'seccomp' | 'lost', code | signal | syscall = n }`.
-fn sandbox_notice(status: ExitStatus) -> Message {
+pub(super) fn sandbox_notice(status: ExitStatus) -> Message {
     let mut members: Vec<(&str, Message)> =
         vec![("monitor", "ended".into()), ("sandbox", true.into())];
     match status {
@@ -324,7 +325,7 @@ fn relay(
 /// `SCM_RIGHTS` (`recv_control` checked the control data and closes extras
 /// and truncated ones) and become fd members; channels have nowhere to go
 /// yet. On any error every descriptor is closed.
-fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, String> {
+pub(super) fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, String> {
     let received = crate::ipc::decode_with_fds(packet, fds).map_err(|e| e.to_string())?;
     if received.channel_count > 0 {
         return Err("channels cannot be sent to the host yet".into());
@@ -545,13 +546,20 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let process = crate::actor::host::current_process().ok_or_else(|| {
                     mlua::Error::runtime("spawn_vm: sandboxes are spawned from a host thread")
                 })?;
-                serve_sandbox(
-                    process,
-                    handle,
-                    ActorAddress::new(own),
-                    monitor,
-                    ring.clone(),
-                )
+                // Its frames are read on this VM's own ring (ring_relay.rs).
+                with_state(lua, |st| {
+                    let relay = RingRelay::start(
+                        &mut st.executor,
+                        handle,
+                        ActorAddress::new(own),
+                        monitor,
+                        ring.clone(),
+                        supervised.clone(),
+                        process,
+                    )?;
+                    st.relays.push(relay);
+                    Ok::<_, std::io::Error>(())
+                })?
                 .map_err(io)?;
                 with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
                 let ch = lua.create_userdata(SandboxChannel {

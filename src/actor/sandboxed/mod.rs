@@ -33,6 +33,7 @@
 
 pub(crate) mod host;
 mod inside;
+pub(crate) mod ring_relay;
 pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
