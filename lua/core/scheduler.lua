@@ -976,7 +976,7 @@ function K.step(block, poll, alone)
   repeat
     -- Run the fibers queued so far; keep going with the ones they woke only
     -- while alone and no ring op is in flight (nothing to reap, nothing to
-    -- be fair to).
+    -- be fair to; a sandbox's frames count as ops here).
     while rq_n > 0 do
       local batch, n = runq, rq_n
       runq, rq_n = spare, 0
@@ -1027,7 +1027,7 @@ function K.step(block, poll, alone)
       -- Not alone: the host must look between batches (other VMs of this
       -- thread, a shutdown, a kill), or a fiber that only yields would
       -- keep it out for ever.
-      if closing or inflight > 0 or nop_q.head or not step_alone then break end
+      if closing or inflight > 0 or nop_q.head or not step_alone or relays > 0 then break end
     end
     if closing then finish_run() return STEP_DONE end
     local n, id, res, nop_id = 0, nil, nil, nil
@@ -1043,7 +1043,7 @@ function K.step(block, poll, alone)
         if relays == 0 then return STEP_IDLE end
       end
       n, id, res, nop_id, host_wanted, relays = turn(block, nops)
-    elseif inflight > 0 or nops then
+    elseif inflight > 0 or nops or relays > 0 then
       n, id, res, nop_id, host_wanted, relays = turn(false, nops)
     else
       host_wanted = true
