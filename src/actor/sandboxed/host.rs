@@ -1,4 +1,6 @@
-//! Host side of sandboxed actors: spawning, the channel, the relay thread.
+//! Host side of sandboxed actors: spawning, the channel, the relay thread
+//! (for detached sandboxes that outlive their VM and for Rust; a Lua VM
+//! reads its sandboxes' frames on its own ring, `ring_relay.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, OwnedFd};
@@ -39,10 +41,11 @@ pub(crate) struct SandboxChannel {
     /// The host's dup of the sandbox's ring fd, the target of the
     /// `MsgRingSendFd` that installs a sent capability; `None` when the
     /// supervisor could not hand it over (fds cannot be sent then), in the
-    /// probe, and for a sandbox's channel to its host. The relay thread
-    /// empties it once the sandbox ended: the sandbox's ring (and every
-    /// file in its table, such as a pipe given as its stdout) must not
-    /// outlive it because the host kept a reference.
+    /// probe, and for a sandbox's channel to its host. Its relay (on the
+    /// VM's ring, or a thread) empties it once the sandbox ended: the
+    /// sandbox's ring (and every file in its table, such as a pipe given
+    /// as its stdout) must not outlive it because the host kept a
+    /// reference.
     pub(super) ring: Option<SharedRing>,
 }
 
@@ -56,8 +59,9 @@ pub(crate) struct DirectChild {
 }
 
 /// The host's reference to a sandbox's ring, shared by its channel and its
-/// relay thread (which empties it when the sandbox ended). Users hold the
-/// lock while they use the fd, so it is never closed under them.
+/// relay, on the ring or a thread (which empties it when the sandbox
+/// ended). Users hold the lock while they use the fd, so it is never
+/// closed under them.
 pub(crate) type SharedRing = Arc<std::sync::Mutex<Option<OwnedFd>>>;
 
 pub(super) fn lock_ring(ring: &SharedRing) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
@@ -261,6 +265,17 @@ fn relay(
                 revents: 0,
             },
         ];
+        if awaiting.is_some() && !ended {
+            // The receiver (a Rust mailbox spinning for its reply, a VM)
+            // usually takes the frame within microseconds: looking for the
+            // receipt a little while costs less than the eventfd write and
+            // the wake-up of this thread it would take once asleep.
+            crate::actor::host::spin_until(
+                std::time::Instant::now() + crate::actor::host::SPIN,
+                || receipts.is_pending(),
+                || process.is_over(),
+            );
+        }
         // Publish "sleeping" first, so that a receipt posted from now on
         // writes the eventfd (a running thread is not woken).
         let sleep = matches!(
