@@ -121,6 +121,8 @@ pub(crate) struct RingRelay {
     /// The status fd turned readable: the sandbox is gone.
     ended: bool,
     done: bool,
+    /// The status poll failed once already.
+    poll_failed: bool,
     receipts_buffer: Vec<(u64, bool)>,
 }
 
@@ -156,6 +158,7 @@ impl RingRelay {
             reading: true,
             ended: false,
             done: false,
+            poll_failed: false,
             receipts_buffer: Vec::new(),
         };
         relay.poll_op = Some(executor.poll(&relay.status, libc::POLLIN as u32)?);
@@ -243,9 +246,18 @@ impl RingRelay {
     fn completed(&mut self, executor: &mut Executor, id: OpId, result: i32) {
         if self.poll_op == Some(id) {
             self.poll_op = None;
-            if result < 0 && result != -libc::ECANCELED {
+            if result < 0 && !self.poll_failed {
+                // Not an end: look again, once (an error that repeats
+                // would have this VM turn for nothing).
                 tracing::debug!(errno = -result, "poll of a sandbox's status failed");
+                self.poll_failed = true;
+                if let Ok(id) = executor.poll(&self.status, libc::POLLIN as u32) {
+                    self.poll_op = Some(id);
+                    return;
+                }
             }
+            // Readable (or the poll failed twice: `finish` waits a bounded
+            // time, then reports it lost and the handle's drop kills it).
             self.ended = true;
             if let Some(recv) = self.recv_op {
                 // Its completion comes (a frame that beat the cancel, or
@@ -336,7 +348,12 @@ impl RingRelay {
     /// drops the host's reference to its ring and tells the monitor.
     fn finish(&mut self) {
         let status = match self.handle.take() {
-            Some(mut handle) => handle.wait().unwrap_or(ExitStatus::Lost),
+            // Known once the status fd is readable; bounded all the same:
+            // this runs on the VM's thread.
+            Some(mut handle) => match handle.wait_timeout(1000) {
+                Ok(Some(status)) => status,
+                _ => ExitStatus::Lost,
+            },
             None => ExitStatus::Lost,
         };
         if let Some(ring) = &self.ring {
