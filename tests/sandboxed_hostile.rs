@@ -325,6 +325,41 @@ system.exit(42)
     }
 }
 
+/// The VM that spawned a sandbox ends while the sandbox sends as fast as
+/// it can (its frames are read on that VM's ring): a supervised sandbox is
+/// killed with it, a detached one is handed to a relay thread and killed
+/// when the process ends; nothing hangs, no descriptor is left behind.
+fn spawner_ends_mid_send(dir: &Path) {
+    let before = fd_count();
+    let worker = "local inbox = require 'inbox'
+local detach = ...
+local ch = spawn_vm{ module = '/sends_forever', sandbox = {} }
+for _ = 1, 3 do assert(inbox:receive() == 'more') end
+if detach == 'detach' then ch:detach() end
+";
+    std::fs::write(dir.join("ends_mid_send.lua"), worker).unwrap();
+    std::fs::write(
+        dir.join("detaches_mid_send.lua"),
+        worker.replace("local detach = ...", "local detach = 'detach'"),
+    )
+    .unwrap();
+    run_script(
+        dir,
+        "ends_main.lua",
+        &format!(
+            "{CHECK}
+for _, w in ipairs({{ '/ends_mid_send', '/detaches_mid_send' }}) do
+  spawn_vm{{ module = w, monitor = true }}
+  local n = inbox:receive()
+  expect(w, n.reason, 'normal')
+end
+system.exit(42)
+"
+        ),
+    );
+    assert_eq!(fd_count(), before, "descriptors leaked");
+}
+
 fn main() {
     if let Some(problem) = Supervisor::user_namespace_problem() {
         println!("skipped: this system refuses user namespaces ({problem})");
@@ -343,6 +378,7 @@ fn main() {
         ("fd_spray", &|| fd_spray(&dir.0)),
         ("crash_mid_send", &|| crash_mid_send(&dir.0, sv)),
         ("flood_memory", &|| flood_memory(&dir.0)),
+        ("spawner_ends_mid_send", &|| spawner_ends_mid_send(&dir.0)),
     ];
     let mut failed = 0;
     for (name, case) in cases {

@@ -701,7 +701,10 @@ function K.spawn_sandboxed_module(id, env, monitor, options, subprocess)
     local c = candidates[i]
     local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor,
       options, subprocess)
-    if h then return h end
+    if h then
+      K.relay_started()
+      return h
+    end
     raise_unreadable(id, status, detail)
   end
   raise_core('module_not_found', 'module', id)

@@ -930,6 +930,13 @@ end
 -- receipt may still wake it.
 K.actor_waits = 0
 
+-- Sandboxes whose frames this VM's ring reads (src/actor/sandboxed/
+-- ring_relay.rs; their ops are Rust's, not counted in `inflight`): as
+-- rt.turn last said, plus those spawned since. They do not keep the VM
+-- alive, but a fiber waiting for a message needs the ring turned for them.
+local relays = 0
+function K.relay_started() relays = relays + 1 end
+
 -- Results of K.step, for the thread host (src/actor/host.rs).
 local STEP_DONE, STEP_READY, STEP_IDLE = 0, 1, 2
 
@@ -969,7 +976,7 @@ function K.step(block, poll, alone)
   repeat
     -- Run the fibers queued so far; keep going with the ones they woke only
     -- while alone and no ring op is in flight (nothing to reap, nothing to
-    -- be fair to).
+    -- be fair to; a sandbox's frames count as ops here).
     while rq_n > 0 do
       local batch, n = runq, rq_n
       runq, rq_n = spare, 0
@@ -1020,7 +1027,7 @@ function K.step(block, poll, alone)
       -- Not alone: the host must look between batches (other VMs of this
       -- thread, a shutdown, a kill), or a fiber that only yields would
       -- keep it out for ever.
-      if closing or inflight > 0 or nop_q.head or not step_alone then break end
+      if closing or inflight > 0 or nop_q.head or not step_alone or relays > 0 then break end
     end
     if closing then finish_run() return STEP_DONE end
     local n, id, res, nop_id = 0, nil, nil, nil
@@ -1028,13 +1035,16 @@ function K.step(block, poll, alone)
     if inflight > op_peak then op_peak = inflight end
     if rq_n == 0 then
       if inflight == 0 and not nops then
-        if K.actor_waits > 0 then return STEP_IDLE end
-        finish_run()
-        return STEP_DONE
+        if K.actor_waits == 0 then
+          finish_run()
+          return STEP_DONE
+        end
+        -- A sandbox's frames come through this ring: turn for them.
+        if relays == 0 then return STEP_IDLE end
       end
-      n, id, res, nop_id, host_wanted = turn(block, nops)
-    elseif inflight > 0 or nops then
-      n, id, res, nop_id, host_wanted = turn(false, nops)
+      n, id, res, nop_id, host_wanted, relays = turn(block, nops)
+    elseif inflight > 0 or nops or relays > 0 then
+      n, id, res, nop_id, host_wanted, relays = turn(false, nops)
     else
       host_wanted = true
     end

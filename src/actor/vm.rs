@@ -138,6 +138,9 @@ pub(crate) struct VmState {
     /// What keeps this VM's sandboxed actors on a leash: dropped with the
     /// VM, each kills its sandbox (`actor/sandboxed.rs`).
     pub(crate) sandboxes: Vec<Box<dyn std::any::Any>>,
+    /// The frames of those sandboxes, read on this VM's ring (after
+    /// `executor` in drop order: its ops are cancelled and reaped first).
+    pub(crate) relays: crate::actor::sandboxed::ring_relay::Relays,
 }
 
 /// Whether fd 1 is a terminal, asked once per process (every VM would
@@ -613,12 +616,14 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             with_state(lua, |st| st.executor.cancel(id))?.map_err(io_err)
         })?,
     )?;
-    // turn(block, nop) -> n, id1, result1, nop_id, host_wanted: one turn of the ring
+    // turn(block, nop) -> n, id1, result1, nop_id, host_wanted, relays: one turn of the ring
     // (`Executor::turn`), n completions. With `nop` it first queues one
     // IORING_OP_NOP (`nop_id`, submitted by the same io_uring_enter): the
     // scheduler's group of sleep(0) waiters wakes on its completion.
     // `host_wanted`: the mailbox was touched or the thread host has work
-    // (`host::host_has_work`): a step must return to the host now. The first comes back as return values (one is the
+    // (`host::host_has_work`): a step must return to the host now.
+    // `relays`: sandboxes whose frames this ring still reads (their ops
+    // are handled here, in Rust; a fiber waiting for a message needs turns). The first comes back as return values (one is the
     // common case, and returning it is cheaper than storing it); those after
     // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
     // A result is the CQE's result, or for an op that opened an fd, the fd
@@ -637,7 +642,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 return Err(vm_closed_error());
             }
             let mut reaped = reaped_buffer.take();
-            let (nop_id, mailbox_touched) = borrow_state(&state, |st| {
+            let (nop_id, mailbox_touched, relays) = borrow_state(&state, |st| {
                 let nop_id = if nop {
                     Some(st.executor.yield_now()?)
                 } else {
@@ -646,8 +651,13 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 if block {
                     st.flush_stdout(false)?;
                 }
+                // Sandbox frames (ring_relay.rs): the next read goes out
+                // with this turn; their completions never reach Lua.
+                st.relays.before_turn(&mut st.executor);
                 st.executor.turn(block, &mut reaped)?;
-                Ok::<_, std::io::Error>((nop_id, st.mailbox.is_pending()))
+                st.relays
+                    .after_turn(&mut st.executor, &mut reaped.completions);
+                Ok::<_, std::io::Error>((nop_id, st.mailbox.is_pending(), st.relays.active()))
             })?
             .map_err(io_err)?;
             // No borrow of the state is held from here on: creating Lua
@@ -680,7 +690,14 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             reaped.completions.clear();
             reaped_buffer.set(reaped);
             let host_wanted = mailbox_touched || crate::actor::host::host_has_work();
-            Ok((n, first.0, first.1, nop_id.map(OpId::to_f64), host_wanted))
+            Ok((
+                n,
+                first.0,
+                first.1,
+                nop_id.map(OpId::to_f64),
+                host_wanted,
+                relays,
+            ))
         })?,
     )?;
     rt.set(
@@ -939,6 +956,7 @@ impl Vm {
             master: false,
             monitor: None,
             sandboxes: Vec::new(),
+            relays: Default::default(),
         }));
         lua.set_app_data(state);
         let core = match Self::boot(&lua) {

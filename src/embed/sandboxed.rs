@@ -6,8 +6,9 @@
 //!   Lua's parser builds it too, and `host::spec_of_options` alone turns it
 //!   into a `SandboxSpec`. [`SandboxOptions::check`] applies the ranges
 //!   lua/core/actors.lua applies, so Rust cannot ask for more than Lua can.
-//! - A sandbox spawned from Rust is served by the same relay thread as one
-//!   spawned from Lua (`host::serve_sandbox`): its frames go to the replies
+//! - A sandbox spawned from Rust is served by a relay thread
+//!   (`host::serve_sandbox`; one spawned from Lua is read on its VM's ring
+//!   instead, which a Rust mailbox has not): its frames go to the replies
 //!   mailbox, its end to the monitor; the relay kills it when the runtime
 //!   ends. Dropping every handle does not kill it (as a detached sandbox).
 //! - A descriptor sent to it is installed in its ring's table with a

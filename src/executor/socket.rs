@@ -122,6 +122,10 @@ pub enum SocketOutput {
         fds: Vec<OwnedFd>,
         flags: i32,
         fds_truncated: bool,
+        /// Control messages the kernel wrote, and whether one of them was
+        /// not `SCM_RIGHTS` (a peer-chosen frame format may refuse both).
+        control_messages: usize,
+        foreign_control: bool,
     },
 }
 
@@ -181,7 +185,7 @@ impl SocketResource {
                 })
             }
             SocketOpKind::RecvMsg if result >= 0 => {
-                let mut fds = self.received_fds();
+                let (mut fds, control_messages, foreign_control) = self.received_fds();
                 // More than asked for fit in the alignment padding: as
                 // truncated as if the kernel had dropped them.
                 let fds_truncated =
@@ -196,6 +200,8 @@ impl SocketResource {
                     fds,
                     flags: self.msg.msg_flags,
                     fds_truncated,
+                    control_messages,
+                    foreign_control,
                 })
             }
             _ => None,
@@ -203,12 +209,15 @@ impl SocketResource {
     }
 
     /// Every `SCM_RIGHTS` fd in the control messages the kernel wrote, as
-    /// owned fds (so none can leak, whatever the caller does with them).
-    fn received_fds(&mut self) -> Vec<OwnedFd> {
+    /// owned fds (so none can leak, whatever the caller does with them),
+    /// the number of control messages and whether one was not
+    /// `SCM_RIGHTS`.
+    fn received_fds(&mut self) -> (Vec<OwnedFd>, usize, bool) {
         let mut fds = Vec::new();
+        let (mut count, mut foreign) = (0, false);
         let capacity = self.control.len() * std::mem::size_of::<u64>();
         if self.msg.msg_control.is_null() || self.msg.msg_controllen > capacity {
-            return fds;
+            return (fds, count, foreign);
         }
         // SAFETY: msg_control points at our own control buffer and the
         // kernel set msg_controllen to the bytes it wrote there (checked
@@ -219,6 +228,7 @@ impl SocketResource {
             // SAFETY: cmsg points at a complete cmsghdr inside the buffer
             // (CMSG_FIRSTHDR/NXTHDR only return such pointers).
             let header = unsafe { std::ptr::read_unaligned(cmsg) };
+            count += 1;
             if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
                 // SAFETY: CMSG_LEN(0) is the header size.
                 let header_len = unsafe { libc::CMSG_LEN(0) } as usize;
@@ -236,11 +246,13 @@ impl SocketResource {
                         fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
                     }
                 }
+            } else {
+                foreign = true;
             }
             // SAFETY: both pointers are the header and cmsg from above.
             cmsg = unsafe { libc::CMSG_NXTHDR(&self.msg, cmsg) };
         }
-        fds
+        (fds, count, foreign)
     }
 }
 

@@ -928,3 +928,60 @@ fn other_completions_send_an_inline_op_through_the_turn() {
         .collect();
     assert_eq!(got, vec![(nop1, 0), (nop2, 0), (id, 1)]);
 }
+
+/// A received message reports how many control messages came and whether
+/// one was not `SCM_RIGHTS` (the sandbox relay refuses both): here an fd
+/// plus `SCM_CREDENTIALS` (while the receiver sets `SO_PASSCRED`), then an
+/// fd only.
+#[test]
+fn recv_msg_counts_control_messages_and_flags_foreign_ones() {
+    let mut pair = [0; 2];
+    // SAFETY: socketpair writes two fds into the array on success.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            pair.as_mut_ptr(),
+        )
+    };
+    assert_eq!(r, 0);
+    // SAFETY: both fds were just created and are owned by nothing else.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+    let (pr, _pw) = pipe();
+    let b = owned(b);
+    let mut ex = Executor::new().unwrap();
+    for pass_credentials in [true, false] {
+        let on = libc::c_int::from(pass_credentials);
+        // SAFETY: setsockopt reads one c_int from a live local.
+        let r = unsafe {
+            libc::setsockopt(
+                b.raw(),
+                libc::SOL_SOCKET,
+                libc::SO_PASSCRED,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        luring_sandbox::sys::send_with_fds(a.as_raw_fd(), b"frame", &[pr.as_raw_fd()]).unwrap();
+        // Room for 16 fds: the credentials fit beside the one fd.
+        let span = SpanRef::new_zeroed(64, 64);
+        let id = ex.recv_msg(&b, OpBuffer::Span(span), 16, 0).unwrap();
+        assert_eq!(reap_n(&mut ex, 1), vec![(id, 5)]);
+        match ex.take_socket_output(id) {
+            Some(socket::SocketOutput::Received {
+                fds,
+                control_messages,
+                foreign_control,
+                fds_truncated,
+                ..
+            }) => {
+                assert_eq!((fds.len(), fds_truncated), (1, false), "the fd arrived");
+                assert_eq!(control_messages, if pass_credentials { 2 } else { 1 });
+                assert_eq!(foreign_control, pass_credentials);
+            }
+            other => panic!("no received output: {other:?}"),
+        }
+    }
+}

@@ -191,7 +191,7 @@ impl SpanRef {
     ///
     /// `f` must not write to any storage nor run Lua code (every caller in
     /// this module passes a pure function over byte slices).
-    fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+    pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         // SAFETY: `ptr()..ptr()+len` lies inside the live allocation
         // (`offset + len <= storage size` is a view invariant) and holds
         // initialised `u8`s. The shared slice lives only during `f`, which

@@ -563,6 +563,7 @@ pub(crate) fn common(lua: &Lua) -> mlua::Result<Table> {
                     fds,
                     flags,
                     fds_truncated,
+                    ..
                 } => {
                     out.push(Value::String(lua.create_string("received")?));
                     out.push(

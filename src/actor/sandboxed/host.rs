@@ -1,4 +1,6 @@
-//! Host side of sandboxed actors: spawning, the channel, the relay thread.
+//! Host side of sandboxed actors: spawning, the channel, the relay thread
+//! (for detached sandboxes that outlive their VM and for Rust; a Lua VM
+//! reads its sandboxes' frames on its own ring, `ring_relay.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, OwnedFd};
@@ -13,6 +15,7 @@ use luring_sandbox::{
 };
 use mlua::{MetaMethod, UserData, UserDataMethods};
 
+use super::ring_relay::RingRelay;
 use super::{send_boot, supervisor, BootOptions, ADDRESS_SPACE_HEADROOM, VM_ENTRY};
 use crate::actor::mailbox::{ActorAddress, Envelope};
 use crate::actor::message::{self, Message};
@@ -38,10 +41,11 @@ pub(crate) struct SandboxChannel {
     /// The host's dup of the sandbox's ring fd, the target of the
     /// `MsgRingSendFd` that installs a sent capability; `None` when the
     /// supervisor could not hand it over (fds cannot be sent then), in the
-    /// probe, and for a sandbox's channel to its host. The relay thread
-    /// empties it once the sandbox ended: the sandbox's ring (and every
-    /// file in its table, such as a pipe given as its stdout) must not
-    /// outlive it because the host kept a reference.
+    /// probe, and for a sandbox's channel to its host. Its relay (on the
+    /// VM's ring, or a thread) empties it once the sandbox ended: the
+    /// sandbox's ring (and every file in its table, such as a pipe given
+    /// as its stdout) must not outlive it because the host kept a
+    /// reference.
     pub(super) ring: Option<SharedRing>,
 }
 
@@ -55,11 +59,12 @@ pub(crate) struct DirectChild {
 }
 
 /// The host's reference to a sandbox's ring, shared by its channel and its
-/// relay thread (which empties it when the sandbox ended). Users hold the
-/// lock while they use the fd, so it is never closed under them.
+/// relay, on the ring or a thread (which empties it when the sandbox
+/// ended). Users hold the lock while they use the fd, so it is never
+/// closed under them.
 pub(crate) type SharedRing = Arc<std::sync::Mutex<Option<OwnedFd>>>;
 
-fn lock_ring(ring: &SharedRing) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
+pub(super) fn lock_ring(ring: &SharedRing) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
     ring.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -123,7 +128,7 @@ fn channel_arg(v: &Value) -> mlua::Result<mlua::UserDataRef<SandboxChannel>> {
 /// The monitor notice of a sandboxed actor (docs/guide/sandboxes.md):
 /// `{ monitor = 'ended', sandbox = true, reason = 'exited' | 'killed' |
 /// 'seccomp' | 'lost', code | signal | syscall = n }`.
-fn sandbox_notice(status: ExitStatus) -> Message {
+pub(super) fn sandbox_notice(status: ExitStatus) -> Message {
     let mut members: Vec<(&str, Message)> =
         vec![("monitor", "ended".into()), ("sandbox", true.into())];
     match status {
@@ -260,6 +265,17 @@ fn relay(
                 revents: 0,
             },
         ];
+        if awaiting.is_some() && !ended {
+            // The receiver (a Rust mailbox spinning for its reply, a VM)
+            // usually takes the frame within microseconds: looking for the
+            // receipt a little while costs less than the eventfd write and
+            // the wake-up of this thread it would take once asleep.
+            crate::actor::host::spin_until(
+                std::time::Instant::now() + crate::actor::host::SPIN,
+                || receipts.is_pending(),
+                || process.is_over(),
+            );
+        }
         // Publish "sleeping" first, so that a receipt posted from now on
         // writes the eventfd (a running thread is not woken).
         let sleep = matches!(
@@ -324,7 +340,7 @@ fn relay(
 /// `SCM_RIGHTS` (`recv_control` checked the control data and closes extras
 /// and truncated ones) and become fd members; channels have nowhere to go
 /// yet. On any error every descriptor is closed.
-fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, String> {
+pub(super) fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, String> {
     let received = crate::ipc::decode_with_fds(packet, fds).map_err(|e| e.to_string())?;
     if received.channel_count > 0 {
         return Err("channels cannot be sent to the host yet".into());
@@ -545,13 +561,20 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let process = crate::actor::host::current_process().ok_or_else(|| {
                     mlua::Error::runtime("spawn_vm: sandboxes are spawned from a host thread")
                 })?;
-                serve_sandbox(
-                    process,
-                    handle,
-                    ActorAddress::new(own),
-                    monitor,
-                    ring.clone(),
-                )
+                // Its frames are read on this VM's own ring (ring_relay.rs).
+                with_state(lua, |st| {
+                    let relay = RingRelay::start(
+                        &mut st.executor,
+                        handle,
+                        ActorAddress::new(own),
+                        monitor,
+                        ring.clone(),
+                        supervised.clone(),
+                        process,
+                    )?;
+                    st.relays.push(relay);
+                    Ok::<_, std::io::Error>(())
+                })?
                 .map_err(io)?;
                 with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
                 let ch = lua.create_userdata(SandboxChannel {

@@ -26,13 +26,16 @@
 //!   killer per sandbox (it dies with the VM unless `detach()`ed; a
 //!   detached one still ends when the process does: its relay kills it
 //!   once the process is over, and the supervisor's death ends it if the
-//!   host dies); one relay thread per sandbox
-//!   brings its frames to the spawner's inbox, one at a time, and reports
-//!   how it ended to a monitor. Sandbox side (`inside.rs`): the inbox reads
+//!   host dies). Its frames are read on the spawner VM's own ring
+//!   (`ring_relay.rs`), one at a time, and how it ended goes to a monitor;
+//!   a detached sandbox that outlives its VM, and one spawned from Rust,
+//!   is served by a relay thread (`host::serve_sandbox`) instead. Sandbox
+//!   side (`inside.rs`): the inbox reads
 //!   the host's frames with a ring `RECV` on [`CONTROL_SLOT`].
 
 pub(crate) mod host;
 mod inside;
+pub(crate) mod ring_relay;
 pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -1,0 +1,398 @@
+//! A sandbox's frames read on its spawner VM's own ring, with no relay
+//! thread: a `RECVMSG` of the control socket and a `POLL_ADD` of the
+//! sandbox's status fd, whose completions Rust handles inside the VM's
+//! ring turn (`rt.turn` in vm.rs), never Lua.
+//!
+//! Invariants:
+//! - One [`RingRelay`] per sandbox a Lua VM spawned, in that VM's state
+//!   ([`Relays`]). At most one `RECVMSG` of its control socket is in
+//!   flight, and the next is armed only once the frame before it was taken
+//!   from the inbox (its receipt came back): a flood from the sandbox costs
+//!   the host one message (the backpressure of the thread relay).
+//! - A frame is checked as `SandboxHandle::recv_control` checks it:
+//!   truncated data or control data (`MSG_TRUNC`, `MSG_CTRUNC`), more than
+//!   `ipc::MAX_FDS` descriptors, a control message that is not
+//!   `SCM_RIGHTS` or more than one message, an undecodable frame: its fds
+//!   are closed (`MSG_CMSG_CLOEXEC` until then) and the relay stops reading
+//!   (that one channel closes). An empty datagram or EOF stops reading too.
+//! - The sandbox's end (its status fd turned readable) cancels the
+//!   `RECVMSG` in flight; what it left in the socket is then read without
+//!   waiting, still one frame at a time; only then its status is read, its
+//!   ring reference dropped and the monitor told. The relay keeps an
+//!   address of the spawner's inbox until then (no `no_senders` while the
+//!   sandbox may still send), like the thread relay.
+//! - A relay dropped with its VM (the VM's executor, dropped first, has
+//!   cancelled and reaped its ops): a supervised sandbox was killed by its
+//!   `SandboxKiller` already; a detached one that still runs is handed to
+//!   a relay thread (`host::serve_sandbox`), which ends it when the process
+//!   is over, as before.
+
+use std::cell::Cell;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use luring_sandbox::{ExitStatus, SandboxHandle};
+
+use super::host::{frame_from_sandbox, lock_ring, sandbox_notice, serve_sandbox, SharedRing};
+use crate::actor::mailbox::{ActorAddress, Envelope, Mailbox};
+use crate::actor::message::Message;
+use crate::actor::process::Process;
+use crate::executor::socket::SocketOutput;
+use crate::executor::{Completion, Executor, OpBuffer, OpFd, OpId};
+use crate::modules::byte_span::SpanRef;
+
+/// The relays of one VM's sandboxes.
+#[derive(Default)]
+pub(crate) struct Relays {
+    relays: Vec<RingRelay>,
+}
+
+impl Relays {
+    pub(crate) fn push(&mut self, relay: RingRelay) {
+        self.relays.push(relay);
+    }
+
+    /// Relays whose sandbox has not been fully served yet: while there are
+    /// any, a VM with a fiber waiting for a message turns its ring.
+    pub(crate) fn active(&self) -> usize {
+        self.relays.len()
+    }
+
+    /// Before a turn: arms the next read of each relay whose last frame was
+    /// taken (its receipt came), so the `RECVMSG` goes out with the turn's
+    /// `io_uring_enter`.
+    pub(crate) fn before_turn(&mut self, executor: &mut Executor) {
+        if self.relays.is_empty() {
+            return;
+        }
+        for relay in &mut self.relays {
+            relay.take_receipt();
+            relay.advance(executor);
+        }
+        self.relays.retain(|r| !r.done);
+    }
+
+    /// After a turn: takes the completions of relay ops out of `completions`
+    /// (Lua never sees them) and handles them.
+    pub(crate) fn after_turn(
+        &mut self,
+        executor: &mut Executor,
+        completions: &mut Vec<Completion>,
+    ) {
+        if self.relays.is_empty() {
+            return;
+        }
+        completions.retain(|c| match self.relays.iter_mut().find(|r| r.owns(c.id)) {
+            Some(relay) => {
+                relay.completed(executor, c.id, c.result);
+                false
+            }
+            None => true,
+        });
+        self.relays.retain(|r| !r.done);
+    }
+}
+
+/// The host's side of one sandbox on its spawner's ring.
+pub(crate) struct RingRelay {
+    /// `None` once the sandbox was fully served (its status read).
+    handle: Option<SandboxHandle>,
+    control: OpFd,
+    status: OpFd,
+    /// The frame buffer (`ipc::MAX_FRAME_BYTES`), shared with the op that
+    /// reads into it.
+    buffer: SpanRef,
+    /// Where the inbox sends the receipt of each posted frame.
+    receipts: Arc<Mailbox>,
+    spawner: Option<ActorAddress>,
+    monitor: Option<ActorAddress>,
+    ring: Option<SharedRing>,
+    supervised: Rc<Cell<bool>>,
+    process: Arc<Process>,
+    recv_op: Option<OpId>,
+    poll_op: Option<OpId>,
+    /// The send id of the frame posted and not yet taken.
+    awaiting: Option<u64>,
+    next_id: u64,
+    /// False once the channel from the sandbox closed (EOF, a rejected
+    /// frame, an error).
+    reading: bool,
+    /// The status fd turned readable: the sandbox is gone.
+    ended: bool,
+    done: bool,
+    /// The status poll failed once already.
+    poll_failed: bool,
+    receipts_buffer: Vec<(u64, bool)>,
+}
+
+impl RingRelay {
+    /// Starts serving `handle` on `executor`'s ring: its frames go to
+    /// `spawner`, its end to `monitor`.
+    pub(crate) fn start(
+        executor: &mut Executor,
+        handle: SandboxHandle,
+        spawner: ActorAddress,
+        monitor: Option<ActorAddress>,
+        ring: Option<SharedRing>,
+        supervised: Rc<Cell<bool>>,
+        process: Arc<Process>,
+    ) -> std::io::Result<Self> {
+        let control = OpFd::owned(handle.control().try_clone_to_owned()?);
+        let status = OpFd::owned(handle.status_fd().try_clone_to_owned()?);
+        let mut relay = RingRelay {
+            handle: Some(handle),
+            control,
+            status,
+            buffer: SpanRef::new_zeroed(crate::ipc::MAX_FRAME_BYTES, crate::ipc::MAX_FRAME_BYTES),
+            receipts: Mailbox::new(),
+            spawner: Some(spawner),
+            monitor,
+            ring,
+            supervised,
+            process,
+            recv_op: None,
+            poll_op: None,
+            awaiting: None,
+            next_id: 0,
+            reading: true,
+            ended: false,
+            done: false,
+            poll_failed: false,
+            receipts_buffer: Vec::new(),
+        };
+        relay.poll_op = Some(executor.poll(&relay.status, libc::POLLIN as u32)?);
+        relay.advance(executor);
+        Ok(relay)
+    }
+
+    fn owns(&self, id: OpId) -> bool {
+        self.recv_op == Some(id) || self.poll_op == Some(id)
+    }
+
+    /// Notes the receipt of the frame in the inbox, if it came.
+    fn take_receipt(&mut self) {
+        if self.awaiting.is_none() || !self.receipts.take_pending() {
+            return;
+        }
+        self.receipts.take_receipts(&mut self.receipts_buffer);
+        let awaiting = self.awaiting;
+        if self
+            .receipts_buffer
+            .drain(..)
+            .any(|(id, _)| Some(id) == awaiting)
+        {
+            self.awaiting = None;
+        }
+    }
+
+    /// Does what comes next: arms the next read, reads what an ended
+    /// sandbox left, or finishes.
+    fn advance(&mut self, executor: &mut Executor) {
+        while !self.done && self.awaiting.is_none() && self.recv_op.is_none() {
+            if self.reading && !self.ended {
+                match executor.recv_msg(
+                    &self.control,
+                    OpBuffer::Span(self.buffer.clone()),
+                    crate::ipc::MAX_FDS,
+                    0,
+                ) {
+                    Ok(id) => self.recv_op = Some(id),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "sandbox frame read not armed; its channel closes");
+                        self.reading = false;
+                    }
+                }
+                return;
+            }
+            if self.reading && self.ended {
+                self.read_left_over();
+                continue;
+            }
+            if self.ended {
+                self.finish();
+            }
+            // Not reading, still running: the status poll ends it.
+            return;
+        }
+    }
+
+    /// Once the sandbox ended: reads one frame it left in the socket
+    /// without waiting (`recv_control`, the thread relay's read), or stops
+    /// reading when there is none.
+    fn read_left_over(&mut self) {
+        let Some(handle) = &self.handle else {
+            self.reading = false;
+            return;
+        };
+        let readable = luring_sandbox::sys::poll_one(handle.control().as_raw_fd(), libc::POLLIN, 0)
+            .map(|revents| revents & libc::POLLIN != 0)
+            .unwrap_or(false);
+        if !readable {
+            self.reading = false;
+            return;
+        }
+        let mut buf = vec![0u8; crate::ipc::MAX_FRAME_BYTES];
+        match handle.recv_control(&mut buf, crate::ipc::MAX_FDS) {
+            Ok(frame) if frame.len == 0 => self.reading = false,
+            Ok(frame) => match frame_from_sandbox(&buf[..frame.len], frame.fds) {
+                Ok(msg) => self.post(msg),
+                Err(reason) => self.reject(&reason),
+            },
+            Err(e) => self.reject(&e.to_string()),
+        }
+    }
+
+    fn completed(&mut self, executor: &mut Executor, id: OpId, result: i32) {
+        if self.poll_op == Some(id) {
+            self.poll_op = None;
+            if result < 0 && !self.poll_failed {
+                // Not an end: look again, once (an error that repeats
+                // would have this VM turn for nothing).
+                tracing::debug!(errno = -result, "poll of a sandbox's status failed");
+                self.poll_failed = true;
+                if let Ok(id) = executor.poll(&self.status, libc::POLLIN as u32) {
+                    self.poll_op = Some(id);
+                    return;
+                }
+            }
+            // Readable (or the poll failed twice: `finish` waits a bounded
+            // time, then reports it lost and the handle's drop kills it).
+            self.ended = true;
+            if let Some(recv) = self.recv_op {
+                // Its completion comes (a frame that beat the cancel, or
+                // ECANCELED); then what is left is read without waiting.
+                if let Err(e) = executor.cancel(recv) {
+                    tracing::debug!(error = %e, "cancelling a sandbox frame read failed");
+                }
+            }
+        } else if self.recv_op == Some(id) {
+            self.recv_op = None;
+            let output = executor.take_socket_output(id);
+            self.frame_read(result, output);
+        }
+        self.advance(executor);
+    }
+
+    /// A `RECVMSG` completed with `result` and `output`.
+    fn frame_read(&mut self, result: i32, output: Option<SocketOutput>) {
+        if result == -libc::ECANCELED {
+            // Cancelled because the sandbox ended: nothing was read.
+            return;
+        }
+        if result < 0 {
+            let e = std::io::Error::from_raw_os_error(-result);
+            return self.reject(&format!("control socket: {e}"));
+        }
+        let Some(SocketOutput::Received {
+            fds,
+            flags,
+            fds_truncated,
+            control_messages,
+            foreign_control,
+            ..
+        }) = output
+        else {
+            return self.reject("a frame read left no output");
+        };
+        // On every rejection below `fds` is dropped: all closed.
+        if flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 || fds_truncated {
+            return self.reject(&format!(
+                "truncated frame or too many descriptors (at most {})",
+                crate::ipc::MAX_FDS
+            ));
+        }
+        if foreign_control || control_messages > 1 {
+            return self.reject("unexpected control message");
+        }
+        let len = result as usize;
+        if len == 0 {
+            // EOF, or an empty datagram (never a valid frame).
+            self.reading = false;
+            return;
+        }
+        let decoded = self.buffer.with_bytes(|bytes| match bytes.get(..len) {
+            Some(packet) => frame_from_sandbox(packet, fds),
+            None => Err("frame longer than the buffer".into()),
+        });
+        match decoded {
+            Ok(msg) => self.post(msg),
+            Err(reason) => self.reject(&reason),
+        }
+    }
+
+    fn reject(&mut self, reason: &str) {
+        tracing::debug!(%reason, "sandbox frame rejected; its channel closes");
+        self.reading = false;
+    }
+
+    /// Posts a frame's message to the spawner's inbox; its receipt lets
+    /// the next frame be read. (An inbox that closed drops it: its VM is
+    /// ending.)
+    fn post(&mut self, msg: Message) {
+        let Some(spawner) = &self.spawner else {
+            return;
+        };
+        self.next_id += 1;
+        let env = Envelope {
+            msg,
+            sender: Some(self.receipts.clone()),
+            send_id: self.next_id,
+        };
+        if spawner.mailbox.post(env).is_ok() {
+            self.awaiting = Some(self.next_id);
+        }
+    }
+
+    /// The sandbox ended and everything it sent was taken: reads its status,
+    /// drops the host's reference to its ring and tells the monitor.
+    fn finish(&mut self) {
+        let status = match self.handle.take() {
+            // Known once the status fd is readable; bounded all the same:
+            // this runs on the VM's thread.
+            Some(mut handle) => match handle.wait_timeout(1000) {
+                Ok(Some(status)) => status,
+                _ => ExitStatus::Lost,
+            },
+            None => ExitStatus::Lost,
+        };
+        if let Some(ring) = &self.ring {
+            lock_ring(ring).take();
+        }
+        if let Some(monitor) = self.monitor.take() {
+            let _ = monitor.mailbox.post(Envelope {
+                msg: sandbox_notice(status),
+                sender: None,
+                send_id: 0,
+            });
+        }
+        self.spawner = None;
+        self.done = true;
+    }
+}
+
+impl Drop for RingRelay {
+    fn drop(&mut self) {
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
+        // A supervised sandbox was killed with its VM (`SandboxKiller`);
+        // dropping the handle makes sure. A detached one goes on, served by
+        // a thread until it ends or the process is over.
+        if self.supervised.get() || self.process.is_over() {
+            return;
+        }
+        let Some(spawner) = self.spawner.take() else {
+            return;
+        };
+        if let Err(e) = serve_sandbox(
+            self.process.clone(),
+            handle,
+            spawner,
+            None,
+            self.ring.take(),
+        ) {
+            tracing::warn!(error = %e, "no thread to serve a detached sandbox; it is killed");
+        }
+    }
+}
