@@ -205,17 +205,27 @@ local function receipt(id, ok)
     wake(f, ok or CLOSED)
   end
 end
-function K.actor_poll()
+-- `rid`, `rok`: the one receipt the host took out of the mailbox (its
+-- send id, delivered), nil if none; `rid` -1: several, mailbox_poll has
+-- them (src/actor/vm.rs `Receipts`).
+function K.actor_poll(rid, rok)
   local r = receiver
-  -- the first receipt comes as return values, the rest in rbuf
-  local n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
-  if n > 0 then
-    receipt(id, ok)
-    for i = 1, 2 * (n - 1), 2 do
-      id, ok = rbuf[i], rbuf[i + 1]
-      rbuf[i], rbuf[i + 1] = nil, nil
+  local kind, v = 0, nil
+  if rid == -1 then
+    -- the first receipt comes as return values, the rest in rbuf
+    local n, id, ok
+    n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
+    if n > 0 then
       receipt(id, ok)
+      for i = 1, 2 * (n - 1), 2 do
+        id, ok = rbuf[i], rbuf[i + 1]
+        rbuf[i], rbuf[i + 1] = nil, nil
+        receipt(id, ok)
+      end
     end
+  else
+    if rid then receipt(rid, rok) end
+    if r then kind, v = inbox_take() end
   end
   if r then
     -- (after the receipts: a message that fails to build wakes no one,

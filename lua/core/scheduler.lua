@@ -949,17 +949,18 @@ local finish_run = K.finish_run
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
 -- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
--- delivers first). `alone`: the only VM of a single-threaded process: the
+-- delivers first); `rid`, `rok`: the receipt the host took from it
+-- (K.actor_poll). `alone`: the only VM of a single-threaded process: the
 -- step goes on turning while fibers are ready and rt.turn says the host
 -- has nothing to do (saves a call from Rust per turn).
 local step_alone = false
 -- A VM spawned during an alone step (spawn_vm calls this): from now on the
 -- step returns to the host between batches.
 function K.leave_alone() step_alone = false end
-function K.step(block, poll, alone)
+function K.step(block, poll, alone, rid, rok)
   if run_over then return STEP_DONE end
   step_alone = alone
-  if poll then K.actor_poll() end
+  if poll then K.actor_poll(rid, rok) end
   if not errmem_report then
     errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
     K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
