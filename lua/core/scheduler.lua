@@ -373,6 +373,15 @@ local function check_suspend(f)
 end
 K.check_suspend = check_suspend
 
+-- The running fiber, after check_suspend's checks, in one call (the
+-- message path: send, receive). While no fiber has an interruption
+-- pending or suspension forbidden (guards == 0), its fields need no look.
+function K.suspendable_fiber()
+  local f = current
+  if guards > 0 or c_resumes > 0 or not f or not co_isyieldable() then check_suspend(f) end
+  return f
+end
+
 -- The checks of a function that suspends only sometimes, before it knows.
 local function check_wait(f)
   -- (no `f`: a finalizer running in the scheduler's own thread)
