@@ -244,7 +244,10 @@ local scopes_of = setmetatable({}, { __mode = 'k' })
 K.main_thread_key = {}
 
 local function thread_scopes()
-  local th = co_running() or K.main_thread_key
+  -- At C depth 0 a running fiber is in its own coroutine (user coroutines
+  -- and gsub callbacks run counted): no coroutine.running call then.
+  local f = current
+  local th = (c_depth == 0 and f and f[CO]) or co_running() or K.main_thread_key
   local s = scopes_of[th]
   if not s then
     s = { n = 0, bounds = { 0 }, depth = 1 }
