@@ -16,7 +16,7 @@ local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
-local fiber_or_nil = K.fiber_or_nil
+local fiber_or_nil, suspendable_fiber = K.fiber_or_nil, K.suspendable_fiber
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
 local span_new = byte_span.new
@@ -45,9 +45,9 @@ local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
 
 local tx_methods = {}
 function tx_methods.send(self, ...)
-  local f = fiber_or_nil()
-  check_suspend(f)
-  if select('#', ...) < 1 then raise_errno(E.EINVAL) end
+  local f = suspendable_fiber()
+  local m = ...
+  if m == nil and select('#', ...) < 1 then raise_errno(E.EINVAL) end
   send_seq = send_seq + 1
   local id = send_seq
   local box = boxes[self]
@@ -56,8 +56,8 @@ function tx_methods.send(self, ...)
     if box then boxes[self] = box end
   end
   local queued
-  if box then queued = chan_send_fast(box, (...), id) end
-  if queued == nil then queued = rt.chan_send(self, (...), id) end
+  if box then queued = chan_send_fast(box, m, id) end
+  if queued == nil then queued = rt.chan_send(self, m, id) end
   if not queued then raise_core('channel_closed') end
   sends[id] = f
   K.actor_waits = K.actor_waits + 1
@@ -113,8 +113,7 @@ end
 local inbox_take, inbox_unstash = rt.inbox_take, rt.inbox_unstash
 local rx_methods = {}
 function rx_methods.receive(_)
-  local f = fiber_or_nil()
-  check_suspend(f)
+  local f = suspendable_fiber()
   if receiver or host_receiving then
     if rt.inbox_closed() then raise_core('channel_closed') end
     raise_errno(E.EBUSY)
@@ -205,17 +204,27 @@ local function receipt(id, ok)
     wake(f, ok or CLOSED)
   end
 end
-function K.actor_poll()
+-- `rid`, `rok`: the one receipt the host took out of the mailbox (its
+-- send id, delivered), nil if none; `rid` -1: several, mailbox_poll has
+-- them (src/actor/vm.rs `Receipts`).
+function K.actor_poll(rid, rok)
   local r = receiver
-  -- the first receipt comes as return values, the rest in rbuf
-  local n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
-  if n > 0 then
-    receipt(id, ok)
-    for i = 1, 2 * (n - 1), 2 do
-      id, ok = rbuf[i], rbuf[i + 1]
-      rbuf[i], rbuf[i + 1] = nil, nil
+  local kind, v = 0, nil
+  if rid == -1 then
+    -- the first receipt comes as return values, the rest in rbuf
+    local n, id, ok
+    n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
+    if n > 0 then
       receipt(id, ok)
+      for i = 1, 2 * (n - 1), 2 do
+        id, ok = rbuf[i], rbuf[i + 1]
+        rbuf[i], rbuf[i + 1] = nil, nil
+        receipt(id, ok)
+      end
     end
+  else
+    if rid then receipt(rid, rok) end
+    if r then kind, v = inbox_take() end
   end
   if r then
     -- (after the receipts: a message that fails to build wakes no one,

@@ -244,7 +244,10 @@ local scopes_of = setmetatable({}, { __mode = 'k' })
 K.main_thread_key = {}
 
 local function thread_scopes()
-  local th = co_running() or K.main_thread_key
+  -- At C depth 0 a running fiber is in its own coroutine (user coroutines
+  -- and gsub callbacks run counted): no coroutine.running call then.
+  local f = current
+  local th = (c_depth == 0 and f and f[CO]) or co_running() or K.main_thread_key
   local s = scopes_of[th]
   if not s then
     s = { n = 0, bounds = { 0 }, depth = 1 }
@@ -372,6 +375,15 @@ local function check_suspend(f)
   if f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
 end
 K.check_suspend = check_suspend
+
+-- The running fiber, after check_suspend's checks, in one call (the
+-- message path: send, receive). While no fiber has an interruption
+-- pending or suspension forbidden (guards == 0), its fields need no look.
+function K.suspendable_fiber()
+  local f = current
+  if guards > 0 or c_resumes > 0 or not f or not co_isyieldable() then check_suspend(f) end
+  return f
+end
 
 -- The checks of a function that suspends only sometimes, before it knows.
 local function check_wait(f)
@@ -956,17 +968,18 @@ local finish_run = K.finish_run
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
 -- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
--- delivers first). `alone`: the only VM of a single-threaded process: the
+-- delivers first); `rid`, `rok`: the receipt the host took from it
+-- (K.actor_poll). `alone`: the only VM of a single-threaded process: the
 -- step goes on turning while fibers are ready and rt.turn says the host
 -- has nothing to do (saves a call from Rust per turn).
 local step_alone = false
 -- A VM spawned during an alone step (spawn_vm calls this): from now on the
 -- step returns to the host between batches.
 function K.leave_alone() step_alone = false end
-function K.step(block, poll, alone)
+function K.step(block, poll, alone, rid, rok)
   if run_over then return STEP_DONE end
   step_alone = alone
-  if poll then K.actor_poll() end
+  if poll then K.actor_poll(rid, rok) end
   if not errmem_report then
     errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
     K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails

@@ -41,7 +41,9 @@ use super::mailbox::{ActorAddress, Envelope, Mailbox};
 use super::message::Message;
 use super::module_files::{self, EntryError};
 use super::process::{Process, Sleep, ThreadSignal};
-use super::vm::{with_state, Ran, SharedState, Step, Vm, VmExit, VmState, VM_THREAD_STACK_SIZE};
+use super::vm::{
+    with_state, Ran, Receipts, SharedState, Step, Vm, VmExit, VmState, VM_THREAD_STACK_SIZE,
+};
 use crate::executor::OpFd;
 use crate::modules::error;
 use crate::RuntimeError;
@@ -81,7 +83,14 @@ impl Hosted {
     /// into Lua per turn costs as much as the scheduler's own work).
     fn run_once(&mut self, block: bool, alone: bool) -> Result<Step, Ran> {
         let poll = self.mailbox.take_pending();
-        let outcome = self.vm.step(&self.step, block, poll, alone);
+        let receipts = if poll {
+            self.state
+                .try_borrow_mut()
+                .map_or(Receipts::Several, |mut st| st.take_receipts())
+        } else {
+            Receipts::None
+        };
+        let outcome = self.vm.step(&self.step, block, poll, alone, receipts);
         self.ready = matches!(outcome, Ok(Step::Ready));
         outcome
     }

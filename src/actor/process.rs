@@ -175,6 +175,14 @@ pub(crate) struct ThreadSignal {
 impl ThreadSignal {
     /// The thread has work (a message, a receipt): wake it if it sleeps.
     pub(crate) fn wake(&self) {
+        // Most wakes find the thread running (same-thread hand-offs, a
+        // busy partner): a plain load then, not a locked swap. SeqCst, like
+        // the swap: the caller's flag store comes before this load, the
+        // sleeper's state store before its flag load, so either the load
+        // sees the sleeper's state or the sleeper sees the flag.
+        if self.state.load(Ordering::SeqCst) == RUNNING {
+            return;
+        }
         match self.state.swap(RUNNING, Ordering::SeqCst) {
             RUNNING => {}
             was => {

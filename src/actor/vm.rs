@@ -173,6 +173,25 @@ impl VmState {
 
     /// Writes what this VM printed before another actor can react to a
     /// message from it (that actor may print on another thread).
+    /// Takes the receipts that came for this VM's sends (their sends are
+    /// finished: `sent_to` forgets them). One is returned; several stay
+    /// in `receipts`, where `rt.mailbox_poll` finds them first.
+    pub(crate) fn take_receipts(&mut self) -> Receipts {
+        let mut receipts = std::mem::take(&mut self.receipts);
+        self.mailbox.take_receipts(&mut receipts);
+        let taken = match receipts.as_slice() {
+            [] => Receipts::None,
+            &[(id, delivered)] => {
+                receipts.clear();
+                self.sent_to.remove(&id);
+                Receipts::One(id, delivered)
+            }
+            _ => Receipts::Several,
+        };
+        self.receipts = receipts;
+        taken
+    }
+
     pub(crate) fn flush_if_output(&mut self) {
         if !self.stdout.is_empty() || self.executor.output_backlog() > 0 {
             let _ = self.finish_output();
@@ -243,6 +262,18 @@ pub(crate) enum Step {
     Idle,
     /// Nothing can wake a fiber of this VM any more (or it was terminated).
     Done,
+}
+
+/// The rendezvous receipts the host took out of a VM's mailbox before its
+/// step (`VmState::take_receipts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Receipts {
+    None,
+    /// The usual case: one (send id, delivered), handed to the step as
+    /// two numbers (no call back into Rust to fetch it).
+    One(u64, bool),
+    /// Several: they wait in `VmState::receipts` for `rt.mailbox_poll`.
+    Several,
 }
 
 /// How a VM's scheduler ended: `Ok(None)` normally, `Ok(Some(reported))`
@@ -1190,15 +1221,22 @@ impl Vm {
     }
 
     /// Runs one scheduler step (`block`: may sleep in this VM's ring;
-    /// `poll`: deliver what other actors left in the mailbox first).
+    /// `poll`: deliver what other actors left in the mailbox first, with
+    /// `receipts` taken from it already).
     pub(crate) fn step(
         &self,
         step: &Function,
         block: bool,
         poll: bool,
         alone: bool,
+        receipts: Receipts,
     ) -> Result<Step, Ran> {
-        match step.call::<i32>((block, poll, alone)) {
+        let (id, delivered) = match receipts {
+            Receipts::None => (None, false),
+            Receipts::One(id, delivered) => (Some(id as f64), delivered),
+            Receipts::Several => (Some(-1.0), false),
+        };
+        match step.call::<i32>((block, poll, alone, id, delivered)) {
             Ok(0) => Ok(Step::Done),
             Ok(1) => Ok(Step::Ready),
             Ok(_) => Ok(Step::Idle),
