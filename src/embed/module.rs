@@ -14,13 +14,23 @@
 //!   the job's ring op like for any op, so the actor's ring never blocks;
 //!   interrupting the fiber cancels the op and whoever finishes last drops
 //!   the job's result (executor/blocking.rs).
-//! - Every call of a Rust function is under `catch_unwind`: a panic becomes
-//!   a Lua error in the calling fiber only. Its error (or panic) text is
-//!   raised as a Lua string; nothing of it outlives the call.
+//! - Every call of a Rust function is under `catch_unwind` (once: the
+//!   raw path has no mlua frame, the general path's mlua frame sees no
+//!   panic): a panic becomes a Lua error in the calling fiber only. Its
+//!   error (or panic) text is raised as a Lua string; nothing of it
+//!   outlives the call.
 //! - Arguments are copied out of Lua as [`Message`]s with the rules of
 //!   messages between actors (no nil, no functions); a value that cannot
 //!   be copied is a Lua error naming the argument, and the function does not
 //!   run.
+//! - A plain function is a raw `lua_CFunction` ([`fast_call`]). When every
+//!   argument is a boolean, a number or a string within the message limit,
+//!   it reads them straight off the Lua stack (a typed function
+//!   deserializes them from there, with the same values and errors as
+//!   from messages: `serde::from_scalar_args`); any other argument sends
+//!   the whole call to the general mlua function, which copies and
+//!   refuses arguments as described above. A result that is not a
+//!   boolean, number or string is built by an mlua function too.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -717,7 +727,38 @@ fn call(qualified: &str, function: impl FnOnce() -> ModuleResult) -> Result<Mess
 
 #[cfg(test)]
 mod tests {
-    use super::BUILTIN_MODULES;
+    use super::*;
+
+    /// A finalizer run by `lua_close` after the slot's own `__gc` gets the
+    /// closing error, not a dangling slot.
+    #[test]
+    fn a_function_whose_slot_was_finalized_raises_the_closing_error() {
+        let lua = Lua::new();
+        let module = Module::new().typed("inc", |(x,): (f64,)| Ok(x + 1.0));
+        let entry = module.functions["inc"].clone();
+        let fast = entry
+            .fast
+            .clone()
+            .expect("a plain function has a fast path");
+        let f = plain_fast(&lua, &entry, fast, "m.inc".into()).unwrap();
+        assert_eq!(f.call::<f64>(1.0).unwrap(), 2.0);
+        // The general path (a table argument) in a bare Lua state too.
+        let err = f.call::<f64>(lua.create_table().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("bad arguments: "), "{err}");
+        // SAFETY: stack [f]; upvalue 1 of `f` is its slot userdata, moved
+        // to index 1 where its `__gc` reads it, as `lua_close` would call it.
+        unsafe {
+            lua.exec_raw::<()>(&f, |l| {
+                ffi::lua_getupvalue(l, -1, 1);
+                ffi::lua_insert(l, 1);
+                fast_slot_gc(l);
+                ffi::lua_settop(l, 0);
+            })
+            .unwrap();
+        }
+        let err = f.call::<f64>(1.0).unwrap_err().to_string();
+        assert!(err.contains("the VM is closing"), "{err}");
+    }
 
     /// The builtin names a Rust module may not take are exactly the ones
     /// the Lua module loader treats as builtin (`core_ids`).
