@@ -549,11 +549,11 @@ unsafe fn stack_scalar(l: *mut ffi::lua_State, idx: c_int) -> bool {
     }
 }
 
-/// The arguments of the running [`fast_call`], copied one by one off its
-/// Lua stack as messages (what [`arguments`] would make of them).
+/// The arguments of the running [`fast_call`], read one by one off its
+/// Lua stack (`Scalar::to_message` gives what [`arguments`] would copy).
 /// Only `fast_call` makes one, after checking each with [`stack_scalar`].
 /// `'call` is the running call: strings borrow from its Lua stack.
-pub(crate) struct StackArgs<'call> {
+struct StackArgs<'call> {
     l: *mut ffi::lua_State,
     next: c_int,
     last: c_int,

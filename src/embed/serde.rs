@@ -751,7 +751,8 @@ pub(crate) enum Scalar<'a> {
 }
 
 impl Scalar<'_> {
-    /// The message [`arguments`](crate::embed::module) would copy.
+    /// The message the general path of a module call copies for it
+    /// (module.rs `arguments`).
     pub(crate) fn to_message(self) -> Message {
         match self {
             Scalar::Bool(b) => Message::Bool(b),
