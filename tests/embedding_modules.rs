@@ -190,6 +190,125 @@ fn arguments_that_cannot_be_converted_are_lua_errors_and_the_function_does_not_r
     assert_eq!(*ran.lock().unwrap(), 0, "count never ran");
 }
 
+/// Booleans, numbers and strings are read straight off the Lua stack;
+/// a call with any other argument (here a trailing `{}`, which the typed
+/// functions ignore when they have all they need) takes the general path. Both give the same values,
+/// the same errors and catch the same panics.
+#[test]
+fn scalar_arguments_and_the_general_path_give_the_same_results_and_errors() {
+    let module = Module::new()
+        .typed("echo", |(s,): (String,)| Ok(s))
+        .typed("not", |(b,): (bool,)| Ok(!b))
+        .typed("mix", |(n, s, b): (f64, String, bool)| {
+            Ok(format!("{n} {s} {b}"))
+        })
+        .typed("small", |(n,): (u8,)| Ok(u32::from(n) * 2))
+        .typed("range", |(n,): (u32,)| Ok((1..=n).collect::<Vec<_>>()))
+        .typed("none", |(): ()| Ok("none"))
+        .typed("fail", |(n,): (f64,)| -> Result<f64, ModuleError> {
+            Err(ModuleError::new(format!("no {n}")))
+        })
+        .typed("boom", |(n,): (f64,)| -> Result<f64, ModuleError> {
+            panic!("typed boom {n}")
+        })
+        .typed("sum", |(v,): (Vec<f64>,)| Ok(v.iter().sum::<f64>()))
+        .function("kinds", |args| {
+            let kinds: Vec<&str> = args
+                .iter()
+                .map(|a| match a {
+                    Message::Bool(_) => "bool",
+                    Message::Number(_) => "number",
+                    Message::String(_) => "string",
+                    Message::Object(_) => "table",
+                    _ => "other",
+                })
+                .collect();
+            Ok(kinds.join(",").into())
+        });
+    let runtime = Runtime::builder().module("m", module).build().unwrap();
+    let answer = run(
+        &runtime,
+        "scalars.lua",
+        r#"local m = require 'm'
+         local r = require('inbox'):receive()
+         local out = {}
+         local function show(ok, v)
+           if type(v) == 'table' then v = '{' .. table.concat(v, ',') .. '}' end
+           return tostring(ok) .. ' ' .. type(v) .. ' ' .. tostring(v)
+         end
+         -- each call with scalar arguments only, then with a trailing table
+         local function both(name, ...)
+           local fast = show(pcall(m[name], ...))
+           local n = select('#', ...)
+           local args = { ... }
+           args[n + 1] = {}
+           local general = show(pcall(m[name], unpack(args, 1, n + 1)))
+           out[#out + 1] = name .. ': ' .. fast
+           if general ~= fast then out[#out + 1] = name .. ' differs: ' .. general end
+         end
+         both('echo', 'héllo')
+         both('echo', '\xff\xfe')
+         both('echo', 7)
+         out[#out + 1] = 'echo: ' .. show(pcall(m.echo))
+         both('not', true)
+         both('not', 1)
+         both('mix', 1.5, 'x', false)
+         out[#out + 1] = 'mix: ' .. show(pcall(m.mix, 1.5, 'x'))
+         both('small', 200)
+         both('small', 256)
+         both('small', -1)
+         both('small', 1.5)
+         both('range', 3)
+         both('fail', 2)
+         both('boom', 3)
+         out[#out + 1] = 'none: ' .. show(pcall(m.none))
+         out[#out + 1] = 'none with one: ' .. show(pcall(m.none, 1))
+         out[#out + 1] = 'sum: ' .. show(pcall(m.sum, { 1, 2, 3.5 }))
+         out[#out + 1] = 'kinds: ' .. m.kinds(true, 1, 's', {})
+         out[#out + 1] = 'kinds fast: ' .. m.kinds(false, 2.5, '')
+         out[#out + 1] = 'nil: ' .. show(pcall(m.echo, nil))
+         out[#out + 1] = 'function: ' .. show(pcall(m["not"], true, print))
+         local huge = string.rep('x', 64 * 1024 * 1024 + 1)
+         out[#out + 1] = 'huge: ' .. show(pcall(m.echo, huge))
+         out[#out + 1] = 'still working: ' .. m.small(4)
+         r.reply:send(out)"#,
+    );
+    let got = texts(&answer);
+    let expected_start = [
+        "echo: true string héllo",
+        "echo: false string bad arguments: invalid value: byte array, expected a string",
+        "echo: false string bad arguments: invalid type: integer `7`, expected a string",
+        "echo: false string bad arguments: invalid length 0, expected a tuple of size 1",
+        "not: true boolean false",
+        "not: false string bad arguments: invalid type: integer `1`, expected a boolean",
+        "mix: true string 1.5 x false",
+        "mix: false string bad arguments: invalid length 2, expected a tuple of size 3",
+        "small: true number 400",
+        "small: false string bad arguments: the number 256 is out of range for u8",
+        "small: false string bad arguments: the number -1 is out of range for u8",
+        "small: false string bad arguments: the number 1.5 is not an integer u8 can hold",
+        "range: true string {1,2,3}",
+        "fail: false string no 2",
+        "boom: false string the Rust function m.boom panicked: typed boom 3",
+        "none: true string none",
+        "none with one: false string bad arguments: expected an empty table, found a sequence",
+        "sum: true number 6.5",
+        "kinds: bool,number,string,table",
+        "kinds fast: bool,number,string",
+        "nil: false string bad argument #1 to 'm.echo' (a nil cannot be sent",
+        "function: false string bad argument #2 to 'm.not' (a function cannot be sent",
+        "huge: false string bad argument #1 to 'm.echo' (",
+        "still working: 8",
+    ];
+    assert_eq!(got.len(), expected_start.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(expected_start) {
+        assert!(
+            g.starts_with(e),
+            "got {g:?}, expected it to start with {e:?}\n{got:#?}"
+        );
+    }
+}
+
 fn too_deep() -> Message {
     let mut m = Message::from(1.0);
     for _ in 0..300 {

@@ -733,3 +733,478 @@ impl<'de> de::VariantAccess<'de> for VariantAccess {
         de::Deserializer::deserialize_map(ValueDeserializer(self.0), visitor)
     }
 }
+
+/// Reads the arguments of a Lua call, in order, as serde data: exactly
+/// what [`from_value`] does with `Message::Array(args)`, without building
+/// the array.
+pub(crate) fn from_args<T: DeserializeOwned>(args: Vec<Message>) -> Result<T, ConvertError> {
+    T::deserialize(ArgsDeserializer(args.into_iter().map(ValueDeserializer)))
+}
+
+/// A boolean, number or string argument, borrowed from where it lies
+/// (the Lua stack of a running call).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scalar<'a> {
+    Bool(bool),
+    Number(f64),
+    String(&'a [u8]),
+}
+
+impl Scalar<'_> {
+    /// The message the general path of a module call copies for it
+    /// (module.rs `arguments`).
+    pub(crate) fn to_message(self) -> Message {
+        match self {
+            Scalar::Bool(b) => Message::Bool(b),
+            Scalar::Number(n) => Message::Number(n),
+            Scalar::String(s) => Message::String(s.to_vec()),
+        }
+    }
+}
+
+/// [`from_args`] for arguments that are all scalars, read without
+/// copying them into messages first: same values, same errors.
+pub(crate) fn from_scalar_args<'a, T, I>(args: I) -> Result<T, ConvertError>
+where
+    T: DeserializeOwned,
+    I: ExactSizeIterator<Item = Scalar<'a>>,
+{
+    T::deserialize(ArgsDeserializer(args.map(ScalarDeserializer)))
+}
+
+/// The arguments of a call as one sequence: each method does what
+/// [`ValueDeserializer`] does for a `Message::Array` (a unit test below
+/// compares them).
+struct ArgsDeserializer<I>(I);
+
+impl<I> ArgsDeserializer<I> {
+    fn refuse<T>(expected: &str) -> Result<T, ConvertError> {
+        Err(ConvertError(format!(
+            "expected {expected}, found a sequence"
+        )))
+    }
+}
+
+macro_rules! args_integer {
+    ($($method:ident $ty:ty),*) => {$(
+        fn $method<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ConvertError> {
+            Self::refuse(concat!("an integer (", stringify!($ty), ")"))
+        }
+    )*};
+}
+
+impl<'de, I> de::Deserializer<'de> for ArgsDeserializer<I>
+where
+    I: ExactSizeIterator,
+    I::Item: de::Deserializer<'de, Error = ConvertError>,
+{
+    type Error = ConvertError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        visitor.visit_seq(ArgsAccess(self.0))
+    }
+
+    args_integer!(deserialize_i8 i8, deserialize_i16 i16, deserialize_i32 i32,
+        deserialize_i64 i64, deserialize_i128 i128, deserialize_u8 u8, deserialize_u16 u16,
+        deserialize_u32 u32, deserialize_u64 u64, deserialize_u128 u128);
+
+    fn deserialize_f32<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ConvertError> {
+        Self::refuse("a number")
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ConvertError> {
+        Self::refuse("a number")
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        if self.0.len() == 0 {
+            visitor.visit_unit()
+        } else {
+            Self::refuse("an empty table")
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        if self.0.len() == 0 {
+            visitor.visit_map(MapAccess {
+                members: BTreeMap::new().into_iter(),
+                value: None,
+            })
+        } else {
+            Self::refuse("a table")
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        Self::refuse("an enum (a variant name, or a table with one member)")
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool char str string bytes byte_buf seq tuple tuple_struct identifier ignored_any
+    }
+}
+
+struct ArgsAccess<I>(I);
+
+impl<'de, I> de::SeqAccess<'de> for ArgsAccess<I>
+where
+    I: ExactSizeIterator,
+    I::Item: de::Deserializer<'de, Error = ConvertError>,
+{
+    type Error = ConvertError;
+    #[inline]
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, ConvertError> {
+        self.0.next().map(|d| seed.deserialize(d)).transpose()
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+/// Reads one [`Scalar`] as serde data: each method does what
+/// [`ValueDeserializer`] does for the same boolean, number or string
+/// message (a unit test below compares them).
+struct ScalarDeserializer<'a>(Scalar<'a>);
+
+fn scalar_kind(s: &Scalar<'_>) -> &'static str {
+    match s {
+        Scalar::Bool(_) => "a boolean",
+        Scalar::Number(_) => "a number",
+        Scalar::String(_) => "a string",
+    }
+}
+
+macro_rules! scalar_integer {
+    ($($method:ident $ty:ty, $visit:ident);*) => {$(
+        #[inline]
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+            match self.0 {
+                Scalar::Number(n) => {
+                    let i = integer(n, stringify!($ty))?;
+                    let v = <$ty>::try_from(i).map_err(|_| {
+                        ConvertError(format!(
+                            "the number {n} is out of range for {}",
+                            stringify!($ty)
+                        ))
+                    })?;
+                    visitor.$visit(v)
+                }
+                other => Self::refuse(concat!("an integer (", stringify!($ty), ")"), &other),
+            }
+        }
+    )*};
+}
+
+impl ScalarDeserializer<'_> {
+    fn refuse<T>(expected: &str, found: &Scalar<'_>) -> Result<T, ConvertError> {
+        Err(ConvertError(format!(
+            "expected {expected}, found {}",
+            scalar_kind(found)
+        )))
+    }
+}
+
+impl<'de> de::Deserializer<'de> for ScalarDeserializer<'_> {
+    type Error = ConvertError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.0 {
+            Scalar::Bool(b) => visitor.visit_bool(b),
+            Scalar::Number(n) => {
+                if n.fract() == 0.0 && n.abs() <= MAX_EXACT as f64 {
+                    visitor.visit_i64(n as i64)
+                } else {
+                    visitor.visit_f64(n)
+                }
+            }
+            // Owned, like `ValueDeserializer` (a visitor may implement
+            // only the owned forms); a `String` costs one copy either way.
+            Scalar::String(bytes) => match std::str::from_utf8(bytes) {
+                Ok(s) => visitor.visit_string(s.to_owned()),
+                Err(_) => visitor.visit_byte_buf(bytes.to_vec()),
+            },
+        }
+    }
+
+    scalar_integer!(deserialize_i8 i8, visit_i8; deserialize_i16 i16, visit_i16;
+        deserialize_i32 i32, visit_i32; deserialize_i64 i64, visit_i64;
+        deserialize_i128 i128, visit_i128; deserialize_u8 u8, visit_u8;
+        deserialize_u16 u16, visit_u16; deserialize_u32 u32, visit_u32;
+        deserialize_u64 u64, visit_u64; deserialize_u128 u128, visit_u128);
+
+    #[inline]
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        self.deserialize_f64(visitor)
+    }
+
+    #[inline]
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.0 {
+            Scalar::Number(n) => visitor.visit_f64(n),
+            other => Self::refuse("a number", &other),
+        }
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        match self.0 {
+            Scalar::String(bytes) => visitor.visit_byte_buf(bytes.to_vec()),
+            other => Self::refuse("a string", &other),
+        }
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        self.deserialize_bytes(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ConvertError> {
+        Self::refuse("an empty table", &self.0)
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ConvertError> {
+        Self::refuse("a sequence", &self.0)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ConvertError> {
+        Self::refuse("a table", &self.0)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ConvertError> {
+        match self.0 {
+            Scalar::String(bytes) => {
+                let name = std::str::from_utf8(bytes)
+                    .map_err(|_| ConvertError("an enum variant name must be UTF-8".into()))?;
+                visitor.visit_enum(IntoDeserializer::<ConvertError>::into_deserializer(
+                    name.to_owned(),
+                ))
+            }
+            other => Self::refuse(
+                "an enum (a variant name, or a table with one member)",
+                &other,
+            ),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool char str string identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Point {
+        x: f64,
+        y: f64,
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Unit;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Wrapper(Vec<i32>);
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    enum Shape {
+        Dot,
+    }
+
+    /// `from_args` reads a call's arguments exactly as `from_value` reads
+    /// them as one array: same values, same errors, for every shape.
+    #[test]
+    fn args_read_like_an_array_of_messages() {
+        fn same<T: DeserializeOwned + PartialEq + std::fmt::Debug>(args: fn() -> Vec<Message>) {
+            let what = format!("{} from {:?}", std::any::type_name::<T>(), args());
+            // Debug text: NaN equals NaN there.
+            let by_array = format!("{:?}", from_value::<T>(Message::Array(args())));
+            assert_eq!(format!("{:?}", from_args::<T>(args())), by_array, "{what}");
+            let messages = args();
+            let scalars: Option<Vec<Scalar>> = messages
+                .iter()
+                .map(|m| match m {
+                    Message::Bool(b) => Some(Scalar::Bool(*b)),
+                    Message::Number(n) => Some(Scalar::Number(*n)),
+                    Message::String(s) => Some(Scalar::String(s)),
+                    _ => None,
+                })
+                .collect();
+            if let Some(scalars) = scalars {
+                let by_scalars = from_scalar_args::<T, _>(scalars.iter().copied());
+                assert_eq!(format!("{by_scalars:?}"), by_array, "scalars: {what}");
+                for (scalar, message) in scalars.iter().zip(args()) {
+                    assert_eq!(format!("{:?}", scalar.to_message()), format!("{message:?}"));
+                }
+            }
+        }
+        let cases: [fn() -> Vec<Message>; 13] = [
+            Vec::new,
+            || vec![1.0.into()],
+            || vec![(-3.0).into()],
+            || vec![1e300.into()],
+            || vec![f64::NAN.into()],
+            || vec![300.0.into(), (-1.0).into()],
+            || vec![false.into()],
+            || vec!["Dot".into()],
+            || vec![1.5.into(), 2.0.into()],
+            || vec!["a".into(), 7.0.into()],
+            || vec![true.into(), "x".into(), 3.0.into()],
+            || vec![Message::array([1.0.into()])],
+            || vec![Message::String(vec![0xff, 0xfe])],
+        ];
+        for args in cases {
+            same::<(f64,)>(args);
+            same::<(f64, f64)>(args);
+            same::<(i64, i64)>(args);
+            same::<(String, u32)>(args);
+            same::<(bool, String, u8)>(args);
+            same::<(u8, i8)>(args);
+            same::<(f32,)>(args);
+            same::<(i128, u128)>(args);
+            same::<(char,)>(args);
+            same::<(Option<f64>,)>(args);
+            same::<(Shape,)>(args);
+            same::<((),)>(args);
+            same::<(Point,)>(args);
+            same::<(Wrapper,)>(args);
+            same::<(serde_bytes_like::Bytes,)>(args);
+            same::<(Vec<f64>,)>(args);
+            same::<Vec<f64>>(args);
+            same::<Vec<String>>(args);
+            same::<()>(args);
+            same::<Unit>(args);
+            same::<Wrapper>(args);
+            same::<Option<(f64,)>>(args);
+            same::<Point>(args);
+            same::<HashMap<String, f64>>(args);
+            same::<Shape>(args);
+            same::<f64>(args);
+            same::<f32>(args);
+            same::<i32>(args);
+            same::<u64>(args);
+            same::<bool>(args);
+            same::<String>(args);
+            same::<serde_bytes_like::Bytes>(args);
+        }
+    }
+
+    /// A byte buffer read through `deserialize_byte_buf`.
+    mod serde_bytes_like {
+        #[derive(Debug, PartialEq)]
+        pub struct Bytes(pub Vec<u8>);
+        impl<'de> serde::Deserialize<'de> for Bytes {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Bytes;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                        Ok(Bytes(v))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Bytes, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some(b) = seq.next_element::<u8>()? {
+                            out.push(b);
+                        }
+                        Ok(Bytes(out))
+                    }
+                }
+                d.deserialize_byte_buf(V)
+            }
+        }
+    }
+}
