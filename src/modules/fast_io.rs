@@ -84,7 +84,8 @@ struct Handle {
     error: Option<std::io::Error>,
 }
 
-/// Upvalue 1 of `fast_op` and `fast_clear`.
+/// Upvalue 1 of `fast_op` and `fast_clear` (upvalue 2: the handles'
+/// metatable).
 struct Slot {
     state: Option<SharedState>,
 }
@@ -115,17 +116,15 @@ unsafe extern "C-unwind" fn handle_gc(l: *mut ffi::lua_State) -> c_int {
     0
 }
 
-/// The handle at stack index `idx`, if that is one (its metatable is the
-/// handles'; a C function has room for the 2 values this pushes).
-unsafe fn handle_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a mut Handle> {
+/// The handle at stack index `idx`, if that is one: its metatable is the
+/// handles', found at index `mt` (an upvalue, or pushed by the caller).
+/// A C function has room for the value this pushes.
+unsafe fn handle_at<'a>(l: *mut ffi::lua_State, idx: c_int, mt: c_int) -> Option<&'a mut Handle> {
     // SAFETY: the metatable check proves the userdata is a `Handle`
     // `new_handle` wrote; the stack is restored before returning.
     unsafe {
         let top = ffi::lua_gettop(l);
-        let is_handle = ffi::lua_getmetatable(l, idx) != 0 && {
-            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, FAST_HANDLE_KEY.as_ptr());
-            ffi::lua_rawequal(l, -1, -2) != 0
-        };
+        let is_handle = ffi::lua_getmetatable(l, idx) != 0 && ffi::lua_rawequal(l, -1, mt) != 0;
         ffi::lua_settop(l, top);
         if !is_handle {
             return None;
@@ -144,7 +143,8 @@ fn handle_ptr(lua: &Lua, handle: &Value, buf: &Value) -> mlua::Result<(*mut Hand
     // the stack.
     unsafe {
         lua.exec_raw::<()>((handle, buf), |l| {
-            if let Some(h) = handle_at(l, 1) {
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, FAST_HANDLE_KEY.as_ptr());
+            if let Some(h) = handle_at(l, 1, 3) {
                 ptr = h;
             }
             key = ffi::lua_touserdata(l, 2) as *const c_void;
@@ -166,7 +166,9 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
     // runs while the state is borrowed.
     unsafe {
         let slot = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot);
-        let Some(h) = handle_at(l, 1) else { return 0 };
+        let Some(h) = handle_at(l, 1, ffi::lua_upvalueindex(2)) else {
+            return 0;
+        };
         let Some(kind) = Kind::from_number(ffi::lua_tonumber(l, 4)) else {
             return 0;
         };
@@ -229,7 +231,7 @@ fn submit(
 unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: see `handle_at`; dropping an `OpFd` runs no Lua.
     unsafe {
-        if let Some(h) = handle_at(l, 1) {
+        if let Some(h) = handle_at(l, 1, ffi::lua_upvalueindex(2)) {
             drop(h.fd.take());
             h.bufs = [None, None];
             drop(h.error.take());
@@ -283,8 +285,9 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
             ffi::lua_pushboolean(l, 0);
             ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+            ffi::lua_pushvalue(l, -1);
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, FAST_HANDLE_KEY.as_ptr());
-            // stack: [h]; the slot's metatable, then the slot
+            // stack: [h, handle_mt]; the slot's metatable, then the slot
             ffi::lua_createtable(l, 0, 1);
             ffi::lua_pushcfunction(l, slot_gc);
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
@@ -293,11 +296,14 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
             ffi::lua_remove(l, -2);
-            // stack: [h, slot]
-            ffi::lua_pushvalue(l, -1);
-            ffi::lua_pushcclosure(l, fast_op, 1);
+            // stack: [h, handle_mt, slot]
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushcclosure(l, fast_op, 2);
             ffi::lua_setfield(l, 1, c"fast_op".as_ptr());
-            ffi::lua_pushcclosure(l, fast_clear, 1);
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushcclosure(l, fast_clear, 2);
             ffi::lua_setfield(l, 1, c"fast_clear".as_ptr());
             ffi::lua_settop(l, 0);
         })?;
