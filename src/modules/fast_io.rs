@@ -135,7 +135,11 @@ unsafe fn handle_at<'a>(l: *mut ffi::lua_State, idx: c_int, mt: c_int) -> Option
 
 /// The handle Lua value `handle` is (mlua side), as a raw pointer, and the
 /// userdata address of `buf` (null when it is none), as `fast_op` sees it.
-fn handle_ptr(lua: &Lua, handle: &Value, buf: &Value) -> mlua::Result<(*mut Handle, *const c_void)> {
+fn handle_ptr(
+    lua: &Lua,
+    handle: &Value,
+    buf: &Value,
+) -> mlua::Result<(*mut Handle, *const c_void)> {
     let mut ptr: *mut Handle = std::ptr::null_mut();
     let mut key: *const c_void = std::ptr::null();
     // SAFETY: `exec_raw` pushes both values (stack: [handle, buf]) and runs
@@ -179,8 +183,12 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
             _ => return 0,
         };
         let inline = ffi::lua_toboolean(l, 3) != 0 && !matches!(kind, Kind::Recv);
-        let Some(state) = slot.state.as_ref() else { return 0 };
-        let Ok(mut st) = state.try_borrow_mut() else { return 0 };
+        let Some(state) = slot.state.as_ref() else {
+            return 0;
+        };
+        let Ok(mut st) = state.try_borrow_mut() else {
+            return 0;
+        };
         if st.is_ended() {
             return 0;
         }
