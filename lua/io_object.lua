@@ -18,6 +18,9 @@
 --   per op; further ops meanwhile go to the set `pending`. `npending` counts both.
 --   An op that completed during its submission (IO.run_op_inline) was
 --   never pending: its result is in hand before anything could track it.
+-- - st.fast (IO.run_fast) is used only while st.fast_holder is the
+--   current holder, and is emptied before the holder is closed or
+--   released, so it never keeps a closed object's descriptor open.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno
