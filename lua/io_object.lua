@@ -127,16 +127,18 @@ function IO.run_op_inline(st, submit, ...)
 end
 
 -- The fast path of a chunk op (src/modules/fast_io.rs): IO.run_op_inline,
--- or IO.run_op for a receive (never tried inline), for stream read_some,
--- write_some, receive and send of a byte_span without flags. The op is
+-- or IO.run_op for a receive or a pipe's read (never tried inline), for
+-- stream read_some, write_some, receive and send of a byte_span without
+-- flags. The op is
 -- submitted by one raw C function on the object's fast handle (st.fast,
 -- made for the holder st.fast_holder) with the buffer cached for its
 -- direction (kept referenced in st.fast_rbuf / st.fast_wbuf); on a miss
 -- (another buffer, not a byte_span, a state it cannot borrow) the buffer
 -- is bound for the next time and `slow(inline, holder, buf)`, the
 -- module's primitive, submits it with every error path of its own.
-IO.FAST_READ, IO.FAST_WRITE, IO.FAST_RECV, IO.FAST_SEND = 0, 1, 2, 3
-local FAST_RECV = IO.FAST_RECV
+-- FAST_RECV and FAST_READ_WAIT (a pipe's read) are never tried inline.
+IO.FAST_READ, IO.FAST_WRITE, IO.FAST_RECV, IO.FAST_SEND, IO.FAST_READ_WAIT = 0, 1, 2, 3, 4
+local FAST_RECV, FAST_READ_WAIT = IO.FAST_RECV, IO.FAST_READ_WAIT
 local fast_op, fast_new, fast_bind, fast_raise = H.fast_op, H.fast_new, H.fast_bind, H.fast_raise
 function IO.run_fast(st, kind, slow, buf)
   local f = current()
@@ -147,7 +149,7 @@ function IO.run_fast(st, kind, slow, buf)
     h = fast_new(holder)
     st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf = h, holder, nil, nil
   end
-  local inline = kind ~= FAST_RECV and may_complete_inline()
+  local inline = kind ~= FAST_RECV and kind ~= FAST_READ_WAIT and may_complete_inline()
   local id, res = fast_op(h, buf, inline, kind)
   if id == nil then
     local dir = kind % 2

@@ -1,6 +1,6 @@
 //! The per-chunk fast path of stream I/O (`read_some`/`write_some` of
-//! `file.stream`, `read_some`/`write_some`/`receive`/`send` of TCP and unix
-//! stream sockets): one raw `lua_CFunction` (`H.fast_op`) submits the op,
+//! `file.stream` and pipe streams, `read_some`/`write_some`/`receive`/
+//! `send` of TCP and unix stream sockets): one raw `lua_CFunction` (`H.fast_op`) submits the op,
 //! without mlua's callback frame, argument conversion and userdata type
 //! checks (docs/performance.md "File read").
 //!
@@ -55,6 +55,9 @@ enum Kind {
     Recv = 2,
     /// `send(2)`, no flags.
     Send = 3,
+    /// `read(2)` at the position, never tried inline (a pipe: a read
+    /// usually waits for the writer).
+    ReadWait = 4,
 }
 
 impl Kind {
@@ -64,6 +67,7 @@ impl Kind {
             1 => Kind::Write,
             2 => Kind::Recv,
             3 => Kind::Send,
+            4 => Kind::ReadWait,
             _ => return None,
         })
     }
@@ -71,7 +75,7 @@ impl Kind {
     /// The handle's buffer cache this kind uses (0 read, 1 write).
     fn direction(self) -> usize {
         match self {
-            Kind::Read | Kind::Recv => 0,
+            Kind::Read | Kind::Recv | Kind::ReadWait => 0,
             Kind::Write | Kind::Send => 1,
         }
     }
@@ -182,7 +186,8 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
             Some((cached, span)) if !key.is_null() && *cached == key => span.clone(),
             _ => return 0,
         };
-        let inline = ffi::lua_toboolean(l, 3) != 0 && !matches!(kind, Kind::Recv);
+        let inline =
+            ffi::lua_toboolean(l, 3) != 0 && !matches!(kind, Kind::Recv | Kind::ReadWait);
         let Some(state) = slot.state.as_ref() else {
             return 0;
         };
@@ -223,7 +228,7 @@ fn submit(
 ) -> std::io::Result<(OpId, Option<i32>)> {
     let buf = OpBuffer::Span(span);
     submit_maybe_inline(st, inline, |st| match kind {
-        Kind::Read => st.executor.read(fd, buf),
+        Kind::Read | Kind::ReadWait => st.executor.read(fd, buf),
         Kind::Write => {
             // Earlier print output goes first (the fd may be a copy of
             // stdout), as in `HeldState::write`.
