@@ -155,7 +155,9 @@ fn handle_ptr(
             if let Some(h) = handle_at(l, 1, 3) {
                 ptr = h;
             }
-            key = ffi::lua_touserdata(l, 2) as *const c_void;
+            if ffi::lua_type(l, 2) == ffi::LUA_TUSERDATA {
+                key = ffi::lua_touserdata(l, 2) as *const c_void;
+            }
             ffi::lua_settop(l, 0);
         })?;
     }
@@ -181,13 +183,16 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
             return 0;
         };
         let Some(fd) = h.fd.as_ref() else { return 0 };
+        // A full userdata only: a light one's address is just a number.
+        if ffi::lua_type(l, 2) != ffi::LUA_TUSERDATA {
+            return 0;
+        }
         let key = ffi::lua_touserdata(l, 2) as *const c_void;
         let span = match &h.bufs[kind.direction()] {
             Some((cached, span)) if !key.is_null() && *cached == key => span.clone(),
             _ => return 0,
         };
-        let inline =
-            ffi::lua_toboolean(l, 3) != 0 && !matches!(kind, Kind::Recv | Kind::ReadWait);
+        let inline = ffi::lua_toboolean(l, 3) != 0 && !matches!(kind, Kind::Recv | Kind::ReadWait);
         let Some(state) = slot.state.as_ref() else {
             return 0;
         };
@@ -342,6 +347,9 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
                 let Some(span) = byte_span::span_from_value(&buf) else {
                     return Ok(false);
                 };
+                if key.is_null() {
+                    return Ok(false);
+                }
                 // SAFETY: `handle_ptr` checked the metatable; the handle is
                 // alive (the argument references it) and no Lua runs while
                 // it is written.
