@@ -1,8 +1,8 @@
 //! The per-chunk fast path of stream I/O (`read_some`/`write_some` of
 //! `file.stream` and pipe streams, `read_some`/`write_some`/`receive`/
-//! `send` of TCP and unix stream sockets): one raw `lua_CFunction` (`H.fast_op`) submits the op,
-//! without mlua's callback frame, argument conversion and userdata type
-//! checks (docs/performance.md "File read").
+//! `send` of TCP and unix stream sockets): one raw `lua_CFunction`
+//! (`H.fast_op`) submits the op, without mlua's callback frame, argument
+//! conversion and userdata type checks (docs/performance.md "File read").
 //!
 //! Invariants:
 //! - An object's fast handle (`H.fast_new(holder)`, kept in its Lua state
@@ -15,17 +15,18 @@
 //! - A handle caches, per direction (0 read, 1 write), the last byte_span
 //!   bound to it (`H.fast_bind`, an mlua function that checks the value is a
 //!   byte_span): its userdata address and a clone of its view. The Lua
-//!   state keeps that byte_span referenced (`st.fast_bufs`) while it is
+//!   state keeps that byte_span referenced (`st.fast_rbuf`/`fast_wbuf`) while it is
 //!   cached, so the address cannot be reused by another object meanwhile,
 //!   and a byte_span's view never changes: an equal address is the same
-//!   buffer. Anything else (another buffer, a string, a handle of another
-//!   kind) is a miss.
+//!   buffer. Anything else (another buffer, a string, a light userdata) is
+//!   a miss.
 //! - `fast_op` never raises and never guesses: on a miss, a state it cannot
 //!   borrow or a VM that ended it returns nil before anything is submitted,
 //!   and the caller takes the ordinary mlua primitive, which owns every
-//!   error path. An error after the op was handed to the executor (the
-//!   inline attempt's `io_uring_enter`) is kept in the handle and raised by
-//!   `H.fast_raise`, as the primitive would have raised it.
+//!   error path. An error of the submission itself (the output flush
+//!   before a write, a full SQ, the inline attempt's `io_uring_enter`) is
+//!   kept in the handle and raised by `H.fast_raise`, as the primitive
+//!   would have raised it.
 //! - Each op's slot holds its own clones of descriptor and buffer, as
 //!   through the primitives: emptying or collecting a handle frees neither
 //!   under the kernel.
