@@ -12,6 +12,7 @@ local K, P, IO = ...
 local E = K.rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_inline = IO.state_of, IO.run_op, IO.run_op_inline
+local run_fast, FAST_READ, FAST_WRITE = IO.run_fast, IO.FAST_READ, IO.FAST_WRITE
 local type, error = type, error
 
 local props = IO.common_props()
@@ -89,7 +90,7 @@ stream_methods.resize, ra_methods.resize = resize(stream_mt), resize(ra_mt)
 function stream_methods.read_some(self, buf)
   local st = state_of(self, stream_mt)
   IO.check_read_buffer(buf)
-  local n = run_op_inline(st, P.read, buf)
+  local n = run_fast(st, FAST_READ, P.read, buf)
   if n == 0 and #buf > 0 then error(IO.eof(), 0) end
   return n
 end
@@ -97,7 +98,8 @@ end
 function stream_methods.write_some(self, buf)
   local st = state_of(self, stream_mt)
   IO.check_write_buffer(buf)
-  return run_op_inline(st, P.write, buf)
+  if type(buf) == 'string' then return run_op_inline(st, P.write, buf) end
+  return run_fast(st, FAST_WRITE, P.write, buf)
 end
 
 -- seek(offset[, whence = "set"]) -> new offset; "set", "cur" or "end".

@@ -18,6 +18,9 @@
 --   per op; further ops meanwhile go to the set `pending`. `npending` counts both.
 --   An op that completed during its submission (IO.run_op_inline) was
 --   never pending: its result is in hand before anything could track it.
+-- - st.fast (IO.run_fast) is used only while st.fast_holder is the
+--   current holder, and is emptied before the holder is closed or
+--   released, so it never keeps a closed object's descriptor open.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno
@@ -123,6 +126,55 @@ function IO.run_op_inline(st, submit, ...)
   return result_of(f, await_tracked(f, st, id))
 end
 
+-- The fast path of a chunk op (src/modules/fast_io.rs): IO.run_op_inline,
+-- or IO.run_op for a receive or a pipe's read (never tried inline), for
+-- stream read_some, write_some, receive and send of a byte_span without
+-- flags. The op is
+-- submitted by one raw C function on the object's fast handle (st.fast,
+-- made for the holder st.fast_holder) with the buffer cached for its
+-- direction (kept referenced in st.fast_rbuf / st.fast_wbuf); on a miss
+-- (another buffer, not a byte_span, a state it cannot borrow) the buffer
+-- is bound for the next time and `slow(inline, holder, buf)`, the
+-- module's primitive, submits it with every error path of its own.
+-- FAST_RECV and FAST_READ_WAIT (a pipe's read) are never tried inline.
+IO.FAST_READ, IO.FAST_WRITE, IO.FAST_RECV, IO.FAST_SEND, IO.FAST_READ_WAIT = 0, 1, 2, 3, 4
+local FAST_RECV, FAST_READ_WAIT = IO.FAST_RECV, IO.FAST_READ_WAIT
+local fast_op, fast_new, fast_bind, fast_raise = H.fast_op, H.fast_new, H.fast_bind, H.fast_raise
+function IO.run_fast(st, kind, slow, buf)
+  local f = current()
+  check_suspend(f)
+  local holder = held(st)
+  local h = st.fast
+  if st.fast_holder ~= holder then
+    h = fast_new(holder)
+    st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf = h, holder, nil, nil
+  end
+  local inline = kind ~= FAST_RECV and kind ~= FAST_READ_WAIT and may_complete_inline()
+  local id, res = fast_op(h, buf, inline, kind)
+  if id == nil then
+    local dir = kind % 2
+    if fast_bind(h, buf, dir) then
+      if dir == 0 then st.fast_rbuf = buf else st.fast_wbuf = buf end
+    end
+    id, res = slow(inline, holder, buf)
+  elseif id == false then
+    fast_raise(h)
+  end
+  if res then return result_of(f, true, res) end
+  return result_of(f, await_tracked(f, st, id))
+end
+
+-- Lets go of the fast handle (its clone of the descriptor) before the
+-- holder is closed or released.
+local fast_clear = H.fast_clear
+local function drop_fast(st)
+  local h = st.fast
+  if h then
+    fast_clear(h)
+    st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf = nil, nil, nil, nil
+  end
+end
+
 -- An op of an object that has no descriptor yet (an open): tracked like
 -- any op, so close()/cancel() abort it and release() is EBUSY meanwhile.
 -- Returns the result (an fd object for an open).
@@ -198,6 +250,7 @@ function IO.common_methods(methods)
   function methods.close(self)
     local st = IO.state_of(self)
     IO.cancel_all(st)
+    drop_fast(st)
     if st.holder then
       H.close(st.holder)
       st.holder = nil
@@ -210,6 +263,7 @@ function IO.common_methods(methods)
     local st = IO.state_of(self)
     if st.npending > 0 then raise_errno(E.EBUSY) end
     if not st.holder then error(K.system_error(E.EBADF), 0) end
+    drop_fast(st)
     local fd = H.release(st.holder)
     st.holder = nil
     return fd

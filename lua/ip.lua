@@ -16,6 +16,9 @@ local E = rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
 local run_op_inline = IO.run_op_inline
+local run_fast, FAST_RECV, FAST_SEND = IO.run_fast, IO.FAST_RECV, IO.FAST_SEND
+-- The primitive a fast receive falls back on (src/modules/fast_io.rs).
+local function recv_slow(_, holder, buf) return P.recv(holder, buf) end
 local error, type, setmetatable = error, type, setmetatable
 local sbyte, ssub, smatch, srep = string.byte, string.sub, string.match, string.rep
 local tonumber, tostring, pairs = tonumber, tostring, pairs
@@ -351,24 +354,27 @@ end
 function tcp_socket_methods.read_some(self, buf)
   local st = state_of(self, tcp_socket_mt)
   IO.check_read_buffer(buf)
-  return read_result(buf, run_op(st, P.recv, buf))
+  return read_result(buf, run_fast(st, FAST_RECV, recv_slow, buf))
 end
 
 function tcp_socket_methods.write_some(self, buf)
   local st = state_of(self, tcp_socket_mt)
   IO.check_write_buffer(buf)
-  return run_op_inline(st, P.send, buf)
+  if type(buf) == 'string' then return run_op_inline(st, P.send, buf) end
+  return run_fast(st, FAST_SEND, P.send, buf)
 end
 
 function tcp_socket_methods.receive(self, buf, flags)
   local st = state_of(self, tcp_socket_mt)
   IO.check_read_buffer(buf)
+  if flags == nil then return read_result(buf, run_fast(st, FAST_RECV, recv_slow, buf)) end
   return read_result(buf, run_op(st, P.recv, buf, check_flags(flags, 3)))
 end
 
 function tcp_socket_methods.send(self, buf, flags)
   local st = state_of(self, tcp_socket_mt)
   IO.check_write_buffer(buf)
+  if flags == nil and type(buf) ~= 'string' then return run_fast(st, FAST_SEND, P.send, buf) end
   return run_op_inline(st, P.send, buf, check_flags(flags, 3))
 end
 

@@ -20,6 +20,9 @@ local E = K.rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
 local run_op_inline = IO.run_op_inline
+local run_fast, FAST_RECV, FAST_SEND = IO.run_fast, IO.FAST_RECV, IO.FAST_SEND
+-- The primitive a fast receive falls back on (src/modules/fast_io.rs).
+local function recv_slow(_, holder, buf) return P.recv(holder, buf) end
 local error, type = error, type
 
 -- A path argument (a string or a real filesystem.path: IO.path_arg reads
@@ -110,12 +113,13 @@ local function socket_class(name, sock_type, is_stream)
     function methods.read_some(self, buf)
       local st = state_of(self, mt)
       IO.check_read_buffer(buf)
-      return result(buf, run_op(st, P.recv, buf))
+      return result(buf, run_fast(st, FAST_RECV, recv_slow, buf))
     end
     function methods.write_some(self, buf)
       local st = state_of(self, mt)
       IO.check_write_buffer(buf)
-      return run_op_inline(st, P.send, buf)
+      if type(buf) == 'string' then return run_op_inline(st, P.send, buf) end
+      return run_fast(st, FAST_SEND, P.send, buf)
     end
   end
   -- receive_with_fds(buf, maxfds) -> n, fds (and the sender's path for

@@ -1,12 +1,15 @@
--- Reads FILE (first argument) to its end with file.stream in 64 KiB chunks,
+-- Reads FILE (first argument) to its end with file.stream in 64 KiB chunks
+-- (or the size of the optional second argument, for a per-read cost),
 -- one buffer reused for every read, and prints the byte count. The harness
 -- (benches/file_read.rs) times the whole process against `cat FILE`.
 local file = require 'file'
-local path = require('system').arguments[3]
+local arguments = require('system').arguments
+local path = arguments[3]
+local chunk = tonumber(arguments[4]) or 65536
 
 local stream = file.stream.new()
 stream:open(path, file.open_flag.read_only)
-local buf = byte_span.new(65536)
+local buf = byte_span.new(chunk)
 local read_some = stream.read_some
 local total = 0
 while true do

@@ -437,16 +437,9 @@ impl HeldState {
         inline: bool,
         submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
     ) -> mlua::Result<(f64, Option<i32>)> {
-        borrow_state(&self.0, |st| {
-            let id = submit(st)?;
-            let result = if inline && !st.mailbox.is_pending() {
-                st.executor.complete_inline(id)?
-            } else {
-                None
-            };
-            Ok((id.to_f64(), result))
-        })?
-        .map_err(io_err)
+        borrow_state(&self.0, |st| submit_maybe_inline(st, inline, submit))?
+            .map(|(id, result)| (id.to_f64(), result))
+            .map_err(io_err)
     }
 
     /// [`submit_read`] on the held state, maybe completed inline (see
@@ -475,6 +468,22 @@ impl HeldState {
             st.executor.write(fd, buf)
         })
     }
+}
+
+/// Submits one op and, with `inline` (see [`HeldState::submit_inline`]),
+/// tries to finish it at once: its id and, when that worked, its result.
+pub(crate) fn submit_maybe_inline(
+    st: &mut VmState,
+    inline: bool,
+    submit: impl FnOnce(&mut VmState) -> std::io::Result<OpId>,
+) -> std::io::Result<(OpId, Option<i32>)> {
+    let id = submit(st)?;
+    let result = if inline && !st.mailbox.is_pending() {
+        st.executor.complete_inline(id)?
+    } else {
+        None
+    };
+    Ok((id, result))
 }
 
 /// Ring reads and writes for Rust modules (src/modules/): Lua gets the op

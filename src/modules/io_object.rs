@@ -166,6 +166,11 @@ pub(crate) fn holder_write(lua: &Lua) -> mlua::Result<mlua::Function> {
 /// `close`, `release` and `adopt` of holders (lua/io_object.lua's `H`).
 fn holder_primitives(lua: &Lua) -> mlua::Result<Table> {
     let h = lua.create_table()?;
+    let state = lua
+        .app_data_ref::<crate::actor::vm::SharedState>()
+        .map(|state| state.clone())
+        .ok_or_else(|| mlua::Error::runtime("luring: VM state missing"))?;
+    crate::modules::fast_io::register(lua, &h, &state)?;
     // release(holder) -> file_descriptor owning what the holder held.
     h.raw_set(
         "release",

@@ -12,6 +12,7 @@ use mlua::{AnyUserData, Lua, Table};
 
 pub mod byte_span;
 pub mod error;
+pub(crate) mod fast_io;
 pub mod file_descriptor;
 pub mod format;
 pub mod io_object;

@@ -1,0 +1,376 @@
+//! The per-chunk fast path of stream I/O (`read_some`/`write_some` of
+//! `file.stream` and pipe streams, `read_some`/`write_some`/`receive`/
+//! `send` of TCP and unix stream sockets): one raw `lua_CFunction`
+//! (`H.fast_op`) submits the op, without mlua's callback frame, argument
+//! conversion and userdata type checks (docs/performance.md "File read").
+//!
+//! Invariants:
+//! - An object's fast handle (`H.fast_new(holder)`, kept in its Lua state
+//!   as `st.fast` beside `st.fast_holder`) is a full userdata with its own
+//!   metatable (registry key `FAST_HANDLE_KEY`) holding a clone of the
+//!   holder's descriptor. lua/io_object.lua uses it only while
+//!   `st.fast_holder` is the object's current holder, and `close()` and
+//!   `release()` empty it (`H.fast_clear`) before dropping the holder, so
+//!   the handle never keeps a closed object's descriptor open.
+//! - A handle caches, per direction (0 read, 1 write), the last byte_span
+//!   bound to it (`H.fast_bind`, an mlua function that checks the value is a
+//!   byte_span): its userdata address and a clone of its view. The Lua
+//!   state keeps that byte_span referenced (`st.fast_rbuf`/`fast_wbuf`) while it is
+//!   cached, so the address cannot be reused by another object meanwhile,
+//!   and a byte_span's view never changes: an equal address is the same
+//!   buffer. Anything else (another buffer, a string, a light userdata) is
+//!   a miss.
+//! - `fast_op` never raises and never guesses: on a miss, a state it cannot
+//!   borrow or a VM that ended it returns nil before anything is submitted,
+//!   and the caller takes the ordinary mlua primitive, which owns every
+//!   error path. An error of the submission itself (the output flush
+//!   before a write, a full SQ, the inline attempt's `io_uring_enter`) is
+//!   kept in the handle and raised by `H.fast_raise`, as the primitive
+//!   would have raised it.
+//! - Each op's slot holds its own clones of descriptor and buffer, as
+//!   through the primitives: emptying or collecting a handle frees neither
+//!   under the kernel.
+
+use std::ffi::{c_int, c_void, CStr};
+
+use mlua::ffi;
+use mlua::{Lua, Table, Value};
+
+use crate::actor::vm::{io_err, submit_maybe_inline, unless_closing, SharedState, VmState};
+use crate::executor::{OpBuffer, OpFd, OpId};
+use crate::modules::byte_span::{self, SpanRef};
+use crate::modules::error::einval;
+use crate::modules::io_object::holder_fd;
+
+/// Registry key of the fast handles' metatable.
+const FAST_HANDLE_KEY: &CStr = c"luring.fast_io_handle";
+
+/// The op `fast_op` submits (its argument 4).
+#[derive(Clone, Copy)]
+enum Kind {
+    /// `read(2)` at the file's position.
+    Read = 0,
+    /// `write(2)` at the file's position (earlier print output first).
+    Write = 1,
+    /// `recv(2)`, no flags, never tried inline.
+    Recv = 2,
+    /// `send(2)`, no flags.
+    Send = 3,
+    /// `read(2)` at the position, never tried inline (a pipe: a read
+    /// usually waits for the writer).
+    ReadWait = 4,
+}
+
+impl Kind {
+    fn from_number(n: f64) -> Option<Kind> {
+        Some(match n as i32 {
+            0 => Kind::Read,
+            1 => Kind::Write,
+            2 => Kind::Recv,
+            3 => Kind::Send,
+            4 => Kind::ReadWait,
+            _ => return None,
+        })
+    }
+
+    /// The handle's buffer cache this kind uses (0 read, 1 write).
+    fn direction(self) -> usize {
+        match self {
+            Kind::Read | Kind::Recv | Kind::ReadWait => 0,
+            Kind::Write | Kind::Send => 1,
+        }
+    }
+}
+
+/// A fast handle (see the invariants).
+struct Handle {
+    fd: Option<OpFd>,
+    bufs: [Option<(*const c_void, SpanRef)>; 2],
+    error: Option<std::io::Error>,
+}
+
+/// Upvalue 1 of `fast_op` and `fast_clear` (upvalue 2: the handles'
+/// metatable).
+struct Slot {
+    state: Option<SharedState>,
+}
+
+unsafe extern "C-unwind" fn slot_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: set only on the `Slot` userdata `register` initialised.
+    unsafe {
+        let slot = ffi::lua_touserdata(l, 1) as *mut Slot;
+        if !slot.is_null() {
+            drop((*slot).state.take());
+        }
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn handle_gc(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: set only on handles `new_handle` initialised; the contents
+    // are taken out once and the userdata is never used after `__gc`.
+    unsafe {
+        let h = ffi::lua_touserdata(l, 1) as *mut Handle;
+        if !h.is_null() {
+            let h = &mut *h;
+            drop(h.fd.take());
+            h.bufs = [None, None];
+            drop(h.error.take());
+        }
+    }
+    0
+}
+
+/// The handle at stack index `idx`, if that is one: its metatable is the
+/// handles', found at index `mt` (an upvalue, or pushed by the caller).
+/// A C function has room for the value this pushes.
+unsafe fn handle_at<'a>(l: *mut ffi::lua_State, idx: c_int, mt: c_int) -> Option<&'a mut Handle> {
+    // SAFETY: the metatable check proves the userdata is a `Handle`
+    // `new_handle` wrote; the stack is restored before returning.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let is_handle = ffi::lua_getmetatable(l, idx) != 0 && ffi::lua_rawequal(l, -1, mt) != 0;
+        ffi::lua_settop(l, top);
+        if !is_handle {
+            return None;
+        }
+        (ffi::lua_touserdata(l, idx) as *mut Handle).as_mut()
+    }
+}
+
+/// The handle Lua value `handle` is (mlua side), as a raw pointer, and the
+/// userdata address of `buf` (null when it is none), as `fast_op` sees it.
+fn handle_ptr(
+    lua: &Lua,
+    handle: &Value,
+    buf: &Value,
+) -> mlua::Result<(*mut Handle, *const c_void)> {
+    let mut ptr: *mut Handle = std::ptr::null_mut();
+    let mut key: *const c_void = std::ptr::null();
+    // SAFETY: `exec_raw` pushes both values (stack: [handle, buf]) and runs
+    // this in protected mode with room for 3 more; `handle_at` restores
+    // the stack.
+    unsafe {
+        lua.exec_raw::<()>((handle, buf), |l| {
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, FAST_HANDLE_KEY.as_ptr());
+            if let Some(h) = handle_at(l, 1, 3) {
+                ptr = h;
+            }
+            if ffi::lua_type(l, 2) == ffi::LUA_TUSERDATA {
+                key = ffi::lua_touserdata(l, 2) as *const c_void;
+            }
+            ffi::lua_settop(l, 0);
+        })?;
+    }
+    if ptr.is_null() {
+        return Err(einval(1));
+    }
+    Ok((ptr, key))
+}
+
+/// `fast_op(handle, buf, inline, kind) -> id[, result] | false (error
+/// kept: call fast_raise) | nil (take the primitive)`
+unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: upvalue 1 is the `Slot` userdata `register` made (alive while
+    // this closure runs); argument 1 is used as a handle only after
+    // `handle_at` checked its metatable; nothing here raises, and no Lua
+    // runs while the state is borrowed.
+    unsafe {
+        let slot = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot);
+        let Some(h) = handle_at(l, 1, ffi::lua_upvalueindex(2)) else {
+            return 0;
+        };
+        let Some(kind) = Kind::from_number(ffi::lua_tonumber(l, 4)) else {
+            return 0;
+        };
+        let Some(fd) = h.fd.as_ref() else { return 0 };
+        // A full userdata only: a light one's address is just a number.
+        if ffi::lua_type(l, 2) != ffi::LUA_TUSERDATA {
+            return 0;
+        }
+        let key = ffi::lua_touserdata(l, 2) as *const c_void;
+        let span = match &h.bufs[kind.direction()] {
+            Some((cached, span)) if !key.is_null() && *cached == key => span.clone(),
+            _ => return 0,
+        };
+        let inline = ffi::lua_toboolean(l, 3) != 0 && !matches!(kind, Kind::Recv | Kind::ReadWait);
+        let Some(state) = slot.state.as_ref() else {
+            return 0;
+        };
+        let Ok(mut st) = state.try_borrow_mut() else {
+            return 0;
+        };
+        if st.is_ended() {
+            return 0;
+        }
+        match submit(&mut st, kind, inline, fd, span) {
+            Ok((id, result)) => {
+                drop(st);
+                ffi::lua_pushnumber(l, id.to_f64());
+                match result {
+                    Some(res) => {
+                        ffi::lua_pushinteger(l, res as ffi::lua_Integer);
+                        2
+                    }
+                    None => 1,
+                }
+            }
+            Err(e) => {
+                drop(st);
+                h.error = Some(e);
+                ffi::lua_pushboolean(l, 0);
+                1
+            }
+        }
+    }
+}
+
+fn submit(
+    st: &mut VmState,
+    kind: Kind,
+    inline: bool,
+    fd: &OpFd,
+    span: SpanRef,
+) -> std::io::Result<(OpId, Option<i32>)> {
+    let buf = OpBuffer::Span(span);
+    submit_maybe_inline(st, inline, |st| match kind {
+        Kind::Read | Kind::ReadWait => st.executor.read(fd, buf),
+        Kind::Write => {
+            // Earlier print output goes first (the fd may be a copy of
+            // stdout), as in `HeldState::write`.
+            st.flush_stdout(false)?;
+            st.executor.write(fd, buf)
+        }
+        Kind::Recv => st.executor.recv(fd, buf, 0),
+        Kind::Send => st.executor.send(fd, buf, 0),
+    })
+}
+
+/// `fast_clear(handle)`: lets go of the descriptor and buffers.
+unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `handle_at`; dropping an `OpFd` runs no Lua.
+    unsafe {
+        if let Some(h) = handle_at(l, 1, ffi::lua_upvalueindex(2)) {
+            drop(h.fd.take());
+            h.bufs = [None, None];
+            drop(h.error.take());
+        }
+    }
+    0
+}
+
+/// A new handle holding `fd`.
+fn new_handle(lua: &Lua, fd: OpFd) -> mlua::Result<Value> {
+    const _: () = assert!(std::mem::align_of::<Handle>() <= 8);
+    let handle = Handle {
+        fd: Some(fd),
+        bufs: [None, None],
+        error: None,
+    };
+    // SAFETY: `exec_raw` runs this in protected mode with room for 3
+    // values: the metatable is fetched before the userdata is made, so the
+    // handle is written right after its allocation, before anything else
+    // can fail; the userdata is left on the stack as the result.
+    unsafe {
+        lua.exec_raw::<Value>((), |l| {
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, FAST_HANDLE_KEY.as_ptr());
+            let h = ffi::lua_newuserdata(l, std::mem::size_of::<Handle>()) as *mut Handle;
+            std::ptr::write(h, handle);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_remove(l, -2);
+        })
+    }
+}
+
+/// Adds `fast_new`, `fast_bind`, `fast_op`, `fast_clear` and `fast_raise`
+/// to the holder primitives `h`, holding `state`.
+pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Result<()> {
+    const _: () = assert!(std::mem::align_of::<Slot>() <= 8);
+    let slot = Slot {
+        state: Some(state.clone()),
+    };
+    // SAFETY: `exec_raw` pushes `h` (stack: [h]) and runs this in protected
+    // mode with room for 3 values (`lua_checkstack` for more). The
+    // metatables are made before the slot userdata, so the `Slot` is
+    // written right after its allocation, before anything else can fail;
+    // everything pushed is popped or stored.
+    unsafe {
+        lua.exec_raw::<()>(h, |l| {
+            ffi::lua_checkstack(l, 6);
+            // the handles' metatable, in the registry
+            ffi::lua_createtable(l, 0, 2);
+            ffi::lua_pushcfunction(l, handle_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, FAST_HANDLE_KEY.as_ptr());
+            // stack: [h, handle_mt]; the slot's metatable, then the slot
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushcfunction(l, slot_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            let s = ffi::lua_newuserdata(l, std::mem::size_of::<Slot>()) as *mut Slot;
+            std::ptr::write(s, slot);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_remove(l, -2);
+            // stack: [h, handle_mt, slot]
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushcclosure(l, fast_op, 2);
+            ffi::lua_setfield(l, 1, c"fast_op".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushcclosure(l, fast_clear, 2);
+            ffi::lua_setfield(l, 1, c"fast_clear".as_ptr());
+            ffi::lua_settop(l, 0);
+        })?;
+    }
+    // fast_new(holder) -> a handle holding the holder's descriptor.
+    h.raw_set(
+        "fast_new",
+        lua.create_function(unless_closing(|lua, holder: Value| {
+            let fd = holder_fd(&holder)?;
+            new_handle(lua, fd)
+        }))?,
+    )?;
+    // fast_bind(handle, buf, direction) -> whether buf is a byte_span (then
+    // cached for that direction; the caller keeps it referenced).
+    h.raw_set(
+        "fast_bind",
+        lua.create_function(unless_closing(
+            |lua, (handle, buf, direction): (Value, Value, usize)| {
+                if direction > 1 {
+                    return Err(einval(3));
+                }
+                let (h, key) = handle_ptr(lua, &handle, &buf)?;
+                let Some(span) = byte_span::span_from_value(&buf) else {
+                    return Ok(false);
+                };
+                if key.is_null() {
+                    return Ok(false);
+                }
+                // SAFETY: `handle_ptr` checked the metatable; the handle is
+                // alive (the argument references it) and no Lua runs while
+                // it is written.
+                unsafe { (*h).bufs[direction] = Some((key, span)) };
+                Ok(true)
+            },
+        ))?,
+    )?;
+    // fast_raise(handle): raises the error fast_op kept.
+    h.raw_set(
+        "fast_raise",
+        lua.create_function(|lua, handle: Value| {
+            let (h, _) = handle_ptr(lua, &handle, &Value::Nil)?;
+            // SAFETY: as in fast_bind.
+            let e = unsafe { (*h).error.take() };
+            Err::<(), _>(match e {
+                Some(e) => io_err(e),
+                None => mlua::Error::runtime("luring: fast_raise without an error"),
+            })
+        })?,
+    )?;
+    Ok(())
+}
