@@ -8,7 +8,9 @@ use clap::Parser;
 /// mimalloc instead of glibc malloc for the whole process: every actor VM's
 /// Lua heap comes from the global allocator, and spawning 1,000 actors took
 /// ~25% less CPU and ~18 kB less RSS per idle actor with it (no per-block
-/// header, no fastbin consolidation; docs/performance.md "Actors"). The
+/// header, no fastbin consolidation; docs/performance.md "Actors"). Built
+/// without transparent huge pages: with them each thread zeroed a 2 MB page
+/// on its first allocation (+0.5 ms start-up) and idle actors held more. The
 /// library leaves the choice to an embedding application.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
