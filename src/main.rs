@@ -5,16 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc malloc for the whole process: every actor VM's
-/// Lua heap comes from the global allocator, and spawning 1,000 actors took
-/// ~25% less CPU and ~18 kB less RSS per idle actor with it (no per-block
-/// header, no fastbin consolidation; docs/performance.md "Actors"). Built
-/// without transparent huge pages: with them each thread zeroed a 2 MB page
-/// on its first allocation (+0.5 ms start-up) and idle actors held more. The
-/// library leaves the choice to an embedding application.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Run a Lua program as the main actor of a luring process.
 #[derive(Parser, Debug)]
 #[command(name = "luring", version, about, long_about = None)]
