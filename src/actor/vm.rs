@@ -1425,4 +1425,28 @@ mod tests {
             "{meta}"
         );
     }
+
+    #[test]
+    fn boot_leaves_no_garbage_and_the_collector_running() {
+        // Boot stops the collector and ends with a full collection.
+        let vm = Vm::new().expect("VM boots");
+        let booted = vm.lua.used_memory();
+        vm.lua.gc_collect().unwrap();
+        let collected = vm.lua.used_memory();
+        assert!(
+            booted - collected < 4096,
+            "boot left {} bytes of garbage",
+            booted - collected
+        );
+        // ~8 MB of short-lived strings: a stopped collector would keep them.
+        vm.lua
+            .load("local s for i = 1, 200000 do s = i .. 'x' end")
+            .exec()
+            .unwrap();
+        assert!(
+            vm.lua.used_memory() < collected + (4 << 20),
+            "heap grew to {} bytes",
+            vm.lua.used_memory()
+        );
+    }
 }
