@@ -926,9 +926,9 @@ impl Vm {
         // The collector is off while the core chunks run (nearly all they
         // allocate is kept: incremental steps marked it over and over) and
         // one full collection after frees boot's garbage before the VM may
-        // idle. With 1,000 spawns: -18 kB RSS per idle actor for +5% CPU
-        // (docs/performance.md "Actors"); without that collection the
-        // garbage stayed (+14 kB).
+        // idle. 1,000 spawns, against leaving the collector on: -20 kB RSS
+        // per idle actor for +6% CPU; stopped without that collection, boot's
+        // garbage stayed: +17 kB, -3% CPU (docs/performance.md "Actors").
         lua.gc_stop();
         let booted = Self::boot(&lua).and_then(|core| {
             lua.gc_restart();
