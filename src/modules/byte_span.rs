@@ -279,8 +279,8 @@ pub fn register(lua: &Lua) -> mlua::Result<Table> {
 }
 
 /// App data of a VM whose `ByteSpan` metatable has its name. mlua builds
-/// that metatable (one function per method, ~13 kB) on the first span a VM
-/// creates, not at boot: most actors never make one.
+/// that metatable (one function per method, ~3.4 kB of Lua heap) on the
+/// first span a VM creates, not at boot: most actors never make one.
 struct MetatableNamed;
 
 /// The SpanRef inside a Lua value that is a byte_span, if it is one.
@@ -306,7 +306,9 @@ pub fn push_span(lua: &Lua, span: SpanRef) -> mlua::Result<AnyUserData> {
 fn name_metatable(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
     super::name_userdata_metatable(lua, ud.clone(), c"byte_span")?;
     // Only once it is named: a failure (no memory) is retried next time.
-    lua.set_app_data(MetatableNamed);
+    // While some caller holds app data (the VM state) the flag cannot be
+    // set (`set_app_data` would panic); naming again later is harmless.
+    let _ = lua.try_set_app_data(MetatableNamed);
     Ok(())
 }
 
