@@ -34,7 +34,7 @@ local raw_load, raw_getfenv, raw_setfenv = load, getfenv, setfenv
 local raw_getmetatable = K.debug.getmetatable
 local s_byte, s_sub, s_match, s_gmatch = string.byte, string.sub, string.match, string.gmatch
 local t_concat, t_remove = table.concat, table.remove
-local span_new, span_slice
+local span_new
 local REAL_G = _G
 local NO_GLOBALS = K.NO_GLOBALS
 
@@ -84,7 +84,6 @@ local library_snapshots = {
   },
 }
 span_new = byte_span.new
-span_slice = span_new(0).slice
 
 -- String methods ('x':upper()) index a private copy of the string library
 -- through a locked metatable: no module can change what another module's
@@ -486,7 +485,7 @@ local function read_module(f, rel)
           if n == 0 then status, a, b = 'ok', t_concat(parts), identity break end
           offset = offset + n
           if offset > MAX_CODE_BYTES then status = 'too_large' break end
-          parts[#parts + 1] = tostring(span_slice(buf, 1, n))
+          parts[#parts + 1] = tostring(buf:slice(1, n))
         end
       end
     end

@@ -999,7 +999,19 @@ impl Vm {
             relays: Default::default(),
         }));
         lua.set_app_data(state);
-        let core = match Self::boot(&lua) {
+        // The collector is off while the core chunks run (nearly all they
+        // allocate is kept: incremental steps marked it over and over) and
+        // one full collection after frees boot's garbage before the VM may
+        // idle. 1,000 spawns, against leaving the collector on: -20 kB RSS
+        // per idle actor for +6% CPU; stopped without that collection, boot's
+        // garbage stayed: +17 kB, -3% CPU (docs/performance.md "Actors").
+        lua.gc_stop();
+        let booted = Self::boot(&lua).and_then(|core| {
+            lua.gc_restart();
+            lua.gc_collect()?;
+            Ok(core)
+        });
+        let core = match booted {
             Ok(core) => core,
             Err(e) => {
                 // The state frees its memory through `memory`'s allocator:
@@ -1496,6 +1508,30 @@ mod tests {
         assert!(
             meta.contains("attempt to call global 'getmetatable'"),
             "{meta}"
+        );
+    }
+
+    #[test]
+    fn boot_leaves_no_garbage_and_the_collector_running() {
+        // Boot stops the collector and ends with a full collection.
+        let vm = Vm::new().expect("VM boots");
+        let booted = vm.lua.used_memory();
+        vm.lua.gc_collect().unwrap();
+        let collected = vm.lua.used_memory();
+        assert!(
+            booted - collected < 4096,
+            "boot left {} bytes of garbage",
+            booted - collected
+        );
+        // ~8 MB of short-lived strings: a stopped collector would keep them.
+        vm.lua
+            .load("local s for i = 1, 200000 do s = i .. 'x' end")
+            .exec()
+            .unwrap();
+        assert!(
+            vm.lua.used_memory() < collected + (4 << 20),
+            "heap grew to {} bytes",
+            vm.lua.used_memory()
         );
     }
 }

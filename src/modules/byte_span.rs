@@ -274,10 +274,14 @@ pub fn register(lua: &Lua) -> mlua::Result<Table> {
         "append",
         lua.create_function(unless_closing(lua_append_nonmember))?,
     )?;
-    lock_metatable(lua)?;
     lua.globals().set("byte_span", &table)?;
     Ok(table)
 }
+
+/// App data of a VM whose `ByteSpan` metatable has its name. mlua builds
+/// that metatable (one function per method, ~3.4 kB of Lua heap) on the
+/// first span a VM creates, not at boot: most actors never make one.
+struct MetatableNamed;
 
 /// The SpanRef inside a Lua value that is a byte_span, if it is one.
 pub fn span_from_value(v: &Value) -> Option<SpanRef> {
@@ -289,15 +293,23 @@ pub fn span_from_value(v: &Value) -> Option<SpanRef> {
 
 /// A new byte_span userdata value.
 pub fn push_span(lua: &Lua, span: SpanRef) -> mlua::Result<AnyUserData> {
-    lua.create_userdata(ByteSpan(span))
+    let ud = lua.create_userdata(ByteSpan(span))?;
+    if lua.app_data_ref::<MetatableNamed>().is_none() {
+        name_metatable(lua, &ud)?;
+    }
+    Ok(ud)
 }
 
-/// Makes `getmetatable(bs)` return `"byte_span"` (mlua sets `false`).
-fn lock_metatable(lua: &Lua) -> mlua::Result<()> {
-    // Creating a value makes mlua build (once per VM) the metatable that all
-    // `ByteSpan` userdata share.
-    let probe = push_span(lua, SpanRef::new_zeroed(0, 0))?;
-    super::name_userdata_metatable(lua, probe, c"byte_span")
+/// Makes `getmetatable(bs)` return `"byte_span"` (mlua sets `false`) for
+/// every span of this VM; `ud` is the VM's first one.
+#[cold]
+fn name_metatable(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
+    super::name_userdata_metatable(lua, ud.clone(), c"byte_span")?;
+    // Only once it is named: a failure (no memory) is retried next time.
+    // While some caller holds app data (the VM state) the flag cannot be
+    // set (`set_app_data` would panic); naming again later is harmless.
+    let _ = lua.try_set_app_data(MetatableNamed);
+    Ok(())
 }
 
 impl UserData for ByteSpan {
