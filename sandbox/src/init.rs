@@ -8,19 +8,21 @@
 //! - Order of the lock-down (each step needs the privileges the previous ones
 //!   leave): parent-death signal → wait for id maps → become uid/gid 0 of
 //!   the new namespace → parent-death signal again (credential changes clear
-//!   it) → empty the capability bounding set → stdio (never a directory) and close every other descriptor →
-//!   new session, hostname → tmpfs root with bind-mounted grants, granted
-//!   directories attached at `/.luring-grants/N`, `/proc` if asked,
-//!   `pivot_root`, each granted directory's descriptor replaced by one
-//!   opened through its mount, root read-only → `lo` up if asked →
-//!   rlimits → not dumpable → drop
-//!   every other capability and lock securebits → `no_new_privs` → Landlock →
+//!   it) → empty the capability bounding set → new session, hostname →
+//!   stdio (never a directory) and close every other descriptor → tmpfs
+//!   root with bind-mounted grants, granted directories attached at
+//!   `/.luring-grants/N`, `/proc` if asked, `pivot_root`, each granted
+//!   directory's descriptor replaced by one opened through its mount, root
+//!   read-only → `lo` up if asked → rlimits → not dumpable → drop every
+//!   other capability and lock securebits → `no_new_privs` → Landlock →
 //!   seccomp → re-check the supervisor is alive → report Ready → fork the
 //!   entry process.
 //! - A warm PID 1 (`run_warm`) does the same steps in another order: close
 //!   every descriptor but its own → wait for id maps → uid/gid 0 → empty
-//!   the bounding set → unshare mount, network, IPC, UTS, cgroup namespaces → wait for one
-//!   spec → from the descriptor step on, exactly the cold lock-down.
+//!   the bounding set → unshare mount, network, IPC, UTS, cgroup
+//!   namespaces → new session, hostname → wait for one spec → from the
+//!   descriptor step on, exactly the cold lock-down. (Everything before
+//!   the spec depends on no spec.)
 //! - A granted directory descriptor names a mount of the host's mount
 //!   namespace, from which `..` climbs into the host's tree (and
 //!   `connect`, `stat`, `chdir` through it are not Landlock's to mediate);
@@ -156,6 +158,9 @@ pub(crate) fn run_warm(w: &mut WarmPlan, env: &SupervisorEnv) -> ! {
             "unsharing mount, network, IPC, UTS and cgroup namespaces".into(),
             io::Error::last_os_error(),
         ))
+    }
+    if let Err(e) = new_session_and_hostname() {
+        fail(e)
     }
     // Wait for the spec; the supervisor's death (lifeline HUP, or EOF on the
     // spec socket) ends the wait and this process.
@@ -293,7 +298,21 @@ fn lock_down(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRe
     close_raw(plan.sync_w);
     close_raw(plan.lifeline_w);
     enter_user_namespace(plan.sync_r)?;
+    new_session_and_hostname()?;
     confine(plan)
+}
+
+/// A session of its own and the sandbox's hostname, in its fresh UTS
+/// namespace. Depends on no spec: a warm child does it before it waits for
+/// one (`sethostname` waits for a global lock, which on a busy machine
+/// took up to a few ms in measurements).
+fn new_session_and_hostname() -> StepResult<()> {
+    // SAFETY: setsid has no preconditions (PID 1 is not a group leader here).
+    unsafe { libc::setsid() };
+    step(
+        "hostname",
+        nix::unistd::sethostname("luring-sandbox").map_err(io::Error::from),
+    )
 }
 
 /// Everything after entering the namespaces: the spec-dependent lock-down.
@@ -334,13 +353,6 @@ fn confine(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRepo
     step(
         "closing inherited descriptors",
         sys::close_all_except(&keep),
-    )?;
-
-    // SAFETY: setsid has no preconditions (PID 1 is not a group leader here).
-    unsafe { libc::setsid() };
-    step(
-        "hostname",
-        nix::unistd::sethostname("luring-sandbox").map_err(io::Error::from),
     )?;
 
     build_root(plan)?;
