@@ -20,9 +20,9 @@
 //! - A warm PID 1 (`run_warm`) does the same steps in another order: close
 //!   every descriptor but its own → wait for id maps → uid/gid 0 → empty
 //!   the bounding set → unshare mount, network, IPC, UTS, cgroup
-//!   namespaces → new session, hostname → wait for one spec → from the
-//!   descriptor step on, exactly the cold lock-down. (Everything before
-//!   the spec depends on no spec.)
+//!   namespaces → new session, hostname → PID 1's signal handlers → wait
+//!   for one spec → from the descriptor step on, exactly the cold
+//!   lock-down. (Everything before the spec depends on no spec.)
 //! - A granted directory descriptor names a mount of the host's mount
 //!   namespace, from which `..` climbs into the host's tree (and
 //!   `connect`, `stat`, `chdir` through it are not Landlock's to mediate);
@@ -85,9 +85,9 @@ pub(crate) fn run_child(plan: &mut ChildPlan<'_>) -> ! {
     let report_w = plan.report_w;
     match lock_down(plan) {
         Ok(landlock) => {
-            pid1_signals();
+            let waited = pid1_signals();
             write_record(report_w, &Record::Ready(landlock));
-            pid1(plan)
+            pid1(plan, waited)
         }
         Err((step, e)) => {
             write_record(
@@ -162,6 +162,8 @@ pub(crate) fn run_warm(w: &mut WarmPlan, env: &SupervisorEnv) -> ! {
     if let Err(e) = new_session_and_hostname() {
         fail(e)
     }
+    // Forwarding handlers and the blocked set depend on no spec either.
+    let waited = pid1_signals();
     // Wait for the spec; the supervisor's death (lifeline HUP, or EOF on the
     // spec socket) ends the wait and this process.
     let mut pfds = [
@@ -223,9 +225,8 @@ pub(crate) fn run_warm(w: &mut WarmPlan, env: &SupervisorEnv) -> ! {
     std::mem::forget(r.fds);
     match confine(&mut plan) {
         Ok(landlock) => {
-            pid1_signals();
             write_record(report_w, &Record::Ready(landlock));
-            pid1(&mut plan)
+            pid1(&mut plan, waited)
         }
         Err(e) => fail(e),
     }
@@ -740,13 +741,14 @@ fn pid1_signals() -> libc::sigset_t {
     set
 }
 
-fn pid1(plan: &mut ChildPlan<'_>) -> ! {
+/// PID 1 after `Ready`; `set` is what [`pid1_signals`] blocked (set up
+/// once, before `Ready`: the entry is forked without redoing it).
+fn pid1(plan: &mut ChildPlan<'_>, set: libc::sigset_t) -> ! {
     let page = match sys::shared_page() {
         Ok(p) => p as *mut AtomicU64,
         Err(_) => sys::exit_now(126),
     };
     SIGSYS_PAGE.store(page, Ordering::SeqCst);
-    let set = pid1_signals();
     // SAFETY: single-threaded; the child never returns.
     let entry_pid = match unsafe { sys::fork_raw() } {
         Ok(0) => run_entry(plan),
