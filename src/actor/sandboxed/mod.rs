@@ -14,10 +14,12 @@
 //! - The module's code is the first thing on the control socket (the boot
 //!   message, [`send_boot`]): a header datagram, then the source in chunks
 //!   of at most [`BOOT_CHUNK`] bytes, at most `MAX_CODE_BYTES` in all. The
-//!   sandbox reads it with blocking `recvmsg` before its VM exists (no
-//!   fiber can run yet, so blocking the thread is harmless); anything that
+//!   sandbox reads it with blocking `recvmsg` before its VM runs any fiber
+//!   (so blocking the thread is harmless); anything that
 //!   breaks the format, or carries descriptors, makes the sandbox exit
-//!   [`EXIT_BAD_BOOT`] with every received descriptor closed.
+//!   [`EXIT_BAD_BOOT`] with every received descriptor closed. The VM boots
+//!   (core code only) before the boot message is read, so that the boot
+//!   overlaps the host's take-over; no fiber runs until the module is in.
 //! - The sandboxed VM has no import root: `require` finds builtin modules
 //!   only (a project path fails with `EPERM`), and its environment is the
 //!   safe one every luring VM has (no `io`, `ffi`, `debug`, binary chunks).
@@ -240,36 +242,40 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         eprintln!("luring sandbox: cannot install the control socket and stdio in the ring: {e}");
         return EXIT_START_FAILED;
     }
-    let (display, source) = match recv_boot(std::os::fd::AsFd::as_fd(&control)) {
-        Ok(boot) => boot,
-        Err(e) => {
-            eprintln!("luring sandbox: {e}");
-            return EXIT_BAD_BOOT;
-        }
-    };
     let stdio = FixedStdio {
         stdout: STDOUT_SLOT,
         stderr: STDERR_SLOT,
     };
+    one_heap_for_the_vm_thread();
     let result = on_vm_thread(move || {
         // The table holds the control socket now; this process keeps its
         // own copy open too, for the entry's lifetime.
-        let _control = control;
+        let control = control;
         slots::init_local(luring_sandbox::RingSpec::default().fixed_files);
         let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
+        // The VM boots while the host is still taking the sandbox over and
+        // sending the module: its boot needs nothing from the host.
         let vm = Vm::with_executor(executor)?;
         if let Some(limit) = options.memory_limit {
             vm.set_memory_limit(Some(usize::try_from(limit).unwrap_or(usize::MAX)));
         }
-        vm.run_sandboxed(&display, &source)
+        let (display, source) = match recv_boot(std::os::fd::AsFd::as_fd(&control)) {
+            Ok(boot) => boot,
+            Err(e) => return Ok(Err(e)),
+        };
+        vm.run_sandboxed(&display, &source).map(Ok)
     });
     match result {
-        Ok(exit) => match exit.exit_code {
+        Ok(Ok(exit)) => match exit.exit_code {
             Some(code) => code,
             None if exit.main_panicked && exit.out_of_memory => EXIT_OUT_OF_MEMORY,
             None if exit.main_panicked => 1,
             None => 0,
         },
+        Ok(Err(bad_boot)) => {
+            eprintln!("luring sandbox: {bad_boot}");
+            EXIT_BAD_BOOT
+        }
         Err(e) => {
             eprintln!("luring sandbox: {e}");
             match e {
@@ -277,6 +283,26 @@ fn vm_entry(ctx: EntryContext) -> i32 {
                 _ => EXIT_START_FAILED,
             }
         }
+    }
+}
+
+/// Bytes the sandbox's heap grows by at least, each time it grows.
+const SANDBOX_HEAP_STEP: libc::c_int = 1 << 20;
+
+/// Makes the sandboxed VM's thread allocate from the process's main heap,
+/// grown in [`SANDBOX_HEAP_STEP`] steps. Without this, glibc gives the
+/// first allocating thread of the (fresh) sandbox process an arena of its
+/// own, which it grows one page at a time with `mprotect`: about 35
+/// syscalls during each sandboxed VM's boot, on the spawn's critical path.
+/// The sandbox runs one VM thread, so one heap costs no lock contention.
+fn one_heap_for_the_vm_thread() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets allocator parameters; no thread of this
+    // process has allocated from an arena of its own yet, so the arena
+    // limit holds for the VM thread. A refusal (0) changes nothing.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TOP_PAD, SANDBOX_HEAP_STEP);
     }
 }
 
