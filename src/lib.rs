@@ -128,7 +128,7 @@ pub enum RuntimeError {
         /// Why it was refused.
         reason: String,
     },
-    /// A [`RuntimeBuilder`](crate::RuntimeBuilder) setting is out of range
+    /// A [`RuntimeBuilder`] setting is out of range
     /// (the setting is named).
     #[error("invalid runtime setting {name}: {reason}")]
     Setting {
