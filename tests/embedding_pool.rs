@@ -51,6 +51,26 @@ while true do inbox:receive() end";
 /// Receives `{to = address, n = number}`, sends `n` back and ends.
 const ANSWER_ONCE: &str = "local m = require('inbox'):receive(); m.to:send(m.n)";
 
+/// A module whose `spawn_echo(n)` spawns an `ANSWER_ONCE` actor on the
+/// runtime in `slot` and asks it to send `n` to `to`.
+fn echo_spawner(slot: Arc<OnceLock<Arc<Runtime>>>, to: luring::ActorAddress) -> Module {
+    Module::new().function("spawn_echo", move |args| {
+        let n = args
+            .first()
+            .and_then(Message::as_number)
+            .ok_or("a number")?;
+        let runtime = slot.get().ok_or("no runtime yet")?;
+        let actor = runtime
+            .spawn(ActorSpec::source("once.lua", ANSWER_ONCE))
+            .map_err(|e| e.to_string())?;
+        let to = Message::Address(to.clone());
+        actor
+            .send(Message::object([("n", n.into()), ("to", to)]))
+            .map_err(|_| "the echo ended")?;
+        Ok(true.into())
+    })
+}
+
 fn ask(actor: &luring::ActorHandle, replies: &luring::Mailbox, n: u32) {
     let to = Message::Address(replies.address());
     actor
@@ -221,21 +241,7 @@ fn a_rust_function_on_a_pool_thread_can_spawn_there() {
     let slot: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
     let replies = luring::Mailbox::new();
     let (in_fn, to) = (slot.clone(), replies.address());
-    let module = Module::new().function("spawn_echo", move |args| {
-        let n = args
-            .first()
-            .and_then(Message::as_number)
-            .ok_or("a number")?;
-        let runtime = in_fn.get().ok_or("no runtime yet")?;
-        let actor = runtime
-            .spawn(ActorSpec::source("once.lua", ANSWER_ONCE))
-            .map_err(|e| e.to_string())?;
-        let to = Message::Address(to.clone());
-        actor
-            .send(Message::object([("n", n.into()), ("to", to)]))
-            .map_err(|_| "the echo ended")?;
-        Ok(true.into())
-    });
+    let module = echo_spawner(in_fn, to);
     let runtime = Arc::new(
         Runtime::builder()
             .threads(1)
@@ -269,21 +275,7 @@ fn pool_threads_spawning_at_once_do_not_wait_for_each_other() {
     let slot: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
     let replies = luring::Mailbox::new();
     let (in_fn, to) = (slot.clone(), replies.address());
-    let module = Module::new().function("spawn_echo", move |args| {
-        let n = args
-            .first()
-            .and_then(Message::as_number)
-            .ok_or("a number")?;
-        let runtime = in_fn.get().ok_or("no runtime yet")?;
-        let actor = runtime
-            .spawn(ActorSpec::source("once.lua", ANSWER_ONCE))
-            .map_err(|e| e.to_string())?;
-        let to = Message::Address(to.clone());
-        actor
-            .send(Message::object([("n", n.into()), ("to", to)]))
-            .map_err(|_| "the echo ended")?;
-        Ok(true.into())
-    });
+    let module = echo_spawner(in_fn, to);
     let runtime = Arc::new(
         Runtime::builder()
             .threads(2)
