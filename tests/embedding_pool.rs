@@ -71,6 +71,23 @@ fn echo_spawner(slot: Arc<OnceLock<Arc<Runtime>>>, to: luring::ActorAddress) -> 
     })
 }
 
+/// A runtime of `threads` pool threads with `echo_spawner` as module
+/// `spawner`, and the mailbox its echoes answer to.
+fn runtime_with_spawner(threads: usize) -> (Arc<Runtime>, luring::Mailbox) {
+    let slot: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
+    let replies = luring::Mailbox::new();
+    let module = echo_spawner(slot.clone(), replies.address());
+    let runtime = Arc::new(
+        Runtime::builder()
+            .threads(threads)
+            .module("spawner", module)
+            .build()
+            .unwrap(),
+    );
+    slot.set(runtime.clone()).ok().unwrap();
+    (runtime, replies)
+}
+
 fn ask(actor: &luring::ActorHandle, replies: &luring::Mailbox, n: u32) {
     let to = Message::Address(replies.address());
     actor
@@ -238,18 +255,7 @@ fn a_rust_function_on_a_pool_thread_can_spawn_there() {
     let before = actor_threads();
     // The function runs on the pool's only thread and spawns onto that
     // same thread: the VM boots right there instead of waiting for it.
-    let slot: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
-    let replies = luring::Mailbox::new();
-    let (in_fn, to) = (slot.clone(), replies.address());
-    let module = echo_spawner(in_fn, to);
-    let runtime = Arc::new(
-        Runtime::builder()
-            .threads(1)
-            .module("spawner", module)
-            .build()
-            .unwrap(),
-    );
-    slot.set(runtime.clone()).ok().unwrap();
+    let (runtime, replies) = runtime_with_spawner(1);
     // The parent stays (its handle lives) so the thread does not leave
     // before it is counted.
     let _parent = runtime
@@ -272,18 +278,7 @@ fn pool_threads_spawning_at_once_do_not_wait_for_each_other() {
     // Two pool threads whose actors spawn through a Rust function while a
     // plain thread spawns too. A spawn from a pool thread must not wait
     // for the other pool thread (which may be waiting for it).
-    let slot: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
-    let replies = luring::Mailbox::new();
-    let (in_fn, to) = (slot.clone(), replies.address());
-    let module = echo_spawner(in_fn, to);
-    let runtime = Arc::new(
-        Runtime::builder()
-            .threads(2)
-            .module("spawner", module)
-            .build()
-            .unwrap(),
-    );
-    slot.set(runtime.clone()).ok().unwrap();
+    let (runtime, replies) = runtime_with_spawner(2);
     for base in [0, 100] {
         runtime
             .spawn(ActorSpec::source(

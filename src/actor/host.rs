@@ -242,18 +242,25 @@ impl Lane {
             _ => return false,
         };
         for (start, reply) in waiting {
-            let _ = reply.send(match start.start() {
-                Ok(Ok(hosted)) => {
-                    hosted.mailbox.set_signal(self.signal.clone());
-                    let address = ActorAddress::new(hosted.mailbox.clone());
-                    vms.push(hosted);
-                    Started::Ok(address)
-                }
-                Ok(Err(text)) => Started::Load(text),
-                Err(text) => Started::Failed(text),
-            });
+            let (report, hosted) = self.boot(start);
+            vms.extend(hosted);
+            let _ = reply.send(report);
         }
         true
+    }
+
+    /// Boots `start` for this lane's thread: the report for its spawner
+    /// and, when it started, the VM for the thread to host.
+    fn boot(&self, start: WorkerStart) -> (Started, Option<Hosted>) {
+        match start.start() {
+            Ok(Ok(hosted)) => {
+                hosted.mailbox.set_signal(self.signal.clone());
+                let address = ActorAddress::new(hosted.mailbox.clone());
+                (Started::Ok(address), Some(hosted))
+            }
+            Ok(Err(text)) => (Started::Load(text), None),
+            Err(text) => (Started::Failed(text), None),
+        }
     }
 
     /// The thread leaves unless a start came in meanwhile; true if it
@@ -289,15 +296,11 @@ pub(crate) fn boot_here(
     lane: &Lane,
     start: WorkerStart,
 ) -> Result<Result<ActorAddress, String>, ThreadFailed> {
-    Ok(match start.start().map_err(ThreadFailed::Boot)? {
-        Ok(hosted) => {
-            hosted.mailbox.set_signal(lane.signal.clone());
-            let address = ActorAddress::new(hosted.mailbox.clone());
-            SPAWNED.with_borrow_mut(|s| s.push(hosted));
-            Ok(address)
-        }
-        Err(text) => Err(text),
-    })
+    let (report, hosted) = lane.boot(start);
+    if let Some(hosted) = hosted {
+        SPAWNED.with_borrow_mut(|s| s.push(hosted));
+    }
+    started(Ok(report))
 }
 
 /// A start handed to a pool thread.
