@@ -554,23 +554,33 @@ local entry_mt = K.class('filesystem.directory_entry', {}, {
 })
 
 -- An iterator over the entries of directory `s` (full path), listed in
--- batches (one blocking-pool job each) as the loop goes.
-function lister(s)
-  local handle = run_free(P.open_dir, s)
-  local batch, i = {}, 0
+-- batches (one blocking-pool job each) as the loop goes; `next(true)`
+-- closes it. `walk` (a recursive walk) keeps the directory's descriptor
+-- for its subdirectories; with `walk.parent` (the parent's handle) the
+-- directory is opened as `walk.name` relative to it, without following
+-- a symlink unless `walk.follow`. Returns the iterator and the handle.
+function lister(s, walk)
+  local handle
+  if walk and walk.parent then
+    handle = run_free(P.open_subdir, walk.parent, walk.name, walk.follow)
+  else
+    handle = run_free(P.open_dir, s, walk ~= nil)
+  end
+  local batch, i, listing = {}, 0, true
   return function(stop)
     if stop then
       if handle then P.close_dir(handle) handle = nil end
+      listing = false
       return nil
     end
     i = i + 1
     if batch[i] == nil then
-      if not handle then return nil end
+      if not listing then return nil end
       batch, i = run_free(P.read_dir, handle), 1
-      if batch[1] == nil then handle = nil return nil end
+      if batch[1] == nil then listing = false return nil end
     end
     return batch[i]
-  end
+  end, handle
 end
 
 -- for entry in directory_iterator(p) do ... entry.path, entry.type end
@@ -584,7 +594,9 @@ function fs.directory_iterator(p)
 end
 
 -- Depth first; opts: {follow_directory_symlink=, skip_permission_denied=}.
--- A directory is opened when the walk enters it.
+-- A directory is opened when the walk enters it, by its name relative to
+-- its parent's descriptor: a directory replaced by a symlink after it was
+-- listed is refused (ENOTDIR) unless the walk follows directory symlinks.
 -- for entry in recursive_directory_iterator(p[, opts]) do ... end
 -- The second result controls the walk from inside the loop:
 -- it:disable_recursion_pending() keeps the loop out of the directory just
@@ -620,7 +632,9 @@ function fs.recursive_directory_iterator(p, opts)
   local s = path_arg(p, 1)
   if opts ~= nil and type(opts) ~= 'table' then raise_errno(E.EINVAL, 2) end
   opts = opts or {}
-  local w = { stack = { { dir = s, next = lister(s), depth = 0 } }, pending = nil, depth = 0 }
+  local root, root_handle = lister(s, {})
+  local w = { stack = { { dir = s, next = root, handle = root_handle, depth = 0 } },
+              pending = nil, depth = 0 }
   local it = setmetatable({}, walker_mt)
   walk_of[it] = w
   local stack = w.stack
@@ -628,9 +642,10 @@ function fs.recursive_directory_iterator(p, opts)
     local pending = w.pending
     if pending then
       w.pending = nil
-      local ok, next_entry = pcall(lister, pending.dir)
+      local ok, next_entry, handle = pcall(lister, pending.dir, pending)
       if ok then
-        stack[#stack + 1] = { dir = pending.dir, next = next_entry, depth = pending.depth }
+        stack[#stack + 1] = { dir = pending.dir, next = next_entry, handle = handle,
+                              depth = pending.depth }
       elseif not (opts.skip_permission_denied and type(next_entry) == 'table'
                   and next_entry.code == E.EACCES) then
         error(next_entry, 0)
@@ -640,15 +655,21 @@ function fs.recursive_directory_iterator(p, opts)
       local top = stack[#stack]
       local e = top.next()
       if not e then
+        top.next(true)
         stack[#stack] = nil
       else
         local full = join(top.dir, e.name)
         local descend = e.type == 'directory'
+        local follow = false
         if e.type == 'symlink' and opts.follow_directory_symlink then
           local t = stat(full, false)
           descend = t ~= nil and t.type == 'directory'
+          follow = true
         end
-        if descend then w.pending = { dir = full, depth = top.depth + 1 } end
+        if descend then
+          w.pending = { dir = full, depth = top.depth + 1, parent = top.handle,
+                        name = e.name, follow = follow }
+        end
         w.depth = top.depth
         return setmetatable({ mkpath(full), e.type, top.depth }, entry_mt)
       end

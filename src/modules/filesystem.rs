@@ -18,12 +18,17 @@
 //! - A statx result is written into a byte_span the op's slot keeps alive;
 //!   `stat_fields` reads it only after the completion.
 //! - A directory being iterated is a `DirStream` userdata sharing its
-//!   `ReadDir` with the batch job in flight (if any); the directory closes
+//!   listing with the batch job in flight (if any); the directory closes
 //!   at the end of the listing, on `close_dir`, or when both are gone.
 //!   Nothing on the VM's thread ever waits for its lock.
+//! - A recursive walk opens each subdirectory relative to its parent's
+//!   descriptor, by one name, with `O_NOFOLLOW` unless the walk follows
+//!   directory symlinks: a directory swapped for a symlink after it was
+//!   listed is refused (`ENOTDIR`), never followed out of the tree.
 
 use std::ffi::{CString, OsStr};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -170,25 +175,119 @@ fn list_dir(path: &Path) -> io::Result<Message> {
 /// An open directory being listed in batches (`directory_iterator`): each
 /// batch is a job of its own, so memory stays bounded whatever the
 /// directory's size and a loop that breaks early lists no more. The
-/// directory fd closes when the listing ends or the object is collected.
+/// listing closes when it ends or the object is collected; a walk's stream
+/// keeps `base` (the same directory) until `close_dir`, to open its
+/// subdirectories relative to it.
 #[derive(Clone)]
-struct DirStream(Arc<Mutex<Option<std::fs::ReadDir>>>);
+struct DirStream(Arc<Mutex<DirState>>);
+
+struct DirState {
+    listing: Option<nix::dir::OwningIter>,
+    base: Option<OwnedFd>,
+}
 
 impl mlua::UserData for DirStream {}
 
 /// Entries per batch of a directory listing.
 const DIR_BATCH: usize = 256;
 
+/// Opens directory `name` relative to `dirfd` for listing (`keep_base`:
+/// for a walk, which opens subdirectories relative to it).
+fn open_dir_stream(
+    dirfd: RawFd,
+    name: &CString,
+    nofollow: bool,
+    keep_base: bool,
+) -> io::Result<DirStream> {
+    let mut flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    // SAFETY: `name` is a live NUL-terminated string; `dirfd` is AT_FDCWD
+    // or a descriptor the caller keeps open for the call.
+    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let base = if keep_base {
+        Some(fd.try_clone()?)
+    } else {
+        None
+    };
+    let listing = nix::dir::Dir::from_fd(fd).map_err(io::Error::from)?;
+    Ok(DirStream(Arc::new(Mutex::new(DirState {
+        listing: Some(listing.into_iter()),
+        base,
+    }))))
+}
+
+fn dir_stream_arg(v: &Value, arg: i32) -> mlua::Result<DirStream> {
+    match v {
+        Value::UserData(ud) => Ok(ud.borrow::<DirStream>().map_err(|_| einval(arg))?.clone()),
+        _ => Err(einval(arg)),
+    }
+}
+
+/// The type of entry `name` of directory `dirfd`: the listing's `d_type`,
+/// or an `lstat` where the file system gives none.
+fn listed_type(dirfd: RawFd, name: &std::ffi::CStr, t: Option<nix::dir::Type>) -> &'static str {
+    use nix::dir::Type;
+    match t {
+        Some(Type::Fifo) => "fifo",
+        Some(Type::CharacterDevice) => "character",
+        Some(Type::Directory) => "directory",
+        Some(Type::BlockDevice) => "block",
+        Some(Type::File) => "regular",
+        Some(Type::Symlink) => "symlink",
+        Some(Type::Socket) => "socket",
+        None => {
+            // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: `name` is NUL-terminated, `st` a live out-parameter,
+            // `dirfd` the open directory being listed.
+            let rc =
+                unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+            if rc == 0 {
+                type_name(st.st_mode)
+            } else {
+                "unknown"
+            }
+        }
+    }
+}
+
+/// A job's result that becomes the stream's userdata on the VM's thread.
+fn dir_stream_output(dir: DirStream) -> JobOutput {
+    Box::new(LuaBuilder(Box::new(move |lua: &Lua| {
+        lua.create_userdata(dir).map(Value::UserData)
+    })))
+}
+
 fn next_batch(dir: &DirStream) -> io::Result<Message> {
     let mut guard = dir.0.lock().unwrap_or_else(|e| e.into_inner());
     let mut entries = Vec::new();
-    if let Some(rd) = guard.as_mut() {
-        for entry in rd.by_ref().take(DIR_BATCH) {
-            entries.push(entry_message(&entry?));
+    if let Some(listing) = guard.listing.as_mut() {
+        let dirfd = listing.as_raw_fd();
+        while entries.len() < DIR_BATCH {
+            let Some(entry) = listing.next() else { break };
+            let entry = entry.map_err(io::Error::from)?;
+            let name = entry.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            entries.push(Message::object([
+                ("name", Message::from(name.to_bytes())),
+                (
+                    "type",
+                    Message::from(listed_type(dirfd, name, entry.file_type())),
+                ),
+            ]));
         }
         if entries.len() < DIR_BATCH {
-            // The end: close the directory now, not at collection.
-            *guard = None;
+            // The end: close the listing now, not at collection.
+            guard.listing = None;
         }
     }
     Ok(Message::array(entries))
@@ -477,29 +576,50 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         let path = os_path(&path_arg(&path, 1)?);
         run_job(lua, move || list_dir(&path))
     });
-    // open_dir(path) -> op id; the result is a directory stream object.
-    prim!("open_dir", |lua, path: Value| {
-        let path = os_path(&path_arg(&path, 1)?);
+    // open_dir(path, walk) -> op id; the result is a directory stream
+    // object (a walk's keeps a descriptor for `open_subdir`).
+    prim!("open_dir", |lua, (path, walk): (Value, bool)| {
+        let path = path_arg(&path, 1)?;
         submit_op(lua, |st| {
-            st.executor
-                .run_blocking(move || match std::fs::read_dir(&path) {
-                    Ok(rd) => {
-                        let dir = DirStream(Arc::new(Mutex::new(Some(rd))));
-                        Ok(Box::new(LuaBuilder(Box::new(move |lua: &Lua| {
-                            lua.create_userdata(dir).map(Value::UserData)
-                        }))) as JobOutput)
-                    }
+            st.executor.run_blocking(move || {
+                match open_dir_stream(libc::AT_FDCWD, &path, false, walk) {
+                    Ok(dir) => Ok(dir_stream_output(dir)),
                     Err(e) => Err(errno_of(&e)),
-                })
+                }
+            })
+        })
+    });
+    // open_subdir(parent, name, follow) -> op id: directory `name` (one
+    // component) of a walk's stream `parent`, with O_NOFOLLOW unless
+    // `follow`; the result is a walk's directory stream.
+    prim!("open_subdir", |lua,
+                          (parent, name, follow): (
+        Value,
+        Value,
+        bool
+    )| {
+        let parent = dir_stream_arg(&parent, 1)?;
+        let name = path_arg(&name, 2)?;
+        if matches!(name.as_bytes(), b"" | b"." | b"..") || name.as_bytes().contains(&b'/') {
+            return Err(einval(2));
+        }
+        submit_op(lua, |st| {
+            st.executor.run_blocking(move || {
+                let guard = parent.0.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(base) = guard.base.as_ref() else {
+                    return Err(libc::EBADF);
+                };
+                match open_dir_stream(base.as_raw_fd(), &name, !follow, true) {
+                    Ok(dir) => Ok(dir_stream_output(dir)),
+                    Err(e) => Err(errno_of(&e)),
+                }
+            })
         })
     });
     // read_dir(stream) -> op id; the result is the next batch of entries
     // (an empty array at the end).
     prim!("read_dir", |lua, dir: Value| {
-        let dir = match &dir {
-            Value::UserData(ud) => ud.borrow::<DirStream>().map_err(|_| einval(1))?.clone(),
-            _ => return Err(einval(1)),
-        };
+        let dir = dir_stream_arg(&dir, 1)?;
         run_job(lua, move || next_batch(&dir))
     });
     // close_dir(stream): closes the directory now unless a batch is being
@@ -509,7 +629,8 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         if let Value::UserData(ud) = &dir {
             if let Ok(dir) = ud.borrow::<DirStream>() {
                 if let Ok(mut guard) = dir.0.try_lock() {
-                    *guard = None;
+                    guard.listing = None;
+                    guard.base = None;
                 }
                 return Ok(());
             }
