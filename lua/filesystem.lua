@@ -518,31 +518,14 @@ function fs.copy_symlink(from, to)
 end
 -- copy(from, to[, options]): files, symlinks (copy_symlinks /
 -- skip_symlinks; else followed), directories (their files; everything
--- beneath with recursive), like std::filesystem::copy.
+-- beneath with recursive), like std::filesystem::copy. One blocking-pool
+-- job that opens everything beneath the top relative to its parent's
+-- descriptor (src/modules/filesystem.rs `copy_tree`).
 function fs.copy(from, to, opts)
   local choice, o = existing_choice(opts, 3)
   o = o or {}
-  local f, t = path_arg(from, 1), path_arg(to, 2)
-  local function copy(src, dst, top)
-    local st = stat_or_raise(src, o.copy_symlinks or o.skip_symlinks)
-    if st.type == 'symlink' then
-      if o.skip_symlinks then return end
-      return fs.copy_symlink(src, dst)
-    end
-    if st.type == 'regular' then
-      local d = stat(dst, false)
-      if d and d.type == 'directory' then dst = join(dst, filename_of(src)) end
-      return run_free(P.copy_file, src, dst, choice)
-    end
-    if st.type ~= 'directory' then error(K.system_error(E.EINVAL), 0) end
-    if not (top or o.recursive) then return end
-    fs.create_directory(dst)
-    for _, e in ipairs(run_free(P.list_dir, src)) do
-      local s, d = join(src, e.name), join(dst, e.name)
-      if o.recursive or e.type ~= 'directory' then copy(s, d, false) end
-    end
-  end
-  copy(f, t, true)
+  run_free(P.copy_tree, path_arg(from, 1), path_arg(to, 2), choice,
+           o.recursive == true, o.copy_symlinks == true, o.skip_symlinks == true)
 end
 
 ---------------------------------------------------------------------------

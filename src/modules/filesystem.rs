@@ -26,7 +26,7 @@
 //!   directory symlinks: a directory swapped for a symlink after it was
 //!   listed is refused (`ENOTDIR`), never followed out of the tree.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -199,18 +199,8 @@ fn open_dir_stream(
     nofollow: bool,
     keep_base: bool,
 ) -> io::Result<DirStream> {
-    let mut flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    if nofollow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    // SAFETY: `name` is a live NUL-terminated string; `dirfd` is AT_FDCWD
-    // or a descriptor the caller keeps open for the call.
-    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let nofollow = if nofollow { libc::O_NOFOLLOW } else { 0 };
+    let fd = open_at(dirfd, name, DIR_FLAGS | nofollow, 0)?;
     let base = if keep_base {
         Some(fd.try_clone()?)
     } else {
@@ -293,45 +283,256 @@ fn next_batch(dir: &DirStream) -> io::Result<Message> {
     Ok(Message::array(entries))
 }
 
+/// `openat(dir, name, flags, mode)` as an owned descriptor.
+fn open_at(dir: RawFd, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a live NUL-terminated string; `dir` is AT_FDCWD or
+    // a descriptor the caller keeps open for the call.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fstatat(dir, name, flags)`.
+fn stat_at(dir: RawFd, name: &CStr, flags: i32) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated, `st` a live out-parameter, `dir`
+    // AT_FDCWD or an open descriptor.
+    if unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
 /// What `copy_file` does when the target exists (std::filesystem's
 /// copy_options): 0 fail with EEXIST, 1 skip, 2 overwrite, 3 overwrite
 /// when the source is newer.
-fn copy_file(from: &Path, to: &Path, existing: u8) -> io::Result<Message> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let src = std::fs::File::open(from)?;
+fn copy_file(from: &CStr, to: &CStr, existing: u8) -> io::Result<Message> {
+    let src = std::fs::File::from(open_at(libc::AT_FDCWD, from, libc::O_RDONLY, 0)?);
+    copy_into(&src, libc::AT_FDCWD, to, existing, false)
+}
+
+/// Copies the open file `src` (which must be a regular file) to `name` in
+/// directory `dir`, as `existing` says when the target exists;
+/// `nofollow`: a target that is a symlink is refused, not written through.
+fn copy_into(
+    src: &std::fs::File,
+    dir: RawFd,
+    name: &CStr,
+    existing: u8,
+    nofollow: bool,
+) -> io::Result<Message> {
     let meta = src.metadata()?;
     if !meta.is_file() {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        return Err(errno(libc::EINVAL));
     }
-    match std::fs::metadata(to) {
+    let follow_flag = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
+    match stat_at(dir, name, follow_flag) {
         Ok(target) => {
-            if target.dev() == meta.dev() && target.ino() == meta.ino() {
-                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            if target.st_dev == meta.dev() && target.st_ino == meta.ino() {
+                return Err(errno(libc::EEXIST));
             }
             match existing {
                 1 => return Ok(Message::Bool(false)),
                 2 => {}
-                3 if (meta.mtime(), meta.mtime_nsec()) <= (target.mtime(), target.mtime_nsec()) => {
+                3 if (meta.mtime(), meta.mtime_nsec())
+                    <= (target.st_mtime, target.st_mtime_nsec) =>
+                {
                     return Ok(Message::Bool(false));
                 }
                 3 => {}
-                _ => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
+                _ => return Err(errno(libc::EEXIST)),
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(e),
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(meta.permissions().mode() & 0o7777);
-    if existing == 0 {
-        options.create_new(true);
+    let mut flags = libc::O_WRONLY | libc::O_CREAT;
+    flags |= if existing == 0 {
+        libc::O_EXCL
     } else {
-        options.create(true).truncate(true);
+        libc::O_TRUNC
+    };
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
     }
-    let mut dst = options.open(to)?;
+    let mut dst = std::fs::File::from(open_at(
+        dir,
+        name,
+        flags,
+        meta.permissions().mode() & 0o7777,
+    )?);
     // copy_file_range in the kernel where it can.
-    io::copy(&mut &src, &mut dst)?;
+    io::copy(&mut &*src, &mut dst)?;
     dst.set_permissions(meta.permissions())?;
+    Ok(Message::Bool(true))
+}
+
+/// `fs.copy`'s options (std::filesystem::copy_options).
+#[derive(Clone, Copy)]
+struct CopyOptions {
+    existing: u8,
+    recursive: bool,
+    copy_symlinks: bool,
+    skip_symlinks: bool,
+}
+
+/// Symlink `name` of `dir` made again as `to_name` in `to_dir`.
+fn copy_symlink_at(dir: RawFd, name: &CStr, to_dir: RawFd, to_name: &CStr) -> io::Result<()> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `buf` is a live buffer of `buf.len()` bytes; `name` is
+    // NUL-terminated; `dir` AT_FDCWD or an open descriptor.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize >= buf.len() {
+        return Err(errno(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n as usize);
+    let target = CString::new(buf).map_err(|_| errno(libc::EINVAL))?;
+    // SAFETY: both strings are NUL-terminated; `to_dir` AT_FDCWD or open.
+    if unsafe { libc::symlinkat(target.as_ptr(), to_dir, to_name.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mkdirat` that accepts an existing directory (any other file is
+/// `EEXIST`), following a final symlink only for the top (`follow`).
+fn make_dir_at(dir: RawFd, name: &CStr, follow: bool) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated; `dir` AT_FDCWD or open.
+    if unsafe { libc::mkdirat(dir, name.as_ptr(), 0o777) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EEXIST) {
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+        if stat_at(dir, name, flags).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+            return Ok(());
+        }
+    }
+    Err(e)
+}
+
+const DIR_FLAGS: i32 = libc::O_RDONLY | libc::O_DIRECTORY;
+
+/// `fs.copy`: a file, a symlink or a directory (its files; everything
+/// beneath with `recursive`). Beneath the top, every file is opened by one
+/// name relative to its parent directory's descriptor, on both sides, with
+/// `O_NOFOLLOW` unless the source entry is a symlink the copy follows
+/// (neither `copy_symlinks` nor `skip_symlinks`): an entry swapped for a
+/// symlink mid-copy is refused (`ELOOP`/`ENOTDIR`), so the copy never
+/// reads from or writes to a place outside the two trees it was given.
+/// The walk keeps its own stack (a deep tree cannot overflow the thread's).
+fn copy_tree(from: &CStr, to: &CStr, o: CopyOptions) -> io::Result<Message> {
+    let keep_links = o.copy_symlinks || o.skip_symlinks;
+    let nofollow_top = if keep_links { libc::O_NOFOLLOW } else { 0 };
+    let at = libc::AT_FDCWD;
+    let st = stat_at(
+        at,
+        from,
+        if keep_links {
+            libc::AT_SYMLINK_NOFOLLOW
+        } else {
+            0
+        },
+    )?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFLNK => {
+            if !o.skip_symlinks {
+                copy_symlink_at(at, from, at, to)?;
+            }
+            return Ok(Message::Bool(true));
+        }
+        libc::S_IFREG => {
+            let src = std::fs::File::from(open_at(at, from, libc::O_RDONLY | nofollow_top, 0)?);
+            // A directory target gets the file inside it.
+            let into_dir =
+                stat_at(at, to, 0).is_ok_and(|d| d.st_mode & libc::S_IFMT == libc::S_IFDIR);
+            let target = if into_dir {
+                let name = Path::new(OsStr::from_bytes(from.to_bytes()))
+                    .file_name()
+                    .ok_or_else(|| errno(libc::EINVAL))?;
+                let mut joined = to.to_bytes().to_vec();
+                joined.push(b'/');
+                joined.extend_from_slice(name.as_bytes());
+                CString::new(joined).map_err(|_| errno(libc::EINVAL))?
+            } else {
+                to.to_owned()
+            };
+            copy_into(&src, at, &target, o.existing, false)?;
+            return Ok(Message::Bool(true));
+        }
+        libc::S_IFDIR => {}
+        _ => return Err(errno(libc::EINVAL)),
+    }
+    make_dir_at(at, to, true)?;
+    let src_root = open_at(at, from, DIR_FLAGS | nofollow_top, 0)?;
+    let dst_root = open_at(at, to, DIR_FLAGS, 0)?;
+    let mut stack = vec![(
+        nix::dir::Dir::from_fd(src_root)
+            .map_err(io::Error::from)?
+            .into_iter(),
+        dst_root,
+    )];
+    while let Some((listing, dst_dir)) = stack.last_mut() {
+        let Some(entry) = listing.next() else {
+            stack.pop();
+            continue;
+        };
+        let entry = entry.map_err(io::Error::from)?;
+        let name = entry.file_name().to_owned();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        let (src_dir, dst_dir) = (listing.as_raw_fd(), dst_dir.as_raw_fd());
+        let lst = stat_at(src_dir, &name, libc::AT_SYMLINK_NOFOLLOW)?;
+        let is_link = lst.st_mode & libc::S_IFMT == libc::S_IFLNK;
+        // A symlink the copy follows is opened through it; anything else
+        // must still be what was just looked at.
+        let (kind, nofollow) = if is_link && !keep_links {
+            (stat_at(src_dir, &name, 0)?.st_mode & libc::S_IFMT, 0)
+        } else {
+            (lst.st_mode & libc::S_IFMT, libc::O_NOFOLLOW)
+        };
+        match kind {
+            libc::S_IFLNK => {
+                if !o.skip_symlinks {
+                    copy_symlink_at(src_dir, &name, dst_dir, &name)?;
+                }
+            }
+            libc::S_IFREG => {
+                let src =
+                    std::fs::File::from(open_at(src_dir, &name, libc::O_RDONLY | nofollow, 0)?);
+                copy_into(&src, dst_dir, &name, o.existing, true)?;
+            }
+            libc::S_IFDIR if o.recursive => {
+                make_dir_at(dst_dir, &name, false)?;
+                let src = open_at(src_dir, &name, DIR_FLAGS | nofollow, 0)?;
+                let dst = open_at(dst_dir, &name, DIR_FLAGS | libc::O_NOFOLLOW, 0)?;
+                stack.push((
+                    nix::dir::Dir::from_fd(src)
+                        .map_err(io::Error::from)?
+                        .into_iter(),
+                    dst,
+                ));
+            }
+            libc::S_IFDIR => {}
+            _ => return Err(errno(libc::EINVAL)),
+        }
+    }
     Ok(Message::Bool(true))
 }
 
@@ -652,11 +853,38 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
     prim!(
         "copy_file",
         |lua, (from, to, existing): (Value, Value, u8)| {
-            let from = os_path(&path_arg(&from, 1)?);
-            let to = os_path(&path_arg(&to, 2)?);
+            let from = path_arg(&from, 1)?;
+            let to = path_arg(&to, 2)?;
             run_job(lua, move || copy_file(&from, &to, existing))
         }
     );
+    // copy_tree(from, to, existing, recursive, copy_symlinks, skip_symlinks)
+    prim!("copy_tree", |lua,
+                        (
+        from,
+        to,
+        existing,
+        recursive,
+        copy_symlinks,
+        skip_symlinks,
+    ): (
+        Value,
+        Value,
+        u8,
+        bool,
+        bool,
+        bool
+    )| {
+        let from = path_arg(&from, 1)?;
+        let to = path_arg(&to, 2)?;
+        let o = CopyOptions {
+            existing,
+            recursive,
+            copy_symlinks,
+            skip_symlinks,
+        };
+        run_job(lua, move || copy_tree(&from, &to, o))
+    });
     prim!("remove_all", |lua, path: Value| {
         let path = os_path(&path_arg(&path, 1)?);
         run_job(lua, move || {
