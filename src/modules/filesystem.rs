@@ -134,44 +134,6 @@ fn stat_fields(lua: &Lua, span: &byte_span::SpanRef) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// `d_type`-like names of a directory entry's type (no extra stat).
-fn entry_type(ft: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_symlink() {
-        "symlink"
-    } else if ft.is_dir() {
-        "directory"
-    } else if ft.is_file() {
-        "regular"
-    } else if ft.is_fifo() {
-        "fifo"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() {
-        "block"
-    } else if ft.is_char_device() {
-        "character"
-    } else {
-        "unknown"
-    }
-}
-
-fn entry_message(entry: &std::fs::DirEntry) -> Message {
-    let kind = entry.file_type().map(entry_type).unwrap_or("unknown");
-    Message::object([
-        ("name", Message::from(entry.file_name().as_bytes())),
-        ("type", Message::from(kind)),
-    ])
-}
-
-fn list_dir(path: &Path) -> io::Result<Message> {
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(path)? {
-        entries.push(entry_message(&entry?));
-    }
-    Ok(Message::array(entries))
-}
-
 /// An open directory being listed in batches (`directory_iterator`): each
 /// batch is a job of its own, so memory stays bounded whatever the
 /// directory's size and a loop that breaks early lists no more. The
@@ -773,10 +735,6 @@ fn primitives(lua: &Lua) -> mlua::Result<Table> {
         submit_op(lua, |st| st.executor.hard_link(existing, new))
     });
     // Jobs on the blocking pool.
-    prim!("list_dir", |lua, path: Value| {
-        let path = os_path(&path_arg(&path, 1)?);
-        run_job(lua, move || list_dir(&path))
-    });
     // open_dir(path, walk) -> op id; the result is a directory stream
     // object (a walk's keeps a descriptor for `open_subdir`).
     prim!("open_dir", |lua, (path, walk): (Value, bool)| {
