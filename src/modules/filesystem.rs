@@ -21,10 +21,11 @@
 //!   listing with the batch job in flight (if any); the directory closes
 //!   at the end of the listing, on `close_dir`, or when both are gone.
 //!   Nothing on the VM's thread ever waits for its lock.
-//! - A recursive walk opens each subdirectory relative to its parent's
-//!   descriptor, by one name, with `O_NOFOLLOW` unless the walk follows
-//!   directory symlinks: a directory swapped for a symlink after it was
-//!   listed is refused (`ENOTDIR`), never followed out of the tree.
+//! - A recursive walk, and `copy_tree` on both of its sides, open each
+//!   entry beneath the top relative to its parent's descriptor, by one
+//!   name, with `O_NOFOLLOW` unless following that symlink was asked for:
+//!   an entry swapped for a symlink is refused (`ENOTDIR`/`ELOOP`), never
+//!   followed out of the tree.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
