@@ -41,7 +41,7 @@
 //!   dropped handle's status pipe fails with EPIPE and changes nothing else.
 
 use crate::plan::SupervisorEnv;
-use crate::spawn::{self, Child, Warm};
+use crate::spawn::{self, Child, Pooled, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED};
 use std::collections::HashMap;
@@ -215,6 +215,7 @@ impl Supervisor {
                 ring_fd,
                 ring_dev,
                 ring_ino,
+                pooled,
                 enforcement,
             } => {
                 test_handover_delay();
@@ -235,6 +236,7 @@ impl Supervisor {
                             status,
                             exit: None,
                             enforcement,
+                            pooled,
                         })
                     }
                     Err(e) => {
@@ -468,6 +470,8 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         // Nothing warm until the first spawn request: a host that never
         // spawns a sandbox pays for no namespaces.
         warm_paused: true,
+        pool: None,
+        pool_wanted: false,
         next_id: 1,
         handed_ring: None,
     };
@@ -550,6 +554,13 @@ struct State {
     /// (a host that never spawns a sandbox pays for no namespaces) and when
     /// making one failed.
     warm_paused: bool,
+    /// The sandbox made ahead of its spawn for the pool's spec (see
+    /// `spawn::Pooled`), while it waits.
+    pool: Option<Pooled>,
+    /// A pooled sandbox is made while idle: set by each spawn request with
+    /// the pool's spec, cleared when one failed or died while it waited
+    /// (so a sandbox that cannot start is not remade in a loop).
+    pool_wanted: bool,
     next_id: u64,
     /// The ring dup named by the last `Spawned` reply, until the next
     /// request.
@@ -593,6 +604,19 @@ impl State {
                     });
                 }
             }
+            // Then the pooled sandbox's pidfd and report pipe, then the
+            // warm child's pidfd.
+            let pool_at = pfds.len();
+            if let Some(p) = &self.pool {
+                for fd in p.watched() {
+                    pfds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            let warm_at = pfds.len();
             if let Some(w) = &self.warm {
                 pfds.push(libc::pollfd {
                     fd: w.pidfd.as_raw_fd(),
@@ -600,7 +624,8 @@ impl State {
                     revents: 0,
                 });
             }
-            let timeout = if self.warm.is_none() && !self.warm_paused {
+            let fill_pool = self.pool_wanted && self.pool.is_none();
+            let timeout = if fill_pool || (self.warm.is_none() && !self.warm_paused) {
                 0
             } else {
                 -1
@@ -610,10 +635,18 @@ impl State {
                 Err(_) => continue,
             };
             if ready == 0 {
-                // Idle and no warm child: make one now.
-                match Warm::prepare(&self.env) {
-                    Ok(w) => self.warm = Some(w),
-                    Err(_) => self.warm_paused = true,
+                // Idle: the pool first (from the warm child), then a warm
+                // child.
+                if fill_pool && self.warm.is_some() {
+                    self.fill_pool();
+                } else if self.warm.is_none() && !self.warm_paused {
+                    match Warm::prepare(&self.env) {
+                        Ok(w) => self.warm = Some(w),
+                        Err(_) => self.warm_paused = true,
+                    }
+                } else {
+                    // The pool wants a warm child that cannot be made.
+                    self.pool_wanted = false;
                 }
                 continue;
             }
@@ -629,7 +662,21 @@ impl State {
                     }
                 }
             }
-            if self.warm.is_some() && pfds[2 * ids.len() + 1].revents != 0 {
+            if self.pool.is_some() {
+                let (pidfd, report) = (pfds[pool_at].revents, pfds[pool_at + 1].revents);
+                let fine = pidfd == 0
+                    && (report == 0 || self.pool.as_mut().is_some_and(Pooled::on_report));
+                if !fine {
+                    // It failed its lock-down or died while it waited:
+                    // never handed out, and not remade until the next
+                    // spawn request with the pool's spec.
+                    if let Some(p) = self.pool.take() {
+                        p.kill();
+                    }
+                    self.pool_wanted = false;
+                }
+            }
+            if self.warm.is_some() && pfds[warm_at].revents != 0 {
                 // The warm child died before its request (it is killed with
                 // the supervisor only, so this is a failure of its own set-up).
                 if let Some(w) = self.warm.take() {
@@ -672,6 +719,17 @@ impl State {
         })
     }
 
+    /// Hands the warm child the pool's spec: it becomes the pooled
+    /// sandbox.
+    fn fill_pool(&mut self) {
+        let (Some(entry), Some(warm)) = (crate::pooled_entry(), self.warm.take()) else {
+            self.pool_wanted = false;
+            return;
+        };
+        self.pool = Pooled::make(warm, entry);
+        self.pool_wanted = self.pool.is_some();
+    }
+
     /// A spawn request (its bytes are zeroed when the caller drops it).
     fn spawn(&mut self, req: &SpawnRequest, fds: Vec<OwnedFd>) -> (Reply, Vec<OwnedFd>) {
         self.warm_paused = false;
@@ -683,6 +741,20 @@ impl State {
         }
         let id = self.next_id;
         self.next_id += 1;
+        let pool_spec = crate::pooled_entry().is_some_and(|e| spawn::has_pool_spec(req, &fds, e));
+        if pool_spec {
+            self.pool_wanted = true;
+            // Moved out: handed to this spawn or killed, never put back.
+            if let Some(made) = self
+                .pool
+                .take()
+                .and_then(|p| p.take(req, &fds, &self.env, id))
+            {
+                self.children.insert(id, made.child);
+                self.handed_ring = Some(made.ring);
+                return (made.reply, made.host_fds);
+            }
+        }
         match spawn::spawn(req, fds, &self.env, id, &mut self.warm) {
             Ok(made) => {
                 self.children.insert(id, made.child);
@@ -716,6 +788,9 @@ impl State {
     fn shutdown(self) -> ! {
         if let Some(w) = self.warm {
             w.kill();
+        }
+        if let Some(p) = self.pool {
+            p.kill();
         }
         for c in self.children.values() {
             let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);
