@@ -456,6 +456,13 @@ fn zero_argv_environ() {
     unsafe { libc::clearenv() };
 }
 
+/// How long after a spawn request the supervisor makes nothing ahead (a
+/// warm child, a pooled sandbox): both take a few ms of CPU, which the
+/// sandbox just spawned needs for its start and first messages. Measured
+/// on 2 vCPUs (docs/performance.md): replenishing at once made a spaced
+/// pooled spawn + round trip ~2.5× slower than waiting 1–3 ms.
+const REPLENISH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// The supervisor process's main loop. Never returns.
 fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     detach_from_host(&sock, host_pid);
@@ -472,6 +479,7 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         warm_paused: true,
         pool: None,
         pool_wanted: false,
+        quiet_until: None,
         next_id: 1,
         handed_ring: None,
     };
@@ -561,6 +569,9 @@ struct State {
     /// the pool's spec, cleared when one failed or died while it waited
     /// (so a sandbox that cannot start is not remade in a loop).
     pool_wanted: bool,
+    /// No warm child or pooled sandbox is made before this moment: the
+    /// sandbox just spawned gets the CPUs for its start.
+    quiet_until: Option<std::time::Instant>,
     next_id: u64,
     /// The ring dup named by the last `Spawned` reply, until the next
     /// request.
@@ -625,16 +636,24 @@ impl State {
                 });
             }
             let fill_pool = self.pool_wanted && self.pool.is_none();
-            let timeout = if fill_pool || (self.warm.is_none() && !self.warm_paused) {
-                0
-            } else {
+            let replenish = fill_pool || (self.warm.is_none() && !self.warm_paused);
+            // Replenish once the last spawn had its quiet moment.
+            let wait = self
+                .quiet_until
+                .map(|t| t.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_default();
+            let timeout = if !replenish {
                 -1
+            } else {
+                // Rounded up: never woken before the moment.
+                wait.as_micros().div_ceil(1000) as i32
             };
             let ready = match sys::poll_many(&mut pfds, timeout) {
                 Ok(n) => n,
                 Err(_) => continue,
             };
             if ready == 0 {
+                self.quiet_until = None;
                 // Idle: the pool first (from the warm child), then a warm
                 // child.
                 if fill_pool && self.warm.is_some() {
@@ -741,6 +760,8 @@ impl State {
         }
         let id = self.next_id;
         self.next_id += 1;
+        // Nothing is made ahead while the new sandbox starts up.
+        self.quiet_until = Some(std::time::Instant::now() + REPLENISH_DELAY);
         let pool_spec = crate::pooled_entry().is_some_and(|e| spawn::has_pool_spec(req, &fds, e));
         if pool_spec {
             self.pool_wanted = true;
