@@ -925,13 +925,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_prefixed_spawn_frame_is_the_prefix_then_the_request() {
+        let mut g = Gen(11);
+        for _ in 0..50 {
+            let r = g.spawn();
+            let framed = r.encode_after(&[1]).unwrap();
+            assert_eq!(framed[0], 1);
+            assert_eq!(
+                Request::decode(&framed[1..]),
+                Ok(Request::Spawn(Box::new(r.clone())))
+            );
+            assert_eq!(
+                &framed[1..],
+                &*Request::Spawn(Box::new(r)).encode().unwrap()
+            );
+        }
+    }
+
+    #[test]
     fn encoder_refuses_what_the_decoder_rejects() {
         let mut r = Gen(5).spawn();
         r.env = (0..=MAX_LIST).map(|_| ("k".into(), "v".into())).collect();
-        assert!(r.encode().is_err());
+        assert!(Request::Spawn(Box::new(r)).encode().is_err());
         let mut r = Gen(5).spawn();
         r.arg = vec![0; MAX_FRAME];
-        assert!(r.encode().is_err());
+        assert!(r.encode_after(&[1]).is_err());
         // Cut at a character boundary.
         let long = Reply::Err {
             kind: ERR_SETUP,
