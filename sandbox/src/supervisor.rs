@@ -456,11 +456,12 @@ fn zero_argv_environ() {
     unsafe { libc::clearenv() };
 }
 
-/// How long after a spawn request the supervisor makes nothing ahead (a
-/// warm child, a pooled sandbox): both take a few ms of CPU, which the
-/// sandbox just spawned needs for its start and first messages. Measured
-/// on 2 vCPUs (docs/performance.md): replenishing at once made a spaced
-/// pooled spawn + round trip ~2.5× slower than waiting 1–3 ms.
+/// How long after a spawn (its request, then its `Taken`) the supervisor
+/// makes nothing ahead (a warm child, a pooled sandbox): both take a few
+/// ms of CPU, which the sandbox just spawned needs for its start and
+/// first messages. Measured on 2 vCPUs (docs/performance.md):
+/// replenishing at once made a spaced pooled spawn + round trip ~2.5×
+/// slower than waiting 1–3 ms.
 const REPLENISH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The supervisor process's main loop. Never returns.
@@ -727,7 +728,12 @@ impl State {
             // Never answered (whatever came with it is closed): the host
             // waits for no reply, so one would answer its next request.
             // The ring it acknowledges was dropped on receipt already.
-            Ok(Request::Taken { .. }) => return None,
+            // The quiet moment counts from here: the host sends the
+            // sandbox its module right after.
+            Ok(Request::Taken { .. }) => {
+                self.quiet_until = Some(std::time::Instant::now() + REPLENISH_DELAY);
+                return None;
+            }
             Ok(Request::Spawn(req)) => self.spawn(&req, r.fds),
             Ok(_) if !r.fds.is_empty() => (
                 refuse("descriptors attached to a request that takes none"),
