@@ -22,7 +22,9 @@
 //!   the bounding set → unshare mount, network, IPC, UTS, cgroup
 //!   namespaces → new session, hostname → PID 1's signal handlers → wait
 //!   for one spec → from the descriptor step on, exactly the cold
-//!   lock-down. (Everything before the spec depends on no spec.)
+//!   lock-down. (Everything before the spec depends on no spec.) The
+//!   spec frame starts with a flag byte: 1 when the supervisor made it
+//!   for its pool, which the entry learns as `EntryContext::pooled`.
 //! - A granted directory descriptor names a mount of the host's mount
 //!   namespace, from which `..` climbs into the host's tree (and
 //!   `connect`, `stat`, `chdir` through it are not Landlock's to mediate);

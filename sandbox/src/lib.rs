@@ -16,6 +16,9 @@
 //!   registered entry point and reaps until it exits. The supervisor keeps
 //!   the next PID 1 warm (namespaces entered, ring inherited, waiting for
 //!   its spec), so a spawn mostly pays only for the spec-dependent steps.
+//!   For an entry registered with [`register_pooled_entry`] it also keeps
+//!   one sandbox of the default spec fully started ahead of its spawn; a
+//!   spawn with that spec takes it and hands it its standard streams.
 //! - The host gets a [`SandboxHandle`]: pidfd, control socket, a dup of the
 //!   sandbox's ring fd (to install capabilities with `MsgRingSendFd`), an exit
 //!   status channel, and the [`Enforcement`] report.

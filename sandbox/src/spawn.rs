@@ -19,6 +19,12 @@
 //!   exited. It is used at most once; if it cannot take the spec, the
 //!   spawn is done cold. From the hand-over on, the supervisor treats it
 //!   exactly as a cold PID 1 (same `Ready` wait, record and reply).
+//! - Pooled sandboxes ([`Pooled`]): a warm child handed the pool spec by
+//!   the supervisor itself (streams `/dev/null`, flagged "pooled", so its
+//!   entry knows to wait for them). States: locking down → ready (its
+//!   entry prepares, then waits for the stdio hand-over) → taken (the
+//!   spawn's streams sent on its control socket; from then on a sandbox
+//!   like any other) or dead (killed and reaped, never handed out).
 //! - Sandbox uid/gid: 0 inside, mapped to the supervisor's own uid/gid when
 //!   unprivileged, and to 65534 (nobody) when the supervisor is root, so a
 //!   sandbox never runs as host root.

@@ -32,6 +32,13 @@
 //!   spawn request), used for one spawn
 //!   whose ring shape matches, killed and reaped on shutdown or if it dies
 //!   before its request.
+//! - It keeps at most one pooled sandbox (`spawn::Pooled`) for the pool
+//!   spec of the entry registered with `register_pooled_entry`: made from
+//!   the warm child once a spawn asked for that spec, and only when no
+//!   spawn was requested or taken in the last [`REPLENISH_DELAY`]; taken
+//!   by (moved out for) exactly one spawn with that spec, never put back;
+//!   killed and reaped (and not remade until the next such request) if it
+//!   fails its lock-down or dies while it waits, and on shutdown.
 //! - It zeroes every copy of a request once handled (receive buffer, the
 //!   decoded request, the frame sent to a warm child, the Landlock rules'
 //!   paths, error replies; see `wire`), so a later clone of it holds no

@@ -1,9 +1,12 @@
 //! A Lua actor VM inside a luring sandbox (`luring-sandbox`).
 //!
 //! Invariants:
-//! - [`VM_ENTRY`] is registered with `luring_sandbox::register_entry`
+//! - [`VM_ENTRY`] is registered with `luring_sandbox::register_pooled_entry`
 //!   before the supervisor is forked ([`start_supervisor`], first thing in
 //!   `main`); the supervisor is kept process-wide and used by every VM.
+//!   Pooled, the supervisor keeps one `sandbox = {}` VM booted ahead of its
+//!   spawn: its stdout and stderr are `/dev/null` (slots 1 and 2 too) until
+//!   a spawn takes it and hands it its own, before any fiber runs.
 //! - Inside the sandbox the VM runs on the ring the supervisor made for it
 //!   (restricted, `IOSQE_FIXED_FILE` required) through a fixed-only
 //!   executor: fixed slot [`CONTROL_SLOT`] is the control socket,
