@@ -305,8 +305,18 @@ fn a_dead_pooled_sandbox_is_not_handed_out(sv: &Supervisor) {
         let victim = if kill_pid1 { pid1 } else { entry };
         // SAFETY: plain kill of a process of this test's sandbox.
         assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+        // Dead: PID 1 a zombie (it becomes one only once every process of
+        // its namespace is gone); the entry reaped by PID 1 (as a zombie
+        // its VM thread may still hold its descriptors).
+        let dead = || {
+            if kill_pid1 {
+                !runs(victim)
+            } else {
+                stat(victim).is_none()
+            }
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while runs(victim) {
+        while !dead() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{victim} survived SIGKILL"
@@ -320,7 +330,14 @@ fn a_dead_pooled_sandbox_is_not_handed_out(sv: &Supervisor) {
         };
         let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
         drop(spec);
-        assert_ne!(h.pid(), pid1, "a dead pooled sandbox was handed out");
+        assert_ne!(
+            h.pid(),
+            pid1,
+            "a dead pooled sandbox was handed out (killed its {}; PID 1 {:?}, entry {:?})",
+            if kill_pid1 { "PID 1" } else { "entry" },
+            stat(pid1),
+            stat(entry)
+        );
         send_boot(h.control(), "case.lua", b"print('fresh')").expect("boot");
         assert_eq!(h.wait_timeout(10_000).unwrap(), Some(ExitStatus::Exited(0)));
         drop(h);

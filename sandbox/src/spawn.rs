@@ -642,11 +642,15 @@ impl Pooled {
         })
     }
 
-    /// Descriptors to watch while it waits: its pidfd (PID 1 gone) and its
-    /// report pipe (`Ready`, then only an `Exit` record: its entry ended).
-    pub fn watched(&self) -> [RawFd; 2] {
+    /// Descriptors to watch while it waits: its pidfd (PID 1 gone), its
+    /// control socket (the entry holds the only other end and sends
+    /// nothing before it is taken: any event means the entry exited,
+    /// which closes it at once, before PID 1 even reaps it) and its report
+    /// pipe (`Ready`, then only an `Exit` record: its entry ended).
+    pub fn watched(&self) -> [RawFd; 3] {
         [
             self.started.pidfd.as_raw_fd(),
+            self.started.control_host.as_raw_fd(),
             self.started.report_r.as_raw_fd(),
         ]
     }
@@ -689,9 +693,11 @@ impl Pooled {
             None => wait_ready(&self.started).ok()?,
         };
         let s = self.started;
-        // Dead or dying while it waited: its pidfd or report pipe says so.
+        // Dead or dying while it waited: its pidfd, control socket or report
+        // pipe says so.
         let quiet = |fd: &OwnedFd| matches!(sys::poll_one(fd.as_raw_fd(), libc::POLLIN, 0), Ok(0));
         let handed = quiet(&s.pidfd)
+            && quiet(&s.control_host)
             && quiet(&s.report_r)
             && stdio_of(req, fds, env).is_some_and(|stdio| {
                 sys::send_with_fds(s.control_host.as_raw_fd(), crate::STDIO_HANDOVER, &stdio)

@@ -623,8 +623,8 @@ impl State {
                     });
                 }
             }
-            // Then the pooled sandbox's pidfd and report pipe, then the
-            // warm child's pidfd.
+            // Then the pooled sandbox's pidfd, control socket and report
+            // pipe, then the warm child's pidfd.
             let pool_at = pfds.len();
             if let Some(p) = &self.pool {
                 for fd in p.watched() {
@@ -690,8 +690,9 @@ impl State {
                 }
             }
             if self.pool.is_some() {
-                let (pidfd, report) = (pfds[pool_at].revents, pfds[pool_at + 1].revents);
+                let [pidfd, control, report] = [0, 1, 2].map(|i| pfds[pool_at + i].revents);
                 let fine = pidfd == 0
+                    && control == 0
                     && (report == 0 || self.pool.as_mut().is_some_and(Pooled::on_report));
                 if !fine {
                     // It failed its lock-down or died while it waited:
