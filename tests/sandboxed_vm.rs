@@ -389,31 +389,30 @@ fn pooled_sandbox_lifetime(uid: Option<u32>, kill_supervisor: bool) {
     };
     let (pid1, entry) = await_pool(sup);
     let what = format!("uid {uid:?}, supervisor {sup}, pooled PID 1 {pid1}, entry {entry}");
+    let await_gone = |pids: &[i32], after: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pids.iter().any(|p| runs(*p)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pids:?} still run 30 s after {after} ({what})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
     if kill_supervisor {
         // SAFETY: plain kill of the host's supervisor (ours to kill).
         assert_eq!(unsafe { libc::kill(sup, libc::SIGKILL) }, 0);
+        // Before the runtime is told to exit: the supervisor's death
+        // alone ends the pooled sandbox.
+        await_gone(&[pid1, entry], "its supervisor was killed");
     } else {
         host.stdin.take().unwrap().write_all(b"x").unwrap();
-        assert!(host.wait().unwrap().success(), "{what}");
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while runs(pid1) || runs(entry) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pooled sandbox still runs 30 s after {} ({what})",
-            if kill_supervisor {
-                "its supervisor was killed"
-            } else {
-                "the runtime exited"
-            }
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    if kill_supervisor {
-        drop(host.stdin.take());
-        let _ = host.wait();
-    } else {
-        assert!(!runs(sup), "the supervisor outlived the runtime ({what})");
+    drop(host.stdin.take());
+    let status = host.wait().unwrap();
+    if !kill_supervisor {
+        assert!(status.success(), "{what}: {status}");
+        await_gone(&[pid1, entry, sup], "the runtime exited");
     }
 }
 

@@ -2501,7 +2501,9 @@ fn suite(t: &mut Tally) {
 /// What `pooled_probe` tries, each in a child of its own (a call the
 /// filter traps kills only that child): the name and the attempt, which
 /// returns the raw syscall result.
-const POOLED_ATTEMPTS: &[(&str, fn() -> i64)] = &[
+type Attempt = (&'static str, fn() -> i64);
+
+const POOLED_ATTEMPTS: &[Attempt] = &[
     ("1 io_uring_setup", || {
         let mut params = [0u8; 120];
         // SAFETY: params is a writable io_uring_params-sized buffer.
