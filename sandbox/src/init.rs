@@ -197,7 +197,7 @@ pub(crate) fn run_warm(w: &mut WarmPlan, env: &SupervisorEnv) -> ! {
     close_raw(w.spec_r);
     let pooled = buf[0] == 1;
     let req = match wire::Request::decode(&buf[1..r.len]) {
-        Ok(wire::Request::Spawn(req)) if req.fd_count() == r.fds.len() => req,
+        Ok(wire::Request::Spawn(req)) if req.fd_count() == r.fds.len() && buf[0] <= 1 => req,
         _ => fail((
             "decoding the spec".into(),
             io::Error::from_raw_os_error(libc::EINVAL),
