@@ -352,6 +352,37 @@ fn a_dead_pooled_sandbox_is_not_handed_out(sv: &Supervisor) {
     }
 }
 
+/// A spawn with the pool's spec but a directory as a standard stream
+/// (which the lock-down refuses: `..` from it would reach the host) does
+/// not take the pooled sandbox, which has its lock-down behind it: it
+/// takes the normal path and gets that error; the pooled one stays.
+fn a_directory_stream_never_takes_the_pooled_sandbox(sv: &Supervisor) {
+    assert_eq!(
+        run(sv, "print('asks for the pool')").stdout,
+        "asks for the pool\n"
+    );
+    let (pid1, _) = await_pool(sv.pid());
+    let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
+    let spec = SandboxSpec {
+        stdout: Stdio::Fd(dir),
+        ..SandboxSpec::default()
+    };
+    match sv.spawn(sbx::VM_ENTRY, &[], &spec) {
+        Err(luring_sandbox::SpawnError::Setup { step, err }) => {
+            assert!(step.contains("standard stream 1 is a directory"), "{step}");
+            assert_eq!(err.raw_os_error(), Some(libc::EISDIR));
+        }
+        other => panic!("a directory as stdout: {other:?}"),
+    }
+    assert_eq!(
+        await_pool(sv.pid()).0,
+        pid1,
+        "the pooled sandbox was used or lost"
+    );
+    let r = run(sv, "print('still served')");
+    assert_eq!(r.stdout, "still served\n");
+}
+
 /// The pooled sandbox's processes: killed and reaped when the runtime
 /// exits (no process left), and killed when the supervisor dies. As this
 /// user, and as uid 65534 when run as root.
@@ -904,6 +935,10 @@ fn main() {
         (
             "a_pooled_sandbox_holds_what_a_fresh_one_holds",
             a_pooled_sandbox_holds_what_a_fresh_one_holds,
+        ),
+        (
+            "a_directory_stream_never_takes_the_pooled_sandbox",
+            a_directory_stream_never_takes_the_pooled_sandbox,
         ),
         (
             "a_dead_pooled_sandbox_is_not_handed_out",
