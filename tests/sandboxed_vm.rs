@@ -36,7 +36,7 @@ fn run_as(sv: &Supervisor, display: &str, source: &str) -> Ran {
         stderr: Stdio::Fd(err_w),
         ..SandboxSpec::default()
     };
-    let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    let mut h = spawn_entry(sv, &spec);
     drop(spec);
     send_boot(h.control(), display, source.as_bytes()).expect("boot");
     let status = h
@@ -59,6 +59,393 @@ fn run_as(sv: &Supervisor, display: &str, source: &str) -> Ran {
 }
 
 type Case = fn(&Supervisor);
+
+/// Set while the cases run again on pooled sandboxes: [`spawn_entry`]
+/// then awaits the supervisor's pooled sandbox and checks the spawn took it.
+static POOLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Spawns the VM entry with `spec` (the pool's spec: `SandboxSpec::default()`
+/// with its own stdio). In the pooled pass, the spawn must take the
+/// sandbox the supervisor made ahead, after awaiting it.
+fn spawn_entry(sv: &Supervisor, spec: &SandboxSpec) -> luring_sandbox::SandboxHandle {
+    if !POOLED.load(std::sync::atomic::Ordering::SeqCst) {
+        return sv.spawn(sbx::VM_ENTRY, &[], spec).expect("spawn");
+    }
+    let (pid1, _) = await_pool(sv.pid());
+    let h = sv.spawn(sbx::VM_ENTRY, &[], spec).expect("spawn");
+    assert!(
+        h.pooled() && h.pid() == pid1,
+        "the spawn took the pooled sandbox {pid1}: pooled {}, pid {}",
+        h.pooled(),
+        h.pid()
+    );
+    h
+}
+
+/// (state, parent) of process `pid`, from /proc.
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid ...": the state follows the last ')'.
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.next()?.parse().ok()?))
+}
+
+/// The living (not zombie) children of `parent`.
+fn children(parent: i32) -> Vec<i32> {
+    let mut kids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if stat(pid).is_some_and(|(state, ppid)| ppid == parent && state != 'Z') {
+            kids.push(pid);
+        }
+    }
+    kids
+}
+
+/// The supervisor's pooled sandbox, awaited (30 s at most): (its PID 1,
+/// the entry process). It is the supervisor's one child with a child of
+/// its own once no other sandbox runs (a warm child has none; a sandbox
+/// that ended has reaped its entry before its status arrived).
+fn await_pool(sup: i32) -> (i32, i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let pooled: Vec<(i32, Vec<i32>)> = children(sup)
+            .into_iter()
+            .map(|pid| (pid, children(pid)))
+            .filter(|(_, kids)| !kids.is_empty())
+            .collect();
+        if let [(pid1, kids)] = &pooled[..] {
+            if let [entry] = kids[..] {
+                return (*pid1, entry);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pooled sandbox under supervisor {sup} after 30 s: {pooled:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A spawn with the pool's spec takes the sandbox made ahead, and only
+/// that spawn does: a second spawn right after gets another sandbox, and
+/// each prints to its own stdout only (the pooled one got this spawn's,
+/// handed over after it was made). A later pooled sandbox is a new one
+/// and keeps nothing of the earlier one's globals.
+fn the_pool_hands_each_sandbox_to_one_spawn(sv: &Supervisor) {
+    // Any spawn with the pool's spec makes the supervisor keep one.
+    assert_eq!(run(sv, "print('first')").stdout, "first\n");
+    let (pid1, _) = await_pool(sv.pid());
+    let start = |source: &str| {
+        let (out_r, out_w) = pipe();
+        let spec = SandboxSpec {
+            stdout: Stdio::Fd(out_w),
+            ..SandboxSpec::default()
+        };
+        let h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+        send_boot(h.control(), "case.lua", source.as_bytes()).expect("boot");
+        (h, out_r)
+    };
+    let (mut a, mut a_out) = start("left_by_a = 'a' print('a', left_by_a)");
+    let (mut b, mut b_out) = start("print('b', rawget(_G, 'left_by_a'))");
+    assert!(
+        a.pooled() && a.pid() == pid1,
+        "a: {} {}",
+        a.pooled(),
+        a.pid()
+    );
+    assert_ne!(b.pid(), a.pid(), "one sandbox handed to two spawns");
+    for h in [&mut a, &mut b] {
+        assert_eq!(h.wait_timeout(10_000).unwrap(), Some(ExitStatus::Exited(0)));
+    }
+    drop((a, b));
+    let (mut out_a, mut out_b) = (String::new(), String::new());
+    a_out.read_to_string(&mut out_a).unwrap();
+    b_out.read_to_string(&mut out_b).unwrap();
+    assert_eq!((out_a.as_str(), out_b.as_str()), ("a\ta\n", "b\tnil\n"));
+    // The next pooled sandbox is another process, made after `a` ended.
+    let (next, _) = await_pool(sv.pid());
+    assert_ne!(next, pid1, "a pooled sandbox was reused");
+    let (mut c, mut c_out) = start("print('c', rawget(_G, 'left_by_a'))");
+    assert!(c.pooled() && c.pid() == next);
+    assert_eq!(c.wait_timeout(10_000).unwrap(), Some(ExitStatus::Exited(0)));
+    drop(c);
+    let mut out_c = String::new();
+    c_out.read_to_string(&mut out_c).unwrap();
+    assert_eq!(out_c, "c\tnil\n");
+}
+
+/// What a sandbox's entry process holds, as the host sees it: the
+/// protection lines of its /proc status, and (when this user may read
+/// them: as root) its descriptors by kind.
+fn held_by(entry: i32) -> (Vec<String>, Option<Vec<String>>) {
+    let status = std::fs::read_to_string(format!("/proc/{entry}/status")).unwrap();
+    let protections = status
+        .lines()
+        .filter(|l| {
+            [
+                "Cap",
+                "NoNewPrivs",
+                "Seccomp",
+                "Uid",
+                "Gid",
+                "Groups",
+                "NSpid",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
+        })
+        .map(|l| {
+            // NSpid: the host's PIDs differ, the sandbox's do not.
+            match l.strip_prefix("NSpid:") {
+                Some(pids) => format!("NSpid in sandbox: {:?}", pids.split_whitespace().last()),
+                None => l.to_string(),
+            }
+        })
+        .collect();
+    let fds = std::fs::read_dir(format!("/proc/{entry}/fd"))
+        .ok()
+        .map(|dir| {
+            let mut fds: Vec<String> = dir
+                .flatten()
+                .map(|e| {
+                    let target = std::fs::read_link(e.path()).unwrap_or_default();
+                    let target = target.to_string_lossy();
+                    // "pipe:[1234]" -> "pipe": the kind, not the instance;
+                    // above stdio the numbers depend on the supervisor's own.
+                    let kind = target.split(":[").next().unwrap_or_default().to_string();
+                    match e.file_name().to_string_lossy().parse::<i32>() {
+                        Ok(n @ 0..=2) => format!("{n} {kind}"),
+                        _ => format!("3+ {kind}"),
+                    }
+                })
+                .collect();
+            fds.sort();
+            fds
+        });
+    (protections, fds)
+}
+
+/// A pooled sandbox holds what a fresh one with the same spec holds:
+/// the same capabilities (none), no_new_privs, seccomp filters, ids and
+/// the same descriptors (its stdio the spawn's, nothing else received or
+/// left over), read while both wait for their first message. The fresh
+/// one is spawned with the same boot options spelt out (8 zero bytes: no
+/// memory limit), which the pool does not serve.
+fn a_pooled_sandbox_holds_what_a_fresh_one_holds(sv: &Supervisor) {
+    assert_eq!(
+        run(sv, "print('asks for the pool')").stdout,
+        "asks for the pool\n"
+    );
+    let (pid1, _) = await_pool(sv.pid());
+    let start = |arg: &[u8]| {
+        let (out_r, out_w) = pipe();
+        let (err_r, err_w) = pipe();
+        let spec = SandboxSpec {
+            stdout: Stdio::Fd(out_w),
+            stderr: Stdio::Fd(err_w),
+            ..SandboxSpec::default()
+        };
+        let h = sv.spawn(sbx::VM_ENTRY, arg, &spec).expect("spawn");
+        let waits = "print('waiting') io = nil require('inbox'):receive()";
+        send_boot(h.control(), "case.lua", waits.as_bytes()).expect("boot");
+        (h, out_r, err_r)
+    };
+    let (mut pooled, mut pooled_out, _pooled_err) = start(&[]);
+    let (mut fresh, mut fresh_out, _fresh_err) = start(&[0; 8]);
+    assert!(pooled.pooled() && pooled.pid() == pid1);
+    assert!(!fresh.pooled());
+    // Both have started their module once they printed.
+    let mut line = [0u8; 8];
+    for out in [&mut pooled_out, &mut fresh_out] {
+        out.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"waiting\n");
+    }
+    let entry_of = |h: &luring_sandbox::SandboxHandle| match children(h.pid())[..] {
+        [entry] => entry,
+        ref other => panic!("one entry process under {}: {other:?}", h.pid()),
+    };
+    let (pooled_held, fresh_held) = (held_by(entry_of(&pooled)), held_by(entry_of(&fresh)));
+    assert_eq!(pooled_held, fresh_held, "pooled vs fresh");
+    assert!(
+        pooled_held
+            .0
+            .iter()
+            .any(|l| l.starts_with("Seccomp:") && l.ends_with('2'))
+            && pooled_held
+                .0
+                .iter()
+                .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1'))
+            && pooled_held
+                .0
+                .iter()
+                .any(|l| l.starts_with("CapEff:") && l.ends_with("0000000000000000")),
+        "{:?}",
+        pooled_held.0
+    );
+    for h in [&mut pooled, &mut fresh] {
+        h.kill().unwrap();
+        assert!(h.wait_timeout(10_000).unwrap().is_some());
+    }
+}
+
+/// A pooled sandbox that died while it waited (its entry killed, or its
+/// PID 1) is never handed out: the next spawn gets a fresh sandbox and
+/// works, with no error.
+fn a_dead_pooled_sandbox_is_not_handed_out(sv: &Supervisor) {
+    for kill_pid1 in [false, true] {
+        assert_eq!(
+            run(sv, "print('asks for the pool')").stdout,
+            "asks for the pool\n"
+        );
+        let (pid1, entry) = await_pool(sv.pid());
+        let victim = if kill_pid1 { pid1 } else { entry };
+        // SAFETY: plain kill of a process of this test's sandbox.
+        assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+        // Dead: PID 1 a zombie (it becomes one only once every process of
+        // its namespace is gone); the entry reaped by PID 1 (as a zombie
+        // its VM thread may still hold its descriptors).
+        let dead = || {
+            if kill_pid1 {
+                !runs(victim)
+            } else {
+                stat(victim).is_none()
+            }
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !dead() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{victim} survived SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let (mut out_r, out_w) = pipe();
+        let spec = SandboxSpec {
+            stdout: Stdio::Fd(out_w),
+            ..SandboxSpec::default()
+        };
+        let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+        drop(spec);
+        assert_ne!(
+            h.pid(),
+            pid1,
+            "a dead pooled sandbox was handed out (killed its {}; PID 1 {:?}, entry {:?})",
+            if kill_pid1 { "PID 1" } else { "entry" },
+            stat(pid1),
+            stat(entry)
+        );
+        send_boot(h.control(), "case.lua", b"print('fresh')").expect("boot");
+        assert_eq!(h.wait_timeout(10_000).unwrap(), Some(ExitStatus::Exited(0)));
+        drop(h);
+        let mut out = String::new();
+        out_r.read_to_string(&mut out).unwrap();
+        assert_eq!(
+            out,
+            "fresh\n",
+            "killed the pooled {}",
+            if kill_pid1 { "PID 1" } else { "entry" }
+        );
+    }
+}
+
+/// A spawn with the pool's spec but a directory as a standard stream
+/// (which the lock-down refuses: `..` from it would reach the host) does
+/// not take the pooled sandbox, which has its lock-down behind it: it
+/// takes the normal path and gets that error; the pooled one stays.
+fn a_directory_stream_never_takes_the_pooled_sandbox(sv: &Supervisor) {
+    assert_eq!(
+        run(sv, "print('asks for the pool')").stdout,
+        "asks for the pool\n"
+    );
+    let (pid1, _) = await_pool(sv.pid());
+    let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
+    let spec = SandboxSpec {
+        stdout: Stdio::Fd(dir),
+        ..SandboxSpec::default()
+    };
+    match sv.spawn(sbx::VM_ENTRY, &[], &spec) {
+        Err(luring_sandbox::SpawnError::Setup { step, err }) => {
+            assert!(step.contains("standard stream 1 is a directory"), "{step}");
+            assert_eq!(err.raw_os_error(), Some(libc::EISDIR));
+        }
+        other => panic!("a directory as stdout: {other:?}"),
+    }
+    assert_eq!(
+        await_pool(sv.pid()).0,
+        pid1,
+        "the pooled sandbox was used or lost"
+    );
+    let r = run(sv, "print('still served')");
+    assert_eq!(r.stdout, "still served\n");
+}
+
+/// The pooled sandbox's processes: killed and reaped when the runtime
+/// exits (no process left), and killed when the supervisor dies. As this
+/// user, and as uid 65534 when run as root.
+fn the_pooled_sandbox_ends_with_the_runtime(_: &Supervisor) {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    for uid in [None].into_iter().chain(root.then_some(Some(65534))) {
+        pooled_sandbox_lifetime(uid, false);
+        pooled_sandbox_lifetime(uid, true);
+    }
+}
+
+fn pooled_sandbox_lifetime(uid: Option<u32>, kill_supervisor: bool) {
+    use std::io::{BufRead, Write};
+    use std::os::unix::process::CommandExt;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/sandboxed/fixtures");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_luring"));
+    command
+        .arg("pool_then_wait.lua")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut host = command.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n", "uid {uid:?}");
+    let sup = match children(host.id() as i32)[..] {
+        [sup] => sup,
+        ref other => panic!("the host's one child is its supervisor: {other:?}"),
+    };
+    let (pid1, entry) = await_pool(sup);
+    let what = format!("uid {uid:?}, supervisor {sup}, pooled PID 1 {pid1}, entry {entry}");
+    let await_gone = |pids: &[i32], after: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pids.iter().any(|p| runs(*p)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pids:?} still run 30 s after {after} ({what})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    if kill_supervisor {
+        // SAFETY: plain kill of the host's supervisor (ours to kill).
+        assert_eq!(unsafe { libc::kill(sup, libc::SIGKILL) }, 0);
+        // Before the runtime is told to exit: the supervisor's death
+        // alone ends the pooled sandbox.
+        await_gone(&[pid1, entry], "its supervisor was killed");
+    } else {
+        host.stdin.take().unwrap().write_all(b"x").unwrap();
+    }
+    drop(host.stdin.take());
+    let status = host.wait().unwrap();
+    if !kill_supervisor {
+        assert!(status.success(), "{what}: {status}");
+        await_gone(&[pid1, entry, sup], "the runtime exited");
+    }
+}
 
 fn hello(sv: &Supervisor) {
     let r = run(sv, "print('hello from a sandboxed ' .. _CONTEXT)");
@@ -168,7 +555,7 @@ fn bad_boot_messages_end_the_sandbox(sv: &Supervisor) {
         stdout: Stdio::Fd(out_w),
         ..SandboxSpec::default()
     };
-    let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    let mut h = spawn_entry(sv, &spec);
     luring_sandbox::sys::send_with_fds(
         std::os::fd::AsRawFd::as_raw_fd(&h.control()),
         b"not a boot header at all",
@@ -178,7 +565,7 @@ fn bad_boot_messages_end_the_sandbox(sv: &Supervisor) {
     let status = h.wait_timeout(10_000).unwrap().expect("ends");
     assert_eq!(status, ExitStatus::Exited(sbx::EXIT_BAD_BOOT));
     // A datagram carrying a descriptor is refused too.
-    let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    let mut h = spawn_entry(sv, &spec);
     let (r, _w) = pipe();
     luring_sandbox::sys::send_with_fds(
         std::os::fd::AsRawFd::as_raw_fd(&h.control()),
@@ -200,7 +587,7 @@ fn run_with_frames(sv: &Supervisor, source: &str, frames: &[Vec<u8>]) -> Ran {
         stderr: Stdio::Fd(err_w),
         ..SandboxSpec::default()
     };
-    let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    let mut h = spawn_entry(sv, &spec);
     drop(spec);
     send_boot(h.control(), "case.lua", source.as_bytes()).expect("boot");
     let control = std::os::fd::AsRawFd::as_raw_fd(&h.control());
@@ -266,7 +653,7 @@ fn messages_from_the_host_reach_the_inbox(sv: &Supervisor) {
         stdout: Stdio::Fd(out_w),
         ..SandboxSpec::default()
     };
-    let mut h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    let mut h = spawn_entry(sv, &spec);
     drop(spec);
     send_boot(
         h.control(),
@@ -540,11 +927,48 @@ fn main() {
         "lua_scripts_as_an_unprivileged_user",
         lua_scripts_as_an_unprivileged_user,
     );
+    let pool: &[(&str, Case)] = &[
+        (
+            "the_pool_hands_each_sandbox_to_one_spawn",
+            the_pool_hands_each_sandbox_to_one_spawn,
+        ),
+        (
+            "a_pooled_sandbox_holds_what_a_fresh_one_holds",
+            a_pooled_sandbox_holds_what_a_fresh_one_holds,
+        ),
+        (
+            "a_directory_stream_never_takes_the_pooled_sandbox",
+            a_directory_stream_never_takes_the_pooled_sandbox,
+        ),
+        (
+            "a_dead_pooled_sandbox_is_not_handed_out",
+            a_dead_pooled_sandbox_is_not_handed_out,
+        ),
+        (
+            "the_pooled_sandbox_ends_with_the_runtime",
+            the_pooled_sandbox_ends_with_the_runtime,
+        ),
+    ];
+    // The cases that spawn with the pool's spec, again on pooled
+    // sandboxes (each awaits the one the supervisor made ahead): a
+    // pre-booted VM behaves as a fresh one, escapes included.
+    let pooled: &[(&str, Case)] = &cases[..9];
     let mut failed = 0;
-    for (name, case) in cases.iter().chain([&unprivileged]) {
+    let runs = cases
+        .iter()
+        .chain([&unprivileged])
+        .chain(pool)
+        .map(|(name, case)| (name.to_string(), *case, false))
+        .chain(
+            pooled
+                .iter()
+                .map(|(name, case)| (format!("{name} (pooled)"), *case, true)),
+        );
+    for (name, case, in_pool) in runs {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
+        POOLED.store(in_pool, std::sync::atomic::Ordering::SeqCst);
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(sv))) {
             Ok(()) => println!("test {name} ... ok"),
             Err(_) => {

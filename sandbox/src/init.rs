@@ -22,7 +22,9 @@
 //!   the bounding set → unshare mount, network, IPC, UTS, cgroup
 //!   namespaces → new session, hostname → PID 1's signal handlers → wait
 //!   for one spec → from the descriptor step on, exactly the cold
-//!   lock-down. (Everything before the spec depends on no spec.)
+//!   lock-down. (Everything before the spec depends on no spec.) The
+//!   spec frame starts with a flag byte: 1 when the supervisor made it
+//!   for its pool, which the entry learns as `EntryContext::pooled`.
 //! - A granted directory descriptor names a mount of the host's mount
 //!   namespace, from which `..` climbs into the host's tree (and
 //!   `connect`, `stat`, `chdir` through it are not Landlock's to mediate);
@@ -185,14 +187,17 @@ pub(crate) fn run_warm(w: &mut WarmPlan, env: &SupervisorEnv) -> ! {
             _ => continue,
         }
     }
-    let mut buf = vec![0u8; wire::MAX_FRAME];
+    // One flag byte (1: made for the pool, ahead of its spawn), then the
+    // request.
+    let mut buf = vec![0u8; wire::MAX_FRAME + 1];
     let r = match sys::recv_with_fds(w.spec_r, &mut buf, 0) {
-        Ok(r) if r.len > 0 && !r.truncated && !r.foreign_cmsg => r,
+        Ok(r) if r.len > 1 && !r.truncated && !r.foreign_cmsg => r,
         _ => sys::exit_now(0),
     };
     close_raw(w.spec_r);
-    let req = match wire::Request::decode(&buf[..r.len]) {
-        Ok(wire::Request::Spawn(req)) if req.fd_count() == r.fds.len() => req,
+    let pooled = buf[0] == 1;
+    let req = match wire::Request::decode(&buf[1..r.len]) {
+        Ok(wire::Request::Spawn(req)) if req.fd_count() == r.fds.len() && buf[0] <= 1 => req,
         _ => fail((
             "decoding the spec".into(),
             io::Error::from_raw_os_error(libc::EINVAL),
@@ -221,6 +226,7 @@ pub(crate) fn run_warm(w: &mut WarmPlan, env: &SupervisorEnv) -> ! {
         w.control,
         w.report_w,
     );
+    plan.pooled = pooled;
     // The descriptors now belong to the plan (kept or closed by raw number).
     std::mem::forget(r.fds);
     match confine(&mut plan) {
@@ -833,6 +839,7 @@ fn run_entry(plan: &mut ChildPlan<'_>) -> ! {
         control,
         fds,
         arg: plan.req.arg.clone(),
+        pooled: plan.pooled,
     };
     let entry = plan.entry;
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(ctx))).unwrap_or(101);

@@ -16,6 +16,9 @@
 //!   registered entry point and reaps until it exits. The supervisor keeps
 //!   the next PID 1 warm (namespaces entered, ring inherited, waiting for
 //!   its spec), so a spawn mostly pays only for the spec-dependent steps.
+//!   For an entry registered with [`register_pooled_entry`] it also keeps
+//!   one sandbox of the default spec fully started ahead of its spawn; a
+//!   spawn with that spec takes it and hands it its standard streams.
 //! - The host gets a [`SandboxHandle`]: pidfd, control socket, a dup of the
 //!   sandbox's ring fd (to install capabilities with `MsgRingSendFd`), an exit
 //!   status channel, and the [`Enforcement`] report.
@@ -50,27 +53,91 @@ pub use supervisor::Supervisor;
 /// An entry point: runs inside the sandbox; its return value is the exit code.
 pub type EntryFn = fn(EntryContext) -> i32;
 
-static ENTRIES: Mutex<Vec<(&'static str, EntryFn)>> = Mutex::new(Vec::new());
+/// Registered entry points: name, function, and whether it may be started
+/// ahead of its spawn ([`register_pooled_entry`]).
+static ENTRIES: Mutex<Vec<(&'static str, EntryFn, bool)>> = Mutex::new(Vec::new());
 static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Registers an entry point under `name`. Must be called before
 /// [`Supervisor::start`] (the supervisor only knows what existed when it was
 /// forked).
 pub fn register_entry(name: &'static str, f: EntryFn) -> Result<(), StartError> {
+    register(name, f, false)
+}
+
+/// Registers an entry point that the supervisor may start ahead of its
+/// spawn (at most one such entry per process). Once a first spawn asked
+/// for it, the supervisor keeps one sandbox of this entry ready for the
+/// *pool spec*: [`SandboxSpec::default`] with any stdin, stdout and stderr
+/// and no argument bytes. Such a sandbox has run the whole lock-down of
+/// that spec, and its entry runs with [`EntryContext::pooled`] set: it may
+/// prepare whatever needs nothing from the spawn, then must call
+/// [`receive_spawn_stdio`] before it uses its standard streams or the
+/// control socket. A spawn with the pool spec takes it; any other spec is
+/// spawned as with [`register_entry`].
+pub fn register_pooled_entry(name: &'static str, f: EntryFn) -> Result<(), StartError> {
+    register(name, f, true)
+}
+
+fn register(name: &'static str, f: EntryFn, pooled: bool) -> Result<(), StartError> {
     if STARTED.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(StartError::RegisterAfterStart(name));
     }
     let mut e = ENTRIES.lock().unwrap_or_else(|p| p.into_inner());
-    if e.iter().any(|(n, _)| *n == name) {
+    if e.iter().any(|(n, _, _)| *n == name) {
         return Err(StartError::DuplicateEntry(name));
     }
-    e.push((name, f));
+    if pooled {
+        if let Some((other, _, _)) = e.iter().find(|(_, _, p)| *p) {
+            return Err(StartError::SecondPooledEntry(name, other));
+        }
+    }
+    e.push((name, f, pooled));
     Ok(())
 }
 
 pub(crate) fn lookup_entry(name: &str) -> Option<EntryFn> {
     let e = ENTRIES.lock().unwrap_or_else(|p| p.into_inner());
-    e.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    e.iter().find(|(n, _, _)| *n == name).map(|(_, f, _)| *f)
+}
+
+/// The entry registered with [`register_pooled_entry`], if any.
+pub(crate) fn pooled_entry() -> Option<&'static str> {
+    let e = ENTRIES.lock().unwrap_or_else(|p| p.into_inner());
+    e.iter().find(|(_, _, p)| *p).map(|(n, _, _)| *n)
+}
+
+/// First bytes of the datagram that hands a pooled sandbox its spawn's
+/// standard streams.
+pub(crate) const STDIO_HANDOVER: &[u8; 8] = b"LRNGSIO1";
+
+/// In a sandbox started ahead of its spawn ([`EntryContext::pooled`]):
+/// waits (blocking) until a spawn takes this sandbox, then puts that
+/// spawn's stdin, stdout and stderr on descriptors 0, 1 and 2 in place of
+/// `/dev/null` (`dup3`, which the seccomp filter allows anyway) and closes
+/// the received copies. The supervisor sends them on the control socket,
+/// before the host gets its end, as one datagram carrying exactly three
+/// descriptors; anything else is an error (every received descriptor is
+/// closed) and the entry should exit. Until this returns, what the entry
+/// writes to 1 or 2 goes to `/dev/null`: no spawn owns it yet.
+pub fn receive_spawn_stdio(control: BorrowedFd<'_>) -> std::io::Result<()> {
+    let mut buf = [0u8; 16];
+    let r = sys::recv_with_fds(control.as_raw_fd(), &mut buf, 0)?;
+    // Dropping `r` closes whatever it carried.
+    if r.truncated || r.foreign_cmsg || r.cmsg_count != 1 {
+        return Err(std::io::Error::other(
+            "stdio hand-over: truncated, or not one SCM_RIGHTS message",
+        ));
+    }
+    if &buf[..r.len] != STDIO_HANDOVER || r.fds.len() != 3 {
+        return Err(std::io::Error::other(
+            "stdio hand-over: not the supervisor's datagram with three descriptors",
+        ));
+    }
+    for (target, fd) in r.fds.iter().enumerate() {
+        sys::dup_to(fd.as_raw_fd(), target as RawFd)?;
+    }
+    Ok(())
 }
 
 /// What an entry point receives.
@@ -85,6 +152,10 @@ pub struct EntryContext {
     pub fds: Vec<OwnedFd>,
     /// The argument bytes of the spawn request.
     pub arg: Vec<u8>,
+    /// Started ahead of its spawn ([`register_pooled_entry`]): the entry
+    /// must call [`receive_spawn_stdio`] before it uses its standard
+    /// streams or the control socket. `arg` is empty then.
+    pub pooled: bool,
 }
 
 impl EntryContext {
@@ -340,6 +411,8 @@ pub enum StartError {
     RegisterAfterStart(&'static str),
     #[error("entry point {0:?} registered twice")]
     DuplicateEntry(&'static str),
+    #[error("entry point {0:?} registered as pooled, but {1:?} already is: at most one pooled entry per process")]
+    SecondPooledEntry(&'static str, &'static str),
     #[error("could not start the supervisor: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -421,6 +494,7 @@ pub struct SandboxHandle {
     pub(crate) status: OwnedFd,
     pub(crate) exit: Option<ExitStatus>,
     pub(crate) enforcement: Enforcement,
+    pub(crate) pooled: bool,
 }
 
 impl SandboxHandle {
@@ -494,6 +568,11 @@ impl SandboxHandle {
     /// What is enforced on this sandbox.
     pub fn enforcement(&self) -> &Enforcement {
         &self.enforcement
+    }
+    /// Whether the supervisor had started this sandbox ahead of the spawn
+    /// (see [`register_pooled_entry`]); the protections are the same.
+    pub fn pooled(&self) -> bool {
+        self.pooled
     }
     /// Kills the whole sandbox (SIGKILL to its PID 1 tears the PID namespace down).
     pub fn kill(&self) -> std::io::Result<()> {

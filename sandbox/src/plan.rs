@@ -174,6 +174,9 @@ pub(crate) struct ChildPlan<'a> {
     pub lifeline_w: RawFd,
     pub seccomp: &'a CompiledPolicy,
     pub landlock: Plan,
+    /// Made for the supervisor's pool, ahead of its spawn: the entry is
+    /// told so ([`crate::EntryContext::pooled`]).
+    pub pooled: bool,
 }
 
 impl Drop for ChildPlan<'_> {
@@ -269,6 +272,7 @@ pub(crate) fn make_plan<'a>(
             tcp_connect,
             requirement,
         },
+        pooled: false,
     }
 }
 

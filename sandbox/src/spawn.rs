@@ -19,12 +19,18 @@
 //!   exited. It is used at most once; if it cannot take the spec, the
 //!   spawn is done cold. From the hand-over on, the supervisor treats it
 //!   exactly as a cold PID 1 (same `Ready` wait, record and reply).
+//! - Pooled sandboxes ([`Pooled`]): a warm child handed the pool spec by
+//!   the supervisor itself (streams `/dev/null`, flagged "pooled", so its
+//!   entry knows to wait for them). States: locking down → ready (its
+//!   entry prepares, then waits for the stdio hand-over) → taken (the
+//!   spawn's streams sent on its control socket; from then on a sandbox
+//!   like any other) or dead (killed and reaped, never handed out).
 //! - Sandbox uid/gid: 0 inside, mapped to the supervisor's own uid/gid when
 //!   unprivileged, and to 65534 (nobody) when the supervisor is root, so a
 //!   sandbox never runs as host root.
 
 use crate::init;
-use crate::landlock;
+use crate::landlock::{self, LandlockReport};
 use crate::plan::{
     decode_record, make_plan, Record, SupervisorEnv, WarmPlan, NS_FLAGS, WARM_CLONE,
 };
@@ -242,6 +248,13 @@ pub(crate) struct Made {
 /// Waits for PID 1's `Ready` and builds the supervisor's record, the reply
 /// and the host's descriptors (pidfd, control, status).
 fn finish(s: Started, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Result<Made, Reply> {
+    let landlock = wait_ready(&s)?;
+    made(s, landlock, req, env, id, false)
+}
+
+/// Waits (10 s at most) for PID 1's `Ready` record; on anything else PID 1
+/// is killed and reaped and the error is the reply.
+fn wait_ready(s: &Started) -> Result<LandlockReport, Reply> {
     let kill = |msg: Reply| {
         kill_reap(&s.pidfd);
         msg
@@ -269,6 +282,23 @@ fn finish(s: Started, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Resul
         }
         _ => return Err(kill(err(wire::ERR_SETUP, 0, "sandbox died during setup"))),
     };
+    Ok(landlock)
+}
+
+/// The supervisor's record, the reply and the host's descriptors of a
+/// sandbox that reported `Ready` (`pooled`: taken from the pool).
+fn made(
+    s: Started,
+    landlock: LandlockReport,
+    req: &SpawnRequest,
+    env: &SupervisorEnv,
+    id: u64,
+    pooled: bool,
+) -> Result<Made, Reply> {
+    let kill = |msg: Reply| {
+        kill_reap(&s.pidfd);
+        msg
+    };
     let (status_r, status_w) = sys::pipe().map_err(|e| kill(io_err("pipe", e)))?;
     let host_pidfd = s
         .pidfd
@@ -292,6 +322,7 @@ fn finish(s: Started, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Resul
         ring_fd: s.ring_dup.as_raw_fd(),
         ring_dev,
         ring_ino,
+        pooled,
         enforcement,
     };
     let child = Child {
@@ -371,7 +402,7 @@ pub(crate) fn spawn(
         // The warm child gets its own copies of the descriptors; ours close
         // when `fds` drops. If it cannot take the spec (it died), fall back
         // to a cold spawn.
-        if let Some(started) = w.hand_over(req, &fds) {
+        if let Some(started) = w.hand_over(req, &fds, false) {
             drop(fds);
             return finish(started, req, env, id);
         }
@@ -505,13 +536,15 @@ impl Warm {
         })
     }
 
-    /// Hands the spec and its descriptors to the warm child. `None` if the
+    /// Hands the spec and its descriptors to the warm child (`pooled`: the
+    /// pool's spec, for a sandbox made ahead of its spawn). `None` if the
     /// child cannot take it (it is then killed and reaped).
-    fn hand_over(self, req: &SpawnRequest, fds: &[OwnedFd]) -> Option<Started> {
-        // Encoded in place into a frame that is zeroed when dropped.
+    fn hand_over(self, req: &SpawnRequest, fds: &[OwnedFd], pooled: bool) -> Option<Started> {
+        // One flag byte, then the request, in a frame that is zeroed when
+        // dropped.
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         let sent = req
-            .encode()
+            .encode_after(&[pooled as u8])
             .map_err(std::io::Error::other)
             .and_then(|bytes| sys::send_with_fds(self.spec_w.as_raw_fd(), &bytes, &raw));
         if sent.is_err() {
@@ -531,4 +564,164 @@ impl Warm {
     pub fn kill(self) {
         kill_reap(&self.pidfd);
     }
+}
+
+/// The pool's spec for `entry`: what [`crate::SandboxSpec::default`]
+/// asks for, no argument bytes, `/dev/null` as every standard stream (a
+/// spawn that takes the sandbox hands it its own streams).
+pub(crate) fn pool_request(entry: &str) -> SpawnRequest {
+    let limits = crate::Limits::default();
+    let ring = ring::RingSpec::default();
+    SpawnRequest {
+        entry: entry.to_string(),
+        arg: Vec::new(),
+        ro_paths: Vec::new(),
+        rw_paths: Vec::new(),
+        grant_rw: Vec::new(),
+        stdio: [wire::STDIO_NULL; 3],
+        network: crate::Network::None,
+        nofile: limits.nofile,
+        pids: limits.pids,
+        address_space: 0,
+        cpu_seconds: 0,
+        env: Vec::new(),
+        ring_entries: ring.entries,
+        ring_fixed_files: ring.fixed_files,
+        mount_proc: false,
+        landlock_best_effort: false,
+    }
+}
+
+/// Whether `req` asks for exactly the pool's spec of `entry`, standard
+/// streams aside (`fds` are its descriptors: only stdio ones then). A
+/// directory as a standard stream is refused by the lock-down, which a
+/// pooled sandbox has behind it: such a request takes the normal path
+/// (and gets its error there).
+pub(crate) fn has_pool_spec(req: &SpawnRequest, fds: &[OwnedFd], entry: &str) -> bool {
+    let pool = pool_request(entry);
+    let same = req.entry == pool.entry
+        && req.arg.is_empty()
+        && req.ro_paths.is_empty()
+        && req.rw_paths.is_empty()
+        && req.grant_rw.is_empty()
+        && req.network == pool.network
+        && req.nofile == pool.nofile
+        && req.pids == pool.pids
+        && req.address_space == pool.address_space
+        && req.cpu_seconds == pool.cpu_seconds
+        && req.env.is_empty()
+        && req.ring_entries == pool.ring_entries
+        && req.ring_fixed_files == pool.ring_fixed_files
+        && req.mount_proc == pool.mount_proc
+        && req.landlock_best_effort == pool.landlock_best_effort;
+    same && fds.len() == req.fd_count()
+        && fds
+            .iter()
+            .all(|f| sys::fstat(f.as_raw_fd()).is_ok_and(|st| !sys::is_dir(&st)))
+}
+
+/// A sandbox made ahead of its spawn with the pool's spec: its PID 1 ran
+/// the whole lock-down (the same `confine` as any spawn), reported `Ready`
+/// and forked the entry, which prepares (the Lua VM boots) and then waits
+/// on its control socket for the stdio hand-over. States: locking down
+/// (`landlock` is `None`) → ready → taken by one spawn (moved out of the
+/// supervisor's state, never put back) or dead (killed and reaped).
+pub(crate) struct Pooled {
+    started: Started,
+    landlock: Option<LandlockReport>,
+}
+
+impl Pooled {
+    /// Hands the warm child the pool's spec for `entry`. `None` if it
+    /// cannot take it (it is then killed and reaped).
+    pub fn make(warm: Warm, entry: &str) -> Option<Pooled> {
+        let started = warm.hand_over(&pool_request(entry), &[], true)?;
+        Some(Pooled {
+            started,
+            landlock: None,
+        })
+    }
+
+    /// Descriptors to watch while it waits: its pidfd (PID 1 gone), its
+    /// control socket (the entry holds the only other end and sends
+    /// nothing before it is taken: any event means the entry exited,
+    /// which closes it at once, before PID 1 even reaps it) and its report
+    /// pipe (`Ready`, then only an `Exit` record: its entry ended).
+    pub fn watched(&self) -> [RawFd; 3] {
+        [
+            self.started.pidfd.as_raw_fd(),
+            self.started.control_host.as_raw_fd(),
+            self.started.report_r.as_raw_fd(),
+        ]
+    }
+
+    /// Called when its report pipe is readable: true if it is (still)
+    /// fine, i.e. this was its `Ready`.
+    pub fn on_report(&mut self) -> bool {
+        if self.landlock.is_some() {
+            // After Ready only the entry's end (or PID 1's) is reported.
+            return false;
+        }
+        match read_record(self.started.report_r.as_raw_fd()) {
+            Some(Record::Ready(l)) => {
+                self.landlock = Some(l);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Kills and reaps it (the whole PID namespace goes with PID 1).
+    pub fn kill(self) {
+        kill_reap(&self.started.pidfd);
+    }
+
+    /// Hands this sandbox to the spawn `req` (which [`has_pool_spec`]):
+    /// waits for its `Ready` if the lock-down is still running, checks it
+    /// is alive, sends its entry the request's standard streams, and
+    /// returns it as a spawn would. `None` (it is killed and reaped) if it
+    /// died or cannot take them: the caller spawns the normal way.
+    pub fn take(
+        self,
+        req: &SpawnRequest,
+        fds: &[OwnedFd],
+        env: &SupervisorEnv,
+        id: u64,
+    ) -> Option<Made> {
+        let landlock = match self.landlock {
+            Some(l) => l,
+            None => wait_ready(&self.started).ok()?,
+        };
+        let s = self.started;
+        // Dead or dying while it waited: its pidfd, control socket or report
+        // pipe says so.
+        let quiet = |fd: &OwnedFd| matches!(sys::poll_one(fd.as_raw_fd(), libc::POLLIN, 0), Ok(0));
+        let handed = quiet(&s.pidfd)
+            && quiet(&s.control_host)
+            && quiet(&s.report_r)
+            && stdio_of(req, fds, env).is_some_and(|stdio| {
+                sys::send_with_fds(s.control_host.as_raw_fd(), crate::STDIO_HANDOVER, &stdio)
+                    .is_ok()
+            });
+        if !handed {
+            kill_reap(&s.pidfd);
+            return None;
+        }
+        made(s, landlock, req, env, id, true).ok()
+    }
+}
+
+/// The three standard streams a request names, as the supervisor's
+/// descriptors (`fds`: the request's, stdio ones first).
+fn stdio_of(req: &SpawnRequest, fds: &[OwnedFd], env: &SupervisorEnv) -> Option<[RawFd; 3]> {
+    let mut it = fds.iter();
+    let mut stdio = [-1; 3];
+    for (i, kind) in req.stdio.iter().enumerate() {
+        stdio[i] = match *kind {
+            wire::STDIO_NULL => env.devnull.as_raw_fd(),
+            wire::STDIO_INHERIT => i as RawFd,
+            _ => it.next()?.as_raw_fd(),
+        };
+    }
+    Some(stdio)
 }

@@ -32,6 +32,13 @@
 //!   spawn request), used for one spawn
 //!   whose ring shape matches, killed and reaped on shutdown or if it dies
 //!   before its request.
+//! - It keeps at most one pooled sandbox (`spawn::Pooled`) for the pool
+//!   spec of the entry registered with `register_pooled_entry`: made from
+//!   the warm child once a spawn asked for that spec, and only when no
+//!   spawn was requested or taken in the last [`REPLENISH_DELAY`]; taken
+//!   by (moved out for) exactly one spawn with that spec, never put back;
+//!   killed and reaped (and not remade until the next such request) if it
+//!   fails its lock-down or dies while it waits, and on shutdown.
 //! - It zeroes every copy of a request once handled (receive buffer, the
 //!   decoded request, the frame sent to a warm child, the Landlock rules'
 //!   paths, error replies; see `wire`), so a later clone of it holds no
@@ -41,7 +48,7 @@
 //!   dropped handle's status pipe fails with EPIPE and changes nothing else.
 
 use crate::plan::SupervisorEnv;
-use crate::spawn::{self, Child, Warm};
+use crate::spawn::{self, Child, Pooled, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED};
 use std::collections::HashMap;
@@ -215,6 +222,7 @@ impl Supervisor {
                 ring_fd,
                 ring_dev,
                 ring_ino,
+                pooled,
                 enforcement,
             } => {
                 test_handover_delay();
@@ -235,6 +243,7 @@ impl Supervisor {
                             status,
                             exit: None,
                             enforcement,
+                            pooled,
                         })
                     }
                     Err(e) => {
@@ -454,6 +463,14 @@ fn zero_argv_environ() {
     unsafe { libc::clearenv() };
 }
 
+/// How long after a spawn (its request, then its `Taken`) the supervisor
+/// makes nothing ahead (a warm child, a pooled sandbox): both take a few
+/// ms of CPU, which the sandbox just spawned needs for its start and
+/// first messages. Measured on 2 vCPUs (docs/performance.md):
+/// replenishing at once made a spaced pooled spawn + round trip ~2.5×
+/// slower than waiting 1–3 ms.
+const REPLENISH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// The supervisor process's main loop. Never returns.
 fn serve(sock: OwnedFd, host_pid: i32) -> ! {
     detach_from_host(&sock, host_pid);
@@ -468,6 +485,9 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         // Nothing warm until the first spawn request: a host that never
         // spawns a sandbox pays for no namespaces.
         warm_paused: true,
+        pool: None,
+        pool_wanted: false,
+        quiet_until: None,
         next_id: 1,
         handed_ring: None,
     };
@@ -550,6 +570,16 @@ struct State {
     /// (a host that never spawns a sandbox pays for no namespaces) and when
     /// making one failed.
     warm_paused: bool,
+    /// The sandbox made ahead of its spawn for the pool's spec (see
+    /// `spawn::Pooled`), while it waits.
+    pool: Option<Pooled>,
+    /// A pooled sandbox is made while idle: set by each spawn request with
+    /// the pool's spec, cleared when one failed or died while it waited
+    /// (so a sandbox that cannot start is not remade in a loop).
+    pool_wanted: bool,
+    /// No warm child or pooled sandbox is made before this moment: the
+    /// sandbox just spawned gets the CPUs for its start.
+    quiet_until: Option<std::time::Instant>,
     next_id: u64,
     /// The ring dup named by the last `Spawned` reply, until the next
     /// request.
@@ -593,6 +623,19 @@ impl State {
                     });
                 }
             }
+            // Then the pooled sandbox's pidfd, control socket and report
+            // pipe, then the warm child's pidfd.
+            let pool_at = pfds.len();
+            if let Some(p) = &self.pool {
+                for fd in p.watched() {
+                    pfds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            let warm_at = pfds.len();
             if let Some(w) = &self.warm {
                 pfds.push(libc::pollfd {
                     fd: w.pidfd.as_raw_fd(),
@@ -600,20 +643,37 @@ impl State {
                     revents: 0,
                 });
             }
-            let timeout = if self.warm.is_none() && !self.warm_paused {
-                0
-            } else {
+            let fill_pool = self.pool_wanted && self.pool.is_none();
+            let replenish = fill_pool || (self.warm.is_none() && !self.warm_paused);
+            // Replenish once the last spawn had its quiet moment.
+            let wait = self
+                .quiet_until
+                .map(|t| t.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_default();
+            let timeout = if !replenish {
                 -1
+            } else {
+                // Rounded up: never woken before the moment.
+                wait.as_micros().div_ceil(1000) as i32
             };
             let ready = match sys::poll_many(&mut pfds, timeout) {
                 Ok(n) => n,
                 Err(_) => continue,
             };
             if ready == 0 {
-                // Idle and no warm child: make one now.
-                match Warm::prepare(&self.env) {
-                    Ok(w) => self.warm = Some(w),
-                    Err(_) => self.warm_paused = true,
+                self.quiet_until = None;
+                // Idle: the pool first (from the warm child), then a warm
+                // child.
+                if fill_pool && self.warm.is_some() {
+                    self.fill_pool();
+                } else if self.warm.is_none() && !self.warm_paused {
+                    match Warm::prepare(&self.env) {
+                        Ok(w) => self.warm = Some(w),
+                        Err(_) => self.warm_paused = true,
+                    }
+                } else {
+                    // The pool wants a warm child that cannot be made.
+                    self.pool_wanted = false;
                 }
                 continue;
             }
@@ -629,7 +689,22 @@ impl State {
                     }
                 }
             }
-            if self.warm.is_some() && pfds[2 * ids.len() + 1].revents != 0 {
+            if self.pool.is_some() {
+                let [pidfd, control, report] = [0, 1, 2].map(|i| pfds[pool_at + i].revents);
+                let fine = pidfd == 0
+                    && control == 0
+                    && (report == 0 || self.pool.as_mut().is_some_and(Pooled::on_report));
+                if !fine {
+                    // It failed its lock-down or died while it waited:
+                    // never handed out, and not remade until the next
+                    // spawn request with the pool's spec.
+                    if let Some(p) = self.pool.take() {
+                        p.kill();
+                    }
+                    self.pool_wanted = false;
+                }
+            }
+            if self.warm.is_some() && pfds[warm_at].revents != 0 {
                 // The warm child died before its request (it is killed with
                 // the supervisor only, so this is a failure of its own set-up).
                 if let Some(w) = self.warm.take() {
@@ -661,7 +736,12 @@ impl State {
             // Never answered (whatever came with it is closed): the host
             // waits for no reply, so one would answer its next request.
             // The ring it acknowledges was dropped on receipt already.
-            Ok(Request::Taken { .. }) => return None,
+            // The quiet moment counts from here: the host sends the
+            // sandbox its module right after.
+            Ok(Request::Taken { .. }) => {
+                self.quiet_until = Some(std::time::Instant::now() + REPLENISH_DELAY);
+                return None;
+            }
             Ok(Request::Spawn(req)) => self.spawn(&req, r.fds),
             Ok(_) if !r.fds.is_empty() => (
                 refuse("descriptors attached to a request that takes none"),
@@ -670,6 +750,17 @@ impl State {
             Ok(Request::Signal { id, signal }) => (self.signal(id, signal), vec![]),
             Ok(Request::Discard { id }) => (self.discard(id), vec![]),
         })
+    }
+
+    /// Hands the warm child the pool's spec: it becomes the pooled
+    /// sandbox.
+    fn fill_pool(&mut self) {
+        let (Some(entry), Some(warm)) = (crate::pooled_entry(), self.warm.take()) else {
+            self.pool_wanted = false;
+            return;
+        };
+        self.pool = Pooled::make(warm, entry);
+        self.pool_wanted = self.pool.is_some();
     }
 
     /// A spawn request (its bytes are zeroed when the caller drops it).
@@ -683,6 +774,22 @@ impl State {
         }
         let id = self.next_id;
         self.next_id += 1;
+        // Nothing is made ahead while the new sandbox starts up.
+        self.quiet_until = Some(std::time::Instant::now() + REPLENISH_DELAY);
+        let pool_spec = crate::pooled_entry().is_some_and(|e| spawn::has_pool_spec(req, &fds, e));
+        if pool_spec {
+            self.pool_wanted = true;
+            // Moved out: handed to this spawn or killed, never put back.
+            if let Some(made) = self
+                .pool
+                .take()
+                .and_then(|p| p.take(req, &fds, &self.env, id))
+            {
+                self.children.insert(id, made.child);
+                self.handed_ring = Some(made.ring);
+                return (made.reply, made.host_fds);
+            }
+        }
         match spawn::spawn(req, fds, &self.env, id, &mut self.warm) {
             Ok(made) => {
                 self.children.insert(id, made.child);
@@ -716,6 +823,9 @@ impl State {
     fn shutdown(self) -> ! {
         if let Some(w) = self.warm {
             w.kill();
+        }
+        if let Some(p) = self.pool {
+            p.kill();
         }
         for c in self.children.values() {
             let _ = sys::pidfd_send_signal(c.pidfd.as_fd(), libc::SIGKILL);

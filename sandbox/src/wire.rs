@@ -263,9 +263,12 @@ impl SpawnRequest {
         wipe(unsafe { self.entry.as_bytes_mut() });
     }
 
-    /// Encodes this request as a `Spawn` frame (without copying it first).
-    pub fn encode(&self) -> Result<Frame, EncodeError> {
-        let mut e = Enc::with_capacity(MAX_FRAME);
+    /// `prefix`, then this request as a `Spawn` frame (without copying it
+    /// first), in one frame of at most [`MAX_FRAME`] + `prefix.len()`
+    /// bytes.
+    pub fn encode_after(&self, prefix: &[u8]) -> Result<Frame, EncodeError> {
+        let mut e = Enc::with_capacity(MAX_FRAME + prefix.len());
+        e.raw(prefix);
         self.encode_into(&mut e);
         e.finish()
     }
@@ -470,6 +473,8 @@ pub enum Reply {
         ring_fd: i32,
         ring_dev: u64,
         ring_ino: u64,
+        /// Taken from the supervisor's pool (started ahead of the spawn).
+        pooled: bool,
         enforcement: Enforcement,
     },
     Ok,
@@ -501,6 +506,7 @@ impl Reply {
                 ring_fd,
                 ring_dev,
                 ring_ino,
+                pooled,
                 enforcement,
             } => {
                 e.u8(R_SPAWNED)
@@ -508,7 +514,8 @@ impl Reply {
                     .i32(*pid)
                     .i32(*ring_fd)
                     .u64(*ring_dev)
-                    .u64(*ring_ino);
+                    .u64(*ring_ino)
+                    .bool(*pooled);
                 encode_enforcement(&mut e, enforcement);
             }
             Reply::Ok => {
@@ -541,6 +548,7 @@ impl Reply {
                 ring_fd: d.i32()?,
                 ring_dev: d.u64()?,
                 ring_ino: d.u64()?,
+                pooled: d.bool()?,
                 enforcement: decode_enforcement(&mut d)?,
             },
             R_OK => Reply::Ok,
@@ -774,6 +782,7 @@ pub(crate) mod tests {
                     ring_fd: self.next() as i32,
                     ring_dev: self.next(),
                     ring_ino: self.next(),
+                    pooled: self.below(2) == 1,
                     enforcement: self.enforcement(),
                 },
                 1 => Reply::Ok,
@@ -916,13 +925,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_prefixed_spawn_frame_is_the_prefix_then_the_request() {
+        let mut g = Gen(11);
+        for _ in 0..50 {
+            let r = g.spawn();
+            let framed = r.encode_after(&[1]).unwrap();
+            assert_eq!(framed[0], 1);
+            assert_eq!(
+                Request::decode(&framed[1..]),
+                Ok(Request::Spawn(Box::new(r.clone())))
+            );
+            assert_eq!(
+                &framed[1..],
+                &*Request::Spawn(Box::new(r)).encode().unwrap()
+            );
+        }
+    }
+
+    #[test]
     fn encoder_refuses_what_the_decoder_rejects() {
         let mut r = Gen(5).spawn();
         r.env = (0..=MAX_LIST).map(|_| ("k".into(), "v".into())).collect();
-        assert!(r.encode().is_err());
+        assert!(Request::Spawn(Box::new(r)).encode().is_err());
         let mut r = Gen(5).spawn();
         r.arg = vec![0; MAX_FRAME];
-        assert!(r.encode().is_err());
+        assert!(r.encode_after(&[1]).is_err());
         // Cut at a character boundary.
         let long = Reply::Err {
             kind: ERR_SETUP,

@@ -1871,6 +1871,59 @@ fn run_case(case: u32, info: &Info, ctx: &mut EntryContext, p: &mut Probe) {
 }
 
 /// Blocks until the host closes the control socket.
+/// The entry of [`pooled_cases`]: started ahead of its spawn or not, it
+/// takes the spawn's streams (pooled), then reports each attempt of
+/// [`POOLED_ATTEMPTS`] (errno name, "SUCCEEDED", or the signal that killed
+/// the child), its descriptors (case 14: exactly the expected ones), its
+/// protections (case 21, 26: no_new_privs, seccomp mode, no capability),
+/// on the control socket; then writes one line to its stdout.
+fn pooled_probe(ctx: EntryContext) -> i32 {
+    if ctx.pooled && receive_spawn_stdio(ctx.control.as_fd()).is_err() {
+        return 3;
+    }
+    let mut lines = Vec::new();
+    for (name, attempt) in POOLED_ATTEMPTS {
+        let st = in_child(|| {
+            let r = attempt();
+            let code = if r >= 0 { 200 } else { errno() };
+            // SAFETY: leave the child with the outcome.
+            unsafe { libc::_exit(code) };
+        });
+        let outcome = if libc::WIFSIGNALED(st) {
+            format!("killed by signal {}", libc::WTERMSIG(st))
+        } else if libc::WEXITSTATUS(st) == 200 {
+            "SUCCEEDED".to_string()
+        } else {
+            errname(libc::WEXITSTATUS(st))
+        };
+        lines.push(format!("{name}: {outcome}"));
+    }
+    // SAFETY: F_GETFD only queries.
+    let open: Vec<i32> = (0..1024)
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
+        .collect();
+    lines.push(format!(
+        "14 exactly the expected descriptors: {}",
+        open == ctx.expected_fds()
+    ));
+    // SAFETY: prctl queries with integer arguments.
+    let (nnp, seccomp) = unsafe {
+        (
+            libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0),
+            libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0),
+        )
+    };
+    lines.push(format!("21 no_new_privs: {}", nnp == 1));
+    lines.push(format!("26 seccomp filter mode: {}", seccomp == 2));
+    let caps = luring_sandbox::sys::capget_self().map(|c| c == (0, 0, 0));
+    lines.push(format!("21 no capability: {}", caps.unwrap_or(false)));
+    send(ctx.control.as_raw_fd(), lines.join("\n").as_bytes());
+    let line = b"stdout of this spawn\n";
+    // SAFETY: writing a valid buffer to our stdout.
+    unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
+    0
+}
+
 fn idle(ctx: EntryContext) -> i32 {
     let _ = recv(ctx.control.as_raw_fd());
     0
@@ -2434,6 +2487,7 @@ fn suite(t: &mut Tally) {
     case24(t, &sv, &live);
     case24_peer(t, &sv);
     dir_grant_refusals(t, &sv, &fx.dir, &user);
+    pooled_cases(t, &sv);
 
     for n in [&sock_name, &dgram_name] {
         let _ = std::fs::remove_file(fx.dir.join(n));
@@ -2442,6 +2496,162 @@ fn suite(t: &mut Tally) {
     // SAFETY: closing our listener.
     unsafe { libc::close(abs_listener) };
     drop(sibling);
+}
+
+/// What `pooled_probe` tries, each in a child of its own (a call the
+/// filter traps kills only that child): the name and the attempt, which
+/// returns the raw syscall result.
+type Attempt = (&'static str, fn() -> i64);
+
+const POOLED_ATTEMPTS: &[Attempt] = &[
+    ("1 io_uring_setup", || {
+        let mut params = [0u8; 120];
+        // SAFETY: params is a writable io_uring_params-sized buffer.
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) }
+    }),
+    ("5 open /etc/passwd", || {
+        // SAFETY: valid NUL-terminated path.
+        unsafe { libc::open(c"/etc/passwd".as_ptr(), libc::O_RDONLY) as i64 }
+    }),
+    ("10 socket AF_INET", || {
+        // SAFETY: plain syscall with integer arguments.
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) as i64 }
+    }),
+    ("10 socket AF_NETLINK", || {
+        // SAFETY: plain syscall with integer arguments.
+        unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0) as i64 }
+    }),
+    ("12 ptrace PID 1", || {
+        // SAFETY: plain syscall with integer arguments.
+        unsafe { libc::ptrace(libc::PTRACE_ATTACH, 1, 0, 0) }
+    }),
+    ("15 unshare user namespace", || {
+        // SAFETY: plain syscall with integer arguments.
+        unsafe { libc::unshare(libc::CLONE_NEWUSER) as i64 }
+    }),
+    ("16 mount tmpfs", || {
+        // SAFETY: valid NUL-terminated strings.
+        unsafe {
+            libc::mount(
+                c"none".as_ptr(),
+                c"/".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            ) as i64
+        }
+    }),
+    ("16 chroot", || {
+        // SAFETY: valid NUL-terminated path.
+        unsafe { libc::chroot(c"/".as_ptr()) as i64 }
+    }),
+    ("18 execve /bin/sh", || {
+        let argv = [c"sh".as_ptr(), std::ptr::null()];
+        // SAFETY: NUL-terminated path and argv; an empty environment.
+        unsafe { libc::execve(c"/bin/sh".as_ptr(), argv.as_ptr(), argv[1..].as_ptr()) as i64 }
+    }),
+    ("19 bpf", || {
+        // SAFETY: a null attribute pointer with size 0.
+        unsafe { libc::syscall(libc::SYS_bpf, 0, std::ptr::null::<u8>(), 0) }
+    }),
+    ("19 userfaultfd", || {
+        // SAFETY: plain syscall with integer arguments.
+        unsafe { libc::syscall(libc::SYS_userfaultfd, 0) }
+    }),
+];
+
+/// The cases of the battery that need no grant, run by an entry the
+/// supervisor may start ahead of its spawn (registered pooled): from a
+/// pooled sandbox and from fresh ones with the same spec (the same entry
+/// with argument bytes, which the pool never serves), the outcomes must be
+/// the same line for line, every attempt denied, and each sandbox's stdout
+/// the spawn's own. Runs last: the pool exists only once a spawn asked for
+/// its spec.
+fn pooled_cases(t: &mut Tally, sv: &Supervisor) {
+    let run = |arg: &[u8]| -> Result<(bool, String, String), String> {
+        let (mut out_r, out_w) = std::io::pipe().map_err(|e| e.to_string())?;
+        let spec = SandboxSpec {
+            stdout: Stdio::Fd(out_w.into()),
+            ..Default::default()
+        };
+        let mut h = sv
+            .spawn("pooled_probe", arg, &spec)
+            .map_err(|e| e.to_string())?;
+        drop(spec);
+        let report = recv(h.control().as_raw_fd()).unwrap_or_default();
+        let status = h.wait_timeout(10_000).map_err(|e| e.to_string())?;
+        drop(h);
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut out_r, &mut out).map_err(|e| e.to_string())?;
+        if status != Some(ExitStatus::Exited(0)) {
+            return Err(format!("probe ended {status:?}: {out}"));
+        }
+        Ok((
+            arg.is_empty(),
+            String::from_utf8_lossy(&report).into_owned(),
+            out,
+        ))
+    };
+    let fresh = match run(b"fresh") {
+        Ok((_, report, out)) => {
+            t.check(
+                "pooled cases: fresh sandbox, stdout is the spawn's",
+                out == "stdout of this spawn\n",
+                &out,
+            );
+            let denied = report
+                .lines()
+                .all(|l| !l.contains("SUCCEEDED") && !l.ends_with("false"));
+            t.check(
+                "pooled cases: fresh sandbox, every attempt denied",
+                denied,
+                &report,
+            );
+            report
+        }
+        Err(e) => return t.check("pooled cases: fresh sandbox", false, &e),
+    };
+    // The first spawn with the pool's spec asks for the pool; spawns go on
+    // (each another fresh run to compare) until one takes the pooled
+    // sandbox, which is made 2 ms after the last spawn.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let h = match sv.spawn("pooled_probe", b"", &SandboxSpec::default()) {
+            Ok(h) => h,
+            Err(e) => return t.check("pooled cases: spawn", false, &e.to_string()),
+        };
+        let pooled = h.pooled();
+        let report = recv(h.control().as_raw_fd()).unwrap_or_default();
+        drop(h);
+        let report = String::from_utf8_lossy(&report).into_owned();
+        if !pooled {
+            if report != fresh {
+                return t.check("pooled cases: fresh sandboxes agree", false, &report);
+            }
+        } else {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return t.check("pooled cases: a pooled sandbox within 30 s", false, "");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Now one is (being) made ahead: this spawn takes it.
+    match run(b"") {
+        Ok((_, report, out)) => {
+            t.check(
+                "pooled cases: pooled sandbox, same outcomes as a fresh one",
+                report == fresh,
+                &format!("pooled:\n{report}\nfresh:\n{fresh}"),
+            );
+            t.check(
+                "pooled cases: pooled sandbox, stdout is the spawn's",
+                out == "stdout of this spawn\n",
+                &out,
+            );
+        }
+        Err(e) => t.check("pooled cases: pooled sandbox", false, &e),
+    }
 }
 
 /// Spawns that must be refused with a clear error: a directory as a
@@ -2834,6 +3044,7 @@ fn main() {
     register_entry("probe", probe).unwrap();
     register_entry("idle", idle).unwrap();
     register_entry("peer_frames", peer_frames).unwrap();
+    register_pooled_entry("pooled_probe", pooled_probe).unwrap();
     let fx = Fixture::new();
     let code = common::run_as_users(suite);
     let _ = std::fs::remove_dir_all(&fx.dir);

@@ -1,9 +1,12 @@
 //! A Lua actor VM inside a luring sandbox (`luring-sandbox`).
 //!
 //! Invariants:
-//! - [`VM_ENTRY`] is registered with `luring_sandbox::register_entry`
+//! - [`VM_ENTRY`] is registered with `luring_sandbox::register_pooled_entry`
 //!   before the supervisor is forked ([`start_supervisor`], first thing in
 //!   `main`); the supervisor is kept process-wide and used by every VM.
+//!   Pooled, the supervisor keeps one `sandbox = {}` VM booted ahead of its
+//!   spawn: its stdout and stderr are `/dev/null` (slots 1 and 2 too) until
+//!   a spawn takes it and hands it its own, before any fiber runs.
 //! - Inside the sandbox the VM runs on the ring the supervisor made for it
 //!   (restricted, `IOSQE_FIXED_FILE` required) through a fixed-only
 //!   executor: fixed slot [`CONTROL_SLOT`] is the control socket,
@@ -40,7 +43,7 @@ mod inside;
 pub(crate) mod ring_relay;
 pub(crate) mod slots;
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
 
 pub(crate) use host::add_host_rt;
@@ -92,8 +95,13 @@ pub(crate) struct BootOptions {
 impl BootOptions {
     const LEN: usize = 8;
 
+    /// No bytes when there is no option: the argument of the pool's spec,
+    /// so a `sandbox = {}` spawn can take a pre-booted sandbox.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        self.memory_limit.unwrap_or(0).to_le_bytes().to_vec()
+        match self.memory_limit {
+            None => Vec::new(),
+            Some(limit) => limit.to_le_bytes().to_vec(),
+        }
     }
 
     /// `None` for anything but what [`encode`](Self::encode) makes or
@@ -125,7 +133,9 @@ static SUPERVISOR: OnceLock<Result<Supervisor, String>> = OnceLock::new();
 /// works.
 pub fn start_supervisor() -> Result<(), String> {
     let r = SUPERVISOR.get_or_init(|| {
-        match luring_sandbox::register_entry(VM_ENTRY, vm_entry) {
+        // Pooled: the supervisor keeps one `sandbox = {}` VM booted ahead
+        // of its spawn (see `vm_entry`).
+        match luring_sandbox::register_pooled_entry(VM_ENTRY, vm_entry) {
             Ok(()) | Err(StartError::DuplicateEntry(_)) => {}
             Err(e) => return Err(e.to_string()),
         }
@@ -229,9 +239,19 @@ pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError
 /// The entry point inside the sandbox: installs the control socket and
 /// stdio in the ring's table, reads the module, runs it as a worker VM.
 /// Returns the VM's exit code.
+///
+/// Started ahead of its spawn (`pooled`), it boots the VM first, then
+/// waits for the spawn's standard streams (`receive_spawn_stdio`: on fds
+/// 0–2 from then on) and puts stdout and stderr in their slots again
+/// (until then the slots held `/dev/null`, which nothing wrote to: no
+/// fiber runs before the module is in).
 fn vm_entry(ctx: EntryContext) -> i32 {
     let EntryContext {
-        ring, control, arg, ..
+        ring,
+        control,
+        arg,
+        pooled,
+        ..
     } = ctx;
     let Some(options) = BootOptions::decode(&arg) else {
         eprintln!("luring sandbox: malformed spawn options");
@@ -253,13 +273,24 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         let control = control;
         slots::init_local(luring_sandbox::RingSpec::default().fixed_files);
         let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
+        let ring_fd = executor.ring_fd();
         // The VM boots while the host is still taking the sandbox over and
-        // sending the module: its boot needs nothing from the host.
+        // sending the module (or, pooled, before any spawn asked for it):
+        // its boot needs nothing from the host.
         let vm = Vm::with_executor(executor)?;
+        if pooled {
+            let handed = luring_sandbox::receive_spawn_stdio(control.as_fd()).and_then(|()| {
+                slots::fill_slot(ring_fd, STDOUT_SLOT, 1)?;
+                slots::fill_slot(ring_fd, STDERR_SLOT, 2)
+            });
+            if let Err(e) = handed {
+                return Ok(Err(BootError::Io(e)));
+            }
+        }
         if let Some(limit) = options.memory_limit {
             vm.set_memory_limit(Some(usize::try_from(limit).unwrap_or(usize::MAX)));
         }
-        let (display, source) = match recv_boot(std::os::fd::AsFd::as_fd(&control)) {
+        let (display, source) = match recv_boot(control.as_fd()) {
             Ok(boot) => boot,
             Err(e) => return Ok(Err(e)),
         };

@@ -63,6 +63,12 @@ fn update_slot(ring_fd: RawFd, slot: u32, fd: RawFd) -> io::Result<()> {
     }
 }
 
+/// Puts `fd` (a reference to its file, not the number) in slot `slot` of
+/// `ring_fd`'s fixed-file table, replacing what was there.
+pub(crate) fn fill_slot(ring_fd: RawFd, slot: u32, fd: RawFd) -> io::Result<()> {
+    update_slot(ring_fd, slot, fd)
+}
+
 /// Empties slot `slot` of `ring_fd`'s fixed-file table (the file closes
 /// once no op in flight holds it).
 pub(crate) fn clear_slot(ring_fd: RawFd, slot: u32) -> io::Result<()> {
