@@ -43,6 +43,15 @@
 //!   another ring ([`Executor::post_wake`]) or as a write to the executor's
 //!   eventfd, whose read is kept armed on the ring while a `RemoteWaker`
 //!   exists. Both surface as [`Reaped::woken`].
+//! - After traffic with another process (a sandbox's frames:
+//!   [`Executor::note_traffic`]) a blocking `turn` first submits, then
+//!   watches the CQ from user space for up to `host::SPIN` before it
+//!   sleeps in `io_uring_enter`; a watch that sees nothing ends that until
+//!   the next traffic. The rings have no `COOP_TASKRUN`, so a completion's
+//!   task work interrupts the watching thread (`TWA_SIGNAL`) and its CQE
+//!   appears without the thread entering the kernel; a set
+//!   `IORING_SQ_TASKRUN` (never, without `TASKRUN_FLAG`) ends the watch
+//!   and the enter runs it.
 
 mod ops;
 mod output;
@@ -256,16 +265,32 @@ pub struct Executor {
     send_table: bool,
     /// The CQE result of the `send_fd_to_ring` or `fd_of_slot` under way.
     sync_result: Option<i32>,
+    /// Traffic with another process since the last watch of the CQ that
+    /// found nothing: the next blocking turn watches before it sleeps.
+    spin_wait: bool,
     #[cfg(test)]
     faults: Faults,
 }
 
 impl Executor {
     pub fn new() -> io::Result<Self> {
+        // COOP_TASKRUN: a completion's task work does not interrupt this
+        // thread while it runs (no IPI); it runs at the thread's next
+        // kernel entry, and TASKRUN_FLAG shows it is waiting (see
+        // `watch_completions`). Linux 5.19; older kernels go without.
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
-            .build(SQ_ENTRIES)?;
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(SQ_ENTRIES)
+            .or_else(|e| match e.raw_os_error() {
+                Some(libc::EINVAL) => IoUring::builder()
+                    .setup_cqsize(CQ_ENTRIES)
+                    .setup_clamp()
+                    .build(SQ_ENTRIES),
+                _ => Err(e),
+            })?;
         if !ring.params().is_feature_nodrop() {
             // Without NODROP an overflowing CQ silently loses completions.
             return Err(io::Error::new(
@@ -323,6 +348,7 @@ impl Executor {
             submitting_inline: false,
             send_table: false,
             sync_result: None,
+            spin_wait: false,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -933,8 +959,20 @@ impl Executor {
         // Completions reaped while making room to submit come first.
         self.unstash(out);
         // Stashed completions are ready now: do not sleep on top of them.
-        let block = block && out.completions.is_empty() && !out.woken;
+        let mut block = block && out.completions.is_empty() && !out.woken;
         let waiting_for_something = !self.ops.is_empty() || self.eventfd_armed;
+        if block && waiting_for_something && self.spin_wait {
+            // A peer process usually answers within microseconds: watching
+            // the CQ costs less than its wake-up of a sleeping thread.
+            if !self.ring.submission().is_empty() {
+                self.submit_in_turn(out)?;
+            }
+            if out.completions.is_empty() && !out.woken && !self.watch_completions() {
+                self.spin_wait = false;
+            } else {
+                block = false;
+            }
+        }
         if block && waiting_for_something {
             match self.enter(1) {
                 Ok(()) => {}
@@ -981,6 +1019,46 @@ impl Executor {
             "executor: turn"
         );
         Ok(())
+    }
+
+    /// Notes traffic with another process (a sandbox's frame in or out):
+    /// the next blocking turns watch the CQ before they sleep.
+    pub fn note_traffic(&mut self) {
+        self.spin_wait = true;
+    }
+
+    /// Watches the CQ from user space for up to `host::SPIN`; true when a
+    /// completion came. When the kernel flags task work to run
+    /// (`IORING_SQ_TASKRUN`, a `COOP_TASKRUN` ring), an enter with
+    /// `GETEVENTS` runs it (its CQEs then appear) and the watch goes on.
+    fn watch_completions(&mut self) -> bool {
+        let until = std::time::Instant::now() + crate::actor::host::SPIN;
+        loop {
+            // SAFETY: the status reads the ring's head and tail, which live
+            // as long as `self.ring`; it is dropped before this returns.
+            let status = unsafe { self.ring.completion().status() };
+            let ring = &self.ring;
+            let flagged = crate::actor::host::spin_until(
+                until,
+                || !status.is_empty(),
+                // SAFETY: no other submission queue of this ring exists
+                // while the watch runs (`self` is borrowed for it).
+                || unsafe { ring.submission_shared() }.taskrun(),
+            );
+            if !status.is_empty() {
+                return true;
+            }
+            if !flagged {
+                return false;
+            }
+            // (`submit_and_wait(0)` adds GETEVENTS when the flag is set.)
+            if self.enter(0).is_err() {
+                return false;
+            }
+            if !status.is_empty() {
+                return true;
+            }
+        }
     }
 
     /// Moves stashed completions to `out`, after those already there (the

@@ -630,7 +630,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
             let own = with_state(lua, |st| st.mailbox.clone())?;
-            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
+            let sandboxed = with_state(lua, |st| {
+                // Its answer is likely microseconds away (executor.rs).
+                st.executor.note_traffic();
+                st.executor.is_fixed_only()
+            })?;
             if sandboxed {
                 return send_to_host(lua, &control, &own, &msg).map(|id| (id, Value::Nil));
             }

@@ -275,6 +275,9 @@ impl RingRelay {
             }
         } else if self.recv_op == Some(id) {
             self.recv_op = None;
+            // A frame (or the end) from the sandbox: its next one is likely
+            // microseconds away.
+            executor.note_traffic();
             let output = executor.take_socket_output(id);
             self.frame_read(result, output);
         }
