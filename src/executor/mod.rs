@@ -126,6 +126,12 @@ const IORING_MSG_RING_CQE_SKIP: u32 = 1;
 /// bursts of timers rarely get there.
 const SQ_ENTRIES: u32 = 64;
 const CQ_ENTRIES: u32 = 256;
+/// How long a blocking turn after traffic with a sandbox watches the CQ
+/// before it sleeps: a peer on another core answers within a few µs.
+const WATCH: std::time::Duration = crate::actor::host::SPIN;
+/// After a watch that found nothing, none for this long: the peer is slow
+/// or the machine busy, and a sleep costs less than watching in vain.
+const WATCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The fixed-file slots a fixed-only executor writes standard output and
 /// standard error to (installed before the executor starts).
@@ -268,6 +274,8 @@ pub struct Executor {
     /// Traffic with another process since the last watch of the CQ that
     /// found nothing: the next blocking turn watches before it sleeps.
     spin_wait: bool,
+    /// No watch before this: the last one found nothing.
+    no_watch_until: Option<std::time::Instant>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -349,6 +357,7 @@ impl Executor {
             send_table: false,
             sync_result: None,
             spin_wait: false,
+            no_watch_until: None,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -961,14 +970,17 @@ impl Executor {
         // Stashed completions are ready now: do not sleep on top of them.
         let mut block = block && out.completions.is_empty() && !out.woken;
         let waiting_for_something = !self.ops.is_empty() || self.eventfd_armed;
-        if block && waiting_for_something && self.spin_wait {
+        if block && waiting_for_something && self.spin_wait && self.may_watch() {
             // A peer process usually answers within microseconds: watching
             // the CQ costs less than its wake-up of a sleeping thread.
             if !self.ring.submission().is_empty() {
                 self.submit_in_turn(out)?;
             }
             if out.completions.is_empty() && !out.woken && !self.watch_completions() {
+                // The peer was slow or is not running (a busy machine):
+                // sleeping is cheaper for a while.
                 self.spin_wait = false;
+                self.no_watch_until = Some(std::time::Instant::now() + WATCH_BACKOFF);
             } else {
                 block = false;
             }
@@ -1027,12 +1039,24 @@ impl Executor {
         self.spin_wait = true;
     }
 
-    /// Watches the CQ from user space for up to `host::SPIN`; true when a
-    /// completion came. When the kernel flags task work to run
+    /// Whether the last watch that found nothing is [`WATCH_BACKOFF`] old.
+    fn may_watch(&mut self) -> bool {
+        match self.no_watch_until {
+            Some(t) if std::time::Instant::now() < t => false,
+            _ => {
+                self.no_watch_until = None;
+                true
+            }
+        }
+    }
+
+    /// Watches the CQ from user space for up to [`WATCH`] (yielding the
+    /// core now and then, as `host::spin_until` does); true when a
+    /// completion came in time. When the kernel flags task work to run
     /// (`IORING_SQ_TASKRUN`, a `COOP_TASKRUN` ring), an enter with
     /// `GETEVENTS` runs it (its CQEs then appear) and the watch goes on.
     fn watch_completions(&mut self) -> bool {
-        let until = std::time::Instant::now() + crate::actor::host::SPIN;
+        let until = std::time::Instant::now() + WATCH;
         loop {
             // SAFETY: the status reads the ring's head and tail, which live
             // as long as `self.ring`; it is dropped before this returns.
@@ -1046,7 +1070,9 @@ impl Executor {
                 || unsafe { ring.submission_shared() }.taskrun(),
             );
             if !status.is_empty() {
-                return true;
+                // Found only past the deadline (a yield gave the core
+                // away for long: a busy machine): not in time.
+                return std::time::Instant::now() < until;
             }
             if !flagged {
                 return false;
