@@ -45,13 +45,15 @@
 //!   exists. Both surface as [`Reaped::woken`].
 //! - After traffic with another process (a sandbox's frames:
 //!   [`Executor::note_traffic`]) a blocking `turn` first submits, then
-//!   watches the CQ from user space for up to `host::SPIN` before it
-//!   sleeps in `io_uring_enter`; a watch that sees nothing ends that until
-//!   the next traffic. The rings have no `COOP_TASKRUN`, so a completion's
-//!   task work interrupts the watching thread (`TWA_SIGNAL`) and its CQE
-//!   appears without the thread entering the kernel; a set
-//!   `IORING_SQ_TASKRUN` (never, without `TASKRUN_FLAG`) ends the watch
-//!   and the enter runs it.
+//!   watches the CQ from user space for up to [`WATCH`] before it sleeps
+//!   in `io_uring_enter`. A watch that sees nothing in time stops the
+//!   watching for [`WATCH_BACKOFF`] (and until the next traffic). Rings
+//!   are made with `COOP_TASKRUN` + `TASKRUN_FLAG` when the kernel has
+//!   them: a completion's task work then never interrupts the running
+//!   thread; the kernel sets `IORING_SQ_TASKRUN`, and the watch answers it
+//!   with an enter with `GETEVENTS`, which runs it. A sleeping thread is
+//!   woken as without the flags. Whatever the watch does, completions are
+//!   only reaped by `turn` itself, in order.
 
 mod ops;
 mod output;

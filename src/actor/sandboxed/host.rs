@@ -134,27 +134,26 @@ fn channel_arg(v: &Value) -> mlua::Result<mlua::UserDataRef<SandboxChannel>> {
 pub(super) fn sandbox_notice(status: ExitStatus, end: Option<crate::ipc::EndReason>) -> Message {
     let mut members: Vec<(&str, Message)> =
         vec![("monitor", "ended".into()), ("sandbox", true.into())];
-    match status {
-        ExitStatus::Exited(super::EXIT_RUNTIME_END) if end.is_some() => {
-            let reason = end.expect("checked").name();
-            members.push(("reason", reason.into()));
+    match (status, end) {
+        (ExitStatus::Exited(super::EXIT_RUNTIME_END), Some(reason)) => {
+            members.push(("reason", reason.name().into()));
         }
-        ExitStatus::Exited(code) => {
+        (ExitStatus::Exited(code), _) => {
             members.push(("reason", "exited".into()));
             members.push(("code", f64::from(code).into()));
         }
-        ExitStatus::Signaled(libc::SIGXCPU) => {
+        (ExitStatus::Signaled(libc::SIGXCPU), _) => {
             members.push(("reason", "cpu_budget".into()));
         }
-        ExitStatus::Signaled(signal) => {
+        (ExitStatus::Signaled(signal), _) => {
             members.push(("reason", "killed".into()));
             members.push(("signal", f64::from(signal).into()));
         }
-        ExitStatus::Seccomp { syscall } => {
+        (ExitStatus::Seccomp { syscall }, _) => {
             members.push(("reason", "seccomp".into()));
             members.push(("syscall", f64::from(syscall).into()));
         }
-        ExitStatus::Lost => members.push(("reason", "lost".into())),
+        (ExitStatus::Lost, _) => members.push(("reason", "lost".into())),
     }
     Message::object(members)
 }
@@ -1051,6 +1050,45 @@ pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_frame_is_believed_only_with_the_runtime_s_exit_code() {
+        use crate::ipc::EndReason;
+        let reason = |status, end| {
+            let notice = sandbox_notice(status, end);
+            let text = |k: &str| notice.get(k).and_then(|m| m.as_str()).map(str::to_owned);
+            let code = notice.get("code").and_then(Message::as_number);
+            (text("reason").unwrap_or_default(), code)
+        };
+        let exit_end = ExitStatus::Exited(super::super::EXIT_RUNTIME_END);
+        assert_eq!(
+            reason(exit_end, Some(EndReason::Memory)),
+            ("memory".into(), None)
+        );
+        assert_eq!(
+            reason(exit_end, Some(EndReason::Failed)),
+            ("failed".into(), None)
+        );
+        // No end frame: the code is the script's.
+        assert_eq!(reason(exit_end, None), ("exited".into(), Some(1.0)));
+        assert_eq!(
+            reason(ExitStatus::Exited(67), None),
+            ("exited".into(), Some(67.0))
+        );
+        // Another code or a signal wins over an end frame.
+        assert_eq!(
+            reason(ExitStatus::Exited(5), Some(EndReason::Memory)),
+            ("exited".into(), Some(5.0))
+        );
+        assert_eq!(
+            reason(ExitStatus::Signaled(libc::SIGKILL), Some(EndReason::Memory)).0,
+            "killed"
+        );
+        assert_eq!(
+            reason(ExitStatus::Signaled(libc::SIGXCPU), Some(EndReason::Memory)).0,
+            "cpu_budget"
+        );
+    }
 
     #[test]
     fn a_missing_protection_names_it_and_the_lua_opt_down() {
