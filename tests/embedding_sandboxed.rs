@@ -158,6 +158,30 @@ fn monitor_reasons() {
             "exited",
             Some(3),
         ),
+        // The codes the runtime once used for its own reasons are the
+        // script's like any other: only the runtime's end frame says
+        // `memory` or `failed`.
+        (
+            "exits65.lua",
+            "require('system').exit(65)",
+            SandboxOptions::new(),
+            "exited",
+            Some(65),
+        ),
+        (
+            "exits66.lua",
+            "require('system').exit(66)",
+            SandboxOptions::new(),
+            "exited",
+            Some(66),
+        ),
+        (
+            "exits67.lua",
+            "require('system').exit(67)",
+            SandboxOptions::new().memory(8 << 20),
+            "exited",
+            Some(67),
+        ),
         (
             "crashes.lua",
             "error('boom')",

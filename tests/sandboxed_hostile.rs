@@ -121,6 +121,34 @@ fn hostile_entry(ctx: EntryContext) -> i32 {
             }
             Ok(0)
         })(),
+        // An end frame that claims `memory`, then an exit code of its own:
+        // the host believes the code.
+        "forged_end" => (|| {
+            send(
+                control,
+                &luring::ipc::encode_end(luring::ipc::EndReason::Memory),
+            )?;
+            Ok(5)
+        })(),
+        // An end frame and the runtime's exit code, then a frame after it:
+        // reported as `memory` (only a taken-over runtime writes this),
+        // the frame after the end never delivered.
+        "end_then_more" => (|| {
+            send(
+                control,
+                &luring::ipc::encode_end(luring::ipc::EndReason::Memory),
+            )?;
+            send(control, &frame(&Message::from("after the end")))?;
+            Ok(sbx::EXIT_RUNTIME_END)
+        })(),
+        // A malformed end frame (it carries a descriptor), then a frame:
+        // the channel closes at the bad one, its descriptor is closed.
+        "bad_end" => (|| {
+            let end = luring::ipc::encode_end(luring::ipc::EndReason::Memory);
+            luring_sandbox::sys::send_with_fds(control, &end, &[1])?;
+            send(control, &frame(&Message::from("after the bad end")))?;
+            Ok(sbx::EXIT_RUNTIME_END)
+        })(),
         // Sends until killed.
         "sends_forever" => (|| loop {
             send(control, &frame(&Message::from("more")))?;
@@ -156,7 +184,16 @@ impl Drop for Dir {
 fn modules() -> Dir {
     let dir = std::env::temp_dir().join(format!("luring-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for mode in ["huge", "fd_spray", "good", "flood", "sends_forever"] {
+    for mode in [
+        "huge",
+        "fd_spray",
+        "good",
+        "flood",
+        "sends_forever",
+        "forged_end",
+        "end_then_more",
+        "bad_end",
+    ] {
         std::fs::write(dir.join(format!("{mode}.lua")), mode).unwrap();
     }
     Dir(dir)
@@ -228,6 +265,60 @@ system.exit(42)
 "
         ),
     );
+    assert_eq!(fd_count(), before, "descriptors leaked");
+}
+
+/// End frames from a taken-over sandbox: one with an exit code that is
+/// not the runtime's is not believed; the end is the last frame read (what
+/// follows is never delivered); a malformed one closes the channel (its
+/// descriptor closed) and the exit code is reported as it is.
+fn end_frames(dir: &Path) {
+    let before = fd_count();
+    run_script(
+        dir,
+        "end_main.lua",
+        &format!(
+            "{CHECK}
+local function ended(module)
+  local ch = spawn_vm{{ module = module, sandbox = {{}}, monitor = true }}
+  local n = inbox:receive()
+  expect(module .. ': first message', type(n), 'table')
+  expect(module .. ': monitor', n.monitor, 'ended')
+  return n
+end
+local n = ended('/forged_end')
+expect('forged reason', n.reason, 'exited')
+expect('forged code', n.code, 5)
+n = ended('/end_then_more')
+expect('end reason', n.reason, 'memory')
+expect('end code', n.code, nil)
+n = ended('/bad_end')
+expect('bad end reason', n.reason, 'exited')
+expect('bad end code', n.code, 1)
+system.exit(42)
+"
+        ),
+    );
+    // The same through a Rust runtime (its relay thread reads the frames).
+    let runtime = luring::Runtime::builder().build().unwrap();
+    for (mode, reason, code) in [
+        ("forged_end", "exited", Some(5)),
+        ("end_then_more", "memory", None),
+        ("bad_end", "exited", Some(1)),
+    ] {
+        let mb = runtime.mailbox();
+        let spec = luring::ActorSpec::source(format!("{mode}.lua"), mode)
+            .sandbox(luring::SandboxOptions::new())
+            .replies_to(&mb)
+            .monitor(&mb);
+        runtime.spawn(spec).unwrap();
+        let first = mb.recv_timeout(Duration::from_secs(30)).unwrap();
+        let end = luring::ActorEnded::from_message(&first)
+            .unwrap_or_else(|| panic!("{mode}: a frame after the end came first: {first:?}"));
+        assert_eq!((end.reason.as_str(), end.code), (reason, code), "{mode}");
+    }
+    runtime.shutdown().unwrap();
+    drop(runtime);
     assert_eq!(fd_count(), before, "descriptors leaked");
 }
 
@@ -376,6 +467,7 @@ fn main() {
     let cases: &[(&str, &dyn Fn())] = &[
         ("huge_frame", &|| huge_frame(&dir.0)),
         ("fd_spray", &|| fd_spray(&dir.0)),
+        ("end_frames", &|| end_frames(&dir.0)),
         ("crash_mid_send", &|| crash_mid_send(&dir.0, sv)),
         ("flood_memory", &|| flood_memory(&dir.0)),
         ("spawner_ends_mid_send", &|| spawner_ends_mid_send(&dir.0)),

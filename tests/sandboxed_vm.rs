@@ -549,12 +549,31 @@ fn cannot_open_a_path_or_make_a_ring(sv: &Supervisor) {
     assert_eq!(lines[2], "spawn_vm\tfalse\tOperation not supported");
 }
 
+/// The last datagram a sandbox wrote on its control socket before it
+/// ended (the socket is drained without waiting).
+fn last_datagram(h: &luring_sandbox::SandboxHandle) -> Option<Vec<u8>> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&h.control());
+    let mut buf = vec![0u8; luring::ipc::MAX_FRAME_BYTES];
+    let mut last = None;
+    while luring_sandbox::sys::poll_one(fd, libc::POLLIN, 0).unwrap() & libc::POLLIN != 0 {
+        let r = luring_sandbox::sys::recv_with_fds(fd, &mut buf, 0).unwrap();
+        if r.len == 0 {
+            break;
+        }
+        last = Some(buf[..r.len].to_vec());
+    }
+    last
+}
+
+/// A malformed boot message ends the sandbox: its runtime says why with
+/// an end frame (`failed`) and exits [`sbx::EXIT_RUNTIME_END`].
 fn bad_boot_messages_end_the_sandbox(sv: &Supervisor) {
     let (_out_r, out_w) = pipe();
     let spec = SandboxSpec {
         stdout: Stdio::Fd(out_w),
         ..SandboxSpec::default()
     };
+    let failed = Some(Ok(luring::ipc::EndReason::Failed));
     let mut h = spawn_entry(sv, &spec);
     luring_sandbox::sys::send_with_fds(
         std::os::fd::AsRawFd::as_raw_fd(&h.control()),
@@ -563,7 +582,9 @@ fn bad_boot_messages_end_the_sandbox(sv: &Supervisor) {
     )
     .unwrap();
     let status = h.wait_timeout(10_000).unwrap().expect("ends");
-    assert_eq!(status, ExitStatus::Exited(sbx::EXIT_BAD_BOOT));
+    assert_eq!(status, ExitStatus::Exited(sbx::EXIT_RUNTIME_END));
+    let end = last_datagram(&h).expect("an end frame");
+    assert_eq!(luring::ipc::decode_end(&end), failed);
     // A datagram carrying a descriptor is refused too.
     let mut h = spawn_entry(sv, &spec);
     let (r, _w) = pipe();
@@ -574,7 +595,15 @@ fn bad_boot_messages_end_the_sandbox(sv: &Supervisor) {
     )
     .unwrap();
     let status = h.wait_timeout(10_000).unwrap().expect("ends");
-    assert_eq!(status, ExitStatus::Exited(sbx::EXIT_BAD_BOOT));
+    assert_eq!(status, ExitStatus::Exited(sbx::EXIT_RUNTIME_END));
+    let end = last_datagram(&h).expect("an end frame");
+    assert_eq!(luring::ipc::decode_end(&end), failed);
+    // Malformed spawn options: the same.
+    let mut h = sv.spawn(sbx::VM_ENTRY, &[1, 2, 3], &spec).expect("spawn");
+    let status = h.wait_timeout(10_000).unwrap().expect("ends");
+    assert_eq!(status, ExitStatus::Exited(sbx::EXIT_RUNTIME_END));
+    let end = last_datagram(&h).expect("an end frame");
+    assert_eq!(luring::ipc::decode_end(&end), failed);
 }
 
 /// Spawns `source` (stdout to a pipe) and sends it `frames` (raw packets),

@@ -167,7 +167,20 @@ pub fn create_restricted(spec: RingSpec) -> io::Result<IoUring> {
             "ring entries/fixed_files out of range",
         ));
     }
-    let ring = IoUring::builder().setup_r_disabled().build(spec.entries)?;
+    // COOP_TASKRUN + TASKRUN_FLAG (Linux 5.19; older kernels go without):
+    // a completion does not interrupt the sandbox's running thread with an
+    // IPI; the thread runs the task work when it enters the kernel, and
+    // its executor sees the flag while it watches the CQ. No opcode or
+    // register op comes with them.
+    let ring = IoUring::builder()
+        .setup_r_disabled()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(spec.entries)
+        .or_else(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => IoUring::builder().setup_r_disabled().build(spec.entries),
+            _ => Err(e),
+        })?;
     ring.submitter().register_files_sparse(spec.fixed_files)?;
     // An opcode the kernel does not know makes the restrictions EINVAL:
     // leave out what it lacks (FIXED_FD_INSTALL before Linux 6.8; the

@@ -759,8 +759,9 @@ pub struct ActorEnded {
     ///
     /// Sandboxed actors ([`ActorSpec::sandbox`]): `exited` (with
     /// [`code`](Self::code): 0 when its main fiber returned, 1 when it
-    /// raised an error, or its `system.exit` code), `memory` (its memory
-    /// limit), `cpu_budget` (its CPU seconds), `killed` (with
+    /// raised an error, or its `system.exit` code, whatever it is),
+    /// `memory` (its memory limit), `failed` (its runtime could not start
+    /// it), `cpu_budget` (its CPU seconds), `killed` (with
     /// [`signal`](Self::signal): [`ActorHandle::kill`], shutdown),
     /// `seccomp` (a forbidden system call, with [`syscall`](Self::syscall))
     /// or `lost` (its status could not be read).

@@ -43,6 +43,17 @@
 //!   another ring ([`Executor::post_wake`]) or as a write to the executor's
 //!   eventfd, whose read is kept armed on the ring while a `RemoteWaker`
 //!   exists. Both surface as [`Reaped::woken`].
+//! - After traffic with another process (a sandbox's frames:
+//!   [`Executor::note_traffic`]) a blocking `turn` first submits, then
+//!   watches the CQ from user space for up to [`WATCH`] before it sleeps
+//!   in `io_uring_enter`. A watch that sees nothing in time stops the
+//!   watching for [`WATCH_BACKOFF`] (and until the next traffic). Rings
+//!   are made with `COOP_TASKRUN` + `TASKRUN_FLAG` when the kernel has
+//!   them: a completion's task work then never interrupts the running
+//!   thread; the kernel sets `IORING_SQ_TASKRUN`, and the watch answers it
+//!   with an enter with `GETEVENTS`, which runs it. A sleeping thread is
+//!   woken as without the flags. Whatever the watch does, completions are
+//!   only reaped by `turn` itself, in order.
 
 mod ops;
 mod output;
@@ -117,6 +128,12 @@ const IORING_MSG_RING_CQE_SKIP: u32 = 1;
 /// bursts of timers rarely get there.
 const SQ_ENTRIES: u32 = 64;
 const CQ_ENTRIES: u32 = 256;
+/// How long a blocking turn after traffic with a sandbox watches the CQ
+/// before it sleeps: a peer on another core answers within a few µs.
+const WATCH: std::time::Duration = crate::actor::host::SPIN;
+/// After a watch that found nothing, none for this long: the peer is slow
+/// or the machine busy, and a sleep costs less than watching in vain.
+const WATCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The fixed-file slots a fixed-only executor writes standard output and
 /// standard error to (installed before the executor starts).
@@ -256,16 +273,34 @@ pub struct Executor {
     send_table: bool,
     /// The CQE result of the `send_fd_to_ring` or `fd_of_slot` under way.
     sync_result: Option<i32>,
+    /// Traffic with another process since the last watch of the CQ that
+    /// found nothing: the next blocking turn watches before it sleeps.
+    spin_wait: bool,
+    /// No watch before this: the last one found nothing.
+    no_watch_until: Option<std::time::Instant>,
     #[cfg(test)]
     faults: Faults,
 }
 
 impl Executor {
     pub fn new() -> io::Result<Self> {
+        // COOP_TASKRUN: a completion's task work does not interrupt this
+        // thread while it runs (no IPI); it runs at the thread's next
+        // kernel entry, and TASKRUN_FLAG shows it is waiting (see
+        // `watch_completions`). Linux 5.19; older kernels go without.
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
-            .build(SQ_ENTRIES)?;
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(SQ_ENTRIES)
+            .or_else(|e| match e.raw_os_error() {
+                Some(libc::EINVAL) => IoUring::builder()
+                    .setup_cqsize(CQ_ENTRIES)
+                    .setup_clamp()
+                    .build(SQ_ENTRIES),
+                _ => Err(e),
+            })?;
         if !ring.params().is_feature_nodrop() {
             // Without NODROP an overflowing CQ silently loses completions.
             return Err(io::Error::new(
@@ -323,6 +358,8 @@ impl Executor {
             submitting_inline: false,
             send_table: false,
             sync_result: None,
+            spin_wait: false,
+            no_watch_until: None,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -933,8 +970,23 @@ impl Executor {
         // Completions reaped while making room to submit come first.
         self.unstash(out);
         // Stashed completions are ready now: do not sleep on top of them.
-        let block = block && out.completions.is_empty() && !out.woken;
+        let mut block = block && out.completions.is_empty() && !out.woken;
         let waiting_for_something = !self.ops.is_empty() || self.eventfd_armed;
+        if block && waiting_for_something && self.spin_wait && self.may_watch() {
+            // A peer process usually answers within microseconds: watching
+            // the CQ costs less than its wake-up of a sleeping thread.
+            if !self.ring.submission().is_empty() {
+                self.submit_in_turn(out)?;
+            }
+            if out.completions.is_empty() && !out.woken && !self.watch_completions() {
+                // The peer was slow or is not running (a busy machine):
+                // sleeping is cheaper for a while.
+                self.spin_wait = false;
+                self.no_watch_until = Some(std::time::Instant::now() + WATCH_BACKOFF);
+            } else {
+                block = false;
+            }
+        }
         if block && waiting_for_something {
             match self.enter(1) {
                 Ok(()) => {}
@@ -981,6 +1033,60 @@ impl Executor {
             "executor: turn"
         );
         Ok(())
+    }
+
+    /// Notes traffic with another process (a sandbox's frame in or out):
+    /// the next blocking turns watch the CQ before they sleep.
+    pub fn note_traffic(&mut self) {
+        self.spin_wait = true;
+    }
+
+    /// Whether the last watch that found nothing is [`WATCH_BACKOFF`] old.
+    fn may_watch(&mut self) -> bool {
+        match self.no_watch_until {
+            Some(t) if std::time::Instant::now() < t => false,
+            _ => {
+                self.no_watch_until = None;
+                true
+            }
+        }
+    }
+
+    /// Watches the CQ from user space for up to [`WATCH`] (yielding the
+    /// core now and then, as `host::spin_until` does); true when a
+    /// completion came in time. When the kernel flags task work to run
+    /// (`IORING_SQ_TASKRUN`, a `COOP_TASKRUN` ring), an enter with
+    /// `GETEVENTS` runs it (its CQEs then appear) and the watch goes on.
+    fn watch_completions(&mut self) -> bool {
+        let until = std::time::Instant::now() + WATCH;
+        loop {
+            // SAFETY: the status reads the ring's head and tail, which live
+            // as long as `self.ring`; it is dropped before this returns.
+            let status = unsafe { self.ring.completion().status() };
+            let ring = &self.ring;
+            let flagged = crate::actor::host::spin_until(
+                until,
+                || !status.is_empty(),
+                // SAFETY: no other submission queue of this ring exists
+                // while the watch runs (`self` is borrowed for it).
+                || unsafe { ring.submission_shared() }.taskrun(),
+            );
+            if !status.is_empty() {
+                // Found only past the deadline (a yield gave the core
+                // away for long: a busy machine): not in time.
+                return std::time::Instant::now() < until;
+            }
+            if !flagged {
+                return false;
+            }
+            // (`submit_and_wait(0)` adds GETEVENTS when the flag is set.)
+            if self.enter(0).is_err() {
+                return false;
+            }
+            if !status.is_empty() {
+                return true;
+            }
+        }
     }
 
     /// Moves stashed completions to `out`, after those already there (the

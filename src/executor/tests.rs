@@ -985,3 +985,73 @@ fn recv_msg_counts_control_messages_and_flags_foreign_ones() {
         }
     }
 }
+
+/// A datagram socket pair (`SOCK_SEQPACKET`), as a sandbox's control
+/// socket.
+fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+    let mut sv = [0; 2];
+    // SAFETY: socketpair writes two fds into `sv`, which we then own.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0, sv.as_mut_ptr()) };
+    assert_eq!(r, 0, "socketpair");
+    // SAFETY: both fds were just created and are owned by nothing else.
+    unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) }
+}
+
+#[test]
+fn after_traffic_a_blocking_turn_watches_and_delivers_a_frame_from_another_thread() {
+    // (Whether the frame's task work already ran when the watch starts,
+    // or waits behind IORING_SQ_TASKRUN, depends on the scheduler: either
+    // way the completion must come out of the watch.)
+    let mut ex = Executor::new().unwrap();
+    let (a, b) = seqpacket_pair();
+    let span = SpanRef::new_zeroed(64, 64);
+    let id = ex.recv(&owned(a), OpBuffer::Span(span), 0).unwrap();
+    let mut r = Reaped::default();
+    // Submitted: the socket is empty, so the RECV waits (poll armed).
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    ex.note_traffic();
+    // The frame arrives from another thread while this one runs without
+    // a syscall: with COOP_TASKRUN the RECV's task work may then wait for
+    // this thread's next kernel entry (IORING_SQ_TASKRUN set), which the
+    // watch makes.
+    use std::sync::atomic::{AtomicU8, Ordering};
+    let step = std::sync::Arc::new(AtomicU8::new(0));
+    let sender = {
+        let step = step.clone();
+        std::thread::spawn(move || {
+            while step.load(Ordering::Acquire) == 0 {
+                std::hint::spin_loop();
+            }
+            // SAFETY: `b` is open; the buffer is valid for its length.
+            let sent = unsafe { libc::send(b.as_raw_fd(), b"frame".as_ptr().cast(), 5, 0) };
+            step.store(if sent == 5 { 2 } else { 3 }, Ordering::Release);
+            b
+        })
+    };
+    step.store(1, Ordering::Release);
+    while step.load(Ordering::Acquire) == 1 {
+        std::hint::spin_loop();
+    }
+    assert_eq!(step.load(Ordering::Acquire), 2, "send failed");
+    let done = reap_n(&mut ex, 1);
+    drop(sender.join());
+    assert_eq!(done, vec![(id, 5)]);
+}
+
+#[test]
+fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
+    let mut ex = Executor::new().unwrap();
+    ex.note_traffic();
+    // Far longer than a watch (50 µs): the turn watches in vain, then
+    // sleeps in the ring until the timer fires.
+    let id = ex.sleep(5_000_000).unwrap();
+    let done = reap_n(&mut ex, 1);
+    assert_eq!(done, vec![(id, -libc::ETIME)]);
+    assert!(!ex.spin_wait);
+    assert!(ex.no_watch_until.is_some());
+    assert!(!ex.may_watch(), "no watch within the back-off");
+    // Traffic alone does not end the back-off.
+    ex.note_traffic();
+    assert!(!ex.may_watch());
+}

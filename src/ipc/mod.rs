@@ -36,10 +36,12 @@
 //! Files: `encode.rs` and `decode.rs` (value ↔ bytes), `value.rs` (the
 //! tree), `message.rs` ([`crate::Message`] → frame and
 //! [`ReceivedFrame::into_message`] back), `receive.rs` (`recvmsg` with the
-//! control-message checks, and `send_frame`).
+//! control-message checks, and `send_frame`), `end.rs` (the end frame a
+//! sandbox's runtime sends before it exits).
 
 mod decode;
 mod encode;
+mod end;
 mod message;
 mod receive;
 mod value;
@@ -49,6 +51,7 @@ mod tests;
 
 pub use decode::{decode, decode_with_fds, Decoded, FdMode, ReceivedFrame};
 pub use encode::{encode, FdPlacement};
+pub use end::{decode_end, encode_end, EndReason, FLAG_END};
 pub use message::{encode_message, message_fds, Frame};
 pub use receive::{receive_packet, send_frame, ReceiveError, ReceivedPacket, CONTROL_SPACE};
 pub use value::{IpAddress, Value};
@@ -62,6 +65,7 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 12;
 /// Header flag: the frame's fds are fixed-file slots of the receiver's
 /// ring, listed after the header; without it they arrive by `SCM_RIGHTS`.
+/// (Bit 1 is [`FLAG_END`], never set in a message.)
 pub const FLAG_FIXED_SLOTS: u8 = 0x01;
 
 /// Whole packet, header included. Fits the default unix socket send buffer
@@ -130,6 +134,8 @@ pub enum FrameError {
     UnsupportedVersion { found: u8 },
     #[error("frame has unknown flag bits {flags:#04x}")]
     UnknownFlags { flags: u8 },
+    #[error("malformed end frame: an end frame has no fds or channels and names one known reason")]
+    BadEndFrame,
     #[error("frame names its fds as {found} but this channel carries them as {expected}")]
     FdModeMismatch {
         found: &'static str,

@@ -1405,3 +1405,66 @@ mod over_a_socket {
         assert!(!raised, "send_frame raised SIGPIPE");
     }
 }
+
+#[test]
+fn end_frames_round_trip_and_are_never_messages() {
+    for reason in [EndReason::Memory, EndReason::Failed] {
+        let frame = encode_end(reason);
+        assert_eq!(decode_end(&frame), Some(Ok(reason)));
+        // The message decoder refuses the end bit, whatever the mode.
+        assert_eq!(
+            reject(&frame, 0),
+            FrameError::UnknownFlags { flags: FLAG_END }
+        );
+    }
+    // The documented bytes (docs/ipc.md "End frame").
+    assert_eq!(
+        encode_end(EndReason::Memory),
+        b"LURM\x01\x02\x00\x00\x08\x00\x00\x00\x05\x06memory".to_vec()
+    );
+}
+
+#[test]
+fn no_message_is_an_end_frame() {
+    for value in [s("memory"), object(vec![("reason", s("memory"))])] {
+        assert_eq!(decode_end(&scm(&value)), None);
+    }
+    // Too short or not ours: not an end frame either.
+    assert_eq!(decode_end(b"LURM\x01\x02"), None);
+    assert_eq!(
+        decode_end(b"LURX\x01\x02\x00\x00\x08\x00\x00\x00\x05\x06memory"),
+        None
+    );
+}
+
+#[test]
+fn malformed_end_frames_are_rejected() {
+    let good = encode_end(EndReason::Failed);
+    let with = |at: usize, byte: u8| {
+        let mut frame = good.clone();
+        frame[at] = byte;
+        frame
+    };
+    let mut longer = good.clone();
+    longer.push(0);
+    let mut unknown = encode_end(EndReason::Memory);
+    unknown[14] = b'M';
+    for bad in [
+        with(4, 2),           // version
+        with(5, 0x03),        // another flag beside it
+        with(6, 1),           // an fd
+        with(7, 1),           // a channel
+        with(8, 7),           // payload length
+        with(12, tag::BYTES), // not a string
+        with(13, 5),          // string length
+        longer,               // trailing byte
+        unknown,              // unknown reason
+        good[..HEADER_LEN].to_vec(),
+    ] {
+        assert_eq!(
+            decode_end(&bad),
+            Some(Err(FrameError::BadEndFrame)),
+            "{bad:?}"
+        );
+    }
+}

@@ -126,31 +126,34 @@ fn channel_arg(v: &Value) -> mlua::Result<mlua::UserDataRef<SandboxChannel>> {
 }
 
 /// The monitor notice of a sandboxed actor (docs/guide/sandboxes.md):
-/// `{ monitor = 'ended', sandbox = true, reason = 'exited' | 'killed' |
-/// 'seccomp' | 'lost', code | signal | syscall = n }`.
-pub(super) fn sandbox_notice(status: ExitStatus) -> Message {
+/// `{ monitor = 'ended', sandbox = true, reason = 'exited' | 'memory' |
+/// 'failed' | 'cpu_budget' | 'killed' | 'seccomp' | 'lost', code | signal
+/// | syscall = n }`. `end` is the reason of the sandbox's end frame, if it
+/// sent one: believed only with the exit status its runtime gives it
+/// ([`super::EXIT_RUNTIME_END`]); a signal or another code wins.
+pub(super) fn sandbox_notice(status: ExitStatus, end: Option<crate::ipc::EndReason>) -> Message {
     let mut members: Vec<(&str, Message)> =
         vec![("monitor", "ended".into()), ("sandbox", true.into())];
-    match status {
-        ExitStatus::Exited(super::EXIT_OUT_OF_MEMORY) => {
-            members.push(("reason", "memory".into()));
+    match (status, end) {
+        (ExitStatus::Exited(super::EXIT_RUNTIME_END), Some(reason)) => {
+            members.push(("reason", reason.name().into()));
         }
-        ExitStatus::Exited(code) => {
+        (ExitStatus::Exited(code), _) => {
             members.push(("reason", "exited".into()));
             members.push(("code", f64::from(code).into()));
         }
-        ExitStatus::Signaled(libc::SIGXCPU) => {
+        (ExitStatus::Signaled(libc::SIGXCPU), _) => {
             members.push(("reason", "cpu_budget".into()));
         }
-        ExitStatus::Signaled(signal) => {
+        (ExitStatus::Signaled(signal), _) => {
             members.push(("reason", "killed".into()));
             members.push(("signal", f64::from(signal).into()));
         }
-        ExitStatus::Seccomp { syscall } => {
+        (ExitStatus::Seccomp { syscall }, _) => {
             members.push(("reason", "seccomp".into()));
             members.push(("syscall", f64::from(syscall).into()));
         }
-        ExitStatus::Lost => members.push(("reason", "lost".into())),
+        (ExitStatus::Lost, _) => members.push(("reason", "lost".into())),
     }
     Message::object(members)
 }
@@ -175,13 +178,13 @@ pub(crate) fn serve_sandbox(
     let spawned = std::thread::Builder::new()
         .name("luring-sandbox".into())
         .spawn(move || {
-            let status = relay(handle, &spawner, &thread_process, &thread_signal);
+            let (status, end) = relay(handle, &spawner, &thread_process, &thread_signal);
             if let Some(ring) = &ring {
                 lock_ring(ring).take();
             }
             if let Some(monitor) = monitor {
                 let _ = monitor.mailbox.post(Envelope {
-                    msg: sandbox_notice(status),
+                    msg: sandbox_notice(status, end),
                     sender: None,
                     send_id: 0,
                 });
@@ -206,13 +209,13 @@ pub(crate) fn serve_sandbox(
 }
 
 /// Relays the sandbox's frames to `spawner` until the sandbox ended;
-/// returns how it ended.
+/// returns how it ended, and the reason of its end frame if it sent one.
 fn relay(
     mut handle: SandboxHandle,
     spawner: &ActorAddress,
     process: &crate::actor::process::Process,
     signal: &Arc<crate::actor::process::ThreadSignal>,
-) -> ExitStatus {
+) -> (ExitStatus, Option<crate::ipc::EndReason>) {
     let receipts = crate::actor::mailbox::Mailbox::new();
     receipts.set_signal(signal.clone());
     let mut buf = vec![0u8; crate::ipc::MAX_FRAME_BYTES];
@@ -221,11 +224,12 @@ fn relay(
     let mut reading = true;
     let mut ended = false;
     let mut got = Vec::new();
+    let mut end = None;
     loop {
         // A sandbox that ended may have left frames in the socket: they
         // are relayed first (its end is closed now, so EOF follows them).
         if ended && !reading {
-            return handle.wait().unwrap_or(ExitStatus::Lost);
+            return (handle.wait().unwrap_or(ExitStatus::Lost), end);
         }
         if process.is_over() {
             // The process is ending (`system.exit`, a failed master): its
@@ -234,10 +238,11 @@ fn relay(
             // this check the loop spun here: `prepare_sleep` answers
             // `Retry` forever once the process is over.)
             let _ = handle.kill();
-            return match handle.wait_timeout(1000) {
+            let status = match handle.wait_timeout(1000) {
                 Ok(Some(status)) => status,
                 _ => ExitStatus::Lost,
             };
+            return (status, end);
         }
         let control = if reading && awaiting.is_none() {
             handle.control().as_raw_fd()
@@ -306,7 +311,12 @@ fn relay(
             match handle.recv_control(&mut buf, crate::ipc::MAX_FDS) {
                 Ok(frame) if frame.len == 0 => reading = false,
                 Ok(frame) => match frame_from_sandbox(&buf[..frame.len], frame.fds) {
-                    Ok(msg) => {
+                    Ok(FromSandbox::End(reason)) => {
+                        // The runtime's last write: nothing follows it.
+                        end = Some(reason);
+                        reading = false;
+                    }
+                    Ok(FromSandbox::Message(msg)) => {
                         next_id += 1;
                         let env = Envelope {
                             msg,
@@ -336,16 +346,33 @@ fn relay(
     }
 }
 
-/// A frame from the sandbox as a message: its descriptors came with it by
-/// `SCM_RIGHTS` (`recv_control` checked the control data and closes extras
-/// and truncated ones) and become fd members; channels have nowhere to go
-/// yet. On any error every descriptor is closed.
-pub(super) fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Message, String> {
+/// What a frame from a sandbox is.
+pub(super) enum FromSandbox {
+    Message(Message),
+    /// Its runtime's end frame: why it ends (nothing follows it).
+    End(crate::ipc::EndReason),
+}
+
+/// A frame from the sandbox: its end frame, or a message whose
+/// descriptors came with it by `SCM_RIGHTS` (`recv_control` checked the
+/// control data and closes extras and truncated ones) and become fd
+/// members; channels have nowhere to go yet. On any error every
+/// descriptor is closed.
+pub(super) fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<FromSandbox, String> {
+    if let Some(end) = crate::ipc::decode_end(packet) {
+        if !fds.is_empty() {
+            return Err("an end frame carries no descriptors".into());
+        }
+        return end.map(FromSandbox::End).map_err(|e| e.to_string());
+    }
     let received = crate::ipc::decode_with_fds(packet, fds).map_err(|e| e.to_string())?;
     if received.channel_count > 0 {
         return Err("channels cannot be sent to the host yet".into());
     }
-    received.into_message(Vec::new()).map_err(|e| e.to_string())
+    received
+        .into_message(Vec::new())
+        .map(FromSandbox::Message)
+        .map_err(|e| e.to_string())
 }
 
 /// The error `spawn_vm` raises when the supervisor refused a sandbox. A
@@ -602,7 +629,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
             let own = with_state(lua, |st| st.mailbox.clone())?;
-            let sandboxed = with_state(lua, |st| st.executor.is_fixed_only())?;
+            let sandboxed = with_state(lua, |st| {
+                // Its answer is likely microseconds away (executor.rs).
+                st.executor.note_traffic();
+                st.executor.is_fixed_only()
+            })?;
             if sandboxed {
                 return send_to_host(lua, &control, &own, &msg).map(|id| (id, Value::Nil));
             }
@@ -1019,6 +1050,45 @@ pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_frame_is_believed_only_with_the_runtime_s_exit_code() {
+        use crate::ipc::EndReason;
+        let reason = |status, end| {
+            let notice = sandbox_notice(status, end);
+            let text = |k: &str| notice.get(k).and_then(|m| m.as_str()).map(str::to_owned);
+            let code = notice.get("code").and_then(Message::as_number);
+            (text("reason").unwrap_or_default(), code)
+        };
+        let exit_end = ExitStatus::Exited(super::super::EXIT_RUNTIME_END);
+        assert_eq!(
+            reason(exit_end, Some(EndReason::Memory)),
+            ("memory".into(), None)
+        );
+        assert_eq!(
+            reason(exit_end, Some(EndReason::Failed)),
+            ("failed".into(), None)
+        );
+        // No end frame: the code is the script's.
+        assert_eq!(reason(exit_end, None), ("exited".into(), Some(1.0)));
+        assert_eq!(
+            reason(ExitStatus::Exited(67), None),
+            ("exited".into(), Some(67.0))
+        );
+        // Another code or a signal wins over an end frame.
+        assert_eq!(
+            reason(ExitStatus::Exited(5), Some(EndReason::Memory)),
+            ("exited".into(), Some(5.0))
+        );
+        assert_eq!(
+            reason(ExitStatus::Signaled(libc::SIGKILL), Some(EndReason::Memory)).0,
+            "killed"
+        );
+        assert_eq!(
+            reason(ExitStatus::Signaled(libc::SIGXCPU), Some(EndReason::Memory)).0,
+            "cpu_budget"
+        );
+    }
 
     #[test]
     fn a_missing_protection_names_it_and_the_lua_opt_down() {

@@ -158,7 +158,9 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     )?),
                 ));
             }
-            let bytes = span.to_vec();
+            // Only the frame: the buffer is `MAX_FRAME_BYTES` long, and
+            // copying all of it cost more than the rest of a round trip.
+            let bytes = span.with_bytes(|b| b[..n].to_vec());
             let table_size = luring_sandbox::RingSpec::default().fixed_files;
             let refuse = |reason: String| -> mlua::Result<(bool, Value)> {
                 Ok((false, Value::String(lua.create_string(reason)?)))
@@ -173,7 +175,12 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             };
             // Each slot the frame names is this VM's from now on: owned
             // before anything else can fail, so every path empties it.
-            let ring_fd = crate::actor::vm::with_state(lua, |st| st.executor.ring_fd())?;
+            let ring_fd = crate::actor::vm::with_state(lua, |st| {
+                // A frame from the host: its next one (or the answer to
+                // this one's reply) is likely microseconds away.
+                st.executor.note_traffic();
+                st.executor.ring_fd()
+            })?;
             let (granted, reason) = grant_slots(ring_fd, &decoded.fd_slots, table_size);
             if let Some(reason) = reason {
                 return refuse(reason);

@@ -19,8 +19,8 @@
 //!   of at most [`BOOT_CHUNK`] bytes, at most `MAX_CODE_BYTES` in all. The
 //!   sandbox reads it with blocking `recvmsg` before its VM runs any fiber
 //!   (so blocking the thread is harmless); anything that
-//!   breaks the format, or carries descriptors, makes the sandbox exit
-//!   [`EXIT_BAD_BOOT`] with every received descriptor closed. The VM boots
+//!   breaks the format, or carries descriptors, makes the sandbox end
+//!   (reason `failed`) with every received descriptor closed. The VM boots
 //!   (core code only) before the boot message is read, so that the boot
 //!   overlaps the host's take-over; no fiber runs until the module is in.
 //! - The sandboxed VM has no import root: `require` finds builtin modules
@@ -37,6 +37,12 @@
 //!   is served by a relay thread (`host::serve_sandbox`) instead. Sandbox
 //!   side (`inside.rs`): the inbox reads
 //!   the host's frames with a ring `RECV` on [`CONTROL_SLOT`].
+//! - An end the runtime causes (it could not start, the memory limit) is
+//!   told to the host by an end frame (`ipc::encode_end`), the last thing
+//!   the sandbox writes on its control socket, after its VM's ring ops
+//!   were all reaped; a script's messages are encoded by
+//!   `ipc::encode_message`, which cannot make one. Its exit status is then
+//!   [`EXIT_RUNTIME_END`]; any other exit status is the script's own.
 
 pub(crate) mod host;
 mod inside;
@@ -70,16 +76,17 @@ pub const STDERR_SLOT: u32 = 2;
 /// First slot free for capabilities the host installs later.
 pub const FIRST_CAPABILITY_SLOT: u32 = 3;
 
-/// Exit status of a sandbox whose boot message was malformed.
-pub const EXIT_BAD_BOOT: i32 = 65;
-/// Exit status of a sandbox whose VM could not start (its reason is
-/// written to its stderr).
-pub const EXIT_START_FAILED: i32 = 66;
+/// Exit status of a sandbox whose runtime ended it (it could not start,
+/// or ran out of its memory limit). Only the end frame it sends first
+/// (`ipc::encode_end`) says why: an exit status is the user's to choose
+/// (`system.exit(n)`), so it proves nothing.
+pub const EXIT_RUNTIME_END: i32 = 1;
 
-/// Exit status of a sandboxed VM that ran out of its memory limit (the
-/// main fiber's error, or the runtime's own, was "not enough memory");
-/// the host reports it as `reason = 'memory'`.
-pub const EXIT_OUT_OF_MEMORY: i32 = 67;
+/// How long a sandbox that ends waits for room for its end frame in the
+/// control socket (full when its host is not taking its messages); past
+/// it the sandbox exits without one, and is reported as exited with
+/// [`EXIT_RUNTIME_END`].
+const END_FRAME_WAIT_MS: u64 = 10_000;
 
 /// `RLIMIT_AS` of a sandbox with a memory limit: the limit plus this, for
 /// the process's own mappings (code, thread stacks, the ring's queues).
@@ -253,24 +260,42 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         pooled,
         ..
     } = ctx;
-    let Some(options) = BootOptions::decode(&arg) else {
+    let (code, end) = run_entry(ring, &control, &arg, pooled);
+    if let Some(reason) = end {
+        send_end_frame(control.as_raw_fd(), reason);
+    }
+    code
+}
+
+/// Runs the sandboxed VM; returns its exit code and, when the runtime
+/// (not the script) ended it, why.
+fn run_entry(
+    ring: io_uring::IoUring,
+    control: &std::os::fd::OwnedFd,
+    arg: &[u8],
+    pooled: bool,
+) -> (i32, Option<crate::ipc::EndReason>) {
+    use crate::ipc::EndReason;
+    let failed = (EXIT_RUNTIME_END, Some(EndReason::Failed));
+    let Some(options) = BootOptions::decode(arg) else {
         eprintln!("luring sandbox: malformed spawn options");
-        return EXIT_BAD_BOOT;
+        return failed;
     };
     let table = [control.as_raw_fd(), 1, 2];
     if let Err(e) = ring.submitter().register_files_update(CONTROL_SLOT, &table) {
         eprintln!("luring sandbox: cannot install the control socket and stdio in the ring: {e}");
-        return EXIT_START_FAILED;
+        return failed;
     }
     let stdio = FixedStdio {
         stdout: STDOUT_SLOT,
         stderr: STDERR_SLOT,
     };
     one_heap_for_the_vm_thread();
+    // The table holds the control socket now; the entry keeps its own
+    // copy open too (the boot message is read and the end frame written
+    // on it) until the VM thread was joined.
+    let control_fd = control.as_raw_fd();
     let result = on_vm_thread(move || {
-        // The table holds the control socket now; this process keeps its
-        // own copy open too, for the entry's lifetime.
-        let control = control;
         slots::init_local(luring_sandbox::RingSpec::default().fixed_files);
         let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
         let ring_fd = executor.ring_fd();
@@ -278,8 +303,11 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         // sending the module (or, pooled, before any spawn asked for it):
         // its boot needs nothing from the host.
         let vm = Vm::with_executor(executor)?;
+        // SAFETY: `control` outlives this thread: `on_vm_thread` joins it
+        // before `run_entry` returns.
+        let control = unsafe { BorrowedFd::borrow_raw(control_fd) };
         if pooled {
-            let handed = luring_sandbox::receive_spawn_stdio(control.as_fd()).and_then(|()| {
+            let handed = luring_sandbox::receive_spawn_stdio(control).and_then(|()| {
                 slots::fill_slot(ring_fd, STDOUT_SLOT, 1)?;
                 slots::fill_slot(ring_fd, STDERR_SLOT, 2)
             });
@@ -290,7 +318,7 @@ fn vm_entry(ctx: EntryContext) -> i32 {
         if let Some(limit) = options.memory_limit {
             vm.set_memory_limit(Some(usize::try_from(limit).unwrap_or(usize::MAX)));
         }
-        let (display, source) = match recv_boot(control.as_fd()) {
+        let (display, source) = match recv_boot(control) {
             Ok(boot) => boot,
             Err(e) => return Ok(Err(e)),
         };
@@ -298,21 +326,61 @@ fn vm_entry(ctx: EntryContext) -> i32 {
     });
     match result {
         Ok(Ok(exit)) => match exit.exit_code {
-            Some(code) => code,
-            None if exit.main_panicked && exit.out_of_memory => EXIT_OUT_OF_MEMORY,
-            None if exit.main_panicked => 1,
-            None => 0,
+            Some(code) => (code, None),
+            None if exit.main_panicked && exit.out_of_memory => {
+                (EXIT_RUNTIME_END, Some(EndReason::Memory))
+            }
+            None if exit.main_panicked => (1, None),
+            None => (0, None),
         },
         Ok(Err(bad_boot)) => {
             eprintln!("luring sandbox: {bad_boot}");
-            EXIT_BAD_BOOT
+            failed
         }
         Err(e) => {
             eprintln!("luring sandbox: {e}");
             match e {
-                RuntimeError::Load { .. } => 1,
-                _ => EXIT_START_FAILED,
+                // The module's own error (a syntax error): as a main fiber
+                // that failed.
+                RuntimeError::Load { .. } => (1, None),
+                _ => failed,
             }
+        }
+    }
+}
+
+/// Writes the end frame for `reason` on the control socket, waiting (at
+/// most [`END_FRAME_WAIT_MS`]) for room while the host is not reading. A
+/// host that is gone, or never makes room, goes without it.
+fn send_end_frame(control: std::os::fd::RawFd, reason: crate::ipc::EndReason) {
+    let frame = crate::ipc::encode_end(reason);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(END_FRAME_WAIT_MS);
+    loop {
+        // SAFETY: `frame` is valid for its length during the call.
+        let sent = unsafe {
+            libc::send(
+                control,
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent >= 0 {
+            return;
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    eprintln!("luring sandbox: the host took no message for {END_FRAME_WAIT_MS} ms; ending without telling it why ({})", reason.name());
+                    return;
+                }
+                let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+                let _ = luring_sandbox::sys::poll_one(control, libc::POLLOUT, ms);
+            }
+            _ => return,
         }
     }
 }

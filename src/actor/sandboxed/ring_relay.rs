@@ -9,6 +9,8 @@
 //!   flight, and the next is armed only once the frame before it was taken
 //!   from the inbox (its receipt came back): a flood from the sandbox costs
 //!   the host one message (the backpressure of the thread relay).
+//! - The sandbox's end frame (`ipc::decode_end`) is kept for its monitor
+//!   notice and stops reading: its runtime writes nothing after it.
 //! - A frame is checked as `SandboxHandle::recv_control` checks it:
 //!   truncated data or control data (`MSG_TRUNC`, `MSG_CTRUNC`), more than
 //!   `ipc::MAX_FDS` descriptors, a control message that is not
@@ -34,7 +36,9 @@ use std::sync::Arc;
 
 use luring_sandbox::{ExitStatus, SandboxHandle};
 
-use super::host::{frame_from_sandbox, lock_ring, sandbox_notice, serve_sandbox, SharedRing};
+use super::host::{
+    frame_from_sandbox, lock_ring, sandbox_notice, serve_sandbox, FromSandbox, SharedRing,
+};
 use crate::actor::mailbox::{ActorAddress, Envelope, Mailbox};
 use crate::actor::message::Message;
 use crate::actor::process::Process;
@@ -123,6 +127,8 @@ pub(crate) struct RingRelay {
     done: bool,
     /// The status poll failed once already.
     poll_failed: bool,
+    /// The reason of the sandbox's end frame, if it sent one.
+    end: Option<crate::ipc::EndReason>,
     receipts_buffer: Vec<(u64, bool)>,
 }
 
@@ -159,6 +165,7 @@ impl RingRelay {
             ended: false,
             done: false,
             poll_failed: false,
+            end: None,
             receipts_buffer: Vec::new(),
         };
         relay.poll_op = Some(executor.poll(&relay.status, libc::POLLIN as u32)?);
@@ -235,10 +242,10 @@ impl RingRelay {
         let mut buf = vec![0u8; crate::ipc::MAX_FRAME_BYTES];
         match handle.recv_control(&mut buf, crate::ipc::MAX_FDS) {
             Ok(frame) if frame.len == 0 => self.reading = false,
-            Ok(frame) => match frame_from_sandbox(&buf[..frame.len], frame.fds) {
-                Ok(msg) => self.post(msg),
-                Err(reason) => self.reject(&reason),
-            },
+            Ok(frame) => {
+                let from = frame_from_sandbox(&buf[..frame.len], frame.fds);
+                self.received(from);
+            }
             Err(e) => self.reject(&e.to_string()),
         }
     }
@@ -268,6 +275,9 @@ impl RingRelay {
             }
         } else if self.recv_op == Some(id) {
             self.recv_op = None;
+            // A frame (or the end) from the sandbox: its next one is likely
+            // microseconds away.
+            executor.note_traffic();
             let output = executor.take_socket_output(id);
             self.frame_read(result, output);
         }
@@ -315,8 +325,18 @@ impl RingRelay {
             Some(packet) => frame_from_sandbox(packet, fds),
             None => Err("frame longer than the buffer".into()),
         });
-        match decoded {
-            Ok(msg) => self.post(msg),
+        self.received(decoded);
+    }
+
+    /// Handles a frame read from the sandbox.
+    fn received(&mut self, from: Result<FromSandbox, String>) {
+        match from {
+            Ok(FromSandbox::Message(msg)) => self.post(msg),
+            Ok(FromSandbox::End(reason)) => {
+                // The runtime's last write: nothing follows it.
+                self.end = Some(reason);
+                self.reading = false;
+            }
             Err(reason) => self.reject(&reason),
         }
     }
@@ -361,7 +381,7 @@ impl RingRelay {
         }
         if let Some(monitor) = self.monitor.take() {
             let _ = monitor.mailbox.post(Envelope {
-                msg: sandbox_notice(status),
+                msg: sandbox_notice(status, self.end),
                 sender: None,
                 send_id: 0,
             });
