@@ -49,7 +49,7 @@ mod inside;
 pub(crate) mod ring_relay;
 pub(crate) mod slots;
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
 
 pub(crate) use host::add_host_rt;
