@@ -16,12 +16,15 @@ local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
-local fiber_or_nil, suspendable_fiber = K.fiber_or_nil, K.suspendable_fiber
+local fiber_or_nil = K.fiber_or_nil
+local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
+local yield_send, W1, INTERRUPTER = K.yield_send, K.W1, K.INTERRUPTER
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
 local span_new = byte_span.new
 
 local CLOSED, NO_SENDERS, GOT = {}, {}, {}
+local SLOW = {}   -- wake value: chan_send_fast could not copy it, use rt.chan_send
 
 ---------------------------------------------------------------------------
 -- tx-channel
@@ -43,9 +46,26 @@ end
 local boxes = setmetatable({}, { __mode = 'k' })
 local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
 
+-- A scalar send yielded (K.yield_send): the scheduler calls this before
+-- any other fiber runs. Posted: the fiber waits for its receipt like a
+-- suspended send; else it is woken at once (CLOSED, or SLOW: a string
+-- over the fast path's limit or a closed handle, which rt.chan_send sorts
+-- out). chan_send_fast raises only for a VM that is closing or a misused
+-- box, neither of which reaches here.
+function K.send_yielded(f, box, m, id)
+  local queued = chan_send_fast(box, m, id)
+  if queued then
+    sends[id] = f
+    K.actor_waits = K.actor_waits + 1
+    if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = send_interrupter, id end
+  else
+    wake(f, queued == false and CLOSED or SLOW)
+  end
+end
+
 local tx_methods = {}
 function tx_methods.send(self, ...)
-  local f = suspendable_fiber()
+  local f = fiber_for_message()
   local m = ...
   if m == nil and select('#', ...) < 1 then raise_errno(E.EINVAL) end
   send_seq = send_seq + 1
@@ -55,13 +75,19 @@ function tx_methods.send(self, ...)
     box = chan_box(self)
     if box then boxes[self] = box end
   end
-  local queued
-  if box then queued = chan_send_fast(box, m, id) end
-  if queued == nil then queued = rt.chan_send(self, m, id) end
-  if not queued then raise_core('channel_closed') end
-  sends[id] = f
-  K.actor_waits = K.actor_waits + 1
-  local r = suspend(f, send_interrupter, id)
+  local r = SLOW
+  local tm = type(m)
+  if box and (tm == 'number' or tm == 'string' or tm == 'boolean') then
+    -- no C call before the yield: the yield checks yieldability
+    r = yield_send(box, m, id)
+  end
+  if r == SLOW then
+    check_yieldable()
+    if not rt.chan_send(self, m, id) then raise_core('channel_closed') end
+    sends[id] = f
+    K.actor_waits = K.actor_waits + 1
+    r = suspend(f, send_interrupter, id)
+  end
   if r == INTERRUPTED then raise_core('interrupted') end
   if r == CLOSED then raise_core('channel_closed') end
 end
@@ -113,7 +139,7 @@ end
 local inbox_take, inbox_unstash = rt.inbox_take, rt.inbox_unstash
 local rx_methods = {}
 function rx_methods.receive(_)
-  local f = suspendable_fiber()
+  local f = fiber_for_message()
   if receiver or host_receiving then
     if rt.inbox_closed() then raise_core('channel_closed') end
     raise_errno(E.EBUSY)
@@ -122,6 +148,9 @@ function rx_methods.receive(_)
   local kind, v = inbox_take()
   if kind == 1 then return v end
   if kind == 4 then return inbox_unstash() end
+  -- A queued message was returned without suspending; from here on the
+  -- fiber may suspend (a C call: checked only now).
+  check_yieldable()
   if kind == 2 then raise_core('channel_closed') end
   if K.sandboxed then return receive_from_host(f) end
   if kind == 3 then raise_core('no_senders') end
