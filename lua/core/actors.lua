@@ -54,6 +54,8 @@ local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
 -- box, neither of which reaches here.
 function K.send_yielded(f, box, m, id)
   local queued = chan_send_fast(box, m, id)
+  -- (a copied message carried the owed receipt, if any)
+  if queued ~= nil then K.owing = false end
   if queued then
     sends[id] = f
     K.actor_waits = K.actor_waits + 1
@@ -83,7 +85,9 @@ function tx_methods.send(self, ...)
   end
   if r == SLOW then
     check_yieldable()
-    if not rt.chan_send(self, m, id) then raise_core('channel_closed') end
+    local queued = rt.chan_send(self, m, id)
+    K.owing = false -- (chan_send paid it)
+    if not queued then raise_core('channel_closed') end
     sends[id] = f
     K.actor_waits = K.actor_waits + 1
     r = suspend(f, send_interrupter, id)
@@ -146,8 +150,16 @@ function rx_methods.receive(_)
   end
   -- (a closed inbox answers 2 before anything else)
   local kind, v = inbox_take()
-  if kind == 1 then return v end
-  if kind == 4 then return inbox_unstash() end
+  -- (a message taken: its receipt is owed until this fiber posts or
+  -- suspends, see K.owing)
+  if kind == 1 then
+    K.owing = true
+    return v
+  end
+  if kind == 4 then
+    K.owing = true
+    return inbox_unstash()
+  end
   -- A queued message was returned without suspending; from here on the
   -- fiber may suspend (a C call: checked only now).
   check_yieldable()
@@ -258,6 +270,7 @@ function K.actor_poll(rid, rok)
   if r then
     -- (after the receipts: a message that fails to build wakes no one,
     -- but the senders whose receipts came are woken)
+    if kind == 1 or kind == 4 then K.owing = true end
     if kind == 4 then kind, v = 1, inbox_unstash() end
     if kind ~= 0 then
       receiver = false

@@ -46,6 +46,10 @@ local LOG, log = rt.log_enabled, rt.log
 -- SEND: a scalar send; the scheduler posts it (lua/core/actors.lua).
 local SUSPEND, FINISHED, TERMINATE, YIELDED, NOP_WAIT = {}, {}, {}, {}, {}
 local SEND = {}
+-- Set while this VM owes the receipt of a message it took (src/actor/
+-- raw_calls.rs "Owed receipts"); paid after the taking fiber's run.
+K.owing = false
+local pay_receipt = rt.pay_receipt
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 K.co_yield = co_yield
@@ -1041,6 +1045,12 @@ function K.step(block, poll, alone, rid, rok)
             closing = true
           end
           if closing then break end
+        end
+        -- The fiber took a message and did not post the receipt along
+        -- with a send (lua/core/actors.lua): its sender goes on now.
+        if K.owing then
+          K.owing = false
+          pay_receipt()
         end
       end
       -- A drained batch keeps its capacity: only reuse it when small.
