@@ -28,13 +28,14 @@ local SLOW = {}   -- wake value: chan_send_fast could not copy it, use rt.chan_s
 
 ---------------------------------------------------------------------------
 -- tx-channel
-local sends = {}      -- send id -> fiber
+local sends = {}      -- send id -> fiber (its `send_to`: the address box)
 local send_seq = 0
+local chan_withdraw = rt.chan_withdraw
 
 local function send_interrupter(f, id)
   -- A message already taken by a receiver cannot be withdrawn: the send
   -- succeeds when its receipt arrives.
-  if rt.chan_withdraw(id) then
+  if chan_withdraw(f.send_to, id) then
     sends[id] = nil
     K.actor_waits = K.actor_waits - 1
     wake(f, INTERRUPTED)
@@ -58,6 +59,7 @@ function K.send_yielded(f, box, m, id)
   if queued ~= nil then K.owing = false end
   if queued then
     sends[id] = f
+    f.send_to = box
     K.actor_waits = K.actor_waits + 1
     if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = send_interrupter, id end
   else
@@ -89,6 +91,7 @@ function tx_methods.send(self, ...)
     K.owing = false -- (chan_send paid it)
     if not queued then raise_core('channel_closed') end
     sends[id] = f
+    f.send_to = box
     K.actor_waits = K.actor_waits + 1
     r = suspend(f, send_interrupter, id)
   end

@@ -195,9 +195,6 @@ unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
         let receipts = match with_state(slot, |st| {
             let mut receipts = std::mem::take(&mut st.receipts);
             st.mailbox.take_receipts(&mut receipts);
-            for (id, _) in &receipts {
-                st.sent_to.remove(id);
-            }
             receipts
         }) {
             Ok(r) => r,
@@ -344,16 +341,58 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
                 }
                 None => None,
             };
-            if dest.post_with_receipt(env, receipt).is_err() {
-                return false;
-            }
-            st.sent_to.insert(id, dest.clone());
-            true
+            dest.post_with_receipt(env, receipt).is_ok()
         });
         match queued {
             Ok(q) => ffi::lua_pushboolean(l, q as c_int),
             Err(msg) => raise(l, msg),
         }
+    }
+    1
+}
+
+/// The inbox of the address box argument `idx` (checked against the
+/// boxes' metatable, upvalue 2); raises `what` otherwise. `None`: the
+/// handle the box was made from was closed since.
+unsafe fn box_at<'a>(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    what: &'static CStr,
+) -> Option<&'a Arc<Mailbox>> {
+    // SAFETY: the userdata is read as an `AddrBox` only after its
+    // metatable was found to be the boxes'; it lives while it is on the
+    // stack. `raise` leaves nothing to drop here.
+    unsafe {
+        let is_box = ffi::lua_getmetatable(l, idx) != 0
+            && ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
+        if !is_box {
+            raise(l, what);
+        }
+        ffi::lua_pop(l, 1);
+        (*(ffi::lua_touserdata(l, idx) as *const AddrBox)).0.as_ref()
+    }
+}
+
+/// `chan_withdraw(box, send id) -> true` when the message this VM sent
+/// through `box` was still queued (it is taken back: no receipt will
+/// come), `false` when a receiver took it already.
+unsafe extern "C-unwind" fn chan_withdraw(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `box_at`, `slot` and `raise` (static messages).
+    unsafe {
+        let slot = slot(l);
+        let dest = box_at(
+            l,
+            1,
+            c"bad argument #1 to 'chan_withdraw' (address box expected)",
+        );
+        let id = ffi::lua_tonumber(l, 2) as u64;
+        let withdrawn = match with_state(slot, |st| {
+            dest.is_some_and(|dest| dest.withdraw(&st.mailbox, id))
+        }) {
+            Ok(w) => w,
+            Err(msg) => raise(l, msg),
+        };
+        ffi::lua_pushboolean(l, withdrawn as c_int);
     }
     1
 }
@@ -370,7 +409,8 @@ unsafe extern "C-unwind" fn pay_receipt(l: *mut ffi::lua_State) -> c_int {
     0
 }
 
-/// Adds `chan_send_fast`, `mailbox_poll`, `inbox_take` and `pay_receipt` to `rt`,
+/// Adds `chan_send_fast`, `mailbox_poll`, `inbox_take`, `pay_receipt` and
+/// `chan_withdraw` to `rt`,
 /// holding `state`; returns
 /// the stash `rt.inbox_unstash` empties.
 pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<Stash> {
@@ -406,11 +446,12 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
             // stack: [rt, box_mt, slot_mt, slot]
-            let fns: [(&CStr, ffi::lua_CFunction); 4] = [
+            let fns: [(&CStr, ffi::lua_CFunction); 5] = [
                 (c"chan_send_fast", chan_send_fast),
                 (c"mailbox_poll", mailbox_poll),
                 (c"inbox_take", inbox_take),
                 (c"pay_receipt", pay_receipt),
+                (c"chan_withdraw", chan_withdraw),
             ];
             for (name, f) in fns {
                 ffi::lua_pushvalue(l, -1);
@@ -444,6 +485,11 @@ mod tests {
         let (lua, _) = vm.lua_and_core();
         let err = rt_fn(&vm, "chan_send_fast")
             .call::<()>((lua.create_table().unwrap(), 1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("address box expected"), "{err}");
+        let err = rt_fn(&vm, "chan_withdraw")
+            .call::<()>((lua.create_table().unwrap(), 1))
             .unwrap_err()
             .to_string();
         assert!(err.contains("address box expected"), "{err}");

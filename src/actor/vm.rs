@@ -122,9 +122,6 @@ pub(crate) struct VmState {
     ended: bool,
     /// This VM's inbox as other actors address it.
     pub(crate) mailbox: Arc<Mailbox>,
-    /// Where each unfinished send of this VM went (send id -> inbox), so an
-    /// interrupted send can withdraw its message.
-    pub(crate) sent_to: crate::actor::mailbox::SendIdMap<Arc<Mailbox>>,
     /// Spare buffer for rendezvous receipts.
     pub(crate) receipts: Vec<(u64, bool)>,
     /// The "delivered" receipt this VM owes for the last message it took
@@ -179,8 +176,8 @@ impl VmState {
 
     /// Writes what this VM printed before another actor can react to a
     /// message from it (that actor may print on another thread).
-    /// Takes the receipts that came for this VM's sends (their sends are
-    /// finished: `sent_to` forgets them). One is returned; several stay
+    /// Takes the receipts that came for this VM's sends. One is returned;
+    /// several stay
     /// in `receipts`, where `rt.mailbox_poll` finds them first.
     pub(crate) fn take_receipts(&mut self) -> Receipts {
         let mut receipts = std::mem::take(&mut self.receipts);
@@ -189,7 +186,6 @@ impl VmState {
             [] => Receipts::None,
             &[(id, delivered)] => {
                 receipts.clear();
-                self.sent_to.remove(&id);
                 Receipts::One(id, delivered)
             }
             _ => Receipts::Several,
@@ -1005,7 +1001,6 @@ impl Vm {
             import_root: None,
             ended: false,
             mailbox: Mailbox::new(),
-            sent_to: Default::default(),
             receipts: Vec::new(),
             owed: None,
             memory_limit: None,
