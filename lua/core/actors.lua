@@ -28,8 +28,19 @@ local SLOW = {}   -- wake value: chan_send_fast could not copy it, use rt.chan_s
 
 ---------------------------------------------------------------------------
 -- tx-channel
-local sends = {}      -- send id -> fiber (its `send_to`: the address box)
+-- send id -> fiber (its `send_to`: the address box). An id is unique
+-- among this VM's sends in flight; the scalar path reuses the ids of
+-- finished sends (free_ids), so `sends` stays a small array instead of
+-- taking a new hash key per message. An id leaves use only when no
+-- receipt can come for it any more: its receipt came, its message was
+-- withdrawn or never queued.
+local sends = {}
 local send_seq = 0
+local free_ids, nfree = {}, 0
+local function release_id(id)
+  nfree = nfree + 1
+  free_ids[nfree] = id
+end
 local chan_withdraw = rt.chan_withdraw
 
 local function send_interrupter(f, id)
@@ -37,6 +48,7 @@ local function send_interrupter(f, id)
   -- succeeds when its receipt arrives.
   if chan_withdraw(f.send_to, id) then
     sends[id] = nil
+    release_id(id)
     K.actor_waits = K.actor_waits - 1
     wake(f, INTERRUPTED)
   end
@@ -53,7 +65,14 @@ local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
 -- over the fast path's limit or a closed handle, which rt.chan_send sorts
 -- out). chan_send_fast raises only for a VM that is closing or a misused
 -- box, neither of which reaches here.
-function K.send_yielded(f, box, m, id)
+function K.send_yielded(f, box, m)
+  local id
+  if nfree > 0 then
+    id, nfree = free_ids[nfree], nfree - 1
+  else
+    send_seq = send_seq + 1
+    id = send_seq
+  end
   local queued = chan_send_fast(box, m, id)
   -- (a copied message carried the owed receipt, if any)
   if queued ~= nil then K.owing = false end
@@ -63,6 +82,7 @@ function K.send_yielded(f, box, m, id)
     K.actor_waits = K.actor_waits + 1
     if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = send_interrupter, id end
   else
+    release_id(id)
     wake(f, queued == false and CLOSED or SLOW)
   end
 end
@@ -72,8 +92,6 @@ function tx_methods.send(self, ...)
   local f = fiber_for_message()
   local m = ...
   if m == nil and select('#', ...) < 1 then raise_errno(E.EINVAL) end
-  send_seq = send_seq + 1
-  local id = send_seq
   local box = boxes[self]
   if box == nil then
     box = chan_box(self)
@@ -83,10 +101,13 @@ function tx_methods.send(self, ...)
   local tm = type(m)
   if box and (tm == 'number' or tm == 'string' or tm == 'boolean') then
     -- no C call before the yield: the yield checks yieldability
-    r = yield_send(box, m, id)
+    r = yield_send(box, m)
   end
   if r == SLOW then
     check_yieldable()
+    -- a new id: one that an error below leaves unused is never reused
+    send_seq = send_seq + 1
+    local id = send_seq
     local queued = rt.chan_send(self, m, id)
     K.owing = false -- (chan_send paid it)
     if not queued then raise_core('channel_closed') end
@@ -244,6 +265,7 @@ local function receipt(id, ok)
   local f = sends[id]
   if f then
     sends[id] = nil
+    release_id(id)
     K.actor_waits = K.actor_waits - 1
     wake(f, ok or CLOSED)
   end

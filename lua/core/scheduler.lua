@@ -1014,12 +1014,12 @@ function K.step(block, poll, alone, rid, rok)
           f[CO] = co
           setfenv_u(co, f.env)
         end
-        local ok, sig, a, b, c = co_resume(co, f[W1])
+        local ok, sig, a, b = co_resume(co, f[W1])
         current = nil
         if sig ~= SUSPEND then
           if sig == SEND then
             -- K.yield_send: posted now, the fiber waits for its receipt
-            K.send_yielded(f, a, b, c)
+            K.send_yielded(f, a, b)
           elseif sig == YIELDED then
             -- this_fiber.yield: queued again (its stale w1 is ignored)
             rq_n = rq_n + 1
@@ -1160,10 +1160,10 @@ K.rename_error(yield_refusal_at(K.sleep0), CANNOT_SUSPEND)
 -- posted: the yield is its yieldability check (a refused one posted
 -- nothing), and the scheduler posts it (K.send_yielded) before any other
 -- fiber runs. Returns the wake value.
-function K.yield_send(box, m, id)
+function K.yield_send(box, m)
   -- (no tail call: LuaJIT must locate a refusal here; keep the line
   -- before `end`)
-  return (co_yield(SEND, box, m, id))
+  return (co_yield(SEND, box, m))
 end
 K.rename_error(yield_refusal_at(K.yield_send), CANNOT_SUSPEND)
 
