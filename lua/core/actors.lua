@@ -18,13 +18,12 @@ local raise_core, raise_errno = K.raise_core, K.raise_errno
 local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
 local fiber_or_nil = K.fiber_or_nil
 local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
-local yield_send, W1, INTERRUPTER = K.yield_send, K.W1, K.INTERRUPTER
+local suspendable_fiber = K.suspendable_fiber
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
 local span_new = byte_span.new
 
 local CLOSED, NO_SENDERS, GOT = {}, {}, {}
-local SLOW = {}   -- wake value: chan_send_fast could not copy it, use rt.chan_send
 
 ---------------------------------------------------------------------------
 -- tx-channel
@@ -59,37 +58,9 @@ end
 local boxes = setmetatable({}, { __mode = 'k' })
 local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
 
--- A scalar send yielded (K.yield_send): the scheduler calls this before
--- any other fiber runs. Posted: the fiber waits for its receipt like a
--- suspended send; else it is woken at once (CLOSED, or SLOW: a string
--- over the fast path's limit or a closed handle, which rt.chan_send sorts
--- out). chan_send_fast raises only for a VM that is closing or a misused
--- box, neither of which reaches here.
-function K.send_yielded(f, box, m)
-  local id
-  if nfree > 0 then
-    id, nfree = free_ids[nfree], nfree - 1
-  else
-    send_seq = send_seq + 1
-    id = send_seq
-  end
-  local queued = chan_send_fast(box, m, id)
-  -- (a copied message carried the owed receipt, if any)
-  if queued ~= nil then K.owing = false end
-  if queued then
-    sends[id] = f
-    f.send_to = box
-    K.actor_waits = K.actor_waits + 1
-    if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = send_interrupter, id end
-  else
-    release_id(id)
-    wake(f, queued == false and CLOSED or SLOW)
-  end
-end
-
 local tx_methods = {}
 function tx_methods.send(self, ...)
-  local f = fiber_for_message()
+  local f = suspendable_fiber()
   local m = ...
   if m == nil and select('#', ...) < 1 then raise_errno(E.EINVAL) end
   local box = boxes[self]
@@ -97,25 +68,32 @@ function tx_methods.send(self, ...)
     box = chan_box(self)
     if box then boxes[self] = box end
   end
-  local r = SLOW
-  local tm = type(m)
-  if box and (tm == 'number' or tm == 'string' or tm == 'boolean') then
-    -- no C call before the yield: the yield checks yieldability
-    r = yield_send(box, m)
+  local id, queued
+  if box then
+    -- scalars: a reused id (see `sends`)
+    if nfree > 0 then
+      id, nfree = free_ids[nfree], nfree - 1
+    else
+      send_seq = send_seq + 1
+      id = send_seq
+    end
+    queued = chan_send_fast(box, m, id)
   end
-  if r == SLOW then
-    check_yieldable()
+  if queued == nil then
+    if id then release_id(id) end
     -- a new id: one that an error below leaves unused is never reused
     send_seq = send_seq + 1
-    local id = send_seq
-    local queued = rt.chan_send(self, m, id)
-    K.owing = false -- (chan_send paid it)
-    if not queued then raise_core('channel_closed') end
-    sends[id] = f
-    f.send_to = box
-    K.actor_waits = K.actor_waits + 1
-    r = suspend(f, send_interrupter, id)
+    id = send_seq
+    queued = rt.chan_send(self, m, id)
   end
+  if not queued then
+    release_id(id)
+    raise_core('channel_closed')
+  end
+  sends[id] = f
+  f.send_to = box
+  K.actor_waits = K.actor_waits + 1
+  local r = suspend(f, send_interrupter, id)
   if r == INTERRUPTED then raise_core('interrupted') end
   if r == CLOSED then raise_core('channel_closed') end
 end
@@ -174,16 +152,8 @@ function rx_methods.receive(_)
   end
   -- (a closed inbox answers 2 before anything else)
   local kind, v = inbox_take()
-  -- (a message taken: its receipt is owed until this fiber posts or
-  -- suspends, see K.owing)
-  if kind == 1 then
-    K.owing = true
-    return v
-  end
-  if kind == 4 then
-    K.owing = true
-    return inbox_unstash()
-  end
+  if kind == 1 then return v end
+  if kind == 4 then return inbox_unstash() end
   -- A queued message was returned without suspending; from here on the
   -- fiber may suspend (a C call: checked only now).
   check_yieldable()
@@ -295,7 +265,6 @@ function K.actor_poll(rid, rok)
   if r then
     -- (after the receipts: a message that fails to build wakes no one,
     -- but the senders whose receipts came are woken)
-    if kind == 1 or kind == 4 then K.owing = true end
     if kind == 4 then kind, v = 1, inbox_unstash() end
     if kind ~= 0 then
       receiver = false

@@ -43,13 +43,7 @@ local LOG, log = rt.log_enabled, rt.log
 -- Sentinels yielded to the scheduler; user code can never produce them.
 -- YIELDED: suspended and to be queued again at once (this_fiber.yield).
 -- NOP_WAIT: suspended until the next ring turn's NOP completes (sleep(0)).
--- SEND: a scalar send; the scheduler posts it (lua/core/actors.lua).
 local SUSPEND, FINISHED, TERMINATE, YIELDED, NOP_WAIT = {}, {}, {}, {}, {}
-local SEND = {}
--- Set while this VM owes the receipt of a message it took (src/actor/
--- raw_calls.rs "Owed receipts"); paid after the taking fiber's run.
-K.owing = false
-local pay_receipt = rt.pay_receipt
 local INTERRUPTED = {}   -- wake value meaning "your wait was interrupted"
 K.SUSPEND, K.TERMINATE, K.INTERRUPTED = SUSPEND, TERMINATE, INTERRUPTED
 K.co_yield = co_yield
@@ -382,12 +376,18 @@ local function check_suspend(f)
 end
 K.check_suspend = check_suspend
 
--- The running fiber, after check_suspend's checks but yieldability (a C
--- call, which also ends a JIT trace), in one call: for the message path
--- (send, receive), which checks that only where it would suspend (receive)
--- or learns it from its yield (send, K.yield_send). While no fiber has an
--- interruption pending or suspension forbidden (guards == 0), its fields
--- need no look.
+-- The running fiber, after check_suspend's checks, in one call (the
+-- message path: send, receive). While no fiber has an interruption
+-- pending or suspension forbidden (guards == 0), its fields need no look.
+function K.suspendable_fiber()
+  local f = current
+  if guards > 0 or c_resumes > 0 or not f or not co_isyieldable() then check_suspend(f) end
+  return f
+end
+
+-- The same without the yieldability check (a C call, which also ends a
+-- JIT trace): for receive, which checks it only where it would suspend
+-- (a queued message is returned at once).
 function K.fiber_for_message()
   local f = current
   if guards > 0 or c_resumes > 0 or not f then check_suspend(f) end
@@ -1014,13 +1014,10 @@ function K.step(block, poll, alone, rid, rok)
           f[CO] = co
           setfenv_u(co, f.env)
         end
-        local ok, sig, a, b = co_resume(co, f[W1])
+        local ok, sig = co_resume(co, f[W1])
         current = nil
         if sig ~= SUSPEND then
-          if sig == SEND then
-            -- K.yield_send: posted now, the fiber waits for its receipt
-            K.send_yielded(f, a, b)
-          elseif sig == YIELDED then
+          if sig == YIELDED then
             -- this_fiber.yield: queued again (its stale w1 is ignored)
             rq_n = rq_n + 1
             runq[rq_n] = f
@@ -1045,12 +1042,6 @@ function K.step(block, poll, alone, rid, rok)
             closing = true
           end
           if closing then break end
-        end
-        -- The fiber took a message and did not post the receipt along
-        -- with a send (lua/core/actors.lua): its sender goes on now.
-        if K.owing then
-          K.owing = false
-          pay_receipt()
         end
       end
       -- A drained batch keeps its capacity: only reuse it when small.
@@ -1156,17 +1147,6 @@ function K.sleep0()
 end
 K.rename_error(yield_refusal_at(K.sleep0), CANNOT_SUSPEND)
 
--- A scalar send (lua/core/actors.lua) yields before its message is
--- posted: the yield is its yieldability check (a refused one posted
--- nothing), and the scheduler posts it (K.send_yielded) before any other
--- fiber runs. Returns the wake value.
-function K.yield_send(box, m)
-  -- (no tail call: LuaJIT must locate a refusal here; keep the line
-  -- before `end`)
-  return (co_yield(SEND, box, m))
-end
-K.rename_error(yield_refusal_at(K.yield_send), CANNOT_SUSPEND)
-
 function this_fiber.forbid_suspend()
   current.susp_forbidden = current.susp_forbidden + 1
   guards = guards + 1
@@ -1254,12 +1234,11 @@ local function resume_tail(co, depth, ok, ...)
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then
     local sig = ...
-    if sig == SUSPEND or sig == YIELDED or sig == NOP_WAIT or sig == TERMINATE or sig == SEND then
-      -- The coroutine suspended the whole fiber: forward the yield up (with
-      -- a send's values) and resume the coroutine transparently once the
-      -- fiber is woken.
+    if sig == SUSPEND or sig == YIELDED or sig == NOP_WAIT or sig == TERMINATE then
+      -- The coroutine suspended the whole fiber: forward the yield up and
+      -- resume the coroutine transparently once the fiber is woken.
       busy[co] = true
-      local a, b = co_yield(...)
+      local a, b = co_yield(sig)
       busy[co] = nil
       c_depth = depth + 1
       return resume_tail(co, depth, co_resume(co, a, b))

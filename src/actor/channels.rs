@@ -187,9 +187,6 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
                     None => return Err(channel_closed()),
                 };
                 drop(handle);
-                // The receipt this VM owes goes out first (raw_calls.rs
-                // "Owed receipts"), with what this VM printed before it.
-                borrow_state(&held, |st| st.pay_owed())?;
                 if dest.is_closed() {
                     return Ok(false);
                 }

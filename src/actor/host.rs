@@ -93,12 +93,6 @@ impl Hosted {
         };
         let outcome = self.vm.step(&self.step, block, poll, alone, receipts);
         self.ready = matches!(outcome, Ok(Step::Ready));
-        // A receipt owed for a message taken in the step (usually paid
-        // already: raw_calls.rs "Owed receipts").
-        self.with_state(|st| {
-            st.pay_owed();
-            false
-        });
         outcome
     }
 
@@ -138,11 +132,6 @@ impl Hosted {
         let master = self.vm.is_master();
         let exit = self.vm.finish(ran);
         let monitor = self.vm.take_monitor();
-        // Messages it took were delivered, whatever happens to the rest.
-        self.with_state(|st| {
-            st.pay_owed();
-            false
-        });
         self.mailbox.close();
         drop(self.vm);
         if let Some((to, main_done, error)) = monitor {

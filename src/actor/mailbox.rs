@@ -8,9 +8,8 @@
 //! - `senders` counts live [`ActorAddress`] values naming this mailbox
 //!   (tx-channel handles in any VM, addresses inside messages in flight).
 //! - Every envelope taken out of `queue` gets exactly one receipt to its
-//!   sender: delivered (`true`, by `take`, or later by whoever called
-//!   `take_owing`) or refused (`false`, by `close`); an envelope withdrawn by
-//!   its own sender gets none.
+//!   sender: delivered (`true`, by `take`) or refused (`false`, by `close`);
+//!   an envelope withdrawn by its own sender gets none.
 //! - `pending` is set whenever the owning VM's Lua side has something to
 //!   look at (a message, a receipt, the sender count reaching zero, the
 //!   inbox closing); the host clears it before it polls the VM.
@@ -114,27 +113,8 @@ impl Mailbox {
     /// Queues `env`; gives it back when the inbox is closed (the sender
     /// gets `channel_closed` at once).
     pub(crate) fn post(&self, env: Envelope) -> Result<(), Envelope> {
-        self.post_with_receipt(env, None)
-    }
-
-    /// `post`, with the "delivered" receipt of `receipt` (a send of this
-    /// mailbox's VM that the posting VM took, `take_owing`) under the same
-    /// lock and flag: the receiver sees both in one look. The receipt is
-    /// kept even when `env` is refused.
-    pub(crate) fn post_with_receipt(
-        &self,
-        env: Envelope,
-        receipt: Option<u64>,
-    ) -> Result<(), Envelope> {
         let mut st = self.lock();
-        if let Some(id) = receipt {
-            st.receipts.push((id, true));
-        }
         if st.closed {
-            drop(st);
-            if receipt.is_some() {
-                self.mark_pending();
-            }
             return Err(env);
         }
         st.queue.push_back(env);
@@ -146,37 +126,21 @@ impl Mailbox {
     /// Takes the oldest message (its sender gets a "delivered" receipt), or
     /// says why there is none.
     pub(crate) fn take(&self) -> Taken {
-        let taken = self.take_owing();
-        if let Taken::Message(Envelope {
-            sender: Some(sender),
-            send_id,
-            ..
-        }) = &taken
-        {
-            sender.receipt(*send_id, true);
-        }
-        taken
-    }
-
-    /// `take` without the receipt: the caller owes the message's sender
-    /// its "delivered" receipt (`deliver`, or `post_with_receipt` when it
-    /// posts to that sender anyway).
-    pub(crate) fn take_owing(&self) -> Taken {
         let mut st = self.lock();
         if st.closed {
             return Taken::Closed;
         }
         match st.queue.pop_front() {
-            Some(env) => Taken::Message(env),
+            Some(env) => {
+                drop(st);
+                if let Some(sender) = &env.sender {
+                    sender.receipt(env.send_id, true);
+                }
+                Taken::Message(env)
+            }
             None if self.senders.load(Ordering::Acquire) == 0 => Taken::NoSenders,
             None => Taken::Nothing,
         }
-    }
-
-    /// The "delivered" receipt of send `send_id` of this mailbox's VM (owed
-    /// since a `take_owing`).
-    pub(crate) fn deliver(&self, send_id: u64) {
-        self.receipt(send_id, true);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -302,40 +266,6 @@ mod tests {
         a.take_receipts(&mut receipts);
         assert_eq!(receipts, vec![(1, true), (3, false)]);
         assert!(matches!(b.take(), Taken::Closed));
-    }
-
-    /// A taken-but-owed message gets no receipt until its taker delivers
-    /// it; a receipt posted with a message lands with it under one flag,
-    /// and stays when the message is refused.
-    #[test]
-    fn owed_receipts_travel_with_a_post_and_survive_a_refusal() {
-        let (a, b) = (Mailbox::new(), Mailbox::new());
-        let _senders = (ActorAddress::new(a.clone()), ActorAddress::new(b.clone()));
-        assert!(b.post(env(&a, 1)).is_ok());
-        assert!(matches!(b.take_owing(), Taken::Message(e) if e.send_id == 1));
-        let mut receipts = Vec::new();
-        a.take_receipts(&mut receipts);
-        assert!(receipts.is_empty(), "take_owing sent a receipt");
-        a.take_pending();
-        // b's reply to a carries the receipt of a's send 1
-        assert!(a.post_with_receipt(env(&b, 7), Some(1)).is_ok());
-        assert!(a.take_pending());
-        a.take_receipts(&mut receipts);
-        assert_eq!(receipts, vec![(1, true)]);
-        assert!(matches!(a.take(), Taken::Message(e) if e.send_id == 7));
-        // refused post: the receipt is kept and flagged
-        a.close();
-        a.take_pending();
-        receipts.clear();
-        assert!(a.post_with_receipt(env(&b, 8), Some(2)).is_err());
-        assert!(a.take_pending());
-        a.take_receipts(&mut receipts);
-        assert_eq!(receipts, vec![(2, true)]);
-        // and deliver() is the plain form
-        b.deliver(9);
-        receipts.clear();
-        b.take_receipts(&mut receipts);
-        assert_eq!(receipts, vec![(7, true), (9, true)]);
     }
 
     /// 1M messages from one thread to another through the mailbox and the

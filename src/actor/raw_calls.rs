@@ -25,15 +25,6 @@
 //!   inbox's `Arc`, which is not a sender (only the tx-channel handle it
 //!   was made from counts as one); the core code drops its box when it
 //!   closes the handle.
-//! - Owed receipts: a message `take` hands to Lua is taken with
-//!   `take_owing`; its "delivered" receipt waits in `VmState::owed` (one
-//!   at most: every take pays the one before) and goes with this VM's next
-//!   post to the same inbox (`chan_send_fast`: one lock and one wake-up
-//!   flag for both, so a cross-thread partner sees reply and receipt in a
-//!   single look), else at the end of the receiving fiber's run
-//!   (`pay_receipt`, called by the scheduler), of the step or of the VM
-//!   (host.rs). A sender is thus released no later than when the fiber
-//!   that took its message next suspends, never before the take.
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
@@ -110,25 +101,18 @@ fn with_state<R>(slot: &Slot, f: impl FnOnce(&mut VmState) -> R) -> Result<R, &'
     Ok(f(&mut st))
 }
 
-/// What `receive` finds in the inbox; a message's receipt is owed (see
-/// the module invariants), the one owed before is paid.
+/// What `receive` finds in the inbox; a message's sender gets its receipt.
 fn take(slot: &Slot, st: &mut VmState) -> Got {
-    st.pay_owed();
-    match st.mailbox.take_owing() {
-        Taken::Message(Envelope {
-            msg,
-            sender,
-            send_id,
-        }) => {
-            st.owed = sender.map(|s| (s, send_id));
-            match msg {
-                m @ (Message::Bool(_) | Message::Number(_) | Message::String(_)) => Got::Scalar(m),
-                other => {
-                    slot.stash.set(Some(other));
-                    Got::Kind(4)
-                }
+    // The receipt may let the sender print on another thread.
+    st.flush_if_output();
+    match st.mailbox.take() {
+        Taken::Message(env) => match env.msg {
+            m @ (Message::Bool(_) | Message::Number(_) | Message::String(_)) => Got::Scalar(m),
+            other => {
+                slot.stash.set(Some(other));
+                Got::Kind(4)
             }
-        }
+        },
         Taken::Closed => Got::Kind(2),
         Taken::NoSenders => Got::Kind(3),
         Taken::Nothing => Got::Kind(0),
@@ -332,16 +316,7 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
                 sender: Some(st.mailbox.clone()),
                 send_id: id,
             };
-            // An owed receipt to the same inbox travels with the message.
-            let receipt = match st.owed.take() {
-                Some((sender, owed_id)) if Arc::ptr_eq(&sender, dest) => Some(owed_id),
-                Some((sender, owed_id)) => {
-                    sender.deliver(owed_id);
-                    None
-                }
-                None => None,
-            };
-            dest.post_with_receipt(env, receipt).is_ok()
+            dest.post(env).is_ok()
         });
         match queued {
             Ok(q) => ffi::lua_pushboolean(l, q as c_int),
@@ -397,20 +372,8 @@ unsafe extern "C-unwind" fn chan_withdraw(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// `pay_receipt()`: sends the receipt this VM owes, if any (the
-/// scheduler calls it when a fiber that took a message suspends without
-/// having posted it along).
-unsafe extern "C-unwind" fn pay_receipt(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: see `slot`. A VM that is closing or ended owes nothing any
-    // more (host.rs paid before the end): nothing to raise about.
-    unsafe {
-        let _ = with_state(slot(l), VmState::pay_owed);
-    }
-    0
-}
-
-/// Adds `chan_send_fast`, `mailbox_poll`, `inbox_take`, `pay_receipt` and
-/// `chan_withdraw` to `rt`,
+/// Adds `chan_send_fast`, `mailbox_poll`, `inbox_take` and `chan_withdraw`
+/// to `rt`,
 /// holding `state`; returns
 /// the stash `rt.inbox_unstash` empties.
 pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<Stash> {
@@ -446,11 +409,10 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
             // stack: [rt, box_mt, slot_mt, slot]
-            let fns: [(&CStr, ffi::lua_CFunction); 5] = [
+            let fns: [(&CStr, ffi::lua_CFunction); 4] = [
                 (c"chan_send_fast", chan_send_fast),
                 (c"mailbox_poll", mailbox_poll),
                 (c"inbox_take", inbox_take),
-                (c"pay_receipt", pay_receipt),
                 (c"chan_withdraw", chan_withdraw),
             ];
             for (name, f) in fns {

@@ -125,12 +125,6 @@ pub(crate) struct VmState {
     pub(crate) mailbox: Arc<Mailbox>,
     /// Spare buffer for rendezvous receipts.
     pub(crate) receipts: Vec<(u64, bool)>,
-    /// The "delivered" receipt this VM owes for the last message it took
-    /// (sender's inbox, send id): sent with this VM's next post to that
-    /// inbox, or by `pay_owed` at its next take, at the end of the
-    /// receiving fiber's run (lua/core/scheduler.lua), of the step, or of
-    /// the VM (raw_calls.rs "Owed receipts").
-    pub(crate) owed: Option<(Arc<Mailbox>, u64)>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
     pub(crate) memory_limit: Option<usize>,
     /// The master VM owns process-wide state (spec/actors.md §1
@@ -193,15 +187,6 @@ impl VmState {
         };
         self.receipts = receipts;
         taken
-    }
-
-    /// Sends the receipt this VM owes, if any (its output first: the
-    /// sender may print on another thread once released).
-    pub(crate) fn pay_owed(&mut self) {
-        if let Some((sender, send_id)) = self.owed.take() {
-            self.flush_if_output();
-            sender.deliver(send_id);
-        }
     }
 
     pub(crate) fn flush_if_output(&mut self) {
@@ -1080,7 +1065,6 @@ impl Vm {
             ended: false,
             mailbox: Mailbox::new(),
             receipts: Vec::new(),
-            owed: None,
             memory_limit: None,
             master: false,
             monitor: None,
@@ -1489,8 +1473,6 @@ impl Drop for Vm {
         // after this (dropping `Lua` first runs a full collection, then
         // `lua_close`) find the VM ended: reports go straight to fd 2.
         let _ = with_state(&self.lua, |st| {
-            // A message it took was delivered (host.rs pays this earlier).
-            st.pay_owed();
             let _ = st.finish_output();
             // Sandboxes die with the VM, before its objects (their channels)
             // are collected: none sees its channel close first.
