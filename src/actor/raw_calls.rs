@@ -344,7 +344,9 @@ unsafe fn box_at<'a>(
             raise(l, what);
         }
         ffi::lua_pop(l, 1);
-        (*(ffi::lua_touserdata(l, idx) as *const AddrBox)).0.as_ref()
+        (*(ffi::lua_touserdata(l, idx) as *const AddrBox))
+            .0
+            .as_ref()
     }
 }
 

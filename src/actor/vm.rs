@@ -1321,17 +1321,18 @@ impl Vm {
         // as `self.lua`, which the caller keeps beside the result (host.rs
         // `Hosted`).
         unsafe {
-            self.lua.exec_raw::<(i64, mlua::LightUserData)>(step, |l| {
-                ffi::lua_pushboolean(l, 0);
-                ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, STEP_ERROR_KEY.as_ptr());
-                let func = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-                ffi::lua_pushinteger(l, func as ffi::lua_Integer);
-                ffi::lua_pushlightuserdata(l, l.cast());
-            })
-            .map(|(func, state)| StepFunction {
-                state: state.0.cast(),
-                func: func as c_int,
-            })
+            self.lua
+                .exec_raw::<(i64, mlua::LightUserData)>(step, |l| {
+                    ffi::lua_pushboolean(l, 0);
+                    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, STEP_ERROR_KEY.as_ptr());
+                    let func = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                    ffi::lua_pushinteger(l, func as ffi::lua_Integer);
+                    ffi::lua_pushlightuserdata(l, l.cast());
+                })
+                .map(|(func, state)| StepFunction {
+                    state: state.0.cast(),
+                    func: func as c_int,
+                })
         }
     }
 
