@@ -91,6 +91,7 @@ function tx_methods.send(self, ...)
     raise_core('channel_closed')
   end
   sends[id] = f
+  -- (for a withdraw; left in the record afterwards: a box is no sender)
   f.send_to = box
   K.actor_waits = K.actor_waits + 1
   local r = suspend(f, send_interrupter, id)

@@ -1,6 +1,7 @@
 //! The `rt` calls a message passes through as raw `lua_CFunction`s:
 //! `chan_send_fast` (out of the sender), `mailbox_poll` and `inbox_take`
-//! (into the receiver), without mlua's callback frame and argument
+//! (into the receiver), `chan_withdraw` (an interrupted send), without
+//! mlua's callback frame and argument
 //! conversion (together about a third of a same-thread round trip,
 //! docs/performance.md "Actors").
 //!
@@ -24,7 +25,8 @@
 //!   userdata only `rt.chan_box` makes, checked by its metatable): the
 //!   inbox's `Arc`, which is not a sender (only the tx-channel handle it
 //!   was made from counts as one); the core code drops its box when it
-//!   closes the handle.
+//!   closes the handle. `chan_withdraw` takes the box a send went through
+//!   (kept by the sending fiber), so no send id -> inbox map is kept.
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
