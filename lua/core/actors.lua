@@ -16,7 +16,9 @@ local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
-local fiber_or_nil, suspendable_fiber = K.fiber_or_nil, K.suspendable_fiber
+local fiber_or_nil = K.fiber_or_nil
+local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
+local suspendable_fiber = K.suspendable_fiber
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
 local span_new = byte_span.new
@@ -25,14 +27,27 @@ local CLOSED, NO_SENDERS, GOT = {}, {}, {}
 
 ---------------------------------------------------------------------------
 -- tx-channel
-local sends = {}      -- send id -> fiber
+-- send id -> fiber (its `send_to`: the address box). An id is unique
+-- among this VM's sends in flight; the scalar path reuses the ids of
+-- finished sends (free_ids), so `sends` stays a small array instead of
+-- taking a new hash key per message. An id leaves use only when no
+-- receipt can come for it any more: its receipt came, its message was
+-- withdrawn or never queued.
+local sends = {}
 local send_seq = 0
+local free_ids, nfree = {}, 0
+local function release_id(id)
+  nfree = nfree + 1
+  free_ids[nfree] = id
+end
+local chan_withdraw = rt.chan_withdraw
 
 local function send_interrupter(f, id)
   -- A message already taken by a receiver cannot be withdrawn: the send
   -- succeeds when its receipt arrives.
-  if rt.chan_withdraw(id) then
+  if chan_withdraw(f.send_to, id) then
     sends[id] = nil
+    release_id(id)
     K.actor_waits = K.actor_waits - 1
     wake(f, INTERRUPTED)
   end
@@ -48,18 +63,36 @@ function tx_methods.send(self, ...)
   local f = suspendable_fiber()
   local m = ...
   if m == nil and select('#', ...) < 1 then raise_errno(E.EINVAL) end
-  send_seq = send_seq + 1
-  local id = send_seq
   local box = boxes[self]
   if box == nil then
     box = chan_box(self)
     if box then boxes[self] = box end
   end
-  local queued
-  if box then queued = chan_send_fast(box, m, id) end
-  if queued == nil then queued = rt.chan_send(self, m, id) end
-  if not queued then raise_core('channel_closed') end
+  local id, queued
+  if box then
+    -- scalars: a reused id (see `sends`)
+    if nfree > 0 then
+      id, nfree = free_ids[nfree], nfree - 1
+    else
+      send_seq = send_seq + 1
+      id = send_seq
+    end
+    queued = chan_send_fast(box, m, id)
+  end
+  if queued == nil then
+    if id then release_id(id) end
+    -- a new id: one that an error below leaves unused is never reused
+    send_seq = send_seq + 1
+    id = send_seq
+    queued = rt.chan_send(self, m, id)
+  end
+  if not queued then
+    release_id(id)
+    raise_core('channel_closed')
+  end
   sends[id] = f
+  -- (for a withdraw; left in the record afterwards: a box is no sender)
+  f.send_to = box
   K.actor_waits = K.actor_waits + 1
   local r = suspend(f, send_interrupter, id)
   if r == INTERRUPTED then raise_core('interrupted') end
@@ -113,7 +146,7 @@ end
 local inbox_take, inbox_unstash = rt.inbox_take, rt.inbox_unstash
 local rx_methods = {}
 function rx_methods.receive(_)
-  local f = suspendable_fiber()
+  local f = fiber_for_message()
   if receiver or host_receiving then
     if rt.inbox_closed() then raise_core('channel_closed') end
     raise_errno(E.EBUSY)
@@ -122,6 +155,9 @@ function rx_methods.receive(_)
   local kind, v = inbox_take()
   if kind == 1 then return v end
   if kind == 4 then return inbox_unstash() end
+  -- A queued message was returned without suspending; from here on the
+  -- fiber may suspend (a C call: checked only now).
+  check_yieldable()
   if kind == 2 then raise_core('channel_closed') end
   if K.sandboxed then return receive_from_host(f) end
   if kind == 3 then raise_core('no_senders') end
@@ -200,6 +236,7 @@ local function receipt(id, ok)
   local f = sends[id]
   if f then
     sends[id] = nil
+    release_id(id)
     K.actor_waits = K.actor_waits - 1
     wake(f, ok or CLOSED)
   end

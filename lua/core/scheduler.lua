@@ -385,6 +385,15 @@ function K.suspendable_fiber()
   return f
 end
 
+-- The same without the yieldability check (a C call, which also ends a
+-- JIT trace): for receive, which checks it only where it would suspend
+-- (a queued message is returned at once).
+function K.fiber_for_message()
+  local f = current
+  if guards > 0 or c_resumes > 0 or not f then check_suspend(f) end
+  return f
+end
+
 -- The checks of a function that suspends only sometimes, before it knows.
 local function check_wait(f)
   -- (no `f`: a finalizer running in the scheduler's own thread)

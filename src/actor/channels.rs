@@ -204,11 +204,7 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
                 // What this VM printed comes out before the receiver can
                 // react, on whatever thread it runs.
                 borrow_state(&held, VmState::flush_if_output)?;
-                if dest.post(env).is_err() {
-                    return Ok(false);
-                }
-                borrow_state(&held, |st| st.sent_to.insert(id, dest))?;
-                Ok(true)
+                Ok(dest.post(env).is_ok())
             },
         ))?,
     )?;
@@ -236,20 +232,6 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
                 .map_err(|_| error::einval(1))?;
             handle.0.borrow_mut().take();
             Ok(())
-        }))?,
-    )?;
-    // chan_withdraw(send id) -> true when the message was still queued
-    rt.set(
-        "chan_withdraw",
-        lua.create_function(unless_closing(|lua, id: u64| {
-            let (own, dest) =
-                with_state(lua, |st| (st.mailbox.clone(), st.sent_to.get(&id).cloned()))?;
-            let Some(dest) = dest else { return Ok(false) };
-            let withdrawn = dest.withdraw(&own, id);
-            if withdrawn {
-                with_state(lua, |st| st.sent_to.remove(&id))?;
-            }
-            Ok(withdrawn)
         }))?,
     )?;
     // mailbox_poll and inbox_take are raw C functions (raw_calls.rs); a

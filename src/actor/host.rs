@@ -34,7 +34,7 @@ use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Lua, Table, Value};
 
 use super::channels::ChannelHandle;
 use super::mailbox::{ActorAddress, Envelope, Mailbox};
@@ -42,7 +42,8 @@ use super::message::Message;
 use super::module_files::{self, EntryError};
 use super::process::{Process, Sleep, ThreadSignal};
 use super::vm::{
-    with_state, Ran, Receipts, SharedState, Step, Vm, VmExit, VmState, VM_THREAD_STACK_SIZE,
+    with_state, Ran, Receipts, SharedState, Step, StepFunction, Vm, VmExit, VmState,
+    VM_THREAD_STACK_SIZE,
 };
 use crate::executor::OpFd;
 use crate::modules::error;
@@ -50,7 +51,7 @@ use crate::RuntimeError;
 
 struct Hosted {
     vm: Vm,
-    step: Function,
+    step: StepFunction,
     mailbox: Arc<Mailbox>,
     /// The VM's state, read between steps without a Lua call.
     state: SharedState,

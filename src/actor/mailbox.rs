@@ -26,32 +26,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use super::message::Message;
 use super::process::ThreadSignal;
 
-/// Hashes send ids (sequential `u64`s a VM makes itself, never chosen by
-/// user code) with one multiplication: SipHash was a few percent of a
-/// same-thread round trip, which inserts and removes one id each way.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct SendIdHasher(u64);
-
-impl std::hash::Hasher for SendIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, id: u64) {
-        // Fibonacci hashing: spreads sequential ids over the high bits
-        // hashbrown uses for its control bytes.
-        self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// Send id -> `V`, hashed with [`SendIdHasher`].
-pub(crate) type SendIdMap<V> =
-    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<SendIdHasher>>;
-
 /// One message waiting in an inbox, with where its receipt goes.
 pub(crate) struct Envelope {
     pub msg: Message,

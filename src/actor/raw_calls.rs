@@ -1,6 +1,7 @@
 //! The `rt` calls a message passes through as raw `lua_CFunction`s:
 //! `chan_send_fast` (out of the sender), `mailbox_poll` and `inbox_take`
-//! (into the receiver), without mlua's callback frame and argument
+//! (into the receiver), `chan_withdraw` (an interrupted send), without
+//! mlua's callback frame and argument
 //! conversion (together about a third of a same-thread round trip,
 //! docs/performance.md "Actors").
 //!
@@ -24,7 +25,8 @@
 //!   userdata only `rt.chan_box` makes, checked by its metatable): the
 //!   inbox's `Arc`, which is not a sender (only the tx-channel handle it
 //!   was made from counts as one); the core code drops its box when it
-//!   closes the handle.
+//!   closes the handle. `chan_withdraw` takes the box a send went through
+//!   (kept by the sending fiber), so no send id -> inbox map is kept.
 
 use std::cell::Cell;
 use std::ffi::{c_int, CStr};
@@ -179,9 +181,6 @@ unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
         let receipts = match with_state(slot, |st| {
             let mut receipts = std::mem::take(&mut st.receipts);
             st.mailbox.take_receipts(&mut receipts);
-            for (id, _) in &receipts {
-                st.sent_to.remove(id);
-            }
             receipts
         }) {
             Ok(r) => r,
@@ -319,11 +318,7 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
                 sender: Some(st.mailbox.clone()),
                 send_id: id,
             };
-            if dest.post(env).is_err() {
-                return false;
-            }
-            st.sent_to.insert(id, dest.clone());
-            true
+            dest.post(env).is_ok()
         });
         match queued {
             Ok(q) => ffi::lua_pushboolean(l, q as c_int),
@@ -333,7 +328,56 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// Adds `chan_send_fast`, `mailbox_poll` and `inbox_take` to `rt`,
+/// The inbox of the address box argument `idx` (checked against the
+/// boxes' metatable, upvalue 2); raises `what` otherwise. `None`: the
+/// handle the box was made from was closed since.
+unsafe fn box_at<'a>(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    what: &'static CStr,
+) -> Option<&'a Arc<Mailbox>> {
+    // SAFETY: the userdata is read as an `AddrBox` only after its
+    // metatable was found to be the boxes'; it lives while it is on the
+    // stack. `raise` leaves nothing to drop here.
+    unsafe {
+        let is_box = ffi::lua_getmetatable(l, idx) != 0
+            && ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
+        if !is_box {
+            raise(l, what);
+        }
+        ffi::lua_pop(l, 1);
+        (*(ffi::lua_touserdata(l, idx) as *const AddrBox))
+            .0
+            .as_ref()
+    }
+}
+
+/// `chan_withdraw(box, send id) -> true` when the message this VM sent
+/// through `box` was still queued (it is taken back: no receipt will
+/// come), `false` when a receiver took it already.
+unsafe extern "C-unwind" fn chan_withdraw(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `box_at`, `slot` and `raise` (static messages).
+    unsafe {
+        let slot = slot(l);
+        let dest = box_at(
+            l,
+            1,
+            c"bad argument #1 to 'chan_withdraw' (address box expected)",
+        );
+        let id = ffi::lua_tonumber(l, 2) as u64;
+        let withdrawn = match with_state(slot, |st| {
+            dest.is_some_and(|dest| dest.withdraw(&st.mailbox, id))
+        }) {
+            Ok(w) => w,
+            Err(msg) => raise(l, msg),
+        };
+        ffi::lua_pushboolean(l, withdrawn as c_int);
+    }
+    1
+}
+
+/// Adds `chan_send_fast`, `mailbox_poll`, `inbox_take` and `chan_withdraw`
+/// to `rt`,
 /// holding `state`; returns
 /// the stash `rt.inbox_unstash` empties.
 pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<Stash> {
@@ -369,10 +413,11 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
             // stack: [rt, box_mt, slot_mt, slot]
-            let fns: [(&CStr, ffi::lua_CFunction); 3] = [
+            let fns: [(&CStr, ffi::lua_CFunction); 4] = [
                 (c"chan_send_fast", chan_send_fast),
                 (c"mailbox_poll", mailbox_poll),
                 (c"inbox_take", inbox_take),
+                (c"chan_withdraw", chan_withdraw),
             ];
             for (name, f) in fns {
                 ffi::lua_pushvalue(l, -1);
@@ -406,6 +451,11 @@ mod tests {
         let (lua, _) = vm.lua_and_core();
         let err = rt_fn(&vm, "chan_send_fast")
             .call::<()>((lua.create_table().unwrap(), 1, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("address box expected"), "{err}");
+        let err = rt_fn(&vm, "chan_withdraw")
+            .call::<()>((lua.create_table().unwrap(), 1))
             .unwrap_err()
             .to_string();
         assert!(err.contains("address box expected"), "{err}");

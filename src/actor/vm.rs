@@ -45,7 +45,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+use mlua::{ffi, Function, Lua, LuaOptions, StdLib, Table, Value};
+use std::ffi::c_int;
 
 use crate::actor::mailbox::Mailbox;
 use crate::actor::memory::VmMemory;
@@ -122,9 +123,6 @@ pub(crate) struct VmState {
     ended: bool,
     /// This VM's inbox as other actors address it.
     pub(crate) mailbox: Arc<Mailbox>,
-    /// Where each unfinished send of this VM went (send id -> inbox), so an
-    /// interrupted send can withdraw its message.
-    pub(crate) sent_to: crate::actor::mailbox::SendIdMap<Arc<Mailbox>>,
     /// Spare buffer for rendezvous receipts.
     pub(crate) receipts: Vec<(u64, bool)>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
@@ -173,8 +171,8 @@ impl VmState {
 
     /// Writes what this VM printed before another actor can react to a
     /// message from it (that actor may print on another thread).
-    /// Takes the receipts that came for this VM's sends (their sends are
-    /// finished: `sent_to` forgets them). One is returned; several stay
+    /// Takes the receipts that came for this VM's sends. One is returned;
+    /// several stay
     /// in `receipts`, where `rt.mailbox_poll` finds them first.
     pub(crate) fn take_receipts(&mut self) -> Receipts {
         let mut receipts = std::mem::take(&mut self.receipts);
@@ -183,7 +181,6 @@ impl VmState {
             [] => Receipts::None,
             &[(id, delivered)] => {
                 receipts.clear();
-                self.sent_to.remove(&id);
                 Receipts::One(id, delivered)
             }
             _ => Receipts::Several,
@@ -262,6 +259,83 @@ pub(crate) enum Step {
     Idle,
     /// Nothing can wake a fiber of this VM any more (or it was terminated).
     Done,
+}
+
+/// `K.step` of one VM, called with `lua_pcall` on the VM's main state:
+/// mlua's `Function::call` (its traceback handler, the function moved over
+/// from its reference thread, per-argument stack checks and the result's
+/// conversion) was about a ninth of the instructions of a same-thread
+/// message round trip (docs/performance.md "Actors"). Errors still come
+/// out as mlua makes them: the error value is read back through mlua
+/// (a Rust panic raised inside the step resumes as a panic there).
+///
+/// Invariant: used only with the `Vm` it came from, while that VM lives,
+/// on its thread, and never while an mlua call on the VM is under way
+/// (the host calls it between steps, like `Function::call` was).
+pub(crate) struct StepFunction {
+    state: *mut ffi::lua_State,
+    /// Registry reference of `K.step` (freed with the Lua state).
+    func: c_int,
+}
+
+/// Registry key the error of a failed step passes through.
+const STEP_ERROR_KEY: &std::ffi::CStr = c"luring.step_error";
+
+impl StepFunction {
+    fn call(
+        &self,
+        lua: &Lua,
+        flags: [bool; 3],
+        id: Option<f64>,
+        delivered: bool,
+    ) -> mlua::Result<i32> {
+        let l = self.state;
+        // SAFETY: see the type's invariant: `l` is the live main state and
+        // no other code uses its stack now. Everything pushed here is
+        // popped again (`lua_settop` back to `top`); `lua_pcall` catches
+        // every Lua error of the step, and the pushes before it stay
+        // within the slots `lua_checkstack` granted.
+        let rc = unsafe {
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, 8) == 0 {
+                return Err(mlua::Error::StackError);
+            }
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.func as ffi::lua_Integer);
+            for flag in flags {
+                ffi::lua_pushboolean(l, flag as c_int);
+            }
+            match id {
+                Some(id) => ffi::lua_pushnumber(l, id),
+                None => ffi::lua_pushnil(l),
+            }
+            ffi::lua_pushboolean(l, delivered as c_int);
+            let rc = ffi::lua_pcall(l, 5, 1, 0);
+            if rc == ffi::LUA_OK {
+                let result = ffi::lua_tointeger(l, -1) as i32;
+                ffi::lua_settop(l, top);
+                return Ok(result);
+            }
+            // (no allocation: `step_function` made the slot)
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, STEP_ERROR_KEY.as_ptr());
+            ffi::lua_settop(l, top);
+            rc
+        };
+        let key = STEP_ERROR_KEY.to_str().unwrap_or_default();
+        let error = lua.named_registry_value::<Value>(key);
+        let _ = lua.set_named_registry_value(key, false);
+        Err(match error {
+            Ok(Value::Error(e)) => *e,
+            Ok(Value::String(text)) if rc == ffi::LUA_ERRMEM => {
+                mlua::Error::MemoryError(text.to_string_lossy())
+            }
+            Ok(Value::String(text)) => mlua::Error::RuntimeError(text.to_string_lossy()),
+            Ok(other) => mlua::Error::RuntimeError(format!(
+                "the scheduler step failed with a {} error value",
+                other.type_name()
+            )),
+            Err(e) => e,
+        })
+    }
 }
 
 /// The rendezvous receipts the host took out of a VM's mailbox before its
@@ -990,7 +1064,6 @@ impl Vm {
             import_root: None,
             ended: false,
             mailbox: Mailbox::new(),
-            sent_to: Default::default(),
             receipts: Vec::new(),
             memory_limit: None,
             master: false,
@@ -1236,9 +1309,31 @@ impl Vm {
         (&self.lua, &self.core)
     }
 
-    /// The scheduler's step function, looked up once.
-    pub(crate) fn step_function(&self) -> mlua::Result<Function> {
-        self.core.get("step")
+    /// The scheduler's step function, looked up once and called through
+    /// the raw C API (`Vm::step`).
+    pub(crate) fn step_function(&self) -> mlua::Result<StepFunction> {
+        let step: Function = self.core.get("step")?;
+        // SAFETY: `exec_raw` runs this on the VM's main state in protected
+        // mode with room for the function it pushes and 3 more values;
+        // `luaL_ref` pops it into the registry (it may raise out of
+        // memory: protected), the error slot is made now so that a failed
+        // step fills it without allocating. The main state lives as long
+        // as `self.lua`, which the caller keeps beside the result (host.rs
+        // `Hosted`).
+        unsafe {
+            self.lua
+                .exec_raw::<(i64, mlua::LightUserData)>(step, |l| {
+                    ffi::lua_pushboolean(l, 0);
+                    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, STEP_ERROR_KEY.as_ptr());
+                    let func = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                    ffi::lua_pushinteger(l, func as ffi::lua_Integer);
+                    ffi::lua_pushlightuserdata(l, l.cast());
+                })
+                .map(|(func, state)| StepFunction {
+                    state: state.0.cast(),
+                    func: func as c_int,
+                })
+        }
     }
 
     /// Runs one scheduler step (`block`: may sleep in this VM's ring;
@@ -1246,7 +1341,7 @@ impl Vm {
     /// `receipts` taken from it already).
     pub(crate) fn step(
         &self,
-        step: &Function,
+        step: &StepFunction,
         block: bool,
         poll: bool,
         alone: bool,
@@ -1257,7 +1352,7 @@ impl Vm {
             Receipts::One(id, delivered) => (Some(id as f64), delivered),
             Receipts::Several => (Some(-1.0), false),
         };
-        match step.call::<i32>((block, poll, alone, id, delivered)) {
+        match step.call(&self.lua, [block, poll, alone], id, delivered) {
             Ok(0) => Ok(Step::Done),
             Ok(1) => Ok(Step::Ready),
             Ok(_) => Ok(Step::Idle),
@@ -1533,5 +1628,61 @@ mod tests {
             "heap grew to {} bytes",
             vm.lua.used_memory()
         );
+    }
+
+    /// The raw step call turns every kind of failure into the error mlua
+    /// would have made: a Lua error string, another error value, a Rust
+    /// error raised through mlua; the stack is left as it was, and a step
+    /// after a failure still works.
+    #[test]
+    fn a_failed_raw_step_gives_mluas_error_and_leaves_the_stack_clean() {
+        let vm = Vm::new().unwrap();
+        // (the main thread's globals are sealed: `error` comes as an upvalue)
+        let raising = |src: &str| -> mlua::Function {
+            let error: mlua::Function = vm.core.get("raw_error").unwrap();
+            vm.lua.load(src).call(error).unwrap()
+        };
+        let cases: [(&str, mlua::Function); 3] = [
+            (
+                "boom",
+                raising("local error = ... return function() error('boom') end"),
+            ),
+            (
+                "a table error value",
+                raising("local error = ... return function() error({}) end"),
+            ),
+            (
+                "from rust",
+                vm.lua
+                    .create_function(|_, ()| -> mlua::Result<()> {
+                        Err(mlua::Error::runtime("from rust"))
+                    })
+                    .unwrap(),
+            ),
+        ];
+        for (expected, f) in cases {
+            vm.core.set("step", f).unwrap();
+            let step = vm.step_function().unwrap();
+            // SAFETY: the VM's live main state, between calls.
+            let before = unsafe { ffi::lua_gettop(step.state) };
+            match vm.step(&step, false, false, false, Receipts::None) {
+                Err(Err(e)) => assert!(e.to_string().contains(expected), "{e}"),
+                other => panic!("expected a failure, got {other:?}"),
+            }
+            // SAFETY: as above.
+            assert_eq!(unsafe { ffi::lua_gettop(step.state) }, before);
+        }
+        // the arguments arrive in order: Ready (1) only if they all did
+        let ok: mlua::Function = vm
+            .lua
+            .load("return function(b, p, a, id, ok) if b and p and a and id == 7 and ok then return 1 end return 2 end")
+            .eval()
+            .unwrap();
+        vm.core.set("step", ok).unwrap();
+        let step = vm.step_function().unwrap();
+        assert!(matches!(
+            vm.step(&step, true, true, true, Receipts::One(7, true)),
+            Ok(Step::Ready)
+        ));
     }
 }

@@ -52,6 +52,10 @@ print('other handle', echo(9))
 print('nil', pcall(w.send, w, nil))
 print('function', pcall(w.send, w, print))
 print('no value', pcall(w.send, w))
+-- a string over the fast path's limit yields, is sent back to the
+-- generic path and gets its error; the channel still works after it
+print('string over the limit', pcall(w.send, w, string.rep('x', 64 * 2^20 + 1)))
+print('after it', echo('ok'))
 -- the destination inbox closed while this handle's box is cached
 w:send('close inbox')
 print('inbox closed', pcall(w.send, w, 1))
