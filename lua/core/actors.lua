@@ -167,13 +167,22 @@ end
 function ipc_methods.close(self) rt.sandbox_close(self) end
 function ipc_methods.kill(self, signo) rt.sandbox_kill(self, signo) end
 function ipc_methods.detach(self) rt.sandbox_detach(self) end
-local sandbox_child_pid = rt.sandbox_child_pid
-rt.set_sandbox_methods(function(self, key)
+local function ipc_index(self, key)
   local m = ipc_methods[key]
   if m then return m end
-  if key == 'child_pid' then return sandbox_child_pid(self) end
+  if key == 'child_pid' then return rt.sandbox_child_pid(self) end
   raise_core('bad_index', 'index', 2)
-end)
+end
+-- The sandbox rt functions are built on first use (src/actor/vm.rs
+-- LAZY_RT): their channels get these methods before the first one can
+-- exist (this VM's first sandbox spawn; a sandboxed VM's boot).
+local ipc_ready = false
+function K.sandbox_methods_ready()
+  if not ipc_ready then
+    rt.set_sandbox_methods(ipc_index)
+    ipc_ready = true
+  end
+end
 
 setmetatable(tx_methods, { __index = no_such_key, __metatable = false })
 setmetatable(rx_methods, { __index = no_such_key, __metatable = false })

@@ -696,6 +696,7 @@ function K.spawn_sandboxed_module(id, env, monitor, options, subprocess)
   else
     raise_core('invalid_module_name')
   end
+  K.sandbox_methods_ready()
   for i = 1, #candidates do
     local c = candidates[i]
     local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor,

@@ -38,7 +38,8 @@ local raise_core, raise_errno = K.raise_core, K.raise_errno
 local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
 local E = rt.errno
 -- LURING_LOG=debug: fiber events (fixed at VM start, so free when off).
-local LOG, log = rt.log_enabled, rt.log
+local LOG = rt.log_enabled
+local log = LOG and rt.log
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
 -- YIELDED: suspended and to be queued again at once (this_fiber.yield).

@@ -625,30 +625,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|_, code: i32| Ok(error::strerror(code)))?,
     )?;
     rt.set("decode_error", lua.create_function(error::decode)?)?;
-    let held = state.clone();
-    rt.set(
-        "sleep",
-        lua.create_function(move |_, ns: f64| {
-            borrow_state(&held, |st| st.executor.sleep(ns as u64))?
-                .map(OpId::to_f64)
-                .map_err(io_err)
-        })?,
-    )?;
-    let held = state.clone();
-    rt.set(
-        "yield_op",
-        lua.create_function(move |_, ()| {
-            borrow_state(&held, |st| st.executor.yield_now())?
-                .map(OpId::to_f64)
-                .map_err(io_err)
-        })?,
-    )?;
-    rt.set(
-        "sleep_until",
-        lua.create_function(|lua, (ns, realtime): (f64, bool)| {
-            submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
-        })?,
-    )?;
     rt.set(
         "cancel",
         lua.create_function(|lua, id: f64| {
@@ -805,7 +781,154 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             }
         })?,
     )?;
-    crate::modules::stdio::add_rt(lua, &rt)?;
+    super::channels::add_rt(lua, &rt, &held_for_channels)?;
+    // Read by lua/core/modules.lua at boot (the module-file functions
+    // themselves are lazy).
+    rt.set("max_code_bytes", super::module_files::MAX_CODE_BYTES)?;
+    rt.set("statx_size", std::mem::size_of::<libc::statx>())?;
+    rt.set(
+        "set_builtin_loader",
+        lua.create_function(|lua, loader: mlua::Function| {
+            lua.set_named_registry_value(crate::modules::ip::BUILTIN_LOADER, loader)
+        })?,
+    )?;
+    // Fiber events for LURING_LOG; the Lua side calls this only when
+    // `rt.log_enabled` is true.
+    rt.set(
+        "log_enabled",
+        tracing::enabled!(target: "luring::fiber", tracing::Level::DEBUG),
+    )?;
+    set_lazy_rt(lua, &rt)?;
+    Ok(rt)
+}
+
+/// A group of `rt` entries built together on the first read of any of
+/// them (`LAZY_RT`).
+struct LazyRt {
+    /// Exactly the names `add` sets (checked by a test).
+    names: &'static [&'static str],
+    add: fn(&Lua, &Table) -> mlua::Result<()>,
+}
+
+/// The `rt` entries most VMs never use (spawning, sandboxes, module
+/// files, timers, the standard streams as objects, process exit): each
+/// mlua function costs a VM about 200 bytes of heap plus a Rust box, and
+/// its boot about a microsecond. They are built when the core code first
+/// reads one (`rt.<name>` through `__index`); what boot itself reads stays
+/// eager. Not lazy: everything a finalizer may call while the VM closes
+/// (`stderr_write`, `strerror`, `decode_error`): nothing can be built then.
+const LAZY_RT: &[LazyRt] = &[
+    LazyRt {
+        names: &["sleep", "yield_op", "sleep_until"],
+        add: add_timer_rt,
+    },
+    LazyRt {
+        names: &[
+            "environment",
+            "core_chunk",
+            "set_exit",
+            "quick_exit",
+            "abort",
+            "log",
+        ],
+        add: add_process_rt,
+    },
+    LazyRt {
+        names: &["read_entry", "open_module", "statx", "stat_info"],
+        add: add_module_file_rt,
+    },
+    LazyRt {
+        names: &[
+            "stdio_fd", "read", "read_at", "open", "close", "write", "isatty",
+        ],
+        add: crate::modules::stdio::add_rt,
+    },
+    LazyRt {
+        names: &["host_module"],
+        add: crate::embed::module::add_rt,
+    },
+    LazyRt {
+        names: &["spawn_vm"],
+        add: super::host::add_rt,
+    },
+    LazyRt {
+        names: &["max_frame_bytes", "control_recv", "control_decode"],
+        add: super::sandboxed::add_rt,
+    },
+    LazyRt {
+        names: &[
+            "set_sandbox_methods",
+            "spawn_sandboxed",
+            "sandbox_send",
+            "sandbox_clear_slots",
+            "sandbox_close",
+            "sandbox_kill",
+            "sandbox_detach",
+            "sandbox_child_pid",
+        ],
+        add: super::sandboxed::add_host_rt,
+    },
+];
+
+/// Gives `rt` the `__index` that builds a `LAZY_RT` group on first use;
+/// any other missing name reads as nil, as before.
+fn set_lazy_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    let index = lua.create_function(|lua, (rt, name): (Table, Value)| {
+        let Value::String(name) = name else {
+            return Ok(Value::Nil);
+        };
+        let group = LAZY_RT
+            .iter()
+            .find(|group| group.names.iter().any(|n| name.as_bytes() == n.as_bytes()));
+        let Some(group) = group else {
+            return Ok(Value::Nil);
+        };
+        // Building Lua values needs mlua's handle to the VM.
+        if vm_closing(lua) {
+            return Err(vm_closed_error());
+        }
+        (group.add)(lua, &rt)?;
+        rt.raw_get(name)
+    })?;
+    let mt = lua.create_table()?;
+    mt.raw_set("__index", index)?;
+    rt.set_metatable(Some(mt))?;
+    Ok(())
+}
+
+/// `rt.sleep`, `rt.yield_op`, `rt.sleep_until` (lazy: `LAZY_RT`). The
+/// first two hold the VM state (they skip the app-data lookup).
+fn add_timer_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    let state = HeldState::of(lua)?.0;
+    let held = state.clone();
+    rt.set(
+        "sleep",
+        lua.create_function(move |_, ns: f64| {
+            borrow_state(&held, |st| st.executor.sleep(ns as u64))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    let held = state.clone();
+    rt.set(
+        "yield_op",
+        lua.create_function(move |_, ()| {
+            borrow_state(&held, |st| st.executor.yield_now())?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "sleep_until",
+        lua.create_function(|lua, (ns, realtime): (f64, bool)| {
+            submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
+        })?,
+    )?;
+    Ok(())
+}
+
+/// The rarely used process functions of `rt` (lazy: `LAZY_RT`).
+fn add_process_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     // environment() -> a new table of the process's environment variables
     rt.set(
         "environment",
@@ -835,12 +958,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             },
         ))?,
     )?;
-    add_module_file_rt(lua, &rt)?;
-    crate::embed::module::add_rt(lua, &rt)?;
-    super::channels::add_rt(lua, &rt, &held_for_channels)?;
-    super::host::add_rt(lua, &rt)?;
-    super::sandboxed::add_rt(lua, &rt)?;
-    super::sandboxed::add_host_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
@@ -870,12 +987,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             std::process::abort()
         })?,
     )?;
-    // Fiber events for LURING_LOG; the Lua side calls this only when
-    // `rt.log_enabled` is true.
-    rt.set(
-        "log_enabled",
-        tracing::enabled!(target: "luring::fiber", tracing::Level::DEBUG),
-    )?;
     rt.set(
         "log",
         lua.create_function(|_, (event, fiber, detail): (String, String, Option<String>)| {
@@ -883,7 +994,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
-    Ok(rt)
+    Ok(())
 }
 
 /// The rt functions of the module loader (lua/core/modules.lua): the entry
@@ -891,7 +1002,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
 /// beneath the import root (see `module_files`).
 fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     use super::module_files::{self, FileInfo};
-    rt.set("max_code_bytes", module_files::MAX_CODE_BYTES)?;
     // read_entry(absolute path) -> source, identity | nil, reason
     rt.set(
         "read_entry",
@@ -937,7 +1047,6 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         }))?,
     )?;
     // statx(fd object, byte_span of rt.statx_size bytes) -> op id
-    rt.set("statx_size", std::mem::size_of::<libc::statx>())?;
     rt.set(
         "statx",
         lua.create_function(unless_closing(|lua, (fd, buf): (Value, Value)| {
@@ -1110,6 +1219,11 @@ impl Vm {
     ) -> Result<VmExit, RuntimeError> {
         self.set_process_info(&[])?;
         self.core.set("sandboxed", true).map_err(lua_boot)?;
+        // The host's channel reaches this VM in its first frame.
+        self.core
+            .get::<Function>("sandbox_methods_ready")
+            .and_then(|ready| ready.call::<()>(()))
+            .map_err(lua_boot)?;
         let lua = &self.lua;
         // As in-process: a module is a leaf unless it is an init.lua.
         let is_init = display == "init.lua" || display.ends_with("/init.lua");
@@ -1533,5 +1647,47 @@ mod tests {
             "heap grew to {} bytes",
             vm.lua.used_memory()
         );
+    }
+
+    /// Each lazy `rt` group sets exactly the names `LAZY_RT` lists for it
+    /// (a stale list would build nothing, or leave a name unreachable),
+    /// boot builds none of them, and each name reads as its value through
+    /// `rt` once asked for.
+    #[test]
+    fn lazy_rt_groups_are_exact_and_built_on_first_read() {
+        let vm = Vm::new().expect("VM boots");
+        let (lua, core) = vm.lua_and_core();
+        let rt: Table = core.get("rt").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for group in LAZY_RT {
+            let scratch = lua.create_table().unwrap();
+            (group.add)(lua, &scratch).unwrap();
+            let mut set: Vec<String> = scratch
+                .pairs::<String, Value>()
+                .map(|pair| pair.unwrap().0)
+                .collect();
+            set.sort();
+            let mut listed: Vec<String> = group.names.iter().map(|n| n.to_string()).collect();
+            listed.sort();
+            assert_eq!(set, listed, "LAZY_RT names of one group");
+            for name in group.names {
+                assert!(seen.insert(*name), "{name} is in two groups");
+                assert!(
+                    rt.raw_get::<Value>(*name).unwrap().is_nil(),
+                    "{name} was built at boot"
+                );
+            }
+        }
+        for group in LAZY_RT {
+            for name in group.names {
+                assert!(!rt.get::<Value>(*name).unwrap().is_nil(), "rt.{name}");
+                assert!(
+                    !rt.raw_get::<Value>(*name).unwrap().is_nil(),
+                    "rt.{name} kept"
+                );
+            }
+        }
+        assert!(rt.get::<Value>("no_such_function").unwrap().is_nil());
+        assert!(rt.get::<Value>(1).unwrap().is_nil());
     }
 }
