@@ -63,34 +63,35 @@ local function shallow_copy(t, except)
   end
   return c
 end
--- Its loop gets hot during boot (the library snapshots below): a trace
+-- Its loop gets hot (it copies every library for each module): a trace
 -- compiled there gave every VM a machine-code area (mprotect calls, ~8 kB
 -- of RSS, an unwinder registration) for code that runs once per module.
 K.jit_off(shallow_copy)
 
--- Library tables: each module gets its own shallow copy of these snapshots
+-- Library tables: each module gets its own shallow copy of the runtime's
 -- (changing `string.format` in one module changes nothing elsewhere).
--- `string.dump` is left out: bytecode never loads, and dumping runtime
+-- They are copied from the runtime's own tables, which user code never
+-- reaches and nothing changes after boot (lua/core/scheduler.lua wrapped
+-- string.gsub and coroutine before this file runs); a snapshot of each
+-- cost every VM ~4 kB. `string.dump` is left out (boot removes it from
+-- the runtime's table too): bytecode never loads, and dumping runtime
 -- functions serves no one.
-local library_snapshots = {
-  string = shallow_copy(string, 'dump'),
-  table = shallow_copy(table),
-  math = shallow_copy(math),
-  bit = shallow_copy(bit),
-  coroutine = shallow_copy(coroutine),
-  byte_span = shallow_copy(byte_span),
+local library_tables = {
+  string = string, table = table, math = math, bit = bit, coroutine = coroutine,
+  byte_span = byte_span,
   os = {
     time = os.time, clock = os.clock, date = os.date, difftime = os.difftime,
     getenv = os.getenv,
   },
 }
+local library_except = { string = 'dump' }
 
--- String methods ('x':upper()) index a private copy of the string library
--- through a locked metatable: no module can change what another module's
--- (or the runtime's) string methods do.
+-- String methods ('x':upper()) index the runtime's string table (private:
+-- user code never reaches it) through a locked metatable: no module can
+-- change what another module's (or the runtime's) string methods do.
 do
   local string_mt = raw_getmetatable('')
-  string_mt.__index = shallow_copy(library_snapshots.string)
+  string_mt.__index = string
   string_mt.__metatable = 'string'
 end
 
@@ -198,7 +199,7 @@ end
 local function new_env(context, file)
   local env = {}
   for k, v in pairs(safe_values) do env[k] = v end
-  for name, lib in pairs(library_snapshots) do env[name] = shallow_copy(lib) end
+  for name, lib in pairs(library_tables) do env[name] = shallow_copy(lib, library_except[name]) end
   env.this_fiber = setmetatable({}, K.this_fiber_mt)
   env.print = K.print
   env.newproxy = safe_newproxy
