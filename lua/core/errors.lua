@@ -194,7 +194,7 @@ end
 -- on first require (~80 objects every VM would otherwise keep).
 K.builtin_modules.generic_error = function()
   local generic_error = {}
-  for name, value in pairs(rt.errno) do generic_error[name] = new(generic, value) end
+  for name, value in pairs(rt.errno_names()) do generic_error[name] = new(generic, value) end
   return generic_error
 end
 K.categories = categories

@@ -508,92 +508,146 @@ pub(crate) fn io_err(e: std::io::Error) -> mlua::Error {
     ErrorCode::from_io(&e).into()
 }
 
+/// The errno names the runtime knows (`rt.errno`), with their values.
+macro_rules! errnos {
+    ($($name:ident),* $(,)?) => { &[$( (stringify!($name), libc::$name) ),*] };
+}
+const ERRNOS: &[(&str, i32)] = errnos!(
+    EPERM,
+    ENOENT,
+    ESRCH,
+    EINTR,
+    EIO,
+    ENXIO,
+    E2BIG,
+    ENOEXEC,
+    EBADF,
+    ECHILD,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EFAULT,
+    EBUSY,
+    EEXIST,
+    EXDEV,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    EMFILE,
+    ENOTTY,
+    ETXTBSY,
+    EFBIG,
+    ENOSPC,
+    ESPIPE,
+    EROFS,
+    EMLINK,
+    EPIPE,
+    EDOM,
+    ERANGE,
+    EDEADLK,
+    ENAMETOOLONG,
+    ENOLCK,
+    ENOSYS,
+    ENOTEMPTY,
+    ELOOP,
+    EWOULDBLOCK,
+    ENOMSG,
+    EIDRM,
+    ENOSTR,
+    ENODATA,
+    ETIME,
+    ENOSR,
+    ENOLINK,
+    EPROTO,
+    EBADMSG,
+    EOVERFLOW,
+    EILSEQ,
+    ENOTSOCK,
+    EDESTADDRREQ,
+    EMSGSIZE,
+    EPROTOTYPE,
+    ENOPROTOOPT,
+    EPROTONOSUPPORT,
+    EOPNOTSUPP,
+    ENOTSUP,
+    EAFNOSUPPORT,
+    EADDRINUSE,
+    EADDRNOTAVAIL,
+    ENETDOWN,
+    ENETUNREACH,
+    ENETRESET,
+    ECONNABORTED,
+    ECONNRESET,
+    ENOBUFS,
+    EISCONN,
+    ENOTCONN,
+    ETIMEDOUT,
+    ECONNREFUSED,
+    EHOSTUNREACH,
+    EALREADY,
+    EINPROGRESS,
+    ECANCELED,
+    EOWNERDEAD,
+    ENOTRECOVERABLE,
+);
+
+/// `rt.errno`: filled on first read of each name by a raw `__index`
+/// (`errno_index`), so a VM keeps only the names its code used (every
+/// name string and the 128-slot table were ~5 kB of each VM's heap); the
+/// core code reads it as a plain table. A raw C function, so that a
+/// finalizer running while the VM closes can still read it.
 fn errno_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    macro_rules! errnos {
-        ($($name:ident),* $(,)?) => { $( t.raw_set(stringify!($name), libc::$name)?; )* };
-    }
-    errnos!(
-        EPERM,
-        ENOENT,
-        ESRCH,
-        EINTR,
-        EIO,
-        ENXIO,
-        E2BIG,
-        ENOEXEC,
-        EBADF,
-        ECHILD,
-        EAGAIN,
-        ENOMEM,
-        EACCES,
-        EFAULT,
-        EBUSY,
-        EEXIST,
-        EXDEV,
-        ENODEV,
-        ENOTDIR,
-        EISDIR,
-        EINVAL,
-        ENFILE,
-        EMFILE,
-        ENOTTY,
-        ETXTBSY,
-        EFBIG,
-        ENOSPC,
-        ESPIPE,
-        EROFS,
-        EMLINK,
-        EPIPE,
-        EDOM,
-        ERANGE,
-        EDEADLK,
-        ENAMETOOLONG,
-        ENOLCK,
-        ENOSYS,
-        ENOTEMPTY,
-        ELOOP,
-        EWOULDBLOCK,
-        ENOMSG,
-        EIDRM,
-        ENOSTR,
-        ENODATA,
-        ETIME,
-        ENOSR,
-        ENOLINK,
-        EPROTO,
-        EBADMSG,
-        EOVERFLOW,
-        EILSEQ,
-        ENOTSOCK,
-        EDESTADDRREQ,
-        EMSGSIZE,
-        EPROTOTYPE,
-        ENOPROTOOPT,
-        EPROTONOSUPPORT,
-        EOPNOTSUPP,
-        ENOTSUP,
-        EAFNOSUPPORT,
-        EADDRINUSE,
-        EADDRNOTAVAIL,
-        ENETDOWN,
-        ENETUNREACH,
-        ENETRESET,
-        ECONNABORTED,
-        ECONNRESET,
-        ENOBUFS,
-        EISCONN,
-        ENOTCONN,
-        ETIMEDOUT,
-        ECONNREFUSED,
-        EHOSTUNREACH,
-        EALREADY,
-        EINPROGRESS,
-        ECANCELED,
-        EOWNERDEAD,
-        ENOTRECOVERABLE,
-    );
+    let mt = lua.create_table()?;
+    // SAFETY: `errno_index` is a valid `lua_CFunction` that follows the
+    // Lua C API protocol (see its SAFETY comment).
+    mt.raw_set("__index", unsafe { lua.create_c_function(errno_index) }?)?;
+    t.set_metatable(Some(mt))?;
     Ok(t)
+}
+
+/// `__index(t, name)` of `rt.errno`: the value of a known errno name (and
+/// stored in `t`, so the next read is a plain one), else nil.
+unsafe extern "C-unwind" fn errno_index(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: called by LuaJIT as `__index` with the table at 1 and the key
+    // at 2; a string key's bytes stay valid while it is on the stack; the
+    // pushes use the slots LuaJIT guarantees a C function (at most 3 here);
+    // `lua_rawset` may raise "not enough memory", which unwinds through no
+    // Rust frame that owns anything.
+    unsafe {
+        if ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+            return 0;
+        }
+        let mut len = 0;
+        let ptr = ffi::lua_tolstring(l, 2, &mut len);
+        let name = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+        let Some(&(_, value)) = ERRNOS.iter().find(|(n, _)| n.as_bytes() == name) else {
+            return 0;
+        };
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_pushinteger(l, value as ffi::lua_Integer);
+        ffi::lua_rawset(l, 1);
+        ffi::lua_pushinteger(l, value as ffi::lua_Integer);
+        1
+    }
+}
+
+/// `rt.errno_names()`: every known errno name and its value, in a new
+/// table (the generic_error module is built from it).
+fn add_errno_names_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    rt.set(
+        "errno_names",
+        lua.create_function(unless_closing(|lua, ()| {
+            let t = lua.create_table_with_capacity(0, ERRNOS.len())?;
+            for &(name, value) in ERRNOS {
+                t.raw_set(name, value)?;
+            }
+            Ok(t)
+        }))?,
+    )
 }
 
 fn clock_nanos(realtime: bool) -> f64 {
@@ -832,6 +886,10 @@ const LAZY_RT: &[LazyRt] = &[
             "log",
         ],
         add: add_process_rt,
+    },
+    LazyRt {
+        names: &["errno_names"],
+        add: add_errno_names_rt,
     },
     LazyRt {
         names: &["read_entry", "open_module", "statx", "stat_info"],
@@ -1689,5 +1747,35 @@ mod tests {
         }
         assert!(rt.get::<Value>("no_such_function").unwrap().is_nil());
         assert!(rt.get::<Value>(1).unwrap().is_nil());
+    }
+
+    /// `rt.errno` answers every known name (then holds it), nil for any
+    /// other key, and `rt.errno_names()` lists them all.
+    #[test]
+    fn errno_table_fills_on_first_read() {
+        let vm = Vm::new().expect("VM boots");
+        let (_, core) = vm.lua_and_core();
+        let rt: Table = core.get("rt").unwrap();
+        let errno: Table = rt.get("errno").unwrap();
+        assert!(errno.raw_get::<Value>("ENOTRECOVERABLE").unwrap().is_nil());
+        assert_eq!(
+            errno.get::<i32>("ENOTRECOVERABLE").unwrap(),
+            libc::ENOTRECOVERABLE
+        );
+        assert_eq!(
+            errno.raw_get::<i32>("ENOTRECOVERABLE").unwrap(),
+            libc::ENOTRECOVERABLE
+        );
+        for key in [Value::Integer(1), Value::Boolean(true)] {
+            assert!(errno.get::<Value>(key).unwrap().is_nil());
+        }
+        assert!(errno.get::<Value>("ENOSUCH").unwrap().is_nil());
+        assert!(errno.get::<Value>("EPERMX").unwrap().is_nil());
+        let names: Table = rt.get::<Function>("errno_names").unwrap().call(()).unwrap();
+        assert_eq!(names.pairs::<String, i32>().count(), ERRNOS.len());
+        for &(name, value) in ERRNOS {
+            assert_eq!(names.raw_get::<i32>(name).unwrap(), value, "{name}");
+            assert_eq!(errno.get::<i32>(name).unwrap(), value, "{name}");
+        }
     }
 }
