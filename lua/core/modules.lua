@@ -98,7 +98,6 @@ end
 local function is_runtime_env(e)
   return e == REAL_G or e == NO_GLOBALS
 end
-K.is_runtime_env = is_runtime_env
 
 local BINARY_REFUSED = 'binary chunks are refused: load() takes Lua source text only'
 

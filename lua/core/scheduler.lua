@@ -1090,14 +1090,6 @@ function K.step(block, poll, alone, rid, rok)
   return STEP_IDLE
 end
 
--- Runs the VM alone until nothing can wake a fiber, or it is terminated.
-function K.run()
-  local step = K.step
-  repeat
-    local r = step(true)
-  until r == STEP_DONE or (r == STEP_IDLE and inflight == 0 and rq_n == 0 and not nop_q.head)
-end
-
 ---------------------------------------------------------------------------
 -- this_fiber
 local this_fiber = {}
@@ -1384,6 +1376,3 @@ function K.terminate_vm()
   co_yield(TERMINATE)
 end
 
-function K.is_closing() return closing end
-K.schedule = schedule
-function K.is_fiber_thread(th) return not user_co[th] end
