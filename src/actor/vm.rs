@@ -635,6 +635,79 @@ unsafe extern "C-unwind" fn errno_index(l: *mut mlua::ffi::lua_State) -> std::ff
     }
 }
 
+/// The messages of the runtime's own error categories (errors.lua), by
+/// code from 1: kept here rather than as Lua strings every VM would hold
+/// (~5 kB of each VM's heap); a VM makes a message's string only when an
+/// error is shown.
+const CORE_MESSAGES: &[&str] = &[
+    "Cannot have a module with this name",
+    "Module not found",
+    "The root module doesn't have a parent and can't reference one",
+    "The module you're trying to import has a dependency on the current module (and it is partially loaded already)",
+    "A leaf module cannot import child modules",
+    "You can only import modules from the main fiber",
+    "Bad root context",
+    "Requested key wasn't found in the table/userdata",
+    "The fiber coroutine is reserved to the scheduler",
+    "Suspension already allowed",
+    "Interrupt-ability already allowed",
+    "EPERM within a forbid-suspend block",
+    "Fiber interrupted",
+    "scope_cleanup_pop() called w/o a matching scope_cleanup_push()",
+    "Channel closed",
+    "Broadcast the address before attempting to receive on it",
+    "Lua code cannot import this module directly",
+    "std::raise() failed",
+    "Failed to parse RDF",
+    "Parsed RDF doesn't contain a recognized Emilua module",
+    "Parsed RDF module contains an invalid error category",
+    "Broken promise",
+    "Promise already satisfied",
+    "Global _FILE is missing or invalid",
+];
+const JSON_DOM_MESSAGES: &[&str] = &[
+    "ERANGE on json",
+    "Too many levels",
+    "Array too long",
+    "Reference cycle exists",
+];
+/// Emilua's JSON lexer category (trial.protocol): a message for every code.
+const JSON_SYNTAX_MESSAGES: &[&str] = &[
+    "unexpected token",
+    "invalid key",
+    "invalid value",
+    "incompatible type",
+    "unbalanced end array bracket",
+    "unbalanced end object bracket",
+    "expected end array bracket",
+    "expected end object bracket",
+    "insufficient tokens",
+];
+const ASIO_MISC_MESSAGES: &[&str] = &[
+    "Already open",
+    "End of file",
+    "Element not found",
+    "The descriptor does not fit into the select call's fd_set",
+];
+
+/// `rt.error_text(category, code)`: the message of `code` in one of the
+/// runtime's own categories, '' for a code without one (not an integer
+/// from 1, or past the last). Reads only its arguments: it works in
+/// finalizers while the VM closes too (reports call it then).
+fn error_text(category: &[u8], code: f64) -> &'static str {
+    let messages = match category {
+        b"emilua.core" => CORE_MESSAGES,
+        b"emilua.json.dom" => JSON_DOM_MESSAGES,
+        b"trial.protocol.json" => JSON_SYNTAX_MESSAGES,
+        b"asio.misc" => ASIO_MISC_MESSAGES,
+        _ => return "",
+    };
+    if code.fract() != 0.0 || !(1.0..=messages.len() as f64).contains(&code) {
+        return "";
+    }
+    messages[code as usize - 1]
+}
+
 /// `rt.errno_names()`: every known errno name and its value, in a new
 /// table (the generic_error module is built from it).
 fn add_errno_names_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
@@ -679,6 +752,12 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|_, code: i32| Ok(error::strerror(code)))?,
     )?;
     rt.set("decode_error", lua.create_function(error::decode)?)?;
+    rt.set(
+        "error_text",
+        lua.create_function(|_, (category, code): (mlua::BString, f64)| {
+            Ok(error_text(&category, code))
+        })?,
+    )?;
     rt.set(
         "cancel",
         lua.create_function(|lua, id: f64| {
@@ -1777,5 +1856,34 @@ mod tests {
             assert_eq!(names.raw_get::<i32>(name).unwrap(), value, "{name}");
             assert_eq!(errno.get::<i32>(name).unwrap(), value, "{name}");
         }
+    }
+
+    /// `error_text` gives each listed message for codes 1..=n, '' for any
+    /// other number and for a category it does not hold.
+    #[test]
+    fn error_text_bounds() {
+        assert_eq!(
+            error_text(b"emilua.core", 1.0),
+            "Cannot have a module with this name"
+        );
+        assert_eq!(error_text(b"emilua.core", 13.0), "Fiber interrupted");
+        assert_eq!(
+            error_text(b"emilua.core", CORE_MESSAGES.len() as f64),
+            "Global _FILE is missing or invalid"
+        );
+        assert_eq!(
+            error_text(b"emilua.json.dom", 4.0),
+            "Reference cycle exists"
+        );
+        assert_eq!(
+            error_text(b"trial.protocol.json", 9.0),
+            "insufficient tokens"
+        );
+        assert_eq!(error_text(b"asio.misc", 2.0), "End of file");
+        for code in [0.0, -1.0, 1.5, f64::NAN, f64::INFINITY, 25.0, 1e300] {
+            assert_eq!(error_text(b"emilua.core", code), "", "{code}");
+        }
+        assert_eq!(error_text(b"asio.misc", 5.0), "");
+        assert_eq!(error_text(b"system", 1.0), "");
     }
 }
