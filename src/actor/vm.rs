@@ -618,7 +618,7 @@ unsafe extern "C-unwind" fn errno_index(l: *mut mlua::ffi::lua_State) -> std::ff
     // `lua_rawset` may raise "not enough memory", which unwinds through no
     // Rust frame that owns anything.
     unsafe {
-        if ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
             return 0;
         }
         let mut len = 0;
