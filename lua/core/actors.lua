@@ -1,4 +1,5 @@
--- Actors (spec/actors.md §1–3): the `spawn_vm` global, tx-channel methods
+-- Actors (spec/actors.md §1–3): the `spawn_vm` global (its options are
+-- checked by lua/core/loader.lua, loaded on first use), tx-channel methods
 -- and the `inbox` module. Messages are copied by Rust
 -- (src/actor/channels.rs, message.rs); this file keeps the fibers waiting
 -- on them.
@@ -203,13 +204,22 @@ end
 function ipc_methods.close(self) rt.sandbox_close(self) end
 function ipc_methods.kill(self, signo) rt.sandbox_kill(self, signo) end
 function ipc_methods.detach(self) rt.sandbox_detach(self) end
-local sandbox_child_pid = rt.sandbox_child_pid
-rt.set_sandbox_methods(function(self, key)
+local function ipc_index(self, key)
   local m = ipc_methods[key]
   if m then return m end
-  if key == 'child_pid' then return sandbox_child_pid(self) end
+  if key == 'child_pid' then return rt.sandbox_child_pid(self) end
   raise_core('bad_index', 'index', 2)
-end)
+end
+-- The sandbox rt functions are built on first use (src/actor/vm.rs
+-- LAZY_RT): their channels get these methods before the first one can
+-- exist (this VM's first sandbox spawn; a sandboxed VM's boot).
+local ipc_ready = false
+function K.sandbox_methods_ready()
+  if not ipc_ready then
+    rt.set_sandbox_methods(ipc_index)
+    ipc_ready = true
+  end
+end
 
 setmetatable(tx_methods, { __index = no_such_key, __metatable = false })
 setmetatable(rx_methods, { __index = no_such_key, __metatable = false })
@@ -281,194 +291,11 @@ function K.actor_poll(rid, rok)
 end
 
 ---------------------------------------------------------------------------
--- spawn_vm(module | options)
-local function bool_option(opts, name)
-  local v = opts[name]
-  if v ~= nil and type(v) ~= 'boolean' then raise_errno(E.EINVAL, name) end
-  return v
-end
-
--- spawn_vm{ sandbox = {...} } options (docs/guide/sandboxes.md): checked
--- here into a plain table for rt.spawn_sandboxed. An unknown key or a bad
--- value is EINVAL naming it ('sandbox/memory'): nothing is granted, or
--- weakened, silently.
-local MAX_INT = 2^53 - 1
-local function count_in(v, lo, hi)
-  return type(v) == 'number' and v % 1 == 0 and v >= lo and v <= hi
-end
-
-local function plain_table(v)
-  return type(v) == 'table' and K.debug.getmetatable(v) == nil
-end
-
--- A list of 1..n (no other key) whose members pass `check`, or nil.
-local function list_of(v, check, max)
-  if not plain_table(v) then return nil end
-  local n = #v
-  if n > max then return nil end
-  for k in pairs(v) do
-    if not count_in(k, 1, n) then return nil end
-  end
-  for i = 1, n do
-    if not check(v[i]) then return nil end
-  end
-  return v
-end
-
-local function absolute_path(p)
-  return type(p) == 'string' and p:sub(1, 1) == '/' and not p:find('\0', 1, true)
-    and #p < 4096
-end
-
-local function port(p) return count_in(p, 0, 65535) end
-
-local MAX_PATHS, MAX_PORTS = 64, 64
-local sandbox_checks = {
-  read_only = function(v) return list_of(v, absolute_path, MAX_PATHS) end,
-  read_write = function(v) return list_of(v, absolute_path, MAX_PATHS) end,
-  network = function(v)
-    if v == 'none' then return false end
-    if v == 'loopback' then return { tcp_bind = {}, tcp_connect = {} } end
-    if not plain_table(v) then return nil end
-    local out = {}
-    for k, ports in pairs(v) do
-      if k ~= 'tcp_bind' and k ~= 'tcp_connect' then return nil end
-      out[k] = list_of(ports, port, MAX_PORTS)
-      if not out[k] then return nil end
-    end
-    out.tcp_bind = out.tcp_bind or {}
-    out.tcp_connect = out.tcp_connect or {}
-    return out
-  end,
-  limits = function(v)
-    if not plain_table(v) then return nil end
-    for k, n in pairs(v) do
-      if k == 'open_files' then
-        if not count_in(n, 16, 65536) then return nil end
-      elseif k == 'processes' then
-        if not count_in(n, 4, 4096) then return nil end
-      else
-        return nil
-      end
-    end
-    return { open_files = v.open_files, processes = v.processes }
-  end,
-  memory = function(v) return count_in(v, 2^20, MAX_INT) and v or nil end,
-  cpu_seconds = function(v) return count_in(v, 1, 2^31) and v or nil end,
-  allow_weaker = function(v)
-    local names = { landlock = true }
-    return list_of(v, function(n) return names[n] == true end, 8)
-  end,
-}
-
-local function sandbox_options(sandbox)
-  local out = {}
-  for key, value in pairs(sandbox) do
-    local check = type(key) == 'string' and sandbox_checks[key]
-    if not check then
-      raise_errno(E.EINVAL, 'sandbox/' .. (type(key) == 'string' and key or '?'))
-    end
-    local v = check(value)
-    if v == nil then raise_errno(E.EINVAL, 'sandbox/' .. key) end
-    out[key] = v
-  end
-  if out.network == false then out.network = nil end
-  if out.allow_weaker then
-    local weaker = {}
-    for _, name in ipairs(out.allow_weaker) do weaker[name] = true end
-    out.allow_weaker = weaker
-  end
-  return out
-end
-
--- Emilua's `subprocess = {...}` checked and copied (spec/actors.md §5). It
--- runs in the same sandbox as `sandbox = {}`, which always makes every
--- namespace: the newns_* flags are checked, never needed. Unknown keys are
--- refused, naming them (nothing is ignored).
-local newns_flags = { newns_uts = true, newns_ipc = true, newns_pid = true,
-  newns_user = true, newns_net = true, newns_mount = true }
-local function subprocess_plan(opts)
-  if type(opts) ~= 'table' or K.debug.getmetatable(opts) ~= nil then
-    raise_errno(E.EINVAL, 'subprocess')
-  end
-  local plan = { environment = {} }
-  for key, v in next, opts do
-    local name = 'subprocess/' .. (type(key) == 'string' and key or '?')
-    if newns_flags[key] then
-      if type(v) ~= 'boolean' then raise_errno(E.EINVAL, name) end
-    elseif key == 'environment' then
-      if type(v) ~= 'table' or K.debug.getmetatable(v) ~= nil then raise_errno(E.EINVAL, name) end
-      for k, x in next, v do
-        if type(k) ~= 'string' or type(x) ~= 'string' or k == '' or k:find('=', 1, true)
-          or k:find('\0', 1, true) or x:find('\0', 1, true) then
-          raise_errno(E.EINVAL, name)
-        end
-        plan.environment[k] = x
-      end
-    elseif key == 'stdin' or key == 'stdout' or key == 'stderr' then
-      -- 'share', a file_descriptor (checked by the runtime) or nil
-      if type(v) == 'string' and v ~= 'share' then raise_errno(E.EINVAL, name) end
-      if type(v) ~= 'string' and type(v) ~= 'userdata' then raise_errno(E.EINVAL, name) end
-      plan[key] = v
-    elseif key == 'init' then
-      -- Init scripts (root-run setup in the child) are not provided: the
-      -- sandbox's set-up is luring's own.
-      raise_errno(E.ENOTSUP, name)
-    else
-      raise_errno(E.EINVAL, name)
-    end
-  end
-  return plan
-end
-
+-- spawn_vm(module | options): checked and resolved by lua/core/loader.lua
+-- (loaded on first use, see modules.lua), against the caller's globals.
 function spawn_vm(arg) -- luacheck: ignore (a global, like Emilua's)
   K.leave_alone() -- the new VM must get its turns (even while this one spins)
-  local module, new_thread, new_master, monitor = nil, false, false, false
-  if type(arg) == 'string' then
-    module = arg
-  elseif type(arg) == 'table' then
-    if K.debug.getmetatable(arg) ~= nil then raise_errno(E.EINVAL, 1) end
-    module = arg.module
-    if module == nil then module = '' end
-    if type(module) ~= 'string' then raise_errno(E.EINVAL, 'module') end
-    local subprocess = arg.subprocess
-    local inherit = bool_option(arg, 'inherit_context')
-    local master = bool_option(arg, 'new_master')
-    if subprocess ~= nil then
-      if inherit ~= nil or master ~= nil or arg.sandbox ~= nil then raise_errno(E.EINVAL, 1) end
-      local plan = subprocess_plan(subprocess)
-      if module == '' then raise_core('invalid_module_name') end
-      if K.sandboxed then raise_errno(E.ENOTSUP) end
-      return K.spawn_sandboxed_module(module, getfenv(2), bool_option(arg, 'monitor') == true,
-        nil, plan)
-    end
-    local sandbox = arg.sandbox
-    if sandbox ~= nil then
-      if type(sandbox) ~= 'table' or K.debug.getmetatable(sandbox) ~= nil then
-        raise_errno(E.EINVAL, 'sandbox')
-      end
-      local options = sandbox_options(sandbox)
-      if inherit ~= nil or master ~= nil then raise_errno(E.EINVAL, 1) end
-      if module == '' then raise_core('invalid_module_name') end
-      if K.sandboxed then raise_errno(E.ENOTSUP) end
-      return K.spawn_sandboxed_module(module, getfenv(2), bool_option(arg, 'monitor') == true,
-        options)
-    end
-    new_thread = inherit == false
-    new_master = master == true
-    monitor = bool_option(arg, 'monitor') == true
-    local hint = arg.concurrency_hint
-    if hint ~= nil and hint ~= 'safe' and (type(hint) ~= 'number' or hint % 1 ~= 0) then
-      raise_errno(E.EINVAL, 'concurrency_hint')
-    end
-  else
-    raise_errno(E.EINVAL, 1)
-  end
-  if module == '' then raise_core('invalid_module_name') end
-  -- A sandboxed actor's ring is the only one it may have (seccomp denies
-  -- io_uring_setup): it cannot host more VMs.
-  if K.sandboxed then raise_errno(E.ENOTSUP) end
-  return K.spawn_module(module, getfenv(2), new_thread, new_master, monitor)
+  return K.spawn_vm(arg, getfenv(2))
 end
 
 -- Each actor owns one ring and one run queue, driven by exactly one

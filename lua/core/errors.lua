@@ -47,47 +47,21 @@ local core_names = {
   'bad_rdf', 'bad_rdf_module', 'bad_rdf_error_category', 'broken_promise',
   'promise_already_satisfied', 'current_module_not_known',
 }
-local core_messages = {
-  "Cannot have a module with this name",
-  "Module not found",
-  "The root module doesn't have a parent and can't reference one",
-  "The module you're trying to import has a dependency on the current module (and it is partially loaded already)",
-  "A leaf module cannot import child modules",
-  "You can only import modules from the main fiber",
-  "Bad root context",
-  "Requested key wasn't found in the table/userdata",
-  "The fiber coroutine is reserved to the scheduler",
-  "Suspension already allowed",
-  "Interrupt-ability already allowed",
-  "EPERM within a forbid-suspend block",
-  "Fiber interrupted",
-  "scope_cleanup_pop() called w/o a matching scope_cleanup_push()",
-  "Channel closed",
-  "Broadcast the address before attempting to receive on it",
-  "Lua code cannot import this module directly",
-  "std::raise() failed",
-  "Failed to parse RDF",
-  "Parsed RDF doesn't contain a recognized Emilua module",
-  "Parsed RDF module contains an invalid error category",
-  "Broken promise",
-  "Promise already satisfied",
-  "Global _FILE is missing or invalid",
-}
-local core = category('emilua.core', function(code)
-  return core_messages[code] or ''
-end)
-local json_messages = { "ERANGE on json", "Too many levels", "Array too long",
-                        "Reference cycle exists" }
-category('emilua.json.dom', function(code) return json_messages[code] or '' end)
+-- The messages of the runtime's own categories live in Rust
+-- (src/actor/vm.rs `error_text`): a VM makes a message's string only when
+-- it shows one. A code without a message (or not a number) has ''.
+local error_text = rt.error_text
+local function messages(name)
+  return function(code)
+    if type(code) ~= 'number' then return '' end
+    return error_text(name, code)
+  end
+end
+local core = category('emilua.core', messages('emilua.core'))
+category('emilua.json.dom', messages('emilua.json.dom'))
 -- Emilua's JSON lexer category (trial.protocol), with a message for every code.
-local json_syntax_messages = { "unexpected token", "invalid key", "invalid value",
-  "incompatible type", "unbalanced end array bracket",
-  "unbalanced end object bracket", "expected end array bracket",
-  "expected end object bracket", "insufficient tokens" }
-category('trial.protocol.json', function(code) return json_syntax_messages[code] or '' end)
-local asio_misc_messages = { [1] = "Already open", [2] = "End of file",
-                             [3] = "Element not found", [4] = "The descriptor does not fit into the select call's fd_set" }
-category('asio.misc', function(code) return asio_misc_messages[code] or '' end)
+category('trial.protocol.json', messages('trial.protocol.json'))
+category('asio.misc', messages('asio.misc'))
 
 local function new(cat, code, arg)
   return setmetatable({ code = code, category = cat, arg = arg }, error_mt)
@@ -194,7 +168,7 @@ end
 -- on first require (~80 objects every VM would otherwise keep).
 K.builtin_modules.generic_error = function()
   local generic_error = {}
-  for name, value in pairs(rt.errno) do generic_error[name] = new(generic, value) end
+  for name, value in pairs(rt.errno_names()) do generic_error[name] = new(generic, value) end
   return generic_error
 end
 K.categories = categories

@@ -1,4 +1,7 @@
 -- require (spec/core.md §6), module environments and the safe globals.
+-- Reading and starting project modules, the entry script and spawned
+-- VMs' entry modules is lua/core/loader.lua, loaded on first use (`cold`);
+-- these invariants hold for that code too.
 --
 -- Invariants:
 -- * Each module file is evaluated at most once per VM, in its own module
@@ -26,15 +29,13 @@ local K = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
-local current, suspend, wake, check_suspend = K.current, K.suspend, K.wake, K.check_suspend
-local INTERRUPTED = K.INTERRUPTED
+local current, check_suspend = K.current, K.check_suspend
 local type, error, setmetatable, pairs, ipairs, next, rawget, tostring =
   type, error, setmetatable, pairs, ipairs, next, rawget, tostring
 local raw_load, raw_getfenv, raw_setfenv = load, getfenv, setfenv
 local raw_getmetatable = K.debug.getmetatable
-local s_byte, s_sub, s_match, s_gmatch = string.byte, string.sub, string.match, string.gmatch
-local t_concat, t_remove = table.concat, table.remove
-local span_new
+local s_byte, s_sub, s_match = string.byte, string.sub, string.match
+local t_concat = table.concat
 local REAL_G = _G
 local NO_GLOBALS = K.NO_GLOBALS
 
@@ -62,42 +63,41 @@ local function shallow_copy(t, except)
   end
   return c
 end
--- Its loop gets hot during boot (the library snapshots below): a trace
+-- Its loop gets hot (it copies every library for each module): a trace
 -- compiled there gave every VM a machine-code area (mprotect calls, ~8 kB
 -- of RSS, an unwinder registration) for code that runs once per module.
 K.jit_off(shallow_copy)
 
--- Library tables: each module gets its own shallow copy of these snapshots
+-- Library tables: each module gets its own shallow copy of the runtime's
 -- (changing `string.format` in one module changes nothing elsewhere).
--- `string.dump` is left out: bytecode never loads, and dumping runtime
+-- They are copied from the runtime's own tables, which user code never
+-- reaches and nothing changes after boot (lua/core/scheduler.lua wrapped
+-- string.gsub and coroutine before this file runs); a snapshot of each
+-- cost every VM ~4 kB. `string.dump` is left out (boot removes it from
+-- the runtime's table too): bytecode never loads, and dumping runtime
 -- functions serves no one.
-local library_snapshots = {
-  string = shallow_copy(string, 'dump'),
-  table = shallow_copy(table),
-  math = shallow_copy(math),
-  bit = shallow_copy(bit),
-  coroutine = shallow_copy(coroutine),
-  byte_span = shallow_copy(byte_span),
+local library_tables = {
+  string = string, table = table, math = math, bit = bit, coroutine = coroutine,
+  byte_span = byte_span,
   os = {
     time = os.time, clock = os.clock, date = os.date, difftime = os.difftime,
     getenv = os.getenv,
   },
 }
-span_new = byte_span.new
+local library_except = { string = 'dump' }
 
--- String methods ('x':upper()) index a private copy of the string library
--- through a locked metatable: no module can change what another module's
--- (or the runtime's) string methods do.
+-- String methods ('x':upper()) index the runtime's string table (private:
+-- user code never reaches it) through a locked metatable: no module can
+-- change what another module's (or the runtime's) string methods do.
 do
   local string_mt = raw_getmetatable('')
-  string_mt.__index = shallow_copy(library_snapshots.string)
+  string_mt.__index = string
   string_mt.__metatable = 'string'
 end
 
 local function is_runtime_env(e)
   return e == REAL_G or e == NO_GLOBALS
 end
-K.is_runtime_env = is_runtime_env
 
 local BINARY_REFUSED = 'binary chunks are refused: load() takes Lua source text only'
 
@@ -198,7 +198,7 @@ end
 local function new_env(context, file)
   local env = {}
   for k, v in pairs(safe_values) do env[k] = v end
-  for name, lib in pairs(library_snapshots) do env[name] = shallow_copy(lib) end
+  for name, lib in pairs(library_tables) do env[name] = shallow_copy(lib, library_except[name]) end
   env.this_fiber = setmetatable({}, K.this_fiber_mt)
   env.print = K.print
   env.newproxy = safe_newproxy
@@ -212,40 +212,6 @@ local function new_env(context, file)
   return env
 end
 K.new_env = new_env
-
----------------------------------------------------------------------------
--- Errors of the module files themselves (luring extension, category
--- 'luring.module'); each carries `module = <id>`.
-local MAX_CODE_BYTES = rt.max_code_bytes
-local module_messages = {
-  "The module's path leads outside the import root (through an absolute symlink or one that climbs out with '..')",
-  "A module must be a regular file, not a FIFO, socket or device (see the error's file_type)",
-  "The module is larger than the " .. (MAX_CODE_BYTES / 1048576) .. " MiB limit",
-}
-local module_category = K.category('luring.module', function(code)
-  return module_messages[code] or ''
-end)
-local function raise_module(code, id, field, value)
-  local e = K.new_error(module_category, code)
-  e.module = id
-  if field then e[field] = value end
-  error(e, 0)
-end
-local ESCAPES_ROOT, NOT_REGULAR_FILE, TOO_LARGE = 1, 2, 3
-
--- A candidate file that could not be read: raises why, unless it is merely
--- absent (then the caller tries the next candidate).
-local function raise_unreadable(id, status, detail)
-  if status == 'special' then
-    raise_module(NOT_REGULAR_FILE, id, 'file_type', detail)
-  elseif status == 'too_large' then
-    raise_module(TOO_LARGE, id)
-  elseif detail == E.EXDEV then
-    raise_module(ESCAPES_ROOT, id)
-  elseif detail ~= E.ENOENT and detail ~= E.ENOTDIR then
-    K.raise_errno_system(detail)
-  end
-end
 
 ---------------------------------------------------------------------------
 -- Builtin modules: each importing module gets its own deep copy (cached per
@@ -390,49 +356,6 @@ local function display_join(d, n)
   return d .. '/' .. n
 end
 
--- Returns the directory to look in, or raises the spec's error.
-local function resolve_dir(id, importer)
-  if s_sub(id, 1, 1) == '/' then
-    -- '/a/b': every component (split on each '/') must be a valid name
-    local names = {}
-    for part in s_gmatch(s_sub(id, 2) .. '/', '([^/]*)/') do
-      if not s_match(part, NAME) then raise_core('invalid_module_name') end
-      names[#names + 1] = part
-    end
-    local last = t_remove(names)
-    local dir, display = importer.root, importer.display_root
-    for i = 1, #names do
-      dir, display = dir .. '/' .. names[i], display_join(display, names[i])
-    end
-    return dir, last, display
-  end
-  local rest, ups = id, 0
-  local dot = false
-  if s_sub(rest, 1, 2) == './' then
-    dot = true
-    rest = s_sub(rest, 3)
-  else
-    while s_sub(rest, 1, 3) == '../' do
-      ups = ups + 1
-      rest = s_sub(rest, 4)
-    end
-  end
-  if not s_match(rest, NAME) then raise_core('invalid_module_name') end
-  local dir, display = importer.dir, importer.display_dir
-  if dot then
-    if importer.leaf then raise_core('leaf_cannot_import_child') end
-  else
-    if importer.is_root then raise_core('root_cannot_import_parent') end
-    -- A leaf's first '../' names its own directory (a sibling).
-    if importer.leaf then ups = ups - 1 end
-    for _ = 1, ups do
-      if dir == importer.root then raise_core('root_cannot_import_parent') end
-      dir, display = dirname(dir), display_dirname(display)
-    end
-  end
-  return dir, rest, display
-end
-
 -- Module env -> { info, path, display }: what spawn_vm resolves against.
 local module_of_env = setmetatable({}, { __mode = 'k' })
 
@@ -441,152 +364,33 @@ local function is_project_id(id)
   return c == '/' or s_sub(id, 1, 2) == './' or s_sub(id, 1, 3) == '../'
 end
 
--- Opens `rel` (a path below the import root) with ring ops from fiber `f`
--- and reads it if it is a new regular file within the size bound.
--- Returns one of
---   'ok', source, identity      a new module's text
---   'known', identity           a file already loaded (or loading)
---   'errno', errno              the OS refused (ENOENT, EXDEV, ...)
---   'special', file_type        not a regular file
---   'too_large'
--- Interruption is held off for the few ops this takes, so the fd is
--- always closed.
-local READ_CHUNK = 65536
-local STATX_SIZE = rt.statx_size
-local function read_module(f, rel)
-  f.int_disabled = f.int_disabled + 1
-  local ok, status, a, b = K.raw_pcall(function()
-    local fd = K.await_op(f, rt.open_module(rel))
-    -- an fd object on success, a negative errno on failure;
-    -- ENXIO: a socket, or a device without a driver; never a regular file
-    if fd == -E.ENXIO then return 'special', 'special file' end
-    if type(fd) == 'number' then return 'errno', -fd end
-    local status, a, b
-    local st = span_new(STATX_SIZE)
-    local res = K.await_op(f, rt.statx(fd, st))
-    if res < 0 then
-      status, a = 'errno', -res
-    else
-      local kind, size, identity = rt.stat_info(st)
-      if loaded[identity] ~= nil then
-        status, a = 'known', identity
-      elseif kind == 'directory' then
-        status, a = 'errno', E.EISDIR
-      elseif kind ~= 'file' then
-        status, a = 'special', kind
-      elseif size > MAX_CODE_BYTES then
-        status = 'too_large'
-      else
-        -- The size is a hint: the bound holds even if the file grows.
-        local parts, offset, buf = {}, 0, span_new(READ_CHUNK)
-        while true do
-          local n = K.await_op(f, rt.read_at(fd, buf, offset))
-          if n < 0 then status, a = 'errno', -n break end
-          if n == 0 then status, a, b = 'ok', t_concat(parts), identity break end
-          offset = offset + n
-          if offset > MAX_CODE_BYTES then status = 'too_large' break end
-          parts[#parts + 1] = tostring(buf:slice(1, n))
-        end
-      end
-    end
-    K.await_op(f, rt.close(fd))
-    return status, a, b
-  end)
-  f.int_disabled = f.int_disabled - 1
-  if not ok then error(status, 0) end
-  return status, a, b
-end
-
 function K.raise_errno_system(errno)
   error(K.system_error(errno), 0)
 end
 
--- The module at identity `key`, or the cyclic_import error.
-local function loaded_module(key)
-  local state = loaded[key]
-  if state == 'loading' then raise_core('cyclic_import') end
-  return state
+-- Project modules, the entry script and spawning: lua/core/loader.lua,
+-- loaded by the first of them in this VM (most actors never import or
+-- spawn). `M`: what of this file's state that code shares.
+local M = {
+  raw_load = raw_load, raw_getfenv = raw_getfenv, loaded = loaded,
+  identity_of = identity_of, module_of_env = module_of_env, new_env = new_env,
+  is_project_id = is_project_id, dirname = dirname,
+  display_dirname = display_dirname, display_join = display_join, NAME = NAME,
+}
+local cold_functions
+local function cold()
+  local c = cold_functions
+  if not c then
+    c = rt.core_chunk('loader', REAL_G)(K, M)
+    cold_functions = c
+  end
+  return c
 end
-
-local function import(id)
-  local f = current()
-  if not f.is_main then raise_core('only_main_fiber_may_import') end
-  check_suspend(f)
-  local importer = f.module_info
-  local dir, name, display_dir = resolve_dir(id, importer)
-  -- D/name.lua, else D/name/init.lua
-  local candidates = {
-    { dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua'), false },
-    { dir .. '/' .. name .. '/init.lua', display_join(display_dir, name .. '/init.lua'), true },
-  }
-  local root_len = #importer.root
-  local path, display, is_init, src, identity
-  for i = 1, 2 do
-    local c = candidates[i]
-    local rel = s_sub(c[1], root_len + 2)
-    -- a path that resolved before, to a module that is loaded or loading
-    -- (a failed one was forgotten and is read again)
-    local known = identity_of[rel]
-    if known and loaded[known] ~= nil then return loaded_module(known) end
-    local status, a, b = read_module(f, rel)
-    if status == 'ok' then
-      path, display, is_init, src, identity = c[1], c[2], c[3], a, b
-      break
-    elseif status == 'known' then
-      identity_of[rel] = a
-      return loaded_module(a)
-    else
-      raise_unreadable(id, status, a)
-    end
-  end
-  if not src then raise_core('module_not_found', 'module', id) end
-  loaded[identity] = 'loading'
-  local env = new_env('', path)
-  local fn, err
-  if s_byte(src, 1) == 27 then
-    -- (LuaJIT's own refusal does not say which file)
-    err = display .. ': binary chunks are refused: modules must be Lua source text'
-  else
-    fn, err = raw_load(src, '@' .. display, 't', env)
-  end
-  if not fn then
-    loaded[identity] = nil
-    error(err, 0)
-  end
-  identity_of[s_sub(path, root_len + 2)] = identity
-  local info = {
-    root = importer.root, display_root = importer.display_root,
-    dir = is_init and (dir .. '/' .. name) or dir,
-    display_dir = is_init and display_join(display_dir, name) or display_dir,
-    leaf = not is_init, is_root = false,
-  }
-  module_of_env[env] = { info = info, path = path, display = display }
-  local mf = K.new_fiber(function()
-    fn()
-    return raw_getfenv(0)
-  end, nil, {
-    is_main = true, module = true, module_info = info, locals_owner = f.locals_owner or f,
-    env = env,
-  })
-  mf.handle_alive = true
-  mf.joiner = f
-  local r = suspend(f, function()
-    mf.joiner = nil
-    wake(f, INTERRUPTED)
-  end)
-  if r == INTERRUPTED then
-    mf.detached = true
-    loaded[identity] = nil
-    raise_core('interrupted')
-  end
-  if not mf.ok then
-    loaded[identity] = nil
-    error(mf.err, 0)
-  end
-  local value = mf[K.RESULTS][2]
-  loaded[identity] = value
-  return value
-end
+local function import(id) return cold().import(id) end
+function K.start_main(path, display, context) return cold().start_main(path, display, context) end
+function K.spawn_module(...) return cold().spawn_module(...) end
+function K.spawn_sandboxed_module(...) return cold().spawn_sandboxed_module(...) end
+function K.spawn_vm(arg, env) return cold().spawn_vm(arg, env) end
 
 function K.require(id)
   if type(id) ~= 'string' then raise_errno(E.EINVAL, 1) end
@@ -603,110 +407,9 @@ function K.require(id)
   raise_core('module_not_found', 'module', id)
 end
 
----------------------------------------------------------------------------
--- The entry script: the VM's main fiber. It is the root module: it stays
--- 'loading' for ever, so importing it from anywhere is a cycle.
-function K.start_main(path, display, context)
-  local src, identity = rt.read_entry(path)
-  if not src then return false, 'cannot read ' .. display .. ': ' .. identity end
-  if s_byte(src, 1) == 27 then
-    return false, display .. ': binary chunks are refused: scripts must be Lua source text'
-  end
-  local env = new_env(context, path)
-  -- `arg` as the standalone Lua interpreter sets it: arg[0] is the script,
-  -- arg[1..] its arguments, arg[-1] the interpreter.
-  local a = K.arguments
-  local arg = { [-1] = a[1], [0] = a[2] }
-  for i = 3, #a do arg[i - 2] = a[i] end
-  env.arg = arg
-  local fn, err = raw_load(src, '@' .. display, 't', env)
-  if not fn then return false, err end
-  local dir, display_dir = dirname(path), display_dirname(display)
-  loaded[identity] = 'loading'
-  identity_of[s_sub(path, #dir + 2)] = identity
-  local info = {
-    root = dir, display_root = display_dir, dir = dir, display_dir = display_dir,
-    leaf = false, is_root = true,
-  }
-  module_of_env[env] = { info = info, path = path, display = display }
-  local mf = K.new_fiber(fn, nil, {
-    is_main = true, vm_main = true, module_info = info, env = env,
-  })
-  K.vm_id = K.hexid(mf)
-  return true
-end
-
 function K.main_finished(f)
   K.main_done = true
   K.actors_main_finished()
-end
-
----------------------------------------------------------------------------
--- Workers (spawn_vm, lua/core/actors.lua). The entry module is resolved
--- like `require` from the calling module `env`, read beneath the import
--- root and started in a new VM by rt.spawn_vm.
-local function ends_with_init(p) return s_match(p, '/init%.lua$') ~= nil end
-
-function K.spawn_module(id, env, new_thread, new_master, monitor)
-  local rec = module_of_env[env]
-  if not rec then raise_core('current_module_not_known') end
-  local info = rec.info
-  local root_len = #info.root
-  local candidates
-  if id == '.' then
-    candidates = { { rec.path, rec.display, ends_with_init(rec.path) } }
-  elseif is_project_id(id) then
-    local dir, name, display_dir = resolve_dir(id, info)
-    candidates = {
-      { dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua'), false },
-      { dir .. '/' .. name .. '/init.lua', display_join(display_dir, name .. '/init.lua'), true },
-    }
-  else
-    raise_core('invalid_module_name')
-  end
-  for i = 1, #candidates do
-    local c = candidates[i]
-    local h, status, detail = rt.spawn_vm(s_sub(c[1], root_len + 2), c[1], c[2], c[3],
-      info.root, info.display_root, new_thread, new_master, monitor)
-    if h then return h end
-    if h == false then error(status, 0) end
-    raise_unreadable(id, status, detail)
-  end
-  raise_core('module_not_found', 'module', id)
-end
-
--- spawn_vm{ module = id, sandbox = {} }: resolved as for an in-process
--- spawn, read here and sent to a new sandbox (which has no file access).
--- `options`: the checked `sandbox = {...}` options; `subprocess`: the
--- checked plan of Emilua's form (environment, stdio). Exactly one is set.
-function K.spawn_sandboxed_module(id, env, monitor, options, subprocess)
-  local rec = module_of_env[env]
-  if not rec then raise_core('current_module_not_known') end
-  local info = rec.info
-  local root_len = #info.root
-  local candidates
-  if id == '.' then
-    candidates = { { rec.path, rec.display } }
-  elseif is_project_id(id) then
-    local dir, name, display_dir = resolve_dir(id, info)
-    candidates = {
-      { dir .. '/' .. name .. '.lua', display_join(display_dir, name .. '.lua') },
-      { dir .. '/' .. name .. '/init.lua', display_join(display_dir, name .. '/init.lua') },
-    }
-  else
-    raise_core('invalid_module_name')
-  end
-  for i = 1, #candidates do
-    local c = candidates[i]
-    local h, status, detail = rt.spawn_sandboxed(s_sub(c[1], root_len + 2), c[2], monitor,
-      options, subprocess)
-    if h then
-      K.relay_started()
-      return h
-    end
-    raise_unreadable(id, status, detail)
-  end
-  raise_core('module_not_found', 'module', id)
 end
 
 -- In the new VM: `src` (read from `path`) becomes its main fiber, with

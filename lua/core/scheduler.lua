@@ -38,7 +38,8 @@ local raise_core, raise_errno = K.raise_core, K.raise_errno
 local normalize_error, is_interrupted = K.normalize_error, K.is_interrupted
 local E = rt.errno
 -- LURING_LOG=debug: fiber events (fixed at VM start, so free when off).
-local LOG, log = rt.log_enabled, rt.log
+local LOG = rt.log_enabled
+local log = LOG and rt.log
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
 -- YIELDED: suspended and to be queued again at once (this_fiber.yield).
@@ -1098,14 +1099,6 @@ function K.step(block, poll, alone, rid, rok)
   return STEP_IDLE
 end
 
--- Runs the VM alone until nothing can wake a fiber, or it is terminated.
-function K.run()
-  local step = K.step
-  repeat
-    local r = step(true)
-  until r == STEP_DONE or (r == STEP_IDLE and inflight == 0 and rq_n == 0 and not nop_q.head)
-end
-
 ---------------------------------------------------------------------------
 -- this_fiber
 local this_fiber = {}
@@ -1392,6 +1385,3 @@ function K.terminate_vm()
   co_yield(TERMINATE)
 end
 
-function K.is_closing() return closing end
-K.schedule = schedule
-function K.is_fiber_thread(th) return not user_co[th] end

@@ -582,92 +582,219 @@ pub(crate) fn io_err(e: std::io::Error) -> mlua::Error {
     ErrorCode::from_io(&e).into()
 }
 
+/// The errno names the runtime knows (`rt.errno`), with their values.
+macro_rules! errnos {
+    ($($name:ident),* $(,)?) => { &[$( (stringify!($name), libc::$name) ),*] };
+}
+const ERRNOS: &[(&str, i32)] = errnos!(
+    EPERM,
+    ENOENT,
+    ESRCH,
+    EINTR,
+    EIO,
+    ENXIO,
+    E2BIG,
+    ENOEXEC,
+    EBADF,
+    ECHILD,
+    EAGAIN,
+    ENOMEM,
+    EACCES,
+    EFAULT,
+    EBUSY,
+    EEXIST,
+    EXDEV,
+    ENODEV,
+    ENOTDIR,
+    EISDIR,
+    EINVAL,
+    ENFILE,
+    EMFILE,
+    ENOTTY,
+    ETXTBSY,
+    EFBIG,
+    ENOSPC,
+    ESPIPE,
+    EROFS,
+    EMLINK,
+    EPIPE,
+    EDOM,
+    ERANGE,
+    EDEADLK,
+    ENAMETOOLONG,
+    ENOLCK,
+    ENOSYS,
+    ENOTEMPTY,
+    ELOOP,
+    EWOULDBLOCK,
+    ENOMSG,
+    EIDRM,
+    ENOSTR,
+    ENODATA,
+    ETIME,
+    ENOSR,
+    ENOLINK,
+    EPROTO,
+    EBADMSG,
+    EOVERFLOW,
+    EILSEQ,
+    ENOTSOCK,
+    EDESTADDRREQ,
+    EMSGSIZE,
+    EPROTOTYPE,
+    ENOPROTOOPT,
+    EPROTONOSUPPORT,
+    EOPNOTSUPP,
+    ENOTSUP,
+    EAFNOSUPPORT,
+    EADDRINUSE,
+    EADDRNOTAVAIL,
+    ENETDOWN,
+    ENETUNREACH,
+    ENETRESET,
+    ECONNABORTED,
+    ECONNRESET,
+    ENOBUFS,
+    EISCONN,
+    ENOTCONN,
+    ETIMEDOUT,
+    ECONNREFUSED,
+    EHOSTUNREACH,
+    EALREADY,
+    EINPROGRESS,
+    ECANCELED,
+    EOWNERDEAD,
+    ENOTRECOVERABLE,
+);
+
+/// `rt.errno`: filled on first read of each name by a raw `__index`
+/// (`errno_index`), so a VM keeps only the names its code used (every
+/// name string and the 128-slot table were ~5 kB of each VM's heap); the
+/// core code reads it as a plain table. A raw C function, so that a
+/// finalizer running while the VM closes can still read it.
 fn errno_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    macro_rules! errnos {
-        ($($name:ident),* $(,)?) => { $( t.raw_set(stringify!($name), libc::$name)?; )* };
-    }
-    errnos!(
-        EPERM,
-        ENOENT,
-        ESRCH,
-        EINTR,
-        EIO,
-        ENXIO,
-        E2BIG,
-        ENOEXEC,
-        EBADF,
-        ECHILD,
-        EAGAIN,
-        ENOMEM,
-        EACCES,
-        EFAULT,
-        EBUSY,
-        EEXIST,
-        EXDEV,
-        ENODEV,
-        ENOTDIR,
-        EISDIR,
-        EINVAL,
-        ENFILE,
-        EMFILE,
-        ENOTTY,
-        ETXTBSY,
-        EFBIG,
-        ENOSPC,
-        ESPIPE,
-        EROFS,
-        EMLINK,
-        EPIPE,
-        EDOM,
-        ERANGE,
-        EDEADLK,
-        ENAMETOOLONG,
-        ENOLCK,
-        ENOSYS,
-        ENOTEMPTY,
-        ELOOP,
-        EWOULDBLOCK,
-        ENOMSG,
-        EIDRM,
-        ENOSTR,
-        ENODATA,
-        ETIME,
-        ENOSR,
-        ENOLINK,
-        EPROTO,
-        EBADMSG,
-        EOVERFLOW,
-        EILSEQ,
-        ENOTSOCK,
-        EDESTADDRREQ,
-        EMSGSIZE,
-        EPROTOTYPE,
-        ENOPROTOOPT,
-        EPROTONOSUPPORT,
-        EOPNOTSUPP,
-        ENOTSUP,
-        EAFNOSUPPORT,
-        EADDRINUSE,
-        EADDRNOTAVAIL,
-        ENETDOWN,
-        ENETUNREACH,
-        ENETRESET,
-        ECONNABORTED,
-        ECONNRESET,
-        ENOBUFS,
-        EISCONN,
-        ENOTCONN,
-        ETIMEDOUT,
-        ECONNREFUSED,
-        EHOSTUNREACH,
-        EALREADY,
-        EINPROGRESS,
-        ECANCELED,
-        EOWNERDEAD,
-        ENOTRECOVERABLE,
-    );
+    let mt = lua.create_table()?;
+    // SAFETY: `errno_index` is a valid `lua_CFunction` that follows the
+    // Lua C API protocol (see its SAFETY comment).
+    mt.raw_set("__index", unsafe { lua.create_c_function(errno_index) }?)?;
+    t.set_metatable(Some(mt))?;
     Ok(t)
+}
+
+/// `__index(t, name)` of `rt.errno`: the value of a known errno name (and
+/// stored in `t`, so the next read is a plain one), else nil.
+unsafe extern "C-unwind" fn errno_index(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: called by LuaJIT as `__index` with the table at 1 and the key
+    // at 2; a string key's bytes stay valid while it is on the stack; the
+    // pushes use the slots LuaJIT guarantees a C function (at most 3 here);
+    // `lua_rawset` may raise "not enough memory", which unwinds through no
+    // Rust frame that owns anything.
+    unsafe {
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE || ffi::lua_type(l, 2) != ffi::LUA_TSTRING {
+            return 0;
+        }
+        let mut len = 0;
+        let ptr = ffi::lua_tolstring(l, 2, &mut len);
+        let name = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+        let Some(&(_, value)) = ERRNOS.iter().find(|(n, _)| n.as_bytes() == name) else {
+            return 0;
+        };
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_pushinteger(l, value as ffi::lua_Integer);
+        ffi::lua_rawset(l, 1);
+        ffi::lua_pushinteger(l, value as ffi::lua_Integer);
+        1
+    }
+}
+
+/// The messages of the runtime's own error categories (errors.lua), by
+/// code from 1: kept here rather than as Lua strings every VM would hold
+/// (~5 kB of each VM's heap); a VM makes a message's string only when an
+/// error is shown.
+const CORE_MESSAGES: &[&str] = &[
+    "Cannot have a module with this name",
+    "Module not found",
+    "The root module doesn't have a parent and can't reference one",
+    "The module you're trying to import has a dependency on the current module (and it is partially loaded already)",
+    "A leaf module cannot import child modules",
+    "You can only import modules from the main fiber",
+    "Bad root context",
+    "Requested key wasn't found in the table/userdata",
+    "The fiber coroutine is reserved to the scheduler",
+    "Suspension already allowed",
+    "Interrupt-ability already allowed",
+    "EPERM within a forbid-suspend block",
+    "Fiber interrupted",
+    "scope_cleanup_pop() called w/o a matching scope_cleanup_push()",
+    "Channel closed",
+    "Broadcast the address before attempting to receive on it",
+    "Lua code cannot import this module directly",
+    "std::raise() failed",
+    "Failed to parse RDF",
+    "Parsed RDF doesn't contain a recognized Emilua module",
+    "Parsed RDF module contains an invalid error category",
+    "Broken promise",
+    "Promise already satisfied",
+    "Global _FILE is missing or invalid",
+];
+const JSON_DOM_MESSAGES: &[&str] = &[
+    "ERANGE on json",
+    "Too many levels",
+    "Array too long",
+    "Reference cycle exists",
+];
+/// Emilua's JSON lexer category (trial.protocol): a message for every code.
+const JSON_SYNTAX_MESSAGES: &[&str] = &[
+    "unexpected token",
+    "invalid key",
+    "invalid value",
+    "incompatible type",
+    "unbalanced end array bracket",
+    "unbalanced end object bracket",
+    "expected end array bracket",
+    "expected end object bracket",
+    "insufficient tokens",
+];
+const ASIO_MISC_MESSAGES: &[&str] = &[
+    "Already open",
+    "End of file",
+    "Element not found",
+    "The descriptor does not fit into the select call's fd_set",
+];
+
+/// `rt.error_text(category, code)`: the message of `code` in one of the
+/// runtime's own categories, '' for a code without one (not an integer
+/// from 1, or past the last). Reads only its arguments: it works in
+/// finalizers while the VM closes too (reports call it then).
+fn error_text(category: &[u8], code: f64) -> &'static str {
+    let messages = match category {
+        b"emilua.core" => CORE_MESSAGES,
+        b"emilua.json.dom" => JSON_DOM_MESSAGES,
+        b"trial.protocol.json" => JSON_SYNTAX_MESSAGES,
+        b"asio.misc" => ASIO_MISC_MESSAGES,
+        _ => return "",
+    };
+    if code.fract() != 0.0 || !(1.0..=messages.len() as f64).contains(&code) {
+        return "";
+    }
+    messages[code as usize - 1]
+}
+
+/// `rt.errno_names()`: every known errno name and its value, in a new
+/// table (the generic_error module is built from it).
+fn add_errno_names_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    rt.set(
+        "errno_names",
+        lua.create_function(unless_closing(|lua, ()| {
+            let t = lua.create_table_with_capacity(0, ERRNOS.len())?;
+            for &(name, value) in ERRNOS {
+                t.raw_set(name, value)?;
+            }
+            Ok(t)
+        }))?,
+    )
 }
 
 fn clock_nanos(realtime: bool) -> f64 {
@@ -699,28 +826,10 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|_, code: i32| Ok(error::strerror(code)))?,
     )?;
     rt.set("decode_error", lua.create_function(error::decode)?)?;
-    let held = state.clone();
     rt.set(
-        "sleep",
-        lua.create_function(move |_, ns: f64| {
-            borrow_state(&held, |st| st.executor.sleep(ns as u64))?
-                .map(OpId::to_f64)
-                .map_err(io_err)
-        })?,
-    )?;
-    let held = state.clone();
-    rt.set(
-        "yield_op",
-        lua.create_function(move |_, ()| {
-            borrow_state(&held, |st| st.executor.yield_now())?
-                .map(OpId::to_f64)
-                .map_err(io_err)
-        })?,
-    )?;
-    rt.set(
-        "sleep_until",
-        lua.create_function(|lua, (ns, realtime): (f64, bool)| {
-            submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
+        "error_text",
+        lua.create_function(|_, (category, code): (mlua::BString, f64)| {
+            Ok(error_text(&category, code))
         })?,
     )?;
     rt.set(
@@ -879,7 +988,158 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             }
         })?,
     )?;
-    crate::modules::stdio::add_rt(lua, &rt)?;
+    super::channels::add_rt(lua, &rt, &held_for_channels)?;
+    // Read by lua/core/modules.lua at boot (the module-file functions
+    // themselves are lazy).
+    rt.set("max_code_bytes", super::module_files::MAX_CODE_BYTES)?;
+    rt.set("statx_size", std::mem::size_of::<libc::statx>())?;
+    rt.set(
+        "set_builtin_loader",
+        lua.create_function(|lua, loader: mlua::Function| {
+            lua.set_named_registry_value(crate::modules::ip::BUILTIN_LOADER, loader)
+        })?,
+    )?;
+    // Fiber events for LURING_LOG; the Lua side calls this only when
+    // `rt.log_enabled` is true.
+    rt.set(
+        "log_enabled",
+        tracing::enabled!(target: "luring::fiber", tracing::Level::DEBUG),
+    )?;
+    set_lazy_rt(lua, &rt)?;
+    Ok(rt)
+}
+
+/// A group of `rt` entries built together on the first read of any of
+/// them (`LAZY_RT`).
+struct LazyRt {
+    /// Exactly the names `add` sets (checked by a test).
+    names: &'static [&'static str],
+    add: fn(&Lua, &Table) -> mlua::Result<()>,
+}
+
+/// The `rt` entries most VMs never use (spawning, sandboxes, module
+/// files, timers, the standard streams as objects, process exit): each
+/// mlua function costs a VM about 200 bytes of heap plus a Rust box, and
+/// its boot about a microsecond. They are built when the core code first
+/// reads one (`rt.<name>` through `__index`); what boot itself reads stays
+/// eager. Not lazy: everything a finalizer may call while the VM closes
+/// (`stderr_write`, `strerror`, `decode_error`): nothing can be built then.
+const LAZY_RT: &[LazyRt] = &[
+    LazyRt {
+        names: &["sleep", "yield_op", "sleep_until"],
+        add: add_timer_rt,
+    },
+    LazyRt {
+        names: &[
+            "environment",
+            "core_chunk",
+            "set_exit",
+            "quick_exit",
+            "abort",
+            "log",
+        ],
+        add: add_process_rt,
+    },
+    LazyRt {
+        names: &["errno_names"],
+        add: add_errno_names_rt,
+    },
+    LazyRt {
+        names: &["read_entry", "open_module", "statx", "stat_info"],
+        add: add_module_file_rt,
+    },
+    LazyRt {
+        names: &[
+            "stdio_fd", "read", "read_at", "open", "close", "write", "isatty",
+        ],
+        add: crate::modules::stdio::add_rt,
+    },
+    LazyRt {
+        names: &["host_module"],
+        add: crate::embed::module::add_rt,
+    },
+    LazyRt {
+        names: &["spawn_vm"],
+        add: super::host::add_rt,
+    },
+    LazyRt {
+        names: &["max_frame_bytes", "control_recv", "control_decode"],
+        add: super::sandboxed::add_rt,
+    },
+    LazyRt {
+        names: &[
+            "set_sandbox_methods",
+            "spawn_sandboxed",
+            "sandbox_send",
+            "sandbox_clear_slots",
+            "sandbox_close",
+            "sandbox_kill",
+            "sandbox_detach",
+            "sandbox_child_pid",
+        ],
+        add: super::sandboxed::add_host_rt,
+    },
+];
+
+/// Gives `rt` the `__index` that builds a `LAZY_RT` group on first use;
+/// any other missing name reads as nil, as before.
+fn set_lazy_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    let index = lua.create_function(|lua, (rt, name): (Table, Value)| {
+        let Value::String(name) = name else {
+            return Ok(Value::Nil);
+        };
+        let group = LAZY_RT
+            .iter()
+            .find(|group| group.names.iter().any(|n| name.as_bytes() == n.as_bytes()));
+        let Some(group) = group else {
+            return Ok(Value::Nil);
+        };
+        // Building Lua values needs mlua's handle to the VM.
+        if vm_closing(lua) {
+            return Err(vm_closed_error());
+        }
+        (group.add)(lua, &rt)?;
+        rt.raw_get(name)
+    })?;
+    let mt = lua.create_table()?;
+    mt.raw_set("__index", index)?;
+    rt.set_metatable(Some(mt))?;
+    Ok(())
+}
+
+/// `rt.sleep`, `rt.yield_op`, `rt.sleep_until` (lazy: `LAZY_RT`). The
+/// first two hold the VM state (they skip the app-data lookup).
+fn add_timer_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+    let state = HeldState::of(lua)?.0;
+    let held = state.clone();
+    rt.set(
+        "sleep",
+        lua.create_function(move |_, ns: f64| {
+            borrow_state(&held, |st| st.executor.sleep(ns as u64))?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    let held = state.clone();
+    rt.set(
+        "yield_op",
+        lua.create_function(move |_, ()| {
+            borrow_state(&held, |st| st.executor.yield_now())?
+                .map(OpId::to_f64)
+                .map_err(io_err)
+        })?,
+    )?;
+    rt.set(
+        "sleep_until",
+        lua.create_function(|lua, (ns, realtime): (f64, bool)| {
+            submit_op(lua, |st| st.executor.sleep_until(ns as u64, realtime))
+        })?,
+    )?;
+    Ok(())
+}
+
+/// The rarely used process functions of `rt` (lazy: `LAZY_RT`).
+fn add_process_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     // environment() -> a new table of the process's environment variables
     rt.set(
         "environment",
@@ -909,12 +1169,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             },
         ))?,
     )?;
-    add_module_file_rt(lua, &rt)?;
-    crate::embed::module::add_rt(lua, &rt)?;
-    super::channels::add_rt(lua, &rt, &held_for_channels)?;
-    super::host::add_rt(lua, &rt)?;
-    super::sandboxed::add_rt(lua, &rt)?;
-    super::sandboxed::add_host_rt(lua, &rt)?;
     rt.set(
         "set_exit",
         lua.create_function(|lua, code: i32| with_state(lua, |st| st.exit_code = Some(code)))?,
@@ -944,12 +1198,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             std::process::abort()
         })?,
     )?;
-    // Fiber events for LURING_LOG; the Lua side calls this only when
-    // `rt.log_enabled` is true.
-    rt.set(
-        "log_enabled",
-        tracing::enabled!(target: "luring::fiber", tracing::Level::DEBUG),
-    )?;
     rt.set(
         "log",
         lua.create_function(|_, (event, fiber, detail): (String, String, Option<String>)| {
@@ -957,7 +1205,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
-    Ok(rt)
+    Ok(())
 }
 
 /// The rt functions of the module loader (lua/core/modules.lua): the entry
@@ -965,7 +1213,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
 /// beneath the import root (see `module_files`).
 fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     use super::module_files::{self, FileInfo};
-    rt.set("max_code_bytes", module_files::MAX_CODE_BYTES)?;
     // read_entry(absolute path) -> source, identity | nil, reason
     rt.set(
         "read_entry",
@@ -1011,7 +1258,6 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         }))?,
     )?;
     // statx(fd object, byte_span of rt.statx_size bytes) -> op id
-    rt.set("statx_size", std::mem::size_of::<libc::statx>())?;
     rt.set(
         "statx",
         lua.create_function(unless_closing(|lua, (fd, buf): (Value, Value)| {
@@ -1183,6 +1429,11 @@ impl Vm {
     ) -> Result<VmExit, RuntimeError> {
         self.set_process_info(&[])?;
         self.core.set("sandboxed", true).map_err(lua_boot)?;
+        // The host's channel reaches this VM in its first frame.
+        self.core
+            .get::<Function>("sandbox_methods_ready")
+            .and_then(|ready| ready.call::<()>(()))
+            .map_err(lua_boot)?;
         let lua = &self.lua;
         // As in-process: a module is a leaf unless it is an init.lua.
         let is_init = display == "init.lua" || display.ends_with("/init.lua");
@@ -1684,5 +1935,106 @@ mod tests {
             vm.step(&step, true, true, true, Receipts::One(7, true)),
             Ok(Step::Ready)
         ));
+    }
+
+    /// Each lazy `rt` group sets exactly the names `LAZY_RT` lists for it
+    /// (a stale list would build nothing, or leave a name unreachable),
+    /// boot builds none of them, and each name reads as its value through
+    /// `rt` once asked for.
+    #[test]
+    fn lazy_rt_groups_are_exact_and_built_on_first_read() {
+        let vm = Vm::new().expect("VM boots");
+        let (lua, core) = vm.lua_and_core();
+        let rt: Table = core.get("rt").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for group in LAZY_RT {
+            let scratch = lua.create_table().unwrap();
+            (group.add)(lua, &scratch).unwrap();
+            let mut set: Vec<String> = scratch
+                .pairs::<String, Value>()
+                .map(|pair| pair.unwrap().0)
+                .collect();
+            set.sort();
+            let mut listed: Vec<String> = group.names.iter().map(|n| n.to_string()).collect();
+            listed.sort();
+            assert_eq!(set, listed, "LAZY_RT names of one group");
+            for name in group.names {
+                assert!(seen.insert(*name), "{name} is in two groups");
+                assert!(
+                    rt.raw_get::<Value>(*name).unwrap().is_nil(),
+                    "{name} was built at boot"
+                );
+            }
+        }
+        for group in LAZY_RT {
+            for name in group.names {
+                assert!(!rt.get::<Value>(*name).unwrap().is_nil(), "rt.{name}");
+                assert!(
+                    !rt.raw_get::<Value>(*name).unwrap().is_nil(),
+                    "rt.{name} kept"
+                );
+            }
+        }
+        assert!(rt.get::<Value>("no_such_function").unwrap().is_nil());
+        assert!(rt.get::<Value>(1).unwrap().is_nil());
+    }
+
+    /// `rt.errno` answers every known name (then holds it), nil for any
+    /// other key, and `rt.errno_names()` lists them all.
+    #[test]
+    fn errno_table_fills_on_first_read() {
+        let vm = Vm::new().expect("VM boots");
+        let (_, core) = vm.lua_and_core();
+        let rt: Table = core.get("rt").unwrap();
+        let errno: Table = rt.get("errno").unwrap();
+        assert!(errno.raw_get::<Value>("ENOTRECOVERABLE").unwrap().is_nil());
+        assert_eq!(
+            errno.get::<i32>("ENOTRECOVERABLE").unwrap(),
+            libc::ENOTRECOVERABLE
+        );
+        assert_eq!(
+            errno.raw_get::<i32>("ENOTRECOVERABLE").unwrap(),
+            libc::ENOTRECOVERABLE
+        );
+        for key in [Value::Integer(1), Value::Boolean(true)] {
+            assert!(errno.get::<Value>(key).unwrap().is_nil());
+        }
+        assert!(errno.get::<Value>("ENOSUCH").unwrap().is_nil());
+        assert!(errno.get::<Value>("EPERMX").unwrap().is_nil());
+        let names: Table = rt.get::<Function>("errno_names").unwrap().call(()).unwrap();
+        assert_eq!(names.pairs::<String, i32>().count(), ERRNOS.len());
+        for &(name, value) in ERRNOS {
+            assert_eq!(names.raw_get::<i32>(name).unwrap(), value, "{name}");
+            assert_eq!(errno.get::<i32>(name).unwrap(), value, "{name}");
+        }
+    }
+
+    /// `error_text` gives each listed message for codes 1..=n, '' for any
+    /// other number and for a category it does not hold.
+    #[test]
+    fn error_text_bounds() {
+        assert_eq!(
+            error_text(b"emilua.core", 1.0),
+            "Cannot have a module with this name"
+        );
+        assert_eq!(error_text(b"emilua.core", 13.0), "Fiber interrupted");
+        assert_eq!(
+            error_text(b"emilua.core", CORE_MESSAGES.len() as f64),
+            "Global _FILE is missing or invalid"
+        );
+        assert_eq!(
+            error_text(b"emilua.json.dom", 4.0),
+            "Reference cycle exists"
+        );
+        assert_eq!(
+            error_text(b"trial.protocol.json", 9.0),
+            "insufficient tokens"
+        );
+        assert_eq!(error_text(b"asio.misc", 2.0), "End of file");
+        for code in [0.0, -1.0, 1.5, f64::NAN, f64::INFINITY, 25.0, 1e300] {
+            assert_eq!(error_text(b"emilua.core", code), "", "{code}");
+        }
+        assert_eq!(error_text(b"asio.misc", 5.0), "");
+        assert_eq!(error_text(b"system", 1.0), "");
     }
 }

@@ -51,13 +51,17 @@ pub const CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("modules"),
 ];
 
-/// Core chunks that only define builtin modules: a VM loads one when one of
-/// its modules is first required (`rt.core_chunk`, lua/core/modules.lua),
-/// so an actor that never uses them neither loads nor keeps their code.
+/// Core chunks a VM loads on first use (`rt.core_chunk`,
+/// lua/core/modules.lua), so an actor that never uses them neither loads
+/// nor keeps their code: `sync`, `time` and `system` define builtin modules
+/// (loaded when one of them is first required); `loader` is module loading
+/// beyond the entry module and spawning (`require` of a project module, the
+/// master's entry script, `spawn_vm`).
 pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("sync"),
     core_chunk!("time"),
     core_chunk!("system"),
+    core_chunk!("loader"),
 ];
 
 /// Every core chunk, the lazy ones included.

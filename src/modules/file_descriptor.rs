@@ -61,9 +61,31 @@ pub(crate) fn arg(v: &Value, index: i32) -> mlua::Result<mlua::UserDataRef<FileD
     }
 }
 
-/// A new `file_descriptor` object owning `fd`.
+/// A new `file_descriptor` object owning `fd`. Every one is made here:
+/// the VM's first also builds and names the type's metatable, which boot
+/// no longer does (mlua makes it with one function per method: ~7% of a
+/// spawn's CPU for a type most actors never use).
 pub(crate) fn push(lua: &Lua, fd: OpFd) -> mlua::Result<AnyUserData> {
-    lua.create_userdata(FileDescriptor(RefCell::new(Some(fd))))
+    let ud = lua.create_userdata(FileDescriptor(RefCell::new(Some(fd))))?;
+    if lua.app_data_ref::<MetatableNamed>().is_none() {
+        name_metatable(lua, &ud)?;
+    }
+    Ok(ud)
+}
+
+/// Set once this VM's `file_descriptor` metatable is named.
+struct MetatableNamed;
+
+/// Makes `getmetatable(fd)` return `"file_descriptor"` (mlua sets `false`)
+/// for every fd object of this VM; `ud` is the VM's first one.
+#[cold]
+fn name_metatable(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
+    super::name_userdata_metatable(lua, ud.clone(), c"file_descriptor")?;
+    // Only once it is named: a failure (no memory) is retried next time.
+    // While some caller holds app data (the VM state) the flag cannot be
+    // set (`set_app_data` would panic); naming again later is harmless.
+    let _ = lua.try_set_app_data(MetatableNamed);
+    Ok(())
 }
 
 /// Duplicates `fd` close-on-exec.
@@ -129,12 +151,6 @@ impl UserData for FileDescriptor {
             Ok(format!("/dev/fd/{}", this.raw()))
         });
     }
-}
-
-/// Names the metatable (`getmetatable(fd) == "file_descriptor"`).
-pub(crate) fn register(lua: &Lua) -> mlua::Result<()> {
-    let probe = lua.create_userdata(FileDescriptor(RefCell::new(None)))?;
-    super::name_userdata_metatable(lua, probe, c"file_descriptor")
 }
 
 /// The fd half of a VM's message capabilities. Channel capabilities
@@ -206,7 +222,6 @@ mod tests;
 pub fn message_round_trips(n: usize, before_sending: &mut dyn FnMut()) -> Result<(), String> {
     use crate::actor::message::{from_lua, to_lua, Limits};
     let lua = Lua::new();
-    register(&lua).map_err(|e| e.to_string())?;
     let (r, w) = std::io::pipe().map_err(|e| e.to_string())?;
     let sent = push(&lua, OpFd::owned(r.into())).map_err(|e| e.to_string())?;
     let writer: OwnedFd = w.into();

@@ -37,7 +37,6 @@ pub mod unix;
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     format::register(lua)?;
     json::register(lua, k)?;
-    file_descriptor::register(lua)?;
     pipe::register(lua, k)?;
     // io-fs
     file::register(lua, k)?;

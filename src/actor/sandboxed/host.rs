@@ -491,12 +491,6 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     })?;
     crate::modules::name_userdata_metatable(lua, probe, c"ipc_actor_channel")?;
     rt.set(
-        "set_builtin_loader",
-        lua.create_function(|lua, loader: mlua::Function| {
-            lua.set_named_registry_value(crate::modules::ip::BUILTIN_LOADER, loader)
-        })?,
-    )?;
-    rt.set(
         "set_sandbox_methods",
         // The channel's `__index`: a function (for the `child_pid`
         // property).
