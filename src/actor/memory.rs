@@ -327,4 +327,88 @@ mod tests {
             assert!(huge.is_null());
         }
     }
+
+    fn vm_ptr(memory: &VmMemory) -> *mut c_void {
+        memory as *const VmMemory as *mut c_void
+    }
+
+    #[test]
+    fn small_blocks_come_from_the_slab_and_are_reused() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        // SAFETY: `ud` is a live VmMemory; blocks are freed with their sizes.
+        unsafe {
+            let a = vm_alloc(ud, std::ptr::null_mut(), 0, 40) as *mut u8;
+            let b = vm_alloc(ud, std::ptr::null_mut(), 0, 40) as *mut u8;
+            assert!(memory.slab.borrow().owns(a as usize));
+            assert_eq!(b as usize - a as usize, 40, "no header between blocks");
+            // a freed block serves the next block of its size class
+            vm_alloc(ud, a as *mut c_void, 40, 0);
+            let c = vm_alloc(ud, std::ptr::null_mut(), 0, 37) as *mut u8;
+            assert_eq!(c, a);
+            // large blocks come from the global allocator
+            let big = vm_alloc(ud, std::ptr::null_mut(), 0, SMALL_MAX + 1);
+            assert!(!memory.slab.borrow().owns(big as usize));
+            vm_alloc(ud, big, SMALL_MAX + 1, 0);
+            vm_alloc(ud, b as *mut c_void, 40, 0);
+            vm_alloc(ud, c as *mut c_void, 37, 0);
+            assert_eq!(memory.used.get(), 0);
+        }
+    }
+
+    #[test]
+    fn resizing_across_slab_and_global_keeps_the_contents() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        // SAFETY: as above; every resize passes the block's current size.
+        unsafe {
+            // a block from before the switch (the global allocator)
+            let pre = std::alloc::alloc(layout(300).unwrap());
+            for i in 0..300 {
+                *pre.add(i) = i as u8;
+            }
+            // shrinking it moves it into the slab
+            let small = vm_alloc(ud, pre as *mut c_void, 300, 100) as *mut u8;
+            assert!(memory.slab.borrow().owns(small as usize));
+            for i in 0..100 {
+                assert_eq!(*small.add(i), i as u8);
+            }
+            // shrinking a slab block keeps it in place
+            let same = vm_alloc(ud, small as *mut c_void, 100, 60) as *mut u8;
+            assert_eq!(same, small);
+            // growing it past SMALL_MAX moves it out
+            let grown = vm_alloc(ud, same as *mut c_void, 60, 1000) as *mut u8;
+            assert!(!memory.slab.borrow().owns(grown as usize));
+            for i in 0..60 {
+                assert_eq!(*grown.add(i), i as u8);
+            }
+            vm_alloc(ud, grown as *mut c_void, 1000, 0);
+            assert_eq!(memory.used.get(), 0);
+        }
+    }
+
+    #[test]
+    fn a_full_slab_falls_back_to_the_global_allocator() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        let per_chunk = CHUNK / SMALL_MAX;
+        let mut blocks = Vec::new();
+        // SAFETY: as above.
+        unsafe {
+            for _ in 0..SLAB_MAX_CHUNKS * per_chunk {
+                let p = vm_alloc(ud, std::ptr::null_mut(), 0, SMALL_MAX);
+                assert!(memory.slab.borrow().owns(p as usize));
+                blocks.push(p);
+            }
+            assert_eq!(memory.slab.borrow().chunks.len(), SLAB_MAX_CHUNKS);
+            let extra = vm_alloc(ud, std::ptr::null_mut(), 0, 16);
+            assert!(!extra.is_null());
+            assert!(!memory.slab.borrow().owns(extra as usize));
+            vm_alloc(ud, extra, 16, 0);
+            for p in blocks {
+                vm_alloc(ud, p, SMALL_MAX, 0);
+            }
+            assert_eq!(memory.used.get(), 0);
+        }
+    }
 }
