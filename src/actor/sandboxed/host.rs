@@ -196,6 +196,8 @@ pub(crate) fn serve_sandbox(
             }
             drop(spawner);
             thread_process.leave(&thread_signal);
+            // Its eventfd must not pile up in a long-lived embedding runtime.
+            thread_process.forget(&thread_signal);
         });
     match spawned {
         Ok(join) => {
@@ -208,6 +210,7 @@ pub(crate) fn serve_sandbox(
         }
         Err(e) => {
             process.leave(&signal);
+            process.forget(&signal);
             Err(e)
         }
     }
