@@ -60,6 +60,8 @@ pub(crate) struct Mailbox {
     /// Sources a spinning Rust receiver reads itself (weak: each ends
     /// with its relay thread).
     feeds: Mutex<Vec<Weak<dyn Feed>>>,
+    /// Set once a feed was added: receivers of other mailboxes skip the lock.
+    has_feeds: AtomicBool,
 }
 
 /// A source of messages for one mailbox that a receiver spinning on that
@@ -121,10 +123,14 @@ impl Mailbox {
         let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
         feeds.retain(|f| f.strong_count() > 0);
         feeds.push(feed);
+        self.has_feeds.store(true, Ordering::Release);
     }
 
     /// The live feeds registered with this mailbox, in registration order.
     pub(crate) fn feeds(&self) -> Vec<Arc<dyn Feed>> {
+        if !self.has_feeds.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
         feeds.iter().filter_map(Weak::upgrade).collect()
     }
