@@ -108,6 +108,18 @@ fn hostile_entry(ctx: EntryContext) -> i32 {
             until_host_closes(control);
             Ok(8)
         })(),
+        // "ready", then on the host's cue the same spray and frame (so a
+        // Rust receiver spinning for a reply reads them itself).
+        "spray_on_cue" => (|| {
+            send(control, &frame(&Message::from("ready")))?;
+            let mut buf = vec![0u8; 4096];
+            luring_sandbox::sys::recv_with_fds(control, &mut buf, 0)?;
+            let fds = vec![1; 253];
+            send_fd_spray(control, &frame(&Message::from("sprayed")), &fds)?;
+            send(control, &frame(&Message::from("after the spray")))?;
+            until_host_closes(control);
+            Ok(8)
+        })(),
         "good" => (|| {
             send(control, &frame(&Message::from("still here")))?;
             until_host_closes(control);
@@ -162,6 +174,15 @@ fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Where this process's descriptors point (for a leak's message).
+fn fd_links() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 /// A `/proc/self/status` field in kB.
 fn status_kb(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -193,10 +214,59 @@ fn modules() -> Dir {
         "forged_end",
         "end_then_more",
         "bad_end",
+        "spray_on_cue",
     ] {
         std::fs::write(dir.join(format!("{mode}.lua")), mode).unwrap();
     }
     Dir(dir)
+}
+
+/// The fd spray read by a Rust receiver spinning on the plugin's replies
+/// mailbox (it reads the socket itself while it spins): rejected with
+/// every descriptor closed, and the channel closed (the frame after it
+/// never arrives: the monitor notice is the next message), as when the
+/// relay thread reads it.
+fn spray_read_by_rust_receiver() {
+    let runtime = luring::Runtime::builder().build().unwrap();
+    let wait = Duration::from_secs(30);
+    let mut with_one_plugin = 0;
+    for round in 0..11 {
+        let mb = runtime.mailbox();
+        let plugin = runtime
+            .spawn(
+                luring::ActorSpec::source("spray_on_cue.lua", "spray_on_cue")
+                    .sandbox(luring::SandboxOptions::new())
+                    .replies_to(&mb)
+                    .monitor(&mb),
+            )
+            .unwrap();
+        let ready = mb.recv_timeout(wait).expect("ready within 30 s");
+        assert_eq!(ready.as_str(), Some("ready"));
+        // With one plugin alive the count is the same each round: what an
+        // earlier round opened is closed once its relay thread ended.
+        if round == 0 {
+            with_one_plugin = fd_count();
+        }
+        let deadline = Instant::now() + wait;
+        while fd_count() != with_one_plugin {
+            assert!(
+                Instant::now() < deadline,
+                "descriptors leaked: {with_one_plugin} in round 0, now {:?}",
+                fd_links()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        plugin.send(Message::from("go")).unwrap();
+        // Spins (reading the socket) as the spray comes; nothing follows it.
+        assert_eq!(
+            mb.recv_timeout(Duration::from_millis(20)),
+            Err(luring::RecvTimeoutError::Timeout)
+        );
+        plugin.kill().unwrap();
+        let notice = mb.recv_timeout(wait).expect("the notice within 30 s");
+        let end = luring::ActorEnded::from_message(&notice).expect("a monitor notice");
+        assert_eq!(end.reason, "killed");
+    }
 }
 
 /// Runs `script` (from `dir`) in this process; it must exit 42.
@@ -467,6 +537,7 @@ fn main() {
     let cases: &[(&str, &dyn Fn())] = &[
         ("huge_frame", &|| huge_frame(&dir.0)),
         ("fd_spray", &|| fd_spray(&dir.0)),
+        ("spray_read_by_rust_receiver", &spray_read_by_rust_receiver),
         ("end_frames", &|| end_frames(&dir.0)),
         ("crash_mid_send", &|| crash_mid_send(&dir.0, sv)),
         ("flood_memory", &|| flood_memory(&dir.0)),

@@ -540,7 +540,27 @@ impl SandboxHandle {
         buf: &mut [u8],
         max_fds: usize,
     ) -> Result<ControlFrame, ControlError> {
-        let r = sys::recv_with_fds(self.control.as_raw_fd(), buf, 0)?;
+        self.recv_control_with(buf, max_fds, 0)
+    }
+
+    /// [`recv_control`](Self::recv_control) without waiting: an empty
+    /// socket gives `ControlError::Io` of kind `WouldBlock`. Several
+    /// threads may call it; each frame goes to exactly one of them.
+    pub fn try_recv_control(
+        &self,
+        buf: &mut [u8],
+        max_fds: usize,
+    ) -> Result<ControlFrame, ControlError> {
+        self.recv_control_with(buf, max_fds, libc::MSG_DONTWAIT)
+    }
+
+    fn recv_control_with(
+        &self,
+        buf: &mut [u8],
+        max_fds: usize,
+        flags: i32,
+    ) -> Result<ControlFrame, ControlError> {
+        let r = sys::recv_with_fds(self.control.as_raw_fd(), buf, flags)?;
         // On every early return below, `r.fds` is dropped: all closed.
         if r.truncated {
             return Err(ControlError::Truncated);

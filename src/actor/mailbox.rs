@@ -18,10 +18,13 @@
 //!   (process.rs): same-thread hand-offs never make a syscall.
 //! - A mailbox read by Rust code (the embedding API) has a `Waiter` instead
 //!   of a host thread: it is notified only while a Rust receiver waits.
+//! - `feeds` are sources that a Rust receiver may drain itself while it
+//!   spins (a sandbox's control socket, `host::SandboxFeed`); each feed
+//!   posts its messages in order and exactly once, whoever reads it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::message::Message;
 use super::process::ThreadSignal;
@@ -54,6 +57,25 @@ pub(crate) struct Mailbox {
     /// The Rust receiver of an embedding application's mailbox (instead of
     /// a host thread): notified when `pending` is set while it waits.
     waiter: OnceLock<Arc<dyn Waiter>>,
+    /// Sources a spinning Rust receiver reads itself (weak: each ends
+    /// with its relay thread).
+    feeds: Mutex<Vec<Weak<dyn Feed>>>,
+    /// Set once a feed was added: receivers of other mailboxes skip the lock.
+    has_feeds: AtomicBool,
+}
+
+/// A source of messages for one mailbox that a receiver spinning on that
+/// mailbox may read itself, instead of waiting for the source's own
+/// thread to wake up and post (a sandbox's relay, `host::SandboxFeed`).
+pub(crate) trait Feed: Send + Sync {
+    /// A receiver starts spinning: it calls `poll` until `stop`.
+    fn start(&self);
+    /// Posts to `into` (the mailbox this feed is registered with) what is
+    /// ready now, unless another thread is at it; true when it posted.
+    fn poll(&self, into: &Mailbox) -> bool;
+    /// The receiver stopped spinning; `soon`: it got a message and is
+    /// likely to spin again shortly (a request-reply loop).
+    fn stop(&self, soon: bool);
 }
 
 /// How a mailbox read outside the host threads (by Rust code) is woken.
@@ -94,6 +116,23 @@ impl Mailbox {
     /// Ties the mailbox to a Rust receiver (the embedding API).
     pub(crate) fn set_waiter(&self, waiter: Arc<dyn Waiter>) {
         let _ = self.waiter.set(waiter);
+    }
+
+    /// Registers a source a spinning Rust receiver may read itself.
+    pub(crate) fn add_feed(&self, feed: Weak<dyn Feed>) {
+        let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        feeds.retain(|f| f.strong_count() > 0);
+        feeds.push(feed);
+        self.has_feeds.store(true, Ordering::Release);
+    }
+
+    /// The live feeds registered with this mailbox, in registration order.
+    pub(crate) fn feeds(&self) -> Vec<Arc<dyn Feed>> {
+        if !self.has_feeds.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        feeds.iter().filter_map(Weak::upgrade).collect()
     }
 
     /// Ties the mailbox to the thread that hosts its VM.

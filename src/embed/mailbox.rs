@@ -10,6 +10,9 @@
 //!   `waiting` (SeqCst), then reads `pending` before it sleeps. One of the
 //!   two sees the other, so no wake-up is lost, and a message posted while
 //!   nobody waits costs its sender one atomic load here.
+//! - A blocking receiver that spins reads the sandboxes feeding this
+//!   mailbox itself (`actor::mailbox::Feed`); their relay threads cover the
+//!   time nobody spins.
 //! - Dropping the [`Mailbox`] closes the inbox: queued Lua senders get
 //!   `channel_closed`, later sends fail at once.
 
@@ -274,12 +277,34 @@ impl Mailbox {
     /// usually answers within a few µs, and sleeping costs a futex wake-up
     /// on each side (8–9 µs a round trip here). Nobody is told this thread
     /// waits, so a message posted meanwhile costs its sender no wake-up.
+    ///
+    /// Meanwhile it reads the sockets of the sandboxes that feed this
+    /// mailbox itself (each in turn, so none starves), rather than wait for
+    /// their relay threads to wake up: a sleeping relay costs a wake-up per
+    /// round trip. Each feed posts in order, exactly once, whoever reads it.
     fn spin_until_pending(&self, deadline: Option<Instant>) -> bool {
         let mut until = Instant::now() + crate::actor::host::SPIN;
         if let Some(d) = deadline {
             until = until.min(d);
         }
-        crate::actor::host::spin_until(until, || self.inner.is_pending(), || false)
+        let feeds = self.inner.feeds();
+        for feed in &feeds {
+            feed.start();
+        }
+        let found = crate::actor::host::spin_until(
+            until,
+            || self.inner.is_pending(),
+            || {
+                for feed in &feeds {
+                    feed.poll(&self.inner);
+                }
+                self.inner.is_pending()
+            },
+        );
+        for feed in &feeds {
+            feed.stop(found);
+        }
+        found
     }
 
     /// Waits for a message without blocking the thread: works with any

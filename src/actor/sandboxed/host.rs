@@ -173,12 +173,17 @@ pub(crate) fn serve_sandbox(
     ring: Option<SharedRing>,
 ) -> std::io::Result<()> {
     let signal = process.add_thread()?;
+    let feed = SandboxFeed::new(handle, signal.clone());
+    let weak: std::sync::Weak<SandboxFeed> = Arc::downgrade(&feed);
+    spawner.mailbox.add_feed(weak);
     let thread_process = process.clone();
     let thread_signal = signal.clone();
     let spawned = std::thread::Builder::new()
         .name("luring-sandbox".into())
         .spawn(move || {
-            let (status, end) = relay(handle, &spawner, &thread_process, &thread_signal);
+            let (status, end) = relay(&feed, &spawner, &thread_process, &thread_signal);
+            // Waiters stop reading it now (they hold it only while polling).
+            drop(feed);
             if let Some(ring) = &ring {
                 lock_ring(ring).take();
             }
@@ -191,6 +196,8 @@ pub(crate) fn serve_sandbox(
             }
             drop(spawner);
             thread_process.leave(&thread_signal);
+            // Its eventfd must not pile up in a long-lived embedding runtime.
+            thread_process.forget(&thread_signal);
         });
     match spawned {
         Ok(join) => {
@@ -203,33 +210,274 @@ pub(crate) fn serve_sandbox(
         }
         Err(e) => {
             process.leave(&signal);
+            process.forget(&signal);
             Err(e)
         }
     }
 }
 
+/// How long after a spinning receiver got its message the relay thread
+/// still leaves the socket to receivers (a request-reply loop spins again
+/// within microseconds); past it the relay reads again. It is also the
+/// relay's sleep while it leaves the socket to them, so it bounds how late
+/// a frame is when the receivers stop for good.
+const LEASE_LINGER_MS: i32 = 1;
+
+/// One sandbox's frames as both its relay thread and the Rust receivers
+/// spinning on its spawner's mailbox read them (`Feed`).
+///
+/// Invariants:
+/// - Every frame is read, checked and posted under `state`'s lock, by
+///   whichever thread holds it (receivers only `try_lock`): each frame
+///   once, in the socket's order, with the same checks (`read_frame`).
+/// - At most one frame is in flight: the next is read only once the
+///   receipt of the previous one came back (`awaiting`), whoever reads.
+/// - While a receiver spins (`spinning` > 0) and for `LEASE_LINGER_MS`
+///   after one got its message (`linger_until`), the relay thread does not
+///   poll the socket (the frame would wake it for nothing) nor ask to be
+///   woken by receipts (`wants_receipt`); a receiver that stops spinning
+///   without a message hands the socket back at once (wakes the relay).
+/// - The sandbox's end (status, exit, kill, draining after the exit)
+///   stays the relay thread's alone.
+pub(crate) struct SandboxFeed {
+    state: std::sync::Mutex<FeedState>,
+    /// Receipts of the frames posted (the relay's inbox for them).
+    receipts: Arc<crate::actor::mailbox::Mailbox>,
+    control: std::os::fd::RawFd,
+    status: std::os::fd::RawFd,
+    spinning: std::sync::atomic::AtomicUsize,
+    /// `state.awaiting.is_some()`, for the relay's last look before it
+    /// sleeps (a receiver may have taken the receipt it waits for).
+    in_flight: std::sync::atomic::AtomicBool,
+    /// Nanoseconds since `born` until which the socket is left to receivers.
+    linger_until: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
+    /// The relay thread sleeps waiting for a receipt (set before it
+    /// publishes its sleep, SeqCst, like `ThreadSignal`'s protocol).
+    wants_receipt: Arc<std::sync::atomic::AtomicBool>,
+    relay_signal: Arc<crate::actor::process::ThreadSignal>,
+}
+
+struct FeedState {
+    /// Owns the fds `control` and `status` of the feed.
+    handle: SandboxHandle,
+    buf: Vec<u8>,
+    /// The send id of the frame posted and not yet taken.
+    awaiting: Option<u64>,
+    next_id: u64,
+    /// False once the channel is closed (EOF, end frame, a rejected frame).
+    reading: bool,
+    end: Option<crate::ipc::EndReason>,
+    got: Vec<(u64, bool)>,
+}
+
+/// Wakes the relay thread for a receipt only when it sleeps waiting for
+/// one (while receivers read the socket, they take the receipts).
+struct ReceiptWaiter {
+    wants: Arc<std::sync::atomic::AtomicBool>,
+    signal: Arc<crate::actor::process::ThreadSignal>,
+}
+
+impl crate::actor::mailbox::Waiter for ReceiptWaiter {
+    fn notify(&self) {
+        if self.wants.load(std::sync::atomic::Ordering::SeqCst) {
+            self.signal.wake();
+        }
+    }
+}
+
+impl SandboxFeed {
+    fn new(
+        handle: SandboxHandle,
+        relay_signal: Arc<crate::actor::process::ThreadSignal>,
+    ) -> Arc<Self> {
+        let receipts = crate::actor::mailbox::Mailbox::new();
+        let wants_receipt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        receipts.set_waiter(Arc::new(ReceiptWaiter {
+            wants: wants_receipt.clone(),
+            signal: relay_signal.clone(),
+        }));
+        Arc::new(Self {
+            control: handle.control().as_raw_fd(),
+            status: handle.status_fd().as_raw_fd(),
+            state: std::sync::Mutex::new(FeedState {
+                handle,
+                buf: vec![0u8; crate::ipc::MAX_FRAME_BYTES],
+                awaiting: None,
+                next_id: 0,
+                reading: true,
+                end: None,
+                got: Vec::new(),
+            }),
+            receipts,
+            spinning: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: std::sync::atomic::AtomicBool::new(false),
+            linger_until: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
+            wants_receipt,
+            relay_signal,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the receipts that came back (under the lock); true when that
+    /// ended the frame in flight.
+    fn take_receipts(&self, st: &mut FeedState) -> bool {
+        let was = st.awaiting.is_some();
+        st.take_receipts(&self.receipts);
+        self.note_in_flight(st);
+        was && st.awaiting.is_none()
+    }
+
+    fn note_in_flight(&self, st: &FeedState) {
+        self.in_flight
+            .store(st.awaiting.is_some(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.born.elapsed().as_nanos() as u64
+    }
+
+    /// Whether receivers read the socket now (the relay leaves it to them).
+    fn leased(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.spinning.load(Ordering::SeqCst) > 0
+            || self.now_ns() < self.linger_until.load(Ordering::SeqCst)
+    }
+}
+
+impl crate::actor::mailbox::Feed for SandboxFeed {
+    fn start(&self) {
+        self.spinning
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn poll(&self, into: &crate::actor::mailbox::Mailbox) -> bool {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            // The relay thread (or another receiver) is at it.
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        if self.take_receipts(&mut st)
+            && self.wants_receipt.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // The relay thread sleeps waiting for the receipt just taken.
+            self.relay_signal.wake();
+        }
+        if !st.reading || st.awaiting.is_some() {
+            return false;
+        }
+        let read = st.read_frame(&self.receipts, into);
+        self.note_in_flight(&st);
+        read
+    }
+
+    fn stop(&self, soon: bool) {
+        use std::sync::atomic::Ordering;
+        if soon {
+            let until = self.now_ns() + LEASE_LINGER_MS as u64 * 1_000_000;
+            self.linger_until.fetch_max(until, Ordering::SeqCst);
+        }
+        if self.spinning.fetch_sub(1, Ordering::SeqCst) == 1 && !soon {
+            // Nobody reads it now: the relay takes the socket back.
+            self.linger_until.store(0, Ordering::SeqCst);
+            self.relay_signal.wake();
+        }
+    }
+}
+
+impl FeedState {
+    /// Takes the receipts that came back; the frame in flight is taken
+    /// once its receipt is here.
+    fn take_receipts(&mut self, receipts: &crate::actor::mailbox::Mailbox) {
+        if receipts.take_pending() {
+            receipts.take_receipts(&mut self.got);
+            let awaiting = self.awaiting;
+            if self.got.drain(..).any(|(id, _)| Some(id) == awaiting) {
+                self.awaiting = None;
+            }
+        }
+    }
+
+    /// Reads one frame without waiting and posts it to `into`; false when
+    /// the socket was empty. Any frame that breaks a rule closes the
+    /// channel (`reading` false), its descriptors closed.
+    fn read_frame(
+        &mut self,
+        receipts: &Arc<crate::actor::mailbox::Mailbox>,
+        into: &crate::actor::mailbox::Mailbox,
+    ) -> bool {
+        match self
+            .handle
+            .try_recv_control(&mut self.buf, crate::ipc::MAX_FDS)
+        {
+            Err(luring_sandbox::ControlError::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return false;
+            }
+            Ok(frame) if frame.len == 0 => self.reading = false,
+            Ok(frame) => match frame_from_sandbox(&self.buf[..frame.len], frame.fds) {
+                Ok(FromSandbox::End(reason)) => {
+                    // The runtime's last write: nothing follows it.
+                    self.end = Some(reason);
+                    self.reading = false;
+                }
+                Ok(FromSandbox::Message(msg)) => {
+                    self.next_id += 1;
+                    let env = Envelope {
+                        msg,
+                        sender: Some(receipts.clone()),
+                        send_id: self.next_id,
+                    };
+                    if into.post(env).is_ok() {
+                        self.awaiting = Some(self.next_id);
+                    }
+                }
+                Err(reason) => {
+                    // The one channel that broke a rule closes.
+                    tracing::debug!(%reason, "sandbox frame rejected; its channel closes");
+                    self.reading = false;
+                }
+            },
+            Err(luring_sandbox::ControlError::Closed) => self.reading = false,
+            Err(e) => {
+                tracing::debug!(error = %e, "sandbox frame rejected; its channel closes");
+                self.reading = false;
+            }
+        }
+        true
+    }
+}
+
 /// Relays the sandbox's frames to `spawner` until the sandbox ended;
 /// returns how it ended, and the reason of its end frame if it sent one.
+/// While Rust receivers spin on the spawner's mailbox they read the frames
+/// themselves (`SandboxFeed`) and this thread only watches the sandbox.
 fn relay(
-    mut handle: SandboxHandle,
+    feed: &SandboxFeed,
     spawner: &ActorAddress,
     process: &crate::actor::process::Process,
     signal: &Arc<crate::actor::process::ThreadSignal>,
 ) -> (ExitStatus, Option<crate::ipc::EndReason>) {
-    let receipts = crate::actor::mailbox::Mailbox::new();
-    receipts.set_signal(signal.clone());
-    let mut buf = vec![0u8; crate::ipc::MAX_FRAME_BYTES];
-    let mut awaiting: Option<u64> = None;
-    let mut next_id = 0u64;
-    let mut reading = true;
+    use std::sync::atomic::Ordering;
     let mut ended = false;
-    let mut got = Vec::new();
-    let mut end = None;
     loop {
+        let (reading, awaiting) = {
+            let mut st = feed.lock();
+            feed.take_receipts(&mut st);
+            (st.reading, st.awaiting.is_some())
+        };
         // A sandbox that ended may have left frames in the socket: they
         // are relayed first (its end is closed now, so EOF follows them).
         if ended && !reading {
-            return (handle.wait().unwrap_or(ExitStatus::Lost), end);
+            let mut st = feed.lock();
+            let status = st.handle.wait().unwrap_or(ExitStatus::Lost);
+            return (status, st.end.take());
         }
         if process.is_over() {
             // The process is ending (`system.exit`, a failed master): its
@@ -237,25 +485,24 @@ fn relay(
             // sandbox still running (a detached one) ends with it. (Before
             // this check the loop spun here: `prepare_sleep` answers
             // `Retry` forever once the process is over.)
-            let _ = handle.kill();
-            let status = match handle.wait_timeout(1000) {
+            let mut st = feed.lock();
+            let _ = st.handle.kill();
+            let status = match st.handle.wait_timeout(1000) {
                 Ok(Some(status)) => status,
                 _ => ExitStatus::Lost,
             };
-            return (status, end);
+            return (status, st.end.take());
         }
-        let control = if reading && awaiting.is_none() {
-            handle.control().as_raw_fd()
+        // Once the sandbox ended the relay drains the socket itself.
+        let leased = !ended && feed.leased();
+        let control = if reading && !awaiting && !leased {
+            feed.control
         } else {
             -1
         };
         let mut fds = [
             libc::pollfd {
-                fd: if ended {
-                    -1
-                } else {
-                    handle.status_fd().as_raw_fd()
-                },
+                fd: if ended { -1 } else { feed.status },
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -270,74 +517,60 @@ fn relay(
                 revents: 0,
             },
         ];
-        if awaiting.is_some() && !ended {
+        let wants_receipt = awaiting && !leased;
+        if wants_receipt && !ended {
             // The receiver (a Rust mailbox spinning for its reply, a VM)
             // usually takes the frame within microseconds: looking for the
             // receipt a little while costs less than the eventfd write and
             // the wake-up of this thread it would take once asleep.
             crate::actor::host::spin_until(
                 std::time::Instant::now() + crate::actor::host::SPIN,
-                || receipts.is_pending(),
+                || feed.receipts.is_pending(),
                 || process.is_over(),
             );
         }
         // Publish "sleeping" first, so that a receipt posted from now on
-        // writes the eventfd (a running thread is not woken).
+        // writes the eventfd (a running thread is not woken); a receiver
+        // handing the socket back wakes it the same way.
+        feed.wants_receipt.store(wants_receipt, Ordering::SeqCst);
         let sleep = matches!(
-            signal.prepare_sleep(process, false, || receipts.is_pending()),
+            signal.prepare_sleep(process, false, || {
+                (wants_receipt
+                    && (feed.receipts.is_pending() || !feed.in_flight.load(Ordering::SeqCst)))
+                    || (leased && !feed.leased())
+            }),
             crate::actor::process::Sleep::Wait
         );
         // Once the sandbox ended, everything it sent is in the socket
         // already (others may hold its end open: no EOF to wait for).
-        let draining = ended && awaiting.is_none();
+        let draining = ended && !awaiting;
         if sleep {
+            // While receivers read the socket, look again at each linger's
+            // end: they may have stopped for good.
+            let timeout = if draining {
+                0
+            } else if leased {
+                LEASE_LINGER_MS
+            } else {
+                -1
+            };
             // SAFETY: three live pollfds; a negative fd is ignored by poll.
-            unsafe { libc::poll(fds.as_mut_ptr(), 3, if draining { 0 } else { -1 }) };
+            unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
             if draining && fds[1].revents == 0 {
-                reading = false;
+                feed.lock().reading = false;
             }
         }
         signal.awake(process);
-        if receipts.take_pending() {
-            receipts.take_receipts(&mut got);
-            if got.drain(..).any(|(id, _)| Some(id) == awaiting) {
-                awaiting = None;
-            }
-        }
         if !sleep {
             continue;
         }
         if fds[1].revents != 0 {
-            match handle.recv_control(&mut buf, crate::ipc::MAX_FDS) {
-                Ok(frame) if frame.len == 0 => reading = false,
-                Ok(frame) => match frame_from_sandbox(&buf[..frame.len], frame.fds) {
-                    Ok(FromSandbox::End(reason)) => {
-                        // The runtime's last write: nothing follows it.
-                        end = Some(reason);
-                        reading = false;
-                    }
-                    Ok(FromSandbox::Message(msg)) => {
-                        next_id += 1;
-                        let env = Envelope {
-                            msg,
-                            sender: Some(receipts.clone()),
-                            send_id: next_id,
-                        };
-                        if spawner.mailbox.post(env).is_ok() {
-                            awaiting = Some(next_id);
-                        }
-                    }
-                    Err(reason) => {
-                        // The one channel that broke a rule closes.
-                        tracing::debug!(%reason, "sandbox frame rejected; its channel closes");
-                        reading = false;
-                    }
-                },
-                Err(luring_sandbox::ControlError::Closed) => reading = false,
-                Err(e) => {
-                    tracing::debug!(error = %e, "sandbox frame rejected; its channel closes");
-                    reading = false;
-                }
+            // A receiver may have read it meanwhile: then this finds none.
+            let mut st = feed.lock();
+            feed.take_receipts(&mut st);
+            if st.reading && st.awaiting.is_none() {
+                st.read_frame(&feed.receipts, &spawner.mailbox);
+                feed.note_in_flight(&st);
             }
         }
         if fds[0].revents != 0 {
