@@ -498,8 +498,8 @@ fn stdin_reaches_system_in(sv: &Supervisor) {
             1
         } else {
             luring_sandbox::sys::poll_one(
-            std::os::fd::AsRawFd::as_raw_fd(lines.get_ref()),
-            libc::POLLIN,
+                std::os::fd::AsRawFd::as_raw_fd(lines.get_ref()),
+                libc::POLLIN,
                 30_000,
             )
             .expect("poll")

@@ -170,19 +170,13 @@ fn stdin_reads_come_from_the_stdin_slot() {
     let span = SpanRef::new_zeroed(16, 16);
     let stdin = OpFd::Std(StdStream::In);
     for chunk in [&b"first"[..], b"second chunk"] {
-        let id = rig
-            .ex
-            .read(&stdin, OpBuffer::Span(span.clone()))
-            .unwrap();
+        let id = rig.ex.read(&stdin, OpBuffer::Span(span.clone())).unwrap();
         w.write_all(chunk).unwrap();
         assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, chunk.len() as i32)]);
         assert_eq!(&span.to_vec()[..chunk.len()], chunk);
     }
     drop(w);
-    let id = rig
-        .ex
-        .read(&stdin, OpBuffer::Span(span.clone()))
-        .unwrap();
+    let id = rig.ex.read(&stdin, OpBuffer::Span(span.clone())).unwrap();
     assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 0)]);
 
     let mut rig = rig_with_stdin(None, None);

@@ -291,7 +291,8 @@ fn run_entry(
         return failed;
     };
     // Slots CONTROL_SLOT.. in order: control, stdout, stderr, stdin.
-    const _: () = assert!(CONTROL_SLOT == 0 && STDOUT_SLOT == 1 && STDERR_SLOT == 2 && STDIN_SLOT == 3);
+    const _: () =
+        assert!(CONTROL_SLOT == 0 && STDOUT_SLOT == 1 && STDERR_SLOT == 2 && STDIN_SLOT == 3);
     let table = [control.as_raw_fd(), 1, 2, 0];
     if let Err(e) = ring.submitter().register_files_update(CONTROL_SLOT, &table) {
         eprintln!("luring sandbox: cannot install the control socket and stdio in the ring: {e}");
