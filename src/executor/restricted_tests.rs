@@ -352,7 +352,9 @@ fn a_local_slot_is_usable_by_ring_ops_and_cleared_with_its_last_reference() {
     slots::init_local(RingSpec::default().fixed_files);
     let (r, w) = pipe();
     let slot = slots::install_local(rig.ex.ring_fd(), w).unwrap();
-    assert_eq!(slot.index(), 3);
+    // The first slot past the control socket and stdio (0-3).
+    assert_eq!(slot.index(), crate::actor::sandboxed::FIRST_CAPABILITY_SLOT);
+    assert_eq!(slot.index(), 4);
     let fd = OpFd::Slot(std::rc::Rc::new(slot));
     let id = rig
         .ex
@@ -369,12 +371,12 @@ fn a_local_slot_is_usable_by_ring_ops_and_cleared_with_its_last_reference() {
     // The cleared slot reaches nothing: a write on it fails.
     let id = rig
         .ex
-        .write(&OpFd::Fixed(3), OpBuffer::Owned(b"x".to_vec().into()))
+        .write(&OpFd::Fixed(4), OpBuffer::Owned(b"x".to_vec().into()))
         .unwrap();
     assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, -libc::EBADF)]);
     let (_r2, w2) = pipe();
     let again = slots::install_local(rig.ex.ring_fd(), w2).unwrap();
-    assert_eq!(again.index(), 3);
+    assert_eq!(again.index(), 4);
 }
 
 // ---- capabilities installed by a host ring (MSG_RING send-fd) ----
