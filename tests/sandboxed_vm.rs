@@ -457,6 +457,72 @@ fn hello(sv: &Supervisor) {
     assert_eq!(r.status, ExitStatus::Exited(0));
 }
 
+/// `system.in_` reads the sandbox's stdin (a pipe granted at spawn, fd 0
+/// and the ring's stdin slot): each chunk as the host writes it, then EOF
+/// once the host closed its end. Without a stdin (`/dev/null`) the first
+/// read is EOF. Fresh and pooled (the pooled VM gets the spawn's stdin
+/// after it booted).
+fn stdin_reaches_system_in(sv: &Supervisor) {
+    use std::io::{BufRead, Write};
+    // `system.out:write_some` is not buffered like `print`: the host sees
+    // each line as soon as the chunk was read.
+    const READ_ALL: &str = r#"
+        local system = require 'system'
+        local buf = byte_span.new(64)
+        while true do
+          local ok, n = pcall(system.in_.read_some, system.in_, buf)
+          if not ok then system.out:write_some('ended: ' .. tostring(n) .. '\n') break end
+          system.out:write_some('chunk: ' .. tostring(buf:slice(1, n)) .. '\n')
+        end
+    "#;
+    let r = run(sv, READ_ALL);
+    assert_eq!(r.stdout, "ended: End of file\n", "stderr: {}", r.stderr);
+    assert_eq!(r.status, ExitStatus::Exited(0));
+
+    let (in_r, in_w) = pipe();
+    let (out_r, out_w) = pipe();
+    let (mut err_r, err_w) = pipe();
+    let spec = SandboxSpec {
+        stdin: Stdio::Fd(in_r.into()),
+        stdout: Stdio::Fd(out_w),
+        stderr: Stdio::Fd(err_w),
+        ..SandboxSpec::default()
+    };
+    let mut h = spawn_entry(sv, &spec);
+    drop(spec);
+    send_boot(h.control(), "stdin.lua", READ_ALL.as_bytes()).expect("boot");
+    let mut lines = std::io::BufReader::new(out_r);
+    let mut next_line = || {
+        // (30 s at most: a sandbox that stopped reading fails the case.)
+        let ready = if !lines.buffer().is_empty() {
+            1
+        } else {
+            luring_sandbox::sys::poll_one(
+                std::os::fd::AsRawFd::as_raw_fd(lines.get_ref()),
+                libc::POLLIN,
+                30_000,
+            )
+            .expect("poll")
+        };
+        assert_ne!(ready, 0, "no line from the sandbox in 30 s");
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("read");
+        line
+    };
+    let mut in_w = std::fs::File::from(in_w);
+    for chunk in ["one", "two two", "three"] {
+        in_w.write_all(chunk.as_bytes()).expect("write stdin");
+        assert_eq!(next_line(), format!("chunk: {chunk}\n"));
+    }
+    drop(in_w);
+    assert_eq!(next_line(), "ended: End of file\n");
+    let status = h.wait_timeout(30_000).expect("wait").expect("ended");
+    drop(h);
+    let mut stderr = String::new();
+    err_r.read_to_string(&mut stderr).unwrap();
+    assert_eq!(status, ExitStatus::Exited(0), "stderr: {stderr}");
+}
+
 fn fibers_timers_and_stderr(sv: &Supervisor) {
     let src = r#"
         local time = require 'time'
@@ -751,7 +817,8 @@ const USE_FD: &str = r#"
 
 /// A frame naming slots the host never filled reaches nothing: an empty
 /// slot of the host's range arrives as a file_descriptor that fails with
-/// EBADF; a slot outside that range (the control socket, stdout) or
+/// EBADF; a slot outside that range (the control socket, stdio, the
+/// sandbox's own) or
 /// outside the table is refused (the inbox closes) and left as it was.
 fn forged_slots_reach_nothing(sv: &Supervisor) {
     let r = run_with_frames(sv, USE_FD, &[frame_naming_slot(40)]);
@@ -764,7 +831,8 @@ fn forged_slots_reach_nothing(sv: &Supervisor) {
         "stderr: {}",
         r.stderr
     );
-    for slot in [0, 1, 2, 5, 31, 64, 1000] {
+    // 3: stdin; 4: the first of the sandbox's own.
+    for slot in [0, 1, 2, 3, 4, 5, 31, 64, 1000] {
         let r = run_with_frames(sv, USE_FD, &[frame_naming_slot(slot)]);
         assert_eq!(
             r.status,
@@ -829,17 +897,32 @@ fn lua_scripts_as_an_unprivileged_user(_: &Supervisor) {
     scripts.sort();
     assert!(scripts.len() >= 5, "sandboxed scripts found: {scripts:?}");
     for script in scripts {
+        // A `-- stdin: text` header (first line, as tests/lua_scripts.rs
+        // reads it): that text on a pipe, else /dev/null.
+        let stdin_text = std::fs::read_to_string(&script)
+            .unwrap()
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("-- stdin:"))
+            .map(|v| v.trim_start().replace("\\n", "\n"));
         let (mut reader, writer) = std::io::pipe().unwrap();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_luring"))
             .arg(script.file_name().unwrap())
             .current_dir(&dir)
             .uid(65534)
             .gid(65534)
-            .stdin(std::process::Stdio::null())
+            .stdin(match stdin_text {
+                Some(_) => std::process::Stdio::piped(),
+                None => std::process::Stdio::null(),
+            })
             .stdout(writer.try_clone().unwrap())
             .stderr(writer)
             .spawn()
             .unwrap();
+        if let (Some(text), Some(mut stdin)) = (&stdin_text, child.stdin.take()) {
+            use std::io::Write;
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
         let mut output = String::new();
         reader.read_to_string(&mut output).unwrap();
         let status = child.wait().unwrap();
@@ -947,6 +1030,7 @@ fn main() {
             a_malformed_frame_closes_the_inbox,
         ),
         ("forged_slots_reach_nothing", forged_slots_reach_nothing),
+        ("stdin_reaches_system_in", stdin_reaches_system_in),
         (
             "a_detached_sandbox_dies_with_the_host",
             a_detached_sandbox_dies_with_the_host,
@@ -981,7 +1065,7 @@ fn main() {
     // The cases that spawn with the pool's spec, again on pooled
     // sandboxes (each awaits the one the supervisor made ahead): a
     // pre-booted VM behaves as a fresh one, escapes included.
-    let pooled: &[(&str, Case)] = &cases[..9];
+    let pooled: &[(&str, Case)] = &cases[..10];
     let mut failed = 0;
     let runs = cases
         .iter()

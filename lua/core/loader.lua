@@ -421,6 +421,12 @@ local sandbox_checks = {
   end,
   memory = function(v) return count_in(v, 2^20, MAX_INT) and v or nil end,
   cpu_seconds = function(v) return count_in(v, 1, 2^31) and v or nil end,
+  -- 'share' (this process's stdin) or a file_descriptor (checked by the
+  -- runtime); absent: /dev/null.
+  stdin = function(v)
+    if v == 'share' or type(v) == 'userdata' then return v end
+    return nil
+  end,
   allow_weaker = function(v)
     local names = { landlock = true }
     return list_of(v, function(n) return names[n] == true end, 8)

@@ -135,10 +135,12 @@ const WATCH: std::time::Duration = crate::actor::host::SPIN;
 /// or the machine busy, and a sleep costs less than watching in vain.
 const WATCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The fixed-file slots a fixed-only executor writes standard output and
-/// standard error to (installed before the executor starts).
+/// The fixed-file slots a fixed-only executor reads standard input from
+/// and writes standard output and standard error to (installed before
+/// the executor starts): an op on `OpFd::Std` acts on the stream's slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedStdio {
+    pub stdin: u32,
     pub stdout: u32,
     pub stderr: u32,
 }
@@ -315,8 +317,8 @@ impl Executor {
     /// An executor on a sandboxed actor's ring, made by the host: created
     /// disabled, restricted (opcode allow-list, `IOSQE_FIXED_FILE`
     /// required; see `luring_sandbox::ring`) and enabled before it reaches
-    /// here. Every op runs on fixed files: stdout and stderr go to the
-    /// slots `stdio` names; ops that need an fd number or a new fd are
+    /// here. Every op runs on fixed files: stdin, stdout and stderr are
+    /// the slots `stdio` names; ops that need an fd number or a new fd are
     /// refused with `EPERM` (path ops and jobs run as plain syscalls); cross-thread wake-ups (eventfd, `MSG_RING`
     /// from this ring) are not available. `ring` must be this process's
     /// only user of those queues.
@@ -484,9 +486,13 @@ impl Executor {
     /// streams), which live until the completion is reaped.
     pub(crate) unsafe fn submit(
         &mut self,
-        slot: OpSlot,
+        mut slot: OpSlot,
         build: impl FnOnce(&mut OpSlot) -> squeue::Entry,
     ) -> io::Result<OpId> {
+        if self.fixed_only.is_some() {
+            // fds 0-2 are out of a restricted ring's reach: their slots.
+            slot.map_std(|stream| self.stream_fd(stream));
+        }
         self.check_reach(&slot)?;
         let Some((id, slot)) = self.ops.insert(slot) else {
             return Err(io::Error::new(

@@ -91,7 +91,7 @@ pub enum OpFd {
     Owned(Rc<OwnedFd>),
     /// fd 0, 1 or 2: the process's standard streams, borrowed for the
     /// program's life (the runtime never closes them). A fixed-only
-    /// executor maps stdout and stderr to fixed slots instead.
+    /// executor maps them to their fixed slots instead (`FixedStdio`).
     Std(StdStream),
     /// A slot of the ring's fixed-file table (a sandboxed actor's
     /// capabilities live there). The kernel takes its own reference to the
@@ -273,6 +273,15 @@ impl OpSlot {
         self.fd = Some(fd.clone());
         self.accepts_fixed = true;
         self
+    }
+
+    /// For an op that builds its SQE from [`OpSlot::target`] and acts on
+    /// a standard stream: puts `to(stream)` in its place (a fixed-only
+    /// executor's slot for that stream). Other ops are left as they are.
+    pub(crate) fn map_std(&mut self, to: impl FnOnce(StdStream) -> OpFd) {
+        if let (true, Some(OpFd::Std(stream))) = (self.accepts_fixed, &self.fd) {
+            self.fd = Some(to(*stream));
+        }
     }
 
     /// What the op's SQE names (`Fd(-1)` without an fd).

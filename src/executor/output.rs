@@ -72,15 +72,15 @@ impl OutputQueue {
 }
 
 impl Executor {
-    /// The fd output for `stream` goes to: its fixed slot on a fixed-only
-    /// executor.
-    fn stream_fd(&self, stream: StdStream) -> OpFd {
+    /// The fd ops on `stream` (output included) act on: its fixed slot on
+    /// a fixed-only executor.
+    pub(super) fn stream_fd(&self, stream: StdStream) -> OpFd {
         if let Some(fixed) = self.fixed_only {
-            return match stream {
-                StdStream::Out => OpFd::Fixed(fixed.stdout),
-                StdStream::Err => OpFd::Fixed(fixed.stderr),
-                StdStream::In => OpFd::Std(stream),
-            };
+            return OpFd::Fixed(match stream {
+                StdStream::In => fixed.stdin,
+                StdStream::Out => fixed.stdout,
+                StdStream::Err => fixed.stderr,
+            });
         }
         #[cfg(test)]
         if let Some(targets) = &self.faults.output_targets {

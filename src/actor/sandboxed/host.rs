@@ -777,6 +777,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     (Some(plan), _) => (subprocess_spec(plan)?, BootOptions::default()),
                     (None, Some(options)) => {
                         let (mut spec, boot) = spec_of_options(&options_of_table(&options)?);
+                        spec.stdin = stdio_of(options.raw_get("stdin")?, 0, "sandbox/stdin")?;
                         spec.stdout = share_std(1)?;
                         spec.stderr = share_std(2)?;
                         (spec, boot)
@@ -1199,6 +1200,36 @@ fn share_std(fd: i32) -> mlua::Result<Stdio> {
         .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))
 }
 
+/// A sandbox's standard stream `std_fd` as the option `name` gives it
+/// (checked by lua/core/loader.lua: nil, `'share'` or userdata): nil is
+/// `/dev/null`, `'share'` a dup of this process's own, a
+/// `file_descriptor` a dup of it (`EINVAL` for other userdata, `EBUSY`
+/// for a closed one, both naming the option).
+fn stdio_of(value: Value, std_fd: i32, name: &str) -> mlua::Result<Stdio> {
+    let bad = |errno| mlua::Error::from(ErrorCode::generic(errno).arg_name(name));
+    Ok(match value {
+        Value::Nil => Stdio::Null,
+        Value::String(_) => share_std(std_fd)?,
+        v => {
+            let fd = crate::modules::file_descriptor::arg(&v, 1)
+                .map_err(|_| bad(libc::EINVAL))?
+                .op_fd()
+                .ok_or_else(|| bad(libc::EBUSY))?;
+            if matches!(fd, OpFd::Fixed(_)) {
+                // (A slot of a sandbox's ring: no descriptor here.)
+                return Err(bad(libc::EBADF));
+            }
+            // SAFETY: `fd` (a reference the object shares) keeps the
+            // descriptor open while it is duplicated.
+            let raw = unsafe { BorrowedFd::borrow_raw(fd.raw()) };
+            Stdio::Fd(
+                raw.try_clone_to_owned()
+                    .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))?,
+            )
+        }
+    })
+}
+
 /// The sandbox of Emilua's `subprocess = {...}` form, from the plan
 /// lua/core/actors.lua checked (a fresh table: raw reads). The namespace
 /// flags are not in it: every sandbox gets every namespace.
@@ -1215,30 +1246,11 @@ fn subprocess_spec(plan: &Table) -> mlua::Result<SandboxSpec> {
     }
     let mut stdio = Vec::with_capacity(3);
     for (std_fd, name) in [(0, "stdin"), (1, "stdout"), (2, "stderr")] {
-        let bad = |errno| {
-            mlua::Error::from(ErrorCode::generic(errno).arg_name(&format!("subprocess/{name}")))
-        };
-        stdio.push(match plan.raw_get::<Value>(name)? {
-            Value::Nil => Stdio::Null,
-            Value::String(_) => share_std(std_fd)?,
-            v => {
-                let fd = crate::modules::file_descriptor::arg(&v, 1)
-                    .map_err(|_| bad(libc::EINVAL))?
-                    .op_fd()
-                    .ok_or_else(|| bad(libc::EBUSY))?;
-                if matches!(fd, OpFd::Fixed(_)) {
-                    // (A slot of a sandbox's ring: no descriptor here.)
-                    return Err(bad(libc::EBADF));
-                }
-                // SAFETY: `fd` (a reference the object shares) keeps the
-                // descriptor open while it is duplicated.
-                let raw = unsafe { BorrowedFd::borrow_raw(fd.raw()) };
-                Stdio::Fd(
-                    raw.try_clone_to_owned()
-                        .map_err(|e| mlua::Error::from(ErrorCode::from_io(&e)))?,
-                )
-            }
-        });
+        stdio.push(stdio_of(
+            plan.raw_get(name)?,
+            std_fd,
+            &format!("subprocess/{name}"),
+        )?);
     }
     let [stdin, stdout, stderr]: [Stdio; 3] = stdio.try_into().expect("three streams");
     Ok(SandboxSpec {

@@ -5,15 +5,19 @@
 //!   before the supervisor is forked ([`start_supervisor`], first thing in
 //!   `main`); the supervisor is kept process-wide and used by every VM.
 //!   Pooled, the supervisor keeps one `sandbox = {}` VM booted ahead of its
-//!   spawn: its stdout and stderr are `/dev/null` (slots 1 and 2 too) until
-//!   a spawn takes it and hands it its own, before any fiber runs.
+//!   spawn: its stdin, stdout and stderr are `/dev/null` (slots 3, 1 and 2
+//!   too) until a spawn takes it and hands it its own, before any fiber
+//!   runs.
 //! - Inside the sandbox the VM runs on the ring the supervisor made for it
 //!   (restricted, `IOSQE_FIXED_FILE` required) through a fixed-only
 //!   executor: fixed slot [`CONTROL_SLOT`] is the control socket,
-//!   [`STDOUT_SLOT`] and [`STDERR_SLOT`] the sandbox's stdout and stderr
-//!   (granted at spawn: the host's own, as `"share"`). The sandbox puts
-//!   them in its own table with `IORING_REGISTER_FILES_UPDATE`, the one
-//!   register opcode its ring allows besides buffer rings.
+//!   [`STDOUT_SLOT`], [`STDERR_SLOT`] and [`STDIN_SLOT`] the sandbox's
+//!   stdout, stderr and stdin (granted at spawn: the host's own as
+//!   `"share"`, a descriptor, or `/dev/null`), which `system.in_`,
+//!   `system.out` and `system.err` use. The sandbox puts them in its own
+//!   table with `IORING_REGISTER_FILES_UPDATE`, the one register opcode
+//!   its ring allows besides buffer rings. None of these slots is in the
+//!   host's install range, so a frame that names one is refused.
 //! - The module's code is the first thing on the control socket (the boot
 //!   message, [`send_boot`]): a header datagram, then the source in chunks
 //!   of at most [`BOOT_CHUNK`] bytes, at most `MAX_CODE_BYTES` in all. The
@@ -69,12 +73,17 @@ use crate::RuntimeError;
 /// The name the sandboxed VM's entry point is registered under.
 pub const VM_ENTRY: &str = "luring-vm";
 
-/// Fixed-file slots of a sandboxed VM's ring.
+/// Fixed-file slots of a sandboxed VM's ring: 0–3 are filled at start
+/// (control socket, stdout, stderr, stdin), then come the sandbox's own
+/// (LOCAL, `slots.rs`) up to half the table, then the host's install
+/// range (`luring_sandbox::ring::host_slots`).
 pub const CONTROL_SLOT: u32 = 0;
 pub const STDOUT_SLOT: u32 = 1;
 pub const STDERR_SLOT: u32 = 2;
-/// First slot free for capabilities the host installs later.
-pub const FIRST_CAPABILITY_SLOT: u32 = 3;
+/// After stdout and stderr so that the slots 0–2 keep their numbers.
+pub const STDIN_SLOT: u32 = 3;
+/// First slot for descriptors the sandbox opens itself (LOCAL).
+pub const FIRST_CAPABILITY_SLOT: u32 = 4;
 
 /// Exit status of a sandbox whose runtime ended it (it could not start,
 /// or ran out of its memory limit). Only the end frame it sends first
@@ -249,9 +258,9 @@ pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError
 ///
 /// Started ahead of its spawn (`pooled`), it boots the VM first, then
 /// waits for the spawn's standard streams (`receive_spawn_stdio`: on fds
-/// 0–2 from then on) and puts stdout and stderr in their slots again
-/// (until then the slots held `/dev/null`, which nothing wrote to: no
-/// fiber runs before the module is in).
+/// 0–2 from then on) and puts stdin, stdout and stderr in their slots
+/// again (until then the slots held `/dev/null`, which nothing read or
+/// wrote: no fiber runs before the module is in).
 fn vm_entry(ctx: EntryContext) -> i32 {
     let EntryContext {
         ring,
@@ -281,12 +290,16 @@ fn run_entry(
         eprintln!("luring sandbox: malformed spawn options");
         return failed;
     };
-    let table = [control.as_raw_fd(), 1, 2];
+    // Slots CONTROL_SLOT.. in order: control, stdout, stderr, stdin.
+    const _: () =
+        assert!(CONTROL_SLOT == 0 && STDOUT_SLOT == 1 && STDERR_SLOT == 2 && STDIN_SLOT == 3);
+    let table = [control.as_raw_fd(), 1, 2, 0];
     if let Err(e) = ring.submitter().register_files_update(CONTROL_SLOT, &table) {
         eprintln!("luring sandbox: cannot install the control socket and stdio in the ring: {e}");
         return failed;
     }
     let stdio = FixedStdio {
+        stdin: STDIN_SLOT,
         stdout: STDOUT_SLOT,
         stderr: STDERR_SLOT,
     };
@@ -309,7 +322,8 @@ fn run_entry(
         if pooled {
             let handed = luring_sandbox::receive_spawn_stdio(control).and_then(|()| {
                 slots::fill_slot(ring_fd, STDOUT_SLOT, 1)?;
-                slots::fill_slot(ring_fd, STDERR_SLOT, 2)
+                slots::fill_slot(ring_fd, STDERR_SLOT, 2)?;
+                slots::fill_slot(ring_fd, STDIN_SLOT, 0)
             });
             if let Err(e) = handed {
                 return Ok(Err(BootError::Io(e)));

@@ -3,7 +3,8 @@
 //! makes).
 //!
 //! Invariants:
-//! - LOCAL slots are `[FIRST_CAPABILITY_SLOT, fixed_files / 2)`; the upper
+//! - LOCAL slots are `[FIRST_CAPABILITY_SLOT, fixed_files / 2)` (below
+//!   them: the control socket and stdio, filled at start); the upper
 //!   half is the kernel's file-alloc range, where the host's ring installs
 //!   capabilities (`MsgRingSendFd` with `IORING_FILE_INDEX_ALLOC`). The two
 //!   never pick the same slot.
@@ -187,13 +188,17 @@ mod tests {
 
     #[test]
     fn local_slots_are_the_lower_half_past_stdio_and_come_back() {
-        let mut l = LocalSlots::new(8);
-        assert_eq!(l.take(), Some(3));
+        let mut l = LocalSlots::new(10);
+        assert_eq!(l.take(), Some(4));
         assert_eq!(l.take(), None);
-        l.free.push(3);
-        assert_eq!(l.take(), Some(3));
+        l.free.push(4);
+        assert_eq!(l.take(), Some(4));
         let mut l = LocalSlots::new(64);
         let all: Vec<u32> = std::iter::from_fn(|| l.take()).collect();
-        assert_eq!(all, (3..32).collect::<Vec<_>>());
+        // Never the control socket (0), stdout (1), stderr (2), stdin (3)
+        // nor the host's half (32..64).
+        assert_eq!(all, (4..32).collect::<Vec<_>>());
+        // A table too small for any LOCAL slot hands none out.
+        assert_eq!(LocalSlots::new(8).take(), None);
     }
 }

@@ -5,7 +5,7 @@
 -- Memory outside the Lua heap (byte_span storage) is bounded by
 -- RLIMIT_AS, the memory limit + 1 GiB: ENOMEM, the actor goes on.
 -- limits.open_files bounds the files it may hold (EMFILE), as does the
--- ring's table (29 slots of its own: docs/guide/sandboxes.md).
+-- ring's table (28 slots of its own: docs/guide/sandboxes.md).
 local inbox = require 'inbox'
 local function run(what, sandbox)
   local ch = spawn_vm{ module = '/fixtures/hog', sandbox = sandbox, monitor = true }
