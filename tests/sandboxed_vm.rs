@@ -395,15 +395,21 @@ fn the_pooled_sandbox_ends_with_the_runtime(_: &Supervisor) {
     }
 }
 
-fn pooled_sandbox_lifetime(uid: Option<u32>, kill_supervisor: bool) {
-    use std::io::{BufRead, Write};
+/// Starts `luring` on a script of tests/lua/sandboxed/fixtures (as `uid`
+/// if given) and returns it with the first line it printed.
+fn start_fixture_host(
+    script: &str,
+    uid: Option<u32>,
+    stdin: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/sandboxed/fixtures");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_luring"));
     command
-        .arg("pool_then_wait.lua")
+        .arg(script)
         .current_dir(&dir)
-        .stdin(std::process::Stdio::piped())
+        .stdin(stdin)
         .stdout(std::process::Stdio::piped());
     if let Some(uid) = uid {
         command.uid(uid).gid(uid);
@@ -413,6 +419,13 @@ fn pooled_sandbox_lifetime(uid: Option<u32>, kill_supervisor: bool) {
     std::io::BufReader::new(host.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (host, line)
+}
+
+fn pooled_sandbox_lifetime(uid: Option<u32>, kill_supervisor: bool) {
+    use std::io::Write;
+    let (mut host, line) =
+        start_fixture_host("pool_then_wait.lua", uid, std::process::Stdio::piped());
     assert_eq!(line, "ready\n", "uid {uid:?}");
     let sup = match children(host.id() as i32)[..] {
         [sup] => sup,
@@ -959,23 +972,8 @@ fn a_detached_sandbox_dies_with_the_host(_: &Supervisor) {
 }
 
 fn detached_sandbox_dies_with_host_as(uid: Option<u32>) {
-    use std::io::BufRead;
-    use std::os::unix::process::CommandExt;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/sandboxed/fixtures");
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_luring"));
-    command
-        .arg("detached_forever.lua")
-        .current_dir(&dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
-    if let Some(uid) = uid {
-        command.uid(uid).gid(uid);
-    }
-    let mut host = command.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(host.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut host, line) =
+        start_fixture_host("detached_forever.lua", uid, std::process::Stdio::null());
     let pid: i32 = line
         .trim()
         .parse()
