@@ -10,12 +10,26 @@ local function touch(p)
   f:open(p, bit.bor(file.open_flag.write_only, file.open_flag.create))
   f:close()
 end
+local time = require 'time'
 local function open_fds()
   collectgarbage()
   collectgarbage()
   local n = 0
   for _ in fs.directory_iterator('/proc/self/fd') do n = n + 1 end
   return n
+end
+-- A closed object's fd goes when its close completes: count until two
+-- counts agree (or until `target` is reached), with a generous deadline.
+local function settled_fds(target)
+  local deadline = time.steady_clock.now() + 30
+  local last = open_fds()
+  while last ~= target and time.steady_clock.now() < deadline do
+    time.sleep(0.01)
+    local n = open_fds()
+    if target == nil and n == last then break end
+    last = n
+  end
+  return last
 end
 local base = fs.temp_directory_path() / ('luring-swap-' .. tostring({}):match('0x(%x+)'))
 local tree, outside = base / 'tree', base / 'outside'
@@ -24,7 +38,7 @@ touch(tree / 'a/inner')
 fs.create_directories(outside / 'q')
 touch(outside / 'secret')
 touch(outside / 'q/decoy')
-local fds_before = open_fds()
+local fds_before = settled_fds()
 local function rel(p) return tostring(p:lexically_relative(tree)) end
 
 -- 1. 'a' is listed as a directory, then replaced by a symlink to outside/
@@ -62,5 +76,5 @@ end
 table.sort(seen)
 print('parent swapped, seen:', table.concat(seen, ' '))
 
-print('descriptors left open:', open_fds() - fds_before)
+print('descriptors left open:', settled_fds(fds_before) - fds_before)
 fs.remove_all(base)
