@@ -449,6 +449,58 @@ macro_rules! deserialize_integer {
     };
 }
 
+/// The deserializer methods whose Lua form is another one's: a unit
+/// struct is a unit, a newtype struct its content, a struct a table (map);
+/// with `tuples`, a tuple or tuple struct an array (seq).
+macro_rules! struct_forms {
+    () => {
+        fn deserialize_unit_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, ConvertError> {
+            self.deserialize_unit(visitor)
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, ConvertError> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, ConvertError> {
+            self.deserialize_map(visitor)
+        }
+    };
+    (tuples) => {
+        struct_forms!();
+
+        fn deserialize_tuple<V: Visitor<'de>>(
+            self,
+            _len: usize,
+            visitor: V,
+        ) -> Result<V::Value, ConvertError> {
+            self.deserialize_seq(visitor)
+        }
+
+        fn deserialize_tuple_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _len: usize,
+            visitor: V,
+        ) -> Result<V::Value, ConvertError> {
+            self.deserialize_seq(visitor)
+        }
+    };
+}
+
 impl<'de> de::Deserializer<'de> for ValueDeserializer {
     type Error = ConvertError;
 
@@ -533,22 +585,6 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_unit(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        visitor.visit_newtype_struct(self)
-    }
-
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         match self.0 {
             Message::Array(items) => visitor.visit_seq(SeqAccess(items.into_iter())),
@@ -580,31 +616,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
         }
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_map(visitor)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_seq(visitor)
-    }
+    struct_forms!(tuples);
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
@@ -828,22 +840,6 @@ where
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_unit(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        visitor.visit_newtype_struct(self)
-    }
-
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConvertError> {
         if self.0.len() == 0 {
             visitor.visit_map(MapAccess {
@@ -855,14 +851,7 @@ where
         }
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_map(visitor)
-    }
+    struct_forms!();
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
@@ -1001,22 +990,6 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer<'_> {
         Self::refuse("an empty table", &self.0)
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_unit(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        visitor.visit_newtype_struct(self)
-    }
-
     fn deserialize_seq<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, ConvertError> {
         Self::refuse("a sequence", &self.0)
     }
@@ -1025,31 +998,7 @@ impl<'de> de::Deserializer<'de> for ScalarDeserializer<'_> {
         Self::refuse("a table", &self.0)
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_map(visitor)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ConvertError> {
-        self.deserialize_seq(visitor)
-    }
+    struct_forms!(tuples);
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
