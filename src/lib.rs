@@ -65,7 +65,7 @@ pub use embed::module::{Module, ModuleError, ModuleResult};
 pub use embed::serde::{from_value, to_value, ConvertError};
 pub use embed::{
     ActorEnded, ActorHandle, ActorSpec, DeliveryError, KillError, RuntimeBuilder, SandboxOptions,
-    SendError, SpawnError,
+    SandboxStdin, SendError, SpawnError,
 };
 
 /// Benchmark hooks, not part of the embedding API.

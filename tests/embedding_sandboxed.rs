@@ -1,6 +1,6 @@
 //! Sandboxed actors spawned from Rust through the public API only:
 //! round trips, a descriptor arriving usable, every monitor reason a
-//! plugin can provoke, kill, and refused options and messages. Runs
+//! plugin can provoke, kill, refused options and messages, stdin. Runs
 //! without the libtest harness (the supervisor is forked before any thread
 //! exists); as root it runs itself again as uid 65534.
 
@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use luring::{
     ActorEnded, ActorSpec, DeliveryError, KillError, Mailbox, Message, Runtime, SandboxOptions,
-    SpawnError,
+    SandboxStdin, SpawnError,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
 const UNPRIVILEGED_RUN: &str = "LURING_TEST_UNPRIVILEGED_RUN";
+/// Set in the child that `stdin_shared_with_plugin` runs with a piped stdin.
+const SHARE_CHILD: &str = "LURING_TEST_SHARE_STDIN_CHILD";
 
 /// A plugin that answers `{n, reply}` with `n * 2` and ends on `'stop'`.
 const DOUBLER: &str = r#"
@@ -337,6 +339,101 @@ fn bad_options() {
     );
 }
 
+/// Reads `system.in_` to its end and answers `{ text = all of it, ended =
+/// why reading stopped }`.
+const STDIN_READER: &str = r#"
+    local system = require 'system'
+    local reply = require('inbox'):receive()
+    local buf, parts = byte_span.new(64), {}
+    while true do
+      local ok, n = pcall(system.in_.read_some, system.in_, buf)
+      if not ok then
+        reply:send{ text = table.concat(parts), ended = tostring(n) }
+        return
+      end
+      parts[#parts + 1] = tostring(buf:slice(1, n))
+    end
+"#;
+
+/// The text a [`STDIN_READER`] plugin spawned with `options` read.
+fn read_by_plugin(options: SandboxOptions, feed: Option<std::io::PipeWriter>) -> String {
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let plugin = runtime
+        .spawn(sandboxed("stdin.lua", STDIN_READER, options, &mb))
+        .unwrap();
+    plugin.send(mb.address().into()).unwrap();
+    if let Some(writer) = feed {
+        use std::io::Write;
+        // Two writes: the plugin may see them as one read or two.
+        (&writer).write_all(b"first line\n").unwrap();
+        (&writer).write_all(b"second line\n").unwrap();
+        // Dropped: the plugin reads end of file after the lines.
+    }
+    let reply = mb.recv_timeout(WAIT).unwrap();
+    let why = reply.get("ended").and_then(|e| e.as_str()).unwrap();
+    assert!(why.contains("End of file"), "{why}");
+    assert_eq!(ended(&mb).code, Some(0));
+    reply
+        .get("text")
+        .and_then(|t| t.as_str())
+        .unwrap()
+        .to_owned()
+}
+
+/// `SandboxOptions::stdin`: a pipe's read end (pooled and fresh sandbox),
+/// the default `/dev/null`; a directory is refused at spawn.
+fn stdin_reaches_plugin() {
+    for options in [SandboxOptions::new(), SandboxOptions::new().open_files(64)] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let text = read_by_plugin(options.stdin(OwnedFd::from(reader)), Some(writer));
+        assert_eq!(text, "first line\nsecond line\n");
+    }
+    assert_eq!(read_by_plugin(SandboxOptions::new(), None), "");
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
+    let err = runtime
+        .spawn(sandboxed(
+            "stdin.lua",
+            STDIN_READER,
+            SandboxOptions::new().stdin(dir),
+            &mb,
+        ))
+        .unwrap_err();
+    assert!(matches!(err, SpawnError::Sandbox(_)), "{err}");
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    assert!(mb.try_recv().is_err(), "nothing was started");
+}
+
+/// `SandboxStdin::Share`: the plugin reads this process's stdin. Run in a
+/// child of this test binary whose stdin is a pipe with known text.
+fn stdin_shared_with_plugin() {
+    if std::env::var_os(SHARE_CHILD).is_some() {
+        let text = read_by_plugin(SandboxOptions::new().stdin(SandboxStdin::Share), None);
+        assert_eq!(text, "the host's own stdin\n");
+        return;
+    }
+    use std::io::Write;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("stdin_shared_with_plugin")
+        .env(SHARE_CHILD, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"the host's own stdin\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("test stdin_shared_with_plugin (") && stdout.contains("1 passed"),
+        "{stdout}"
+    );
+}
+
 /// Messages a sandbox cannot be sent: a directory, a channel other than
 /// its replies mailbox. They come back whole; the plugin still works.
 fn refused_messages() {
@@ -520,6 +617,8 @@ fn main() {
         ("shutdown_kills_plugins", shutdown_kills_plugins),
         ("bad_options", bad_options),
         ("refused_messages", refused_messages),
+        ("stdin_reaches_plugin", stdin_reaches_plugin),
+        ("stdin_shared_with_plugin", stdin_shared_with_plugin),
         ("round_trips_none_lost", round_trips_none_lost),
         (
             "recv_timeout_expires_while_spinning",

@@ -34,7 +34,7 @@ use crate::actor::mailbox::Envelope;
 use crate::actor::process::{Process, ThreadSignal};
 use crate::{ActorAddress, ExitStatus, Message, RuntimeError};
 
-pub use sandboxed::{DeliveryError, SandboxOptions};
+pub use sandboxed::{DeliveryError, SandboxOptions, SandboxStdin};
 pub use spec::ActorSpec;
 
 /// Settings of an embedded [`Runtime`](crate::Runtime); see

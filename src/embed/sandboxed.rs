@@ -4,7 +4,8 @@
 //! Invariants:
 //! - [`SandboxOptions`] is the one typed form of Lua's `sandbox = {...}`:
 //!   Lua's parser builds it too, and `host::spec_of_options` alone turns it
-//!   into a `SandboxSpec`. [`SandboxOptions::check`] applies the ranges
+//!   into a `SandboxSpec` (but for stdin: each side turns its own kind of
+//!   descriptor into the spec's stream, Lua's in `host::stdio_of`). [`SandboxOptions::check`] applies the ranges
 //!   lua/core/actors.lua applies, so Rust cannot ask for more than Lua can.
 //! - A sandbox spawned from Rust is served by a relay thread
 //!   (`host::serve_sandbox`; one spawned from Lua is read on its VM's ring
@@ -45,6 +46,7 @@ use crate::Message;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SandboxOptions {
+    pub(crate) stdin: SandboxStdin,
     pub(crate) read_only: Vec<PathBuf>,
     pub(crate) read_write: Vec<PathBuf>,
     /// `Some((tcp_bind, tcp_connect))`: a loopback-only network.
@@ -54,6 +56,41 @@ pub struct SandboxOptions {
     pub(crate) memory: Option<u64>,
     pub(crate) cpu_seconds: Option<u64>,
     pub(crate) allow_weaker_landlock: bool,
+}
+
+/// The standard input of a sandboxed actor (Lua's `sandbox = { stdin =
+/// ... }`), read inside with `system.in_`. Its standard output and error
+/// are always this process's.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum SandboxStdin {
+    /// `/dev/null`: the first read is end of file.
+    #[default]
+    Null,
+    /// A copy of this process's standard input: both read the same stream.
+    Share,
+    /// A copy of this descriptor (a pipe's read end, a file, a socket), made
+    /// when the actor is spawned. A directory is refused then (`..` from it
+    /// would reach the host's tree).
+    Fd(Arc<OwnedFd>),
+}
+
+impl PartialEq for SandboxStdin {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Null, Self::Null) | (Self::Share, Self::Share) => true,
+            (Self::Fd(a), Self::Fd(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SandboxStdin {}
+
+impl From<OwnedFd> for SandboxStdin {
+    fn from(fd: OwnedFd) -> Self {
+        Self::Fd(Arc::new(fd))
+    }
 }
 
 const MAX_PATHS: usize = 64;
@@ -115,6 +152,23 @@ impl SandboxOptions {
     /// with reason `cpu_budget`.
     pub fn cpu_seconds(mut self, seconds: u64) -> Self {
         self.cpu_seconds = Some(seconds);
+        self
+    }
+
+    /// Its standard input (default [`SandboxStdin::Null`]), read inside
+    /// with `system.in_`: e.g. a pipe the host writes a request into.
+    ///
+    /// ```
+    /// let (reader, writer) = std::io::pipe()?;
+    /// let options = luring::SandboxOptions::new().stdin(std::os::fd::OwnedFd::from(reader));
+    /// // runtime.spawn(luring::ActorSpec::file("filter.lua").sandbox(options)) ...
+    /// # drop((options, writer));
+    /// let shared = luring::SandboxOptions::new().stdin(luring::SandboxStdin::Share);
+    /// # drop(shared);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stdin(mut self, stdin: impl Into<SandboxStdin>) -> Self {
+        self.stdin = stdin.into();
         self
     }
 
@@ -374,7 +428,7 @@ impl FdSender {
 
 /// A dup of the host's standard stream `fd`.
 fn share_std(fd: i32) -> Result<luring_sandbox::Stdio, SpawnError> {
-    // SAFETY: fds 1 and 2 stay open for the program's life.
+    // SAFETY: fds 0, 1 and 2 stay open for the program's life.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     fd.try_clone_to_owned()
         .map(luring_sandbox::Stdio::Fd)
@@ -395,6 +449,11 @@ pub(crate) fn spawn(
     options.check().map_err(SpawnError::InvalidSandboxOption)?;
     let supervisor = crate::actor::sandboxed::supervisor().map_err(SpawnError::Sandbox)?;
     let (mut spec, boot) = host::spec_of_options(options);
+    spec.stdin = match &options.stdin {
+        SandboxStdin::Null => luring_sandbox::Stdio::Null,
+        SandboxStdin::Share => share_std(0)?,
+        SandboxStdin::Fd(fd) => luring_sandbox::Stdio::Fd(fd.try_clone().map_err(SpawnError::Os)?),
+    };
     spec.stdout = share_std(1)?;
     spec.stderr = share_std(2)?;
     let handle = supervisor
