@@ -333,8 +333,8 @@ fn confine(plan: &mut ChildPlan<'_>) -> StepResult<crate::landlock::LandlockRepo
         if sys::fstat(i as RawFd).is_ok_and(|st| sys::is_dir(&st)) {
             return Err((
                 format!(
-                    "standard stream {i} is a directory; grant directories through \
-                     SandboxSpec.fds"
+                    "standard stream {i} is a directory (`..` from it would reach the \
+                     host's tree); grant directories as paths or through SandboxSpec.fds"
                 ),
                 io::Error::from_raw_os_error(libc::EISDIR),
             ));

@@ -6,6 +6,8 @@
 -- Emilua's `subprocess = {}` alike. A bad stdin is refused naming it.
 local inbox = require 'inbox'
 local pipe = require 'pipe'
+local file = require 'file'
+local filesystem = require 'filesystem'
 local M = '/fixtures/stdin_reader'
 
 -- Everything that arrived, chunks joined with '|', then how it ended.
@@ -61,3 +63,12 @@ for i, stdin in ipairs{ 'inherit', 0, true, {}, r, closed, byte_span.new(1) } do
   local ok, e = pcall(spawn_vm, { module = '/fixtures/never_runs', sandbox = { stdin = stdin } })
   print(i, ok, tostring(e), type(e) == 'table' and e.arg or nil)
 end
+
+-- A directory (which `..` would let the sandbox climb out of) is refused
+-- by the lock-down, with a message that says why.
+local dir = file.stream.new()
+dir:open(filesystem.path.new('/'), file.open_flag.read_only)
+local dfd = dir:release()
+local ok, e = pcall(spawn_vm, { module = '/fixtures/never_runs', sandbox = { stdin = dfd } })
+print('directory:', ok, (tostring(e):match('standard stream 0 is a directory %(`%.%.` from it would reach the host\'s tree%)') ~= nil))
+dfd:close()
