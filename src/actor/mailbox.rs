@@ -21,6 +21,17 @@
 //! - `feeds` are sources that a Rust receiver may drain itself while it
 //!   spins (a sandbox's control socket, `host::SandboxFeed`); each feed
 //!   posts its messages in order and exactly once, whoever reads it.
+//! - Cache lines: `pending` (what an idle host thread or Rust receiver
+//!   spins on) and the locked state (what senders and receipts write) sit
+//!   on lines of their own, apart from each other and from the `Arc`'s
+//!   counts, so a sender's writes do not pull the line a spinning receiver
+//!   reads, and neither touches the refcount line.
+//! - An envelope's `sender` reference goes back with its receipt and is
+//!   dropped by the sending VM's own thread when it takes its receipts:
+//!   the sender's refcount line never moves to the
+//!   receiver's core. Only a hosted, open mailbox keeps such references
+//!   (its host takes receipts at every touched step and its teardown
+//!   closes it, which drops them), so none can keep a mailbox alive.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,15 +53,30 @@ pub(crate) struct Envelope {
 struct MailboxState {
     closed: bool,
     queue: VecDeque<Envelope>,
-    /// Rendezvous results for sends this VM made: (send id, delivered).
-    receipts: Vec<(u64, bool)>,
+    /// Rendezvous results for sends this VM made: (send id, delivered,
+    /// the reference to this mailbox the envelope held, handed back: see
+    /// the invariants; cleared by `take_receipts` and by `close`).
+    receipts: Vec<(u64, bool, Option<Arc<Mailbox>>)>,
+}
+
+/// A value alone on its cache lines (128 bytes: x86's adjacent-line
+/// prefetcher fetches lines in pairs).
+#[derive(Default)]
+#[repr(align(128))]
+struct CacheLines<T>(T);
+
+impl<T> std::ops::Deref for CacheLines<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    state: Mutex<MailboxState>,
+    state: CacheLines<Mutex<MailboxState>>,
+    pending: CacheLines<AtomicBool>,
     senders: AtomicUsize,
-    pending: AtomicBool,
     /// The host thread of the VM, once it is hosted: woken when `pending`
     /// is set while it sleeps.
     signal: OnceLock<Arc<ThreadSignal>>,
@@ -170,10 +196,10 @@ impl Mailbox {
             return Taken::Closed;
         }
         match st.queue.pop_front() {
-            Some(env) => {
+            Some(mut env) => {
                 drop(st);
-                if let Some(sender) = &env.sender {
-                    sender.receipt(env.send_id, true);
+                if let Some(sender) = env.sender.take() {
+                    Mailbox::receipt_returning(sender, env.send_id, true);
                 }
                 Taken::Message(env)
             }
@@ -211,24 +237,58 @@ impl Mailbox {
                 return;
             }
             st.closed = true;
+            // A closed mailbox keeps no reference to itself (the caller
+            // holds one: none dropped here is the last).
+            for receipt in &mut st.receipts {
+                receipt.2 = None;
+            }
             std::mem::take(&mut st.queue)
         };
         for env in queued {
-            if let Some(sender) = &env.sender {
-                sender.receipt(env.send_id, false);
+            if let Some(sender) = env.sender {
+                Mailbox::receipt_returning(sender, env.send_id, false);
             }
         }
         self.mark_pending();
     }
 
-    fn receipt(&self, send_id: u64, delivered: bool) {
-        self.lock().receipts.push((send_id, delivered));
-        self.mark_pending();
+    /// Posts a receipt to `sender` and hands it back the reference the
+    /// envelope held, for its own thread to drop (see the invariants).
+    fn receipt_returning(sender: Arc<Mailbox>, send_id: u64, delivered: bool) {
+        if sender.signal.get().is_none() {
+            sender.lock().receipts.push((send_id, delivered, None));
+            sender.mark_pending();
+            return;
+        }
+        let raw = Arc::into_raw(sender);
+        // SAFETY: `raw` holds the envelope's strong reference until it is
+        // either pushed into `receipts` (below, still under the lock) or
+        // turned back into an `Arc`; nothing reads `this` after that.
+        let this = unsafe { &*raw };
+        let mut st = this.lock();
+        if st.closed {
+            st.receipts.push((send_id, delivered, None));
+            drop(st);
+            this.mark_pending();
+            // SAFETY: the reference from `into_raw` above, taken back once.
+            drop(unsafe { Arc::from_raw(raw) });
+            return;
+        }
+        // SAFETY: as above; from here `receipts` owns the reference.
+        let reference = unsafe { Arc::from_raw(raw) };
+        st.receipts.push((send_id, delivered, Some(reference)));
+        // Set before unlocking: once unlocked, the owner may take the
+        // receipt and drop what may be the last reference.
+        this.mark_pending();
+        drop(st);
     }
 
-    /// Moves the receipts that arrived into `out`.
+    /// Moves the receipts that arrived into `out`, dropping the sender
+    /// references they brought back (on the owner's thread).
     pub(crate) fn take_receipts(&self, out: &mut Vec<(u64, bool)>) {
-        out.append(&mut self.lock().receipts);
+        let mut st = self.lock();
+        // (The caller holds a reference: none dropped here is the last.)
+        out.extend(st.receipts.drain(..).map(|(id, delivered, _)| (id, delivered)));
     }
 
     #[cfg(test)]
