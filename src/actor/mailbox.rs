@@ -22,10 +22,11 @@
 //!   spins (a sandbox's control socket, `host::SandboxFeed`); each feed
 //!   posts its messages in order and exactly once, whoever reads it.
 //! - Cache lines: `pending` (what an idle host thread or Rust receiver
-//!   spins on) and the locked state (what senders and receipts write) sit
-//!   on lines of their own, apart from each other and from the `Arc`'s
-//!   counts, so a sender's writes do not pull the line a spinning receiver
-//!   reads, and neither touches the refcount line.
+//!   spins on), the message queue (written by senders) and the receipts
+//!   (written by receivers of this VM's sends) each sit on lines of their
+//!   own, under locks of their own, apart from the `Arc`'s counts: a
+//!   sender's post does not pull the line a spinning receiver reads, and
+//!   a receipt arriving does not contend with a message being posted.
 //! - An envelope's `sender` reference goes back with its receipt and is
 //!   dropped by the sending VM's own thread when it takes its receipts:
 //!   the sender's refcount line never moves to the
@@ -53,10 +54,17 @@ pub(crate) struct Envelope {
 struct MailboxState {
     closed: bool,
     queue: VecDeque<Envelope>,
-    /// Rendezvous results for sends this VM made: (send id, delivered,
-    /// the reference to this mailbox the envelope held, handed back: see
-    /// the invariants; cleared by `take_receipts` and by `close`).
-    receipts: Vec<(u64, bool, Option<Arc<Mailbox>>)>,
+}
+
+/// Rendezvous results for sends this VM made: (send id, delivered, the
+/// reference to this mailbox the envelope held, handed back: see the
+/// invariants). Apart from the queue: the owner takes its receipts while
+/// others post messages, and each side writes only its own lock and line.
+#[derive(Default)]
+struct ReceiptState {
+    /// Set by `close`: no reference is kept any more.
+    closed: bool,
+    list: Vec<(u64, bool, Option<Arc<Mailbox>>)>,
 }
 
 /// A value alone on its cache lines (128 bytes: x86's adjacent-line
@@ -75,6 +83,7 @@ impl<T> std::ops::Deref for CacheLines<T> {
 #[derive(Default)]
 pub(crate) struct Mailbox {
     state: CacheLines<Mutex<MailboxState>>,
+    receipts: CacheLines<Mutex<ReceiptState>>,
     pending: CacheLines<AtomicBool>,
     senders: AtomicUsize,
     /// The host thread of the VM, once it is hosted: woken when `pending`
@@ -126,6 +135,10 @@ impl Mailbox {
     fn lock(&self) -> MutexGuard<'_, MailboxState> {
         // A panic while holding the lock left plain data behind: go on.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_receipts(&self) -> MutexGuard<'_, ReceiptState> {
+        self.receipts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn mark_pending(&self) {
@@ -237,13 +250,17 @@ impl Mailbox {
                 return;
             }
             st.closed = true;
-            // A closed mailbox keeps no reference to itself (the caller
-            // holds one: none dropped here is the last).
-            for receipt in &mut st.receipts {
-                receipt.2 = None;
-            }
             std::mem::take(&mut st.queue)
         };
+        {
+            // A closed mailbox keeps no reference to itself (the caller
+            // holds one: none dropped here is the last).
+            let mut receipts = self.lock_receipts();
+            receipts.closed = true;
+            for receipt in &mut receipts.list {
+                receipt.2 = None;
+            }
+        }
         for env in queued {
             if let Some(sender) = env.sender {
                 Mailbox::receipt_returning(sender, env.send_id, false);
@@ -256,7 +273,7 @@ impl Mailbox {
     /// envelope held, for its own thread to drop (see the invariants).
     fn receipt_returning(sender: Arc<Mailbox>, send_id: u64, delivered: bool) {
         if sender.signal.get().is_none() {
-            sender.lock().receipts.push((send_id, delivered, None));
+            sender.lock_receipts().list.push((send_id, delivered, None));
             sender.mark_pending();
             return;
         }
@@ -265,9 +282,9 @@ impl Mailbox {
         // either pushed into `receipts` (below, still under the lock) or
         // turned back into an `Arc`; nothing reads `this` after that.
         let this = unsafe { &*raw };
-        let mut st = this.lock();
+        let mut st = this.lock_receipts();
         if st.closed {
-            st.receipts.push((send_id, delivered, None));
+            st.list.push((send_id, delivered, None));
             drop(st);
             this.mark_pending();
             // SAFETY: the reference from `into_raw` above, taken back once.
@@ -276,7 +293,7 @@ impl Mailbox {
         }
         // SAFETY: as above; from here `receipts` owns the reference.
         let reference = unsafe { Arc::from_raw(raw) };
-        st.receipts.push((send_id, delivered, Some(reference)));
+        st.list.push((send_id, delivered, Some(reference)));
         // Set before unlocking: once unlocked, the owner may take the
         // receipt and drop what may be the last reference.
         this.mark_pending();
@@ -286,9 +303,9 @@ impl Mailbox {
     /// Moves the receipts that arrived into `out`, dropping the sender
     /// references they brought back (on the owner's thread).
     pub(crate) fn take_receipts(&self, out: &mut Vec<(u64, bool)>) {
-        let mut st = self.lock();
+        let mut st = self.lock_receipts();
         // (The caller holds a reference: none dropped here is the last.)
-        out.extend(st.receipts.drain(..).map(|(id, delivered, _)| (id, delivered)));
+        out.extend(st.list.drain(..).map(|(id, delivered, _)| (id, delivered)));
     }
 
     #[cfg(test)]
@@ -433,6 +450,39 @@ mod tests {
         assert_eq!(receipts.len() as u64, N);
         assert!(receipts.iter().all(|&(_, delivered)| delivered));
         assert!(sleeps < N / 2, "{sleeps} sleeps for {N} messages");
+    }
+
+    /// The reference an envelope holds to its (hosted) sender comes back
+    /// with the receipt and is dropped by `take_receipts`; a closed
+    /// mailbox keeps none, but its receipts still arrive.
+    #[test]
+    fn sender_references_come_back_with_receipts_and_close_drops_them() {
+        use crate::actor::process::Process;
+        let process = Process::new();
+        let (a, b) = (Mailbox::new(), Mailbox::new());
+        a.set_signal(process.add_thread().unwrap());
+        let _to_b = ActorAddress::new(b.clone());
+        assert!(b.post(env(&a, 1)).is_ok());
+        assert_eq!(Arc::strong_count(&a), 2);
+        assert!(matches!(b.take(), Taken::Message(e) if e.sender.is_none()));
+        assert_eq!(Arc::strong_count(&a), 2, "held by the receipt");
+        assert!(a.take_pending());
+        let mut receipts = Vec::new();
+        a.take_receipts(&mut receipts);
+        assert_eq!(receipts, vec![(1, true)]);
+        assert_eq!(Arc::strong_count(&a), 1);
+
+        assert!(b.post(env(&a, 2)).is_ok());
+        assert!(b.post(env(&a, 3)).is_ok());
+        assert!(matches!(b.take(), Taken::Message(_)));
+        assert_eq!(Arc::strong_count(&a), 3);
+        a.close();
+        assert_eq!(Arc::strong_count(&a), 2, "close drops the one handed back");
+        b.close();
+        assert_eq!(Arc::strong_count(&a), 1, "a refused receipt keeps none");
+        receipts.clear();
+        a.take_receipts(&mut receipts);
+        assert_eq!(receipts, vec![(2, true), (3, false)]);
     }
 
     #[test]
