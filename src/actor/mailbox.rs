@@ -53,7 +53,66 @@ pub(crate) struct Envelope {
 #[derive(Default)]
 struct MailboxState {
     closed: bool,
-    queue: VecDeque<Envelope>,
+    queue: InlineQueue<Envelope>,
+}
+
+/// A FIFO whose oldest element is kept inline (next to its lock, on the
+/// same cache lines): a message or receipt that finds the queue empty, the
+/// usual case, is written and read there, without touching a heap buffer
+/// that would be one more line to move between the two cores.
+/// Invariant: `first` is `None` only when `rest` is empty.
+struct InlineQueue<T> {
+    first: Option<T>,
+    rest: VecDeque<T>,
+}
+
+impl<T> Default for InlineQueue<T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> InlineQueue<T> {
+    fn push_back(&mut self, value: T) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.rest.push_back(value);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let value = self.first.take()?;
+        self.first = self.rest.pop_front();
+        Some(value)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.first.iter_mut().chain(self.rest.iter_mut())
+    }
+
+    /// Removes the first element for which `matches` holds.
+    fn remove_first(&mut self, matches: impl Fn(&T) -> bool) -> bool {
+        if self.first.as_ref().is_some_and(&matches) {
+            self.pop_front();
+            return true;
+        }
+        match self.rest.iter().position(matches) {
+            Some(i) => {
+                self.rest.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes every element out, oldest first.
+    fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.first.take().into_iter().chain(self.rest.drain(..))
+    }
 }
 
 /// Rendezvous results for sends this VM made: (send id, delivered, the
@@ -64,7 +123,7 @@ struct MailboxState {
 struct ReceiptState {
     /// Set by `close`: no reference is kept any more.
     closed: bool,
-    list: Vec<(u64, bool, Option<Arc<Mailbox>>)>,
+    list: InlineQueue<(u64, bool, Option<Arc<Mailbox>>)>,
 }
 
 /// A value alone on its cache lines (128 bytes: x86's adjacent-line
@@ -228,17 +287,9 @@ impl Mailbox {
     /// Takes back the message `send_id` of `sender` if no receiver took it
     /// yet. O(queued messages).
     pub(crate) fn withdraw(&self, sender: &Arc<Mailbox>, send_id: u64) -> bool {
-        let mut st = self.lock();
-        let at = st.queue.iter().position(|e| {
+        self.lock().queue.remove_first(|e| {
             e.send_id == send_id && e.sender.as_ref().is_some_and(|s| Arc::ptr_eq(s, sender))
-        });
-        match at {
-            Some(i) => {
-                st.queue.remove(i);
-                true
-            }
-            None => false,
-        }
+        })
     }
 
     /// Closes the inbox for good: queued messages are dropped and their
@@ -250,14 +301,14 @@ impl Mailbox {
                 return;
             }
             st.closed = true;
-            std::mem::take(&mut st.queue)
+            st.queue.drain().collect::<Vec<_>>()
         };
         {
             // A closed mailbox keeps no reference to itself (the caller
             // holds one: none dropped here is the last).
             let mut receipts = self.lock_receipts();
             receipts.closed = true;
-            for receipt in &mut receipts.list {
+            for receipt in receipts.list.iter_mut() {
                 receipt.2 = None;
             }
         }
@@ -273,7 +324,7 @@ impl Mailbox {
     /// envelope held, for its own thread to drop (see the invariants).
     fn receipt_returning(sender: Arc<Mailbox>, send_id: u64, delivered: bool) {
         if sender.signal.get().is_none() {
-            sender.lock_receipts().list.push((send_id, delivered, None));
+            sender.lock_receipts().list.push_back((send_id, delivered, None));
             sender.mark_pending();
             return;
         }
@@ -284,7 +335,7 @@ impl Mailbox {
         let this = unsafe { &*raw };
         let mut st = this.lock_receipts();
         if st.closed {
-            st.list.push((send_id, delivered, None));
+            st.list.push_back((send_id, delivered, None));
             drop(st);
             this.mark_pending();
             // SAFETY: the reference from `into_raw` above, taken back once.
@@ -293,7 +344,7 @@ impl Mailbox {
         }
         // SAFETY: as above; from here `receipts` owns the reference.
         let reference = unsafe { Arc::from_raw(raw) };
-        st.list.push((send_id, delivered, Some(reference)));
+        st.list.push_back((send_id, delivered, Some(reference)));
         // Set before unlocking: once unlocked, the owner may take the
         // receipt and drop what may be the last reference.
         this.mark_pending();
@@ -305,7 +356,7 @@ impl Mailbox {
     pub(crate) fn take_receipts(&self, out: &mut Vec<(u64, bool)>) {
         let mut st = self.lock_receipts();
         // (The caller holds a reference: none dropped here is the last.)
-        out.extend(st.list.drain(..).map(|(id, delivered, _)| (id, delivered)));
+        out.extend(st.list.drain().map(|(id, delivered, _)| (id, delivered)));
     }
 
     #[cfg(test)]
@@ -450,6 +501,24 @@ mod tests {
         assert_eq!(receipts.len() as u64, N);
         assert!(receipts.iter().all(|&(_, delivered)| delivered));
         assert!(sleeps < N / 2, "{sleeps} sleeps for {N} messages");
+    }
+
+    #[test]
+    fn inline_queue_keeps_order_through_removal_and_drain() {
+        let mut q = InlineQueue::default();
+        for i in 1..=5 {
+            q.push_back(i);
+        }
+        assert!(q.remove_first(|&x| x == 1), "the inline one");
+        assert!(q.remove_first(|&x| x == 4), "one in the rest");
+        assert!(!q.remove_first(|&x| x == 4));
+        assert_eq!(q.pop_front(), Some(2));
+        q.push_back(6);
+        assert_eq!(q.drain().collect::<Vec<_>>(), vec![3, 5, 6]);
+        assert_eq!(q.pop_front(), None);
+        q.push_back(7);
+        assert!(q.remove_first(|&x| x == 7));
+        assert!(q.first.is_none() && q.rest.is_empty());
     }
 
     /// The reference an envelope holds to its (hosted) sender comes back
