@@ -21,12 +21,13 @@
 //! - `feeds` are sources that a Rust receiver may drain itself while it
 //!   spins (a sandbox's control socket, `host::SandboxFeed`); each feed
 //!   posts its messages in order and exactly once, whoever reads it.
-//! - Cache lines: `pending` (what an idle host thread or Rust receiver
-//!   spins on), the message queue (written by senders) and the receipts
-//!   (written by receivers of this VM's sends) each sit on lines of their
-//!   own, under locks of their own, apart from the `Arc`'s counts: a
-//!   sender's post does not pull the line a spinning receiver reads, and
-//!   a receipt arriving does not contend with a message being posted.
+//! - Cache lines: the message queue with `pending` (what an idle host
+//!   thread or Rust receiver spins on), and the receipts (written by
+//!   receivers of this VM's sends), each sit on lines of their own, under
+//!   locks of their own, apart from the `Arc`'s counts. A post into an
+//!   empty queue writes one line pair (the message is kept inline) that
+//!   the receiver then reads, and a receipt arriving does not contend with
+//!   a message being posted.
 //! - An envelope's `sender` reference goes back with its receipt and is
 //!   dropped by the sending VM's own thread when it takes its receipts:
 //!   the sender's refcount line never moves to the
@@ -126,6 +127,13 @@ struct ReceiptState {
     list: InlineQueue<(u64, bool, Option<Arc<Mailbox>>)>,
 }
 
+/// The message queue and the flag a receiver spins on, together.
+#[derive(Default)]
+struct QueueLines {
+    state: Mutex<MailboxState>,
+    pending: AtomicBool,
+}
+
 /// A value alone on its cache lines (128 bytes: x86's adjacent-line
 /// prefetcher fetches lines in pairs).
 #[derive(Default)]
@@ -141,9 +149,8 @@ impl<T> std::ops::Deref for CacheLines<T> {
 
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    state: CacheLines<Mutex<MailboxState>>,
+    queue: CacheLines<QueueLines>,
     receipts: CacheLines<Mutex<ReceiptState>>,
-    pending: CacheLines<AtomicBool>,
     senders: AtomicUsize,
     /// The host thread of the VM, once it is hosted: woken when `pending`
     /// is set while it sleeps.
@@ -193,7 +200,7 @@ impl Mailbox {
 
     fn lock(&self) -> MutexGuard<'_, MailboxState> {
         // A panic while holding the lock left plain data behind: go on.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.queue.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_receipts(&self) -> MutexGuard<'_, ReceiptState> {
@@ -203,7 +210,7 @@ impl Mailbox {
     fn mark_pending(&self) {
         // SeqCst: pairs with the sleeper's state store, then flag load
         // (process.rs `prepare_sleep`).
-        self.pending.store(true, Ordering::SeqCst);
+        self.queue.pending.store(true, Ordering::SeqCst);
         if let Some(signal) = self.signal.get() {
             signal.wake();
         } else if let Some(waiter) = self.waiter.get() {
@@ -240,11 +247,11 @@ impl Mailbox {
 
     /// Clears and returns the "look at me" flag.
     pub(crate) fn take_pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire) && self.pending.swap(false, Ordering::AcqRel)
+        self.queue.pending.load(Ordering::Acquire) && self.queue.pending.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::SeqCst)
+        self.queue.pending.load(Ordering::SeqCst)
     }
 
     /// Queues `env`; gives it back when the inbox is closed (the sender
