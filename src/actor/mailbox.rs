@@ -363,7 +363,9 @@ impl Mailbox {
     pub(crate) fn take_receipts(&self, out: &mut Vec<(u64, bool)>) {
         let mut st = self.lock_receipts();
         // (The caller holds a reference: none dropped here is the last.)
-        out.extend(st.list.drain().map(|(id, delivered, _)| (id, delivered)));
+        while let Some((id, delivered, _reference)) = st.list.pop_front() {
+            out.push((id, delivered));
+        }
     }
 
     #[cfg(test)]
