@@ -247,7 +247,8 @@ impl Mailbox {
 
     /// Clears and returns the "look at me" flag.
     pub(crate) fn take_pending(&self) -> bool {
-        self.queue.pending.load(Ordering::Acquire) && self.queue.pending.swap(false, Ordering::AcqRel)
+        self.queue.pending.load(Ordering::Acquire)
+            && self.queue.pending.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn is_pending(&self) -> bool {
@@ -331,7 +332,10 @@ impl Mailbox {
     /// envelope held, for its own thread to drop (see the invariants).
     fn receipt_returning(sender: Arc<Mailbox>, send_id: u64, delivered: bool) {
         if sender.signal.get().is_none() {
-            sender.lock_receipts().list.push_back((send_id, delivered, None));
+            sender
+                .lock_receipts()
+                .list
+                .push_back((send_id, delivered, None));
             sender.mark_pending();
             return;
         }
