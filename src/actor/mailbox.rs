@@ -30,10 +30,10 @@
 //!   a message being posted.
 //! - An envelope's `sender` reference goes back with its receipt and is
 //!   dropped by the sending VM's own thread when it takes its receipts:
-//!   the sender's refcount line never moves to the
-//!   receiver's core. Only a hosted, open mailbox keeps such references
-//!   (its host takes receipts at every touched step and its teardown
-//!   closes it, which drops them), so none can keep a mailbox alive.
+//!   the sender's refcount line never moves to the receiver's core. Only
+//!   a hosted, open mailbox keeps such references (its host takes
+//!   receipts at every touched step and its teardown closes it, which
+//!   drops them), so none can keep a mailbox alive.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -341,8 +341,10 @@ impl Mailbox {
         }
         let raw = Arc::into_raw(sender);
         // SAFETY: `raw` holds the envelope's strong reference until it is
-        // either pushed into `receipts` (below, still under the lock) or
-        // turned back into an `Arc`; nothing reads `this` after that.
+        // turned back into an `Arc` below: either dropped, or pushed into
+        // the receipts, where it stays while this thread holds their lock
+        // (only the lock's holder takes it out); `this` is not used once
+        // the guard is dropped.
         let this = unsafe { &*raw };
         let mut st = this.lock_receipts();
         if st.closed {
