@@ -21,6 +21,19 @@
 //! - `feeds` are sources that a Rust receiver may drain itself while it
 //!   spins (a sandbox's control socket, `host::SandboxFeed`); each feed
 //!   posts its messages in order and exactly once, whoever reads it.
+//! - Cache lines: the message queue with `pending` (what an idle host
+//!   thread or Rust receiver spins on), and the receipts (written by
+//!   receivers of this VM's sends), each sit on lines of their own, under
+//!   locks of their own, apart from the `Arc`'s counts. A post into an
+//!   empty queue writes one line pair (the message is kept inline) that
+//!   the receiver then reads, and a receipt arriving does not contend with
+//!   a message being posted.
+//! - An envelope's `sender` reference goes back with its receipt and is
+//!   dropped by the sending VM's own thread when it takes its receipts:
+//!   the sender's refcount line never moves to the receiver's core. Only
+//!   a hosted, open mailbox keeps such references (its host takes
+//!   receipts at every touched step and its teardown closes it, which
+//!   drops them), so none can keep a mailbox alive.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -38,19 +51,115 @@ pub(crate) struct Envelope {
     pub send_id: u64,
 }
 
+// repr(C) here and below: the inline message comes first, right after the
+// lock word, so that flag, lock and message share one 64-byte line
+// (`layout_puts_flag_lock_and_first_message_on_one_line`); what follows
+// is written only when messages pile up or the inbox closes.
 #[derive(Default)]
+#[repr(C)]
 struct MailboxState {
+    queue: InlineQueue<Envelope>,
     closed: bool,
-    queue: VecDeque<Envelope>,
-    /// Rendezvous results for sends this VM made: (send id, delivered).
-    receipts: Vec<(u64, bool)>,
+}
+
+/// A FIFO whose oldest element is kept inline (next to its lock, on the
+/// same cache lines): a message or receipt that finds the queue empty, the
+/// usual case, is written and read there, without touching a heap buffer
+/// that would be one more line to move between the two cores.
+/// Invariant: `first` is `None` only when `rest` is empty.
+#[repr(C)]
+struct InlineQueue<T> {
+    first: Option<T>,
+    rest: VecDeque<T>,
+}
+
+impl<T> Default for InlineQueue<T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> InlineQueue<T> {
+    fn push_back(&mut self, value: T) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.rest.push_back(value);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let value = self.first.take()?;
+        self.first = self.rest.pop_front();
+        Some(value)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.first.iter_mut().chain(self.rest.iter_mut())
+    }
+
+    /// Removes the first element for which `matches` holds.
+    fn remove_first(&mut self, matches: impl Fn(&T) -> bool) -> bool {
+        if self.first.as_ref().is_some_and(&matches) {
+            self.pop_front();
+            return true;
+        }
+        match self.rest.iter().position(matches) {
+            Some(i) => {
+                self.rest.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes every element out, oldest first.
+    fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.first.take().into_iter().chain(self.rest.drain(..))
+    }
+}
+
+/// Rendezvous results for sends this VM made: (send id, delivered, the
+/// reference to this mailbox the envelope held, handed back: see the
+/// invariants). Apart from the queue: the owner takes its receipts while
+/// others post messages, and each side writes only its own lock and line.
+#[derive(Default)]
+#[repr(C)]
+struct ReceiptState {
+    list: InlineQueue<(u64, bool, Option<Arc<Mailbox>>)>,
+    /// Set by `close`: no reference is kept any more.
+    closed: bool,
+}
+
+/// The message queue and the flag a receiver spins on, together.
+#[derive(Default)]
+#[repr(C)]
+struct QueueLines {
+    pending: AtomicBool,
+    state: Mutex<MailboxState>,
+}
+
+/// A value alone on its cache lines (128 bytes: x86's adjacent-line
+/// prefetcher fetches lines in pairs).
+#[derive(Default)]
+#[repr(align(128))]
+struct CacheLines<T>(T);
+
+impl<T> std::ops::Deref for CacheLines<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct Mailbox {
-    state: Mutex<MailboxState>,
+    queue: CacheLines<QueueLines>,
+    receipts: CacheLines<Mutex<ReceiptState>>,
     senders: AtomicUsize,
-    pending: AtomicBool,
     /// The host thread of the VM, once it is hosted: woken when `pending`
     /// is set while it sleeps.
     signal: OnceLock<Arc<ThreadSignal>>,
@@ -99,13 +208,17 @@ impl Mailbox {
 
     fn lock(&self) -> MutexGuard<'_, MailboxState> {
         // A panic while holding the lock left plain data behind: go on.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.queue.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_receipts(&self) -> MutexGuard<'_, ReceiptState> {
+        self.receipts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn mark_pending(&self) {
         // SeqCst: pairs with the sleeper's state store, then flag load
         // (process.rs `prepare_sleep`).
-        self.pending.store(true, Ordering::SeqCst);
+        self.queue.pending.store(true, Ordering::SeqCst);
         if let Some(signal) = self.signal.get() {
             signal.wake();
         } else if let Some(waiter) = self.waiter.get() {
@@ -142,11 +255,12 @@ impl Mailbox {
 
     /// Clears and returns the "look at me" flag.
     pub(crate) fn take_pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire) && self.pending.swap(false, Ordering::AcqRel)
+        self.queue.pending.load(Ordering::Acquire)
+            && self.queue.pending.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::SeqCst)
+        self.queue.pending.load(Ordering::SeqCst)
     }
 
     /// Queues `env`; gives it back when the inbox is closed (the sender
@@ -170,10 +284,10 @@ impl Mailbox {
             return Taken::Closed;
         }
         match st.queue.pop_front() {
-            Some(env) => {
+            Some(mut env) => {
                 drop(st);
-                if let Some(sender) = &env.sender {
-                    sender.receipt(env.send_id, true);
+                if let Some(sender) = env.sender.take() {
+                    Mailbox::receipt_returning(sender, env.send_id, true);
                 }
                 Taken::Message(env)
             }
@@ -189,17 +303,9 @@ impl Mailbox {
     /// Takes back the message `send_id` of `sender` if no receiver took it
     /// yet. O(queued messages).
     pub(crate) fn withdraw(&self, sender: &Arc<Mailbox>, send_id: u64) -> bool {
-        let mut st = self.lock();
-        let at = st.queue.iter().position(|e| {
+        self.lock().queue.remove_first(|e| {
             e.send_id == send_id && e.sender.as_ref().is_some_and(|s| Arc::ptr_eq(s, sender))
-        });
-        match at {
-            Some(i) => {
-                st.queue.remove(i);
-                true
-            }
-            None => false,
-        }
+        })
     }
 
     /// Closes the inbox for good: queued messages are dropped and their
@@ -211,24 +317,69 @@ impl Mailbox {
                 return;
             }
             st.closed = true;
-            std::mem::take(&mut st.queue)
+            st.queue.drain().collect::<Vec<_>>()
         };
+        {
+            // A closed mailbox keeps no reference to itself (the caller
+            // holds one: none dropped here is the last).
+            let mut receipts = self.lock_receipts();
+            receipts.closed = true;
+            for receipt in receipts.list.iter_mut() {
+                receipt.2 = None;
+            }
+        }
         for env in queued {
-            if let Some(sender) = &env.sender {
-                sender.receipt(env.send_id, false);
+            if let Some(sender) = env.sender {
+                Mailbox::receipt_returning(sender, env.send_id, false);
             }
         }
         self.mark_pending();
     }
 
-    fn receipt(&self, send_id: u64, delivered: bool) {
-        self.lock().receipts.push((send_id, delivered));
-        self.mark_pending();
+    /// Posts a receipt to `sender` and hands it back the reference the
+    /// envelope held, for its own thread to drop (see the invariants).
+    fn receipt_returning(sender: Arc<Mailbox>, send_id: u64, delivered: bool) {
+        if sender.signal.get().is_none() {
+            sender
+                .lock_receipts()
+                .list
+                .push_back((send_id, delivered, None));
+            sender.mark_pending();
+            return;
+        }
+        let raw = Arc::into_raw(sender);
+        // SAFETY: `raw` holds the envelope's strong reference until it is
+        // turned back into an `Arc` below: either dropped, or pushed into
+        // the receipts, where it stays while this thread holds their lock
+        // (only the lock's holder takes it out); `this` is not used once
+        // the guard is dropped.
+        let this = unsafe { &*raw };
+        let mut st = this.lock_receipts();
+        if st.closed {
+            st.list.push_back((send_id, delivered, None));
+            drop(st);
+            this.mark_pending();
+            // SAFETY: the reference from `into_raw` above, taken back once.
+            drop(unsafe { Arc::from_raw(raw) });
+            return;
+        }
+        // SAFETY: as above; from here `receipts` owns the reference.
+        let reference = unsafe { Arc::from_raw(raw) };
+        st.list.push_back((send_id, delivered, Some(reference)));
+        // Set before unlocking: once unlocked, the owner may take the
+        // receipt and drop what may be the last reference.
+        this.mark_pending();
+        drop(st);
     }
 
-    /// Moves the receipts that arrived into `out`.
+    /// Moves the receipts that arrived into `out`, dropping the sender
+    /// references they brought back (on the owner's thread).
     pub(crate) fn take_receipts(&self, out: &mut Vec<(u64, bool)>) {
-        out.append(&mut self.lock().receipts);
+        let mut st = self.lock_receipts();
+        // (The caller holds a reference: none dropped here is the last.)
+        while let Some((id, delivered, _reference)) = st.list.pop_front() {
+            out.push((id, delivered));
+        }
     }
 
     #[cfg(test)]
@@ -373,6 +524,72 @@ mod tests {
         assert_eq!(receipts.len() as u64, N);
         assert!(receipts.iter().all(|&(_, delivered)| delivered));
         assert!(sleeps < N / 2, "{sleeps} sleeps for {N} messages");
+    }
+
+    /// What the cache-line layout relies on: the spin flag, the lock and
+    /// the inline message fit one 64-byte line (std's `Mutex` keeps its
+    /// lock word before the data today; if that changes this fails and
+    /// says so, nothing else breaks).
+    #[test]
+    fn layout_puts_flag_lock_and_first_message_on_one_line() {
+        let mailbox = Mailbox::new();
+        let base = &*mailbox.queue as *const QueueLines as usize;
+        assert_eq!(base % 128, 0);
+        let st = mailbox.lock();
+        let first = &st.queue.first as *const Option<Envelope> as usize - base;
+        let end = first + std::mem::size_of::<Option<Envelope>>();
+        assert!(end <= 64, "inline message at {first}..{end}");
+    }
+
+    #[test]
+    fn inline_queue_keeps_order_through_removal_and_drain() {
+        let mut q = InlineQueue::default();
+        for i in 1..=5 {
+            q.push_back(i);
+        }
+        assert!(q.remove_first(|&x| x == 1), "the inline one");
+        assert!(q.remove_first(|&x| x == 4), "one in the rest");
+        assert!(!q.remove_first(|&x| x == 4));
+        assert_eq!(q.pop_front(), Some(2));
+        q.push_back(6);
+        assert_eq!(q.drain().collect::<Vec<_>>(), vec![3, 5, 6]);
+        assert_eq!(q.pop_front(), None);
+        q.push_back(7);
+        assert!(q.remove_first(|&x| x == 7));
+        assert!(q.first.is_none() && q.rest.is_empty());
+    }
+
+    /// The reference an envelope holds to its (hosted) sender comes back
+    /// with the receipt and is dropped by `take_receipts`; a closed
+    /// mailbox keeps none, but its receipts still arrive.
+    #[test]
+    fn sender_references_come_back_with_receipts_and_close_drops_them() {
+        use crate::actor::process::Process;
+        let process = Process::new();
+        let (a, b) = (Mailbox::new(), Mailbox::new());
+        a.set_signal(process.add_thread().unwrap());
+        let _to_b = ActorAddress::new(b.clone());
+        assert!(b.post(env(&a, 1)).is_ok());
+        assert_eq!(Arc::strong_count(&a), 2);
+        assert!(matches!(b.take(), Taken::Message(e) if e.sender.is_none()));
+        assert_eq!(Arc::strong_count(&a), 2, "held by the receipt");
+        assert!(a.take_pending());
+        let mut receipts = Vec::new();
+        a.take_receipts(&mut receipts);
+        assert_eq!(receipts, vec![(1, true)]);
+        assert_eq!(Arc::strong_count(&a), 1);
+
+        assert!(b.post(env(&a, 2)).is_ok());
+        assert!(b.post(env(&a, 3)).is_ok());
+        assert!(matches!(b.take(), Taken::Message(_)));
+        assert_eq!(Arc::strong_count(&a), 3);
+        a.close();
+        assert_eq!(Arc::strong_count(&a), 2, "close drops the one handed back");
+        b.close();
+        assert_eq!(Arc::strong_count(&a), 1, "a refused receipt keeps none");
+        receipts.clear();
+        a.take_receipts(&mut receipts);
+        assert_eq!(receipts, vec![(2, true), (3, false)]);
     }
 
     #[test]
