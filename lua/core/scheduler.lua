@@ -31,6 +31,8 @@ local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running,
   coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
+-- string.gsub before the stub below replaces it (reports call this one).
+local raw_gsub = string.gsub
 local select, type, error, setmetatable, tostring, unpack, rawget =
   select, type, error, setmetatable, tostring, unpack, rawget
 local pack = function(...) return { n = select('#', ...), ... } end
@@ -475,7 +477,7 @@ local report_panic
 -- `current` is the record to annotate. Tracebacks are captured at raise time.
 local function on_error(e)
   e = normalize_error(e)
-  current.traceback = debug_traceback('', 2):gsub('^\n', '')
+  current.traceback = (raw_gsub(debug_traceback('', 2), '^\n', ''))
   return e
 end
 
@@ -800,7 +802,7 @@ local function format_traceback(tb)
         local name = l:match("in function '([^']+)'")
         l = name and ('\t[string "?"]: in function \'' .. name .. "'") or RT_FRAME
       elseif k == 'c' then
-        l = l:gsub("'raw_", "'")
+        l = raw_gsub(l, "'raw_", "'")
       end
       out[#out + 1] = l
     end
@@ -1218,166 +1220,45 @@ function xpcall(fn, handler, ...)
   return pcall_tail(s, c_depth, raw_xpcall(fn, h, ...))
 end
 
-local busy = setmetatable({}, { __mode = 'k' })
-
--- `depth` is the C depth of the caller of resume: the resume counted one
--- more while the coroutine ran.
-local function resume_tail(co, depth, ok, ...)
-  c_depth = depth
-  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
-  if ok then
-    local sig = ...
-    if sig == SUSPEND or sig == YIELDED or sig == NOP_WAIT or sig == TERMINATE then
-      -- The coroutine suspended the whole fiber: forward the yield up and
-      -- resume the coroutine transparently once the fiber is woken.
-      busy[co] = true
-      local a, b = co_yield(sig)
-      busy[co] = nil
-      c_depth = depth + 1
-      return resume_tail(co, depth, co_resume(co, a, b))
+-- coroutine.* and string.gsub are stubs until a VM first calls one of
+-- them: lua/core/coroutines.lua then loads (`K.load_coroutines`, a plain C
+-- function, so also in a finalizer while the VM closes) with `S`, the
+-- scheduler state it shares. A load that fails (out of memory) is tried
+-- again by the next call. The runtime's own code calls the raw gsub.
+local coroutine_functions
+local S = {
+  co_create = co_create, co_resume = co_resume, co_yield = co_yield, co_status = co_status,
+  co_running = co_running, co_isyieldable = co_isyieldable,
+  raw_pcall = raw_pcall, raw_gsub = raw_gsub,
+  SUSPEND = SUSPEND, YIELDED = YIELDED, NOP_WAIT = NOP_WAIT, TERMINATE = TERMINATE,
+  C_DEPTH_LIMIT = C_DEPTH_LIMIT, NOT_ENOUGH_MEMORY = NOT_ENOUGH_MEMORY,
+  emergency_gc = emergency_gc, thread_scopes = thread_scopes, run_handlers = run_handlers,
+  user_co = user_co,
+  c_depth = function() return c_depth end,
+  set_c_depth = function(d) c_depth = d end,
+  add_c_resumes = function(n)
+    c_resumes = c_resumes + n
+    return c_resumes
+  end,
+  current = K.fiber_or_nil,
+}
+local function lazy_coroutine_function(name)
+  return function(...)
+    local c = coroutine_functions
+    if not c then
+      c = K.load_coroutines(REAL_G)(K, S)
+      coroutine_functions = c
     end
-    return true, ...
+    return c[name](...)
   end
-  return false, normalize_error((...))
 end
-
 local coroutine_patched = {}
 for k, v in pairs(coroutine) do coroutine_patched[k] = v end
-
--- A user coroutine's root scope runs when its body ends, on success or error.
-local function scope_tail_co(s, ok, ...)
-  run_handlers(s, 0)
-  if not ok then error(normalize_error((...)), 0) end
-  return ...
-end
-
-local function co_create_patched(fn)
-  if type(fn) ~= 'function' then
-    error("bad argument #1 to 'create' (function expected)", 2)
-  end
-  local co
-  co = co_create(function(...)
-    local s = thread_scopes()
-    return scope_tail_co(s, raw_pcall(fn, ...))
-  end)
-  user_co[co] = true
-  return co
-end
-coroutine_patched.create = co_create_patched
-
--- A coroutine resumed where the fiber cannot suspend cannot suspend it
--- either (see c_resumes); it still yields to its resumer as usual.
-local function c_resume_tail(depth, ok, ...)
-  c_depth = depth
-  c_resumes = c_resumes - 1
-  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
-  if ok then return true, ... end
-  return false, normalize_error((...))
-end
-
-local function co_resume_patched(co, ...)
-  local f = current
-  if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
-  if type(co) ~= 'thread' then
-    error("bad argument #1 to 'resume' (coroutine expected)", 2)
-  end
-  if busy[co] then raise_errno(E.EPERM) end
-  if not user_co[co] then raise_core('bad_coroutine') end
-  local depth = c_depth
-  if depth >= C_DEPTH_LIMIT then return false, 'C stack overflow' end
-  c_depth = depth + 1
-  if c_resumes > 0 or not co_isyieldable() then
-    c_resumes = c_resumes + 1
-    return c_resume_tail(depth, co_resume(co, ...))
-  end
-  return resume_tail(co, depth, co_resume(co, ...))
-end
-coroutine_patched.resume = co_resume_patched
-
-function coroutine_patched.yield(...)
-  local th = co_running()
-  if not user_co[th] then raise_core('bad_coroutine') end
-  return co_yield(...)
-end
-
-function coroutine_patched.status(co)
-  if busy[co] then return 'normal' end
-  return co_status(co)
-end
-
-function coroutine_patched.running()
-  local th = co_running()
-  if not user_co[th] then return nil end
-  return th
-end
-
-function coroutine_patched.wrap(fn)
-  local co = co_create_patched(fn)
-  local resume = co_resume_patched
-  return function(...)
-    return (function(ok, ...)
-      if ok then return ... end
-      error((...), 0)
-    end)(resume(co, ...))
-  end
-end
-
--- True where coroutine.yield works: inside a user coroutine, outside a C
--- callback. (A fiber's own coroutine is the scheduler's, not yieldable.)
-function coroutine_patched.isyieldable()
-  local th = co_running()
-  return user_co[th] == true and co_isyieldable()
+for _, name in ipairs({ 'create', 'resume', 'yield', 'status', 'running', 'wrap', 'isyieldable' }) do
+  coroutine_patched[name] = lazy_coroutine_function(name)
 end
 _G.coroutine = coroutine_patched
-
--- string.gsub calls a function or table replacement from C, so recursion
--- through it is counted like a resume (also for s:gsub, which reaches the
--- same table through the string metatable).
-do
-  local gsub, getinfo, format, tonumber = string.gsub, K.debug.getinfo, string.format, tonumber
-  -- Arguments are checked here, in LuaJIT's words and at the caller's line
-  -- (the wrapper must know the replacement's type before gsub runs).
-  local function arg_error(narg, msg)
-    local info = getinfo(2, 'n')
-    local name = info and info.name or '?'
-    if info and info.namewhat == 'method' then
-      narg = narg - 1
-      if narg == 0 then error(format("calling '%s' on bad self (%s)", name, msg), 3) end
-    end
-    error(format("bad argument #%d to '%s' (%s)", narg, name, msg), 3)
-  end
-  local function tail(depth, ...)
-    c_depth = depth
-    return ...
-  end
-  local function enter()
-    local depth = c_depth
-    if depth >= C_DEPTH_LIMIT then error('C stack overflow', 0) end
-    c_depth = depth + 1
-    return depth
-  end
-  -- The replacement is what recurses: it runs counted, and gsub itself is
-  -- tail-called so that its own errors (malformed patterns) point at the
-  -- caller's line as without the wrapper.
-  function string.gsub(s, pattern, repl, n)
-    local ts, tp, tr = type(s), type(pattern), type(repl)
-    if ts ~= 'string' and ts ~= 'number' then arg_error(1, 'string expected, got ' .. ts) end
-    if tp ~= 'string' and tp ~= 'number' then arg_error(2, 'string expected, got ' .. tp) end
-    if n ~= nil and type(n) ~= 'number' then
-      n = tonumber(n) or arg_error(4, 'number expected, got ' .. type(n))
-    end
-    if tr == 'function' then
-      local fn = repl
-      repl = function(...) return tail(enter(), fn(...)) end
-    elseif tr == 'table' then
-      local t = repl
-      repl = setmetatable({}, { __index = function(_, k) return tail(enter(), t[k]) end })
-    elseif tr ~= 'string' and tr ~= 'number' then
-      arg_error(3, 'string/function/table expected')
-    end
-    return gsub(s, pattern, repl, n)
-  end
-end
+string.gsub = lazy_coroutine_function('gsub')
 
 ---------------------------------------------------------------------------
 -- Termination from Lua code (system.exit, forced close).

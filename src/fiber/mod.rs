@@ -62,7 +62,77 @@ pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("time"),
     core_chunk!("system"),
     core_chunk!("loader"),
+    COROUTINES,
 ];
+
+/// The fiber-aware `coroutine` library and `string.gsub` wrapper, loaded by
+/// the first call of one of their stubs (lua/core/scheduler.lua) through
+/// [`load_coroutines`].
+const COROUTINES: CoreChunk = core_chunk!("coroutines");
+/// Its chunk name (`CoreChunk::chunk_name`), for the C API.
+const COROUTINES_CHUNK_NAME: &std::ffi::CStr = c"?coroutines";
+
+/// `K.load_coroutines(env)`: the main function of lua/core/coroutines.lua
+/// with function environment `env`. A plain C function that calls only
+/// LuaJIT's C API, unlike `rt.core_chunk` (mlua): a finalizer may call a
+/// stub while the VM closes, when nothing can be built through mlua. The
+/// bytecode is tried first, then the source (no bytecode, or this LuaJIT
+/// refused it); out of memory raises.
+///
+/// # Safety
+/// Called by LuaJIT as a `lua_CFunction`.
+pub(crate) unsafe extern "C-unwind" fn load_coroutines(
+    l: *mut mlua::ffi::lua_State,
+) -> std::ffi::c_int {
+    // SAFETY: called by LuaJIT as a `lua_CFunction` (this function's contract).
+    unsafe { push_chunk_with_env(l, &COROUTINES, COROUTINES_CHUNK_NAME) }
+}
+
+/// The body of a `lua_CFunction` that returns `chunk`'s main function,
+/// named `name`, with the table at stack index 1 as its environment.
+///
+/// # Safety
+/// `l` is the state of a running `lua_CFunction` call.
+unsafe fn push_chunk_with_env(
+    l: *mut mlua::ffi::lua_State,
+    chunk: &CoreChunk,
+    name: &std::ffi::CStr,
+) -> std::ffi::c_int {
+    use mlua::ffi;
+    let name = name.as_ptr();
+    // SAFETY: a C function gets at least LUA_MINSTACK (20) free slots and
+    // uses three; the buffers are 'static and `name` is NUL-terminated;
+    // `lua_error` unwinds through no Rust frame that owns anything.
+    unsafe {
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            ffi::lua_pushstring(
+                l,
+                c"luring: a core chunk needs an environment table".as_ptr(),
+            );
+            ffi::lua_error(l);
+        }
+        let bytecode = chunk.bytecode;
+        let mut status = ffi::LUA_ERRSYNTAX;
+        if !bytecode.is_empty() {
+            status = ffi::luaL_loadbuffer(l, bytecode.as_ptr().cast(), bytecode.len(), name);
+            if status == ffi::LUA_ERRMEM {
+                ffi::lua_error(l);
+            }
+            if status != ffi::LUA_OK {
+                ffi::lua_pop(l, 1);
+            }
+        }
+        if status != ffi::LUA_OK {
+            let source = chunk.source;
+            if ffi::luaL_loadbuffer(l, source.as_ptr().cast(), source.len(), name) != ffi::LUA_OK {
+                ffi::lua_error(l);
+            }
+        }
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_setfenv(l, -2);
+        1
+    }
+}
 
 /// Every core chunk, the lazy ones included.
 #[cfg(test)]
@@ -187,5 +257,42 @@ mod tests {
         };
         let function = chunk.load(&lua).unwrap();
         assert_eq!(function.info().source.as_deref(), Some("?errors"));
+    }
+
+    /// `K.load_coroutines` (C API only, for finalizers while the VM
+    /// closes) gives the chunk its name and the environment it is passed,
+    /// from the bytecode or, when that is refused, from the source; a
+    /// missing environment is an error, not a crash.
+    #[test]
+    fn load_coroutines_names_the_chunk_and_sets_its_env() {
+        const REFUSED: CoreChunk = CoreChunk {
+            name: "coroutines",
+            source: COROUTINES.source,
+            bytecode: b"\x1bLJ\x7f\x00garbage",
+            compiled_from: COROUTINES.source,
+        };
+        unsafe extern "C-unwind" fn load_refused(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+            // SAFETY: called by LuaJIT as a `lua_CFunction`.
+            unsafe { push_chunk_with_env(l, &REFUSED, COROUTINES_CHUNK_NAME) }
+        }
+        assert_eq!(
+            COROUTINES_CHUNK_NAME.to_str().unwrap(),
+            COROUTINES.chunk_name()
+        );
+        let lua = Lua::new();
+        // SAFETY: both are `lua_CFunction`s that follow the C API's rules.
+        let loaders = unsafe {
+            [
+                lua.create_c_function(load_coroutines).unwrap(),
+                lua.create_c_function(load_refused).unwrap(),
+            ]
+        };
+        for loader in loaders {
+            let env = lua.create_table().unwrap();
+            let function: Function = loader.call(env.clone()).unwrap();
+            assert_eq!(function.info().source.as_deref(), Some("?coroutines"));
+            assert_eq!(function.environment(), Some(env));
+            assert!(loader.call::<Function>(()).is_err());
+        }
     }
 }

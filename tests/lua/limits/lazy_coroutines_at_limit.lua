@@ -1,0 +1,20 @@
+-- options: --memory-limit 16M
+-- coroutine.* and string.gsub load their code on first use (a lazy core
+-- chunk): at the memory limit that first use fails with a catchable
+-- "not enough memory" and leaves nothing half loaded; once memory is
+-- freed both work.
+-- (required before the limit is reached, as in lazy_code_at_limit.lua)
+local _ = require "inbox"
+local hog, i = {}, 0
+pcall(function() while true do i = i + 1 hog[i] = { i } end end)
+local wrap_ok, wrap_err = pcall(coroutine.wrap, function() return 'ran' end)
+local gsub_ok, gsub_err = pcall(string.gsub, 'ab', '%w', function(c) return c end)
+hog = nil
+collectgarbage()
+local function memory_error(e)
+  return tostring(e):find('not enough memory', 1, true) ~= nil
+end
+print('wrap at the limit', wrap_ok, memory_error(wrap_err))
+print('gsub at the limit', gsub_ok, memory_error(gsub_err))
+print('wrap after', coroutine.wrap(function(a) return coroutine.yield(a) end)('ran'))
+print('gsub after', ('ab'):gsub('%w', string.upper))
