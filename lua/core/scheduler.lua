@@ -638,8 +638,6 @@ local function make_handle(f)
   return h
 end
 
-local fiber_methods = {}
-
 -- Fibers waiting in join, by the fiber they join (kept out of the records
 -- so that joining adds no field). Module fibers use the `joiner` field.
 local joiners = {}
@@ -649,80 +647,33 @@ local function joined(t)
   return r == JOINED_OK or r == JOINED_CAUGHT
 end
 
-local function join_interrupter(f, t)
-  joiners[t] = nil
-  wake(f, INTERRUPTED)
-end
-
--- A joined fiber's results are handed over and dropped: `results` becomes
--- JOINED_OK or JOINED_CAUGHT (the fiber ended by an interruption).
-function fiber_methods.join(h)
-  local t = record_of_handle(h)
-  local f = current
-  if t.detached or joined(t) or joiners[t] then
-    raise_errno(E.EINVAL, 1)
+-- The handle methods (join, detach, interrupt, joinable, ...) and most
+-- this_fiber functions are lua/core/fibers.lua, loaded the first time a
+-- VM needs one (`K.load_lazy_chunk`, a plain C function, so also in a
+-- finalizer while the VM closes) with `FS`, the scheduler state it
+-- shares. A load that fails (out of memory) is tried again next time.
+local fiber_api
+local FS = {
+  FAILED = FAILED, ONE_RESULT = ONE_RESULT, JOINED_OK = JOINED_OK, JOINED_CAUGHT = JOINED_CAUGHT,
+  record_of_handle = record_of_handle, joiners = joiners, joined = joined, no_fiber = no_fiber,
+  add_guards = function(n) guards = guards + n end,
+  report_panic = function(f) return report_panic(f) end,
+  LOG = LOG, log = log,
+}
+local function load_fiber_api()
+  local api = fiber_api
+  if not api then
+    api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FS)
+    fiber_api = api
   end
-  if t == f then raise_errno(E.EDEADLK) end
-  check_wait(f)
-  if t[RESULTS] == false then
-    check_yieldable()
-    joiners[t] = f
-    local r = suspend(f, join_interrupter, t)
-    if r == INTERRUPTED then raise_core('interrupted') end
-  end
-  joiners[t] = nil
-  local results = t[RESULTS]
-  if results == ONE_RESULT then
-    local v = t[W1]
-    t[RESULTS], t[W1] = JOINED_OK, nil
-    return v
-  elseif results ~= FAILED then
-    t[RESULTS] = JOINED_OK
-    return unpack(results, 2, results.n)
-  elseif is_interrupted(t.err) then
-    t[RESULTS] = JOINED_CAUGHT
-    return
-  else
-    t[RESULTS] = JOINED_OK
-    error(t.err, 0)
-  end
-end
-
-function fiber_methods.detach(h)
-  local t = record_of_handle(h)
-  if t.detached or joined(t) or joiners[t] then raise_errno(E.EINVAL, 1) end
-  t.detached = true
-  if t[RESULTS] == FAILED and not is_interrupted(t.err) then
-    report_panic(t)
-  end
-end
-
-function fiber_methods.interrupt(h)
-  local t = record_of_handle(h)
-  if t[RESULTS] ~= false then return end
-  if not t.interrupted then guards = guards + 1 end
-  t.interrupted = true
-  if LOG then log('fiber interrupted', hexid(t), t[INTERRUPTER] and 'while suspended' or nil) end
-  local i = t[INTERRUPTER]
-  if i then
-    t[INTERRUPTER] = false
-    i(t, t[W1])
-  end
-end
-
-local fiber_props = {}
-function fiber_props.interruption_caught(t)
-  if not joined(t) then raise_errno(E.EINVAL, 1) end
-  return t[RESULTS] == JOINED_CAUGHT
-end
-function fiber_props.joinable(t)
-  return not t.detached and not joined(t) and not joiners[t]
+  return api
 end
 
 fiber_hmt.__index = function(h, k)
-  local m = fiber_methods[k]
+  local api = fiber_api or load_fiber_api()
+  local m = api.methods[k]
   if m then return m end
-  local p = fiber_props[k]
+  local p = api.props[k]
   if p then return p(record_of_handle(h)) end
   raise_core('bad_index', 'index', 2)
 end
@@ -1104,7 +1055,6 @@ end
 ---------------------------------------------------------------------------
 -- this_fiber
 local this_fiber = {}
-local this_fiber_props = {}
 
 -- The hottest path of the scheduler. It registers nothing before it
 -- yields: the scheduler re-queues a fiber that yields YIELDED. So a yield
@@ -1142,43 +1092,15 @@ function K.sleep0()
 end
 K.rename_error(yield_refusal_at(K.sleep0), CANNOT_SUSPEND)
 
-function this_fiber.forbid_suspend()
-  current.susp_forbidden = current.susp_forbidden + 1
-  guards = guards + 1
-end
-function this_fiber.allow_suspend()
-  if current.susp_forbidden == 0 then raise_core('suspension_already_allowed') end
-  current.susp_forbidden = current.susp_forbidden - 1
-  guards = guards - 1
-end
-function this_fiber.disable_interruption()
-  current.int_disabled = current.int_disabled + 1
-end
-function this_fiber.restore_interruption()
-  if current.int_disabled == 0 then raise_core('interruption_already_allowed') end
-  current.int_disabled = current.int_disabled - 1
-end
-function this_fiber_props.local_()
-  local f = current.locals_owner or current
-  local t = f.local_
-  if not t then
-    t = {}
-    f.local_ = t
-  end
-  return t
-end
-function this_fiber_props.is_main() return current.is_main == true end
-function this_fiber_props.id()
-  if current.module then return K.vm_id end
-  return hexid(current)
-end
-
 -- Each module gets its own proxy table with this (locked) metatable.
 local this_fiber_mt = {
   __index = function(_, k)
     local m = this_fiber[k]
     if m then return m end
-    local p = this_fiber_props[k]
+    local api = fiber_api or load_fiber_api()
+    m = api.this_fiber[k]
+    if m then return m end
+    local p = api.this_fiber_props[k]
     if p then
       if not current then no_fiber() end
       return p()
@@ -1221,7 +1143,7 @@ function xpcall(fn, handler, ...)
 end
 
 -- coroutine.* and string.gsub are stubs until a VM first calls one of
--- them: lua/core/coroutines.lua then loads (`K.load_coroutines`, a plain C
+-- them: lua/core/coroutines.lua then loads (`K.load_lazy_chunk`, a plain C
 -- function, so also in a finalizer while the VM closes) with `S`, the
 -- scheduler state it shares. A load that fails (out of memory) is tried
 -- again by the next call. The runtime's own code calls the raw gsub.
@@ -1246,7 +1168,7 @@ local function lazy_coroutine_function(name)
   return function(...)
     local c = coroutine_functions
     if not c then
-      c = K.load_coroutines(REAL_G)(K, S)
+      c = K.load_lazy_chunk(REAL_G, 'coroutines')(K, S)
       coroutine_functions = c
     end
     return c[name](...)

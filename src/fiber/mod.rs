@@ -19,6 +19,7 @@
 use mlua::{chunk::ChunkMode, Function, Lua};
 
 /// One core Lua chunk: its source and the bytecode build.rs compiled from it.
+#[derive(Clone, Copy)]
 pub struct CoreChunk {
     pub name: &'static str,
     source: &'static str,
@@ -62,30 +63,56 @@ pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("time"),
     core_chunk!("system"),
     core_chunk!("loader"),
-    COROUTINES,
+    RAW_LAZY_CHUNKS[0].0,
+    RAW_LAZY_CHUNKS[1].0,
 ];
 
-/// The fiber-aware `coroutine` library and `string.gsub` wrapper, loaded by
-/// the first call of one of their stubs (lua/core/scheduler.lua) through
-/// [`load_coroutines`].
-const COROUTINES: CoreChunk = core_chunk!("coroutines");
-/// Its chunk name (`CoreChunk::chunk_name`), for the C API.
-const COROUTINES_CHUNK_NAME: &std::ffi::CStr = c"?coroutines";
+/// Lazy core chunks loaded through [`load_lazy_chunk`] (C API only), with
+/// their chunk names (`CoreChunk::chunk_name`): `coroutines` (the
+/// fiber-aware `coroutine` library and `string.gsub` wrapper) and `fibers`
+/// (fiber handle methods, most of `this_fiber`), loaded by the first call
+/// that needs them (lua/core/scheduler.lua).
+const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 2] = [
+    (core_chunk!("coroutines"), c"?coroutines"),
+    (core_chunk!("fibers"), c"?fibers"),
+];
 
-/// `K.load_coroutines(env)`: the main function of lua/core/coroutines.lua
-/// with function environment `env`. A plain C function that calls only
-/// LuaJIT's C API, unlike `rt.core_chunk` (mlua): a finalizer may call a
-/// stub while the VM closes, when nothing can be built through mlua. The
-/// bytecode is tried first, then the source (no bytecode, or this LuaJIT
-/// refused it); out of memory raises.
+/// `K.load_lazy_chunk(env, name)`: the main function of the lazy core
+/// chunk `name` (one of `RAW_LAZY_CHUNKS`) with function environment
+/// `env`. A plain C function that calls only LuaJIT's C API, unlike
+/// `rt.core_chunk` (mlua): a finalizer may need these chunks while the VM
+/// closes, when nothing can be built through mlua. The bytecode is tried
+/// first, then the source (no bytecode, or this LuaJIT refused it); out of
+/// memory raises.
 ///
 /// # Safety
 /// Called by LuaJIT as a `lua_CFunction`.
-pub(crate) unsafe extern "C-unwind" fn load_coroutines(
+pub(crate) unsafe extern "C-unwind" fn load_lazy_chunk(
     l: *mut mlua::ffi::lua_State,
 ) -> std::ffi::c_int {
-    // SAFETY: called by LuaJIT as a `lua_CFunction` (this function's contract).
-    unsafe { push_chunk_with_env(l, &COROUTINES, COROUTINES_CHUNK_NAME) }
+    use mlua::ffi;
+    // SAFETY: called by LuaJIT as a `lua_CFunction` (this function's
+    // contract); a string argument's bytes stay valid while it is on the
+    // stack; `lua_error` unwinds through no Rust frame that owns anything.
+    unsafe {
+        let mut len = 0;
+        let ptr = ffi::lua_tolstring(l, 2, &mut len);
+        let name: &[u8] = if ptr.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts(ptr.cast(), len)
+        };
+        match RAW_LAZY_CHUNKS
+            .iter()
+            .find(|(chunk, _)| chunk.name.as_bytes() == name)
+        {
+            Some((chunk, chunk_name)) => push_chunk_with_env(l, chunk, chunk_name),
+            None => {
+                ffi::lua_pushstring(l, c"luring: no such lazy core chunk".as_ptr());
+                ffi::lua_error(l)
+            }
+        }
+    }
 }
 
 /// The body of a `lua_CFunction` that returns `chunk`'s main function,
@@ -259,40 +286,49 @@ mod tests {
         assert_eq!(function.info().source.as_deref(), Some("?errors"));
     }
 
-    /// `K.load_coroutines` (C API only, for finalizers while the VM
-    /// closes) gives the chunk its name and the environment it is passed,
-    /// from the bytecode or, when that is refused, from the source; a
-    /// missing environment is an error, not a crash.
+    /// `K.load_lazy_chunk` (C API only, for finalizers while the VM
+    /// closes) gives each chunk its name and the environment it is passed,
+    /// from the bytecode or, when that is refused, from the source; an
+    /// unknown name or a missing environment is an error, not a crash.
     #[test]
-    fn load_coroutines_names_the_chunk_and_sets_its_env() {
+    fn load_lazy_chunk_names_the_chunk_and_sets_its_env() {
         const REFUSED: CoreChunk = CoreChunk {
-            name: "coroutines",
-            source: COROUTINES.source,
+            name: "fibers",
+            source: RAW_LAZY_CHUNKS[1].0.source,
             bytecode: b"\x1bLJ\x7f\x00garbage",
-            compiled_from: COROUTINES.source,
+            compiled_from: RAW_LAZY_CHUNKS[1].0.source,
         };
         unsafe extern "C-unwind" fn load_refused(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
             // SAFETY: called by LuaJIT as a `lua_CFunction`.
-            unsafe { push_chunk_with_env(l, &REFUSED, COROUTINES_CHUNK_NAME) }
+            unsafe { push_chunk_with_env(l, &REFUSED, c"?fibers") }
         }
-        assert_eq!(
-            COROUTINES_CHUNK_NAME.to_str().unwrap(),
-            COROUTINES.chunk_name()
-        );
         let lua = Lua::new();
         // SAFETY: both are `lua_CFunction`s that follow the C API's rules.
-        let loaders = unsafe {
-            [
-                lua.create_c_function(load_coroutines).unwrap(),
+        let (load, load_refused) = unsafe {
+            (
+                lua.create_c_function(load_lazy_chunk).unwrap(),
                 lua.create_c_function(load_refused).unwrap(),
-            ]
+            )
         };
-        for loader in loaders {
+        for (chunk, chunk_name) in &RAW_LAZY_CHUNKS {
+            assert_eq!(chunk_name.to_str().unwrap(), chunk.chunk_name());
             let env = lua.create_table().unwrap();
-            let function: Function = loader.call(env.clone()).unwrap();
-            assert_eq!(function.info().source.as_deref(), Some("?coroutines"));
+            let function: Function = load.call((env.clone(), chunk.name)).unwrap();
+            assert_eq!(
+                function.info().source.as_deref(),
+                Some(chunk_name.to_str().unwrap())
+            );
             assert_eq!(function.environment(), Some(env));
-            assert!(loader.call::<Function>(()).is_err());
+            assert!(load
+                .call::<Function>((mlua::Value::Nil, chunk.name))
+                .is_err());
         }
+        assert!(load
+            .call::<Function>((lua.create_table().unwrap(), "errors"))
+            .is_err());
+        let env = lua.create_table().unwrap();
+        let function: Function = load_refused.call(env.clone()).unwrap();
+        assert_eq!(function.info().source.as_deref(), Some("?fibers"));
+        assert_eq!(function.environment(), Some(env));
     }
 }

@@ -1,6 +1,8 @@
--- coroutine.* and string.gsub load their code on first use (a lazy core
--- chunk): a finalizer run while the VM closes that is the VM's first user
--- still gets them working (the results show in the finalizer's error).
+-- coroutine.*, string.gsub, fiber handle methods and this_fiber's functions
+-- besides yield load their code on first use (lazy core chunks): a
+-- finalizer run while the VM closes that is the VM's first user still gets
+-- them working (the results show in the finalizer's error).
+local fiber = spawn(function() return 1 end)
 keep = newproxy(true)
 getmetatable(keep).__gc = function()
   local out = {}
@@ -15,6 +17,10 @@ getmetatable(keep).__gc = function()
   co('resumed')
   out[#out + 1] = coroutine.status(coroutine.create(print))
   out[#out + 1] = tostring(coroutine.running())
+  out[#out + 1] = 'joinable ' .. tostring(fiber.joinable)
+  fiber:detach()
+  out[#out + 1] = 'joinable ' .. tostring(fiber.joinable)
+  out[#out + 1] = select(2, pcall(function() return this_fiber.id end))
   error(table.concat(out, ', '), 0)
 end
 print('main done')
