@@ -238,7 +238,7 @@ for id, chunk in pairs(lazy_chunks) do
     end
     local m = builtin[id]
     if m == loader then error('luring: core chunk ' .. chunk .. ' did not define ' .. id, 0) end
-    if type(m) == 'function' then m = m() end
+    if type(m) == 'function' then m = m(id) end
     return m
   end
   builtin[id] = loader
@@ -250,7 +250,7 @@ end
 rt.set_builtin_loader(function(id)
   if builtin_value[id] == nil then
     local m = builtin[id]
-    if type(m) == 'function' then m = m() end
+    if type(m) == 'function' then m = m(id) end
     builtin_value[id] = m
   end
 end)
@@ -292,7 +292,7 @@ local function builtin_for(info, id)
     m = builtin[id]
     if m == nil then m = rt.host_module(id, host_async) end
     if m == nil then return nil end
-    if type(m) == 'function' then m = m() end
+    if type(m) == 'function' then m = m(id) end
     builtin_value[id] = m
   end
   local mine = info.builtins
@@ -316,7 +316,7 @@ K.path_strings = setmetatable({}, { __mode = 'k' })
 local path_mt = { __metatable = 'filesystem.path' }
 K.path_mt = path_mt
 local function load_filesystem()
-  if builtin_value.filesystem == nil then builtin_value.filesystem = builtin.filesystem() end
+  if builtin_value.filesystem == nil then builtin_value.filesystem = builtin.filesystem('filesystem') end
 end
 for _, event in ipairs{ '__index', '__newindex', '__div', '__concat', '__eq', '__lt', '__le' } do
   local stub
