@@ -229,20 +229,21 @@ local lazy_chunks = {
   mutex = 'sync', recursive_mutex = 'sync', condition_variable = 'sync', future = 'sync',
   time = 'time', system = 'system',
 }
+-- One loader for all of them (modules.lua calls a builtin's loader with
+-- its id). A chunk that failed to load (out of memory) is tried again.
 local chunk_loaded = {}
-for id, chunk in pairs(lazy_chunks) do
-  local function loader()
-    if not chunk_loaded[chunk] then
-      chunk_loaded[chunk] = true
-      rt.core_chunk(chunk, REAL_G)(K)
-    end
-    local m = builtin[id]
-    if m == loader then error('luring: core chunk ' .. chunk .. ' did not define ' .. id, 0) end
-    if type(m) == 'function' then m = m(id) end
-    return m
+local function lazy_loader(id)
+  local chunk = lazy_chunks[id]
+  if not chunk_loaded[chunk] then
+    rt.core_chunk(chunk, REAL_G)(K)
+    chunk_loaded[chunk] = true
   end
-  builtin[id] = loader
+  local m = builtin[id]
+  if m == lazy_loader then error('luring: core chunk ' .. chunk .. ' did not define ' .. id, 0) end
+  if type(m) == 'function' then m = m(id) end
+  return m
 end
+for id in pairs(lazy_chunks) do builtin[id] = lazy_loader end
 
 -- Loads builtin module `id` once (its canonical value): the runtime's Rust
 -- side needs the ip module's address class to deliver a received
