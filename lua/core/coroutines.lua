@@ -20,9 +20,10 @@ local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
   S.co_create, S.co_resume, S.co_yield, S.co_status, S.co_running, S.co_isyieldable
 local raw_pcall, raw_gsub = S.raw_pcall, S.raw_gsub
 local SUSPEND, YIELDED, NOP_WAIT, TERMINATE = S.SUSPEND, S.YIELDED, S.NOP_WAIT, S.TERMINATE
-local C_DEPTH_LIMIT, NOT_ENOUGH_MEMORY = S.C_DEPTH_LIMIT, S.NOT_ENOUGH_MEMORY
+local NOT_ENOUGH_MEMORY = S.NOT_ENOUGH_MEMORY
 local emergency_gc, thread_scopes, run_handlers = S.emergency_gc, S.thread_scopes, S.run_handlers
-local depth_of, set_depth, add_c_resumes, current = S.c_depth, S.set_c_depth, S.add_c_resumes, S.current
+local set_depth, enter_c, current = S.set_c_depth, S.enter_c, S.current
+local enter_resume, leave_counted_resume = S.enter_resume, S.leave_counted_resume
 local user_co = S.user_co
 local type, error, setmetatable, tonumber = type, error, setmetatable, tonumber
 
@@ -75,8 +76,7 @@ coroutine_patched.create = co_create_patched
 -- A coroutine resumed where the fiber cannot suspend cannot suspend it
 -- either (see c_resumes); it still yields to its resumer as usual.
 local function c_resume_tail(depth, ok, ...)
-  set_depth(depth)
-  add_c_resumes(-1)
+  leave_counted_resume(depth)
   if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
   if ok then return true, ... end
   return false, normalize_error((...))
@@ -90,13 +90,9 @@ local function co_resume_patched(co, ...)
   end
   if busy[co] then raise_errno(E.EPERM) end
   if not user_co[co] then raise_core('bad_coroutine') end
-  local depth = depth_of()
-  if depth >= C_DEPTH_LIMIT then return false, 'C stack overflow' end
-  set_depth(depth + 1)
-  if add_c_resumes(0) > 0 or not co_isyieldable() then
-    add_c_resumes(1)
-    return c_resume_tail(depth, co_resume(co, ...))
-  end
+  local depth, counted = enter_resume()
+  if not depth then return false, 'C stack overflow' end
+  if counted then return c_resume_tail(depth, co_resume(co, ...)) end
   return resume_tail(co, depth, co_resume(co, ...))
 end
 coroutine_patched.resume = co_resume_patched
@@ -158,10 +154,7 @@ do
     return ...
   end
   local function enter()
-    local depth = depth_of()
-    if depth >= C_DEPTH_LIMIT then error('C stack overflow', 0) end
-    set_depth(depth + 1)
-    return depth
+    return enter_c() or error('C stack overflow', 0)
   end
   -- The replacement is what recurses: it runs counted, and gsub itself is
   -- tail-called so that its own errors (malformed patterns) point at the

@@ -1153,14 +1153,33 @@ local S = {
   co_running = co_running, co_isyieldable = co_isyieldable,
   raw_pcall = raw_pcall, raw_gsub = raw_gsub,
   SUSPEND = SUSPEND, YIELDED = YIELDED, NOP_WAIT = NOP_WAIT, TERMINATE = TERMINATE,
-  C_DEPTH_LIMIT = C_DEPTH_LIMIT, NOT_ENOUGH_MEMORY = NOT_ENOUGH_MEMORY,
+  NOT_ENOUGH_MEMORY = NOT_ENOUGH_MEMORY,
   emergency_gc = emergency_gc, thread_scopes = thread_scopes, run_handlers = run_handlers,
   user_co = user_co,
-  c_depth = function() return c_depth end,
   set_c_depth = function(d) c_depth = d end,
-  add_c_resumes = function(n)
-    c_resumes = c_resumes + n
-    return c_resumes
+  -- One more call that recurses through C: the depth before it, or nil
+  -- past C_DEPTH_LIMIT.
+  enter_c = function()
+    local d = c_depth
+    if d >= C_DEPTH_LIMIT then return nil end
+    c_depth = d + 1
+    return d
+  end,
+  -- enter_c for a resume, which is also counted in c_resumes (true as the
+  -- second result) where the fiber cannot suspend.
+  enter_resume = function()
+    local d = c_depth
+    if d >= C_DEPTH_LIMIT then return nil end
+    c_depth = d + 1
+    if c_resumes > 0 or not co_isyieldable() then
+      c_resumes = c_resumes + 1
+      return d, true
+    end
+    return d, false
+  end,
+  leave_counted_resume = function(d)
+    c_depth = d
+    c_resumes = c_resumes - 1
   end,
   current = K.fiber_or_nil,
 }
