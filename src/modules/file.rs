@@ -40,7 +40,7 @@ const OPEN_FLAGS: &[(&str, i32)] = &[
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "file",
     source: FILE_LUA,
-    primitives: primitives,
+    primitives,
 };
 
 /// Offsets are byte counts below 2^53 (exact as Lua numbers).

@@ -50,7 +50,7 @@ const FILESYSTEM_LUA: &str = include_str!("../../lua/filesystem.lua");
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "filesystem",
     source: FILESYSTEM_LUA,
-    primitives: primitives,
+    primitives,
 };
 
 /// Argument `arg` as a path for the kernel: a string without NUL bytes.

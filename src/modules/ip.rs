@@ -77,7 +77,7 @@ pub(crate) fn address_to_lua(lua: &Lua, address: crate::ipc::IpAddress) -> mlua:
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "ip",
     source: IP_LUA,
-    primitives: primitives,
+    primitives,
 };
 
 /// `text` as an address: dotted IPv4 or IPv6 with an optional `%scope`

@@ -20,7 +20,7 @@ const PIPE_LUA: &str = include_str!("../../lua/pipe.lua");
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "pipe",
     source: PIPE_LUA,
-    primitives: primitives,
+    primitives,
 };
 
 fn primitives(lua: &Lua) -> mlua::Result<Table> {

@@ -22,7 +22,7 @@ const UNIX_LUA: &str = include_str!("../../lua/unix.lua");
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "unix",
     source: UNIX_LUA,
-    primitives: primitives,
+    primitives,
 };
 
 /// Offset of `sun_path` in `sockaddr_un`.
