@@ -338,11 +338,13 @@ end
 
 ---------------------------------------------------------------------------
 -- Module ids and resolution
-local core_ids = {}
-for _, id in ipairs({ 'ffi', 'generic_error', 'asio_error', 'mutex',
-  'recursive_mutex', 'condition_variable', 'future', 'inbox', 'json', 'time',
-  'filesystem', 'pipe', 'ip', 'file', 'unix', 'stream', 'regex',
-  'serial_port', 'tls', 'system' }) do core_ids[id] = true end
+-- Emilua's core module ids, which a host module may not take
+-- (src/embed/module.rs BUILTIN_MODULES; a unit test there checks that it
+-- names exactly these): core ids: ffi, generic_error, asio_error, mutex,
+-- recursive_mutex, condition_variable, future, inbox, json, time,
+-- filesystem, pipe, ip, file, unix, stream, regex, serial_port, tls,
+-- system. Those luring lacks fail like any package id (module_not_found);
+-- no table of them is kept (every VM would hold it).
 
 local NAME = '^[%a_][%w_]*$'
 local loaded = {}       -- identity -> 'loading' | module value
@@ -400,7 +402,6 @@ function K.require(id)
   if not f.is_main then raise_core('only_main_fiber_may_import') end
   local m = builtin_for(f.module_info, id)
   if m ~= nil then return m end
-  if core_ids[id] then raise_core('module_not_found', 'module', id) end
   -- package ids: dot-separated names, each like a project module name
   if not s_match(id, '^[%a_][%w_]*$') and not s_match(id, '^[%a_][%w_%.]*[%w_]$') then
     raise_core('invalid_module_name')
