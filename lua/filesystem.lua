@@ -306,7 +306,7 @@ function fs.hard_link_count(p) return stat_or_raise(p, false).nlink end
 -- clocks' code); that chunk loads on first use.
 local function time_chunk()
   local t = K.builtin_modules.time
-  if type(t) == 'function' then t() end
+  if type(t) == 'function' then t('time') end
 end
 time_chunk()
 fs.clock = K.file_clock

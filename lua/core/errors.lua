@@ -58,10 +58,18 @@ local function messages(name)
   end
 end
 local core = category('emilua.core', messages('emilua.core'))
-category('emilua.json.dom', messages('emilua.json.dom'))
--- Emilua's JSON lexer category (trial.protocol), with a message for every code.
-category('trial.protocol.json', messages('trial.protocol.json'))
-category('asio.misc', messages('asio.misc'))
+-- Categories most VMs never see are made on their first lookup in
+-- `categories` (a decoded Rust error, io_object.lua's eof): the JSON ones
+-- (trial.protocol.json is Emilua's JSON lexer category, with a message for
+-- every code) and asio.misc. Plain Lua: also while the VM closes.
+local lazy_categories = {
+  ['emilua.json.dom'] = true, ['trial.protocol.json'] = true, ['asio.misc'] = true,
+}
+setmetatable(categories, {
+  __index = function(_, name)
+    if lazy_categories[name] then return category(name, messages(name)) end
+  end,
+})
 
 local function new(cat, code, arg)
   return setmetatable({ code = code, category = cat, arg = arg }, error_mt)

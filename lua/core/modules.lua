@@ -229,20 +229,21 @@ local lazy_chunks = {
   mutex = 'sync', recursive_mutex = 'sync', condition_variable = 'sync', future = 'sync',
   time = 'time', system = 'system',
 }
+-- One loader for all of them (modules.lua calls a builtin's loader with
+-- its id). A chunk that failed to load (out of memory) is tried again.
 local chunk_loaded = {}
-for id, chunk in pairs(lazy_chunks) do
-  local function loader()
-    if not chunk_loaded[chunk] then
-      chunk_loaded[chunk] = true
-      rt.core_chunk(chunk, REAL_G)(K)
-    end
-    local m = builtin[id]
-    if m == loader then error('luring: core chunk ' .. chunk .. ' did not define ' .. id, 0) end
-    if type(m) == 'function' then m = m() end
-    return m
+local function lazy_loader(id)
+  local chunk = lazy_chunks[id]
+  if not chunk_loaded[chunk] then
+    rt.core_chunk(chunk, REAL_G)(K)
+    chunk_loaded[chunk] = true
   end
-  builtin[id] = loader
+  local m = builtin[id]
+  if m == lazy_loader then error('luring: core chunk ' .. chunk .. ' did not define ' .. id, 0) end
+  if type(m) == 'function' then m = m(id) end
+  return m
 end
+for id in pairs(lazy_chunks) do builtin[id] = lazy_loader end
 
 -- Loads builtin module `id` once (its canonical value): the runtime's Rust
 -- side needs the ip module's address class to deliver a received
@@ -250,7 +251,7 @@ end
 rt.set_builtin_loader(function(id)
   if builtin_value[id] == nil then
     local m = builtin[id]
-    if type(m) == 'function' then m = m() end
+    if type(m) == 'function' then m = m(id) end
     builtin_value[id] = m
   end
 end)
@@ -292,7 +293,7 @@ local function builtin_for(info, id)
     m = builtin[id]
     if m == nil then m = rt.host_module(id, host_async) end
     if m == nil then return nil end
-    if type(m) == 'function' then m = m() end
+    if type(m) == 'function' then m = m(id) end
     builtin_value[id] = m
   end
   local mine = info.builtins
@@ -316,7 +317,7 @@ K.path_strings = setmetatable({}, { __mode = 'k' })
 local path_mt = { __metatable = 'filesystem.path' }
 K.path_mt = path_mt
 local function load_filesystem()
-  if builtin_value.filesystem == nil then builtin_value.filesystem = builtin.filesystem() end
+  if builtin_value.filesystem == nil then builtin_value.filesystem = builtin.filesystem('filesystem') end
 end
 for _, event in ipairs{ '__index', '__newindex', '__div', '__concat', '__eq', '__lt', '__le' } do
   local stub
@@ -337,11 +338,13 @@ end
 
 ---------------------------------------------------------------------------
 -- Module ids and resolution
-local core_ids = {}
-for _, id in ipairs({ 'ffi', 'generic_error', 'asio_error', 'mutex',
-  'recursive_mutex', 'condition_variable', 'future', 'inbox', 'json', 'time',
-  'filesystem', 'pipe', 'ip', 'file', 'unix', 'stream', 'regex',
-  'serial_port', 'tls', 'system' }) do core_ids[id] = true end
+-- Emilua's core module ids, which a host module may not take
+-- (src/embed/module.rs BUILTIN_MODULES; a unit test there checks that it
+-- names exactly these): core ids: ffi, generic_error, asio_error, mutex,
+-- recursive_mutex, condition_variable, future, inbox, json, time,
+-- filesystem, pipe, ip, file, unix, stream, regex, serial_port, tls,
+-- system. Those luring lacks fail like any package id (module_not_found);
+-- no table of them is kept (every VM would hold it).
 
 local NAME = '^[%a_][%w_]*$'
 local loaded = {}       -- identity -> 'loading' | module value
@@ -399,7 +402,6 @@ function K.require(id)
   if not f.is_main then raise_core('only_main_fiber_may_import') end
   local m = builtin_for(f.module_info, id)
   if m ~= nil then return m end
-  if core_ids[id] then raise_core('module_not_found', 'module', id) end
   -- package ids: dot-separated names, each like a project module name
   if not s_match(id, '^[%a_][%w_]*$') and not s_match(id, '^[%a_][%w_%.]*[%w_]$') then
     raise_core('invalid_module_name')

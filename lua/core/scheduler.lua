@@ -31,6 +31,8 @@ local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.running,
   coroutine.isyieldable
 local raw_pcall, raw_xpcall = pcall, xpcall
+-- string.gsub before the stub below replaces it (reports call this one).
+local raw_gsub = string.gsub
 local select, type, error, setmetatable, tostring, unpack, rawget =
   select, type, error, setmetatable, tostring, unpack, rawget
 local pack = function(...) return { n = select('#', ...), ... } end
@@ -475,7 +477,7 @@ local report_panic
 -- `current` is the record to annotate. Tracebacks are captured at raise time.
 local function on_error(e)
   e = normalize_error(e)
-  current.traceback = debug_traceback('', 2):gsub('^\n', '')
+  current.traceback = (raw_gsub(debug_traceback('', 2), '^\n', ''))
   return e
 end
 
@@ -636,8 +638,6 @@ local function make_handle(f)
   return h
 end
 
-local fiber_methods = {}
-
 -- Fibers waiting in join, by the fiber they join (kept out of the records
 -- so that joining adds no field). Module fibers use the `joiner` field.
 local joiners = {}
@@ -647,80 +647,33 @@ local function joined(t)
   return r == JOINED_OK or r == JOINED_CAUGHT
 end
 
-local function join_interrupter(f, t)
-  joiners[t] = nil
-  wake(f, INTERRUPTED)
-end
-
--- A joined fiber's results are handed over and dropped: `results` becomes
--- JOINED_OK or JOINED_CAUGHT (the fiber ended by an interruption).
-function fiber_methods.join(h)
-  local t = record_of_handle(h)
-  local f = current
-  if t.detached or joined(t) or joiners[t] then
-    raise_errno(E.EINVAL, 1)
+-- The handle methods (join, detach, interrupt, joinable, ...) and most
+-- this_fiber functions are lua/core/fibers.lua, loaded the first time a
+-- VM needs one (`K.load_lazy_chunk`, a plain C function, so also in a
+-- finalizer while the VM closes) with `FS`, the scheduler state it
+-- shares. A load that fails (out of memory) is tried again next time.
+local fiber_api
+local FS = {
+  FAILED = FAILED, ONE_RESULT = ONE_RESULT, JOINED_OK = JOINED_OK, JOINED_CAUGHT = JOINED_CAUGHT,
+  record_of_handle = record_of_handle, joiners = joiners, joined = joined, no_fiber = no_fiber,
+  add_guards = function(n) guards = guards + n end,
+  report_panic = function(f) return report_panic(f) end,
+  LOG = LOG, log = log,
+}
+local function load_fiber_api()
+  local api = fiber_api
+  if not api then
+    api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FS)
+    fiber_api = api
   end
-  if t == f then raise_errno(E.EDEADLK) end
-  check_wait(f)
-  if t[RESULTS] == false then
-    check_yieldable()
-    joiners[t] = f
-    local r = suspend(f, join_interrupter, t)
-    if r == INTERRUPTED then raise_core('interrupted') end
-  end
-  joiners[t] = nil
-  local results = t[RESULTS]
-  if results == ONE_RESULT then
-    local v = t[W1]
-    t[RESULTS], t[W1] = JOINED_OK, nil
-    return v
-  elseif results ~= FAILED then
-    t[RESULTS] = JOINED_OK
-    return unpack(results, 2, results.n)
-  elseif is_interrupted(t.err) then
-    t[RESULTS] = JOINED_CAUGHT
-    return
-  else
-    t[RESULTS] = JOINED_OK
-    error(t.err, 0)
-  end
-end
-
-function fiber_methods.detach(h)
-  local t = record_of_handle(h)
-  if t.detached or joined(t) or joiners[t] then raise_errno(E.EINVAL, 1) end
-  t.detached = true
-  if t[RESULTS] == FAILED and not is_interrupted(t.err) then
-    report_panic(t)
-  end
-end
-
-function fiber_methods.interrupt(h)
-  local t = record_of_handle(h)
-  if t[RESULTS] ~= false then return end
-  if not t.interrupted then guards = guards + 1 end
-  t.interrupted = true
-  if LOG then log('fiber interrupted', hexid(t), t[INTERRUPTER] and 'while suspended' or nil) end
-  local i = t[INTERRUPTER]
-  if i then
-    t[INTERRUPTER] = false
-    i(t, t[W1])
-  end
-end
-
-local fiber_props = {}
-function fiber_props.interruption_caught(t)
-  if not joined(t) then raise_errno(E.EINVAL, 1) end
-  return t[RESULTS] == JOINED_CAUGHT
-end
-function fiber_props.joinable(t)
-  return not t.detached and not joined(t) and not joiners[t]
+  return api
 end
 
 fiber_hmt.__index = function(h, k)
-  local m = fiber_methods[k]
+  local api = fiber_api or load_fiber_api()
+  local m = api.methods[k]
   if m then return m end
-  local p = fiber_props[k]
+  local p = api.props[k]
   if p then return p(record_of_handle(h)) end
   raise_core('bad_index', 'index', 2)
 end
@@ -800,7 +753,7 @@ local function format_traceback(tb)
         local name = l:match("in function '([^']+)'")
         l = name and ('\t[string "?"]: in function \'' .. name .. "'") or RT_FRAME
       elseif k == 'c' then
-        l = l:gsub("'raw_", "'")
+        l = raw_gsub(l, "'raw_", "'")
       end
       out[#out + 1] = l
     end
@@ -1102,7 +1055,6 @@ end
 ---------------------------------------------------------------------------
 -- this_fiber
 local this_fiber = {}
-local this_fiber_props = {}
 
 -- The hottest path of the scheduler. It registers nothing before it
 -- yields: the scheduler re-queues a fiber that yields YIELDED. So a yield
@@ -1140,43 +1092,15 @@ function K.sleep0()
 end
 K.rename_error(yield_refusal_at(K.sleep0), CANNOT_SUSPEND)
 
-function this_fiber.forbid_suspend()
-  current.susp_forbidden = current.susp_forbidden + 1
-  guards = guards + 1
-end
-function this_fiber.allow_suspend()
-  if current.susp_forbidden == 0 then raise_core('suspension_already_allowed') end
-  current.susp_forbidden = current.susp_forbidden - 1
-  guards = guards - 1
-end
-function this_fiber.disable_interruption()
-  current.int_disabled = current.int_disabled + 1
-end
-function this_fiber.restore_interruption()
-  if current.int_disabled == 0 then raise_core('interruption_already_allowed') end
-  current.int_disabled = current.int_disabled - 1
-end
-function this_fiber_props.local_()
-  local f = current.locals_owner or current
-  local t = f.local_
-  if not t then
-    t = {}
-    f.local_ = t
-  end
-  return t
-end
-function this_fiber_props.is_main() return current.is_main == true end
-function this_fiber_props.id()
-  if current.module then return K.vm_id end
-  return hexid(current)
-end
-
 -- Each module gets its own proxy table with this (locked) metatable.
 local this_fiber_mt = {
   __index = function(_, k)
     local m = this_fiber[k]
     if m then return m end
-    local p = this_fiber_props[k]
+    local api = fiber_api or load_fiber_api()
+    m = api.this_fiber[k]
+    if m then return m end
+    local p = api.this_fiber_props[k]
     if p then
       if not current then no_fiber() end
       return p()
@@ -1218,166 +1142,64 @@ function xpcall(fn, handler, ...)
   return pcall_tail(s, c_depth, raw_xpcall(fn, h, ...))
 end
 
-local busy = setmetatable({}, { __mode = 'k' })
-
--- `depth` is the C depth of the caller of resume: the resume counted one
--- more while the coroutine ran.
-local function resume_tail(co, depth, ok, ...)
-  c_depth = depth
-  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
-  if ok then
-    local sig = ...
-    if sig == SUSPEND or sig == YIELDED or sig == NOP_WAIT or sig == TERMINATE then
-      -- The coroutine suspended the whole fiber: forward the yield up and
-      -- resume the coroutine transparently once the fiber is woken.
-      busy[co] = true
-      local a, b = co_yield(sig)
-      busy[co] = nil
-      c_depth = depth + 1
-      return resume_tail(co, depth, co_resume(co, a, b))
+-- coroutine.* and string.gsub are stubs until a VM first calls one of
+-- them: lua/core/coroutines.lua then loads (`K.load_lazy_chunk`, a plain C
+-- function, so also in a finalizer while the VM closes) with `S`, the
+-- scheduler state it shares. A load that fails (out of memory) is tried
+-- again by the next call. The runtime's own code calls the raw gsub.
+local coroutine_functions
+local S = {
+  co_create = co_create, co_resume = co_resume, co_yield = co_yield, co_status = co_status,
+  co_running = co_running, co_isyieldable = co_isyieldable,
+  raw_pcall = raw_pcall, raw_gsub = raw_gsub,
+  SUSPEND = SUSPEND, YIELDED = YIELDED, NOP_WAIT = NOP_WAIT, TERMINATE = TERMINATE,
+  NOT_ENOUGH_MEMORY = NOT_ENOUGH_MEMORY,
+  emergency_gc = emergency_gc, thread_scopes = thread_scopes, run_handlers = run_handlers,
+  user_co = user_co,
+  set_c_depth = function(d) c_depth = d end,
+  -- One more call that recurses through C: the depth before it, or nil
+  -- past C_DEPTH_LIMIT.
+  enter_c = function()
+    local d = c_depth
+    if d >= C_DEPTH_LIMIT then return nil end
+    c_depth = d + 1
+    return d
+  end,
+  -- enter_c for a resume, which is also counted in c_resumes (true as the
+  -- second result) where the fiber cannot suspend.
+  enter_resume = function()
+    local d = c_depth
+    if d >= C_DEPTH_LIMIT then return nil end
+    c_depth = d + 1
+    if c_resumes > 0 or not co_isyieldable() then
+      c_resumes = c_resumes + 1
+      return d, true
     end
-    return true, ...
+    return d, false
+  end,
+  leave_counted_resume = function(d)
+    c_depth = d
+    c_resumes = c_resumes - 1
+  end,
+  current = K.fiber_or_nil,
+}
+local function lazy_coroutine_function(name)
+  return function(...)
+    local c = coroutine_functions
+    if not c then
+      c = K.load_lazy_chunk(REAL_G, 'coroutines')(K, S)
+      coroutine_functions = c
+    end
+    return c[name](...)
   end
-  return false, normalize_error((...))
 end
-
 local coroutine_patched = {}
 for k, v in pairs(coroutine) do coroutine_patched[k] = v end
-
--- A user coroutine's root scope runs when its body ends, on success or error.
-local function scope_tail_co(s, ok, ...)
-  run_handlers(s, 0)
-  if not ok then error(normalize_error((...)), 0) end
-  return ...
-end
-
-local function co_create_patched(fn)
-  if type(fn) ~= 'function' then
-    error("bad argument #1 to 'create' (function expected)", 2)
-  end
-  local co
-  co = co_create(function(...)
-    local s = thread_scopes()
-    return scope_tail_co(s, raw_pcall(fn, ...))
-  end)
-  user_co[co] = true
-  return co
-end
-coroutine_patched.create = co_create_patched
-
--- A coroutine resumed where the fiber cannot suspend cannot suspend it
--- either (see c_resumes); it still yields to its resumer as usual.
-local function c_resume_tail(depth, ok, ...)
-  c_depth = depth
-  c_resumes = c_resumes - 1
-  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
-  if ok then return true, ... end
-  return false, normalize_error((...))
-end
-
-local function co_resume_patched(co, ...)
-  local f = current
-  if f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
-  if type(co) ~= 'thread' then
-    error("bad argument #1 to 'resume' (coroutine expected)", 2)
-  end
-  if busy[co] then raise_errno(E.EPERM) end
-  if not user_co[co] then raise_core('bad_coroutine') end
-  local depth = c_depth
-  if depth >= C_DEPTH_LIMIT then return false, 'C stack overflow' end
-  c_depth = depth + 1
-  if c_resumes > 0 or not co_isyieldable() then
-    c_resumes = c_resumes + 1
-    return c_resume_tail(depth, co_resume(co, ...))
-  end
-  return resume_tail(co, depth, co_resume(co, ...))
-end
-coroutine_patched.resume = co_resume_patched
-
-function coroutine_patched.yield(...)
-  local th = co_running()
-  if not user_co[th] then raise_core('bad_coroutine') end
-  return co_yield(...)
-end
-
-function coroutine_patched.status(co)
-  if busy[co] then return 'normal' end
-  return co_status(co)
-end
-
-function coroutine_patched.running()
-  local th = co_running()
-  if not user_co[th] then return nil end
-  return th
-end
-
-function coroutine_patched.wrap(fn)
-  local co = co_create_patched(fn)
-  local resume = co_resume_patched
-  return function(...)
-    return (function(ok, ...)
-      if ok then return ... end
-      error((...), 0)
-    end)(resume(co, ...))
-  end
-end
-
--- True where coroutine.yield works: inside a user coroutine, outside a C
--- callback. (A fiber's own coroutine is the scheduler's, not yieldable.)
-function coroutine_patched.isyieldable()
-  local th = co_running()
-  return user_co[th] == true and co_isyieldable()
+for _, name in ipairs({ 'create', 'resume', 'yield', 'status', 'running', 'wrap', 'isyieldable' }) do
+  coroutine_patched[name] = lazy_coroutine_function(name)
 end
 _G.coroutine = coroutine_patched
-
--- string.gsub calls a function or table replacement from C, so recursion
--- through it is counted like a resume (also for s:gsub, which reaches the
--- same table through the string metatable).
-do
-  local gsub, getinfo, format, tonumber = string.gsub, K.debug.getinfo, string.format, tonumber
-  -- Arguments are checked here, in LuaJIT's words and at the caller's line
-  -- (the wrapper must know the replacement's type before gsub runs).
-  local function arg_error(narg, msg)
-    local info = getinfo(2, 'n')
-    local name = info and info.name or '?'
-    if info and info.namewhat == 'method' then
-      narg = narg - 1
-      if narg == 0 then error(format("calling '%s' on bad self (%s)", name, msg), 3) end
-    end
-    error(format("bad argument #%d to '%s' (%s)", narg, name, msg), 3)
-  end
-  local function tail(depth, ...)
-    c_depth = depth
-    return ...
-  end
-  local function enter()
-    local depth = c_depth
-    if depth >= C_DEPTH_LIMIT then error('C stack overflow', 0) end
-    c_depth = depth + 1
-    return depth
-  end
-  -- The replacement is what recurses: it runs counted, and gsub itself is
-  -- tail-called so that its own errors (malformed patterns) point at the
-  -- caller's line as without the wrapper.
-  function string.gsub(s, pattern, repl, n)
-    local ts, tp, tr = type(s), type(pattern), type(repl)
-    if ts ~= 'string' and ts ~= 'number' then arg_error(1, 'string expected, got ' .. ts) end
-    if tp ~= 'string' and tp ~= 'number' then arg_error(2, 'string expected, got ' .. tp) end
-    if n ~= nil and type(n) ~= 'number' then
-      n = tonumber(n) or arg_error(4, 'number expected, got ' .. type(n))
-    end
-    if tr == 'function' then
-      local fn = repl
-      repl = function(...) return tail(enter(), fn(...)) end
-    elseif tr == 'table' then
-      local t = repl
-      repl = setmetatable({}, { __index = function(_, k) return tail(enter(), t[k]) end })
-    elseif tr ~= 'string' and tr ~= 'number' then
-      arg_error(3, 'string/function/table expected')
-    end
-    return gsub(s, pattern, repl, n)
-  end
-end
+string.gsub = lazy_coroutine_function('gsub')
 
 ---------------------------------------------------------------------------
 -- Termination from Lua code (system.exit, forced close).

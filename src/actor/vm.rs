@@ -1374,6 +1374,11 @@ impl Vm {
         )?;
         // `jit.off(f)`: no traces for `f` (code that runs once per VM).
         k.set("jit_off", g.get::<Table>("jit")?.get::<Function>("off")?)?;
+        // SAFETY: `load_lazy_chunk` is a `lua_CFunction` that follows the
+        // C API's stack rules (see there).
+        k.set("load_lazy_chunk", unsafe {
+            lua.create_c_function(crate::fiber::load_lazy_chunk)
+        }?)?;
         k.set("builtin_modules", lua.create_table()?)?;
         let span_table = byte_span::register(lua)?;
         g.set("byte_span", span_table)?;

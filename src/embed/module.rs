@@ -326,9 +326,9 @@ impl From<crate::ConvertError> for ModuleError {
 /// The modules of a runtime, by name.
 pub(crate) type HostModules = Arc<BTreeMap<String, Module>>;
 
-/// Builtin module names (lua/core/modules.lua `core_ids`, and the modules
-/// it defines): a Rust module may not take one. A unit test below checks
-/// that this list and `core_ids` name the same modules.
+/// Builtin module names (Emilua's core module ids, listed in
+/// lua/core/modules.lua): a Rust module may not take one. A unit test below
+/// checks that this list and modules.lua's name the same modules.
 const BUILTIN_MODULES: &[&str] = &[
     "ffi",
     "generic_error",
@@ -760,20 +760,20 @@ mod tests {
         assert!(err.contains("the VM is closing"), "{err}");
     }
 
-    /// The builtin names a Rust module may not take are exactly the ones
-    /// the Lua module loader treats as builtin (`core_ids`).
+    /// The builtin names a Rust module may not take are exactly the core
+    /// module ids lua/core/modules.lua lists (in a comment: "core ids: a,
+    /// b, ... .").
     #[test]
     fn builtin_names_match_the_lua_loader() {
         let loader = include_str!("../../lua/core/modules.lua");
         let start = loader
-            .find("local core_ids = {}")
-            .expect("modules.lua defines core_ids");
-        let list = &loader[start..];
-        let open = list.find("ipairs({").expect("core_ids is filled by a loop") + "ipairs({".len();
-        let close = open + list[open..].find('}').expect("the loop's list ends");
-        let mut in_lua: Vec<&str> = list[open..close]
+            .find("core ids: ")
+            .expect("modules.lua lists the core ids")
+            + "core ids: ".len();
+        let end = start + loader[start..].find('.').expect("the list ends with a dot");
+        let mut in_lua: Vec<&str> = loader[start..end]
             .split(',')
-            .map(|id| id.trim().trim_matches('\''))
+            .map(|id| id.trim().trim_start_matches("--").trim())
             .filter(|id| !id.is_empty())
             .collect();
         let mut in_rust = BUILTIN_MODULES.to_vec();

@@ -19,6 +19,7 @@
 use mlua::{chunk::ChunkMode, Function, Lua};
 
 /// One core Lua chunk: its source and the bytecode build.rs compiled from it.
+#[derive(Clone, Copy)]
 pub struct CoreChunk {
     pub name: &'static str,
     source: &'static str,
@@ -62,7 +63,103 @@ pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("time"),
     core_chunk!("system"),
     core_chunk!("loader"),
+    RAW_LAZY_CHUNKS[0].0,
+    RAW_LAZY_CHUNKS[1].0,
 ];
+
+/// Lazy core chunks loaded through [`load_lazy_chunk`] (C API only), with
+/// their chunk names (`CoreChunk::chunk_name`): `coroutines` (the
+/// fiber-aware `coroutine` library and `string.gsub` wrapper) and `fibers`
+/// (fiber handle methods, most of `this_fiber`), loaded by the first call
+/// that needs them (lua/core/scheduler.lua).
+const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 2] = [
+    (core_chunk!("coroutines"), c"?coroutines"),
+    (core_chunk!("fibers"), c"?fibers"),
+];
+
+/// `K.load_lazy_chunk(env, name)`: the main function of the lazy core
+/// chunk `name` (one of `RAW_LAZY_CHUNKS`) with function environment
+/// `env`. A plain C function that calls only LuaJIT's C API, unlike
+/// `rt.core_chunk` (mlua): a finalizer may need these chunks while the VM
+/// closes, when nothing can be built through mlua. The bytecode is tried
+/// first, then the source (no bytecode, or this LuaJIT refused it); out of
+/// memory raises.
+///
+/// # Safety
+/// Called by LuaJIT as a `lua_CFunction`.
+pub(crate) unsafe extern "C-unwind" fn load_lazy_chunk(
+    l: *mut mlua::ffi::lua_State,
+) -> std::ffi::c_int {
+    use mlua::ffi;
+    // SAFETY: called by LuaJIT as a `lua_CFunction` (this function's
+    // contract); a string argument's bytes stay valid while it is on the
+    // stack; `lua_error` unwinds through no Rust frame that owns anything.
+    unsafe {
+        let mut len = 0;
+        let ptr = ffi::lua_tolstring(l, 2, &mut len);
+        let name: &[u8] = if ptr.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts(ptr.cast(), len)
+        };
+        match RAW_LAZY_CHUNKS
+            .iter()
+            .find(|(chunk, _)| chunk.name.as_bytes() == name)
+        {
+            Some((chunk, chunk_name)) => push_chunk_with_env(l, chunk, chunk_name),
+            None => {
+                ffi::lua_pushstring(l, c"luring: no such lazy core chunk".as_ptr());
+                ffi::lua_error(l)
+            }
+        }
+    }
+}
+
+/// The body of a `lua_CFunction` that returns `chunk`'s main function,
+/// named `name`, with the table at stack index 1 as its environment.
+///
+/// # Safety
+/// `l` is the state of a running `lua_CFunction` call.
+unsafe fn push_chunk_with_env(
+    l: *mut mlua::ffi::lua_State,
+    chunk: &CoreChunk,
+    name: &std::ffi::CStr,
+) -> std::ffi::c_int {
+    use mlua::ffi;
+    let name = name.as_ptr();
+    // SAFETY: a C function gets at least LUA_MINSTACK (20) free slots and
+    // uses three; the buffers are 'static and `name` is NUL-terminated;
+    // `lua_error` unwinds through no Rust frame that owns anything.
+    unsafe {
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            ffi::lua_pushstring(
+                l,
+                c"luring: a core chunk needs an environment table".as_ptr(),
+            );
+            ffi::lua_error(l);
+        }
+        let bytecode = chunk.bytecode;
+        let mut status = ffi::LUA_ERRSYNTAX;
+        if !bytecode.is_empty() {
+            status = ffi::luaL_loadbuffer(l, bytecode.as_ptr().cast(), bytecode.len(), name);
+            if status == ffi::LUA_ERRMEM {
+                ffi::lua_error(l);
+            }
+            if status != ffi::LUA_OK {
+                ffi::lua_pop(l, 1);
+            }
+        }
+        if status != ffi::LUA_OK {
+            let source = chunk.source;
+            if ffi::luaL_loadbuffer(l, source.as_ptr().cast(), source.len(), name) != ffi::LUA_OK {
+                ffi::lua_error(l);
+            }
+        }
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_setfenv(l, -2);
+        1
+    }
+}
 
 /// Every core chunk, the lazy ones included.
 #[cfg(test)]
@@ -187,5 +284,51 @@ mod tests {
         };
         let function = chunk.load(&lua).unwrap();
         assert_eq!(function.info().source.as_deref(), Some("?errors"));
+    }
+
+    /// `K.load_lazy_chunk` (C API only, for finalizers while the VM
+    /// closes) gives each chunk its name and the environment it is passed,
+    /// from the bytecode or, when that is refused, from the source; an
+    /// unknown name or a missing environment is an error, not a crash.
+    #[test]
+    fn load_lazy_chunk_names_the_chunk_and_sets_its_env() {
+        const REFUSED: CoreChunk = CoreChunk {
+            name: "fibers",
+            source: RAW_LAZY_CHUNKS[1].0.source,
+            bytecode: b"\x1bLJ\x7f\x00garbage",
+            compiled_from: RAW_LAZY_CHUNKS[1].0.source,
+        };
+        unsafe extern "C-unwind" fn load_refused(l: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+            // SAFETY: called by LuaJIT as a `lua_CFunction`.
+            unsafe { push_chunk_with_env(l, &REFUSED, c"?fibers") }
+        }
+        let lua = Lua::new();
+        // SAFETY: both are `lua_CFunction`s that follow the C API's rules.
+        let (load, load_refused) = unsafe {
+            (
+                lua.create_c_function(load_lazy_chunk).unwrap(),
+                lua.create_c_function(load_refused).unwrap(),
+            )
+        };
+        for (chunk, chunk_name) in &RAW_LAZY_CHUNKS {
+            assert_eq!(chunk_name.to_str().unwrap(), chunk.chunk_name());
+            let env = lua.create_table().unwrap();
+            let function: Function = load.call((env.clone(), chunk.name)).unwrap();
+            assert_eq!(
+                function.info().source.as_deref(),
+                Some(chunk_name.to_str().unwrap())
+            );
+            assert_eq!(function.environment(), Some(env));
+            assert!(load
+                .call::<Function>((mlua::Value::Nil, chunk.name))
+                .is_err());
+        }
+        assert!(load
+            .call::<Function>((lua.create_table().unwrap(), "errors"))
+            .is_err());
+        let env = lua.create_table().unwrap();
+        let function: Function = load_refused.call(env.clone()).unwrap();
+        assert_eq!(function.info().source.as_deref(), Some("?fibers"));
+        assert_eq!(function.environment(), Some(env));
     }
 }

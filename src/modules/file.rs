@@ -36,9 +36,12 @@ const OPEN_FLAGS: &[(&str, i32)] = &[
     ("write_only", libc::O_WRONLY),
 ];
 
-pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    io_object::register_lua_module(lua, k, "file", FILE_LUA, primitives)
-}
+/// The `file` builtin module (registered by `super::register`).
+pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
+    name: "file",
+    source: FILE_LUA,
+    primitives,
+};
 
 /// Offsets are byte counts below 2^53 (exact as Lua numbers).
 const MAX_OFFSET: u64 = (1 << 53) - 1;

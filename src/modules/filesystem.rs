@@ -46,9 +46,12 @@ use crate::modules::io_object::{self, LuaBuilder};
 
 const FILESYSTEM_LUA: &str = include_str!("../../lua/filesystem.lua");
 
-pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    io_object::register_lua_module(lua, k, "filesystem", FILESYSTEM_LUA, primitives)
-}
+/// The `filesystem` builtin module (registered by `super::register`).
+pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
+    name: "filesystem",
+    source: FILESYSTEM_LUA,
+    primitives,
+};
 
 /// Argument `arg` as a path for the kernel: a string without NUL bytes.
 pub(crate) fn path_arg(v: &Value, arg: i32) -> mlua::Result<CString> {

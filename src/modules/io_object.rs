@@ -77,24 +77,51 @@ pub(crate) fn job_output_to_lua(
 /// Builds the Rust primitives of a module (a table of functions).
 pub(crate) type Primitives = fn(&Lua) -> mlua::Result<Table>;
 
-/// Puts module `name` into `k.builtin_modules`: its Lua `source` runs on
-/// the first `require` with `(K, primitives(lua), IO)` and returns the
-/// module table.
-pub(crate) fn register_lua_module(
+/// A builtin module written in Lua on Rust primitives.
+pub(crate) struct LuaModule {
+    pub name: &'static str,
+    /// Runs on the first `require` with `(K, primitives(lua), IO)` and
+    /// returns the module table.
+    pub source: &'static str,
+    pub primitives: Primitives,
+}
+
+/// Puts each of `modules` into `k.builtin_modules`, all behind one loader
+/// function that lua/core/modules.lua calls with the module's name (one
+/// mlua function per module cost every VM ~200 bytes of heap and a Rust
+/// box at boot).
+pub(crate) fn register_lua_modules(
     lua: &Lua,
     k: &Table,
-    name: &'static str,
-    source: &'static str,
-    primitives: Primitives,
+    modules: &'static [LuaModule],
 ) -> mlua::Result<()> {
-    let build = lua_chunk_loader(lua, k, name, source, primitives)?;
-    k.get::<Table>("builtin_modules")?.raw_set(name, build)
+    // The boot-time globals (the main thread's environment is sealed empty
+    // afterwards); user code never reaches this table.
+    let globals = lua.globals();
+    let k2 = k.clone();
+    let build = lua.create_function(unless_closing(move |lua, name: mlua::BString| {
+        let module = modules
+            .iter()
+            .find(|m| m.name.as_bytes() == name.as_slice())
+            .ok_or_else(|| crate::modules::error::einval(1))?;
+        let io = io_object(lua, &k2, &globals)?;
+        let prims = (module.primitives)(lua)?;
+        lua.load(module.source)
+            .set_name(format!("?{}", module.name))
+            .set_environment(globals.clone())
+            .call::<Table>((k2.clone(), prims, io))
+    }))?;
+    let builtin = k.get::<Table>("builtin_modules")?;
+    for module in modules {
+        builtin.raw_set(module.name, &build)?;
+    }
+    Ok(())
 }
 
 /// A function that compiles and runs `source` with `(K, primitives(lua),
-/// IO)` when called and returns what it returns: the lazy loader behind
-/// `register_lua_module`, also for code merged into a core module on first
-/// use (lua/system_process.lua).
+/// IO)` when called and returns what it returns, as `register_lua_modules`
+/// does for a module: for code merged into a core module on first use
+/// (lua/system_process.lua).
 pub(crate) fn lua_chunk_loader(
     lua: &Lua,
     k: &Table,

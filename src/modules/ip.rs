@@ -73,9 +73,12 @@ pub(crate) fn address_to_lua(lua: &Lua, address: crate::ipc::IpAddress) -> mlua:
     }
 }
 
-pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    io_object::register_lua_module(lua, k, "ip", IP_LUA, primitives)
-}
+/// The `ip` builtin module (registered by `super::register`).
+pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
+    name: "ip",
+    source: IP_LUA,
+    primitives,
+};
 
 /// `text` as an address: dotted IPv4 or IPv6 with an optional `%scope`
 /// (a number or an interface name).

@@ -162,11 +162,12 @@ fn build_module(lua: &Lua, k: &Table, globals: &Table) -> mlua::Result<Table> {
         }))?,
     )?;
     m.raw_set("writer", writer)?;
+    // `get`: errors.lua makes these categories on their first lookup.
     let categories: Table = k.raw_get("categories")?;
-    m.raw_set("dom_ecat", categories.raw_get::<Value>("emilua.json.dom")?)?;
+    m.raw_set("dom_ecat", categories.get::<Value>("emilua.json.dom")?)?;
     m.raw_set(
         "lexer_ecat",
-        categories.raw_get::<Value>("trial.protocol.json")?,
+        categories.get::<Value>("trial.protocol.json")?,
     )?;
     Ok(m)
 }

@@ -37,17 +37,22 @@ pub mod unix;
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
     format::register(lua)?;
     json::register(lua, k)?;
-    pipe::register(lua, k)?;
-    // io-fs
-    file::register(lua, k)?;
-    filesystem::register(lua, k)?;
-    stream::register(lua, k)?;
+    io_object::register_lua_modules(lua, k, LUA_MODULES)?;
     system::register(lua, k)?;
-    // io-net: sockets
-    ip::register(lua, k)?;
-    unix::register(lua, k)?;
     Ok(())
 }
+
+/// The builtin modules written in Lua on Rust primitives.
+const LUA_MODULES: &[io_object::LuaModule] = &[
+    pipe::MODULE,
+    // io-fs
+    file::MODULE,
+    filesystem::MODULE,
+    stream::MODULE,
+    // io-net: sockets
+    ip::MODULE,
+    unix::MODULE,
+];
 
 /// Makes `getmetatable(v)` answer `name` for every userdata of `probe`'s
 /// type (mlua locks the shared metatable with `false`); the metatable stays

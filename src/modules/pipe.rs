@@ -16,9 +16,12 @@ use crate::modules::io_object;
 
 const PIPE_LUA: &str = include_str!("../../lua/pipe.lua");
 
-pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    io_object::register_lua_module(lua, k, "pipe", PIPE_LUA, primitives)
-}
+/// The `pipe` builtin module (registered by `super::register`).
+pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
+    name: "pipe",
+    source: PIPE_LUA,
+    primitives,
+};
 
 fn primitives(lua: &Lua) -> mlua::Result<Table> {
     let p = lua.create_table()?;

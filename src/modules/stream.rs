@@ -2,12 +2,15 @@
 //! writes and the line scanner, written in Lua (lua/stream.lua) over any
 //! object with `read_some`/`write_some`. It needs no primitives of its own.
 
-use mlua::{Lua, Table};
+use mlua::Lua;
 
 use crate::modules::io_object;
 
 const STREAM_LUA: &str = include_str!("../../lua/stream.lua");
 
-pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    io_object::register_lua_module(lua, k, "stream", STREAM_LUA, Lua::create_table)
-}
+/// The `stream` builtin module (registered by `super::register`).
+pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
+    name: "stream",
+    source: STREAM_LUA,
+    primitives: Lua::create_table,
+};

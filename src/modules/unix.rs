@@ -18,9 +18,12 @@ use crate::modules::socket::{self, endpoint_arg, push_endpoint};
 
 const UNIX_LUA: &str = include_str!("../../lua/unix.lua");
 
-pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    io_object::register_lua_module(lua, k, "unix", UNIX_LUA, primitives)
-}
+/// The `unix` builtin module (registered by `super::register`).
+pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
+    name: "unix",
+    source: UNIX_LUA,
+    primitives,
+};
 
 /// Offset of `sun_path` in `sockaddr_un`.
 const PATH_OFFSET: usize = std::mem::size_of::<libc::sa_family_t>();

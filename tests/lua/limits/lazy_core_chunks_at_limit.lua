@@ -1,0 +1,33 @@
+-- options: --memory-limit 16M
+-- coroutine.*, string.gsub, fiber handle methods and this_fiber's
+-- functions besides yield, and builtin modules such as mutex, load their
+-- code on first use (lazy core chunks):
+-- at the memory limit that first use fails with a catchable "not enough
+-- memory" and leaves nothing half loaded; once memory is freed all work.
+-- (required before the limit is reached, as in lazy_code_at_limit.lua)
+local _ = require "inbox"
+local fiber = spawn(function() return 'joined' end)
+local hog, i = {}, 0
+pcall(function() while true do i = i + 1 hog[i] = { i } end end)
+local wrap_ok, wrap_err = pcall(coroutine.wrap, function() return 'ran' end)
+local gsub_ok, gsub_err = pcall(string.gsub, 'ab', '%w', function(c) return c end)
+local join_ok, join_err = pcall(function() return fiber:join() end)
+local forbid_ok, forbid_err = pcall(function() return this_fiber.forbid_suspend end)
+local mutex_ok, mutex_err = pcall(require, 'mutex')
+hog = nil
+collectgarbage()
+local function memory_error(e)
+  return tostring(e):find('not enough memory', 1, true) ~= nil
+end
+print('wrap at the limit', wrap_ok, memory_error(wrap_err))
+print('gsub at the limit', gsub_ok, memory_error(gsub_err))
+print('join at the limit', join_ok, memory_error(join_err))
+print('this_fiber at the limit', forbid_ok, memory_error(forbid_err))
+print('mutex at the limit', mutex_ok, memory_error(mutex_err))
+print('wrap after', coroutine.wrap(function(a) return coroutine.yield(a) end)('ran'))
+print('gsub after', ('ab'):gsub('%w', string.upper))
+print('join after', fiber.joinable, fiber:join())
+this_fiber.forbid_suspend()
+this_fiber.allow_suspend()
+print('this_fiber after', this_fiber.is_main)
+print('mutex after', type(require('mutex').new))
