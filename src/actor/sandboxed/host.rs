@@ -845,95 +845,102 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             },
         ))?,
     )?;
-    // sandbox_send(channel, message) -> op id (the result: bytes sent or
-    // -errno), and the slots the message's fds were installed in (a table,
-    // or nil): if the send fails or is interrupted, Lua hands them to
-    // sandbox_clear_slots (the frame that named them never left).
+    // sandbox_send(channel, message, inline) -> op id (the result: bytes
+    // sent or -errno), and the slots the message's fds were installed in
+    // (a table, or nil): if the send fails or is interrupted, Lua hands
+    // them to sandbox_clear_slots (the frame that named them never left).
+    // Inside a sandbox, with `inline` (K.may_complete_inline), a third
+    // value: the result, when the send completed at once (no wait; its
+    // enter also carries the inbox's read-ahead, inside.rs).
     rt.set(
         "sandbox_send",
-        lua.create_function(unless_closing(|lua, (ch, msg): (Value, Value)| {
-            let ch = channel_arg(&ch)?;
-            let control = ch.control.borrow().clone().ok_or_else(|| {
-                mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
-            })?;
-            let own = with_state(lua, |st| st.mailbox.clone())?;
-            let sandboxed = with_state(lua, |st| {
-                // Its answer is likely microseconds away (executor.rs).
-                st.executor.note_traffic();
-                st.executor.is_fixed_only()
-            })?;
-            if sandboxed {
-                return send_to_host(lua, &control, &own, &msg).map(|id| (id, Value::Nil));
-            }
-            let caps = crate::actor::channels::ActorCapabilities {
-                own: &own,
-                others: &super::SandboxCapabilities,
-            };
-            let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
-            let fds = crate::ipc::message_fds(&msg)
-                .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
-            // Held until the frame is submitted: the ring fd stays open.
-            let ring = ch.ring.as_ref().map(lock_ring);
-            let slots = match (fds.is_empty(), ring.as_deref()) {
-                (true, _) => Vec::new(),
-                (false, None) => {
-                    return Err(mlua::Error::runtime(
-                        "send: this sandbox's ring was not handed to the host, so no file \
+        lua.create_function(unless_closing(
+            |lua, (ch, msg, inline): (Value, Value, Option<bool>)| {
+                let ch = channel_arg(&ch)?;
+                let control = ch.control.borrow().clone().ok_or_else(|| {
+                    mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
+                })?;
+                let own = with_state(lua, |st| st.mailbox.clone())?;
+                let sandboxed = with_state(lua, |st| {
+                    // Its answer is likely microseconds away (executor.rs).
+                    st.executor.note_traffic();
+                    st.executor.is_fixed_only()
+                })?;
+                if sandboxed {
+                    let (id, done) = send_to_host(lua, &control, &own, &msg, inline == Some(true))?;
+                    return Ok((id, Value::Nil, done));
+                }
+                let caps = crate::actor::channels::ActorCapabilities {
+                    own: &own,
+                    others: &super::SandboxCapabilities,
+                };
+                let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
+                let fds = crate::ipc::message_fds(&msg)
+                    .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+                // Held until the frame is submitted: the ring fd stays open.
+                let ring = ch.ring.as_ref().map(lock_ring);
+                let slots = match (fds.is_empty(), ring.as_deref()) {
+                    (true, _) => Vec::new(),
+                    (false, None) => {
+                        return Err(mlua::Error::runtime(
+                            "send: this sandbox's ring was not handed to the host, so no file \
                          descriptor can be installed in it",
-                    ))
-                }
-                (false, Some(None)) => {
-                    return Err(mlua::Error::runtime(
-                        "send: the sandboxed actor has ended: no file descriptor can be \
+                        ))
+                    }
+                    (false, Some(None)) => {
+                        return Err(mlua::Error::runtime(
+                            "send: the sandboxed actor has ended: no file descriptor can be \
                          installed in it",
-                    ))
-                }
-                (false, Some(Some(ring))) => install_fds(lua, &fds, ring.as_fd())?,
-            };
-            let ring_fd = ring
-                .as_deref()
-                .and_then(|r| r.as_ref().map(AsRawFd::as_raw_fd));
-            let undo = |slots: &[u32]| {
-                if let Some(ring) = ring_fd {
-                    clear_slots(ring, slots);
-                }
-            };
-            let frame =
-                match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots))
-                {
+                        ))
+                    }
+                    (false, Some(Some(ring))) => install_fds(lua, &fds, ring.as_fd())?,
+                };
+                let ring_fd = ring
+                    .as_deref()
+                    .and_then(|r| r.as_ref().map(AsRawFd::as_raw_fd));
+                let undo = |slots: &[u32]| {
+                    if let Some(ring) = ring_fd {
+                        clear_slots(ring, slots);
+                    }
+                };
+                let frame = match crate::ipc::encode_message(
+                    &msg,
+                    crate::ipc::FdPlacement::FixedSlots(&slots),
+                ) {
                     Ok(frame) => frame,
                     Err(e) => {
                         undo(&slots);
                         return Err(mlua::Error::runtime(format!("send: {e}")));
                     }
                 };
-            // The one address a sandbox can be sent: the sender's inbox
-            // (its replies come back on the control socket).
-            if frame
-                .channels
-                .iter()
-                .any(|a| !Arc::ptr_eq(&a.mailbox, &own))
-            {
-                undo(&slots);
-                return Err(ErrorCode::generic(libc::ENOTSUP).into());
-            }
-            let bytes = frame.bytes.into_boxed_slice();
-            let id = match submit_op(lua, |st| {
-                st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
-            }) {
-                Ok(id) => id,
-                Err(e) => {
+                // The one address a sandbox can be sent: the sender's inbox
+                // (its replies come back on the control socket).
+                if frame
+                    .channels
+                    .iter()
+                    .any(|a| !Arc::ptr_eq(&a.mailbox, &own))
+                {
                     undo(&slots);
-                    return Err(e);
+                    return Err(ErrorCode::generic(libc::ENOTSUP).into());
                 }
-            };
-            let slots = if slots.is_empty() {
-                Value::Nil
-            } else {
-                Value::Table(lua.create_sequence_from(slots)?)
-            };
-            Ok((id, slots))
-        }))?,
+                let bytes = frame.bytes.into_boxed_slice();
+                let id = match submit_op(lua, |st| {
+                    st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
+                }) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        undo(&slots);
+                        return Err(e);
+                    }
+                };
+                let slots = if slots.is_empty() {
+                    Value::Nil
+                } else {
+                    Value::Table(lua.create_sequence_from(slots)?)
+                };
+                Ok((id, slots, None))
+            },
+        ))?,
     )?;
     // sandbox_clear_slots(channel, slots): empties slots installed for a
     // frame that was not sent.
@@ -1037,8 +1044,8 @@ fn send_to_host(
     control: &OpFd,
     own: &Arc<crate::actor::mailbox::Mailbox>,
     msg: &Value,
-) -> mlua::Result<f64> {
-    use crate::actor::vm::submit_op;
+    inline: bool,
+) -> mlua::Result<(f64, Option<i32>)> {
     let caps = crate::actor::channels::ActorCapabilities {
         own,
         others: &ToHostCapabilities { lua },
@@ -1051,10 +1058,14 @@ fn send_to_host(
     }
     let bytes = frame.bytes.into_boxed_slice();
     let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
-    submit_op(lua, |st| {
-        st.executor
-            .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)
-    })
+    let (id, done) = with_state(lua, |st| {
+        crate::actor::vm::submit_maybe_inline(st, inline, |st| {
+            st.executor
+                .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)
+        })
+    })?
+    .map_err(crate::actor::vm::io_err)?;
+    Ok((id.to_f64(), done))
 }
 
 /// Inside a sandbox, the hooks of a message to the host: a received
