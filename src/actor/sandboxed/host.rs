@@ -852,95 +852,93 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     // Inside a sandbox, with `inline` (K.may_complete_inline), a third
     // value: the result, when the send completed at once (no wait; its
     // enter also carries the inbox's read-ahead, inside.rs).
+    type SendArgs = (Value, Value, Option<bool>);
     rt.set(
         "sandbox_send",
-        lua.create_function(unless_closing(
-            |lua, (ch, msg, inline): (Value, Value, Option<bool>)| {
-                let ch = channel_arg(&ch)?;
-                let control = ch.control.borrow().clone().ok_or_else(|| {
-                    mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
-                })?;
-                let own = with_state(lua, |st| st.mailbox.clone())?;
-                let sandboxed = with_state(lua, |st| {
-                    // Its answer is likely microseconds away (executor.rs).
-                    st.executor.note_traffic();
-                    st.executor.is_fixed_only()
-                })?;
-                if sandboxed {
-                    let (id, done) = send_to_host(lua, &control, &own, &msg, inline == Some(true))?;
-                    return Ok((id, Value::Nil, done));
-                }
-                let caps = crate::actor::channels::ActorCapabilities {
-                    own: &own,
-                    others: &super::SandboxCapabilities,
-                };
-                let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
-                let fds = crate::ipc::message_fds(&msg)
-                    .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
-                // Held until the frame is submitted: the ring fd stays open.
-                let ring = ch.ring.as_ref().map(lock_ring);
-                let slots = match (fds.is_empty(), ring.as_deref()) {
-                    (true, _) => Vec::new(),
-                    (false, None) => {
-                        return Err(mlua::Error::runtime(
-                            "send: this sandbox's ring was not handed to the host, so no file \
+        lua.create_function(unless_closing(|lua, (ch, msg, inline): SendArgs| {
+            let ch = channel_arg(&ch)?;
+            let control = ch.control.borrow().clone().ok_or_else(|| {
+                mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
+            })?;
+            let own = with_state(lua, |st| st.mailbox.clone())?;
+            let sandboxed = with_state(lua, |st| {
+                // Its answer is likely microseconds away (executor.rs).
+                st.executor.note_traffic();
+                st.executor.is_fixed_only()
+            })?;
+            if sandboxed {
+                let (id, done) = send_to_host(lua, &control, &own, &msg, inline == Some(true))?;
+                return Ok((id, Value::Nil, done));
+            }
+            let caps = crate::actor::channels::ActorCapabilities {
+                own: &own,
+                others: &super::SandboxCapabilities,
+            };
+            let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
+            let fds = crate::ipc::message_fds(&msg)
+                .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+            // Held until the frame is submitted: the ring fd stays open.
+            let ring = ch.ring.as_ref().map(lock_ring);
+            let slots = match (fds.is_empty(), ring.as_deref()) {
+                (true, _) => Vec::new(),
+                (false, None) => {
+                    return Err(mlua::Error::runtime(
+                        "send: this sandbox's ring was not handed to the host, so no file \
                          descriptor can be installed in it",
-                        ))
-                    }
-                    (false, Some(None)) => {
-                        return Err(mlua::Error::runtime(
-                            "send: the sandboxed actor has ended: no file descriptor can be \
+                    ))
+                }
+                (false, Some(None)) => {
+                    return Err(mlua::Error::runtime(
+                        "send: the sandboxed actor has ended: no file descriptor can be \
                          installed in it",
-                        ))
-                    }
-                    (false, Some(Some(ring))) => install_fds(lua, &fds, ring.as_fd())?,
-                };
-                let ring_fd = ring
-                    .as_deref()
-                    .and_then(|r| r.as_ref().map(AsRawFd::as_raw_fd));
-                let undo = |slots: &[u32]| {
-                    if let Some(ring) = ring_fd {
-                        clear_slots(ring, slots);
-                    }
-                };
-                let frame = match crate::ipc::encode_message(
-                    &msg,
-                    crate::ipc::FdPlacement::FixedSlots(&slots),
-                ) {
+                    ))
+                }
+                (false, Some(Some(ring))) => install_fds(lua, &fds, ring.as_fd())?,
+            };
+            let ring_fd = ring
+                .as_deref()
+                .and_then(|r| r.as_ref().map(AsRawFd::as_raw_fd));
+            let undo = |slots: &[u32]| {
+                if let Some(ring) = ring_fd {
+                    clear_slots(ring, slots);
+                }
+            };
+            let frame =
+                match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots))
+                {
                     Ok(frame) => frame,
                     Err(e) => {
                         undo(&slots);
                         return Err(mlua::Error::runtime(format!("send: {e}")));
                     }
                 };
-                // The one address a sandbox can be sent: the sender's inbox
-                // (its replies come back on the control socket).
-                if frame
-                    .channels
-                    .iter()
-                    .any(|a| !Arc::ptr_eq(&a.mailbox, &own))
-                {
+            // The one address a sandbox can be sent: the sender's inbox
+            // (its replies come back on the control socket).
+            if frame
+                .channels
+                .iter()
+                .any(|a| !Arc::ptr_eq(&a.mailbox, &own))
+            {
+                undo(&slots);
+                return Err(ErrorCode::generic(libc::ENOTSUP).into());
+            }
+            let bytes = frame.bytes.into_boxed_slice();
+            let id = match submit_op(lua, |st| {
+                st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
+            }) {
+                Ok(id) => id,
+                Err(e) => {
                     undo(&slots);
-                    return Err(ErrorCode::generic(libc::ENOTSUP).into());
+                    return Err(e);
                 }
-                let bytes = frame.bytes.into_boxed_slice();
-                let id = match submit_op(lua, |st| {
-                    st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
-                }) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        undo(&slots);
-                        return Err(e);
-                    }
-                };
-                let slots = if slots.is_empty() {
-                    Value::Nil
-                } else {
-                    Value::Table(lua.create_sequence_from(slots)?)
-                };
-                Ok((id, slots, None))
-            },
-        ))?,
+            };
+            let slots = if slots.is_empty() {
+                Value::Nil
+            } else {
+                Value::Table(lua.create_sequence_from(slots)?)
+            };
+            Ok((id, slots, None))
+        }))?,
     )?;
     // sandbox_clear_slots(channel, slots): empties slots installed for a
     // frame that was not sent.
