@@ -1058,8 +1058,12 @@ fn send_to_host(
     let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
     let (id, done) = with_state(lua, |st| {
         crate::actor::vm::submit_maybe_inline(st, inline, |st| {
-            st.executor
-                .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)
+            let id = st
+                .executor
+                .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)?;
+            // The inbox's read-ahead goes out right after it (inside.rs).
+            st.relays.control.arm_wanted(&mut st.executor);
+            Ok(id)
         })
     })?
     .map_err(crate::actor::vm::io_err)?;

@@ -3,9 +3,9 @@
 //! Invariants:
 //! - At most one `RECV` of the control socket is in flight ([`ControlRead`]),
 //!   into the inbox's one frame buffer. It is armed when a fiber receives
-//!   and, again, as soon as a frame was decoded (the buffer is free again:
-//!   the decoder copied the frame), so it leaves with the reply's `SEND` in
-//!   one `io_uring_enter`. The host gains at most one frame of room (the
+//!   and, again, once a frame was decoded (the buffer is free again: the
+//!   decoder copied the frame): queued after the reply's `SEND` (or before
+//!   the next ring turn), it leaves with it in one `io_uring_enter`. The host gains at most one frame of room (the
 //!   one read ahead); nothing is decoded before a fiber receives, so a
 //!   frame's slots become the VM's only then.
 //! - A read-ahead's completion never reaches Lua unless a fiber awaits it:
@@ -147,9 +147,27 @@ pub(crate) struct ControlRead {
     awaited: bool,
     /// The result of a read-ahead that completed while no fiber waited.
     done: Option<i32>,
+    /// A frame was decoded: the next read goes out with the next submit,
+    /// after the SQEs queued before it (the reply's `SEND` first: a `RECV`
+    /// ahead of it in the queue would delay it by the poll arming).
+    wanted: Option<byte_span::SpanRef>,
 }
 
 impl ControlRead {
+    /// After a frame was decoded into `buf`: the next one is to be read
+    /// ahead ([`ControlRead::arm_wanted`]).
+    fn want_next(&mut self, buf: byte_span::SpanRef) {
+        self.wanted = Some(buf);
+    }
+
+    /// Queues the read-ahead a decoded frame asked for (before a ring
+    /// turn; inside, after a send's SQE).
+    pub(crate) fn arm_wanted(&mut self, executor: &mut Executor) {
+        if let Some(buf) = self.wanted.take() {
+            self.read_ahead(executor, buf);
+        }
+    }
+
     /// Reads the next frame ahead into `buf` unless a read is in flight or
     /// its result is still to be taken.
     fn read_ahead(&mut self, executor: &mut Executor, buf: byte_span::SpanRef) {
@@ -171,6 +189,8 @@ impl ControlRead {
         executor: &mut Executor,
         buf: byte_span::SpanRef,
     ) -> std::io::Result<(OpId, Option<i32>)> {
+        // Not queued yet: the read below is that one.
+        self.wanted = None;
         if let (Some(id), Some(n)) = (self.armed, self.done) {
             self.armed = None;
             self.done = None;
@@ -262,7 +282,7 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 // buffer is free again (the frame was copied): the next
                 // read goes out with this one's reply.
                 st.executor.note_traffic();
-                st.relays.control.read_ahead(&mut st.executor, span.clone());
+                st.relays.control.want_next(span.clone());
                 st.executor.ring_fd()
             })?;
             let (granted, reason) = grant_slots(ring_fd, &decoded.fd_slots, table_size);

@@ -70,6 +70,7 @@ impl Relays {
     /// taken (its receipt came), so the `RECVMSG` goes out with the turn's
     /// `io_uring_enter`.
     pub(crate) fn before_turn(&mut self, executor: &mut Executor) {
+        self.control.arm_wanted(executor);
         if self.relays.is_empty() {
             return;
         }
