@@ -5,9 +5,10 @@
 //!   into the inbox's one frame buffer. It is armed when a fiber receives
 //!   and, again, once a frame was decoded (the buffer is free again: the
 //!   decoder copied the frame): queued after the reply's `SEND` (or before
-//!   the next ring turn), it leaves with it in one `io_uring_enter`. The host gains at most one frame of room (the
-//!   one read ahead); nothing is decoded before a fiber receives, so a
-//!   frame's slots become the VM's only then.
+//!   the next ring turn), it leaves with it in one `io_uring_enter`. The
+//!   host gains at most one frame of room (the one read ahead); nothing is
+//!   decoded before a fiber receives, so a frame's slots become the VM's
+//!   only then.
 //! - A read-ahead's completion never reaches Lua unless a fiber awaits it:
 //!   `rt.turn` hands it to [`ControlRead`] (through `ring_relay::Relays`),
 //!   and the next `control_recv` returns its result without waiting.
@@ -224,7 +225,8 @@ impl ControlRead {
 
 /// The rt functions of a sandboxed VM's inbox (lua/core/actors.lua): the
 /// host's frames are read from the control socket with a ring `RECV` on
-/// [`CONTROL_SLOT`], only while a fiber receives.
+/// [`CONTROL_SLOT`] ([`ControlRead`]: while a fiber receives, and one frame
+/// ahead after each decoded frame).
 pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     use crate::actor::vm::unless_closing;
     rt.set("max_frame_bytes", crate::ipc::MAX_FRAME_BYTES)?;
