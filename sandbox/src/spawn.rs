@@ -696,18 +696,23 @@ impl Pooled {
         // Dead or dying while it waited: its pidfd, control socket or report
         // pipe says so.
         let quiet = |fd: &OwnedFd| matches!(sys::poll_one(fd.as_raw_fd(), libc::POLLIN, 0), Ok(0));
-        let handed = quiet(&s.pidfd)
-            && quiet(&s.control_host)
-            && quiet(&s.report_r)
-            && stdio_of(req, fds, env).is_some_and(|stdio| {
-                sys::send_with_fds(s.control_host.as_raw_fd(), crate::STDIO_HANDOVER, &stdio)
-                    .is_ok()
-            });
-        if !handed {
-            kill_reap(&s.pidfd);
+        let stdio = match stdio_of(req, fds, env) {
+            Some(stdio) if quiet(&s.pidfd) && quiet(&s.control_host) && quiet(&s.report_r) => stdio,
+            _ => {
+                kill_reap(&s.pidfd);
+                return None;
+            }
+        };
+        // The reply is made before the streams are handed over: they wake
+        // the entry, which may take this CPU until it waits for the module,
+        // and the host's reply should not wait for that.
+        let made = made(s, landlock, req, env, id, true).ok()?;
+        let control = made.host_fds[1].as_raw_fd();
+        if sys::send_with_fds(control, crate::STDIO_HANDOVER, &stdio).is_err() {
+            kill_reap(&made.child.pidfd);
             return None;
         }
-        made(s, landlock, req, env, id, true).ok()
+        Some(made)
     }
 }
 

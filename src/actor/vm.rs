@@ -1424,21 +1424,30 @@ impl Vm {
         super::host::run(self)
     }
 
+    /// What a sandboxed VM needs before its module, none of it from the
+    /// host: done before the boot message is waited for (pooled: before
+    /// the spawn), so it is off the spawn's path.
+    pub(crate) fn prepare_sandboxed(&self) -> Result<(), RuntimeError> {
+        self.set_process_info(&[])?;
+        self.core.set("sandboxed", true).map_err(lua_boot)?;
+        // The host's channel reaches this VM in its first frame.
+        for ready in ["sandbox_methods_ready", "sandbox_inbox_ready"] {
+            self.core
+                .get::<Function>(ready)
+                .and_then(|ready| ready.call::<()>(()))
+                .map_err(lua_boot)?;
+        }
+        Ok(())
+    }
+
     /// Runs `source` as the main fiber of a sandboxed process's only VM
     /// (`_CONTEXT` 'worker', no import root: `require` finds builtin
-    /// modules only) until it ends.
+    /// modules only) until it ends; [`Vm::prepare_sandboxed`] first.
     pub(crate) fn run_sandboxed(
         self,
         display: &str,
         source: &[u8],
     ) -> Result<VmExit, RuntimeError> {
-        self.set_process_info(&[])?;
-        self.core.set("sandboxed", true).map_err(lua_boot)?;
-        // The host's channel reaches this VM in its first frame.
-        self.core
-            .get::<Function>("sandbox_methods_ready")
-            .and_then(|ready| ready.call::<()>(()))
-            .map_err(lua_boot)?;
         let lua = &self.lua;
         // As in-process: a module is a leaf unless it is an init.lua.
         let is_init = display == "init.lua" || display.ends_with("/init.lua");

@@ -845,13 +845,17 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             },
         ))?,
     )?;
-    // sandbox_send(channel, message) -> op id (the result: bytes sent or
-    // -errno), and the slots the message's fds were installed in (a table,
-    // or nil): if the send fails or is interrupted, Lua hands them to
-    // sandbox_clear_slots (the frame that named them never left).
+    // sandbox_send(channel, message, inline) -> op id (the result: bytes
+    // sent or -errno), and the slots the message's fds were installed in
+    // (a table, or nil): if the send fails or is interrupted, Lua hands
+    // them to sandbox_clear_slots (the frame that named them never left).
+    // Inside a sandbox, with `inline` (K.may_complete_inline), a third
+    // value: the result, when the send completed at once (no wait; its
+    // enter also carries the inbox's read-ahead, inside.rs).
+    type SendArgs = (Value, Value, Option<bool>);
     rt.set(
         "sandbox_send",
-        lua.create_function(unless_closing(|lua, (ch, msg): (Value, Value)| {
+        lua.create_function(unless_closing(|lua, (ch, msg, inline): SendArgs| {
             let ch = channel_arg(&ch)?;
             let control = ch.control.borrow().clone().ok_or_else(|| {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
@@ -863,7 +867,8 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 st.executor.is_fixed_only()
             })?;
             if sandboxed {
-                return send_to_host(lua, &control, &own, &msg).map(|id| (id, Value::Nil));
+                let (id, done) = send_to_host(lua, &control, &own, &msg, inline == Some(true))?;
+                return Ok((id, Value::Nil, done));
             }
             let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
@@ -932,7 +937,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             } else {
                 Value::Table(lua.create_sequence_from(slots)?)
             };
-            Ok((id, slots))
+            Ok((id, slots, None))
         }))?,
     )?;
     // sandbox_clear_slots(channel, slots): empties slots installed for a
@@ -1037,8 +1042,8 @@ fn send_to_host(
     control: &OpFd,
     own: &Arc<crate::actor::mailbox::Mailbox>,
     msg: &Value,
-) -> mlua::Result<f64> {
-    use crate::actor::vm::submit_op;
+    inline: bool,
+) -> mlua::Result<(f64, Option<i32>)> {
     let caps = crate::actor::channels::ActorCapabilities {
         own,
         others: &ToHostCapabilities { lua },
@@ -1051,10 +1056,18 @@ fn send_to_host(
     }
     let bytes = frame.bytes.into_boxed_slice();
     let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
-    submit_op(lua, |st| {
-        st.executor
-            .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)
-    })
+    let (id, done) = with_state(lua, |st| {
+        crate::actor::vm::submit_maybe_inline(st, inline, |st| {
+            let id = st
+                .executor
+                .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)?;
+            // The inbox's read-ahead goes out right after it (inside.rs).
+            st.relays.control.arm_wanted(&mut st.executor);
+            Ok(id)
+        })
+    })?
+    .map_err(crate::actor::vm::io_err)?;
+    Ok((id.to_f64(), done))
 }
 
 /// Inside a sandbox, the hooks of a message to the host: a received

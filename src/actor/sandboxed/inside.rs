@@ -1,4 +1,17 @@
 //! Inside a sandbox: the inbox fed by the host's frames.
+//!
+//! Invariants:
+//! - At most one `RECV` of the control socket is in flight ([`ControlRead`]),
+//!   into the inbox's one frame buffer. It is armed when a fiber receives
+//!   and, again, once a frame was decoded (the buffer is free again: the
+//!   decoder copied the frame): queued after the reply's `SEND` (or before
+//!   the next ring turn), it leaves with it in one `io_uring_enter`. The
+//!   host gains at most one frame of room (the one read ahead); nothing is
+//!   decoded before a fiber receives, so a frame's slots become the VM's
+//!   only then.
+//! - A read-ahead's completion never reaches Lua unless a fiber awaits it:
+//!   `rt.turn` hands it to [`ControlRead`] (through `ring_relay::Relays`),
+//!   and the next `control_recv` returns its result without waiting.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,7 +23,7 @@ use super::host::SandboxChannel;
 use super::CONTROL_SLOT;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::message::{self, Capabilities as _, Message};
-use crate::executor::{GrantedSlot, OpBuffer, OpFd};
+use crate::executor::{Completion, Executor, GrantedSlot, OpBuffer, OpFd, OpId};
 use crate::modules::byte_span;
 
 /// Inside a sandbox: the mailbox that stands for "the host" in decoded
@@ -124,25 +137,115 @@ fn wire_to_lua(
     })
 }
 
+/// The control socket's `RECV` of a sandboxed VM (module doc). Held in
+/// the VM state (`ring_relay::Relays`), whose drop comes after the
+/// executor's: an op still armed then was cancelled and reaped with it.
+#[derive(Default)]
+pub(crate) struct ControlRead {
+    /// The read in flight, if any.
+    armed: Option<OpId>,
+    /// A fiber awaits `armed`: its completion goes to Lua.
+    awaited: bool,
+    /// The result of a read-ahead that completed while no fiber waited.
+    done: Option<i32>,
+    /// A frame was decoded: the next read goes out with the next submit,
+    /// after the SQEs queued before it (the reply's `SEND` first: a `RECV`
+    /// ahead of it in the queue would delay it by the poll arming).
+    wanted: Option<byte_span::SpanRef>,
+}
+
+impl ControlRead {
+    /// After a frame was decoded into `buf`: the next one is to be read
+    /// ahead ([`ControlRead::arm_wanted`]).
+    fn want_next(&mut self, buf: byte_span::SpanRef) {
+        self.wanted = Some(buf);
+    }
+
+    /// Queues the read-ahead a decoded frame asked for (before a ring
+    /// turn; inside, after a send's SQE).
+    pub(crate) fn arm_wanted(&mut self, executor: &mut Executor) {
+        if let Some(buf) = self.wanted.take() {
+            self.read_ahead(executor, buf);
+        }
+    }
+
+    /// Reads the next frame ahead into `buf` unless a read is in flight or
+    /// its result is still to be taken.
+    fn read_ahead(&mut self, executor: &mut Executor, buf: byte_span::SpanRef) {
+        if self.armed.is_some() || self.done.is_some() {
+            return;
+        }
+        // A failure to arm is not the frame's: the next receive submits
+        // the read again and reports what fails then.
+        if let Ok(id) = executor.recv_datagram(&OpFd::Fixed(CONTROL_SLOT), OpBuffer::Span(buf)) {
+            self.armed = Some(id);
+            self.awaited = false;
+        }
+    }
+
+    /// For a fiber that receives: the read to await (submitted now unless
+    /// one is in flight), or the result of a read-ahead that completed.
+    fn next(
+        &mut self,
+        executor: &mut Executor,
+        buf: byte_span::SpanRef,
+    ) -> std::io::Result<(OpId, Option<i32>)> {
+        // Not queued yet: the read below is that one.
+        self.wanted = None;
+        if let (Some(id), Some(n)) = (self.armed, self.done) {
+            self.armed = None;
+            self.done = None;
+            return Ok((id, Some(n)));
+        }
+        if let Some(id) = self.armed {
+            self.awaited = true;
+            return Ok((id, None));
+        }
+        let id = executor.recv_datagram(&OpFd::Fixed(CONTROL_SLOT), OpBuffer::Span(buf))?;
+        self.armed = Some(id);
+        self.awaited = true;
+        Ok((id, None))
+    }
+
+    /// After a ring turn: a read-ahead's completion is kept here (Lua has
+    /// no waiter for it); an awaited one goes on to Lua.
+    pub(crate) fn after_turn(&mut self, completions: &mut Vec<Completion>) {
+        let Some(id) = self.armed else { return };
+        let Some(at) = completions.iter().position(|c| c.id == id) else {
+            return;
+        };
+        if self.awaited {
+            self.armed = None;
+            self.awaited = false;
+        } else {
+            self.done = Some(completions.remove(at).result);
+        }
+    }
+}
+
 /// The rt functions of a sandboxed VM's inbox (lua/core/actors.lua): the
 /// host's frames are read from the control socket with a ring `RECV` on
-/// [`CONTROL_SLOT`], only while a fiber receives.
+/// [`CONTROL_SLOT`] ([`ControlRead`]: while a fiber receives, and one frame
+/// ahead after each decoded frame).
 pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
-    use crate::actor::vm::{submit_op, unless_closing};
+    use crate::actor::vm::unless_closing;
     rt.set("max_frame_bytes", crate::ipc::MAX_FRAME_BYTES)?;
-    // control_recv(byte_span) -> op id; the result is the frame's length
-    // (above the span's: truncated), 0 when the host is gone, or -errno.
+    // control_recv(byte_span) -> op id, result | nil; the result is the
+    // frame's length (above the span's: truncated), 0 when the host is
+    // gone, or -errno. A frame read ahead (`ControlRead`) comes as the
+    // second value: no wait. The span is the inbox's one frame buffer.
     rt.set(
         "control_recv",
         lua.create_function(unless_closing(|lua, buf: Value| {
             let span = byte_span::span_arg(&buf, 1)?;
-            submit_op(lua, |st| {
+            let (id, done) = crate::actor::vm::with_state(lua, |st| {
                 if !st.executor.is_fixed_only() {
                     return Err(std::io::Error::from_raw_os_error(libc::EPERM));
                 }
-                st.executor
-                    .recv_datagram(&OpFd::Fixed(CONTROL_SLOT), OpBuffer::Span(span))
-            })
+                st.relays.control.next(&mut st.executor, span)
+            })?
+            .map_err(crate::actor::vm::io_err)?;
+            Ok((id.to_f64(), done))
         }))?,
     )?;
     // control_decode(byte_span, n) -> true, message | false, reason
@@ -177,8 +280,11 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             // before anything else can fail, so every path empties it.
             let ring_fd = crate::actor::vm::with_state(lua, |st| {
                 // A frame from the host: its next one (or the answer to
-                // this one's reply) is likely microseconds away.
+                // this one's reply) is likely microseconds away. The
+                // buffer is free again (the frame was copied): the next
+                // read goes out with this one's reply.
                 st.executor.note_traffic();
+                st.relays.control.want_next(span.clone());
                 st.executor.ring_fd()
             })?;
             let (granted, reason) = grant_slots(ring_fd, &decoded.fd_slots, table_size);

@@ -316,6 +316,7 @@ fn run_entry(
         // sending the module (or, pooled, before any spawn asked for it):
         // its boot needs nothing from the host.
         let vm = Vm::with_executor(executor)?;
+        vm.prepare_sandboxed()?;
         // SAFETY: `control` outlives this thread: `on_vm_thread` joins it
         // before `run_entry` returns.
         let control = unsafe { BorrowedFd::borrow_raw(control_fd) };

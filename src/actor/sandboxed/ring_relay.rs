@@ -46,10 +46,13 @@ use crate::executor::socket::SocketOutput;
 use crate::executor::{Completion, Executor, OpBuffer, OpFd, OpId};
 use crate::modules::byte_span::SpanRef;
 
-/// The relays of one VM's sandboxes.
+/// The relays of one VM's sandboxes; in a sandboxed VM, also its own read
+/// of the control socket (inside.rs), whose completions are taken out of
+/// the same turns.
 #[derive(Default)]
 pub(crate) struct Relays {
     relays: Vec<RingRelay>,
+    pub(crate) control: super::inside::ControlRead,
 }
 
 impl Relays {
@@ -67,6 +70,7 @@ impl Relays {
     /// taken (its receipt came), so the `RECVMSG` goes out with the turn's
     /// `io_uring_enter`.
     pub(crate) fn before_turn(&mut self, executor: &mut Executor) {
+        self.control.arm_wanted(executor);
         if self.relays.is_empty() {
             return;
         }
@@ -84,6 +88,7 @@ impl Relays {
         executor: &mut Executor,
         completions: &mut Vec<Completion>,
     ) {
+        self.control.after_turn(completions);
         if self.relays.is_empty() {
             return;
         }
