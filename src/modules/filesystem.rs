@@ -525,15 +525,53 @@ fn remove_all(path: &Path) -> io::Result<u64> {
 }
 
 /// Entries in the tree at `path` (itself included), symlinks not followed.
+/// Each directory is opened relative to its parent's descriptor with
+/// `O_NOFOLLOW`, as `copy_tree` does: a directory swapped for a symlink
+/// mid-walk is counted as one entry and not entered, so the walk never
+/// leaves the tree (a link to `/` cannot make it count the whole system).
 fn count_tree(path: &Path) -> io::Result<u64> {
+    let root = open_at(
+        libc::AT_FDCWD,
+        &cstring(path)?,
+        DIR_FLAGS | libc::O_NOFOLLOW,
+        0,
+    )?;
     let mut count = 1;
-    let mut dirs = vec![path.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            count += 1;
-            if entry.file_type()?.is_dir() {
-                dirs.push(entry.path());
+    let mut stack = vec![nix::dir::Dir::from_fd(root)
+        .map_err(io::Error::from)?
+        .into_iter()];
+    while let Some(listing) = stack.last_mut() {
+        let Some(entry) = listing.next() else {
+            stack.pop();
+            continue;
+        };
+        let entry = entry.map_err(io::Error::from)?;
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        count += 1;
+        let is_dir = match entry.file_type() {
+            Some(t) => t == nix::dir::Type::Directory,
+            None => {
+                let st = stat_at(listing.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)?;
+                st.st_mode & libc::S_IFMT == libc::S_IFDIR
+            }
+        };
+        if is_dir {
+            match open_at(listing.as_raw_fd(), name, DIR_FLAGS | libc::O_NOFOLLOW, 0) {
+                Ok(fd) => stack.push(
+                    nix::dir::Dir::from_fd(fd)
+                        .map_err(io::Error::from)?
+                        .into_iter(),
+                ),
+                // Swapped for a symlink or a file, or gone: counted, not entered.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ELOOP | libc::ENOTDIR | libc::ENOENT)
+                    ) => {}
+                Err(e) => return Err(e),
             }
         }
     }
