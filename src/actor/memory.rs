@@ -17,7 +17,10 @@
 //!   state first); it is only touched from the VM's thread.
 //! - `used` counts the bytes of the heap's live blocks (starting from
 //!   LuaJIT's own count at the switch); a growth that would take it past
-//!   `limit` fails without touching the system allocator.
+//!   `limit` fails without touching the system allocator. After such a
+//!   refusal, and until `used` is back under `limit`, growth may take up
+//!   to `LIMIT_RESERVE` more (for the code that handles the error), never
+//!   beyond.
 //!
 //! - Small blocks (up to `SMALL_MAX` bytes) come from the VM's own slab:
 //!   4 KiB chunks carved in 8-byte steps, with no per-block header (Lua
@@ -49,8 +52,19 @@ pub(crate) struct VmMemory {
     used: Cell<usize>,
     /// Zero: no limit.
     limit: Cell<usize>,
+    /// Set by a refusal at the limit, cleared once `used` is back under
+    /// it: meanwhile growth may take up to `LIMIT_RESERVE` more.
+    refused: Cell<bool>,
     slab: RefCell<Slab>,
 }
+
+/// What the heap may take past its limit after a refusal, until a
+/// collection brings it back under: the failed code's garbage is still
+/// there when the error is caught, and what catches it (a stack growth on
+/// the way to the runtime's emergency collection, an error report) must
+/// not fail too. Without it, a bomb caught by `pcall` in a VM whose stack
+/// had never grown closed the whole VM (LUA_ERRMEM outside any handler).
+const LIMIT_RESERVE: usize = 64 * 1024;
 
 /// Blocks up to this size come from the slab. An idle actor's heap is
 /// mostly objects of 16–128 bytes, where the global allocator's header
@@ -163,6 +177,7 @@ impl VmMemory {
         Box::new(Self {
             used: Cell::new(0),
             limit: Cell::new(0),
+            refused: Cell::new(false),
             slab: RefCell::new(Slab::new()),
         })
     }
@@ -221,6 +236,9 @@ unsafe extern "C" fn vm_alloc(
         }
         if !ptr.is_null() {
             memory.used.set(memory.used.get().saturating_sub(osize));
+            if memory.used.get() <= memory.limit.get() {
+                memory.refused.set(false);
+            }
         }
         return std::ptr::null_mut();
     }
@@ -235,7 +253,17 @@ unsafe extern "C" fn vm_alloc(
         .saturating_sub(old_size)
         .saturating_add(nsize);
     if limit != 0 && nsize > old_size && used_after > limit {
-        return std::ptr::null_mut();
+        let reserve = if memory.refused.get() {
+            LIMIT_RESERVE
+        } else {
+            0
+        };
+        if used_after > limit.saturating_add(reserve) {
+            memory.refused.set(true);
+            return std::ptr::null_mut();
+        }
+    } else if used_after <= limit {
+        memory.refused.set(false);
     }
     if in_slab && nsize.div_ceil(GRAIN) <= osize.div_ceil(GRAIN) {
         // Shrinking in place: the block keeps its slot; when freed it goes
@@ -325,6 +353,34 @@ mod tests {
             memory.set_limit(None);
             let huge = std::hint::black_box(vm_alloc(ud, std::ptr::null_mut(), 0, 1 << 50));
             assert!(huge.is_null());
+        }
+    }
+
+    #[test]
+    fn after_a_refusal_the_reserve_serves_until_back_under_the_limit() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        memory.set_limit(Some(4096));
+        // SAFETY: `ud` is a live VmMemory; blocks are freed with their sizes.
+        unsafe {
+            let a = vm_alloc(ud, std::ptr::null_mut(), 0, 4000);
+            assert!(!a.is_null());
+            assert!(
+                vm_alloc(ud, std::ptr::null_mut(), 0, 1000).is_null(),
+                "past the limit: refused"
+            );
+            let b = vm_alloc(ud, std::ptr::null_mut(), 0, 1000);
+            assert!(!b.is_null(), "the reserve serves the next growth");
+            let huge = vm_alloc(ud, std::ptr::null_mut(), 0, LIMIT_RESERVE);
+            assert!(huge.is_null(), "never past the limit plus the reserve");
+            vm_alloc(ud, b, 1000, 0);
+            vm_alloc(ud, a, 4000, 0);
+            // back under the limit: the reserve is closed again
+            let a = vm_alloc(ud, std::ptr::null_mut(), 0, 4000);
+            assert!(!a.is_null());
+            assert!(vm_alloc(ud, std::ptr::null_mut(), 0, 1000).is_null());
+            vm_alloc(ud, a, 4000, 0);
+            assert_eq!(memory.used.get(), 0);
         }
     }
 
