@@ -36,7 +36,7 @@
 //!   drops them), so none can keep a mailbox alive.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::message::Message;
@@ -91,12 +91,6 @@ impl<T> InlineQueue<T> {
         }
     }
 
-    fn push_front(&mut self, value: T) {
-        if let Some(old) = self.first.replace(value) {
-            self.rest.push_front(old);
-        }
-    }
-
     fn pop_front(&mut self) -> Option<T> {
         let value = self.first.take()?;
         self.first = self.rest.pop_front();
@@ -144,24 +138,9 @@ struct ReceiptState {
 #[derive(Default)]
 #[repr(C)]
 struct QueueLines {
-    /// `PENDING`, plus one receipt for a hosted mailbox (`SLOT`): see
-    /// `Mailbox::receipt_returning`.
-    pending: AtomicU64,
+    pending: AtomicBool,
     state: Mutex<MailboxState>,
 }
-
-// The bits of `QueueLines::pending`.
-/// The owner has something to look at (the "pending" flag).
-const PENDING: u64 = 1;
-/// A receipt sits in the word (with the reference its envelope held).
-const SLOT: u64 = 2;
-/// The receipt in the slot says "delivered".
-const DELIVERED: u64 = 4;
-/// The mailbox was closed: receipts go to the locked list, with no
-/// reference (set once, never cleared).
-const REFS_CLOSED: u64 = 8;
-/// The slot's send id, shifted left by this.
-const ID_SHIFT: u32 = 4;
 
 /// A value alone on its cache lines (128 bytes: x86's adjacent-line
 /// prefetcher fetches lines in pairs).
@@ -239,7 +218,7 @@ impl Mailbox {
     fn mark_pending(&self) {
         // SeqCst: pairs with the sleeper's state store, then flag load
         // (process.rs `prepare_sleep`).
-        self.queue.pending.fetch_or(PENDING, Ordering::SeqCst);
+        self.queue.pending.store(true, Ordering::SeqCst);
         if let Some(signal) = self.signal.get() {
             signal.wake();
         } else if let Some(waiter) = self.waiter.get() {
@@ -274,33 +253,14 @@ impl Mailbox {
         let _ = self.signal.set(signal);
     }
 
-    /// Clears and returns the "look at me" flag. A receipt that came with
-    /// it (`receipt_returning`) moves to the receipts, where
-    /// `take_receipts` finds it.
+    /// Clears and returns the "look at me" flag.
     pub(crate) fn take_pending(&self) -> bool {
-        if self.queue.pending.load(Ordering::Acquire) & PENDING == 0 {
-            return false;
-        }
-        let word = self.queue.pending.fetch_and(REFS_CLOSED, Ordering::AcqRel);
-        if word & SLOT != 0 {
-            // SAFETY: a slot always holds one strong reference to this
-            // mailbox, given up with `Arc::into_raw` by `receipt_returning`
-            // (so this mailbox lives in an `Arc`, at `self`); taken back once,
-            // here or in `close`, whichever emptied the slot.
-            let reference = unsafe { Arc::from_raw(self as *const Mailbox) };
-            // The slot's receipt is older than any in the list (those came
-            // while it was occupied).
-            self.lock_receipts().list.push_front((
-                word >> ID_SHIFT,
-                word & DELIVERED != 0,
-                Some(reference),
-            ));
-        }
-        word & PENDING != 0
+        self.queue.pending.load(Ordering::Acquire)
+            && self.queue.pending.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn is_pending(&self) -> bool {
-        self.queue.pending.load(Ordering::SeqCst) & PENDING != 0
+        self.queue.pending.load(Ordering::SeqCst)
     }
 
     /// Queues `env`; gives it back when the inbox is closed (the sender
@@ -361,19 +321,8 @@ impl Mailbox {
         };
         {
             // A closed mailbox keeps no reference to itself (the caller
-            // holds one: none dropped here is the last). From here on
-            // receipts take the locked list, and the slot is emptied.
-            self.queue.pending.fetch_or(REFS_CLOSED, Ordering::SeqCst);
-            let word = self
-                .queue
-                .pending
-                .fetch_and(PENDING | REFS_CLOSED, Ordering::AcqRel);
+            // holds one: none dropped here is the last).
             let mut receipts = self.lock_receipts();
-            if word & SLOT != 0 {
-                // SAFETY: the slot's reference (see `take_pending`).
-                drop(unsafe { Arc::from_raw(self as *const Mailbox) });
-                receipts.list.push_front((word >> ID_SHIFT, word & DELIVERED != 0, None));
-            }
             receipts.closed = true;
             for receipt in receipts.list.iter_mut() {
                 receipt.2 = None;
@@ -389,12 +338,6 @@ impl Mailbox {
 
     /// Posts a receipt to `sender` and hands it back the reference the
     /// envelope held, for its own thread to drop (see the invariants).
-    ///
-    /// To a hosted mailbox whose slot is free, the receipt and the
-    /// reference go into the word that holds `PENDING`, with one
-    /// compare-and-swap: one cache line written on the owner's side instead
-    /// of two (the receipts' lock and list, then the flag), and its host
-    /// reads the receipt with the flag it clears anyway.
     fn receipt_returning(sender: Arc<Mailbox>, send_id: u64, delivered: bool) {
         if sender.signal.get().is_none() {
             sender
@@ -406,43 +349,11 @@ impl Mailbox {
         }
         let raw = Arc::into_raw(sender);
         // SAFETY: `raw` holds the envelope's strong reference until it is
-        // turned back into an `Arc` below (dropped, or pushed into the
-        // receipts, where it stays while this thread holds their lock:
-        // only the lock's holder takes it out), or until it is in the slot;
-        // `this` is not used once the guard is dropped or the slot taken.
+        // turned back into an `Arc` below: either dropped, or pushed into
+        // the receipts, where it stays while this thread holds their lock
+        // (only the lock's holder takes it out); `this` is not used once
+        // the guard is dropped.
         let this = unsafe { &*raw };
-        if send_id >> (64 - ID_SHIFT) == 0 {
-            // Once the receipt is in, its owner may drop what is the last
-            // reference to `this`: the wake-up holds the signal itself.
-            let signal = this.signal.get().cloned();
-            let receipt = PENDING
-                | SLOT
-                | if delivered { DELIVERED } else { 0 }
-                | send_id << ID_SHIFT;
-            // Guessed, not loaded: the owner is usually idle with nothing
-            // pending, and a load first would fetch the line twice (shared,
-            // then owned) while the owner spins on it.
-            let mut word = 0;
-            while word & (SLOT | REFS_CLOSED) == 0 {
-                // SeqCst: the flag's store before the sleeper's state is
-                // read (`mark_pending`).
-                match this.queue.pending.compare_exchange_weak(
-                    word,
-                    word | receipt,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                ) {
-                    // The reference from `into_raw` is the slot's now.
-                    Ok(_) => {
-                        if let Some(signal) = signal {
-                            signal.wake();
-                        }
-                        return;
-                    }
-                    Err(now) => word = now,
-                }
-            }
-        }
         let mut st = this.lock_receipts();
         if st.closed {
             st.list.push_back((send_id, delivered, None));
