@@ -384,6 +384,24 @@ pub fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
     }
 }
 
+/// Looks (`poll` with no timeout, yielding the core between looks) until
+/// `fd` is readable or `until` passed; true when readable. For a wait
+/// whose answer is expected within a fraction of a millisecond: a thread
+/// that sleeps instead pays its wake-up, about 0.1 ms on a VM whose vCPU
+/// went idle meanwhile. Errors count as readable (the read that follows
+/// reports them).
+pub fn watch_readable(fd: RawFd, until: std::time::Instant) -> bool {
+    loop {
+        if !matches!(poll_one(fd, libc::POLLIN, 0), Ok(0)) {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// `poll(2)` on many descriptors.
 pub fn poll_many(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     loop {

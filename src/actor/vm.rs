@@ -1456,6 +1456,12 @@ impl Vm {
         } else {
             "/sandbox/module.lua"
         };
+        // The host's first message usually follows the module at once.
+        with_state(lua, |st| {
+            let within = crate::actor::sandboxed::FIRST_ANSWER_WITHIN;
+            st.executor.expect_answer_by(std::time::Instant::now() + within);
+        })
+        .map_err(lua_boot)?;
         let start: Function = self.core.get("start_worker").map_err(lua_boot)?;
         let (ok, err): (bool, Option<String>) = start
             .call((

@@ -48,6 +48,10 @@
 //!   watches the CQ from user space for up to [`WATCH`] before it sleeps
 //!   in `io_uring_enter`. A watch that sees nothing in time stops the
 //!   watching for [`WATCH_BACKOFF`] (and until the next traffic). Rings
+//!   A sandbox just spawned (or, inside, the boot just read) answers
+//!   within about a millisecond, and a thread that slept meanwhile pays a
+//!   wake-up of ~0.1 ms on a VM: [`Executor::expect_answer_by`] makes the
+//!   watches last until that moment (no backoff before it). Rings
 //!   are made with `COOP_TASKRUN` + `TASKRUN_FLAG` when the kernel has
 //!   them: a completion's task work then never interrupts the running
 //!   thread; the kernel sets `IORING_SQ_TASKRUN`, and the watch answers it
@@ -282,6 +286,8 @@ pub struct Executor {
     spin_wait: bool,
     /// No watch before this: the last one found nothing.
     no_watch_until: Option<std::time::Instant>,
+    /// Watches last until this moment at least (`expect_answer_by`).
+    watch_until: Option<std::time::Instant>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -364,6 +370,7 @@ impl Executor {
             sync_result: None,
             spin_wait: false,
             no_watch_until: None,
+            watch_until: None,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -1049,6 +1056,15 @@ impl Executor {
         self.spin_wait = true;
     }
 
+    /// Notes that a peer process answers by `deadline` (a sandbox just
+    /// spawned, a boot message just read): until then blocking turns
+    /// watch the CQ instead of sleeping, whatever the last watch found.
+    pub fn expect_answer_by(&mut self, deadline: std::time::Instant) {
+        self.spin_wait = true;
+        self.no_watch_until = None;
+        self.watch_until = Some(deadline);
+    }
+
     /// Whether the last watch that found nothing is [`WATCH_BACKOFF`] old.
     fn may_watch(&mut self) -> bool {
         match self.no_watch_until {
@@ -1066,7 +1082,14 @@ impl Executor {
     /// (`IORING_SQ_TASKRUN`, a `COOP_TASKRUN` ring), an enter with
     /// `GETEVENTS` runs it (its CQEs then appear) and the watch goes on.
     fn watch_completions(&mut self) -> bool {
-        let until = std::time::Instant::now() + WATCH;
+        let now = std::time::Instant::now();
+        let until = match self.watch_until {
+            Some(t) if t > now + WATCH => t,
+            _ => {
+                self.watch_until = None;
+                now + WATCH
+            }
+        };
         loop {
             // SAFETY: the status reads the ring's head and tail, which live
             // as long as `self.ring`; it is dropped before this returns.

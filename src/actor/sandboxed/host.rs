@@ -831,7 +831,13 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     Ok::<_, std::io::Error>(())
                 })?
                 .map_err(io)?;
-                with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
+                with_state(lua, |st| {
+                    st.sandboxes.push(Box::new(killer));
+                    // Its first frame usually follows within a millisecond:
+                    // this thread watches for it rather than sleep.
+                    st.executor
+                        .expect_answer_by(std::time::Instant::now() + super::FIRST_ANSWER_WITHIN);
+                })?;
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
                     child: RefCell::new(Some(DirectChild {
