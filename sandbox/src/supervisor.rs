@@ -144,10 +144,7 @@ impl Supervisor {
         sys::send_with_fds(sock.as_raw_fd(), &bytes, fds).map_err(gone)?;
         let mut buf = vec![0u8; wire::MAX_FRAME];
         // A pooled spawn is answered within ~0.2 ms: watched, not slept on.
-        sys::watch_readable(
-            sock.as_raw_fd(),
-            std::time::Instant::now() + REPLY_WATCH,
-        );
+        sys::watch_readable(sock.as_raw_fd(), std::time::Instant::now() + REPLY_WATCH);
         let r = sys::recv_with_fds(sock.as_raw_fd(), &mut buf, 0).map_err(gone)?;
         if r.len == 0 {
             return Err(SpawnError::SupervisorGone);

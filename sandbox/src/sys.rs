@@ -688,3 +688,42 @@ pub fn fd_path(fd: RawFd) -> io::Result<Vec<u8>> {
     buf.truncate(n);
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn watch_readable_sees_data_a_hang_up_or_the_deadline() {
+        let (a, b) = socketpair_seqpacket().unwrap();
+        // Nothing to read: false once the deadline passed, not before.
+        let start = Instant::now();
+        assert!(!watch_readable(
+            a.as_raw_fd(),
+            start + Duration::from_millis(2)
+        ));
+        assert!(start.elapsed() >= Duration::from_millis(2));
+        // A datagram sent from another thread while it watches.
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            send_with_fds(b.as_raw_fd(), b"x", &[]).unwrap();
+            b
+        });
+        assert!(watch_readable(
+            a.as_raw_fd(),
+            Instant::now() + Duration::from_secs(30)
+        ));
+        let b = sender.join().unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(recv_with_fds(a.as_raw_fd(), &mut buf, 0).unwrap().len, 1);
+        // The peer gone: readable (the read reports it), at once.
+        drop(b);
+        let start = Instant::now();
+        assert!(watch_readable(
+            a.as_raw_fd(),
+            start + Duration::from_secs(30)
+        ));
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -1459,7 +1459,8 @@ impl Vm {
         // The host's first message usually follows the module at once.
         with_state(lua, |st| {
             let within = crate::actor::sandboxed::FIRST_ANSWER_WITHIN;
-            st.executor.expect_answer_by(std::time::Instant::now() + within);
+            st.executor
+                .expect_answer_by(std::time::Instant::now() + within);
         })
         .map_err(lua_boot)?;
         let start: Function = self.core.get("start_worker").map_err(lua_boot)?;

@@ -997,6 +997,7 @@ impl Executor {
                 // The peer was slow or is not running (a busy machine):
                 // sleeping is cheaper for a while.
                 self.spin_wait = false;
+                self.watch_until = None;
                 self.no_watch_until = Some(std::time::Instant::now() + WATCH_BACKOFF);
             } else {
                 block = false;

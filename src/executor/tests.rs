@@ -1055,3 +1055,27 @@ fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     ex.note_traffic();
     assert!(!ex.may_watch());
 }
+
+#[test]
+fn an_expected_answer_is_watched_for_until_its_deadline_even_after_a_back_off() {
+    let mut ex = Executor::new().unwrap();
+    ex.note_traffic();
+    let id = ex.sleep(5_000_000).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
+    assert!(!ex.may_watch(), "backing off");
+    // A sandbox just spawned: the watch ignores the back-off and lasts
+    // until the deadline, far past a 2 ms timer, which it then finds (a
+    // watch that found something leaves no back-off).
+    ex.expect_answer_by(Instant::now() + Duration::from_secs(30));
+    let id = ex.sleep(2_000_000).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
+    assert!(ex.spin_wait);
+    assert!(ex.no_watch_until.is_none());
+    // Past its deadline, a watch that finds nothing backs off again.
+    ex.expect_answer_by(Instant::now() + Duration::from_millis(1));
+    let id = ex.sleep(20_000_000).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
+    assert!(!ex.spin_wait);
+    assert!(ex.no_watch_until.is_some());
+    assert!(ex.watch_until.is_none());
+}

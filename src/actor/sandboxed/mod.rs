@@ -238,10 +238,7 @@ fn boot_buffer() -> Vec<u8> {
 
 /// [`recv_boot`] with a buffer of [`BOOT_CHUNK`] bytes (its contents do
 /// not matter).
-fn recv_boot_into(
-    control: BorrowedFd<'_>,
-    buf: &mut [u8],
-) -> Result<(String, Vec<u8>), BootError> {
+fn recv_boot_into(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(String, Vec<u8>), BootError> {
     let n = recv_boot_datagram(control, buf)?;
     let h = &buf[..n];
     if n < 20 || &h[..8] != BOOT_MAGIC {
