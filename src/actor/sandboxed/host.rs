@@ -805,6 +805,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     None => None,
                 };
                 let pid = handle.pid();
+                let pooled = handle.pooled();
                 let supervised = Rc::new(Cell::new(true));
                 let killer = SandboxKiller {
                     pidfd: handle.pidfd().try_clone_to_owned().map_err(io)?,
@@ -833,10 +834,15 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 .map_err(io)?;
                 with_state(lua, |st| {
                     st.sandboxes.push(Box::new(killer));
-                    // Its first frame usually follows within a millisecond:
-                    // this thread watches for it rather than sleep.
-                    st.executor
-                        .expect_answer_by(std::time::Instant::now() + super::FIRST_ANSWER_WITHIN);
+                    // A pooled sandbox's first frame usually follows within
+                    // a millisecond: this thread watches for it rather than
+                    // sleep. (A fresh one first boots its VM: watching
+                    // would take CPU it needs.)
+                    if pooled {
+                        let within = super::FIRST_ANSWER_WITHIN;
+                        st.executor
+                            .expect_answer_by(std::time::Instant::now() + within);
+                    }
                 })?;
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),

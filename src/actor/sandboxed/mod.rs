@@ -368,7 +368,7 @@ fn run_entry(
         };
         // Its memory goes back to the heap, for the VM.
         drop(boot_buf);
-        vm.run_sandboxed(&display, &source).map(Ok)
+        vm.run_sandboxed(&display, &source, pooled).map(Ok)
     });
     match result {
         Ok(Ok(exit)) => match exit.exit_code {
