@@ -137,6 +137,9 @@ const CQ_ENTRIES: u32 = 128;
 /// How long a blocking turn after traffic with a sandbox watches the CQ
 /// before it sleeps: a peer on another core answers within a few µs.
 const WATCH: std::time::Duration = crate::actor::host::SPIN;
+/// A watch whose thread was off the core this long between two looks
+/// stops (the machine is busy: see `watch_completions`).
+const WATCH_BUSY_GAP: std::time::Duration = std::time::Duration::from_micros(30);
 /// After a watch that found nothing, none for this long: the peer is slow
 /// or the machine busy, and a sleep costs less than watching in vain.
 const WATCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
@@ -1096,19 +1099,31 @@ impl Executor {
             // as long as `self.ring`; it is dropped before this returns.
             let status = unsafe { self.ring.completion().status() };
             let ring = &self.ring;
+            let last_look = std::cell::Cell::new(std::time::Instant::now());
+            let busy = std::cell::Cell::new(false);
             let flagged = crate::actor::host::spin_until(
                 until,
                 || !status.is_empty(),
-                // SAFETY: no other submission queue of this ring exists
-                // while the watch runs (`self` is borrowed for it).
-                || unsafe { ring.submission_shared() }.taskrun(),
+                || {
+                    // Between two looks the core went to another thread
+                    // for long: the machine is busy, and watching on
+                    // would keep the peer from running (2 vCPUs).
+                    let now = std::time::Instant::now();
+                    if now - last_look.replace(now) > WATCH_BUSY_GAP {
+                        busy.set(true);
+                        return true;
+                    }
+                    // SAFETY: no other submission queue of this ring exists
+                    // while the watch runs (`self` is borrowed for it).
+                    unsafe { ring.submission_shared() }.taskrun()
+                },
             );
             if !status.is_empty() {
                 // Found only past the deadline (a yield gave the core
                 // away for long: a busy machine): not in time.
                 return std::time::Instant::now() < until;
             }
-            if !flagged {
+            if !flagged || busy.get() {
                 return false;
             }
             // (`submit_and_wait(0)` adds GETEVENTS when the flag is set.)
