@@ -1443,13 +1443,10 @@ impl Vm {
     /// Runs `source` as the main fiber of a sandboxed process's only VM
     /// (`_CONTEXT` 'worker', no import root: `require` finds builtin
     /// modules only) until it ends; [`Vm::prepare_sandboxed`] first.
-    /// `pooled`: the host is about to send its first message (it was
-    /// waiting for this sandbox), which the VM's thread then watches for.
     pub(crate) fn run_sandboxed(
         self,
         display: &str,
         source: &[u8],
-        pooled: bool,
     ) -> Result<VmExit, RuntimeError> {
         let lua = &self.lua;
         // As in-process: a module is a leaf unless it is an init.lua.
@@ -1459,14 +1456,6 @@ impl Vm {
         } else {
             "/sandbox/module.lua"
         };
-        if pooled {
-            with_state(lua, |st| {
-                let within = crate::actor::sandboxed::FIRST_ANSWER_WITHIN;
-                st.executor
-                    .expect_answer_by(std::time::Instant::now() + within);
-            })
-            .map_err(lua_boot)?;
-        }
         let start: Function = self.core.get("start_worker").map_err(lua_boot)?;
         let (ok, err): (bool, Option<String>) = start
             .call((

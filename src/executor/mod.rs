@@ -48,10 +48,6 @@
 //!   watches the CQ from user space for up to [`WATCH`] before it sleeps
 //!   in `io_uring_enter`. A watch that sees nothing in time stops the
 //!   watching for [`WATCH_BACKOFF`] (and until the next traffic). Rings
-//!   A sandbox just spawned (or, inside, the boot just read) answers
-//!   within about a millisecond, and a thread that slept meanwhile pays a
-//!   wake-up of ~0.1 ms on a VM: [`Executor::expect_answer_by`] makes the
-//!   watches last until that moment (no backoff before it). Rings
 //!   are made with `COOP_TASKRUN` + `TASKRUN_FLAG` when the kernel has
 //!   them: a completion's task work then never interrupts the running
 //!   thread; the kernel sets `IORING_SQ_TASKRUN`, and the watch answers it
@@ -137,9 +133,6 @@ const CQ_ENTRIES: u32 = 128;
 /// How long a blocking turn after traffic with a sandbox watches the CQ
 /// before it sleeps: a peer on another core answers within a few µs.
 const WATCH: std::time::Duration = crate::actor::host::SPIN;
-/// A watch whose thread was off the core this long between two looks
-/// stops (the machine is busy: see `watch_completions`).
-const WATCH_BUSY_GAP: std::time::Duration = std::time::Duration::from_micros(30);
 /// After a watch that found nothing, none for this long: the peer is slow
 /// or the machine busy, and a sleep costs less than watching in vain.
 const WATCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
@@ -289,8 +282,6 @@ pub struct Executor {
     spin_wait: bool,
     /// No watch before this: the last one found nothing.
     no_watch_until: Option<std::time::Instant>,
-    /// Watches last until this moment at least (`expect_answer_by`).
-    watch_until: Option<std::time::Instant>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -373,7 +364,6 @@ impl Executor {
             sync_result: None,
             spin_wait: false,
             no_watch_until: None,
-            watch_until: None,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -1000,7 +990,6 @@ impl Executor {
                 // The peer was slow or is not running (a busy machine):
                 // sleeping is cheaper for a while.
                 self.spin_wait = false;
-                self.watch_until = None;
                 self.no_watch_until = Some(std::time::Instant::now() + WATCH_BACKOFF);
             } else {
                 block = false;
@@ -1060,15 +1049,6 @@ impl Executor {
         self.spin_wait = true;
     }
 
-    /// Notes that a peer process answers by `deadline` (a sandbox just
-    /// spawned, a boot message just read): until then blocking turns
-    /// watch the CQ instead of sleeping, whatever the last watch found.
-    pub fn expect_answer_by(&mut self, deadline: std::time::Instant) {
-        self.spin_wait = true;
-        self.no_watch_until = None;
-        self.watch_until = Some(deadline);
-    }
-
     /// Whether the last watch that found nothing is [`WATCH_BACKOFF`] old.
     fn may_watch(&mut self) -> bool {
         match self.no_watch_until {
@@ -1086,44 +1066,25 @@ impl Executor {
     /// (`IORING_SQ_TASKRUN`, a `COOP_TASKRUN` ring), an enter with
     /// `GETEVENTS` runs it (its CQEs then appear) and the watch goes on.
     fn watch_completions(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        let until = match self.watch_until {
-            Some(t) if t > now + WATCH => t,
-            _ => {
-                self.watch_until = None;
-                now + WATCH
-            }
-        };
+        let until = std::time::Instant::now() + WATCH;
         loop {
             // SAFETY: the status reads the ring's head and tail, which live
             // as long as `self.ring`; it is dropped before this returns.
             let status = unsafe { self.ring.completion().status() };
             let ring = &self.ring;
-            let last_look = std::cell::Cell::new(std::time::Instant::now());
-            let busy = std::cell::Cell::new(false);
             let flagged = crate::actor::host::spin_until(
                 until,
                 || !status.is_empty(),
-                || {
-                    // Between two looks the core went to another thread
-                    // for long: the machine is busy, and watching on
-                    // would keep the peer from running (2 vCPUs).
-                    let now = std::time::Instant::now();
-                    if now - last_look.replace(now) > WATCH_BUSY_GAP {
-                        busy.set(true);
-                        return true;
-                    }
-                    // SAFETY: no other submission queue of this ring exists
-                    // while the watch runs (`self` is borrowed for it).
-                    unsafe { ring.submission_shared() }.taskrun()
-                },
+                // SAFETY: no other submission queue of this ring exists
+                // while the watch runs (`self` is borrowed for it).
+                || unsafe { ring.submission_shared() }.taskrun(),
             );
             if !status.is_empty() {
                 // Found only past the deadline (a yield gave the core
                 // away for long: a busy machine): not in time.
                 return std::time::Instant::now() < until;
             }
-            if !flagged || busy.get() {
+            if !flagged {
                 return false;
             }
             // (`submit_and_wait(0)` adds GETEVENTS when the flag is set.)

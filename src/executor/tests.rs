@@ -1055,27 +1055,3 @@ fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     ex.note_traffic();
     assert!(!ex.may_watch());
 }
-
-#[test]
-fn an_expected_answer_ends_a_back_off_and_a_failed_watch_clears_it() {
-    let mut ex = Executor::new().unwrap();
-    ex.note_traffic();
-    let id = ex.sleep(5_000_000).unwrap();
-    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
-    assert!(!ex.may_watch(), "backing off");
-    // A sandbox just spawned: the back-off is over, and the next watch
-    // may last until the deadline (a 2 ms timer comes out of it, or of
-    // the sleep after it when the machine was too busy to watch on).
-    ex.expect_answer_by(Instant::now() + Duration::from_secs(30));
-    assert!(ex.spin_wait);
-    assert!(ex.may_watch());
-    let id = ex.sleep(2_000_000).unwrap();
-    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
-    // Past its deadline, a watch that finds nothing backs off again.
-    ex.expect_answer_by(Instant::now() + Duration::from_millis(1));
-    let id = ex.sleep(20_000_000).unwrap();
-    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
-    assert!(!ex.spin_wait);
-    assert!(ex.no_watch_until.is_some());
-    assert!(ex.watch_until.is_none());
-}

@@ -805,7 +805,6 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     None => None,
                 };
                 let pid = handle.pid();
-                let pooled = handle.pooled();
                 let supervised = Rc::new(Cell::new(true));
                 let killer = SandboxKiller {
                     pidfd: handle.pidfd().try_clone_to_owned().map_err(io)?,
@@ -832,18 +831,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     Ok::<_, std::io::Error>(())
                 })?
                 .map_err(io)?;
-                with_state(lua, |st| {
-                    st.sandboxes.push(Box::new(killer));
-                    // A pooled sandbox's first frame usually follows within
-                    // a millisecond: this thread watches for it rather than
-                    // sleep. (A fresh one first boots its VM: watching
-                    // would take CPU it needs.)
-                    if pooled {
-                        let within = super::FIRST_ANSWER_WITHIN;
-                        st.executor
-                            .expect_answer_by(std::time::Instant::now() + within);
-                    }
-                })?;
+                with_state(lua, |st| st.sandboxes.push(Box::new(killer)))?;
                 let ch = lua.create_userdata(SandboxChannel {
                     control: RefCell::new(Some(OpFd::owned(control))),
                     child: RefCell::new(Some(DirectChild {

@@ -265,12 +265,12 @@ fn recv_boot_into(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(String, Ve
     Ok((display, source))
 }
 
-/// How long either side of a sandbox that was just spawned watches for
-/// the other's next step (the module, the first frame, the first reply)
-/// before it sleeps: each step comes within a fraction of a millisecond,
-/// and a thread that slept meanwhile pays a wake-up of ~0.1 ms on a VM
-/// (docs/performance.md, "Spaced sandboxed spawn").
-pub(crate) const FIRST_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long a pooled entry watches for the module before it sleeps on
+/// it: the host sends it as soon as it has the supervisor's reply, which
+/// went out right after the entry's streams, so it comes within a
+/// fraction of a millisecond, and a thread that slept meanwhile pays a wake-up of ~0.1
+/// ms on a VM (docs/performance.md, "Spaced sandboxed spawn").
+const BOOT_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// The entry point inside the sandbox: installs the control socket and
 /// stdio in the ring's table, reads the module, runs it as a worker VM.
@@ -356,11 +356,8 @@ fn run_entry(
         }
         if pooled {
             // The host sends the module as soon as it has the supervisor's
-            // reply, which went out with the streams: watched, not slept on.
-            luring_sandbox::sys::watch_readable(
-                control_fd,
-                std::time::Instant::now() + FIRST_ANSWER_WITHIN,
-            );
+            // reply, which followed the streams: watched, not slept on.
+            luring_sandbox::sys::watch_readable(control_fd, std::time::Instant::now() + BOOT_WATCH);
         }
         let (display, source) = match recv_boot_into(control, &mut boot_buf) {
             Ok(boot) => boot,
@@ -368,7 +365,7 @@ fn run_entry(
         };
         // Its memory goes back to the heap, for the VM.
         drop(boot_buf);
-        vm.run_sandboxed(&display, &source, pooled).map(Ok)
+        vm.run_sandboxed(&display, &source).map(Ok)
     });
     match result {
         Ok(Ok(exit)) => match exit.exit_code {
