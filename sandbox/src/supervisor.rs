@@ -63,6 +63,9 @@ pub struct Supervisor {
     sock: Mutex<OwnedFd>,
     pid: i32,
     pidfd: OwnedFd,
+    /// The last spawn took the pooled sandbox: the next one likely will
+    /// too, and its reply is watched for ([`REPLY_WATCH`]).
+    last_pooled: std::sync::atomic::AtomicBool,
 }
 
 impl Supervisor {
@@ -113,6 +116,7 @@ impl Supervisor {
                     sock: Mutex::new(host),
                     pid,
                     pidfd,
+                    last_pooled: std::sync::atomic::AtomicBool::new(false),
                 })
             }
         }
@@ -129,11 +133,13 @@ impl Supervisor {
     }
 
     /// Sends one request and receives its reply on `sock`, which the
-    /// caller holds locked (so the reply answers this request).
+    /// caller holds locked (so the reply answers this request); `watch`:
+    /// the reply is expected within a fraction of a millisecond.
     fn exchange(
         sock: &OwnedFd,
         req: &Request,
         fds: &[RawFd],
+        watch: bool,
     ) -> Result<(Reply, sys::Received), SpawnError> {
         let bytes = req.encode().map_err(|e| {
             SpawnError::InvalidSpec(format!(
@@ -143,6 +149,9 @@ impl Supervisor {
         })?;
         sys::send_with_fds(sock.as_raw_fd(), &bytes, fds).map_err(gone)?;
         let mut buf = vec![0u8; wire::MAX_FRAME];
+        if watch {
+            sys::watch_readable(sock.as_raw_fd(), std::time::Instant::now() + REPLY_WATCH);
+        }
         let r = sys::recv_with_fds(sock.as_raw_fd(), &mut buf, 0).map_err(gone)?;
         if r.len == 0 {
             return Err(SpawnError::SupervisorGone);
@@ -154,7 +163,7 @@ impl Supervisor {
     fn call(&self, req: &Request) -> Result<Reply, SpawnError> {
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         // Descriptors attached to an Ok or Err reply are closed here.
-        Self::exchange(&sock, req, &[]).map(|(reply, _)| reply)
+        Self::exchange(&sock, req, &[], false).map(|(reply, _)| reply)
     }
 
     /// Takes the new sandbox over from a `Spawned` reply: its three
@@ -214,7 +223,8 @@ impl Supervisor {
         // the supervisor keeps the ring's number open until our next
         // datagram, so no other thread's request may come in between.
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        let (reply, r) = Self::exchange(&sock, &Request::Spawn(Box::new(req)), &fds)?;
+        let watch = self.last_pooled.load(std::sync::atomic::Ordering::Relaxed);
+        let (reply, r) = Self::exchange(&sock, &Request::Spawn(Box::new(req)), &fds, watch)?;
         match reply {
             Reply::Spawned {
                 id,
@@ -226,6 +236,8 @@ impl Supervisor {
                 enforcement,
             } => {
                 test_handover_delay();
+                self.last_pooled
+                    .store(pooled, std::sync::atomic::Ordering::Relaxed);
                 match self.take_over(r, ring_fd, (ring_dev, ring_ino)) {
                     Ok([pidfd, control, status, ring]) => {
                         // One-way: the supervisor drops its copy. If this
@@ -250,7 +262,7 @@ impl Supervisor {
                         // Whatever arrived is closed by now; the supervisor
                         // kills and reaps the sandbox before it answers (if
                         // it cannot answer it is gone, and so is the sandbox).
-                        let _ = Self::exchange(&sock, &Request::Discard { id }, &[]);
+                        let _ = Self::exchange(&sock, &Request::Discard { id }, &[], false);
                         Err(e)
                     }
                 }
@@ -470,6 +482,14 @@ fn zero_argv_environ() {
 /// replenishing at once made a spaced pooled spawn + round trip ~2.5×
 /// slower than waiting 1–3 ms.
 const REPLENISH_DELAY: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How long the host watches for the supervisor's reply to a spawn before
+/// it sleeps on it, when the last spawn took the pooled sandbox: such a
+/// reply comes within ~0.2 ms (a sleep would add a wake-up of ~0.1 ms on
+/// a VM). A cold spawn's reply takes milliseconds, and watching for it
+/// took CPU the supervisor needed (back to back spawns were slower), so
+/// after a spawn that did not take the pooled sandbox nothing is watched.
+const REPLY_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// The supervisor process's main loop. Never returns.
 fn serve(sock: OwnedFd, host_pid: i32) -> ! {

@@ -384,6 +384,31 @@ pub fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> io::Result<i16> {
     }
 }
 
+/// Looks (`poll` with no timeout, yielding the core between looks) until
+/// `fd` is readable or `until` passed; true when readable. For a wait
+/// whose answer is expected within a fraction of a millisecond: a thread
+/// that sleeps instead pays its wake-up, about 0.1 ms on a VM whose vCPU
+/// went idle meanwhile. Gives up early when a yield gave the core away
+/// for long (a busy machine: watching on would keep the peer from
+/// running). Errors count as readable (the read that follows reports
+/// them).
+pub fn watch_readable(fd: RawFd, until: std::time::Instant) -> bool {
+    const BUSY_GAP: std::time::Duration = std::time::Duration::from_micros(30);
+    loop {
+        if !matches!(poll_one(fd, libc::POLLIN, 0), Ok(0)) {
+            return true;
+        }
+        let before = std::time::Instant::now();
+        if before >= until {
+            return false;
+        }
+        std::thread::yield_now();
+        if before.elapsed() > BUSY_GAP {
+            return false;
+        }
+    }
+}
+
 /// `poll(2)` on many descriptors.
 pub fn poll_many(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
     loop {
@@ -669,4 +694,43 @@ pub fn fd_path(fd: RawFd) -> io::Result<Vec<u8>> {
     }
     buf.truncate(n);
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn watch_readable_sees_data_a_hang_up_or_the_deadline() {
+        let (a, b) = socketpair_seqpacket().unwrap();
+        // Nothing to read: false (at the deadline, or earlier on a busy
+        // machine).
+        assert!(!watch_readable(
+            a.as_raw_fd(),
+            Instant::now() + Duration::from_millis(2)
+        ));
+        // A datagram sent from another thread while it watches (it may
+        // give up early on a busy machine: the data is there after the
+        // join in any case).
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            send_with_fds(b.as_raw_fd(), b"x", &[]).unwrap();
+            b
+        });
+        watch_readable(a.as_raw_fd(), Instant::now() + Duration::from_secs(30));
+        let b = sender.join().unwrap();
+        assert!(watch_readable(
+            a.as_raw_fd(),
+            Instant::now() + Duration::from_secs(30)
+        ));
+        let mut buf = [0u8; 4];
+        assert_eq!(recv_with_fds(a.as_raw_fd(), &mut buf, 0).unwrap().len, 1);
+        // The peer gone: readable (the read reports it).
+        drop(b);
+        assert!(watch_readable(
+            a.as_raw_fd(),
+            Instant::now() + Duration::from_secs(30)
+        ));
+    }
 }

@@ -225,8 +225,21 @@ fn recv_boot_datagram(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, 
 
 /// Reads the boot message: (display name, source).
 pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError> {
-    let mut buf = vec![0u8; BOOT_CHUNK];
-    let n = recv_boot_datagram(control, &mut buf)?;
+    recv_boot_into(control, &mut boot_buffer())
+}
+
+/// A buffer for [`recv_boot_into`], its pages already touched: made
+/// before the entry waits, a fresh sandbox's page faults on these 64 KiB
+/// (~50 µs on a VM) are off the spawn's path.
+fn boot_buffer() -> Vec<u8> {
+    // Not zero: an allocator's zeroed memory may not be touched yet.
+    vec![0xa5; BOOT_CHUNK]
+}
+
+/// [`recv_boot`] with a buffer of [`BOOT_CHUNK`] bytes (its contents do
+/// not matter).
+fn recv_boot_into(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(String, Vec<u8>), BootError> {
+    let n = recv_boot_datagram(control, buf)?;
     let h = &buf[..n];
     if n < 20 || &h[..8] != BOOT_MAGIC {
         return Err(BootError::Malformed("bad header"));
@@ -243,7 +256,7 @@ pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError
     let mut source = Vec::new();
     // Grown as data arrives: a claimed length allocates nothing.
     while (source.len() as u64) < len {
-        let n = recv_boot_datagram(control, &mut buf)?;
+        let n = recv_boot_datagram(control, buf)?;
         if (source.len() + n) as u64 > len {
             return Err(BootError::Malformed("more source than announced"));
         }
@@ -251,6 +264,13 @@ pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError
     }
     Ok((display, source))
 }
+
+/// How long a pooled entry watches for the module before it sleeps on
+/// it: the host sends it as soon as it has the supervisor's reply, which
+/// went out right after the entry's streams, so it comes within a
+/// fraction of a millisecond, and a thread that slept meanwhile pays a wake-up of ~0.1
+/// ms on a VM (docs/performance.md, "Spaced sandboxed spawn").
+const BOOT_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// The entry point inside the sandbox: installs the control socket and
 /// stdio in the ring's table, reads the module, runs it as a worker VM.
@@ -317,6 +337,7 @@ fn run_entry(
         // its boot needs nothing from the host.
         let vm = Vm::with_executor(executor)?;
         vm.prepare_sandboxed()?;
+        let mut boot_buf = boot_buffer();
         // SAFETY: `control` outlives this thread: `on_vm_thread` joins it
         // before `run_entry` returns.
         let control = unsafe { BorrowedFd::borrow_raw(control_fd) };
@@ -333,10 +354,17 @@ fn run_entry(
         if let Some(limit) = options.memory_limit {
             vm.set_memory_limit(Some(usize::try_from(limit).unwrap_or(usize::MAX)));
         }
-        let (display, source) = match recv_boot(control) {
+        if pooled {
+            // The host sends the module as soon as it has the supervisor's
+            // reply, which followed the streams: watched, not slept on.
+            luring_sandbox::sys::watch_readable(control_fd, std::time::Instant::now() + BOOT_WATCH);
+        }
+        let (display, source) = match recv_boot_into(control, &mut boot_buf) {
             Ok(boot) => boot,
             Err(e) => return Ok(Err(e)),
         };
+        // Its memory goes back to the heap, for the VM.
+        drop(boot_buf);
         vm.run_sandboxed(&display, &source).map(Ok)
     });
     match result {
