@@ -504,15 +504,21 @@ fn echo(runtime: &Runtime, mb: &Mailbox, sandbox: bool) -> luring::ActorHandle {
 
 /// 100,000 round trips: replies come in order, none lost or twice, whether
 /// the spinning receiver read the frame itself or the relay thread did
-/// (every 1,000th reply is awaited with `try_recv`, which never reads the
-/// socket: the relay thread must take over).
+/// (every 1,000th reply is awaited with `recv_async`: its first look finds
+/// nothing and it hands the socket back, so the relay thread must read the
+/// reply and wake it), and `try_recv` reads a reply that sits in the socket.
 fn round_trips_none_lost() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
     let plugin = echo(&runtime, &mb, true);
+    let mut relay_reads = 0;
     for i in 0..100_000u32 {
         plugin.send(Message::from(i)).unwrap();
         let reply = if i % 1000 == 0 {
+            let (reply, woken) = block_on_parked(mb.recv_async());
+            relay_reads += usize::from(woken);
+            reply.expect("a reply")
+        } else if i % 1000 == 500 {
             let mut got = None;
             wait_until(|| {
                 got = mb.try_recv().ok();
@@ -524,8 +530,34 @@ fn round_trips_none_lost() {
         };
         assert_eq!(reply.as_number(), Some(f64::from(i)), "round trip {i}");
     }
+    assert!(relay_reads >= 1, "the relay thread never had to read a reply");
     assert_eq!(mb.try_recv(), Err(luring::TryRecvError::Empty));
     plugin.kill().unwrap();
+}
+
+/// Runs `future` on this thread, parking while it is pending (30 s at
+/// most); also says whether it had to wait for a wake-up.
+fn block_on_parked<F: std::future::Future>(future: F) -> (F::Output, bool) {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut waited = false;
+    loop {
+        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return (v, waited);
+        }
+        waited = true;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "not woken within 30 s");
+        std::thread::park_timeout(left);
+    }
 }
 
 /// `recv_timeout` whose deadline passes while it spins (and reads the

@@ -185,6 +185,11 @@ pub(crate) trait Feed: Send + Sync {
     /// The receiver stopped spinning; `soon`: it got a message and is
     /// likely to spin again shortly (a request-reply loop).
     fn stop(&self, soon: bool);
+    /// A receiver that looked once (`poll` without `start`) is about to
+    /// wait without looking again (an async task going to sleep): if no
+    /// one spins and the source is only held for a receiver expected
+    /// back soon, its own thread takes over now.
+    fn hand_back(&self);
 }
 
 /// How a mailbox read outside the host threads (by Rust code) is woken.

@@ -12,7 +12,10 @@
 //!   nobody waits costs its sender one atomic load here.
 //! - A blocking receiver that spins reads the sandboxes feeding this
 //!   mailbox itself (`actor::mailbox::Feed`); their relay threads cover the
-//!   time nobody spins.
+//!   time nobody spins. `try_recv` and `recv_async` read them once when
+//!   nothing is queued, and an async receiver that goes to sleep hands
+//!   their sockets back to the relays at once (no relay waits out the
+//!   linger of a receiver that will not look again).
 //! - Dropping the [`Mailbox`] closes the inbox: queued Lua senders get
 //!   `channel_closed`, later sends fail at once.
 
@@ -187,7 +190,23 @@ impl Mailbox {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_recv(&self) -> Result<Message, TryRecvError> {
-        self.take()
+        match self.take() {
+            Err(TryRecvError::Empty) if self.poll_feeds() => self.take(),
+            taken => taken,
+        }
+    }
+
+    /// Reads what the sandboxes feeding this mailbox have ready now (one
+    /// frame each at most, with every check their relay threads make), as
+    /// one round of a spinning receiver does: right after a spinning
+    /// `recv` a relay leaves its socket to receivers for a moment, and a
+    /// frame must not wait that out. True when something was posted.
+    fn poll_feeds(&self) -> bool {
+        let mut posted = false;
+        for feed in self.inner.feeds() {
+            posted |= feed.poll(&self.inner);
+        }
+        posted
     }
 
     /// Waits for a message (blocking this thread).
@@ -352,6 +371,16 @@ struct Recv<'a> {
     registered: bool,
 }
 
+impl Mailbox {
+    /// An async receiver found nothing and sleeps until woken: the relays
+    /// of the sandboxes feeding this mailbox read their sockets from now on.
+    fn hand_back_feeds(&self) {
+        for feed in self.inner.feeds() {
+            feed.hand_back();
+        }
+    }
+}
+
 impl Recv<'_> {
     fn unregister(&mut self) {
         if std::mem::take(&mut self.registered) {
@@ -376,6 +405,9 @@ impl Future for Recv<'_> {
                 }
                 Err(TryRecvError::Empty) => {}
             }
+            if self.mailbox.poll_feeds() {
+                continue;
+            }
             let waiter = &self.mailbox.waiter;
             if !self.registered {
                 waiter.waiting.fetch_add(1, Ordering::SeqCst);
@@ -388,6 +420,7 @@ impl Future for Recv<'_> {
                 }
             }
             if !self.mailbox.inner.is_pending() {
+                self.mailbox.hand_back_feeds();
                 return Poll::Pending;
             }
         }
@@ -415,5 +448,74 @@ impl std::fmt::Debug for Mailbox {
 impl From<ActorAddress> for Message {
     fn from(address: ActorAddress) -> Self {
         Message::Address(address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::mailbox::{Envelope, Feed};
+    use std::sync::atomic::AtomicUsize;
+
+    /// A source that posts one number per `poll` while it has some left
+    /// (the last one first), and counts the hand-backs it got.
+    #[derive(Default)]
+    struct CountingFeed {
+        left: AtomicUsize,
+        handed_back: AtomicUsize,
+    }
+
+    impl Feed for CountingFeed {
+        fn start(&self) {}
+        fn poll(&self, into: &inbox::Mailbox) -> bool {
+            let left = self.left.load(Ordering::SeqCst);
+            if left == 0 {
+                return false;
+            }
+            self.left.store(left - 1, Ordering::SeqCst);
+            let envelope = Envelope {
+                msg: Message::from(left as f64),
+                sender: None,
+                send_id: 0,
+            };
+            into.post(envelope).is_ok()
+        }
+        fn stop(&self, _soon: bool) {}
+        fn hand_back(&self) {
+            self.handed_back.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn fed_mailbox(frames: usize) -> (Mailbox, Arc<CountingFeed>, ActorAddress) {
+        let mailbox = Mailbox::new();
+        let keep = mailbox.address();
+        let feed = Arc::new(CountingFeed::default());
+        feed.left.store(frames, Ordering::SeqCst);
+        let weak: std::sync::Weak<CountingFeed> = Arc::downgrade(&feed);
+        mailbox.inner.add_feed(weak);
+        (mailbox, feed, keep)
+    }
+
+    #[test]
+    fn try_recv_reads_what_a_feed_has_ready() {
+        let (mailbox, _feed, _keep) = fed_mailbox(2);
+        assert_eq!(mailbox.try_recv().unwrap().as_number(), Some(2.0));
+        assert_eq!(mailbox.try_recv().unwrap().as_number(), Some(1.0));
+        assert_eq!(mailbox.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn recv_async_reads_feeds_and_hands_them_back_before_it_sleeps() {
+        let (mailbox, feed, _keep) = fed_mailbox(1);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = std::pin::pin!(mailbox.recv_async());
+        match first.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(m)) => assert_eq!(m.as_number(), Some(1.0)),
+            other => panic!("expected the feed's message, got {other:?}"),
+        }
+        assert_eq!(feed.handed_back.load(Ordering::SeqCst), 0);
+        let mut second = std::pin::pin!(mailbox.recv_async());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(feed.handed_back.load(Ordering::SeqCst), 1);
     }
 }

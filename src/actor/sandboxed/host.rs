@@ -388,6 +388,18 @@ impl crate::actor::mailbox::Feed for SandboxFeed {
             self.relay_signal.wake();
         }
     }
+
+    fn hand_back(&self) {
+        use std::sync::atomic::Ordering;
+        if self.spinning.load(Ordering::SeqCst) == 0
+            && self.now_ns() < self.linger_until.load(Ordering::SeqCst)
+        {
+            // (A receiver that starts spinning meanwhile leases it again:
+            // the relay looks at `leased` before each poll of the socket.)
+            self.linger_until.store(0, Ordering::SeqCst);
+            self.relay_signal.wake();
+        }
+    }
 }
 
 impl FeedState {
