@@ -17,13 +17,14 @@ const UNPRIVILEGED_RUN: &str = "LURING_TEST_UNPRIVILEGED_RUN";
 /// Set in the child that `stdin_shared_with_plugin` runs with a piped stdin.
 const SHARE_CHILD: &str = "LURING_TEST_SHARE_STDIN_CHILD";
 
-/// A plugin that answers `{n, reply}` with `n * 2` and ends on `'stop'`.
+/// A plugin that answers `{n, reply}` with `n * 2` (and the channel it
+/// was given, which names the replies mailbox again) and ends on `'stop'`.
 const DOUBLER: &str = r#"
 local inbox = require 'inbox'
 while true do
   local m = inbox:receive()
   if m == 'stop' then return end
-  m.reply:send{ doubled = m.n * 2, context = _CONTEXT }
+  m.reply:send{ doubled = m.n * 2, context = _CONTEXT, reply = m.reply }
 end
 "#;
 
@@ -69,6 +70,10 @@ fn round_trip() {
             reply.get("context").and_then(|c| c.as_str()),
             Some("worker")
         );
+        match reply.get("reply") {
+            Some(Message::Address(a)) => assert!(a.same_actor(&mb.address())),
+            other => panic!("the plugin's channel came back as {other:?}"),
+        }
     }
     plugin.send("stop".into()).unwrap();
     let end = ended(&mb);

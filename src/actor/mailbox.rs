@@ -181,7 +181,7 @@ pub(crate) trait Feed: Send + Sync {
     fn start(&self);
     /// Posts to `into` (the mailbox this feed is registered with) what is
     /// ready now, unless another thread is at it; true when it posted.
-    fn poll(&self, into: &Mailbox) -> bool;
+    fn poll(&self, into: &Arc<Mailbox>) -> bool;
     /// The receiver stopped spinning; `soon`: it got a message and is
     /// likely to spin again shortly (a request-reply loop).
     fn stop(&self, soon: bool);

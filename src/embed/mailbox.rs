@@ -467,7 +467,7 @@ mod tests {
 
     impl Feed for CountingFeed {
         fn start(&self) {}
-        fn poll(&self, into: &inbox::Mailbox) -> bool {
+        fn poll(&self, into: &Arc<inbox::Mailbox>) -> bool {
             let left = self.left.load(Ordering::SeqCst);
             if left == 0 {
                 return false;

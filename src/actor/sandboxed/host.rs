@@ -355,7 +355,7 @@ impl crate::actor::mailbox::Feed for SandboxFeed {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn poll(&self, into: &crate::actor::mailbox::Mailbox) -> bool {
+    fn poll(&self, into: &Arc<crate::actor::mailbox::Mailbox>) -> bool {
         let mut st = match self.state.try_lock() {
             Ok(st) => st,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
@@ -421,7 +421,7 @@ impl FeedState {
     fn read_frame(
         &mut self,
         receipts: &Arc<crate::actor::mailbox::Mailbox>,
-        into: &crate::actor::mailbox::Mailbox,
+        into: &Arc<crate::actor::mailbox::Mailbox>,
     ) -> bool {
         match self
             .handle
@@ -433,7 +433,7 @@ impl FeedState {
                 return false;
             }
             Ok(frame) if frame.len == 0 => self.reading = false,
-            Ok(frame) => match frame_from_sandbox(&self.buf[..frame.len], frame.fds) {
+            Ok(frame) => match frame_from_sandbox(&self.buf[..frame.len], frame.fds, Some(into)) {
                 Ok(FromSandbox::End(reason)) => {
                     // The runtime's last write: nothing follows it.
                     self.end = Some(reason);
@@ -601,9 +601,16 @@ pub(super) enum FromSandbox {
 /// A frame from the sandbox: its end frame, or a message whose
 /// descriptors came with it by `SCM_RIGHTS` (`recv_control` checked the
 /// control data and closes extras and truncated ones) and become fd
-/// members; channels have nowhere to go yet. On any error every
-/// descriptor is closed.
-pub(super) fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<FromSandbox, String> {
+/// members. Each channel it names is `inbox`, the one its messages go to:
+/// the only channel a sandbox holds is its spawner's inbox, sent to it
+/// (`send_to_host` refuses any other), so whatever the frame says, a
+/// channel from it can name nothing else. On any error every descriptor
+/// is closed.
+pub(super) fn frame_from_sandbox(
+    packet: &[u8],
+    fds: Vec<OwnedFd>,
+    inbox: Option<&Arc<crate::actor::mailbox::Mailbox>>,
+) -> Result<FromSandbox, String> {
     if let Some(end) = crate::ipc::decode_end(packet) {
         if !fds.is_empty() {
             return Err("an end frame carries no descriptors".into());
@@ -611,11 +618,15 @@ pub(super) fn frame_from_sandbox(packet: &[u8], fds: Vec<OwnedFd>) -> Result<Fro
         return end.map(FromSandbox::End).map_err(|e| e.to_string());
     }
     let received = crate::ipc::decode_with_fds(packet, fds).map_err(|e| e.to_string())?;
-    if received.channel_count > 0 {
-        return Err("channels cannot be sent to the host yet".into());
-    }
+    let channels = match (received.channel_count, inbox) {
+        (0, _) => Vec::new(),
+        (count, Some(inbox)) => (0..count)
+            .map(|_| ActorAddress::new(inbox.clone()))
+            .collect(),
+        (_, None) => return Err("a frame names channels, and its inbox is gone".into()),
+    };
     received
-        .into_message(Vec::new())
+        .into_message(channels)
         .map(FromSandbox::Message)
         .map_err(|e| e.to_string())
 }
@@ -1048,7 +1059,9 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 /// socket (a ring `SENDMSG` on its slot). Each `file_descriptor` in it is
 /// turned into a plain fd of this process (`fd_of_slot`) and attached by
 /// `SCM_RIGHTS`; the op holds those fds and closes them once it completed.
-/// No channel can be sent (`ENOTSUP`). Returns the op id.
+/// The only channel it may name is the host's (a channel this sandbox was
+/// sent, which stands for its spawner's inbox): any other is `ENOTSUP`.
+/// Returns the op id.
 fn send_to_host(
     lua: &Lua,
     control: &OpFd,
@@ -1063,7 +1076,11 @@ fn send_to_host(
     let mut msg = message::from_lua(lua, msg, &caps, &message::Limits::default())?;
     let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::ScmRights)
         .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
-    if !frame.channels.is_empty() {
+    if !frame
+        .channels
+        .iter()
+        .all(|a| super::inside::is_host_channel(a))
+    {
         return Err(ErrorCode::generic(libc::ENOTSUP).into());
     }
     let bytes = frame.bytes.into_boxed_slice();
@@ -1107,6 +1124,9 @@ impl message::Capabilities for ToHostCapabilities<'_> {
                 // Closed, or a slot that is not the actor's to give (stdio).
                 _ => Err(message::MessageError::FdClosed),
             });
+        }
+        if let Ok(channel) = userdata.borrow::<SandboxChannel>() {
+            return super::inside::host_channel_member(&channel);
         }
         super::SandboxCapabilities.capability_of(userdata)
     }

@@ -34,6 +34,26 @@ fn host_marker() -> &'static Arc<Mailbox> {
     MARKER.get_or_init(Mailbox::new)
 }
 
+/// Whether `address` is a channel to the host (decoded from a host frame).
+pub(super) fn is_host_channel(address: &crate::actor::mailbox::ActorAddress) -> bool {
+    Arc::ptr_eq(&address.mailbox, host_marker())
+}
+
+/// Inside a sandbox, the channel to the host as a message member: the
+/// host's address (the host reads it as its own inbox). Every channel
+/// object inside is one (a sandbox spawns no actors); a closed one
+/// addresses nothing and, like a closed in-process handle, is left out.
+pub(super) fn host_channel_member(
+    channel: &SandboxChannel,
+) -> Option<Result<Message, message::MessageError>> {
+    let open = matches!(&*channel.control.borrow(), Some(OpFd::Fixed(slot)) if *slot == CONTROL_SLOT);
+    (open && channel.ring.is_none()).then(|| {
+        Ok(Message::Address(crate::actor::mailbox::ActorAddress::new(
+            host_marker().clone(),
+        )))
+    })
+}
+
 struct HostChannelCaps;
 
 impl message::Capabilities for HostChannelCaps {

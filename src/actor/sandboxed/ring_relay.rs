@@ -248,7 +248,8 @@ impl RingRelay {
         match handle.recv_control(&mut buf, crate::ipc::MAX_FDS) {
             Ok(frame) if frame.len == 0 => self.reading = false,
             Ok(frame) => {
-                let from = frame_from_sandbox(&buf[..frame.len], frame.fds);
+                let inbox = self.spawner.as_ref().map(|a| &a.mailbox);
+                let from = frame_from_sandbox(&buf[..frame.len], frame.fds, inbox);
                 self.received(from);
             }
             Err(e) => self.reject(&e.to_string()),
@@ -326,8 +327,9 @@ impl RingRelay {
             self.reading = false;
             return;
         }
+        let inbox = self.spawner.as_ref().map(|a| &a.mailbox);
         let decoded = self.buffer.with_bytes(|bytes| match bytes.get(..len) {
-            Some(packet) => frame_from_sandbox(packet, fds),
+            Some(packet) => frame_from_sandbox(packet, fds, inbox),
             None => Err("frame longer than the buffer".into()),
         });
         self.received(decoded);
