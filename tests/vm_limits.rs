@@ -299,3 +299,42 @@ fn memory_limit_option_is_validated() {
         assert!(stderr.contains("--memory-limit"), "{stderr}");
     }
 }
+
+/// A main fiber that dies of memory exhaustion at the `--memory-limit`,
+/// at many limits (so the last allocation fails at a different place each
+/// time): whichever of the user's code or the runtime's own runs out, the
+/// report names it: `not enough memory` in the panic report, or the
+/// LUA_ERRMEM close. Never an empty message (once, building the report
+/// itself failed and it printed `panicked: ''`), never a crash.
+#[test]
+fn out_of_memory_reports_name_the_error_at_any_limit() {
+    const SOURCE: &str = "print('printed before')
+pcall(function() while true do hog = { hog } end end)
+pcall(function() while true do hog = { hog } end end)
+spawn(function() end)
+this_fiber.yield()
+print('unreachable')
+";
+    let path = script("oom-report.lua", SOURCE);
+    let (mut closed, mut panicked) = (0, 0);
+    for step in 0..40u64 {
+        let limit = (16 << 20) + step * 997;
+        let out = Command::new(env!("CARGO_BIN_EXE_luring"))
+            .env_remove("LURING_LOG")
+            .arg(format!("--memory-limit={limit}"))
+            .arg(&path)
+            .output()
+            .expect("luring starts");
+        assert_clean_exit(&out, 1);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(stdout, "printed before\n", "limit {limit}");
+        if stderr.contains("forcibly closed due to 'LUA_ERRMEM'") {
+            closed += 1;
+        } else if stderr.contains("panicked: 'not enough memory'\n") {
+            panicked += 1;
+        } else {
+            panic!("limit {limit}: the report does not name the error:\n{stderr}");
+        }
+    }
+    assert_eq!(closed + panicked, 40);
+}

@@ -771,8 +771,22 @@ local function panic_text(f)
 end
 local function write_panic(head, f)
   local ok, text = raw_pcall(panic_text, f)
-  if not ok then text = "'\n" .. format_traceback(nil) .. '\n' end
-  raw_pcall(stderr_write, head .. text)
+  if not ok then
+    -- Out of memory, most likely (a fiber that died of it, a caught
+    -- memory bomb): what it held may be garbage by now.
+    emergency_gc()
+    ok, text = raw_pcall(panic_text, f)
+  end
+  if ok and raw_pcall(stderr_write, head .. text) then return end
+  -- Still no room for the text: its parts, each written as it is (no new
+  -- string), so the report still names the error.
+  raw_pcall(stderr_write, head)
+  local e = f.err
+  if type(e) == 'string' then raw_pcall(stderr_write, e) end
+  raw_pcall(stderr_write, "'\n")
+  local tb_ok, traceback = raw_pcall(format_traceback, f.traceback)
+  if tb_ok then raw_pcall(stderr_write, traceback) end
+  raw_pcall(stderr_write, '\n')
 end
 
 report_panic = function(f)

@@ -7,16 +7,28 @@
 -- (required before the limit is reached, as in lazy_code_at_limit.lua)
 local _ = require "inbox"
 local fiber = spawn(function() return 'joined' end)
-local hog, i = {}, 0
--- (twice: after a refusal the heap may take a small reserve more, for the
--- code that handles the error; the second fill takes that too)
-pcall(function() while true do i = i + 1 hog[i] = { i } end end)
-pcall(function() while true do i = i + 1 hog[i] = { i } end end)
-local wrap_ok, wrap_err = pcall(coroutine.wrap, function() return 'ran' end)
-local gsub_ok, gsub_err = pcall(string.gsub, 'ab', '%w', function(c) return c end)
-local join_ok, join_err = pcall(function() return fiber:join() end)
-local forbid_ok, forbid_err = pcall(function() return this_fiber.forbid_suspend end)
-local mutex_ok, mutex_err = pcall(require, 'mutex')
+-- Every probe runs on a full heap: garbage (an earlier probe's half-made
+-- chunk) is collected first, then a chain of small tables takes all that
+-- is left, twice (after a refusal the heap may take a small reserve more,
+-- for the code that handles the error; the second fill takes that too).
+-- Nothing a probe needs is made after the fill but what it loads.
+local hog
+local function grow() while true do hog = { hog } end end
+local function at_limit(f, ...)
+  collectgarbage()
+  pcall(grow)
+  pcall(grow)
+  return pcall(f, ...)
+end
+local wrap_body = function() return 'ran' end
+local replace = function(c) return c end
+local join = function() return fiber:join() end
+local forbid = function() return this_fiber.forbid_suspend end
+local wrap_ok, wrap_err = at_limit(coroutine.wrap, wrap_body)
+local gsub_ok, gsub_err = at_limit(string.gsub, 'ab', '%w', replace)
+local join_ok, join_err = at_limit(join)
+local forbid_ok, forbid_err = at_limit(forbid)
+local mutex_ok, mutex_err = at_limit(require, 'mutex')
 hog = nil
 collectgarbage()
 local function memory_error(e)

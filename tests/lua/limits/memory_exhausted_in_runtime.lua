@@ -7,8 +7,10 @@
 -- a chain of small tables: nothing larger than one of them is left free
 -- (twice: after a refusal the heap may take a small reserve more, for the
 -- code that handles the error; the second fill takes that too)
-pcall(function() while true do hog = { hog } end end)
-pcall(function() while true do hog = { hog } end end)
+-- The fiber is spawned first: after the fills the main fiber's own code
+-- allocates nothing, what runs out is the scheduler making its coroutine.
 spawn(function() end)
+pcall(function() while true do hog = { hog } end end)
+pcall(function() while true do hog = { hog } end end)
 this_fiber.yield()
 print('unreachable')
