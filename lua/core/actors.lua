@@ -19,7 +19,6 @@ local raise_core, raise_errno = K.raise_core, K.raise_errno
 local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
 local fiber_or_nil = K.fiber_or_nil
 local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
-local suspendable_fiber = K.suspendable_fiber
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
 local span_new = byte_span.new
@@ -61,7 +60,9 @@ local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
 
 local tx_methods = {}
 function tx_methods.send(self, ...)
-  local f = suspendable_fiber()
+  -- (yieldability: chan_send_fast checks it, check_yieldable below when
+  -- it did not send)
+  local f = fiber_for_message()
   local m = ...
   if m == nil and select('#', ...) < 1 then raise_errno(E.EINVAL) end
   local box = boxes[self]
@@ -82,6 +83,7 @@ function tx_methods.send(self, ...)
   end
   if queued == nil then
     if id then release_id(id) end
+    check_yieldable()
     -- a new id: one that an error below leaves unused is never reused
     send_seq = send_seq + 1
     id = send_seq

@@ -284,8 +284,17 @@ unsafe fn scalar_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
     }
 }
 
+// LuaJIT 2.1 exports it (lj_api.c); mlua's LuaJIT bindings do not declare it.
+extern "C-unwind" {
+    fn lua_isyieldable(l: *mut ffi::lua_State) -> c_int;
+}
+
 /// `chan_send_fast(box, value, send id) -> true queued | false closed |
-/// nil (use rt.chan_send)`
+/// nil (use rt.chan_send)`. Nil also when the calling coroutine cannot
+/// yield (checked before anything is posted: a message another thread
+/// may have taken cannot be withdrawn): the caller's own check then
+/// raises the error. Checking here spares the send a Lua call of
+/// `coroutine.isyieldable`, which ends a JIT trace.
 unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: argument 1 is read as an `AddrBox` only after its metatable
     // was found to be the boxes' (upvalue 2); see `slot` and `raise` (the
@@ -302,6 +311,11 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
             );
         }
         ffi::lua_settop(l, 3);
+        // What `coroutine.isyieldable()` says in the Lua caller: a C
+        // function called from Lua runs on its caller's C frame.
+        if lua_isyieldable(l) == 0 {
+            return 0;
+        }
         let dest = match &(*(ffi::lua_touserdata(l, 1) as *const AddrBox)).0 {
             Some(dest) => dest,
             None => return 0,
