@@ -379,18 +379,10 @@ local function check_suspend(f)
 end
 K.check_suspend = check_suspend
 
--- The running fiber, after check_suspend's checks, in one call (the
--- message path: send, receive). While no fiber has an interruption
--- pending or suspension forbidden (guards == 0), its fields need no look.
-function K.suspendable_fiber()
-  local f = current
-  if guards > 0 or c_resumes > 0 or not f or not co_isyieldable() then check_suspend(f) end
-  return f
-end
-
--- The same without the yieldability check (a C call, which also ends a
--- JIT trace): for receive, which checks it only where it would suspend
--- (a queued message is returned at once).
+-- The running fiber, after check_suspend's checks but the yieldability
+-- one (a Lua call of coroutine.isyieldable ends a JIT trace): for send
+-- and receive, which ask it only where they would suspend
+-- (lua/core/actors.lua).
 function K.fiber_for_message()
   local f = current
   if guards > 0 or c_resumes > 0 or not f then check_suspend(f) end
