@@ -30,6 +30,12 @@
 //! - Each op's slot holds its own clones of descriptor and buffer, as
 //!   through the primitives: emptying or collecting a handle frees neither
 //!   under the kernel.
+//! - A read that may complete inline, on a handle whose descriptor is a
+//!   regular file (checked once, at the first such read), is first tried
+//!   as a direct read of cached data (`Executor::read_direct`, under the
+//!   same conditions as an inline completion); only a positive count is
+//!   taken, anything else submits the ring op as before. A direct read has
+//!   no op: `fast_op` returns id 0 with its result.
 
 use std::ffi::{c_int, c_void, CStr};
 
@@ -85,6 +91,9 @@ impl Kind {
 /// A fast handle (see the invariants).
 struct Handle {
     fd: Option<OpFd>,
+    /// Whether `fd` is a regular file (reads may be direct); unknown until
+    /// the first read that may complete inline.
+    regular_file: Option<bool>,
     bufs: [Option<(*const c_void, SpanRef)>; 2],
     error: Option<std::io::Error>,
 }
@@ -203,10 +212,15 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
         if st.is_ended() {
             return 0;
         }
-        match submit(&mut st, kind, inline, fd, span) {
+        let direct = matches!(kind, Kind::Read)
+            && inline
+            && *h
+                .regular_file
+                .get_or_insert_with(|| crate::executor::is_regular_file(fd));
+        match submit(&mut st, kind, inline, direct, fd, span) {
             Ok((id, result)) => {
                 drop(st);
-                ffi::lua_pushnumber(l, id.to_f64());
+                ffi::lua_pushnumber(l, id.map_or(0.0, OpId::to_f64));
                 match result {
                     Some(res) => {
                         ffi::lua_pushinteger(l, res as ffi::lua_Integer);
@@ -225,15 +239,25 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// Does the op: its id (none for a direct read) and, when it completed at
+/// once, its result.
 fn submit(
     st: &mut VmState,
     kind: Kind,
     inline: bool,
+    direct: bool,
     fd: &OpFd,
-    span: SpanRef,
-) -> std::io::Result<(OpId, Option<i32>)> {
+    mut span: SpanRef,
+) -> std::io::Result<(Option<OpId>, Option<i32>)> {
+    // `direct`: a read of a regular file that may complete inline; the
+    // mailbox check is `submit_maybe_inline`'s.
+    if direct && !st.mailbox.is_pending() {
+        if let Some(n) = st.executor.read_direct(fd, &mut span) {
+            return Ok((None, Some(n as i32)));
+        }
+    }
     let buf = OpBuffer::Span(span);
-    submit_maybe_inline(st, inline, |st| match kind {
+    let (id, result) = submit_maybe_inline(st, inline, |st| match kind {
         Kind::Read | Kind::ReadWait => st.executor.read(fd, buf),
         Kind::Write => {
             // Earlier print output goes first (the fd may be a copy of
@@ -243,7 +267,8 @@ fn submit(
         }
         Kind::Recv => st.executor.recv(fd, buf, 0),
         Kind::Send => st.executor.send(fd, buf, 0),
-    })
+    })?;
+    Ok((Some(id), result))
 }
 
 /// `fast_clear(handle)`: lets go of the descriptor and buffers.
@@ -263,6 +288,7 @@ unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
 fn new_handle(lua: &Lua, fd: OpFd) -> mlua::Result<Value> {
     const _: () = assert!(std::mem::align_of::<Handle>() <= 8);
     let handle = Handle {
+        regular_file: None,
         fd: Some(fd),
         bufs: [None, None],
         error: None,
