@@ -21,7 +21,9 @@
 //!   buffer. Anything else (another buffer, a string, a light userdata) is
 //!   a miss.
 //! - `fast_op` never raises and never guesses: on a miss, a state it cannot
-//!   borrow or a VM that ended it returns nil before anything is submitted,
+//!   borrow, a VM that ended or a coroutine that cannot yield (the caller
+//!   checks yieldability only then: a Lua call of `coroutine.isyieldable`
+//!   ends a JIT trace) it returns nil before anything is submitted,
 //!   and the caller takes the ordinary mlua primitive, which owns every
 //!   error path. An error of the submission itself (the output flush
 //!   before a write, a full SQ, the inline attempt's `io_uring_enter`) is
@@ -47,6 +49,11 @@ use crate::executor::{OpBuffer, OpFd, OpId};
 use crate::modules::byte_span::{self, SpanRef};
 use crate::modules::error::einval;
 use crate::modules::io_object::holder_fd;
+
+// LuaJIT 2.1 exports it (lj_api.c); mlua's LuaJIT bindings do not declare it.
+extern "C-unwind" {
+    fn lua_isyieldable(l: *mut ffi::lua_State) -> c_int;
+}
 
 /// Registry key of the fast handles' metatable.
 const FAST_HANDLE_KEY: &CStr = c"luring.fast_io_handle";
@@ -193,6 +200,11 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
             return 0;
         };
         let Some(fd) = h.fd.as_ref() else { return 0 };
+        // What `coroutine.isyieldable()` says in the Lua caller: a C
+        // function called from Lua runs on its caller's C frame.
+        if lua_isyieldable(l) == 0 {
+            return 0;
+        }
         // A full userdata only: a light one's address is just a number.
         if ffi::lua_type(l, 2) != ffi::LUA_TUSERDATA {
             return 0;

@@ -66,6 +66,15 @@ a:close()
 
 -- An empty buffer reads nothing (no end-of-file error), like the ring path.
 print('empty buffer', s:read_some(byte_span.new(0)))
+
+-- Inside a callback called from C the fiber cannot suspend, so read_some
+-- refuses before reading anything, even data a direct read would get
+-- without suspending (the cached buffer and a new one alike).
+s:seek(0, 'set')
+for _, b in ipairs{ buf, byte_span.new(8) } do
+  local ok, e = pcall(table.sort, { 1, 2 }, function() s:read_some(b) return false end)
+  print('read_some in a sort comparator:', ok, (tostring(e):gsub(':.*', '')), 'position', s:seek(0, 'cur'))
+end
 s:close()
 
 -- A directory opened as a stream: the read is the ring's, EISDIR.
