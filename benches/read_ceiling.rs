@@ -85,7 +85,11 @@ fn ring_loop(mut ring: IoUring, file: &File, buf: &mut [u8], registered: bool) -
         let entry = if registered {
             opcode::Read::new(types::Fixed(0), buf.as_mut_ptr(), buf.len() as u32)
         } else {
-            opcode::Read::new(types::Fd(file.as_raw_fd()), buf.as_mut_ptr(), buf.len() as u32)
+            opcode::Read::new(
+                types::Fd(file.as_raw_fd()),
+                buf.as_mut_ptr(),
+                buf.len() as u32,
+            )
         }
         .offset(u64::MAX)
         .build()

@@ -1095,10 +1095,7 @@ fn direct_reads_take_cached_file_data_and_leave_the_rest_to_the_ring() {
     assert_eq!(ex.read_direct(&file, &mut span), Some(4));
     assert_eq!(span.to_vec(), b"4567");
     // An empty view reads nothing directly.
-    assert_eq!(
-        ex.read_direct(&file, &mut SpanRef::new_zeroed(0, 4)),
-        None
-    );
+    assert_eq!(ex.read_direct(&file, &mut SpanRef::new_zeroed(0, 4)), None);
     // Pipes, sockets, character devices, directories and the standard
     // streams are not regular files.
     let (r2, w2) = pipe();
