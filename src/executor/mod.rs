@@ -75,7 +75,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-pub use direct::is_regular_file;
+pub use direct::{direct_readable, DirectRead};
 pub use ops::{GrantedSlot, OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind, Target};
 

@@ -33,7 +33,8 @@
 //!   through the primitives: emptying or collecting a handle frees neither
 //!   under the kernel.
 //! - A read that may complete inline, on a handle whose descriptor is a
-//!   regular file (checked once, at the first such read), is first tried
+//!   regular file without `O_DIRECT` (checked once, at the first such
+//!   read; a file system that answers `EOPNOTSUPP` turns it off), is first tried
 //!   as a direct read of cached data (`Executor::read_direct`, under the
 //!   same conditions as an inline completion); only a positive count is
 //!   taken, anything else submits the ring op as before. A direct read has
@@ -45,7 +46,7 @@ use mlua::ffi;
 use mlua::{Lua, Table, Value};
 
 use crate::actor::vm::{io_err, submit_maybe_inline, unless_closing, SharedState, VmState};
-use crate::executor::{OpBuffer, OpFd, OpId};
+use crate::executor::{DirectRead, OpBuffer, OpFd, OpId};
 use crate::modules::byte_span::{self, SpanRef};
 use crate::modules::error::einval;
 use crate::modules::io_object::holder_fd;
@@ -98,9 +99,9 @@ impl Kind {
 /// A fast handle (see the invariants).
 struct Handle {
     fd: Option<OpFd>,
-    /// Whether `fd` is a regular file (reads may be direct); unknown until
-    /// the first read that may complete inline.
-    regular_file: Option<bool>,
+    /// Whether reads of `fd` may be direct (`direct_readable`); unknown
+    /// until the first read that may complete inline.
+    direct: Option<bool>,
     bufs: [Option<(*const c_void, SpanRef)>; 2],
     error: Option<std::io::Error>,
 }
@@ -224,12 +225,18 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
         if st.is_ended() {
             return 0;
         }
-        let direct = matches!(kind, Kind::Read)
+        let mut direct = matches!(kind, Kind::Read)
             && inline
             && *h
-                .regular_file
-                .get_or_insert_with(|| crate::executor::is_regular_file(fd));
-        match submit(&mut st, kind, inline, direct, fd, span) {
+                .direct
+                .get_or_insert_with(|| crate::executor::direct_readable(fd));
+        let tried = direct;
+        let submitted = submit(&mut st, kind, inline, &mut direct, fd, span);
+        if tried && !direct {
+            // EOPNOTSUPP: this file system never reads without waiting.
+            h.direct = Some(false);
+        }
+        match submitted {
             Ok((id, result)) => {
                 drop(st);
                 ffi::lua_pushnumber(l, id.map_or(0.0, OpId::to_f64));
@@ -252,20 +259,23 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// Does the op: its id (none for a direct read) and, when it completed at
-/// once, its result.
+/// once, its result. `direct` is cleared when the file turned out never
+/// to read directly.
 fn submit(
     st: &mut VmState,
     kind: Kind,
     inline: bool,
-    direct: bool,
+    direct: &mut bool,
     fd: &OpFd,
     mut span: SpanRef,
 ) -> std::io::Result<(Option<OpId>, Option<i32>)> {
     // `direct`: a read of a regular file that may complete inline; the
     // mailbox check is `submit_maybe_inline`'s.
-    if direct && !st.mailbox.is_pending() {
-        if let Some(n) = st.executor.read_direct(fd, &mut span) {
-            return Ok((None, Some(n as i32)));
+    if *direct && !st.mailbox.is_pending() {
+        match st.executor.read_direct(fd, &mut span) {
+            DirectRead::Done(n) => return Ok((None, Some(n as i32))),
+            DirectRead::UseRing => {}
+            DirectRead::Unsupported => *direct = false,
         }
     }
     let buf = OpBuffer::Span(span);
@@ -300,7 +310,7 @@ unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
 fn new_handle(lua: &Lua, fd: OpFd) -> mlua::Result<Value> {
     const _: () = assert!(std::mem::align_of::<Handle>() <= 8);
     let handle = Handle {
-        regular_file: None,
+        direct: None,
         fd: Some(fd),
         bufs: [None, None],
         error: None,

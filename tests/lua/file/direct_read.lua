@@ -3,7 +3,8 @@
 -- the ring path: short reads at the end, end of file (not sticky: data
 -- appended later is read), a file cut between reads, the stream position;
 -- a FIFO or a directory opened as a stream keeps the ring path (a read
--- waits for the writer; EISDIR); and a fiber reading cached data in a loop
+-- waits for the writer; EISDIR), as does a file system without
+-- RWF_NOWAIT (procfs); and a fiber reading cached data in a loop
 -- still lets a timer in another fiber fire.
 local file = require 'file'
 local fs = require 'filesystem'
@@ -83,6 +84,16 @@ d:open(dir, F.read_only)
 outcome('read of a directory:', d.read_some, d, buf)
 outcome('again:', d.read_some, d, buf)
 d:close()
+
+-- A file system without RWF_NOWAIT (procfs): a regular file whose reads
+-- come from the ring, the first after the direct read said so.
+local proc = file.stream.new()
+proc:open('/proc/self/status', F.read_only)
+local five = byte_span.new(5)
+local first = tostring(five:slice(1, proc:read_some(five)))
+local more = proc:read_some(five) + proc:read_some(five)
+print('/proc/self/status starts with', first, 'then', more, 'bytes more')
+proc:close()
 
 -- A FIFO keeps the ring path: the read waits until the writer wrote.
 local fifo = dir / 'fifo'
