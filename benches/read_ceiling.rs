@@ -115,12 +115,20 @@ fn main() {
         return;
     };
     let file = File::open(path).expect("open FILE");
-    let mut buf = vec![0u8; CHUNK];
+    // READ_CEILING_OFFSET=N: the buffer starts N bytes after a 4 KiB
+    // boundary (the copy's speed depends on the destination's alignment).
+    let offset: usize = std::env::var("READ_CEILING_OFFSET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut backing = vec![0u8; CHUNK + 8192];
+    let skip = backing.as_ptr().align_offset(4096) + offset % 4096;
+    let buf = &mut backing[skip..skip + CHUNK];
     let total = match mode.as_str() {
-        "read" => read_loop(&file, &mut buf),
-        "nowait" => nowait_loop(&file, &mut buf),
-        "ring" => ring_loop(IoUring::new(256).unwrap(), &file, &mut buf, false),
-        "ring-reg" => ring_loop(IoUring::new(256).unwrap(), &file, &mut buf, true),
+        "read" => read_loop(&file, buf),
+        "nowait" => nowait_loop(&file, buf),
+        "ring" => ring_loop(IoUring::new(256).unwrap(), &file, buf, false),
+        "ring-reg" => ring_loop(IoUring::new(256).unwrap(), &file, buf, true),
         "ring-flags" => {
             let ring = IoUring::builder()
                 .setup_no_sqarray()
@@ -128,7 +136,7 @@ fn main() {
                 .setup_defer_taskrun()
                 .build(256)
                 .expect("ring with NO_SQARRAY, SINGLE_ISSUER, DEFER_TASKRUN");
-            ring_loop(ring, &file, &mut buf, true)
+            ring_loop(ring, &file, buf, true)
         }
         "ring-coop" => {
             let ring = IoUring::builder()
@@ -136,7 +144,7 @@ fn main() {
                 .setup_single_issuer()
                 .build(256)
                 .expect("ring with COOP_TASKRUN, SINGLE_ISSUER");
-            ring_loop(ring, &file, &mut buf, false)
+            ring_loop(ring, &file, buf, false)
         }
         other => panic!("unknown mode {other}"),
     };
