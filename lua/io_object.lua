@@ -27,6 +27,9 @@ local E = rt.errno
 local raise_errno = K.raise_errno
 local await_op, check_suspend, current = K.await_op, K.check_suspend, K.current
 local may_complete_inline = K.may_complete_inline
+-- The running fiber after check_suspend's checks but yieldability's (a C
+-- call, which ends a JIT trace): IO.run_fast leaves that one to fast_op.
+local fiber_but_yieldable = K.fiber_for_message
 local is_byte_span, raw_pcall = K.is_byte_span, K.raw_pcall
 local type, error, setmetatable, next = type, error, setmetatable, next
 local newproxy, getmetatable, pcall = newproxy, getmetatable, pcall
@@ -137,12 +140,13 @@ end
 -- is bound for the next time and `slow(inline, holder, buf)`, the
 -- module's primitive, submits it with every error path of its own.
 -- FAST_RECV and FAST_READ_WAIT (a pipe's read) are never tried inline.
+-- fast_op also returns nil where the coroutine cannot yield, so that
+-- check_suspend runs (and raises) on the primitive's path only.
 IO.FAST_READ, IO.FAST_WRITE, IO.FAST_RECV, IO.FAST_SEND, IO.FAST_READ_WAIT = 0, 1, 2, 3, 4
 local FAST_RECV, FAST_READ_WAIT = IO.FAST_RECV, IO.FAST_READ_WAIT
 local fast_op, fast_new, fast_bind, fast_raise = H.fast_op, H.fast_new, H.fast_bind, H.fast_raise
 function IO.run_fast(st, kind, slow, buf)
-  local f = current()
-  check_suspend(f)
+  local f = fiber_but_yieldable()
   local holder = held(st)
   local h = st.fast
   if st.fast_holder ~= holder then
@@ -152,6 +156,7 @@ function IO.run_fast(st, kind, slow, buf)
   local inline = kind ~= FAST_RECV and kind ~= FAST_READ_WAIT and may_complete_inline()
   local id, res = fast_op(h, buf, inline, kind)
   if id == nil then
+    check_suspend(f)
     local dir = kind % 2
     if fast_bind(h, buf, dir) then
       if dir == 0 then st.fast_rbuf = buf else st.fast_wbuf = buf end

@@ -55,6 +55,8 @@
 //!   woken as without the flags. Whatever the watch does, completions are
 //!   only reaped by `turn` itself, in order.
 
+// io-nowait: reads of cached file data without the ring
+mod direct;
 mod ops;
 mod output;
 // io-net: socket ops
@@ -73,6 +75,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
+pub use direct::{direct_readable, DirectRead};
 pub use ops::{GrantedSlot, OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind, Target};
 

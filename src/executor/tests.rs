@@ -1055,3 +1055,83 @@ fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     ex.note_traffic();
     assert!(!ex.may_watch());
 }
+
+/// Direct reads (direct.rs): a regular file's cached data comes without
+/// the ring, at the file position; the end of the file, a queued SQE and
+/// descriptors that are not regular files leave the read to the ring.
+#[test]
+fn direct_reads_take_cached_file_data_and_leave_the_rest_to_the_ring() {
+    let dir = std::env::temp_dir().join(format!("luring-direct-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data");
+    std::fs::write(&path, b"0123456789").unwrap();
+    let file = owned(std::fs::File::open(&path).unwrap().into());
+    assert!(direct_readable(&file));
+    let mut ex = Executor::new().unwrap();
+    let mut span = SpanRef::new_zeroed(4, 4);
+    // Written just now, so cached: read directly, and the position moves.
+    assert_eq!(ex.read_direct(&file, &mut span), DirectRead::Done(4));
+    assert_eq!(span.to_vec(), b"0123");
+    assert_eq!(ex.read_direct(&file, &mut span), DirectRead::Done(4));
+    assert_eq!(span.to_vec(), b"4567");
+    // A short read at the end, then the end itself goes to the ring (which
+    // reads 0 there), the position unchanged.
+    assert_eq!(ex.read_direct(&file, &mut span), DirectRead::Done(2));
+    assert_eq!(ex.read_direct(&file, &mut span), DirectRead::UseRing);
+    let r = ex.read(&file, OpBuffer::Span(span.clone())).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(r, 0)]);
+    // With an SQE queued for the kernel (not yet submitted), no direct
+    // read: the queued op is not held back.
+    let (pr, pw) = pipe();
+    let waiting = ex
+        .read(&owned(pr), OpBuffer::Span(SpanRef::new_zeroed(1, 1)))
+        .unwrap();
+    // SAFETY: lseek only names the fd, which `file` keeps open.
+    assert_eq!(unsafe { libc::lseek(file.raw(), 0, libc::SEEK_SET) }, 0);
+    assert_eq!(ex.read_direct(&file, &mut span), DirectRead::UseRing);
+    let r = ex.read(&file, OpBuffer::Span(span.clone())).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(r, 4)]);
+    // Once submitted, direct reads go on from the ring's position.
+    assert_eq!(ex.read_direct(&file, &mut span), DirectRead::Done(4));
+    assert_eq!(span.to_vec(), b"4567");
+    // An empty view reads nothing directly.
+    assert_eq!(
+        ex.read_direct(&file, &mut SpanRef::new_zeroed(0, 4)),
+        DirectRead::UseRing
+    );
+    // A file system without RWF_NOWAIT (procfs): a regular file, but the
+    // read says so, and the ring reads it.
+    let status = owned(std::fs::File::open("/proc/self/status").unwrap().into());
+    assert!(direct_readable(&status));
+    assert_eq!(ex.read_direct(&status, &mut span), DirectRead::Unsupported);
+    let r = ex.read(&status, OpBuffer::Span(span.clone())).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(r, 4)]);
+    assert_eq!(span.to_vec(), b"Name");
+    // O_DIRECT reads wait for the device even with RWF_NOWAIT: never
+    // direct. (File systems without O_DIRECT refuse the open: EINVAL.)
+    match std::os::unix::fs::OpenOptionsExt::custom_flags(
+        std::fs::File::options().read(true),
+        libc::O_DIRECT,
+    )
+    .open(&path)
+    {
+        Ok(f) => assert!(!direct_readable(&owned(f.into()))),
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "open O_DIRECT: {e}"),
+    }
+    // Pipes, sockets, character devices, directories and the standard
+    // streams are not regular files.
+    let (r2, w2) = pipe();
+    assert!(!direct_readable(&owned(r2)));
+    let (s1, _s2) = std::os::unix::net::UnixStream::pair().unwrap();
+    assert!(!direct_readable(&owned(s1.into())));
+    let null = std::fs::File::open("/dev/null").unwrap();
+    assert!(!direct_readable(&owned(null.into())));
+    let d = std::fs::File::open(&dir).unwrap();
+    assert!(!direct_readable(&owned(d.into())));
+    assert!(!direct_readable(&OpFd::Std(StdStream::In)));
+    // The pipe read still waits in the ring; a byte completes it.
+    std::io::Write::write_all(&mut std::fs::File::from(pw), b"x").unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(waiting, 1)]);
+    drop(w2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

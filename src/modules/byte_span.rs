@@ -9,6 +9,13 @@
 //!   clone until the kernel has finished with the memory. The storage is
 //!   freed when the last reference goes, which may be after the Lua VM that
 //!   created it is gone.
+//! * **Alignment.** A storage of 4 KiB or more starts on a 4 KiB boundary
+//!   (the allocation is padded by up to 4095 bytes for that). The kernel's
+//!   copy of file data into a buffer that starts a few bytes past a page
+//!   boundary is ~3x slower here (measured: `preadv2`/`read`/io_uring reads
+//!   of cached data into page + 8 or page + 16; docs/performance.md
+//!   "io-nowait"), and glibc's malloc puts every allocation of 128 KiB or
+//!   more exactly there (page + 16).
 //! * **It never moves.** The allocation is made once, at its final size, and
 //!   is never reallocated, grown, shrunk or moved; a pointer obtained from
 //!   [`SpanRef::raw_parts`] stays valid for as long as that `SpanRef` (or any
@@ -54,9 +61,15 @@ use crate::modules::error::{einval, CoreError, ErrorCode};
 /// Default character set of `trimmed()`.
 const DEFAULT_LWS: &[u8] = b" \x0c\n\r\t\x0b";
 
+/// Storages of at least this size start on a boundary of this size.
+const PAGE_ALIGNED_FROM: usize = 4096;
+
 /// A fixed-size, zero-initialised, never-moving byte allocation.
 struct Storage {
-    bytes: Box<[UnsafeCell<u8>]>,
+    /// The allocation: the storage's bytes are `cells[start..start + size]`.
+    cells: Box<[UnsafeCell<u8>]>,
+    start: usize,
+    size: usize,
 }
 
 impl Storage {
@@ -64,28 +77,47 @@ impl Storage {
     fn try_zeroed(size: usize) -> Option<Storage> {
         if size == 0 {
             return Some(Storage {
-                bytes: Vec::new().into_boxed_slice(),
+                cells: Vec::new().into_boxed_slice(),
+                start: 0,
+                size: 0,
             });
         }
-        let layout = Layout::array::<u8>(size).ok()?;
+        // Padding instead of an aligned layout: the global allocator then
+        // zeroes with calloc, which leaves a large allocation's pages
+        // untouched until used.
+        let pad = if size >= PAGE_ALIGNED_FROM {
+            PAGE_ALIGNED_FROM - 1
+        } else {
+            0
+        };
+        let total = size.checked_add(pad)?;
+        let layout = Layout::array::<u8>(total).ok()?;
         // SAFETY: `layout` has a non-zero size (size > 0 was checked above).
         let p = unsafe { std::alloc::alloc_zeroed(layout) };
         if p.is_null() {
             return None;
         }
-        let cells = std::ptr::slice_from_raw_parts_mut(p.cast::<UnsafeCell<u8>>(), size);
+        // At most `pad` (the offset to the next 4 KiB boundary is below
+        // 4096; with no padding nothing is skipped).
+        let start = if pad > 0 {
+            p.align_offset(PAGE_ALIGNED_FROM)
+        } else {
+            0
+        };
+        debug_assert!(start <= pad);
+        let cells = std::ptr::slice_from_raw_parts_mut(p.cast::<UnsafeCell<u8>>(), total);
         // SAFETY: `p` was allocated by the global allocator with
-        // `Layout::array::<u8>(size)`, which is the layout of
-        // `[UnsafeCell<u8>; size]` (`UnsafeCell<u8>` is `repr(transparent)`
+        // `Layout::array::<u8>(total)`, which is the layout of
+        // `[UnsafeCell<u8>; total]` (`UnsafeCell<u8>` is `repr(transparent)`
         // over `u8`), so `Box<[UnsafeCell<u8>]>` may own and free it. The
         // memory is zeroed, a valid value for every byte, and nothing else
         // holds the pointer.
-        let bytes = unsafe { Box::from_raw(cells) };
-        Some(Storage { bytes })
+        let cells = unsafe { Box::from_raw(cells) };
+        Some(Storage { cells, start, size })
     }
 
     fn size(&self) -> usize {
-        self.bytes.len()
+        self.size
     }
 
     /// Pointer to byte `offset` (`offset == size()` gives the end pointer).
@@ -93,7 +125,7 @@ impl Storage {
         debug_assert!(offset <= self.size());
         // `UnsafeCell::raw_get` turns the cell pointer into a pointer that is
         // allowed to write through a shared borrow of the cells.
-        UnsafeCell::raw_get(self.bytes[offset..].as_ptr())
+        UnsafeCell::raw_get(self.cells[self.start + offset..].as_ptr())
     }
 }
 
@@ -788,6 +820,31 @@ fn find_backward(hay: &[u8], upto: usize, set: &[bool; 256], member: bool) -> Op
 mod tests {
     use super::*;
     use mlua::FromLuaMulti;
+
+    /// Storages of 4 KiB or more start on a 4 KiB boundary (glibc puts
+    /// allocations of 128 KiB or more at page + 16, where the kernel's
+    /// copies into them are ~3x slower), whatever the allocator gave, and
+    /// hold exactly their size in zeroed, writable bytes.
+    #[test]
+    fn large_storages_start_on_a_page_boundary() {
+        for size in [4096, 65536, 65536 + 1, 131072, 1 << 20, (1 << 20) + 17] {
+            // Some small allocations in between move the allocator around.
+            let _small: Vec<SpanRef> = (0..3)
+                .map(|i| SpanRef::new_zeroed(i * 24 + 1, 100))
+                .collect();
+            let mut span = SpanRef::new_zeroed(size, size);
+            let (ptr, len) = span.raw_parts();
+            assert_eq!(len, size);
+            assert_eq!(ptr as usize % 4096, 0, "a {size}-byte storage at {ptr:p}");
+            assert!(span.to_vec().iter().all(|&b| b == 0));
+            // SAFETY: the last byte of the storage, which `span` keeps alive.
+            unsafe { ptr.add(size - 1).write(7) };
+            assert_eq!(span.to_vec()[size - 1], 7);
+        }
+        // Small ones are not padded.
+        let mut small = SpanRef::new_zeroed(100, 4095);
+        assert_eq!(small.raw_parts().1, 100);
+    }
 
     fn vm() -> Lua {
         let lua = Lua::new();

@@ -21,7 +21,9 @@
 //!   buffer. Anything else (another buffer, a string, a light userdata) is
 //!   a miss.
 //! - `fast_op` never raises and never guesses: on a miss, a state it cannot
-//!   borrow or a VM that ended it returns nil before anything is submitted,
+//!   borrow, a VM that ended or a coroutine that cannot yield (the caller
+//!   checks yieldability only then: a Lua call of `coroutine.isyieldable`
+//!   ends a JIT trace) it returns nil before anything is submitted,
 //!   and the caller takes the ordinary mlua primitive, which owns every
 //!   error path. An error of the submission itself (the output flush
 //!   before a write, a full SQ, the inline attempt's `io_uring_enter`) is
@@ -30,6 +32,13 @@
 //! - Each op's slot holds its own clones of descriptor and buffer, as
 //!   through the primitives: emptying or collecting a handle frees neither
 //!   under the kernel.
+//! - A read that may complete inline, on a handle whose descriptor is a
+//!   regular file without `O_DIRECT` (checked once, at the first such
+//!   read; a file system that answers `EOPNOTSUPP` turns it off), is first tried
+//!   as a direct read of cached data (`Executor::read_direct`, under the
+//!   same conditions as an inline completion); only a positive count is
+//!   taken, anything else submits the ring op as before. A direct read has
+//!   no op: `fast_op` returns id 0 with its result.
 
 use std::ffi::{c_int, c_void, CStr};
 
@@ -37,10 +46,15 @@ use mlua::ffi;
 use mlua::{Lua, Table, Value};
 
 use crate::actor::vm::{io_err, submit_maybe_inline, unless_closing, SharedState, VmState};
-use crate::executor::{OpBuffer, OpFd, OpId};
+use crate::executor::{DirectRead, OpBuffer, OpFd, OpId};
 use crate::modules::byte_span::{self, SpanRef};
 use crate::modules::error::einval;
 use crate::modules::io_object::holder_fd;
+
+// LuaJIT 2.1 exports it (lj_api.c); mlua's LuaJIT bindings do not declare it.
+extern "C-unwind" {
+    fn lua_isyieldable(l: *mut ffi::lua_State) -> c_int;
+}
 
 /// Registry key of the fast handles' metatable.
 const FAST_HANDLE_KEY: &CStr = c"luring.fast_io_handle";
@@ -85,6 +99,9 @@ impl Kind {
 /// A fast handle (see the invariants).
 struct Handle {
     fd: Option<OpFd>,
+    /// Whether reads of `fd` may be direct (`direct_readable`); unknown
+    /// until the first read that may complete inline.
+    direct: Option<bool>,
     bufs: [Option<(*const c_void, SpanRef)>; 2],
     error: Option<std::io::Error>,
 }
@@ -184,6 +201,11 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
             return 0;
         };
         let Some(fd) = h.fd.as_ref() else { return 0 };
+        // What `coroutine.isyieldable()` says in the Lua caller: a C
+        // function called from Lua runs on its caller's C frame.
+        if lua_isyieldable(l) == 0 {
+            return 0;
+        }
         // A full userdata only: a light one's address is just a number.
         if ffi::lua_type(l, 2) != ffi::LUA_TUSERDATA {
             return 0;
@@ -203,10 +225,21 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
         if st.is_ended() {
             return 0;
         }
-        match submit(&mut st, kind, inline, fd, span) {
+        let mut direct = matches!(kind, Kind::Read)
+            && inline
+            && *h
+                .direct
+                .get_or_insert_with(|| crate::executor::direct_readable(fd));
+        let tried = direct;
+        let submitted = submit(&mut st, kind, inline, &mut direct, fd, span);
+        if tried && !direct {
+            // EOPNOTSUPP: this file system never reads without waiting.
+            h.direct = Some(false);
+        }
+        match submitted {
             Ok((id, result)) => {
                 drop(st);
-                ffi::lua_pushnumber(l, id.to_f64());
+                ffi::lua_pushnumber(l, id.map_or(0.0, OpId::to_f64));
                 match result {
                     Some(res) => {
                         ffi::lua_pushinteger(l, res as ffi::lua_Integer);
@@ -225,15 +258,28 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// Does the op: its id (none for a direct read) and, when it completed at
+/// once, its result. `direct` is cleared when the file turned out never
+/// to read directly.
 fn submit(
     st: &mut VmState,
     kind: Kind,
     inline: bool,
+    direct: &mut bool,
     fd: &OpFd,
-    span: SpanRef,
-) -> std::io::Result<(OpId, Option<i32>)> {
+    mut span: SpanRef,
+) -> std::io::Result<(Option<OpId>, Option<i32>)> {
+    // `direct`: a read of a regular file that may complete inline; the
+    // mailbox check is `submit_maybe_inline`'s.
+    if *direct && !st.mailbox.is_pending() {
+        match st.executor.read_direct(fd, &mut span) {
+            DirectRead::Done(n) => return Ok((None, Some(n as i32))),
+            DirectRead::UseRing => {}
+            DirectRead::Unsupported => *direct = false,
+        }
+    }
     let buf = OpBuffer::Span(span);
-    submit_maybe_inline(st, inline, |st| match kind {
+    let (id, result) = submit_maybe_inline(st, inline, |st| match kind {
         Kind::Read | Kind::ReadWait => st.executor.read(fd, buf),
         Kind::Write => {
             // Earlier print output goes first (the fd may be a copy of
@@ -243,7 +289,8 @@ fn submit(
         }
         Kind::Recv => st.executor.recv(fd, buf, 0),
         Kind::Send => st.executor.send(fd, buf, 0),
-    })
+    })?;
+    Ok((Some(id), result))
 }
 
 /// `fast_clear(handle)`: lets go of the descriptor and buffers.
@@ -263,6 +310,7 @@ unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
 fn new_handle(lua: &Lua, fd: OpFd) -> mlua::Result<Value> {
     const _: () = assert!(std::mem::align_of::<Handle>() <= 8);
     let handle = Handle {
+        direct: None,
         fd: Some(fd),
         bufs: [None, None],
         error: None,
