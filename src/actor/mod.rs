@@ -9,6 +9,6 @@ mod memory;
 pub mod message;
 pub(crate) mod module_files;
 pub(crate) mod process;
-mod raw_calls;
+pub(crate) mod raw_calls;
 pub mod sandboxed;
 pub mod vm;

@@ -284,9 +284,12 @@ unsafe fn scalar_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
     }
 }
 
-// LuaJIT 2.1 exports it (lj_api.c); mlua's LuaJIT bindings do not declare it.
+// LuaJIT 2.1 exports it (lj_api.c); mlua's LuaJIT bindings do not declare
+// it. What `coroutine.isyieldable()` says in the Lua caller of a C
+// function (which runs on its caller's C frame), without the Lua call
+// that would end a JIT trace.
 extern "C-unwind" {
-    fn lua_isyieldable(l: *mut ffi::lua_State) -> c_int;
+    pub(crate) fn lua_isyieldable(l: *mut ffi::lua_State) -> c_int;
 }
 
 /// `chan_send_fast(box, value, send id) -> true queued | false closed |

@@ -51,10 +51,7 @@ use crate::modules::byte_span::{self, SpanRef};
 use crate::modules::error::einval;
 use crate::modules::io_object::holder_fd;
 
-// LuaJIT 2.1 exports it (lj_api.c); mlua's LuaJIT bindings do not declare it.
-extern "C-unwind" {
-    fn lua_isyieldable(l: *mut ffi::lua_State) -> c_int;
-}
+use crate::actor::raw_calls::lua_isyieldable;
 
 /// Registry key of the fast handles' metatable.
 const FAST_HANDLE_KEY: &CStr = c"luring.fast_io_handle";
