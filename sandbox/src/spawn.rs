@@ -597,7 +597,7 @@ pub(crate) fn pool_request(entry: &str) -> SpawnRequest {
 /// directory as a standard stream is refused by the lock-down, which a
 /// pooled sandbox has behind it: such a request takes the normal path
 /// (and gets its error there).
-pub(crate) fn has_pool_spec(req: &SpawnRequest, fds: &[OwnedFd], entry: &str) -> bool {
+pub(crate) fn has_pool_spec(req: &SpawnRequest, fds: &[impl AsRawFd], entry: &str) -> bool {
     let pool = pool_request(entry);
     let same = req.entry == pool.entry
         && req.arg.is_empty()
@@ -653,6 +653,25 @@ impl Pooled {
             self.started.control_host.as_raw_fd(),
             self.started.report_r.as_raw_fd(),
         ]
+    }
+
+    /// It reported `Ready` (its lock-down is done; its entry may still be
+    /// preparing).
+    pub fn is_ready(&self) -> bool {
+        self.landlock.is_some()
+    }
+
+    /// Makes it a sandbox that is handed out (for an offer to the host,
+    /// `req` being the pool's request): once `Ready`, as [`Pooled::take`]
+    /// without the streams, which the host hands over itself when it
+    /// claims it. `None` (it is killed and reaped) if it is not ready or
+    /// its record cannot be made.
+    pub fn offer(self, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Option<Made> {
+        let Some(landlock) = self.landlock else {
+            self.kill();
+            return None;
+        };
+        made(self.started, landlock, req, env, id, true).ok()
     }
 
     /// Called when its report pipe is readable: true if it is (still)
