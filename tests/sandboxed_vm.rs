@@ -584,6 +584,99 @@ fn a_dead_claimed_sandbox_is_discarded(sv: &Supervisor) {
     }
 }
 
+/// The host at its descriptor limit while an offer waits: the offer's
+/// descriptors arrive cut off (MSG_CTRUNC) or its ring cannot be taken
+/// (EMFILE). The offered sandbox is then discarded (killed and reaped,
+/// even after it was sent the spawn's streams) and the spawn goes the
+/// normal way: it fails with a clear error naming the limit, or succeeds
+/// with a fresh sandbox once the discarded offer's descriptors are closed.
+/// Never a hang, never a descriptor left in the host.
+fn a_claim_at_the_descriptor_limit_is_discarded(sv: &Supervisor) {
+    let mut saved = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `saved` is writable.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) },
+        0
+    );
+    let numbers_in_use = || -> Vec<i32> {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect()
+    };
+    // Offer: 4 descriptors, its ring 1 more.
+    for free in 0..=5usize {
+        assert_eq!(
+            run(sv, "print('asks for the pool')").stdout,
+            "asks for the pool\n"
+        );
+        let (pid1, _) = await_offer(sv);
+        let fds_before = open_fds();
+        let (out_r, out_w) = pipe();
+        let spec = SandboxSpec {
+            stdout: Stdio::Fd(out_w),
+            ..SandboxSpec::default()
+        };
+        // (The listing's own descriptor is closed again.)
+        let in_use = numbers_in_use();
+        // The limit that leaves exactly `free` numbers unused below it.
+        let (mut limit, mut unused) = (0, 0);
+        while unused < free || in_use.contains(&limit) {
+            if !in_use.contains(&limit) {
+                unused += 1;
+            }
+            limit += 1;
+        }
+        let low = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: saved.rlim_max,
+        };
+        // SAFETY: valid rlimit structs; the soft limit is restored at once.
+        let spawned = unsafe {
+            libc::setrlimit(libc::RLIMIT_NOFILE, &low);
+            let r = sv.spawn(sbx::VM_ENTRY, &[], &spec);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &saved);
+            r
+        };
+        drop(spec);
+        let offer_gone = || stat(pid1).is_none_or(|(_, parent)| parent != sv.pid());
+        match spawned {
+            Ok(h) => {
+                assert!(
+                    h.pid() == pid1 || offer_gone(),
+                    "{free} free: a fresh sandbox {}, and the offered {pid1} was not reaped",
+                    h.pid()
+                );
+                send_boot(h.control(), "case.lua", b"print('served')").expect("boot");
+                assert_eq!(printed(h, out_r), "served\n", "{free} free");
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    matches!(e, luring_sandbox::SpawnError::Handover { .. })
+                        && (message.contains("RLIMIT_NOFILE")
+                            || message.contains("Too many open files")),
+                    "{free} free: {message}"
+                );
+                assert!(
+                    offer_gone(),
+                    "{free} free: the offered {pid1} was not reaped ({message})"
+                );
+                drop(out_r);
+            }
+        }
+        assert_eq!(
+            open_fds(),
+            fds_before,
+            "{free} free: descriptors left in the host"
+        );
+    }
+}
+
 /// The pooled sandbox's processes: killed and reaped when the runtime
 /// exits (no process left), and killed when the supervisor dies. As this
 /// user, and as uid 65534 when run as root.
@@ -1275,6 +1368,10 @@ fn main() {
         (
             "a_dead_claimed_sandbox_is_discarded",
             a_dead_claimed_sandbox_is_discarded,
+        ),
+        (
+            "a_claim_at_the_descriptor_limit_is_discarded",
+            a_claim_at_the_descriptor_limit_is_discarded,
         ),
     ];
     // The cases that spawn with the pool's spec, again on pooled

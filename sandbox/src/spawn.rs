@@ -24,7 +24,9 @@
 //!   entry knows to wait for them). States: locking down → ready (its
 //!   entry prepares, then waits for the stdio hand-over) → taken (the
 //!   spawn's streams sent on its control socket; from then on a sandbox
-//!   like any other) or dead (killed and reaped, never handed out).
+//!   like any other) or offered (ready: handed to the host, which sends
+//!   the streams itself when a spawn claims it; see `supervisor`) or dead
+//!   (killed and reaped, never handed out).
 //! - Sandbox uid/gid: 0 inside, mapped to the supervisor's own uid/gid when
 //!   unprivileged, and to 65534 (nobody) when the supervisor is root, so a
 //!   sandbox never runs as host root.

@@ -8,7 +8,8 @@
 //! - The supervisor accepts only [`Request`]'s four variants (Spawn,
 //!   Signal, Discard, Taken); a malformed frame is answered with an error
 //!   and its descriptors are closed. Every request but Taken gets exactly
-//!   one reply; Taken gets none.
+//!   one reply; Taken gets none. Nothing is ever read from the offer
+//!   socket.
 //! - It dies with the host (`PR_SET_PDEATHSIG` + a parent re-check, and EOF
 //!   on the socket), and every sandbox dies with it (each sandbox's PID 1 has
 //!   a parent-death signal and re-checks a lifeline pipe; killing PID 1 tears
@@ -39,6 +40,20 @@
 //!   by (moved out for) exactly one spawn with that spec, never put back;
 //!   killed and reaped (and not remade until the next such request) if it
 //!   fails its lock-down or dies while it waits, and on shutdown.
+//! - Offer and claim: once the pooled sandbox reported `Ready`, it is moved
+//!   out of the pool and *offered*: recorded as a sandbox (like a spawn
+//!   that took it) and sent on the offer socket (a second
+//!   `SOCK_SEQPACKET` pair, written only by the supervisor) as a
+//!   `Spawned` reply with its pidfd, control socket, status pipe and the
+//!   supervisor's `/dev/null`. At most one offer is outstanding, and no
+//!   pooled sandbox is made while it is. The host reads the offer socket
+//!   only with its socket lock held and answers every offer it read
+//!   (`Taken` or `Discard`) before it unlocks; so when a spawn with the
+//!   pool's spec arrives while an offer is outstanding, that offer waits
+//!   unread and the reply is `Offered` ("take it"). The offered ring's dup
+//!   stays open until that offer's `Taken` or `Discard` (not merely the
+//!   next datagram). A spawn with an inherited standard stream is never
+//!   told to take it (the host does not hold the supervisor's streams).
 //! - It zeroes every copy of a request once handled (receive buffer, the
 //!   decoded request, the frame sent to a warm child, the Landlock rules'
 //!   paths, error replies; see `wire`), so a later clone of it holds no
@@ -200,6 +215,15 @@ impl Supervisor {
                 std::io::Error::other("the reply does not carry exactly three descriptors"),
             ));
         };
+        let ring = self.take_ring(ring_fd, ring_identity)?;
+        Ok([pidfd, control, status, ring])
+    }
+
+    /// The sandbox's ring: the supervisor's descriptor `ring_fd`, taken
+    /// with `pidfd_getfd` (the supervisor keeps it open until we answer the
+    /// reply or offer that named it) and checked to be the ring it named.
+    fn take_ring(&self, ring_fd: RawFd, ring_identity: (u64, u64)) -> Result<OwnedFd, SpawnError> {
+        let handover = |step: &'static str, err: std::io::Error| SpawnError::Handover { step, err };
         let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd)
             .map_err(|e| handover("taking its ring (pidfd_getfd)", e))?;
         let identity = sys::file_identity(ring.as_fd())
@@ -212,7 +236,7 @@ impl Supervisor {
                 )),
             ));
         }
-        Ok([pidfd, control, status, ring])
+        Ok(ring)
     }
 
     /// Starts entry point `entry` in a new sandbox described by `spec`.
@@ -376,8 +400,7 @@ impl Supervisor {
             return discard();
         }
         let devnull = r.fds.pop().expect("four descriptors");
-        let Ok([pidfd, control, status, ring]) = self.take_over(r, ring_fd, (ring_dev, ring_ino))
-        else {
+        let Ok([pidfd, control, status]) = <[OwnedFd; 3]>::try_from(r.fds) else {
             return discard();
         };
         // Alive and untouched: PID 1 not gone, no exit status, and nothing
@@ -402,9 +425,15 @@ impl Supervisor {
                 },
             };
         }
+        // The streams wake the entry (a wake-up of ~0.1 ms on a VM), so
+        // they go first; the ring is taken meanwhile. A sandbox whose ring
+        // cannot be taken is discarded before anything else reached it.
         if sys::send_with_fds(control.as_raw_fd(), crate::STDIO_HANDOVER, &streams).is_err() {
             return discard();
         }
+        let Ok(ring) = self.take_ring(ring_fd, (ring_dev, ring_ino)) else {
+            return discard();
+        };
         Some(SandboxHandle {
             id,
             pid,
