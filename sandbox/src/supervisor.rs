@@ -457,10 +457,20 @@ impl Supervisor {
         claimed: SandboxHandle,
         first: impl FnOnce(BorrowedFd<'_>) -> R,
     ) -> (SandboxHandle, R) {
-        let out = first(claimed.control());
-        if let Ok(taken) = (Request::Taken { id: claimed.id }).encode() {
-            let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
+        // Sent even if `first` panics: an offer left unanswered would make
+        // every later spawn with the pool's spec fail (`Reply::Offered`
+        // with nothing on the offer socket).
+        struct TakenOnDrop<'a>(&'a OwnedFd, u64);
+        impl Drop for TakenOnDrop<'_> {
+            fn drop(&mut self) {
+                if let Ok(taken) = (Request::Taken { id: self.1 }).encode() {
+                    let _ = sys::send_with_fds(self.0.as_raw_fd(), &taken, &[]);
+                }
+            }
         }
+        let taken = TakenOnDrop(sock, claimed.id);
+        let out = first(claimed.control());
+        drop(taken);
         // The next spawn's reply (if it needs one) comes from a fresh
         // sandbox, in milliseconds: not watched.
         self.last_pooled.store(false, Ordering::Relaxed);
@@ -995,11 +1005,11 @@ impl State {
             Err(e) => (refuse(&e.to_string()), vec![]),
             // Never answered (whatever came with it is closed): the host
             // waits for no reply, so one would answer its next request.
-            // The ring it acknowledges was dropped on receipt already.
-            // The quiet moment counts from here: the host sends the
-            // sandbox its module right after.
-            // A claimed sandbox's `Taken` drops our dup of its ring here
-            // (the offer held it until now).
+            // The ring it acknowledges was dropped on receipt already,
+            // or, for a claimed sandbox, is dropped here (the offer held
+            // it until now). The quiet moment counts from here: the host
+            // sends the sandbox its module right after (claimed: just
+            // before).
             Ok(Request::Taken { id }) => {
                 if self
                     .offered
@@ -1038,7 +1048,11 @@ impl State {
     /// If the offer cannot be sent it is killed and not remade until the
     /// next spawn request with the pool's spec.
     fn offer_pool(&mut self) {
-        let (Some(pool), Some(entry)) = (self.pool.take(), crate::pooled_entry()) else {
+        // (A pool exists only for the pooled entry.)
+        let Some(entry) = crate::pooled_entry() else {
+            return;
+        };
+        let Some(pool) = self.pool.take() else {
             return;
         };
         let id = self.next_id;
