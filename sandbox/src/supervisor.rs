@@ -405,7 +405,12 @@ impl Supervisor {
         };
         // Alive and untouched: PID 1 not gone, no exit status, and nothing
         // on the control socket (the entry sends nothing before it has
-        // its streams: any event there means it is gone).
+        // its streams: any event there means it is gone). An entry that
+        // just died may show in none of them yet (its ring's table, alive
+        // through the supervisor's dup, keeps its end of the control
+        // socket open; PID 1 reports its end within moments): such a
+        // sandbox is handed out and its end reported, as for one that dies
+        // right after any spawn.
         let mut watched = [&pidfd, &control, &status].map(|fd| libc::pollfd {
             fd: fd.as_raw_fd(),
             events: libc::POLLIN,
