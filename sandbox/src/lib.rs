@@ -118,7 +118,7 @@ pub(crate) const STDIO_HANDOVER: &[u8; 8] = b"LRNGSIO1";
 /// the received copies. They come on the control socket as one datagram
 /// carrying exactly three descriptors, from the supervisor before the host
 /// gets its end, or from the host that claimed this sandbox (see
-/// [`Supervisor::spawn_and_send`]), before anything else it sends;
+/// [`Supervisor::spawn`]), before anything else it sends;
 /// anything else is an error (every received descriptor is closed) and the
 /// entry should exit. Until this returns, what the entry
 /// writes to 1 or 2 goes to `/dev/null`: no spawn owns it yet.

@@ -67,7 +67,7 @@ use crate::spawn::{self, Child, Pooled, Warm};
 use crate::wire::{self, Reply, Request, SpawnRequest};
 use crate::{sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTRIES, STARTED};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -78,8 +78,8 @@ pub struct Supervisor {
     sock: Mutex<OwnedFd>,
     /// The host's end of the offer socket, on which the supervisor puts
     /// its pooled sandbox once it is ready (a `Reply::Spawned` and its
-    /// descriptors, see [`Supervisor::spawn_and_send`]). Read only with
-    /// `sock` locked.
+    /// descriptors, see [`Supervisor::spawn`]). Read only with `sock`
+    /// locked.
     offers: OwnedFd,
     pid: i32,
     pidfd: OwnedFd,
@@ -245,39 +245,22 @@ impl Supervisor {
     /// descriptors and ring. If the host cannot take it over (e.g. at its
     /// `RLIMIT_NOFILE`), the sandbox is killed and reaped and the error is
     /// [`SpawnError::Handover`]; no descriptor is left behind on either side.
+    ///
+    /// A spawn with the pool's spec (see [`crate::register_pooled_entry`])
+    /// takes the supervisor's pooled sandbox straight from the offer socket
+    /// when it waits there (a *claim*, see `claim`): the host checks it is
+    /// alive, hands its entry the spawn's standard streams itself, takes
+    /// its ring as from a spawn reply and sends `Taken`, with no round
+    /// trip. Such a spawn wakes one process, the entry, which finds its
+    /// streams (and then what the caller sends, e.g. its module) waiting.
+    /// A claimed sandbox that died or cannot be taken is discarded (killed
+    /// and reaped by the supervisor) and the spawn goes the normal way.
     pub fn spawn(
         &self,
         entry: &str,
         arg: &[u8],
         spec: &SandboxSpec,
     ) -> Result<SandboxHandle, SpawnError> {
-        self.spawn_and_send(entry, arg, spec, |_| ())
-            .map(|(handle, ())| handle)
-    }
-
-    /// [`spawn`](Self::spawn), then `first` with the new sandbox's control
-    /// socket (to send its first datagrams, e.g. a module), before the
-    /// supervisor hears that the spawn is over.
-    ///
-    /// A spawn with the pool's spec (see [`crate::register_pooled_entry`])
-    /// takes the supervisor's pooled sandbox straight from the offer socket
-    /// when it waits there (a *claim*): the host takes its ring as from a
-    /// spawn reply, checks it is alive, hands its entry the spawn's
-    /// standard streams itself, runs `first`, and only then sends `Taken`.
-    /// Such a spawn wakes one process (the entry, which finds its streams
-    /// and `first`'s datagrams waiting); the supervisor learns of it off
-    /// the critical path. A claimed sandbox that died or cannot be taken is
-    /// discarded (killed and reaped by the supervisor) and the spawn goes
-    /// the normal way. `first` runs with the supervisor socket locked (an
-    /// offer is read and acknowledged under one lock, see `claim`): it
-    /// should only send; another thread's spawn waits meanwhile.
-    pub fn spawn_and_send<R>(
-        &self,
-        entry: &str,
-        arg: &[u8],
-        spec: &SandboxSpec,
-        first: impl FnOnce(BorrowedFd<'_>) -> R,
-    ) -> Result<(SandboxHandle, R), SpawnError> {
         let (req, fds) = spawn_request(entry, arg, spec)?;
         let claimable = claimable(entry, &req, &fds);
         let stdio = req.stdio;
@@ -287,7 +270,7 @@ impl Supervisor {
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
         if claimable && !TEST_SKIP_OFFER_CHECK.load(Ordering::Relaxed) {
             if let Some(claimed) = self.claim(&sock, stdio, &fds) {
-                return Ok(self.after_claim(&sock, claimed, first));
+                return Ok(claimed);
             }
         }
         let watch = self.last_pooled.load(Ordering::Relaxed);
@@ -298,7 +281,7 @@ impl Supervisor {
             // read our request: the offer waits unread (every read of the
             // offer socket is acknowledged before the lock is released).
             if let Some(claimed) = self.claim(&sock, stdio, &fds) {
-                return Ok(self.after_claim(&sock, claimed, first));
+                return Ok(claimed);
             }
             // Dead or not taken: discarded by now, so no offer is
             // outstanding and the supervisor spawns.
@@ -325,8 +308,7 @@ impl Supervisor {
                         if let Ok(taken) = (Request::Taken { id }).encode() {
                             let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
                         }
-                        drop(sock);
-                        let handle = SandboxHandle {
+                        Ok(SandboxHandle {
                             id,
                             pid,
                             pidfd,
@@ -336,9 +318,7 @@ impl Supervisor {
                             exit: None,
                             enforcement,
                             pooled,
-                        };
-                        let out = first(handle.control());
-                        Ok((handle, out))
+                        })
                     }
                     Err(e) => {
                         // Whatever arrived is closed by now; the supervisor
@@ -361,10 +341,10 @@ impl Supervisor {
     /// Takes the sandbox the supervisor offered, if an offer waits on the
     /// offer socket, for a spawn with the pool's spec whose standard
     /// streams are `stdio` (wire kinds; `fds`: the request's descriptors,
-    /// stdio ones first). Called with `sock` (the supervisor socket) locked,
-    /// and the caller sends `Taken` (or this sends `Discard`) before it
-    /// unlocks: so an offer the supervisor made before it read a request
-    /// of ours is still there when it answers `Reply::Offered`.
+    /// stdio ones first). Called with `sock` (the supervisor socket)
+    /// locked; every offer read is answered (`Taken` or `Discard`) before
+    /// this returns: so an offer the supervisor made before it read a
+    /// request of ours is still there when it answers `Reply::Offered`.
     ///
     /// `None`: no offer, or the offered sandbox cannot serve (it died, or
     /// its descriptors or ring could not be taken); then it has been
@@ -439,6 +419,16 @@ impl Supervisor {
         let Ok(ring) = self.take_ring(ring_fd, (ring_dev, ring_ino)) else {
             return discard();
         };
+        // One-way, as after a spawn reply: the supervisor drops its dup of
+        // the ring and makes the next pooled sandbox after its quiet
+        // moment. (Sent before the caller's first datagrams: the socket
+        // lock is not held while they are sent, which may block.) The
+        // next spawn's reply, if it needs one, comes from a fresh sandbox
+        // in milliseconds: not watched.
+        if let Ok(taken) = (Request::Taken { id }).encode() {
+            let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
+        }
+        self.last_pooled.store(false, Ordering::Relaxed);
         Some(SandboxHandle {
             id,
             pid,
@@ -450,36 +440,6 @@ impl Supervisor {
             enforcement,
             pooled: true,
         })
-    }
-
-    /// The end of a claimed spawn: `first`, then `Taken` (no reply), which
-    /// wakes the supervisor only now: earlier it would compete with the
-    /// entry for the CPU. It drops its copy of the ring and makes the next
-    /// pooled sandbox after its quiet moment.
-    fn after_claim<R>(
-        &self,
-        sock: &OwnedFd,
-        claimed: SandboxHandle,
-        first: impl FnOnce(BorrowedFd<'_>) -> R,
-    ) -> (SandboxHandle, R) {
-        // Sent even if `first` panics: an offer left unanswered would make
-        // every later spawn with the pool's spec fail (`Reply::Offered`
-        // with nothing on the offer socket).
-        struct TakenOnDrop<'a>(&'a OwnedFd, u64);
-        impl Drop for TakenOnDrop<'_> {
-            fn drop(&mut self) {
-                if let Ok(taken) = (Request::Taken { id: self.1 }).encode() {
-                    let _ = sys::send_with_fds(self.0.as_raw_fd(), &taken, &[]);
-                }
-            }
-        }
-        let taken = TakenOnDrop(sock, claimed.id);
-        let out = first(claimed.control());
-        drop(taken);
-        // The next spawn's reply (if it needs one) comes from a fresh
-        // sandbox, in milliseconds: not watched.
-        self.last_pooled.store(false, Ordering::Relaxed);
-        (claimed, out)
     }
 
     /// Whether the supervisor's offer (its pooled sandbox) waits, unclaimed,

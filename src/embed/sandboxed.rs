@@ -456,15 +456,8 @@ pub(crate) fn spawn(
     };
     spec.stdout = share_std(1)?;
     spec.stderr = share_std(2)?;
-    // The module goes out before the supervisor hears of the spawn (see
-    // `luring_sandbox::Supervisor::spawn_and_send`).
-    let (handle, sent) = supervisor
-        .spawn_and_send(
-            crate::actor::sandboxed::VM_ENTRY,
-            &boot.encode(),
-            &spec,
-            |control| crate::actor::sandboxed::send_boot(control, display, source),
-        )
+    let handle = supervisor
+        .spawn(crate::actor::sandboxed::VM_ENTRY, &boot.encode(), &spec)
         .map_err(|e| {
             SpawnError::Sandbox(match e {
                 luring_sandbox::SpawnError::MissingProtection(what) => format!(
@@ -474,7 +467,8 @@ pub(crate) fn spawn(
                 e => e.to_string(),
             })
         })?;
-    sent.map_err(|e| SpawnError::Sandbox(format!("cannot send the module: {e}")))?;
+    crate::actor::sandboxed::send_boot(handle.control(), display, source)
+        .map_err(|e| SpawnError::Sandbox(format!("cannot send the module: {e}")))?;
     let control = handle
         .control()
         .try_clone_to_owned()

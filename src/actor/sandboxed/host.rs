@@ -788,16 +788,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                         ))
                     }
                 };
-                let display = String::from_utf8_lossy(&display).into_owned();
-                // The module goes out before the supervisor hears of the
-                // spawn: a claimed sandbox's entry then wakes once, to its
-                // streams and module (luring_sandbox's `spawn_and_send`).
-                let (handle, sent) = sv
-                    .spawn_and_send(VM_ENTRY, &boot.encode(), &spec, |control| {
-                        send_boot(control, &display, &source)
-                    })
+                let handle = sv
+                    .spawn(VM_ENTRY, &boot.encode(), &spec)
                     .map_err(|e| mlua::Error::runtime(spawn_error_message(&e)))?;
-                sent.map_err(|e| {
+                let display = String::from_utf8_lossy(&display).into_owned();
+                send_boot(handle.control(), &display, &source).map_err(|e| {
                     mlua::Error::runtime(format!("spawn_vm: cannot send the module: {e}"))
                 })?;
                 let io = |e: std::io::Error| mlua::Error::from(ErrorCode::from_io(&e));
