@@ -61,7 +61,8 @@ fn run_as(sv: &Supervisor, display: &str, source: &str) -> Ran {
 type Case = fn(&Supervisor);
 
 /// Set while the cases run again on pooled sandboxes: [`spawn_entry`]
-/// then awaits the supervisor's pooled sandbox and checks the spawn took it.
+/// then awaits the supervisor's offer of its pooled sandbox and checks
+/// the spawn claimed it.
 static POOLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Spawns the VM entry with `spec` (the pool's spec: `SandboxSpec::default()`
@@ -71,7 +72,7 @@ fn spawn_entry(sv: &Supervisor, spec: &SandboxSpec) -> luring_sandbox::SandboxHa
     if !POOLED.load(std::sync::atomic::Ordering::SeqCst) {
         return sv.spawn(sbx::VM_ENTRY, &[], spec).expect("spawn");
     }
-    let (pid1, _) = await_pool(sv.pid());
+    let (pid1, _) = await_offer(sv);
     let h = sv.spawn(sbx::VM_ENTRY, &[], spec).expect("spawn");
     assert!(
         h.pooled() && h.pid() == pid1,
@@ -130,6 +131,27 @@ fn await_pool(sup: i32) -> (i32, i32) {
     }
 }
 
+/// The supervisor's pooled sandbox once it is offered to the host (on
+/// the offer socket, 30 s at most): the next spawn with the pool's spec
+/// claims it. (its PID 1, the entry process)
+fn await_offer(sv: &Supervisor) -> (i32, i32) {
+    let pooled = await_pool(sv.pid());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sv.offer_waiting() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pooled sandbox {pooled:?} was not offered in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    pooled
+}
+
+/// This process's open descriptors.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
 /// A spawn with the pool's spec takes the sandbox made ahead, and only
 /// that spawn does: a second spawn right after gets another sandbox, and
 /// each prints to its own stdout only (the pooled one got this spawn's,
@@ -138,7 +160,7 @@ fn await_pool(sup: i32) -> (i32, i32) {
 fn the_pool_hands_each_sandbox_to_one_spawn(sv: &Supervisor) {
     // Any spawn with the pool's spec makes the supervisor keep one.
     assert_eq!(run(sv, "print('first')").stdout, "first\n");
-    let (pid1, _) = await_pool(sv.pid());
+    let (pid1, _) = await_offer(sv);
     let start = |source: &str| {
         let (out_r, out_w) = pipe();
         let spec = SandboxSpec {
@@ -167,7 +189,7 @@ fn the_pool_hands_each_sandbox_to_one_spawn(sv: &Supervisor) {
     b_out.read_to_string(&mut out_b).unwrap();
     assert_eq!((out_a.as_str(), out_b.as_str()), ("a\ta\n", "b\tnil\n"));
     // The next pooled sandbox is another process, made after `a` ended.
-    let (next, _) = await_pool(sv.pid());
+    let (next, _) = await_offer(sv);
     assert_ne!(next, pid1, "a pooled sandbox was reused");
     let (mut c, mut c_out) = start("print('c', rawget(_G, 'left_by_a'))");
     assert!(c.pooled() && c.pid() == next);
@@ -240,7 +262,7 @@ fn a_pooled_sandbox_holds_what_a_fresh_one_holds(sv: &Supervisor) {
         run(sv, "print('asks for the pool')").stdout,
         "asks for the pool\n"
     );
-    let (pid1, _) = await_pool(sv.pid());
+    let (pid1, _) = await_offer(sv);
     let start = |arg: &[u8]| {
         let (out_r, out_w) = pipe();
         let (err_r, err_w) = pipe();
@@ -308,13 +330,10 @@ fn a_dead_pooled_sandbox_is_not_handed_out(sv: &Supervisor) {
         // Dead: PID 1 a zombie (it becomes one only once every process of
         // its namespace is gone); the entry reaped by PID 1 (as a zombie
         // its VM thread may still hold its descriptors).
-        let dead = || {
-            if kill_pid1 {
-                !runs(victim)
-            } else {
-                stat(victim).is_none()
-            }
-        };
+        // (And PID 1 exited: until then, with the entry dead, nothing the
+        // host holds tells it apart from a live one; see
+        // `a_dead_claimed_sandbox_is_discarded`.)
+        let dead = || !runs(pid1) && stat(entry).is_none();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !dead() {
             assert!(
@@ -361,7 +380,7 @@ fn a_directory_stream_never_takes_the_pooled_sandbox(sv: &Supervisor) {
         run(sv, "print('asks for the pool')").stdout,
         "asks for the pool\n"
     );
-    let (pid1, _) = await_pool(sv.pid());
+    let (pid1, _) = await_offer(sv);
     let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
     let spec = SandboxSpec {
         stdout: Stdio::Fd(dir),
@@ -379,8 +398,280 @@ fn a_directory_stream_never_takes_the_pooled_sandbox(sv: &Supervisor) {
         pid1,
         "the pooled sandbox was used or lost"
     );
+    assert!(sv.offer_waiting(), "the offer was taken or lost");
     let r = run(sv, "print('still served')");
     assert_eq!(r.stdout, "still served\n");
+}
+
+/// The claimed path's spawn: stdout a pipe, `source` sent as the module
+/// once the spawn returned. (handle, its stdout)
+fn start_printing(
+    sv: &Supervisor,
+    source: &str,
+) -> (luring_sandbox::SandboxHandle, std::io::PipeReader) {
+    let (out_r, out_w) = pipe();
+    let spec = SandboxSpec {
+        stdout: Stdio::Fd(out_w),
+        ..SandboxSpec::default()
+    };
+    let h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
+    send_boot(h.control(), "case.lua", source.as_bytes()).expect("boot");
+    (h, out_r)
+}
+
+/// Waits for `h` to exit 0 and returns what it printed.
+fn printed(mut h: luring_sandbox::SandboxHandle, mut out: std::io::PipeReader) -> String {
+    assert_eq!(h.wait_timeout(10_000).unwrap(), Some(ExitStatus::Exited(0)));
+    drop(h);
+    let mut s = String::new();
+    out.read_to_string(&mut s).unwrap();
+    s
+}
+
+/// Two threads spawn with the pool's spec while an offer waits, each
+/// claim slowed down (a preempted host): exactly one of them claims the
+/// offered sandbox, the other gets a sandbox of its own; each prints to
+/// its own stdout only and sees nothing of the other. No descriptor is
+/// left in the host afterwards (the offer's /dev/null included).
+fn a_claimed_sandbox_serves_exactly_one_spawn(sv: &Supervisor) {
+    assert_eq!(
+        run(sv, "print('asks for the pool')").stdout,
+        "asks for the pool\n"
+    );
+    let (pid1, _) = await_offer(sv);
+    let fds_before = open_fds();
+    Supervisor::set_handover_delay_for_tests(std::time::Duration::from_millis(20));
+    let source = |tag: &str| format!("print('{tag}', rawget(_G, 'left')) left = '{tag}'");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| start_printing(sv, &source("a")));
+        let b = s.spawn(|| start_printing(sv, &source("b")));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    Supervisor::set_handover_delay_for_tests(std::time::Duration::ZERO);
+    let claimed = [&a.0, &b.0]
+        .iter()
+        .filter(|h| h.pooled() && h.pid() == pid1)
+        .count();
+    assert_eq!(
+        claimed,
+        1,
+        "pids {} {} (pooled {} {}), offered {pid1}",
+        a.0.pid(),
+        b.0.pid(),
+        a.0.pooled(),
+        b.0.pooled()
+    );
+    assert_ne!(a.0.pid(), b.0.pid(), "one sandbox served two spawns");
+    assert_eq!(printed(a.0, a.1), "a\tnil\n");
+    assert_eq!(printed(b.0, b.1), "b\tnil\n");
+    assert_eq!(open_fds(), fds_before, "descriptors left in the host");
+}
+
+/// A spawn that asks the supervisor while an offer waits (it was made
+/// just before the request arrived) is told to take the offer, and does:
+/// the same sandbox, served once.
+fn a_spawn_that_asks_first_takes_the_offer(sv: &Supervisor) {
+    assert_eq!(
+        run(sv, "print('asks for the pool')").stdout,
+        "asks for the pool\n"
+    );
+    let (pid1, _) = await_offer(sv);
+    Supervisor::set_offer_check_for_tests(false);
+    let (a, a_out) = start_printing(sv, "print('a')");
+    let (b, b_out) = start_printing(sv, "print('b')");
+    Supervisor::set_offer_check_for_tests(true);
+    assert!(
+        a.pooled() && a.pid() == pid1,
+        "a: pooled {}, pid {} (offered {pid1})",
+        a.pooled(),
+        a.pid()
+    );
+    assert_ne!(b.pid(), pid1, "one sandbox served two spawns");
+    assert_eq!(printed(a, a_out), "a\n");
+    assert_eq!(printed(b, b_out), "b\n");
+}
+
+/// A spawn with an inherited standard stream (the supervisor's own, which
+/// the host does not hold) never takes the offer, nor is it told to:
+/// it gets a sandbox of its own, and the offer keeps waiting.
+fn an_inherited_stream_never_takes_the_offer(sv: &Supervisor) {
+    assert_eq!(
+        run(sv, "print('asks for the pool')").stdout,
+        "asks for the pool\n"
+    );
+    let (pid1, _) = await_offer(sv);
+    for check_first in [true, false] {
+        Supervisor::set_offer_check_for_tests(check_first);
+        let (out_r, out_w) = pipe();
+        let spec = SandboxSpec {
+            stdin: Stdio::Inherit,
+            stdout: Stdio::Fd(out_w),
+            ..SandboxSpec::default()
+        };
+        let spawned = sv.spawn(sbx::VM_ENTRY, &[], &spec);
+        Supervisor::set_offer_check_for_tests(true);
+        let h = spawned.expect("spawn");
+        drop(spec);
+        assert!(
+            !h.pooled() && h.pid() != pid1,
+            "check first {check_first}: pooled {}, pid {} (offered {pid1})",
+            h.pooled(),
+            h.pid()
+        );
+        assert!(sv.offer_waiting(), "the offer was taken or lost");
+        send_boot(h.control(), "case.lua", b"print('own')").expect("boot");
+        assert_eq!(printed(h, out_r), "own\n");
+    }
+}
+
+/// An offered sandbox that died before a spawn claimed it (its entry
+/// killed, or its PID 1) is discarded: killed and reaped (no zombie, no
+/// descriptor left in the host), and the spawn gets a fresh sandbox and
+/// works, with no error; whether the spawn looked for the offer first or
+/// was told of it by the supervisor.
+fn a_dead_claimed_sandbox_is_discarded(sv: &Supervisor) {
+    for (kill_pid1, check_first) in [(false, true), (true, true), (false, false), (true, false)] {
+        let what = format!(
+            "killed its {}, check first {check_first}",
+            if kill_pid1 { "PID 1" } else { "entry" }
+        );
+        assert_eq!(
+            run(sv, "print('asks for the pool')").stdout,
+            "asks for the pool\n"
+        );
+        let (pid1, entry) = await_offer(sv);
+        let fds_before = open_fds();
+        let victim = if kill_pid1 { pid1 } else { entry };
+        // SAFETY: plain kill of a process of this test's sandbox.
+        assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+        // Dead: the entry reaped by PID 1 (as a zombie its VM thread may
+        // still hold its descriptors) and PID 1 exited (it does once it
+        // reported the entry's end). Until then the host cannot tell: the
+        // entry's end of the control socket stays open in its ring's
+        // table, which the supervisor's dup keeps alive until the claim.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while runs(pid1) || stat(entry).is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{victim} survived SIGKILL ({what})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Supervisor::set_offer_check_for_tests(check_first);
+        let started = std::panic::catch_unwind(|| start_printing(sv, "print('fresh')"));
+        Supervisor::set_offer_check_for_tests(true);
+        let (h, out) = started.unwrap_or_else(|_| panic!("spawn failed ({what})"));
+        assert_ne!(
+            h.pid(),
+            pid1,
+            "a dead offered sandbox was handed out ({what})"
+        );
+        // Discarded: reaped by the supervisor (not even a zombie is left).
+        assert!(
+            stat(pid1).is_none_or(|(_, parent)| parent != sv.pid()),
+            "the dead offered sandbox {pid1} was not reaped ({what}): {:?}",
+            stat(pid1)
+        );
+        assert_eq!(printed(h, out), "fresh\n", "{what}");
+        assert_eq!(
+            open_fds(),
+            fds_before,
+            "descriptors left in the host ({what})"
+        );
+    }
+}
+
+/// The host at its descriptor limit while an offer waits: the offer's
+/// descriptors arrive cut off (MSG_CTRUNC) or its ring cannot be taken
+/// (EMFILE). The offered sandbox is then discarded (killed and reaped,
+/// even after it was sent the spawn's streams) and the spawn goes the
+/// normal way: it fails with a clear error naming the limit, or succeeds
+/// with a fresh sandbox once the discarded offer's descriptors are closed.
+/// Never a hang, never a descriptor left in the host.
+fn a_claim_at_the_descriptor_limit_is_discarded(sv: &Supervisor) {
+    let mut saved = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `saved` is writable.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) },
+        0
+    );
+    let numbers_in_use = || -> Vec<i32> {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect()
+    };
+    // Offer: 4 descriptors, its ring 1 more.
+    for free in 0..=5usize {
+        assert_eq!(
+            run(sv, "print('asks for the pool')").stdout,
+            "asks for the pool\n"
+        );
+        let (pid1, _) = await_offer(sv);
+        let fds_before = open_fds();
+        let (out_r, out_w) = pipe();
+        let spec = SandboxSpec {
+            stdout: Stdio::Fd(out_w),
+            ..SandboxSpec::default()
+        };
+        // (The listing's own descriptor is closed again.)
+        let in_use = numbers_in_use();
+        // The limit that leaves exactly `free` numbers unused below it.
+        let (mut limit, mut unused) = (0, 0);
+        while unused < free || in_use.contains(&limit) {
+            if !in_use.contains(&limit) {
+                unused += 1;
+            }
+            limit += 1;
+        }
+        let low = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: saved.rlim_max,
+        };
+        // SAFETY: valid rlimit structs; the soft limit is restored at once.
+        let spawned = unsafe {
+            libc::setrlimit(libc::RLIMIT_NOFILE, &low);
+            let r = sv.spawn(sbx::VM_ENTRY, &[], &spec);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &saved);
+            r
+        };
+        drop(spec);
+        let offer_gone = || stat(pid1).is_none_or(|(_, parent)| parent != sv.pid());
+        match spawned {
+            Ok(h) => {
+                assert!(
+                    h.pid() == pid1 || offer_gone(),
+                    "{free} free: a fresh sandbox {}, and the offered {pid1} was not reaped",
+                    h.pid()
+                );
+                send_boot(h.control(), "case.lua", b"print('served')").expect("boot");
+                assert_eq!(printed(h, out_r), "served\n", "{free} free");
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    matches!(e, luring_sandbox::SpawnError::Handover { .. })
+                        && (message.contains("RLIMIT_NOFILE")
+                            || message.contains("Too many open files")),
+                    "{free} free: {message}"
+                );
+                assert!(
+                    offer_gone(),
+                    "{free} free: the offered {pid1} was not reaped ({message})"
+                );
+                drop(out_r);
+            }
+        }
+        assert_eq!(
+            open_fds(),
+            fds_before,
+            "{free} free: descriptors left in the host"
+        );
+    }
 }
 
 /// The pooled sandbox's processes: killed and reaped when the runtime
@@ -1058,6 +1349,26 @@ fn main() {
         (
             "the_pooled_sandbox_ends_with_the_runtime",
             the_pooled_sandbox_ends_with_the_runtime,
+        ),
+        (
+            "a_claimed_sandbox_serves_exactly_one_spawn",
+            a_claimed_sandbox_serves_exactly_one_spawn,
+        ),
+        (
+            "a_spawn_that_asks_first_takes_the_offer",
+            a_spawn_that_asks_first_takes_the_offer,
+        ),
+        (
+            "an_inherited_stream_never_takes_the_offer",
+            an_inherited_stream_never_takes_the_offer,
+        ),
+        (
+            "a_dead_claimed_sandbox_is_discarded",
+            a_dead_claimed_sandbox_is_discarded,
+        ),
+        (
+            "a_claim_at_the_descriptor_limit_is_discarded",
+            a_claim_at_the_descriptor_limit_is_discarded,
         ),
     ];
     // The cases that spawn with the pool's spec, again on pooled

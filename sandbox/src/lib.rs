@@ -115,10 +115,12 @@ pub(crate) const STDIO_HANDOVER: &[u8; 8] = b"LRNGSIO1";
 /// waits (blocking) until a spawn takes this sandbox, then puts that
 /// spawn's stdin, stdout and stderr on descriptors 0, 1 and 2 in place of
 /// `/dev/null` (`dup3`, which the seccomp filter allows anyway) and closes
-/// the received copies. The supervisor sends them on the control socket,
-/// before the host gets its end, as one datagram carrying exactly three
-/// descriptors; anything else is an error (every received descriptor is
-/// closed) and the entry should exit. Until this returns, what the entry
+/// the received copies. They come on the control socket as one datagram
+/// carrying exactly three descriptors, from the supervisor before the host
+/// gets its end, or from the host that claimed this sandbox (see
+/// [`Supervisor::spawn`]), before anything else it sends;
+/// anything else is an error (every received descriptor is closed) and the
+/// entry should exit. Until this returns, what the entry
 /// writes to 1 or 2 goes to `/dev/null`: no spawn owns it yet.
 pub fn receive_spawn_stdio(control: BorrowedFd<'_>) -> std::io::Result<()> {
     let mut buf = [0u8; 16];
@@ -131,7 +133,7 @@ pub fn receive_spawn_stdio(control: BorrowedFd<'_>) -> std::io::Result<()> {
     }
     if &buf[..r.len] != STDIO_HANDOVER || r.fds.len() != 3 {
         return Err(std::io::Error::other(
-            "stdio hand-over: not the supervisor's datagram with three descriptors",
+            "stdio hand-over: not the hand-over datagram with three descriptors",
         ));
     }
     for (target, fd) in r.fds.iter().enumerate() {

@@ -24,7 +24,9 @@
 //!   entry knows to wait for them). States: locking down → ready (its
 //!   entry prepares, then waits for the stdio hand-over) → taken (the
 //!   spawn's streams sent on its control socket; from then on a sandbox
-//!   like any other) or dead (killed and reaped, never handed out).
+//!   like any other) or offered (ready: handed to the host, which sends
+//!   the streams itself when a spawn claims it; see `supervisor`) or dead
+//!   (killed and reaped, never handed out).
 //! - Sandbox uid/gid: 0 inside, mapped to the supervisor's own uid/gid when
 //!   unprivileged, and to 65534 (nobody) when the supervisor is root, so a
 //!   sandbox never runs as host root.
@@ -597,7 +599,7 @@ pub(crate) fn pool_request(entry: &str) -> SpawnRequest {
 /// directory as a standard stream is refused by the lock-down, which a
 /// pooled sandbox has behind it: such a request takes the normal path
 /// (and gets its error there).
-pub(crate) fn has_pool_spec(req: &SpawnRequest, fds: &[OwnedFd], entry: &str) -> bool {
+pub(crate) fn has_pool_spec(req: &SpawnRequest, fds: &[impl AsRawFd], entry: &str) -> bool {
     let pool = pool_request(entry);
     let same = req.entry == pool.entry
         && req.arg.is_empty()
@@ -653,6 +655,25 @@ impl Pooled {
             self.started.control_host.as_raw_fd(),
             self.started.report_r.as_raw_fd(),
         ]
+    }
+
+    /// It reported `Ready` (its lock-down is done; its entry may still be
+    /// preparing).
+    pub fn is_ready(&self) -> bool {
+        self.landlock.is_some()
+    }
+
+    /// Makes it a sandbox that is handed out (for an offer to the host,
+    /// `req` being the pool's request): once `Ready`, as [`Pooled::take`]
+    /// without the streams, which the host hands over itself when it
+    /// claims it. `None` (it is killed and reaped) if it is not ready or
+    /// its record cannot be made.
+    pub fn offer(self, req: &SpawnRequest, env: &SupervisorEnv, id: u64) -> Option<Made> {
+        let Some(landlock) = self.landlock else {
+            self.kill();
+            return None;
+        };
+        made(self.started, landlock, req, env, id, true).ok()
     }
 
     /// Called when its report pipe is readable: true if it is (still)

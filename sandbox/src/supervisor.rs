@@ -8,7 +8,8 @@
 //! - The supervisor accepts only [`Request`]'s four variants (Spawn,
 //!   Signal, Discard, Taken); a malformed frame is answered with an error
 //!   and its descriptors are closed. Every request but Taken gets exactly
-//!   one reply; Taken gets none.
+//!   one reply; Taken gets none. Nothing is ever read from the offer
+//!   socket.
 //! - It dies with the host (`PR_SET_PDEATHSIG` + a parent re-check, and EOF
 //!   on the socket), and every sandbox dies with it (each sandbox's PID 1 has
 //!   a parent-death signal and re-checks a lifeline pipe; killing PID 1 tears
@@ -39,6 +40,20 @@
 //!   by (moved out for) exactly one spawn with that spec, never put back;
 //!   killed and reaped (and not remade until the next such request) if it
 //!   fails its lock-down or dies while it waits, and on shutdown.
+//! - Offer and claim: once the pooled sandbox reported `Ready`, it is moved
+//!   out of the pool and *offered*: recorded as a sandbox (like a spawn
+//!   that took it) and sent on the offer socket (a second
+//!   `SOCK_SEQPACKET` pair, written only by the supervisor) as a
+//!   `Spawned` reply with its pidfd, control socket, status pipe and the
+//!   supervisor's `/dev/null`. At most one offer is outstanding, and no
+//!   pooled sandbox is made while it is. The host reads the offer socket
+//!   only with its socket lock held and answers every offer it read
+//!   (`Taken` or `Discard`) before it unlocks; so when a spawn with the
+//!   pool's spec arrives while an offer is outstanding, that offer waits
+//!   unread and the reply is `Offered` ("take it"). The offered ring's dup
+//!   stays open until that offer's `Taken` or `Discard` (not merely the
+//!   next datagram). A spawn with an inherited standard stream is never
+//!   told to take it (the host does not hold the supervisor's streams).
 //! - It zeroes every copy of a request once handled (receive buffer, the
 //!   decoded request, the frame sent to a warm child, the Landlock rules'
 //!   paths, error replies; see `wire`), so a later clone of it holds no
@@ -54,18 +69,23 @@ use crate::{sys, SandboxHandle, SandboxSpec, SpawnError, StartError, Stdio, ENTR
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The host's connection to its supervisor.
 #[derive(Debug)]
 pub struct Supervisor {
     sock: Mutex<OwnedFd>,
+    /// The host's end of the offer socket, on which the supervisor puts
+    /// its pooled sandbox once it is ready (a `Reply::Spawned` and its
+    /// descriptors, see [`Supervisor::spawn`]). Read only with `sock`
+    /// locked.
+    offers: OwnedFd,
     pid: i32,
     pidfd: OwnedFd,
     /// The last spawn took the pooled sandbox: the next one likely will
     /// too, and its reply is watched for ([`REPLY_WATCH`]).
-    last_pooled: std::sync::atomic::AtomicBool,
+    last_pooled: AtomicBool,
 }
 
 impl Supervisor {
@@ -101,6 +121,7 @@ impl Supervisor {
         // Make sure the registry lock is not held across the fork.
         drop(ENTRIES.lock());
         let (host, sup) = sys::socketpair_seqpacket()?;
+        let (host_offers, sup_offers) = sys::socketpair_seqpacket()?;
         // SAFETY: getpid has no preconditions.
         let host_pid = unsafe { libc::getpid() };
         // SAFETY: we checked that this process is single-threaded; the child
@@ -108,15 +129,18 @@ impl Supervisor {
         match unsafe { sys::clone3(0) }? {
             sys::Cloned::Child => {
                 drop(host);
-                serve(sup, host_pid)
+                drop(host_offers);
+                serve(sup, sup_offers, host_pid)
             }
             sys::Cloned::Parent { pid, pidfd } => {
                 drop(sup);
+                drop(sup_offers);
                 Ok(Supervisor {
                     sock: Mutex::new(host),
+                    offers: host_offers,
                     pid,
                     pidfd,
-                    last_pooled: std::sync::atomic::AtomicBool::new(false),
+                    last_pooled: AtomicBool::new(false),
                 })
             }
         }
@@ -191,6 +215,15 @@ impl Supervisor {
                 std::io::Error::other("the reply does not carry exactly three descriptors"),
             ));
         };
+        let ring = self.take_ring(ring_fd, ring_identity)?;
+        Ok([pidfd, control, status, ring])
+    }
+
+    /// The sandbox's ring: the supervisor's descriptor `ring_fd`, taken
+    /// with `pidfd_getfd` (the supervisor keeps it open until we answer the
+    /// reply or offer that named it) and checked to be the ring it named.
+    fn take_ring(&self, ring_fd: RawFd, ring_identity: (u64, u64)) -> Result<OwnedFd, SpawnError> {
+        let handover = |step: &'static str, err: std::io::Error| SpawnError::Handover { step, err };
         let ring = sys::pidfd_getfd(self.pidfd.as_fd(), ring_fd)
             .map_err(|e| handover("taking its ring (pidfd_getfd)", e))?;
         let identity = sys::file_identity(ring.as_fd())
@@ -203,7 +236,7 @@ impl Supervisor {
                 )),
             ));
         }
-        Ok([pidfd, control, status, ring])
+        Ok(ring)
     }
 
     /// Starts entry point `entry` in a new sandbox described by `spec`.
@@ -212,6 +245,16 @@ impl Supervisor {
     /// descriptors and ring. If the host cannot take it over (e.g. at its
     /// `RLIMIT_NOFILE`), the sandbox is killed and reaped and the error is
     /// [`SpawnError::Handover`]; no descriptor is left behind on either side.
+    ///
+    /// A spawn with the pool's spec (see [`crate::register_pooled_entry`])
+    /// takes the supervisor's pooled sandbox straight from the offer socket
+    /// when it waits there (a *claim*, see `claim`): the host checks it is
+    /// alive, hands its entry the spawn's standard streams itself, takes
+    /// its ring as from a spawn reply and sends `Taken`, with no round
+    /// trip. Such a spawn wakes one process, the entry, which finds its
+    /// streams (and then what the caller sends, e.g. its module) waiting.
+    /// A claimed sandbox that died or cannot be taken is discarded (killed
+    /// and reaped by the supervisor) and the spawn goes the normal way.
     pub fn spawn(
         &self,
         entry: &str,
@@ -219,12 +262,32 @@ impl Supervisor {
         spec: &SandboxSpec,
     ) -> Result<SandboxHandle, SpawnError> {
         let (req, fds) = spawn_request(entry, arg, spec)?;
+        let claimable = claimable(entry, &req, &fds);
+        let stdio = req.stdio;
         // Held until the sandbox is taken over (`Taken` sent) or discarded:
         // the supervisor keeps the ring's number open until our next
         // datagram, so no other thread's request may come in between.
         let sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        let watch = self.last_pooled.load(std::sync::atomic::Ordering::Relaxed);
-        let (reply, r) = Self::exchange(&sock, &Request::Spawn(Box::new(req)), &fds, watch)?;
+        if claimable && !TEST_SKIP_OFFER_CHECK.load(Ordering::Relaxed) {
+            if let Some(claimed) = self.claim(&sock, stdio, &fds) {
+                return Ok(claimed);
+            }
+        }
+        let watch = self.last_pooled.load(Ordering::Relaxed);
+        let request = Request::Spawn(Box::new(req));
+        let mut exchanged = Self::exchange(&sock, &request, &fds, watch)?;
+        if matches!(exchanged.0, Reply::Offered) && claimable {
+            // The supervisor offered its pooled sandbox just before it
+            // read our request: the offer waits unread (every read of the
+            // offer socket is acknowledged before the lock is released).
+            if let Some(claimed) = self.claim(&sock, stdio, &fds) {
+                return Ok(claimed);
+            }
+            // Dead or not taken: discarded by now, so no offer is
+            // outstanding and the supervisor spawns.
+            exchanged = Self::exchange(&sock, &request, &fds, false)?;
+        }
+        let (reply, r) = exchanged;
         match reply {
             Reply::Spawned {
                 id,
@@ -236,8 +299,7 @@ impl Supervisor {
                 enforcement,
             } => {
                 test_handover_delay();
-                self.last_pooled
-                    .store(pooled, std::sync::atomic::Ordering::Relaxed);
+                self.last_pooled.store(pooled, Ordering::Relaxed);
                 match self.take_over(r, ring_fd, (ring_dev, ring_ino)) {
                     Ok([pidfd, control, status, ring]) => {
                         // One-way: the supervisor drops its copy. If this
@@ -272,8 +334,122 @@ impl Supervisor {
                 errno,
                 ref message,
             } => Err(spawn_error(kind, errno, message, entry)),
-            Reply::Ok => Err(SpawnError::Refused("unexpected reply".into())),
+            Reply::Ok | Reply::Offered => Err(SpawnError::Refused("unexpected reply".into())),
         }
+    }
+
+    /// Takes the sandbox the supervisor offered, if an offer waits on the
+    /// offer socket, for a spawn with the pool's spec whose standard
+    /// streams are `stdio` (wire kinds; `fds`: the request's descriptors,
+    /// stdio ones first). Called with `sock` (the supervisor socket)
+    /// locked; every offer read is answered (`Taken` or `Discard`) before
+    /// this returns: so an offer the supervisor made before it read a
+    /// request of ours is still there when it answers `Reply::Offered`.
+    ///
+    /// `None`: no offer, or the offered sandbox cannot serve (it died, or
+    /// its descriptors or ring could not be taken); then it has been
+    /// discarded (the supervisor kills and reaps it before it answers).
+    fn claim(&self, sock: &OwnedFd, stdio: [u8; 3], fds: &[RawFd]) -> Option<SandboxHandle> {
+        // A `Spawned` reply is ~60 bytes.
+        let mut buf = [0u8; 512];
+        let mut r =
+            sys::recv_with_fds(self.offers.as_raw_fd(), &mut buf, libc::MSG_DONTWAIT).ok()?;
+        // A malformed offer names no sandbox to discard (nor can an empty
+        // datagram, the supervisor's end closed): the supervisor keeps it
+        // outstanding, and its next answer says so.
+        let Ok(Reply::Spawned {
+            id,
+            pid,
+            ring_fd,
+            ring_dev,
+            ring_ino,
+            pooled: true,
+            enforcement,
+        }) = Reply::decode(&buf[..r.len])
+        else {
+            return None;
+        };
+        let discard = || {
+            let _ = Self::exchange(sock, &Request::Discard { id }, &[], false);
+            None
+        };
+        test_handover_delay();
+        // Pidfd, control socket, status pipe, then the supervisor's
+        // `/dev/null` for the streams the spawn leaves empty.
+        if r.truncated || r.fds.len() != 4 {
+            return discard();
+        }
+        let devnull = r.fds.pop().expect("four descriptors");
+        let Ok([pidfd, control, status]) = <[OwnedFd; 3]>::try_from(r.fds) else {
+            return discard();
+        };
+        // Alive and untouched: PID 1 not gone, no exit status, and nothing
+        // on the control socket (the entry sends nothing before it has
+        // its streams: any event there means it is gone). An entry that
+        // just died may show in none of them yet (its ring's table, alive
+        // through the supervisor's dup, keeps its end of the control
+        // socket open; PID 1 reports its end within moments): such a
+        // sandbox is handed out and its end reported, as for one that dies
+        // right after any spawn.
+        let mut watched = [&pidfd, &control, &status].map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        if !matches!(sys::poll_many(&mut watched, 0), Ok(0)) {
+            return discard();
+        }
+        let mut given = fds.iter();
+        let mut streams = [-1; 3];
+        for (stream, kind) in streams.iter_mut().zip(stdio) {
+            *stream = match kind {
+                wire::STDIO_NULL => devnull.as_raw_fd(),
+                _ => match given.next() {
+                    Some(fd) => *fd,
+                    None => return discard(),
+                },
+            };
+        }
+        // The streams wake the entry (a wake-up of ~0.1 ms on a VM), so
+        // they go first; the ring is taken meanwhile. A sandbox whose ring
+        // cannot be taken is discarded before anything else reached it.
+        if sys::send_with_fds(control.as_raw_fd(), crate::STDIO_HANDOVER, &streams).is_err() {
+            return discard();
+        }
+        let Ok(ring) = self.take_ring(ring_fd, (ring_dev, ring_ino)) else {
+            return discard();
+        };
+        // One-way, as after a spawn reply: the supervisor drops its dup of
+        // the ring and makes the next pooled sandbox after its quiet
+        // moment. (Sent before the caller's first datagrams: the socket
+        // lock is not held while they are sent, which may block.) The
+        // next spawn's reply, if it needs one, comes from a fresh sandbox
+        // in milliseconds: not watched.
+        if let Ok(taken) = (Request::Taken { id }).encode() {
+            let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
+        }
+        self.last_pooled.store(false, Ordering::Relaxed);
+        Some(SandboxHandle {
+            id,
+            pid,
+            pidfd,
+            control,
+            ring: Some(ring),
+            status,
+            exit: None,
+            enforcement,
+            pooled: true,
+        })
+    }
+
+    /// Whether the supervisor's offer (its pooled sandbox) waits, unclaimed,
+    /// on the offer socket: for tests that need the claimed path.
+    #[doc(hidden)]
+    pub fn offer_waiting(&self) -> bool {
+        matches!(
+            sys::poll_one(self.offers.as_raw_fd(), libc::POLLIN, 0),
+            Ok(n) if n > 0
+        )
     }
 
     /// Asks the supervisor to signal sandbox `id`'s PID 1.
@@ -320,8 +496,12 @@ impl Drop for Supervisor {
 }
 
 /// Test hook: a delay (µs) the host waits between receiving a spawn reply
-/// and taking the ring, to widen races in tests.
+/// (or an offer) and taking the ring, to widen races in tests.
 static HANDOVER_DELAY_US: AtomicU64 = AtomicU64::new(0);
+
+/// Test hook: spawns ask the supervisor before they look for an offer (so
+/// an outstanding one is answered with `Reply::Offered`).
+static TEST_SKIP_OFFER_CHECK: AtomicBool = AtomicBool::new(false);
 
 fn test_handover_delay() {
     let us = HANDOVER_DELAY_US.load(Ordering::Relaxed);
@@ -338,6 +518,24 @@ impl Supervisor {
     pub fn set_handover_delay_for_tests(delay: std::time::Duration) {
         HANDOVER_DELAY_US.store(delay.as_micros() as u64, Ordering::Relaxed);
     }
+
+    /// For tests only: `false` makes every spawn of this process send its
+    /// request before it looks for an offered sandbox (the supervisor then
+    /// answers `Reply::Offered` while one is outstanding).
+    #[doc(hidden)]
+    pub fn set_offer_check_for_tests(check_first: bool) {
+        TEST_SKIP_OFFER_CHECK.store(!check_first, Ordering::Relaxed);
+    }
+}
+
+/// Whether a spawn of `entry` with `req` (its descriptors `fds`) can take
+/// an offered sandbox: the pool's spec of the pooled entry, and no
+/// inherited standard stream (the supervisor's own, which the host does
+/// not hold: such a spawn goes to the supervisor).
+fn claimable(entry: &str, req: &SpawnRequest, fds: &[RawFd]) -> bool {
+    crate::pooled_entry() == Some(entry)
+        && !req.stdio.contains(&wire::STDIO_INHERIT)
+        && spawn::has_pool_spec(req, fds, entry)
 }
 
 /// The request for a spawn, and the descriptors that travel with it
@@ -492,8 +690,8 @@ const REPLENISH_DELAY: std::time::Duration = std::time::Duration::from_millis(2)
 const REPLY_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// The supervisor process's main loop. Never returns.
-fn serve(sock: OwnedFd, host_pid: i32) -> ! {
-    detach_from_host(&sock, host_pid);
+fn serve(sock: OwnedFd, offers: OwnedFd, host_pid: i32) -> ! {
+    detach_from_host(&sock, &offers, host_pid);
     let env = match SupervisorEnv::new() {
         Ok(e) => e,
         Err(_) => sys::exit_now(1),
@@ -506,6 +704,8 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
         // spawns a sandbox pays for no namespaces.
         warm_paused: true,
         pool: None,
+        offers,
+        offered: None,
         pool_wanted: false,
         quiet_until: None,
         next_id: 1,
@@ -551,9 +751,9 @@ fn serve(sock: OwnedFd, host_pid: i32) -> ! {
 }
 
 /// The supervisor's first steps: die with the host, ignore SIGPIPE, keep
-/// nothing of the host's but stdio and `sock`, forget argv and environ,
-/// drop root's supplementary groups.
-fn detach_from_host(sock: &OwnedFd, host_pid: i32) {
+/// nothing of the host's but stdio, `sock` and `offers`, forget argv and
+/// environ, drop root's supplementary groups.
+fn detach_from_host(sock: &OwnedFd, offers: &OwnedFd, host_pid: i32) {
     // Die with the host, and re-check it did not die before the prctl.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     // SAFETY: getppid has no preconditions.
@@ -567,7 +767,7 @@ fn detach_from_host(sock: &OwnedFd, host_pid: i32) {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // Keep only stdio and our end of the socket: nothing else the host had
     // open at start-up stays reachable from here (or from a sandbox).
-    let mut keep = [0, 1, 2, sock.as_raw_fd()];
+    let mut keep = [0, 1, 2, sock.as_raw_fd(), offers.as_raw_fd()];
     keep.sort_unstable();
     let _ = sys::close_all_except(&keep);
     zero_argv_environ();
@@ -591,8 +791,18 @@ struct State {
     /// making one failed.
     warm_paused: bool,
     /// The sandbox made ahead of its spawn for the pool's spec (see
-    /// `spawn::Pooled`), while it waits.
+    /// `spawn::Pooled`), while it locks down (and, ready, until it is
+    /// offered).
     pool: Option<Pooled>,
+    /// Our end of the offer socket: a ready pooled sandbox is put there at
+    /// once, as a `Reply::Spawned` with its descriptors, for the host to
+    /// take at its next spawn with the pool's spec (`Supervisor::claim`).
+    offers: OwnedFd,
+    /// The sandbox offered there, until the host's `Taken` or `Discard`
+    /// for it: its id and our dup of its ring, whose number the offer
+    /// names. At most one: no pooled sandbox is made while it is
+    /// outstanding. Its record is in `children` from the offer on.
+    offered: Option<(u64, OwnedFd)>,
     /// A pooled sandbox is made while idle: set by each spawn request with
     /// the pool's spec, cleared when one failed or died while it waited
     /// (so a sandbox that cannot start is not remade in a loop).
@@ -620,6 +830,11 @@ impl State {
     /// is readable; returns its poll events.
     fn wait_for_request(&mut self, sock: RawFd) -> i16 {
         loop {
+            // A ready pooled sandbox is offered to the host at once (a
+            // spawn that was already waiting is answered `Reply::Offered`).
+            if self.offered.is_none() && self.pool.as_ref().is_some_and(Pooled::is_ready) {
+                self.offer_pool();
+            }
             let mut pfds = vec![libc::pollfd {
                 fd: sock,
                 events: libc::POLLIN,
@@ -663,7 +878,7 @@ impl State {
                     revents: 0,
                 });
             }
-            let fill_pool = self.pool_wanted && self.pool.is_none();
+            let fill_pool = self.pool_wanted && self.pool.is_none() && self.offered.is_none();
             let replenish = fill_pool || (self.warm.is_none() && !self.warm_paused);
             // Replenish once the last spawn had its quiet moment.
             let wait = self
@@ -755,10 +970,19 @@ impl State {
             Err(e) => (refuse(&e.to_string()), vec![]),
             // Never answered (whatever came with it is closed): the host
             // waits for no reply, so one would answer its next request.
-            // The ring it acknowledges was dropped on receipt already.
-            // The quiet moment counts from here: the host sends the
-            // sandbox its module right after.
-            Ok(Request::Taken { .. }) => {
+            // The ring it acknowledges was dropped on receipt already,
+            // or, for a claimed sandbox, is dropped here (the offer held
+            // it until now). The quiet moment counts from here: the host
+            // sends the sandbox its module right after (claimed: just
+            // before).
+            Ok(Request::Taken { id }) => {
+                if self
+                    .offered
+                    .as_ref()
+                    .is_some_and(|(offered, _)| *offered == id)
+                {
+                    self.offered = None;
+                }
                 self.quiet_until = Some(std::time::Instant::now() + REPLENISH_DELAY);
                 return None;
             }
@@ -783,6 +1007,42 @@ impl State {
         self.pool_wanted = self.pool.is_some();
     }
 
+    /// Offers the ready pooled sandbox to the host: made into a sandbox
+    /// record (its status pipe, the host's descriptors) as a spawn that
+    /// takes it would, and put on the offer socket with our `/dev/null`.
+    /// If the offer cannot be sent it is killed and not remade until the
+    /// next spawn request with the pool's spec.
+    fn offer_pool(&mut self) {
+        // (A pool exists only for the pooled entry.)
+        let Some(entry) = crate::pooled_entry() else {
+            return;
+        };
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let Some(made) = pool.offer(&spawn::pool_request(entry), &self.env, id) else {
+            self.pool_wanted = false;
+            return;
+        };
+        let mut raw: Vec<RawFd> = made.host_fds.iter().map(|f| f.as_raw_fd()).collect();
+        raw.push(self.env.devnull.as_raw_fd());
+        let sent = match made.reply.encode() {
+            Ok(bytes) => sys::send_with_fds(self.offers.as_raw_fd(), &bytes, &raw),
+            Err(_) => Err(std::io::Error::other("offer too large")),
+        };
+        if sent.is_err() {
+            spawn::kill_reap(&made.child.pidfd);
+            self.pool_wanted = false;
+            return;
+        }
+        // Our copies of the host's descriptors close here; the status
+        // pipe's write end and PID 1's pidfd stay in the record.
+        self.children.insert(id, made.child);
+        self.offered = Some((id, made.ring));
+    }
+
     /// A spawn request (its bytes are zeroed when the caller drops it).
     fn spawn(&mut self, req: &SpawnRequest, fds: Vec<OwnedFd>) -> (Reply, Vec<OwnedFd>) {
         self.warm_paused = false;
@@ -799,6 +1059,11 @@ impl State {
         let pool_spec = crate::pooled_entry().is_some_and(|e| spawn::has_pool_spec(req, &fds, e));
         if pool_spec {
             self.pool_wanted = true;
+            if self.offered.is_some() && !req.stdio.contains(&wire::STDIO_INHERIT) {
+                // Offered before this request was read: the host takes the
+                // offer (its socket is locked until it answers).
+                return (Reply::Offered, vec![]);
+            }
             // Moved out: handed to this spawn or killed, never put back.
             if let Some(made) = self
                 .pool
@@ -835,6 +1100,17 @@ impl State {
     fn discard(&mut self, id: u64) -> Reply {
         if let Some(c) = self.children.remove(&id) {
             spawn::kill_reap(&c.pidfd);
+        }
+        if self
+            .offered
+            .as_ref()
+            .is_some_and(|(offered, _)| *offered == id)
+        {
+            // A claimed sandbox that was dead or could not be taken: not
+            // remade until the next spawn request with the pool's spec
+            // (one that cannot start is not remade in a loop).
+            self.offered = None;
+            self.pool_wanted = false;
         }
         Reply::Ok
     }

@@ -483,6 +483,11 @@ pub enum Reply {
         errno: i32,
         message: String,
     },
+    /// To a spawn with the pool's spec: the supervisor had offered its
+    /// pooled sandbox (on the offer socket, `Reply::Spawned` with its
+    /// descriptors) before it read this request, so that offer waits
+    /// there, unread: take it instead.
+    Offered,
 }
 
 pub const ERR_REFUSED: u8 = 1;
@@ -495,6 +500,7 @@ pub const ERR_SPEC: u8 = 6;
 const R_SPAWNED: u8 = 1;
 const R_OK: u8 = 2;
 const R_ERR: u8 = 3;
+const R_OFFERED: u8 = 4;
 
 impl Reply {
     pub fn encode(&self) -> Result<Frame, EncodeError> {
@@ -520,6 +526,9 @@ impl Reply {
             }
             Reply::Ok => {
                 e.u8(R_OK);
+            }
+            Reply::Offered => {
+                e.u8(R_OFFERED);
             }
             Reply::Err {
                 kind,
@@ -552,6 +561,7 @@ impl Reply {
                 enforcement: decode_enforcement(&mut d)?,
             },
             R_OK => Reply::Ok,
+            R_OFFERED => Reply::Offered,
             R_ERR => {
                 let kind = d.u8()?;
                 if !(ERR_REFUSED..=ERR_SPEC).contains(&kind) {
@@ -775,7 +785,7 @@ pub(crate) mod tests {
             }
         }
         pub fn reply(&mut self) -> Reply {
-            match self.below(3) {
+            match self.below(4) {
                 0 => Reply::Spawned {
                     id: self.next(),
                     pid: self.next() as i32,
@@ -786,6 +796,7 @@ pub(crate) mod tests {
                     enforcement: self.enforcement(),
                 },
                 1 => Reply::Ok,
+                2 => Reply::Offered,
                 _ => Reply::Err {
                     kind: 1 + self.below(6) as u8,
                     errno: self.next() as i32,

@@ -2629,6 +2629,13 @@ fn pooled_cases(t: &mut Tally, sv: &Supervisor) {
                 return t.check("pooled cases: fresh sandboxes agree", false, &report);
             }
         } else {
+            // Taken ahead of the spawn (claimed from the supervisor's
+            // offer, or handed over by it): the same outcomes.
+            t.check(
+                "pooled cases: the first pooled sandbox, same outcomes as a fresh one",
+                report == fresh,
+                &format!("pooled:\n{report}\nfresh:\n{fresh}"),
+            );
             break;
         }
         if std::time::Instant::now() > deadline {
