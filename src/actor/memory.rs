@@ -26,7 +26,9 @@
 //!   4 KiB chunks carved in 8-byte steps, with no per-block header (Lua
 //!   passes a block's size back when it frees or resizes it, so a header
 //!   would only repeat it). A freed small block goes to the free list of
-//!   its size and serves the next block of that size. A block lies in the
+//!   its size and serves the next block of that size; when that list is
+//!   empty, the smallest larger free block is split (its rest goes to the
+//!   list of the rest's size) before new memory is carved. A block lies in the
 //!   slab exactly when its address falls inside one of `chunks` (blocks
 //!   from before the switch and large blocks come from the global
 //!   allocator, which never hands out memory inside a live chunk, itself
@@ -125,6 +127,18 @@ impl Slab {
             return head as *mut u8;
         }
         let rounded = class * GRAIN;
+        // No free block of this size: split the smallest larger free one
+        // before carving new memory. Boot's garbage (freed by the
+        // collection that ends boot) then serves the VM's later blocks
+        // instead of staying resident in holes of its chunks.
+        if let Some(larger) = (class + 1..self.free.len()).find(|&c| self.free[c] != 0) {
+            let head = self.free[larger];
+            // SAFETY: as above, `head` is a free slab block of the class
+            // `larger`, whose first word `free_block` wrote.
+            self.free[larger] = unsafe { (head as *const usize).read() };
+            self.free_block(head + rounded, (larger - class) * GRAIN);
+            return head as *mut u8;
+        }
         if self.end - self.bump < rounded {
             if self.chunks.len() >= SLAB_MAX_CHUNKS {
                 return std::ptr::null_mut();
@@ -408,6 +422,36 @@ mod tests {
             vm_alloc(ud, big, SMALL_MAX + 1, 0);
             vm_alloc(ud, b as *mut c_void, 40, 0);
             vm_alloc(ud, c as *mut c_void, 37, 0);
+            assert_eq!(memory.used.get(), 0);
+        }
+    }
+
+    #[test]
+    fn a_larger_free_block_is_split_before_new_memory_is_carved() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        // SAFETY: `ud` is a live VmMemory; blocks are freed with their sizes.
+        unsafe {
+            let a = vm_alloc(ud, std::ptr::null_mut(), 0, 48) as *mut u8;
+            let fence = vm_alloc(ud, std::ptr::null_mut(), 0, 48) as *mut u8;
+            vm_alloc(ud, a as *mut c_void, 48, 0);
+            // no free 24-byte block: the 48-byte one is split in two
+            let b = vm_alloc(ud, std::ptr::null_mut(), 0, 24) as *mut u8;
+            assert_eq!(b, a);
+            let c = vm_alloc(ud, std::ptr::null_mut(), 0, 20) as *mut u8;
+            assert_eq!(c as usize, a as usize + 24, "the rest serves the next block");
+            // nothing free any more: new memory after the fence
+            let d = vm_alloc(ud, std::ptr::null_mut(), 0, 24) as *mut u8;
+            assert_eq!(d as usize, fence as usize + 48);
+            // both halves written and read back intact
+            for (p, n, v) in [(b, 24, 1u8), (c, 20, 2), (d, 24, 3)] {
+                std::ptr::write_bytes(p, v, n);
+            }
+            assert!((0..24).all(|i| *b.add(i) == 1));
+            assert!((0..20).all(|i| *c.add(i) == 2));
+            for (p, n) in [(b, 24), (c, 20), (d, 24), (fence, 48)] {
+                vm_alloc(ud, p as *mut c_void, n, 0);
+            }
             assert_eq!(memory.used.get(), 0);
         }
     }

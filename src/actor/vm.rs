@@ -1295,13 +1295,22 @@ impl Vm {
         // loaded at all, nor are `io` and `package`: nothing uses them (boot
         // removed them from the globals anyway), and every VM paid for them.
         let libs = (StdLib::ALL_SAFE ^ StdLib::IO ^ StdLib::PACKAGE) | StdLib::DEBUG;
-        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+        let lua = unsafe { Lua::unsafe_new_with(StdLib::NONE, LuaOptions::default()) };
         let memory = VmMemory::new();
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
         // `Vm` drops it only after the state (field order).
         unsafe { lua.exec_raw::<()>((), |state| memory.install(state)) }
             .map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        // The libraries are opened once this VM's allocator is in place, so
+        // their many small objects (functions, names, tables) come from the
+        // slab without glibc's per-block header (docs/performance.md
+        // "Actors", a8-rss).
+        if let Err(e) = lua.load_std_libs(libs) {
+            drop(lua);
+            drop(memory);
+            return Err(RuntimeError::Boot(e.to_string()));
+        }
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
@@ -1389,6 +1398,12 @@ impl Vm {
                 Ok(byte_span::span_from_value(&v).is_some())
             }))?,
         )?;
+        // The Rust side's set-up left garbage (mlua makes two or three C
+        // functions for every protected call, the libraries' openers
+        // too): collected now, while the heap is small, its blocks serve
+        // the core chunks' closures and upvalues instead of staying as
+        // holes in the slab's chunks once boot is done.
+        lua.gc_collect()?;
         for chunk in crate::fiber::CORE_CHUNKS {
             chunk.load(lua)?.call::<()>(k.clone())?;
         }
