@@ -23,7 +23,7 @@
 //!   beyond.
 //!
 //! - Small blocks (up to `SMALL_MAX` bytes) come from the VM's own slab:
-//!   4 KiB chunks carved in 8-byte steps, with no per-block header (Lua
+//!   2 KiB chunks carved in 8-byte steps, with no per-block header (Lua
 //!   passes a block's size back when it frees or resizes it, so a header
 //!   would only repeat it). A freed small block goes to the free list of
 //!   its size and serves the next block of that size; when that list is
@@ -78,8 +78,12 @@ const SMALL_MAX: usize = 128;
 /// Slab block sizes are multiples of this (LuaJIT's own allocator aligns
 /// to 8 too; userdata payloads sit at 8 modulo 16 either way).
 const GRAIN: usize = 8;
-const CHUNK: usize = 4 << 10;
-const SLAB_MAX_CHUNKS: usize = 128;
+/// An idle VM's newest chunk is half used on average: 2 KiB chunks left
+/// 1.3 kB less per idle actor than 4 KiB ones (docs/performance.md
+/// "Actors", a8-rss).
+const CHUNK: usize = 2 << 10;
+/// 512 KiB of chunks at most.
+const SLAB_MAX_CHUNKS: usize = 256;
 
 /// The small-block part of a VM heap (see the module's invariants).
 struct Slab {
