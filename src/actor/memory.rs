@@ -75,6 +75,8 @@ const LIMIT_RESERVE: usize = 64 * 1024;
 /// garbage then waits on free lists for a block of its size; 64 did too
 /// (+4 kB: fewer blocks saved their header).
 const SMALL_MAX: usize = 128;
+// `Slab::nonempty` has a bit per size class.
+const _: () = assert!(SMALL_MAX / GRAIN < 32);
 /// Slab block sizes are multiples of this (LuaJIT's own allocator aligns
 /// to 8 too; userdata payloads sit at 8 modulo 16 either way).
 const GRAIN: usize = 8;
@@ -95,6 +97,9 @@ struct Slab {
     /// Per size class (`size / GRAIN`), the address of the first free
     /// block, whose first word holds the next (0 ends the list).
     free: [usize; SMALL_MAX / GRAIN + 1],
+    /// Bit `class` is set when `free[class]` is not empty (finds the
+    /// smallest larger free block without a scan).
+    nonempty: u32,
 }
 
 fn chunk_layout() -> Layout {
@@ -110,6 +115,7 @@ impl Slab {
             bump: 0,
             end: 0,
             free: [0; SMALL_MAX / GRAIN + 1],
+            nonempty: 0,
         }
     }
 
@@ -127,7 +133,11 @@ impl Slab {
         if head != 0 {
             // SAFETY: `head` is a free slab block of at least GRAIN bytes,
             // whose first word `free_block` wrote.
-            self.free[class] = unsafe { (head as *const usize).read() };
+            let next = unsafe { (head as *const usize).read() };
+            self.free[class] = next;
+            if next == 0 {
+                self.nonempty &= !(1 << class);
+            }
             return head as *mut u8;
         }
         let rounded = class * GRAIN;
@@ -135,11 +145,17 @@ impl Slab {
         // before carving new memory. Boot's garbage (freed by the
         // collection that ends boot) then serves the VM's later blocks
         // instead of staying resident in holes of its chunks.
-        if let Some(larger) = (class + 1..self.free.len()).find(|&c| self.free[c] != 0) {
+        let larger_classes = self.nonempty >> (class + 1);
+        if larger_classes != 0 {
+            let larger = class + 1 + larger_classes.trailing_zeros() as usize;
             let head = self.free[larger];
             // SAFETY: as above, `head` is a free slab block of the class
             // `larger`, whose first word `free_block` wrote.
-            self.free[larger] = unsafe { (head as *const usize).read() };
+            let next = unsafe { (head as *const usize).read() };
+            self.free[larger] = next;
+            if next == 0 {
+                self.nonempty &= !(1 << larger);
+            }
             self.free_block(head + rounded, (larger - class) * GRAIN);
             return head as *mut u8;
         }
@@ -177,6 +193,7 @@ impl Slab {
         // longer uses; its first word becomes the list link.
         unsafe { (ptr as *mut usize).write(self.free[class]) };
         self.free[class] = ptr;
+        self.nonempty |= 1 << class;
     }
 }
 
