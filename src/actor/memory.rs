@@ -460,7 +460,11 @@ mod tests {
             let b = vm_alloc(ud, std::ptr::null_mut(), 0, 24) as *mut u8;
             assert_eq!(b, a);
             let c = vm_alloc(ud, std::ptr::null_mut(), 0, 20) as *mut u8;
-            assert_eq!(c as usize, a as usize + 24, "the rest serves the next block");
+            assert_eq!(
+                c as usize,
+                a as usize + 24,
+                "the rest serves the next block"
+            );
             // nothing free any more: new memory after the fence
             let d = vm_alloc(ud, std::ptr::null_mut(), 0, 24) as *mut u8;
             assert_eq!(d as usize, fence as usize + 48);
