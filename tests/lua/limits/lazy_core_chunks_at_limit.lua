@@ -7,16 +7,34 @@
 -- (required before the limit is reached, as in lazy_code_at_limit.lua)
 local _ = require "inbox"
 local fiber = spawn(function() return 'joined' end)
-local hog, i = {}, 0
--- (twice: after a refusal the heap may take a small reserve more, for the
--- code that handles the error; the second fill takes that too)
-pcall(function() while true do i = i + 1 hog[i] = { i } end end)
-pcall(function() while true do i = i + 1 hog[i] = { i } end end)
-local wrap_ok, wrap_err = pcall(coroutine.wrap, function() return 'ran' end)
-local gsub_ok, gsub_err = pcall(string.gsub, 'ab', '%w', function(c) return c end)
-local join_ok, join_err = pcall(function() return fiber:join() end)
-local forbid_ok, forbid_err = pcall(function() return this_fiber.forbid_suspend end)
-local mutex_ok, mutex_err = pcall(require, 'mutex')
+-- The heap is filled again before each first use: a failed load's
+-- garbage (the part of a chunk loaded before the refusal) is collected by
+-- the runtime after the error, which leaves room for the next one. Filled
+-- with one small table at a time (a linked list, no array that doubles),
+-- so every fill stops right at the limit, whatever the heap held before.
+local hog = {}
+local function grow() while true do hog = { hog } end end
+local function fill()
+  -- (twice: after a refusal the heap may take a small reserve more, for the
+  -- code that handles the error; the second fill takes that too)
+  pcall(grow)
+  pcall(grow)
+end
+local function wrap_first() return coroutine.wrap(function() return 'ran' end) end
+local function gsub_first() return string.gsub('ab', '%w', string.upper) end
+local function join_first() return fiber:join() end
+local function forbid_first() return this_fiber.forbid_suspend end
+local function mutex_first() return require 'mutex' end
+fill()
+local wrap_ok, wrap_err = pcall(wrap_first)
+fill()
+local gsub_ok, gsub_err = pcall(gsub_first)
+fill()
+local join_ok, join_err = pcall(join_first)
+fill()
+local forbid_ok, forbid_err = pcall(forbid_first)
+fill()
+local mutex_ok, mutex_err = pcall(mutex_first)
 hog = nil
 collectgarbage()
 local function memory_error(e)
