@@ -1418,11 +1418,13 @@ impl Vm {
                 Ok(byte_span::span_from_value(&v).is_some())
             }))?,
         )?;
-        // The Rust side's set-up left garbage (mlua makes two or three C
-        // functions for every protected call, the libraries' openers
-        // too): collected now, while the heap is small, its blocks serve
-        // the core chunks' closures and upvalues instead of staying as
-        // holes in the slab's chunks once boot is done.
+        // The Rust side's set-up left garbage (mlua opens each library in
+        // a protected call, which makes three C functions; building `rt`
+        // leaves ~50 small blocks too): collected now, while the heap is
+        // small, its blocks serve the core chunks' closures and upvalues
+        // instead of staying as holes in the slab's chunks once boot is
+        // done (-6 kB RSS per idle actor for ~3-8% of a spawn's CPU,
+        // docs/performance.md "Actors", a8-rss).
         lua.gc_collect()?;
         for chunk in crate::fiber::CORE_CHUNKS {
             chunk.load(lua)?.call::<()>(k.clone())?;
