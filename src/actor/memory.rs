@@ -23,10 +23,12 @@
 //!   beyond.
 //!
 //! - Small blocks (up to `SMALL_MAX` bytes) come from the VM's own slab:
-//!   4 KiB chunks carved in 8-byte steps, with no per-block header (Lua
+//!   2 KiB chunks carved in 8-byte steps, with no per-block header (Lua
 //!   passes a block's size back when it frees or resizes it, so a header
 //!   would only repeat it). A freed small block goes to the free list of
-//!   its size and serves the next block of that size. A block lies in the
+//!   its size and serves the next block of that size; when that list is
+//!   empty, the smallest larger free block is split (its rest goes to the
+//!   list of the rest's size) before new memory is carved. A block lies in the
 //!   slab exactly when its address falls inside one of `chunks` (blocks
 //!   from before the switch and large blocks come from the global
 //!   allocator, which never hands out memory inside a live chunk, itself
@@ -73,11 +75,17 @@ const LIMIT_RESERVE: usize = 64 * 1024;
 /// garbage then waits on free lists for a block of its size; 64 did too
 /// (+4 kB: fewer blocks saved their header).
 const SMALL_MAX: usize = 128;
+// `Slab::nonempty` has a bit per size class.
+const _: () = assert!(SMALL_MAX / GRAIN < 32);
 /// Slab block sizes are multiples of this (LuaJIT's own allocator aligns
 /// to 8 too; userdata payloads sit at 8 modulo 16 either way).
 const GRAIN: usize = 8;
-const CHUNK: usize = 4 << 10;
-const SLAB_MAX_CHUNKS: usize = 128;
+/// An idle VM's newest chunk is half used on average: 2 KiB chunks left
+/// 1.3 kB less per idle actor than 4 KiB ones (docs/performance.md
+/// "Actors", a8-rss).
+const CHUNK: usize = 2 << 10;
+/// 512 KiB of chunks at most.
+const SLAB_MAX_CHUNKS: usize = 256;
 
 /// The small-block part of a VM heap (see the module's invariants).
 struct Slab {
@@ -89,6 +97,9 @@ struct Slab {
     /// Per size class (`size / GRAIN`), the address of the first free
     /// block, whose first word holds the next (0 ends the list).
     free: [usize; SMALL_MAX / GRAIN + 1],
+    /// Bit `class` is set when `free[class]` is not empty (finds the
+    /// smallest larger free block without a scan).
+    nonempty: u32,
 }
 
 fn chunk_layout() -> Layout {
@@ -104,6 +115,7 @@ impl Slab {
             bump: 0,
             end: 0,
             free: [0; SMALL_MAX / GRAIN + 1],
+            nonempty: 0,
         }
     }
 
@@ -121,10 +133,32 @@ impl Slab {
         if head != 0 {
             // SAFETY: `head` is a free slab block of at least GRAIN bytes,
             // whose first word `free_block` wrote.
-            self.free[class] = unsafe { (head as *const usize).read() };
+            let next = unsafe { (head as *const usize).read() };
+            self.free[class] = next;
+            if next == 0 {
+                self.nonempty &= !(1 << class);
+            }
             return head as *mut u8;
         }
         let rounded = class * GRAIN;
+        // No free block of this size: split the smallest larger free one
+        // before carving new memory. Boot's garbage (freed by the
+        // collection that ends boot) then serves the VM's later blocks
+        // instead of staying resident in holes of its chunks.
+        let larger_classes = self.nonempty >> (class + 1);
+        if larger_classes != 0 {
+            let larger = class + 1 + larger_classes.trailing_zeros() as usize;
+            let head = self.free[larger];
+            // SAFETY: as above, `head` is a free slab block of the class
+            // `larger`, whose first word `free_block` wrote.
+            let next = unsafe { (head as *const usize).read() };
+            self.free[larger] = next;
+            if next == 0 {
+                self.nonempty &= !(1 << larger);
+            }
+            self.free_block(head + rounded, (larger - class) * GRAIN);
+            return head as *mut u8;
+        }
         if self.end - self.bump < rounded {
             if self.chunks.len() >= SLAB_MAX_CHUNKS {
                 return std::ptr::null_mut();
@@ -159,6 +193,7 @@ impl Slab {
         // longer uses; its first word becomes the list link.
         unsafe { (ptr as *mut usize).write(self.free[class]) };
         self.free[class] = ptr;
+        self.nonempty |= 1 << class;
     }
 }
 
@@ -408,6 +443,40 @@ mod tests {
             vm_alloc(ud, big, SMALL_MAX + 1, 0);
             vm_alloc(ud, b as *mut c_void, 40, 0);
             vm_alloc(ud, c as *mut c_void, 37, 0);
+            assert_eq!(memory.used.get(), 0);
+        }
+    }
+
+    #[test]
+    fn a_larger_free_block_is_split_before_new_memory_is_carved() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        // SAFETY: `ud` is a live VmMemory; blocks are freed with their sizes.
+        unsafe {
+            let a = vm_alloc(ud, std::ptr::null_mut(), 0, 48) as *mut u8;
+            let fence = vm_alloc(ud, std::ptr::null_mut(), 0, 48) as *mut u8;
+            vm_alloc(ud, a as *mut c_void, 48, 0);
+            // no free 24-byte block: the 48-byte one is split in two
+            let b = vm_alloc(ud, std::ptr::null_mut(), 0, 24) as *mut u8;
+            assert_eq!(b, a);
+            let c = vm_alloc(ud, std::ptr::null_mut(), 0, 20) as *mut u8;
+            assert_eq!(
+                c as usize,
+                a as usize + 24,
+                "the rest serves the next block"
+            );
+            // nothing free any more: new memory after the fence
+            let d = vm_alloc(ud, std::ptr::null_mut(), 0, 24) as *mut u8;
+            assert_eq!(d as usize, fence as usize + 48);
+            // both halves written and read back intact
+            for (p, n, v) in [(b, 24, 1u8), (c, 20, 2), (d, 24, 3)] {
+                std::ptr::write_bytes(p, v, n);
+            }
+            assert!((0..24).all(|i| *b.add(i) == 1));
+            assert!((0..20).all(|i| *c.add(i) == 2));
+            for (p, n) in [(b, 24), (c, 20), (d, 24), (fence, 48)] {
+                vm_alloc(ud, p as *mut c_void, n, 0);
+            }
             assert_eq!(memory.used.get(), 0);
         }
     }

@@ -1295,13 +1295,22 @@ impl Vm {
         // loaded at all, nor are `io` and `package`: nothing uses them (boot
         // removed them from the globals anyway), and every VM paid for them.
         let libs = (StdLib::ALL_SAFE ^ StdLib::IO ^ StdLib::PACKAGE) | StdLib::DEBUG;
-        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+        let lua = unsafe { Lua::unsafe_new_with(StdLib::NONE, LuaOptions::default()) };
         let memory = VmMemory::new();
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
         // `Vm` drops it only after the state (field order).
         unsafe { lua.exec_raw::<()>((), |state| memory.install(state)) }
             .map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        // The libraries are opened once this VM's allocator is in place, so
+        // their many small objects (functions, names, tables) come from the
+        // slab without glibc's per-block header (docs/performance.md
+        // "Actors", a8-rss).
+        if let Err(e) = lua.load_std_libs(libs) {
+            drop(lua);
+            drop(memory);
+            return Err(RuntimeError::Boot(e.to_string()));
+        }
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
@@ -1363,7 +1372,14 @@ impl Vm {
     fn boot_core(lua: &Lua, g: &Table) -> mlua::Result<Table> {
         let k = lua.create_table()?;
         k.set("rt", make_rt(lua)?)?;
-        k.set("debug", g.get::<Table>("debug")?)?;
+        // Of the debug library the core code uses these alone; the rest of
+        // it, like the whole `jit` table, becomes garbage below.
+        let debug = g.get::<Table>("debug")?;
+        let core_debug = lua.create_table_with_capacity(0, 5)?;
+        for name in ["getinfo", "getmetatable", "traceback", "getfenv", "setfenv"] {
+            core_debug.raw_set(name, debug.raw_get::<Function>(name)?)?;
+        }
+        k.set("debug", core_debug)?;
         k.set("raw_pcall", g.get::<Function>("pcall")?)?;
         k.set("raw_error", g.get::<Function>("error")?)?;
         // Errors raised by `__gc` finalizers reach the runtime through this
@@ -1374,6 +1390,19 @@ impl Vm {
         )?;
         // `jit.off(f)`: no traces for `f` (code that runs once per VM).
         k.set("jit_off", g.get::<Table>("jit")?.get::<Function>("off")?)?;
+        // Opening a library also records it in the registry (`_LOADED`,
+        // and `_PRELOAD` for `jit.util` and `jit.profile`); nothing reads
+        // those tables (no `require` of a C library ever runs), and they kept
+        // every library whole in every VM: `os.execute` and the rest of `os`,
+        // `jit` and `debug` after boot took them out of reach. The globals
+        // the core code no longer needs go now, before the collection below,
+        // so their blocks serve the core chunks.
+        for name in ["_LOADED", "_PRELOAD"] {
+            lua.unset_named_registry_value(name)?;
+        }
+        for name in ["debug", "jit"] {
+            g.raw_set(name, Value::Nil)?;
+        }
         // SAFETY: `load_lazy_chunk` is a `lua_CFunction` that follows the
         // C API's stack rules (see there).
         k.set("load_lazy_chunk", unsafe {
@@ -1389,6 +1418,14 @@ impl Vm {
                 Ok(byte_span::span_from_value(&v).is_some())
             }))?,
         )?;
+        // The Rust side's set-up left garbage (mlua opens each library in
+        // a protected call, which makes three C functions; building `rt`
+        // leaves ~50 small blocks too): collected now, while the heap is
+        // small, its blocks serve the core chunks' closures and upvalues
+        // instead of staying as holes in the slab's chunks once boot is
+        // done (-6 kB RSS per idle actor for ~3-8% of a spawn's CPU,
+        // docs/performance.md "Actors", a8-rss).
+        lua.gc_collect()?;
         for chunk in crate::fiber::CORE_CHUNKS {
             chunk.load(lua)?.call::<()>(k.clone())?;
         }
@@ -1396,8 +1433,6 @@ impl Vm {
         // reachable from user code, and removing it leaves less to find if
         // that ever failed.
         for name in [
-            "debug",
-            "jit",
             "io",
             "package",
             "dofile",
@@ -1869,6 +1904,44 @@ mod tests {
             meta.contains("attempt to call global 'getmetatable'"),
             "{meta}"
         );
+    }
+
+    /// The registry's records of the opened libraries are gone after boot
+    /// (they kept all of `os`, `jit` and `debug` alive in every VM), and
+    /// the core code keeps only the debug functions it uses.
+    #[test]
+    fn boot_keeps_no_library_record_and_only_the_debug_functions_it_uses() {
+        let vm = Vm::new().expect("VM boots");
+        for name in ["_LOADED", "_PRELOAD"] {
+            let record: Value = vm.lua.named_registry_value(name).unwrap();
+            assert!(record.is_nil(), "registry.{name} is {record:?}");
+        }
+        let debug: Table = vm.core.get("debug").unwrap();
+        let mut names: Vec<String> = debug
+            .pairs::<String, Function>()
+            .map(|pair| pair.unwrap().0)
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["getfenv", "getinfo", "getmetatable", "setfenv", "traceback"]
+        );
+        // Nothing in the registry reaches `os.execute` any more.
+        // SAFETY: pushes the registry table, which `exec_raw` pops as its
+        // result; nothing there can raise a Lua error.
+        let registry: Table = unsafe {
+            vm.lua.exec_raw((), |state| {
+                ffi::lua_pushvalue(state, ffi::LUA_REGISTRYINDEX);
+            })
+        }
+        .unwrap();
+        for pair in registry.pairs::<Value, Value>() {
+            let (key, value) = pair.unwrap();
+            if let Value::Table(t) = value {
+                let execute: Value = t.raw_get("execute").unwrap();
+                assert!(execute.is_nil(), "registry[{key:?}] holds os.execute");
+            }
+        }
     }
 
     #[test]
