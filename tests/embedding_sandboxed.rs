@@ -535,7 +535,10 @@ fn round_trips_none_lost() {
         };
         assert_eq!(reply.as_number(), Some(f64::from(i)), "round trip {i}");
     }
-    assert!(relay_reads >= 1, "the relay thread never had to read a reply");
+    assert!(
+        relay_reads >= 1,
+        "the relay thread never had to read a reply"
+    );
     assert_eq!(mb.try_recv(), Err(luring::TryRecvError::Empty));
     plugin.kill().unwrap();
 }

@@ -46,7 +46,8 @@ pub(super) fn is_host_channel(address: &crate::actor::mailbox::ActorAddress) -> 
 pub(super) fn host_channel_member(
     channel: &SandboxChannel,
 ) -> Option<Result<Message, message::MessageError>> {
-    let open = matches!(&*channel.control.borrow(), Some(OpFd::Fixed(slot)) if *slot == CONTROL_SLOT);
+    let open =
+        matches!(&*channel.control.borrow(), Some(OpFd::Fixed(slot)) if *slot == CONTROL_SLOT);
     (open && channel.ring.is_none()).then(|| {
         Ok(Message::Address(crate::actor::mailbox::ActorAddress::new(
             host_marker().clone(),
