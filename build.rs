@@ -1,11 +1,13 @@
-//! Precompiles the runtime's own Lua code (`lua/core/*.lua`) to LuaJIT
-//! bytecode, so that a VM's boot loads it instead of parsing ~90 KB of
-//! source (most of the start-up time of an empty script).
+//! Precompiles the runtime's own Lua code (`lua/core/*.lua`, and the
+//! builtin modules' `lua/*.lua`) to LuaJIT bytecode, so that a VM's boot
+//! loads it instead of parsing ~90 KB of source (most of the start-up time
+//! of an empty script), and a `require 'file'` its module's code.
 //!
 //! Invariants:
 //! - Only the runtime's own, trusted sources are compiled here; user code is
 //!   always loaded as text (lua/core/modules.lua refuses binary chunks).
-//! - Every `lua/core/NAME.lua` gets `$OUT_DIR/NAME.ljbc`, stripped of debug
+//! - Every `lua/core/NAME.lua` gets `$OUT_DIR/NAME.ljbc` (every
+//!   `lua/NAME.lua`: `$OUT_DIR/lib_NAME.ljbc`), stripped of debug
 //!   info (line numbers, local and upvalue names: ~1/3 of the dump and
 //!   ~16 kB of every VM's heap). The chunk name `?NAME`, which tracebacks
 //!   and their filter (lua/core/scheduler.lua) rely on, is given again when
@@ -31,6 +33,8 @@ fn main() {
         if keep_debug_info { "0" } else { "1" }
     );
     println!("cargo::rerun-if-changed={}", core_dir.display());
+    let lib_dir = Path::new("lua");
+    println!("cargo::rerun-if-changed={}", lib_dir.display());
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let cross = std::env::var("HOST").ok() != std::env::var("TARGET").ok();
     if cross {
@@ -47,20 +51,32 @@ fn main() {
         .get::<mlua::Table>("string")
         .and_then(|string| string.get("dump"))
         .expect("string.dump exists");
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(core_dir)
-        .expect("lua/core is readable")
-        .map(|entry| entry.expect("lua/core is readable").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "lua"))
-        .collect();
-    sources.sort();
-    for path in sources {
-        let name = path
-            .file_stem()
+    let lua_files = |dir: &Path| {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.expect("lua/ is readable").path())
+            .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == "lua"))
+            .collect();
+        paths.sort();
+        paths
+    };
+    let stem = |path: &Path| {
+        path.file_stem()
             .and_then(|stem| stem.to_str())
-            .expect("core chunk names are UTF-8");
+            .expect("chunk names are UTF-8")
+            .to_owned()
+    };
+    let core = lua_files(core_dir).into_iter().map(|p| (stem(&p), p));
+    let libs = lua_files(lib_dir).into_iter().map(|p| (stem(&p), p));
+    // (a library's files are prefixed: their names may be a core chunk's)
+    let sources = core
+        .map(|(name, p)| (name.clone(), name, p))
+        .chain(libs.map(|(name, p)| (format!("lib_{name}"), name, p)));
+    for (file, name, path) in sources {
+        let name = name.as_str();
         let source = std::fs::read(&path).expect("core chunk is readable");
         // What was compiled, for the test that the bytecode is not stale.
-        std::fs::write(out_dir.join(format!("{name}.lua")), &source).expect("OUT_DIR is writable");
+        std::fs::write(out_dir.join(format!("{file}.lua")), &source).expect("OUT_DIR is writable");
         let bytecode = if cross {
             Vec::new()
         } else {
@@ -75,7 +91,7 @@ fn main() {
                 .as_bytes()
                 .to_vec()
         };
-        std::fs::write(out_dir.join(format!("{name}.ljbc")), bytecode)
+        std::fs::write(out_dir.join(format!("{file}.ljbc")), bytecode)
             .expect("OUT_DIR is writable");
     }
 }

@@ -42,6 +42,45 @@ macro_rules! core_chunk {
     };
 }
 
+/// A builtin module's Lua code (`lua/NAME.lua`), precompiled like the core
+/// chunks; loaded (`CoreChunk::load_with`) on the module's first use.
+macro_rules! lib_chunk {
+    ($name:literal) => {
+        CoreChunk {
+            name: $name,
+            source: include_str!(concat!("../../lua/", $name, ".lua")),
+            bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/lib_", $name, ".ljbc")),
+            #[cfg(test)]
+            compiled_from: include_str!(concat!(env!("OUT_DIR"), "/lib_", $name, ".lua")),
+        }
+    };
+}
+
+/// The builtin modules' Lua code (src/modules/, `LuaModule::chunk`).
+pub mod lib_chunks {
+    use super::CoreChunk;
+    pub const FILE: CoreChunk = lib_chunk!("file");
+    pub const FILESYSTEM: CoreChunk = lib_chunk!("filesystem");
+    pub const IO_OBJECT: CoreChunk = lib_chunk!("io_object");
+    pub const IP: CoreChunk = lib_chunk!("ip");
+    pub const PIPE: CoreChunk = lib_chunk!("pipe");
+    pub const STREAM: CoreChunk = lib_chunk!("stream");
+    pub const SYSTEM_PROCESS: CoreChunk = lib_chunk!("system_process");
+    pub const UNIX: CoreChunk = lib_chunk!("unix");
+    /// All of them (tests).
+    #[cfg(test)]
+    pub const ALL: &[CoreChunk] = &[
+        FILE,
+        FILESYSTEM,
+        IO_OBJECT,
+        IP,
+        PIPE,
+        STREAM,
+        SYSTEM_PROCESS,
+        UNIX,
+    ];
+}
+
 /// The core Lua chunks every VM runs at boot, in this order, with the
 /// runtime's internal table as their only argument. Chunk name `?<name>`
 /// keeps runtime frames recognisable in tracebacks (`[string "?<name>"]`).
@@ -164,7 +203,10 @@ unsafe fn push_chunk_with_env(
 /// Every core chunk, the lazy ones included.
 #[cfg(test)]
 fn all_core_chunks() -> impl Iterator<Item = &'static CoreChunk> {
-    CORE_CHUNKS.iter().chain(LAZY_CORE_CHUNKS)
+    CORE_CHUNKS
+        .iter()
+        .chain(LAZY_CORE_CHUNKS)
+        .chain(lib_chunks::ALL)
 }
 
 impl CoreChunk {

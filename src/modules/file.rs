@@ -22,8 +22,6 @@ use crate::modules::error::{einval, ErrorCode};
 use crate::modules::filesystem::{count_arg, path_arg};
 use crate::modules::io_object::{self, holder_fd};
 
-const FILE_LUA: &str = include_str!("../../lua/file.lua");
-
 /// The flags `file.open_flag` names.
 const OPEN_FLAGS: &[(&str, i32)] = &[
     ("append", libc::O_APPEND),
@@ -39,7 +37,7 @@ const OPEN_FLAGS: &[(&str, i32)] = &[
 /// The `file` builtin module (registered by `super::register`).
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "file",
-    source: FILE_LUA,
+    chunk: &crate::fiber::lib_chunks::FILE,
     primitives,
 };
 

@@ -44,12 +44,10 @@ use crate::modules::byte_span;
 use crate::modules::error::{einval, ErrorCode};
 use crate::modules::io_object::{self, LuaBuilder};
 
-const FILESYSTEM_LUA: &str = include_str!("../../lua/filesystem.lua");
-
 /// The `filesystem` builtin module (registered by `super::register`).
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "filesystem",
-    source: FILESYSTEM_LUA,
+    chunk: &crate::fiber::lib_chunks::FILESYSTEM,
     primitives,
 };
 

@@ -35,8 +35,6 @@ use crate::modules::file_descriptor::{self, push};
 
 pub(crate) use crate::actor::vm::submit_read;
 
-const IO_OBJECT_LUA: &str = include_str!("../../lua/io_object.lua");
-
 /// A blocking job's output that becomes a Lua value on the VM's thread (a
 /// userdata owning what the job made, say). Dropped unbuilt, the closure
 /// and everything it captured are dropped.
@@ -81,8 +79,8 @@ pub(crate) type Primitives = fn(&Lua) -> mlua::Result<Table>;
 pub(crate) struct LuaModule {
     pub name: &'static str,
     /// Runs on the first `require` with `(K, primitives(lua), IO)` and
-    /// returns the module table.
-    pub source: &'static str,
+    /// returns the module table (`lua/NAME.lua`, precompiled by build.rs).
+    pub chunk: &'static crate::fiber::CoreChunk,
     pub primitives: Primitives,
 }
 
@@ -106,9 +104,9 @@ pub(crate) fn register_lua_modules(
             .ok_or_else(|| crate::modules::error::einval(1))?;
         let io = io_object(lua, &k2, &globals)?;
         let prims = (module.primitives)(lua)?;
-        lua.load(module.source)
-            .set_name(format!("?{}", module.name))
-            .set_environment(globals.clone())
+        module
+            .chunk
+            .load_with(lua, Some(&globals))?
             .call::<Table>((k2.clone(), prims, io))
     }))?;
     let builtin = k.get::<Table>("builtin_modules")?;
@@ -118,15 +116,14 @@ pub(crate) fn register_lua_modules(
     Ok(())
 }
 
-/// A function that compiles and runs `source` with `(K, primitives(lua),
+/// A function that loads and runs `chunk` with `(K, primitives(lua),
 /// IO)` when called and returns what it returns, as `register_lua_modules`
 /// does for a module: for code merged into a core module on first use
 /// (lua/system_process.lua).
 pub(crate) fn lua_chunk_loader(
     lua: &Lua,
     k: &Table,
-    name: &'static str,
-    source: &'static str,
+    chunk: &'static crate::fiber::CoreChunk,
     primitives: Primitives,
 ) -> mlua::Result<mlua::Function> {
     // The boot-time globals (the main thread's environment is sealed empty
@@ -136,9 +133,8 @@ pub(crate) fn lua_chunk_loader(
     lua.create_function(unless_closing(move |lua, ()| {
         let io = io_object(lua, &k2, &globals)?;
         let prims = primitives(lua)?;
-        lua.load(source)
-            .set_name(format!("?{name}"))
-            .set_environment(globals.clone())
+        chunk
+            .load_with(lua, Some(&globals))?
             .call::<Table>((k2.clone(), prims, io))
     }))
 }
@@ -148,10 +144,8 @@ fn io_object(lua: &Lua, k: &Table, globals: &Table) -> mlua::Result<Table> {
     if let Value::Table(t) = k.raw_get("io_object")? {
         return Ok(t);
     }
-    let t: Table = lua
-        .load(IO_OBJECT_LUA)
-        .set_name("?io_object")
-        .set_environment(globals.clone())
+    let t: Table = crate::fiber::lib_chunks::IO_OBJECT
+        .load_with(lua, Some(globals))?
         .call((k.clone(), holder_primitives(lua)?))?;
     k.raw_set("io_object", &t)?;
     Ok(t)

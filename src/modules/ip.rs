@@ -20,8 +20,6 @@ use crate::modules::file_descriptor;
 use crate::modules::io_object::{self, holder_fd};
 use crate::modules::socket::{self, endpoint_arg, push_endpoint};
 
-const IP_LUA: &str = include_str!("../../lua/ip.lua");
-
 /// Registry keys of lua/ip.lua's address reader and constructor
 /// (`P.set_codec`, run when the module is first loaded).
 const CODEC_PARTS: &str = "luring.ip.parts";
@@ -76,7 +74,7 @@ pub(crate) fn address_to_lua(lua: &Lua, address: crate::ipc::IpAddress) -> mlua:
 /// The `ip` builtin module (registered by `super::register`).
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "ip",
-    source: IP_LUA,
+    chunk: &crate::fiber::lib_chunks::IP,
     primitives,
 };
 

@@ -14,12 +14,10 @@ use crate::modules::error::ErrorCode;
 use crate::modules::file_descriptor::push;
 use crate::modules::io_object;
 
-const PIPE_LUA: &str = include_str!("../../lua/pipe.lua");
-
 /// The `pipe` builtin module (registered by `super::register`).
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "pipe",
-    source: PIPE_LUA,
+    chunk: &crate::fiber::lib_chunks::PIPE,
     primitives,
 };
 

@@ -6,11 +6,9 @@ use mlua::Lua;
 
 use crate::modules::io_object;
 
-const STREAM_LUA: &str = include_str!("../../lua/stream.lua");
-
 /// The `stream` builtin module (registered by `super::register`).
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "stream",
-    source: STREAM_LUA,
+    chunk: &crate::fiber::lib_chunks::STREAM,
     primitives: Lua::create_table,
 };

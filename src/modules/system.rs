@@ -39,8 +39,6 @@ use crate::modules::error::{self, ErrorCode};
 use crate::modules::file_descriptor::push;
 use crate::modules::io_object::{self, holder_fd};
 
-const SYSTEM_PROCESS_LUA: &str = include_str!("../../lua/system_process.lua");
-
 /// The signals a `signal.set` can wait for. Left out on purpose: signals
 /// the kernel sends to one thread for what it did (SIGSEGV, SIGPIPE,
 /// SIGXFSZ, ...), SIGKILL and SIGSTOP (cannot be blocked), SIGTTIN and
@@ -284,8 +282,12 @@ fn set_disposition(lua: &Lua, v: Value, handler: libc::sighandler_t) -> mlua::Re
 }
 
 pub(crate) fn register(lua: &Lua, k: &Table) -> mlua::Result<()> {
-    let loader =
-        io_object::lua_chunk_loader(lua, k, "system_process", SYSTEM_PROCESS_LUA, primitives)?;
+    let loader = io_object::lua_chunk_loader(
+        lua,
+        k,
+        &crate::fiber::lib_chunks::SYSTEM_PROCESS,
+        primitives,
+    )?;
     k.raw_set("load_system_process", loader)
 }
 

@@ -16,12 +16,10 @@ use crate::modules::error::{einval, ErrorCode};
 use crate::modules::io_object;
 use crate::modules::socket::{self, endpoint_arg, push_endpoint};
 
-const UNIX_LUA: &str = include_str!("../../lua/unix.lua");
-
 /// The `unix` builtin module (registered by `super::register`).
 pub(crate) const MODULE: io_object::LuaModule = io_object::LuaModule {
     name: "unix",
-    source: UNIX_LUA,
+    chunk: &crate::fiber::lib_chunks::UNIX,
     primitives,
 };
 
