@@ -161,16 +161,7 @@ fn the_pool_hands_each_sandbox_to_one_spawn(sv: &Supervisor) {
     // Any spawn with the pool's spec makes the supervisor keep one.
     assert_eq!(run(sv, "print('first')").stdout, "first\n");
     let (pid1, _) = await_offer(sv);
-    let start = |source: &str| {
-        let (out_r, out_w) = pipe();
-        let spec = SandboxSpec {
-            stdout: Stdio::Fd(out_w),
-            ..SandboxSpec::default()
-        };
-        let h = sv.spawn(sbx::VM_ENTRY, &[], &spec).expect("spawn");
-        send_boot(h.control(), "case.lua", source.as_bytes()).expect("boot");
-        (h, out_r)
-    };
+    let start = |source: &str| start_printing(sv, source);
     let (mut a, mut a_out) = start("left_by_a = 'a' print('a', left_by_a)");
     let (mut b, mut b_out) = start("print('b', rawget(_G, 'left_by_a'))");
     assert!(

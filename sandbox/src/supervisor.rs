@@ -301,25 +301,7 @@ impl Supervisor {
                 test_handover_delay();
                 self.last_pooled.store(pooled, Ordering::Relaxed);
                 match self.take_over(r, ring_fd, (ring_dev, ring_ino)) {
-                    Ok([pidfd, control, status, ring]) => {
-                        // One-way: the supervisor drops its copy. If this
-                        // fails the supervisor is gone (the next call says
-                        // so) and drops everything anyway.
-                        if let Ok(taken) = (Request::Taken { id }).encode() {
-                            let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
-                        }
-                        Ok(SandboxHandle {
-                            id,
-                            pid,
-                            pidfd,
-                            control,
-                            ring: Some(ring),
-                            status,
-                            exit: None,
-                            enforcement,
-                            pooled,
-                        })
-                    }
+                    Ok(taken) => Ok(taken_over(&sock, id, pid, taken, enforcement, pooled)),
                     Err(e) => {
                         // Whatever arrived is closed by now; the supervisor
                         // kills and reaps the sandbox before it answers (if
@@ -419,27 +401,20 @@ impl Supervisor {
         let Ok(ring) = self.take_ring(ring_fd, (ring_dev, ring_ino)) else {
             return discard();
         };
-        // One-way, as after a spawn reply: the supervisor drops its dup of
-        // the ring and makes the next pooled sandbox after its quiet
-        // moment. (Sent before the caller's first datagrams: the socket
-        // lock is not held while they are sent, which may block.) The
-        // next spawn's reply, if it needs one, comes from a fresh sandbox
-        // in milliseconds: not watched.
-        if let Ok(taken) = (Request::Taken { id }).encode() {
-            let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
-        }
+        // `Taken` as after a spawn reply: the supervisor makes the next
+        // pooled sandbox after its quiet moment. (Sent before the caller's
+        // first datagrams: the socket lock is not held while they are
+        // sent, which may block.) The next spawn's reply, if it needs one,
+        // comes from a fresh sandbox in milliseconds: not watched.
         self.last_pooled.store(false, Ordering::Relaxed);
-        Some(SandboxHandle {
+        Some(taken_over(
+            sock,
             id,
             pid,
-            pidfd,
-            control,
-            ring: Some(ring),
-            status,
-            exit: None,
+            [pidfd, control, status, ring],
             enforcement,
-            pooled: true,
-        })
+            true,
+        ))
     }
 
     /// Whether the supervisor's offer (its pooled sandbox) waits, unclaimed,
@@ -532,6 +507,35 @@ impl Supervisor {
 /// an offered sandbox: the pool's spec of the pooled entry, and no
 /// inherited standard stream (the supervisor's own, which the host does
 /// not hold: such a spawn goes to the supervisor).
+/// The handle of sandbox `id`, whose descriptors (pidfd, control socket,
+/// status pipe, ring) the host now holds, after telling the supervisor
+/// (`Taken`, one-way: it drops its copy of the ring; if the send fails the
+/// supervisor is gone, the next call says so, and it drops everything
+/// anyway).
+fn taken_over(
+    sock: &OwnedFd,
+    id: u64,
+    pid: i32,
+    [pidfd, control, status, ring]: [OwnedFd; 4],
+    enforcement: crate::Enforcement,
+    pooled: bool,
+) -> SandboxHandle {
+    if let Ok(taken) = (Request::Taken { id }).encode() {
+        let _ = sys::send_with_fds(sock.as_raw_fd(), &taken, &[]);
+    }
+    SandboxHandle {
+        id,
+        pid,
+        pidfd,
+        control,
+        ring: Some(ring),
+        status,
+        exit: None,
+        enforcement,
+        pooled,
+    }
+}
+
 fn claimable(entry: &str, req: &SpawnRequest, fds: &[RawFd]) -> bool {
     crate::pooled_entry() == Some(entry)
         && !req.stdio.contains(&wire::STDIO_INHERIT)

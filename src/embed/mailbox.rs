@@ -209,6 +209,14 @@ impl Mailbox {
         posted
     }
 
+    /// An async receiver found nothing and sleeps until woken: the relays
+    /// of the sandboxes feeding this mailbox read their sockets from now on.
+    fn hand_back_feeds(&self) {
+        for feed in self.inner.feeds() {
+            feed.hand_back();
+        }
+    }
+
     /// Waits for a message (blocking this thread).
     ///
     /// ```
@@ -369,16 +377,6 @@ struct Recv<'a> {
     mailbox: &'a Mailbox,
     /// Counted in `waiting` (until it completes or is dropped).
     registered: bool,
-}
-
-impl Mailbox {
-    /// An async receiver found nothing and sleeps until woken: the relays
-    /// of the sandboxes feeding this mailbox read their sockets from now on.
-    fn hand_back_feeds(&self) {
-        for feed in self.inner.feeds() {
-            feed.hand_back();
-        }
-    }
 }
 
 impl Recv<'_> {

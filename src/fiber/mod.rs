@@ -30,29 +30,34 @@ pub struct CoreChunk {
     compiled_from: &'static str,
 }
 
-macro_rules! core_chunk {
-    ($name:literal) => {
+/// A chunk of the runtime's own Lua: `lua/<dir>NAME.lua`, with the
+/// bytecode build.rs wrote as `$OUT_DIR/<prefix>NAME.ljbc` (and the source
+/// it compiled beside it).
+macro_rules! chunk {
+    ($dir:literal, $prefix:literal, $name:literal) => {
         CoreChunk {
             name: $name,
-            source: include_str!(concat!("../../lua/core/", $name, ".lua")),
-            bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".ljbc")),
+            source: include_str!(concat!("../../lua/", $dir, $name, ".lua")),
+            bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/", $prefix, $name, ".ljbc")),
             #[cfg(test)]
-            compiled_from: include_str!(concat!(env!("OUT_DIR"), "/", $name, ".lua")),
+            compiled_from: include_str!(concat!(env!("OUT_DIR"), "/", $prefix, $name, ".lua")),
         }
     };
 }
 
-/// A builtin module's Lua code (`lua/NAME.lua`), precompiled like the core
-/// chunks; loaded (`CoreChunk::load_with`) on the module's first use.
+/// A core chunk (`lua/core/NAME.lua`).
+macro_rules! core_chunk {
+    ($name:literal) => {
+        chunk!("core/", "", $name)
+    };
+}
+
+/// A builtin module's Lua code (`lua/NAME.lua`, build.rs's `lib_NAME`),
+/// precompiled like the core chunks; loaded (`CoreChunk::load_with`) on
+/// the module's first use.
 macro_rules! lib_chunk {
     ($name:literal) => {
-        CoreChunk {
-            name: $name,
-            source: include_str!(concat!("../../lua/", $name, ".lua")),
-            bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/lib_", $name, ".ljbc")),
-            #[cfg(test)]
-            compiled_from: include_str!(concat!(env!("OUT_DIR"), "/lib_", $name, ".lua")),
-        }
+        chunk!("", "lib_", $name)
     };
 }
 
