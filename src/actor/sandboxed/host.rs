@@ -1335,6 +1335,30 @@ pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendEr
 mod tests {
     use super::*;
 
+    /// Whatever a frame from a sandbox names as channels (a compromised
+    /// sandbox writes any frame it likes), each becomes the inbox it is
+    /// delivered to; with no inbox left, the frame is refused.
+    #[test]
+    fn a_sandbox_s_channels_can_only_name_the_inbox_they_reach() {
+        use crate::ipc::{encode, FdPlacement, Value as W};
+        let packet = encode(
+            &W::Array(vec![W::Channel(0), W::Array(vec![W::Channel(1)])]),
+            FdPlacement::ScmRights,
+        )
+        .unwrap();
+        let inbox = crate::actor::mailbox::Mailbox::new();
+        let Ok(FromSandbox::Message(Message::Array(items))) =
+            frame_from_sandbox(&packet, Vec::new(), Some(&inbox))
+        else {
+            panic!("a message with two channels");
+        };
+        let named =
+            |m: &Message| matches!(m, Message::Address(a) if Arc::ptr_eq(&a.mailbox, &inbox));
+        assert!(named(&items[0]));
+        assert!(matches!(&items[1], Message::Array(inner) if named(&inner[0])));
+        assert!(frame_from_sandbox(&packet, Vec::new(), None).is_err());
+    }
+
     #[test]
     fn an_end_frame_is_believed_only_with_the_runtime_s_exit_code() {
         use crate::ipc::EndReason;
