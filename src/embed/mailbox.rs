@@ -310,16 +310,13 @@ impl Mailbox {
     /// their relay threads to wake up: a sleeping relay costs a wake-up per
     /// round trip. Each feed posts in order, exactly once, whoever reads it.
     fn spin_until_pending(&self, deadline: Option<Instant>) -> bool {
-        let mut until = Instant::now() + crate::actor::host::SPIN;
-        if let Some(d) = deadline {
-            until = until.min(d);
-        }
         let feeds = self.inner.feeds();
         for feed in &feeds {
             feed.start();
         }
         let found = crate::actor::host::spin_until(
-            until,
+            crate::actor::host::SPIN,
+            deadline,
             || self.inner.is_pending(),
             || {
                 for feed in &feeds {

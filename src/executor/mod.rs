@@ -1076,7 +1076,8 @@ impl Executor {
             let status = unsafe { self.ring.completion().status() };
             let ring = &self.ring;
             let flagged = crate::actor::host::spin_until(
-                until,
+                WATCH,
+                Some(until),
                 || !status.is_empty(),
                 // SAFETY: no other submission queue of this ring exists
                 // while the watch runs (`self` is borrowed for it).

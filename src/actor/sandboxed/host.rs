@@ -536,7 +536,8 @@ fn relay(
             // receipt a little while costs less than the eventfd write and
             // the wake-up of this thread it would take once asleep.
             crate::actor::host::spin_until(
-                std::time::Instant::now() + crate::actor::host::SPIN,
+                crate::actor::host::SPIN,
+                None,
                 || feed.receipts.is_pending(),
                 || process.is_over(),
             );
