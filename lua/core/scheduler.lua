@@ -250,16 +250,24 @@ K.q_remove = q_remove
 local scopes_of = setmetatable({}, { __mode = 'k' })
 K.main_thread_key = {}
 
+-- The last fiber coroutine asked for and its record: one entry, so that
+-- a fiber's pcalls skip the weak table. Cleared when that fiber ends
+-- (fiber_done), so it never outlives the fiber nor serves the next one.
+local cached_co, cached_s = false, false
+
 local function thread_scopes()
   -- At C depth 0 a running fiber is in its own coroutine (user coroutines
   -- and gsub callbacks run counted): no coroutine.running call then.
   local f = current
-  local th = (c_depth == 0 and f and f[CO]) or co_running() or K.main_thread_key
+  local co = c_depth == 0 and f and f[CO]
+  if co and co == cached_co then return cached_s end
+  local th = co or co_running() or K.main_thread_key
   local s = scopes_of[th]
   if not s then
     s = { n = 0, bound = 0 }
     scopes_of[th] = s
   end
+  if co then cached_co, cached_s = co, s end
   return s
 end
 
@@ -514,6 +522,7 @@ fiber_done = function(f, results, value)
     if results ~= FAILED or not f.vm_main then run_handlers(s, 0) end
     scopes_of[co] = nil
   end
+  if cached_co == co then cached_co, cached_s = false, false end
   -- Only now is the fiber finished for everyone else (join, interrupt).
   f[RESULTS] = results
   -- w1 may still hold the job or a stale wake value: drop it
