@@ -166,9 +166,10 @@ function IO.run_fast(st, kind, slow, buf)
     fast_raise(h)
   end
   if res then
-    -- result_of's common case inline: what follows fast_op runs in the
-    -- interpreter (see pcall in lua/core/scheduler.lua)
-    if type(res) == 'number' and res >= 0 then return res end
+    -- result_of's common case inline, without its type check (`res` is a
+    -- CQE result here): what follows fast_op runs in the interpreter
+    -- (see pcall in lua/core/scheduler.lua)
+    if res >= 0 then return res end
     return result_of(f, true, res)
   end
   return result_of(f, await_tracked(f, st, id))
