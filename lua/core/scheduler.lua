@@ -324,15 +324,13 @@ end
 
 -- The end of a scope that began with `outer` as the bound and `n0`
 -- handlers: the outer bound comes back first, so the handlers run in the
--- enclosing scope. On success the C depth is already back where it was
--- (every counted call restores it as it returns); after an error it is
--- restored here.
+-- enclosing scope. The C depth is restored on success too: a counted call
+-- left by an error caught outside the runtime's wrappers (a finalizer's)
+-- must not stay counted.
 local function scope_tail(s, outer, n0, depth, ok, e)
   s.bound = outer
-  if not ok then
-    c_depth = depth
-    if e == NOT_ENOUGH_MEMORY then emergency_gc() end
-  end
+  c_depth = depth
+  if not ok and e == NOT_ENOUGH_MEMORY then emergency_gc() end
   if s.n > n0 then run_handlers(s, n0) end
   if not ok then error(normalize_error(e), 0) end
 end
@@ -1129,8 +1127,7 @@ K.this_fiber_mt = this_fiber_mt
 ---------------------------------------------------------------------------
 -- Fiber-aware pcall, xpcall and coroutine.*
 -- The end of a failed pcall or xpcall (see scope_tail).
-local function pcall_failed(s, n0, depth, e)
-  c_depth = depth
+local function pcall_failed(s, n0, e)
   if e == NOT_ENOUGH_MEMORY then emergency_gc() end
   if s.n > n0 then run_handlers(s, n0) end
   return false, normalize_error(e)
@@ -1141,7 +1138,8 @@ end
 -- the pcall frame, so what follows it runs in the interpreter.
 local function pcall_tail(s, outer, n0, depth, ok, ...)
   s.bound = outer
-  if not ok then return pcall_failed(s, n0, depth, (...)) end
+  c_depth = depth
+  if not ok then return pcall_failed(s, n0, (...)) end
   if s.n > n0 then run_handlers(s, n0) end
   return true, ...
 end
