@@ -255,6 +255,11 @@ K.main_thread_key = {}
 -- (fiber_done), so it never outlives the fiber nor serves the next one.
 local cached_co, cached_s = false, false
 
+-- Calls of scope_cleanup_push so far, in all threads: a pcall during which
+-- the count did not change has no handler of its own to run, and its end
+-- need not look at the list (an upvalue is cheaper than `s.n` there).
+local scope_pushes = 0
+
 local function thread_scopes()
   -- At C depth 0 a running fiber is in its own coroutine (user coroutines
   -- and gsub callbacks run counted): no coroutine.running call then.
@@ -305,6 +310,7 @@ function scope_cleanup_push(h)
   local s = thread_scopes()
   s.n = s.n + 1
   s[s.n] = h
+  scope_pushes = scope_pushes + 1
 end
 
 function scope_cleanup_pop(execute)
@@ -1136,9 +1142,10 @@ end
 -- The success path is kept to a few bytecodes: when a pcall'd function
 -- calls C (an I/O fast path), LuaJIT cannot compile the return through
 -- the pcall frame, so what follows it runs in the interpreter.
-local function pcall_tail(s, outer, n0, depth, ok, ...)
+local function pcall_tail(s, outer, n0, pushes, depth, ok, ...)
   s.bound = outer
   c_depth = depth
+  if ok and pushes == scope_pushes then return true, ... end
   if not ok then return pcall_failed(s, n0, (...)) end
   if s.n > n0 then run_handlers(s, n0) end
   return true, ...
@@ -1152,7 +1159,7 @@ function pcall(fn, ...)
   local s = thread_scopes()
   local outer, n0 = s.bound, s.n
   s.bound = n0
-  return pcall_tail(s, outer, n0, c_depth, raw_pcall(fn, ...))
+  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_pcall(fn, ...))
 end
 
 function xpcall(fn, handler, ...)
@@ -1165,7 +1172,7 @@ function xpcall(fn, handler, ...)
   local s = thread_scopes()
   local outer, n0 = s.bound, s.n
   s.bound = n0
-  return pcall_tail(s, outer, n0, c_depth, raw_xpcall(fn, h, ...))
+  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_xpcall(fn, h, ...))
 end
 
 -- coroutine.* and string.gsub are stubs until a VM first calls one of
