@@ -155,6 +155,10 @@ function IO.run_fast(st, kind, slow, buf)
   end
   local inline = kind ~= FAST_RECV and kind ~= FAST_READ_WAIT and may_complete_inline()
   local id, res = fast_op(h, buf, inline, kind)
+  -- Completed inline, the common case, checked first and without calling
+  -- result_of (`res` is a CQE result, a number): what follows fast_op runs
+  -- in the interpreter (see pcall in lua/core/scheduler.lua).
+  if res and res >= 0 then return res end
   if id == nil then
     check_suspend(f)
     local dir = kind % 2

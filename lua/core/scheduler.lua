@@ -242,20 +242,37 @@ end
 K.q_remove = q_remove
 
 ---------------------------------------------------------------------------
--- Scopes: per Lua thread, a flat handler list plus scope boundaries.
+-- Scopes: per Lua thread, a flat handler list s[1..s.n] and `s.bound`,
+-- the list's length when the innermost open scope (pcall, xpcall, scope)
+-- began: its handlers are those above it. Each scope saves the outer
+-- bound in a local and puts it back when it ends, so no stack of bounds
+-- is kept. The thread's root scope has bound 0.
 local scopes_of = setmetatable({}, { __mode = 'k' })
 K.main_thread_key = {}
+
+-- The last fiber coroutine asked for and its record: one entry, so that
+-- a fiber's pcalls skip the weak table. Cleared when that fiber ends
+-- (fiber_done), so it never outlives the fiber nor serves the next one.
+local cached_co, cached_s = false, false
+
+-- Calls of scope_cleanup_push so far, in all threads: a pcall during which
+-- the count did not change has no handler of its own to run, and its end
+-- need not look at the list (an upvalue is cheaper than `s.n` there).
+local scope_pushes = 0
 
 local function thread_scopes()
   -- At C depth 0 a running fiber is in its own coroutine (user coroutines
   -- and gsub callbacks run counted): no coroutine.running call then.
   local f = current
-  local th = (c_depth == 0 and f and f[CO]) or co_running() or K.main_thread_key
+  local co = c_depth == 0 and f and f[CO]
+  if co and co == cached_co then return cached_s end
+  local th = co or co_running() or K.main_thread_key
   local s = scopes_of[th]
   if not s then
-    s = { n = 0, bounds = { 0 }, depth = 1 }
+    s = { n = 0, bound = 0 }
     scopes_of[th] = s
   end
+  if co then cached_co, cached_s = co, s end
   return s
 end
 
@@ -288,30 +305,17 @@ local function run_handlers(s, bound)
   if f then f.int_disabled = f.int_disabled - 1 end
 end
 
-local function open_scope(s)
-  local d = s.depth + 1
-  s.depth = d
-  s.bounds[d] = s.n
-end
-
-local function close_scope(s)
-  local d = s.depth
-  local bound = s.bounds[d]
-  s.bounds[d] = nil
-  s.depth = d - 1
-  run_handlers(s, bound)
-end
-
 function scope_cleanup_push(h)
   if type(h) ~= 'function' then raise_errno(E.EINVAL, 1) end
   local s = thread_scopes()
   s.n = s.n + 1
   s[s.n] = h
+  scope_pushes = scope_pushes + 1
 end
 
 function scope_cleanup_pop(execute)
   local s = thread_scopes()
-  if s.n <= s.bounds[s.depth] then raise_core('unmatched_scope_cleanup') end
+  if s.n <= s.bound then raise_core('unmatched_scope_cleanup') end
   local h = s[s.n]
   s[s.n] = nil
   s.n = s.n - 1
@@ -324,18 +328,25 @@ function scope_cleanup_pop(execute)
   end
 end
 
-local function scope_tail(s, depth, ok, ...)
+-- The end of a scope that began with `outer` as the bound and `n0`
+-- handlers: the outer bound comes back first, so the handlers run in the
+-- enclosing scope. The C depth is restored on success too: a counted call
+-- left by an error caught outside the runtime's wrappers (a finalizer's)
+-- must not stay counted.
+local function scope_tail(s, outer, n0, depth, ok, e)
+  s.bound = outer
   c_depth = depth
-  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
-  close_scope(s)
-  if not ok then error(normalize_error((...)), 0) end
+  if not ok and e == NOT_ENOUGH_MEMORY then emergency_gc() end
+  if s.n > n0 then run_handlers(s, n0) end
+  if not ok then error(normalize_error(e), 0) end
 end
 
 function scope(f)
   if type(f) ~= 'function' then raise_errno(E.EINVAL, 1) end
   local s = thread_scopes()
-  open_scope(s)
-  return scope_tail(s, c_depth, raw_pcall(f))
+  local outer, n0 = s.bound, s.n
+  s.bound = n0
+  return scope_tail(s, outer, n0, c_depth, raw_pcall(f))
 end
 
 ---------------------------------------------------------------------------
@@ -515,6 +526,7 @@ fiber_done = function(f, results, value)
     if results ~= FAILED or not f.vm_main then run_handlers(s, 0) end
     scopes_of[co] = nil
   end
+  if cached_co == co then cached_co, cached_s = false, false end
   -- Only now is the fiber finished for everyone else (join, interrupt).
   f[RESULTS] = results
   -- w1 may still hold the job or a stale wake value: drop it
@@ -1120,12 +1132,23 @@ K.this_fiber_mt = this_fiber_mt
 
 ---------------------------------------------------------------------------
 -- Fiber-aware pcall, xpcall and coroutine.*
-local function pcall_tail(s, depth, ok, ...)
+-- The end of a failed pcall or xpcall (see scope_tail).
+local function pcall_failed(s, n0, e)
+  if e == NOT_ENOUGH_MEMORY then emergency_gc() end
+  if s.n > n0 then run_handlers(s, n0) end
+  return false, normalize_error(e)
+end
+
+-- The success path is kept to a few bytecodes: when a pcall'd function
+-- calls C (an I/O fast path), LuaJIT cannot compile the return through
+-- the pcall frame, so what follows it runs in the interpreter.
+local function pcall_tail(s, outer, n0, pushes, depth, ok, ...)
+  s.bound = outer
   c_depth = depth
-  if not ok and (...) == NOT_ENOUGH_MEMORY then emergency_gc() end
-  close_scope(s)
-  if ok then return true, ... end
-  return false, normalize_error((...))
+  if ok and pushes == scope_pushes then return true, ... end
+  if not ok then return pcall_failed(s, n0, (...)) end
+  if s.n > n0 then run_handlers(s, n0) end
+  return true, ...
 end
 
 function pcall(fn, ...)
@@ -1134,20 +1157,22 @@ function pcall(fn, ...)
   local f = current
   if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   local s = thread_scopes()
-  open_scope(s)
-  return pcall_tail(s, c_depth, raw_pcall(fn, ...))
+  local outer, n0 = s.bound, s.n
+  s.bound = n0
+  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_pcall(fn, ...))
 end
 
 function xpcall(fn, handler, ...)
   local f = current
   if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
-  local s = thread_scopes()
-  open_scope(s)
   local h = handler
   if type(handler) == 'function' then
     h = function(e) return handler(normalize_error(e)) end
   end
-  return pcall_tail(s, c_depth, raw_xpcall(fn, h, ...))
+  local s = thread_scopes()
+  local outer, n0 = s.bound, s.n
+  s.bound = n0
+  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_xpcall(fn, h, ...))
 end
 
 -- coroutine.* and string.gsub are stubs until a VM first calls one of
