@@ -51,6 +51,7 @@
 pub(crate) mod host;
 mod inside;
 pub(crate) mod ring_relay;
+pub(crate) mod routes;
 pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};

@@ -39,6 +39,7 @@ use luring_sandbox::{ExitStatus, SandboxHandle};
 use super::host::{
     frame_from_sandbox, lock_ring, sandbox_notice, serve_sandbox, FromSandbox, SharedRing,
 };
+use super::routes::RouteTable;
 use crate::actor::mailbox::{ActorAddress, Envelope, Mailbox};
 use crate::actor::message::Message;
 use crate::actor::process::Process;
@@ -117,6 +118,8 @@ pub(crate) struct RingRelay {
     spawner: Option<ActorAddress>,
     monitor: Option<ActorAddress>,
     ring: Option<SharedRing>,
+    /// The sandbox's route table (routes.rs), let go in `finish`.
+    routes: Arc<RouteTable>,
     supervised: Rc<Cell<bool>>,
     process: Arc<Process>,
     recv_op: Option<OpId>,
@@ -146,6 +149,7 @@ impl RingRelay {
         spawner: ActorAddress,
         monitor: Option<ActorAddress>,
         ring: Option<SharedRing>,
+        routes: Arc<RouteTable>,
         supervised: Rc<Cell<bool>>,
         process: Arc<Process>,
     ) -> std::io::Result<Self> {
@@ -160,6 +164,7 @@ impl RingRelay {
             spawner: Some(spawner),
             monitor,
             ring,
+            routes,
             supervised,
             process,
             recv_op: None,
@@ -249,7 +254,7 @@ impl RingRelay {
             Ok(frame) if frame.len == 0 => self.reading = false,
             Ok(frame) => {
                 let inbox = self.spawner.as_ref().map(|a| &a.mailbox);
-                let from = frame_from_sandbox(&buf[..frame.len], frame.fds, inbox);
+                let from = frame_from_sandbox(&buf[..frame.len], frame.fds, inbox, &self.routes);
                 self.received(from);
             }
             Err(e) => self.reject(&e.to_string()),
@@ -328,8 +333,9 @@ impl RingRelay {
             return;
         }
         let inbox = self.spawner.as_ref().map(|a| &a.mailbox);
+        let routes = &self.routes;
         let decoded = self.buffer.with_bytes(|bytes| match bytes.get(..len) {
-            Some(packet) => frame_from_sandbox(packet, fds, inbox),
+            Some(packet) => frame_from_sandbox(packet, fds, inbox, routes),
             None => Err("frame longer than the buffer".into()),
         });
         self.received(decoded);
@@ -338,7 +344,7 @@ impl RingRelay {
     /// Handles a frame read from the sandbox.
     fn received(&mut self, from: Result<FromSandbox, String>) {
         match from {
-            Ok(FromSandbox::Message(msg)) => self.post(msg),
+            Ok(FromSandbox::Message(msg, to)) => self.post(msg, to),
             Ok(FromSandbox::End(reason)) => {
                 // The runtime's last write: nothing follows it.
                 self.end = Some(reason);
@@ -353,20 +359,28 @@ impl RingRelay {
         self.reading = false;
     }
 
-    /// Posts a frame's message to the spawner's inbox; its receipt lets
-    /// the next frame be read. (An inbox that closed drops it: its VM is
-    /// ending.)
-    fn post(&mut self, msg: Message) {
+    /// Posts a frame's message to the spawner's inbox, or to `to`, another
+    /// route's actor; its receipt lets the next frame be read. (An inbox
+    /// that closed drops it: its VM is ending, or that actor ended.)
+    fn post(&mut self, msg: Message, to: Option<ActorAddress>) {
         let Some(spawner) = &self.spawner else {
             return;
         };
+        if to.is_some() {
+            // That actor may run on another thread: its receipt must wake
+            // this VM (the spawner's own receipts come while it runs).
+            if let Some(signal) = spawner.mailbox.signal() {
+                self.receipts.set_signal(signal.clone());
+            }
+        }
         self.next_id += 1;
         let env = Envelope {
             msg,
             sender: Some(self.receipts.clone()),
             send_id: self.next_id,
         };
-        if spawner.mailbox.post(env).is_ok() {
+        let target = to.as_ref().map_or(&spawner.mailbox, |a| &a.mailbox);
+        if target.post(env).is_ok() {
             self.awaiting = Some(self.next_id);
         }
     }
@@ -386,6 +400,8 @@ impl RingRelay {
         if let Some(ring) = &self.ring {
             lock_ring(ring).take();
         }
+        // Its routes' actors stop counting it as a sender.
+        self.routes.end();
         if let Some(monitor) = self.monitor.take() {
             let _ = monitor.mailbox.post(Envelope {
                 msg: sandbox_notice(status, self.end),
@@ -400,6 +416,9 @@ impl RingRelay {
 
 impl Drop for RingRelay {
     fn drop(&mut self) {
+        // With a signal (`post` to another route) a receipt holds a
+        // reference to its mailbox until taken: none is kept from now on.
+        self.receipts.close();
         let Some(handle) = self.handle.take() else {
             return;
         };
@@ -418,6 +437,7 @@ impl Drop for RingRelay {
             spawner,
             None,
             self.ring.take(),
+            self.routes.clone(),
         ) {
             tracing::warn!(error = %e, "no thread to serve a detached sandbox; it is killed");
         }
