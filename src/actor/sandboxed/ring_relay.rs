@@ -93,14 +93,25 @@ impl Relays {
         if self.relays.is_empty() {
             return;
         }
+        let mut handled = false;
         completions.retain(|c| match self.relays.iter_mut().find(|r| r.owns(c.id)) {
             Some(relay) => {
                 relay.completed(executor, c.id, c.result);
+                handled = true;
                 false
             }
             None => true,
         });
         self.relays.retain(|r| !r.done);
+        if handled {
+            // What that queued (a cancel, the next read when the frame went
+            // nowhere) goes out now: this thread may next sleep in poll(2)
+            // on the ring, which submits nothing. A failure shows at the
+            // next turn's submission.
+            if let Err(e) = executor.submit_queued() {
+                tracing::debug!(error = %e, "submitting a sandbox relay's ops failed");
+            }
+        }
     }
 }
 
