@@ -532,7 +532,10 @@ fn other_mailboxes_are_reachable() {
             got => panic!("the channel came back as {got:?}"),
         }
     }
-    assert!(mb.try_recv().is_err(), "nothing went to the replies mailbox");
+    assert!(
+        mb.try_recv().is_err(),
+        "nothing went to the replies mailbox"
+    );
     plugin.send("stop".into()).unwrap();
     let end = ended(&mb);
     assert_eq!((end.reason.as_str(), end.code), ("exited", Some(0)));
@@ -713,7 +716,10 @@ fn main() {
         ("shutdown_kills_plugins", shutdown_kills_plugins),
         ("bad_options", bad_options),
         ("refused_messages", refused_messages),
-        ("other_mailboxes_are_reachable", other_mailboxes_are_reachable),
+        (
+            "other_mailboxes_are_reachable",
+            other_mailboxes_are_reachable,
+        ),
         ("stdin_reaches_plugin", stdin_reaches_plugin),
         ("stdin_shared_with_plugin", stdin_shared_with_plugin),
         ("round_trips_none_lost", round_trips_none_lost),

@@ -287,7 +287,9 @@ impl SandboxLink {
                         .into(),
                 ))
             }
-            (false, Some(ring)) => self.install(&converted.fds, ring.as_fd()).map_err(refused)?,
+            (false, Some(ring)) => self
+                .install(&converted.fds, ring.as_fd())
+                .map_err(refused)?,
         };
         let undo = |slots: &[u32]| {
             if let Some(ring) = &self.ring {
@@ -298,8 +300,7 @@ impl SandboxLink {
             destination: 0,
             channels: plan.as_ref().map(|p| p.routes.clone()).unwrap_or_default(),
         };
-        let frame = match converted.encode(crate::ipc::FdPlacement::FixedSlots(&slots), &routing)
-        {
+        let frame = match converted.encode(crate::ipc::FdPlacement::FixedSlots(&slots), &routing) {
             Ok(frame) => frame,
             Err(e) => {
                 undo(&slots);

@@ -192,7 +192,9 @@ pub fn decode(
         };
         routing.destination = route()?;
         // At most MAX_CHANNELS (64) routes.
-        let channels = (0..channel_count).map(|_| route()).collect::<Result<Vec<_>, _>>()?;
+        let channels = (0..channel_count)
+            .map(|_| route())
+            .collect::<Result<Vec<_>, _>>()?;
         if channels.iter().any(|&r| r != 0) {
             routing.channels = channels;
         } else if routing.destination == 0 {

@@ -5,8 +5,8 @@ use std::slice;
 
 use super::{
     tag, FrameError, IpAddress, Value, FLAG_FIXED_SLOTS, FLAG_ROUTES, HEADER_LEN, MAGIC,
-    MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_ROUTES,
-    MAX_STRING_BYTES, MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
+    MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_ROUTES, MAX_STRING_BYTES,
+    MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
 };
 
 /// How the frame's descriptors reach the receiver.
@@ -65,10 +65,12 @@ pub fn encode_routed(
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
-    out.push(match fds {
-        FdPlacement::ScmRights => 0,
-        FdPlacement::FixedSlots(_) => FLAG_FIXED_SLOTS,
-    } | if routed { FLAG_ROUTES } else { 0 });
+    out.push(
+        match fds {
+            FdPlacement::ScmRights => 0,
+            FdPlacement::FixedSlots(_) => FLAG_FIXED_SLOTS,
+        } | if routed { FLAG_ROUTES } else { 0 },
+    );
     // fd count, channel count and payload length are filled in at the end.
     out.extend_from_slice(&[0; HEADER_LEN - 6]);
     if let FdPlacement::FixedSlots(slots) = fds {

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{
-    encode_routed, FdPlacement, FrameError, ReceivedFrame, Routing, Value, MAX_CHANNELS,
-    MAX_DEPTH, MAX_FDS, MAX_TABLE_MEMBERS,
+    encode_routed, FdPlacement, FrameError, ReceivedFrame, Routing, Value, MAX_CHANNELS, MAX_DEPTH,
+    MAX_FDS, MAX_TABLE_MEMBERS,
 };
 use crate::actor::message::{ActorAddress, Message};
 

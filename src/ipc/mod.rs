@@ -205,7 +205,9 @@ pub enum FrameError {
     SlotCountMismatch { slots: usize, fds: usize },
     #[error("route {route} is over the highest route id {limit}")]
     RouteOutOfRange { route: u32, limit: u32 },
-    #[error("the frame's routes are all 0: a frame with only route 0 leaves the routes flag unset")]
+    #[error(
+        "the frame's routes are all 0: a frame with only route 0 leaves the routes flag unset"
+    )]
     NeedlessRoutes,
     #[error("{routes} routes were given for a message with {channels} channels; give one route per channel (or none)")]
     RouteCountMismatch { routes: usize, channels: usize },

@@ -1026,8 +1026,7 @@ fn valid_frame() -> impl Strategy<Value = (Value<'static>, FdMode, Vec<u8>)> {
                 let routing = routing_from(&route_seed, channels);
                 let (mode, frame) = if fixed {
                     // Distinct slots in a scrambled order.
-                    let slots: Vec<u32> =
-                        (0..fds).map(|k| (slot_base % 64) ^ (k * 3)).collect();
+                    let slots: Vec<u32> = (0..fds).map(|k| (slot_base % 64) ^ (k * 3)).collect();
                     let table_size = slots.iter().max().map_or(1, |max| max + 1);
                     let frame =
                         encode_routed(&value, FdPlacement::FixedSlots(&slots), &routing).ok()?;

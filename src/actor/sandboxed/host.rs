@@ -950,7 +950,13 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 Some(table) => table
                     .routes_for(Some(&own), &converted.channels)
                     .map_err(|e| mlua::Error::runtime(e.message()))?,
-                None if converted.channels.iter().all(|a| Arc::ptr_eq(&a.mailbox, &own)) => None,
+                None if converted
+                    .channels
+                    .iter()
+                    .all(|a| Arc::ptr_eq(&a.mailbox, &own)) =>
+                {
+                    None
+                }
                 None => return Err(ErrorCode::generic(libc::ENOTSUP).into()),
             };
             let fds = &converted.fds;
@@ -1496,7 +1502,12 @@ mod tests {
             let (Err(e), closed) = deliver(&packet, &given) else {
                 panic!("route {route} was never given");
             };
-            assert!(e.contains(&format!("route {route}, which this sandbox was never given")), "{e}");
+            assert!(
+                e.contains(&format!(
+                    "route {route}, which this sandbox was never given"
+                )),
+                "{e}"
+            );
             assert!(closed, "the fd of a refused frame is closed");
         }
         // A route another sandbox of the same spawner holds means nothing here.
@@ -1504,7 +1515,10 @@ mod tests {
             let (Err(e), closed) = deliver(&packet, &other_sandbox) else {
                 panic!("another sandbox's route used");
             };
-            assert!(e.contains("route 1, which this sandbox was never given"), "{e}");
+            assert!(
+                e.contains("route 1, which this sandbox was never given"),
+                "{e}"
+            );
             assert!(closed);
         }
         // Past the bound: not even a frame.

@@ -136,7 +136,10 @@ fn wire_to_lua(
         W::Object(members) => {
             let t = lua.create_table_with_capacity(0, members.len())?;
             for (key, item) in members {
-                t.raw_set(lua.create_string(&*key)?, wire_to_lua(lua, item, granted, routing)?)?;
+                t.raw_set(
+                    lua.create_string(&*key)?,
+                    wire_to_lua(lua, item, granted, routing)?,
+                )?;
             }
             Value::Table(t)
         }

@@ -153,7 +153,8 @@ pub(crate) struct RingRelay {
 
 impl RingRelay {
     /// Starts serving `handle` on `executor`'s ring: its frames go to
-    /// `spawner`, its end to `monitor`.
+    /// `spawner` (or the routes of `routes`), its end to `monitor`.
+    #[allow(clippy::too_many_arguments)] // each is one of the sandbox's parts
     pub(crate) fn start(
         executor: &mut Executor,
         handle: SandboxHandle,

@@ -195,10 +195,7 @@ mod tests {
         assert_eq!(routes(&rest).err(), Some(RouteError::Full));
         assert_eq!(table.len(), 1);
         let fits = &rest[..MAX_ROUTES as usize - 1];
-        assert_eq!(
-            routes(fits),
-            Ok(Some((2..=MAX_ROUTES).collect::<Vec<_>>()))
-        );
+        assert_eq!(routes(fits), Ok(Some((2..=MAX_ROUTES).collect::<Vec<_>>())));
         assert_eq!(
             routes(&[&others[MAX_ROUTES as usize]]).err(),
             Some(RouteError::Full)
