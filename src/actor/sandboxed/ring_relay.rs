@@ -9,6 +9,12 @@
 //!   flight, and the next is armed only once the frame before it was taken
 //!   from the inbox (its receipt came back): a flood from the sandbox costs
 //!   the host one message (the backpressure of the thread relay).
+//! - A frame goes to its destination route (routes.rs): the spawner's inbox,
+//!   or another actor the sandbox was given, posted with a receipt all the
+//!   same (one frame in flight whatever the route; a receipt from another
+//!   thread wakes this VM). A route the sandbox's table does not hold
+//!   closes the channel, as any bad frame. The table is let go in
+//!   `finish`.
 //! - The sandbox's end frame (`ipc::decode_end`) is kept for its monitor
 //!   notice and stops reading: its runtime writes nothing after it.
 //! - A frame is checked as `SandboxHandle::recv_control` checks it:
