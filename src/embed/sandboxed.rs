@@ -245,8 +245,9 @@ pub enum DeliveryError {
     )]
     Closed,
     /// The message cannot go to this actor (a directory or `O_PATH`
-    /// descriptor, channels to more than 64 mailboxes besides its replies one, a full table
-    /// of received descriptors, a frame too large); nothing was sent.
+    /// descriptor, channels to more than 64 mailboxes besides its replies
+    /// one, a full table of received descriptors, a frame too large);
+    /// nothing was sent.
     #[error("{0}")]
     Refused(String),
 }

@@ -168,10 +168,11 @@ pub(super) fn sandbox_notice(status: ExitStatus, end: Option<crate::ipc::EndReas
 /// The host's side of one sandbox, on a thread of its own: reads the
 /// sandbox's frames (one at a time: the next is read only once the
 /// spawner took the previous one, so a flood costs the host one message)
-/// and posts them to the spawner's inbox, and tells `monitor` how the
-/// sandbox ended. The thread counts as a running thread of the process
-/// (it can still wake the spawner) and holds an address of the spawner's
-/// inbox (a sender) until the sandbox is gone.
+/// and posts them to the spawner's inbox (or the actor of their route,
+/// `routes`), and tells `monitor` how the sandbox ended. The thread
+/// counts as a running thread of the process (it can still wake the
+/// spawner) and holds an address of the spawner's inbox (a sender), and
+/// the route table its routes, until the sandbox is gone.
 pub(crate) fn serve_sandbox(
     process: Arc<crate::actor::process::Process>,
     handle: SandboxHandle,
