@@ -439,8 +439,9 @@ fn stdin_shared_with_plugin() {
     );
 }
 
-/// Messages a sandbox cannot be sent: a directory, a channel other than
-/// its replies mailbox. They come back whole; the plugin still works.
+/// Messages a sandbox cannot be sent: a directory, a channel to a 65th
+/// mailbox besides its replies one. They come back whole; the plugin
+/// still works.
 fn refused_messages() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
@@ -464,14 +465,30 @@ fn refused_messages() {
         matches!(back.get("dir"), Some(Message::Fd(_))),
         "the fd came back"
     );
-    let other = runtime.mailbox();
-    let (_, why) = plugin
-        .send_checked(Message::object([("reply", other.address().into())]))
+    // 64 other mailboxes fit (one frame: the reply and 63 more)...
+    let others: Vec<Mailbox> = (0..65).map(|_| runtime.mailbox()).collect();
+    let more: Vec<Message> = others[1..64].iter().map(|m| m.address().into()).collect();
+    plugin
+        .send(Message::object([
+            ("n", 1.into()),
+            ("reply", others[0].address().into()),
+            ("more", Message::Array(more)),
+        ]))
+        .unwrap();
+    let reply = others[0].recv_timeout(WAIT).unwrap();
+    assert_eq!(reply.get("doubled").and_then(|d| d.as_number()), Some(2.0));
+    // ...a 65th does not, and the message comes back.
+    let (back, why) = plugin
+        .send_checked(Message::object([
+            ("n", 5.into()),
+            ("reply", others[64].address().into()),
+        ]))
         .unwrap_err();
     assert!(
-        matches!(&why, DeliveryError::Refused(r) if r.contains("replies")),
+        matches!(&why, DeliveryError::Refused(r) if r.contains("64 other actors")),
         "{why}"
     );
+    assert_eq!(back.get("n").and_then(|n| n.as_number()), Some(5.0));
     plugin
         .send(Message::object([
             ("n", 2.into()),
@@ -481,6 +498,48 @@ fn refused_messages() {
     let reply = mb.recv_timeout(WAIT).unwrap();
     assert_eq!(reply.get("doubled").and_then(|d| d.as_number()), Some(4.0));
     plugin.kill().unwrap();
+}
+
+/// Any mailbox's address sent to a plugin becomes a channel the plugin
+/// sends on (a route of its sandbox): its reply reaches that mailbox, with
+/// the channel back naming that same mailbox.
+fn other_mailboxes_are_reachable() {
+    let runtime = Runtime::builder().build().unwrap();
+    let mb = runtime.mailbox();
+    let plugin = runtime
+        .spawn(sandboxed(
+            "doubler.lua",
+            DOUBLER,
+            SandboxOptions::new(),
+            &mb,
+        ))
+        .unwrap();
+    let other = runtime.mailbox();
+    for n in [3.0, 4.0] {
+        plugin
+            .send(Message::object([
+                ("n", n.into()),
+                ("reply", other.address().into()),
+            ]))
+            .unwrap();
+        let reply = other.recv_timeout(WAIT).unwrap();
+        assert_eq!(
+            reply.get("doubled").and_then(|d| d.as_number()),
+            Some(n * 2.0)
+        );
+        match reply.get("reply") {
+            Some(Message::Address(a)) => assert!(a.same_actor(&other.address())),
+            got => panic!("the channel came back as {got:?}"),
+        }
+    }
+    assert!(
+        mb.try_recv().is_err(),
+        "nothing went to the replies mailbox"
+    );
+    plugin.send("stop".into()).unwrap();
+    let end = ended(&mb);
+    assert_eq!((end.reason.as_str(), end.code), ("exited", Some(0)));
+    assert_eq!(runtime.shutdown().unwrap(), None);
 }
 
 /// An echo plugin: its first message is `{reply = address}`, then it sends
@@ -657,6 +716,10 @@ fn main() {
         ("shutdown_kills_plugins", shutdown_kills_plugins),
         ("bad_options", bad_options),
         ("refused_messages", refused_messages),
+        (
+            "other_mailboxes_are_reachable",
+            other_mailboxes_are_reachable,
+        ),
         ("stdin_reaches_plugin", stdin_reaches_plugin),
         ("stdin_shared_with_plugin", stdin_shared_with_plugin),
         ("round_trips_none_lost", round_trips_none_lost),

@@ -30,6 +30,27 @@ fn send(control: RawFd, bytes: &[u8]) -> std::io::Result<()> {
     luring_sandbox::sys::send_with_fds(control, bytes, &[])
 }
 
+/// One valid frame carrying `value` to route `destination`, its channels
+/// naming `channels` (a hand-made frame: the routes a sandbox may claim).
+fn routed(value: &luring::ipc::Value<'_>, destination: u32, channels: Vec<u32>) -> Vec<u8> {
+    let routing = luring::ipc::Routing {
+        destination,
+        channels,
+    };
+    luring::ipc::encode_routed(value, luring::ipc::FdPlacement::ScmRights, &routing)
+        .expect("encodable")
+}
+
+fn string(s: &str) -> luring::ipc::Value<'static> {
+    luring::ipc::Value::String(s.as_bytes().to_vec().into())
+}
+
+/// Waits for the host's first frame (its routes are in the table then).
+fn host_frame(control: RawFd) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    luring_sandbox::sys::recv_with_fds(control, &mut buf, 0).map(|_| ())
+}
+
 /// `bytes` with `fds` attached as two `SCM_RIGHTS` control messages (the
 /// kernel merges them for the receiver).
 fn send_fd_spray(control: RawFd, bytes: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
@@ -161,6 +182,35 @@ fn hostile_entry(ctx: EntryContext) -> i32 {
             send(control, &frame(&Message::from("after the bad end")))?;
             Ok(sbx::EXIT_RUNTIME_END)
         })(),
+        // Given one route (a third actor): a frame to it, then one to a
+        // route it was never given, then one to the host: the forged frame
+        // closes the channel, the frame after it is never delivered.
+        "forged_route" => (|| {
+            host_frame(control)?;
+            send(control, &routed(&string("to the third"), 1, vec![]))?;
+            send(control, &routed(&string("forged"), 2, vec![]))?;
+            send(control, &frame(&Message::from("after the forged route")))?;
+            until_host_closes(control);
+            Ok(11)
+        })(),
+        // The same with a forged route in a nested channel member.
+        "forged_nested_route" => (|| {
+            use luring::ipc::Value as W;
+            host_frame(control)?;
+            let nested = W::Array(vec![W::Channel(0), W::Array(vec![W::Channel(1)])]);
+            send(control, &routed(&nested, 0, vec![1, 2]))?;
+            send(control, &frame(&Message::from("after the forged route")))?;
+            until_host_closes(control);
+            Ok(12)
+        })(),
+        // Given nothing: route 1 (which another sandbox of the same
+        // spawner holds) is forged here.
+        "borrowed_route" => (|| {
+            send(control, &routed(&string("from another sandbox"), 1, vec![]))?;
+            send(control, &frame(&Message::from("after the forged route")))?;
+            until_host_closes(control);
+            Ok(13)
+        })(),
         // Sends until killed.
         "sends_forever" => (|| loop {
             send(control, &frame(&Message::from("more")))?;
@@ -215,6 +265,9 @@ fn modules() -> Dir {
         "end_then_more",
         "bad_end",
         "spray_on_cue",
+        "forged_route",
+        "forged_nested_route",
+        "borrowed_route",
     ] {
         std::fs::write(dir.join(format!("{mode}.lua")), mode).unwrap();
     }
@@ -331,6 +384,55 @@ local n = inbox:receive()
 expect('first message', type(n), 'table')
 expect('reason', n.reason, 'exited')
 expect('code', n.code, 8)
+system.exit(42)
+"
+        ),
+    );
+    assert_eq!(fd_count(), before, "descriptors leaked");
+}
+
+/// Routes a taken-over sandbox was not given: a frame to one, or naming
+/// one in a nested channel, closes its channel (nothing after it is
+/// delivered) and reaches nobody; a route only another sandbox of the same
+/// spawner holds is forged too. The route it was given works.
+fn forged_routes(dir: &Path) {
+    let before = fd_count();
+    run_script(
+        dir,
+        "routes_main.lua",
+        &format!(
+            "{CHECK}
+if _CONTEXT == 'worker' then
+  -- The third actor: keeps what it receives; tells on request.
+  local main = inbox:receive()
+  local got = {{}}
+  while true do
+    local m = inbox:receive()
+    if m == 'what?' then main:send(table.concat(got, ', ')) return end
+    got[#got + 1] = tostring(m)
+  end
+end
+local third = spawn_vm{{ module = '.' }}
+third:send(inbox)
+local a = spawn_vm{{ module = '/forged_route', sandbox = {{}}, monitor = true }}
+a:send{{ third = third }}
+a:close()
+local n = inbox:receive()
+expect('A: first message', type(n), 'table')
+expect('A: code', n.code, 11)
+local b = spawn_vm{{ module = '/borrowed_route', sandbox = {{}}, monitor = true }}
+b:close()
+n = inbox:receive()
+expect('B: first message', type(n), 'table')
+expect('B: code', n.code, 13)
+local c = spawn_vm{{ module = '/forged_nested_route', sandbox = {{}}, monitor = true }}
+c:send{{ third = third }}
+c:close()
+n = inbox:receive()
+expect('C: first message', type(n), 'table')
+expect('C: code', n.code, 12)
+third:send('what?')
+expect('the third actor got', inbox:receive(), 'to the third')
 system.exit(42)
 "
         ),
@@ -542,6 +644,7 @@ fn main() {
         ("crash_mid_send", &|| crash_mid_send(&dir.0, sv)),
         ("flood_memory", &|| flood_memory(&dir.0)),
         ("spawner_ends_mid_send", &|| spawner_ends_mid_send(&dir.0)),
+        ("forged_routes", &|| forged_routes(&dir.0)),
     ];
     let mut failed = 0;
     for (name, case) in cases {

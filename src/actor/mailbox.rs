@@ -253,6 +253,11 @@ impl Mailbox {
         feeds.iter().filter_map(Weak::upgrade).collect()
     }
 
+    /// The thread that hosts its VM, once hosted.
+    pub(crate) fn signal(&self) -> Option<&Arc<ThreadSignal>> {
+        self.signal.get()
+    }
+
     /// Ties the mailbox to the thread that hosts its VM.
     pub(crate) fn set_signal(&self, signal: Arc<ThreadSignal>) {
         let _ = self.signal.set(signal);

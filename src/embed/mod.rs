@@ -593,9 +593,9 @@ impl ActorHandle {
     /// [`send`](Self::send), saying why a message was not delivered: the
     /// actor ended ([`DeliveryError::Closed`]), or the message cannot go to
     /// it ([`DeliveryError::Refused`]: for a sandboxed actor a directory or
-    /// `O_PATH` descriptor, a channel other than its replies mailbox, a full
-    /// table of descriptors). The message comes back whole, descriptors
-    /// included.
+    /// `O_PATH` descriptor, channels to more than 64 mailboxes besides its
+    /// replies one, a full table of descriptors). The message comes back
+    /// whole, descriptors included.
     ///
     /// ```
     /// let runtime = luring::Runtime::builder().build()?;

@@ -28,6 +28,7 @@ use super::{ActorHandle, SpawnError};
 use crate::actor::mailbox::{ActorAddress, Mailbox as Inbox};
 use crate::actor::process::Process;
 use crate::actor::sandboxed::host;
+use crate::actor::sandboxed::routes::RouteTable;
 use crate::Message;
 
 /// The sandbox of an actor spawned from Rust: the same options as Lua's
@@ -224,9 +225,11 @@ pub(crate) struct SandboxLink {
     /// not hand it over, so no descriptor can be sent).
     ring: Option<OwnedFd>,
     pidfd: OwnedFd,
-    /// The only channel a message to the sandbox may carry: the replies
-    /// mailbox (the sandbox sees it as its channel to the host).
+    /// Route 0 of the sandbox: the replies mailbox (the sandbox sees it as
+    /// its channel to the host).
     replies: Option<ActorAddress>,
+    /// The sandbox's route table (routes.rs), shared with its relay.
+    routes: Arc<RouteTable>,
     /// Made on the first descriptor sent.
     fd_sender: Mutex<Option<FdSender>>,
 }
@@ -242,8 +245,9 @@ pub enum DeliveryError {
     )]
     Closed,
     /// The message cannot go to this actor (a directory or `O_PATH`
-    /// descriptor, a channel other than its replies mailbox, a full table
-    /// of received descriptors, a frame too large); nothing was sent.
+    /// descriptor, channels to more than 64 mailboxes besides its replies
+    /// one, a full table of received descriptors, a frame too large);
+    /// nothing was sent.
     #[error("{0}")]
     Refused(String),
 }
@@ -252,78 +256,73 @@ impl SandboxLink {
     /// Sends `msg` as one frame (blocking while the control socket is
     /// full). On failure the message comes back whole.
     pub(crate) fn send(&self, msg: Message) -> Result<(), (Message, DeliveryError)> {
-        let refused = |msg, e: String| Err((msg, DeliveryError::Refused(e)));
         // (Its socket's other end may outlive it in the supervisor: a send
         // would succeed and reach nobody.)
         if self.has_ended() {
             return Err((msg, DeliveryError::Closed));
         }
-        let slots = {
-            let fds = match crate::ipc::message_fds(&msg) {
-                Ok(fds) => fds,
-                Err(e) => return refused(msg, format!("send: {e}")),
-            };
-            match (fds.is_empty(), &self.ring) {
-                (true, _) => Vec::new(),
-                (false, None) => {
-                    drop(fds);
-                    return refused(
-                        msg,
-                        "send: this sandbox's ring was not handed to the host, so no file \
-                         descriptor can be installed in it"
-                            .into(),
-                    );
-                }
-                (false, Some(ring)) => match self.install(&fds, ring.as_fd()) {
-                    Ok(slots) => slots,
-                    Err(e) => {
-                        drop(fds);
-                        return refused(msg, e);
-                    }
-                },
+        match self.send_frame(&msg) {
+            Ok(()) => Ok(()),
+            Err(e) => Err((msg, e)),
+        }
+    }
+
+    fn send_frame(&self, msg: &Message) -> Result<(), DeliveryError> {
+        let refused = DeliveryError::Refused;
+        let converted =
+            crate::ipc::convert_message(msg).map_err(|e| refused(format!("send: {e}")))?;
+        // The replies mailbox is route 0; any other address gets a route
+        // of this sandbox's table (routes.rs). Checked first: a refused
+        // frame installs nothing.
+        let replies = self.replies.as_ref().map(|r| &r.mailbox);
+        let plan = self
+            .routes
+            .routes_for(replies, &converted.channels)
+            .map_err(|e| refused(e.message()))?;
+        let slots = match (converted.fds.is_empty(), &self.ring) {
+            (true, _) => Vec::new(),
+            (false, None) => {
+                return Err(refused(
+                    "send: this sandbox's ring was not handed to the host, so no file \
+                     descriptor can be installed in it"
+                        .into(),
+                ))
             }
+            (false, Some(ring)) => self
+                .install(&converted.fds, ring.as_fd())
+                .map_err(refused)?,
         };
         let undo = |slots: &[u32]| {
             if let Some(ring) = &self.ring {
                 host::clear_slots(ring.as_raw_fd(), slots);
             }
         };
-        let sent =
-            match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots)) {
-                Err(e) => Err(DeliveryError::Refused(format!("send: {e}"))),
-                Ok(frame) => {
-                    let foreign = frame
-                        .channels
-                        .iter()
-                        .any(|a| !self.replies.as_ref().is_some_and(|r| r.same_actor(a)));
-                    if foreign {
-                        Err(DeliveryError::Refused(
-                            "send: the only address a sandboxed actor can be sent is its replies \
-                         mailbox (ActorSpec::replies_to)"
-                                .into(),
-                        ))
-                    } else {
-                        luring_sandbox::sys::send_with_fds(
-                            self.control.as_raw_fd(),
-                            &frame.bytes,
-                            &[],
-                        )
-                        .map_err(|e| match e.raw_os_error() {
-                            Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => {
-                                DeliveryError::Closed
-                            }
-                            _ => DeliveryError::Refused(format!("send: control socket: {e}")),
-                        })
-                    }
-                }
-            };
-        match sent {
-            Ok(()) => Ok(()),
+        let routing = crate::ipc::Routing {
+            destination: 0,
+            channels: plan.as_ref().map(|p| p.routes.clone()).unwrap_or_default(),
+        };
+        let frame = match converted.encode(crate::ipc::FdPlacement::FixedSlots(&slots), &routing) {
+            Ok(frame) => frame,
             Err(e) => {
                 undo(&slots);
-                Err((msg, e))
+                return Err(refused(format!("send: {e}")));
             }
+        };
+        // Added before the (blocking) send: the relay thread must not wait
+        // for the table while the sandbox waits for it. A send that fails
+        // from here leaves its new routes in the table.
+        if let Some(plan) = plan {
+            plan.commit();
         }
+        luring_sandbox::sys::send_with_fds(self.control.as_raw_fd(), &frame.bytes, &[]).map_err(
+            |e| {
+                undo(&slots);
+                match e.raw_os_error() {
+                    Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => DeliveryError::Closed,
+                    _ => refused(format!("send: control socket: {e}")),
+                }
+            },
+        )
     }
 
     /// Installs `fds` in the sandbox ring's table; on failure empties the
@@ -489,7 +488,16 @@ pub(crate) fn spawn(
     };
     let spawner = replies.clone().unwrap_or_else(closed);
     // On failure the handle was dropped, which killed the sandbox.
-    host::serve_sandbox(process.clone(), handle, spawner, monitor, None).map_err(SpawnError::Os)?;
+    let routes = RouteTable::new();
+    host::serve_sandbox(
+        process.clone(),
+        handle,
+        spawner,
+        monitor,
+        None,
+        routes.clone(),
+    )
+    .map_err(SpawnError::Os)?;
     Ok(ActorHandle {
         address: closed(),
         name,
@@ -498,6 +506,7 @@ pub(crate) fn spawn(
             ring,
             pidfd,
             replies,
+            routes,
             fd_sender: Mutex::new(None),
         })),
     })

@@ -153,10 +153,10 @@ impl ActorSpec {
     }
 
     /// Where a sandboxed actor's messages go: everything it sends on its
-    /// channel to the host (the address it was sent, or the one its inbox
-    /// messages name) arrives in `mailbox`. Messages sent to it may carry
-    /// this address (the sandbox sees it as its channel to the host), and
-    /// no other.
+    /// channel to the host (this address, sent to it) arrives in
+    /// `mailbox`. Messages sent to it may carry this address and those of
+    /// up to 64 other mailboxes or actors: what it sends on those reaches
+    /// them directly.
     pub fn replies_to(mut self, mailbox: &crate::Mailbox) -> Self {
         self.replies = Some(mailbox.address());
         self

@@ -447,6 +447,18 @@ impl Executor {
         self.ring.submitter().submit_and_wait(want).map(|_| ())
     }
 
+    /// Hands the kernel what was queued since the last submission, without
+    /// waiting; nothing when the queue is empty. For ops queued after a
+    /// turn's submission (a sandbox relay's, in `after_turn`): a thread
+    /// that then sleeps in `poll(2)` on the ring fd would otherwise wait
+    /// for completions of ops the kernel never got.
+    pub(crate) fn submit_queued(&mut self) -> io::Result<()> {
+        if self.ring.submission().is_empty() {
+            return Ok(());
+        }
+        self.submit_pending()
+    }
+
     /// Hands every queued SQE to the kernel without waiting.
     fn submit_pending(&mut self) -> io::Result<()> {
         let mut stalled = 0;

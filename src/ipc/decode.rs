@@ -7,9 +7,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 
 use super::{
-    tag, FdPlacement, FrameError, IpAddress, Value, FLAG_FIXED_SLOTS, HEADER_LEN, MAGIC,
-    MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_STRING_BYTES,
-    MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
+    tag, FdPlacement, FrameError, IpAddress, Routing, Value, FLAG_FIXED_SLOTS, FLAG_ROUTES,
+    HEADER_LEN, MAGIC, MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES,
+    MAX_ROUTES, MAX_STRING_BYTES, MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
 };
 
 /// How the receiving channel gets descriptors: the caller says which, and
@@ -47,6 +47,8 @@ pub struct Decoded<'p> {
     /// How many channel table entries the frame names
     /// (`Value::Channel(0..channel_count)` all occur).
     pub channel_count: usize,
+    /// The frame's routes (all 0 without the routes flag).
+    pub routing: Routing,
 }
 
 impl Decoded<'_> {
@@ -67,6 +69,7 @@ pub struct ReceivedFrame<'p> {
     /// `fds[k]` is `Value::Fd(k)`.
     pub fds: Vec<OwnedFd>,
     pub channel_count: usize,
+    pub routing: Routing,
 }
 
 /// Decodes a packet whose descriptors arrived by `SCM_RIGHTS`, taking
@@ -78,6 +81,7 @@ pub fn decode_with_fds(packet: &[u8], fds: Vec<OwnedFd>) -> Result<ReceivedFrame
         value: decoded.value,
         fds,
         channel_count: decoded.channel_count,
+        routing: decoded.routing,
     })
 }
 
@@ -111,7 +115,7 @@ pub fn decode(
         return Err(FrameError::UnsupportedVersion { found: packet[4] });
     }
     let flags = packet[5];
-    if flags & !FLAG_FIXED_SLOTS != 0 {
+    if flags & !(FLAG_FIXED_SLOTS | FLAG_ROUTES) != 0 {
         return Err(FrameError::UnknownFlags { flags });
     }
     let fixed = flags & FLAG_FIXED_SLOTS != 0;
@@ -174,6 +178,30 @@ pub fn decode(
         }
     }
 
+    let mut routing = Routing::default();
+    if flags & FLAG_ROUTES != 0 {
+        let mut route = || -> Result<u32, FrameError> {
+            let route = reader.varint("the route list")?;
+            if route > MAX_ROUTES {
+                return Err(FrameError::RouteOutOfRange {
+                    route,
+                    limit: MAX_ROUTES,
+                });
+            }
+            Ok(route)
+        };
+        routing.destination = route()?;
+        // At most MAX_CHANNELS (64) routes.
+        let channels = (0..channel_count)
+            .map(|_| route())
+            .collect::<Result<Vec<_>, _>>()?;
+        if channels.iter().any(|&r| r != 0) {
+            routing.channels = channels;
+        } else if routing.destination == 0 {
+            return Err(FrameError::NeedlessRoutes);
+        }
+    }
+
     let mut tree = TreeReader {
         reader,
         fd_count,
@@ -212,6 +240,7 @@ pub fn decode(
         fd_slots,
         fixed_slots: fixed,
         channel_count,
+        routing,
     })
 }
 

@@ -4,9 +4,9 @@ use std::collections::btree_map;
 use std::slice;
 
 use super::{
-    tag, FrameError, IpAddress, Value, FLAG_FIXED_SLOTS, HEADER_LEN, MAGIC, MAX_CHANNELS,
-    MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_STRING_BYTES, MAX_TABLE_MEMBERS,
-    MAX_TOTAL_MEMBERS, VERSION,
+    tag, FrameError, IpAddress, Value, FLAG_FIXED_SLOTS, FLAG_ROUTES, HEADER_LEN, MAGIC,
+    MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_ROUTES, MAX_STRING_BYTES,
+    MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
 };
 
 /// How the frame's descriptors reach the receiver.
@@ -19,6 +19,31 @@ pub enum FdPlacement<'s> {
     FixedSlots(&'s [u32]),
 }
 
+/// Where a frame goes and what its channels name, as route ids of the
+/// sender's route table (a sandbox's, `actor/sandboxed/routes.rs`): route
+/// 0 is the spawner's inbox. The default (all 0) is a frame without the
+/// routes flag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// The route the frame is delivered to (from a sandbox; 0 towards one).
+    pub destination: u32,
+    /// `channels[k]` is channel `k`'s route; empty when every channel
+    /// names route 0 (the form a decoded frame has then).
+    pub channels: Vec<u32>,
+}
+
+impl Routing {
+    /// Channel `k`'s route.
+    pub fn channel(&self, k: usize) -> u32 {
+        self.channels.get(k).copied().unwrap_or(0)
+    }
+
+    /// Whether every route is 0 (the frame carries none).
+    pub fn is_default(&self) -> bool {
+        self.destination == 0 && self.channels.iter().all(|&r| r == 0)
+    }
+}
+
 /// Encodes `value` as one frame.
 ///
 /// `value`'s `Fd` and `Channel` members must count up from 0 in member
@@ -26,13 +51,26 @@ pub enum FdPlacement<'s> {
 /// references. With [`FdPlacement::FixedSlots`] there must be one distinct
 /// slot per fd.
 pub fn encode(value: &Value<'_>, fds: FdPlacement<'_>) -> Result<Vec<u8>, FrameError> {
+    encode_routed(value, fds, &Routing::default())
+}
+
+/// [`encode`] with routes: `routing.channels` is empty or has one route
+/// per channel member; each route is at most [`MAX_ROUTES`].
+pub fn encode_routed(
+    value: &Value<'_>,
+    fds: FdPlacement<'_>,
+    routing: &Routing,
+) -> Result<Vec<u8>, FrameError> {
+    let routed = !routing.is_default();
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
-    out.push(match fds {
-        FdPlacement::ScmRights => 0,
-        FdPlacement::FixedSlots(_) => FLAG_FIXED_SLOTS,
-    });
+    out.push(
+        match fds {
+            FdPlacement::ScmRights => 0,
+            FdPlacement::FixedSlots(_) => FLAG_FIXED_SLOTS,
+        } | if routed { FLAG_ROUTES } else { 0 },
+    );
     // fd count, channel count and payload length are filled in at the end.
     out.extend_from_slice(&[0; HEADER_LEN - 6]);
     if let FdPlacement::FixedSlots(slots) = fds {
@@ -49,6 +87,10 @@ pub fn encode(value: &Value<'_>, fds: FdPlacement<'_>) -> Result<Vec<u8>, FrameE
             out.extend_from_slice(&slot.to_le_bytes());
         }
     }
+
+    // The routes go here once the channel count is known (a frame with
+    // routes is the rare case: the copy is cheap).
+    let routes_at = out.len();
 
     let mut writer = Writer {
         out,
@@ -71,6 +113,26 @@ pub fn encode(value: &Value<'_>, fds: FdPlacement<'_>) -> Result<Vec<u8>, FrameE
                 fds: fd_count as usize,
             });
         }
+    }
+    if !routing.channels.is_empty() && routing.channels.len() != channels as usize {
+        return Err(FrameError::RouteCountMismatch {
+            routes: routing.channels.len(),
+            channels: channels as usize,
+        });
+    }
+    if routed {
+        let mut routes = Vec::with_capacity(1 + channels as usize);
+        let channel_routes = (0..channels as usize).map(|k| routing.channel(k));
+        for route in std::iter::once(routing.destination).chain(channel_routes) {
+            if route > MAX_ROUTES {
+                return Err(FrameError::RouteOutOfRange {
+                    route,
+                    limit: MAX_ROUTES,
+                });
+            }
+            write_varint(&mut routes, route);
+        }
+        out.splice(routes_at..routes_at, routes);
     }
     if out.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge {

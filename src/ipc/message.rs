@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::{
-    encode, FdPlacement, FrameError, ReceivedFrame, Value, MAX_CHANNELS, MAX_DEPTH, MAX_FDS,
-    MAX_TABLE_MEMBERS,
+    encode_routed, FdPlacement, FrameError, ReceivedFrame, Routing, Value, MAX_CHANNELS, MAX_DEPTH,
+    MAX_FDS, MAX_TABLE_MEMBERS,
 };
 use crate::actor::message::{ActorAddress, Message};
 
@@ -37,23 +37,48 @@ pub fn encode_message<'m>(
     message: &'m Message,
     fds: FdPlacement<'_>,
 ) -> Result<Frame<'m>, FrameError> {
-    let mut caps = Caps::default();
-    let value = caps.convert(message, 0)?;
-    let bytes = encode(&value, fds)?;
-    Ok(Frame {
-        bytes,
-        fds: caps.fds,
-        channels: caps.channels,
-    })
+    convert_message(message)?.encode(fds, &Routing::default())
 }
 
 /// The descriptors of `message` in frame order (fd `k` of its frame is the
 /// `k`-th): a transport using fixed slots installs them in this order
 /// before calling [`encode_message`] with the slots.
 pub fn message_fds(message: &Message) -> Result<Vec<BorrowedFd<'_>>, FrameError> {
+    Ok(convert_message(message)?.fds)
+}
+
+/// A message as the wire sees it, before it is encoded: a transport that
+/// routes channels looks at `channels` first, then encodes with their
+/// routes ([`Converted::encode`]).
+pub struct Converted<'m> {
+    value: Value<'m>,
+    /// fd `k` is `fds[k]`.
+    pub fds: Vec<BorrowedFd<'m>>,
+    /// Channel `k` is `channels[k]`.
+    pub channels: Vec<&'m ActorAddress>,
+}
+
+/// Borrows `message` as a wire value with its capabilities in frame order.
+pub fn convert_message(message: &Message) -> Result<Converted<'_>, FrameError> {
     let mut caps = Caps::default();
-    caps.convert(message, 0)?;
-    Ok(caps.fds)
+    let value = caps.convert(message, 0)?;
+    Ok(Converted {
+        value,
+        fds: caps.fds,
+        channels: caps.channels,
+    })
+}
+
+impl<'m> Converted<'m> {
+    /// The frame, with `routing` ([`encode_routed`]).
+    pub fn encode(self, fds: FdPlacement<'_>, routing: &Routing) -> Result<Frame<'m>, FrameError> {
+        let bytes = encode_routed(&self.value, fds, routing)?;
+        Ok(Frame {
+            bytes,
+            fds: self.fds,
+            channels: self.channels,
+        })
+    }
 }
 
 #[derive(Default)]

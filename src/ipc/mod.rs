@@ -3,7 +3,8 @@
 //!
 //! A frame is a fixed 12-byte header (magic, version, flags, fd count,
 //! channel count, payload length), then — when the frame names fixed-file
-//! slots — one `u32` slot per fd, then exactly one [`Value`]. Capabilities
+//! slots — one `u32` slot per fd, then — when a route is not 0 — its
+//! routes ([`Routing`]), then exactly one [`Value`]. Capabilities
 //! are not in the bytes: an fd member is an index into the frame's fd list
 //! (descriptors attached with `SCM_RIGHTS`, or slots of the receiver's
 //! fixed-file table that the host filled with `MsgRingSendFd` before
@@ -19,7 +20,7 @@
 //!   appear (pre-order, arrays in index order, objects in key order), each
 //!   list entry referenced exactly once; floats are bit-exact (every NaN
 //!   payload is its own value); the flags byte matches the fd mode the
-//!   receiver expects.
+//!   receiver expects; the routes flag is set only when a route is not 0.
 //! - The decoder trusts nothing: every claimed length or count is checked
 //!   against the bounds below and against the bytes still present before
 //!   anything is allocated for it, and the members every open table claims
@@ -50,9 +51,9 @@ mod value;
 mod tests;
 
 pub use decode::{decode, decode_with_fds, Decoded, FdMode, ReceivedFrame};
-pub use encode::{encode, FdPlacement};
+pub use encode::{encode, encode_routed, FdPlacement, Routing};
 pub use end::{decode_end, encode_end, EndReason, FLAG_END};
-pub use message::{encode_message, message_fds, Frame};
+pub use message::{convert_message, encode_message, message_fds, Converted, Frame};
 pub use receive::{receive_packet, send_frame, ReceiveError, ReceivedPacket, CONTROL_SPACE};
 pub use value::{IpAddress, Value};
 
@@ -67,6 +68,11 @@ pub const HEADER_LEN: usize = 12;
 /// ring, listed after the header; without it they arrive by `SCM_RIGHTS`.
 /// (Bit 1 is [`FLAG_END`], never set in a message.)
 pub const FLAG_FIXED_SLOTS: u8 = 0x01;
+/// Header flag: after the slot list come the frame's routes (a varint
+/// destination route, then one varint route per channel). Set only when
+/// one of them is not 0: a frame without it goes to route 0 and all its
+/// channels name route 0 (the spawner's inbox, for a sandbox).
+pub const FLAG_ROUTES: u8 = 0x04;
 
 /// Whole packet, header included. Fits the default unix socket send buffer
 /// (`net.core.wmem_default`, 208 KiB), so one frame is one `sendmsg`; larger
@@ -87,6 +93,10 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub const MAX_FDS: usize = 253;
 /// Channel members per frame.
 pub const MAX_CHANNELS: usize = 64;
+/// Highest route id a frame may name: route 0 is the spawner's inbox (a
+/// sandbox's host), routes `1..=MAX_ROUTES` the other in-process
+/// addresses its host gave it, at most this many per sandbox.
+pub const MAX_ROUTES: u32 = 64;
 
 /// Type tags: the first byte of every encoded value.
 pub(crate) mod tag {
@@ -193,6 +203,14 @@ pub enum FrameError {
         "{slots} fixed-file slots were given for a message with {fds} fds; install one slot per fd"
     )]
     SlotCountMismatch { slots: usize, fds: usize },
+    #[error("route {route} is over the highest route id {limit}")]
+    RouteOutOfRange { route: u32, limit: u32 },
+    #[error(
+        "the frame's routes are all 0: a frame with only route 0 leaves the routes flag unset"
+    )]
+    NeedlessRoutes,
+    #[error("{routes} routes were given for a message with {channels} channels; give one route per channel (or none)")]
+    RouteCountMismatch { routes: usize, channels: usize },
     #[error("the frame names {named} channels but the transport gave {given} addresses for them")]
     ChannelTableMismatch { named: usize, given: usize },
     #[error("a {kind} cannot be delivered as an in-process message (luring::Message has no form for it yet)")]

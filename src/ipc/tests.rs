@@ -117,6 +117,120 @@ fn layout_matches_the_documented_example() {
     assert_eq!(scm(&value), expected);
 }
 
+/// The routed example of docs/ipc.md: `{ a = <channel>, b = <channel> }`
+/// from a sandbox to route 2, its channels naming routes 0 and 1.
+#[test]
+fn routes_travel_between_the_slots_and_the_value() {
+    let value = object(vec![("a", Value::Channel(0)), ("b", Value::Channel(1))]);
+    let routing = Routing {
+        destination: 2,
+        channels: vec![0, 1],
+    };
+    let frame = encode_routed(&value, FdPlacement::ScmRights, &routing).unwrap();
+    let expected: &[u8] = &[
+        b'L', b'U', b'R', b'M', 1, 0x04, 0, 2, 13, 0, 0, 0, // header: ROUTES, 2 channels
+        2, 0, 1, // to route 2; channel 0 names route 0, channel 1 route 1
+        0x08, 2, 1, b'a', 0x0a, 0, 1, b'b', 0x0a, 1, // { a = channel 0, b = channel 1 }
+    ];
+    assert_eq!(frame, expected);
+    let decoded = decode(&frame, FdMode::ScmRights, 0).unwrap();
+    assert_eq!((decoded.value, decoded.routing), (value.clone(), routing));
+    // With fixed slots the routes come after the slot list.
+    let fd_value = Value::Array(vec![Value::Fd(0), Value::Channel(0)]);
+    let routing = Routing {
+        destination: 0,
+        channels: vec![MAX_ROUTES],
+    };
+    let frame = encode_routed(&fd_value, FdPlacement::FixedSlots(&[7]), &routing).unwrap();
+    assert_eq!(
+        &frame[5..],
+        &[0x05, 1, 1, 12, 0, 0, 0, 7, 0, 0, 0, 0, 64, 0x07, 2, 0x09, 0, 0x0a, 0]
+    );
+    let decoded = decode(&frame, FdMode::FixedSlots { table_size: 8 }, 0).unwrap();
+    assert_eq!(decoded.routing, routing);
+    assert_eq!(decoded.fd_slots, vec![7]);
+    // All 0 is no routes at all: the flag stays clear.
+    let plain = encode_routed(&value, FdPlacement::ScmRights, &Routing::default()).unwrap();
+    assert_eq!(plain, scm(&value));
+    let zeros = Routing {
+        destination: 0,
+        channels: vec![0, 0],
+    };
+    assert_eq!(
+        encode_routed(&value, FdPlacement::ScmRights, &zeros).unwrap(),
+        plain
+    );
+}
+
+#[test]
+fn routes_are_checked() {
+    let value = Value::Array(vec![Value::Channel(0)]);
+    let routed = |destination, channel| {
+        let routing = Routing {
+            destination,
+            channels: vec![channel],
+        };
+        encode_routed(&value, FdPlacement::ScmRights, &routing)
+    };
+    // Encoder: the bound, and one route per channel.
+    assert_eq!(
+        routed(MAX_ROUTES + 1, 0),
+        Err(FrameError::RouteOutOfRange {
+            route: MAX_ROUTES + 1,
+            limit: MAX_ROUTES
+        })
+    );
+    assert!(matches!(
+        routed(0, 1 << 20),
+        Err(FrameError::RouteOutOfRange { .. })
+    ));
+    let two = Routing {
+        destination: 0,
+        channels: vec![1, 1],
+    };
+    assert_eq!(
+        encode_routed(&value, FdPlacement::ScmRights, &two),
+        Err(FrameError::RouteCountMismatch {
+            routes: 2,
+            channels: 1
+        })
+    );
+    // Decoder: header, 2 route bytes, then the value (3 bytes).
+    let good = routed(1, 3).unwrap();
+    assert_eq!(&good[12..14], &[1, 3]);
+    let with = |at: usize, byte: u8| {
+        let mut frame = good.clone();
+        frame[at] = byte;
+        frame
+    };
+    assert_eq!(
+        reject(&with(13, MAX_ROUTES as u8 + 1), 0),
+        FrameError::RouteOutOfRange {
+            route: MAX_ROUTES + 1,
+            limit: MAX_ROUTES
+        }
+    );
+    let mut overlong = with(12, 0x81);
+    overlong[13] = 0;
+    assert_eq!(
+        reject(&overlong, 0),
+        FrameError::NonCanonicalVarint { offset: 12 }
+    );
+    // Every route 0 under the flag: not canonical.
+    let mut zeros = with(12, 0);
+    zeros[13] = 0;
+    assert_eq!(reject(&zeros, 0), FrameError::NeedlessRoutes);
+    // A route list cut short.
+    let mut short = good[..13].to_vec();
+    short[8..12].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(
+        reject(&short, 0),
+        FrameError::Truncated {
+            what: "the route list"
+        }
+    );
+}
+
 #[test]
 fn zero_byte_packet_is_rejected() {
     assert_eq!(reject(&[], 0), FrameError::Empty);
@@ -876,30 +990,56 @@ fn number_capabilities(value: &mut Value<'_>) -> (u32, u32) {
     (fds, channels)
 }
 
+/// Routes for a frame with `channels` channels from `seed`: half the time
+/// none (all 0), else a destination and one route per channel, each in
+/// `0..=MAX_ROUTES` (as decoded: no channel routes when all are 0).
+fn routing_from(seed: &[u32], channels: u32) -> Routing {
+    let route = |k: usize| seed.get(k).map_or(0, |r| r % (MAX_ROUTES + 1));
+    if seed.first().is_none_or(|s| s % 2 == 0) {
+        return Routing::default();
+    }
+    let mut routing = Routing {
+        destination: route(1) % 3,
+        channels: (0..channels as usize).map(|k| route(k + 2)).collect(),
+    };
+    if routing.channels.iter().all(|&r| r == 0) {
+        routing.channels.clear();
+    }
+    routing
+}
+
 /// A valid value, how its frame carries fds, and the frame.
 fn valid_frame() -> impl Strategy<Value = (Value<'static>, FdMode, Vec<u8>)> {
-    (any_value(), any::<bool>(), any::<u32>()).prop_filter_map(
-        "over the fd or channel bound",
-        |(mut value, fixed, slot_base)| {
-            let (fds, channels) = number_capabilities(&mut value);
-            if fds as usize > MAX_FDS || channels as usize > MAX_CHANNELS {
-                return None;
-            }
-            let (mode, frame) = if fixed {
-                // Distinct slots in a scrambled order.
-                let slots: Vec<u32> = (0..fds).map(|k| (slot_base % 64) ^ (k * 3)).collect();
-                let table_size = slots.iter().max().map_or(1, |max| max + 1);
-                let frame = encode(&value, FdPlacement::FixedSlots(&slots)).ok()?;
-                (FdMode::FixedSlots { table_size }, frame)
-            } else {
-                (
-                    FdMode::ScmRights,
-                    encode(&value, FdPlacement::ScmRights).ok()?,
-                )
-            };
-            Some((value, mode, frame))
-        },
+    (
+        any_value(),
+        any::<bool>(),
+        any::<u32>(),
+        proptest::collection::vec(any::<u32>(), 0..8),
     )
+        .prop_filter_map(
+            "over the fd or channel bound",
+            |(mut value, fixed, slot_base, route_seed)| {
+                let (fds, channels) = number_capabilities(&mut value);
+                if fds as usize > MAX_FDS || channels as usize > MAX_CHANNELS {
+                    return None;
+                }
+                let routing = routing_from(&route_seed, channels);
+                let (mode, frame) = if fixed {
+                    // Distinct slots in a scrambled order.
+                    let slots: Vec<u32> = (0..fds).map(|k| (slot_base % 64) ^ (k * 3)).collect();
+                    let table_size = slots.iter().max().map_or(1, |max| max + 1);
+                    let frame =
+                        encode_routed(&value, FdPlacement::FixedSlots(&slots), &routing).ok()?;
+                    (FdMode::FixedSlots { table_size }, frame)
+                } else {
+                    (
+                        FdMode::ScmRights,
+                        encode_routed(&value, FdPlacement::ScmRights, &routing).ok()?,
+                    )
+                };
+                Some((value, mode, frame))
+            },
+        )
 }
 
 /// What a receiver would pass for a packet: the fd count its header names
@@ -916,7 +1056,7 @@ fn scm_fds_for(packet: &[u8], mode: FdMode) -> usize {
 /// encoding of what it decodes to.
 fn rejected_or_canonical(packet: &[u8], mode: FdMode) -> Result<(), TestCaseError> {
     if let Ok(decoded) = decode(packet, mode, scm_fds_for(packet, mode)) {
-        let again = encode(&decoded.value, decoded.placement());
+        let again = encode_routed(&decoded.value, decoded.placement(), &decoded.routing);
         prop_assert_eq!(again.as_deref(), Ok(packet), "accepted but not canonical");
     }
     Ok(())
@@ -929,7 +1069,7 @@ proptest! {
     fn valid_values_round_trip((value, mode, frame) in valid_frame()) {
         let decoded = decode(&frame, mode, scm_fds_for(&frame, mode)).expect("valid frame");
         prop_assert_eq!(&decoded.value, &value);
-        let again = encode(&decoded.value, decoded.placement()).unwrap();
+        let again = encode_routed(&decoded.value, decoded.placement(), &decoded.routing).unwrap();
         prop_assert_eq!(again, frame);
     }
 }

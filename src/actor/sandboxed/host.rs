@@ -16,6 +16,7 @@ use luring_sandbox::{
 use mlua::{MetaMethod, UserData, UserDataMethods};
 
 use super::ring_relay::RingRelay;
+use super::routes::RouteTable;
 use super::{send_boot, supervisor, BootOptions, ADDRESS_SPACE_HEADROOM, VM_ENTRY};
 use crate::actor::mailbox::{ActorAddress, Envelope};
 use crate::actor::message::{self, Message};
@@ -47,6 +48,12 @@ pub(crate) struct SandboxChannel {
     /// as its stdout) must not outlive it because the host kept a
     /// reference.
     pub(super) ring: Option<SharedRing>,
+    /// The sandbox's route table (routes.rs), shared with its relay:
+    /// `None` in the probe and inside a sandbox.
+    pub(super) routes: Option<Arc<RouteTable>>,
+    /// Inside a sandbox: the route its frames go to (0, the host's inbox,
+    /// or an address the host gave it); 0 on the host.
+    pub(super) route: u32,
 }
 
 /// What a spawner holds of a sandbox it supervises.
@@ -161,19 +168,21 @@ pub(super) fn sandbox_notice(status: ExitStatus, end: Option<crate::ipc::EndReas
 /// The host's side of one sandbox, on a thread of its own: reads the
 /// sandbox's frames (one at a time: the next is read only once the
 /// spawner took the previous one, so a flood costs the host one message)
-/// and posts them to the spawner's inbox, and tells `monitor` how the
-/// sandbox ended. The thread counts as a running thread of the process
-/// (it can still wake the spawner) and holds an address of the spawner's
-/// inbox (a sender) until the sandbox is gone.
+/// and posts them to the spawner's inbox (or the actor of their route,
+/// `routes`), and tells `monitor` how the sandbox ended. The thread
+/// counts as a running thread of the process (it can still wake the
+/// spawner) and holds an address of the spawner's inbox (a sender), and
+/// the route table its routes, until the sandbox is gone.
 pub(crate) fn serve_sandbox(
     process: Arc<crate::actor::process::Process>,
     handle: SandboxHandle,
     spawner: ActorAddress,
     monitor: Option<ActorAddress>,
     ring: Option<SharedRing>,
+    routes: Arc<RouteTable>,
 ) -> std::io::Result<()> {
     let signal = process.add_thread()?;
-    let feed = SandboxFeed::new(handle, signal.clone());
+    let feed = SandboxFeed::new(handle, signal.clone(), routes.clone());
     let weak: std::sync::Weak<SandboxFeed> = Arc::downgrade(&feed);
     spawner.mailbox.add_feed(weak);
     let thread_process = process.clone();
@@ -184,6 +193,8 @@ pub(crate) fn serve_sandbox(
             let (status, end) = relay(&feed, &spawner, &thread_process, &thread_signal);
             // Waiters stop reading it now (they hold it only while polling).
             drop(feed);
+            // Its routes' actors stop counting it as a sender.
+            routes.end();
             if let Some(ring) = &ring {
                 lock_ring(ring).take();
             }
@@ -269,6 +280,8 @@ struct FeedState {
     reading: bool,
     end: Option<crate::ipc::EndReason>,
     got: Vec<(u64, bool)>,
+    /// The sandbox's route table (routes.rs).
+    routes: Arc<RouteTable>,
 }
 
 /// Wakes the relay thread for a receipt only when it sleeps waiting for
@@ -290,6 +303,7 @@ impl SandboxFeed {
     fn new(
         handle: SandboxHandle,
         relay_signal: Arc<crate::actor::process::ThreadSignal>,
+        routes: Arc<RouteTable>,
     ) -> Arc<Self> {
         let receipts = crate::actor::mailbox::Mailbox::new();
         let wants_receipt = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -308,6 +322,7 @@ impl SandboxFeed {
                 reading: true,
                 end: None,
                 got: Vec::new(),
+                routes,
             }),
             receipts,
             spinning: std::sync::atomic::AtomicUsize::new(0),
@@ -433,20 +448,28 @@ impl FeedState {
                 return false;
             }
             Ok(frame) if frame.len == 0 => self.reading = false,
-            Ok(frame) => match frame_from_sandbox(&self.buf[..frame.len], frame.fds, Some(into)) {
+            Ok(frame) => match frame_from_sandbox(
+                &self.buf[..frame.len],
+                frame.fds,
+                Some(into),
+                &self.routes,
+            ) {
                 Ok(FromSandbox::End(reason)) => {
                     // The runtime's last write: nothing follows it.
                     self.end = Some(reason);
                     self.reading = false;
                 }
-                Ok(FromSandbox::Message(msg)) => {
+                Ok(FromSandbox::Message(msg, to)) => {
                     self.next_id += 1;
                     let env = Envelope {
                         msg,
                         sender: Some(receipts.clone()),
                         send_id: self.next_id,
                     };
-                    if into.post(env).is_ok() {
+                    // (Another route's actor that is gone: dropped, as a
+                    // packet to a dead peer.)
+                    let target = to.as_ref().map_or(into, |a| &a.mailbox);
+                    if target.post(env).is_ok() {
                         self.awaiting = Some(self.next_id);
                     }
                 }
@@ -594,7 +617,9 @@ fn relay(
 
 /// What a frame from a sandbox is.
 pub(super) enum FromSandbox {
-    Message(Message),
+    /// A message, and where it goes: `None` for route 0 (the inbox the
+    /// relay serves), or the address of another route of the sandbox.
+    Message(Message, Option<ActorAddress>),
     /// Its runtime's end frame: why it ends (nothing follows it).
     End(crate::ipc::EndReason),
 }
@@ -602,15 +627,16 @@ pub(super) enum FromSandbox {
 /// A frame from the sandbox: its end frame, or a message whose
 /// descriptors came with it by `SCM_RIGHTS` (`recv_control` checked the
 /// control data and closes extras and truncated ones) and become fd
-/// members. Each channel it names is `inbox`, the one its messages go to:
-/// the only channel a sandbox holds is its spawner's inbox, sent to it
-/// (`send_to_host` refuses any other), so whatever the frame says, a
-/// channel from it can name nothing else. On any error every descriptor
-/// is closed.
+/// members. Its destination and each channel it names are routes of
+/// `routes`, the sandbox's own table: route 0 is `inbox` (the spawner's),
+/// any other must be one its host gave it (routes.rs), so whatever the
+/// frame says it can name no other address; a route the table does not
+/// hold is a forged frame. On any error every descriptor is closed.
 pub(super) fn frame_from_sandbox(
     packet: &[u8],
     fds: Vec<OwnedFd>,
     inbox: Option<&Arc<crate::actor::mailbox::Mailbox>>,
+    routes: &RouteTable,
 ) -> Result<FromSandbox, String> {
     if let Some(end) = crate::ipc::decode_end(packet) {
         if !fds.is_empty() {
@@ -619,16 +645,24 @@ pub(super) fn frame_from_sandbox(
         return end.map(FromSandbox::End).map_err(|e| e.to_string());
     }
     let received = crate::ipc::decode_with_fds(packet, fds).map_err(|e| e.to_string())?;
-    let channels = match (received.channel_count, inbox) {
-        (0, _) => Vec::new(),
-        (count, Some(inbox)) => (0..count)
-            .map(|_| ActorAddress::new(inbox.clone()))
-            .collect(),
-        (_, None) => return Err("a frame names channels, and its inbox is gone".into()),
+    let route = |route: u32| match route {
+        0 => inbox
+            .map(|inbox| ActorAddress::new(inbox.clone()))
+            .ok_or_else(|| "a frame names its host's inbox, and that inbox is gone".to_owned()),
+        r => routes
+            .address(r)
+            .ok_or_else(|| format!("a frame names route {r}, which this sandbox was never given")),
     };
+    let destination = match received.routing.destination {
+        0 => None,
+        r => Some(route(r)?),
+    };
+    let channels = (0..received.channel_count)
+        .map(|k| route(received.routing.channel(k)))
+        .collect::<Result<Vec<_>, _>>()?;
     received
         .into_message(channels)
-        .map(FromSandbox::Message)
+        .map(|msg| FromSandbox::Message(msg, destination))
         .map_err(|e| e.to_string())
 }
 
@@ -745,6 +779,8 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         control: RefCell::new(None),
         child: RefCell::new(None),
         ring: None,
+        routes: None,
+        route: 0,
     })?;
     crate::modules::name_userdata_metatable(lua, probe, c"ipc_actor_channel")?;
     rt.set(
@@ -756,6 +792,8 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 control: RefCell::new(None),
                 child: RefCell::new(None),
                 ring: None,
+                routes: None,
+                route: 0,
             })?;
             crate::actor::channels::set_index_table(lua, probe, index)
         })?,
@@ -840,6 +878,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let process = crate::actor::host::current_process().ok_or_else(|| {
                     mlua::Error::runtime("spawn_vm: sandboxes are spawned from a host thread")
                 })?;
+                let routes = RouteTable::new();
                 // Its frames are read on this VM's own ring (ring_relay.rs).
                 with_state(lua, |st| {
                     let relay = RingRelay::start(
@@ -848,6 +887,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                         ActorAddress::new(own),
                         monitor,
                         ring.clone(),
+                        routes.clone(),
                         supervised.clone(),
                         process,
                     )?;
@@ -864,6 +904,8 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                         supervised,
                     })),
                     ring,
+                    routes: Some(routes),
+                    route: 0,
                 })?;
                 Ok((Value::UserData(ch), Value::Nil, Value::Nil))
             },
@@ -891,7 +933,8 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 st.executor.is_fixed_only()
             })?;
             if sandboxed {
-                let (id, done) = send_to_host(lua, &control, &own, &msg, inline == Some(true))?;
+                let (id, done) =
+                    send_to_host(lua, &control, ch.route, &own, &msg, inline == Some(true))?;
                 return Ok((id, Value::Nil, done));
             }
             let caps = crate::actor::channels::ActorCapabilities {
@@ -899,8 +942,26 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 others: &super::SandboxCapabilities,
             };
             let msg = message::from_lua(lua, &msg, &caps, &message::Limits::default())?;
-            let fds = crate::ipc::message_fds(&msg)
+            let converted = crate::ipc::convert_message(&msg)
                 .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
+            // The sender's inbox is route 0 (replies come back on the
+            // control socket); any other address gets a route of this
+            // sandbox's table (routes.rs), added once the frame is sent.
+            // Checked first: a refused frame installs nothing.
+            let plan = match &ch.routes {
+                Some(table) => table
+                    .routes_for(Some(&own), &converted.channels)
+                    .map_err(|e| mlua::Error::runtime(e.message()))?,
+                None if converted
+                    .channels
+                    .iter()
+                    .all(|a| Arc::ptr_eq(&a.mailbox, &own)) =>
+                {
+                    None
+                }
+                None => return Err(ErrorCode::generic(libc::ENOTSUP).into()),
+            };
+            let fds = &converted.fds;
             // Held until the frame is submitted: the ring fd stays open.
             let ring = ch.ring.as_ref().map(lock_ring);
             let slots = match (fds.is_empty(), ring.as_deref()) {
@@ -917,7 +978,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                          installed in it",
                     ))
                 }
-                (false, Some(Some(ring))) => install_fds(lua, &fds, ring.as_fd())?,
+                (false, Some(Some(ring))) => install_fds(lua, fds, ring.as_fd())?,
             };
             let ring_fd = ring
                 .as_deref()
@@ -927,25 +988,18 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     clear_slots(ring, slots);
                 }
             };
+            let routing = crate::ipc::Routing {
+                destination: 0,
+                channels: plan.as_ref().map(|p| p.routes.clone()).unwrap_or_default(),
+            };
             let frame =
-                match crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::FixedSlots(&slots))
-                {
+                match converted.encode(crate::ipc::FdPlacement::FixedSlots(&slots), &routing) {
                     Ok(frame) => frame,
                     Err(e) => {
                         undo(&slots);
                         return Err(mlua::Error::runtime(format!("send: {e}")));
                     }
                 };
-            // The one address a sandbox can be sent: the sender's inbox
-            // (its replies come back on the control socket).
-            if frame
-                .channels
-                .iter()
-                .any(|a| !Arc::ptr_eq(&a.mailbox, &own))
-            {
-                undo(&slots);
-                return Err(ErrorCode::generic(libc::ENOTSUP).into());
-            }
             let bytes = frame.bytes.into_boxed_slice();
             let id = match submit_op(lua, |st| {
                 st.executor.send_datagram(&control, OpBuffer::Owned(bytes))
@@ -956,6 +1010,9 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     return Err(e);
                 }
             };
+            if let Some(plan) = plan {
+                plan.commit();
+            }
             let slots = if slots.is_empty() {
                 Value::Nil
             } else {
@@ -1060,12 +1117,14 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 /// socket (a ring `SENDMSG` on its slot). Each `file_descriptor` in it is
 /// turned into a plain fd of this process (`fd_of_slot`) and attached by
 /// `SCM_RIGHTS`; the op holds those fds and closes them once it completed.
-/// The only channel it may name is the host's (a channel this sandbox was
-/// sent, which stands for its spawner's inbox): any other is `ENOTSUP`.
-/// Returns the op id.
+/// The frame goes to `route` (the channel's: 0, the spawner's inbox, or
+/// another address its host gave it). The only channels it may name are
+/// the host's routes (channels this sandbox was sent): any other, its own
+/// inbox included, is `ENOTSUP`. Returns the op id.
 fn send_to_host(
     lua: &Lua,
     control: &OpFd,
+    route: u32,
     own: &Arc<crate::actor::mailbox::Mailbox>,
     msg: &Value,
     inline: bool,
@@ -1075,15 +1134,26 @@ fn send_to_host(
         others: &ToHostCapabilities { lua },
     };
     let mut msg = message::from_lua(lua, msg, &caps, &message::Limits::default())?;
-    let frame = crate::ipc::encode_message(&msg, crate::ipc::FdPlacement::ScmRights)
+    let converted = crate::ipc::convert_message(&msg)
         .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
-    if !frame
+    let channels = converted
         .channels
         .iter()
-        .all(|a| super::inside::is_host_channel(a))
-    {
-        return Err(ErrorCode::generic(libc::ENOTSUP).into());
-    }
+        .map(|a| super::inside::route_of(a))
+        .collect::<Option<Vec<u32>>>()
+        .ok_or_else(|| mlua::Error::from(ErrorCode::generic(libc::ENOTSUP)))?;
+    let routing = crate::ipc::Routing {
+        destination: route,
+        // (Empty when all are route 0: the common case allocates nothing.)
+        channels: if channels.iter().all(|&r| r == 0) {
+            Vec::new()
+        } else {
+            channels
+        },
+    };
+    let frame = converted
+        .encode(crate::ipc::FdPlacement::ScmRights, &routing)
+        .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
     let bytes = frame.bytes.into_boxed_slice();
     let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
     let (id, done) = with_state(lua, |st| {
@@ -1336,9 +1406,9 @@ pub fn send_message(control: BorrowedFd<'_>, msg: &Message) -> Result<(), SendEr
 mod tests {
     use super::*;
 
-    /// Whatever a frame from a sandbox names as channels (a compromised
-    /// sandbox writes any frame it likes), each becomes the inbox it is
-    /// delivered to; with no inbox left, the frame is refused.
+    /// Whatever a frame from a sandbox names as channels with route 0 (a
+    /// compromised sandbox writes any frame it likes), each becomes the
+    /// inbox it is delivered to; with no inbox left, the frame is refused.
     #[test]
     fn a_sandbox_s_channels_can_only_name_the_inbox_they_reach() {
         use crate::ipc::{encode, FdPlacement, Value as W};
@@ -1348,16 +1418,124 @@ mod tests {
         )
         .unwrap();
         let inbox = crate::actor::mailbox::Mailbox::new();
-        let Ok(FromSandbox::Message(Message::Array(items))) =
-            frame_from_sandbox(&packet, Vec::new(), Some(&inbox))
+        let routes = RouteTable::new();
+        let Ok(FromSandbox::Message(Message::Array(items), None)) =
+            frame_from_sandbox(&packet, Vec::new(), Some(&inbox), &routes)
         else {
-            panic!("a message with two channels");
+            panic!("a message with two channels, to the inbox");
         };
         let named =
             |m: &Message| matches!(m, Message::Address(a) if Arc::ptr_eq(&a.mailbox, &inbox));
         assert!(named(&items[0]));
         assert!(matches!(&items[1], Message::Array(inner) if named(&inner[0])));
-        assert!(frame_from_sandbox(&packet, Vec::new(), None).is_err());
+        assert!(frame_from_sandbox(&packet, Vec::new(), None, &routes).is_err());
+    }
+
+    /// A frame's destination and channels name routes of that sandbox's
+    /// own table: a route it was given reaches its actor (nested or not);
+    /// a route it was not given (past the table, one only another sandbox
+    /// holds, past the bound, after its end) is refused, its fds closed.
+    #[test]
+    fn a_sandbox_reaches_only_the_routes_it_was_given() {
+        use crate::ipc::{encode_routed, FdPlacement, Routing, Value as W, MAX_ROUTES};
+        let inbox = crate::actor::mailbox::Mailbox::new();
+        let third = ActorAddress::new(crate::actor::mailbox::Mailbox::new());
+        let given = RouteTable::new();
+        given
+            .routes_for(Some(&inbox), &[&third])
+            .unwrap()
+            .unwrap()
+            .commit();
+        // Spawned by the same actor, given nothing.
+        let other_sandbox = RouteTable::new();
+        // Channel k nested in a table of its own, then one fd.
+        let frame = |destination, channels: Vec<u32>| {
+            let mut members: Vec<W> = (0..channels.len() as u32)
+                .map(|k| W::Array(vec![W::Channel(k)]))
+                .collect();
+            members.push(W::Fd(0));
+            let routing = Routing {
+                destination,
+                channels,
+            };
+            encode_routed(&W::Array(members), FdPlacement::ScmRights, &routing).unwrap()
+        };
+        // A pipe's write end as the frame's fd: (result, whether the frame
+        // left no copy of it open).
+        let deliver = |packet: &[u8], table: &RouteTable| {
+            let (read, write) = nix::unistd::pipe().expect("pipe");
+            let result = frame_from_sandbox(packet, vec![write], Some(&inbox), table);
+            nix::fcntl::fcntl(
+                &read,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            )
+            .expect("set O_NONBLOCK");
+            let kept = result.is_ok();
+            let closed = !kept && matches!(nix::unistd::read(&read, &mut [0u8; 1]), Ok(0));
+            (result, closed)
+        };
+        let is_third = |a: &ActorAddress| a.same_actor(&third);
+        let is_inbox = |a: &ActorAddress| Arc::ptr_eq(&a.mailbox, &inbox);
+        let nested = |m: &Message, k: usize| match m {
+            Message::Array(items) => match &items[k] {
+                Message::Array(inner) => match &inner[0] {
+                    Message::Address(a) => a.clone(),
+                    _ => panic!("a channel"),
+                },
+                _ => panic!("a nested table"),
+            },
+            _ => panic!("an array"),
+        };
+        // To the third actor, carrying it and the inbox.
+        let (Ok(FromSandbox::Message(msg, Some(to))), _) = deliver(&frame(1, vec![1, 0]), &given)
+        else {
+            panic!("a message to route 1");
+        };
+        assert!(is_third(&to));
+        assert!(is_third(&nested(&msg, 0)) && is_inbox(&nested(&msg, 1)));
+        // Forged: routes the table does not hold, as the destination or a
+        // nested channel; the frame's fd is closed.
+        for (packet, route) in [
+            (frame(2, vec![]), 2),
+            (frame(0, vec![0, 2]), 2),
+            (frame(MAX_ROUTES, vec![]), MAX_ROUTES),
+            (frame(0, vec![1, MAX_ROUTES]), MAX_ROUTES),
+        ] {
+            let (Err(e), closed) = deliver(&packet, &given) else {
+                panic!("route {route} was never given");
+            };
+            assert!(
+                e.contains(&format!(
+                    "route {route}, which this sandbox was never given"
+                )),
+                "{e}"
+            );
+            assert!(closed, "the fd of a refused frame is closed");
+        }
+        // A route another sandbox of the same spawner holds means nothing here.
+        for packet in [frame(1, vec![]), frame(0, vec![1])] {
+            let (Err(e), closed) = deliver(&packet, &other_sandbox) else {
+                panic!("another sandbox's route used");
+            };
+            assert!(
+                e.contains("route 1, which this sandbox was never given"),
+                "{e}"
+            );
+            assert!(closed);
+        }
+        // Past the bound: not even a frame.
+        let mut past = frame(MAX_ROUTES, vec![]);
+        let at = crate::ipc::HEADER_LEN;
+        assert_eq!(past[at], MAX_ROUTES as u8);
+        past[at] = MAX_ROUTES as u8 + 1;
+        let (Err(e), closed) = deliver(&past, &given) else {
+            panic!("a route past the bound");
+        };
+        assert!(e.contains("over the highest route id"), "{e}");
+        assert!(closed);
+        // Once the sandbox ended, nothing is reachable through the table.
+        given.end();
+        assert!(deliver(&frame(1, vec![]), &given).0.is_err());
     }
 
     #[test]

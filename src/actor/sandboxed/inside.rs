@@ -22,61 +22,58 @@ use mlua::{Lua, Table, Value};
 use super::host::SandboxChannel;
 use super::CONTROL_SLOT;
 use crate::actor::mailbox::Mailbox;
-use crate::actor::message::{self, Capabilities as _, Message};
+use crate::actor::message::{self, Message};
 use crate::executor::{Completion, Executor, GrantedSlot, OpBuffer, OpFd, OpId};
 use crate::modules::byte_span;
 
-/// Inside a sandbox: the mailbox that stands for "the host" in decoded
-/// messages; [`HostChannelCaps`] turns it into a channel object that
-/// sends on the control socket.
-fn host_marker() -> &'static Arc<Mailbox> {
-    static MARKER: OnceLock<Arc<Mailbox>> = OnceLock::new();
-    MARKER.get_or_init(Mailbox::new)
+/// Inside a sandbox: the mailboxes that stand for the host's routes in
+/// messages to the host (route 0, its inbox, and the addresses it gave
+/// this sandbox: routes.rs), one per route, made on first use.
+static ROUTE_MARKERS: [OnceLock<Arc<Mailbox>>; crate::ipc::MAX_ROUTES as usize + 1] =
+    [const { OnceLock::new() }; crate::ipc::MAX_ROUTES as usize + 1];
+
+/// The route a channel object inside a sandbox stands for, as an address.
+fn route_marker(route: u32) -> Option<&'static Arc<Mailbox>> {
+    Some(ROUTE_MARKERS.get(route as usize)?.get_or_init(Mailbox::new))
 }
 
-/// Whether `address` is a channel to the host (decoded from a host frame).
-pub(super) fn is_host_channel(address: &crate::actor::mailbox::ActorAddress) -> bool {
-    Arc::ptr_eq(&address.mailbox, host_marker())
+/// The route `address` stands for, if it is one of the host's (a channel
+/// decoded from a host frame).
+pub(super) fn route_of(address: &crate::actor::mailbox::ActorAddress) -> Option<u32> {
+    ROUTE_MARKERS
+        .iter()
+        .position(|m| m.get().is_some_and(|m| Arc::ptr_eq(m, &address.mailbox)))
+        .map(|route| route as u32)
 }
 
-/// Inside a sandbox, the channel to the host as a message member: the
-/// host's address (the host reads it as its own inbox). Every channel
-/// object inside is one (a sandbox spawns no actors); a closed one
-/// addresses nothing and, like a closed in-process handle, is left out.
+/// Inside a sandbox, a channel to the host as a message member: the
+/// address of its route. Every channel object inside is one (a sandbox
+/// spawns no actors); a closed one addresses nothing and, like a closed
+/// in-process handle, is left out.
 pub(super) fn host_channel_member(
     channel: &SandboxChannel,
 ) -> Option<Result<Message, message::MessageError>> {
     let open =
         matches!(&*channel.control.borrow(), Some(OpFd::Fixed(slot)) if *slot == CONTROL_SLOT);
+    let marker = route_marker(channel.route)?;
     (open && channel.ring.is_none()).then(|| {
         Ok(Message::Address(crate::actor::mailbox::ActorAddress::new(
-            host_marker().clone(),
+            marker.clone(),
         )))
     })
 }
 
-struct HostChannelCaps;
-
-impl message::Capabilities for HostChannelCaps {
-    fn capability_of(
-        &self,
-        _: &mlua::AnyUserData,
-    ) -> Option<Result<Message, message::MessageError>> {
-        None
-    }
-
-    fn capability_to_lua(&self, lua: &Lua, capability: Message) -> mlua::Result<Value> {
-        match capability {
-            Message::Address(a) if Arc::ptr_eq(&a.mailbox, host_marker()) => {
-                Ok(Value::UserData(lua.create_userdata(SandboxChannel {
-                    control: RefCell::new(Some(OpFd::Fixed(CONTROL_SLOT))),
-                    child: RefCell::new(None),
-                    ring: None,
-                })?))
-            }
-            _ => Ok(Value::Nil),
-        }
-    }
+/// Inside a sandbox, a channel member of a host frame naming `route`: a
+/// channel object whose sends are frames to that route on the control
+/// socket.
+fn route_channel(lua: &Lua, route: u32) -> mlua::Result<Value> {
+    Ok(Value::UserData(lua.create_userdata(SandboxChannel {
+        control: RefCell::new(Some(OpFd::Fixed(CONTROL_SLOT))),
+        child: RefCell::new(None),
+        ring: None,
+        routes: None,
+        route,
+    })?))
 }
 
 /// Takes ownership of the fixed-file slots a host frame names. A slot
@@ -105,8 +102,9 @@ fn grant_slots(ring_fd: i32, slots: &[u32], table_size: u32) -> (Vec<OpFd>, Opti
 }
 
 /// Builds a host frame's value in `lua`: fd `k` becomes a
-/// `file_descriptor` owning `granted[k]`, a channel the channel to the
-/// host, a byte span a `byte_span`, an `ip.address` an address object.
+/// `file_descriptor` owning `granted[k]`, channel `k` a channel to the
+/// host's route `routing.channel(k)`, a byte span a `byte_span`, an
+/// `ip.address` an address object.
 /// Recursion is bounded by the decoder's depth limit. On an error the fds
 /// not placed yet stay in `granted` (their slots are emptied when it is
 /// dropped) and those placed are collected with their objects.
@@ -114,6 +112,7 @@ fn wire_to_lua(
     lua: &Lua,
     value: crate::ipc::Value<'_>,
     granted: &mut [Option<OpFd>],
+    routing: &crate::ipc::Routing,
 ) -> mlua::Result<Value> {
     use crate::ipc::Value as W;
     Ok(match value {
@@ -130,23 +129,21 @@ fn wire_to_lua(
         W::Array(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.into_iter().enumerate() {
-                t.raw_set(i + 1, wire_to_lua(lua, item, granted)?)?;
+                t.raw_set(i + 1, wire_to_lua(lua, item, granted, routing)?)?;
             }
             Value::Table(t)
         }
         W::Object(members) => {
             let t = lua.create_table_with_capacity(0, members.len())?;
             for (key, item) in members {
-                t.raw_set(lua.create_string(&*key)?, wire_to_lua(lua, item, granted)?)?;
+                t.raw_set(
+                    lua.create_string(&*key)?,
+                    wire_to_lua(lua, item, granted, routing)?,
+                )?;
             }
             Value::Table(t)
         }
-        W::Channel(_) => HostChannelCaps.capability_to_lua(
-            lua,
-            Message::Address(crate::actor::mailbox::ActorAddress::new(
-                host_marker().clone(),
-            )),
-        )?,
+        W::Channel(k) => route_channel(lua, routing.channel(k as usize))?,
         W::Fd(k) => {
             let fd = granted
                 .get_mut(k as usize)
@@ -312,9 +309,20 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             if let Some(reason) = reason {
                 return refuse(reason);
             }
+            if decoded.routing.destination != 0 {
+                // (Its slots, owned above, are emptied.)
+                return refuse(format!(
+                    "frame from the host names destination route {}: its frames go to this \
+                     sandbox's inbox",
+                    decoded.routing.destination
+                ));
+            }
             let mut granted: Vec<Option<OpFd>> = granted.into_iter().map(Some).collect();
             // (Out of memory and the like are raised, as for any receive.)
-            Ok((true, wire_to_lua(lua, decoded.value, &mut granted)?))
+            Ok((
+                true,
+                wire_to_lua(lua, decoded.value, &mut granted, &decoded.routing)?,
+            ))
         }))?,
     )?;
     Ok(())

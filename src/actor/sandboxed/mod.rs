@@ -41,6 +41,9 @@
 //!   is served by a relay thread (`host::serve_sandbox`) instead. Sandbox
 //!   side (`inside.rs`): the inbox reads
 //!   the host's frames with a ring `RECV` on [`CONTROL_SLOT`].
+//! - Channels between host and sandbox are routes of the sandbox's own
+//!   table (`routes.rs`): route 0 the spawner's inbox, the others the
+//!   in-process addresses the host sent it; a sandbox can name no other.
 //! - An end the runtime causes (it could not start, the memory limit) is
 //!   told to the host by an end frame (`ipc::encode_end`), the last thing
 //!   the sandbox writes on its control socket, after its VM's ring ops
@@ -51,6 +54,7 @@
 pub(crate) mod host;
 mod inside;
 pub(crate) mod ring_relay;
+pub(crate) mod routes;
 pub(crate) mod slots;
 
 use std::os::fd::{AsRawFd, BorrowedFd};

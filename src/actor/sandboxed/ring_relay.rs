@@ -9,6 +9,12 @@
 //!   flight, and the next is armed only once the frame before it was taken
 //!   from the inbox (its receipt came back): a flood from the sandbox costs
 //!   the host one message (the backpressure of the thread relay).
+//! - A frame goes to its destination route (routes.rs): the spawner's inbox,
+//!   or another actor the sandbox was given, posted with a receipt all the
+//!   same (one frame in flight whatever the route; a receipt from another
+//!   thread wakes this VM). A route the sandbox's table does not hold
+//!   closes the channel, as any bad frame. The table is let go in
+//!   `finish`.
 //! - The sandbox's end frame (`ipc::decode_end`) is kept for its monitor
 //!   notice and stops reading: its runtime writes nothing after it.
 //! - A frame is checked as `SandboxHandle::recv_control` checks it:
@@ -39,6 +45,7 @@ use luring_sandbox::{ExitStatus, SandboxHandle};
 use super::host::{
     frame_from_sandbox, lock_ring, sandbox_notice, serve_sandbox, FromSandbox, SharedRing,
 };
+use super::routes::RouteTable;
 use crate::actor::mailbox::{ActorAddress, Envelope, Mailbox};
 use crate::actor::message::Message;
 use crate::actor::process::Process;
@@ -92,14 +99,25 @@ impl Relays {
         if self.relays.is_empty() {
             return;
         }
+        let mut handled = false;
         completions.retain(|c| match self.relays.iter_mut().find(|r| r.owns(c.id)) {
             Some(relay) => {
                 relay.completed(executor, c.id, c.result);
+                handled = true;
                 false
             }
             None => true,
         });
         self.relays.retain(|r| !r.done);
+        if handled {
+            // What that queued (a cancel, the next read when the frame went
+            // nowhere) goes out now: this thread may next sleep in poll(2)
+            // on the ring, which submits nothing. A failure shows at the
+            // next turn's submission.
+            if let Err(e) = executor.submit_queued() {
+                tracing::debug!(error = %e, "submitting a sandbox relay's ops failed");
+            }
+        }
     }
 }
 
@@ -117,6 +135,8 @@ pub(crate) struct RingRelay {
     spawner: Option<ActorAddress>,
     monitor: Option<ActorAddress>,
     ring: Option<SharedRing>,
+    /// The sandbox's route table (routes.rs), let go in `finish`.
+    routes: Arc<RouteTable>,
     supervised: Rc<Cell<bool>>,
     process: Arc<Process>,
     recv_op: Option<OpId>,
@@ -139,13 +159,15 @@ pub(crate) struct RingRelay {
 
 impl RingRelay {
     /// Starts serving `handle` on `executor`'s ring: its frames go to
-    /// `spawner`, its end to `monitor`.
+    /// `spawner` (or the routes of `routes`), its end to `monitor`.
+    #[allow(clippy::too_many_arguments)] // each is one of the sandbox's parts
     pub(crate) fn start(
         executor: &mut Executor,
         handle: SandboxHandle,
         spawner: ActorAddress,
         monitor: Option<ActorAddress>,
         ring: Option<SharedRing>,
+        routes: Arc<RouteTable>,
         supervised: Rc<Cell<bool>>,
         process: Arc<Process>,
     ) -> std::io::Result<Self> {
@@ -160,6 +182,7 @@ impl RingRelay {
             spawner: Some(spawner),
             monitor,
             ring,
+            routes,
             supervised,
             process,
             recv_op: None,
@@ -249,7 +272,7 @@ impl RingRelay {
             Ok(frame) if frame.len == 0 => self.reading = false,
             Ok(frame) => {
                 let inbox = self.spawner.as_ref().map(|a| &a.mailbox);
-                let from = frame_from_sandbox(&buf[..frame.len], frame.fds, inbox);
+                let from = frame_from_sandbox(&buf[..frame.len], frame.fds, inbox, &self.routes);
                 self.received(from);
             }
             Err(e) => self.reject(&e.to_string()),
@@ -328,8 +351,9 @@ impl RingRelay {
             return;
         }
         let inbox = self.spawner.as_ref().map(|a| &a.mailbox);
+        let routes = &self.routes;
         let decoded = self.buffer.with_bytes(|bytes| match bytes.get(..len) {
-            Some(packet) => frame_from_sandbox(packet, fds, inbox),
+            Some(packet) => frame_from_sandbox(packet, fds, inbox, routes),
             None => Err("frame longer than the buffer".into()),
         });
         self.received(decoded);
@@ -338,7 +362,7 @@ impl RingRelay {
     /// Handles a frame read from the sandbox.
     fn received(&mut self, from: Result<FromSandbox, String>) {
         match from {
-            Ok(FromSandbox::Message(msg)) => self.post(msg),
+            Ok(FromSandbox::Message(msg, to)) => self.post(msg, to),
             Ok(FromSandbox::End(reason)) => {
                 // The runtime's last write: nothing follows it.
                 self.end = Some(reason);
@@ -353,20 +377,28 @@ impl RingRelay {
         self.reading = false;
     }
 
-    /// Posts a frame's message to the spawner's inbox; its receipt lets
-    /// the next frame be read. (An inbox that closed drops it: its VM is
-    /// ending.)
-    fn post(&mut self, msg: Message) {
+    /// Posts a frame's message to the spawner's inbox, or to `to`, another
+    /// route's actor; its receipt lets the next frame be read. (An inbox
+    /// that closed drops it: its VM is ending, or that actor ended.)
+    fn post(&mut self, msg: Message, to: Option<ActorAddress>) {
         let Some(spawner) = &self.spawner else {
             return;
         };
+        if to.is_some() {
+            // That actor may run on another thread: its receipt must wake
+            // this VM (the spawner's own receipts come while it runs).
+            if let Some(signal) = spawner.mailbox.signal() {
+                self.receipts.set_signal(signal.clone());
+            }
+        }
         self.next_id += 1;
         let env = Envelope {
             msg,
             sender: Some(self.receipts.clone()),
             send_id: self.next_id,
         };
-        if spawner.mailbox.post(env).is_ok() {
+        let target = to.as_ref().map_or(&spawner.mailbox, |a| &a.mailbox);
+        if target.post(env).is_ok() {
             self.awaiting = Some(self.next_id);
         }
     }
@@ -386,6 +418,8 @@ impl RingRelay {
         if let Some(ring) = &self.ring {
             lock_ring(ring).take();
         }
+        // Its routes' actors stop counting it as a sender.
+        self.routes.end();
         if let Some(monitor) = self.monitor.take() {
             let _ = monitor.mailbox.post(Envelope {
                 msg: sandbox_notice(status, self.end),
@@ -400,6 +434,9 @@ impl RingRelay {
 
 impl Drop for RingRelay {
     fn drop(&mut self) {
+        // With a signal (`post` to another route) a receipt holds a
+        // reference to its mailbox until taken: none is kept from now on.
+        self.receipts.close();
         let Some(handle) = self.handle.take() else {
             return;
         };
@@ -418,6 +455,7 @@ impl Drop for RingRelay {
             spawner,
             None,
             self.ring.take(),
+            self.routes.clone(),
         ) {
             tracing::warn!(error = %e, "no thread to serve a detached sandbox; it is killed");
         }

@@ -6,12 +6,12 @@
 //! slots in a table of `(mode >> 1) + 1` slots, no SCM_RIGHTS fds.
 //!
 //! Oracle: the decoder never panics, and whatever it accepts is the
-//! canonical encoding of what it decodes to (encode(decode(b)) == b, and
-//! decoding that again gives the same value).
+//! canonical encoding of what it decodes to, routes included
+//! (encode(decode(b)) == b, and decoding that again gives the same value).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use luring::ipc::{decode, encode, FdMode};
+use luring::ipc::{decode, encode_routed, FdMode};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode_byte, packet)) = data.split_first() else {
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(decoded) = decode(packet, mode, scm_fds) else {
         return;
     };
-    let again = encode(&decoded.value, decoded.placement())
+    let again = encode_routed(&decoded.value, decoded.placement(), &decoded.routing)
         .expect("an accepted frame's value must be encodable");
     assert_eq!(again, packet, "accepted frame is not canonical");
     let twice = decode(&again, mode, scm_fds).expect("re-encoded frame must decode");

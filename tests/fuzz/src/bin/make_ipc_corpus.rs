@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use luring::ipc::{self, encode, FdPlacement, IpAddress, Value};
+use luring::ipc::{self, encode, encode_routed, FdPlacement, IpAddress, Routing, Value};
 
 fn s(text: &str) -> Value<'static> {
     Value::String(Cow::Owned(text.as_bytes().to_vec()))
@@ -137,6 +137,52 @@ fn main() -> std::io::Result<()> {
     write(&dir, "fixed-slots", mode, &frame)?;
     let frame = encode(&s("no fds"), FdPlacement::FixedSlots(&[])).expect("seed encodes");
     write(&dir, "fixed-slots-none", mode, &frame)?;
+
+    // Routes: a sandbox's frame to another route, channels naming routes
+    // (up to the bound, each channel a different route), and a host frame
+    // with fixed slots and routed channels.
+    let routed = object(vec![
+        ("a", Value::Channel(0)),
+        ("b", Value::Array(vec![Value::Channel(1), Value::Fd(0)])),
+    ]);
+    let routing = Routing {
+        destination: 3,
+        channels: vec![0, 1],
+    };
+    let frame = encode_routed(&routed, FdPlacement::ScmRights, &routing).expect("seed encodes");
+    write(&dir, "routes", 0, &frame)?;
+    let to_route = Routing {
+        destination: ipc::MAX_ROUTES,
+        channels: Vec::new(),
+    };
+    let frame = encode_routed(&s("to a route"), FdPlacement::ScmRights, &to_route)
+        .expect("seed encodes");
+    write(&dir, "routes-destination", 0, &frame)?;
+    let many = Value::Array((0..ipc::MAX_CHANNELS as u32).map(Value::Channel).collect());
+    let every_route = Routing {
+        destination: 0,
+        channels: (1..=ipc::MAX_CHANNELS as u32).collect(),
+    };
+    let frame = encode_routed(&many, FdPlacement::ScmRights, &every_route).expect("seed encodes");
+    write(&dir, "routes-many", 0, &frame)?;
+    let frame = encode_routed(
+        &fixed,
+        FdPlacement::FixedSlots(&slots),
+        &Routing {
+            destination: 0,
+            channels: Vec::new(),
+        },
+    )
+    .expect("seed encodes");
+    assert_eq!(frame, encode(&fixed, FdPlacement::FixedSlots(&slots)).unwrap());
+    let host_frame = Value::Array(vec![Value::Fd(0), Value::Channel(0), Value::Channel(1)]);
+    let routing = Routing {
+        destination: 0,
+        channels: vec![2, 0],
+    };
+    let frame = encode_routed(&host_frame, FdPlacement::FixedSlots(&[40]), &routing)
+        .expect("seed encodes");
+    write(&dir, "routes-fixed-slots", mode, &frame)?;
     Ok(())
 }
 
