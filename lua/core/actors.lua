@@ -199,16 +199,20 @@ function ipc_methods.send(self, ...)
   check_suspend(f)
   if select('#', ...) < 1 then raise_errno(E.EINVAL) end
   -- (inside a sandbox the send may complete at once: no wait)
-  local id, slots, n = rt.sandbox_send(self, (...), K.sandboxed and K.may_complete_inline())
-  if not slots then
+  local id, slots, n, routes = rt.sandbox_send(self, (...), K.sandboxed and K.may_complete_inline())
+  if not slots and not routes then
     if not n then n = K.await_op(f, id) end
     if n < 0 then K.raise_errno_system(-n) end
     return
   end
-  -- The message's fds sit in the sandbox's table already: a frame that
-  -- never left (interrupted, failed) takes them out again.
+  -- The message's fds sit in the sandbox's table already, and its new
+  -- routes in the route table: a frame that never left (interrupted,
+  -- failed) takes them out again.
   local ok, n = K.raw_pcall(K.await_op, f, id)
-  if not ok or n < 0 then rt.sandbox_clear_slots(self, slots) end
+  if not ok or n < 0 then
+    if slots then rt.sandbox_clear_slots(self, slots) end
+    if routes then rt.sandbox_revoke_routes(self, routes) end
+  end
   if not ok then error(n, 0) end
   if n < 0 then K.raise_errno_system(-n) end
 end

@@ -310,13 +310,14 @@ impl SandboxLink {
         };
         // Added before the (blocking) send: the relay thread must not wait
         // for the table while the sandbox waits for it. A send that fails
-        // from here leaves its new routes in the table.
-        if let Some(plan) = plan {
-            plan.commit();
-        }
+        // from here revokes them again.
+        let named = plan.map(crate::actor::sandboxed::routes::RoutePlan::commit);
         luring_sandbox::sys::send_with_fds(self.control.as_raw_fd(), &frame.bytes, &[]).map_err(
             |e| {
                 undo(&slots);
+                if let Some(named) = &named {
+                    self.routes.revoke(named);
+                }
                 match e.raw_os_error() {
                     Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => DeliveryError::Closed,
                     _ => refused(format!("send: control socket: {e}")),

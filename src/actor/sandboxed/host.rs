@@ -912,9 +912,11 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
         ))?,
     )?;
     // sandbox_send(channel, message, inline) -> op id (the result: bytes
-    // sent or -errno), and the slots the message's fds were installed in
-    // (a table, or nil): if the send fails or is interrupted, Lua hands
-    // them to sandbox_clear_slots (the frame that named them never left).
+    // sent or -errno), the slots the message's fds were installed in (a
+    // table, or nil) and, fourth, the routes the frame named (a table, or
+    // nil): if the send fails or is interrupted, Lua hands them to
+    // sandbox_clear_slots and sandbox_revoke_routes (the frame that named
+    // them never left).
     // Inside a sandbox, with `inline` (K.may_complete_inline), a third
     // value: the result, when the send completed at once (no wait; its
     // enter also carries the inbox's read-ahead, inside.rs).
@@ -935,7 +937,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             if sandboxed {
                 let (id, done) =
                     send_to_host(lua, &control, ch.route, &own, &msg, inline == Some(true))?;
-                return Ok((id, Value::Nil, done));
+                return Ok((id, Value::Nil, done, Value::Nil));
             }
             let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
@@ -1010,15 +1012,28 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                     return Err(e);
                 }
             };
-            if let Some(plan) = plan {
-                plan.commit();
-            }
+            let named = plan.map(super::routes::RoutePlan::commit);
             let slots = if slots.is_empty() {
                 Value::Nil
             } else {
                 Value::Table(lua.create_sequence_from(slots)?)
             };
-            Ok((id, slots, None))
+            let named = match named {
+                Some(named) if !named.is_empty() => Value::Table(lua.create_sequence_from(named)?),
+                _ => Value::Nil,
+            };
+            Ok((id, slots, None, named))
+        }))?,
+    )?;
+    // sandbox_revoke_routes(channel, routes): the frame that named `routes`
+    // (sandbox_send's fourth value) was not sent (routes.rs `revoke`).
+    rt.set(
+        "sandbox_revoke_routes",
+        lua.create_function(unless_closing(|_, (ch, routes): (Value, Vec<u32>)| {
+            if let Some(table) = &channel_arg(&ch)?.routes {
+                table.revoke(&routes);
+            }
+            Ok(())
         }))?,
     )?;
     // sandbox_clear_slots(channel, slots): empties slots installed for a

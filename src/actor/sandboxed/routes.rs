@@ -16,6 +16,11 @@
 //!   else is a forged frame (that channel closes).
 //! - The table is filled only for a frame about to be sent, with every
 //!   check done (a full table refuses the whole frame and adds nothing).
+//! - A route is revoked when every frame that named it failed or was
+//!   interrupted before it left ([`RouteTable::revoke`]): a sandbox cannot
+//!   use an address whose frame it never got by guessing its route (ids
+//!   are sequential). A revoked id is never given again (it still counts
+//!   toward the bound); the address gets a new route if sent again.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,9 +36,16 @@ pub(crate) struct RouteTable {
 #[derive(Default)]
 struct RouteState {
     /// Route `r` is `addresses[r - 1]`.
-    addresses: Vec<ActorAddress>,
+    addresses: Vec<Route>,
     /// The sandbox ended: the addresses were let go, none is added.
     ended: bool,
+}
+
+/// One route: its address (`None` once revoked) and how many frames that
+/// named it were sent and not revoked.
+struct Route {
+    address: Option<ActorAddress>,
+    frames: u32,
 }
 
 /// The routes of one frame, the table locked until it was sent.
@@ -45,10 +57,24 @@ pub(crate) struct RoutePlan<'t> {
 }
 
 impl RoutePlan<'_> {
-    /// The frame was sent: its new addresses join the table.
-    pub(crate) fn commit(mut self) {
+    /// The frame went to the socket: its new addresses join the table.
+    /// Returns the routes it named (0 left out, each once), to hand to
+    /// [`RouteTable::revoke`] if the frame then turns out not to have left.
+    pub(crate) fn commit(mut self) -> Vec<u32> {
         let added = std::mem::take(&mut self.added);
-        self.state.addresses.extend(added);
+        self.state
+            .addresses
+            .extend(added.into_iter().map(|a| Route {
+                address: Some(a),
+                frames: 0,
+            }));
+        let mut named: Vec<u32> = self.routes.iter().copied().filter(|&r| r != 0).collect();
+        named.sort_unstable();
+        named.dedup();
+        for &r in &named {
+            self.state.addresses[r as usize - 1].frames += 1;
+        }
+        named
     }
 }
 
@@ -115,8 +141,9 @@ impl RouteTable {
             let found = st
                 .addresses
                 .iter()
-                .chain(&added)
-                .position(|a| a.same_actor(address));
+                .map(|r| r.address.as_ref())
+                .chain(added.iter().map(Some))
+                .position(|a| a.is_some_and(|a| a.same_actor(address)));
             let index = match found {
                 Some(index) => index,
                 None if known + added.len() < MAX_ROUTES as usize => {
@@ -137,7 +164,31 @@ impl RouteTable {
     /// The address of route `route` (1 and up), if the table has it.
     pub(crate) fn address(&self, route: u32) -> Option<ActorAddress> {
         let index = usize::try_from(route).ok()?.checked_sub(1)?;
-        self.lock().addresses.get(index).cloned()
+        self.lock().addresses.get(index)?.address.clone()
+    }
+
+    /// A frame whose routes [`RoutePlan::commit`] returned did not leave
+    /// (its send failed or was interrupted): each route no other sent frame
+    /// named is revoked, so the sandbox cannot reach it by its id.
+    pub(crate) fn revoke(&self, routes: &[u32]) {
+        let mut dropped = Vec::new();
+        {
+            let mut st = self.lock();
+            for &r in routes {
+                let Some(route) = (r as usize)
+                    .checked_sub(1)
+                    .and_then(|i| st.addresses.get_mut(i))
+                else {
+                    continue;
+                };
+                route.frames = route.frames.saturating_sub(1);
+                if route.frames == 0 {
+                    dropped.extend(route.address.take());
+                }
+            }
+        }
+        // Dropped outside the lock (a drop may wake a receiver).
+        drop(dropped);
     }
 
     /// The sandbox ended: lets every address go (they stop counting as
@@ -157,6 +208,13 @@ impl RouteTable {
     pub(crate) fn len(&self) -> usize {
         self.lock().addresses.len()
     }
+
+    /// How many routes can still be used (tests).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        let st = self.lock();
+        st.addresses.iter().filter(|r| r.address.is_some()).count()
+    }
 }
 
 #[cfg(test)]
@@ -172,7 +230,7 @@ mod tests {
             table.routes_for(Some(&inbox), channels).map(|plan| {
                 plan.map(|plan| {
                     let routes = plan.routes.clone();
-                    plan.commit();
+                    let _ = plan.commit();
                     routes
                 })
             })
@@ -210,5 +268,40 @@ mod tests {
         assert!(table.address(1).is_none());
         assert_eq!(routes(&[a]), Err(RouteError::Ended));
         assert_eq!(routes(&[&own]), Ok(None));
+    }
+
+    #[test]
+    fn routes_of_frames_that_did_not_leave_are_revoked_unless_another_frame_named_them() {
+        let inbox = Mailbox::new();
+        let table = RouteTable::new();
+        let a = ActorAddress::new(Mailbox::new());
+        let b = ActorAddress::new(Mailbox::new());
+        let plan = |channels: &[&ActorAddress]| {
+            let plan = table.routes_for(Some(&inbox), channels).unwrap().unwrap();
+            (plan.routes.clone(), plan.commit())
+        };
+        // Frame 1 names a twice and b; frame 2 names a again.
+        let (routes1, named1) = plan(&[&a, &b, &a]);
+        assert_eq!((routes1, named1.clone()), (vec![1, 2, 1], vec![1, 2]));
+        let (_, named2) = plan(&[&a]);
+        assert_eq!(a.mailbox.senders(), 2);
+        // Frame 1 never left: b is revoked (its address let go), a stays
+        // (frame 2 named it).
+        table.revoke(&named1);
+        assert!(table.address(1).unwrap().same_actor(&a));
+        assert!(table.address(2).is_none());
+        assert_eq!(b.mailbox.senders(), 1);
+        // Frame 2 fails too: a goes.
+        table.revoke(&named2);
+        assert!(table.address(1).is_none());
+        assert_eq!(table.live(), 0);
+        assert_eq!(a.mailbox.senders(), 1);
+        // A revoked id is never given again: a comes back on a new route.
+        let (routes3, _) = plan(&[&a]);
+        assert_eq!(routes3, vec![3]);
+        assert_eq!(table.len(), 3);
+        // Revoking what does not exist does nothing.
+        table.revoke(&[0, 9, u32::MAX]);
+        assert!(table.address(3).unwrap().same_actor(&a));
     }
 }
