@@ -7,7 +7,7 @@
 #[path = "support/scratch.rs"]
 mod scratch;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -95,14 +95,24 @@ fn a_signal_from_outside_reaches_the_set_that_waits() {
 
 #[test]
 fn an_outside_signal_without_a_set_ends_the_program() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_luring"));
+    command
         .arg(script(
             "outside_default.lua",
             "print('ready')\nrequire('time').sleep(60)\nprint('survived')\n",
         ))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::piped());
+    // The default action is what the program inherits: a shell's
+    // background job (`cmd &` without job control) ignores SIGINT, and so
+    // would the child. It gets the default disposition whatever ran us.
+    // SAFETY: only `signal`, async-signal-safe, runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     // SAFETY: signalling our own child.
