@@ -1072,6 +1072,7 @@ const LAZY_RT: &[LazyRt] = &[
             "spawn_sandboxed",
             "sandbox_send",
             "sandbox_clear_slots",
+            "sandbox_revoke_routes",
             "sandbox_close",
             "sandbox_kill",
             "sandbox_detach",
