@@ -8,8 +8,8 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use luring::{
-    ActorEnded, ActorSpec, DeliveryError, KillError, Mailbox, Message, Runtime, SandboxOptions,
-    SandboxStdin, SpawnError,
+    ActorEnded, ActorHandle, ActorSpec, DeliveryError, KillError, Mailbox, Message, Runtime,
+    SandboxOptions, SandboxStdin, SpawnError,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -42,17 +42,17 @@ fn sandboxed(name: &str, source: &str, options: SandboxOptions, mb: &Mailbox) ->
         .monitor(mb)
 }
 
+/// The doubler plugin with default options, replying to and monitored by `mb`.
+fn spawn_doubler(runtime: &Runtime, mb: &Mailbox) -> ActorHandle {
+    runtime
+        .spawn(sandboxed("doubler.lua", DOUBLER, SandboxOptions::new(), mb))
+        .unwrap()
+}
+
 fn round_trip() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
-    let plugin = runtime
-        .spawn(sandboxed(
-            "doubler.lua",
-            DOUBLER,
-            SandboxOptions::new(),
-            &mb,
-        ))
-        .unwrap();
+    let plugin = spawn_doubler(&runtime, &mb);
     assert!(plugin.is_sandboxed());
     for n in [1.0, 21.0, -4.5] {
         plugin
@@ -445,14 +445,7 @@ fn stdin_shared_with_plugin() {
 fn refused_messages() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
-    let plugin = runtime
-        .spawn(sandboxed(
-            "doubler.lua",
-            DOUBLER,
-            SandboxOptions::new(),
-            &mb,
-        ))
-        .unwrap();
+    let plugin = spawn_doubler(&runtime, &mb);
     let dir: OwnedFd = std::fs::File::open("/").unwrap().into();
     let (back, why) = plugin
         .send_checked(Message::object([("dir", Message::Fd(dir))]))
@@ -506,14 +499,7 @@ fn refused_messages() {
 fn other_mailboxes_are_reachable() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
-    let plugin = runtime
-        .spawn(sandboxed(
-            "doubler.lua",
-            DOUBLER,
-            SandboxOptions::new(),
-            &mb,
-        ))
-        .unwrap();
+    let plugin = spawn_doubler(&runtime, &mb);
     let other = runtime.mailbox();
     for n in [3.0, 4.0] {
         plugin
