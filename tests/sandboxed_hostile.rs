@@ -45,10 +45,51 @@ fn string(s: &str) -> luring::ipc::Value<'static> {
     luring::ipc::Value::String(s.as_bytes().to_vec().into())
 }
 
-/// Waits for the host's first frame (its routes are in the table then).
-fn host_frame(control: RawFd) -> std::io::Result<()> {
+/// The host's next frame: its value's number (if it is one) and the
+/// routes its channels name, in order.
+fn host_frame(control: RawFd) -> std::io::Result<(Option<f64>, Vec<u32>)> {
     let mut buf = vec![0u8; 4096];
-    luring_sandbox::sys::recv_with_fds(control, &mut buf, 0).map(|_| ())
+    let got = luring_sandbox::sys::recv_with_fds(control, &mut buf, 0)?;
+    let packet = &buf[..got.len];
+    let mode = if packet
+        .get(5)
+        .is_some_and(|f| f & luring::ipc::FLAG_FIXED_SLOTS != 0)
+    {
+        luring::ipc::FdMode::FixedSlots {
+            table_size: u32::MAX,
+        }
+    } else {
+        luring::ipc::FdMode::ScmRights
+    };
+    let bad = |e: luring::ipc::FrameError| std::io::Error::other(e.to_string());
+    let decoded = luring::ipc::decode(packet, mode, 0).map_err(bad)?;
+    let number = match decoded.value {
+        luring::ipc::Value::Float(x) => Some(x),
+        luring::ipc::Value::Integer(i) => Some(i as f64),
+        _ => None,
+    };
+    let routes = (0..decoded.channel_count)
+        .map(|k| decoded.routing.channel(k))
+        .collect();
+    Ok((number, routes))
+}
+
+/// The one route of the host's next frame.
+fn given_route(control: RawFd) -> std::io::Result<u32> {
+    match host_frame(control)?.1[..] {
+        [r] if r != 0 => Ok(r),
+        ref other => Err(std::io::Error::other(format!("one route, not {other:?}"))),
+    }
+}
+
+/// Ids a sandbox given route `r` might try for another: its neighbours
+/// (route tables once counted up from 1).
+fn guess_from(r: u32) -> u32 {
+    if r == u32::MAX {
+        r - 1
+    } else {
+        r + 1
+    }
 }
 
 /// `bytes` with `fds` attached as two `SCM_RIGHTS` control messages (the
@@ -182,13 +223,15 @@ fn hostile_entry(ctx: EntryContext) -> i32 {
             send(control, &frame(&Message::from("after the bad end")))?;
             Ok(sbx::EXIT_RUNTIME_END)
         })(),
-        // Given one route (a third actor): a frame to it, then one to a
-        // route it was never given, then one to the host: the forged frame
-        // closes the channel, the frame after it is never delivered.
+        // Given one route (a third actor): tells the host its id, sends a
+        // frame to it, then one to a route it was never given, then one to
+        // the host: the forged frame closes the channel, the frame after it
+        // is never delivered.
         "forged_route" => (|| {
-            host_frame(control)?;
-            send(control, &routed(&string("to the third"), 1, vec![]))?;
-            send(control, &routed(&string("forged"), 2, vec![]))?;
+            let r = given_route(control)?;
+            send(control, &frame(&Message::from(f64::from(r))))?;
+            send(control, &routed(&string("to the third"), r, vec![]))?;
+            send(control, &routed(&string("forged"), guess_from(r), vec![]))?;
             send(control, &frame(&Message::from("after the forged route")))?;
             until_host_closes(control);
             Ok(11)
@@ -196,17 +239,23 @@ fn hostile_entry(ctx: EntryContext) -> i32 {
         // The same with a forged route in a nested channel member.
         "forged_nested_route" => (|| {
             use luring::ipc::Value as W;
-            host_frame(control)?;
+            let r = given_route(control)?;
             let nested = W::Array(vec![W::Channel(0), W::Array(vec![W::Channel(1)])]);
-            send(control, &routed(&nested, 0, vec![1, 2]))?;
+            send(control, &routed(&nested, 0, vec![r, guess_from(r)]))?;
             send(control, &frame(&Message::from("after the forged route")))?;
             until_host_closes(control);
             Ok(12)
         })(),
-        // Given nothing: route 1 (which another sandbox of the same
-        // spawner holds) is forged here.
+        // Given nothing but the id of a route another sandbox of the same
+        // spawner holds (as a number): forged here.
         "borrowed_route" => (|| {
-            send(control, &routed(&string("from another sandbox"), 1, vec![]))?;
+            let Some(r) = host_frame(control)?.0 else {
+                return Ok(93);
+            };
+            send(
+                control,
+                &routed(&string("from another sandbox"), r as u32, vec![]),
+            )?;
             send(control, &frame(&Message::from("after the forged route")))?;
             until_host_closes(control);
             Ok(13)
@@ -417,10 +466,13 @@ third:send(inbox)
 local a = spawn_vm{{ module = '/forged_route', sandbox = {{}}, monitor = true }}
 a:send{{ third = third }}
 a:close()
+local route_of_a = inbox:receive()
+expect('A: its route id', type(route_of_a), 'number')
 local n = inbox:receive()
-expect('A: first message', type(n), 'table')
+expect('A: then', type(n), 'table')
 expect('A: code', n.code, 11)
 local b = spawn_vm{{ module = '/borrowed_route', sandbox = {{}}, monitor = true }}
+b:send(route_of_a)
 b:close()
 n = inbox:receive()
 expect('B: first message', type(n), 'table')

@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use super::{
     tag, FdPlacement, FrameError, IpAddress, Routing, Value, FLAG_FIXED_SLOTS, FLAG_ROUTES,
     HEADER_LEN, MAGIC, MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES,
-    MAX_ROUTES, MAX_STRING_BYTES, MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
+    MAX_STRING_BYTES, MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
 };
 
 /// How the receiving channel gets descriptors: the caller says which, and
@@ -180,16 +180,8 @@ pub fn decode(
 
     let mut routing = Routing::default();
     if flags & FLAG_ROUTES != 0 {
-        let mut route = || -> Result<u32, FrameError> {
-            let route = reader.varint("the route list")?;
-            if route > MAX_ROUTES {
-                return Err(FrameError::RouteOutOfRange {
-                    route,
-                    limit: MAX_ROUTES,
-                });
-            }
-            Ok(route)
-        };
+        // Any id: only the receiver's route table gives it a meaning.
+        let mut route = || reader.varint("the route list");
         routing.destination = route()?;
         // At most MAX_CHANNELS (64) routes.
         let channels = (0..channel_count)

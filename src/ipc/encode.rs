@@ -5,7 +5,7 @@ use std::slice;
 
 use super::{
     tag, FrameError, IpAddress, Value, FLAG_FIXED_SLOTS, FLAG_ROUTES, HEADER_LEN, MAGIC,
-    MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_ROUTES, MAX_STRING_BYTES,
+    MAX_CHANNELS, MAX_DEPTH, MAX_FDS, MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_STRING_BYTES,
     MAX_TABLE_MEMBERS, MAX_TOTAL_MEMBERS, VERSION,
 };
 
@@ -55,7 +55,7 @@ pub fn encode(value: &Value<'_>, fds: FdPlacement<'_>) -> Result<Vec<u8>, FrameE
 }
 
 /// [`encode`] with routes: `routing.channels` is empty or has one route
-/// per channel member; each route is at most [`MAX_ROUTES`].
+/// per channel member; a route is any `u32` (0: the spawner's inbox).
 pub fn encode_routed(
     value: &Value<'_>,
     fds: FdPlacement<'_>,
@@ -124,12 +124,6 @@ pub fn encode_routed(
         let mut routes = Vec::with_capacity(1 + channels as usize);
         let channel_routes = (0..channels as usize).map(|k| routing.channel(k));
         for route in std::iter::once(routing.destination).chain(channel_routes) {
-            if route > MAX_ROUTES {
-                return Err(FrameError::RouteOutOfRange {
-                    route,
-                    limit: MAX_ROUTES,
-                });
-            }
             write_varint(&mut routes, route);
         }
         out.splice(routes_at..routes_at, routes);

@@ -93,9 +93,10 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub const MAX_FDS: usize = 253;
 /// Channel members per frame.
 pub const MAX_CHANNELS: usize = 64;
-/// Highest route id a frame may name: route 0 is the spawner's inbox (a
-/// sandbox's host), routes `1..=MAX_ROUTES` the other in-process
-/// addresses its host gave it, at most this many per sandbox.
+/// Routes one sandbox may hold besides route 0 (the spawner's inbox, its
+/// host's). A route id is any non-zero `u32`: the host's route table draws
+/// them at random, so a frame may carry any id and only that table says
+/// what it names.
 pub const MAX_ROUTES: u32 = 64;
 
 /// Type tags: the first byte of every encoded value.
@@ -203,8 +204,6 @@ pub enum FrameError {
         "{slots} fixed-file slots were given for a message with {fds} fds; install one slot per fd"
     )]
     SlotCountMismatch { slots: usize, fds: usize },
-    #[error("route {route} is over the highest route id {limit}")]
-    RouteOutOfRange { route: u32, limit: u32 },
     #[error(
         "the frame's routes are all 0: a frame with only route 0 leaves the routes flag unset"
     )]

@@ -172,18 +172,19 @@ fn routes_are_checked() {
         };
         encode_routed(&value, FdPlacement::ScmRights, &routing)
     };
-    // Encoder: the bound, and one route per channel.
+    // Any 32-bit id (route tables draw them at random): the widest takes
+    // five varint bytes.
+    for (destination, channel) in [(u32::MAX, 0), (0, u32::MAX), (1 << 28, 127), (128, 1)] {
+        let frame = routed(destination, channel).unwrap();
+        let decoded = decode(&frame, FdMode::ScmRights, 0).unwrap();
+        assert_eq!(decoded.routing.destination, destination);
+        assert_eq!(decoded.routing.channel(0), channel);
+    }
     assert_eq!(
-        routed(MAX_ROUTES + 1, 0),
-        Err(FrameError::RouteOutOfRange {
-            route: MAX_ROUTES + 1,
-            limit: MAX_ROUTES
-        })
+        &routed(u32::MAX, 0).unwrap()[12..18],
+        &[0xff, 0xff, 0xff, 0xff, 0x0f, 0]
     );
-    assert!(matches!(
-        routed(0, 1 << 20),
-        Err(FrameError::RouteOutOfRange { .. })
-    ));
+    // Encoder: one route per channel.
     let two = Routing {
         destination: 0,
         channels: vec![1, 1],
@@ -203,12 +204,12 @@ fn routes_are_checked() {
         frame[at] = byte;
         frame
     };
+    // A varint past 32 bits.
+    let mut wide = routed(u32::MAX, 0).unwrap();
+    wide[16] = 0x1f;
     assert_eq!(
-        reject(&with(13, MAX_ROUTES as u8 + 1), 0),
-        FrameError::RouteOutOfRange {
-            route: MAX_ROUTES + 1,
-            limit: MAX_ROUTES
-        }
+        reject(&wide, 0),
+        FrameError::NonCanonicalVarint { offset: 12 }
     );
     let mut overlong = with(12, 0x81);
     overlong[13] = 0;
@@ -992,9 +993,13 @@ fn number_capabilities(value: &mut Value<'_>) -> (u32, u32) {
 
 /// Routes for a frame with `channels` channels from `seed`: half the time
 /// none (all 0), else a destination and one route per channel, each in
-/// `0..=MAX_ROUTES` (as decoded: no channel routes when all are 0).
+/// small (`0..=MAX_ROUTES`) or any 32-bit id, as a route table draws them
+/// (as decoded: no channel routes when all are 0).
 fn routing_from(seed: &[u32], channels: u32) -> Routing {
-    let route = |k: usize| seed.get(k).map_or(0, |r| r % (MAX_ROUTES + 1));
+    let route = |k: usize| {
+        seed.get(k)
+            .map_or(0, |&r| if r % 3 == 0 { r } else { r % (MAX_ROUTES + 1) })
+    };
     if seed.first().is_none_or(|s| s % 2 == 0) {
         return Routing::default();
     }

@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use mlua::{Lua, Table, Value};
 
@@ -28,22 +28,38 @@ use crate::modules::byte_span;
 
 /// Inside a sandbox: the mailboxes that stand for the host's routes in
 /// messages to the host (route 0, its inbox, and the addresses it gave
-/// this sandbox: routes.rs), one per route, made on first use.
-static ROUTE_MARKERS: [OnceLock<Arc<Mailbox>>; crate::ipc::MAX_ROUTES as usize + 1] =
-    [const { OnceLock::new() }; crate::ipc::MAX_ROUTES as usize + 1];
+/// this sandbox: routes.rs), one per route id, made when a host frame (or
+/// the spawner's channel) first names it. The host holds at most
+/// `MAX_ROUTES` routes besides 0 for a sandbox, and never takes back one a
+/// frame carried: more ids than that is a broken host, refused.
+static ROUTE_MARKERS: Mutex<Vec<(u32, Arc<Mailbox>)>> = Mutex::new(Vec::new());
 
-/// The route a channel object inside a sandbox stands for, as an address.
-fn route_marker(route: u32) -> Option<&'static Arc<Mailbox>> {
-    Some(ROUTE_MARKERS.get(route as usize)?.get_or_init(Mailbox::new))
+fn route_markers() -> std::sync::MutexGuard<'static, Vec<(u32, Arc<Mailbox>)>> {
+    ROUTE_MARKERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The route a channel object inside a sandbox stands for, as an address
+/// (`None` past the bound).
+fn route_marker(route: u32) -> Option<Arc<Mailbox>> {
+    let mut markers = route_markers();
+    if let Some((_, marker)) = markers.iter().find(|(r, _)| *r == route) {
+        return Some(marker.clone());
+    }
+    if markers.len() > crate::ipc::MAX_ROUTES as usize {
+        return None;
+    }
+    let marker = Mailbox::new();
+    markers.push((route, marker.clone()));
+    Some(marker)
 }
 
 /// The route `address` stands for, if it is one of the host's (a channel
 /// decoded from a host frame).
 pub(super) fn route_of(address: &crate::actor::mailbox::ActorAddress) -> Option<u32> {
-    ROUTE_MARKERS
+    route_markers()
         .iter()
-        .position(|m| m.get().is_some_and(|m| Arc::ptr_eq(m, &address.mailbox)))
-        .map(|route| route as u32)
+        .find(|(_, m)| Arc::ptr_eq(m, &address.mailbox))
+        .map(|(route, _)| *route)
 }
 
 /// Inside a sandbox, a channel to the host as a message member: the
@@ -58,7 +74,7 @@ pub(super) fn host_channel_member(
     let marker = route_marker(channel.route)?;
     (open && channel.ring.is_none()).then(|| {
         Ok(Message::Address(crate::actor::mailbox::ActorAddress::new(
-            marker.clone(),
+            marker,
         )))
     })
 }
@@ -67,6 +83,13 @@ pub(super) fn host_channel_member(
 /// channel object whose sends are frames to that route on the control
 /// socket.
 fn route_channel(lua: &Lua, route: u32) -> mlua::Result<Value> {
+    if route_marker(route).is_none() {
+        return Err(mlua::Error::runtime(format!(
+            "receive: a frame from the host names route {route}, past the {} routes a \
+             host gives one sandbox",
+            crate::ipc::MAX_ROUTES
+        )));
+    }
     Ok(Value::UserData(lua.create_userdata(SandboxChannel {
         control: RefCell::new(Some(OpFd::Fixed(CONTROL_SLOT))),
         child: RefCell::new(None),

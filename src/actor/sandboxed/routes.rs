@@ -6,21 +6,25 @@
 //!   relay (on the spawner's ring or a thread). Two sandboxes never share
 //!   one, so a route id means nothing to another sandbox.
 //! - Route 0 is the spawner's inbox (the Rust replies mailbox), never in
-//!   the table; route `r` in `1..=MAX_ROUTES` is `addresses[r - 1]`. An
-//!   address enters the table when a frame to the sandbox first names it
-//!   (one route per mailbox) and stays until the sandbox ended: the table
+//!   the table. Every other route has a random, non-zero 32-bit id drawn
+//!   from the kernel (`getrandom`) when a frame to the sandbox first names
+//!   its address (one route per mailbox, at most [`MAX_ROUTES`] at once).
+//!   A sandbox can only learn an id from a frame it read: guessing one
+//!   costs it its channel (below) and succeeds once in 2^32 tries, so a
+//!   route whose frame is still waiting in a full socket, or never left,
+//!   is out of its reach.
+//! - An address stays in the table until the sandbox ended: the table
 //!   counts as a sender of each of them (their `no_senders` waits for the
-//!   sandbox's end), and a route id, once given, always names the same
-//!   actor.
+//!   sandbox's end), and an id, once a frame naming it left, always names
+//!   the same actor.
 //! - A frame from the sandbox can only name routes in the table: anything
 //!   else is a forged frame (that channel closes).
 //! - The table is filled only for a frame about to be sent, with every
 //!   check done (a full table refuses the whole frame and adds nothing).
 //! - A route is revoked when every frame that named it failed or was
-//!   interrupted before it left ([`RouteTable::revoke`]): a sandbox cannot
-//!   use an address whose frame it never got by guessing its route (ids
-//!   are sequential). A revoked id is never given again (it still counts
-//!   toward the bound); the address gets a new route if sent again.
+//!   interrupted before it left ([`RouteTable::revoke`]): it leaves the
+//!   table (it no longer counts toward the bound), and the address gets a
+//!   new id if sent again.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,23 +39,31 @@ pub(crate) struct RouteTable {
 
 #[derive(Default)]
 struct RouteState {
-    /// Route `r` is `addresses[r - 1]`.
-    addresses: Vec<Route>,
+    /// The routes, in no particular order (at most [`MAX_ROUTES`]).
+    routes: Vec<Route>,
     /// The sandbox ended: the addresses were let go, none is added.
     ended: bool,
 }
 
-/// One route: its address (`None` once revoked) and how many frames that
-/// named it were sent and not revoked.
+/// One route: its id, its address and how many frames that named it were
+/// sent and not revoked.
 struct Route {
-    address: Option<ActorAddress>,
+    id: u32,
+    address: ActorAddress,
     frames: u32,
+}
+
+impl RouteState {
+    fn find(&self, id: u32) -> Option<usize> {
+        self.routes.iter().position(|r| r.id == id)
+    }
 }
 
 /// The routes of one frame, the table locked until it was sent.
 pub(crate) struct RoutePlan<'t> {
     state: MutexGuard<'t, RouteState>,
-    added: Vec<ActorAddress>,
+    /// The new routes: (id, address).
+    added: Vec<(u32, ActorAddress)>,
     /// Channel `k`'s route.
     pub(crate) routes: Vec<u32>,
 }
@@ -63,16 +75,19 @@ impl RoutePlan<'_> {
     pub(crate) fn commit(mut self) -> Vec<u32> {
         let added = std::mem::take(&mut self.added);
         self.state
-            .addresses
-            .extend(added.into_iter().map(|a| Route {
-                address: Some(a),
+            .routes
+            .extend(added.into_iter().map(|(id, address)| Route {
+                id,
+                address,
                 frames: 0,
             }));
         let mut named: Vec<u32> = self.routes.iter().copied().filter(|&r| r != 0).collect();
         named.sort_unstable();
         named.dedup();
         for &r in &named {
-            self.state.addresses[r as usize - 1].frames += 1;
+            if let Some(i) = self.state.find(r) {
+                self.state.routes[i].frames += 1;
+            }
         }
         named
     }
@@ -85,6 +100,8 @@ pub(crate) enum RouteError {
     Full,
     /// The sandbox ended.
     Ended,
+    /// The kernel gave no random bytes for a new id.
+    NoRandomness(i32),
 }
 
 impl RouteError {
@@ -99,6 +116,31 @@ impl RouteError {
             RouteError::Ended => {
                 "send: the sandboxed actor has ended: no channel can be given to it".to_owned()
             }
+            RouteError::NoRandomness(errno) => format!(
+                "send: cannot draw a route id for a channel to the sandboxed actor \
+                 (getrandom: {}); nothing was sent",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        }
+    }
+}
+
+/// A random non-zero id that no route of `st` nor of `added` has.
+fn fresh_id(st: &RouteState, added: &[(u32, ActorAddress)]) -> Result<u32, RouteError> {
+    loop {
+        let mut bytes = [0u8; 4];
+        // SAFETY: getrandom writes at most `bytes.len()` bytes into it.
+        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if n != bytes.len() as isize {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if n < 0 && errno == libc::EINTR {
+                continue;
+            }
+            return Err(RouteError::NoRandomness(errno));
+        }
+        let id = u32::from_ne_bytes(bytes);
+        if id != 0 && st.find(id).is_none() && added.iter().all(|&(a, _)| a != id) {
+            return Ok(id);
         }
     }
 }
@@ -130,29 +172,30 @@ impl RouteTable {
         if st.ended {
             return Err(RouteError::Ended);
         }
-        let known = st.addresses.len();
-        let mut added: Vec<ActorAddress> = Vec::new();
+        let mut added: Vec<(u32, ActorAddress)> = Vec::new();
         let mut routes = Vec::with_capacity(channels.len());
         for &address in channels {
             if is_inbox(address) {
                 routes.push(0);
                 continue;
             }
-            let found = st
-                .addresses
+            let known = st
+                .routes
                 .iter()
-                .map(|r| r.address.as_ref())
-                .chain(added.iter().map(Some))
-                .position(|a| a.is_some_and(|a| a.same_actor(address)));
-            let index = match found {
-                Some(index) => index,
-                None if known + added.len() < MAX_ROUTES as usize => {
-                    added.push(address.clone());
-                    known + added.len() - 1
+                .map(|r| (r.id, &r.address))
+                .chain(added.iter().map(|(id, a)| (*id, a)))
+                .find(|(_, a)| a.same_actor(address))
+                .map(|(id, _)| id);
+            let id = match known {
+                Some(id) => id,
+                None if st.routes.len() + added.len() < MAX_ROUTES as usize => {
+                    let id = fresh_id(&st, &added)?;
+                    added.push((id, address.clone()));
+                    id
                 }
                 None => return Err(RouteError::Full),
             };
-            routes.push(index as u32 + 1);
+            routes.push(id);
         }
         Ok(Some(RoutePlan {
             state: st,
@@ -161,29 +204,25 @@ impl RouteTable {
         }))
     }
 
-    /// The address of route `route` (1 and up), if the table has it.
+    /// The address of route `route` (not 0), if the table has it.
     pub(crate) fn address(&self, route: u32) -> Option<ActorAddress> {
-        let index = usize::try_from(route).ok()?.checked_sub(1)?;
-        self.lock().addresses.get(index)?.address.clone()
+        let st = self.lock();
+        st.find(route).map(|i| st.routes[i].address.clone())
     }
 
     /// A frame whose routes [`RoutePlan::commit`] returned did not leave
     /// (its send failed or was interrupted): each route no other sent frame
-    /// named is revoked, so the sandbox cannot reach it by its id.
+    /// named leaves the table, so the sandbox cannot reach it by its id.
     pub(crate) fn revoke(&self, routes: &[u32]) {
         let mut dropped = Vec::new();
         {
             let mut st = self.lock();
             for &r in routes {
-                let Some(route) = (r as usize)
-                    .checked_sub(1)
-                    .and_then(|i| st.addresses.get_mut(i))
-                else {
-                    continue;
-                };
+                let Some(i) = st.find(r) else { continue };
+                let route = &mut st.routes[i];
                 route.frames = route.frames.saturating_sub(1);
                 if route.frames == 0 {
-                    dropped.extend(route.address.take());
+                    dropped.push(st.routes.swap_remove(i).address);
                 }
             }
         }
@@ -194,26 +233,19 @@ impl RouteTable {
     /// The sandbox ended: lets every address go (they stop counting as
     /// senders) and refuses new ones.
     pub(crate) fn end(&self) {
-        let addresses = {
+        let routes = {
             let mut st = self.lock();
             st.ended = true;
-            std::mem::take(&mut st.addresses)
+            std::mem::take(&mut st.routes)
         };
         // Dropped outside the lock (a drop may wake a receiver).
-        drop(addresses);
+        drop(routes);
     }
 
-    /// How many addresses the table holds (tests).
+    /// How many routes the table holds (tests).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().addresses.len()
-    }
-
-    /// How many routes can still be used (tests).
-    #[cfg(test)]
-    pub(crate) fn live(&self) -> usize {
-        let st = self.lock();
-        st.addresses.iter().filter(|r| r.address.is_some()).count()
+        self.lock().routes.len()
     }
 }
 
@@ -245,29 +277,77 @@ mod tests {
         // A plan not committed (its frame was not sent) adds nothing.
         drop(table.routes_for(Some(&inbox), &[a]));
         assert_eq!(table.len(), 0);
-        assert_eq!(routes(&[a, &own, &a_again]), Ok(Some(vec![1, 0, 1])));
-        assert!(table.address(1).unwrap().same_actor(a));
-        assert!(table.address(0).is_none() && table.address(2).is_none());
+        let first = routes(&[a, &own, &a_again]).unwrap().unwrap();
+        let ra = first[0];
+        assert_eq!(first, vec![ra, 0, ra]);
+        assert_ne!(ra, 0);
+        assert!(table.address(ra).unwrap().same_actor(a));
+        assert!(table.address(0).is_none() && table.address(ra ^ 1).is_none());
         // Up to the bound, in one frame: all or nothing.
         let rest: Vec<&ActorAddress> = others[1..].iter().collect();
         assert_eq!(routes(&rest).err(), Some(RouteError::Full));
         assert_eq!(table.len(), 1);
         let fits = &rest[..MAX_ROUTES as usize - 1];
-        assert_eq!(routes(fits), Ok(Some((2..=MAX_ROUTES).collect::<Vec<_>>())));
+        let ids = routes(fits).unwrap().unwrap();
+        let mut distinct = ids.clone();
+        distinct.push(ra);
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), MAX_ROUTES as usize, "ids are distinct");
+        assert!(!distinct.contains(&0));
+        for (id, address) in ids.iter().zip(fits) {
+            assert!(table.address(*id).unwrap().same_actor(address));
+        }
         assert_eq!(
             routes(&[&others[MAX_ROUTES as usize]]).err(),
             Some(RouteError::Full)
         );
         // Known ones still route when the table is full.
-        assert_eq!(routes(&[a]), Ok(Some(vec![1])));
+        assert_eq!(routes(&[a]), Ok(Some(vec![ra])));
         // Each held address counts as a sender until the end.
         let senders = |a: &ActorAddress| a.mailbox.senders();
         assert_eq!(senders(&others[5]), 2);
         table.end();
         assert_eq!(senders(&others[5]), 1);
-        assert!(table.address(1).is_none());
+        assert!(table.address(ra).is_none());
         assert_eq!(routes(&[a]), Err(RouteError::Ended));
         assert_eq!(routes(&[&own]), Ok(None));
+    }
+
+    /// Ids are not sequential: knowing its own routes, a sandbox cannot
+    /// name the next one. (Each check below fails by chance once in 2^32
+    /// or less.)
+    #[test]
+    fn route_ids_cannot_be_guessed_from_the_ones_given() {
+        let inbox = Mailbox::new();
+        let tables: Vec<Arc<RouteTable>> = (0..4).map(|_| RouteTable::new()).collect();
+        let shared = ActorAddress::new(Mailbox::new());
+        let mut ids = Vec::new();
+        for table in &tables {
+            let others: Vec<ActorAddress> =
+                (0..3).map(|_| ActorAddress::new(Mailbox::new())).collect();
+            let mut channels: Vec<&ActorAddress> = others.iter().collect();
+            channels.push(&shared);
+            let plan = table.routes_for(Some(&inbox), &channels).unwrap().unwrap();
+            ids.extend(plan.routes.iter().copied());
+            plan.commit();
+        }
+        // 16 ids, one of them (the shared actor's) in each of 4 tables.
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            16,
+            "every route of every table has its own id: {ids:?}"
+        );
+        for pair in sorted.windows(2) {
+            assert!(pair[1] - pair[0] > 1, "neighbouring ids {pair:?}");
+        }
+        assert!(sorted.iter().all(|&id| id > MAX_ROUTES), "{sorted:?}");
+        // The shared actor's id in one table means nothing in another.
+        let in_first = ids[3];
+        assert!(tables[1..].iter().all(|t| t.address(in_first).is_none()));
     }
 
     #[test]
@@ -282,26 +362,53 @@ mod tests {
         };
         // Frame 1 names a twice and b; frame 2 names a again.
         let (routes1, named1) = plan(&[&a, &b, &a]);
-        assert_eq!((routes1, named1.clone()), (vec![1, 2, 1], vec![1, 2]));
+        let (ra, rb) = (routes1[0], routes1[1]);
+        assert_eq!(routes1, vec![ra, rb, ra]);
+        let mut both = vec![ra, rb];
+        both.sort_unstable();
+        assert_eq!(named1, both);
         let (_, named2) = plan(&[&a]);
+        assert_eq!(named2, vec![ra]);
         assert_eq!(a.mailbox.senders(), 2);
         // Frame 1 never left: b is revoked (its address let go), a stays
         // (frame 2 named it).
         table.revoke(&named1);
-        assert!(table.address(1).unwrap().same_actor(&a));
-        assert!(table.address(2).is_none());
+        assert!(table.address(ra).unwrap().same_actor(&a));
+        assert!(table.address(rb).is_none());
         assert_eq!(b.mailbox.senders(), 1);
+        assert_eq!(table.len(), 1);
         // Frame 2 fails too: a goes.
         table.revoke(&named2);
-        assert!(table.address(1).is_none());
-        assert_eq!(table.live(), 0);
+        assert!(table.address(ra).is_none());
+        assert_eq!(table.len(), 0);
         assert_eq!(a.mailbox.senders(), 1);
-        // A revoked id is never given again: a comes back on a new route.
+        // a comes back on a new route.
         let (routes3, _) = plan(&[&a]);
-        assert_eq!(routes3, vec![3]);
-        assert_eq!(table.len(), 3);
+        assert_ne!(routes3[0], ra);
+        assert!(table.address(routes3[0]).unwrap().same_actor(&a));
         // Revoking what does not exist does nothing.
-        table.revoke(&[0, 9, u32::MAX]);
-        assert!(table.address(3).unwrap().same_actor(&a));
+        table.revoke(&[0, ra, rb, u32::MAX]);
+        assert!(table.address(routes3[0]).unwrap().same_actor(&a));
+    }
+
+    /// Revoked routes leave the table: a sender whose sends keep being
+    /// interrupted does not use up the sandbox's bound.
+    #[test]
+    fn revoked_routes_do_not_count_toward_the_bound() {
+        let inbox = Mailbox::new();
+        let table = RouteTable::new();
+        for _ in 0..3 * MAX_ROUTES {
+            let x = ActorAddress::new(Mailbox::new());
+            let plan = table.routes_for(Some(&inbox), &[&x]).unwrap().unwrap();
+            let named = plan.commit();
+            table.revoke(&named);
+            assert_eq!(x.mailbox.senders(), 1);
+        }
+        assert_eq!(table.len(), 0);
+        let kept: Vec<ActorAddress> = (0..MAX_ROUTES)
+            .map(|_| ActorAddress::new(Mailbox::new()))
+            .collect();
+        let channels: Vec<&ActorAddress> = kept.iter().collect();
+        assert!(table.routes_for(Some(&inbox), &channels).unwrap().is_some());
     }
 }
