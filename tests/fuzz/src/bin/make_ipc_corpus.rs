@@ -183,6 +183,14 @@ fn main() -> std::io::Result<()> {
     let frame = encode_routed(&host_frame, FdPlacement::FixedSlots(&[40]), &routing)
         .expect("seed encodes");
     write(&dir, "routes-fixed-slots", mode, &frame)?;
+    // Route ids as a route table draws them: any u32, up to 5 varint bytes.
+    let wide = Routing {
+        destination: u32::MAX,
+        channels: vec![0xdead_beef, 1 << 21, 0],
+    };
+    let three = Value::Array((0..3).map(Value::Channel).collect());
+    let frame = encode_routed(&three, FdPlacement::ScmRights, &wide).expect("seed encodes");
+    write(&dir, "routes-wide-ids", 0, &frame)?;
     Ok(())
 }
 
