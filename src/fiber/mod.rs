@@ -101,12 +101,14 @@ pub const CORE_CHUNKS: &[CoreChunk] = &[
 /// nor keeps their code: `sync`, `time` and `system` define builtin modules
 /// (loaded when one of them is first required); `loader` is module loading
 /// beyond the entry module and spawning (`require` of a project module, the
-/// master's entry script, `spawn_vm`).
+/// master's entry script, `spawn_vm`); `sandboxes` the methods of a
+/// sandboxed actor's channel (loaded before the VM's first one exists).
 pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("sync"),
     core_chunk!("time"),
     core_chunk!("system"),
     core_chunk!("loader"),
+    core_chunk!("sandboxes"),
     RAW_LAZY_CHUNKS[0].0,
     RAW_LAZY_CHUNKS[1].0,
 ];
