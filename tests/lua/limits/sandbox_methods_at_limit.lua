@@ -1,4 +1,6 @@
 -- options: --memory-limit 16M
+-- (Not in tests/lua/sandboxed: its scripts also run as an unprivileged
+-- user without their options, tests/sandboxed_vm.rs.)
 -- A sandboxed channel's methods are a lazy core chunk (lua/core/
 -- sandboxes.lua), loaded by this VM's first sandbox spawn. A spawn on a
 -- full heap fails with a catchable "not enough memory" and leaves nothing
@@ -6,19 +8,20 @@
 -- all work.
 local inbox = require 'inbox'
 -- (loads the spawn code, lua/core/loader.lua, before the limit)
-local bad = { pcall(spawn_vm, { module = '/fixtures/nowhere', sandbox = {} }) }
+local bad = { pcall(spawn_vm, { module = '/nowhere', sandbox = {} }) }
 -- Nothing the spawn needs is made after the heap is filled but what it
 -- makes itself (as in tests/lua/limits/lazy_core_chunks_at_limit.lua).
-local spec = { module = '/fixtures/greeter', sandbox = {}, monitor = true }
+local spec = { module = '/sandbox_greeter', sandbox = {}, monitor = true }
 local hog
-local function grow() while true do hog = { hog } end end
+-- (bounded: should the limit be missing, this does not take the machine)
+local function grow() for _ = 1, 2e6 do hog = { hog } end end
 collectgarbage()
 pcall(grow)
 pcall(grow)
 local ok, err = pcall(spawn_vm, spec)
 hog = nil
 collectgarbage()
-local ch = spawn_vm{ module = '/fixtures/greeter', sandbox = {}, monitor = true }
+local ch = spawn_vm{ module = '/sandbox_greeter', sandbox = {}, monitor = true }
 local pid = ch.child_pid
 local bad_key = { pcall(function() return ch.nope end) }
 ch:send('host')
