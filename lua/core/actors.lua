@@ -16,11 +16,11 @@ local K = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
-local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
-local fiber_or_nil = K.fiber_or_nil
+local suspend, wake = K.suspend, K.wake
 local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
+local REAL_G = _G
 local span_new = byte_span.new
 
 local CLOSED, NO_SENDERS, GOT = {}, {}, {}
@@ -190,48 +190,14 @@ end
 -- Unknown keys of a channel or the inbox: bad_index (the method tables
 -- are the objects' __index; their own lookups end here).
 local function no_such_key() raise_core('bad_index', 'index', 2) end
----------------------------------------------------------------------------
--- A sandboxed actor's channel (spawn_vm{ sandbox = {} }): send writes one
--- frame (not a rendezvous: it completes once the packet is written).
-local ipc_methods = {}
-function ipc_methods.send(self, ...)
-  local f = fiber_or_nil()
-  check_suspend(f)
-  if select('#', ...) < 1 then raise_errno(E.EINVAL) end
-  -- (inside a sandbox the send may complete at once: no wait)
-  local id, slots, n, routes = rt.sandbox_send(self, (...), K.sandboxed and K.may_complete_inline())
-  if not slots and not routes then
-    if not n then n = K.await_op(f, id) end
-    if n < 0 then K.raise_errno_system(-n) end
-    return
-  end
-  -- The message's fds sit in the sandbox's table already, and its new
-  -- routes in the route table: a frame that never left (interrupted,
-  -- failed) takes them out again.
-  local ok, n = K.raw_pcall(K.await_op, f, id)
-  if not ok or n < 0 then
-    if slots then rt.sandbox_clear_slots(self, slots) end
-    if routes then rt.sandbox_revoke_routes(self, routes) end
-  end
-  if not ok then error(n, 0) end
-  if n < 0 then K.raise_errno_system(-n) end
-end
-function ipc_methods.close(self) rt.sandbox_close(self) end
-function ipc_methods.kill(self, signo) rt.sandbox_kill(self, signo) end
-function ipc_methods.detach(self) rt.sandbox_detach(self) end
-local function ipc_index(self, key)
-  local m = ipc_methods[key]
-  if m then return m end
-  if key == 'child_pid' then return rt.sandbox_child_pid(self) end
-  raise_core('bad_index', 'index', 2)
-end
--- The sandbox rt functions are built on first use (src/actor/vm.rs
--- LAZY_RT): their channels get these methods before the first one can
--- exist (this VM's first sandbox spawn; a sandboxed VM's boot).
+-- A sandboxed actor's channel (spawn_vm{ sandbox = {} }): its methods are
+-- lua/core/sandboxes.lua, loaded before the first such channel can exist
+-- (this VM's first sandbox spawn; a sandboxed VM's boot): most actors
+-- never hold one. A load that failed (out of memory) is tried again.
 local ipc_ready = false
 function K.sandbox_methods_ready()
   if not ipc_ready then
-    rt.set_sandbox_methods(ipc_index)
+    rt.core_chunk('sandboxes', REAL_G)(K)
     ipc_ready = true
   end
 end

@@ -101,24 +101,30 @@ pub const CORE_CHUNKS: &[CoreChunk] = &[
 /// nor keeps their code: `sync`, `time` and `system` define builtin modules
 /// (loaded when one of them is first required); `loader` is module loading
 /// beyond the entry module and spawning (`require` of a project module, the
-/// master's entry script, `spawn_vm`).
+/// master's entry script, `spawn_vm`); `sandboxes` the methods of a
+/// sandboxed actor's channel (loaded before the VM's first one exists).
 pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("sync"),
     core_chunk!("time"),
     core_chunk!("system"),
     core_chunk!("loader"),
+    core_chunk!("sandboxes"),
     RAW_LAZY_CHUNKS[0].0,
     RAW_LAZY_CHUNKS[1].0,
+    RAW_LAZY_CHUNKS[2].0,
 ];
 
 /// Lazy core chunks loaded through [`load_lazy_chunk`] (C API only), with
 /// their chunk names (`CoreChunk::chunk_name`): `coroutines` (the
 /// fiber-aware `coroutine` library and `string.gsub` wrapper) and `fibers`
 /// (fiber handle methods, most of `this_fiber`), loaded by the first call
-/// that needs them (lua/core/scheduler.lua).
-const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 2] = [
+/// that needs them (lua/core/scheduler.lua); `user_env` (what user code
+/// gets as `load`, `loadstring`, `getfenv`, `setfenv`, `newproxy`: a
+/// user finalizer may call them first, lua/core/modules.lua).
+const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 3] = [
     (core_chunk!("coroutines"), c"?coroutines"),
     (core_chunk!("fibers"), c"?fibers"),
+    (core_chunk!("user_env"), c"?user_env"),
 ];
 
 /// `K.load_lazy_chunk(env, name)`: the main function of the lazy core

@@ -1,6 +1,7 @@
 -- options: --memory-limit 16M
 -- coroutine.*, string.gsub, fiber handle methods and this_fiber's
--- functions besides yield, and builtin modules such as mutex, load their
+-- functions besides yield, the user's load, loadstring, getfenv, setfenv
+-- and newproxy, and builtin modules such as mutex, load their
 -- code on first use (lazy core chunks):
 -- at the memory limit that first use fails with a catchable "not enough
 -- memory" and leaves nothing half loaded; once memory is freed all work.
@@ -29,6 +30,7 @@ local gsub_ok, gsub_err = at_limit(string.gsub, 'ab', '%w', replace)
 local join_ok, join_err = at_limit(join)
 local forbid_ok, forbid_err = at_limit(forbid)
 local mutex_ok, mutex_err = at_limit(require, 'mutex')
+local load_ok, load_err = at_limit(loadstring, 'return 1')
 hog = nil
 collectgarbage()
 local function memory_error(e)
@@ -39,6 +41,7 @@ print('gsub at the limit', gsub_ok, memory_error(gsub_err))
 print('join at the limit', join_ok, memory_error(join_err))
 print('this_fiber at the limit', forbid_ok, memory_error(forbid_err))
 print('mutex at the limit', mutex_ok, memory_error(mutex_err))
+print('loadstring at the limit', load_ok, memory_error(load_err))
 print('wrap after', coroutine.wrap(function(a) return coroutine.yield(a) end)('ran'))
 print('gsub after', ('ab'):gsub('%w', string.upper))
 print('join after', fiber.joinable, fiber:join())
@@ -46,3 +49,5 @@ this_fiber.forbid_suspend()
 this_fiber.allow_suspend()
 print('this_fiber after', this_fiber.is_main)
 print('mutex after', type(require('mutex').new))
+print('loadstring after', loadstring('return 1')(), getfenv(1) == _G, newproxy() ~= nil)
+print('setfenv after', pcall(setfenv, print, {}))
