@@ -16,7 +16,11 @@ local K = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
-local check_suspend, suspend, wake = K.check_suspend, K.suspend, K.wake
+local check_suspend, wake = K.check_suspend, K.wake
+-- The raw yield and its token: send and receive suspend inline (K.suspend
+-- without its frame and without reading `int_disabled`, see below).
+local co_yield, SUSPEND = K.co_yield, K.SUSPEND
+local W1, INTERRUPTER = K.W1, K.INTERRUPTER
 local fiber_or_nil = K.fiber_or_nil
 local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
 local INTERRUPTED = K.INTERRUPTED
@@ -97,7 +101,13 @@ function tx_methods.send(self, ...)
   -- (for a withdraw; left in the record afterwards: a box is no sender)
   f.send_to = box
   K.actor_waits = K.actor_waits + 1
-  local r = suspend(f, send_interrupter, id)
+  -- suspend(f, send_interrupter, id), inlined. The interrupter is left
+  -- even while interruption is disabled: fiber:interrupt() calls it only
+  -- when `int_disabled` is 0 (lua/core/fibers.lua), which cannot change
+  -- while the fiber waits. (Reading that field here misses the record and
+  -- goes through its metatable.)
+  f[INTERRUPTER], f[W1] = send_interrupter, id
+  local r = co_yield(SUSPEND)
   if r == INTERRUPTED then raise_core('interrupted') end
   if r == CLOSED then raise_core('channel_closed') end
 end
@@ -174,7 +184,9 @@ function rx_methods.receive(_)
   if kind == 3 then raise_core('no_senders') end
   receiver = f
   K.actor_waits = K.actor_waits + 1
-  local r = suspend(f, receive_interrupter)
+  -- suspend(f, receive_interrupter), inlined (see send)
+  f[INTERRUPTER] = receive_interrupter
+  local r = co_yield(SUSPEND)
   if r == GOT then
     v, received = received, nil
     return v
@@ -261,7 +273,8 @@ local function receipt(id, ok)
   local f = sends[id]
   if f then
     sends[id] = nil
-    release_id(id)
+    nfree = nfree + 1 -- release_id(id)
+    free_ids[nfree] = id
     K.actor_waits = K.actor_waits - 1
     wake(f, ok or CLOSED)
   end
@@ -285,7 +298,15 @@ function K.actor_poll(rid, rok)
       end
     end
   else
-    if rid then receipt(rid, rok) end
+    -- receipt(rid, rok), inlined: the usual step (one receipt)
+    local f = rid and sends[rid]
+    if f then
+      sends[rid] = nil
+      nfree = nfree + 1 -- release_id(rid)
+      free_ids[nfree] = rid
+      K.actor_waits = K.actor_waits - 1
+      wake(f, rok or CLOSED)
+    end
     if r then kind, v = inbox_take() end
   end
   if r then

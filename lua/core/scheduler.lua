@@ -91,19 +91,15 @@ local vm_report_printed = false
 -- while zero, this_fiber.yield can skip reading those fields.
 local guards = 0
 
--- `a` is the value the fiber's suspend returns (one value is enough for
--- every wake-up: op results, INTERRUPTED, BROKEN).
-local function schedule(f, a)
+-- Wake a suspended fiber with `a`, the value its suspend returns (one
+-- value is enough for every wake-up: op results, INTERRUPTED, BROKEN);
+-- commits the wake so a later interrupt() cannot also wake it. Queues it
+-- (w1 holds the wake value).
+local function wake(f, a)
+  f[INTERRUPTER] = false
   f[W1] = a
   rq_n = rq_n + 1
   runq[rq_n] = f
-end
-
--- Wake a suspended fiber with `a`; commits the wake so a later interrupt()
--- cannot also wake it.
-local function wake(f, a)
-  f[INTERRUPTER] = false
-  schedule(f, a)
 end
 K.wake = wake
 
