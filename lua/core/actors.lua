@@ -122,6 +122,22 @@ local receiver = false     -- the fiber blocked in receive
 local received             -- what it gets, with the wake value GOT
 local inbox_obj            -- the runtime's reference (while main runs)
 local inbox_required = false
+-- The number or boolean the host handed to this step with the wake-up
+-- (src/actor/host.rs, Mailbox::take_unowed_scalar): the oldest message,
+-- one that owes no receipt. A receive takes it before asking Rust (so a
+-- queued message never passes it); the step gives it back at its end if
+-- none did (K.give_back_handed), and closing the inbox drops it like any
+-- queued message. K.handed says whether one is held.
+local handed_v
+K.handed = false
+local function take_handed()
+  local v = handed_v
+  handed_v, K.handed = nil, false
+  return v
+end
+function K.give_back_handed()
+  rt.inbox_put_back(take_handed())
+end
 
 -- A sandboxed VM's inbox is fed by its host over the control socket: a
 -- frame is read (ring RECV) only while a fiber receives; EOF means the
@@ -172,6 +188,8 @@ function rx_methods.receive(_)
     if rt.inbox_closed() then raise_core('channel_closed') end
     raise_errno(E.EBUSY)
   end
+  -- (no call into Rust: see handed_v)
+  if K.handed then return take_handed() end
   -- (a closed inbox answers 2 before anything else)
   local kind, v = inbox_take()
   if kind == 1 then return v end
@@ -196,6 +214,7 @@ function rx_methods.receive(_)
   raise_core('no_senders')
 end
 function rx_methods.close(_)
+  if K.handed then take_handed() end
   rt.inbox_close()
 end
 
@@ -261,7 +280,10 @@ end
 -- The main fiber ended: an inbox never required closes now; otherwise the
 -- runtime lets go of it (a collection closes it once nobody holds it).
 function K.actors_main_finished()
-  if not inbox_required then rt.inbox_close() end
+  if not inbox_required then
+    if K.handed then take_handed() end
+    rt.inbox_close()
+  end
   inbox_obj = nil
 end
 
@@ -281,14 +303,26 @@ local function receipt(id, ok)
 end
 -- `rid`, `rok`: the one receipt the host took out of the mailbox (its
 -- send id, delivered), nil if none; `rid` -1: several, mailbox_poll has
--- them (src/actor/vm.rs `Receipts`).
-function K.actor_poll(rid, rok)
+-- them (src/actor/vm.rs `Receipts`). `hv`: the message the host handed
+-- over with them (see handed_v), nil if none.
+function K.actor_poll(rid, rok, hv)
   local r = receiver
   local kind, v = 0, nil
+  if hv ~= nil then
+    -- A fiber waiting in receive gets it below; otherwise it is held.
+    if r then
+      kind, v = 1, hv
+    else
+      handed_v, K.handed = hv, true
+    end
+  end
   if rid == -1 then
-    -- the first receipt comes as return values, the rest in rbuf
+    -- the first receipt comes as return values, the rest in rbuf (the
+    -- message too, unless one was handed over)
     local n, id, ok
-    n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
+    local k, m
+    n, k, m, id, ok = mailbox_poll(rbuf, r and hv == nil)
+    if hv == nil then kind, v = k, m end
     if n > 0 then
       receipt(id, ok)
       for i = 1, 2 * (n - 1), 2 do
@@ -307,7 +341,7 @@ function K.actor_poll(rid, rok)
       K.actor_waits = K.actor_waits - 1
       wake(f, rok or CLOSED)
     end
-    if r then kind, v = inbox_take() end
+    if r and hv == nil then kind, v = inbox_take() end
   end
   if r then
     -- (after the receipts: a message that fails to build wakes no one,

@@ -97,6 +97,12 @@ impl<T> InlineQueue<T> {
         Some(value)
     }
 
+    fn push_front(&mut self, value: T) {
+        if let Some(old) = self.first.replace(value) {
+            self.rest.push_front(old);
+        }
+    }
+
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.first.iter_mut().chain(self.rest.iter_mut())
     }
@@ -303,6 +309,36 @@ impl Mailbox {
             }
             None if self.senders.load(Ordering::Acquire) == 0 => Taken::NoSenders,
             None => Taken::Nothing,
+        }
+    }
+
+    /// Takes the oldest message when it owes no receipt (`sender` None: from
+    /// Rust or the runtime) and is a number or a boolean: the host hands it
+    /// to the VM's step with the wake-up (src/actor/host.rs), so a fiber's
+    /// receive needs no call into Rust. Taking it early is invisible to
+    /// everyone: no sender waits to see it taken, and the step gives it
+    /// back with `put_back` unless a receive took it.
+    pub(crate) fn take_unowed_scalar(&self) -> Option<Message> {
+        let mut st = self.lock();
+        let head = st.queue.first.as_ref()?;
+        if head.sender.is_some() || !matches!(head.msg, Message::Number(_) | Message::Bool(_)) {
+            return None;
+        }
+        st.queue.pop_front().map(|env| env.msg)
+    }
+
+    /// Puts a message `take_unowed_scalar` took back at the head of the
+    /// queue (nothing was taken meanwhile: the VM's receives took that
+    /// message first); dropped if the inbox closed since, like any queued
+    /// message.
+    pub(crate) fn put_back(&self, msg: Message) {
+        let mut st = self.lock();
+        if !st.closed {
+            st.queue.push_front(Envelope {
+                msg,
+                sender: None,
+                send_id: 0,
+            });
         }
     }
 
