@@ -127,12 +127,13 @@ local inbox_required = false
 -- one that owes no receipt. A receive takes it before asking Rust (so a
 -- queued message never passes it); the step gives it back at its end if
 -- none did (K.give_back_handed), and closing the inbox drops it like any
--- queued message. K.handed says whether one is held.
+-- queued message. held[1] says whether one is held (a table shared with
+-- the scheduler, which looks at the end of each step: K.handed_held).
 local handed_v
-K.handed = false
+local held = K.handed_held
 local function take_handed()
   local v = handed_v
-  handed_v, K.handed = nil, false
+  handed_v, held[1] = nil, false
   return v
 end
 function K.give_back_handed()
@@ -189,7 +190,7 @@ function rx_methods.receive(_)
     raise_errno(E.EBUSY)
   end
   -- (no call into Rust: see handed_v)
-  if K.handed then return take_handed() end
+  if held[1] then return take_handed() end
   -- (a closed inbox answers 2 before anything else)
   local kind, v = inbox_take()
   if kind == 1 then return v end
@@ -214,7 +215,7 @@ function rx_methods.receive(_)
   raise_core('no_senders')
 end
 function rx_methods.close(_)
-  if K.handed then take_handed() end
+  if held[1] then take_handed() end
   rt.inbox_close()
 end
 
@@ -281,7 +282,7 @@ end
 -- runtime lets go of it (a collection closes it once nobody holds it).
 function K.actors_main_finished()
   if not inbox_required then
-    if K.handed then take_handed() end
+    if held[1] then take_handed() end
     rt.inbox_close()
   end
   inbox_obj = nil
@@ -313,7 +314,7 @@ function K.actor_poll(rid, rok, hv)
     if r then
       kind, v = 1, hv
     else
-      handed_v, K.handed = hv, true
+      handed_v, held[1] = hv, true
     end
   end
   if rid == -1 then

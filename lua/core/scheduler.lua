@@ -946,10 +946,14 @@ local finish_run = K.finish_run
 -- queued, STEP_IDLE when waiting for ops or other actors.
 -- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
 -- delivers first); `rid`, `rok`: the receipt the host took from it,
--- `handed`: the message it took (K.actor_poll). `alone`: the only VM of a single-threaded process: the
--- step goes on turning while fibers are ready and rt.turn says the host
--- has nothing to do (saves a call from Rust per turn).
+-- `handed`: the message it took (K.actor_poll). `alone`: the only VM of
+-- a single-threaded process: the step goes on turning while fibers are
+-- ready and rt.turn says the host has nothing to do (saves a call from
+-- Rust per turn).
 local step_alone = false
+-- [1]: a message handed over to this step is held (lua/core/actors.lua)
+local handed_held = { false }
+K.handed_held = handed_held
 -- A VM spawned during an alone step (spawn_vm calls this): from now on the
 -- step returns to the host between batches.
 function K.leave_alone() step_alone = false end
@@ -1031,7 +1035,7 @@ function K.step(block, poll, alone, rid, rok, handed)
         end
         -- A sandbox's frames come through this ring: turn for them.
         if relays == 0 then
-          if K.handed then K.give_back_handed() end
+          if handed_held[1] then K.give_back_handed() end
           return STEP_IDLE
         end
       end
@@ -1067,7 +1071,7 @@ function K.step(block, poll, alone, rid, rok, handed)
   until not step_alone or host_wanted or rq_n == 0
   -- A message handed over that no receive took goes back to the inbox
   -- (lua/core/actors.lua handed_v): none is held between steps.
-  if K.handed then K.give_back_handed() end
+  if handed_held[1] then K.give_back_handed() end
   if rq_n > 0 then return STEP_READY end
   return STEP_IDLE
 end

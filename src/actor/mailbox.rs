@@ -332,6 +332,7 @@ impl Mailbox {
     /// receive needs no call into Rust. Taking it early is invisible to
     /// everyone: no sender waits to see it taken, and the step gives it
     /// back with `put_back` unless a receive took it.
+    #[inline]
     pub(crate) fn take_unowed_scalar(&self) -> Option<Message> {
         // (a stale `false` only means no hand-over this time: the receive
         // then takes the message from the queue)
