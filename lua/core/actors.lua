@@ -16,7 +16,12 @@ local K = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
-local suspend, wake = K.suspend, K.wake
+local wake = K.wake
+-- The raw yield and its token: send and receive suspend inline (K.suspend
+-- without its frame and without reading `int_disabled`, see below).
+local co_yield, SUSPEND = K.co_yield, K.SUSPEND
+local W1, INTERRUPTER = K.W1, K.INTERRUPTER
+local fiber_or_nil = K.fiber_or_nil
 local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
@@ -97,7 +102,13 @@ function tx_methods.send(self, ...)
   -- (for a withdraw; left in the record afterwards: a box is no sender)
   f.send_to = box
   K.actor_waits = K.actor_waits + 1
-  local r = suspend(f, send_interrupter, id)
+  -- suspend(f, send_interrupter, id), inlined. The interrupter is left
+  -- even while interruption is disabled: fiber:interrupt() calls it only
+  -- when `int_disabled` is 0 (lua/core/fibers.lua), which cannot change
+  -- while the fiber waits. (Reading that field here misses the record and
+  -- goes through its metatable.)
+  f[INTERRUPTER], f[W1] = send_interrupter, id
+  local r = co_yield(SUSPEND)
   if r == INTERRUPTED then raise_core('interrupted') end
   if r == CLOSED then raise_core('channel_closed') end
 end
@@ -112,6 +123,23 @@ local receiver = false     -- the fiber blocked in receive
 local received             -- what it gets, with the wake value GOT
 local inbox_obj            -- the runtime's reference (while main runs)
 local inbox_required = false
+-- The number or boolean the host handed to this step with the wake-up
+-- (src/actor/host.rs, Mailbox::take_unowed_scalar): the oldest message,
+-- one that owes no receipt. A receive takes it before asking Rust (so a
+-- queued message never passes it); the step gives it back at its end if
+-- none did (K.give_back_handed), and closing the inbox drops it like any
+-- queued message. held[1] says whether one is held (a table shared with
+-- the scheduler, which looks at the end of each step: K.handed_held).
+local handed_v
+local held = K.handed_held
+local function take_handed()
+  local v = handed_v
+  handed_v, held[1] = nil, false
+  return v
+end
+function K.give_back_handed()
+  rt.inbox_put_back(take_handed())
+end
 
 -- A sandboxed VM's inbox is fed by its host over the control socket: a
 -- frame is read (ring RECV) only while a fiber receives; EOF means the
@@ -162,6 +190,8 @@ function rx_methods.receive(_)
     if rt.inbox_closed() then raise_core('channel_closed') end
     raise_errno(E.EBUSY)
   end
+  -- (no call into Rust: see handed_v)
+  if held[1] then return take_handed() end
   -- (a closed inbox answers 2 before anything else)
   local kind, v = inbox_take()
   if kind == 1 then return v end
@@ -174,7 +204,9 @@ function rx_methods.receive(_)
   if kind == 3 then raise_core('no_senders') end
   receiver = f
   K.actor_waits = K.actor_waits + 1
-  local r = suspend(f, receive_interrupter)
+  -- suspend(f, receive_interrupter), inlined (see send)
+  f[INTERRUPTER] = receive_interrupter
+  local r = co_yield(SUSPEND)
   if r == GOT then
     v, received = received, nil
     return v
@@ -184,6 +216,7 @@ function rx_methods.receive(_)
   raise_core('no_senders')
 end
 function rx_methods.close(_)
+  if held[1] then take_handed() end
   rt.inbox_close()
 end
 
@@ -215,7 +248,10 @@ end
 -- The main fiber ended: an inbox never required closes now; otherwise the
 -- runtime lets go of it (a collection closes it once nobody holds it).
 function K.actors_main_finished()
-  if not inbox_required then rt.inbox_close() end
+  if not inbox_required then
+    if held[1] then take_handed() end
+    rt.inbox_close()
+  end
   inbox_obj = nil
 end
 
@@ -227,21 +263,34 @@ local function receipt(id, ok)
   local f = sends[id]
   if f then
     sends[id] = nil
-    release_id(id)
+    nfree = nfree + 1 -- release_id(id)
+    free_ids[nfree] = id
     K.actor_waits = K.actor_waits - 1
     wake(f, ok or CLOSED)
   end
 end
 -- `rid`, `rok`: the one receipt the host took out of the mailbox (its
 -- send id, delivered), nil if none; `rid` -1: several, mailbox_poll has
--- them (src/actor/vm.rs `Receipts`).
-function K.actor_poll(rid, rok)
+-- them (src/actor/vm.rs `Receipts`). `hv`: the message the host handed
+-- over with them (see handed_v), nil if none.
+function K.actor_poll(rid, rok, hv)
   local r = receiver
   local kind, v = 0, nil
+  if hv ~= nil then
+    -- A fiber waiting in receive gets it below; otherwise it is held.
+    if r then
+      kind, v = 1, hv
+    else
+      handed_v, held[1] = hv, true
+    end
+  end
   if rid == -1 then
-    -- the first receipt comes as return values, the rest in rbuf
+    -- the first receipt comes as return values, the rest in rbuf (the
+    -- message too, unless one was handed over)
     local n, id, ok
-    n, kind, v, id, ok = mailbox_poll(rbuf, r and true or false)
+    local k, m
+    n, k, m, id, ok = mailbox_poll(rbuf, r and hv == nil)
+    if hv == nil then kind, v = k, m end
     if n > 0 then
       receipt(id, ok)
       for i = 1, 2 * (n - 1), 2 do
@@ -251,8 +300,16 @@ function K.actor_poll(rid, rok)
       end
     end
   else
-    if rid then receipt(rid, rok) end
-    if r then kind, v = inbox_take() end
+    -- receipt(rid, rok), inlined: the usual step (one receipt)
+    local f = rid and sends[rid]
+    if f then
+      sends[rid] = nil
+      nfree = nfree + 1 -- release_id(rid)
+      free_ids[nfree] = rid
+      K.actor_waits = K.actor_waits - 1
+      wake(f, rok or CLOSED)
+    end
+    if r and hv == nil then kind, v = inbox_take() end
   end
   if r then
     -- (after the receipts: a message that fails to build wakes no one,

@@ -82,8 +82,10 @@ function fiber_methods.interrupt(h)
   if not t.interrupted then add_guards(1) end
   t.interrupted = true
   if LOG then log('fiber interrupted', hexid(t), t[INTERRUPTER] and 'while suspended' or nil) end
+  -- (a fiber that suspended with interruption disabled may have left its
+  -- interrupter: actors.lua registers it without looking, see there)
   local i = t[INTERRUPTER]
-  if i then
+  if i and t.int_disabled == 0 then
     t[INTERRUPTER] = false
     i(t, t[W1])
   end

@@ -91,19 +91,15 @@ local vm_report_printed = false
 -- while zero, this_fiber.yield can skip reading those fields.
 local guards = 0
 
--- `a` is the value the fiber's suspend returns (one value is enough for
--- every wake-up: op results, INTERRUPTED, BROKEN).
-local function schedule(f, a)
+-- Wake a suspended fiber with `a`, the value its suspend returns (one
+-- value is enough for every wake-up: op results, INTERRUPTED, BROKEN);
+-- commits the wake so a later interrupt() cannot also wake it. Queues it
+-- (w1 holds the wake value).
+local function wake(f, a)
+  f[INTERRUPTER] = false
   f[W1] = a
   rq_n = rq_n + 1
   runq[rq_n] = f
-end
-
--- Wake a suspended fiber with `a`; commits the wake so a later interrupt()
--- cannot also wake it.
-local function wake(f, a)
-  f[INTERRUPTER] = false
-  schedule(f, a)
 end
 K.wake = wake
 
@@ -949,18 +945,22 @@ local finish_run = K.finish_run
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
 -- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
--- delivers first); `rid`, `rok`: the receipt the host took from it
--- (K.actor_poll). `alone`: the only VM of a single-threaded process: the
--- step goes on turning while fibers are ready and rt.turn says the host
--- has nothing to do (saves a call from Rust per turn).
+-- delivers first); `rid`, `rok`: the receipt the host took from it,
+-- `handed`: the message it took (K.actor_poll). `alone`: the only VM of
+-- a single-threaded process: the step goes on turning while fibers are
+-- ready and rt.turn says the host has nothing to do (saves a call from
+-- Rust per turn).
 local step_alone = false
+-- [1]: a message handed over to this step is held (lua/core/actors.lua)
+local handed_held = { false }
+K.handed_held = handed_held
 -- A VM spawned during an alone step (spawn_vm calls this): from now on the
 -- step returns to the host between batches.
 function K.leave_alone() step_alone = false end
-function K.step(block, poll, alone, rid, rok)
+function K.step(block, poll, alone, rid, rok, handed)
   if run_over then return STEP_DONE end
   step_alone = alone
-  if poll then K.actor_poll(rid, rok) end
+  if poll then K.actor_poll(rid, rok, handed) end
   if not errmem_report then
     errmem_report = 'VM ' .. K.vm_id .. " forcibly closed due to 'LUA_ERRMEM'\n"
     K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
@@ -1034,7 +1034,10 @@ function K.step(block, poll, alone, rid, rok)
           return STEP_DONE
         end
         -- A sandbox's frames come through this ring: turn for them.
-        if relays == 0 then return STEP_IDLE end
+        if relays == 0 then
+          if handed_held[1] then K.give_back_handed() end
+          return STEP_IDLE
+        end
       end
       n, id, res, nop_id, host_wanted, relays = turn(block, nops)
     elseif inflight > 0 or nops or relays > 0 then
@@ -1066,6 +1069,9 @@ function K.step(block, poll, alone, rid, rok)
     -- one could (what the fibers did since may need it).
     block = false
   until not step_alone or host_wanted or rq_n == 0
+  -- A message handed over that no receive took goes back to the inbox
+  -- (lua/core/actors.lua handed_v): none is held between steps.
+  if handed_held[1] then K.give_back_handed() end
   if rq_n > 0 then return STEP_READY end
   return STEP_IDLE
 end

@@ -264,6 +264,21 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
             Ok(())
         }))?,
     )?;
+    // inbox_put_back(message): the number or boolean the host handed to
+    // the step, which no receive took (Mailbox::put_back).
+    rt.set(
+        "inbox_put_back",
+        lua.create_function(unless_closing(|lua, v: Value| {
+            let msg = match v {
+                Value::Number(n) => Message::Number(n),
+                Value::Integer(n) => Message::Number(n as f64),
+                Value::Boolean(b) => Message::Bool(b),
+                _ => return Err(mlua::Error::runtime("inbox_put_back: not a handed message")),
+            };
+            own_mailbox(lua)?.put_back(msg);
+            Ok(())
+        }))?,
+    )?;
     rt.set(
         "inbox_object",
         lua.create_function(unless_closing(|lua, ()| {

@@ -84,14 +84,21 @@ impl Hosted {
     /// into Lua per turn costs as much as the scheduler's own work).
     fn run_once(&mut self, block: bool, alone: bool) -> Result<Step, Ran> {
         let poll = self.mailbox.take_pending();
-        let receipts = if poll {
-            self.state
+        let (receipts, handed) = if poll {
+            let receipts = self
+                .state
                 .try_borrow_mut()
-                .map_or(Receipts::Several, |mut st| st.take_receipts())
+                .map_or(Receipts::Several, |mut st| st.take_receipts());
+            // A number or boolean from Rust comes with the wake-up: the
+            // receiving fiber then takes it without a call into Rust (the
+            // step gives it back if no receive did).
+            (receipts, self.mailbox.take_unowed_scalar())
         } else {
-            Receipts::None
+            (Receipts::None, None)
         };
-        let outcome = self.vm.step(&self.step, block, poll, alone, receipts);
+        let outcome = self
+            .vm
+            .step(&self.step, block, poll, alone, receipts, handed);
         self.ready = matches!(outcome, Ok(Step::Ready));
         outcome
     }

@@ -97,6 +97,12 @@ impl<T> InlineQueue<T> {
         Some(value)
     }
 
+    fn push_front(&mut self, value: T) {
+        if let Some(old) = self.first.replace(value) {
+            self.rest.push_front(old);
+        }
+    }
+
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.first.iter_mut().chain(self.rest.iter_mut())
     }
@@ -139,6 +145,11 @@ struct ReceiptState {
 #[repr(C)]
 struct QueueLines {
     pending: AtomicBool,
+    /// A hint for `take_unowed_scalar`, written under the lock: set when a
+    /// message it could hand over is queued, cleared when it finds none at
+    /// the head. Read without the lock: actors that only hear from other
+    /// actors never take the lock for it. (In the padding before the lock.)
+    unowed: AtomicBool,
     state: Mutex<MailboxState>,
 }
 
@@ -196,6 +207,12 @@ pub(crate) trait Feed: Send + Sync {
 pub(crate) trait Waiter: Send + Sync {
     /// Called after `pending` was set (SeqCst); cheap when nobody waits.
     fn notify(&self);
+}
+
+/// Whether `env` may be handed to its VM's step before a receive asks
+/// (`Mailbox::take_unowed_scalar`): a number or boolean owing no receipt.
+fn is_unowed_scalar(env: &Envelope) -> bool {
+    env.sender.is_none() && matches!(env.msg, Message::Number(_) | Message::Bool(_))
 }
 
 /// What `Mailbox::take` found.
@@ -280,6 +297,9 @@ impl Mailbox {
         if st.closed {
             return Err(env);
         }
+        if is_unowed_scalar(&env) {
+            self.queue.unowed.store(true, Ordering::Relaxed);
+        }
         st.queue.push_back(env);
         drop(st);
         self.mark_pending();
@@ -303,6 +323,47 @@ impl Mailbox {
             }
             None if self.senders.load(Ordering::Acquire) == 0 => Taken::NoSenders,
             None => Taken::Nothing,
+        }
+    }
+
+    /// Takes the oldest message when it owes no receipt (`sender` None: from
+    /// Rust or the runtime) and is a number or a boolean: the host hands it
+    /// to the VM's step with the wake-up (src/actor/host.rs), so a fiber's
+    /// receive needs no call into Rust. Taking it early is invisible to
+    /// everyone: no sender waits to see it taken, and the step gives it
+    /// back with `put_back` unless a receive took it.
+    #[inline]
+    pub(crate) fn take_unowed_scalar(&self) -> Option<Message> {
+        // (a stale `false` only means no hand-over this time: the receive
+        // then takes the message from the queue)
+        if !self.queue.unowed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut st = self.lock();
+        if !st.queue.first.as_ref().is_some_and(is_unowed_scalar) {
+            self.queue.unowed.store(false, Ordering::Relaxed);
+            return None;
+        }
+        let env = st.queue.pop_front()?;
+        if st.queue.first.is_none() {
+            self.queue.unowed.store(false, Ordering::Relaxed);
+        }
+        Some(env.msg)
+    }
+
+    /// Puts a message `take_unowed_scalar` took back at the head of the
+    /// queue (nothing was taken meanwhile: the VM's receives took that
+    /// message first); dropped if the inbox closed since, like any queued
+    /// message.
+    pub(crate) fn put_back(&self, msg: Message) {
+        let mut st = self.lock();
+        if !st.closed {
+            self.queue.unowed.store(true, Ordering::Relaxed);
+            st.queue.push_front(Envelope {
+                msg,
+                sender: None,
+                send_id: 0,
+            });
         }
     }
 
@@ -448,6 +509,54 @@ mod tests {
             sender: Some(sender.clone()),
             send_id: id,
         }
+    }
+
+    fn unowed(msg: Message) -> Envelope {
+        Envelope {
+            msg,
+            sender: None,
+            send_id: 0,
+        }
+    }
+
+    fn number(taken: Taken) -> Option<f64> {
+        match taken {
+            Taken::Message(env) => env.msg.as_number(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn only_unowed_numbers_and_booleans_at_the_head_are_handed_over_and_put_back_first() {
+        let (a, b) = (Mailbox::new(), Mailbox::new());
+        let _sender = ActorAddress::new(b.clone());
+        // owed (a Lua sender's) at the head: nothing handed over, even with
+        // an unowed number behind it
+        assert!(b.post(env(&a, 1)).is_ok());
+        assert!(b.post(unowed(Message::Number(2.0))).is_ok());
+        assert!(b.take_unowed_scalar().is_none());
+        assert_eq!(number(b.take()), Some(1.0));
+        // (the hint was cleared; the next post of one sets it again)
+        assert!(b.post(unowed(Message::Bool(true))).is_ok());
+        assert!(b.post(unowed(Message::String(b"s".to_vec()))).is_ok());
+        let handed = b.take_unowed_scalar().expect("the unowed number");
+        assert_eq!(handed.as_number(), Some(2.0));
+        // put back: first again, ahead of what came after it
+        b.put_back(handed);
+        assert_eq!(
+            b.take_unowed_scalar().and_then(|m| m.as_number()),
+            Some(2.0)
+        );
+        assert_eq!(b.take_unowed_scalar().and_then(|m| m.as_bool()), Some(true));
+        // a string is not handed over
+        assert!(b.take_unowed_scalar().is_none());
+        assert!(matches!(b.take(), Taken::Message(e) if e.msg.as_str() == Some("s")));
+        assert!(matches!(b.take(), Taken::Nothing));
+        // a message put back into a closed inbox is dropped
+        b.close();
+        b.put_back(Message::Number(3.0));
+        assert!(matches!(b.take(), Taken::Closed));
+        assert!(b.take_unowed_scalar().is_none());
     }
 
     #[test]

@@ -313,7 +313,8 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
                 c"bad argument #1 to 'chan_send_fast' (address box expected)",
             );
         }
-        ffi::lua_settop(l, 3);
+        // (the metatable stays pushed: arguments are read by index, and
+        // the result pushed last is the one returned)
         // What `coroutine.isyieldable()` says in the Lua caller: a C
         // function called from Lua runs on its caller's C frame.
         if lua_isyieldable(l) == 0 {

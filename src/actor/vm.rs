@@ -50,6 +50,7 @@ use std::ffi::c_int;
 
 use crate::actor::mailbox::Mailbox;
 use crate::actor::memory::VmMemory;
+use crate::actor::message::Message;
 use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
@@ -288,6 +289,7 @@ impl StepFunction {
         flags: [bool; 3],
         id: Option<f64>,
         delivered: bool,
+        handed: Option<Message>,
     ) -> mlua::Result<i32> {
         let l = self.state;
         // SAFETY: see the type's invariant: `l` is the live main state and
@@ -304,12 +306,33 @@ impl StepFunction {
             for flag in flags {
                 ffi::lua_pushboolean(l, flag as c_int);
             }
-            match id {
-                Some(id) => ffi::lua_pushnumber(l, id),
-                None => ffi::lua_pushnil(l),
-            }
-            ffi::lua_pushboolean(l, delivered as c_int);
-            let rc = ffi::lua_pcall(l, 5, 1, 0);
+            // Arguments left out are nil: the receipt's without one, both
+            // when no message is handed over either. (At most 7 slots.)
+            let nargs = match (id, &handed) {
+                (None, None) => 3,
+                (Some(id), _) => {
+                    ffi::lua_pushnumber(l, id);
+                    ffi::lua_pushboolean(l, delivered as c_int);
+                    5
+                }
+                (None, Some(_)) => {
+                    ffi::lua_pushnil(l);
+                    ffi::lua_pushnil(l);
+                    5
+                }
+            };
+            let nargs = match handed {
+                Some(Message::Number(n)) => {
+                    ffi::lua_pushnumber(l, n);
+                    nargs + 1
+                }
+                Some(Message::Bool(b)) => {
+                    ffi::lua_pushboolean(l, b as c_int);
+                    nargs + 1
+                }
+                _ => nargs,
+            };
+            let rc = ffi::lua_pcall(l, nargs, 1, 0);
             if rc == ffi::LUA_OK {
                 let result = ffi::lua_tointeger(l, -1) as i32;
                 ffi::lua_settop(l, top);
@@ -1639,7 +1662,9 @@ impl Vm {
 
     /// Runs one scheduler step (`block`: may sleep in this VM's ring;
     /// `poll`: deliver what other actors left in the mailbox first, with
-    /// `receipts` taken from it already).
+    /// `receipts` taken from it already, and `handed`, its oldest message
+    /// when `Mailbox::take_unowed_scalar` took it: the step gives it back
+    /// unless a receive took it).
     pub(crate) fn step(
         &self,
         step: &StepFunction,
@@ -1647,13 +1672,14 @@ impl Vm {
         poll: bool,
         alone: bool,
         receipts: Receipts,
+        handed: Option<Message>,
     ) -> Result<Step, Ran> {
         let (id, delivered) = match receipts {
             Receipts::None => (None, false),
             Receipts::One(id, delivered) => (Some(id as f64), delivered),
             Receipts::Several => (Some(-1.0), false),
         };
-        match step.call(&self.lua, [block, poll, alone], id, delivered) {
+        match step.call(&self.lua, [block, poll, alone], id, delivered, handed) {
             Ok(0) => Ok(Step::Done),
             Ok(1) => Ok(Step::Ready),
             Ok(_) => Ok(Step::Idle),
@@ -2004,7 +2030,7 @@ mod tests {
             let step = vm.step_function().unwrap();
             // SAFETY: the VM's live main state, between calls.
             let before = unsafe { ffi::lua_gettop(step.state) };
-            match vm.step(&step, false, false, false, Receipts::None) {
+            match vm.step(&step, false, false, false, Receipts::None, None) {
                 Err(Err(e)) => assert!(e.to_string().contains(expected), "{e}"),
                 other => panic!("expected a failure, got {other:?}"),
             }
@@ -2020,7 +2046,7 @@ mod tests {
         vm.core.set("step", ok).unwrap();
         let step = vm.step_function().unwrap();
         assert!(matches!(
-            vm.step(&step, true, true, true, Receipts::One(7, true)),
+            vm.step(&step, true, true, true, Receipts::One(7, true), None),
             Ok(Step::Ready)
         ));
     }
