@@ -21,7 +21,6 @@ local wake = K.wake
 -- without its frame and without reading `int_disabled`, see below).
 local co_yield, SUSPEND = K.co_yield, K.SUSPEND
 local W1, INTERRUPTER = K.W1, K.INTERRUPTER
-local fiber_or_nil = K.fiber_or_nil
 local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldable
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
