@@ -1401,6 +1401,11 @@ impl Vm {
         for name in ["_LOADED", "_PRELOAD"] {
             lua.unset_named_registry_value(name)?;
         }
+        // An empty `_LOADED` again: where LuaJIT records its `ffi` library
+        // when the lexer opens it for an int64 literal (`1LL`), so that the
+        // runtime's direct reads find it rather than open it a second time
+        // (src/modules/fast_io.rs `load_ffi`).
+        lua.set_named_registry_value("_LOADED", lua.create_table()?)?;
         for name in ["debug", "jit"] {
             g.raw_set(name, Value::Nil)?;
         }

@@ -182,8 +182,9 @@ fn handle_ptr(
     Ok((ptr, key))
 }
 
-/// `fast_op(handle, buf, inline, kind) -> id[, result] | false (error
-/// kept: call fast_raise) | nil (take the primitive)`
+/// `fast_op(handle, buf, inline, kind[, no_direct]) -> id[, result] |
+/// false (error kept: call fast_raise) | nil (take the primitive)`;
+/// `no_direct`: `read_direct_ffi` just tried the direct read.
 unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: upvalue 1 is the `Slot` userdata `register` made (alive while
     // this closure runs); argument 1 is used as a handle only after
@@ -224,6 +225,7 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
         }
         let mut direct = matches!(kind, Kind::Read)
             && inline
+            && ffi::lua_toboolean(l, 5) == 0
             && *h
                 .direct
                 .get_or_insert_with(|| crate::executor::direct_readable(fd));
@@ -303,6 +305,121 @@ unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
     0
 }
 
+/// `read_direct(slot, thread, handle) -> bytes read (> 0) | 0 (not tried)
+/// | -1 (tried: nothing read, the ring op must do it)`:
+/// the direct read of `fast_op` (kind `Read`, inline allowed) for a caller
+/// that reaches it through LuaJIT's FFI (lua/io_object.lua IO.run_fast), so
+/// that the JIT compiles the call into the reader's trace. The three
+/// pointers are made by runtime Lua code only and never reach user code:
+/// the payloads of the `Slot` userdata and of a handle (both kept alive by
+/// the caller while it calls), and the running fiber's own coroutine
+/// (held by the caller's cache). 0 and -1 ask the caller for `fast_op`,
+/// which decides everything else (errors, the ring op, refusals); after
+/// -1 it is told not to try the same direct read again.
+///
+/// It calls no Lua API but `lua_isyieldable` (a read of the thread's C
+/// frame): an FFI call must not touch the Lua stack.
+extern "C" fn read_direct_ffi(
+    slot: *const Slot,
+    thread: *mut ffi::lua_State,
+    handle: *mut Handle,
+) -> c_int {
+    // SAFETY: see above: `slot` and `handle` point to live payloads that
+    // `register` and `new_handle` initialised (a handle emptied by
+    // `fast_clear` or `__gc` has no fd: nothing is done), `thread` to a
+    // live coroutine; no other reference to the handle exists while this
+    // runs (nothing here calls back into Lua).
+    unsafe {
+        let (slot, h) = (&*slot, &mut *handle);
+        // What `coroutine.isyieldable()` says in the fiber: false in a
+        // callback from C (`fast_op` then returns nil and the caller's
+        // check raises).
+        if thread.is_null() || lua_isyieldable(thread) == 0 || h.direct != Some(true) {
+            return 0;
+        }
+        let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[0].as_mut()) else {
+            return 0;
+        };
+        let Some(state) = slot.state.as_ref() else {
+            return 0;
+        };
+        let Ok(mut st) = state.try_borrow_mut() else {
+            return 0;
+        };
+        if st.is_ended() || st.mailbox.is_pending() {
+            return 0;
+        }
+        match st.executor.read_direct(fd, span) {
+            // At most `u32::MAX` asked; the kernel returns at most ~2 GiB.
+            DirectRead::Done(n) => c_int::try_from(n).unwrap_or(0),
+            DirectRead::UseRing => -1,
+            DirectRead::Unsupported => {
+                h.direct = Some(false);
+                -1
+            }
+        }
+    }
+}
+
+/// `fast_thread(co)`: the `lua_State` of coroutine `co` as a light
+/// userdata (null for anything else), for `read_direct`'s yieldability
+/// check.
+unsafe extern "C-unwind" fn fast_thread(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: reads argument 1 and pushes one value, which a C function
+    // has room for.
+    unsafe {
+        let thread = ffi::lua_tothread(l, 1);
+        ffi::lua_pushlightuserdata(l, thread.cast());
+    }
+    1
+}
+
+/// `fast_direct(handle) -> bool`: whether reads of the handle's descriptor
+/// may be direct (a regular file without `O_DIRECT` the process owns, on
+/// an executor that is not fixed-only); decided once per handle.
+unsafe extern "C-unwind" fn fast_direct(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `handle_at`; `fast_direct` has the handles' metatable as
+    // upvalue 2 and the `Slot` as upvalue 1, like `fast_op`.
+    unsafe {
+        let slot = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot);
+        let mut ok = false;
+        if let Some(h) = handle_at(l, 1, ffi::lua_upvalueindex(2)) {
+            let fixed_only = match slot.state.as_ref().map(|s| s.try_borrow()) {
+                Some(Ok(st)) => st.executor.is_fixed_only(),
+                _ => true,
+            };
+            if let (false, Some(fd)) = (fixed_only, h.fd.as_ref()) {
+                ok = *h
+                    .direct
+                    .get_or_insert_with(|| crate::executor::direct_readable(fd));
+            }
+        }
+        ffi::lua_pushboolean(l, ok as c_int);
+        1
+    }
+}
+
+/// `load_ffi()`: LuaJIT's `ffi` library, for runtime code only (never a
+/// global, never in user code's reach). The lexer opens it by itself for
+/// an int64 literal (`1LL`) in any chunk; opening it twice would make a
+/// second C type state and leak the first, so the first opening is found
+/// in the registry's `_LOADED` (boot leaves it there, empty) and reused.
+unsafe extern "C-unwind" fn load_ffi(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: at most 2 values on the stack of a C function (room for 20);
+    // `luaopen_ffi` raises only memory errors, like any allocation here.
+    unsafe {
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr());
+        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+            ffi::lua_getfield(l, -1, c"ffi".as_ptr());
+            if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                return 1;
+            }
+        }
+        ffi::lua_settop(l, 0);
+        ffi::luaopen_ffi(l)
+    }
+}
+
 /// A new handle holding `fd`.
 fn new_handle(lua: &Lua, fd: OpFd) -> mlua::Result<Value> {
     const _: () = assert!(std::mem::align_of::<Handle>() <= 8);
@@ -369,6 +486,21 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_pushvalue(l, 2);
             ffi::lua_pushcclosure(l, fast_clear, 2);
             ffi::lua_setfield(l, 1, c"fast_clear".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushcclosure(l, fast_direct, 2);
+            ffi::lua_setfield(l, 1, c"fast_direct".as_ptr());
+            // for `read_direct`: the slot itself and the function's address
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_setfield(l, 1, c"fast_slot".as_ptr());
+            let direct_fn: extern "C" fn(*const Slot, *mut ffi::lua_State, *mut Handle) -> c_int =
+                read_direct_ffi;
+            ffi::lua_pushlightuserdata(l, direct_fn as *mut c_void);
+            ffi::lua_setfield(l, 1, c"fast_read_direct".as_ptr());
+            ffi::lua_pushcfunction(l, fast_thread);
+            ffi::lua_setfield(l, 1, c"fast_thread".as_ptr());
+            ffi::lua_pushcfunction(l, load_ffi);
+            ffi::lua_setfield(l, 1, c"load_ffi".as_ptr());
             ffi::lua_settop(l, 0);
         })?;
     }
