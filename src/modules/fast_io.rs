@@ -53,6 +53,10 @@ use crate::modules::io_object::holder_fd;
 
 use crate::actor::raw_calls::lua_isyieldable;
 
+/// LuaJIT's `lua_gc` option "is the collector running" (lua.h; not in
+/// mlua's bindings). It only reads the collector's threshold.
+const LUA_GCISRUNNING: c_int = 9;
+
 /// Registry key of the fast handles' metatable.
 const FAST_HANDLE_KEY: &CStr = c"luring.fast_io_handle";
 
@@ -318,7 +322,8 @@ unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
 /// -1 it is told not to try the same direct read again.
 ///
 /// It calls no Lua API but `lua_isyieldable` (a read of the thread's C
-/// frame): an FFI call must not touch the Lua stack.
+/// frame) and `lua_gc(LUA_GCISRUNNING)` (a read of the collector's
+/// threshold): an FFI call must not touch the Lua stack.
 extern "C" fn read_direct_ffi(
     slot: *const Slot,
     thread: *mut ffi::lua_State,
@@ -333,8 +338,16 @@ extern "C" fn read_direct_ffi(
         let (slot, h) = (&*slot, &mut *handle);
         // What `coroutine.isyieldable()` says in the fiber: false in a
         // callback from C (`fast_op` then returns nil and the caller's
-        // check raises).
-        if thread.is_null() || lua_isyieldable(thread) == 0 || h.direct != Some(true) {
+        // check raises). A finalizer runs on LuaJIT's VM thread, not the
+        // fiber's, with the collector held off (LuaJIT sets its threshold
+        // to the value `LUA_GCISRUNNING` reports as stopped): then, and
+        // when the user stopped the collector, `fast_op` checks the
+        // thread that really runs.
+        if thread.is_null()
+            || lua_isyieldable(thread) == 0
+            || ffi::lua_gc(thread, LUA_GCISRUNNING, 0) == 0
+            || h.direct != Some(true)
+        {
             return 0;
         }
         let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[0].as_mut()) else {
