@@ -1402,9 +1402,12 @@ impl Vm {
             lua.unset_named_registry_value(name)?;
         }
         // An empty `_LOADED` again: where LuaJIT records its `ffi` library
-        // when the lexer opens it for an int64 literal (`1LL`), so that the
-        // runtime's direct reads find it rather than open it a second time
-        // (src/modules/fast_io.rs `load_ffi`).
+        // when the lexer opens it for an int64 literal (`1LL`). That keeps
+        // the library table alive, and with it the C type state's
+        // `miscmap`, which the state points to without marking it: without
+        // `_LOADED` a user's `1LL` left it to the collector, and a later
+        // `(1LL).x` read freed memory (a crash). The runtime's direct reads
+        // take the same opening (src/modules/fast_io.rs `load_ffi`).
         lua.set_named_registry_value("_LOADED", lua.create_table()?)?;
         for name in ["debug", "jit"] {
             g.raw_set(name, Value::Nil)?;

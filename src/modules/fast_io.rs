@@ -413,18 +413,19 @@ unsafe extern "C-unwind" fn fast_direct(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// `load_ffi()`: LuaJIT's `ffi` library, for runtime code only (never a
-/// global, never in user code's reach), once per VM. The lexer opens it by
-/// itself for an int64 literal (`1LL`) in any chunk, and opening it twice
-/// would make a second C type state and leak the first: LuaJIT records
-/// each opening in the registry's `_LOADED` (boot leaves it there, empty),
-/// so an opening found there is taken rather than made. The entry is then
-/// set to false: the library table and its functions can go (the caller
-/// keeps `ffi.cast`: ~3 kB of the ~11 kB a VM pays for it), and a second
-/// call raises instead of opening it again.
+/// global, never in user code's reach). The lexer opens it by itself for
+/// an int64 literal (`1LL`) in any chunk, and opening it twice would make a
+/// second C type state and leak the first: LuaJIT records each opening in
+/// the registry's `_LOADED` (boot leaves it there, empty), so an opening
+/// found there is taken rather than made. The table stays there: it holds
+/// the C type state's `miscmap` (key `"!"`), which the state points to
+/// without keeping it alive; collected, every later use of it (a cdata's
+/// metamethod lookup, a compiled FFI call) would read freed memory.
 unsafe extern "C-unwind" fn load_ffi(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: at most 3 values on the stack of a C function (room for 20);
-    // `luaopen_ffi` and `lua_setfield` raise only memory errors, like any
-    // allocation here, and `luaL_error` a plain error.
+    // SAFETY: at most 3 values on the stack of a C function (room for 20)
+    // before `luaopen_ffi`, which grows the stack as it needs; it raises
+    // only memory errors, like any allocation here, and `luaL_error` a
+    // plain error.
     unsafe {
         ffi::lua_settop(l, 0);
         ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr());
@@ -432,22 +433,12 @@ unsafe extern "C-unwind" fn load_ffi(l: *mut ffi::lua_State) -> c_int {
             return ffi::luaL_error(l, c"luring: the registry's _LOADED is missing".as_ptr());
         }
         ffi::lua_getfield(l, 1, c"ffi".as_ptr());
-        match ffi::lua_type(l, 2) {
-            ffi::LUA_TTABLE => {}
-            ffi::LUA_TNIL => {
-                ffi::lua_settop(l, 1);
-                ffi::luaopen_ffi(l);
-                // (luaopen_ffi leaves its table on top, maybe over other
-                // values)
-                if ffi::lua_gettop(l) > 2 {
-                    ffi::lua_replace(l, 2);
-                }
-                ffi::lua_settop(l, 2);
-            }
-            _ => return ffi::luaL_error(l, c"luring: the ffi library was taken already".as_ptr()),
+        if ffi::lua_type(l, 2) == ffi::LUA_TTABLE {
+            return 1;
         }
-        ffi::lua_pushboolean(l, 0);
-        ffi::lua_setfield(l, 1, c"ffi".as_ptr());
+        ffi::lua_settop(l, 0);
+        // Records itself in `_LOADED`; leaves its table on top.
+        ffi::luaopen_ffi(l);
         1
     }
 }
