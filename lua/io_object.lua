@@ -21,6 +21,9 @@
 -- - st.fast (IO.run_fast) is used only while st.fast_holder is the
 --   current holder, and is emptied before the holder is closed or
 --   released, so it never keeps a closed object's descriptor open.
+--   st.fast_dp (its FFI pointer, for direct reads) is set and cleared
+--   with it; it and every other FFI value stay in private state and
+--   upvalues here, never in user code's reach.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno

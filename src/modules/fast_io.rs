@@ -39,6 +39,17 @@
 //!   same conditions as an inline completion); only a positive count is
 //!   taken, anything else submits the ring op as before. A direct read has
 //!   no op: `fast_op` returns id 0 with its result.
+//! - The same direct read is reachable through LuaJIT's FFI
+//!   (`read_direct_ffi`, so that the JIT compiles the call into the
+//!   reader's trace): it takes the handle (never a raw fd) and its bound
+//!   read buffer, and does nothing `fast_op` would not do in its place;
+//!   anything but a positive count sends the caller to `fast_op`. The
+//!   pointers it gets are made by runtime Lua code only and stay out of
+//!   user code's reach (docs/architecture.md "Direct reads through the
+//!   FFI"). LuaJIT's `ffi` library is opened once per VM, by `load_ffi`
+//!   or by the lexer for an int64 literal, and stays referenced from the
+//!   registry's `_LOADED` for the VM's life (its table keeps the C type
+//!   state's `miscmap` alive).
 
 use std::ffi::{c_int, c_void, CStr};
 
