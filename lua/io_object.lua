@@ -21,6 +21,9 @@
 -- - st.fast (IO.run_fast) is used only while st.fast_holder is the
 --   current holder, and is emptied before the holder is closed or
 --   released, so it never keeps a closed object's descriptor open.
+--   st.fast_dp (its FFI pointer, for direct reads) is set and cleared
+--   with it; it and every other FFI value stay in private state and
+--   upvalues here, never in user code's reach.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno
@@ -31,7 +34,7 @@ local may_complete_inline = K.may_complete_inline
 -- call, which ends a JIT trace): IO.run_fast leaves that one to fast_op.
 local fiber_but_yieldable = K.fiber_for_message
 local is_byte_span, raw_pcall = K.is_byte_span, K.raw_pcall
-local type, error, setmetatable, next = type, error, setmetatable, next
+local type, error, setmetatable, next, rawequal = type, error, setmetatable, next, rawequal
 local newproxy, getmetatable, pcall = newproxy, getmetatable, pcall
 
 local IO = {}
@@ -143,18 +146,51 @@ end
 -- fast_op also returns nil where the coroutine cannot yield, so that
 -- check_suspend runs (and raises) on the primitive's path only.
 IO.FAST_READ, IO.FAST_WRITE, IO.FAST_RECV, IO.FAST_SEND, IO.FAST_READ_WAIT = 0, 1, 2, 3, 4
-local FAST_RECV, FAST_READ_WAIT = IO.FAST_RECV, IO.FAST_READ_WAIT
+local FAST_READ, FAST_RECV, FAST_READ_WAIT = IO.FAST_READ, IO.FAST_RECV, IO.FAST_READ_WAIT
 local fast_op, fast_new, fast_bind, fast_raise = H.fast_op, H.fast_new, H.fast_bind, H.fast_raise
+
+-- Direct reads through LuaJIT's FFI (src/modules/fast_io.rs
+-- `read_direct_ffi`): a lua_CFunction call ends the JIT trace, and the
+-- rest of the read, the caller's pcall and loop then run in the
+-- interpreter; a call through an FFI function pointer compiles into the
+-- trace. Set up once per VM, when a handle that may read directly first
+-- binds a read buffer (most VMs never load `ffi`). st.fast_dp is the
+-- handle as an FFI pointer, set only then and cleared with st.fast. The
+-- ffi library, the function pointer and every pointer stay in these
+-- upvalues and in private states: user code never sees them.
+local fiber_own_thread = K.fiber_own_thread
+local direct_read, direct_slot, ffi_cast -- nil until set up
+local direct_co, direct_thread = false, nil -- one-entry cache
+local function direct_setup()
+  local ffi = H.load_ffi()
+  ffi_cast = ffi.cast
+  direct_read = ffi_cast('int (*)(void *, void *, void *)', H.fast_read_direct)
+  direct_slot = ffi_cast('void *', H.fast_slot)
+end
+local fast_direct, fast_thread = H.fast_direct, H.fast_thread
+
 function IO.run_fast(st, kind, slow, buf)
   local f = fiber_but_yieldable()
   local holder = held(st)
   local h = st.fast
   if st.fast_holder ~= holder then
     h = fast_new(holder)
-    st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf = h, holder, nil, nil
+    st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf, st.fast_dp = h, holder, nil, nil, nil
   end
   local inline = kind ~= FAST_RECV and kind ~= FAST_READ_WAIT and may_complete_inline()
-  local id, res = fast_op(h, buf, inline, kind)
+  local dp, tried = st.fast_dp, false
+  if dp and inline and rawequal(buf, st.fast_rbuf) and kind == FAST_READ then
+    local co = fiber_own_thread()
+    if co then
+      if co ~= direct_co then
+        direct_co, direct_thread = co, ffi_cast('void *', fast_thread(co))
+      end
+      local n = direct_read(direct_slot, direct_thread, dp)
+      if n > 0 then return n end
+      tried = n < 0
+    end
+  end
+  local id, res = fast_op(h, buf, inline, kind, tried)
   -- Completed inline, the common case, checked first and without calling
   -- result_of (`res` is a CQE result, a number): what follows fast_op runs
   -- in the interpreter (see pcall in lua/core/scheduler.lua).
@@ -163,7 +199,15 @@ function IO.run_fast(st, kind, slow, buf)
     check_suspend(f)
     local dir = kind % 2
     if fast_bind(h, buf, dir) then
-      if dir == 0 then st.fast_rbuf = buf else st.fast_wbuf = buf end
+      if dir == 0 then
+        st.fast_rbuf = buf
+        if kind == FAST_READ and not st.fast_dp and fast_direct(h) then
+          if not direct_read then direct_setup() end
+          st.fast_dp = ffi_cast('void *', h)
+        end
+      else
+        st.fast_wbuf = buf
+      end
     end
     id, res = slow(inline, holder, buf)
   elseif id == false then
@@ -180,7 +224,7 @@ local function drop_fast(st)
   local h = st.fast
   if h then
     fast_clear(h)
-    st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf = nil, nil, nil, nil
+    st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf, st.fast_dp = nil, nil, nil, nil, nil
   end
 end
 

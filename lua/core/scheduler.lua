@@ -396,6 +396,14 @@ function K.fiber_for_message()
   return f
 end
 
+-- The running fiber's own coroutine, where it is the running thread (C
+-- depth 0: user coroutines and gsub callbacks run counted), else false or
+-- nil (lua/io_object.lua: the thread of a direct read's yieldability check).
+function K.fiber_own_thread()
+  local f = current
+  return c_depth == 0 and f and f[CO]
+end
+
 -- The checks of a function that suspends only sometimes, before it knows.
 local function check_wait(f)
   -- (no `f`: a finalizer running in the scheduler's own thread)

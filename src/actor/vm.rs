@@ -1424,6 +1424,14 @@ impl Vm {
         for name in ["_LOADED", "_PRELOAD"] {
             lua.unset_named_registry_value(name)?;
         }
+        // An empty `_LOADED` again: where LuaJIT records its `ffi` library
+        // when the lexer opens it for an int64 literal (`1LL`). That keeps
+        // the library table alive, and with it the C type state's
+        // `miscmap`, which the state points to without marking it: without
+        // `_LOADED` a user's `1LL` left it to the collector, and a later
+        // `(1LL).x` read freed memory (a crash). The runtime's direct reads
+        // take the same opening (src/modules/fast_io.rs `load_ffi`).
+        lua.set_named_registry_value("_LOADED", lua.create_table()?)?;
         for name in ["debug", "jit"] {
             g.raw_set(name, Value::Nil)?;
         }
@@ -1939,10 +1947,12 @@ mod tests {
     #[test]
     fn boot_keeps_no_library_record_and_only_the_debug_functions_it_uses() {
         let vm = Vm::new().expect("VM boots");
-        for name in ["_LOADED", "_PRELOAD"] {
-            let record: Value = vm.lua.named_registry_value(name).unwrap();
-            assert!(record.is_nil(), "registry.{name} is {record:?}");
-        }
+        let preload: Value = vm.lua.named_registry_value("_PRELOAD").unwrap();
+        assert!(preload.is_nil(), "registry._PRELOAD is {preload:?}");
+        // `_LOADED` is there again, empty (LuaJIT records `ffi` in it when
+        // it is opened: src/modules/fast_io.rs `load_ffi`).
+        let loaded: Table = vm.lua.named_registry_value("_LOADED").unwrap();
+        assert_eq!(loaded.pairs::<Value, Value>().count(), 0);
         let debug: Table = vm.core.get("debug").unwrap();
         let mut names: Vec<String> = debug
             .pairs::<String, Function>()

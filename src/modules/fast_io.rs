@@ -39,6 +39,17 @@
 //!   same conditions as an inline completion); only a positive count is
 //!   taken, anything else submits the ring op as before. A direct read has
 //!   no op: `fast_op` returns id 0 with its result.
+//! - The same direct read is reachable through LuaJIT's FFI
+//!   (`read_direct_ffi`, so that the JIT compiles the call into the
+//!   reader's trace): it takes the handle (never a raw fd) and its bound
+//!   read buffer, and does nothing `fast_op` would not do in its place;
+//!   anything but a positive count sends the caller to `fast_op`. The
+//!   pointers it gets are made by runtime Lua code only and stay out of
+//!   user code's reach (docs/architecture.md "Direct reads through the
+//!   FFI"). LuaJIT's `ffi` library is opened once per VM, by `load_ffi`
+//!   or by the lexer for an int64 literal, and stays referenced from the
+//!   registry's `_LOADED` for the VM's life (its table keeps the C type
+//!   state's `miscmap` alive).
 
 use std::ffi::{c_int, c_void, CStr};
 
@@ -52,6 +63,10 @@ use crate::modules::error::einval;
 use crate::modules::io_object::holder_fd;
 
 use crate::actor::raw_calls::lua_isyieldable;
+
+/// LuaJIT's `lua_gc` option "is the collector running" (lua.h; not in
+/// mlua's bindings). It only reads the collector's threshold.
+const LUA_GCISRUNNING: c_int = 9;
 
 /// Registry key of the fast handles' metatable.
 const FAST_HANDLE_KEY: &CStr = c"luring.fast_io_handle";
@@ -182,8 +197,9 @@ fn handle_ptr(
     Ok((ptr, key))
 }
 
-/// `fast_op(handle, buf, inline, kind) -> id[, result] | false (error
-/// kept: call fast_raise) | nil (take the primitive)`
+/// `fast_op(handle, buf, inline, kind[, no_direct]) -> id[, result] |
+/// false (error kept: call fast_raise) | nil (take the primitive)`;
+/// `no_direct`: `read_direct_ffi` just tried the direct read.
 unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: upvalue 1 is the `Slot` userdata `register` made (alive while
     // this closure runs); argument 1 is used as a handle only after
@@ -224,6 +240,7 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
         }
         let mut direct = matches!(kind, Kind::Read)
             && inline
+            && ffi::lua_toboolean(l, 5) == 0
             && *h
                 .direct
                 .get_or_insert_with(|| crate::executor::direct_readable(fd));
@@ -303,6 +320,140 @@ unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
     0
 }
 
+/// `read_direct(slot, thread, handle) -> bytes read (> 0) | 0 (not tried)
+/// | -1 (tried: nothing read, the ring op must do it)`:
+/// the direct read of `fast_op` (kind `Read`, inline allowed) for a caller
+/// that reaches it through LuaJIT's FFI (lua/io_object.lua IO.run_fast), so
+/// that the JIT compiles the call into the reader's trace. The three
+/// pointers are made by runtime Lua code only and never reach user code:
+/// the payloads of the `Slot` userdata and of a handle (both kept alive by
+/// the caller while it calls), and the running fiber's own coroutine
+/// (held by the caller's cache). 0 and -1 ask the caller for `fast_op`,
+/// which decides everything else (errors, the ring op, refusals); after
+/// -1 it is told not to try the same direct read again.
+///
+/// It calls no Lua API but `lua_isyieldable` (a read of the thread's C
+/// frame) and `lua_gc(LUA_GCISRUNNING)` (a read of the collector's
+/// threshold): an FFI call must not touch the Lua stack.
+extern "C" fn read_direct_ffi(
+    slot: *const Slot,
+    thread: *mut ffi::lua_State,
+    handle: *mut Handle,
+) -> c_int {
+    // SAFETY: see above: `slot` and `handle` point to live payloads that
+    // `register` and `new_handle` initialised (a handle emptied by
+    // `fast_clear` or `__gc` has no fd: nothing is done), `thread` to a
+    // live coroutine; no other reference to the handle exists while this
+    // runs (nothing here calls back into Lua).
+    unsafe {
+        let (slot, h) = (&*slot, &mut *handle);
+        // What `coroutine.isyieldable()` says in the fiber: false in a
+        // callback from C (`fast_op` then returns nil and the caller's
+        // check raises). A finalizer runs on LuaJIT's VM thread, not the
+        // fiber's, with the collector held off (LuaJIT sets its threshold
+        // to the value `LUA_GCISRUNNING` reports as stopped): then, and
+        // when the user stopped the collector, `fast_op` checks the
+        // thread that really runs.
+        if thread.is_null()
+            || lua_isyieldable(thread) == 0
+            || ffi::lua_gc(thread, LUA_GCISRUNNING, 0) == 0
+            || h.direct != Some(true)
+        {
+            return 0;
+        }
+        let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[0].as_mut()) else {
+            return 0;
+        };
+        let Some(state) = slot.state.as_ref() else {
+            return 0;
+        };
+        let Ok(mut st) = state.try_borrow_mut() else {
+            return 0;
+        };
+        if st.is_ended() || st.mailbox.is_pending() {
+            return 0;
+        }
+        match st.executor.read_direct(fd, span) {
+            // At most `u32::MAX` asked; the kernel returns at most ~2 GiB.
+            DirectRead::Done(n) => c_int::try_from(n).unwrap_or(0),
+            DirectRead::UseRing => -1,
+            DirectRead::Unsupported => {
+                h.direct = Some(false);
+                -1
+            }
+        }
+    }
+}
+
+/// `fast_thread(co)`: the `lua_State` of coroutine `co` as a light
+/// userdata (null for anything else), for `read_direct`'s yieldability
+/// check.
+unsafe extern "C-unwind" fn fast_thread(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: reads argument 1 and pushes one value, which a C function
+    // has room for.
+    unsafe {
+        let thread = ffi::lua_tothread(l, 1);
+        ffi::lua_pushlightuserdata(l, thread.cast());
+    }
+    1
+}
+
+/// `fast_direct(handle) -> bool`: whether reads of the handle's descriptor
+/// may be direct (a regular file without `O_DIRECT` the process owns, on
+/// an executor that is not fixed-only); decided once per handle.
+unsafe extern "C-unwind" fn fast_direct(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `handle_at`; `fast_direct` has the handles' metatable as
+    // upvalue 2 and the `Slot` as upvalue 1, like `fast_op`.
+    unsafe {
+        let slot = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot);
+        let mut ok = false;
+        if let Some(h) = handle_at(l, 1, ffi::lua_upvalueindex(2)) {
+            let fixed_only = match slot.state.as_ref().map(|s| s.try_borrow()) {
+                Some(Ok(st)) => st.executor.is_fixed_only(),
+                _ => true,
+            };
+            if let (false, Some(fd)) = (fixed_only, h.fd.as_ref()) {
+                ok = *h
+                    .direct
+                    .get_or_insert_with(|| crate::executor::direct_readable(fd));
+            }
+        }
+        ffi::lua_pushboolean(l, ok as c_int);
+        1
+    }
+}
+
+/// `load_ffi()`: LuaJIT's `ffi` library, for runtime code only (never a
+/// global, never in user code's reach). The lexer opens it by itself for
+/// an int64 literal (`1LL`) in any chunk, and opening it twice would make a
+/// second C type state and leak the first: LuaJIT records each opening in
+/// the registry's `_LOADED` (boot leaves it there, empty), so an opening
+/// found there is taken rather than made. The table stays there: it holds
+/// the C type state's `miscmap` (key `"!"`), which the state points to
+/// without keeping it alive; collected, every later use of it (a cdata's
+/// metamethod lookup, a compiled FFI call) would read freed memory.
+unsafe extern "C-unwind" fn load_ffi(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: at most 3 values on the stack of a C function (room for 20)
+    // before `luaopen_ffi`, which grows the stack as it needs; it raises
+    // only memory errors, like any allocation here, and `luaL_error` a
+    // plain error.
+    unsafe {
+        ffi::lua_settop(l, 0);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr());
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            return ffi::luaL_error(l, c"luring: the registry's _LOADED is missing".as_ptr());
+        }
+        ffi::lua_getfield(l, 1, c"ffi".as_ptr());
+        if ffi::lua_type(l, 2) == ffi::LUA_TTABLE {
+            return 1;
+        }
+        ffi::lua_settop(l, 0);
+        // Records itself in `_LOADED`; leaves its table on top.
+        ffi::luaopen_ffi(l);
+        1
+    }
+}
+
 /// A new handle holding `fd`.
 fn new_handle(lua: &Lua, fd: OpFd) -> mlua::Result<Value> {
     const _: () = assert!(std::mem::align_of::<Handle>() <= 8);
@@ -369,6 +520,21 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_pushvalue(l, 2);
             ffi::lua_pushcclosure(l, fast_clear, 2);
             ffi::lua_setfield(l, 1, c"fast_clear".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_pushcclosure(l, fast_direct, 2);
+            ffi::lua_setfield(l, 1, c"fast_direct".as_ptr());
+            // for `read_direct`: the slot itself and the function's address
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_setfield(l, 1, c"fast_slot".as_ptr());
+            let direct_fn: extern "C" fn(*const Slot, *mut ffi::lua_State, *mut Handle) -> c_int =
+                read_direct_ffi;
+            ffi::lua_pushlightuserdata(l, direct_fn as *mut c_void);
+            ffi::lua_setfield(l, 1, c"fast_read_direct".as_ptr());
+            ffi::lua_pushcfunction(l, fast_thread);
+            ffi::lua_setfield(l, 1, c"fast_thread".as_ptr());
+            ffi::lua_pushcfunction(l, load_ffi);
+            ffi::lua_setfield(l, 1, c"load_ffi".as_ptr());
             ffi::lua_settop(l, 0);
         })?;
     }
