@@ -57,7 +57,7 @@ local function send_interrupter(f, id)
   end
 end
 
--- handle -> its address box (src/actor/raw_calls.rs): scalars go out
+-- handle -> its address box (src/actor/raw_calls.rs): scalars and flat tables go out
 -- through chan_send_fast; dropped when the handle is closed or collected.
 local boxes = setmetatable({}, { __mode = 'k' })
 local chan_box, chan_send_fast = rt.chan_box, rt.chan_send_fast
@@ -76,7 +76,7 @@ function tx_methods.send(self, ...)
   end
   local id, queued
   if box then
-    -- scalars: a reused id (see `sends`)
+    -- scalars and flat tables: a reused id (see `sends`)
     if nfree > 0 then
       id, nfree = free_ids[nfree], nfree - 1
     else

@@ -14,14 +14,16 @@
 //!   while a `VmState` borrow is held; an error unwinds through these
 //!   frames only where they own nothing but plain data and message bytes
 //!   (dropped on the way, like in any mlua callback).
-//! - A message that is not a boolean, number or string is not built here:
-//!   it waits in the slot's `stash` and the caller gets kind 4, then calls
-//!   `rt.inbox_unstash` (an mlua function) to build its tables. Nothing
-//!   else runs in between.
-//! - `chan_send_fast` copies booleans, numbers and strings up to the
-//!   message limits; for anything else (and a closed handle) it answers
-//!   nil and the caller uses the mlua `rt.chan_send`, which owns every
-//!   error path. It addresses an inbox through an address box (`AddrBox`, a
+//! - A message that is not a boolean, number, string or flat table (one
+//!   level of those, `is_flat`) is not built here: it waits in the slot's
+//!   `stash` and the caller gets kind 4, then calls `rt.inbox_unstash` (an
+//!   mlua function) to build its tables. Nothing else runs in between.
+//! - `chan_send_fast` copies booleans, numbers, strings and flat plain
+//!   tables within the default message limits, by message.rs's rules (raw
+//!   reads only, nothing that can raise); for anything else (nested tables,
+//!   metatables, userdata, functions, a limit reached, a failed allocation)
+//!   and a closed handle it answers nil and the caller uses the mlua
+//!   `rt.chan_send`, which copies it again and owns every error path. It addresses an inbox through an address box (`AddrBox`, a
 //!   userdata only `rt.chan_box` makes, checked by its metatable): the
 //!   inbox's `Arc`, which is not a sender (only the tx-channel handle it
 //!   was made from counts as one); the core code drops its box when it
@@ -51,10 +53,31 @@ struct Slot {
 }
 
 /// What a take found: a kind for Lua (0 nothing, 2 closed, 3 no senders,
-/// 4 stashed) or a scalar message to push (kind 1).
+/// 4 stashed) or a message to push (kind 1): a scalar, or a flat table
+/// (see `is_flat`).
 enum Got {
     Kind(c_int),
     Scalar(Message),
+}
+
+/// Whether `msg` is a leaf `push_got` and `flat_table_at` copy: a boolean,
+/// number or string.
+fn is_scalar(msg: &Message) -> bool {
+    matches!(
+        msg,
+        Message::Bool(_) | Message::Number(_) | Message::String(_)
+    )
+}
+
+/// Whether `msg` is an array or object whose members are all scalars: one
+/// level, built here without `rt.inbox_unstash` (as `message::to_lua`
+/// would build it: a fresh plain table).
+fn is_flat(msg: &Message) -> bool {
+    match msg {
+        Message::Array(items) => items.iter().all(is_scalar),
+        Message::Object(members) => members.values().all(is_scalar),
+        _ => false,
+    }
 }
 
 const VM_CLOSED: &CStr =
@@ -109,7 +132,7 @@ fn take(slot: &Slot, st: &mut VmState) -> Got {
     st.flush_if_output();
     match st.mailbox.take() {
         Taken::Message(env) => match env.msg {
-            m @ (Message::Bool(_) | Message::Number(_) | Message::String(_)) => Got::Scalar(m),
+            m if is_scalar(&m) || is_flat(&m) => Got::Scalar(m),
             other => {
                 slot.stash.set(Some(other));
                 Got::Kind(4)
@@ -121,28 +144,56 @@ fn take(slot: &Slot, st: &mut VmState) -> Got {
     }
 }
 
-/// Pushes kind and value (2 values).
+/// Pushes a scalar message (1 value).
+unsafe fn push_scalar(l: *mut ffi::lua_State, m: Message) {
+    // SAFETY: the caller made room for the value; `lua_pushlstring`
+    // copies the bytes, which are dropped afterwards (or while an
+    // out-of-memory error unwinds).
+    unsafe {
+        match m {
+            Message::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
+            Message::Number(n) => ffi::lua_pushnumber(l, n),
+            Message::String(s) => {
+                ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+            }
+            _ => unreachable!("only scalars are pushed here"),
+        }
+    }
+}
+
+/// Pushes kind and value (2 values, and 2 more slots while a flat table
+/// is built).
 unsafe fn push_got(l: *mut ffi::lua_State, got: Got) {
-    // SAFETY: the caller made room for 2 values (`lua_checkstack` or the
-    // 20 slots LuaJIT guarantees a C function); `lua_pushlstring` copies
-    // the bytes, which are dropped afterwards (or while an out-of-memory
-    // error unwinds).
+    // SAFETY: the caller made room for 4 values (`lua_checkstack` or the
+    // 20 slots LuaJIT guarantees a C function). Allocation errors
+    // (tables, strings) unwind through here owning only message data,
+    // which is dropped on the way.
     unsafe {
         match got {
             Got::Kind(kind) => {
                 ffi::lua_pushinteger(l, kind as ffi::lua_Integer);
                 ffi::lua_pushnil(l);
             }
+            Got::Scalar(Message::Array(items)) => {
+                ffi::lua_pushinteger(l, 1);
+                ffi::lua_createtable(l, c_int::try_from(items.len()).unwrap_or(0), 0);
+                for (i, item) in (1..).zip(items) {
+                    push_scalar(l, item);
+                    ffi::lua_rawseti(l, -2, i);
+                }
+            }
+            Got::Scalar(Message::Object(members)) => {
+                ffi::lua_pushinteger(l, 1);
+                ffi::lua_createtable(l, 0, c_int::try_from(members.len()).unwrap_or(0));
+                for (key, value) in members {
+                    ffi::lua_pushlstring(l, key.as_ptr().cast(), key.len());
+                    push_scalar(l, value);
+                    ffi::lua_rawset(l, -3);
+                }
+            }
             Got::Scalar(m) => {
                 ffi::lua_pushinteger(l, 1);
-                match m {
-                    Message::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
-                    Message::Number(n) => ffi::lua_pushnumber(l, n),
-                    Message::String(s) => {
-                        ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
-                    }
-                    _ => unreachable!("only scalars are pushed here"),
-                }
+                push_scalar(l, m);
             }
         }
     }
@@ -284,6 +335,124 @@ unsafe fn scalar_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
     }
 }
 
+/// The plain table argument `idx` holds, copied into a message as
+/// `message::from_lua` would, when it is flat: an array (`rawlen > 0`)
+/// of booleans, numbers and strings up to its first nil, or an object
+/// whose string keys hold only such values (other keys are left out, as
+/// there). `None` for anything else, and for a table over the default
+/// limits or an allocation that fails: `rt.chan_send` then copies it and
+/// raises the errors.
+unsafe fn flat_table_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
+    /// The default limits' budget of members and string bytes.
+    struct Budget {
+        members: usize,
+        bytes: usize,
+    }
+    impl Budget {
+        fn charge(&mut self, bytes: usize) -> Option<()> {
+            let limits = Limits::DEFAULT;
+            self.members += 1;
+            self.bytes = self.bytes.checked_add(bytes)?;
+            (self.members <= limits.max_members && self.bytes <= limits.max_payload_bytes)
+                .then_some(())
+        }
+    }
+    /// The scalar on top of the stack, copied (`None`: not a scalar, or
+    /// over the budget); pops it.
+    unsafe fn take_top(l: *mut ffi::lua_State, budget: &mut Budget) -> Option<Message> {
+        // SAFETY: reads and pops the top slot; `lua_tolstring` on a string
+        // allocates nothing and the bytes are copied before the pop.
+        unsafe {
+            let m = match ffi::lua_type(l, -1) {
+                ffi::LUA_TBOOLEAN => budget
+                    .charge(0)
+                    .map(|()| Message::Bool(ffi::lua_toboolean(l, -1) != 0)),
+                ffi::LUA_TNUMBER => budget
+                    .charge(0)
+                    .map(|()| Message::Number(ffi::lua_tonumber(l, -1))),
+                ffi::LUA_TSTRING => copy_string(l, -1, budget).map(Message::String),
+                _ => None,
+            };
+            ffi::lua_pop(l, 1);
+            m
+        }
+    }
+    unsafe fn copy_string(
+        l: *mut ffi::lua_State,
+        idx: c_int,
+        budget: &mut Budget,
+    ) -> Option<Vec<u8>> {
+        // SAFETY: `idx` holds a string; its bytes live while it is on the
+        // stack and are copied here.
+        unsafe {
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(l, idx, &mut len);
+            budget.charge(len)?;
+            let mut out = Vec::new();
+            out.try_reserve_exact(len).ok()?;
+            out.extend_from_slice(std::slice::from_raw_parts(p.cast::<u8>(), len));
+            Some(out)
+        }
+    }
+    // SAFETY: `idx` is an absolute index of the running function's stack.
+    // Only raw reads run (`lua_rawgeti`, `lua_next` over keys it gave):
+    // nothing here raises or runs Lua code, and each path pops what it
+    // pushed (at most 2 values).
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
+            return None;
+        }
+        if ffi::lua_getmetatable(l, idx) != 0 {
+            ffi::lua_pop(l, 1);
+            return None;
+        }
+        let mut budget = Budget {
+            members: 1,
+            bytes: 0,
+        };
+        let len = ffi::lua_objlen(l, idx);
+        if len > 0 {
+            let mut items = Vec::new();
+            items
+                .try_reserve_exact(len.min(Limits::DEFAULT.max_array_len))
+                .ok()?;
+            for i in 1..=len {
+                if ffi::lua_rawgeti(l, idx, i as ffi::lua_Integer) == ffi::LUA_TNIL {
+                    ffi::lua_pop(l, 1);
+                    break; // nil ends the array
+                }
+                if items.len() >= Limits::DEFAULT.max_array_len {
+                    ffi::lua_pop(l, 1);
+                    return None;
+                }
+                items.push(take_top(l, &mut budget)?);
+            }
+            return Some(Message::Array(items));
+        }
+        let mut members = std::collections::BTreeMap::new();
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, idx) != 0 {
+            // stack: [.., key, value]
+            if ffi::lua_type(l, -2) != ffi::LUA_TSTRING {
+                ffi::lua_pop(l, 1); // only string keys are kept
+                continue;
+            }
+            let Some(value) = take_top(l, &mut budget) else {
+                ffi::lua_pop(l, 1);
+                return None;
+            };
+            // (the value was charged as a member: the key adds bytes only)
+            budget.members -= 1;
+            let Some(key) = copy_string(l, -1, &mut budget) else {
+                ffi::lua_pop(l, 1);
+                return None;
+            };
+            members.insert(key, value);
+        }
+        Some(Message::Object(members))
+    }
+}
+
 // LuaJIT 2.1 exports it (lj_api.c); mlua's LuaJIT bindings do not declare
 // it. What `coroutine.isyieldable()` says in the Lua caller of a C
 // function (which runs on its caller's C frame), without the Lua call
@@ -324,7 +493,9 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
             Some(dest) => dest,
             None => return 0,
         };
-        let Some(msg) = scalar_at(l, 2) else { return 0 };
+        let Some(msg) = scalar_at(l, 2).or_else(|| flat_table_at(l, 2)) else {
+            return 0;
+        };
         let id = ffi::lua_tonumber(l, 3) as u64;
         // (A closed inbox refuses the post below: no separate look.)
         let queued = with_state(slot, move |st| {
