@@ -412,10 +412,10 @@ unsafe fn flat_table_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
         };
         let len = ffi::lua_objlen(l, idx);
         if len > 0 {
+            // (a border `lua_objlen` finds in a sparse table may be far
+            // beyond its first nil: presize a little, grow as items come)
             let mut items = Vec::new();
-            items
-                .try_reserve_exact(len.min(Limits::DEFAULT.max_array_len))
-                .ok()?;
+            items.try_reserve_exact(len.min(64)).ok()?;
             for i in 1..=len {
                 if ffi::lua_rawgeti(l, idx, i as ffi::lua_Integer) == ffi::LUA_TNIL {
                     ffi::lua_pop(l, 1);
@@ -425,6 +425,7 @@ unsafe fn flat_table_at(l: *mut ffi::lua_State, idx: c_int) -> Option<Message> {
                     ffi::lua_pop(l, 1);
                     return None;
                 }
+                items.try_reserve(1).ok()?;
                 items.push(take_top(l, &mut budget)?);
             }
             return Some(Message::Array(items));

@@ -35,6 +35,9 @@ print('array, extra keys dropped', show(echo({ 1, 2, x = 'dropped', [10] = 'drop
 local holes = { 1, 2, 3 }
 holes[2] = nil
 print('array ends at its first nil', show(echo(holes)))
+local sparse = { 1, 2 }
+for i = 2, 20 do sparse[2 ^ i] = i end
+print('sparse array: its first nil', show(echo(sparse)))
 print('array ends at a function', show(echo({ 1, print, 3 })))
 print('array with a nested table', json.encode(echo({ 1, { 2 } })))
 print('object', show(echo({ a = 1, b = 'x\0y', c = true, ['\0k'] = false })))
