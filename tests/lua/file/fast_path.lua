@@ -9,15 +9,8 @@ local F = file.open_flag
 local dir = fs.temp_directory_path() / ('luring-fast-' .. tostring({}):match('0x(%x+)'))
 fs.create_directory(dir)
 local a, b = dir / 'a', dir / 'b'
--- Open fds, without eventfds (see tests/lua/file/pending.lua).
-local function fds()
-  local n = 0
-  for e in fs.directory_iterator('/proc/self/fd') do
-    local ok, target = pcall(fs.read_symlink, e.path)
-    if ok and tostring(target) ~= 'anon_inode:[eventfd]' then n = n + 1 end
-  end
-  return n
-end
+-- Open fds, without eventfds (open_fds.lua).
+local fds = require('./open_fds').count
 local function outcome(label, f, ...)
   local ok, e = pcall(f, ...)
   if ok then print(label, 'ok', e) return end

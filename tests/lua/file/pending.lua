@@ -7,17 +7,8 @@ local dir = fs.temp_directory_path() / ('luring-file-' .. tostring({}):match('0x
 fs.create_directory(dir)
 local fifo = dir / 'fifo'
 fs.mkfifo(fifo, fs.mode(6, 0, 0))
--- Open fds, without eventfds: each blocking-pool job has one, which its
--- pool thread lets go of a moment after the job completed (the listing
--- below is such a job).
-local function fds()
-  local n = 0
-  for e in fs.directory_iterator('/proc/self/fd') do
-    local ok, target = pcall(fs.read_symlink, e.path)
-    if ok and tostring(target) ~= 'anon_inode:[eventfd]' then n = n + 1 end
-  end
-  return n
-end
+-- Open fds, without eventfds (open_fds.lua).
+local fds = require('./open_fds').count
 local before = fds()
 local function report(label, ok, e)
   if ok then print(label, 'ok', e) return end
