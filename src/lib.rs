@@ -24,6 +24,10 @@ mod embed;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide/embedding.md")]
 struct EmbeddingGuide;
+/// The README's Rust example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct Readme;
 /// The per-actor io_uring executor. Not part of the embedding API: public
 /// (and hidden) with the `internals` feature only, so that
 /// `tests/executor_fd_leak.rs` can count the process's fds in a test binary
