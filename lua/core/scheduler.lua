@@ -18,8 +18,8 @@
 -- * Nothing grows with history: wait queues are O(1) linked lists, and
 --   tables a burst enlarged are replaced once empty.
 -- * Reports and error inspection never run user code unprotected.
--- * An op in flight on the ring maps to exactly one waiting callback in
---   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
+-- * An op in flight on the ring maps to exactly one waiting callback
+--   (`op_waiters`, keyed by slot index; see there); `inflight` counts them. The VM ends when the run queue is
 --   empty and nothing is in flight (nothing can wake a fiber any more).
 --   An op completed inline (K.may_complete_inline) never reaches them.
 local K = ...
@@ -428,15 +428,32 @@ K.suspend = suspend
 
 ---------------------------------------------------------------------------
 -- Ring operations: submit, wait for the completion, deliver the result.
-local op_waiters = {}
+-- The waiter of an op (a fiber record, or a function called with the
+-- result) is kept under the op's slot index (the low 32 bits of its id):
+-- `op_waiters[k]`, with the op's id in `op_wid[k]` (false: none). Ids are
+-- never reused, so keying a hash table by them made every op a new key
+-- and its table rehash every few dozen ops (~800 instructions per echoed
+-- message, docs/performance.md "echo-ffi"); slot indices are few and
+-- reused, an array. A slot is freed when its CQE is reaped, which may be
+-- before Lua sees the completion (one stashed by an inline attempt), so a
+-- new op may find its slot's entry still taken: it then waits in
+-- `op_wextra[id]`. Delivery checks the id, so no waiter ever gets another
+-- op's result.
+local op_waiters, op_wid, op_wextra = {}, {}, {}
+local SLOT_SPAN = 4294967296 -- 2^32: id % SLOT_SPAN is the slot index
 local inflight = 0
 local cancel_op = rt.cancel
+
+local function add_waiter(id, w)
+  local k = id % SLOT_SPAN
+  if op_wid[k] then op_wextra[id] = w else op_waiters[k], op_wid[k] = w, id end
+  inflight = inflight + 1
+end
 
 -- Registers `id` (just submitted) so that its completion calls
 -- `on_done(result)`.
 local function watch_op(id, on_done)
-  op_waiters[id] = on_done
-  inflight = inflight + 1
+  add_waiter(id, on_done)
 end
 K.watch_op = watch_op
 
@@ -450,7 +467,9 @@ end
 
 function K.await_op(f, id)
   -- A fiber record as waiter means "wake it with the result".
-  op_waiters[id] = f
+  -- (add_waiter, inlined)
+  local k = id % SLOT_SPAN
+  if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
   inflight = inflight + 1
   -- suspend(f, cancel_interrupter, id), inlined: one frame less keeps a
   -- waiting fiber's coroutine within its initial stack
@@ -1057,21 +1076,26 @@ function K.step(block, poll, alone, rid, rok, handed)
     if nop_id then
       -- The waiting group is the NOP's: later sleep(0)s form a new one.
       nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
-      op_waiters[nop_id] = nop_done
-      inflight = inflight + 1
+      add_waiter(nop_id, nop_done)
     end
     -- the first completion comes as return values, the rest in cbuf
     for i = 1, 2 * n, 2 do
       if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
-      local w = op_waiters[id]
+      local k, w = id % SLOT_SPAN, nil
+      if op_wid[k] == id then
+        w = op_waiters[k]
+        op_waiters[k], op_wid[k] = false, false
+      else
+        w = op_wextra[id]
+        if w then op_wextra[id] = nil end
+      end
       if w then
-        op_waiters[id] = nil
         inflight = inflight - 1
         if type(w) == 'function' then w(res) else wake(w, res) end
       end
     end
     if inflight == 0 and op_peak > SHRINK_ABOVE then
-      op_waiters, op_peak = {}, 0
+      op_waiters, op_wid, op_wextra, op_peak = {}, {}, {}, 0
     end
     -- Only the first turn may sleep: the host must look before any later
     -- one could (what the fibers did since may need it).
