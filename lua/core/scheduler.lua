@@ -467,9 +467,12 @@ end
 
 function K.await_op(f, id)
   -- A fiber record as waiter means "wake it with the result".
-  -- (add_waiter, inlined)
-  local k = id % SLOT_SPAN
-  if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
+  -- (add_waiter, inlined; `k` scoped so that the yield's frame starts no
+  -- higher: a waiting fiber's coroutine keeps its initial stack)
+  do
+    local k = id % SLOT_SPAN
+    if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
+  end
   inflight = inflight + 1
   -- suspend(f, cancel_interrupter, id), inlined: one frame less keeps a
   -- waiting fiber's coroutine within its initial stack
