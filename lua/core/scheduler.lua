@@ -460,7 +460,13 @@ K.watch_op = watch_op
 -- Waits for ring op `id` from the current fiber and returns the CQE result.
 -- Interruption cancels the op; a cancelled op that nonetheless completed
 -- delivers its real result (never interrupted in the middle).
+-- `cancels` counts the fibers whose `cancel_requested` is set, so that the
+-- common wake-up skips reading that field (a miss that goes through the
+-- record's metatable: ~150 instructions in the interpreter, twice per
+-- echoed message; docs/performance.md "echo-ffi").
+local cancels = 0
 local function cancel_interrupter(f, id)
+  if not f.cancel_requested then cancels = cancels + 1 end
   f.cancel_requested = true
   cancel_op(id)
 end
@@ -478,8 +484,9 @@ function K.await_op(f, id)
   -- waiting fiber's coroutine within its initial stack
   if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = cancel_interrupter, id end
   local res = co_yield(SUSPEND)
-  if f.cancel_requested then
+  if cancels > 0 and f.cancel_requested then
     f.cancel_requested = nil
+    cancels = cancels - 1
     if res == -E.ECANCELED then raise_core('interrupted') end
   end
   return res
