@@ -51,7 +51,9 @@ use std::ffi::c_int;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::memory::VmMemory;
 use crate::actor::message::Message;
-use crate::executor::{Completion, CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
+use crate::executor::{
+    Completion, CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream,
+};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::modules::stdio::{fd_arg, op_buffer, push_fd};

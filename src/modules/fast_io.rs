@@ -437,8 +437,7 @@ extern "C" fn socket_op_ffi(
             3 => Kind::Send,
             _ => return FFI_NOT_TAKEN,
         };
-        let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[kind.direction()].as_ref())
-        else {
+        let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[kind.direction()].as_ref()) else {
             return FFI_NOT_TAKEN;
         };
         let Some(state) = slot.state.as_ref() else {
