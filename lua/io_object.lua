@@ -181,7 +181,7 @@ end
 local thread_ptrs = setmetatable({}, { __mode = 'k' })
 local ID_MIN = 4294967296
 local SOCK_NOT_TAKEN, SOCK_ERROR_KEPT = H.fast_not_taken, H.fast_error_kept
-local fast_direct, fast_thread = H.fast_direct, H.fast_thread
+local fast_direct, fast_thread, fast_ffi_ok = H.fast_direct, H.fast_thread, H.fast_ffi_ok
 
 function IO.run_fast(st, kind, slow, buf)
   local f = fiber_but_yieldable()
@@ -240,7 +240,7 @@ function IO.run_fast(st, kind, slow, buf)
       else
         st.fast_wbuf = buf
       end
-      if (kind == FAST_RECV or kind == FAST_SEND) and not st.fast_sp then
+      if (kind == FAST_RECV or kind == FAST_SEND) and not st.fast_sp and fast_ffi_ok() then
         if not socket_op then direct_setup() end
         st.fast_sp = ffi_cast('void *', h)
       end

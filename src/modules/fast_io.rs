@@ -54,6 +54,7 @@
 //!   the FFI too (`socket_op_ffi`), for the same reason and under the same
 //!   rules: it does what `fast_op` would do in its place (same `submit`),
 //!   and every refusal submits nothing and sends the caller to `fast_op`.
+//!   A sandbox's fixed-only executor never takes it (`fast_ffi_ok`).
 
 use std::ffi::{c_int, c_void, CStr};
 
@@ -504,6 +505,24 @@ unsafe extern "C-unwind" fn fast_direct(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// `fast_ffi_ok() -> bool`: whether this VM may take `socket_op_ffi`:
+/// not on a sandbox's fixed-only executor, which never opens LuaJIT's
+/// `ffi` library for the runtime (as for direct reads: the sandbox keeps
+/// the plain paths).
+unsafe extern "C-unwind" fn fast_ffi_ok(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: upvalue 1 is the `Slot` userdata `register` made; pushes one
+    // value, which a C function has room for.
+    unsafe {
+        let slot = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot);
+        let ok = match slot.state.as_ref().map(|s| s.try_borrow()) {
+            Some(Ok(st)) => !st.executor.is_fixed_only(),
+            _ => false,
+        };
+        ffi::lua_pushboolean(l, ok as c_int);
+        1
+    }
+}
+
 /// `load_ffi()`: LuaJIT's `ffi` library, for runtime code only (never a
 /// global, never in user code's reach). The lexer opens it by itself for
 /// an int64 literal (`1LL`) in any chunk, and opening it twice would make a
@@ -605,6 +624,9 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_pushvalue(l, 2);
             ffi::lua_pushcclosure(l, fast_direct, 2);
             ffi::lua_setfield(l, 1, c"fast_direct".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushcclosure(l, fast_ffi_ok, 1);
+            ffi::lua_setfield(l, 1, c"fast_ffi_ok".as_ptr());
             // for `read_direct`: the slot itself and the function's address
             ffi::lua_pushvalue(l, 3);
             ffi::lua_setfield(l, 1, c"fast_slot".as_ptr());
