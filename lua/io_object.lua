@@ -180,6 +180,7 @@ end
 -- turns here: a one-entry cache would miss on every op).
 local thread_ptrs = setmetatable({}, { __mode = 'k' })
 local ID_MIN = 4294967296
+local await_op_solo, raise_core = K.await_op_solo, K.raise_core
 local SOCK_NOT_TAKEN, SOCK_ERROR_KEPT = H.fast_not_taken, H.fast_error_kept
 local fast_direct, fast_thread, fast_ffi_ok = H.fast_direct, H.fast_thread, H.fast_ffi_ok
 
@@ -204,7 +205,14 @@ function IO.run_fast(st, kind, slow, buf)
         thread_ptrs[co] = th
       end
       local r = socket_op(direct_slot, th, sp, kind, inline and 1 or 0)
-      if r >= ID_MIN then return result_of(f, await_tracked(f, st, r)) end
+      if r >= ID_MIN then
+        if st.solo then return result_of(f, await_tracked(f, st, r)) end
+        -- (no protected call: see K.await_op_solo)
+        local res, interrupted = await_op_solo(f, r, st)
+        if interrupted then raise_core('interrupted') end
+        if res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
+        return res
+      end
       if r >= 0 then return r end
       if r > SOCK_NOT_TAKEN then return result_of(f, true, r) end
       if r == SOCK_ERROR_KEPT then fast_raise(h) end

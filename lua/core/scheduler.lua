@@ -492,6 +492,33 @@ function K.await_op(f, id)
   return res
 end
 
+-- K.await_op for an op of an I/O object's state `st` whose single-op
+-- slot is free (st.solo false; lua/io_object.lua): tracks the op there
+-- while it waits, and returns `res, interrupted` instead of raising, so
+-- that the caller (the socket fast path) needs no protected call to
+-- untrack it: a return through a pcall frame ends LuaJIT's trace, and the
+-- fiber's code after every resume then ran in the interpreter
+-- (docs/performance.md "echo-ffi"). The waiter is registered before the
+-- op is tracked (a failed allocation there leaves nothing tracked), and
+-- tracking allocates nothing (the fields exist).
+function K.await_op_solo(f, id, st)
+  do
+    local k = id % SLOT_SPAN
+    if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
+  end
+  inflight = inflight + 1
+  st.solo, st.npending = id, st.npending + 1
+  if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = cancel_interrupter, id end
+  local res = co_yield(SUSPEND)
+  st.solo, st.npending = false, st.npending - 1
+  if cancels > 0 and f.cancel_requested then
+    f.cancel_requested = nil
+    cancels = cancels - 1
+    if res == -E.ECANCELED then return res, true end
+  end
+  return res, false
+end
+
 ---------------------------------------------------------------------------
 -- Fiber records and handles
 local pool, pool_n = {}, 0
