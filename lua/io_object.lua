@@ -22,8 +22,9 @@
 --   current holder, and is emptied before the holder is closed or
 --   released, so it never keeps a closed object's descriptor open.
 --   st.fast_dp and st.fast_sp (its FFI pointer, for direct reads and for
---   socket ops) are set and cleared with it; it and every other FFI value stay in private state and
---   upvalues here, never in user code's reach.
+--   socket ops) are set and cleared with it; they and every other FFI
+--   value stay in private state and upvalues here, never in user code's
+--   reach.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno
@@ -176,6 +177,7 @@ end
 -- buffer and cleared with st.fast. socket_op answers an op id (>= 2^32:
 -- it waits), a result (it completed inline), SOCK_NOT_TAKEN (nothing
 -- done: fast_op decides) or SOCK_ERROR_KEPT (fast_raise raises it).
+--
 -- The fibers' threads as FFI pointers, by coroutine (many fibers take
 -- turns here: a one-entry cache would miss on every op).
 local thread_ptrs = setmetatable({}, { __mode = 'k' })

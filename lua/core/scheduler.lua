@@ -19,8 +19,9 @@
 --   tables a burst enlarged are replaced once empty.
 -- * Reports and error inspection never run user code unprotected.
 -- * An op in flight on the ring maps to exactly one waiting callback
---   (`op_waiters`, keyed by slot index; see there); `inflight` counts them. The VM ends when the run queue is
---   empty and nothing is in flight (nothing can wake a fiber any more).
+--   (`op_waiters`, keyed by slot index; see there); `inflight` counts
+--   them. The VM ends when the run queue is empty and nothing is in
+--   flight (nothing can wake a fiber any more).
 --   An op completed inline (K.may_complete_inline) never reaches them.
 local K = ...
 local rt = K.rt
