@@ -21,9 +21,10 @@
 -- - st.fast (IO.run_fast) is used only while st.fast_holder is the
 --   current holder, and is emptied before the holder is closed or
 --   released, so it never keeps a closed object's descriptor open.
---   st.fast_dp (its FFI pointer, for direct reads) is set and cleared
---   with it; it and every other FFI value stay in private state and
---   upvalues here, never in user code's reach.
+--   st.fast_dp and st.fast_sp (its FFI pointer, for direct reads and for
+--   socket ops) are set and cleared with it; they and every other FFI
+--   value stay in private state and upvalues here, never in user code's
+--   reach.
 local K, H = ...
 local rt = K.rt
 local E = rt.errno
@@ -147,6 +148,7 @@ end
 -- check_suspend runs (and raises) on the primitive's path only.
 IO.FAST_READ, IO.FAST_WRITE, IO.FAST_RECV, IO.FAST_SEND, IO.FAST_READ_WAIT = 0, 1, 2, 3, 4
 local FAST_READ, FAST_RECV, FAST_READ_WAIT = IO.FAST_READ, IO.FAST_RECV, IO.FAST_READ_WAIT
+local FAST_SEND = IO.FAST_SEND
 local fast_op, fast_new, fast_bind, fast_raise = H.fast_op, H.fast_new, H.fast_bind, H.fast_raise
 
 -- Direct reads through LuaJIT's FFI (src/modules/fast_io.rs
@@ -159,15 +161,30 @@ local fast_op, fast_new, fast_bind, fast_raise = H.fast_op, H.fast_new, H.fast_b
 -- ffi library, the function pointer and every pointer stay in these
 -- upvalues and in private states: user code never sees them.
 local fiber_own_thread = K.fiber_own_thread
-local direct_read, direct_slot, ffi_cast -- nil until set up
+local direct_read, direct_slot, ffi_cast, socket_op -- nil until set up
 local direct_co, direct_thread = false, nil -- one-entry cache
 local function direct_setup()
   local ffi = H.load_ffi()
   ffi_cast = ffi.cast
   direct_read = ffi_cast('int (*)(void *, void *, void *)', H.fast_read_direct)
+  socket_op = ffi_cast('double (*)(void *, void *, void *, int, int)', H.fast_socket_op)
   direct_slot = ffi_cast('void *', H.fast_slot)
 end
-local fast_direct, fast_thread = H.fast_direct, H.fast_thread
+
+-- Socket receives and sends through the FFI (`socket_op_ffi`, same file):
+-- what fast_op does, compiled into the fiber's trace. st.fast_sp is the
+-- handle as an FFI pointer, set when a receive or send first binds a
+-- buffer and cleared with st.fast. socket_op answers an op id (>= 2^32:
+-- it waits), a result (it completed inline), SOCK_NOT_TAKEN (nothing
+-- done: fast_op decides) or SOCK_ERROR_KEPT (fast_raise raises it).
+--
+-- The fibers' threads as FFI pointers, by coroutine (many fibers take
+-- turns here: a one-entry cache would miss on every op).
+local thread_ptrs = setmetatable({}, { __mode = 'k' })
+local ID_MIN = 4294967296
+local await_op_solo, raise_core = K.await_op_solo, K.raise_core
+local SOCK_NOT_TAKEN, SOCK_ERROR_KEPT = H.fast_not_taken, H.fast_error_kept
+local fast_direct, fast_thread, fast_ffi_ok = H.fast_direct, H.fast_thread, H.fast_ffi_ok
 
 function IO.run_fast(st, kind, slow, buf)
   local f = fiber_but_yieldable()
@@ -176,8 +193,33 @@ function IO.run_fast(st, kind, slow, buf)
   if st.fast_holder ~= holder then
     h = fast_new(holder)
     st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf, st.fast_dp = h, holder, nil, nil, nil
+    st.fast_sp = nil
   end
   local inline = kind ~= FAST_RECV and kind ~= FAST_READ_WAIT and may_complete_inline()
+  local sp = st.fast_sp
+  if sp and (kind == FAST_SEND and rawequal(buf, st.fast_wbuf)
+      or kind == FAST_RECV and rawequal(buf, st.fast_rbuf)) then
+    local co = fiber_own_thread()
+    if co then
+      local th = thread_ptrs[co]
+      if not th then
+        th = ffi_cast('void *', fast_thread(co))
+        thread_ptrs[co] = th
+      end
+      local r = socket_op(direct_slot, th, sp, kind, inline and 1 or 0)
+      if r >= ID_MIN then
+        if st.solo then return result_of(f, await_tracked(f, st, r)) end
+        -- (no protected call: see K.await_op_solo)
+        local res, interrupted = await_op_solo(f, r, st)
+        if interrupted then raise_core('interrupted') end
+        if res < 0 then IO.raise_result(IO.cancelled_result(f, res)) end
+        return res
+      end
+      if r >= 0 then return r end
+      if r > SOCK_NOT_TAKEN then return result_of(f, true, r) end
+      if r == SOCK_ERROR_KEPT then fast_raise(h) end
+    end
+  end
   local dp, tried = st.fast_dp, false
   if dp and inline and rawequal(buf, st.fast_rbuf) and kind == FAST_READ then
     local co = fiber_own_thread()
@@ -208,6 +250,10 @@ function IO.run_fast(st, kind, slow, buf)
       else
         st.fast_wbuf = buf
       end
+      if (kind == FAST_RECV or kind == FAST_SEND) and not st.fast_sp and fast_ffi_ok() then
+        if not socket_op then direct_setup() end
+        st.fast_sp = ffi_cast('void *', h)
+      end
     end
     id, res = slow(inline, holder, buf)
   elseif id == false then
@@ -225,6 +271,7 @@ local function drop_fast(st)
   if h then
     fast_clear(h)
     st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf, st.fast_dp = nil, nil, nil, nil, nil
+    st.fast_sp = nil
   end
 end
 

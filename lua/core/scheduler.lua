@@ -18,9 +18,10 @@
 -- * Nothing grows with history: wait queues are O(1) linked lists, and
 --   tables a burst enlarged are replaced once empty.
 -- * Reports and error inspection never run user code unprotected.
--- * An op in flight on the ring maps to exactly one waiting callback in
---   `op_waiters`; `inflight` counts them. The VM ends when the run queue is
---   empty and nothing is in flight (nothing can wake a fiber any more).
+-- * An op in flight on the ring maps to exactly one waiting callback
+--   (`op_waiters`, keyed by slot index; see there); `inflight` counts
+--   them. The VM ends when the run queue is empty and nothing is in
+--   flight (nothing can wake a fiber any more).
 --   An op completed inline (K.may_complete_inline) never reaches them.
 local K = ...
 local rt = K.rt
@@ -428,39 +429,95 @@ K.suspend = suspend
 
 ---------------------------------------------------------------------------
 -- Ring operations: submit, wait for the completion, deliver the result.
-local op_waiters = {}
+-- The waiter of an op (a fiber record, or a function called with the
+-- result) is kept under the op's slot index (the low 32 bits of its id):
+-- `op_waiters[k]`, with the op's id in `op_wid[k]` (false: none). Ids are
+-- never reused, so keying a hash table by them made every op a new key
+-- and its table rehash every few dozen ops (~800 instructions per echoed
+-- message, docs/performance.md "echo-ffi"); slot indices are few and
+-- reused, an array. A slot is freed when its CQE is reaped, which may be
+-- before Lua sees the completion (one stashed by an inline attempt), so a
+-- new op may find its slot's entry still taken: it then waits in
+-- `op_wextra[id]`. Delivery checks the id, so no waiter ever gets another
+-- op's result.
+local op_waiters, op_wid, op_wextra = {}, {}, {}
+local SLOT_SPAN = 4294967296 -- 2^32: id % SLOT_SPAN is the slot index
 local inflight = 0
 local cancel_op = rt.cancel
+
+local function add_waiter(id, w)
+  local k = id % SLOT_SPAN
+  if op_wid[k] then op_wextra[id] = w else op_waiters[k], op_wid[k] = w, id end
+  inflight = inflight + 1
+end
 
 -- Registers `id` (just submitted) so that its completion calls
 -- `on_done(result)`.
 local function watch_op(id, on_done)
-  op_waiters[id] = on_done
-  inflight = inflight + 1
+  add_waiter(id, on_done)
 end
 K.watch_op = watch_op
 
 -- Waits for ring op `id` from the current fiber and returns the CQE result.
 -- Interruption cancels the op; a cancelled op that nonetheless completed
 -- delivers its real result (never interrupted in the middle).
+-- `cancels` counts the fibers whose `cancel_requested` is set, so that the
+-- common wake-up skips reading that field (a miss that goes through the
+-- record's metatable: ~150 instructions in the interpreter, twice per
+-- echoed message; docs/performance.md "echo-ffi").
+local cancels = 0
 local function cancel_interrupter(f, id)
+  if not f.cancel_requested then cancels = cancels + 1 end
   f.cancel_requested = true
   cancel_op(id)
 end
 
 function K.await_op(f, id)
   -- A fiber record as waiter means "wake it with the result".
-  op_waiters[id] = f
+  -- (add_waiter, inlined; `k` scoped so that the yield's frame starts no
+  -- higher: a waiting fiber's coroutine keeps its initial stack)
+  do
+    local k = id % SLOT_SPAN
+    if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
+  end
   inflight = inflight + 1
   -- suspend(f, cancel_interrupter, id), inlined: one frame less keeps a
   -- waiting fiber's coroutine within its initial stack
   if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = cancel_interrupter, id end
   local res = co_yield(SUSPEND)
-  if f.cancel_requested then
+  if cancels > 0 and f.cancel_requested then
     f.cancel_requested = nil
+    cancels = cancels - 1
     if res == -E.ECANCELED then raise_core('interrupted') end
   end
   return res
+end
+
+-- K.await_op for an op of an I/O object's state `st` whose single-op
+-- slot is free (st.solo false; lua/io_object.lua): tracks the op there
+-- while it waits, and returns `res, interrupted` instead of raising, so
+-- that the caller (the socket fast path) needs no protected call to
+-- untrack it: a return through a pcall frame ends LuaJIT's trace, and the
+-- fiber's code after every resume then ran in the interpreter
+-- (docs/performance.md "echo-ffi"). The waiter is registered before the
+-- op is tracked (a failed allocation there leaves nothing tracked), and
+-- tracking allocates nothing (the fields exist).
+function K.await_op_solo(f, id, st)
+  do
+    local k = id % SLOT_SPAN
+    if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
+  end
+  inflight = inflight + 1
+  st.solo, st.npending = id, st.npending + 1
+  if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = cancel_interrupter, id end
+  local res = co_yield(SUSPEND)
+  st.solo, st.npending = false, st.npending - 1
+  if cancels > 0 and f.cancel_requested then
+    f.cancel_requested = nil
+    cancels = cancels - 1
+    if res == -E.ECANCELED then return res, true end
+  end
+  return res, false
 end
 
 ---------------------------------------------------------------------------
@@ -1057,21 +1114,26 @@ function K.step(block, poll, alone, rid, rok, handed)
     if nop_id then
       -- The waiting group is the NOP's: later sleep(0)s form a new one.
       nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
-      op_waiters[nop_id] = nop_done
-      inflight = inflight + 1
+      add_waiter(nop_id, nop_done)
     end
     -- the first completion comes as return values, the rest in cbuf
     for i = 1, 2 * n, 2 do
       if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
-      local w = op_waiters[id]
+      local k, w = id % SLOT_SPAN, nil
+      if op_wid[k] == id then
+        w = op_waiters[k]
+        op_waiters[k], op_wid[k] = false, false
+      else
+        w = op_wextra[id]
+        if w then op_wextra[id] = nil end
+      end
       if w then
-        op_waiters[id] = nil
         inflight = inflight - 1
         if type(w) == 'function' then w(res) else wake(w, res) end
       end
     end
     if inflight == 0 and op_peak > SHRINK_ABOVE then
-      op_waiters, op_peak = {}, 0
+      op_waiters, op_wid, op_wextra, op_peak = {}, {}, {}, 0
     end
     -- Only the first turn may sleep: the host must look before any later
     -- one could (what the fibers did since may need it).

@@ -51,7 +51,9 @@ use std::ffi::c_int;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::memory::VmMemory;
 use crate::actor::message::Message;
-use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
+use crate::executor::{
+    Completion, CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream,
+};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
 use crate::modules::stdio::{fd_arg, op_buffer, push_fd};
@@ -908,8 +910,38 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             .map_err(io_err)?;
             // No borrow of the state is held from here on: creating Lua
             // values may run finalizers, which may call `rt` functions.
+            // Plain results (numbers: every socket, file and timer op) after
+            // the first go into `rt.completions` through the C API in one
+            // protected call: mlua's `raw_set` per value cost ~420
+            // instructions each, ~1,700 per echoed message
+            // (docs/performance.md "echo-ffi"). Richer results follow.
+            let plain = |c: &Completion| c.fd.is_none() && c.output.is_none();
+            if reaped.completions.iter().skip(1).any(plain) {
+                let list = &reaped.completions;
+                // SAFETY: `exec_raw` pushes `completions` (stack: [t]) and
+                // runs this in protected mode (a failed table resize
+                // raises a memory error it turns into `Err`); each push is
+                // popped by the `lua_rawseti` right after it.
+                unsafe {
+                    lua.exec_raw::<()>(&completions, |l| {
+                        for (i, c) in list.iter().enumerate().skip(1) {
+                            if !plain(c) {
+                                continue;
+                            }
+                            let k = (2 * i + 1) as ffi::lua_Integer;
+                            ffi::lua_pushnumber(l, c.id.to_f64());
+                            ffi::lua_rawseti(l, 1, k);
+                            ffi::lua_pushnumber(l, f64::from(c.result));
+                            ffi::lua_rawseti(l, 1, k + 1);
+                        }
+                    })?;
+                }
+            }
             let mut first = (Value::Nil, Value::Nil);
             for (i, c) in reaped.completions.iter_mut().enumerate() {
+                if i > 0 && plain(c) {
+                    continue;
+                }
                 let id = Value::Number(c.id.to_f64());
                 let result = match (c.fd.take(), c.output.take()) {
                     (Some(fd), _) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),

@@ -50,6 +50,11 @@
 //!   or by the lexer for an int64 literal, and stays referenced from the
 //!   registry's `_LOADED` for the VM's life (its table keeps the C type
 //!   state's `miscmap` alive).
+//! - Socket receives and sends with a bound buffer are reachable through
+//!   the FFI too (`socket_op_ffi`), for the same reason and under the same
+//!   rules: it does what `fast_op` would do in its place (same `submit`),
+//!   and every refusal submits nothing and sends the caller to `fast_op`.
+//!   A sandbox's fixed-only executor never takes it (`fast_ffi_ok`).
 
 use std::ffi::{c_int, c_void, CStr};
 
@@ -385,6 +390,83 @@ extern "C" fn read_direct_ffi(
     }
 }
 
+/// `socket_op` answers: nothing was done, the caller takes `fast_op`.
+const FFI_NOT_TAKEN: f64 = -1e18;
+/// `socket_op` answers: the submission failed, the error is kept in the
+/// handle for `fast_raise` (as `fast_op`'s `false`).
+const FFI_ERROR_KEPT: f64 = -2e18;
+
+/// `socket_op(slot, thread, handle, kind, inline) -> id (>= 2^32: the op
+/// waits) | result (-2^31..2^32: it completed inline) | FFI_NOT_TAKEN |
+/// FFI_ERROR_KEPT`: what `fast_op` does for a socket receive (kind 2) or
+/// send (kind 3) with the handle's bound buffer of that direction, for a
+/// caller that reaches it through LuaJIT's FFI (lua/io_object.lua
+/// IO.run_fast), so that the JIT compiles the call into the fiber's trace
+/// instead of ending it at a `lua_CFunction` (docs/performance.md
+/// "echo-ffi"). The caller checked with `rawequal` that its buffer is the
+/// bound one (as for `read_direct_ffi`); the pointers are made by runtime
+/// Lua code only and never reach user code. An op id always has a
+/// generation >= 1, so it is >= 2^32 and never mistaken for a result.
+/// Every refusal (another kind, an emptied handle, a coroutine that
+/// cannot yield, a finalizer, a state it cannot borrow, a VM that ended)
+/// submits nothing and sends the caller to `fast_op`, which decides.
+///
+/// Like `read_direct_ffi`, it calls no Lua API but `lua_isyieldable` and
+/// `lua_gc(LUA_GCISRUNNING)`, which only read the thread and the collector.
+extern "C" fn socket_op_ffi(
+    slot: *const Slot,
+    thread: *mut ffi::lua_State,
+    handle: *mut Handle,
+    kind: c_int,
+    inline: c_int,
+) -> f64 {
+    // SAFETY: as for `read_direct_ffi`: `slot` and `handle` point to live
+    // payloads `register` and `new_handle` initialised (an emptied handle
+    // has no fd: nothing is done), `thread` to a live coroutine; no other
+    // reference to the handle exists while this runs (nothing here calls
+    // back into Lua).
+    unsafe {
+        let (slot, h) = (&*slot, &mut *handle);
+        if thread.is_null()
+            || lua_isyieldable(thread) == 0
+            || ffi::lua_gc(thread, LUA_GCISRUNNING, 0) == 0
+        {
+            return FFI_NOT_TAKEN;
+        }
+        let kind = match kind {
+            2 => Kind::Recv,
+            3 => Kind::Send,
+            _ => return FFI_NOT_TAKEN,
+        };
+        let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[kind.direction()].as_ref()) else {
+            return FFI_NOT_TAKEN;
+        };
+        let Some(state) = slot.state.as_ref() else {
+            return FFI_NOT_TAKEN;
+        };
+        let Ok(mut st) = state.try_borrow_mut() else {
+            return FFI_NOT_TAKEN;
+        };
+        if st.is_ended() {
+            return FFI_NOT_TAKEN;
+        }
+        // Receives are never tried inline (as in `fast_op`).
+        let inline = inline != 0 && matches!(kind, Kind::Send);
+        let submitted = submit(&mut st, kind, inline, &mut false, fd, span.clone());
+        drop(st);
+        match submitted {
+            Ok((_, Some(res))) => f64::from(res),
+            Ok((Some(id), None)) => id.to_f64(),
+            // (no direct read was asked for: always an id or a result)
+            Ok((None, None)) => FFI_NOT_TAKEN,
+            Err(e) => {
+                h.error = Some(e);
+                FFI_ERROR_KEPT
+            }
+        }
+    }
+}
+
 /// `fast_thread(co)`: the `lua_State` of coroutine `co` as a light
 /// userdata (null for anything else), for `read_direct`'s yieldability
 /// check.
@@ -418,6 +500,24 @@ unsafe extern "C-unwind" fn fast_direct(l: *mut ffi::lua_State) -> c_int {
                     .get_or_insert_with(|| crate::executor::direct_readable(fd));
             }
         }
+        ffi::lua_pushboolean(l, ok as c_int);
+        1
+    }
+}
+
+/// `fast_ffi_ok() -> bool`: whether this VM may take `socket_op_ffi`:
+/// not on a sandbox's fixed-only executor, which never opens LuaJIT's
+/// `ffi` library for the runtime (as for direct reads: the sandbox keeps
+/// the plain paths).
+unsafe extern "C-unwind" fn fast_ffi_ok(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: upvalue 1 is the `Slot` userdata `register` made; pushes one
+    // value, which a C function has room for.
+    unsafe {
+        let slot = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot);
+        let ok = match slot.state.as_ref().map(|s| s.try_borrow()) {
+            Some(Ok(st)) => !st.executor.is_fixed_only(),
+            _ => false,
+        };
         ffi::lua_pushboolean(l, ok as c_int);
         1
     }
@@ -524,6 +624,9 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_pushvalue(l, 2);
             ffi::lua_pushcclosure(l, fast_direct, 2);
             ffi::lua_setfield(l, 1, c"fast_direct".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushcclosure(l, fast_ffi_ok, 1);
+            ffi::lua_setfield(l, 1, c"fast_ffi_ok".as_ptr());
             // for `read_direct`: the slot itself and the function's address
             ffi::lua_pushvalue(l, 3);
             ffi::lua_setfield(l, 1, c"fast_slot".as_ptr());
@@ -531,6 +634,21 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
                 read_direct_ffi;
             ffi::lua_pushlightuserdata(l, direct_fn as *mut c_void);
             ffi::lua_setfield(l, 1, c"fast_read_direct".as_ptr());
+            // for `socket_op`: its address, and its two answers that are
+            // neither an id nor a result
+            let socket_fn: extern "C" fn(
+                *const Slot,
+                *mut ffi::lua_State,
+                *mut Handle,
+                c_int,
+                c_int,
+            ) -> f64 = socket_op_ffi;
+            ffi::lua_pushlightuserdata(l, socket_fn as *mut c_void);
+            ffi::lua_setfield(l, 1, c"fast_socket_op".as_ptr());
+            ffi::lua_pushnumber(l, FFI_NOT_TAKEN);
+            ffi::lua_setfield(l, 1, c"fast_not_taken".as_ptr());
+            ffi::lua_pushnumber(l, FFI_ERROR_KEPT);
+            ffi::lua_setfield(l, 1, c"fast_error_kept".as_ptr());
             ffi::lua_pushcfunction(l, fast_thread);
             ffi::lua_setfield(l, 1, c"fast_thread".as_ptr());
             ffi::lua_pushcfunction(l, load_ffi);
