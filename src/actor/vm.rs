@@ -1620,10 +1620,6 @@ impl Vm {
             .expect("VM state is present until the VM ends")
     }
 
-    pub(crate) fn ring_fd(&self) -> RawFd {
-        with_state(&self.lua, |st| st.executor.ring_fd()).unwrap_or(-1)
-    }
-
     /// The VM's state, for the thread host's checks between steps (no Lua
     /// runs then, so it is never borrowed elsewhere).
     pub(crate) fn shared_state(&self) -> mlua::Result<SharedState> {
