@@ -54,6 +54,15 @@
 //!   with an enter with `GETEVENTS`, which runs it. A sleeping thread is
 //!   woken as without the flags. Whatever the watch does, completions are
 //!   only reaped by `turn` itself, in order.
+//! - The ring is made on first use: an executor starts without one (the
+//!   process's first executor excepted, so a kernel without a usable
+//!   io_uring fails the start-up) and makes it when an op is first pushed
+//!   or a ring-only call needs it. Until then every look at the ring
+//!   (turns, `has_completions`, the dropped-completion check) sees an
+//!   empty one and `ring_fd` is -1: nothing can be in flight. An idle
+//!   actor then maps no SQ/CQ pages (8 kB of RSS). A ring that cannot be
+//!   made fails that op (errno of `io_uring_setup`) and leaves no slot;
+//!   the next op tries again.
 
 // io-nowait: reads of cached file data without the ring
 mod direct;
