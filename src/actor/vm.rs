@@ -1616,6 +1616,11 @@ impl Vm {
             lua.create_string(display_root)?,
             is_init,
         ))?;
+        // The start's garbage (the parser's, lua/core/worker.lua's code)
+        // would stay until the heap doubled, its blocks holes in the slab:
+        // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
+        // collection; docs/performance.md "rss150b").
+        lua.gc_collect()?;
         Ok(if ok {
             Ok(())
         } else {
