@@ -113,6 +113,7 @@ pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     RAW_LAZY_CHUNKS[1].0,
     RAW_LAZY_CHUNKS[2].0,
     RAW_LAZY_CHUNKS[3].0,
+    RAW_LAZY_CHUNKS[4].0,
 ];
 
 /// Lazy core chunks loaded through [`load_lazy_chunk`] (C API only), with
@@ -122,12 +123,15 @@ pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
 /// that needs them (lua/core/scheduler.lua); `user_env` (what user code
 /// gets as `load`, `loadstring`, `getfenv`, `setfenv`, `newproxy`: a
 /// user finalizer may call them first, lua/core/modules.lua); `worker`
-/// (a worker VM's start, loaded for that one call and not kept).
-const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 4] = [
+/// (a worker VM's start, loaded for that one call and not kept);
+/// `reports` (a panic report's text and traceback, loaded by the first
+/// report, which may be written while the VM closes).
+const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 5] = [
     (core_chunk!("coroutines"), c"?coroutines"),
     (core_chunk!("fibers"), c"?fibers"),
     (core_chunk!("user_env"), c"?user_env"),
     (core_chunk!("worker"), c"?worker"),
+    (core_chunk!("reports"), c"?reports"),
 ];
 
 /// `K.load_lazy_chunk(env, name)`: the main function of the lazy core
