@@ -353,24 +353,12 @@ function K.main_finished(f)
 end
 
 -- In the new VM: `src` (read from `path`) becomes its main fiber, with
--- _CONTEXT 'worker'; it is a leaf unless it is an init.lua.
-function K.start_worker(src, identity, path, display, root, display_root, is_init)
-  local env = new_env('worker', path)
-  local fn, err = raw_load(src, '@' .. display, 't', env)
-  if not fn then return false, err end
-  loaded[identity] = 'loading'
-  identity_of[s_sub(path, #root + 2)] = identity
-  local info = {
-    root = root, display_root = display_root,
-    dir = dirname(path), display_dir = display_dirname(display),
-    leaf = not is_init, is_root = false,
-  }
-  module_of_env[env] = { info = info, path = path, display = display }
-  local mf = K.new_fiber(fn, nil, {
-    is_main = true, vm_main = true, module_info = info, env = env,
-  })
-  K.vm_id = K.hexid(mf)
-  return true
+-- _CONTEXT 'worker' (lua/core/worker.lua: code that runs once per VM,
+-- loaded for the call and then left to the collector). Loaded through
+-- `K.load_lazy_chunk`: `rt.core_chunk` would make every worker build its
+-- lazy `rt` group.
+function K.start_worker(...)
+  return K.load_lazy_chunk(REAL_G, 'worker')(K, M)(...)
 end
 
 -- Called once every core chunk has run: from now on the main thread (where

@@ -55,7 +55,6 @@ struct Hosted {
     mailbox: Arc<Mailbox>,
     /// The VM's state, read between steps without a Lua call.
     state: SharedState,
-    ring_fd: RawFd,
     /// The last step left fibers queued (a new VM starts so: its main
     /// fiber is queued).
     ready: bool,
@@ -66,14 +65,12 @@ impl Hosted {
         let boot = |e: mlua::Error| RuntimeError::Boot(e.to_string());
         let step = vm.step_function().map_err(boot)?;
         let state = vm.shared_state().map_err(boot)?;
-        let ring_fd = vm.ring_fd();
         let mailbox = vm.mailbox();
         Ok(Self {
             vm,
             step,
             mailbox,
             state,
-            ring_fd,
             ready: true,
         })
     }
@@ -556,7 +553,12 @@ fn host_thread(
             Sleep::Retry => continue,
             Sleep::Over => break,
         }
-        let mut fds: Vec<RawFd> = waiting.iter().map(|&i| vms[i].ring_fd).collect();
+        // (Read now: a VM's ring is made by its first op; one with ops in
+        // flight has it.)
+        let mut fds: Vec<RawFd> = waiting
+            .iter()
+            .map(|&i| vms[i].state.borrow().executor.ring_fd())
+            .collect();
         fds.push(signal.eventfd());
         sleep_on(&fds, timeout);
         signal.awake(process);

@@ -69,14 +69,16 @@ pub(crate) struct VmMemory {
 const LIMIT_RESERVE: usize = 64 * 1024;
 
 /// Blocks up to this size come from the slab. An idle actor's heap is
-/// mostly objects of 16–128 bytes, where the global allocator's header
-/// and 16-byte rounding cost ~12 bytes a block. Larger limits measured
-/// worse (256: +1.4 kB, 1024: +10 kB RSS per idle actor): more of boot's
-/// garbage then waits on free lists for a block of its size; 64 did too
-/// (+4 kB: fewer blocks saved their header).
-const SMALL_MAX: usize = 128;
+/// mostly objects of 16–256 bytes (prototypes of small functions, table
+/// parts of up to 8 slots), where the global allocator's header and
+/// 16-byte rounding cost ~12 bytes a block. 256 measured best once boot
+/// collected its garbage at more points (rss150b: −2 kB RSS per idle
+/// actor against 128; 192 and 384: −1.4 kB); before that, 256 was +1.4 kB
+/// (more of boot's garbage waited on free lists for a block of its size),
+/// 1024 +10 kB, 64 +4 kB (fewer blocks saved their header).
+const SMALL_MAX: usize = 256;
 // `Slab::nonempty` has a bit per size class.
-const _: () = assert!(SMALL_MAX / GRAIN < 32);
+const _: () = assert!(SMALL_MAX / GRAIN < 64);
 /// Slab block sizes are multiples of this (LuaJIT's own allocator aligns
 /// to 8 too; userdata payloads sit at 8 modulo 16 either way).
 const GRAIN: usize = 8;
@@ -99,7 +101,7 @@ struct Slab {
     free: [usize; SMALL_MAX / GRAIN + 1],
     /// Bit `class` is set when `free[class]` is not empty (finds the
     /// smallest larger free block without a scan).
-    nonempty: u32,
+    nonempty: u64,
 }
 
 fn chunk_layout() -> Layout {
@@ -136,7 +138,7 @@ impl Slab {
             let next = unsafe { (head as *const usize).read() };
             self.free[class] = next;
             if next == 0 {
-                self.nonempty &= !(1 << class);
+                self.nonempty &= !(1u64 << class);
             }
             return head as *mut u8;
         }
@@ -154,7 +156,7 @@ impl Slab {
             let next = unsafe { (head as *const usize).read() };
             self.free[larger] = next;
             if next == 0 {
-                self.nonempty &= !(1 << larger);
+                self.nonempty &= !(1u64 << larger);
             }
             self.free_block(head + rounded, (larger - class) * GRAIN);
             return head as *mut u8;
@@ -193,7 +195,7 @@ impl Slab {
         // longer uses; its first word becomes the list link.
         unsafe { (ptr as *mut usize).write(self.free[class]) };
         self.free[class] = ptr;
-        self.nonempty |= 1 << class;
+        self.nonempty |= 1u64 << class;
     }
 }
 

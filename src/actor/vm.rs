@@ -1492,6 +1492,14 @@ impl Vm {
         lua.gc_collect()?;
         for chunk in crate::fiber::CORE_CHUNKS {
             chunk.load(lua)?.call::<()>(k.clone())?;
+            // scheduler.lua leaves garbage (its main function and the
+            // tables and closures only its set-up used): collected now,
+            // its blocks serve the next chunks instead of staying as holes
+            // in the slab: -2 kB RSS per idle actor for ~5% of a spawn's
+            // CPU (docs/performance.md "rss150b").
+            if chunk.name == "scheduler" {
+                lua.gc_collect()?;
+            }
         }
         // What the core code captured is all it needs; none of this is ever
         // reachable from user code, and removing it leaves less to find if
@@ -1640,6 +1648,11 @@ impl Vm {
             lua.create_string(display_root)?,
             is_init,
         ))?;
+        // The start's garbage (the parser's, lua/core/worker.lua's code)
+        // would stay until the heap doubled, its blocks holes in the slab:
+        // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
+        // collection; docs/performance.md "rss150b").
+        lua.gc_collect()?;
         Ok(if ok {
             Ok(())
         } else {
@@ -1650,10 +1663,6 @@ impl Vm {
     pub(crate) fn mailbox(&self) -> Arc<Mailbox> {
         with_state(&self.lua, |st| st.mailbox.clone())
             .expect("VM state is present until the VM ends")
-    }
-
-    pub(crate) fn ring_fd(&self) -> RawFd {
-        with_state(&self.lua, |st| st.executor.ring_fd()).unwrap_or(-1)
     }
 
     /// The VM's state, for the thread host's checks between steps (no Lua

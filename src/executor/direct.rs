@@ -76,7 +76,7 @@ impl Executor {
     /// Reads cached data of the regular file `fd` at its position into
     /// `span` without the ring (see the module's invariants).
     pub fn read_direct(&mut self, fd: &OpFd, span: &mut SpanRef) -> DirectRead {
-        if self.is_fixed_only() || self.has_stashed() || !self.ring.submission().is_empty() {
+        if self.is_fixed_only() || self.has_stashed() || self.sq_pending() {
             return DirectRead::UseRing;
         }
         let OpFd::Owned(owned) = fd else {

@@ -54,6 +54,15 @@
 //!   with an enter with `GETEVENTS`, which runs it. A sleeping thread is
 //!   woken as without the flags. Whatever the watch does, completions are
 //!   only reaped by `turn` itself, in order.
+//! - The ring is made on first use: an executor starts without one (the
+//!   process's first executor excepted, so a kernel without a usable
+//!   io_uring fails the start-up) and makes it when an op is first pushed
+//!   or a ring-only call needs it. Until then every look at the ring
+//!   (turns, `has_completions`, the dropped-completion check) sees an
+//!   empty one and `ring_fd` is -1: nothing can be in flight. An idle
+//!   actor then maps no SQ/CQ pages (8 kB of RSS). A ring that cannot be
+//!   made fails that op (errno of `io_uring_setup`) and leaves no slot;
+//!   the next op tries again.
 
 // io-nowait: reads of cached file data without the ring
 mod direct;
@@ -232,6 +241,8 @@ struct Faults {
     /// Discard the next CQE of this op and count it as dropped.
     drop_cqe_of: Option<OpId>,
     dropped: u32,
+    /// Make the next lazy creation of the ring fail with this errno.
+    setup_errno: Option<i32>,
     /// Where output for stdout and stderr goes instead of fds 1 and 2.
     output_targets: Option<[OpFd; 2]>,
     /// Make the next `n` runtime output writes write nothing and report
@@ -247,7 +258,9 @@ thread_local! {
 }
 
 pub struct Executor {
-    ring: IoUring,
+    /// `None` until the first op needs it (see "The ring is made on first
+    /// use" in the module's invariants); a restricted ring is always there.
+    ring: Option<IoUring>,
     ops: ops::OpTable,
     /// Eventfd plus the 8-byte buffer its armed read fills; created lazily.
     eventfd: Option<(Arc<OwnedFd>, Box<u64>)>,
@@ -289,34 +302,76 @@ pub struct Executor {
     faults: Faults,
 }
 
+/// Set once the process made its first executor, which makes its ring at
+/// once (see "The ring is made on first use").
+static FIRST_RING_MADE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A new ring with the runtime's sizes and flags.
+fn new_ring() -> io::Result<IoUring> {
+    // COOP_TASKRUN: a completion's task work does not interrupt this
+    // thread while it runs (no IPI); it runs at the thread's next
+    // kernel entry, and TASKRUN_FLAG shows it is waiting (see
+    // `watch_completions`). Linux 5.19; older kernels go without.
+    let ring = IoUring::builder()
+        .setup_cqsize(CQ_ENTRIES)
+        .setup_clamp()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(SQ_ENTRIES)
+        .or_else(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) => IoUring::builder()
+                .setup_cqsize(CQ_ENTRIES)
+                .setup_clamp()
+                .build(SQ_ENTRIES),
+            _ => Err(e),
+        })?;
+    if !ring.params().is_feature_nodrop() {
+        // Without NODROP an overflowing CQ silently loses completions.
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring lacks IORING_FEAT_NODROP (Linux ≥ 5.5 is needed)",
+        ));
+    }
+    tracing::debug!(fd = ring.as_raw_fd(), "executor ring created");
+    Ok(ring)
+}
+
 impl Executor {
+    /// An executor whose ring is made by its first op; the process's first
+    /// executor makes it at once, so a kernel without a usable io_uring
+    /// fails the start-up, not some later op.
     pub fn new() -> io::Result<Self> {
-        // COOP_TASKRUN: a completion's task work does not interrupt this
-        // thread while it runs (no IPI); it runs at the thread's next
-        // kernel entry, and TASKRUN_FLAG shows it is waiting (see
-        // `watch_completions`). Linux 5.19; older kernels go without.
-        let ring = IoUring::builder()
-            .setup_cqsize(CQ_ENTRIES)
-            .setup_clamp()
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
-            .build(SQ_ENTRIES)
-            .or_else(|e| match e.raw_os_error() {
-                Some(libc::EINVAL) => IoUring::builder()
-                    .setup_cqsize(CQ_ENTRIES)
-                    .setup_clamp()
-                    .build(SQ_ENTRIES),
-                _ => Err(e),
-            })?;
-        if !ring.params().is_feature_nodrop() {
-            // Without NODROP an overflowing CQ silently loses completions.
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "io_uring lacks IORING_FEAT_NODROP (Linux ≥ 5.5 is needed)",
-            ));
-        }
-        tracing::debug!(fd = ring.as_raw_fd(), "executor ring created");
+        let first = !FIRST_RING_MADE.swap(true, std::sync::atomic::Ordering::Relaxed);
+        let ring = if first { Some(new_ring()?) } else { None };
         Ok(Self::with_ring(ring, None))
+    }
+
+    /// The ring, made now if this executor has none yet. A failure (no
+    /// fds left, no memory for the rings) is the failing op's error and
+    /// changes nothing: the next op tries again.
+    fn ring(&mut self) -> io::Result<&mut IoUring> {
+        if self.ring.is_none() {
+            #[cfg(test)]
+            if let Some(errno) = self.faults.setup_errno.take() {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            self.ring = Some(new_ring()?);
+        }
+        Ok(self.ring.as_mut().expect("made above"))
+    }
+
+    /// Whether SQEs wait in the SQ for a submission (never without a ring).
+    fn sq_pending(&mut self) -> bool {
+        self.ring
+            .as_mut()
+            .is_some_and(|r| !r.submission().is_empty())
+    }
+
+    /// Whether the kernel holds completions in its overflow list.
+    fn cq_overflowed(&mut self) -> bool {
+        self.ring
+            .as_mut()
+            .is_some_and(|r| r.submission().cq_overflow())
     }
 
     /// An executor on a sandboxed actor's ring, made by the host: created
@@ -339,7 +394,7 @@ impl Executor {
             ?stdio,
             "executor adopted a restricted ring"
         );
-        Ok(Self::with_ring(ring, Some(stdio)))
+        Ok(Self::with_ring(Some(ring), Some(stdio)))
     }
 
     /// True on a sandboxed actor's restricted ring.
@@ -347,7 +402,7 @@ impl Executor {
         self.fixed_only.is_some()
     }
 
-    fn with_ring(ring: IoUring, fixed_only: Option<FixedStdio>) -> Self {
+    fn with_ring(ring: Option<IoUring>, fixed_only: Option<FixedStdio>) -> Self {
         Self {
             ring,
             ops: ops::OpTable::default(),
@@ -375,9 +430,10 @@ impl Executor {
         }
     }
 
-    /// The ring's fd, the address other rings post `MSG_RING` wake-ups to.
+    /// The ring's fd, the address other rings post `MSG_RING` wake-ups to;
+    /// -1 while the ring is not made yet (nothing is in flight then).
     pub fn ring_fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
+        self.ring.as_ref().map_or(-1, |r| r.as_raw_fd())
     }
 
     /// Operations whose completion has not been reaped yet (including the
@@ -402,14 +458,17 @@ impl Executor {
         if self.has_stashed() {
             return true;
         }
+        let Some(ring) = self.ring.as_mut() else {
+            return false;
+        };
         {
-            let mut cq = self.ring.completion();
+            let mut cq = ring.completion();
             cq.sync();
             if !cq.is_empty() || cq.overflow() > 0 {
                 return true;
             }
         }
-        self.ring.submission().cq_overflow()
+        ring.submission().cq_overflow()
     }
 
     /// Push an SQE, submitting first when the submission queue is full.
@@ -424,7 +483,7 @@ impl Executor {
         loop {
             // SAFETY: every caller builds `entry` from memory owned by an
             // OpSlot (or by `self`) that outlives the operation's completion.
-            let pushed = unsafe { self.ring.submission().push(&entry) };
+            let pushed = unsafe { self.ring()?.submission().push(&entry) };
             if pushed.is_ok() {
                 return Ok(());
             }
@@ -444,7 +503,7 @@ impl Executor {
                 return Err(io::Error::from_raw_os_error(libc::EBUSY));
             }
         }
-        self.ring.submitter().submit_and_wait(want).map(|_| ())
+        self.ring()?.submitter().submit_and_wait(want).map(|_| ())
     }
 
     /// Hands the kernel what was queued since the last submission, without
@@ -453,7 +512,7 @@ impl Executor {
     /// that then sleeps in `poll(2)` on the ring fd would otherwise wait
     /// for completions of ops the kernel never got.
     pub(crate) fn submit_queued(&mut self) -> io::Result<()> {
-        if self.ring.submission().is_empty() {
+        if !self.sq_pending() {
             return Ok(());
         }
         self.submit_pending()
@@ -904,10 +963,10 @@ impl Executor {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
         if !self.send_table {
-            self.ring.submitter().register_files_sparse(1)?;
+            self.ring()?.submitter().register_files_sparse(1)?;
             self.send_table = true;
         }
-        self.ring
+        self.ring()?
             .submitter()
             .register_files_update(SEND_FD_SLOT, &[fd.as_raw_fd()])?;
         let entry = opcode::MsgRingSendFd::new(
@@ -924,9 +983,8 @@ impl Executor {
         // Empty the passing slot whatever happened (the MSG_RING holds its
         // own reference to the file while it runs).
         let cleared = self
-            .ring
-            .submitter()
-            .register_files_update(SEND_FD_SLOT, &[-1]);
+            .ring()
+            .and_then(|r| r.submitter().register_files_update(SEND_FD_SLOT, &[-1]));
         let result = waited?;
         cleared?;
         if result < 0 {
@@ -998,7 +1056,7 @@ impl Executor {
         if block && waiting_for_something && self.spin_wait && self.may_watch() {
             // A peer process usually answers within microseconds: watching
             // the CQ costs less than its wake-up of a sleeping thread.
-            if !self.ring.submission().is_empty() {
+            if self.sq_pending() {
                 self.submit_in_turn(out)?;
             }
             if out.completions.is_empty() && !out.woken && !self.watch_completions() {
@@ -1027,13 +1085,13 @@ impl Executor {
                 }
                 Err(e) => return Err(e),
             }
-        } else if !self.ring.submission().is_empty() || self.ring.submission().cq_overflow() {
+        } else if self.sq_pending() || self.cq_overflowed() {
             self.submit_in_turn(out)?;
         }
         self.reap(out);
         // Completions held in the kernel's overflow list are flushed by an
         // enter with GETEVENTS, which `submit` issues when the flag is set.
-        while self.ring.submission().cq_overflow() {
+        while self.cq_overflowed() {
             self.submit_in_turn(out)?;
             if self.reap(out) == 0 {
                 break;
@@ -1045,7 +1103,7 @@ impl Executor {
         }
         // Output writes that completed may have left the next one to start.
         self.pump_output()?;
-        if !self.ring.submission().is_empty() {
+        if self.sq_pending() {
             self.submit_in_turn(out)?;
         }
         tracing::debug!(
@@ -1085,8 +1143,12 @@ impl Executor {
         loop {
             // SAFETY: the status reads the ring's head and tail, which live
             // as long as `self.ring`; it is dropped before this returns.
-            let status = unsafe { self.ring.completion().status() };
-            let ring = &self.ring;
+            // (No ring: nothing was ever submitted, nothing can come.)
+            let Some(ring) = self.ring.as_mut() else {
+                return false;
+            };
+            let status = unsafe { ring.completion().status() };
+            let ring = &*ring;
             let flagged = crate::actor::host::spin_until(
                 WATCH,
                 Some(until),
@@ -1130,7 +1192,7 @@ impl Executor {
 
     /// Fails for good once the kernel dropped a completion.
     fn check_dropped(&mut self) -> io::Result<()> {
-        let counted = self.ring.completion().overflow();
+        let counted = self.ring.as_mut().map_or(0, |r| r.completion().overflow());
         #[cfg(test)]
         let counted = counted + self.faults.dropped;
         self.dropped = self.dropped.max(counted);
@@ -1161,8 +1223,8 @@ impl Executor {
     fn reap(&mut self, out: &mut Reaped) -> usize {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
-        {
-            let mut cq = self.ring.completion();
+        if let Some(ring) = self.ring.as_mut() {
+            let mut cq = ring.completion();
             cq.sync();
             cqes.extend((&mut cq).map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
         }
@@ -1285,7 +1347,7 @@ impl Executor {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
         loop {
-            let before = self.ring.completion().overflow();
+            let before = self.ring()?.completion().overflow();
             let entry = opcode::Nop::new()
                 .build()
                 .flags(squeue::Flags::IO_DRAIN)
@@ -1300,7 +1362,7 @@ impl Executor {
                     Err(e) if e.raw_os_error() == Some(libc::EBADR) => std::thread::yield_now(),
                     Err(e) => return Err(e),
                 }
-                let mut cq = self.ring.completion();
+                let mut cq = self.ring()?.completion();
                 cq.sync();
                 let drained = cq.any(|cqe| cqe.user_data() == DRAIN_TAG);
                 // Consume the rest; nobody receives them any more.
@@ -1309,7 +1371,7 @@ impl Executor {
                 if drained {
                     return Ok(());
                 }
-                if self.ring.completion().overflow() != before {
+                if self.ring()?.completion().overflow() != before {
                     break;
                 }
             }

@@ -123,7 +123,7 @@ impl Executor {
         if self.output.backlog > OUTPUT_BACKLOG_LIMIT {
             return self.wait_output(OUTPUT_BACKLOG_LIMIT);
         }
-        if submit_now && !self.ring.submission().is_empty() {
+        if submit_now && self.sq_pending() {
             self.submit_pending()?;
         }
         Ok(())

@@ -40,6 +40,42 @@ fn timer_expires_with_etime() {
 }
 
 #[test]
+fn a_later_executor_makes_its_ring_on_its_first_op() {
+    // The process's first executor made its ring at once: not this one.
+    let _first = Executor::new().unwrap();
+    let mut ex = Executor::new().unwrap();
+    assert_eq!(ex.ring_fd(), -1);
+    // Turns, looks and output checks without an op make no ring.
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    ex.turn(true, &mut r).unwrap();
+    assert!(r.completions.is_empty() && !r.woken);
+    assert!(!ex.has_completions());
+    ex.submit_queued().unwrap();
+    assert_eq!(ex.ring_fd(), -1);
+    let id = ex.sleep(1_000_000).unwrap();
+    assert!(ex.ring_fd() >= 0);
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
+}
+
+#[test]
+fn a_ring_that_cannot_be_made_fails_the_op_and_the_next_op_tries_again() {
+    let _first = Executor::new().unwrap();
+    let mut ex = Executor::new().unwrap();
+    ex.faults.setup_errno = Some(libc::EMFILE);
+    let err = ex.sleep(1_000_000).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMFILE));
+    // Nothing was left behind: no slot, no ring, turns still work.
+    assert_eq!(ex.in_flight(), 0);
+    assert_eq!(ex.ring_fd(), -1);
+    let mut r = Reaped::default();
+    ex.turn(true, &mut r).unwrap();
+    assert!(r.completions.is_empty());
+    let id = ex.sleep(1_000_000).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
+}
+
+#[test]
 fn cancelling_an_in_flight_read_keeps_its_buffer_until_the_completion() {
     let mut ex = Executor::new().unwrap();
     let (r, w) = pipe();
@@ -112,7 +148,7 @@ fn ten_thousand_concurrent_timers_overflowing_the_completion_queue() {
     // Without reaping, wait until the kernel flags that completions went to
     // its overflow list: the CQ (CQ_ENTRIES) really overflowed.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !ex.ring.submission().cq_overflow() {
+    while !ex.ring().unwrap().submission().cq_overflow() {
         assert!(
             Instant::now() < deadline,
             "the completion queue never overflowed"
@@ -153,9 +189,10 @@ fn a_thread_without_a_ring_wakes_a_blocked_executor_through_its_eventfd() {
 #[test]
 fn one_ring_wakes_another_with_msg_ring() {
     let mut target = Executor::new().unwrap();
-    let target_fd = target.ring_fd();
-    // Keep the target "busy" so turn(true) really blocks in the kernel.
+    // Keep the target "busy" so turn(true) really blocks in the kernel
+    // (its first op also makes its ring).
     target.sleep(60_000_000_000).unwrap();
+    let target_fd = target.ring_fd();
     let t = std::thread::spawn(move || {
         let mut sender = Executor::new().unwrap();
         // SAFETY: the target ring outlives this thread, which is joined
@@ -462,7 +499,7 @@ fn a_dropped_completion_fails_every_turn_instead_of_waiting_forever() {
 fn the_kernels_dropped_counter_is_what_is_checked() {
     // No fault injected: a healthy ring reports nothing dropped.
     let mut ex = Executor::new().unwrap();
-    assert_eq!(ex.ring.completion().overflow(), 0);
+    assert_eq!(ex.ring().unwrap().completion().overflow(), 0);
     let id = ex.yield_now().unwrap();
     assert_eq!(reap_n(&mut ex, 1), vec![(id, 0)]);
     assert!(ex.check_dropped().is_ok());
@@ -579,11 +616,11 @@ fn a_cancel_that_cannot_be_pushed_while_dropping_leaks_instead_of_hanging() {
     let span = SpanRef::new_zeroed(8, 8);
     let mut ex = executor_with_parked_read(&fd, &span);
     // A full SQ and a failing enter: the cancel request cannot be queued.
-    let capacity = ex.ring.submission().capacity();
-    while ex.ring.submission().len() < capacity {
+    let capacity = ex.ring().unwrap().submission().capacity();
+    while ex.ring().unwrap().submission().len() < capacity {
         // SAFETY: a NOP carries no pointer and no fd.
         let nop = opcode::Nop::new().build().user_data(CANCEL_TAG);
-        unsafe { ex.ring.submission().push(&nop).unwrap() };
+        unsafe { ex.ring().unwrap().submission().push(&nop).unwrap() };
     }
     ex.faults.enter_errno = Some(libc::EIO);
     let start = Instant::now();

@@ -14,3 +14,10 @@ for _, e in ipairs({ core, generic, system, ge.EEXIST }) do
 end
 print(getmetatable(core.category))
 print(rawequal(getmetatable(core), getmetatable(system)))
+-- every category's message method, through the metatable they share
+print(core.category:message(8), system.category:message(125), generic.category.message(generic.category, 17))
+print(rawequal(core.category.message, system.category.message))
+-- called on something that is not a category: a clear error, nothing else
+print(pcall(core.category.message, {}, 8))
+print(pcall(core.category.message, nil, 8))
+print(tostring(core.category), tostring(system.category), tostring(ge.EEXIST.category))
