@@ -1170,7 +1170,8 @@ impl Executor {
                 return false;
             }
             if !status.is_empty() {
-                return true;
+                // In time only if no stall carried the watch past its end.
+                return std::time::Instant::now() < until;
             }
         }
     }

@@ -1082,15 +1082,28 @@ fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     ex.note_traffic();
     // Far longer than a watch (50 µs): the turn watches in vain, then
     // sleeps in the ring until the timer fires.
+    let before = Instant::now();
     let id = ex.sleep(5_000_000).unwrap();
     let done = reap_n(&mut ex, 1);
+    let after = Instant::now();
     assert_eq!(done, vec![(id, -libc::ETIME)]);
     assert!(!ex.spin_wait);
-    assert!(ex.no_watch_until.is_some());
+    // The back-off runs WATCH_BACKOFF from when the watch gave up, which
+    // was between `before` and `after`. (Checked against these bounds, not
+    // by calling may_watch now: a loaded machine may stall this thread
+    // past the 10 ms, and then watching again is right.)
+    let until = ex.no_watch_until.expect("a vain watch starts a back-off");
+    assert!(until >= before + WATCH_BACKOFF && until <= after + WATCH_BACKOFF);
+    // Within the back-off (a deadline no stall reaches): no watch, and
+    // traffic alone does not end it.
+    ex.no_watch_until = Some(after + Duration::from_secs(3600));
     assert!(!ex.may_watch(), "no watch within the back-off");
-    // Traffic alone does not end the back-off.
     ex.note_traffic();
     assert!(!ex.may_watch());
+    // Once it is over, watching is allowed again and the back-off cleared.
+    ex.no_watch_until = Some(before);
+    assert!(ex.may_watch());
+    assert!(ex.no_watch_until.is_none());
 }
 
 /// Direct reads (direct.rs): a regular file's cached data comes without
