@@ -123,12 +123,15 @@ local received             -- what it gets, with the wake value GOT
 local inbox_obj            -- the runtime's reference (while main runs)
 local inbox_required = false
 -- The number or boolean the host handed to this step with the wake-up
--- (src/actor/host.rs, Mailbox::take_unowed_scalar): the oldest message,
--- one that owes no receipt. A receive takes it before asking Rust (so a
--- queued message never passes it); the step gives it back at its end if
--- none did (K.give_back_handed), and closing the inbox drops it like any
--- queued message. held[1] says whether one is held (a table shared with
--- the scheduler, which looks at the end of each step: K.handed_held).
+-- (src/actor/host.rs, Mailbox::take_handable): the oldest message, one
+-- that owes no receipt or owes it to a VM of this thread (the host posts
+-- it once the step ended, unless the message was given back). A receive
+-- takes it before asking Rust (so a queued message never passes it); the
+-- step gives it back at its end if none did (K.give_back_handed), and
+-- closing the inbox drops it like any queued message. held[1] says
+-- whether one is held (a table shared with the scheduler, which looks at
+-- the end of each step: K.handed_held; and Rust, after a step that ended
+-- the VM).
 local handed_v
 local held = K.handed_held
 local function take_handed()
@@ -275,14 +278,9 @@ end
 function K.actor_poll(rid, rok, hv)
   local r = receiver
   local kind, v = 0, nil
-  if hv ~= nil then
-    -- A fiber waiting in receive gets it below; otherwise it is held.
-    if r then
-      kind, v = 1, hv
-    else
-      handed_v, held[1] = hv, true
-    end
-  end
+  -- Held until a fiber waiting in receive gets it below (held[1] is
+  -- false exactly once a fiber has it: see handed_v).
+  if hv ~= nil then handed_v, held[1] = hv, true end
   if rid == -1 then
     -- the first receipt comes as return values, the rest in rbuf (the
     -- message too, unless one was handed over)
@@ -313,7 +311,11 @@ function K.actor_poll(rid, rok, hv)
   if r then
     -- (after the receipts: a message that fails to build wakes no one,
     -- but the senders whose receipts came are woken)
-    if kind == 4 then kind, v = 1, inbox_unstash() end
+    if hv ~= nil then
+      kind, v = 1, take_handed()
+    elseif kind == 4 then
+      kind, v = 1, inbox_unstash()
+    end
     if kind ~= 0 then
       receiver = false
       K.actor_waits = K.actor_waits - 1

@@ -966,7 +966,11 @@ K.handed_held = handed_held
 -- step returns to the host between batches.
 function K.leave_alone() step_alone = false end
 function K.step(block, poll, alone, rid, rok, handed)
-  if run_over then return STEP_DONE end
+  if run_over then
+    -- (never received: Rust reads this flag after a step that ended)
+    if handed ~= nil then handed_held[1] = true end
+    return STEP_DONE
+  end
   step_alone = alone
   if poll then K.actor_poll(rid, rok, handed) end
   if not errmem_report then

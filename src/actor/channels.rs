@@ -260,22 +260,32 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
     rt.set(
         "inbox_close",
         lua.create_function(unless_closing(|lua, ()| {
-            own_mailbox(lua)?.close();
+            // A message handed to this step that owes a receipt (the
+            // caller dropped it) is refused like the queued ones.
+            let (mailbox, handed) = with_state(lua, |st| (st.mailbox.clone(), st.handed.take()))?;
+            mailbox.close();
+            if let Some(env) = handed {
+                mailbox.put_back(env);
+            }
             Ok(())
         }))?,
     )?;
     // inbox_put_back(message): the number or boolean the host handed to
-    // the step, which no receive took (Mailbox::put_back).
+    // the step, which no receive took (Mailbox::put_back). One owing a
+    // receipt waits in the state with its sender; one from Rust is made
+    // again from the value.
     rt.set(
         "inbox_put_back",
         lua.create_function(unless_closing(|lua, v: Value| {
-            let msg = match v {
-                Value::Number(n) => Message::Number(n),
-                Value::Integer(n) => Message::Number(n as f64),
-                Value::Boolean(b) => Message::Bool(b),
+            let (mailbox, handed) = with_state(lua, |st| (st.mailbox.clone(), st.handed.take()))?;
+            let env = match (handed, v) {
+                (Some(env), _) => env,
+                (None, Value::Number(n)) => Envelope::unowed(Message::Number(n)),
+                (None, Value::Integer(n)) => Envelope::unowed(Message::Number(n as f64)),
+                (None, Value::Boolean(b)) => Envelope::unowed(Message::Bool(b)),
                 _ => return Err(mlua::Error::runtime("inbox_put_back: not a handed message")),
             };
-            own_mailbox(lua)?.put_back(msg);
+            mailbox.put_back(env);
             Ok(())
         }))?,
     )?;

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use mlua::{ffi, Function, Lua, LuaOptions, StdLib, Table, Value};
 use std::ffi::c_int;
 
-use crate::actor::mailbox::Mailbox;
+use crate::actor::mailbox::{Mailbox, Scalar};
 use crate::actor::memory::VmMemory;
 use crate::actor::message::Message;
 use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
@@ -126,6 +126,11 @@ pub(crate) struct VmState {
     pub(crate) mailbox: Arc<Mailbox>,
     /// Spare buffer for rendezvous receipts.
     pub(crate) receipts: Vec<(u64, bool)>,
+    /// The message the host handed to the running step that owes its
+    /// sender (a VM of this thread) a receipt (`Mailbox::take_handable`):
+    /// put back by `rt.inbox_put_back`, refused by `rt.inbox_close`,
+    /// else settled by the host once the step ended (`Hosted::settle`).
+    pub(crate) handed: Option<crate::actor::mailbox::Envelope>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
     pub(crate) memory_limit: Option<usize>,
     /// The master VM owns process-wide state (spec/actors.md §1
@@ -289,7 +294,7 @@ impl StepFunction {
         flags: [bool; 3],
         id: Option<f64>,
         delivered: bool,
-        handed: Option<Message>,
+        handed: Option<Scalar>,
     ) -> mlua::Result<i32> {
         let l = self.state;
         // SAFETY: see the type's invariant: `l` is the live main state and
@@ -322,15 +327,15 @@ impl StepFunction {
                 }
             };
             let nargs = match handed {
-                Some(Message::Number(n)) => {
+                Some(Scalar::Number(n)) => {
                     ffi::lua_pushnumber(l, n);
                     nargs + 1
                 }
-                Some(Message::Bool(b)) => {
+                Some(Scalar::Bool(b)) => {
                     ffi::lua_pushboolean(l, b as c_int);
                     nargs + 1
                 }
-                _ => nargs,
+                None => nargs,
             };
             let rc = ffi::lua_pcall(l, nargs, 1, 0);
             if rc == ffi::LUA_OK {
@@ -1344,6 +1349,7 @@ impl Vm {
             ended: false,
             mailbox: Mailbox::new(),
             receipts: Vec::new(),
+            handed: None,
             memory_limit: None,
             master: false,
             monitor: None,
@@ -1671,7 +1677,7 @@ impl Vm {
     /// Runs one scheduler step (`block`: may sleep in this VM's ring;
     /// `poll`: deliver what other actors left in the mailbox first, with
     /// `receipts` taken from it already, and `handed`, its oldest message
-    /// when `Mailbox::take_unowed_scalar` took it: the step gives it back
+    /// when `Mailbox::take_handable` took it: the step gives it back
     /// unless a receive took it).
     pub(crate) fn step(
         &self,
@@ -1680,7 +1686,7 @@ impl Vm {
         poll: bool,
         alone: bool,
         receipts: Receipts,
-        handed: Option<Message>,
+        handed: Option<Scalar>,
     ) -> Result<Step, Ran> {
         let (id, delivered) = match receipts {
             Receipts::None => (None, false),
@@ -1693,6 +1699,17 @@ impl Vm {
             Ok(_) => Ok(Step::Idle),
             Err(e) => Err(self.scheduler_failed(e)),
         }
+    }
+
+    /// After a step that ended the VM: whether the message handed to it
+    /// is still held, unreceived (lua/core/actors.lua `handed_v`; the
+    /// scheduler's `handed_held[1]`). When that cannot be read, it counts
+    /// as unreceived: its sender then gets "refused".
+    pub(crate) fn handed_still_held(&self) -> bool {
+        self.core
+            .get::<Table>("handed_held")
+            .and_then(|held| held.raw_get::<bool>(1))
+            .unwrap_or(true)
     }
 
     fn scheduler_failed(&self, e: mlua::Error) -> Ran {
