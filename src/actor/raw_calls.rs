@@ -130,6 +130,12 @@ fn with_state<R>(slot: &Slot, f: impl FnOnce(&mut VmState) -> R) -> Result<R, &'
 fn take(slot: &Slot, st: &mut VmState) -> Got {
     // The receipt may let the sender print on another thread.
     st.flush_if_output();
+    // A message handed to this step that owes a receipt was received
+    // already (every receive takes it before asking here): its receipt
+    // goes first, so that receipts keep the order of the receives.
+    if let Some(env) = st.handed.take() {
+        Mailbox::deliver(env);
+    }
     match st.mailbox.take() {
         Taken::Message(env) => match env.msg {
             m if is_scalar(&m) || is_flat(&m) => Got::Scalar(m),
