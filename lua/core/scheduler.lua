@@ -1044,17 +1044,19 @@ end
 -- `block` and nothing is queued. Returns STEP_DONE once nothing can wake a
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
--- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
--- delivers first); `rid`, `rok`: the receipt the host took from it,
--- `handed`: the message it took (K.actor_poll). `alone`: the only VM of
--- a single-threaded process: the step goes on turning while fibers are
--- ready and rt.turn says the host has nothing to do (saves a call from
--- Rust per turn).
+-- `flags` (one number, cheaper to pass than three booleans): 1 `block`,
+-- 2 `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
+-- delivers first), 4 `alone`: the only VM of a single-threaded process:
+-- the step goes on turning while fibers are ready and rt.turn says the
+-- host has nothing to do (saves a call from Rust per turn). `rid`, `rok`:
+-- the receipt the host took from the mailbox, `handed`: the message it
+-- took (K.actor_poll).
 local step_alone = false
 -- A VM spawned during an alone step (spawn_vm calls this): from now on the
 -- step returns to the host between batches.
 function K.leave_alone() step_alone = false end
-function K.step(block, poll, alone, rid, rok, handed)
+function K.step(flags, rid, rok, handed)
+  local block, poll, alone = flags % 2 == 1, flags % 4 >= 2, flags >= 4
   if run_over then
     -- (never received: Rust reads this flag after a step that ended)
     if handed ~= nil then handed_held[1] = true end

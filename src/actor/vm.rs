@@ -307,23 +307,28 @@ impl StepFunction {
             if ffi::lua_checkstack(l, 8) == 0 {
                 return Err(mlua::Error::StackError);
             }
-            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.func as ffi::lua_Integer);
-            for flag in flags {
-                ffi::lua_pushboolean(l, flag as c_int);
-            }
+            // (the raw calls: mlua's `lua_rawgeti` also asks the type,
+            // its `lua_tointeger` checks the number's range)
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, self.func);
+            // block 1, poll 2, alone 4: one number, not three booleans
+            let [block, poll, alone] = flags;
+            ffi::lua_pushnumber(
+                l,
+                f64::from(u8::from(block) | u8::from(poll) << 1 | u8::from(alone) << 2),
+            );
             // Arguments left out are nil: the receipt's without one, both
-            // when no message is handed over either. (At most 7 slots.)
+            // when no message is handed over either. (At most 5 slots.)
             let nargs = match (id, &handed) {
-                (None, None) => 3,
+                (None, None) => 1,
                 (Some(id), _) => {
                     ffi::lua_pushnumber(l, id);
                     ffi::lua_pushboolean(l, delivered as c_int);
-                    5
+                    3
                 }
                 (None, Some(_)) => {
                     ffi::lua_pushnil(l);
                     ffi::lua_pushnil(l);
-                    5
+                    3
                 }
             };
             let nargs = match handed {
@@ -339,7 +344,7 @@ impl StepFunction {
             };
             let rc = ffi::lua_pcall(l, nargs, 1, 0);
             if rc == ffi::LUA_OK {
-                let result = ffi::lua_tointeger(l, -1) as i32;
+                let result = ffi::lua_tonumber(l, -1) as i32;
                 ffi::lua_settop(l, top);
                 return Ok(result);
             }
@@ -2067,13 +2072,25 @@ mod tests {
         // the arguments arrive in order: Ready (1) only if they all did
         let ok: mlua::Function = vm
             .lua
-            .load("return function(b, p, a, id, ok) if b and p and a and id == 7 and ok then return 1 end return 2 end")
+            .load("return function(flags, id, ok) if flags == 7 and id == 7 and ok then return 1 end return 2 end")
             .eval()
             .unwrap();
         vm.core.set("step", ok).unwrap();
         let step = vm.step_function().unwrap();
         assert!(matches!(
             vm.step(&step, true, true, true, Receipts::One(7, true), None),
+            Ok(Step::Ready)
+        ));
+        // each flag its own bit: block 1, poll 2, alone 4
+        let poll_only: mlua::Function = vm
+            .lua
+            .load("return function(flags, id) if flags == 2 and id == nil then return 1 end return 2 end")
+            .eval()
+            .unwrap();
+        vm.core.set("step", poll_only).unwrap();
+        let step = vm.step_function().unwrap();
+        assert!(matches!(
+            vm.step(&step, false, true, false, Receipts::None, None),
             Ok(Step::Ready)
         ));
     }
