@@ -464,6 +464,7 @@ fn host_thread(
         })
     });
     LANE.with_borrow_mut(|l| l.clone_from(&lane));
+    signal.enter_current();
     first.mailbox.set_signal(signal.clone());
     let mut vms = vec![first];
     let mut collected = false;
@@ -618,6 +619,7 @@ fn host_thread(
         h.end(Ok(None), process);
     }
     CONTEXT.with_borrow_mut(|c| *c = None);
+    ThreadSignal::leave_current();
     process.leave(signal);
 }
 

@@ -15,7 +15,8 @@
 //!   inbox closing); the host clears it before it polls the VM.
 //! - Locks are held only for queue operations: no Lua runs under them.
 //! - Setting `pending` wakes the owning thread only when it sleeps
-//!   (process.rs): same-thread hand-offs never make a syscall.
+//!   (process.rs): same-thread hand-offs never make a syscall, and set it
+//!   with a plain store (the owning thread is the one running).
 //! - A mailbox read by Rust code (the embedding API) has a `Waiter` instead
 //!   of a host thread: it is notified only while a Rust receiver waits.
 //! - `feeds` are sources that a Rust receiver may drain itself while it
@@ -292,10 +293,20 @@ impl Mailbox {
     }
 
     fn mark_pending(&self) {
+        let signal = self.signal.get();
+        if signal.is_some_and(|s| s.is_current()) {
+            // Set by the thread that hosts this mailbox's VM (a message or
+            // receipt between VMs of one thread): it runs, and reads the
+            // flag later in program order, so a plain store will do (a
+            // SeqCst one is a locked instruction, and the wake-up's state
+            // load was for other threads).
+            self.queue.pending.store(true, Ordering::Relaxed);
+            return;
+        }
         // SeqCst: pairs with the sleeper's state store, then flag load
         // (process.rs `prepare_sleep`).
         self.queue.pending.store(true, Ordering::SeqCst);
-        if let Some(signal) = self.signal.get() {
+        if let Some(signal) = signal {
             signal.wake();
         } else if let Some(waiter) = self.waiter.get() {
             waiter.notify();
