@@ -50,7 +50,6 @@ use std::ffi::c_int;
 
 use crate::actor::mailbox::{Mailbox, Scalar};
 use crate::actor::memory::VmMemory;
-use crate::actor::message::Message;
 use crate::executor::{CompletionsDropped, Executor, OpBuffer, OpFd, OpId, Reaped, StdStream};
 use crate::modules::byte_span;
 use crate::modules::error::{self, ErrorCode};
