@@ -142,6 +142,14 @@ end
 function K.give_back_handed()
   rt.inbox_put_back(take_handed())
 end
+-- Closes the inbox; a handed message still held is dropped with the
+-- queued ones (its sender, if any, gets "refused"; one received in this
+-- step is "delivered", src/actor/channels.rs).
+local function close_inbox()
+  local dropped = held[1]
+  if dropped then take_handed() end
+  rt.inbox_close(dropped)
+end
 
 -- A sandboxed VM's inbox is fed by its host over the control socket: a
 -- frame is read (ring RECV) only while a fiber receives; EOF means the
@@ -172,7 +180,7 @@ local function receive_from_host(f)
   end
   local good, v = rt.control_decode(buf, n)
   if not good then
-    rt.inbox_close()
+    close_inbox()
     raise_core('channel_closed')
   end
   return v
@@ -218,8 +226,7 @@ function rx_methods.receive(_)
   raise_core('no_senders')
 end
 function rx_methods.close(_)
-  if held[1] then take_handed() end
-  rt.inbox_close()
+  close_inbox()
 end
 
 -- Unknown keys of a channel or the inbox: bad_index (the method tables
@@ -250,10 +257,7 @@ end
 -- The main fiber ended: an inbox never required closes now; otherwise the
 -- runtime lets go of it (a collection closes it once nobody holds it).
 function K.actors_main_finished()
-  if not inbox_required then
-    if held[1] then take_handed() end
-    rt.inbox_close()
-  end
+  if not inbox_required then close_inbox() end
   inbox_obj = nil
 end
 

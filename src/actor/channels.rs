@@ -257,16 +257,21 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
         "inbox_closed",
         lua.create_function(unless_closing(|lua, ()| Ok(own_mailbox(lua)?.is_closed())))?,
     )?;
+    // inbox_close(dropped): `dropped`, the message handed to this step
+    // was still held (the caller dropped it): if it owes a receipt, it
+    // goes back to the head of the queue, and closing refuses it first;
+    // else a receive took it, and its sender is told so first. (Receipts
+    // keep the order of the messages.)
     rt.set(
         "inbox_close",
-        lua.create_function(unless_closing(|lua, ()| {
-            // A message handed to this step that owes a receipt (the
-            // caller dropped it) is refused like the queued ones.
+        lua.create_function(unless_closing(|lua, dropped: Option<bool>| {
             let (mailbox, handed) = with_state(lua, |st| (st.mailbox.clone(), st.handed.take()))?;
-            mailbox.close();
-            if let Some(env) = handed {
-                mailbox.put_back(env);
+            match handed {
+                Some(env) if dropped == Some(true) => mailbox.put_back(env),
+                Some(env) => Mailbox::deliver(env),
+                None => {}
             }
+            mailbox.close();
             Ok(())
         }))?,
     )?;

@@ -3,9 +3,10 @@
 -- their receipt until a receive takes them. What a sender can see stays
 -- as for any queued message: order per sender across the fast and the
 -- slow path (strings, tables), receipts in the order of the receives, a
--- woken receiver keeps its message when interrupted in the same step, and
--- a receiver that ends or closes its inbox while one is handed to it
--- refuses it (channel_closed).
+-- woken receiver keeps its message when interrupted in the same step, a
+-- receiver that ends or closes its inbox while one is handed to it
+-- refuses it (channel_closed), and one that received it before closing
+-- in the same step does not.
 local inbox = require 'inbox'
 if _CONTEXT == 'worker' then
   local back = inbox:receive()
@@ -36,6 +37,12 @@ if _CONTEXT == 'worker' then
     back:send('bye')
     inbox:close()
     print('closes: closed')
+  elseif role == 'receives, closes' then
+    -- received in the step it was handed to, then the inbox closes in
+    -- that step: its sender was still told "delivered"
+    back:send('bye')
+    print('receives, closes: got', inbox:receive())
+    inbox:close()
   end
   return
 end
@@ -72,4 +79,8 @@ print('main: send to an ending VM', pcall(w.send, w, 5))
 w = worker('closes')
 print('main: got', inbox:receive())
 print('main: send to a closing inbox', pcall(w.send, w, true))
+
+w = worker('receives, closes')
+print('main: got', inbox:receive())
+print('main: send received before the inbox closed', pcall(w.send, w, 8))
 print('main: done')
