@@ -127,8 +127,9 @@ pub(crate) struct VmState {
     pub(crate) receipts: Vec<(u64, bool)>,
     /// The message the host handed to the running step that owes its
     /// sender (a VM of this thread) a receipt (`Mailbox::take_handable`):
-    /// put back by `rt.inbox_put_back`, refused by `rt.inbox_close`,
-    /// else settled by the host once the step ended (`Hosted::settle`).
+    /// put back by `rt.inbox_put_back`, settled by `rt.inbox_close` or by
+    /// a receive that takes from the queue after it (raw_calls.rs `take`),
+    /// else by the host once the step ended (`Hosted::settle`).
     pub(crate) handed: Option<crate::actor::mailbox::Envelope>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
     pub(crate) memory_limit: Option<usize>,
