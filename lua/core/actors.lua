@@ -123,12 +123,15 @@ local received             -- what it gets, with the wake value GOT
 local inbox_obj            -- the runtime's reference (while main runs)
 local inbox_required = false
 -- The number or boolean the host handed to this step with the wake-up
--- (src/actor/host.rs, Mailbox::take_unowed_scalar): the oldest message,
--- one that owes no receipt. A receive takes it before asking Rust (so a
--- queued message never passes it); the step gives it back at its end if
--- none did (K.give_back_handed), and closing the inbox drops it like any
--- queued message. held[1] says whether one is held (a table shared with
--- the scheduler, which looks at the end of each step: K.handed_held).
+-- (src/actor/host.rs, Mailbox::take_handable): the oldest message, one
+-- that owes no receipt or owes it to a VM of this thread (the host posts
+-- it once the step ended, unless the message was given back). A receive
+-- takes it before asking Rust (so a queued message never passes it); the
+-- step gives it back at its end if none did (K.give_back_handed), and
+-- closing the inbox drops it like any queued message. held[1] says
+-- whether one is held (a table shared with the scheduler, which looks at
+-- the end of each step: K.handed_held; and Rust, after a step that ended
+-- the VM).
 local handed_v
 local held = K.handed_held
 local function take_handed()
@@ -138,6 +141,14 @@ local function take_handed()
 end
 function K.give_back_handed()
   rt.inbox_put_back(take_handed())
+end
+-- Closes the inbox; a handed message still held is dropped with the
+-- queued ones (its sender, if any, gets "refused"; one received in this
+-- step is "delivered", src/actor/channels.rs).
+local function close_inbox()
+  local dropped = held[1]
+  if dropped then take_handed() end
+  rt.inbox_close(dropped)
 end
 
 -- A sandboxed VM's inbox is fed by its host over the control socket: a
@@ -169,7 +180,7 @@ local function receive_from_host(f)
   end
   local good, v = rt.control_decode(buf, n)
   if not good then
-    rt.inbox_close()
+    close_inbox()
     raise_core('channel_closed')
   end
   return v
@@ -215,8 +226,7 @@ function rx_methods.receive(_)
   raise_core('no_senders')
 end
 function rx_methods.close(_)
-  if held[1] then take_handed() end
-  rt.inbox_close()
+  close_inbox()
 end
 
 -- Unknown keys of a channel or the inbox: bad_index (the method tables
@@ -247,10 +257,7 @@ end
 -- The main fiber ended: an inbox never required closes now; otherwise the
 -- runtime lets go of it (a collection closes it once nobody holds it).
 function K.actors_main_finished()
-  if not inbox_required then
-    if held[1] then take_handed() end
-    rt.inbox_close()
-  end
+  if not inbox_required then close_inbox() end
   inbox_obj = nil
 end
 
@@ -275,14 +282,9 @@ end
 function K.actor_poll(rid, rok, hv)
   local r = receiver
   local kind, v = 0, nil
-  if hv ~= nil then
-    -- A fiber waiting in receive gets it below; otherwise it is held.
-    if r then
-      kind, v = 1, hv
-    else
-      handed_v, held[1] = hv, true
-    end
-  end
+  -- Held until a fiber waiting in receive gets it below (held[1] is
+  -- false exactly once a fiber has it: see handed_v).
+  if hv ~= nil then handed_v, held[1] = hv, true end
   if rid == -1 then
     -- the first receipt comes as return values, the rest in rbuf (the
     -- message too, unless one was handed over)
@@ -313,7 +315,11 @@ function K.actor_poll(rid, rok, hv)
   if r then
     -- (after the receipts: a message that fails to build wakes no one,
     -- but the senders whose receipts came are woken)
-    if kind == 4 then kind, v = 1, inbox_unstash() end
+    if hv ~= nil then
+      kind, v = 1, take_handed()
+    elseif kind == 4 then
+      kind, v = 1, inbox_unstash()
+    end
     if kind ~= 0 then
       receiver = false
       K.actor_waits = K.actor_waits - 1

@@ -952,26 +952,126 @@ function K.finish_run()
 end
 local finish_run = K.finish_run
 
+-- [1]: a message handed over to this step is held (lua/core/actors.lua)
+local handed_held = { false }
+K.handed_held = handed_held
+
+-- Runs fiber `f` until it suspends, yields or ends (the fiber switch).
+local function switch_to(f)
+  current = f
+  local co = f[CO]
+  if not co then
+    co = take_coroutine()
+    f[CO] = co
+    setfenv_u(co, f.env)
+  end
+  local ok, sig = co_resume(co, f[W1])
+  current = nil
+  if sig ~= SUSPEND then
+    if sig == YIELDED then
+      -- this_fiber.yield: queued again (its stale w1 is ignored)
+      rq_n = rq_n + 1
+      runq[rq_n] = f
+    elseif sig == NOP_WAIT then
+      -- sleep(0): joins the group the next turn's NOP wakes
+      q_push(nop_q, f)
+      if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_nop, nop_q end
+    elseif sig == FINISHED then
+      finish(f)
+    else
+      -- TERMINATE, or a failure of the runtime's own code: the VM
+      -- ends and the process exits 70 (src/lib.rs).
+      if not ok then
+        if sig == NOT_ENOUGH_MEMORY then
+          -- out of memory in the runtime's own code: exit 1 with the
+          -- LUA_ERRMEM report, not an internal error
+          K.report_errmem()
+        else
+          K.internal_error = type(sig) == 'string' and sig or type(sig)
+        end
+      end
+      closing = true
+    end
+  end
+end
+
+-- After a batch: ends the step (a STEP_* result) when nothing can run or
+-- be reaped, else turns the ring once and delivers its completions
+-- (nil, and whether rt.turn said the host has work).
+local function reap(block)
+  if closing then finish_run() return STEP_DONE end
+  local n, id, res, nop_id, host_wanted = 0, nil, nil, nil, nil
+  local nops = nop_q.head and not nop_in_flight
+  if inflight > op_peak then op_peak = inflight end
+  if rq_n == 0 then
+    if inflight == 0 and not nops then
+      if K.actor_waits == 0 then
+        finish_run()
+        return STEP_DONE
+      end
+      -- A sandbox's frames come through this ring: turn for them.
+      if relays == 0 then
+        if handed_held[1] then K.give_back_handed() end
+        return STEP_IDLE
+      end
+    end
+    n, id, res, nop_id, host_wanted, relays = turn(block, nops)
+  elseif inflight > 0 or nops or relays > 0 then
+    n, id, res, nop_id, host_wanted, relays = turn(false, nops)
+  else
+    host_wanted = true
+  end
+  inline_left, batch_rest = INLINE_BUDGET, 0
+  if nop_id then
+    -- The waiting group is the NOP's: later sleep(0)s form a new one.
+    nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
+    add_waiter(nop_id, nop_done)
+  end
+  -- the first completion comes as return values, the rest in cbuf
+  for i = 1, 2 * n, 2 do
+    if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
+    local k, w = id % SLOT_SPAN, nil
+    if op_wid[k] == id then
+      w = op_waiters[k]
+      op_waiters[k], op_wid[k] = false, false
+    else
+      w = op_wextra[id]
+      if w then op_wextra[id] = nil end
+    end
+    if w then
+      inflight = inflight - 1
+      if type(w) == 'function' then w(res) else wake(w, res) end
+    end
+  end
+  if inflight == 0 and op_peak > SHRINK_ABOVE then
+    op_waiters, op_wid, op_wextra, op_peak = {}, {}, {}, 0
+  end
+  return nil, host_wanted
+end
+
 -- One step of the VM: runs the queued fibers (and the ones they wake while
 -- no ring op is in flight), then reaps the ring, sleeping in it only when
 -- `block` and nothing is queued. Returns STEP_DONE once nothing can wake a
 -- fiber any more (or the VM was terminated), STEP_READY when fibers are
 -- queued, STEP_IDLE when waiting for ops or other actors.
--- `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
--- delivers first); `rid`, `rok`: the receipt the host took from it,
--- `handed`: the message it took (K.actor_poll). `alone`: the only VM of
--- a single-threaded process: the step goes on turning while fibers are
--- ready and rt.turn says the host has nothing to do (saves a call from
--- Rust per turn).
+-- `flags` (one number, cheaper to pass than three booleans): 1 `block`,
+-- 2 `poll`: the host saw this VM's mailbox touched (lua/core/actors.lua
+-- delivers first), 4 `alone`: the only VM of a single-threaded process:
+-- the step goes on turning while fibers are ready and rt.turn says the
+-- host has nothing to do (saves a call from Rust per turn). `rid`, `rok`:
+-- the receipt the host took from the mailbox, `handed`: the message it
+-- took (K.actor_poll).
 local step_alone = false
--- [1]: a message handed over to this step is held (lua/core/actors.lua)
-local handed_held = { false }
-K.handed_held = handed_held
 -- A VM spawned during an alone step (spawn_vm calls this): from now on the
 -- step returns to the host between batches.
 function K.leave_alone() step_alone = false end
-function K.step(block, poll, alone, rid, rok, handed)
-  if run_over then return STEP_DONE end
+function K.step(flags, rid, rok, handed)
+  local block, poll, alone = flags % 2 == 1, flags % 4 >= 2, flags >= 4
+  if run_over then
+    -- (never received: Rust reads this flag after a step that ended)
+    if handed ~= nil then handed_held[1] = true end
+    return STEP_DONE
+  end
   step_alone = alone
   if poll then K.actor_poll(rid, rok, handed) end
   if not errmem_report then
@@ -979,6 +1079,29 @@ function K.step(block, poll, alone, rid, rok, handed)
     K.errmem_report = errmem_report -- for Rust, if even calling report_errmem fails
   end
   if closing then finish_run() return STEP_DONE end
+  -- The usual step of a VM that shares its thread: at most one fiber
+  -- ready. The same as the loop below, which runs one batch when not
+  -- alone, but without loops: LuaJIT compiles no trace through a loop
+  -- that runs once per call (it aborted "inner loop in root trace" and
+  -- blacklisted the step, which then ran interpreted).
+  if not alone and rq_n <= 1 then
+    if rq_n == 1 then
+      local batch = runq
+      runq, rq_n = spare, 0
+      local f = batch[1]
+      batch[1] = nil
+      batch_rest = 0
+      switch_to(f)
+      spare = batch
+    end
+    local over = reap(block)
+    if over then return over end
+    -- A message handed over that no receive took goes back to the inbox
+    -- (lua/core/actors.lua handed_v): none is held between steps.
+    if handed_held[1] then K.give_back_handed() end
+    if rq_n > 0 then return STEP_READY end
+    return STEP_IDLE
+  end
   local host_wanted
   repeat
     -- Run the fibers queued so far; keep going with the ones they woke only
@@ -991,43 +1114,8 @@ function K.step(block, poll, alone, rid, rok, handed)
         local f = batch[i]
         batch[i] = nil
         batch_rest = n - i
-        -- step f (inlined: the fiber switch is the scheduler's hot path)
-        current = f
-        local co = f[CO]
-        if not co then
-          co = take_coroutine()
-          f[CO] = co
-          setfenv_u(co, f.env)
-        end
-        local ok, sig = co_resume(co, f[W1])
-        current = nil
-        if sig ~= SUSPEND then
-          if sig == YIELDED then
-            -- this_fiber.yield: queued again (its stale w1 is ignored)
-            rq_n = rq_n + 1
-            runq[rq_n] = f
-          elseif sig == NOP_WAIT then
-            -- sleep(0): joins the group the next turn's NOP wakes
-            q_push(nop_q, f)
-            if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_nop, nop_q end
-          elseif sig == FINISHED then
-            finish(f)
-          else
-            -- TERMINATE, or a failure of the runtime's own code: the VM
-            -- ends and the process exits 70 (src/lib.rs).
-            if not ok then
-              if sig == NOT_ENOUGH_MEMORY then
-                -- out of memory in the runtime's own code: exit 1 with the
-                -- LUA_ERRMEM report, not an internal error
-                K.report_errmem()
-              else
-                K.internal_error = type(sig) == 'string' and sig or type(sig)
-              end
-            end
-            closing = true
-          end
-          if closing then break end
-        end
+        switch_to(f)
+        if closing then break end
       end
       -- A drained batch keeps its capacity: only reuse it when small.
       spare = n <= SHRINK_ABOVE and batch or {}
@@ -1036,53 +1124,9 @@ function K.step(block, poll, alone, rid, rok, handed)
       -- keep it out for ever.
       if closing or inflight > 0 or nop_q.head or not step_alone or relays > 0 then break end
     end
-    if closing then finish_run() return STEP_DONE end
-    local n, id, res, nop_id = 0, nil, nil, nil
-    local nops = nop_q.head and not nop_in_flight
-    if inflight > op_peak then op_peak = inflight end
-    if rq_n == 0 then
-      if inflight == 0 and not nops then
-        if K.actor_waits == 0 then
-          finish_run()
-          return STEP_DONE
-        end
-        -- A sandbox's frames come through this ring: turn for them.
-        if relays == 0 then
-          if handed_held[1] then K.give_back_handed() end
-          return STEP_IDLE
-        end
-      end
-      n, id, res, nop_id, host_wanted, relays = turn(block, nops)
-    elseif inflight > 0 or nops or relays > 0 then
-      n, id, res, nop_id, host_wanted, relays = turn(false, nops)
-    else
-      host_wanted = true
-    end
-    inline_left, batch_rest = INLINE_BUDGET, 0
-    if nop_id then
-      -- The waiting group is the NOP's: later sleep(0)s form a new one.
-      nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true
-      add_waiter(nop_id, nop_done)
-    end
-    -- the first completion comes as return values, the rest in cbuf
-    for i = 1, 2 * n, 2 do
-      if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
-      local k, w = id % SLOT_SPAN, nil
-      if op_wid[k] == id then
-        w = op_waiters[k]
-        op_waiters[k], op_wid[k] = false, false
-      else
-        w = op_wextra[id]
-        if w then op_wextra[id] = nil end
-      end
-      if w then
-        inflight = inflight - 1
-        if type(w) == 'function' then w(res) else wake(w, res) end
-      end
-    end
-    if inflight == 0 and op_peak > SHRINK_ABOVE then
-      op_waiters, op_wid, op_wextra, op_peak = {}, {}, {}, 0
-    end
+    local over
+    over, host_wanted = reap(block)
+    if over then return over end
     -- Only the first turn may sleep: the host must look before any later
     -- one could (what the fibers did since may need it).
     block = false

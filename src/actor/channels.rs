@@ -257,25 +257,40 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result
         "inbox_closed",
         lua.create_function(unless_closing(|lua, ()| Ok(own_mailbox(lua)?.is_closed())))?,
     )?;
+    // inbox_close(dropped): `dropped`, the message handed to this step
+    // was still held (the caller dropped it): if it owes a receipt, it
+    // goes back to the head of the queue, and closing refuses it first;
+    // else a receive took it, and its sender is told so first. (Receipts
+    // keep the order of the messages.)
     rt.set(
         "inbox_close",
-        lua.create_function(unless_closing(|lua, ()| {
-            own_mailbox(lua)?.close();
+        lua.create_function(unless_closing(|lua, dropped: Option<bool>| {
+            let (mailbox, handed) = with_state(lua, |st| (st.mailbox.clone(), st.handed.take()))?;
+            match handed {
+                Some(env) if dropped == Some(true) => mailbox.put_back(env),
+                Some(env) => Mailbox::deliver(env),
+                None => {}
+            }
+            mailbox.close();
             Ok(())
         }))?,
     )?;
     // inbox_put_back(message): the number or boolean the host handed to
-    // the step, which no receive took (Mailbox::put_back).
+    // the step, which no receive took (Mailbox::put_back). One owing a
+    // receipt waits in the state with its sender; one from Rust is made
+    // again from the value.
     rt.set(
         "inbox_put_back",
         lua.create_function(unless_closing(|lua, v: Value| {
-            let msg = match v {
-                Value::Number(n) => Message::Number(n),
-                Value::Integer(n) => Message::Number(n as f64),
-                Value::Boolean(b) => Message::Bool(b),
+            let (mailbox, handed) = with_state(lua, |st| (st.mailbox.clone(), st.handed.take()))?;
+            let env = match (handed, v) {
+                (Some(env), _) => env,
+                (None, Value::Number(n)) => Envelope::unowed(Message::Number(n)),
+                (None, Value::Integer(n)) => Envelope::unowed(Message::Number(n as f64)),
+                (None, Value::Boolean(b)) => Envelope::unowed(Message::Bool(b)),
                 _ => return Err(mlua::Error::runtime("inbox_put_back: not a handed message")),
             };
-            own_mailbox(lua)?.put_back(msg);
+            mailbox.put_back(env);
             Ok(())
         }))?,
     )?;

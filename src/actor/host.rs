@@ -81,23 +81,62 @@ impl Hosted {
     /// into Lua per turn costs as much as the scheduler's own work).
     fn run_once(&mut self, block: bool, alone: bool) -> Result<Step, Ran> {
         let poll = self.mailbox.take_pending();
-        let (receipts, handed) = if poll {
-            let receipts = self
-                .state
-                .try_borrow_mut()
-                .map_or(Receipts::Several, |mut st| st.take_receipts());
-            // A number or boolean from Rust comes with the wake-up: the
-            // receiving fiber then takes it without a call into Rust (the
-            // step gives it back if no receive did).
-            (receipts, self.mailbox.take_unowed_scalar())
-        } else {
-            (Receipts::None, None)
+        let mut owed = false;
+        let (receipts, handed) = match poll.then(|| self.state.try_borrow_mut()) {
+            Some(Ok(mut st)) => {
+                let receipts = st.take_receipts();
+                // A number or boolean from Rust or from a VM of this
+                // thread comes with the wake-up: the receiving fiber then
+                // takes it without a call into Rust (the step gives it
+                // back if no receive did; a receipt it owes is posted
+                // once the step ended, `settle`).
+                let handed = self.mailbox.take_handable().map(|(value, env)| {
+                    if env.sender.is_some() {
+                        owed = true;
+                        st.handed = Some(env);
+                    }
+                    value
+                });
+                (receipts, handed)
+            }
+            Some(Err(_)) => (Receipts::Several, None),
+            None => (Receipts::None, None),
         };
         let outcome = self
             .vm
             .step(&self.step, block, poll, alone, receipts, handed);
+        if owed {
+            self.settle(&outcome);
+        }
         self.ready = matches!(outcome, Ok(Step::Ready));
         outcome
+    }
+
+    /// After a step that was handed a message owing a receipt: unless the
+    /// step put it back or the inbox was closed (either took it out of
+    /// the state), a receive took it: its sender gets "delivered" now.
+    /// A step that ended the VM (done, or failed) may have left it
+    /// unreceived: then it goes back to the queue, which the VM's end
+    /// closes (its sender gets "refused").
+    fn settle(&self, outcome: &Result<Step, Ran>) {
+        let Some(env) = self
+            .state
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut st| st.handed.take())
+        else {
+            return;
+        };
+        let received = match outcome {
+            // (a step that goes on gives back what no receive took)
+            Ok(Step::Ready | Step::Idle) => true,
+            _ => !self.vm.handed_still_held(),
+        };
+        if received {
+            Mailbox::deliver(env);
+        } else {
+            self.mailbox.put_back(env);
+        }
     }
 
     /// Whether a step could do anything: fibers are queued, the mailbox
@@ -422,6 +461,7 @@ fn host_thread(
         })
     });
     LANE.with_borrow_mut(|l| l.clone_from(&lane));
+    signal.enter_current();
     first.mailbox.set_signal(signal.clone());
     let mut vms = vec![first];
     let mut collected = false;
@@ -581,6 +621,7 @@ fn host_thread(
         h.end(Ok(None), process);
     }
     CONTEXT.with_borrow_mut(|c| *c = None);
+    ThreadSignal::leave_current();
     process.leave(signal);
 }
 

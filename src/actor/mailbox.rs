@@ -15,7 +15,8 @@
 //!   inbox closing); the host clears it before it polls the VM.
 //! - Locks are held only for queue operations: no Lua runs under them.
 //! - Setting `pending` wakes the owning thread only when it sleeps
-//!   (process.rs): same-thread hand-offs never make a syscall.
+//!   (process.rs): same-thread hand-offs never make a syscall, and set it
+//!   with a plain store (the owning thread is the one running).
 //! - A mailbox read by Rust code (the embedding API) has a `Waiter` instead
 //!   of a host thread: it is notified only while a Rust receiver waits.
 //! - `feeds` are sources that a Rust receiver may drain itself while it
@@ -28,6 +29,13 @@
 //!   empty queue writes one line pair (the message is kept inline) that
 //!   the receiver then reads, and a receipt arriving does not contend with
 //!   a message being posted.
+//! - Hand-over (`take_handable`): the host may take the oldest message
+//!   before its VM's step when it is a number or boolean that owes no
+//!   receipt, or owes one to another VM of the same thread (which cannot
+//!   run before the step ends, so it cannot tell when the message left
+//!   the queue); such a message's receipt is posted after the step
+//!   (`deliver`), or it is put back at the head (`put_back`). Never a
+//!   VM's message to itself (its own fibers could try to withdraw it).
 //! - An envelope's `sender` reference goes back with its receipt and is
 //!   dropped by the sending VM's own thread when it takes its receipts:
 //!   the sender's refcount line never moves to the receiver's core. Only
@@ -49,6 +57,17 @@ pub(crate) struct Envelope {
     /// one waits to see taken.
     pub sender: Option<Arc<Mailbox>>,
     pub send_id: u64,
+}
+
+impl Envelope {
+    /// A message that owes no receipt.
+    pub(crate) fn unowed(msg: Message) -> Self {
+        Self {
+            msg,
+            sender: None,
+            send_id: 0,
+        }
+    }
 }
 
 // repr(C) here and below: the inline message comes first, right after the
@@ -145,11 +164,14 @@ struct ReceiptState {
 #[repr(C)]
 struct QueueLines {
     pending: AtomicBool,
-    /// A hint for `take_unowed_scalar`, written under the lock: set when a
+    /// A hint for `take_handable`, written under the lock: set when a
     /// message it could hand over is queued, cleared when it finds none at
-    /// the head. Read without the lock: actors that only hear from other
-    /// actors never take the lock for it. (In the padding before the lock.)
-    unowed: AtomicBool,
+    /// the head (and not set again by `put_back`: a VM that does not
+    /// receive pays one take and put-back per such post, not one per
+    /// step). Read without the lock: actors that hear only from other
+    /// threads never take the lock for it. (In the padding before the
+    /// lock.)
+    handable: AtomicBool,
     state: Mutex<MailboxState>,
 }
 
@@ -209,10 +231,43 @@ pub(crate) trait Waiter: Send + Sync {
     fn notify(&self);
 }
 
-/// Whether `env` may be handed to its VM's step before a receive asks
-/// (`Mailbox::take_unowed_scalar`): a number or boolean owing no receipt.
-fn is_unowed_scalar(env: &Envelope) -> bool {
-    env.sender.is_none() && matches!(env.msg, Message::Number(_) | Message::Bool(_))
+/// The value of a message handed to a step (`Mailbox::take_handable`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Scalar {
+    Number(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn of(msg: &Message) -> Option<Self> {
+        match *msg {
+            Message::Number(n) => Some(Self::Number(n)),
+            Message::Bool(b) => Some(Self::Bool(b)),
+            _ => None,
+        }
+    }
+}
+
+impl Mailbox {
+    /// Whether `env`, posted to `self`, may be handed to the receiving
+    /// VM's step before a receive asks (`take_handable`): a number or a
+    /// boolean that owes no receipt, or owes it to another VM of the same
+    /// host thread (see the invariants).
+    fn is_handable(&self, env: &Envelope) -> bool {
+        if Scalar::of(&env.msg).is_none() {
+            return false;
+        }
+        match &env.sender {
+            None => true,
+            Some(sender) => {
+                !std::ptr::eq(&**sender, self)
+                    && match (sender.signal.get(), self.signal.get()) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        _ => false,
+                    }
+            }
+        }
+    }
 }
 
 /// What `Mailbox::take` found.
@@ -238,10 +293,20 @@ impl Mailbox {
     }
 
     fn mark_pending(&self) {
+        let signal = self.signal.get();
+        if signal.is_some_and(|s| s.is_current()) {
+            // Set by the thread that hosts this mailbox's VM (a message or
+            // receipt between VMs of one thread): it runs, and reads the
+            // flag later in program order, so a plain store will do (a
+            // SeqCst one is a locked instruction, and the wake-up's state
+            // load was for other threads).
+            self.queue.pending.store(true, Ordering::Relaxed);
+            return;
+        }
         // SeqCst: pairs with the sleeper's state store, then flag load
         // (process.rs `prepare_sleep`).
         self.queue.pending.store(true, Ordering::SeqCst);
-        if let Some(signal) = self.signal.get() {
+        if let Some(signal) = signal {
             signal.wake();
         } else if let Some(waiter) = self.waiter.get() {
             waiter.notify();
@@ -297,8 +362,8 @@ impl Mailbox {
         if st.closed {
             return Err(env);
         }
-        if is_unowed_scalar(&env) {
-            self.queue.unowed.store(true, Ordering::Relaxed);
+        if self.is_handable(&env) {
+            self.queue.handable.store(true, Ordering::Relaxed);
         }
         st.queue.push_back(env);
         drop(st);
@@ -326,44 +391,59 @@ impl Mailbox {
         }
     }
 
-    /// Takes the oldest message when it owes no receipt (`sender` None: from
-    /// Rust or the runtime) and is a number or a boolean: the host hands it
-    /// to the VM's step with the wake-up (src/actor/host.rs), so a fiber's
-    /// receive needs no call into Rust. Taking it early is invisible to
-    /// everyone: no sender waits to see it taken, and the step gives it
-    /// back with `put_back` unless a receive took it.
+    /// Takes the oldest message when `is_handable` says so: the host
+    /// hands it to the VM's step with the wake-up (src/actor/host.rs), so
+    /// a fiber's receive needs no call into Rust. Taking it early is
+    /// invisible to everyone: its sender, if any, cannot run before the
+    /// step ends, and the host then posts its receipt (`deliver`) or the
+    /// step gives it back (`put_back`).
+    /// Returns its value and the envelope (for its receipt).
     #[inline]
-    pub(crate) fn take_unowed_scalar(&self) -> Option<Message> {
+    pub(crate) fn take_handable(&self) -> Option<(Scalar, Envelope)> {
         // (a stale `false` only means no hand-over this time: the receive
         // then takes the message from the queue)
-        if !self.queue.unowed.load(Ordering::Relaxed) {
+        if !self.queue.handable.load(Ordering::Relaxed) {
             return None;
         }
         let mut st = self.lock();
-        if !st.queue.first.as_ref().is_some_and(is_unowed_scalar) {
-            self.queue.unowed.store(false, Ordering::Relaxed);
+        let value = st
+            .queue
+            .first
+            .as_ref()
+            .filter(|e| self.is_handable(e))
+            .and_then(|e| Scalar::of(&e.msg));
+        let Some(value) = value else {
+            self.queue.handable.store(false, Ordering::Relaxed);
             return None;
-        }
+        };
         let env = st.queue.pop_front()?;
         if st.queue.first.is_none() {
-            self.queue.unowed.store(false, Ordering::Relaxed);
+            self.queue.handable.store(false, Ordering::Relaxed);
         }
-        Some(env.msg)
+        Some((value, env))
     }
 
-    /// Puts a message `take_unowed_scalar` took back at the head of the
-    /// queue (nothing was taken meanwhile: the VM's receives took that
-    /// message first); dropped if the inbox closed since, like any queued
-    /// message.
-    pub(crate) fn put_back(&self, msg: Message) {
+    /// Puts a message `take_handable` took back at the head of the queue
+    /// (nothing was taken meanwhile: the VM's receives took that message
+    /// first). If the inbox closed since, it is dropped like any queued
+    /// message: its sender gets "refused".
+    pub(crate) fn put_back(&self, env: Envelope) {
         let mut st = self.lock();
         if !st.closed {
-            self.queue.unowed.store(true, Ordering::Relaxed);
-            st.queue.push_front(Envelope {
-                msg,
-                sender: None,
-                send_id: 0,
-            });
+            st.queue.push_front(env);
+            return;
+        }
+        drop(st);
+        if let Some(sender) = env.sender {
+            Mailbox::receipt_returning(sender, env.send_id, false);
+        }
+    }
+
+    /// The receipt of a handed-over message a receive took (see
+    /// `take_handable`): "delivered" to its sender.
+    pub(crate) fn deliver(env: Envelope) {
+        if let Some(sender) = env.sender {
+            Mailbox::receipt_returning(sender, env.send_id, true);
         }
     }
 
@@ -526,37 +606,88 @@ mod tests {
         }
     }
 
+    fn handed_number(b: &Mailbox) -> Option<f64> {
+        match b.take_handable() {
+            Some((Scalar::Number(n), env)) => {
+                assert_eq!(env.msg.as_number(), Some(n));
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+
     #[test]
-    fn only_unowed_numbers_and_booleans_at_the_head_are_handed_over_and_put_back_first() {
-        let (a, b) = (Mailbox::new(), Mailbox::new());
+    fn only_unowed_or_same_thread_numbers_and_booleans_at_the_head_are_handed_over() {
+        use crate::actor::process::Process;
+        let process = Process::new();
+        let (here, there) = (process.add_thread().unwrap(), process.add_thread().unwrap());
+        let (a, b, c) = (Mailbox::new(), Mailbox::new(), Mailbox::new());
+        let unhosted = Mailbox::new();
+        a.set_signal(here.clone());
+        b.set_signal(here.clone());
+        c.set_signal(there);
         let _sender = ActorAddress::new(b.clone());
-        // owed (a Lua sender's) at the head: nothing handed over, even with
-        // an unowed number behind it
-        assert!(b.post(env(&a, 1)).is_ok());
-        assert!(b.post(unowed(Message::Number(2.0))).is_ok());
-        assert!(b.take_unowed_scalar().is_none());
-        assert_eq!(number(b.take()), Some(1.0));
+        // owed to another thread's VM, to an unhosted (Rust) mailbox, or
+        // to the receiver itself: nothing handed over, even with an
+        // unowed number behind them
+        assert!(b.post(env(&c, 1)).is_ok());
+        assert!(b.post(env(&unhosted, 2)).is_ok());
+        assert!(b.post(env(&b, 3)).is_ok());
+        assert!(b.post(unowed(Message::Number(4.0))).is_ok());
+        assert!(b.take_handable().is_none());
+        for n in 1..=3 {
+            assert_eq!(number(b.take()), Some(n as f64));
+        }
         // (the hint was cleared; the next post of one sets it again)
-        assert!(b.post(unowed(Message::Bool(true))).is_ok());
+        assert!(b.post(env(&a, 5)).is_ok());
+        assert_eq!(handed_number(&b), Some(4.0));
+        // owed to a VM of the same thread: handed over with its sender,
+        // and a string is not
         assert!(b.post(unowed(Message::String(b"s".to_vec()))).is_ok());
-        let handed = b.take_unowed_scalar().expect("the unowed number");
-        assert_eq!(handed.as_number(), Some(2.0));
-        // put back: first again, ahead of what came after it
-        b.put_back(handed);
-        assert_eq!(
-            b.take_unowed_scalar().and_then(|m| m.as_number()),
-            Some(2.0)
-        );
-        assert_eq!(b.take_unowed_scalar().and_then(|m| m.as_bool()), Some(true));
-        // a string is not handed over
-        assert!(b.take_unowed_scalar().is_none());
+        let (_, handed) = b.take_handable().expect("the same-thread number");
+        assert_eq!((handed.msg.as_number(), handed.send_id), (Some(5.0), 5));
+        assert!(handed.sender.as_ref().is_some_and(|s| Arc::ptr_eq(s, &a)));
+        assert!(b.take_handable().is_none());
         assert!(matches!(b.take(), Taken::Message(e) if e.msg.as_str() == Some("s")));
         assert!(matches!(b.take(), Taken::Nothing));
-        // a message put back into a closed inbox is dropped
+        let mut receipts = Vec::new();
+        a.take_receipts(&mut receipts);
+        assert!(receipts.is_empty(), "no receipt before the step ends");
+        Mailbox::deliver(handed);
+        a.take_receipts(&mut receipts);
+        assert_eq!(receipts, vec![(5, true)]);
+    }
+
+    #[test]
+    fn a_message_put_back_comes_first_and_a_closed_inbox_refuses_it() {
+        use crate::actor::process::Process;
+        let process = Process::new();
+        let here = process.add_thread().unwrap();
+        let (a, b) = (Mailbox::new(), Mailbox::new());
+        a.set_signal(here.clone());
+        b.set_signal(here);
+        let _sender = ActorAddress::new(b.clone());
+        assert!(b.post(env(&a, 1)).is_ok());
+        assert!(b.post(unowed(Message::Bool(true))).is_ok());
+        let (_, first) = b.take_handable().expect("handed over");
+        b.put_back(first);
+        // first again, ahead of what came after it, taken by a receive
+        // with its receipt
+        assert_eq!(number(b.take()), Some(1.0));
+        let mut receipts = Vec::new();
+        a.take_receipts(&mut receipts);
+        assert_eq!(receipts, vec![(1, true)]);
+        assert!(matches!(b.take_handable(), Some((Scalar::Bool(true), _))));
+        // put back after the inbox closed: its sender gets "refused"
+        assert!(b.post(env(&a, 2)).is_ok());
+        let (_, second) = b.take_handable().expect("handed over");
         b.close();
-        b.put_back(Message::Number(3.0));
+        b.put_back(second);
+        receipts.clear();
+        a.take_receipts(&mut receipts);
+        assert_eq!(receipts, vec![(2, false)]);
         assert!(matches!(b.take(), Taken::Closed));
-        assert!(b.take_unowed_scalar().is_none());
+        assert!(b.take_handable().is_none());
     }
 
     #[test]

@@ -165,6 +165,12 @@ pub(crate) enum Sleep {
     Over,
 }
 
+thread_local! {
+    /// The signal of the host thread running here (null elsewhere).
+    static CURRENT: std::cell::Cell<*const ThreadSignal> =
+        const { std::cell::Cell::new(std::ptr::null()) };
+}
+
 /// How other threads wake one host thread.
 pub(crate) struct ThreadSignal {
     state: AtomicU8,
@@ -173,6 +179,24 @@ pub(crate) struct ThreadSignal {
 }
 
 impl ThreadSignal {
+    /// Marks `self` as the signal of the host thread that calls this, for
+    /// `is_current` (until `leave_current`).
+    pub(crate) fn enter_current(self: &Arc<Self>) {
+        CURRENT.set(Arc::as_ptr(self));
+    }
+
+    /// The host thread is done (see `enter_current`).
+    pub(crate) fn leave_current() {
+        CURRENT.set(std::ptr::null());
+    }
+
+    /// Whether the calling thread is the one this signal wakes: it runs,
+    /// so it needs no wake-up, and it reads its own flags in program order.
+    #[inline]
+    pub(crate) fn is_current(self: &Arc<Self>) -> bool {
+        CURRENT.get() == Arc::as_ptr(self)
+    }
+
     /// The thread has work (a message, a receipt): wake it if it sleeps.
     pub(crate) fn wake(&self) {
         // Most wakes find the thread running (same-thread hand-offs, a

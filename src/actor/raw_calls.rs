@@ -50,6 +50,11 @@ pub(crate) type Stash = Rc<Cell<Option<Message>>>;
 struct Slot {
     state: Option<SharedState>,
     stash: Stash,
+    /// The address boxes' metatable (upvalue 2, and in the registry, so
+    /// never collected while these functions live): a userdata whose
+    /// metatable is this one is an `AddrBox`. Compared by address, which
+    /// costs less than `lua_rawequal` with an upvalue's pseudo-index.
+    box_mt: *const std::ffi::c_void,
 }
 
 /// What a take found: a kind for Lua (0 nothing, 2 closed, 3 no senders,
@@ -130,6 +135,12 @@ fn with_state<R>(slot: &Slot, f: impl FnOnce(&mut VmState) -> R) -> Result<R, &'
 fn take(slot: &Slot, st: &mut VmState) -> Got {
     // The receipt may let the sender print on another thread.
     st.flush_if_output();
+    // A message handed to this step that owes a receipt was received
+    // already (every receive takes it before asking here): its receipt
+    // goes first, so that receipts keep the order of the receives.
+    if let Some(env) = st.handed.take() {
+        Mailbox::deliver(env);
+    }
     match st.mailbox.take() {
         Taken::Message(env) => match env.msg {
             m if is_scalar(&m) || is_flat(&m) => Got::Scalar(m),
@@ -470,21 +481,19 @@ extern "C-unwind" {
 /// `coroutine.isyieldable`, which ends a JIT trace.
 unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: argument 1 is read as an `AddrBox` only after its metatable
-    // was found to be the boxes' (upvalue 2); see `slot` and `raise` (the
+    // was found to be the boxes' (`is_box`); see `slot` and `raise` (the
     // message is moved into the closure, so nothing is left to drop when
     // `raise` runs).
     unsafe {
         let slot = slot(l);
-        let is_box = ffi::lua_getmetatable(l, 1) != 0
-            && ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
-        if !is_box {
+        if !is_box(l, 1, slot) {
             raise(
                 l,
                 c"bad argument #1 to 'chan_send_fast' (address box expected)",
             );
         }
-        // (the metatable stays pushed: arguments are read by index, and
-        // the result pushed last is the one returned)
+        // (`is_box` left the metatable pushed: arguments are read by
+        // index, and the result pushed last is the one returned)
         // What `coroutine.isyieldable()` says in the Lua caller: a C
         // function called from Lua runs on its caller's C frame.
         if lua_isyieldable(l) == 0 {
@@ -518,8 +527,24 @@ unsafe extern "C-unwind" fn chan_send_fast(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
+/// Whether argument `idx` is an address box (its metatable is the
+/// boxes'). Leaves one value pushed either way (the metatable, or
+/// whatever `lua_getmetatable` left: nothing it pushes when there is none
+/// is read; the callers pop one value or return).
+unsafe fn is_box(l: *mut ffi::lua_State, idx: c_int, slot: &Slot) -> bool {
+    // SAFETY: reads stack slots of the running function; a userdata's
+    // metatable is a live table while it is on the stack.
+    unsafe {
+        if ffi::lua_getmetatable(l, idx) == 0 {
+            ffi::lua_pushnil(l);
+            return false;
+        }
+        ffi::lua_topointer(l, -1) == slot.box_mt
+    }
+}
+
 /// The inbox of the address box argument `idx` (checked against the
-/// boxes' metatable, upvalue 2); raises `what` otherwise. `None`: the
+/// boxes' metatable, `is_box`); raises `what` otherwise. `None`: the
 /// handle the box was made from was closed since.
 unsafe fn box_at<'a>(
     l: *mut ffi::lua_State,
@@ -530,9 +555,7 @@ unsafe fn box_at<'a>(
     // metatable was found to be the boxes'; it lives while it is on the
     // stack. `raise` leaves nothing to drop here.
     unsafe {
-        let is_box = ffi::lua_getmetatable(l, idx) != 0
-            && ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) != 0;
-        if !is_box {
+        if !is_box(l, idx, slot(l)) {
             raise(l, what);
         }
         ffi::lua_pop(l, 1);
@@ -576,6 +599,7 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
     let slot = Slot {
         state: Some(state.clone()),
         stash: stash.clone(),
+        box_mt: std::ptr::null(),
     };
     // SAFETY: `exec_raw` pushes `rt` (stack: [rt]) and runs this in
     // protected mode with room for 3 more values (`lua_checkstack` for
@@ -599,7 +623,13 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
             ffi::lua_pushcfunction(l, slot_gc);
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
             let ud = ffi::lua_newuserdata(l, std::mem::size_of::<Slot>()) as *mut Slot;
-            std::ptr::write(ud, slot);
+            std::ptr::write(
+                ud,
+                Slot {
+                    box_mt: ffi::lua_topointer(l, -3),
+                    ..slot
+                },
+            );
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
             // stack: [rt, box_mt, slot_mt, slot]
@@ -683,12 +713,14 @@ mod tests {
         let released = Slot {
             state: None,
             stash: Rc::new(Cell::new(None)),
+            box_mt: std::ptr::null(),
         };
         assert_eq!(with_state(&released, |_| ()).unwrap_err(), VM_CLOSED);
         let vm = Vm::new().unwrap();
         let held = Slot {
             state: Some(vm.shared_state().unwrap()),
             stash: Rc::new(Cell::new(None)),
+            box_mt: std::ptr::null(),
         };
         assert!(with_state(&held, |_| ()).is_ok());
         drop(vm);

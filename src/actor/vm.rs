@@ -48,7 +48,7 @@ use std::sync::Arc;
 use mlua::{ffi, Function, Lua, LuaOptions, StdLib, Table, Value};
 use std::ffi::c_int;
 
-use crate::actor::mailbox::Mailbox;
+use crate::actor::mailbox::{Mailbox, Scalar};
 use crate::actor::memory::VmMemory;
 use crate::actor::message::Message;
 use crate::executor::{
@@ -128,6 +128,12 @@ pub(crate) struct VmState {
     pub(crate) mailbox: Arc<Mailbox>,
     /// Spare buffer for rendezvous receipts.
     pub(crate) receipts: Vec<(u64, bool)>,
+    /// The message the host handed to the running step that owes its
+    /// sender (a VM of this thread) a receipt (`Mailbox::take_handable`):
+    /// put back by `rt.inbox_put_back`, settled by `rt.inbox_close` or by
+    /// a receive that takes from the queue after it (raw_calls.rs `take`),
+    /// else by the host once the step ended (`Hosted::settle`).
+    pub(crate) handed: Option<crate::actor::mailbox::Envelope>,
     /// The heap cap of this VM, which the VMs it spawns inherit.
     pub(crate) memory_limit: Option<usize>,
     /// The master VM owns process-wide state (spec/actors.md §1
@@ -291,7 +297,7 @@ impl StepFunction {
         flags: [bool; 3],
         id: Option<f64>,
         delivered: bool,
-        handed: Option<Message>,
+        handed: Option<Scalar>,
     ) -> mlua::Result<i32> {
         let l = self.state;
         // SAFETY: see the type's invariant: `l` is the live main state and
@@ -304,39 +310,44 @@ impl StepFunction {
             if ffi::lua_checkstack(l, 8) == 0 {
                 return Err(mlua::Error::StackError);
             }
-            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, self.func as ffi::lua_Integer);
-            for flag in flags {
-                ffi::lua_pushboolean(l, flag as c_int);
-            }
+            // (the raw calls: mlua's `lua_rawgeti` also asks the type,
+            // its `lua_tointeger` checks the number's range)
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, self.func);
+            // block 1, poll 2, alone 4: one number, not three booleans
+            let [block, poll, alone] = flags;
+            ffi::lua_pushnumber(
+                l,
+                f64::from(u8::from(block) | u8::from(poll) << 1 | u8::from(alone) << 2),
+            );
             // Arguments left out are nil: the receipt's without one, both
-            // when no message is handed over either. (At most 7 slots.)
+            // when no message is handed over either. (At most 5 slots.)
             let nargs = match (id, &handed) {
-                (None, None) => 3,
+                (None, None) => 1,
                 (Some(id), _) => {
                     ffi::lua_pushnumber(l, id);
                     ffi::lua_pushboolean(l, delivered as c_int);
-                    5
+                    3
                 }
                 (None, Some(_)) => {
                     ffi::lua_pushnil(l);
                     ffi::lua_pushnil(l);
-                    5
+                    3
                 }
             };
             let nargs = match handed {
-                Some(Message::Number(n)) => {
+                Some(Scalar::Number(n)) => {
                     ffi::lua_pushnumber(l, n);
                     nargs + 1
                 }
-                Some(Message::Bool(b)) => {
+                Some(Scalar::Bool(b)) => {
                     ffi::lua_pushboolean(l, b as c_int);
                     nargs + 1
                 }
-                _ => nargs,
+                None => nargs,
             };
             let rc = ffi::lua_pcall(l, nargs, 1, 0);
             if rc == ffi::LUA_OK {
-                let result = ffi::lua_tointeger(l, -1) as i32;
+                let result = ffi::lua_tonumber(l, -1) as i32;
                 ffi::lua_settop(l, top);
                 return Ok(result);
             }
@@ -1376,6 +1387,7 @@ impl Vm {
             ended: false,
             mailbox: Mailbox::new(),
             receipts: Vec::new(),
+            handed: None,
             memory_limit: None,
             master: false,
             monitor: None,
@@ -1712,7 +1724,7 @@ impl Vm {
     /// Runs one scheduler step (`block`: may sleep in this VM's ring;
     /// `poll`: deliver what other actors left in the mailbox first, with
     /// `receipts` taken from it already, and `handed`, its oldest message
-    /// when `Mailbox::take_unowed_scalar` took it: the step gives it back
+    /// when `Mailbox::take_handable` took it: the step gives it back
     /// unless a receive took it).
     pub(crate) fn step(
         &self,
@@ -1721,7 +1733,7 @@ impl Vm {
         poll: bool,
         alone: bool,
         receipts: Receipts,
-        handed: Option<Message>,
+        handed: Option<Scalar>,
     ) -> Result<Step, Ran> {
         let (id, delivered) = match receipts {
             Receipts::None => (None, false),
@@ -1734,6 +1746,17 @@ impl Vm {
             Ok(_) => Ok(Step::Idle),
             Err(e) => Err(self.scheduler_failed(e)),
         }
+    }
+
+    /// After a step that ended the VM: whether the message handed to it
+    /// is still held, unreceived (lua/core/actors.lua `handed_v`; the
+    /// scheduler's `handed_held[1]`). When that cannot be read, it counts
+    /// as unreceived: its sender then gets "refused".
+    pub(crate) fn handed_still_held(&self) -> bool {
+        self.core
+            .get::<Table>("handed_held")
+            .and_then(|held| held.raw_get::<bool>(1))
+            .unwrap_or(true)
     }
 
     fn scheduler_failed(&self, e: mlua::Error) -> Ran {
@@ -2091,13 +2114,25 @@ mod tests {
         // the arguments arrive in order: Ready (1) only if they all did
         let ok: mlua::Function = vm
             .lua
-            .load("return function(b, p, a, id, ok) if b and p and a and id == 7 and ok then return 1 end return 2 end")
+            .load("return function(flags, id, ok) if flags == 7 and id == 7 and ok then return 1 end return 2 end")
             .eval()
             .unwrap();
         vm.core.set("step", ok).unwrap();
         let step = vm.step_function().unwrap();
         assert!(matches!(
             vm.step(&step, true, true, true, Receipts::One(7, true), None),
+            Ok(Step::Ready)
+        ));
+        // each flag its own bit: block 1, poll 2, alone 4
+        let poll_only: mlua::Function = vm
+            .lua
+            .load("return function(flags, id) if flags == 2 and id == nil then return 1 end return 2 end")
+            .eval()
+            .unwrap();
+        vm.core.set("step", poll_only).unwrap();
+        let step = vm.step_function().unwrap();
+        assert!(matches!(
+            vm.step(&step, false, true, false, Receipts::None, None),
             Ok(Step::Ready)
         ));
     }
