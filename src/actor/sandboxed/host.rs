@@ -917,9 +917,10 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     // nil): if the send fails or is interrupted, Lua hands them to
     // sandbox_clear_slots and sandbox_revoke_routes (the frame that named
     // them never left).
-    // Inside a sandbox, with `inline` (K.may_complete_inline), a third
-    // value: the result, when the send completed at once (no wait; its
-    // enter also carries the inbox's read-ahead, inside.rs).
+    // With `inline` (K.may_complete_inline), a third value: the result,
+    // when the send completed at once (no wait; inside a sandbox its
+    // enter also carries the inbox's read-ahead, inside.rs; on the host,
+    // for a boolean, number or short string, the relays' next reads).
     type SendArgs = (Value, Value, Option<bool>);
     rt.set(
         "sandbox_send",
@@ -938,6 +939,29 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let (id, done) =
                     send_to_host(lua, &control, ch.route, &own, &msg, inline == Some(true))?;
                 return Ok((id, Value::Nil, done, Value::Nil));
+            }
+            // A boolean, number or short string: no fd, no route, no copy
+            // into a `Message` first (the same bytes: `scalar_frame`).
+            if let Some(frame) = super::scalar_frame(&msg, crate::ipc::FdPlacement::FixedSlots(&[]))
+            {
+                let bytes = frame
+                    .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?
+                    .into_boxed_slice();
+                // With `inline` the send may complete at once (a datagram
+                // that fits the socket does): the fiber goes on to its
+                // receive without a ring turn. The sandboxes' next reads
+                // (ring_relay.rs) leave in the same enter, after the send.
+                let (id, done) = with_state(lua, |st| {
+                    crate::actor::vm::submit_maybe_inline(st, inline == Some(true), |st| {
+                        let id = st
+                            .executor
+                            .send_datagram(&control, OpBuffer::Owned(bytes))?;
+                        st.relays.before_turn(&mut st.executor);
+                        Ok(id)
+                    })
+                })?
+                .map_err(crate::actor::vm::io_err)?;
+                return Ok((id.to_f64(), Value::Nil, done, Value::Nil));
             }
             let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
@@ -1144,6 +1168,16 @@ fn send_to_host(
     msg: &Value,
     inline: bool,
 ) -> mlua::Result<(f64, Option<i32>)> {
+    if route == 0 {
+        // A boolean, number or short string to the spawner: no fd, no
+        // channel, no copy into a `Message` first (`scalar_frame`).
+        if let Some(frame) = super::scalar_frame(msg, crate::ipc::FdPlacement::ScmRights) {
+            let bytes = frame
+                .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?
+                .into_boxed_slice();
+            return submit_to_host(lua, control, bytes, Vec::new(), inline);
+        }
+    }
     let caps = crate::actor::channels::ActorCapabilities {
         own,
         others: &ToHostCapabilities { lua },
@@ -1171,6 +1205,17 @@ fn send_to_host(
         .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
     let bytes = frame.bytes.into_boxed_slice();
     let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
+    submit_to_host(lua, control, bytes, fds, inline)
+}
+
+/// Submits a frame to the host (`send_to_host`), maybe completed inline.
+fn submit_to_host(
+    lua: &Lua,
+    control: &OpFd,
+    bytes: Box<[u8]>,
+    fds: Vec<OpFd>,
+    inline: bool,
+) -> mlua::Result<(f64, Option<i32>)> {
     let (id, done) = with_state(lua, |st| {
         crate::actor::vm::submit_maybe_inline(st, inline, |st| {
             let id = st
