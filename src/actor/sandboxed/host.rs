@@ -929,11 +929,10 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let control = ch.control.borrow().clone().ok_or_else(|| {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
-            let own = with_state(lua, |st| st.mailbox.clone())?;
-            let sandboxed = with_state(lua, |st| {
+            let (own, sandboxed) = with_state(lua, |st| {
                 // Its answer is likely microseconds away (executor.rs).
                 st.executor.note_traffic();
-                st.executor.is_fixed_only()
+                (st.mailbox.clone(), st.executor.is_fixed_only())
             })?;
             if sandboxed {
                 let (id, done) =
@@ -1153,7 +1152,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 }
 
 /// Inside a sandbox: sends `msg` to the host as one frame on the control
-/// socket (a ring `SENDMSG` on its slot). Each `file_descriptor` in it is
+/// socket (a ring `SEND` on its slot, `SENDMSG` when it carries fds). Each `file_descriptor` in it is
 /// turned into a plain fd of this process (`fd_of_slot`) and attached by
 /// `SCM_RIGHTS`; the op holds those fds and closes them once it completed.
 /// The frame goes to `route` (the channel's: 0, the spawner's inbox, or
@@ -1218,9 +1217,14 @@ fn submit_to_host(
 ) -> mlua::Result<(f64, Option<i32>)> {
     let (id, done) = with_state(lua, |st| {
         crate::actor::vm::submit_maybe_inline(st, inline, |st| {
-            let id = st
-                .executor
-                .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)?;
+            // Without fds a plain `SEND` (the same packet; no msghdr for
+            // the kernel to copy in).
+            let id = if fds.is_empty() {
+                st.executor.send_datagram(control, OpBuffer::Owned(bytes))?
+            } else {
+                st.executor
+                    .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)?
+            };
             // The inbox's read-ahead goes out right after it (inside.rs).
             st.relays.control.arm_wanted(&mut st.executor);
             Ok(id)
