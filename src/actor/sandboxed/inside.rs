@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - At most one `RECV` of the control socket is in flight ([`ControlRead`]),
-//!   into the inbox's one frame buffer. It is armed when a fiber receives
+//!   into the inbox's one frame buffer, which only Rust holds (Lua never
+//!   sees it: no script can read or write it while the kernel does). It is armed when a fiber receives
 //!   and, again, once a frame was decoded (the buffer is free again: the
 //!   decoder copied the frame): queued after the reply's `SEND` (or before
 //!   the next ring turn), it leaves with it in one `io_uring_enter`. The
@@ -11,7 +12,9 @@
 //!   only then.
 //! - A read-ahead's completion never reaches Lua unless a fiber awaits it:
 //!   `rt.turn` hands it to [`ControlRead`] (through `ring_relay::Relays`),
-//!   and the next `control_recv` returns its result without waiting.
+//!   and the next `control_recv` returns its result without waiting,
+//!   decoded in the same call when it is a frame (by the same checks as
+//!   `control_decode`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
