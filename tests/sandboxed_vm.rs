@@ -1019,6 +1019,21 @@ const RECEIVE_ALL: &str = r#"
     print('again:', select(2, pcall(inbox.receive, inbox)))
 "#;
 
+/// RECEIVE_ALL with a pause after each message: the next frame is read
+/// ahead while no fiber receives, and decoded by the receive that finds it
+/// (`control_recv`, src/actor/sandboxed/inside.rs), not after a wait.
+const RECEIVE_ALL_PAUSING: &str = r#"
+    local inbox = require 'inbox'
+    local time = require 'time'
+    while true do
+      local ok, m = pcall(inbox.receive, inbox)
+      if not ok then print('ended:', tostring(m)) break end
+      print('got', m)
+      time.sleep(0.02)
+    end
+    print('again:', select(2, pcall(inbox.receive, inbox)))
+"#;
+
 fn messages_from_the_host_reach_the_inbox(sv: &Supervisor) {
     use luring::Message as M;
     let table = M::object([
@@ -1071,17 +1086,25 @@ fn a_malformed_frame_closes_the_inbox(sv: &Supervisor) {
         scm_mode,
         frame(&M::from("ok"))[..13].to_vec(),
     ] {
-        let r = run_with_frames(
-            sv,
-            RECEIVE_ALL,
-            &[frame(&M::from("before")), bad, frame(&M::from("after"))],
-        );
-        assert_eq!(r.status, ExitStatus::Exited(0), "stderr: {}", r.stderr);
-        assert_eq!(
-            r.stdout, "got\tbefore\nended:\tChannel closed\nagain:\tChannel closed\n",
-            "stderr: {}",
-            r.stderr
-        );
+        // (decoded after a wait, and read ahead: decoded by the receive
+        // that finds it)
+        for script in [RECEIVE_ALL, RECEIVE_ALL_PAUSING] {
+            let r = run_with_frames(
+                sv,
+                script,
+                &[
+                    frame(&M::from("before")),
+                    bad.clone(),
+                    frame(&M::from("after")),
+                ],
+            );
+            assert_eq!(r.status, ExitStatus::Exited(0), "stderr: {}", r.stderr);
+            assert_eq!(
+                r.stdout, "got\tbefore\nended:\tChannel closed\nagain:\tChannel closed\n",
+                "stderr: {}",
+                r.stderr
+            );
+        }
     }
 }
 

@@ -25,7 +25,6 @@ local fiber_for_message, check_yieldable = K.fiber_for_message, K.check_yieldabl
 local INTERRUPTED = K.INTERRUPTED
 local select, type, getfenv = select, type, getfenv
 local REAL_G = _G
-local span_new = byte_span.new
 
 local CLOSED, NO_SENDERS, GOT = {}, {}, {}
 
@@ -154,36 +153,55 @@ end
 -- A sandboxed VM's inbox is fed by its host over the control socket: a
 -- frame is read (ring RECV) only while a fiber receives; EOF means the
 -- host is gone (no_senders); a frame that breaks a rule closes the inbox.
+-- The frame buffer is Rust's (src/actor/sandboxed/inside.rs).
 local host_receiving = false
 local host_gone = false
-local frame_buf
 -- Made before the module comes (src/actor/vm.rs prepare_sandboxed;
 -- pooled, before the spawn): its first allocation cost ~0.15 ms there.
 function K.sandbox_inbox_ready()
-  frame_buf = frame_buf or span_new(rt.max_frame_bytes)
+  rt.control_prepare()
 end
 local function receive_from_host(f)
   if host_gone then raise_core('no_senders') end
-  host_receiving = true
-  frame_buf = frame_buf or span_new(rt.max_frame_bytes)
-  local buf = frame_buf
-  -- (a frame read ahead comes at once: src/actor/sandboxed/inside.rs)
-  local id, n = rt.control_recv(buf)
-  local ok = true
-  if not n then ok, n = K.raw_pcall(K.await_op, f, id) end
-  host_receiving = false
-  if not ok then error(n, 0) end
+  -- (a frame read ahead comes at once, decoded: inside.rs)
+  local id, n, good, v = rt.control_recv()
+  if not n then
+    host_receiving = true
+    local ok
+    ok, n = K.raw_pcall(K.await_op, f, id)
+    host_receiving = false
+    if not ok then error(n, 0) end
+  end
   if n < 0 then K.raise_errno_system(-n) end
   if n == 0 then
     host_gone = true
     raise_core('no_senders')
   end
-  local good, v = rt.control_decode(buf, n)
+  if good == nil then good, v = rt.control_decode(n) end
   if not good then
     close_inbox()
     raise_core('channel_closed')
   end
   return v
+end
+
+-- For the scheduler's turns while this VM reads sandboxes' frames: a fiber
+-- waits in receive, so a number or boolean frame may be handed to it with
+-- the turn instead of posted (src/actor/sandboxed/ring_relay.rs HandOver:
+-- only when the inbox was empty, so it passes no queued message).
+function K.inbox_receiving() return receiver ~= false end
+function K.relay_handed(v)
+  local r = receiver
+  if not r then
+    -- (nothing runs between the turn and here to end the wait, but if
+    -- something did, the message waits at the head of the inbox)
+    rt.inbox_put_back(v)
+    return
+  end
+  receiver = false
+  K.actor_waits = K.actor_waits - 1
+  received = v
+  wake(r, GOT)
 end
 
 local function receive_interrupter(f)

@@ -18,8 +18,9 @@ function ipc_methods.send(self, ...)
   local f = fiber_or_nil()
   check_suspend(f)
   if select('#', ...) < 1 then raise_errno(E.EINVAL) end
-  -- (inside a sandbox the send may complete at once: no wait)
-  local id, slots, n, routes = rt.sandbox_send(self, (...), K.sandboxed and K.may_complete_inline())
+  -- (the send may complete at once: no wait. On the host only a
+  -- boolean, number or short string does: src/actor/sandboxed/host.rs)
+  local id, slots, n, routes = rt.sandbox_send(self, (...), K.may_complete_inline())
   if not slots and not routes then
     if not n then n = K.await_op(f, id) end
     if n < 0 then K.raise_errno_system(-n) end

@@ -1000,7 +1000,7 @@ end
 -- (nil, and whether rt.turn said the host has work).
 local function reap(block)
   if closing then finish_run() return STEP_DONE end
-  local n, id, res, nop_id, host_wanted = 0, nil, nil, nil, nil
+  local n, id, res, nop_id, host_wanted, hv = 0, nil, nil, nil, nil, nil
   local nops = nop_q.head and not nop_in_flight
   if inflight > op_peak then op_peak = inflight end
   if rq_n == 0 then
@@ -1015,13 +1015,18 @@ local function reap(block)
         return STEP_IDLE
       end
     end
-    n, id, res, nop_id, host_wanted, relays = turn(block, nops)
+    n, id, res, nop_id, host_wanted, relays, hv =
+      turn(block, nops, relays > 0 and K.inbox_receiving())
   elseif inflight > 0 or nops or relays > 0 then
-    n, id, res, nop_id, host_wanted, relays = turn(false, nops)
+    n, id, res, nop_id, host_wanted, relays, hv =
+      turn(false, nops, relays > 0 and K.inbox_receiving())
   else
     host_wanted = true
   end
   inline_left, batch_rest = INLINE_BUDGET, 0
+  -- A sandbox's frame for the fiber waiting in receive, handed over
+  -- instead of posted (src/actor/sandboxed/ring_relay.rs HandOver).
+  if hv ~= nil then K.relay_handed(hv) end
   if nop_id then
     -- The waiting group is the NOP's: later sleep(0)s form a new one.
     nop_wait, nop_q, nop_in_flight = nop_q, nop_wait, true

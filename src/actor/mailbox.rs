@@ -451,6 +451,13 @@ impl Mailbox {
         self.lock().closed
     }
 
+    /// Whether the inbox is open and holds no message: one handed to a
+    /// waiting receiver now passes none (ring_relay.rs, `HandOver`).
+    pub(crate) fn is_open_and_empty(&self) -> bool {
+        let st = self.lock();
+        !st.closed && st.queue.first.is_none()
+    }
+
     /// Takes back the message `send_id` of `sender` if no receiver took it
     /// yet. O(queued messages).
     pub(crate) fn withdraw(&self, sender: &Arc<Mailbox>, send_id: u64) -> bool {

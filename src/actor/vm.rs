@@ -875,14 +875,19 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             with_state(lua, |st| st.executor.cancel(id))?.map_err(io_err)
         })?,
     )?;
-    // turn(block, nop) -> n, id1, result1, nop_id, host_wanted, relays: one turn of the ring
+    // turn(block, nop, receiving) -> n, id1, result1, nop_id, host_wanted, relays, handed:
+    // one turn of the ring
     // (`Executor::turn`), n completions. With `nop` it first queues one
     // IORING_OP_NOP (`nop_id`, submitted by the same io_uring_enter): the
     // scheduler's group of sleep(0) waiters wakes on its completion.
     // `host_wanted`: the mailbox was touched or the thread host has work
     // (`host::host_has_work`): a step must return to the host now.
     // `relays`: sandboxes whose frames this ring still reads (their ops
-    // are handled here, in Rust; a fiber waiting for a message needs turns). The first comes back as return values (one is the
+    // are handled here, in Rust; a fiber waiting for a message needs turns).
+    // `receiving`: a fiber waits in the inbox's receive; then a sandbox's
+    // frame to it may come back as `handed` instead of being posted
+    // (ring_relay.rs `HandOver`), for the scheduler to give it that fiber.
+    // The first completion comes back as return values (one is the
     // common case, and returning it is cheaper than storing it); those after
     // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
     // A result is the CQE's result, or for an op that opened an fd, the fd
@@ -895,99 +900,111 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     let reaped_buffer = std::cell::Cell::new(Reaped::default());
     rt.set(
         "turn",
-        lua.create_function(move |lua, (block, nop): (bool, bool)| {
-            // It stores Lua values below: never while the VM closes.
-            if vm_closing(lua) {
-                return Err(vm_closed_error());
-            }
-            let mut reaped = reaped_buffer.take();
-            let (nop_id, mailbox_touched, relays) = borrow_state(&state, |st| {
-                let nop_id = if nop {
-                    Some(st.executor.yield_now()?)
-                } else {
-                    None
-                };
-                if block {
-                    st.flush_stdout(false)?;
+        lua.create_function(
+            move |lua, (block, nop, receiving): (bool, bool, Option<bool>)| {
+                // It stores Lua values below: never while the VM closes.
+                if vm_closing(lua) {
+                    return Err(vm_closed_error());
                 }
-                // Sandbox frames (ring_relay.rs): the next read goes out
-                // with this turn; their completions never reach Lua.
-                st.relays.before_turn(&mut st.executor);
-                st.executor.turn(block, &mut reaped)?;
-                st.relays
-                    .after_turn(&mut st.executor, &mut reaped.completions);
-                Ok::<_, std::io::Error>((nop_id, st.mailbox.is_pending(), st.relays.active()))
-            })?
-            .map_err(io_err)?;
-            // No borrow of the state is held from here on: creating Lua
-            // values may run finalizers, which may call `rt` functions.
-            // Plain results (numbers: every socket, file and timer op) after
-            // the first go into `rt.completions` through the C API in one
-            // protected call: mlua's `raw_set` per value cost ~420
-            // instructions each, ~1,700 per echoed message
-            // (docs/performance.md "echo-ffi"). Richer results follow.
-            let plain = |c: &Completion| c.fd.is_none() && c.output.is_none();
-            if reaped.completions.iter().skip(1).any(plain) {
-                let list = &reaped.completions;
-                // SAFETY: `exec_raw` pushes `completions` (stack: [t]) and
-                // runs this in protected mode (a failed table resize
-                // raises a memory error it turns into `Err`); each push is
-                // popped by the `lua_rawseti` right after it.
-                unsafe {
-                    lua.exec_raw::<()>(&completions, |l| {
-                        for (i, c) in list.iter().enumerate().skip(1) {
-                            if !plain(c) {
-                                continue;
+                let mut reaped = reaped_buffer.take();
+                let mut hand =
+                    crate::actor::sandboxed::ring_relay::HandOver::new(receiving == Some(true));
+                let (nop_id, mailbox_touched, relays) = borrow_state(&state, |st| {
+                    let nop_id = if nop {
+                        Some(st.executor.yield_now()?)
+                    } else {
+                        None
+                    };
+                    if block {
+                        st.flush_stdout(false)?;
+                    }
+                    // Sandbox frames (ring_relay.rs): the next read goes out
+                    // with this turn; their completions never reach Lua.
+                    st.relays.before_turn(&mut st.executor);
+                    st.executor.turn(block, &mut reaped)?;
+                    st.relays
+                        .after_turn(&mut st.executor, &mut reaped.completions, &mut hand);
+                    Ok::<_, std::io::Error>((nop_id, st.mailbox.is_pending(), st.relays.active()))
+                })?
+                .map_err(io_err)?;
+                // No borrow of the state is held from here on: creating Lua
+                // values may run finalizers, which may call `rt` functions.
+                // Plain results (numbers: every socket, file and timer op)
+                // after the first go into `rt.completions` through the C API
+                // in one protected call: mlua's `raw_set` per value cost ~420
+                // instructions each, ~1,700 per echoed message
+                // (docs/performance.md "echo-ffi"). Richer results follow.
+                let plain = |c: &Completion| c.fd.is_none() && c.output.is_none();
+                if reaped.completions.iter().skip(1).any(plain) {
+                    let list = &reaped.completions;
+                    // SAFETY: `exec_raw` pushes `completions` (stack: [t])
+                    // and runs this in protected mode (a failed table resize
+                    // raises a memory error it turns into `Err`); each push
+                    // is popped by the `lua_rawseti` right after it.
+                    unsafe {
+                        lua.exec_raw::<()>(&completions, |l| {
+                            for (i, c) in list.iter().enumerate().skip(1) {
+                                if !plain(c) {
+                                    continue;
+                                }
+                                let k = (2 * i + 1) as ffi::lua_Integer;
+                                ffi::lua_pushnumber(l, c.id.to_f64());
+                                ffi::lua_rawseti(l, 1, k);
+                                ffi::lua_pushnumber(l, f64::from(c.result));
+                                ffi::lua_rawseti(l, 1, k + 1);
                             }
-                            let k = (2 * i + 1) as ffi::lua_Integer;
-                            ffi::lua_pushnumber(l, c.id.to_f64());
-                            ffi::lua_rawseti(l, 1, k);
-                            ffi::lua_pushnumber(l, f64::from(c.result));
-                            ffi::lua_rawseti(l, 1, k + 1);
+                        })?;
+                    }
+                }
+                let mut first = (Value::Nil, Value::Nil);
+                for (i, c) in reaped.completions.iter_mut().enumerate() {
+                    if i > 0 && plain(c) {
+                        continue;
+                    }
+                    let id = Value::Number(c.id.to_f64());
+                    let result = match (c.fd.take(), c.output.take()) {
+                        (Some(fd), _) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),
+                        // io-fs: a blocking-pool job's output.
+                        // A failure to build it fails that op only: the other
+                        // completions of this turn must still be delivered.
+                        (None, Some(output)) => {
+                            crate::modules::io_object::job_output_to_lua(lua, output)
+                                .unwrap_or_else(|e| {
+                                    tracing::warn!(error = %e, "blocking job output not delivered");
+                                    Value::Integer(i64::from(-libc::ENOMEM))
+                                })
                         }
-                    })?;
+                        (None, None) => Value::Integer(c.result.into()),
+                    };
+                    if i == 0 {
+                        first = (id, result);
+                    } else {
+                        completions.raw_set(2 * i + 1, id)?;
+                        completions.raw_set(2 * i + 2, result)?;
+                    }
                 }
-            }
-            let mut first = (Value::Nil, Value::Nil);
-            for (i, c) in reaped.completions.iter_mut().enumerate() {
-                if i > 0 && plain(c) {
-                    continue;
-                }
-                let id = Value::Number(c.id.to_f64());
-                let result = match (c.fd.take(), c.output.take()) {
-                    (Some(fd), _) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),
-                    // io-fs: a blocking-pool job's output.
-                    // A failure to build it fails that op only: the other
-                    // completions of this turn must still be delivered.
-                    (None, Some(output)) => crate::modules::io_object::job_output_to_lua(
-                        lua, output,
-                    )
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "blocking job output not delivered");
-                        Value::Integer(i64::from(-libc::ENOMEM))
-                    }),
-                    (None, None) => Value::Integer(c.result.into()),
+                let n = reaped.completions.len();
+                reaped.completions.clear();
+                reaped_buffer.set(reaped);
+                let host_wanted = mailbox_touched || crate::actor::host::host_has_work();
+                // (only numbers and booleans are handed over: pushing them
+                // allocates nothing, so the value cannot be lost on the way)
+                let handed = match hand.take() {
+                    Some(Message::Bool(b)) => Value::Boolean(b),
+                    Some(Message::Number(x)) => Value::Number(x),
+                    _ => Value::Nil,
                 };
-                if i == 0 {
-                    first = (id, result);
-                } else {
-                    completions.raw_set(2 * i + 1, id)?;
-                    completions.raw_set(2 * i + 2, result)?;
-                }
-            }
-            let n = reaped.completions.len();
-            reaped.completions.clear();
-            reaped_buffer.set(reaped);
-            let host_wanted = mailbox_touched || crate::actor::host::host_has_work();
-            Ok((
-                n,
-                first.0,
-                first.1,
-                nop_id.map(OpId::to_f64),
-                host_wanted,
-                relays,
-            ))
-        })?,
+                Ok((
+                    n,
+                    first.0,
+                    first.1,
+                    nop_id.map(OpId::to_f64),
+                    host_wanted,
+                    relays,
+                    handed,
+                ))
+            },
+        )?,
     )?;
     rt.set(
         "clock",
@@ -1129,7 +1146,7 @@ const LAZY_RT: &[LazyRt] = &[
         add: super::host::add_rt,
     },
     LazyRt {
-        names: &["max_frame_bytes", "control_recv", "control_decode"],
+        names: &["control_prepare", "control_recv", "control_decode"],
         add: super::sandboxed::add_rt,
     },
     LazyRt {

@@ -264,17 +264,42 @@ pub(crate) struct SocketOutputs {
     /// Ops whose outputs nobody will take (a closed acceptor's multishot
     /// accept until its last CQE): dropped as they come.
     discarded: HashSet<OpId>,
+    /// The control buffer of the last completed `recvmsg`, for the next
+    /// one (a sandbox relay reads every frame with one, and allocating
+    /// ~1 KiB each time showed as `malloc_consolidate` in its profile).
+    spare_control: Vec<u64>,
 }
 
 impl SocketOutputs {
     /// Called for every dispatched completion: keeps what the socket op of
     /// `slot` produced, if any.
     pub(crate) fn completed(&mut self, id: OpId, slot: &mut OpSlot, result: i32) {
-        if let Some(output) = slot.socket_resource().and_then(|r| r.output(result)) {
+        let Some(r) = slot.socket_resource() else {
+            return;
+        };
+        if let Some(output) = r.output(result) {
             if !self.discarded.contains(&id) {
                 self.queued.entry(id).or_default().push_back(output);
             }
         }
+        // A recvmsg completes once (never multishot here): its control
+        // buffer, read above, is free now; the kernel is done with it.
+        if r.op == SocketOpKind::RecvMsg && self.spare_control.is_empty() {
+            self.spare_control = std::mem::take(&mut r.control);
+            r.msg.msg_control = std::ptr::null_mut();
+            r.msg.msg_controllen = 0;
+        }
+    }
+
+    /// A zeroed control buffer of `words` words: the spare one when it
+    /// has that size, else a new one.
+    fn control_buffer(&mut self, words: usize) -> Vec<u64> {
+        if words == 0 || self.spare_control.len() != words {
+            return vec![0u64; words];
+        }
+        let mut control = std::mem::take(&mut self.spare_control);
+        control.fill(0);
+        control
     }
 
     /// The op's last CQE was dispatched.
@@ -480,7 +505,7 @@ impl Executor {
         }
         let mut res = SocketResource::new(SocketOpKind::RecvMsg, SockAddr::empty());
         res.buffer = Some(buf);
-        res.control = vec![0u64; control_words(maxfds)];
+        res.control = self.socket_outputs.control_buffer(control_words(maxfds));
         res.max_fds = maxfds;
         // The box's contents never move: the pointers stay valid in the slot.
         res.wire_msghdr(true);

@@ -168,7 +168,7 @@ impl SpanRef {
     }
 
     /// Like [`SpanRef::new_zeroed`] but reports allocation failure.
-    fn try_new_zeroed(len: usize, capacity: usize) -> Option<SpanRef> {
+    pub(crate) fn try_new_zeroed(len: usize, capacity: usize) -> Option<SpanRef> {
         debug_assert!(len <= capacity);
         Some(SpanRef {
             storage: Rc::new(Storage::try_zeroed(capacity)?),

@@ -917,9 +917,10 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     // nil): if the send fails or is interrupted, Lua hands them to
     // sandbox_clear_slots and sandbox_revoke_routes (the frame that named
     // them never left).
-    // Inside a sandbox, with `inline` (K.may_complete_inline), a third
-    // value: the result, when the send completed at once (no wait; its
-    // enter also carries the inbox's read-ahead, inside.rs).
+    // With `inline` (K.may_complete_inline), a third value: the result,
+    // when the send completed at once (no wait; inside a sandbox its
+    // enter also carries the inbox's read-ahead, inside.rs; on the host,
+    // for a boolean, number or short string, the relays' next reads).
     type SendArgs = (Value, Value, Option<bool>);
     rt.set(
         "sandbox_send",
@@ -928,16 +929,38 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let control = ch.control.borrow().clone().ok_or_else(|| {
                 mlua::Error::from(ErrorCode::core(error::CoreError::ChannelClosed))
             })?;
-            let own = with_state(lua, |st| st.mailbox.clone())?;
-            let sandboxed = with_state(lua, |st| {
+            let (own, sandboxed) = with_state(lua, |st| {
                 // Its answer is likely microseconds away (executor.rs).
                 st.executor.note_traffic();
-                st.executor.is_fixed_only()
+                (st.mailbox.clone(), st.executor.is_fixed_only())
             })?;
             if sandboxed {
                 let (id, done) =
                     send_to_host(lua, &control, ch.route, &own, &msg, inline == Some(true))?;
                 return Ok((id, Value::Nil, done, Value::Nil));
+            }
+            // A boolean, number or short string: no fd, no route, no copy
+            // into a `Message` first (the same bytes: `scalar_frame`).
+            if let Some(frame) = super::scalar_frame(&msg, crate::ipc::FdPlacement::FixedSlots(&[]))
+            {
+                let bytes = frame
+                    .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?
+                    .into_boxed_slice();
+                // With `inline` the send may complete at once (a datagram
+                // that fits the socket does): the fiber goes on to its
+                // receive without a ring turn. The sandboxes' next reads
+                // (ring_relay.rs) leave in the same enter, after the send.
+                let (id, done) = with_state(lua, |st| {
+                    crate::actor::vm::submit_maybe_inline(st, inline == Some(true), |st| {
+                        let id = st
+                            .executor
+                            .send_datagram(&control, OpBuffer::Owned(bytes))?;
+                        st.relays.before_turn(&mut st.executor);
+                        Ok(id)
+                    })
+                })?
+                .map_err(crate::actor::vm::io_err)?;
+                return Ok((id.to_f64(), Value::Nil, done, Value::Nil));
             }
             let caps = crate::actor::channels::ActorCapabilities {
                 own: &own,
@@ -1129,7 +1152,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 }
 
 /// Inside a sandbox: sends `msg` to the host as one frame on the control
-/// socket (a ring `SENDMSG` on its slot). Each `file_descriptor` in it is
+/// socket (a ring `SEND` on its slot, `SENDMSG` when it carries fds). Each `file_descriptor` in it is
 /// turned into a plain fd of this process (`fd_of_slot`) and attached by
 /// `SCM_RIGHTS`; the op holds those fds and closes them once it completed.
 /// The frame goes to `route` (the channel's: 0, the spawner's inbox, or
@@ -1144,6 +1167,16 @@ fn send_to_host(
     msg: &Value,
     inline: bool,
 ) -> mlua::Result<(f64, Option<i32>)> {
+    if route == 0 {
+        // A boolean, number or short string to the spawner: no fd, no
+        // channel, no copy into a `Message` first (`scalar_frame`).
+        if let Some(frame) = super::scalar_frame(msg, crate::ipc::FdPlacement::ScmRights) {
+            let bytes = frame
+                .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?
+                .into_boxed_slice();
+            return submit_to_host(lua, control, bytes, Vec::new(), inline);
+        }
+    }
     let caps = crate::actor::channels::ActorCapabilities {
         own,
         others: &ToHostCapabilities { lua },
@@ -1171,11 +1204,27 @@ fn send_to_host(
         .map_err(|e| mlua::Error::runtime(format!("send: {e}")))?;
     let bytes = frame.bytes.into_boxed_slice();
     let fds: Vec<OpFd> = take_fds(&mut msg).into_iter().map(OpFd::owned).collect();
+    submit_to_host(lua, control, bytes, fds, inline)
+}
+
+/// Submits a frame to the host (`send_to_host`), maybe completed inline.
+fn submit_to_host(
+    lua: &Lua,
+    control: &OpFd,
+    bytes: Box<[u8]>,
+    fds: Vec<OpFd>,
+    inline: bool,
+) -> mlua::Result<(f64, Option<i32>)> {
     let (id, done) = with_state(lua, |st| {
         crate::actor::vm::submit_maybe_inline(st, inline, |st| {
-            let id = st
-                .executor
-                .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)?;
+            // Without fds a plain `SEND` (the same packet; no msghdr for
+            // the kernel to copy in).
+            let id = if fds.is_empty() {
+                st.executor.send_datagram(control, OpBuffer::Owned(bytes))?
+            } else {
+                st.executor
+                    .send_msg(control, OpBuffer::Owned(bytes), None, fds, 0)?
+            };
             // The inbox's read-ahead goes out right after it (inside.rs).
             st.relays.control.arm_wanted(&mut st.executor);
             Ok(id)

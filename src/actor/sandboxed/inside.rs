@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - At most one `RECV` of the control socket is in flight ([`ControlRead`]),
-//!   into the inbox's one frame buffer. It is armed when a fiber receives
+//!   into the inbox's one frame buffer, which only Rust holds (Lua never
+//!   sees it: no script can read or write it while the kernel does). It is armed when a fiber receives
 //!   and, again, once a frame was decoded (the buffer is free again: the
 //!   decoder copied the frame): queued after the reply's `SEND` (or before
 //!   the next ring turn), it leaves with it in one `io_uring_enter`. The
@@ -11,7 +12,9 @@
 //!   only then.
 //! - A read-ahead's completion never reaches Lua unless a fiber awaits it:
 //!   `rt.turn` hands it to [`ControlRead`] (through `ring_relay::Relays`),
-//!   and the next `control_recv` returns its result without waiting.
+//!   and the next `control_recv` returns its result without waiting,
+//!   decoded in the same call when it is a frame (by the same checks as
+//!   `control_decode`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -193,6 +196,8 @@ pub(crate) struct ControlRead {
     /// after the SQEs queued before it (the reply's `SEND` first: a `RECV`
     /// ahead of it in the queue would delay it by the poll arming).
     wanted: Option<byte_span::SpanRef>,
+    /// The inbox's frame buffer (`frame_buffer`), once made.
+    buffer: Option<byte_span::SpanRef>,
 }
 
 impl ControlRead {
@@ -264,89 +269,134 @@ impl ControlRead {
     }
 }
 
+/// The inbox's one frame buffer (`ipc::MAX_FRAME_BYTES`), made once
+/// (`control_prepare`, before the module comes) and kept in the VM state:
+/// Lua never holds it, so no script can reach the bytes a read is writing.
+fn frame_buffer(st: &mut crate::actor::vm::VmState) -> std::io::Result<byte_span::SpanRef> {
+    if let Some(buf) = &st.relays.control.buffer {
+        return Ok(buf.clone());
+    }
+    let max = crate::ipc::MAX_FRAME_BYTES;
+    let buf = byte_span::SpanRef::try_new_zeroed(max, max)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?;
+    st.relays.control.buffer = Some(buf.clone());
+    Ok(buf)
+}
+
+/// Frames up to this size are copied to the stack to be decoded (the
+/// common case); longer ones to the heap.
+const SMALL_FRAME: usize = 512;
+
+/// Decodes the frame of `n` bytes in the inbox's buffer into a Lua value:
+/// `(true, value)`, or `(false, reason)` for a frame that breaks a rule
+/// (the caller closes the inbox). Errors (out of memory) are raised.
+fn decode_frame(lua: &Lua, n: usize) -> mlua::Result<(bool, Value)> {
+    let refuse = |reason: String| -> mlua::Result<(bool, Value)> {
+        Ok((false, Value::String(lua.create_string(reason)?)))
+    };
+    let span =
+        crate::actor::vm::with_state(lua, frame_buffer)?.map_err(crate::actor::vm::io_err)?;
+    if n > span.len() {
+        return refuse("frame from the host larger than the frame limit (truncated)".into());
+    }
+    // Only the frame is copied (the buffer is `MAX_FRAME_BYTES` long, and
+    // copying all of it cost more than the rest of a round trip), and
+    // copied at all because the next read goes into the same buffer.
+    let mut small = [0u8; SMALL_FRAME];
+    let large;
+    let bytes: &[u8] = if n <= SMALL_FRAME {
+        span.with_bytes(|b| small[..n].copy_from_slice(&b[..n]));
+        &small[..n]
+    } else {
+        large = span.with_bytes(|b| b[..n].to_vec());
+        &large
+    };
+    let table_size = luring_sandbox::RingSpec::default().fixed_files;
+    let decoded = match crate::ipc::decode(bytes, crate::ipc::FdMode::FixedSlots { table_size }, 0)
+    {
+        Ok(d) => d,
+        Err(e) => return refuse(e.to_string()),
+    };
+    // Each slot the frame names is this VM's from now on: owned before
+    // anything else can fail, so every path empties it.
+    let ring_fd = crate::actor::vm::with_state(lua, |st| {
+        // A frame from the host: its next one (or the answer to this
+        // one's reply) is likely microseconds away. The buffer is free
+        // again (the frame was copied): the next read goes out with this
+        // one's reply.
+        st.executor.note_traffic();
+        st.relays.control.want_next(span.clone());
+        st.executor.ring_fd()
+    })?;
+    let (granted, reason) = grant_slots(ring_fd, &decoded.fd_slots, table_size);
+    if let Some(reason) = reason {
+        return refuse(reason);
+    }
+    if decoded.routing.destination != 0 {
+        // (Its slots, owned above, are emptied.)
+        return refuse(format!(
+            "frame from the host names destination route {}: its frames go to this \
+             sandbox's inbox",
+            decoded.routing.destination
+        ));
+    }
+    let mut granted: Vec<Option<OpFd>> = granted.into_iter().map(Some).collect();
+    // (Out of memory and the like are raised, as for any receive.)
+    Ok((
+        true,
+        wire_to_lua(lua, decoded.value, &mut granted, &decoded.routing)?,
+    ))
+}
+
 /// The rt functions of a sandboxed VM's inbox (lua/core/actors.lua): the
 /// host's frames are read from the control socket with a ring `RECV` on
 /// [`CONTROL_SLOT`] ([`ControlRead`]: while a fiber receives, and one frame
-/// ahead after each decoded frame).
+/// ahead after each decoded frame) into the inbox's buffer, which only
+/// Rust holds.
 pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     use crate::actor::vm::unless_closing;
-    rt.set("max_frame_bytes", crate::ipc::MAX_FRAME_BYTES)?;
-    // control_recv(byte_span) -> op id, result | nil; the result is the
-    // frame's length (above the span's: truncated), 0 when the host is
-    // gone, or -errno. A frame read ahead (`ControlRead`) comes as the
-    // second value: no wait. The span is the inbox's one frame buffer.
+    // control_prepare(): makes the inbox's frame buffer now (before the
+    // module comes: its first allocation cost ~0.15 ms of a first round
+    // trip).
+    rt.set(
+        "control_prepare",
+        lua.create_function(unless_closing(|lua, ()| {
+            crate::actor::vm::with_state(lua, |st| frame_buffer(st).map(drop))?
+                .map_err(crate::actor::vm::io_err)
+        }))?,
+    )?;
+    // control_recv() -> op id, result | nil, good | nil, message: the
+    // result is the frame's length (above the buffer's: truncated), 0
+    // when the host is gone, or -errno. A frame read ahead
+    // (`ControlRead`) comes as the second value, no wait, and when it is
+    // a frame (result > 0) it is decoded at once: third and fourth values
+    // as `control_decode`'s (one call from Lua instead of two).
     rt.set(
         "control_recv",
-        lua.create_function(unless_closing(|lua, buf: Value| {
-            let span = byte_span::span_arg(&buf, 1)?;
+        lua.create_function(unless_closing(|lua, ()| {
             let (id, done) = crate::actor::vm::with_state(lua, |st| {
                 if !st.executor.is_fixed_only() {
                     return Err(std::io::Error::from_raw_os_error(libc::EPERM));
                 }
-                st.relays.control.next(&mut st.executor, span)
+                let buf = frame_buffer(st)?;
+                st.relays.control.next(&mut st.executor, buf)
             })?
             .map_err(crate::actor::vm::io_err)?;
-            Ok((id.to_f64(), done))
+            let (good, v) = match done {
+                Some(n) if n > 0 => {
+                    let (good, v) = decode_frame(lua, n as usize)?;
+                    (Some(good), v)
+                }
+                _ => (None, Value::Nil),
+            };
+            Ok((id.to_f64(), done, good, v))
         }))?,
     )?;
-    // control_decode(byte_span, n) -> true, message | false, reason
+    // control_decode(n) -> true, message | false, reason: the frame of `n`
+    // bytes the awaited read left in the buffer.
     rt.set(
         "control_decode",
-        lua.create_function(unless_closing(|lua, (buf, n): (Value, usize)| {
-            let span = byte_span::span_arg(&buf, 1)?;
-            if n > span.len() {
-                return Ok((
-                    false,
-                    Value::String(lua.create_string(
-                        "frame from the host larger than the frame limit (truncated)",
-                    )?),
-                ));
-            }
-            // Only the frame: the buffer is `MAX_FRAME_BYTES` long, and
-            // copying all of it cost more than the rest of a round trip.
-            let bytes = span.with_bytes(|b| b[..n].to_vec());
-            let table_size = luring_sandbox::RingSpec::default().fixed_files;
-            let refuse = |reason: String| -> mlua::Result<(bool, Value)> {
-                Ok((false, Value::String(lua.create_string(reason)?)))
-            };
-            let decoded = match crate::ipc::decode(
-                &bytes[..n],
-                crate::ipc::FdMode::FixedSlots { table_size },
-                0,
-            ) {
-                Ok(d) => d,
-                Err(e) => return refuse(e.to_string()),
-            };
-            // Each slot the frame names is this VM's from now on: owned
-            // before anything else can fail, so every path empties it.
-            let ring_fd = crate::actor::vm::with_state(lua, |st| {
-                // A frame from the host: its next one (or the answer to
-                // this one's reply) is likely microseconds away. The
-                // buffer is free again (the frame was copied): the next
-                // read goes out with this one's reply.
-                st.executor.note_traffic();
-                st.relays.control.want_next(span.clone());
-                st.executor.ring_fd()
-            })?;
-            let (granted, reason) = grant_slots(ring_fd, &decoded.fd_slots, table_size);
-            if let Some(reason) = reason {
-                return refuse(reason);
-            }
-            if decoded.routing.destination != 0 {
-                // (Its slots, owned above, are emptied.)
-                return refuse(format!(
-                    "frame from the host names destination route {}: its frames go to this \
-                     sandbox's inbox",
-                    decoded.routing.destination
-                ));
-            }
-            let mut granted: Vec<Option<OpFd>> = granted.into_iter().map(Some).collect();
-            // (Out of memory and the like are raised, as for any receive.)
-            Ok((
-                true,
-                wire_to_lua(lua, decoded.value, &mut granted, &decoded.routing)?,
-            ))
-        }))?,
+        lua.create_function(unless_closing(|lua, n: usize| decode_frame(lua, n)))?,
     )?;
     Ok(())
 }

@@ -452,6 +452,42 @@ fn one_heap_for_the_vm_thread() {
     }
 }
 
+/// Strings up to this length take [`scalar_frame`]: far below every
+/// limit a longer one could reach (message bytes, `MAX_STRING_BYTES`,
+/// `MAX_FRAME_BYTES`), so no error path of the generic copy is skipped.
+const SCALAR_STRING_BYTES: usize = 4096;
+
+/// The frame of a message that is one boolean, number or short string,
+/// encoded straight from the Lua value (`None` for anything else: the
+/// generic copy `message::from_lua` → `ipc::convert_message` runs then).
+/// The bytes are the ones the generic path makes for the same value (the
+/// same encoder, the same value: a number is a float, as
+/// `convert_message` makes it); no capability, route or limit is
+/// involved. (sandboxed ping-pong: docs/performance.md "sbx-pp2")
+pub(crate) fn scalar_frame(
+    value: &mlua::Value,
+    fds: crate::ipc::FdPlacement<'_>,
+) -> Option<Result<Vec<u8>, crate::ipc::FrameError>> {
+    use crate::ipc::Value as W;
+    let routing = crate::ipc::Routing::default();
+    let wire = match value {
+        mlua::Value::Boolean(b) => W::Bool(*b),
+        // (mlua reports integral doubles as Integer; the cast is exact.)
+        mlua::Value::Integer(i) => W::Float(*i as f64),
+        mlua::Value::Number(n) => W::Float(*n),
+        mlua::Value::String(s) => {
+            let bytes = s.as_bytes();
+            if bytes.len() > SCALAR_STRING_BYTES {
+                return None;
+            }
+            let wire = W::String(std::borrow::Cow::Borrowed(&bytes));
+            return Some(crate::ipc::encode_routed(&wire, fds, &routing));
+        }
+        _ => return None,
+    };
+    Some(crate::ipc::encode_routed(&wire, fds, &routing))
+}
+
 /// The message hooks of a channel between a sandboxed actor and its host
 /// (besides channels, which `ActorCapabilities` handles): a
 /// `file_descriptor` travels as a duplicate (the sender keeps its own; the
@@ -505,5 +541,57 @@ mod tests {
         assert_eq!(BootOptions::decode(&[]), Some(BootOptions::default()));
         assert_eq!(BootOptions::decode(&[1, 2, 3]), None);
         assert_eq!(BootOptions::decode(&[0; 9]), None);
+    }
+
+    /// The frame `scalar_frame` makes is, byte for byte, the one the
+    /// generic copy (`message::from_lua`, `ipc::convert_message`,
+    /// `encode`) makes, in both placements; anything else is left to it.
+    #[test]
+    fn scalar_frames_are_the_generic_path_s_bytes() {
+        use crate::actor::message;
+        use crate::ipc::{FdPlacement, Routing};
+        let lua = mlua::Lua::new();
+        let values: Vec<mlua::Value> = lua
+            .load(
+                "return true, false, 0, -0.0, 1, -1.5, 2^53, 2^53 + 2, 1/0, -1/0, 0/0, \
+                 3.25e-300, '', 'abc', 'a\\0b', string.rep('x', 4096)",
+            )
+            .eval::<mlua::MultiValue>()
+            .expect("values")
+            .into_iter()
+            .collect();
+        let own = crate::actor::mailbox::Mailbox::new();
+        let caps = crate::actor::channels::ActorCapabilities {
+            own: &own,
+            others: &super::SandboxCapabilities,
+        };
+        for v in &values {
+            let msg = message::from_lua(&lua, v, &caps, &message::Limits::default())
+                .expect("a scalar is a message");
+            for placement in [FdPlacement::ScmRights, FdPlacement::FixedSlots(&[])] {
+                let generic = crate::ipc::convert_message(&msg)
+                    .and_then(|c| c.encode(placement, &Routing::default()))
+                    .expect("generic frame")
+                    .bytes;
+                let fast = super::scalar_frame(v, placement)
+                    .expect("taken by the fast path")
+                    .expect("fast frame");
+                assert_eq!(fast, generic, "{v:?}");
+            }
+        }
+        // Past the short-string bound, tables, nil, functions: not taken.
+        let others: Vec<mlua::Value> = lua
+            .load("return string.rep('x', 4097), {}, {1}, nil, print")
+            .eval::<mlua::MultiValue>()
+            .expect("others")
+            .into_iter()
+            .collect();
+        assert_eq!(others.len(), 5);
+        for v in &others {
+            assert!(
+                super::scalar_frame(v, FdPlacement::ScmRights).is_none(),
+                "{v:?}"
+            );
+        }
     }
 }

@@ -15,6 +15,14 @@
 //!   thread wakes this VM). A route the sandbox's table does not hold
 //!   closes the channel, as any bad frame. The table is let go in
 //!   `finish`.
+//! - Hand-over: when a fiber of the spawner waits in `receive` (Lua says
+//!   so with the turn), the spawner's inbox holds nothing and a frame to
+//!   it is a boolean or a number, the frame's value is not posted:
+//!   the turn returns it and the scheduler gives it to that fiber at once
+//!   (at most one per turn, [`HandOver`]). It is taken as surely as a
+//!   posted one whose receipt came, so the next read is armed before the
+//!   next turn as after a receipt: still one frame in flight, in order
+//!   (the inbox was empty and the next frame is read only after).
 //! - The sandbox's end frame (`ipc::decode_end`) is kept for its monitor
 //!   notice and stops reading: its runtime writes nothing after it.
 //! - A frame is checked as `SandboxHandle::recv_control` checks it:
@@ -62,6 +70,41 @@ pub(crate) struct Relays {
     pub(crate) control: super::inside::ControlRead,
 }
 
+/// A frame's value handed to the fiber waiting in the spawner's
+/// `receive` instead of being posted (module doc): allowed for one frame
+/// per turn, and only while a fiber waits.
+pub(crate) struct HandOver {
+    allowed: bool,
+    value: Option<Message>,
+}
+
+impl HandOver {
+    /// `receiving`: a fiber of this VM waits in its inbox's `receive`.
+    pub(crate) fn new(receiving: bool) -> Self {
+        HandOver {
+            allowed: receiving,
+            value: None,
+        }
+    }
+
+    /// The value handed over, if a frame's was.
+    pub(crate) fn take(&mut self) -> Option<Message> {
+        self.value.take()
+    }
+
+    /// Takes `msg` if it may be handed over to the spawner's fiber (see
+    /// the module doc); gives it back otherwise.
+    fn offer(&mut self, msg: Message, inbox: &Mailbox) -> Result<(), Message> {
+        // (a string would allocate in Lua: it is posted as before)
+        let scalar = matches!(msg, Message::Bool(_) | Message::Number(_));
+        if !self.allowed || self.value.is_some() || !scalar || !inbox.is_open_and_empty() {
+            return Err(msg);
+        }
+        self.value = Some(msg);
+        Ok(())
+    }
+}
+
 impl Relays {
     pub(crate) fn push(&mut self, relay: RingRelay) {
         self.relays.push(relay);
@@ -90,10 +133,13 @@ impl Relays {
 
     /// After a turn: takes the completions of relay ops out of `completions`
     /// (Lua never sees them) and handles them.
+    /// A frame for a fiber waiting in `receive` may be handed over in
+    /// `hand` instead of posted (module doc).
     pub(crate) fn after_turn(
         &mut self,
         executor: &mut Executor,
         completions: &mut Vec<Completion>,
+        hand: &mut HandOver,
     ) {
         self.control.after_turn(completions);
         if self.relays.is_empty() {
@@ -102,7 +148,7 @@ impl Relays {
         let mut handled = false;
         completions.retain(|c| match self.relays.iter_mut().find(|r| r.owns(c.id)) {
             Some(relay) => {
-                relay.completed(executor, c.id, c.result);
+                relay.completed(executor, c.id, c.result, hand);
                 handled = true;
                 false
             }
@@ -143,6 +189,9 @@ pub(crate) struct RingRelay {
     poll_op: Option<OpId>,
     /// The send id of the frame posted and not yet taken.
     awaiting: Option<u64>,
+    /// The frame `awaiting` names was handed over (`HandOver`): taken,
+    /// as if its receipt had come, at the next `take_receipt`.
+    handed: bool,
     next_id: u64,
     /// False once the channel from the sandbox closed (EOF, a rejected
     /// frame, an error).
@@ -188,6 +237,7 @@ impl RingRelay {
             recv_op: None,
             poll_op: None,
             awaiting: None,
+            handed: false,
             next_id: 0,
             reading: true,
             ended: false,
@@ -207,6 +257,13 @@ impl RingRelay {
 
     /// Notes the receipt of the frame in the inbox, if it came.
     fn take_receipt(&mut self) {
+        if self.handed {
+            // (its read is armed before the next turn, as after a receipt:
+            // it then leaves with that turn's enter, not one of its own)
+            self.handed = false;
+            self.awaiting = None;
+            return;
+        }
         if self.awaiting.is_none() || !self.receipts.take_pending() {
             return;
         }
@@ -279,7 +336,7 @@ impl RingRelay {
         }
     }
 
-    fn completed(&mut self, executor: &mut Executor, id: OpId, result: i32) {
+    fn completed(&mut self, executor: &mut Executor, id: OpId, result: i32, hand: &mut HandOver) {
         if self.poll_op == Some(id) {
             self.poll_op = None;
             if result < 0 && !self.poll_failed {
@@ -308,13 +365,13 @@ impl RingRelay {
             // microseconds away.
             executor.note_traffic();
             let output = executor.take_socket_output(id);
-            self.frame_read(result, output);
+            self.frame_read(result, output, hand);
         }
         self.advance(executor);
     }
 
     /// A `RECVMSG` completed with `result` and `output`.
-    fn frame_read(&mut self, result: i32, output: Option<SocketOutput>) {
+    fn frame_read(&mut self, result: i32, output: Option<SocketOutput>, hand: &mut HandOver) {
         if result == -libc::ECANCELED {
             // Cancelled because the sandbox ended: nothing was read.
             return;
@@ -356,7 +413,23 @@ impl RingRelay {
             Some(packet) => frame_from_sandbox(packet, fds, inbox, routes),
             None => Err("frame longer than the buffer".into()),
         });
-        self.received(decoded);
+        match decoded {
+            // To the spawner: maybe straight to its waiting fiber.
+            Ok(FromSandbox::Message(msg, None)) => {
+                let Some(spawner) = &self.spawner else {
+                    return;
+                };
+                match hand.offer(msg, &spawner.mailbox) {
+                    Ok(()) => {
+                        self.next_id += 1;
+                        self.awaiting = Some(self.next_id);
+                        self.handed = true;
+                    }
+                    Err(msg) => self.post(msg, None),
+                }
+            }
+            other => self.received(other),
+        }
     }
 
     /// Handles a frame read from the sandbox.
