@@ -613,28 +613,61 @@ fn block_on_parked<F: std::future::Future>(future: F) -> (F::Output, bool) {
     }
 }
 
+/// An echo that holds a `{ hold = v }` back until `'go'` comes, and
+/// answers anything else at once.
+const GATED_ECHO: &str = "local inbox = require 'inbox'
+local reply = inbox:receive().reply
+local held
+while true do
+  local ok, m = pcall(inbox.receive, inbox)
+  if not ok then return end
+  if type(m) == 'table' then held = m.hold
+  elseif m == 'go' then reply:send(held)
+  else reply:send(m) end
+end";
+
 /// `recv_timeout` whose deadline passes while it spins (and reads the
-/// socket) returns `Timeout`; the reply then still arrives, once.
+/// socket) returns `Timeout`; the reply then still arrives, once. Every
+/// other round trip's reply is held back until after the deadline, so
+/// those deadlines expire whatever the scheduler does (on a loaded
+/// machine the plugin may answer before the receiver even looks); the
+/// others race the spin and may go either way.
 fn recv_timeout_expires_while_spinning() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
-    let plugin = echo(&runtime, &mb, true);
-    let mut timeouts = 0;
+    let spec = ActorSpec::source("gated_echo.lua", GATED_ECHO)
+        .sandbox(SandboxOptions::new())
+        .replies_to(&mb);
+    let plugin = runtime.spawn(spec).unwrap();
+    plugin
+        .send(Message::object([("reply", mb.address().into())]))
+        .unwrap();
     for i in 0..300u32 {
-        plugin.send(Message::from(i)).unwrap();
-        // Deadlines within the spin (50 µs): most expire while it spins.
+        // Deadlines within the spin (50 µs).
         let tiny = Duration::from_micros(u64::from(i % 60));
-        let reply = match mb.recv_timeout(tiny) {
-            Ok(m) => m,
-            Err(luring::RecvTimeoutError::Timeout) => {
-                timeouts += 1;
-                mb.recv_timeout(WAIT).expect("a reply within 30 s")
+        let reply = if i % 2 == 1 {
+            plugin
+                .send(Message::object([("hold", Message::from(i))]))
+                .unwrap();
+            assert_eq!(
+                mb.recv_timeout(tiny),
+                Err(luring::RecvTimeoutError::Timeout),
+                "round trip {i}: a reply held back cannot come in time"
+            );
+            plugin.send(Message::from("go")).unwrap();
+            mb.recv_timeout(WAIT).expect("a reply within 30 s")
+        } else {
+            plugin.send(Message::from(i)).unwrap();
+            match mb.recv_timeout(tiny) {
+                Ok(m) => m,
+                Err(luring::RecvTimeoutError::Timeout) => {
+                    mb.recv_timeout(WAIT).expect("a reply within 30 s")
+                }
+                Err(e) => panic!("round trip {i}: {e}"),
             }
-            Err(e) => panic!("round trip {i}: {e}"),
         };
         assert_eq!(reply.as_number(), Some(f64::from(i)), "round trip {i}");
     }
-    assert!(timeouts >= 1, "only {timeouts} deadlines expired");
     assert_eq!(mb.try_recv(), Err(luring::TryRecvError::Empty));
     plugin.kill().unwrap();
 }
