@@ -349,15 +349,23 @@ impl Executor {
     /// The ring, made now if this executor has none yet. A failure (no
     /// fds left, no memory for the rings) is the failing op's error and
     /// changes nothing: the next op tries again.
+    #[inline(always)]
     fn ring(&mut self) -> io::Result<&mut IoUring> {
+        // (inlined into every push: the ring exists but for the first op)
         if self.ring.is_none() {
-            #[cfg(test)]
-            if let Some(errno) = self.faults.setup_errno.take() {
-                return Err(io::Error::from_raw_os_error(errno));
-            }
-            self.ring = Some(new_ring()?);
+            self.make_ring()?;
         }
         Ok(self.ring.as_mut().expect("made above"))
+    }
+
+    #[cold]
+    fn make_ring(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(errno) = self.faults.setup_errno.take() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        self.ring = Some(new_ring()?);
+        Ok(())
     }
 
     /// Whether SQEs wait in the SQ for a submission (never without a ring).
