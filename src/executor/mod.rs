@@ -597,7 +597,17 @@ impl Executor {
     /// Refuses an op this executor's ring cannot run: a fixed slot given to
     /// an op that builds its SQE on an fd number, or (fixed-only) anything
     /// reaching outside the fixed-file table.
+    #[inline(always)]
     fn check_reach(&self, slot: &OpSlot) -> io::Result<()> {
+        // (inlined into every submit: the common case is two tests)
+        if self.fixed_only.is_none() && !slot.fd_is_fixed() {
+            return Ok(());
+        }
+        self.check_reach_fixed(slot)
+    }
+
+    #[cold]
+    fn check_reach_fixed(&self, slot: &OpSlot) -> io::Result<()> {
         if !slot.accepts_fixed && matches!(slot.target(), Target::Fixed(_)) {
             tracing::debug!("executor: refused a fixed slot for an op that takes an fd number");
             return Err(io::Error::from_raw_os_error(libc::EBADF));

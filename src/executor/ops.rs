@@ -287,6 +287,16 @@ impl OpSlot {
         }
     }
 
+    /// Whether the op's fd is a slot of the fixed-file table (what
+    /// `target` names as `Fixed`).
+    #[inline(always)]
+    pub(crate) fn fd_is_fixed(&self) -> bool {
+        matches!(
+            &self.fd,
+            Some(OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_))
+        )
+    }
+
     /// What the op's SQE names (`Fd(-1)` without an fd).
     pub(crate) fn target(&self) -> Target {
         match &self.fd {
