@@ -582,6 +582,7 @@ impl HeldState {
 
 /// Submits one op and, with `inline` (see [`HeldState::submit_inline`]),
 /// tries to finish it at once: its id and, when that worked, its result.
+#[inline(always)]
 pub(crate) fn submit_maybe_inline(
     st: &mut VmState,
     inline: bool,

@@ -349,15 +349,23 @@ impl Executor {
     /// The ring, made now if this executor has none yet. A failure (no
     /// fds left, no memory for the rings) is the failing op's error and
     /// changes nothing: the next op tries again.
+    #[inline(always)]
     fn ring(&mut self) -> io::Result<&mut IoUring> {
+        // (inlined into every push: the ring exists but for the first op)
         if self.ring.is_none() {
-            #[cfg(test)]
-            if let Some(errno) = self.faults.setup_errno.take() {
-                return Err(io::Error::from_raw_os_error(errno));
-            }
-            self.ring = Some(new_ring()?);
+            self.make_ring()?;
         }
         Ok(self.ring.as_mut().expect("made above"))
+    }
+
+    #[cold]
+    fn make_ring(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(errno) = self.faults.setup_errno.take() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        self.ring = Some(new_ring()?);
+        Ok(())
     }
 
     /// Whether SQEs wait in the SQ for a submission (never without a ring).
@@ -589,7 +597,17 @@ impl Executor {
     /// Refuses an op this executor's ring cannot run: a fixed slot given to
     /// an op that builds its SQE on an fd number, or (fixed-only) anything
     /// reaching outside the fixed-file table.
+    #[inline(always)]
     fn check_reach(&self, slot: &OpSlot) -> io::Result<()> {
+        // (inlined into every submit: the common case is two tests)
+        if self.fixed_only.is_none() && !slot.fd_is_fixed() {
+            return Ok(());
+        }
+        self.check_reach_fixed(slot)
+    }
+
+    #[cold]
+    fn check_reach_fixed(&self, slot: &OpSlot) -> io::Result<()> {
         if !slot.accepts_fixed && matches!(slot.target(), Target::Fixed(_)) {
             tracing::debug!("executor: refused a fixed slot for an op that takes an fd number");
             return Err(io::Error::from_raw_os_error(libc::EBADF));

@@ -235,6 +235,7 @@ pub struct OpSlot {
 }
 
 impl OpSlot {
+    #[inline(always)]
     fn with(resource: Resource) -> Self {
         Self {
             resource,
@@ -254,6 +255,7 @@ impl OpSlot {
         Self::with(Resource::Timespec(Box::new(ts)))
     }
 
+    #[inline(always)]
     pub(crate) fn buffer(buf: OpBuffer) -> Self {
         Self::with(Resource::Buffer(buf))
     }
@@ -269,6 +271,7 @@ impl OpSlot {
 
     /// Like `on_fd`, for an op whose SQE is built from [`OpSlot::target`]
     /// (so `fd` may be a fixed slot).
+    #[inline(always)]
     pub(crate) fn on_target(mut self, fd: &OpFd) -> Self {
         self.fd = Some(fd.clone());
         self.accepts_fixed = true;
@@ -282,6 +285,16 @@ impl OpSlot {
         if let (true, Some(OpFd::Std(stream))) = (self.accepts_fixed, &self.fd) {
             self.fd = Some(to(*stream));
         }
+    }
+
+    /// Whether the op's fd is a slot of the fixed-file table (what
+    /// `target` names as `Fixed`).
+    #[inline(always)]
+    pub(crate) fn fd_is_fixed(&self) -> bool {
+        matches!(
+            &self.fd,
+            Some(OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_))
+        )
     }
 
     /// What the op's SQE names (`Fd(-1)` without an fd).
@@ -361,6 +374,7 @@ impl OpSlot {
         Self::with(Resource::Socket(resource))
     }
 
+    #[inline(always)]
     pub(crate) fn socket_resource(&mut self) -> Option<&mut super::socket::SocketResource> {
         match &mut self.resource {
             Resource::Socket(r) => Some(r),
@@ -496,6 +510,7 @@ pub(crate) struct OpTable {
 impl OpTable {
     /// Stores `slot` under a new id; `None` when 2^32 indexes were retired
     /// (2^53 ops: unreachable in practice).
+    #[inline(always)]
     pub fn insert(&mut self, slot: OpSlot) -> Option<(OpId, &mut OpSlot)> {
         let index = match self.free.pop() {
             Some(i) => i,
@@ -524,8 +539,10 @@ impl OpTable {
     }
 
     pub fn remove(&mut self, id: OpId) -> Option<OpSlot> {
-        self.get_mut(id)?;
-        let (generation, slot) = &mut self.slots[id.index as usize];
+        let (generation, slot) = match self.slots.get_mut(id.index as usize) {
+            Some(entry) if entry.0 == id.generation && entry.1.is_some() => entry,
+            _ => return None,
+        };
         let slot = slot.take();
         // A slot that issued its last generation is never reused: no id
         // repeats.

@@ -273,10 +273,15 @@ pub(crate) struct SocketOutputs {
 impl SocketOutputs {
     /// Called for every dispatched completion: keeps what the socket op of
     /// `slot` produced, if any.
+    #[inline(always)]
     pub(crate) fn completed(&mut self, id: OpId, slot: &mut OpSlot, result: i32) {
-        let Some(r) = slot.socket_resource() else {
-            return;
-        };
+        // (inlined into the reap: most completions have no socket resource)
+        if let Some(r) = slot.socket_resource() {
+            self.completed_socket(id, r, result);
+        }
+    }
+
+    fn completed_socket(&mut self, id: OpId, r: &mut super::socket::SocketResource, result: i32) {
         if let Some(output) = r.output(result) {
             if !self.discarded.contains(&id) {
                 self.queued.entry(id).or_default().push_back(output);

@@ -280,6 +280,7 @@ unsafe extern "C-unwind" fn fast_op(l: *mut ffi::lua_State) -> c_int {
 /// Does the op: its id (none for a direct read) and, when it completed at
 /// once, its result. `direct` is cleared when the file turned out never
 /// to read directly.
+#[inline(always)]
 fn submit(
     st: &mut VmState,
     kind: Kind,
