@@ -4,19 +4,11 @@
 -- cancelled and closed like any op, release() is EBUSY meanwhile, and
 -- nothing sent is lost or reordered whichever path carried it.
 local ip = require 'ip'
-local function outcome(label, f, ...)
-  local ok, e = pcall(f, ...)
-  if ok then print(label, 'ok', e) return end
-  print(label, tostring(e.category), tostring(e))
-end
-local acc = ip.tcp.acceptor.new()
-acc:open('v4')
-acc:bind('127.0.0.1', 0)
-acc:listen()
-local c = ip.tcp.socket.new()
-local f = spawn(function() return acc:accept() end)
-c:connect('127.0.0.1', acc.local_port)
-local s = f:join()
+local L = require './loopback' -- outcome, listener, tcp_pair
+local outcome = L.outcome
+local acc = L.listener()
+local c, s = L.tcp_pair(acc)
+local f
 
 -- one receive buffer, used first so that later reads take the fast path
 local buf = byte_span.new(16)

@@ -9,22 +9,10 @@
 local ip = require 'ip'
 local E = { EPIPE = 32, ECONNRESET = 104 }
 
-local function outcome(label, f, ...)
-  local ok, e = pcall(f, ...)
-  if ok then print(label, 'ok', e) return end
-  print(label, tostring(e.category), tostring(e))
-end
-
-local acc = ip.tcp.acceptor.new()
-acc:open('v4')
-acc:bind('127.0.0.1', 0)
-acc:listen()
-local function pair()
-  local c = ip.tcp.socket.new()
-  local f = spawn(function() return acc:accept() end)
-  c:connect('127.0.0.1', acc.local_port)
-  return c, f:join()
-end
+local L = require './loopback' -- outcome, listener, tcp_pair
+local outcome = L.outcome
+local acc = L.listener()
+local function pair() return L.tcp_pair(acc) end
 
 -- Three echo connections served by three fibers taking turns (each has
 -- its own coroutine: the per-thread pointer cache switches between them),

@@ -1,15 +1,9 @@
 -- ops in flight on ip sockets: interruption, close(), cancel(), release()
 -- -> EBUSY, for accept, connect-free reads, receive_from
 local ip = require 'ip'
-local function outcome(label, f, ...)
-  local ok, e = pcall(f, ...)
-  if ok then print(label, 'ok', e) return end
-  print(label, tostring(e.category), tostring(e))
-end
-local acc = ip.tcp.acceptor.new()
-acc:open('v4')
-acc:bind('127.0.0.1', 0)
-acc:listen()
+local L = require './loopback' -- outcome, listener
+local outcome = L.outcome
+local acc = L.listener()
 
 -- interrupting accept: interrupted; the acceptor still works afterwards
 local f = spawn(function() outcome('accept interrupted:', acc.accept, acc) end)
