@@ -46,8 +46,10 @@
 //! - After traffic with another process (a sandbox's frames:
 //!   [`Executor::note_traffic`]) a blocking `turn` first submits, then
 //!   watches the CQ from user space for up to [`WATCH`] before it sleeps
-//!   in `io_uring_enter`. A watch that sees nothing in time stops the
-//!   watching for [`WATCH_BACKOFF`] (and until the next traffic). Rings
+//!   in `io_uring_enter`. A watch that sees nothing in time sleeps (and
+//!   no turn watches until the next traffic); watches that keep failing
+//!   (more than about one in [`WATCH_STRIKE`], [`Executor::watched`])
+//!   stop the watching for [`WATCH_BACKOFF`]. Rings
 //!   are made with `COOP_TASKRUN` + `TASKRUN_FLAG` when the kernel has
 //!   them: a completion's task work then never interrupts the running
 //!   thread; the kernel sets `IORING_SQ_TASKRUN`, and the watch answers it
@@ -145,9 +147,39 @@ const CQ_ENTRIES: u32 = 128;
 /// How long a blocking turn after traffic with a sandbox watches the CQ
 /// before it sleeps: a peer on another core answers within a few µs.
 const WATCH: std::time::Duration = crate::actor::host::SPIN;
-/// After a watch that found nothing, none for this long: the peer is slow
-/// or the machine busy, and a sleep costs less than watching in vain.
+/// After watches that kept finding nothing, none for this long: the peer
+/// is slow or the machine busy, and a sleep costs less than watching in
+/// vain.
 const WATCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+/// What a vain watch adds to `watch_strikes` (a watch that found its
+/// completion takes one off); at [`WATCH_STRIKES_MAX`] the back-off
+/// starts. So a lone stall (an interrupt, the peer's collection) costs
+/// one sleep, not 10 ms of them (sbx-pp3: 7-16 such per 21,000 round
+/// trips at `chrt -f 10`, each then ~300 round trips slept through, a
+/// quarter of the run), while watches failing more often than about one
+/// in eight (a slow peer, a busy machine) add up and back off: two in a
+/// row at once.
+const WATCH_STRIKE: u32 = 8;
+/// Spins (of 64 looks each, ~1 µs) before a watch starts yielding.
+const WATCH_YIELD_AFTER: u32 = 8;
+/// A yield that took this long gave the core away: another task ran.
+/// (One that finds nothing else to run returns in well under 1 µs here.)
+const WATCH_CORE_LOST: std::time::Duration = std::time::Duration::from_micros(4);
+
+/// What a watch of the CQ (`Executor::watch_completions`) saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watched {
+    /// A completion, in time, without giving the core away.
+    Found,
+    /// A completion in time, but only after a yield gave the core away:
+    /// to the peer on the same core (which then answered) or to another
+    /// task (a busy machine). Sleeping would have done as well for less
+    /// CPU: it counts against watching, like finding nothing.
+    FoundLate,
+    /// Nothing in time.
+    Nothing,
+}
+const WATCH_STRIKES_MAX: u32 = 2 * WATCH_STRIKE;
 
 /// The fixed-file slots a fixed-only executor reads standard input from
 /// and writes standard output and standard error to (installed before
@@ -296,8 +328,10 @@ pub struct Executor {
     /// Traffic with another process since the last watch of the CQ that
     /// found nothing: the next blocking turn watches before it sleeps.
     spin_wait: bool,
-    /// No watch before this: the last one found nothing.
+    /// No watch before this: the watches kept finding nothing.
     no_watch_until: Option<std::time::Instant>,
+    /// Recent vain watches, weighted ([`WATCH_STRIKE`]).
+    watch_strikes: u32,
     #[cfg(test)]
     faults: Faults,
 }
@@ -430,6 +464,7 @@ impl Executor {
             sync_result: None,
             spin_wait: false,
             no_watch_until: None,
+            watch_strikes: 0,
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -1077,11 +1112,10 @@ impl Executor {
             if self.sq_pending() {
                 self.submit_in_turn(out)?;
             }
-            if out.completions.is_empty() && !out.woken && !self.watch_completions() {
-                // The peer was slow or is not running (a busy machine):
-                // sleeping is cheaper for a while.
-                self.spin_wait = false;
-                self.no_watch_until = Some(std::time::Instant::now() + WATCH_BACKOFF);
+            if out.completions.is_empty() && !out.woken {
+                let watched = self.watch_completions();
+                self.watched(watched);
+                block = watched == Watched::Nothing;
             } else {
                 block = false;
             }
@@ -1140,7 +1174,27 @@ impl Executor {
         self.spin_wait = true;
     }
 
-    /// Whether the last watch that found nothing is [`WATCH_BACKOFF`] old.
+    /// Counts a watch: one that found nothing sleeps, and no turn watches
+    /// until the next traffic; when they fail too often, or find only
+    /// after giving the core away (the peer was slow, shares this core or
+    /// is not running: a busy machine), sleeping is cheaper for a while.
+    fn watched(&mut self, watched: Watched) {
+        match watched {
+            Watched::Found => {
+                self.watch_strikes = self.watch_strikes.saturating_sub(1);
+                return;
+            }
+            Watched::FoundLate => {}
+            Watched::Nothing => self.spin_wait = false,
+        }
+        self.watch_strikes += WATCH_STRIKE;
+        if self.watch_strikes >= WATCH_STRIKES_MAX {
+            self.watch_strikes = 0;
+            self.no_watch_until = Some(std::time::Instant::now() + WATCH_BACKOFF);
+        }
+    }
+
+    /// Whether the last back-off is [`WATCH_BACKOFF`] old.
     fn may_watch(&mut self) -> bool {
         match self.no_watch_until {
             Some(t) if std::time::Instant::now() < t => false,
@@ -1152,50 +1206,76 @@ impl Executor {
     }
 
     /// Watches the CQ from user space for up to [`WATCH`] (yielding the
-    /// core now and then, as `host::spin_until` does); true when a
-    /// completion came in time. When the kernel flags task work to run
-    /// (`IORING_SQ_TASKRUN`, a `COOP_TASKRUN` ring), an enter with
-    /// `GETEVENTS` runs it (its CQEs then appear) and the watch goes on.
-    fn watch_completions(&mut self) -> bool {
+    /// core now and then, as `host::spin_until` does) and says what came.
+    /// When the kernel flags task work to run (`IORING_SQ_TASKRUN`, a
+    /// `COOP_TASKRUN` ring), an enter with `GETEVENTS` runs it (its CQEs
+    /// then appear) and the watch goes on.
+    fn watch_completions(&mut self) -> Watched {
         let until = std::time::Instant::now() + WATCH;
+        // A yield gave the core away (see `Watched::FoundLate`).
+        let mut lost = false;
+        let mut round = 0u32;
         loop {
             // SAFETY: the status reads the ring's head and tail, which live
             // as long as `self.ring`; it is dropped before this returns.
             // (No ring: nothing was ever submitted, nothing can come.)
             let Some(ring) = self.ring.as_mut() else {
-                return false;
+                return Watched::Nothing;
             };
             let status = unsafe { ring.completion().status() };
             let ring = &*ring;
             // SAFETY: no other submission queue of this ring exists while
             // the watch runs (`self` is borrowed for it).
             let taskrun = || unsafe { ring.submission_shared() }.taskrun();
-            // Both looked at every round: a frame's `RECV` completes only
+            // Both looked at every spin: a frame's `RECV` completes only
             // through task work, so the flag is what comes first, and a
             // look only every 64 spins (~0.7-1 µs of `pause` here) was
             // that much added to each hop (performance.md, sbx-pp2).
-            let flagged = crate::actor::host::spin_until(
-                WATCH,
-                Some(until),
-                || !status.is_empty() || taskrun(),
-                taskrun,
-            );
-            if !status.is_empty() {
-                // Found only past the deadline (a yield gave the core
-                // away for long: a busy machine): not in time.
-                return std::time::Instant::now() < until;
+            let flagged = 'spin: loop {
+                for _ in 0..64 {
+                    if !status.is_empty() {
+                        break 'spin false;
+                    }
+                    if taskrun() {
+                        break 'spin true;
+                    }
+                    std::hint::spin_loop();
+                }
+                let now = std::time::Instant::now();
+                if now >= until {
+                    return Watched::Nothing;
+                }
+                round += 1;
+                if round > WATCH_YIELD_AFTER {
+                    // A peer sharing this core gets to answer; with none
+                    // this returns at once.
+                    std::thread::yield_now();
+                    lost |= now.elapsed() >= WATCH_CORE_LOST;
+                }
+            };
+            if flagged {
+                // (`submit_and_wait(0)` adds GETEVENTS when the flag is set.)
+                if self.enter(0).is_err() {
+                    return Watched::Nothing;
+                }
             }
-            if !flagged {
-                return false;
+            // SAFETY: as above (the enter needed `self` whole).
+            let Some(ring) = self.ring.as_mut() else {
+                return Watched::Nothing;
+            };
+            if unsafe { ring.completion().status() }.is_empty() {
+                // (the flag was for task work that posted nothing)
+                continue;
             }
-            // (`submit_and_wait(0)` adds GETEVENTS when the flag is set.)
-            if self.enter(0).is_err() {
-                return false;
-            }
-            if !status.is_empty() {
-                // In time only if no stall carried the watch past its end.
-                return std::time::Instant::now() < until;
-            }
+            return if std::time::Instant::now() >= until {
+                // Found only past the deadline (a stall carried the watch
+                // past its end: a busy machine): not in time.
+                Watched::Nothing
+            } else if lost {
+                Watched::FoundLate
+            } else {
+                Watched::Found
+            };
         }
     }
 

@@ -1079,20 +1079,33 @@ fn after_traffic_a_blocking_turn_watches_and_delivers_a_frame_from_another_threa
 #[test]
 fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     let mut ex = Executor::new().unwrap();
-    ex.note_traffic();
     // Far longer than a watch (50 µs): the turn watches in vain, then
-    // sleeps in the ring until the timer fires.
+    // sleeps in the ring until the timer fires. One vain watch is a
+    // stall, not a pattern: no back-off yet, but no watch either until
+    // the next traffic.
+    ex.note_traffic();
+    let id = ex.sleep(5_000_000).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
+    assert!(!ex.spin_wait);
+    assert!(
+        ex.no_watch_until.is_none(),
+        "one vain watch starts no back-off"
+    );
+    // The next one in vain, with no watch that found its completion in
+    // between: the back-off starts.
+    ex.note_traffic();
     let before = Instant::now();
     let id = ex.sleep(5_000_000).unwrap();
-    let done = reap_n(&mut ex, 1);
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, -libc::ETIME)]);
     let after = Instant::now();
-    assert_eq!(done, vec![(id, -libc::ETIME)]);
     assert!(!ex.spin_wait);
     // The back-off runs WATCH_BACKOFF from when the watch gave up, which
     // was between `before` and `after`. (Checked against these bounds, not
     // by calling may_watch now: a loaded machine may stall this thread
     // past the 10 ms, and then watching again is right.)
-    let until = ex.no_watch_until.expect("a vain watch starts a back-off");
+    let until = ex
+        .no_watch_until
+        .expect("a second vain watch starts a back-off");
     assert!(until >= before + WATCH_BACKOFF && until <= after + WATCH_BACKOFF);
     // Within the back-off (a deadline no stall reaches): no watch, and
     // traffic alone does not end it.
@@ -1104,6 +1117,54 @@ fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     ex.no_watch_until = Some(before);
     assert!(ex.may_watch());
     assert!(ex.no_watch_until.is_none());
+}
+
+#[test]
+fn watches_that_find_their_completion_forgive_a_vain_one() {
+    let mut ex = Executor::new().unwrap();
+    // A vain watch, then as many that found their completion as it
+    // weighs: the next vain one is again a lone stall.
+    ex.watched(Watched::Nothing);
+    for _ in 0..WATCH_STRIKE {
+        ex.watched(Watched::Found);
+    }
+    ex.watched(Watched::Nothing);
+    assert!(ex.no_watch_until.is_none());
+    // Fewer found ones leave a remainder: vain watches more often than
+    // about one in WATCH_STRIKE add up, and back off.
+    for _ in 1..WATCH_STRIKE {
+        ex.watched(Watched::Found);
+    }
+    ex.watched(Watched::Nothing);
+    assert!(ex.no_watch_until.is_none());
+    ex.watched(Watched::Nothing);
+    assert!(ex.no_watch_until.is_some());
+    // The back-off starts the count afresh.
+    assert_eq!(ex.watch_strikes, 0);
+}
+
+#[test]
+fn watches_that_find_only_after_losing_the_core_back_off() {
+    // (The peer shares this core, or the machine is busy: each watch
+    // found its completion only once a yield let another task run.)
+    let mut ex = Executor::new().unwrap();
+    ex.note_traffic();
+    ex.watched(Watched::FoundLate);
+    // Its completion came: the next traffic-less turn may still watch.
+    assert!(ex.spin_wait);
+    assert!(ex.no_watch_until.is_none());
+    ex.watched(Watched::FoundLate);
+    assert!(ex.no_watch_until.is_some(), "two in a row back off");
+}
+
+#[test]
+fn a_watch_with_its_completion_ready_finds_it_without_yielding() {
+    let mut ex = Executor::new().unwrap();
+    // (a NOP completes at submission: its CQE is there before the watch)
+    let id = ex.yield_now().unwrap();
+    ex.submit_pending().unwrap();
+    assert_eq!(ex.watch_completions(), Watched::Found);
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 0)]);
 }
 
 /// Direct reads (direct.rs): a regular file's cached data comes without
