@@ -166,6 +166,11 @@ const WATCH_YIELD_AFTER: u32 = 8;
 /// (One that finds nothing else to run returns in well under 1 µs here.)
 const WATCH_CORE_LOST: std::time::Duration = std::time::Duration::from_micros(4);
 
+/// `IORING_RECVSEND_POLL_FIRST` (include/uapi/linux/io_uring.h, Linux
+/// 5.19), in a receive's `ioprio`: the socket is assumed empty, so the
+/// poll is armed without a receive first (the crate keeps it private).
+const RECVSEND_POLL_FIRST: u16 = 1;
+
 /// What a watch of the CQ (`Executor::watch_completions`) saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Watched {
@@ -755,13 +760,25 @@ impl Executor {
     /// is the datagram's real length, so a result above `buf`'s length
     /// means it was truncated (the caller must reject it). 0 is a
     /// zero-byte datagram or the peer's end closed (`SOCK_SEQPACKET`).
+    /// Its caller (a sandbox's read of its control socket, mostly queued
+    /// right after its own send) expects the socket to be empty: the
+    /// kernel is told so (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19; set
+    /// where the ring reports `RECVSEND_BUNDLE`, 6.10, so an older kernel
+    /// never sees the flag) and arms its poll without a receive that
+    /// fails first. The result is the same either way.
     pub fn recv_datagram(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
+        let poll_first = self
+            .ring
+            .as_ref()
+            .is_some_and(|r| r.params().is_feature_recvsend_bundle());
+        let ioprio = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
             self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
                 let (ptr, len) = slot.buffer_mut_ptr(0);
                 on_target!(slot, |t| opcode::Recv::new(t, ptr, len)
                     .flags(libc::MSG_TRUNC)
+                    .ioprio(ioprio)
                     .build())
             })
         }

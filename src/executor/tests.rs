@@ -1076,6 +1076,36 @@ fn after_traffic_a_blocking_turn_watches_and_delivers_a_frame_from_another_threa
     assert_eq!(done, vec![(id, 5)]);
 }
 
+/// A datagram read armed as if the socket were empty (POLL_FIRST, where
+/// the kernel has it) gets a datagram that was there already, one that
+/// comes later, and a truncated one's real length, as a plain receive.
+#[test]
+fn a_datagram_read_gets_frames_queued_before_and_after_it() {
+    let mut ex = Executor::new().unwrap();
+    let (a, b) = seqpacket_pair();
+    let a = owned(a);
+    let send = |bytes: &[u8]| {
+        // SAFETY: `b` is open; the buffer is valid for its length.
+        let sent = unsafe { libc::send(b.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
+        assert_eq!(sent, bytes.len() as isize);
+    };
+    send(b"early");
+    let span = SpanRef::new_zeroed(8, 8);
+    let id = ex.recv_datagram(&a, OpBuffer::Span(span.clone())).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 5)]);
+    span.with_bytes(|bytes| assert_eq!(&bytes[..5], b"early"));
+    let id = ex.recv_datagram(&a, OpBuffer::Span(span.clone())).unwrap();
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty(), "nothing to read yet");
+    send(b"late");
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 4)]);
+    span.with_bytes(|bytes| assert_eq!(&bytes[..4], b"late"));
+    let id = ex.recv_datagram(&a, OpBuffer::Span(span)).unwrap();
+    send(b"longer than eight");
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 17)]);
+}
+
 #[test]
 fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     let mut ex = Executor::new().unwrap();
