@@ -48,8 +48,9 @@
 //!   watches the CQ from user space for up to [`WATCH`] before it sleeps
 //!   in `io_uring_enter`. A watch that sees nothing in time sleeps (and
 //!   no turn watches until the next traffic); watches that keep failing
-//!   (more than about one in [`WATCH_STRIKE`], [`Executor::watched`])
-//!   stop the watching for [`WATCH_BACKOFF`]. Rings
+//!   (about one in nine or more often, [`Executor::watched`]), or find
+//!   only after giving the core away, stop the watching for
+//!   [`WATCH_BACKOFF`]. Rings
 //!   are made with `COOP_TASKRUN` + `TASKRUN_FLAG` when the kernel has
 //!   them: a completion's task work then never interrupts the running
 //!   thread; the kernel sets `IORING_SQ_TASKRUN`, and the watch answers it
@@ -156,10 +157,12 @@ const WATCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
 /// starts. So a lone stall (an interrupt, the peer's collection) costs
 /// one sleep, not 10 ms of them (sbx-pp3: 7-16 such per 21,000 round
 /// trips at `chrt -f 10`, each then ~300 round trips slept through, a
-/// quarter of the run), while watches failing more often than about one
-/// in eight (a slow peer, a busy machine) add up and back off: two in a
-/// row at once.
+/// quarter of the run), while watches failing about one time in nine or
+/// more often (a slow peer, a busy machine) add up and back off: two in
+/// a row at once.
 const WATCH_STRIKE: u32 = 8;
+/// Strikes that start the back-off.
+const WATCH_STRIKES_MAX: u32 = 2 * WATCH_STRIKE;
 /// Spins (of 64 looks each, ~1 µs) before a watch starts yielding.
 const WATCH_YIELD_AFTER: u32 = 8;
 /// A yield that took this long gave the core away: another task ran.
@@ -185,7 +188,6 @@ enum Watched {
     /// Nothing in time.
     Nothing,
 }
-const WATCH_STRIKES_MAX: u32 = 2 * WATCH_STRIKE;
 
 /// The fixed-file slots a fixed-only executor reads standard input from
 /// and writes standard output and standard error to (installed before
