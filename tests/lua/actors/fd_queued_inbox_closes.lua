@@ -2,20 +2,25 @@
 -- closed with those messages: the senders get channel_closed, and fresh
 -- descriptors afterwards get the same numbers as before the sends (the
 -- kernel hands out the lowest free number, so one leaked copy would show).
--- The worker stays alive (blocked on a pipe) until both probes ran, so its
--- own descriptors do not move the numbers, and the next run starts once
--- the monitor notice says it ended (its VM and ring are gone by then). On
--- the same thread and on another one.
+-- The worker has a read pending on a pipe before the first probe (its VM
+-- makes its ring with its first op: on another thread that would race
+-- with the probes) and stays blocked there until both probes ran, so its
+-- own descriptors do not move the numbers; the next run starts once the
+-- monitor notice says it ended (its VM and ring are gone by then). On the
+-- same thread and on another one.
 local inbox = require 'inbox'
 local pipe = require 'pipe'
 if _CONTEXT == 'worker' then
   local setup = inbox:receive()
+  local hold = pipe.read_stream.new(setup.hold)
+  local holder = spawn(function() pcall(hold.read_some, hold, byte_span.new(1)) end)
+  this_fiber.yield() -- the holder's read is submitted
+  setup.back:send('holding')
   local m = inbox:receive()
   m.fd:close()
   inbox:close()
   setup.back:send('closed')
-  local hold = pipe.read_stream.new(setup.hold)
-  pcall(hold.read_some, hold, byte_span.new(1))
+  holder:join()
   return
 end
 
@@ -37,6 +42,7 @@ local function run(name, worker)
   local hold_fd = hold_r:release()
   worker:send({ back = inbox, hold = hold_fd })
   hold_fd:close()
+  assert(inbox:receive() == 'holding')
   local before = probe()
   local results = {}
   local fibers = {}
