@@ -223,7 +223,10 @@ struct UringProbe {
 impl UringProbe {
     fn from_env() -> Self {
         let mut p = UringProbe::default();
-        for word in std::env::var("LURING_BENCH_URING").unwrap_or_default().split(',') {
+        for word in std::env::var("LURING_BENCH_URING")
+            .unwrap_or_default()
+            .split(',')
+        {
             match word.trim() {
                 "" => {}
                 "fixed" => p.fixed = true,
@@ -263,7 +266,8 @@ fn uring_recv(
     use io_uring::opcode;
     let c = conns[i].as_mut().expect("live connection");
     let sqe = if probe.multishot {
-        uring_target!(probe, c, i, |t| opcode::RecvMulti::new(t, BUF_GROUP).build())
+        uring_target!(probe, c, i, |t| opcode::RecvMulti::new(t, BUF_GROUP)
+            .build())
     } else {
         let (ptr, len) = (c.buf.as_mut_ptr(), c.buf.len() as u32);
         uring_target!(probe, c, i, |t| opcode::Recv::new(t, ptr, len).build())
@@ -307,8 +311,12 @@ impl BufRing {
         // SAFETY: `entries` holds BUF_COUNT entries and lives (with the
         // buffers they point at) for the process's life.
         unsafe {
-            ring.submitter()
-                .register_buf_ring_with_flags(entries as u64, BUF_COUNT as u16, BUF_GROUP, 0)
+            ring.submitter().register_buf_ring_with_flags(
+                entries as u64,
+                BUF_COUNT as u16,
+                BUF_GROUP,
+                0,
+            )
         }
         .expect("register the buffer ring (Linux 5.19 or later)");
         br
