@@ -2305,4 +2305,29 @@ mod tests {
         assert_eq!(error_text(b"asio.misc", 5.0), "");
         assert_eq!(error_text(b"system", 1.0), "");
     }
+
+    /// The completion array holds completions 1..LEN/2 of a turn: plain
+    /// ones as id and result, the others as -1 (read from the table),
+    /// and says how many it covered; entry 0 (the first completion, a
+    /// return value) is left alone.
+    #[test]
+    fn completion_array_covers_plain_and_marks_the_rest() {
+        let completion = |i: u64, fd: bool| Completion {
+            id: OpId::from_user_data((1 << 32) | i).expect("an op id"),
+            result: i as i32,
+            fd: fd.then(|| std::fs::File::open("/dev/null").expect("/dev/null").into()),
+            output: None,
+        };
+        let mut arr = vec![-7.0; 8];
+        let list: Vec<_> = (0..6).map(|i| completion(i, i == 2)).collect();
+        assert_eq!(write_completion_array(&mut arr, &list), 4);
+        assert_eq!(arr[0..2], [-7.0, -7.0]);
+        assert_eq!(arr[2..4], [list[1].id.to_f64(), 1.0]);
+        assert_eq!(arr[4], -1.0);
+        assert_eq!(arr[6..8], [list[3].id.to_f64(), 3.0]);
+        let mut arr = vec![-7.0; 8];
+        assert_eq!(write_completion_array(&mut arr, &list[..2]), 2);
+        assert_eq!(arr[4..], [-7.0; 4]);
+        assert_eq!(write_completion_array(&mut arr, &[]), 0);
+    }
 }
