@@ -36,6 +36,17 @@
 //! say main's, served as `luring-ref` in the same runs: an A/B within one
 //! run). Arguments select servers: `luring`, `luring-ref`, `tokio`, `uring`
 //! (default all; `luring-ref` only when LURING_BENCH_REF_BIN is set).
+//! LURING_BENCH_URING (read by the io-uring server): a comma-separated list
+//! of kernel features to probe, for measuring what they save on the kernel
+//! path with no user code in the way (docs/performance.md "echo-kern"):
+//! `fixed` (each socket in the ring's sparse fixed-file table, every recv
+//! and send with `IOSQE_FIXED_FILE`), `defer` (`SINGLE_ISSUER` +
+//! `DEFER_TASKRUN`), `coop` (`COOP_TASKRUN` + `TASKRUN_FLAG`, as luring's
+//! rings), `multishot` (one multishot recv per connection into a provided
+//! buffer ring, copied out as it comes, instead of a recv per message). To
+//! A/B one against the plain server in the same runs, serve it as
+//! `luring-ref` through a two-line script that runs `env
+//! LURING_BENCH_URING=... <this binary> --serve uring "$2"`.
 //!
 //! Run: `cargo bench --bench echo` or e.g.
 //! `LURING_BENCH_SECS=1 LURING_BENCH_RUNS=1 cargo bench --bench echo -- tokio uring`.
@@ -200,37 +211,172 @@ fn push(ring: &mut io_uring::IoUring, sqe: io_uring::squeue::Entry) {
     }
 }
 
-fn uring_recv(ring: &mut io_uring::IoUring, conns: &mut [Option<UringConn>], i: usize) {
-    use io_uring::{opcode, types};
-    let c = conns[i].as_mut().expect("live connection");
-    let sqe = opcode::Recv::new(
-        types::Fd(c.socket.as_raw_fd()),
-        c.buf.as_mut_ptr(),
-        c.buf.len() as u32,
-    )
-    .build()
-    .user_data(token(i, OP_RECV));
-    push(ring, sqe);
+/// The kernel features LURING_BENCH_URING asks the io-uring server for.
+#[derive(Clone, Copy, Default)]
+struct UringProbe {
+    fixed: bool,
+    defer: bool,
+    coop: bool,
+    multishot: bool,
 }
 
-fn uring_send(ring: &mut io_uring::IoUring, conns: &mut [Option<UringConn>], i: usize) {
-    use io_uring::{opcode, types};
+impl UringProbe {
+    fn from_env() -> Self {
+        let mut p = UringProbe::default();
+        for word in std::env::var("LURING_BENCH_URING")
+            .unwrap_or_default()
+            .split(',')
+        {
+            match word.trim() {
+                "" => {}
+                "fixed" => p.fixed = true,
+                "defer" => p.defer = true,
+                "coop" => p.coop = true,
+                "multishot" => p.multishot = true,
+                other => {
+                    eprintln!("LURING_BENCH_URING: unknown feature {other:?} (fixed, defer, coop, multishot)");
+                    std::process::exit(2)
+                }
+            }
+        }
+        p
+    }
+}
+
+/// Connection `i`'s socket as an SQE names it: its fixed slot (slot `i`)
+/// or its fd.
+macro_rules! uring_target {
+    ($probe:expr, $c:expr, $i:expr, |$t:ident| $build:expr) => {
+        if $probe.fixed {
+            let $t = io_uring::types::Fixed($i as u32);
+            $build
+        } else {
+            let $t = io_uring::types::Fd($c.socket.as_raw_fd());
+            $build
+        }
+    };
+}
+
+fn uring_recv(
+    ring: &mut io_uring::IoUring,
+    probe: UringProbe,
+    conns: &mut [Option<UringConn>],
+    i: usize,
+) {
+    use io_uring::opcode;
+    let c = conns[i].as_mut().expect("live connection");
+    let sqe = if probe.multishot {
+        uring_target!(probe, c, i, |t| opcode::RecvMulti::new(t, BUF_GROUP)
+            .build())
+    } else {
+        let (ptr, len) = (c.buf.as_mut_ptr(), c.buf.len() as u32);
+        uring_target!(probe, c, i, |t| opcode::Recv::new(t, ptr, len).build())
+    };
+    push(ring, sqe.user_data(token(i, OP_RECV)));
+}
+
+/// The provided buffers of the `multishot` probe: a buffer ring of
+/// `BUF_COUNT` entries (page-aligned, as the kernel wants) over
+/// `BUF_COUNT` buffers of `BUF_SIZE` bytes. Registered once and never
+/// unregistered: the server runs until it is killed.
+const BUF_GROUP: u16 = 0;
+const BUF_COUNT: usize = 512;
+const BUF_SIZE: usize = 2048;
+
+struct BufRing {
+    entries: *mut io_uring::types::BufRingEntry,
+    bufs: Box<[u8]>,
+    tail: u16,
+}
+
+impl BufRing {
+    fn register(ring: &io_uring::IoUring) -> Self {
+        let layout = std::alloc::Layout::from_size_align(
+            BUF_COUNT * std::mem::size_of::<io_uring::types::BufRingEntry>(),
+            4096,
+        )
+        .expect("buffer ring layout");
+        // SAFETY: a non-zero size; the memory is never freed (see above).
+        let entries: *mut io_uring::types::BufRingEntry =
+            unsafe { std::alloc::alloc_zeroed(layout) }.cast();
+        assert!(!entries.is_null(), "buffer ring allocation");
+        let mut br = BufRing {
+            entries,
+            bufs: vec![0u8; BUF_COUNT * BUF_SIZE].into_boxed_slice(),
+            tail: 0,
+        };
+        for bid in 0..BUF_COUNT {
+            br.give(bid as u16);
+        }
+        // SAFETY: `entries` holds BUF_COUNT entries and lives (with the
+        // buffers they point at) for the process's life.
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                entries as u64,
+                BUF_COUNT as u16,
+                BUF_GROUP,
+                0,
+            )
+        }
+        .expect("register the buffer ring (Linux 5.19 or later)");
+        br
+    }
+
+    /// Hands buffer `bid` (back) to the kernel.
+    fn give(&mut self, bid: u16) {
+        // SAFETY: the index is masked into the ring; the entry's buffer is
+        // inside `bufs`; the tail is published with release ordering
+        // after the entry is written, as the kernel reads it.
+        unsafe {
+            let e = &mut *self.entries.add(usize::from(self.tail) & (BUF_COUNT - 1));
+            e.set_addr(self.bufs.as_ptr().add(usize::from(bid) * BUF_SIZE) as u64);
+            e.set_len(BUF_SIZE as u32);
+            e.set_bid(bid);
+            self.tail = self.tail.wrapping_add(1);
+            let tail = io_uring::types::BufRingEntry::tail(self.entries)
+                as *const std::sync::atomic::AtomicU16;
+            (*tail).store(self.tail, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn buffer(&self, bid: u16, len: usize) -> &[u8] {
+        let start = usize::from(bid) * BUF_SIZE;
+        &self.bufs[start..start + len.min(BUF_SIZE)]
+    }
+}
+
+fn uring_send(
+    ring: &mut io_uring::IoUring,
+    probe: UringProbe,
+    conns: &mut [Option<UringConn>],
+    i: usize,
+) {
+    use io_uring::opcode;
     let c = conns[i].as_mut().expect("live connection");
     let rest = &c.buf[c.sent..c.len];
-    let sqe = opcode::Send::new(
-        types::Fd(c.socket.as_raw_fd()),
-        rest.as_ptr(),
-        rest.len() as u32,
-    )
-    .build()
-    .user_data(token(i, OP_SEND));
-    push(ring, sqe);
+    let (ptr, len) = (rest.as_ptr(), rest.len() as u32);
+    let sqe = uring_target!(probe, c, i, |t| opcode::Send::new(t, ptr, len).build());
+    push(ring, sqe.user_data(token(i, OP_SEND)));
 }
 
 fn uring_server(port: u16) {
     use io_uring::{cqueue, opcode, types};
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("io-uring server binds");
-    let mut ring = io_uring::IoUring::new(1024).expect("io_uring_setup");
+    let probe = UringProbe::from_env();
+    let mut builder = io_uring::IoUring::builder();
+    if probe.coop {
+        builder.setup_coop_taskrun().setup_taskrun_flag();
+    }
+    if probe.defer {
+        builder.setup_single_issuer().setup_defer_taskrun();
+    }
+    let mut ring = builder.build(1024).expect("io_uring_setup");
+    if probe.fixed {
+        ring.submitter()
+            .register_files_sparse(4096)
+            .expect("a sparse fixed-file table");
+    }
+    let mut bufs = probe.multishot.then(|| BufRing::register(&ring));
     let accept = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
         .build()
         .user_data(ACCEPT_TOKEN);
@@ -268,7 +414,13 @@ fn uring_server(port: u16) {
                             conns.len() - 1
                         }
                     };
-                    uring_recv(&mut ring, &mut conns, i);
+                    if probe.fixed {
+                        let fd = conns[i].as_ref().expect("just stored").socket.as_raw_fd();
+                        ring.submitter()
+                            .register_files_update(i as u32, &[fd])
+                            .expect("a fixed-file slot for the connection");
+                    }
+                    uring_recv(&mut ring, probe, &mut conns, i);
                 }
                 if res == -libc::EINVAL {
                     eprintln!("io-uring server: multishot accept refused (EINVAL): Linux 5.19 or later is needed");
@@ -281,6 +433,32 @@ fn uring_server(port: u16) {
             }
             let i = (data >> 1) as usize;
             let op = data & 1;
+            if let (Some(br), OP_RECV) = (bufs.as_mut(), op) {
+                // Multishot: re-armed when the kernel ended it (no buffer
+                // was free, or it stopped on its own); never here, one
+                // message at a time, while a send is in flight.
+                if res == -libc::ENOBUFS {
+                    uring_recv(&mut ring, probe, &mut conns, i);
+                    continue;
+                }
+                if res <= 0 {
+                    conns[i] = None;
+                    free.push(i);
+                    continue;
+                }
+                let bid = cqueue::buffer_select(flags).expect("a multishot recv's buffer");
+                let c = conns[i].as_mut().expect("completion for a live connection");
+                let n = res as usize;
+                c.buf[..n].copy_from_slice(br.buffer(bid, n));
+                br.give(bid);
+                c.len = n;
+                c.sent = 0;
+                if !cqueue::more(flags) {
+                    uring_recv(&mut ring, probe, &mut conns, i);
+                }
+                uring_send(&mut ring, probe, &mut conns, i);
+                continue;
+            }
             if res <= 0 {
                 // EOF, reset or error: no op is in flight for it any more.
                 conns[i] = None;
@@ -291,13 +469,13 @@ fn uring_server(port: u16) {
             if op == OP_RECV {
                 c.len = res as usize;
                 c.sent = 0;
-                uring_send(&mut ring, &mut conns, i);
+                uring_send(&mut ring, probe, &mut conns, i);
             } else {
                 c.sent += res as usize;
                 if c.sent < c.len {
-                    uring_send(&mut ring, &mut conns, i);
-                } else {
-                    uring_recv(&mut ring, &mut conns, i);
+                    uring_send(&mut ring, probe, &mut conns, i);
+                } else if !probe.multishot {
+                    uring_recv(&mut ring, probe, &mut conns, i);
                 }
             }
         }

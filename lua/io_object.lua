@@ -169,6 +169,11 @@ local function direct_setup()
   direct_read = ffi_cast('int (*)(void *, void *, void *)', H.fast_read_direct)
   socket_op = ffi_cast('double (*)(void *, void *, void *, int, int)', H.fast_socket_op)
   direct_slot = ffi_cast('void *', H.fast_slot)
+  -- the scheduler's completion array (lua/core/scheduler.lua `carr`),
+  -- written by Rust only once the scheduler holds it
+  local p, n = H.fast_completions(false)
+  K.use_completion_array(ffi_cast('double *', p), n)
+  H.fast_completions(true)
 end
 
 -- Socket receives and sends through the FFI (`socket_op_ffi`, same file):

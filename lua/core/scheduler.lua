@@ -883,6 +883,16 @@ end
 local turn = rt.turn
 -- completions after the first of a turn (see rt.turn)
 local cbuf = rt.completions
+-- In a VM that opened LuaJIT's ffi for its sockets or files, the first
+-- of those are read from the completion array instead (a `double *` to
+-- Rust's array, src/actor/vm.rs `write_completion_array`): the id of
+-- completion (i + 1) / 2 at carr[i - 1], its result at carr[i], for
+-- i < carr_n; an id of -1 says "this one is in cbuf". Reading it
+-- compiles into the reap loop's trace, where each cbuf entry cost Rust
+-- a lua_pushnumber and a lua_rawseti. carr_n stays 0 in other VMs
+-- (sandboxes never open ffi).
+local carr, carr_n = nil, 0
+function K.use_completion_array(p, n) carr, carr_n = p, n end
 -- Tables that held more than this many entries are replaced once empty, so
 -- a burst of fibers or ops leaves no capacity behind.
 local SHRINK_ABOVE = 1024
@@ -1034,7 +1044,14 @@ local function reap(block)
   end
   -- the first completion comes as return values, the rest in cbuf
   for i = 1, 2 * n, 2 do
-    if i > 1 then id, res = cbuf[i], cbuf[i + 1] end
+    if i > 1 then
+      if i < carr_n then
+        id = carr[i - 1]
+        if id >= 0 then res = carr[i] else id, res = cbuf[i], cbuf[i + 1] end
+      else
+        id, res = cbuf[i], cbuf[i + 1]
+      end
+    end
     local k, w = id % SLOT_SPAN, nil
     if op_wid[k] == id then
       w = op_waiters[k]

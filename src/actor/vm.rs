@@ -148,6 +148,38 @@ pub(crate) struct VmState {
     /// The frames of those sandboxes, read on this VM's ring (after
     /// `executor` in drop order: its ops are cancelled and reaped first).
     pub(crate) relays: crate::actor::sandboxed::ring_relay::Relays,
+    /// The completions of a turn after its first, as the scheduler reads
+    /// them through LuaJIT's FFI (made by `fast_completions` in
+    /// src/modules/fast_io.rs when a VM that opened `ffi` asks for it;
+    /// `None` in every other VM): see `write_completion_array`. Never
+    /// replaced or freed before the VM's state, which outlives its Lua
+    /// code, so the pointer Lua keeps stays valid. Made filled with -1
+    /// ("in the table"), and written by turns only once `on` (set after
+    /// the scheduler took the pointer: until then, and if taking it
+    /// failed, every completion goes to the table as before).
+    pub(crate) completion_array: Option<(Box<[f64]>, bool)>,
+}
+
+/// Doubles in a VM's completion array: completions 2..=256 of a turn
+/// (an id and a result each); later ones go into `rt.completions`.
+pub(crate) const COMPLETION_ARRAY_LEN: usize = 512;
+
+/// Writes `list[i]` for 1 <= i < min(len, LEN / 2) into `arr`: a plain
+/// completion (a number result) as its id at `2i` and its result at
+/// `2i + 1`, any other as -1 at `2i` (ids are never negative: Lua then
+/// reads it from `rt.completions`). Returns how many of `list` it covered
+/// (those from there on, and the non-plain ones, go into the table).
+fn write_completion_array(arr: &mut [f64], list: &[Completion]) -> usize {
+    let covered = list.len().min(arr.len() / 2);
+    for (i, c) in list.iter().enumerate().take(covered).skip(1) {
+        if c.fd.is_none() && c.output.is_none() {
+            arr[2 * i] = c.id.to_f64();
+            arr[2 * i + 1] = f64::from(c.result);
+        } else {
+            arr[2 * i] = -1.0;
+        }
+    }
+    covered
 }
 
 /// Whether fd 1 is a terminal, asked once per process (every VM would
@@ -890,7 +922,9 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
     // (ring_relay.rs `HandOver`), for the scheduler to give it that fiber.
     // The first completion comes back as return values (one is the
     // common case, and returning it is cheaper than storing it); those after
-    // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n.
+    // it are in `rt.completions`: id at [2i - 1], result at [2i] for i = 2..n
+    // (in a VM with a completion array, the first 255 of them are there
+    // instead, as `write_completion_array` says).
     // A result is the CQE's result, or for an op that opened an fd, the fd
     // object (an opened fd reaches Lua only as an owned object), or for a
     // blocking-pool job the Lua value of its output.
@@ -910,7 +944,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 let mut reaped = reaped_buffer.take();
                 let mut hand =
                     crate::actor::sandboxed::ring_relay::HandOver::new(receiving == Some(true));
-                let (nop_id, mailbox_touched, relays) = borrow_state(&state, |st| {
+                let (nop_id, mailbox_touched, relays, in_array) = borrow_state(&state, |st| {
                     let nop_id = if nop {
                         Some(st.executor.yield_now()?)
                     } else {
@@ -925,7 +959,17 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                     st.executor.turn(block, &mut reaped)?;
                     st.relays
                         .after_turn(&mut st.executor, &mut reaped.completions, &mut hand);
-                    Ok::<_, std::io::Error>((nop_id, st.mailbox.is_pending(), st.relays.active()))
+                    // (numbers only: nothing here can run Lua)
+                    let in_array = match st.completion_array.as_mut() {
+                        Some((arr, true)) => write_completion_array(arr, &reaped.completions),
+                        _ => 0,
+                    };
+                    Ok::<_, std::io::Error>((
+                        nop_id,
+                        st.mailbox.is_pending(),
+                        st.relays.active(),
+                        in_array,
+                    ))
                 })?
                 .map_err(io_err)?;
                 // No borrow of the state is held from here on: creating Lua
@@ -935,8 +979,11 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 // in one protected call: mlua's `raw_set` per value cost ~420
                 // instructions each, ~1,700 per echoed message
                 // (docs/performance.md "echo-ffi"). Richer results follow.
+                // Those the completion array took are skipped (-17% of
+                // this path's instructions per echoed message again:
+                // docs/performance.md "echo-kern").
                 let plain = |c: &Completion| c.fd.is_none() && c.output.is_none();
-                if reaped.completions.iter().skip(1).any(plain) {
+                if reaped.completions.iter().skip(in_array.max(1)).any(plain) {
                     let list = &reaped.completions;
                     // SAFETY: `exec_raw` pushes `completions` (stack: [t])
                     // and runs this in protected mode (a failed table resize
@@ -944,7 +991,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                     // is popped by the `lua_rawseti` right after it.
                     unsafe {
                         lua.exec_raw::<()>(&completions, |l| {
-                            for (i, c) in list.iter().enumerate().skip(1) {
+                            for (i, c) in list.iter().enumerate().skip(in_array.max(1)) {
                                 if !plain(c) {
                                     continue;
                                 }
@@ -962,6 +1009,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                     if i > 0 && plain(c) {
                         continue;
                     }
+                    // (a non-plain completion is always in the table: the
+                    // array says so with -1)
                     let id = Value::Number(c.id.to_f64());
                     let result = match (c.fd.take(), c.output.take()) {
                         (Some(fd), _) => Value::UserData(push_fd(lua, OpFd::owned(fd))?),
@@ -1411,6 +1460,7 @@ impl Vm {
             monitor: None,
             sandboxes: Vec::new(),
             relays: Default::default(),
+            completion_array: None,
         }));
         lua.set_app_data(state);
         // The collector is off while the core chunks run (nearly all they
@@ -2254,5 +2304,30 @@ mod tests {
         }
         assert_eq!(error_text(b"asio.misc", 5.0), "");
         assert_eq!(error_text(b"system", 1.0), "");
+    }
+
+    /// The completion array holds completions 1..LEN/2 of a turn: plain
+    /// ones as id and result, the others as -1 (read from the table),
+    /// and says how many it covered; entry 0 (the first completion, a
+    /// return value) is left alone.
+    #[test]
+    fn completion_array_covers_plain_and_marks_the_rest() {
+        let completion = |i: u64, fd: bool| Completion {
+            id: OpId::from_user_data((1 << 32) | i).expect("an op id"),
+            result: i as i32,
+            fd: fd.then(|| std::fs::File::open("/dev/null").expect("/dev/null").into()),
+            output: None,
+        };
+        let mut arr = vec![-7.0; 8];
+        let list: Vec<_> = (0..6).map(|i| completion(i, i == 2)).collect();
+        assert_eq!(write_completion_array(&mut arr, &list), 4);
+        assert_eq!(arr[0..2], [-7.0, -7.0]);
+        assert_eq!(arr[2..4], [list[1].id.to_f64(), 1.0]);
+        assert_eq!(arr[4], -1.0);
+        assert_eq!(arr[6..8], [list[3].id.to_f64(), 3.0]);
+        let mut arr = vec![-7.0; 8];
+        assert_eq!(write_completion_array(&mut arr, &list[..2]), 2);
+        assert_eq!(arr[4..], [-7.0; 4]);
+        assert_eq!(write_completion_array(&mut arr, &[]), 0);
     }
 }

@@ -61,7 +61,9 @@ use std::ffi::{c_int, c_void, CStr};
 use mlua::ffi;
 use mlua::{Lua, Table, Value};
 
-use crate::actor::vm::{io_err, submit_maybe_inline, unless_closing, SharedState, VmState};
+use crate::actor::vm::{
+    borrow_state, io_err, submit_maybe_inline, unless_closing, SharedState, VmState,
+};
 use crate::executor::{DirectRead, OpBuffer, OpFd, OpId};
 use crate::modules::byte_span::{self, SpanRef};
 use crate::modules::error::einval;
@@ -688,6 +690,25 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
                 Ok(true)
             },
         ))?,
+    )?;
+    // fast_completions(on) -> pointer, length: the VM's completion array
+    // (made now if need be), for the scheduler to read through the FFI
+    // (src/actor/vm.rs `write_completion_array`); with `on`, turns start
+    // writing it (call it so once the scheduler holds the pointer). The
+    // array lives as long as the VM's state, which outlives its Lua code.
+    let st = state.clone();
+    h.raw_set(
+        "fast_completions",
+        lua.create_function(unless_closing(move |_, on: bool| {
+            borrow_state(&st, |st| {
+                let (arr, enabled) = st.completion_array.get_or_insert_with(|| {
+                    let len = crate::actor::vm::COMPLETION_ARRAY_LEN;
+                    (vec![-1.0; len].into_boxed_slice(), false)
+                });
+                *enabled |= on;
+                (mlua::LightUserData(arr.as_mut_ptr().cast()), arr.len())
+            })
+        }))?,
     )?;
     // fast_raise(handle): raises the error fast_op kept.
     h.raw_set(
