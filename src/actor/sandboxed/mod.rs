@@ -27,6 +27,11 @@
 //!   (reason `failed`) with every received descriptor closed. The VM boots
 //!   (core code only) before the boot message is read, so that the boot
 //!   overlaps the host's take-over; no fiber runs until the module is in.
+//! - The entry is single-threaded until its VM runs; the VM runs on the
+//!   entry's own thread when `RLIMIT_STACK` lets that thread's stack grow
+//!   as far as a VM thread's (raised up to the hard limit), on a VM thread
+//!   otherwise. Either way the entry sends its end frame and exits only
+//!   once the VM has ended.
 //! - The sandboxed VM has no import root: `require` finds builtin modules
 //!   only (a project path fails with `EPERM`), and its environment is the
 //!   safe one every luring VM has (no `io`, `ffi`, `debug`, binary chunks).
