@@ -704,6 +704,44 @@ const BURST_GAP: std::time::Duration = std::time::Duration::from_millis(5);
 /// after a spawn that did not take the pooled sandbox nothing is watched.
 const REPLY_WATCH: std::time::Duration = std::time::Duration::from_micros(500);
 
+/// When the supervisor may make something ahead (a warm child, a pooled
+/// sandbox): after each spawn's request and `Taken`, not for
+/// [`REPLENISH_DELAY`] (the quiet moment), unless spawns come in a burst
+/// (each less than [`BURST_GAP`] after the one before): then at once.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Nothing is made ahead before this moment.
+    quiet_until: Option<std::time::Instant>,
+    /// When the last spawn started (its request, or a claim of the offer
+    /// its request was not told to take).
+    last_spawn: Option<std::time::Instant>,
+    /// The last spawn came within [`BURST_GAP`] of the one before.
+    burst: bool,
+}
+
+impl Pace {
+    /// A spawn starts at `now` (a request, or a claim of the offer).
+    fn spawn_started(&mut self, now: std::time::Instant) {
+        self.burst = self
+            .last_spawn
+            .is_some_and(|last| now.saturating_duration_since(last) < BURST_GAP);
+        self.last_spawn = Some(now);
+    }
+
+    /// After a spawn's request or `Taken` at `now`: the quiet moment,
+    /// unless spawns come in a burst.
+    fn quiet_moment(&mut self, now: std::time::Instant) {
+        self.quiet_until = (!self.burst).then(|| now + REPLENISH_DELAY);
+    }
+
+    /// How long to wait from `now` before making anything ahead.
+    fn wait(&self, now: std::time::Instant) -> std::time::Duration {
+        self.quiet_until
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or_default()
+    }
+}
+
 /// The supervisor process's main loop. Never returns.
 fn serve(sock: OwnedFd, offers: OwnedFd, host_pid: i32) -> ! {
     detach_from_host(&sock, &offers, host_pid);
@@ -722,9 +760,7 @@ fn serve(sock: OwnedFd, offers: OwnedFd, host_pid: i32) -> ! {
         offers,
         offered: None,
         pool_wanted: false,
-        quiet_until: None,
-        last_spawn: None,
-        burst: false,
+        pace: Pace::default(),
         offer_announced: false,
         next_id: 1,
         handed_ring: None,
@@ -825,15 +861,8 @@ struct State {
     /// the pool's spec, cleared when one failed or died while it waited
     /// (so a sandbox that cannot start is not remade in a loop).
     pool_wanted: bool,
-    /// No warm child or pooled sandbox is made before this moment: the
-    /// sandbox just spawned gets the CPUs for its start.
-    quiet_until: Option<std::time::Instant>,
-    /// When the last spawn started (its request, or a claim of the offer
-    /// its request was not told to take).
-    last_spawn: Option<std::time::Instant>,
-    /// The last spawn came within [`BURST_GAP`] of the one before: no
-    /// quiet moment after it.
-    burst: bool,
+    /// When a warm child or pooled sandbox may be made.
+    pace: Pace,
     /// The last spawn request was answered `Reply::Offered`: the claim
     /// that follows is that spawn, not another.
     offer_announced: bool,
@@ -908,10 +937,7 @@ impl State {
             let fill_pool = self.pool_wanted && self.pool.is_none() && self.offered.is_none();
             let replenish = fill_pool || (self.warm.is_none() && !self.warm_paused);
             // Replenish once the last spawn had its quiet moment.
-            let wait = self
-                .quiet_until
-                .map(|t| t.saturating_duration_since(std::time::Instant::now()))
-                .unwrap_or_default();
+            let wait = self.pace.wait(std::time::Instant::now());
             let timeout = if !replenish {
                 -1
             } else {
@@ -923,7 +949,7 @@ impl State {
                 Err(_) => continue,
             };
             if ready == 0 {
-                self.quiet_until = None;
+                self.pace.quiet_until = None;
                 // Idle: the pool first (from the warm child), then a warm
                 // child.
                 if fill_pool && self.warm.is_some() {
@@ -1012,10 +1038,10 @@ impl State {
                     // A claim is a spawn we did not see coming, unless we
                     // told its request to take the offer.
                     if !std::mem::take(&mut self.offer_announced) {
-                        self.spawn_started();
+                        self.pace.spawn_started(std::time::Instant::now());
                     }
                 }
-                self.quiet_moment();
+                self.pace.quiet_moment(std::time::Instant::now());
                 return None;
             }
             Ok(Request::Spawn(req)) => self.spawn(&req, r.fds),
@@ -1026,26 +1052,6 @@ impl State {
             Ok(Request::Signal { id, signal }) => (self.signal(id, signal), vec![]),
             Ok(Request::Discard { id }) => (self.discard(id), vec![]),
         })
-    }
-
-    /// A spawn starts (a request, or a claim of the offer): notes whether
-    /// it came within [`BURST_GAP`] of the last one.
-    fn spawn_started(&mut self) {
-        let now = std::time::Instant::now();
-        self.burst = self
-            .last_spawn
-            .is_some_and(|last| now.duration_since(last) < BURST_GAP);
-        self.last_spawn = Some(now);
-    }
-
-    /// After a spawn's request or `Taken`: nothing is made ahead for
-    /// [`REPLENISH_DELAY`], unless spawns come in a burst.
-    fn quiet_moment(&mut self) {
-        self.quiet_until = if self.burst {
-            None
-        } else {
-            Some(std::time::Instant::now() + REPLENISH_DELAY)
-        };
     }
 
     /// Hands the warm child the pool's spec: it becomes the pooled
@@ -1108,8 +1114,9 @@ impl State {
         self.next_id += 1;
         // Nothing is made ahead while the new sandbox starts up (unless
         // spawns come in a burst).
-        self.spawn_started();
-        self.quiet_moment();
+        let now = std::time::Instant::now();
+        self.pace.spawn_started(now);
+        self.pace.quiet_moment(now);
         let pool_spec = crate::pooled_entry().is_some_and(|e| spawn::has_pool_spec(req, &fds, e));
         if pool_spec {
             self.pool_wanted = true;
@@ -1186,5 +1193,56 @@ impl State {
             let _ = sys::waitid_pidfd(c.pidfd.as_fd(), 0);
         }
         sys::exit_now(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pace, BURST_GAP, REPLENISH_DELAY};
+    use std::time::{Duration, Instant};
+
+    /// A first spawn, and spawns spaced wider than the burst gap, get the
+    /// quiet moment after their request and after their `Taken`.
+    #[test]
+    fn spaced_spawns_get_the_quiet_moment() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        assert_eq!(pace.wait(t0), Duration::ZERO, "nothing to wait for yet");
+        pace.spawn_started(t0);
+        pace.quiet_moment(t0);
+        assert_eq!(pace.wait(t0), REPLENISH_DELAY);
+        // Its `Taken` 1 ms later restarts the moment.
+        let taken = t0 + Duration::from_millis(1);
+        pace.quiet_moment(taken);
+        assert_eq!(pace.wait(taken), REPLENISH_DELAY);
+        assert_eq!(pace.wait(taken + REPLENISH_DELAY), Duration::ZERO);
+        // The next spawn, 20 ms later: still spaced.
+        let t1 = t0 + Duration::from_millis(20);
+        pace.spawn_started(t1);
+        pace.quiet_moment(t1);
+        assert_eq!(pace.wait(t1), REPLENISH_DELAY);
+    }
+
+    /// A spawn less than the burst gap after the one before gets no quiet
+    /// moment (its `Taken` neither); the first spawn after a pause gets it
+    /// again.
+    #[test]
+    fn spawns_in_a_burst_replenish_at_once() {
+        let t0 = Instant::now();
+        let mut pace = Pace::default();
+        pace.spawn_started(t0);
+        pace.quiet_moment(t0);
+        let t1 = t0 + BURST_GAP - Duration::from_micros(1);
+        pace.spawn_started(t1);
+        pace.quiet_moment(t1);
+        assert_eq!(pace.wait(t1), Duration::ZERO);
+        let taken = t1 + Duration::from_micros(300);
+        pace.quiet_moment(taken);
+        assert_eq!(pace.wait(taken), Duration::ZERO);
+        // Exactly the gap apart is no longer a burst.
+        let t2 = t1 + BURST_GAP;
+        pace.spawn_started(t2);
+        pace.quiet_moment(t2);
+        assert_eq!(pace.wait(t2), REPLENISH_DELAY);
     }
 }
