@@ -245,23 +245,16 @@ fn recv_boot_datagram(control: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<usiz
 
 /// Reads the boot message: (display name, source).
 pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError> {
-    recv_boot_into(control, &mut boot_buffer(false))
+    recv_boot_into(control, &mut boot_buffer())
 }
 
-/// A buffer for [`recv_boot_into`], with room for [`BOOT_CHUNK`] bytes.
-/// A pooled entry (`touched`) makes it before it waits, its pages touched,
-/// so that a fresh sandbox's page faults on these 64 KiB (~50 µs on a VM)
-/// are off the spawn's path. Any other entry reads the module right away:
-/// its buffer is left untouched, and only the pages the module's
-/// datagrams fill are faulted in (a small module: one, instead of 16).
-fn boot_buffer(touched: bool) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(BOOT_CHUNK);
-    if touched {
-        // Not zero: an allocator's zeroed memory may not be touched yet.
-        buf.resize(BOOT_CHUNK, 0xa5);
-        buf.clear();
-    }
-    buf
+/// A buffer for [`recv_boot_into`], with room for [`BOOT_CHUNK`] bytes,
+/// made before the entry waits for the module. Its pages are left
+/// untouched: only those the module's datagrams fill are faulted in (a
+/// small module: one; a touched 64 KiB buffer cost 16 page faults, ~40 µs
+/// of CPU in every sandbox, pooled or not).
+fn boot_buffer() -> Vec<u8> {
+    Vec::with_capacity(BOOT_CHUNK)
 }
 
 /// [`recv_boot`] with a buffer from [`boot_buffer`] (its contents do not
@@ -368,7 +361,7 @@ fn run_entry(
         // its boot needs nothing from the host.
         let vm = Vm::with_executor(executor)?;
         vm.prepare_sandboxed()?;
-        let mut boot_buf = boot_buffer(pooled);
+        let mut boot_buf = boot_buffer();
         // SAFETY: `control` outlives this thread: `on_vm_thread` joins it
         // before `run_entry` returns.
         let control = unsafe { BorrowedFd::borrow_raw(control_fd) };
