@@ -1254,6 +1254,42 @@ fn lua_scripts_as_an_unprivileged_user(_: &Supervisor) {
     }
 }
 
+/// The sandboxed VM runs on the entry's own thread only when that
+/// thread's stack may grow as far as a VM thread's (`RLIMIT_STACK`, raised
+/// up to its hard limit); under a hard limit of 8 MiB it gets a thread of
+/// its own, and deep recursion through C and Lua still ends as a catchable
+/// error, with the same output as tests/lua/sandboxed/stack_depth.out.
+fn deep_recursion_under_a_low_hard_stack_limit(_: &Supervisor) {
+    use std::os::unix::process::CommandExt;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua/sandboxed");
+    for limit in [8u64 << 20, 64 << 20] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_luring"));
+        cmd.arg("stack_depth.lua").current_dir(&dir);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
+        // child before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_STACK, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let expected = std::fs::read_to_string(dir.join("stack_depth.out")).unwrap();
+        assert!(out.status.success(), "stack limit {limit}: {:?}", out);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr),
+            expected,
+            "stack limit {limit}"
+        );
+    }
+}
+
 /// Whether `pid` runs (a zombie counts as ended).
 fn runs(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -1337,6 +1373,10 @@ fn main() {
         (
             "a_detached_sandbox_dies_with_the_host",
             a_detached_sandbox_dies_with_the_host,
+        ),
+        (
+            "deep_recursion_under_a_low_hard_stack_limit",
+            deep_recursion_under_a_low_hard_stack_limit,
         ),
     ];
     let unprivileged: (&str, Case) = (

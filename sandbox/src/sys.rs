@@ -489,6 +489,20 @@ pub struct Received {
 /// Receives one datagram; every descriptor that arrives is owned by the
 /// result (and so closed unless the caller keeps it).
 pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], flags: i32) -> io::Result<Received> {
+    // SAFETY: the same bytes seen as possibly uninitialised; only the
+    // kernel writes them, and only with initialised bytes.
+    let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+    recv_with_fds_uninit(sock, buf, flags)
+}
+
+/// [`recv_with_fds`] into memory that need not be initialised (nor its
+/// pages touched): the first `len` bytes of `buf` are initialised when
+/// it returns.
+pub fn recv_with_fds_uninit(
+    sock: RawFd,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+    flags: i32,
+) -> io::Result<Received> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),

@@ -3,7 +3,8 @@
 //! # Invariants
 //!
 //! * **Ownership.** The bytes live in a [`Storage`] allocated by Rust's global
-//!   allocator, outside the Lua heap. A `Storage` is owned jointly (an `Rc`)
+//!   allocator (or, for a buffer made with `SpanRef::try_new_mapped`, in
+//!   an anonymous mapping of its own), outside the Lua heap. A `Storage` is owned jointly (an `Rc`)
 //!   by every [`SpanRef`] that views it: Lua `byte_span` userdata values,
 //!   and any pending kernel operation, which must keep its own `SpanRef`
 //!   clone until the kernel has finished with the memory. The storage is
@@ -66,10 +67,15 @@ const PAGE_ALIGNED_FROM: usize = 4096;
 
 /// A fixed-size, zero-initialised, never-moving byte allocation.
 struct Storage {
-    /// The allocation: the storage's bytes are `cells[start..start + size]`.
-    cells: Box<[UnsafeCell<u8>]>,
+    /// The allocation, `total` bytes (dangling when `total` is 0); the
+    /// storage's bytes are `[start, start + size)` of it.
+    cells: std::ptr::NonNull<UnsafeCell<u8>>,
+    total: usize,
     start: usize,
     size: usize,
+    /// Made by `mmap` and freed by `munmap` (see [`Storage::try_mapped`]),
+    /// not by the global allocator.
+    mapped: bool,
 }
 
 impl Storage {
@@ -77,14 +83,17 @@ impl Storage {
     fn try_zeroed(size: usize) -> Option<Storage> {
         if size == 0 {
             return Some(Storage {
-                cells: Vec::new().into_boxed_slice(),
+                cells: std::ptr::NonNull::dangling(),
+                total: 0,
                 start: 0,
                 size: 0,
+                mapped: false,
             });
         }
         // Padding instead of an aligned layout: the global allocator then
         // zeroes with calloc, which leaves a large allocation's pages
-        // untouched until used.
+        // untouched until used (when it maps it: a chunk carved from the
+        // heap's top is zeroed with `memset`).
         let pad = if size >= PAGE_ALIGNED_FROM {
             PAGE_ALIGNED_FROM - 1
         } else {
@@ -94,9 +103,7 @@ impl Storage {
         let layout = Layout::array::<u8>(total).ok()?;
         // SAFETY: `layout` has a non-zero size (size > 0 was checked above).
         let p = unsafe { std::alloc::alloc_zeroed(layout) };
-        if p.is_null() {
-            return None;
-        }
+        let cells = std::ptr::NonNull::new(p.cast::<UnsafeCell<u8>>())?;
         // At most `pad` (the offset to the next 4 KiB boundary is below
         // 4096; with no padding nothing is skipped).
         let start = if pad > 0 {
@@ -105,15 +112,47 @@ impl Storage {
             0
         };
         debug_assert!(start <= pad);
-        let cells = std::ptr::slice_from_raw_parts_mut(p.cast::<UnsafeCell<u8>>(), total);
-        // SAFETY: `p` was allocated by the global allocator with
-        // `Layout::array::<u8>(total)`, which is the layout of
-        // `[UnsafeCell<u8>; total]` (`UnsafeCell<u8>` is `repr(transparent)`
-        // over `u8`), so `Box<[UnsafeCell<u8>]>` may own and free it. The
-        // memory is zeroed, a valid value for every byte, and nothing else
-        // holds the pointer.
-        let cells = unsafe { Box::from_raw(cells) };
-        Some(Storage { cells, start, size })
+        Some(Storage {
+            cells,
+            total,
+            start,
+            size,
+            mapped: false,
+        })
+    }
+
+    /// `size` (> 0) zero bytes in an anonymous mapping of their own:
+    /// page-aligned, and no page is touched until it is used (a heap
+    /// chunk's `calloc` may `memset` it all). For a large buffer of which
+    /// little is used at a time, made where each page fault is dear (a
+    /// fresh sandbox). `None` when `mmap` refuses.
+    fn try_mapped(size: usize) -> Option<Storage> {
+        if size == 0 {
+            return Storage::try_zeroed(0);
+        }
+        let total = size.checked_next_multiple_of(PAGE_ALIGNED_FROM)?;
+        // SAFETY: a new private anonymous mapping; no existing memory is
+        // involved.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        Some(Storage {
+            cells: std::ptr::NonNull::new(p.cast::<UnsafeCell<u8>>())?,
+            total,
+            start: 0,
+            size,
+            mapped: true,
+        })
     }
 
     fn size(&self) -> usize {
@@ -122,10 +161,35 @@ impl Storage {
 
     /// Pointer to byte `offset` (`offset == size()` gives the end pointer).
     fn ptr_at(&self, offset: usize) -> *mut u8 {
-        debug_assert!(offset <= self.size());
+        assert!(offset <= self.size());
+        // SAFETY: `start + size <= total`, so `start + offset` is within
+        // the allocation or one past its end (or 0 for an empty storage).
+        let cell = unsafe { self.cells.as_ptr().add(self.start + offset) };
         // `UnsafeCell::raw_get` turns the cell pointer into a pointer that is
         // allowed to write through a shared borrow of the cells.
-        UnsafeCell::raw_get(self.cells[self.start + offset..].as_ptr())
+        UnsafeCell::raw_get(cell)
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if self.total == 0 {
+            return;
+        }
+        if self.mapped {
+            // SAFETY: the mapping `try_mapped` made, `total` bytes; no
+            // view is left (this is the last reference).
+            unsafe { libc::munmap(self.cells.as_ptr().cast(), self.total) };
+        } else {
+            // SAFETY: allocated by the global allocator with this layout
+            // (`try_zeroed`); no view is left.
+            unsafe {
+                std::alloc::dealloc(
+                    self.cells.as_ptr().cast(),
+                    Layout::array::<u8>(self.total).expect("the layout it was made with"),
+                )
+            };
+        }
     }
 }
 
@@ -165,6 +229,17 @@ impl SpanRef {
                 Err(_) => panic!("byte_span capacity overflow"),
             },
         }
+    }
+
+    /// Like [`SpanRef::try_new_zeroed`], in an anonymous mapping of its
+    /// own whose pages are touched only when used (`Storage::try_mapped`).
+    pub(crate) fn try_new_mapped(len: usize, capacity: usize) -> Option<SpanRef> {
+        debug_assert!(len <= capacity);
+        Some(SpanRef {
+            storage: Rc::new(Storage::try_mapped(capacity)?),
+            offset: 0,
+            len,
+        })
     }
 
     /// Like [`SpanRef::new_zeroed`] but reports allocation failure.

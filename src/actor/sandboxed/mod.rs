@@ -27,6 +27,11 @@
 //!   (reason `failed`) with every received descriptor closed. The VM boots
 //!   (core code only) before the boot message is read, so that the boot
 //!   overlaps the host's take-over; no fiber runs until the module is in.
+//! - The entry is single-threaded until its VM runs; the VM runs on the
+//!   entry's own thread when `RLIMIT_STACK` lets that thread's stack grow
+//!   as far as a VM thread's (raised up to the hard limit), on a VM thread
+//!   otherwise. Either way the entry sends its end frame and exits only
+//!   once the VM has ended.
 //! - The sandboxed VM has no import root: `require` finds builtin modules
 //!   only (a project path fails with `EPERM`), and its environment is the
 //!   safe one every luring VM has (no `io`, `ffi`, `debug`, binary chunks).
@@ -70,7 +75,7 @@ use crate::actor::message::{self, Message};
 use luring_sandbox::{EntryContext, StartError, Supervisor};
 
 use super::module_files::MAX_CODE_BYTES;
-use super::vm::{on_vm_thread, Vm};
+use super::vm::{on_vm_thread, Vm, VM_THREAD_STACK_SIZE};
 use crate::executor::{Executor, FixedStdio};
 use crate::RuntimeError;
 
@@ -211,10 +216,21 @@ pub fn send_boot(control: BorrowedFd<'_>, display: &str, source: &[u8]) -> Resul
     Ok(())
 }
 
-/// One boot datagram: its bytes, refused if it carried descriptors or a
-/// control message, or was truncated (the descriptors are closed).
-fn recv_boot_datagram(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, BootError> {
-    let r = luring_sandbox::sys::recv_with_fds(control.as_raw_fd(), buf, 0)?;
+/// One boot datagram, in `buf` (whose capacity is at least
+/// [`BOOT_CHUNK`]; what it held is replaced), refused if it carried
+/// descriptors or a control message, or was truncated (the descriptors
+/// are closed).
+fn recv_boot_datagram(control: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<usize, BootError> {
+    buf.clear();
+    buf.reserve_exact(BOOT_CHUNK);
+    let r = luring_sandbox::sys::recv_with_fds_uninit(
+        control.as_raw_fd(),
+        &mut buf.spare_capacity_mut()[..BOOT_CHUNK],
+        0,
+    )?;
+    // SAFETY: the kernel wrote the datagram's first `r.len` bytes (at most
+    // BOOT_CHUNK, the room it was given) into the spare capacity.
+    unsafe { buf.set_len(r.len) };
     if r.truncated {
         return Err(BootError::Malformed("datagram truncated"));
     }
@@ -232,17 +248,21 @@ pub fn recv_boot(control: BorrowedFd<'_>) -> Result<(String, Vec<u8>), BootError
     recv_boot_into(control, &mut boot_buffer())
 }
 
-/// A buffer for [`recv_boot_into`], its pages already touched: made
-/// before the entry waits, a fresh sandbox's page faults on these 64 KiB
-/// (~50 µs on a VM) are off the spawn's path.
+/// A buffer for [`recv_boot_into`], with room for [`BOOT_CHUNK`] bytes,
+/// made before the entry waits for the module. Its pages are left
+/// untouched: only those the module's datagrams fill are faulted in (a
+/// small module: one; a touched 64 KiB buffer cost 16 page faults, ~40 µs
+/// of CPU in every sandbox, pooled or not).
 fn boot_buffer() -> Vec<u8> {
-    // Not zero: an allocator's zeroed memory may not be touched yet.
-    vec![0xa5; BOOT_CHUNK]
+    Vec::with_capacity(BOOT_CHUNK)
 }
 
-/// [`recv_boot`] with a buffer of [`BOOT_CHUNK`] bytes (its contents do
-/// not matter).
-fn recv_boot_into(control: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(String, Vec<u8>), BootError> {
+/// [`recv_boot`] with a buffer from [`boot_buffer`] (its contents do not
+/// matter).
+fn recv_boot_into(
+    control: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+) -> Result<(String, Vec<u8>), BootError> {
     let n = recv_boot_datagram(control, buf)?;
     let h = &buf[..n];
     if n < 20 || &h[..8] != BOOT_MAGIC {
@@ -330,9 +350,9 @@ fn run_entry(
     one_heap_for_the_vm_thread();
     // The table holds the control socket now; the entry keeps its own
     // copy open too (the boot message is read and the end frame written
-    // on it) until the VM thread was joined.
+    // on it) until the VM ended.
     let control_fd = control.as_raw_fd();
-    let result = on_vm_thread(move || {
+    let run = move || {
         slots::init_local(luring_sandbox::RingSpec::default().fixed_files);
         let executor = Executor::on_restricted_ring(ring, stdio).map_err(RuntimeError::Ring)?;
         let ring_fd = executor.ring_fd();
@@ -370,7 +390,16 @@ fn run_entry(
         // Its memory goes back to the heap, for the VM.
         drop(boot_buf);
         vm.run_sandboxed(&display, &source).map(Ok)
-    });
+    };
+    // The entry's own thread has nothing else to do while the VM runs:
+    // the VM runs on it when its stack may grow as far as a VM thread's
+    // (a new thread cost ~36 syscalls and its stack's page faults per
+    // spawn: docs/performance.md, "sbx-spawn").
+    let result = if main_stack_fits_a_vm() {
+        run()
+    } else {
+        on_vm_thread(run)
+    };
     match result {
         Ok(Ok(exit)) => match exit.exit_code {
             Some(code) => (code, None),
@@ -432,11 +461,42 @@ fn send_end_frame(control: std::os::fd::RawFd, reason: crate::ipc::EndReason) {
     }
 }
 
+/// Whether this (single-threaded) entry's main thread can run the VM: its
+/// stack may grow to [`VM_THREAD_STACK_SIZE`] plus what the frames below
+/// the entry already use. `RLIMIT_STACK`'s soft limit is raised to that
+/// when its hard limit allows (a sandbox may set its own limits below the
+/// hard one anyway); if not, the VM gets a thread of its own as
+/// in-process VMs do. The main stack's growth is bounded by the limit
+/// only: the kernel keeps the gap below it free (at least 128 MiB).
+fn main_stack_fits_a_vm() -> bool {
+    // Frames below the entry (the supervisor's loop, PID 1, the fork):
+    // well under 1 MiB.
+    const WANTED: u64 = (VM_THREAD_STACK_SIZE + (1 << 20)) as u64;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) } != 0 {
+        return false;
+    }
+    if lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= WANTED {
+        return true;
+    }
+    if lim.rlim_max != libc::RLIM_INFINITY && lim.rlim_max < WANTED {
+        return false;
+    }
+    lim.rlim_cur = WANTED;
+    // SAFETY: setrlimit reads the struct it is given.
+    unsafe { libc::setrlimit(libc::RLIMIT_STACK, &lim) == 0 }
+}
+
 /// Bytes the sandbox's heap grows by at least, each time it grows.
 const SANDBOX_HEAP_STEP: libc::c_int = 1 << 20;
 
-/// Makes the sandboxed VM's thread allocate from the process's main heap,
-/// grown in [`SANDBOX_HEAP_STEP`] steps. Without this, glibc gives the
+/// Makes the sandboxed VM allocate from the process's main heap, grown in
+/// [`SANDBOX_HEAP_STEP`] steps, also when it runs on a thread of its own
+/// (see `main_stack_fits_a_vm`). Without this, glibc gives the
 /// first allocating thread of the (fresh) sandbox process an arena of its
 /// own, which it grows one page at a time with `mprotect`: about 35
 /// syscalls during each sandboxed VM's boot, on the spawn's critical path.
