@@ -1409,14 +1409,7 @@ impl Vm {
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
         // `Vm` drops it only after the state (field order).
-        unsafe {
-            lua.exec_raw::<()>((), |state| {
-                memory.install(state);
-                // The collector stays idle until boot's first collection,
-                // which is then one whole cycle (`collect_cycle`).
-                ffi::lua_gc(state, ffi::LUA_GCSTOP, 0);
-            })
-        }
+        unsafe { lua.exec_raw::<()>((), |state| memory.install(state)) }
             .map_err(|e| RuntimeError::Boot(e.to_string()))?;
         // The libraries are opened once this VM's allocator is in place, so
         // their many small objects (functions, names, tables) come from the
@@ -1427,6 +1420,10 @@ impl Vm {
             drop(memory);
             return Err(RuntimeError::Boot(e.to_string()));
         }
+        // The collector stays idle until boot's first collection, which is
+        // then one whole cycle (`collect_cycle`). (mlua stops it while it
+        // opens the libraries, and restarts it after.)
+        lua.gc_stop();
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
@@ -1545,12 +1542,11 @@ impl Vm {
         )?;
         // The Rust side's set-up left garbage (mlua opens each library in
         // a protected call, which makes three C functions; building `rt`
-        // leaves ~50 small blocks too). A collection here paid -6 kB RSS per
-        // idle actor while the collector still ran during the libraries'
-        // opening (a8-rss); with it stopped from the state's creation, the
-        // collection after scheduler.lua frees that garbage early enough
-        // for the later chunks to reuse: the same RSS without it, ~25 µs
-        // less per spawn (docs/performance.md "spawn-boot").
+        // leaves ~50 small blocks too). A full collection here paid -6 kB
+        // RSS per idle actor (a8-rss); the cycle after scheduler.lua frees
+        // that garbage early enough for the later chunks to reuse: the same
+        // RSS without it, ~25 µs less per spawn (docs/performance.md
+        // "spawn-boot").
         for chunk in crate::fiber::CORE_CHUNKS {
             chunk.load(lua)?.call::<()>(k.clone())?;
             // scheduler.lua leaves garbage (its main function and the
