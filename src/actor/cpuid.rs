@@ -52,7 +52,10 @@ mod tests {
             let mut got = [0u32; 4];
             for _ in 0..2 {
                 // SAFETY: `got` is four writable words.
-                assert_eq!(unsafe { super::__wrap_lj_vm_cpuid(leaf, got.as_mut_ptr()) }, 1);
+                assert_eq!(
+                    unsafe { super::__wrap_lj_vm_cpuid(leaf, got.as_mut_ptr()) },
+                    1
+                );
                 assert_eq!(got, super::ask(leaf), "leaf {leaf:#x}");
             }
         }

@@ -2155,7 +2155,10 @@ mod tests {
             collect_cycle(lua).unwrap();
             collect_cycle(lua).unwrap();
         });
-        assert!(twice <= full + 512, "twice from running {twice}, full {full}");
+        assert!(
+            twice <= full + 512,
+            "twice from running {twice}, full {full}"
+        );
     }
 
     /// The raw step call turns every kind of failure into the error mlua
