@@ -1442,9 +1442,9 @@ impl Vm {
         }));
         lua.set_app_data(state);
         // The collector is off while boot runs (nearly all it allocates is
-        // kept: incremental steps marked it over and over) and one full
-        // collection after frees boot's garbage before the VM may idle; it
-        // leaves the collector running. 1,000 spawns, against leaving the
+        // kept: incremental steps marked it over and over) and one
+        // collection cycle after frees boot's garbage before the VM may
+        // idle; it leaves the collector running. 1,000 spawns, against leaving the
         // collector on: -20 kB RSS per idle actor for +6% CPU; stopped
         // without that collection, boot's garbage stayed: +17 kB, -3% CPU
         // (docs/performance.md "Actors"). Each collection during boot stops
@@ -1552,10 +1552,10 @@ impl Vm {
             // scheduler.lua leaves garbage (its main function and the
             // tables and closures only its set-up used) and so did the Rust
             // side's set-up: collected now, their blocks serve the next
-            // chunks instead of staying as holes in the slab: -2 kB RSS per
-            // idle actor for ~5% of a spawn's CPU (docs/performance.md
-            // "rss150b"). Stopped again, so the next collection starts from
-            // an idle collector.
+            // chunks instead of staying as holes in the slab: -10 kB RSS
+            // per idle actor for ~9% of a spawn's CPU (docs/performance.md
+            // "rss150b", "spawn-boot"). Stopped again, so the next
+            // collection starts from an idle collector.
             if chunk.name == "scheduler" {
                 collect_cycle(lua)?;
                 lua.gc_stop();
