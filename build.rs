@@ -25,6 +25,13 @@ use std::path::{Path, PathBuf};
 fn main() {
     let core_dir = Path::new("lua/core");
     println!("cargo::rerun-if-changed=build.rs");
+    // LuaJIT's CPU probe, asked once per process instead of once per VM
+    // (src/actor/cpuid.rs): its calls go to `__wrap_lj_vm_cpuid`.
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
+        && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+    {
+        println!("cargo::rustc-link-arg=-Wl,--wrap=lj_vm_cpuid");
+    }
     println!("cargo::rerun-if-env-changed=LURING_CORE_DEBUG_INFO");
     let keep_debug_info = std::env::var_os("LURING_CORE_DEBUG_INFO").is_some_and(|v| v != "0");
     // For the test that checks what the dump kept (src/fiber/mod.rs).

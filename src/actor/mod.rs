@@ -3,6 +3,8 @@
 //! mailbox.rs is the shared inbox record, channels.rs the Lua objects).
 
 pub(crate) mod channels;
+#[cfg(target_arch = "x86_64")]
+mod cpuid;
 pub(crate) mod host;
 pub(crate) mod mailbox;
 mod memory;

@@ -1415,6 +1415,30 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
+/// One garbage-collection cycle, from marking the roots to the end of the
+/// sweep: with the collector idle between cycles (stopped during boot, or
+/// just done with one), a full collection. LuaJIT's `collectgarbage()`
+/// (`lj_gc_fullgc`) first sweeps every object and string chain once "in
+/// case a cycle was caught in the middle", which from an idle collector
+/// frees nothing and was a third of its cost; here the cycle is run
+/// through `LUA_GCSTEP` with a debt that never runs out before the cycle
+/// ends. (Caught mid-cycle, this finishes that cycle: what became garbage
+/// after its marking stays until the next one.) Like `lj_gc_fullgc`, it
+/// leaves the collector running with its threshold at `pause` times the
+/// live heap.
+pub(crate) fn collect_cycle(lua: &Lua) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` runs the closure in a protected call on this VM's
+    // live state; `lua_gc` touches only the collector (finalizers run
+    // protected inside it, as in a full collection).
+    unsafe {
+        lua.exec_raw::<()>((), |state| {
+            // A step that stopped short for want of debt returns 0:
+            // call again until one reports the cycle finished.
+            while ffi::lua_gc(state, ffi::LUA_GCSTEP, c_int::MAX) == 0 {}
+        })
+    }
+}
+
 impl Vm {
     /// Creates the VM and runs the core Lua code; no user code runs yet.
     pub fn new() -> Result<Self, RuntimeError> {
@@ -1445,6 +1469,10 @@ impl Vm {
             drop(memory);
             return Err(RuntimeError::Boot(e.to_string()));
         }
+        // The collector stays idle until boot's first collection, which is
+        // then one whole cycle (`collect_cycle`). (mlua stops it while it
+        // opens the libraries, and restarts it after.)
+        lua.gc_stop();
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
@@ -1463,16 +1491,16 @@ impl Vm {
             completion_array: None,
         }));
         lua.set_app_data(state);
-        // The collector is off while the core chunks run (nearly all they
-        // allocate is kept: incremental steps marked it over and over) and
-        // one full collection after frees boot's garbage before the VM may
-        // idle. 1,000 spawns, against leaving the collector on: -20 kB RSS
-        // per idle actor for +6% CPU; stopped without that collection, boot's
-        // garbage stayed: +17 kB, -3% CPU (docs/performance.md "Actors").
-        lua.gc_stop();
+        // The collector is off while boot runs (nearly all it allocates is
+        // kept: incremental steps marked it over and over) and one
+        // collection cycle after frees boot's garbage before the VM may
+        // idle; it leaves the collector running. 1,000 spawns, against leaving the
+        // collector on: -20 kB RSS per idle actor for +6% CPU; stopped
+        // without that collection, boot's garbage stayed: +17 kB, -3% CPU
+        // (docs/performance.md "Actors"). Each collection during boot stops
+        // it again, so the next one starts from an idle collector.
         let booted = Self::boot(&lua).and_then(|core| {
-            lua.gc_restart();
-            lua.gc_collect()?;
+            collect_cycle(&lua)?;
             Ok(core)
         });
         let core = match booted {
@@ -1564,21 +1592,23 @@ impl Vm {
         )?;
         // The Rust side's set-up left garbage (mlua opens each library in
         // a protected call, which makes three C functions; building `rt`
-        // leaves ~50 small blocks too): collected now, while the heap is
-        // small, its blocks serve the core chunks' closures and upvalues
-        // instead of staying as holes in the slab's chunks once boot is
-        // done (-6 kB RSS per idle actor for ~3-8% of a spawn's CPU,
-        // docs/performance.md "Actors", a8-rss).
-        lua.gc_collect()?;
+        // leaves ~50 small blocks too). A full collection here paid -6 kB
+        // RSS per idle actor (a8-rss); the cycle after scheduler.lua frees
+        // that garbage early enough for the later chunks to reuse: the same
+        // RSS without it, ~25 µs less per spawn (docs/performance.md
+        // "spawn-boot").
         for chunk in crate::fiber::CORE_CHUNKS {
             chunk.load(lua)?.call::<()>(k.clone())?;
             // scheduler.lua leaves garbage (its main function and the
-            // tables and closures only its set-up used): collected now,
-            // its blocks serve the next chunks instead of staying as holes
-            // in the slab: -2 kB RSS per idle actor for ~5% of a spawn's
-            // CPU (docs/performance.md "rss150b").
+            // tables and closures only its set-up used) and so did the Rust
+            // side's set-up: collected now, their blocks serve the next
+            // chunks instead of staying as holes in the slab: -10 kB RSS
+            // per idle actor for ~9% of a spawn's CPU (docs/performance.md
+            // "rss150b", "spawn-boot"). Stopped again, so the next
+            // collection starts from an idle collector.
             if chunk.name == "scheduler" {
-                lua.gc_collect()?;
+                collect_cycle(lua)?;
+                lua.gc_stop();
             }
         }
         // What the core code captured is all it needs; none of this is ever
@@ -1732,7 +1762,7 @@ impl Vm {
         // would stay until the heap doubled, its blocks holes in the slab:
         // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
         // collection; docs/performance.md "rss150b").
-        lua.gc_collect()?;
+        collect_cycle(lua)?;
         Ok(if ok {
             Ok(())
         } else {
@@ -2134,6 +2164,50 @@ mod tests {
             vm.lua.used_memory() < collected + (4 << 20),
             "heap grew to {} bytes",
             vm.lua.used_memory()
+        );
+    }
+
+    /// `collect_cycle` from a stopped (idle) collector frees what a full
+    /// collection frees and runs the same finalizers; from a running one, a
+    /// second cycle does; either way the collector runs after it.
+    #[test]
+    fn a_collection_cycle_frees_what_a_full_collection_frees() {
+        let make_garbage = "G_FINALIZED, G_KEEP = 0, {} \
+            for i = 1, 2000 do G_KEEP[i] = { i, tostring(i) .. 'y' } end \
+            for i = 1, 10 do \
+              local p = newproxy(true) \
+              getmetatable(p).__gc = function() G_FINALIZED = G_FINALIZED + 1 end \
+              G_KEEP[-i] = p \
+            end";
+        // The heap after making and dropping the garbage, then `collect`.
+        let run = |stopped: bool, collect: &dyn Fn(&Lua)| {
+            let lua = Lua::new();
+            lua.gc_collect().unwrap();
+            if stopped {
+                lua.gc_stop();
+            }
+            lua.load(make_garbage).exec().unwrap();
+            lua.globals().set("G_KEEP", Value::Nil).unwrap();
+            collect(&lua);
+            assert_eq!(lua.globals().get::<i64>("G_FINALIZED").unwrap(), 10);
+            let after = lua.used_memory();
+            // ~8 MB of short-lived strings: a stopped collector keeps them.
+            lua.load("local s for i = 1, 200000 do s = i .. 'x' end")
+                .exec()
+                .unwrap();
+            assert!(lua.used_memory() < after + (4 << 20), "the collector runs");
+            after
+        };
+        let full = run(true, &|lua| lua.gc_collect().unwrap());
+        let cycle = run(true, &|lua| collect_cycle(lua).unwrap());
+        assert!(cycle.abs_diff(full) < 512, "cycle {cycle}, full {full}");
+        let twice = run(false, &|lua| {
+            collect_cycle(lua).unwrap();
+            collect_cycle(lua).unwrap();
+        });
+        assert!(
+            twice <= full + 512,
+            "twice from running {twice}, full {full}"
         );
     }
 
