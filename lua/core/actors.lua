@@ -156,6 +156,7 @@ end
 -- The frame buffer is Rust's (src/actor/sandboxed/inside.rs).
 local host_receiving = false
 local host_gone = false
+local control_next = rt.control_next
 -- The awaited frame's value when it is a boolean or a number, handed over
 -- with the turn that completed its read (K.relay_handed; inside.rs
 -- ControlRead::after_turn): no rt.control_decode for it.
@@ -167,8 +168,10 @@ function K.sandbox_inbox_ready()
 end
 local function receive_from_host(f)
   if host_gone then raise_core('no_senders') end
-  -- (a frame read ahead comes at once, decoded: inside.rs)
-  local id, n, good, v = rt.control_recv()
+  -- (a frame read ahead comes at once, decoded: inside.rs; control_next
+  -- is the raw C path for the common cases, control_recv does the rest)
+  local id, n, good, v = control_next()
+  if not id then id, n, good, v = rt.control_recv() end
   if not n then
     host_receiving, host_handed = true, nil
     local ok

@@ -290,7 +290,7 @@ impl ControlRead {
         if n == 0 || hand.holds() {
             return;
         }
-        if let Some(value) = buf.with_bytes(|b| b.get(..n).and_then(scalar_frame)) {
+        if let Some(value) = buf.with_bytes(|b| b.get(..n).and_then(scalar_value)) {
             // As `decode_frame` does for a frame it decoded.
             executor.note_traffic();
             self.want_next(buf.clone());
@@ -303,7 +303,7 @@ impl ControlRead {
 /// (destination 0, no fds or channels: nothing to own), decoded by the
 /// same checks as any frame; `None` for any other frame, which
 /// `control_decode` then decodes (and refuses) as before.
-fn scalar_frame(bytes: &[u8]) -> Option<Message> {
+fn scalar_value(bytes: &[u8]) -> Option<Message> {
     let table_size = luring_sandbox::RingSpec::default().fixed_files;
     let decoded =
         crate::ipc::decode(bytes, crate::ipc::FdMode::FixedSlots { table_size }, 0).ok()?;
@@ -317,6 +317,36 @@ fn scalar_frame(bytes: &[u8]) -> Option<Message> {
         crate::ipc::Value::Integer(i) => Some(Message::Number(i as f64)),
         _ => None,
     }
+}
+
+/// `rt.control_next` (raw_calls.rs, no mlua frame): what
+/// `control_recv` does when nothing fails and the frame, if a read-ahead
+/// brought one, is a boolean or a number: the read to await (result
+/// `None`), or the read-ahead's result with that value decoded. `None`
+/// for anything else (not a sandboxed VM, no buffer yet, another kind of
+/// frame, the read not armed): the caller then asks `control_recv`, which
+/// does it all again and owns every error path. Runs no Lua.
+pub(crate) fn next_fast(
+    st: &mut crate::actor::vm::VmState,
+) -> Option<(OpId, Option<i32>, Option<Message>)> {
+    if !st.executor.is_fixed_only() {
+        return None;
+    }
+    let control = &mut st.relays.control;
+    let buf = control.buffer.clone()?;
+    if let Some(n) = control.done {
+        // A read-ahead's frame: taken here only if it is a scalar (else
+        // `control_recv` decodes it into tables and the like).
+        let n = usize::try_from(n).ok().filter(|&n| n > 0)?;
+        let value = buf.with_bytes(|b| b.get(..n).and_then(scalar_value))?;
+        let (id, done) = control.next(&mut st.executor, buf.clone()).ok()?;
+        // (as `decode_frame` does for a frame it decoded)
+        st.executor.note_traffic();
+        control.want_next(buf);
+        return Some((id, done, Some(value)));
+    }
+    let (id, done) = control.next(&mut st.executor, buf).ok()?;
+    Some((id, done, None))
 }
 
 /// The inbox's one frame buffer (`ipc::MAX_FRAME_BYTES`), made once
