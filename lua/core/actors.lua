@@ -156,6 +156,11 @@ end
 -- The frame buffer is Rust's (src/actor/sandboxed/inside.rs).
 local host_receiving = false
 local host_gone = false
+local control_next = rt.control_next
+-- The awaited frame's value when it is a boolean or a number, handed over
+-- with the turn that completed its read (K.relay_handed; inside.rs
+-- ControlRead::after_turn): no rt.control_decode for it.
+local host_handed
 -- Made before the module comes (src/actor/vm.rs prepare_sandboxed;
 -- pooled, before the spawn): its first allocation cost ~0.15 ms there.
 function K.sandbox_inbox_ready()
@@ -163,14 +168,22 @@ function K.sandbox_inbox_ready()
 end
 local function receive_from_host(f)
   if host_gone then raise_core('no_senders') end
-  -- (a frame read ahead comes at once, decoded: inside.rs)
-  local id, n, good, v = rt.control_recv()
+  -- (a frame read ahead comes at once, decoded: inside.rs; control_next
+  -- is the raw C path for the common cases, control_recv does the rest)
+  local id, n, good, v = control_next()
+  if not id then id, n, good, v = rt.control_recv() end
   if not n then
-    host_receiving = true
+    host_receiving, host_handed = true, nil
     local ok
     ok, n = K.raw_pcall(K.await_op, f, id)
     host_receiving = false
-    if not ok then error(n, 0) end
+    if not ok then
+      host_handed = nil
+      error(n, 0)
+    end
+    -- (handed only with a read's frame, n > 0: the awaited read is the
+    -- only one in flight)
+    if host_handed ~= nil then good, v, host_handed = true, host_handed, nil end
   end
   if n < 0 then K.raise_errno_system(-n) end
   if n == 0 then
@@ -191,6 +204,11 @@ end
 -- only when the inbox was empty, so it passes no queued message).
 function K.inbox_receiving() return receiver ~= false end
 function K.relay_handed(v)
+  -- Inside a sandbox: the frame its awaited read brought.
+  if host_receiving then
+    host_handed = v
+    return
+  end
   local r = receiver
   if not r then
     -- (nothing runs between the turn and here to end the wait, but if

@@ -1,6 +1,7 @@
 //! The `rt` calls a message passes through as raw `lua_CFunction`s:
 //! `chan_send_fast` (out of the sender), `mailbox_poll` and `inbox_take`
-//! (into the receiver), `chan_withdraw` (an interrupted send), without
+//! (into the receiver), `chan_withdraw` (an interrupted send),
+//! `control_next` (a sandbox's read of its host's frames), without
 //! mlua's callback frame and argument
 //! conversion (together about a third of a same-thread round trip,
 //! docs/performance.md "Actors").
@@ -281,6 +282,33 @@ unsafe extern "C-unwind" fn mailbox_poll(l: *mut ffi::lua_State) -> c_int {
             }
             None => 3,
         }
+    }
+}
+
+/// `control_next() -> id[, n[, true, value]]` | nothing: inside a
+/// sandbox, the read of the host's next frame (inside.rs `next_fast`:
+/// the read to await, or a read-ahead's result, with its boolean or
+/// number value); nothing when `rt.control_recv` must do it.
+unsafe extern "C-unwind" fn control_next(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see `slot`; `raise` runs with nothing to drop here (the
+    // error is a static string); at most 4 values are pushed (LuaJIT
+    // guarantees a C function 20 slots), none allocates.
+    unsafe {
+        let slot = slot(l);
+        let got = match with_state(slot, crate::actor::sandboxed::next_fast) {
+            Ok(got) => got,
+            Err(msg) => raise(l, msg),
+        };
+        let Some((id, done, value)) = got else {
+            return 0;
+        };
+        ffi::lua_pushnumber(l, id.to_f64());
+        let Some(n) = done else { return 1 };
+        ffi::lua_pushnumber(l, f64::from(n));
+        let Some(value) = value else { return 2 };
+        ffi::lua_pushboolean(l, 1);
+        push_scalar(l, value);
+        4
     }
 }
 
@@ -589,8 +617,8 @@ unsafe extern "C-unwind" fn chan_withdraw(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// Adds `chan_send_fast`, `mailbox_poll`, `inbox_take` and `chan_withdraw`
-/// to `rt`,
+/// Adds `chan_send_fast`, `mailbox_poll`, `inbox_take`, `chan_withdraw`
+/// and `control_next` to `rt`,
 /// holding `state`; returns
 /// the stash `rt.inbox_unstash` empties.
 pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<Stash> {
@@ -633,11 +661,12 @@ pub(crate) fn register(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Resu
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
             // stack: [rt, box_mt, slot_mt, slot]
-            let fns: [(&CStr, ffi::lua_CFunction); 4] = [
+            let fns: [(&CStr, ffi::lua_CFunction); 5] = [
                 (c"chan_send_fast", chan_send_fast),
                 (c"mailbox_poll", mailbox_poll),
                 (c"inbox_take", inbox_take),
                 (c"chan_withdraw", chan_withdraw),
+                (c"control_next", control_next),
             ];
             for (name, f) in fns {
                 ffi::lua_pushvalue(l, -1);
@@ -660,6 +689,16 @@ mod tests {
     fn rt_fn(vm: &Vm, name: &str) -> Function {
         let (_, core) = vm.lua_and_core();
         core.get::<Table>("rt").unwrap().get(name).unwrap()
+    }
+
+    /// Outside a sandbox `control_next` answers nothing: the caller asks
+    /// `control_recv`, which reports why (EPERM, no host to read).
+    #[test]
+    fn control_next_leaves_a_vm_outside_a_sandbox_to_control_recv() {
+        let vm = Vm::new().unwrap();
+        let next = rt_fn(&vm, "control_next");
+        let got: mlua::MultiValue = next.call(()).unwrap();
+        assert!(got.is_empty(), "{got:?}");
     }
 
     #[test]

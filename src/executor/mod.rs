@@ -759,6 +759,22 @@ impl Executor {
         }
     }
 
+    /// The `ioprio` of a receive armed when its socket is likely empty:
+    /// `IORING_RECVSEND_POLL_FIRST` where the ring reports
+    /// `RECVSEND_BUNDLE` (6.10; the flag is 5.19), so an older kernel
+    /// never sees it. The result of the receive is the same either way.
+    pub(crate) fn poll_first_ioprio(&self) -> u16 {
+        let poll_first = self
+            .ring
+            .as_ref()
+            .is_some_and(|r| r.params().is_feature_recvsend_bundle());
+        if poll_first {
+            RECVSEND_POLL_FIRST
+        } else {
+            0
+        }
+    }
+
     /// `recv(2)` of one datagram into `buf` with `MSG_TRUNC`: the result
     /// is the datagram's real length, so a result above `buf`'s length
     /// means it was truncated (the caller must reject it). 0 is a
@@ -770,11 +786,7 @@ impl Executor {
     /// never sees the flag) and arms its poll without a receive that
     /// fails first. The result is the same either way.
     pub fn recv_datagram(&mut self, fd: &OpFd, buf: OpBuffer) -> io::Result<OpId> {
-        let poll_first = self
-            .ring
-            .as_ref()
-            .is_some_and(|r| r.params().is_feature_recvsend_bundle());
-        let ioprio = if poll_first { RECVSEND_POLL_FIRST } else { 0 };
+        let ioprio = self.poll_first_ioprio();
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
             self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {

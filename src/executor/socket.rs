@@ -505,6 +505,32 @@ impl Executor {
         maxfds: usize,
         flags: i32,
     ) -> io::Result<OpId> {
+        self.recv_msg_with(fd, buf, maxfds, flags, 0)
+    }
+
+    /// [`Executor::recv_msg`] armed as if the socket were empty (a
+    /// sandbox's frames read by its host right after its own send: the
+    /// receive the kernel tries before arming its poll would fail,
+    /// `Executor::poll_first_ioprio`). Same result.
+    pub fn recv_msg_polled(
+        &mut self,
+        fd: &OpFd,
+        buf: OpBuffer,
+        maxfds: usize,
+        flags: i32,
+    ) -> io::Result<OpId> {
+        let ioprio = self.poll_first_ioprio();
+        self.recv_msg_with(fd, buf, maxfds, flags, ioprio)
+    }
+
+    fn recv_msg_with(
+        &mut self,
+        fd: &OpFd,
+        buf: OpBuffer,
+        maxfds: usize,
+        flags: i32,
+        ioprio: u16,
+    ) -> io::Result<OpId> {
         if maxfds > MAX_FDS_PER_MESSAGE {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
@@ -523,6 +549,7 @@ impl Executor {
                 let r = slot.socket_resource().expect("socket slot");
                 on_target!(@at target, |t| opcode::RecvMsg::new(t, &mut r.msg)
                     .flags((flags | libc::MSG_CMSG_CLOEXEC) as u32)
+                    .ioprio(ioprio)
                     .build())
             })
         }

@@ -1106,6 +1106,37 @@ fn a_datagram_read_gets_frames_queued_before_and_after_it() {
     assert_eq!(reap_n(&mut ex, 1), vec![(id, 17)]);
 }
 
+/// A `recvmsg` armed as if the socket were empty (`recv_msg_polled`, the
+/// host's read of a sandbox's frames) gets a frame that was there
+/// already, with its fd, and one that comes later, as `recv_msg`.
+#[test]
+fn a_polled_message_read_gets_frames_queued_before_and_after_it() {
+    let mut ex = Executor::new().unwrap();
+    let (a, b) = seqpacket_pair();
+    let a = owned(a);
+    let (pr, _pw) = std::io::pipe().unwrap();
+    luring_sandbox::sys::send_with_fds(b.as_raw_fd(), b"early", &[pr.as_raw_fd()]).unwrap();
+    let span = SpanRef::new_zeroed(8, 8);
+    let id = ex
+        .recv_msg_polled(&a, OpBuffer::Span(span.clone()), 4, 0)
+        .unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 5)]);
+    span.with_bytes(|bytes| assert_eq!(&bytes[..5], b"early"));
+    match ex.take_socket_output(id) {
+        Some(socket::SocketOutput::Received { fds, .. }) => assert_eq!(fds.len(), 1),
+        other => panic!("no received output: {other:?}"),
+    }
+    let id = ex
+        .recv_msg_polled(&a, OpBuffer::Span(span.clone()), 4, 0)
+        .unwrap();
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).unwrap();
+    assert!(r.completions.is_empty(), "nothing to read yet");
+    luring_sandbox::sys::send_with_fds(b.as_raw_fd(), b"late", &[]).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(id, 4)]);
+    span.with_bytes(|bytes| assert_eq!(&bytes[..4], b"late"));
+}
+
 #[test]
 fn a_watch_that_finds_nothing_sleeps_and_backs_off() {
     let mut ex = Executor::new().unwrap();

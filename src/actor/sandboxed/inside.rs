@@ -15,6 +15,14 @@
 //!   and the next `control_recv` returns its result without waiting,
 //!   decoded in the same call when it is a frame (by the same checks as
 //!   `control_decode`).
+//! - Hand-over: the awaited read's frame, when it is a boolean or a number
+//!   for the inbox (nothing to own), is decoded in the turn that reaped it
+//!   (same decoder) and its value returned by `rt.turn` for the fiber,
+//!   which gets the read's result as before and then needs no
+//!   `control_decode` (lua/core/actors.lua `host_handed`). Only the one
+//!   awaited read is in flight, so the value is that result's frame; any
+//!   other frame is decoded by `control_decode` as before. Either way the
+//!   next read is wanted only once the frame was decoded.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -23,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use mlua::{Lua, Table, Value};
 
 use super::host::SandboxChannel;
+use super::ring_relay::HandOver;
 use super::CONTROL_SLOT;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::message::{self, Message};
@@ -254,19 +263,90 @@ impl ControlRead {
     }
 
     /// After a ring turn: a read-ahead's completion is kept here (Lua has
-    /// no waiter for it); an awaited one goes on to Lua.
-    pub(crate) fn after_turn(&mut self, completions: &mut Vec<Completion>) {
+    /// no waiter for it); an awaited one goes on to Lua, and when its
+    /// frame is a boolean or a number for the inbox, that value is handed
+    /// over with the turn (`hand`, module doc): the fiber then needs no
+    /// `control_decode`.
+    pub(crate) fn after_turn(
+        &mut self,
+        executor: &mut Executor,
+        completions: &mut Vec<Completion>,
+        hand: &mut HandOver,
+    ) {
         let Some(id) = self.armed else { return };
         let Some(at) = completions.iter().position(|c| c.id == id) else {
             return;
         };
-        if self.awaited {
-            self.armed = None;
-            self.awaited = false;
-        } else {
+        if !self.awaited {
             self.done = Some(completions.remove(at).result);
+            return;
+        }
+        self.armed = None;
+        self.awaited = false;
+        let n = completions[at].result;
+        let (Ok(n), Some(buf)) = (usize::try_from(n), &self.buffer) else {
+            return;
+        };
+        if n == 0 || hand.holds() {
+            return;
+        }
+        if let Some(value) = buf.with_bytes(|b| b.get(..n).and_then(scalar_value)) {
+            // As `decode_frame` does for a frame it decoded.
+            executor.note_traffic();
+            self.want_next(buf.clone());
+            hand.give(value);
         }
     }
+}
+
+/// The value of a host frame that is a boolean or a number for the inbox
+/// (destination 0, no fds or channels: nothing to own), decoded by the
+/// same checks as any frame; `None` for any other frame, which
+/// `control_decode` then decodes (and refuses) as before.
+fn scalar_value(bytes: &[u8]) -> Option<Message> {
+    let table_size = luring_sandbox::RingSpec::default().fixed_files;
+    let decoded =
+        crate::ipc::decode(bytes, crate::ipc::FdMode::FixedSlots { table_size }, 0).ok()?;
+    if decoded.routing.destination != 0 || !decoded.fd_slots.is_empty() {
+        return None;
+    }
+    match decoded.value {
+        crate::ipc::Value::Bool(b) => Some(Message::Bool(b)),
+        crate::ipc::Value::Float(f) => Some(Message::Number(f)),
+        // Lua numbers are doubles (as `wire_to_lua`).
+        crate::ipc::Value::Integer(i) => Some(Message::Number(i as f64)),
+        _ => None,
+    }
+}
+
+/// `rt.control_next` (raw_calls.rs, no mlua frame): what
+/// `control_recv` does when nothing fails and the frame, if a read-ahead
+/// brought one, is a boolean or a number: the read to await (result
+/// `None`), or the read-ahead's result with that value decoded. `None`
+/// for anything else (not a sandboxed VM, no buffer yet, another kind of
+/// frame, the read not armed): the caller then asks `control_recv`, which
+/// does it all again and owns every error path. Runs no Lua.
+pub(crate) fn next_fast(
+    st: &mut crate::actor::vm::VmState,
+) -> Option<(OpId, Option<i32>, Option<Message>)> {
+    if !st.executor.is_fixed_only() {
+        return None;
+    }
+    let control = &mut st.relays.control;
+    let buf = control.buffer.clone()?;
+    if let Some(n) = control.done {
+        // A read-ahead's frame: taken here only if it is a scalar (else
+        // `control_recv` decodes it into tables and the like).
+        let n = usize::try_from(n).ok().filter(|&n| n > 0)?;
+        let value = buf.with_bytes(|b| b.get(..n).and_then(scalar_value))?;
+        let (id, done) = control.next(&mut st.executor, buf.clone()).ok()?;
+        // (as `decode_frame` does for a frame it decoded)
+        st.executor.note_traffic();
+        control.want_next(buf);
+        return Some((id, done, Some(value)));
+    }
+    let (id, done) = control.next(&mut st.executor, buf).ok()?;
+    Some((id, done, None))
 }
 
 /// The inbox's one frame buffer (`ipc::MAX_FRAME_BYTES`), made once

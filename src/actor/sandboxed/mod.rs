@@ -67,7 +67,7 @@ use std::sync::OnceLock;
 
 pub(crate) use host::add_host_rt;
 pub use host::{send_message, SendError};
-pub(crate) use inside::add_rt;
+pub(crate) use inside::{add_rt, next_fast};
 pub use slots::OwnedSlot;
 
 use crate::actor::message::{self, Message};

@@ -92,6 +92,20 @@ impl HandOver {
         self.value.take()
     }
 
+    /// Whether a value is handed over already (one per turn).
+    pub(super) fn holds(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// Inside a sandbox: hands over the value of the frame the fiber
+    /// waiting in `receive` awaited (inside.rs `ControlRead::after_turn`;
+    /// `allowed` is about the spawner's inbox, which a sandboxed VM's
+    /// frames do not go through).
+    pub(super) fn give(&mut self, msg: Message) {
+        debug_assert!(self.value.is_none());
+        self.value = Some(msg);
+    }
+
     /// Takes `msg` if it may be handed over to the spawner's fiber (see
     /// the module doc); gives it back otherwise.
     fn offer(&mut self, msg: Message, inbox: &Mailbox) -> Result<(), Message> {
@@ -141,7 +155,7 @@ impl Relays {
         completions: &mut Vec<Completion>,
         hand: &mut HandOver,
     ) {
-        self.control.after_turn(completions);
+        self.control.after_turn(executor, completions, hand);
         if self.relays.is_empty() {
             return;
         }
@@ -283,7 +297,9 @@ impl RingRelay {
     fn advance(&mut self, executor: &mut Executor) {
         while !self.done && self.awaiting.is_none() && self.recv_op.is_none() {
             if self.reading && !self.ended {
-                match executor.recv_msg(
+                // (armed after the frame before was taken, mostly right
+                // after this VM's own send: the socket is empty)
+                match executor.recv_msg_polled(
                     &self.control,
                     OpBuffer::Span(self.buffer.clone()),
                     crate::ipc::MAX_FDS,
