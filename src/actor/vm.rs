@@ -1439,6 +1439,48 @@ pub(crate) fn collect_cycle(lua: &Lua) -> mlua::Result<()> {
     }
 }
 
+/// About how many keys `K` holds once a worker has started (88 on
+/// 2026-12-04; `k_fits_its_presized_hash` keeps it between 64 and 128, the
+/// hash size this asks for).
+const K_KEYS: usize = 88;
+
+unsafe extern "C" {
+    // LuaJIT's own resize of its string interning table (lj_str.c; linked
+    // statically, like `lj_vm_cpuid` in src/actor/cpuid.rs). It does nothing
+    // during the collector's string sweep; it raises on allocation failure.
+    fn lj_str_resize(state: *mut ffi::lua_State, newmask: u32);
+}
+
+/// The string table's size once booted: every VM interns more than 512
+/// strings while it boots (523 live after a worker's start), so its table
+/// ends at 1,024 slots anyway.
+const STRING_TABLE_SLOTS: u32 = 1024;
+
+unsafe extern "C-unwind" fn resize_string_table(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by `lua_cpcall` on a live state, which catches the
+    // allocation error `lj_str_resize` may raise.
+    unsafe { lj_str_resize(state, STRING_TABLE_SLOTS - 1) };
+    0
+}
+
+/// Gives a new state's string table its booted size at once: it grew
+/// 256 -> 512 -> 1,024 slots during boot, each time rehashing every string
+/// and leaving the old table to the allocator. -2% CPU per spawn, RSS
+/// unchanged (docs/performance.md "rss150c"). A failure leaves the table
+/// to grow as before.
+///
+/// # Safety
+/// `state` is a live Lua state on this thread, with no Lua code running.
+unsafe fn presize_string_table(state: *mut ffi::lua_State) {
+    // SAFETY: `lua_cpcall` runs the C function in protected mode on the
+    // caller's live state; an error it leaves on the stack is popped.
+    unsafe {
+        if ffi::lua_cpcall(state, resize_string_table, std::ptr::null_mut()) != 0 {
+            ffi::lua_pop(state, 1);
+        }
+    }
+}
+
 impl Vm {
     /// Creates the VM and runs the core Lua code; no user code runs yet.
     pub fn new() -> Result<Self, RuntimeError> {
@@ -1458,8 +1500,13 @@ impl Vm {
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
         // `Vm` drops it only after the state (field order).
-        unsafe { lua.exec_raw::<()>((), |state| memory.install(state)) }
-            .map_err(|e| RuntimeError::Boot(e.to_string()))?;
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                memory.install(state);
+                presize_string_table(state);
+            })
+        }
+        .map_err(|e| RuntimeError::Boot(e.to_string()))?;
         // The libraries are opened once this VM's allocator is in place, so
         // their many small objects (functions, names, tables) come from the
         // slab without glibc's per-block header (docs/performance.md
@@ -1534,7 +1581,11 @@ impl Vm {
     }
 
     fn boot_core(lua: &Lua, g: &Table) -> mlua::Result<Table> {
-        let k = lua.create_table()?;
+        // At its final size (`K_KEYS`): growing it through 4..128 slots
+        // rehashed it six times and left its outgrown hash parts as
+        // garbage. -1% CPU per spawn, RSS unchanged (docs/performance.md
+        // "rss150c").
+        let k = lua.create_table_with_capacity(0, K_KEYS)?;
         k.set("rt", make_rt(lua)?)?;
         // Of the debug library the core code uses these alone; the rest of
         // it, like the whole `jit` table, becomes garbage below.
@@ -2165,6 +2216,16 @@ mod tests {
             "heap grew to {} bytes",
             vm.lua.used_memory()
         );
+    }
+
+    /// `K` is made with a 128-slot hash (`K_KEYS`): if it held 64 keys or
+    /// fewer, that would waste half; past 128, it grows as before.
+    #[test]
+    fn k_fits_its_presized_hash() {
+        let vm = Vm::new().unwrap();
+        let keys = vm.core.pairs::<Value, Value>().count();
+        assert!(keys > 64 && keys <= 128, "K has {keys} keys: update K_KEYS");
+        assert_eq!(K_KEYS.next_power_of_two(), 128);
     }
 
     /// `collect_cycle` from a stopped (idle) collector frees what a full
