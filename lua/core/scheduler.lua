@@ -715,20 +715,18 @@ end
 -- The handle methods (join, detach, interrupt, joinable, ...) and most
 -- this_fiber functions are lua/core/fibers.lua, loaded the first time a
 -- VM needs one (`K.load_lazy_chunk`, a plain C function, so also in a
--- finalizer while the VM closes) with `FS`, the scheduler state it
--- shares. A load that fails (out of memory) is tried again next time.
+-- finalizer while the VM closes) with the scheduler state it shares, as
+-- arguments (not a table of named fields: each field name would be one
+-- more string every VM keeps, docs/performance.md "rss-str"). A load that
+-- fails (out of memory) is tried again next time.
 local fiber_api
-local FS = {
-  FAILED = FAILED, ONE_RESULT = ONE_RESULT, JOINED_OK = JOINED_OK, JOINED_CAUGHT = JOINED_CAUGHT,
-  record_of_handle = record_of_handle, joiners = joiners, joined = joined, no_fiber = no_fiber,
-  add_guards = function(n) guards = guards + n end,
-  report_panic = function(f) return report_panic(f) end,
-  LOG = LOG, log = log,
-}
+local function add_guards(n) guards = guards + n end
+local function report_panic_late(f) return report_panic(f) end
 local function load_fiber_api()
   local api = fiber_api
   if not api then
-    api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FS)
+    api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT,
+      record_of_handle, joiners, add_guards, report_panic_late, joined, no_fiber, LOG, log)
     fiber_api = api
   end
   return api

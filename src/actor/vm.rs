@@ -1456,10 +1456,19 @@ unsafe extern "C" {
 /// ends at 1,024 slots anyway.
 const STRING_TABLE_SLOTS: u32 = 1024;
 
+/// The string table's size once a worker has started and collected its
+/// start's garbage: ~500 strings stay live then (docs/performance.md
+/// "rss-str"), so half the booted table holds them: -4 kB per idle actor.
+const STARTED_STRING_TABLE_SLOTS: u32 = 512;
+
 unsafe extern "C-unwind" fn resize_string_table(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by `lua_cpcall` on a live state, which catches the
+    // SAFETY: called by `lua_cpcall` on a live state, with the slot count
+    // as its light userdata argument (index 1); `lua_cpcall` catches the
     // allocation error `lj_str_resize` may raise.
-    unsafe { lj_str_resize(state, STRING_TABLE_SLOTS - 1) };
+    unsafe {
+        let slots = ffi::lua_touserdata(state, 1) as usize as u32;
+        lj_str_resize(state, slots - 1);
+    }
     0
 }
 
@@ -1472,10 +1481,23 @@ unsafe extern "C-unwind" fn resize_string_table(state: *mut ffi::lua_State) -> c
 /// # Safety
 /// `state` is a live Lua state on this thread, with no Lua code running.
 unsafe fn presize_string_table(state: *mut ffi::lua_State) {
+    // SAFETY: as the caller's.
+    unsafe { set_string_table_slots(state, STRING_TABLE_SLOTS) }
+}
+
+/// Resizes the string table to `slots` (a power of two). More strings than
+/// slots is still correct (LuaJIT chains them, and grows the table again
+/// at its next new string); a failure leaves the table as it was.
+///
+/// # Safety
+/// `state` is a live Lua state on this thread, with no Lua code running.
+unsafe fn set_string_table_slots(state: *mut ffi::lua_State, slots: u32) {
     // SAFETY: `lua_cpcall` runs the C function in protected mode on the
-    // caller's live state; an error it leaves on the stack is popped.
+    // caller's live state, with `slots` as a light userdata (an integer,
+    // never dereferenced); an error it leaves on the stack is popped.
     unsafe {
-        if ffi::lua_cpcall(state, resize_string_table, std::ptr::null_mut()) != 0 {
+        let ud = slots as usize as *mut std::ffi::c_void;
+        if ffi::lua_cpcall(state, resize_string_table, ud) != 0 {
             ffi::lua_pop(state, 1);
         }
     }
@@ -1814,6 +1836,17 @@ impl Vm {
         // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
         // collection; docs/performance.md "rss150b").
         collect_cycle(lua)?;
+        // What stays live now fits half the booted string table (which boot
+        // needed for its peak of strings, garbage included); an idle worker
+        // interns only a few more (its first round trip's). A module with
+        // more string constants just grows it back at its next new string.
+        // SAFETY: `exec_raw` runs the closure with this VM's live state on
+        // this thread, no Lua code running.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                set_string_table_slots(state, STARTED_STRING_TABLE_SLOTS);
+            })
+        }?;
         Ok(if ok {
             Ok(())
         } else {
