@@ -2261,6 +2261,69 @@ mod tests {
         assert_eq!(K_KEYS.next_power_of_two(), 128);
     }
 
+    /// A started worker's live strings fit a 512-slot string table, and
+    /// the start leaves it at that size (docs/performance.md "rss-str"):
+    /// resizing it to 1,024 slots then grows LuaJIT's heap by exactly the
+    /// 4 kB of 512 more slots (from 1,024, it would not change), also with
+    /// 12 more strings interned (LuaJIT grows the table at its 513th).
+    /// Fails when something adds enough strings to every VM (new `K` or
+    /// `rt` keys, texts of eager core chunks) to push an idle actor back to
+    /// an 8 kB table.
+    #[test]
+    fn a_started_worker_keeps_a_512_slot_string_table() {
+        let vm = Vm::new().unwrap();
+        let root = std::fs::File::open("/").unwrap();
+        vm.start_worker(
+            b"local t = {} return t",
+            "1:0:1",
+            b"/m.lua",
+            b"m.lua",
+            b"/",
+            b"/",
+            false,
+            OpFd::owned(root.into()),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        let heap = |state: *mut ffi::lua_State| {
+            // SAFETY: a live state on this thread, inside `exec_raw`.
+            unsafe {
+                ffi::lua_gc(state, ffi::LUA_GCCOUNT, 0) as usize * 1024
+                    + ffi::lua_gc(state, ffi::LUA_GCCOUNTB, 0) as usize
+            }
+        };
+        // SAFETY: `exec_raw` runs the closure with the VM's live state on
+        // this thread, no Lua code running.
+        let grown = unsafe {
+            vm.lua.exec_raw::<i64>((), |state| {
+                // Room for what an idle actor adds (its first round trip
+                // interns 4 strings) and a few more: 12 new strings, kept.
+                // (This worker holds ~495 live, 16 more still fit on
+                // 2026-12-04; actors_spawn.lua's ~500, its paths longer.)
+                for i in 0..12 {
+                    let s = format!("rss-str margin {i}");
+                    ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+                }
+                // Each resize also leaves `lua_cpcall`'s C function: a
+                // resize to 512 first measures that (and only that, if the
+                // table is 512 slots; from 1,024 it would shrink it).
+                let start = heap(state) as i64;
+                set_string_table_slots(state, STARTED_STRING_TABLE_SLOTS);
+                let same = heap(state) as i64 - start;
+                set_string_table_slots(state, STRING_TABLE_SLOTS);
+                let grown = heap(state) as i64 - start - same;
+                ffi::lua_pop(state, 12);
+                ffi::lua_pushinteger(state, (grown - same) as ffi::lua_Integer);
+            })
+        }
+        .unwrap();
+        assert_eq!(
+            grown, 4096,
+            "the started worker's string table is not 512 slots"
+        );
+    }
+
     /// `collect_cycle` from a stopped (idle) collector frees what a full
     /// collection frees and runs the same finalizers; from a running one, a
     /// second cycle does; either way the collector runs after it.
