@@ -43,6 +43,15 @@ local E = rt.errno
 -- LURING_LOG=debug: fiber events (fixed at VM start, so free when off).
 local LOG = rt.log_enabled
 local log = LOG and rt.log
+-- Each event's text is a constant of a function made only when logging is
+-- on: with it off, no VM keeps those strings (docs/performance.md
+-- "rss-str").
+local log_spawned = LOG and function(f, id)
+  log('fiber spawned', id, f.module and 'module' or nil)
+end
+local log_finished = LOG and function(id, failed, err)
+  log('fiber finished', id, failed and K.error_message(err) or 'ok')
+end
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
 -- YIELDED: suspended and to be queued again at once (this_fiber.yield).
@@ -687,7 +696,7 @@ local function new_fiber_job(job, opts)
   end
   rq_n = rq_n + 1 -- schedule(f, job), with w1 already set
   runq[rq_n] = f
-  if LOG then log('fiber spawned', hexid(f), f.module and 'module' or nil) end
+  if LOG then log_spawned(f, hexid(f)) end
   return f
 end
 
@@ -850,7 +859,7 @@ end
 -- The loop
 local function finish(f)
   local failed = f[RESULTS] == FAILED
-  if LOG then log('fiber finished', hexid(f), failed and K.error_message(f.err) or 'ok') end
+  if LOG then log_finished(hexid(f), failed, f.err) end
   f[INTERRUPTER] = false
   release_coroutine(f[CO])
   f[CO] = false
