@@ -9,21 +9,18 @@
 --
 -- Invariants:
 -- * The scheduler's count of interrupted and forbid-suspend fibers
---   (`guards`) stays its local; this chunk changes it through `S`.
+--   (`guards`) stays its local; this chunk changes it through `add_guards`.
 -- * A fiber's results are handed over once: a joined fiber is JOINED_OK
 --   or JOINED_CAUGHT (it ended by an interruption), and can be neither
 --   joined nor detached again.
-local K, S = ...
+local K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT,
+  record_of_handle, joiners, add_guards, report_panic, joined, no_fiber, LOG, log = ...
 local E = K.rt.errno
 local raise_core, raise_errno, is_interrupted = K.raise_core, K.raise_errno, K.is_interrupted
 local current, wake, suspend = K.fiber_or_nil, K.wake, K.suspend
 local check_wait, check_yieldable = K.check_wait, K.check_yieldable
 local W1, RESULTS, INTERRUPTER, INTERRUPTED = K.W1, K.RESULTS, K.INTERRUPTER, K.INTERRUPTED
-local FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT =
-  S.FAILED, S.ONE_RESULT, S.JOINED_OK, S.JOINED_CAUGHT
-local record_of_handle, joiners, add_guards, report_panic =
-  S.record_of_handle, S.joiners, S.add_guards, S.report_panic
-local joined, no_fiber, hexid, LOG, log = S.joined, S.no_fiber, K.hexid, S.LOG, S.log
+local hexid = K.hexid
 local unpack, error = unpack, error
 
 local fiber_methods = {}

@@ -7,22 +7,18 @@
 --
 -- Invariants: those of lua/core/modules.lua and lua/core/actors.lua,
 -- whose code this is. Its state (`loaded`, `identity_of`,
--- `module_of_env`) is theirs, shared through `M`.
-local K, M = ...
+-- `module_of_env`) is theirs, shared through modules.lua's `shared`.
+local K, raw_load, raw_getfenv, loaded, identity_of, module_of_env, new_env,
+  is_project_id, dirname, display_dirname, display_join, NAME = ...
 local rt = K.rt
 local E = rt.errno
 local raise_core, raise_errno = K.raise_core, K.raise_errno
 local current, suspend, wake, check_suspend = K.current, K.suspend, K.wake, K.check_suspend
 local INTERRUPTED = K.INTERRUPTED
 local type, error, pairs, ipairs, next, tostring = type, error, pairs, ipairs, next, tostring
-local raw_load, raw_getfenv = M.raw_load, M.raw_getfenv
 local s_byte, s_sub, s_match, s_gmatch = string.byte, string.sub, string.match, string.gmatch
 local t_concat, t_remove = table.concat, table.remove
 local span_new = byte_span.new
-local loaded, identity_of, module_of_env = M.loaded, M.identity_of, M.module_of_env
-local new_env, is_project_id = M.new_env, M.is_project_id
-local dirname, display_dirname, display_join = M.dirname, M.display_dirname, M.display_join
-local NAME = M.NAME
 
 ---------------------------------------------------------------------------
 -- Errors of the module files themselves (luring extension, category

@@ -103,15 +103,13 @@ end
 -- be the first caller while the VM closes. A load that failed (out of
 -- memory) is tried again at the next call.
 local user_env_functions
-local UE = {
-  raw_load = raw_load, raw_getfenv = raw_getfenv, raw_setfenv = raw_setfenv,
-  raw_newproxy = newproxy, REAL_G = REAL_G, NO_GLOBALS = NO_GLOBALS,
-}
+local raw_newproxy = newproxy
 local function user_env_function(name)
   return function(...)
     local fns = user_env_functions
     if not fns then
-      fns = K.load_lazy_chunk(REAL_G, 'user_env')(K, UE)
+      fns = K.load_lazy_chunk(REAL_G, 'user_env')(K, raw_load, raw_getfenv, raw_setfenv,
+        raw_newproxy, REAL_G, NO_GLOBALS)
       user_env_functions = fns
     end
     return fns[name](...)
@@ -311,18 +309,18 @@ end
 
 -- Project modules, the entry script and spawning: lua/core/loader.lua,
 -- loaded by the first of them in this VM (most actors never import or
--- spawn). `M`: what of this file's state that code shares.
-local M = {
-  raw_load = raw_load, raw_getfenv = raw_getfenv, loaded = loaded,
-  identity_of = identity_of, module_of_env = module_of_env, new_env = new_env,
-  is_project_id = is_project_id, dirname = dirname,
-  display_dirname = display_dirname, display_join = display_join, NAME = NAME,
-}
+-- spawn). `shared` passes it (and lua/core/worker.lua) what of this file's
+-- state that code shares, as arguments: a table of named fields would keep
+-- each name as one more string in every VM (docs/performance.md "rss-str").
+local function shared(chunk)
+  return chunk(K, raw_load, raw_getfenv, loaded, identity_of, module_of_env, new_env,
+    is_project_id, dirname, display_dirname, display_join, NAME)
+end
 local cold_functions
 local function cold()
   local c = cold_functions
   if not c then
-    c = rt.core_chunk('loader', REAL_G)(K, M)
+    c = shared(rt.core_chunk('loader', REAL_G))
     cold_functions = c
   end
   return c
@@ -358,7 +356,7 @@ end
 -- `K.load_lazy_chunk`: `rt.core_chunk` would make every worker build its
 -- lazy `rt` group.
 function K.start_worker(...)
-  return K.load_lazy_chunk(REAL_G, 'worker')(K, M)(...)
+  return shared(K.load_lazy_chunk(REAL_G, 'worker'))(...)
 end
 
 -- Called once every core chunk has run: from now on the main thread (where

@@ -43,6 +43,15 @@ local E = rt.errno
 -- LURING_LOG=debug: fiber events (fixed at VM start, so free when off).
 local LOG = rt.log_enabled
 local log = LOG and rt.log
+-- Each event's text is a constant of a function made only when logging is
+-- on: with it off, no VM keeps those strings (docs/performance.md
+-- "rss-str").
+local log_spawned = LOG and function(f, id)
+  log('fiber spawned', id, f.module and 'module' or nil)
+end
+local log_finished = LOG and function(id, failed, err)
+  log('fiber finished', id, failed and K.error_message(err) or 'ok')
+end
 
 -- Sentinels yielded to the scheduler; user code can never produce them.
 -- YIELDED: suspended and to be queued again at once (this_fiber.yield).
@@ -687,7 +696,7 @@ local function new_fiber_job(job, opts)
   end
   rq_n = rq_n + 1 -- schedule(f, job), with w1 already set
   runq[rq_n] = f
-  if LOG then log('fiber spawned', hexid(f), f.module and 'module' or nil) end
+  if LOG then log_spawned(f, hexid(f)) end
   return f
 end
 
@@ -715,20 +724,18 @@ end
 -- The handle methods (join, detach, interrupt, joinable, ...) and most
 -- this_fiber functions are lua/core/fibers.lua, loaded the first time a
 -- VM needs one (`K.load_lazy_chunk`, a plain C function, so also in a
--- finalizer while the VM closes) with `FS`, the scheduler state it
--- shares. A load that fails (out of memory) is tried again next time.
+-- finalizer while the VM closes) with the scheduler state it shares, as
+-- arguments (not a table of named fields: each field name would be one
+-- more string every VM keeps, docs/performance.md "rss-str"). A load that
+-- fails (out of memory) is tried again next time.
 local fiber_api
-local FS = {
-  FAILED = FAILED, ONE_RESULT = ONE_RESULT, JOINED_OK = JOINED_OK, JOINED_CAUGHT = JOINED_CAUGHT,
-  record_of_handle = record_of_handle, joiners = joiners, joined = joined, no_fiber = no_fiber,
-  add_guards = function(n) guards = guards + n end,
-  report_panic = function(f) return report_panic(f) end,
-  LOG = LOG, log = log,
-}
+local function add_guards(n) guards = guards + n end
+local function report_panic_late(f) return report_panic(f) end
 local function load_fiber_api()
   local api = fiber_api
   if not api then
-    api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FS)
+    api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT,
+      record_of_handle, joiners, add_guards, report_panic_late, joined, no_fiber, LOG, log)
     fiber_api = api
   end
   return api
@@ -852,7 +859,7 @@ end
 -- The loop
 local function finish(f)
   local failed = f[RESULTS] == FAILED
-  if LOG then log('fiber finished', hexid(f), failed and K.error_message(f.err) or 'ok') end
+  if LOG then log_finished(hexid(f), failed, f.err) end
   f[INTERRUPTER] = false
   release_coroutine(f[CO])
   f[CO] = false

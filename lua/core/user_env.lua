@@ -2,20 +2,19 @@
 -- a lazy core chunk: the stubs in lua/core/modules.lua load it (through
 -- K.load_lazy_chunk) at a VM's first call of one of them and tail-call
 -- these, so levels count from the user's call as if they were called
--- directly. `UE`: what of modules.lua's boot-time captures this needs (the
--- runtime's globals, this chunk's env, no longer hold `load` after boot).
+-- directly. Its arguments after `K`: what of modules.lua's boot-time
+-- captures this needs (the runtime's globals, this chunk's env, no longer
+-- hold `load` after boot).
 --
 -- Invariants (those of lua/core/modules.lua): user code never reaches the
 -- runtime's own environments (getfenv answers nil for them, setfenv
 -- refuses them); only source text loads; newproxy cannot share a runtime
 -- object's metatable.
-local K, UE = ...
+local K, raw_load, raw_getfenv, raw_setfenv, raw_newproxy, REAL_G, NO_GLOBALS = ...
 local E = K.rt.errno
 local raise_errno = K.raise_errno
 local type, error = type, error
 local s_byte = string.byte
-local raw_load, raw_getfenv, raw_setfenv = UE.raw_load, UE.raw_getfenv, UE.raw_setfenv
-local REAL_G, NO_GLOBALS = UE.REAL_G, UE.NO_GLOBALS
 
 local function is_runtime_env(e)
   return e == REAL_G or e == NO_GLOBALS
@@ -98,7 +97,6 @@ end
 -- the metatable of `u`, a runtime object's too (a route to forging one).
 -- newproxy() / newproxy(false): plain userdata; newproxy(true): userdata
 -- with a fresh metatable (user finalizers); anything else is EINVAL.
-local raw_newproxy = UE.raw_newproxy
 local function safe_newproxy(with_metatable)
   if with_metatable == nil or with_metatable == false then return raw_newproxy() end
   if with_metatable == true then return raw_newproxy(true) end

@@ -1456,10 +1456,19 @@ unsafe extern "C" {
 /// ends at 1,024 slots anyway.
 const STRING_TABLE_SLOTS: u32 = 1024;
 
+/// The string table's size once a worker has started and collected its
+/// start's garbage: ~500 strings stay live then (docs/performance.md
+/// "rss-str"), so half the booted table holds them: -4 kB per idle actor.
+const STARTED_STRING_TABLE_SLOTS: u32 = 512;
+
 unsafe extern "C-unwind" fn resize_string_table(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by `lua_cpcall` on a live state, which catches the
+    // SAFETY: called by `lua_cpcall` on a live state, with the slot count
+    // as its light userdata argument (index 1); `lua_cpcall` catches the
     // allocation error `lj_str_resize` may raise.
-    unsafe { lj_str_resize(state, STRING_TABLE_SLOTS - 1) };
+    unsafe {
+        let slots = ffi::lua_touserdata(state, 1) as usize as u32;
+        lj_str_resize(state, slots - 1);
+    }
     0
 }
 
@@ -1472,10 +1481,23 @@ unsafe extern "C-unwind" fn resize_string_table(state: *mut ffi::lua_State) -> c
 /// # Safety
 /// `state` is a live Lua state on this thread, with no Lua code running.
 unsafe fn presize_string_table(state: *mut ffi::lua_State) {
+    // SAFETY: as the caller's.
+    unsafe { set_string_table_slots(state, STRING_TABLE_SLOTS) }
+}
+
+/// Resizes the string table to `slots` (a power of two). More strings than
+/// slots is still correct (LuaJIT chains them, and grows the table again
+/// at its next new string); a failure leaves the table as it was.
+///
+/// # Safety
+/// `state` is a live Lua state on this thread, with no Lua code running.
+unsafe fn set_string_table_slots(state: *mut ffi::lua_State, slots: u32) {
     // SAFETY: `lua_cpcall` runs the C function in protected mode on the
-    // caller's live state; an error it leaves on the stack is popped.
+    // caller's live state, with `slots` as a light userdata (an integer,
+    // never dereferenced); an error it leaves on the stack is popped.
     unsafe {
-        if ffi::lua_cpcall(state, resize_string_table, std::ptr::null_mut()) != 0 {
+        let ud = slots as usize as *mut std::ffi::c_void;
+        if ffi::lua_cpcall(state, resize_string_table, ud) != 0 {
             ffi::lua_pop(state, 1);
         }
     }
@@ -1814,6 +1836,17 @@ impl Vm {
         // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
         // collection; docs/performance.md "rss150b").
         collect_cycle(lua)?;
+        // What stays live now fits half the booted string table (which boot
+        // needed for its peak of strings, garbage included); an idle worker
+        // interns only a few more (its first round trip's). A module with
+        // more string constants just grows it back at its next new string.
+        // SAFETY: `exec_raw` runs the closure with this VM's live state on
+        // this thread, no Lua code running.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                set_string_table_slots(state, STARTED_STRING_TABLE_SLOTS);
+            })
+        }?;
         Ok(if ok {
             Ok(())
         } else {
@@ -2226,6 +2259,69 @@ mod tests {
         let keys = vm.core.pairs::<Value, Value>().count();
         assert!(keys > 64 && keys <= 128, "K has {keys} keys: update K_KEYS");
         assert_eq!(K_KEYS.next_power_of_two(), 128);
+    }
+
+    /// A started worker's live strings fit a 512-slot string table, and
+    /// the start leaves it at that size (docs/performance.md "rss-str"):
+    /// resizing it to 1,024 slots then grows LuaJIT's heap by exactly the
+    /// 4 kB of 512 more slots (from 1,024, it would not change), also with
+    /// 12 more strings interned (LuaJIT grows the table at its 513th).
+    /// Fails when something adds enough strings to every VM (new `K` or
+    /// `rt` keys, texts of eager core chunks) to push an idle actor back to
+    /// an 8 kB table.
+    #[test]
+    fn a_started_worker_keeps_a_512_slot_string_table() {
+        let vm = Vm::new().unwrap();
+        let root = std::fs::File::open("/").unwrap();
+        vm.start_worker(
+            b"local t = {} return t",
+            "1:0:1",
+            b"/m.lua",
+            b"m.lua",
+            b"/",
+            b"/",
+            false,
+            OpFd::owned(root.into()),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        let heap = |state: *mut ffi::lua_State| {
+            // SAFETY: a live state on this thread, inside `exec_raw`.
+            unsafe {
+                ffi::lua_gc(state, ffi::LUA_GCCOUNT, 0) as usize * 1024
+                    + ffi::lua_gc(state, ffi::LUA_GCCOUNTB, 0) as usize
+            }
+        };
+        // SAFETY: `exec_raw` runs the closure with the VM's live state on
+        // this thread, no Lua code running.
+        let grown = unsafe {
+            vm.lua.exec_raw::<i64>((), |state| {
+                // Room for what an idle actor adds (its first round trip
+                // interns 4 strings) and a few more: 12 new strings, kept.
+                // (This worker holds ~495 live, 16 more still fit on
+                // 2026-12-04; actors_spawn.lua's ~500, its paths longer.)
+                for i in 0..12 {
+                    let s = format!("rss-str margin {i}");
+                    ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+                }
+                // Each resize also leaves `lua_cpcall`'s C function: a
+                // resize to 512 first measures that (and only that, if the
+                // table is 512 slots; from 1,024 it would shrink it).
+                let start = heap(state) as i64;
+                set_string_table_slots(state, STARTED_STRING_TABLE_SLOTS);
+                let same = heap(state) as i64 - start;
+                set_string_table_slots(state, STRING_TABLE_SLOTS);
+                let grown = heap(state) as i64 - start - same;
+                ffi::lua_pop(state, 12);
+                ffi::lua_pushinteger(state, (grown - same) as ffi::lua_Integer);
+            })
+        }
+        .unwrap();
+        assert_eq!(
+            grown, 4096,
+            "the started worker's string table is not 512 slots"
+        );
     }
 
     /// `collect_cycle` from a stopped (idle) collector frees what a full
