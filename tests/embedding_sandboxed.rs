@@ -554,21 +554,29 @@ fn echo(runtime: &Runtime, mb: &Mailbox, sandbox: bool) -> luring::ActorHandle {
 
 /// 100,000 round trips: replies come in order, none lost or twice, whether
 /// the spinning receiver read the frame itself or the relay thread did
-/// (every 1,000th reply is awaited with `recv_async`: its first look finds
-/// nothing and it hands the socket back, so the relay thread must read the
-/// reply and wake it), and `try_recv` reads a reply that sits in the socket.
+/// (every 1,000th reply is held back by the plugin until `recv_async` has
+/// looked once, found nothing and handed the socket back, and is not
+/// polled again before its wake-up: so the relay thread must read that
+/// reply and wake it, whatever the scheduler does), and `try_recv` reads a
+/// reply that sits in the socket.
 fn round_trips_none_lost() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
-    let plugin = echo(&runtime, &mb, true);
-    let mut relay_reads = 0;
+    let spec = ActorSpec::source("gated_echo.lua", GATED_ECHO)
+        .sandbox(SandboxOptions::new())
+        .replies_to(&mb);
+    let plugin = runtime.spawn(spec).unwrap();
+    plugin
+        .send(Message::object([("reply", mb.address().into())]))
+        .unwrap();
     for i in 0..100_000u32 {
-        plugin.send(Message::from(i)).unwrap();
         let reply = if i % 1000 == 0 {
-            let (reply, woken) = block_on_parked(mb.recv_async());
-            relay_reads += usize::from(woken);
-            reply.expect("a reply")
+            plugin
+                .send(Message::object([("hold", Message::from(i))]))
+                .unwrap();
+            recv_async_through_relay(&mb, || plugin.send(Message::from("go")).unwrap())
         } else if i % 1000 == 500 {
+            plugin.send(Message::from(i)).unwrap();
             let mut got = None;
             wait_until(|| {
                 got = mb.try_recv().ok();
@@ -576,40 +584,59 @@ fn round_trips_none_lost() {
             });
             got.unwrap()
         } else {
+            plugin.send(Message::from(i)).unwrap();
             mb.recv_timeout(WAIT).expect("a reply within 30 s")
         };
         assert_eq!(reply.as_number(), Some(f64::from(i)), "round trip {i}");
     }
-    assert!(
-        relay_reads >= 1,
-        "the relay thread never had to read a reply"
-    );
     assert_eq!(mb.try_recv(), Err(luring::TryRecvError::Empty));
     plugin.kill().unwrap();
 }
 
-/// Runs `future` on this thread, parking while it is pending (30 s at
-/// most); also says whether it had to wait for a wake-up.
-fn block_on_parked<F: std::future::Future>(future: F) -> (F::Output, bool) {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
+/// Awaits the next message with `recv_async` on this thread while the
+/// plugin holds its reply back: the first poll must find nothing (and
+/// hands the socket back), then `release` lets the plugin answer, and the
+/// future is not polled again until it is woken (30 s at most). Only the
+/// relay thread reads the plugin's socket meanwhile, so the wake-up is its
+/// doing.
+fn recv_async_through_relay(mb: &Mailbox, release: impl FnOnce()) -> Message {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Woken {
+        flag: AtomicBool,
+        thread: std::thread::Thread,
+    }
+    impl std::task::Wake for Woken {
         fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
+            self.flag.store(true, Ordering::SeqCst);
+            self.thread.unpark();
         }
     }
-    let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let woken = std::sync::Arc::new(Woken {
+        flag: AtomicBool::new(false),
+        thread: std::thread::current(),
+    });
+    let waker = std::task::Waker::from(woken.clone());
     let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
+    let mut future = std::pin::pin!(mb.recv_async());
+    assert!(
+        future.as_mut().poll(&mut cx).is_pending(),
+        "a reply came while the plugin held it back"
+    );
+    release();
     let deadline = std::time::Instant::now() + WAIT;
-    let mut waited = false;
     loop {
-        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return (v, waited);
+        while !woken.flag.swap(false, Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the relay thread's wake-up did not come in 30 s"
+            );
+            std::thread::park_timeout(left);
         }
-        waited = true;
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(!left.is_zero(), "not woken within 30 s");
-        std::thread::park_timeout(left);
+        if let std::task::Poll::Ready(reply) = future.as_mut().poll(&mut cx) {
+            return reply.expect("a reply");
+        }
     }
 }
 
