@@ -562,13 +562,7 @@ fn echo(runtime: &Runtime, mb: &Mailbox, sandbox: bool) -> luring::ActorHandle {
 fn round_trips_none_lost() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
-    let spec = ActorSpec::source("gated_echo.lua", GATED_ECHO)
-        .sandbox(SandboxOptions::new())
-        .replies_to(&mb);
-    let plugin = runtime.spawn(spec).unwrap();
-    plugin
-        .send(Message::object([("reply", mb.address().into())]))
-        .unwrap();
+    let plugin = gated_echo(&runtime, &mb);
     for i in 0..100_000u32 {
         let reply = if i % 1000 == 0 {
             plugin
@@ -640,6 +634,18 @@ fn recv_async_through_relay(mb: &Mailbox, release: impl FnOnce()) -> Message {
     }
 }
 
+/// A sandboxed [`GATED_ECHO`] that replies to `mb`.
+fn gated_echo(runtime: &Runtime, mb: &Mailbox) -> ActorHandle {
+    let spec = ActorSpec::source("gated_echo.lua", GATED_ECHO)
+        .sandbox(SandboxOptions::new())
+        .replies_to(mb);
+    let plugin = runtime.spawn(spec).unwrap();
+    plugin
+        .send(Message::object([("reply", mb.address().into())]))
+        .unwrap();
+    plugin
+}
+
 /// An echo that holds a `{ hold = v }` back until `'go'` comes, and
 /// answers anything else at once.
 const GATED_ECHO: &str = "local inbox = require 'inbox'
@@ -662,13 +668,7 @@ end";
 fn recv_timeout_expires_while_spinning() {
     let runtime = Runtime::builder().build().unwrap();
     let mb = runtime.mailbox();
-    let spec = ActorSpec::source("gated_echo.lua", GATED_ECHO)
-        .sandbox(SandboxOptions::new())
-        .replies_to(&mb);
-    let plugin = runtime.spawn(spec).unwrap();
-    plugin
-        .send(Message::object([("reply", mb.address().into())]))
-        .unwrap();
+    let plugin = gated_echo(&runtime, &mb);
     for i in 0..300u32 {
         // Deadlines within the spin (50 µs).
         let tiny = Duration::from_micros(u64::from(i % 60));
