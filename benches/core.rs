@@ -22,6 +22,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+// build.rs links every target of the package with
+// `--wrap=lj_vm_cpuid` (src/actor/cpuid.rs caches the answers). This bench
+// links LuaJIT without the luring library: its raw reference keeps
+// LuaJIT's own probe, so the wrapper hands each call straight through.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod plain_cpuid {
+    unsafe extern "C" {
+        fn __real_lj_vm_cpuid(f: u32, res: *mut u32) -> std::ffi::c_int;
+    }
+
+    /// # Safety
+    /// As LuaJIT's `lj_vm_cpuid`: `res` points to four writable words.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn __wrap_lj_vm_cpuid(f: u32, res: *mut u32) -> std::ffi::c_int {
+        // SAFETY: the caller's contract is the real probe's.
+        unsafe { __real_lj_vm_cpuid(f, res) }
+    }
+}
+
 fn bench_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lua")
 }
