@@ -280,13 +280,13 @@ impl Lane {
     }
 
     /// Boots the waiting starts on this (the lane's) thread; true if any.
-    fn boot_waiting(&self, vms: &mut Vec<Hosted>) -> bool {
+    fn boot_waiting(&self, process: &Arc<Process>, vms: &mut Vec<Hosted>) -> bool {
         let waiting = match self.lock().as_mut() {
             Some(q) if !q.is_empty() => std::mem::take(q),
             _ => return false,
         };
         for (start, reply) in waiting {
-            let (report, hosted) = self.boot(start);
+            let (report, hosted) = self.boot(Some(process), start);
             vms.extend(hosted);
             let _ = reply.send(report);
         }
@@ -295,8 +295,12 @@ impl Lane {
 
     /// Boots `start` for this lane's thread: the report for its spawner
     /// and, when it started, the VM for the thread to host.
-    fn boot(&self, start: WorkerStart) -> (Started, Option<Hosted>) {
-        match start.start() {
+    fn boot(
+        &self,
+        process: Option<&Arc<Process>>,
+        start: WorkerStart,
+    ) -> (Started, Option<Hosted>) {
+        match start.start(process) {
             Ok(Ok(hosted)) => {
                 hosted.mailbox.set_signal(self.signal.clone());
                 let address = ActorAddress::new(hosted.mailbox.clone());
@@ -340,7 +344,7 @@ pub(crate) fn boot_here(
     lane: &Lane,
     start: WorkerStart,
 ) -> Result<Result<ActorAddress, String>, ThreadFailed> {
-    let (report, hosted) = lane.boot(start);
+    let (report, hosted) = lane.boot(current_process().as_ref(), start);
     if let Some(hosted) = hosted {
         SPAWNED.with_borrow_mut(|s| s.push(hosted));
     }
@@ -512,7 +516,7 @@ fn host_thread(
             }
         });
         if let Some(lane) = &lane {
-            progress |= lane.boot_waiting(&mut vms);
+            progress |= lane.boot_waiting(process, &mut vms);
         }
         if process.is_over() {
             break;
@@ -779,7 +783,7 @@ fn spawn_host_thread(
         .stack_size(VM_THREAD_STACK_SIZE)
         .spawn(move || {
             let (process, signal) = (thread_process, thread_signal);
-            let hosted = match start.start() {
+            let hosted = match start.start(Some(&process)) {
                 Ok(Ok(h)) => h,
                 Ok(Err(text)) => {
                     let _ = tx.send(Started::Load(text));
@@ -864,10 +868,13 @@ pub(crate) struct WorkerStart {
 }
 
 impl WorkerStart {
-    /// Boots the VM and queues its main fiber. `Ok(Err(text))`: the module
-    /// does not compile.
-    fn start(self) -> Result<Result<Hosted, String>, String> {
-        let worker = Vm::new().map_err(|e| e.to_string())?;
+    /// Boots the VM, or takes one `process`'s nursery booted, and queues
+    /// its main fiber. `Ok(Err(text))`: the module does not compile.
+    fn start(self, process: Option<&Arc<Process>>) -> Result<Result<Hosted, String>, String> {
+        let worker = match process.and_then(|p| p.nursery.take(p)) {
+            Some(booted) => booted,
+            None => Vm::new().map_err(|e| e.to_string())?,
+        };
         let started = worker
             .start_worker(
                 &self.src,
@@ -992,7 +999,10 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                         }
                     }
                 } else {
-                    match start.start().map_err(mlua::Error::runtime)? {
+                    match start
+                        .start(current_process().as_ref())
+                        .map_err(mlua::Error::runtime)?
+                    {
                         Ok(hosted) => {
                             let address = ActorAddress::new(hosted.mailbox.clone());
                             SPAWNED.with_borrow_mut(|spawned| spawned.push(hosted));

@@ -10,6 +10,7 @@ pub(crate) mod mailbox;
 mod memory;
 pub mod message;
 pub(crate) mod module_files;
+pub(crate) mod nursery;
 pub(crate) mod process;
 pub(crate) mod raw_calls;
 pub mod sandboxed;

@@ -55,6 +55,8 @@ pub(crate) struct Process {
     /// The Rust modules of an embedding application, set by `build()`
     /// before any actor starts.
     pub(crate) host_modules: std::sync::OnceLock<crate::embed::module::HostModules>,
+    /// Boots VMs ahead of spawns (started by the first spawn).
+    pub(crate) nursery: super::nursery::Nursery,
 }
 
 impl Process {
@@ -77,6 +79,7 @@ impl Process {
             outcome: Mutex::new(Outcome::default()),
             joins: Mutex::new(Vec::new()),
             host_modules: std::sync::OnceLock::new(),
+            nursery: super::nursery::Nursery::new(),
         })
     }
 
@@ -123,6 +126,7 @@ impl Process {
         if self.over.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.nursery.close();
         for s in self.lock_signals().iter() {
             s.kick();
         }
