@@ -178,3 +178,66 @@ time.sleep(3600)
     assert_eq!(code, 5, "stderr: {err}");
     assert!(!err.contains("panicked at"), "{err}");
 }
+
+/// CLOCK_MONOTONIC in seconds, the clock of Lua's `time.steady_clock`.
+fn monotonic_now() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// The nursery (actor/nursery.rs) holds booted VMs and is booting more
+/// while the last actor ends: the process still exits at once (its VMs
+/// are dropped, its thread joined), not after a delay or never.
+#[test]
+fn exit_is_prompt_with_vms_pooled_and_booting() {
+    let path = script(
+        "pooled_exit.lua",
+        r#"
+local inbox = require 'inbox'
+if _CONTEXT == 'worker' then
+  inbox:receive().back:send(true)
+  return
+end
+for i = 1, 40 do
+  spawn_vm('.'):send({ back = inbox })
+  inbox:receive()
+end
+print(string.format('%.6f', require('time').steady_clock.now().seconds_since_epoch))
+"#,
+    );
+    for _ in 0..5 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Polled every millisecond: the exit time is read within one.
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{} did not finish within 60 s", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let exited = monotonic_now();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+        let ended: f64 = stdout.trim().parse().unwrap();
+        let exit_time = exited - ended;
+        // ~1-3 ms here; a nursery the exit waited for (a boot per pooled
+        // VM, or a hang) would take far longer.
+        assert!(
+            exit_time < 1.0,
+            "exit took {exit_time:.3} s after the script ended"
+        );
+    }
+}

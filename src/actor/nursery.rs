@@ -1,54 +1,48 @@
 //! The nursery: one thread per process that boots actor VMs ahead of their
-//! spawns, so that `Vm::new` (about two thirds of a spawn's CPU) runs on
-//! the other core instead of on the spawner's path.
+//! spawns, so that `Vm::new` (two thirds of a spawn's CPU) runs on another
+//! core instead of on the spawner's path.
 //!
 //! Invariants:
-//! - The thread starts at the process's first spawn that asks for a VM
-//!   (`Nursery::take`): a process that never spawns has no nursery thread
-//!   and no pooled VM. It is not a host thread (it runs no actor and does
-//!   not count in `Process::running`); its handle is in `Process::joins`.
-//! - States: `Unstarted` → `Running` → `Gone`. `Gone` is final: set by
-//!   `close` (the process ended), by a failed boot or thread start, or by
-//!   the thread itself when it leaves for any reason (a guard sets it,
-//!   panics included). A spawn that finds no pooled VM, whatever the
-//!   state, boots its own VM synchronously (its error is raised as
-//!   without a nursery): a spawn never waits for the nursery.
-//! - All state is under one mutex; the thread sleeps on the condition
-//!   variable only with the mutex held and `sleeping` set, and a take
-//!   wakes it only when `sleeping` is set (a wake-up is a syscall; in a
-//!   burst the thread is busy booting and no spawn pays for one).
-//! - The pool holds at most `BURST_POOL` VMs while spawns come in a burst
-//!   (less than `BURST_GAP` apart), else `IDLE_POOL`: the thread drops the
-//!   surplus once the burst ended. Pooled VMs belong to the thread until
-//!   taken; once `Gone` the thread drops what is left, on its own thread
-//!   through each VM's own allocator, and leaves.
-//! - A pooled VM crosses threads only inside `BootedVm` (its `Send`
-//!   argument is there): it was booted and nothing else; no handle to it
-//!   stays on the nursery thread once it is in the pool.
+//! - The thread starts at the process's first spawn (`Nursery::take`): a
+//!   process that never spawns has no nursery thread and no pooled VM. It
+//!   is not a host thread (it runs no actor, does not count in
+//!   `Process::running`, has no `ThreadSignal`); its handle is in
+//!   `Process::joins`, so whoever joins the process's threads joins it.
+//! - States: `Unstarted` → `Running` → `Gone`, and `Unstarted` → `Gone`.
+//!   `Gone` is final: set by `close` (the process ended), when the thread
+//!   cannot be started, and by the thread itself when it leaves for any
+//!   reason (a boot failed, or it panicked: a guard sets it). All state is
+//!   under one mutex, so `close` either sees the thread running (and wakes
+//!   it) or the start sees `Gone` (and starts nothing).
+//! - A spawn never waits for the nursery: it takes a pooled VM if one is
+//!   ready, else boots its own synchronously, whatever the state (a boot
+//!   error is then raised by that spawn as without a nursery).
+//! - The pool holds at most `POOL_SIZE` VMs and is refilled as soon as a
+//!   spawn took one. The thread sleeps on the condition variable only with
+//!   the pool full (or the nursery gone) and `sleeping` set; a take wakes
+//!   it only when `sleeping` is set: in a burst the thread is booting and
+//!   no spawn pays for a wake-up.
+//! - Pooled VMs belong to the pool until taken; once `Gone` the thread
+//!   drops what is left (each VM closes through its own allocator) and
+//!   leaves. A VM crosses threads only inside `BootedVm` (its `Send`
+//!   argument is there): booted and nothing else, with no handle to it
+//!   kept on the nursery thread.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use super::process::Process;
 use super::vm::Vm;
 
-/// VMs kept while spawns come in a burst.
-///
-/// Measured with `benches/lua/actors_spawn.lua` (docs/performance.md
-/// "nursery"): a back-to-back burst drains the pool faster than one thread
-/// boots (the spawner's share of a spawn is about half a boot), so more
-/// only serves the first spawns of a burst that follows a pause.
-pub(crate) const BURST_POOL: usize = 4;
-
-/// VMs kept once spawns stopped: the next spawn still finds one ready.
-/// Each costs an idle process about one idle actor's memory.
-pub(crate) const IDLE_POOL: usize = 1;
-
-/// Spawns closer than this to the one before form a burst.
-const BURST_GAP: Duration = Duration::from_millis(5);
+/// VMs the nursery keeps ready. A back-to-back burst takes them faster
+/// than one thread boots (a boot is ~1.7 times the spawner's own share of
+/// a spawn, docs/performance.md "nursery"): no pool size keeps such a
+/// burst fed, the pool serves its first spawns and the nursery's refills
+/// about four in five of the rest. Each pooled VM costs an idle process
+/// about one idle actor's memory.
+pub(crate) const POOL_SIZE: usize = 2;
 
 /// Stack of the nursery thread: boot runs only the runtime's own Lua code
-/// (address space; only the pages boot touches are resident).
+/// (address space; only the pages boot touches become resident).
 const NURSERY_STACK_SIZE: usize = 1 << 20;
 
 /// A booted VM that no thread hosts yet: made by the nursery thread,
@@ -105,26 +99,6 @@ struct Pool {
     vms: Vec<BootedVm>,
     /// The thread waits on `Nursery::wake` (set and cleared by it).
     sleeping: bool,
-    last_take: Option<Instant>,
-    /// The last take came within `BURST_GAP` of the one before.
-    burst: bool,
-}
-
-impl Pool {
-    /// How many VMs to keep at `now`.
-    fn target(&self, now: Instant) -> usize {
-        match self.burst_ends() {
-            Some(end) if now < end => BURST_POOL,
-            _ => IDLE_POOL,
-        }
-    }
-
-    /// When the current burst counts as over.
-    fn burst_ends(&self) -> Option<Instant> {
-        self.last_take
-            .filter(|_| self.burst)
-            .map(|last| last + BURST_GAP)
-    }
 }
 
 /// The nursery of one process (see the module's invariants).
@@ -140,8 +114,6 @@ impl Nursery {
                 state: State::Unstarted,
                 vms: Vec::new(),
                 sleeping: false,
-                last_take: None,
-                burst: false,
             }),
             wake: Condvar::new(),
         }
@@ -155,12 +127,7 @@ impl Nursery {
     /// `None` when none is ready: the caller boots its own. The first call
     /// starts the nursery thread.
     pub(crate) fn take(&self, process: &Arc<Process>) -> Option<Vm> {
-        let now = Instant::now();
         let mut pool = self.lock();
-        pool.burst = pool
-            .last_take
-            .is_some_and(|last| now.saturating_duration_since(last) < BURST_GAP);
-        pool.last_take = Some(now);
         match pool.state {
             State::Running => {}
             State::Unstarted => {
@@ -170,24 +137,19 @@ impl Nursery {
             State::Gone => return None,
         }
         let vm = pool.vms.pop();
-        self.wake_if_short(&mut pool, now);
-        vm.map(BootedVm::into_vm)
-    }
-
-    /// Wakes the thread if it sleeps and the pool is below its target.
-    fn wake_if_short(&self, pool: &mut Pool, now: Instant) {
-        if pool.sleeping && pool.vms.len() < pool.target(now) {
+        if pool.sleeping {
             pool.sleeping = false;
             self.wake.notify_one();
         }
+        vm.map(BootedVm::into_vm)
     }
 
-    /// The process ended: the thread drops its VMs and leaves; no VM is
-    /// pooled from now on.
+    /// The process ended: the thread drops its VMs and leaves; nothing is
+    /// pooled or started from now on.
     pub(crate) fn close(&self) {
         let mut pool = self.lock();
-        let was = std::mem::replace(&mut pool.state, State::Gone);
-        if was == State::Running && pool.sleeping {
+        pool.state = State::Gone;
+        if pool.sleeping {
             pool.sleeping = false;
             self.wake.notify_one();
         }
@@ -195,23 +157,12 @@ impl Nursery {
 
     /// How many VMs are pooled now (tests).
     #[cfg(test)]
-    pub(crate) fn pooled(&self) -> usize {
+    fn pooled(&self) -> usize {
         self.lock().vms.len()
     }
 
-    /// A spawn that took nothing (as when its VM came from elsewhere):
-    /// keeps a burst going (tests).
-    #[cfg(test)]
-    fn note_spawn(&self) {
-        let now = Instant::now();
-        let mut pool = self.lock();
-        pool.burst = pool.last_take.is_some();
-        pool.last_take = Some(now);
-        self.wake_if_short(&mut pool, now);
-    }
-
-    /// Starts the thread (under the pool's lock, so `close` either sees it
-    /// running or it sees `Gone`). Its handle joins the process's threads.
+    /// Starts the thread, under the pool's lock (see the invariants); its
+    /// handle joins the process's threads.
     fn start(&self, process: &Arc<Process>, pool: &mut Pool) {
         let thread_process = process.clone();
         let spawned = std::thread::Builder::new()
@@ -248,8 +199,8 @@ impl Drop for LeaveGuard<'_> {
     }
 }
 
-/// The nursery thread: keeps the pool at its target until the process
-/// ends or a boot fails.
+/// The nursery thread: keeps the pool full until the process ends or a
+/// boot fails.
 fn serve(process: &Arc<Process>) {
     let nursery = &process.nursery;
     let _leave = LeaveGuard(nursery);
@@ -258,33 +209,9 @@ fn serve(process: &Arc<Process>) {
         if pool.state == State::Gone {
             return;
         }
-        let now = Instant::now();
-        let target = pool.target(now);
-        if pool.vms.len() > target {
-            let surplus = pool.vms.split_off(target);
-            drop(pool);
-            drop(surplus);
-            pool = nursery.lock();
-            continue;
-        }
-        if pool.vms.len() == target {
-            // Full: sleep until a take, or until the burst is over (then
-            // the surplus goes).
-            let until_quiet = pool
-                .burst_ends()
-                .filter(|_| target > IDLE_POOL)
-                .map(|end| end.saturating_duration_since(now));
+        if pool.vms.len() >= POOL_SIZE {
             pool.sleeping = true;
-            pool = match until_quiet {
-                Some(timeout) => {
-                    nursery
-                        .wake
-                        .wait_timeout(pool, timeout)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-                None => nursery.wake.wait(pool).unwrap_or_else(|e| e.into_inner()),
-            };
+            pool = nursery.wake.wait(pool).unwrap_or_else(|e| e.into_inner());
             pool.sleeping = false;
             continue;
         }
@@ -301,18 +228,21 @@ fn serve(process: &Arc<Process>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
+    use crate::actor::vm::{VmConfig, VmExit};
 
     /// Waits (generously) until `cond` holds.
     fn await_condition(what: &str, cond: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !cond() {
             assert!(Instant::now() < deadline, "timed out waiting: {what}");
             std::thread::sleep(Duration::from_millis(1));
         }
     }
 
-    fn joins(process: &Process) -> usize {
+    fn threads(process: &Process) -> usize {
         process.joins.lock().unwrap().len()
     }
 
@@ -323,41 +253,22 @@ mod tests {
     }
 
     #[test]
-    fn first_take_starts_the_thread_and_later_ones_get_booted_vms() {
+    fn the_first_take_starts_the_thread_and_later_ones_get_pooled_vms() {
         let process = Process::new();
-        assert_eq!(joins(&process), 0, "no thread before the first spawn");
+        assert_eq!(threads(&process), 0, "no thread before the first spawn");
         assert!(process.nursery.take(&process).is_none());
-        assert_eq!(joins(&process), 1);
-        await_condition("the idle pool filled", || {
-            process.nursery.pooled() == IDLE_POOL
-        });
+        assert_eq!(threads(&process), 1);
+        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
         let vm = process.nursery.take(&process).expect("a pooled VM");
+        await_condition("the pool refilled", || {
+            process.nursery.pooled() == POOL_SIZE
+        });
         drop(vm);
         process.end();
         join_all(&process);
-        assert_eq!(process.nursery.pooled(), 0, "left VMs are dropped");
+        assert_eq!(process.nursery.pooled(), 0, "the thread dropped its VMs");
         assert!(process.nursery.take(&process).is_none());
-        assert_eq!(joins(&process), 0, "no thread after the end");
-    }
-
-    #[test]
-    fn a_burst_fills_the_pool_and_the_surplus_goes_after_it() {
-        let process = Process::new();
-        assert!(process.nursery.take(&process).is_none());
-        assert!(
-            process.nursery.take(&process).is_none(),
-            "nothing booted yet"
-        );
-        // Spawns keep the burst going until the burst pool is full.
-        await_condition("the burst pool filled", || {
-            process.nursery.note_spawn();
-            process.nursery.pooled() == BURST_POOL
-        });
-        await_condition("the surplus dropped", || {
-            process.nursery.pooled() == IDLE_POOL
-        });
-        process.end();
-        join_all(&process);
+        assert_eq!(threads(&process), 0, "no thread after the end");
     }
 
     #[test]
@@ -365,6 +276,90 @@ mod tests {
         let process = Process::new();
         process.end();
         assert!(process.nursery.take(&process).is_none());
-        assert_eq!(joins(&process), 0);
+        assert_eq!(threads(&process), 0);
+    }
+
+    #[test]
+    fn a_nursery_that_left_makes_spawns_boot_their_own() {
+        let process = Process::new();
+        assert!(process.nursery.take(&process).is_none());
+        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
+        // As when its thread failed a boot or panicked: the guard's work.
+        process.nursery.close();
+        join_all(&process);
+        assert!(process.nursery.take(&process).is_none());
+        assert_eq!(threads(&process), 0, "no second thread");
+    }
+
+    /// A VM the nursery booted, run as a master VM on a third thread:
+    /// timers, pipe I/O through its ring, and actors it spawns (themselves
+    /// from its own process's nursery) on its thread and on new ones.
+    #[test]
+    fn a_vm_booted_by_the_nursery_runs_on_another_thread() {
+        let dir = std::env::temp_dir().join(format!("luring-nursery-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("main.lua");
+        std::fs::write(
+            &script,
+            r#"
+local inbox = require 'inbox'
+local pipe = require 'pipe'
+local time = require 'time'
+local function io_round(text)
+  local r, w = pipe.pair()
+  w:write_some(text)
+  local buf = byte_span.new(32)
+  return tostring(buf:slice(1, r:read_some(buf)))
+end
+if _CONTEXT == 'worker' then
+  local m = inbox:receive()
+  time.sleep(0.001)
+  m.back:send(io_round('w' .. m.n))
+  return
+end
+time.sleep(0.001)
+local got = { io_round('main') }
+for n = 1, 6 do
+  spawn_vm({ module = '.', inherit_context = n % 2 == 0 }):send({ n = n, back = inbox })
+  got[#got + 1] = inbox:receive()
+end
+if table.concat(got, ' ') ~= 'main w1 w2 w3 w4 w5 w6' then
+  error(table.concat(got, ' '))
+end
+require('system').exit(7)
+"#,
+        )
+        .unwrap();
+        let process = Process::new();
+        assert!(process.nursery.take(&process).is_none());
+        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
+        let runner_process = process.clone();
+        let runner = std::thread::Builder::new()
+            .stack_size(crate::actor::vm::VM_THREAD_STACK_SIZE)
+            .spawn(move || {
+                let vm = runner_process
+                    .nursery
+                    .take(&runner_process)
+                    .expect("pooled");
+                vm.run_main(&VmConfig {
+                    script: script.clone(),
+                    arguments: vec!["luring".into(), script.to_string_lossy().into_owned()],
+                    context: "main",
+                })
+                .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let exit = runner.join().unwrap();
+        assert_eq!(
+            exit,
+            Ok(VmExit {
+                exit_code: Some(7),
+                main_panicked: false,
+                out_of_memory: false,
+            })
+        );
+        process.end();
+        join_all(&process);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
