@@ -6,8 +6,9 @@
 //! - The thread starts at the process's first spawn (`Nursery::take`): a
 //!   process that never spawns has no nursery thread and no pooled VM. It
 //!   is not a host thread (it runs no actor, does not count in
-//!   `Process::running`, has no `ThreadSignal`); its handle is in
-//!   `Process::joins`, so whoever joins the process's threads joins it.
+//!   `Process::running`, has no `ThreadSignal`). In an embedded runtime
+//!   its handle is in `Process::joins`, so the runtime's end joins it;
+//!   otherwise it is detached and leaves by itself once closed.
 //! - States: `Unstarted` → `Running` → `Gone`, and `Unstarted` → `Gone`.
 //!   `Gone` is final: set by `close` (the process ended), when the thread
 //!   cannot be started, and by the thread itself when it leaves for any
@@ -34,12 +35,14 @@ use super::process::Process;
 use super::vm::Vm;
 
 /// VMs the nursery keeps ready. A back-to-back burst takes them faster
-/// than one thread boots (a boot is ~1.7 times the spawner's own share of
-/// a spawn, docs/performance.md "nursery"): no pool size keeps such a
-/// burst fed, the pool serves its first spawns and the nursery's refills
-/// about four in five of the rest. Each pooled VM costs an idle process
-/// about one idle actor's memory.
-pub(crate) const POOL_SIZE: usize = 2;
+/// than one thread boots (a boot costs ~1.7 times the spawner's own share
+/// of a spawn, docs/performance.md "nursery"): no pool size keeps such a
+/// burst fed; the nursery's refills serve most of its spawns and the rest
+/// boot their own, so the size only decides how many spawns after a pause
+/// find a VM at once. One: each pooled VM costs an idle process about one
+/// idle actor's memory (~150 kB), and with two a short `luring` run
+/// exited later (the exit's page work; measured in the same section).
+pub(crate) const POOL_SIZE: usize = 1;
 
 /// Stack of the nursery thread: boot runs only the runtime's own Lua code
 /// (address space; only the pages boot touches become resident).
@@ -161,8 +164,7 @@ impl Nursery {
         self.lock().vms.len()
     }
 
-    /// Starts the thread, under the pool's lock (see the invariants); its
-    /// handle joins the process's threads.
+    /// Starts the thread, under the pool's lock (see the invariants).
     fn start(&self, process: &Arc<Process>, pool: &mut Pool) {
         let thread_process = process.clone();
         let spawned = std::thread::Builder::new()
@@ -172,11 +174,16 @@ impl Nursery {
         match spawned {
             Ok(handle) => {
                 pool.state = State::Running;
-                process
-                    .joins
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(handle);
+                // An embedded runtime joins it (its application lives on);
+                // under `luring` it leaves by itself once closed, and the
+                // process's exit does not wait for its last boot and drops.
+                if process.embedded {
+                    process
+                        .joins
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(handle);
+                }
             }
             // No thread: every spawn boots its own VM, as without a nursery.
             Err(_) => pool.state = State::Gone,
@@ -254,7 +261,7 @@ mod tests {
 
     #[test]
     fn the_first_take_starts_the_thread_and_later_ones_get_pooled_vms() {
-        let process = Process::new();
+        let process = Process::new_embedded();
         assert_eq!(threads(&process), 0, "no thread before the first spawn");
         assert!(process.nursery.take(&process).is_none());
         assert_eq!(threads(&process), 1);
@@ -272,8 +279,23 @@ mod tests {
     }
 
     #[test]
-    fn an_ended_process_starts_no_nursery() {
+    fn outside_an_embedded_runtime_the_thread_is_detached_and_leaves_when_closed() {
         let process = Process::new();
+        assert!(process.nursery.take(&process).is_none());
+        assert_eq!(threads(&process), 0, "not joined: the exit does not wait");
+        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
+        process.end();
+        await_condition("the thread dropped its VMs and left", || {
+            let pool = process.nursery.lock();
+            pool.state == State::Gone && pool.vms.is_empty()
+        });
+        // (an `Arc` of the process lives in the thread until it returns)
+        await_condition("the thread returned", || Arc::strong_count(&process) == 1);
+    }
+
+    #[test]
+    fn an_ended_process_starts_no_nursery() {
+        let process = Process::new_embedded();
         process.end();
         assert!(process.nursery.take(&process).is_none());
         assert_eq!(threads(&process), 0);
@@ -281,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_nursery_that_left_makes_spawns_boot_their_own() {
-        let process = Process::new();
+        let process = Process::new_embedded();
         assert!(process.nursery.take(&process).is_none());
         await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
         // As when its thread failed a boot or panicked: the guard's work.
@@ -330,7 +352,7 @@ require('system').exit(7)
 "#,
         )
         .unwrap();
-        let process = Process::new();
+        let process = Process::new_embedded();
         assert!(process.nursery.take(&process).is_none());
         await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
         let runner_process = process.clone();
