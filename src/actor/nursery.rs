@@ -16,13 +16,15 @@
 //!   under one mutex, so `close` either sees the thread running (and wakes
 //!   it) or the start sees `Gone` (and starts nothing).
 //! - A spawn never waits for the nursery: it takes a pooled VM if one is
-//!   ready, else boots its own synchronously, whatever the state (a boot
-//!   error is then raised by that spawn as without a nursery).
-//! - The pool holds at most `POOL_SIZE` VMs and is refilled as soon as a
-//!   spawn took one. The thread sleeps on the condition variable only with
-//!   the pool full (or the nursery gone) and `sleeping` set; a take wakes
-//!   it only when `sleeping` is set: in a burst the thread is booting and
-//!   no spawn pays for a wake-up.
+//!   ready (and the lock free), else boots its own synchronously, whatever
+//!   the state (a boot error is then raised by that spawn as without a
+//!   nursery).
+//! - The pool holds at most `BURST_POOL` VMs; the thread refills it as
+//!   soon as a spawn took one, up to `BURST_POOL` while spawns come in a
+//!   burst and `IDLE_POOL` otherwise. It sleeps on the condition variable
+//!   only with the pool at its target (or the nursery gone) and
+//!   `sleeping` set; a take wakes it only when `sleeping` is set: in a
+//!   burst the thread is booting and no spawn pays for a wake-up.
 //! - Pooled VMs belong to the pool until taken; once `Gone` the thread
 //!   drops what is left (each VM closes through its own allocator) and
 //!   leaves. A VM crosses threads only inside `BootedVm` (its `Send`
@@ -34,15 +36,23 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use super::process::Process;
 use super::vm::Vm;
 
-/// VMs the nursery keeps ready. A back-to-back burst takes them faster
-/// than one thread boots (a boot costs ~1.7 times the spawner's own share
-/// of a spawn, docs/performance.md "nursery"): no pool size keeps such a
-/// burst fed; the nursery's refills serve most of its spawns and the rest
-/// boot their own, so the size only decides how many spawns after a pause
-/// find a VM at once. One: each pooled VM costs an idle process about one
-/// idle actor's memory (~150 kB), and with two a short `luring` run
-/// exited later (the exit's page work; measured in the same section).
-pub(crate) const POOL_SIZE: usize = 1;
+/// VMs the nursery keeps ready while spawns come in a burst (each less
+/// than `BURST_GAP` after the one before). A back-to-back burst takes
+/// them faster than one thread boots (a boot costs ~1.7 times the
+/// spawner's own share of a spawn, docs/performance.md "nursery"), so no
+/// pool keeps it fed: spawns that find none boot their own. With one VM
+/// the nursery slept, its VM ready, while the spawner booted its own;
+/// with two it boots on meanwhile.
+pub(crate) const BURST_POOL: usize = 2;
+
+/// VMs the nursery refills to outside a burst: the next spawn still finds
+/// one, and an idle process pays ~150 kB for it. (A burst may leave
+/// `BURST_POOL`: they stay until spawns take them; nothing booted is
+/// thrown away.)
+pub(crate) const IDLE_POOL: usize = 1;
+
+/// Spawns less than this apart form a burst.
+const BURST_GAP: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Stack of the nursery thread: boot runs only the runtime's own Lua code
 /// (address space; only the pages boot touches become resident).
@@ -102,6 +112,24 @@ struct Pool {
     vms: Vec<BootedVm>,
     /// The thread waits on `Nursery::wake` (set and cleared by it).
     sleeping: bool,
+    last_take: Option<std::time::Instant>,
+    /// The last take came less than `BURST_GAP` after the one before.
+    burst: bool,
+}
+
+impl Pool {
+    /// How many VMs the thread boots ahead now.
+    fn target(&self) -> usize {
+        let in_burst = self.burst
+            && self
+                .last_take
+                .is_some_and(|last| last.elapsed() < BURST_GAP);
+        if in_burst {
+            BURST_POOL
+        } else {
+            IDLE_POOL
+        }
+    }
 }
 
 /// The nursery of one process (see the module's invariants).
@@ -117,6 +145,8 @@ impl Nursery {
                 state: State::Unstarted,
                 vms: Vec::new(),
                 sleeping: false,
+                last_take: None,
+                burst: false,
             }),
             wake: Condvar::new(),
         }
@@ -130,7 +160,19 @@ impl Nursery {
     /// `None` when none is ready: the caller boots its own. The first call
     /// starts the nursery thread.
     pub(crate) fn take(&self, process: &Arc<Process>) -> Option<Vm> {
-        let mut pool = self.lock();
+        // Never blocks: the nursery thread may hold the lock while it is
+        // preempted, and then this spawn boots its own VM rather than wait
+        // for it to run again.
+        let mut pool = match self.pool.try_lock() {
+            Ok(pool) => pool,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let now = std::time::Instant::now();
+        pool.burst = pool
+            .last_take
+            .is_some_and(|last| now.saturating_duration_since(last) < BURST_GAP);
+        pool.last_take = Some(now);
         match pool.state {
             State::Running => {}
             State::Unstarted => {
@@ -162,6 +204,19 @@ impl Nursery {
     #[cfg(test)]
     fn pooled(&self) -> usize {
         self.lock().vms.len()
+    }
+
+    /// A spawn that took nothing (its VM came from elsewhere): keeps a
+    /// burst going without draining the pool (tests).
+    #[cfg(test)]
+    fn note_spawn(&self) {
+        let mut pool = self.lock();
+        pool.burst = pool.last_take.is_some();
+        pool.last_take = Some(std::time::Instant::now());
+        if pool.sleeping && pool.vms.len() < pool.target() {
+            pool.sleeping = false;
+            self.wake.notify_one();
+        }
     }
 
     /// Starts the thread, under the pool's lock (see the invariants).
@@ -216,7 +271,7 @@ fn serve(process: &Arc<Process>) {
         if pool.state == State::Gone {
             return;
         }
-        if pool.vms.len() >= POOL_SIZE {
+        if pool.vms.len() >= pool.target() {
             pool.sleeping = true;
             pool = nursery.wake.wait(pool).unwrap_or_else(|e| e.into_inner());
             pool.sleeping = false;
@@ -265,10 +320,10 @@ mod tests {
         assert_eq!(threads(&process), 0, "no thread before the first spawn");
         assert!(process.nursery.take(&process).is_none());
         assert_eq!(threads(&process), 1);
-        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
+        await_condition("the pool filled", || process.nursery.pooled() == IDLE_POOL);
         let vm = process.nursery.take(&process).expect("a pooled VM");
         await_condition("the pool refilled", || {
-            process.nursery.pooled() == POOL_SIZE
+            process.nursery.pooled() >= IDLE_POOL
         });
         drop(vm);
         process.end();
@@ -283,7 +338,7 @@ mod tests {
         let process = Process::new();
         assert!(process.nursery.take(&process).is_none());
         assert_eq!(threads(&process), 0, "not joined: the exit does not wait");
-        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
+        await_condition("the pool filled", || process.nursery.pooled() == IDLE_POOL);
         process.end();
         await_condition("the thread dropped its VMs and left", || {
             let pool = process.nursery.lock();
@@ -291,6 +346,24 @@ mod tests {
         });
         // (an `Arc` of the process lives in the thread until it returns)
         await_condition("the thread returned", || Arc::strong_count(&process) == 1);
+    }
+
+    #[test]
+    fn a_burst_fills_the_pool_to_its_burst_size_and_no_further() {
+        let process = Process::new_embedded();
+        assert!(process.nursery.take(&process).is_none());
+        await_condition("the burst pool filled", || {
+            process.nursery.note_spawn();
+            process.nursery.pooled() == BURST_POOL
+        });
+        for _ in 0..20 {
+            process.nursery.note_spawn();
+            assert!(process.nursery.pooled() <= BURST_POOL);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        process.end();
+        join_all(&process);
+        assert_eq!(process.nursery.pooled(), 0);
     }
 
     #[test]
@@ -305,7 +378,7 @@ mod tests {
     fn a_nursery_that_left_makes_spawns_boot_their_own() {
         let process = Process::new_embedded();
         assert!(process.nursery.take(&process).is_none());
-        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
+        await_condition("the pool filled", || process.nursery.pooled() == IDLE_POOL);
         // As when its thread failed a boot or panicked: the guard's work.
         process.nursery.close();
         join_all(&process);
@@ -354,7 +427,7 @@ require('system').exit(7)
         .unwrap();
         let process = Process::new_embedded();
         assert!(process.nursery.take(&process).is_none());
-        await_condition("the pool filled", || process.nursery.pooled() == POOL_SIZE);
+        await_condition("the pool filled", || process.nursery.pooled() == IDLE_POOL);
         let runner_process = process.clone();
         let runner = std::thread::Builder::new()
             .stack_size(crate::actor::vm::VM_THREAD_STACK_SIZE)
