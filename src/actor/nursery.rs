@@ -188,11 +188,16 @@ impl Nursery {
             State::Gone => return None,
         }
         let vm = pool.vms.pop();
-        if pool.sleeping {
+        self.wake_if_short(&mut pool);
+        vm.map(BootedVm::into_vm)
+    }
+
+    /// Wakes the thread if it sleeps and the pool is below its target.
+    fn wake_if_short(&self, pool: &mut Pool) {
+        if pool.sleeping && pool.vms.len() < pool.target() {
             pool.sleeping = false;
             self.wake.notify_one();
         }
-        vm.map(BootedVm::into_vm)
     }
 
     /// The process ended: the thread drops its VMs and leaves; nothing is
@@ -231,10 +236,7 @@ impl Nursery {
         let mut pool = self.lock();
         pool.burst = pool.last_take.is_some();
         pool.last_take = Some(std::time::Instant::now());
-        if pool.sleeping && pool.vms.len() < pool.target() {
-            pool.sleeping = false;
-            self.wake.notify_one();
-        }
+        self.wake_if_short(&mut pool);
     }
 
     /// Starts the thread, under the pool's lock (see the invariants).
