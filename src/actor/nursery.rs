@@ -116,10 +116,6 @@ struct Pool {
     last_take: Option<std::time::Instant>,
     /// The last take came less than `BURST_GAP` after the one before.
     burst: bool,
-    /// The thread's id, for `close` (0 until it started).
-    tid: libc::pid_t,
-    /// Nobody joins the thread (see `Nursery::start`).
-    detached: bool,
 }
 
 impl Pool {
@@ -152,8 +148,6 @@ impl Nursery {
                 sleeping: false,
                 last_take: None,
                 burst: false,
-                tid: 0,
-                detached: false,
             }),
             wake: Condvar::new(),
         }
@@ -205,18 +199,6 @@ impl Nursery {
     /// pooled or started from now on.
     pub(crate) fn close(&self) {
         let mut pool = self.lock();
-        if pool.state == State::Running && pool.detached && pool.tid > 0 {
-            // What is left for it (a boot under way, the drops) must not
-            // compete with the process's exit for the CPU: it runs only on
-            // CPU nobody else wants from now on (an unprivileged thread
-            // may lower a thread of its own process to `SCHED_IDLE`).
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: `param` is a live sched_param. `tid` names the
-            // nursery thread, which has not left: it sets `Gone` (and
-            // clears `tid`) under this lock before it returns, so its id
-            // cannot have been reused yet.
-            unsafe { libc::sched_setscheduler(pool.tid, libc::SCHED_IDLE, &param) };
-        }
         pool.state = State::Gone;
         if pool.sleeping {
             pool.sleeping = false;
@@ -259,8 +241,6 @@ impl Nursery {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(handle);
-                } else {
-                    pool.detached = true;
                 }
             }
             // No thread: every spawn boots its own VM, as without a nursery.
@@ -277,7 +257,6 @@ impl Drop for LeaveGuard<'_> {
         let left = {
             let mut pool = self.0.lock();
             pool.state = State::Gone;
-            pool.tid = 0;
             std::mem::take(&mut pool.vms)
         };
         // Each VM closes on this thread, through its own allocator.
@@ -291,8 +270,6 @@ fn serve(process: &Arc<Process>) {
     let nursery = &process.nursery;
     let _leave = LeaveGuard(nursery);
     let mut pool = nursery.lock();
-    // SAFETY: gettid takes no arguments.
-    pool.tid = unsafe { libc::gettid() };
     loop {
         if pool.state == State::Gone {
             return;
