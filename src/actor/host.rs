@@ -16,6 +16,10 @@
 //! - Output: with several VMs on the thread, each VM's output is written
 //!   (and waited for) at the end of the step that made it, so the streams
 //!   show it in the order the VMs ran.
+//! - A spawn's VM comes booted from the process's nursery (nursery.rs)
+//!   when one is ready, else it boots right there; either way the thread
+//!   that will host it compiles its module and queues its main fiber
+//!   (`WorkerStart::start`), so a load error reaches the spawner as before.
 //! - A VM that is done is torn down at once: its inbox closes first (its
 //!   queued senders get `channel_closed`), then its Lua state closes, which
 //!   drops its channel handles (other inboxes may see `no_senders`).

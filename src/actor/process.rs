@@ -12,7 +12,9 @@
 //!   STUCK; messages to a RUNNING thread cost no syscall, so a burst of
 //!   messages costs at most one wake-up per sleep of the receiver.
 //! - Once `over` is set it stays set; every thread tears its VMs down and
-//!   leaves; the thread that runs the master joins the others.
+//!   leaves; the thread that runs the master joins the others. The
+//!   nursery is closed then too (nothing is pooled or booted ahead after
+//!   the end).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
