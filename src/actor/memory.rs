@@ -147,6 +147,11 @@ impl Slab {
     }
 
     fn owns(&self, ptr: usize) -> bool {
+        // Most blocks lie in the region: one range check instead of a
+        // search (a region of 0 is never made, so this never matches then).
+        if self.region != 0 && ptr.wrapping_sub(self.region) < REGION {
+            return self.region_next > ptr;
+        }
         // The last chunk starting at or before `ptr`.
         let after = self.chunks.partition_point(|&c| c <= ptr);
         after > 0 && ptr - self.chunks[after - 1] < CHUNK
@@ -607,6 +612,57 @@ mod tests {
         }
         // Dropping frees the region once and the other chunks each.
         drop(memory);
+    }
+
+    /// `owns` answers region addresses without searching `chunks`: it
+    /// must agree with the search everywhere, in particular on the
+    /// region's part not handed out yet and on chunks outside it.
+    #[test]
+    fn owns_agrees_with_the_chunk_list_in_and_beyond_the_region() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        let per_chunk = CHUNK / SMALL_MAX;
+        let in_region = REGION / CHUNK;
+        let mut blocks = Vec::new();
+        let by_search = |slab: &Slab, ptr: usize| {
+            let after = slab.chunks.partition_point(|&c| c <= ptr);
+            after > 0 && ptr - slab.chunks[after - 1] < CHUNK
+        };
+        // SAFETY: as above.
+        unsafe {
+            // Half the region handed out, then (below) all of it and more.
+            for round in [in_region / 2, in_region + 2] {
+                while memory.slab.borrow().chunks.len() < round {
+                    blocks.push(vm_alloc(ud, std::ptr::null_mut(), 0, SMALL_MAX));
+                }
+                let slab = memory.slab.borrow();
+                assert_ne!(slab.region, 0);
+                let mut probes = vec![
+                    slab.region - 1,
+                    slab.region_next - 1,
+                    slab.region_next,
+                    slab.region + REGION - 1,
+                    slab.region + REGION,
+                ];
+                for &c in &slab.chunks {
+                    probes.extend([c, c + CHUNK - 1, c + CHUNK]);
+                }
+                for &p in &blocks {
+                    probes.push(p as usize);
+                }
+                for p in probes {
+                    assert_eq!(slab.owns(p), by_search(&slab, p), "address {p:#x}");
+                }
+                // The part of the region not handed out yet is not the slab's.
+                if slab.region_next < slab.region + REGION {
+                    assert!(!slab.owns(slab.region_next));
+                }
+            }
+            for p in blocks {
+                vm_alloc(ud, p, SMALL_MAX, 0);
+            }
+            assert_eq!(memory.used.get(), 0);
+        }
     }
 
     #[test]
