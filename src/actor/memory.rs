@@ -664,7 +664,6 @@ mod tests {
     fn owns_agrees_with_the_chunk_list_in_and_beyond_the_region() {
         let memory = VmMemory::new();
         let ud = vm_ptr(&memory);
-        let per_chunk = CHUNK / SMALL_MAX;
         let in_region = REGION / CHUNK;
         let mut blocks = Vec::new();
         let by_search = |slab: &Slab, ptr: usize| {
