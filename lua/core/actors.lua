@@ -28,6 +28,12 @@ local REAL_G = _G
 
 local CLOSED, NO_SENDERS, GOT = {}, {}, {}
 
+-- The rest runs inside `define` (called at the end), so the functions
+-- below copy the locals above from its closure instead of looking each
+-- up in LuaJIT's list of open upvalues (lua/core/scheduler.lua, where
+-- `define` is explained).
+local function define()
+
 ---------------------------------------------------------------------------
 -- tx-channel
 -- send id -> fiber (its `send_to`: the address box). An id is unique
@@ -385,3 +391,5 @@ function spawn_context_threads(n) -- luacheck: ignore (a global, like Emilua's)
   if n <= 0 then return end
   raise_errno(E.ENOTSUP)
 end
+end -- define (its body is not indented, to keep the history readable)
+define()

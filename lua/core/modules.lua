@@ -39,6 +39,12 @@ local t_concat = table.concat
 local REAL_G = _G
 local NO_GLOBALS = K.NO_GLOBALS
 
+-- The rest runs inside `define` (called at the end), so the functions
+-- below copy the locals above from its closure instead of looking each
+-- up in LuaJIT's list of open upvalues (lua/core/scheduler.lua, where
+-- `define` is explained).
+local function define()
+
 ---------------------------------------------------------------------------
 -- Safe globals: what every module environment starts with. Values are
 -- snapshotted now, so nothing done to REAL_G later can change them.
@@ -365,3 +371,5 @@ end
 function K.seal_main_thread()
   raw_setfenv(0, NO_GLOBALS)
 end
+end -- define (its body is not indented, to keep the history readable)
+define()

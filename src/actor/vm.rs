@@ -1517,6 +1517,7 @@ impl Vm {
         // loaded at all, nor are `io` and `package`: nothing uses them (boot
         // removed them from the globals anyway), and every VM paid for them.
         let libs = (StdLib::ALL_SAFE ^ StdLib::IO ^ StdLib::PACKAGE) | StdLib::DEBUG;
+        crate::actor::memory::reserve_heap_growth();
         let lua = unsafe { Lua::unsafe_new_with(StdLib::NONE, LuaOptions::default()) };
         let memory = VmMemory::new();
         // SAFETY: `exec_raw` runs the closure with the live state on this
