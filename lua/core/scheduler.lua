@@ -529,6 +529,33 @@ function K.await_op_solo(f, id, st)
   return res, false
 end
 
+-- Waits from fiber `f` for the next CQE of multishot op `id` (a socket's
+-- receive stream, lua/io_object.lua) and returns `res, interrupted`. An
+-- interruption leaves the op armed: the fiber only stops waiting (its
+-- registration goes), the bytes the op brings stay for the next read.
+local function leave_shot(f, id)
+  local k = id % SLOT_SPAN
+  if op_wid[k] == id and op_waiters[k] == f then
+    op_waiters[k], op_wid[k] = false, false
+    inflight = inflight - 1
+  elseif op_wextra[id] == f then
+    op_wextra[id] = nil
+    inflight = inflight - 1
+  end
+  wake(f, INTERRUPTED)
+end
+function K.await_shot(f, id)
+  do
+    local k = id % SLOT_SPAN
+    if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
+  end
+  inflight = inflight + 1
+  if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_shot, id end
+  local res = co_yield(SUSPEND)
+  if res == INTERRUPTED then return 0, true end
+  return res, false
+end
+
 ---------------------------------------------------------------------------
 -- Fiber records and handles
 local pool, pool_n = {}, 0

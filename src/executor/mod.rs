@@ -80,6 +80,8 @@ mod fs;
 mod process;
 // io-finish: splice (send_file)
 mod splice;
+// io-net: multishot receives into a provided buffer ring
+pub mod recv_multi;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -88,6 +90,7 @@ use std::sync::Arc;
 use io_uring::{opcode, squeue, types, IoUring};
 
 pub use direct::{direct_readable, DirectRead};
+pub use recv_multi::{RecvStream, StreamRead};
 pub use ops::{GrantedSlot, OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind, Target};
 
@@ -340,6 +343,9 @@ pub struct Executor {
     no_watch_until: Option<std::time::Instant>,
     /// Recent vain watches, weighted ([`WATCH_STRIKE`]).
     watch_strikes: u32,
+    /// The provided buffers of multishot receives (made on first use).
+    /// After `ring` and `ops`: freed only once the kernel is done with them.
+    buf_ring: recv_multi::BufRingState,
     #[cfg(test)]
     faults: Faults,
 }
@@ -473,6 +479,7 @@ impl Executor {
             spin_wait: false,
             no_watch_until: None,
             watch_strikes: 0,
+            buf_ring: recv_multi::BufRingState::default(),
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -1404,6 +1411,9 @@ impl Executor {
         // io-net: a CQE of a multishot op that goes on (socket.rs): its
         // slot stays in flight for the next ones.
         if io_uring::cqueue::more(flags) {
+            if let Some(stream) = self.ops.get_mut(id).and_then(|s| s.recv_stream_of()) {
+                self.stream_cqe(&stream, result, flags, false);
+            }
             if let Some(slot) = self.ops.get_mut(id) {
                 self.socket_outputs.completed(id, slot, result);
                 out.completions.push(Completion {
@@ -1420,6 +1430,9 @@ impl Executor {
             return;
         };
         slot.completed();
+        if let Some(stream) = slot.recv_stream_of() {
+            self.stream_cqe(&stream, result, flags, true);
+        }
         // io-net: an accepted fd, a received message's sender and fds.
         self.socket_outputs.completed(id, &mut slot, result);
         self.socket_outputs.ended(id);
@@ -1470,6 +1483,7 @@ impl Executor {
     fn leak_everything(&mut self) {
         std::mem::forget(std::mem::take(&mut self.ops));
         std::mem::forget(self.eventfd.take());
+        std::mem::forget(std::mem::take(&mut self.buf_ring));
         self.eventfd_armed = false;
     }
 
