@@ -240,9 +240,9 @@ end
 -- - receive(buf, flags) quiesces the stream the same way first; queued
 --   bytes come before the kernel's (MSG_PEEK copies them).
 local FAST_STREAM = IO.FAST_STREAM
-local await_shot, sleep0, wake_f, suspend_f = K.await_shot, K.sleep0, K.wake, K.suspend
+local await_shot, wake_f, suspend_f = K.await_shot, K.wake, K.suspend
 local stream_read_slow, stream_info = H.stream_read, H.stream_info
-local SOCK_YIELD_FIRST = H.fast_yield_first
+local SOCK_YIELD_AFTER, yield_ready = H.fast_yield_after, K.yield_ready
 local STREAM_READY = {}
 local tremove = table.remove
 
@@ -254,8 +254,31 @@ local function leave_stream_queue(f, st)
   wake_f(f, K.INTERRUPTED)
 end
 
+-- Interrupter of the fiber waiting for the stream's op: it leaves, and
+-- what the op's CQE may already have put in its buffer is taken back.
+local unwatch_shot, stream_unwait = K.unwatch_shot, H.stream_unwait
+local function leave_stream(f, st)
+  unwatch_shot(f, st.ms_wait)
+  if st.fast then stream_unwait(st.fast, st.ms_wait) end
+  wake_f(f, K.INTERRUPTED)
+end
+
+-- The end of a wait whose result `res` delivered nothing (< 0): returns
+-- to read again, or raises (an error that ended the stream, or
+-- operation_aborted after cancel()/close() since `cancels`).
+local STREAM_RETRY = -E.EAGAIN
+local function stream_retry(st, res, cancels)
+  if res == STREAM_RETRY then return end
+  if res == -E.ECANCELED then
+    if st.cancels ~= cancels then error(K.operation_aborted(), 0) end
+    return
+  end
+  IO.raise_result(res)
+end
+
 -- Waits from `f` for the next CQE of the stream's op `id` (or, when
--- another fiber waits for it, for that fiber to leave).
+-- another fiber waits for it, for that fiber to leave): the count
+-- delivered into the reader's buffer (>= 0), or nil to read again.
 local function stream_wait(st, f, id)
   if st.ms_reader then
     local q = st.ms_queue
@@ -265,27 +288,27 @@ local function stream_wait(st, f, id)
     local r = suspend_f(f, leave_stream_queue, st)
     st.npending = st.npending - 1
     if r == K.INTERRUPTED then raise_core('interrupted') end
-    return
+    return nil
   end
   local cancels = st.cancels
-  st.ms_reader, st.npending = f, st.npending + 1
-  local _, interrupted = await_shot(f, id)
+  st.ms_reader, st.ms_wait, st.npending = f, id, st.npending + 1
+  local res, interrupted = await_shot(f, id, leave_stream, st)
   st.ms_reader, st.npending = nil, st.npending - 1
   local q = st.ms_queue
   if q and q[1] then wake_f(tremove(q, 1), STREAM_READY) end
   if interrupted then raise_core('interrupted') end
-  if st.cancels ~= cancels then error(K.operation_aborted(), 0) end
+  if res >= 0 then return res end
+  stream_retry(st, res, cancels)
+  return nil
 end
 
 -- A read of the stream into `buf`: the count (0: EOF or an empty
 -- buffer), or nil when this executor has none (st.ms set false).
 local function read_stream(st, f, h, buf)
-  -- after one yield the queued bytes are taken whoever else is ready
-  local yielded = false
   while true do
     local r
     local sp = st.fast_sp
-    local inline = yielded or may_complete_inline()
+    local inline = may_complete_inline()
     if sp and rawequal(buf, st.fast_rbuf) then
       local co = fiber_own_thread()
       if co then
@@ -308,12 +331,13 @@ local function read_stream(st, f, h, buf)
       if not rawequal(buf, st.fast_rbuf) then bind_buffer(st, h, FAST_RECV, buf) end
     end
     if r >= ID_MIN then
-      stream_wait(st, f, r)
+      local n = stream_wait(st, f, r)
+      if n then return n end
+    elseif r >= SOCK_YIELD_AFTER then
+      yield_ready()
+      return r - SOCK_YIELD_AFTER
     elseif r >= 0 then
       return r
-    elseif r == SOCK_YIELD_FIRST then
-      sleep0()
-      yielded = true
     elseif r == SOCK_ERROR_KEPT then
       fast_raise(h)
     else
@@ -366,6 +390,39 @@ function IO.run_fast(st, kind, slow, buf)
     st.fast_sp, st.ms = nil, nil
   end
   if kind == FAST_STREAM then
+    -- The common case in straight lines (read_stream's loop, whose trace
+    -- exits at every turn, cost ~1,000 instructions per echoed message):
+    -- the bound buffer, nobody else waiting; one read, and when it waits,
+    -- the CQE's bytes come in the buffer with the wake.
+    local sp = st.fast_sp
+    if st.ms and sp and not st.ms_reader and rawequal(buf, st.fast_rbuf) then
+      local co = fiber_own_thread()
+      local th = co and thread_ptrs[co]
+      if th then
+        local r = socket_op(direct_slot, th, sp, FAST_STREAM, may_complete_inline() and 1 or 0)
+        if r >= ID_MIN then
+          -- (stream_wait, inlined)
+          local cancels = st.cancels
+          st.ms_reader, st.ms_wait, st.npending = f, r, st.npending + 1
+          local res, interrupted = await_shot(f, r, leave_stream, st)
+          st.ms_reader, st.npending = nil, st.npending - 1
+          local q = st.ms_queue
+          if q and q[1] then wake_f(tremove(q, 1), STREAM_READY) end
+          if interrupted then raise_core('interrupted') end
+          if res >= 0 then return res end
+          stream_retry(st, res, cancels)
+        elseif r >= 0 then
+          if r < SOCK_YIELD_AFTER then return r end
+          yield_ready()
+          return r - SOCK_YIELD_AFTER
+        elseif r == SOCK_ERROR_KEPT then
+          fast_raise(h)
+        elseif r > SOCK_NOT_TAKEN then
+          IO.raise_result(r)
+        end
+        -- (waits again or was not taken: the loop below)
+      end
+    end
     if st.ms ~= false then
       local n = read_stream(st, f, h, buf)
       if n then return n end

@@ -531,9 +531,11 @@ end
 
 -- Waits from fiber `f` for the next CQE of multishot op `id` (a socket's
 -- receive stream, lua/io_object.lua) and returns `res, interrupted`. An
--- interruption leaves the op armed: the fiber only stops waiting (its
--- registration goes), the bytes the op brings stay for the next read.
-local function leave_shot(f, id)
+-- interruption leaves the op armed: `leave(f, data)` runs instead of a
+-- cancellation, and must call K.unwatch_shot(f, id) (the fiber stops
+-- waiting; the bytes the op brings stay for the next read) and wake `f`
+-- with K.INTERRUPTED.
+function K.unwatch_shot(f, id)
   local k = id % SLOT_SPAN
   if op_wid[k] == id and op_waiters[k] == f then
     op_waiters[k], op_wid[k] = false, false
@@ -542,15 +544,19 @@ local function leave_shot(f, id)
     op_wextra[id] = nil
     inflight = inflight - 1
   end
-  wake(f, INTERRUPTED)
 end
-function K.await_shot(f, id)
+-- Stays ready behind the fibers ready now, without a ring op and
+-- without an interruption point (the caller holds a result it must
+-- return): for a read that took queued bytes where
+-- K.may_complete_inline said no. The caller checked yieldability.
+function K.yield_ready() co_yield(YIELDED) end
+function K.await_shot(f, id, leave, data)
   do
     local k = id % SLOT_SPAN
     if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
   end
   inflight = inflight + 1
-  if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave_shot, id end
+  if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave, data end
   local res = co_yield(SUSPEND)
   if res == INTERRUPTED then return 0, true end
   return res, false

@@ -1411,8 +1411,9 @@ impl Executor {
         // io-net: a CQE of a multishot op that goes on (socket.rs): its
         // slot stays in flight for the next ones.
         if io_uring::cqueue::more(flags) {
+            let mut result = result;
             if let Some(stream) = self.ops.get_mut(id).and_then(|s| s.recv_stream_of()) {
-                self.stream_cqe(&stream, result, flags, false);
+                result = self.stream_cqe(&stream, result, flags, false);
             }
             if let Some(slot) = self.ops.get_mut(id) {
                 self.socket_outputs.completed(id, slot, result);
@@ -1430,9 +1431,10 @@ impl Executor {
             return;
         };
         slot.completed();
-        if let Some(stream) = slot.recv_stream_of() {
-            self.stream_cqe(&stream, result, flags, true);
-        }
+        let result = match slot.recv_stream_of() {
+            Some(stream) => self.stream_cqe(&stream, result, flags, true),
+            None => result,
+        };
         // io-net: an accepted fd, a received message's sender and fds.
         self.socket_outputs.completed(id, &mut slot, result);
         self.socket_outputs.ended(id);

@@ -75,7 +75,18 @@ struct StreamState {
     /// Its socket object is gone (`orphan`): the armed op is cancelled at
     /// its next CQE, nothing more is queued.
     orphaned: bool,
+    /// The buffer of the fiber waiting for the op's next CQE (set by the
+    /// read that found nothing): that CQE's bytes, or the end, go straight
+    /// there, and its completion carries the count (see "Delivery").
+    target: Option<SpanRef>,
+    /// What the last CQE put in the target's buffer, until the next read:
+    /// taken back if its completion was never delivered (`unwait`).
+    handed: Option<(i32, SpanRef)>,
 }
+
+/// The completion result of a multishot receive's CQE that delivered
+/// nothing to a waiting reader: read again.
+pub const STREAM_RETRY: i32 = -libc::EAGAIN;
 
 /// A socket's multishot receive state (see the invariants).
 #[derive(Default)]
@@ -243,7 +254,9 @@ impl Executor {
         if let Some(read) = stream.take_into(span) {
             return Ok(Some(read));
         }
+        stream.state.borrow_mut().handed = None;
         if let Some(id) = stream.armed() {
+            stream.state.borrow_mut().target = Some(span.clone());
             return Ok(Some(StreamRead::Wait(id)));
         }
         if !self.has_buf_ring()? {
@@ -260,7 +273,9 @@ impl Executor {
                 },
             )
         }?;
-        stream.state.borrow_mut().armed = Some(id);
+        let mut st = stream.state.borrow_mut();
+        st.armed = Some(id);
+        st.target = Some(span.clone());
         Ok(Some(StreamRead::Wait(id)))
     }
 
@@ -292,22 +307,88 @@ impl Executor {
         }
     }
 
-    /// A CQE of a multishot receive (see the invariants): its bytes join
-    /// the stream, its buffer goes back to the kernel.
-    pub(crate) fn stream_cqe(&mut self, stream: &RecvStream, result: i32, flags: u32, last: bool) {
+    /// The reader waiting for op `id` of `stream` left (interrupted): a
+    /// delivery to its buffer whose completion still waits in the stash
+    /// is taken back (bytes to the queue's front, or the end kept), and
+    /// that completion says "read again" instead.
+    pub fn unwait(&mut self, stream: &RecvStream, id: OpId) {
         let mut st = stream.state.borrow_mut();
+        st.target = None;
+        let Some((value, span)) = st.handed.take() else {
+            return;
+        };
+        let Some(c) = self
+            .stash
+            .iter_mut()
+            .find(|c| c.id == id && c.result == value)
+        else {
+            return;
+        };
+        c.result = STREAM_RETRY;
+        if value > 0 {
+            span.with_bytes(|b| {
+                for &byte in b[..value as usize].iter().rev() {
+                    st.queue.push_front(byte);
+                }
+            });
+        } else {
+            st.end = Some(value);
+        }
+    }
+
+    /// A CQE of a multishot receive (see the invariants): its bytes go to
+    /// the waiting reader's buffer or join the queue, its buffer goes back
+    /// to the kernel. Returns the result its completion carries: what went
+    /// to the reader (bytes, 0 at EOF, an error), `-ECANCELED` for a
+    /// cancelled op, else [`STREAM_RETRY`].
+    pub(crate) fn stream_cqe(
+        &mut self,
+        stream: &RecvStream,
+        result: i32,
+        flags: u32,
+        last: bool,
+    ) -> i32 {
+        let mut st = stream.state.borrow_mut();
+        // Whatever this CQE is, it wakes the reader: it reads again or
+        // takes what came.
+        let mut target = st.target.take();
+        let mut out = STREAM_RETRY;
         if let Some(bid) = cqueue::buffer_select(flags) {
             if let BufRingState::Ready(br) = &mut self.buf_ring {
                 if result > 0 && !st.orphaned {
-                    st.queue.extend(br.buffer(bid, result as usize));
+                    let data = br.buffer(bid, result as usize);
+                    match target.take() {
+                        Some(mut span) => {
+                            let n = data.len().min(span.len());
+                            let (ptr, _) = span.raw_parts();
+                            // SAFETY: `ptr` points at `span.len() >= n`
+                            // writable bytes of live storage; `data` is
+                            // the ring's buffer, which it cannot overlap.
+                            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), ptr, n) };
+                            if n < data.len() {
+                                st.queue.extend(&data[n..]);
+                            }
+                            out = n as i32;
+                            st.handed = Some((out, span));
+                        }
+                        None => st.queue.extend(data),
+                    }
                 }
                 br.give(bid);
             }
         }
         if last {
             st.armed = None;
-            if result <= 0 && result != -libc::ENOBUFS && result != -libc::ECANCELED {
-                st.end = Some(result);
+            if result == -libc::ECANCELED {
+                out = result;
+            } else if result <= 0 && result != -libc::ENOBUFS {
+                match target.take() {
+                    Some(span) => {
+                        out = result;
+                        st.handed = Some((result, span));
+                    }
+                    None => st.end = Some(result),
+                }
             }
         } else if st.queue.len() >= QUEUE_CAP || st.orphaned {
             if let Some(id) = st.armed {
@@ -315,7 +396,9 @@ impl Executor {
                 if let Err(e) = self.cancel(id) {
                     tracing::debug!(error = %e, "executor: could not pause a multishot receive");
                 }
+                return out;
             }
         }
+        out
     }
 }

@@ -459,10 +459,13 @@ extern "C" fn read_direct_ffi(
     }
 }
 
-/// A stream read's answer (`socket_op` kind 5, `stream_read`): bytes are
-/// queued, but the reader may not take them without suspending first
-/// (`may_complete_inline` said no): it yields once, then reads again.
-const FFI_YIELD_FIRST: f64 = -3e18;
+/// Added to a stream read's count of bytes it took from the queue where
+/// the reader may not go on without yielding (`may_complete_inline` said
+/// no): it yields (stays ready, behind the fibers ready before it), then
+/// returns the count. The bytes are in its buffer already: an
+/// interruption meanwhile cannot lose them (a ready fiber is not woken
+/// by one).
+const FFI_YIELD_AFTER: f64 = 2147483648.0;
 
 /// A read of `stream` into `span` as a number (see `stream_read`):
 /// `None` when this executor has no multishot receives.
@@ -473,13 +476,11 @@ fn stream_op(
     span: &mut SpanRef,
     inline: bool,
 ) -> std::io::Result<Option<f64>> {
-    if !inline && !span.is_empty() && stream.buffered() > 0 {
-        return Ok(Some(FFI_YIELD_FIRST));
-    }
     Ok(st
         .executor
         .read_stream(fd, stream, span)?
         .map(|read| match read {
+            StreamRead::Bytes(n) if !inline && n > 0 => n as f64 + FFI_YIELD_AFTER,
             StreamRead::Bytes(n) => n as f64,
             StreamRead::Ended(res) => f64::from(res),
             StreamRead::Wait(id) => id.to_f64(),
@@ -765,8 +766,8 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_setfield(l, 1, c"fast_not_taken".as_ptr());
             ffi::lua_pushnumber(l, FFI_ERROR_KEPT);
             ffi::lua_setfield(l, 1, c"fast_error_kept".as_ptr());
-            ffi::lua_pushnumber(l, FFI_YIELD_FIRST);
-            ffi::lua_setfield(l, 1, c"fast_yield_first".as_ptr());
+            ffi::lua_pushnumber(l, FFI_YIELD_AFTER);
+            ffi::lua_setfield(l, 1, c"fast_yield_after".as_ptr());
             ffi::lua_pushcfunction(l, fast_thread);
             ffi::lua_setfield(l, 1, c"fast_thread".as_ptr());
             ffi::lua_pushcfunction(l, load_ffi);
@@ -827,7 +828,7 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
     )?;
     // stream_read(handle, buf, inline) -> a number: what `socket_op`
     // kind 5 answers (an op id to wait for then read again, bytes, 0 at
-    // EOF, a negative errno, FFI_YIELD_FIRST), or FFI_NOT_TAKEN when this
+    // EOF, a negative errno; plus FFI_YIELD_AFTER: yield first), or FFI_NOT_TAKEN when this
     // executor has no multishot receives (then never: plain receives).
     // Makes the handle's stream at its first call; raises the errors of
     // the submission.
@@ -873,6 +874,21 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
                 Some(StreamRead::Bytes(n)) => n,
                 _ => 0,
             })
+        })?,
+    )?;
+    // stream_unwait(handle, id): the reader waiting for op `id` of the
+    // handle's stream left (Executor::unwait).
+    let st = state.clone();
+    h.raw_set(
+        "stream_unwait",
+        lua.create_function(move |lua, (handle, id): (Value, f64)| {
+            let (h, _) = handle_ptr(lua, &handle, &Value::Nil)?;
+            // SAFETY: as in fast_bind.
+            let stream = unsafe { (*h).stream.clone() };
+            if let (Some(stream), Some(id)) = (stream, OpId::from_f64(id)) {
+                borrow_state(&st, |st| st.executor.unwait(&stream, id))?;
+            }
+            Ok(())
         })?,
     )?;
     // stream_info(handle) -> armed op id or nil, bytes buffered (0 without
