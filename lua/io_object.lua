@@ -243,6 +243,7 @@ local FAST_STREAM = IO.FAST_STREAM
 local await_shot, wake_f, suspend_f = K.await_shot, K.wake, K.suspend
 local stream_read_slow, stream_info = H.stream_read, H.stream_info
 local SOCK_YIELD_AFTER, yield_ready = H.fast_yield_after, K.yield_ready
+local may_take_queued = K.may_take_queued
 local STREAM_READY = {}
 local tremove = table.remove
 
@@ -308,7 +309,7 @@ local function read_stream(st, f, h, buf)
   while true do
     local r
     local sp = st.fast_sp
-    local inline = may_complete_inline()
+    local inline = may_take_queued()
     if sp and rawequal(buf, st.fast_rbuf) then
       local co = fiber_own_thread()
       if co then
@@ -399,7 +400,7 @@ function IO.run_fast(st, kind, slow, buf)
       local co = fiber_own_thread()
       local th = co and thread_ptrs[co]
       if th then
-        local r = socket_op(direct_slot, th, sp, FAST_STREAM, may_complete_inline() and 1 or 0)
+        local r = socket_op(direct_slot, th, sp, FAST_STREAM, may_take_queued() and 1 or 0)
         if r >= ID_MIN then
           -- (stream_wait, inlined)
           local cancels = st.cancels

@@ -976,6 +976,15 @@ function K.may_complete_inline()
   inline_left = inline_left - 1
   return true
 end
+-- A read served from bytes already received (a socket's receive stream,
+-- lua/io_object.lua) is no op: it goes on without suspending whoever else
+-- is ready (as a buffered reader would), only within the same budget, so
+-- a fiber looping on such reads still lets the VM turn.
+function K.may_take_queued()
+  if inline_left <= 0 then return false end
+  inline_left = inline_left - 1
+  return true
+end
 
 -- Fibers blocked on other actors (send, receive): lua/core/actors.lua
 -- counts them. While it is non-zero an idle VM is not done: a message or
