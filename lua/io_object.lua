@@ -280,15 +280,21 @@ end
 -- Waits from `f` for the next CQE of the stream's op `id` (or, when
 -- another fiber waits for it, for that fiber to leave): the count
 -- delivered into the reader's buffer (>= 0), or nil to read again.
+-- Waits from `f` behind the fiber that waits for the stream's op, until
+-- it leaves (only that fiber's buffer may be the op's target).
+local function queue_behind(st, f)
+  local q = st.ms_queue
+  if not q then q = {} st.ms_queue = q end
+  q[#q + 1] = f
+  st.npending = st.npending + 1
+  local r = suspend_f(f, leave_stream_queue, st)
+  st.npending = st.npending - 1
+  if r == K.INTERRUPTED then raise_core('interrupted') end
+end
+
 local function stream_wait(st, f, id)
   if st.ms_reader then
-    local q = st.ms_queue
-    if not q then q = {} st.ms_queue = q end
-    q[#q + 1] = f
-    st.npending = st.npending + 1
-    local r = suspend_f(f, leave_stream_queue, st)
-    st.npending = st.npending - 1
-    if r == K.INTERRUPTED then raise_core('interrupted') end
+    queue_behind(st, f)
     return nil
   end
   local cancels = st.cancels
@@ -307,6 +313,11 @@ end
 -- buffer), or nil when this executor has none (st.ms set false).
 local function read_stream(st, f, h, buf)
   while true do
+    -- (a read here would make this fiber's buffer the op's target)
+    while st.ms_reader do
+      check_suspend(f)
+      queue_behind(st, f)
+    end
     local r
     local sp = st.fast_sp
     local inline = may_take_queued()
