@@ -1586,3 +1586,6 @@ mod module_ops_tests;
 
 #[cfg(test)]
 mod restricted_tests;
+
+#[cfg(test)]
+mod recv_multi_tests;
