@@ -90,9 +90,9 @@ use std::sync::Arc;
 use io_uring::{opcode, squeue, types, IoUring};
 
 pub use direct::{direct_readable, DirectRead};
-pub use recv_multi::{RecvStream, StreamRead};
 pub use ops::{GrantedSlot, OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind, Target};
+pub use recv_multi::{RecvStream, StreamRead};
 
 /// Builds an SQE on what the slot names: `$t` is bound to a
 /// `types::Fd` or a `types::Fixed` (which sets `IOSQE_FIXED_FILE`).

@@ -170,7 +170,8 @@ impl BufRing {
     /// Registers a new buffer ring on `ring` (group [`BUF_GROUP`]).
     fn register(ring: &io_uring::IoUring) -> io::Result<BufRing> {
         // SAFETY: a non-zero size.
-        let entries: *mut BufRingEntry = unsafe { std::alloc::alloc_zeroed(entries_layout()) }.cast();
+        let entries: *mut BufRingEntry =
+            unsafe { std::alloc::alloc_zeroed(entries_layout()) }.cast();
         if entries.is_null() {
             return Err(io::Error::from_raw_os_error(libc::ENOMEM));
         }
@@ -268,9 +269,7 @@ impl Executor {
         let id = unsafe {
             self.submit(
                 OpSlot::recv_stream(Rc::clone(stream)).on_target(fd),
-                |slot| {
-                    on_target!(slot, |t| opcode::RecvMulti::new(t, BUF_GROUP).build())
-                },
+                |slot| on_target!(slot, |t| opcode::RecvMulti::new(t, BUF_GROUP).build()),
             )
         }?;
         let mut st = stream.state.borrow_mut();

@@ -39,7 +39,11 @@ fn read_until_delivered(ex: &mut Executor, fd: &OpFd, stream: &Rc<RecvStream>) -
     let mut r = Reaped::default();
     loop {
         assert!(Instant::now() < deadline, "the stream never delivered");
-        let id = match ex.read_stream(fd, stream, &mut span).expect("read").expect("a ring") {
+        let id = match ex
+            .read_stream(fd, stream, &mut span)
+            .expect("read")
+            .expect("a ring")
+        {
             StreamRead::Bytes(n) => return bytes_of(&span, n),
             StreamRead::Ended(e) => panic!("the stream ended: {e}"),
             StreamRead::Wait(id) => id,
@@ -123,7 +127,8 @@ fn a_delivery_to_a_reader_that_left_is_taken_back_before_its_completion_is_seen(
     let fd = OpFd::owned(a);
     let stream = Rc::new(RecvStream::default());
     let mut target = SpanRef::new_zeroed(16, 16);
-    let Some(StreamRead::Wait(id)) = ex.read_stream(&fd, &stream, &mut target).expect("read") else {
+    let Some(StreamRead::Wait(id)) = ex.read_stream(&fd, &stream, &mut target).expect("read")
+    else {
         panic!("nothing queued: the read waits");
     };
     let mut r = Reaped::default();
@@ -141,8 +146,15 @@ fn a_delivery_to_a_reader_that_left_is_taken_back_before_its_completion_is_seen(
     // The reader leaves before the turn delivers it.
     ex.unwait(&stream, id);
     ex.turn(false, &mut r).expect("turn");
-    let c = r.completions.iter().find(|c| c.id == id).expect("the stashed completion");
-    assert_eq!(c.result, STREAM_RETRY, "the stale completion says read again");
+    let c = r
+        .completions
+        .iter()
+        .find(|c| c.id == id)
+        .expect("the stashed completion");
+    assert_eq!(
+        c.result, STREAM_RETRY,
+        "the stale completion says read again"
+    );
     let mut next = SpanRef::new_zeroed(16, 16);
     let read = ex.read_stream(&fd, &stream, &mut next).expect("read");
     assert_eq!(read, Some(StreamRead::Bytes(3)));
@@ -179,7 +191,11 @@ fn a_stream_that_queued_its_cap_stops_receiving_and_the_rest_stays_in_the_socket
     let mut got = 0;
     while got < total {
         assert!(Instant::now() < deadline, "bytes missing");
-        match ex.read_stream(&fd, &stream, &mut one).expect("read").expect("ring") {
+        match ex
+            .read_stream(&fd, &stream, &mut one)
+            .expect("read")
+            .expect("ring")
+        {
             StreamRead::Bytes(n) => got += n,
             StreamRead::Ended(e) => panic!("ended {e}"),
             StreamRead::Wait(id) => {
