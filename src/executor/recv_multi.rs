@@ -6,11 +6,19 @@
 //! - A socket that receives this way has one [`RecvStream`], shared (`Rc`)
 //!   by the socket's fast handle (src/modules/fast_io.rs) and by the slot
 //!   of its armed multishot op. The bytes the kernel moved into provided
-//!   buffers belong to that stream: each CQE's bytes are appended to its
-//!   queue when the CQE is dispatched, in CQE order (the kernel's order for
-//!   one socket), and reads take them from the front. Nothing is dropped
+//!   buffers belong to that stream: when a CQE is dispatched (in CQE
+//!   order, the kernel's order for one socket) its bytes go to the buffer
+//!   of the reader waiting for it (`target`, set by the read that found
+//!   the queue empty, so nothing queued is skipped; the completion then
+//!   carries the count) and the rest, or all without a target, to the
+//!   queue's end; reads take from the queue's front. Nothing is dropped
 //!   but with the stream itself (the socket closed, or both handle and op
 //!   gone).
+//! - Delivery: each CQE takes the target (its completion wakes the reader
+//!   whatever it carries). A delivery whose completion was never seen by
+//!   its reader (it left, interrupted, while the completion waited in the
+//!   stash) is taken back by `unwait`: the bytes return to the queue's
+//!   front and that completion says [`STREAM_RETRY`].
 //! - Every buffer a CQE names is handed back to the kernel in the same
 //!   dispatch, after its bytes were copied out: buffers are never held
 //!   between turns, so one slow reader cannot starve the ring.
@@ -287,8 +295,9 @@ impl Executor {
             BufRingState::Untried => {}
         }
         if self.is_fixed_only() {
-            // A sandbox's ring: buffer rings are not on its register
-            // allow-list; never widened here.
+            // A sandbox's ring: its restrictions would allow a buffer
+            // ring, but receive streams were not tested there; plain
+            // receives (nothing is widened either way).
             self.buf_ring = BufRingState::Unavailable;
             return Ok(false);
         }
