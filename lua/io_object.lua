@@ -240,10 +240,10 @@ end
 -- - receive(buf, flags) quiesces the stream the same way first; queued
 --   bytes come before the kernel's (MSG_PEEK copies them).
 local FAST_STREAM = IO.FAST_STREAM
-local await_shot, wake_f, suspend_f = K.await_shot, K.wake, K.suspend
+local await_shot, wake_f, suspend_f = K.shots.await, K.wake, K.suspend
 local stream_read_slow, stream_info = H.stream_read, H.stream_info
-local SOCK_YIELD_AFTER, yield_ready = H.fast_yield_after, K.yield_ready
-local may_take_queued = K.may_take_queued
+local SOCK_YIELD_AFTER, yield_ready = H.fast_yield_after, K.shots.yield_ready
+local may_take_queued = K.shots.may_take_queued
 local STREAM_READY = {}
 local tremove = table.remove
 
@@ -257,7 +257,7 @@ end
 
 -- Interrupter of the fiber waiting for the stream's op: it leaves, and
 -- what the op's CQE may already have put in its buffer is taken back.
-local unwatch_shot, stream_unwait = K.unwatch_shot, H.stream_unwait
+local unwatch_shot, stream_unwait = K.shots.unwatch, H.stream_unwait
 local function leave_stream(f, st)
   unwatch_shot(f, st.ms_wait)
   if st.fast then stream_unwait(st.fast, st.ms_wait) end
