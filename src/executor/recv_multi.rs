@@ -129,6 +129,20 @@ impl RecvStream {
         self.copy_into(span, false)
     }
 
+    /// [`Executor::read_stream`] where no op need be armed: queued bytes,
+    /// the end, or (an op armed) `span` made its target; `None` when the
+    /// op must be armed. Needs no executor.
+    pub fn read_armed(&self, span: &mut SpanRef) -> Option<StreamRead> {
+        if let Some(read) = self.take_into(span) {
+            return Some(read);
+        }
+        let mut st = self.state.borrow_mut();
+        st.handed = None;
+        let id = st.armed?;
+        st.target = Some(span.clone());
+        Some(StreamRead::Wait(id))
+    }
+
     /// Copies up to `span.len()` queued bytes into `span`, taking them
     /// unless `peek` (then the end stays too).
     pub fn copy_into(&self, span: &mut SpanRef, peek: bool) -> Option<StreamRead> {
@@ -260,13 +274,8 @@ impl Executor {
         stream: &Rc<RecvStream>,
         span: &mut SpanRef,
     ) -> io::Result<Option<StreamRead>> {
-        if let Some(read) = stream.take_into(span) {
+        if let Some(read) = stream.read_armed(span) {
             return Ok(Some(read));
-        }
-        stream.state.borrow_mut().handed = None;
-        if let Some(id) = stream.armed() {
-            stream.state.borrow_mut().target = Some(span.clone());
-            return Ok(Some(StreamRead::Wait(id)));
         }
         if !self.has_buf_ring()? {
             return Ok(None);

@@ -479,12 +479,18 @@ fn stream_op(
     Ok(st
         .executor
         .read_stream(fd, stream, span)?
-        .map(|read| match read {
-            StreamRead::Bytes(n) if !inline && n > 0 => n as f64 + FFI_YIELD_AFTER,
-            StreamRead::Bytes(n) => n as f64,
-            StreamRead::Ended(res) => f64::from(res),
-            StreamRead::Wait(id) => id.to_f64(),
-        }))
+        .map(|read| stream_answer(read, inline)))
+}
+
+/// A stream read as `socket_op`'s number (see `stream_read`).
+#[inline(always)]
+fn stream_answer(read: StreamRead, inline: bool) -> f64 {
+    match read {
+        StreamRead::Bytes(n) if !inline && n > 0 => n as f64 + FFI_YIELD_AFTER,
+        StreamRead::Bytes(n) => n as f64,
+        StreamRead::Ended(res) => f64::from(res),
+        StreamRead::Wait(id) => id.to_f64(),
+    }
 }
 
 /// `socket_op` answers: nothing was done, the caller takes `fast_op`.
@@ -539,6 +545,13 @@ extern "C" fn socket_op_ffi(
         let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[kind.direction()].as_ref()) else {
             return FFI_NOT_TAKEN;
         };
+        // A stream read that arms nothing needs no state: the common case.
+        if let (Kind::Stream, Some(stream)) = (kind, h.stream.as_ref()) {
+            let mut span = span.clone();
+            if let Some(read) = stream.read_armed(&mut span) {
+                return stream_answer(read, inline != 0);
+            }
+        }
         let Some(state) = slot.state.as_ref() else {
             return FFI_NOT_TAKEN;
         };
