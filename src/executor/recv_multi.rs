@@ -59,6 +59,8 @@ pub(crate) const BUF_COUNT: usize = 64;
 pub(crate) const BUF_SIZE: usize = 2048;
 /// Queued bytes at which a stream stops taking more (see "Flow control").
 pub(crate) const QUEUE_CAP: usize = 64 * 1024;
+/// A queue that emptied with more capacity than this gives it back.
+const SHRINK_ABOVE: usize = 4 * BUF_SIZE;
 
 /// What a read of a [`RecvStream`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -169,6 +171,10 @@ impl RecvStream {
         }
         if !peek {
             st.queue.drain(..n);
+            // A burst's capacity is not kept by an idle connection.
+            if st.queue.is_empty() && st.queue.capacity() > SHRINK_ABOVE {
+                st.queue = VecDeque::new();
+            }
         }
         Some(StreamRead::Bytes(n))
     }
