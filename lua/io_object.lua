@@ -147,6 +147,9 @@ end
 -- fast_op also returns nil where the coroutine cannot yield, so that
 -- check_suspend runs (and raises) on the primitive's path only.
 IO.FAST_READ, IO.FAST_WRITE, IO.FAST_RECV, IO.FAST_SEND, IO.FAST_READ_WAIT = 0, 1, 2, 3, 4
+-- A TCP socket's read without flags: its receive stream (below), else
+-- FAST_RECV.
+IO.FAST_STREAM = 5
 local FAST_READ, FAST_RECV, FAST_READ_WAIT = IO.FAST_READ, IO.FAST_RECV, IO.FAST_READ_WAIT
 local FAST_SEND = IO.FAST_SEND
 local fast_op, fast_new, fast_bind, fast_raise = H.fast_op, H.fast_new, H.fast_bind, H.fast_raise
@@ -191,6 +194,204 @@ local await_op_solo, raise_core = K.await_op_solo, K.raise_core
 local SOCK_NOT_TAKEN, SOCK_ERROR_KEPT = H.fast_not_taken, H.fast_error_kept
 local fast_direct, fast_thread, fast_ffi_ok = H.fast_direct, H.fast_thread, H.fast_ffi_ok
 
+-- Binds `buf` as the handle's buffer of its direction, for the next op
+-- of `kind` (the miss branch of IO.run_fast).
+local function bind_buffer(st, h, kind, buf)
+  local dir = kind % 2
+  if fast_bind(h, buf, dir) then
+    if dir == 0 then
+      st.fast_rbuf = buf
+      if kind == FAST_READ and not st.fast_dp and fast_direct(h) then
+        if not direct_read then direct_setup() end
+        st.fast_dp = ffi_cast('void *', h)
+      end
+    else
+      st.fast_wbuf = buf
+    end
+    if (kind == FAST_RECV or kind == FAST_SEND) and not st.fast_sp and fast_ffi_ok() then
+      if not socket_op then direct_setup() end
+      st.fast_sp = ffi_cast('void *', h)
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Receive streams (src/executor/recv_multi.rs): a TCP socket's reads
+-- without flags take the bytes a multishot receive into the executor's
+-- provided buffers queued for the socket; only a read that finds the
+-- queue empty and no receive armed submits one, and it stays armed
+-- across reads.
+--
+-- Invariants:
+-- - st.ms: nil until the first such read, then true (the handle has a
+--   stream) or false (no multishot receives on this executor: plain
+--   receives for good). Reset with the handle.
+-- - One fiber at a time waits for the armed op's next CQE
+--   (st.ms_reader, counted in st.npending); others wait behind it in
+--   st.ms_queue (FIFO) and retry when it leaves. A waiter that is
+--   interrupted only leaves: the op stays armed, its bytes stay queued.
+-- - close() cancels the op (the handle's fast_clear) and drops the queued
+--   bytes; cancel() cancels it and keeps them. A waiter that sees
+--   st.cancels move raises operation_aborted, as a cancelled receive.
+-- - release() (and so sending the fd elsewhere) first cancels the op and
+--   waits for its last CQE (the kernel would keep receiving into this
+--   ring after the fd left), then refuses with EBUSY while bytes are
+--   queued: they cannot be handed back to the socket.
+-- - receive(buf, flags) quiesces the stream the same way first; queued
+--   bytes come before the kernel's (MSG_PEEK copies them).
+local FAST_STREAM = IO.FAST_STREAM
+local await_shot, wake_f, suspend_f = K.shots.await, K.wake, K.suspend
+local stream_read_slow, stream_info = H.stream_read, H.stream_info
+local SOCK_YIELD_AFTER, yield_ready = H.fast_yield_after, K.shots.yield_ready
+local may_take_queued = K.shots.may_take_queued
+local STREAM_READY = {}
+local tremove = table.remove
+
+local function leave_stream_queue(f, st)
+  local q = st.ms_queue
+  for i = 1, #q do
+    if q[i] == f then tremove(q, i) break end
+  end
+  wake_f(f, K.INTERRUPTED)
+end
+
+-- Interrupter of the fiber waiting for the stream's op: it leaves, and
+-- what the op's CQE may already have put in its buffer is taken back.
+local unwatch_shot, stream_unwait = K.shots.unwatch, H.stream_unwait
+local function leave_stream(f, st)
+  unwatch_shot(f, st.ms_wait)
+  if st.fast then stream_unwait(st.fast, st.ms_wait) end
+  wake_f(f, K.INTERRUPTED)
+end
+
+-- The end of a wait whose result `res` delivered nothing (< 0): returns
+-- to read again, or raises (an error that ended the stream, or
+-- operation_aborted after cancel()/close() since `cancels`).
+local STREAM_RETRY = -E.EAGAIN
+local function stream_retry(st, res, cancels)
+  if res == STREAM_RETRY then return end
+  if res == -E.ECANCELED then
+    if st.cancels ~= cancels then error(K.operation_aborted(), 0) end
+    return
+  end
+  IO.raise_result(res)
+end
+
+-- Waits from `f` for the next CQE of the stream's op `id` (or, when
+-- another fiber waits for it, for that fiber to leave): the count
+-- delivered into the reader's buffer (>= 0), or nil to read again.
+-- Waits from `f` behind the fiber that waits for the stream's op, until
+-- it leaves (only that fiber's buffer may be the op's target).
+local function queue_behind(st, f)
+  local q = st.ms_queue
+  if not q then q = {} st.ms_queue = q end
+  q[#q + 1] = f
+  st.npending = st.npending + 1
+  local r = suspend_f(f, leave_stream_queue, st)
+  st.npending = st.npending - 1
+  if r == K.INTERRUPTED then raise_core('interrupted') end
+end
+
+local function stream_wait(st, f, id)
+  if st.ms_reader then
+    queue_behind(st, f)
+    return nil
+  end
+  local cancels = st.cancels
+  st.ms_reader, st.ms_wait, st.npending = f, id, st.npending + 1
+  local res, interrupted = await_shot(f, id, leave_stream, st)
+  st.ms_reader, st.npending = nil, st.npending - 1
+  local q = st.ms_queue
+  if q and q[1] then wake_f(tremove(q, 1), STREAM_READY) end
+  if interrupted then raise_core('interrupted') end
+  if res >= 0 then return res end
+  stream_retry(st, res, cancels)
+  return nil
+end
+
+-- A read of the stream into `buf`: the count (0: EOF or an empty
+-- buffer), or nil when this executor has none (st.ms set false).
+local function read_stream(st, f, h, buf)
+  while true do
+    -- (a read here would make this fiber's buffer the op's target)
+    while st.ms_reader do
+      check_suspend(f)
+      queue_behind(st, f)
+    end
+    local r
+    local sp = st.fast_sp
+    local inline = may_take_queued()
+    if sp and rawequal(buf, st.fast_rbuf) then
+      local co = fiber_own_thread()
+      if co then
+        local th = thread_ptrs[co]
+        if not th then
+          th = ffi_cast('void *', fast_thread(co))
+          thread_ptrs[co] = th
+        end
+        r = socket_op(direct_slot, th, sp, FAST_STREAM, inline and 1 or 0)
+      end
+    end
+    if r == nil or r == SOCK_NOT_TAKEN then
+      check_suspend(f)
+      r = stream_read_slow(h, buf, inline)
+      if r == SOCK_NOT_TAKEN then
+        st.ms = false
+        return nil
+      end
+      st.ms = true
+      if not rawequal(buf, st.fast_rbuf) then bind_buffer(st, h, FAST_RECV, buf) end
+    end
+    if r >= ID_MIN then
+      local n = stream_wait(st, f, r)
+      if n then return n end
+    elseif r >= SOCK_YIELD_AFTER then
+      yield_ready()
+      return r - SOCK_YIELD_AFTER
+    elseif r >= 0 then
+      return r
+    elseif r == SOCK_ERROR_KEPT then
+      fast_raise(h)
+    else
+      IO.raise_result(r)
+    end
+  end
+end
+
+-- Cancels the stream's armed op and waits for its last CQE (from fiber
+-- `f`); returns the bytes queued.
+local function quiesce_stream(st, f)
+  local h = st.fast
+  if not h then return 0 end
+  while true do
+    local id, buffered = stream_info(h)
+    if not id then return buffered end
+    check_suspend(f)
+    rt.cancel(id)
+    stream_wait(st, f, id)
+  end
+end
+
+-- receive(buf, flags) of a TCP socket (lua/ip.lua): the stream's queued
+-- bytes first. `recv(n0)` is the kernel's receive with the flags into
+-- the rest of buf from n0 + 1 (none when buf is full).
+function IO.receive_flagged(st, buf, flags, recv)
+  if st.ms and st.holder then
+    local f = current()
+    -- a fiber waiting in read_some would re-arm what this cancels
+    if st.ms_reader then raise_errno(E.EBUSY) end
+    local buffered = quiesce_stream(st, f)
+    if buffered > 0 and #buf > 0 then
+      local peek = flags % 4 >= 2 -- MSG_PEEK
+      local n = H.stream_take(st.fast, buf, peek)
+      -- MSG_WAITALL: the rest from the kernel
+      if not peek and flags % 512 >= 256 and n < #buf then return n + recv(n) end
+      return n
+    end
+  end
+  return recv(0)
+end
+
 function IO.run_fast(st, kind, slow, buf)
   local f = fiber_but_yieldable()
   local holder = held(st)
@@ -198,7 +399,47 @@ function IO.run_fast(st, kind, slow, buf)
   if st.fast_holder ~= holder then
     h = fast_new(holder)
     st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf, st.fast_dp = h, holder, nil, nil, nil
-    st.fast_sp = nil
+    st.fast_sp, st.ms = nil, nil
+  end
+  if kind == FAST_STREAM then
+    -- The common case in straight lines (read_stream's loop, whose trace
+    -- exits at every turn, cost ~1,000 instructions per echoed message):
+    -- the bound buffer, nobody else waiting; one read, and when it waits,
+    -- the CQE's bytes come in the buffer with the wake.
+    local sp = st.fast_sp
+    if st.ms and sp and not st.ms_reader and rawequal(buf, st.fast_rbuf) then
+      local co = fiber_own_thread()
+      local th = co and thread_ptrs[co]
+      if th then
+        local r = socket_op(direct_slot, th, sp, FAST_STREAM, may_take_queued() and 1 or 0)
+        if r >= ID_MIN then
+          -- (stream_wait, inlined)
+          local cancels = st.cancels
+          st.ms_reader, st.ms_wait, st.npending = f, r, st.npending + 1
+          local res, interrupted = await_shot(f, r, leave_stream, st)
+          st.ms_reader, st.npending = nil, st.npending - 1
+          local q = st.ms_queue
+          if q and q[1] then wake_f(tremove(q, 1), STREAM_READY) end
+          if interrupted then raise_core('interrupted') end
+          if res >= 0 then return res end
+          stream_retry(st, res, cancels)
+        elseif r >= 0 then
+          if r < SOCK_YIELD_AFTER then return r end
+          yield_ready()
+          return r - SOCK_YIELD_AFTER
+        elseif r == SOCK_ERROR_KEPT then
+          fast_raise(h)
+        elseif r > SOCK_NOT_TAKEN then
+          IO.raise_result(r)
+        end
+        -- (waits again or was not taken: the loop below)
+      end
+    end
+    if st.ms ~= false then
+      local n = read_stream(st, f, h, buf)
+      if n then return n end
+    end
+    kind = FAST_RECV
   end
   local inline = kind ~= FAST_RECV and kind ~= FAST_READ_WAIT and may_complete_inline()
   local sp = st.fast_sp
@@ -244,22 +485,7 @@ function IO.run_fast(st, kind, slow, buf)
   if res and res >= 0 then return res end
   if id == nil then
     check_suspend(f)
-    local dir = kind % 2
-    if fast_bind(h, buf, dir) then
-      if dir == 0 then
-        st.fast_rbuf = buf
-        if kind == FAST_READ and not st.fast_dp and fast_direct(h) then
-          if not direct_read then direct_setup() end
-          st.fast_dp = ffi_cast('void *', h)
-        end
-      else
-        st.fast_wbuf = buf
-      end
-      if (kind == FAST_RECV or kind == FAST_SEND) and not st.fast_sp and fast_ffi_ok() then
-        if not socket_op then direct_setup() end
-        st.fast_sp = ffi_cast('void *', h)
-      end
-    end
+    bind_buffer(st, h, kind, buf)
     id, res = slow(inline, holder, buf)
   elseif id == false then
     fast_raise(h)
@@ -276,7 +502,7 @@ local function drop_fast(st)
   if h then
     fast_clear(h)
     st.fast, st.fast_holder, st.fast_rbuf, st.fast_wbuf, st.fast_dp = nil, nil, nil, nil, nil
-    st.fast_sp = nil
+    st.fast_sp, st.ms = nil, nil
   end
 end
 
@@ -362,12 +588,28 @@ function IO.common_methods(methods)
     end
   end
   function methods.cancel(self)
-    IO.cancel_all(IO.state_of(self))
+    local st = IO.state_of(self)
+    IO.cancel_all(st)
+    -- the receive stream's op (its queued bytes stay)
+    if st.ms and st.fast then
+      local id = stream_info(st.fast)
+      if id then rt.cancel(id) end
+    end
   end
   function methods.release(self)
     local st = IO.state_of(self)
     if st.npending > 0 then raise_errno(E.EBUSY) end
     if not st.holder then error(K.system_error(E.EBADF), 0) end
+    if st.ms then
+      local buffered = quiesce_stream(st, current())
+      if st.npending > 0 then raise_errno(E.EBUSY) end
+      if buffered > 0 then
+        local e = K.generic_error(E.EBUSY)
+        e.bytes = buffered
+        e.reason = 'received bytes are queued for this socket: read them before release()'
+        error(e, 0)
+      end
+    end
     drop_fast(st)
     local fd = H.release(st.holder)
     st.holder = nil

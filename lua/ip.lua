@@ -16,7 +16,7 @@ local E = rt.errno
 local raise_errno = K.raise_errno
 local state_of, run_op, run_op_taking = IO.state_of, IO.run_op, IO.run_op_taking
 local run_op_inline = IO.run_op_inline
-local run_fast, FAST_RECV, FAST_SEND = IO.run_fast, IO.FAST_RECV, IO.FAST_SEND
+local run_fast, FAST_STREAM, FAST_SEND = IO.run_fast, IO.FAST_STREAM, IO.FAST_SEND
 -- The primitive a fast receive falls back on (src/modules/fast_io.rs).
 local function recv_slow(_, holder, buf) return P.recv(holder, buf) end
 local error, type, setmetatable = error, type, setmetatable
@@ -354,7 +354,7 @@ end
 function tcp_socket_methods.read_some(self, buf)
   local st = state_of(self, tcp_socket_mt)
   IO.check_read_buffer(buf)
-  return read_result(buf, run_fast(st, FAST_RECV, recv_slow, buf))
+  return read_result(buf, run_fast(st, FAST_STREAM, recv_slow, buf))
 end
 
 function tcp_socket_methods.write_some(self, buf)
@@ -367,8 +367,12 @@ end
 function tcp_socket_methods.receive(self, buf, flags)
   local st = state_of(self, tcp_socket_mt)
   IO.check_read_buffer(buf)
-  if flags == nil then return read_result(buf, run_fast(st, FAST_RECV, recv_slow, buf)) end
-  return read_result(buf, run_op(st, P.recv, buf, check_flags(flags, 3)))
+  if flags == nil then return read_result(buf, run_fast(st, FAST_STREAM, recv_slow, buf)) end
+  check_flags(flags, 3)
+  return read_result(buf, IO.receive_flagged(st, buf, flags, function(n0)
+    if n0 >= #buf then return 0 end
+    return run_op(st, P.recv, n0 == 0 and buf or buf:slice(n0 + 1), flags)
+  end))
 end
 
 function tcp_socket_methods.send(self, buf, flags)

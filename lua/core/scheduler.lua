@@ -540,6 +540,42 @@ function K.await_op_solo(f, id, st)
   return res, false
 end
 
+-- Waits from fiber `f` for the next CQE of multishot op `id` (a socket's
+-- receive stream, lua/io_object.lua) and returns `res, interrupted`. An
+-- interruption leaves the op armed: `leave(f, data)` runs instead of a
+-- cancellation, and must call K.shots.unwatch(f, id) (the fiber stops
+-- waiting; the bytes the op brings stay for the next read) and wake `f`
+-- with K.INTERRUPTED.
+local function unwatch_shot(f, id)
+  local k = id % SLOT_SPAN
+  if op_wid[k] == id and op_waiters[k] == f then
+    op_waiters[k], op_wid[k] = false, false
+    inflight = inflight - 1
+  elseif op_wextra[id] == f then
+    op_wextra[id] = nil
+    inflight = inflight - 1
+  end
+end
+-- Stays ready behind the fibers ready now, without a ring op and
+-- without an interruption point (the caller holds a result it must
+-- return): for a read that took queued bytes where
+-- K.may_complete_inline said no. The caller checked yieldability.
+local function yield_ready() co_yield(YIELDED) end
+local function await_shot(f, id, leave, data)
+  do
+    local k = id % SLOT_SPAN
+    if op_wid[k] then op_wextra[id] = f else op_waiters[k], op_wid[k] = f, id end
+  end
+  inflight = inflight + 1
+  if f.int_disabled == 0 then f[INTERRUPTER], f[W1] = leave, data end
+  local res = co_yield(SUSPEND)
+  if res == INTERRUPTED then return 0, true end
+  return res, false
+end
+-- The receive streams' waits, in one entry (every key of K costs each
+-- VM: four more crossed a resize of its hash part, +3 kB per idle actor).
+K.shots = { await = await_shot, unwatch = unwatch_shot, yield_ready = yield_ready }
+
 ---------------------------------------------------------------------------
 -- Fiber records and handles
 local pool, pool_n = {}, 0
@@ -954,6 +990,16 @@ function K.may_complete_inline()
   inline_left = inline_left - 1
   return true
 end
+-- A read served from bytes already received (a socket's receive stream,
+-- lua/io_object.lua) is no op: it goes on without suspending whoever else
+-- is ready (as a buffered reader would), only within the same budget, so
+-- a fiber looping on such reads still lets the VM turn.
+local function may_take_queued()
+  if inline_left <= 0 then return false end
+  inline_left = inline_left - 1
+  return true
+end
+K.shots.may_take_queued = may_take_queued
 
 -- Fibers blocked on other actors (send, receive): lua/core/actors.lua
 -- counts them. While it is non-zero an idle VM is not done: a message or

@@ -80,6 +80,8 @@ mod fs;
 mod process;
 // io-finish: splice (send_file)
 mod splice;
+// io-net: multishot receives into a provided buffer ring
+pub mod recv_multi;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -90,6 +92,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 pub use direct::{direct_readable, DirectRead};
 pub use ops::{GrantedSlot, OpBuffer, OpFd, OpId, StdStream};
 pub(crate) use ops::{OpSlot, SlotKind, Target};
+pub use recv_multi::{RecvStream, StreamRead};
 
 /// Builds an SQE on what the slot names: `$t` is bound to a
 /// `types::Fd` or a `types::Fixed` (which sets `IOSQE_FIXED_FILE`).
@@ -340,6 +343,9 @@ pub struct Executor {
     no_watch_until: Option<std::time::Instant>,
     /// Recent vain watches, weighted ([`WATCH_STRIKE`]).
     watch_strikes: u32,
+    /// The provided buffers of multishot receives (made on first use).
+    /// After `ring` and `ops`: freed only once the kernel is done with them.
+    buf_ring: recv_multi::BufRingState,
     #[cfg(test)]
     faults: Faults,
 }
@@ -473,6 +479,7 @@ impl Executor {
             spin_wait: false,
             no_watch_until: None,
             watch_strikes: 0,
+            buf_ring: recv_multi::BufRingState::default(),
             #[cfg(test)]
             faults: Faults {
                 dropped: DROPPED_AT_START.take(),
@@ -1404,6 +1411,10 @@ impl Executor {
         // io-net: a CQE of a multishot op that goes on (socket.rs): its
         // slot stays in flight for the next ones.
         if io_uring::cqueue::more(flags) {
+            let mut result = result;
+            if let Some(stream) = self.ops.get_mut(id).and_then(|s| s.recv_stream_of()) {
+                result = self.stream_cqe(&stream, result, flags, false);
+            }
             if let Some(slot) = self.ops.get_mut(id) {
                 self.socket_outputs.completed(id, slot, result);
                 out.completions.push(Completion {
@@ -1420,6 +1431,10 @@ impl Executor {
             return;
         };
         slot.completed();
+        let result = match slot.recv_stream_of() {
+            Some(stream) => self.stream_cqe(&stream, result, flags, true),
+            None => result,
+        };
         // io-net: an accepted fd, a received message's sender and fds.
         self.socket_outputs.completed(id, &mut slot, result);
         self.socket_outputs.ended(id);
@@ -1470,6 +1485,7 @@ impl Executor {
     fn leak_everything(&mut self) {
         std::mem::forget(std::mem::take(&mut self.ops));
         std::mem::forget(self.eventfd.take());
+        std::mem::forget(std::mem::take(&mut self.buf_ring));
         self.eventfd_armed = false;
     }
 
@@ -1570,3 +1586,6 @@ mod module_ops_tests;
 
 #[cfg(test)]
 mod restricted_tests;
+
+#[cfg(test)]
+mod recv_multi_tests;

@@ -185,6 +185,8 @@ enum Resource {
     Paths(CString, CString),
     // io-net: a socket op's address, msghdr and buffers (socket.rs).
     Socket(Box<super::socket::SocketResource>),
+    /// A multishot receive's stream: where its CQEs' bytes go.
+    RecvStream(Rc<super::recv_multi::RecvStream>),
     // --- io-fs: the blocking pool ---
     /// A blocking-pool job: the read of its eventfd fills the counter.
     Job(Box<u64>, std::sync::Arc<super::blocking::JobCell>),
@@ -383,6 +385,19 @@ impl OpSlot {
     }
 
     /// io-fs: the eventfd read of a blocking-pool job (`blocking.rs`).
+    pub(crate) fn recv_stream(stream: Rc<super::recv_multi::RecvStream>) -> Self {
+        Self::with(Resource::RecvStream(stream))
+    }
+
+    /// The stream of a multishot receive's slot.
+    #[inline(always)]
+    pub(crate) fn recv_stream_of(&self) -> Option<Rc<super::recv_multi::RecvStream>> {
+        match &self.resource {
+            Resource::RecvStream(s) => Some(Rc::clone(s)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn job(cell: std::sync::Arc<super::blocking::JobCell>) -> Self {
         Self::with(Resource::Job(Box::new(0), cell))
     }

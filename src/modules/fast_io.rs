@@ -57,6 +57,7 @@
 //!   A sandbox's fixed-only executor never takes it (`fast_ffi_ok`).
 
 use std::ffi::{c_int, c_void, CStr};
+use std::rc::Rc;
 
 use mlua::ffi;
 use mlua::{Lua, Table, Value};
@@ -64,7 +65,7 @@ use mlua::{Lua, Table, Value};
 use crate::actor::vm::{
     borrow_state, io_err, submit_maybe_inline, unless_closing, SharedState, VmState,
 };
-use crate::executor::{DirectRead, OpBuffer, OpFd, OpId};
+use crate::executor::{DirectRead, OpBuffer, OpFd, OpId, RecvStream, StreamRead};
 use crate::modules::byte_span::{self, SpanRef};
 use crate::modules::error::einval;
 use crate::modules::io_object::holder_fd;
@@ -92,6 +93,9 @@ enum Kind {
     /// `read(2)` at the position, never tried inline (a pipe: a read
     /// usually waits for the writer).
     ReadWait = 4,
+    /// A read of the handle's multishot receive stream (`stream_read`):
+    /// through `socket_op_ffi` only.
+    Stream = 5,
 }
 
 impl Kind {
@@ -109,7 +113,7 @@ impl Kind {
     /// The handle's buffer cache this kind uses (0 read, 1 write).
     fn direction(self) -> usize {
         match self {
-            Kind::Read | Kind::Recv | Kind::ReadWait => 0,
+            Kind::Read | Kind::Recv | Kind::ReadWait | Kind::Stream => 0,
             Kind::Write | Kind::Send => 1,
         }
     }
@@ -123,6 +127,59 @@ struct Handle {
     direct: Option<bool>,
     bufs: [Option<(*const c_void, SpanRef)>; 2],
     error: Option<std::io::Error>,
+    /// The socket's multishot receive stream (src/executor/recv_multi.rs),
+    /// made by its first `stream_read`.
+    stream: Option<Rc<RecvStream>>,
+}
+
+/// Makes the socket's close send a reset (`SO_LINGER` on, 0 s): what the
+/// kernel does when a socket closes with bytes it received and nobody
+/// read, which the stream's queue now holds instead of the kernel.
+fn reset_at_close(fd: &OpFd) {
+    let raw = fd.raw();
+    if raw < 0 {
+        return;
+    }
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: passes a live `linger` of the size given; `raw` is held open
+    // by the handle's descriptor for this call.
+    let r = unsafe {
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "SO_LINGER for a reset at close");
+    }
+}
+
+/// Lets go of the handle's stream: its armed op is cancelled now when the
+/// state can be borrowed, else at its next CQE (`RecvStream::orphan`); its
+/// queued bytes are dropped.
+fn orphan_stream(slot: &Slot, h: &mut Handle) {
+    let Some(stream) = h.stream.take() else {
+        return;
+    };
+    if stream.buffered() > 0 {
+        if let Some(fd) = h.fd.as_ref() {
+            reset_at_close(fd);
+        }
+    }
+    stream.orphan();
+    if let (Some(id), Some(state)) = (stream.armed(), slot.state.as_ref()) {
+        if let Ok(mut st) = state.try_borrow_mut() {
+            if let Err(e) = st.executor.cancel(id) {
+                tracing::debug!(error = %e, "could not cancel an orphaned multishot receive");
+            }
+        }
+    }
 }
 
 /// Upvalue 1 of `fast_op` and `fast_clear` (upvalue 2: the handles'
@@ -145,10 +202,15 @@ unsafe extern "C-unwind" fn slot_gc(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn handle_gc(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: set only on handles `new_handle` initialised; the contents
     // are taken out once and the userdata is never used after `__gc`.
+    // Upvalue 1 is the `Slot` (set by `register`).
     unsafe {
         let h = ffi::lua_touserdata(l, 1) as *mut Handle;
+        let slot = ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot;
         if !h.is_null() {
             let h = &mut *h;
+            if let Some(slot) = slot.as_ref() {
+                orphan_stream(slot, h);
+            }
             drop(h.fd.take());
             h.bufs = [None, None];
             drop(h.error.take());
@@ -311,6 +373,8 @@ fn submit(
         }
         Kind::Recv => st.executor.recv(fd, buf, 0),
         Kind::Send => st.executor.send(fd, buf, 0),
+        // (stream reads go through `stream_op`, never here)
+        Kind::Stream => Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
     })?;
     Ok((Some(id), result))
 }
@@ -319,7 +383,9 @@ fn submit(
 unsafe extern "C-unwind" fn fast_clear(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: see `handle_at`; dropping an `OpFd` runs no Lua.
     unsafe {
+        let slot = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Slot);
         if let Some(h) = handle_at(l, 1, ffi::lua_upvalueindex(2)) {
+            orphan_stream(slot, h);
             drop(h.fd.take());
             h.bufs = [None, None];
             drop(h.error.take());
@@ -393,6 +459,40 @@ extern "C" fn read_direct_ffi(
     }
 }
 
+/// Added to a stream read's count of bytes it took from the queue where
+/// the reader may not go on without yielding (`may_complete_inline` said
+/// no): it yields (stays ready, behind the fibers ready before it), then
+/// returns the count. The bytes are in its buffer already: an
+/// interruption meanwhile cannot lose them (a ready fiber is not woken
+/// by one).
+const FFI_YIELD_AFTER: f64 = 2147483648.0;
+
+/// A read of `stream` into `span` as a number (see `stream_read`):
+/// `None` when this executor has no multishot receives.
+fn stream_op(
+    st: &mut VmState,
+    fd: &OpFd,
+    stream: &Rc<RecvStream>,
+    span: &mut SpanRef,
+    inline: bool,
+) -> std::io::Result<Option<f64>> {
+    Ok(st
+        .executor
+        .read_stream(fd, stream, span)?
+        .map(|read| stream_answer(read, inline)))
+}
+
+/// A stream read as `socket_op`'s number (see `stream_read`).
+#[inline(always)]
+fn stream_answer(read: StreamRead, inline: bool) -> f64 {
+    match read {
+        StreamRead::Bytes(n) if !inline && n > 0 => n as f64 + FFI_YIELD_AFTER,
+        StreamRead::Bytes(n) => n as f64,
+        StreamRead::Ended(res) => f64::from(res),
+        StreamRead::Wait(id) => id.to_f64(),
+    }
+}
+
 /// `socket_op` answers: nothing was done, the caller takes `fast_op`.
 const FFI_NOT_TAKEN: f64 = -1e18;
 /// `socket_op` answers: the submission failed, the error is kept in the
@@ -439,11 +539,19 @@ extern "C" fn socket_op_ffi(
         let kind = match kind {
             2 => Kind::Recv,
             3 => Kind::Send,
+            5 => Kind::Stream,
             _ => return FFI_NOT_TAKEN,
         };
         let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[kind.direction()].as_ref()) else {
             return FFI_NOT_TAKEN;
         };
+        // A stream read that arms nothing needs no state: the common case.
+        if let (Kind::Stream, Some(stream)) = (kind, h.stream.as_ref()) {
+            let mut span = span.clone();
+            if let Some(read) = stream.read_armed(&mut span) {
+                return stream_answer(read, inline != 0);
+            }
+        }
         let Some(state) = slot.state.as_ref() else {
             return FFI_NOT_TAKEN;
         };
@@ -452,6 +560,22 @@ extern "C" fn socket_op_ffi(
         };
         if st.is_ended() {
             return FFI_NOT_TAKEN;
+        }
+        if let Kind::Stream = kind {
+            let Some(stream) = h.stream.clone() else {
+                return FFI_NOT_TAKEN;
+            };
+            let mut span = span.clone();
+            let read = stream_op(&mut st, fd, &stream, &mut span, inline != 0);
+            drop(st);
+            return match read {
+                Ok(Some(r)) => r,
+                Ok(None) => FFI_NOT_TAKEN,
+                Err(e) => {
+                    h.error = Some(e);
+                    FFI_ERROR_KEPT
+                }
+            };
         }
         // Receives are never tried inline (as in `fast_op`).
         let inline = inline != 0 && matches!(kind, Kind::Send);
@@ -565,6 +689,7 @@ fn new_handle(lua: &Lua, fd: OpFd) -> mlua::Result<Value> {
         fd: Some(fd),
         bufs: [None, None],
         error: None,
+        stream: None,
     };
     // SAFETY: `exec_raw` runs this in protected mode with room for 3
     // values: the metatable is fetched before the userdata is made, so the
@@ -599,8 +724,6 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_checkstack(l, 6);
             // the handles' metatable, in the registry
             ffi::lua_createtable(l, 0, 2);
-            ffi::lua_pushcfunction(l, handle_gc);
-            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
             ffi::lua_pushboolean(l, 0);
             ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
             ffi::lua_pushvalue(l, -1);
@@ -614,7 +737,11 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setmetatable(l, -2);
             ffi::lua_remove(l, -2);
-            // stack: [h, handle_mt, slot]
+            // stack: [h, handle_mt, slot]; the handles' finalizer holds
+            // the slot (to cancel an orphaned stream's op)
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_pushcclosure(l, handle_gc, 1);
+            ffi::lua_setfield(l, 2, c"__gc".as_ptr());
             ffi::lua_pushvalue(l, 3);
             ffi::lua_pushvalue(l, 2);
             ffi::lua_pushcclosure(l, fast_op, 2);
@@ -652,6 +779,8 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
             ffi::lua_setfield(l, 1, c"fast_not_taken".as_ptr());
             ffi::lua_pushnumber(l, FFI_ERROR_KEPT);
             ffi::lua_setfield(l, 1, c"fast_error_kept".as_ptr());
+            ffi::lua_pushnumber(l, FFI_YIELD_AFTER);
+            ffi::lua_setfield(l, 1, c"fast_yield_after".as_ptr());
             ffi::lua_pushcfunction(l, fast_thread);
             ffi::lua_setfield(l, 1, c"fast_thread".as_ptr());
             ffi::lua_pushcfunction(l, load_ffi);
@@ -709,6 +838,85 @@ pub(crate) fn register(lua: &Lua, h: &Table, state: &SharedState) -> mlua::Resul
                 (mlua::LightUserData(arr.as_mut_ptr().cast()), arr.len())
             })
         }))?,
+    )?;
+    // stream_read(handle, buf, inline) -> a number: what `socket_op`
+    // kind 5 answers (an op id to wait for then read again, bytes, 0 at
+    // EOF, a negative errno; plus FFI_YIELD_AFTER: yield first), or FFI_NOT_TAKEN when this
+    // executor has no multishot receives (then never: plain receives).
+    // Makes the handle's stream at its first call; raises the errors of
+    // the submission.
+    let st = state.clone();
+    h.raw_set(
+        "stream_read",
+        lua.create_function(unless_closing(
+            move |lua, (handle, buf, inline): (Value, Value, bool)| {
+                let (h, _) = handle_ptr(lua, &handle, &Value::Nil)?;
+                let mut span = byte_span::span_arg(&buf, 2)?;
+                // SAFETY: `handle_ptr` checked the metatable; the argument
+                // keeps the handle alive and no Lua runs while it is used.
+                let h = unsafe { &mut *h };
+                let Some(fd) = h.fd.clone() else {
+                    return Err(crate::modules::error::ErrorCode::system(libc::EBADF).into());
+                };
+                borrow_state(&st, |st| {
+                    if h.stream.is_none() {
+                        if !st.executor.has_buf_ring().map_err(io_err)? {
+                            return Ok(FFI_NOT_TAKEN);
+                        }
+                        h.stream = Some(Rc::default());
+                    }
+                    let stream = h.stream.clone().expect("made above");
+                    stream_op(st, &fd, &stream, &mut span, inline)
+                        .map(|r| r.unwrap_or(FFI_NOT_TAKEN))
+                        .map_err(io_err)
+                })?
+            },
+        ))?,
+    )?;
+    // stream_take(handle, buf, peek) -> bytes copied from the stream's
+    // queue into buf (taken unless peek): for a receive with flags after
+    // the stream was quiesced (lua/io_object.lua IO.receive_flagged).
+    h.raw_set(
+        "stream_take",
+        lua.create_function(|lua, (handle, buf, peek): (Value, Value, bool)| {
+            let (h, _) = handle_ptr(lua, &handle, &Value::Nil)?;
+            let mut span = byte_span::span_arg(&buf, 2)?;
+            // SAFETY: as in fast_bind.
+            let stream = unsafe { (*h).stream.clone() };
+            Ok(match stream.and_then(|s| s.copy_into(&mut span, peek)) {
+                Some(StreamRead::Bytes(n)) => n,
+                _ => 0,
+            })
+        })?,
+    )?;
+    // stream_unwait(handle, id): the reader waiting for op `id` of the
+    // handle's stream left (Executor::unwait).
+    let st = state.clone();
+    h.raw_set(
+        "stream_unwait",
+        lua.create_function(move |lua, (handle, id): (Value, f64)| {
+            let (h, _) = handle_ptr(lua, &handle, &Value::Nil)?;
+            // SAFETY: as in fast_bind.
+            let stream = unsafe { (*h).stream.clone() };
+            if let (Some(stream), Some(id)) = (stream, OpId::from_f64(id)) {
+                borrow_state(&st, |st| st.executor.unwait(&stream, id))?;
+            }
+            Ok(())
+        })?,
+    )?;
+    // stream_info(handle) -> armed op id or nil, bytes buffered (0 without
+    // a stream).
+    h.raw_set(
+        "stream_info",
+        lua.create_function(|lua, handle: Value| {
+            let (h, _) = handle_ptr(lua, &handle, &Value::Nil)?;
+            // SAFETY: as in fast_bind.
+            let stream = unsafe { (*h).stream.clone() };
+            Ok(match stream {
+                Some(s) => (s.armed().map(OpId::to_f64), s.buffered()),
+                None => (None, 0),
+            })
+        })?,
     )?;
     // fast_raise(handle): raises the error fast_op kept.
     h.raw_set(

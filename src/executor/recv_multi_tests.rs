@@ -1,0 +1,210 @@
+//! Receive streams (recv_multi.rs): the buffer ring running dry, a
+//! delivery taken back from a reader that left, the flow-control pause.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::recv_multi::{QUEUE_CAP, STREAM_RETRY};
+use super::{Executor, OpFd, Reaped, RecvStream, StreamRead};
+use crate::modules::byte_span::SpanRef;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn stream_pair() -> (OwnedFd, OwnedFd) {
+    let mut sv = [-1; 2];
+    // SAFETY: socketpair writes two fds into `sv`, which we then own.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) };
+    assert_eq!(r, 0, "socketpair");
+    // SAFETY: just created, owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) }
+}
+
+fn write_all(fd: &OwnedFd, bytes: &[u8]) {
+    // SAFETY: writes from a live slice to an fd we own.
+    let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    assert_eq!(n, bytes.len() as isize, "write");
+}
+
+fn bytes_of(span: &SpanRef, n: usize) -> Vec<u8> {
+    span.to_vec()[..n].to_vec()
+}
+
+/// Reads `stream` into `span` until it delivers: turns the ring while it
+/// waits, re-reading after every completion of its op that said "read
+/// again". Returns the bytes.
+fn read_until_delivered(ex: &mut Executor, fd: &OpFd, stream: &Rc<RecvStream>) -> Vec<u8> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut span = SpanRef::new_zeroed(16, 16);
+    let mut r = Reaped::default();
+    loop {
+        assert!(Instant::now() < deadline, "the stream never delivered");
+        let id = match ex
+            .read_stream(fd, stream, &mut span)
+            .expect("read")
+            .expect("a ring")
+        {
+            StreamRead::Bytes(n) => return bytes_of(&span, n),
+            StreamRead::Ended(e) => panic!("the stream ended: {e}"),
+            StreamRead::Wait(id) => id,
+        };
+        loop {
+            ex.turn(true, &mut r).expect("turn");
+            if let Some(c) = r.completions.iter().find(|c| c.id == id) {
+                if c.result >= 0 {
+                    return bytes_of(&span, c.result as usize);
+                }
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn more_streams_than_buffers_end_with_enobufs_and_every_byte_arrives_after_a_re_arm() {
+    let mut ex = Executor::new().expect("executor");
+    const STREAMS: usize = 100; // > BUF_COUNT (64)
+    let mut pairs = Vec::new();
+    let mut spans = Vec::new();
+    for _ in 0..STREAMS {
+        let (a, b) = stream_pair();
+        let fd = OpFd::owned(a);
+        let stream = Rc::new(RecvStream::default());
+        let mut span = SpanRef::new_zeroed(16, 16);
+        let read = ex.read_stream(&fd, &stream, &mut span).expect("read");
+        assert!(matches!(read, Some(StreamRead::Wait(_))), "{read:?}");
+        pairs.push((fd, b, stream));
+        spans.push(span);
+    }
+    // All armed in the kernel, then a message to each before any reap.
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).expect("submit");
+    for (i, (_, peer, _)) in pairs.iter().enumerate() {
+        write_all(peer, format!("m{i:03}").as_bytes());
+    }
+    // One turn: at most 64 buffers, so some receives end (ENOBUFS) and
+    // say "read again"; the others delivered into their targets.
+    let deadline = Instant::now() + DEADLINE;
+    let mut delivered = vec![None; STREAMS];
+    let mut retries = 0;
+    let mut seen = 0;
+    while seen < STREAMS {
+        assert!(Instant::now() < deadline, "CQEs missing");
+        ex.turn(true, &mut r).expect("turn");
+        for c in &r.completions {
+            // (a delivering op stays armed; one that ran dry is not)
+            let Some(i) = pairs.iter().position(|p| p.2.armed() == Some(c.id)) else {
+                if c.result == STREAM_RETRY {
+                    retries += 1;
+                    seen += 1;
+                }
+                continue;
+            };
+            assert!(c.result > 0, "{}", c.result);
+            delivered[i] = Some(bytes_of(&spans[i], c.result as usize));
+            seen += 1;
+        }
+    }
+    assert!(retries > 0, "the ring never ran dry (no ENOBUFS)");
+    assert_eq!(retries + delivered.iter().flatten().count(), STREAMS);
+    // The streams that ran dry re-arm at their next read and get theirs.
+    for (i, (fd, _, stream)) in pairs.iter().enumerate() {
+        let got = match delivered[i].take() {
+            Some(got) => got,
+            None => {
+                assert_eq!(stream.armed(), None, "an ENOBUFS end disarms");
+                read_until_delivered(&mut ex, fd, stream)
+            }
+        };
+        assert_eq!(got, format!("m{i:03}").into_bytes());
+    }
+}
+
+#[test]
+fn a_delivery_to_a_reader_that_left_is_taken_back_before_its_completion_is_seen() {
+    let mut ex = Executor::new().expect("executor");
+    let (a, peer) = stream_pair();
+    let fd = OpFd::owned(a);
+    let stream = Rc::new(RecvStream::default());
+    let mut target = SpanRef::new_zeroed(16, 16);
+    let Some(StreamRead::Wait(id)) = ex.read_stream(&fd, &stream, &mut target).expect("read")
+    else {
+        panic!("nothing queued: the read waits");
+    };
+    let mut r = Reaped::default();
+    ex.turn(false, &mut r).expect("submit");
+    write_all(&peer, b"abc");
+    // Reap outside a turn (as an inline op does): the CQE's bytes go to
+    // the target and its completion waits in the stash.
+    let deadline = Instant::now() + DEADLINE;
+    while !ex.stash.iter().any(|c| c.id == id) {
+        assert!(Instant::now() < deadline, "no CQE");
+        let nop = ex.yield_now().expect("nop");
+        let _ = ex.complete_inline(nop).expect("inline");
+    }
+    assert_eq!(bytes_of(&target, 3), b"abc");
+    // The reader leaves before the turn delivers it.
+    ex.unwait(&stream, id);
+    ex.turn(false, &mut r).expect("turn");
+    let c = r
+        .completions
+        .iter()
+        .find(|c| c.id == id)
+        .expect("the stashed completion");
+    assert_eq!(
+        c.result, STREAM_RETRY,
+        "the stale completion says read again"
+    );
+    let mut next = SpanRef::new_zeroed(16, 16);
+    let read = ex.read_stream(&fd, &stream, &mut next).expect("read");
+    assert_eq!(read, Some(StreamRead::Bytes(3)));
+    assert_eq!(bytes_of(&next, 3), b"abc");
+}
+
+#[test]
+fn a_stream_that_queued_its_cap_stops_receiving_and_the_rest_stays_in_the_socket() {
+    let mut ex = Executor::new().expect("executor");
+    let (a, peer) = stream_pair();
+    let fd = OpFd::owned(a);
+    let stream = Rc::new(RecvStream::default());
+    let mut one = SpanRef::new_zeroed(1, 1);
+    write_all(&peer, b"x");
+    assert_eq!(read_until_delivered(&mut ex, &fd, &stream), b"x");
+    // Nobody reads while twice the cap arrives.
+    let chunk = vec![7u8; 4096];
+    let total = 2 * QUEUE_CAP;
+    let mut r = Reaped::default();
+    let mut sent = 0;
+    while sent < total {
+        write_all(&peer, &chunk);
+        sent += chunk.len();
+        ex.turn(false, &mut r).expect("turn");
+    }
+    let deadline = Instant::now() + DEADLINE;
+    while stream.armed().is_some() {
+        assert!(Instant::now() < deadline, "never paused");
+        ex.turn(true, &mut r).expect("turn");
+    }
+    let queued = stream.buffered();
+    assert!((QUEUE_CAP..total).contains(&queued), "{queued}");
+    // Reading drains the queue, then re-arms for what the socket kept.
+    let mut got = 0;
+    while got < total {
+        assert!(Instant::now() < deadline, "bytes missing");
+        match ex
+            .read_stream(&fd, &stream, &mut one)
+            .expect("read")
+            .expect("ring")
+        {
+            StreamRead::Bytes(n) => got += n,
+            StreamRead::Ended(e) => panic!("ended {e}"),
+            StreamRead::Wait(id) => {
+                let c = super::test_support::await_one(&mut ex, id);
+                if c.result > 0 {
+                    got += c.result as usize;
+                }
+            }
+        }
+    }
+    assert_eq!(got, total);
+}
