@@ -951,35 +951,35 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 let mut reaped = reaped_buffer.take();
                 let mut hand =
                     crate::actor::sandboxed::ring_relay::HandOver::new(receiving == Some(true));
-                let (nop_id, mailbox_touched, relays, (in_array, marked)) =
-                    borrow_state(&state, |st| {
-                        let nop_id = if nop {
-                            Some(st.executor.yield_now()?)
-                        } else {
-                            None
-                        };
-                        if block {
-                            st.flush_stdout(false)?;
-                        }
-                        // Sandbox frames (ring_relay.rs): the next read goes out
-                        // with this turn; their completions never reach Lua.
-                        st.relays.before_turn(&mut st.executor);
-                        st.executor.turn(block, &mut reaped)?;
-                        st.relays
-                            .after_turn(&mut st.executor, &mut reaped.completions, &mut hand);
-                        // (numbers only: nothing here can run Lua)
-                        let in_array = match st.completion_array.as_mut() {
-                            Some((arr, true)) => write_completion_array(arr, &reaped.completions),
-                            _ => (0, false),
-                        };
-                        Ok::<_, std::io::Error>((
-                            nop_id,
-                            st.mailbox.is_pending(),
-                            st.relays.active(),
-                            in_array,
-                        ))
-                    })?
-                    .map_err(io_err)?;
+                let (nop_id, mailbox_touched, relays, array) = borrow_state(&state, |st| {
+                    let nop_id = if nop {
+                        Some(st.executor.yield_now()?)
+                    } else {
+                        None
+                    };
+                    if block {
+                        st.flush_stdout(false)?;
+                    }
+                    // Sandbox frames (ring_relay.rs): the next read goes out
+                    // with this turn; their completions never reach Lua.
+                    st.relays.before_turn(&mut st.executor);
+                    st.executor.turn(block, &mut reaped)?;
+                    st.relays
+                        .after_turn(&mut st.executor, &mut reaped.completions, &mut hand);
+                    // (numbers only: nothing here can run Lua)
+                    let array = match st.completion_array.as_mut() {
+                        Some((arr, true)) => write_completion_array(arr, &reaped.completions),
+                        _ => (0, false),
+                    };
+                    Ok::<_, std::io::Error>((
+                        nop_id,
+                        st.mailbox.is_pending(),
+                        st.relays.active(),
+                        array,
+                    ))
+                })?
+                .map_err(io_err)?;
+                let (in_array, marked) = array;
                 // No borrow of the state is held from here on: creating Lua
                 // values may run finalizers, which may call `rt` functions.
                 // Plain results (numbers: every socket, file and timer op)
