@@ -613,19 +613,41 @@ impl Executor {
     /// streams), which live until the completion is reaped.
     pub(crate) unsafe fn submit(
         &mut self,
-        mut slot: OpSlot,
+        slot: OpSlot,
         build: impl FnOnce(&mut OpSlot) -> squeue::Entry,
     ) -> io::Result<OpId> {
-        if self.fixed_only.is_some() {
-            // fds 0-2 are out of a restricted ring's reach: their slots.
-            slot.map_std(|stream| self.stream_fd(stream));
-        }
-        self.check_reach(&slot)?;
-        let Some((id, slot)) = self.ops.insert(slot) else {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.submit_with(|| slot, build) }
+    }
+
+    /// `submit` of the slot `make` returns, which is made in its place in
+    /// the op table: for the busiest ops (a socket send), where moving
+    /// the slot (~90 bytes) from its making into the table cost copies.
+    ///
+    /// # Safety
+    /// As for [`Executor::submit`].
+    #[inline(always)]
+    pub(crate) unsafe fn submit_with(
+        &mut self,
+        make: impl FnOnce() -> OpSlot,
+        build: impl FnOnce(&mut OpSlot) -> squeue::Entry,
+    ) -> io::Result<OpId> {
+        // The slot goes into the table first and is checked there: checks
+        // between its making and its insertion made the compiler copy it
+        // (~90 bytes) three more times per op (docs/performance.md
+        // "echolua"). A refused slot leaves the table before anything
+        // reaches the kernel.
+        let Some((id, slot)) = self.ops.insert_with(make) else {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 "the executor ran out of operation ids",
             ));
+        };
+        let slot = if self.fixed_only.is_some() || slot.fd_is_fixed() {
+            self.check_reach_in_table(id)?;
+            self.ops.get_mut(id).expect("the slot passed its checks")
+        } else {
+            slot
         };
         let entry = build(slot).user_data(id.to_user_data());
         tracing::trace!(op = id.to_user_data(), opcode = ?entry, "executor: op queued");
@@ -641,12 +663,26 @@ impl Executor {
     /// an op that builds its SQE on an fd number, or (fixed-only) anything
     /// reaching outside the fixed-file table.
     #[inline(always)]
-    fn check_reach(&self, slot: &OpSlot) -> io::Result<()> {
-        // (inlined into every submit: the common case is two tests)
-        if self.fixed_only.is_none() && !slot.fd_is_fixed() {
-            return Ok(());
+    /// `submit`'s checks of a slot already in the table (a fixed-only
+    /// ring, or an fd that is a fixed slot): on a restricted ring fds 0-2
+    /// become their slots; a refused slot is removed again.
+    #[cold]
+    fn check_reach_in_table(&mut self, id: OpId) -> io::Result<()> {
+        if self.fixed_only.is_some() {
+            // fds 0-2 are out of a restricted ring's reach: their slots.
+            let slot = self.ops.get(id).expect("the slot was just inserted");
+            if let Some(stream) = slot.std_target() {
+                let fd = self.stream_fd(stream);
+                let slot = self.ops.get_mut(id).expect("the slot was just inserted");
+                slot.map_std(|_| fd);
+            }
         }
-        self.check_reach_fixed(slot)
+        let slot = self.ops.get(id).expect("the slot was just inserted");
+        if let Err(e) = self.check_reach_fixed(slot) {
+            self.ops.remove(id);
+            return Err(e);
+        }
+        Ok(())
     }
 
     #[cold]
