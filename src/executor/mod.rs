@@ -1451,55 +1451,59 @@ impl Executor {
             }
             return;
         }
-        let Some(mut slot) = self.ops.remove(id) else {
+        // The slot is read where it is and dropped there (`discard`):
+        // moving it out of the table cost two copies of its ~90 bytes
+        // per completion (docs/performance.md "echolua"). Output slots
+        // are taken out: their completion consumes them.
+        let Some(slot) = self.ops.get_mut(id) else {
             tracing::warn!(user_data = data, "completion for an unknown op");
             return;
         };
         slot.completed();
         // io-net: an accepted fd, a received message's sender and fds.
-        self.socket_outputs.completed(id, &mut slot, result);
+        self.socket_outputs.completed(id, slot, result);
         self.socket_outputs.ended(id);
-        match slot.kind {
-            SlotKind::Output { .. } | SlotKind::OutputPoll { .. } => {
-                self.output_completed(id, slot, result);
-            }
-            kind => {
-                if self.output.is_active(id) {
-                    self.output.user_write_done();
-                }
-                let result = match self.inline_results.iter().position(|(i, _)| *i == id) {
-                    Some(k) => self.inline_results.swap_remove(k).1,
-                    None => result,
-                };
-                let result = if kind == SlotKind::Yield && slot.cancelling {
-                    -libc::ECANCELED
-                } else {
-                    result
-                };
-                let fd = (kind == SlotKind::OpensFd && result >= 0).then(|| {
-                    // SAFETY: the kernel just created this fd for this op;
-                    // nothing else knows it.
-                    unsafe { OwnedFd::from_raw_fd(result) }
-                });
-                let (result, output) = if kind == SlotKind::Job && result >= 0 {
-                    match slot.take_job_result() {
-                        Some(Ok(output)) => (0, Some(output)),
-                        Some(Err(errno)) => (-errno, None),
-                        None => (-libc::EIO, None),
-                    }
-                } else {
-                    (result, None)
-                };
-                // A cancelled op's result is delivered too: the fiber must
-                // see a real result that beat the cancellation.
-                out.completions.push(Completion {
-                    id,
-                    result,
-                    fd,
-                    output,
-                });
-            }
+        let kind = slot.kind;
+        if let SlotKind::Output { .. } | SlotKind::OutputPoll { .. } = kind {
+            let slot = self.ops.remove(id).expect("the slot is in the table");
+            self.output_completed(id, slot, result);
+            return;
         }
+        if self.output.is_active(id) {
+            self.output.user_write_done();
+        }
+        let result = match self.inline_results.iter().position(|(i, _)| *i == id) {
+            Some(k) => self.inline_results.swap_remove(k).1,
+            None => result,
+        };
+        let result = if kind == SlotKind::Yield && slot.cancelling {
+            -libc::ECANCELED
+        } else {
+            result
+        };
+        let fd = (kind == SlotKind::OpensFd && result >= 0).then(|| {
+            // SAFETY: the kernel just created this fd for this op;
+            // nothing else knows it.
+            unsafe { OwnedFd::from_raw_fd(result) }
+        });
+        let (result, output) = if kind == SlotKind::Job && result >= 0 {
+            match slot.take_job_result() {
+                Some(Ok(output)) => (0, Some(output)),
+                Some(Err(errno)) => (-errno, None),
+                None => (-libc::EIO, None),
+            }
+        } else {
+            (result, None)
+        };
+        self.ops.discard(id);
+        // A cancelled op's result is delivered too: the fiber must
+        // see a real result that beat the cancellation.
+        out.completions.push(Completion {
+            id,
+            result,
+            fd,
+            output,
+        });
     }
 
     /// Gives up on the ring: everything the kernel may still use is leaked.

@@ -595,6 +595,24 @@ impl OpTable {
         slot
     }
 
+    /// `remove` that drops the slot where it is (no copy of it out).
+    #[inline(always)]
+    pub fn discard(&mut self, id: OpId) {
+        let Some(entry) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if entry.0 != id.generation || entry.1.is_none() {
+            return;
+        }
+        entry.1 = None;
+        // A slot that issued its last generation is never reused: no id
+        // repeats.
+        if entry.0 < MAX_GENERATION {
+            self.free.push(id.index);
+        }
+        self.live -= 1;
+    }
+
     pub fn ids(&self) -> Vec<OpId> {
         self.slots
             .iter()
