@@ -659,13 +659,12 @@ impl Executor {
         Ok(id)
     }
 
-    /// Refuses an op this executor's ring cannot run: a fixed slot given to
-    /// an op that builds its SQE on an fd number, or (fixed-only) anything
-    /// reaching outside the fixed-file table.
-    #[inline(always)]
     /// `submit`'s checks of a slot already in the table (a fixed-only
     /// ring, or an fd that is a fixed slot): on a restricted ring fds 0-2
-    /// become their slots; a refused slot is removed again.
+    /// become their slots; an op this executor's ring cannot run (a fixed
+    /// slot given to an op that builds its SQE on an fd number, or on a
+    /// fixed-only ring anything reaching outside the fixed-file table) is
+    /// refused and its slot removed again.
     #[cold]
     fn check_reach_in_table(&mut self, id: OpId) -> io::Result<()> {
         if self.fixed_only.is_some() {
