@@ -19,6 +19,8 @@ local run_op_inline = IO.run_op_inline
 local run_fast, FAST_STREAM, FAST_SEND = IO.run_fast, IO.FAST_STREAM, IO.FAST_SEND
 -- The primitive a fast receive falls back on (src/modules/fast_io.rs).
 local function recv_slow(_, holder, buf) return P.recv(holder, buf) end
+-- A fast send's (a local: one table lookup less per call in the trace).
+local send_slow = P.send
 local error, type, setmetatable = error, type, setmetatable
 local sbyte, ssub, smatch, srep = string.byte, string.sub, string.match, string.rep
 local tonumber, tostring, pairs = tonumber, tostring, pairs
@@ -361,7 +363,7 @@ function tcp_socket_methods.write_some(self, buf)
   local st = state_of(self, tcp_socket_mt)
   IO.check_write_buffer(buf)
   if type(buf) == 'string' then return run_op_inline(st, P.send, buf) end
-  return run_fast(st, FAST_SEND, P.send, buf)
+  return run_fast(st, FAST_SEND, send_slow, buf)
 end
 
 function tcp_socket_methods.receive(self, buf, flags)
@@ -378,7 +380,7 @@ end
 function tcp_socket_methods.send(self, buf, flags)
   local st = state_of(self, tcp_socket_mt)
   IO.check_write_buffer(buf)
-  if flags == nil and type(buf) ~= 'string' then return run_fast(st, FAST_SEND, P.send, buf) end
+  if flags == nil and type(buf) ~= 'string' then return run_fast(st, FAST_SEND, send_slow, buf) end
   return run_op_inline(st, P.send, buf, check_flags(flags, 3))
 end
 

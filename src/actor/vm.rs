@@ -168,18 +168,25 @@ pub(crate) const COMPLETION_ARRAY_LEN: usize = 512;
 /// completion (a number result) as its id at `2i` and its result at
 /// `2i + 1`, any other as -1 at `2i` (ids are never negative: Lua then
 /// reads it from `rt.completions`). Returns how many of `list` it covered
-/// (those from there on, and the non-plain ones, go into the table).
-fn write_completion_array(arr: &mut [f64], list: &[Completion]) -> usize {
+/// (those from there on, and the non-plain ones, go into the table) and
+/// whether it marked any with -1 (else the turn need not look at the
+/// covered ones again).
+fn write_completion_array(arr: &mut [f64], list: &[Completion]) -> (usize, bool) {
     let covered = list.len().min(arr.len() / 2);
-    for (i, c) in list.iter().enumerate().take(covered).skip(1) {
-        if c.fd.is_none() && c.output.is_none() {
-            arr[2 * i] = c.id.to_f64();
-            arr[2 * i + 1] = f64::from(c.result);
-        } else {
-            arr[2 * i] = -1.0;
+    let mut marked = false;
+    if covered > 1 {
+        let pairs = arr[2..2 * covered].chunks_exact_mut(2);
+        for (pair, c) in pairs.zip(&list[1..covered]) {
+            if c.fd.is_none() && c.output.is_none() {
+                pair[0] = c.id.to_f64();
+                pair[1] = f64::from(c.result);
+            } else {
+                pair[0] = -1.0;
+                marked = true;
+            }
         }
     }
-    covered
+    (covered, marked)
 }
 
 /// Whether fd 1 is a terminal, asked once per process (every VM would
@@ -944,7 +951,7 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                 let mut reaped = reaped_buffer.take();
                 let mut hand =
                     crate::actor::sandboxed::ring_relay::HandOver::new(receiving == Some(true));
-                let (nop_id, mailbox_touched, relays, in_array) = borrow_state(&state, |st| {
+                let (nop_id, mailbox_touched, relays, array) = borrow_state(&state, |st| {
                     let nop_id = if nop {
                         Some(st.executor.yield_now()?)
                     } else {
@@ -960,18 +967,19 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                     st.relays
                         .after_turn(&mut st.executor, &mut reaped.completions, &mut hand);
                     // (numbers only: nothing here can run Lua)
-                    let in_array = match st.completion_array.as_mut() {
+                    let array = match st.completion_array.as_mut() {
                         Some((arr, true)) => write_completion_array(arr, &reaped.completions),
-                        _ => 0,
+                        _ => (0, false),
                     };
                     Ok::<_, std::io::Error>((
                         nop_id,
                         st.mailbox.is_pending(),
                         st.relays.active(),
-                        in_array,
+                        array,
                     ))
                 })?
                 .map_err(io_err)?;
+                let (in_array, marked) = array;
                 // No borrow of the state is held from here on: creating Lua
                 // values may run finalizers, which may call `rt` functions.
                 // Plain results (numbers: every socket, file and timer op)
@@ -1005,7 +1013,16 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                     }
                 }
                 let mut first = (Value::Nil, Value::Nil);
-                for (i, c) in reaped.completions.iter_mut().enumerate() {
+                // Past the first, only non-plain completions are built
+                // here: when the array took every other one as plain,
+                // the first is all there is to look at.
+                let n = reaped.completions.len();
+                let scan = if marked || n > in_array.max(1) {
+                    n
+                } else {
+                    n.min(1)
+                };
+                for (i, c) in reaped.completions[..scan].iter_mut().enumerate() {
                     if i > 0 && plain(c) {
                         continue;
                     }
@@ -1033,7 +1050,6 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
                         completions.raw_set(2 * i + 2, result)?;
                     }
                 }
-                let n = reaped.completions.len();
                 reaped.completions.clear();
                 reaped_buffer.set(reaped);
                 let host_wanted = mailbox_touched || crate::actor::host::host_has_work();
@@ -2540,8 +2556,8 @@ mod tests {
 
     /// The completion array holds completions 1..LEN/2 of a turn: plain
     /// ones as id and result, the others as -1 (read from the table),
-    /// and says how many it covered; entry 0 (the first completion, a
-    /// return value) is left alone.
+    /// and says how many it covered and whether it marked any; entry 0 (the
+    /// first completion, a return value) is left alone.
     #[test]
     fn completion_array_covers_plain_and_marks_the_rest() {
         let completion = |i: u64, fd: bool| Completion {
@@ -2552,14 +2568,22 @@ mod tests {
         };
         let mut arr = vec![-7.0; 8];
         let list: Vec<_> = (0..6).map(|i| completion(i, i == 2)).collect();
-        assert_eq!(write_completion_array(&mut arr, &list), 4);
+        assert_eq!(write_completion_array(&mut arr, &list), (4, true));
         assert_eq!(arr[0..2], [-7.0, -7.0]);
         assert_eq!(arr[2..4], [list[1].id.to_f64(), 1.0]);
         assert_eq!(arr[4], -1.0);
         assert_eq!(arr[6..8], [list[3].id.to_f64(), 3.0]);
         let mut arr = vec![-7.0; 8];
-        assert_eq!(write_completion_array(&mut arr, &list[..2]), 2);
+        assert_eq!(write_completion_array(&mut arr, &list[..2]), (2, false));
         assert_eq!(arr[4..], [-7.0; 4]);
-        assert_eq!(write_completion_array(&mut arr, &[]), 0);
+        // past the non-plain one: nothing marked
+        let mut arr = vec![-7.0; 8];
+        assert_eq!(write_completion_array(&mut arr, &list[3..]), (3, false));
+        assert_eq!(
+            arr[2..6],
+            [list[4].id.to_f64(), 4.0, list[5].id.to_f64(), 5.0]
+        );
+        assert_eq!(write_completion_array(&mut arr, &[]), (0, false));
+        assert_eq!(write_completion_array(&mut arr, &list[..1]), (1, false));
     }
 }

@@ -620,19 +620,41 @@ impl Executor {
     /// streams), which live until the completion is reaped.
     pub(crate) unsafe fn submit(
         &mut self,
-        mut slot: OpSlot,
+        slot: OpSlot,
         build: impl FnOnce(&mut OpSlot) -> squeue::Entry,
     ) -> io::Result<OpId> {
-        if self.fixed_only.is_some() {
-            // fds 0-2 are out of a restricted ring's reach: their slots.
-            slot.map_std(|stream| self.stream_fd(stream));
-        }
-        self.check_reach(&slot)?;
-        let Some((id, slot)) = self.ops.insert(slot) else {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.submit_with(|| slot, build) }
+    }
+
+    /// `submit` of the slot `make` returns, which is made in its place in
+    /// the op table: for the busiest ops (a socket send), where moving
+    /// the slot (~90 bytes) from its making into the table cost copies.
+    ///
+    /// # Safety
+    /// As for [`Executor::submit`].
+    #[inline(always)]
+    pub(crate) unsafe fn submit_with(
+        &mut self,
+        make: impl FnOnce() -> OpSlot,
+        build: impl FnOnce(&mut OpSlot) -> squeue::Entry,
+    ) -> io::Result<OpId> {
+        // The slot goes into the table first and is checked there: checks
+        // between its making and its insertion made the compiler copy it
+        // (~90 bytes) three more times per op (docs/performance.md
+        // "echolua"). A refused slot leaves the table before anything
+        // reaches the kernel.
+        let Some((id, slot)) = self.ops.insert_with(make) else {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 "the executor ran out of operation ids",
             ));
+        };
+        let slot = if self.fixed_only.is_some() || slot.fd_is_fixed() {
+            self.check_reach_in_table(id)?;
+            self.ops.get_mut(id).expect("the slot passed its checks")
+        } else {
+            slot
         };
         let entry = build(slot).user_data(id.to_user_data());
         tracing::trace!(op = id.to_user_data(), opcode = ?entry, "executor: op queued");
@@ -644,16 +666,32 @@ impl Executor {
         Ok(id)
     }
 
-    /// Refuses an op this executor's ring cannot run: a fixed slot given to
-    /// an op that builds its SQE on an fd number, or (fixed-only) anything
-    /// reaching outside the fixed-file table.
+    /// `submit`'s checks of a slot already in the table (a fixed-only
+    /// ring, or an fd that is a fixed slot): on a restricted ring fds 0-2
+    /// become their slots; an op this executor's ring cannot run (a fixed
+    /// slot given to an op that builds its SQE on an fd number, or on a
+    /// fixed-only ring anything reaching outside the fixed-file table) is
+    /// refused and its slot removed again. (Inlined and cold: made a
+    /// call of its own, the compiler outlined `OpSlot`'s drop glue in two
+    /// parts, +18 instructions per completion.)
     #[inline(always)]
-    fn check_reach(&self, slot: &OpSlot) -> io::Result<()> {
-        // (inlined into every submit: the common case is two tests)
-        if self.fixed_only.is_none() && !slot.fd_is_fixed() {
-            return Ok(());
+    #[cold]
+    fn check_reach_in_table(&mut self, id: OpId) -> io::Result<()> {
+        if self.fixed_only.is_some() {
+            // fds 0-2 are out of a restricted ring's reach: their slots.
+            let slot = self.ops.get(id).expect("the slot was just inserted");
+            if let Some(stream) = slot.std_target() {
+                let fd = self.stream_fd(stream);
+                let slot = self.ops.get_mut(id).expect("the slot was just inserted");
+                slot.map_std(|_| fd);
+            }
         }
-        self.check_reach_fixed(slot)
+        let slot = self.ops.get(id).expect("the slot was just inserted");
+        if let Err(e) = self.check_reach_fixed(slot) {
+            self.ops.remove(id);
+            return Err(e);
+        }
+        Ok(())
     }
 
     #[cold]
@@ -1426,7 +1464,11 @@ impl Executor {
             }
             return;
         }
-        let Some(mut slot) = self.ops.remove(id) else {
+        // The slot is read where it is and dropped there (`discard`):
+        // moving it out of the table cost two copies of its ~90 bytes
+        // per completion (docs/performance.md "echolua"). Output slots
+        // are taken out: their completion consumes them.
+        let Some(slot) = self.ops.get_mut(id) else {
             tracing::warn!(user_data = data, "completion for an unknown op");
             return;
         };
@@ -1436,49 +1478,49 @@ impl Executor {
             None => result,
         };
         // io-net: an accepted fd, a received message's sender and fds.
-        self.socket_outputs.completed(id, &mut slot, result);
+        self.socket_outputs.completed(id, slot, result);
         self.socket_outputs.ended(id);
-        match slot.kind {
-            SlotKind::Output { .. } | SlotKind::OutputPoll { .. } => {
-                self.output_completed(id, slot, result);
-            }
-            kind => {
-                if self.output.is_active(id) {
-                    self.output.user_write_done();
-                }
-                let result = match self.inline_results.iter().position(|(i, _)| *i == id) {
-                    Some(k) => self.inline_results.swap_remove(k).1,
-                    None => result,
-                };
-                let result = if kind == SlotKind::Yield && slot.cancelling {
-                    -libc::ECANCELED
-                } else {
-                    result
-                };
-                let fd = (kind == SlotKind::OpensFd && result >= 0).then(|| {
-                    // SAFETY: the kernel just created this fd for this op;
-                    // nothing else knows it.
-                    unsafe { OwnedFd::from_raw_fd(result) }
-                });
-                let (result, output) = if kind == SlotKind::Job && result >= 0 {
-                    match slot.take_job_result() {
-                        Some(Ok(output)) => (0, Some(output)),
-                        Some(Err(errno)) => (-errno, None),
-                        None => (-libc::EIO, None),
-                    }
-                } else {
-                    (result, None)
-                };
-                // A cancelled op's result is delivered too: the fiber must
-                // see a real result that beat the cancellation.
-                out.completions.push(Completion {
-                    id,
-                    result,
-                    fd,
-                    output,
-                });
-            }
+        let kind = slot.kind;
+        if let SlotKind::Output { .. } | SlotKind::OutputPoll { .. } = kind {
+            let slot = self.ops.remove(id).expect("the slot is in the table");
+            self.output_completed(id, slot, result);
+            return;
         }
+        if self.output.is_active(id) {
+            self.output.user_write_done();
+        }
+        let result = match self.inline_results.iter().position(|(i, _)| *i == id) {
+            Some(k) => self.inline_results.swap_remove(k).1,
+            None => result,
+        };
+        let result = if kind == SlotKind::Yield && slot.cancelling {
+            -libc::ECANCELED
+        } else {
+            result
+        };
+        let fd = (kind == SlotKind::OpensFd && result >= 0).then(|| {
+            // SAFETY: the kernel just created this fd for this op;
+            // nothing else knows it.
+            unsafe { OwnedFd::from_raw_fd(result) }
+        });
+        let (result, output) = if kind == SlotKind::Job && result >= 0 {
+            match slot.take_job_result() {
+                Some(Ok(output)) => (0, Some(output)),
+                Some(Err(errno)) => (-errno, None),
+                None => (-libc::EIO, None),
+            }
+        } else {
+            (result, None)
+        };
+        self.ops.discard(id);
+        // A cancelled op's result is delivered too: the fiber must
+        // see a real result that beat the cancellation.
+        out.completions.push(Completion {
+            id,
+            result,
+            fd,
+            output,
+        });
     }
 
     /// Gives up on the ring: everything the kernel may still use is leaked.

@@ -54,8 +54,12 @@ impl OpId {
     }
 
     /// The id as a Lua number (exact: fewer than 54 bits are used).
+    /// Converted as an `i64` (the id never reaches bit 63): x86-64 turns
+    /// a signed conversion into one instruction, an unsigned one into a
+    /// branch and several (this runs for every op and completion).
+    #[inline(always)]
     pub fn to_f64(self) -> f64 {
-        self.to_user_data() as f64
+        self.to_user_data() as i64 as f64
     }
 
     pub fn from_f64(n: f64) -> Option<Self> {
@@ -262,6 +266,20 @@ impl OpSlot {
         Self::with(Resource::Buffer(buf))
     }
 
+    /// `OpSlot::buffer(buf).on_target(fd)` in one value (no copy between
+    /// the two steps).
+    #[inline(always)]
+    pub(crate) fn buffer_on_target(buf: OpBuffer, fd: &OpFd) -> Self {
+        Self {
+            resource: Resource::Buffer(buf),
+            fd: Some(fd.clone()),
+            closing_fd: None,
+            kind: SlotKind::Plain,
+            cancelling: false,
+            accepts_fixed: true,
+        }
+    }
+
     pub(crate) fn path(path: CString) -> Self {
         Self::with(Resource::Path(path))
     }
@@ -286,6 +304,15 @@ impl OpSlot {
     pub(crate) fn map_std(&mut self, to: impl FnOnce(StdStream) -> OpFd) {
         if let (true, Some(OpFd::Std(stream))) = (self.accepts_fixed, &self.fd) {
             self.fd = Some(to(*stream));
+        }
+    }
+
+    /// The standard stream an op that builds its SQE from
+    /// [`OpSlot::target`] acts on, if any (what `map_std` replaces).
+    pub(crate) fn std_target(&self) -> Option<StdStream> {
+        match (self.accepts_fixed, &self.fd) {
+            (true, Some(OpFd::Std(stream))) => Some(*stream),
+            _ => None,
         }
     }
 
@@ -527,6 +554,13 @@ impl OpTable {
     /// (2^53 ops: unreachable in practice).
     #[inline(always)]
     pub fn insert(&mut self, slot: OpSlot) -> Option<(OpId, &mut OpSlot)> {
+        self.insert_with(|| slot)
+    }
+
+    /// `insert` of the slot `make` returns, written straight into its
+    /// entry (not made elsewhere and moved in).
+    #[inline(always)]
+    pub fn insert_with(&mut self, make: impl FnOnce() -> OpSlot) -> Option<(OpId, &mut OpSlot)> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -543,7 +577,15 @@ impl OpTable {
             index,
             generation: entry.0,
         };
-        Some((id, entry.1.insert(slot)))
+        // (the entry is empty: nothing to drop)
+        Some((id, entry.1.insert(make())))
+    }
+
+    pub fn get(&self, id: OpId) -> Option<&OpSlot> {
+        match self.slots.get(id.index as usize) {
+            Some((generation, Some(slot))) if *generation == id.generation => Some(slot),
+            _ => None,
+        }
     }
 
     pub fn get_mut(&mut self, id: OpId) -> Option<&mut OpSlot> {
@@ -566,6 +608,24 @@ impl OpTable {
         }
         self.live -= 1;
         slot
+    }
+
+    /// `remove` that drops the slot where it is (no copy of it out).
+    #[inline(always)]
+    pub fn discard(&mut self, id: OpId) {
+        let Some(entry) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if entry.0 != id.generation || entry.1.is_none() {
+            return;
+        }
+        entry.1 = None;
+        // A slot that issued its last generation is never reused: no id
+        // repeats.
+        if entry.0 < MAX_GENERATION {
+            self.free.push(id.index);
+        }
+        self.live -= 1;
     }
 
     pub fn ids(&self) -> Vec<OpId> {

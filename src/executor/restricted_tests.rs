@@ -226,6 +226,36 @@ fn ops_reaching_outside_the_table_are_refused_with_eperm() {
     assert_eq!(rig.ex.in_flight(), 0);
 }
 
+/// A send is checked after its slot went into the op table
+/// (`Executor::submit_with`): a refused one leaves nothing there, and the
+/// next op (a send on a fixed slot) runs and completes as usual.
+#[test]
+fn a_refused_send_leaves_no_slot_and_the_next_op_runs() {
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let b: OwnedFd = b.into();
+    let mut rig = rig(Some(&b));
+    let plain = OpFd::owned(a.try_clone().unwrap().into());
+    let refused = rig
+        .ex
+        .send(&plain, OpBuffer::Owned(b"never".to_vec().into()), 0)
+        .unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(libc::EPERM));
+    assert_eq!(rig.ex.in_flight(), 0);
+    let id = rig
+        .ex
+        .send(
+            &OpFd::Fixed(DATA_SLOT),
+            OpBuffer::Owned(b"hello".to_vec().into()),
+            0,
+        )
+        .unwrap();
+    assert_eq!(reap_n(&mut rig.ex, 1), vec![(id, 5)]);
+    assert_eq!(rig.ex.in_flight(), 0);
+    let mut got = [0; 5];
+    (&a).read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello");
+}
+
 /// The ring's fd as an `OwnedFd` dup (post_wake borrows an fd).
 fn unsafe_borrow(ring: &IoUring) -> OwnedFd {
     // SAFETY: the ring's fd is open for `ring`'s life; dup makes our own.

@@ -419,12 +419,15 @@ impl Executor {
     pub fn send(&mut self, fd: &OpFd, buf: OpBuffer, flags: i32) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
-            self.submit(OpSlot::buffer(buf).on_target(fd), |slot| {
-                let (ptr, len) = slot.buffer_mut_ptr(0);
-                on_target!(slot, |t| opcode::Send::new(t, ptr, len)
-                    .flags(flags | libc::MSG_NOSIGNAL)
-                    .build())
-            })
+            self.submit_with(
+                || OpSlot::buffer_on_target(buf, fd),
+                |slot| {
+                    let (ptr, len) = slot.buffer_mut_ptr(0);
+                    on_target!(slot, |t| opcode::Send::new(t, ptr, len)
+                        .flags(flags | libc::MSG_NOSIGNAL)
+                        .build())
+                },
+            )
         }
     }
 

@@ -394,6 +394,37 @@ fn an_opened_fd_that_nobody_receives_is_closed() {
 
 // ---- op ids ---------------------------------------------------------------
 
+/// `discard` (the reap's in-place drop) frees a slot once: a stale id,
+/// or the same id again, changes nothing, so the index is not handed
+/// out twice.
+#[test]
+fn discarding_a_slot_frees_its_index_once() {
+    let mut table = ops::OpTable::default();
+    let (a, _) = table.insert(OpSlot::bare()).unwrap();
+    let fd = OpFd::owned(std::fs::File::open("/dev/null").unwrap().into());
+    let (b, _) = table
+        .insert_with(|| OpSlot::buffer_on_target(OpBuffer::Owned(vec![0; 4].into()), &fd))
+        .unwrap();
+    assert_eq!(table.len(), 2);
+    table.discard(a);
+    assert!(table.get(a).is_none());
+    assert_eq!(table.len(), 1);
+    table.discard(a);
+    assert_eq!(table.len(), 1);
+    let (c, _) = table.insert(OpSlot::bare()).unwrap();
+    let (d, _) = table.insert(OpSlot::bare()).unwrap();
+    assert_eq!(
+        c.to_user_data() as u32,
+        a.to_user_data() as u32,
+        "a's index is reused"
+    );
+    assert_ne!(c, a, "with a new generation");
+    assert_ne!(d.to_user_data() as u32, c.to_user_data() as u32);
+    assert!(table.get(b).is_some());
+    table.discard(b);
+    assert_eq!(table.len(), 2);
+}
+
 #[test]
 fn op_ids_never_repeat_across_a_generation_wrap() {
     let mut ex = Executor::new().unwrap();
