@@ -1477,6 +1477,7 @@ impl Executor {
             Some(stream) => self.stream_cqe(&stream, result, flags, true),
             None => result,
         };
+        let slot = self.ops.get_mut(id).expect("the slot is in the table");
         // io-net: an accepted fd, a received message's sender and fds.
         self.socket_outputs.completed(id, slot, result);
         self.socket_outputs.ended(id);
