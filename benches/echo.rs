@@ -65,6 +65,9 @@ use std::time::{Duration, Instant};
 const MESSAGE_LEN: usize = 64;
 const SERVER_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
+/// Set once the load generator runs pinned to `LOAD_CPU`: each server is
+/// then pinned to `SERVER_CPU`.
+static LOAD_PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// How long a server may take to start listening, and how long the load may
 /// go without any completion before the run is declared stuck.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -739,7 +742,7 @@ struct Running {
 /// on `port`. With `wrapped`, `cmd` is a counter whose only child is the
 /// server.
 fn start_server(mut cmd: Command, port: u16, wrapped: bool) -> Result<Running, String> {
-    if usable_cpus() >= 2 {
+    if LOAD_PINNED.load(std::sync::atomic::Ordering::Relaxed) {
         pin_command(&mut cmd, SERVER_CPU);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
@@ -977,7 +980,11 @@ fn main() {
     let conns: usize = env_or("LURING_BENCH_CONNS", 50usize).max(1);
     let runs = io_common::runs();
     let counter = Counter::pick();
+    // (`usable_cpus` looks at this thread's affinity: asked after the pin
+    // below it says 1, and the servers then ran on the load generator's
+    // CPU, inheriting its affinity)
     let pinned = usable_cpus() >= 2 && pin_current_thread(LOAD_CPU);
+    LOAD_PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
     println!(
         "echo: {conns} connections x {MESSAGE_LEN}-byte messages, {secs} s per run, {runs} runs; \
          server on CPU {SERVER_CPU}, load generator (one io_uring thread) on CPU {LOAD_CPU}{}",
