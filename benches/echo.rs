@@ -31,6 +31,9 @@
 //!
 //! Settings (environment): LURING_BENCH_SECS (10), LURING_BENCH_RUNS (5),
 //! LURING_BENCH_CONNS (50), LURING_BENCH_SYSCALL_SECS (min(SECS, 3)),
+//! LURING_BENCH_SERVER_CPU (0; 1 puts each server on the load generator's
+//! CPU, where every echo figure before 2026-12-04 09:00 UTC was measured:
+//! docs/performance.md "echoflush"),
 //! LURING_BENCH_SYSCALL_COUNTER (`perf`, `strace` or `none`; default perf if
 //! it works, else strace), LURING_BENCH_REF_BIN (another `luring` binary,
 //! say main's, served as `luring-ref` in the same runs: an A/B within one
@@ -63,11 +66,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MESSAGE_LEN: usize = 64;
+/// The servers' CPU unless LURING_BENCH_SERVER_CPU says otherwise.
 const SERVER_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
-/// Set once the load generator runs pinned to `LOAD_CPU`: each server is
-/// then pinned to `SERVER_CPU`.
-static LOAD_PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The CPU each server is pinned to, set once the load generator runs
+/// pinned to `LOAD_CPU` (`usize::MAX`: none).
+static SERVER_PIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
 /// How long a server may take to start listening, and how long the load may
 /// go without any completion before the run is declared stuck.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -742,8 +746,9 @@ struct Running {
 /// on `port`. With `wrapped`, `cmd` is a counter whose only child is the
 /// server.
 fn start_server(mut cmd: Command, port: u16, wrapped: bool) -> Result<Running, String> {
-    if LOAD_PINNED.load(std::sync::atomic::Ordering::Relaxed) {
-        pin_command(&mut cmd, SERVER_CPU);
+    let cpu = SERVER_PIN.load(std::sync::atomic::Ordering::Relaxed);
+    if cpu != usize::MAX {
+        pin_command(&mut cmd, cpu);
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     let mut process = cmd
@@ -980,14 +985,18 @@ fn main() {
     let conns: usize = env_or("LURING_BENCH_CONNS", 50usize).max(1);
     let runs = io_common::runs();
     let counter = Counter::pick();
-    // (`usable_cpus` looks at this thread's affinity: asked after the pin
-    // below it says 1, and the servers then ran on the load generator's
-    // CPU, inheriting its affinity)
+    // Asked once, before the pin: `usable_cpus` reads this thread's
+    // affinity, and asked after it said 1, so that no server was pinned and
+    // each shared the load generator's CPU (docs/performance.md
+    // "echoflush").
     let pinned = usable_cpus() >= 2 && pin_current_thread(LOAD_CPU);
-    LOAD_PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
+    let server_cpu: usize = env_or("LURING_BENCH_SERVER_CPU", SERVER_CPU);
+    if pinned {
+        SERVER_PIN.store(server_cpu, std::sync::atomic::Ordering::Relaxed);
+    }
     println!(
         "echo: {conns} connections x {MESSAGE_LEN}-byte messages, {secs} s per run, {runs} runs; \
-         server on CPU {SERVER_CPU}, load generator (one io_uring thread) on CPU {LOAD_CPU}{}",
+         server on CPU {server_cpu}, load generator (one io_uring thread) on CPU {LOAD_CPU}{}",
         if pinned {
             ""
         } else {
