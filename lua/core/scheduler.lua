@@ -92,10 +92,6 @@ local runq, rq_n, spare = {}, 0, {}
 -- Fibers of the batch being run that come after the running one.
 local batch_rest = 0
 local current            -- fiber record running now (nil in the scheduler)
--- Coroutines created by user code (coroutine.create/wrap); every other
--- thread is a fiber's or the scheduler's. (Marking the user's rather than
--- the fibers' keeps no table sized by the peak number of fibers.)
-local user_co = setmetatable({}, { __mode = 'k' })
 local vm_report_printed = false
 -- Forbid-suspend levels plus interrupted fibers, over unfinished fibers:
 -- while zero, this_fiber.yield can skip reading those fields.
@@ -1343,50 +1339,49 @@ end
 
 -- coroutine.* and string.gsub are stubs until a VM first calls one of
 -- them: lua/core/coroutines.lua then loads (`K.load_lazy_chunk`, a plain C
--- function, so also in a finalizer while the VM closes) with `S`, the
--- scheduler state it shares. A load that fails (out of memory) is tried
--- again by the next call. The runtime's own code calls the raw gsub.
+-- function, so also in a finalizer while the VM closes) with the scheduler
+-- state it shares, as arguments (built only then: a table of named fields
+-- kept its ~20 names, its hash part and four closures in every VM). A load
+-- that fails (out of memory) is tried again by the next call. The
+-- runtime's own code calls the raw gsub.
 local coroutine_functions
-local S = {
-  co_create = co_create, co_resume = co_resume, co_yield = co_yield, co_status = co_status,
-  co_running = co_running, co_isyieldable = co_isyieldable,
-  raw_pcall = raw_pcall, raw_gsub = raw_gsub,
-  SUSPEND = SUSPEND, YIELDED = YIELDED, NOP_WAIT = NOP_WAIT, TERMINATE = TERMINATE,
-  NOT_ENOUGH_MEMORY = NOT_ENOUGH_MEMORY,
-  emergency_gc = emergency_gc, thread_scopes = thread_scopes, run_handlers = run_handlers,
-  user_co = user_co,
-  set_c_depth = function(d) c_depth = d end,
-  -- One more call that recurses through C: the depth before it, or nil
-  -- past C_DEPTH_LIMIT.
-  enter_c = function()
-    local d = c_depth
-    if d >= C_DEPTH_LIMIT then return nil end
-    c_depth = d + 1
-    return d
-  end,
-  -- enter_c for a resume, which is also counted in c_resumes (true as the
-  -- second result) where the fiber cannot suspend.
-  enter_resume = function()
-    local d = c_depth
-    if d >= C_DEPTH_LIMIT then return nil end
-    c_depth = d + 1
-    if c_resumes > 0 or not co_isyieldable() then
-      c_resumes = c_resumes + 1
-      return d, true
-    end
-    return d, false
-  end,
-  leave_counted_resume = function(d)
-    c_depth = d
-    c_resumes = c_resumes - 1
-  end,
-  current = K.fiber_or_nil,
-}
+local function load_coroutines()
+  return K.load_lazy_chunk(REAL_G, 'coroutines')(K, co_create, co_resume, co_yield, co_status,
+    co_running, co_isyieldable, raw_pcall, raw_gsub, SUSPEND, YIELDED, NOP_WAIT, TERMINATE,
+    NOT_ENOUGH_MEMORY, emergency_gc, thread_scopes, run_handlers, K.fiber_or_nil,
+    -- set_c_depth(d)
+    function(d) c_depth = d end,
+    -- enter_c(): one more call that recurses through C: the depth before
+    -- it, or nil past C_DEPTH_LIMIT.
+    function()
+      local d = c_depth
+      if d >= C_DEPTH_LIMIT then return nil end
+      c_depth = d + 1
+      return d
+    end,
+    -- enter_resume(): enter_c for a resume, which is also counted in
+    -- c_resumes (true as the second result) where the fiber cannot suspend.
+    function()
+      local d = c_depth
+      if d >= C_DEPTH_LIMIT then return nil end
+      c_depth = d + 1
+      if c_resumes > 0 or not co_isyieldable() then
+        c_resumes = c_resumes + 1
+        return d, true
+      end
+      return d, false
+    end,
+    -- leave_counted_resume(d)
+    function(d)
+      c_depth = d
+      c_resumes = c_resumes - 1
+    end)
+end
 local function lazy_coroutine_function(name)
   return function(...)
     local c = coroutine_functions
     if not c then
-      c = K.load_lazy_chunk(REAL_G, 'coroutines')(K, S)
+      c = load_coroutines()
       coroutine_functions = c
     end
     return c[name](...)
