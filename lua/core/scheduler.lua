@@ -587,17 +587,6 @@ K.shots = { await = await_shot, unwatch = unwatch_shot, yield_ready = yield_read
 ---------------------------------------------------------------------------
 -- Fiber records and handles
 local pool, pool_n = {}, 0
-local fiber_handle_base = newproxy(true)
-local fiber_hmt = getmetatable(fiber_handle_base)
-fiber_hmt.__metatable = 'fiber'
--- A handle's userdata environment is its fiber record. Anything else gets
--- EINVAL: the env of another value (a user function's globals, ...) must
--- never be taken for a record.
-local raw_getmetatable = K.debug.getmetatable
-local function record_of_handle(h)
-  if raw_getmetatable(h) ~= fiber_hmt then raise_errno(E.EINVAL, 1) end
-  return getfenv_u(h)
-end
 
 local report_panic
 
@@ -761,28 +750,19 @@ function K.new_fiber(fn, args, opts)
   return new_fiber_job(fn, opts)
 end
 
-local function make_handle(f)
-  local h = newproxy(fiber_handle_base)
-  setfenv_u(h, f)
-  return h
-end
-
 -- Fibers waiting in join, by the fiber they join (kept out of the records
 -- so that joining adds no field). Module fibers use the `joiner` field.
 local joiners = {}
 
-local function joined(t)
-  local r = t[RESULTS]
-  return r == JOINED_OK or r == JOINED_CAUGHT
-end
-
--- The handle methods (join, detach, interrupt, joinable, ...) and most
--- this_fiber functions are lua/core/fibers.lua, loaded the first time a
--- VM needs one (`K.load_lazy_chunk`, a plain C function, so also in a
--- finalizer while the VM closes) with the scheduler state it shares, as
--- arguments (not a table of named fields: each field name would be one
--- more string every VM keeps, docs/performance.md "rss-str"). A load that
--- fails (out of memory) is tried again next time.
+-- Fiber handles (`spawn`, their metatable and finalizer, the methods join,
+-- detach, interrupt, joinable, ...) and most this_fiber functions are
+-- lua/core/fibers.lua, loaded the first time a VM needs one (`spawn`, a
+-- this_fiber field; an idle actor never does) through
+-- `K.load_lazy_chunk`, a plain C function, so also in a finalizer while
+-- the VM closes, with the scheduler state it shares, as arguments (not a
+-- table of named fields: each field name would be one more string every
+-- VM keeps, docs/performance.md "rss-str"). A load that fails (out of
+-- memory) is tried again next time.
 local fiber_api
 local function add_guards(n) guards = guards + n end
 local function report_panic_late(f) return report_panic(f) end
@@ -790,42 +770,16 @@ local function load_fiber_api()
   local api = fiber_api
   if not api then
     api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT,
-      record_of_handle, joiners, add_guards, report_panic_late, joined, no_fiber, LOG, log)
+      joiners, add_guards, report_panic_late, no_fiber, LOG, log, new_fiber_job, pack,
+      function() return run_over end, VM_CLOSING)
     fiber_api = api
   end
   return api
 end
 
-fiber_hmt.__index = function(h, k)
-  local api = fiber_api or load_fiber_api()
-  local m = api.methods[k]
-  if m then return m end
-  local p = api.props[k]
-  if p then return p(record_of_handle(h)) end
-  raise_core('bad_index', 'index', 2)
-end
-fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
--- Runs at any moment (inside another fiber, in the scheduler, while the VM
--- closes): it touches only the record, and reports protected.
-fiber_hmt.__gc = function(h)
-  if h == fiber_handle_base then return end -- the prototype has no record
-  local t = getfenv_u(h)
-  if not t.detached and not joined(t) then
-    t.detached = true
-    if t[RESULTS] == FAILED and not is_interrupted(t.err) then
-      report_panic(t)
-    end
-  end
-end
-
-function spawn(fn, ...)
-  if type(fn) ~= 'function' then
-    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
-  end
-  -- (a finalizer run while the VM closes: the fiber could never run)
-  if run_over then error(VM_CLOSING, 0) end
-  local f = new_fiber_job(select('#', ...) > 0 and pack(fn, ...) or fn, nil)
-  return make_handle(f)
+-- A tail call: the real spawn's error levels count from the user's call.
+function spawn(...)
+  return (fiber_api or load_fiber_api()).spawn(...)
 end
 
 ---------------------------------------------------------------------------
