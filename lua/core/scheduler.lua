@@ -318,49 +318,69 @@ local function run_handlers(s, bound)
   if f then f.int_disabled = f.int_disabled - 1 end
 end
 
-function scope_cleanup_push(h)
-  if type(h) ~= 'function' then raise_errno(E.EINVAL, 1) end
-  local s = thread_scopes()
-  s.n = s.n + 1
-  s[s.n] = h
-  scope_pushes = scope_pushes + 1
+---------------------------------------------------------------------------
+-- Fiber-aware pcall and xpcall (coroutine.* below)
+-- The end of a failed pcall or xpcall (see scope_tail).
+local function pcall_failed(s, n0, e)
+  if e == NOT_ENOUGH_MEMORY then emergency_gc() end
+  if s.n > n0 then run_handlers(s, n0) end
+  return false, normalize_error(e)
 end
 
-function scope_cleanup_pop(execute)
-  local s = thread_scopes()
-  if s.n <= s.bound then raise_core('unmatched_scope_cleanup') end
-  local h = s[s.n]
-  s[s.n] = nil
-  s.n = s.n - 1
-  if execute == nil or execute then
-    local f = current
-    if f then f.int_disabled = f.int_disabled + 1 end
-    local ok = raw_pcall(h)
-    if f then f.int_disabled = f.int_disabled - 1 end
-    if not ok then forced_close() end
-  end
-end
-
--- The end of a scope that began with `outer` as the bound and `n0`
--- handlers: the outer bound comes back first, so the handlers run in the
--- enclosing scope. The C depth is restored on success too: a counted call
--- left by an error caught outside the runtime's wrappers (a finalizer's)
--- must not stay counted.
-local function scope_tail(s, outer, n0, depth, ok, e)
+-- The success path is kept to a few bytecodes: when a pcall'd function
+-- calls C (an I/O fast path), LuaJIT cannot compile the return through
+-- the pcall frame, so what follows it runs in the interpreter.
+local function pcall_tail(s, outer, n0, pushes, depth, ok, ...)
   s.bound = outer
   c_depth = depth
-  if not ok and e == NOT_ENOUGH_MEMORY then emergency_gc() end
+  if ok and pushes == scope_pushes then return true, ... end
+  if not ok then return pcall_failed(s, n0, (...)) end
   if s.n > n0 then run_handlers(s, n0) end
-  if not ok then error(normalize_error(e), 0) end
+  return true, ...
 end
 
-function scope(f)
-  if type(f) ~= 'function' then raise_errno(E.EINVAL, 1) end
+function pcall(fn, ...)
+  -- (an interrupted fiber is counted in guards: while zero, no field of
+  -- the record needs a look)
+  local f = current
+  if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   local s = thread_scopes()
   local outer, n0 = s.bound, s.n
   s.bound = n0
-  return scope_tail(s, outer, n0, c_depth, raw_pcall(f))
+  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_pcall(fn, ...))
 end
+
+
+-- scope, scope_cleanup_push, scope_cleanup_pop and xpcall are stubs
+-- until a VM first calls one of them: lua/core/scopes.lua then loads
+-- (`K.load_lazy_chunk`, a plain C function, so also in a finalizer while
+-- the VM closes) and the stub tail-calls the real function (error levels
+-- count from the user's call as before). A load that fails (out of
+-- memory) is tried again by the next call. `pcall` stays here: the
+-- runtime's hot paths run through it.
+local scope_functions
+local function load_scopes()
+  return K.load_lazy_chunk(REAL_G, 'scopes')(K, raw_pcall, raw_xpcall, thread_scopes,
+    run_handlers, forced_close, emergency_gc, NOT_ENOUGH_MEMORY, K.fiber_or_nil, pcall_tail,
+    -- state(): what a scope or an xpcall starts from
+    function() return c_depth, scope_pushes, guards end,
+    -- set_c_depth(d)
+    function(d) c_depth = d end,
+    -- one more cleanup handler pushed, in any thread (see scope_pushes)
+    function() scope_pushes = scope_pushes + 1 end)
+end
+local function lazy_scope_function(name)
+  return function(...)
+    local fns = scope_functions
+    if not fns then
+      fns = load_scopes()
+      scope_functions = fns
+    end
+    return fns[name](...)
+  end
+end
+scope, scope_cleanup_push = lazy_scope_function('scope'), lazy_scope_function('scope_cleanup_push')
+scope_cleanup_pop, xpcall = lazy_scope_function('scope_cleanup_pop'), lazy_scope_function('xpcall')
 
 ---------------------------------------------------------------------------
 -- Suspension points
@@ -1245,51 +1265,6 @@ local this_fiber_mt = {
   __metatable = 'this_fiber',
 }
 K.this_fiber_mt = this_fiber_mt
-
----------------------------------------------------------------------------
--- Fiber-aware pcall, xpcall and coroutine.*
--- The end of a failed pcall or xpcall (see scope_tail).
-local function pcall_failed(s, n0, e)
-  if e == NOT_ENOUGH_MEMORY then emergency_gc() end
-  if s.n > n0 then run_handlers(s, n0) end
-  return false, normalize_error(e)
-end
-
--- The success path is kept to a few bytecodes: when a pcall'd function
--- calls C (an I/O fast path), LuaJIT cannot compile the return through
--- the pcall frame, so what follows it runs in the interpreter.
-local function pcall_tail(s, outer, n0, pushes, depth, ok, ...)
-  s.bound = outer
-  c_depth = depth
-  if ok and pushes == scope_pushes then return true, ... end
-  if not ok then return pcall_failed(s, n0, (...)) end
-  if s.n > n0 then run_handlers(s, n0) end
-  return true, ...
-end
-
-function pcall(fn, ...)
-  -- (an interrupted fiber is counted in guards: while zero, no field of
-  -- the record needs a look)
-  local f = current
-  if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
-  local s = thread_scopes()
-  local outer, n0 = s.bound, s.n
-  s.bound = n0
-  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_pcall(fn, ...))
-end
-
-function xpcall(fn, handler, ...)
-  local f = current
-  if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
-  local h = handler
-  if type(handler) == 'function' then
-    h = function(e) return handler(normalize_error(e)) end
-  end
-  local s = thread_scopes()
-  local outer, n0 = s.bound, s.n
-  s.bound = n0
-  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_xpcall(fn, h, ...))
-end
 
 -- coroutine.* and string.gsub are stubs until a VM first calls one of
 -- them: lua/core/coroutines.lua then loads (`K.load_lazy_chunk`, a plain C

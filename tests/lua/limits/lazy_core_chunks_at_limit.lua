@@ -1,6 +1,6 @@
 -- options: --memory-limit 16M
 -- coroutine.*, string.gsub, spawn and fiber handles, this_fiber's
--- functions besides yield, the user's load, loadstring, getfenv, setfenv
+-- functions besides yield, scope, scope_cleanup_push/pop and xpcall, the user's load, loadstring, getfenv, setfenv
 -- and newproxy, and builtin modules such as mutex, load their
 -- code on first use (lazy core chunks):
 -- at the memory limit that first use fails with a catchable "not enough
@@ -30,6 +30,7 @@ local gsub_ok, gsub_err = at_limit(string.gsub, 'ab', '%w', replace)
 local forbid_ok, forbid_err = at_limit(forbid)
 local spawn_ok, spawn_err = at_limit(spawn, body)
 local mutex_ok, mutex_err = at_limit(require, 'mutex')
+local scope_ok, scope_err = at_limit(scope, body)
 local load_ok, load_err = at_limit(loadstring, 'return 1')
 hog = nil
 collectgarbage()
@@ -41,6 +42,7 @@ print('gsub at the limit', gsub_ok, memory_error(gsub_err))
 print('this_fiber at the limit', forbid_ok, memory_error(forbid_err))
 print('spawn at the limit', spawn_ok, memory_error(spawn_err))
 print('mutex at the limit', mutex_ok, memory_error(mutex_err))
+print('scope at the limit', scope_ok, memory_error(scope_err))
 print('loadstring at the limit', load_ok, memory_error(load_err))
 print('wrap after', coroutine.wrap(function(a) return coroutine.yield(a) end)('ran'))
 print('gsub after', ('ab'):gsub('%w', string.upper))
@@ -50,5 +52,7 @@ this_fiber.forbid_suspend()
 this_fiber.allow_suspend()
 print('this_fiber after', this_fiber.is_main)
 print('mutex after', type(require('mutex').new))
+print('scope after', pcall(scope, function() scope_cleanup_push(body) end))
+print('xpcall after', xpcall(body, print))
 print('loadstring after', loadstring('return 1')(), getfenv(1) == _G, newproxy() ~= nil)
 print('setfenv after', pcall(setfenv, print, {}))
