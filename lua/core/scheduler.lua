@@ -351,36 +351,8 @@ function pcall(fn, ...)
 end
 
 
--- scope, scope_cleanup_push, scope_cleanup_pop and xpcall are stubs
--- until a VM first calls one of them: lua/core/scopes.lua then loads
--- (`K.load_lazy_chunk`, a plain C function, so also in a finalizer while
--- the VM closes) and the stub tail-calls the real function (error levels
--- count from the user's call as before). A load that fails (out of
--- memory) is tried again by the next call. `pcall` stays here: the
--- runtime's hot paths run through it.
-local scope_functions
-local function load_scopes()
-  return K.load_lazy_chunk(REAL_G, 'scopes')(K, raw_pcall, raw_xpcall, thread_scopes,
-    run_handlers, forced_close, emergency_gc, NOT_ENOUGH_MEMORY, K.fiber_or_nil, pcall_tail,
-    -- state(): what a scope or an xpcall starts from
-    function() return c_depth, scope_pushes, guards end,
-    -- set_c_depth(d)
-    function(d) c_depth = d end,
-    -- one more cleanup handler pushed, in any thread (see scope_pushes)
-    function() scope_pushes = scope_pushes + 1 end)
-end
-local function lazy_scope_function(name)
-  return function(...)
-    local fns = scope_functions
-    if not fns then
-      fns = load_scopes()
-      scope_functions = fns
-    end
-    return fns[name](...)
-  end
-end
-scope, scope_cleanup_push = lazy_scope_function('scope'), lazy_scope_function('scope_cleanup_push')
-scope_cleanup_pop, xpcall = lazy_scope_function('scope_cleanup_pop'), lazy_scope_function('xpcall')
+-- (xpcall, scope, scope_cleanup_push and scope_cleanup_pop: lua/core/scopes.lua,
+-- loaded on first use, see "Lazily loaded functions" below)
 
 ---------------------------------------------------------------------------
 -- Suspension points
@@ -1266,20 +1238,36 @@ local this_fiber_mt = {
 }
 K.this_fiber_mt = this_fiber_mt
 
--- coroutine.* and string.gsub are stubs until a VM first calls one of
--- them: lua/core/coroutines.lua then loads (`K.load_lazy_chunk`, a plain C
--- function, so also in a finalizer while the VM closes) with the scheduler
--- state it shares, as arguments (built only then: a table of named fields
--- kept its ~20 names, its hash part and four closures in every VM). A load
--- that fails (out of memory) is tried again by the next call. The
--- runtime's own code calls the raw gsub.
-local coroutine_functions
-local function load_coroutines()
-  return K.load_lazy_chunk(REAL_G, 'coroutines')(K, co_create, co_resume, co_yield, co_status,
-    co_running, co_isyieldable, raw_pcall, raw_gsub, SUSPEND, YIELDED, NOP_WAIT, TERMINATE,
-    NOT_ENOUGH_MEMORY, emergency_gc, thread_scopes, run_handlers, K.fiber_or_nil,
-    -- set_c_depth(d)
-    function(d) c_depth = d end,
+---------------------------------------------------------------------------
+-- Lazily loaded functions: coroutine.* and string.gsub
+-- (lua/core/coroutines.lua), scope, scope_cleanup_push, scope_cleanup_pop
+-- and xpcall (lua/core/scopes.lua) are stubs until a VM first calls one
+-- of them (most actors never do): the chunk then loads
+-- (`K.load_lazy_chunk`, a plain C function, so also in a finalizer while
+-- the VM closes) with the scheduler state it shares, as arguments (built
+-- only then: a table of named fields kept its names and hash part in
+-- every VM), and the stub tail-calls the real function (error levels
+-- count from the user's call as before). A load that fails (out of
+-- memory) is tried again by the next call. The runtime's own code calls
+-- the raw gsub; `pcall` stays above (the runtime's hot paths run through
+-- it).
+local lazy_loaded = {} -- chunk name -> its functions, once loaded
+local function load_lazy_functions(chunk)
+  local run = K.load_lazy_chunk(REAL_G, chunk)
+  local function set_c_depth(d) c_depth = d end
+  if chunk == 'scopes' then
+    return run(K, raw_pcall, raw_xpcall, thread_scopes, run_handlers, forced_close,
+      emergency_gc, NOT_ENOUGH_MEMORY, K.fiber_or_nil, pcall_tail,
+      -- state(): what a scope or an xpcall starts from
+      function() return c_depth, scope_pushes, guards end,
+      set_c_depth,
+      -- one more cleanup handler pushed, in any thread (see scope_pushes)
+      function() scope_pushes = scope_pushes + 1 end)
+  end
+  return run(K, co_create, co_resume, co_yield, co_status, co_running, co_isyieldable,
+    raw_pcall, raw_gsub, SUSPEND, YIELDED, NOP_WAIT, TERMINATE, NOT_ENOUGH_MEMORY,
+    emergency_gc, thread_scopes, run_handlers, K.fiber_or_nil,
+    set_c_depth,
     -- enter_c(): one more call that recurses through C: the depth before
     -- it, or nil past C_DEPTH_LIMIT.
     function()
@@ -1306,23 +1294,26 @@ local function load_coroutines()
       c_resumes = c_resumes - 1
     end)
 end
-local function lazy_coroutine_function(name)
+local function lazy_function(chunk, name)
   return function(...)
-    local c = coroutine_functions
-    if not c then
-      c = load_coroutines()
-      coroutine_functions = c
+    local fns = lazy_loaded[chunk]
+    if not fns then
+      fns = load_lazy_functions(chunk)
+      lazy_loaded[chunk] = fns
     end
-    return c[name](...)
+    return fns[name](...)
   end
+end
+for _, name in ipairs({ 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'xpcall' }) do
+  REAL_G[name] = lazy_function('scopes', name)
 end
 local coroutine_patched = {}
 for k, v in pairs(coroutine) do coroutine_patched[k] = v end
 for _, name in ipairs({ 'create', 'resume', 'yield', 'status', 'running', 'wrap', 'isyieldable' }) do
-  coroutine_patched[name] = lazy_coroutine_function(name)
+  coroutine_patched[name] = lazy_function('coroutines', name)
 end
 _G.coroutine = coroutine_patched
-string.gsub = lazy_coroutine_function('gsub')
+string.gsub = lazy_function('coroutines', 'gsub')
 
 ---------------------------------------------------------------------------
 -- Termination from Lua code (system.exit, forced close).
