@@ -108,22 +108,25 @@ end
 -- through `K.load_lazy_chunk` (a plain C function): a user finalizer may
 -- be the first caller while the VM closes. A load that failed (out of
 -- memory) is tried again at the next call.
+-- (`lazy`: one stub maker for these and for lua/core/loader.lua's entries,
+-- see `cold`; each stub is a closure of one shared function.)
+local function lazy(load, name)
+  return function(...) return load()[name](...) end
+end
 local user_env_functions
 local raw_newproxy = newproxy
-local function user_env_function(name)
-  return function(...)
-    local fns = user_env_functions
-    if not fns then
-      fns = K.load_lazy_chunk(REAL_G, 'user_env')(K, raw_load, raw_getfenv, raw_setfenv,
-        raw_newproxy, REAL_G, NO_GLOBALS)
-      user_env_functions = fns
-    end
-    return fns[name](...)
+local function user_env()
+  local fns = user_env_functions
+  if not fns then
+    fns = K.load_lazy_chunk(REAL_G, 'user_env')(K, raw_load, raw_getfenv, raw_setfenv,
+      raw_newproxy, REAL_G, NO_GLOBALS)
+    user_env_functions = fns
   end
+  return fns
 end
-local text_only_load, text_only_loadstring = user_env_function('load'), user_env_function('loadstring')
-local user_getfenv, user_setfenv = user_env_function('getfenv'), user_env_function('setfenv')
-local safe_newproxy = user_env_function('newproxy')
+local text_only_load, text_only_loadstring = lazy(user_env, 'load'), lazy(user_env, 'loadstring')
+local user_getfenv, user_setfenv = lazy(user_env, 'getfenv'), lazy(user_env, 'setfenv')
+local safe_newproxy = lazy(user_env, 'newproxy')
 
 -- print writes through the VM's stdout buffer, which goes to the executor's
 -- ordered output queue (ring writes, never a blocking write) before any
@@ -331,11 +334,9 @@ local function cold()
   end
   return c
 end
-local function import(id) return cold().import(id) end
-function K.start_main(path, display, context) return cold().start_main(path, display, context) end
-function K.spawn_module(...) return cold().spawn_module(...) end
-function K.spawn_sandboxed_module(...) return cold().spawn_sandboxed_module(...) end
-function K.spawn_vm(arg, env) return cold().spawn_vm(arg, env) end
+local import = lazy(cold, 'import')
+K.start_main, K.spawn_vm = lazy(cold, 'start_main'), lazy(cold, 'spawn_vm')
+K.spawn_module, K.spawn_sandboxed_module = lazy(cold, 'spawn_module'), lazy(cold, 'spawn_sandboxed_module')
 
 function K.require(id)
   if type(id) ~= 'string' then raise_errno(E.EINVAL, 1) end
