@@ -102,13 +102,16 @@ pub const CORE_CHUNKS: &[CoreChunk] = &[
 /// (loaded when one of them is first required); `loader` is module loading
 /// beyond the entry module and spawning (`require` of a project module, the
 /// master's entry script, `spawn_vm`); `sandboxes` the methods of a
-/// sandboxed actor's channel (loaded before the VM's first one exists).
+/// sandboxed actor's channel (loaded before the VM's first one exists);
+/// `sandbox_inbox` a sandboxed VM's inbox, read from its host (loaded
+/// while that VM is prepared).
 pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("sync"),
     core_chunk!("time"),
     core_chunk!("system"),
     core_chunk!("loader"),
     core_chunk!("sandboxes"),
+    core_chunk!("sandbox_inbox"),
     RAW_LAZY_CHUNKS[0].0,
     RAW_LAZY_CHUNKS[1].0,
     RAW_LAZY_CHUNKS[2].0,
