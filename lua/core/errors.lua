@@ -17,7 +17,6 @@ local raw_getmetatable, raw_pcall = K.debug.getmetatable, pcall
 
 local error_mt = { __metatable = 'error_code' }
 local error_methods = {}
-K.error_mt = error_mt
 
 local categories = {}
 local message_of = {}  -- category userdata -> function(code) -> message
@@ -113,7 +112,6 @@ function K.raise_core(name, extra_key, extra_value)
   if extra_key then e[extra_key] = extra_value end
   error(e, 0)
 end
-function K.core_error(name) return new(core, K.core_code[name]) end
 function K.raise_errno(errno, arg)
   error(new(generic, errno, arg), 0)
 end
@@ -126,7 +124,6 @@ K.operation_aborted = function() return new(system, rt.errno.ECANCELED) end
 local function is_error_code(e)
   return type(e) == 'table' and raw_getmetatable(e) == error_mt
 end
-K.is_error_code = is_error_code
 
 function K.is_interrupted(e)
   return is_error_code(e) and rawget(e, 'category') == core and rawget(e, 'code') == 13

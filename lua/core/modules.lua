@@ -156,7 +156,6 @@ local function new_env(context, file)
   env._FILE = K.file_path(file)
   return env
 end
-K.new_env = new_env
 
 ---------------------------------------------------------------------------
 -- Builtin modules: each importing module gets its own deep copy (cached per
