@@ -756,13 +756,14 @@ local joiners = {}
 -- VM keeps, docs/performance.md "rss-str"). A load that fails (out of
 -- memory) is tried again next time.
 local fiber_api
-local function add_guards(n) guards = guards + n end
-local function report_panic_late(f) return report_panic(f) end
 local function load_fiber_api()
   local api = fiber_api
   if not api then
     api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT,
-      joiners, add_guards, report_panic_late, no_fiber, LOG, log, new_fiber_job, pack,
+      joiners,
+      function(n) guards = guards + n end, -- add_guards(n)
+      function(f) return report_panic(f) end,
+      no_fiber, LOG, log, new_fiber_job, pack,
       function() return run_over end, VM_CLOSING)
     fiber_api = api
   end
