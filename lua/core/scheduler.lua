@@ -583,10 +583,17 @@ local pool, pool_n = {}, 0
 local report_panic
 
 -- One error handler for every fiber: it runs on the failing fiber, so
--- `current` is the record to annotate. Tracebacks are captured at raise time.
+-- `current` is the record to annotate. Tracebacks are captured at raise
+-- time, protected: with no memory left for one (the error may be that),
+-- the error itself still comes through (an error in the handler would
+-- replace it by 'error in error handling'); the report then shows no
+-- traceback. (Level 4: take_traceback, pcall, on_error, the raise.)
+local function take_traceback()
+  current.traceback = (raw_gsub(debug_traceback('', 4), '^\n', ''))
+end
 local function on_error(e)
   e = normalize_error(e)
-  current.traceback = (raw_gsub(debug_traceback('', 2), '^\n', ''))
+  raw_pcall(take_traceback)
   return e
 end
 
