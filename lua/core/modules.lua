@@ -48,19 +48,23 @@ local function define()
 ---------------------------------------------------------------------------
 -- Safe globals: what every module environment starts with. Values are
 -- snapshotted now, so nothing done to REAL_G later can change them.
-local safe_names = {
-  'assert', 'error', 'ipairs', 'next', 'pairs', 'rawequal', 'rawget', 'rawset',
-  'select', 'setmetatable', 'getmetatable', 'tonumber', 'tostring', 'type',
-  'unpack', '_VERSION', 'collectgarbage', 'gcinfo',
+-- (one constructor: the table is made at its size, without the list and
+-- the rehashes a loop over names cost every boot)
+local safe_values = {
+  assert = REAL_G.assert, error = REAL_G.error, ipairs = REAL_G.ipairs,
+  next = REAL_G.next, pairs = REAL_G.pairs, rawequal = REAL_G.rawequal,
+  rawget = REAL_G.rawget, rawset = REAL_G.rawset, select = REAL_G.select,
+  setmetatable = REAL_G.setmetatable, getmetatable = REAL_G.getmetatable,
+  tonumber = REAL_G.tonumber, tostring = REAL_G.tostring, type = REAL_G.type,
+  unpack = REAL_G.unpack, _VERSION = REAL_G._VERSION,
+  collectgarbage = REAL_G.collectgarbage, gcinfo = REAL_G.gcinfo,
   -- runtime globals (defined by the other core files)
-  'spawn', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'pcall', 'xpcall',
-  'format', 'spawn_vm', 'spawn_context_threads',
+  spawn = REAL_G.spawn, scope = REAL_G.scope,
+  scope_cleanup_push = REAL_G.scope_cleanup_push,
+  scope_cleanup_pop = REAL_G.scope_cleanup_pop, pcall = REAL_G.pcall,
+  xpcall = REAL_G.xpcall, format = REAL_G.format, spawn_vm = REAL_G.spawn_vm,
+  spawn_context_threads = REAL_G.spawn_context_threads,
 }
-local safe_values = {}
-for i = 1, #safe_names do
-  local n = safe_names[i]
-  safe_values[n] = REAL_G[n]
-end
 
 local function shallow_copy(t, except)
   local c = {}
