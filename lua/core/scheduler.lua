@@ -350,9 +350,9 @@ function pcall(fn, ...)
   return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_pcall(fn, ...))
 end
 
-
--- (xpcall, scope, scope_cleanup_push and scope_cleanup_pop: lua/core/scopes.lua,
--- loaded on first use, see "Lazily loaded functions" below)
+-- (xpcall, scope, scope_cleanup_push and scope_cleanup_pop are
+-- lua/core/scopes.lua, loaded on first use: "Lazily loaded functions"
+-- below)
 
 ---------------------------------------------------------------------------
 -- Suspension points
