@@ -160,48 +160,18 @@ end
 -- frame is read (ring RECV) only while a fiber receives; EOF means the
 -- host is gone (no_senders); a frame that breaks a rule closes the inbox.
 -- The frame buffer is Rust's (src/actor/sandboxed/inside.rs).
+-- That code is lua/core/sandbox_inbox.lua (`receive_from_host`), loaded by
+-- K.sandbox_inbox_ready, which a sandboxed VM's preparation calls before
+-- its module comes (src/actor/vm.rs prepare_sandboxed; pooled, before
+-- the spawn): no other VM holds it. `host_receiving`: a fiber waits in
+-- receive for the host's frame (set by that code).
 local host_receiving = false
-local host_gone = false
-local control_next = rt.control_next
--- The awaited frame's value when it is a boolean or a number, handed over
--- with the turn that completed its read (K.relay_handed; inside.rs
--- ControlRead::after_turn): no rt.control_decode for it.
-local host_handed
--- Made before the module comes (src/actor/vm.rs prepare_sandboxed;
--- pooled, before the spawn): its first allocation cost ~0.15 ms there.
+local receive_from_host, hand_to_host
 function K.sandbox_inbox_ready()
-  rt.control_prepare()
-end
-local function receive_from_host(f)
-  if host_gone then raise_core('no_senders') end
-  -- (a frame read ahead comes at once, decoded: inside.rs; control_next
-  -- is the raw C path for the common cases, control_recv does the rest)
-  local id, n, good, v = control_next()
-  if not id then id, n, good, v = rt.control_recv() end
-  if not n then
-    host_receiving, host_handed = true, nil
-    local ok
-    ok, n = K.raw_pcall(K.await_op, f, id)
-    host_receiving = false
-    if not ok then
-      host_handed = nil
-      error(n, 0)
-    end
-    -- (handed only with a read's frame, n > 0: the awaited read is the
-    -- only one in flight)
-    if host_handed ~= nil then good, v, host_handed = true, host_handed, nil end
+  if not receive_from_host then
+    receive_from_host, hand_to_host = rt.core_chunk('sandbox_inbox', REAL_G)(K, close_inbox,
+      function(v) host_receiving = v end)
   end
-  if n < 0 then K.raise_errno_system(-n) end
-  if n == 0 then
-    host_gone = true
-    raise_core('no_senders')
-  end
-  if good == nil then good, v = rt.control_decode(n) end
-  if not good then
-    close_inbox()
-    raise_core('channel_closed')
-  end
-  return v
 end
 
 -- For the scheduler's turns while this VM reads sandboxes' frames: a fiber
@@ -212,7 +182,7 @@ function K.inbox_receiving() return receiver ~= false end
 function K.relay_handed(v)
   -- Inside a sandbox: the frame its awaited read brought.
   if host_receiving then
-    host_handed = v
+    hand_to_host(v)
     return
   end
   local r = receiver

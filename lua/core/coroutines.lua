@@ -2,31 +2,31 @@
 -- lua/core/scheduler.lua): a lazy core chunk, loaded by the first call of
 -- one of their stubs in a VM (most actors never call them, and every VM
 -- would otherwise keep their code). It may be loaded at any moment, also
--- by a finalizer while the VM closes: `K.load_coroutines` is a plain C
+-- by a finalizer while the VM closes: `K.load_lazy_chunk` is a plain C
 -- function that builds nothing through mlua.
 --
 -- Invariants:
 -- * The scheduler's C-depth count (`c_depth`) and count of coroutines
 --   resumed where the fiber cannot suspend (`c_resumes`) stay the
---   scheduler's locals; this chunk reads and sets them through `S`.
+--   scheduler's locals; this chunk changes them through the functions
+--   the scheduler passes it (set_depth, enter_c, enter_resume,
+--   leave_counted_resume).
 -- * Only coroutines created here (`user_co`) can be resumed or yielded
 --   from by user code; a fiber's own coroutine is the scheduler's.
 -- * A user coroutine that suspends the whole fiber is "busy" (cannot be
 --   resumed) until the fiber is woken and the yield is forwarded back.
-local K, S = ...
+local K, co_create, co_resume, co_yield, co_status, co_running, co_isyieldable,
+  raw_pcall, raw_gsub, SUSPEND, YIELDED, NOP_WAIT, TERMINATE, NOT_ENOUGH_MEMORY,
+  emergency_gc, thread_scopes, run_handlers, current,
+  set_depth, enter_c, enter_resume, leave_counted_resume = ...
 local E = K.rt.errno
 local raise_core, raise_errno, normalize_error = K.raise_core, K.raise_errno, K.normalize_error
-local co_create, co_resume, co_yield, co_status, co_running, co_isyieldable =
-  S.co_create, S.co_resume, S.co_yield, S.co_status, S.co_running, S.co_isyieldable
-local raw_pcall, raw_gsub = S.raw_pcall, S.raw_gsub
-local SUSPEND, YIELDED, NOP_WAIT, TERMINATE = S.SUSPEND, S.YIELDED, S.NOP_WAIT, S.TERMINATE
-local NOT_ENOUGH_MEMORY = S.NOT_ENOUGH_MEMORY
-local emergency_gc, thread_scopes, run_handlers = S.emergency_gc, S.thread_scopes, S.run_handlers
-local set_depth, enter_c, current = S.set_c_depth, S.enter_c, S.current
-local enter_resume, leave_counted_resume = S.enter_resume, S.leave_counted_resume
-local user_co = S.user_co
 local type, error, setmetatable, tonumber = type, error, setmetatable, tonumber
 
+-- Coroutines created by user code (coroutine.create/wrap); every other
+-- thread is a fiber's or the scheduler's. (Marking the user's rather than
+-- the fibers' keeps no table sized by the peak number of fibers.)
+local user_co = setmetatable({}, { __mode = 'k' })
 local busy = setmetatable({}, { __mode = 'k' })
 
 -- `depth` is the C depth of the caller of resume: the resume counted one

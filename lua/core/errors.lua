@@ -17,7 +17,6 @@ local raw_getmetatable, raw_pcall = K.debug.getmetatable, pcall
 
 local error_mt = { __metatable = 'error_code' }
 local error_methods = {}
-K.error_mt = error_mt
 
 local categories = {}
 local message_of = {}  -- category userdata -> function(code) -> message
@@ -55,15 +54,19 @@ local function strerror(code) return rt.strerror(code) end
 local system = category('system', strerror)
 local generic = category('generic', strerror)
 
-local core_names = {
-  'invalid_module_name', 'module_not_found', 'root_cannot_import_parent',
-  'cyclic_import', 'leaf_cannot_import_child', 'only_main_fiber_may_import',
-  'bad_root_context', 'bad_index', 'bad_coroutine',
-  'suspension_already_allowed', 'interruption_already_allowed',
-  'forbid_suspend_block', 'interrupted', 'unmatched_scope_cleanup',
-  'channel_closed', 'no_senders', 'internal_module', 'raise_error',
-  'bad_rdf', 'bad_rdf_module', 'bad_rdf_error_category', 'broken_promise',
-  'promise_already_satisfied', 'current_module_not_known',
+-- The runtime's own error codes, by name (Emilua's core errors, in its
+-- order: the codes are the ones its messages are looked up by).
+local core_code = {
+  invalid_module_name = 1, module_not_found = 2,
+  root_cannot_import_parent = 3, cyclic_import = 4,
+  leaf_cannot_import_child = 5, only_main_fiber_may_import = 6,
+  bad_root_context = 7, bad_index = 8, bad_coroutine = 9,
+  suspension_already_allowed = 10, interruption_already_allowed = 11,
+  forbid_suspend_block = 12, interrupted = 13, unmatched_scope_cleanup = 14,
+  channel_closed = 15, no_senders = 16, internal_module = 17,
+  raise_error = 18, bad_rdf = 19, bad_rdf_module = 20,
+  bad_rdf_error_category = 21, broken_promise = 22,
+  promise_already_satisfied = 23, current_module_not_known = 24,
 }
 -- The messages of the runtime's own categories live in Rust
 -- (src/actor/vm.rs `error_text`): a VM makes a message's string only when
@@ -104,16 +107,12 @@ function error_methods.togeneric(e)
   return e
 end
 
-K.core_code = {}
-for i, name in ipairs(core_names) do K.core_code[name] = i end
-
 -- Raising helpers used by every core file. Level 0: no position prefix.
 function K.raise_core(name, extra_key, extra_value)
-  local e = new(core, K.core_code[name])
+  local e = new(core, core_code[name])
   if extra_key then e[extra_key] = extra_value end
   error(e, 0)
 end
-function K.core_error(name) return new(core, K.core_code[name]) end
 function K.raise_errno(errno, arg)
   error(new(generic, errno, arg), 0)
 end
@@ -126,7 +125,6 @@ K.operation_aborted = function() return new(system, rt.errno.ECANCELED) end
 local function is_error_code(e)
   return type(e) == 'table' and raw_getmetatable(e) == error_mt
 end
-K.is_error_code = is_error_code
 
 function K.is_interrupted(e)
   return is_error_code(e) and rawget(e, 'category') == core and rawget(e, 'code') == 13

@@ -1,8 +1,9 @@
--- Fiber handle methods (join, detach, interrupt and their properties) and
--- the this_fiber functions besides yield (moved out of
--- lua/core/scheduler.lua): a lazy core chunk, loaded the first time a VM
--- indexes a fiber handle or reads one of these this_fiber fields (most
--- actors never do, and every VM would otherwise keep their code). It may
+-- Fiber handles (`spawn`, their metatable and finalizer, the methods join,
+-- detach, interrupt and their properties) and the this_fiber functions
+-- besides yield (moved out of lua/core/scheduler.lua): a lazy core chunk,
+-- loaded by a VM's first `spawn` (no handle exists before) or first read
+-- of one of these this_fiber fields (most actors never do either, and
+-- every VM would otherwise keep their code). It may
 -- be loaded at any moment, also by a finalizer while the VM closes:
 -- `K.load_lazy_chunk` is a plain C function that builds nothing through
 -- mlua.
@@ -13,15 +14,33 @@
 -- * A fiber's results are handed over once: a joined fiber is JOINED_OK
 --   or JOINED_CAUGHT (it ended by an interruption), and can be neither
 --   joined nor detached again.
-local K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT,
-  record_of_handle, joiners, add_guards, report_panic, joined, no_fiber, LOG, log = ...
+local K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT, joiners, add_guards, report_panic,
+  no_fiber, LOG, log, new_fiber_job, pack, is_run_over, VM_CLOSING = ...
 local E = K.rt.errno
 local raise_core, raise_errno, is_interrupted = K.raise_core, K.raise_errno, K.is_interrupted
 local current, wake, suspend = K.fiber_or_nil, K.wake, K.suspend
 local check_wait, check_yieldable = K.check_wait, K.check_yieldable
 local W1, RESULTS, INTERRUPTER, INTERRUPTED = K.W1, K.RESULTS, K.INTERRUPTER, K.INTERRUPTED
 local hexid = K.hexid
-local unpack, error = unpack, error
+local getfenv_u, setfenv_u, raw_getmetatable = K.debug.getfenv, K.debug.setfenv, K.debug.getmetatable
+local unpack, error, type, select = unpack, error, type, select
+
+-- A handle is a userdata sharing `fiber_handle_base`'s metatable; its
+-- userdata environment is its fiber record. Anything else gets EINVAL:
+-- the env of another value (a user function's globals, ...) must never be
+-- taken for a record.
+local fiber_handle_base = newproxy(true)
+local fiber_hmt = getmetatable(fiber_handle_base)
+fiber_hmt.__metatable = 'fiber'
+local function record_of_handle(h)
+  if raw_getmetatable(h) ~= fiber_hmt then raise_errno(E.EINVAL, 1) end
+  return getfenv_u(h)
+end
+
+local function joined(t)
+  local r = t[RESULTS]
+  return r == JOINED_OK or r == JOINED_CAUGHT
+end
 
 local fiber_methods = {}
 
@@ -145,7 +164,40 @@ function this_fiber_props.id()
   return hexid(f)
 end
 
+fiber_hmt.__index = function(h, k)
+  local m = fiber_methods[k]
+  if m then return m end
+  local p = fiber_props[k]
+  if p then return p(record_of_handle(h)) end
+  raise_core('bad_index', 'index', 2)
+end
+fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
+-- Runs at any moment (inside another fiber, in the scheduler, while the VM
+-- closes): it touches only the record, and reports protected.
+fiber_hmt.__gc = function(h)
+  if h == fiber_handle_base then return end -- the prototype has no record
+  local t = getfenv_u(h)
+  if not t.detached and not joined(t) then
+    t.detached = true
+    if t[RESULTS] == FAILED and not is_interrupted(t.err) then
+      report_panic(t)
+    end
+  end
+end
+
+-- The `spawn` global (lua/core/scheduler.lua's stub tail-calls it).
+local function spawn(fn, ...)
+  if type(fn) ~= 'function' then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  -- (a finalizer run while the VM closes: the fiber could never run)
+  if is_run_over() then error(VM_CLOSING, 0) end
+  local f = new_fiber_job(select('#', ...) > 0 and pack(fn, ...) or fn, nil)
+  local h = newproxy(fiber_handle_base)
+  setfenv_u(h, f)
+  return h
+end
+
 return {
-  methods = fiber_methods, props = fiber_props,
-  this_fiber = this_fiber, this_fiber_props = this_fiber_props,
+  spawn = spawn, this_fiber = this_fiber, this_fiber_props = this_fiber_props,
 }

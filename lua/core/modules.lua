@@ -48,19 +48,23 @@ local function define()
 ---------------------------------------------------------------------------
 -- Safe globals: what every module environment starts with. Values are
 -- snapshotted now, so nothing done to REAL_G later can change them.
-local safe_names = {
-  'assert', 'error', 'ipairs', 'next', 'pairs', 'rawequal', 'rawget', 'rawset',
-  'select', 'setmetatable', 'getmetatable', 'tonumber', 'tostring', 'type',
-  'unpack', '_VERSION', 'collectgarbage', 'gcinfo',
+-- (one constructor: the table is made at its size, without the list and
+-- the rehashes a loop over names cost every boot)
+local safe_values = {
+  assert = REAL_G.assert, error = REAL_G.error, ipairs = REAL_G.ipairs,
+  next = REAL_G.next, pairs = REAL_G.pairs, rawequal = REAL_G.rawequal,
+  rawget = REAL_G.rawget, rawset = REAL_G.rawset, select = REAL_G.select,
+  setmetatable = REAL_G.setmetatable, getmetatable = REAL_G.getmetatable,
+  tonumber = REAL_G.tonumber, tostring = REAL_G.tostring, type = REAL_G.type,
+  unpack = REAL_G.unpack, _VERSION = REAL_G._VERSION,
+  collectgarbage = REAL_G.collectgarbage, gcinfo = REAL_G.gcinfo,
   -- runtime globals (defined by the other core files)
-  'spawn', 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'pcall', 'xpcall',
-  'format', 'spawn_vm', 'spawn_context_threads',
+  spawn = REAL_G.spawn, scope = REAL_G.scope,
+  scope_cleanup_push = REAL_G.scope_cleanup_push,
+  scope_cleanup_pop = REAL_G.scope_cleanup_pop, pcall = REAL_G.pcall,
+  xpcall = REAL_G.xpcall, format = REAL_G.format, spawn_vm = REAL_G.spawn_vm,
+  spawn_context_threads = REAL_G.spawn_context_threads,
 }
-local safe_values = {}
-for i = 1, #safe_names do
-  local n = safe_names[i]
-  safe_values[n] = REAL_G[n]
-end
 
 local function shallow_copy(t, except)
   local c = {}
@@ -108,22 +112,25 @@ end
 -- through `K.load_lazy_chunk` (a plain C function): a user finalizer may
 -- be the first caller while the VM closes. A load that failed (out of
 -- memory) is tried again at the next call.
+-- (`lazy`: one stub maker for these and for lua/core/loader.lua's entries,
+-- see `cold`; each stub is a closure of one shared function.)
+local function lazy(load, name)
+  return function(...) return load()[name](...) end
+end
 local user_env_functions
 local raw_newproxy = newproxy
-local function user_env_function(name)
-  return function(...)
-    local fns = user_env_functions
-    if not fns then
-      fns = K.load_lazy_chunk(REAL_G, 'user_env')(K, raw_load, raw_getfenv, raw_setfenv,
-        raw_newproxy, REAL_G, NO_GLOBALS)
-      user_env_functions = fns
-    end
-    return fns[name](...)
+local function user_env()
+  local fns = user_env_functions
+  if not fns then
+    fns = K.load_lazy_chunk(REAL_G, 'user_env')(K, raw_load, raw_getfenv, raw_setfenv,
+      raw_newproxy, REAL_G, NO_GLOBALS)
+    user_env_functions = fns
   end
+  return fns
 end
-local text_only_load, text_only_loadstring = user_env_function('load'), user_env_function('loadstring')
-local user_getfenv, user_setfenv = user_env_function('getfenv'), user_env_function('setfenv')
-local safe_newproxy = user_env_function('newproxy')
+local text_only_load, text_only_loadstring = lazy(user_env, 'load'), lazy(user_env, 'loadstring')
+local user_getfenv, user_setfenv = lazy(user_env, 'getfenv'), lazy(user_env, 'setfenv')
+local safe_newproxy = lazy(user_env, 'newproxy')
 
 -- print writes through the VM's stdout buffer, which goes to the executor's
 -- ordered output queue (ring writes, never a blocking write) before any
@@ -153,7 +160,6 @@ local function new_env(context, file)
   env._FILE = K.file_path(file)
   return env
 end
-K.new_env = new_env
 
 ---------------------------------------------------------------------------
 -- Builtin modules: each importing module gets its own deep copy (cached per
@@ -331,11 +337,9 @@ local function cold()
   end
   return c
 end
-local function import(id) return cold().import(id) end
-function K.start_main(path, display, context) return cold().start_main(path, display, context) end
-function K.spawn_module(...) return cold().spawn_module(...) end
-function K.spawn_sandboxed_module(...) return cold().spawn_sandboxed_module(...) end
-function K.spawn_vm(arg, env) return cold().spawn_vm(arg, env) end
+local import = lazy(cold, 'import')
+K.start_main, K.spawn_vm = lazy(cold, 'start_main'), lazy(cold, 'spawn_vm')
+K.spawn_module, K.spawn_sandboxed_module = lazy(cold, 'spawn_module'), lazy(cold, 'spawn_sandboxed_module')
 
 function K.require(id)
   if type(id) ~= 'string' then raise_errno(E.EINVAL, 1) end

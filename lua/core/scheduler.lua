@@ -92,10 +92,6 @@ local runq, rq_n, spare = {}, 0, {}
 -- Fibers of the batch being run that come after the running one.
 local batch_rest = 0
 local current            -- fiber record running now (nil in the scheduler)
--- Coroutines created by user code (coroutine.create/wrap); every other
--- thread is a fiber's or the scheduler's. (Marking the user's rather than
--- the fibers' keeps no table sized by the peak number of fibers.)
-local user_co = setmetatable({}, { __mode = 'k' })
 local vm_report_printed = false
 -- Forbid-suspend levels plus interrupted fibers, over unfinished fibers:
 -- while zero, this_fiber.yield can skip reading those fields.
@@ -322,49 +318,41 @@ local function run_handlers(s, bound)
   if f then f.int_disabled = f.int_disabled - 1 end
 end
 
-function scope_cleanup_push(h)
-  if type(h) ~= 'function' then raise_errno(E.EINVAL, 1) end
-  local s = thread_scopes()
-  s.n = s.n + 1
-  s[s.n] = h
-  scope_pushes = scope_pushes + 1
+---------------------------------------------------------------------------
+-- Fiber-aware pcall and xpcall (coroutine.* below)
+-- The end of a failed pcall or xpcall (see scope_tail).
+local function pcall_failed(s, n0, e)
+  if e == NOT_ENOUGH_MEMORY then emergency_gc() end
+  if s.n > n0 then run_handlers(s, n0) end
+  return false, normalize_error(e)
 end
 
-function scope_cleanup_pop(execute)
-  local s = thread_scopes()
-  if s.n <= s.bound then raise_core('unmatched_scope_cleanup') end
-  local h = s[s.n]
-  s[s.n] = nil
-  s.n = s.n - 1
-  if execute == nil or execute then
-    local f = current
-    if f then f.int_disabled = f.int_disabled + 1 end
-    local ok = raw_pcall(h)
-    if f then f.int_disabled = f.int_disabled - 1 end
-    if not ok then forced_close() end
-  end
-end
-
--- The end of a scope that began with `outer` as the bound and `n0`
--- handlers: the outer bound comes back first, so the handlers run in the
--- enclosing scope. The C depth is restored on success too: a counted call
--- left by an error caught outside the runtime's wrappers (a finalizer's)
--- must not stay counted.
-local function scope_tail(s, outer, n0, depth, ok, e)
+-- The success path is kept to a few bytecodes: when a pcall'd function
+-- calls C (an I/O fast path), LuaJIT cannot compile the return through
+-- the pcall frame, so what follows it runs in the interpreter.
+local function pcall_tail(s, outer, n0, pushes, depth, ok, ...)
   s.bound = outer
   c_depth = depth
-  if not ok and e == NOT_ENOUGH_MEMORY then emergency_gc() end
+  if ok and pushes == scope_pushes then return true, ... end
+  if not ok then return pcall_failed(s, n0, (...)) end
   if s.n > n0 then run_handlers(s, n0) end
-  if not ok then error(normalize_error(e), 0) end
+  return true, ...
 end
 
-function scope(f)
-  if type(f) ~= 'function' then raise_errno(E.EINVAL, 1) end
+function pcall(fn, ...)
+  -- (an interrupted fiber is counted in guards: while zero, no field of
+  -- the record needs a look)
+  local f = current
+  if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
   local s = thread_scopes()
   local outer, n0 = s.bound, s.n
   s.bound = n0
-  return scope_tail(s, outer, n0, c_depth, raw_pcall(f))
+  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_pcall(fn, ...))
 end
+
+-- (xpcall, scope, scope_cleanup_push and scope_cleanup_pop are
+-- lua/core/scopes.lua, loaded on first use: "Lazily loaded functions"
+-- below)
 
 ---------------------------------------------------------------------------
 -- Suspension points
@@ -591,25 +579,21 @@ K.shots = { await = await_shot, unwatch = unwatch_shot, yield_ready = yield_read
 ---------------------------------------------------------------------------
 -- Fiber records and handles
 local pool, pool_n = {}, 0
-local fiber_handle_base = newproxy(true)
-local fiber_hmt = getmetatable(fiber_handle_base)
-fiber_hmt.__metatable = 'fiber'
--- A handle's userdata environment is its fiber record. Anything else gets
--- EINVAL: the env of another value (a user function's globals, ...) must
--- never be taken for a record.
-local raw_getmetatable = K.debug.getmetatable
-local function record_of_handle(h)
-  if raw_getmetatable(h) ~= fiber_hmt then raise_errno(E.EINVAL, 1) end
-  return getfenv_u(h)
-end
 
 local report_panic
 
 -- One error handler for every fiber: it runs on the failing fiber, so
--- `current` is the record to annotate. Tracebacks are captured at raise time.
+-- `current` is the record to annotate. Tracebacks are captured at raise
+-- time, protected: with no memory left for one (the error may be that),
+-- the error itself still comes through (an error in the handler would
+-- replace it by 'error in error handling'); the report then shows no
+-- traceback. (Level 4: take_traceback, pcall, on_error, the raise.)
+local function take_traceback()
+  current.traceback = (raw_gsub(debug_traceback('', 4), '^\n', ''))
+end
 local function on_error(e)
   e = normalize_error(e)
-  current.traceback = (raw_gsub(debug_traceback('', 2), '^\n', ''))
+  raw_pcall(take_traceback)
   return e
 end
 
@@ -765,71 +749,37 @@ function K.new_fiber(fn, args, opts)
   return new_fiber_job(fn, opts)
 end
 
-local function make_handle(f)
-  local h = newproxy(fiber_handle_base)
-  setfenv_u(h, f)
-  return h
-end
-
 -- Fibers waiting in join, by the fiber they join (kept out of the records
 -- so that joining adds no field). Module fibers use the `joiner` field.
 local joiners = {}
 
-local function joined(t)
-  local r = t[RESULTS]
-  return r == JOINED_OK or r == JOINED_CAUGHT
-end
-
--- The handle methods (join, detach, interrupt, joinable, ...) and most
--- this_fiber functions are lua/core/fibers.lua, loaded the first time a
--- VM needs one (`K.load_lazy_chunk`, a plain C function, so also in a
--- finalizer while the VM closes) with the scheduler state it shares, as
--- arguments (not a table of named fields: each field name would be one
--- more string every VM keeps, docs/performance.md "rss-str"). A load that
--- fails (out of memory) is tried again next time.
+-- Fiber handles (`spawn`, their metatable and finalizer, the methods join,
+-- detach, interrupt, joinable, ...) and most this_fiber functions are
+-- lua/core/fibers.lua, loaded the first time a VM needs one (`spawn`, a
+-- this_fiber field; an idle actor never does) through
+-- `K.load_lazy_chunk`, a plain C function, so also in a finalizer while
+-- the VM closes, with the scheduler state it shares, as arguments (not a
+-- table of named fields: each field name would be one more string every
+-- VM keeps, docs/performance.md "rss-str"). A load that fails (out of
+-- memory) is tried again next time.
 local fiber_api
-local function add_guards(n) guards = guards + n end
-local function report_panic_late(f) return report_panic(f) end
 local function load_fiber_api()
   local api = fiber_api
   if not api then
     api = K.load_lazy_chunk(REAL_G, 'fibers')(K, FAILED, ONE_RESULT, JOINED_OK, JOINED_CAUGHT,
-      record_of_handle, joiners, add_guards, report_panic_late, joined, no_fiber, LOG, log)
+      joiners,
+      function(n) guards = guards + n end, -- add_guards(n)
+      function(f) return report_panic(f) end,
+      no_fiber, LOG, log, new_fiber_job, pack,
+      function() return run_over end, VM_CLOSING)
     fiber_api = api
   end
   return api
 end
 
-fiber_hmt.__index = function(h, k)
-  local api = fiber_api or load_fiber_api()
-  local m = api.methods[k]
-  if m then return m end
-  local p = api.props[k]
-  if p then return p(record_of_handle(h)) end
-  raise_core('bad_index', 'index', 2)
-end
-fiber_hmt.__newindex = function() raise_errno(E.EPERM) end
--- Runs at any moment (inside another fiber, in the scheduler, while the VM
--- closes): it touches only the record, and reports protected.
-fiber_hmt.__gc = function(h)
-  if h == fiber_handle_base then return end -- the prototype has no record
-  local t = getfenv_u(h)
-  if not t.detached and not joined(t) then
-    t.detached = true
-    if t[RESULTS] == FAILED and not is_interrupted(t.err) then
-      report_panic(t)
-    end
-  end
-end
-
-function spawn(fn, ...)
-  if type(fn) ~= 'function' then
-    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
-  end
-  -- (a finalizer run while the VM closes: the fiber could never run)
-  if run_over then error(VM_CLOSING, 0) end
-  local f = new_fiber_job(select('#', ...) > 0 and pack(fn, ...) or fn, nil)
-  return make_handle(f)
+-- A tail call: the real spawn's error levels count from the user's call.
+function spawn(...)
+  return (fiber_api or load_fiber_api()).spawn(...)
 end
 
 ---------------------------------------------------------------------------
@@ -1297,108 +1247,81 @@ local this_fiber_mt = {
 K.this_fiber_mt = this_fiber_mt
 
 ---------------------------------------------------------------------------
--- Fiber-aware pcall, xpcall and coroutine.*
--- The end of a failed pcall or xpcall (see scope_tail).
-local function pcall_failed(s, n0, e)
-  if e == NOT_ENOUGH_MEMORY then emergency_gc() end
-  if s.n > n0 then run_handlers(s, n0) end
-  return false, normalize_error(e)
-end
-
--- The success path is kept to a few bytecodes: when a pcall'd function
--- calls C (an I/O fast path), LuaJIT cannot compile the return through
--- the pcall frame, so what follows it runs in the interpreter.
-local function pcall_tail(s, outer, n0, pushes, depth, ok, ...)
-  s.bound = outer
-  c_depth = depth
-  if ok and pushes == scope_pushes then return true, ... end
-  if not ok then return pcall_failed(s, n0, (...)) end
-  if s.n > n0 then run_handlers(s, n0) end
-  return true, ...
-end
-
-function pcall(fn, ...)
-  -- (an interrupted fiber is counted in guards: while zero, no field of
-  -- the record needs a look)
-  local f = current
-  if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
-  local s = thread_scopes()
-  local outer, n0 = s.bound, s.n
-  s.bound = n0
-  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_pcall(fn, ...))
-end
-
-function xpcall(fn, handler, ...)
-  local f = current
-  if guards > 0 and f and f.interrupted and f.int_disabled == 0 then raise_core('interrupted') end
-  local h = handler
-  if type(handler) == 'function' then
-    h = function(e) return handler(normalize_error(e)) end
+-- Lazily loaded functions: coroutine.* and string.gsub
+-- (lua/core/coroutines.lua), scope, scope_cleanup_push, scope_cleanup_pop
+-- and xpcall (lua/core/scopes.lua) are stubs until a VM first calls one
+-- of them (most actors never do): the chunk then loads
+-- (`K.load_lazy_chunk`, a plain C function, so also in a finalizer while
+-- the VM closes) with the scheduler state it shares, as arguments (built
+-- only then: a table of named fields kept its names and hash part in
+-- every VM), and the stub tail-calls the real function (error levels
+-- count from the user's call as before). A load that fails (out of
+-- memory) is tried again by the next call. The runtime's own code calls
+-- the raw gsub; `pcall` stays above (the runtime's hot paths run through
+-- it).
+local lazy_loaded = {} -- chunk name -> its functions, once loaded
+local function load_lazy_functions(chunk)
+  local run = K.load_lazy_chunk(REAL_G, chunk)
+  local function set_c_depth(d) c_depth = d end
+  if chunk == 'scopes' then
+    return run(K, raw_pcall, raw_xpcall, thread_scopes, run_handlers, forced_close,
+      emergency_gc, NOT_ENOUGH_MEMORY, K.fiber_or_nil, pcall_tail,
+      -- state(): what a scope or an xpcall starts from
+      function() return c_depth, scope_pushes, guards end,
+      set_c_depth,
+      -- one more cleanup handler pushed, in any thread (see scope_pushes)
+      function() scope_pushes = scope_pushes + 1 end)
   end
-  local s = thread_scopes()
-  local outer, n0 = s.bound, s.n
-  s.bound = n0
-  return pcall_tail(s, outer, n0, scope_pushes, c_depth, raw_xpcall(fn, h, ...))
+  return run(K, co_create, co_resume, co_yield, co_status, co_running, co_isyieldable,
+    raw_pcall, raw_gsub, SUSPEND, YIELDED, NOP_WAIT, TERMINATE, NOT_ENOUGH_MEMORY,
+    emergency_gc, thread_scopes, run_handlers, K.fiber_or_nil,
+    set_c_depth,
+    -- enter_c(): one more call that recurses through C: the depth before
+    -- it, or nil past C_DEPTH_LIMIT.
+    function()
+      local d = c_depth
+      if d >= C_DEPTH_LIMIT then return nil end
+      c_depth = d + 1
+      return d
+    end,
+    -- enter_resume(): enter_c for a resume, which is also counted in
+    -- c_resumes (true as the second result) where the fiber cannot suspend.
+    function()
+      local d = c_depth
+      if d >= C_DEPTH_LIMIT then return nil end
+      c_depth = d + 1
+      if c_resumes > 0 or not co_isyieldable() then
+        c_resumes = c_resumes + 1
+        return d, true
+      end
+      return d, false
+    end,
+    -- leave_counted_resume(d)
+    function(d)
+      c_depth = d
+      c_resumes = c_resumes - 1
+    end)
 end
-
--- coroutine.* and string.gsub are stubs until a VM first calls one of
--- them: lua/core/coroutines.lua then loads (`K.load_lazy_chunk`, a plain C
--- function, so also in a finalizer while the VM closes) with `S`, the
--- scheduler state it shares. A load that fails (out of memory) is tried
--- again by the next call. The runtime's own code calls the raw gsub.
-local coroutine_functions
-local S = {
-  co_create = co_create, co_resume = co_resume, co_yield = co_yield, co_status = co_status,
-  co_running = co_running, co_isyieldable = co_isyieldable,
-  raw_pcall = raw_pcall, raw_gsub = raw_gsub,
-  SUSPEND = SUSPEND, YIELDED = YIELDED, NOP_WAIT = NOP_WAIT, TERMINATE = TERMINATE,
-  NOT_ENOUGH_MEMORY = NOT_ENOUGH_MEMORY,
-  emergency_gc = emergency_gc, thread_scopes = thread_scopes, run_handlers = run_handlers,
-  user_co = user_co,
-  set_c_depth = function(d) c_depth = d end,
-  -- One more call that recurses through C: the depth before it, or nil
-  -- past C_DEPTH_LIMIT.
-  enter_c = function()
-    local d = c_depth
-    if d >= C_DEPTH_LIMIT then return nil end
-    c_depth = d + 1
-    return d
-  end,
-  -- enter_c for a resume, which is also counted in c_resumes (true as the
-  -- second result) where the fiber cannot suspend.
-  enter_resume = function()
-    local d = c_depth
-    if d >= C_DEPTH_LIMIT then return nil end
-    c_depth = d + 1
-    if c_resumes > 0 or not co_isyieldable() then
-      c_resumes = c_resumes + 1
-      return d, true
-    end
-    return d, false
-  end,
-  leave_counted_resume = function(d)
-    c_depth = d
-    c_resumes = c_resumes - 1
-  end,
-  current = K.fiber_or_nil,
-}
-local function lazy_coroutine_function(name)
+local function lazy_function(chunk, name)
   return function(...)
-    local c = coroutine_functions
-    if not c then
-      c = K.load_lazy_chunk(REAL_G, 'coroutines')(K, S)
-      coroutine_functions = c
+    local fns = lazy_loaded[chunk]
+    if not fns then
+      fns = load_lazy_functions(chunk)
+      lazy_loaded[chunk] = fns
     end
-    return c[name](...)
+    return fns[name](...)
   end
+end
+for _, name in ipairs({ 'scope', 'scope_cleanup_push', 'scope_cleanup_pop', 'xpcall' }) do
+  REAL_G[name] = lazy_function('scopes', name)
 end
 local coroutine_patched = {}
 for k, v in pairs(coroutine) do coroutine_patched[k] = v end
 for _, name in ipairs({ 'create', 'resume', 'yield', 'status', 'running', 'wrap', 'isyieldable' }) do
-  coroutine_patched[name] = lazy_coroutine_function(name)
+  coroutine_patched[name] = lazy_function('coroutines', name)
 end
 _G.coroutine = coroutine_patched
-string.gsub = lazy_coroutine_function('gsub')
+string.gsub = lazy_function('coroutines', 'gsub')
 
 ---------------------------------------------------------------------------
 -- Termination from Lua code (system.exit, forced close).

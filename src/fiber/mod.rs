@@ -102,36 +102,43 @@ pub const CORE_CHUNKS: &[CoreChunk] = &[
 /// (loaded when one of them is first required); `loader` is module loading
 /// beyond the entry module and spawning (`require` of a project module, the
 /// master's entry script, `spawn_vm`); `sandboxes` the methods of a
-/// sandboxed actor's channel (loaded before the VM's first one exists).
+/// sandboxed actor's channel (loaded before the VM's first one exists);
+/// `sandbox_inbox` a sandboxed VM's inbox, read from its host (loaded
+/// while that VM is prepared).
 pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     core_chunk!("sync"),
     core_chunk!("time"),
     core_chunk!("system"),
     core_chunk!("loader"),
     core_chunk!("sandboxes"),
+    core_chunk!("sandbox_inbox"),
     RAW_LAZY_CHUNKS[0].0,
     RAW_LAZY_CHUNKS[1].0,
     RAW_LAZY_CHUNKS[2].0,
     RAW_LAZY_CHUNKS[3].0,
     RAW_LAZY_CHUNKS[4].0,
+    RAW_LAZY_CHUNKS[5].0,
 ];
 
 /// Lazy core chunks loaded through [`load_lazy_chunk`] (C API only), with
 /// their chunk names (`CoreChunk::chunk_name`): `coroutines` (the
 /// fiber-aware `coroutine` library and `string.gsub` wrapper) and `fibers`
-/// (fiber handle methods, most of `this_fiber`), loaded by the first call
+/// (`spawn`, fiber handles, most of `this_fiber`), loaded by the first call
 /// that needs them (lua/core/scheduler.lua); `user_env` (what user code
 /// gets as `load`, `loadstring`, `getfenv`, `setfenv`, `newproxy`: a
 /// user finalizer may call them first, lua/core/modules.lua); `worker`
 /// (a worker VM's start, loaded for that one call and not kept);
 /// `reports` (a panic report's text and traceback, loaded by the first
-/// report, which may be written while the VM closes).
-const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 5] = [
+/// report, which may be written while the VM closes); `scopes` (`scope`,
+/// `scope_cleanup_push`, `scope_cleanup_pop`, `xpcall`: their stubs in
+/// lua/core/scheduler.lua load it, also from a finalizer).
+const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 6] = [
     (core_chunk!("coroutines"), c"?coroutines"),
     (core_chunk!("fibers"), c"?fibers"),
     (core_chunk!("user_env"), c"?user_env"),
     (core_chunk!("worker"), c"?worker"),
     (core_chunk!("reports"), c"?reports"),
+    (core_chunk!("scopes"), c"?scopes"),
 ];
 
 /// `K.load_lazy_chunk(env, name)`: the main function of the lazy core
