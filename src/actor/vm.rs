@@ -211,6 +211,11 @@ impl VmState {
         self.executor.in_flight() > 0
     }
 
+    /// Whether the VM's ring exists (see `Executor::has_ring`).
+    pub(crate) fn has_ring(&self) -> bool {
+        self.executor.has_ring()
+    }
+
     /// A step would find completions to deliver (see
     /// `Executor::has_completions`).
     pub(crate) fn has_completions(&mut self) -> bool {
