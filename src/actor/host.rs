@@ -84,7 +84,8 @@ impl Hosted {
     }
 
     /// Parks the VM if nothing but its mailbox can give it work: no fibers
-    /// queued and no ring (so nothing in flight, no completion to come).
+    /// queued, no ring and no op (so no completion to come). Called only
+    /// after `wants_step` said no (nothing stashed either).
     /// A parked VM costs its thread's rounds no look at its mailbox or
     /// state (two or three cache misses each: with a thousand idle actors
     /// on a thread, most of a round); its mailbox, once pending, notes it
@@ -93,8 +94,14 @@ impl Hosted {
         if self.ready || self.parked {
             return;
         }
-        let no_ring = self.state.try_borrow().is_ok_and(|st| !st.has_ring());
-        if no_ring && self.mailbox.set_parked() {
+        // (No ring: no op was ever submitted; no op at all either: a
+        // write still queued for the output stream, or one whose cancel
+        // left a completion in the stash, is counted in flight.)
+        let quiet = self
+            .state
+            .try_borrow()
+            .is_ok_and(|st| !st.has_ring() && !st.in_flight());
+        if quiet && self.mailbox.set_parked() {
             self.parked = true;
         }
     }
