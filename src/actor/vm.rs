@@ -301,6 +301,9 @@ pub struct Vm {
     lua: Lua,
     core: Table,
     memory: Box<VmMemory>,
+    /// `lua`'s main state, for the raw calls made with no Lua code
+    /// running (`collect_cycle`); it lives as long as `lua`.
+    state: *mut ffi::lua_State,
 }
 
 /// What one scheduler step left (`K.step` in lua/core/scheduler.lua).
@@ -1447,16 +1450,49 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 /// after its marking stays until the next one.) Like `lj_gc_fullgc`, it
 /// leaves the collector running with its threshold at `pause` times the
 /// live heap.
-pub(crate) fn collect_cycle(lua: &Lua) -> mlua::Result<()> {
-    // SAFETY: `exec_raw` runs the closure in a protected call on this VM's
-    // live state; `lua_gc` touches only the collector (finalizers run
-    // protected inside it, as in a full collection).
-    unsafe {
-        lua.exec_raw::<()>((), |state| {
-            // A step that stopped short for want of debt returns 0:
-            // call again until one reports the cycle finished.
+///
+/// Called through `lua_cpcall` directly, not mlua's `exec_raw`: on a state
+/// with this runtime's allocator, each `exec_raw` costs a `lua_cpcall` of
+/// mlua's own to make its two C closures (garbage) before its `lua_pcall`.
+///
+/// # Safety
+/// `state` is a VM's main state on this thread, with no Lua code running
+/// on it (boot, a worker's start, the host between steps).
+pub(crate) unsafe fn collect_cycle(state: *mut ffi::lua_State) -> mlua::Result<()> {
+    unsafe extern "C-unwind" fn cycle(state: *mut ffi::lua_State) -> c_int {
+        // SAFETY: called by `lua_cpcall` on the caller's live state;
+        // `lua_gc` touches only the collector (finalizers run protected
+        // inside it, as in a full collection).
+        unsafe {
+            // A step that stopped short for want of debt returns 0: call
+            // again until one reports the cycle finished.
             while ffi::lua_gc(state, ffi::LUA_GCSTEP, c_int::MAX) == 0 {}
-        })
+        }
+        0
+    }
+    // SAFETY: as the caller's; `lua_cpcall` runs `cycle` in protected mode
+    // and leaves an error's value on the stack, which is taken off.
+    unsafe {
+        match ffi::lua_cpcall(state, cycle, std::ptr::null_mut()) {
+            ffi::LUA_OK => Ok(()),
+            code => {
+                let error = if code == ffi::LUA_ERRMEM {
+                    mlua::Error::MemoryError("not enough memory".into())
+                } else {
+                    let mut len = 0;
+                    let text = ffi::lua_tolstring(state, -1, &mut len);
+                    let text = if text.is_null() {
+                        "luring: the collector failed".into()
+                    } else {
+                        String::from_utf8_lossy(std::slice::from_raw_parts(text.cast(), len))
+                            .into_owned()
+                    };
+                    mlua::Error::runtime(text)
+                };
+                ffi::lua_pop(state, 1);
+                Err(error)
+            }
+        }
     }
 }
 
@@ -1575,10 +1611,12 @@ impl Vm {
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
         // `Vm` drops it only after the state (field order).
+        let mut main_state = std::ptr::null_mut();
         unsafe {
             lua.exec_raw::<()>((), |state| {
                 memory.install(state);
                 presize_string_table(state);
+                main_state = state;
             })
         }
         .map_err(|e| RuntimeError::Boot(e.to_string()))?;
@@ -1622,8 +1660,9 @@ impl Vm {
         // without that collection, boot's garbage stayed: +17 kB, -3% CPU
         // (docs/performance.md "Actors"). Each collection during boot stops
         // it again, so the next one starts from an idle collector.
-        let booted = Self::boot(&lua).and_then(|core| {
-            collect_cycle(&lua)?;
+        let booted = Self::boot(&lua, main_state).and_then(|core| {
+            // SAFETY: the VM's main state, no Lua code running.
+            unsafe { collect_cycle(main_state) }?;
             Ok(core)
         });
         let core = match booted {
@@ -1636,7 +1675,12 @@ impl Vm {
                 return Err(RuntimeError::Boot(e.to_string()));
             }
         };
-        Ok(Self { lua, core, memory })
+        Ok(Self {
+            lua,
+            core,
+            memory,
+            state: main_state,
+        })
     }
 
     /// Caps the bytes this VM's Lua heap may hold (`None`: no cap, the
@@ -1648,15 +1692,16 @@ impl Vm {
         let _ = with_state(&self.lua, |st| st.memory_limit = bytes);
     }
 
-    fn boot(lua: &Lua) -> mlua::Result<Table> {
+    fn boot(lua: &Lua, state: *mut ffi::lua_State) -> mlua::Result<Table> {
         let g = lua.globals();
         // (Turning the JIT off while the core chunks run saved ~10 kB per
         // VM, but left VMs near their memory limit unable to recover from
         // a refusal: tests/lua/limits/memory_limit failed most runs.)
-        Self::boot_core(lua, &g)
+        Self::boot_core(lua, &g, state)
     }
 
-    fn boot_core(lua: &Lua, g: &Table) -> mlua::Result<Table> {
+    /// `state`: `lua`'s main state.
+    fn boot_core(lua: &Lua, g: &Table, state: *mut ffi::lua_State) -> mlua::Result<Table> {
         // At its final size (`K_KEYS`): growing it through 4..128 slots
         // rehashed it six times and left its outgrown hash parts as
         // garbage. -1% CPU per spawn, RSS unchanged (docs/performance.md
@@ -1734,7 +1779,8 @@ impl Vm {
             // "rss150b", "spawn-boot"). Stopped again, so the next
             // collection starts from an idle collector.
             if chunk.name == "scheduler" {
-                collect_cycle(lua)?;
+                // SAFETY: the main state; the chunk's call has returned.
+                unsafe { collect_cycle(state) }?;
                 lua.gc_stop();
             }
         }
@@ -1889,18 +1935,14 @@ impl Vm {
         // would stay until the heap doubled, its blocks holes in the slab:
         // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
         // collection; docs/performance.md "rss150b").
-        collect_cycle(lua)?;
+        // SAFETY (both): the VM's main state on this thread, the start's
+        // call has returned.
+        unsafe { collect_cycle(self.state) }?;
         // What stays live now fits half the booted string table (which boot
         // needed for its peak of strings, garbage included); an idle worker
         // interns only a few more (its first round trip's). A module with
         // more string constants just grows it back at its next new string.
-        // SAFETY: `exec_raw` runs the closure with this VM's live state on
-        // this thread, no Lua code running.
-        unsafe {
-            lua.exec_raw::<()>((), |state| {
-                set_string_table_slots(state, STARTED_STRING_TABLE_SLOTS);
-            })
-        }?;
+        unsafe { set_string_table_slots(self.state, STARTED_STRING_TABLE_SLOTS) };
         Ok(if ok {
             Ok(())
         } else {
@@ -2410,11 +2452,13 @@ mod tests {
             after
         };
         let full = run(true, &|lua| lua.gc_collect().unwrap());
-        let cycle = run(true, &|lua| collect_cycle(lua).unwrap());
+        // SAFETY: the test's main state (`Lua::state`), no Lua code running.
+        let cycle = run(true, &|lua| unsafe { collect_cycle(lua.state()) }.unwrap());
         assert!(cycle.abs_diff(full) < 512, "cycle {cycle}, full {full}");
         let twice = run(false, &|lua| {
-            collect_cycle(lua).unwrap();
-            collect_cycle(lua).unwrap();
+            // SAFETY: as above.
+            unsafe { collect_cycle(lua.state()) }.unwrap();
+            unsafe { collect_cycle(lua.state()) }.unwrap();
         });
         assert!(
             twice <= full + 512,
