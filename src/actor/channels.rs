@@ -157,17 +157,18 @@ fn channel_closed() -> mlua::Error {
 /// borrow it directly: looking it up in the app data at each step was
 /// about a tenth of a same-thread round trip.
 pub(crate) fn add_rt(lua: &Lua, rt: &Table, state: &SharedState) -> mlua::Result<()> {
-    // Called by lua/core/actors.lua at boot, before any handle exists: one
-    // probe of each type names its metatable and gives it its methods.
+    let probe = lua.create_userdata(ChannelHandle(RefCell::new(None)))?;
+    crate::modules::name_userdata_metatable(lua, probe, c"tx-channel")?;
+    // The probe must not close this VM's inbox: give it a mailbox of its own.
+    let probe = lua.create_userdata(InboxHandle(Mailbox::new()))?;
+    crate::modules::name_userdata_metatable(lua, probe, c"rx-channel")?;
+
     rt.set(
         "set_actor_methods",
         lua.create_function(|lua, (tx, rx): (Table, Table)| {
             let probe = lua.create_userdata(ChannelHandle(RefCell::new(None)))?;
-            crate::modules::name_userdata_metatable(lua, probe.clone(), c"tx-channel")?;
             set_index_table(lua, probe, tx)?;
-            // The probe must not close this VM's inbox: a mailbox of its own.
             let probe = lua.create_userdata(InboxHandle(Mailbox::new()))?;
-            crate::modules::name_userdata_metatable(lua, probe.clone(), c"rx-channel")?;
             set_index_table(lua, probe, rx)
         })?,
     )?;
