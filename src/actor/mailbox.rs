@@ -173,9 +173,9 @@ struct QueueLines {
     /// lock.)
     handable: AtomicBool,
     /// The host thread skips the VM in its rounds until `pending` is set
-    /// (`set_parked`): whoever sets `pending` then notes the mailbox with
-    /// the thread's signal (`ThreadSignal::note_woken`). (In the padding
-    /// before the lock too.)
+    /// (`set_parked`): whoever sets `pending` then clears this and notes
+    /// the mailbox with the thread's signal (`ThreadSignal::note_woken`),
+    /// once per parking. (In the padding before the lock too.)
     parked: AtomicBool,
     state: Mutex<MailboxState>,
 }
@@ -307,6 +307,8 @@ impl Mailbox {
             // load was for other threads).
             self.queue.pending.store(true, Ordering::Relaxed);
             if self.queue.parked.load(Ordering::Relaxed) {
+                // (Cleared: one note per parking, however many posts.)
+                self.queue.parked.store(false, Ordering::Relaxed);
                 if let Some(signal) = signal {
                     signal.note_woken(self.address());
                 }
@@ -318,7 +320,11 @@ impl Mailbox {
         // flag load.
         self.queue.pending.store(true, Ordering::SeqCst);
         if let Some(signal) = signal {
-            if self.queue.parked.load(Ordering::SeqCst) {
+            // One note per parking: of several posters, the one that
+            // clears the flag.
+            if self.queue.parked.load(Ordering::SeqCst)
+                && self.queue.parked.swap(false, Ordering::SeqCst)
+            {
                 signal.note_woken(self.address());
             }
             signal.wake();
