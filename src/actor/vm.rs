@@ -2509,9 +2509,11 @@ mod tests {
                     .unwrap(),
             ),
         ];
+        // (each case references its own `K.step`; the VM's own reference,
+        // made at boot, is to the scheduler's)
         for (expected, f) in cases {
             vm.core.set("step", f).unwrap();
-            let step = vm.step_function().unwrap();
+            let step = Vm::reference_step(&vm.lua, &vm.core).unwrap();
             // SAFETY: the VM's live main state, between calls.
             let before = unsafe { ffi::lua_gettop(step.state) };
             match vm.step(&step, false, false, false, Receipts::None, None) {
@@ -2528,7 +2530,7 @@ mod tests {
             .eval()
             .unwrap();
         vm.core.set("step", ok).unwrap();
-        let step = vm.step_function().unwrap();
+        let step = Vm::reference_step(&vm.lua, &vm.core).unwrap();
         assert!(matches!(
             vm.step(&step, true, true, true, Receipts::One(7, true), None),
             Ok(Step::Ready)
@@ -2540,7 +2542,7 @@ mod tests {
             .eval()
             .unwrap();
         vm.core.set("step", poll_only).unwrap();
-        let step = vm.step_function().unwrap();
+        let step = Vm::reference_step(&vm.lua, &vm.core).unwrap();
         assert!(matches!(
             vm.step(&step, false, true, false, Receipts::None, None),
             Ok(Step::Ready)
