@@ -513,6 +513,7 @@ fn host_thread(
     let mut traffic = false;
     // Mailboxes of parked VMs that became pending (`Hosted::parked`).
     let mut woken: Vec<usize> = Vec::new();
+    let mut parking = false;
     loop {
         if process.is_over() {
             break;
@@ -522,9 +523,16 @@ fn host_thread(
         // A mailbox was touched: a message, a receipt or no_senders came
         // (the step may still end idle, its fibers waiting again).
         let mut touched = false;
-        signal.take_woken(&mut woken);
-        woken.sort_unstable();
         let park = vms.len() > PARK_ABOVE;
+        // (Only a thread that ever had that many VMs may have parked one: a
+        // thread with a few pays nothing for parking, per round or message.)
+        parking |= park;
+        if parking {
+            signal.take_woken(&mut woken);
+            if woken.len() > 1 {
+                woken.sort_unstable();
+            }
+        }
         let mut i = 0;
         while i < vms.len() {
             let h = &mut vms[i];
