@@ -2509,11 +2509,9 @@ mod tests {
                     .unwrap(),
             ),
         ];
-        // (each case references its own `K.step`; the VM's own reference,
-        // made at boot, is to the scheduler's)
         for (expected, f) in cases {
             vm.core.set("step", f).unwrap();
-            let step = Vm::reference_step(&vm.lua, &vm.core).unwrap();
+            let step = vm.step_function().unwrap();
             // SAFETY: the VM's live main state, between calls.
             let before = unsafe { ffi::lua_gettop(step.state) };
             match vm.step(&step, false, false, false, Receipts::None, None) {
@@ -2530,7 +2528,7 @@ mod tests {
             .eval()
             .unwrap();
         vm.core.set("step", ok).unwrap();
-        let step = Vm::reference_step(&vm.lua, &vm.core).unwrap();
+        let step = vm.step_function().unwrap();
         assert!(matches!(
             vm.step(&step, true, true, true, Receipts::One(7, true), None),
             Ok(Step::Ready)
@@ -2542,7 +2540,7 @@ mod tests {
             .eval()
             .unwrap();
         vm.core.set("step", poll_only).unwrap();
-        let step = Vm::reference_step(&vm.lua, &vm.core).unwrap();
+        let step = vm.step_function().unwrap();
         assert!(matches!(
             vm.step(&step, false, true, false, Receipts::None, None),
             Ok(Step::Ready)
