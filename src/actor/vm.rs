@@ -304,8 +304,6 @@ pub struct Vm {
     /// `lua`'s main state, for the raw calls made with no Lua code
     /// running (`collect_cycle`); it lives as long as `lua`.
     state: *mut ffi::lua_State,
-    /// `K.step`, referenced at boot (`step_function`).
-    step: StepFunction,
 }
 
 /// What one scheduler step left (`K.step` in lua/core/scheduler.lua).
@@ -330,7 +328,6 @@ pub(crate) enum Step {
 /// Invariant: used only with the `Vm` it came from, while that VM lives,
 /// on its thread, and never while an mlua call on the VM is under way
 /// (the host calls it between steps, like `Function::call` was).
-#[derive(Clone, Copy)]
 pub(crate) struct StepFunction {
     state: *mut ffi::lua_State,
     /// Registry reference of `K.step` (freed with the Lua state).
@@ -1663,18 +1660,13 @@ impl Vm {
         // without that collection, boot's garbage stayed: +17 kB, -3% CPU
         // (docs/performance.md "Actors"). Each collection during boot stops
         // it again, so the next one starts from an idle collector.
-        // The step function's reference is made before that collection: its
-        // protected call's garbage (mlua's, see `collect_cycle`) goes with
-        // boot's instead of staying in every idle worker, made after the
-        // start's collection.
         let booted = Self::boot(&lua, main_state).and_then(|core| {
-            let step = Self::reference_step(&lua, &core)?;
             // SAFETY: the VM's main state, no Lua code running.
             unsafe { collect_cycle(main_state) }?;
-            Ok((core, step))
+            Ok(core)
         });
-        let (core, step) = match booted {
-            Ok(booted) => booted,
+        let core = match booted {
+            Ok(core) => core,
             Err(e) => {
                 // The state frees its memory through `memory`'s allocator:
                 // it must close first (locals drop in reverse order).
@@ -1688,7 +1680,6 @@ impl Vm {
             core,
             memory,
             state: main_state,
-            step,
         })
     }
 
@@ -1981,34 +1972,30 @@ impl Vm {
         (&self.lua, &self.core)
     }
 
-    /// The scheduler's step function, referenced at boot and called through
+    /// The scheduler's step function, looked up once and called through
     /// the raw C API (`Vm::step`).
     pub(crate) fn step_function(&self) -> mlua::Result<StepFunction> {
-        Ok(self.step)
-    }
-
-    /// References `K.step` in the registry for `StepFunction` (at boot).
-    fn reference_step(lua: &Lua, core: &Table) -> mlua::Result<StepFunction> {
-        let step: Function = core.get("step")?;
+        let step: Function = self.core.get("step")?;
         // SAFETY: `exec_raw` runs this on the VM's main state in protected
         // mode with room for the function it pushes and 3 more values;
         // `luaL_ref` pops it into the registry (it may raise out of
         // memory: protected), the error slot is made now so that a failed
         // step fills it without allocating. The main state lives as long
-        // as `lua`, which the `Vm` keeps beside the result (and so does
-        // host.rs `Hosted`, with its copy).
+        // as `self.lua`, which the caller keeps beside the result (host.rs
+        // `Hosted`).
         unsafe {
-            lua.exec_raw::<(i64, mlua::LightUserData)>(step, |l| {
-                ffi::lua_pushboolean(l, 0);
-                ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, STEP_ERROR_KEY.as_ptr());
-                let func = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-                ffi::lua_pushinteger(l, func as ffi::lua_Integer);
-                ffi::lua_pushlightuserdata(l, l.cast());
-            })
-            .map(|(func, state)| StepFunction {
-                state: state.0.cast(),
-                func: func as c_int,
-            })
+            self.lua
+                .exec_raw::<(i64, mlua::LightUserData)>(step, |l| {
+                    ffi::lua_pushboolean(l, 0);
+                    ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, STEP_ERROR_KEY.as_ptr());
+                    let func = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+                    ffi::lua_pushinteger(l, func as ffi::lua_Integer);
+                    ffi::lua_pushlightuserdata(l, l.cast());
+                })
+                .map(|(func, state)| StepFunction {
+                    state: state.0.cast(),
+                    func: func as c_int,
+                })
         }
     }
 
