@@ -62,6 +62,9 @@ struct Hosted {
     /// The last step left fibers queued (a new VM starts so: its main
     /// fiber is queued).
     ready: bool,
+    /// Skipped by its thread's rounds until its mailbox is noted woken or
+    /// `ready` is set (`park_if_idle`).
+    parked: bool,
 }
 
 impl Hosted {
@@ -76,7 +79,36 @@ impl Hosted {
             mailbox,
             state,
             ready: true,
+            parked: false,
         })
+    }
+
+    /// Parks the VM if nothing but its mailbox can give it work: no fibers
+    /// queued, no ring and no op (so no completion to come). Called only
+    /// after `wants_step` said no (nothing stashed either).
+    /// A parked VM costs its thread's rounds no look at its mailbox or
+    /// state (two or three cache misses each: with a thousand idle actors
+    /// on a thread, most of a round); its mailbox, once pending, notes it
+    /// with the thread's signal (`Mailbox::set_parked`).
+    fn park_if_idle(&mut self) {
+        if self.ready || self.parked {
+            return;
+        }
+        // (No ring: no op was ever submitted; no op at all either: a
+        // write still queued for the output stream, or one whose cancel
+        // left a completion in the stash, is counted in flight.)
+        let quiet = self
+            .state
+            .try_borrow()
+            .is_ok_and(|st| !st.has_ring() && !st.in_flight());
+        if quiet && self.mailbox.set_parked() {
+            self.parked = true;
+        }
+    }
+
+    fn unpark(&mut self) {
+        self.parked = false;
+        self.mailbox.clear_parked();
     }
 
     /// Polls the mailbox if touched, then steps. `alone`: the only VM of a
@@ -175,7 +207,8 @@ impl Hosted {
 
     /// Tears the VM down (inbox closed first, then the Lua state) and
     /// records how it ended in the process outcome.
-    fn end(self, ran: Ran, process: &Process) {
+    fn end(mut self, ran: Ran, process: &Process) {
+        self.unpark();
         let master = self.vm.is_master();
         let exit = self.vm.finish(ran);
         let monitor = self.vm.take_monitor();
@@ -478,6 +511,9 @@ fn host_thread(
     // A mailbox was touched since this thread last looked for work
     // without finding any (see `spin_for_work`).
     let mut traffic = false;
+    // Mailboxes of parked VMs that became pending (`Hosted::parked`).
+    let mut woken: Vec<usize> = Vec::new();
+    let mut parking = false;
     loop {
         if process.is_over() {
             break;
@@ -487,9 +523,30 @@ fn host_thread(
         // A mailbox was touched: a message, a receipt or no_senders came
         // (the step may still end idle, its fibers waiting again).
         let mut touched = false;
+        let park = vms.len() > PARK_ABOVE;
+        // (Only a thread that ever had that many VMs may have parked one: a
+        // thread with a few pays nothing for parking, per round or message.)
+        parking |= park;
+        if parking {
+            signal.take_woken(&mut woken);
+            if woken.len() > 1 {
+                woken.sort_unstable();
+            }
+        }
         let mut i = 0;
         while i < vms.len() {
-            if !vms[i].wants_step() {
+            let h = &mut vms[i];
+            if h.parked {
+                if !h.ready && woken.binary_search(&h.mailbox.address()).is_err() {
+                    i += 1;
+                    continue;
+                }
+                h.unpark();
+            }
+            if !h.wants_step() {
+                if park {
+                    h.park_if_idle();
+                }
                 i += 1;
                 continue;
             }
@@ -632,6 +689,11 @@ fn host_thread(
     ThreadSignal::leave_current();
     process.leave(signal);
 }
+
+/// A thread with more VMs than this parks its idle ones
+/// (`Hosted::park_if_idle`): with few, a look at each is cheaper than
+/// parking (a locked store) and noting wake-ups (a lock per message).
+const PARK_ABOVE: usize = 16;
 
 /// How long a thread with nothing in flight sleeps before it collects
 /// garbage in its VMs and counts as stuck (which may end the process).

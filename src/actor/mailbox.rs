@@ -172,6 +172,11 @@ struct QueueLines {
     /// threads never take the lock for it. (In the padding before the
     /// lock.)
     handable: AtomicBool,
+    /// The host thread skips the VM in its rounds until `pending` is set
+    /// (`set_parked`): whoever sets `pending` then clears this and notes
+    /// the mailbox with the thread's signal (`ThreadSignal::note_woken`),
+    /// once per parking. (In the padding before the lock too.)
+    parked: AtomicBool,
     state: Mutex<MailboxState>,
 }
 
@@ -301,12 +306,27 @@ impl Mailbox {
             // SeqCst one is a locked instruction, and the wake-up's state
             // load was for other threads).
             self.queue.pending.store(true, Ordering::Relaxed);
+            if self.queue.parked.load(Ordering::Relaxed) {
+                // (Cleared: one note per parking, however many posts.)
+                self.queue.parked.store(false, Ordering::Relaxed);
+                if let Some(signal) = signal {
+                    signal.note_woken(self.address());
+                }
+            }
             return;
         }
         // SeqCst: pairs with the sleeper's state store, then flag load
-        // (process.rs `prepare_sleep`).
+        // (process.rs `prepare_sleep`), and with `set_parked`'s store, then
+        // flag load.
         self.queue.pending.store(true, Ordering::SeqCst);
         if let Some(signal) = signal {
+            // One note per parking: of several posters, the one that
+            // clears the flag.
+            if self.queue.parked.load(Ordering::SeqCst)
+                && self.queue.parked.swap(false, Ordering::SeqCst)
+            {
+                signal.note_woken(self.address());
+            }
             signal.wake();
         } else if let Some(waiter) = self.waiter.get() {
             waiter.notify();
@@ -353,6 +373,30 @@ impl Mailbox {
 
     pub(crate) fn is_pending(&self) -> bool {
         self.queue.pending.load(Ordering::SeqCst)
+    }
+
+    /// What `ThreadSignal::note_woken` records for this mailbox.
+    pub(crate) fn address(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Parks the mailbox's VM (see `QueueLines::parked`); false, and not
+    /// parked, when `pending` is set already. Called by the host thread
+    /// between steps. SeqCst store then load, as in `mark_pending` in the
+    /// other order: either the poster sees the VM parked (and notes it),
+    /// or this sees the flag.
+    pub(crate) fn set_parked(&self) -> bool {
+        self.queue.parked.store(true, Ordering::SeqCst);
+        if self.queue.pending.load(Ordering::SeqCst) {
+            self.queue.parked.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The host thread steps the VM again in its rounds.
+    pub(crate) fn clear_parked(&self) {
+        self.queue.parked.store(false, Ordering::Relaxed);
     }
 
     /// Queues `env`; gives it back when the inbox is closed (the sender

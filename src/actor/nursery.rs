@@ -67,8 +67,9 @@ pub(crate) struct BootedVm(Vm);
 // (`Rc` and `RefCell` inside, mlua being built without its `send`
 // feature), the `core` table handle (a weak reference to the same state),
 // the VM state in the Lua's app data (`Rc<RefCell<VmState>>`, whose other
-// clones live only in closures the Lua state owns) and the allocator's
-// `Cell`s (`VmMemory`). All of it is reachable only through this one value:
+// clones live only in closures the Lua state owns), the allocator's
+// `Cell`s (`VmMemory`) and the main state's raw pointer (into the same
+// state). All of it is reachable only through this one value:
 // the nursery thread makes the VM with `Vm::new`, keeps no clone of any
 // handle, no Lua code runs on it after boot, and it moves the `BootedVm`
 // out of its reach (into the pool) as a whole. Moving such an object graph

@@ -99,6 +99,8 @@ impl Process {
             // SAFETY: `fd` was just created and is owned by nothing else.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             process: Arc::downgrade(self),
+            woken: std::sync::Mutex::new(Vec::new()),
+            has_woken: std::sync::atomic::AtomicBool::new(false),
         });
         self.running.fetch_add(1, Ordering::AcqRel);
         self.threads.fetch_add(1, Ordering::AcqRel);
@@ -182,6 +184,11 @@ pub(crate) struct ThreadSignal {
     state: AtomicU8,
     eventfd: OwnedFd,
     process: std::sync::Weak<Process>,
+    /// Mailboxes (by address) of parked VMs that became pending since the
+    /// host thread last looked (`Mailbox::mark_pending`, host.rs
+    /// `Hosted::parked`); `has_woken` says whether to look.
+    woken: std::sync::Mutex<Vec<usize>>,
+    has_woken: std::sync::atomic::AtomicBool,
 }
 
 impl ThreadSignal {
@@ -224,6 +231,27 @@ impl ThreadSignal {
                 self.kick();
             }
         }
+    }
+
+    /// A parked VM's mailbox at `mailbox` became pending: its host thread
+    /// steps it again (`take_woken`). The thread is woken as for any
+    /// pending mailbox (`wake`), not here.
+    pub(crate) fn note_woken(&self, mailbox: usize) {
+        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        woken.push(mailbox);
+        self.has_woken.store(true, Ordering::Release);
+    }
+
+    /// Moves the mailboxes noted by `note_woken` into `into` (cleared
+    /// first); without a lock when none were noted.
+    pub(crate) fn take_woken(&self, into: &mut Vec<usize>) {
+        into.clear();
+        if !self.has_woken.load(Ordering::Acquire) || !self.has_woken.swap(false, Ordering::AcqRel)
+        {
+            return;
+        }
+        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut *woken, into);
     }
 
     fn kick(&self) {

@@ -211,6 +211,11 @@ impl VmState {
         self.executor.in_flight() > 0
     }
 
+    /// Whether the VM's ring exists (see `Executor::has_ring`).
+    pub(crate) fn has_ring(&self) -> bool {
+        self.executor.has_ring()
+    }
+
     /// A step would find completions to deliver (see
     /// `Executor::has_completions`).
     pub(crate) fn has_completions(&mut self) -> bool {
@@ -296,6 +301,9 @@ pub struct Vm {
     lua: Lua,
     core: Table,
     memory: Box<VmMemory>,
+    /// `lua`'s main state, for the raw calls made with no Lua code
+    /// running (`collect_cycle`); it lives as long as `lua`.
+    state: *mut ffi::lua_State,
 }
 
 /// What one scheduler step left (`K.step` in lua/core/scheduler.lua).
@@ -1442,16 +1450,49 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
 /// after its marking stays until the next one.) Like `lj_gc_fullgc`, it
 /// leaves the collector running with its threshold at `pause` times the
 /// live heap.
-pub(crate) fn collect_cycle(lua: &Lua) -> mlua::Result<()> {
-    // SAFETY: `exec_raw` runs the closure in a protected call on this VM's
-    // live state; `lua_gc` touches only the collector (finalizers run
-    // protected inside it, as in a full collection).
-    unsafe {
-        lua.exec_raw::<()>((), |state| {
-            // A step that stopped short for want of debt returns 0:
-            // call again until one reports the cycle finished.
+///
+/// Called through `lua_cpcall` directly, not mlua's `exec_raw`: on a state
+/// with this runtime's allocator, each `exec_raw` costs a `lua_cpcall` of
+/// mlua's own to make its two C closures (garbage) before its `lua_pcall`.
+///
+/// # Safety
+/// `state` is a VM's main state on this thread, with no Lua code running
+/// on it (boot, a worker's start, the host between steps).
+pub(crate) unsafe fn collect_cycle(state: *mut ffi::lua_State) -> mlua::Result<()> {
+    unsafe extern "C-unwind" fn cycle(state: *mut ffi::lua_State) -> c_int {
+        // SAFETY: called by `lua_cpcall` on the caller's live state;
+        // `lua_gc` touches only the collector (finalizers run protected
+        // inside it, as in a full collection).
+        unsafe {
+            // A step that stopped short for want of debt returns 0: call
+            // again until one reports the cycle finished.
             while ffi::lua_gc(state, ffi::LUA_GCSTEP, c_int::MAX) == 0 {}
-        })
+        }
+        0
+    }
+    // SAFETY: as the caller's; `lua_cpcall` runs `cycle` in protected mode
+    // and leaves an error's value on the stack, which is taken off.
+    unsafe {
+        match ffi::lua_cpcall(state, cycle, std::ptr::null_mut()) {
+            ffi::LUA_OK => Ok(()),
+            code => {
+                let error = if code == ffi::LUA_ERRMEM {
+                    mlua::Error::MemoryError("not enough memory".into())
+                } else {
+                    let mut len = 0;
+                    let text = ffi::lua_tolstring(state, -1, &mut len);
+                    let text = if text.is_null() {
+                        "luring: the collector failed".into()
+                    } else {
+                        String::from_utf8_lossy(std::slice::from_raw_parts(text.cast(), len))
+                            .into_owned()
+                    };
+                    mlua::Error::runtime(text)
+                };
+                ffi::lua_pop(state, 1);
+                Err(error)
+            }
+        }
     }
 }
 
@@ -1519,6 +1560,43 @@ unsafe fn set_string_table_slots(state: *mut ffi::lua_State, slots: u32) {
     }
 }
 
+/// The standard libraries a VM opens besides the base library (which mlua
+/// opened with the state; in LuaJIT it brings `coroutine` too), in mlua's
+/// order. `debug` is for the runtime's own Lua code, which captures what it
+/// needs; it is removed from the globals before any user code runs and
+/// user environments never include it. `ffi` is not opened at all, nor are
+/// `io` and `package`: nothing uses them (boot removed them from the
+/// globals anyway), and every VM paid for them.
+const LIBRARIES: [(&std::ffi::CStr, ffi::lua_CFunction); 7] = [
+    (c"table", ffi::luaopen_table),
+    (c"os", ffi::luaopen_os),
+    (c"string", ffi::luaopen_string),
+    (c"bit", ffi::luaopen_bit),
+    (c"math", ffi::luaopen_math),
+    (c"debug", ffi::luaopen_debug),
+    (c"jit", ffi::luaopen_jit),
+];
+
+/// Opens `LIBRARIES` the way LuaJIT's `luaL_openlibs` does: each opener
+/// called with its name, which registers the library as a global and in
+/// `_LOADED`. (mlua's `load_std_libs` wraps each in a protected call of
+/// its own and registers it once more (`luaL_requiref`): two new C
+/// closures per library: 1.6% of a boot's instructions, callgrind.)
+///
+/// # Safety
+/// `state` is a live Lua state on this thread, inside a protected call.
+unsafe fn open_libraries(state: *mut ffi::lua_State) {
+    for (name, open) in LIBRARIES {
+        // SAFETY: as the caller's; a C function gets LUA_MINSTACK free
+        // slots, of which this uses two at a time.
+        unsafe {
+            ffi::lua_pushcfunction(state, open);
+            ffi::lua_pushstring(state, name.as_ptr());
+            ffi::lua_call(state, 1, 0);
+        }
+    }
+}
+
 impl Vm {
     /// Creates the VM and runs the core Lua code; no user code runs yet.
     pub fn new() -> Result<Self, RuntimeError> {
@@ -1527,22 +1605,18 @@ impl Vm {
 
     /// [`Vm::new`] on a given executor (a sandboxed VM's fixed-only one).
     pub(crate) fn with_executor(executor: Executor) -> Result<Self, RuntimeError> {
-        // SAFETY: `debug` is loaded only for the runtime's own Lua code, which
-        // captures what it needs; it is removed from the globals before any
-        // user code runs and user environments never include it. `ffi` is not
-        // loaded at all, nor are `io` and `package`: nothing uses them (boot
-        // removed them from the globals anyway), and every VM paid for them.
-        let libs = (StdLib::ALL_SAFE ^ StdLib::IO ^ StdLib::PACKAGE) | StdLib::DEBUG;
         crate::actor::memory::reserve_heap_growth();
         let lua = unsafe { Lua::unsafe_new_with(StdLib::NONE, LuaOptions::default()) };
         let memory = VmMemory::new();
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
         // `Vm` drops it only after the state (field order).
+        let mut main_state = std::ptr::null_mut();
         unsafe {
             lua.exec_raw::<()>((), |state| {
                 memory.install(state);
                 presize_string_table(state);
+                main_state = state;
             })
         }
         .map_err(|e| RuntimeError::Boot(e.to_string()))?;
@@ -1550,15 +1624,16 @@ impl Vm {
         // their many small objects (functions, names, tables) come from the
         // slab without glibc's per-block header (docs/performance.md
         // "Actors", a8-rss).
-        if let Err(e) = lua.load_std_libs(libs) {
+        // The collector stays idle until boot's first collection, which is
+        // then one whole cycle (`collect_cycle`).
+        lua.gc_stop();
+        // SAFETY: `exec_raw` runs the closure in a protected call on this
+        // VM's live state; `open_libraries` follows the C API's rules.
+        if let Err(e) = unsafe { lua.exec_raw::<()>((), |state| open_libraries(state)) } {
             drop(lua);
             drop(memory);
             return Err(RuntimeError::Boot(e.to_string()));
         }
-        // The collector stays idle until boot's first collection, which is
-        // then one whole cycle (`collect_cycle`). (mlua stops it while it
-        // opens the libraries, and restarts it after.)
-        lua.gc_stop();
         let state: SharedState = std::rc::Rc::new(RefCell::new(VmState {
             executor,
             stdout: Vec::new(),
@@ -1585,8 +1660,9 @@ impl Vm {
         // without that collection, boot's garbage stayed: +17 kB, -3% CPU
         // (docs/performance.md "Actors"). Each collection during boot stops
         // it again, so the next one starts from an idle collector.
-        let booted = Self::boot(&lua).and_then(|core| {
-            collect_cycle(&lua)?;
+        let booted = Self::boot(&lua, main_state).and_then(|core| {
+            // SAFETY: the VM's main state, no Lua code running.
+            unsafe { collect_cycle(main_state) }?;
             Ok(core)
         });
         let core = match booted {
@@ -1599,7 +1675,12 @@ impl Vm {
                 return Err(RuntimeError::Boot(e.to_string()));
             }
         };
-        Ok(Self { lua, core, memory })
+        Ok(Self {
+            lua,
+            core,
+            memory,
+            state: main_state,
+        })
     }
 
     /// Caps the bytes this VM's Lua heap may hold (`None`: no cap, the
@@ -1611,15 +1692,16 @@ impl Vm {
         let _ = with_state(&self.lua, |st| st.memory_limit = bytes);
     }
 
-    fn boot(lua: &Lua) -> mlua::Result<Table> {
+    fn boot(lua: &Lua, state: *mut ffi::lua_State) -> mlua::Result<Table> {
         let g = lua.globals();
         // (Turning the JIT off while the core chunks run saved ~10 kB per
         // VM, but left VMs near their memory limit unable to recover from
         // a refusal: tests/lua/limits/memory_limit failed most runs.)
-        Self::boot_core(lua, &g)
+        Self::boot_core(lua, &g, state)
     }
 
-    fn boot_core(lua: &Lua, g: &Table) -> mlua::Result<Table> {
+    /// `state`: `lua`'s main state.
+    fn boot_core(lua: &Lua, g: &Table, state: *mut ffi::lua_State) -> mlua::Result<Table> {
         // At its final size (`K_KEYS`): growing it through 4..128 slots
         // rehashed it six times and left its outgrown hash parts as
         // garbage. -1% CPU per spawn, RSS unchanged (docs/performance.md
@@ -1697,7 +1779,8 @@ impl Vm {
             // "rss150b", "spawn-boot"). Stopped again, so the next
             // collection starts from an idle collector.
             if chunk.name == "scheduler" {
-                collect_cycle(lua)?;
+                // SAFETY: the main state; the chunk's call has returned.
+                unsafe { collect_cycle(state) }?;
                 lua.gc_stop();
             }
         }
@@ -1852,18 +1935,14 @@ impl Vm {
         // would stay until the heap doubled, its blocks holes in the slab:
         // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
         // collection; docs/performance.md "rss150b").
-        collect_cycle(lua)?;
+        // SAFETY (both): the VM's main state on this thread, the start's
+        // call has returned.
+        unsafe { collect_cycle(self.state) }?;
         // What stays live now fits half the booted string table (which boot
         // needed for its peak of strings, garbage included); an idle worker
         // interns only a few more (its first round trip's). A module with
         // more string constants just grows it back at its next new string.
-        // SAFETY: `exec_raw` runs the closure with this VM's live state on
-        // this thread, no Lua code running.
-        unsafe {
-            lua.exec_raw::<()>((), |state| {
-                set_string_table_slots(state, STARTED_STRING_TABLE_SLOTS);
-            })
-        }?;
+        unsafe { set_string_table_slots(self.state, STARTED_STRING_TABLE_SLOTS) };
         Ok(if ok {
             Ok(())
         } else {
@@ -2373,11 +2452,13 @@ mod tests {
             after
         };
         let full = run(true, &|lua| lua.gc_collect().unwrap());
-        let cycle = run(true, &|lua| collect_cycle(lua).unwrap());
+        // SAFETY: the test's main state (`Lua::state`), no Lua code running.
+        let cycle = run(true, &|lua| unsafe { collect_cycle(lua.state()) }.unwrap());
         assert!(cycle.abs_diff(full) < 512, "cycle {cycle}, full {full}");
         let twice = run(false, &|lua| {
-            collect_cycle(lua).unwrap();
-            collect_cycle(lua).unwrap();
+            // SAFETY: as above.
+            unsafe { collect_cycle(lua.state()) }.unwrap();
+            unsafe { collect_cycle(lua.state()) }.unwrap();
         });
         assert!(
             twice <= full + 512,

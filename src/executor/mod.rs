@@ -488,6 +488,12 @@ impl Executor {
         }
     }
 
+    /// Whether the ring was made (by the first op): an executor without
+    /// one has nothing in flight and can get no completion.
+    pub fn has_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
     /// The ring's fd, the address other rings post `MSG_RING` wake-ups to;
     /// -1 while the ring is not made yet (nothing is in flight then).
     pub fn ring_fd(&self) -> RawFd {
