@@ -28,6 +28,12 @@
 //! Server CPU per message: the server's user + system time over its whole
 //! life in a measured run (`getrusage` of the reaped child), divided by
 //! every message it echoed; steadier than msgs/s when the machine is shared.
+//! Load CPU per message: the load generator thread's user + system time over
+//! the run (warm-up included, connecting not), divided by the same count;
+//! each run's line also gives its ring turns per message. With server and
+//! load generator on different CPUs both are busy nearly all the time and
+//! each pays for waking the other, so the server's way of answering shows
+//! on both sides (docs/performance.md "echopin").
 //!
 //! Settings (environment): LURING_BENCH_SECS (10), LURING_BENCH_RUNS (5),
 //! LURING_BENCH_CONNS (50), LURING_BENCH_SYSCALL_SECS (min(SECS, 3)),
@@ -513,6 +519,23 @@ struct LoadResult {
     p99_us: f64,
     /// Every message echoed, warm-up included.
     total_messages: u64,
+    /// The load generator's own CPU time over the run (user + system of
+    /// its thread, warm-up included): with each side on its own CPU, the
+    /// server's way of answering changes what the load generator pays.
+    load_cpu_s: f64,
+    /// Its ring turns (`io_uring_enter` calls) over the run: fewer per
+    /// message means it finds more echoes per turn.
+    load_turns: u64,
+}
+
+/// CPU seconds (user + system) the calling thread has used.
+fn thread_cpu() -> f64 {
+    // SAFETY: getrusage writes one `rusage` into the zeroed local.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
 }
 
 /// The load generator's ring and connections. `outstanding` counts the ops
@@ -522,6 +545,8 @@ struct Load {
     ring: io_uring::IoUring,
     clients: Vec<ClientConn>,
     outstanding: usize,
+    /// `io_uring_enter` calls made by `turn`.
+    turns: u64,
 }
 
 impl Load {
@@ -572,6 +597,7 @@ impl Load {
         use io_uring::types;
         let wait_limit = types::Timespec::new().sec(1);
         let args = types::SubmitArgs::new().timespec(&wait_limit);
+        self.turns += 1;
         match self.ring.submitter().submit_with_args(1, &args) {
             Ok(_) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
@@ -587,6 +613,8 @@ impl Load {
     /// flight finish.
     fn run(&mut self, measure: Duration) -> Result<LoadResult, String> {
         let conns = self.clients.len();
+        let cpu0 = thread_cpu();
+        let turns0 = self.turns;
         let warm_up = (measure / 10).min(Duration::from_secs(1));
         let t0 = Instant::now();
         let (measure_from, stop_at) = (t0 + warm_up, t0 + warm_up + measure);
@@ -663,6 +691,8 @@ impl Load {
             p50_us: pct(0.50),
             p99_us: pct(0.99),
             total_messages,
+            load_cpu_s: thread_cpu() - cpu0,
+            load_turns: self.turns - turns0,
         })
     }
 }
@@ -720,6 +750,7 @@ fn run_load(port: u16, conns: usize, measure: Duration) -> Result<LoadResult, St
         ring,
         clients,
         outstanding: 0,
+        turns: 0,
     };
     load.run(measure)
 }
@@ -937,6 +968,7 @@ struct Figures {
     p50_us: Vec<f64>,
     p99_us: Vec<f64>,
     cpu_us_per_msg: Vec<f64>,
+    load_cpu_us_per_msg: Vec<f64>,
     syscalls_per_msg: Option<f64>,
     skipped: Option<String>,
 }
@@ -1030,16 +1062,20 @@ fn main() {
                 });
             match outcome {
                 Ok(r) => {
-                    let cpu_us = (io_common::children_cpu() - cpu0) * 1e6 / r.total_messages as f64;
+                    let per_msg = 1.0 / r.total_messages as f64;
+                    let cpu_us = (io_common::children_cpu() - cpu0) * 1e6 * per_msg;
+                    let load_cpu_us = r.load_cpu_s * 1e6 * per_msg;
                     eprintln!(
                         "run {run}/{runs} {:<10} {:>10.0} msgs/s  p50 {:>7.1} us  p99 {:>7.1} us  \
-                         CPU {cpu_us:.2} us/msg",
+                         CPU {cpu_us:.2} us/msg  load CPU {load_cpu_us:.2} us/msg, {:.3} turns/msg",
                         server.name(),
                         r.msgs_per_s,
                         r.p50_us,
-                        r.p99_us
+                        r.p99_us,
+                        r.load_turns as f64 * per_msg
                     );
                     fig.cpu_us_per_msg.push(cpu_us);
+                    fig.load_cpu_us_per_msg.push(load_cpu_us);
                     fig.msgs_per_s.push(r.msgs_per_s);
                     fig.p50_us.push(r.p50_us);
                     fig.p99_us.push(r.p99_us);
@@ -1076,12 +1112,12 @@ fn main() {
         .map(|(_, f)| (median(f.msgs_per_s.clone()), median(f.p99_us.clone())));
     println!();
     println!(
-        "| server | msgs/s | p50 | p99 | syscalls/msg | server CPU/msg | msgs/s vs tokio | p99 vs tokio |"
+        "| server | msgs/s | p50 | p99 | syscalls/msg | server CPU/msg | load CPU/msg | msgs/s vs tokio | p99 vs tokio |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (server, fig) in &figures {
         if let Some(why) = &fig.skipped {
-            println!("| {} | skipped: {why} | | | | | | |", server.label());
+            println!("| {} | skipped: {why} | | | | | | | |", server.label());
             continue;
         }
         let (rate, p50, p99) = (
@@ -1096,9 +1132,10 @@ fn main() {
             (format!("{:.2}×", rate / tr), format!("{:.2}×", p99 / tp))
         });
         println!(
-            "| {} | {rate:.0} | {p50:.1} µs | {p99:.1} µs | {syscalls} | {:.2} µs | {vs_rate} | {vs_p99} |",
+            "| {} | {rate:.0} | {p50:.1} µs | {p99:.1} µs | {syscalls} | {:.2} µs | {:.2} µs | {vs_rate} | {vs_p99} |",
             server.label(),
-            median(fig.cpu_us_per_msg.clone())
+            median(fig.cpu_us_per_msg.clone()),
+            median(fig.load_cpu_us_per_msg.clone())
         );
     }
     println!("(medians of {runs} runs)");
