@@ -365,15 +365,7 @@ fn spray_read_by_rust_receiver() {
         if round == 0 {
             with_one_plugin = fd_count();
         }
-        let deadline = Instant::now() + wait;
-        while fd_count() != with_one_plugin {
-            assert!(
-                Instant::now() < deadline,
-                "descriptors leaked: {with_one_plugin} in round 0, now {:?}",
-                fd_links()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        await_fds_back_to(with_one_plugin);
         plugin.send(Message::from("go")).unwrap();
         // Spins (reading the socket) as the spray comes; nothing follows
         // it: the next message is the monitor notice. Which reader took the
