@@ -15,7 +15,10 @@
 //!   `unsafe fn` whose caller promises that the SQE points only into the
 //!   slot's own resources; the safe methods (one per op) uphold that.
 //! - Completions are returned to the caller as [`Completion`]s in the order
-//!   the ring produced them; cancellation requests, wake-ups and the
+//!   the ring produced them, except that each reap puts the receive
+//!   streams' deliveries (multishot receive CQEs that go on) before its
+//!   other completions, keeping the order within each group: the kernel
+//!   orders one op's CQEs, never two ops' (see `reap`). Cancellation requests, wake-ups and the
 //!   runtime's own output writes have reserved user_data values or slot
 //!   kinds and are consumed here. Completions reaped outside `turn` (while
 //!   making room to submit, or while waiting for output) are stashed and
@@ -224,7 +227,8 @@ pub struct Completion {
 /// What one turn of the ring produced.
 #[derive(Default, Debug)]
 pub struct Reaped {
-    /// Completions in the order the ring produced them.
+    /// Completions in the order the ring produced them, but each reap's
+    /// receive-stream deliveries first (see the module's invariants).
     pub completions: Vec<Completion>,
     /// True when another thread or ring asked this executor to look at its
     /// inbox.
@@ -316,6 +320,9 @@ pub struct Executor {
     /// CQEs copied out of the ring before they are dispatched (dispatching
     /// may push new SQEs).
     cqes: Vec<(u64, i32, u32)>,
+    /// A reap's receive-stream deliveries, until they go before its other
+    /// completions (`reap`; kept for its capacity).
+    stream_first: Vec<Completion>,
     /// Completions the kernel dropped so far (0 unless poisoned).
     dropped: u32,
     /// The runtime's ordered writes to stdout and stderr.
@@ -468,6 +475,7 @@ impl Executor {
             stash: Vec::new(),
             stash_woken: false,
             cqes: Vec::new(),
+            stream_first: Vec::new(),
             dropped: 0,
             output: output::OutputQueue::default(),
             socket_outputs: socket::SocketOutputs::default(),
@@ -1407,6 +1415,14 @@ impl Executor {
 
     /// Copies every available CQE out of the ring, then dispatches them.
     /// Returns the number of CQEs seen.
+    ///
+    /// The receive streams' deliveries go before the other completions of
+    /// the reap: a reader woken by one has waited since before this turn,
+    /// while a fiber woken by a send's CQE of the same reap may find its
+    /// next bytes already queued and take them at once. In CQE order the
+    /// latter ran first and sent first, so their peers answered first again
+    /// and the readers kept waiting a turn more: the echo bench's p99 at
+    /// 1.35× tokio's (docs/performance.md "echouser").
     fn reap(&mut self, out: &mut Reaped) -> usize {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
@@ -1416,10 +1432,15 @@ impl Executor {
             cqes.extend((&mut cq).map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
         }
         let n = cqes.len();
+        let start = out.completions.len();
         for &(data, result, flags) in &cqes {
             self.dispatch(data, result, flags, out);
         }
         self.cqes = cqes;
+        if !self.stream_first.is_empty() {
+            out.completions
+                .splice(start..start, self.stream_first.drain(..));
+        }
         n
     }
 
@@ -1456,17 +1477,23 @@ impl Executor {
         // slot stays in flight for the next ones.
         if io_uring::cqueue::more(flags) {
             let mut result = result;
-            if let Some(stream) = self.ops.get_mut(id).and_then(|s| s.recv_stream_of()) {
-                result = self.stream_cqe(&stream, result, flags, false);
+            let stream = self.ops.get_mut(id).and_then(|s| s.recv_stream_of());
+            if let Some(stream) = &stream {
+                result = self.stream_cqe(stream, result, flags, false);
             }
             if let Some(slot) = self.ops.get_mut(id) {
                 self.socket_outputs.completed(id, slot, result);
-                out.completions.push(Completion {
+                let completion = Completion {
                     id,
                     result,
                     fd: None,
                     output: None,
-                });
+                };
+                if stream.is_some() {
+                    self.stream_first.push(completion);
+                } else {
+                    out.completions.push(completion);
+                }
             }
             return;
         }

@@ -208,3 +208,44 @@ fn a_stream_that_queued_its_cap_stops_receiving_and_the_rest_stays_in_the_socket
     }
     assert_eq!(got, total);
 }
+
+#[test]
+fn a_reaps_stream_deliveries_come_before_its_other_completions_each_group_in_order() {
+    let mut ex = Executor::new().expect("executor");
+    let mut r = Reaped::default();
+    let mut waits = Vec::new();
+    let mut peers = Vec::new();
+    let mut spans = Vec::new();
+    for _ in 0..2 {
+        let (a, b) = stream_pair();
+        let fd = OpFd::owned(a);
+        let stream = Rc::new(RecvStream::default());
+        let mut span = SpanRef::new_zeroed(16, 16);
+        let read = ex.read_stream(&fd, &stream, &mut span).expect("read");
+        let Some(StreamRead::Wait(id)) = read else {
+            panic!("an empty stream waits: {read:?}")
+        };
+        waits.push(id);
+        peers.push((fd, b, stream));
+        spans.push(span);
+    }
+    // Both receives armed, nothing reaped.
+    ex.submit_queued().expect("submit");
+    // Two NOPs complete at their submission: their CQEs come first.
+    let nops = [ex.yield_now().expect("nop"), ex.yield_now().expect("nop")];
+    ex.submit_queued().expect("submit");
+    write_all(&peers[1].1, b"second");
+    write_all(&peers[0].1, b"first");
+    let deadline = Instant::now() + DEADLINE;
+    let mut order = Vec::new();
+    while order.len() < 4 {
+        assert!(Instant::now() < deadline, "got only {order:?}");
+        ex.turn(order.is_empty(), &mut r).expect("turn");
+        order.extend(r.completions.iter().map(|c| c.id));
+    }
+    // The deliveries in the order the bytes arrived, then the NOPs in
+    // theirs (when both came in one reap: the point of this test).
+    assert_eq!(order, [waits[1], waits[0], nops[0], nops[1]]);
+    assert_eq!(bytes_of(&spans[0], 5), b"first");
+    assert_eq!(bytes_of(&spans[1], 6), b"second");
+}
