@@ -162,11 +162,20 @@ impl Slab {
     }
 
     /// A block of `size` (1..=SMALL_MAX) bytes, or NULL when the slab is
-    /// full or the system refused a chunk (the caller falls back). Inline:
-    /// a free block of the size, or the newest chunk's next bytes when no
-    /// larger free block is waiting; `alloc_other` does the rest.
-    #[inline(always)]
+    /// full or the system refused a chunk (the caller falls back).
     fn alloc(&mut self, size: usize) -> *mut u8 {
+        let block = self.alloc_at_hand(size);
+        if !block.is_null() {
+            return block;
+        }
+        self.alloc_other(size.div_ceil(GRAIN))
+    }
+
+    /// `alloc`'s common cases, calling nothing: a free block of the size,
+    /// or the newest chunk's next bytes when no larger free block is
+    /// waiting (it would be split first); NULL otherwise.
+    #[inline(always)]
+    fn alloc_at_hand(&mut self, size: usize) -> *mut u8 {
         let class = size.div_ceil(GRAIN);
         let head = self.free[class];
         if head != 0 {
@@ -185,12 +194,11 @@ impl Slab {
             self.bump += rounded;
             return block as *mut u8;
         }
-        self.alloc_other(class)
+        std::ptr::null_mut()
     }
 
-    /// `alloc` of a block of size class `class` when no free block of that
-    /// class is waiting and a larger one is, or the newest chunk is full.
-    #[inline(never)]
+    /// `alloc` of a block of size class `class` when `alloc_at_hand`
+    /// found none.
     fn alloc_other(&mut self, class: usize) -> *mut u8 {
         let rounded = class * GRAIN;
         // No free block of this size: split the smallest larger free one
@@ -388,9 +396,10 @@ fn layout(size: usize) -> Option<Layout> {
 /// VM's slab.
 ///
 /// The two calls boot makes most (a new small block, a slab block freed:
-/// ~3,000 a boot) take a short path here; everything else (resizes, large
-/// blocks, a growth at the limit) goes to `vm_alloc_other`, kept out of
-/// line so the short path saves few registers.
+/// ~3,000 a boot) take a short path here that calls nothing; everything
+/// else (resizes, large blocks, a new chunk, a growth at the limit) goes
+/// to `vm_alloc_other`, kept out of line and called last, so the short
+/// path saves no registers.
 unsafe extern "C" fn vm_alloc(
     ud: *mut c_void,
     ptr: *mut c_void,
@@ -404,7 +413,7 @@ unsafe extern "C" fn vm_alloc(
         // 1..=SMALL_MAX bytes, within the limit: the slab's next block.
         if nsize.wrapping_sub(1) < SMALL_MAX {
             if let Some(used_after) = memory.grows_within_limit(nsize) {
-                let block = memory.slab.borrow_mut().alloc(nsize);
+                let block = memory.slab.borrow_mut().alloc_at_hand(nsize);
                 if !block.is_null() {
                     memory.used.set(used_after);
                     return block as *mut c_void;
