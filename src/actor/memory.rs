@@ -94,11 +94,14 @@ const GRAIN: usize = 8;
 const CHUNK: usize = 2 << 10;
 /// 512 KiB of chunks at most.
 const SLAB_MAX_CHUNKS: usize = 256;
-/// The first chunks' block (see the module's invariants): 32 chunks. A
-/// VM's boot fills ~46 (2026-12-04); 64 KiB leaves room for a leaner boot.
-/// 1,000 spawns: −2% CPU per spawn (fewer page faults and arena growths),
-/// RSS unchanged within noise (docs/performance.md "spawn-boot").
-const REGION: usize = 64 << 10;
+/// The first chunks' block (see the module's invariants): 44 chunks. A
+/// VM's boot fills 45 (2026-12-04, every VM: boot runs the same code);
+/// a boot that shrinks below 44 must shrink this too, or its populated
+/// pages would be resident for nothing. 32 chunks at first (1,000
+/// spawns: −2% CPU per spawn against none, docs/performance.md
+/// "spawn-boot"); 44 saves the rest of boot's chunk allocations and page
+/// faults ("spawnboot").
+const REGION: usize = 88 << 10;
 
 /// The small-block part of a VM heap (see the module's invariants).
 struct Slab {
@@ -146,6 +149,7 @@ impl Slab {
         }
     }
 
+    #[inline(always)]
     fn owns(&self, ptr: usize) -> bool {
         // Most blocks lie in the region: one range check instead of a
         // search (a region of 0 is never made, so this never matches then).
@@ -160,6 +164,18 @@ impl Slab {
     /// A block of `size` (1..=SMALL_MAX) bytes, or NULL when the slab is
     /// full or the system refused a chunk (the caller falls back).
     fn alloc(&mut self, size: usize) -> *mut u8 {
+        let block = self.alloc_at_hand(size);
+        if !block.is_null() {
+            return block;
+        }
+        self.alloc_other(size.div_ceil(GRAIN))
+    }
+
+    /// `alloc`'s common cases, calling nothing: a free block of the size,
+    /// or the newest chunk's next bytes when no larger free block is
+    /// waiting (it would be split first); NULL otherwise.
+    #[inline(always)]
+    fn alloc_at_hand(&mut self, size: usize) -> *mut u8 {
         let class = size.div_ceil(GRAIN);
         let head = self.free[class];
         if head != 0 {
@@ -172,6 +188,18 @@ impl Slab {
             }
             return head as *mut u8;
         }
+        let rounded = class * GRAIN;
+        if self.nonempty >> (class + 1) == 0 && self.end - self.bump >= rounded {
+            let block = self.bump;
+            self.bump += rounded;
+            return block as *mut u8;
+        }
+        std::ptr::null_mut()
+    }
+
+    /// `alloc` of a block of size class `class` when `alloc_at_hand`
+    /// found none.
+    fn alloc_other(&mut self, class: usize) -> *mut u8 {
         let rounded = class * GRAIN;
         // No free block of this size: split the smallest larger free one
         // before carving new memory. Boot's garbage (freed by the
@@ -244,6 +272,7 @@ impl Slab {
     }
 
     /// Puts the slab block at `ptr` (at least `size` bytes) on its free list.
+    #[inline(always)]
     fn free_block(&mut self, ptr: usize, size: usize) {
         let class = (size / GRAIN).min(SMALL_MAX / GRAIN);
         if class == 0 {
@@ -308,6 +337,33 @@ impl VmMemory {
         })
     }
 
+    /// `used` after growing by `size` bytes, when that stays within the
+    /// limit (no limit, or at most `limit`: then the refusal's reserve
+    /// closes, as it does for any growth back under the limit); `None`
+    /// when it would pass the limit (`vm_alloc_other` decides).
+    #[inline(always)]
+    fn grows_within_limit(&self, size: usize) -> Option<usize> {
+        let used_after = self.used.get().saturating_add(size);
+        let limit = self.limit.get();
+        if limit == 0 {
+            Some(used_after)
+        } else if used_after <= limit {
+            self.refused.set(false);
+            Some(used_after)
+        } else {
+            None
+        }
+    }
+
+    /// Accounts for a freed block of `size` bytes.
+    #[inline(always)]
+    fn shrank_by(&self, size: usize) {
+        self.used.set(self.used.get().saturating_sub(size));
+        if self.used.get() <= self.limit.get() {
+            self.refused.set(false);
+        }
+    }
+
     /// `None` lifts the limit.
     pub(crate) fn set_limit(&self, bytes: Option<usize>) {
         self.limit.set(bytes.unwrap_or(0));
@@ -338,6 +394,12 @@ fn layout(size: usize) -> Option<Layout> {
 /// The `lua_Alloc` of every VM: like mlua's, but a refusal (system or
 /// limit) returns NULL instead of aborting, and small blocks come from the
 /// VM's slab.
+///
+/// The two calls boot makes most (a new small block, a slab block freed:
+/// ~3,000 a boot) take a short path here that calls nothing; everything
+/// else (resizes, large blocks, a new chunk, a growth at the limit) goes
+/// to `vm_alloc_other`, kept out of line and called last, so the short
+/// path saves no registers.
 unsafe extern "C" fn vm_alloc(
     ud: *mut c_void,
     ptr: *mut c_void,
@@ -347,6 +409,39 @@ unsafe extern "C" fn vm_alloc(
     // SAFETY: `ud` is the `VmMemory` given to `install`, alive while the
     // state is (see `VmMemory::install`).
     let memory = unsafe { &*(ud as *const VmMemory) };
+    if ptr.is_null() {
+        // 1..=SMALL_MAX bytes, within the limit: the slab's next block.
+        if nsize.wrapping_sub(1) < SMALL_MAX {
+            if let Some(used_after) = memory.grows_within_limit(nsize) {
+                let block = memory.slab.borrow_mut().alloc_at_hand(nsize);
+                if !block.is_null() {
+                    memory.used.set(used_after);
+                    return block as *mut c_void;
+                }
+            }
+        }
+    } else if nsize == 0 {
+        let mut slab = memory.slab.borrow_mut();
+        if slab.owns(ptr as usize) {
+            slab.free_block(ptr as usize, osize.div_ceil(GRAIN) * GRAIN);
+            drop(slab);
+            memory.shrank_by(osize);
+            return std::ptr::null_mut();
+        }
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { vm_alloc_other(memory, ptr, osize, nsize) }
+}
+
+/// `vm_alloc` for every call its short path does not serve (the same
+/// contract; also serves those, with the same result).
+#[inline(never)]
+unsafe fn vm_alloc_other(
+    memory: &VmMemory,
+    ptr: *mut c_void,
+    osize: usize,
+    nsize: usize,
+) -> *mut c_void {
     let mut slab = memory.slab.borrow_mut();
     let in_slab = !ptr.is_null() && slab.owns(ptr as usize);
     if nsize == 0 {
@@ -361,10 +456,7 @@ unsafe extern "C" fn vm_alloc(
             }
         }
         if !ptr.is_null() {
-            memory.used.set(memory.used.get().saturating_sub(osize));
-            if memory.used.get() <= memory.limit.get() {
-                memory.refused.set(false);
-            }
+            memory.shrank_by(osize);
         }
         return std::ptr::null_mut();
     }
@@ -506,6 +598,45 @@ mod tests {
             assert!(!a.is_null());
             assert!(vm_alloc(ud, std::ptr::null_mut(), 0, 1000).is_null());
             vm_alloc(ud, a, 4000, 0);
+            assert_eq!(memory.used.get(), 0);
+        }
+    }
+
+    /// Small blocks take `vm_alloc`'s short path: at the limit it must
+    /// refuse, serve the reserve after a refusal, and close the reserve
+    /// once frees bring the heap back under, as the long path does.
+    #[test]
+    fn small_blocks_keep_the_limit_and_its_reserve() {
+        let memory = VmMemory::new();
+        let ud = vm_ptr(&memory);
+        memory.set_limit(Some(4 * SMALL_MAX));
+        // SAFETY: `ud` is a live VmMemory; blocks are freed with their sizes.
+        unsafe {
+            let full: Vec<_> = (0..4)
+                .map(|_| vm_alloc(ud, std::ptr::null_mut(), 0, SMALL_MAX))
+                .collect();
+            assert!(full.iter().all(|p| !p.is_null()));
+            assert_eq!(memory.used.get(), 4 * SMALL_MAX);
+            assert!(
+                vm_alloc(ud, std::ptr::null_mut(), 0, 8).is_null(),
+                "one byte past the limit: refused"
+            );
+            assert_eq!(memory.used.get(), 4 * SMALL_MAX, "a refusal takes nothing");
+            let reserve = vm_alloc(ud, std::ptr::null_mut(), 0, 8);
+            assert!(!reserve.is_null(), "the reserve serves the next growth");
+            assert!(memory.slab.borrow().owns(reserve as usize));
+            // Back under the limit through the short path's free: the
+            // reserve closes.
+            vm_alloc(ud, reserve, 8, 0);
+            vm_alloc(ud, full[0], SMALL_MAX, 0);
+            assert!(!memory.refused.get());
+            let again = vm_alloc(ud, std::ptr::null_mut(), 0, SMALL_MAX);
+            assert!(!again.is_null(), "exactly at the limit is allowed");
+            assert!(vm_alloc(ud, std::ptr::null_mut(), 0, 8).is_null());
+            vm_alloc(ud, again, SMALL_MAX, 0);
+            for &p in &full[1..] {
+                vm_alloc(ud, p, SMALL_MAX, 0);
+            }
             assert_eq!(memory.used.get(), 0);
         }
     }

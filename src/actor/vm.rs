@@ -1508,10 +1508,15 @@ unsafe extern "C" {
     fn lj_str_resize(state: *mut ffi::lua_State, newmask: u32);
 }
 
-/// The string table's size once booted: every VM interns more than 512
-/// strings while it boots (523 live after a worker's start), so its table
-/// ends at 1,024 slots anyway.
-const STRING_TABLE_SLOTS: u32 = 1024;
+/// The string table's size from a VM's creation: boot's peak of strings
+/// (~500, garbage included; 2026-12-04) fits it, so the table never grows
+/// during boot. 1,024 slots until then (when boot peaked above 512): each
+/// of boot's two collections swept every slot, one collector step each;
+/// half the slots take ~76K instructions (5%) off a boot
+/// (docs/performance.md "spawnboot"). A boot that interns more grows it
+/// back to 1,024 at its 513th string (the test
+/// `boot_fits_its_strings_in_a_512_slot_table` says when).
+const STRING_TABLE_SLOTS: u32 = 512;
 
 /// The string table's size once a worker has started and collected its
 /// start's garbage: ~500 strings stay live then (docs/performance.md
@@ -1530,10 +1535,10 @@ unsafe extern "C-unwind" fn resize_string_table(state: *mut ffi::lua_State) -> c
 }
 
 /// Gives a new state's string table its booted size at once: it grew
-/// 256 -> 512 -> 1,024 slots during boot, each time rehashing every string
-/// and leaving the old table to the allocator. -2% CPU per spawn, RSS
-/// unchanged (docs/performance.md "rss150c"). A failure leaves the table
-/// to grow as before.
+/// 256 -> 512 (-> 1,024, when boot interned more) slots during boot,
+/// each time rehashing every string and leaving the old table to the
+/// allocator. -2% CPU per spawn, RSS unchanged (docs/performance.md
+/// "rss150c"). A failure leaves the table to grow as before.
 ///
 /// # Safety
 /// `state` is a live Lua state on this thread, with no Lua code running.
@@ -2357,6 +2362,38 @@ mod tests {
         assert_eq!(K_KEYS.next_power_of_two(), 128);
     }
 
+    /// Boot's strings, garbage included, fit the string table it starts
+    /// with (`STRING_TABLE_SLOTS`): LuaJIT never grows it during boot, so
+    /// boot's collections sweep only those slots. Resizing a booted VM's
+    /// table to that size then changes LuaJIT's heap only by the C
+    /// function `lua_cpcall` makes (from a grown table it would shrink the
+    /// heap by the extra slots). Fails when boot interns more strings
+    /// (new `K` or `rt` keys, texts of eager core chunks): then raise
+    /// `STRING_TABLE_SLOTS` or intern fewer.
+    #[test]
+    fn boot_fits_its_strings_in_a_512_slot_table() {
+        assert_eq!(STRING_TABLE_SLOTS, 512);
+        let vm = Vm::new().unwrap();
+        // SAFETY: `exec_raw` runs the closure with the VM's live state on
+        // this thread, no Lua code running.
+        let change = unsafe {
+            vm.lua.exec_raw::<i64>((), |state| {
+                let heap = || {
+                    ffi::lua_gc(state, ffi::LUA_GCCOUNT, 0) as i64 * 1024
+                        + ffi::lua_gc(state, ffi::LUA_GCCOUNTB, 0) as i64
+                };
+                let start = heap();
+                set_string_table_slots(state, STRING_TABLE_SLOTS);
+                ffi::lua_pushinteger(state, (heap() - start) as ffi::lua_Integer);
+            })
+        }
+        .unwrap();
+        assert!(
+            (0..256).contains(&change),
+            "boot grew its string table: resizing it changed the heap by {change} bytes"
+        );
+    }
+
     /// A started worker's live strings fit a 512-slot string table, and
     /// the start leaves it at that size (docs/performance.md "rss-str"):
     /// resizing it to 1,024 slots then grows LuaJIT's heap by exactly the
@@ -2407,7 +2444,7 @@ mod tests {
                 let start = heap(state) as i64;
                 set_string_table_slots(state, STARTED_STRING_TABLE_SLOTS);
                 let same = heap(state) as i64 - start;
-                set_string_table_slots(state, STRING_TABLE_SLOTS);
+                set_string_table_slots(state, 1024);
                 let grown = heap(state) as i64 - start - same;
                 ffi::lua_pop(state, 12);
                 ffi::lua_pushinteger(state, (grown - same) as ffi::lua_Integer);
