@@ -48,6 +48,7 @@ use std::sync::Arc;
 use mlua::{ffi, Function, Lua, LuaOptions, StdLib, Table, Value};
 use std::ffi::c_int;
 
+use crate::actor::compiled_modules;
 use crate::actor::mailbox::{Mailbox, Scalar};
 use crate::actor::memory::VmMemory;
 use crate::actor::message::Message;
@@ -1521,6 +1522,31 @@ fn keep_in_registry(lua: &Lua, f: Function) -> mlua::Result<c_int> {
     reference.ok_or_else(|| mlua::Error::runtime("luring: a registry reference was not made"))
 }
 
+/// Whether a start reads and fills the process's cache of compiled worker
+/// modules (src/actor/compiled_modules.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModuleCache {
+    /// Always parse (a sandboxed actor: one start per process).
+    Off,
+    /// Load cached bytecode on a hit; on a miss parse and add nothing (a
+    /// VM with a memory limit: the dump's buffer counts against it, and
+    /// the spawn must not fail for the cache's sake).
+    Use,
+    /// Load cached bytecode on a hit; on a miss parse, dump, add it.
+    UseAndFill,
+}
+
+/// How [`Vm::finish_start`] went.
+#[derive(Debug)]
+enum Started {
+    /// The module was parsed from its text: the parser's garbage is left.
+    Parsed,
+    /// The module was loaded from this process's cached bytecode.
+    FromBytecode,
+    /// The module does not compile: the text `load` would give.
+    CompileError(String),
+}
+
 /// What [`Vm::finish_start`] hands `finish_call`.
 struct FinishCall<'a> {
     prepare_worker: c_int,
@@ -1533,8 +1559,30 @@ struct FinishCall<'a> {
     root: &'a [u8],
     display_root: &'a [u8],
     is_init: bool,
+    /// Bytecode this process compiled from `src` before
+    /// (`compiled_modules`): loaded instead of parsing `src`.
+    bytecode: Option<&'a [u8]>,
+    /// `Some`: `src` is to be dumped here once compiled, for the cache.
+    dump: Option<Vec<u8>>,
     /// The module's compile error, when it has one.
     compile_error: Option<String>,
+}
+
+/// `lua_dump`'s writer: appends to the `Vec<u8>` at `buffer`.
+unsafe extern "C-unwind" fn append_dump(
+    _state: *mut ffi::lua_State,
+    bytes: *const std::ffi::c_void,
+    len: usize,
+    buffer: *mut std::ffi::c_void,
+) -> c_int {
+    // SAFETY: `finish_call` passes its `FinishCall::dump`, alive and not
+    // otherwise borrowed during `lua_dump`; LuaJIT passes `len` readable
+    // bytes at `bytes`.
+    unsafe {
+        let buffer = &mut *buffer.cast::<Vec<u8>>();
+        buffer.extend_from_slice(std::slice::from_raw_parts(bytes.cast::<u8>(), len));
+    }
+    0
 }
 
 unsafe extern "C" {
@@ -1614,16 +1662,29 @@ unsafe extern "C-unwind" fn finish_call(state: *mut ffi::lua_State) -> c_int {
         // 2..9: what `K.prepare_worker` returned
         let (env, mf, w1, info, rec, loaded, identity_of, file_path) = (2, 3, 4, 5, 6, 7, 8, 9);
         let module = 10;
+        // Binary only for bytes this process dumped itself from the same
+        // source and name (`compiled_modules`' invariant); `src` as text.
+        let (bytes, mode) = match call.bytecode {
+            Some(bytecode) => (bytecode, c"b"),
+            None => (call.src, c"t"),
+        };
         let status = lj_loadbufferx(
             state,
-            call.src.as_ptr().cast(),
-            call.src.len(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
             call.chunk_name.as_ptr().cast(),
-            c"t".as_ptr(),
+            mode.as_ptr(),
         );
         if status != ffi::LUA_OK {
             call.compile_error = Some(lossy_top(state));
             return 0;
+        }
+        if let Some(buffer) = call.dump.as_mut() {
+            // Not stripped: the cached module keeps its line numbers.
+            let buffer: *mut Vec<u8> = buffer;
+            if ffi::lua_dump_(state, append_dump, buffer.cast()) != 0 {
+                call.dump = None;
+            }
         }
         ffi::lua_pushvalue(state, env);
         ffi::lua_setfenv(state, module);
@@ -2027,9 +2088,10 @@ impl Vm {
                 b"/sandbox",
                 b"",
                 is_init,
+                ModuleCache::Off,
             )
             .map_err(lua_boot)?;
-        if let Err(reason) = started {
+        if let Started::CompileError(reason) = started {
             return Err(RuntimeError::Load {
                 script: PathBuf::from(display),
                 reason,
@@ -2090,6 +2152,11 @@ impl Vm {
         self.set_memory_limit(memory_limit);
         with_state(&self.lua, |st| st.import_root = Some(root_fd))?;
         let heap_before = self.heap_bytes();
+        let cache = if memory_limit.is_some() {
+            ModuleCache::Use
+        } else {
+            ModuleCache::UseAndFill
+        };
         let started = self.finish_start(
             src,
             identity.as_bytes(),
@@ -2098,13 +2165,17 @@ impl Vm {
             root,
             display_root,
             is_init,
+            cache,
         )?;
-        // The start leaves little garbage (see `finish_start`): collected
-        // only past `START_GROWTH_BEFORE_COLLECTING` (a large module, whose
-        // parser's garbage would stay until the heap doubled, its blocks
-        // holes in the slab; docs/performance.md "rss150b", "startgc").
+        // A module loaded from cached bytecode leaves almost no garbage (see
+        // `finish_start`): no collection then, unless the start grew the
+        // heap past `START_GROWTH_BEFORE_COLLECTING`. A parsed one leaves
+        // the parser's constant tables and names: collected, or they would
+        // stay until the heap doubled, holes in the slab (docs/performance.md
+        // "rss150b", "startgc", "spawnstart").
         let grown = self.heap_bytes().saturating_sub(heap_before);
-        if grown > START_GROWTH_BEFORE_COLLECTING {
+        let parsed = matches!(started, Started::Parsed);
+        if parsed || grown > START_GROWTH_BEFORE_COLLECTING {
             // SAFETY: the VM's main state on this thread, the start's call
             // has returned.
             unsafe { collect_cycle(self.state) }?;
@@ -2115,7 +2186,10 @@ impl Vm {
         // more string constants just grows it back at its next new string.
         // SAFETY: as above.
         unsafe { set_string_table_slots(self.state, STARTED_STRING_TABLE_SLOTS) };
-        Ok(started)
+        Ok(match started {
+            Started::CompileError(text) => Err(text),
+            Started::Parsed | Started::FromBytecode => Ok(()),
+        })
     }
 
     /// The Lua heap's size in bytes (LuaJIT's count; allocates nothing).
@@ -2145,7 +2219,8 @@ impl Vm {
         root: &[u8],
         display_root: &[u8],
         is_init: bool,
-    ) -> mlua::Result<Result<(), String>> {
+        cache: ModuleCache,
+    ) -> mlua::Result<Started> {
         // The chunk name, as `load(src, '@' .. display)` would give it (a
         // C string: a display path has no NUL; one would end the name).
         let name = display.split(|&b| b == 0).next().unwrap_or_default();
@@ -2153,7 +2228,16 @@ impl Vm {
         chunk_name.push(b'@');
         chunk_name.extend_from_slice(name);
         chunk_name.push(0);
+        let cached = match cache {
+            ModuleCache::Off => None,
+            ModuleCache::Use | ModuleCache::UseAndFill => {
+                compiled_modules::lookup(&chunk_name, src)
+            }
+        };
+        let dump = (cached.is_none() && cache == ModuleCache::UseAndFill).then(Vec::new);
         let mut call = FinishCall {
+            bytecode: cached.as_deref(),
+            dump,
             prepare_worker: self.prepare_worker,
             src,
             chunk_name: &chunk_name,
@@ -2184,9 +2268,16 @@ impl Vm {
                 }
             }
         }
-        Ok(match call.compile_error {
-            None => Ok(()),
-            Some(text) => Err(text),
+        if let Some(text) = call.compile_error {
+            return Ok(Started::CompileError(text));
+        }
+        if let Some(bytecode) = call.dump.filter(|b| !b.is_empty()) {
+            compiled_modules::insert(&chunk_name, src, bytecode);
+        }
+        Ok(if cached.is_some() {
+            Started::FromBytecode
+        } else {
+            Started::Parsed
         })
     }
 
