@@ -361,28 +361,22 @@ function K.main_finished(f)
   K.actors_main_finished()
 end
 
--- A worker VM's start, up to its module: its env, its main fiber's record
--- (queued with no job yet: nothing steps a VM before its start), its id.
--- src/actor/vm.rs (`finish_call`) then compiles the module with `env`,
--- makes it the main fiber's job and fills in the fields left `false`
--- here, with what this returns, in this order; no Lua code runs then.
+-- A worker VM's start, up to its module: its env and its main fiber's
+-- record (queued with no job yet: nothing steps a VM before its start),
+-- its id. src/actor/vm.rs (`finish_call`) makes `info` beforehand, then
+-- compiles the module with `env`, makes it the main fiber's job and does
+-- the rest with what this returns, in this order; no Lua code runs then.
 -- Eager, not a lazy chunk: loading one per start left its code as
 -- garbage, and the start's collection is gone (docs/performance.md
--- "startgc").
-function K.prepare_worker()
+-- "startgc", "spawnstart"). Kept short: every VM holds it.
+function K.prepare_worker(info)
   K.arguments = {}
   local env = new_env('worker', nil)
-  local info = {
-    root = false, display_root = false, dir = false, display_dir = false,
-    leaf = false, is_root = false,
-  }
-  local rec = { info = info, path = false, display = false }
-  module_of_env[env] = rec
   local mf = K.new_fiber(false, nil, {
     is_main = true, vm_main = true, module_info = info, env = env,
   })
   K.vm_id = K.hexid(mf)
-  return env, mf, K.W1, info, rec, loaded, identity_of, K.file_path
+  return env, mf, K.W1, module_of_env, loaded, identity_of, K.file_path
 end
 
 -- Called once every core chunk has run: from now on the main thread (where

@@ -1657,10 +1657,28 @@ unsafe extern "C-unwind" fn finish_call(state: *mut ffi::lua_State) -> c_int {
     // through no Rust frame that owns anything.
     unsafe {
         let call = &mut *ffi::lua_touserdata(state, 1).cast::<FinishCall>();
+        // The module's info (2), made here with its fields: as a table
+        // constructor in `K.prepare_worker` it would keep a template table
+        // in every VM.
+        let info = 2;
+        ffi::lua_createtable(state, 0, 6);
+        push(state, call.root);
+        set(state, info, c"root");
+        push(state, call.display_root);
+        set(state, info, c"display_root");
+        push(state, dir_of(call.path, b"."));
+        set(state, info, c"dir");
+        push(state, dir_of(call.display, b""));
+        set(state, info, c"display_dir");
+        ffi::lua_pushboolean(state, c_int::from(!call.is_init));
+        set(state, info, c"leaf");
+        ffi::lua_pushboolean(state, 0);
+        set(state, info, c"is_root");
         ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, call.prepare_worker.into());
-        ffi::lua_call(state, 0, 8);
-        // 2..9: what `K.prepare_worker` returned
-        let (env, mf, w1, info, rec, loaded, identity_of, file_path) = (2, 3, 4, 5, 6, 7, 8, 9);
+        ffi::lua_pushvalue(state, info);
+        ffi::lua_call(state, 1, 7);
+        // 3..9: what `K.prepare_worker` returned
+        let (env, mf, w1, module_of_env, loaded, identity_of, file_path) = (3, 4, 5, 6, 7, 8, 9);
         let module = 10;
         // Binary only for bytes this process dumped itself from the same
         // source and name (`compiled_modules`' invariant); `src` as text.
@@ -1708,20 +1726,17 @@ unsafe extern "C-unwind" fn finish_call(state: *mut ffi::lua_State) -> c_int {
         );
         push(state, call.identity);
         ffi::lua_rawset(state, identity_of);
-        push(state, call.root);
-        set(state, info, c"root");
-        push(state, call.display_root);
-        set(state, info, c"display_root");
-        push(state, dir_of(call.path, b"."));
-        set(state, info, c"dir");
-        push(state, dir_of(call.display, b""));
-        set(state, info, c"display_dir");
-        ffi::lua_pushboolean(state, c_int::from(!call.is_init));
-        set(state, info, c"leaf");
+        // module_of_env[env] = { info = info, path = path, display = display }
+        ffi::lua_pushvalue(state, env);
+        ffi::lua_createtable(state, 0, 3);
+        let rec = ffi::lua_gettop(state);
+        ffi::lua_pushvalue(state, info);
+        set(state, rec, c"info");
         push(state, call.path);
         set(state, rec, c"path");
         push(state, call.display);
         set(state, rec, c"display");
+        ffi::lua_rawset(state, module_of_env);
         ffi::lua_settop(state, 1);
     }
     0
