@@ -2713,10 +2713,18 @@ mod tests {
     /// an 8 kB table.
     #[test]
     fn a_started_worker_keeps_a_512_slot_string_table() {
+        // The first start parses the module (and collects), the second loads
+        // its cached bytecode (and does not): both must hold.
+        for start in ["parsed", "from bytecode"] {
+            string_table_is_512_slots_after_a_start(start);
+        }
+    }
+
+    fn string_table_is_512_slots_after_a_start(start: &str) {
         let vm = Vm::new().unwrap();
         let root = std::fs::File::open("/").unwrap();
         vm.start_worker(
-            b"local t = {} return t",
+            b"local t = {} return t -- 512-slot test",
             "1:0:1",
             b"/m.lua",
             b"m.lua",
@@ -2762,8 +2770,90 @@ mod tests {
         .unwrap();
         assert_eq!(
             grown, 4096,
-            "the started worker's string table is not 512 slots"
+            "the worker's string table is not 512 slots after a start {start}"
         );
+    }
+
+    /// Starts a fresh VM as a worker of `src`, named `display`, the way a
+    /// spawn does (without the collection that follows a parse).
+    fn start_module(display: &str, src: &[u8], cache: ModuleCache) -> (Vm, Started) {
+        let vm = Vm::new().unwrap();
+        let path = format!("/{display}");
+        let started = vm
+            .finish_start(
+                src,
+                format!("1:0:{display}").as_bytes(),
+                path.as_bytes(),
+                display.as_bytes(),
+                b"/",
+                b"/",
+                false,
+                cache,
+            )
+            .unwrap();
+        (vm, started)
+    }
+
+    /// A module's second start loads the bytecode its first made; the
+    /// same name with other bytes (an edited file) compiles afresh, and a
+    /// compile error is not cached. (Names no other test uses: the cache
+    /// is process-wide.)
+    #[test]
+    fn a_worker_module_is_parsed_once_and_an_edited_one_again() {
+        let first = start_module("cache_once.lua", b"return 1", ModuleCache::UseAndFill).1;
+        assert!(matches!(first, Started::Parsed), "{first:?}");
+        let second = start_module("cache_once.lua", b"return 1", ModuleCache::UseAndFill).1;
+        assert!(matches!(second, Started::FromBytecode), "{second:?}");
+        let edited = start_module("cache_once.lua", b"return (", ModuleCache::UseAndFill).1;
+        match edited {
+            Started::CompileError(text) => {
+                assert!(text.starts_with("cache_once.lua:1:"), "{text}")
+            }
+            other => panic!("an edited module was not compiled: {other:?}"),
+        }
+        let again = start_module("cache_once.lua", b"return (", ModuleCache::UseAndFill).1;
+        assert!(matches!(again, Started::CompileError(_)), "{again:?}");
+        let renamed = start_module("cache_other.lua", b"return 1", ModuleCache::UseAndFill).1;
+        assert!(matches!(renamed, Started::Parsed), "{renamed:?}");
+    }
+
+    /// The binary loader only ever sees this process's own dumps: a module
+    /// whose bytes are bytecode (even the very bytes the cache holds for
+    /// another module) is refused by the text loader, and not cached.
+    #[test]
+    fn bytecode_as_a_module_is_refused_even_when_the_cache_holds_it() {
+        start_module(
+            "cache_dumped.lua",
+            b"return 'made here'",
+            ModuleCache::UseAndFill,
+        );
+        let chunk_name = b"@cache_dumped.lua\0";
+        let bytecode = compiled_modules::lookup(chunk_name, b"return 'made here'").unwrap();
+        assert_eq!(bytecode[0], 27, "a LuaJIT dump starts with ESC");
+        for _ in 0..2 {
+            match start_module("cache_dumped.lua", &bytecode, ModuleCache::UseAndFill).1 {
+                Started::CompileError(text) => {
+                    assert!(text.contains("wrong mode"), "{text}")
+                }
+                other => panic!("bytecode was loaded as a module: {other:?}"),
+            }
+        }
+        assert!(compiled_modules::lookup(chunk_name, &bytecode).is_none());
+    }
+
+    /// A VM with a memory limit uses the cache but never fills it (the
+    /// dump's buffer would count against its limit); a sandboxed start
+    /// (`Off`) neither reads nor fills it.
+    #[test]
+    fn limited_and_sandboxed_starts_do_not_fill_the_cache() {
+        let used = start_module("cache_limited.lua", b"return 2", ModuleCache::Use).1;
+        assert!(matches!(used, Started::Parsed), "{used:?}");
+        assert!(compiled_modules::lookup(b"@cache_limited.lua\0", b"return 2").is_none());
+        start_module("cache_limited.lua", b"return 2", ModuleCache::UseAndFill);
+        let hit = start_module("cache_limited.lua", b"return 2", ModuleCache::Use).1;
+        assert!(matches!(hit, Started::FromBytecode), "{hit:?}");
+        let off = start_module("cache_limited.lua", b"return 2", ModuleCache::Off).1;
+        assert!(matches!(off, Started::Parsed), "{off:?}");
     }
 
     /// `collect_cycle` from a stopped (idle) collector frees what a full
