@@ -1649,12 +1649,14 @@ unsafe extern "C-unwind" fn finish_call(state: *mut ffi::lua_State) -> c_int {
     }
     // SAFETY: called by `lua_cpcall` (`Vm::finish_start`) with a live
     // `FinishCall` as its light userdata (index 1) and LUA_MINSTACK free
-    // slots, of which this uses at most 7; the registry reference is the
-    // one `prepare_worker` made, used once, to the table of
-    // lua/core/worker.lua; no value there has a metatable a raw access
-    // would skip (`K.file_path` is called as a function); the byte slices
-    // outlive the call; an error (out of memory) unwinds to `lua_cpcall`
-    // through no Rust frame that owns anything.
+    // slots, of which this uses at most 13 (1 + info + 7 results + the
+    // module + 3); the registry reference is the one `Vm::new` made to
+    // `K.prepare_worker`; no table written here has a metatable a raw
+    // access would skip (`K.file_path` is called as a function); the byte
+    // slices outlive the call; the bytes loaded as binary are this
+    // process's own dump (`compiled_modules`); an error (out of memory)
+    // unwinds to `lua_cpcall` through no Rust frame that owns anything
+    // (the dump's buffer is `FinishCall`'s, owned by `finish_start`).
     unsafe {
         let call = &mut *ffi::lua_touserdata(state, 1).cast::<FinishCall>();
         // The module's info (2), made here with its fields: as a table
@@ -2218,12 +2220,15 @@ impl Vm {
     }
 
     /// Makes the worker's env and main fiber (`K.prepare_worker`), then
-    /// compiles `src` (read from `path`) as its module, text only, and
-    /// makes it the main fiber's job, all in one raw protected call
-    /// (`finish_call`). Its only garbage: the parser's (constant tables,
-    /// names of locals), `K.prepare_worker`'s options table and id text,
-    /// the call's C function; no Lua string of the source, no Lua code of
-    /// the start's own. `Ok(Err(text))`: the module does not compile.
+    /// loads `src` (read from `path`) as its module and makes it the main
+    /// fiber's job, all in one raw protected call (`finish_call`). The
+    /// module is this process's cached bytecode of exactly `src` when
+    /// `cache` allows and it has one; else `src` is compiled as text (and
+    /// dumped into the cache with `UseAndFill`). Its only garbage:
+    /// `K.prepare_worker`'s options table and id text, the call's C
+    /// function, and after a parse the parser's (constant tables, names
+    /// of locals); no Lua string of the source, no Lua code of the
+    /// start's own.
     #[allow(clippy::too_many_arguments)]
     fn finish_start(
         &self,
