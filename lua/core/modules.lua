@@ -157,7 +157,8 @@ local function new_env(context, file)
   env.getfenv, env.setfenv = user_getfenv, user_setfenv
   env._G = env
   env._CONTEXT = context
-  env._FILE = K.file_path(file)
+  -- (false: a worker's, until its start sets it; see K.prepare_worker)
+  env._FILE = file and K.file_path(file) or false
   return env
 end
 
@@ -321,7 +322,7 @@ end
 
 -- Project modules, the entry script and spawning: lua/core/loader.lua,
 -- loaded by the first of them in this VM (most actors never import or
--- spawn). `shared` passes it (and lua/core/worker.lua) what of this file's
+-- spawn). `shared` passes it what of this file's
 -- state that code shares, as arguments: a table of named fields would keep
 -- each name as one more string in every VM (docs/performance.md "rss-str").
 local function shared(chunk)
@@ -360,13 +361,22 @@ function K.main_finished(f)
   K.actors_main_finished()
 end
 
--- In the new VM: `src` (read from `path`) becomes its main fiber, with
--- _CONTEXT 'worker' (lua/core/worker.lua: code that runs once per VM,
--- loaded for the call and then left to the collector). Loaded through
--- `K.load_lazy_chunk`: `rt.core_chunk` would make every worker build its
--- lazy `rt` group.
-function K.start_worker(...)
-  return shared(K.load_lazy_chunk(REAL_G, 'worker'))(...)
+-- A worker VM's start, up to its module: its env and its main fiber's
+-- record (queued with no job yet: nothing steps a VM before its start),
+-- its id. src/actor/vm.rs (`finish_call`) makes `info` beforehand, then
+-- compiles the module with `env`, makes it the main fiber's job and does
+-- the rest with what this returns, in this order; no Lua code runs then.
+-- Eager, not a lazy chunk: loading one per start left its code as
+-- garbage, and the start's collection is gone (docs/performance.md
+-- "startgc", "spawnstart"). Kept short: every VM holds it.
+function K.prepare_worker(info)
+  K.arguments = {}
+  local env = new_env('worker', nil)
+  local mf = K.new_fiber(false, nil, {
+    is_main = true, vm_main = true, module_info = info, env = env,
+  })
+  K.vm_id = K.hexid(mf)
+  return env, mf, K.W1, module_of_env, loaded, identity_of, K.file_path
 end
 
 -- Called once every core chunk has run: from now on the main thread (where

@@ -3,6 +3,7 @@
 //! mailbox.rs is the shared inbox record, channels.rs the Lua objects).
 
 pub(crate) mod channels;
+mod compiled_modules;
 #[cfg(target_arch = "x86_64")]
 mod cpuid;
 pub(crate) mod host;

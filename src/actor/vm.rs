@@ -48,6 +48,7 @@ use std::sync::Arc;
 use mlua::{ffi, Function, Lua, LuaOptions, StdLib, Table, Value};
 use std::ffi::c_int;
 
+use crate::actor::compiled_modules;
 use crate::actor::mailbox::{Mailbox, Scalar};
 use crate::actor::memory::VmMemory;
 use crate::actor::message::Message;
@@ -304,7 +305,18 @@ pub struct Vm {
     /// `lua`'s main state, for the raw calls made with no Lua code
     /// running (`collect_cycle`); it lives as long as `lua`.
     state: *mut ffi::lua_State,
+    /// A registry reference (`luaL_ref`, made at boot) to
+    /// `K.prepare_worker` (lua/core/modules.lua), which a worker's start
+    /// calls through the C API ([`Vm::finish_start`]).
+    prepare_worker: c_int,
 }
+
+/// How much a worker's start may grow the heap before its garbage is
+/// collected at once. Its garbage is small (the parser's constant tables
+/// and local names, two small tables, one string): under this it stays,
+/// as an idle actor's heap never doubles, and a collection would cost
+/// ~35 µs, a tenth of a spawn's CPU (docs/performance.md "startgc").
+const START_GROWTH_BEFORE_COLLECTING: usize = 16 * 1024;
 
 /// What one scheduler step left (`K.step` in lua/core/scheduler.lua).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1496,6 +1508,242 @@ pub(crate) unsafe fn collect_cycle(state: *mut ffi::lua_State) -> mlua::Result<(
     }
 }
 
+/// A registry reference (`luaL_ref`) to `f`, for raw calls.
+fn keep_in_registry(lua: &Lua, f: Function) -> mlua::Result<c_int> {
+    let mut reference = None;
+    // SAFETY: `exec_raw` runs the closure in a protected call on the live
+    // state with `f` pushed; `luaL_ref` pops it into the registry (it may
+    // raise out of memory: protected).
+    unsafe {
+        lua.exec_raw::<()>(f, |state| {
+            reference = Some(ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX));
+        })
+    }?;
+    reference.ok_or_else(|| mlua::Error::runtime("luring: a registry reference was not made"))
+}
+
+/// Whether a start reads and fills the process's cache of compiled worker
+/// modules (src/actor/compiled_modules.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModuleCache {
+    /// Always parse (a sandboxed actor: one start per process).
+    Off,
+    /// Load cached bytecode on a hit; on a miss parse and add nothing (a
+    /// VM with a memory limit: the dump's buffer counts against it, and
+    /// the spawn must not fail for the cache's sake).
+    Use,
+    /// Load cached bytecode on a hit; on a miss parse, dump, add it.
+    UseAndFill,
+}
+
+/// How [`Vm::finish_start`] went.
+#[derive(Debug)]
+enum Started {
+    /// The module was parsed from its text: the parser's garbage is left.
+    Parsed,
+    /// The module was loaded from this process's cached bytecode.
+    FromBytecode,
+    /// The module does not compile: the text `load` would give.
+    CompileError(String),
+}
+
+/// What [`Vm::finish_start`] hands `finish_call`.
+struct FinishCall<'a> {
+    prepare_worker: c_int,
+    src: &'a [u8],
+    /// NUL-terminated.
+    chunk_name: &'a [u8],
+    identity: &'a [u8],
+    path: &'a [u8],
+    display: &'a [u8],
+    root: &'a [u8],
+    display_root: &'a [u8],
+    is_init: bool,
+    /// Bytecode this process compiled from `src` before
+    /// (`compiled_modules`): loaded instead of parsing `src`.
+    bytecode: Option<&'a [u8]>,
+    /// `Some`: `src` is to be dumped here once compiled, for the cache.
+    dump: Option<Vec<u8>>,
+    /// The module's compile error, when it has one.
+    compile_error: Option<String>,
+}
+
+/// `lua_dump`'s writer: appends to the `Vec<u8>` at `buffer`.
+unsafe extern "C-unwind" fn append_dump(
+    _state: *mut ffi::lua_State,
+    bytes: *const std::ffi::c_void,
+    len: usize,
+    buffer: *mut std::ffi::c_void,
+) -> c_int {
+    // SAFETY: `finish_call` passes its `FinishCall::dump`, alive and not
+    // otherwise borrowed during `lua_dump`; LuaJIT passes `len` readable
+    // bytes at `bytes`.
+    unsafe {
+        let buffer = &mut *buffer.cast::<Vec<u8>>();
+        buffer.extend_from_slice(std::slice::from_raw_parts(bytes.cast::<u8>(), len));
+    }
+    0
+}
+
+unsafe extern "C" {
+    // LuaJIT's own (lj_load.c): mlua-sys's wrapper of the same name checks
+    // the mode itself, with its own error text; this one gives the text
+    // `load` gives (`raw_load`, lua/core/modules.lua).
+    #[link_name = "luaL_loadbufferx"]
+    fn lj_loadbufferx(
+        state: *mut ffi::lua_State,
+        buf: *const std::ffi::c_char,
+        size: usize,
+        name: *const std::ffi::c_char,
+        mode: *const std::ffi::c_char,
+    ) -> c_int;
+}
+
+/// The string on the top of the stack (an error value), lossily.
+///
+/// # Safety
+/// `state` is a live state on this thread.
+unsafe fn lossy_top(state: *mut ffi::lua_State) -> String {
+    // SAFETY: as the caller's; the bytes stay valid while the value is
+    // on the stack, and are copied before it is taken off.
+    unsafe {
+        let mut len = 0;
+        let text = ffi::lua_tolstring(state, -1, &mut len);
+        if text.is_null() {
+            "luring: the start failed".into()
+        } else {
+            String::from_utf8_lossy(std::slice::from_raw_parts(text.cast(), len)).into_owned()
+        }
+    }
+}
+
+/// `dirname` of lua/core/modules.lua: what comes before the last `/`, or
+/// `none` (`.` for a path, `` for a display path) without one.
+fn dir_of<'a>(path: &'a [u8], none: &'a [u8]) -> &'a [u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(slash) => &path[..slash],
+        None => none,
+    }
+}
+
+unsafe extern "C-unwind" fn finish_call(state: *mut ffi::lua_State) -> c_int {
+    /// `t[key] = value` for the table at `t` and the value on the top.
+    ///
+    /// # Safety
+    /// As `finish_call`'s; `t` is an absolute index of a table.
+    unsafe fn set(state: *mut ffi::lua_State, t: c_int, key: &std::ffi::CStr) {
+        // SAFETY: as the caller's; `lua_rawset` pops key and value.
+        unsafe {
+            ffi::lua_pushstring(state, key.as_ptr());
+            ffi::lua_insert(state, -2);
+            ffi::lua_rawset(state, t);
+        }
+    }
+    /// Pushes `bytes` as a Lua string.
+    ///
+    /// # Safety
+    /// As `finish_call`'s.
+    unsafe fn push(state: *mut ffi::lua_State, bytes: &[u8]) {
+        // SAFETY: as the caller's.
+        unsafe { ffi::lua_pushlstring(state, bytes.as_ptr().cast(), bytes.len()) };
+    }
+    // SAFETY: called by `lua_cpcall` (`Vm::finish_start`) with a live
+    // `FinishCall` as its light userdata (index 1) and LUA_MINSTACK free
+    // slots, of which this uses at most 13 (1 + info + 7 results + the
+    // module + 3); the registry reference is the one `Vm::new` made to
+    // `K.prepare_worker`; no table written here has a metatable a raw
+    // access would skip (`K.file_path` is called as a function); the byte
+    // slices outlive the call; the bytes loaded as binary are this
+    // process's own dump (`compiled_modules`); an error (out of memory)
+    // unwinds to `lua_cpcall` through no Rust frame that owns anything
+    // (the dump's buffer is `FinishCall`'s, owned by `finish_start`).
+    unsafe {
+        let call = &mut *ffi::lua_touserdata(state, 1).cast::<FinishCall>();
+        // The module's info (2), made here with its fields: as a table
+        // constructor in `K.prepare_worker` it would keep a template table
+        // in every VM.
+        let info = 2;
+        ffi::lua_createtable(state, 0, 6);
+        push(state, call.root);
+        set(state, info, c"root");
+        push(state, call.display_root);
+        set(state, info, c"display_root");
+        push(state, dir_of(call.path, b"."));
+        set(state, info, c"dir");
+        push(state, dir_of(call.display, b""));
+        set(state, info, c"display_dir");
+        ffi::lua_pushboolean(state, c_int::from(!call.is_init));
+        set(state, info, c"leaf");
+        ffi::lua_pushboolean(state, 0);
+        set(state, info, c"is_root");
+        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, call.prepare_worker.into());
+        ffi::lua_pushvalue(state, info);
+        ffi::lua_call(state, 1, 7);
+        // 3..9: what `K.prepare_worker` returned
+        let (env, mf, w1, module_of_env, loaded, identity_of, file_path) = (3, 4, 5, 6, 7, 8, 9);
+        let module = 10;
+        // Binary only for bytes this process dumped itself from the same
+        // source and name (`compiled_modules`' invariant); `src` as text.
+        let (bytes, mode) = match call.bytecode {
+            Some(bytecode) => (bytecode, c"b"),
+            None => (call.src, c"t"),
+        };
+        let status = lj_loadbufferx(
+            state,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            call.chunk_name.as_ptr().cast(),
+            mode.as_ptr(),
+        );
+        if status != ffi::LUA_OK {
+            call.compile_error = Some(lossy_top(state));
+            return 0;
+        }
+        if let Some(buffer) = call.dump.as_mut() {
+            // Not stripped: the cached module keeps its line numbers.
+            let buffer: *mut Vec<u8> = buffer;
+            if ffi::lua_dump_(state, append_dump, buffer.cast()) != 0 {
+                call.dump = None;
+            }
+        }
+        ffi::lua_pushvalue(state, env);
+        ffi::lua_setfenv(state, module);
+        // mf[W1] = the module's function: the main fiber's job
+        ffi::lua_pushvalue(state, w1);
+        ffi::lua_pushvalue(state, module);
+        ffi::lua_rawset(state, mf);
+        // env._FILE = K.file_path(path)
+        ffi::lua_pushvalue(state, file_path);
+        push(state, call.path);
+        ffi::lua_call(state, 1, 1);
+        set(state, env, c"_FILE");
+        // loaded[identity] = 'loading'
+        push(state, call.identity);
+        ffi::lua_pushstring(state, c"loading".as_ptr());
+        ffi::lua_rawset(state, loaded);
+        // identity_of[path below the root] = identity
+        push(
+            state,
+            call.path.get(call.root.len() + 1..).unwrap_or_default(),
+        );
+        push(state, call.identity);
+        ffi::lua_rawset(state, identity_of);
+        // module_of_env[env] = { info = info, path = path, display = display }
+        ffi::lua_pushvalue(state, env);
+        ffi::lua_createtable(state, 0, 3);
+        let rec = ffi::lua_gettop(state);
+        ffi::lua_pushvalue(state, info);
+        set(state, rec, c"info");
+        push(state, call.path);
+        set(state, rec, c"path");
+        push(state, call.display);
+        set(state, rec, c"display");
+        ffi::lua_rawset(state, module_of_env);
+        ffi::lua_settop(state, 1);
+    }
+    0
+}
+
 /// About how many keys `K` holds once a worker has started (88 on
 /// 2026-12-04; `k_fits_its_presized_hash` keeps it between 64 and 128, the
 /// hash size this asks for).
@@ -1666,12 +1914,13 @@ impl Vm {
         // (docs/performance.md "Actors"). Each collection during boot stops
         // it again, so the next one starts from an idle collector.
         let booted = Self::boot(&lua, main_state).and_then(|core| {
+            let prepare_worker = keep_in_registry(&lua, core.get::<Function>("prepare_worker")?)?;
             // SAFETY: the VM's main state, no Lua code running.
             unsafe { collect_cycle(main_state) }?;
-            Ok(core)
+            Ok((core, prepare_worker))
         });
-        let core = match booted {
-            Ok(core) => core,
+        let (core, prepare_worker) = match booted {
+            Ok(booted) => booted,
             Err(e) => {
                 // The state frees its memory through `memory`'s allocator:
                 // it must close first (locals drop in reverse order).
@@ -1685,6 +1934,7 @@ impl Vm {
             core,
             memory,
             state: main_state,
+            prepare_worker,
         })
     }
 
@@ -1843,7 +2093,6 @@ impl Vm {
         display: &str,
         source: &[u8],
     ) -> Result<VmExit, RuntimeError> {
-        let lua = &self.lua;
         // As in-process: a module is a leaf unless it is an init.lua.
         let is_init = display == "init.lua" || display.ends_with("/init.lua");
         let path = if is_init {
@@ -1851,22 +2100,23 @@ impl Vm {
         } else {
             "/sandbox/module.lua"
         };
-        let start: Function = self.core.get("start_worker").map_err(lua_boot)?;
-        let (ok, err): (bool, Option<String>) = start
-            .call((
-                lua.create_string(source).map_err(lua_boot)?,
-                format!("sandbox:{display}"),
-                path,
-                display,
-                "/sandbox",
-                "",
+        let identity = format!("sandbox:{display}");
+        let started = self
+            .finish_start(
+                source,
+                identity.as_bytes(),
+                path.as_bytes(),
+                display.as_bytes(),
+                b"/sandbox",
+                b"",
                 is_init,
-            ))
+                ModuleCache::Off,
+            )
             .map_err(lua_boot)?;
-        if !ok {
+        if let Started::CompileError(reason) = started {
             return Err(RuntimeError::Load {
                 script: PathBuf::from(display),
-                reason: err.unwrap_or_default(),
+                reason,
             });
         }
         super::host::run(self)
@@ -1922,36 +2172,137 @@ impl Vm {
         memory_limit: Option<usize>,
     ) -> mlua::Result<Result<(), String>> {
         self.set_memory_limit(memory_limit);
-        self.set_process_info(&[])
-            .map_err(|e| mlua::Error::runtime(e.to_string()))?;
         with_state(&self.lua, |st| st.import_root = Some(root_fd))?;
-        let lua = &self.lua;
-        let start: Function = self.core.get("start_worker")?;
-        let (ok, err): (bool, Option<String>) = start.call((
-            lua.create_string(src)?,
-            identity,
-            lua.create_string(path)?,
-            lua.create_string(display)?,
-            lua.create_string(root)?,
-            lua.create_string(display_root)?,
+        let heap_before = self.heap_bytes();
+        let cache = if memory_limit.is_some() {
+            ModuleCache::Use
+        } else {
+            ModuleCache::UseAndFill
+        };
+        let started = self.finish_start(
+            src,
+            identity.as_bytes(),
+            path,
+            display,
+            root,
+            display_root,
             is_init,
-        ))?;
-        // The start's garbage (the parser's, lua/core/worker.lua's code)
-        // would stay until the heap doubled, its blocks holes in the slab:
-        // -5 kB RSS per idle actor for ~40 µs of a spawn's CPU (one full
-        // collection; docs/performance.md "rss150b").
-        // SAFETY (both): the VM's main state on this thread, the start's
-        // call has returned.
-        unsafe { collect_cycle(self.state) }?;
+            cache,
+        )?;
+        // A module loaded from cached bytecode leaves almost no garbage (see
+        // `finish_start`): no collection then, unless the start grew the
+        // heap past `START_GROWTH_BEFORE_COLLECTING`. A parsed one leaves
+        // the parser's constant tables and names: collected, or they would
+        // stay until the heap doubled, holes in the slab (docs/performance.md
+        // "rss150b", "startgc", "spawnstart").
+        let grown = self.heap_bytes().saturating_sub(heap_before);
+        let parsed = matches!(started, Started::Parsed);
+        if parsed || grown > START_GROWTH_BEFORE_COLLECTING {
+            // SAFETY: the VM's main state on this thread, the start's call
+            // has returned.
+            unsafe { collect_cycle(self.state) }?;
+        }
         // What stays live now fits half the booted string table (which boot
         // needed for its peak of strings, garbage included); an idle worker
         // interns only a few more (its first round trip's). A module with
         // more string constants just grows it back at its next new string.
+        // SAFETY: as above.
         unsafe { set_string_table_slots(self.state, STARTED_STRING_TABLE_SLOTS) };
-        Ok(if ok {
-            Ok(())
+        Ok(match started {
+            Started::CompileError(text) => Err(text),
+            Started::Parsed | Started::FromBytecode => Ok(()),
+        })
+    }
+
+    /// The Lua heap's size in bytes (LuaJIT's count; allocates nothing).
+    fn heap_bytes(&self) -> usize {
+        // SAFETY: the VM's main state on this thread, no Lua code running;
+        // `lua_gc`'s counts only read the collector's state.
+        unsafe {
+            ffi::lua_gc(self.state, ffi::LUA_GCCOUNT, 0) as usize * 1024
+                + ffi::lua_gc(self.state, ffi::LUA_GCCOUNTB, 0) as usize
+        }
+    }
+
+    /// Makes the worker's env and main fiber (`K.prepare_worker`), then
+    /// loads `src` (read from `path`) as its module and makes it the main
+    /// fiber's job, all in one raw protected call (`finish_call`). The
+    /// module is this process's cached bytecode of exactly `src` when
+    /// `cache` allows and it has one; else `src` is compiled as text (and
+    /// dumped into the cache with `UseAndFill`). Its only garbage:
+    /// `K.prepare_worker`'s options table and id text, the call's C
+    /// function, and after a parse the parser's (constant tables, names
+    /// of locals); no Lua string of the source, no Lua code of the
+    /// start's own.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_start(
+        &self,
+        src: &[u8],
+        identity: &[u8],
+        path: &[u8],
+        display: &[u8],
+        root: &[u8],
+        display_root: &[u8],
+        is_init: bool,
+        cache: ModuleCache,
+    ) -> mlua::Result<Started> {
+        // The chunk name, as `load(src, '@' .. display)` would give it (a
+        // C string: a display path has no NUL; one would end the name).
+        let name = display.split(|&b| b == 0).next().unwrap_or_default();
+        let mut chunk_name = Vec::with_capacity(name.len() + 2);
+        chunk_name.push(b'@');
+        chunk_name.extend_from_slice(name);
+        chunk_name.push(0);
+        let cached = match cache {
+            ModuleCache::Off => None,
+            ModuleCache::Use | ModuleCache::UseAndFill => {
+                compiled_modules::lookup(&chunk_name, src)
+            }
+        };
+        let dump = (cached.is_none() && cache == ModuleCache::UseAndFill).then(Vec::new);
+        let mut call = FinishCall {
+            bytecode: cached.as_deref(),
+            dump,
+            prepare_worker: self.prepare_worker,
+            src,
+            chunk_name: &chunk_name,
+            identity,
+            path,
+            display,
+            root,
+            display_root,
+            is_init,
+            compile_error: None,
+        };
+        // SAFETY: `lua_cpcall` runs `finish_call` in protected mode on the
+        // VM's main state (no Lua code running), with `call` as its light
+        // userdata, which outlives the call; an error it leaves on the
+        // stack is taken off.
+        unsafe {
+            let ud = (&mut call as *mut FinishCall).cast();
+            match ffi::lua_cpcall(self.state, finish_call, ud) {
+                ffi::LUA_OK => {}
+                code => {
+                    let error = if code == ffi::LUA_ERRMEM {
+                        mlua::Error::MemoryError("not enough memory".into())
+                    } else {
+                        mlua::Error::runtime(lossy_top(self.state))
+                    };
+                    ffi::lua_pop(self.state, 1);
+                    return Err(error);
+                }
+            }
+        }
+        if let Some(text) = call.compile_error {
+            return Ok(Started::CompileError(text));
+        }
+        if let Some(bytecode) = call.dump.filter(|b| !b.is_empty()) {
+            compiled_modules::insert(&chunk_name, src, bytecode);
+        }
+        Ok(if cached.is_some() {
+            Started::FromBytecode
         } else {
-            Err(err.unwrap_or_default())
+            Started::Parsed
         })
     }
 
@@ -2404,10 +2755,18 @@ mod tests {
     /// an 8 kB table.
     #[test]
     fn a_started_worker_keeps_a_512_slot_string_table() {
+        // The first start parses the module (and collects), the second loads
+        // its cached bytecode (and does not): both must hold.
+        for start in ["parsed", "from bytecode"] {
+            string_table_is_512_slots_after_a_start(start);
+        }
+    }
+
+    fn string_table_is_512_slots_after_a_start(start: &str) {
         let vm = Vm::new().unwrap();
         let root = std::fs::File::open("/").unwrap();
         vm.start_worker(
-            b"local t = {} return t",
+            b"local t = {} return t -- 512-slot test",
             "1:0:1",
             b"/m.lua",
             b"m.lua",
@@ -2453,8 +2812,90 @@ mod tests {
         .unwrap();
         assert_eq!(
             grown, 4096,
-            "the started worker's string table is not 512 slots"
+            "the worker's string table is not 512 slots after a start {start}"
         );
+    }
+
+    /// Starts a fresh VM as a worker of `src`, named `display`, the way a
+    /// spawn does (without the collection that follows a parse).
+    fn start_module(display: &str, src: &[u8], cache: ModuleCache) -> (Vm, Started) {
+        let vm = Vm::new().unwrap();
+        let path = format!("/{display}");
+        let started = vm
+            .finish_start(
+                src,
+                format!("1:0:{display}").as_bytes(),
+                path.as_bytes(),
+                display.as_bytes(),
+                b"/",
+                b"/",
+                false,
+                cache,
+            )
+            .unwrap();
+        (vm, started)
+    }
+
+    /// A module's second start loads the bytecode its first made; the
+    /// same name with other bytes (an edited file) compiles afresh, and a
+    /// compile error is not cached. (Names no other test uses: the cache
+    /// is process-wide.)
+    #[test]
+    fn a_worker_module_is_parsed_once_and_an_edited_one_again() {
+        let first = start_module("cache_once.lua", b"return 1", ModuleCache::UseAndFill).1;
+        assert!(matches!(first, Started::Parsed), "{first:?}");
+        let second = start_module("cache_once.lua", b"return 1", ModuleCache::UseAndFill).1;
+        assert!(matches!(second, Started::FromBytecode), "{second:?}");
+        let edited = start_module("cache_once.lua", b"return (", ModuleCache::UseAndFill).1;
+        match edited {
+            Started::CompileError(text) => {
+                assert!(text.starts_with("cache_once.lua:1:"), "{text}")
+            }
+            other => panic!("an edited module was not compiled: {other:?}"),
+        }
+        let again = start_module("cache_once.lua", b"return (", ModuleCache::UseAndFill).1;
+        assert!(matches!(again, Started::CompileError(_)), "{again:?}");
+        let renamed = start_module("cache_other.lua", b"return 1", ModuleCache::UseAndFill).1;
+        assert!(matches!(renamed, Started::Parsed), "{renamed:?}");
+    }
+
+    /// The binary loader only ever sees this process's own dumps: a module
+    /// whose bytes are bytecode (even the very bytes the cache holds for
+    /// another module) is refused by the text loader, and not cached.
+    #[test]
+    fn bytecode_as_a_module_is_refused_even_when_the_cache_holds_it() {
+        start_module(
+            "cache_dumped.lua",
+            b"return 'made here'",
+            ModuleCache::UseAndFill,
+        );
+        let chunk_name = b"@cache_dumped.lua\0";
+        let bytecode = compiled_modules::lookup(chunk_name, b"return 'made here'").unwrap();
+        assert_eq!(bytecode[0], 27, "a LuaJIT dump starts with ESC");
+        for _ in 0..2 {
+            match start_module("cache_dumped.lua", &bytecode, ModuleCache::UseAndFill).1 {
+                Started::CompileError(text) => {
+                    assert!(text.contains("wrong mode"), "{text}")
+                }
+                other => panic!("bytecode was loaded as a module: {other:?}"),
+            }
+        }
+        assert!(compiled_modules::lookup(chunk_name, &bytecode).is_none());
+    }
+
+    /// A VM with a memory limit uses the cache but never fills it (the
+    /// dump's buffer would count against its limit); a sandboxed start
+    /// (`Off`) neither reads nor fills it.
+    #[test]
+    fn limited_and_sandboxed_starts_do_not_fill_the_cache() {
+        let used = start_module("cache_limited.lua", b"return 2", ModuleCache::Use).1;
+        assert!(matches!(used, Started::Parsed), "{used:?}");
+        assert!(compiled_modules::lookup(b"@cache_limited.lua\0", b"return 2").is_none());
+        start_module("cache_limited.lua", b"return 2", ModuleCache::UseAndFill);
+        let hit = start_module("cache_limited.lua", b"return 2", ModuleCache::Use).1;
+        assert!(matches!(hit, Started::FromBytecode), "{hit:?}");
+        let off = start_module("cache_limited.lua", b"return 2", ModuleCache::Off).1;
+        assert!(matches!(off, Started::Parsed), "{off:?}");
     }
 
     /// `collect_cycle` from a stopped (idle) collector frees what a full

@@ -117,7 +117,6 @@ pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
     RAW_LAZY_CHUNKS[2].0,
     RAW_LAZY_CHUNKS[3].0,
     RAW_LAZY_CHUNKS[4].0,
-    RAW_LAZY_CHUNKS[5].0,
 ];
 
 /// Lazy core chunks loaded through [`load_lazy_chunk`] (C API only), with
@@ -126,17 +125,14 @@ pub const LAZY_CORE_CHUNKS: &[CoreChunk] = &[
 /// (`spawn`, fiber handles, most of `this_fiber`), loaded by the first call
 /// that needs them (lua/core/scheduler.lua); `user_env` (what user code
 /// gets as `load`, `loadstring`, `getfenv`, `setfenv`, `newproxy`: a
-/// user finalizer may call them first, lua/core/modules.lua); `worker`
-/// (a worker VM's start, loaded for that one call and not kept);
-/// `reports` (a panic report's text and traceback, loaded by the first
+/// user finalizer may call them first, lua/core/modules.lua); `reports` (a panic report's text and traceback, loaded by the first
 /// report, which may be written while the VM closes); `scopes` (`scope`,
 /// `scope_cleanup_push`, `scope_cleanup_pop`, `xpcall`: their stubs in
 /// lua/core/scheduler.lua load it, also from a finalizer).
-const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 6] = [
+const RAW_LAZY_CHUNKS: [(CoreChunk, &std::ffi::CStr); 5] = [
     (core_chunk!("coroutines"), c"?coroutines"),
     (core_chunk!("fibers"), c"?fibers"),
     (core_chunk!("user_env"), c"?user_env"),
-    (core_chunk!("worker"), c"?worker"),
     (core_chunk!("reports"), c"?reports"),
     (core_chunk!("scopes"), c"?scopes"),
 ];
