@@ -2201,13 +2201,21 @@ impl Vm {
             // SAFETY: the VM's main state on this thread, the start's call
             // has returned.
             unsafe { collect_cycle(self.state) }?;
+            // What stays live now fits a 512-slot string table, which the
+            // start's strings (a parse's names) may have grown; an idle
+            // worker interns only a few more (its first round trip's). A
+            // module with more string constants just grows it back at its
+            // next new string.
+            // SAFETY: as above.
+            unsafe { set_string_table_slots(self.state, STARTED_STRING_TABLE_SLOTS) };
         }
-        // What stays live now fits half the booted string table (which boot
-        // needed for its peak of strings, garbage included); an idle worker
-        // interns only a few more (its first round trip's). A module with
-        // more string constants just grows it back at its next new string.
-        // SAFETY: as above.
-        unsafe { set_string_table_slots(self.state, STARTED_STRING_TABLE_SLOTS) };
+        // Without a collection nothing was freed: the table is still boot's
+        // 512 slots (`boot_fits_its_strings_in_a_512_slot_table`) unless
+        // the module's strings outgrew it, and then halving it would only
+        // make LuaJIT grow it again. LuaJIT rehashes every string even for
+        // a same-size resize, on memory the nursery warmed in the other
+        // core's cache: ~20% of such a start (docs/performance.md
+        // "spawnstart").
         Ok(match started {
             Started::CompileError(text) => Err(text),
             Started::Parsed | Started::FromBytecode => Ok(()),
