@@ -29,7 +29,8 @@
 //!   its size and serves the next block of that size; when that list is
 //!   empty, the smallest larger free block is split (its rest goes to the
 //!   list of the rest's size) before new memory is carved. A block lies in the
-//!   slab exactly when its address falls inside one of `chunks` (blocks
+//!   slab exactly when its address falls inside the region's chunks handed
+//!   out so far or one of `chunks` (blocks
 //!   from before the switch and large blocks come from the global
 //!   allocator, which never hands out memory inside a live chunk, itself
 //!   one of its blocks). Slab blocks are 8-byte aligned, as with LuaJIT's
@@ -102,10 +103,18 @@ const SLAB_MAX_CHUNKS: usize = 256;
 /// "spawn-boot"); 44 saves the rest of boot's chunk allocations and page
 /// faults ("spawnboot").
 const REGION: usize = 88 << 10;
+/// Room in `Slab::chunks` (the chunks outside the region) from the start:
+/// an idle worker has ~28 of them (~145 kB in all), so its list is never
+/// reallocated on the spawner's thread, where the block (born in the
+/// nursery's glibc arena) took that arena's lock against the nursery's own
+/// allocations: 130 futex sleeps per 1,000 spawns when the list held the
+/// region's chunks too and grew from 64 to 128 (docs/performance.md
+/// "arenas").
+const CHUNKS_AT_FIRST: usize = 48;
 
 /// The small-block part of a VM heap (see the module's invariants).
 struct Slab {
-    /// Start addresses of the chunks, sorted.
+    /// Start addresses of the chunks outside the region, sorted.
     chunks: Vec<usize>,
     /// Next free byte of the newest chunk and the end of that chunk.
     bump: usize,
@@ -138,7 +147,7 @@ fn chunk_layout() -> Layout {
 impl Slab {
     fn new() -> Self {
         Self {
-            chunks: Vec::new(),
+            chunks: Vec::with_capacity(CHUNKS_AT_FIRST),
             bump: 0,
             end: 0,
             free: [0; SMALL_MAX / GRAIN + 1],
@@ -220,7 +229,7 @@ impl Slab {
             return head as *mut u8;
         }
         if self.end - self.bump < rounded {
-            if self.chunks.len() >= SLAB_MAX_CHUNKS {
+            if self.chunk_count() >= SLAB_MAX_CHUNKS {
                 return std::ptr::null_mut();
             }
             let chunk = self.new_chunk();
@@ -232,8 +241,10 @@ impl Slab {
             if tail >= GRAIN {
                 self.free_block(self.bump, tail);
             }
-            let at = self.chunks.partition_point(|&c| c < chunk);
-            self.chunks.insert(at, chunk);
+            if !self.in_region(chunk) {
+                let at = self.chunks.partition_point(|&c| c < chunk);
+                self.chunks.insert(at, chunk);
+            }
             self.bump = chunk;
             self.end = chunk + CHUNK;
         }
@@ -267,6 +278,11 @@ impl Slab {
         unsafe { std::alloc::alloc(chunk_layout()) as usize }
     }
 
+    /// Chunks handed out: the region's and the others.
+    fn chunk_count(&self) -> usize {
+        (self.region_next - self.region) / CHUNK + self.chunks.len()
+    }
+
     fn in_region(&self, chunk: usize) -> bool {
         self.region != 0 && chunk >= self.region && chunk < self.region + REGION
     }
@@ -289,9 +305,6 @@ impl Slab {
 impl Drop for Slab {
     fn drop(&mut self) {
         for &chunk in &self.chunks {
-            if self.in_region(chunk) {
-                continue;
-            }
             // SAFETY: every chunk outside the region came from
             // `alloc(chunk_layout())`; the Lua state that used it has
             // closed (module invariants).
@@ -751,9 +764,9 @@ mod tests {
                 blocks.push(p);
             }
             let slab = memory.slab.borrow();
-            assert_eq!(slab.chunks.len(), in_region + 3);
-            let from_region = slab.chunks.iter().filter(|&&c| slab.in_region(c)).count();
-            assert_eq!(from_region, in_region);
+            assert_eq!(slab.chunk_count(), in_region + 3);
+            assert_eq!(slab.chunks.len(), 3, "only the chunks beyond the region are listed");
+            assert!(slab.chunks.iter().all(|&c| !slab.in_region(c)));
             drop(slab);
             for (i, &p) in blocks.iter().enumerate() {
                 assert!((0..SMALL_MAX).all(|k| *p.add(k) == i as u8), "block {i}");
@@ -797,15 +810,19 @@ mod tests {
         let ud = vm_ptr(&memory);
         let in_region = REGION / CHUNK;
         let mut blocks = Vec::new();
+        // Every chunk handed out, the region's included, searched.
         let by_search = |slab: &Slab, ptr: usize| {
-            let after = slab.chunks.partition_point(|&c| c <= ptr);
-            after > 0 && ptr - slab.chunks[after - 1] < CHUNK
+            let mut all: Vec<usize> = (slab.region..slab.region_next).step_by(CHUNK).collect();
+            all.extend(&slab.chunks);
+            all.sort_unstable();
+            let after = all.partition_point(|&c| c <= ptr);
+            after > 0 && ptr - all[after - 1] < CHUNK
         };
         // SAFETY: as above.
         unsafe {
             // Half the region handed out, then (below) all of it and more.
             for round in [in_region / 2, in_region + 2] {
-                while memory.slab.borrow().chunks.len() < round {
+                while memory.slab.borrow().chunk_count() < round {
                     blocks.push(vm_alloc(ud, std::ptr::null_mut(), 0, SMALL_MAX));
                 }
                 let slab = memory.slab.borrow();
@@ -851,7 +868,7 @@ mod tests {
                 assert!(memory.slab.borrow().owns(p as usize));
                 blocks.push(p);
             }
-            assert_eq!(memory.slab.borrow().chunks.len(), SLAB_MAX_CHUNKS);
+            assert_eq!(memory.slab.borrow().chunk_count(), SLAB_MAX_CHUNKS);
             let extra = vm_alloc(ud, std::ptr::null_mut(), 0, 16);
             assert!(!extra.is_null());
             assert!(!memory.slab.borrow().owns(extra as usize));
