@@ -765,7 +765,11 @@ mod tests {
             }
             let slab = memory.slab.borrow();
             assert_eq!(slab.chunk_count(), in_region + 3);
-            assert_eq!(slab.chunks.len(), 3, "only the chunks beyond the region are listed");
+            assert_eq!(
+                slab.chunks.len(),
+                3,
+                "only the chunks beyond the region are listed"
+            );
             assert!(slab.chunks.iter().all(|&c| !slab.in_region(c)));
             drop(slab);
             for (i, &p) in blocks.iter().enumerate() {
