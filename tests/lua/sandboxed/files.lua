@@ -11,7 +11,10 @@ local dir = tostring(filesystem.current_working_directory()) .. '/fixtures/grant
 local rw
 for n = 1, 1000 do
   local p = tostring(filesystem.temp_directory_path()) .. '/luring-sbx-rw-' .. n
-  if pcall(filesystem.create_directory, p) and filesystem.is_empty(p) then
+  -- only a directory this run made itself (create_directory answers
+  -- false for one that was there: another run's, maybe in use)
+  local ok, made = pcall(filesystem.create_directory, p)
+  if ok and made then
     rw = p
     break
   end
