@@ -926,7 +926,8 @@ pub(crate) struct WorkerStart {
     pub(crate) root_path: Vec<u8>,
     pub(crate) display_root: Vec<u8>,
     pub(crate) is_init: bool,
-    pub(crate) root: std::os::fd::OwnedFd,
+    /// The spawner's import root, shared (no fd per actor).
+    pub(crate) root: std::sync::Arc<std::os::fd::OwnedFd>,
     pub(crate) memory_limit: Option<usize>,
     pub(crate) master: bool,
     /// The spawner's inbox, when it monitors the new VM.
@@ -950,7 +951,7 @@ impl WorkerStart {
                 &self.root_path,
                 &self.display_root,
                 self.is_init,
-                OpFd::owned(self.root),
+                self.root,
                 self.memory_limit,
             )
             .map_err(|e| e.to_string())?;
@@ -1000,9 +1001,7 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                         error::CoreError::CurrentModuleNotKnown,
                     ))
                 })?;
-                // SAFETY: `root_fd` (a clone of the VM's reference) keeps the
-                // fd open for as long as `root` is used.
-                let root = unsafe { std::os::fd::BorrowedFd::borrow_raw(root_fd.raw()) };
+                let root = std::os::fd::AsFd::as_fd(&*root_fd);
                 let (src, identity) = match module_files::read_beneath(root, &rel) {
                     Ok(read) => read,
                     Err(EntryError::Os(errno)) => {
@@ -1027,11 +1026,10 @@ pub(crate) fn add_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                         ));
                     }
                 };
-                // The worker's own reference to the root: a new fd, so that
-                // nothing is shared between the VMs.
-                let worker_root = root
-                    .try_clone_to_owned()
-                    .map_err(|e| mlua::Error::from(error::ErrorCode::from_io(&e)))?;
+                // The worker shares the root's fd (read only, closed with
+                // its last holder): a descriptor per actor would make the
+                // process's fd limit an actor limit.
+                let worker_root = root_fd.clone();
                 let (memory_limit, is_master) = with_state(lua, |st| (st.memory_limit, st.master))?;
                 if new_master && !is_master {
                     return Err(error::ErrorCode::generic(libc::EPERM).into());

@@ -115,11 +115,13 @@ pub(crate) struct VmState {
     /// stdout); a pipe or file gets bigger writes.
     stdout_is_tty: bool,
     exit_code: Option<i32>,
-    /// `O_PATH` fd of the import root, set when the entry script is read.
-    /// Every op that opens a module holds a clone of it in its slot, so it
-    /// cannot be closed under the op; declared after `executor` as well, so
-    /// the VM's own reference is closed last (fields drop in order).
-    pub(crate) import_root: Option<OpFd>,
+    /// `O_PATH` fd of the import root, set when the entry script is read
+    /// and shared with the VMs this one spawns (one fd for all of them: an
+    /// actor costs no descriptor). Every op that opens a module holds a
+    /// clone of it in its slot, so it cannot be closed under the op;
+    /// declared after `executor` as well, so the VM's own reference is
+    /// dropped last (fields drop in order).
+    pub(crate) import_root: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Set once the VM has ended and its output was drained (`Vm::drop`):
     /// finalizers that run after that (mlua's last collection, then
     /// `lua_close`) get `vm_closed_error` from every `rt` function, and
@@ -1390,7 +1392,7 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
             match module_files::read_entry(&path) {
                 Ok(entry) => {
-                    with_state(lua, |st| st.import_root = Some(OpFd::owned(entry.root)))?;
+                    with_state(lua, |st| st.import_root = Some(std::sync::Arc::new(entry.root)))?;
                     Ok((
                         Value::String(lua.create_string(&entry.source)?),
                         Value::String(lua.create_string(&entry.identity)?),
@@ -1416,10 +1418,10 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 };
                 let root = st
                     .import_root
-                    .as_ref()
+                    .clone()
                     .ok_or_else(|| std::io::Error::from_raw_os_error(no_root))?;
                 st.executor.open_beneath(
-                    root,
+                    &OpFd::Shared(root),
                     path,
                     module_files::CODE_OPEN_FLAGS,
                     module_files::MODULE_RESOLVE,
@@ -2168,7 +2170,7 @@ impl Vm {
         root: &[u8],
         display_root: &[u8],
         is_init: bool,
-        root_fd: OpFd,
+        root_fd: std::sync::Arc<std::os::fd::OwnedFd>,
         memory_limit: Option<usize>,
     ) -> mlua::Result<Result<(), String>> {
         self.set_memory_limit(memory_limit);
@@ -2781,7 +2783,7 @@ mod tests {
             b"/",
             b"/",
             false,
-            OpFd::owned(root.into()),
+            std::sync::Arc::new(root.into()),
             None,
         )
         .unwrap()

@@ -176,7 +176,8 @@ pub(crate) struct Embedded {
     /// becomes readable (and stays so: nobody reads it) when the process
     /// ends.
     signal: Arc<ThreadSignal>,
-    root: OwnedFd,
+    /// Shared by every actor spawned from Rust (`spec`).
+    root: std::sync::Arc<OwnedFd>,
     root_path: PathBuf,
     memory_limit: Option<usize>,
     /// Held while a thread is added; the pool's threads when there is a
@@ -220,7 +221,7 @@ impl Embedded {
         Ok(Self {
             process,
             signal,
-            root,
+            root: std::sync::Arc::new(root),
             root_path,
             memory_limit,
             spawning: Mutex::new(Pool {

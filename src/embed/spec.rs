@@ -6,7 +6,8 @@
 //!   `_` (`-` too for source names' file part); module files are read
 //!   beneath the import root with `RESOLVE_BENEATH`, so a symlink cannot
 //!   lead outside it.
-//! - Each actor gets its own `O_PATH` duplicate of its import root.
+//! - The actors of a runtime share its import root's one `O_PATH` fd (an
+//!   `Arc`, only read through): spawning costs no descriptor.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -194,7 +195,6 @@ impl ActorSpec {
         };
         let memory_limit = self.memory_limit.unwrap_or(rt.memory_limit);
         let root_bytes = rt.root_path.as_os_str().as_bytes().to_vec();
-        let dup_root = || rt.root.try_clone().map_err(SpawnError::Os);
         let (src, identity, path, display, root_path, display_root, root) = match self.kind {
             Kind::File(file) => {
                 let absolute = std::path::absolute(&file)
@@ -217,7 +217,7 @@ impl ActorSpec {
                     file.as_os_str().as_bytes().to_vec(),
                     dir.as_os_str().as_bytes().to_vec(),
                     display_dir,
-                    entry.root,
+                    std::sync::Arc::new(entry.root),
                 )
             }
             Kind::Source { name, text } => {
@@ -235,7 +235,7 @@ impl ActorSpec {
                     name.into_bytes(),
                     root_bytes,
                     Vec::new(),
-                    dup_root()?,
+                    rt.root.clone(),
                 )
             }
             Kind::Module(name) => {
@@ -271,7 +271,7 @@ impl ActorSpec {
                     candidate.into_bytes(),
                     root_bytes,
                     Vec::new(),
-                    dup_root()?,
+                    rt.root.clone(),
                 )
             }
         };

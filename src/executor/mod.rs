@@ -948,9 +948,9 @@ impl Executor {
         match fd {
             // Slots of a sandbox's table are the host's to manage for now.
             OpFd::Std(_) | OpFd::Fixed(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
-            // The slot is cleared when the last reference goes (now, or
-            // when the last op holding it completes).
-            OpFd::Slot(_) | OpFd::Granted(_) => {
+            // The slot is cleared (a shared fd closed) when the last
+            // reference goes (now, or when the last op holding it completes).
+            OpFd::Slot(_) | OpFd::Granted(_) | OpFd::Shared(_) => {
                 drop(fd);
                 // SAFETY: a NOP carries no pointer and no fd.
                 unsafe { self.submit(OpSlot::bare(), |_| opcode::Nop::new().build()) }
@@ -1150,7 +1150,9 @@ impl Executor {
             OpFd::Fixed(slot) => *slot,
             OpFd::Granted(granted) => granted.index(),
             OpFd::Slot(local) => local.index(),
-            OpFd::Owned(_) | OpFd::Std(_) => return Err(io::Error::from_raw_os_error(libc::EBADF)),
+            OpFd::Owned(_) | OpFd::Shared(_) | OpFd::Std(_) => {
+                return Err(io::Error::from_raw_os_error(libc::EBADF))
+            }
         };
         let entry = opcode::FixedFdInstall::new(types::Fixed(slot), 0)
             .build()

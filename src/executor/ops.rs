@@ -6,7 +6,7 @@
 //!   happens only when its completion is reaped (or, on executor drop, after
 //!   every completion arrived).
 //! - An op never names a bare fd number: its slot holds an [`OpFd`] (a
-//!   reference to an owned fd, or one of the process's standard streams), so
+//!   reference to an owned or shared fd, or one of the process's standard streams), so
 //!   the number cannot be closed and reused while the kernel may still act on
 //!   it.
 //! - Ids are unique for the table's life: a slot's generation grows with
@@ -18,6 +18,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use io_uring::types::Timespec;
 
@@ -93,6 +94,11 @@ pub enum OpFd {
     /// An fd the runtime owns; closing the last reference closes it, which
     /// cannot happen while an op holds a clone.
     Owned(Rc<OwnedFd>),
+    /// An fd that VMs of this process share and only read through (an
+    /// import root): one fd for any number of actors, so spawning costs
+    /// no descriptor. It closes when the last VM and op drop it; `close`
+    /// only drops the caller's reference.
+    Shared(Arc<OwnedFd>),
     /// fd 0, 1 or 2: the process's standard streams, borrowed for the
     /// program's life (the runtime never closes them). A fixed-only
     /// executor maps them to their fixed slots instead (`FixedStdio`).
@@ -150,6 +156,7 @@ impl OpFd {
     pub(crate) fn raw(&self) -> RawFd {
         match self {
             OpFd::Owned(fd) => fd.as_raw_fd(),
+            OpFd::Shared(fd) => fd.as_raw_fd(),
             OpFd::Std(s) => *s as RawFd,
             // Never used as an fd number: ops that accept a slot build
             // their SQE from `OpSlot::target`, the others are refused.

@@ -92,6 +92,7 @@ fn name_metatable(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
 fn dup_cloexec(fd: &OpFd) -> std::io::Result<OwnedFd> {
     match fd {
         OpFd::Owned(fd) => fd.as_fd().try_clone_to_owned(),
+        OpFd::Shared(fd) => fd.as_fd().try_clone_to_owned(),
         // SAFETY: fd 0, 1 and 2 stay open for the program's life.
         OpFd::Std(s) => {
             unsafe { std::os::fd::BorrowedFd::borrow_raw(*s as i32) }.try_clone_to_owned()
@@ -182,6 +183,7 @@ impl FdCapabilities {
         let fd = fd.0.borrow();
         Some(match &*fd {
             Some(OpFd::Owned(owned)) => dup_fd_for_message(Some(owned.as_fd())),
+            Some(OpFd::Shared(shared)) => dup_fd_for_message(Some(shared.as_fd())),
             // The standard streams are borrowed, never handed on.
             Some(OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_)) | None => {
                 dup_fd_for_message(None)

@@ -816,9 +816,7 @@ pub(crate) fn add_host_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
                 let root_fd = with_state(lua, |st| st.import_root.clone())?.ok_or_else(|| {
                     mlua::Error::from(ErrorCode::core(error::CoreError::CurrentModuleNotKnown))
                 })?;
-                // SAFETY: `root_fd` (a clone of the VM's reference) keeps the
-                // fd open for as long as `root` is used.
-                let root = unsafe { BorrowedFd::borrow_raw(root_fd.raw()) };
+                let root = std::os::fd::AsFd::as_fd(&*root_fd);
                 let fail = |what: &str, detail: Value| -> mlua::Result<(Value, Value, Value)> {
                     Ok((Value::Nil, Value::String(lua.create_string(what)?), detail))
                 };
