@@ -15,7 +15,47 @@ fn script(name: &str, src: &str) -> PathBuf {
 
 /// Runs the script; fails the test if it takes longer than `deadline`.
 fn run(path: &PathBuf, args: &[&str], deadline: Duration) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_luring"))
+    run_command(
+        Command::new(env!("CARGO_BIN_EXE_luring")),
+        path,
+        args,
+        deadline,
+    )
+}
+
+/// `run` with the process's descriptor limit (`RLIMIT_NOFILE`) at `fds`.
+fn run_with_fd_limit(
+    path: &PathBuf,
+    fds: libc::rlim_t,
+    deadline: Duration,
+) -> (i32, String, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_luring"));
+    let limit = libc::rlimit {
+        rlim_cur: fds,
+        rlim_max: fds,
+    };
+    // SAFETY: the closure only calls setrlimit (async-signal-safe) on a
+    // struct it owns, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    run_command(cmd, path, &[], deadline)
+}
+
+fn run_command(
+    mut cmd: Command,
+    path: &PathBuf,
+    args: &[&str],
+    deadline: Duration,
+) -> (i32, String, String) {
+    let mut child = cmd
         .arg(path)
         .args(args)
         .stdout(std::process::Stdio::piped())
@@ -77,6 +117,47 @@ print('replies', replies, 'ended', ended)
     assert_eq!(
         (code, out.as_str(), err.as_str()),
         (0, "replies\t1000\tended\t1000\n", "")
+    );
+}
+
+/// An actor holds no descriptor of its own (its import root is shared):
+/// under a limit of 64 descriptors, 300 actors live at once, workers spawn
+/// workers, and a worker still loads a module beneath the root afterwards.
+#[test]
+fn more_actors_alive_than_the_descriptor_limit() {
+    script("fdless_helper.lua", "answer = 42\n");
+    let path = script(
+        "fdless.lua",
+        r#"
+local inbox = require 'inbox'
+if _CONTEXT == 'worker' then
+  local m = inbox:receive()
+  if m.child then
+    -- a worker's own spawn shares the same root
+    local w = spawn_vm('.')
+    w:send({ back = m.back, i = m.i + 1000 })
+  end
+  m.back:send(m.i)
+  pcall(inbox.receive, inbox)  -- alive until no one holds its address
+  return
+end
+local n, alive, seen = 300, {}, {}
+for i = 1, n do
+  alive[i] = spawn_vm('.')
+  alive[i]:send({ back = inbox, i = i, child = i <= 10 })
+end
+for _ = 1, n + 10 do
+  local i = inbox:receive()
+  assert(not seen[i], 'duplicate reply')
+  seen[i] = true
+end
+print('alive', n + 10, 'module', require('./fdless_helper').answer)
+"#,
+    );
+    let (code, out, err) = run_with_fd_limit(&path, 64, Duration::from_secs(120));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "alive\t310\tmodule\t42\n", "")
     );
 }
 

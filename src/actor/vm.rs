@@ -1392,7 +1392,9 @@ fn add_module_file_rt(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
             match module_files::read_entry(&path) {
                 Ok(entry) => {
-                    with_state(lua, |st| st.import_root = Some(std::sync::Arc::new(entry.root)))?;
+                    with_state(lua, |st| {
+                        st.import_root = Some(std::sync::Arc::new(entry.root))
+                    })?;
                     Ok((
                         Value::String(lua.create_string(&entry.source)?),
                         Value::String(lua.create_string(&entry.identity)?),

@@ -113,7 +113,9 @@ impl Drop for Subprocess {
         let dup = match &self.pidfd {
             OpFd::Owned(fd) => fd.try_clone(),
             // A pidfd is always owned; nothing to reap otherwise.
-            OpFd::Shared(_) | OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_) => return,
+            OpFd::Shared(_) | OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_) => {
+                return
+            }
         };
         if let Ok(fd) = dup {
             reap_in_background(fd);
