@@ -56,7 +56,9 @@ fn r_raw(fd: &OpFd) -> std::os::fd::BorrowedFd<'_> {
             use std::os::fd::AsFd;
             fd.as_fd()
         }
-        OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_) => unreachable!(),
+        OpFd::Shared(_) | OpFd::Std(_) | OpFd::Fixed(_) | OpFd::Slot(_) | OpFd::Granted(_) => {
+            unreachable!()
+        }
     }
 }
 

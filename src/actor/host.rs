@@ -49,7 +49,6 @@ use super::vm::{
     with_state, Ran, Receipts, SharedState, Step, StepFunction, Vm, VmExit, VmState,
     VM_THREAD_STACK_SIZE,
 };
-use crate::executor::OpFd;
 use crate::modules::error;
 use crate::RuntimeError;
 

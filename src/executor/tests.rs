@@ -369,6 +369,31 @@ fn closing_the_last_reference_closes_through_the_ring_exactly_once() {
 }
 
 #[test]
+fn a_shared_fd_closes_with_its_last_holder_be_it_another_vm_or_an_op() {
+    let mut ex = Executor::new().unwrap();
+    let (r, w) = pipe();
+    let raw = r.as_raw_fd();
+    let shared = std::sync::Arc::new(r);
+    // Another VM's reference (an import root every worker holds).
+    let other_vm = shared.clone();
+    let fd = OpFd::Shared(shared);
+    let span = SpanRef::new_zeroed(4, 4);
+    let read = ex.read(&fd, OpBuffer::Span(span.clone())).unwrap();
+    // `close` drops only this caller's reference: nothing is closed while
+    // the other VM or the read still holds the fd.
+    let close = ex.close(fd).unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(close, 0)]);
+    assert!(fd_is_open(raw), "closed under the other holders");
+    nix::unistd::write(&w, b"mine").unwrap();
+    assert_eq!(reap_n(&mut ex, 1), vec![(read, 4)]);
+    assert_eq!(span.to_vec(), b"mine");
+    assert!(fd_is_open(raw), "closed under the other VM");
+    assert_eq!(std::sync::Arc::strong_count(&other_vm), 1);
+    drop(other_vm);
+    assert!(!fd_is_open(raw));
+}
+
+#[test]
 fn standard_streams_are_borrowed_and_cannot_be_closed() {
     let mut ex = Executor::new().unwrap();
     for s in [StdStream::In, StdStream::Out, StdStream::Err] {
@@ -609,6 +634,7 @@ fn executor_with_parked_read(fd: &OpFd, span: &SpanRef) -> Executor {
 fn refs(fd: &OpFd) -> usize {
     match fd {
         OpFd::Owned(rc) => std::rc::Rc::strong_count(rc),
+        OpFd::Shared(arc) => std::sync::Arc::strong_count(arc),
         OpFd::Std(_) | OpFd::Fixed(_) => 0,
         OpFd::Slot(rc) => std::rc::Rc::strong_count(rc),
         OpFd::Granted(rc) => std::rc::Rc::strong_count(rc),
