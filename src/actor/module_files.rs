@@ -9,7 +9,8 @@
 //! - Code files are bounded: at most [`MAX_CODE_BYTES`] are read; a larger
 //!   file (or one that grows past the bound while it is read) is refused.
 //! - The import root is an `O_PATH` directory fd opened once, when the entry
-//!   script is read, and owned by the VM for its whole life. Modules are
+//!   script is read, and shared by that VM and the workers spawned from it
+//!   for their whole lives. Modules are
 //!   opened relative to it with `openat2(RESOLVE_BENEATH |
 //!   RESOLVE_NO_MAGICLINKS)`: the kernel, not path text, keeps them beneath
 //!   the root, whatever symlinks or `..` the path meets.

@@ -36,8 +36,10 @@
 //!   After boot the main thread's environment is an empty, sealed table
 //!   (`seal_main_thread`), so nothing running there can reach them either.
 //! - The import root's `O_PATH` fd lives in `VmState` from the moment the
-//!   entry script is read until the VM ends, after the executor (and so
-//!   after every op that names it) is gone.
+//!   entry script is read (or the worker starts) until the VM ends, after
+//!   the executor (and so after every op that names it) is gone. It is
+//!   shared with the VMs spawned from it and only read through: no VM can
+//!   close it under another.
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
