@@ -125,8 +125,7 @@ pub(crate) struct VmState {
     /// dropped last (fields drop in order).
     pub(crate) import_root: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// Set once the VM has ended and its output was drained (`Vm::drop`):
-    /// finalizers that run after that (mlua's last collection, then
-    /// `lua_close`) get `vm_closed_error` from every `rt` function, and
+    /// finalizers that run after that (in `lua_close`) get `vm_closed_error` from every `rt` function, and
     /// their reports are written straight to fd 2.
     ended: bool,
     /// This VM's inbox as other actors address it.
@@ -1151,8 +1150,8 @@ fn make_rt(lua: &Lua) -> mlua::Result<Table> {
             });
             match queued {
                 Ok(result) => result.map_err(io_err),
-                // The VM has ended (finalizers run by the last collection
-                // before `lua_close`), or a finalizer inside another `rt`
+                // The VM has ended (finalizers run by `lua_close`), or a
+                // finalizer inside another `rt`
                 // call (the state is borrowed): the report still gets out.
                 Err(_) => {
                     let _ = write_direct(StdStream::Err, &s);
@@ -1865,7 +1864,17 @@ impl Vm {
     /// [`Vm::new`] on a given executor (a sandboxed VM's fixed-only one).
     pub(crate) fn with_executor(executor: Executor) -> Result<Self, RuntimeError> {
         crate::actor::memory::reserve_heap_growth();
-        let lua = unsafe { Lua::unsafe_new_with(StdLib::NONE, LuaOptions::default()) };
+        // mlua's `Drop for Lua` runs a full collection on the handle
+        // `unsafe_new_with` returns, right before `lua_close` (which runs
+        // every finalizer and frees everything anyway): a mark of the whole
+        // heap per VM ended. A clone drops without it, so the first handle
+        // is dropped here, while its heap is still empty.
+        let lua = {
+            let first = unsafe { Lua::unsafe_new_with(StdLib::NONE, LuaOptions::default()) };
+            let kept = first.clone();
+            drop(first);
+            kept
+        };
         let memory = VmMemory::new();
         // SAFETY: `exec_raw` runs the closure with the live state on this
         // thread; `memory` is boxed (its address never changes) and the
@@ -2518,8 +2527,8 @@ impl Drop for Vm {
     fn drop(&mut self) {
         // Output queued after `run_main` drained the queue (a finalizer's
         // report) is written before the VM closes. Finalizers that run
-        // after this (dropping `Lua` first runs a full collection, then
-        // `lua_close`) find the VM ended: reports go straight to fd 2.
+        // after this (`lua_close` runs every one left, reachable or not)
+        // find the VM ended: reports go straight to fd 2.
         let _ = with_state(&self.lua, |st| {
             let _ = st.finish_output();
             // Sandboxes die with the VM, before its objects (their channels)

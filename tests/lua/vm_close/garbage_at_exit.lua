@@ -1,5 +1,5 @@
 -- Garbage with finalizers that is still uncollected when the VM ends is
--- finalized by the last collection before lua_close: the output queue has
+-- finalized by lua_close (no collection runs first): the output queue has
 -- been drained by then, so print raises the "VM is closing" error and every
 -- report still reaches stderr, after all earlier output.
 collectgarbage('stop') -- nothing is collected before the VM ends
