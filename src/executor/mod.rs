@@ -18,7 +18,9 @@
 //!   the ring produced them, except that each reap puts the receive
 //!   streams' deliveries (multishot receive CQEs that go on) before its
 //!   other completions, keeping the order within each group: the kernel
-//!   orders one op's CQEs, never two ops' (see `reap`). Cancellation requests, wake-ups and the
+//!   orders one op's CQEs, never two ops' (see `reap`). A receive
+//!   stream's CQE that goes on while no reader waits makes no completion
+//!   (recv_multi.rs "Delivery"). Cancellation requests, wake-ups and the
 //!   runtime's own output writes have reserved user_data values or slot
 //!   kinds and are consumed here. Completions reaped outside `turn` (while
 //!   making room to submit, or while waiting for output) are stashed and
@@ -1478,24 +1480,29 @@ impl Executor {
         // io-net: a CQE of a multishot op that goes on (socket.rs): its
         // slot stays in flight for the next ones.
         if io_uring::cqueue::more(flags) {
-            let mut result = result;
             let stream = self.ops.get_mut(id).and_then(|s| s.recv_stream_of());
-            if let Some(stream) = &stream {
-                result = self.stream_cqe(stream, result, flags, false);
+            if let Some(stream) = stream {
+                // A receive stream's: a completion only for a reader that
+                // waits (recv_multi.rs "Delivery"); its slot has no socket
+                // output.
+                if let Some(result) = self.stream_cqe(&stream, result, flags, false) {
+                    self.stream_first.push(Completion {
+                        id,
+                        result,
+                        fd: None,
+                        output: None,
+                    });
+                }
+                return;
             }
             if let Some(slot) = self.ops.get_mut(id) {
                 self.socket_outputs.completed(id, slot, result);
-                let completion = Completion {
+                out.completions.push(Completion {
                     id,
                     result,
                     fd: None,
                     output: None,
-                };
-                if stream.is_some() {
-                    self.stream_first.push(completion);
-                } else {
-                    out.completions.push(completion);
-                }
+                });
             }
             return;
         }
@@ -1509,7 +1516,10 @@ impl Executor {
         };
         slot.completed();
         let result = match slot.recv_stream_of() {
-            Some(stream) => self.stream_cqe(&stream, result, flags, true),
+            // (the last CQE always makes a completion)
+            Some(stream) => self
+                .stream_cqe(&stream, result, flags, true)
+                .unwrap_or(result),
             None => result,
         };
         let slot = self.ops.get_mut(id).expect("the slot is in the table");
