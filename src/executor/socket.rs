@@ -308,6 +308,7 @@ impl SocketOutputs {
     }
 
     /// The op's last CQE was dispatched.
+    #[inline(always)]
     pub(crate) fn ended(&mut self, id: OpId) {
         // Almost always empty: spare every op's end a SipHash.
         if !self.discarded.is_empty() {
