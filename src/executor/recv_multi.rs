@@ -193,6 +193,7 @@ impl RecvStream {
 
     /// Copies up to `span.len()` queued bytes into `span`; without bytes,
     /// the end the last op reported (taken once), else `None`.
+    #[inline]
     pub fn take_into(&self, span: &mut SpanRef) -> Option<StreamRead> {
         self.copy_into(span, false)
     }
@@ -200,6 +201,7 @@ impl RecvStream {
     /// [`Executor::read_stream`] where no op need be armed: queued bytes,
     /// the end, or (an op armed) `span` made its target; `None` when the
     /// op must be armed. Needs no executor.
+    #[inline]
     pub fn read_armed(&self, span: &mut SpanRef) -> Option<StreamRead> {
         if let Some(read) = self.take_into(span) {
             return Some(read);
@@ -213,6 +215,7 @@ impl RecvStream {
 
     /// Copies up to `span.len()` queued bytes into `span`, taking them
     /// unless `peek` (then the end stays too).
+    #[inline]
     pub fn copy_into(&self, span: &mut SpanRef, peek: bool) -> Option<StreamRead> {
         let mut st = self.state.borrow_mut();
         if span.is_empty() {
