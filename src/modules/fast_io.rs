@@ -583,7 +583,7 @@ extern "C" fn socket_op_ffi(
         // of its closure per send).
         let submitted = match kind {
             // (`submit_maybe_inline`, spelled out: its closure was a call)
-            Kind::Send => match st.executor.send(fd, OpBuffer::Span(span.clone()), 0) {
+            Kind::Send => match st.executor.send_span(fd, span, 0) {
                 Ok(id) if inline != 0 && !st.mailbox.is_pending() => {
                     st.executor.complete_inline(id).map(|res| (Some(id), res))
                 }
