@@ -80,7 +80,7 @@ pub enum StreamRead {
 
 /// Bytes received and not read yet, `buf[head..]`, read from the front.
 /// A vector and a start index rather than a `VecDeque<u8>`: one copy in,
-/// one copy out (the deque's `extend` and `drain` cost ~100 instructions
+/// one copy out (the deque's `extend` and `drain` cost ~60 instructions
 /// per echoed message more; docs/performance.md "echocut").
 #[derive(Default)]
 pub(crate) struct ByteQueue {
