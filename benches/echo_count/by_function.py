@@ -5,8 +5,9 @@
 # VALGRIND_OPTS=--compress-strings=no so that each dump names its
 # functions itself.
 # usage: by_function.py DUMP [MESSAGES (default 20000)] [TOP (default 40)]
-# Prints the total, a split (luring's Rust, mlua, LuaJIT's C, compiled
-# traces: functions named by address), then the TOP dearest functions.
+# Prints the total, the coroutine resumes (fiber switches) per message, a
+# split (luring's Rust, mlua, LuaJIT's C, compiled traces: functions named
+# by address), then the TOP dearest functions.
 import collections
 import sys
 
@@ -15,7 +16,9 @@ messages = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
 top = int(sys.argv[3]) if len(sys.argv) > 3 else 40
 by_fn = collections.Counter()
 fn = ''
+cfn = ''
 after_calls = False
+resumes = 0
 for line in open(path, errors='replace'):
     line = line.rstrip('\n')
     if not line:
@@ -23,8 +26,13 @@ for line in open(path, errors='replace'):
     if line.startswith('fn='):
         fn = line[3:]
         continue
+    if line.startswith('cfn='):
+        cfn = line[4:]
+        continue
     if line.startswith('calls='):
         after_calls = True  # the next cost line is the call's inclusive cost
+        if cfn.startswith('lj_ff_coroutine_resume'):
+            resumes += int(line[6:].split()[0])
         continue
     if line[0].isdigit() or line[0] in '+-*':
         if after_calls:
@@ -54,6 +62,9 @@ parts = collections.Counter()
 for name, cost in by_fn.items():
     parts[part(name)] += cost
 print('total %.0f per message' % (total / messages))
+# Fiber switches per message: the total moves with them (docs/performance.md
+# "echocut": runs fall into ~1.25 and ~1.7), so compare runs at like values.
+print('  resumes %.3f per message' % (resumes / messages))
 print('  ' + '  '.join('%s %.0f' % (k, v / messages) for k, v in sorted(parts.items())))
 for name, cost in by_fn.most_common(top):
     print('%9.1f  %s' % (cost / messages, name))

@@ -483,6 +483,19 @@ impl OpSlot {
         }
     }
 
+    /// Whether the op's completion needs nothing but delivering and the
+    /// slot's removal (`Executor::dispatch`'s short path): a plain op that
+    /// closes no fd and has no stream, socket output or job to finish.
+    #[inline(always)]
+    pub(crate) fn completes_plainly(&self) -> bool {
+        self.kind == SlotKind::Plain
+            && self.closing_fd.is_none()
+            && !matches!(
+                self.resource,
+                Resource::RecvStream(_) | Resource::Socket(_) | Resource::Job(..)
+            )
+    }
+
     /// Called when the op's completion was reaped: a close op's fd number
     /// now belongs to the kernel's past, so it must not be closed again.
     pub(crate) fn completed(&mut self) {

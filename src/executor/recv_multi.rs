@@ -15,7 +15,11 @@
 //!   but with the stream itself (the socket closed, or both handle and op
 //!   gone).
 //! - Delivery: each CQE takes the target (its completion wakes the reader
-//!   whatever it carries). A delivery whose completion was never seen by
+//!   whatever it carries). A CQE that goes on (`IORING_CQE_F_MORE`) and
+//!   finds no target wakes nobody and makes no completion: nobody waits
+//!   for it but a fiber quiescing the stream (lua/io_object.lua), and
+//!   that one cancelled the op and waits for its last CQE, which always
+//!   makes one. A delivery whose completion was never seen by
 //!   its reader (it left, interrupted, while the completion waited in the
 //!   stash) is taken back by `unwait`: the bytes return to the queue's
 //!   front and that completion says [`STREAM_RETRY`].
@@ -39,7 +43,6 @@
 //!   sockets keep plain receives.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 
@@ -75,9 +78,72 @@ pub enum StreamRead {
     Wait(OpId),
 }
 
+/// Bytes received and not read yet, `buf[head..]`, read from the front.
+/// A vector and a start index rather than a `VecDeque<u8>`: one copy in,
+/// one copy out (the deque's `extend` and `drain` cost ~60 instructions
+/// per echoed message more; docs/performance.md "echocut").
+#[derive(Default)]
+pub(crate) struct ByteQueue {
+    buf: Vec<u8>,
+    head: usize,
+}
+
+impl ByteQueue {
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head == self.buf.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The queued bytes, oldest first.
+    pub(crate) fn front(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
+    /// Appends `bytes`. The bytes already taken are dropped first when
+    /// the vector would have to grow: its capacity stays within about
+    /// twice what is queued, however long the queue is never emptied.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        if self.head > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops the first `n` bytes (at most `len()`).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.head = (self.head + n).min(self.buf.len());
+        if self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        }
+    }
+
+    /// Puts `bytes` back before the oldest queued byte.
+    pub(crate) fn push_front(&mut self, bytes: &[u8]) {
+        if bytes.len() <= self.head {
+            self.head -= bytes.len();
+            self.buf[self.head..self.head + bytes.len()].copy_from_slice(bytes);
+        } else {
+            let mut buf = Vec::with_capacity(bytes.len() + self.len());
+            buf.extend_from_slice(bytes);
+            buf.extend_from_slice(self.front());
+            self.buf = buf;
+            self.head = 0;
+        }
+    }
+}
+
 #[derive(Default)]
 struct StreamState {
-    queue: VecDeque<u8>,
+    queue: ByteQueue,
     /// The armed multishot op.
     armed: Option<OpId>,
     /// EOF (0) or an error that ended the last op, after the queued bytes.
@@ -122,11 +188,12 @@ impl RecvStream {
     pub fn orphan(&self) {
         let mut st = self.state.borrow_mut();
         st.orphaned = true;
-        st.queue = VecDeque::new();
+        st.queue = ByteQueue::default();
     }
 
     /// Copies up to `span.len()` queued bytes into `span`; without bytes,
     /// the end the last op reported (taken once), else `None`.
+    #[inline]
     pub fn take_into(&self, span: &mut SpanRef) -> Option<StreamRead> {
         self.copy_into(span, false)
     }
@@ -134,6 +201,7 @@ impl RecvStream {
     /// [`Executor::read_stream`] where no op need be armed: queued bytes,
     /// the end, or (an op armed) `span` made its target; `None` when the
     /// op must be armed. Needs no executor.
+    #[inline]
     pub fn read_armed(&self, span: &mut SpanRef) -> Option<StreamRead> {
         if let Some(read) = self.take_into(span) {
             return Some(read);
@@ -147,6 +215,7 @@ impl RecvStream {
 
     /// Copies up to `span.len()` queued bytes into `span`, taking them
     /// unless `peek` (then the end stays too).
+    #[inline]
     pub fn copy_into(&self, span: &mut SpanRef, peek: bool) -> Option<StreamRead> {
         let mut st = self.state.borrow_mut();
         if span.is_empty() {
@@ -158,22 +227,18 @@ impl RecvStream {
             }
             return st.end.take().map(StreamRead::Ended);
         }
-        let n = span.len().min(st.queue.len());
+        let front = st.queue.front();
+        let n = span.len().min(front.len());
         let (ptr, _) = span.raw_parts();
-        let (a, b) = st.queue.as_slices();
-        let from_a = a.len().min(n);
         // SAFETY: `ptr` points at `span.len() >= n` writable bytes of the
-        // span's live storage; the queue's slices are Rust memory that
-        // cannot overlap it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(a.as_ptr(), ptr, from_a);
-            std::ptr::copy_nonoverlapping(b.as_ptr(), ptr.add(from_a), n - from_a);
-        }
+        // span's live storage; the queue is Rust memory that cannot
+        // overlap it.
+        unsafe { std::ptr::copy_nonoverlapping(front.as_ptr(), ptr, n) };
         if !peek {
-            st.queue.drain(..n);
+            st.queue.consume(n);
             // A burst's capacity is not kept by an idle connection.
             if st.queue.is_empty() && st.queue.capacity() > SHRINK_ABOVE {
-                st.queue = VecDeque::new();
+                st.queue = ByteQueue::default();
             }
         }
         Some(StreamRead::Bytes(n))
@@ -349,11 +414,7 @@ impl Executor {
         };
         c.result = STREAM_RETRY;
         if value > 0 {
-            span.with_bytes(|b| {
-                for &byte in b[..value as usize].iter().rev() {
-                    st.queue.push_front(byte);
-                }
-            });
+            span.with_bytes(|b| st.queue.push_front(&b[..value as usize]));
         } else {
             st.end = Some(value);
         }
@@ -363,18 +424,20 @@ impl Executor {
     /// the waiting reader's buffer or join the queue, its buffer goes back
     /// to the kernel. Returns the result its completion carries: what went
     /// to the reader (bytes, 0 at EOF, an error), `-ECANCELED` for a
-    /// cancelled op, else [`STREAM_RETRY`].
+    /// cancelled op, else [`STREAM_RETRY`]; `None` (no completion) for a
+    /// CQE that goes on and found no reader waiting (see "Delivery").
     pub(crate) fn stream_cqe(
         &mut self,
         stream: &RecvStream,
         result: i32,
         flags: u32,
         last: bool,
-    ) -> i32 {
+    ) -> Option<i32> {
         let mut st = stream.state.borrow_mut();
         // Whatever this CQE is, it wakes the reader: it reads again or
         // takes what came.
         let mut target = st.target.take();
+        let wakes = last || target.is_some();
         let mut out = STREAM_RETRY;
         if let Some(bid) = cqueue::buffer_select(flags) {
             if let BufRingState::Ready(br) = &mut self.buf_ring {
@@ -419,9 +482,9 @@ impl Executor {
                 if let Err(e) = self.cancel(id) {
                     tracing::debug!(error = %e, "executor: could not pause a multishot receive");
                 }
-                return out;
+                return wakes.then_some(out);
             }
         }
-        out
+        wakes.then_some(out)
     }
 }

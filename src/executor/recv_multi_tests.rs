@@ -1,11 +1,12 @@
 //! Receive streams (recv_multi.rs): the buffer ring running dry, a
-//! delivery taken back from a reader that left, the flow-control pause.
+//! delivery taken back from a reader that left, the flow-control pause,
+//! CQEs nobody waits for, the byte queue.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::recv_multi::{QUEUE_CAP, STREAM_RETRY};
+use super::recv_multi::{ByteQueue, QUEUE_CAP, STREAM_RETRY};
 use super::{Executor, OpFd, Reaped, RecvStream, StreamRead};
 use crate::modules::byte_span::SpanRef;
 
@@ -248,4 +249,76 @@ fn a_reaps_stream_deliveries_come_before_its_other_completions_each_group_in_ord
     assert_eq!(order, [waits[1], waits[0], nops[0], nops[1]]);
     assert_eq!(bytes_of(&spans[0], 5), b"first");
     assert_eq!(bytes_of(&spans[1], 6), b"second");
+}
+
+#[test]
+fn bytes_that_arrive_while_no_reader_waits_make_no_completion_and_stay_queued() {
+    let mut ex = Executor::new().expect("executor");
+    let (a, peer) = stream_pair();
+    let fd = OpFd::owned(a);
+    let stream = Rc::new(RecvStream::default());
+    write_all(&peer, b"one");
+    assert_eq!(read_until_delivered(&mut ex, &fd, &stream), b"one");
+    let id = stream.armed().expect("the receive stays armed");
+    // Nobody reads: the CQE's bytes are queued and wake nobody.
+    write_all(&peer, b"two");
+    let deadline = Instant::now() + DEADLINE;
+    let mut r = Reaped::default();
+    while stream.buffered() < 3 {
+        assert!(Instant::now() < deadline, "the bytes never came");
+        ex.turn(true, &mut r).expect("turn");
+        assert!(
+            r.completions.iter().all(|c| c.id != id),
+            "a completion for a CQE nobody waited for: {:?}",
+            r.completions
+        );
+    }
+    assert_eq!(stream.buffered(), 3);
+    // What a fiber quiescing the stream waits for: the op's last CQE,
+    // which makes a completion (cancelled), bytes still queued.
+    ex.cancel(id).expect("cancel");
+    let c = super::test_support::await_one(&mut ex, id);
+    assert_eq!(c.result, -libc::ECANCELED);
+    assert_eq!(stream.armed(), None);
+    let mut span = SpanRef::new_zeroed(16, 16);
+    assert_eq!(stream.take_into(&mut span), Some(StreamRead::Bytes(3)));
+    assert_eq!(bytes_of(&span, 3), b"two");
+}
+
+#[test]
+fn the_byte_queue_keeps_its_order_through_partial_takes_and_puts_back() {
+    let mut q = ByteQueue::default();
+    q.extend(b"abcdef");
+    q.consume(2);
+    assert_eq!(q.front(), b"cdef");
+    // Put back into the room the taken bytes left...
+    q.push_front(b"xy");
+    assert_eq!(q.front(), b"xycdef");
+    // ... and more than that room.
+    q.consume(1);
+    q.push_front(b"123");
+    assert_eq!(q.front(), b"123ycdef");
+    q.extend(b"gh");
+    assert_eq!(q.front(), b"123ycdefgh");
+    assert_eq!(q.len(), 10);
+    q.consume(10);
+    assert!(q.is_empty());
+    assert_eq!(q.front(), b"");
+}
+
+#[test]
+fn a_byte_queue_never_emptied_stays_within_twice_its_contents() {
+    let mut q = ByteQueue::default();
+    let mut stream = Vec::new();
+    for i in 0..10_000u32 {
+        // 100 bytes in, 99 out: never empty, slowly growing to 10,000
+        // bytes, with 990,000 taken in between.
+        let chunk: Vec<u8> = (0..100).map(|k| (i * 7 + k) as u8).collect();
+        stream.extend_from_slice(&chunk);
+        q.extend(&chunk);
+        q.consume(99);
+    }
+    assert_eq!(q.len(), 10_000);
+    assert!(q.capacity() <= 2 * (q.len() + 100), "{}", q.capacity());
+    assert_eq!(q.front(), &stream[stream.len() - 10_000..]);
 }

@@ -308,6 +308,7 @@ impl SocketOutputs {
     }
 
     /// The op's last CQE was dispatched.
+    #[inline(always)]
     pub(crate) fn ended(&mut self, id: OpId) {
         // Almost always empty: spare every op's end a SipHash.
         if !self.discarded.is_empty() {
@@ -421,6 +422,28 @@ impl Executor {
         unsafe {
             self.submit_with(
                 || OpSlot::buffer_on_target(buf, fd),
+                |slot| {
+                    let (ptr, len) = slot.buffer_mut_ptr(0);
+                    on_target!(slot, |t| opcode::Send::new(t, ptr, len)
+                        .flags(flags | libc::MSG_NOSIGNAL)
+                        .build())
+                },
+            )
+        }
+    }
+
+    /// `send` of a byte_span's view, cloned straight into the op's slot
+    /// (the FFI path's send: no `OpBuffer` made and moved on the way).
+    pub(crate) fn send_span(
+        &mut self,
+        fd: &OpFd,
+        span: &crate::modules::byte_span::SpanRef,
+        flags: i32,
+    ) -> io::Result<OpId> {
+        // SAFETY: the SQE names the slot's fd and points into its buffer.
+        unsafe {
+            self.submit_with(
+                || OpSlot::buffer_on_target(OpBuffer::Span(span.clone()), fd),
                 |slot| {
                     let (ptr, len) = slot.buffer_mut_ptr(0);
                     on_target!(slot, |t| opcode::Send::new(t, ptr, len)

@@ -486,8 +486,9 @@ fn stream_op(
 #[inline(always)]
 fn stream_answer(read: StreamRead, inline: bool) -> f64 {
     match read {
-        StreamRead::Bytes(n) if !inline && n > 0 => n as f64 + FFI_YIELD_AFTER,
-        StreamRead::Bytes(n) => n as f64,
+        // (`usize` through `i64`: one instruction, as `OpId::to_f64`)
+        StreamRead::Bytes(n) if !inline && n > 0 => n as i64 as f64 + FFI_YIELD_AFTER,
+        StreamRead::Bytes(n) => n as i64 as f64,
         StreamRead::Ended(res) => f64::from(res),
         StreamRead::Wait(id) => id.to_f64(),
     }
@@ -542,13 +543,13 @@ extern "C" fn socket_op_ffi(
             5 => Kind::Stream,
             _ => return FFI_NOT_TAKEN,
         };
-        let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[kind.direction()].as_ref()) else {
+        let (Some(fd), Some((_, span))) = (h.fd.as_ref(), h.bufs[kind.direction()].as_mut()) else {
             return FFI_NOT_TAKEN;
         };
         // A stream read that arms nothing needs no state: the common case.
+        // (The handle's span itself: a clone only if it becomes the target.)
         if let (Kind::Stream, Some(stream)) = (kind, h.stream.as_ref()) {
-            let mut span = span.clone();
-            if let Some(read) = stream.read_armed(&mut span) {
+            if let Some(read) = stream.read_armed(span) {
                 return stream_answer(read, inline != 0);
             }
         }
@@ -577,9 +578,20 @@ extern "C" fn socket_op_ffi(
                 }
             };
         }
-        // Receives are never tried inline (as in `fast_op`).
-        let inline = inline != 0 && matches!(kind, Kind::Send);
-        let submitted = submit(&mut st, kind, inline, &mut false, fd, span.clone());
+        // Receives are never tried inline (as in `fast_op`). A send is
+        // `submit`'s `Kind::Send` without its dispatch on the kind (a call
+        // of its closure per send).
+        let submitted = match kind {
+            // (`submit_maybe_inline`, spelled out: its closure was a call)
+            Kind::Send => match st.executor.send_span(fd, span, 0) {
+                Ok(id) if inline != 0 && !st.mailbox.is_pending() => {
+                    st.executor.complete_inline(id).map(|res| (Some(id), res))
+                }
+                Ok(id) => Ok((Some(id), None)),
+                Err(e) => Err(e),
+            },
+            _ => submit(&mut st, kind, false, &mut false, fd, span.clone()),
+        };
         drop(st);
         match submitted {
             Ok((_, Some(res))) => f64::from(res),
