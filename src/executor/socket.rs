@@ -418,18 +418,7 @@ impl Executor {
 
     /// `send(fd, buf, flags | MSG_NOSIGNAL)`.
     pub fn send(&mut self, fd: &OpFd, buf: OpBuffer, flags: i32) -> io::Result<OpId> {
-        // SAFETY: the SQE names the slot's fd and points into its buffer.
-        unsafe {
-            self.submit_with(
-                || OpSlot::buffer_on_target(buf, fd),
-                |slot| {
-                    let (ptr, len) = slot.buffer_mut_ptr(0);
-                    on_target!(slot, |t| opcode::Send::new(t, ptr, len)
-                        .flags(flags | libc::MSG_NOSIGNAL)
-                        .build())
-                },
-            )
-        }
+        self.send_made(fd, || buf, flags)
     }
 
     /// `send` of a byte_span's view, cloned straight into the op's slot
@@ -440,10 +429,21 @@ impl Executor {
         span: &crate::modules::byte_span::SpanRef,
         flags: i32,
     ) -> io::Result<OpId> {
+        self.send_made(fd, || OpBuffer::Span(span.clone()), flags)
+    }
+
+    /// `send` of the buffer `make` returns, made inside the slot's making.
+    #[inline(always)]
+    fn send_made(
+        &mut self,
+        fd: &OpFd,
+        make: impl FnOnce() -> OpBuffer,
+        flags: i32,
+    ) -> io::Result<OpId> {
         // SAFETY: the SQE names the slot's fd and points into its buffer.
         unsafe {
             self.submit_with(
-                || OpSlot::buffer_on_target(OpBuffer::Span(span.clone()), fd),
+                || OpSlot::buffer_on_target(make(), fd),
                 |slot| {
                     let (ptr, len) = slot.buffer_mut_ptr(0);
                     on_target!(slot, |t| opcode::Send::new(t, ptr, len)
