@@ -226,6 +226,19 @@ pub struct Completion {
     pub output: Option<blocking::JobOutput>,
 }
 
+impl Completion {
+    /// A completion that hands over nothing but its result.
+    #[inline(always)]
+    fn bare(id: OpId, result: i32) -> Self {
+        Completion {
+            id,
+            result,
+            fd: None,
+            output: None,
+        }
+    }
+}
+
 /// What one turn of the ring produced.
 #[derive(Default, Debug)]
 pub struct Reaped {
@@ -1015,12 +1028,7 @@ impl Executor {
             // Never handed to the kernel: complete it here.
             SlotKind::Deferred => {
                 self.ops.remove(id);
-                self.stash.push(Completion {
-                    id,
-                    result: -libc::ECANCELED,
-                    fd: None,
-                    output: None,
-                });
+                self.stash.push(Completion::bare(id, -libc::ECANCELED));
                 Ok(())
             }
             _ => {
@@ -1497,23 +1505,13 @@ impl Executor {
                 // waits (recv_multi.rs "Delivery"); its slot has no socket
                 // output.
                 if let Some(result) = self.stream_cqe(&stream, result, flags, false) {
-                    self.stream_first.push(Completion {
-                        id,
-                        result,
-                        fd: None,
-                        output: None,
-                    });
+                    self.stream_first.push(Completion::bare(id, result));
                 }
                 return;
             }
             if let Some(slot) = self.ops.get_mut(id) {
                 self.socket_outputs.completed(id, slot, result);
-                out.completions.push(Completion {
-                    id,
-                    result,
-                    fd: None,
-                    output: None,
-                });
+                out.completions.push(Completion::bare(id, result));
             }
             return;
         }
@@ -1540,12 +1538,7 @@ impl Executor {
                 self.inline_result(id, result)
             };
             self.ops.discard(id);
-            out.completions.push(Completion {
-                id,
-                result,
-                fd: None,
-                output: None,
-            });
+            out.completions.push(Completion::bare(id, result));
             return;
         }
         slot.completed();
